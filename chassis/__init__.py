@@ -1,0 +1,1 @@
+"""The microservice chassis: plumbing every service shares, with no domain knowledge."""

@@ -1,0 +1,44 @@
+"""``/healthz`` (alive) and ``/readyz`` (database and broker reachable)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from chassis.kafka import broker_reachable
+
+router = APIRouter(tags=["health"])
+
+_BROKER_CHECK_TTL = 5.0
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> JSONResponse:
+    runtime = request.app.state.runtime
+    checks: dict[str, Any] = {}
+    try:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    now = time.monotonic()
+    cached = getattr(runtime, "_broker_check", None)
+    if cached is None or now - cached[0] > _BROKER_CHECK_TTL:
+        cached = (now, await broker_reachable(runtime.settings))
+        runtime._broker_check = cached
+    checks["broker"] = "ok" if cached[1] else "unavailable"
+    checks["outbox_backlog"] = runtime.relay.backlog
+    ready = checks["database"] == "ok" and checks["broker"] == "ok"
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )

@@ -1,0 +1,61 @@
+"""Alembic helpers: each service has its own migrations and its own version table."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from chassis.db import async_url, is_sqlite
+
+
+def alembic_config(migrations_dir: Path, database_url: str, version_table: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    # Percent signs in passwords would be read as interpolation by configparser.
+    cfg.set_main_option("sqlalchemy.url", async_url(database_url).replace("%", "%%"))
+    cfg.attributes["version_table"] = version_table
+    return cfg
+
+
+def upgrade_to_head(migrations_dir: Path, database_url: str, version_table: str) -> None:
+    """Blocking; run it in a thread (``asyncio.to_thread``) or before the loop starts."""
+    if is_sqlite(database_url):
+        from sqlalchemy.engine import make_url
+
+        database = make_url(async_url(database_url)).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(migrations_dir, database_url, version_table), "head")
+
+
+def run_env(metadata: MetaData) -> None:
+    """The body of every service's ``migrations/env.py``."""
+    cfg = context.config
+    version_table = cfg.attributes.get("version_table") or cfg.get_main_option("version_table")
+    url = cfg.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is not set"
+
+    def do_run(connection: Connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table=version_table,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run)
+        await engine.dispose()
+
+    asyncio.run(run_async())

@@ -1,0 +1,300 @@
+"""Transactional outbox and its relay.
+
+A state change and the events it causes are written in one transaction
+(:meth:`Outbox.add`). The :class:`OutboxRelay` publishes pending rows in id
+order, which keeps the order per key, marks them published, and backs off
+while the broker is away. The committing unit of work wakes the relay, so an
+event does not wait for the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis import cloudevents
+from chassis.kafka import ensure_topics, new_producer
+from chassis.settings import ServiceSettings
+from chassis.telemetry import kafka_instrumented
+
+log = logging.getLogger(__name__)
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class PublishableEvent(Protocol):
+    """What the outbox needs of an event model (``contracts`` events satisfy it)."""
+
+    event_type: ClassVar[str]
+    topic: ClassVar[str]
+
+    def partition_key(self) -> str: ...
+
+    def subject(self) -> str: ...
+
+    def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    inbox: Table
+
+
+def define_messaging_tables(metadata: MetaData) -> MessagingTables:
+    """Add the ``outbox`` and ``inbox`` tables to a service's own metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", _Id, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("topic", String(200), nullable=False),
+        Column("partition_key", String(200), nullable=False),
+        Column("event_type", String(200), nullable=False),
+        Column("subject", String(200), nullable=False),
+        Column("occurred_at", DateTime(timezone=True), nullable=False),
+        Column("data", Text, nullable=False),
+        Column("traceparent", String(64), nullable=True),
+        Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("event_id", String(200), primary_key=True),
+        Column("event_type", String(200), nullable=False),
+        Column("handled_at", DateTime(timezone=True), nullable=False),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Outbox:
+    """Adds events to the outbox inside the caller's transaction."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    async def add(self, session: AsyncSession, event: PublishableEvent) -> str:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        event_id = str(uuid.uuid4())
+        await session.execute(
+            self.table.insert().values(
+                event_id=event_id,
+                topic=event.topic,
+                partition_key=event.partition_key(),
+                event_type=event.event_type,
+                subject=event.subject(),
+                occurred_at=utcnow(),
+                data=cloudevents.encode_data(event.model_dump(mode="json")).decode(),
+                traceparent=carrier.get("traceparent"),
+            )
+        )
+        session.info["outbox_dirty"] = True
+        return event_id
+
+
+class OutboxRelay:
+    """Publishes outbox rows in order; one relay per service process."""
+
+    def __init__(
+        self,
+        *,
+        settings: ServiceSettings,
+        session_factory: async_sessionmaker[AsyncSession],
+        table: Table,
+        source: str,
+        topics: list[str],
+        lock_key: int,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.table = table
+        self.source = source
+        self.topics = topics
+        self.lock_key = lock_key
+        self.backlog = 0
+        self.published_total = 0
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._retention = timedelta(hours=24)
+        self._last_purge = utcnow()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        delay = 0.2
+        while not self._stopping.is_set():
+            try:
+                published = await self.publish_pending()
+                delay = 0.2
+                if published:
+                    continue  # there may be more behind this batch
+                await self._purge_old()
+            except (TimeoutError, KafkaError, OSError) as exc:
+                log.warning("outbox relay: broker unavailable (%s); retrying in %.1fs", exc, delay)
+                await self._drop_producer()
+                await self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                await self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            await self._sleep(self.settings.outbox_poll_seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def stop(self, flush_timeout: float = 5.0) -> None:
+        """Stop, after one last attempt to flush what is pending."""
+        self._stopping.set()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self.publish_pending(), flush_timeout)
+        except Exception as exc:  # noqa: BLE001 - rows stay in the outbox for the next start
+            log.info("outbox relay: %s; unpublished rows stay for the next start", exc)
+        await self._drop_producer()
+
+    async def _get_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            await ensure_topics(self.settings, self.topics)
+            producer = new_producer(self.settings, client_id=f"{self.source}-outbox")
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):  # a producer that cannot stop is dropped anyway
+                await asyncio.wait_for(producer.stop(), 5)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many rows were published."""
+        async with self.session_factory() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                # One publisher per database at a time keeps the order per key across replicas.
+                got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self.lock_key})
+                if not got:
+                    return 0
+            rows = (
+                await session.execute(
+                    select(self.table)
+                    .where(self.table.c.published_at.is_(None))
+                    .order_by(self.table.c.id)
+                    .limit(self.settings.outbox_batch_size)
+                )
+            ).all()
+            if not rows:
+                self.backlog = 0
+                return 0
+            self.backlog = len(rows)
+            producer = await self._get_producer()
+            futures = [await self._send(producer, row) for row in rows]
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            sent_ids = []
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, BaseException):
+                    break  # keep the order: nothing after a failed row counts as sent
+                sent_ids.append(row.id)
+            if sent_ids:
+                await session.execute(
+                    update(self.table).where(self.table.c.id.in_(sent_ids)).values(published_at=utcnow())
+                )
+            self.published_total += len(sent_ids)
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure if isinstance(failure, Exception) else RuntimeError(str(failure))
+        await self.count_backlog()
+        return len(sent_ids)
+
+    async def _send(self, producer: AIOKafkaProducer, row: Any) -> asyncio.Future[Any]:
+        headers = cloudevents.binary_headers(
+            event_id=row.event_id,
+            event_type=row.event_type,
+            source=self.source,
+            subject=row.subject,
+            time=_aware(row.occurred_at),
+        )
+        token = None
+        if row.traceparent:
+            # Continue the trace of the request that wrote the event.
+            token = otel_context.attach(propagate.extract({"traceparent": row.traceparent}))
+        try:
+            if not kafka_instrumented():
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier)
+                headers.extend((k, v.encode()) for k, v in carrier.items())
+            delivery: asyncio.Future[Any] = await producer.send(
+                row.topic,
+                value=row.data.encode(),
+                key=row.partition_key.encode(),
+                headers=headers,
+            )
+            return delivery
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+    async def count_backlog(self) -> int:
+        async with self.session_factory() as session:
+            self.backlog = int(
+                await session.scalar(
+                    select(func.count()).select_from(self.table).where(self.table.c.published_at.is_(None))
+                )
+                or 0
+            )
+        return self.backlog
+
+    async def _purge_old(self) -> None:
+        now = utcnow()
+        if now - self._last_purge < timedelta(minutes=10):
+            return
+        self._last_purge = now
+        async with self.session_factory() as session, session.begin():
+            await session.execute(delete(self.table).where(self.table.c.published_at < now - self._retention))
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,140 @@
+"""Composes a service: settings, engine, migrations, outbox relay, consumer, app.
+
+Nothing is built at import time: :func:`create_service_app` returns an app whose
+lifespan builds the runtime and tears it down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from chassis.consumer import EventConsumer, Handler
+from chassis.db import make_engine, make_session_factory
+from chassis.errors import install_problem_handlers
+from chassis.health import router as health_router
+from chassis.http import BodySizeLimit, SecurityHeaders
+from chassis.migrations import upgrade_to_head
+from chassis.outbox import MessagingTables, Outbox, OutboxRelay
+from chassis.settings import ServiceSettings
+from chassis.telemetry import instrument_app, setup_logging, setup_tracing
+from chassis.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    tables: MessagingTables
+    relay: OutboxRelay
+    consumer: EventConsumer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, Outbox(self.tables.outbox), self.relay.wake)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What a service tells the chassis about itself."""
+
+    name: str
+    title: str
+    version: str
+    metadata: MetaData
+    tables: MessagingTables
+    migrations_dir: Path
+    published_topics: list[str]
+    routers: list[APIRouter]
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    consumed_topics: list[str] = field(default_factory=list)
+    description: str = ""
+
+
+def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_logging(settings)
+        setup_tracing(settings)
+        await asyncio.to_thread(
+            upgrade_to_head, spec.migrations_dir, settings.database_url, f"alembic_version_{spec.name}"
+        )
+        engine = make_engine(settings.database_url, settings.database_pool_size)
+        instrument_app(app, engine, settings)
+        session_factory = make_session_factory(engine)
+        relay = OutboxRelay(
+            settings=settings,
+            session_factory=session_factory,
+            table=spec.tables.outbox,
+            source=f"/services/{spec.name}",
+            topics=spec.published_topics,
+            lock_key=zlib.crc32(spec.name.encode()),
+        )
+        runtime = ServiceRuntime(settings, engine, session_factory, spec.tables, relay)
+        app.state.runtime = runtime
+        await relay.count_backlog()
+        runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
+        if spec.handlers:
+            runtime.consumer = EventConsumer(
+                settings=settings,
+                session_factory=session_factory,
+                inbox=spec.tables.inbox,
+                group_id=spec.name,
+                handlers=spec.handlers,
+                topics=spec.consumed_topics,
+            )
+            runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name=f"{spec.name}-consumer"))
+        log.info("%s ready on %s:%s", spec.name, settings.host, settings.port)
+        try:
+            yield
+        finally:
+            # Graceful: stop consuming, let the handler in hand finish and commit, flush the outbox.
+            if runtime.consumer is not None:
+                await runtime.consumer.stop()
+                consumer_task = runtime.tasks[-1]
+                with contextlib.suppress(Exception, asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(consumer_task), 15)
+            await relay.stop()
+            for task in runtime.tasks:
+                task.cancel()
+            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            await engine.dispose()
+
+    app = FastAPI(title=spec.title, version=spec.version, description=spec.description, lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    for router in spec.routers:
+        app.include_router(router)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+
+
+async def get_unit_of_work(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
+    async with runtime.unit_of_work() as uow:
+        yield uow
+
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]

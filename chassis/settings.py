@@ -1,0 +1,65 @@
+"""Typed settings per service.
+
+Each service subclasses :class:`ServiceSettings` with its own ``env_prefix``
+(``REGISTRATION_DATABASE_URL``...). Settings that describe the platform rather
+than one service (the broker, the environment, telemetry) are read without a
+prefix, so one ``KAFKA_BOOTSTRAP_SERVERS`` points every process at real Kafka.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Placeholder secrets that may only ever be used in development.
+DEVELOPMENT_SECRET = "development-only-not-secret"  # noqa: S105 - a marker, refused in production
+
+
+def _unprefixed(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    service_name: str = "service"
+    environment: Literal["development", "test", "production"] = Field(
+        "development", validation_alias=_unprefixed("ENVIRONMENT")
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite+aiosqlite:///var/service.db"
+    database_pool_size: int = 10
+
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_unprefixed("KAFKA_BOOTSTRAP_SERVERS"))
+    #: Apache Kafka supports the idempotent producer; the embedded Tansu broker does not.
+    kafka_idempotent_producer: bool = Field(False, validation_alias=_unprefixed("KAFKA_IDEMPOTENT_PRODUCER"))
+    kafka_topic_partitions: int = Field(3, validation_alias=_unprefixed("KAFKA_TOPIC_PARTITIONS"))
+    kafka_topic_replicas: int = Field(1, validation_alias=_unprefixed("KAFKA_TOPIC_REPLICAS"))
+    kafka_consumer_max_retries: int = 3
+
+    outbox_poll_seconds: float = 1.0
+    outbox_batch_size: int = 500
+
+    otel_exporter: Literal["none", "console", "otlp"] = Field("none", validation_alias=_unprefixed("OTEL_EXPORTER"))
+    log_level: str = Field("INFO", validation_alias=_unprefixed("LOG_LEVEL"))
+    log_json: bool = Field(True, validation_alias=_unprefixed("LOG_JSON"))
+
+    #: Shared with the gateway to sign the caller identity it forwards.
+    internal_token_secret: SecretStr = Field(
+        SecretStr(DEVELOPMENT_SECRET), validation_alias=_unprefixed("INTERNAL_TOKEN_SECRET")
+    )
+    max_request_bytes: int = 64 * 1024
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets(self) -> ServiceSettings:
+        if self.environment == "production":
+            for name, value in self.model_dump().items():
+                if isinstance(value, SecretStr) and value.get_secret_value() == DEVELOPMENT_SECRET:
+                    raise ValueError(
+                        f"{name} still has its development default; set it (e.g. from a "
+                        "Kubernetes Secret) before running with ENVIRONMENT=production"
+                    )
+        return self

@@ -1,0 +1,87 @@
+"""OpenTelemetry set-up and JSON logs that carry the trace id."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from pythonjsonlogger.json import JsonFormatter
+
+from chassis.settings import ServiceSettings
+
+_state = {"kafka": False, "provider": False, "httpx": False}
+
+
+def kafka_instrumented() -> bool:
+    """True when the aiokafka instrumentation injects ``traceparent`` itself."""
+    return _state["kafka"]
+
+
+class TraceIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = trace.get_current_span().get_span_context()
+        record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
+        record.span_id = format(ctx.span_id, "016x") if ctx.is_valid else None
+        return True
+
+
+def setup_logging(settings: ServiceSettings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_json:
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(trace_id)s %(span_id)s",
+                rename_fields={"levelname": "level", "asctime": "time"},
+                static_fields={"service": settings.service_name},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(TraceIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+
+
+def _exporter(settings: ServiceSettings) -> SpanExporter | None:
+    if settings.otel_exporter == "console":
+        return ConsoleSpanExporter()
+    if settings.otel_exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()  # endpoint from OTEL_EXPORTER_OTLP_ENDPOINT
+    return None
+
+
+def setup_tracing(settings: ServiceSettings) -> None:
+    """Install the tracer provider and instrument the libraries, once per process."""
+    if not _state["provider"]:
+        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+        exporter = _exporter(settings)
+        if exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        _state["provider"] = True
+    if settings.otel_exporter != "none" and not _state["kafka"]:
+        from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        AIOKafkaInstrumentor().instrument()
+        HTTPXClientInstrumentor().instrument()
+        _state["kafka"] = True
+
+
+def instrument_app(app: Any, engine: Any, settings: ServiceSettings) -> None:
+    if settings.otel_exporter == "none":
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)

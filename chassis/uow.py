@@ -1,0 +1,49 @@
+"""Unit of work: one database transaction for a state change and the events it causes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chassis.outbox import Outbox, PublishableEvent
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        on_events_committed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._session_factory = session_factory
+        self._outbox = outbox
+        self._on_events_committed = on_events_committed
+        self.session: AsyncSession
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._session_factory()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.session.rollback()  # a no-op after commit
+        finally:
+            await self.session.close()
+
+    async def publish(self, *events: PublishableEvent) -> None:
+        """Record events in the outbox, in this transaction."""
+        for event in events:
+            await self._outbox.add(self.session, event)
+
+    async def commit(self) -> None:
+        dirty = self.session.info.pop("outbox_dirty", False)
+        await self.session.commit()
+        if dirty:
+            self._on_events_committed()  # wake the relay: no waiting for its next poll

@@ -1,0 +1,1 @@
+"""Event and API contracts: the only code services share with each other (data shapes only)."""

@@ -1,0 +1,126 @@
+"""Events of the registration service (Einwohnermeldeamt): pseudonymous facts only."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, ClassVar
+
+from pydantic import Field, StringConstraints, model_validator
+
+from contracts.base import IntegrationEvent, event_type, topic
+from contracts.vocabulary import (
+    AgeBand,
+    ConsentPurpose,
+    EmploymentSituation,
+    Gender,
+    GermanLevel,
+    NeedCategory,
+    PartnerCategory,
+    ResidenceStatusGroup,
+)
+
+SERVICE = "registration"
+PERSONS_TOPIC = topic(SERVICE, "persons")
+
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class _PersonEvent(IntegrationEvent):
+    topic: ClassVar[str] = PERSONS_TOPIC
+    key_field: ClassVar[str] = "person_id"
+
+    person_id: Identifier = Field(description="Pseudonymous person id; no meaning outside the platform.")
+
+
+class PersonProfile(IntegrationEvent):
+    """The attributes other services may know about a person: none identifies them."""
+
+    household_id: Identifier
+    age_band: AgeBand
+    gender: Gender
+    nationality: CountryCode = Field(description="ISO 3166-1 alpha-2")
+    languages: list[LanguageTag] = Field(description="BCP 47 tags of the languages the person speaks")
+    preferred_language: LanguageTag
+    residence_status_group: ResidenceStatusGroup
+    district: str = Field(max_length=80, description="Ortsteil of Landsberg am Lech")
+    registered_on: date
+    arrived_on: date | None = None
+
+
+class PersonRegistered(_PersonEvent, PersonProfile):
+    event_type: ClassVar[str] = event_type(SERVICE, "person_registered")
+
+
+class PersonUpdated(_PersonEvent, PersonProfile):
+    event_type: ClassVar[str] = event_type(SERVICE, "person_updated")
+    version: int = Field(ge=1)
+
+
+class NeedsAssessed(_PersonEvent):
+    event_type: ClassVar[str] = event_type(SERVICE, "needs_assessed")
+
+    assessment_version: int = Field(ge=1)
+    german_level: GermanLevel
+    need_categories: list[NeedCategory]
+    employment_situation: EmploymentSituation
+    foreign_qualification_to_recognise: bool
+    childcare_needed: bool
+    children_age_bands: list[AgeBand] = Field(default_factory=list)
+    age_band: AgeBand
+    gender: Gender
+    residence_status_group: ResidenceStatusGroup
+    preferred_language: LanguageTag
+
+
+class ConsentGiven(_PersonEvent):
+    event_type: ClassVar[str] = event_type(SERVICE, "consent_given")
+
+    consent_id: Identifier
+    partner_id: Identifier | None = None
+    partner_category: PartnerCategory | None = None
+    purpose: ConsentPurpose
+    given_at: datetime
+    expires_on: date | None = None
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> ConsentGiven:
+        if (self.partner_id is None) == (self.partner_category is None):
+            raise ValueError("a consent names exactly one of partner_id or partner_category")
+        return self
+
+
+class ConsentWithdrawn(_PersonEvent):
+    event_type: ClassVar[str] = event_type(SERVICE, "consent_withdrawn")
+
+    consent_id: Identifier
+    withdrawn_at: datetime
+
+
+class PersonMovedAway(_PersonEvent):
+    """Abmeldung: the person left Landsberg am Lech."""
+
+    event_type: ClassVar[str] = event_type(SERVICE, "person_moved_away")
+
+    household_id: Identifier
+    moved_away_on: date
+
+
+class PersonErased(_PersonEvent):
+    """GDPR Art. 17: personal data was deleted; services drop what they hold about the person."""
+
+    event_type: ClassVar[str] = event_type(SERVICE, "person_erased")
+
+    erased_at: datetime
+
+
+EVENTS: list[type[IntegrationEvent]] = [
+    PersonRegistered,
+    PersonUpdated,
+    NeedsAssessed,
+    ConsentGiven,
+    ConsentWithdrawn,
+    PersonMovedAway,
+    PersonErased,
+]

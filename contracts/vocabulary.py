@@ -1,0 +1,99 @@
+"""Shared vocabulary of the platform: the values events and APIs agree on."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Gender(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    DIVERSE = "diverse"  # "divers" in German civil status law
+    UNSPECIFIED = "unspecified"  # "ohne Angabe"
+
+
+class AgeBand(StrEnum):
+    """Age bands fine enough for planning (Kita, school) and routing (under 27), coarse enough to not identify."""
+
+    AGE_0_2 = "0-2"
+    AGE_3_5 = "3-5"
+    AGE_6_9 = "6-9"
+    AGE_10_17 = "10-17"
+    AGE_18_26 = "18-26"
+    AGE_27_44 = "27-44"
+    AGE_45_64 = "45-64"
+    AGE_65_PLUS = "65+"
+
+
+class ResidenceStatusGroup(StrEnum):
+    EU_CITIZEN = "eu_citizen"
+    RECOGNISED_REFUGEE = "recognised_refugee"  # incl. subsidiary protection
+    ASYLUM_SEEKER = "asylum_seeker"
+    TOLERATED = "tolerated"  # Duldung
+    SKILLED_WORKER_OR_STUDY_VISA = "skilled_worker_or_study_visa"
+    FAMILY_REUNIFICATION = "family_reunification"
+    OTHER = "other"
+
+
+class GermanLevel(StrEnum):
+    NONE = "none"
+    A1 = "A1"
+    A2 = "A2"
+    B1 = "B1"
+    B2 = "B2"
+    C1 = "C1"
+    C2 = "C2"
+
+
+class NeedCategory(StrEnum):
+    """The levers of the seed: language, education, labour market, participation, plus support needs."""
+
+    LANGUAGE = "language"
+    EDUCATION = "education"
+    EMPLOYMENT = "employment"
+    RECOGNITION = "recognition"  # of a foreign qualification
+    COUNSELLING = "counselling"
+    HOUSING = "housing"
+    CHILDCARE = "childcare"
+    HEALTH = "health"
+    PARTICIPATION = "participation"
+
+
+class EmploymentSituation(StrEnum):
+    EMPLOYED = "employed"
+    SELF_EMPLOYED = "self_employed"
+    JOB_SEEKING = "job_seeking"
+    IN_TRAINING = "in_training"
+    IN_SCHOOL = "in_school"
+    NOT_PERMITTED = "not_permitted"  # no work permit yet
+    NOT_SEEKING = "not_seeking"
+
+
+class Schooling(StrEnum):
+    NONE = "none"
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+    UPPER_SECONDARY = "upper_secondary"
+    VOCATIONAL = "vocational"
+    UNIVERSITY = "university"
+
+
+class PartnerCategory(StrEnum):
+    CHARITY = "charity"
+    JOB_CENTRE = "job_centre"
+    CHAMBER = "chamber"
+    ADULT_EDUCATION = "adult_education"
+    DISTRICT_OFFICE = "district_office"
+    CITY_DEPARTMENT = "city_department"
+    YOUTH_SERVICE = "youth_service"
+    VOLUNTEER_GROUP = "volunteer_group"
+
+
+class ConsentPurpose(StrEnum):
+    """Why personal data may be shared with a partner (GDPR Art. 6(1)(a), 9(2)(a))."""
+
+    REFERRAL = "referral"  # share contact data so the partner can reach the person
+    COUNSELLING = "counselling"
+    COURSE_ENROLMENT = "course_enrolment"
+    JOB_PLACEMENT = "job_placement"
+    QUALIFICATION_RECOGNITION = "qualification_recognition"

@@ -1,0 +1,103 @@
+"""`make run`: the whole system on its embedded defaults, one command, Ctrl-C stops it all.
+
+Starts the processes of the ``Procfile`` with honcho (the embedded broker only
+when ``KAFKA_BOOTSTRAP_SERVERS`` names no Kafka of yours), waits until the
+gateway is ready, loads the demo data and prints the addresses.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+
+from chassis.embedded_broker import port_in_use
+from scripts import demo_data
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(ROOT)
+    env.setdefault("ENVIRONMENT", "development")
+    env.setdefault("LOG_JSON", "false")
+    return env
+
+
+def announce_when_ready(gateway: str, manager: Manager) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{gateway}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    else:
+        print("\n!! The gateway did not become ready within 120 s; see the log lines above.\n", flush=True)
+        return
+    try:
+        counts = demo_data.load(gateway)
+    except httpx.HTTPError as exc:
+        print(f"\n!! Loading demo data failed: {exc}\n", flush=True)
+        counts = {}
+    registration = f"http://127.0.0.1:{os.environ.get('REGISTRATION_PORT', '8001')}"
+    print(
+        "\n"
+        "  Landsberg am Lech integration platform is running.\n"
+        f"    gateway (API)        {gateway}/api/v1/\n"
+        f"    information packs    {gateway}/api/v1/info-packs/de?format=html\n"
+        f"    registration service {registration}/docs\n"
+        f"    broker               {os.environ.get('KAFKA_BOOTSTRAP_SERVERS', '127.0.0.1:9092 (embedded Tansu)')}\n"
+        f"    demo data            {counts}\n"
+        "  Sign-in and the web UI arrive with the full gateway; the API is open on 127.0.0.1 for now.\n"
+        "  Ctrl-C stops everything.\n",
+        flush=True,
+    )
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    (ROOT / "var").mkdir(exist_ok=True)
+    env = environment()
+    processes = parse_procfile((ROOT / "Procfile").read_text()).processes
+    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+        processes.pop("broker")  # a real Kafka is named: start none
+    else:
+        port = int(env.get("EMBEDDED_BROKER_PORT", "9092"))
+        if port_in_use(port):
+            print(
+                f"Port {port} is in use. Stop what listens there (an earlier `make run`?), set "
+                "EMBEDDED_BROKER_PORT to a free port, or set KAFKA_BOOTSTRAP_SERVERS to use a running Kafka.",
+                file=sys.stderr,
+            )
+            return 1
+        env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
+    gateway_port = int(env.get("GATEWAY_PORT", "8000"))
+    for name, port in (("gateway", gateway_port), ("registration", int(env.get("REGISTRATION_PORT", "8001")))):
+        if port_in_use(port):
+            print(f"Port {port} for the {name} is in use; stop what listens there first.", file=sys.stderr)
+            return 1
+    env["GATEWAY_REGISTRATION_URL"] = f"http://127.0.0.1:{env.get('REGISTRATION_PORT', '8001')}"
+    manager = Manager()
+    for name, command in processes.items():
+        manager.add_process(name, command, env=env, cwd=str(ROOT))
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = env["KAFKA_BOOTSTRAP_SERVERS"]
+    threading.Thread(
+        target=announce_when_ready, args=(f"http://127.0.0.1:{gateway_port}", manager), daemon=True
+    ).start()
+    manager.loop()
+    return manager.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Registration service (Einwohnermeldeamt): newcomers' personal data, needs, consents, information packs."""

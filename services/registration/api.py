@@ -1,0 +1,610 @@
+"""HTTP routes of the registration service: parse, ask the domain, persist, add events to the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.errors import Problem
+from chassis.service import UnitOfWorkDep
+from chassis.uow import UnitOfWork
+from contracts import registration as events
+from contracts.vocabulary import ResidenceStatusGroup
+from services.registration import domain, infopacks
+from services.registration.models import AccessLog, Consent, Household, NeedsAssessment, Person
+from services.registration.schemas import (
+    AccessLogEntry,
+    ConsentCreate,
+    ConsentRead,
+    InfoPackRef,
+    MoveAway,
+    NeedsAssessmentCreate,
+    NeedsAssessmentRead,
+    Page,
+    PersonFields,
+    PersonRead,
+    PersonUpdate,
+    RegisteredPerson,
+    RegistrationCreate,
+    RegistrationRead,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["registration"])
+
+ActorHeader = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who acts; set by the gateway")]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def etag(person: Person) -> str:
+    return f'"{person.version}"'
+
+
+# --- mapping between rows, read models and events -----------------------------------------
+
+
+def profile(person: Person, today: date) -> dict[str, Any]:
+    assert person.birth_date is not None
+    return {
+        "person_id": person.id,
+        "household_id": person.household_id,
+        "age_band": domain.age_band(person.birth_date, today),
+        "gender": person.gender,
+        "nationality": person.nationality,
+        "languages": person.languages,
+        "preferred_language": person.preferred_language,
+        "residence_status_group": person.residence_status_group,
+        "district": person.district,
+        "registered_on": person.registration_date,
+        "arrived_on": person.arrival_date,
+    }
+
+
+ADDRESS_FIELDS = ("street", "house_number", "postal_code", "city", "district")
+
+
+def person_read(person: Person) -> PersonRead:
+    assert person.birth_date is not None
+    fields = {k: getattr(person, k) for k in PersonRead.model_fields if hasattr(person, k)}
+    return PersonRead.model_validate(
+        fields
+        | {
+            "person_id": person.id,
+            "age_band": domain.age_band(person.birth_date, date.today()),
+            "address": {k: getattr(person, k) for k in ADDRESS_FIELDS},
+            "created_at": _aware(person.created_at),
+            "updated_at": _aware(person.updated_at),
+        }
+    )
+
+
+def info_pack_ref(preferred_language: str) -> InfoPackRef:
+    lang = domain.info_pack_language(preferred_language, set(infopacks.load_packs()))
+    return InfoPackRef(lang=lang, url=f"/api/v1/info-packs/{lang}")
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+async def load_person(session: AsyncSession, person_id: str, *, for_update: bool = False) -> Person:
+    query = select(Person).where(Person.id == person_id)
+    if for_update:
+        query = query.with_for_update()
+    person = await session.scalar(query)
+    if person is None:
+        raise Problem(404, f"No person with id {person_id}.", kind="not-found")
+    if person.status == domain.PersonStatus.ERASED:
+        raise Problem(410, "This person's data has been erased (GDPR Art. 17).", kind="erased")
+    return person
+
+
+def audit(uow: UnitOfWork, actor: str, action: str, *person_ids: str) -> None:
+    at = now()
+    uow.session.add_all(AccessLog(person_id=p, actor=actor, action=action, at=at) for p in person_ids)
+
+
+def check_district(request: Request, district: str) -> None:
+    districts = request.app.state.runtime.settings.districts
+    if district not in districts:
+        raise Problem(
+            422,
+            f"'{district}' is not a district (Ortsteil) of this city.",
+            kind="validation",
+            title="Invalid request",
+            errors=[{"location": ["body", "address", "district"], "message": "unknown district", "type": "district"}],
+            districts=districts,
+        )
+
+
+def transition(action: Any, status: str) -> domain.PersonStatus:
+    try:
+        result: domain.PersonStatus = action(domain.PersonStatus(status))
+        return result
+    except domain.InvalidTransition as exc:
+        raise Problem(409, str(exc), kind="invalid-transition") from exc
+
+
+def new_person(
+    fields: PersonFields, *, household_id: str, registration_date: date, address: Any, at: datetime
+) -> Person:
+    return Person(
+        id=str(uuid.uuid4()),
+        household_id=household_id,
+        status=domain.PersonStatus.REGISTERED.value,
+        version=1,
+        duplicate_key=domain.duplicate_key(fields.given_names, fields.family_name, fields.birth_date),
+        given_names=fields.given_names,
+        family_name=fields.family_name,
+        birth_date=fields.birth_date,
+        gender=fields.gender.value,
+        nationality=fields.nationality,
+        languages=fields.languages,
+        preferred_language=fields.preferred_language,
+        residence_status_group=fields.residence_status_group.value,
+        arrival_date=fields.arrival_date,
+        registration_date=registration_date,
+        street=address.street,
+        house_number=address.house_number,
+        postal_code=address.postal_code,
+        city=address.city,
+        district=address.district,
+        phone=fields.phone,
+        email=fields.email,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+# --- registration (Anmeldung) ---------------------------------------------------------------
+
+
+@router.post("/registrations", status_code=201, response_model=RegistrationRead)
+async def register(
+    body: RegistrationCreate,
+    request: Request,
+    response: Response,
+    uow: UnitOfWorkDep,
+    actor: ActorHeader = "unauthenticated",
+) -> RegistrationRead:
+    """Register a newcomer (Anmeldung), and the family members who register with them."""
+    check_district(request, body.address.district)
+    registrants: list[PersonFields] = [body, *body.household_members]
+    keys = {domain.duplicate_key(p.given_names, p.family_name, p.birth_date) for p in registrants}
+    if len(keys) < len(registrants):
+        raise Problem(422, "The same person is listed twice in this registration.", kind="validation")
+    session = uow.session
+    if not body.confirm_new_person:
+        existing = (
+            await session.execute(
+                select(Person.id, Person.registration_date, Person.status).where(
+                    Person.duplicate_key.in_(keys), Person.status != domain.PersonStatus.ERASED.value
+                )
+            )
+        ).all()
+        if existing:
+            raise Problem(
+                409,
+                "A person with the same name and birth date is already registered. "
+                "If this is a different person, repeat the request with confirm_new_person: true.",
+                kind="possible-duplicate",
+                title="Possible duplicate registration",
+                existing_persons=[
+                    {"person_id": row.id, "registration_date": row.registration_date.isoformat(), "status": row.status}
+                    for row in existing
+                ],
+            )
+    at = now()
+    if body.household_id is not None:
+        if await session.get(Household, body.household_id) is None:
+            raise Problem(422, f"No household with id {body.household_id}.", kind="validation")
+        household_id = body.household_id
+    else:
+        household_id = str(uuid.uuid4())
+        session.add(Household(id=household_id, created_at=at))
+    registration_date = body.registration_date or date.today()
+    persons = [
+        new_person(p, household_id=household_id, registration_date=registration_date, address=body.address, at=at)
+        for p in registrants
+    ]
+    session.add_all(persons)
+    await session.flush()
+    today = date.today()
+    await uow.publish(*(events.PersonRegistered(**profile(p, today)) for p in persons))
+    audit(uow, actor, "register", *(p.id for p in persons))
+    await uow.commit()
+    registered = [
+        RegisteredPerson(
+            person_id=p.id, household_id=household_id, info_pack=info_pack_ref(p.preferred_language or "de")
+        )
+        for p in persons
+    ]
+    response.headers["Location"] = f"/api/v1/persons/{persons[0].id}"
+    return RegistrationRead(**registered[0].model_dump(), household_members=registered[1:])
+
+
+# --- persons ------------------------------------------------------------------------------
+
+
+@router.get("/persons", response_model=Page[PersonRead])
+async def list_persons(
+    uow: UnitOfWorkDep,
+    actor: ActorHeader = "unauthenticated",
+    district: str | None = Query(None, max_length=80),
+    nationality: str | None = Query(None, min_length=2, max_length=2),
+    residence_status_group: ResidenceStatusGroup | None = None,
+    status: domain.PersonStatus = domain.PersonStatus.REGISTERED,
+    household_id: str | None = Query(None, max_length=64),
+    registered_from: date | None = None,
+    registered_to: date | None = None,
+    page: int = Query(1, ge=1, le=100_000),
+    page_size: int = Query(50, ge=1, le=200),
+) -> Page[PersonRead]:
+    if status is domain.PersonStatus.ERASED:
+        raise Problem(422, "Erased persons have no data to list.", kind="validation")
+    filters = [Person.status == status.value]
+    if district:
+        filters.append(Person.district == district)
+    if nationality:
+        filters.append(Person.nationality == nationality.upper())
+    if residence_status_group:
+        filters.append(Person.residence_status_group == residence_status_group.value)
+    if household_id:
+        filters.append(Person.household_id == household_id)
+    if registered_from:
+        filters.append(Person.registration_date >= registered_from)
+    if registered_to:
+        filters.append(Person.registration_date <= registered_to)
+    session = uow.session
+    total = await session.scalar(select(func.count()).select_from(Person).where(*filters)) or 0
+    rows = (
+        await session.scalars(
+            select(Person)
+            .where(*filters)
+            .order_by(Person.registration_date.desc(), Person.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+    ).all()
+    audit(uow, actor, "list", *(p.id for p in rows))
+    await uow.commit()
+    return Page(items=[person_read(p) for p in rows], total=total, page=page, page_size=page_size)
+
+
+@router.get("/persons/{person_id}", response_model=PersonRead)
+async def read_person(
+    person_id: str, response: Response, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+) -> PersonRead:
+    person = await load_person(uow.session, person_id)
+    audit(uow, actor, "read", person.id)
+    await uow.commit()
+    response.headers["ETag"] = etag(person)
+    return person_read(person)
+
+
+@router.patch("/persons/{person_id}", response_model=PersonRead)
+async def update_person(
+    person_id: str,
+    body: PersonUpdate,
+    request: Request,
+    response: Response,
+    uow: UnitOfWorkDep,
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None,
+    actor: ActorHeader = "unauthenticated",
+) -> PersonRead:
+    """Change a person; send the ETag of what you read as If-Match, so no one's change is lost."""
+    if if_match is None:
+        raise Problem(428, "Send the ETag you read as If-Match.", kind="precondition-required")
+    person = await load_person(uow.session, person_id, for_update=True)
+    if if_match.strip() not in (etag(person), f"W/{etag(person)}"):
+        raise Problem(
+            412, "The person changed since you read it; read it again.", kind="stale", current_etag=etag(person)
+        )
+    transition(lambda s: domain.ensure_changeable(s) or s, person.status)
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("address") is not None:
+        address = changes.pop("address")
+        check_district(request, address["district"])
+        for key, value in address.items():
+            setattr(person, key, value)
+    if changes.get("household_id") is not None and await uow.session.get(Household, changes["household_id"]) is None:
+        raise Problem(422, f"No household with id {changes['household_id']}.", kind="validation")
+    for key, value in changes.items():
+        if value is None and key not in ("phone", "email"):
+            raise Problem(422, f"{key} cannot be removed.", kind="validation")
+        setattr(person, key, value.value if hasattr(value, "value") else value)
+    assert person.birth_date is not None
+    person.duplicate_key = domain.duplicate_key(person.given_names or "", person.family_name or "", person.birth_date)
+    person.version += 1
+    person.updated_at = now()
+    await uow.publish(events.PersonUpdated(**profile(person, date.today()), version=person.version))
+    audit(uow, actor, "update", person.id)
+    await uow.commit()
+    response.headers["ETag"] = etag(person)
+    return person_read(person)
+
+
+@router.post("/persons/{person_id}/move-away", response_model=PersonRead)
+async def move_away(
+    person_id: str, body: MoveAway, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+) -> PersonRead:
+    """Abmeldung: the person left the city."""
+    person = await load_person(uow.session, person_id, for_update=True)
+    person.status = transition(domain.move_away, person.status).value
+    person.moved_away_on = body.moved_away_on
+    person.version += 1
+    person.updated_at = now()
+    await uow.publish(
+        events.PersonMovedAway(person_id=person.id, household_id=person.household_id, moved_away_on=body.moved_away_on)
+    )
+    audit(uow, actor, "move_away", person.id)
+    await uow.commit()
+    return person_read(person)
+
+
+@router.delete("/persons/{person_id}", status_code=204)
+async def erase_person(person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated") -> Response:
+    """Erasure (GDPR Art. 17): personal data, needs and consents are deleted; a tombstone stays."""
+    session = uow.session
+    person = await load_person(session, person_id, for_update=True)
+    person.status = transition(domain.erase, person.status).value
+    for column in (
+        "duplicate_key",
+        "given_names",
+        "family_name",
+        "birth_date",
+        "gender",
+        "nationality",
+        "languages",
+        "preferred_language",
+        "residence_status_group",
+        "arrival_date",
+        "phone",
+        "email",
+        *ADDRESS_FIELDS,
+    ):
+        setattr(person, column, None)
+    at = now()
+    person.erased_at = at
+    person.updated_at = at
+    person.version += 1
+    for model in (NeedsAssessment, Consent):
+        for row in (await session.scalars(select(model).where(model.person_id == person.id))).all():
+            await session.delete(row)
+    await uow.publish(events.PersonErased(person_id=person.id, erased_at=at))
+    audit(uow, actor, "erase", person.id)
+    await uow.commit()
+    return Response(status_code=204)
+
+
+@router.get("/persons/{person_id}/access-log", response_model=list[AccessLogEntry])
+async def access_log(
+    person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+) -> list[AccessLogEntry]:
+    """Who read or changed this person's data, newest first (for the data subject's Art. 15 request)."""
+    rows = (
+        await uow.session.scalars(
+            select(AccessLog).where(AccessLog.person_id == person_id).order_by(AccessLog.id.desc()).limit(1000)
+        )
+    ).all()
+    if not rows:
+        raise Problem(404, f"No person with id {person_id}.", kind="not-found")
+    return [AccessLogEntry(at=_aware(r.at), actor=r.actor, action=r.action, person_id=r.person_id) for r in rows]
+
+
+# --- needs assessment ----------------------------------------------------------------------
+
+
+def needs_read(row: NeedsAssessment) -> NeedsAssessmentRead:
+    return NeedsAssessmentRead.model_validate(
+        {
+            **{k: getattr(row, k) for k in NeedsAssessmentRead.model_fields if k != "assessed_at"},
+            "assessed_at": _aware(row.assessed_at),
+        }
+    )
+
+
+@router.post("/persons/{person_id}/needs-assessments", status_code=201, response_model=NeedsAssessmentRead)
+async def assess_needs(
+    person_id: str, body: NeedsAssessmentCreate, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+) -> NeedsAssessmentRead:
+    """Record a new version of the person's needs assessment."""
+    session = uow.session
+    person = await load_person(session, person_id, for_update=True)
+    transition(lambda s: domain.ensure_changeable(s) or s, person.status)
+    assert person.birth_date is not None
+    today = date.today()
+    band = domain.age_band(person.birth_date, today)
+    categories = domain.need_categories(
+        domain.NeedsFacts(
+            german_level=body.german_level,
+            schooling=body.schooling,
+            employment_situation=body.employment_situation,
+            foreign_qualification_to_recognise=body.recognise_foreign_qualification,
+            childcare_needed=body.childcare_needed,
+            housing_need=body.housing_need,
+            counselling_need=body.counselling_need,
+            health_need=body.health_need,
+            adult=domain.age_on(person.birth_date, today) >= 18,
+        )
+    )
+    version = (
+        await session.scalar(select(func.max(NeedsAssessment.version)).where(NeedsAssessment.person_id == person.id))
+        or 0
+    ) + 1
+    row = NeedsAssessment(
+        person_id=person.id,
+        version=version,
+        need_categories=[c.value for c in categories],
+        assessed_at=now(),
+        **body.model_dump(mode="json"),
+    )
+    session.add(row)
+    await uow.publish(
+        events.NeedsAssessed(
+            person_id=person.id,
+            assessment_version=version,
+            german_level=body.german_level,
+            need_categories=categories,
+            employment_situation=body.employment_situation,
+            foreign_qualification_to_recognise=body.recognise_foreign_qualification,
+            childcare_needed=body.childcare_needed,
+            children_age_bands=[
+                domain.age_band(date(today.year - age, today.month, 1), today) for age in body.children_ages
+            ],
+            age_band=band,
+            gender=person.gender,
+            residence_status_group=person.residence_status_group,
+            preferred_language=person.preferred_language,
+        )
+    )
+    audit(uow, actor, "assess_needs", person.id)
+    await uow.commit()
+    return needs_read(row)
+
+
+@router.get("/persons/{person_id}/needs-assessments", response_model=list[NeedsAssessmentRead])
+async def list_needs(
+    person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+) -> list[NeedsAssessmentRead]:
+    person = await load_person(uow.session, person_id)
+    rows = (
+        await uow.session.scalars(
+            select(NeedsAssessment)
+            .where(NeedsAssessment.person_id == person.id)
+            .order_by(NeedsAssessment.version.desc())
+        )
+    ).all()
+    audit(uow, actor, "read_needs", person.id)
+    await uow.commit()
+    return [needs_read(r) for r in rows]
+
+
+# --- consents ------------------------------------------------------------------------------
+
+
+def consent_read(row: Consent, at: datetime) -> ConsentRead:
+    terms = domain.ConsentTerms(
+        _aware(row.given_at), row.expires_on, _aware(row.withdrawn_at) if row.withdrawn_at else None
+    )
+    return ConsentRead(
+        consent_id=row.id,
+        person_id=row.person_id,
+        partner_id=row.partner_id,
+        partner_category=row.partner_category,
+        purpose=row.purpose,
+        given_at=terms.given_at,
+        expires_on=row.expires_on,
+        withdrawn_at=terms.withdrawn_at,
+        in_force=domain.consent_in_force(terms, at),
+    )  # type: ignore[arg-type]
+
+
+@router.post("/persons/{person_id}/consents", status_code=201, response_model=ConsentRead)
+async def give_consent(
+    person_id: str, body: ConsentCreate, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+) -> ConsentRead:
+    """Record the person's consent to share data with a partner (or a category of partners) for a purpose."""
+    person = await load_person(uow.session, person_id)
+    transition(lambda s: domain.ensure_changeable(s) or s, person.status)
+    at = now()
+    given_at = _aware(body.given_at) if body.given_at else at
+    if given_at > at:
+        raise Problem(422, "given_at lies in the future.", kind="validation")
+    row = Consent(
+        id=str(uuid.uuid4()),
+        person_id=person.id,
+        partner_id=body.partner_id,
+        partner_category=body.partner_category.value if body.partner_category else None,
+        purpose=body.purpose.value,
+        given_at=given_at,
+        expires_on=body.expires_on,
+    )
+    uow.session.add(row)
+    await uow.publish(
+        events.ConsentGiven(
+            person_id=person.id,
+            consent_id=row.id,
+            partner_id=body.partner_id,
+            partner_category=body.partner_category,
+            purpose=body.purpose,
+            given_at=given_at,
+            expires_on=body.expires_on,
+        )
+    )
+    audit(uow, actor, "give_consent", person.id)
+    await uow.commit()
+    return consent_read(row, at)
+
+
+@router.get("/persons/{person_id}/consents", response_model=list[ConsentRead])
+async def list_consents(
+    person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+) -> list[ConsentRead]:
+    person = await load_person(uow.session, person_id)
+    rows = (
+        await uow.session.scalars(select(Consent).where(Consent.person_id == person.id).order_by(Consent.given_at))
+    ).all()
+    audit(uow, actor, "read_consents", person.id)
+    await uow.commit()
+    at = now()
+    return [consent_read(r, at) for r in rows]
+
+
+@router.post("/persons/{person_id}/consents/{consent_id}/withdrawal", response_model=ConsentRead)
+async def withdraw_consent(
+    person_id: str, consent_id: str, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+) -> ConsentRead:
+    """Withdraw a consent (GDPR Art. 7(3)); partners learn it by event and stop sharing."""
+    person = await load_person(uow.session, person_id)
+    row = await uow.session.scalar(select(Consent).where(Consent.id == consent_id, Consent.person_id == person.id))
+    if row is None:
+        raise Problem(404, f"No consent {consent_id} for this person.", kind="not-found")
+    at = now()
+    try:
+        domain.withdraw(domain.ConsentTerms(_aware(row.given_at), row.expires_on, row.withdrawn_at), at)
+    except domain.InvalidTransition as exc:
+        raise Problem(409, str(exc), kind="invalid-transition") from exc
+    row.withdrawn_at = at
+    await uow.publish(events.ConsentWithdrawn(person_id=person.id, consent_id=row.id, withdrawn_at=at))
+    audit(uow, actor, "withdraw_consent", person.id)
+    await uow.commit()
+    return consent_read(row, at)
+
+
+# --- information packs ---------------------------------------------------------------------
+
+
+@router.get("/info-packs", tags=["information"])
+async def list_info_packs() -> list[dict[str, str]]:
+    """The languages the information pack (Grundinformation) is available in."""
+    return [
+        {"lang": lang, "language_name": p["language_name"], "dir": p["dir"], "url": f"/api/v1/info-packs/{lang}"}
+        for lang, p in infopacks.load_packs().items()
+    ]
+
+
+@router.get("/info-packs/{lang}", tags=["information"], response_model=None)
+async def info_pack(
+    lang: str, request: Request, format: Annotated[str | None, Query(pattern="^(json|html)$")] = None
+) -> dict[str, Any] | HTMLResponse:
+    """The information pack in one language, as JSON or (``?format=html`` or ``Accept: text/html``) as a page."""
+    packs = infopacks.load_packs()
+    pack = packs.get(lang.lower())
+    if pack is None:
+        raise Problem(404, f"No information pack in '{lang}'; available: {', '.join(packs)}.", kind="not-found")
+    wants_html = format == "html" or (format is None and "text/html" in request.headers.get("accept", ""))
+    if wants_html:
+        return HTMLResponse(infopacks.render_html(pack), headers={"Content-Language": pack["lang"]})
+    return pack

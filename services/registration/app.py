@@ -1,0 +1,66 @@
+"""Wiring of the registration service: settings, app factory.
+
+Run: ``uvicorn --factory services.registration.app:create_app``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from pydantic_settings import SettingsConfigDict
+
+from chassis.service import ServiceSpec, create_service_app
+from chassis.settings import ServiceSettings
+from contracts import registration as events
+from services.registration import api
+from services.registration.handlers import CONSUMED_TOPICS, HANDLERS
+from services.registration.models import Base, messaging
+
+#: Landsberg am Lech's Ortsteile; another city sets REGISTRATION_DISTRICTS (a JSON list).
+LANDSBERG_DISTRICTS = [
+    "Altstadt",
+    "Katharinenvorstadt",
+    "Neuerpfting",
+    "Weststadt",
+    "Schwaighofsiedlung",
+    "Bayervorstadt",
+    "Sandau",
+    "Pössing",
+    "Ellighofen",
+    "Erpfting",
+    "Friedheim",
+    "Geratshof",
+    "Mittelstetten",
+    "Pitzling",
+    "Pöring",
+    "Reisch",
+    "Thalhofen",
+]
+
+
+class RegistrationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="REGISTRATION_", extra="ignore")
+
+    service_name: str = "registration"
+    port: int = 8001
+    database_url: str = "sqlite+aiosqlite:///var/registration.db"
+    districts: list[str] = LANDSBERG_DISTRICTS
+
+
+def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
+    settings = settings or RegistrationSettings()
+    spec = ServiceSpec(
+        name="registration",
+        title="Registration service",
+        version="1.0.0",
+        description="Newcomers' registration (Anmeldung), needs, consents and the multilingual information pack.",
+        metadata=Base.metadata,
+        tables=messaging,
+        migrations_dir=Path(__file__).parent / "migrations",
+        published_topics=[events.PERSONS_TOPIC],
+        routers=[api.router],
+        handlers=HANDLERS,
+        consumed_topics=CONSUMED_TOPICS,
+    )
+    return create_service_app(spec, settings)

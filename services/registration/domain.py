@@ -1,0 +1,186 @@
+"""Registration rules: pure functions and small value objects, no I/O, no framework.
+
+The registration office (Einwohnermeldeamt) is where a newcomer first meets the
+city. What is decided here: who is a likely duplicate, which age band someone
+falls in, which needs an assessment reveals, which consent is in force, which
+language the information pack (Grundinformation) is given in, and what may
+happen to a person record in which state.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from contracts.vocabulary import AgeBand, EmploymentSituation, GermanLevel, NeedCategory, Schooling
+
+OLDEST_PLAUSIBLE_AGE = 130
+
+
+class RegistrationError(ValueError):
+    """A rule of registration was broken; the message says which, for a caseworker."""
+
+
+class PersonStatus(StrEnum):
+    REGISTERED = "registered"
+    MOVED_AWAY = "moved_away"  # Abmeldung
+    ERASED = "erased"  # GDPR Art. 17: only a tombstone is left
+
+
+class InvalidTransition(RegistrationError):
+    pass
+
+
+def move_away(status: PersonStatus) -> PersonStatus:
+    if status is not PersonStatus.REGISTERED:
+        raise InvalidTransition(f"a person who is {status.value} cannot move away")
+    return PersonStatus.MOVED_AWAY
+
+
+def erase(status: PersonStatus) -> PersonStatus:
+    if status is PersonStatus.ERASED:
+        raise InvalidTransition("the person's data is already erased")
+    return PersonStatus.ERASED
+
+
+def ensure_changeable(status: PersonStatus) -> None:
+    if status is not PersonStatus.REGISTERED:
+        raise InvalidTransition(f"a person who is {status.value} cannot be changed")
+
+
+# --- duplicates --------------------------------------------------------------------------
+
+_TRANSLITERATIONS = str.maketrans({"ß": "ss", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "\u0131": "i"})
+_NOT_LETTERS = re.compile(r"[^\w]+|_")
+
+
+def normalise_name(name: str) -> str:
+    """Case, accents, hyphens and spacing do not make a different person.
+
+    "Müller-Lüdenscheidt" and "muller ludenscheidt" are the same name.
+    """
+    folded = unicodedata.normalize("NFKD", name.casefold().translate(_TRANSLITERATIONS))
+    without_marks = "".join(c for c in folded if not unicodedata.combining(c))
+    return " ".join(_NOT_LETTERS.sub(" ", without_marks).split())
+
+
+def duplicate_key(given_names: str, family_name: str, birth_date: date) -> str:
+    """Two registrations with the same key are probably the same person."""
+    names = " ".join(sorted(normalise_name(f"{given_names} {family_name}").split()))
+    return f"{names}|{birth_date.isoformat()}"
+
+
+# --- age ---------------------------------------------------------------------------------
+
+
+def age_on(birth_date: date, day: date) -> int:
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
+
+
+def check_birth_date(birth_date: date, today: date) -> None:
+    if birth_date > today:
+        raise RegistrationError("the birth date lies in the future")
+    if age_on(birth_date, today) > OLDEST_PLAUSIBLE_AGE:
+        raise RegistrationError(f"the birth date is more than {OLDEST_PLAUSIBLE_AGE} years ago")
+
+
+_BANDS = [
+    (2, AgeBand.AGE_0_2),
+    (5, AgeBand.AGE_3_5),
+    (9, AgeBand.AGE_6_9),
+    (17, AgeBand.AGE_10_17),
+    (26, AgeBand.AGE_18_26),
+    (44, AgeBand.AGE_27_44),
+    (64, AgeBand.AGE_45_64),
+]
+
+
+def age_band(birth_date: date, day: date) -> AgeBand:
+    age = age_on(birth_date, day)
+    for upper, band in _BANDS:
+        if age <= upper:
+            return band
+    return AgeBand.AGE_65_PLUS
+
+
+# --- needs -------------------------------------------------------------------------------
+
+_BELOW_B1 = {GermanLevel.NONE, GermanLevel.A1, GermanLevel.A2}
+
+
+@dataclass(frozen=True)
+class NeedsFacts:
+    """What a needs assessment found, reduced to what decides need categories."""
+
+    german_level: GermanLevel
+    schooling: Schooling
+    employment_situation: EmploymentSituation
+    foreign_qualification_to_recognise: bool
+    childcare_needed: bool
+    housing_need: bool
+    counselling_need: bool
+    health_need: bool
+    adult: bool
+
+
+def need_categories(facts: NeedsFacts) -> list[NeedCategory]:
+    """The seed's levers (language, education, labour market, participation) and support needs."""
+    needs: set[NeedCategory] = set()
+    if facts.german_level in _BELOW_B1:
+        needs.add(NeedCategory.LANGUAGE)
+    if facts.employment_situation is EmploymentSituation.JOB_SEEKING:
+        needs.add(NeedCategory.EMPLOYMENT)
+    if facts.foreign_qualification_to_recognise:
+        needs.add(NeedCategory.RECOGNITION)
+    if facts.adult and facts.schooling in (Schooling.NONE, Schooling.PRIMARY):
+        needs.add(NeedCategory.EDUCATION)
+    if facts.childcare_needed:
+        needs.add(NeedCategory.CHILDCARE)
+    if facts.housing_need:
+        needs.add(NeedCategory.HOUSING)
+    if facts.counselling_need:
+        needs.add(NeedCategory.COUNSELLING)
+    if facts.health_need:
+        needs.add(NeedCategory.HEALTH)
+    return sorted(needs, key=list(NeedCategory).index)
+
+
+# --- consent -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentTerms:
+    given_at: datetime
+    expires_on: date | None
+    withdrawn_at: datetime | None
+
+
+def consent_in_force(consent: ConsentTerms, at: datetime) -> bool:
+    if consent.withdrawn_at is not None and consent.withdrawn_at <= at:
+        return False
+    if consent.expires_on is not None and at.date() > consent.expires_on:
+        return False
+    return consent.given_at <= at
+
+
+def withdraw(consent: ConsentTerms, at: datetime) -> ConsentTerms:
+    if consent.withdrawn_at is not None:
+        raise InvalidTransition("the consent is already withdrawn")
+    return ConsentTerms(consent.given_at, consent.expires_on, at)
+
+
+# --- information pack --------------------------------------------------------------------
+
+INFO_PACK_FALLBACKS = ("en", "de")
+
+
+def info_pack_language(preferred: str, available: set[str]) -> str:
+    """The pack in the person's language, else its base language, else English, else German."""
+    tag = preferred.lower()
+    for candidate in (tag, tag.split("-")[0], *INFO_PACK_FALLBACKS):
+        if candidate in available:
+            return candidate
+    raise RegistrationError("no information pack is available")

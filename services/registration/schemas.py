@@ -1,0 +1,242 @@
+"""API request and response models of the registration service (Create / Update / Read kept apart)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Generic, TypeVar
+
+import langcodes
+import pycountry
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from contracts.vocabulary import (
+    AgeBand,
+    ConsentPurpose,
+    EmploymentSituation,
+    Gender,
+    GermanLevel,
+    NeedCategory,
+    PartnerCategory,
+    ResidenceStatusGroup,
+    Schooling,
+)
+from services.registration import domain
+
+
+def _country(code: str) -> str:
+    code = code.upper()
+    if pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError(f"'{code}' is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+def _language(tag: str) -> str:
+    if not langcodes.tag_is_valid(tag) or len(tag) > 35:
+        raise ValueError(f"'{tag}' is not a valid BCP 47 language tag")
+    return langcodes.standardize_tag(tag)
+
+
+def _birth_date(value: date) -> date:
+    domain.check_birth_date(value, date.today())
+    return value
+
+
+def _not_in_future(value: date) -> date:
+    if value > date.today():
+        raise ValueError("the date lies in the future")
+    return value
+
+
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+CountryCode = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_country)]
+LanguageTag = Annotated[str, StringConstraints(min_length=2, max_length=35), AfterValidator(_language)]
+BirthDate = Annotated[date, AfterValidator(_birth_date)]
+PastDate = Annotated[date, AfterValidator(_not_in_future)]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Phone = Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9 ()/-]{4,31}$")]
+Notes = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Address(Strict):
+    street: Text
+    house_number: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    postal_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{5}$")]
+    city: Text = "Landsberg am Lech"
+    district: Text = Field(description="Ortsteil; one of the city's configured districts")
+
+
+class PersonFields(Strict):
+    given_names: Text
+    family_name: Text
+    birth_date: BirthDate
+    gender: Gender
+    nationality: CountryCode
+    languages: list[LanguageTag] = Field(min_length=1, max_length=10)
+    preferred_language: LanguageTag
+    residence_status_group: ResidenceStatusGroup
+    arrival_date: PastDate | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+
+
+class HouseholdMemberCreate(PersonFields):
+    """A family member registered together with the main applicant, at the same address."""
+
+
+class RegistrationCreate(PersonFields):
+    registration_date: PastDate | None = Field(None, description="Defaults to today")
+    address: Address
+    household_id: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="Join an existing household instead of starting a new one"
+    )
+    household_members: list[HouseholdMemberCreate] = Field(default_factory=list, max_length=20)
+    confirm_new_person: bool = Field(
+        False, description="Set after a 409 duplicate warning when this is a different person"
+    )
+
+
+class PersonUpdate(Strict):
+    """Fields that may change; omitted fields stay as they are."""
+
+    given_names: Text | None = None
+    family_name: Text | None = None
+    gender: Gender | None = None
+    nationality: CountryCode | None = None
+    languages: list[LanguageTag] | None = Field(None, min_length=1, max_length=10)
+    preferred_language: LanguageTag | None = None
+    residence_status_group: ResidenceStatusGroup | None = None
+    address: Address | None = None
+    household_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+
+
+class InfoPackRef(BaseModel):
+    lang: str
+    url: str
+
+
+class RegisteredPerson(BaseModel):
+    person_id: str
+    household_id: str
+    info_pack: InfoPackRef
+
+
+class RegistrationRead(BaseModel):
+    person_id: str
+    household_id: str
+    info_pack: InfoPackRef
+    household_members: list[RegisteredPerson]
+
+
+class PersonRead(BaseModel):
+    person_id: str
+    household_id: str
+    status: domain.PersonStatus
+    version: int
+    given_names: str
+    family_name: str
+    birth_date: date
+    age_band: AgeBand
+    gender: Gender
+    nationality: str
+    languages: list[str]
+    preferred_language: str
+    residence_status_group: ResidenceStatusGroup
+    arrival_date: date | None
+    registration_date: date
+    address: Address
+    phone: str | None
+    email: str | None
+    moved_away_on: date | None
+    created_at: datetime
+    updated_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+
+
+class NeedsAssessmentCreate(Strict):
+    german_level: GermanLevel
+    other_languages: list[LanguageTag] = Field(default_factory=list, max_length=10)
+    schooling: Schooling
+    vocational_qualification: Annotated[str, StringConstraints(max_length=200)] | None = None
+    recognise_foreign_qualification: bool = False
+    employment_situation: EmploymentSituation
+    childcare_needed: bool = False
+    children_ages: list[Annotated[int, Field(ge=0, le=17)]] = Field(default_factory=list, max_length=15)
+    housing_need: bool = False
+    counselling_need: bool = False
+    health_need: bool = False
+    notes: Notes | None = None
+
+
+class NeedsAssessmentRead(BaseModel):
+    person_id: str
+    version: int
+    german_level: GermanLevel
+    other_languages: list[str]
+    schooling: Schooling
+    vocational_qualification: str | None
+    recognise_foreign_qualification: bool
+    employment_situation: EmploymentSituation
+    childcare_needed: bool
+    children_ages: list[int]
+    housing_need: bool
+    counselling_need: bool
+    health_need: bool
+    notes: str | None
+    need_categories: list[NeedCategory]
+    assessed_at: datetime
+
+
+class ConsentCreate(Strict):
+    partner_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    partner_category: PartnerCategory | None = None
+    purpose: ConsentPurpose
+    given_at: datetime | None = Field(None, description="Defaults to now")
+    expires_on: date | None = None
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> ConsentCreate:
+        if (self.partner_id is None) == (self.partner_category is None):
+            raise ValueError("name exactly one of partner_id or partner_category")
+        if self.expires_on is not None and self.expires_on < date.today():
+            raise ValueError("expires_on lies in the past")
+        return self
+
+
+class ConsentRead(BaseModel):
+    consent_id: str
+    person_id: str
+    partner_id: str | None
+    partner_category: PartnerCategory | None
+    purpose: ConsentPurpose
+    given_at: datetime
+    expires_on: date | None
+    withdrawn_at: datetime | None
+    in_force: bool
+
+
+class MoveAway(Strict):
+    moved_away_on: PastDate
+
+
+class AccessLogEntry(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    person_id: str
