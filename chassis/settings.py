@@ -22,7 +22,7 @@ def _unprefixed(name: str) -> AliasChoices:
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+    model_config = SettingsConfigDict(extra="ignore", env_file=None, populate_by_name=True)
 
     service_name: str = "service"
     environment: Literal["development", "test", "production"] = Field(

@@ -45,7 +45,8 @@ def now() -> datetime:
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """As UTC: SQLite hands back naive datetimes, and clients may send any offset."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def etag(person: Person) -> str:

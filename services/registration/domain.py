@@ -9,6 +9,7 @@ happen to a person record in which state.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -62,15 +63,18 @@ def normalise_name(name: str) -> str:
 
     "Müller-Lüdenscheidt" and "muller ludenscheidt" are the same name.
     """
-    folded = unicodedata.normalize("NFKD", name.casefold().translate(_TRANSLITERATIONS))
-    without_marks = "".join(c for c in folded if not unicodedata.combining(c))
-    return " ".join(_NOT_LETTERS.sub(" ", without_marks).split())
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    without_marks = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_NOT_LETTERS.sub(" ", without_marks.translate(_TRANSLITERATIONS)).split())
 
 
 def duplicate_key(given_names: str, family_name: str, birth_date: date) -> str:
-    """Two registrations with the same key are probably the same person."""
+    """Two registrations with the same key are probably the same person.
+
+    A hash, so that the key has a fixed length and is no second copy of the name.
+    """
     names = " ".join(sorted(normalise_name(f"{given_names} {family_name}").split()))
-    return f"{names}|{birth_date.isoformat()}"
+    return hashlib.sha256(f"{names}|{birth_date.isoformat()}".encode()).hexdigest()
 
 
 # --- age ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Generic, TypeVar
 
@@ -30,10 +31,17 @@ def _country(code: str) -> str:
     return code
 
 
+#: language, optional script, optional region: what information and routing need (no extensions).
+_SIMPLE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$")
+
+
 def _language(tag: str) -> str:
-    if not langcodes.tag_is_valid(tag) or len(tag) > 35:
+    if not langcodes.tag_is_valid(tag):
         raise ValueError(f"'{tag}' is not a valid BCP 47 language tag")
-    return langcodes.standardize_tag(tag)
+    standard: str = langcodes.standardize_tag(tag)
+    if not _SIMPLE_TAG.match(standard):
+        raise ValueError(f"'{tag}': give a language with optional script and region, e.g. 'ar', 'sr-Latn', 'pt-BR'")
+    return standard
 
 
 def _birth_date(value: date) -> date:
@@ -48,7 +56,7 @@ def _not_in_future(value: date) -> date:
 
 
 Text = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
 ]
 CountryCode = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_country)]
 LanguageTag = Annotated[str, StringConstraints(min_length=2, max_length=35), AfterValidator(_language)]

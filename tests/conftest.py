@@ -1,0 +1,163 @@
+"""Shared fixtures: a real Kafka-API broker (Tansu) and real databases (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from chassis.embedded_broker import EmbeddedBroker
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One embedded broker for the session, on a free port."""
+    with EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "tansu.log") as running:
+        yield running
+
+
+def _postgres_server_url() -> str:
+    return os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES)
+
+
+async def _postgres_reachable(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"), timeout=3)
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+@pytest.fixture(scope="session")
+async def postgres_server() -> str | None:
+    url = _postgres_server_url()
+    if await _postgres_reachable(url):
+        return url
+    if os.environ.get("CI") or "TEST_POSTGRES_URL" in os.environ:
+        pytest.fail(f"PostgreSQL is not reachable at {url}; CI must run the PostgreSQL tests")
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str | None
+) -> AsyncIterator[str]:
+    """A fresh, empty database for one test: a SQLite file, or a PostgreSQL database created for it."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    if postgres_server is None:
+        pytest.skip("no PostgreSQL server reachable here (set TEST_POSTGRES_URL); CI runs these")
+    name = f"itest_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    yield (
+        make_url(postgres_server)
+        .set(drivername="postgresql+asyncpg", database=name)
+        .render_as_string(hide_password=False)
+    )
+    admin = await asyncpg.connect(postgres_server)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@asynccontextmanager
+async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's real lifespan (migrations, relay, consumer) and talk to it over ASGI."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
+            yield client
+
+
+async def consume(
+    bootstrap: str, topic: str, *, until: Any, timeout_s: float = 20.0, group_id: str | None = None
+) -> list[Any]:
+    """Read ``topic`` from the start with a plain aiokafka consumer until ``until(records)`` holds.
+
+    Without a group id the consumer reads every partition and joins no group (faster).
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not until(records):
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            batches = await consumer.getmany(timeout_ms=300)
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def registration_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any:
+    from services.registration.app import RegistrationSettings
+
+    return RegistrationSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=bootstrap,
+        environment="test",
+        log_json=False,
+        outbox_poll_seconds=0.2,
+        **overrides,
+    )
+
+
+@pytest.fixture
+async def registration(database_url: str, broker: EmbeddedBroker) -> AsyncIterator[httpx.AsyncClient]:
+    """The real registration app on a fresh database and the session's broker; ``client.app`` is the app."""
+    from services.registration.app import create_app
+
+    app = create_app(registration_settings(database_url, broker.bootstrap_servers))
+    async with running_app(app) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+def newcomer(**overrides: Any) -> dict[str, Any]:
+    """A valid registration body; names are made unique so tests never collide on duplicates."""
+    body: dict[str, Any] = {
+        "given_names": f"Amina {uuid.uuid4().hex[:6]}",
+        "family_name": "Haddad",
+        "birth_date": "1991-03-14",
+        "gender": "female",
+        "nationality": "SY",
+        "languages": ["ar", "en"],
+        "preferred_language": "ar",
+        "residence_status_group": "recognised_refugee",
+        "arrival_date": "2026-09-02",
+        "address": {
+            "street": "Schwaighofstraße",
+            "house_number": "12",
+            "postal_code": "86899",
+            "district": "Schwaighofsiedlung",
+        },
+        "phone": "+49 8191 000000",
+        "email": "amina@example.org",
+    }
+    body.update(overrides)
+    return body

@@ -1,0 +1,168 @@
+"""The chassis consumer on the real broker and real databases: duplicates have one effect,
+a poison event goes to the dead-letter topic while later events on its partition still flow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Column, Integer, String, Table, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.cloudevents import ReceivedEvent, binary_headers
+from chassis.consumer import EventConsumer, replay_dead_letters
+from chassis.db import make_engine, make_session_factory, new_metadata
+from chassis.kafka import dlq_topic
+from chassis.outbox import define_messaging_tables
+from chassis.settings import ServiceSettings
+from tests.conftest import consume
+
+metadata = new_metadata()
+messaging = define_messaging_tables(metadata)
+effects = Table(
+    "effects", metadata, Column("person_id", String(64), primary_key=True), Column("times", Integer, nullable=False)
+)
+EVENT_TYPE = "de.landsberg.integration.test.something_happened.v1"
+
+
+class Harness:
+    """A consumer whose handler counts effects per person and fails on demand."""
+
+    def __init__(self, database_url: str, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.settings = ServiceSettings(
+            database_url=database_url, kafka_bootstrap_servers=bootstrap, kafka_consumer_max_retries=2
+        )
+        self.engine = make_engine(database_url)
+        self.session_factory = make_session_factory(self.engine)
+        self.calls: dict[str, int] = {}
+        self.poisonous = True
+        self.consumer = self.new_consumer()
+
+    def new_consumer(self) -> EventConsumer:
+        return EventConsumer(
+            settings=self.settings,
+            session_factory=self.session_factory,
+            inbox=messaging.inbox,
+            group_id=f"group-{self.topic}",
+            handlers={EVENT_TYPE: self.handle},
+            topics=[self.topic],
+            retry_delay=0.01,
+        )
+
+    async def handle(self, session: AsyncSession, event: ReceivedEvent) -> None:
+        person = event.data["person_id"]
+        self.calls[person] = self.calls.get(person, 0) + 1
+        row = (await session.execute(select(effects).where(effects.c.person_id == person))).first()
+        if row is None:
+            await session.execute(effects.insert().values(person_id=person, times=1))
+        else:
+            await session.execute(effects.update().where(effects.c.person_id == person).values(times=row.times + 1))
+        if event.data.get("poison") and self.poisonous:
+            raise ValueError("this event cannot be handled")  # rolled back with the effect
+
+    async def times(self, person: str) -> int:
+        async with self.session_factory() as session:
+            value = await session.scalar(select(effects.c.times).where(effects.c.person_id == person))
+            return int(value or 0)
+
+    async def wait_for(self, person: str, times: int = 1, timeout_s: float = 30) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while await self.times(person) < times:
+            assert asyncio.get_running_loop().time() < deadline, f"{person} not handled in {timeout_s}s"
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def harness(database_url: str, broker: Any) -> AsyncIterator[Harness]:
+    h = Harness(database_url, broker.bootstrap_servers, f"test.things-{uuid.uuid4().hex[:8]}.v1")
+    async with h.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    task = asyncio.create_task(h.consumer.run())
+    yield h
+    await h.consumer.stop()
+    await asyncio.wait_for(task, 20)
+    await h.engine.dispose()
+
+
+async def produce(bootstrap: str, topic: str, *, key: str, data: dict[str, Any], event_id: str | None = None) -> str:
+    event_id = event_id or str(uuid.uuid4())
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        headers = binary_headers(
+            event_id=event_id, event_type=EVENT_TYPE, source="/tests", subject=key, time=datetime.now(UTC)
+        )
+        await producer.send_and_wait(topic, json.dumps(data).encode(), key=key.encode(), headers=headers)
+    finally:
+        await producer.stop()
+    return event_id
+
+
+async def test_the_same_event_delivered_twice_has_one_effect(harness: Harness, broker: Any) -> None:
+    event_id = await produce(broker.bootstrap_servers, harness.topic, key="p1", data={"person_id": "p1"})
+    await produce(broker.bootstrap_servers, harness.topic, key="p1", data={"person_id": "p1"}, event_id=event_id)
+    marker = await produce(broker.bootstrap_servers, harness.topic, key="p1", data={"person_id": "p1-after"})
+    await harness.wait_for("p1-after")  # everything before it on the partition has been handled
+    assert await harness.times("p1") == 1
+    assert harness.calls["p1"] == 1, "the redelivery must not reach the handler"
+    assert marker != event_id
+
+
+async def test_poison_event_goes_to_dlq_after_bounded_retries_and_the_partition_flows_on(
+    harness: Harness, broker: Any
+) -> None:
+    poison = await produce(broker.bootstrap_servers, harness.topic, key="k", data={"person_id": "bad", "poison": True})
+    await produce(broker.bootstrap_servers, harness.topic, key="k", data={"person_id": "good"})
+    await harness.wait_for("good")
+    assert harness.calls["bad"] == harness.settings.kafka_consumer_max_retries + 1
+    assert await harness.times("bad") == 0, "a failed handler's effect is rolled back"
+
+    dead = await consume(broker.bootstrap_servers, dlq_topic(harness.topic), until=lambda rs: len(rs) >= 1)
+    assert len(dead) == 1
+    headers = {k: v.decode() for k, v in dead[0].headers}
+    assert headers["ce_id"] == poison
+    assert headers["dlq_original_topic"] == harness.topic
+    assert headers["dlq_original_offset"] == "0"
+    assert headers["dlq_attempts"] == str(harness.settings.kafka_consumer_max_retries + 1)
+    assert "ValueError: this event cannot be handled" in headers["dlq_error"]
+
+    # Once the cause is fixed, the dead letter is replayed and handled exactly once.
+    harness.poisonous = False
+    assert await replay_dead_letters(harness.settings, harness.topic, timeout_s=2) == 1
+    await harness.wait_for("bad")
+    assert await harness.times("bad") == 1
+
+
+async def test_a_record_that_is_no_cloudevent_is_dead_lettered_at_once(harness: Harness, broker: Any) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    await producer.start()
+    await producer.send_and_wait(harness.topic, b"not json, no headers", key=b"k")
+    await producer.stop()
+    await produce(broker.bootstrap_servers, harness.topic, key="k", data={"person_id": "after-garbage"})
+    await harness.wait_for("after-garbage")
+    dead = await consume(broker.bootstrap_servers, dlq_topic(harness.topic), until=lambda rs: len(rs) >= 1)
+    assert [r.value for r in dead] == [b"not json, no headers"]
+    assert "InvalidEvent" in dict(dead[0].headers)["dlq_error"].decode()
+
+
+async def test_offsets_are_committed_so_a_restarted_consumer_does_not_handle_again(
+    harness: Harness, broker: Any
+) -> None:
+    await produce(broker.bootstrap_servers, harness.topic, key="r", data={"person_id": "once"})
+    await harness.wait_for("once")
+    await harness.consumer.stop()
+    await asyncio.sleep(1)  # the old run loop finishes and leaves the group
+    harness.consumer = harness.new_consumer()
+    restarted = asyncio.create_task(harness.consumer.run())
+    await produce(broker.bootstrap_servers, harness.topic, key="r", data={"person_id": "second"})
+    await harness.wait_for("second")
+    assert harness.calls["once"] == 1
+    await harness.consumer.stop()
+    await asyncio.wait_for(restarted, 20)
