@@ -158,6 +158,7 @@ class OutboxRelay:
         delay = 0.2
         while not self._stopping.is_set():
             try:
+                await self._get_producer()  # creates the topics at start, before the first event
                 published = await self.publish_pending()
                 delay = 0.2
                 if published:

@@ -55,11 +55,11 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> ServiceSettings:
-        if self.environment == "production":
+        if self.environment != "development":
             for name, value in self.model_dump().items():
                 if isinstance(value, SecretStr) and value.get_secret_value() == DEVELOPMENT_SECRET:
                     raise ValueError(
-                        f"{name} still has its development default; set it (e.g. from a "
-                        "Kubernetes Secret) before running with ENVIRONMENT=production"
+                        f"{name} still has its development default; set it (e.g. from a Kubernetes "
+                        f"Secret) before running with ENVIRONMENT={self.environment}"
                     )
         return self

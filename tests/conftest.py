@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from chassis.embedded_broker import EmbeddedBroker
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+TEST_SECRET = "secret-for-tests-only"
 
 
 @pytest.fixture(scope="session")
@@ -121,6 +122,7 @@ def registration_settings(database_url: str, bootstrap: str, **overrides: Any) -
         database_url=database_url,
         kafka_bootstrap_servers=bootstrap,
         environment="test",
+        internal_token_secret=TEST_SECRET,
         log_json=False,
         outbox_poll_seconds=0.2,
         **overrides,

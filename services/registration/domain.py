@@ -63,9 +63,15 @@ def normalise_name(name: str) -> str:
 
     "Müller-Lüdenscheidt" and "muller ludenscheidt" are the same name.
     """
-    decomposed = unicodedata.normalize("NFKD", name.casefold())
-    without_marks = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(_NOT_LETTERS.sub(" ", without_marks.translate(_TRANSLITERATIONS)).split())
+    text = name
+    # Decomposing can reveal capitals (U+03D2 -> U+03A5) and folding can compose: repeat to a fixed point.
+    for _ in range(3):
+        decomposed = unicodedata.normalize("NFKD", text.casefold())
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_TRANSLITERATIONS)
+        if folded == text:
+            break
+        text = folded
+    return " ".join(_NOT_LETTERS.sub(" ", text).split())
 
 
 def duplicate_key(given_names: str, family_name: str, birth_date: date) -> str:

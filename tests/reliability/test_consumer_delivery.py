@@ -38,7 +38,7 @@ class Harness:
         self.topic = topic
         self.settings = ServiceSettings(
             database_url=database_url, kafka_bootstrap_servers=bootstrap, kafka_consumer_max_retries=2
-        )
+        )  # development environment: the default secret is allowed
         self.engine = make_engine(database_url)
         self.session_factory = make_session_factory(self.engine)
         self.calls: dict[str, int] = {}

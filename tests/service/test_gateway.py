@@ -6,11 +6,13 @@ import httpx
 
 from chassis.embedded_broker import free_port
 from gateway.app import GatewaySettings, create_app
-from tests.conftest import newcomer, running_app
+from tests.conftest import TEST_SECRET, newcomer, running_app
 
 
 def gateway_to(registration_url: str) -> GatewaySettings:
-    return GatewaySettings(registration_url=registration_url, environment="test", log_json=False)
+    return GatewaySettings(
+        registration_url=registration_url, environment="test", internal_token_secret=TEST_SECRET, log_json=False
+    )
 
 
 async def test_a_service_that_is_down_gives_503_problem_details_at_once() -> None:
