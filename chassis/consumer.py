@@ -17,17 +17,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 from opentelemetry import propagate, trace
 from sqlalchemy import Table, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.cloudevents import InvalidEvent, ReceivedEvent, parse_record
 from chassis.kafka import dlq_topic, ensure_topics, new_producer, retry_until_ready
 from chassis.outbox import utcnow
 from chassis.settings import ServiceSettings
+from chassis.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-Handler = Callable[[AsyncSession, ReceivedEvent], Awaitable[None]]
+#: A handler does its effect in the unit of work's session and may publish events through it.
+Handler = Callable[[UnitOfWork, ReceivedEvent], Awaitable[None]]
 
 
 class EventConsumer:
@@ -35,7 +36,7 @@ class EventConsumer:
         self,
         *,
         settings: ServiceSettings,
-        session_factory: async_sessionmaker[AsyncSession],
+        unit_of_work: Callable[[], UnitOfWork],
         inbox: Table,
         group_id: str,
         handlers: Mapping[str, Handler],
@@ -43,7 +44,7 @@ class EventConsumer:
         retry_delay: float = 0.05,
     ) -> None:
         self.settings = settings
-        self.session_factory = session_factory
+        self.unit_of_work = unit_of_work
         self.inbox = inbox
         self.group_id = group_id
         self.handlers = dict(handlers)
@@ -135,14 +136,16 @@ class EventConsumer:
             await asyncio.sleep(self.retry_delay * 2 ** (attempts - 1))
 
     async def _handle_once(self, handler: Handler, event: ReceivedEvent) -> None:
-        async with self.session_factory() as session, session.begin():
+        async with self.unit_of_work() as uow:
+            session = uow.session
             seen = await session.scalar(select(self.inbox.c.event_id).where(self.inbox.c.event_id == event.id))
             if seen is not None:
                 return  # a redelivery: the effect is already there
-            await handler(session, event)
+            await handler(uow, event)
             await session.execute(
                 self.inbox.insert().values(event_id=event.id, event_type=event.type, handled_at=utcnow())
             )
+            await uow.commit()  # the effect, the events it caused and the inbox row together
         self.handled_total += 1
 
     async def _dead_letter(self, record: ConsumerRecord[Any, Any], error: Exception, *, attempts: int) -> None:

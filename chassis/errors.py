@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -61,10 +62,11 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors as the ``errors`` member of a validation problem."""
     return [
         {"location": list(map(str, err.get("loc", ()))), "message": err.get("msg", ""), "type": err.get("type", "")}
-        for err in exc.errors()
+        for err in errors
     ]
 
 
@@ -89,7 +91,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             kind="validation",
             title="Invalid request",
             instance=request.url.path,
-            errors=_validation_errors(exc),
+            errors=validation_errors(exc.errors()),
         )
 
     @app.exception_handler(StarletteHTTPException)

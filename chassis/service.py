@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,9 +60,12 @@ class ServiceSpec:
     migrations_dir: Path
     published_topics: list[str]
     routers: list[APIRouter]
-    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    #: Builds the event handlers once the runtime exists (they may need its clock or settings).
+    handlers: Callable[[ServiceRuntime], Mapping[str, Handler]] | None = None
     consumed_topics: list[str] = field(default_factory=list)
     description: str = ""
+    #: Runs after migrations, before the consumer starts (seed reference data, start timers).
+    on_startup: Callable[[ServiceRuntime], Awaitable[None]] | None = None
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
@@ -88,13 +91,16 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         app.state.runtime = runtime
         await relay.count_backlog()
         runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
-        if spec.handlers:
+        if spec.on_startup is not None:
+            await spec.on_startup(runtime)
+        handlers = spec.handlers(runtime) if spec.handlers is not None else {}
+        if handlers:
             runtime.consumer = EventConsumer(
                 settings=settings,
-                session_factory=session_factory,
+                unit_of_work=runtime.unit_of_work,
                 inbox=spec.tables.inbox,
-                group_id=spec.name,
-                handlers=spec.handlers,
+                group_id=settings.kafka_consumer_group or spec.name,
+                handlers=handlers,
                 topics=spec.consumed_topics,
             )
             runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name=f"{spec.name}-consumer"))

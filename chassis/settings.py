@@ -39,6 +39,8 @@ class ServiceSettings(BaseSettings):
     kafka_topic_partitions: int = Field(3, validation_alias=_unprefixed("KAFKA_TOPIC_PARTITIONS"))
     kafka_topic_replicas: int = Field(1, validation_alias=_unprefixed("KAFKA_TOPIC_REPLICAS"))
     kafka_consumer_max_retries: int = 3
+    #: Defaults to the service name; one group per service, however many replicas.
+    kafka_consumer_group: str | None = None
 
     outbox_poll_seconds: float = 1.0
     outbox_batch_size: int = 500

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from contracts import registration
+from contracts import partners, referral, registration
 from contracts.base import IntegrationEvent
 
-EVENT_MODELS: dict[str, type[IntegrationEvent]] = {model.event_type: model for model in [*registration.EVENTS]}
+EVENT_MODELS: dict[str, type[IntegrationEvent]] = {
+    model.event_type: model for model in [*registration.EVENTS, *referral.EVENTS, *partners.EVENTS]
+}
 
 TOPICS: dict[str, list[str]] = {}
 for _model in EVENT_MODELS.values():

@@ -97,3 +97,26 @@ class ConsentPurpose(StrEnum):
     COURSE_ENROLMENT = "course_enrolment"
     JOB_PLACEMENT = "job_placement"
     QUALIFICATION_RECOGNITION = "qualification_recognition"
+
+
+class ServiceType(StrEnum):
+    """What a partner offers and a referral asks for."""
+
+    ASYLUM_SOCIAL_COUNSELLING = "asylum_social_counselling"  # Asylsozialberatung
+    MIGRATION_COUNSELLING = "migration_counselling"  # Migrationsberatung für erwachsene Zuwanderer (MBE)
+    YOUTH_MIGRATION_SERVICE = "youth_migration_service"  # Jugendmigrationsdienst (JMD), under 27
+    INTEGRATION_COURSE = "integration_course"  # Integrationskurs (BAMF) or another German course
+    COURSE_WITH_CHILDCARE = "course_with_childcare"
+    JOB_PLACEMENT = "job_placement"  # Jobcenter
+    QUALIFICATION_RECOGNITION = "qualification_recognition"  # IHK FOSA recognition advice
+    HOUSING_ADVICE = "housing_advice"
+    HEALTH_ADVICE = "health_advice"
+
+
+class EsserDimension(StrEnum):
+    """Esser's four dimensions of integration: how plan goals and indicators are grouped."""
+
+    CULTURE_AND_LANGUAGE = "culture_and_language"  # Kulturation
+    PLACEMENT = "placement"  # Platzierung: education and work
+    INTERACTION = "interaction"  # Interaktion
+    IDENTIFICATION = "identification"  # Identifikation

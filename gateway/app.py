@@ -44,6 +44,7 @@ class GatewaySettings(ServiceSettings):
     service_name: str = "gateway"
     port: int = 8000
     registration_url: str = "http://127.0.0.1:8001"
+    referral_url: str = "http://127.0.0.1:8002"
     upstream_timeout_seconds: float = 10.0
 
     def routes(self) -> dict[str, str]:
@@ -52,6 +53,11 @@ class GatewaySettings(ServiceSettings):
             "registrations": self.registration_url,
             "persons": self.registration_url,
             "info-packs": self.registration_url,
+            "cases": self.referral_url,
+            "referrals": self.referral_url,
+            "routing-rules": self.referral_url,
+            "caseworkers": self.referral_url,
+            "partner": self.referral_url,
         }
 
 

@@ -21,6 +21,7 @@ from chassis.embedded_broker import port_in_use
 from scripts import demo_data
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVICE_PORTS = {"gateway": 8000, "registration": 8001, "referral": 8002}
 
 
 def environment() -> dict[str, str]:
@@ -51,12 +52,15 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
         print(f"\n!! Loading demo data failed: {exc}\n", flush=True)
         counts = {}
     registration = f"http://127.0.0.1:{os.environ.get('REGISTRATION_PORT', '8001')}"
+    referral = f"http://127.0.0.1:{os.environ.get('REFERRAL_PORT', '8002')}"
     print(
         "\n"
         "  Landsberg am Lech integration platform is running.\n"
         f"    gateway (API)        {gateway}/api/v1/\n"
         f"    information packs    {gateway}/api/v1/info-packs/de?format=html\n"
         f"    registration service {registration}/docs\n"
+        f"    referral service     {referral}/docs\n"
+        f"    cases and referrals  {gateway}/api/v1/cases  {gateway}/api/v1/referrals\n"
         f"    broker               {os.environ.get('KAFKA_BOOTSTRAP_SERVERS', '127.0.0.1:9092 (embedded Tansu)')}\n"
         f"    demo data            {counts}\n"
         "  Sign-in and the web UI arrive with the full gateway; the API is open on 127.0.0.1 for now.\n"
@@ -82,12 +86,16 @@ def main() -> int:
             )
             return 1
         env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
-    gateway_port = int(env.get("GATEWAY_PORT", "8000"))
-    for name, port in (("gateway", gateway_port), ("registration", int(env.get("REGISTRATION_PORT", "8001")))):
+    ports = {name: int(env.get(f"{name.upper()}_PORT", default)) for name, default in SERVICE_PORTS.items()}
+    for name, port in ports.items():
         if port_in_use(port):
             print(f"Port {port} for the {name} is in use; stop what listens there first.", file=sys.stderr)
             return 1
-    env["GATEWAY_REGISTRATION_URL"] = f"http://127.0.0.1:{env.get('REGISTRATION_PORT', '8001')}"
+    for name, port in ports.items():
+        if name != "gateway":
+            env[f"GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
+    env["REFERRAL_REGISTRATION_URL"] = env["GATEWAY_REGISTRATION_URL"]
+    gateway_port = ports["gateway"]
     manager = Manager()
     for name, command in processes.items():
         manager.add_process(name, command, env=env, cwd=str(ROOT))

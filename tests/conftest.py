@@ -163,3 +163,110 @@ def newcomer(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def referral_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any:
+    from services.referral.app import ReferralSettings
+
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": bootstrap,
+        "environment": "test",
+        "internal_token_secret": TEST_SECRET,
+        "log_json": False,
+        "outbox_poll_seconds": 0.2,
+        "kafka_consumer_group": f"referral-{uuid.uuid4().hex[:8]}",
+        "clock_interval_seconds": 3600,
+    }
+    values.update(overrides)
+    return ReferralSettings(**values)
+
+
+class ManualClock:
+    """A clock the test moves: real time plus an offset the test sets, or frozen at ``start``."""
+
+    def __init__(self, start: Any = None) -> None:
+        from datetime import timedelta
+
+        self.start = start
+        self.offset = timedelta()
+
+    def __call__(self) -> Any:
+        from datetime import UTC, datetime
+
+        return (self.start or datetime.now(UTC)) + self.offset
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.offset += timedelta(**delta)
+
+
+async def eventually(check: Any, timeout_s: float = 30.0, interval_s: float = 0.2) -> Any:
+    """Poll an async ``check`` until it returns something truthy (events take a moment to flow)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout_s}s; last result: {result!r}")
+        await asyncio.sleep(interval_s)
+
+
+@pytest.fixture
+async def platform(
+    database_url: str, broker: Any, tmp_path: Any, platform_clock: ManualClock
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Registration on the parametrized database, referral on its own SQLite database (its own DB, as
+    designed) with ``platform_clock`` as its clock. ``referral.app`` is the referral app."""
+    from services.referral.app import create_app as create_referral
+    from services.registration.app import create_app as create_registration
+
+    registration_app = create_registration(registration_settings(database_url, broker.bootstrap_servers))
+    referral_app = create_referral(
+        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers),
+        clock=platform_clock,
+    )
+    async with running_app(registration_app) as registration, running_app(referral_app) as referral:
+        referral.app = referral_app  # type: ignore[attr-defined]
+        yield registration, referral
+
+
+REFERRAL_NEEDS = {
+    "german_level": "A1",
+    "schooling": "secondary",
+    "vocational_qualification": "Nursing diploma (Syria)",
+    "recognise_foreign_qualification": True,
+    "employment_situation": "job_seeking",
+    "childcare_needed": True,
+    "children_ages": [3, 6],
+}
+
+
+async def register_with_needs(registration: httpx.AsyncClient, consents: list[dict[str, str]], **person: Any) -> str:
+    """Register a woman (by default) with the seed's example needs: German A1, seeking work, a foreign
+    nursing diploma, two children without childcare; give the consents, then assess the needs."""
+    reply = await registration.post("/api/v1/registrations", json=newcomer(**({"gender": "female"} | person)))
+    assert reply.status_code == 201, reply.text
+    person = reply.json()["person_id"]
+    for consent in consents:
+        assert (await registration.post(f"/api/v1/persons/{person}/consents", json=consent)).status_code == 201
+    assert (
+        await registration.post(f"/api/v1/persons/{person}/needs-assessments", json=REFERRAL_NEEDS)
+    ).status_code == 201
+    return person
+
+
+async def case_with_referrals(referral: httpx.AsyncClient, person: str, count: int) -> dict[str, Any] | None:
+    cases = (await referral.get("/api/v1/cases", params={"person_id": person})).json()["items"]
+    if not cases:
+        return None
+    case: dict[str, Any] = (await referral.get(f"/api/v1/cases/{cases[0]['case_id']}")).json()
+    return case if len(case["referrals"]) >= count else None
+
+
+@pytest.fixture
+def platform_clock() -> ManualClock:
+    """The referral service's clock in ``platform``: real time, moved on only by the test."""
+    return ManualClock()

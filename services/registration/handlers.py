@@ -6,9 +6,4 @@ other services' events (DESIGN.md §1), so it has no handlers yet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from chassis.consumer import Handler
-
-HANDLERS: Mapping[str, Handler] = {}
 CONSUMED_TOPICS: list[str] = []

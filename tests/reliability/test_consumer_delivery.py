@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Column, Integer, String, Table, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.cloudevents import ReceivedEvent, binary_headers
 from chassis.consumer import EventConsumer, replay_dead_letters
 from chassis.db import make_engine, make_session_factory, new_metadata
 from chassis.kafka import dlq_topic
-from chassis.outbox import define_messaging_tables
+from chassis.outbox import Outbox, define_messaging_tables
 from chassis.settings import ServiceSettings
+from chassis.uow import UnitOfWork
 from tests.conftest import consume
 
 metadata = new_metadata()
@@ -48,7 +48,7 @@ class Harness:
     def new_consumer(self) -> EventConsumer:
         return EventConsumer(
             settings=self.settings,
-            session_factory=self.session_factory,
+            unit_of_work=lambda: UnitOfWork(self.session_factory, Outbox(messaging.outbox)),
             inbox=messaging.inbox,
             group_id=f"group-{self.topic}",
             handlers={EVENT_TYPE: self.handle},
@@ -56,7 +56,8 @@ class Harness:
             retry_delay=0.01,
         )
 
-    async def handle(self, session: AsyncSession, event: ReceivedEvent) -> None:
+    async def handle(self, uow: UnitOfWork, event: ReceivedEvent) -> None:
+        session = uow.session
         person = event.data["person_id"]
         self.calls[person] = self.calls.get(person, 0) + 1
         row = (await session.execute(select(effects).where(effects.c.person_id == person))).first()

@@ -1,0 +1,1 @@
+"""Referral service (Integrationslotse): cases, caseworker assignment, routing rules, closed-loop referrals."""

@@ -1,0 +1,460 @@
+"""HTTP routes of the referral service: caseworkers' side and partners' side."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from chassis.errors import Problem, validation_errors
+from chassis.service import RuntimeDep
+from contracts import referral as events
+from services.referral import domain, workflow
+from services.referral.models import Case, CaseNote, CaseworkerRow, Goal, Referral, RuleSetVersion, TimelineEntry
+from services.referral.schemas import (
+    Assignment,
+    BulkResult,
+    BulkSend,
+    CaseDetail,
+    CaseRead,
+    CaseworkerRead,
+    Completion,
+    Decline,
+    GoalCreate,
+    GoalRead,
+    GoalUpdate,
+    NoteCreate,
+    NoteRead,
+    Page,
+    PartnerReferralRead,
+    ReferralRead,
+    RuleSetRead,
+    TimelineRead,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["referral"])
+partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
+
+ActorHeader = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who acts; set by the gateway")]
+PartnerHeader = Annotated[
+    str,
+    Header(alias="X-Partner-Id", min_length=1, max_length=64, description="The calling partner; set by the gateway"),
+]
+
+
+async def get_workflow(runtime: RuntimeDep) -> AsyncIterator[workflow.Workflow]:
+    async with runtime.unit_of_work() as uow:
+        yield workflow.Workflow(
+            uow=uow, now=runtime.extras["clock"](), expiry_days=runtime.settings.referral_expiry_days
+        )
+
+
+WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
+
+
+# --- read models ---------------------------------------------------------------------------
+
+
+def referral_read(r: Referral) -> ReferralRead:
+    return ReferralRead(
+        referral_id=r.id,
+        case_id=r.case_id,
+        person_id=r.person_id,
+        service_type=r.service_type,  # type: ignore[arg-type]
+        partner_id=r.partner_id,
+        partner_category=r.partner_category,
+        status=r.status,  # type: ignore[arg-type]
+        rule_id=r.rule_id,
+        rule_set_version=r.rule_set_version,
+        matched_facts=r.matched_facts,
+        purpose=r.purpose,
+        blocked_reason=r.blocked_reason,
+        decline_reason=r.decline_reason,
+        outcome=r.outcome,
+        unsuccessful_reason=r.unsuccessful_reason,
+        consent_withdrawn=r.consent_withdrawn,
+        escalated=r.escalated,
+        sent_at=workflow.aware(r.sent_at),
+        response_due_at=workflow.aware(r.response_due_at),
+        created_at=workflow.aware(r.created_at),  # type: ignore[arg-type]
+        updated_at=workflow.aware(r.updated_at),  # type: ignore[arg-type]
+    )
+
+
+def case_read(c: Case) -> dict[str, Any]:
+    return {
+        "case_id": c.id,
+        "person_id": c.person_id,
+        "household_id": c.household_id,
+        "status": c.status,
+        "caseworker_id": c.caseworker_id,
+        "team": c.team,
+        "opened_at": workflow.aware(c.opened_at),
+        "closed_at": workflow.aware(c.closed_at),
+        "close_reason": c.close_reason,
+    }
+
+
+def goal_read(g: Goal) -> GoalRead:
+    return GoalRead(goal_id=g.id, dimension=g.dimension, title=g.title, status=g.status, due_on=g.due_on)  # type: ignore[arg-type]
+
+
+async def load_case(w: workflow.Workflow, case_id: str) -> Case:
+    case = await w.session.get(Case, case_id)
+    if case is None:
+        raise Problem(404, f"No case with id {case_id}.", kind="not-found")
+    return case
+
+
+async def load_referral(w: workflow.Workflow, referral_id: str, *, partner_id: str | None = None) -> Referral:
+    referral = await w.session.get(Referral, referral_id)
+    # A partner learns nothing of referrals addressed to others, not even that they exist.
+    if referral is None or (partner_id is not None and referral.partner_id != partner_id):
+        raise Problem(404, f"No referral with id {referral_id}.", kind="not-found")
+    return referral
+
+
+async def act(w: workflow.Workflow, referral: Referral, action: domain.ReferralAction, **reasons: Any) -> ReferralRead:
+    try:
+        await workflow.act(w, referral, action, **reasons)
+    except domain.InvalidTransition as exc:
+        raise Problem(409, str(exc), kind="invalid-transition", status_now=referral.status) from exc
+    except domain.ReferralError as exc:
+        raise Problem(409, str(exc), kind="referral-rule", status_now=referral.status) from exc
+    await w.uow.commit()
+    return referral_read(referral)
+
+
+# --- cases ---------------------------------------------------------------------------------
+
+
+@router.get("/cases", response_model=Page[CaseRead])
+async def list_cases(
+    w: WorkflowDep,
+    status: domain.CaseStatus | None = None,
+    caseworker_id: str | None = Query(None, max_length=64),
+    team: str | None = Query(None, max_length=64),
+    person_id: str | None = Query(None, max_length=64),
+    page: int = Query(1, ge=1, le=100_000),
+    page_size: int = Query(50, ge=1, le=200),
+) -> Page[CaseRead]:
+    filters = []
+    if status:
+        filters.append(Case.status == status.value)
+    if caseworker_id:
+        filters.append(Case.caseworker_id == caseworker_id)
+    if team:
+        filters.append(Case.team == team)
+    if person_id:
+        filters.append(Case.person_id == person_id)
+    total = await w.session.scalar(select(func.count()).select_from(Case).where(*filters)) or 0
+    rows = (
+        await w.session.scalars(
+            select(Case)
+            .where(*filters)
+            .order_by(Case.opened_at.desc(), Case.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+    ).all()
+    return Page(items=[CaseRead(**case_read(c)) for c in rows], total=total, page=page, page_size=page_size)
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetail)
+async def read_case(case_id: str, w: WorkflowDep) -> CaseDetail:
+    case = await load_case(w, case_id)
+    referrals = (
+        await w.session.scalars(select(Referral).where(Referral.case_id == case.id).order_by(Referral.created_at))
+    ).all()
+    goals = (await w.session.scalars(select(Goal).where(Goal.case_id == case.id).order_by(Goal.created_at))).all()
+    notes = (await w.session.scalars(select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id))).all()
+    return CaseDetail(
+        **case_read(case),
+        referrals=[referral_read(r) for r in referrals],
+        goals=[goal_read(g) for g in goals],
+        notes=[NoteRead(author=n.author, text=n.text, at=workflow.aware(n.at)) for n in notes],  # type: ignore[arg-type]
+    )
+
+
+@router.post("/cases/{case_id}/assignment", response_model=CaseRead)
+async def reassign(case_id: str, body: Assignment, w: WorkflowDep, actor: ActorHeader = "unauthenticated") -> CaseRead:
+    """A caseworker or team lead hands the case to another integration navigator."""
+    case = await load_case(w, case_id)
+    worker = await w.session.get(CaseworkerRow, body.caseworker_id)
+    if worker is None or not worker.active:
+        raise Problem(422, f"No active caseworker {body.caseworker_id}.", kind="validation")
+    if case.status != domain.CaseStatus.OPEN.value:
+        raise Problem(409, "A closed case cannot be reassigned.", kind="invalid-transition")
+    await workflow.assign(w, case, worker.id, worker.team, assigned_by=actor)
+    await w.uow.commit()
+    return CaseRead(**case_read(case))
+
+
+@router.post("/cases/{case_id}/notes", status_code=201, response_model=NoteRead)
+async def add_note(case_id: str, body: NoteCreate, w: WorkflowDep, actor: ActorHeader = "unauthenticated") -> NoteRead:
+    case = await load_case(w, case_id)
+    note = CaseNote(case_id=case.id, author=actor, text=body.text, at=w.now)
+    w.session.add(note)
+    await w.uow.commit()
+    return NoteRead(author=note.author, text=note.text, at=w.now)
+
+
+@router.get("/cases/{case_id}/timeline", response_model=list[TimelineRead])
+async def timeline(case_id: str, w: WorkflowDep) -> list[TimelineRead]:
+    """Every event about the person, whichever service published it, oldest first."""
+    case = await load_case(w, case_id)
+    rows = (
+        await w.session.scalars(
+            select(TimelineEntry)
+            .where(TimelineEntry.person_id == case.person_id)
+            .order_by(TimelineEntry.at, TimelineEntry.id)
+        )
+    ).all()
+    return [
+        TimelineRead(at=workflow.aware(r.at), event_type=r.event_type, source=r.source, summary=r.summary) for r in rows
+    ]  # type: ignore[arg-type]
+
+
+@router.post("/cases/{case_id}/goals", status_code=201, response_model=GoalRead)
+async def set_goal(case_id: str, body: GoalCreate, w: WorkflowDep) -> GoalRead:
+    """A goal of the integration plan (Befähigung zur Selbstständigkeit), in one of Esser's dimensions."""
+    case = await load_case(w, case_id)
+    goal = Goal(
+        id=str(uuid.uuid4()), case_id=case.id, dimension=body.dimension.value, title=body.title,
+        status=domain.GoalStatus.OPEN.value, due_on=body.due_on, created_at=w.now, updated_at=w.now,
+    )  # fmt: skip
+    w.session.add(goal)
+    await w.publish(
+        events.GoalSet(case_id=case.id, person_id=case.person_id, goal_id=goal.id, dimension=body.dimension,
+                       status=goal.status, due_on=goal.due_on)
+    )  # fmt: skip
+    await w.uow.commit()
+    return goal_read(goal)
+
+
+@router.patch("/cases/{case_id}/goals/{goal_id}", response_model=GoalRead)
+async def update_goal(case_id: str, goal_id: str, body: GoalUpdate, w: WorkflowDep) -> GoalRead:
+    case = await load_case(w, case_id)
+    goal = await w.session.get(Goal, goal_id)
+    if goal is None or goal.case_id != case.id:
+        raise Problem(404, f"No goal {goal_id} in this case.", kind="not-found")
+    for key, value in body.model_dump(exclude_unset=True, mode="json").items():
+        if value is None and key != "due_on":
+            raise Problem(422, f"{key} cannot be removed.", kind="validation")
+        setattr(goal, key, value)
+    goal.updated_at = w.now
+    await w.publish(
+        events.GoalUpdated(case_id=case.id, person_id=case.person_id, goal_id=goal.id, dimension=goal.dimension,
+                           status=goal.status, due_on=goal.due_on)  # type: ignore[arg-type]
+    )  # fmt: skip
+    await w.uow.commit()
+    return goal_read(goal)
+
+
+@router.get("/caseworkers", response_model=list[CaseworkerRead])
+async def caseworkers(w: WorkflowDep) -> list[CaseworkerRead]:
+    names = {r.id: r.name for r in (await w.session.scalars(select(CaseworkerRow))).all()}
+    return [
+        CaseworkerRead(id=c.id, name=names[c.id], team=c.team, languages=sorted(c.languages), max_cases=c.max_cases,
+                       open_cases=c.open_cases)
+        for c in await workflow.roster(w.session)
+    ]  # fmt: skip
+
+
+# --- referrals (caseworkers' side) -------------------------------------------------------
+
+
+@router.get("/referrals", response_model=Page[ReferralRead])
+async def list_referrals(
+    w: WorkflowDep,
+    status: domain.ReferralStatus | None = None,
+    partner_id: str | None = Query(None, max_length=64),
+    case_id: str | None = Query(None, max_length=64),
+    escalated: bool | None = None,
+    blocked: bool | None = Query(None, description="Only proposed referrals waiting for consent or capacity"),
+    page: int = Query(1, ge=1, le=100_000),
+    page_size: int = Query(50, ge=1, le=200),
+) -> Page[ReferralRead]:
+    filters = []
+    if status:
+        filters.append(Referral.status == status.value)
+    if partner_id:
+        filters.append(Referral.partner_id == partner_id)
+    if case_id:
+        filters.append(Referral.case_id == case_id)
+    if escalated is not None:
+        filters.append(Referral.escalated.is_(escalated))
+    if blocked is not None:
+        filters.append(Referral.blocked_reason.is_not(None) if blocked else Referral.blocked_reason.is_(None))
+    return await page_of(w, filters, page, page_size)
+
+
+async def page_of(w: workflow.Workflow, filters: list[Any], page: int, page_size: int) -> Page[ReferralRead]:
+    total = await w.session.scalar(select(func.count()).select_from(Referral).where(*filters)) or 0
+    rows = (
+        await w.session.scalars(
+            select(Referral).where(*filters).order_by(Referral.created_at.desc(), Referral.id)
+            .offset((page - 1) * page_size).limit(page_size)
+        )
+    ).all()  # fmt: skip
+    return Page(items=[referral_read(r) for r in rows], total=total, page=page, page_size=page_size)
+
+
+@router.get("/referrals/{referral_id}", response_model=ReferralRead)
+async def read_referral(referral_id: str, w: WorkflowDep) -> ReferralRead:
+    return referral_read(await load_referral(w, referral_id))
+
+
+@router.post("/referrals/{referral_id}/send", response_model=ReferralRead)
+async def send(referral_id: str, w: WorkflowDep) -> ReferralRead:
+    """Send a proposed referral (after a consent was recorded or capacity freed)."""
+    return await act(w, await load_referral(w, referral_id), domain.ReferralAction.SEND)
+
+
+@router.post("/referrals/{referral_id}/revoke", response_model=ReferralRead)
+async def revoke(referral_id: str, w: WorkflowDep) -> ReferralRead:
+    return await act(w, await load_referral(w, referral_id), domain.ReferralAction.REVOKE)
+
+
+@router.post("/referrals/{referral_id}/refer-elsewhere", response_model=ReferralRead)
+async def refer_elsewhere(referral_id: str, w: WorkflowDep) -> ReferralRead:
+    return await act(w, await load_referral(w, referral_id), domain.ReferralAction.REFER_ELSEWHERE)
+
+
+@router.post("/referrals/bulk-send", response_model=BulkResult)
+async def bulk_send(body: BulkSend, w: WorkflowDep) -> BulkResult:
+    """Send several proposed referrals; each one that cannot go says why."""
+    sent, not_sent = [], {}
+    for referral_id in dict.fromkeys(body.referral_ids):
+        referral = await w.session.get(Referral, referral_id)
+        if referral is None:
+            not_sent[referral_id] = "not found"
+        elif referral.status != domain.ReferralStatus.PROPOSED.value:
+            not_sent[referral_id] = f"is {referral.status}"
+        elif await workflow.try_send(w, referral):
+            sent.append(referral_id)
+        else:
+            not_sent[referral_id] = referral.blocked_reason or "not sendable"
+    await w.uow.commit()
+    return BulkResult(sent=sent, not_sent=not_sent)
+
+
+# --- routing rules -------------------------------------------------------------------------
+
+
+@router.get("/routing-rules", response_model=RuleSetRead)
+async def rules_in_force(w: WorkflowDep) -> RuleSetRead:
+    version, rules = await workflow.active_rules(w.session)
+    return RuleSetRead(version=version, rules=rules.rules)
+
+
+@router.put("/routing-rules", response_model=RuleSetRead)
+async def save_rules(body: list[dict[str, Any]], w: WorkflowDep, actor: ActorHeader = "unauthenticated") -> RuleSetRead:
+    """Save a new version of the routing rules; invalid rule sets are refused whole."""
+    try:
+        rules = domain.RuleSet.model_validate({"rules": body})
+    except ValidationError as exc:
+        raise Problem(
+            422, "The rule set is not valid; nothing was saved.", kind="validation", title="Invalid request",
+            errors=validation_errors(exc.errors()),
+        ) from exc  # fmt: skip
+    version, _ = await workflow.active_rules(w.session)
+    row = RuleSetVersion(
+        version=version + 1, rules=[r.model_dump(mode="json") for r in rules.rules], created_at=w.now, created_by=actor
+    )
+    w.session.add(row)
+    await w.uow.commit()
+    return RuleSetRead(version=row.version, rules=rules.rules)
+
+
+@router.get("/routing-rules/versions", response_model=list[RuleSetRead])
+async def rule_versions(w: WorkflowDep) -> list[RuleSetRead]:
+    rows = (await w.session.scalars(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()))).all()
+    return [RuleSetRead(version=r.version, rules=domain.RuleSet.model_validate({"rules": r.rules}).rules) for r in rows]
+
+
+# --- the partners' side --------------------------------------------------------------------
+
+
+@partner_router.get("/referrals", response_model=Page[ReferralRead])
+async def partner_referrals(
+    w: WorkflowDep,
+    partner_id: PartnerHeader,
+    status: domain.ReferralStatus | None = None,
+    page: int = Query(1, ge=1, le=100_000),
+    page_size: int = Query(50, ge=1, le=200),
+) -> Page[ReferralRead]:
+    """The referrals addressed to the calling partner (never a proposed one: nothing was shared yet)."""
+    filters = [Referral.partner_id == partner_id, Referral.status != domain.ReferralStatus.PROPOSED.value]
+    if status:
+        filters.append(Referral.status == status.value)
+    return await page_of(w, filters, page, page_size)
+
+
+@partner_router.get("/referrals/{referral_id}", response_model=PartnerReferralRead)
+async def partner_referral(
+    referral_id: str, request: Request, w: WorkflowDep, partner_id: PartnerHeader
+) -> PartnerReferralRead:
+    """One referral; the person's contact data only while a consent for this partner is in force."""
+    referral = await load_referral(w, referral_id, partner_id=partner_id)
+    if referral.status == domain.ReferralStatus.PROPOSED.value:
+        raise Problem(404, f"No referral with id {referral_id}.", kind="not-found")
+    data, status = None, "no consent in force"
+    if not referral.consent_withdrawn and referral.consent_id is not None:
+        consents = await workflow.consents_of(w.session, referral.person_id)
+        in_force = [c for c in consents if c.consent_id == referral.consent_id]
+        if in_force and domain.consent_covers(
+            in_force, partner_id=partner_id, partner_category=in_force[0].partner_category or referral.partner_category,  # type: ignore[arg-type]
+            purpose=in_force[0].purpose, at=w.now,
+        ):  # fmt: skip
+            data, status = await fetch_contact(request, referral, partner_id)
+    return PartnerReferralRead(referral=referral_read(referral), personal_data=data, personal_data_status=status)
+
+
+CONTACT_FIELDS = ("given_names", "family_name", "preferred_language", "languages", "phone", "email", "address")
+
+
+async def fetch_contact(request: Request, referral: Referral, partner_id: str) -> tuple[dict[str, Any] | None, str]:
+    """Ask registration for the contact data (it audits the read); degrade clearly when it is down."""
+    settings = request.app.state.runtime.settings
+    try:
+        async with httpx.AsyncClient(base_url=settings.registration_url, timeout=3) as client:
+            reply = await client.get(
+                f"/api/v1/persons/{referral.person_id}",
+                headers={"X-Actor": f"partner:{partner_id} via referral {referral.id}"},
+            )
+    except httpx.HTTPError:
+        return None, "registration service unavailable; try again shortly"
+    if reply.status_code != 200:
+        return None, f"not available ({reply.status_code})"
+    person = reply.json()
+    return {k: person.get(k) for k in CONTACT_FIELDS}, "shared under consent"
+
+
+@partner_router.post("/referrals/{referral_id}/accept", response_model=ReferralRead)
+async def partner_accept(referral_id: str, w: WorkflowDep, partner_id: PartnerHeader) -> ReferralRead:
+    return await act(w, await load_referral(w, referral_id, partner_id=partner_id), domain.ReferralAction.ACCEPT)
+
+
+@partner_router.post("/referrals/{referral_id}/decline", response_model=ReferralRead)
+async def partner_decline(referral_id: str, body: Decline, w: WorkflowDep, partner_id: PartnerHeader) -> ReferralRead:
+    referral = await load_referral(w, referral_id, partner_id=partner_id)
+    return await act(w, referral, domain.ReferralAction.DECLINE, decline_reason=body.reason)
+
+
+@partner_router.post("/referrals/{referral_id}/start", response_model=ReferralRead)
+async def partner_start(referral_id: str, w: WorkflowDep, partner_id: PartnerHeader) -> ReferralRead:
+    return await act(w, await load_referral(w, referral_id, partner_id=partner_id), domain.ReferralAction.START)
+
+
+@partner_router.post("/referrals/{referral_id}/complete", response_model=ReferralRead)
+async def partner_complete(
+    referral_id: str, body: Completion, w: WorkflowDep, partner_id: PartnerHeader
+) -> ReferralRead:
+    referral = await load_referral(w, referral_id, partner_id=partner_id)
+    return await act(w, referral, domain.ReferralAction.COMPLETE, outcome=body.outcome, unsuccessful_reason=body.reason)

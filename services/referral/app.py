@@ -1,0 +1,99 @@
+"""Wiring of the referral service: settings, reference data, the response clock, the app factory.
+
+Run: ``uvicorn --factory services.referral.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy import func, select
+
+from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
+from chassis.settings import ServiceSettings
+from contracts import referral as events
+from services.referral import api, directory, workflow
+from services.referral.handlers import CONSUMED_TOPICS, make_handlers
+from services.referral.models import Base, CaseworkerRow, PartnerOfferRow, messaging
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class ReferralSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="REFERRAL_", extra="ignore")
+
+    service_name: str = "referral"
+    port: int = 8002
+    database_url: str = "sqlite+aiosqlite:///var/referral.db"
+    #: Working days after escalation until an unanswered referral expires.
+    referral_expiry_days: int = 10
+    clock_interval_seconds: float = 60.0
+    #: Seed Landsberg's partner directory and a demo roster into empty tables.
+    seed_reference_data: bool = True
+    registration_url: str = "http://127.0.0.1:8001"
+
+
+async def seed_reference_data(runtime: ServiceRuntime) -> None:
+    async with runtime.session_factory() as session, session.begin():
+        if not await session.scalar(select(func.count()).select_from(PartnerOfferRow)):
+            session.add_all(PartnerOfferRow(**offer) for offer in directory.LANDSBERG_PARTNER_OFFERS)
+        if not await session.scalar(select(func.count()).select_from(CaseworkerRow)):
+            session.add_all(CaseworkerRow(**worker, active=True) for worker in directory.DEMO_ROSTER)
+
+
+async def clock_loop(runtime: ServiceRuntime, interval: float) -> None:
+    """Checks the response clocks now and then; the decisions themselves are in the domain."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await check_clocks(runtime)
+        except Exception:
+            log.exception("response clock check failed; trying again next round")
+
+
+async def check_clocks(runtime: ServiceRuntime) -> dict[str, int]:
+    settings: ReferralSettings = runtime.settings  # type: ignore[assignment]
+    async with runtime.unit_of_work() as uow:
+        w = workflow.Workflow(uow=uow, now=runtime.extras["clock"](), expiry_days=settings.referral_expiry_days)
+        counts = await workflow.run_clocks(w)
+        await uow.commit()
+    return counts
+
+
+def create_app(settings: ReferralSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or ReferralSettings()
+
+    async def on_startup(runtime: ServiceRuntime) -> None:
+        runtime.extras["clock"] = clock
+        if settings.seed_reference_data:
+            await seed_reference_data(runtime)
+        task = asyncio.create_task(clock_loop(runtime, settings.clock_interval_seconds), name="referral-clock")
+        runtime.tasks.insert(0, task)  # the consumer stays last: shutdown waits for it
+
+    spec = ServiceSpec(
+        name="referral",
+        title="Referral service",
+        version="1.0.0",
+        description="Cases, the integration navigator, routing rules and closed-loop referrals to partners.",
+        metadata=Base.metadata,
+        tables=messaging,
+        migrations_dir=Path(__file__).parent / "migrations",
+        published_topics=[events.CASES_TOPIC, events.REFERRALS_TOPIC],
+        routers=[api.router, api.partner_router],
+        handlers=lambda runtime: make_handlers(runtime.extras["clock"], settings),
+        consumed_topics=CONSUMED_TOPICS,
+        on_startup=on_startup,
+    )
+    return create_service_app(spec, settings)

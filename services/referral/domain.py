@@ -1,0 +1,533 @@
+"""Referral rules: the referral state machine, routing rules as data, partner and caseworker choice,
+consent, response clocks. Pure: no I/O, no framework.
+
+The integration navigator (Integrationslotse) refers a newcomer to the right
+service. A referral is proposed by a routing rule, sent to a partner when a
+consent covers it, and closed by the partner's answer; an unanswered referral
+escalates and later expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.vocabulary import (
+    AgeBand,
+    ConsentPurpose,
+    EmploymentSituation,
+    Gender,
+    GermanLevel,
+    NeedCategory,
+    PartnerCategory,
+    ResidenceStatusGroup,
+    ServiceType,
+)
+
+
+class ReferralError(ValueError):
+    """A rule of referral was broken; the message says which."""
+
+
+class InvalidTransition(ReferralError):
+    pass
+
+
+# --- the referral lifecycle ---------------------------------------------------------------
+
+
+class ReferralStatus(StrEnum):
+    PROPOSED = "proposed"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    REFERRED_ELSEWHERE = "referred_elsewhere"
+
+
+TERMINAL = frozenset(
+    {
+        ReferralStatus.DECLINED,
+        ReferralStatus.COMPLETED,
+        ReferralStatus.REVOKED,
+        ReferralStatus.EXPIRED,
+        ReferralStatus.REFERRED_ELSEWHERE,
+    }
+)
+
+
+class ReferralAction(StrEnum):
+    SEND = "send"
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    START = "start"
+    COMPLETE = "complete"
+    REVOKE = "revoke"
+    EXPIRE = "expire"
+    REFER_ELSEWHERE = "refer_elsewhere"
+
+
+S, A = ReferralStatus, ReferralAction
+TRANSITIONS: dict[tuple[ReferralStatus, ReferralAction], ReferralStatus] = {
+    (S.PROPOSED, A.SEND): S.SENT,
+    (S.PROPOSED, A.REVOKE): S.REVOKED,
+    (S.SENT, A.ACCEPT): S.ACCEPTED,
+    (S.SENT, A.DECLINE): S.DECLINED,
+    (S.SENT, A.REVOKE): S.REVOKED,
+    (S.SENT, A.EXPIRE): S.EXPIRED,
+    (S.ACCEPTED, A.START): S.IN_PROGRESS,
+    (S.ACCEPTED, A.REVOKE): S.REVOKED,
+    (S.ACCEPTED, A.REFER_ELSEWHERE): S.REFERRED_ELSEWHERE,
+    (S.IN_PROGRESS, A.COMPLETE): S.COMPLETED,
+    (S.IN_PROGRESS, A.REVOKE): S.REVOKED,
+    (S.IN_PROGRESS, A.REFER_ELSEWHERE): S.REFERRED_ELSEWHERE,
+}
+
+
+class DeclineReason(StrEnum):
+    NO_CAPACITY = "no_capacity"
+    NOT_ELIGIBLE = "not_eligible"
+    NOT_OUR_SERVICE = "not_our_service"
+    ALREADY_SUPPORTED = "already_supported"
+    OTHER = "other"
+
+
+class Outcome(StrEnum):
+    SUCCESSFUL = "successful"
+    UNSUCCESSFUL = "unsuccessful"
+
+
+class UnsuccessfulReason(StrEnum):
+    CLIENT_REFUSED = "client_refused"
+    NO_CAPACITY = "no_capacity"
+    NO_LONGER_NEEDED = "no_longer_needed"
+    COULD_NOT_CONTACT_CLIENT = "could_not_contact_client"
+    COULD_NOT_CONTACT_PARTNER = "could_not_contact_partner"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class ReferralState:
+    status: ReferralStatus = ReferralStatus.PROPOSED
+    decline_reason: DeclineReason | None = None
+    outcome: Outcome | None = None
+    unsuccessful_reason: UnsuccessfulReason | None = None
+
+
+def apply(
+    state: ReferralState,
+    action: ReferralAction,
+    *,
+    decline_reason: DeclineReason | None = None,
+    outcome: Outcome | None = None,
+    unsuccessful_reason: UnsuccessfulReason | None = None,
+) -> ReferralState:
+    """The state after ``action``, or :class:`InvalidTransition`. Terminal states never change."""
+    action = ReferralAction(action)  # plain strings from the API or events work the same
+    target = TRANSITIONS.get((state.status, action))
+    if target is None:
+        raise InvalidTransition(f"a {state.status.value} referral cannot {action.value.replace('_', ' ')}")
+    if action == A.DECLINE:
+        if decline_reason is None:
+            raise ReferralError("a decline needs a reason")
+        return replace(state, status=target, decline_reason=decline_reason)
+    if action == A.COMPLETE:
+        if outcome is None:
+            raise ReferralError("a completion needs an outcome")
+        if outcome == Outcome.UNSUCCESSFUL and unsuccessful_reason is None:
+            raise ReferralError("an unsuccessful completion needs a reason")
+        reason = unsuccessful_reason if outcome == Outcome.UNSUCCESSFUL else None
+        return replace(state, status=target, outcome=outcome, unsuccessful_reason=reason)
+    return replace(state, status=target)
+
+
+# --- what is known of a person --------------------------------------------------------------
+
+_GERMAN_ORDER = list(GermanLevel)
+ADULT_BANDS = frozenset({AgeBand.AGE_18_26, AgeBand.AGE_27_44, AgeBand.AGE_45_64, AgeBand.AGE_65_PLUS})
+
+
+class PersonFacts(BaseModel):
+    """The pseudonymous facts routing may use (from registration's events)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    age_band: AgeBand
+    gender: Gender
+    residence_status_group: ResidenceStatusGroup
+    languages: tuple[str, ...] = ()
+    preferred_language: str = "de"
+    district: str | None = None
+    german_level: GermanLevel | None = None
+    need_categories: frozenset[NeedCategory] = frozenset()
+    employment_situation: EmploymentSituation | None = None
+    childcare_needed: bool = False
+    has_children: bool = False
+
+
+# --- routing rules as data ------------------------------------------------------------------
+
+
+class Condition(BaseModel):
+    """All given parts must hold; an omitted part does not restrict."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    need_any: list[NeedCategory] | None = Field(None, min_length=1)
+    german_below: GermanLevel | None = None
+    residence_status_in: list[ResidenceStatusGroup] | None = Field(None, min_length=1)
+    age_band_in: list[AgeBand] | None = Field(None, min_length=1)
+    gender_in: list[Gender] | None = Field(None, min_length=1)
+    childcare_needed: bool | None = None
+    has_children: bool | None = None
+    language_any: list[str] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Condition:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("a rule needs at least one condition")
+        return self
+
+
+class RoutingRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$")
+    description: str = Field(min_length=1, max_length=300)
+    when: Condition
+    service_type: ServiceType
+    purpose: ConsentPurpose
+    shares_personal_data: bool = True
+
+
+class RuleSet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: list[RoutingRule] = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RuleSet:
+        ids = [r.id for r in self.rules]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"rule ids must be unique: {duplicates}")
+        return self
+
+
+def matched_facts(condition: Condition, facts: PersonFacts) -> dict[str, Any] | None:
+    """The facts that made ``condition`` hold, or None when it does not."""
+    used: dict[str, Any] = {}
+    if condition.need_any is not None:
+        hit = sorted(set(condition.need_any) & facts.need_categories)
+        if not hit:
+            return None
+        used["need_categories"] = hit
+    if condition.german_below is not None:
+        if facts.german_level is None or _GERMAN_ORDER.index(facts.german_level) >= _GERMAN_ORDER.index(
+            condition.german_below
+        ):
+            return None
+        used["german_level"] = facts.german_level.value
+    if condition.residence_status_in is not None:
+        if facts.residence_status_group not in condition.residence_status_in:
+            return None
+        used["residence_status_group"] = facts.residence_status_group.value
+    if condition.age_band_in is not None:
+        if facts.age_band not in condition.age_band_in:
+            return None
+        used["age_band"] = facts.age_band.value
+    if condition.gender_in is not None:
+        if facts.gender not in condition.gender_in:
+            return None
+        used["gender"] = facts.gender.value
+    if condition.childcare_needed is not None:
+        if facts.childcare_needed != condition.childcare_needed:
+            return None
+        used["childcare_needed"] = facts.childcare_needed
+    if condition.has_children is not None:
+        if facts.has_children != condition.has_children:
+            return None
+        used["has_children"] = facts.has_children
+    if condition.language_any is not None:
+        spoken = sorted(set(condition.language_any) & {lang.split("-")[0] for lang in facts.languages})
+        if not spoken:
+            return None
+        used["languages"] = spoken
+    return used
+
+
+@dataclass(frozen=True)
+class Proposal:
+    rule_id: str
+    service_type: ServiceType
+    purpose: ConsentPurpose
+    shares_personal_data: bool
+    matched_facts: dict[str, Any]
+
+
+def propose(rules: RuleSet, facts: PersonFacts) -> list[Proposal]:
+    """One proposal per service type, from the first rule (in order) that matches."""
+    proposals: dict[ServiceType, Proposal] = {}
+    for rule in rules.rules:
+        if rule.service_type in proposals:
+            continue
+        used = matched_facts(rule.when, facts)
+        if used is not None:
+            proposals[rule.service_type] = Proposal(
+                rule.id, rule.service_type, rule.purpose, rule.shares_personal_data, used
+            )
+    return list(proposals.values())
+
+
+UNDER_27 = [AgeBand.AGE_10_17, AgeBand.AGE_18_26]
+
+#: The shipped rule set, from the seed (Landsberg 2035, HF 1 "Bildung + Soziales").
+DEFAULT_RULES = RuleSet(
+    rules=[
+        RoutingRule(
+            id="asylum-social-counselling",
+            description="Asylum seekers and tolerated persons: Caritas asylum social counselling",
+            when=Condition(residence_status_in=[ResidenceStatusGroup.ASYLUM_SEEKER, ResidenceStatusGroup.TOLERATED]),
+            service_type=ServiceType.ASYLUM_SOCIAL_COUNSELLING,
+            purpose=ConsentPurpose.COUNSELLING,
+        ),
+        RoutingRule(
+            id="youth-migration-service",
+            description="Young people under 27: youth migration service (JMD)",
+            when=Condition(
+                age_band_in=UNDER_27,
+                need_any=[
+                    NeedCategory.COUNSELLING,
+                    NeedCategory.EDUCATION,
+                    NeedCategory.LANGUAGE,
+                    NeedCategory.EMPLOYMENT,
+                ],
+            ),
+            service_type=ServiceType.YOUTH_MIGRATION_SERVICE,
+            purpose=ConsentPurpose.COUNSELLING,
+        ),
+        RoutingRule(
+            id="migration-counselling",
+            description="Adult migrants (27 and over) who need counselling: migration counselling (MBE)",
+            when=Condition(
+                need_any=[NeedCategory.COUNSELLING, NeedCategory.HOUSING],
+                age_band_in=[AgeBand.AGE_27_44, AgeBand.AGE_45_64, AgeBand.AGE_65_PLUS],
+            ),
+            service_type=ServiceType.MIGRATION_COUNSELLING,
+            purpose=ConsentPurpose.COUNSELLING,
+        ),
+        RoutingRule(
+            id="course-with-childcare",
+            description="Women with children and no childcare, German below B1: VHS course with childcare",
+            when=Condition(gender_in=[Gender.FEMALE], childcare_needed=True, german_below=GermanLevel.B1),
+            service_type=ServiceType.COURSE_WITH_CHILDCARE,
+            purpose=ConsentPurpose.COURSE_ENROLMENT,
+        ),
+        RoutingRule(
+            id="german-below-b1",
+            description="Adults with German below B1: VHS integration or language course",
+            when=Condition(german_below=GermanLevel.B1, age_band_in=sorted(ADULT_BANDS, key=list(AgeBand).index)),
+            service_type=ServiceType.INTEGRATION_COURSE,
+            purpose=ConsentPurpose.COURSE_ENROLMENT,
+        ),
+        RoutingRule(
+            id="job-seeking",
+            description="Job seeking: Jobcenter",
+            when=Condition(need_any=[NeedCategory.EMPLOYMENT]),
+            service_type=ServiceType.JOB_PLACEMENT,
+            purpose=ConsentPurpose.JOB_PLACEMENT,
+        ),
+        RoutingRule(
+            id="qualification-recognition",
+            description="A foreign qualification to recognise: IHK recognition advice (IHK FOSA)",
+            when=Condition(need_any=[NeedCategory.RECOGNITION]),
+            service_type=ServiceType.QUALIFICATION_RECOGNITION,
+            purpose=ConsentPurpose.QUALIFICATION_RECOGNITION,
+        ),
+    ]
+)
+
+
+# --- partners and caseworkers -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartnerOffer:
+    """A partner's service as referral knows it (from partner events or the seeded directory)."""
+
+    partner_id: str
+    partner_category: PartnerCategory
+    service_type: ServiceType
+    free_places: int | None  # None: no limit announced
+    languages: frozenset[str] = frozenset()
+    response_days: int = 5
+
+
+@dataclass(frozen=True)
+class PartnerChoice:
+    offer: PartnerOffer | None
+    reason: str  # why this partner, or why none
+
+
+def choose_partner(
+    offers: Iterable[PartnerOffer], service_type: ServiceType, languages: Iterable[str]
+) -> PartnerChoice:
+    """Among equivalent partners: one with free places, speaking the person's language, with most room."""
+    service_type = ServiceType(service_type)
+    candidates = [o for o in offers if o.service_type == service_type]
+    if not candidates:
+        return PartnerChoice(None, f"no partner offers {service_type.value}")
+    open_ = [o for o in candidates if o.free_places is None or o.free_places > 0]
+    if not open_:
+        full = ", ".join(sorted(o.partner_id for o in candidates))
+        return PartnerChoice(None, f"no capacity: {full} full")
+    spoken = {lang.split("-")[0] for lang in languages}
+
+    def rank(o: PartnerOffer) -> tuple[int, int, str]:
+        room = o.free_places if o.free_places is not None else 10**6
+        return (0 if o.languages & spoken else 1, -room, o.partner_id)
+
+    best = min(open_, key=rank)
+    why = "speaks the person's language" if best.languages & spoken else "has free places"
+    return PartnerChoice(best, why)
+
+
+@dataclass(frozen=True)
+class Caseworker:
+    """An integration navigator (Integrationslotse) on a team roster."""
+
+    id: str
+    team: str
+    languages: frozenset[str]
+    max_cases: int
+    open_cases: int
+
+
+def assign_caseworker(
+    roster: Iterable[Caseworker], languages: Iterable[str], preferred_language: str | None = None
+) -> Caseworker | None:
+    """The person's preferred language first, then any language they share, then the lightest
+    workload (relative to capacity); None when everyone is full."""
+    spoken = {lang.split("-")[0] for lang in languages}
+    preferred = preferred_language.split("-")[0] if preferred_language else None
+    available = [c for c in roster if c.open_cases < c.max_cases]
+    if not available:
+        return None
+
+    def rank(c: Caseworker) -> tuple[int, float, int, str]:
+        match = 0 if preferred in c.languages else 1 if c.languages & spoken else 2
+        return (match, c.open_cases / c.max_cases, c.open_cases, c.id)
+
+    return min(available, key=rank)
+
+
+# --- consent --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    consent_id: str
+    partner_id: str | None
+    partner_category: PartnerCategory | None
+    purpose: ConsentPurpose
+    given_at: datetime
+    expires_on: date | None = None
+    withdrawn_at: datetime | None = None
+
+
+def consent_covers(
+    consents: Iterable[ConsentRecord],
+    *,
+    partner_id: str,
+    partner_category: PartnerCategory,
+    purpose: ConsentPurpose,
+    at: datetime,
+) -> ConsentRecord | None:
+    """The consent in force that lets data go to this partner for this purpose, if any (GDPR Art. 6/9)."""
+    for consent in consents:
+        addressed = consent.partner_id == partner_id or (
+            consent.partner_id is None and consent.partner_category == partner_category
+        )
+        in_force = (
+            consent.given_at <= at
+            and (consent.withdrawn_at is None or consent.withdrawn_at > at)
+            and (consent.expires_on is None or at.date() <= consent.expires_on)
+        )
+        if addressed and in_force and consent.purpose == purpose:
+            return consent
+    return None
+
+
+# --- response clocks ------------------------------------------------------------------------
+
+
+def add_working_days(start: datetime, days: int, holidays: frozenset[date] = frozenset()) -> datetime:
+    """``start`` moved on by ``days`` working days (Monday to Friday, not a holiday)."""
+    moment = start
+    remaining = days
+    while remaining > 0:
+        moment += timedelta(days=1)
+        if moment.weekday() < 5 and moment.date() not in holidays:
+            remaining -= 1
+    return moment
+
+
+class ClockAction(StrEnum):
+    ESCALATE = "escalate"
+    EXPIRE = "expire"
+
+
+def clock_action(
+    *,
+    status: ReferralStatus,
+    sent_at: datetime | None,
+    escalated: bool,
+    response_days: int,
+    expiry_days: int,
+    now: datetime,
+    holidays: frozenset[date] = frozenset(),
+) -> ClockAction | None:
+    """What the clock demands of an unanswered referral: escalate after the partner's response time,
+    expire ``expiry_days`` working days after that."""
+    if status is not ReferralStatus.SENT or sent_at is None:
+        return None
+    due = add_working_days(sent_at, response_days, holidays)
+    if now >= add_working_days(due, expiry_days, holidays):
+        return ClockAction.EXPIRE
+    if now >= due and not escalated:
+        return ClockAction.ESCALATE
+    return None
+
+
+# --- cases and integration plans ------------------------------------------------------------
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class CaseCloseReason(StrEnum):
+    MOVED_AWAY = "moved_away"
+    ERASED = "erased"
+    GOALS_REACHED = "goals_reached"
+    OTHER = "other"
+
+
+class GoalStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    ACHIEVED = "achieved"
+    DROPPED = "dropped"
+
+
+def german_level_rank(level: GermanLevel) -> int:
+    return _GERMAN_ORDER.index(level)

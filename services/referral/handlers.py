@@ -1,0 +1,157 @@
+"""Event handlers of the referral service: one function per consumed event type.
+
+Registration's events build the pseudonymous picture of a person (profile,
+needs, consents) and drive cases and routing; partner events carry capacity.
+Every handler is idempotent and tolerates events out of order: profile and
+needs keep the newest version, a withdrawal may arrive before its consent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from chassis.cloudevents import ReceivedEvent
+from chassis.consumer import Handler
+from chassis.uow import UnitOfWork
+from contracts import partners as partner_events
+from contracts import registration as registration_events
+from contracts.base import IntegrationEvent
+from contracts.registry import model_for
+from services.referral import domain, workflow
+from services.referral.models import CaseNote, Goal, KnownConsent, KnownPerson, PartnerOfferRow, Referral
+
+CONSUMED_TOPICS = [registration_events.PERSONS_TOPIC, partner_events.PARTNERS_TOPIC]
+PROFILE_FIELDS = list(registration_events.PersonProfile.model_fields)
+
+
+async def _person(uow: UnitOfWork, person_id: str) -> KnownPerson:
+    person = await uow.session.get(KnownPerson, person_id)
+    if person is None:
+        person = KnownPerson(person_id=person_id, profile_version=0, needs_version=0, status="registered")
+        uow.session.add(person)
+    return person
+
+
+def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, Handler]:
+    def flow(uow: UnitOfWork) -> workflow.Workflow:
+        return workflow.Workflow(uow=uow, now=clock(), expiry_days=settings.referral_expiry_days)
+
+    async def timeline(w: workflow.Workflow, model: IntegrationEvent, event: ReceivedEvent) -> None:
+        await workflow.record_timeline(w, model, event_id=event.id, source=event.source)
+
+    async def profile_changed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        model = model_for(event.type).model_validate(event.data)
+        w = flow(uow)
+        await timeline(w, model, event)
+        person = await _person(uow, model.person_id)  # type: ignore[attr-defined]
+        if person.status == "erased":
+            return
+        version = getattr(model, "version", 1)
+        if version > person.profile_version:  # an older snapshot arriving late changes nothing
+            person.profile = model.model_dump(mode="json", include=set(PROFILE_FIELDS))
+            person.household_id = person.profile["household_id"]
+            person.profile_version = version
+        await uow.session.flush()
+        if person.status == "registered":
+            await workflow.open_case(w, person)
+            await workflow.route(w, person)
+
+    async def needs_assessed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        model = registration_events.NeedsAssessed.model_validate(event.data)
+        w = flow(uow)
+        await timeline(w, model, event)
+        person = await _person(uow, model.person_id)
+        if person.status == "erased" or model.assessment_version <= person.needs_version:
+            return
+        person.needs = model.model_dump(mode="json")
+        person.needs_version = model.assessment_version
+        await uow.session.flush()
+        await workflow.route(w, person)
+
+    async def consent_given(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        model = registration_events.ConsentGiven.model_validate(event.data)
+        w = flow(uow)
+        await timeline(w, model, event)
+        row = await uow.session.get(KnownConsent, model.consent_id)
+        if row is None:
+            row = KnownConsent(consent_id=model.consent_id, person_id=model.person_id)
+            uow.session.add(row)
+        row.partner_id = model.partner_id
+        row.partner_category = model.partner_category.value if model.partner_category else None
+        row.purpose = model.purpose.value
+        row.given_at = model.given_at
+        row.expires_on = model.expires_on
+        await uow.session.flush()
+        await workflow.retry_blocked(w, person_id=model.person_id)
+
+    async def consent_withdrawn(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        model = registration_events.ConsentWithdrawn.model_validate(event.data)
+        w = flow(uow)
+        await timeline(w, model, event)
+        row = await uow.session.get(KnownConsent, model.consent_id)
+        if row is None:  # the withdrawal overtook its consent: remember it, the consent will find it
+            row = KnownConsent(consent_id=model.consent_id, person_id=model.person_id)
+            uow.session.add(row)
+        row.withdrawn_at = model.withdrawn_at
+        # Already shared: flag it, so the caseworker can tell the partner to stop using the data.
+        await uow.session.execute(
+            update(Referral)
+            .where(
+                Referral.consent_id == model.consent_id,
+                Referral.status.in_(["sent", "accepted", "in_progress"]),
+            )
+            .values(consent_withdrawn=True, updated_at=w.now)
+        )
+
+    async def moved_away(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        model = registration_events.PersonMovedAway.model_validate(event.data)
+        w = flow(uow)
+        await timeline(w, model, event)
+        person = await _person(uow, model.person_id)
+        if person.status == "registered":
+            person.status = "moved_away"
+        await workflow.close_case(w, model.person_id, domain.CaseCloseReason.MOVED_AWAY)
+
+    async def erased(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """Art. 17: close and anonymise; free text that might identify the person goes."""
+        model = registration_events.PersonErased.model_validate(event.data)
+        w = flow(uow)
+        person = await _person(uow, model.person_id)
+        person.status = "erased"
+        person.profile = None
+        person.needs = None
+        case = await workflow.close_case(w, model.person_id, domain.CaseCloseReason.ERASED)
+        session = uow.session
+        for consent in (
+            await session.scalars(select(KnownConsent).where(KnownConsent.person_id == person.person_id))
+        ).all():
+            await session.delete(consent)
+        if case is not None:
+            for note in (await session.scalars(select(CaseNote).where(CaseNote.case_id == case.id))).all():
+                await session.delete(note)
+            await session.execute(update(Goal).where(Goal.case_id == case.id).values(title=None))
+        await timeline(w, model, event)
+
+    async def capacity_changed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        model = partner_events.PartnerCapacityChanged.model_validate(event.data)
+        row = await uow.session.get(PartnerOfferRow, (model.partner_id, model.service_type.value))
+        if row is None:
+            return  # a partner this service does not route to
+        row.free_places = model.free_places
+        await uow.session.flush()
+        await workflow.retry_blocked(flow(uow), service_type=model.service_type.value)
+
+    return {
+        registration_events.PersonRegistered.event_type: profile_changed,
+        registration_events.PersonUpdated.event_type: profile_changed,
+        registration_events.NeedsAssessed.event_type: needs_assessed,
+        registration_events.ConsentGiven.event_type: consent_given,
+        registration_events.ConsentWithdrawn.event_type: consent_withdrawn,
+        registration_events.PersonMovedAway.event_type: moved_away,
+        registration_events.PersonErased.event_type: erased,
+        partner_events.PartnerCapacityChanged.event_type: capacity_changed,
+    }

@@ -1,0 +1,159 @@
+"""API models of the referral service (Create / Update / Read kept apart)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from contracts.vocabulary import EsserDimension, ServiceType
+from services.referral import domain
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+
+
+class ReferralRead(BaseModel):
+    referral_id: str
+    case_id: str
+    person_id: str
+    service_type: ServiceType
+    partner_id: str | None
+    partner_category: str | None
+    status: domain.ReferralStatus
+    rule_id: str
+    rule_set_version: int
+    matched_facts: dict[str, Any]
+    purpose: str
+    blocked_reason: str | None
+    decline_reason: str | None
+    outcome: str | None
+    unsuccessful_reason: str | None
+    consent_withdrawn: bool
+    escalated: bool
+    sent_at: datetime | None
+    response_due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class GoalCreate(Strict):
+    dimension: EsserDimension
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    due_on: date | None = None
+
+
+class GoalUpdate(Strict):
+    status: domain.GoalStatus | None = None
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)] | None = None
+    due_on: date | None = None
+
+
+class GoalRead(BaseModel):
+    goal_id: str
+    dimension: EsserDimension
+    title: str | None
+    status: domain.GoalStatus
+    due_on: date | None
+
+
+class NoteCreate(Strict):
+    text: Text
+
+
+class NoteRead(BaseModel):
+    author: str
+    text: str
+    at: datetime
+
+
+class CaseRead(BaseModel):
+    case_id: str
+    person_id: str
+    household_id: str | None
+    status: domain.CaseStatus
+    caseworker_id: str | None
+    team: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+    close_reason: str | None
+
+
+class CaseDetail(CaseRead):
+    referrals: list[ReferralRead]
+    goals: list[GoalRead]
+    notes: list[NoteRead]
+
+
+class Assignment(Strict):
+    caseworker_id: Identifier
+
+
+class TimelineRead(BaseModel):
+    at: datetime
+    event_type: str
+    source: str
+    summary: dict[str, Any]
+
+
+class Decline(Strict):
+    reason: domain.DeclineReason
+
+
+class Completion(Strict):
+    outcome: domain.Outcome
+    reason: domain.UnsuccessfulReason | None = None
+
+    @model_validator(mode="after")
+    def _reason_when_unsuccessful(self) -> Completion:
+        if self.outcome is domain.Outcome.UNSUCCESSFUL and self.reason is None:
+            raise ValueError("an unsuccessful completion needs a reason")
+        if self.outcome is domain.Outcome.SUCCESSFUL and self.reason is not None:
+            raise ValueError("a successful completion takes no reason")
+        return self
+
+
+class BulkSend(Strict):
+    referral_ids: list[Identifier] = Field(min_length=1, max_length=100)
+
+
+class BulkResult(BaseModel):
+    sent: list[str]
+    not_sent: dict[str, str]
+
+
+class RuleSetRead(BaseModel):
+    version: int
+    rules: list[domain.RoutingRule]
+
+
+class CaseworkerRead(BaseModel):
+    id: str
+    name: str
+    team: str
+    languages: list[str]
+    max_cases: int
+    open_cases: int
+
+
+class PartnerReferralRead(BaseModel):
+    """What a partner sees: the referral, and personal data only while a consent covers it."""
+
+    referral: ReferralRead
+    personal_data: dict[str, Any] | None
+    personal_data_status: str

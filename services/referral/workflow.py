@@ -1,0 +1,435 @@
+"""The referral service's use cases, shared by the HTTP routes and the event handlers.
+
+Each function takes a :class:`Workflow` (the unit of work, the moment and the
+settings), asks :mod:`domain` what happens, stores the result and publishes the
+events in the same transaction (cosmicpython's service layer).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.uow import UnitOfWork
+from contracts import referral as events
+from contracts.base import IntegrationEvent
+from contracts.vocabulary import ConsentPurpose, PartnerCategory, ServiceType
+from services.referral import domain
+from services.referral.models import (
+    Case,
+    CaseworkerRow,
+    KnownConsent,
+    KnownPerson,
+    PartnerOfferRow,
+    Referral,
+    RuleSetVersion,
+    TimelineEntry,
+)
+
+CONSENT_MISSING = "consent missing"
+
+
+@dataclass
+class Workflow:
+    uow: UnitOfWork
+    now: datetime
+    expiry_days: int = 10
+    holidays: frozenset[date] = frozenset()
+
+    @property
+    def session(self) -> AsyncSession:
+        return self.uow.session
+
+    async def publish(self, event: IntegrationEvent) -> None:
+        await self.uow.publish(event)
+        await record_timeline(self, event)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def record_timeline(
+    w: Workflow, event: IntegrationEvent, *, event_id: str | None = None, source: str = "/services/referral"
+) -> None:
+    person_id = getattr(event, "person_id", None)
+    if person_id is None:
+        return
+    data = event.model_dump(mode="json")
+    w.session.add(
+        TimelineEntry(
+            person_id=person_id,
+            event_id=event_id or f"local-{uuid.uuid4()}",
+            event_type=event.event_type,
+            source=source,
+            at=w.now,
+            summary={k: v for k, v in data.items() if k not in ("person_id", "matched_facts")},
+        )
+    )
+
+
+# --- reading what the events told us ---------------------------------------------------------
+
+
+def person_facts(person: KnownPerson) -> domain.PersonFacts | None:
+    """The facts routing needs, once both the profile and a needs assessment are known."""
+    if person.profile is None or person.needs is None:
+        return None
+    profile, needs = person.profile, person.needs
+    return domain.PersonFacts(
+        age_band=profile["age_band"],
+        gender=profile["gender"],
+        residence_status_group=profile["residence_status_group"],
+        languages=tuple(profile.get("languages", ())),
+        preferred_language=profile.get("preferred_language", "de"),
+        district=profile.get("district"),
+        german_level=needs.get("german_level"),
+        need_categories=frozenset(needs.get("need_categories", ())),
+        employment_situation=needs.get("employment_situation"),
+        childcare_needed=needs.get("childcare_needed", False),
+        has_children=bool(needs.get("children_age_bands")),
+    )
+
+
+async def active_rules(session: AsyncSession) -> tuple[int, domain.RuleSet]:
+    row = await session.scalar(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()).limit(1))
+    if row is None:
+        return 0, domain.DEFAULT_RULES
+    return row.version, domain.RuleSet.model_validate({"rules": row.rules})
+
+
+async def partner_offers(session: AsyncSession) -> list[domain.PartnerOffer]:
+    rows = (await session.scalars(select(PartnerOfferRow))).all()
+    return [
+        domain.PartnerOffer(
+            partner_id=r.partner_id,
+            partner_category=PartnerCategory(r.partner_category),
+            service_type=ServiceType(r.service_type),
+            free_places=r.free_places,
+            languages=frozenset(r.languages),
+            response_days=r.response_days,
+        )
+        for r in rows
+    ]
+
+
+async def consents_of(session: AsyncSession, person_id: str) -> list[domain.ConsentRecord]:
+    rows = (await session.scalars(select(KnownConsent).where(KnownConsent.person_id == person_id))).all()
+    return [
+        domain.ConsentRecord(
+            consent_id=r.consent_id,
+            partner_id=r.partner_id,
+            partner_category=PartnerCategory(r.partner_category) if r.partner_category else None,
+            purpose=ConsentPurpose(r.purpose),
+            given_at=aware(r.given_at),  # type: ignore[arg-type]
+            expires_on=r.expires_on,
+            withdrawn_at=aware(r.withdrawn_at),
+        )
+        for r in rows
+        if r.given_at is not None and r.purpose is not None  # a withdrawal seen before its consent
+    ]
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+
+async def open_case(w: Workflow, person: KnownPerson) -> Case:
+    """Every registered newcomer gets a case and, if the roster has room, a caseworker."""
+    case = await w.session.scalar(select(Case).where(Case.person_id == person.person_id))
+    if case is not None:
+        return case
+    case = Case(
+        id=str(uuid.uuid4()),
+        person_id=person.person_id,
+        household_id=person.household_id,
+        status=domain.CaseStatus.OPEN.value,
+        opened_at=w.now,
+    )
+    w.session.add(case)
+    await w.session.flush()
+    await w.publish(
+        events.CaseOpened(
+            case_id=case.id, person_id=person.person_id, household_id=person.household_id or "", opened_at=w.now
+        )
+    )
+    profile = person.profile or {}
+    chosen = domain.assign_caseworker(
+        await roster(w.session), profile.get("languages", []), profile.get("preferred_language")
+    )
+    await assign(w, case, chosen.id if chosen else None, chosen.team if chosen else None, assigned_by="routing")
+    return case
+
+
+async def roster(session: AsyncSession) -> list[domain.Caseworker]:
+    open_cases = dict(
+        (
+            await session.execute(
+                select(Case.caseworker_id, func.count())
+                .where(Case.status == domain.CaseStatus.OPEN.value, Case.caseworker_id.is_not(None))
+                .group_by(Case.caseworker_id)
+            )
+        ).all()
+    )
+    rows = (await session.scalars(select(CaseworkerRow).where(CaseworkerRow.active.is_(True)))).all()
+    return [
+        domain.Caseworker(
+            id=r.id,
+            team=r.team,
+            languages=frozenset(r.languages),
+            max_cases=r.max_cases,
+            open_cases=int(open_cases.get(r.id, 0)),
+        )
+        for r in rows
+    ]
+
+
+async def assign(w: Workflow, case: Case, caseworker_id: str | None, team: str | None, *, assigned_by: str) -> None:
+    case.caseworker_id = caseworker_id
+    case.team = team
+    await w.publish(
+        events.CaseAssigned(
+            case_id=case.id, person_id=case.person_id, caseworker_id=caseworker_id, team=team, assigned_by=assigned_by
+        )
+    )
+
+
+async def close_case(w: Workflow, person_id: str, reason: domain.CaseCloseReason) -> Case | None:
+    case = await w.session.scalar(select(Case).where(Case.person_id == person_id))
+    if case is None or case.status == domain.CaseStatus.CLOSED.value:
+        return case
+    case.status = domain.CaseStatus.CLOSED.value
+    case.closed_at = w.now
+    case.close_reason = reason.value
+    await w.publish(events.CaseClosed(case_id=case.id, person_id=person_id, reason=reason.value, closed_at=w.now))
+    return case
+
+
+# --- routing and sending -----------------------------------------------------------------------
+
+
+async def route(w: Workflow, person: KnownPerson) -> list[Referral]:
+    """Propose referrals for what the rules find, and send those that may go. Idempotent."""
+    facts = person_facts(person)
+    if facts is None or person.status != "registered":
+        return []
+    case = await open_case(w, person)
+    if case.status != domain.CaseStatus.OPEN.value:
+        return []
+    version, rules = await active_rules(w.session)
+    existing = (await w.session.scalars(select(Referral).where(Referral.case_id == case.id))).all()
+    covered = {r.service_type for r in existing if domain.ReferralStatus(r.status) not in domain.TERMINAL}
+    created = []
+    for proposal in domain.propose(rules, facts):
+        if proposal.service_type.value in covered:
+            continue
+        referral = Referral(
+            id=str(uuid.uuid4()),
+            case_id=case.id,
+            person_id=person.person_id,
+            service_type=proposal.service_type.value,
+            rule_id=proposal.rule_id,
+            rule_set_version=version,
+            matched_facts=proposal.matched_facts,
+            purpose=proposal.purpose.value,
+            shares_personal_data=proposal.shares_personal_data,
+            status=domain.ReferralStatus.PROPOSED.value,
+            created_at=w.now,
+            updated_at=w.now,
+        )
+        w.session.add(referral)
+        await w.session.flush()
+        await w.publish(
+            events.ReferralProposed(
+                **referral_ids(referral, w.now),
+                rule_id=proposal.rule_id,
+                matched_facts=proposal.matched_facts,
+                purpose=proposal.purpose,
+            )
+        )
+        created.append(referral)
+    for referral in created:
+        await try_send(w, referral, languages=facts.languages)
+    return created
+
+
+def referral_ids(referral: Referral, at: datetime) -> dict[str, Any]:
+    return {
+        "referral_id": referral.id,
+        "case_id": referral.case_id,
+        "person_id": referral.person_id,
+        "service_type": referral.service_type,
+        "partner_id": referral.partner_id,
+        "partner_category": referral.partner_category,
+        "at": at,
+    }
+
+
+async def try_send(w: Workflow, referral: Referral, *, languages: tuple[str, ...] | None = None) -> bool:
+    """Send a proposed referral when a partner has room and a consent covers it; else say why not."""
+    if referral.status != domain.ReferralStatus.PROPOSED.value:
+        return False
+    if languages is None:
+        person = await w.session.get(KnownPerson, referral.person_id)
+        languages = tuple(((person.profile if person else None) or {}).get("languages", ()))
+    offers = await partner_offers(w.session)
+    if referral.partner_id is None:
+        choice = domain.choose_partner(offers, ServiceType(referral.service_type), languages)
+        if choice.offer is None:
+            return await block(w, referral, choice.reason)
+        offer = choice.offer
+    else:
+        found = [o for o in offers if o.partner_id == referral.partner_id and o.service_type == referral.service_type]
+        if not found:
+            return await block(w, referral, f"partner {referral.partner_id} does not offer {referral.service_type}")
+        offer = found[0]
+        if offer.free_places is not None and offer.free_places <= 0:
+            return await block(w, referral, f"no capacity: {offer.partner_id} full")
+    referral.partner_id = offer.partner_id
+    referral.partner_category = offer.partner_category.value
+    referral.response_days = offer.response_days
+    consent = None
+    if referral.shares_personal_data:
+        consent = domain.consent_covers(
+            await consents_of(w.session, referral.person_id),
+            partner_id=offer.partner_id,
+            partner_category=offer.partner_category,
+            purpose=ConsentPurpose(referral.purpose),
+            at=w.now,
+        )
+        if consent is None:
+            return await block(w, referral, CONSENT_MISSING)
+    state = domain.apply(domain.ReferralState(domain.ReferralStatus(referral.status)), domain.ReferralAction.SEND)
+    referral.status = state.status.value
+    referral.blocked_reason = None
+    referral.consent_id = consent.consent_id if consent else None
+    referral.sent_at = w.now
+    referral.response_due_at = domain.add_working_days(w.now, offer.response_days, w.holidays)
+    referral.updated_at = w.now
+    row = await w.session.get(PartnerOfferRow, (offer.partner_id, referral.service_type))
+    if row is not None and row.free_places is not None:
+        row.free_places -= 1  # until the partner's next capacity event says otherwise
+    await w.publish(
+        events.ReferralSent(
+            **referral_ids(referral, w.now),
+            purpose=ConsentPurpose(referral.purpose),
+            response_due_at=referral.response_due_at,
+        )
+    )
+    return True
+
+
+async def block(w: Workflow, referral: Referral, reason: str) -> bool:
+    if referral.blocked_reason != reason:
+        referral.blocked_reason = reason
+        referral.updated_at = w.now
+    return False
+
+
+async def retry_blocked(w: Workflow, person_id: str | None = None, service_type: str | None = None) -> int:
+    """Try again what waited for a consent or for capacity."""
+    query = select(Referral).where(
+        Referral.status == domain.ReferralStatus.PROPOSED.value, Referral.blocked_reason.is_not(None)
+    )
+    if person_id is not None:
+        query = query.where(Referral.person_id == person_id)
+    if service_type is not None:
+        query = query.where(Referral.service_type == service_type)
+    sent = 0
+    for referral in (await w.session.scalars(query.order_by(Referral.created_at))).all():
+        sent += await try_send(w, referral)
+    return sent
+
+
+# --- the lifecycle ----------------------------------------------------------------------------
+
+_EVENT_FOR_ACTION: dict[domain.ReferralAction, type[IntegrationEvent]] = {
+    domain.ReferralAction.ACCEPT: events.ReferralAccepted,
+    domain.ReferralAction.DECLINE: events.ReferralDeclined,
+    domain.ReferralAction.START: events.ReferralStarted,
+    domain.ReferralAction.COMPLETE: events.ReferralCompleted,
+    domain.ReferralAction.REVOKE: events.ReferralRevoked,
+    domain.ReferralAction.EXPIRE: events.ReferralExpired,
+    domain.ReferralAction.REFER_ELSEWHERE: events.ReferralReferredElsewhere,
+}
+
+
+def state_of(referral: Referral) -> domain.ReferralState:
+    return domain.ReferralState(
+        status=domain.ReferralStatus(referral.status),
+        decline_reason=domain.DeclineReason(referral.decline_reason) if referral.decline_reason else None,
+        outcome=domain.Outcome(referral.outcome) if referral.outcome else None,
+        unsuccessful_reason=(
+            domain.UnsuccessfulReason(referral.unsuccessful_reason) if referral.unsuccessful_reason else None
+        ),
+    )
+
+
+async def act(
+    w: Workflow,
+    referral: Referral,
+    action: domain.ReferralAction,
+    *,
+    decline_reason: domain.DeclineReason | None = None,
+    outcome: domain.Outcome | None = None,
+    unsuccessful_reason: domain.UnsuccessfulReason | None = None,
+) -> None:
+    """Apply a lifecycle action (raises domain errors for invalid ones) and publish its event."""
+    if action is domain.ReferralAction.SEND:
+        if not await try_send(w, referral):
+            raise domain.ReferralError(f"the referral cannot be sent: {referral.blocked_reason}")
+        return
+    state = domain.apply(
+        state_of(referral),
+        action,
+        decline_reason=decline_reason,
+        outcome=outcome,
+        unsuccessful_reason=unsuccessful_reason,
+    )
+    referral.status = state.status.value
+    referral.decline_reason = state.decline_reason.value if state.decline_reason else None
+    referral.outcome = state.outcome.value if state.outcome else None
+    referral.unsuccessful_reason = state.unsuccessful_reason.value if state.unsuccessful_reason else None
+    referral.updated_at = w.now
+    extra: dict[str, Any] = {}
+    if action is domain.ReferralAction.DECLINE:
+        extra["reason"] = referral.decline_reason
+    if action is domain.ReferralAction.COMPLETE:
+        extra.update(outcome=referral.outcome, reason=referral.unsuccessful_reason)
+    await w.publish(_EVENT_FOR_ACTION[action](**referral_ids(referral, w.now), **extra))
+
+
+async def run_clocks(w: Workflow) -> dict[str, int]:
+    """Escalate referrals not answered in the partner's response time; expire them later."""
+    counts = {"escalated": 0, "expired": 0}
+    sent = (await w.session.scalars(select(Referral).where(Referral.status == domain.ReferralStatus.SENT.value))).all()
+    for referral in sent:
+        action = domain.clock_action(
+            status=domain.ReferralStatus(referral.status),
+            sent_at=aware(referral.sent_at),
+            escalated=referral.escalated,
+            response_days=referral.response_days,
+            expiry_days=w.expiry_days,
+            now=w.now,
+            holidays=w.holidays,
+        )
+        if action is domain.ClockAction.ESCALATE:
+            referral.escalated = True
+            referral.updated_at = w.now
+            await w.publish(
+                events.ReferralEscalated(
+                    **referral_ids(referral, w.now),
+                    response_due_at=aware(referral.response_due_at) or w.now,
+                )
+            )
+            counts["escalated"] += 1
+        elif action is domain.ClockAction.EXPIRE:
+            await act(w, referral, domain.ReferralAction.EXPIRE)
+            counts["expired"] += 1
+    return counts

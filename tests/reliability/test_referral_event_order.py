@@ -1,0 +1,122 @@
+"""Duplicate and out-of-order registration events end in the same referral state as the ordered
+stream (events produced straight onto the real broker, consumed by the real referral service)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from chassis.cloudevents import binary_headers, encode_data
+from contracts import registration as reg
+from services.referral.app import create_app
+from services.referral.models import KnownPerson
+from tests.conftest import eventually, referral_settings, running_app
+
+
+def stream(person: str) -> list[tuple[str, reg.IntegrationEvent]]:
+    """The ordered history of one newcomer: (ce_id, event)."""
+    household = str(uuid.uuid4())
+    profile: dict[str, Any] = {
+        "person_id": person, "household_id": household, "age_band": "27-44", "gender": "female",
+        "nationality": "SY", "languages": ["ar"], "preferred_language": "ar",
+        "residence_status_group": "other", "district": "Weststadt", "registered_on": "2026-11-02",
+    }  # fmt: skip
+    now = datetime.now(UTC)
+    return [
+        (str(uuid.uuid4()), reg.PersonRegistered(**profile)),
+        (
+            str(uuid.uuid4()),
+            reg.NeedsAssessed(
+                person_id=person,
+                assessment_version=1,
+                german_level="A1",
+                need_categories=["language", "employment"],
+                employment_situation="job_seeking",
+                foreign_qualification_to_recognise=False,
+                childcare_needed=True,
+                children_age_bands=["3-5"],
+                age_band="27-44",
+                gender="female",
+                residence_status_group="other",
+                preferred_language="ar",
+            ),
+        ),
+        (
+            str(uuid.uuid4()),
+            reg.ConsentGiven(
+                person_id=person,
+                consent_id=str(uuid.uuid4()),
+                partner_category="adult_education",
+                purpose="course_enrolment",
+                given_at=now,
+            ),
+        ),
+        (str(uuid.uuid4()), reg.PersonUpdated(**(profile | {"residence_status_group": "asylum_seeker"}), version=2)),
+    ]
+
+
+async def produce(bootstrap: str, items: list[tuple[str, reg.IntegrationEvent]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for ce_id, event in items:
+            headers = binary_headers(
+                event_id=ce_id, event_type=event.event_type, source="/tests", subject=event.subject(),
+                time=datetime.now(UTC),
+            )  # fmt: skip
+            await producer.send_and_wait(
+                event.topic, encode_data(event.model_dump(mode="json")), key=event.partition_key().encode(),
+                headers=headers,
+            )  # fmt: skip
+    finally:
+        await producer.stop()
+
+
+async def outcome(client: httpx.AsyncClient, person: str) -> dict[str, Any] | None:
+    cases = (await client.get("/api/v1/cases", params={"person_id": person})).json()["items"]
+    if not cases:
+        return None
+    case = (await client.get(f"/api/v1/cases/{cases[0]['case_id']}")).json()
+    referrals = sorted(
+        (r["service_type"], r["status"], r["partner_id"], r["blocked_reason"], r["rule_id"]) for r in case["referrals"]
+    )
+    return {"status": case["status"], "assigned": case["caseworker_id"] is not None, "referrals": referrals}
+
+
+async def test_out_of_order_and_duplicate_events_end_like_the_ordered_stream(broker: Any, tmp_path: Any) -> None:
+    app = create_app(referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers))
+    ordered_person, shuffled_person = str(uuid.uuid4()), str(uuid.uuid4())
+    registered, needs, consent, updated = stream(shuffled_person)
+    async with running_app(app) as client:
+        await produce(broker.bootstrap_servers, stream(ordered_person))
+        # The update overtakes the registration; the registration and the needs arrive twice.
+        await produce(broker.bootstrap_servers, [updated, needs, registered, registered, consent, needs])
+
+        async def settled(person: str) -> dict[str, Any] | None:
+            result = await outcome(client, person)
+            # Asylum counselling (from the update) and three from the needs; the two courses sent.
+            return result if result and len(result["referrals"]) == 4 and _sent_courses(result) else None
+
+        ordered = await eventually(lambda: settled(ordered_person))
+        shuffled = await eventually(lambda: settled(shuffled_person))
+        async with app.state.runtime.session_factory() as session:
+            known = {p: await session.get(KnownPerson, p) for p in (ordered_person, shuffled_person)}
+    for person in known.values():
+        # The late registration (version 1) did not overwrite the newer update (version 2).
+        assert person is not None and person.profile_version == 2
+        assert person.profile["residence_status_group"] == "asylum_seeker"
+        assert person.needs_version == 1
+
+    assert shuffled == ordered
+    assert ordered["status"] == "open" and ordered["assigned"]
+    services = {r[0]: r for r in ordered["referrals"]}
+    assert services["asylum_social_counselling"][1:4] == ("proposed", "caritas-landsberg", "consent missing")
+    assert services["integration_course"][1:3] == ("sent", "vhs-landsberg")
+
+
+def _sent_courses(result: dict[str, Any]) -> bool:
+    return sum(1 for r in result["referrals"] if r[1] == "sent") == 2
