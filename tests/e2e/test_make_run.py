@@ -17,16 +17,22 @@ from cloudevents.core.bindings import kafka as ck
 
 from chassis.embedded_broker import free_port, port_in_use
 from contracts.registration import PERSONS_TOPIC
-from tests.conftest import consume, newcomer
+from tests.conftest import consume, eventually, newcomer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_platform(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, int], list[str]]:
-    ports = {"GATEWAY_PORT": free_port(), "REGISTRATION_PORT": free_port(), "EMBEDDED_BROKER_PORT": free_port()}
+    ports = {
+        "GATEWAY_PORT": free_port(),
+        "REGISTRATION_PORT": free_port(),
+        "REFERRAL_PORT": free_port(),
+        "EMBEDDED_BROKER_PORT": free_port(),
+    }
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env.update({k: str(v) for k, v in ports.items()})
     env["REGISTRATION_DATABASE_URL"] = f"sqlite:///{tmp_path / 'registration.db'}"
+    env["REFERRAL_DATABASE_URL"] = f"sqlite:///{tmp_path / 'referral.db'}"
     process = subprocess.Popen(
         [sys.executable, "scripts/run.py"],
         cwd=ROOT,
@@ -66,6 +72,12 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
             demo = await client.get("/api/v1/persons", params={"district": "Pössing"})
             assert demo.status_code == 200 and demo.json()["total"] == 3  # the Ahmadi household
 
+            async def case_opened() -> bool:
+                reply = await client.get("/api/v1/cases", params={"person_id": person})
+                return reply.status_code == 200 and reply.json()["total"] == 1
+
+            await eventually(case_opened)  # the referral service learned of the registration by event
+
         bootstrap = f"127.0.0.1:{ports['EMBEDDED_BROKER_PORT']}"
         records = await consume(bootstrap, PERSONS_TOPIC, until=lambda rs: any(r.key == person.encode() for r in rs))
         mine = [r for r in records if r.key == person.encode()]
@@ -88,4 +100,5 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
     assert process.returncode is not None
     for port in ports.values():
         assert not port_in_use(port), f"port {port} still served after Ctrl-C"
-    assert "registration stopped" in "".join(lines) and "gateway stopped" in "".join(lines)
+    for process_name in ("registration", "referral", "gateway", "broker"):
+        assert f"{process_name} stopped" in "".join(lines)
