@@ -69,3 +69,38 @@ async def test_lifecycle_events_are_valid_cloudevents_without_personal_data(
         jsonschema.validate(event.get_data(), schema)
         raw = record.value.decode()
         assert not [word for word in forbidden if word in raw], raw
+
+
+async def test_referral_events_are_valid_cloudevents_matching_their_schemas(platform: Any, broker: Any) -> None:
+    from contracts.referral import CASES_TOPIC, REFERRALS_TOPIC
+    from tests.conftest import case_with_referrals, eventually, register_with_needs
+
+    registration, referral = platform
+    person = await register_with_needs(
+        registration, [{"partner_category": "adult_education", "purpose": "course_enrolment"}]
+    )
+    case = await eventually(lambda: case_with_referrals(referral, person, 4))
+    sent = next(r for r in case["referrals"] if r["status"] == "sent")
+    accepted = await referral.post(
+        f"/api/v1/partner/referrals/{sent['referral_id']}/accept", headers={"X-Partner-Id": sent["partner_id"]}
+    )
+    assert accepted.status_code == 200, accepted.text
+
+    def about_person(records: list[Any]) -> list[Any]:
+        return [r for r in records if json.loads(r.value).get("person_id") == person]
+
+    case_records = about_person(
+        await consume(broker.bootstrap_servers, CASES_TOPIC, until=lambda rs: len(about_person(rs)) >= 2)
+    )
+    referral_records = about_person(
+        await consume(broker.bootstrap_servers, REFERRALS_TOPIC, until=lambda rs: len(about_person(rs)) >= 7)
+    )
+    kinds = [read_cloudevent(r).get_type().split(".")[-2] for r in case_records + referral_records]
+    assert kinds[:2] == ["case_opened", "case_assigned"]
+    assert {"referral_proposed", "referral_sent", "referral_accepted"} <= set(kinds)
+    for record in case_records + referral_records:
+        event = read_cloudevent(record)
+        assert event.get_source() == "/services/referral"
+        jsonschema.validate(event.get_data(), json.loads(schemagen.schema_file(event.get_type()).read_text()))
+        assert event.get_subject() == record.key.decode()
+        assert "Haddad" not in record.value.decode()
