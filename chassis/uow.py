@@ -20,6 +20,7 @@ class UnitOfWork:
         self._session_factory = session_factory
         self._outbox = outbox
         self._on_events_committed = on_events_committed
+        self._on_end: list[Callable[[], None]] = []
         self.session: AsyncSession
 
     async def __aenter__(self) -> UnitOfWork:
@@ -36,6 +37,12 @@ class UnitOfWork:
             await self.session.rollback()  # a no-op after commit
         finally:
             await self.session.close()
+            while self._on_end:
+                self._on_end.pop()()
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when this unit of work ends, committed or not (e.g. release a lock)."""
+        self._on_end.append(callback)
 
     async def publish(self, *events: PublishableEvent) -> None:
         """Record events in the outbox, in this transaction."""

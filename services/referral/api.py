@@ -104,10 +104,12 @@ def goal_read(g: Goal) -> GoalRead:
     return GoalRead(goal_id=g.id, dimension=g.dimension, title=g.title, status=g.status, due_on=g.due_on)  # type: ignore[arg-type]
 
 
-async def load_case(w: workflow.Workflow, case_id: str) -> Case:
+async def load_case(w: workflow.Workflow, case_id: str, *, open_only: bool = False) -> Case:
     case = await w.session.get(Case, case_id)
     if case is None:
         raise Problem(404, f"No case with id {case_id}.", kind="not-found")
+    if open_only and case.status != domain.CaseStatus.OPEN.value:
+        raise Problem(409, f"The case is closed ({case.close_reason}); it takes no more changes.", kind="case-closed")
     return case
 
 
@@ -184,12 +186,10 @@ async def read_case(case_id: str, w: WorkflowDep) -> CaseDetail:
 @router.post("/cases/{case_id}/assignment", response_model=CaseRead)
 async def reassign(case_id: str, body: Assignment, w: WorkflowDep, actor: ActorHeader = "unauthenticated") -> CaseRead:
     """A caseworker or team lead hands the case to another integration navigator."""
-    case = await load_case(w, case_id)
+    case = await load_case(w, case_id, open_only=True)
     worker = await w.session.get(CaseworkerRow, body.caseworker_id)
     if worker is None or not worker.active:
         raise Problem(422, f"No active caseworker {body.caseworker_id}.", kind="validation")
-    if case.status != domain.CaseStatus.OPEN.value:
-        raise Problem(409, "A closed case cannot be reassigned.", kind="invalid-transition")
     await workflow.assign(w, case, worker.id, worker.team, assigned_by=actor)
     await w.uow.commit()
     return CaseRead(**case_read(case))
@@ -197,7 +197,7 @@ async def reassign(case_id: str, body: Assignment, w: WorkflowDep, actor: ActorH
 
 @router.post("/cases/{case_id}/notes", status_code=201, response_model=NoteRead)
 async def add_note(case_id: str, body: NoteCreate, w: WorkflowDep, actor: ActorHeader = "unauthenticated") -> NoteRead:
-    case = await load_case(w, case_id)
+    case = await load_case(w, case_id, open_only=True)
     note = CaseNote(case_id=case.id, author=actor, text=body.text, at=w.now)
     w.session.add(note)
     await w.uow.commit()
@@ -223,7 +223,7 @@ async def timeline(case_id: str, w: WorkflowDep) -> list[TimelineRead]:
 @router.post("/cases/{case_id}/goals", status_code=201, response_model=GoalRead)
 async def set_goal(case_id: str, body: GoalCreate, w: WorkflowDep) -> GoalRead:
     """A goal of the integration plan (Befähigung zur Selbstständigkeit), in one of Esser's dimensions."""
-    case = await load_case(w, case_id)
+    case = await load_case(w, case_id, open_only=True)
     goal = Goal(
         id=str(uuid.uuid4()), case_id=case.id, dimension=body.dimension.value, title=body.title,
         status=domain.GoalStatus.OPEN.value, due_on=body.due_on, created_at=w.now, updated_at=w.now,
@@ -239,7 +239,7 @@ async def set_goal(case_id: str, body: GoalCreate, w: WorkflowDep) -> GoalRead:
 
 @router.patch("/cases/{case_id}/goals/{goal_id}", response_model=GoalRead)
 async def update_goal(case_id: str, goal_id: str, body: GoalUpdate, w: WorkflowDep) -> GoalRead:
-    case = await load_case(w, case_id)
+    case = await load_case(w, case_id, open_only=True)
     goal = await w.session.get(Goal, goal_id)
     if goal is None or goal.case_id != case.id:
         raise Problem(404, f"No goal {goal_id} in this case.", kind="not-found")

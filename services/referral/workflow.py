@@ -208,6 +208,16 @@ async def close_case(w: Workflow, person_id: str, reason: domain.CaseCloseReason
     case.closed_at = w.now
     case.close_reason = reason.value
     await w.publish(events.CaseClosed(case_id=case.id, person_id=person_id, reason=reason.value, closed_at=w.now))
+    # Nobody is to be contacted any more: partners learn it by the revocation event.
+    open_referrals = (
+        await w.session.scalars(
+            select(Referral).where(
+                Referral.case_id == case.id, Referral.status.not_in([s.value for s in domain.TERMINAL])
+            )
+        )
+    ).all()
+    for referral in open_referrals:
+        await act(w, referral, domain.ReferralAction.REVOKE)
     return case
 
 
