@@ -55,8 +55,13 @@ class EventConsumer:
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq_producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._in_batch = False
+        #: Set once partitions are assigned and their start positions fixed.
+        self.assigned = asyncio.Event()
 
     async def run(self) -> None:
+        self._task = asyncio.current_task()
         await retry_until_ready(
             lambda: ensure_topics(self.settings, self.topics), what="consumer topics", stop=self._stopping
         )
@@ -65,28 +70,47 @@ class EventConsumer:
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             group_id=self.group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=self.settings.kafka_consumer_offset_reset,
             max_poll_interval_ms=300_000,
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
         )
-        await retry_until_ready(consumer.start, what="consumer", stop=self._stopping)
-        self._consumer = consumer
+        self._consumer = consumer  # from here on, _close stops it, even while it is still joining
         try:
+            await retry_until_ready(consumer.start, what="consumer", stop=self._stopping)
+            for partition in consumer.assignment():
+                await consumer.position(partition)  # fixes where "latest" starts, before anyone waits on us
+            self.assigned.set()
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 if not batches:
                     continue
-                for partition, records in batches.items():
-                    for record in records:
-                        await self._process(record)
-                    await self._commit(consumer, {partition: records[-1].offset + 1})
-                    if self._stopping.is_set():
-                        break
+                self._in_batch = True
+                try:
+                    for partition, records in batches.items():
+                        for record in records:
+                            await self._process(record)
+                        await self._commit(consumer, {partition: records[-1].offset + 1})
+                        if self._stopping.is_set():
+                            break
+                finally:
+                    self._in_batch = False
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+            # cancelled by our own stop() between batches: a normal end
         finally:
             await self._close()
 
     async def stop(self) -> None:
-        """Stop consuming; the batch in hand finishes and its offsets are committed."""
+        """Stop consuming; the batch in hand finishes and its offsets are committed.
+
+        Between batches (waiting for records, or still joining the group) there is nothing to
+        finish, so the loop is cancelled at once instead of waiting for the broker to answer.
+        """
         self._stopping.set()
+        if not self._in_batch and self._task is not None:
+            self._task.cancel()
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
@@ -182,6 +206,8 @@ async def replay_dead_letters(
         group_id=f"dlq-replay-{topic}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
     producer = new_producer(settings, client_id=f"dlq-replay-{topic}")
     await consumer.start()

@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis import cloudevents
+from chassis.clock import as_utc
 from chassis.kafka import ensure_topics, new_producer
 from chassis.settings import ServiceSettings
 from chassis.telemetry import kafka_instrumented
@@ -269,7 +270,7 @@ class OutboxRelay:
             event_type=row.event_type,
             source=self.source,
             subject=row.subject,
-            time=_aware(row.occurred_at),
+            time=as_utc(row.occurred_at) or utcnow(),
         )
         token = None
         if row.traceparent:
@@ -308,8 +309,3 @@ class OutboxRelay:
         self._last_purge = now
         async with self.session_factory() as session, session.begin():
             await session.execute(delete(self.table).where(self.table.c.published_at < now - self._retention))
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -112,7 +112,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             if runtime.consumer is not None:
                 await runtime.consumer.stop()
                 consumer_task = runtime.tasks[-1]
-                with contextlib.suppress(Exception, asyncio.TimeoutError):
+                # A consumer between batches is cancelled by stop(); one in a batch finishes it.
+                with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(consumer_task), 15)
             await relay.stop()
             for task in runtime.tasks:

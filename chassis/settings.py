@@ -41,6 +41,13 @@ class ServiceSettings(BaseSettings):
     kafka_consumer_max_retries: int = 3
     #: Defaults to the service name; one group per service, however many replicas.
     kafka_consumer_group: str | None = None
+    #: A dead consumer's partitions move on after this; the embedded broker also holds a new
+    #: member's join for about half of it, so tests use a short one.
+    kafka_session_timeout_ms: int = 10_000
+    #: Where a new consumer group starts: "earliest" replays history (a new service catches up);
+    #: tests use "latest" so that each sees only its own events on the shared broker.
+    kafka_consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
+    kafka_heartbeat_interval_ms: int = 3_000
 
     outbox_poll_seconds: float = 1.0
     outbox_batch_size: int = 500

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from contracts import partners, referral, registration
+from contracts import courses, partners, referral, registration
 from contracts.base import IntegrationEvent
 
 EVENT_MODELS: dict[str, type[IntegrationEvent]] = {
-    model.event_type: model for model in [*registration.EVENTS, *referral.EVENTS, *partners.EVENTS]
+    model.event_type: model for model in [*registration.EVENTS, *referral.EVENTS, *courses.EVENTS, *partners.EVENTS]
 }
 
 TOPICS: dict[str, list[str]] = {}

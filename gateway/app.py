@@ -45,6 +45,8 @@ class GatewaySettings(ServiceSettings):
     port: int = 8000
     registration_url: str = "http://127.0.0.1:8001"
     referral_url: str = "http://127.0.0.1:8002"
+    courses_url: str = "http://127.0.0.1:8003"
+    partners_url: str = "http://127.0.0.1:8004"
     upstream_timeout_seconds: float = 10.0
 
     def routes(self) -> dict[str, str]:
@@ -58,6 +60,10 @@ class GatewaySettings(ServiceSettings):
             "routing-rules": self.referral_url,
             "caseworkers": self.referral_url,
             "partner": self.referral_url,
+            "courses": self.courses_url,
+            "education-passes": self.courses_url,
+            "learners": self.courses_url,
+            "partners": self.partners_url,
         }
 
 

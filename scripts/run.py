@@ -21,7 +21,7 @@ from chassis.embedded_broker import port_in_use
 from scripts import demo_data
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_PORTS = {"gateway": 8000, "registration": 8001, "referral": 8002}
+SERVICE_PORTS = {"gateway": 8000, "registration": 8001, "referral": 8002, "courses": 8003, "partners": 8004}
 
 
 def environment() -> dict[str, str]:
@@ -31,6 +31,8 @@ def environment() -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     env.setdefault("ENVIRONMENT", "development")
     env.setdefault("LOG_JSON", "false")
+    # Partners' webhook receivers on this machine are allowed on the embedded default only.
+    env.setdefault("PARTNERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "true")
     return env
 
 
@@ -53,6 +55,8 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
         counts = {}
     registration = f"http://127.0.0.1:{os.environ.get('REGISTRATION_PORT', '8001')}"
     referral = f"http://127.0.0.1:{os.environ.get('REFERRAL_PORT', '8002')}"
+    courses = f"http://127.0.0.1:{os.environ.get('COURSES_PORT', '8003')}"
+    partners = f"http://127.0.0.1:{os.environ.get('PARTNERS_PORT', '8004')}"
     print(
         "\n"
         "  Landsberg am Lech integration platform is running.\n"
@@ -60,6 +64,9 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
         f"    information packs    {gateway}/api/v1/info-packs/de?format=html\n"
         f"    registration service {registration}/docs\n"
         f"    referral service     {referral}/docs\n"
+        f"    courses service      {courses}/docs\n"
+        f"    partners service     {partners}/docs\n"
+        f"    course catalogue     {gateway}/api/v1/courses  partner directory {gateway}/api/v1/partners\n"
         f"    cases and referrals  {gateway}/api/v1/cases  {gateway}/api/v1/referrals\n"
         f"    broker               {os.environ.get('KAFKA_BOOTSTRAP_SERVERS', '127.0.0.1:9092 (embedded Tansu)')}\n"
         f"    demo data            {counts}\n"

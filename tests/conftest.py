@@ -21,6 +21,11 @@ from chassis.embedded_broker import EmbeddedBroker
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_SECRET = "secret-for-tests-only"
+#: The embedded broker holds a joining member for about half the session timeout.
+FAST_GROUP_JOIN = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
+#: Service consumers in tests: a fresh group that starts at the end of each topic, so that a test
+#: sees only the events it causes, not the whole session's history on the shared broker.
+ISOLATED_CONSUMER = {**FAST_GROUP_JOIN, "kafka_consumer_offset_reset": "latest"}
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +86,9 @@ async def database_url(
 async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's real lifespan (migrations, relay, consumer) and talk to it over ASGI."""
     async with app.router.lifespan_context(app):
+        consumer = getattr(getattr(app.state, "runtime", None), "consumer", None)
+        if consumer is not None:
+            await asyncio.wait_for(consumer.assigned.wait(), 30)  # events from now on reach it
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
             yield client
@@ -176,6 +184,7 @@ def referral_settings(database_url: str, bootstrap: str, **overrides: Any) -> An
         "log_json": False,
         "outbox_poll_seconds": 0.2,
         "kafka_consumer_group": f"referral-{uuid.uuid4().hex[:8]}",
+        **ISOLATED_CONSUMER,
         "clock_interval_seconds": 3600,
     }
     values.update(overrides)
@@ -270,3 +279,73 @@ async def case_with_referrals(referral: httpx.AsyncClient, person: str, count: i
 def platform_clock() -> ManualClock:
     """The referral service's clock in ``platform``: real time, moved on only by the test."""
     return ManualClock()
+
+
+def courses_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from services.courses.app import CoursesSettings
+
+    raw = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": bootstrap,
+        "environment": "test",
+        "internal_token_secret": TEST_SECRET,
+        "pass_signing_key": base64.b64encode(raw).decode(),
+        "seed_demo_courses": False,
+        "log_json": False,
+        "outbox_poll_seconds": 0.2,
+        "kafka_consumer_group": f"courses-{uuid.uuid4().hex[:8]}",
+        **ISOLATED_CONSUMER,
+        "offer_check_interval_seconds": 3600,
+    }
+    values.update(overrides)
+    return CoursesSettings(**values)
+
+
+def course_body(capacity: int, **overrides: Any) -> dict[str, Any]:
+    """A course starting next month: ten weekly sessions on Monday morning."""
+    from datetime import UTC, datetime, timedelta
+
+    first = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=30)
+    body: dict[str, Any] = {
+        "title": "Integrationskurs A1 bis B1",
+        "category": "integration_course",
+        "target_level": "B1",
+        "funding": "bamf",
+        "capacity": capacity,
+        "sessions": [
+            {
+                "starts_at": (first + timedelta(weeks=i)).isoformat(),
+                "ends_at": (first + timedelta(weeks=i, hours=3)).isoformat(),
+            }
+            for i in range(10)
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def partners_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any:
+    from services.partners.app import PartnersSettings
+
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": bootstrap,
+        "environment": "test",
+        "internal_token_secret": TEST_SECRET,
+        "api_key_pepper": "pepper-for-tests-only",
+        "webhook_secret_key": "webhook-key-for-tests-only",
+        "log_json": False,
+        "outbox_poll_seconds": 0.2,
+        "webhook_poll_seconds": 0.2,
+        # A fresh group per test: tests do not share offsets.
+        "kafka_consumer_group": f"partners-{uuid.uuid4().hex[:8]}",
+        **ISOLATED_CONSUMER,
+    }
+    values.update(overrides)
+    return PartnersSettings(**values)

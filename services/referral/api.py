@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from chassis.errors import Problem, validation_errors
+from chassis.schemas import Page
 from chassis.service import RuntimeDep
 from contracts import referral as events
 from services.referral import domain, workflow
@@ -30,7 +31,6 @@ from services.referral.schemas import (
     GoalUpdate,
     NoteCreate,
     NoteRead,
-    Page,
     PartnerReferralRead,
     ReferralRead,
     RuleSetRead,

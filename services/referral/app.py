@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import func, select
 
+from chassis.clock import Clock, run_every, system_clock
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import ServiceSettings
 from contracts import referral as events
@@ -23,12 +22,6 @@ from services.referral.handlers import CONSUMED_TOPICS, make_handlers
 from services.referral.models import Base, CaseworkerRow, PartnerOfferRow, messaging
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class ReferralSettings(ServiceSettings):
@@ -53,16 +46,6 @@ async def seed_reference_data(runtime: ServiceRuntime) -> None:
             session.add_all(CaseworkerRow(**worker, active=True) for worker in directory.DEMO_ROSTER)
 
 
-async def clock_loop(runtime: ServiceRuntime, interval: float) -> None:
-    """Checks the response clocks now and then; the decisions themselves are in the domain."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await check_clocks(runtime)
-        except Exception:
-            log.exception("response clock check failed; trying again next round")
-
-
 async def check_clocks(runtime: ServiceRuntime) -> dict[str, int]:
     settings: ReferralSettings = runtime.settings  # type: ignore[assignment]
     async with runtime.unit_of_work() as uow:
@@ -79,7 +62,8 @@ def create_app(settings: ReferralSettings | None = None, clock: Clock = system_c
         runtime.extras["clock"] = clock
         if settings.seed_reference_data:
             await seed_reference_data(runtime)
-        task = asyncio.create_task(clock_loop(runtime, settings.clock_interval_seconds), name="referral-clock")
+        checks = run_every(settings.clock_interval_seconds, lambda: check_clocks(runtime), "response clock check")
+        task = asyncio.create_task(checks, name="referral-clock")
         runtime.tasks.insert(0, task)  # the consumer stays last: shutdown waits for it
 
     spec = ServiceSpec(

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from chassis.cloudevents import ReceivedEvent
 from chassis.consumer import Handler
 from chassis.uow import UnitOfWork
+from contracts import courses as course_events
 from contracts import partners as partner_events
 from contracts import registration as registration_events
 from contracts.base import IntegrationEvent
@@ -24,7 +25,7 @@ from contracts.registry import model_for
 from services.referral import domain, workflow
 from services.referral.models import CaseNote, Goal, KnownConsent, KnownPerson, PartnerOfferRow, Referral
 
-CONSUMED_TOPICS = [registration_events.PERSONS_TOPIC, partner_events.PARTNERS_TOPIC]
+CONSUMED_TOPICS = [registration_events.PERSONS_TOPIC, partner_events.PARTNERS_TOPIC, course_events.ENROLMENTS_TOPIC]
 PROFILE_FIELDS = list(registration_events.PersonProfile.model_fields)
 
 
@@ -145,7 +146,42 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         await uow.session.flush()
         await workflow.retry_blocked(flow(uow), service_type=model.service_type.value)
 
+    async def course_event(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """Courses report on a person: the timeline shows it, and a VHS referral follows the enrolment."""
+        model = model_for(event.type).model_validate(event.data)
+        w = flow(uow)
+        await timeline(w, model, event)
+        referral_id = getattr(model, "referral_id", None)
+        referral = await uow.session.get(Referral, referral_id) if referral_id else None
+        if referral is None:
+            return
+        status = domain.ReferralStatus(referral.status)
+        if isinstance(model, course_events.Enrolled) and status is domain.ReferralStatus.ACCEPTED:
+            await workflow.act(w, referral, domain.ReferralAction.START)
+        elif isinstance(model, course_events.CourseCompleted) and status is domain.ReferralStatus.IN_PROGRESS:
+            passed = model.result in ("passed", "attended")
+            await workflow.act(
+                w, referral, domain.ReferralAction.COMPLETE,
+                outcome=domain.Outcome.SUCCESSFUL if passed else domain.Outcome.UNSUCCESSFUL,
+                unsuccessful_reason=None if passed else domain.UnsuccessfulReason.OTHER,
+            )  # fmt: skip
+        elif (
+            isinstance(model, course_events.EnrolmentCancelled)
+            and model.reason == "course_cancelled"
+            and status in (domain.ReferralStatus.ACCEPTED, domain.ReferralStatus.IN_PROGRESS)
+        ):
+            # The course fell through: close this referral and route the person again.
+            await workflow.act(w, referral, domain.ReferralAction.REFER_ELSEWHERE)
+            person = await uow.session.get(KnownPerson, referral.person_id)
+            if person is not None:
+                await workflow.route(w, person)
+
     return {
+        **{
+            model.event_type: course_event
+            for model in course_events.EVENTS
+            if model.topic == course_events.ENROLMENTS_TOPIC
+        },
         registration_events.PersonRegistered.event_type: profile_changed,
         registration_events.PersonUpdated.event_type: profile_changed,
         registration_events.NeedsAssessed.event_type: needs_assessed,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.clock import as_utc as aware
 from chassis.uow import UnitOfWork
 from contracts import referral as events
 from contracts.base import IntegrationEvent
@@ -48,12 +49,6 @@ class Workflow:
     async def publish(self, event: IntegrationEvent) -> None:
         await self.uow.publish(event)
         await record_timeline(self, event)
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def record_timeline(

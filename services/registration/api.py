@@ -11,7 +11,9 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis.clock import as_utc
 from chassis.errors import Problem
+from chassis.schemas import Page
 from chassis.service import UnitOfWorkDep
 from chassis.uow import UnitOfWork
 from contracts import registration as events
@@ -26,7 +28,6 @@ from services.registration.schemas import (
     MoveAway,
     NeedsAssessmentCreate,
     NeedsAssessmentRead,
-    Page,
     PersonFields,
     PersonRead,
     PersonUpdate,
@@ -42,11 +43,6 @@ ActorHeader = Annotated[str, Header(alias="X-Actor", max_length=200, description
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    """As UTC: SQLite hands back naive datetimes, and clients may send any offset."""
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def etag(person: Person) -> str:
@@ -85,8 +81,8 @@ def person_read(person: Person) -> PersonRead:
             "person_id": person.id,
             "age_band": domain.age_band(person.birth_date, date.today()),
             "address": {k: getattr(person, k) for k in ADDRESS_FIELDS},
-            "created_at": _aware(person.created_at),
-            "updated_at": _aware(person.updated_at),
+            "created_at": as_utc(person.created_at),
+            "updated_at": as_utc(person.updated_at),
         }
     )
 
@@ -401,7 +397,7 @@ async def access_log(
     ).all()
     if not rows:
         raise Problem(404, f"No person with id {person_id}.", kind="not-found")
-    return [AccessLogEntry(at=_aware(r.at), actor=r.actor, action=r.action, person_id=r.person_id) for r in rows]
+    return [AccessLogEntry(at=as_utc(r.at), actor=r.actor, action=r.action, person_id=r.person_id) for r in rows]
 
 
 # --- needs assessment ----------------------------------------------------------------------
@@ -411,7 +407,7 @@ def needs_read(row: NeedsAssessment) -> NeedsAssessmentRead:
     return NeedsAssessmentRead.model_validate(
         {
             **{k: getattr(row, k) for k in NeedsAssessmentRead.model_fields if k != "assessed_at"},
-            "assessed_at": _aware(row.assessed_at),
+            "assessed_at": as_utc(row.assessed_at),
         }
     )
 
@@ -497,7 +493,7 @@ async def list_needs(
 
 def consent_read(row: Consent, at: datetime) -> ConsentRead:
     terms = domain.ConsentTerms(
-        _aware(row.given_at), row.expires_on, _aware(row.withdrawn_at) if row.withdrawn_at else None
+        as_utc(row.given_at), row.expires_on, as_utc(row.withdrawn_at) if row.withdrawn_at else None
     )
     return ConsentRead(
         consent_id=row.id,
@@ -520,7 +516,7 @@ async def give_consent(
     person = await load_person(uow.session, person_id)
     transition(lambda s: domain.ensure_changeable(s) or s, person.status)
     at = now()
-    given_at = _aware(body.given_at) if body.given_at else at
+    given_at = as_utc(body.given_at) if body.given_at else at
     if given_at > at:
         raise Problem(422, "given_at lies in the future.", kind="validation")
     row = Consent(
@@ -574,7 +570,7 @@ async def withdraw_consent(
         raise Problem(404, f"No consent {consent_id} for this person.", kind="not-found")
     at = now()
     try:
-        domain.withdraw(domain.ConsentTerms(_aware(row.given_at), row.expires_on, row.withdrawn_at), at)
+        domain.withdraw(domain.ConsentTerms(as_utc(row.given_at), row.expires_on, row.withdrawn_at), at)
     except domain.InvalidTransition as exc:
         raise Problem(409, str(exc), kind="invalid-transition") from exc
     row.withdrawn_at = at

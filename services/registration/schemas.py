@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 
 import langcodes
 import pycountry
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
+from chassis.schemas import Strict
 from contracts.vocabulary import (
     AgeBand,
     ConsentPurpose,
@@ -65,10 +66,6 @@ PastDate = Annotated[date, AfterValidator(_not_in_future)]
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Phone = Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9 ()/-]{4,31}$")]
 Notes = Annotated[str, StringConstraints(max_length=4000)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Address(Strict):
@@ -165,16 +162,6 @@ class PersonRead(BaseModel):
     moved_away_on: date | None
     created_at: datetime
     updated_at: datetime
-
-
-T = TypeVar("T")
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    page: int
-    page_size: int
 
 
 class NeedsAssessmentCreate(Strict):

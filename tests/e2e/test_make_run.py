@@ -27,12 +27,17 @@ def start_platform(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, int
         "GATEWAY_PORT": free_port(),
         "REGISTRATION_PORT": free_port(),
         "REFERRAL_PORT": free_port(),
+        "COURSES_PORT": free_port(),
+        "PARTNERS_PORT": free_port(),
         "EMBEDDED_BROKER_PORT": free_port(),
     }
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env.update({k: str(v) for k, v in ports.items()})
     env["REGISTRATION_DATABASE_URL"] = f"sqlite:///{tmp_path / 'registration.db'}"
     env["REFERRAL_DATABASE_URL"] = f"sqlite:///{tmp_path / 'referral.db'}"
+    env["COURSES_DATABASE_URL"] = f"sqlite:///{tmp_path / 'courses.db'}"
+    env["COURSES_DEV_SIGNING_KEY_FILE"] = str(tmp_path / "pass-signing.key")
+    env["PARTNERS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'partners.db'}"
     process = subprocess.Popen(
         [sys.executable, "scripts/run.py"],
         cwd=ROOT,
@@ -77,6 +82,10 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
                 return reply.status_code == 200 and reply.json()["total"] == 1
 
             await eventually(case_opened)  # the referral service learned of the registration by event
+            catalogue = await client.get("/api/v1/courses")
+            assert catalogue.status_code == 200 and catalogue.json()["total"] >= 5  # VHS demo courses
+            directory = await client.get("/api/v1/partners")
+            assert directory.status_code == 200 and directory.json()["total"] >= 7  # Landsberg's actors
 
         bootstrap = f"127.0.0.1:{ports['EMBEDDED_BROKER_PORT']}"
         records = await consume(bootstrap, PERSONS_TOPIC, until=lambda rs: any(r.key == person.encode() for r in rs))
@@ -100,5 +109,5 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
     assert process.returncode is not None
     for port in ports.values():
         assert not port_in_use(port), f"port {port} still served after Ctrl-C"
-    for process_name in ("registration", "referral", "gateway", "broker"):
+    for process_name in ("registration", "referral", "courses", "partners", "gateway", "broker"):
         assert f"{process_name} stopped" in "".join(lines)

@@ -21,7 +21,7 @@ from chassis.kafka import dlq_topic
 from chassis.outbox import Outbox, define_messaging_tables
 from chassis.settings import ServiceSettings
 from chassis.uow import UnitOfWork
-from tests.conftest import consume
+from tests.conftest import FAST_GROUP_JOIN, consume
 
 metadata = new_metadata()
 messaging = define_messaging_tables(metadata)
@@ -37,7 +37,10 @@ class Harness:
     def __init__(self, database_url: str, bootstrap: str, topic: str) -> None:
         self.topic = topic
         self.settings = ServiceSettings(
-            database_url=database_url, kafka_bootstrap_servers=bootstrap, kafka_consumer_max_retries=2
+            database_url=database_url,
+            kafka_bootstrap_servers=bootstrap,
+            kafka_consumer_max_retries=2,
+            **FAST_GROUP_JOIN,
         )  # development environment: the default secret is allowed
         self.engine = make_engine(database_url)
         self.session_factory = make_session_factory(self.engine)

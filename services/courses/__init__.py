@@ -1,0 +1,1 @@
+"""Courses service (VHS): catalogue, fair enrolment and waiting lists, attendance, the education pass (Bildungspass)."""

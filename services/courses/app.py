@@ -1,0 +1,168 @@
+"""Wiring of the courses service: settings, the pass signing key, the offer clock, demo courses.
+
+Run: ``uvicorn --factory services.courses.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from fastapi import FastAPI
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy import func, select
+
+from chassis.clock import Clock, run_every, system_clock
+from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
+from chassis.settings import DEVELOPMENT_SECRET, ServiceSettings
+from contracts import courses as events
+from services.courses import api, domain, workflow
+from services.courses.handlers import CONSUMED_TOPICS, make_handlers
+from services.courses.models import Base, Course, CourseSession, messaging
+
+log = logging.getLogger(__name__)
+
+
+class CoursesSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="COURSES_", extra="ignore")
+
+    service_name: str = "courses"
+    port: int = 8003
+    database_url: str = "sqlite+aiosqlite:///var/courses.db"
+    #: Hours a freed seat is held for the first in line before it passes on.
+    offer_hours: float = 72.0
+    waitlist_priorities: list[domain.PriorityCriterion] = list(domain.DEFAULT_PRIORITIES)
+    offer_check_interval_seconds: float = 60.0
+    pass_issuer: str = "https://integration.landsberg.de"  # noqa: S105 - an issuer URL, not a secret
+    #: Base64 of the 32-byte Ed25519 private key (from a Secret). In development a key is made
+    #: once and kept in ``dev_signing_key_file``.
+    pass_signing_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    dev_signing_key_file: Path = Path("var/courses-pass-signing.key")
+    seed_demo_courses: bool = True
+
+
+@dataclass(frozen=True)
+class PassKeys:
+    private: Ed25519PrivateKey
+    public: Ed25519PublicKey
+    key_id: str
+
+
+def load_pass_keys(settings: CoursesSettings) -> PassKeys:
+    secret = settings.pass_signing_key.get_secret_value()
+    if secret != DEVELOPMENT_SECRET:
+        private = Ed25519PrivateKey.from_private_bytes(base64.b64decode(secret))
+    else:  # development only: the settings refuse this marker anywhere else
+        path = settings.dev_signing_key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            raw = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(base64.b64encode(raw).decode())
+        private = Ed25519PrivateKey.from_private_bytes(base64.b64decode(path.read_text().strip()))
+    public = private.public_key()
+    key_id = hashlib.sha256(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:16]
+    return PassKeys(private, public, key_id)
+
+
+def demo_courses(today: datetime) -> list[dict[str, object]]:
+    """VHS Landsberg's kind of offer, for the demo: dates are made relative to today."""
+    monday = (today + timedelta(days=7 - today.weekday())).date()
+
+    def weekly(weekday: int, start: time, hours: float, count: int) -> list[dict[str, datetime]]:
+        first = datetime.combine(monday + timedelta(days=weekday), start, tzinfo=UTC)
+        return [
+            {"starts_at": first + timedelta(weeks=i), "ends_at": first + timedelta(weeks=i, hours=hours)}
+            for i in range(count)
+        ]
+
+    return [
+        {"title": "Integrationskurs A1 bis B1 (Vormittag)", "category": "integration_course", "target_level": "B1",
+         "funding": "bamf", "capacity": 20, "sessions": weekly(0, time(8, 30), 4, 12)},
+        {"title": "Deutsch A2 mit Kinderbetreuung", "category": "german_second_language", "target_level": "B1",
+         "funding": "city", "capacity": 12, "childcare_offered": True, "sessions": weekly(1, time(9, 0), 3, 10)},
+        {"title": "Frauenkurs: Deutsch im Alltag", "category": "parents_and_women", "target_level": "A2",
+         "funding": "city", "capacity": 10, "childcare_offered": True, "women_only": True,
+         "sessions": weekly(3, time(9, 0), 2, 8)},
+        {"title": "Berufssprachkurs Pflege B2", "category": "job_german", "target_level": "B2", "funding": "bamf",
+         "capacity": 15, "sessions": weekly(2, time(17, 0), 3, 10)},
+        {"title": "English for everyday life", "category": "english", "funding": "fee", "fee_euro": 60,
+         "capacity": 14, "language_of_instruction": "en", "sessions": weekly(4, time(18, 0), 2, 8)},
+        {"title": "Gesund in Landsberg: Gesundheitssystem verstehen", "category": "health", "funding": "city",
+         "capacity": 16, "sessions": weekly(2, time(10, 0), 2, 3)},
+        {"title": "Demokratie und Zusammenleben", "category": "civic_education", "funding": "city", "capacity": 18,
+         "sessions": weekly(3, time(18, 30), 2, 4)},
+    ]  # fmt: skip
+
+
+async def seed_demo(runtime: ServiceRuntime, now: datetime) -> None:
+    async with runtime.unit_of_work() as uow:
+        if await uow.session.scalar(select(func.count()).select_from(Course)):
+            return
+        for spec in demo_courses(now):
+            sessions = spec.pop("sessions")
+            course = Course(
+                id=str(uuid.uuid4()), status="scheduled", version=1, created_at=now, updated_at=now,
+                provider_id="vhs-landsberg", language_of_instruction=spec.pop("language_of_instruction", "de"),
+                childcare_offered=spec.pop("childcare_offered", False), women_only=spec.pop("women_only", False),
+                location="VHS Landsberg am Lech", **spec,
+            )  # fmt: skip
+            uow.session.add(course)
+            rows = [CourseSession(id=str(uuid.uuid4()), course_id=course.id, place=course.location, **s)
+                    for s in sessions]  # type: ignore[attr-defined]  # fmt: skip
+            uow.session.add_all(rows)
+            await uow.session.flush()
+            await uow.publish(events.CourseScheduled(**workflow.course_facts(course, rows)))
+        await uow.commit()
+
+
+async def check_offers(runtime: ServiceRuntime) -> int:
+    settings: CoursesSettings = runtime.settings  # type: ignore[assignment]
+    async with runtime.unit_of_work() as uow:
+        w = workflow.Workflow(
+            uow=uow, now=runtime.extras["clock"](), offer_hours=settings.offer_hours,
+            priorities=tuple(settings.waitlist_priorities),
+        )  # fmt: skip
+        expired = await workflow.expire_offers(w)
+        await uow.commit()
+    return expired
+
+
+def create_app(settings: CoursesSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or CoursesSettings()
+
+    async def on_startup(runtime: ServiceRuntime) -> None:
+        runtime.extras["clock"] = clock
+        runtime.extras["pass_keys"] = await asyncio.to_thread(load_pass_keys, settings)
+        if settings.seed_demo_courses:
+            await seed_demo(runtime, clock())
+        checks = run_every(settings.offer_check_interval_seconds, lambda: check_offers(runtime), "seat offer check")
+        task = asyncio.create_task(checks, name="courses-offers")
+        runtime.tasks.insert(0, task)
+
+    spec = ServiceSpec(
+        name="courses",
+        title="Courses service",
+        version="1.0.0",
+        description="VHS course catalogue, fair enrolment and waiting lists, attendance, the education pass.",
+        metadata=Base.metadata,
+        tables=messaging,
+        migrations_dir=Path(__file__).parent / "migrations",
+        published_topics=[events.COURSES_TOPIC, events.ENROLMENTS_TOPIC, events.PASSES_TOPIC],
+        routers=[api.router],
+        handlers=lambda runtime: make_handlers(runtime.extras["clock"], settings),
+        consumed_topics=CONSUMED_TOPICS,
+        on_startup=on_startup,
+    )
+    return create_service_app(spec, settings)

@@ -1,0 +1,344 @@
+"""Course rules: eligibility, overlaps, the waiting list's fair order, seat offers, the enrolment
+lifecycle, and the signed education pass (Bildungspass). Pure: no I/O, no framework.
+
+Waiting-list order (documented, configurable): entries are ranked by the configured priority
+criteria in turn (default: an obligation to attend an integration course first, then women who
+need childcare, since the seed names women a priority group), then by the moment the request was
+received, then by enrolment id as a last, stable tie-break.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from contracts.vocabulary import AgeBand, Gender, GermanLevel
+
+
+class CourseError(ValueError):
+    """A rule of the course catalogue or enrolment was broken; the message says which."""
+
+
+class InvalidTransition(CourseError):
+    pass
+
+
+class CourseCategory(StrEnum):
+    INTEGRATION_COURSE = "integration_course"  # Integrationskurs (BAMF)
+    GERMAN_SECOND_LANGUAGE = "german_second_language"  # Deutsch als Zweitsprache
+    JOB_GERMAN = "job_german"  # Berufssprachkurs
+    LITERACY = "literacy"  # Alphabetisierung
+    ENGLISH = "english"
+    HEALTH = "health"
+    CULTURAL_EDUCATION = "cultural_education"
+    CIVIC_EDUCATION = "civic_education"  # politische Bildung
+    PARENTS_AND_WOMEN = "parents_and_women"
+    ORIENTATION = "orientation"  # Orientierungskurs
+
+
+LANGUAGE_CATEGORIES = frozenset(
+    {CourseCategory.INTEGRATION_COURSE, CourseCategory.GERMAN_SECOND_LANGUAGE, CourseCategory.JOB_GERMAN,
+     CourseCategory.LITERACY}
+)  # fmt: skip
+
+
+class Funding(StrEnum):
+    BAMF = "bamf"
+    CITY = "city"
+    FEE = "fee"
+
+
+class CourseStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+# --- eligibility and overlaps ----------------------------------------------------------------
+
+_LEVELS = list(GermanLevel)
+_BAND_AGES: dict[AgeBand, tuple[int, int]] = {
+    AgeBand.AGE_0_2: (0, 2), AgeBand.AGE_3_5: (3, 5), AgeBand.AGE_6_9: (6, 9),
+    AgeBand.AGE_10_17: (10, 17), AgeBand.AGE_18_26: (18, 26), AgeBand.AGE_27_44: (27, 44),
+    AgeBand.AGE_45_64: (45, 64), AgeBand.AGE_65_PLUS: (65, 130),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Session:
+    starts_at: datetime
+    ends_at: datetime
+
+
+@dataclass(frozen=True)
+class CourseRules:
+    category: CourseCategory
+    target_level: GermanLevel | None
+    women_only: bool
+    min_age: int | None
+    max_age: int | None
+    sessions: tuple[Session, ...] = ()
+
+
+@dataclass(frozen=True)
+class Learner:
+    """What the courses service knows of a person (pseudonymous, from registration's events)."""
+
+    gender: Gender | None
+    age_band: AgeBand | None
+    german_level: GermanLevel | None
+
+
+def eligibility_problems(course: CourseRules, learner: Learner) -> list[str]:
+    """Why this person cannot take this course; empty when they can."""
+    problems = []
+    if course.women_only and learner.gender != Gender.FEMALE:
+        problems.append("the course is for women only")
+    if (
+        course.target_level is not None
+        and learner.german_level is not None
+        and _LEVELS.index(learner.german_level) >= _LEVELS.index(course.target_level)
+    ):
+        problems.append(f"German level {learner.german_level} already reaches the course's {course.target_level}")
+    if (course.min_age is not None or course.max_age is not None) and learner.age_band is not None:
+        low, high = _BAND_AGES[learner.age_band]
+        if course.min_age is not None and high < course.min_age:
+            problems.append(f"the course is from age {course.min_age}")
+        if course.max_age is not None and low > course.max_age:
+            problems.append(f"the course is up to age {course.max_age}")
+    return problems
+
+
+def sessions_overlap(a: Iterable[Session], b: Iterable[Session]) -> bool:
+    b = list(b)
+    return any(x.starts_at < y.ends_at and y.starts_at < x.ends_at for x in a for y in b)
+
+
+def check_sessions(sessions: Sequence[Session]) -> None:
+    for session in sessions:
+        if session.ends_at <= session.starts_at:
+            raise CourseError("a session must end after it starts")
+    ordered = sorted(sessions, key=lambda s: s.starts_at)
+    if any(ordered[i].ends_at > ordered[i + 1].starts_at for i in range(len(ordered) - 1)):
+        raise CourseError("sessions of one course must not overlap")
+
+
+# --- enrolment lifecycle -----------------------------------------------------------------------
+
+
+class EnrolmentStatus(StrEnum):
+    ENROLLED = "enrolled"
+    WAITLISTED = "waitlisted"
+    OFFERED = "offered"  # a freed seat is held for this person until the offer expires
+    OFFER_EXPIRED = "offer_expired"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+ACTIVE = frozenset({EnrolmentStatus.ENROLLED, EnrolmentStatus.WAITLISTED, EnrolmentStatus.OFFERED})
+HOLDS_SEAT = frozenset({EnrolmentStatus.ENROLLED, EnrolmentStatus.OFFERED})
+
+_MOVES: dict[tuple[EnrolmentStatus, str], EnrolmentStatus] = {
+    (EnrolmentStatus.WAITLISTED, "offer"): EnrolmentStatus.OFFERED,
+    (EnrolmentStatus.OFFERED, "accept"): EnrolmentStatus.ENROLLED,
+    (EnrolmentStatus.OFFERED, "expire"): EnrolmentStatus.OFFER_EXPIRED,
+    (EnrolmentStatus.ENROLLED, "cancel"): EnrolmentStatus.CANCELLED,
+    (EnrolmentStatus.WAITLISTED, "cancel"): EnrolmentStatus.CANCELLED,
+    (EnrolmentStatus.OFFERED, "cancel"): EnrolmentStatus.CANCELLED,
+    (EnrolmentStatus.ENROLLED, "complete"): EnrolmentStatus.COMPLETED,
+}
+
+
+def move(status: EnrolmentStatus, action: str) -> EnrolmentStatus:
+    target = _MOVES.get((EnrolmentStatus(status), action))
+    if target is None:
+        raise InvalidTransition(f"a {status} enrolment cannot {action}")
+    return target
+
+
+def admit(seats_taken: int, capacity: int) -> EnrolmentStatus:
+    """A new request takes a seat while there is one, else it waits in line."""
+    return EnrolmentStatus.ENROLLED if seats_taken < capacity else EnrolmentStatus.WAITLISTED
+
+
+# --- the waiting list ----------------------------------------------------------------------------
+
+
+class PriorityCriterion(StrEnum):
+    INTEGRATION_COURSE_OBLIGATION = "integration_course_obligation"  # Verpflichtung nach § 44a AufenthG
+    WOMAN_NEEDING_CHILDCARE = "woman_needing_childcare"
+    REFERRED = "referred"  # came through a referral by an integration navigator
+
+
+DEFAULT_PRIORITIES = (PriorityCriterion.INTEGRATION_COURSE_OBLIGATION, PriorityCriterion.WOMAN_NEEDING_CHILDCARE)
+
+
+@dataclass(frozen=True)
+class WaitingEntry:
+    enrolment_id: str
+    requested_at: datetime
+    flags: frozenset[PriorityCriterion]
+
+
+def waiting_order(
+    entries: Iterable[WaitingEntry], priorities: Sequence[PriorityCriterion] = DEFAULT_PRIORITIES
+) -> list[WaitingEntry]:
+    """The documented fair order: priority criteria in turn, then request time, then id."""
+    return sorted(
+        entries,
+        key=lambda e: (*(0 if p in e.flags else 1 for p in priorities), e.requested_at, e.enrolment_id),
+    )
+
+
+def offer_expires_at(offered_at: datetime, hours: float) -> datetime:
+    return offered_at + timedelta(hours=hours)
+
+
+# --- completion and the education pass ----------------------------------------------------------
+
+
+class CompletionResult(StrEnum):
+    PASSED = "passed"
+    NOT_PASSED = "not_passed"
+    ATTENDED = "attended"
+
+
+def level_reached(result: CompletionResult, target: GermanLevel | None, certificate: str | None) -> GermanLevel | None:
+    """The German level a completion shows: the level a passed certificate names, or the course's target."""
+    if result is not CompletionResult.PASSED:
+        return None
+    for level in reversed(_LEVELS[1:]):
+        if certificate and level.value in certificate.upper().split():
+            return level
+    return target
+
+
+def canonical_json(document: dict[str, Any]) -> bytes:
+    """Sorted keys, no insignificant white space, UTF-8: the bytes that are signed (JCS-like)."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def education_pass(
+    *,
+    pass_id: str,
+    issuer: str,
+    person_id: str,
+    holder_name: str | None,
+    entries: list[dict[str, Any]],
+    issued_at: datetime,
+) -> dict[str, Any]:
+    """The unsigned credential in the W3C Verifiable Credentials data-model shape."""
+    subject: dict[str, Any] = {"id": f"urn:uuid:{person_id}", "type": "Bildungspass", "entries": entries}
+    if holder_name:
+        subject["name"] = holder_name
+    return {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "id": f"urn:uuid:{pass_id}",
+        "type": ["VerifiableCredential", "EducationPass"],
+        "issuer": issuer,
+        "validFrom": issued_at.isoformat().replace("+00:00", "Z"),
+        "credentialSubject": subject,
+    }
+
+
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _base58btc(raw: bytes) -> str:
+    """Multibase base58btc ('z' prefix), as Data Integrity proofs carry their value."""
+    number = int.from_bytes(raw, "big")
+    digits = ""
+    while number:
+        number, rest = divmod(number, 58)
+        digits = _BASE58[rest] + digits
+    return "z" + "1" * (len(raw) - len(raw.lstrip(b"\0"))) + digits
+
+
+def _unbase58btc(text: str) -> bytes:
+    if not text.startswith("z") or any(c not in _BASE58 for c in text[1:]):
+        raise ValueError("not a base58btc multibase value")
+    body = text[1:]
+    number = 0
+    for char in body:
+        number = number * 58 + _BASE58.index(char)
+    zeros = len(body) - len(body.lstrip("1"))
+    return b"\0" * zeros + (number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b"")
+
+
+def _signing_input(document: dict[str, Any], proof_options: dict[str, Any]) -> bytes:
+    """eddsa-jcs-2022: the hash of the canonical proof options, then the hash of the canonical document,
+    so that neither the content nor the proof's own fields (created, key, purpose) can change unnoticed."""
+    return hashlib.sha256(canonical_json(proof_options)).digest() + hashlib.sha256(canonical_json(document)).digest()
+
+
+def sign(
+    credential: dict[str, Any], key: Ed25519PrivateKey, verification_method: str, created: datetime
+) -> dict[str, Any]:
+    """Attach an Ed25519 Data Integrity proof (eddsa-jcs-2022) to the credential."""
+    document = {k: v for k, v in credential.items() if k != "proof"}
+    options = {
+        "type": "DataIntegrityProof",
+        "cryptosuite": "eddsa-jcs-2022",
+        "verificationMethod": verification_method,
+        "proofPurpose": "assertionMethod",
+        "created": created.isoformat().replace("+00:00", "Z"),
+        "@context": document.get("@context"),
+    }
+    signature = key.sign(_signing_input(document, options))
+    proof = {k: v for k, v in options.items() if k != "@context"} | {"proofValue": _base58btc(signature)}
+    return document | {"proof": proof}
+
+
+def verify(credential: dict[str, Any], public_key: Ed25519PublicKey) -> bool:
+    """True only when the proof was made by this key over exactly this credential and these proof options."""
+    proof = credential.get("proof")
+    if not isinstance(proof, dict) or not isinstance(proof.get("proofValue"), str):
+        return False
+    document = {k: v for k, v in credential.items() if k != "proof"}
+    options = {k: v for k, v in proof.items() if k != "proofValue"} | {"@context": document.get("@context")}
+    try:
+        signature = _unbase58btc(proof["proofValue"])
+        public_key.verify(signature, _signing_input(document, options))
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def verification_code(credential: dict[str, Any]) -> str:
+    """A short code printed on the pass page; it finds the issued pass for verification."""
+    digest = hashlib.sha256(canonical_json(credential)).digest()
+    code = base64.b32encode(digest).decode()[:12]
+    return f"{code[:4]}-{code[4:8]}-{code[8:]}"
+
+
+def public_jwk(public_key: Ed25519PublicKey, key_id: str) -> dict[str, str]:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": key_id, "use": "sig", "alg": "EdDSA"}
+
+
+def key_from_jwk(jwk: dict[str, str]) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(_unb64url(jwk["x"]))
+
+
+def completed_on_or_before(day: date, today: date) -> None:
+    if day > today:
+        raise CourseError("a completion date cannot lie in the future")

@@ -1,0 +1,143 @@
+"""Event handlers of the courses service: one function per consumed event type.
+
+Registration's events give the pseudonymous facts for eligibility and fair order; an accepted VHS
+referral asks for a seat; a successful IHK recognition referral adds a line to the education pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from chassis.cloudevents import ReceivedEvent
+from chassis.consumer import Handler
+from chassis.uow import UnitOfWork
+from contracts import referral as referral_events
+from contracts import registration as registration_events
+from contracts.vocabulary import ServiceType
+from services.courses import domain, workflow
+from services.courses.models import Course, Enrolment, IssuedPass, Learner, PassEntry
+
+log = logging.getLogger(__name__)
+
+CONSUMED_TOPICS = [registration_events.PERSONS_TOPIC, referral_events.REFERRALS_TOPIC]
+
+#: Which courses answer which kind of referral.
+COURSES_FOR_SERVICE = {
+    ServiceType.INTEGRATION_COURSE: {
+        domain.CourseCategory.INTEGRATION_COURSE,
+        domain.CourseCategory.GERMAN_SECOND_LANGUAGE,
+    },
+    ServiceType.COURSE_WITH_CHILDCARE: set(domain.LANGUAGE_CATEGORIES) | {domain.CourseCategory.PARENTS_AND_WOMEN},
+}
+
+
+async def _learner(uow: UnitOfWork, person_id: str) -> Learner:
+    learner = await uow.session.get(Learner, person_id)
+    if learner is None:
+        learner = Learner(person_id=person_id, profile_version=0, needs_version=0, erased=False, childcare_needed=False)
+        uow.session.add(learner)
+    return learner
+
+
+def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, Handler]:
+    def flow(uow: UnitOfWork) -> workflow.Workflow:
+        return workflow.Workflow(
+            uow=uow, now=clock(), offer_hours=settings.offer_hours, priorities=tuple(settings.waitlist_priorities)
+        )
+
+    async def profile_changed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        data = event.data
+        learner = await _learner(uow, data["person_id"])
+        version = int(data.get("version", 1))
+        if not learner.erased and version > learner.profile_version:
+            learner.gender, learner.age_band, learner.profile_version = data["gender"], data["age_band"], version
+
+    async def needs_assessed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        model = registration_events.NeedsAssessed.model_validate(event.data)
+        learner = await _learner(uow, model.person_id)
+        if not learner.erased and model.assessment_version > learner.needs_version:
+            learner.german_level = model.german_level.value
+            learner.childcare_needed = model.childcare_needed
+            learner.gender, learner.age_band = model.gender.value, model.age_band.value
+            learner.needs_version = model.assessment_version
+
+    async def leave(w: workflow.Workflow, person_id: str, reason: str) -> None:
+        active = (
+            await w.session.scalars(
+                select(Enrolment).where(
+                    Enrolment.person_id == person_id, Enrolment.status.in_([s.value for s in domain.ACTIVE])
+                )
+            )
+        ).all()
+        for enrolment in active:
+            await workflow.cancel_enrolment(w, enrolment, reason)  # frees the seat for the next in line
+
+    async def moved_away(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        await leave(flow(uow), event.data["person_id"], "moved_away")
+
+    async def erased(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """Art. 17: the pass and its entries go; seats are freed."""
+        person_id = event.data["person_id"]
+        learner = await _learner(uow, person_id)
+        learner.erased, learner.gender, learner.age_band, learner.german_level = True, None, None, None
+        await leave(flow(uow), person_id, "person_erased")
+        for model in (PassEntry, IssuedPass):
+            for row in (await uow.session.scalars(select(model).where(model.person_id == person_id))).all():
+                await uow.session.delete(row)
+
+    async def referral_accepted(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """An accepted VHS referral asks for a seat in a fitting course."""
+        model = referral_events.ReferralAccepted.model_validate(event.data)
+        categories = COURSES_FOR_SERVICE.get(model.service_type)
+        if categories is None:
+            return
+        w = flow(uow)
+        learner = workflow.learner_of(await uow.session.get(Learner, model.person_id))
+        query = select(Course).where(
+            Course.status == domain.CourseStatus.SCHEDULED.value,
+            Course.category.in_([c.value for c in categories]),
+            Course.provider_id == model.partner_id,
+        )
+        if model.service_type is ServiceType.COURSE_WITH_CHILDCARE:
+            query = query.where(Course.childcare_offered.is_(True))
+        candidates = []
+        for course in (await uow.session.scalars(query)).all():
+            sessions = await workflow.sessions_of(uow.session, course.id)
+            if domain.eligibility_problems(workflow.rules_of(course, sessions), learner):
+                continue
+            held, _ = await workflow.counts(uow.session, course.id)
+            first = workflow.aware(sessions[0].starts_at) if sessions else w.now
+            candidates.append((held >= course.capacity, first, course.id))
+        for _, _, course_id in sorted(candidates):  # free seats first, then the earliest start
+            try:
+                await workflow.request_enrolment(w, course_id, model.person_id, referral_id=model.referral_id)
+                return
+            except domain.CourseError as exc:
+                log.info("referral %s: course %s not possible (%s)", model.referral_id, course_id, exc)
+        log.info("referral %s: no fitting course for now", model.referral_id)
+
+    async def referral_completed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """A successful IHK recognition advice becomes a line of the education pass."""
+        model = referral_events.ReferralCompleted.model_validate(event.data)
+        if model.service_type is not ServiceType.QUALIFICATION_RECOGNITION or model.outcome != "successful":
+            return
+        details = {"recognition": "foreign qualification recognition advice completed",
+                   "by": model.partner_id, "completed_on": model.at.date().isoformat()}  # fmt: skip
+        await workflow.add_pass_entry(
+            flow(uow), model.person_id, "recognition", details, source_id=f"referral:{model.referral_id}"
+        )
+
+    return {
+        registration_events.PersonRegistered.event_type: profile_changed,
+        registration_events.PersonUpdated.event_type: profile_changed,
+        registration_events.NeedsAssessed.event_type: needs_assessed,
+        registration_events.PersonMovedAway.event_type: moved_away,
+        registration_events.PersonErased.event_type: erased,
+        referral_events.ReferralAccepted.event_type: referral_accepted,
+        referral_events.ReferralCompleted.event_type: referral_completed,
+    }

@@ -1,0 +1,361 @@
+"""The courses service's use cases, shared by its routes, handlers and the offer clock.
+
+Everything that changes seats runs under :func:`seat_lock` (one course at a time: a row lock on
+PostgreSQL across replicas, and an in-process lock for SQLite, which has no row locks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.clock import as_utc as aware
+from chassis.uow import UnitOfWork
+from contracts import courses as events
+from contracts.base import IntegrationEvent
+from contracts.vocabulary import AgeBand, Gender, GermanLevel
+from services.courses import domain
+from services.courses.models import Course, CourseSession, Enrolment, Learner, PassEntry
+
+_LOCAL_LOCKS: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+@dataclass
+class Workflow:
+    uow: UnitOfWork
+    now: datetime
+    offer_hours: float = 72.0
+    priorities: tuple[domain.PriorityCriterion, ...] = domain.DEFAULT_PRIORITIES
+    held_locks: set[str] = field(default_factory=set)
+
+    @property
+    def session(self) -> AsyncSession:
+        return self.uow.session
+
+    async def publish(self, event: IntegrationEvent) -> None:
+        await self.uow.publish(event)
+
+
+@asynccontextmanager
+async def seat_lock(w: Workflow, course_id: str) -> AsyncIterator[Course]:
+    """Hold the course while seats are counted and given: never an overbooking.
+
+    PostgreSQL locks the course row until the transaction ends (across replicas). SQLite has no
+    row locks and runs one process, so an in-process lock per course does the same there; it is
+    held until the unit of work commits, because the caller commits after this block.
+    """
+    if w.session.get_bind().dialect.name == "sqlite" and course_id not in w.held_locks:
+        lock = _LOCAL_LOCKS[course_id]
+        await lock.acquire()
+        w.held_locks.add(course_id)
+        w.uow.on_end(lock.release)
+    course = await w.session.scalar(select(Course).where(Course.id == course_id).with_for_update())
+    if course is None:
+        raise domain.CourseError(f"no course with id {course_id}")
+    yield course
+
+
+def rules_of(course: Course, sessions: list[CourseSession]) -> domain.CourseRules:
+    return domain.CourseRules(
+        category=domain.CourseCategory(course.category),
+        target_level=GermanLevel(course.target_level) if course.target_level else None,
+        women_only=course.women_only,
+        min_age=course.min_age,
+        max_age=course.max_age,
+        sessions=tuple(domain.Session(aware(s.starts_at), aware(s.ends_at)) for s in sessions),  # type: ignore[arg-type]
+    )
+
+
+def learner_of(row: Learner | None) -> domain.Learner:
+    if row is None:
+        return domain.Learner(gender=None, age_band=None, german_level=None)
+    return domain.Learner(
+        gender=Gender(row.gender) if row.gender else None,
+        age_band=AgeBand(row.age_band) if row.age_band else None,
+        german_level=GermanLevel(row.german_level) if row.german_level else None,
+    )
+
+
+async def sessions_of(session: AsyncSession, course_id: str) -> list[CourseSession]:
+    rows = await session.scalars(select(CourseSession).where(CourseSession.course_id == course_id))
+    return sorted(rows.all(), key=lambda s: aware(s.starts_at))  # type: ignore[arg-type, return-value]
+
+
+async def counts(session: AsyncSession, course_id: str) -> tuple[int, int]:
+    """(seats held, people waiting)."""
+    rows = dict(
+        (
+            await session.execute(
+                select(Enrolment.status, func.count())
+                .where(Enrolment.course_id == course_id)
+                .group_by(Enrolment.status)
+            )
+        ).all()
+    )
+    held = sum(int(rows.get(s.value, 0)) for s in domain.HOLDS_SEAT)
+    return held, int(rows.get(domain.EnrolmentStatus.WAITLISTED.value, 0))
+
+
+async def waiting_line(w: Workflow, course_id: str) -> list[Enrolment]:
+    rows = (
+        await w.session.scalars(
+            select(Enrolment).where(
+                Enrolment.course_id == course_id, Enrolment.status == domain.EnrolmentStatus.WAITLISTED.value
+            )
+        )
+    ).all()
+    by_id = {r.id: r for r in rows}
+    ordered = domain.waiting_order(
+        (
+            domain.WaitingEntry(
+                r.id,
+                aware(r.requested_at) or w.now,
+                frozenset(domain.PriorityCriterion(f) for f in r.priority_flags),
+            )
+            for r in rows
+        ),
+        w.priorities,
+    )
+    return [by_id[e.enrolment_id] for e in ordered]
+
+
+def enrolment_facts(enrolment: Enrolment, course: Course, at: datetime) -> dict[str, Any]:
+    return {
+        "enrolment_id": enrolment.id,
+        "course_id": course.id,
+        "person_id": enrolment.person_id,
+        "category": course.category,
+        "at": at,
+        "referral_id": enrolment.referral_id,
+    }
+
+
+def course_facts(course: Course, sessions: list[CourseSession]) -> dict[str, Any]:
+    return {
+        "course_id": course.id,
+        "provider_id": course.provider_id,
+        "category": course.category,
+        "capacity": course.capacity,
+        "women_only": course.women_only,
+        "childcare_offered": course.childcare_offered,
+        "target_level": course.target_level,
+        "starts_on": aware(sessions[0].starts_at).date() if sessions else None,  # type: ignore[union-attr]
+        "ends_on": aware(sessions[-1].ends_at).date() if sessions else None,  # type: ignore[union-attr]
+    }
+
+
+# --- enrolment ---------------------------------------------------------------------------------
+
+
+async def request_enrolment(
+    w: Workflow, course_id: str, person_id: str, *, obligation: bool = False, referral_id: str | None = None
+) -> Enrolment:
+    """Enrol the person, or put them on the waiting list in the fair order; refuse what breaks a rule."""
+    async with seat_lock(w, course_id) as course:
+        if course.status != domain.CourseStatus.SCHEDULED.value:
+            raise domain.CourseError(f"the course is {course.status}")
+        today = w.now.date()
+        if (course.enrolment_opens_on and today < course.enrolment_opens_on) or (
+            course.enrolment_closes_on and today > course.enrolment_closes_on
+        ):
+            raise domain.CourseError("enrolment for this course is not open now")
+        learner = await w.session.get(Learner, person_id)
+        if learner is not None and learner.erased:
+            raise domain.CourseError("this person's data has been erased")
+        sessions = await sessions_of(w.session, course.id)
+        problems = domain.eligibility_problems(rules_of(course, sessions), learner_of(learner))
+        if problems:
+            raise domain.CourseError("; ".join(problems))
+        active = (
+            await w.session.scalars(
+                select(Enrolment).where(
+                    Enrolment.person_id == person_id,
+                    Enrolment.status.in_([s.value for s in domain.ACTIVE]),
+                )
+            )
+        ).all()
+        if any(e.course_id == course.id for e in active):
+            raise domain.InvalidTransition("the person is already enrolled in or waiting for this course")
+        for other in active:
+            if other.status in {s.value for s in domain.HOLDS_SEAT} and domain.sessions_overlap(
+                rules_of(course, sessions).sessions,
+                rules_of(course, await sessions_of(w.session, other.course_id)).sessions,
+            ):
+                raise domain.CourseError("the sessions overlap with another course of this person")
+        flags = []
+        if obligation:
+            flags.append(domain.PriorityCriterion.INTEGRATION_COURSE_OBLIGATION.value)
+        if learner is not None and learner.gender == Gender.FEMALE and learner.childcare_needed:
+            flags.append(domain.PriorityCriterion.WOMAN_NEEDING_CHILDCARE.value)
+        if referral_id:
+            flags.append(domain.PriorityCriterion.REFERRED.value)
+        held, _ = await counts(w.session, course.id)
+        enrolment = Enrolment(
+            id=str(uuid.uuid4()),
+            course_id=course.id,
+            person_id=person_id,
+            status=domain.admit(held, course.capacity).value,
+            priority_flags=flags,
+            referral_id=referral_id,
+            requested_at=w.now,
+            updated_at=w.now,
+        )
+        w.session.add(enrolment)
+        await w.session.flush()
+        facts = enrolment_facts(enrolment, course, w.now)
+        await w.publish(events.EnrolmentRequested(**facts))
+        if enrolment.status == domain.EnrolmentStatus.ENROLLED.value:
+            await w.publish(events.Enrolled(**facts))
+        else:
+            line = await waiting_line(w, course.id)
+            await w.publish(events.Waitlisted(**facts, position=[e.id for e in line].index(enrolment.id) + 1))
+        return enrolment
+
+
+async def offer_free_seats(w: Workflow, course: Course) -> list[Enrolment]:
+    """Offer each free seat to the first in line; the offer holds the seat until it expires."""
+    offered: list[Enrolment] = []
+    if course.status != domain.CourseStatus.SCHEDULED.value:
+        return offered
+    held, _ = await counts(w.session, course.id)
+    line = await waiting_line(w, course.id)
+    for enrolment in line[: max(0, course.capacity - held)]:
+        enrolment.status = domain.move(domain.EnrolmentStatus(enrolment.status), "offer").value
+        enrolment.offered_at = w.now
+        enrolment.offer_expires_at = domain.offer_expires_at(w.now, w.offer_hours)
+        enrolment.updated_at = w.now
+        await w.session.flush()
+        await w.publish(
+            events.SeatOffered(**enrolment_facts(enrolment, course, w.now), expires_at=enrolment.offer_expires_at)
+        )
+        offered.append(enrolment)
+    return offered
+
+
+async def cancel_enrolment(w: Workflow, enrolment: Enrolment, reason: str) -> None:
+    async with seat_lock(w, enrolment.course_id) as course:
+        enrolment.status = domain.move(domain.EnrolmentStatus(enrolment.status), "cancel").value
+        enrolment.cancel_reason = reason
+        enrolment.updated_at = w.now
+        await w.session.flush()
+        await w.publish(events.EnrolmentCancelled(**enrolment_facts(enrolment, course, w.now), reason=reason))
+        await offer_free_seats(w, course)
+
+
+async def accept_offer(w: Workflow, enrolment: Enrolment) -> None:
+    async with seat_lock(w, enrolment.course_id) as course:
+        expires = aware(enrolment.offer_expires_at)
+        if enrolment.status == domain.EnrolmentStatus.OFFERED.value and expires is not None and expires <= w.now:
+            raise domain.InvalidTransition("the offer has expired")
+        enrolment.status = domain.move(domain.EnrolmentStatus(enrolment.status), "accept").value
+        enrolment.updated_at = w.now
+        await w.publish(events.Enrolled(**enrolment_facts(enrolment, course, w.now)))
+
+
+async def expire_offers(w: Workflow) -> int:
+    """Offers past their time pass to the next in line."""
+    due = (
+        await w.session.scalars(
+            select(Enrolment).where(
+                Enrolment.status == domain.EnrolmentStatus.OFFERED.value, Enrolment.offer_expires_at <= w.now
+            )
+        )
+    ).all()
+    for course_id in sorted({e.course_id for e in due}):
+        async with seat_lock(w, course_id) as course:
+            for enrolment in (e for e in due if e.course_id == course_id):
+                enrolment.status = domain.move(domain.EnrolmentStatus(enrolment.status), "expire").value
+                enrolment.updated_at = w.now
+                await w.session.flush()
+                await w.publish(events.OfferExpired(**enrolment_facts(enrolment, course, w.now)))
+            await offer_free_seats(w, course)
+    return len(due)
+
+
+async def cancel_course(w: Workflow, course_id: str) -> Course:
+    """Cancel a course; everyone in it hears of it by event, so that referral can route them again."""
+    async with seat_lock(w, course_id) as course:
+        if course.status != domain.CourseStatus.SCHEDULED.value:
+            raise domain.InvalidTransition(f"a {course.status} course cannot be cancelled")
+        course.status = domain.CourseStatus.CANCELLED.value
+        course.updated_at = w.now
+        active = (
+            await w.session.scalars(
+                select(Enrolment).where(
+                    Enrolment.course_id == course.id, Enrolment.status.in_([s.value for s in domain.ACTIVE])
+                )
+            )
+        ).all()
+        for enrolment in active:
+            enrolment.status = domain.EnrolmentStatus.CANCELLED.value
+            enrolment.cancel_reason = "course_cancelled"
+            enrolment.updated_at = w.now
+            await w.publish(
+                events.EnrolmentCancelled(**enrolment_facts(enrolment, course, w.now), reason="course_cancelled")
+            )
+        await w.publish(events.CourseCancelled(**course_facts(course, await sessions_of(w.session, course.id))))
+        return course
+
+
+# --- completion and the pass ---------------------------------------------------------------------
+
+
+async def add_pass_entry(
+    w: Workflow, person_id: str, kind: str, details: dict[str, Any], *, source_id: str | None = None
+) -> PassEntry | None:
+    if source_id is not None and await w.session.scalar(select(PassEntry.id).where(PassEntry.source_id == source_id)):
+        return None  # already recorded
+    entry = PassEntry(
+        id=str(uuid.uuid4()), person_id=person_id, kind=kind, details=details, at=w.now, source_id=source_id
+    )
+    w.session.add(entry)
+    await w.publish(events.PassEntryAdded(person_id=person_id, entry_id=entry.id, kind=kind, at=w.now))
+    return entry
+
+
+async def complete(
+    w: Workflow, enrolment: Enrolment, result: domain.CompletionResult, certificate: str | None, completed_on: date
+) -> None:
+    course = await w.session.get(Course, enrolment.course_id)
+    assert course is not None
+    domain.completed_on_or_before(completed_on, w.now.date())
+    enrolment.status = domain.move(domain.EnrolmentStatus(enrolment.status), "complete").value
+    enrolment.result = result.value
+    enrolment.certificate = certificate
+    enrolment.completed_on = completed_on
+    enrolment.updated_at = w.now
+    target = GermanLevel(course.target_level) if course.target_level else None
+    level = domain.level_reached(result, target, certificate)
+    await w.publish(
+        events.CourseCompleted(
+            **enrolment_facts(enrolment, course, w.now),
+            result=result.value,
+            certificate=certificate,
+            level_reached=level,
+        )
+    )
+    details = {
+        "course": course.title, "category": course.category, "provider": course.provider_id,
+        "result": result.value, "completed_on": completed_on.isoformat(),
+    }  # fmt: skip
+    await add_pass_entry(w, enrolment.person_id, "course", details, source_id=f"course:{enrolment.id}")
+    if certificate and result is domain.CompletionResult.PASSED:
+        await add_pass_entry(
+            w, enrolment.person_id, "certificate", {"certificate": certificate, "issued_on": completed_on.isoformat()},
+            source_id=f"certificate:{enrolment.id}",
+        )  # fmt: skip
+    if level is not None and course.category in {c.value for c in domain.LANGUAGE_CATEGORIES}:
+        await add_pass_entry(
+            w, enrolment.person_id, "language_level", {"language": "de", "level": level.value,
+                                                       "reached_on": completed_on.isoformat()},
+            source_id=f"level:{enrolment.id}",
+        )  # fmt: skip

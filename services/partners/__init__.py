@@ -1,0 +1,1 @@
+"""Partner network service: directory, capacity, API clients, signed webhooks."""

@@ -1,0 +1,579 @@
+"""HTTP routes of the partners service: the public directory, a partner's own settings, key checks.
+
+Everything under ``/api/v1/partners/{partner_id}/...`` that writes, and every read of keys,
+webhooks and deliveries, is the partner's own business: ``X-Partner-Id`` (set by the gateway
+from a verified API key) must name that partner. ``/internal/...`` is not routed by the gateway.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from sqlalchemy import func, select, update
+
+from chassis.errors import Problem
+from chassis.schemas import Page
+from chassis.service import RuntimeDep
+from chassis.uow import UnitOfWork
+from contracts import partners as events
+from contracts.vocabulary import PartnerCategory, ServiceType
+from services.partners import delivery, domain
+from services.partners.models import ApiKey, Partner, PartnerService, WebhookDelivery, WebhookSubscription
+from services.partners.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
+    CapacityUpdate,
+    ContactPoint,
+    DeliveryRead,
+    KeyVerified,
+    KeyVerify,
+    Location,
+    PartnerRead,
+    PartnerUpdate,
+    SecretRotated,
+    ServiceOffer,
+    ServiceRead,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookRead,
+)
+
+router = APIRouter(prefix="/api/v1/partners", tags=["partners"])
+internal_router = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False)
+
+aware = delivery.aware
+PartnerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+ObjectId = Annotated[str, Path(min_length=1, max_length=40)]
+
+
+async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
+    async with runtime.unit_of_work() as uow:
+        yield uow
+
+
+UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+def now_of(runtime: Any) -> datetime:
+    moment: datetime = runtime.extras["clock"]()
+    return moment
+
+
+async def own_partner(
+    partner_id: PartnerId,
+    x_partner_id: Annotated[
+        str | None, Header(alias="X-Partner-Id", max_length=64, description="The calling partner; set by the gateway")
+    ] = None,
+) -> str:
+    """Object-level check: a partner acts only on itself. Checked before existence, so ids cannot be probed."""
+    if not x_partner_id:
+        raise Problem(401, "This call needs the calling partner's identity (X-Partner-Id).", kind="unauthenticated")
+    if x_partner_id != partner_id:
+        raise Problem(403, "A partner may only act on its own entry.", kind="forbidden")
+    return partner_id
+
+
+OwnPartner = Annotated[str, Depends(own_partner)]
+
+
+async def load_partner(uow: UnitOfWork, partner_id: str) -> Partner:
+    partner = await uow.session.get(Partner, partner_id)
+    if partner is None:
+        raise Problem(404, f"No partner with id {partner_id}.", kind="not-found")
+    return partner
+
+
+async def active_services(uow: UnitOfWork, partner_ids: list[str]) -> dict[str, list[PartnerService]]:
+    rows = (
+        await uow.session.scalars(
+            select(PartnerService)
+            .where(PartnerService.partner_id.in_(partner_ids), PartnerService.active.is_(True))
+            .order_by(PartnerService.service_type)
+        )
+    ).all()
+    found: dict[str, list[PartnerService]] = {}
+    for row in rows:
+        found.setdefault(row.partner_id, []).append(row)
+    return found
+
+
+def service_read(s: PartnerService) -> ServiceRead:
+    return ServiceRead(
+        service_type=ServiceType(s.service_type),
+        name=s.name,
+        description=s.description,
+        eligibility=s.eligibility,
+        languages=s.languages,
+        response_days=s.response_days,
+        free_places=s.free_places,
+        updated_at=aware(s.updated_at),
+    )
+
+
+def partner_read(p: Partner, services: list[PartnerService]) -> PartnerRead:
+    return PartnerRead(
+        partner_id=p.id,
+        name=p.name,
+        alternate_name=p.alternate_name,
+        category=PartnerCategory(p.category),
+        description=p.description,
+        website=p.website,
+        languages=p.languages,
+        locations=[Location(**loc) for loc in p.locations],
+        contacts=[ContactPoint(**c) for c in p.contacts],
+        services=[service_read(s) for s in services],
+        version=p.version,
+        updated_at=aware(p.updated_at),
+    )
+
+
+# --- the public directory (no personal data, no authentication) -----------------------------
+
+
+@router.get("", response_model=Page[PartnerRead])
+async def list_partners(
+    uow: UowDep,
+    service_type: ServiceType | None = None,
+    category: PartnerCategory | None = None,
+    language: str | None = Query(None, max_length=35),
+    page: int = Query(1, ge=1, le=10_000),
+    page_size: int = Query(50, ge=1, le=200),
+) -> Page[PartnerRead]:
+    partners = (await uow.session.scalars(select(Partner).order_by(Partner.id))).all()
+    services = await active_services(uow, [p.id for p in partners])
+    # The directory is small (dozens of organisations): JSON filters in Python work on SQLite and PostgreSQL alike.
+    matching = [
+        p
+        for p in partners
+        if (category is None or p.category == category.value)
+        and (service_type is None or any(s.service_type == service_type.value for s in services.get(p.id, [])))
+        and (language is None or language in p.languages)
+    ]
+    window = matching[(page - 1) * page_size : page * page_size]
+    return Page(
+        items=[partner_read(p, services.get(p.id, [])) for p in window],
+        total=len(matching),
+        page=page,
+        page_size=page_size,
+    )
+
+
+def _hsds_id(*parts: str) -> str:
+    # HSDS ids are UUIDs; derived from our ids they stay the same from one export to the next.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "https://integration.landsberg.de/partners/" + "/".join(parts)))
+
+
+@router.get("/export/hsds")
+async def export_hsds(uow: UowDep) -> dict[str, Any]:
+    """The directory as Open Referral HSDS 3.0-shaped JSON: organizations with services, locations, contacts."""
+    partners = (await uow.session.scalars(select(Partner).order_by(Partner.id))).all()
+    services = await active_services(uow, [p.id for p in partners])
+    organizations = []
+    for p in partners:
+        org_id = _hsds_id(p.id)
+        organizations.append(
+            {
+                "id": org_id,
+                "name": p.name,
+                "alternate_name": p.alternate_name,
+                "description": p.description,
+                "website": p.website,
+                "identifiers": [{"identifier_scheme": "landsberg-partner-id", "identifier": p.id}],
+                "services": [
+                    {
+                        "id": _hsds_id(p.id, s.service_type),
+                        "organization_id": org_id,
+                        "name": s.name,
+                        "description": s.description,
+                        "status": "active",
+                        "eligibility_description": s.eligibility,
+                        "alert": None,
+                        "languages": [
+                            {"id": _hsds_id(p.id, s.service_type, "language", code), "code": code}
+                            for code in s.languages
+                        ],
+                        "capacities": []
+                        if s.free_places is None
+                        else [
+                            {
+                                "id": _hsds_id(p.id, s.service_type, "capacity"),
+                                "available": s.free_places,
+                                "unit": {"name": "places"},
+                                "updated": aware(s.updated_at).isoformat(),  # type: ignore[union-attr]
+                            }
+                        ],
+                        "attributes": [
+                            {"label": "service_type", "value": s.service_type},
+                            {"label": "response_days", "value": str(s.response_days)},
+                        ],
+                    }
+                    for s in services.get(p.id, [])
+                ],
+                "locations": [
+                    {
+                        "id": _hsds_id(p.id, "location", str(i)),
+                        "location_type": "physical",
+                        "name": loc.get("name"),
+                        "addresses": [
+                            {
+                                "address_type": "physical",
+                                "address_1": loc.get("address_1"),
+                                "city": loc.get("city"),
+                                "postal_code": loc.get("postal_code"),
+                                "country": loc.get("country", "DE"),
+                            }
+                        ],
+                        "schedules": [{"description": loc["opening_hours"]}] if loc.get("opening_hours") else [],
+                    }
+                    for i, loc in enumerate(p.locations)
+                ],
+                "contacts": [
+                    {
+                        "id": _hsds_id(p.id, "contact", str(i)),
+                        "title": c.get("title"),
+                        "department": c.get("department"),
+                        "email": c.get("email"),
+                        "phones": [{"number": c["phone"]}] if c.get("phone") else [],
+                    }
+                    for i, c in enumerate(p.contacts)
+                ],
+                "languages": [{"code": code} for code in p.languages],
+                "attributes": [{"label": "category", "value": p.category}],
+            }
+        )
+    return {"hsds_version": "3.0", "organizations": organizations}
+
+
+@router.get("/{partner_id}", response_model=PartnerRead)
+async def read_partner(partner_id: PartnerId, uow: UowDep) -> PartnerRead:
+    partner = await load_partner(uow, partner_id)
+    return partner_read(partner, (await active_services(uow, [partner.id])).get(partner.id, []))
+
+
+# --- a partner's own entry: profile, services, capacity -------------------------------------
+
+
+@router.patch("/{partner_id}", response_model=PartnerRead)
+async def update_partner(partner_id: OwnPartner, body: PartnerUpdate, uow: UowDep, runtime: RuntimeDep) -> PartnerRead:
+    partner = await load_partner(uow, partner_id)
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    for field, value in changes.items():
+        if value is None and field in ("name", "languages", "locations", "contacts"):
+            raise Problem(422, f"{field} cannot be emptied with null.", kind="validation")
+        setattr(partner, field, value)
+    if changes:
+        partner.version += 1
+        partner.updated_at = now_of(runtime)
+        await uow.publish(
+            events.PartnerUpdated(
+                partner_id=partner.id,
+                name=partner.name,
+                category=PartnerCategory(partner.category),
+                languages=partner.languages,
+                version=partner.version,
+            )
+        )
+        await uow.commit()
+    return partner_read(partner, (await active_services(uow, [partner.id])).get(partner.id, []))
+
+
+@router.put("/{partner_id}/services/{service_type}", response_model=ServiceRead)
+async def offer_service(
+    partner_id: OwnPartner, service_type: ServiceType, body: ServiceOffer, uow: UowDep, runtime: RuntimeDep
+) -> ServiceRead:
+    await load_partner(uow, partner_id)
+    row = await uow.session.get(PartnerService, (partner_id, service_type.value))
+    previous_places = row.free_places if row is not None and row.active else 0
+    if row is None:
+        row = PartnerService(partner_id=partner_id, service_type=service_type.value)
+        uow.session.add(row)
+    row.name, row.description, row.eligibility = body.name, body.description, body.eligibility
+    row.languages, row.response_days, row.free_places = list(body.languages), body.response_days, body.free_places
+    row.active = True
+    row.updated_at = now_of(runtime)
+    await uow.publish(
+        events.ServiceOffered(
+            partner_id=partner_id,
+            service_type=service_type,
+            name=row.name,
+            languages=row.languages,
+            response_days=row.response_days,
+            free_places=row.free_places,
+        )
+    )
+    if previous_places != row.free_places:
+        # Referral routes on capacity events alone; tell it too.
+        await uow.publish(
+            events.PartnerCapacityChanged(partner_id=partner_id, service_type=service_type, free_places=row.free_places)
+        )
+    await uow.commit()
+    return service_read(row)
+
+
+@router.delete("/{partner_id}/services/{service_type}", status_code=204)
+async def withdraw_service(
+    partner_id: OwnPartner, service_type: ServiceType, uow: UowDep, runtime: RuntimeDep
+) -> Response:
+    row = await uow.session.get(PartnerService, (partner_id, service_type.value))
+    if row is None or not row.active:
+        raise Problem(404, f"{partner_id} does not offer {service_type.value}.", kind="not-found")
+    row.active = False
+    row.updated_at = now_of(runtime)
+    await uow.publish(events.ServiceWithdrawn(partner_id=partner_id, service_type=service_type))
+    # Referral routes on capacity alone: "no free places" keeps it from sending people to a withdrawn service.
+    await uow.publish(events.PartnerCapacityChanged(partner_id=partner_id, service_type=service_type, free_places=0))
+    await uow.commit()
+    return Response(status_code=204)
+
+
+@router.put("/{partner_id}/services/{service_type}/capacity", response_model=ServiceRead)
+async def update_capacity(
+    partner_id: OwnPartner, service_type: ServiceType, body: CapacityUpdate, uow: UowDep, runtime: RuntimeDep
+) -> ServiceRead:
+    row = await uow.session.get(PartnerService, (partner_id, service_type.value))
+    if row is None or not row.active:
+        raise Problem(404, f"{partner_id} does not offer {service_type.value}.", kind="not-found")
+    if row.free_places != body.free_places:  # PUT is idempotent: the same value again publishes nothing
+        row.free_places = body.free_places
+        row.updated_at = now_of(runtime)
+        await uow.publish(
+            events.PartnerCapacityChanged(partner_id=partner_id, service_type=service_type, free_places=row.free_places)
+        )
+        await uow.commit()
+    return service_read(row)
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+def key_read(k: ApiKey) -> dict[str, Any]:
+    return {
+        "key_id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "scopes": k.scopes,
+        "created_at": aware(k.created_at),
+        "expires_at": aware(k.expires_at),
+        "revoked_at": aware(k.revoked_at),
+        "last_used_at": aware(k.last_used_at),
+    }
+
+
+def settings_of(runtime: Any) -> Any:
+    """The service's own settings (``PartnersSettings``, defined in app.py, which imports this module)."""
+    return runtime.settings
+
+
+def pepper(runtime: Any) -> bytes:
+    value: bytes = settings_of(runtime).api_key_pepper.get_secret_value().encode()
+    return value
+
+
+@router.post("/{partner_id}/api-keys", status_code=201, response_model=ApiKeyCreated)
+async def create_api_key(partner_id: OwnPartner, body: ApiKeyCreate, uow: UowDep, runtime: RuntimeDep) -> ApiKeyCreated:
+    await load_partner(uow, partner_id)
+    now = now_of(runtime)
+    if body.expires_at is not None and body.expires_at <= now:
+        raise Problem(422, "expires_at must lie in the future.", kind="validation")
+    issued = domain.issue_api_key()
+    row = ApiKey(
+        id=str(uuid.uuid4()),
+        partner_id=partner_id,
+        name=body.name,
+        prefix=issued.prefix,
+        key_hash=domain.hash_api_key(issued.key, pepper(runtime)),
+        scopes=[s.value for s in body.scopes],
+        created_at=now,
+        expires_at=body.expires_at,
+    )
+    uow.session.add(row)
+    await uow.commit()
+    return ApiKeyCreated(**key_read(row), key=issued.key)
+
+
+@router.get("/{partner_id}/api-keys", response_model=list[ApiKeyRead])
+async def list_api_keys(partner_id: OwnPartner, uow: UowDep) -> list[ApiKeyRead]:
+    rows = (
+        await uow.session.scalars(select(ApiKey).where(ApiKey.partner_id == partner_id).order_by(ApiKey.created_at))
+    ).all()
+    return [ApiKeyRead(**key_read(k)) for k in rows]
+
+
+@router.delete("/{partner_id}/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(partner_id: OwnPartner, key_id: ObjectId, uow: UowDep, runtime: RuntimeDep) -> Response:
+    row = await uow.session.get(ApiKey, key_id)
+    if row is None or row.partner_id != partner_id:
+        raise Problem(404, f"No API key {key_id}.", kind="not-found")
+    if row.revoked_at is None:  # revoking twice keeps the first time
+        row.revoked_at = now_of(runtime)
+        await uow.commit()
+    return Response(status_code=204)
+
+
+@internal_router.post("/api-keys/verify", response_model=KeyVerified)
+async def verify_api_key(body: KeyVerify, uow: UowDep, runtime: RuntimeDep) -> KeyVerified:
+    """For the gateway: which partner a key belongs to and what it may do; 401 for anything else.
+
+    Every refusal reads the same to the caller, so the answer does not tell a guesser which part was right.
+    """
+    refused = Problem(401, "The API key is not valid.", kind="invalid-api-key", headers={"WWW-Authenticate": "ApiKey"})
+    prefix = domain.api_key_prefix(body.key)
+    if prefix is None:
+        raise refused
+    row = await uow.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if row is None or not domain.api_key_matches(body.key, pepper(runtime), row.key_hash):
+        raise refused
+    now = now_of(runtime)
+    if domain.key_refusal(revoked_at=aware(row.revoked_at), expires_at=aware(row.expires_at), now=now):
+        raise refused
+    row.last_used_at = now
+    await uow.commit()
+    return KeyVerified(partner_id=row.partner_id, key_id=row.id, scopes=row.scopes, expires_at=aware(row.expires_at))
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+
+def webhook_read(s: WebhookSubscription) -> dict[str, Any]:
+    return {
+        "webhook_id": s.id,
+        "url": s.url,
+        "event_types": s.event_types,
+        "description": s.description,
+        "created_at": aware(s.created_at),
+        "previous_secret_valid_until": aware(s.previous_secret_valid_until),
+    }
+
+
+async def load_webhook(uow: UnitOfWork, partner_id: str, webhook_id: str) -> WebhookSubscription:
+    row = await uow.session.get(WebhookSubscription, webhook_id)
+    if row is None or row.partner_id != partner_id or not row.active:
+        raise Problem(404, f"No webhook {webhook_id}.", kind="not-found")
+    return row
+
+
+@router.post("/{partner_id}/webhooks", status_code=201, response_model=WebhookCreated)
+async def create_webhook(
+    partner_id: OwnPartner, body: WebhookCreate, uow: UowDep, runtime: RuntimeDep
+) -> WebhookCreated:
+    await load_partner(uow, partner_id)
+    try:
+        await delivery.check_url(body.url, allow_private=settings_of(runtime).webhook_allow_private_addresses)
+    except domain.UnsafeWebhookUrl as exc:
+        raise Problem(422, f"This URL cannot receive webhooks: {exc}.", kind="unsafe-webhook-url") from exc
+    secret = domain.new_webhook_secret()
+    row = WebhookSubscription(
+        id=str(uuid.uuid4()),
+        partner_id=partner_id,
+        url=body.url,
+        description=body.description,
+        event_types=list(body.event_types),
+        secret_encrypted=runtime.extras["secret_box"].seal(secret),
+        active=True,
+        created_at=now_of(runtime),
+    )
+    uow.session.add(row)
+    await uow.commit()
+    return WebhookCreated(**webhook_read(row), secret=secret)
+
+
+@router.get("/{partner_id}/webhooks", response_model=list[WebhookRead])
+async def list_webhooks(partner_id: OwnPartner, uow: UowDep) -> list[WebhookRead]:
+    rows = (
+        await uow.session.scalars(
+            select(WebhookSubscription)
+            .where(WebhookSubscription.partner_id == partner_id, WebhookSubscription.active.is_(True))
+            .order_by(WebhookSubscription.created_at)
+        )
+    ).all()
+    return [WebhookRead(**webhook_read(s)) for s in rows]
+
+
+@router.get("/{partner_id}/webhooks/deliveries", response_model=Page[DeliveryRead])
+async def list_deliveries(
+    partner_id: OwnPartner,
+    uow: UowDep,
+    status: domain.DeliveryStatus | None = None,
+    webhook_id: str | None = Query(None, max_length=40),
+    event_id: str | None = Query(None, max_length=200),
+    page: int = Query(1, ge=1, le=100_000),
+    page_size: int = Query(50, ge=1, le=200),
+) -> Page[DeliveryRead]:
+    filters = [WebhookDelivery.partner_id == partner_id]
+    if status:
+        filters.append(WebhookDelivery.status == status.value)
+    if webhook_id:
+        filters.append(WebhookDelivery.subscription_id == webhook_id)
+    if event_id:
+        filters.append(WebhookDelivery.event_id == event_id)
+    total = await uow.session.scalar(select(func.count()).select_from(WebhookDelivery).where(*filters)) or 0
+    rows = (
+        await uow.session.scalars(
+            select(WebhookDelivery)
+            .where(*filters)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+    ).all()
+    return Page(
+        items=[DeliveryRead(**delivery.delivery_fields(d)) for d in rows], total=total, page=page, page_size=page_size
+    )
+
+
+@router.post("/{partner_id}/webhooks/deliveries/{delivery_id}/replay", response_model=DeliveryRead)
+async def replay_delivery(
+    partner_id: OwnPartner, delivery_id: ObjectId, uow: UowDep, runtime: RuntimeDep
+) -> DeliveryRead:
+    row = await uow.session.get(WebhookDelivery, delivery_id)
+    if row is None or row.partner_id != partner_id:
+        raise Problem(404, f"No delivery {delivery_id}.", kind="not-found")
+    if row.status == domain.DeliveryStatus.PENDING.value:
+        raise Problem(409, "This delivery is still being attempted.", kind="delivery-pending")
+    subscription = await uow.session.get(WebhookSubscription, row.subscription_id)
+    if subscription is None or not subscription.active:
+        raise Problem(409, "The webhook of this delivery was deleted.", kind="webhook-deleted")
+    delivery.replay(row, now_of(runtime))
+    await uow.commit()
+    runtime.extras["deliverer"].wake()
+    return DeliveryRead(**delivery.delivery_fields(row))
+
+
+@router.post("/{partner_id}/webhooks/{webhook_id}/rotate-secret", response_model=SecretRotated)
+async def rotate_secret(
+    partner_id: OwnPartner, webhook_id: ObjectId, uow: UowDep, runtime: RuntimeDep
+) -> SecretRotated:
+    """A new secret now; the old one keeps signing alongside for the grace period (two signatures)."""
+    row = await load_webhook(uow, partner_id, webhook_id)
+    box = runtime.extras["secret_box"]
+    secret = domain.new_webhook_secret()
+    valid_until = now_of(runtime) + settings_of(runtime).webhook_secret_grace
+    row.previous_secret_encrypted = row.secret_encrypted
+    row.previous_secret_valid_until = valid_until
+    row.secret_encrypted = box.seal(secret)
+    await uow.commit()
+    return SecretRotated(webhook_id=row.id, secret=secret, previous_secret_valid_until=valid_until)
+
+
+@router.delete("/{partner_id}/webhooks/{webhook_id}", status_code=204)
+async def delete_webhook(partner_id: OwnPartner, webhook_id: ObjectId, uow: UowDep, runtime: RuntimeDep) -> Response:
+    row = await load_webhook(uow, partner_id, webhook_id)
+    now = now_of(runtime)
+    row.active = False
+    row.deleted_at = now
+    # Kept (not deleted) so the partner's delivery history stays readable; nothing more goes out.
+    await uow.session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.subscription_id == row.id,
+            WebhookDelivery.status == domain.DeliveryStatus.PENDING.value,
+        )
+        .values(status=domain.DeliveryStatus.CANCELLED.value, next_attempt_at=None)
+    )
+    await uow.commit()
+    return Response(status_code=204)

@@ -1,0 +1,148 @@
+"""Wiring of the partners service: settings, the seeded directory, the webhook loop, the app factory.
+
+Run: ``uvicorn --factory services.partners.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy import func, select
+
+from chassis.clock import Clock, system_clock
+from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
+from chassis.settings import DEVELOPMENT_SECRET, ServiceSettings
+from contracts import partners as events
+from contracts.vocabulary import PartnerCategory, ServiceType
+from services.partners import api, directory, domain
+from services.partners.delivery import Deliverer, SecretBox
+from services.partners.handlers import CONSUMED_TOPICS, make_handlers
+from services.partners.models import Base, Partner, PartnerService, messaging
+
+
+class PartnersSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PARTNERS_", extra="ignore")
+
+    service_name: str = "partners"
+    port: int = 8004
+    database_url: str = "sqlite+aiosqlite:///var/partners.db"
+    #: Seed Landsberg's partner directory into empty tables.
+    seed_reference_data: bool = True
+    #: Webhooks to private, loopback and link-local addresses, and over plain http. Off in production
+    #: (server-side request forgery); the embedded default and the tests turn it on.
+    webhook_allow_private_addresses: bool = False
+    #: Kept outside the database: a stolen table alone does not let anyone test guesses against key hashes.
+    api_key_pepper: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    #: Encrypts webhook secrets at rest (they must be recoverable to sign).
+    webhook_secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    webhook_backoff_initial_seconds: float = Field(5.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(3600.0, gt=0)
+    webhook_give_up_after_hours: float = Field(24.0, gt=0)
+    webhook_poll_seconds: float = Field(1.0, gt=0)
+    #: How long an attempt in flight holds its row; then another round (or replica) may try again.
+    webhook_claim_seconds: float = Field(60.0, gt=0)
+    webhook_secret_grace_hours: float = Field(24.0, ge=0)
+
+    @property
+    def webhook_secret_grace(self) -> timedelta:
+        return timedelta(hours=self.webhook_secret_grace_hours)
+
+    def retry_policy(self) -> domain.RetryPolicy:
+        return domain.RetryPolicy(
+            initial=timedelta(seconds=self.webhook_backoff_initial_seconds),
+            maximum=timedelta(seconds=self.webhook_backoff_max_seconds),
+            give_up_after=timedelta(hours=self.webhook_give_up_after_hours),
+        )
+
+
+async def seed_directory(runtime: ServiceRuntime, now: datetime) -> None:
+    """Landsberg's actors into an empty directory, announced like any new partner."""
+    async with runtime.unit_of_work() as uow:
+        if await uow.session.scalar(select(func.count()).select_from(Partner)):
+            return
+        for entry in directory.LANDSBERG_PARTNERS:
+            uow.session.add(
+                Partner(
+                    id=entry["id"],
+                    name=entry["name"],
+                    alternate_name=entry.get("alternate_name"),
+                    category=entry["category"],
+                    description=entry.get("description"),
+                    website=None,
+                    languages=entry["languages"],
+                    locations=entry.get("locations", []),
+                    contacts=entry.get("contacts", []),
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await uow.session.flush()  # the partner row first: the services refer to it
+            for service in entry["services"]:
+                uow.session.add(PartnerService(partner_id=entry["id"], **service, active=True, updated_at=now))
+            await uow.publish(
+                events.PartnerRegistered(
+                    partner_id=entry["id"],
+                    name=entry["name"],
+                    category=PartnerCategory(entry["category"]),
+                    languages=entry["languages"],
+                    service_types=[ServiceType(s["service_type"]) for s in entry["services"]],
+                ),
+                *(
+                    events.ServiceOffered(
+                        partner_id=entry["id"],
+                        service_type=ServiceType(s["service_type"]),
+                        name=s["name"],
+                        languages=s["languages"],
+                        response_days=s["response_days"],
+                        free_places=s["free_places"],
+                    )
+                    for s in entry["services"]
+                ),
+            )
+        await uow.commit()
+
+
+def create_app(settings: PartnersSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or PartnersSettings()
+
+    async def on_startup(runtime: ServiceRuntime) -> None:
+        runtime.extras["clock"] = clock
+        runtime.extras["secret_box"] = SecretBox(settings.webhook_secret_key.get_secret_value())
+        if settings.seed_reference_data:
+            await seed_directory(runtime, clock())
+        deliverer = Deliverer(
+            session_factory=runtime.session_factory,
+            clock=clock,
+            secret_box=runtime.extras["secret_box"],
+            policy=settings.retry_policy(),
+            allow_private=settings.webhook_allow_private_addresses,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            poll_seconds=settings.webhook_poll_seconds,
+            claim_seconds=settings.webhook_claim_seconds,
+        )
+        runtime.extras["deliverer"] = deliverer
+        task = asyncio.create_task(deliverer.run(), name="partners-webhook-delivery")
+        runtime.tasks.insert(0, task)  # the consumer stays last: shutdown waits for it
+
+    spec = ServiceSpec(
+        name="partners",
+        title="Partner network service",
+        version="1.0.0",
+        description="The partner directory (HSDS), capacity, partners' API keys and signed webhooks.",
+        metadata=Base.metadata,
+        tables=messaging,
+        migrations_dir=Path(__file__).parent / "migrations",
+        published_topics=[events.PARTNERS_TOPIC],
+        routers=[api.router, api.internal_router],
+        handlers=lambda runtime: make_handlers(clock, runtime.extras["deliverer"].wake_soon),
+        consumed_topics=CONSUMED_TOPICS,
+        on_startup=on_startup,
+    )
+    return create_service_app(spec, settings)

@@ -1,0 +1,246 @@
+"""Partner network rules: API keys, webhook signatures, retry schedule, webhook URL safety.
+
+Pure: no I/O, no framework. Randomness comes from :mod:`secrets` (the CSPRNG), time is
+passed in, and name resolution is the caller's job (it hands in the resolved addresses).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+# --- API keys -------------------------------------------------------------------------------
+
+API_KEY_PREFIX = "lip"  # "Landsberg integration platform": lets secret scanners recognise a leaked key
+_KEY_PATTERN = re.compile(r"^lip_(?P<prefix>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
+
+
+class ApiScope(StrEnum):
+    """What a partner's API client may do (checked by the gateway)."""
+
+    REFERRALS_READ = "referrals:read"
+    REFERRALS_WRITE = "referrals:write"
+    CAPACITY_WRITE = "capacity:write"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key: ``key`` is shown to the partner once; only ``prefix`` and a hash are kept."""
+
+    key: str
+    prefix: str
+
+
+def issue_api_key() -> IssuedKey:
+    # 12 hex digits (48 bits) find the row; 32 random bytes (256 bits) are the secret.
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    return IssuedKey(key=f"{API_KEY_PREFIX}_{prefix}_{secret}", prefix=prefix)
+
+
+def api_key_prefix(key: str) -> str | None:
+    """The visible prefix of a well-formed key, else None (no lookup for malformed input)."""
+    match = _KEY_PATTERN.fullmatch(key)
+    return match["prefix"] if match else None
+
+
+def hash_api_key(key: str, pepper: bytes) -> str:
+    """HMAC-SHA256 with a server-side pepper.
+
+    A slow password hash is not needed: the key has 256 random bits, so a stolen table
+    cannot be brute-forced; the pepper (kept outside the database) makes even that moot.
+    """
+    return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
+
+
+def api_key_matches(key: str, pepper: bytes, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_api_key(key, pepper), stored_hash)
+
+
+class KeyRefusal(StrEnum):
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+def key_refusal(*, revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> KeyRefusal | None:
+    """Why a key (whose hash matched) may not be used now, or None when it may."""
+    if revoked_at is not None and revoked_at <= now:
+        return KeyRefusal.REVOKED
+    if expires_at is not None and expires_at <= now:
+        return KeyRefusal.EXPIRED
+    return None
+
+
+# --- webhook secrets and signatures (Standard Webhooks) -------------------------------------
+
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker of Standard Webhooks secrets
+
+
+def new_webhook_secret() -> str:
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _secret_bytes(secret: str) -> bytes:
+    raw = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    return base64.b64decode(raw + "=" * (-len(raw) % 4))
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`` keyed by the decoded secret."""
+    to_sign = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_secret_bytes(secret), to_sign, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signing_secrets(
+    current: str, previous: str | None, previous_valid_until: datetime | None, now: datetime
+) -> list[str]:
+    """After a rotation the old secret still signs for a grace period, so receivers can switch over."""
+    if previous is not None and previous_valid_until is not None and now < previous_valid_until:
+        return [current, previous]
+    return [current]
+
+
+def webhook_headers(secrets_in_use: Iterable[str], msg_id: str, now: datetime, body: bytes) -> dict[str, str]:
+    timestamp = int(now.timestamp())
+    signatures = " ".join(sign(secret, msg_id, timestamp, body) for secret in secrets_in_use)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signatures,
+        "content-type": "application/json",
+    }
+
+
+def webhook_body(*, event_type: str, event_id: str, time: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": event_type, "id": event_id, "time": time, "data": dict(data)}
+
+
+def concerns(data: Mapping[str, Any], partner_id: str) -> bool:
+    """An event concerns a partner when it names that partner (referrals addressed to it, its own entry)."""
+    return data.get("partner_id") == partner_id
+
+
+# --- delivery schedule ----------------------------------------------------------------------
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # the subscription was deleted before it got through
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial: timedelta = timedelta(seconds=5)
+    maximum: timedelta = timedelta(hours=1)
+    give_up_after: timedelta = timedelta(hours=24)
+
+    def delay(self, attempts: int) -> timedelta:
+        """Wait after the ``attempts``-th failed attempt: initial, doubling, capped."""
+        if attempts < 1:
+            return timedelta()
+        # Cap the exponent too: 2**attempts would grow without bound for a long-failing receiver.
+        factor: int = 2 ** min(attempts - 1, 40)
+        delay: timedelta = self.initial * factor
+        return min(delay, self.maximum)
+
+    def next_attempt(self, *, attempts: int, first_attempt_at: datetime, now: datetime) -> datetime | None:
+        """When to try again after ``attempts`` failures, or None: give up (the 24 hours are over)."""
+        deadline = first_attempt_at + self.give_up_after
+        if now >= deadline:
+            return None
+        # The last try happens at the deadline rather than being skipped because the delay overshoots it.
+        return min(now + self.delay(attempts), deadline)
+
+
+def is_success(status_code: int) -> bool:
+    """Standard Webhooks: any 2xx is an acknowledgement; redirects are not followed and count as failures."""
+    return 200 <= status_code < 300
+
+
+# --- webhook URL safety (SSRF) --------------------------------------------------------------
+
+
+class UnsafeWebhookUrl(ValueError):
+    """The URL may not receive webhooks; the message says why."""
+
+
+MAX_URL_LENGTH = 2000
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback in disguise
+    return address.is_global and not address.is_multicast
+
+
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    url: str
+    host: str
+    port: int
+
+
+def parse_webhook_url(url: str, *, allow_private: bool) -> WebhookTarget:
+    """Check what can be checked without the network: scheme, credentials, host, IP literals."""
+    if len(url) > MAX_URL_LENGTH:
+        raise UnsafeWebhookUrl(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeWebhookUrl(f"not a valid URL: {exc}") from exc
+    allowed_schemes = {"https", "http"} if allow_private else {"https"}
+    if parts.scheme not in allowed_schemes:
+        raise UnsafeWebhookUrl(f"the scheme must be {' or '.join(sorted(allowed_schemes))}")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeWebhookUrl("credentials in the URL are not allowed; authenticate by the signature")
+    if parts.fragment:
+        raise UnsafeWebhookUrl("a fragment is never sent; remove it")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise UnsafeWebhookUrl("the URL names no host")
+    if not allow_private:
+        literal = ip_literal(host)
+        if literal is not None and not _is_public(literal):
+            raise UnsafeWebhookUrl(f"{literal} is a private, loopback or otherwise non-public address")
+        if literal is None and (host in _LOCAL_NAMES or host.endswith((".localhost", ".local", ".internal"))):
+            raise UnsafeWebhookUrl(f"{host} names a local host")
+    return WebhookTarget(url=url, host=host, port=port or (443 if parts.scheme == "https" else 80))
+
+
+def check_resolved_addresses(host: str, addresses: Iterable[str], *, allow_private: bool) -> None:
+    """Every address the host resolves to must be public; one private answer is enough to refuse.
+
+    (A name with a public and a private address would let the connection pick the private one.)
+    """
+    found = list(addresses)
+    if not found:
+        raise UnsafeWebhookUrl(f"{host} does not resolve")
+    if allow_private:
+        return
+    for text in found:
+        address = ip_literal(text.split("%", 1)[0])  # drop an IPv6 zone index
+        if address is None or not _is_public(address):
+            raise UnsafeWebhookUrl(f"{host} resolves to {text}, a private, loopback or non-public address")

@@ -1,0 +1,283 @@
+"""Signed webhooks through the real broker to real HTTP receivers: a referral for a partner reaches that
+partner's receiver within seconds (verified by the `standardwebhooks` library) and nobody else's; a
+receiver that is down, then failing, then back gets every event exactly once per webhook-id; after
+24 hours a delivery is marked failed, and a replay sends it again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from standardwebhooks.webhooks import Webhook
+
+from chassis.cloudevents import binary_headers, encode_data
+from contracts.referral import ReferralSent
+from services.partners.app import create_app
+from tests.conftest import ManualClock, eventually, partners_settings, running_app
+from tests.service.test_partners_api import REFERRAL_SENT
+
+VHS, JOBCENTER = "vhs-landsberg", "jobcenter-landsberg"
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    @property
+    def referral_id(self) -> str:
+        return str(json.loads(self.body)["data"].get("referral_id"))
+
+
+@dataclass
+class Receiver:
+    """A partner's webhook endpoint: a real HTTP server (uvicorn) on a port of its own.
+
+    Until ``start`` the port is bound but not listening: connections are refused, as for a receiver
+    that is down. ``failing`` makes it answer 503.
+    """
+
+    sock: socket.socket = field(default_factory=lambda: _bound_socket())
+    failing: bool = False
+    requests: list[Received] = field(default_factory=list)
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/webhooks/landsberg"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        status = 503 if self.failing else 200
+        self.requests.append(Received({k.decode(): v.decode() for k, v in scope["headers"]}, body, status))
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"busy"})
+
+    async def start(self) -> None:
+        self._server = uvicorn.Server(uvicorn.Config(self, lifespan="off", log_level="warning", access_log=False))
+        self._task = asyncio.create_task(self._server.serve(sockets=[self.sock]))
+        await eventually(lambda: _true(self._server is not None and self._server.started), timeout_s=10)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await asyncio.wait_for(self._task, 10)
+        self.sock.close()
+
+    def about(self, referral_ids: set[str]) -> list[Received]:
+        # The referral topic is shared by the whole test session: look only at this test's referrals.
+        return [r for r in self.requests if r.referral_id in referral_ids]
+
+
+def _bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+@pytest.fixture
+async def receivers() -> AsyncIterator[dict[str, Receiver]]:
+    made = {VHS: Receiver(), JOBCENTER: Receiver()}
+    yield made
+    for receiver in made.values():
+        await receiver.stop()
+
+
+async def produce_referrals_sent(bootstrap: str, partner_id: str, count: int) -> dict[str, str]:
+    """ReferralSent events straight onto referral.referrals.v1, as the referral service publishes them.
+
+    Returns referral_id -> ce_id.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    sent: dict[str, str] = {}
+    try:
+        for _ in range(count):
+            now = datetime.now(UTC)
+            event = ReferralSent(
+                referral_id=str(uuid.uuid4()), case_id=str(uuid.uuid4()), person_id=str(uuid.uuid4()),
+                service_type="integration_course", partner_id=partner_id, partner_category="adult_education",
+                at=now, purpose="course_enrolment", response_due_at=now + timedelta(days=7),
+            )  # fmt: skip
+            ce_id = str(uuid.uuid4())
+            headers = binary_headers(
+                event_id=ce_id, event_type=event.event_type, source="/services/referral", subject=event.subject(),
+                time=now,
+            )  # fmt: skip
+            await producer.send_and_wait(
+                event.topic, encode_data(event.model_dump(mode="json")), key=event.partition_key().encode(),
+                headers=headers,
+            )  # fmt: skip
+            sent[event.referral_id] = ce_id
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def subscribe(client: httpx.AsyncClient, partner_id: str, url: str) -> str:
+    reply = await client.post(
+        f"/api/v1/partners/{partner_id}/webhooks",
+        headers={"X-Partner-Id": partner_id},
+        json={"url": url, "event_types": [REFERRAL_SENT]},
+    )
+    assert reply.status_code == 201, reply.text
+    secret: str = reply.json()["secret"]
+    return secret
+
+
+async def deliveries(client: httpx.AsyncClient, partner_id: str, event_id: str) -> list[dict[str, Any]]:
+    reply = await client.get(
+        f"/api/v1/partners/{partner_id}/webhooks/deliveries",
+        headers={"X-Partner-Id": partner_id},
+        params={"event_id": event_id},
+    )
+    assert reply.status_code == 200, reply.text
+    items: list[dict[str, Any]] = reply.json()["items"]
+    return items
+
+
+async def test_a_referral_reaches_only_its_partners_receiver_signed(
+    database_url: str, broker: Any, receivers: dict[str, Receiver]
+) -> None:
+    settings = partners_settings(database_url, broker.bootstrap_servers, webhook_allow_private_addresses=True)
+    app = create_app(settings)
+    for receiver in receivers.values():
+        await receiver.start()
+    async with running_app(app) as client:
+        secrets = {p: await subscribe(client, p, r.url) for p, r in receivers.items()}
+        started = asyncio.get_running_loop().time()
+        sent = await produce_referrals_sent(broker.bootstrap_servers, VHS, 1)
+        (referral_id, ce_id), *_ = sent.items()
+
+        arrived = await eventually(lambda: _true(bool(receivers[VHS].about({referral_id}))), timeout_s=20)
+        elapsed = asyncio.get_running_loop().time() - started
+        assert arrived and elapsed < 15, elapsed  # ~5 s here, most of it the consumer joining its group
+        (request,) = receivers[VHS].about({referral_id})
+        # Not our code: the Standard Webhooks library checks the signature and the timestamp.
+        payload = Webhook(secrets[VHS]).verify(request.body, request.headers)
+        assert payload["type"] == REFERRAL_SENT and payload["id"] == ce_id
+        assert payload["data"]["partner_id"] == VHS and payload["data"]["referral_id"] == referral_id
+        assert request.headers["webhook-id"].startswith("msg_")
+
+        (row,) = await eventually(lambda: deliveries(client, VHS, ce_id))
+        assert (row["status"], row["attempts"], row["delivery_id"]) == ("delivered", 1, request.headers["webhook-id"])
+        # The handler wrote every delivery for this event in one transaction: none is for the Jobcenter.
+        assert await deliveries(client, JOBCENTER, ce_id) == []
+        await asyncio.sleep(1.0)
+        assert receivers[JOBCENTER].about({referral_id}) == []
+        # Another partner cannot read the VHS's deliveries.
+        other = await client.get(f"/api/v1/partners/{VHS}/webhooks/deliveries", headers={"X-Partner-Id": JOBCENTER})
+        assert other.status_code == 403
+
+
+async def test_a_receiver_down_then_failing_gets_every_event_once_it_is_back(
+    database_url: str, broker: Any, receivers: dict[str, Receiver]
+) -> None:
+    receiver = receivers[VHS]  # not started: connection refused
+    settings = partners_settings(
+        database_url, broker.bootstrap_servers, webhook_allow_private_addresses=True,
+        webhook_backoff_initial_seconds=0.2, webhook_backoff_max_seconds=0.8, webhook_poll_seconds=0.1,
+    )  # fmt: skip
+    app = create_app(settings)
+    async with running_app(app) as client:
+        secret = await subscribe(client, VHS, receiver.url)
+        sent = await produce_referrals_sent(broker.bootstrap_servers, VHS, 3)
+
+        async def all_tried(min_attempts: int, code: int | None) -> bool:
+            rows = [row for ce_id in sent.values() for row in await deliveries(client, VHS, ce_id)]
+            return len(rows) == 3 and all(
+                r["status"] == "pending" and r["attempts"] >= min_attempts and r["last_status_code"] == code
+                and r["last_error"] for r in rows
+            )  # fmt: skip
+
+        await eventually(lambda: all_tried(2, None), timeout_s=30)  # down: refused connections, retried
+        receiver.failing = True
+        await receiver.start()
+        await eventually(lambda: all_tried(3, 503), timeout_s=30)  # up but failing: 503, retried
+        receiver.failing = False
+
+        async def all_delivered() -> bool:
+            rows = [row for ce_id in sent.values() for row in await deliveries(client, VHS, ce_id)]
+            return len(rows) == 3 and all(r["status"] == "delivered" for r in rows)
+
+        await eventually(all_delivered, timeout_s=30)
+        await asyncio.sleep(1.5)  # time for any stray repeat to show up
+
+    mine = receiver.about(set(sent))
+    by_id: dict[str, list[Received]] = {}
+    for request in mine:
+        by_id.setdefault(request.headers["webhook-id"], []).append(request)
+    assert len(by_id) == 3, "one webhook-id per event, the same on every retry"
+    for requests in by_id.values():
+        assert [r.status for r in requests].count(200) == 1, "delivered exactly once"
+        assert requests[-1].status == 200 and len(requests) >= 2
+        assert len({r.body for r in requests}) == 1, "every retry sends the same body"
+        Webhook(secret).verify(requests[-1].body, requests[-1].headers)
+    assert {json.loads(reqs[0].body)["id"] for reqs in by_id.values()} == set(sent.values()), "nothing lost"
+
+
+async def test_after_24_hours_a_delivery_fails_and_a_replay_sends_it_again(
+    database_url: str, broker: Any, receivers: dict[str, Receiver]
+) -> None:
+    receiver = receivers[VHS]  # down
+    clock = ManualClock()
+    settings = partners_settings(
+        database_url, broker.bootstrap_servers, webhook_allow_private_addresses=True,
+        webhook_backoff_initial_seconds=0.2, webhook_backoff_max_seconds=0.5, webhook_poll_seconds=0.1,
+    )  # fmt: skip
+    app = create_app(settings, clock=clock)
+    async with running_app(app) as client:
+        secret = await subscribe(client, VHS, receiver.url)
+        sent = await produce_referrals_sent(broker.bootstrap_servers, VHS, 1)
+        ce_id = next(iter(sent.values()))
+
+        async def row_where(**expected: Any) -> dict[str, Any] | None:
+            rows = await deliveries(client, VHS, ce_id)
+            return rows[0] if rows and all(rows[0][k] == v for k, v in expected.items()) else None
+
+        await eventually(lambda: row_where(status="pending", attempts=2), timeout_s=30)
+        clock.advance(hours=24, seconds=1)
+        failed = await eventually(lambda: row_where(status="failed"), timeout_s=30)
+        assert failed["next_attempt_at"] is None and failed["last_error"]
+        attempts = failed["attempts"]
+        await asyncio.sleep(0.5)
+        assert (await row_where(status="failed", attempts=attempts)) is not None, "no more attempts once failed"
+
+        # The partner fixes its endpoint and replays; time runs normally again for the receiver's check.
+        clock.offset = timedelta()
+        await receiver.start()
+        base = f"/api/v1/partners/{VHS}/webhooks/deliveries/{failed['delivery_id']}/replay"
+        assert (await client.post(base, headers={"X-Partner-Id": JOBCENTER})).status_code == 403
+        replayed = await client.post(base, headers={"X-Partner-Id": VHS})
+        assert replayed.status_code == 200, replayed.text
+        assert replayed.json()["replays"] == 1
+        delivered = await eventually(lambda: row_where(status="delivered"), timeout_s=20)
+        assert delivered["delivery_id"] == failed["delivery_id"]
+        again = await client.post(base, headers={"X-Partner-Id": VHS})
+        assert again.status_code == 200  # a delivered one may be replayed too (the partner lost it)
+        await eventually(lambda: row_where(status="delivered", replays=2), timeout_s=20)
+
+    (request, *others) = receiver.about(set(sent))
+    assert len(others) == 1 and {r.headers["webhook-id"] for r in [request, *others]} == {failed["delivery_id"]}
+    Webhook(secret).verify(request.body, request.headers)
