@@ -24,6 +24,7 @@ from chassis.db import make_engine, make_session_factory
 from chassis.errors import install_problem_handlers
 from chassis.health import router as health_router
 from chassis.http import BodySizeLimit, SecurityHeaders
+from chassis.identity import InternalIdentity
 from chassis.migrations import upgrade_to_head
 from chassis.outbox import MessagingTables, Outbox, OutboxRelay
 from chassis.settings import ServiceSettings
@@ -126,6 +127,11 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.include_router(health_router)
     for router in spec.routers:
         app.include_router(router)
+    app.add_middleware(
+        InternalIdentity,
+        secret=settings.internal_token_secret.get_secret_value(),
+        required=settings.identity_required,
+    )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

@@ -61,6 +61,15 @@ class ServiceSettings(BaseSettings):
         SecretStr(DEVELOPMENT_SECRET), validation_alias=_unprefixed("INTERNAL_TOKEN_SECRET")
     )
     max_request_bytes: int = 64 * 1024
+    #: Refuse /api/ calls that do not carry the gateway's signed identity. Defaults to on in
+    #: production; development and tests may call a service directly with plain headers.
+    require_internal_identity: bool | None = None
+
+    @property
+    def identity_required(self) -> bool:
+        if self.require_internal_identity is not None:
+            return self.require_internal_identity
+        return self.environment == "production"
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> ServiceSettings:

@@ -1,41 +1,49 @@
-"""The first gateway: forwards ``/api/v1/...`` to the service that owns the resource.
+"""The gateway: one entry for partners and caseworkers. It knows who calls (staff tokens, partner
+API keys), checks the role for the route, limits the rate, forwards to the service that owns the
+resource with the caller's identity signed, and serves one OpenAPI for the public API.
 
 Run: ``uvicorn --factory gateway.app:create_app``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
+import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 from starlette.background import BackgroundTask
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 
+from chassis import identity as internal
 from chassis.errors import install_problem_handlers, problem_response
 from chassis.http import BodySizeLimit, SecurityHeaders
+from chassis.identity import Identity
 from chassis.settings import ServiceSettings
 from chassis.telemetry import setup_logging, setup_tracing
+from gateway import policy
+from gateway.auth import ApiKeys, LocalIssuer, TokenVerifier, Unauthenticated, load_or_create_users
+from gateway.ratelimit import MemoryLimiter, RedisLimiter
 
 log = logging.getLogger(__name__)
 
-#: Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded.
+#: Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded; identity headers are never taken from clients.
 HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-}
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "transfer-encoding", "upgrade", "host", "content-length",
+}  # fmt: skip
+NOT_FROM_CLIENTS = {"x-actor", "x-partner-id", "x-role", "x-internal-identity", "authorization", "x-api-key", "cookie"}
 
 
 class GatewaySettings(ServiceSettings):
@@ -47,29 +55,64 @@ class GatewaySettings(ServiceSettings):
     referral_url: str = "http://127.0.0.1:8002"
     courses_url: str = "http://127.0.0.1:8003"
     partners_url: str = "http://127.0.0.1:8004"
+    monitoring_url: str = "http://127.0.0.1:8005"
     upstream_timeout_seconds: float = 10.0
+
+    #: OpenID Connect (Keycloak) in production: the issuer, its JWKS and this client's audience.
+    oidc_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_audience: str = "integration-gateway"
+    oidc_algorithms: list[str] = ["RS256", "EdDSA", "ES256"]
+    #: The embedded sign-in (development default; off when an OIDC issuer is set).
+    local_issuer: str = "http://127.0.0.1:8000/auth"
+    local_users_file: Path = Path("var/gateway-users.json")
+    #: Base64 of a 32-byte Ed25519 key for the embedded sign-in's tokens; in development one is made
+    #: per process. Not needed with an OIDC issuer.
+    local_signing_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _sign_in_configured(self) -> GatewaySettings:
+        if self.oidc_issuer is None and self.local_signing_key is None and self.environment != "development":
+            raise ValueError(
+                "set GATEWAY_OIDC_ISSUER and GATEWAY_OIDC_JWKS_URL (the city's Keycloak), or "
+                "GATEWAY_LOCAL_SIGNING_KEY for the embedded sign-in"
+            )
+        if self.oidc_issuer is not None and self.oidc_jwks_url is None:
+            raise ValueError("GATEWAY_OIDC_JWKS_URL is needed with GATEWAY_OIDC_ISSUER")
+        return self
+
+    rate_limit_per_minute_user: int = 600
+    rate_limit_per_minute_api_key: int = 1200
+    rate_limit_per_minute_anonymous: int = 120
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
 
     def routes(self) -> dict[str, str]:
         """First path segment after ``/api/v1/`` → the service that owns it."""
         return {
-            "registrations": self.registration_url,
-            "persons": self.registration_url,
-            "info-packs": self.registration_url,
-            "cases": self.referral_url,
-            "referrals": self.referral_url,
-            "routing-rules": self.referral_url,
-            "caseworkers": self.referral_url,
-            "partner": self.referral_url,
-            "courses": self.courses_url,
-            "education-passes": self.courses_url,
-            "learners": self.courses_url,
+            "registrations": self.registration_url, "persons": self.registration_url,
+            "info-packs": self.registration_url, "cases": self.referral_url, "referrals": self.referral_url,
+            "routing-rules": self.referral_url, "caseworkers": self.referral_url, "partner": self.referral_url,
+            "courses": self.courses_url, "education-passes": self.courses_url, "learners": self.courses_url,
             "partners": self.partners_url,
-        }
+        }  # fmt: skip
+
+
+class SignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=200)
+
+
+def _local_key(settings: GatewaySettings) -> Ed25519PrivateKey:
+    if settings.local_signing_key is None:  # development only: the settings refuse it elsewhere
+        return Ed25519PrivateKey.generate()  # tokens end with the process, which is fine for a demo
+    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(settings.local_signing_key.get_secret_value()))
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     routes = settings.routes()
+    secret = settings.internal_token_secret.get_secret_value()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,9 +123,37 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
         ) as client:
             app.state.client = client
-            yield
+            app.state.api_keys = ApiKeys(client, settings.partners_url)
+            issuer = None
+            if settings.oidc_issuer is None:
+                users, credentials = await asyncio.to_thread(load_or_create_users, settings.local_users_file)
+                issuer = LocalIssuer(settings.local_issuer, settings.oidc_audience, users, _local_key(settings))
+                app.state.demo_credentials = credentials
+            app.state.issuer = issuer
+            app.state.verifier = TokenVerifier(
+                issuer=settings.oidc_issuer or settings.local_issuer,
+                audience=settings.oidc_audience,
+                algorithms=settings.oidc_algorithms if settings.oidc_issuer else ["EdDSA"],
+                jwks_url=settings.oidc_jwks_url,
+                local_keys=issuer.verifier_keys() if issuer else None,
+            )
+            redis_client = None
+            if settings.redis_url:
+                import redis.asyncio as redis
 
-    app = FastAPI(title="Landsberg integration platform: gateway", version="1.0.0", lifespan=lifespan)
+                redis_client = redis.from_url(settings.redis_url)
+                app.state.limiter = RedisLimiter(redis_client)
+            else:
+                app.state.limiter = MemoryLimiter()
+            app.state.openapi_cache = (0.0, None)
+            try:
+                yield
+            finally:
+                if redis_client is not None:
+                    await redis_client.aclose()
+
+    app = FastAPI(title="Landsberg integration platform: gateway", version="1.0.0", lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)  # fmt: skip
     install_problem_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
@@ -92,27 +163,73 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
         client: httpx.AsyncClient = request.app.state.client
-        checks = {}
-        for base in sorted(set(routes.values())):
+
+        async def up(base: str) -> bool:
             try:
-                checks[base] = (await client.get(f"{base}/healthz", timeout=2.0)).status_code == 200
+                return (await client.get(f"{base}/healthz", timeout=2.0)).status_code == 200
             except httpx.HTTPError:
-                checks[base] = False
-        ready = all(checks.values())
-        return (
-            problem_response(503, f"upstreams down: {[b for b, ok in checks.items() if not ok]}")
-            if not ready
-            else Response('{"status":"ready"}', media_type="application/json")
-        )
+                return False
+
+        bases = sorted(set(routes.values()))
+        down = [b for b, ok in zip(bases, await asyncio.gather(*(up(b) for b in bases)), strict=True) if not ok]
+        if down:
+            return problem_response(503, f"upstreams down: {down}")
+        return JSONResponse({"status": "ready"})
 
     @app.get("/", include_in_schema=False)
     async def index() -> dict[str, object]:
-        return {
-            "service": "Landsberg am Lech integration platform",
-            "api": "/api/v1/",
-            "resources": sorted(routes),
-            "info_packs": "/api/v1/info-packs",
-        }
+        return {"service": "Landsberg am Lech integration platform", "api": "/api/v1/",
+                "openapi": "/api/v1/openapi.json", "sign_in": "/auth/token"}  # fmt: skip
+
+    # --- sign-in ---------------------------------------------------------------------------
+
+    @app.post("/auth/token", include_in_schema=False)
+    async def token(body: SignIn, request: Request) -> Response:
+        """The embedded sign-in: a bearer token of the same shape the city's Keycloak issues."""
+        issuer: LocalIssuer | None = request.app.state.issuer
+        if issuer is None:
+            return problem_response(404, "Sign in with the city's identity provider.", kind="not-found")
+        retry = await request.app.state.limiter.hit(f"signin:{body.username}", 10)
+        if retry is not None:
+            return problem_response(429, "Too many sign-in attempts.", kind="rate-limited",
+                                    headers={"Retry-After": str(int(retry))})  # fmt: skip
+        try:
+            access_token = await issuer.sign_in(body.username, body.password)
+        except Unauthenticated as exc:
+            return problem_response(401, str(exc), kind="unauthenticated", headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse(
+            {"access_token": access_token, "token_type": "Bearer", "expires_in": issuer.token_minutes * 60}
+        )
+
+    @app.get("/auth/jwks.json", include_in_schema=False)
+    async def jwks(request: Request) -> Response:
+        issuer: LocalIssuer | None = request.app.state.issuer
+        return JSONResponse(issuer.public_jwks() if issuer else {"keys": []})
+
+    # --- the public API ----------------------------------------------------------------------
+
+    async def who(request: Request) -> Identity | None:
+        """The verified caller, or None for an anonymous one; raises Unauthenticated for bad credentials."""
+        key = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            credential = auth[7:].strip()
+            if credential.startswith("lip_"):
+                key = credential
+            else:
+                return await request.app.state.verifier.verify(credential)
+        if key:
+            return await request.app.state.api_keys.verify(key)
+        return None
+
+    @app.get("/api/v1/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> Response:
+        """One OpenAPI for the whole public API, merged from the services' own."""
+        fetched_at, cached = request.app.state.openapi_cache
+        if cached is None or time.monotonic() - fetched_at > 60:
+            cached = await merged_openapi(request.app.state.client, routes)
+            request.app.state.openapi_cache = (time.monotonic(), cached)
+        return JSONResponse(cached)
 
     @app.api_route("/api/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def forward(path: str, request: Request) -> Response:
@@ -120,18 +237,44 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         base = routes.get(segment)
         if base is None:
             return problem_response(404, f"No API resource '/api/v1/{segment}'.", kind="not-found")
+        try:
+            caller = await who(request)
+        except Unauthenticated as exc:
+            return problem_response(401, str(exc), kind="unauthenticated", headers={"WWW-Authenticate": "Bearer"})
+        verdict = policy.decide(request.method, request.url.path, caller.roles if caller else None)
+        if verdict is None:
+            return problem_response(401, "Sign in or send an API key.", kind="unauthenticated",
+                                    headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        if not verdict:
+            return problem_response(403, "Your role does not allow this.", kind="forbidden")
+        if caller is None:
+            limit_key, limit = (
+                f"ip:{request.client.host if request.client else '?'}",
+                settings.rate_limit_per_minute_anonymous,
+            )
+        elif caller.kind == "api_key":
+            limit_key, limit = f"key:{caller.subject}", settings.rate_limit_per_minute_api_key
+        else:
+            limit_key, limit = f"user:{caller.subject}", settings.rate_limit_per_minute_user
+        retry = await request.app.state.limiter.hit(limit_key, limit)
+        if retry is not None:
+            return problem_response(429, f"More than {limit} requests a minute.", kind="rate-limited",
+                                    headers={"Retry-After": str(int(retry))})  # fmt: skip
+        return await proxy(request, base, path, caller)
+
+    async def proxy(request: Request, base: str, path: str, caller: Identity | None) -> Response:
         client: httpx.AsyncClient = request.app.state.client
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
-        if "x-request-id" not in request.headers:
-            headers.append(("x-request-id", request_id))
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | NOT_FROM_CLIENTS]
+        headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"] + [("x-request-id", request_id)]
+        if caller is not None:
+            headers.append((internal.HEADER, internal.sign(caller, secret)))
+            headers += [(k.decode(), v.decode()) for k, v in internal.plain_headers(caller)]
         upstream = client.build_request(
-            request.method,
-            f"{base}/api/v1/{path}",
-            params=request.query_params,
-            headers=headers,
+            request.method, f"{base}/api/v1/{path}", params=request.query_params, headers=headers,
             content=await request.body(),
-        )
+        )  # fmt: skip
+        segment = path.split("/", 1)[0]
         try:
             reply = await client.send(upstream, stream=True)
         except httpx.TimeoutException:
@@ -139,11 +282,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         except httpx.TransportError:
             log.warning("upstream %s unreachable", base)
             return problem_response(
-                503,
-                f"The {segment} service is not reachable; try again shortly.",
-                kind="upstream-unavailable",
+                503, f"The {segment} service is not reachable; try again shortly.", kind="upstream-unavailable",
                 headers={"Retry-After": "5"},
-            )
+            )  # fmt: skip
         reply_headers = {k: v for k, v in reply.headers.items() if k.lower() not in HOP_BY_HOP}
         reply_headers["x-request-id"] = request_id
         return StreamingResponse(
@@ -156,3 +297,30 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app
+
+
+async def merged_openapi(client: httpx.AsyncClient, routes: dict[str, str]) -> dict[str, Any]:
+    merged: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "Landsberg am Lech integration platform", "version": "1.0.0",
+                 "description": "The public API. Staff: bearer token; partners: API key (Bearer lip_...)."},
+        "paths": {}, "components": {"schemas": {}, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }  # fmt: skip
+    for base in sorted(set(routes.values())):
+        try:
+            spec = (await client.get(f"{base}/openapi.json", timeout=3)).json()
+        except (httpx.HTTPError, ValueError):
+            continue  # a service that is down is missing from the document until it is back
+        prefix = "".join(part.title() for part in spec.get("info", {}).get("title", "Service").split()[:1])
+        text = json.dumps(spec)
+        for name in spec.get("components", {}).get("schemas", {}):
+            text = text.replace(f'"#/components/schemas/{name}"', f'"#/components/schemas/{prefix}{name}"')
+        spec = json.loads(text)
+        for name, schema in spec.get("components", {}).get("schemas", {}).items():
+            merged["components"]["schemas"][f"{prefix}{name}"] = schema
+        for route, item in spec.get("paths", {}).items():
+            if route.startswith("/api/v1/") and routes.get(route.split("/")[3]) == base:
+                merged["paths"][route] = item
+    return merged

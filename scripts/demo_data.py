@@ -167,10 +167,17 @@ HOUSEHOLDS: list[dict[str, Any]] = [
 ]
 
 
-def load(base_url: str) -> dict[str, int]:
-    """Register the demo households; returns how many were new and how many were there already."""
+def sign_in(base_url: str, username: str, password: str) -> dict[str, str]:
+    reply = httpx.post(f"{base_url}/auth/token", json={"username": username, "password": password}, timeout=10)
+    reply.raise_for_status()
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+def load(base_url: str, auth: dict[str, str]) -> dict[str, int]:
+    """Register the demo households as the registration office; returns how many were new and how
+    many were there already."""
     counts = {"registered": 0, "already_there": 0}
-    with httpx.Client(base_url=base_url, timeout=10, headers={"X-Actor": "demo-data"}) as client:
+    with httpx.Client(base_url=base_url, timeout=10, headers=auth) as client:
         for household in HOUSEHOLDS:
             body = {k: v for k, v in household.items() if k not in ("needs", "consents")}
             body["registration_date"] = min(date.today(), date(2026, 11, 2)).isoformat()
@@ -188,4 +195,5 @@ def load(base_url: str) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    print(load(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000"))
+    base, user, password = sys.argv[1:4]
+    print(load(base, sign_in(base, user, password)))

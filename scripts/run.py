@@ -21,6 +21,8 @@ from chassis.embedded_broker import port_in_use
 from scripts import demo_data
 
 ROOT = Path(__file__).resolve().parent.parent
+USERS_FILE = Path(os.environ.get("GATEWAY_LOCAL_USERS_FILE", ROOT / "var" / "gateway-users.json"))
+CREDENTIALS_FILE = USERS_FILE.with_suffix(".credentials.txt")
 SERVICE_PORTS = {"gateway": 8000, "registration": 8001, "referral": 8002, "courses": 8003, "partners": 8004}
 
 
@@ -48,8 +50,9 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
     else:
         print("\n!! The gateway did not become ready within 120 s; see the log lines above.\n", flush=True)
         return
+    credentials = dict(line.split(" ", 1) for line in CREDENTIALS_FILE.read_text().splitlines() if " " in line)
     try:
-        counts = demo_data.load(gateway)
+        counts = demo_data.load(gateway, demo_data.sign_in(gateway, "registrar", credentials["registrar"]))
     except httpx.HTTPError as exc:
         print(f"\n!! Loading demo data failed: {exc}\n", flush=True)
         counts = {}
@@ -70,8 +73,10 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
         f"    cases and referrals  {gateway}/api/v1/cases  {gateway}/api/v1/referrals\n"
         f"    broker               {os.environ.get('KAFKA_BOOTSTRAP_SERVERS', '127.0.0.1:9092 (embedded Tansu)')}\n"
         f"    demo data            {counts}\n"
-        "  Sign-in and the web UI arrive with the full gateway; the API is open on 127.0.0.1 for now.\n"
-        "  Ctrl-C stops everything.\n",
+        "  Sign in: POST /auth/token {username, password}, then send 'Authorization: Bearer <token>'.\n"
+        f"  Demo sign-ins (from {CREDENTIALS_FILE}):\n"
+        + "".join(f"    {user:<12} {password}\n" for user, password in credentials.items())
+        + "  Ctrl-C stops everything.\n",
         flush=True,
     )
 

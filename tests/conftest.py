@@ -349,3 +349,27 @@ def partners_settings(database_url: str, bootstrap: str, **overrides: Any) -> An
     }
     values.update(overrides)
     return PartnersSettings(**values)
+
+
+def gateway_settings(tmp_path: Path, **overrides: Any) -> Any:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from gateway.app import GatewaySettings
+
+    raw = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    values: dict[str, Any] = {
+        "environment": "test",
+        "internal_token_secret": TEST_SECRET,
+        "local_signing_key": base64.b64encode(raw).decode(),
+        "local_users_file": tmp_path / "gateway-users.json",
+        "log_json": False,
+        "registration_url": "http://registration",
+        "referral_url": "http://referral",
+        "courses_url": "http://courses",
+        "partners_url": "http://partners",
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)

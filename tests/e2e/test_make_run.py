@@ -38,6 +38,7 @@ def start_platform(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, int
     env["COURSES_DATABASE_URL"] = f"sqlite:///{tmp_path / 'courses.db'}"
     env["COURSES_DEV_SIGNING_KEY_FILE"] = str(tmp_path / "pass-signing.key")
     env["PARTNERS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'partners.db'}"
+    env["GATEWAY_LOCAL_USERS_FILE"] = str(tmp_path / "gateway-users.json")
     process = subprocess.Popen(
         [sys.executable, "scripts/run.py"],
         cwd=ROOT,
@@ -69,7 +70,17 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
 
         gateway = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
         body = newcomer(given_names="Samira", family_name="Nouri", birth_date="1993-09-17")
+        credentials = dict(
+            line.split(" ", 1) for line in (tmp_path / "gateway-users.credentials.txt").read_text().splitlines()
+        )
+        assert f"registrar    {credentials['registrar']}" in output, "make run prints the demo sign-ins"
         async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+            assert (await client.post("/api/v1/registrations", json=body)).status_code == 401, "sign-in first"
+            for user in ("registrar", "lotse"):
+                token = await client.post("/auth/token", json={"username": user, "password": credentials[user]})
+                assert token.status_code == 200, token.text
+                credentials[user] = f"Bearer {token.json()['access_token']}"
+            client.headers["Authorization"] = credentials["registrar"]
             reply = await client.post("/api/v1/registrations", json=body)
             assert reply.status_code == 201, reply.text
             person = reply.json()["person_id"]
@@ -78,7 +89,9 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
             assert demo.status_code == 200 and demo.json()["total"] == 3  # the Ahmadi household
 
             async def case_opened() -> bool:
-                reply = await client.get("/api/v1/cases", params={"person_id": person})
+                reply = await client.get(
+                    "/api/v1/cases", params={"person_id": person}, headers={"Authorization": credentials["lotse"]}
+                )
                 return reply.status_code == 200 and reply.json()["total"] == 1
 
             await eventually(case_opened)  # the referral service learned of the registration by event

@@ -1,57 +1,162 @@
-"""The first gateway: forwarding, clear errors when a service is down, limits and headers."""
+"""The gateway: who may call what, tokens and API keys, identity forwarded signed, rate limits,
+clear errors when a service is down. The services behind it are the real apps, over ASGI."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
 import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chassis.embedded_broker import free_port
-from gateway.app import GatewaySettings, create_app
-from tests.conftest import TEST_SECRET, newcomer, running_app
+from gateway.app import create_app
+from services.partners.app import create_app as create_partners
+from services.registration.app import create_app as create_registration
+from tests.conftest import gateway_settings, newcomer, partners_settings, registration_settings, running_app
 
 
-def gateway_to(registration_url: str) -> GatewaySettings:
-    return GatewaySettings(
-        registration_url=registration_url, environment="test", internal_token_secret=TEST_SECRET, log_json=False
+class Platform:
+    def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
+        self.client = client
+        self.app = app
+
+    async def token(self, username: str) -> dict[str, str]:
+        password = self.app.state.demo_credentials[username]
+        reply = await self.client.post("/auth/token", json={"username": username, "password": password})
+        assert reply.status_code == 200, reply.text
+        return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+@pytest.fixture
+async def gateway(database_url: str, broker: Any, tmp_path: Any) -> AsyncIterator[Platform]:
+    """The gateway in front of the real registration and partners apps."""
+    registration_app = create_registration(registration_settings(database_url, broker.bootstrap_servers))
+    partners_app = create_partners(
+        partners_settings(f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}", broker.bootstrap_servers)
     )
+    app = create_app(gateway_settings(tmp_path, rate_limit_per_minute_user=40))
+    async with running_app(registration_app), running_app(partners_app), running_app(app) as client:
+        await app.state.client.aclose()
+        app.state.client = httpx.AsyncClient(
+            mounts={
+                "http://registration": httpx.ASGITransport(app=registration_app),
+                "http://partners": httpx.ASGITransport(app=partners_app),
+            }
+        )
+        app.state.api_keys.client = app.state.client
+        yield Platform(client, app)
+        await app.state.client.aclose()
 
 
-async def test_a_service_that_is_down_gives_503_problem_details_at_once() -> None:
-    app = create_app(gateway_to(f"http://127.0.0.1:{free_port()}"))
+async def test_roles_reach_exactly_their_routes(gateway: Platform) -> None:
+    c = gateway.client
+    anonymous = await c.post("/api/v1/registrations", json=newcomer())
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    assert (await c.get("/api/v1/info-packs")).status_code == 200, "public without sign-in"
+    assert (await c.get("/api/v1/partners")).status_code == 200, "the public directory"
+
+    registrar, analyst, partner = (
+        await gateway.token("registrar"),
+        await gateway.token("statistik"),
+        await gateway.token("caritas"),
+    )
+    created = await c.post("/api/v1/registrations", json=newcomer(), headers=registrar)
+    assert created.status_code == 201, created.text
+    person = created.json()["person_id"]
+    assert (await c.get(f"/api/v1/persons/{person}", headers=registrar)).status_code == 200
+    for caller in (analyst, partner):  # an analyst never sees a person; nor does a partner here
+        denied = await c.get(f"/api/v1/persons/{person}", headers=caller)
+        assert denied.status_code == 403 and denied.headers["content-type"] == "application/problem+json"
+    assert (await c.post("/api/v1/registrations", json=newcomer(), headers=analyst)).status_code == 403
+
+    # The service saw who acted, from the signed identity, not from a header the client made up.
+    spoofed = {**registrar, "X-Actor": "someone-else", "X-Partner-Id": "vhs-landsberg"}
+    assert (await c.get(f"/api/v1/persons/{person}", headers=spoofed)).status_code == 200
+    log = (await c.get(f"/api/v1/persons/{person}/access-log", headers=registrar)).json()
+    assert {entry["actor"] for entry in log} == {"user:registrar"}
+
+
+@pytest.mark.parametrize("forgery", ["expired", "foreign_key", "alg_none", "wrong_issuer", "wrong_audience", "garbage"])
+async def test_forged_and_stale_tokens_are_refused(gateway: Platform, forgery: str) -> None:
+    issuer = gateway.app.state.issuer
+    now = int(time.time())
+    claims = {"iss": issuer.issuer, "aud": issuer.audience, "sub": "admin", "iat": now, "exp": now + 600,
+              "realm_access": {"roles": ["admin"]}}  # fmt: skip
+    key, headers = issuer.key, {"kid": issuer.kid}
+    if forgery == "expired":
+        claims |= {"iat": now - 4000, "exp": now - 3600}
+    elif forgery == "foreign_key":
+        key = Ed25519PrivateKey.generate()
+    elif forgery == "wrong_issuer":
+        claims["iss"] = "https://evil.example/realms/landsberg"
+    elif forgery == "wrong_audience":
+        claims["aud"] = "another-client"
+    if forgery == "alg_none":
+        token = jwt.encode(claims, None, algorithm="none", headers=headers)
+    elif forgery == "garbage":
+        token = "not.a.token"
+    else:
+        token = jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
+    reply = await gateway.client.get("/api/v1/persons", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 401, reply.text
+
+
+async def test_partner_api_keys_work_and_a_revoked_key_stops_within_five_seconds(gateway: Platform) -> None:
+    c = gateway.client
+    caritas = await gateway.token("caritas")
+    created = await c.post("/api/v1/partners/caritas-landsberg/api-keys", headers=caritas,
+                           json={"name": "case system", "scopes": ["referrals:read"]})  # fmt: skip
+    assert created.status_code == 201, created.text
+    key = {"Authorization": f"Bearer {created.json()['key']}"}
+    listed = await c.get("/api/v1/partners/caritas-landsberg/api-keys", headers=key)
+    assert listed.status_code == 200
+    other = await c.get("/api/v1/partners/vhs-landsberg/api-keys", headers=key)
+    assert other.status_code == 403, "a key acts for its own partner only"
+
+    revoked = await c.delete(f"/api/v1/partners/caritas-landsberg/api-keys/{created.json()['key_id']}", headers=caritas)
+    assert revoked.status_code == 204
+    gateway.app.state.api_keys.ttl = 5.0
+    started = time.monotonic()
+    while (await c.get("/api/v1/partners/caritas-landsberg/api-keys", headers=key)).status_code != 401:
+        assert time.monotonic() - started < 5.5, "a revoked key must stop within 5 seconds"
+        await asyncio.sleep(0.25)
+    assert (
+        await c.get("/api/v1/partners/caritas-landsberg/api-keys", headers={"X-API-Key": "lip_nonsense"})
+    ).status_code == 401
+
+
+async def test_past_the_limit_the_answer_is_429_with_retry_after(gateway: Platform) -> None:
+    registrar = await gateway.token("registrar")
+    statuses = [(await gateway.client.get("/api/v1/persons", headers=registrar)).status_code for _ in range(45)]
+    assert statuses[:40] == [200] * 40
+    limited = await gateway.client.get("/api/v1/persons", headers=registrar)
+    assert limited.status_code == 429 and 0 < int(limited.headers["retry-after"]) <= 60
+
+
+async def test_one_openapi_for_the_public_api(gateway: Platform) -> None:
+    spec = (await gateway.client.get("/api/v1/openapi.json")).json()
+    assert "/api/v1/registrations" in spec["paths"] and "/api/v1/partners" in spec["paths"]
+    assert not any(p.startswith("/internal") for p in spec["paths"])
+
+
+async def test_a_service_that_is_down_gives_503_problem_details_at_once(tmp_path: Any) -> None:
+    app = create_app(gateway_settings(tmp_path, registration_url=f"http://127.0.0.1:{free_port()}"))
     async with running_app(app) as client:
-        reply = await client.post("/api/v1/registrations", json=newcomer())
+        reply = await client.get("/api/v1/info-packs")
     assert reply.status_code == 503
     assert reply.headers["content-type"] == "application/problem+json"
-    assert reply.json()["type"].endswith("/upstream-unavailable")
-    assert reply.headers["retry-after"] == "5"
+    assert reply.json()["type"].endswith("/upstream-unavailable") and reply.headers["retry-after"] == "5"
 
 
-async def test_unknown_resource_is_404_problem_details() -> None:
-    app = create_app(gateway_to(f"http://127.0.0.1:{free_port()}"))
+async def test_unknown_resource_is_404_and_oversized_bodies_413(tmp_path: Any) -> None:
+    app = create_app(gateway_settings(tmp_path))
     async with running_app(app) as client:
-        reply = await client.get("/api/v1/nothing-here")
-    assert reply.status_code == 404
-    assert reply.json()["detail"] == "No API resource '/api/v1/nothing-here'."
-
-
-async def test_oversized_body_is_refused_before_forwarding() -> None:
-    app = create_app(gateway_to(f"http://127.0.0.1:{free_port()}"))
-    async with running_app(app) as client:
-        reply = await client.post(
-            "/api/v1/registrations", content=b"{" + b" " * 70_000 + b"}", headers={"content-type": "application/json"}
-        )
-    assert reply.status_code == 413  # not 503: the upstream is never asked
-
-
-async def test_forwards_to_the_registration_service(registration: httpx.AsyncClient) -> None:
-    """The gateway in front of the real registration app (both over ASGI)."""
-    upstream_app = registration.app  # type: ignore[attr-defined]
-    app = create_app(gateway_to("http://registration"))
-    async with running_app(app) as client:
-        app.state.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=upstream_app))
-        reply = await client.post("/api/v1/registrations", json=newcomer(), headers={"x-request-id": "req-42"})
-        assert reply.status_code == 201, reply.text
-        assert reply.headers["x-request-id"] == "req-42"
-        assert reply.headers["x-content-type-options"] == "nosniff"
-        person = await client.get(reply.headers["location"])
-        assert person.status_code == 200 and person.json()["family_name"] == "Haddad"
-        await app.state.client.aclose()
+        assert (await client.get("/api/v1/nothing-here")).json()["detail"] == "No API resource '/api/v1/nothing-here'."
+        big = await client.post("/api/v1/registrations", content=b"{" + b" " * 70_000 + b"}",
+                                headers={"content-type": "application/json"})  # fmt: skip
+        assert big.status_code == 413

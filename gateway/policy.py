@@ -1,0 +1,65 @@
+"""Who may call what: the role x route matrix of the public API. Pure data and one function.
+
+The gateway checks the role; the services check the object (a partner's own referral, a
+course admin's own course), from the identity the gateway forwards.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PUBLIC = frozenset({"*"})
+STAFF = frozenset({"registrar", "caseworker", "course_admin", "admin"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    methods: frozenset[str]
+    path: re.Pattern[str]
+    roles: frozenset[str]
+
+
+def rule(methods: str, path: str, *roles: str) -> Rule:
+    return Rule(frozenset(methods.split()), re.compile(f"^/api/v1/{path}$"), frozenset(roles) or PUBLIC)
+
+
+READ = "GET"
+WRITE = "POST PUT PATCH DELETE"
+ANY = "GET POST PUT PATCH DELETE"
+
+#: First match wins; a path no rule names is refused (deny by default).
+RULES: tuple[Rule, ...] = (
+    rule(READ, r"openapi\.json"),
+    rule(READ, r"info-packs(/[^/]+)?"),
+    rule(READ, r"courses(/[^/]+)?"),  # the public catalogue
+    rule(READ, r"partners(/export/hsds|/[^/]+)?"),  # the public directory
+    rule(ANY, r"education-passes/(verify(/[^/]+)?|public-key)"),
+    rule(READ, r"education-passes/[^/]+/page", "course_admin", "registrar", "admin"),
+    rule("POST", r"registrations", "registrar", "admin"),
+    rule(ANY, r"persons(/.*)?", "registrar", "caseworker", "admin"),
+    rule(ANY, r"(cases|caseworkers)(/.*)?", "caseworker", "admin"),
+    rule(READ, r"referrals(/.*)?", "caseworker", "admin"),
+    rule("POST", r"referrals(/.*)?", "caseworker", "admin"),
+    rule(READ, r"routing-rules(/.*)?", "caseworker", "admin"),
+    rule("PUT", r"routing-rules", "admin"),
+    rule(ANY, r"partner/.*", "partner"),  # the partner side of referrals: own objects only
+    rule(ANY, r"partners/[^/]+/.*", "partner", "admin"),
+    rule(READ, r"courses/[^/]+/enrolments(/.*)?", "course_admin", "caseworker", "admin"),
+    rule("POST", r"courses/[^/]+/enrolments", "course_admin", "caseworker", "admin"),
+    rule(ANY, r"courses(/.*)?", "course_admin", "admin"),
+    rule(ANY, r"learners/.*", "course_admin", "caseworker", "admin"),
+    rule(ANY, r"monitoring/.*", "analyst", "admin"),
+)
+
+
+def decide(method: str, path: str, roles: frozenset[str] | None) -> bool | None:
+    """True: allowed; False: the caller lacks the role; None: signing in is needed first."""
+    for r in RULES:
+        if method in r.methods and r.path.match(path):
+            if r.roles is PUBLIC:
+                return True
+            if roles is None:
+                return None
+            return bool(r.roles & roles)
+    return False if roles is not None else None
