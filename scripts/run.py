@@ -23,7 +23,14 @@ from scripts import demo_data
 ROOT = Path(__file__).resolve().parent.parent
 USERS_FILE = Path(os.environ.get("GATEWAY_LOCAL_USERS_FILE", ROOT / "var" / "gateway-users.json"))
 CREDENTIALS_FILE = USERS_FILE.with_suffix(".credentials.txt")
-SERVICE_PORTS = {"gateway": 8000, "registration": 8001, "referral": 8002, "courses": 8003, "partners": 8004}
+SERVICE_PORTS = {
+    "gateway": 8000,
+    "registration": 8001,
+    "referral": 8002,
+    "courses": 8003,
+    "partners": 8004,
+    "monitoring": 8005,
+}
 
 
 def environment() -> dict[str, str]:
@@ -60,6 +67,7 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
     referral = f"http://127.0.0.1:{os.environ.get('REFERRAL_PORT', '8002')}"
     courses = f"http://127.0.0.1:{os.environ.get('COURSES_PORT', '8003')}"
     partners = f"http://127.0.0.1:{os.environ.get('PARTNERS_PORT', '8004')}"
+    monitoring = f"http://127.0.0.1:{os.environ.get('MONITORING_PORT', '8005')}"
     print(
         "\n"
         "  Landsberg am Lech integration platform is running.\n"
@@ -69,6 +77,7 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
         f"    referral service     {referral}/docs\n"
         f"    courses service      {courses}/docs\n"
         f"    partners service     {partners}/docs\n"
+        f"    monitoring service   {monitoring}/docs  (report: {gateway}/api/v1/monitoring/report, as analyst)\n"
         f"    course catalogue     {gateway}/api/v1/courses  partner directory {gateway}/api/v1/partners\n"
         f"    cases and referrals  {gateway}/api/v1/cases  {gateway}/api/v1/referrals\n"
         f"    broker               {os.environ.get('KAFKA_BOOTSTRAP_SERVERS', '127.0.0.1:9092 (embedded Tansu)')}\n"

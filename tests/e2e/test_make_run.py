@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ def start_platform(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, int
         "REFERRAL_PORT": free_port(),
         "COURSES_PORT": free_port(),
         "PARTNERS_PORT": free_port(),
+        "MONITORING_PORT": free_port(),
         "EMBEDDED_BROKER_PORT": free_port(),
     }
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
@@ -39,6 +41,7 @@ def start_platform(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, int
     env["COURSES_DEV_SIGNING_KEY_FILE"] = str(tmp_path / "pass-signing.key")
     env["PARTNERS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'partners.db'}"
     env["GATEWAY_LOCAL_USERS_FILE"] = str(tmp_path / "gateway-users.json")
+    env["MONITORING_DATABASE_URL"] = f"sqlite:///{tmp_path / 'monitoring.db'}"
     process = subprocess.Popen(
         [sys.executable, "scripts/run.py"],
         cwd=ROOT,
@@ -76,7 +79,7 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
         assert f"registrar    {credentials['registrar']}" in output, "make run prints the demo sign-ins"
         async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
             assert (await client.post("/api/v1/registrations", json=body)).status_code == 401, "sign-in first"
-            for user in ("registrar", "lotse"):
+            for user in ("registrar", "lotse", "statistik"):
                 token = await client.post("/auth/token", json={"username": user, "password": credentials[user]})
                 assert token.status_code == 200, token.text
                 credentials[user] = f"Bearer {token.json()['access_token']}"
@@ -97,6 +100,14 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
             await eventually(case_opened)  # the referral service learned of the registration by event
             catalogue = await client.get("/api/v1/courses")
             assert catalogue.status_code == 200 and catalogue.json()["total"] >= 5  # VHS demo courses
+            period = date.today().strftime("%Y-%m")
+            statistics = await client.get(
+                "/api/v1/monitoring/indicators",
+                params={"period": period},
+                headers={"Authorization": credentials["statistik"]},
+            )
+            assert statistics.status_code == 200, statistics.text
+            assert (await client.get("/api/v1/monitoring/indicators", params={"period": period})).status_code == 403
             directory = await client.get("/api/v1/partners")
             assert directory.status_code == 200 and directory.json()["total"] >= 7  # Landsberg's actors
 
@@ -122,5 +133,5 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
     assert process.returncode is not None
     for port in ports.values():
         assert not port_in_use(port), f"port {port} still served after Ctrl-C"
-    for process_name in ("registration", "referral", "courses", "partners", "gateway", "broker"):
+    for process_name in ("registration", "referral", "courses", "partners", "monitoring", "gateway", "broker"):
         assert f"{process_name} stopped" in "".join(lines)

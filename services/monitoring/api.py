@@ -1,0 +1,164 @@
+"""HTTP routes of the monitoring service: indicators, planning data, analyst input, the council report.
+
+Only the ``analyst`` and ``admin`` roles read or write here (header ``X-Role``, set by the gateway);
+a rebuild of the read model is for ``admin`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import delete, select
+
+from chassis.errors import Problem
+from chassis.service import RuntimeDep
+from services.monitoring import domain, readmodel, report
+from services.monitoring.models import DistrictPopulation, SurveyFigures
+from services.monitoring.schemas import (
+    DistrictReferenceRead,
+    DistrictReferenceUpdate,
+    Document,
+    RebuildStarted,
+    SurveyQuestion,
+    SurveyRead,
+    SurveyUpdate,
+)
+
+READERS = frozenset({"analyst", "admin"})
+
+
+def require_role(*allowed: str) -> Any:
+    async def check(x_role: Annotated[str | None, Header()] = None) -> str:
+        if x_role not in allowed:
+            raise Problem(403, f"This needs one of the roles {', '.join(sorted(allowed))}.", kind="forbidden")
+        return x_role
+
+    return Depends(check)
+
+
+router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[require_role(*READERS)])
+
+PeriodQuery = Annotated[str, Query(max_length=7, description="2026-11 (month), 2026-Q4 (quarter) or 2026 (year)")]
+
+
+def parse_period(text: str) -> domain.Period:
+    try:
+        return domain.Period.parse(text)
+    except domain.PeriodError as exc:
+        raise Problem(422, str(exc), kind="validation", title="Invalid period") from exc
+
+
+def _k(runtime: RuntimeDep) -> int:
+    k: int = getattr(runtime.settings, "k_anonymity", 5)
+    return k
+
+
+async def _document(runtime: RuntimeDep, period: domain.Period) -> Document:
+    async with runtime.session_factory() as session:
+        facts = await readmodel.load_facts(session)
+    return report.indicator_document(facts, period, _k(runtime))
+
+
+@router.get("/indicators", response_model=Document)
+async def indicators(runtime: RuntimeDep, period: PeriodQuery) -> Document:
+    return await _document(runtime, parse_period(period))
+
+
+@router.get("/planning", response_model=Document)
+async def planning(runtime: RuntimeDep) -> Document:
+    async with runtime.session_factory() as session:
+        facts = await readmodel.load_facts(session)
+    today = domain.local_day(runtime.extras["clock"]())
+    return report.planning_document(facts, today, _k(runtime))
+
+
+@router.get("/report", response_model=None)
+async def council_report(runtime: RuntimeDep, period: PeriodQuery, format: Literal["html", "csv"] = "html") -> Response:
+    chosen = parse_period(period)
+    document = await _document(runtime, chosen)
+    if format == "csv":
+        return Response(
+            report.to_csv(document),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="monitoring-{chosen.label}.csv"'},
+        )
+    return HTMLResponse(report.to_html(document, runtime.extras["clock"]()))
+
+
+async def _reference(runtime: RuntimeDep) -> DistrictReferenceRead:
+    async with runtime.session_factory() as session:
+        rows = (await session.scalars(select(DistrictPopulation).order_by(DistrictPopulation.district))).all()
+    return DistrictReferenceRead(
+        source=rows[0].source if rows else None,
+        illustrative=any(r.illustrative for r in rows),
+        districts={r.district: r.population for r in rows},
+        total=sum(r.population for r in rows),
+        updated_at=max((r.updated_at for r in rows), default=None),
+    )
+
+
+@router.get("/reference/districts", response_model=DistrictReferenceRead)
+async def get_districts(runtime: RuntimeDep) -> DistrictReferenceRead:
+    return await _reference(runtime)
+
+
+@router.put("/reference/districts", response_model=DistrictReferenceRead)
+async def put_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> DistrictReferenceRead:
+    """Replace the district population (the reference of the dissimilarity index) as a whole."""
+    await store_districts(runtime, body)
+    return await _reference(runtime)
+
+
+async def store_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> None:
+    now = runtime.extras["clock"]()
+    async with runtime.session_factory() as session, session.begin():
+        await session.execute(delete(DistrictPopulation))
+        session.add_all(
+            DistrictPopulation(district=d, population=n, source=body.source, illustrative=body.illustrative,
+                               updated_at=now)
+            for d, n in body.districts.items()
+        )  # fmt: skip
+
+
+def _survey_read(row: SurveyFigures) -> SurveyRead:
+    return SurveyRead(
+        year=row.year, source=row.source, german_citizens_percent=row.german_citizens_percent,
+        questions=[SurveyQuestion(question=q, **answers) for q, answers in row.questions.items()],
+        updated_at=row.updated_at,
+    )  # fmt: skip
+
+
+@router.get("/survey", response_model=list[SurveyRead])
+async def list_surveys(runtime: RuntimeDep) -> list[SurveyRead]:
+    async with runtime.session_factory() as session:
+        rows = (await session.scalars(select(SurveyFigures).order_by(SurveyFigures.year))).all()
+    return [_survey_read(r) for r in rows]
+
+
+@router.put("/survey", response_model=SurveyRead)
+async def put_survey(runtime: RuntimeDep, body: SurveyUpdate) -> SurveyRead:
+    """Enter (or correct) the citizens' survey figures of one year."""
+    return await store_survey(runtime, body)
+
+
+async def store_survey(runtime: RuntimeDep, body: SurveyUpdate) -> SurveyRead:
+    questions = {q.question: q.model_dump(exclude={"question"}) for q in body.questions}
+    async with runtime.session_factory() as session, session.begin():
+        row = await session.get(SurveyFigures, body.year)
+        if row is None:
+            row = SurveyFigures(year=body.year)
+            session.add(row)
+        row.source, row.german_citizens_percent = body.source, body.german_citizens_percent
+        row.questions, row.updated_at = questions, runtime.extras["clock"]()
+    return _survey_read(row)
+
+
+@router.post("/rebuild", status_code=202, response_model=RebuildStarted, dependencies=[require_role("admin")])
+async def start_rebuild(runtime: RuntimeDep) -> RebuildStarted:
+    """Wipe the read model and replay every topic from the start (analyst input stays)."""
+    group = await readmodel.rebuild(runtime)
+    return RebuildStarted(
+        consumer_group=group, detail="Replaying all topics; figures are complete once the group has caught up."
+    )

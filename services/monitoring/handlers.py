@@ -1,0 +1,176 @@
+"""Event handlers of the monitoring service: one function per event type an indicator uses.
+
+Every topic is consumed; event types no indicator needs (consents, needs assessments, cases,
+goals, proposals, attendance, partner directory changes...) have no handler and are skipped by
+the chassis. Handlers only record facts; figures are computed when asked for, from the final
+state. That makes the read model independent of the order in which *different* topics are
+read, so a replay from the start (:mod:`services.monitoring.rebuild`) gives the same figures:
+
+* facts are keyed by ``ce_id`` (a redelivery inserts nothing);
+* a profile is replaced only by a newer version;
+* an erasure leaves a tombstone, and a pseudonym linked to a tombstone is never stored, whether
+  the linked fact arrives before or after the erasure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from chassis.cloudevents import ReceivedEvent
+from chassis.consumer import Handler
+from chassis.uow import UnitOfWork
+from contracts import courses as course_events
+from contracts import referral as referral_events
+from contracts import registration as registration_events
+from contracts.registry import TOPICS
+from services.monitoring import domain
+from services.monitoring.models import CourseFact, EnrolmentFact, PassFact, Person, ReferralFact
+
+log = logging.getLogger(__name__)
+
+#: Every topic of the platform (not the dead-letter twins).
+CONSUMED_TOPICS = sorted(TOPICS)
+
+
+async def _person(uow: UnitOfWork, person_id: str) -> Person:
+    person = await uow.session.get(Person, person_id)
+    if person is None:
+        person = Person(person_id=person_id, profile_version=0, erased=False)
+        uow.session.add(person)
+    return person
+
+
+async def _linkable(uow: UnitOfWork, person_id: str) -> str | None:
+    """The pseudonym, unless the person was erased (then the fact is kept without it)."""
+    person = await uow.session.get(Person, person_id)
+    return None if person is not None and person.erased else person_id
+
+
+async def _add_once(uow: UnitOfWork, model: type[Any], event_id: str, **values: Any) -> None:
+    if await uow.session.get(model, event_id) is None:
+        uow.session.add(model(event_id=event_id, **values))
+
+
+def _partner(model: referral_events._ReferralEvent) -> str:
+    if model.partner_id:
+        return model.partner_id
+    return f"category:{model.partner_category.value}" if model.partner_category else "unassigned"
+
+
+def _event_day(event: ReceivedEvent) -> Any:
+    return domain.local_day(datetime.fromisoformat(event.time.replace("Z", "+00:00")))
+
+
+async def profile(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """PersonRegistered (version 1) and PersonUpdated: the newest version wins, late ones change nothing."""
+    model: registration_events.PersonRegistered | registration_events.PersonUpdated
+    if event.type == registration_events.PersonUpdated.event_type:
+        model = registration_events.PersonUpdated.model_validate(event.data)
+        version = model.version
+    else:
+        model = registration_events.PersonRegistered.model_validate(event.data)
+        version = 1
+    person = await _person(uow, model.person_id)
+    if person.erased or version <= person.profile_version:
+        return
+    person.household_id, person.registered_on = model.household_id, model.registered_on
+    person.nationality, person.age_band, person.gender = model.nationality, model.age_band.value, model.gender.value
+    person.residence_status_group, person.district = model.residence_status_group.value, model.district
+    person.profile_version = version
+
+
+async def moved_away(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    model = registration_events.PersonMovedAway.model_validate(event.data)
+    person = await _person(uow, model.person_id)
+    if not person.erased:
+        person.moved_away_on = model.moved_away_on
+
+
+async def erased(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """Art. 17: the profile goes (a tombstone stays, so late linked facts drop the pseudonym too)."""
+    model = registration_events.PersonErased.model_validate(event.data)
+    person = await _person(uow, model.person_id)
+    person.erased, person.household_id, person.registered_on, person.nationality = True, None, None, None
+    person.age_band = person.gender = person.residence_status_group = person.district = None
+    person.moved_away_on = None
+    for table in (ReferralFact, EnrolmentFact):
+        await uow.session.execute(update(table).where(table.person_id == model.person_id).values(person_id=None))
+
+
+def _referral_handler(model_type: type[referral_events._ReferralEvent], kind: str) -> Handler:
+    async def handle(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        model = model_type.model_validate(event.data)
+        person_id = None
+        if kind == "sent" and model.service_type in domain.COUNSELLING_SERVICES:
+            person_id = await _linkable(uow, model.person_id)
+        await _add_once(
+            uow, ReferralFact, event.id, referral_id=model.referral_id, kind=kind, at=model.at,
+            partner=_partner(model), service_type=model.service_type.value,
+            outcome=getattr(model, "outcome", None), person_id=person_id,
+        )  # fmt: skip
+
+    handle.__name__ = f"referral_{kind}"
+    return handle
+
+
+async def course(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """CourseScheduled / CourseUpdated / CourseCancelled (in order per course on their topic)."""
+    model = course_events.CourseScheduled.model_validate(event.data)  # all three carry the same fields
+    row = await uow.session.get(CourseFact, model.course_id)
+    if row is None:
+        row = CourseFact(course_id=model.course_id)
+        uow.session.add(row)
+    row.category, row.capacity = model.category, model.capacity
+    row.women_only, row.ends_on = model.women_only, model.ends_on
+    if event.type == course_events.CourseCancelled.event_type:
+        row.cancelled_on = _event_day(event)
+
+
+def _enrolment_handler(model_type: type[course_events._EnrolmentEvent], kind: str) -> Handler:
+    async def handle(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        model = model_type.model_validate(event.data)
+        level = getattr(model, "level_reached", None)
+        await _add_once(
+            uow, EnrolmentFact, event.id, enrolment_id=model.enrolment_id, course_id=model.course_id,
+            category=model.category, kind=kind, at=model.at,
+            person_id=await _linkable(uow, model.person_id) if kind == "enrolled" else None,
+            level_reached=level.value if level is not None else None, result=getattr(model, "result", None),
+        )  # fmt: skip
+
+    handle.__name__ = f"enrolment_{kind}"
+    return handle
+
+
+async def pass_entry(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    model = course_events.PassEntryAdded.model_validate(event.data)
+    await _add_once(uow, PassFact, event.id, kind=model.kind, at=model.at)
+
+
+def make_handlers() -> Mapping[str, Handler]:
+    r, c = referral_events, course_events
+    return {
+        registration_events.PersonRegistered.event_type: profile,
+        registration_events.PersonUpdated.event_type: profile,
+        registration_events.PersonMovedAway.event_type: moved_away,
+        registration_events.PersonErased.event_type: erased,
+        r.ReferralSent.event_type: _referral_handler(r.ReferralSent, "sent"),
+        r.ReferralAccepted.event_type: _referral_handler(r.ReferralAccepted, "accepted"),
+        r.ReferralDeclined.event_type: _referral_handler(r.ReferralDeclined, "declined"),
+        r.ReferralCompleted.event_type: _referral_handler(r.ReferralCompleted, "completed"),
+        r.ReferralEscalated.event_type: _referral_handler(r.ReferralEscalated, "escalated"),
+        c.CourseScheduled.event_type: course,
+        c.CourseUpdated.event_type: course,
+        c.CourseCancelled.event_type: course,
+        c.Waitlisted.event_type: _enrolment_handler(c.Waitlisted, "waitlisted"),
+        c.SeatOffered.event_type: _enrolment_handler(c.SeatOffered, "seat_offered"),
+        c.Enrolled.event_type: _enrolment_handler(c.Enrolled, "enrolled"),
+        c.OfferExpired.event_type: _enrolment_handler(c.OfferExpired, "offer_expired"),
+        c.EnrolmentCancelled.event_type: _enrolment_handler(c.EnrolmentCancelled, "cancelled"),
+        c.CourseCompleted.event_type: _enrolment_handler(c.CourseCompleted, "completed"),
+        c.PassEntryAdded.event_type: pass_entry,
+    }

@@ -1,0 +1,4 @@
+from chassis.migrations import run_env
+from services.monitoring.models import Base
+
+run_env(Base.metadata)

@@ -1,0 +1,137 @@
+"""Tables of the monitoring service: the read model (facts replayed from the topics) and analyst input.
+
+Only minimal pseudonymous facts, never names, birth dates or addresses (events carry none). A
+``person_id`` is kept only where an indicator must link events: the profile (registration day,
+demographic groups, household, district) in ``persons``; the counselling referral sent (days from
+registration to first counselling) in ``referral_facts``; the enrolment (share of women) in
+``enrolment_facts``. An erased person's row becomes a tombstone without attributes and their
+pseudonym is removed from the linked facts. Analyst input (district population, survey figures)
+is not derived from events and survives a rebuild.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from chassis.db import new_metadata
+from chassis.outbox import define_messaging_tables
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+messaging = define_messaging_tables(Base.metadata)
+
+
+class Person(Base):
+    """The latest pseudonymous profile of a newcomer (a tombstone once erased)."""
+
+    __tablename__ = "persons"
+
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    household_id: Mapped[str | None] = mapped_column(String(64))
+    registered_on: Mapped[date | None] = mapped_column(Date)
+    nationality: Mapped[str | None] = mapped_column(String(2))
+    age_band: Mapped[str | None] = mapped_column(String(10))
+    gender: Mapped[str | None] = mapped_column(String(20))
+    residence_status_group: Mapped[str | None] = mapped_column(String(40))
+    district: Mapped[str | None] = mapped_column(String(80))
+    profile_version: Mapped[int] = mapped_column(Integer, default=0)
+    moved_away_on: Mapped[date | None] = mapped_column(Date)
+    erased: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReferralFact(Base):
+    """One referral event (sent, accepted, declined, completed, escalated), keyed by its ce_id."""
+
+    __tablename__ = "referral_facts"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    referral_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    partner: Mapped[str] = mapped_column(String(100))
+    service_type: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    #: Only on a counselling referral's 'sent'.
+    person_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class CourseFact(Base):
+    __tablename__ = "course_facts"
+
+    course_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    category: Mapped[str] = mapped_column(String(40))
+    capacity: Mapped[int] = mapped_column(Integer)
+    women_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    cancelled_on: Mapped[date | None] = mapped_column(Date)
+
+
+class EnrolmentFact(Base):
+    """One enrolment event (waitlisted, seat_offered, enrolled, offer_expired, cancelled, completed)."""
+
+    __tablename__ = "enrolment_facts"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    enrolment_id: Mapped[str] = mapped_column(String(64), index=True)
+    course_id: Mapped[str] = mapped_column(String(64), index=True)
+    category: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Only on 'enrolled'.
+    person_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    level_reached: Mapped[str | None] = mapped_column(String(4))
+    result: Mapped[str | None] = mapped_column(String(20))
+
+
+class PassFact(Base):
+    """An education pass entry: its kind and time only, no person."""
+
+    __tablename__ = "pass_facts"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DistrictPopulation(Base):
+    """Reference data an analyst uploads: population per district (Ortsteil)."""
+
+    __tablename__ = "district_population"
+
+    district: Mapped[str] = mapped_column(String(80), primary_key=True)
+    population: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(300))
+    illustrative: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SurveyFigures(Base):
+    """A citizens' survey (Bürgerbefragung) as an analyst entered it."""
+
+    __tablename__ = "surveys"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(String(300))
+    german_citizens_percent: Mapped[float | None] = mapped_column(Float)
+    questions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MonitoringState(Base):
+    """Small settings of the running service, e.g. the consumer group a rebuild switched to."""
+
+    __tablename__ = "monitoring_state"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+#: The tables a rebuild wipes and replays (with the inbox); analyst input stays.
+READ_MODEL = (Person, ReferralFact, CourseFact, EnrolmentFact, PassFact)
