@@ -30,6 +30,9 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m contracts.schemagen --check
 
+bench: $(STAMP)
+	$(PY) bench/run.py
+
 contracts: $(STAMP)
 	$(PY) -m contracts.schemagen
 

@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Placeholder secrets that may only ever be used in development.
-DEVELOPMENT_SECRET = "development-only-not-secret"  # noqa: S105 - a marker, refused in production
+DEVELOPMENT_SECRET = "development-only-this-is-not-a-secret"  # noqa: S105 - a marker, refused in production
 
 
 def _unprefixed(name: str) -> AliasChoices:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from chassis.embedded_broker import EmbeddedBroker
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-TEST_SECRET = "secret-for-tests-only"
+TEST_SECRET = "secret-for-tests-only-32-bytes-long"
 #: The embedded broker holds a joining member for about half the session timeout.
 FAST_GROUP_JOIN = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
 #: Service consumers in tests: a fresh group that starts at the end of each topic, so that a test

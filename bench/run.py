@@ -1,0 +1,177 @@
+"""`make bench`: registrations through the gateway, event latency and memory, on this machine.
+
+Starts the embedded broker, the registration service and the gateway (SQLite, as `make run`),
+then measures for a fixed time with a fixed concurrency:
+- baseline: GET /healthz on the gateway (no auth, no upstream): what this machine's HTTP stack gives;
+- registrations: POST /api/v1/registrations through the gateway (auth, upstream, database, outbox);
+- event latency: from each event's ce_time (set at commit) to its arrival at a plain consumer;
+- resident memory of each process afterwards.
+The load generator runs on the same machine, so absolute numbers understate the services; the
+ratio against the baseline measured in the same run is what to compare between runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from chassis.embedded_broker import EmbeddedBroker, free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+
+
+def body() -> dict[str, Any]:
+    return {
+        "given_names": f"Bench {uuid.uuid4().hex[:10]}", "family_name": "Test", "birth_date": "1990-01-01",
+        "gender": "female", "nationality": "SY", "languages": ["ar"], "preferred_language": "ar",
+        "residence_status_group": "other",
+        "address": {"street": "Katharinenstraße", "house_number": "1", "postal_code": "86899", "district": "Altstadt"},
+    }  # fmt: skip
+
+
+async def load(
+    client: httpx.AsyncClient, method: str, url: str, make_body: Any, headers: dict[str, str]
+) -> list[float]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + SECONDS
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            reply = await client.request(method, url, json=make_body() if make_body else None, headers=headers)
+            if reply.status_code >= 400:
+                errors += 1
+            latencies.append(time.monotonic() - started)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    if errors:
+        print(f"  ! {errors} error answers on {method} {url}")
+    return latencies
+
+
+def summary(name: str, latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    result = {
+        "per_second": len(ordered) / SECONDS,
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
+    }
+    print(
+        f"  {name:<28} {result['per_second']:8.0f}/s   p50 {result['p50_ms']:6.1f} ms   p99 {result['p99_ms']:6.1f} ms"
+    )
+    return result
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def main() -> None:
+    var = ROOT / "var" / f"bench-{uuid.uuid4().hex[:6]}"
+    var.mkdir(parents=True)
+    ports = {"gateway": free_port(), "registration": free_port()}
+    with EmbeddedBroker(log_path=var / "broker.log") as broker:
+        env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, LOG_LEVEL="WARNING",
+                   REGISTRATION_DATABASE_URL=f"sqlite:///{var / 'registration.db'}",
+                   GATEWAY_REGISTRATION_URL=f"http://127.0.0.1:{ports['registration']}",
+                   GATEWAY_LOCAL_USERS_FILE=str(var / "users.json"),
+                   GATEWAY_RATE_LIMIT_PER_MINUTE_USER="10000000")  # fmt: skip
+        processes = {
+            name: subprocess.Popen(  # noqa: ASYNC220 - started once, before any measuring
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    factory,
+                    "--port",
+                    str(ports[name]),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+            for name, factory in (
+                ("registration", "services.registration.app:create_app"),
+                ("gateway", "gateway.app:create_app"),
+            )
+        }
+        try:
+            for port in ports.values():
+                wait_for_port(port, timeout_s=60)
+            gateway = f"http://127.0.0.1:{ports['gateway']}"
+            await asyncio.sleep(1)
+            lines = (var / "users.credentials.txt").read_text().splitlines()
+            password = dict(line.split(" ", 1) for line in lines)
+            async with httpx.AsyncClient(base_url=gateway, timeout=30,
+                                         limits=httpx.Limits(max_connections=CONCURRENCY)) as client:  # fmt: skip
+                token = (await client.post("/auth/token", json={"username": "registrar",
+                                                                "password": password["registrar"]})).json()  # fmt: skip
+                auth = {"Authorization": f"Bearer {token['access_token']}"}
+                print(f"bench: {SECONDS:.0f} s each, {CONCURRENCY} concurrent clients, {os.cpu_count()} cores")
+                baseline = summary("baseline GET /healthz", await load(client, "GET", "/healthz", None, {}))
+                registrations = summary(
+                    "POST /api/v1/registrations", await load(client, "POST", "/api/v1/registrations", body, auth)
+                )
+            consumer = AIOKafkaConsumer("registration.persons.v1", bootstrap_servers=broker.bootstrap_servers,
+                                        auto_offset_reset="earliest", group_id=None)  # fmt: skip
+            # Latency from commit (ce_time) to a consumer, for events produced while we listen.
+            await consumer.start()
+            await consumer.getmany(timeout_ms=2000)
+            await consumer.seek_to_end()
+            lags: list[float] = []
+            async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+
+                async def produce() -> None:
+                    for _ in range(200):
+                        await client.post("/api/v1/registrations", json=body(), headers=auth)
+                        await asyncio.sleep(0.01)
+
+                task = asyncio.create_task(produce())
+                while not task.done() or len(lags) < 200:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        for record in records:
+                            sent = datetime.fromisoformat(
+                                dict(record.headers)["ce_time"].decode().replace("Z", "+00:00")
+                            )
+                            lags.append((datetime.now(UTC) - sent).total_seconds())
+                    if task.done() and not lags:
+                        break
+            await consumer.stop()
+            events = summary("event commit -> consumer", lags) if lags else {}
+            memory = {name: rss_mb(p.pid) for name, p in processes.items()}
+            print("  resident memory: " + ", ".join(f"{n} {m:.0f} MB" for n, m in memory.items()))
+            ratio = registrations["per_second"] / baseline["per_second"]
+            print(f"  registrations reach {ratio:.2f} of the baseline's request rate")
+            (ROOT / "var" / "bench-last.json").write_text(json.dumps(
+                {"baseline": baseline, "registrations": registrations, "events": events, "memory_mb": memory,
+                 "ratio": ratio, "seconds": SECONDS, "concurrency": CONCURRENCY}, indent=2))  # fmt: skip
+        finally:
+            for process in processes.values():
+                process.terminate()
+                process.wait(10)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
