@@ -127,9 +127,15 @@ def webhook_body(*, event_type: str, event_id: str, time: str, data: Mapping[str
     return {"type": event_type, "id": event_id, "time": time, "data": dict(data)}
 
 
+def concerned_partner(data: Mapping[str, Any]) -> str | None:
+    """The partner an event concerns: the one it names (a referral addressed to it, its own entry)
+    or the one that runs it (a course it provides)."""
+    partner = data.get("partner_id") or data.get("provider_id")
+    return partner if isinstance(partner, str) else None
+
+
 def concerns(data: Mapping[str, Any], partner_id: str) -> bool:
-    """An event concerns a partner when it names that partner (referrals addressed to it, its own entry)."""
-    return data.get("partner_id") == partner_id
+    return concerned_partner(data) == partner_id
 
 
 # --- delivery schedule ----------------------------------------------------------------------

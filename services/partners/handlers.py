@@ -1,7 +1,7 @@
 """Event handlers of the partners service: events that concern a partner become webhook deliveries.
 
-An event concerns partner P when its data names P (``partner_id``): a referral addressed to P,
-a change of P's own directory entry. Each subscription of P to that event type gets one
+An event concerns partner P when its data names P (``partner_id``: a referral addressed to P, a
+change of P's own directory entry) or P runs it (``provider_id``: a course P provides). Each subscription of P to that event type gets one
 delivery row, written in the consumer's unit of work: together with the inbox row, a
 redelivered event writes nothing twice.
 """
@@ -18,13 +18,14 @@ from sqlalchemy import select
 from chassis.cloudevents import ReceivedEvent
 from chassis.consumer import Handler
 from chassis.uow import UnitOfWork
+from contracts import courses as course_events
 from contracts import partners as partner_events
 from contracts import referral as referral_events
 from services.partners import domain
 from services.partners.models import WebhookDelivery, WebhookSubscription
 from services.partners.schemas import DELIVERABLE_EVENT_TYPES
 
-CONSUMED_TOPICS = [referral_events.REFERRALS_TOPIC, partner_events.PARTNERS_TOPIC]
+CONSUMED_TOPICS = [referral_events.REFERRALS_TOPIC, partner_events.PARTNERS_TOPIC, course_events.COURSES_TOPIC]
 
 
 def new_delivery_id() -> str:
@@ -34,8 +35,8 @@ def new_delivery_id() -> str:
 
 def make_handlers(clock: Callable[[], datetime], wake: Callable[[], None]) -> Mapping[str, Handler]:
     async def fan_out(uow: UnitOfWork, event: ReceivedEvent) -> None:
-        partner_id = event.data.get("partner_id")
-        if not isinstance(partner_id, str) or not domain.concerns(event.data, partner_id):
+        partner_id = domain.concerned_partner(event.data)
+        if partner_id is None:
             return  # e.g. a referral to a category rather than a named partner
         subscriptions = (
             await uow.session.scalars(

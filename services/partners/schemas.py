@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
 from chassis.schemas import Strict
+from contracts import courses as course_events
 from contracts import partners as partner_events
 from contracts import referral as referral_events
 from contracts.registration import LanguageTag
@@ -22,8 +23,8 @@ from services.partners.domain import ApiScope, DeliveryStatus
 #: What a partner can subscribe to: referrals addressed to it and its own directory entry.
 DELIVERABLE_EVENT_TYPES: frozenset[str] = frozenset(
     model.event_type
-    for model in [*referral_events.EVENTS, *partner_events.EVENTS]
-    if model.topic in (referral_events.REFERRALS_TOPIC, partner_events.PARTNERS_TOPIC)
+    for model in [*referral_events.EVENTS, *partner_events.EVENTS, *course_events.EVENTS]
+    if model.topic in (referral_events.REFERRALS_TOPIC, partner_events.PARTNERS_TOPIC, course_events.COURSES_TOPIC)
 )
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

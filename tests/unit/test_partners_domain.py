@@ -77,6 +77,12 @@ def test_an_event_concerns_only_the_partner_it_names() -> None:
     assert not domain.concerns({"partner_category": "adult_education"}, "vhs-landsberg")
 
 
+def test_a_course_event_concerns_the_partner_that_runs_the_course() -> None:
+    course = {"course_id": "c1", "provider_id": "vhs-landsberg", "category": "integration_course"}
+    assert domain.concerns(course, "vhs-landsberg")
+    assert not domain.concerns(course, "caritas-landsberg")
+
+
 # --- retry schedule -------------------------------------------------------------------------
 
 POLICY = domain.RetryPolicy(initial=timedelta(seconds=5), maximum=timedelta(hours=1), give_up_after=timedelta(hours=24))
