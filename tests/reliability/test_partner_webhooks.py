@@ -180,7 +180,12 @@ async def test_a_referral_reaches_only_its_partners_receiver_signed(
         assert payload["data"]["partner_id"] == VHS and payload["data"]["referral_id"] == referral_id
         assert request.headers["webhook-id"].startswith("msg_")
 
-        (row,) = await eventually(lambda: deliveries(client, VHS, ce_id))
+        async def recorded() -> list[dict[str, Any]]:
+            # The receiver answers before the service records the delivery: wait for the record.
+            rows = await deliveries(client, VHS, ce_id)
+            return rows if rows and rows[0]["status"] == "delivered" else []
+
+        (row,) = await eventually(recorded)
         assert (row["status"], row["attempts"], row["delivery_id"]) == ("delivered", 1, request.headers["webhook-id"])
         # The handler wrote every delivery for this event in one transaction: none is for the Jobcenter.
         assert await deliveries(client, JOBCENTER, ce_id) == []
