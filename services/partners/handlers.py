@@ -1,9 +1,9 @@
 """Event handlers of the partners service: events that concern a partner become webhook deliveries.
 
 An event concerns partner P when its data names P (``partner_id``: a referral addressed to P, a
-change of P's own directory entry) or P runs it (``provider_id``: a course P provides). Each subscription of P to that event type gets one
-delivery row, written in the consumer's unit of work: together with the inbox row, a
-redelivered event writes nothing twice.
+change of P's own directory entry) or P runs it (``provider_id``: a course P provides). Each
+subscription of P to that event type gets one delivery row, written in the consumer's unit of
+work: together with the inbox row, a redelivered event writes nothing twice.
 """
 
 from __future__ import annotations

@@ -23,7 +23,15 @@ from contracts import registration as registration_events
 from contracts.base import IntegrationEvent
 from contracts.registry import model_for
 from services.referral import domain, workflow
-from services.referral.models import CaseNote, Goal, KnownConsent, KnownPerson, PartnerOfferRow, Referral
+from services.referral.models import (
+    CaseNote,
+    Goal,
+    KnownConsent,
+    KnownPartner,
+    KnownPerson,
+    PartnerOfferRow,
+    Referral,
+)
 
 CONSUMED_TOPICS = [registration_events.PERSONS_TOPIC, partner_events.PARTNERS_TOPIC, course_events.ENROLMENTS_TOPIC]
 PROFILE_FIELDS = list(registration_events.PersonProfile.model_fields)
@@ -137,6 +145,44 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
             await session.execute(update(Goal).where(Goal.case_id == case.id).values(title=None))
         await timeline(w, model, event)
 
+    async def partner_described(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """A partner joined the directory or changed its entry: remember what filing its services needs."""
+        model = model_for(event.type).model_validate(event.data)
+        assert isinstance(model, partner_events.PartnerRegistered | partner_events.PartnerUpdated)
+        row = await uow.session.get(KnownPartner, model.partner_id)
+        if row is None:
+            row = KnownPartner(partner_id=model.partner_id)
+            uow.session.add(row)
+        row.name, row.category, row.languages = model.name, model.category.value, list(model.languages)
+        await uow.session.execute(
+            update(PartnerOfferRow)
+            .where(PartnerOfferRow.partner_id == model.partner_id)
+            .values(partner_category=model.category.value)
+        )
+
+    async def service_offered(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """A partner offers a service (or changed its terms): routing may send referrals there."""
+        model = partner_events.ServiceOffered.model_validate(event.data)
+        session = uow.session
+        row = await session.get(PartnerOfferRow, (model.partner_id, model.service_type.value))
+        partner = await session.get(KnownPartner, model.partner_id)
+        category = partner.category if partner else (row.partner_category if row else None)
+        if category is None:
+            raise ValueError(f"service offered by {model.partner_id}, whose directory entry is unknown")
+        if row is None:
+            row = PartnerOfferRow(partner_id=model.partner_id, service_type=model.service_type.value)
+            session.add(row)
+        row.partner_name, row.partner_category, row.languages = model.name, category, list(model.languages)
+        row.free_places, row.response_days = model.free_places, model.response_days
+        await session.flush()
+        await workflow.retry_blocked(flow(uow), service_type=model.service_type.value)
+
+    async def service_withdrawn(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        model = partner_events.ServiceWithdrawn.model_validate(event.data)
+        row = await uow.session.get(PartnerOfferRow, (model.partner_id, model.service_type.value))
+        if row is not None:
+            await uow.session.delete(row)  # referrals already sent there stay; new ones go elsewhere
+
     async def capacity_changed(uow: UnitOfWork, event: ReceivedEvent) -> None:
         model = partner_events.PartnerCapacityChanged.model_validate(event.data)
         row = await uow.session.get(PartnerOfferRow, (model.partner_id, model.service_type.value))
@@ -190,4 +236,8 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         registration_events.PersonMovedAway.event_type: moved_away,
         registration_events.PersonErased.event_type: erased,
         partner_events.PartnerCapacityChanged.event_type: capacity_changed,
+        partner_events.PartnerRegistered.event_type: partner_described,
+        partner_events.PartnerUpdated.event_type: partner_described,
+        partner_events.ServiceOffered.event_type: service_offered,
+        partner_events.ServiceWithdrawn.event_type: service_withdrawn,
     }

@@ -60,6 +60,17 @@ class PartnerOfferRow(Base):
     response_days: Mapped[int] = mapped_column(Integer, default=5)
 
 
+class KnownPartner(Base):
+    """A partner organisation as its directory events describe it (to file its offered services)."""
+
+    __tablename__ = "known_partners"
+
+    partner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(40))
+    languages: Mapped[list[str]] = mapped_column(JSON)
+
+
 class CaseworkerRow(Base):
     """An integration navigator on the roster."""
 
