@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 from starlette.background import BackgroundTask
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from chassis import identity as internal
 from chassis.errors import install_problem_handlers, problem_response
@@ -32,7 +32,7 @@ from chassis.http import BodySizeLimit, SecurityHeaders
 from chassis.identity import Identity
 from chassis.settings import ServiceSettings
 from chassis.telemetry import setup_logging, setup_tracing
-from gateway import policy
+from gateway import policy, ui
 from gateway.auth import ApiKeys, LocalIssuer, TokenVerifier, Unauthenticated, load_or_create_users
 from gateway.ratelimit import MemoryLimiter, RedisLimiter
 
@@ -177,9 +177,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     @app.get("/", include_in_schema=False)
-    async def index() -> dict[str, object]:
+    async def index(request: Request) -> Any:
+        if "text/html" in request.headers.get("accept", ""):  # a browser: the web UI
+            return RedirectResponse("/ui/", status_code=303)
         return {"service": "Landsberg am Lech integration platform", "api": "/api/v1/",
-                "openapi": "/api/v1/openapi.json", "sign_in": "/auth/token"}  # fmt: skip
+                "openapi": "/api/v1/openapi.json", "sign_in": "/auth/token", "ui": "/ui/"}  # fmt: skip
 
     # --- sign-in ---------------------------------------------------------------------------
 
@@ -293,6 +295,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             headers=reply_headers,
             background=BackgroundTask(reply.aclose),
         )
+
+    # --- the web UI: server-rendered pages with cookie sessions, over the same policy and forwarding --------
+    app.include_router(
+        ui.make_router(
+            routes=routes, secret=secret, secure_cookies=settings.environment != "development",
+            rate_limit_per_minute=settings.rate_limit_per_minute_user,
+        )
+    )  # fmt: skip
+    app.mount("/ui/static", ui.static_files(), name="ui-static")
 
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

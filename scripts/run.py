@@ -71,6 +71,7 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
     print(
         "\n"
         "  Landsberg am Lech integration platform is running.\n"
+        f"    web UI               {gateway}/ui/\n"
         f"    gateway (API)        {gateway}/api/v1/\n"
         f"    information packs    {gateway}/api/v1/info-packs/de?format=html\n"
         f"    registration service {registration}/docs\n"

@@ -1,0 +1,269 @@
+"""The web UI in headless Chromium (Playwright driving Debian's ``chromium``), in front of the real stack.
+
+The gateway runs in a real uvicorn server on a free port; the registration, referral, courses and
+partners apps are the real apps on SQLite with the session's broker, reached over ASGI mounts. A
+registrar registers a newcomer in the UI; the caseworker sees the proposed referrals, tries to send
+one without a consent (and is told why), records the consent (the referral goes out), revokes another;
+the Jobcenter's user accepts in the partner portal. Screenshots go to the test's tmp dir; axe-core
+checks the main pages for critical violations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from services.courses.app import create_app as create_courses
+from services.partners.app import create_app as create_partners
+from services.referral.app import create_app as create_referral
+from services.registration.app import create_app as create_registration
+from tests.conftest import (
+    REFERRAL_NEEDS,
+    courses_settings,
+    eventually,
+    gateway_settings,
+    partners_settings,
+    referral_settings,
+    registration_settings,
+    running_app,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]  # fmt: skip
+
+
+class Stack:
+    def __init__(self, url: str, gateway: Any, shots: Path) -> None:
+        self.url = url
+        self.gateway = gateway
+        self.shots = shots
+
+    def password(self, username: str) -> str:
+        return str(self.gateway.state.demo_credentials[username])
+
+    async def bearer(self, client: httpx.AsyncClient, username: str) -> dict[str, str]:
+        reply = await client.post("/auth/token", json={"username": username, "password": self.password(username)})
+        assert reply.status_code == 200, reply.text
+        return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+@pytest.fixture
+async def stack(broker: Any, tmp_path: Path) -> AsyncIterator[Stack]:
+    bootstrap = broker.bootstrap_servers
+
+    def db(name: str) -> str:
+        return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+
+    apps = {
+        "registration": create_registration(registration_settings(db("registration"), bootstrap)),
+        "referral": create_referral(referral_settings(db("referral"), bootstrap)),
+        "courses": create_courses(courses_settings(db("courses"), bootstrap, seed_demo_courses=True)),
+        "partners": create_partners(partners_settings(db("partners"), bootstrap)),
+    }
+    gateway = create_app(gateway_settings(tmp_path))  # environment "test": Secure cookies
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    async with AsyncExitStack() as stack:
+        for app in apps.values():  # one at a time: Alembic's migration context is process-global
+            await stack.enter_async_context(running_app(app))
+        await stack.enter_async_context(running_app(gateway))
+        await gateway.state.client.aclose()
+        gateway.state.client = httpx.AsyncClient(
+            mounts={f"http://{name}": httpx.ASGITransport(app=app) for name, app in apps.items()}, timeout=30
+        )
+        gateway.state.api_keys.client = gateway.state.client
+        server = uvicorn.Server(uvicorn.Config(gateway, lifespan="off", log_level="warning", access_log=False))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        await eventually(lambda: _true(server.started), timeout_s=10)
+        shots = tmp_path / "screenshots"
+        shots.mkdir()
+        try:
+            yield Stack(f"http://127.0.0.1:{sock.getsockname()[1]}", gateway, shots)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
+            await gateway.state.client.aclose()
+            sock.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def _launch_args() -> dict[str, Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`; .ci/run does)")
+    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
+    from axe_playwright_python.async_playwright import Axe
+    from playwright.async_api import Page, async_playwright
+
+    axe = Axe()
+    checked: dict[str, list[str]] = {}
+
+    async def shot(page: Page, name: str) -> None:
+        await page.screenshot(path=str(stack.shots / f"{name}.png"), full_page=True)
+
+    async def accessible(page: Page, name: str) -> None:
+        results = await axe.run(page)
+        violations = results.response["violations"]
+        critical = [f"{v['id']}: {v['help']}" for v in violations if v.get("impact") == "critical"]
+        assert not critical, f"{name}: critical accessibility violations {critical}"
+        checked[name] = [f"{v['id']} ({v.get('impact')})" for v in violations]
+
+    async def sign_in(page: Page, username: str) -> None:
+        await page.goto(f"{stack.url}/ui/sign-in")
+        await page.get_by_label("Benutzername").fill(username)
+        await page.get_by_label("Passwort").fill(stack.password(username))
+        await page.get_by_role("button", name="Anmelden").click()
+        await page.wait_for_load_state()
+
+    async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+        browser = await p.chromium.launch(**_launch_args())
+        try:
+            # --- the public pages: no sign-in; the information pack right to left in Arabic ---------------
+            public = await browser.new_page()
+            await public.goto(f"{stack.url}/ui/info/ar")
+            assert await public.locator("article#info-pack").get_attribute("dir") == "rtl"
+            assert await public.locator("article#info-pack").get_attribute("lang") == "ar"
+            await shot(public, "01-info-pack-ar")
+            await accessible(public, "info pack (ar)")
+            await public.goto(f"{stack.url}/ui/courses?lang=en")
+            assert await public.locator("html").get_attribute("lang") == "en"
+            assert await public.get_by_role("columnheader", name="Free seats").count() == 1
+            await accessible(public, "courses")
+            await public.goto(f"{stack.url}/ui/partners")  # the language stays English (cookie)
+            assert await public.get_by_role("heading", level=1).inner_text() == "Partner directory"
+            await shot(public, "02-partners-en")
+            await accessible(public, "partners")
+
+            # --- CSRF: a form post without the session's token is refused -----------------------------
+            forged = await api.post("/ui/sign-in", data={"username": "registrar", "password": "x"})
+            assert forged.status_code == 403
+
+            # --- the registrar registers a newcomer: German validation messages, then success ----------
+            registrar = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            await sign_in(registrar, "registrar")
+            cookies = {c["name"]: c for c in await registrar.context.cookies()}
+            session = cookies["lip_session"]
+            assert session["httpOnly"] and session["sameSite"] == "Lax" and session["secure"]
+            await registrar.goto(f"{stack.url}/ui/register")
+            await accessible(registrar, "register")
+            await registrar.get_by_label("Vornamen").fill("Amina")
+            await registrar.get_by_role("button", name="Anmelden und speichern").click()
+            await registrar.wait_for_load_state()
+            assert "Bitte ausfüllen." in await registrar.locator("#e-family_name").inner_text()
+            await shot(registrar, "03-register-errors")
+            await accessible(registrar, "register with errors")
+            fields = {
+                "given_names": "Amina", "family_name": "Haddad", "birth_date": "1991-03-14", "nationality": "SY",
+                "languages": "ar, en", "preferred_language": "ar", "street": "Schwaighofstraße", "house_number": "12",
+                "postal_code": "86899", "district": "Schwaighofsiedlung", "email": "amina@example.org",
+            }  # fmt: skip
+            for name, value in fields.items():
+                await registrar.locator(f"#f-{name}").fill(value)
+            await registrar.get_by_label("Geschlecht").select_option("female")
+            await registrar.get_by_label("Aufenthaltsstatus").select_option("recognised_refugee")
+            await registrar.get_by_role("button", name="Anmelden und speichern").click()
+            await registrar.wait_for_load_state()
+            assert "Die Person ist angemeldet." in await registrar.get_by_role("status").inner_text()
+            person = registrar.url.split("/ui/persons/")[1].split("?")[0]
+            await shot(registrar, "04-registered")
+            # The same person again: the duplicate warning with a "different person" confirmation.
+            await registrar.goto(f"{stack.url}/ui/register")
+            for name, value in fields.items():
+                await registrar.locator(f"#f-{name}").fill(value)
+            await registrar.get_by_role("button", name="Anmelden und speichern").click()
+            await registrar.wait_for_load_state()
+            assert await registrar.locator("#duplicate").is_visible()
+            await registrar.get_by_role("button", name="Das ist eine andere Person: trotzdem anmelden").is_visible()
+            await shot(registrar, "05-duplicate-warning")
+
+            # Needs and a consent for the VHS through the public API (the UI has no needs form yet).
+            as_registrar = await stack.bearer(api, "registrar")
+            consent = {"partner_category": "adult_education", "purpose": "course_enrolment"}
+            assert (await api.post(f"/api/v1/persons/{person}/consents", json=consent,
+                                   headers=as_registrar)).status_code == 201  # fmt: skip
+            assert (await api.post(f"/api/v1/persons/{person}/needs-assessments", json=REFERRAL_NEEDS,
+                                   headers=as_registrar)).status_code == 201  # fmt: skip
+            as_caseworker = await stack.bearer(api, "lotse")
+
+            async def case_id() -> str | None:
+                cases = (await api.get("/api/v1/cases", params={"person_id": person}, headers=as_caseworker)).json()
+                if not cases["items"]:
+                    return None
+                case = (await api.get(f"/api/v1/cases/{cases['items'][0]['case_id']}", headers=as_caseworker)).json()
+                return str(case["case_id"]) if len(case["referrals"]) >= 4 else None
+
+            case = await eventually(case_id, timeout_s=30)
+
+            # --- the caseworker: dashboard, the case, send (refused: no consent), consent, revoke --------
+            lotse = await browser.new_page()
+            await sign_in(lotse, "lotse")
+            await lotse.get_by_role("link", name=f"Fall {case[:8]}").is_visible()
+            assert await lotse.locator("#proposed-h").is_visible()
+            await shot(lotse, "06-caseworker-dashboard")
+            await accessible(lotse, "caseworker dashboard")
+            await lotse.get_by_role("link", name=f"Fall {case[:8]}").click()
+            await lotse.wait_for_load_state()
+            job = lotse.locator("tr[data-service=job_placement]")
+            assert await job.get_attribute("data-status") == "proposed"
+            assert "Einwilligung fehlt" in await job.inner_text()
+            await shot(lotse, "07-case-proposed")
+            await accessible(lotse, "case")
+            await job.get_by_role("button", name="Senden").click()
+            await lotse.wait_for_load_state()
+            assert "Einwilligung fehlt" in await lotse.get_by_role("alert").inner_text()
+            await lotse.get_by_label("Partner (Kennung, z. B. jobcenter-landsberg)").fill("jobcenter-landsberg")
+            await lotse.get_by_label("Zweck").select_option("job_placement")
+            await lotse.get_by_role("button", name="Erfassen").click()
+            await lotse.wait_for_load_state()
+
+            async def job_sent() -> bool:
+                await lotse.reload()
+                return await lotse.locator("tr[data-service=job_placement]").get_attribute("data-status") == "sent"
+
+            await eventually(job_sent, timeout_s=20, interval_s=0.5)
+            ihk = lotse.locator("tr[data-service=qualification_recognition]")
+            await ihk.get_by_role("button", name="Zurückziehen").click()
+            await lotse.wait_for_load_state()
+            assert await ihk.get_attribute("data-status") == "revoked"
+            await shot(lotse, "08-case-sent-and-revoked")
+
+            # --- the Jobcenter's user accepts in the partner portal -------------------------------------
+            partner = await browser.new_page()
+            await sign_in(partner, "jobcenter")
+            assert partner.url.endswith("/ui/partner")
+            await accessible(partner, "partner portal")
+            assert await partner.locator("script").count() == 0, "the pages work without JavaScript"
+            row = partner.locator("tr[data-service=job_placement]")
+            assert await row.count() == 1, "the Jobcenter sees only its own referral"
+            await row.get_by_role("button", name="Annehmen").click()
+            await partner.wait_for_load_state()
+            assert await partner.locator("tr[data-service=job_placement]").get_attribute("data-status") == "accepted"
+            await shot(partner, "09-partner-accepted")
+
+            await lotse.reload()
+            assert await job.get_attribute("data-status") == "accepted"
+            await shot(lotse, "10-case-accepted")
+            # Signing out ends the session.
+            await lotse.get_by_role("button", name="Abmelden").click()
+            await lotse.goto(f"{stack.url}/ui/cases/{case}")
+            assert "/ui/sign-in" in lotse.url
+        finally:
+            await browser.close()
+    print(f"\nscreenshots: {stack.shots}\naxe violations (none critical) per page: {checked}")
