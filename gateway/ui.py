@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -73,6 +75,11 @@ WORDS: dict[str, dict[str, str]] = {
         "no_consents": "Keine Einwilligungen.", "give_consent": "Einwilligung erfassen",
         "partner_id": "Partner (Kennung, z. B. jobcenter-landsberg)", "purpose": "Zweck",
         "record": "Erfassen", "in_force": "gültig", "withdrawn": "widerrufen", "done": "Erledigt.",
+        "statistics": "Statistik", "statistics_intro": "Anonymisierte Kennzahlen nach den vier Dimensionen "
+        "der Integration; Zellen unter fünf Personen sind unterdrückt.", "period": "Zeitraum",
+        "period_hint": "Monat (2026-11), Quartal (2026-Q4) oder Jahr (2026)", "show": "Anzeigen",
+        "report_html": "Bericht an den Stadtrat (HTML, druckbar als PDF)", "report_csv": "Kennzahlen als CSV",
+        "bad_period": "Bitte einen Zeitraum wie 2026-11, 2026-Q4 oder 2026 angeben.",
         "failed": "Das ging nicht", "portal": "Partnerportal", "your_referrals": "Vermittlungen an Ihre Organisation",
         "accept": "Annehmen", "decline": "Ablehnen", "complete": "Abschließen", "start": "Beginnen",
         "outcome": "Ergebnis", "free_seats": "Freie Plätze", "waiting_list": "Warteliste", "title": "Titel",
@@ -118,6 +125,11 @@ WORDS: dict[str, dict[str, str]] = {
         "no_consents": "No consents.", "give_consent": "Record a consent",
         "partner_id": "Partner (id, e.g. jobcenter-landsberg)", "purpose": "Purpose",
         "record": "Record", "in_force": "in force", "withdrawn": "withdrawn", "done": "Done.",
+        "statistics": "Statistics", "statistics_intro": "Anonymised indicators by the four dimensions of "
+        "integration; cells under five people are suppressed.", "period": "Period",
+        "period_hint": "Month (2026-11), quarter (2026-Q4) or year (2026)", "show": "Show",
+        "report_html": "Report to the city council (HTML, printable as PDF)", "report_csv": "Indicators as CSV",
+        "bad_period": "Please give a period such as 2026-11, 2026-Q4 or 2026.",
         "failed": "That did not work", "portal": "Partner portal", "your_referrals": "Referrals to your organisation",
         "accept": "Accept", "decline": "Decline", "complete": "Complete", "start": "Start",
         "outcome": "Outcome", "free_seats": "Free seats", "waiting_list": "Waiting list", "title": "Title",
@@ -235,10 +247,15 @@ ADDRESS_FIELDS = ("street", "house_number", "postal_code", "district")
 # --- calling the services as the signed-in user -------------------------------------------
 
 
+PERIOD = re.compile(r"^[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$")
+
+
 @dataclass
 class Reply:
     status: int
     body: Any
+    content: bytes = b""
+    media_type: str = "application/json"
 
     @property
     def ok(self) -> bool:
@@ -274,7 +291,7 @@ class Upstream:
             body = reply.json() if reply.content else None
         except ValueError:
             body = None
-        return Reply(reply.status_code, body)
+        return Reply(reply.status_code, body, reply.content, reply.headers.get("content-type", "application/json"))
 
 
 # --- the router ------------------------------------------------------------------------------
@@ -555,6 +572,36 @@ def make_router(*, routes: dict[str, str], secret: str, secure_cookies: bool, ra
         case_id = form.get("case_id", "")
         target = f"/ui/cases/{quote(case_id)}" if case_id else "/ui/"
         return back(target, notice="done") if reply.ok else back(target, error=problem_text(reply))
+
+    # --- statistics for analysts ----------------------------------------------------------------
+
+    @router.get("/statistics", response_class=HTMLResponse)
+    async def statistics(request: Request) -> Response:
+        """The analysts' page: choose a period, read the council report or take its figures as CSV."""
+        user = await signed_in(request)
+        if isinstance(user, Response):
+            return user
+        period = request.query_params.get("period") or datetime.now(UTC).strftime("%Y-%m")
+        if not PERIOD.fullmatch(period):
+            return render(request, "statistics.html", 422, user=user, period=period, period_error=True)
+        found = await upstream.call(request, user, "GET", "monitoring/indicators", params={"period": period})
+        if not found.ok:
+            return trouble(request, user, found)
+        return render(request, "statistics.html", user=user, period=period, period_error=False)
+
+    @router.get("/statistics/report")
+    async def statistics_report(request: Request) -> Response:
+        user = await signed_in(request)
+        if isinstance(user, Response):
+            return user
+        period = request.query_params.get("period", "")
+        fmt = "csv" if request.query_params.get("format") == "csv" else "html"
+        if not PERIOD.fullmatch(period):
+            return render(request, "statistics.html", 422, user=user, period=period, period_error=True)
+        found = await upstream.call(request, user, "GET", "monitoring/report", params={"period": period, "format": fmt})
+        if not found.ok:
+            return trouble(request, user, found)
+        return Response(found.content, media_type=found.media_type)
 
     # --- the partner portal -------------------------------------------------------------------
 

@@ -370,6 +370,7 @@ def gateway_settings(tmp_path: Path, **overrides: Any) -> Any:
         "referral_url": "http://referral",
         "courses_url": "http://courses",
         "partners_url": "http://partners",
+        "monitoring_url": "http://monitoring",
     }
     values.update(overrides)
     return GatewaySettings(**values)

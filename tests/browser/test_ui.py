@@ -24,6 +24,7 @@ import uvicorn
 
 from gateway.app import create_app
 from services.courses.app import create_app as create_courses
+from services.monitoring.app import create_app as create_monitoring
 from services.partners.app import create_app as create_partners
 from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
@@ -37,6 +38,7 @@ from tests.conftest import (
     registration_settings,
     running_app,
 )
+from tests.service.test_monitoring_api import monitoring_settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -70,6 +72,7 @@ async def stack(broker: Any, tmp_path: Path) -> AsyncIterator[Stack]:
         "referral": create_referral(referral_settings(db("referral"), bootstrap)),
         "courses": create_courses(courses_settings(db("courses"), bootstrap, seed_demo_courses=True)),
         "partners": create_partners(partners_settings(db("partners"), bootstrap)),
+        "monitoring": create_monitoring(monitoring_settings(db("monitoring"), bootstrap)),
     }
     gateway = create_app(gateway_settings(tmp_path))  # environment "test": Secure cookies
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -260,6 +263,24 @@ async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
             await lotse.reload()
             assert await job.get_attribute("data-status") == "accepted"
             await shot(lotse, "10-case-accepted")
+            # The analyst's page: the council report and its figures, no person in sight.
+            analyst = await browser.new_page()
+            await sign_in(analyst, "statistik")
+            await analyst.goto(f"{stack.url}/ui/statistics?period=2026-11")
+            assert await analyst.get_by_role("heading", name="Statistik").count() == 1
+            await accessible(analyst, "statistics")
+            async with analyst.expect_navigation():
+                await analyst.get_by_role("link", name="Bericht an den Stadtrat (HTML, druckbar als PDF)").click()
+            assert await analyst.locator("svg").count() > 0, "the report draws its charts"
+            await shot(analyst, "11-council-report")
+            assert "Haddad" not in await analyst.content()
+            csv = await analyst.request.get(f"{stack.url}/ui/statistics/report?period=2026-11&format=csv")
+            assert csv.ok and csv.headers["content-type"].startswith("text/csv")
+            await analyst.goto(f"{stack.url}/ui/statistics?period=last-year")
+            assert await analyst.get_by_role("alert").count() >= 1
+            denied = await lotse.request.get(f"{stack.url}/ui/statistics/report?period=2026-11&format=csv")
+            assert denied.status == 403, "a caseworker does not read statistics"
+
             # Signing out ends the session.
             await lotse.get_by_role("button", name="Abmelden").click()
             await lotse.goto(f"{stack.url}/ui/cases/{case}")
