@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,6 +64,51 @@ async def load(
     if errors:
         print(f"  ! {errors} error answers on {method} {url}")
     return latencies
+
+
+WRK_SCRIPT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format(BODY, tostring(math.random(1, 1e9)) .. "-" .. counter)
+  return wrk.format(nil, nil, nil, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d\\n", summary.requests, summary.errors.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk(
+    name: str, url: str, *, headers: dict[str, str], body: dict[str, Any] | None, workdir: Path
+) -> dict[str, float]:
+    """Load from wrk (C, one thread): the Python client would be the bottleneck, not the service."""
+    script = workdir / f"load-{len(list(workdir.glob('*.lua')))}.lua"
+    template = json.dumps(body).replace("%", "%%").replace("BENCHNAME", "%s") if body else None
+    lua = WRK_SCRIPT.replace("BODY", json.dumps(template) if template else '""')
+    if body is None:
+        lua = lua.replace("return wrk.format(nil, nil, nil, body)", "return wrk.format(nil, nil, nil, nil)")
+    else:
+        lua = 'wrk.method = "POST"\n' + lua
+    script.write_text(lua)
+    args = ["wrk", "-t1", f"-c{CONCURRENCY}", f"-d{int(SECONDS)}s", "-s", str(script), "--latency", url]
+    for key, value in {**headers, **({"Content-Type": "application/json"} if body else {})}.items():
+        args += ["-H", f"{key}: {value}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("RESULT"))
+    requests, errors, p50, p99 = (int(x) for x in line.split()[1:])
+    result = {"per_second": requests / SECONDS, "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "errors": errors}
+    summary_line(name, result)
+    if errors:
+        print(f"    ({errors} error answers)")
+    return result
+
+
+def summary_line(name: str, result: dict[str, float]) -> None:
+    print(
+        f"  {name:<28} {result['per_second']:8.0f}/s   p50 {result['p50_ms']:6.1f} ms   p99 {result['p99_ms']:6.1f} ms"
+    )
 
 
 def summary(name: str, latencies: list[float]) -> dict[str, float]:
@@ -129,11 +175,23 @@ async def main() -> None:
                 token = (await client.post("/auth/token", json={"username": "registrar",
                                                                 "password": password["registrar"]})).json()  # fmt: skip
                 auth = {"Authorization": f"Bearer {token['access_token']}"}
-                print(f"bench: {SECONDS:.0f} s each, {CONCURRENCY} concurrent clients, {os.cpu_count()} cores")
-                baseline = summary("baseline GET /healthz", await load(client, "GET", "/healthz", None, {}))
-                registrations = summary(
-                    "POST /api/v1/registrations", await load(client, "POST", "/api/v1/registrations", body, auth)
-                )
+                print(f"bench: {SECONDS:.0f} s each, {CONCURRENCY} connections, {os.cpu_count()} cores")
+                if shutil.which("wrk"):
+                    baseline = await asyncio.to_thread(
+                        wrk, "baseline GET /healthz", f"{gateway}/healthz", headers={}, body=None, workdir=var
+                    )
+                    named = body() | {"given_names": "Bench BENCHNAME"}
+                    registrations = await asyncio.to_thread(
+                        wrk, "POST /api/v1/registrations", f"{gateway}/api/v1/registrations", headers=auth,
+                        body=named, workdir=var,
+                    )  # fmt: skip
+                else:
+                    print("  ! wrk is not installed (apt-get install wrk): the Python load generator below is")
+                    print("    itself the bottleneck, so these figures say little about the services.")
+                    baseline = summary("baseline GET /healthz", await load(client, "GET", "/healthz", None, {}))
+                    registrations = summary(
+                        "POST /api/v1/registrations", await load(client, "POST", "/api/v1/registrations", body, auth)
+                    )
             consumer = AIOKafkaConsumer("registration.persons.v1", bootstrap_servers=broker.bootstrap_servers,
                                         auto_offset_reset="earliest", group_id=None)  # fmt: skip
             # Latency from commit (ce_time) to a consumer, for events produced while we listen.

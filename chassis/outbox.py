@@ -162,8 +162,8 @@ class OutboxRelay:
                 await self._get_producer()  # creates the topics at start, before the first event
                 published = await self.publish_pending()
                 delay = 0.2
-                if published:
-                    continue  # there may be more behind this batch
+                if published >= self.settings.outbox_batch_size:
+                    continue  # a full batch: there is more behind it
                 await self._purge_old()
             except (TimeoutError, KafkaError, OSError) as exc:
                 log.warning("outbox relay: broker unavailable (%s); retrying in %.1fs", exc, delay)
@@ -181,6 +181,10 @@ class OutboxRelay:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
+        if self._wake.is_set() and not self._stopping.is_set():
+            # Woken by a commit: linger a moment so that the commits of concurrent requests go out
+            # in one batch instead of one round trip (and one database update) each.
+            await asyncio.sleep(self.settings.outbox_linger_seconds)
         self._wake.clear()
 
     async def stop(self, flush_timeout: float = 5.0) -> None:
@@ -213,40 +217,59 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows were published."""
-        async with self.session_factory() as session, session.begin():
+        async with self.session_factory() as session:
             if session.get_bind().dialect.name == "postgresql":
-                # One publisher per database at a time keeps the order per key across replicas.
-                got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self.lock_key})
-                if not got:
-                    return 0
-            rows = (
-                await session.execute(
-                    select(self.table)
-                    .where(self.table.c.published_at.is_(None))
-                    .order_by(self.table.c.id)
-                    .limit(self.settings.outbox_batch_size)
-                )
-            ).all()
-            if not rows:
-                self.backlog = 0
-                return 0
-            self.backlog = len(rows)
-            producer = await self._get_producer()
-            chains: dict[str, list[Any]] = {}
-            for row in rows:
-                chains.setdefault(row.partition_key, []).append(row)
-            outcomes = await asyncio.gather(*(self._send_chain(producer, chain) for chain in chains.values()))
-            sent_ids = [row_id for sent, _ in outcomes for row_id in sent]
-            failure = next((error for _, error in outcomes if error is not None), None)
-            if sent_ids:
-                await session.execute(
-                    update(self.table).where(self.table.c.id.in_(sent_ids)).values(published_at=utcnow())
-                )
-            self.published_total += len(sent_ids)
+                async with session.begin():
+                    # One publisher per database at a time keeps the order per key across replicas;
+                    # the lock lasts the transaction, so reading, sending and marking happen in it.
+                    got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self.lock_key})
+                    if not got:
+                        return 0
+                    rows = await self._pending(session)
+                    sent_ids, failure = await self._send(rows)
+                    await self._mark_sent(session, sent_ids)
+            else:
+                # SQLite has one writer and one relay per process: holding a transaction while the
+                # broker answers would make every request's commit wait for the lock, so read,
+                # send and mark in turn.
+                async with session.begin():
+                    rows = await self._pending(session)
+                sent_ids, failure = await self._send(rows)
+                async with session.begin():
+                    await self._mark_sent(session, sent_ids)
         if failure is not None:
             raise failure
-        await self.count_backlog()
+        if len(rows) < self.settings.outbox_batch_size:
+            self.backlog = 0  # we took all there was; a full batch leaves the count to the next round
         return len(sent_ids)
+
+    async def _pending(self, session: AsyncSession) -> list[Any]:
+        rows = (
+            await session.execute(
+                select(self.table)
+                .where(self.table.c.published_at.is_(None))
+                .order_by(self.table.c.id)
+                .limit(self.settings.outbox_batch_size)
+            )
+        ).all()
+        self.backlog = len(rows)
+        return list(rows)
+
+    async def _send(self, rows: list[Any]) -> tuple[list[int], Exception | None]:
+        if not rows:
+            return [], None
+        producer = await self._get_producer()
+        chains: dict[str, list[Any]] = {}
+        for row in rows:
+            chains.setdefault(row.partition_key, []).append(row)
+        outcomes = await asyncio.gather(*(self._send_chain(producer, chain) for chain in chains.values()))
+        sent_ids = [row_id for sent, _ in outcomes for row_id in sent]
+        return sent_ids, next((error for _, error in outcomes if error is not None), None)
+
+    async def _mark_sent(self, session: AsyncSession, sent_ids: list[int]) -> None:
+        if sent_ids:
+            await session.execute(update(self.table).where(self.table.c.id.in_(sent_ids)).values(published_at=utcnow()))
+            self.published_total += len(sent_ids)
 
     async def _send_chain(self, producer: AIOKafkaProducer, rows: list[Any]) -> tuple[list[int], Exception | None]:
         """Send one key's rows one after the other, stopping at the first failure.
@@ -258,13 +281,13 @@ class OutboxRelay:
         sent: list[int] = []
         for row in rows:
             try:
-                await (await self._send(producer, row))
+                await (await self._send_one(producer, row))
             except Exception as exc:  # noqa: BLE001 - the row stays pending and is retried
                 return sent, exc
             sent.append(row.id)
         return sent, None
 
-    async def _send(self, producer: AIOKafkaProducer, row: Any) -> asyncio.Future[Any]:
+    async def _send_one(self, producer: AIOKafkaProducer, row: Any) -> asyncio.Future[Any]:
         headers = cloudevents.binary_headers(
             event_id=row.event_id,
             event_type=row.event_type,

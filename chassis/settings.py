@@ -51,6 +51,8 @@ class ServiceSettings(BaseSettings):
 
     outbox_poll_seconds: float = 1.0
     outbox_batch_size: int = 500
+    #: After a commit wakes the relay it waits this long, to publish concurrent commits together.
+    outbox_linger_seconds: float = 0.005
 
     otel_exporter: Literal["none", "console", "otlp"] = Field("none", validation_alias=_unprefixed("OTEL_EXPORTER"))
     log_level: str = Field("INFO", validation_alias=_unprefixed("LOG_LEVEL"))
