@@ -14,7 +14,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis import cloudevents
-from chassis.clock import as_utc
+from chassis.clock import as_utc, system_clock
 from chassis.kafka import ensure_topics, new_producer
 from chassis.settings import ServiceSettings
 from chassis.telemetry import kafka_instrumented
@@ -95,8 +95,7 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
     return MessagingTables(outbox=outbox, inbox=inbox)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+utcnow = system_clock  # the outbox and inbox stamp rows with the system's time
 
 
 class Outbox:

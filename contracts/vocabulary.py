@@ -25,6 +25,19 @@ class AgeBand(StrEnum):
     AGE_65_PLUS = "65+"
 
 
+#: Each band's first and last year of age (65+ up to the oldest plausible age).
+AGE_BAND_YEARS: dict[AgeBand, tuple[int, int]] = {
+    AgeBand.AGE_0_2: (0, 2),
+    AgeBand.AGE_3_5: (3, 5),
+    AgeBand.AGE_6_9: (6, 9),
+    AgeBand.AGE_10_17: (10, 17),
+    AgeBand.AGE_18_26: (18, 26),
+    AgeBand.AGE_27_44: (27, 44),
+    AgeBand.AGE_45_64: (45, 64),
+    AgeBand.AGE_65_PLUS: (65, 130),
+}
+
+
 class ResidenceStatusGroup(StrEnum):
     EU_CITIZEN = "eu_citizen"
     RECOGNISED_REFUGEE = "recognised_refugee"  # incl. subsidiary protection

@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from contracts.vocabulary import AgeBand, Gender, GermanLevel
+from contracts.vocabulary import AGE_BAND_YEARS, AgeBand, Gender, GermanLevel
 
 
 class CourseError(ValueError):
@@ -66,11 +66,6 @@ class CourseStatus(StrEnum):
 # --- eligibility and overlaps ----------------------------------------------------------------
 
 _LEVELS = list(GermanLevel)
-_BAND_AGES: dict[AgeBand, tuple[int, int]] = {
-    AgeBand.AGE_0_2: (0, 2), AgeBand.AGE_3_5: (3, 5), AgeBand.AGE_6_9: (6, 9),
-    AgeBand.AGE_10_17: (10, 17), AgeBand.AGE_18_26: (18, 26), AgeBand.AGE_27_44: (27, 44),
-    AgeBand.AGE_45_64: (45, 64), AgeBand.AGE_65_PLUS: (65, 130),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,7 +105,7 @@ def eligibility_problems(course: CourseRules, learner: Learner) -> list[str]:
     ):
         problems.append(f"German level {learner.german_level} already reaches the course's {course.target_level}")
     if (course.min_age is not None or course.max_age is not None) and learner.age_band is not None:
-        low, high = _BAND_AGES[learner.age_band]
+        low, high = AGE_BAND_YEARS[learner.age_band]
         if course.min_age is not None and high < course.min_age:
             problems.append(f"the course is from age {course.min_age}")
         if course.max_age is not None and low > course.max_age:

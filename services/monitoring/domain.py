@@ -28,7 +28,15 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from contracts.vocabulary import AgeBand, EsserDimension, Gender, GermanLevel, ResidenceStatusGroup, ServiceType
+from contracts.vocabulary import (
+    AGE_BAND_YEARS,
+    AgeBand,
+    EsserDimension,
+    Gender,
+    GermanLevel,
+    ResidenceStatusGroup,
+    ServiceType,
+)
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 CITY = "Landsberg am Lech"
@@ -66,17 +74,6 @@ COUNSELLING_SERVICES = frozenset(
 )
 PLACEMENT_SERVICES = (ServiceType.JOB_PLACEMENT, ServiceType.QUALIFICATION_RECOGNITION)  # Jobcenter, IHK
 CHILD_BANDS = (AgeBand.AGE_0_2, AgeBand.AGE_3_5, AgeBand.AGE_6_9, AgeBand.AGE_10_17)
-#: Age bands as [first year, last year]; 65+ is open and only needed to age children out.
-BAND_YEARS: dict[AgeBand, tuple[int, int]] = {
-    AgeBand.AGE_0_2: (0, 2),
-    AgeBand.AGE_3_5: (3, 5),
-    AgeBand.AGE_6_9: (6, 9),
-    AgeBand.AGE_10_17: (10, 17),
-    AgeBand.AGE_18_26: (18, 26),
-    AgeBand.AGE_27_44: (27, 44),
-    AgeBand.AGE_45_64: (45, 64),
-    AgeBand.AGE_65_PLUS: (65, 99),
-}
 SURVEY_ANSWERS = ("very_satisfied", "satisfied", "less_satisfied", "dissatisfied")
 
 # --- periods ---------------------------------------------------------------------------------
@@ -833,13 +830,13 @@ def proposals(facts: Facts, period: Period, k: int) -> list[Proposal]:
 
 def band_probabilities(band: AgeBand, registered_on: date, on: date) -> dict[AgeBand, float]:
     """Where a person of ``band`` on ``registered_on`` is on ``on``: ages uniform within the band."""
-    first, last = BAND_YEARS[band]
+    first, last = AGE_BAND_YEARS[band]
     years = max(0.0, (on - registered_on).days / 365.25)
     low, high = first + years, last + 1 + years
     width = last + 1 - first
     spread: dict[AgeBand, float] = {}
     for target in CHILD_BANDS:
-        t_first, t_last = BAND_YEARS[target]
+        t_first, t_last = AGE_BAND_YEARS[target]
         overlap = min(high, t_last + 1) - max(low, t_first)
         if overlap > 0:
             spread[target] = overlap / width

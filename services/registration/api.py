@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc
+from chassis.clock import system_clock as now
 from chassis.errors import Problem
 from chassis.schemas import Page
 from chassis.service import UnitOfWorkDep
@@ -39,10 +40,6 @@ from services.registration.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["registration"])
 
 ActorHeader = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who acts; set by the gateway")]
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def etag(person: Person) -> str:

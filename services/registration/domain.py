@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from contracts.vocabulary import AgeBand, EmploymentSituation, GermanLevel, NeedCategory, Schooling
+from contracts.vocabulary import AGE_BAND_YEARS, AgeBand, EmploymentSituation, GermanLevel, NeedCategory, Schooling
 
 OLDEST_PLAUSIBLE_AGE = 130
 
@@ -97,21 +97,10 @@ def check_birth_date(birth_date: date, today: date) -> None:
         raise RegistrationError(f"the birth date is more than {OLDEST_PLAUSIBLE_AGE} years ago")
 
 
-_BANDS = [
-    (2, AgeBand.AGE_0_2),
-    (5, AgeBand.AGE_3_5),
-    (9, AgeBand.AGE_6_9),
-    (17, AgeBand.AGE_10_17),
-    (26, AgeBand.AGE_18_26),
-    (44, AgeBand.AGE_27_44),
-    (64, AgeBand.AGE_45_64),
-]
-
-
 def age_band(birth_date: date, day: date) -> AgeBand:
     age = age_on(birth_date, day)
-    for upper, band in _BANDS:
-        if age <= upper:
+    for band, (_, last) in AGE_BAND_YEARS.items():
+        if age <= last:
             return band
     return AgeBand.AGE_65_PLUS
 

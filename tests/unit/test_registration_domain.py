@@ -265,13 +265,13 @@ def test_age_band_contains_age_on(born: date, day: date) -> None:
 
 @given(dates, dates, dates)
 def test_age_band_never_goes_down_as_time_passes(born: date, day: date, later: date) -> None:
-    assume(born <= day <= later)
+    born, day, later = sorted((born, day, later))  # ordered, not filtered: no input is thrown away
     assert BAND_ORDER.index(domain.age_band(born, day)) <= BAND_ORDER.index(domain.age_band(born, later))
 
 
 @given(dates, dates, dates)
 def test_age_band_is_higher_or_equal_for_who_is_born_earlier(earlier: date, born: date, day: date) -> None:
-    assume(earlier <= born <= day)
+    earlier, born, day = sorted((earlier, born, day))
     assert BAND_ORDER.index(domain.age_band(earlier, day)) >= BAND_ORDER.index(domain.age_band(born, day))
 
 
