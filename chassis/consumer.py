@@ -78,8 +78,7 @@ class EventConsumer:
         self._consumer = consumer  # from here on, _close stops it, even while it is still joining
         try:
             await retry_until_ready(consumer.start, what="consumer", stop=self._stopping)
-            for partition in consumer.assignment():
-                await consumer.position(partition)  # fixes where "latest" starts, before anyone waits on us
+            await self._fix_start(consumer)
             self.assigned.set()
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
@@ -111,6 +110,20 @@ class EventConsumer:
         self._stopping.set()
         if not self._in_batch and self._task is not None:
             self._task.cancel()
+
+    async def _fix_start(self, consumer: AIOKafkaConsumer) -> None:
+        """Resolve and commit where a new group starts, before anyone waits on ``assigned``.
+
+        Without the commit, a group that rebalanced before its first batch (a missed heartbeat
+        on a busy machine) would resolve "latest" again and skip what was published meanwhile.
+        """
+        start: dict[TopicPartition, int] = {}
+        for partition in consumer.assignment():
+            position = await consumer.position(partition)
+            if await consumer.committed(partition) is None:
+                start[partition] = position
+        if start:
+            await self._commit(consumer, start)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:

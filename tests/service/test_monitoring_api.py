@@ -145,14 +145,18 @@ async def seeded(client: httpx.AsyncClient, bootstrap: str) -> dict[str, Any]:
 
     # Every event has a handler: all are in once the consumer handled as many as were produced.
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    await eventually(lambda: _true(runtime.consumer.handled_total == len(events)))
+    consumer = runtime.consumer
+    counts = await eventually(lambda: _counts(consumer, len(events)))
+    assert counts == {"handled": len(events), "dead_lettered": 0}, counts
     reply = await client.get("/api/v1/monitoring/indicators", params={"period": "2026-11"}, headers=ANALYST)
     final: dict[str, Any] = reply.json()
     return final
 
 
-async def _true(value: bool) -> bool:
-    return value
+async def _counts(consumer: Any, expected: int) -> dict[str, int] | None:
+    """The consumer's tallies once it has dealt with ``expected`` events (None before)."""
+    counts = {"handled": consumer.handled_total, "dead_lettered": consumer.dead_lettered_total}
+    return counts if sum(counts.values()) >= expected else None
 
 
 async def test_seeded_events_give_exact_indicators(monitoring: httpx.AsyncClient, broker: Any) -> None:
