@@ -1,0 +1,25 @@
+"""The web UI: server-rendered pages (Jinja2, autoescaped), German by default with an English switch.
+
+One module per audience (``public``, ``staff``, ``portal``, ``statistics``), all built on ``kit``;
+what the pages say lives in ``words``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.staticfiles import StaticFiles
+
+from gateway.ui import portal, public, staff, statistics
+from gateway.ui.kit import HERE, Kit
+
+
+def make_router(*, routes: dict[str, str], secret: str, secure_cookies: bool, rate_limit_per_minute: int) -> APIRouter:
+    ui = Kit(routes=routes, secret=secret, secure_cookies=secure_cookies, rate_limit_per_minute=rate_limit_per_minute)
+    router = APIRouter(prefix="/ui", include_in_schema=False)
+    for pages in (public, staff, portal, statistics):
+        pages.add_routes(router, ui)
+    return router
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=HERE / "static")

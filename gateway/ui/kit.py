@@ -1,0 +1,221 @@
+"""What every page needs: calling the services as the signed-in user, rendering, cookies, CSRF.
+
+Every page reads and writes through the public API's own road: the role x route matrix of
+``policy``, the per-user rate limit, and the caller's identity signed into the internal header
+exactly as the gateway's ``proxy`` does; the services make the object-level checks. The UI holds
+no business rule of its own. Browser sessions: the sign-in's token in an HttpOnly, SameSite=Lax
+cookie (Secure outside development); every form carries a CSRF token (double submit).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from chassis import identity as internal
+from chassis.identity import Identity
+from gateway import policy
+from gateway.auth import Unauthenticated
+from gateway.ui.words import CODES, WORDS
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "lip_session"
+CSRF_COOKIE = "lip_csrf"
+LANG_COOKIE = "lip_lang"
+LANGS = ("de", "en")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    content: bytes = b""
+    media_type: str = "application/json"
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def items(self) -> list[Any]:
+        """A page's items, or nothing when the call did not succeed."""
+        return list(self.body["items"]) if self.ok and isinstance(self.body, dict) else []
+
+
+class Upstream:
+    """The gateway's forwarding for the UI: the same policy, the same signed identity, the pooled client."""
+
+    def __init__(self, routes: dict[str, str], secret: str) -> None:
+        self.routes = routes
+        self.secret = secret
+
+    async def call(self, request: Request, caller: Identity | None, method: str, path: str, *,
+                   json: Any = None, params: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> Reply:  # fmt: skip
+        base = self.routes.get(path.split("/", 1)[0])
+        verdict = policy.decide(method, f"/api/v1/{path}", caller.roles if caller else None)
+        if base is None or not verdict:
+            return Reply(403 if verdict is False else 401, {"detail": "not allowed"})
+        sent = [("x-request-id", request.headers.get("x-request-id") or str(uuid.uuid4()))]
+        sent += list((headers or {}).items())
+        if "traceparent" in request.headers:
+            sent.append(("traceparent", request.headers["traceparent"]))
+        if caller is not None:
+            sent.append((internal.HEADER, internal.sign(caller, self.secret)))
+            sent += [(k.decode(), v.decode()) for k, v in internal.plain_headers(caller)]
+        client: httpx.AsyncClient = request.app.state.client
+        try:
+            reply = await client.request(method, f"{base}/api/v1/{path}", json=json, params=params, headers=sent)
+        except httpx.HTTPError:
+            log.warning("UI: upstream %s unreachable", base)
+            return Reply(503, {"detail": "unavailable"})
+        try:
+            body = reply.json() if reply.content else None
+        except ValueError:
+            body = None
+        return Reply(reply.status_code, body, reply.content, reply.headers.get("content-type", "application/json"))
+
+
+class Kit:
+    """Rendering, sessions and forms, shared by the page modules."""
+
+    def __init__(
+        self, *, routes: dict[str, str], secret: str, secure_cookies: bool, rate_limit_per_minute: int
+    ) -> None:
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
+        self.upstream = Upstream(routes, secret)
+        self.secure_cookies = secure_cookies
+        self.rate_limit_per_minute = rate_limit_per_minute
+
+    async def call(self, request: Request, caller: Identity | None, method: str, path: str, **kwargs: Any) -> Reply:
+        return await self.upstream.call(request, caller, method, path, **kwargs)
+
+    @staticmethod
+    def lang_of(request: Request) -> str:
+        asked = request.query_params.get("lang")
+        if asked in LANGS:
+            return asked
+        stored = request.cookies.get(LANG_COOKIE)
+        return stored if stored in LANGS else "de"
+
+    def words(self, request: Request) -> dict[str, str]:
+        return WORDS[self.lang_of(request)]
+
+    def set_cookie(self, response: Response, name: str, value: str, max_age: int | None = None) -> None:
+        response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, samesite="lax",
+                            secure=self.secure_cookies)  # fmt: skip
+
+    def delete_cookie(self, response: Response, name: str) -> None:
+        response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=self.secure_cookies)
+
+    @staticmethod
+    async def current(request: Request) -> Identity | None:
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            return None
+        try:
+            user: Identity = await request.app.state.verifier.verify(token)
+        except Unauthenticated:
+            return None
+        return user
+
+    def render(self, request: Request, template: str, status: int = 200, *, user: Identity | None = None,
+               csrf: str | None = None, **context: Any) -> HTMLResponse:  # fmt: skip
+        lang = self.lang_of(request)
+        words, codes = WORDS[lang], CODES[lang]
+        token = csrf or request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+
+        def label(code: Any) -> str:
+            text = str(code) if code is not None else ""
+            return codes.get(text, text.replace("_", " "))
+
+        context.setdefault("notice", request.query_params.get("notice"))
+        context.setdefault("error", request.query_params.get("error"))
+        html = self.env.get_template(template).render(
+            t=words, label=label, lang=lang, user=user, csrf_token=token, path=request.url.path,
+            other_lang="en" if lang == "de" else "de", **context,
+        )  # fmt: skip
+        response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
+        if request.query_params.get("lang") in LANGS:
+            self.set_cookie(response, LANG_COOKIE, lang, max_age=365 * 24 * 3600)
+        if request.cookies.get(CSRF_COOKIE) != token:
+            self.set_cookie(response, CSRF_COOKIE, token)
+        return response
+
+    @staticmethod
+    async def form_with_csrf(request: Request) -> dict[str, str] | None:
+        """The posted form, or None when its CSRF token does not match the cookie's."""
+        form = await request.form()
+        sent = str(form.get("csrf_token", ""))
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
+            return None
+        return {k: str(v) for k, v in form.items() if isinstance(v, str)}
+
+    async def form_list(self, request: Request, name: str) -> list[str]:
+        """Every value of a repeated form field (checkboxes); call after ``form_with_csrf``."""
+        form = await request.form()
+        return [str(v) for v in form.getlist(name) if isinstance(v, str)]
+
+    def refused(self, request: Request, user: Identity | None, key: str, status: int) -> HTMLResponse:
+        return self.render(request, "message.html", status, user=user, message=self.words(request)[key])
+
+    def trouble(self, request: Request, user: Identity | None, reply: Reply) -> HTMLResponse:
+        key = {401: "forbidden", 403: "forbidden", 404: "not_found"}.get(reply.status, "unavailable")
+        return self.refused(request, user, key, reply.status if reply.status in (401, 403, 404) else 503)
+
+    async def signed_in(self, request: Request) -> Identity | Response:
+        """The signed-in user (counted against the per-user rate limit), or a redirect to sign in."""
+        user = await self.current(request)
+        if user is None:
+            return RedirectResponse(f"/ui/sign-in?next={quote(request.url.path)}", status_code=303)
+        retry = await request.app.state.limiter.hit(f"user:{user.subject}", self.rate_limit_per_minute)
+        if retry is not None:
+            response = self.refused(request, user, "too_many", 429)
+            response.headers["Retry-After"] = str(int(retry))
+            return response
+        return user
+
+    async def posted(self, request: Request) -> tuple[Identity, dict[str, str]] | Response:
+        """A signed-in user's form with a valid CSRF token, or the response that refuses it."""
+        user = await self.signed_in(request)
+        if isinstance(user, Response):
+            return user
+        form = await self.form_with_csrf(request)
+        if form is None:
+            return self.refused(request, user, "csrf", 403)
+        return user, form
+
+    @staticmethod
+    def back(path: str, notice: str | None = None, error: str | None = None) -> RedirectResponse:
+        query = f"?notice={quote(notice)}" if notice else f"?error={quote(error)}" if error else ""
+        return RedirectResponse(path + query, status_code=303)
+
+    def after(self, target: str, reply: Reply) -> RedirectResponse:
+        """Back to ``target`` with "done" or the Problem's detail."""
+        return self.back(target, notice="done") if reply.ok else self.back(target, error=problem_text(reply))
+
+
+def problem_text(reply: Reply) -> str:
+    body = reply.body if isinstance(reply.body, dict) else {}
+    return str(body.get("detail") or reply.status)
+
+
+def safe_next(request: Request, value: str | None = None) -> str:
+    target = value if value is not None else request.query_params.get("next", "")
+    return target if target.startswith("/ui/") and not target.startswith("//") and "\\" not in target else "/ui/"
