@@ -1,0 +1,138 @@
+"""The stack every browser test stands on, and what the tests do in every page.
+
+The gateway runs in a real uvicorn server on a free port; the registration, referral, courses,
+partners and monitoring apps are the real apps on SQLite with the session's broker, reached over
+ASGI mounts. Playwright drives Debian's ``chromium``; axe-core checks pages for critical violations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from services.courses.app import create_app as create_courses
+from services.monitoring.app import create_app as create_monitoring
+from services.partners.app import create_app as create_partners
+from services.referral.app import create_app as create_referral
+from services.registration.app import create_app as create_registration
+from tests.conftest import (
+    courses_settings,
+    eventually,
+    gateway_settings,
+    partners_settings,
+    referral_settings,
+    registration_settings,
+    running_app,
+)
+from tests.service.test_monitoring_api import monitoring_settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]  # fmt: skip
+
+
+class Stack:
+    def __init__(self, url: str, gateway: Any, shots: Path) -> None:
+        self.url = url
+        self.gateway = gateway
+        self.shots = shots
+
+    def password(self, username: str) -> str:
+        return str(self.gateway.state.demo_credentials[username])
+
+    async def bearer(self, client: httpx.AsyncClient, username: str) -> dict[str, str]:
+        reply = await client.post("/auth/token", json={"username": username, "password": self.password(username)})
+        assert reply.status_code == 200, reply.text
+        return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+
+
+@pytest.fixture
+async def stack(broker: Any, tmp_path: Path) -> AsyncIterator[Stack]:
+    bootstrap = broker.bootstrap_servers
+
+    def db(name: str) -> str:
+        return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+
+    apps = {
+        "registration": create_registration(registration_settings(db("registration"), bootstrap)),
+        "referral": create_referral(referral_settings(db("referral"), bootstrap)),
+        "courses": create_courses(courses_settings(db("courses"), bootstrap, seed_demo_courses=True)),
+        "partners": create_partners(partners_settings(db("partners"), bootstrap)),
+        "monitoring": create_monitoring(monitoring_settings(db("monitoring"), bootstrap)),
+    }
+    gateway = create_app(gateway_settings(tmp_path))  # environment "test": Secure cookies
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    async with AsyncExitStack() as stack:
+        for app in apps.values():  # one at a time: Alembic's migration context is process-global
+            await stack.enter_async_context(running_app(app))
+        await stack.enter_async_context(running_app(gateway))
+        await gateway.state.client.aclose()
+        gateway.state.client = httpx.AsyncClient(
+            mounts={f"http://{name}": httpx.ASGITransport(app=app) for name, app in apps.items()}, timeout=30
+        )
+        gateway.state.api_keys.client = gateway.state.client
+        server = uvicorn.Server(uvicorn.Config(gateway, lifespan="off", log_level="warning", access_log=False))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        await eventually(lambda: _true(server.started), timeout_s=10)
+        shots = tmp_path / "screenshots"
+        shots.mkdir()
+        try:
+            yield Stack(f"http://127.0.0.1:{sock.getsockname()[1]}", gateway, shots)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
+            await gateway.state.client.aclose()
+            sock.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def launch_args() -> dict[str, Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`; .ci/run does)")
+    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+class Browsing:
+    """Screenshots and accessibility checks for one test, and signing in as a demo user."""
+
+    def __init__(self, stack: Stack) -> None:
+        from axe_playwright_python.async_playwright import Axe
+
+        self.stack = stack
+        self.axe = Axe()
+        self.checked: dict[str, list[str]] = {}
+
+    async def shot(self, page: Any, name: str) -> None:
+        await page.screenshot(path=str(self.stack.shots / f"{name}.png"), full_page=True)
+
+    async def accessible(self, page: Any, name: str) -> None:
+        results = await self.axe.run(page)
+        violations = results.response["violations"]
+        critical = [f"{v['id']}: {v['help']}" for v in violations if v.get("impact") == "critical"]
+        assert not critical, f"{name}: critical accessibility violations {critical}"
+        self.checked[name] = [f"{v['id']} ({v.get('impact')})" for v in violations]
+
+    async def sign_in(self, page: Any, username: str) -> None:
+        await page.goto(f"{self.stack.url}/ui/sign-in")
+        await page.get_by_label("Benutzername").fill(username)
+        await page.get_by_label("Passwort").fill(self.stack.password(username))
+        await page.get_by_role("button", name="Anmelden").click()
+        await page.wait_for_load_state()
+
+    def report(self) -> None:
+        print(f"\nscreenshots: {self.stack.shots}\naxe violations (none critical) per page: {self.checked}")
