@@ -55,7 +55,7 @@ WORDS: dict[str, dict[str, str]] = {
         "sent_at": "Gesendet", "answer_due": "Antwort fällig", "person_data": "Personendaten",
         "needs": "Bedarfe", "event": "Ereignis", "at": "Zeitpunkt", "actions": "Aktionen",
         "lang_switch": "English", "dimension": "Dimension", "yes": "ja", "no": "nein",
-        "escalated": "eskaliert", "more": "Details",
+        "escalated": "eskaliert", "more": "Details", "admin": "Verwaltung",
     },
     "en": {
         "app": "Integration platform Landsberg am Lech", "skip": "Skip to content",
@@ -105,7 +105,7 @@ WORDS: dict[str, dict[str, str]] = {
         "sent_at": "Sent", "answer_due": "Answer due", "person_data": "Personal data",
         "needs": "Needs", "event": "Event", "at": "At", "actions": "Actions",
         "lang_switch": "Deutsch", "dimension": "Dimension", "yes": "yes", "no": "no",
-        "escalated": "escalated", "more": "Details",
+        "escalated": "escalated", "more": "Details", "admin": "Administration",
     },
 }  # fmt: skip
 
