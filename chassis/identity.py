@@ -1,10 +1,12 @@
 """The caller's identity as the gateway vouches for it: a short-lived token signed with the
 internal secret, so that a service can trust who calls without trusting plain headers.
 
-The gateway strips ``X-Actor``, ``X-Partner-Id`` and ``X-Role`` from what clients send and sets
-them, with ``X-Internal-Identity``, from the verified sign-in or API key. A service verifies the
-token and rewrites the plain headers from it; where identity is required (production), a call
-without a valid token is refused.
+The gateway strips the plain identity headers (``X-Actor``, ``X-Partner-Id``, ``X-Role``, ``X-Team``)
+from what clients send and sets them, with ``X-Internal-Identity``, from the verified sign-in or API
+key. A service verifies the token and rewrites all the plain headers from it, so that none a client
+made up survives next to a token; where identity is required (production), a call without a valid
+token is refused. Services make their object-level checks from these headers (a partner's own
+referral, the cases of a caseworker's team).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from chassis.errors import problem_response
 
 HEADER = "x-internal-identity"
-PLAIN_HEADERS = (b"x-actor", b"x-partner-id", b"x-role")
+#: Where a token comes, these are replaced by what it says (any copies sent alongside are dropped).
+PLAIN_HEADERS = (b"x-actor", b"x-partner-id", b"x-role", b"x-team")
 AUDIENCE = "landsberg-internal"
 TTL_SECONDS = 60
 
@@ -65,6 +68,8 @@ def plain_headers(identity: Identity) -> list[tuple[bytes, bytes]]:
     headers = [(b"x-actor", identity.actor.encode()), (b"x-role", ",".join(sorted(identity.roles)).encode())]
     if identity.partner_id:
         headers.append((b"x-partner-id", identity.partner_id.encode()))
+    if identity.team:
+        headers.append((b"x-team", identity.team.encode()))
     return headers
 
 

@@ -1,4 +1,10 @@
-"""HTTP routes of the referral service: caseworkers' side and partners' side."""
+"""HTTP routes of the referral service: caseworkers' side and partners' side.
+
+Object-level checks (issue 6), from the identity the gateway forwards signed: a partner sees only the
+referrals addressed to it; a caseworker only the cases of their team (one without a team only the
+cases assigned to them) and the referrals of those cases; an admin every case. What is out of the
+caller's scope answers 404, exactly like what does not exist: the caller learns nothing of it.
+"""
 
 from __future__ import annotations
 
@@ -57,6 +63,20 @@ async def get_workflow(runtime: RuntimeDep) -> AsyncIterator[workflow.Workflow]:
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
 
 
+async def get_scope(request: Request) -> workflow.CaseScope:
+    """The caller's cases, from the plain identity headers the identity middleware rewrote from the
+    signed token (read from the request, not declared as parameters: clients cannot set them)."""
+    headers = request.headers
+    try:
+        return workflow.case_scope(headers.get("x-role"), headers.get("x-team"), headers.get("x-actor"))
+    except workflow.NotACaseReader as exc:
+        # The gateway's role policy never lets such a caller through; this is the second line.
+        raise Problem(403, "Cases and referrals are for caseworkers and admins.", kind="forbidden") from exc
+
+
+ScopeDep = Annotated[workflow.CaseScope, Depends(get_scope)]
+
+
 # --- read models ---------------------------------------------------------------------------
 
 
@@ -104,21 +124,40 @@ def goal_read(g: Goal) -> GoalRead:
     return GoalRead(goal_id=g.id, dimension=g.dimension, title=g.title, status=g.status, due_on=g.due_on)  # type: ignore[arg-type]
 
 
-async def load_case(w: workflow.Workflow, case_id: str, *, open_only: bool = False) -> Case:
+async def load_case(w: workflow.Workflow, case_id: str, scope: workflow.CaseScope, *, open_only: bool = False) -> Case:
     case = await w.session.get(Case, case_id)
-    if case is None:
+    # Another team's case is as unknown as one that does not exist (and checked before "closed").
+    if case is None or not scope.admits(case):
         raise Problem(404, f"No case with id {case_id}.", kind="not-found")
     if open_only and case.status != domain.CaseStatus.OPEN.value:
         raise Problem(409, f"The case is closed ({case.close_reason}); it takes no more changes.", kind="case-closed")
     return case
 
 
-async def load_referral(w: workflow.Workflow, referral_id: str, *, partner_id: str | None = None) -> Referral:
+async def load_referral(
+    w: workflow.Workflow,
+    referral_id: str,
+    *,
+    partner_id: str | None = None,
+    scope: workflow.CaseScope | None = None,
+) -> Referral:
     referral = await w.session.get(Referral, referral_id)
-    # A partner learns nothing of referrals addressed to others, not even that they exist.
-    if referral is None or (partner_id is not None and referral.partner_id != partner_id):
+    # A partner learns nothing of referrals addressed to others, not even that they exist; nor does a
+    # caseworker of the referrals of another team's cases.
+    if (
+        referral is None
+        or (partner_id is not None and referral.partner_id != partner_id)
+        or (scope is not None and not await in_scope(w, referral, scope))
+    ):
         raise Problem(404, f"No referral with id {referral_id}.", kind="not-found")
     return referral
+
+
+async def in_scope(w: workflow.Workflow, referral: Referral, scope: workflow.CaseScope) -> bool:
+    if scope.everything:
+        return True
+    case = await w.session.get(Case, referral.case_id)
+    return case is not None and scope.admits(case)
 
 
 async def act(w: workflow.Workflow, referral: Referral, action: domain.ReferralAction, **reasons: Any) -> ReferralRead:
@@ -138,6 +177,7 @@ async def act(w: workflow.Workflow, referral: Referral, action: domain.ReferralA
 @router.get("/cases", response_model=Page[CaseRead])
 async def list_cases(
     w: WorkflowDep,
+    scope: ScopeDep,
     status: domain.CaseStatus | None = None,
     caseworker_id: str | None = Query(None, max_length=64),
     team: str | None = Query(None, max_length=64),
@@ -145,7 +185,9 @@ async def list_cases(
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(50, ge=1, le=200),
 ) -> Page[CaseRead]:
-    filters = []
+    """The caller's cases, filtered. The filters narrow the caller's scope, never widen it: a caseworker
+    asking for another team's cases gets an empty page (not a 403, which would confirm the team has some)."""
+    filters = [scope.cases()]
     if status:
         filters.append(Case.status == status.value)
     if caseworker_id:
@@ -168,8 +210,8 @@ async def list_cases(
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)
-async def read_case(case_id: str, w: WorkflowDep) -> CaseDetail:
-    case = await load_case(w, case_id)
+async def read_case(case_id: str, w: WorkflowDep, scope: ScopeDep) -> CaseDetail:
+    case = await load_case(w, case_id, scope)
     referrals = (
         await w.session.scalars(select(Referral).where(Referral.case_id == case.id).order_by(Referral.created_at))
     ).all()
@@ -184,20 +226,30 @@ async def read_case(case_id: str, w: WorkflowDep) -> CaseDetail:
 
 
 @router.post("/cases/{case_id}/assignment", response_model=CaseRead)
-async def reassign(case_id: str, body: Assignment, w: WorkflowDep, actor: ActorHeader = "unauthenticated") -> CaseRead:
-    """A caseworker or team lead hands the case to another integration navigator."""
-    case = await load_case(w, case_id, open_only=True)
+async def reassign(
+    case_id: str, body: Assignment, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
+) -> CaseRead:
+    """A caseworker (or team lead: the same role) hands the case to another integration navigator of
+    the same team; only an admin moves a case to another team."""
+    case = await load_case(w, case_id, scope, open_only=True)
     worker = await w.session.get(CaseworkerRow, body.caseworker_id)
     if worker is None or not worker.active:
         raise Problem(422, f"No active caseworker {body.caseworker_id}.", kind="validation")
+    # The roster is no secret (GET /caseworkers), so naming the rule gives nothing away.
+    if not scope.everything and worker.team != (scope.team or case.team):
+        raise Problem(
+            403, "A caseworker hands a case on within the team; an admin moves it to another team.", kind="forbidden"
+        )
     await workflow.assign(w, case, worker.id, worker.team, assigned_by=actor)
     await w.uow.commit()
     return CaseRead(**case_read(case))
 
 
 @router.post("/cases/{case_id}/notes", status_code=201, response_model=NoteRead)
-async def add_note(case_id: str, body: NoteCreate, w: WorkflowDep, actor: ActorHeader = "unauthenticated") -> NoteRead:
-    case = await load_case(w, case_id, open_only=True)
+async def add_note(
+    case_id: str, body: NoteCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
+) -> NoteRead:
+    case = await load_case(w, case_id, scope, open_only=True)
     note = CaseNote(case_id=case.id, author=actor, text=body.text, at=w.now)
     w.session.add(note)
     await w.uow.commit()
@@ -205,9 +257,9 @@ async def add_note(case_id: str, body: NoteCreate, w: WorkflowDep, actor: ActorH
 
 
 @router.get("/cases/{case_id}/timeline", response_model=list[TimelineRead])
-async def timeline(case_id: str, w: WorkflowDep) -> list[TimelineRead]:
+async def timeline(case_id: str, w: WorkflowDep, scope: ScopeDep) -> list[TimelineRead]:
     """Every event about the person, whichever service published it, oldest first."""
-    case = await load_case(w, case_id)
+    case = await load_case(w, case_id, scope)
     rows = (
         await w.session.scalars(
             select(TimelineEntry)
@@ -221,9 +273,9 @@ async def timeline(case_id: str, w: WorkflowDep) -> list[TimelineRead]:
 
 
 @router.post("/cases/{case_id}/goals", status_code=201, response_model=GoalRead)
-async def set_goal(case_id: str, body: GoalCreate, w: WorkflowDep) -> GoalRead:
+async def set_goal(case_id: str, body: GoalCreate, w: WorkflowDep, scope: ScopeDep) -> GoalRead:
     """A goal of the integration plan (Befähigung zur Selbstständigkeit), in one of Esser's dimensions."""
-    case = await load_case(w, case_id, open_only=True)
+    case = await load_case(w, case_id, scope, open_only=True)
     goal = Goal(
         id=str(uuid.uuid4()), case_id=case.id, dimension=body.dimension.value, title=body.title,
         status=domain.GoalStatus.OPEN.value, due_on=body.due_on, created_at=w.now, updated_at=w.now,
@@ -238,8 +290,8 @@ async def set_goal(case_id: str, body: GoalCreate, w: WorkflowDep) -> GoalRead:
 
 
 @router.patch("/cases/{case_id}/goals/{goal_id}", response_model=GoalRead)
-async def update_goal(case_id: str, goal_id: str, body: GoalUpdate, w: WorkflowDep) -> GoalRead:
-    case = await load_case(w, case_id, open_only=True)
+async def update_goal(case_id: str, goal_id: str, body: GoalUpdate, w: WorkflowDep, scope: ScopeDep) -> GoalRead:
+    case = await load_case(w, case_id, scope, open_only=True)
     goal = await w.session.get(Goal, goal_id)
     if goal is None or goal.case_id != case.id:
         raise Problem(404, f"No goal {goal_id} in this case.", kind="not-found")
@@ -272,6 +324,7 @@ async def caseworkers(w: WorkflowDep) -> list[CaseworkerRead]:
 @router.get("/referrals", response_model=Page[ReferralRead])
 async def list_referrals(
     w: WorkflowDep,
+    scope: ScopeDep,
     status: domain.ReferralStatus | None = None,
     partner_id: str | None = Query(None, max_length=64),
     case_id: str | None = Query(None, max_length=64),
@@ -280,7 +333,8 @@ async def list_referrals(
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(50, ge=1, le=200),
 ) -> Page[ReferralRead]:
-    filters = []
+    """The referrals of the caller's cases, filtered (the filters narrow the scope, never widen it)."""
+    filters = [scope.referrals()]
     if status:
         filters.append(Referral.status == status.value)
     if partner_id:
@@ -306,33 +360,33 @@ async def page_of(w: workflow.Workflow, filters: list[Any], page: int, page_size
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralRead)
-async def read_referral(referral_id: str, w: WorkflowDep) -> ReferralRead:
-    return referral_read(await load_referral(w, referral_id))
+async def read_referral(referral_id: str, w: WorkflowDep, scope: ScopeDep) -> ReferralRead:
+    return referral_read(await load_referral(w, referral_id, scope=scope))
 
 
 @router.post("/referrals/{referral_id}/send", response_model=ReferralRead)
-async def send(referral_id: str, w: WorkflowDep) -> ReferralRead:
+async def send(referral_id: str, w: WorkflowDep, scope: ScopeDep) -> ReferralRead:
     """Send a proposed referral (after a consent was recorded or capacity freed)."""
-    return await act(w, await load_referral(w, referral_id), domain.ReferralAction.SEND)
+    return await act(w, await load_referral(w, referral_id, scope=scope), domain.ReferralAction.SEND)
 
 
 @router.post("/referrals/{referral_id}/revoke", response_model=ReferralRead)
-async def revoke(referral_id: str, w: WorkflowDep) -> ReferralRead:
-    return await act(w, await load_referral(w, referral_id), domain.ReferralAction.REVOKE)
+async def revoke(referral_id: str, w: WorkflowDep, scope: ScopeDep) -> ReferralRead:
+    return await act(w, await load_referral(w, referral_id, scope=scope), domain.ReferralAction.REVOKE)
 
 
 @router.post("/referrals/{referral_id}/refer-elsewhere", response_model=ReferralRead)
-async def refer_elsewhere(referral_id: str, w: WorkflowDep) -> ReferralRead:
-    return await act(w, await load_referral(w, referral_id), domain.ReferralAction.REFER_ELSEWHERE)
+async def refer_elsewhere(referral_id: str, w: WorkflowDep, scope: ScopeDep) -> ReferralRead:
+    return await act(w, await load_referral(w, referral_id, scope=scope), domain.ReferralAction.REFER_ELSEWHERE)
 
 
 @router.post("/referrals/bulk-send", response_model=BulkResult)
-async def bulk_send(body: BulkSend, w: WorkflowDep) -> BulkResult:
-    """Send several proposed referrals; each one that cannot go says why."""
+async def bulk_send(body: BulkSend, w: WorkflowDep, scope: ScopeDep) -> BulkResult:
+    """Send several proposed referrals; each one that cannot go says why (another team's: "not found")."""
     sent, not_sent = [], {}
     for referral_id in dict.fromkeys(body.referral_ids):
         referral = await w.session.get(Referral, referral_id)
-        if referral is None:
+        if referral is None or not await in_scope(w, referral, scope):
             not_sent[referral_id] = "not found"
         elif referral.status != domain.ReferralStatus.PROPOSED.value:
             not_sent[referral_id] = f"is {referral.status}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, false, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc as aware
@@ -130,6 +130,71 @@ async def consents_of(session: AsyncSession, person_id: str) -> list[domain.Cons
         for r in rows
         if r.given_at is not None and r.purpose is not None  # a withdrawal seen before its consent
     ]
+
+
+# --- who sees which case -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseScope:
+    """The cases a caller may see and act on (issue 6: the caseworker's team owns the case).
+
+    ``everything`` for an admin, and for a call that carries no identity at all (development and
+    tests reaching the service directly where the signed identity is not required). Otherwise the
+    cases of ``team``, or, for a caseworker without a team, only those assigned to ``caseworker_id``.
+    """
+
+    everything: bool = False
+    team: str | None = None
+    caseworker_id: str | None = None
+
+    def admits(self, case: Case) -> bool:
+        if self.everything:
+            return True
+        if self.team is not None:
+            return case.team == self.team
+        return self.caseworker_id is not None and case.caseworker_id == self.caseworker_id
+
+    def cases(self) -> ColumnElement[bool]:
+        """The same rule as a condition on ``Case``."""
+        if self.everything:
+            return true()
+        if self.team is not None:
+            return Case.team == self.team
+        if self.caseworker_id is None:
+            return false()  # never "caseworker_id IS NULL": that would be the unassigned cases
+        return Case.caseworker_id == self.caseworker_id
+
+    def referrals(self) -> ColumnElement[bool]:
+        """A condition on ``Referral``: its case is in scope."""
+        if self.everything:
+            return true()
+        return Referral.case_id.in_(select(Case.id).where(self.cases()))
+
+
+class NotACaseReader(Exception):
+    """The caller has a forwarded identity but neither the caseworker nor the admin role."""
+
+
+def case_scope(roles: str | None, team: str | None, actor: str | None) -> CaseScope:
+    """The scope from the plain identity headers (``X-Role``, ``X-Team``, ``X-Actor``) the service's
+    identity middleware rewrote from the gateway's signed token.
+
+    No roles header at all means no identity was forwarded: today's open behaviour, for development
+    and tests (production refuses such calls before they get here). A caseworker's user subject is
+    the ``X-Actor`` without its ``user:`` kind; that is what ``Case.caseworker_id`` holds for them.
+    """
+    if roles is None:
+        return CaseScope(everything=True)
+    granted = {role.strip() for role in roles.split(",") if role.strip()}
+    if "admin" in granted:
+        return CaseScope(everything=True)
+    if "caseworker" not in granted:
+        raise NotACaseReader(f"roles {sorted(granted)}")
+    if team:
+        return CaseScope(team=team)
+    subject = actor.removeprefix("user:") if actor and actor.startswith("user:") else None
+    return CaseScope(caseworker_id=subject or None)
 
 
 # --- cases -----------------------------------------------------------------------------------
