@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from enum import Enum
 from typing import Annotated, Any
 
 import httpx
@@ -295,10 +296,10 @@ async def update_goal(case_id: str, goal_id: str, body: GoalUpdate, w: WorkflowD
     goal = await w.session.get(Goal, goal_id)
     if goal is None or goal.case_id != case.id:
         raise Problem(404, f"No goal {goal_id} in this case.", kind="not-found")
-    for key, value in body.model_dump(exclude_unset=True, mode="json").items():
+    for key, value in body.model_dump(exclude_unset=True).items():
         if value is None and key != "due_on":
             raise Problem(422, f"{key} cannot be removed.", kind="validation")
-        setattr(goal, key, value)
+        setattr(goal, key, value.value if isinstance(value, Enum) else value)  # a date stays a date
     goal.updated_at = w.now
     await w.publish(
         events.GoalUpdated(case_id=case.id, person_id=case.person_id, goal_id=goal.id, dimension=goal.dimension,

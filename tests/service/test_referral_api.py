@@ -402,6 +402,8 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
     assert_problem(await referral.post(goals, json={"dimension": "wellbeing", "title": "x"}), 422)
     updated = ok(await referral.patch(f"{goals}/{goal['goal_id']}", json={"status": "in_progress"}))
     assert (updated["status"], updated["title"]) == ("in_progress", "Nursing job")
+    moved = ok(await referral.patch(f"{goals}/{goal['goal_id']}", json={"due_on": "2027-09-30"}))
+    assert (moved["due_on"], moved["status"]) == ("2027-09-30", "in_progress")
     assert_problem(await referral.patch(f"{goals}/{goal['goal_id']}", json={"status": None}), 422)
     assert_problem(await referral.patch(f"{goals}/{goal['goal_id']}", json={"status": "finished"}), 422)
     assert_problem(await referral.patch(f"{goals}/{uuid.uuid4()}", json={"status": "achieved"}), 404)
