@@ -1,7 +1,8 @@
 """Who may call what: the role x route matrix of the public API. Pure data and one function.
 
-The gateway checks the role; the services check the object (a partner's own referral, a
-course admin's own course), from the identity the gateway forwards.
+The gateway checks the role, and for a partner's API key also the key's scopes; the services
+check the object (a partner's own referral, a course admin's own course, a caseworker team's
+case), from the identity the gateway forwards.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ RULES: tuple[Rule, ...] = (
     rule(READ, r"openapi\.json"),
     rule(READ, r"info-packs(/[^/]+)?"),
     rule(READ, r"courses(/[^/]+)?"),  # the public catalogue
+    rule("PATCH", r"partners/[^/]+", "partner", "admin"),  # a partner's own directory entry
     rule(READ, r"partners(/export/hsds|/[^/]+)?"),  # the public directory
     rule(ANY, r"education-passes/(verify(/[^/]+)?|public-key)"),
     rule(READ, r"education-passes/[^/]+/page", "course_admin", "registrar", "admin"),
@@ -53,13 +55,41 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def decide(method: str, path: str, roles: frozenset[str] | None) -> bool | None:
-    """True: allowed; False: the caller lacks the role; None: signing in is needed first."""
+#: What a partner's API key needs beyond the partner role, by route (first match wins). A route
+#: no entry names (managing API keys, editing the directory entry) takes a signed-in person.
+KEY_SCOPES: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = tuple(
+    (frozenset(methods.split()), re.compile(f"^/api/v1/{path}$"), scope)
+    for methods, path, scope in (
+        (READ, r"partner/referrals(/.*)?", "referrals:read"),
+        (WRITE, r"partner/referrals(/.*)?", "referrals:write"),
+        ("PUT", r"partners/[^/]+/services/[^/]+/capacity", "capacity:write"),
+        (ANY, r"partners/[^/]+/webhooks(/.*)?", "webhooks:manage"),
+    )
+)
+
+
+def decide(
+    method: str, path: str, roles: frozenset[str] | None, key_scopes: frozenset[str] | None = None
+) -> bool | None:
+    """True: allowed; False: the caller lacks the role; None: signing in is needed first.
+
+    ``key_scopes`` are given for an API key (and only then): a route that is not public also
+    needs the scope ``KEY_SCOPES`` names for it.
+    """
     for r in RULES:
         if method in r.methods and r.path.match(path):
             if r.roles is PUBLIC:
                 return True
             if roles is None:
                 return None
-            return bool(r.roles & roles)
+            if not r.roles & roles:
+                return False
+            return key_scopes is None or _key_may(method, path, key_scopes)
     return False if roles is not None else None
+
+
+def _key_may(method: str, path: str, scopes: frozenset[str]) -> bool:
+    for methods, pattern, scope in KEY_SCOPES:
+        if method in methods and pattern.match(path):
+            return scope in scopes
+    return False

@@ -1,0 +1,40 @@
+"""The role x route policy's rules for partners' API keys: a key does only what its scopes say."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.policy import decide
+
+PARTNER = frozenset({"partner"})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("GET", "/api/v1/partner/referrals", "referrals:read"),
+        ("GET", "/api/v1/partner/referrals/r-1", "referrals:read"),
+        ("POST", "/api/v1/partner/referrals/r-1/accept", "referrals:write"),
+        ("PUT", "/api/v1/partners/vhs-landsberg/services/integration_course/capacity", "capacity:write"),
+        ("POST", "/api/v1/partners/vhs-landsberg/webhooks", "webhooks:manage"),
+        ("GET", "/api/v1/partners/vhs-landsberg/webhooks/deliveries", "webhooks:manage"),
+    ],
+)
+def test_a_key_needs_the_routes_scope(method: str, path: str, scope: str) -> None:
+    assert decide(method, path, PARTNER, frozenset({scope})) is True
+    others = frozenset({"referrals:read", "referrals:write", "capacity:write", "webhooks:manage"}) - {scope}
+    assert decide(method, path, PARTNER, others) is False
+    assert decide(method, path, PARTNER) is True, "a signed-in partner user has no scopes to check"
+
+
+def test_keys_do_not_manage_keys_or_the_directory_entry() -> None:
+    every_scope = frozenset({"referrals:read", "referrals:write", "capacity:write", "webhooks:manage"})
+    assert decide("POST", "/api/v1/partners/vhs-landsberg/api-keys", PARTNER, every_scope) is False
+    assert decide("PATCH", "/api/v1/partners/vhs-landsberg", PARTNER, every_scope) is False
+    assert decide("PATCH", "/api/v1/partners/vhs-landsberg", PARTNER) is True
+
+
+def test_public_routes_need_no_scope() -> None:
+    assert decide("GET", "/api/v1/courses", PARTNER, frozenset()) is True
+    assert decide("GET", "/api/v1/partners/vhs-landsberg", None) is True
+    assert decide("PATCH", "/api/v1/partners/vhs-landsberg", None) is None
