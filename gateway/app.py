@@ -34,6 +34,7 @@ from chassis.settings import ServiceSettings
 from chassis.telemetry import setup_logging, setup_tracing
 from gateway import policy, ui
 from gateway.auth import ApiKeys, LocalIssuer, TokenVerifier, Unauthenticated, load_or_create_users
+from gateway.oidc import RelyingParty
 from gateway.ratelimit import MemoryLimiter, RedisLimiter
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,18 @@ class GatewaySettings(ServiceSettings):
     oidc_jwks_url: str | None = None
     oidc_audience: str = "integration-gateway"
     oidc_algorithms: list[str] = ["RS256", "EdDSA", "ES256"]
+    #: The web UI's sign-in at that provider (authorization code flow with PKCE). The client id defaults to the
+    #: audience: Keycloak's client "landsberg-gateway" is both.
+    oidc_client_id: str | None = None
+    #: The confidential client's secret (Keycloak: Clients, landsberg-gateway, Credentials), from a Secret; unset
+    #: for a public client, which PKCE alone protects.
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid profile"
+    #: The provider's name on the sign-in button.
+    oidc_display_name: str = "Keycloak"
+    #: Where browsers reach the gateway (https://integration.landsberg.de): the provider sends them back to
+    #: ``{public_url}/ui/oidc/callback``. Needed in production with OIDC; elsewhere the request's own address serves.
+    public_url: str | None = None
     #: The embedded sign-in (development default; off when an OIDC issuer is set).
     local_issuer: str = "http://127.0.0.1:8000/auth"
     local_users_file: Path = Path("var/gateway-users.json")
@@ -79,6 +92,9 @@ class GatewaySettings(ServiceSettings):
             )
         if self.oidc_issuer is not None and self.oidc_jwks_url is None:
             raise ValueError("GATEWAY_OIDC_JWKS_URL is needed with GATEWAY_OIDC_ISSUER")
+        if self.oidc_issuer is not None and self.public_url is None and self.environment == "production":
+            # Behind the ingress the request's own address is http and internal: the provider would refuse it.
+            raise ValueError("GATEWAY_PUBLIC_URL (https://...) is needed with GATEWAY_OIDC_ISSUER in production")
         return self
 
     rate_limit_per_minute_user: int = 600
@@ -137,6 +153,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 jwks_url=settings.oidc_jwks_url,
                 local_keys=issuer.verifier_keys() if issuer else None,
             )
+            app.state.oidc = None
+            if settings.oidc_issuer is not None:
+                secret_value = settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else None
+                app.state.oidc = RelyingParty(
+                    issuer=settings.oidc_issuer, client_id=settings.oidc_client_id or settings.oidc_audience,
+                    client_secret=secret_value, scopes=settings.oidc_scopes, verifier=app.state.verifier,
+                    secret=secret, public_url=settings.public_url, display_name=settings.oidc_display_name,
+                )  # fmt: skip
             redis_client = None
             if settings.redis_url:
                 import redis.asyncio as redis

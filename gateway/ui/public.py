@@ -1,23 +1,105 @@
-"""Pages without sign-in (the information pack, the course and partner lists) and signing in and out."""
+"""Pages without sign-in (the information pack, the course and partner lists) and signing in and out: with the
+embedded sign-in's form, or in production at the city's OpenID provider (``gateway.oidc``)."""
 
 from __future__ import annotations
 
+import hmac
+import logging
 import secrets
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gateway.auth import Unauthenticated
+from gateway.oidc import (
+    LOGIN_COOKIE,
+    LOGIN_COOKIE_PATH,
+    LOGIN_SECONDS,
+    REFRESH_COOKIE,
+    REFRESH_COOKIE_PATH,
+    RelyingParty,
+    Session,
+    SignInFailed,
+)
 from gateway.ui.kit import CSRF_COOKIE, SESSION_COOKIE, Kit, safe_next
+from gateway.ui.words import more_words
+
+log = logging.getLogger(__name__)
 
 #: The information pack's languages; ar and fa are written right to left.
 INFO_LANGS = ("de", "en", "ar", "fa", "ro", "ru", "tr", "uk")
 
+more_words({
+    "de": {
+        "public_oidc_intro": "Mitarbeitende der Stadt und der Partner melden sich mit ihrem Konto bei {provider} an.",
+        "public_oidc_button": "Mit {provider} anmelden",
+        "public_oidc_state": "Die Anmeldung ist abgelaufen oder wurde nicht in diesem Browser begonnen. "
+        "Bitte melden Sie sich erneut an.",
+        "public_oidc_refused": "Die Anmeldung wurde abgebrochen oder vom Anmeldedienst abgelehnt.",
+        "public_oidc_failed": "Die Anmeldung beim Anmeldedienst ist fehlgeschlagen. Bitte versuchen Sie es erneut; "
+        "bleibt der Fehler, wenden Sie sich an die IT der Stadt.",
+        "public_oidc_unreachable": "Der Anmeldedienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich "
+        "noch einmal.",
+        "public_signed_out": "Abgemeldet",
+        "public_signed_out_text": "Sie sind von der Plattform abgemeldet.",
+        "public_provider_sign_out_hint": "An einem gemeinsam genutzten Rechner beenden Sie bitte auch Ihre Sitzung "
+        "bei {provider}.",
+        "public_provider_sign_out": "Auch bei {provider} abmelden",
+    },
+    "en": {
+        "public_oidc_intro": "Staff of the city and its partners sign in with their {provider} account.",
+        "public_oidc_button": "Sign in with {provider}",
+        "public_oidc_state": "The sign-in has expired or was not started in this browser. Please sign in again.",
+        "public_oidc_refused": "The sign-in was cancelled or refused by the identity provider.",
+        "public_oidc_failed": "Signing in at the identity provider failed. Please try again; if it keeps failing, "
+        "contact the city's IT.",
+        "public_oidc_unreachable": "The identity provider cannot be reached right now. Please try again shortly.",
+        "public_signed_out": "Signed out",
+        "public_signed_out_text": "You are signed out of the platform.",
+        "public_provider_sign_out_hint": "On a shared computer, please end your {provider} session too.",
+        "public_provider_sign_out": "Sign out of {provider} too",
+    },
+})  # fmt: skip
+
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
+    def sign_in_page_for(request: Request, status: int = 200, *, next_path: str | None = None,
+                         error_key: str | None = None, **context: Any) -> HTMLResponse:  # fmt: skip
+        """The sign-in page: the provider's button in OIDC mode, else the embedded sign-in's form."""
+        oidc: RelyingParty | None = request.app.state.oidc
+        error = ui.words(request)[error_key] if error_key else context.pop("error", None)
+        return ui.render(request, "sign_in.html", status, next=next_path or safe_next(request), error=error,
+                         provider=oidc.display_name if oidc else None, **context)  # fmt: skip
+
+    def start_session(response: Response, oidc: RelyingParty, session: Session) -> None:
+        ui.set_cookie(response, SESSION_COOKIE, session.access_token, max_age=session.expires_in)
+        ui.set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32))  # a fresh token for the new session
+        sealed = oidc.seal_refresh(session)
+        if sealed is None:
+            drop_cookie(response, REFRESH_COOKIE, REFRESH_COOKIE_PATH)
+        else:
+            response.set_cookie(REFRESH_COOKIE, sealed, max_age=session.refresh_expires_in, path=REFRESH_COOKIE_PATH,
+                                httponly=True, samesite="lax", secure=ui.secure_cookies)  # fmt: skip
+
+    def drop_cookie(response: Response, name: str, path: str) -> None:
+        response.delete_cookie(name, path=path, httponly=True, samesite="lax", secure=ui.secure_cookies)
+
     @router.get("/sign-in", response_class=HTMLResponse)
     async def sign_in_page(request: Request) -> Response:
-        return ui.render(request, "sign_in.html", user=await ui.current(request), next=safe_next(request))
+        user = await ui.current(request)
+        oidc: RelyingParty | None = request.app.state.oidc
+        if oidc is not None and user is None and REFRESH_COOKIE in request.cookies:
+            # An expired session comes here (Kit.signed_in); the refresh token renews it without a round trip.
+            session = await oidc.refresh(request.app.state.client, request.cookies[REFRESH_COOKIE])
+            if session is not None:
+                renewed = RedirectResponse(safe_next(request), status_code=303)
+                start_session(renewed, oidc, session)
+                return renewed
+            response = sign_in_page_for(request)
+            drop_cookie(response, REFRESH_COOKIE, REFRESH_COOKIE_PATH)
+            return response
+        return sign_in_page_for(request, user=user)
 
     @router.post("/sign-in", response_class=HTMLResponse)
     async def sign_in(request: Request) -> Response:
@@ -25,8 +107,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if form is None:
             return ui.refused(request, None, "csrf", 403)
         issuer = request.app.state.issuer
-        if issuer is None:
-            return ui.refused(request, None, "forbidden", 404)
+        if issuer is None:  # OIDC mode: no passwords are taken here
+            return ui.refused(request, None, "not_found", 404)
         username = form.get("username", "")[:100]
         retry = await request.app.state.limiter.hit(f"signin:{username}", 10)
         if retry is not None:
@@ -41,14 +123,76 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         ui.set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32))  # a fresh token for the new session
         return response
 
+    @router.get("/oidc/login")
+    async def oidc_login(request: Request) -> Response:
+        """To the provider's sign-in, with state, nonce and the PKCE challenge; the rest waits in a sealed cookie."""
+        oidc: RelyingParty | None = request.app.state.oidc
+        if oidc is None:
+            return ui.refused(request, None, "not_found", 404)
+        attempt = oidc.begin(safe_next(request), oidc.redirect_uri(str(request.base_url)))
+        try:
+            url = await oidc.authorization_url(request.app.state.client, attempt)
+        except SignInFailed as exc:
+            log.warning("UI sign-in: %s", exc.reason)
+            return sign_in_page_for(request, 503, error_key="public_oidc_unreachable")
+        response = RedirectResponse(url, status_code=303)
+        # SameSite=Lax: the provider's redirect back is a top-level GET, which still carries it.
+        response.set_cookie(LOGIN_COOKIE, oidc.seal_attempt(attempt), max_age=LOGIN_SECONDS, path=LOGIN_COOKIE_PATH,
+                            httponly=True, samesite="lax", secure=ui.secure_cookies)  # fmt: skip
+        return response
+
+    @router.get("/oidc/callback")
+    async def oidc_callback(request: Request) -> Response:
+        """The provider's answer: only for the sign-in this browser began (state), once (the cookie goes, and the
+        provider takes a code once), and only with this sign-in's PKCE verifier and nonce."""
+        oidc: RelyingParty | None = request.app.state.oidc
+        if oidc is None:
+            return ui.refused(request, None, "not_found", 404)
+        attempt = oidc.open_attempt(request.cookies.get(LOGIN_COOKIE))
+        state = request.query_params.get("state", "")
+        response: Response
+        if attempt is None or not hmac.compare_digest(attempt.state.encode(), state.encode()):
+            log.info("UI sign-in: callback without a matching sign-in (missing, expired or other state)")
+            response = sign_in_page_for(request, 403, next_path="/ui/", error_key="public_oidc_state")
+        elif "error" in request.query_params or not request.query_params.get("code"):
+            log.info("UI sign-in: the provider answered %r", request.query_params.get("error", "without a code")[:64])
+            response = sign_in_page_for(request, 401, next_path=attempt.next, error_key="public_oidc_refused")
+        else:
+            try:
+                session = await oidc.finish(request.app.state.client, attempt, request.query_params["code"])
+            except SignInFailed as exc:
+                log.warning("UI sign-in failed: %s", exc.reason)
+                key = "public_oidc_unreachable" if exc.unreachable else "public_oidc_failed"
+                response = sign_in_page_for(request, 503 if exc.unreachable else 502, next_path=attempt.next,
+                                            error_key=key)  # fmt: skip
+            else:
+                response = RedirectResponse(safe_next(request, attempt.next), status_code=303)
+                start_session(response, oidc, session)
+        drop_cookie(response, LOGIN_COOKIE, LOGIN_COOKIE_PATH)  # one answer per sign-in, whatever it was
+        return response
+
     @router.post("/sign-out")
     async def sign_out(request: Request) -> Response:
         if await ui.form_with_csrf(request) is None:
             return ui.refused(request, await ui.current(request), "csrf", 403)
-        response = RedirectResponse("/ui/", status_code=303)
+        oidc: RelyingParty | None = request.app.state.oidc
+        # The provider's own session is ended from a page of ours: a form's redirect to another site is what the
+        # CSP's form-action 'self' forbids.
+        response = RedirectResponse("/ui/signed-out" if oidc else "/ui/", status_code=303)
         for name in (SESSION_COOKIE, CSRF_COOKIE):
             ui.delete_cookie(response, name)
+        drop_cookie(response, REFRESH_COOKIE, REFRESH_COOKIE_PATH)
         return response
+
+    @router.get("/signed-out", response_class=HTMLResponse)
+    async def signed_out(request: Request) -> Response:
+        oidc: RelyingParty | None = request.app.state.oidc
+        if oidc is None:
+            return RedirectResponse("/ui/", status_code=303)
+        home = f"{oidc.public_url or str(request.base_url).rstrip('/')}/ui/"
+        end_session = await oidc.end_session_url(request.app.state.client, home)
+        return sign_in_page_for(request, next_path="/ui/", user=await ui.current(request), signed_out=True,
+                                end_session=end_session)  # fmt: skip
 
     @router.get("/info", response_class=HTMLResponse)
     async def info_packs(request: Request) -> Response:

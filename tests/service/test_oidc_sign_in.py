@@ -1,0 +1,565 @@
+"""The web UI's sign-in at a real OpenID provider: authorization code flow with PKCE (S256), state and nonce.
+
+The provider is django-oauth-toolkit (on oauthlib), a complete OAuth 2 / OpenID Connect server, run in a thread on a
+free port with its own SQLite database: accounts with passwords, a login form and a consent form, PKCE required,
+RS256 ID tokens with the nonce, JWKS, discovery, refresh tokens, RP-initiated logout. Configured like the city's
+Keycloak realm (deploy/k8s/keycloak/landsberg-realm.json), it issues JWT access tokens for the audience
+``landsberg-gateway`` with the realm roles and the team. (oidc-provider-mock, the first choice, cannot serve here:
+its 0.4 releases need Python 3.12, and no release checks PKCE or issues JWT access tokens.)
+
+httpx plays the browser: one cookie jar for the gateway (an ASGI app at https://gateway.test) and the provider.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gateway.app import create_app
+from gateway.oidc import LOGIN_COOKIE, REFRESH_COOKIE, SignInFailed
+from gateway.ui.kit import CSRF_COOKIE, SESSION_COOKIE
+from tests.conftest import gateway_settings, referral_settings, running_app
+
+GATEWAY = "https://gateway.test"
+CALLBACK = f"{GATEWAY}/ui/oidc/callback"
+CLIENT_ID = "landsberg-gateway"
+CLIENT_SECRET = "client-secret-made-by-the-provider"
+#: The provider's accounts: what Keycloak keeps as users with realm roles and the attribute "team".
+ACCOUNTS: dict[str, dict[str, Any]] = {
+    "lotse.oidc": {"password": "Lotse-Passwort-1", "roles": ["caseworker"], "team": "integration-nord"},
+    "statistik.oidc": {"password": "Statistik-Passwort-1", "roles": ["analyst"], "team": None},
+    # Keycloak with many groups and mappers makes tokens this large; a cookie cannot hold them.
+    "many.mappers": {
+        "password": "Viele-Mapper-1",
+        "roles": ["caseworker"],
+        "team": "integration-nord",
+        "padding": "x" * 5000,
+    },
+}
+ACCESS_SECONDS = 300  # Keycloak's accessTokenLifespan in the realm
+
+
+# --- the provider ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OpenIdProvider:
+    issuer: str
+    key_pem: str
+    kid: str
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/.well-known/jwks.json"
+
+
+_PROVIDER: OpenIdProvider | None = None
+
+
+def jwt_access_token(request: Any) -> str:
+    """Access tokens as Keycloak makes them: a JWT for the gateway's audience with the realm roles and the team
+    (the realm's "realm roles" and audience mappers); oauthlib calls this for every access token it issues."""
+    assert _PROVIDER is not None
+    account = ACCOUNTS[request.user.username]
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": _PROVIDER.issuer, "aud": CLIENT_ID, "azp": request.client_id, "sub": str(request.user.pk),
+        "iat": now, "exp": now + ACCESS_SECONDS, "jti": str(uuid.uuid4()), "scope": " ".join(request.scopes),
+        "typ": "Bearer", "preferred_username": request.user.username, "realm_access": {"roles": account["roles"]},
+    }  # fmt: skip
+    if account["team"]:
+        claims["team"] = account["team"]
+    if "padding" in account:
+        claims["groups"] = [account["padding"]]
+    return jwt.encode(claims, _PROVIDER.key_pem, algorithm="RS256", headers={"kid": _PROVIDER.kid, "typ": "at+jwt"})
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+LOGIN_TEMPLATE = """<!doctype html><title>Landsberg SSO</title>
+<form method="post" action="">{% csrf_token %}{{ form.as_p }}
+<input type="hidden" name="next" value="{{ next }}"><button type="submit">Anmelden</button></form>"""
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIdProvider]:
+    global _PROVIDER
+    import django
+    from django.conf import settings
+
+    server = make_server("127.0.0.1", 0, _not_yet, server_class=_ThreadingServer, handler_class=_QuietHandler)
+    issuer = f"http://127.0.0.1:{server.server_port}/o"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()  # fmt: skip
+    if settings.configured:
+        pytest.fail("Django is configured already: the provider needs a process of its own settings")
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY=uuid.uuid4().hex,
+        ALLOWED_HOSTS=["127.0.0.1"],
+        USE_TZ=True,
+        ROOT_URLCONF=_Urls(),
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "oauth2_provider",
+        ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+        ],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(tmp_path_factory.mktemp("provider") / "provider.db"),
+            }
+        },
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "OPTIONS": {
+                    "context_processors": ["django.template.context_processors.request"],
+                    "loaders": [
+                        ("django.template.loaders.locmem.Loader", {"login.html": LOGIN_TEMPLATE}),
+                        "django.template.loaders.app_directories.Loader",
+                    ],
+                },
+            }
+        ],
+        LOGIN_URL="/accounts/login/",
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # fast; the hash is not under test
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        OAUTH2_PROVIDER={
+            "OIDC_ENABLED": True,
+            "OIDC_ISS_ENDPOINT": issuer,
+            "OIDC_RSA_PRIVATE_KEY": pem,
+            "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+            "PKCE_REQUIRED": True,
+            "SCOPES": {"openid": "OpenID Connect", "profile": "Name and user name"},
+            "DEFAULT_SCOPES": ["openid"],
+            "ACCESS_TOKEN_EXPIRE_SECONDS": ACCESS_SECONDS,
+            "ID_TOKEN_EXPIRE_SECONDS": ACCESS_SECONDS,
+            "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+            "ACCESS_TOKEN_GENERATOR": jwt_access_token,
+            "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
+        },
+    )
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.management import call_command
+    from jwcrypto import jwk
+    from oauth2_provider.models import Application
+    from oauth2_provider.oauth2_validators import OAuth2Validator
+
+    class KeycloakLikeClaims(OAuth2Validator):  # type: ignore[misc]
+        """The ID token carries what Keycloak's mappers put there: user name, realm roles (claim "roles"), team."""
+
+        oidc_claim_scope = None  # every claim below, whatever the scopes (as the realm's mappers do)
+
+        def get_additional_claims(self, request: Any) -> dict[str, Any]:
+            account = ACCOUNTS[request.user.username]
+            return {"preferred_username": request.user.username, "roles": account["roles"], "team": account["team"]}
+
+    # Read by the toolkit when it first builds its server, after this; the class needs the models loaded.
+    settings.OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"] = KeycloakLikeClaims
+    call_command("migrate", verbosity=0)
+    for username, account in ACCOUNTS.items():
+        User.objects.create_user(username, password=account["password"])
+    Application.objects.create(
+        name="Landsberg integration platform (gateway)", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+        client_type=Application.CLIENT_CONFIDENTIAL, authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=CALLBACK, post_logout_redirect_uris=f"{GATEWAY}/ui/", algorithm=Application.RS256_ALGORITHM,
+    )  # fmt: skip
+    _PROVIDER = OpenIdProvider(issuer=issuer, key_pem=pem, kid=jwk.JWK.from_pem(pem.encode()).thumbprint())
+    server.set_app(WSGIHandler())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield _PROVIDER
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _not_yet(environ: Any, start_response: Any) -> list[bytes]:
+    start_response("503 Service Unavailable", [("content-type", "text/plain")])
+    return [b"starting"]
+
+
+class _Urls:
+    """The provider's URL configuration, built when Django first asks (after ``django.setup()``)."""
+
+    @property
+    def urlpatterns(self) -> list[Any]:
+        from django.contrib.auth.views import LoginView
+        from django.urls import include, path
+
+        return [
+            path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+            path("accounts/login/", LoginView.as_view(template_name="login.html")),
+        ]
+
+
+# --- the gateway and the browser -------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def gateway_with_oidc(provider: OpenIdProvider, tmp_path: Path, *, services: dict[str, Any] | None = None,
+                            caplog: pytest.LogCaptureFixture | None = None,
+                            **overrides: Any) -> AsyncIterator[Any]:  # fmt: skip
+    """The real gateway in OIDC mode (no embedded sign-in); ``services`` are ASGI apps by host name."""
+    values: dict[str, Any] = {
+        "oidc_issuer": provider.issuer, "oidc_jwks_url": provider.jwks_url, "oidc_audience": CLIENT_ID,
+        "oidc_algorithms": ["RS256"], "oidc_client_secret": CLIENT_SECRET, "public_url": GATEWAY,
+    }  # fmt: skip
+    app = create_app(gateway_settings(tmp_path, **(values | overrides)))
+    async with running_app(app):
+        if caplog is not None:  # the gateway's logging set-up replaced the root logger's handlers
+            logging.getLogger().addHandler(caplog.handler)
+        if services:
+            await app.state.client.aclose()
+            app.state.client = httpx.AsyncClient(
+                mounts={f"http://{name}": httpx.ASGITransport(app=service) for name, service in services.items()},
+                timeout=30,
+            )
+        yield app
+
+
+def browser(gateway: Any) -> httpx.AsyncClient:
+    """One cookie jar for both sites, as a browser has; redirects are followed by the tests, step by step."""
+    return httpx.AsyncClient(mounts={GATEWAY: httpx.ASGITransport(app=gateway)}, timeout=30)
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append({"action": found.get("action", ""), "fields": {}})
+        elif tag == "input" and self.forms and found.get("name") and found.get("type") != "submit":
+            self.forms[-1]["fields"][found["name"]] = found.get("value", "")
+
+
+def only_form(page: httpx.Response) -> tuple[str, dict[str, str]]:
+    parser = _Forms()
+    parser.feed(page.text)
+    assert len(parser.forms) == 1, page.text
+    return urljoin(str(page.url), parser.forms[0]["action"]), parser.forms[0]["fields"]
+
+
+async def at_the_provider(client: httpx.AsyncClient, authorize_url: str, username: str, *, allow: bool = True) -> str:
+    """What a person does at the provider: sign in (unless signed in there already) and consent. Returns the
+    address the provider sends the browser back to."""
+    page = await client.get(authorize_url)
+    if page.status_code == 302 and "/accounts/login/" in page.headers["location"]:
+        login = await client.get(urljoin(authorize_url, page.headers["location"]))
+        action, fields = only_form(login)
+        fields |= {"username": username, "password": ACCOUNTS[username]["password"]}
+        signed_in = await client.post(action, data=fields)
+        assert signed_in.status_code == 302, signed_in.text
+        page = await client.get(urljoin(authorize_url, signed_in.headers["location"]))
+    assert page.status_code == 200, page.text  # the consent form
+    action, fields = only_form(page)
+    if allow:
+        fields["allow"] = "Authorize"
+    answer = await client.post(action, data=fields)
+    assert answer.status_code == 302, answer.text
+    return str(answer.headers["location"])
+
+
+async def start(client: httpx.AsyncClient, next_path: str = "/ui/") -> str:
+    """The gateway's login: to the provider's authorization endpoint. Returns that address."""
+    reply = await client.get(f"{GATEWAY}/ui/oidc/login", params={"next": next_path})
+    assert reply.status_code == 303, reply.text
+    return str(reply.headers["location"])
+
+
+async def signed_in(client: httpx.AsyncClient, username: str, next_path: str = "/ui/") -> httpx.Response:
+    """The whole flow up to the gateway's answer to the callback."""
+    callback = await at_the_provider(client, await start(client, next_path), username)
+    return await client.get(callback)
+
+
+def set_cookies(reply: httpx.Response) -> dict[str, str]:
+    return {header.split("=", 1)[0]: header for header in reply.headers.get_list("set-cookie")}
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+# --- the tests ---------------------------------------------------------------------------------------------------
+
+
+async def test_a_caseworker_signs_in_at_the_provider_and_sees_the_dashboard(
+    provider: OpenIdProvider, tmp_path: Path, broker: Any
+) -> None:
+    from services.referral.app import create_app as create_referral
+
+    referral = create_referral(referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}",
+                                                 broker.bootstrap_servers))  # fmt: skip
+    async with (
+        running_app(referral),
+        gateway_with_oidc(provider, tmp_path, services={"referral": referral}) as gw,
+        browser(gw) as client,
+    ):
+        authorize = await start(client)
+        asked = query(authorize)
+        assert authorize.startswith(f"{provider.issuer}/authorize/")
+        assert asked["response_type"] == "code" and asked["client_id"] == CLIENT_ID
+        assert asked["redirect_uri"] == CALLBACK and "openid" in asked["scope"].split()
+        assert asked["code_challenge_method"] == "S256" and len(asked["code_challenge"]) == 43
+        assert len(asked["state"]) >= 32 and len(asked["nonce"]) >= 32
+        login_cookie = set_cookies(await client.get(f"{GATEWAY}/ui/oidc/login"))[LOGIN_COOKIE]
+        for attribute in ("HttpOnly", "Path=/ui/oidc/", "SameSite=lax", "Secure", "Max-Age=600"):
+            assert attribute in login_cookie
+        client.cookies.delete(LOGIN_COOKIE)
+
+        authorize = await start(client)
+        state = query(authorize)["state"]
+        sealed = client.cookies[LOGIN_COOKIE]
+        assert state not in sealed and query(authorize)["nonce"] not in sealed  # sealed, not merely signed
+        callback = await at_the_provider(client, authorize, "lotse.oidc")
+        assert callback.startswith(CALLBACK) and query(callback)["state"] == state
+        reply = await client.get(callback)
+        assert reply.status_code == 303 and reply.headers["location"] == "/ui/"
+        cookies = set_cookies(reply)
+        for attribute in ("HttpOnly", "Path=/", "SameSite=lax", "Secure"):
+            assert attribute in cookies[SESSION_COOKIE]
+        assert f'{LOGIN_COOKIE}=""' in cookies[LOGIN_COOKIE] and "Max-Age=0" in cookies[LOGIN_COOKIE]
+
+        # The session is the provider's access token, checked like any bearer token of the city's Keycloak.
+        who = await gw.state.verifier.verify(client.cookies[SESSION_COOKIE])
+        assert who.subject == "lotse.oidc" and who.roles == {"caseworker"} and who.team == "integration-nord"
+        dashboard = await client.get(f"{GATEWAY}/ui/")
+        assert dashboard.status_code == 200, dashboard.text
+        assert "<strong>lotse.oidc</strong>" in dashboard.text
+        assert "Fälle meines Teams" in dashboard.text and "<h1>Übersicht</h1>" in dashboard.text
+        assert 'action="/ui/sign-out"' in dashboard.text
+
+
+async def test_the_sign_in_page_offers_the_provider_and_no_password_form(
+    provider: OpenIdProvider, tmp_path: Path
+) -> None:
+    async with gateway_with_oidc(provider, tmp_path) as gw, browser(gw) as client:
+        page = await client.get(f"{GATEWAY}/ui/sign-in", params={"next": "/ui/statistics"})
+        assert page.status_code == 200
+        assert 'href="/ui/oidc/login?next=/ui/statistics"' in page.text
+        assert "Mit Keycloak anmelden" in page.text
+        assert 'type="password"' not in page.text and 'action="/ui/sign-in"' not in page.text
+        english = await client.get(f"{GATEWAY}/ui/sign-in", params={"lang": "en"})
+        assert "Sign in with Keycloak" in english.text
+        refused = await client.post(
+            f"{GATEWAY}/ui/sign-in",
+            data={"csrf_token": client.cookies[CSRF_COOKIE], "username": "lotse.oidc", "password": "Lotse-Passwort-1"},
+        )
+        assert refused.status_code == 404 and SESSION_COOKIE not in client.cookies
+        token = await client.post(f"{GATEWAY}/auth/token", json={"username": "lotse.oidc", "password": "x"})
+        assert token.status_code == 404
+
+
+@pytest.mark.parametrize("tampering", ["other_state", "no_state", "no_cookie", "forged_cookie"])
+async def test_a_callback_that_does_not_match_this_browsers_sign_in_is_refused(
+    provider: OpenIdProvider, tmp_path: Path, tampering: str
+) -> None:
+    async with gateway_with_oidc(provider, tmp_path) as gw, browser(gw) as client:
+        callback = await at_the_provider(client, await start(client), "lotse.oidc")
+        code = query(callback)["code"]
+        params = {"code": code, "state": query(callback)["state"]}
+        if tampering == "other_state":
+            params["state"] = "A" + params["state"][1:]
+        elif tampering == "no_state":
+            del params["state"]
+        elif tampering == "no_cookie":
+            client.cookies.delete(LOGIN_COOKIE)
+        else:
+            sealed = client.cookies[LOGIN_COOKIE]
+            client.cookies.delete(LOGIN_COOKIE)
+            client.cookies.set(LOGIN_COOKIE, sealed[:-6] + ("AAAAAA" if not sealed.endswith("AAAAAA") else "BBBBBB"),
+                               domain="gateway.test", path="/ui/oidc/")  # fmt: skip
+        reply = await client.get(CALLBACK, params=params)
+        assert reply.status_code == 403
+        assert "Die Anmeldung ist abgelaufen oder wurde nicht in diesem Browser begonnen" in reply.text
+        assert 'href="/ui/oidc/login?next=/ui/"' in reply.text  # and a way to start again
+        assert SESSION_COOKIE not in set_cookies(reply) and SESSION_COOKIE not in client.cookies
+
+
+async def test_a_replayed_callback_is_refused(provider: OpenIdProvider, tmp_path: Path) -> None:
+    async with gateway_with_oidc(provider, tmp_path) as gw, browser(gw) as client:
+        callback = await at_the_provider(client, await start(client), "lotse.oidc")
+        sealed = client.cookies[LOGIN_COOKIE]
+        first = await client.get(callback)
+        assert first.status_code == 303 and SESSION_COOKIE in set_cookies(first)
+
+        # The same browser again (reload, back button): its sign-in is used up.
+        again = await client.get(callback)
+        assert again.status_code == 403 and SESSION_COOKIE not in set_cookies(again)
+
+        # Someone who kept the sign-in cookie and the address: the provider takes a code only once.
+        async with browser(gw) as thief:
+            thief.cookies.set(LOGIN_COOKIE, sealed, domain="gateway.test", path="/ui/oidc/")
+            stolen = await thief.get(callback)
+            assert stolen.status_code == 502
+            assert "Die Anmeldung beim Anmeldedienst ist fehlgeschlagen" in stolen.text
+            assert SESSION_COOKIE not in thief.cookies
+
+
+async def test_the_pkce_verifier_binds_the_code_to_the_browser_that_asked_for_it(
+    provider: OpenIdProvider, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A code injected into another browser's sign-in (with that browser's state) fails at the provider, because
+    the gateway sends that sign-in's verifier; the same code with its own sign-in's verifier works."""
+    async with (
+        gateway_with_oidc(provider, tmp_path, caplog=caplog) as gw,
+        browser(gw) as victim,
+        browser(gw) as attacker,
+    ):
+        victims_state = query(await start(victim))["state"]
+        attackers_callback = await at_the_provider(attacker, await start(attacker), "statistik.oidc")
+        injected = await victim.get(CALLBACK, params={"code": query(attackers_callback)["code"],
+                                                      "state": victims_state})  # fmt: skip
+        assert injected.status_code == 502 and SESSION_COOKIE not in victim.cookies
+        assert "invalid_grant" in caplog.text
+        own = await attacker.get(attackers_callback)  # the code itself was good
+        assert own.status_code == 303 and SESSION_COOKIE in attacker.cookies
+        assert (await gw.state.verifier.verify(attacker.cookies[SESSION_COOKIE])).roles == {"analyst"}
+
+
+async def test_an_id_token_made_for_another_sign_in_is_refused(provider: OpenIdProvider, tmp_path: Path) -> None:
+    """The nonce: an ID token is taken only for the sign-in that asked for it."""
+    async with gateway_with_oidc(provider, tmp_path) as gw, browser(gw) as client:
+        relying_party = gw.state.oidc
+        attempt = relying_party.begin("/ui/", CALLBACK)
+        callback = await at_the_provider(client, await relying_party.authorization_url(client, attempt), "lotse.oidc")
+        other = dataclasses.replace(attempt, nonce="the-nonce-of-another-sign-in")
+        with pytest.raises(SignInFailed, match="nonce"):
+            await relying_party.finish(client, other, query(callback)["code"])
+
+
+async def test_an_unreachable_provider_is_said_so(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/o"  # nothing listens there once this is closed
+    nowhere = OpenIdProvider(issuer=closed, key_pem="", kid="")
+    async with gateway_with_oidc(nowhere, tmp_path) as gw, browser(gw) as client:
+        reply = await client.get(f"{GATEWAY}/ui/oidc/login", params={"next": "/ui/courses"})
+        assert reply.status_code == 503 and "Der Anmeldedienst ist gerade nicht erreichbar" in reply.text
+        assert LOGIN_COOKIE not in client.cookies
+
+
+async def test_a_failed_code_exchange_gives_a_clear_page_and_logs_no_secret(
+    provider: OpenIdProvider, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong_secret = "not-the-secret-the-provider-made"
+    async with (
+        gateway_with_oidc(provider, tmp_path, caplog=caplog, oidc_client_secret=wrong_secret) as gw,
+        browser(gw) as client,
+    ):
+        reply = await signed_in(client, "lotse.oidc", "/ui/courses")
+        assert reply.status_code == 502
+        assert "Die Anmeldung beim Anmeldedienst ist fehlgeschlagen" in reply.text
+        assert 'href="/ui/oidc/login?next=/ui/courses"' in reply.text
+        assert SESSION_COOKIE not in client.cookies
+        assert "invalid_client" in caplog.text and wrong_secret not in caplog.text and "code=" not in caplog.text
+
+
+async def test_a_refusal_at_the_provider_is_said_so(provider: OpenIdProvider, tmp_path: Path) -> None:
+    async with gateway_with_oidc(provider, tmp_path) as gw, browser(gw) as client:
+        callback = await at_the_provider(client, await start(client), "lotse.oidc", allow=False)
+        assert query(callback)["error"] == "access_denied"
+        reply = await client.get(callback)
+        assert reply.status_code == 401 and "abgebrochen oder vom Anmeldedienst abgelehnt" in reply.text
+        assert SESSION_COOKIE not in client.cookies
+
+
+async def test_a_token_too_large_for_a_cookie_is_refused_with_a_clear_page(
+    provider: OpenIdProvider, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with gateway_with_oidc(provider, tmp_path, caplog=caplog) as gw, browser(gw) as client:
+        reply = await signed_in(client, "many.mappers")
+        assert reply.status_code == 502 and SESSION_COOKIE not in client.cookies
+        assert "more than a cookie holds" in caplog.text
+
+
+@pytest.mark.parametrize(("asked", "landing"), [
+    ("https://evil.example/ui/", "/ui/"), ("//evil.example/ui/", "/ui/"), ("/ui/\\evil.example", "/ui/"),
+    ("/ui/courses", "/ui/courses"),
+])  # fmt: skip
+async def test_next_never_leads_off_site(provider: OpenIdProvider, tmp_path: Path, asked: str, landing: str) -> None:
+    async with gateway_with_oidc(provider, tmp_path) as gw, browser(gw) as client:
+        reply = await signed_in(client, "lotse.oidc", asked)
+        assert reply.status_code == 303 and reply.headers["location"] == landing
+
+
+async def test_an_expired_session_is_renewed_with_the_refresh_token(provider: OpenIdProvider, tmp_path: Path) -> None:
+    async with gateway_with_oidc(provider, tmp_path) as gw, browser(gw) as client:
+        reply = await signed_in(client, "lotse.oidc")
+        refresh_cookie = set_cookies(reply)[REFRESH_COOKIE]
+        for attribute in ("HttpOnly", "Path=/ui/sign-in", "SameSite=lax", "Secure"):
+            assert attribute in refresh_cookie
+        first = client.cookies[SESSION_COOKIE]
+        client.cookies.delete(SESSION_COOKIE)  # as the browser does when the access token's time is up
+
+        renewed = await client.get(f"{GATEWAY}/ui/sign-in", params={"next": "/ui/courses"})
+        assert renewed.status_code == 303 and renewed.headers["location"] == "/ui/courses"
+        second = client.cookies[SESSION_COOKIE]
+        assert second != first and (await gw.state.verifier.verify(second)).subject == "lotse.oidc"
+
+        # A refresh token the provider no longer takes (used: the provider rotates them) leads to the button.
+        client.cookies.delete(SESSION_COOKIE)
+        client.cookies.delete(REFRESH_COOKIE)
+        client.cookies.set(REFRESH_COOKIE, refresh_cookie.split(";")[0].split("=", 1)[1], domain="gateway.test",
+                           path="/ui/sign-in")  # fmt: skip
+        stale = await client.get(f"{GATEWAY}/ui/sign-in")
+        assert stale.status_code == 200 and "Mit Keycloak anmelden" in stale.text
+        assert "Max-Age=0" in set_cookies(stale)[REFRESH_COOKIE] and SESSION_COOKIE not in client.cookies
+
+
+async def test_signing_out_ends_the_session_and_offers_the_providers_sign_out(
+    provider: OpenIdProvider, tmp_path: Path
+) -> None:
+    async with gateway_with_oidc(provider, tmp_path) as gw, browser(gw) as client:
+        await signed_in(client, "lotse.oidc")
+        assert {SESSION_COOKIE, REFRESH_COOKIE} <= set(client.cookies.keys())
+        out = await client.post(f"{GATEWAY}/ui/sign-out", data={"csrf_token": client.cookies[CSRF_COOKIE]})
+        assert out.status_code == 303 and out.headers["location"] == "/ui/signed-out"
+        assert SESSION_COOKIE not in client.cookies and REFRESH_COOKIE not in client.cookies
+        page = await client.get(f"{GATEWAY}/ui/signed-out")
+        assert page.status_code == 200 and "Sie sind von der Plattform abgemeldet." in page.text
+        assert "An einem gemeinsam genutzten Rechner beenden Sie bitte auch Ihre Sitzung bei Keycloak." in page.text
+        end_session = f'href="{provider.issuer}/logout/?client_id={CLIENT_ID}&amp;post_logout_redirect_uri='
+        assert end_session + "https%3A%2F%2Fgateway.test%2Fui%2F" in page.text
