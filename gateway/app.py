@@ -44,7 +44,13 @@ HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "host", "content-length",
 }  # fmt: skip
-NOT_FROM_CLIENTS = {"x-actor", "x-partner-id", "x-role", "x-internal-identity", "authorization", "x-api-key", "cookie"}
+#: Identity headers only the gateway sets (the plain ones from the signed identity), and credentials.
+NOT_FROM_CLIENTS = {h.decode() for h in internal.PLAIN_HEADERS} | {
+    internal.HEADER,
+    "authorization",
+    "x-api-key",
+    "cookie",
+}
 
 
 class GatewaySettings(ServiceSettings):
@@ -267,12 +273,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             caller = await who(request)
         except Unauthenticated as exc:
             return problem_response(401, str(exc), kind="unauthenticated", headers={"WWW-Authenticate": "Bearer"})
-        verdict = policy.decide(request.method, request.url.path, caller.roles if caller else None)
+        key_scopes = caller.scopes if caller is not None and caller.kind == "api_key" else None
+        verdict = policy.decide(request.method, request.url.path, caller.roles if caller else None, key_scopes)
         if verdict is None:
             return problem_response(401, "Sign in or send an API key.", kind="unauthenticated",
                                     headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
         if not verdict:
-            return problem_response(403, "Your role does not allow this.", kind="forbidden")
+            lacking = (
+                "This API key's scopes do not"
+                if key_scopes is not None
+                and policy.decide(request.method, request.url.path, caller.roles if caller else None)
+                else "Your role does not"
+            )
+            return problem_response(403, f"{lacking} allow this.", kind="forbidden")
         if caller is None:
             limit_key, limit = (
                 f"ip:{request.client.host if request.client else '?'}",

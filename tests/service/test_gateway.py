@@ -110,19 +110,29 @@ async def test_partner_api_keys_work_and_a_revoked_key_stops_within_five_seconds
     c = gateway.client
     caritas = await gateway.token("caritas")
     created = await c.post("/api/v1/partners/caritas-landsberg/api-keys", headers=caritas,
-                           json={"name": "case system", "scopes": ["referrals:read"]})  # fmt: skip
+                           json={"name": "case system", "scopes": ["capacity:write"]})  # fmt: skip
     assert created.status_code == 201, created.text
     key = {"Authorization": f"Bearer {created.json()['key']}"}
-    listed = await c.get("/api/v1/partners/caritas-landsberg/api-keys", headers=key)
-    assert listed.status_code == 200
-    other = await c.get("/api/v1/partners/vhs-landsberg/api-keys", headers=key)
+    capacity = "/api/v1/partners/{}/services/{}/capacity"
+    own = capacity.format("caritas-landsberg", "asylum_social_counselling")
+    assert (await c.put(own, json={"free_places": 20}, headers=key)).status_code == 200
+    other = await c.put(capacity.format("vhs-landsberg", "integration_course"), json={"free_places": 0}, headers=key)
     assert other.status_code == 403, "a key acts for its own partner only"
+    # A key does what its scopes say, and managing keys takes a signed-in person.
+    unscoped = await c.get("/api/v1/partners/caritas-landsberg/webhooks", headers=key)
+    assert unscoped.status_code == 403 and "scopes" in unscoped.json()["detail"]
+    assert (await c.get("/api/v1/partners/caritas-landsberg/api-keys", headers=key)).status_code == 403
+    hooks = await c.post("/api/v1/partners/caritas-landsberg/api-keys", headers=caritas,
+                         json={"name": "webhook admin", "scopes": ["webhooks:manage"]})  # fmt: skip
+    hooks_key = {"Authorization": f"Bearer {hooks.json()['key']}"}
+    assert (await c.get("/api/v1/partners/caritas-landsberg/webhooks", headers=hooks_key)).status_code == 200
+    assert (await c.put(own, json={"free_places": 19}, headers=hooks_key)).status_code == 403
 
     revoked = await c.delete(f"/api/v1/partners/caritas-landsberg/api-keys/{created.json()['key_id']}", headers=caritas)
     assert revoked.status_code == 204
     gateway.app.state.api_keys.ttl = 5.0
     started = time.monotonic()
-    while (await c.get("/api/v1/partners/caritas-landsberg/api-keys", headers=key)).status_code != 401:
+    while (await c.put(own, json={"free_places": 18}, headers=key)).status_code != 401:
         assert time.monotonic() - started < 5.5, "a revoked key must stop within 5 seconds"
         await asyncio.sleep(0.25)
     assert (
