@@ -5,10 +5,15 @@ and partner API keys (verified with the partners service, cached briefly).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import secrets
+import tempfile
 import time
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,10 @@ from chassis.identity import Identity
 
 ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "admin")
 API_KEY_PREFIX = "lip_"
+#: Local user names: lower case (as Keycloak keeps them), 2 to 64 characters, no spaces.
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+#: Teams and partner ids are slugs such as ``integration-nord`` and ``caritas-landsberg``.
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 
 
 class Unauthenticated(Exception):
@@ -76,7 +85,27 @@ class TokenVerifier:
             )  # fmt: skip
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"token refused: {type(exc).__name__}") from exc
+        local = self.local_keys if isinstance(self.local_keys, LocalKeys) else None
+        if local is not None and kid in local and not local.issuer.honours(claims):
+            raise Unauthenticated("token refused: the account was disabled or its password reset")
         return identity_from_claims(claims)
+
+
+class AccountRefused(ValueError):
+    """A change to the local accounts that is not made: ``field`` is what it is about, ``code`` says why."""
+
+    def __init__(self, field: str, code: str) -> None:
+        super().__init__(f"{field}: {code}")
+        self.field = field
+        self.code = code
+
+
+class UserFile(dict[str, dict[str, Any]]):
+    """The local accounts by user name, and the file they were read from (None: kept in memory only)."""
+
+    def __init__(self, users: dict[str, dict[str, Any]], path: Path | None = None) -> None:
+        super().__init__(users)
+        self.path = path
 
 
 class LocalIssuer:
@@ -86,18 +115,19 @@ class LocalIssuer:
                  token_minutes: int = 15) -> None:  # fmt: skip
         self.issuer = issuer
         self.audience = audience
-        self.users = users
+        self.users = users if isinstance(users, UserFile) else UserFile(users)
         self.key = key
         self.kid = "local-" + secrets.token_hex(4)
         self.token_minutes = token_minutes
         self.hasher = PasswordHasher()
+        self._changing = asyncio.Lock()  # one change to the accounts (and their file) at a time
 
     def public_jwks(self) -> dict[str, Any]:
         jwk = json.loads(OKPAlgorithm.to_jwk(self.key.public_key()))
         return {"keys": [jwk | {"kid": self.kid, "use": "sig", "alg": "EdDSA"}]}
 
-    def verifier_keys(self) -> dict[str, Any]:
-        return {self.kid: self.key.public_key()}
+    def verifier_keys(self) -> LocalKeys:
+        return LocalKeys(self)
 
     async def sign_in(self, username: str, password: str) -> str:
         user = self.users.get(username)
@@ -108,15 +138,132 @@ class LocalIssuer:
             raise Unauthenticated("wrong user name or password") from exc
         if user is None:
             raise Unauthenticated("wrong user name or password")
+        if not user.get("active", True):  # said only to whoever knows the password
+            raise Unauthenticated("this account is disabled")
         now = int(time.time())
         claims = {
             "iss": self.issuer, "aud": self.audience, "sub": user["id"], "preferred_username": username,
             "iat": now, "exp": now + self.token_minutes * 60, "realm_access": {"roles": user["roles"]},
+            "session_generation": int(user.get("session_generation", 0)),
         }  # fmt: skip
         for optional in ("partner_id", "team"):
             if user.get(optional):
                 claims[optional] = user[optional]
         return jwt.encode(claims, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+
+    def honours(self, claims: dict[str, Any]) -> bool:
+        """Whether a token this issuer signed still stands: its account exists (the same one, not a new
+        account of the same name), is active, and was not disabled or given a new password since (each
+        of which counts the account's session generation up)."""
+        user = self.users.get(str(claims.get("preferred_username", "")))
+        return (
+            user is not None
+            and user.get("id") == claims.get("sub")
+            and bool(user.get("active", True))
+            and claims.get("session_generation", 0) == user.get("session_generation", 0)
+        )
+
+    # --- the accounts, managed by admins in the web UI ------------------------------------------
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """Every local account by user name, without its password hash."""
+        return [
+            {"username": name, "roles": [r for r in ROLES if r in user.get("roles", [])], "team": user.get("team"),
+             "partner_id": user.get("partner_id"), "active": bool(user.get("active", True))}
+            for name, user in sorted(self.users.items())
+        ]  # fmt: skip
+
+    async def create_account(self, username: str, roles: Iterable[str], team: str | None = None,
+                             partner_id: str | None = None) -> str:  # fmt: skip
+        """A new active account; returns its generated password, which is stored only as a hash."""
+        record = new_account(username, roles, team, partner_id)
+        if username in self.users:  # said before the hashing's work; checked again below, under the lock
+            raise AccountRefused("username", "taken")
+        password = secrets.token_urlsafe(12)
+        record["password_hash"] = await asyncio.to_thread(self.hasher.hash, password)
+        async with self._changing:
+            if username in self.users:
+                raise AccountRefused("username", "taken")
+            await self._put(username, record)
+        return password
+
+    async def set_active(self, username: str, active: bool, *, by: str) -> None:
+        """Disable or enable an account. Disabling ends its sessions; enabling does not revive them."""
+        if username == by:
+            raise AccountRefused("username", "own_account")  # an admin cannot lock themself out
+        async with self._changing:
+            user = self._account(username)
+            changed = {**user, "active": active}
+            if not active:
+                changed["session_generation"] = int(user.get("session_generation", 0)) + 1
+            await self._put(username, changed)
+
+    async def reset_password(self, username: str) -> str:
+        """A new generated password for the account; sessions signed in with the old one end."""
+        password = secrets.token_urlsafe(12)
+        hashed = await asyncio.to_thread(self.hasher.hash, password)
+        async with self._changing:
+            user = self._account(username)
+            generation = int(user.get("session_generation", 0)) + 1
+            await self._put(username, {**user, "password_hash": hashed, "session_generation": generation})
+            if self.users.path is not None:  # the demo sign-ins beside it would now be wrong
+                await asyncio.to_thread(_forget_demo_password, self.users.path, username)
+        return password
+
+    def _account(self, username: str) -> dict[str, Any]:
+        user = self.users.get(username)
+        if user is None:
+            raise AccountRefused("username", "unknown")
+        return user
+
+    async def _put(self, username: str, record: dict[str, Any]) -> None:
+        """Replace one account and write the file; when writing fails, the account stays as it was."""
+        before = self.users.get(username)
+        self.users[username] = record
+        try:
+            if self.users.path is not None:
+                await asyncio.to_thread(_replace_private, self.users.path, json.dumps(self.users, indent=2))
+        except BaseException:
+            if before is None:
+                del self.users[username]
+            else:
+                self.users[username] = before
+            raise
+
+
+class LocalKeys(dict[str, Any]):
+    """The embedded issuer's public key by key id, together with the issuer, so that the verifier can ask
+    it whether a token it signed still stands (the account may have been disabled since)."""
+
+    def __init__(self, issuer: LocalIssuer) -> None:
+        super().__init__({issuer.kid: issuer.key.public_key()})
+        self.issuer = issuer
+
+
+def new_account(username: str, roles: Iterable[str], team: str | None, partner_id: str | None) -> dict[str, Any]:
+    """A checked account record without its password hash; raises AccountRefused naming the field."""
+    if not USERNAME.fullmatch(username):
+        raise AccountRefused("username", "format")
+    asked = set(roles)
+    if not asked:
+        raise AccountRefused("roles", "missing")
+    if asked - set(ROLES):
+        raise AccountRefused("roles", "unknown")
+    if team and not SLUG.fullmatch(team):
+        raise AccountRefused("team", "format")
+    if "partner" in asked and not partner_id:
+        raise AccountRefused("partner_id", "missing")
+    if partner_id and "partner" not in asked:
+        raise AccountRefused("partner_id", "without_partner_role")
+    if partner_id and not SLUG.fullmatch(partner_id):
+        raise AccountRefused("partner_id", "format")
+    record: dict[str, Any] = {"username": username, "roles": [r for r in ROLES if r in asked],
+                              "id": str(uuid.uuid4()), "active": True}  # fmt: skip
+    if team:
+        record["team"] = team
+    if partner_id:
+        record["partner_id"] = partner_id
+    return record
 
 
 _DUMMY_HASH = PasswordHasher().hash(secrets.token_urlsafe(16))
@@ -136,22 +283,24 @@ DEMO_USERS = [
 ]
 
 
-def load_or_create_users(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+def load_or_create_users(path: Path) -> tuple[UserFile, dict[str, str]]:
     """Users with argon2 hashes from ``path``; made once with random passwords, which go to a file
     beside it (readable by its owner only) so that ``make run`` can print the demo sign-ins."""
     credentials_path = path.with_suffix(".credentials.txt")
     if not path.exists():
         hasher = PasswordHasher()
         path.parent.mkdir(parents=True, exist_ok=True)
-        users, credentials = {}, {}
+        made: dict[str, dict[str, Any]] = {}
+        passwords: dict[str, str] = {}
         for demo in DEMO_USERS:
             password = secrets.token_urlsafe(9)
-            credentials[demo["username"]] = password
-            users[demo["username"]] = {**demo, "id": demo["username"], "password_hash": hasher.hash(password)}
-        _write_private(path, json.dumps(users, indent=2))
-        _write_private(credentials_path, "".join(f"{u} {p}\n" for u, p in credentials.items()))
-    users = json.loads(path.read_text())
-    credentials = dict(line.split(" ", 1) for line in credentials_path.read_text().splitlines() if " " in line)
+            passwords[str(demo["username"])] = password
+            made[str(demo["username"])] = {**demo, "id": demo["username"], "password_hash": hasher.hash(password)}
+        _write_private(path, json.dumps(made, indent=2))
+        _write_private(credentials_path, "".join(f"{u} {p}\n" for u, p in passwords.items()))
+    users = UserFile(json.loads(path.read_text()), path)
+    lines = credentials_path.read_text().splitlines() if credentials_path.exists() else []
+    credentials = dict(line.split(" ", 1) for line in lines if " " in line)
     return users, credentials
 
 
@@ -159,6 +308,33 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+
+
+def _replace_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file beside ``path`` (owner only) and rename it over ``path``: a reader, or
+    a crash halfway, sees the old file or the new one, never a torn one."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # made 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _forget_demo_password(users_path: Path, username: str) -> None:
+    """Drop a demo user's line from the credentials file once that password no longer works."""
+    credentials_path = users_path.with_suffix(".credentials.txt")
+    if not credentials_path.exists():
+        return
+    lines = credentials_path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.split(" ", 1)[0] != username]
+    if kept != lines:
+        _replace_private(credentials_path, "".join(kept))
 
 
 # --- partner API keys ----------------------------------------------------------------------

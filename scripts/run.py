@@ -58,11 +58,15 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
         print("\n!! The gateway did not become ready within 120 s; see the log lines above.\n", flush=True)
         return
     credentials = dict(line.split(" ", 1) for line in CREDENTIALS_FILE.read_text().splitlines() if " " in line)
-    try:
-        counts = demo_data.load(gateway, demo_data.sign_in(gateway, "registrar", credentials["registrar"]))
-    except httpx.HTTPError as exc:
-        print(f"\n!! Loading demo data failed: {exc}\n", flush=True)
-        counts = {}
+    counts: dict[str, int] = {}
+    if "registrar" not in credentials:
+        # An admin reset or removed the demo registrar's password: its line left the file.
+        print("\n!! No demo registrar password in var/gateway-users.credentials.txt; demo data not loaded.\n")
+    else:
+        try:
+            counts = demo_data.load(gateway, demo_data.sign_in(gateway, "registrar", credentials["registrar"]))
+        except httpx.HTTPError as exc:
+            print(f"\n!! Loading demo data failed: {exc}\n", flush=True)
     registration = f"http://127.0.0.1:{os.environ.get('REGISTRATION_PORT', '8001')}"
     referral = f"http://127.0.0.1:{os.environ.get('REFERRAL_PORT', '8002')}"
     courses = f"http://127.0.0.1:{os.environ.get('COURSES_PORT', '8003')}"

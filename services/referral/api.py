@@ -404,8 +404,17 @@ async def bulk_send(body: BulkSend, w: WorkflowDep, scope: ScopeDep) -> BulkResu
 
 @router.get("/routing-rules", response_model=RuleSetRead)
 async def rules_in_force(w: WorkflowDep) -> RuleSetRead:
-    version, rules = await workflow.active_rules(w.session)
-    return RuleSetRead(version=version, rules=rules.rules)
+    row = await w.session.scalar(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()).limit(1))
+    if row is None:
+        return RuleSetRead(version=0, rules=domain.DEFAULT_RULES.rules)
+    return rule_set_read(row)
+
+
+def rule_set_read(row: RuleSetVersion) -> RuleSetRead:
+    return RuleSetRead(
+        version=row.version, rules=domain.RuleSet.model_validate({"rules": row.rules}).rules,
+        created_at=workflow.aware(row.created_at), created_by=row.created_by,
+    )  # fmt: skip
 
 
 @router.put("/routing-rules", response_model=RuleSetRead)
@@ -424,13 +433,13 @@ async def save_rules(body: list[dict[str, Any]], w: WorkflowDep, actor: ActorHea
     )
     w.session.add(row)
     await w.uow.commit()
-    return RuleSetRead(version=row.version, rules=rules.rules)
+    return rule_set_read(row)
 
 
 @router.get("/routing-rules/versions", response_model=list[RuleSetRead])
 async def rule_versions(w: WorkflowDep) -> list[RuleSetRead]:
     rows = (await w.session.scalars(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()))).all()
-    return [RuleSetRead(version=r.version, rules=domain.RuleSet.model_validate({"rules": r.rules}).rules) for r in rows]
+    return [rule_set_read(r) for r in rows]
 
 
 # --- the partners' side --------------------------------------------------------------------

@@ -127,6 +127,9 @@ class BulkResult(BaseModel):
 class RuleSetRead(BaseModel):
     version: int
     rules: list[domain.RoutingRule]
+    #: Who saved this version and when; none for version 0, the shipped defaults.
+    created_at: datetime | None = None
+    created_by: str | None = None
 
 
 class CaseworkerRead(BaseModel):

@@ -455,7 +455,8 @@ async def test_routing_rules_are_versioned_and_invalid_sets_are_refused_whole(pl
     saved = ok(
         await referral.put("/api/v1/routing-rules", json=[*current["rules"], housing], headers={"X-Actor": "lead:x"})
     )
-    assert saved["version"] == 1
+    assert (saved["version"], saved["created_by"]) == (1, "lead:x") and saved["created_at"]
+    assert current["created_by"] is None, "version 0 is the shipped default"
     assert [r["id"] for r in saved["rules"]] == [*(r["id"] for r in current["rules"]), housing["id"]]
 
     invalid = {
@@ -473,7 +474,7 @@ async def test_routing_rules_are_versioned_and_invalid_sets_are_refused_whole(pl
     assert "unique" in json.dumps(duplicate["errors"])
     assert ok(await referral.get("/api/v1/routing-rules"))["version"] == 1
     versions = ok(await referral.get("/api/v1/routing-rules/versions"))
-    assert [v["version"] for v in versions] == [1]
+    assert [(v["version"], v["created_by"]) for v in versions] == [(1, "lead:x")]
     assert versions[0]["rules"][-1]["id"] == housing["id"]
 
     # The new version routes the next newcomer: housing advice goes out without a consent (no data shared).

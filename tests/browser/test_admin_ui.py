@@ -1,0 +1,121 @@
+"""The admins' pages in headless Chromium, in front of the real stack: the admin reads the routing rules,
+is told why an invalid rule set is refused, saves a small valid change as a new version, creates an
+account whose one-time password then signs in, and disables it again. axe-core checks every page for
+critical violations; screenshots go to the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.browser.conftest import Browsing, Stack, launch_args
+
+
+async def test_admin_edits_the_routing_rules_and_manages_an_account(stack: Stack) -> None:
+    from playwright.async_api import async_playwright
+
+    browsing = Browsing(stack)
+    shot, accessible, sign_in = browsing.shot, browsing.accessible, browsing.sign_in
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(**launch_args())
+        try:
+            # --- not for everyone: a caseworker is refused ------------------------------------------
+            lotse = await browser.new_page()
+            await sign_in(lotse, "lotse")
+            assert await lotse.get_by_role("link", name="Verwaltung").count() == 0
+            refused = await lotse.goto(f"{stack.url}/ui/admin/routing-rules")
+            assert refused is not None and refused.status == 403
+
+            # --- the admin's overview and the rules in force -----------------------------------------
+            admin = await browser.new_page()
+            await sign_in(admin, "admin")
+            await admin.get_by_role("link", name="Verwaltung").click()
+            await admin.wait_for_load_state()
+            assert await admin.get_by_role("heading", level=1).inner_text() == "Verwaltung"
+            await accessible(admin, "admin overview")
+            await admin.get_by_role("link", name="Vermittlungsregeln").first.click()
+            await admin.wait_for_load_state()
+            assert admin.url.endswith("/ui/admin/routing-rules")
+            assert await admin.locator("#current-version").get_attribute("data-version") == "0"
+            assert await admin.locator("#rules tbody tr").count() >= 5
+            assert "Kurs mit Kinderbetreuung" in await admin.locator("#rule-course-with-childcare").inner_text()
+            await shot(admin, "01-routing-rules")
+            await accessible(admin, "routing rules")
+
+            # An invalid rule set: the service's reasons next to the textarea, the text kept, nothing saved.
+            editor = admin.get_by_label("Regeln als JSON (eine Liste)")
+            rules = json.loads(await editor.input_value())
+            invalid = json.dumps([{**rules[0], "purpose": "fortune_telling"}, *rules[1:]], indent=2)
+            await editor.fill(invalid)
+            await admin.get_by_role("button", name="Als neue Version speichern").click()
+            await admin.wait_for_load_state()
+            errors = await admin.locator("#rules-errors").inner_text()
+            assert "nicht gültig" in errors and f"Regel 1 ({rules[0]['id']}), purpose" in errors
+            assert await editor.input_value() == invalid
+            assert await editor.get_attribute("aria-invalid") == "true"
+            assert await admin.locator("#current-version").get_attribute("data-version") == "0"
+            await shot(admin, "02-routing-rules-invalid")
+            await accessible(admin, "routing rules with errors")
+
+            # One small valid change: a clearer explanation of one rule. It becomes version 1.
+            changed = [dict(rule) for rule in rules]
+            changed[0]["description"] = changed[0]["description"] + " (Stand: geprüft)"
+            await editor.fill(json.dumps(changed, indent=2, ensure_ascii=False))
+            await admin.get_by_role("button", name="Als neue Version speichern").click()
+            await admin.wait_for_load_state()
+            assert "Gespeichert als Version 1." in await admin.get_by_role("status").inner_text()
+            assert await admin.locator("#current-version").get_attribute("data-version") == "1"
+            assert "(Stand: geprüft)" in await admin.locator(f"#rule-{rules[0]['id']}").inner_text()
+            assert await admin.locator("#version-1").count() == 1
+            await shot(admin, "03-routing-rules-saved")
+            await accessible(admin, "routing rules saved")
+
+            # --- a new account: the password shown once signs in ---------------------------------------
+            await admin.get_by_role("link", name="Benutzerkonten").click()
+            await admin.wait_for_load_state()
+            assert await admin.locator("#roster tbody tr").count() == 4, "the referral service's roster"
+            await accessible(admin, "user accounts")
+            await admin.get_by_label("Benutzername").fill("neue.lotsin")
+            await admin.get_by_role("checkbox", name="Integrationslotse (caseworker)").check()
+            await admin.get_by_label("Team (optional)").fill("integration-sued")
+            await admin.get_by_role("button", name="Anlegen").click()
+            await admin.wait_for_load_state()
+            password = await admin.get_by_label("Passwort (nur jetzt sichtbar)").input_value()
+            assert len(password) >= 16
+            row = admin.locator("#account-neue\\.lotsin")
+            assert await row.get_attribute("data-active") == "true"
+            assert "integration-sued" in await row.inner_text()
+            await shot(admin, "04-account-created")
+            await accessible(admin, "account created")
+
+            newcomer = await browser.new_page(viewport={"width": 390, "height": 844})  # on a phone
+            await newcomer.goto(f"{stack.url}/ui/sign-in")
+            await newcomer.get_by_label("Benutzername").fill("neue.lotsin")
+            await newcomer.get_by_label("Passwort").fill(password)
+            await newcomer.get_by_role("button", name="Anmelden").click()
+            await newcomer.wait_for_load_state()
+            assert "neue.lotsin" in await newcomer.locator(".session").inner_text()
+            assert await newcomer.get_by_role("heading", name="Übersicht").count() == 1
+
+            # Disabled by the admin: the session ends with the next page.
+            await row.get_by_role("button", name="Sperren: neue.lotsin").click()
+            await admin.wait_for_load_state()
+            assert await admin.locator("#account-neue\\.lotsin").get_attribute("data-active") == "false"
+            await shot(admin, "05-account-disabled")
+            await newcomer.reload()
+            assert "neue.lotsin" not in await newcomer.locator(".session").inner_text()
+            await newcomer.goto(f"{stack.url}/ui/register")
+            assert "/ui/sign-in" in newcomer.url
+            await shot(newcomer, "06-disabled-user-signed-out")
+
+            # The admin pages on a phone.
+            phone = await browser.new_page(viewport={"width": 390, "height": 844})
+            await sign_in(phone, "admin")
+            await phone.goto(f"{stack.url}/ui/admin/users")
+            await shot(phone, "07-accounts-phone")
+            await accessible(phone, "user accounts (phone)")
+            assert await phone.locator("script").count() == 0, "the pages work without JavaScript"
+        finally:
+            await browser.close()
+    browsing.report()

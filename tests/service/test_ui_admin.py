@@ -1,0 +1,315 @@
+"""The admins' pages of the web UI, through the real gateway in front of the real referral and partners
+apps (over ASGI): who may see them, the routing rules edited as JSON (refused whole when invalid, a new
+version when valid), and the embedded sign-in's accounts (create, sign in, disable, enable, reset).
+
+A small user agent keeps the cookies and posts forms with the session's CSRF token. The gateway runs
+with ``environment="test"`` and so sets Secure cookies; the agent speaks https to keep them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import stat
+from collections.abc import AsyncIterator
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.auth import load_or_create_users
+from services.partners.app import create_app as create_partners
+from services.referral.app import create_app as create_referral
+from tests.conftest import gateway_settings, partners_settings, referral_settings, running_app
+
+
+class Agent:
+    """One person's browser, without the browser: cookies, forms with the CSRF token, redirects by hand."""
+
+    def __init__(self, app: Any) -> None:
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver",
+                                        timeout=30)  # fmt: skip
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.client.get(path)
+
+    async def post(self, path: str, data: dict[str, Any]) -> httpx.Response:
+        if "lip_csrf" not in self.client.cookies:
+            await self.client.get("/ui/sign-in")  # any page hands out the CSRF cookie
+        return await self.client.post(path, data={**data, "csrf_token": self.client.cookies["lip_csrf"]})
+
+    async def sign_in(self, username: str, password: str) -> httpx.Response:
+        return await self.post("/ui/sign-in", {"username": username, "password": password, "next": "/ui/"})
+
+    @property
+    def session(self) -> str:
+        return str(self.client.cookies["lip_session"])
+
+
+class Stack:
+    def __init__(self, app: Any, users_file: Path) -> None:
+        self.app = app
+        self.users_file = users_file
+        self.agents: list[Agent] = []
+
+    def password(self, username: str) -> str:
+        return str(self.app.state.demo_credentials[username])
+
+    async def agent(self, username: str | None = None) -> Agent:
+        agent = Agent(self.app)
+        self.agents.append(agent)
+        if username is not None:
+            signed = await agent.sign_in(username, self.password(username))
+            assert signed.status_code == 303, signed.text
+        return agent
+
+    async def api(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="https://testserver") as c:
+            return await c.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+
+    async def token(self, username: str, password: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="https://testserver") as c:
+            return await c.post("/auth/token", json={"username": username, "password": password})
+
+
+@pytest.fixture
+async def stack(database_url: str, broker: Any, tmp_path: Path) -> AsyncIterator[Stack]:
+    """The gateway in front of the real referral app (on the parametrized database: the routing rule
+    versions live there) and the real partners app (the directory a partner account must name)."""
+    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers))
+    partners_app = create_partners(
+        partners_settings(f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}", broker.bootstrap_servers)
+    )
+    settings = gateway_settings(tmp_path)
+    app = create_app(settings)
+    async with running_app(referral_app), running_app(partners_app), running_app(app):
+        await app.state.client.aclose()
+        app.state.client = httpx.AsyncClient(
+            mounts={
+                "http://referral": httpx.ASGITransport(app=referral_app),
+                "http://partners": httpx.ASGITransport(app=partners_app),
+            }
+        )
+        stack = Stack(app, settings.local_users_file)
+        try:
+            yield stack
+        finally:
+            for agent in stack.agents:
+                await agent.client.aclose()
+            await app.state.client.aclose()
+
+
+def revealed_password(page: httpx.Response) -> str:
+    found = re.search(r'id="new-password" readonly autocomplete="off" spellcheck="false" value="([^"]+)"', page.text)
+    assert found, page.text
+    return unescape(found.group(1))
+
+
+def without_nulls(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**r, "when": {k: v for k, v in r["when"].items() if v is not None}} for r in rules]
+
+
+def textarea(page: httpx.Response) -> str:
+    found = re.search(r'<textarea id="f-rules"[^>]*>(.*?)</textarea>', page.text, re.S)
+    assert found, page.text
+    return unescape(found.group(1))
+
+
+async def test_the_admin_pages_are_for_admins_only(stack: Stack) -> None:
+    anonymous = await stack.agent()
+    for path in ("/ui/admin", "/ui/admin/routing-rules", "/ui/admin/users"):
+        away = await anonymous.get(path)
+        assert away.status_code == 303 and away.headers["location"] == f"/ui/sign-in?next={path}"
+
+    rules_before = (await stack.api("GET", "/api/v1/routing-rules/versions", await admin_token(stack))).json()
+    for username in ("lotse", "registrar", "caritas", "statistik", "vhs"):
+        agent = await stack.agent(username)
+        for path in ("/ui/admin", "/ui/admin/routing-rules", "/ui/admin/users"):
+            refused = await agent.get(path)
+            assert refused.status_code == 403, (username, path)
+            assert "Dafür fehlt Ihnen die Berechtigung." in refused.text
+        posted = await agent.post("/ui/admin/routing-rules", {"rules": "[]"})
+        assert posted.status_code == 403
+        created = await agent.post("/ui/admin/users", {"username": f"by-{username}", "roles": ["admin"]})
+        assert created.status_code == 403
+        reset = await agent.post("/ui/admin/users/admin/reset-password", {})
+        assert reset.status_code == 403
+    assert (await stack.api("GET", "/api/v1/routing-rules/versions", await admin_token(stack))).json() == rules_before
+    assert not any(name.startswith("by-") for name in stack.app.state.issuer.users)
+
+    admin = await stack.agent("admin")
+    home = await admin.get("/ui/admin")
+    assert home.status_code == 200
+    assert 'href="/ui/admin/routing-rules"' in home.text and 'href="/ui/admin/users"' in home.text
+    # A form without the session's CSRF token is refused, even for an admin.
+    forged = await admin.client.post("/ui/admin/users", data={"username": "forged", "roles": "admin"})
+    assert forged.status_code == 403 and "forged" not in stack.app.state.issuer.users
+
+
+async def admin_token(stack: Stack) -> str:
+    reply = await stack.token("admin", stack.password("admin"))
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["access_token"])
+
+
+async def test_invalid_rules_show_their_errors_and_save_nothing_a_valid_edit_is_a_new_version(stack: Stack) -> None:
+    admin = await stack.agent("admin")
+    token = await admin_token(stack)
+    page = await admin.get("/ui/admin/routing-rules")
+    assert page.status_code == 200
+    assert 'data-version="0"' in page.text and "Voreinstellung" in page.text
+    assert 'id="rule-course-with-childcare"' in page.text and "Kurs mit Kinderbetreuung" in page.text
+    rules = json.loads(textarea(page))
+    assert rules == without_nulls((await stack.api("GET", "/api/v1/routing-rules", token)).json()["rules"])
+    assert '"need_any": null' not in textarea(page), "conditions that are not set are left out"
+
+    # Not JSON at all: said with line and column, the text kept, nothing sent.
+    broken = textarea(page).replace('"id"', "id", 1)
+    answer = await admin.post("/ui/admin/routing-rules", {"rules": broken})
+    assert answer.status_code == 422
+    assert 'id="rules-errors"' in answer.text and "kein gültiges JSON (Zeile 3, Spalte" in answer.text
+    assert textarea(answer) == broken and 'aria-invalid="true"' in answer.text
+
+    # JSON, but not a valid rule set: the service's errors next to the textarea, naming the rule.
+    invalid = [dict(rule) for rule in rules]
+    invalid[1] = {**invalid[1], "service_type": "palm_reading"}
+    invalid.append({**invalid[0]})  # the same id twice
+    text = json.dumps(invalid, indent=2)
+    answer = await admin.post("/ui/admin/routing-rules", {"rules": text})
+    assert answer.status_code == 422
+    assert f"Regel 2 ({invalid[1]['id']}), service_type: Input should be" in unescape(answer.text)
+    assert textarea(answer) == text
+    empty = await admin.post("/ui/admin/routing-rules", {"rules": "[]"})
+    assert empty.status_code == 422 and "Regeln sind nicht gültig" in empty.text
+    assert (await stack.api("GET", "/api/v1/routing-rules/versions", token)).json() == [], "nothing was saved"
+
+    # A valid edit: one explanation changed; version 1, then version 2 with the change listed.
+    changed = [dict(rule) for rule in rules]
+    changed[0]["description"] = "Asylsuchende und Geduldete: Asylsozialberatung der Caritas (geprüft)"
+    saved = await admin.post("/ui/admin/routing-rules", {"rules": json.dumps(changed, indent=2)})
+    assert saved.status_code == 303 and saved.headers["location"] == "/ui/admin/routing-rules?saved=1"
+    in_force = (await stack.api("GET", "/api/v1/routing-rules", token)).json()
+    assert in_force["version"] == 1 and in_force["rules"][0]["description"].endswith("(geprüft)")
+    page = await admin.get(saved.headers["location"])
+    assert "Gespeichert als Version 1." in page.text and 'data-version="1"' in page.text
+    assert "Caritas (geprüft)" in page.text and 'id="version-1"' in page.text
+    assert json.loads(textarea(page)) == without_nulls(in_force["rules"])
+
+    changed[2] = {**changed[2], "shares_personal_data": False}
+    saved = await admin.post("/ui/admin/routing-rules", {"rules": json.dumps(changed)})
+    assert saved.headers["location"] == "/ui/admin/routing-rules?saved=2"
+    page = await admin.get("/ui/admin/routing-rules?lang=en")
+    versions = re.search(r'<tr id="version-2">(.*?)</tr>', page.text, re.S)
+    assert versions and f"changed: <code>{changed[2]['id']}</code>" in versions.group(1)
+    assert [v["version"] for v in (await stack.api("GET", "/api/v1/routing-rules/versions", token)).json()] == [2, 1]
+
+
+async def test_accounts_are_created_disabled_enabled_and_reset(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gateway")
+    admin = await stack.agent("admin")
+    page = await admin.get("/ui/admin/users")
+    assert page.status_code == 200
+    assert 'id="account-lotse"' in page.text and 'id="account-admin"' in page.text
+    assert 'action="/ui/admin/users/admin/disable"' not in page.text, "no button to disable oneself"
+    assert 'id="caseworker-lotse-m.wagner"' in page.text and "Maria Wagner" in page.text and "0 / 60" in page.text
+
+    # Refused with the reason next to the field; nothing made.
+    for form, field, message in (
+        ({"username": "Neue Lotsin", "roles": ["caseworker"]}, "username", "Bitte 2 bis 64 Zeichen"),
+        ({"username": "lotse", "roles": ["caseworker"]}, "username", "gibt es schon"),
+        ({"username": "ohne-rolle"}, "roles", "mindestens eine Rolle"),
+        ({"username": "p1", "roles": ["partner"]}, "partner_id", "ist die Partner-Kennung Pflicht"),
+        ({"username": "p2", "roles": ["partner"], "partner_id": "nowhere-gmbh"}, "partner_id", "gibt es im Partner"),
+        ({"username": "p3", "roles": ["analyst"], "partner_id": "caritas-landsberg"}, "partner_id", "nur mit der"),
+        ({"username": "t1", "roles": ["caseworker"], "team": "Team Süd"}, "team", "Bitte Kleinbuchstaben"),
+    ):
+        answer = await admin.post("/ui/admin/users", form)
+        assert answer.status_code == 422, form
+        error = re.search(rf'<p class="field-error" id="e-{field}">([^<]*)</p>', answer.text)
+        assert error and message in unescape(error.group(1)), (form, answer.text)
+        assert form["username"] not in stack.app.state.issuer.users or form["username"] == "lotse"
+    kept = await admin.post("/ui/admin/users", {"username": "p4", "roles": ["partner", "caseworker"]})
+    assert 'value="p4"' in kept.text and re.search(r'value="caseworker" checked', kept.text), "the form is kept"
+
+    # Created: the password is shown once, stored only as an argon2 hash, in a file only its owner reads.
+    created = await admin.post("/ui/admin/users", {"username": "neue.lotsin", "roles": ["caseworker"],
+                                                   "team": "integration-sued"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    password = revealed_password(created)
+    assert len(password) >= 16 and 'id="account-neue.lotsin"' in created.text
+    assert stat.S_IMODE(stack.users_file.stat().st_mode) == 0o600
+    stored = json.loads(stack.users_file.read_text())["neue.lotsin"]
+    assert stored["roles"] == ["caseworker"] and stored["team"] == "integration-sued" and stored["active"] is True
+    assert stored["password_hash"].startswith("$argon2") and password not in stack.users_file.read_text()
+    assert (await admin.get("/ui/admin/users")).text.count(password) == 0, "shown once"
+    partner = await admin.post("/ui/admin/users", {"username": "caritas2", "roles": ["partner"],
+                                                   "partner_id": "caritas-landsberg"})  # fmt: skip
+    assert partner.status_code == 201
+    assert (await stack.token("caritas2", revealed_password(partner))).status_code == 200
+
+    # The new account signs in, in the UI and for the API, and works as a caseworker.
+    lotsin = await stack.agent()
+    signed = await lotsin.sign_in("neue.lotsin", password)
+    assert signed.status_code == 303 and signed.headers["location"] == "/ui/"
+    assert (await lotsin.get("/ui/")).status_code == 200
+    api_token = (await stack.token("neue.lotsin", password)).json()["access_token"]
+    assert (await stack.api("GET", "/api/v1/caseworkers", api_token)).status_code == 200
+
+    # An admin cannot disable themself.
+    own = await admin.post("/ui/admin/users/admin/disable", {})
+    assert own.status_code == 409 and "eigene Konto" in own.text
+    assert stack.app.state.issuer.users["admin"].get("active", True)
+
+    # Disabled: no sign-in, and the sessions it has end at once (UI and API).
+    disabled = await admin.post("/ui/admin/users/neue.lotsin/disable", {})
+    assert disabled.status_code == 200 and 'id="account-neue.lotsin" data-active="false"' in disabled.text
+    assert json.loads(stack.users_file.read_text())["neue.lotsin"]["active"] is False
+    assert (await stack.token("neue.lotsin", password)).status_code == 401
+    assert (await (await stack.agent()).sign_in("neue.lotsin", password)).status_code == 401
+    assert (await stack.api("GET", "/api/v1/caseworkers", api_token)).status_code == 401
+    back_to_sign_in = await lotsin.get("/ui/admin")
+    assert back_to_sign_in.status_code == 303 and back_to_sign_in.headers["location"].startswith("/ui/sign-in")
+
+    # Enabled again: signing in works; the session from before the disabling stays ended.
+    enabled = await admin.post("/ui/admin/users/neue.lotsin/enable", {})
+    assert enabled.status_code == 200 and 'id="account-neue.lotsin" data-active="true"' in enabled.text
+    assert (await stack.token("neue.lotsin", password)).status_code == 200
+    assert (await stack.api("GET", "/api/v1/caseworkers", api_token)).status_code == 401
+
+    # A new password: the old one stops working, the new one works; a demo user's printed one is dropped.
+    reset = await admin.post("/ui/admin/users/neue.lotsin/reset-password", {})
+    new_password = revealed_password(reset)
+    assert new_password != password
+    assert (await stack.token("neue.lotsin", password)).status_code == 401
+    assert (await stack.token("neue.lotsin", new_password)).status_code == 200
+    credentials = stack.users_file.with_suffix(".credentials.txt")
+    assert "statistik " in credentials.read_text()
+    statistik = revealed_password(await admin.post("/ui/admin/users/statistik/reset-password", {}))
+    assert "statistik " not in credentials.read_text() and "registrar " in credentials.read_text()
+    assert (await stack.token("statistik", statistik)).status_code == 200
+    unknown = await admin.post("/ui/admin/users/nobody/reset-password", {})
+    assert unknown.status_code == 404
+
+    # What was changed is in the file, as a restart reads it; no password ever reached the log.
+    users, _ = load_or_create_users(stack.users_file)
+    assert users["neue.lotsin"]["active"] is True and users["caritas2"]["partner_id"] == "caritas-landsberg"
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "neue.lotsin" in logged, "account changes are logged (who did what)"
+    for secret in (password, new_password, statistik):
+        assert secret not in logged
+
+
+async def test_with_the_citys_keycloak_the_page_only_points_there(stack: Stack) -> None:
+    admin = await stack.agent("admin")
+    stack.app.state.issuer = None  # as when GATEWAY_OIDC_ISSUER is set: no embedded sign-in
+    page = await admin.get("/ui/admin/users")
+    assert page.status_code == 200
+    assert 'id="keycloak"' in page.text and "Keycloak" in page.text
+    assert '<form method="post" action="/ui/admin/users' not in page.text and 'id="accounts"' not in page.text
+    assert 'id="roster"' in page.text, "the caseworker roster is shown either way"
+    refused = await admin.post("/ui/admin/users", {"username": "neu", "roles": ["admin"]})
+    assert refused.status_code == 409 and 'id="keycloak"' in refused.text
