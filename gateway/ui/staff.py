@@ -1,16 +1,27 @@
-"""The caseworkers' and registrars' pages: dashboard, registering a newcomer, person and case."""
+"""The caseworkers' and registrars' pages: dashboard, registering a newcomer, person and case.
+
+The case page carries the integration plan (goals in Esser's four dimensions), the needs assessment
+(the latest one, and a form for a new version) and the person's courses (enrol from the catalogue).
+A form the API refuses with 422 comes back with the typed input kept and a German message next to
+each field the Problem names.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from chassis.identity import Identity
+from contracts.vocabulary import EmploymentSituation, EsserDimension, GermanLevel, Schooling
 from gateway import policy
-from gateway.ui.kit import Kit
-from gateway.ui.words import FIELD_ERRORS
+from gateway.ui import learning
+from gateway.ui.kit import Kit, Reply
+from gateway.ui.words import FIELD_ERRORS, more_words
 
 GENDERS = ("female", "male", "diverse", "unspecified")
 RESIDENCE_GROUPS = ("recognised_refugee", "asylum_seeker", "tolerated", "eu_citizen", "skilled_worker_or_study_visa",
@@ -20,6 +31,96 @@ REGISTRATION_FIELDS = ("given_names", "family_name", "birth_date", "gender", "na
                        "preferred_language", "residence_status_group", "arrival_date", "street", "house_number",
                        "postal_code", "district", "phone", "email")  # fmt: skip
 ADDRESS_FIELDS = ("street", "house_number", "postal_code", "district")
+GOAL_STATUSES = ("open", "in_progress", "achieved", "dropped")
+GOAL_FIELDS = ("dimension", "title", "due_on", "status")
+NEEDS_CHOICES = ("german_level", "schooling", "employment_situation")
+NEEDS_TEXTS = ("other_languages", "vocational_qualification", "children_ages", "notes")
+NEEDS_CHECKS = ("recognise_foreign_qualification", "childcare_needed", "housing_need", "counselling_need",
+                "health_need")  # fmt: skip
+NEEDS_FIELDS = NEEDS_CHOICES + NEEDS_TEXTS + NEEDS_CHECKS
+
+#: Pydantic error types the registration form never meets, in the UI's languages.
+MORE_FIELD_ERRORS = {
+    "de": {"int_parsing": "Bitte ganze Zahlen angeben, durch Komma getrennt.", "greater_than_equal":
+           "Die Zahl ist zu klein.", "less_than_equal": "Die Zahl ist zu groß.", "too_long": "Das sind zu viele.",
+           "date_type": "Bitte ein gültiges Datum angeben.", "literal_error": "Bitte einen der Werte wählen."},
+    "en": {"int_parsing": "Please give whole numbers, separated by commas.", "greater_than_equal":
+           "The number is too small.", "less_than_equal": "The number is too large.", "too_long": "Those are too many.",
+           "date_type": "Please give a valid date.", "literal_error": "Please choose one of the values."},
+}  # fmt: skip
+
+more_words({
+    "de": {
+        "staff_plan_intro": "Ziele nach den vier Dimensionen der Integration.", "staff_goal_title": "Ziel",
+        "staff_add_goal": "Ziel hinzufügen", "staff_due_on": "Fällig am", "staff_change": "Ändern",
+        "staff_change_goal": "Ziel ändern", "staff_form_errors": "Bitte die markierten Angaben prüfen.",
+        "staff_latest_needs": "Letzte Bedarfserhebung", "staff_no_needs": "Noch keine Bedarfserhebung.",
+        "staff_version": "Fassung", "staff_assessed_at": "Erhoben am", "staff_need_categories": "Abgeleitete Bedarfe",
+        "staff_record_needs": "Neue Bedarfserhebung", "staff_save_needs": "Bedarf speichern",
+        "staff_german_level": "Deutschkenntnisse", "staff_other_languages":
+        "Weitere Sprachen (Codes, durch Komma getrennt, z. B. en, fr)", "staff_schooling": "Schulbildung",
+        "staff_vocational_qualification": "Berufsabschluss", "staff_employment_situation": "Erwerbssituation",
+        "staff_children_ages": "Alter der Kinder (durch Komma getrennt, z. B. 3, 6)", "staff_notes": "Notizen",
+        "staff_support": "Unterstützungsbedarf", "staff_recognise_foreign_qualification":
+        "Ausländischer Abschluss soll anerkannt werden", "staff_childcare_needed": "Kinderbetreuung nötig",
+        "staff_housing_need": "Wohnen", "staff_counselling_need": "Beratung", "staff_health_need": "Gesundheit",
+        "staff_choose": "Bitte wählen", "staff_level_none": "keine", "staff_person_courses": "Kurse",
+        "staff_no_enrolments": "Keine Kursanmeldungen.", "staff_enrol": "Zu einem Kurs anmelden",
+        "staff_enrol_button": "Zum Kurs anmelden", "staff_course": "Kurs (freie Plätze)",
+        "staff_seats": "{free} von {capacity} frei, {waiting} wartend", "staff_obligation":
+        "Verpflichtung zum Integrationskurs (Vorrang auf der Warteliste)",
+        "staff_enrolled_in": "Angemeldet: {title}.", "staff_waitlisted_in":
+        "Der Kurs {title} ist voll: auf der Warteliste, Platz {position}.",
+        "staff_offered_in": "Im Kurs {title} ist ein Platz angeboten, bis {until}.",
+        "staff_enrol_refused": "Anmeldung nicht möglich", "staff_no_courses": "Zurzeit keine Kurse im Angebot.",
+        "staff_schooling_none": "keine", "staff_schooling_primary": "Grundschule",
+        "staff_schooling_secondary": "Mittelschule / Realschule", "staff_schooling_upper_secondary":
+        "Abitur / Hochschulreife", "staff_schooling_vocational": "Berufsschule", "staff_schooling_university":
+        "Hochschule", "staff_employment_employed": "angestellt", "staff_employment_self_employed": "selbstständig",
+        "staff_employment_job_seeking": "arbeitsuchend", "staff_employment_in_training": "in Ausbildung",
+        "staff_employment_in_school": "in der Schule", "staff_employment_not_permitted": "keine Arbeitserlaubnis",
+        "staff_employment_not_seeking": "nicht arbeitsuchend", "staff_need_language": "Sprache",
+        "staff_need_education": "Bildung", "staff_need_employment": "Arbeit", "staff_need_recognition":
+        "Anerkennung", "staff_need_counselling": "Beratung", "staff_need_housing": "Wohnen",
+        "staff_need_childcare": "Kinderbetreuung", "staff_need_health": "Gesundheit",
+        "staff_need_participation": "Teilhabe",
+    },
+    "en": {
+        "staff_plan_intro": "Goals in the four dimensions of integration.", "staff_goal_title": "Goal",
+        "staff_add_goal": "Add a goal", "staff_due_on": "Due on", "staff_change": "Change",
+        "staff_change_goal": "Change goal", "staff_form_errors": "Please check the marked fields.",
+        "staff_latest_needs": "Latest needs assessment", "staff_no_needs": "No needs assessment yet.",
+        "staff_version": "Version", "staff_assessed_at": "Assessed at", "staff_need_categories": "Derived needs",
+        "staff_record_needs": "New needs assessment", "staff_save_needs": "Save needs",
+        "staff_german_level": "German", "staff_other_languages":
+        "Other languages (codes, comma separated, e.g. en, fr)", "staff_schooling": "Schooling",
+        "staff_vocational_qualification": "Vocational qualification", "staff_employment_situation": "Employment",
+        "staff_children_ages": "Children's ages (comma separated, e.g. 3, 6)", "staff_notes": "Notes",
+        "staff_support": "Support needed", "staff_recognise_foreign_qualification":
+        "A foreign qualification is to be recognised", "staff_childcare_needed": "Needs childcare",
+        "staff_housing_need": "Housing", "staff_counselling_need": "Counselling", "staff_health_need": "Health",
+        "staff_choose": "Please choose", "staff_level_none": "none", "staff_person_courses": "Courses",
+        "staff_no_enrolments": "No course enrolments.", "staff_enrol": "Enrol in a course",
+        "staff_enrol_button": "Enrol in the course", "staff_course": "Course (free seats)",
+        "staff_seats": "{free} of {capacity} free, {waiting} waiting", "staff_obligation":
+        "Obliged to attend an integration course (priority on the waiting list)",
+        "staff_enrolled_in": "Enrolled: {title}.", "staff_waitlisted_in":
+        "The course {title} is full: on the waiting list, position {position}.",
+        "staff_offered_in": "A seat in {title} is offered until {until}.",
+        "staff_enrol_refused": "Enrolment not possible", "staff_no_courses": "No courses on offer right now.",
+        "staff_schooling_none": "none", "staff_schooling_primary": "primary school",
+        "staff_schooling_secondary": "secondary school", "staff_schooling_upper_secondary": "upper secondary school",
+        "staff_schooling_vocational": "vocational school", "staff_schooling_university": "university",
+        "staff_employment_employed": "employed", "staff_employment_self_employed": "self-employed",
+        "staff_employment_job_seeking": "seeking work", "staff_employment_in_training": "in training",
+        "staff_employment_in_school": "in school", "staff_employment_not_permitted": "no work permit",
+        "staff_employment_not_seeking": "not seeking work", "staff_need_language": "language",
+        "staff_need_education": "education", "staff_need_employment": "employment", "staff_need_recognition":
+        "recognition", "staff_need_counselling": "counselling", "staff_need_housing": "housing",
+        "staff_need_childcare": "childcare", "staff_need_health": "health",
+        "staff_need_participation": "participation",
+    },
+})  # fmt: skip
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
@@ -30,7 +131,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.render(request, "home.html")
         if "partner" in user.roles and not user.roles & policy.STAFF:
             return RedirectResponse("/ui/partner", status_code=303)
-        context: dict[str, Any] = {"cases": [], "waiting": [], "escalated": [], "proposed": []}
+        context: dict[str, Any] = {"cases": [], "waiting": [], "escalated": [], "proposed": [],
+                                   "course_waiting": [], "my_courses": []}  # fmt: skip
         if user.roles & {"caseworker", "admin"}:
             params: dict[str, Any] = {"status": "open", "page_size": 50}
             params |= {"team": user.team} if user.team else {"caseworker_id": user.subject}
@@ -43,6 +145,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                                ("proposed", {"status": "proposed"})):  # fmt: skip
                 found = await ui.call(request, user, "GET", "referrals", params=query | {"page_size": 200})
                 context[key] = [r for r in found.items() if r["case_id"] in mine or "admin" in user.roles]
+            case_of = {c["person_id"]: c["case_id"] for c in context["cases"]}
+            entries = await learning.waiting_of(ui, request, user, case_of)
+            context["course_waiting"] = [e | {"case_id": case_of[e["person_id"]]} for e in entries]
+        if user.roles & {"course_admin", "admin"}:
+            context["my_courses"] = await learning.courses_of(ui, request, user)
         return ui.render(request, "dashboard.html", user=user, **context)
 
     @router.get("/register", response_class=HTMLResponse)
@@ -89,11 +196,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         person = await ui.call(request, user, "GET", f"persons/{quote(person_id)}")
         if not person.ok:
             return ui.trouble(request, user, person)
-        consents = await ui.call(request, user, "GET", f"persons/{quote(person_id)}/consents")
-        cases = await ui.call(request, user, "GET", "cases", params={"person_id": person_id})
+        consents, cases, needs = await asyncio.gather(
+            ui.call(request, user, "GET", f"persons/{quote(person_id)}/consents"),
+            ui.call(request, user, "GET", "cases", params={"person_id": person_id}),
+            ui.call(request, user, "GET", f"persons/{quote(person_id)}/needs-assessments"),
+        )
         return ui.render(request, "person.html", user=user, person=person.body,
                          consents=consents.body if consents.ok else [], cases=cases.items(),
-                         purposes=PURPOSES)  # fmt: skip
+                         needs=_latest(needs), purposes=PURPOSES)  # fmt: skip
 
     @router.post("/persons/{person_id}/consents")
     async def give_consent(person_id: str, request: Request) -> Response:
@@ -112,16 +222,125 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         user = await ui.signed_in(request)
         if isinstance(user, Response):
             return user
+        return await show_case(request, user, case_id)
+
+    async def show_case(request: Request, user: Identity, case_id: str, status: int = 200, *,
+                        case: Reply | None = None, **forms: Any) -> Response:  # fmt: skip
+        """The case page; ``forms`` carry a refused form's typed input and errors back into it."""
+        case = case or await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
+        if not case.ok:
+            return ui.trouble(request, user, case)
+        person_id = case.body["person_id"]
+        person_path = f"persons/{quote(person_id)}"
+        timeline, person, consents, needs, enrolments, courses = await asyncio.gather(
+            ui.call(request, user, "GET", f"cases/{quote(case_id)}/timeline"),
+            ui.call(request, user, "GET", person_path),
+            ui.call(request, user, "GET", f"{person_path}/consents"),
+            ui.call(request, user, "GET", f"{person_path}/needs-assessments"),
+            ui.call(request, user, "GET", f"learners/{quote(person_id)}/enrolments"),
+            learning.catalogue(ui, request, user),
+        )
+        latest = _latest(needs)
+        listed = enrolments.body if enrolments.ok and isinstance(enrolments.body, list) else []
+        titles = await learning.titles(ui, request, user, (e["course_id"] for e in listed), courses)
+        mine = [
+            e | {"course_title": titles.get(e["course_id"], e["course_id"][:8]),
+                 "since": learning.when(e["requested_at"]), "offer_until": learning.when(e["offer_expires_at"])}
+            for e in listed
+        ]  # fmt: skip
+        just = request.query_params.get("enrolment")
+        forms.setdefault("goal_form", {"values": {}, "errors": {}})
+        forms.setdefault("goal_edit", {"goal_id": None, "values": {}, "errors": {}})
+        forms.setdefault("needs_form", {"values": _needs_values(latest), "errors": {}})
+        forms.setdefault("enrol_form", {"values": {}, "error": None})
+        return ui.render(
+            request, "case.html", status, user=user, case=case.body, person=person.body if person.ok else None,
+            timeline=timeline.body if timeline.ok else [], consents=consents.body if consents.ok else [],
+            purposes=PURPOSES, needs=latest, enrolments=mine, courses=courses,
+            enrolled_now=next((e for e in mine if e["enrolment_id"] == just), None),
+            dimensions=[d.value for d in EsserDimension], goal_statuses=GOAL_STATUSES,
+            levels=[g.value for g in GermanLevel], schoolings=[s.value for s in Schooling],
+            employments=[e.value for e in EmploymentSituation], needs_checks=NEEDS_CHECKS, **forms,
+        )  # fmt: skip
+
+    @router.post("/cases/{case_id}/goals", response_class=HTMLResponse)
+    async def add_goal(case_id: str, request: Request) -> Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        values = {name: form.get(name, "").strip() for name in ("dimension", "title", "due_on")}
+        body = {k: v for k, v in values.items() if v} | {"due_on": values["due_on"] or None}
+        reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/goals", json=body)
+        if reply.status == 422:
+            errors = _field_errors(reply.body, ui.lang_of(request), GOAL_FIELDS)
+            return await show_case(request, user, case_id, 422, goal_form={"values": values, "errors": errors})
+        return _to_case(ui, case_id, reply, "goals-h")
+
+    @router.post("/cases/{case_id}/goals/{goal_id}", response_class=HTMLResponse)
+    async def change_goal(case_id: str, goal_id: str, request: Request) -> Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        values = {name: form.get(name, "").strip() for name in ("status", "due_on")}
+        body: dict[str, Any] = {"status": values["status"] or None}
+        if values["due_on"] != form.get("current_due_on", ""):  # a PATCH names only what changes
+            body["due_on"] = values["due_on"] or None
+        reply = await ui.call(request, user, "PATCH", f"cases/{quote(case_id)}/goals/{quote(goal_id)}", json=body)
+        if reply.status == 422:
+            errors = _field_errors(reply.body, ui.lang_of(request), GOAL_FIELDS)
+            edit = {"goal_id": goal_id, "values": values, "errors": errors}
+            return await show_case(request, user, case_id, 422, goal_edit=edit)
+        return _to_case(ui, case_id, reply, "goals-h")
+
+    @router.post("/cases/{case_id}/needs", response_class=HTMLResponse)
+    async def record_needs(case_id: str, request: Request) -> Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
         case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
         if not case.ok:
             return ui.trouble(request, user, case)
-        timeline = await ui.call(request, user, "GET", f"cases/{quote(case_id)}/timeline")
-        person_path = f"persons/{quote(case.body['person_id'])}"
-        person = await ui.call(request, user, "GET", person_path)
-        consents = await ui.call(request, user, "GET", f"{person_path}/consents")
-        return ui.render(request, "case.html", user=user, case=case.body, person=person.body if person.ok else None,
-                         timeline=timeline.body if timeline.ok else [], consents=consents.body if consents.ok else [],
-                         purposes=PURPOSES)  # fmt: skip
+        values = {name: form.get(name, "").strip() for name in NEEDS_CHOICES + NEEDS_TEXTS}
+        values |= {name: "true" if form.get(name) else "" for name in NEEDS_CHECKS}
+        path = f"persons/{quote(case.body['person_id'])}/needs-assessments"
+        reply = await ui.call(request, user, "POST", path, json=_needs_body(values))
+        if reply.status == 422:
+            errors = _field_errors(reply.body, ui.lang_of(request), NEEDS_FIELDS)
+            return await show_case(request, user, case_id, 422, case=case,
+                                   needs_form={"values": values, "errors": errors})  # fmt: skip
+        return _to_case(ui, case_id, reply, "needs-h")
+
+    @router.post("/cases/{case_id}/enrolments", response_class=HTMLResponse)
+    async def enrol(case_id: str, request: Request) -> Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
+        if not case.ok:
+            return ui.trouble(request, user, case)
+        values = {"course_id": form.get("course_id", ""), "obligation": "true" if form.get("obligation") else ""}
+        if not values["course_id"]:
+            refused = {"values": values, "error": FIELD_ERRORS[ui.lang_of(request)]["missing"]}
+            return await show_case(request, user, case_id, 422, case=case, enrol_form=refused)
+        body = {"person_id": case.body["person_id"], "integration_course_obligation": bool(values["obligation"])}
+        reply = await ui.call(request, user, "POST", f"courses/{quote(values['course_id'])}/enrolments", json=body)
+        if reply.ok:
+            return RedirectResponse(
+                f"/ui/cases/{quote(case_id)}?enrolment={quote(reply.body['enrolment_id'])}#courses-h", status_code=303
+            )
+        if reply.status in (401, 403, 503):
+            return ui.trouble(request, user, reply)
+        # A rule of the course (422), already enrolled (409) or no such course (404): said next to the form.
+        words = ui.words(request)
+        refused = {"values": values, "error": learning.problem_message(reply, ui.lang_of(request), {
+            "person_id": words["person"], "integration_course_obligation": words["staff_obligation"]})}  # fmt: skip
+        return await show_case(
+            request, user, case_id, reply.status if reply.status == 409 else 422, case=case, enrol_form=refused
+        )
 
     @router.post("/referrals/{referral_id}/{action}")
     async def referral_action(referral_id: str, action: str, request: Request) -> Response:
@@ -140,15 +359,49 @@ def _choices() -> dict[str, Any]:
     return {"genders": GENDERS, "residence_groups": RESIDENCE_GROUPS}
 
 
-def _field_errors(problem: Any, lang: str) -> dict[str, str]:
+def _field_errors(problem: Any, lang: str, fields: Iterable[str] = REGISTRATION_FIELDS) -> dict[str, str]:
     """Problem Details' ``errors`` as one message per form field, in the UI's language."""
-    messages = FIELD_ERRORS[lang]
+    messages = FIELD_ERRORS[lang] | MORE_FIELD_ERRORS[lang]
+    names = set(fields)
     errors: dict[str, str] = {}
     for error in (problem or {}).get("errors") or []:
         location = [part for part in error.get("location", []) if part not in ("body", "address")]
-        field = next((part for part in location if part in REGISTRATION_FIELDS), None) or "form"
+        field = next((part for part in location if part in names), None) or "form"
         kind = str(error.get("type", ""))
         errors.setdefault(field, messages.get(kind) or messages["value_error"])
     if not errors and isinstance(problem, dict):
         errors["form"] = str(problem.get("detail", ""))
     return errors
+
+
+def _to_case(ui: Kit, case_id: str, reply: Reply, section: str) -> RedirectResponse:
+    """Back to the case page, at the section the form belongs to, with "done" or the Problem's detail."""
+    target = ui.after(f"/ui/cases/{quote(case_id)}", reply)
+    target.headers["location"] += f"#{section}"
+    return target
+
+
+def _latest(needs: Reply) -> dict[str, Any] | None:
+    """The newest needs assessment (the API lists them newest first)."""
+    return needs.body[0] if needs.ok and isinstance(needs.body, list) and needs.body else None
+
+
+def _needs_values(latest: dict[str, Any] | None) -> dict[str, str]:
+    """The form's fields, filled from the latest assessment: a new one usually changes a little."""
+    if latest is None:
+        return {}
+    values = {name: str(latest.get(name) or "") for name in (*NEEDS_CHOICES, "vocational_qualification", "notes")}
+    values["other_languages"] = ", ".join(latest.get("other_languages") or [])
+    values["children_ages"] = ", ".join(str(age) for age in latest.get("children_ages") or [])
+    return values | {name: "true" if latest.get(name) else "" for name in NEEDS_CHECKS}
+
+
+def _needs_body(values: dict[str, str]) -> dict[str, Any]:
+    """The API's body; what does not parse is passed on as typed, so that the API's 422 names it."""
+    body: dict[str, Any] = {name: values[name] for name in NEEDS_CHOICES if values[name]}
+    body["other_languages"] = [part.strip() for part in values["other_languages"].split(",") if part.strip()]
+    ages = [part.strip() for part in values["children_ages"].split(",") if part.strip()]
+    body["children_ages"] = [int(age) if age.isdigit() else age for age in ages]
+    body["vocational_qualification"] = values["vocational_qualification"] or None
+    body["notes"] = values["notes"] or None
+    return body | {name: bool(values[name]) for name in NEEDS_CHECKS}

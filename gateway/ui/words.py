@@ -152,6 +152,9 @@ CODES: dict[str, dict[str, str]] = {
         "referral_escalated": "Vermittlung eskaliert", "referral_expired": "Vermittlung abgelaufen",
         "goal_set": "Ziel gesetzt", "goal_updated": "Ziel geändert", "enrolled": "Kursanmeldung",
         "waitlisted": "Auf der Warteliste", "course_completed": "Kurs abgeschlossen",
+        "enrolment_requested": "Kursanmeldung angefragt", "seat_offered": "Kursplatz angeboten",
+        "offer_expired": "Platzangebot abgelaufen", "enrolment_cancelled": "Kursanmeldung storniert",
+        "attendance_recorded": "Anwesenheit erfasst", "pass_entry_added": "Eintrag im Bildungspass",
     },
     "en": {
         "in_progress": "in progress", "referred_elsewhere": "referred elsewhere",

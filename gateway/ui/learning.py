@@ -1,0 +1,309 @@
+"""Courses for staff: a course's page (public facts; enrolments, waiting list, attendance and completion
+for course staff), and what the dashboard and the case page need to know of enrolments.
+
+Who sees and does what is the role policy's answer for the API route behind it (``policy.decide``):
+caseworkers read enrolments, course admins also cancel, accept offers, record attendance and completion.
+The waiting list is shown in the order the courses service documents and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from chassis.identity import Identity
+from gateway import policy
+from gateway.ui.kit import Kit, Reply
+from gateway.ui.words import FIELD_ERRORS, more_words
+
+LOCAL_TIME = ZoneInfo("Europe/Berlin")
+WAITING = ("waitlisted", "offered")
+RESULTS = ("passed", "not_passed", "attended")
+
+#: The courses service's rule messages in German; a message not listed here is shown as it is.
+_RULES_DE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), text)
+    for pattern, text in (
+        (r"the course is for women only", "Der Kurs ist nur für Frauen."),
+        (r"German level (\S+) already reaches the course's (\S+)",
+         "Das Deutschniveau {0} erreicht schon das Kursziel {1}."),
+        (r"the course is from age (\d+)", "Der Kurs ist erst ab {0} Jahren."),
+        (r"the course is up to age (\d+)", "Der Kurs ist nur bis {0} Jahre."),
+        (r"the person is already enrolled in or waiting for this course",
+         "Die Person ist in diesem Kurs schon angemeldet oder auf der Warteliste."),
+        (r"the sessions overlap with another course of this person",
+         "Die Termine überschneiden sich mit einem anderen Kurs der Person."),
+        (r"enrolment for this course is not open now", "Die Anmeldung zu diesem Kurs ist zurzeit nicht offen."),
+        (r"the course is cancelled", "Der Kurs ist abgesagt."),
+        (r"the course is completed", "Der Kurs ist schon beendet."),
+        (r"this person's data has been erased", "Die Daten dieser Person sind gelöscht."),
+        (r"a completion date cannot lie in the future", "Das Abschlussdatum darf nicht in der Zukunft liegen."),
+        (r"the offer has expired", "Das Angebot ist abgelaufen."),
+        (r"an? (\S+) enrolment cannot (\S+)", "Das ist bei dieser Anmeldung (Stand: {0}) nicht möglich."),
+        (r"An? (\S+) enrolment has no attendance", "Anwesenheit gibt es nur für angemeldete Teilnehmende."),
+    )
+)  # fmt: skip
+
+more_words({
+    "de": {
+        "learning_course": "Kurs", "learning_sessions": "Termine", "learning_day": "Tag", "learning_time": "Uhrzeit",
+        "learning_place": "Ort", "learning_childcare": "Kinderbetreuung", "learning_women_only": "Nur für Frauen",
+        "learning_language": "Unterrichtssprache", "learning_funding": "Finanzierung", "learning_fee": "Gebühr",
+        "learning_age": "Alter", "learning_enrolment_window": "Anmeldung möglich", "learning_capacity": "Plätze",
+        "learning_waiting": "Auf der Warteliste", "learning_enrolments": "Angemeldete Teilnehmende",
+        "learning_waiting_list": "Warteliste (in der Reihenfolge, in der Plätze vergeben werden)",
+        "learning_order": "Reihenfolge: zuerst Vorrang (Integrationskursverpflichtung, dann Frauen mit Bedarf an "
+        "Kinderbetreuung), dann nach Eingang der Anmeldung.",
+        "learning_position": "Platz", "learning_since": "Seit", "learning_priority": "Vorrang",
+        "learning_offer": "Angebot", "learning_offer_until": "Platz angeboten bis",
+        "learning_open_offers": "Offene Platzangebote", "learning_ended": "Beendete Anmeldungen",
+        "learning_cancel": "Stornieren", "learning_accept_offer": "Angebot annehmen",
+        "learning_attendance": "Anwesenheit erfassen", "learning_session": "Termin",
+        "learning_present": "anwesend", "learning_save_attendance": "Anwesenheit speichern",
+        "learning_completion": "Abschluss", "learning_result": "Ergebnis", "learning_certificate": "Zertifikat",
+        "learning_completed_on": "Abschlussdatum", "learning_record_completion": "Abschluss eintragen",
+        "learning_no_enrolled": "Noch niemand angemeldet.", "learning_no_waiting": "Niemand wartet.",
+        "learning_course_lists": "Kurs-Wartelisten", "learning_course_lists_intro":
+        "Personen Ihrer Fälle auf Wartelisten und mit offenen Platzangeboten.",
+        "learning_my_courses": "Kurse: freie Plätze und Wartelisten", "learning_from": "ab", "learning_to": "bis",
+        "learning_any": "beliebig", "learning_person": "Person",
+        "learning_status_enrolled": "angemeldet", "learning_status_waitlisted": "auf der Warteliste",
+        "learning_status_offered": "Platz angeboten", "learning_status_offer_expired": "Angebot abgelaufen",
+        "learning_status_cancelled": "storniert", "learning_status_completed": "abgeschlossen",
+        "learning_priority_integration_course_obligation": "Verpflichtung zum Integrationskurs",
+        "learning_priority_woman_needing_childcare": "Frau mit Bedarf an Kinderbetreuung",
+        "learning_priority_referred": "vermittelt", "learning_result_passed": "bestanden",
+        "learning_result_not_passed": "nicht bestanden", "learning_result_attended": "teilgenommen",
+        "learning_funding_bamf": "BAMF", "learning_funding_city": "Stadt", "learning_funding_fee": "Gebühr",
+        "learning_status_scheduled": "geplant", "learning_course_status": "Kursstand",
+        "learning_weekdays": "Mo,Di,Mi,Do,Fr,Sa,So", "learning_reason_by_person": "von der Person",
+        "learning_reason_by_staff": "von der Kursverwaltung", "learning_reason_course_cancelled": "Kurs abgesagt",
+        "learning_reason_moved_away": "weggezogen", "learning_reason_person_erased": "Daten gelöscht",
+    },
+    "en": {
+        "learning_course": "Course", "learning_sessions": "Sessions", "learning_day": "Day", "learning_time": "Time",
+        "learning_place": "Place", "learning_childcare": "Childcare", "learning_women_only": "Women only",
+        "learning_language": "Language of instruction", "learning_funding": "Funding", "learning_fee": "Fee",
+        "learning_age": "Age", "learning_enrolment_window": "Enrolment open", "learning_capacity": "Seats",
+        "learning_waiting": "On the waiting list", "learning_enrolments": "Enrolled participants",
+        "learning_waiting_list": "Waiting list (in the order seats are given)",
+        "learning_order": "Order: priority first (integration course obligation, then women needing childcare), "
+        "then by the time the request came in.",
+        "learning_position": "Position", "learning_since": "Since", "learning_priority": "Priority",
+        "learning_offer": "Offer", "learning_offer_until": "Seat offered until",
+        "learning_open_offers": "Open seat offers", "learning_ended": "Ended enrolments",
+        "learning_cancel": "Cancel", "learning_accept_offer": "Accept offer",
+        "learning_attendance": "Record attendance", "learning_session": "Session",
+        "learning_present": "present", "learning_save_attendance": "Save attendance",
+        "learning_completion": "Completion", "learning_result": "Result", "learning_certificate": "Certificate",
+        "learning_completed_on": "Completed on", "learning_record_completion": "Record completion",
+        "learning_no_enrolled": "Nobody enrolled yet.", "learning_no_waiting": "Nobody is waiting.",
+        "learning_course_lists": "Course waiting lists", "learning_course_lists_intro":
+        "People of your cases on waiting lists and with open seat offers.",
+        "learning_my_courses": "Courses: free seats and waiting lists", "learning_from": "from", "learning_to": "to",
+        "learning_any": "any", "learning_person": "Person",
+        "learning_status_enrolled": "enrolled", "learning_status_waitlisted": "on the waiting list",
+        "learning_status_offered": "seat offered", "learning_status_offer_expired": "offer expired",
+        "learning_status_cancelled": "cancelled", "learning_status_completed": "completed",
+        "learning_priority_integration_course_obligation": "integration course obligation",
+        "learning_priority_woman_needing_childcare": "woman needing childcare",
+        "learning_priority_referred": "referred", "learning_result_passed": "passed",
+        "learning_result_not_passed": "not passed", "learning_result_attended": "attended",
+        "learning_funding_bamf": "BAMF", "learning_funding_city": "city", "learning_funding_fee": "fee",
+        "learning_status_scheduled": "scheduled", "learning_course_status": "Course status",
+        "learning_weekdays": "Mon,Tue,Wed,Thu,Fri,Sat,Sun", "learning_reason_by_person": "by the person",
+        "learning_reason_by_staff": "by course staff", "learning_reason_course_cancelled": "course cancelled",
+        "learning_reason_moved_away": "moved away", "learning_reason_person_erased": "data erased",
+    },
+})  # fmt: skip
+
+
+def refusal(detail: str, lang: str) -> str:
+    """A course rule's message in the page's language (the service speaks English)."""
+    if lang != "de":
+        return detail
+    said = []
+    for part in (p.strip().rstrip(".") for p in detail.split(";")):
+        for pattern, text in _RULES_DE:
+            found = pattern.fullmatch(part)
+            if found:
+                said.append(text.format(*found.groups()))
+                break
+        else:
+            said.append(part)
+    return " ".join(said)
+
+
+def problem_message(reply: Reply, lang: str, names: dict[str, str]) -> str:
+    """One line for a refused call: the fields a 422 names, or the rule that was broken."""
+    body = reply.body if isinstance(reply.body, dict) else {}
+    messages = FIELD_ERRORS[lang]
+    fields = [
+        f"{names.get(str(e.get('location', ['', ''])[-1]), str(e.get('location', [''])[-1]))}: "
+        f"{messages.get(str(e.get('type')), messages['value_error'])}"
+        for e in body.get("errors") or []
+    ]
+    if fields:
+        return " ".join(fields)
+    return refusal(str(body.get("detail") or reply.status), lang)
+
+
+def local(moment: str | None) -> datetime | None:
+    """An API timestamp (UTC) in Landsberg's time."""
+    if not moment:
+        return None
+    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(LOCAL_TIME)
+
+
+def when(moment: str | None) -> str:
+    shown = local(moment)
+    return shown.strftime("%Y-%m-%d %H:%M") if shown else ""
+
+
+def allowed(user: Identity | None, method: str, path: str) -> bool:
+    return user is not None and bool(policy.decide(method, f"/api/v1/{path}", user.roles))
+
+
+async def catalogue(ui: Kit, request: Request, user: Identity | None) -> list[dict[str, Any]]:
+    """The scheduled courses (the public catalogue, with free seats and waiting counts)."""
+    return (await ui.call(request, user, "GET", "courses", params={"page_size": 200})).items()
+
+
+async def titles(ui: Kit, request: Request, user: Identity, course_ids: Iterable[str],
+                 known: list[dict[str, Any]]) -> dict[str, str]:  # fmt: skip
+    """Course titles: from the catalogue at hand, and for courses no longer in it (ended, cancelled) one by one."""
+    found = {c["course_id"]: c["title"] for c in known}
+    missing = sorted(set(course_ids) - set(found))
+    replies = await asyncio.gather(*(ui.call(request, user, "GET", f"courses/{quote(c)}") for c in missing))
+    found |= {c: r.body["title"] for c, r in zip(missing, replies, strict=True) if r.ok and isinstance(r.body, dict)}
+    return found
+
+
+async def waiting_of(ui: Kit, request: Request, user: Identity, person_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The waiting-list entries and open seat offers of these persons, with their courses' titles."""
+    ids = sorted(set(person_ids))
+    if not ids:
+        return []
+    replies = await asyncio.gather(*(ui.call(request, user, "GET", f"learners/{quote(p)}/enrolments") for p in ids))
+    entries = [e for r in replies if r.ok and isinstance(r.body, list) for e in r.body if e["status"] in WAITING]
+    if not entries:
+        return []
+    titles = {c["course_id"]: c["title"] for c in await catalogue(ui, request, user)}
+    for entry in entries:
+        entry["course_title"] = titles.get(entry["course_id"], entry["course_id"][:8])
+        entry["since"] = when(entry["requested_at"])
+        entry["offer_until"] = when(entry["offer_expires_at"])
+    return sorted(entries, key=lambda e: (e["status"] != "offered", e["course_title"], e["position"] or 0))
+
+
+async def courses_of(ui: Kit, request: Request, user: Identity) -> list[dict[str, Any]]:
+    """The course admin's courses (their provider's, when the sign-in names one), fullest waiting list first."""
+    params: dict[str, Any] = {"page_size": 200}
+    if user.partner_id:
+        params["provider_id"] = user.partner_id
+    found = (await ui.call(request, user, "GET", "courses", params=params)).items()
+    return sorted(found, key=lambda c: (-c["waiting"], c["free_seats"], c["title"]))
+
+
+def add_routes(router: APIRouter, ui: Kit) -> None:
+    @router.get("/courses/{course_id}", response_class=HTMLResponse)
+    async def course_page(course_id: str, request: Request) -> Response:
+        user = await ui.current(request)  # the public part needs no sign-in
+        if user is not None:
+            checked = await ui.signed_in(request)  # counted against the user's rate limit
+            if isinstance(checked, Response):
+                return checked
+        path = f"courses/{quote(course_id)}"
+        course = await ui.call(request, user, "GET", path)
+        if not course.ok:
+            return ui.trouble(request, user, course)
+        sessions = [{**s, "day": local(s["starts_at"]), "until": local(s["ends_at"])} for s in course.body["sessions"]]
+        context: dict[str, Any] = {"staff": False, "manage": False}
+        if allowed(user, "GET", f"{path}/enrolments"):
+            found = await ui.call(request, user, "GET", f"{path}/enrolments")
+            if not found.ok:
+                return ui.trouble(request, user, found)
+            rows = [e | {"since": when(e["requested_at"]), "offer_until": when(e["offer_expires_at"])}
+                    for e in found.body]  # fmt: skip
+            context = {
+                "staff": True,
+                "manage": allowed(user, "POST", f"{path}/enrolments/_/cancel"),
+                "person_links": allowed(user, "GET", "persons/_"),
+                "enrolled": [e for e in rows if e["status"] in ("enrolled", "completed")],
+                "offered": [e for e in rows if e["status"] == "offered"],
+                "waiting": sorted((e for e in rows if e["status"] == "waitlisted"), key=lambda e: e["position"]),
+                "ended": [e for e in rows if e["status"] in ("cancelled", "offer_expired")],
+                "results": RESULTS,
+                "today": datetime.now(LOCAL_TIME).date().isoformat(),
+                "current_session": _current_session(course.body["sessions"]),
+            }
+        return ui.render(request, "course.html", user=user, course=course.body, sessions=sessions, **context)
+
+    @router.post("/courses/{course_id}/enrolments/{enrolment_id}/{action}")
+    async def enrolment_action(course_id: str, enrolment_id: str, action: str, request: Request) -> Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        target = f"/ui/courses/{quote(course_id)}"
+        path = f"courses/{quote(course_id)}/enrolments/{quote(enrolment_id)}"
+        if action == "cancel":
+            reply = await ui.call(request, user, "POST", f"{path}/cancel", json={"reason": "by_staff"})
+        elif action == "accept-offer":
+            reply = await ui.call(request, user, "POST", f"{path}/accept-offer")
+        elif action == "completion":
+            body: dict[str, Any] = {"result": form.get("result", ""), "completed_on": form.get("completed_on") or None}
+            if form.get("certificate", "").strip():
+                body["certificate"] = form["certificate"].strip()
+            reply = await ui.call(request, user, "POST", f"{path}/completion", json=body)
+        else:
+            return ui.refused(request, user, "not_found", 404)
+        return _after(ui, request, user, target, reply)
+
+    @router.post("/courses/{course_id}/attendance")
+    async def attendance(course_id: str, request: Request) -> Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        present = set(await ui.form_list(request, "present"))
+        enrolled = await ui.form_list(request, "enrolled")
+        session_id = form.get("session_id", "")
+        path = f"courses/{quote(course_id)}/enrolments"
+        replies = await asyncio.gather(*(
+            ui.call(request, user, "POST", f"{path}/{quote(e)}/attendance",
+                    json={"session_id": session_id, "present": e in present})
+            for e in enrolled
+        ))  # fmt: skip
+        refused = next((r for r in replies if not r.ok), None)
+        target = f"/ui/courses/{quote(course_id)}"
+        return _after(ui, request, user, target, refused or Reply(201, None))
+
+
+def _after(ui: Kit, request: Request, user: Identity, target: str, reply: Reply) -> Response:
+    """Back to the course page with "done" or what went wrong, in the page's language."""
+    if reply.ok:
+        return ui.back(target, notice="done")
+    if reply.status in (401, 403, 503):
+        return ui.trouble(request, user, reply)
+    words = ui.words(request)
+    names = {"result": words["learning_result"], "completed_on": words["learning_completed_on"],
+             "certificate": words["learning_certificate"], "session_id": words["learning_session"]}  # fmt: skip
+    return ui.back(target, error=problem_message(reply, ui.lang_of(request), names))
+
+
+def _current_session(sessions: list[dict[str, Any]]) -> str | None:
+    """The session to preselect for attendance: the latest that has begun, else the first."""
+    now = datetime.now(UTC)
+    begun = [s for s in sessions if (local(s["starts_at"]) or now) <= now]
+    chosen = begun[-1] if begun else (sessions[0] if sessions else None)
+    return chosen["session_id"] if chosen else None
