@@ -170,10 +170,13 @@ async def test_api_keys_shown_once_revoked_in_seconds_and_never_another_partners
         assert all(key not in cookie for cookie in created.headers.get_list("set-cookie"))
         assert all(key not in value for value in client.cookies.values())
 
-        own = await api.get("/api/v1/partners/jobcenter-landsberg/api-keys", headers={"Authorization": f"Bearer {key}"})
-        assert own.status_code == 200, "the new key works"
+        works = await api.get(
+            "/api/v1/partners/jobcenter-landsberg/webhooks", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert works.status_code == 200, "the new key works (within its scopes)"
         listed = await jobcenter.get("/ui/partner/api-keys")
         assert key not in listed.text, "the list never shows the key again"
+        own = await api.get("/api/v1/partners/jobcenter-landsberg/api-keys", headers=await platform.token("jobcenter"))
         mine = own.json()[0]
         row = row_of(listed, f"key-{mine['key_id']}")
         assert mine["prefix"] in row and 'data-state="active"' in row
@@ -183,7 +186,7 @@ async def test_api_keys_shown_once_revoked_in_seconds_and_never_another_partners
         # Another partner's key: not on the page, and revoking it through the UI fails and leaves it working.
         caritas_token = await platform.token("caritas")
         theirs = await api.post("/api/v1/partners/caritas-landsberg/api-keys", headers=caritas_token,
-                                json={"name": "Caritas", "scopes": ["referrals:read"]})  # fmt: skip
+                                json={"name": "Caritas", "scopes": ["webhooks:manage"]})  # fmt: skip
         assert theirs.status_code == 201
         caritas_key = {"Authorization": f"Bearer {theirs.json()['key']}"}
         assert theirs.json()["prefix"] not in (await jobcenter.get("/ui/partner/api-keys")).text
@@ -191,7 +194,8 @@ async def test_api_keys_shown_once_revoked_in_seconds_and_never_another_partners
         assert attempt.headers["location"] == "/ui/partner/api-keys?error=gone"
         told = await jobcenter.follow(attempt)
         assert "Nicht gefunden: Das gehört nicht zu Ihrer Organisation" in text(told)
-        still = await api.get("/api/v1/partners/caritas-landsberg/api-keys", headers=caritas_key)
+        assert (await api.get("/api/v1/partners/caritas-landsberg/webhooks", headers=caritas_key)).status_code == 200
+        still = await api.get("/api/v1/partners/caritas-landsberg/api-keys", headers=caritas_token)
         assert still.status_code == 200 and still.json()[0]["revoked_at"] is None
 
         # A crafted link cannot put words of its own on the page.
