@@ -1,7 +1,7 @@
 """The web UI: server-rendered pages (Jinja2, autoescaped), German by default with an English switch.
 
-One module per audience (``public``, ``staff``, ``learning``, ``portal``, ``statistics``, ``admin``), all built on ``kit``;
-what the pages say lives in ``words``.
+One module per audience (``public``, ``staff``, ``learning``, ``portal``, ``statistics``,
+``admin``), all built on ``kit``; what the pages say lives in ``words``.
 """
 
 from __future__ import annotations
