@@ -34,8 +34,22 @@ def upgrade_to_head(migrations_dir: Path, database_url: str, version_table: str)
     command.upgrade(alembic_config(migrations_dir, database_url, version_table), "head")
 
 
+def with_chassis_tables(metadata: MetaData) -> MetaData:
+    """A service's metadata plus the chassis' tables that are not in it (the stored idempotent responses):
+    what its migrations build, for autogenerate and the migration test. The service's own is left as it is."""
+    from chassis.idempotency import TABLE_NAME, define_idempotency_table
+
+    combined = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.tables.values():
+        table.to_metadata(combined)
+    if TABLE_NAME not in combined.tables:
+        define_idempotency_table(combined)
+    return combined
+
+
 def run_env(metadata: MetaData) -> None:
     """The body of every service's ``migrations/env.py``."""
+    metadata = with_chassis_tables(metadata)
     cfg = context.config
     version_table = cfg.attributes.get("version_table") or cfg.get_main_option("version_table")
     url = cfg.get_main_option("sqlalchemy.url")
@@ -98,3 +112,35 @@ def drop_messaging_tables() -> None:
     op.drop_table("inbox")
     op.drop_index(op.f("ix_outbox_published_at"), table_name="outbox")
     op.drop_table("outbox")
+
+
+def create_idempotency_table() -> None:
+    """The stored responses to writes with an ``Idempotency-Key`` (as
+    :func:`chassis.idempotency.define_idempotency_table` describes them), for a service's migration."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("scope", sa.String(length=64), nullable=False),
+        sa.Column("caller", sa.String(length=300), nullable=False),
+        sa.Column("method", sa.String(length=10), nullable=False),
+        sa.Column("path", sa.String(length=500), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("claim", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=True),
+        sa.Column("headers", sa.JSON(), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=True),
+        sa.PrimaryKeyConstraint("scope", name=op.f("pk_idempotency_keys")),
+    )
+    op.create_index(op.f("ix_idempotency_keys_expires_at"), "idempotency_keys", ["expires_at"], unique=False)
+
+
+def drop_idempotency_table() -> None:
+    from alembic import op
+
+    op.drop_index(op.f("ix_idempotency_keys_expires_at"), table_name="idempotency_keys")
+    op.drop_table("idempotency_keys")

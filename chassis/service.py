@@ -19,6 +19,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chassis import idempotency
+from chassis.clock import run_every, system_clock
 from chassis.consumer import EventConsumer, Handler
 from chassis.db import make_engine, make_session_factory
 from chassis.errors import install_problem_handlers
@@ -42,6 +44,8 @@ class ServiceRuntime:
     tables: MessagingTables
     relay: OutboxRelay
     consumer: EventConsumer | None = None
+    #: Stored responses to writes with an ``Idempotency-Key`` (:mod:`chassis.idempotency`).
+    idempotency: idempotency.IdempotencyStore | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -89,9 +93,18 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             lock_key=zlib.crc32(spec.name.encode()),
         )
         runtime = ServiceRuntime(settings, engine, session_factory, spec.tables, relay)
+        # The service's own clock (set in on_startup) decides expiry, so that tests can move it.
+        store = idempotency.IdempotencyStore(
+            engine,
+            settings.internal_token_secret.get_secret_value(),
+            clock=lambda: runtime.extras.get("clock", system_clock)(),
+        )
+        runtime.idempotency = store
         app.state.runtime = runtime
         await relay.count_backlog()
         runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
+        sweep = run_every(idempotency.SWEEP_SECONDS, store.purge_expired, "sweep of expired idempotency keys")
+        runtime.tasks.append(asyncio.create_task(sweep, name=f"{spec.name}-idempotency-sweep"))
         if spec.on_startup is not None:
             await spec.on_startup(runtime)
         handlers = spec.handlers(runtime) if spec.handlers is not None else {}
@@ -127,6 +140,14 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.include_router(health_router)
     for router in spec.routers:
         app.include_router(router)
+    document_idempotency(app)
+
+    def idempotency_store() -> idempotency.IdempotencyStore | None:
+        runtime: ServiceRuntime | None = getattr(app.state, "runtime", None)
+        return runtime.idempotency if runtime is not None else None
+
+    # Added first, so it runs inside the identity middleware: keys belong to the verified caller.
+    app.add_middleware(idempotency.IdempotencyKeys, store=idempotency_store)
     app.add_middleware(
         InternalIdentity,
         secret=settings.internal_token_secret.get_secret_value(),
@@ -135,6 +156,18 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app
+
+
+def document_idempotency(app: FastAPI) -> None:
+    """Every write under /api/ accepts an Idempotency-Key; say so in the app's OpenAPI (the gateway merges it)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = idempotency.document(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def get_runtime(request: Request) -> ServiceRuntime:

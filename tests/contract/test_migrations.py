@@ -1,4 +1,5 @@
-"""Every service's migrations build exactly the schema its models describe, on SQLite and PostgreSQL."""
+"""Every service's migrations build exactly the schema its models describe (with the chassis' own tables,
+such as the stored idempotent responses), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from chassis.db import make_engine
-from chassis.migrations import upgrade_to_head
+from chassis.migrations import upgrade_to_head, with_chassis_tables
 
 SERVICES = ["registration", "referral", "courses", "partners", "monitoring"]
 
@@ -20,7 +21,7 @@ SERVICES = ["registration", "referral", "courses", "partners", "monitoring"]
 async def test_migrations_match_the_models(service: str, database_url: str) -> None:
     root = Path(__file__).resolve().parents[2] / "services" / service
     await asyncio.to_thread(upgrade_to_head, root / "migrations", database_url, f"alembic_version_{service}")
-    metadata = importlib.import_module(f"services.{service}.models").Base.metadata
+    metadata = with_chassis_tables(importlib.import_module(f"services.{service}.models").Base.metadata)
     engine = make_engine(database_url)
     try:
         async with engine.connect() as connection:

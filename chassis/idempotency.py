@@ -1,0 +1,511 @@
+"""``Idempotency-Key`` for writes: a retried POST, PUT, PATCH or DELETE under ``/api/`` runs once.
+
+After the IETF draft "The Idempotency-Key HTTP Header Field" (draft-ietf-httpapi-idempotency-key-header)
+and Stripe's practice:
+
+- The key is 1 to 255 printable ASCII characters, sent bare (``Idempotency-Key: 8e03...``, as Stripe's
+  clients do) or as the draft's structured-field string (``Idempotency-Key: "8e03..."``); anything else,
+  or the header twice, is a 400 problem (``idempotency-key-invalid``).
+- A key belongs to the caller (``X-Actor`` and ``X-Partner-Id``, which the service's identity middleware
+  has set from the gateway's signed token), the method and the path: two callers never see each other's.
+- The first request runs; its response (status, the headers in :data:`KEPT_HEADERS`, body) is stored
+  with a fingerprint of the request (method, path, query, the conditional headers ``If-Match``,
+  ``If-None-Match`` and ``If-Unmodified-Since``, and the body; a JSON body in canonical form, so that a
+  retry serialising the same object in another key order is the same request).
+- A retry with the same key and fingerprint gets the stored response with ``Idempotent-Replayed: true``
+  and the handler does not run again (no second state change, no second event in the outbox).
+- The same key with another request is a 422 problem (``idempotency-key-reused``); a retry while the
+  first is still running is a 409 problem (``idempotency-request-in-flight``) with ``Retry-After``.
+- Stored: 2xx answers, and 4xx answers that are the final word on the request (401, 403, 405, 410...).
+  Not stored, so that a retry with the same key runs again (:data:`RUN_AGAIN`): a malformed or invalid
+  request (400, 422, 428: nothing ran, and the client may correct it and send it again under the same key,
+  as Stripe allows) and answers that depend on a state that may change (404, e.g. a referral still on its
+  way over Kafka; 408; 409 conflict or invalid transition; 412 stale If-Match; 425; 429). Never 5xx,
+  and never a request that failed with an exception: those release the key.
+- A response body over :data:`MAX_STORED_BODY` is not stored; the key stays taken (the request did
+  run), and a retry gets a 409 problem (``idempotency-response-not-kept``) that says so and names the
+  original status, instead of running the request a second time.
+- Stored responses expire :data:`TIME_TO_LIVE` after the first request; a periodic sweep
+  (:meth:`IdempotencyStore.purge_expired`) deletes them, and an expired key counts as new.
+
+Privacy: responses can hold personal data (a registration answers with the person's name and address)
+or secrets shown once (a partner's new API key). The rows live in the service's own database next to
+the data itself, for at most 24 hours, and their bodies are sealed with AES-GCM under a key derived
+from the internal token secret (a deployment secret, not in the database), bound to the row: a copy
+of the database alone does not reveal them. Erasure of a person does not reach into stored responses;
+they expire within the day.
+
+Limits: the stored response is written in its own transaction after the handler's commit. If the
+process dies between the two, the key stays "in flight" until :data:`LEASE` has passed; then a retry
+runs the request again (the handler's own checks, e.g. a referral's state machine, then answer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import JSON, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chassis.clock import Clock, as_utc, system_clock
+from chassis.db import new_metadata
+from chassis.errors import problem_response
+
+log = logging.getLogger(__name__)
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_KEY_LENGTH = 255
+TIME_TO_LIVE = timedelta(hours=24)
+#: A first request still "in flight" after this is taken to be dead (its process stopped); the gateway
+#: gives up on a service after 10 seconds, so no live request runs this long.
+LEASE = timedelta(minutes=2)
+MAX_STORED_BODY = 1024 * 1024
+SWEEP_SECONDS = 3600.0
+#: Client errors after which a retry with the same key runs again instead of replaying them: the request
+#: was refused before it did anything (400, 422, 428) or the state that refused it may change.
+RUN_AGAIN = frozenset({400, 404, 408, 409, 412, 422, 425, 428, 429})
+#: The response headers a replay repeats; the others (security headers, request id) are set anew.
+KEPT_HEADERS = frozenset({"content-type", "content-language", "location", "etag", "last-modified"})
+TABLE_NAME = "idempotency_keys"
+
+_metadata = new_metadata()
+
+
+def define_idempotency_table(metadata: MetaData) -> Table:
+    """The stored responses; :func:`chassis.migrations.create_idempotency_table` creates it."""
+    return Table(
+        TABLE_NAME,
+        metadata,
+        # sha256 of caller, method, path and key: a fixed-size primary key however long the path.
+        Column("scope", String(64), primary_key=True),
+        Column("caller", String(300), nullable=False),
+        Column("method", String(10), nullable=False),
+        Column("path", String(500), nullable=False),
+        Column("idempotency_key", String(MAX_KEY_LENGTH), nullable=False),
+        Column("fingerprint", String(64), nullable=False),
+        # Which request holds the key: a late finisher never overwrites a row another has taken over.
+        Column("claim", String(32), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+        Column("status", Integer, nullable=True),  # none while the first request runs
+        Column("headers", JSON, nullable=True),
+        Column("body", LargeBinary, nullable=True),  # sealed; none when the response was too large to keep
+    )
+
+
+TABLE = define_idempotency_table(_metadata)
+
+
+# --- the key, the caller and the request's fingerprint ---------------------------------------------------
+
+
+class InvalidKey(ValueError):
+    pass
+
+
+def parse_key(values: list[bytes]) -> str:
+    """The key from the header's values: bare, or the draft's sf-string (quoted, ``\\"`` and ``\\\\`` escaped)."""
+    if len(values) != 1:
+        raise InvalidKey(f"Send one {HEADER} header, not {len(values)}.")
+    raw = values[0].decode("latin-1").strip(" \t")
+    if len(raw) >= 2 and raw[0] == '"' and raw[-1] == '"':
+        raw = _unquote(raw[1:-1])
+    if not 1 <= len(raw) <= MAX_KEY_LENGTH:
+        raise InvalidKey(f"An {HEADER} has 1 to {MAX_KEY_LENGTH} characters.")
+    if not all(" " <= c <= "~" for c in raw):
+        raise InvalidKey(f"An {HEADER} has printable ASCII characters only.")
+    return raw
+
+
+def _unquote(inner: str) -> str:
+    out: list[str] = []
+    chars = iter(inner)
+    for c in chars:
+        if c == "\\":
+            escaped = next(chars, "")
+            if escaped not in ('"', "\\"):
+                raise InvalidKey(f'A quoted {HEADER} escapes only \\" and \\\\.')
+            out.append(escaped)
+        elif c == '"':
+            raise InvalidKey(f"A quoted {HEADER} escapes the quotes inside it.")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def caller_of(headers: list[tuple[bytes, bytes]]) -> str:
+    """Who calls, as the identity middleware vouches for it; calls without identity (development) share one."""
+    named = {k: v.decode("latin-1") for k, v in headers if k in (b"x-actor", b"x-partner-id")}
+    caller = named.get(b"x-actor") or "anonymous"
+    if b"x-partner-id" in named:
+        caller += f" partner:{named[b'x-partner-id']}"
+    return caller[:300]
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:  # length-prefixed: no two different part lists give the same input
+        h.update(f"{len(part)}:".encode())
+        h.update(part)
+    return h.hexdigest()
+
+
+#: Request headers that change what a write means (a PATCH against another version is another request).
+FINGERPRINTED_HEADERS = (b"if-match", b"if-none-match", b"if-unmodified-since")
+
+
+def fingerprint(method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> str:
+    """sha256 of method, path, query, conditional headers and body; a JSON body in canonical form."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # not JSON (or empty, or absurdly deep): the bytes as sent
+        canonical = body
+    conditions = [b",".join(v for k, v in headers if k == name) for name in FINGERPRINTED_HEADERS]
+    return _digest(method.encode(), path.encode(), query, *conditions, canonical)
+
+
+# --- the store --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """This request holds the key: run it, then :meth:`IdempotencyStore.finish` or ``release``."""
+
+    scope: str
+    claim: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes | None  # none: the request ran, but its response was not kept
+
+
+@dataclass(frozen=True)
+class InFlight:
+    pass
+
+
+@dataclass(frozen=True)
+class Reused:
+    pass
+
+
+Outcome = Claimed | Stored | InFlight | Reused
+
+
+class SealedBodies:
+    """AES-GCM with a key derived from a deployment secret; the row's scope is the associated data."""
+
+    def __init__(self, secret: str) -> None:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"landsberg idempotency responses v1")
+        self._aead = AESGCM(key.derive(secret.encode()))
+
+    def seal(self, scope: str, body: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, body, scope.encode())
+
+    def open(self, scope: str, sealed: bytes) -> bytes | None:
+        """None when it cannot be opened (the secret was rotated since): the response counts as not kept."""
+        try:
+            return self._aead.decrypt(sealed[:12], sealed[12:], scope.encode())
+        except (InvalidTag, ValueError):
+            return None
+
+
+class IdempotencyStore:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        secret: str,
+        clock: Clock = system_clock,
+        *,
+        time_to_live: timedelta = TIME_TO_LIVE,
+        lease: timedelta = LEASE,
+        max_body: int = MAX_STORED_BODY,
+    ) -> None:
+        self.engine = engine
+        self.bodies = SealedBodies(secret)
+        self.clock = clock
+        self.time_to_live = time_to_live
+        self.lease = lease
+        self.max_body = max_body
+
+    async def begin(self, caller: str, method: str, path: str, key: str, fingerprint: str) -> Outcome:
+        """Take the key for this request, or say what the earlier request with it left."""
+        scope = _digest(caller.encode(), method.encode(), path.encode(), key.encode())
+        for _ in range(3):  # an expired or abandoned row is deleted and the insert tried again
+            now = self.clock()
+            claim = uuid.uuid4().hex
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(
+                        TABLE.insert().values(
+                            scope=scope, caller=caller, method=method, path=path[:500], idempotency_key=key,
+                            fingerprint=fingerprint, claim=claim, created_at=now, expires_at=now + self.time_to_live,
+                        )
+                    )  # fmt: skip
+                return Claimed(scope, claim)
+            except IntegrityError:
+                pass  # the key is taken: see by whom
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(select(TABLE).where(TABLE.c.scope == scope))).first()
+            if row is None:
+                continue  # released in the meantime
+            expired = _utc(row.expires_at) <= now
+            abandoned = row.status is None and _utc(row.created_at) + self.lease <= now
+            if expired or abandoned:
+                async with self.engine.begin() as conn:
+                    await conn.execute(delete(TABLE).where(TABLE.c.scope == scope, TABLE.c.claim == row.claim))
+                continue
+            if row.fingerprint != fingerprint:
+                return Reused()
+            if row.status is None:
+                return InFlight()
+            body = None if row.body is None else self.bodies.open(scope, row.body)
+            return Stored(row.status, [(str(k), str(v)) for k, v in row.headers or []], body)
+        return InFlight()  # others keep taking it over: behave as if it ran now
+
+    async def finish(self, claimed: Claimed, status: int, headers: list[tuple[str, str]], body: bytes | None) -> None:
+        """Keep the response (``body`` None: too large to keep), or release the key where a retry should run."""
+        if not keeps(status):
+            await self.release(claimed)
+            return
+        sealed = None if body is None else self.bodies.seal(claimed.scope, body)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(TABLE)
+                .where(TABLE.c.scope == claimed.scope, TABLE.c.claim == claimed.claim)
+                .values(status=status, headers=[list(h) for h in headers], body=sealed)
+            )
+
+    async def release(self, claimed: Claimed) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(TABLE).where(TABLE.c.scope == claimed.scope, TABLE.c.claim == claimed.claim))
+
+    async def purge_expired(self) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(TABLE).where(TABLE.c.expires_at <= self.clock()))
+        return int(result.rowcount or 0)
+
+
+def _utc(moment: datetime) -> datetime:
+    utc = as_utc(moment)
+    assert utc is not None  # the columns are not nullable
+    return utc
+
+
+def keeps(status: int) -> bool:
+    """Whether a response with ``status`` is stored for replay (see the module's description)."""
+    return 200 <= status < 300 or (400 <= status < 500 and status not in RUN_AGAIN)
+
+
+# --- the middleware ---------------------------------------------------------------------------------------
+
+
+class IdempotencyKeys:
+    """Service middleware, inside the identity middleware (it scopes keys by the verified caller).
+
+    ``store`` gives the store once the app's lifespan has made it; before that, requests pass through.
+    """
+
+    def __init__(self, app: ASGIApp, store: Callable[[], IdempotencyStore | None]) -> None:
+        self.app = app
+        self.store = store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in MUTATING_METHODS or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
+        values = [v for k, v in headers if k == b"idempotency-key"]
+        store = self.store()
+        if not values or store is None:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        try:
+            key = parse_key(values)
+        except InvalidKey as exc:
+            await problem_response(400, str(exc), kind="idempotency-key-invalid", instance=path)(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client went away before sending its request
+        method: str = scope["method"]
+        outcome = await store.begin(
+            caller_of(headers),
+            method,
+            path,
+            key,
+            fingerprint(method, path, scope.get("query_string", b""), headers, body),
+        )
+        if isinstance(outcome, Claimed):
+            await self._run(store, outcome, scope, _replay(body, receive), send)
+            return
+        await _answer_for(outcome, path)(scope, receive, send)
+
+    async def _run(self, store: IdempotencyStore, claimed: Claimed, scope: Scope, receive: Receive, send: Send) -> None:
+        status = 0
+        kept: list[tuple[str, str]] = []
+        chunks: list[bytes] = []
+        size = 0
+        finished = False
+
+        async def capture(message: Message) -> None:
+            nonlocal status, kept, size, finished
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                kept = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+                kept = [(k, v) for k, v in kept if k.lower() in KEPT_HEADERS]
+            elif message["type"] == "http.response.body" and not finished:
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size <= store.max_body:
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    finished = True
+                    # Stored before the client has the whole answer: a retry after it never finds it "in flight".
+                    try:
+                        await store.finish(claimed, status, kept, b"".join(chunks) if size <= store.max_body else None)
+                    except Exception:
+                        log.exception("could not store the response for an idempotency key; it stays in flight")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        except BaseException:
+            if not finished:
+                await _release_shielded(store, claimed)
+            raise
+        if not finished:  # the app ended without a complete response
+            await _release_shielded(store, claimed)
+
+
+async def _release_shielded(store: IdempotencyStore, claimed: Claimed) -> None:
+    """Release even while the request is being cancelled (a client that went away)."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await store.release(claimed)
+        except Exception:
+            log.exception("could not release an idempotency key; it frees itself after the lease")
+
+
+ASGIResponse = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _answer_for(outcome: Stored | InFlight | Reused, path: str) -> ASGIResponse:
+    if isinstance(outcome, Reused):
+        return problem_response(
+            422, f"This {HEADER} was used for a different request; use a new key for a new request.",
+            kind="idempotency-key-reused", title="Idempotency key reused", instance=path,
+        )  # fmt: skip
+    if isinstance(outcome, InFlight):
+        return problem_response(
+            409, f"The first request with this {HEADER} is still being processed; retry shortly.",
+            kind="idempotency-request-in-flight", title="Request in flight", instance=path,
+            headers={"Retry-After": "1"},
+        )  # fmt: skip
+    if outcome.body is None:
+        return problem_response(
+            409,
+            f"The request with this {HEADER} was processed (status {outcome.status}), but its response was too "
+            "large to keep, so it cannot be repeated; read the resource for its current state.",
+            kind="idempotency-response-not-kept", title="Response not kept", instance=path,
+            original_status=outcome.status,
+        )  # fmt: skip
+    return _replayed(outcome.status, outcome.headers, outcome.body)
+
+
+def _replayed(status: int, headers: list[tuple[str, str]], body: bytes) -> ASGIResponse:
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    raw += [(b"content-length", str(len(body)).encode()), (REPLAYED_HEADER.lower().encode(), b"true")]
+
+    async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    return respond
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body (the size limit middleware outside has bounded it); None on disconnect."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+# --- documentation --------------------------------------------------------------------------------------
+
+PARAMETER: dict[str, Any] = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    "description": (
+        "Makes a retry of this write safe: a unique value per request (a UUID), 1-255 printable ASCII "
+        "characters. A retry with the same key and body gets the first answer again, with "
+        f"`{REPLAYED_HEADER}: true`, and nothing runs twice; the same key with another body is 422 "
+        "(`idempotency-key-reused`); a retry while the first still runs is 409 with `Retry-After`. 2xx and "
+        "4xx answers are kept for 24 hours, except 400, 404, 408, 409, 412, 422, 425, 428 and 429, after which "
+        "a retry runs again (as after any 5xx). Keys are per caller, method and path."
+    ),
+}
+
+
+def document(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add the header to every write under ``/api/`` in an OpenAPI document (in place)."""
+    replayed = {
+        "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+    for route, item in openapi.get("paths", {}).items():
+        if not route.startswith("/api/"):
+            continue
+        for method, operation in item.items():
+            if method.upper() not in MUTATING_METHODS or not isinstance(operation, dict):
+                continue
+            parameters = operation.setdefault("parameters", [])
+            named = {str(p.get("name", "")).lower() for p in parameters if p.get("in") == "header"}
+            if "idempotency-key" not in named:
+                parameters.append(PARAMETER)
+            for code, response in operation.get("responses", {}).items():
+                if str(code).startswith("2"):
+                    response.setdefault("headers", {})[REPLAYED_HEADER] = replayed
+    return openapi
