@@ -210,8 +210,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def index(request: Request) -> Any:
         if "text/html" in request.headers.get("accept", ""):  # a browser: the web UI
             return RedirectResponse("/ui/", status_code=303)
+        # Where an API client gets a token: the embedded sign-in, or the city's identity provider.
+        sign_in = "/auth/token" if request.app.state.issuer is not None else settings.oidc_issuer
         return {"service": "Landsberg am Lech integration platform", "api": "/api/v1/",
-                "openapi": "/api/v1/openapi.json", "sign_in": "/auth/token", "ui": "/ui/"}  # fmt: skip
+                "openapi": "/api/v1/openapi.json", "sign_in": sign_in, "ui": "/ui/"}  # fmt: skip
 
     # --- sign-in ---------------------------------------------------------------------------
 
