@@ -256,14 +256,24 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             return await request.app.state.api_keys.verify(key)
         return None
 
-    @app.get("/api/v1/openapi.json", include_in_schema=False)
-    async def openapi(request: Request) -> Response:
-        """One OpenAPI for the whole public API, merged from the services' own."""
-        fetched_at, cached = request.app.state.openapi_cache
+    async def public_openapi() -> dict[str, Any]:
+        """One OpenAPI for the whole public API, merged from the services' own (kept a minute)."""
+        fetched_at, cached = app.state.openapi_cache
         if cached is None or time.monotonic() - fetched_at > 60:
-            cached = await merged_openapi(request.app.state.client, routes)
-            request.app.state.openapi_cache = (time.monotonic(), cached)
-        return JSONResponse(cached)
+            cached = await merged_openapi(app.state.client, routes)
+            app.state.openapi_cache = (time.monotonic(), cached)
+        return cached  # type: ignore[no-any-return]
+
+    app.state.public_openapi = public_openapi  # the web UI's API reference reads it too
+
+    @app.get("/api/v1/openapi.json", include_in_schema=False)
+    async def openapi() -> Response:
+        return JSONResponse(await public_openapi())
+
+    @app.get("/api/v1/docs", include_in_schema=False)
+    async def docs() -> Response:
+        """The readable reference: a server-rendered page of the web UI (no script, same CSP)."""
+        return RedirectResponse("/ui/api", status_code=307)
 
     @app.api_route("/api/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def forward(path: str, request: Request) -> Response:
@@ -372,5 +382,14 @@ async def merged_openapi(client: httpx.AsyncClient, routes: dict[str, str]) -> d
             merged["components"]["schemas"][f"{prefix}{name}"] = schema
         for route, item in spec.get("paths", {}).items():
             if route.startswith("/api/v1/") and routes.get(route.split("/")[3]) == base:
-                merged["paths"][route] = item
+                merged["paths"][route] = {method: without_gateway_headers(op) for method, op in item.items()}
     return merged
+
+
+def without_gateway_headers(operation: Any) -> Any:
+    """The identity headers a service documents are set by the gateway; clients cannot send them."""
+    if isinstance(operation, dict) and "parameters" in operation:
+        kept = [p for p in operation["parameters"] if not (p.get("in") == "header" and p["name"].lower() in
+                                                            NOT_FROM_CLIENTS)]  # fmt: skip
+        return {**operation, "parameters": kept}
+    return operation

@@ -40,6 +40,10 @@ async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
             assert await public.get_by_role("heading", level=1).inner_text() == "Partner directory"
             await shot(public, "02-partners-en")
             await accessible(public, "partners")
+            await public.goto(f"{stack.url}/api/v1/docs")  # the API reference, readable without script
+            assert public.url.endswith("/ui/api")
+            assert await public.get_by_role("heading", name="POST /api/v1/registrations").count() == 1
+            await accessible(public, "API reference")
 
             # --- CSRF: a form post without the session's token is refused -----------------------------
             forged = await api.post("/ui/sign-in", data={"username": "registrar", "password": "x"})

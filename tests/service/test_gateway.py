@@ -152,6 +152,24 @@ async def test_one_openapi_for_the_public_api(gateway: Platform) -> None:
     spec = (await gateway.client.get("/api/v1/openapi.json")).json()
     assert "/api/v1/registrations" in spec["paths"] and "/api/v1/partners" in spec["paths"]
     assert not any(p.startswith("/internal") for p in spec["paths"])
+    header_params = {p["name"].lower() for item in spec["paths"].values() for op in item.values()
+                     if isinstance(op, dict) for p in op.get("parameters", []) if p["in"] == "header"}  # fmt: skip
+    assert "idempotency-key" in header_params and not header_params & {"x-actor", "x-partner-id", "x-role"}
+
+    # The docs page: every operation of the document, with who may call it, readable without script.
+    docs = await gateway.client.get("/api/v1/docs")
+    assert docs.status_code == 307 and docs.headers["location"] == "/ui/api"
+    page = await gateway.client.get("/ui/api?lang=en")
+    assert page.status_code == 200 and "<script" not in page.text
+    operations = sum(1 for item in spec["paths"].values() for method in item if method in ("get", "post", "put",
+                                                                                       "patch", "delete"))  # fmt: skip
+    assert page.text.count('<article class="card" aria-labelledby="op-') == operations
+    registering = page.text.split('id="op-post-api-v1-registrations"')[1].split("</article>")[0]
+    assert "Who may: admin, registrar" in registering and 'href="#schema-RegistrationRegistrationCreate"' in registering
+    assert 'id="schema-RegistrationRegistrationCreate"' in page.text
+    assert "X-Actor" not in page.text, "headers only the gateway sets are not part of the public API"
+    catalogue = page.text.split('id="op-get-api-v1-partners"')[1].split("</article>")[0]
+    assert "Who may: public" in catalogue
 
 
 async def test_a_service_that_is_down_gives_503_problem_details_at_once(tmp_path: Any) -> None:
