@@ -13,6 +13,7 @@ import hmac
 import logging
 import secrets
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from chassis import identity as internal
 from chassis.identity import Identity
 from gateway import policy
 from gateway.auth import Unauthenticated
-from gateway.ui.words import CODES, WORDS
+from gateway.ui.words import CODES, FIELD_ERRORS, WORDS
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +220,25 @@ def problem_text(reply: Reply) -> str:
 def safe_next(request: Request, value: str | None = None) -> str:
     target = value if value is not None else request.query_params.get("next", "")
     return target if target.startswith("/ui/") and not target.startswith("//") and "\\" not in target else "/ui/"
+
+
+def field_errors(
+    problem: Any, lang: str, fields: Mapping[str, str] | Iterable[str], unmatched: str | None = "form"
+) -> dict[str, str]:
+    """Problem Details' ``errors`` as one message per form field, in the UI's language.
+
+    ``fields`` maps the API's field names to the form's (or names fields called the same in
+    both). An error on no named field goes to ``unmatched`` (or is dropped when that is None);
+    with no field errors at all, the Problem's detail does.
+    """
+    names = fields if isinstance(fields, Mapping) else {name: name for name in fields}
+    messages = FIELD_ERRORS[lang]
+    errors: dict[str, str] = {}
+    for error in (problem or {}).get("errors") or []:
+        location = [str(part) for part in error.get("location", []) if part not in ("body", "address")]
+        field = next((names[part] for part in location if part in names), unmatched)
+        if field is not None:
+            errors.setdefault(field, messages.get(str(error.get("type", ""))) or messages["value_error"])
+    if not errors and unmatched is not None and isinstance(problem, dict):
+        errors[unmatched] = str(problem.get("detail", ""))
+    return errors

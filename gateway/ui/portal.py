@@ -21,7 +21,7 @@ from chassis.identity import Identity
 from contracts import courses as course_events
 from contracts import partners as partner_events
 from contracts import referral as referral_events
-from gateway.ui.kit import Kit, Reply
+from gateway.ui.kit import Kit, Reply, field_errors
 from gateway.ui.words import FIELD_ERRORS, more_words
 
 DECLINE_REASONS = ("no_capacity", "not_eligible", "not_our_service", "already_supported", "other")
@@ -248,29 +248,15 @@ def expiry_of(text: str) -> tuple[str | None, bool]:
 
 def form_errors(reply: Reply, lang: str, words: dict[str, str], fields: dict[str, str]) -> dict[str, str]:
     """The API's refusal as one message per form field (``fields``: API field -> form field), in the UI's language."""
-    messages = FIELD_ERRORS[lang]
-    body = reply.body if isinstance(reply.body, dict) else {}
-    kind = problem_kind(reply)
-    errors: dict[str, str] = {}
-    if kind == "unsafe-webhook-url":
+    errors = field_errors(reply.body if isinstance(reply.body, dict) else {}, lang, fields, unmatched=None)
+    # The portal's own words where the general message would not say what to do.
+    specific = {"scopes": words["portal_pick_scope"], "event_types": words["portal_pick_event"],
+                "expires_on": FIELD_ERRORS[lang]["date_parsing"]}  # fmt: skip
+    errors |= {field: specific[field] for field in errors if field in specific}
+    if "url" in errors and errors["url"] != FIELD_ERRORS[lang]["missing"]:
+        errors["url"] = words["portal_bad_url"]
+    if problem_kind(reply) == "unsafe-webhook-url":
         errors["url"] = words["portal_unsafe_url"]
-    for error in body.get("errors") or []:
-        location = [str(part) for part in error.get("location", []) if part != "body"]
-        field = fields.get(location[0]) if location else None
-        if field is None:
-            continue
-        error_type = str(error.get("type", ""))
-        if field == "scopes":
-            message = words["portal_pick_scope"]
-        elif field == "event_types":
-            message = words["portal_pick_event"]
-        elif field == "url" and error_type not in ("missing", "string_too_short"):
-            message = words["portal_bad_url"]
-        elif field == "expires_on":
-            message = messages["date_parsing"]
-        else:
-            message = messages.get(error_type) or messages["value_error"]
-        errors.setdefault(field, message)
     if not errors and "expires_at" in problem_detail(reply):
         errors["expires_on"] = words["portal_future_date"]
     if not errors:

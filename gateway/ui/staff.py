@@ -9,7 +9,6 @@ each field the Problem names.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +19,7 @@ from chassis.identity import Identity
 from contracts.vocabulary import EmploymentSituation, EsserDimension, GermanLevel, Schooling
 from gateway import policy
 from gateway.ui import learning
-from gateway.ui.kit import Kit, Reply
+from gateway.ui.kit import Kit, Reply, field_errors
 from gateway.ui.words import FIELD_ERRORS, more_words
 
 GENDERS = ("female", "male", "diverse", "unspecified")
@@ -38,16 +37,6 @@ NEEDS_TEXTS = ("other_languages", "vocational_qualification", "children_ages", "
 NEEDS_CHECKS = ("recognise_foreign_qualification", "childcare_needed", "housing_need", "counselling_need",
                 "health_need")  # fmt: skip
 NEEDS_FIELDS = NEEDS_CHOICES + NEEDS_TEXTS + NEEDS_CHECKS
-
-#: Pydantic error types the registration form never meets, in the UI's languages.
-MORE_FIELD_ERRORS = {
-    "de": {"int_parsing": "Bitte ganze Zahlen angeben, durch Komma getrennt.", "greater_than_equal":
-           "Die Zahl ist zu klein.", "less_than_equal": "Die Zahl ist zu groß.", "too_long": "Das sind zu viele.",
-           "date_type": "Bitte ein gültiges Datum angeben.", "literal_error": "Bitte einen der Werte wählen."},
-    "en": {"int_parsing": "Please give whole numbers, separated by commas.", "greater_than_equal":
-           "The number is too small.", "less_than_equal": "The number is too large.", "too_long": "Those are too many.",
-           "date_type": "Please give a valid date.", "literal_error": "Please choose one of the values."},
-}  # fmt: skip
 
 more_words({
     "de": {
@@ -183,7 +172,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.render(request, "register.html", 409, user=user, values=values, errors={},
                              duplicate=reply.body, **_choices())  # fmt: skip
         if reply.status == 422:
-            errors = _field_errors(reply.body, ui.lang_of(request))
+            errors = field_errors(reply.body, ui.lang_of(request), REGISTRATION_FIELDS)
             return ui.render(request, "register.html", 422, user=user, values=values, errors=errors,
                              districts=(reply.body or {}).get("districts"), **_choices())  # fmt: skip
         return ui.trouble(request, user, reply)
@@ -273,7 +262,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         body = {k: v for k, v in values.items() if v} | {"due_on": values["due_on"] or None}
         reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/goals", json=body)
         if reply.status == 422:
-            errors = _field_errors(reply.body, ui.lang_of(request), GOAL_FIELDS)
+            errors = field_errors(reply.body, ui.lang_of(request), GOAL_FIELDS)
             return await show_case(request, user, case_id, 422, goal_form={"values": values, "errors": errors})
         return _to_case(ui, case_id, reply, "goals-h")
 
@@ -289,7 +278,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             body["due_on"] = values["due_on"] or None
         reply = await ui.call(request, user, "PATCH", f"cases/{quote(case_id)}/goals/{quote(goal_id)}", json=body)
         if reply.status == 422:
-            errors = _field_errors(reply.body, ui.lang_of(request), GOAL_FIELDS)
+            errors = field_errors(reply.body, ui.lang_of(request), GOAL_FIELDS)
             edit = {"goal_id": goal_id, "values": values, "errors": errors}
             return await show_case(request, user, case_id, 422, goal_edit=edit)
         return _to_case(ui, case_id, reply, "goals-h")
@@ -308,7 +297,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         path = f"persons/{quote(case.body['person_id'])}/needs-assessments"
         reply = await ui.call(request, user, "POST", path, json=_needs_body(values))
         if reply.status == 422:
-            errors = _field_errors(reply.body, ui.lang_of(request), NEEDS_FIELDS)
+            errors = field_errors(reply.body, ui.lang_of(request), NEEDS_FIELDS)
             return await show_case(request, user, case_id, 422, case=case,
                                    needs_form={"values": values, "errors": errors})  # fmt: skip
         return _to_case(ui, case_id, reply, "needs-h")
@@ -357,21 +346,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
 def _choices() -> dict[str, Any]:
     return {"genders": GENDERS, "residence_groups": RESIDENCE_GROUPS}
-
-
-def _field_errors(problem: Any, lang: str, fields: Iterable[str] = REGISTRATION_FIELDS) -> dict[str, str]:
-    """Problem Details' ``errors`` as one message per form field, in the UI's language."""
-    messages = FIELD_ERRORS[lang] | MORE_FIELD_ERRORS[lang]
-    names = set(fields)
-    errors: dict[str, str] = {}
-    for error in (problem or {}).get("errors") or []:
-        location = [part for part in error.get("location", []) if part not in ("body", "address")]
-        field = next((part for part in location if part in names), None) or "form"
-        kind = str(error.get("type", ""))
-        errors.setdefault(field, messages.get(kind) or messages["value_error"])
-    if not errors and isinstance(problem, dict):
-        errors["form"] = str(problem.get("detail", ""))
-    return errors
 
 
 def _to_case(ui: Kit, case_id: str, reply: Reply, section: str) -> RedirectResponse:

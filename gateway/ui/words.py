@@ -186,6 +186,9 @@ FIELD_ERRORS: dict[str, dict[str, str]] = {
         "Datum angeben.", "date_from_datetime_inexact": "Bitte ein gültiges Datum angeben.",
         "enum": "Bitte einen der angebotenen Werte wählen.", "district": "Diesen Ortsteil gibt es nicht.",
         "value_error": "Die Angabe ist nicht gültig.", "extra_forbidden": "Dieses Feld ist nicht vorgesehen.",
+        "int_parsing": "Bitte ganze Zahlen angeben, durch Komma getrennt.", "greater_than_equal":
+        "Die Zahl ist zu klein.", "less_than_equal": "Die Zahl ist zu groß.", "too_long": "Das sind zu viele.",
+        "date_type": "Bitte ein gültiges Datum angeben.", "literal_error": "Bitte einen der Werte wählen.",
     },
     "en": {
         "missing": "Please fill this in.", "string_too_short": "Please fill this in.",
@@ -194,6 +197,9 @@ FIELD_ERRORS: dict[str, dict[str, str]] = {
         "date_parsing": "Please give a valid date.", "date_from_datetime_inexact": "Please give a valid date.",
         "enum": "Please choose one of the offered values.", "district": "There is no such district.",
         "value_error": "This is not valid.", "extra_forbidden": "This field is not expected.",
+        "int_parsing": "Please give whole numbers, separated by commas.", "greater_than_equal":
+        "The number is too small.", "less_than_equal": "The number is too large.", "too_long": "Those are too many.",
+        "date_type": "Please give a valid date.", "literal_error": "Please choose one of the values.",
     },
 }  # fmt: skip
 
