@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import select
 
 from chassis.cloudevents import binary_headers, encode_data
 from contracts import courses as crs
@@ -147,7 +148,14 @@ async def seeded(client: httpx.AsyncClient, bootstrap: str) -> dict[str, Any]:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     consumer = runtime.consumer
     counts = await eventually(lambda: _counts(consumer, len(events)))
-    assert counts == {"handled": len(events), "dead_lettered": 0}, counts
+    if counts != {"handled": len(events), "dead_lettered": 0}:
+        # Say which events were not ours (CI once saw one more than produced; this names it).
+        inbox = runtime.tables.inbox
+        async with runtime.session_factory() as session:
+            handled = (await session.execute(select(inbox.c.event_id, inbox.c.event_type))).all()
+        ours = {ce_id for ce_id, _ in events}
+        foreign = [(event_id, kind) for event_id, kind in handled if event_id not in ours]
+        raise AssertionError(f"{counts}; not produced by this test: {foreign}")
     reply = await client.get("/api/v1/monitoring/indicators", params={"period": "2026-11"}, headers=ANALYST)
     final: dict[str, Any] = reply.json()
     return final
