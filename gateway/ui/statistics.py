@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse
 
 from gateway.ui.kit import Kit
 
-PERIOD = re.compile(r"^[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$")
+#: As the monitoring service takes it: a year 1990-2099, a quarter or a month of it.
+PERIOD = re.compile(r"^(199[0-9]|20[0-9]{2})(-(0[1-9]|1[0-2])|-Q[1-4])?$")
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:

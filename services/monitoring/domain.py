@@ -105,10 +105,10 @@ class Period:
             if rest.upper().startswith("Q") and rest[1:].isdigit() and 1 <= int(rest[1:]) <= 4:
                 quarter = int(rest[1:])
                 start = date(year, 3 * quarter - 2, 1)
-                return Period(start, _month_end(date(year, 3 * quarter, 1)), f"{year}-Q{quarter}")
+                return Period(start, _month_end(date(year, 3 * quarter, 1)), f"{year:04d}-Q{quarter}")
             if len(rest) == 2 and rest.isdigit() and 1 <= int(rest) <= 12:
                 start = date(year, int(rest), 1)
-                return Period(start, _month_end(start), f"{year}-{rest}")
+                return Period(start, _month_end(start), f"{year:04d}-{rest}")
         except ValueError as exc:
             raise PeriodError(f"{text!r} is not a period: use 2026-11, 2026-Q4 or 2026") from exc
         raise PeriodError(f"{text!r} is not a period: use 2026-11, 2026-Q4 or 2026")
@@ -119,12 +119,12 @@ class Period:
 
     def previous(self) -> Period:
         if self.kind == "year":
-            return Period.parse(str(self.start.year - 1))
+            return Period.parse(f"{self.start.year - 1:04d}")  # years below 1000 keep four digits
         if self.kind == "quarter":
             before = self.start - timedelta(days=1)
-            return Period.parse(f"{before.year}-Q{(before.month - 1) // 3 + 1}")
+            return Period.parse(f"{before.year:04d}-Q{(before.month - 1) // 3 + 1}")
         before = self.start - timedelta(days=1)
-        return Period.parse(f"{before.year}-{before.month:02d}")
+        return Period.parse(f"{before.year:04d}-{before.month:02d}")
 
     def last_month(self) -> Period:
         return Period.parse(f"{self.end.year}-{self.end.month:02d}")
