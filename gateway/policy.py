@@ -93,3 +93,19 @@ def _key_may(method: str, path: str, scopes: frozenset[str]) -> bool:
         if method in methods and pattern.match(path):
             return scope in scopes
     return False
+
+
+def bent(raw_path: bytes | str) -> bool:
+    """A path whose decoded form would reach another route than the one the policy checks.
+
+    Dot segments and encoded slashes or backslashes: an HTTP client normalises ``a/x/../b`` to
+    ``a/b`` after the policy has judged ``a/...`` (found by fuzzing the gateway).
+    """
+    text = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else raw_path
+    lowered = text.lower()
+    return (
+        "%2f" in lowered
+        or "%5c" in lowered
+        or "\\" in text
+        or any(part in (".", "..", "%2e", "%2e%2e", ".%2e", "%2e.") for part in lowered.split("/"))
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.policy import decide
+from gateway.policy import bent, decide
 
 PARTNER = frozenset({"partner"})
 
@@ -38,3 +38,23 @@ def test_public_routes_need_no_scope() -> None:
     assert decide("GET", "/api/v1/courses", PARTNER, frozenset()) is True
     assert decide("GET", "/api/v1/partners/vhs-landsberg", None) is True
     assert decide("PATCH", "/api/v1/partners/vhs-landsberg", None) is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/partner/referrals/x%2F..%2F..%2Fcaseworkers",
+        "/api/v1/partner/referrals/x/../../caseworkers",
+        "/api/v1/partner/referrals/%2e%2e/routing-rules",
+        "/api/v1/persons/a%5c..%5crouting-rules",
+        "cases/..",
+        "cases/./x",
+    ],
+)
+def test_bent_paths_are_recognised(path: str) -> None:
+    assert bent(path) and bent(path.encode())
+
+
+@pytest.mark.parametrize("path", ["/api/v1/partner/referrals/r-1/accept", "cases/c.1", "persons/..x", "info-packs/de"])
+def test_straight_paths_pass(path: str) -> None:
+    assert not bent(path)
