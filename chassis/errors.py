@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -70,7 +72,76 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
+#: What every error answer looks like, for the OpenAPI document (``problem_document``).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "Problem Details (RFC 9457). `type` names the kind of problem; a problem may carry more members.",
+    "properties": {
+        "type": {"type": "string", "description": f"`about:blank` or {PROBLEM_BASE}<kind>"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The path that was called"},
+        "errors": {
+            "type": "array",
+            "description": "An invalid request's fields, each with where it is and what is wrong",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "location": {"type": "array", "items": {"type": "string"}},
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+                "required": ["location", "message", "type"],
+            },
+        },
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+#: FastAPI's own 422 shapes, which these handlers never answer with.
+_FRAMEWORK_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def problem_document(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Say in an OpenAPI document (in place) what the handlers answer: every 4xx of an ``/api/`` operation
+    is Problem Details as ``application/problem+json``, 422 included (FastAPI documents its own shape)."""
+    for route, item in openapi.get("paths", {}).items():
+        if not route.startswith("/api/"):
+            continue
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "422" in responses:
+                responses["422"] = _problem_response("Invalid request: `errors` names what is wrong")
+            responses.setdefault("4XX", _problem_response("Refused: not allowed, not found or in conflict"))
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Problem", copy.deepcopy(PROBLEM_SCHEMA))
+    for name in _FRAMEWORK_SCHEMAS:  # the outer one first: it refers to the inner one
+        others = {key: value for key, value in schemas.items() if key != name}
+        if f'"#/components/schemas/{name}"' not in json.dumps([openapi.get("paths", {}), others]):
+            schemas.pop(name, None)
+    return openapi
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_document(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(

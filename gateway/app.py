@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -51,6 +52,8 @@ NOT_FROM_CLIENTS = {h.decode() for h in internal.PLAIN_HEADERS} | {
     "x-api-key",
     "cookie",
 }
+#: What a path segment may carry unencoded (RFC 3986 pchar, and the slash between segments).
+PATH_SAFE = "/:@!$&'()*+,;="
 
 
 class GatewaySettings(ServiceSettings):
@@ -279,6 +282,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def forward(path: str, request: Request) -> Response:
         segment = path.split("/", 1)[0]
         base = routes.get(segment)
+        if policy.bent(request.scope.get("raw_path") or b"") or policy.bent(path):
+            # The policy judges this path; the upstream must get exactly it, not a normalised other one.
+            return problem_response(404, "No such API resource.", kind="not-found")
         if base is None:
             return problem_response(404, f"No API resource '/api/v1/{segment}'.", kind="not-found")
         try:
@@ -322,7 +328,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             headers.append((internal.HEADER, internal.sign(caller, secret)))
             headers += [(k.decode(), v.decode()) for k, v in internal.plain_headers(caller)]
         upstream = client.build_request(
-            request.method, f"{base}/api/v1/{path}", params=request.query_params, headers=headers,
+            # Re-encoded: a decoded '?', '#' or control character must stay part of the path.
+            request.method, f"{base}/api/v1/{quote(path, safe=PATH_SAFE)}", params=request.query_params,
+            headers=headers,
             content=await request.body(),
         )  # fmt: skip
         segment = path.split("/", 1)[0]

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import delete, select
 
+from chassis.clock import as_utc
 from chassis.errors import Problem
 from chassis.service import RuntimeDep
 from services.monitoring import domain, readmodel, report
@@ -40,7 +41,17 @@ def require_role(*allowed: str) -> Any:
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[require_role(*READERS)])
 
-PeriodQuery = Annotated[str, Query(max_length=7, description="2026-11 (month), 2026-Q4 (quarter) or 2026 (year)")]
+#: Documented as a pattern too, so that a client (or a fuzzer) can tell a period from any other text. Years
+#: from 1990 (the survey's too): a report compares with the period before, which the domain's four-digit
+#: periods cannot name before the year 1000.
+PeriodQuery = Annotated[
+    str,
+    Query(
+        max_length=7,
+        pattern=r"^(199[0-9]|20[0-9]{2})(-(0[1-9]|1[0-2])|-[Qq][1-4])?$",
+        description="2026-11 (month), 2026-Q4 (quarter) or 2026 (year)",
+    ),
+]
 
 
 def parse_period(text: str) -> domain.Period:
@@ -74,7 +85,16 @@ async def planning(runtime: RuntimeDep) -> Document:
     return report.planning_document(facts, today, _k(runtime))
 
 
-@router.get("/report", response_model=None)
+@router.get(
+    "/report",
+    response_class=HTMLResponse,
+    responses={
+        200: {
+            "description": "The council report: an HTML page, or CSV",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def council_report(runtime: RuntimeDep, period: PeriodQuery, format: Literal["html", "csv"] = "html") -> Response:
     chosen = parse_period(period)
     document = await _document(runtime, chosen)
@@ -95,7 +115,7 @@ async def _reference(runtime: RuntimeDep) -> DistrictReferenceRead:
         illustrative=any(r.illustrative for r in rows),
         districts={r.district: r.population for r in rows},
         total=sum(r.population for r in rows),
-        updated_at=max((r.updated_at for r in rows), default=None),
+        updated_at=as_utc(max((r.updated_at for r in rows), default=None)),  # SQLite hands back naive times
     )
 
 
@@ -126,7 +146,7 @@ def _survey_read(row: SurveyFigures) -> SurveyRead:
     return SurveyRead(
         year=row.year, source=row.source, german_citizens_percent=row.german_citizens_percent,
         questions=[SurveyQuestion(question=q, **answers) for q, answers in row.questions.items()],
-        updated_at=row.updated_at,
+        updated_at=as_utc(row.updated_at),  # SQLite hands back naive times
     )  # fmt: skip
 
 

@@ -78,6 +78,24 @@ async def get_scope(request: Request) -> workflow.CaseScope:
 ScopeDep = Annotated[workflow.CaseScope, Depends(get_scope)]
 
 
+def require_role(*allowed: str) -> Any:
+    """The second line behind the gateway's role policy, for routes without a case scope: the roster and
+    the routing rules. No ``X-Role`` at all means no identity was forwarded (development and tests;
+    production refuses such calls before they get here), as in ``workflow.case_scope``."""
+
+    async def check(request: Request) -> None:
+        roles = request.headers.get("x-role")
+        if roles is None:
+            return
+        if not {role.strip() for role in roles.split(",")} & set(allowed):
+            raise Problem(403, f"This needs one of the roles {', '.join(sorted(allowed))}.", kind="forbidden")
+
+    return Depends(check)
+
+
+STAFF_READERS = require_role("caseworker", "admin")
+
+
 # --- read models ---------------------------------------------------------------------------
 
 
@@ -309,7 +327,7 @@ async def update_goal(case_id: str, goal_id: str, body: GoalUpdate, w: WorkflowD
     return goal_read(goal)
 
 
-@router.get("/caseworkers", response_model=list[CaseworkerRead])
+@router.get("/caseworkers", response_model=list[CaseworkerRead], dependencies=[STAFF_READERS])
 async def caseworkers(w: WorkflowDep) -> list[CaseworkerRead]:
     names = {r.id: r.name for r in (await w.session.scalars(select(CaseworkerRow))).all()}
     return [
@@ -402,7 +420,7 @@ async def bulk_send(body: BulkSend, w: WorkflowDep, scope: ScopeDep) -> BulkResu
 # --- routing rules -------------------------------------------------------------------------
 
 
-@router.get("/routing-rules", response_model=RuleSetRead)
+@router.get("/routing-rules", response_model=RuleSetRead, dependencies=[STAFF_READERS])
 async def rules_in_force(w: WorkflowDep) -> RuleSetRead:
     row = await w.session.scalar(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()).limit(1))
     if row is None:
@@ -417,7 +435,7 @@ def rule_set_read(row: RuleSetVersion) -> RuleSetRead:
     )  # fmt: skip
 
 
-@router.put("/routing-rules", response_model=RuleSetRead)
+@router.put("/routing-rules", response_model=RuleSetRead, dependencies=[require_role("admin")])
 async def save_rules(body: list[dict[str, Any]], w: WorkflowDep, actor: ActorHeader = "unauthenticated") -> RuleSetRead:
     """Save a new version of the routing rules; invalid rule sets are refused whole."""
     try:
@@ -436,7 +454,7 @@ async def save_rules(body: list[dict[str, Any]], w: WorkflowDep, actor: ActorHea
     return rule_set_read(row)
 
 
-@router.get("/routing-rules/versions", response_model=list[RuleSetRead])
+@router.get("/routing-rules/versions", response_model=list[RuleSetRead], dependencies=[STAFF_READERS])
 async def rule_versions(w: WorkflowDep) -> list[RuleSetRead]:
     rows = (await w.session.scalars(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()))).all()
     return [rule_set_read(r) for r in rows]

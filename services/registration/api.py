@@ -589,7 +589,11 @@ async def list_info_packs() -> list[dict[str, str]]:
     ]
 
 
-@router.get("/info-packs/{lang}", tags=["information"], response_model=None)
+@router.get(
+    "/info-packs/{lang}", tags=["information"], response_model=None,
+    responses={200: {"description": "The pack as JSON, or as a page (format=html or Accept: text/html)",
+                     "content": {"text/html": {"schema": {"type": "string"}}}}},
+)  # fmt: skip
 async def info_pack(
     lang: str, request: Request, format: Annotated[str | None, Query(pattern="^(json|html)$")] = None
 ) -> dict[str, Any] | HTMLResponse:
