@@ -1,13 +1,16 @@
 """`make bench`: registrations through the gateway, event latency and memory, on this machine.
 
-Starts the embedded broker, the registration service and the gateway (SQLite, as `make run`),
-then measures for a fixed time with a fixed concurrency:
+For each database (SQLite, as `make run`; then PostgreSQL, as in production, in a throw-away
+database when the server at BENCH_POSTGRES_URL answers) it starts the embedded broker, the
+registration service and the gateway, then measures for a fixed time with a fixed concurrency:
 - baseline: GET /healthz on the gateway (no auth, no upstream): what this machine's HTTP stack gives;
-- registrations: POST /api/v1/registrations through the gateway (auth, upstream, database, outbox);
+- registrations: POST /api/v1/registrations through the gateway (auth, upstream, database, outbox),
+  with the CPU time each process spent per registration (where the time goes);
 - event latency: from each event's ce_time (set at commit) to its arrival at a plain consumer;
 - resident memory of each process afterwards.
 The load generator runs on the same machine, so absolute numbers understate the services; the
 ratio against the baseline measured in the same run is what to compare between runs.
+BENCH_DATABASES=sqlite (or postgresql) runs one of them only.
 """
 
 from __future__ import annotations
@@ -25,14 +28,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 
 from chassis.embedded_broker import EmbeddedBroker, free_port, wait_for_port
+from chassis.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DATABASES = [d for d in os.environ.get("BENCH_DATABASES", "sqlite,postgresql").split(",") if d]
 
 
 def body() -> dict[str, Any]:
@@ -85,7 +92,9 @@ def wrk(
 ) -> dict[str, float]:
     """Load from wrk (C, one thread): the Python client would be the bottleneck, not the service."""
     script = workdir / f"load-{len(list(workdir.glob('*.lua')))}.lua"
-    template = json.dumps(body).replace("%", "%%").replace("BENCHNAME", "%s") if body else None
+    # A prefix per run: wrk's random numbers repeat from run to run, and a repeated name is a 409 duplicate.
+    prefix = uuid.uuid4().hex[:8]
+    template = json.dumps(body).replace("%", "%%").replace("BENCHNAME", prefix + "%s") if body else None
     lua = WRK_SCRIPT.replace("BODY", json.dumps(template) if template else '""')
     if body is None:
         lua = lua.replace("return wrk.format(nil, nil, nil, body)", "return wrk.format(nil, nil, nil, nil)")
@@ -131,13 +140,68 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def postgres_database() -> str | None:
+    """A new, empty database on the PostgreSQL server, or None when there is none to reach."""
+    try:
+        admin = await asyncpg.connect(POSTGRES, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_postgres_database(name: str) -> None:
+    admin = await asyncpg.connect(POSTGRES, timeout=3)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def main() -> None:
+    results: dict[str, Any] = {}
+    for database in DATABASES:
+        if database == "sqlite":
+            results[database] = await run(database, None)
+        elif database == "postgresql":
+            name = await postgres_database()
+            if name is None:
+                print(f"\nbench on postgresql: no server answers at {POSTGRES} (BENCH_POSTGRES_URL); skipped")
+                continue
+            try:
+                results[database] = await run(database, name)
+            finally:
+                await drop_postgres_database(name)
+        else:
+            raise SystemExit(f"unknown database {database!r} in BENCH_DATABASES (sqlite, postgresql)")
+    summary_lines = [f"  {db:<11} {r['ratio']:.3f} of the baseline ({r['registrations']['per_second']:.0f}/s, "
+                     f"p99 {r['registrations']['p99_ms']:.0f} ms)" for db, r in results.items()]  # fmt: skip
+    print("\nregistrations through the gateway against the same run's GET /healthz:\n" + "\n".join(summary_lines))
+    (ROOT / "var" / "bench-last.json").write_text(json.dumps(
+        {"seconds": SECONDS, "concurrency": CONCURRENCY, "cores": os.cpu_count(), **results}, indent=2))  # fmt: skip
+
+
+async def run(database: str, postgres_name: str | None) -> dict[str, Any]:
     var = ROOT / "var" / f"bench-{uuid.uuid4().hex[:6]}"
     var.mkdir(parents=True)
     ports = {"gateway": free_port(), "registration": free_port()}
+    if postgres_name is not None:
+        database_url = str(httpx.URL(POSTGRES).copy_with(path=f"/{postgres_name}"))
+    else:
+        database_url = f"sqlite:///{var / 'registration.db'}"
     with EmbeddedBroker(log_path=var / "broker.log") as broker:
         env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, LOG_LEVEL="WARNING",
-                   REGISTRATION_DATABASE_URL=f"sqlite:///{var / 'registration.db'}",
+                   REGISTRATION_DATABASE_URL=database_url,
                    GATEWAY_REGISTRATION_URL=f"http://127.0.0.1:{ports['registration']}",
                    GATEWAY_LOCAL_USERS_FILE=str(var / "users.json"),
                    GATEWAY_RATE_LIMIT_PER_MINUTE_USER="10000000")  # fmt: skip
@@ -175,12 +239,16 @@ async def main() -> None:
                 token = (await client.post("/auth/token", json={"username": "registrar",
                                                                 "password": password["registrar"]})).json()  # fmt: skip
                 auth = {"Authorization": f"Bearer {token['access_token']}"}
-                print(f"bench: {SECONDS:.0f} s each, {CONCURRENCY} connections, {os.cpu_count()} cores")
+                for _ in range(20):  # warm up: connections, caches, the first events' topics
+                    await client.post("/api/v1/registrations", json=body(), headers=auth)
+                print(f"\nbench on {database}: {SECONDS:.0f} s each, {CONCURRENCY} connections, {os.cpu_count()} cores")
+                pids = {name: process.pid for name, process in processes.items()}
                 if shutil.which("wrk"):
                     baseline = await asyncio.to_thread(
                         wrk, "baseline GET /healthz", f"{gateway}/healthz", headers={}, body=None, workdir=var
                     )
                     named = body() | {"given_names": "Bench BENCHNAME"}
+                    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                     registrations = await asyncio.to_thread(
                         wrk, "POST /api/v1/registrations", f"{gateway}/api/v1/registrations", headers=auth,
                         body=named, workdir=var,
@@ -189,11 +257,18 @@ async def main() -> None:
                     print("  ! wrk is not installed (apt-get install wrk): the Python load generator below is")
                     print("    itself the bottleneck, so these figures say little about the services.")
                     baseline = summary("baseline GET /healthz", await load(client, "GET", "/healthz", None, {}))
+                    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                     registrations = summary(
                         "POST /api/v1/registrations", await load(client, "POST", "/api/v1/registrations", body, auth)
                     )
+                count = max(registrations["per_second"] * SECONDS, 1)
+                cpu_ms = {name: 1000 * (cpu_seconds(pid) - before[name]) / count for name, pid in pids.items()}
+                registrations["cpu_ms_per_request"] = cpu_ms
+                print("    CPU per registration: " + ", ".join(f"{n} {ms:.2f} ms" for n, ms in cpu_ms.items()))
+            # Fetching as the services' consumers do (chassis.consumer, kafka_fetch_max_wait_ms).
             consumer = AIOKafkaConsumer("registration.persons.v1", bootstrap_servers=broker.bootstrap_servers,
-                                        auto_offset_reset="earliest", group_id=None)  # fmt: skip
+                                        auto_offset_reset="earliest", group_id=None,
+                                        fetch_max_wait_ms=ServiceSettings().kafka_fetch_max_wait_ms)  # fmt: skip
             # Latency from commit (ce_time) to a consumer, for events produced while we listen.
             await consumer.start()
             await consumer.getmany(timeout_ms=2000)
@@ -221,10 +296,9 @@ async def main() -> None:
             memory = {name: rss_mb(p.pid) for name, p in processes.items()}
             print("  resident memory: " + ", ".join(f"{n} {m:.0f} MB" for n, m in memory.items()))
             ratio = registrations["per_second"] / baseline["per_second"]
-            print(f"  registrations reach {ratio:.2f} of the baseline's request rate")
-            (ROOT / "var" / "bench-last.json").write_text(json.dumps(
-                {"baseline": baseline, "registrations": registrations, "events": events, "memory_mb": memory,
-                 "ratio": ratio, "seconds": SECONDS, "concurrency": CONCURRENCY}, indent=2))  # fmt: skip
+            print(f"  registrations reach {ratio:.3f} of the baseline's request rate")
+            return {"baseline": baseline, "registrations": registrations, "events": events, "memory_mb": memory,
+                    "ratio": ratio}  # fmt: skip
         finally:
             for process in processes.values():
                 process.terminate()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
@@ -22,6 +23,7 @@ from aiokafka.errors import KafkaError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -30,6 +32,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
+    bindparam,
     delete,
     func,
     select,
@@ -37,6 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Insert, Update
 
 from chassis import cloudevents
 from chassis.clock import as_utc, system_clock
@@ -105,23 +110,43 @@ class Outbox:
         self.table = table
 
     async def add(self, session: AsyncSession, event: PublishableEvent) -> str:
+        return (await self.add_all(session, [event]))[0]
+
+    async def add_all(self, session: AsyncSession, events: Sequence[PublishableEvent]) -> list[str]:
+        """Add the events in one statement; returns their ids."""
+        if not events:
+            return []
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        event_id = str(uuid.uuid4())
-        await session.execute(
-            self.table.insert().values(
-                event_id=event_id,
-                topic=event.topic,
-                partition_key=event.partition_key(),
-                event_type=event.event_type,
-                subject=event.subject(),
-                occurred_at=utcnow(),
-                data=cloudevents.encode_data(event.model_dump(mode="json")).decode(),
-                traceparent=carrier.get("traceparent"),
-            )
-        )
+        at = utcnow()
+        ids = [str(uuid.uuid4()) for _ in events]
+        rows = [
+            {
+                "event_id": event_id,
+                "topic": event.topic,
+                "partition_key": event.partition_key(),
+                "event_type": event.event_type,
+                "subject": event.subject(),
+                "occurred_at": at,
+                "data": cloudevents.encode_data(event.model_dump(mode="json")).decode(),
+                "traceparent": carrier.get("traceparent"),
+            }
+            for event_id, event in zip(ids, events, strict=True)
+        ]
+        await session.execute(_insert_into(self.table), rows)
         session.info["outbox_dirty"] = True
-        return event_id
+        return ids
+
+
+_inserts: dict[Table, Insert] = {}
+
+
+def _insert_into(table: Table) -> Insert:
+    """One insert statement per outbox table, built once: its values come as parameters."""
+    statement = _inserts.get(table)
+    if statement is None:
+        statement = _inserts[table] = table.insert()
+    return statement
 
 
 class OutboxRelay:
@@ -150,6 +175,7 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._retention = timedelta(hours=24)
         self._last_purge = utcnow()
+        self._mark_sent_pg: Update | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -255,36 +281,63 @@ class OutboxRelay:
         return list(rows)
 
     async def _send(self, rows: list[Any]) -> tuple[list[int], Exception | None]:
+        """Send the rows, one key's after the other, different keys together; stop a key at its first failure.
+
+        A later event of a key is only sent once the broker acknowledged the earlier one, so a retry can
+        never overtake it: the order per key holds through outages. The rows go in rounds: the first
+        pending row of every key, then (once those are acknowledged) the next of each, and so on; most
+        keys have one row, so a batch is mostly one round, with no task per key.
+        """
         if not rows:
             return [], None
         producer = await self._get_producer()
         chains: dict[str, list[Any]] = {}
         for row in rows:
             chains.setdefault(row.partition_key, []).append(row)
-        outcomes = await asyncio.gather(*(self._send_chain(producer, chain) for chain in chains.values()))
-        sent_ids = [row_id for sent, _ in outcomes for row_id in sent]
-        return sent_ids, next((error for _, error in outcomes if error is not None), None)
+        sent: list[int] = []
+        failure: Exception | None = None
+        waiting = list(chains.values())
+        depth = 0
+        while waiting:
+            round_rows = [chain[depth] for chain in waiting]
+            deliveries: list[asyncio.Future[Any] | Exception] = []
+            for row in round_rows:
+                try:
+                    deliveries.append(await self._send_one(producer, row))
+                except Exception as exc:  # noqa: BLE001 - the row stays pending and is retried
+                    deliveries.append(exc)
+            futures = [d for d in deliveries if not isinstance(d, Exception)]
+            acknowledged = iter(await asyncio.gather(*futures, return_exceptions=True))
+            still: list[list[Any]] = []
+            for chain, row, delivery in zip(waiting, round_rows, deliveries, strict=True):
+                outcome = delivery if isinstance(delivery, Exception) else next(acknowledged)
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, Exception):
+                        raise outcome  # cancelled: not a broker failure
+                    failure = failure or outcome
+                    continue
+                sent.append(row.id)
+                if len(chain) > depth + 1:
+                    still.append(chain)
+            waiting = still
+            depth += 1
+        return sent, failure
 
     async def _mark_sent(self, session: AsyncSession, sent_ids: list[int]) -> None:
-        if sent_ids:
+        if not sent_ids:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            # One statement whatever the count: an IN list would be a new prepared statement for every count.
+            if self._mark_sent_pg is None:
+                self._mark_sent_pg = (
+                    update(self.table)
+                    .where(self.table.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger()))))
+                    .values(published_at=bindparam("at"))
+                )
+            await session.execute(self._mark_sent_pg, {"ids": sent_ids, "at": utcnow()})
+        else:
             await session.execute(update(self.table).where(self.table.c.id.in_(sent_ids)).values(published_at=utcnow()))
-            self.published_total += len(sent_ids)
-
-    async def _send_chain(self, producer: AIOKafkaProducer, rows: list[Any]) -> tuple[list[int], Exception | None]:
-        """Send one key's rows one after the other, stopping at the first failure.
-
-        A later event of a key is only sent once the broker acknowledged the earlier
-        one, so a retry can never overtake it: the order per key holds through outages.
-        Different keys go concurrently.
-        """
-        sent: list[int] = []
-        for row in rows:
-            try:
-                await (await self._send_one(producer, row))
-            except Exception as exc:  # noqa: BLE001 - the row stays pending and is retried
-                return sent, exc
-            sent.append(row.id)
-        return sent, None
+        self.published_total += len(sent_ids)
 
     async def _send_one(self, producer: AIOKafkaProducer, row: Any) -> asyncio.Future[Any]:
         headers = cloudevents.binary_headers(

@@ -48,6 +48,10 @@ class ServiceSettings(BaseSettings):
     #: tests use "latest" so that each sees only its own events on the shared broker.
     kafka_consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
     kafka_heartbeat_interval_ms: int = 3_000
+    #: How long a consumer's fetch may wait for new records. Apache Kafka answers as soon as a record arrives;
+    #: the embedded Tansu broker waits this long every time, so it bounds an event's way to its consumers
+    #: (aiokafka's default of 500 ms made commit -> consumer p50 140 ms, p99 260 ms; 100 ms: 37 / 63 ms).
+    kafka_fetch_max_wait_ms: int = 100
 
     outbox_poll_seconds: float = 1.0
     outbox_batch_size: int = 500

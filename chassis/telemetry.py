@@ -6,10 +6,12 @@ import logging
 import sys
 from typing import Any
 
+import httpx
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from pythonjsonlogger.json import JsonFormatter
 
 from chassis.settings import ServiceSettings
@@ -63,8 +65,12 @@ def _exporter(settings: ServiceSettings) -> SpanExporter | None:
 def setup_tracing(settings: ServiceSettings) -> None:
     """Install the tracer provider and instrument the libraries, once per process."""
     if not _state["provider"]:
-        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
         exporter = _exporter(settings)
+        # Without an exporter no span is ever read: spans are not recorded (which is most of their cost), but
+        # still made, so that trace ids stand in the logs and travel on with the requests and events. A trace
+        # that a caller records (its traceparent says "sampled") is recorded here too, for whoever exports it.
+        sampler = None if exporter is not None else ParentBased(ALWAYS_OFF)
+        provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}), sampler=sampler)
         if exporter is not None:
             provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
@@ -76,6 +82,16 @@ def setup_tracing(settings: ServiceSettings) -> None:
         AIOKafkaInstrumentor().instrument()
         HTTPXClientInstrumentor().instrument()
         _state["kafka"] = True
+
+
+def traced_transport(transport: httpx.AsyncBaseTransport, settings: ServiceSettings) -> httpx.AsyncBaseTransport:
+    """An httpx transport of our own, with the client spans and ``traceparent`` that HTTPXClientInstrumentor
+    gives httpx's own transports (it patches those classes only)."""
+    if settings.otel_exporter == "none":
+        return transport
+    from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
+
+    return AsyncOpenTelemetryTransport(transport)
 
 
 def instrument_app(app: Any, engine: Any, settings: ServiceSettings) -> None:

@@ -45,9 +45,8 @@ class UnitOfWork:
         self._on_end.append(callback)
 
     async def publish(self, *events: PublishableEvent) -> None:
-        """Record events in the outbox, in this transaction."""
-        for event in events:
-            await self._outbox.add(self.session, event)
+        """Record events in the outbox, in this transaction (one statement for all of them)."""
+        await self._outbox.add_all(self.session, events)
 
     async def commit(self) -> None:
         dirty = self.session.info.pop("outbox_dirty", False)

@@ -29,10 +29,10 @@ from starlette.responses import JSONResponse, RedirectResponse, StreamingRespons
 
 from chassis import identity as internal
 from chassis.errors import install_problem_handlers, problem_response
-from chassis.http import BodySizeLimit, SecurityHeaders
+from chassis.http import BodySizeLimit, SecurityHeaders, UpstreamTransport
 from chassis.identity import Identity
 from chassis.settings import ServiceSettings
-from chassis.telemetry import setup_logging, setup_tracing
+from chassis.telemetry import setup_logging, setup_tracing, traced_transport
 from gateway import policy, ui
 from gateway.auth import ApiKeys, LocalIssuer, TokenVerifier, Unauthenticated, load_or_create_users
 from gateway.oidc import RelyingParty
@@ -52,8 +52,14 @@ NOT_FROM_CLIENTS = {h.decode() for h in internal.PLAIN_HEADERS} | {
     "x-api-key",
     "cookie",
 }
+NOT_FORWARDED = frozenset(HOP_BY_HOP | NOT_FROM_CLIENTS)
 #: What a path segment may carry unencoded (RFC 3986 pchar, and the slash between segments).
 PATH_SAFE = "/:@!$&'()*+,;="
+#: Answers up to this size are read whole before they are passed on; larger ones are streamed.
+WHOLE_REPLY_BYTES = 1024 * 1024
+#: A caller's signed identity is reused for this long: a service then still has at least
+#: internal.TTL_SECONDS - this to accept it (it checks the expiry only).
+SIGNED_IDENTITY_REUSE_SECONDS = 10.0
 
 
 class GatewaySettings(ServiceSettings):
@@ -143,9 +149,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_logging(settings)
         setup_tracing(settings)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=2.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            limits=limits,
+            # The services (plain http) through our lean pool: httpcore's cost most of the gateway's CPU per
+            # forwarded request under load. https (an identity provider) keeps httpx's own transport.
+            mounts={
+                "http://": traced_transport(
+                    UpstreamTransport(max_connections=200, max_keepalive_connections=100), settings
+                )
+            },
         ) as client:
             app.state.client = client
             app.state.api_keys = ApiKeys(client, settings.partners_url)
@@ -319,14 +333,28 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                     headers={"Retry-After": str(int(retry))})  # fmt: skip
         return await proxy(request, base, path, caller)
 
+    #: The identity headers per caller, with when they were signed: signing is a good part of a forwarded
+    #: request's CPU, and a caller's token stays the same for a few seconds of its minute.
+    signed: dict[Identity, tuple[float, list[tuple[str, str]]]] = {}
+
+    def signed_identity(caller: Identity) -> list[tuple[str, str]]:
+        now = time.time()
+        cached = signed.get(caller)
+        if cached is None or now - cached[0] > SIGNED_IDENTITY_REUSE_SECONDS:
+            if len(signed) >= 10_000:
+                signed.clear()
+            headers = [(internal.HEADER, internal.sign(caller, secret, now))]
+            headers += [(k.decode(), v.decode()) for k, v in internal.plain_headers(caller)]
+            cached = signed[caller] = (now, headers)
+        return cached[1]
+
     async def proxy(request: Request, base: str, path: str, caller: Identity | None) -> Response:
         client: httpx.AsyncClient = request.app.state.client
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | NOT_FROM_CLIENTS]
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
         headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"] + [("x-request-id", request_id)]
         if caller is not None:
-            headers.append((internal.HEADER, internal.sign(caller, secret)))
-            headers += [(k.decode(), v.decode()) for k, v in internal.plain_headers(caller)]
+            headers += signed_identity(caller)
         upstream = client.build_request(
             # Re-encoded: a decoded '?', '#' or control character must stay part of the path.
             request.method, f"{base}/api/v1/{quote(path, safe=PATH_SAFE)}", params=request.query_params,
@@ -346,6 +374,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             )  # fmt: skip
         reply_headers = {k: v for k, v in reply.headers.items() if k.lower() not in HOP_BY_HOP}
         reply_headers["x-request-id"] = request_id
+        declared = reply.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) <= WHOLE_REPLY_BYTES:
+            # Most answers are small: read them whole and answer at once, without a streaming response's
+            # task group and a message per chunk.
+            try:
+                content = b"".join([chunk async for chunk in reply.aiter_raw()])  # as sent: no decoding
+            except httpx.TimeoutException:
+                return problem_response(504, f"The {segment} service did not answer in time.", kind="upstream-timeout")
+            except httpx.TransportError:
+                log.warning("upstream %s failed while answering", base)
+                return problem_response(
+                    503, f"The {segment} service is not reachable; try again shortly.", kind="upstream-unavailable",
+                    headers={"Retry-After": "5"},
+                )  # fmt: skip
+            finally:
+                await reply.aclose()
+            return Response(content, status_code=reply.status_code, headers=reply_headers)
         return StreamingResponse(
             reply.aiter_raw(),
             status_code=reply.status_code,

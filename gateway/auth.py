@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -56,6 +57,13 @@ def identity_from_claims(claims: dict[str, Any]) -> Identity:
     )
 
 
+#: Clock skew allowed on a token's times (exp, iat, nbf).
+_LEEWAY = 30
+#: How long a verified token is taken as verified, and how many are kept.
+_VERIFIED_SECONDS = 30.0
+_VERIFIED_TOKENS = 10_000
+
+
 class TokenVerifier:
     """One check for both paths: signature from the issuer's keys, issuer, audience, expiry, algorithm."""
 
@@ -66,8 +74,37 @@ class TokenVerifier:
         self.algorithms = algorithms  # never "none": only what is listed is accepted
         self.local_keys = local_keys or {}
         self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
+        #: sha256 of a verified token -> its claims, identity, whether the embedded issuer signed it, and until when
+        #: the verification stands (at most _VERIFIED_SECONDS; the JWKS above is kept five minutes anyway).
+        self._verified: dict[bytes, tuple[dict[str, Any], Identity, bool, float]] = {}
 
     async def verify(self, token: str) -> Identity:
+        # A token verified a moment ago is not verified again (the signature check is most of the cost of a
+        # forwarded request's sign-in). Only what can change is checked anew: expiry, and for the embedded
+        # issuer's tokens whether the account still honours them (disabled, password reset).
+        digest = hashlib.sha256(token.encode()).digest()
+        now = time.time()
+        cached = self._verified.get(digest)
+        if cached is not None:
+            claims, identity, signed_here, until = cached
+            if now < until and now < claims["exp"] + _LEEWAY:  # as jwt.decode: expired at exp + leeway
+                if signed_here and not self._local_issuer_honours(claims):
+                    raise Unauthenticated("token refused: the account was disabled or its password reset")
+                return identity
+            del self._verified[digest]
+        claims, signed_here = await self._verify_signature(token)
+        identity = identity_from_claims(claims)
+        if len(self._verified) >= _VERIFIED_TOKENS:
+            self._verified.clear()
+        self._verified[digest] = (claims, identity, signed_here, now + _VERIFIED_SECONDS)
+        return identity
+
+    def _local_issuer_honours(self, claims: dict[str, Any]) -> bool:
+        local = self.local_keys if isinstance(self.local_keys, LocalKeys) else None
+        return local is None or local.issuer.honours(claims)
+
+    async def _verify_signature(self, token: str) -> tuple[dict[str, Any], bool]:
+        """The token's claims after every check; and whether the embedded issuer signed it."""
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") not in self.algorithms:
@@ -81,14 +118,15 @@ class TokenVerifier:
                 raise Unauthenticated("token signed by an unknown key")
             claims = jwt.decode(
                 token, key, algorithms=self.algorithms, audience=self.audience, issuer=self.issuer,
-                options={"require": ["exp", "iat", "iss", "sub"]}, leeway=30,
+                options={"require": ["exp", "iat", "iss", "sub"]}, leeway=_LEEWAY,
             )  # fmt: skip
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"token refused: {type(exc).__name__}") from exc
         local = self.local_keys if isinstance(self.local_keys, LocalKeys) else None
-        if local is not None and kid in local and not local.issuer.honours(claims):
+        signed_here = local is not None and kid in local
+        if signed_here and not self._local_issuer_honours(claims):
             raise Unauthenticated("token refused: the account was disabled or its password reset")
-        return identity_from_claims(claims)
+        return claims, signed_here
 
 
 class AccountRefused(ValueError):

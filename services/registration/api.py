@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc
@@ -20,7 +20,7 @@ from chassis.uow import UnitOfWork
 from contracts import registration as events
 from contracts.vocabulary import ResidenceStatusGroup
 from services.registration import domain, infopacks
-from services.registration.models import AccessLog, Consent, Household, NeedsAssessment, Person
+from services.registration.models import AccessLog, Consent, Household, NeedsAssessment, Person, as_dict
 from services.registration.schemas import (
     AccessLogEntry,
     ConsentCreate,
@@ -38,6 +38,7 @@ from services.registration.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["registration"])
+persons_table = cast(Table, Person.__table__)
 
 ActorHeader = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who acts; set by the gateway")]
 
@@ -163,6 +164,15 @@ def new_person(
 
 # --- registration (Anmeldung) ---------------------------------------------------------------
 
+#: Built once: statements that only take parameters skip the per-request construction and coercion.
+POSSIBLE_DUPLICATES = select(persons_table.c.id, persons_table.c.registration_date, persons_table.c.status).where(
+    persons_table.c.duplicate_key.in_(bindparam("keys", expanding=True)),
+    persons_table.c.status != domain.PersonStatus.ERASED.value,
+)
+NEW_HOUSEHOLD = insert(cast(Table, Household.__table__))
+NEW_PERSONS = insert(persons_table)
+ACCESS_LOG = insert(cast(Table, AccessLog.__table__))
+
 
 @router.post("/registrations", status_code=201, response_model=RegistrationRead)
 async def register(
@@ -180,13 +190,7 @@ async def register(
         raise Problem(422, "The same person is listed twice in this registration.", kind="validation")
     session = uow.session
     if not body.confirm_new_person:
-        existing = (
-            await session.execute(
-                select(Person.id, Person.registration_date, Person.status).where(
-                    Person.duplicate_key.in_(keys), Person.status != domain.PersonStatus.ERASED.value
-                )
-            )
-        ).all()
+        existing = (await session.execute(POSSIBLE_DUPLICATES, {"keys": list(keys)})).all()
         if existing:
             raise Problem(
                 409,
@@ -206,17 +210,21 @@ async def register(
         household_id = body.household_id
     else:
         household_id = str(uuid.uuid4())
-        session.add(Household(id=household_id, created_at=at))
+        await session.execute(NEW_HOUSEHOLD, {"id": household_id, "created_at": at})
     registration_date = body.registration_date or date.today()
     persons = [
         new_person(p, household_id=household_id, registration_date=registration_date, address=body.address, at=at)
         for p in registrants
     ]
-    session.add_all(persons)
-    await session.flush()
+    # New rows that nothing reads back in this request: plain inserts, without the ORM's unit of work (its flush
+    # was a fifth of a registration's CPU). The Person objects only feed the event and the answer.
+    await session.execute(NEW_PERSONS, [as_dict(p) for p in persons])
     today = date.today()
     await uow.publish(*(events.PersonRegistered(**profile(p, today)) for p in persons))
-    audit(uow, actor, "register", *(p.id for p in persons))
+    seen_at = now()
+    await session.execute(
+        ACCESS_LOG, [{"person_id": p.id, "actor": actor, "action": "register", "at": seen_at} for p in persons]
+    )
     await uow.commit()
     registered = [
         RegisteredPerson(
