@@ -40,6 +40,7 @@ RULES: tuple[Rule, ...] = (
     rule(READ, r"education-passes/[^/]+/page", "course_admin", "registrar", "admin"),
     rule("POST", r"registrations", "registrar", "admin"),
     rule(ANY, r"persons(/.*)?", "registrar", "caseworker", "admin"),
+    rule(WRITE, r"caseworkers/[^/]+", "admin"),  # the roster
     rule(ANY, r"(cases|caseworkers)(/.*)?", "caseworker", "admin"),
     rule(READ, r"referrals(/.*)?", "caseworker", "admin"),
     rule("POST", r"referrals(/.*)?", "caseworker", "admin"),

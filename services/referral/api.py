@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Path as FastApiPath
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
@@ -30,6 +31,7 @@ from services.referral.schemas import (
     BulkSend,
     CaseDetail,
     CaseRead,
+    CaseworkerEntry,
     CaseworkerRead,
     Completion,
     Decline,
@@ -325,6 +327,30 @@ async def update_goal(case_id: str, goal_id: str, body: GoalUpdate, w: WorkflowD
     )  # fmt: skip
     await w.uow.commit()
     return goal_read(goal)
+
+
+@router.put("/caseworkers/{caseworker_id}", response_model=CaseworkerRead, dependencies=[require_role("admin")])
+async def keep_caseworker(
+    caseworker_id: Annotated[str, FastApiPath(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")],
+    body: CaseworkerEntry,
+    w: WorkflowDep,
+) -> CaseworkerRead:
+    """Put an integration navigator on the roster, or change their entry: the id is their user name,
+    so that a new staff account takes cases (assignment picks from the active roster)."""
+    row = await w.session.get(CaseworkerRow, caseworker_id)
+    if row is None:
+        row = CaseworkerRow(id=caseworker_id)
+        w.session.add(row)
+    row.name, row.team, row.languages = body.name, body.team, sorted(set(body.languages))
+    row.max_cases, row.active = body.max_cases, body.active
+    await w.uow.commit()
+    open_cases = await w.session.scalar(
+        select(func.count()).select_from(Case).where(
+            Case.caseworker_id == caseworker_id, Case.status == domain.CaseStatus.OPEN.value
+        )
+    )  # fmt: skip
+    return CaseworkerRead(id=row.id, name=row.name, team=row.team, languages=row.languages, max_cases=row.max_cases,
+                          open_cases=open_cases or 0)  # fmt: skip
 
 
 @router.get("/caseworkers", response_model=list[CaseworkerRead], dependencies=[STAFF_READERS])

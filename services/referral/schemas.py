@@ -91,6 +91,17 @@ class Assignment(Strict):
     caseworker_id: Identifier
 
 
+class CaseworkerEntry(Strict):
+    """An integration navigator's roster entry, kept by an admin; the id is their user name."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    team: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
+    languages: list[Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]] = Field(max_length=20)
+    max_cases: int = Field(ge=0, le=500)
+    #: An inactive navigator gets no new cases; their open cases stay theirs until reassigned.
+    active: bool = True
+
+
 class TimelineRead(BaseModel):
     at: datetime
     event_type: str

@@ -384,6 +384,20 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
     wagner = workers["lotse-m.wagner"]
     assert (wagner["name"], wagner["team"]) == ("Maria Wagner", "integration-sued")
 
+    # An admin keeps the roster: a new navigator (by user name) takes cases once on it; inactive, none.
+    entry = {"name": "Nadia Rahimi", "team": "integration-nord", "languages": ["fa", "de", "fa"], "max_cases": 30}
+    admin, lotse = {"X-Role": "admin", "X-Actor": "user:admin"}, {"X-Role": "caseworker", "X-Team": "integration-nord"}
+    assert_problem(await referral.put("/api/v1/caseworkers/n.rahimi", json=entry, headers=lotse), 403)
+    assert_problem(await referral.put("/api/v1/caseworkers/n.rahimi", json={**entry, "max_cases": -1}, headers=admin),
+                   422)  # fmt: skip
+    assert_problem(await referral.put("/api/v1/caseworkers/N%20R", json=entry, headers=admin), 422)
+    kept = ok(await referral.put("/api/v1/caseworkers/n.rahimi", json=entry, headers=admin))
+    assert (kept["team"], kept["languages"], kept["open_cases"]) == ("integration-nord", ["de", "fa"], 0)
+    roster = {w["id"]: w for w in ok(await referral.get("/api/v1/caseworkers", headers=admin))}
+    assert roster["n.rahimi"]["name"] == "Nadia Rahimi"
+    ok(await referral.put("/api/v1/caseworkers/n.rahimi", json={**entry, "active": False}, headers=admin))
+    assert "n.rahimi" not in {w["id"] for w in ok(await referral.get("/api/v1/caseworkers", headers=admin))}
+
     # Notes carry their author; goals live in Esser's dimensions.
     note = await referral.post(
         f"/api/v1/cases/{case_id}/notes",

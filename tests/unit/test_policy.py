@@ -34,6 +34,12 @@ def test_keys_do_not_manage_keys_or_the_directory_entry() -> None:
     assert decide("PATCH", "/api/v1/partners/vhs-landsberg", PARTNER) is True
 
 
+def test_only_admins_keep_the_roster() -> None:
+    assert decide("PUT", "/api/v1/caseworkers/n.rahimi", frozenset({"admin"})) is True
+    assert decide("PUT", "/api/v1/caseworkers/n.rahimi", frozenset({"caseworker"})) is False
+    assert decide("GET", "/api/v1/caseworkers", frozenset({"caseworker"})) is True
+
+
 def test_public_routes_need_no_scope() -> None:
     assert decide("GET", "/api/v1/courses", PARTNER, frozenset()) is True
     assert decide("GET", "/api/v1/partners/vhs-landsberg", None) is True
