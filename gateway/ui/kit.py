@@ -15,6 +15,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -217,6 +218,17 @@ class Kit:
 def problem_text(reply: Reply) -> str:
     body = reply.body if isinstance(reply.body, dict) else {}
     return str(body.get("detail") or reply.status)
+
+
+def api_time(value: Any) -> datetime | None:
+    """An API timestamp (ISO 8601; one without a zone is UTC), or None for nothing or nonsense."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def safe_next(request: Request, value: str | None = None) -> str:

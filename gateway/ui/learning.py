@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse
 
 from chassis.identity import Identity
 from gateway import policy
-from gateway.ui.kit import Kit, Reply
+from gateway.ui.kit import Kit, Reply, api_time
 from gateway.ui.words import FIELD_ERRORS, more_words
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
@@ -158,10 +158,8 @@ def problem_message(reply: Reply, lang: str, names: dict[str, str]) -> str:
 
 def local(moment: str | None) -> datetime | None:
     """An API timestamp (UTC) in Landsberg's time."""
-    if not moment:
-        return None
-    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(LOCAL_TIME)
+    parsed = api_time(moment)
+    return parsed.astimezone(LOCAL_TIME) if parsed else None
 
 
 def when(moment: str | None) -> str:

@@ -21,7 +21,7 @@ from chassis.identity import Identity
 from contracts import courses as course_events
 from contracts import partners as partner_events
 from contracts import referral as referral_events
-from gateway.ui.kit import Kit, Reply, field_errors
+from gateway.ui.kit import Kit, Reply, api_time, field_errors, problem_text
 from gateway.ui.words import FIELD_ERRORS, more_words
 
 DECLINE_REASONS = ("no_capacity", "not_eligible", "not_our_service", "already_supported", "other")
@@ -206,11 +206,6 @@ def problem_kind(reply: Reply) -> str:
     return str(body.get("type", "")).rsplit("/", 1)[-1]
 
 
-def problem_detail(reply: Reply) -> str:
-    body = reply.body if isinstance(reply.body, dict) else {}
-    return str(body.get("detail") or reply.status)
-
-
 def outcome(reply: Reply) -> str:
     """An action's failure as one of ``PROBLEMS``."""
     if reply.status == 404:
@@ -220,16 +215,6 @@ def outcome(reply: Reply) -> str:
     if reply.status == 409:
         return "pending" if problem_kind(reply) == "delivery-pending" else "webhook_gone"
     return "unavailable"
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def expiry_of(text: str) -> tuple[str | None, bool]:
@@ -257,7 +242,7 @@ def form_errors(reply: Reply, lang: str, words: dict[str, str], fields: dict[str
         errors["url"] = words["portal_bad_url"]
     if problem_kind(reply) == "unsafe-webhook-url":
         errors["url"] = words["portal_unsafe_url"]
-    if not errors and "expires_at" in problem_detail(reply):
+    if not errors and "expires_at" in problem_text(reply):
         errors["expires_on"] = words["portal_future_date"]
     if not errors:
         errors["form"] = words["failed"] if reply.status == 422 else words["unavailable"]
@@ -272,7 +257,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         notice, problem = request.query_params.get("notice", ""), request.query_params.get("error", "")
 
         def when(value: Any) -> str:
-            moment = parse_time(value)
+            moment = api_time(value)
             if moment is None:
                 return ""
             local = moment.astimezone(LOCAL_TIME)
@@ -352,7 +337,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         now = datetime.now(UTC)
         keys = []
         for key in reversed(found.body or []):  # newest first
-            expires = parse_time(key.get("expires_at"))
+            expires = api_time(key.get("expires_at"))
             state = "revoked" if key.get("revoked_at") else "expired" if expires and expires <= now else "active"
             keys.append({**key, "state": state})
         return page(request, "portal_keys.html", user, status, keys=keys, scopes=SCOPES,
@@ -390,7 +375,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.status != 422:
             return ui.trouble(request, user, reply)
         errors = form_errors(reply, lang, words, {"name": "name", "scopes": "scopes", "expires_at": "expires_on"})
-        return await keys_page(request, user, partner_id, 422, values, errors, problem_detail(reply))
+        return await keys_page(request, user, partner_id, 422, values, errors, problem_text(reply))
 
     @router.post("/partner/api-keys/{key_id}/revoke")
     async def revoke_api_key(key_id: str, request: Request) -> Response:
@@ -440,7 +425,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, reply)
         fields = {"url": "url", "event_types": "event_types", "description": "description"}
         errors = form_errors(reply, ui.lang_of(request), ui.words(request), fields)
-        return await webhooks_page(request, user, partner_id, 422, values, errors, problem_detail(reply))
+        return await webhooks_page(request, user, partner_id, 422, values, errors, problem_text(reply))
 
     @router.post("/partner/webhooks/{webhook_id}/rotate-secret", response_class=HTMLResponse)
     async def rotate_secret(webhook_id: str, request: Request) -> Response:
