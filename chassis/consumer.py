@@ -4,6 +4,13 @@ For each record: the handler's effect and the handled ``ce_id`` (inbox) are
 committed in one database transaction; offsets are committed per batch, after
 the database. A record whose handler keeps failing goes to ``<topic>.dlq``
 with the error in its headers, so that the partition keeps flowing.
+
+A failure of the infrastructure is not the event's fault: while the database is
+unreachable (or a failure is of a kind that passes: lost connection, pool
+timeout, serialisation failure, deadlock) the record is retried with capped
+back-off for as long as that lasts, the partitions paused and the group
+membership kept by polling. Only a failure that recurs with the database
+answering counts towards the bounded retries before the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from opentelemetry import propagate, trace
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
+from sqlalchemy import exc as sa_exc
 
 from chassis.cloudevents import InvalidEvent, ReceivedEvent, parse_record
 from chassis.kafka import dlq_topic, ensure_topics, new_producer, retry_until_ready
@@ -29,6 +37,38 @@ tracer = trace.get_tracer(__name__)
 
 #: A handler does its effect in the unit of work's session and may publish events through it.
 Handler = Callable[[UnitOfWork, ReceivedEvent], Awaitable[None]]
+
+#: SQLSTATE classes and codes that name a passing condition, not a bad event: connection exceptions (08),
+#: insufficient resources (53), operator intervention such as a shutdown or a terminated session (57),
+#: serialisation failure and deadlock (40001, 40P01), lock not available (55P03).
+TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+#: The longest pause between two tries while the infrastructure is away.
+MAX_INFRASTRUCTURE_BACKOFF_SECONDS = 5.0
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for candidate in (exc, getattr(exc, "orig", None), getattr(getattr(exc, "orig", None), "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of the kind that passes by itself (infrastructure), judged by its type alone."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)):
+        return True
+    if isinstance(exc, (sa_exc.TimeoutError, TimeoutError, OSError, KafkaError)):
+        return True
+    code = _sqlstate(exc)
+    return code is not None and (code[:2] in TRANSIENT_SQLSTATE_CLASSES or code in TRANSIENT_SQLSTATES)
+
+
+class _Stopping(Exception):
+    """The consumer was asked to stop while it waited for the infrastructure."""
 
 
 class EventConsumer:
@@ -52,6 +92,11 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self.handled_total = 0
         self.dead_lettered_total = 0
+        #: Handler failures put down to the infrastructure (retried, never dead-lettered).
+        self.infrastructure_failures_total = 0
+        #: Since when (loop time) the consumer has been waiting for the infrastructure; None while it flows.
+        self.waiting_since: float | None = None
+        self.waiting_reason: str | None = None
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq_producer: AIOKafkaProducer | None = None
@@ -90,11 +135,18 @@ class EventConsumer:
                 self._in_batch = True
                 try:
                     for partition, records in batches.items():
-                        for record in records:
-                            await self._process(record)
-                        await self._commit(consumer, {partition: records[-1].offset + 1})
+                        done: int | None = None
+                        try:
+                            for record in records:
+                                await self._process(record)
+                                done = record.offset + 1
+                        finally:
+                            if done is not None:
+                                await self._commit(consumer, {partition: done})
                         if self._stopping.is_set():
                             break
+                except _Stopping:
+                    pass  # what was not handled comes again to whoever consumes next
                 finally:
                     self._in_batch = False
         except asyncio.CancelledError:
@@ -160,20 +212,72 @@ class EventConsumer:
         if handler is None:
             return  # an event type this service does not care about
         parent = propagate.extract({"traceparent": event.header("traceparent") or ""})
-        attempts = 0
+        attempts = 0  # failures with the infrastructure answering: the event's own
+        backoff = self.retry_delay
         while True:
-            attempts += 1
             with tracer.start_as_current_span(f"handle {event.type}", context=parent, kind=trace.SpanKind.CONSUMER):
                 try:
                     await self._handle_once(handler, event)
+                    self._flowing()
                     return
-                except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
-                    if attempts > self.settings.kafka_consumer_max_retries:
-                        log.error("event %s failed %d times; dead-lettering", event.id, attempts)
-                        await self._dead_letter(record, exc, attempts=attempts)
-                        return
-                    log.warning("event %s failed (%s); retry %d", event.id, exc, attempts)
+                except Exception as exc:  # noqa: BLE001 - sorted below: infrastructure, or the event's own failure
+                    failure = exc
+            if is_transient(failure) or not await self._database_answers():
+                # Only the type: a database error's text can hold the statement's parameters (personal data).
+                self.infrastructure_failures_total += 1
+                log.warning("event %s waits for the infrastructure (%s)", event.id, type(failure).__name__)
+                await self._wait_for_infrastructure(type(failure).__name__, backoff)
+                backoff = min(backoff * 2, MAX_INFRASTRUCTURE_BACKOFF_SECONDS)
+                continue
+            attempts += 1
+            if attempts > self.settings.kafka_consumer_max_retries:
+                log.error("event %s failed %d times; dead-lettering", event.id, attempts)
+                await self._dead_letter(record, failure, attempts=attempts)
+                return
+            log.warning("event %s failed (%s); retry %d", event.id, type(failure).__name__, attempts)
             await asyncio.sleep(self.retry_delay * 2 ** (attempts - 1))
+
+    async def _database_answers(self) -> bool:
+        """Whether the database takes a query now: a failure while it does not is not the event's."""
+        try:
+            async with self.unit_of_work() as uow:
+                await asyncio.wait_for(uow.session.execute(text("SELECT 1")), 5)
+            return True
+        except Exception:  # noqa: BLE001 - any failure to answer means it does not
+            return False
+
+    def _flowing(self) -> None:
+        if self.waiting_since is not None:
+            waited = asyncio.get_running_loop().time() - self.waiting_since
+            log.info("infrastructure back after %.1fs; consuming again", waited)
+        self.waiting_since = None
+        self.waiting_reason = None
+
+    async def _wait_for_infrastructure(self, reason: str, seconds: float) -> None:
+        """Back off with the partitions paused, polling all the while so that the group keeps this member.
+
+        A record that a poll returns anyway (a partition assigned meanwhile) is given back by a seek.
+        """
+        loop = asyncio.get_running_loop()
+        if self.waiting_since is None:
+            self.waiting_since = loop.time()
+        self.waiting_reason = reason
+        consumer = self._consumer
+        if consumer is None:
+            await asyncio.sleep(seconds)
+            return
+        paused = consumer.assignment()
+        consumer.pause(*paused)
+        try:
+            deadline = loop.time() + seconds
+            while (left := deadline - loop.time()) > 0:
+                if self._stopping.is_set():
+                    raise _Stopping
+                polled = await consumer.getmany(timeout_ms=max(1, int(min(left, 0.5) * 1000)))
+                for partition, records in polled.items():
+                    consumer.seek(partition, records[0].offset)
+        finally:
+            consumer.resume(*(p for p in paused if p in consumer.assignment()))
 
     async def _handle_once(self, handler: Handler, event: ReceivedEvent) -> None:
         async with self.unit_of_work() as uow:

@@ -38,6 +38,16 @@ async def readyz(request: Request) -> JSONResponse:
         runtime._broker_check = cached
     checks["broker"] = "ok" if cached[1] else "unavailable"
     checks["outbox_backlog"] = runtime.relay.backlog
+    consumer = runtime.consumer
+    if consumer is not None:
+        # Waiting is not unready: the process still serves, and the events wait safely in the broker.
+        checks["consumer"] = (
+            "consuming"
+            if consumer.waiting_since is None
+            else f"waiting for the infrastructure ({consumer.waiting_reason})"
+        )
+        checks["consumer_infrastructure_failures"] = consumer.infrastructure_failures_total
+        checks["consumer_dead_lettered"] = consumer.dead_lettered_total
     ready = checks["database"] == "ok" and checks["broker"] == "ok"
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
