@@ -58,7 +58,9 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         # noticed without a round trip instead (_refuse_closed_connection); a half-open one fails its first
         # query, and the pool then replaces all its connections.
         kwargs.update(pool_size=pool_size, max_overflow=pool_size)
-    engine = create_async_engine(url, **kwargs)
+    # A database error's message names the statement's parameters (names, birth dates) unless hidden; errors are
+    # logged, and logs must hold no personal data.
+    engine = create_async_engine(url, hide_parameters=True, **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         _serialise_sqlite_writers(engine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import traceback
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -176,5 +178,20 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if isinstance(exc, StatementError):
+            log.error("unhandled error on %s %s: %s", request.method, request.url.path, database_error(exc))
+        else:
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(500, "An unexpected error occurred; it has been logged.", instance=request.url.path)
+
+
+def database_error(exc: StatementError) -> str:
+    """A database error as a log may hold it: the driver's error type and code, the statement without its
+    parameters, and where it happened. Not the message: the driver's (PostgreSQL's "Failing row contains ...")
+    repeats the row, personal data included."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    statement = " ".join((exc.statement or "").split())[:500]
+    frames = "".join(traceback.format_tb(exc.__traceback__)[-5:])
+    kind = type(orig if orig is not None else exc).__name__
+    return f"{kind} (SQLSTATE {code}) in [{statement}]\n{frames}"
