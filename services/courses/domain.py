@@ -254,6 +254,9 @@ def education_pass(
 
 
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+#: An Ed25519 signature (64 bytes) is at most 88 base58 digits after the 'z'. Decoding is quadratic in the
+#: length, and anyone may ask for a verification: a longer value is refused before it is decoded.
+MAX_PROOF_VALUE_CHARS = 1 + 88
 
 
 def _base58btc(raw: bytes) -> str:
@@ -305,6 +308,8 @@ def verify(credential: dict[str, Any], public_key: Ed25519PublicKey) -> bool:
     """True only when the proof was made by this key over exactly this credential and these proof options."""
     proof = credential.get("proof")
     if not isinstance(proof, dict) or not isinstance(proof.get("proofValue"), str):
+        return False
+    if len(proof["proofValue"]) > MAX_PROOF_VALUE_CHARS:
         return False
     document = {k: v for k, v in credential.items() if k != "proof"}
     options = {k: v for k, v in proof.items() if k != "proofValue"} | {"@context": document.get("@context")}

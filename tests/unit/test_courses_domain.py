@@ -494,6 +494,18 @@ def test_a_signed_pass_verifies_with_its_key(key: Ed25519PrivateKey) -> None:
     assert domain.verify(domain.sign(document, key, f"{ISSUER}/keys#k1", T0), key.public_key())
 
 
+def test_a_proof_value_longer_than_any_signature_is_refused_without_decoding(
+    key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone may ask for a verification, and base58 decoding is quadratic: 63 KB took 0.9 s of CPU."""
+    document = signed(key)
+    longest = "z" + "z" * 88  # 88 base58 digits: the most a 64-byte signature needs
+    assert len(domain._base58btc(b"\xff" * 64)) <= len(longest) == domain.MAX_PROOF_VALUE_CHARS
+    monkeypatch.setattr(domain, "_unbase58btc", lambda text: pytest.fail("an over-long proof value was decoded"))
+    oversized = document | {"proof": document["proof"] | {"proofValue": "z" + "2" * 63_000}}
+    assert not domain.verify(oversized, key.public_key())
+
+
 def test_the_signature_does_not_depend_on_key_order_or_a_json_round_trip(key: Ed25519PrivateKey) -> None:
     import json
 
