@@ -38,7 +38,9 @@ def environment() -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = str(ROOT)
+    # The image runs as production; `make run` is development, with demo accounts, directory, courses and figures.
     env.setdefault("ENVIRONMENT", "development")
+    env.setdefault("DEMO_DATA", "true")
     env.setdefault("LOG_JSON", "false")
     # Partners' webhook receivers on this machine are allowed on the embedded default only.
     env.setdefault("PARTNERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "true")
