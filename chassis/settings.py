@@ -4,6 +4,9 @@ Each service subclasses :class:`ServiceSettings` with its own ``env_prefix``
 (``REGISTRATION_DATABASE_URL``...). Settings that describe the platform rather
 than one service (the broker, the environment, telemetry) are read without a
 prefix, so one ``KAFKA_BOOTSTRAP_SERVERS`` points every process at real Kafka.
+
+Without ``ENVIRONMENT`` a process runs as production: development (plain identity headers, the published
+development secrets, demo data) has to be asked for by name, as ``make run`` does.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = "service"
     environment: Literal["development", "test", "production"] = Field(
-        "development", validation_alias=_unprefixed("ENVIRONMENT")
+        "production", validation_alias=_unprefixed("ENVIRONMENT")
     )
+    #: Demo accounts, rosters, directories, courses and figures, for trying the platform out; one switch
+    #: for every process. Refused in production.
+    demo_data: bool = Field(False, validation_alias=_unprefixed("DEMO_DATA"))
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/service.db"
@@ -76,6 +82,15 @@ class ServiceSettings(BaseSettings):
         if self.require_internal_identity is not None:
             return self.require_internal_identity
         return self.environment == "production"
+
+    @model_validator(mode="after")
+    def _refuse_demo_data_in_production(self) -> ServiceSettings:
+        if self.demo_data and self.environment == "production":
+            raise ValueError(
+                "DEMO_DATA=true is refused with ENVIRONMENT=production: demo accounts and made-up figures "
+                "must not reach a production system; unset DEMO_DATA, or set ENVIRONMENT=development"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> ServiceSettings:

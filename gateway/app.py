@@ -34,7 +34,14 @@ from chassis.identity import Identity
 from chassis.settings import ServiceSettings
 from chassis.telemetry import setup_logging, setup_tracing, traced_transport
 from gateway import policy, ui
-from gateway.auth import ApiKeys, LocalIssuer, TokenVerifier, Unauthenticated, load_or_create_users
+from gateway.auth import (
+    DEFAULT_USERS_FILE,
+    ApiKeys,
+    LocalIssuer,
+    TokenVerifier,
+    Unauthenticated,
+    load_or_create_users,
+)
 from gateway.oidc import RelyingParty
 from gateway.ratelimit import MemoryLimiter, RedisLimiter
 
@@ -93,7 +100,7 @@ class GatewaySettings(ServiceSettings):
     public_url: str | None = None
     #: The embedded sign-in (development default; off when an OIDC issuer is set).
     local_issuer: str = "http://127.0.0.1:8000/auth"
-    local_users_file: Path = Path("var/gateway-users.json")
+    local_users_file: Path = DEFAULT_USERS_FILE
     #: Base64 of a 32-byte Ed25519 key for the embedded sign-in's tokens; in development one is made
     #: per process. Not needed with an OIDC issuer.
     local_signing_key: SecretStr | None = None
@@ -165,7 +172,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.api_keys = ApiKeys(client, settings.partners_url)
             issuer = None
             if settings.oidc_issuer is None:
-                users, credentials = await asyncio.to_thread(load_or_create_users, settings.local_users_file)
+                users, credentials = await asyncio.to_thread(
+                    load_or_create_users, settings.local_users_file, demo_data=settings.demo_data
+                )
                 issuer = LocalIssuer(settings.local_issuer, settings.oidc_audience, users, _local_key(settings))
                 app.state.demo_credentials = credentials
             app.state.issuer = issuer

@@ -228,13 +228,14 @@ async def platform(
     database_url: str, broker: Any, tmp_path: Any, platform_clock: ManualClock
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Registration on the parametrized database, referral on its own SQLite database (its own DB, as
-    designed) with ``platform_clock`` as its clock. ``referral.app`` is the referral app."""
+    designed) with ``platform_clock`` as its clock, and its demo roster and directory to route to.
+    ``referral.app`` is the referral app."""
     from services.referral.app import create_app as create_referral
     from services.registration.app import create_app as create_registration
 
     registration_app = create_registration(registration_settings(database_url, broker.bootstrap_servers))
     referral_app = create_referral(
-        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers),
+        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers, demo_data=True),
         clock=platform_clock,
     )
     async with running_app(registration_app) as registration, running_app(referral_app) as referral:
@@ -296,7 +297,6 @@ def courses_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any
         "environment": "test",
         "internal_token_secret": TEST_SECRET,
         "pass_signing_key": base64.b64encode(raw).decode(),
-        "seed_demo_courses": False,
         "log_json": False,
         "outbox_poll_seconds": 0.2,
         "kafka_consumer_group": f"courses-{uuid.uuid4().hex[:8]}",

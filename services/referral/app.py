@@ -33,12 +33,11 @@ class ReferralSettings(ServiceSettings):
     #: Working days after escalation until an unanswered referral expires.
     referral_expiry_days: int = 10
     clock_interval_seconds: float = 60.0
-    #: Seed Landsberg's partner directory and a demo roster into empty tables.
-    seed_reference_data: bool = True
     registration_url: str = "http://127.0.0.1:8001"
 
 
 async def seed_reference_data(runtime: ServiceRuntime) -> None:
+    """With DEMO_DATA: Landsberg's partner directory and a demo roster into empty tables."""
     async with runtime.session_factory() as session, session.begin():
         if not await session.scalar(select(func.count()).select_from(PartnerOfferRow)):
             session.add_all(PartnerOfferRow(**offer) for offer in directory.LANDSBERG_PARTNER_OFFERS)
@@ -60,7 +59,7 @@ def create_app(settings: ReferralSettings | None = None, clock: Clock = system_c
 
     async def on_startup(runtime: ServiceRuntime) -> None:
         runtime.extras["clock"] = clock
-        if settings.seed_reference_data:
+        if settings.demo_data:
             await seed_reference_data(runtime)
         checks = run_every(settings.clock_interval_seconds, lambda: check_clocks(runtime), "response clock check")
         task = asyncio.create_task(checks, name="referral-clock")

@@ -405,6 +405,56 @@ def test_every_process_gets_its_secrets(overlay: str) -> None:
         assert variables <= from_secrets, f"{name}: {sorted(variables - from_secrets)}"
 
 
+def container_environment(
+    objects: tuple[dict[str, Any], ...], namespace: str, container: dict[str, Any]
+) -> dict[str, str]:
+    """The variables a container gets from ConfigMaps and literal values, as the process reads them (a later
+    entry wins; ``env`` over ``envFrom``). Values from Secrets are not in the render: they show as ``<secret>``."""
+    configmaps = {o["metadata"]["name"]: o.get("data", {}) for o in of_kind(objects, "ConfigMap")
+                  if o["metadata"].get("namespace") == namespace}  # fmt: skip
+    variables: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            prefix = source.get("prefix", "")
+            variables |= {prefix + k: str(v) for k, v in configmaps[source["configMapRef"]["name"]].items()}
+    for env in container.get("env", []):
+        ref = env.get("valueFrom", {})
+        if "configMapKeyRef" in ref:
+            variables[env["name"]] = str(configmaps[ref["configMapKeyRef"]["name"]][ref["configMapKeyRef"]["key"]])
+        else:
+            variables[env["name"]] = str(env.get("value", "<secret>"))
+    return variables
+
+
+def test_prod_runs_as_production_without_demo_data() -> None:
+    """Every process of the platform in prod (Deployments and migration Jobs) runs with ENVIRONMENT=production,
+    and no demo or seed setting is on: not DEMO_DATA (which production refuses anyway), nor any prefixed or
+    older name with DEMO or SEED in it, in a container or in any ConfigMap."""
+    objects = render("prod")
+    image = by_name(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]["image"]
+    switched_off = {"", "0", "false", "no", "off", "n", "f"}
+    checked = set()
+    for o in objects:
+        if o["kind"] not in ("Deployment", "Job"):
+            continue
+        for container in o["spec"]["template"]["spec"]["containers"]:
+            if container["image"] != image:
+                continue
+            where = f"{o['kind']}/{o['metadata']['name']}"
+            variables = container_environment(objects, o["metadata"]["namespace"], container)
+            assert variables.get("ENVIRONMENT") == "production", f"{where}: ENVIRONMENT={variables.get('ENVIRONMENT')}"
+            for name, value in variables.items():
+                if re.search("DEMO|SEED", name):
+                    assert value.strip().lower() in switched_off, f"{where}: {name}={value}"
+            checked.add(where)
+    assert {f"Deployment/{name}" for name in PROCESSES} <= checked
+    assert any(where.startswith("Job/") for where in checked), "the migration Jobs run the platform's code too"
+    for configmap in of_kind(objects, "ConfigMap"):
+        for name, value in configmap.get("data", {}).items():
+            if re.search("DEMO|SEED", name):
+                assert str(value).strip().lower() in switched_off, f"ConfigMap/{configmap['metadata']['name']}: {name}"
+
+
 def test_required_secrets_are_documented_in_the_operators_guide() -> None:
     guide = (ROOT / "deploy" / "README.md").read_text()
     for entry in required_secrets():

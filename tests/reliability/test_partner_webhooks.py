@@ -160,7 +160,9 @@ async def deliveries(client: httpx.AsyncClient, partner_id: str, event_id: str) 
 async def test_a_referral_reaches_only_its_partners_receiver_signed(
     database_url: str, broker: Any, receivers: dict[str, Receiver]
 ) -> None:
-    settings = partners_settings(database_url, broker.bootstrap_servers, webhook_allow_private_addresses=True)
+    settings = partners_settings(
+        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True
+    )
     app = create_app(settings)
     for receiver in receivers.values():
         await receiver.start()
@@ -201,7 +203,7 @@ async def test_a_receiver_down_then_failing_gets_every_event_once_it_is_back(
 ) -> None:
     receiver = receivers[VHS]  # not started: connection refused
     settings = partners_settings(
-        database_url, broker.bootstrap_servers, webhook_allow_private_addresses=True,
+        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True,
         webhook_backoff_initial_seconds=0.2, webhook_backoff_max_seconds=0.8, webhook_poll_seconds=0.1,
     )  # fmt: skip
     app = create_app(settings)
@@ -248,7 +250,7 @@ async def test_after_24_hours_a_delivery_fails_and_a_replay_sends_it_again(
     receiver = receivers[VHS]  # down
     clock = ManualClock()
     settings = partners_settings(
-        database_url, broker.bootstrap_servers, webhook_allow_private_addresses=True,
+        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True,
         webhook_backoff_initial_seconds=0.2, webhook_backoff_max_seconds=0.5, webhook_poll_seconds=0.1,
     )  # fmt: skip
     app = create_app(settings, clock=clock)

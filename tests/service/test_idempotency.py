@@ -86,7 +86,7 @@ async def referral_platform(
     registration_app = create_registration(
         registration_settings(f"sqlite+aiosqlite:///{tmp_path / 'registration.db'}", broker.bootstrap_servers)
     )
-    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers))
+    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers, demo_data=True))
     async with running_app(registration_app) as registration, running_app(referral_app) as referral:
         referral.app = referral_app  # type: ignore[attr-defined]
         yield registration, referral
@@ -167,7 +167,9 @@ def partners_clock() -> ManualClock:
 
 @pytest.fixture
 async def partners(database_url: str, broker: Any, partners_clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_partners(partners_settings(database_url, broker.bootstrap_servers), clock=partners_clock)
+    app = create_partners(
+        partners_settings(database_url, broker.bootstrap_servers, demo_data=True), clock=partners_clock
+    )
     async with running_app(app) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
@@ -365,8 +367,8 @@ async def gateway(database_url: str, broker: Any, tmp_path: Any) -> AsyncIterato
     """The gateway in front of the real partners app; yields its client and app."""
     from gateway.app import create_app as create_gateway
 
-    partners_app = create_partners(partners_settings(database_url, broker.bootstrap_servers))
-    app = create_gateway(gateway_settings(tmp_path))
+    partners_app = create_partners(partners_settings(database_url, broker.bootstrap_servers, demo_data=True))
+    app = create_gateway(gateway_settings(tmp_path, demo_data=True))
     async with running_app(partners_app), running_app(app) as client:
         await app.state.client.aclose()
         app.state.client = httpx.AsyncClient(mounts={"http://partners": httpx.ASGITransport(app=partners_app)})

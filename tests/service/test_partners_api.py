@@ -39,7 +39,7 @@ def partners_clock() -> ManualClock:
 @pytest.fixture
 async def partners(database_url: str, broker: Any, partners_clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
     """The real partners app (private webhook addresses refused, as in production); ``client.app`` is the app."""
-    app = create_app(partners_settings(database_url, broker.bootstrap_servers), clock=partners_clock)
+    app = create_app(partners_settings(database_url, broker.bootstrap_servers, demo_data=True), clock=partners_clock)
     async with running_app(app) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
@@ -47,6 +47,11 @@ async def partners(database_url: str, broker: Any, partners_clock: ManualClock) 
 
 def is_problem(reply: httpx.Response, status: int) -> bool:
     return reply.status_code == status and reply.headers["content-type"] == "application/problem+json"
+
+
+async def test_without_demo_data_the_directory_starts_empty(database_url: str, broker: Any) -> None:
+    async with running_app(create_app(partners_settings(database_url, broker.bootstrap_servers))) as partners:
+        assert (await partners.get("/api/v1/partners")).json()["total"] == 0
 
 
 async def test_the_public_directory_and_its_hsds_export_carry_no_personal_data_or_secrets(

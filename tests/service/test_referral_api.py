@@ -10,13 +10,23 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from chassis.embedded_broker import EmbeddedBroker
 from contracts.referral import REFERRALS_TOPIC
 from services.referral import api as referral_api
-from services.referral.app import check_clocks
+from services.referral.app import check_clocks, create_app
 from services.referral.domain import DEFAULT_RULES
-from tests.conftest import ManualClock, case_with_referrals, consume, eventually, register_with_needs
+from services.referral.models import PartnerOfferRow
+from tests.conftest import (
+    ManualClock,
+    case_with_referrals,
+    consume,
+    eventually,
+    referral_settings,
+    register_with_needs,
+    running_app,
+)
 
 PROBLEM_JSON = "application/problem+json"
 PARTNER_REFERRALS = "/api/v1/partner/referrals"
@@ -107,6 +117,23 @@ async def events_of(broker: EmbeddedBroker, referral_id: str, until_type: str) -
         broker.bootstrap_servers, REFERRALS_TOPIC, until=lambda rs: any(t == until_type for t, _ in mine(rs))
     )
     return mine(records)
+
+
+# --- demo data ------------------------------------------------------------------------------
+
+
+async def test_demo_roster_and_directory_only_with_demo_data(database_url: str, broker: EmbeddedBroker) -> None:
+    async def roster_and_offers(**overrides: Any) -> tuple[list[str], int]:
+        app = create_app(referral_settings(database_url, broker.bootstrap_servers, **overrides))
+        async with running_app(app) as referral:
+            roster = ok(await referral.get("/api/v1/caseworkers", headers={"X-Role": "admin"}))
+            async with app.state.runtime.session_factory() as session:
+                offers = await session.scalar(select(func.count()).select_from(PartnerOfferRow))
+        return [c["id"] for c in roster], int(offers or 0)
+
+    assert await roster_and_offers() == ([], 0), "no demo team, no directory of its own"
+    roster, offers = await roster_and_offers(demo_data=True)
+    assert "lotse-a.berger" in roster and offers > 0
 
 
 # --- the partners' side --------------------------------------------------------------------

@@ -80,11 +80,11 @@ class Stack:
 async def stack(database_url: str, broker: Any, tmp_path: Path) -> AsyncIterator[Stack]:
     """The gateway in front of the real referral app (on the parametrized database: the routing rule
     versions live there) and the real partners app (the directory a partner account must name)."""
-    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers))
+    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers, demo_data=True))
     partners_app = create_partners(
-        partners_settings(f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}", broker.bootstrap_servers)
+        partners_settings(f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}", broker.bootstrap_servers, demo_data=True)
     )
-    settings = gateway_settings(tmp_path)
+    settings = gateway_settings(tmp_path, demo_data=True)
     app = create_app(settings)
     async with running_app(referral_app), running_app(partners_app), running_app(app):
         await app.state.client.aclose()
@@ -295,7 +295,7 @@ async def test_accounts_are_created_disabled_enabled_and_reset(stack: Stack, cap
     assert unknown.status_code == 404
 
     # What was changed is in the file, as a restart reads it; no password ever reached the log.
-    users, _ = load_or_create_users(stack.users_file)
+    users, _ = load_or_create_users(stack.users_file, demo_data=True)
     assert users["neue.lotsin"]["active"] is True and users["caritas2"]["partner_id"] == "caritas-landsberg"
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "neue.lotsin" in logged, "account changes are logged (who did what)"
