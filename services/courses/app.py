@@ -50,6 +50,8 @@ class CoursesSettings(ServiceSettings):
     dev_signing_key_file: Path = Path("var/courses-pass-signing.key")
     seed_demo_courses: bool = True
 
+    OTHER_ED25519_KEYS = ("pass_signing_key",)
+
 
 @dataclass(frozen=True)
 class PassKeys:
