@@ -109,14 +109,15 @@ class ServiceSettings(BaseSettings):
     #: Other settings that hold an Ed25519 key (base64 of the raw 32 bytes), checked like the identity keys.
     OTHER_ED25519_KEYS: ClassVar[tuple[str, ...]] = ()
 
-    def env_name(self, field: str) -> str:
-        """The environment variable a field is read from, for messages."""
-        alias = type(self).model_fields[field].validation_alias
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable a field is read from (for messages, and to check the manifests set it)."""
+        alias = cls.model_fields[field].validation_alias
         if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
             return alias.choices[0]
         if isinstance(alias, str):
             return alias
-        return f"{self.model_config.get('env_prefix', '')}{field}".upper()
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
     def identity_signing_key(self) -> Ed25519PrivateKey:
         """This process's own key; in development, unset, the published development key of its name."""
