@@ -8,6 +8,7 @@ caller's scope answers 404, exactly like what does not exist: the caller learns 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from enum import Enum
@@ -20,7 +21,7 @@ from fastapi import Path as FastApiPath
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from chassis.errors import Problem, validation_errors
+from chassis.errors import PROBLEM_JSON, Problem, validation_errors
 from chassis.identity import HEADER, Signer
 from chassis.schemas import Page
 from chassis.service import RuntimeDep
@@ -47,6 +48,8 @@ from services.referral.schemas import (
     RuleSetRead,
     TimelineRead,
 )
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["referral"])
 partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
@@ -547,8 +550,12 @@ async def fetch_contact(request: Request, referral: Referral, partner_id: str) -
             )
     except httpx.HTTPError:
         return None, "registration service unavailable; try again shortly"
-    if reply.status_code == 403 and reply.json().get("type", "").endswith("/consent-missing"):
+    problem_type = reply.json().get("type", "") if reply.headers.get("content-type") == PROBLEM_JSON else ""
+    if reply.status_code == 403 and problem_type.endswith("/consent-missing"):
         return None, "no consent in force"  # registration's own check (e.g. a withdrawal not yet seen here)
+    if reply.status_code in (401, 403):
+        # Not the partner's doing: the identity keys of referral and registration do not match (deploy/README.md).
+        log.warning("registration refused referral's identity (%s %s)", reply.status_code, problem_type)
     if reply.status_code != 200:
         return None, f"not available ({reply.status_code})"
     person = reply.json()

@@ -85,7 +85,7 @@ def as_referral(audience: str = "registration", key: Ed25519PrivateKey = REFERRA
 
 
 async def test_a_partner_gets_contact_data_through_referrals_own_identity(
-    guarded: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    guarded: tuple[httpx.AsyncClient, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     registration, referral = guarded
     given_names = f"Layla {uuid.uuid4().hex[:6]}"
@@ -104,6 +104,16 @@ async def test_a_partner_gets_contact_data_through_referrals_own_identity(
     assert [e["action"] for e in log if e["actor"].startswith(f"partner:{VHS} via service:referral")] == [
         "read_contact"
     ]
+
+    # Referral with a key registration does not trust (a mismatched deployment): no data, a clear status, a log line.
+    runtime = referral._transport.app.state.runtime  # type: ignore[attr-defined]
+    runtime.extras["identity"] = internal.Signer(Ed25519PrivateKey.generate(), "referral")
+    with caplog.at_level("WARNING", logger="services.referral.api"):
+        view = await referral.get(
+            f"/api/v1/partner/referrals/{course['referral_id']}", headers=signed_by_gateway(VHS_STAFF, "referral")
+        )
+    assert (view.json()["personal_data"], view.json()["personal_data_status"]) == (None, "not available (401)")
+    assert "registration refused referral's identity" in caplog.text and given_names not in caplog.text
 
 
 async def test_each_token_opens_only_its_own_door(guarded: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
