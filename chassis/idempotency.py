@@ -31,9 +31,9 @@ and Stripe's practice:
 Privacy: responses can hold personal data (a registration answers with the person's name and address)
 or secrets shown once (a partner's new API key). The rows live in the service's own database next to
 the data itself, for at most 24 hours, and their bodies are sealed with AES-GCM under a key derived
-from the internal token secret (a deployment secret, not in the database), bound to the row: a copy
-of the database alone does not reveal them. Erasure of a person does not reach into stored responses;
-they expire within the day.
+from the service's own idempotency secret (``<SERVICE>_IDEMPOTENCY_SECRET``, a deployment secret, not in
+the database), bound to the row: a copy of the database alone does not reveal them. Erasure of a person
+does not reach into stored responses; they expire within the day.
 
 Limits: the stored response is written in its own transaction after the handler's commit. If the
 process dies between the two, the key stays "in flight" until :data:`LEASE` has passed; then a retry

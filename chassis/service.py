@@ -96,7 +96,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         # The service's own clock (set in on_startup) decides expiry, so that tests can move it.
         store = idempotency.IdempotencyStore(
             engine,
-            settings.internal_token_secret.get_secret_value(),
+            settings.idempotency_key(),
             clock=lambda: runtime.extras.get("clock", system_clock)(),
         )
         runtime.idempotency = store
@@ -150,7 +150,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.add_middleware(idempotency.IdempotencyKeys, store=idempotency_store)
     app.add_middleware(
         InternalIdentity,
-        secret=settings.internal_token_secret.get_secret_value(),
+        audience=spec.name,
+        trusted=settings.identity_trusted_keys(),
         required=settings.identity_required,
     )
     app.add_middleware(SecurityHeaders)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -14,13 +15,37 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from chassis import identity as internal
 from chassis.embedded_broker import EmbeddedBroker
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-TEST_SECRET = "secret-for-tests-only-32-bytes-long"
+#: Made afresh for each test session, as an operator makes them (deploy/README.md): the gateway's and the
+#: referral service's identity key pairs, and strong secrets. The same for the whole session, so that a
+#: service restarted in a test still opens what it sealed before.
+GATEWAY_IDENTITY_KEY = Ed25519PrivateKey.generate()
+REFERRAL_IDENTITY_KEY = Ed25519PrivateKey.generate()
+IDEMPOTENCY_SECRET = secrets.token_urlsafe(32)
+#: What every service's settings need outside development (tests run with environment "test").
+SERVICE_SECRETS = {
+    "internal_identity_gateway_public_key": internal.encode_public(GATEWAY_IDENTITY_KEY.public_key()),
+    "idempotency_secret": IDEMPOTENCY_SECRET,
+}
+PARTNERS_SECRETS = {"api_key_pepper": secrets.token_urlsafe(32), "webhook_secret_key": secrets.token_urlsafe(32)}
+GATEWAY_SECRETS = {
+    "internal_identity_signing_key": internal.encode_private(GATEWAY_IDENTITY_KEY),
+    "cookie_secret": secrets.token_urlsafe(32),
+}
+
+
+def signed_by_gateway(identity: internal.Identity, audience: str) -> dict[str, str]:
+    """The identity header the gateway sends with a verified caller's call to the service ``audience``."""
+    return {internal.HEADER: internal.sign(identity, GATEWAY_IDENTITY_KEY, audience=audience)}
+
+
 #: The embedded broker holds a joining member for about half the session timeout.
 FAST_GROUP_JOIN = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
 #: Service consumers in tests: a fresh group that starts at the end of each topic, so that a test
@@ -130,7 +155,8 @@ def registration_settings(database_url: str, bootstrap: str, **overrides: Any) -
         database_url=database_url,
         kafka_bootstrap_servers=bootstrap,
         environment="test",
-        internal_token_secret=TEST_SECRET,
+        **SERVICE_SECRETS,
+        internal_identity_referral_public_key=internal.encode_public(REFERRAL_IDENTITY_KEY.public_key()),
         log_json=False,
         outbox_poll_seconds=0.2,
         **overrides,
@@ -180,7 +206,8 @@ def referral_settings(database_url: str, bootstrap: str, **overrides: Any) -> An
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap,
         "environment": "test",
-        "internal_token_secret": TEST_SECRET,
+        **SERVICE_SECRETS,
+        "internal_identity_signing_key": internal.encode_private(REFERRAL_IDENTITY_KEY),
         "log_json": False,
         "outbox_poll_seconds": 0.2,
         "kafka_consumer_group": f"referral-{uuid.uuid4().hex[:8]}",
@@ -295,7 +322,7 @@ def courses_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap,
         "environment": "test",
-        "internal_token_secret": TEST_SECRET,
+        **SERVICE_SECRETS,
         "pass_signing_key": base64.b64encode(raw).decode(),
         "log_json": False,
         "outbox_poll_seconds": 0.2,
@@ -337,9 +364,8 @@ def partners_settings(database_url: str, bootstrap: str, **overrides: Any) -> An
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap,
         "environment": "test",
-        "internal_token_secret": TEST_SECRET,
-        "api_key_pepper": "pepper-for-tests-only",
-        "webhook_secret_key": "webhook-key-for-tests-only",
+        **SERVICE_SECRETS,
+        **PARTNERS_SECRETS,
         "log_json": False,
         "outbox_poll_seconds": 0.2,
         "webhook_poll_seconds": 0.2,
@@ -362,7 +388,7 @@ def gateway_settings(tmp_path: Path, **overrides: Any) -> Any:
     raw = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     values: dict[str, Any] = {
         "environment": "test",
-        "internal_token_secret": TEST_SECRET,
+        **GATEWAY_SECRETS,
         "local_signing_key": base64.b64encode(raw).decode(),
         "local_users_file": tmp_path / "gateway-users.json",
         "log_json": False,

@@ -11,11 +11,14 @@ from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
 from gateway.ui import admin, apidocs, learning, portal, public, staff, statistics
-from gateway.ui.kit import HERE, Kit
+from gateway.ui.kit import HERE, IdentityHeaders, Kit
 
 
-def make_router(*, routes: dict[str, str], secret: str, secure_cookies: bool, rate_limit_per_minute: int) -> APIRouter:
-    ui = Kit(routes=routes, secret=secret, secure_cookies=secure_cookies, rate_limit_per_minute=rate_limit_per_minute)
+def make_router(
+    *, routes: dict[str, str], identity_headers: IdentityHeaders, secure_cookies: bool, rate_limit_per_minute: int
+) -> APIRouter:
+    ui = Kit(routes=routes, identity_headers=identity_headers, secure_cookies=secure_cookies,
+             rate_limit_per_minute=rate_limit_per_minute)  # fmt: skip
     router = APIRouter(prefix="/ui", include_in_schema=False)
     for pages in (public, staff, portal, statistics, admin, learning, apidocs):
         pages.add_routes(router, ui)

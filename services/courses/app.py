@@ -49,6 +49,8 @@ class CoursesSettings(ServiceSettings):
     pass_signing_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     dev_signing_key_file: Path = Path("var/courses-pass-signing.key")
 
+    OTHER_ED25519_KEYS = ("pass_signing_key",)
+
 
 @dataclass(frozen=True)
 class PassKeys:

@@ -393,16 +393,85 @@ def test_no_secret_values_are_committed(overlay: str) -> None:
             assert not re.search(r"SECRET|PASSWORD|PEPPER|SIGNING_KEY|TOKEN", key), f"{o['metadata']['name']}: {key}"
 
 
+def secret_refs(objects: tuple[dict[str, Any], ...], name: str) -> dict[str, tuple[str, str]]:
+    """A process's environment variables from Secrets: variable -> (Secret, key)."""
+    container = by_name(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    refs = [(e["name"], e.get("valueFrom", {}).get("secretKeyRef")) for e in container.get("env", [])]
+    return {variable: (ref["name"], ref["key"]) for variable, ref in refs if ref}
+
+
+def settings_classes() -> dict[str, Any]:
+    from gateway.app import GatewaySettings
+    from services.courses.app import CoursesSettings
+    from services.monitoring.app import MonitoringSettings
+    from services.partners.app import PartnersSettings
+    from services.referral.app import ReferralSettings
+    from services.registration.app import RegistrationSettings
+
+    return {
+        "gateway": GatewaySettings, "registration": RegistrationSettings, "referral": ReferralSettings,
+        "courses": CoursesSettings, "partners": PartnersSettings, "monitoring": MonitoringSettings,
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_process_gets_its_secrets(overlay: str) -> None:
     objects = render(overlay)
-    wanted = {name: {"INTERNAL_TOKEN_SECRET"} for name in PROCESSES}
-    wanted["courses"].add("COURSES_PASS_SIGNING_KEY")
-    wanted["partners"] |= {"PARTNERS_API_KEY_PEPPER", "PARTNERS_WEBHOOK_SECRET_KEY"}
+    gateway_public_key = ("internal-identity-gateway", "public-key")
+    wanted: dict[str, dict[str, tuple[str, str]]] = {
+        name: {"INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY": gateway_public_key,
+               f"{name.upper()}_IDEMPOTENCY_SECRET": ("idempotency", name)}
+        for name in SERVICES
+    }  # fmt: skip
+    wanted["gateway"] = {
+        "GATEWAY_INTERNAL_IDENTITY_SIGNING_KEY": ("internal-identity-gateway", "private-key"),
+        "GATEWAY_COOKIE_SECRET": ("gateway-cookie", "secret"),
+        "GATEWAY_OIDC_CLIENT_SECRET": ("gateway-oidc", "client-secret"),
+    }
+    wanted["referral"]["REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY"] = ("internal-identity-referral", "private-key")
+    wanted["registration"]["REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY"] = (
+        "internal-identity-referral", "public-key",
+    )  # fmt: skip
+    wanted["courses"]["COURSES_PASS_SIGNING_KEY"] = ("courses-secrets", "pass-signing-key")
+    wanted["partners"]["PARTNERS_API_KEY_PEPPER"] = ("partners-secrets", "api-key-pepper")
+    wanted["partners"]["PARTNERS_WEBHOOK_SECRET_KEY"] = ("partners-secrets", "webhook-secret-key")
     for name, variables in wanted.items():
-        container = by_name(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
-        from_secrets = {e["name"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
-        assert variables <= from_secrets, f"{name}: {sorted(variables - from_secrets)}"
+        refs = secret_refs(objects, name)
+        assert variables.items() <= refs.items(), f"{name}: {sorted(variables.items() - refs.items())}"
+        # What the settings cannot run without in production comes from a Secret.
+        needed = {
+            settings_classes()[name].env_name(field) for field in settings_classes()[name].NEEDED_OUTSIDE_DEVELOPMENT
+        }
+        assert needed <= set(refs), f"{name} needs {sorted(needed - set(refs))} in production"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_private_key_or_secret_reaches_only_the_process_it_belongs_to(overlay: str) -> None:
+    """Each process signs as itself: the gateway's and referral's private keys, and each service's idempotency
+    key, are in no other process's environment."""
+    objects = render(overlay)
+    owners = {("internal-identity-gateway", "private-key"): "gateway",
+              ("internal-identity-referral", "private-key"): "referral",
+              ("gateway-cookie", "secret"): "gateway"} | {("idempotency", name): name for name in SERVICES}  # fmt: skip
+    for name in PROCESSES:
+        for variable, ref in secret_refs(objects, name).items():
+            assert owners.get(ref, name) == name, f"{name} gets {ref} as {variable}"
+
+
+FORMATS = {"random", "ed25519", "postgres-app", "oidc-client", "tls", "object-store", "operator"}
+
+
+def test_every_required_secret_says_how_its_values_are_made() -> None:
+    for entry in required_secrets():
+        assert entry.get("format") in FORMATS, f"{entry['name']}: format {entry.get('format')!r}"
+        if entry["format"] == "ed25519":
+            assert entry["keys"] == ["private-key", "public-key"], entry["name"]
+        if entry["format"] == "postgres-app":
+            assert entry["createdBy"] == "CloudNativePG" and set(entry["keys"]) >= {"uri", "password"}
+        if entry["format"] == "tls":
+            assert entry["keys"] == ["tls.crt", "tls.key"], entry["name"]
+        if entry["format"] in ("random", "ed25519", "oidc-client"):
+            assert entry["createdBy"] == "hand", entry["name"]
 
 
 def container_environment(

@@ -24,7 +24,6 @@ from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
 from services.registration.models import Person
 from tests.conftest import (
-    TEST_SECRET,
     ManualClock,
     case_with_referrals,
     eventually,
@@ -35,6 +34,7 @@ from tests.conftest import (
     register_with_needs,
     registration_settings,
     running_app,
+    signed_by_gateway,
 )
 
 PARTNER_REFERRALS = "/api/v1/partner/referrals"
@@ -44,11 +44,6 @@ API_KEYS = f"/api/v1/partners/{VHS}/api-keys"
 CAPACITY = f"/api/v1/partners/{VHS}/services/integration_course/capacity"
 AS_VHS = {"X-Partner-Id": VHS}
 REPLAYED = "idempotent-replayed"
-
-
-def signed(identity: internal.Identity) -> dict[str, str]:
-    """The headers the gateway sends for a verified caller."""
-    return {internal.HEADER: internal.sign(identity, TEST_SECRET)}
 
 
 def new_key() -> dict[str, str]:
@@ -115,7 +110,7 @@ async def test_a_partners_retried_accept_runs_once_and_gets_the_same_answer(
     childcare = by_service["course_with_childcare"]["referral_id"]
     assert by_service["integration_course"]["status"] == by_service["course_with_childcare"]["status"] == "sent"
 
-    vhs_staff = signed(internal.Identity("vhs-partner", frozenset({"partner"}), partner_id=VHS))
+    vhs_staff = signed_by_gateway(internal.Identity("vhs-partner", frozenset({"partner"}), partner_id=VHS), "referral")
     accept = f"{PARTNER_REFERRALS}/{course}/accept"
     key = new_key()
     first = await referral.post(accept, headers=vhs_staff | key)
@@ -134,7 +129,9 @@ async def test_a_partners_retried_accept_runs_once_and_gets_the_same_answer(
     problem(await referral.post(accept, headers=vhs_staff | key, json={"note": "again"}), 422, "idempotency-key-reused")
 
     # Another caller of the same partner (its API key) with the same key on the same path: a key of its own.
-    vhs_crm = signed(internal.Identity("crm-key", frozenset({"partner"}), partner_id=VHS, kind="api_key"))
+    vhs_crm = signed_by_gateway(
+        internal.Identity("crm-key", frozenset({"partner"}), partner_id=VHS, kind="api_key"), "referral"
+    )
     other = await referral.post(accept, headers=vhs_crm | key)
     assert problem(other, 409, "invalid-transition")["status_now"] == "accepted"
     assert await referral_events(referral, course, ReferralAccepted.event_type) == 1
@@ -403,7 +400,7 @@ async def test_the_gateway_forwards_the_key_and_the_replay_mark(gateway: tuple[h
 
 async def test_a_registrars_retried_registration_registers_once(registration: httpx.AsyncClient) -> None:
     body = newcomer()
-    registrar = signed(internal.Identity("registrar", frozenset({"registrar"})))
+    registrar = signed_by_gateway(internal.Identity("registrar", frozenset({"registrar"})), "registration")
     key = new_key()
     first = await registration.post("/api/v1/registrations", headers=registrar | key, json=body)
     assert first.status_code == 201, first.text

@@ -23,7 +23,7 @@ from contracts import referral as rf
 from contracts import registration as reg
 from contracts.base import IntegrationEvent
 from services.monitoring.app import MonitoringSettings, create_app
-from tests.conftest import ISOLATED_CONSUMER, TEST_SECRET, ManualClock, eventually, running_app
+from tests.conftest import ISOLATED_CONSUMER, SERVICE_SECRETS, ManualClock, eventually, running_app
 
 ANALYST = {"X-Role": "analyst"}
 ADMIN = {"X-Role": "admin"}
@@ -37,7 +37,7 @@ def monitoring_settings(database_url: str, bootstrap: str, **overrides: Any) -> 
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap,
         "environment": "test",
-        "internal_token_secret": TEST_SECRET,
+        **SERVICE_SECRETS,
         "log_json": False,
         "kafka_consumer_group": f"monitoring-{uuid.uuid4().hex[:8]}",
         **ISOLATED_CONSUMER,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -42,7 +43,7 @@ from tests.conftest import gateway_settings, referral_settings, running_app
 GATEWAY = "https://gateway.test"
 CALLBACK = f"{GATEWAY}/ui/oidc/callback"
 CLIENT_ID = "landsberg-gateway"
-CLIENT_SECRET = "client-secret-made-by-the-provider"
+CLIENT_SECRET = secrets.token_urlsafe(32)  # as a provider makes one
 #: The provider's accounts: what Keycloak keeps as users with realm roles and the attribute "team".
 ACCOUNTS: dict[str, dict[str, Any]] = {
     "lotse.oidc": {"password": "Lotse-Passwort-1", "roles": ["caseworker"], "team": "integration-nord"},
@@ -484,7 +485,7 @@ async def test_an_unreachable_provider_is_said_so(tmp_path: Path) -> None:
 async def test_a_failed_code_exchange_gives_a_clear_page_and_logs_no_secret(
     provider: OpenIdProvider, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    wrong_secret = "not-the-secret-the-provider-made"
+    wrong_secret = secrets.token_urlsafe(32)  # not the one the provider made
     async with (
         gateway_with_oidc(provider, tmp_path, caplog=caplog, oidc_client_secret=wrong_secret) as gw,
         browser(gw) as client,

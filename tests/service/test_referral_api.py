@@ -281,7 +281,8 @@ async def test_a_partner_gets_contact_data_only_while_the_consent_is_in_force(
     assert view["personal_data"]["family_name"] == "Haddad"
     assert set(view["personal_data"]) == set(referral_api.CONTACT_FIELDS), "contact data only, no birth date etc."
     log = ok(await registration.get(f"/api/v1/persons/{person}/access-log"))
-    assert any(e["actor"] == f"partner:{VHS} via referral {course}" and e["action"] == "read" for e in log)
+    actor = f"partner:{VHS} via service:referral for referral {course}"
+    assert any(e["actor"] == actor and e["action"] == "read_contact" for e in log)
 
     # The consent is withdrawn: the shared referrals are flagged and the data stops.
     consents = ok(await registration.get(f"/api/v1/persons/{person}/consents"))
