@@ -58,7 +58,10 @@ async def guarded(
     )
     referral_app = create_referral(
         referral_settings(
-            f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers, require_internal_identity=True
+            f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}",
+            broker.bootstrap_servers,
+            require_internal_identity=True,
+            demo_data=True,  # the demo roster and directory: a case gets a navigator and referrals a partner
         )
     )
     async with running_app(registration_app) as registration, running_app(referral_app) as referral:
