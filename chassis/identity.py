@@ -67,7 +67,7 @@ class Identity:
     roles: frozenset[str] = frozenset()
     partner_id: str | None = None
     team: str | None = None
-    kind: str = "user"  # "user", "api_key" or "service"
+    kind: str = "user"  # "user", "api_key", "service" or "anonymous"
     scopes: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -77,6 +77,11 @@ class Identity:
 
 def service_identity(name: str) -> Identity:
     return Identity(subject=name, kind="service")
+
+
+#: A caller of a public route who did not sign in. The gateway vouches for it all the same: a service that requires
+#: the signed identity (production) then knows the call came through the gateway's policy and rate limits.
+ANONYMOUS = Identity(subject="anonymous", kind="anonymous")
 
 
 # --- keys ----------------------------------------------------------------------------------------------

@@ -375,8 +375,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
         headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"] + [("x-request-id", request_id)]
-        if caller is not None:
-            headers += identity_headers(caller, path.split("/", 1)[0])
+        headers += identity_headers(caller or internal.ANONYMOUS, path.split("/", 1)[0])
         upstream = client.build_request(
             # Re-encoded: a decoded '?', '#' or control character must stay part of the path.
             request.method, f"{base}/api/v1/{quote(path, safe=PATH_SAFE)}", params=request.query_params,

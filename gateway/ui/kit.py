@@ -25,7 +25,7 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from chassis.identity import Identity
+from chassis.identity import ANONYMOUS, Identity
 from gateway import policy
 from gateway.auth import Unauthenticated
 from gateway.ui.words import CODES, FIELD_ERRORS, WORDS
@@ -81,8 +81,7 @@ class Upstream:
         sent += list((headers or {}).items())
         if "traceparent" in request.headers:
             sent.append(("traceparent", request.headers["traceparent"]))
-        if caller is not None:
-            sent += self.identity_headers(caller, segment)
+        sent += self.identity_headers(caller or ANONYMOUS, segment)
         client: httpx.AsyncClient = request.app.state.client
         try:
             reply = await client.request(method, f"{base}/api/v1/{path}", json=json, params=params, headers=sent)
