@@ -342,7 +342,11 @@ async def test_an_admin_keeps_any_entry_a_partner_only_its_own_and_not_its_categ
     stranger = {"X-Role": "partner", "X-Partner-Id": "jmd-landsberg"}
 
     # The admin edits the entry, its category included; sent again unchanged, nothing more happens.
-    change = {"name": "Caritas-Beratungsstelle Kaufering", "category": "volunteer_group", "website": "https://example.org"}
+    change = {
+        "name": "Caritas-Beratungsstelle Kaufering",
+        "category": "volunteer_group",
+        "website": "https://example.org",
+    }
     edited = await partners.patch(base, headers=ADMIN, json=change)
     assert edited.status_code == 200, edited.text
     assert (edited.json()["version"], edited.json()["category"]) == (2, "volunteer_group")
