@@ -31,7 +31,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
-Languages = Annotated[list[LanguageTag], Field(max_length=30)]
+Languages = Annotated[list[LanguageTag], Field(min_length=1, max_length=30)]
 FreePlaces = Annotated[int | None, Field(ge=0, le=100_000, description="None: no limit")]
 
 
