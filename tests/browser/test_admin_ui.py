@@ -151,7 +151,8 @@ async def test_admin_adds_a_partner_with_a_service_and_a_navigator(stack: Stack)
             await admin.get_by_role("button", name="Hinzufügen").click()
             await admin.wait_for_load_state()
             assert "Bitte eine Art wählen." in await admin.locator("#error-summary").inner_text()
-            assert await admin.get_by_role("textbox", name="Kennung").input_value() == "caritas-kaufering", "the form is kept"
+            partner_id = admin.get_by_role("textbox", name="Kennung")
+            assert await partner_id.input_value() == "caritas-kaufering", "the form is kept"
             await shot(admin, "12-partner-refused")
             await accessible(admin, "partner refused")
             await admin.get_by_label("Art der Organisation").select_option(label="Wohlfahrtsverband")

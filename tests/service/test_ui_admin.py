@@ -353,6 +353,10 @@ async def test_an_admin_adds_a_partner_and_keeps_its_entry_and_services(stack: S
     assert '<option value="charity">Wohlfahrtsverband</option>' in page.text
     assert re.search(r'value="fa"[^>]*>\s*<label for="f-languages-fa" lang="de">Persisch</label>', page.text)
     assert re.search(r'value="migration_counselling"[^>]*>\s*<label[^>]*>Migrationsberatung \(MBE\)</label>', page.text)
+    english = await admin.get("/ui/admin/partners?lang=en")
+    assert "Add a partner organisation" in english.text and ">Persian</label>" in english.text
+    assert ">Migration counselling</label>" in english.text and "Kind of organisation" in english.text
+    await admin.get("/ui/admin/partners?lang=de")  # the language is remembered: back to German
 
     # Refused: each reason next to its field, the form kept, nothing made.
     refused = await admin.post("/ui/admin/partners", {**NEW_PARTNER, "partner_id": "Caritas Kaufering",
