@@ -64,6 +64,10 @@ class Refused(Exception):
     """The platform refused a call; the message says what and why."""
 
 
+class Unreachable(Exception):
+    """The gateway does not answer: nothing more can be loaded in this run."""
+
+
 @dataclass
 class Report:
     """What happened to each object: created, updated, unchanged, or refused (with why)."""
@@ -116,7 +120,7 @@ class Loader:
                 reply = await self.client.request(method, f"/api/v1/{path}", headers=headers, **kwargs)
             except httpx.TransportError as exc:
                 if attempt == 3:
-                    raise Refused(f"{method} {path}: unreachable ({exc})") from exc
+                    raise Unreachable(f"{self.client.base_url} does not answer ({exc})") from exc
             else:
                 if reply.status_code not in RETRY_STATUSES or attempt == 3:
                     return reply
@@ -371,6 +375,8 @@ async def main(argv: Sequence[str] | None = None, transport: httpx.AsyncBaseTran
         try:
             if args.token_file is not None:
                 token = args.token_file.read_text().strip()
+                if not token:
+                    raise ValueError(f"{args.token_file} holds no token")
             else:
                 password = (
                     args.password_file.read_text().strip()
@@ -380,7 +386,10 @@ async def main(argv: Sequence[str] | None = None, transport: httpx.AsyncBaseTran
                 token = await sign_in(client, args.username, password)
             client.headers["Authorization"] = f"Bearer {token}"
             report = await load(client, args.folder, dry_run=args.dry_run, roster=args.roster)
-        except (Refused, OSError, ValueError) as exc:  # unreachable, bad sign-in, unreadable file
+        except httpx.HTTPError as exc:
+            print(f"stopped: {args.gateway} does not answer ({exc})", file=sys.stderr)
+            return 1
+        except (Refused, Unreachable, OSError, ValueError) as exc:  # sign-in, network, files
             print(f"stopped: {exc}", file=sys.stderr)
             return 1
     summary = ", ".join(f"{n} {key}" for key, n in sorted(report.counts.items()))
