@@ -207,3 +207,8 @@ async def test_refusals_are_reported_and_a_dry_run_writes_nothing(
     assert "refused (403" in capsys.readouterr().out
     assert await load_reference_data.main([str(tmp_path / "nowhere"), "--gateway", GATEWAY, "--token-file",
                                            str(token_file)]) == 2  # fmt: skip
+    # A gateway that does not answer stops the run at once, saying so (not one refusal per object).
+    assert await load_reference_data.main([str(folder), "--gateway", "http://127.0.0.1:1", "--token-file",
+                                           str(token_file)]) == 1  # fmt: skip
+    captured = capsys.readouterr()
+    assert "does not answer" in captured.err and captured.out == ""
