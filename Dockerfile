@@ -36,6 +36,7 @@ COPY chassis ./chassis
 COPY contracts ./contracts
 COPY services ./services
 COPY gateway ./gateway
+COPY reference ./reference
 RUN pip install -c constraints.txt . \
     && python -m compileall -q /opt/venv/lib
 

@@ -355,17 +355,42 @@ async def keep_caseworker(
         )
     )  # fmt: skip
     return CaseworkerRead(id=row.id, name=row.name, team=row.team, languages=row.languages, max_cases=row.max_cases,
-                          open_cases=open_cases or 0)  # fmt: skip
+                          open_cases=open_cases or 0, active=row.active)  # fmt: skip
 
 
 @router.get("/caseworkers", response_model=list[CaseworkerRead], dependencies=[STAFF_READERS])
-async def caseworkers(w: WorkflowDep) -> list[CaseworkerRead]:
-    names = {r.id: r.name for r in (await w.session.scalars(select(CaseworkerRow))).all()}
-    return [
-        CaseworkerRead(id=c.id, name=names[c.id], team=c.team, languages=sorted(c.languages), max_cases=c.max_cases,
-                       open_cases=c.open_cases)
+async def caseworkers(
+    w: WorkflowDep,
+    include_inactive: Annotated[
+        bool, Query(description="Also the navigators who take no new cases (admin's view)")
+    ] = False,
+) -> list[CaseworkerRead]:
+    rows = {r.id: r for r in (await w.session.scalars(select(CaseworkerRow))).all()}
+    active = [
+        CaseworkerRead(id=c.id, name=rows[c.id].name, team=c.team, languages=sorted(c.languages),
+                       max_cases=c.max_cases, open_cases=c.open_cases)
         for c in await workflow.roster(w.session)
     ]  # fmt: skip
+    if not include_inactive:
+        return active
+    listed = {c.id for c in active}
+    open_cases = dict(
+        (
+            await w.session.execute(
+                select(Case.caseworker_id, func.count())
+                .where(
+                    Case.status == domain.CaseStatus.OPEN.value, Case.caseworker_id.in_(sorted(rows.keys() - listed))
+                )
+                .group_by(Case.caseworker_id)
+            )
+        ).all()
+    )
+    inactive = [
+        CaseworkerRead(id=r.id, name=r.name, team=r.team, languages=sorted(r.languages), max_cases=r.max_cases,
+                       open_cases=int(open_cases.get(r.id, 0)), active=False)
+        for r in rows.values() if r.id not in listed
+    ]  # fmt: skip
+    return sorted(active + inactive, key=lambda c: c.id)
 
 
 # --- referrals (caseworkers' side) -------------------------------------------------------

@@ -425,6 +425,10 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
     assert roster["n.rahimi"]["name"] == "Nadia Rahimi"
     ok(await referral.put("/api/v1/caseworkers/n.rahimi", json={**entry, "active": False}, headers=admin))
     assert "n.rahimi" not in {w["id"] for w in ok(await referral.get("/api/v1/caseworkers", headers=admin))}
+    everyone = ok(await referral.get("/api/v1/caseworkers", params={"include_inactive": "true"}, headers=admin))
+    listed = {w["id"]: (w["active"], w["open_cases"]) for w in everyone}
+    assert listed["n.rahimi"] == (False, 0), "the admin still finds an inactive navigator, to activate again"
+    assert listed["lotse-m.wagner"][0] is True and listed["lotse-m.wagner"][1] >= 1
 
     # Notes carry their author; goals live in Esser's dimensions.
     note = await referral.post(
