@@ -21,11 +21,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import urljoin
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -293,3 +296,44 @@ class _Urls:
             path(f"realms/{self.realm}/", include((endpoints, "oauth2_provider"), namespace="oauth2_provider")),
             path("accounts/login/", LoginView.as_view(template_name="login.html")),
         ]
+
+
+# --- a person at the provider -----------------------------------------------------------------------------------
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append({"action": found.get("action", ""), "fields": {}})
+        elif tag == "input" and self.forms and found.get("name") and found.get("type") != "submit":
+            self.forms[-1]["fields"][found["name"]] = found.get("value", "")
+
+
+def only_form(page: httpx.Response) -> tuple[str, dict[str, str]]:
+    """The address and fields of the page's one form."""
+    parser = _Forms()
+    parser.feed(page.text)
+    assert len(parser.forms) == 1, page.text
+    return urljoin(str(page.url), parser.forms[0]["action"]), parser.forms[0]["fields"]
+
+
+async def sign_in(client: httpx.AsyncClient, authorize_url: str, username: str, password: str) -> str:
+    """What a person does at the provider: sign in and, where the client asks for it, consent. Returns the address
+    the provider sends the browser back to (the relying party's callback)."""
+    page = await client.get(authorize_url)
+    if page.status_code == 302 and "/accounts/login/" in page.headers["location"]:
+        login = await client.get(urljoin(authorize_url, page.headers["location"]))
+        action, fields = only_form(login)
+        signed_in = await client.post(action, data=fields | {"username": username, "password": password})
+        assert signed_in.status_code == 302, f"{username} could not sign in at the provider: {signed_in.text}"
+        page = await client.get(urljoin(authorize_url, signed_in.headers["location"]))
+    if page.status_code == 200:  # the consent form
+        action, fields = only_form(page)
+        page = await client.post(action, data=fields | {"allow": "Authorize"})
+    assert page.status_code == 302, page.text
+    return str(page.headers["location"])

@@ -13,7 +13,6 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -25,7 +24,7 @@ from gateway.app import create_app
 from gateway.oidc import LOGIN_COOKIE, REFRESH_COOKIE, SignInFailed
 from gateway.ui.kit import CSRF_COOKIE, SESSION_COOKIE
 from tests.conftest import gateway_settings, referral_settings, running_app
-from tests.oidc_provider import OpenIdProvider
+from tests.oidc_provider import OpenIdProvider, only_form
 
 GATEWAY = "https://gateway.test"
 CALLBACK = f"{GATEWAY}/ui/oidc/callback"
@@ -91,26 +90,6 @@ async def gateway_with_oidc(provider: OpenIdProvider, tmp_path: Path, *, service
 def browser(gateway: Any) -> httpx.AsyncClient:
     """One cookie jar for both sites, as a browser has; redirects are followed by the tests, step by step."""
     return httpx.AsyncClient(mounts={GATEWAY: httpx.ASGITransport(app=gateway)}, timeout=30)
-
-
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append({"action": found.get("action", ""), "fields": {}})
-        elif tag == "input" and self.forms and found.get("name") and found.get("type") != "submit":
-            self.forms[-1]["fields"][found["name"]] = found.get("value", "")
-
-
-def only_form(page: httpx.Response) -> tuple[str, dict[str, str]]:
-    parser = _Forms()
-    parser.feed(page.text)
-    assert len(parser.forms) == 1, page.text
-    return urljoin(str(page.url), parser.forms[0]["action"]), parser.forms[0]["fields"]
 
 
 async def at_the_provider(client: httpx.AsyncClient, authorize_url: str, username: str, *, allow: bool = True) -> str:
