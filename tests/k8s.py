@@ -26,8 +26,6 @@ from chassis.settings import DEVELOPMENT_SECRET, ServiceSettings
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
 NAMESPACE = "landsberg"
-#: What a Secret entry's ``format:`` in required-secrets.yaml may say (deploy/README.md, section 3).
-SECRET_FORMATS = {"random", "ed25519", "postgres-app", "oidc-client", "tls", "object-store", "operator"}
 #: The packages our image runs (``uvicorn --factory <module>:create_app``); anything else is someone else's image.
 OUR_PACKAGES = ("gateway", "services")
 

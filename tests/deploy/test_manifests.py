@@ -21,7 +21,6 @@ from tests.k8s import (
     K8S,
     NAMESPACE,
     ROOT,
-    SECRET_FORMATS,
     by_name,
     kubectl,
     missing_settings,
@@ -396,17 +395,6 @@ def test_the_settings_check_knows_the_gateways_and_referrals_addresses() -> None
     assert "registration_url" in cluster_settings(ReferralSettings)
     for name in defaulted_to_none:  # features that are off unless set (REDIS_URL) or checked by the settings
         assert name in ("redis_url", "oidc_jwks_url", "public_url"), f"GatewaySettings.{name} defaults to None"
-
-
-def test_every_required_secret_says_how_it_is_made() -> None:
-    for entry in required_secrets():
-        assert entry.get("format") in SECRET_FORMATS, f"{entry['name']}: format {entry.get('format')!r}"
-        if entry["format"] == "ed25519":
-            assert set(entry["keys"]) == {"private-key", "public-key"}, entry["name"]
-        if entry["format"] == "postgres-app":
-            assert set(entry["keys"]) == {"uri", "username", "password", "host", "port", "dbname"}, entry["name"]
-        if entry["format"] == "oidc-client":
-            assert entry.get("client"), f"{entry['name']}: which client of the realm is the secret for?"
 
 
 def test_required_secrets_are_documented_in_the_operators_guide() -> None:

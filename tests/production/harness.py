@@ -269,8 +269,11 @@ async def make_secrets(objects: tuple[dict[str, Any], ...], wanted: set[tuple[st
             assert set(keys) <= set(values), f"{ref[1]}: postgres-app has no keys {set(keys) - set(values)}"
             made[ref] = {key: values[key] for key in keys}
         elif form == "oidc-client":
-            client = next((c for c in provider.realm["clients"] if c["clientId"] == entry.get("client")), None)
-            assert client is not None, f"{ref[1]}: the realm has no client {entry.get('client')!r}"
+            # The client it belongs to: the one the entry names, or else the realm's only confidential client.
+            clients = [c for c in provider.realm["clients"] if not c.get("publicClient", False)
+                       and c["clientId"] == entry.get("client", c["clientId"])]  # fmt: skip
+            assert len(clients) == 1, f"{ref[1]}: which client of the realm? found {[c['clientId'] for c in clients]}"
+            client = clients[0]
             secret = secrets.token_urlsafe(32)
             await asyncio.to_thread(  # Django's ORM is for threads, not for an event loop
                 provider.add_client, client["clientId"], secret, redirect_uris=client.get("redirectUris", []),
