@@ -51,6 +51,7 @@ from tests.k8s import (
     ROOT,
     EnvEntry,
     Workload,
+    container_env,
     env_names,
     missing_settings,
     of_kind,
@@ -424,6 +425,51 @@ def migration_job(objects: tuple[dict[str, Any], ...], workload: Workload) -> di
     return jobs[0] if jobs else None
 
 
+def local_environment(workload: Workload, made: dict[tuple[str, str], dict[str, str]], addresses: Addresses,
+                      port: int, table: list[Row]) -> dict[str, str]:  # fmt: skip
+    """The container's environment with the addresses of this machine, the chosen port and the deviations (each
+    added to ``table`` once)."""
+    env = {key: addresses.rewrite(value) for key, value in environment(workload.env, made, workload.namespace).items()}
+    cls = settings_class(workload.app)
+    for field_name, value in (("host", "127.0.0.1"), ("port", str(port))):
+        for variable in env_names(cls, field_name):
+            if variable in env:
+                env[variable] = value
+    for variable, (expected, here, why) in DEVIATIONS.items():
+        if variable in env:
+            assert env[variable].lower() == expected, (
+                f"{workload.name}: the manifests now set {variable}={env[variable]}; update DEVIATIONS ({expected})"
+            )
+            env[variable] = here
+            if not any(r.what == variable for r in table):
+                table.append(Row(variable, expected, here, why))
+    return env
+
+
+def settings_problems(workload: Workload, env: dict[str, str], addresses: Addresses,
+                      settings: dict[str, ServiceSettings]) -> list[str]:  # fmt: skip
+    """What keeps the process from running as production with ``env``: an in-cluster address left unmapped, a
+    settings class that refuses the environment (its validators name the variable), or not production. The settings
+    built are put in ``settings``."""
+    problems = []
+    for variable, value in env.items():
+        host = addresses.still_in_cluster(value)
+        if host is not None:
+            problems.append(f"{variable}={value} names {host}, an address the harness does not map")
+    cls = settings_class(workload.app)
+    with process_environment(env):
+        try:
+            built = cls()
+        except ValidationError as exc:
+            reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+            return [*problems, f"{cls.__name__} refuses the environment the manifests give it: {reasons}"]
+    settings[workload.name] = built
+    if built.environment != "production" or not built.identity_required:
+        problems.append(f"ENVIRONMENT is {built.environment!r}, identity required: {built.identity_required}; "
+                        "the production overlay must run production")  # fmt: skip
+    return problems
+
+
 # --- starting and stopping ---------------------------------------------------------------------------------------
 
 
@@ -507,46 +553,18 @@ async def production(objects: tuple[dict[str, Any], ...], directory: Path, postg
         settings: dict[str, ServiceSettings] = {}
         problems = []
         for name, workload in workloads.items():
-            env = {key: addresses.rewrite(value) for key, value in environment(workload.env, made,
-                                                                               workload.namespace).items()}  # fmt: skip
-            cls = settings_class(workload.app)
-            for field_name, value in (("host", "127.0.0.1"), ("port", str(ports[name]))):
-                for variable in env_names(cls, field_name):
-                    if variable in env:
-                        env[variable] = value
-            for variable, (expected, here, why) in DEVIATIONS.items():
-                if variable in env:
-                    assert env[variable].lower() == expected, (
-                        f"{name}: the manifests now set {variable}={env[variable]}; update DEVIATIONS ({expected})"
-                    )
-                    env[variable] = here
-                    if not any(r.what.startswith(variable) for r in table):
-                        table.append(Row(variable, expected, here, why))
-            for variable, value in env.items():
-                host = addresses.still_in_cluster(value)
-                if host is not None:
-                    problems.append(f"{name}: {variable}={value} names {host}, an address the harness does not map")
-            with process_environment(env):
-                try:
-                    settings[name] = cls()
-                except ValidationError as exc:
-                    problems.append(f"{name}: {cls.__name__} refuses the environment the manifests give it: {exc}")
-                    continue
-            if settings[name].environment != "production" or not settings[name].identity_required:
-                problems.append(
-                    f"{name}: ENVIRONMENT is {settings[name].environment!r}, identity required: "
-                    f"{settings[name].identity_required}; the production overlay must run production"
-                )
+            env = local_environment(workload, made, addresses, ports[name], table)
+            problems += [f"{name}: {problem}" for problem in settings_problems(workload, env, addresses, settings)]
             processes[name] = Process(name, command(workload.command, "127.0.0.1", ports[name]),
                                       env | IMAGE_ENV, logs / f"{name}.log", ports[name])  # fmt: skip
             job = jobs[name]
             if job is not None:
                 job_container = job["spec"]["template"]["spec"]["containers"][0]
+                job_command = [*job_container.get("command", []), *job_container.get("args", [])]
                 job_env = {k: addresses.rewrite(v) for k, v in environment(job_envs[name], made,
                                                                            workload.namespace).items()}  # fmt: skip
-                migrations[name] = Process(f"{job['metadata']['name']}",
-                                           command([*job_container.get("command", []), *job_container.get("args", [])]),
-                                           job_env | IMAGE_ENV, logs / f"{name}-migrate.log")  # fmt: skip
+                migrations[name] = Process(job["metadata"]["name"], command(job_command), job_env | IMAGE_ENV,
+                                           logs / f"{name}-migrate.log")  # fmt: skip
         assert not problems, "the production configuration does not start as rendered:\n" + "\n".join(problems)
         image = ", ".join(f"{k}={v}" for k, v in IMAGE_ENV.items())
         table.append(Row("the image's environment", "its virtual environment on PATH", image,
@@ -574,6 +592,4 @@ async def production(objects: tuple[dict[str, Any], ...], directory: Path, postg
 
 
 def container_env_of_job(objects: tuple[dict[str, Any], ...], job: dict[str, Any]) -> dict[str, EnvEntry]:
-    from tests.k8s import container_env
-
     return container_env(objects, job["metadata"]["namespace"], job["spec"]["template"]["spec"]["containers"][0])
