@@ -35,7 +35,9 @@ def _unprefixed(name: str) -> AliasChoices:
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", env_file=None, populate_by_name=True)
+    # A refused setting names itself; its error must not repeat the input (every setting, secrets included),
+    # since a process that refuses to start prints the error to its log.
+    model_config = SettingsConfigDict(extra="ignore", env_file=None, populate_by_name=True, hide_input_in_errors=True)
 
     service_name: str = "service"
     environment: Literal["development", "test", "production"] = Field(

@@ -96,6 +96,37 @@ def test_the_published_development_keys_are_refused_outside_development(
         ReferralSettings()
 
 
+def test_with_environment_unset_every_process_refuses_the_development_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image sets no ENVIRONMENT: each of its processes must then refuse what development would accept."""
+    from services.monitoring.app import MonitoringSettings
+
+    monkeypatch.delenv("ENVIRONMENT", raising=False)
+    development_gateway = identity.encode_public(identity.development_key("gateway").public_key())
+    monkeypatch.setenv("INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY", development_gateway)
+    monkeypatch.setenv(
+        "GATEWAY_INTERNAL_IDENTITY_SIGNING_KEY", identity.encode_private(identity.development_key("gateway"))
+    )
+    for settings in (RegistrationSettings, ReferralSettings, CoursesSettings, PartnersSettings, MonitoringSettings):
+        with pytest.raises(
+            ValidationError, match="INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY is a published development key"
+        ):
+            settings()
+    monkeypatch.delenv("INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY")
+    with pytest.raises(ValidationError, match="GATEWAY_INTERNAL_IDENTITY_SIGNING_KEY is a published development key"):
+        GatewaySettings()
+
+
+def test_a_refusal_does_not_repeat_the_settings_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error lands in the log of a process that will not start: it names the setting, not the values."""
+    environment(monkeypatch, "production", **REGISTRATION_ENV)
+    monkeypatch.setenv("REGISTRATION_IDEMPOTENCY_SECRET", "too-short")
+    with pytest.raises(ValidationError) as refused:
+        RegistrationSettings()
+    assert "REGISTRATION_IDEMPOTENCY_SECRET" in str(refused.value)
+    for value in (*REGISTRATION_ENV.values(), "too-short"):
+        assert value not in str(refused.value) and value[-12:] not in str(refused.value)
+
+
 def test_in_development_the_published_key_pairs_stand_in_and_match_across_processes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
