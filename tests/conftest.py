@@ -106,18 +106,27 @@ async def database_url(
         return
     if postgres_server is None:
         pytest.skip("no PostgreSQL server reachable here (set TEST_POSTGRES_URL); CI runs these")
+    async with fresh_postgres_database(postgres_server) as (url, _name):
+        yield url
+
+
+@asynccontextmanager
+async def fresh_postgres_database(server: str) -> AsyncIterator[tuple[str, str]]:
+    """A new, empty PostgreSQL database on ``server`` for as long as the block runs: (SQLAlchemy URL, its name)."""
     name = f"itest_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server)
+    admin = await asyncpg.connect(server)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    yield (
-        make_url(postgres_server)
-        .set(drivername="postgresql+asyncpg", database=name)
-        .render_as_string(hide_password=False)
-    )
-    admin = await asyncpg.connect(postgres_server)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    try:
+        yield (
+            make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False),
+            name,
+        )
+    finally:
+        admin = await asyncpg.connect(server)
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')  # a test may have closed it
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 @asynccontextmanager
