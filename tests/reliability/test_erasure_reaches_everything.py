@@ -62,7 +62,7 @@ from tests.conftest import (
 from tests.reliability.test_partner_webhooks import Receiver
 from tests.service.test_monitoring_api import monitoring_settings
 
-VERBOSE = {"log_level": "DEBUG"}  # every line a service would ever log is searched
+VERBOSE = {"log_level": "DEBUG"}  # the services log the most they ever would: all of it is searched
 
 #: Every service with a database, as this test starts it. Adding a service to the search is one line here.
 SERVICES: dict[str, Callable[[str, str], FastAPI]] = {
