@@ -50,7 +50,7 @@ class ServiceRuntime:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, Outbox(self.tables.outbox), self.relay.wake)
+        return UnitOfWork(self.session_factory, Outbox(self.tables.outbox), self.relay.wake, self.idempotency)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ from chassis.uow import UnitOfWork
 from contracts import partners as events
 from contracts.vocabulary import PartnerCategory, ServiceType
 from services.partners import delivery, domain
-from services.partners.models import ApiKey, Partner, PartnerService, WebhookDelivery, WebhookSubscription
+from services.partners.models import (
+    ApiKey,
+    ErasedPerson,
+    Partner,
+    PartnerService,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from services.partners.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -642,6 +649,8 @@ async def replay_delivery(
         raise Problem(404, f"No delivery {delivery_id}.", kind="not-found")
     if row.status == domain.DeliveryStatus.PENDING.value:
         raise Problem(409, "This delivery is still being attempted.", kind="delivery-pending")
+    if row.erased_at is not None:
+        raise Problem(410, "The person this event was about has been erased (GDPR Art. 17).", kind="erased")
     subscription = await uow.session.get(WebhookSubscription, row.subscription_id)
     if subscription is None or not subscription.active:
         raise Problem(409, "The webhook of this delivery was deleted.", kind="webhook-deleted")
@@ -681,6 +690,16 @@ async def delete_webhook(partner_id: OwnPartner, webhook_id: ObjectId, uow: UowD
             WebhookDelivery.status == domain.DeliveryStatus.PENDING.value,
         )
         .values(status=domain.DeliveryStatus.CANCELLED.value, next_attempt_at=None)
+    )
+    # Those about an erased person are over now: their payload goes (delivery.erase_when_over).
+    await uow.session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.subscription_id == row.id,
+            WebhookDelivery.status == domain.DeliveryStatus.CANCELLED.value,
+            WebhookDelivery.person_id.in_(select(ErasedPerson.person_id)),
+        )
+        .values(**delivery.erased_columns(now))
     )
     await uow.commit()
     return Response(status_code=204)

@@ -391,6 +391,8 @@ async def erase_person(person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = 
             await session.delete(row)
     await uow.publish(events.PersonErased(person_id=person.id, erased_at=at))
     audit(uow, actor, "erase", person.id)
+    # Stored answers to this person's writes (the registration, a change of address) would replay them for a day.
+    await uow.forget_stored_responses(person.id)
     await uow.commit()
     return Response(status_code=204)
 

@@ -17,6 +17,7 @@ from contracts.referral import REFERRALS_TOPIC
 from services.referral import api as referral_api
 from services.referral.app import check_clocks, create_app
 from services.referral.domain import DEFAULT_RULES
+from services.referral.handlers import KEPT_AFTER_ERASURE
 from services.referral.models import PartnerOfferRow
 from tests.conftest import (
     ManualClock,
@@ -478,6 +479,11 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
     assert_problem(await referral.post(goals, json={"dimension": "placement", "title": "late goal"}), 409)
     assert {r["status"] for r in case["referrals"]} <= {"revoked", "completed", "declined", "expired"}
     assert any(r["status"] == "revoked" for r in case["referrals"])
+    # What stays is the skeleton: no household link, no matched facts, a timeline of what happened when.
+    assert case["household_id"] is None and all(r["matched_facts"] == {} for r in case["referrals"])
+    timeline = ok(await referral.get(f"/api/v1/cases/{case_id}/timeline"))
+    assert EVENT.format("case_closed") in {t["event_type"] for t in timeline}
+    assert all(set(t["summary"]) <= KEPT_AFTER_ERASURE for t in timeline), timeline
 
 
 # --- routing rules -------------------------------------------------------------------------
