@@ -26,7 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy chassis contracts services/*/domain.py
+	$(VENV)/bin/mypy chassis contracts services/*/domain.py services/monitoring/disclosure.py
 	$(VENV)/bin/lint-imports
 	$(PY) -m contracts.schemagen --check
 

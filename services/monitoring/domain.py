@@ -1,17 +1,33 @@
 """Rules of the monitoring service: indicators, k-anonymity, segregation, planning, council proposals.
 
 Pure: no I/O, no framework. The read model hands in *facts* (pseudonymous, minimal) and gets
-back published figures. Everything a council report shows passes through :func:`protect`.
+back published figures. Every count a council report shows is protected by the rules below
+(:func:`indicators_of` for the indicators of a period, :func:`protect` for a table on its own; the
+arithmetic is in :mod:`services.monitoring.disclosure`).
 
 Privacy rules, documented here because the report cites them:
 
 * Primary suppression: a count cell (or total) with ``0 < value < k`` is withheld (``k`` is a
   setting, default 5). Zeros are published: "nobody" discloses nothing about a person, and
   withholding zeros would hide most of a small city's tables.
-* Complementary suppression: every published equation (a row or column with its total) that
-  contains a withheld entry contains at least two, so no single difference reveals one; then an
-  exact audit (linear algebra over all published equations) adds suppressions until no withheld
-  entry is determined by the published figures.
+* Complementary suppression across tables and periods: the count tables of a year's twelve
+  months, four quarters and the year are protected together, as one system of every identity
+  an outsider knows between their figures: each row and column with its total; a quarter as the
+  sum of its months and a year as the sum of its quarters (counts of events; a label a table lacks
+  is a published zero); a stock on a quarter's or a year's end day as its last month's (the same
+  table, so the same pattern); the same figure in two tables (the persons registered in the
+  period in four tables, language-course completions in two, a partner that takes one placement
+  service only and that service's row); and the newcomers living here at a month's end as those
+  at the month before plus the month's registrations minus its moves away. Further entries are
+  withheld until an exact audit (linear algebra over that whole system) finds no withheld entry
+  determined by the published figures of any periods. The same facts give the same pattern
+  whichever period is asked for.
+* Years meet in one figure only, the newcomers living here at the end of a year. It and the
+  year's moves away are withheld by a rule of their own, never as complements: the stock when
+  below ``k`` or when the year's registrations or its moves are the only figure of
+  ``end = start + registrations - moves`` below ``k``; the moves when below ``k`` or when the
+  stock at the start or at the end is the only one withheld. So each year's system is protected
+  on its own, and all years together still are.
 * Derived figures (medians, shares, the dissimilarity index) are withheld when their base is
   below ``k``.
 """
@@ -20,11 +36,10 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import MINYEAR, UTC, date, datetime, timedelta
 from enum import StrEnum
-from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,6 +52,7 @@ from contracts.vocabulary import (
     ResidenceStatusGroup,
     ServiceType,
 )
+from services.monitoring import disclosure
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 CITY = "Landsberg am Lech"
@@ -307,116 +323,107 @@ class Table:
         }
 
 
-Position = tuple[int, int]
+#: Where a figure sits in its table: ("cell", row, column), ("row_total", row, ""), ("column_total", "", column)
+#: or ("total", "", "").
+Part = tuple[str, str, str]
 
 
-@dataclass
-class _Grid:
-    """A count table with its published totals as one augmented grid: totals sit at index R / C."""
+@dataclass(frozen=True)
+class _Counts:
+    """A count table before suppression: :func:`_render` turns it into a :class:`Table`."""
 
-    values: dict[Position, int]
-    lines: list[list[Position]]  # each: cells..., then the total that they sum to
-    totals: set[Position] = field(default_factory=set)
+    id: str
+    title: str
+    group: Group
+    unit: str
+    rows: list[str]
+    columns: list[str]
+    counts: Mapping[tuple[str, str], int]
+    row_totals: bool = False
+    column_totals: bool = True
+    note: str = ""
+    suppress: bool = True
+    #: How the same table of different periods relates: "flow" counts events in the period (a
+    #: quarter is the sum of its months), "stock" counts on the period's end day.
+    kind: str = "flow"
+    #: Rows of a flow table that are not additive across periods (distinct counts).
+    distinct_rows: frozenset[str] = frozenset()
 
+    def figures(self) -> dict[Part, int]:
+        """Every published figure, totals included."""
+        found: dict[Part, int] = {}
+        for r in self.rows:
+            for c in self.columns:
+                found[("cell", r, c)] = int(self.counts.get((r, c), 0))
+        if self.row_totals:
+            for r in self.rows:
+                found[("row_total", r, "")] = sum(found[("cell", r, c)] for c in self.columns)
+        if self.column_totals:
+            for c in self.columns:
+                found[("column_total", "", c)] = sum(found[("cell", r, c)] for r in self.rows)
+        if self.row_totals and self.column_totals:
+            found[("total", "", "")] = sum(found[("column_total", "", c)] for c in self.columns)
+        return found
 
-def _grid(matrix: Sequence[Sequence[int]], n_cols: int, row_totals: bool, column_totals: bool) -> _Grid:
-    n_rows = len(matrix)
-    values = {(r, c): int(matrix[r][c]) for r in range(n_rows) for c in range(n_cols)}
-    grid = _Grid(values=values, lines=[])
-    if row_totals:
-        for r in range(n_rows):
-            values[(r, n_cols)] = sum(matrix[r])
-            grid.totals.add((r, n_cols))
-            grid.lines.append([*((r, c) for c in range(n_cols)), (r, n_cols)])
-    if column_totals:
-        for c in range(n_cols):
-            values[(n_rows, c)] = sum(matrix[r][c] for r in range(n_rows))
-            grid.totals.add((n_rows, c))
-            grid.lines.append([*((r, c) for r in range(n_rows)), (n_rows, c)])
-    if row_totals and column_totals:
-        values[(n_rows, n_cols)] = sum(map(sum, matrix))
-        grid.totals.add((n_rows, n_cols))
-        grid.lines.append([*((n_rows, c) for c in range(n_cols)), (n_rows, n_cols)])
-        grid.lines.append([*((r, n_cols) for r in range(n_rows)), (n_rows, n_cols)])
-    return grid
-
-
-def determined(lines: Sequence[Sequence[Position]], totals: set[Position], hidden: set[Position]) -> set[Position]:
-    """The hidden entries that the published equations pin down exactly (an exact rank test).
-
-    Each line says ``sum(cells) - total = 0``; known entries move to the right-hand side, so the
-    system in the hidden entries has the matrix ``A``. Entry ``j`` is determined exactly when it
-    is fixed in every solution, i.e. when ``e_j`` lies in the row space of ``A``.
-    """
-    order = sorted(hidden)
-    index = {pos: i for i, pos in enumerate(order)}
-    rows: list[list[Fraction]] = []
-    for line in lines:
-        coefficients = [Fraction(0)] * len(order)
-        for pos in line:
-            if pos in index:
-                coefficients[index[pos]] += -1 if pos in totals else 1
-        if any(coefficients):
-            rows.append(coefficients)
-    # Reduced row echelon form.
-    pivots: list[int] = []
-    r = 0
-    for col in range(len(order)):
-        pivot = next((i for i in range(r, len(rows)) if rows[i][col] != 0), None)
-        if pivot is None:
-            continue
-        rows[r], rows[pivot] = rows[pivot], rows[r]
-        lead = rows[r][col]
-        rows[r] = [x / lead for x in rows[r]]
-        for i in range(len(rows)):
-            if i != r and rows[i][col] != 0:
-                factor = rows[i][col]
-                rows[i] = [a - factor * b for a, b in zip(rows[i], rows[r], strict=True)]
-        pivots.append(col)
-        r += 1
-    free = [c for c in range(len(order)) if c not in pivots]
-    found = set()
-    for row_index, col in enumerate(pivots):
-        if all(rows[row_index][f] == 0 for f in free):
-            found.add(order[col])
-    return found
+    def lines(self) -> list[dict[Part, int]]:
+        """The identities the table itself shows: each row and column with its total (a total counts -1)."""
+        found: list[dict[Part, int]] = []
+        if self.row_totals:
+            for r in self.rows:
+                found.append({**{("cell", r, c): 1 for c in self.columns}, ("row_total", r, ""): -1})
+        if self.column_totals:
+            for c in self.columns:
+                found.append({**{("cell", r, c): 1 for r in self.rows}, ("column_total", "", c): -1})
+        if self.row_totals and self.column_totals:
+            found.append({**{("column_total", "", c): 1 for c in self.columns}, ("total", "", ""): -1})
+            found.append({**{("row_total", r, ""): 1 for r in self.rows}, ("total", "", ""): -1})
+        return found
 
 
-def suppression_pattern(
-    matrix: Sequence[Sequence[int]], k: int, *, row_totals: bool, column_totals: bool, n_cols: int | None = None
-) -> tuple[set[Position], _Grid]:
-    """Which entries of the augmented grid to withhold (see the module docstring)."""
-    grid = _grid(matrix, len(matrix[0]) if n_cols is None and matrix else n_cols or 0, row_totals, column_totals)
-    hidden = {pos for pos, value in grid.values.items() if 0 < value < k}
+def _render(spec: _Counts, withheld: Callable[[Part], bool]) -> Table:
+    figures = spec.figures()
 
-    def complement(line: Sequence[Position]) -> Position | None:
-        free = [p for p in line if p not in hidden]
-        ranked = sorted(
-            free,
-            key=lambda p: (
-                0 if p not in grid.totals and grid.values[p] > 0 else 1 if p in grid.totals else 2,
-                grid.values[p],
-                p,
-            ),
-        )
-        return ranked[0] if ranked else None
+    def cell(part: Part) -> Cell:
+        return Cell(None, True) if spec.suppress and withheld(part) else Cell(figures[part])
 
-    while True:
-        single = next((line for line in grid.lines if sum(p in hidden for p in line) == 1), None)
-        if single is not None:
-            extra = complement(single)
-            if extra is None:  # pragma: no cover - a line has at least two entries
-                break
-            hidden.add(extra)
-            continue
-        exposed = sorted(determined(grid.lines, grid.totals, hidden))
-        if not exposed:
-            break
-        candidates = [p for line in grid.lines if exposed[0] in line for p in [complement(line)] if p is not None]
-        if not candidates:
-            break  # everything on its lines is withheld already: nothing more to do
-        hidden.add(min(candidates, key=lambda p: (p in grid.totals, grid.values[p], p)))
-    return hidden, grid
+    return Table(
+        id=spec.id,
+        title=spec.title,
+        group=spec.group,
+        unit=spec.unit,
+        rows=list(spec.rows),
+        columns=list(spec.columns),
+        cells={(r, c): cell(("cell", r, c)) for r in spec.rows for c in spec.columns},
+        row_totals={r: cell(("row_total", r, "")) for r in spec.rows} if spec.row_totals else None,
+        column_totals={c: cell(("column_total", "", c)) for c in spec.columns} if spec.column_totals else None,
+        total=cell(("total", "", "")) if spec.row_totals and spec.column_totals else None,
+        note=spec.note,
+    )
+
+
+def _complement_class(part: Part, value: int) -> int:
+    """Complements are taken from positive cells first, then totals, zeros last."""
+    return 1 if part[0] != "cell" else 0 if value > 0 else 2
+
+
+def _counts(
+    table_id: str,
+    title: str,
+    group: Group,
+    unit: str,
+    rows: Sequence[str],
+    columns: Sequence[str],
+    counts: Mapping[tuple[str, str], int],
+    *,
+    row_totals: bool = False,
+    column_totals: bool = True,
+    note: str = "",
+    suppress: bool = True,
+    kind: str = "flow",
+    distinct_rows: Iterable[str] = (),
+) -> _Counts:
+    return _Counts(table_id, title, group, unit, list(rows), list(columns), dict(counts), row_totals, column_totals,
+                   note, suppress, kind, frozenset(distinct_rows))  # fmt: skip
 
 
 def protect(
@@ -434,29 +441,17 @@ def protect(
     note: str = "",
     suppress: bool = True,
 ) -> Table:
-    """A count table, k-anonymous with complementary suppression (``suppress=False`` for public figures)."""
-    matrix = [[int(counts.get((r, c), 0)) for c in columns] for r in rows]
-    hidden, grid = suppression_pattern(
-        matrix, k if suppress else 0, row_totals=row_totals, column_totals=column_totals, n_cols=len(columns)
-    )
-    n_rows, n_cols = len(rows), len(columns)
-
-    def cell(pos: Position) -> Cell:
-        return Cell(None, True) if pos in hidden else Cell(grid.values[pos])
-
-    return Table(
-        id=table_id,
-        title=title,
-        group=group,
-        unit=unit,
-        rows=list(rows),
-        columns=list(columns),
-        cells={(r, c): cell((i, j)) for i, r in enumerate(rows) for j, c in enumerate(columns)},
-        row_totals={r: cell((i, n_cols)) for i, r in enumerate(rows)} if row_totals else None,
-        column_totals={c: cell((n_rows, j)) for j, c in enumerate(columns)} if column_totals else None,
-        total=cell((n_rows, n_cols)) if row_totals and column_totals else None,
-        note=note,
-    )
+    """One count table on its own, k-anonymous with complementary suppression (``suppress=False``
+    for public figures). The indicators of a period are protected jointly: see :func:`indicators_of`."""
+    spec = _counts(table_id, title, group, unit, rows, columns, counts, row_totals=row_totals,
+                   column_totals=column_totals, note=note, suppress=suppress)  # fmt: skip
+    system = disclosure.System()
+    for part, value in spec.figures().items():
+        system.add(part, value, (_complement_class(part, value), value))
+    for line in spec.lines():
+        system.equation({tuple(part): c for part, c in line.items()})
+    hidden = disclosure.suppress(system, k) if suppress else set()
+    return _render(spec, lambda part: part in hidden)
 
 
 def derived(
@@ -485,13 +480,13 @@ def _distribution(
     group: Group,
     unit: str,
     counts: Mapping[str, int],
-    k: int,
     order: Iterable[str] | None = None,
-    note: str = "",
-) -> Table:
+    *,
+    kind: str = "flow",
+) -> _Counts:
     rows = list(order) if order is not None else sorted(counts)
-    return protect(table_id, title, group, unit, rows, ["count"], {(r, "count"): counts.get(r, 0) for r in rows}, k,
-                   note=note)  # fmt: skip
+    return _counts(table_id, title, group, unit, rows, ["count"], {(r, "count"): counts.get(r, 0) for r in rows},
+                   kind=kind)  # fmt: skip
 
 
 # --- the indicators --------------------------------------------------------------------------
@@ -600,9 +595,10 @@ def women_share(facts: Facts, period: Period) -> tuple[float | None, int, int]:
     return (round(100 * women / len(known), 1) if known else None), women, len(known)
 
 
-def indicators(facts: Facts, period: Period, k: int) -> list[Table]:
-    """Every indicator of a period, k-anonymous, in the order of the groups."""
-    tables: list[Table] = []
+def _tables(facts: Facts, period: Period, k: int, *, with_derived: bool = True) -> list[_Counts | Table]:
+    """Every indicator of a period before suppression, in the order of the groups: count tables as
+    :class:`_Counts`, derived figures (withheld by their own rule) and survey percentages as tables."""
+    tables: list[_Counts | Table] = []
     registered = [p for p in facts.persons if period.contains(p.registered_on)]
     enrolled = [f for f in facts.enrolments if f.kind == "enrolled" and _in(period, f.at)]
     completed = [f for f in facts.enrolments if f.kind == "completed" and _in(period, f.at)]
@@ -612,16 +608,16 @@ def indicators(facts: Facts, period: Period, k: int) -> list[Table]:
     g = Group.CULTURE_AND_LANGUAGE
     tables.append(_distribution(
         "language_course_enrolments", "Language-course enrolments by course category", g, "enrolments",
-        Counter(f.category for f in enrolled if f.category in LANGUAGE_CATEGORIES), k, LANGUAGE_CATEGORIES,
+        Counter(f.category for f in enrolled if f.category in LANGUAGE_CATEGORIES), LANGUAGE_CATEGORIES,
     ))  # fmt: skip
     tables.append(_distribution(
         "language_course_completions", "Language-course completions by course category", g, "learners",
-        Counter(f.category for f in completed if f.category in LANGUAGE_CATEGORIES), k, LANGUAGE_CATEGORIES,
+        Counter(f.category for f in completed if f.category in LANGUAGE_CATEGORIES), LANGUAGE_CATEGORIES,
     ))  # fmt: skip
     levels = [lv.value for lv in GermanLevel if lv is not GermanLevel.NONE]
     tables.append(_distribution(
         "cefr_levels_reached", "German levels (CEFR) reached at course completion", g, "learners",
-        Counter(f.level_reached.value for f in completed if f.level_reached is not None), k, levels,
+        Counter(f.level_reached.value for f in completed if f.level_reached is not None), levels,
     ))  # fmt: skip
 
     # Placement.
@@ -632,38 +628,39 @@ def indicators(facts: Facts, period: Period, k: int) -> list[Table]:
         if f.service_type in PLACEMENT_SERVICES:
             kind = f"completed_{f.outcome}" if f.kind == "completed" else f.kind
             counts[(f.service_type.value, kind)] += 1
-    tables.append(protect(
+    tables.append(_counts(
         "placement_referrals", "Referrals to the Jobcenter (job placement) and the IHK (recognition) and outcomes",
-        g, "referrals", [s.value for s in PLACEMENT_SERVICES], columns, counts, k,
+        g, "referrals", [s.value for s in PLACEMENT_SERVICES], columns, counts,
         note="Columns are stages of one funnel, not parts of a whole: only column totals are published.",
     ))  # fmt: skip
     recognitions = sum(1 for p in facts.passes if p.kind == "recognition" and _in(period, p.at))
-    tables.append(protect(
+    tables.append(_counts(
         "recognitions", "Foreign qualifications recognised (education pass entries)", g, "recognitions",
-        [CITY], ["count"], {(CITY, "count"): recognitions}, k, column_totals=False,
+        [CITY], ["count"], {(CITY, "count"): recognitions}, column_totals=False,
     ))  # fmt: skip
     tables.append(_distribution(
         "course_completions", "Course completions by course category", g, "learners",
-        Counter(f.category for f in completed), k,
+        Counter(f.category for f in completed),
     ))  # fmt: skip
-    days = _first_counselling_days(facts, period)
-    tables.append(derived(
-        "days_to_first_counselling", "Median days from registration to the first counselling referral sent", g,
-        "days", {CITY: (_median(days), len(days))}, k, column="median_days",
-        note="Persons whose first counselling referral was sent in the period.",
-    ))  # fmt: skip
+    if with_derived:
+        days = _first_counselling_days(facts, period)
+        tables.append(derived(
+            "days_to_first_counselling", "Median days from registration to the first counselling referral sent",
+            g, "days", {CITY: (_median(days), len(days))}, k, column="median_days",
+            note="Persons whose first counselling referral was sent in the period.",
+        ))  # fmt: skip
 
     # Interaction.
     g = Group.INTERACTION
     tables.append(_distribution(
         "participation_offers", "Enrolments in cultural, civic and meeting offers", g, "enrolments",
-        Counter(f.category for f in enrolled if f.category in INTERACTION_CATEGORIES), k, INTERACTION_CATEGORIES,
+        Counter(f.category for f in enrolled if f.category in INTERACTION_CATEGORIES), INTERACTION_CATEGORIES,
     ))  # fmt: skip
 
     # Identification: the latest survey up to the period's year (already aggregate percentages).
     g = Group.IDENTIFICATION
     survey = max((s for s in facts.surveys if s.year <= period.end.year), key=lambda s: s.year, default=None)
-    if survey is not None:
+    if survey is not None and with_derived:
         questions = list(survey.questions)
         citizens = survey.german_citizens_percent
         tables.append(Table(
@@ -677,27 +674,27 @@ def indicators(facts: Facts, period: Period, k: int) -> list[Table]:
     # Demography.
     g = Group.DEMOGRAPHY
     tables.append(_distribution("registrations_by_nationality", "Registrations by nationality", g, "persons",
-                                Counter(p.nationality for p in registered), k))  # fmt: skip
+                                Counter(p.nationality for p in registered)))  # fmt: skip
     tables.append(_distribution("registrations_by_age_band", "Registrations by age band", g, "persons",
-                                Counter(p.age_band.value for p in registered), k, list(AgeBand)))  # fmt: skip
+                                Counter(p.age_band.value for p in registered), list(AgeBand)))  # fmt: skip
     tables.append(_distribution(
         "registrations_by_residence_status", "Registrations by residence-status group", g, "persons",
-        Counter(p.residence_status_group.value for p in registered), k, [s.value for s in ResidenceStatusGroup],
+        Counter(p.residence_status_group.value for p in registered), [s.value for s in ResidenceStatusGroup],
     ))  # fmt: skip
     districts = sorted({p.district for p in registered})
     genders = [x.value for x in Gender]
-    tables.append(protect(
+    tables.append(_counts(
         "registrations_by_district_and_gender", "Registrations by district and gender", g, "persons",
-        districts, genders, Counter((p.district, p.gender.value) for p in registered), k,
+        districts, genders, Counter((p.district, p.gender.value) for p in registered),
         row_totals=True, column_totals=True,
     ))  # fmt: skip
     households = len({p.household_id for p in registered})
     moved = sum(1 for p in facts.persons if period.contains(p.moved_away_on))
-    tables.append(protect(
+    tables.append(_counts(
         "households_and_moves", "Newcomer households registered and persons who moved away", g, "count",
         ["households_registered", "persons_moved_away"], ["count"],
-        {("households_registered", "count"): households, ("persons_moved_away", "count"): moved}, k,
-        column_totals=False,
+        {("households_registered", "count"): households, ("persons_moved_away", "count"): moved},
+        column_totals=False, distinct_rows=["households_registered"],  # a household may register over months
     ))  # fmt: skip
 
     # Segregation.
@@ -705,49 +702,248 @@ def indicators(facts: Facts, period: Period, k: int) -> list[Table]:
     stock = newcomers_by_district(facts.persons, period.end)
     tables.append(_distribution(
         "newcomers_by_district", f"Newcomers living in each district on {period.end.isoformat()}", g, "persons",
-        stock, k, sorted(set(stock) | set(facts.reference.population if facts.reference else {})),
+        stock, sorted(set(stock) | set(facts.reference.population if facts.reference else {})), kind="stock",
     ))  # fmt: skip
-    index = dissimilarity(stock, facts.reference.population) if facts.reference else None
-    note = "No district population uploaded." if facts.reference is None else (
-        f"Reference: {facts.reference.source}" + (" (ILLUSTRATIVE figures)" if facts.reference.illustrative else "")
-    )  # fmt: skip
-    tables.append(derived(
-        "dissimilarity_index", "Index of dissimilarity of newcomers against the district population", g, "index",
-        {CITY: (round(index, 3) if index is not None else None, sum(stock.values()))}, k, column="D", note=note,
-    ))  # fmt: skip
+    if with_derived:
+        index = dissimilarity(stock, facts.reference.population) if facts.reference else None
+        note = "No district population uploaded." if facts.reference is None else (
+            f"Reference: {facts.reference.source}" + (" (ILLUSTRATIVE figures)" if facts.reference.illustrative else "")
+        )  # fmt: skip
+        tables.append(derived(
+            "dissimilarity_index", "Index of dissimilarity of newcomers against the district population", g,
+            "index", {CITY: (round(index, 3) if index is not None else None, sum(stock.values()))}, k, column="D",
+            note=note,
+        ))  # fmt: skip
 
     # Network.
     g = Group.NETWORK
     funnel = ["sent", "accepted", "declined", "completed", "escalated"]
     partner_counts = Counter((f.partner, f.kind) for f in referrals if f.kind in funnel)
-    tables.append(protect(
+    tables.append(_counts(
         "referral_funnel", "Referrals per partner", g, "referrals",
-        sorted({p for p, _ in partner_counts}), funnel, partner_counts, k,
+        sorted({p for p, _ in partner_counts}), funnel, partner_counts,
         note="Stages of one funnel: only column totals are published.",
     ))  # fmt: skip
-    hours = _response_hours(facts, period)
-    tables.append(derived(
-        "partner_response_hours", "Median hours from sending a referral to the partner's answer", g, "hours",
-        {p: (_median(v), len(v)) for p, v in sorted(hours.items())}, k, column="median_hours",
-    ))  # fmt: skip
+    if with_derived:
+        hours = _response_hours(facts, period)
+        tables.append(derived(
+            "partner_response_hours", "Median hours from sending a referral to the partner's answer", g, "hours",
+            {p: (_median(v), len(v)) for p, v in sorted(hours.items())}, k, column="median_hours",
+        ))  # fmt: skip
     queue = waiting_and_free(facts, period.end)
     categories = sorted(queue)
     tables.append(_distribution(
         "waiting_list", f"People on course waiting lists on {period.end.isoformat()}", g, "persons",
-        {c: queue[c][0] for c in categories}, k, categories,
+        {c: queue[c][0] for c in categories}, categories, kind="stock",
     ))  # fmt: skip
-    tables.append(protect(
+    tables.append(_counts(
         "free_seats", f"Free seats in open courses on {period.end.isoformat()}", g, "seats",
-        categories, ["count"], {(c, "count"): queue[c][1] for c in categories}, k, suppress=False,
+        categories, ["count"], {(c, "count"): queue[c][1] for c in categories}, suppress=False, kind="stock",
         note="Seats are not persons: published as in the public course catalogue.",
     ))  # fmt: skip
-    share, women, known = women_share(facts, period)
-    tables.append(derived(
-        "women_share_in_courses", "Share of women in course enrolments", g, "percent",
-        {CITY: (share, known)}, k, column="percent",
-        extra_risk={CITY: 0 < women < k or 0 < known - women < k},
-    ))  # fmt: skip
+    if with_derived:
+        share, women, known = women_share(facts, period)
+        tables.append(derived(
+            "women_share_in_courses", "Share of women in course enrolments", g, "percent",
+            {CITY: (share, known)}, k, column="percent",
+            extra_risk={CITY: 0 < women < k or 0 < known - women < k},
+        ))  # fmt: skip
     return tables
+
+
+# --- disclosure control across periods ---------------------------------------------------------
+
+#: Tables that publish the same figure: (table, part) pairs equal in every period.
+_REGISTERED = ("registrations_by_nationality", ("column_total", "", "count"))
+SAME_FIGURES: tuple[tuple[tuple[str, Part], tuple[str, Part]], ...] = (
+    (_REGISTERED, ("registrations_by_age_band", ("column_total", "", "count"))),
+    (_REGISTERED, ("registrations_by_residence_status", ("column_total", "", "count"))),
+    (_REGISTERED, ("registrations_by_district_and_gender", ("total", "", ""))),
+    *(
+        (("language_course_completions", ("cell", c, "count")), ("course_completions", ("cell", c, "count")))
+        for c in LANGUAGE_CATEGORIES
+    ),
+)
+_STOCK_TOTAL: Part = ("column_total", "", "count")
+_MOVED: Part = ("cell", "persons_moved_away", "count")
+
+
+def family(year: int) -> list[Period]:
+    """The periods whose tables are protected together: the year's months, its quarters and the year."""
+    months = [Period.parse(f"{year:04d}-{m:02d}") for m in range(1, 13)]
+    quarters = [Period.parse(f"{year:04d}-Q{q}") for q in range(1, 5)]
+    return [*months, *quarters, Period.parse(f"{year:04d}")]
+
+
+def _dedicated_partners(facts: Facts) -> list[tuple[list[str], str, dict[str, list[str]]]]:
+    """Placement services whose partners take nothing else (the Jobcenter, the IHK): the referral
+    funnel of those partners is then the service's row of the placement table, which anyone who
+    knows the partner directory can tell. (partners, service, funnel stage -> placement columns)."""
+    services: dict[str, set[ServiceType]] = defaultdict(set)
+    for f in facts.referrals:
+        services[f.partner].add(f.service_type)
+    found = []
+    for service in PLACEMENT_SERVICES:
+        partners = sorted(p for p, offered in services.items() if service in offered)
+        if partners and all(services[p] == {service} for p in partners):
+            stages = {"sent": ["sent"], "accepted": ["accepted"], "declined": ["declined"]}
+            outcomes = {f.outcome for f in facts.referrals if f.service_type is service and f.kind == "completed"}
+            if outcomes <= {"successful", "unsuccessful"}:  # else some completions are in no placement column
+                stages["completed"] = ["completed_successful", "completed_unsuccessful"]
+            found.append((partners, service.value, stages))
+    return found
+
+
+def _slot(period: Period, spec: _Counts) -> str:
+    """Where a table's figures live: a flow table per period, a stock table per end day (a quarter's
+    and a year's stock tables are their last month's)."""
+    return period.end.isoformat() if spec.kind == "stock" else period.label
+
+
+def _granularity(slot: str) -> int:
+    """Complements come from months before quarters before years (a month-end stock counts by its month)."""
+    if len(slot) == 10:  # a day: the stock on a month's end
+        month = int(slot[5:7])
+        return 2 if month == 12 else 1 if month % 3 == 0 else 0
+    return {"year": 2, "quarter": 1}.get(Period.parse(slot).kind, 0)
+
+
+def _family_system(facts: Facts, year: int, k: int) -> disclosure.System:
+    """The count tables of a year's 17 periods before suppression, as one system to protect.
+
+    The identities are those of the module docstring. The newcomers living here at the end of the
+    year before and of this year, and this year's moves away, are withheld by :func:`_year_rule`
+    alone: the first is the figure this system shares with the year before's, which must agree on
+    it without knowing of each other; the two others follow from it.
+    """
+    periods = family(year)
+    specs = {p.label: _tables(facts, p, k, with_derived=False) for p in periods}
+    system = disclosure.System()
+
+    def key(slot: str, table_id: str, part: Part) -> disclosure.Key:
+        return (slot, table_id, *part)
+
+    added: set[tuple[str, str]] = set()
+    for period in periods:
+        for spec in specs[period.label]:
+            if not isinstance(spec, _Counts) or not spec.suppress:
+                continue
+            slot = _slot(period, spec)
+            if (slot, spec.id) in added:
+                continue  # a quarter's or the year's stock table: its last month's
+            added.add((slot, spec.id))
+            for part, value in spec.figures().items():
+                system.add(key(slot, spec.id, part), value, (_granularity(slot), _complement_class(part, value), value))
+            for line in spec.lines():
+                system.equation({key(slot, spec.id, part): c for part, c in line.items()})
+        for (table_a, part_a), (table_b, part_b) in SAME_FIGURES:
+            system.equation({key(period.label, table_a, part_a): 1, key(period.label, table_b, part_b): -1})
+        for partners, service, stages in _dedicated_partners(facts):
+            for stage, columns in stages.items():
+                terms = {key(period.label, "referral_funnel", ("cell", p, stage)): 1 for p in partners}
+                terms.update({key(period.label, "placement_referrals", ("cell", service, c)): -1 for c in columns})
+                system.equation(terms)
+
+    # A quarter is the sum of its months, the year the sum of its quarters (flow tables).
+    sums = [(periods[12 + q], periods[3 * q : 3 * q + 3]) for q in range(4)] + [(periods[16], periods[12:16])]
+    for whole, parts in sums:
+        for spec in specs[whole.label]:
+            if not isinstance(spec, _Counts) or not spec.suppress or spec.kind != "flow":
+                continue
+            labels = set(spec.figures())
+            for part_period in parts:
+                labels |= set(_same_table(specs[part_period.label], spec.id).figures())
+            for part in sorted(labels):
+                if part[1] in spec.distinct_rows:
+                    continue
+                terms = {key(whole.label, spec.id, part): 1}
+                terms.update({key(p.label, spec.id, part): -1 for p in parts})
+                system.equation(terms)
+
+    # Newcomers living here: end of a month = end of the month before + registrations - moves away.
+    def stock(day: date) -> disclosure.Key:
+        return key(day.isoformat(), "newcomers_by_district", _STOCK_TOTAL)
+
+    def moves(label: str) -> disclosure.Key:
+        return key(label, "households_and_moves", _MOVED)
+
+    end_withheld, moves_withheld = _year_rule(facts, year, k)
+    rule = {stock(date(year, 12, 31)): end_withheld, moves(periods[16].label): moves_withheld}
+    previous = stock(date(year - 1, 12, 31)) if year > MINYEAR else None  # else: a constant, nobody
+    if previous is not None:
+        system.add(previous, sum(newcomers_by_district(facts.persons, date(year - 1, 12, 31)).values()))
+        rule[previous] = _year_rule(facts, year - 1, k)[0]
+    for figure, withheld in rule.items():
+        system.fixed.add(figure)
+        if withheld:
+            system.withheld.add(figure)
+    for month in periods[:12]:
+        now = stock(month.end)
+        terms = {now: 1, key(month.label, *_REGISTERED): -1, moves(month.label): 1}
+        system.equation(terms if previous is None else {**terms, previous: -1})
+        previous = now
+    return system
+
+
+def _year_rule(facts: Facts, year: int, k: int) -> tuple[bool, bool]:
+    """Whether (the newcomers living here at the end of ``year``, the persons who moved away in
+    ``year``) are withheld: a rule that each year's system applies alone, so that two years agree.
+
+    A year's stocks at either end, its registrations and its moves make one published identity
+    (end = start + registrations - moves), and the stocks are the only way one year's tables reach
+    another's. None of the four may be the only one withheld: when one is (below k, or the start
+    withheld by the year before), the year's moves or its end stock go with it, never the
+    registrations, which would drag the four registration tables along.
+    """
+    first = min((p.registered_on.year for p in facts.persons), default=year)
+    start_withheld = False
+    for y in range(min(first, year), year + 1):
+        end = date(y, 12, 31)
+        stock = sum(1 for p in facts.persons if p.lives_here_on(end))
+        registered = sum(1 for p in facts.persons if p.registered_on.year == y)
+        moved = sum(1 for p in facts.persons if p.moved_away_on is not None and p.moved_away_on.year == y)
+        r, m, s = 0 < registered < k, 0 < moved < k, 0 < stock < k
+        lone = start_withheld + r + m + s == 1
+        end_withheld, moves_withheld = s or (lone and (r or m)), m or (lone and (start_withheld or s))
+        if y == year:
+            return end_withheld, moves_withheld
+        start_withheld = end_withheld
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _same_table(tables: list[_Counts | Table], table_id: str) -> _Counts:
+    found = next(t for t in tables if t.id == table_id)
+    assert isinstance(found, _Counts)
+    return found
+
+
+def indicators_of(facts: Facts, periods: Iterable[Period], k: int) -> dict[Period, list[Table]]:
+    """Every indicator of each period, k-anonymous, in the order of the groups.
+
+    Count tables are protected jointly with every other period of their year (see
+    :func:`_family_system`): whichever period is asked for, and in whatever order, the same
+    facts give the same pattern, and no difference of published tables of any periods reveals a
+    withheld count.
+    """
+    wanted = list(periods)
+    patterns = {year: disclosure.suppress(_family_system(facts, year, k), k) for year in {p.start.year for p in wanted}}
+    found: dict[Period, list[Table]] = {}
+    for period in wanted:
+        hidden = patterns[period.start.year]
+        found[period] = [
+            _render(item, _withheld(hidden, _slot(period, item), item.id)) if isinstance(item, _Counts) else item
+            for item in _tables(facts, period, k)
+        ]
+    return found
+
+
+def _withheld(hidden: set[disclosure.Key], slot: str, table_id: str) -> Callable[[Part], bool]:
+    return lambda part: (slot, table_id, *part) in hidden
+
+
+def indicators(facts: Facts, period: Period, k: int) -> list[Table]:
+    """Every indicator of a period, k-anonymous, in the order of the groups (see :func:`indicators_of`)."""
+    return indicators_of(facts, [period], k)[period]
 
 
 # --- council report proposals ----------------------------------------------------------------

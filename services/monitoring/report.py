@@ -13,7 +13,8 @@ from services.monitoring import domain
 
 PRIVACY_NOTE = (
     "Anonymised aggregates only. Counts between 1 and {k_minus} are withheld (k = {k}), with complementary "
-    "suppression so that totals and differences do not reveal them; withheld cells are shown as \u00d7. "
+    "suppression so that neither totals nor differences between tables or between the reports of any months, "
+    "quarters and years reveal them; withheld cells are shown as \u00d7. "
     "Medians, shares and the index are withheld when they rest on fewer than {k} cases."
 )
 
@@ -23,9 +24,10 @@ def _cell(cell: domain.Cell | None) -> dict[str, Any] | None:
 
 
 def indicator_document(facts: domain.Facts, period: domain.Period, k: int) -> dict[str, Any]:
-    tables = domain.indicators(facts, period, k)
     previous_period = period.previous()
-    previous = {t.id: t.headline() for t in domain.indicators(facts, previous_period, k)}
+    both = domain.indicators_of(facts, [period, previous_period], k)  # one suppression per year
+    tables = both[period]
+    previous = {t.id: t.headline() for t in both[previous_period]}
     groups: list[dict[str, Any]] = []
     for group in domain.Group:
         members = [t for t in tables if t.group is group]

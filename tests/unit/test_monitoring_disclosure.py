@@ -1,0 +1,338 @@
+"""Disclosure control across periods: no withheld count can be worked out from every table the service
+publishes for any month, quarter and year of the same data, by any linear combination (differences of
+periods, the same figure in two tables, stocks against flows).
+
+The attacker's knowledge is modelled here on its own, from the published tables and what anyone can know
+about them, and checked with an exact elimination of its own; the model's identities are checked to hold
+on the unsuppressed figures, so that the test does not assume more than is true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from contracts.vocabulary import AgeBand, Gender, GermanLevel, ResidenceStatusGroup, ServiceType
+from services.monitoring import domain
+from services.monitoring.domain import (
+    CourseFact,
+    DistrictReference,
+    EnrolmentFact,
+    Facts,
+    PassFact,
+    Period,
+    PersonFact,
+    ReferralFact,
+)
+from tests.unit.test_monitoring_domain import FACTS as SCENARIO
+
+K = 5
+Key = tuple[str, ...]
+
+# --- the attacker's model ----------------------------------------------------------------------
+
+#: Counts of events in the period: a quarter is the sum of its months, a year of its quarters.
+FLOWS = {
+    "language_course_enrolments", "language_course_completions", "cefr_levels_reached", "placement_referrals",
+    "recognitions", "course_completions", "participation_offers", "registrations_by_nationality",
+    "registrations_by_age_band", "registrations_by_residence_status", "registrations_by_district_and_gender",
+    "households_and_moves", "referral_funnel",
+}  # fmt: skip
+#: Distinct households: a household registering over two months counts once in the quarter.
+NOT_ADDITIVE = {("households_and_moves", "households_registered")}
+#: Counts on the period's end day: a quarter's and a year's are their last month's.
+STOCKS = {"newcomers_by_district", "waiting_list"}
+#: Not counts of persons (derived figures with their own rule, survey percentages, public seats).
+OTHER = {"days_to_first_counselling", "partner_response_hours", "dissimilarity_index", "women_share_in_courses",
+         "citizens_survey", "free_seats"}  # fmt: skip
+#: Partners known (from the partner directory) to take one placement service and nothing else.
+DEDICATED = [("jobcenter", "job_placement"), ("ihk", "qualification_recognition")]
+PLACEMENT_STAGES = {"sent": ["sent"], "accepted": ["accepted"], "declined": ["declined"],
+                    "completed": ["completed_successful", "completed_unsuccessful"]}  # fmt: skip
+REGISTRATION_TOTALS = [
+    ("registrations_by_nationality", "column_total", "", "count"),
+    ("registrations_by_age_band", "column_total", "", "count"),
+    ("registrations_by_residence_status", "column_total", "", "count"),
+    ("registrations_by_district_and_gender", "total", "", ""),
+]
+
+
+def figures(label: str, table: domain.Table) -> dict[Key, domain.Cell]:
+    """Every figure of a published table by (period, table, part, row, column)."""
+    found = {(label, table.id, "cell", r, c): table.cell(r, c) for r in table.rows for c in table.columns}
+    for r, cell in (table.row_totals or {}).items():
+        found[(label, table.id, "row_total", r, "")] = cell
+    for c, cell in (table.column_totals or {}).items():
+        found[(label, table.id, "column_total", "", c)] = cell
+    if table.total is not None:
+        found[(label, table.id, "total", "", "")] = table.total
+    return found
+
+
+def lines(label: str, table: domain.Table) -> list[dict[Key, int]]:
+    """What a table shows by itself: each row and column adds up to its total."""
+    t, found = table.id, []
+    if table.row_totals is not None:
+        for r in table.rows:
+            found.append({**{(label, t, "cell", r, c): 1 for c in table.columns}, (label, t, "row_total", r, ""): -1})
+    if table.column_totals is not None:
+        for c in table.columns:
+            found.append({**{(label, t, "cell", r, c): 1 for r in table.rows}, (label, t, "column_total", "", c): -1})
+    if table.total is not None and table.row_totals is not None and table.column_totals is not None:
+        found.append({**{(label, t, "column_total", "", c): 1 for c in table.columns}, (label, t, "total", "", ""): -1})
+        found.append({**{(label, t, "row_total", r, ""): 1 for r in table.rows}, (label, t, "total", "", ""): -1})
+    return found
+
+
+def parts_of(whole: Period) -> list[Period]:
+    if whole.kind == "year":
+        return [Period.parse(f"{whole.label}-Q{q}") for q in range(1, 5)]
+    first = whole.start.month
+    return [Period.parse(f"{whole.start.year}-{m:02d}") for m in range(first, first + 3)]
+
+
+def attacker_equations(
+    published: dict[Period, list[domain.Table]], dedicated: list[tuple[str, str]]
+) -> list[dict[Key, int]]:
+    """Every identity between published figures that this test knows of (absent figures are zeros)."""
+    equations: list[dict[Key, int]] = []
+    shape: dict[tuple[str, str], set[tuple[str, str, str]]] = {}  # (period, table) -> its (part, row, column)s
+    for period, tables in published.items():
+        assert {t.id for t in tables} <= FLOWS | STOCKS | OTHER, "classify every new table in this test"
+        for table in tables:
+            if table.id in OTHER:
+                continue
+            equations.extend(lines(period.label, table))
+            shape[(period.label, table.id)] = {key[2:] for key in figures(period.label, table)}  # type: ignore[misc]
+    labels = {p.label for p in published}
+    for whole in published:
+        if whole.kind == "month" or not all(p.label in labels for p in parts_of(whole)):
+            continue
+        for table_id in FLOWS:  # a quarter is the sum of its months, a year the sum of its quarters
+            positions = set().union(*(shape.get((p.label, table_id), set()) for p in [whole, *parts_of(whole)]))
+            for part, row, column in positions:
+                if (table_id, row) in NOT_ADDITIVE:
+                    continue
+                terms = {(whole.label, table_id, part, row, column): 1}
+                terms.update({(p.label, table_id, part, row, column): -1 for p in parts_of(whole)})
+                equations.append(terms)
+        last = whole.last_month().label
+        for table_id in STOCKS:  # the same day's stock
+            positions = shape.get((whole.label, table_id), set()) | shape.get((last, table_id), set())
+            for part, row, column in positions:
+                same_day = [(whole.label, table_id, part, row, column), (last, table_id, part, row, column)]
+                equations.append({same_day[0]: 1, same_day[1]: -1})
+    for period in published:
+        first, *others = REGISTRATION_TOTALS
+        for other in others:  # persons registered in the period, in four tables
+            equations.append({(period.label, *first): 1, (period.label, *other): -1})
+        for category in domain.LANGUAGE_CATEGORIES:  # language-course completions, in two tables
+            equations.append({(period.label, "language_course_completions", "cell", category, "count"): 1,
+                              (period.label, "course_completions", "cell", category, "count"): -1})  # fmt: skip
+        for partner, service in dedicated:  # a partner that takes one placement service only is its row
+            for stage, columns in PLACEMENT_STAGES.items():
+                terms = {(period.label, "referral_funnel", "cell", partner, stage): 1}
+                terms.update({(period.label, "placement_referrals", "cell", service, c): -1 for c in columns})
+                equations.append(terms)
+        if period.kind == "month":  # living here = living here a month before + registered - moved away
+            before = period.previous().label
+            equations.append({
+                (period.label, "newcomers_by_district", "column_total", "", "count"): 1,
+                (before, "newcomers_by_district", "column_total", "", "count"): -1,
+                (period.label, *first): -1,
+                (period.label, "households_and_moves", "cell", "persons_moved_away", "count"): 1,
+            })  # fmt: skip
+    return equations
+
+
+def determined(equations: list[dict[Key, int]], hidden: set[Key]) -> set[Key]:
+    """The withheld figures the equations pin down, by an exact echelon form over the withheld ones.
+
+    Published figures are constants; ``x`` is determined exactly when ``e_x`` reduces to zero against
+    an echelon basis of the equations restricted to the withheld figures.
+    """
+    basis: dict[Key, dict[Key, Fraction]] = {}  # pivot (the row's smallest key) -> row with 1 there
+
+    def reduce(row: dict[Key, Fraction]) -> dict[Key, Fraction]:
+        while True:
+            pivots = sorted(key for key in row if key in basis)
+            if not pivots:
+                return row
+            pivot = pivots[0]
+            factor = row[pivot]
+            for key, value in basis[pivot].items():
+                row[key] = row.get(key, Fraction(0)) - factor * value
+                if row[key] == 0:
+                    del row[key]
+
+    for equation in equations:
+        row = reduce({key: Fraction(c) for key, c in equation.items() if key in hidden})
+        if row:
+            pivot = min(row)
+            basis[pivot] = {key: value / row[pivot] for key, value in row.items()}
+    return {x for x in hidden if not reduce({x: Fraction(1)})}
+
+
+def value(cells: dict[Key, domain.Cell], key: Key) -> Any:
+    return cells[key].value if key in cells else 0
+
+
+def check_nothing_withheld_can_be_worked_out(
+    facts: Facts, years: Iterable[int], k: int = K, dedicated: list[tuple[str, str]] = DEDICATED
+) -> int:
+    periods = [p for year in years for p in domain.family(year)]
+    published = domain.indicators_of(facts, periods, k)
+    raw = domain.indicators_of(facts, periods, 1)  # k = 1 withholds nothing: the true figures
+    cells = {key: cell for p, ts in published.items() for t in ts if t.id not in OTHER
+             for key, cell in figures(p.label, t).items()}  # fmt: skip
+    truth = {key: cell for p, ts in raw.items() for t in ts if t.id not in OTHER
+             for key, cell in figures(p.label, t).items()}  # fmt: skip
+    assert cells.keys() == truth.keys()
+    for key, cell in cells.items():  # the primary rule, and published figures are the true ones
+        assert cell.suppressed or cell.value == truth[key].value, key
+        assert cell.suppressed or not 0 < truth[key].value < k, key
+    equations = attacker_equations(published, dedicated)
+    for equation in equations:  # the model assumes nothing that is not true
+        assert sum(c * value(truth, key) for key, c in equation.items()) == 0, equation
+    hidden = {key for key, cell in cells.items() if cell.suppressed}
+    exposed = determined(equations, hidden)
+    assert not exposed, f"worked out from the published tables: {sorted(exposed)[:5]}"
+    return len(hidden)
+
+
+# --- the reported case ---------------------------------------------------------------------------
+
+
+def at(day: str, hour: int = 10) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
+
+
+def test_a_month_is_not_the_quarter_minus_its_other_months() -> None:
+    """Reported: October's 3 came back as Q4 13 - November 10 - December 0."""
+    passes = [PassFact("recognition", at("2026-10-05"))] * 3 + [PassFact("recognition", at("2026-11-05"))] * 10
+    facts = Facts(passes=passes)
+    shown = {p: next(t for t in domain.indicators(facts, Period.parse(p), K) if t.id == "recognitions")
+             .cell(domain.CITY, "count") for p in ("2026-10", "2026-11", "2026-12", "2026-Q4")}  # fmt: skip
+    assert shown["2026-10"].suppressed
+    assert any(shown[p].suppressed for p in ("2026-11", "2026-12", "2026-Q4")), shown
+    check_nothing_withheld_can_be_worked_out(facts, [2026])
+
+
+def test_moves_away_are_not_stock_minus_registrations() -> None:
+    """Newcomers living here at the end of November = at the end of October + registered - moved away."""
+
+    def person(i: int, registered: date, moved: date | None = None) -> PersonFact:
+        return PersonFact(f"p{i}", f"h{i}", registered, "SY", AgeBand.AGE_27_44, Gender.FEMALE,
+                          ResidenceStatusGroup.RECOGNISED_REFUGEE, "Weststadt", moved)  # fmt: skip
+
+    persons = [person(i, date(2026, 10, 2)) for i in range(20)]
+    persons += [person(20 + i, date(2026, 11, 3)) for i in range(8)]
+    persons[0] = person(0, date(2026, 10, 2), moved=date(2026, 11, 20))  # one moved away in November
+    facts = Facts(persons=persons)
+    november = domain.indicators(facts, Period.parse("2026-11"), K)
+    moves = next(t for t in november if t.id == "households_and_moves").cell("persons_moved_away", "count")
+    assert moves.suppressed
+    check_nothing_withheld_can_be_worked_out(facts, [2026])
+
+
+def test_the_jobcenter_funnel_is_the_job_placement_row() -> None:
+    """The Jobcenter takes job placement only, the IHK recognition only: anyone who knows the partner
+    directory reads the placement table's rows in the referral funnel, and back."""
+    job, ihk = ("jobcenter", ServiceType.JOB_PLACEMENT), ("ihk", ServiceType.QUALIFICATION_RECOGNITION)
+    caritas = ("caritas", ServiceType.MIGRATION_COUNSELLING)
+    # Accepted in the placement table: Jobcenter 2, IHK 1; sent: Jobcenter 2, IHK 8 (and Caritas 7 in the funnel).
+    sent = [(400, "sent", job, "", 2), (401, "sent", ihk, "", 8), (402, "sent", caritas, "", 7),
+            (403, "accepted", job, "", 2), (404, "accepted", ihk, "", 1)]  # fmt: skip
+    check_nothing_withheld_can_be_worked_out(build([], sent, [], []), [2026])
+
+
+def test_the_fixed_scenario_of_the_domain_tests() -> None:
+    directory = [("jobcenter-landsberg", "job_placement"), ("ihk-muenchen", "qualification_recognition")]
+    for k in (3, 5):
+        assert check_nothing_withheld_can_be_worked_out(SCENARIO, [2026], k, directory) > 0
+
+
+def test_a_quarter_shows_its_last_month_stock_with_the_same_pattern() -> None:
+    persons = [PersonFact(f"p{i}", f"h{i}", date(2026, 10 + i % 3, 3), "SY", AgeBand.AGE_27_44, Gender.MALE,
+                          ResidenceStatusGroup.OTHER, ["Altstadt", "Weststadt", "Weststadt"][i % 3])
+               for i in range(14)]  # fmt: skip
+    facts = Facts(persons=persons, reference=DistrictReference({"Altstadt": 1, "Weststadt": 1}, "test", True))
+    # Asked in either order, alone or together: the same tables.
+    alone = {p: domain.indicators(facts, Period.parse(p), K) for p in ("2026", "2026-Q4", "2026-12")}
+    together = domain.indicators_of(facts, [Period.parse(p) for p in ("2026-12", "2026-Q4", "2026")], K)
+    assert {p.label: ts for p, ts in together.items()} == alone
+    stock = {p: next(t for t in ts if t.id == "newcomers_by_district") for p, ts in alone.items()}
+    assert stock["2026"] == stock["2026-Q4"] == stock["2026-12"]
+
+
+def test_the_first_year_has_no_year_before() -> None:
+    assert domain.indicators(Facts(), Period.parse("0001-01"), K)
+
+
+# --- the property ----------------------------------------------------------------------------------
+
+DAY0 = date(2025, 1, 1)
+COURSES = [
+    CourseFact("C1", "integration_course", 3),
+    CourseFact("C2", "job_german", 2, ends_on=date(2026, 6, 30)),
+    CourseFact("C3", "civic_education", 4),
+]
+days = st.integers(0, 729)  # 2025 and 2026
+times = st.integers(1, 7)  # events come in groups, so that counts of a period fall on both sides of k
+
+persons = st.lists(
+    st.tuples(days, st.sampled_from(["SY", "UA"]), st.sampled_from([AgeBand.AGE_0_2, AgeBand.AGE_27_44]),
+              st.sampled_from([Gender.FEMALE, Gender.MALE]),
+              st.sampled_from([ResidenceStatusGroup.RECOGNISED_REFUGEE, ResidenceStatusGroup.OTHER]),
+              st.sampled_from(["Altstadt", "Weststadt"]), st.integers(0, 6), st.none() | st.integers(0, 400), times),
+    max_size=10,
+)  # fmt: skip
+referrals = st.lists(
+    st.tuples(days, st.sampled_from(["sent", "accepted", "declined", "completed", "escalated"]),
+              st.sampled_from([("jobcenter", ServiceType.JOB_PLACEMENT), ("ihk", ServiceType.QUALIFICATION_RECOGNITION),
+                               ("caritas", ServiceType.MIGRATION_COUNSELLING)]),
+              st.sampled_from(["successful", "unsuccessful"]), times),
+    max_size=6,
+)  # fmt: skip
+enrolments = st.lists(
+    st.tuples(days, st.sampled_from(COURSES), st.sampled_from(["waitlisted", "enrolled", "completed", "cancelled"]),
+              st.integers(0, 5), st.sampled_from([GermanLevel.A2, GermanLevel.B1, None]), times),
+    max_size=6,
+)  # fmt: skip
+passes = st.lists(st.tuples(days, times), max_size=5)
+
+
+def build(people: list[Any], sent: list[Any], taken: list[Any], recognised: list[Any]) -> Facts:
+    found = []
+    for group, (day, nat, band, gender, status, district, household, stay, n) in enumerate(people):
+        registered = DAY0 + timedelta(days=day)
+        moved = registered + timedelta(days=stay) if stay is not None else None
+        found += [PersonFact(f"p{group}-{i}", f"h{household}", registered, nat, band, gender, status, district,
+                             moved if i % 2 == 0 else None) for i in range(n)]  # fmt: skip
+
+    def moment(day: int) -> datetime:
+        return datetime.combine(DAY0 + timedelta(days=day), datetime.min.time(), UTC).replace(hour=10)
+
+    referral_facts = [ReferralFact(f"r{group}-{i}", kind, moment(day), partner, service,
+                                   outcome=outcome if kind == "completed" else None)
+                      for group, (day, kind, (partner, service), outcome, n) in enumerate(sent)
+                      for i in range(n)]  # fmt: skip
+    enrolment_facts = [EnrolmentFact(f"e{who}-{i}", course.course_id, course.category, kind, moment(day),
+                                     level_reached=level if kind == "completed" else None)
+                       for day, course, kind, who, level, n in taken for i in range(n)]  # fmt: skip
+    reference = DistrictReference({"Altstadt": 2000, "Weststadt": 6000, "Spitalfeld": 1000}, "test", True)
+    recognitions = [PassFact("recognition", moment(day)) for day, n in recognised for _ in range(n)]
+    return Facts(found, referral_facts, COURSES, enrolment_facts, recognitions, reference=reference)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(persons, referrals, enrolments, passes)
+def test_no_withheld_count_can_be_worked_out_from_all_periods_of_two_years(
+    people: list[Any], sent: list[Any], taken: list[Any], recognised: list[Any]
+) -> None:
+    check_nothing_withheld_can_be_worked_out(build(people, sent, taken, recognised), [2025, 2026])
