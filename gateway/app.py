@@ -477,8 +477,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    if settings.trusted_proxies:  # outermost: everything inside sees the client the proxy names
-        app.add_middleware(TrustedProxies, trusted=networks(settings.trusted_proxies))
+    # Outermost: everything inside (limits, logs) sees the client the trusted proxy names.
+    app.add_middleware(TrustedProxies, trusted=networks(settings.trusted_proxies))
     return app
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 from collections.abc import Awaitable, Iterable
 from typing import Protocol
 
@@ -41,6 +42,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from chassis.identity import Identity
 from gateway.auth import CannotCheck, Expired, LocalIssuer, Unauthenticated
 from gateway.ratelimit import Limiter
+
+log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -66,6 +69,7 @@ class TrustedProxies:
     def __init__(self, app: ASGIApp, trusted: list[Network]) -> None:
         self.app = app
         self.trusted = trusted
+        self._warned = False
 
     def _trusts(self, host: str) -> bool:
         try:
@@ -95,6 +99,11 @@ class TrustedProxies:
             scope = {**scope, "client": (client, 0)}
             if proto in ("http", "https"):
                 scope["scheme"] = proto
+        elif scope["type"] == "http" and not self._warned and any(n == b"x-forwarded-for" for n, _ in scope["headers"]):
+            # Behind a proxy that is not listed, every client counts as the proxy's address: one budget for all.
+            self._warned = True
+            log.warning("X-Forwarded-For from a peer that is not a trusted proxy, ignored; behind a proxy, list it in "
+                        "GATEWAY_TRUSTED_PROXIES")  # fmt: skip
         await self.app(scope, receive, send)
 
 

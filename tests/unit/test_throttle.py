@@ -102,3 +102,18 @@ async def test_a_cancelled_sign_in_holds_its_hashing_slot_until_the_hash_is_done
         await slots.run(hashing)
     release.set()
     assert await slots.run(lambda: "next", wait=True) == "next"  # once the hash is done
+
+
+async def test_a_proxy_that_is_not_listed_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    clients: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        clients.append(scope["client"][0])
+
+    gateway = TrustedProxies(app, [])
+    for _ in range(3):
+        scope = {"type": "http", "client": ("10.244.1.5", 4711), "headers": [(b"x-forwarded-for", b"203.0.113.9")]}
+        await gateway(scope, None, None)  # type: ignore[arg-type]
+    assert clients == ["10.244.1.5"] * 3
+    warnings = [r for r in caplog.records if "not a trusted proxy" in r.getMessage()]
+    assert len(warnings) == 1 and "203.0.113.9" not in warnings[0].getMessage()
