@@ -22,9 +22,13 @@ answer is 429 with Retry-After (the rest of the minute).
 
 **Failed authentication** (``FailedAuthThrottle``): a bearer token or API key that is refused counts against the
 client address (``auth_failures_per_address`` a minute); past it, 429 before any check, so random keys do not
-reach the partners service and random tokens cost no verification. A credential checked a moment ago (the
+reach the partners service and random tokens cost no verification. A credential found good a moment ago (the
 verifier's and the key cache's) costs no count at all; an expired token (signed by the issuer, so not a guess)
-and a partners service that does not answer are not the client's failures.
+and a partners service that does not answer are not the client's failures. The web UI's session cookie is checked
+the same way (past the budget it reads as signed out).
+
+With ``REDIS_URL`` the counts and the known addresses are shared by every replica; in memory each replica has its
+own, and a restart forgets the known addresses (their users then meet the ordinary budgets).
 """
 
 from __future__ import annotations
