@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, RedirectResponse, StreamingResponse
@@ -37,6 +37,9 @@ from gateway import policy, ui
 from gateway.auth import (
     DEFAULT_USERS_FILE,
     ApiKeys,
+    Busy,
+    CannotCheck,
+    HashingSlots,
     LocalIssuer,
     TokenVerifier,
     Unauthenticated,
@@ -44,6 +47,7 @@ from gateway.auth import (
 )
 from gateway.oidc import RelyingParty
 from gateway.ratelimit import MemoryLimiter, RedisLimiter
+from gateway.throttle import FailedAuthThrottle, SignInThrottle, Throttled, TrustedProxies, client_key, networks
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +149,30 @@ class GatewaySettings(ServiceSettings):
     rate_limit_per_minute_anonymous: int = 120
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
 
+    #: Limits on guessing (gateway/throttle.py says how they work together). Failed sign-ins a minute from one
+    #: client address; for one user name, and for all names together, from addresses that name has not signed in
+    #: from within ``sign_in_known_address_days``.
+    sign_in_failures_per_address: int = Field(10, ge=1)
+    sign_in_failures_per_username: int = Field(10, ge=1)
+    sign_in_failures_per_minute: int = Field(300, ge=1)
+    sign_in_known_address_days: float = Field(30, ge=0)
+    #: Password hashes (argon2, 64 MiB each) computed at once, and sign-ins waiting for one; more get 503 with
+    #: Retry-After at once.
+    password_hashing_concurrency: int = Field(2, ge=1)
+    password_hashing_queue: int = Field(16, ge=0)
+    #: Refused bearer tokens and API keys a minute from one client address; past it 429, without checking.
+    auth_failures_per_address: int = Field(30, ge=1)
+    #: The proxies in front of the gateway (the ingress controller's pods), as addresses or networks
+    #: (``GATEWAY_TRUSTED_PROXIES='["10.244.0.0/16"]'``): from them, X-Forwarded-For names the client. Empty: the
+    #: socket peer is the client, and X-Forwarded-For is ignored.
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        networks(value)  # a typo must not quietly trust nobody (or everybody)
+        return value
+
     def service_urls(self) -> dict[str, str]:
         return {
             "registration": self.registration_url, "referral": self.referral_url, "courses": self.courses_url,
@@ -202,7 +230,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 users, credentials = await asyncio.to_thread(
                     load_or_create_users, settings.local_users_file, demo_data=settings.demo_data
                 )
-                issuer = LocalIssuer(settings.local_issuer, settings.oidc_audience, users, _local_key(settings))
+                hashing = HashingSlots(settings.password_hashing_concurrency, settings.password_hashing_queue)
+                issuer = LocalIssuer(settings.local_issuer, settings.oidc_audience, users, _local_key(settings),
+                                     hashing=hashing)  # fmt: skip
                 app.state.demo_credentials = credentials
             app.state.issuer = issuer
             app.state.verifier = TokenVerifier(
@@ -229,6 +259,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 app.state.limiter = RedisLimiter(redis_client)
             else:
                 app.state.limiter = MemoryLimiter()
+            app.state.sign_ins = SignInThrottle(
+                app.state.limiter, per_address=settings.sign_in_failures_per_address,
+                per_username=settings.sign_in_failures_per_username, per_minute=settings.sign_in_failures_per_minute,
+                known_address_days=settings.sign_in_known_address_days, secret=settings.cookie_key(),
+            )  # fmt: skip
+            app.state.failed_auth = FailedAuthThrottle(app.state.limiter, settings.auth_failures_per_address)
             app.state.openapi_cache = (0.0, None)
             try:
                 yield
@@ -271,18 +307,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     # --- sign-in ---------------------------------------------------------------------------
 
+    def throttled(exc: Throttled) -> Response:
+        return problem_response(429, exc.detail, kind="rate-limited", headers={"Retry-After": str(exc.retry_after)})
+
+    def busy(exc: Busy) -> Response:
+        return problem_response(503, "Too many sign-ins at once; try again in a moment.", kind="sign-in-busy",
+                                headers={"Retry-After": str(exc.retry_after)})  # fmt: skip
+
     @app.post("/auth/token", include_in_schema=False)
     async def token(body: SignIn, request: Request) -> Response:
         """The embedded sign-in: a bearer token of the same shape the city's Keycloak issues."""
         issuer: LocalIssuer | None = request.app.state.issuer
         if issuer is None:
             return problem_response(404, "Sign in with the city's identity provider.", kind="not-found")
-        retry = await request.app.state.limiter.hit(f"signin:{body.username}", 10)
-        if retry is not None:
-            return problem_response(429, "Too many sign-in attempts.", kind="rate-limited",
-                                    headers={"Retry-After": str(int(retry))})  # fmt: skip
+        sign_ins: SignInThrottle = request.app.state.sign_ins
         try:
-            access_token = await issuer.sign_in(body.username, body.password)
+            access_token = await sign_ins.sign_in(issuer, body.username, body.password, client_key(request))
+        except Throttled as exc:
+            return throttled(exc)
+        except Busy as exc:
+            return busy(exc)
         except Unauthenticated as exc:
             return problem_response(401, str(exc), kind="unauthenticated", headers={"WWW-Authenticate": "Bearer"})
         return JSONResponse(
@@ -297,17 +341,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # --- the public API ----------------------------------------------------------------------
 
     async def who(request: Request) -> Identity | None:
-        """The verified caller, or None for an anonymous one; raises Unauthenticated for bad credentials."""
+        """The verified caller, or None for an anonymous one; raises Unauthenticated for bad credentials (CannotCheck
+        when they cannot be checked now) and Throttled past the failed-authentication budget."""
         key = request.headers.get("x-api-key")
         auth = request.headers.get("authorization", "")
+        failed_auth: FailedAuthThrottle = request.app.state.failed_auth
         if auth.lower().startswith("bearer "):
             credential = auth[7:].strip()
             if credential.startswith("lip_"):
                 key = credential
             else:
-                return await request.app.state.verifier.verify(credential)
+                return await failed_auth.verified(request.app.state.verifier, credential, client_key(request))
         if key:
-            return await request.app.state.api_keys.verify(key)
+            return await failed_auth.verified(request.app.state.api_keys, key, client_key(request))
         return None
 
     async def public_openapi() -> dict[str, Any]:
@@ -340,6 +386,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             return problem_response(404, f"No API resource '/api/v1/{segment}'.", kind="not-found")
         try:
             caller = await who(request)
+        except Throttled as exc:
+            return throttled(exc)
+        except CannotCheck as exc:
+            return problem_response(503, str(exc), kind="upstream-unavailable", headers={"Retry-After": "5"})
         except Unauthenticated as exc:
             return problem_response(401, str(exc), kind="unauthenticated", headers={"WWW-Authenticate": "Bearer"})
         key_scopes = caller.scopes if caller is not None and caller.kind == "api_key" else None
@@ -356,10 +406,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             )
             return problem_response(403, f"{lacking} allow this.", kind="forbidden")
         if caller is None:
-            limit_key, limit = (
-                f"ip:{request.client.host if request.client else '?'}",
-                settings.rate_limit_per_minute_anonymous,
-            )
+            limit_key, limit = f"ip:{client_key(request)}", settings.rate_limit_per_minute_anonymous
         elif caller.kind == "api_key":
             limit_key, limit = f"key:{caller.subject}", settings.rate_limit_per_minute_api_key
         else:
@@ -430,6 +477,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Outermost: everything inside (limits, logs) sees the client the trusted proxy names.
+    app.add_middleware(TrustedProxies, trusted=networks(settings.trusted_proxies))
     return app
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -14,10 +15,10 @@ import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import jwt
@@ -35,9 +36,27 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 #: Teams and partner ids are slugs such as ``integration-nord`` and ``caritas-landsberg``.
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 
+T = TypeVar("T")
+
 
 class Unauthenticated(Exception):
     """No valid credentials; the message says why (never echoing a secret)."""
+
+
+class Expired(Unauthenticated):
+    """A token whose signature is right but whose time is up (a session that ended, not a guess)."""
+
+
+class CannotCheck(Unauthenticated):
+    """The credential cannot be checked right now (the partners service does not answer): not the caller's fault."""
+
+
+class Busy(Exception):
+    """The password hashing is at its bound and enough sign-ins wait for it: try again in ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("password hashing is busy")
+        self.retry_after = retry_after
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -78,20 +97,31 @@ class TokenVerifier:
         #: the verification stands (at most _VERIFIED_SECONDS; the JWKS above is kept five minutes anyway).
         self._verified: dict[bytes, tuple[dict[str, Any], Identity, bool, float]] = {}
 
-    async def verify(self, token: str) -> Identity:
-        # A token verified a moment ago is not verified again (the signature check is most of the cost of a
-        # forwarded request's sign-in). Only what can change is checked anew: expiry, and for the embedded
-        # issuer's tokens whether the account still honours them (disabled, password reset).
+    def cached(self, token: str) -> Identity | None:
+        """The identity of a token verified a moment ago, without the work; None when it must be verified.
+
+        The signature check is most of the cost of a forwarded request's sign-in. Only what can change is checked
+        anew: expiry, and for the embedded issuer's tokens whether the account still honours them (disabled,
+        password reset), which raises Unauthenticated."""
         digest = hashlib.sha256(token.encode()).digest()
         now = time.time()
         cached = self._verified.get(digest)
-        if cached is not None:
-            claims, identity, signed_here, until = cached
-            if now < until and now < claims["exp"] + _LEEWAY:  # as jwt.decode: expired at exp + leeway
-                if signed_here and not self._local_issuer_honours(claims):
-                    raise Unauthenticated("token refused: the account was disabled or its password reset")
-                return identity
-            del self._verified[digest]
+        if cached is None:
+            return None
+        claims, identity, signed_here, until = cached
+        if now < until and now < claims["exp"] + _LEEWAY:  # as jwt.decode: expired at exp + leeway
+            if signed_here and not self._local_issuer_honours(claims):
+                raise Unauthenticated("token refused: the account was disabled or its password reset")
+            return identity
+        del self._verified[digest]
+        return None
+
+    async def verify(self, token: str) -> Identity:
+        identity = self.cached(token)
+        if identity is not None:
+            return identity
+        now = time.time()
+        digest = hashlib.sha256(token.encode()).digest()
         claims, signed_here = await self._verify_signature(token)
         identity = identity_from_claims(claims)
         if len(self._verified) >= _VERIFIED_TOKENS:
@@ -120,6 +150,8 @@ class TokenVerifier:
                 token, key, algorithms=self.algorithms, audience=self.audience, issuer=self.issuer,
                 options={"require": ["exp", "iat", "iss", "sub"]}, leeway=_LEEWAY,
             )  # fmt: skip
+        except jwt.ExpiredSignatureError as exc:  # PyJWT checks the signature before the times
+            raise Expired("token refused: ExpiredSignatureError") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"token refused: {type(exc).__name__}") from exc
         local = self.local_keys if isinstance(self.local_keys, LocalKeys) else None
@@ -146,11 +178,44 @@ class UserFile(dict[str, dict[str, Any]]):
         self.path = path
 
 
+class HashingSlots:
+    """At most ``concurrency`` argon2 computations at once, and at most ``queue`` sign-ins waiting for one.
+
+    Each computation takes argon2-cffi's 64 MiB and a core for a moment, in a thread: without a bound, a burst of
+    sign-ins takes as many threads (and their memory) as the thread pool has. A sign-in that would wait behind a
+    full queue is refused at once (``Busy``) rather than queued without end; the admins' account changes
+    (``wait=True``) always wait their turn."""
+
+    def __init__(self, concurrency: int = 2, queue: int = 16) -> None:
+        self.concurrency = concurrency
+        self.queue = queue
+        self._slots = asyncio.Semaphore(concurrency)
+        self.waiting = 0
+
+    async def run(self, work: Callable[..., T], *args: Any, wait: bool = False) -> T:
+        if not wait and self._slots.locked() and self.waiting >= self.queue:
+            raise Busy(retry_after=1)
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            future = asyncio.get_running_loop().run_in_executor(None, functools.partial(work, *args))
+        except BaseException:
+            self._slots.release()
+            raise
+        # The slot is freed when the thread is done, not when the caller stops waiting: a cancelled request's
+        # hash still runs to its end, and counts until then.
+        future.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.shield(future)
+
+
 class LocalIssuer:
     """The embedded default's identity provider: argon2-hashed users, EdDSA tokens of Keycloak's shape."""
 
     def __init__(self, issuer: str, audience: str, users: dict[str, dict[str, Any]], key: Ed25519PrivateKey,
-                 token_minutes: int = 15) -> None:  # fmt: skip
+                 token_minutes: int = 15, hashing: HashingSlots | None = None) -> None:  # fmt: skip
         self.issuer = issuer
         self.audience = audience
         self.users = users if isinstance(users, UserFile) else UserFile(users)
@@ -158,6 +223,7 @@ class LocalIssuer:
         self.kid = "local-" + secrets.token_hex(4)
         self.token_minutes = token_minutes
         self.hasher = PasswordHasher()
+        self.hashing = hashing or HashingSlots()
         self._changing = asyncio.Lock()  # one change to the accounts (and their file) at a time
 
     def public_jwks(self) -> dict[str, Any]:
@@ -168,10 +234,11 @@ class LocalIssuer:
         return LocalKeys(self)
 
     async def sign_in(self, username: str, password: str) -> str:
+        """A token for the account; raises Unauthenticated, or Busy when too many sign-ins wait for the hashing."""
         user = self.users.get(username)
         stored = user["password_hash"] if user else _DUMMY_HASH  # same work whether the user exists or not
         try:
-            await asyncio.to_thread(self.hasher.verify, stored, password)
+            await self.hashing.run(self.hasher.verify, stored, password)
         except VerificationError as exc:
             raise Unauthenticated("wrong user name or password") from exc
         if user is None:
@@ -218,7 +285,7 @@ class LocalIssuer:
         if username in self.users:  # said before the hashing's work; checked again below, under the lock
             raise AccountRefused("username", "taken")
         password = secrets.token_urlsafe(12)
-        record["password_hash"] = await asyncio.to_thread(self.hasher.hash, password)
+        record["password_hash"] = await self.hashing.run(self.hasher.hash, password, wait=True)
         async with self._changing:
             if username in self.users:
                 raise AccountRefused("username", "taken")
@@ -239,7 +306,7 @@ class LocalIssuer:
     async def reset_password(self, username: str) -> str:
         """A new generated password for the account; sessions signed in with the old one end."""
         password = secrets.token_urlsafe(12)
-        hashed = await asyncio.to_thread(self.hasher.hash, password)
+        hashed = await self.hashing.run(self.hasher.hash, password, wait=True)
         async with self._changing:
             user = self._account(username)
             generation = int(user.get("session_generation", 0)) + 1
@@ -402,51 +469,96 @@ def _forget_demo_password(users_path: Path, username: str) -> None:
 # --- partner API keys ----------------------------------------------------------------------
 
 
+#: A partner API key's shape (the partners service makes them so): anything else is refused without asking.
+API_KEY_SHAPE = re.compile(r"^lip_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$")
+#: The partners service's answers that mean "not a valid key"; any other is "cannot check now".
+_REFUSALS = {401, 403, 404, 422}
+
+
 @dataclass
 class _Cached:
-    identity: Identity | None
+    identity: Identity
     until: float
 
 
 class ApiKeys:
-    """Verifies partner API keys with the partners service; answers are cached a few seconds, so a
-    revoked key stops working within ``ttl`` seconds."""
+    """Verifies partner API keys with the partners service. A valid key's answer is kept ``ttl`` seconds, so a
+    revoked key stops working within that; a refusal is kept ``refused_ttl`` seconds, and one lookup serves every
+    request that asks about the same key meanwhile, so that repeating a wrong key asks the service once. (Random
+    keys, each new, are held off by the gateway's failed-authentication limit before they get here.)"""
 
-    def __init__(self, client: httpx.AsyncClient, partners_url: str, ttl: float = 4.0) -> None:
+    def __init__(self, client: httpx.AsyncClient, partners_url: str, ttl: float = 4.0,
+                 refused_ttl: float = 30.0) -> None:  # fmt: skip
         self.client = client
         self.partners_url = partners_url
         self.ttl = ttl
+        self.refused_ttl = refused_ttl
         self._cache: dict[str, _Cached] = {}
+        self._refused: dict[str, float] = {}  # apart, so that a flood of wrong keys does not push out valid ones
+        self._asking: dict[str, asyncio.Future[Identity | None]] = {}  # lookups under way, by key
+
+    def cached(self, key: str) -> Identity | None:
+        """The identity of a key verified a moment ago, without asking; None when it must be asked about.
+        Raises Unauthenticated for a malformed key or one refused a moment ago."""
+        if not API_KEY_SHAPE.fullmatch(key):
+            raise Unauthenticated("API key refused (not an API key of this platform)")
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit.until >= now:
+            return hit.identity
+        refused_until = self._refused.get(key)
+        if refused_until is not None and refused_until >= now:
+            raise Unauthenticated("API key refused (unknown, revoked or expired)")
+        return None
 
     async def verify(self, key: str) -> Identity:
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached is None or cached.until < now:
-            cached = _Cached(await self._ask(key), now + self.ttl)
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = cached
-        if cached.identity is None:
+        identity = self.cached(key)
+        if identity is not None:
+            return identity
+        asking = self._asking.get(key)
+        if asking is None:
+            # Its own task: a caller that goes away does not end the lookup the others wait for.
+            asking = asyncio.ensure_future(self._ask(key))
+            self._asking[key] = asking
+            asking.add_done_callback(lambda done: self._settled(key, done))
+        answer = await asyncio.shield(asking)
+        if answer is None:
             raise Unauthenticated("API key refused (unknown, revoked or expired)")
-        return cached.identity
+        return answer
+
+    def _settled(self, key: str, done: asyncio.Future[Identity | None]) -> None:
+        self._asking.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every caller may have gone away
 
     async def _ask(self, key: str) -> Identity | None:
+        """The key's identity, or None when the service refuses it; both are kept. Raises CannotCheck."""
         try:
             reply = await self.client.post(
                 f"{self.partners_url}/internal/api-keys/verify", json={"key": key}, timeout=3
             )
         except httpx.HTTPError as exc:
-            raise Unauthenticated("API keys cannot be checked right now; try again shortly") from exc
-        if reply.status_code != 200:
+            raise CannotCheck("API keys cannot be checked right now; try again shortly") from exc
+        now = time.monotonic()
+        if reply.status_code in _REFUSALS:
+            if len(self._refused) > 10_000:
+                self._refused.clear()
+            self._refused[key] = now + self.refused_ttl
             return None
+        if reply.status_code != 200:
+            raise CannotCheck("API keys cannot be checked right now; try again shortly")
         body = reply.json()
-        return Identity(
+        identity = Identity(
             subject=f"{body['partner_id']}/{key[:16]}",
             roles=frozenset({"partner"}),
             partner_id=body["partner_id"],
             kind="api_key",
             scopes=frozenset(body.get("scopes", [])),
         )
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = _Cached(identity, now + self.ttl)
+        return identity
 
 
 # --- the command line: the embedded sign-in's first account ----------------------------------

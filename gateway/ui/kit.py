@@ -28,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from chassis.identity import ANONYMOUS, Identity
 from gateway import policy
 from gateway.auth import Unauthenticated
+from gateway.throttle import Throttled, client_key
 from gateway.ui.words import CODES, FIELD_ERRORS, WORDS
 
 log = logging.getLogger(__name__)
@@ -134,8 +135,11 @@ class Kit:
         if not token:
             return None
         try:
-            user: Identity = await request.app.state.verifier.verify(token)
-        except Unauthenticated:
+            # As a bearer token: counted against the address when refused (an expired session is not).
+            user: Identity = await request.app.state.failed_auth.verified(
+                request.app.state.verifier, token, client_key(request)
+            )
+        except (Unauthenticated, Throttled):
             return None
         return user
 

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from gateway.auth import Unauthenticated
+from gateway.auth import Busy, Unauthenticated
 from gateway.oidc import (
     LOGIN_COOKIE,
     LOGIN_COOKIE_PATH,
@@ -22,6 +22,7 @@ from gateway.oidc import (
     Session,
     SignInFailed,
 )
+from gateway.throttle import SignInThrottle, Throttled, client_key
 from gateway.ui.kit import CSRF_COOKIE, SESSION_COOKIE, Kit, safe_next
 from gateway.ui.words import more_words
 
@@ -46,6 +47,7 @@ more_words({
         "public_provider_sign_out_hint": "An einem gemeinsam genutzten Rechner beenden Sie bitte auch Ihre Sitzung "
         "bei {provider}.",
         "public_provider_sign_out": "Auch bei {provider} abmelden",
+        "public_sign_in_busy": "Gerade melden sich sehr viele an. Bitte versuchen Sie es in einem Moment erneut.",
     },
     "en": {
         "public_oidc_intro": "Staff of the city and its partners sign in with their {provider} account.",
@@ -59,6 +61,7 @@ more_words({
         "public_signed_out_text": "You are signed out of the platform.",
         "public_provider_sign_out_hint": "On a shared computer, please end your {provider} session too.",
         "public_provider_sign_out": "Sign out of {provider} too",
+        "public_sign_in_busy": "Very many people are signing in right now. Please try again in a moment.",
     },
 })  # fmt: skip
 
@@ -110,15 +113,20 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if issuer is None:  # OIDC mode: no passwords are taken here
             return ui.refused(request, None, "not_found", 404)
         username = form.get("username", "")[:100]
-        retry = await request.app.state.limiter.hit(f"signin:{username}", 10)
-        if retry is not None:
-            return ui.render(request, "sign_in.html", 429, error=ui.words(request)["too_many"], username=username)
+        next_path = safe_next(request, form.get("next"))
+        sign_ins: SignInThrottle = request.app.state.sign_ins
         try:
-            token = await issuer.sign_in(username, form.get("password", "")[:200])
+            token = await sign_ins.sign_in(issuer, username, form.get("password", "")[:200], client_key(request))
+        except (Throttled, Busy) as exc:
+            status, key = (429, "too_many") if isinstance(exc, Throttled) else (503, "public_sign_in_busy")
+            page = ui.render(request, "sign_in.html", status, error=ui.words(request)[key], username=username,
+                             next=next_path)  # fmt: skip
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
         except Unauthenticated:
             return ui.render(request, "sign_in.html", 401, error=ui.words(request)["bad_sign_in"],
-                             username=username, next=safe_next(request, form.get("next")))  # fmt: skip
-        response = RedirectResponse(safe_next(request, form.get("next")), status_code=303)
+                             username=username, next=next_path)  # fmt: skip
+        response = RedirectResponse(next_path, status_code=303)
         ui.set_cookie(response, SESSION_COOKIE, token, max_age=issuer.token_minutes * 60)
         ui.set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32))  # a fresh token for the new session
         return response

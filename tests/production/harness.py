@@ -69,6 +69,10 @@ DEVIATIONS: dict[str, tuple[str, str, str]] = {
         "the embedded broker (Tansu) refuses aiokafka's InitProducerId; correctness never depends on it "
         "(outbox and idempotent consumers, DESIGN.md section 3)",
     ),
+    "GATEWAY_TRUSTED_PROXIES": (
+        '["10.244.0.0/16"]', '["127.0.0.1"]',
+        "the ingress (the test's client, see Ingress) reaches the gateway from this machine, not from the pod network",
+    ),
     "PARTNERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": (
         "false", "true",
         "the partner's webhook receiver in this test listens on 127.0.0.1 over plain http, which production "
@@ -122,9 +126,13 @@ class Recorder:
         self.thread.join(5)
 
 
+#: The address the ingress names as the test's client (a documentation address, RFC 5737).
+CLIENT_ADDRESS = "192.0.2.10"
+
+
 class Ingress(httpx.AsyncBaseTransport):
     """What the cluster's ingress does for the test's client: https://<public host> ends here and goes on as plain
-    http to the gateway, with the original Host and X-Forwarded-Proto."""
+    http to the gateway, with the original Host, X-Forwarded-Proto and, as ingress-nginx sets it, X-Forwarded-For."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = httpx.URL(upstream)
@@ -135,6 +143,7 @@ class Ingress(httpx.AsyncBaseTransport):
         url = request.url.copy_with(scheme="http", host=self.upstream.host, port=self.upstream.port)
         headers = request.headers.copy()
         headers["x-forwarded-proto"] = "https"
+        headers["x-forwarded-for"] = CLIENT_ADDRESS
         forwarded = httpx.Request(request.method, url, headers=headers, stream=request.stream,
                                   extensions=request.extensions)  # fmt: skip
         return await self.inner.handle_async_request(forwarded)
