@@ -23,9 +23,9 @@ from chassis import identity as internal
 from chassis.embedded_broker import EmbeddedBroker
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-#: Made afresh for each test session, as an operator makes them (deploy/README.md): the gateway's, the
-#: referral service's and the courses service's identity key pairs, and strong secrets. The same for the whole session, so that a
-#: service restarted in a test still opens what it sealed before.
+#: Made afresh for each test session, as an operator makes them (deploy/README.md): the gateway's, the referral
+#: service's and the courses service's identity key pairs, and strong secrets. The same for the whole session, so
+#: that a service restarted in a test still opens what it sealed before.
 GATEWAY_IDENTITY_KEY = Ed25519PrivateKey.generate()
 REFERRAL_IDENTITY_KEY = Ed25519PrivateKey.generate()
 COURSES_IDENTITY_KEY = Ed25519PrivateKey.generate()
@@ -271,7 +271,7 @@ async def platform(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Registration on the parametrized database, referral on its own SQLite database (its own DB, as
     designed) with ``platform_clock`` as its clock, and its demo roster and directory to route to.
-    ``referral.app`` is the referral app."""
+    ``registration.app`` and ``referral.app`` are the apps."""
     from services.referral.app import create_app as create_referral
     from services.registration.app import create_app as create_registration
 
@@ -281,6 +281,7 @@ async def platform(
         clock=platform_clock,
     )
     async with running_app(registration_app) as registration, running_app(referral_app) as referral:
+        registration.app = registration_app  # type: ignore[attr-defined]
         referral.app = referral_app  # type: ignore[attr-defined]
         yield registration, referral
 

@@ -419,13 +419,17 @@ def decode_status_list(encoded: str) -> bytes:
     """The bitstring of an ``encodedList``; ValueError for anything else (or more than STATUS_LIST_MAX_BYTES)."""
     if not encoded.startswith("u"):
         raise ValueError("not a base64url multibase value")
+    text = encoded[1:]
     try:
+        compressed = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
         inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # GZIP framing
-        bits = inflate.decompress(_unb64url(encoded[1:]), STATUS_LIST_MAX_BYTES + 1)
+        bits = inflate.decompress(compressed, STATUS_LIST_MAX_BYTES + 1)
     except (zlib.error, ValueError) as exc:
         raise ValueError("not a GZIP-compressed bitstring") from exc
     if len(bits) > STATUS_LIST_MAX_BYTES or inflate.unconsumed_tail:
         raise ValueError("the status list is longer than a verifier reads")
+    if not inflate.eof or not bits:
+        raise ValueError("not a complete GZIP-compressed bitstring")
     return bits
 
 
