@@ -61,6 +61,7 @@ CHECKS = [not_a_server_error, content_type_conformance, response_schema_conforma
 #: exception to most object-level checks).
 ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "admin")
 PARTNER = "caritas-landsberg"
+PROVIDER = "vhs-landsberg"
 PARTNER_UPDATED = "de.landsberg.integration.partners.partner_updated.v1"
 TEAM = "integration-nord"
 #: The service is stricter than the gateway's role policy here: a rebuild of the read model is the admin's.
@@ -95,6 +96,8 @@ def caller(method: str, path: str) -> dict[str, str]:
     headers = {"X-Actor": "user:fuzzer", "X-Role": role}
     if role == "partner":
         headers["X-Partner-Id"] = PARTNER
+    if role == "course_admin":  # the course provider, whose courses the seeds make
+        headers["X-Partner-Id"] = PROVIDER
     if role == "caseworker":
         headers["X-Team"] = TEAM
     return headers
