@@ -26,6 +26,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import func, select
 
+from chassis.clock import as_utc
 from chassis.errors import PROBLEM_JSON, Problem
 from chassis.identity import HEADER, Signer
 from chassis.schemas import Page
@@ -559,7 +560,7 @@ async def revoke_pass(pass_id: str, body: PassRevocation, w: WorkflowDep, caller
     await workflow.revoke(w, status, body.reason)
     await w.uow.commit()
     return PassStatusRead(
-        pass_id=issued.id, revoked=True, revoked_at=workflow.aware(status.revoked_at), reason=status.revocation_reason
+        pass_id=issued.id, revoked=True, revoked_at=as_utc(status.revoked_at), reason=status.revocation_reason
     )
 
 
@@ -588,7 +589,7 @@ async def pass_page(pass_id: str, w: WorkflowDep, caller: CallerDep) -> HTMLResp
 
 
 def revoked_answer(status: PassStatus, **known: Any) -> Verification:
-    revoked_on = workflow.aware(status.revoked_at)
+    revoked_on = as_utc(status.revoked_at)
     on = f" on {revoked_on.date().isoformat()}" if revoked_on else ""
     return Verification(valid=False, revoked=True, reason=f"revoked by the issuer{on}", **known)
 

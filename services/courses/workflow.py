@@ -414,7 +414,7 @@ async def erase_person(w: Workflow, person_id: str) -> None:
 # --- who may act on which learner -------------------------------------------------------------------
 
 
-def caseworker_people(caller: domain.Caller) -> Select[tuple[str]] | None:
+def caseworker_people(caller: domain.Caller) -> Select[Any] | None:
     """The persons of the caseworker's team's open cases (without a team: of the open cases assigned to them), as a
     subquery; None when the caller is no caseworker."""
     if caller.roles is None or domain.CASEWORKER not in caller.roles:
@@ -428,7 +428,7 @@ def caseworker_people(caller: domain.Caller) -> Select[tuple[str]] | None:
     return select(CaseTeam.person_id).where(mine, CaseTeam.open.is_(True))
 
 
-def provider_courses(caller: domain.Caller) -> Select[tuple[str]] | None:
+def provider_courses(caller: domain.Caller) -> Select[Any] | None:
     """The course admin's provider's courses, as a subquery; None when the caller is no course admin of one."""
     if caller.roles is None or domain.COURSE_ADMIN not in caller.roles or caller.provider_id is None:
         return None
