@@ -30,6 +30,9 @@ from jwt.algorithms import OKPAlgorithm
 from chassis.identity import Identity
 
 ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "admin")
+#: The roles whose account names a partner organisation (``partner_id``): partner staff, and course admins, whose
+#: organisation is the course provider.
+PARTNER_ID_ROLES = frozenset({"partner", "course_admin"})
 API_KEY_PREFIX = "lip_"
 #: Local user names: lower case (as Keycloak keeps them), 2 to 64 characters, no spaces.
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -356,9 +359,11 @@ def new_account(username: str, roles: Iterable[str], team: str | None, partner_i
         raise AccountRefused("roles", "unknown")
     if team and not SLUG.fullmatch(team):
         raise AccountRefused("team", "format")
-    if "partner" in asked and not partner_id:
+    # Partner staff belong to their organisation, a course admin to their course provider (a partner organisation
+    # too, such as vhs-landsberg): the courses service lets them work that provider's courses only.
+    if asked & PARTNER_ID_ROLES and not partner_id:
         raise AccountRefused("partner_id", "missing")
-    if partner_id and "partner" not in asked:
+    if partner_id and not asked & PARTNER_ID_ROLES:
         raise AccountRefused("partner_id", "without_partner_role")
     if partner_id and not SLUG.fullmatch(partner_id):
         raise AccountRefused("partner_id", "format")
@@ -382,7 +387,7 @@ DEFAULT_USERS_FILE = Path("var/gateway-users.json")
 DEMO_USERS = [
     {"username": "registrar", "roles": ["registrar"]},
     {"username": "lotse", "roles": ["caseworker"], "team": "integration-nord"},
-    {"username": "vhs", "roles": ["course_admin"]},
+    {"username": "vhs", "roles": ["course_admin"], "partner_id": "vhs-landsberg"},
     {"username": "caritas", "roles": ["partner"], "partner_id": "caritas-landsberg"},
     {"username": "jobcenter", "roles": ["partner"], "partner_id": "jobcenter-landsberg"},
     {"username": "vhs-partner", "roles": ["partner"], "partner_id": "vhs-landsberg"},
@@ -577,7 +582,10 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--role", dest="roles", action="append", choices=ROLES, required=True,
                         help="repeat for several roles")  # fmt: skip
     create.add_argument("--team", help="a caseworker's team, e.g. integration-nord")
-    create.add_argument("--partner-id", help="a partner user's organisation, e.g. caritas-landsberg")
+    create.add_argument(
+        "--partner-id",
+        help="a partner user's organisation or a course admin's provider, e.g. caritas-landsberg, vhs-landsberg",
+    )
     create.add_argument("--users-file", type=Path,
                         default=Path(os.environ.get("GATEWAY_LOCAL_USERS_FILE", DEFAULT_USERS_FILE)),
                         help="default: GATEWAY_LOCAL_USERS_FILE, else %(default)s")  # fmt: skip

@@ -37,8 +37,9 @@ RULES: tuple[Rule, ...] = (
     rule("POST", r"partners", "admin"),  # a new partner organisation
     rule("PATCH", r"partners/[^/]+", "partner", "admin"),  # a partner's own directory entry; an admin's any
     rule(READ, r"partners(/export/hsds|/[^/]+)?"),  # the public directory
-    rule(ANY, r"education-passes/(verify(/[^/]+)?|public-key)"),
+    rule(ANY, r"education-passes/(verify(/[^/]+)?|public-key|status)"),  # verifying, and the revocation list
     rule(READ, r"education-passes/[^/]+/page", "course_admin", "registrar", "admin"),
+    rule("POST", r"education-passes/[^/]+/revoke", "course_admin", "admin"),
     rule("POST", r"registrations", "registrar", "admin"),
     rule(ANY, r"persons(/.*)?", "registrar", "caseworker", "admin"),
     rule(WRITE, r"caseworkers/[^/]+", "admin"),  # the roster

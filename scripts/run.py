@@ -152,6 +152,7 @@ def main() -> int:
         if name != "gateway":
             env[f"GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
     env["REFERRAL_REGISTRATION_URL"] = env["GATEWAY_REGISTRATION_URL"]
+    env["COURSES_REGISTRATION_URL"] = env["GATEWAY_REGISTRATION_URL"]
     gateway_port = ports["gateway"]
     # On Ctrl-C honcho signals every service at once and reports each stopped when its shell ends, while the
     # service itself may still be draining (its consumer's batch, its outbox relay): wait for the processes that

@@ -23,11 +23,12 @@ from chassis import identity as internal
 from chassis.embedded_broker import EmbeddedBroker
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-#: Made afresh for each test session, as an operator makes them (deploy/README.md): the gateway's and the
-#: referral service's identity key pairs, and strong secrets. The same for the whole session, so that a
-#: service restarted in a test still opens what it sealed before.
+#: Made afresh for each test session, as an operator makes them (deploy/README.md): the gateway's, the referral
+#: service's and the courses service's identity key pairs, and strong secrets. The same for the whole session, so
+#: that a service restarted in a test still opens what it sealed before.
 GATEWAY_IDENTITY_KEY = Ed25519PrivateKey.generate()
 REFERRAL_IDENTITY_KEY = Ed25519PrivateKey.generate()
+COURSES_IDENTITY_KEY = Ed25519PrivateKey.generate()
 IDEMPOTENCY_SECRET = secrets.token_urlsafe(32)
 #: What every service's settings need outside development (tests run with environment "test").
 SERVICE_SECRETS = {
@@ -179,6 +180,7 @@ def registration_settings(database_url: str, bootstrap: str, **overrides: Any) -
         environment="test",
         **SERVICE_SECRETS,
         internal_identity_referral_public_key=internal.encode_public(REFERRAL_IDENTITY_KEY.public_key()),
+        internal_identity_courses_public_key=internal.encode_public(COURSES_IDENTITY_KEY.public_key()),
         log_json=False,
         outbox_poll_seconds=0.2,
         **overrides,
@@ -278,7 +280,7 @@ async def platform(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Registration on the parametrized database, referral on its own SQLite database (its own DB, as
     designed) with ``platform_clock`` as its clock, and its demo roster and directory to route to.
-    ``referral.app`` is the referral app."""
+    ``registration.app`` and ``referral.app`` are the apps."""
     from services.referral.app import create_app as create_referral
     from services.registration.app import create_app as create_registration
 
@@ -288,6 +290,7 @@ async def platform(
         clock=platform_clock,
     )
     async with running_app(registration_app) as registration, running_app(referral_app) as referral:
+        registration.app = registration_app  # type: ignore[attr-defined]
         referral.app = referral_app  # type: ignore[attr-defined]
         yield registration, referral
 
@@ -346,6 +349,7 @@ def courses_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any
         "environment": "test",
         **SERVICE_SECRETS,
         "pass_signing_key": base64.b64encode(raw).decode(),
+        "internal_identity_signing_key": internal.encode_private(COURSES_IDENTITY_KEY),
         "log_json": False,
         "outbox_poll_seconds": 0.2,
         "kafka_consumer_group": f"courses-{uuid.uuid4().hex[:8]}",

@@ -63,8 +63,8 @@ more_words({
         "admin_create_button": "Anlegen", "admin_username_hint": "2 bis 64 Zeichen: Kleinbuchstaben, Ziffern, "
         "Punkt, Bindestrich oder Unterstrich",
         "admin_team": "Team (optional)", "admin_team_hint": "z. B. integration-nord",
-        "admin_partner_id": "Partner-Kennung", "admin_partner_hint": "Nur mit der Rolle Partnerorganisation, "
-        "dort Pflicht; z. B. caritas-landsberg",
+        "admin_partner_id": "Partner-Kennung", "admin_partner_hint": "Nur mit der Rolle Partnerorganisation "
+        "oder Kursverwaltung (der Kursanbieter), dort Pflicht; z. B. caritas-landsberg, vhs-landsberg",
         "admin_created": "Das Konto ist angelegt:", "admin_new_password": "Neues Passwort für",
         "admin_password": "Passwort (nur jetzt sichtbar)",
         "admin_password_once": "Das Passwort wird nur jetzt angezeigt und nirgends im Klartext gespeichert. "
@@ -87,8 +87,10 @@ more_words({
         "admin_err_roles_missing": "Bitte mindestens eine Rolle wählen.",
         "admin_err_roles_unknown": "Bitte nur die angebotenen Rollen wählen.",
         "admin_err_team_format": "Bitte Kleinbuchstaben, Ziffern und Bindestriche (z. B. integration-nord).",
-        "admin_err_partner_id_missing": "Mit der Rolle Partnerorganisation ist die Partner-Kennung Pflicht.",
-        "admin_err_partner_id_without_partner_role": "Eine Partner-Kennung nur mit der Rolle Partnerorganisation.",
+        "admin_err_partner_id_missing": "Mit der Rolle Partnerorganisation oder Kursverwaltung ist die "
+        "Partner-Kennung Pflicht.",
+        "admin_err_partner_id_without_partner_role": "Eine Partner-Kennung nur mit der Rolle Partnerorganisation "
+        "oder Kursverwaltung.",
         "admin_err_partner_id_format": "Bitte Kleinbuchstaben, Ziffern und Bindestriche (z. B. caritas-landsberg).",
         "admin_err_partner_id_unknown": "Diesen Partner gibt es im Partnerverzeichnis nicht.",
         "admin_err_partner_id_unavailable": "Das Partnerverzeichnis ist gerade nicht erreichbar.",
@@ -125,8 +127,8 @@ more_words({
         "admin_create_button": "Create", "admin_username_hint": "2 to 64 characters: lower-case letters, digits, "
         "dot, hyphen or underscore",
         "admin_team": "Team (optional)", "admin_team_hint": "e.g. integration-nord",
-        "admin_partner_id": "Partner id", "admin_partner_hint": "Only with the role partner organisation, and "
-        "required there; e.g. caritas-landsberg",
+        "admin_partner_id": "Partner id", "admin_partner_hint": "Only with the role partner organisation or "
+        "course administration (the course provider), and required there; e.g. caritas-landsberg, vhs-landsberg",
         "admin_created": "The account is created:", "admin_new_password": "New password for",
         "admin_password": "Password (shown only now)",
         "admin_password_once": "The password is shown only now and stored nowhere in plain text. Hand it on "
@@ -149,8 +151,10 @@ more_words({
         "admin_err_roles_missing": "Please choose at least one role.",
         "admin_err_roles_unknown": "Please choose only the offered roles.",
         "admin_err_team_format": "Please use lower-case letters, digits and hyphens (e.g. integration-nord).",
-        "admin_err_partner_id_missing": "The role partner organisation needs a partner id.",
-        "admin_err_partner_id_without_partner_role": "A partner id only with the role partner organisation.",
+        "admin_err_partner_id_missing": "The roles partner organisation and course administration need a "
+        "partner id.",
+        "admin_err_partner_id_without_partner_role": "A partner id only with the role partner organisation or "
+        "course administration.",
         "admin_err_partner_id_format": "Please use lower-case letters, digits and hyphens (e.g. caritas-landsberg).",
         "admin_err_partner_id_unknown": "There is no such partner in the partner directory.",
         "admin_err_partner_id_unavailable": "The partner directory is not reachable right now.",

@@ -1,24 +1,49 @@
-"""HTTP routes of the courses service: public catalogue, staff enrolment, the education pass."""
+"""HTTP routes of the courses service: public catalogue, staff enrolment, the education pass.
+
+Object-level rules (issue 12; ``domain.Caller``), from the identity the gateway forwards signed: a course admin
+changes only their own provider's courses and works only their enrolments (another provider's course: 403, the
+course is public anyway); a caseworker enrols and sees only the people of their team's open cases; a learner's
+enrolments, pass entries and passes are for an admin, the caseworkers of their case and the course admins of a
+provider they are enrolled with, and for anyone else the learner does not exist (404). No identity at all
+(development and tests calling the service directly; production refuses that) is not limited.
+
+The pass holder's name comes from registration, which owns it, asked by this service in its own signed name
+(``/api/internal/persons/{id}/pass-holder``, audited there): never from the request.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from enum import Enum
 from html import escape
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+import httpx
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import func, select
 
-from chassis.errors import Problem
+from chassis.clock import as_utc
+from chassis.errors import PROBLEM_JSON, Problem
+from chassis.identity import HEADER, Signer
 from chassis.schemas import Page
 from chassis.service import RuntimeDep
 from contracts import courses as events
 from contracts.vocabulary import GermanLevel
 from services.courses import domain, workflow
-from services.courses.models import Attendance, Course, CourseSession, Enrolment, IssuedPass, PassEntry
+from services.courses.models import (
+    Attendance,
+    CaseTeam,
+    Course,
+    CourseSession,
+    Enrolment,
+    IssuedPass,
+    PassEntry,
+    PassStatus,
+)
 from services.courses.schemas import (
     AttendanceCreate,
     Cancellation,
@@ -31,11 +56,20 @@ from services.courses.schemas import (
     IssuedPassRead,
     PassEntryRead,
     PassIssue,
+    PassRevocation,
+    PassStatusRead,
     SessionRead,
     Verification,
 )
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/api/v1", tags=["courses"])
+
+#: The provider of a course an admin (or a call without identity) schedules without naming one.
+DEFAULT_PROVIDER = "vhs-landsberg"
+#: Where a verifier fetches the revocation list, under the pass issuer's address (the gateway's public one).
+STATUS_PATH = "/api/v1/education-passes/status"
 
 
 async def get_workflow(runtime: RuntimeDep) -> AsyncIterator[workflow.Workflow]:
@@ -49,6 +83,35 @@ async def get_workflow(runtime: RuntimeDep) -> AsyncIterator[workflow.Workflow]:
 
 
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
+
+
+def get_caller(request: Request) -> domain.Caller:
+    """The caller, from the plain identity headers the identity middleware rewrote from the signed token (read
+    from the request, not declared as parameters: clients cannot set them)."""
+    headers = request.headers
+    return domain.caller_from(
+        headers.get("x-role"), headers.get("x-partner-id"), headers.get("x-team"), headers.get("x-actor")
+    )
+
+
+CallerDep = Annotated[domain.Caller, Depends(get_caller)]
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, detail, kind="forbidden")
+
+
+def not_a_learner_of(person_id: str) -> Problem:
+    """Another's learner: answered as if unknown, so that the caller learns nothing of them."""
+    return Problem(404, f"No learner {person_id} among yours.", kind="not-found")
+
+
+async def managed_course(w: workflow.Workflow, caller: domain.Caller, course_id: str) -> Course:
+    """The course, when the caller may work it: their own provider's (a course admin) or any (an admin)."""
+    course = await load_course(w, course_id)
+    if not caller.manages(course.provider_id):
+        raise forbidden("Course admins work their own provider's courses only.")
+    return course
 
 
 def rule_broken(exc: domain.CourseError) -> Problem:
@@ -140,7 +203,19 @@ async def list_courses(
 
 
 @router.post("/courses", status_code=201, response_model=CourseRead)
-async def schedule_course(body: CourseCreate, w: WorkflowDep) -> CourseRead:
+async def schedule_course(body: CourseCreate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
+    """A new course of the course admin's own provider (an admin names any provider)."""
+    provider = body.provider_id
+    if caller.unrestricted:
+        provider = provider or DEFAULT_PROVIDER
+    elif not caller.has(domain.COURSE_ADMIN):
+        raise forbidden("Courses are scheduled by course admins.")
+    elif caller.provider_id is None:
+        raise forbidden("Your sign-in names no course provider (partner_id); an admin of the sign-in gives it.")
+    elif provider not in (None, caller.provider_id):
+        raise forbidden("Course admins schedule their own provider's courses only.")
+    else:
+        provider = caller.provider_id
     sessions = [domain.Session(s.starts_at, s.ends_at) for s in body.sessions]
     try:
         domain.check_sessions(sessions)
@@ -148,8 +223,9 @@ async def schedule_course(body: CourseCreate, w: WorkflowDep) -> CourseRead:
         raise rule_broken(exc) from exc
     course = Course(
         id=str(uuid.uuid4()), status=domain.CourseStatus.SCHEDULED.value, version=1, created_at=w.now,
-        updated_at=w.now, **{k: v.value if isinstance(v, Enum) else v
-                             for k, v in body.model_dump(exclude={"sessions"}).items()},
+        updated_at=w.now, provider_id=provider,
+        **{k: v.value if isinstance(v, Enum) else v
+           for k, v in body.model_dump(exclude={"sessions", "provider_id"}).items()},
     )  # fmt: skip
     w.session.add(course)
     rows = [
@@ -176,7 +252,8 @@ async def read_course(course_id: str, w: WorkflowDep) -> CourseRead:
 
 
 @router.patch("/courses/{course_id}", response_model=CourseRead)
-async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep) -> CourseRead:
+async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
+    await managed_course(w, caller, course_id)
     try:
         async with workflow.seat_lock(w, course_id) as course:
             if course.status != domain.CourseStatus.SCHEDULED.value:
@@ -203,9 +280,9 @@ async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep) -> C
 
 
 @router.post("/courses/{course_id}/cancel", response_model=CourseRead)
-async def cancel_course(course_id: str, w: WorkflowDep) -> CourseRead:
+async def cancel_course(course_id: str, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """Cancel a course; the enrolled and waiting hear of it by event."""
-    await load_course(w, course_id)
+    await managed_course(w, caller, course_id)
     try:
         course = await workflow.cancel_course(w, course_id)
     except domain.CourseError as exc:
@@ -218,9 +295,16 @@ async def cancel_course(course_id: str, w: WorkflowDep) -> CourseRead:
 
 
 @router.post("/courses/{course_id}/enrolments", status_code=201, response_model=EnrolmentRead)
-async def enrol(course_id: str, body: EnrolmentCreate, w: WorkflowDep) -> EnrolmentRead:
-    """Enrol a person (staff); a full course puts them on the waiting list in the documented order."""
-    await load_course(w, course_id)
+async def enrol(course_id: str, body: EnrolmentCreate, w: WorkflowDep, caller: CallerDep) -> EnrolmentRead:
+    """Enrol a person (the provider's course admin, or a caseworker of the person's case); a full course puts them
+    on the waiting list in the documented order."""
+    course = await load_course(w, course_id)
+    if not caller.manages(course.provider_id):
+        people = workflow.caseworker_people(caller)
+        if people is None:
+            raise forbidden("Course admins enrol in their own provider's courses only.")
+        if await w.session.scalar(people.where(CaseTeam.person_id == body.person_id).limit(1)) is None:
+            raise Problem(404, f"No person {body.person_id} among your team's open cases.", kind="not-found")
     try:
         enrolment = await workflow.request_enrolment(
             w, course_id, body.person_id, obligation=body.integration_course_obligation, referral_id=body.referral_id
@@ -233,11 +317,17 @@ async def enrol(course_id: str, body: EnrolmentCreate, w: WorkflowDep) -> Enrolm
 
 @router.get("/courses/{course_id}/enrolments", response_model=list[EnrolmentRead])
 async def list_enrolments(
-    course_id: str, w: WorkflowDep, status: domain.EnrolmentStatus | None = None
+    course_id: str, w: WorkflowDep, caller: CallerDep, status: domain.EnrolmentStatus | None = None
 ) -> list[EnrolmentRead]:
-    """Staff view: enrolled first, then the waiting list in its order."""
-    await load_course(w, course_id)
+    """Staff view: enrolled first, then the waiting list in its order (positions count everyone waiting). A
+    caseworker sees the people of their team's open cases only."""
+    course = await load_course(w, course_id)
     query = select(Enrolment).where(Enrolment.course_id == course_id)
+    if not caller.manages(course.provider_id):
+        people = workflow.caseworker_people(caller)
+        if people is None:
+            raise forbidden("Course admins see their own provider's enrolments only.")
+        query = query.where(Enrolment.person_id.in_(people))
     if status:
         query = query.where(Enrolment.status == status.value)
     rows = (await w.session.scalars(query.order_by(Enrolment.requested_at, Enrolment.id))).all()
@@ -247,8 +337,11 @@ async def list_enrolments(
 
 
 @router.post("/courses/{course_id}/enrolments/{enrolment_id}/cancel", response_model=EnrolmentRead)
-async def cancel(course_id: str, enrolment_id: str, body: Cancellation, w: WorkflowDep) -> EnrolmentRead:
+async def cancel(
+    course_id: str, enrolment_id: str, body: Cancellation, w: WorkflowDep, caller: CallerDep
+) -> EnrolmentRead:
     """Cancellation by the person or staff; a freed seat is offered to the first in line."""
+    await managed_course(w, caller, course_id)
     enrolment = await load_enrolment(w, course_id, enrolment_id)
     try:
         await workflow.cancel_enrolment(w, enrolment, body.reason)
@@ -259,7 +352,8 @@ async def cancel(course_id: str, enrolment_id: str, body: Cancellation, w: Workf
 
 
 @router.post("/courses/{course_id}/enrolments/{enrolment_id}/accept-offer", response_model=EnrolmentRead)
-async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep) -> EnrolmentRead:
+async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep, caller: CallerDep) -> EnrolmentRead:
+    await managed_course(w, caller, course_id)
     enrolment = await load_enrolment(w, course_id, enrolment_id)
     try:
         await workflow.accept_offer(w, enrolment)
@@ -271,8 +365,9 @@ async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep) -> Enr
 
 @router.post("/courses/{course_id}/enrolments/{enrolment_id}/attendance", status_code=201)
 async def record_attendance(
-    course_id: str, enrolment_id: str, body: AttendanceCreate, w: WorkflowDep
+    course_id: str, enrolment_id: str, body: AttendanceCreate, w: WorkflowDep, caller: CallerDep
 ) -> dict[str, Any]:
+    await managed_course(w, caller, course_id)
     enrolment = await load_enrolment(w, course_id, enrolment_id)
     session_row = await w.session.get(CourseSession, body.session_id)
     if session_row is None or session_row.course_id != course_id:
@@ -295,8 +390,11 @@ async def record_attendance(
 
 
 @router.post("/courses/{course_id}/enrolments/{enrolment_id}/completion", response_model=EnrolmentRead)
-async def complete(course_id: str, enrolment_id: str, body: CompletionCreate, w: WorkflowDep) -> EnrolmentRead:
+async def complete(
+    course_id: str, enrolment_id: str, body: CompletionCreate, w: WorkflowDep, caller: CallerDep
+) -> EnrolmentRead:
     """Completion with result and certificate (e.g. "DTZ B1", "Leben in Deutschland"); fills the pass."""
+    await managed_course(w, caller, course_id)
     enrolment = await load_enrolment(w, course_id, enrolment_id)
     try:
         await workflow.complete(w, enrolment, body.result, body.certificate, body.completed_on)
@@ -306,13 +404,26 @@ async def complete(course_id: str, enrolment_id: str, body: CompletionCreate, w:
     return await enrolment_read(w, enrolment)
 
 
+async def learner_view(w: workflow.Workflow, caller: domain.Caller, person_id: str, *roles: str) -> str:
+    """What of the learner's records the caller sees ("all" or "provider"); 403 for a role these routes are not
+    for (the gateway's policy stops it first), 404 for another's learner."""
+    if not caller.has(*roles):
+        raise forbidden(f"This needs one of the roles {', '.join(sorted({domain.ADMIN, *roles}))}.")
+    view = await workflow.learner_view(w, caller, person_id)
+    if view is None:
+        raise not_a_learner_of(person_id)
+    return view
+
+
 @router.get("/learners/{person_id}/enrolments", response_model=list[EnrolmentRead])
-async def person_enrolments(person_id: str, w: WorkflowDep) -> list[EnrolmentRead]:
-    rows = (
-        await w.session.scalars(
-            select(Enrolment).where(Enrolment.person_id == person_id).order_by(Enrolment.requested_at)
-        )
-    ).all()
+async def person_enrolments(person_id: str, w: WorkflowDep, caller: CallerDep) -> list[EnrolmentRead]:
+    """A learner's enrolments: all of them for the caseworkers of their case, a provider's for its course admins."""
+    view = await learner_view(w, caller, person_id, domain.COURSE_ADMIN, domain.CASEWORKER)
+    query = select(Enrolment).where(Enrolment.person_id == person_id)
+    courses = workflow.provider_courses(caller)
+    if view == "provider" and courses is not None:
+        query = query.where(Enrolment.course_id.in_(courses))
+    rows = (await w.session.scalars(query.order_by(Enrolment.requested_at))).all()
     return [await enrolment_read(w, e) for e in rows]
 
 
@@ -330,7 +441,8 @@ async def public_key(request: Request) -> dict[str, Any]:
 
 
 @router.get("/learners/{person_id}/education-pass/entries", response_model=list[PassEntryRead], tags=["education pass"])
-async def pass_entries(person_id: str, w: WorkflowDep) -> list[PassEntryRead]:
+async def pass_entries(person_id: str, w: WorkflowDep, caller: CallerDep) -> list[PassEntryRead]:
+    await learner_view(w, caller, person_id, domain.COURSE_ADMIN, domain.CASEWORKER)
     rows = (
         await w.session.scalars(
             select(PassEntry).where(PassEntry.person_id == person_id).order_by(PassEntry.at, PassEntry.id)
@@ -339,11 +451,59 @@ async def pass_entries(person_id: str, w: WorkflowDep) -> list[PassEntryRead]:
     return [PassEntryRead(entry_id=r.id, kind=r.kind, details=r.details, at=workflow.aware(r.at)) for r in rows]  # type: ignore[arg-type]
 
 
+#: What registration answers on its pass-holder route (its ``PassHolder``).
+HOLDER_FIELDS = ("given_names", "family_name")
+
+
+async def registered_holder_name(request: Request, person_id: str, caller_actor: str) -> str:
+    """The holder's name as registered, asked of registration in this service's own signed name; registration
+    logs the read as the staff member's, through this service. Nothing is issued without it: 404 for a person
+    registration does not know, 410 for one erased, 503 while registration cannot answer."""
+    runtime = request.app.state.runtime
+    signer: Signer = runtime.extras["identity"]
+    unavailable = Problem(
+        503, "The registration service, which holds the holder's name, cannot answer now; nothing was issued. "
+        "Try again shortly.", kind="registration-unavailable", headers={"Retry-After": "30"},
+    )  # fmt: skip
+    url, transport = runtime.settings.registration_url, runtime.extras.get("registration_transport")
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=3, transport=transport) as client:
+            reply = await client.get(
+                f"/api/internal/persons/{quote(person_id, safe='')}/pass-holder",
+                params={"on_behalf_of": caller_actor},
+                headers={HEADER: signer.as_itself("registration")},
+            )
+    except httpx.HTTPError as exc:
+        raise unavailable from exc
+    if reply.status_code == 404:
+        raise Problem(404, f"Registration knows no person {person_id}.", kind="not-found")
+    if reply.status_code == 410:
+        raise Problem(410, "This person's data has been erased (GDPR Art. 17).", kind="erased")
+    if reply.status_code in (401, 403):
+        # Not the caller's doing: the identity keys of courses and registration do not match (deploy/README.md).
+        problem_type = reply.json().get("type", "") if reply.headers.get("content-type") == PROBLEM_JSON else ""
+        log.warning("registration refused courses' identity (%s %s)", reply.status_code, problem_type)
+    if reply.status_code != 200:
+        raise unavailable
+    holder = reply.json()
+    return " ".join(str(holder[k]).strip() for k in HOLDER_FIELDS if holder.get(k))
+
+
 @router.post(
-    "/learners/{person_id}/education-pass", status_code=201, response_model=IssuedPassRead, tags=["education pass"]
-)
-async def issue_pass(person_id: str, body: PassIssue, request: Request, w: WorkflowDep) -> IssuedPassRead:
-    """Issue a signed education pass: a W3C-shaped verifiable credential and a printable page."""
+    "/learners/{person_id}/education-pass", status_code=201, response_model=IssuedPassRead, tags=["education pass"],
+    responses={503: {"description": "Registration, which holds the holder's name, cannot answer: nothing issued",
+                     "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}},
+)  # fmt: skip
+async def issue_pass(
+    person_id: str,
+    request: Request,
+    w: WorkflowDep,
+    caller: CallerDep,
+    body: Annotated[PassIssue | None, Body()] = None,
+) -> IssuedPassRead:
+    """Issue a signed education pass: a W3C-shaped verifiable credential and a printable page. The holder's name is
+    the one registered; the credential names its place in the public revocation list."""
+    await learner_view(w, caller, person_id, domain.COURSE_ADMIN, domain.CASEWORKER)
     runtime = request.app.state.runtime
     rows = (
         await w.session.scalars(
@@ -352,30 +512,62 @@ async def issue_pass(person_id: str, body: PassIssue, request: Request, w: Workf
     ).all()
     if not rows:
         raise Problem(404, "This person has no entries for an education pass yet.", kind="not-found")
+    holder_name = await registered_holder_name(request, person_id, request.headers.get("x-actor", "unauthenticated"))
     keys = runtime.extras["pass_keys"]
     pass_id = str(uuid.uuid4())
     issuer = runtime.settings.pass_issuer
+    index = await workflow.place_in_status_list(w)
     credential = domain.sign(
         domain.education_pass(
-            pass_id=pass_id, issuer=issuer, person_id=person_id, holder_name=body.holder_name,
+            pass_id=pass_id, issuer=issuer, person_id=person_id, holder_name=holder_name,
             entries=[{"kind": r.kind, **r.details} for r in rows], issued_at=w.now,
+            status=domain.status_entry(f"{issuer}{STATUS_PATH}", index),
         ),
         keys.private, f"{issuer}/keys#{keys.key_id}", w.now,
     )  # fmt: skip
     code = domain.verification_code(credential)
     w.session.add(IssuedPass(id=pass_id, person_id=person_id, code=code, credential=credential, issued_at=w.now))
+    w.session.add(PassStatus(pass_id=pass_id, status_index=index, code=code, issued_at=w.now))
     await w.uow.commit()
     return IssuedPassRead(
         pass_id=pass_id, code=code, credential=credential, html_url=f"/api/v1/education-passes/{pass_id}/page"
     )
 
 
-@router.get("/education-passes/{pass_id}/page", response_class=HTMLResponse, tags=["education pass"])
-async def pass_page(pass_id: str, w: WorkflowDep) -> HTMLResponse:
-    """The printable pass, carrying its verification code."""
+async def readable_pass(w: workflow.Workflow, caller: domain.Caller, pass_id: str) -> IssuedPass:
+    """An issued pass the caller may see: a registrar's or an admin's any, others' their learners' (else 404)."""
     issued = await w.session.get(IssuedPass, pass_id)
-    if issued is None:
+    if issued is None or not (
+        caller.has(domain.REGISTRAR) or await workflow.learner_view(w, caller, issued.person_id) is not None
+    ):
         raise Problem(404, f"No education pass {pass_id}.", kind="not-found")
+    return issued
+
+
+@router.post("/education-passes/{pass_id}/revoke", response_model=PassStatusRead, tags=["education pass"])
+async def revoke_pass(pass_id: str, body: PassRevocation, w: WorkflowDep, caller: CallerDep) -> PassStatusRead:
+    """Revoke a pass (issued in error, superseded, at the holder's request): the status list marks it from now on,
+    and verification says so. Revoking twice keeps the first reason."""
+    if not caller.has(domain.COURSE_ADMIN):
+        raise forbidden("Passes are revoked by course admins and admins.")
+    issued = await w.session.get(IssuedPass, pass_id)
+    if issued is None or await workflow.learner_view(w, caller, issued.person_id) is None:
+        raise Problem(404, f"No education pass {pass_id}.", kind="not-found")
+    status = await w.session.get(PassStatus, issued.id)
+    if status is None:  # not expected: every pass gets its status row when it is issued
+        status = PassStatus(pass_id=issued.id, code=issued.code, issued_at=issued.issued_at)
+        w.session.add(status)
+    await workflow.revoke(w, status, body.reason)
+    await w.uow.commit()
+    return PassStatusRead(
+        pass_id=issued.id, revoked=True, revoked_at=as_utc(status.revoked_at), reason=status.revocation_reason
+    )
+
+
+@router.get("/education-passes/{pass_id}/page", response_class=HTMLResponse, tags=["education pass"])
+async def pass_page(pass_id: str, w: WorkflowDep, caller: CallerDep) -> HTMLResponse:
+    """The printable pass, carrying its verification code."""
+    issued = await readable_pass(w, caller, pass_id)
     subject = issued.credential["credentialSubject"]
     rows = "".join(
         f"<tr><td>{escape(e['kind'])}</td>"
@@ -396,23 +588,65 @@ async def pass_page(pass_id: str, w: WorkflowDep) -> HTMLResponse:
     )
 
 
+def revoked_answer(status: PassStatus, **known: Any) -> Verification:
+    revoked_on = as_utc(status.revoked_at)
+    on = f" on {revoked_on.date().isoformat()}" if revoked_on else ""
+    return Verification(valid=False, revoked=True, reason=f"revoked by the issuer{on}", **known)
+
+
+@router.get("/education-passes/status", tags=["education pass"])
+async def status_list(request: Request, w: WorkflowDep) -> JSONResponse:
+    """The revocation list of all passes (a W3C Bitstring Status List credential, signed with the pass key): a pass
+    names its place in it (``credentialStatus.statusListIndex``), and the bit there is 1 once it is revoked. An
+    offline verifier checks the pass's proof and this list's with the public key, then the bit."""
+    runtime = request.app.state.runtime
+    keys = runtime.extras["pass_keys"]
+    issuer = runtime.settings.pass_issuer
+    highest = await w.session.scalar(select(func.max(PassStatus.status_index)))
+    revoked = (
+        await w.session.scalars(
+            select(PassStatus.status_index).where(
+                PassStatus.status_index.is_not(None), PassStatus.revoked_at.is_not(None)
+            )
+        )
+    ).all()
+    document = domain.sign(
+        domain.status_list_credential(
+            list_url=f"{issuer}{STATUS_PATH}", issuer=issuer, revoked=[i for i in revoked if i is not None],
+            length_bits=domain.status_list_length(highest), valid_from=w.now,
+        ),
+        keys.private, f"{issuer}/keys#{keys.key_id}", w.now,
+    )  # fmt: skip
+    # Verifiers may keep it a few minutes: a revocation reaches them within that time.
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
+
+
 @router.post("/education-passes/verify", response_model=Verification, tags=["education pass"])
-async def verify_pass(credential: dict[str, Any], request: Request) -> Verification:
-    """Check a pass (the credential JSON) against this issuer's key."""
+async def verify_pass(credential: dict[str, Any], request: Request, w: WorkflowDep) -> Verification:
+    """Check a pass (the credential JSON) against this issuer's key and its revocation status."""
     keys = request.app.state.runtime.extras["pass_keys"]
     valid = domain.verify(credential, keys.public)
-    return Verification(
-        valid=valid, reason="signature valid" if valid else "signature does not match this content and issuer",
-        credential_id=credential.get("id") if isinstance(credential.get("id"), str) else None,
-    )  # fmt: skip
+    credential_id = credential.get("id") if isinstance(credential.get("id"), str) else None
+    if not valid:
+        return Verification(
+            valid=False, reason="signature does not match this content and issuer", credential_id=credential_id
+        )
+    pass_id = domain.pass_id_of(credential)
+    status = await w.session.get(PassStatus, pass_id) if pass_id else None
+    if status is not None and status.revoked_at is not None:
+        return revoked_answer(status, credential_id=credential_id)
+    return Verification(valid=True, reason="signature valid, not revoked", credential_id=credential_id)
 
 
 @router.get("/education-passes/verify/{code}", response_model=Verification, tags=["education pass"])
 async def verify_code(code: str, request: Request, w: WorkflowDep) -> Verification:
     """Check the code printed on a pass page."""
+    status = await w.session.scalar(select(PassStatus).where(PassStatus.code == code.upper()))
+    if status is not None and status.revoked_at is not None:
+        return revoked_answer(status, code=code, credential_id=f"urn:uuid:{status.pass_id}")
     issued = await w.session.scalar(select(IssuedPass).where(IssuedPass.code == code.upper()))
     if issued is None:
-        return Verification(valid=False, reason="no pass with this code (or it was erased)", code=code)
+        return Verification(valid=False, reason="no pass with this code", code=code)
     valid = domain.verify(issued.credential, request.app.state.runtime.extras["pass_keys"].public)
-    return Verification(valid=valid, reason="issued by this office" if valid else "signature invalid", code=code,
-                        credential_id=issued.credential["id"])  # fmt: skip
+    return Verification(valid=valid, reason="issued by this office, not revoked" if valid else "signature invalid",
+                        code=code, credential_id=issued.credential["id"])  # fmt: skip

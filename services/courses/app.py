@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from fastapi import FastAPI
@@ -23,6 +24,7 @@ from pydantic_settings import SettingsConfigDict
 from sqlalchemy import func, select
 
 from chassis.clock import Clock, run_every, system_clock
+from chassis.identity import Signer
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import DEVELOPMENT_SECRET, ServiceSettings
 from contracts import courses as events
@@ -48,8 +50,13 @@ class CoursesSettings(ServiceSettings):
     #: once and kept in ``dev_signing_key_file``.
     pass_signing_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     dev_signing_key_file: Path = Path("var/courses-pass-signing.key")
+    #: Registration holds the pass holder's name (``COURSES_REGISTRATION_URL``).
+    registration_url: str = "http://127.0.0.1:8001"
 
     OTHER_ED25519_KEYS = ("pass_signing_key",)
+    #: Courses signs as itself when it asks registration for a pass holder's name
+    #: (``COURSES_INTERNAL_IDENTITY_SIGNING_KEY``).
+    NEEDED_OUTSIDE_DEVELOPMENT = (*ServiceSettings.NEEDED_OUTSIDE_DEVELOPMENT, "internal_identity_signing_key")
 
 
 @dataclass(frozen=True)
@@ -141,11 +148,19 @@ async def check_offers(runtime: ServiceRuntime) -> int:
     return expired
 
 
-def create_app(settings: CoursesSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+def create_app(
+    settings: CoursesSettings | None = None,
+    clock: Clock = system_clock,
+    registration_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """``registration_transport``: how registration is reached (tests route it in-process); by default over the
+    network at ``registration_url``."""
     settings = settings or CoursesSettings()
 
     async def on_startup(runtime: ServiceRuntime) -> None:
         runtime.extras["clock"] = clock
+        runtime.extras["identity"] = Signer(settings.identity_signing_key(), "courses")
+        runtime.extras["registration_transport"] = registration_transport
         runtime.extras["pass_keys"] = await asyncio.to_thread(load_pass_keys, settings)
         if settings.demo_data:
             await seed_demo(runtime, clock())

@@ -1,6 +1,12 @@
 """Course rules: eligibility, overlaps, the waiting list's fair order, seat offers, the enrolment
 lifecycle, and the signed education pass (Bildungspass). Pure: no I/O, no framework.
 
+Who may act on what (object-level rules, :class:`Caller`): an admin on everything; a course admin on the
+courses of their own provider, and on the learners enrolled there; a caseworker on the people of their team's
+open cases (without a team: the cases assigned to them); a registrar reads pass pages. A course admin is tied
+to their provider by the ``partner_id`` of their sign-in, the same claim that ties partner staff to their
+organisation (VHS Landsberg is the partner ``vhs-landsberg``).
+
 Waiting-list order (documented, configurable): entries are ranked by the configured priority
 criteria in turn (default: an obligation to attend an integration course first, then women who
 need childcare, since the seed names women a priority group), then by the moment the request was
@@ -10,8 +16,10 @@ received, then by enrolment id as a last, stable tie-break.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -238,19 +246,36 @@ def education_pass(
     holder_name: str | None,
     entries: list[dict[str, Any]],
     issued_at: datetime,
+    status: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The unsigned credential in the W3C Verifiable Credentials data-model shape."""
+    """The unsigned credential in the W3C Verifiable Credentials data-model shape; ``status`` is its entry in the
+    issuer's status list (:func:`status_entry`), so that a verifier can learn of a revocation."""
     subject: dict[str, Any] = {"id": f"urn:uuid:{person_id}", "type": "Bildungspass", "entries": entries}
     if holder_name:
         subject["name"] = holder_name
-    return {
+    credential: dict[str, Any] = {
         "@context": ["https://www.w3.org/ns/credentials/v2"],
         "id": f"urn:uuid:{pass_id}",
         "type": ["VerifiableCredential", "EducationPass"],
         "issuer": issuer,
-        "validFrom": issued_at.isoformat().replace("+00:00", "Z"),
+        "validFrom": _timestamp(issued_at),
         "credentialSubject": subject,
     }
+    if status is not None:
+        credential["credentialStatus"] = status
+    return credential
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def pass_id_of(credential: dict[str, Any]) -> str | None:
+    """The pass id in a credential's ``id`` (``urn:uuid:<pass id>``), if it has that form."""
+    value = credential.get("id")
+    if isinstance(value, str) and value.startswith("urn:uuid:") and 0 < len(value) - 9 <= 36:
+        return value[9:]
+    return None
 
 
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -337,6 +362,178 @@ def public_jwk(public_key: Ed25519PublicKey, key_id: str) -> dict[str, str]:
 
 def key_from_jwk(jwk: dict[str, str]) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(_unb64url(jwk["x"]))
+
+
+# --- revocation: the W3C Bitstring Status List ---------------------------------------------------
+#
+# Every pass names its place (``statusListIndex``) in the issuer's one revocation list, which anyone may fetch
+# (``statusListCredential``): a credential of its own, signed with the pass key, whose ``encodedList`` is the
+# GZIP-compressed bitstring, base64url with the multibase prefix "u". Bit ``i`` (counted from the most
+# significant bit of the first byte) is 1 when the pass at index ``i`` is revoked. Places are drawn at random
+# from a list of at least 16 KiB (the specification's minimum), so that neither the place nor the list's
+# length tells how many passes were issued before, or whose a place is.
+
+#: 16 KiB of bits.
+STATUS_LIST_MIN_BITS = 131_072
+#: A verifier decodes no more than this (a small GZIP body could otherwise unpack to gigabytes).
+STATUS_LIST_MAX_BYTES = 16 * 1024 * 1024
+
+
+def status_index_range(places_taken: int) -> int:
+    """How many places a new pass's is drawn from: the minimum list, doubled until at most half is taken, so that
+    a random draw rarely meets a taken place."""
+    size = STATUS_LIST_MIN_BITS
+    while 2 * (places_taken + 1) > size:
+        size *= 2
+    return size
+
+
+def status_list_length(highest_index: int | None) -> int:
+    """The list's length in bits: the minimum, or the multiple of it that holds the highest place given."""
+    if highest_index is None:
+        return STATUS_LIST_MIN_BITS
+    return STATUS_LIST_MIN_BITS * (highest_index // STATUS_LIST_MIN_BITS + 1)
+
+
+def status_entry(list_url: str, index: int) -> dict[str, str]:
+    """A credential's ``credentialStatus``: its place in the revocation list at ``list_url``."""
+    return {
+        "id": f"{list_url}#{index}",
+        "type": "BitstringStatusListEntry",
+        "statusPurpose": "revocation",
+        "statusListIndex": str(index),
+        "statusListCredential": list_url,
+    }
+
+
+def encode_status_list(revoked: Iterable[int], length_bits: int) -> str:
+    bits = bytearray(length_bits // 8)
+    for index in revoked:
+        if not 0 <= index < length_bits:
+            raise ValueError(f"status list place {index} is outside a list of {length_bits} bits")
+        bits[index // 8] |= 0x80 >> (index % 8)
+    return "u" + _b64url(gzip.compress(bytes(bits), mtime=0))
+
+
+def decode_status_list(encoded: str) -> bytes:
+    """The bitstring of an ``encodedList``; ValueError for anything else (or more than STATUS_LIST_MAX_BYTES)."""
+    if not encoded.startswith("u"):
+        raise ValueError("not a base64url multibase value")
+    text = encoded[1:]
+    try:
+        compressed = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # GZIP framing
+        bits = inflate.decompress(compressed, STATUS_LIST_MAX_BYTES + 1)
+    except (zlib.error, ValueError) as exc:
+        raise ValueError("not a GZIP-compressed bitstring") from exc
+    if len(bits) > STATUS_LIST_MAX_BYTES or inflate.unconsumed_tail:
+        raise ValueError("the status list is longer than a verifier reads")
+    if not inflate.eof or not bits:
+        raise ValueError("not a complete GZIP-compressed bitstring")
+    return bits
+
+
+def status_list_credential(
+    *, list_url: str, issuer: str, revoked: Iterable[int], length_bits: int, valid_from: datetime
+) -> dict[str, Any]:
+    """The unsigned revocation list (a ``BitstringStatusListCredential``); sign it with :func:`sign`."""
+    return {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "id": list_url,
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "issuer": issuer,
+        "validFrom": _timestamp(valid_from),
+        "credentialSubject": {
+            "id": f"{list_url}#list",
+            "type": "BitstringStatusList",
+            "statusPurpose": "revocation",
+            "encodedList": encode_status_list(revoked, length_bits),
+        },
+    }
+
+
+class StatusUnknown(ValueError):
+    """The status list cannot answer for this credential (not the list it names, not the issuer's, unreadable)."""
+
+
+def revoked_in(credential: dict[str, Any], status_list: dict[str, Any], public_key: Ed25519PublicKey) -> bool | None:
+    """What an offline verifier asks: is this credential revoked by this status list, signed with the issuer's key?
+
+    None when the credential names no place in a revocation list (a pass issued before there was one); raises
+    :class:`StatusUnknown` when this list cannot tell (another list, another issuer, a bad signature, a place
+    outside it). Check the credential's own proof with :func:`verify` first.
+    """
+    entry = credential.get("credentialStatus")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or entry.get("type") != "BitstringStatusListEntry":
+        raise StatusUnknown("the credential's status entry is not a Bitstring Status List entry")
+    if entry.get("statusPurpose") != "revocation" or entry.get("statusListCredential") != status_list.get("id"):
+        raise StatusUnknown("this is not the revocation list the credential names")
+    if status_list.get("issuer") != credential.get("issuer") or not verify(status_list, public_key):
+        raise StatusUnknown("the status list is not signed by the credential's issuer")
+    subject = status_list.get("credentialSubject")
+    index = entry.get("statusListIndex")
+    if not isinstance(subject, dict) or subject.get("statusPurpose") != "revocation":
+        raise StatusUnknown("the status list is not a revocation list")
+    if not isinstance(index, str) or not index.isdigit() or len(index) > 12:
+        raise StatusUnknown("the credential's place in the list is not a number")
+    try:
+        bits = decode_status_list(str(subject.get("encodedList", "")))
+    except ValueError as exc:
+        raise StatusUnknown(str(exc)) from exc
+    place = int(index)
+    if place >= len(bits) * 8:
+        raise StatusUnknown("the credential's place lies outside the list")
+    return bool(bits[place // 8] & (0x80 >> (place % 8)))
+
+
+# --- who may act on what ---------------------------------------------------------------------------
+
+ADMIN, COURSE_ADMIN, CASEWORKER, REGISTRAR = "admin", "course_admin", "caseworker", "registrar"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The caller as the identity the gateway forwards says (``X-Role``, ``X-Partner-Id``, ``X-Team``,
+    ``X-Actor``, rewritten by the service's identity middleware from the signed token).
+
+    ``roles`` None: no identity was forwarded at all, which only development and tests allow (production
+    refuses such a call before it gets here); like an admin, such a caller is not limited to objects.
+    """
+
+    roles: frozenset[str] | None
+    #: A course admin's provider: the partner organisation their sign-in names.
+    provider_id: str | None = None
+    team: str | None = None
+    #: A caseworker's user subject, for one without a team (the cases assigned to them).
+    caseworker_id: str | None = None
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.roles is None or ADMIN in self.roles
+
+    def has(self, *roles: str) -> bool:
+        return self.roles is None or bool(self.roles & {ADMIN, *roles})
+
+    def manages(self, provider_id: str) -> bool:
+        """Whether the caller may change this provider's courses and work their enrolments."""
+        if self.unrestricted:
+            return True
+        return self.roles is not None and COURSE_ADMIN in self.roles and self.provider_id == provider_id
+
+
+def caller_from(roles: str | None, partner_id: str | None, team: str | None, actor: str | None) -> Caller:
+    if roles is None:
+        return Caller(roles=None)
+    granted = frozenset(role.strip() for role in roles.split(",") if role.strip())
+    subject = actor.removeprefix("user:") if actor and actor.startswith("user:") else None
+    return Caller(
+        roles=granted,
+        provider_id=(partner_id or None) if COURSE_ADMIN in granted else None,
+        team=team or None,
+        caseworker_id=subject or None,
+    )
 
 
 def completed_on_or_before(day: date, today: date) -> None:

@@ -1,7 +1,8 @@
 """Event handlers of the courses service: one function per consumed event type.
 
 Registration's events give the pseudonymous facts for eligibility and fair order; an accepted VHS
-referral asks for a seat; a successful IHK recognition referral adds a line to the education pass.
+referral asks for a seat; a successful IHK recognition referral adds a line to the education pass; referral's
+case events say which team works a person's case (the caseworkers' object-level rule).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from contracts import referral as referral_events
 from contracts import registration as registration_events
 from contracts.vocabulary import ServiceType
 from services.courses import domain, workflow
-from services.courses.models import Course, Enrolment, IssuedPass, Learner, PassEntry
+from services.courses.models import CaseTeam, Course, Enrolment, Learner
 
 log = logging.getLogger(__name__)
 
-CONSUMED_TOPICS = [registration_events.PERSONS_TOPIC, referral_events.REFERRALS_TOPIC]
+CONSUMED_TOPICS = [registration_events.PERSONS_TOPIC, referral_events.REFERRALS_TOPIC, referral_events.CASES_TOPIC]
 
 #: Which courses answer which kind of referral.
 COURSES_FOR_SERVICE = {
@@ -81,14 +82,30 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         await leave(flow(uow), event.data["person_id"], "moved_away")
 
     async def erased(uow: UnitOfWork, event: ReceivedEvent) -> None:
-        """Art. 17: the pass and its entries go; seats are freed."""
+        """Art. 17: seats are freed, the passes revoked and gone with their entries, the enrolments unlinked."""
         person_id = event.data["person_id"]
-        learner = await _learner(uow, person_id)
+        learner = await _learner(uow, person_id)  # stays as a tombstone: no new enrolment for an erased person
         learner.erased, learner.gender, learner.age_band, learner.german_level = True, None, None, None
-        await leave(flow(uow), person_id, "person_erased")
-        for model in (PassEntry, IssuedPass):
-            for row in (await uow.session.scalars(select(model).where(model.person_id == person_id))).all():
-                await uow.session.delete(row)
+        learner.childcare_needed = False
+        w = flow(uow)
+        await leave(w, person_id, "person_erased")
+        await workflow.erase_person(w, person_id)
+
+    async def case_changed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+        """Which team works the person's case, and whether it is open (events of one case come in order)."""
+        data = event.data
+        learner = await uow.session.get(Learner, data["person_id"])
+        if learner is not None and learner.erased:
+            return  # nobody acts on an erased person's records
+        case = await uow.session.get(CaseTeam, data["case_id"])
+        if case is None:
+            case = CaseTeam(case_id=data["case_id"], person_id=data["person_id"], open=True)
+            uow.session.add(case)
+        if event.type == referral_events.CaseAssigned.event_type:
+            model = referral_events.CaseAssigned.model_validate(data)
+            case.team, case.caseworker_id = model.team, model.caseworker_id
+        elif event.type == referral_events.CaseClosed.event_type:
+            case.open = False
 
     async def referral_accepted(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """An accepted VHS referral asks for a seat in a fitting course."""
@@ -140,4 +157,7 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         registration_events.PersonErased.event_type: erased,
         referral_events.ReferralAccepted.event_type: referral_accepted,
         referral_events.ReferralCompleted.event_type: referral_completed,
+        referral_events.CaseOpened.event_type: case_changed,
+        referral_events.CaseAssigned.event_type: case_changed,
+        referral_events.CaseClosed.event_type: case_changed,
     }

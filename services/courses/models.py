@@ -122,3 +122,34 @@ class IssuedPass(Base):
     code: Mapped[str] = mapped_column(String(20), unique=True)
     credential: Mapped[dict[str, Any]] = mapped_column(JSON)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CaseTeam(Base):
+    """Who works a person's case, from referral's case events: a caseworker acts on the people of their team's
+    open cases only (or, without a team, on the cases assigned to them). Pseudonymous: ids and a team name."""
+
+    __tablename__ = "case_teams"
+
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    team: Mapped[str | None] = mapped_column(String(64))
+    caseworker_id: Mapped[str | None] = mapped_column(String(64))
+    open: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class PassStatus(Base):
+    """The revocation status of an issued pass: its place in the public status list (W3C Bitstring Status List).
+
+    Kept after the person's erasure, when the pass itself is gone: nothing in it names the person (the pass id
+    and the code are random to anyone without the pass), and a verifier must still learn that the pass is revoked.
+    """
+
+    __tablename__ = "pass_status"
+
+    pass_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    #: None for a pass issued before the status list existed: it can be checked online (by id or code) only.
+    status_index: Mapped[int | None] = mapped_column(Integer, unique=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revocation_reason: Mapped[str | None] = mapped_column(String(40))

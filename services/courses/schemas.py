@@ -34,7 +34,9 @@ class CourseFields(Strict):
     category: domain.CourseCategory
     target_level: GermanLevel | None = None
     language_of_instruction: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")] = "de"
-    provider_id: Identifier = "vhs-landsberg"
+    provider_id: Identifier | None = Field(
+        None, description="The course provider (its partner id); a course admin's own provider, which is the default"
+    )
     capacity: int = Field(ge=1, le=500)
     childcare_offered: bool = False
     women_only: bool = False
@@ -134,9 +136,18 @@ class CompletionCreate(Strict):
 
 
 class PassIssue(Strict):
-    holder_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = Field(
-        None, description="Printed on the pass at the holder's request; not stored elsewhere"
-    )
+    """Nothing to say: the holder's name comes from registration, never from the request (a name sent is refused)."""
+
+
+class PassRevocation(Strict):
+    reason: Annotated[str, StringConstraints(pattern=r"^(issued_in_error|superseded|holder_request)$")]
+
+
+class PassStatusRead(BaseModel):
+    pass_id: str
+    revoked: bool
+    revoked_at: datetime | None
+    reason: str | None
 
 
 class PassEntryRead(BaseModel):
@@ -156,5 +167,6 @@ class IssuedPassRead(BaseModel):
 class Verification(BaseModel):
     valid: bool
     reason: str
+    revoked: bool = Field(False, description="The issuer revoked the pass (it is in the public status list)")
     code: str | None = None
     credential_id: str | None = None

@@ -7,6 +7,7 @@ PostgreSQL across replicas, and an in-process lock for SQLite, which has no row 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc as aware
@@ -24,7 +25,16 @@ from contracts import courses as events
 from contracts.base import IntegrationEvent
 from contracts.vocabulary import AgeBand, Gender, GermanLevel
 from services.courses import domain
-from services.courses.models import Course, CourseSession, Enrolment, Learner, PassEntry
+from services.courses.models import (
+    CaseTeam,
+    Course,
+    CourseSession,
+    Enrolment,
+    IssuedPass,
+    Learner,
+    PassEntry,
+    PassStatus,
+)
 
 _LOCAL_LOCKS: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -359,3 +369,86 @@ async def complete(
                                                        "reached_on": completed_on.isoformat()},
             source_id=f"level:{enrolment.id}",
         )  # fmt: skip
+
+
+async def revoke(w: Workflow, status: PassStatus, reason: str) -> bool:
+    """Mark a pass revoked (once: the first reason and moment stay); True when it was not revoked before."""
+    if status.revoked_at is not None:
+        return False
+    status.revoked_at, status.revocation_reason = w.now, reason
+    return True
+
+
+async def place_in_status_list(w: Workflow) -> int:
+    """A free place in the revocation list, drawn at random (see ``domain.status_index_range``)."""
+    taken = await w.session.scalar(select(func.count()).where(PassStatus.status_index.is_not(None))) or 0
+    size = domain.status_index_range(taken)
+    while True:  # at most half the places are taken: a free one comes within a few draws
+        index = secrets.randbelow(size)
+        if await w.session.scalar(select(PassStatus.pass_id).where(PassStatus.status_index == index)) is None:
+            return index
+
+
+async def erase_person(w: Workflow, person_id: str) -> None:
+    """Art. 17, as far as the course records allow: the person's passes are revoked (their place in the status
+    list stays set, nothing else of them) and deleted with the pass entries; the enrolments stay for the courses'
+    seat counts and figures, each under a new random id that links it to nobody and to no other enrolment, without
+    the referral, the priority reasons (gender, childcare, obligation) and the certificate."""
+    for issued in (await w.session.scalars(select(IssuedPass).where(IssuedPass.person_id == person_id))).all():
+        status = await w.session.get(PassStatus, issued.id)
+        if status is None:  # not expected: every pass gets its status row when it is issued
+            status = PassStatus(pass_id=issued.id, code=issued.code, issued_at=issued.issued_at)
+            w.session.add(status)
+        await revoke(w, status, "person_erased")
+        await w.session.delete(issued)
+    for entry in (await w.session.scalars(select(PassEntry).where(PassEntry.person_id == person_id))).all():
+        await w.session.delete(entry)
+    for enrolment in (await w.session.scalars(select(Enrolment).where(Enrolment.person_id == person_id))).all():
+        enrolment.person_id = f"erased-{uuid.uuid4().hex}"
+        enrolment.referral_id, enrolment.priority_flags, enrolment.certificate = None, [], None
+        enrolment.updated_at = w.now
+    for case in (await w.session.scalars(select(CaseTeam).where(CaseTeam.person_id == person_id))).all():
+        await w.session.delete(case)
+
+
+# --- who may act on which learner -------------------------------------------------------------------
+
+
+def caseworker_people(caller: domain.Caller) -> Select[Any] | None:
+    """The persons of the caseworker's team's open cases (without a team: of the open cases assigned to them), as a
+    subquery; None when the caller is no caseworker."""
+    if caller.roles is None or domain.CASEWORKER not in caller.roles:
+        return None
+    if caller.team is not None:
+        mine = CaseTeam.team == caller.team
+    elif caller.caseworker_id is not None:
+        mine = CaseTeam.caseworker_id == caller.caseworker_id
+    else:
+        return None
+    return select(CaseTeam.person_id).where(mine, CaseTeam.open.is_(True))
+
+
+def provider_courses(caller: domain.Caller) -> Select[Any] | None:
+    """The course admin's provider's courses, as a subquery; None when the caller is no course admin of one."""
+    if caller.roles is None or domain.COURSE_ADMIN not in caller.roles or caller.provider_id is None:
+        return None
+    return select(Course.id).where(Course.provider_id == caller.provider_id)
+
+
+async def learner_view(w: Workflow, caller: domain.Caller, person_id: str) -> str | None:
+    """How much of this person's course records the caller sees: "all" (an admin; a caseworker of their case),
+    "provider" (a course admin of a provider they are or were enrolled with: that provider's records), or None:
+    not the caller's learner, which the routes answer as if the person were unknown (404)."""
+    if caller.unrestricted:
+        return "all"
+    people = caseworker_people(caller)
+    if people is not None and await w.session.scalar(
+        people.where(CaseTeam.person_id == person_id).limit(1)
+    ) is not None:  # fmt: skip
+        return "all"
+    courses = provider_courses(caller)
+    if courses is not None and await w.session.scalar(
+        select(Enrolment.id).where(Enrolment.person_id == person_id, Enrolment.course_id.in_(courses)).limit(1)
+    ) is not None:  # fmt: skip
+        return "provider"
+    return None

@@ -8,6 +8,7 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
 from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -631,6 +632,36 @@ async def contact_for_partner(
         {k: getattr(person, k) for k in PersonContact.model_fields if k != "address"}
         | {"address": {k: getattr(person, k) for k in ADDRESS_FIELDS}}
     )
+
+
+# --- the education pass's holder name, for the courses service (issue 12) --------------------------------------
+# Kept apart from the staff routes above: the courses service prints the registered name on an education pass
+# instead of whatever a request says. It asks in its own signed name; the read is logged as the staff member's
+# (``on_behalf_of``, the X-Actor courses verified), through courses.
+
+
+class PassHolder(BaseModel):
+    """The name on an education pass, as registered: nothing more."""
+
+    given_names: str
+    family_name: str
+
+
+@internal_router.get("/persons/{person_id}/pass-holder", response_model=PassHolder)
+async def pass_holder(
+    person_id: str,
+    uow: UnitOfWorkDep,
+    caller: Annotated[Identity, require_service("courses")],
+    on_behalf_of: Annotated[str, Query(min_length=1, max_length=120)],
+) -> PassHolder:
+    """The registered name of a person, for the education pass the courses service issues; 410 once erased."""
+    person = await load_person(uow.session, person_id)
+    audit(uow, f"{on_behalf_of} via {caller.actor} for an education pass", "read_pass_holder", person.id)
+    await uow.commit()
+    return PassHolder(given_names=person.given_names or "", family_name=person.family_name or "")
+
+
+# --- end of the education pass's block --------------------------------------------------------------------------
 
 
 # --- information packs ---------------------------------------------------------------------

@@ -50,12 +50,26 @@ class RegistrationSettings(ServiceSettings):
     #: a person's contact data, for a partner with the person's consent.
     #: ``REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY``.
     internal_identity_referral_public_key: str | None = None
+    #: The courses service's public identity key: it alone may ask for the holder's name of an education pass.
+    #: ``REGISTRATION_INTERNAL_IDENTITY_COURSES_PUBLIC_KEY``.
+    internal_identity_courses_public_key: str | None = None
 
-    NEEDED_OUTSIDE_DEVELOPMENT = (*ServiceSettings.NEEDED_OUTSIDE_DEVELOPMENT, "internal_identity_referral_public_key")
-    IDENTITY_KEYS = {**ServiceSettings.IDENTITY_KEYS, "internal_identity_referral_public_key": "referral"}
+    NEEDED_OUTSIDE_DEVELOPMENT = (
+        *ServiceSettings.NEEDED_OUTSIDE_DEVELOPMENT,
+        "internal_identity_referral_public_key",
+        "internal_identity_courses_public_key",
+    )
+    IDENTITY_KEYS = {
+        **ServiceSettings.IDENTITY_KEYS,
+        "internal_identity_referral_public_key": "referral",
+        "internal_identity_courses_public_key": "courses",
+    }
 
     def trusted_service_keys(self) -> dict[str, str | None]:
-        return {"referral": self.internal_identity_referral_public_key}
+        return {
+            "referral": self.internal_identity_referral_public_key,
+            "courses": self.internal_identity_courses_public_key,
+        }
 
 
 def create_app(settings: RegistrationSettings | None = None) -> FastAPI:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -61,10 +60,17 @@ CHECKS = [not_a_server_error, content_type_conformance, response_schema_conforma
 #: exception to most object-level checks).
 ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "admin")
 PARTNER = "caritas-landsberg"
+PROVIDER = "vhs-landsberg"
 PARTNER_UPDATED = "de.landsberg.integration.partners.partner_updated.v1"
 TEAM = "integration-nord"
 #: The service is stricter than the gateway's role policy here: a rebuild of the read model is the admin's.
-ROLE_OVERRIDES = {("POST", "/api/v1/monitoring/rebuild"): "admin"}
+ROLE_OVERRIDES = {
+    ("POST", "/api/v1/monitoring/rebuild"): "admin",
+    # A learner's records are for the caseworkers of their case and the course admins of their provider; the
+    # seeded learner is enrolled with the course admin's provider (no case reaches courses without referral).
+    **{(method, f"/api/v1/learners/{{person_id}}/{rest}"): "course_admin"
+       for method, rest in (("GET", "enrolments"), ("GET", "education-pass/entries"), ("POST", "education-pass"))},
+}  # fmt: skip
 #: Known objects are fuzzed reads first, then writes, then what ends them (a cancelled course takes no
 #: enrolment, a deleted object is a 404 after).
 ENDINGS = re.compile(r"/(cancel|withdrawal|move-away|revoke)$")
@@ -74,7 +80,8 @@ def order(method: str, path: str) -> int:
     return 0 if method == "GET" else 3 if method == "DELETE" else 2 if ENDINGS.search(path) else 1
 
 
-Seed = Callable[[httpx.AsyncClient], Awaitable[dict[str, str]]]
+#: (the service's client, and the clients of the services it calls by name) -> the ids of the objects made.
+Seed = Callable[..., Awaitable[dict[str, str]]]
 
 
 def role_for(method: str, path: str) -> str | None:
@@ -95,6 +102,8 @@ def caller(method: str, path: str) -> dict[str, str]:
     headers = {"X-Actor": "user:fuzzer", "X-Role": role}
     if role == "partner":
         headers["X-Partner-Id"] = PARTNER
+    if role == "course_admin":  # the course provider, whose courses the seeds make
+        headers["X-Partner-Id"] = PROVIDER
     if role == "caseworker":
         headers["X-Team"] = TEAM
     return headers
@@ -122,10 +131,12 @@ async def registration_objects(client: httpx.AsyncClient) -> dict[str, str]:
     return {"person_id": person, "consent_id": consent, "lang": "ar"}
 
 
-async def courses_objects(client: httpx.AsyncClient) -> dict[str, str]:
+async def courses_objects(client: httpx.AsyncClient, registration: httpx.AsyncClient) -> dict[str, str]:
+    """A course, and a registered person enrolled in it (registration holds the name an education pass prints)."""
     admin = caller("POST", "/api/v1/courses")
     course = created(await client.post("/api/v1/courses", json=course_body(5), headers=admin))
-    person = f"person-{uuid.uuid4().hex[:12]}"
+    registrar = caller("POST", "/api/v1/registrations")
+    person = created(await registration.post("/api/v1/registrations", json=newcomer(), headers=registrar))["person_id"]
     enrolment = created(
         await client.post(f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person},
                           headers=admin)
@@ -268,12 +279,24 @@ async def test_service_api_keeps_its_documented_contract_under_fuzzing(
     name: str, broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     create, seed = SERVICES[name]
-    app = create(f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}", broker.bootstrap_servers)
-    async with running_app(app) as client, served(app) as base_url:
+    async with AsyncExitStack() as stack:
+        upstreams: dict[str, Any] = {}
+        if name == "courses":  # courses asks registration for a pass holder's name: the real one, on loopback
+            registration = create_registration(
+                registration_settings(f"sqlite+aiosqlite:///{tmp_path / 'upstream.db'}", broker.bootstrap_servers)
+            )
+            upstreams["registration"] = await stack.enter_async_context(running_app(registration))
+            reachable = {"registration_url": await stack.enter_async_context(served(registration))}
+            database = f"sqlite+aiosqlite:///{tmp_path / 'courses.db'}"
+            app = create_courses(courses_settings(database, broker.bootstrap_servers, **reachable))
+        else:
+            app = create(f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}", broker.bootstrap_servers)
+        client = await stack.enter_async_context(running_app(app))
+        base_url = await stack.enter_async_context(served(app))
         document = (await client.get("/openapi.json")).json()
         schema = schemathesis.openapi.from_dict(document)
         assert len(list(schema.get_all_operations())) >= 8, "the service documents its operations"
-        known = await seed(client)
+        known = await seed(client, **upstreams)
         failures = await asyncio.to_thread(fuzz, schema, base_url, known)
     assert not failures, f"{len(failures)} run(s) broke the documented contract:\n\n" + "\n\n".join(failures)
 

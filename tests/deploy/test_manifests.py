@@ -395,6 +395,10 @@ def test_every_process_gets_its_secrets(overlay: str) -> None:
     wanted["registration"]["REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY"] = (
         "internal-identity-referral", "public-key",
     )  # fmt: skip
+    wanted["courses"]["COURSES_INTERNAL_IDENTITY_SIGNING_KEY"] = ("internal-identity-courses", "private-key")
+    wanted["registration"]["REGISTRATION_INTERNAL_IDENTITY_COURSES_PUBLIC_KEY"] = (
+        "internal-identity-courses", "public-key",
+    )  # fmt: skip
     wanted["courses"]["COURSES_PASS_SIGNING_KEY"] = ("courses-secrets", "pass-signing-key")
     wanted["partners"]["PARTNERS_API_KEY_PEPPER"] = ("partners-secrets", "api-key-pepper")
     wanted["partners"]["PARTNERS_WEBHOOK_SECRET_KEY"] = ("partners-secrets", "webhook-secret-key")
@@ -410,11 +414,12 @@ def test_every_process_gets_its_secrets(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_a_private_key_or_secret_reaches_only_the_process_it_belongs_to(overlay: str) -> None:
-    """Each process signs as itself: the gateway's and referral's private keys, and each service's idempotency
-    key, are in no other process's environment."""
+    """Each process signs as itself: the gateway's, referral's and courses' private keys, and each service's
+    idempotency key, are in no other process's environment."""
     objects = render(overlay)
     owners = {("internal-identity-gateway", "private-key"): "gateway",
               ("internal-identity-referral", "private-key"): "referral",
+              ("internal-identity-courses", "private-key"): "courses",
               ("gateway-cookie", "secret"): "gateway"} | {("idempotency", name): name for name in SERVICES}  # fmt: skip
     for name in PROCESSES:
         for variable, ref in secret_refs(objects, name).items():
@@ -499,9 +504,10 @@ def test_every_setting_a_cluster_needs_is_set_in_the_manifests(overlay: str) -> 
 
 
 def test_the_settings_check_knows_the_gateways_and_referrals_addresses() -> None:
-    """The check above would see a missing upstream: every ``*_url`` of the gateway and referral's registration_url
-    are among what a cluster must set."""
+    """The check above would see a missing upstream: every ``*_url`` of the gateway, and referral's and courses'
+    registration_url, are among what a cluster must set."""
     from gateway.app import GatewaySettings
+    from services.courses.app import CoursesSettings
     from services.referral.app import ReferralSettings
     from tests.k8s import NOT_READ, cluster_settings
 
@@ -512,6 +518,7 @@ def test_the_settings_check_knows_the_gateways_and_referrals_addresses() -> None
     assert {"registration_url", "referral_url", "courses_url", "partners_url", "monitoring_url"} <= upstreams
     assert upstreams - defaulted_to_none <= set(cluster_settings(GatewaySettings))
     assert "registration_url" in cluster_settings(ReferralSettings)
+    assert "registration_url" in cluster_settings(CoursesSettings)
     for name in defaulted_to_none:  # features that are off unless set (REDIS_URL) or checked by the settings
         assert name in ("redis_url", "oidc_jwks_url", "public_url"), f"GatewaySettings.{name} defaults to None"
 
@@ -544,7 +551,7 @@ def test_default_deny_and_a_network_policy_for_every_process(overlay: str) -> No
         if name == "gateway":
             assert all("namespaceSelector" in peer for peer in sources), "the gateway is reached from the ingress only"
         else:
-            allowed = {"gateway"} | ({"referral"} if name == "registration" else set())
+            allowed = {"gateway"} | ({"referral", "courses"} if name == "registration" else set())
             names = {
                 peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") for peer in sources
             }

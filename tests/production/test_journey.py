@@ -21,6 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from contracts.referral import ReferralAccepted
 from gateway.ui.kit import SESSION_COOKIE
+from services.courses import domain as courses_domain
 from tests.conftest import course_body, eventually, newcomer
 from tests.k8s import env_names, settings_class
 from tests.oidc_provider import sign_in
@@ -279,11 +280,16 @@ async def test_a_newcomers_whole_journey(
             "result": "passed", "certificate": "DTZ B1", "completed_on": today.isoformat()})  # fmt: skip
         assert done["status"] == "completed"
 
-    with step("the education pass is issued and verified"):
-        issued = await course_admin.post(f"/api/v1/learners/{person}/education-pass", 201,
-                                         json={"holder_name": f"{person_body['given_names']} Haddad"})  # fmt: skip
+    with step("the education pass is issued with the registered name and verified"):
+        issued = await course_admin.post(f"/api/v1/learners/{person}/education-pass", 201, json={})
+        registered_name = f"{person_body['given_names']} {person_body['family_name']}"
+        assert issued["credential"]["credentialSubject"]["name"] == registered_name
         assert (await anyone.post("/api/v1/education-passes/verify", json=issued["credential"]))["valid"] is True
         assert (await anyone.get(f"/api/v1/education-passes/verify/{issued['code']}"))["valid"] is True
+        keys = await anyone.get("/api/v1/education-passes/public-key")
+        status_list = await anyone.get("/api/v1/education-passes/status")
+        key = courses_domain.key_from_jwk(keys["keys"][0])
+        assert courses_domain.revoked_in(issued["credential"], status_list, key) is False
 
     with step("the analyst's monitoring figure counts the person"):
 
@@ -309,6 +315,10 @@ async def test_a_newcomers_whole_journey(
             return (await anyone.get(f"/api/v1/education-passes/verify/{issued['code']}"))["valid"] is False
 
         await eventually(pass_revoked)
+        verified = await anyone.post("/api/v1/education-passes/verify", json=issued["credential"])
+        assert (verified["valid"], verified["revoked"]) == (False, True)
+        status_list = await anyone.get("/api/v1/education-passes/status")
+        assert courses_domain.revoked_in(issued["credential"], status_list, key) is True, "offline, too"
         assert (await vhs_key.get(path))["personal_data"] is None
 
 

@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 from chassis.embedded_broker import EmbeddedBroker
 from services.courses import domain
 from services.courses.app import create_app
-from services.courses.models import Course, CourseSession, Learner
-from tests.conftest import ManualClock, courses_settings, running_app
+from services.courses.models import Course, CourseSession, IssuedPass, Learner, PassStatus
+from services.registration.app import create_app as create_registration
+from tests.conftest import ManualClock, courses_settings, newcomer, registration_settings, running_app
 
 PROBLEM_JSON = "application/problem+json"
 COURSES = "/api/v1/courses"
@@ -48,6 +49,31 @@ async def courses(database_url: str, broker: EmbeddedBroker, clock: ManualClock)
     async with running_app(app) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
+
+
+@pytest.fixture
+async def registered(
+    database_url: str, broker: EmbeddedBroker, clock: ManualClock, tmp_path: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """(courses, registration): the courses app asks the real registration app (on its own SQLite database,
+    reached in-process) for a pass holder's name, in its own signed name."""
+    registration_app = create_registration(
+        registration_settings(f"sqlite+aiosqlite:///{tmp_path / 'registration.db'}", broker.bootstrap_servers)
+    )
+    app = create_app(
+        courses_settings(database_url, broker.bootstrap_servers),
+        clock=clock,
+        registration_transport=httpx.ASGITransport(app=registration_app),
+    )
+    async with running_app(registration_app) as registration, running_app(app) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client, registration
+
+
+async def register(registration: httpx.AsyncClient, **person: Any) -> str:
+    reply = await registration.post("/api/v1/registrations", json=newcomer(**person))
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["person_id"])
 
 
 def slot(day: int, hour: float, hours: float = 2.0) -> dict[str, str]:
@@ -130,10 +156,12 @@ async def catalogue(courses: httpx.AsyncClient, **params: Any) -> list[str]:
     return [c["course_id"] for c in body["items"]]
 
 
-async def complete_with_certificate(courses: httpx.AsyncClient, clock: ManualClock) -> tuple[str, str, str]:
+async def complete_with_certificate(
+    courses: httpx.AsyncClient, clock: ManualClock, person_id: str | None = None
+) -> tuple[str, str, str]:
     """A learner enrolled in a German course and passed it with "DTZ B1": (person, course, enrolment)."""
     course = await schedule(courses, title="Deutsch B1", category="german_second_language", target_level="B1")
-    person_id = person()
+    person_id = person_id or person()
     enrolment = ok(await enrol(courses, course["course_id"], person_id), 201)
     body = {"result": "passed", "certificate": "DTZ B1", "completed_on": clock().date().isoformat()}
     url = f"{COURSES}/{course['course_id']}/enrolments/{enrolment['enrolment_id']}/completion"
@@ -398,12 +426,12 @@ async def test_a_completion_is_refused_in_the_future_and_twice(courses: httpx.As
 
 
 async def test_an_issued_pass_verifies_online_by_code_on_its_page_and_offline_with_the_public_key(
-    courses: httpx.AsyncClient, clock: ManualClock
+    registered: tuple[httpx.AsyncClient, httpx.AsyncClient], clock: ManualClock
 ) -> None:
-    learner, _, _ = await complete_with_certificate(courses, clock)
-    issued = ok(
-        await courses.post(f"/api/v1/learners/{learner}/education-pass", json={"holder_name": "Amina Haddad"}), 201
-    )
+    courses, registration = registered
+    registered_person = await register(registration, given_names="Amina", family_name="Haddad")
+    learner, _, _ = await complete_with_certificate(courses, clock, registered_person)
+    issued = ok(await courses.post(f"/api/v1/learners/{learner}/education-pass", json={}), 201)
     credential = issued["credential"]
     assert credential["proof"]["proofValue"] and credential["proof"]["type"] == "DataIntegrityProof"
     assert credential["id"] == f"urn:uuid:{issued['pass_id']}"
@@ -444,17 +472,37 @@ async def test_an_issued_pass_verifies_online_by_code_on_its_page_and_offline_wi
     assert not domain.verify(credential, domain.key_from_jwk(other))
 
 
-async def test_a_pass_is_issued_only_with_entries_and_the_name_only_on_request(
-    courses: httpx.AsyncClient, clock: ManualClock
+async def test_a_pass_is_issued_only_with_entries_and_always_with_the_registered_name(
+    registered: tuple[httpx.AsyncClient, httpx.AsyncClient], clock: ManualClock
 ) -> None:
+    courses, registration = registered
     assert_problem(await courses.post(f"/api/v1/learners/{person()}/education-pass", json={}), 404, "not-found")
-    learner, _, _ = await complete_with_certificate(courses, clock)
-    anonymous = ok(await courses.post(f"/api/v1/learners/{learner}/education-pass", json={}), 201)
-    assert "name" not in anonymous["credential"]["credentialSubject"]
-    again = ok(await courses.post(f"/api/v1/learners/{learner}/education-pass", json={}), 201)
-    assert again["pass_id"] != anonymous["pass_id"] and again["code"] != anonymous["code"]
-    for issued in (anonymous, again):
+    learner = await register(registration, given_names="Layla Noor", family_name="Haddad")
+    await complete_with_certificate(courses, clock, learner)
+    url = f"/api/v1/learners/{learner}/education-pass"
+
+    # A name in the request is refused, not printed: only the registered one is.
+    refused = assert_problem(await courses.post(url, json={"holder_name": "Someone Else"}), 422, "validation")
+    assert refused["errors"][0]["location"] == ["body", "holder_name"]
+    async with courses.app.state.runtime.session_factory() as session:  # type: ignore[attr-defined]
+        assert await session.scalar(select(func.count()).select_from(IssuedPass)) == 0, "nothing issued"
+    first = ok(await courses.post(url, json={}), 201)
+    assert first["credential"]["credentialSubject"]["name"] == "Layla Noor Haddad"
+    again = ok(await courses.post(url), 201)  # no body at all: the same
+    assert again["credential"]["credentialSubject"]["name"] == "Layla Noor Haddad"
+    assert again["pass_id"] != first["pass_id"] and again["code"] != first["code"]
+    for issued in (first, again):
         assert ok(await courses.get(f"/api/v1/education-passes/verify/{issued['code']}"))["valid"] is True
+    # Registration logged each read of the name: by whom (no identity here), through the courses service.
+    log = ok(await registration.get(f"/api/v1/persons/{learner}/access-log"))
+    reads = [e["actor"] for e in log if e["action"] == "read_pass_holder"]
+    assert reads == ["unauthenticated via service:courses for an education pass"] * 2
+
+    # A person registration does not know gets no pass (their entries came from elsewhere, e.g. a mistyped id).
+    unknown, _, _ = await complete_with_certificate(courses, clock)
+    assert_problem(await courses.post(f"/api/v1/learners/{unknown}/education-pass", json={}), 404, "not-found")
+    async with courses.app.state.runtime.session_factory() as session:  # type: ignore[attr-defined]
+        assert await session.scalar(select(func.count()).select_from(PassStatus)) == 2
 
 
 # --- cancelling a course ------------------------------------------------------------------------

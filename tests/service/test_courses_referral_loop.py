@@ -1,6 +1,6 @@
 """The closed loop between referral and courses through the real broker: an accepted VHS referral
 becomes an enrolment, the enrolment starts the referral, and a cancelled course routes the person
-again."""
+again; a recognition enters the education pass, which carries the registered name, and erasure revokes it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ from tests.conftest import (
 
 @pytest.fixture
 async def courses(platform: Any, broker: Any, tmp_path: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_courses(courses_settings(f"sqlite+aiosqlite:///{tmp_path / 'courses.db'}", broker.bootstrap_servers))
+    """Courses asks the platform's registration (in-process) for a pass holder's name."""
+    app = create_courses(
+        courses_settings(f"sqlite+aiosqlite:///{tmp_path / 'courses.db'}", broker.bootstrap_servers),
+        registration_transport=httpx.ASGITransport(app=platform[0].app),
+    )
     async with running_app(app) as client:
         yield client
 
@@ -78,13 +82,14 @@ async def _is(value: Any, expected: str) -> bool:
     return await value == expected
 
 
-async def test_recognition_enters_the_pass_and_erasure_removes_the_pass(
+async def test_recognition_enters_the_pass_and_erasure_revokes_the_pass(
     platform: Any, courses: httpx.AsyncClient
 ) -> None:
     registration, referral = platform
     person = await register_with_needs(
-        registration, [{"partner_category": "chamber", "purpose": "qualification_recognition"}], gender="male"
-    )
+        registration, [{"partner_category": "chamber", "purpose": "qualification_recognition"}], gender="male",
+        given_names="Samir", family_name="Haddad",
+    )  # fmt: skip
     case = await eventually(lambda: case_with_referrals(referral, person, 3))
     ihk = next(r for r in case["referrals"] if r["service_type"] == "qualification_recognition")
     assert ihk["status"] == "sent"
@@ -98,8 +103,9 @@ async def test_recognition_enters_the_pass_and_erasure_removes_the_pass(
 
     recognition = (await eventually(entries))[0]
     assert recognition["kind"] == "recognition" and recognition["details"]["by"] == "ihk-muenchen-oberbayern"
-    issued = await courses.post(f"/api/v1/learners/{person}/education-pass", json={"holder_name": "Samir Haddad"})
+    issued = await courses.post(f"/api/v1/learners/{person}/education-pass", json={})
     assert issued.status_code == 201
+    assert issued.json()["credential"]["credentialSubject"]["name"] == "Samir Haddad", "the registered name"
     code = issued.json()["code"]
     assert (await courses.get(f"/api/v1/education-passes/verify/{code}")).json()["valid"] is True
 
@@ -107,7 +113,7 @@ async def test_recognition_enters_the_pass_and_erasure_removes_the_pass(
 
     async def erased() -> bool:
         verification = (await courses.get(f"/api/v1/education-passes/verify/{code}")).json()
-        return verification["valid"] is False and await entries() == []
+        return verification["valid"] is False and verification["revoked"] is True and await entries() == []
 
     await eventually(erased)
     page = await courses.get(f"/api/v1/education-passes/{issued.json()['pass_id']}/page")

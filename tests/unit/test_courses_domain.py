@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import gzip
 import itertools
 import re
 from datetime import UTC, datetime, timedelta
@@ -663,3 +664,132 @@ def test_canonical_json_sorts_keys_and_keeps_no_white_space() -> None:
         domain.canonical_json({"b": 1, "a": [1, {"d": "ä", "c": None}]})
         == '{"a":[1,{"c":null,"d":"ä"}],"b":1}'.encode()
     )
+
+
+# --- revocation: the Bitstring Status List ------------------------------------------------------------------
+
+LIST_URL = f"{ISSUER}/api/v1/education-passes/status"
+
+
+def status_list(
+    key: Ed25519PrivateKey, revoked: list[int], length: int = domain.STATUS_LIST_MIN_BITS
+) -> dict[str, Any]:
+    unsigned = domain.status_list_credential(
+        list_url=LIST_URL, issuer=ISSUER, revoked=revoked, length_bits=length, valid_from=T0
+    )
+    return domain.sign(unsigned, key, f"{ISSUER}/keys#k1", T0)
+
+
+def placed(key: Ed25519PrivateKey, index: int) -> dict[str, Any]:
+    document = credential()
+    document["credentialStatus"] = domain.status_entry(LIST_URL, index)
+    return domain.sign(document, key, f"{ISSUER}/keys#k1", T0)
+
+
+def test_the_status_list_is_a_signed_bitstring_status_list_credential(key: Ed25519PrivateKey) -> None:
+    listed = status_list(key, [0, 7, 8, 131_071])
+    assert listed["type"] == ["VerifiableCredential", "BitstringStatusListCredential"]
+    assert listed["id"] == LIST_URL and listed["issuer"] == ISSUER and domain.verify(listed, key.public_key())
+    subject = listed["credentialSubject"]
+    assert (subject["type"], subject["statusPurpose"]) == ("BitstringStatusList", "revocation")
+    bits = domain.decode_status_list(subject["encodedList"])
+    assert len(bits) == 16 * 1024, "16 KiB, the specification's minimum"
+    # Bit 0 is the most significant bit of the first byte (W3C Bitstring Status List, section 3.2).
+    assert (bits[0], bits[1], bits[-1]) == (0b1000_0001, 0b1000_0000, 0b0000_0001)
+    assert sum(bin(b).count("1") for b in bits) == 4
+    assert subject["encodedList"].startswith("u") and "=" not in subject["encodedList"]  # multibase base64url
+
+
+@given(revoked=st.sets(st.integers(0, domain.STATUS_LIST_MIN_BITS - 1), max_size=40))
+def test_encoding_and_decoding_keep_exactly_the_revoked_places(revoked: set[int]) -> None:
+    bits = domain.decode_status_list(domain.encode_status_list(revoked, domain.STATUS_LIST_MIN_BITS))
+    found = {i for i in range(len(bits) * 8) if bits[i // 8] & (0x80 >> (i % 8))}
+    assert found == revoked
+
+
+def test_a_place_outside_the_list_cannot_be_encoded() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        domain.encode_status_list([domain.STATUS_LIST_MIN_BITS], domain.STATUS_LIST_MIN_BITS)
+
+
+def test_a_status_list_bigger_than_a_verifier_reads_is_refused() -> None:
+    """Zeros compress a thousandfold: a small body must not unpack to gigabytes in a verifier."""
+    bomb = "u" + domain._b64url(gzip.compress(bytes(domain.STATUS_LIST_MAX_BYTES + 1)))
+    assert len(bomb) < 40_000
+    with pytest.raises(ValueError, match="longer"):
+        domain.decode_status_list(bomb)
+    for garbage in ("", "zabc", "u!!!!", "u" + domain._b64url(b"not gzip")):
+        with pytest.raises(ValueError):
+            domain.decode_status_list(garbage)
+
+
+def test_the_list_grows_in_steps_of_the_minimum_and_places_are_drawn_from_a_half_empty_range() -> None:
+    minimum = domain.STATUS_LIST_MIN_BITS
+    assert domain.status_list_length(None) == minimum
+    assert domain.status_list_length(minimum - 1) == minimum
+    assert domain.status_list_length(minimum) == 2 * minimum
+    assert domain.status_index_range(0) == minimum
+    assert domain.status_index_range(minimum // 2 - 1) == minimum
+    assert domain.status_index_range(minimum // 2) == 2 * minimum
+    assert domain.status_index_range(minimum) == 4 * minimum
+
+
+def test_an_offline_verifier_reads_a_pass_revoked_or_not_from_the_list(key: Ed25519PrivateKey) -> None:
+    document = placed(key, 4711)
+    assert document["credentialStatus"] == {
+        "id": f"{LIST_URL}#4711", "type": "BitstringStatusListEntry", "statusPurpose": "revocation",
+        "statusListIndex": "4711", "statusListCredential": LIST_URL,
+    }  # fmt: skip
+    assert domain.verify(document, key.public_key()), "the status entry is signed with the pass"
+    assert domain.revoked_in(document, status_list(key, [4710, 4712]), key.public_key()) is False
+    assert domain.revoked_in(document, status_list(key, [4711]), key.public_key()) is True
+    assert domain.revoked_in(signed(key), status_list(key, [4711]), key.public_key()) is None, "no place: no answer"
+
+
+@pytest.mark.parametrize(
+    "fault", ["list changed", "another key", "another list", "another issuer", "place outside", "not a number"]
+)
+def test_a_list_that_cannot_answer_for_the_pass_says_so(key: Ed25519PrivateKey, fault: str) -> None:
+    document, listed, public = placed(key, 4711), status_list(key, [4711]), key.public_key()
+    if fault == "list changed":
+        listed["credentialSubject"]["encodedList"] = domain.encode_status_list([], domain.STATUS_LIST_MIN_BITS)
+    elif fault == "another key":
+        public = Ed25519PrivateKey.generate().public_key()
+    elif fault == "another list":
+        listed = domain.sign({**listed, "id": f"{LIST_URL}/2"}, key, f"{ISSUER}/keys#k1", T0)
+    elif fault == "another issuer":
+        listed = domain.sign({**listed, "issuer": "https://elsewhere.example"}, key, f"{ISSUER}/keys#k1", T0)
+    elif fault == "place outside":
+        document = placed(key, domain.STATUS_LIST_MIN_BITS)
+    else:
+        document["credentialStatus"]["statusListIndex"] = "-1"
+    with pytest.raises(domain.StatusUnknown):
+        domain.revoked_in(document, listed, public)
+
+
+def test_the_pass_id_is_read_from_the_credential_id_only_in_its_form() -> None:
+    assert domain.pass_id_of(credential()) == "6f1c2b1e-1111-4222-8333-444455556666"
+    for value in (None, 5, "6f1c2b1e", "urn:uuid:", "urn:uuid:" + "x" * 37):
+        assert domain.pass_id_of({"id": value}) is None, value
+
+
+# --- who may act on what --------------------------------------------------------------------------------------
+
+
+def test_the_caller_follows_the_forwarded_roles_provider_team_and_subject() -> None:
+    nobody = domain.caller_from(None, "vhs-landsberg", "integration-nord", "user:x")
+    assert nobody.unrestricted and nobody.manages("any-provider"), "no identity forwarded: development and tests"
+    admin = domain.caller_from("admin", None, None, "user:t.vogel")
+    assert admin.unrestricted and admin.manages("vhs-landsberg") and admin.has(domain.REGISTRAR)
+    vhs = domain.caller_from("course_admin", "vhs-landsberg", None, "user:k.schulz")
+    assert (vhs.provider_id, vhs.unrestricted) == ("vhs-landsberg", False)
+    assert vhs.manages("vhs-landsberg") and not vhs.manages("kolping-bildungswerk")
+    assert vhs.has(domain.COURSE_ADMIN) and not vhs.has(domain.CASEWORKER, domain.REGISTRAR)
+    untied = domain.caller_from("course_admin", "", None, "user:n.n")
+    assert untied.provider_id is None and not untied.manages("vhs-landsberg"), "no provider, no course"
+    partner = domain.caller_from("partner", "vhs-landsberg", None, "user:vhs-partner")
+    assert partner.provider_id is None and not partner.manages("vhs-landsberg"), "partner staff are no course admins"
+    lotse = domain.caller_from("caseworker", "", "integration-nord", "user:lotse")
+    assert (lotse.team, lotse.caseworker_id, lotse.provider_id) == ("integration-nord", "lotse", None)
+    assert not lotse.manages("vhs-landsberg")
+    assert domain.caller_from("caseworker", None, None, "api_key:x").caseworker_id is None

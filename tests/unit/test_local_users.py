@@ -44,6 +44,7 @@ def verifier_of(issuer: LocalIssuer) -> TokenVerifier:
         ("anna", ["superuser"], None, None, ("roles", "unknown")),
         ("anna", ["caseworker"], "Team Nord", None, ("team", "format")),
         ("anna", ["partner"], None, None, ("partner_id", "missing")),
+        ("anna", ["course_admin"], None, None, ("partner_id", "missing")),  # the course provider
         ("anna", ["analyst"], None, "caritas-landsberg", ("partner_id", "without_partner_role")),
         ("anna", ["partner"], None, "../caritas", ("partner_id", "format")),
     ],
@@ -61,6 +62,11 @@ def test_a_valid_account_keeps_the_roles_in_their_usual_order() -> None:
     assert record["roles"] == ["caseworker", "admin"] and record["team"] == "integration-nord"
     assert record["active"] is True and "partner_id" not in record and "password_hash" not in record
     assert record["id"] != new_account("a.berger", ["admin"], None, None)["id"], "a fresh subject every time"
+
+
+def test_a_course_admin_account_names_the_course_provider() -> None:
+    record = new_account("k.schulz", ["course_admin"], None, "vhs-landsberg")
+    assert record["roles"] == ["course_admin"] and record["partner_id"] == "vhs-landsberg"
 
 
 async def test_a_new_account_is_written_atomically_for_its_owner_only_and_signs_in(tmp_path: Path) -> None:

@@ -78,3 +78,24 @@ def test_bent_paths_are_recognised(path: str) -> None:
 @pytest.mark.parametrize("path", ["/api/v1/partner/referrals/r-1/accept", "cases/c.1", "persons/..x", "info-packs/de"])
 def test_straight_paths_pass(path: str) -> None:
     assert not bent(path)
+
+
+def test_anyone_verifies_a_pass_and_reads_the_revocation_list() -> None:
+    """An employer or a school checks a pass offline with the public key and the status list, signed in or not."""
+    for method, path in (
+        ("GET", "/api/v1/education-passes/status"),
+        ("GET", "/api/v1/education-passes/public-key"),
+        ("POST", "/api/v1/education-passes/verify"),
+        ("GET", "/api/v1/education-passes/verify/ABCD-EFGH-IJKL"),
+    ):
+        assert decide(method, path, None) is True, path
+        assert decide(method, path, PARTNER, frozenset()) is True, path
+
+
+def test_only_course_admins_and_admins_revoke_a_pass() -> None:
+    revoke = "/api/v1/education-passes/7d0c2a7e-0000-4000-8000-000000000000/revoke"
+    assert decide("POST", revoke, frozenset({"course_admin"})) is True
+    assert decide("POST", revoke, frozenset({"admin"})) is True
+    for role in ("partner", "caseworker", "registrar", "analyst"):
+        assert decide("POST", revoke, frozenset({role})) is False, role
+    assert decide("POST", revoke, None) is None, "signing in first"

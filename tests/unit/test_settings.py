@@ -20,11 +20,13 @@ from services.registration.app import RegistrationSettings
 
 GATEWAY_KEY = Ed25519PrivateKey.generate()
 REFERRAL_KEY = Ed25519PrivateKey.generate()
+COURSES_KEY = Ed25519PrivateKey.generate()
 #: What registration needs outside development, as environment variables.
 REGISTRATION_ENV = {
     "INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY": identity.encode_public(GATEWAY_KEY.public_key()),
     "REGISTRATION_IDEMPOTENCY_SECRET": secrets.token_urlsafe(32),
     "REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY": identity.encode_public(REFERRAL_KEY.public_key()),
+    "REGISTRATION_INTERNAL_IDENTITY_COURSES_PUBLIC_KEY": identity.encode_public(COURSES_KEY.public_key()),
 }
 GATEWAY_PUBLIC_KEY = REGISTRATION_ENV["INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY"]
 
@@ -47,9 +49,10 @@ def test_outside_development_each_missing_key_or_secret_is_named(monkeypatch: py
     assert (
         settings.identity_trusted_keys()["referral"].public_bytes_raw() == REFERRAL_KEY.public_key().public_bytes_raw()
     )
+    assert settings.identity_trusted_keys()["courses"].public_bytes_raw() == COURSES_KEY.public_key().public_bytes_raw()
 
 
-def test_referral_and_the_gateway_need_their_own_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_referral_courses_and_the_gateway_need_their_own_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     environment(
         monkeypatch, "production", INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY=GATEWAY_PUBLIC_KEY,
         REFERRAL_IDEMPOTENCY_SECRET=secrets.token_urlsafe(32),
@@ -58,6 +61,14 @@ def test_referral_and_the_gateway_need_their_own_signing_keys(monkeypatch: pytes
         ReferralSettings()
     monkeypatch.setenv("REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY", identity.encode_private(REFERRAL_KEY))
     assert ReferralSettings().identity_signing_key().private_bytes_raw() == REFERRAL_KEY.private_bytes_raw()
+
+    # Courses signs as itself when it asks registration for a pass holder's name.
+    monkeypatch.setenv("COURSES_IDEMPOTENCY_SECRET", secrets.token_urlsafe(32))
+    monkeypatch.setenv("COURSES_PASS_SIGNING_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
+    with pytest.raises(ValidationError, match="set COURSES_INTERNAL_IDENTITY_SIGNING_KEY"):
+        CoursesSettings()
+    monkeypatch.setenv("COURSES_INTERNAL_IDENTITY_SIGNING_KEY", identity.encode_private(COURSES_KEY))
+    assert CoursesSettings().identity_signing_key().private_bytes_raw() == COURSES_KEY.private_bytes_raw()
 
     monkeypatch.setenv("GATEWAY_LOCAL_SIGNING_KEY", identity.encode_private(Ed25519PrivateKey.generate()))
     with pytest.raises(ValidationError, match="set GATEWAY_INTERNAL_IDENTITY_SIGNING_KEY"):
@@ -136,14 +147,18 @@ def test_in_development_the_published_key_pairs_stand_in_and_match_across_proces
         "GATEWAY_INTERNAL_IDENTITY_SIGNING_KEY",
         "REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY",
         "REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY",
+        "COURSES_INTERNAL_IDENTITY_SIGNING_KEY",
+        "REGISTRATION_INTERNAL_IDENTITY_COURSES_PUBLIC_KEY",
     ):
         monkeypatch.delenv(variable, raising=False)
     trusted = RegistrationSettings().identity_trusted_keys()
     gateway = GatewaySettings().identity_signing_key()
     referral = ReferralSettings().identity_signing_key()
+    courses = CoursesSettings().identity_signing_key()
     assert trusted["gateway"].public_bytes_raw() == gateway.public_key().public_bytes_raw()
     assert trusted["referral"].public_bytes_raw() == referral.public_key().public_bytes_raw()
-    assert gateway.private_bytes_raw() != referral.private_bytes_raw()
+    assert trusted["courses"].public_bytes_raw() == courses.public_key().public_bytes_raw()
+    assert len({k.private_bytes_raw() for k in (gateway, referral, courses)}) == 3
     assert ServiceSettings().environment == "development"
 
 
