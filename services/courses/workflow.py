@@ -394,6 +394,11 @@ async def erase_person(w: Workflow, person_id: str) -> None:
     list stays set, nothing else of them) and deleted with the pass entries; the enrolments stay for the courses'
     seat counts and figures, each under a new random id that links it to nobody and to no other enrolment, without
     the referral, the priority reasons (gender, childcare, obligation) and the certificate."""
+    # The stored answers to writes about the person (an issued pass carries the holder's name), by every id that
+    # names them: the person, their enrolments and passes.
+    enrolment_ids = (await w.session.scalars(select(Enrolment.id).where(Enrolment.person_id == person_id))).all()
+    pass_ids = (await w.session.scalars(select(IssuedPass.id).where(IssuedPass.person_id == person_id))).all()
+    await w.uow.forget_stored_responses(person_id, *enrolment_ids, *pass_ids)
     for issued in (await w.session.scalars(select(IssuedPass).where(IssuedPass.person_id == person_id))).all():
         status = await w.session.get(PassStatus, issued.id)
         if status is None:  # not expected: every pass gets its status row when it is issued

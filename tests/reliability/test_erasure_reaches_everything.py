@@ -65,23 +65,19 @@ from tests.service.test_monitoring_api import monitoring_settings
 VERBOSE = {"log_level": "DEBUG"}  # the services log the most they ever would: all of it is searched
 
 #: Every service with a database, as this test starts it. Adding a service to the search is one line here.
-SERVICES: dict[str, Callable[[str, str], FastAPI]] = {
-    "registration": lambda db, kafka: create_registration(registration_settings(db, kafka, **VERBOSE)),
-    "referral": lambda db, kafka: create_referral(referral_settings(db, kafka, demo_data=True, **VERBOSE)),
-    "partners": lambda db, kafka: create_partners(
+SERVICES: dict[str, Callable[[str, str, dict[str, Any]], FastAPI]] = {
+    "registration": lambda db, kafka, made: create_registration(registration_settings(db, kafka, **VERBOSE)),
+    "referral": lambda db, kafka, made: create_referral(referral_settings(db, kafka, demo_data=True, **VERBOSE)),
+    "partners": lambda db, kafka, made: create_partners(
         partners_settings(db, kafka, demo_data=True, webhook_allow_private_addresses=True, **VERBOSE)
     ),
-    # Courses' own erasure (pass revocation, enrolment details) is the courses helper's work, merged separately;
-    # its database is searched from now on all the same. What it still holds is in COURSES_NOT_YET_ERASED.
-    "courses": lambda db, kafka: create_courses(courses_settings(db, kafka, **VERBOSE)),
-    "monitoring": lambda db, kafka: create_monitoring(monitoring_settings(db, kafka, **VERBOSE)),
+    # Courses asks registration for the pass holder's name: in-process here.
+    "courses": lambda db, kafka, made: create_courses(
+        courses_settings(db, kafka, **VERBOSE), registration_transport=httpx.ASGITransport(app=made["registration"])
+    ),
+    "monitoring": lambda db, kafka, made: create_monitoring(monitoring_settings(db, kafka, **VERBOSE)),
 }
 
-#: What the search still finds after the erasure, by (service, table), until the service that holds it erases it.
-#: Strict: an entry that is no longer found fails the test too, so that it is removed here when the fix lands.
-#: Courses keeps its stored idempotent answers (the issued pass, printed with the holder's name, for 24 hours):
-#: it joins when its ``person_erased`` handler calls ``uow.forget_stored_responses(person_id, ...)``.
-COURSES_NOT_YET_ERASED = {("courses", "idempotency_keys")}
 
 VHS, IHK = "vhs-landsberg", "ihk-muenchen-oberbayern"
 CONSENTS = [
@@ -302,7 +298,9 @@ class Platform:
 
 @pytest.fixture
 async def platform(databases: dict[str, str], broker: Any) -> AsyncIterator[Platform]:
-    apps = {name: make(databases[name], broker.bootstrap_servers) for name, make in SERVICES.items()}
+    apps: dict[str, Any] = {}
+    for name, make in SERVICES.items():  # in order: a service may need one made before it
+        apps[name] = make(databases[name], broker.bootstrap_servers, apps)
     async with AsyncExitStack() as stack:
         clients = {}
         for name, app in apps.items():  # one at a time: Alembic's migration context is process-global
@@ -398,8 +396,9 @@ async def journey(p: Platform, receiver: Receiver, person: Newcomer) -> tuple[st
 
     await eventually(enrolled)
     await eventually(recognised)
-    created(await p.courses.post(f"/api/v1/learners/{person_id}/education-pass", headers=key(),
-                                 json={"holder_name": f"{person.given_names} {person.family_name}"}))  # fmt: skip
+    # The holder's name comes from registration (audited there), never from the request.
+    issued = created(await p.courses.post(f"/api/v1/learners/{person_id}/education-pass", headers=key(), json={}))
+    assert person.family_name in json.dumps(issued)
 
     async def delivered() -> bool:
         kinds = {json.loads(r.body)["type"].split(".")[-2] for r in receiver.about({by_partner[VHS]})}
@@ -491,14 +490,9 @@ async def test_after_erasure_no_service_database_topic_or_log_line_holds_the_per
         f"{after.counts['rows']} rows, {after.counts['values']} values; {after.counts['topics']} topics, "
         f"{after.counts.get('records', 0)} records; {after.counts.get('log lines', 0)} log lines"
     )
-    remaining = {f for f in after.findings if f[1:3] not in COURSES_NOT_YET_ERASED}
     for finding in sorted(after.findings):
         print("  still found:", " / ".join(finding))
-    assert remaining == set(), f"found after the erasure: {sorted(remaining)}"
-    awaited = {("database", *place) for place in COURSES_NOT_YET_ERASED}
-    assert awaited <= after.places(3), (
-        f"{sorted(awaited - after.places(3))} no longer hold the person: remove them from COURSES_NOT_YET_ERASED"
-    )
+    assert after.findings == set(), f"found after the erasure: {sorted(after.findings)}"
     assert after.counts["rows"] > 100 and after.counts["records"] > 20 and after.counts["log lines"] > 20
 
     await pseudonym_kept_only_as_skeleton(p, person_id, case)
@@ -509,9 +503,9 @@ async def pseudonym_kept_only_as_skeleton(p: Platform, person_id: str, case: dic
     ids = Search({"person id": person_id.lower(), "case id": case["case_id"].lower()})
     await search_databases(p.apps, ids)
     print("  the pseudonym stays in:", ", ".join(sorted(".".join(f[1:4]) for f in ids.findings if f[4] == "person id")))
-    # No stored answer about the person or their case anywhere (courses: see COURSES_NOT_YET_ERASED).
+    # No stored answer about the person or their case anywhere.
     stored = {f[1] for f in ids.findings if f[2] == idempotency.TABLE_NAME}
-    assert stored <= {service for service, _ in COURSES_NOT_YET_ERASED}, stored
+    assert stored == set(), stored
     # Partners: the deliveries stay in the partner's log, without payload or person.
     deliveries = await p.scalars("partners", select(WebhookDelivery))
     assert deliveries and all(d.erased_at is not None and d.payload == "" and d.person_id is None for d in deliveries)
