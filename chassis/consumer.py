@@ -123,6 +123,7 @@ class EventConsumer:
     async def run(self) -> None:
         self._task = asyncio.current_task()
         reset = self.settings.kafka_consumer_offset_reset
+        from_beginning = False
         try:
             while not self._stopping.is_set():
                 await retry_until_ready(self._prepare, what="consumer topics", stop=self._stopping)
@@ -131,7 +132,7 @@ class EventConsumer:
                 try:
                     await retry_until_ready(consumer.start, what="consumer", stop=self._stopping)
                     leave_group_on_stop(consumer)  # so that a restarted consumer is not held up by this one
-                    await self._fix_start(consumer)
+                    await self._fix_start(consumer, from_beginning=from_beginning)
                     self.assigned.set()
                     lost = await self._consume(consumer)
                 finally:
@@ -140,8 +141,10 @@ class EventConsumer:
                     break
                 self.broker_losses_total += 1
                 log.warning("consumer %s: the broker lost what it held (%s); joining afresh", self.group_id, lost)
-                # The group's offsets went with it: read the topics from their start (the inbox skips what was handled).
-                reset = "earliest"
+                # The group's offsets went with it, and what the group holds now may be commits of this consumer's
+                # last moments, of offsets in the lost log: read the topics from their start (the inbox skips what
+                # was handled).
+                reset, from_beginning = "earliest", True
         except asyncio.CancelledError:
             if not self._stopping.is_set():
                 raise
@@ -239,16 +242,19 @@ class EventConsumer:
         if not self._in_batch and self._task is not None:
             self._task.cancel()
 
-    async def _fix_start(self, consumer: AIOKafkaConsumer) -> None:
+    async def _fix_start(self, consumer: AIOKafkaConsumer, *, from_beginning: bool = False) -> None:
         """Resolve and commit where a new group starts, before anyone waits on ``assigned``.
 
         Without the commit, a group that rebalanced before its first batch (a missed heartbeat
         on a busy machine) would resolve "latest" again and skip what was published meanwhile.
+        ``from_beginning`` starts every assigned partition at its beginning, whatever was committed.
         """
         start: dict[TopicPartition, int] = {}
+        if from_beginning and consumer.assignment():
+            await consumer.seek_to_beginning(*consumer.assignment())
         for partition in consumer.assignment():
             position = await consumer.position(partition)
-            if await consumer.committed(partition) is None:
+            if from_beginning or await consumer.committed(partition) is None:
                 start[partition] = position
         if start:
             await self._commit(consumer, start)
