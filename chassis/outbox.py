@@ -386,6 +386,9 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows were published."""
+        # Before any transaction: a new producer first checks the broker, which may make rows pending again
+        # under the advisory lock that the transaction below takes as well.
+        producer = await self._get_producer()
         async with self.session_factory() as session:
             if session.get_bind().dialect.name == "postgresql":
                 async with session.begin():
@@ -395,7 +398,7 @@ class OutboxRelay:
                     if not got:
                         return 0
                     rows = await self._pending(session)
-                    sent_ids, acks, failure = await self._send(rows)
+                    sent_ids, acks, failure = await self._send(producer, rows)
                     await self._mark_sent(session, sent_ids)
                     lost, reset = await self._note_acks(session, acks)
             else:
@@ -404,7 +407,7 @@ class OutboxRelay:
                 # send and mark in turn.
                 async with session.begin():
                     rows = await self._pending(session)
-                sent_ids, acks, failure = await self._send(rows)
+                sent_ids, acks, failure = await self._send(producer, rows)
                 async with session.begin():
                     await self._mark_sent(session, sent_ids)
                     lost, reset = await self._note_acks(session, acks)
@@ -428,7 +431,9 @@ class OutboxRelay:
         self.backlog = len(rows)
         return list(rows)
 
-    async def _send(self, rows: list[Any]) -> tuple[list[int], list[tuple[str, int, int]], Exception | None]:
+    async def _send(
+        self, producer: AIOKafkaProducer, rows: list[Any]
+    ) -> tuple[list[int], list[tuple[str, int, int]], Exception | None]:
         """Send the rows, one key's after the other, different keys together; stop a key at its first failure.
 
         A later event of a key is only sent once the broker acknowledged the earlier one, so a retry can
@@ -439,7 +444,6 @@ class OutboxRelay:
         """
         if not rows:
             return [], [], None
-        producer = await self._get_producer()
         chains: dict[str, list[Any]] = {}
         for row in rows:
             chains.setdefault(row.partition_key, []).append(row)
