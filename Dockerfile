@@ -7,6 +7,10 @@
 # Which process a container runs is its command: Kubernetes (deploy/k8s) sets
 #   uvicorn --factory services.<name>.app:create_app --host 0.0.0.0 --port 8000
 # and the image's default is the app named by APP (the gateway unless a per-service target is built).
+# Without ENVIRONMENT every process runs as production: development secrets and DEMO_DATA=true are refused,
+# and the gateway's embedded sign-in starts with no accounts; its first admin (users file on a volume):
+#   docker run --rm -v gateway-users:/data -e GATEWAY_LOCAL_USERS_FILE=/data/users.json IMAGE \
+#     python -m gateway.auth create-user admin --role admin
 # A service's migrations as a one-off command (what the migration Job in deploy/k8s runs):
 #   docker run --rm -e REGISTRATION_DATABASE_URL=postgresql://... IMAGE python -c "import importlib, os; \
 #     from pathlib import Path; from chassis.migrations import upgrade_to_head; \
@@ -32,6 +36,7 @@ COPY chassis ./chassis
 COPY contracts ./contracts
 COPY services ./services
 COPY gateway ./gateway
+COPY reference ./reference
 RUN pip install -c constraints.txt . \
     && python -m compileall -q /opt/venv/lib
 

@@ -77,8 +77,7 @@ async def measure(database_url: str, rows: int, tmp: Path) -> dict[str, float]:
     settings = ServiceSettings(
         database_url=database_url,
         kafka_bootstrap_servers=broker.bootstrap_servers,
-        environment="test",
-        internal_token_secret=uuid.uuid4().hex,
+        environment="development",  # the chassis alone: no identity keys needed
         log_json=False,
     )
     relay = OutboxRelay(

@@ -200,7 +200,9 @@ async def run(database: str, postgres_name: str | None) -> dict[str, Any]:
     else:
         database_url = f"sqlite:///{var / 'registration.db'}"
     with EmbeddedBroker(log_path=var / "broker.log") as broker:
-        env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, LOG_LEVEL="WARNING",
+        # Development with demo data: the gateway makes the demo registrar whose password is read below.
+        env = dict(os.environ, ENVIRONMENT="development", DEMO_DATA="true",
+                   KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, LOG_LEVEL="WARNING",
                    REGISTRATION_DATABASE_URL=database_url,
                    GATEWAY_REGISTRATION_URL=f"http://127.0.0.1:{ports['registration']}",
                    GATEWAY_LOCAL_USERS_FILE=str(var / "users.json"),
@@ -265,10 +267,11 @@ async def run(database: str, postgres_name: str | None) -> dict[str, Any]:
                 cpu_ms = {name: 1000 * (cpu_seconds(pid) - before[name]) / count for name, pid in pids.items()}
                 registrations["cpu_ms_per_request"] = cpu_ms
                 print("    CPU per registration: " + ", ".join(f"{n} {ms:.2f} ms" for n, ms in cpu_ms.items()))
-            # Fetching as the services' consumers do (chassis.consumer, kafka_fetch_max_wait_ms).
+            # Fetching as the services' consumers do (chassis.consumer, kafka_fetch_max_wait_ms by default).
+            fetch_max_wait_ms = ServiceSettings.model_fields["kafka_fetch_max_wait_ms"].default
             consumer = AIOKafkaConsumer("registration.persons.v1", bootstrap_servers=broker.bootstrap_servers,
                                         auto_offset_reset="earliest", group_id=None,
-                                        fetch_max_wait_ms=ServiceSettings().kafka_fetch_max_wait_ms)  # fmt: skip
+                                        fetch_max_wait_ms=fetch_max_wait_ms)  # fmt: skip
             # Latency from commit (ce_time) to a consumer, for events produced while we listen.
             await consumer.start()
             await consumer.getmany(timeout_ms=2000)

@@ -31,9 +31,18 @@ and Stripe's practice:
 Privacy: responses can hold personal data (a registration answers with the person's name and address)
 or secrets shown once (a partner's new API key). The rows live in the service's own database next to
 the data itself, for at most 24 hours, and their bodies are sealed with AES-GCM under a key derived
-from the internal token secret (a deployment secret, not in the database), bound to the row: a copy
-of the database alone does not reveal them. Erasure of a person does not reach into stored responses;
-they expire within the day.
+from the service's own idempotency secret (``<SERVICE>_IDEMPOTENCY_SECRET``, a deployment secret, not in
+the database), bound to the row: a copy of the database alone does not reveal them.
+
+Erasure (GDPR Art. 17) does not wait for the day to pass: :meth:`IdempotencyStore.forget` deletes, in the
+caller's transaction, every stored request that concerns a subject (a person's pseudonymous id, and the ids
+of the service's own records about them: a case, a referral, a delivery). A row concerns a subject when its
+path names it as a segment (``/persons/{id}/...``, ``/cases/{id}/notes``: also a request still running) or
+its kept response names it (``POST /registrations`` answers with the new person's id). Stored answers are
+not tagged when they are made, so no route has to remember to tag them; the price is that forgetting opens
+every stored answer of the last 24 hours, which erasure, a rare act, can afford. A retry of a forgotten
+request runs again (and meets the erased state: 410, 404 or 409). Services call it through
+:meth:`chassis.uow.UnitOfWork.forget_stored_responses` in the unit of work that erases.
 
 Limits: the stored response is written in its own transaction after the handler's commit. If the
 process dies between the two, the key stays "in flight" until :data:`LEASE` has passed; then a retry
@@ -47,10 +56,11 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 from cryptography.exceptions import InvalidTag
@@ -59,7 +69,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import JSON, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chassis.clock import Clock, as_utc, system_clock
@@ -84,6 +94,9 @@ RUN_AGAIN = frozenset({400, 404, 408, 409, 412, 422, 425, 428, 429})
 #: The response headers a replay repeats; the others (security headers, request id) are set anew.
 KEPT_HEADERS = frozenset({"content-type", "content-language", "location", "etag", "last-modified"})
 TABLE_NAME = "idempotency_keys"
+#: :meth:`IdempotencyStore.forget` searches for subjects as text: a short one would match unrelated answers.
+MIN_SUBJECT_LENGTH = 8
+FORGET_PAGE = 200
 
 _metadata = new_metadata()
 
@@ -300,6 +313,49 @@ class IdempotencyStore:
     async def release(self, claimed: Claimed) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(delete(TABLE).where(TABLE.c.scope == claimed.scope, TABLE.c.claim == claimed.claim))
+
+    async def forget(self, conn: AsyncConnection, subjects: Iterable[str]) -> int:
+        """Delete every stored request about one of ``subjects``, in ``conn``'s transaction; the number deleted.
+
+        ``subjects`` are identifiers unique enough to be searched for as text (UUIDs, ``msg_...``): a row
+        goes when its path has one as a segment, or its kept response (headers, opened body) contains one.
+        Rows are read in pages, so that memory stays bounded however many answers are kept.
+        """
+        wanted = frozenset(s for s in subjects)
+        if not wanted:
+            return 0
+        short = sorted(s for s in wanted if len(s) < MIN_SUBJECT_LENGTH)
+        if short:
+            raise ValueError(f"subjects shorter than {MIN_SUBJECT_LENGTH} characters match too much: {short}")
+        needles = [s.encode() for s in wanted]
+        doomed: list[str] = []
+        after = ""
+        while True:
+            page = (
+                await conn.execute(
+                    select(TABLE.c.scope, TABLE.c.path, TABLE.c.headers, TABLE.c.body)
+                    .where(TABLE.c.scope > after)
+                    .order_by(TABLE.c.scope)
+                    .limit(FORGET_PAGE)
+                )
+            ).all()
+            if not page:
+                break
+            after = page[-1].scope
+            for row in page:
+                segments = {unquote(part) for part in str(row.path).split("/")}
+                named = not wanted.isdisjoint(segments) or any(
+                    subject in str(value) for _, value in row.headers or [] for subject in wanted
+                )
+                if not named and row.body is not None:
+                    # A body sealed under a retired secret cannot be opened, here or by anyone holding the new one.
+                    body = self.bodies.open(row.scope, row.body)
+                    named = body is not None and any(needle in body for needle in needles)
+                if named:
+                    doomed.append(row.scope)
+        for start in range(0, len(doomed), FORGET_PAGE):
+            await conn.execute(delete(TABLE).where(TABLE.c.scope.in_(doomed[start : start + FORGET_PAGE])))
+        return len(doomed)
 
     async def purge_expired(self) -> int:
         async with self.engine.begin() as conn:

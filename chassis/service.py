@@ -50,7 +50,7 @@ class ServiceRuntime:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, Outbox(self.tables.outbox), self.relay.wake)
+        return UnitOfWork(self.session_factory, Outbox(self.tables.outbox), self.relay.wake, self.idempotency)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         # The service's own clock (set in on_startup) decides expiry, so that tests can move it.
         store = idempotency.IdempotencyStore(
             engine,
-            settings.internal_token_secret.get_secret_value(),
+            settings.idempotency_key(),
             clock=lambda: runtime.extras.get("clock", system_clock)(),
         )
         runtime.idempotency = store
@@ -151,7 +151,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.add_middleware(idempotency.IdempotencyKeys, store=idempotency_store)
     app.add_middleware(
         InternalIdentity,
-        secret=settings.internal_token_secret.get_secret_value(),
+        audience=spec.name,
+        trusted=settings.identity_trusted_keys(),
         required=settings.identity_required,
     )
     app.add_middleware(SecurityHeaders)

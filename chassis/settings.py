@@ -4,17 +4,30 @@ Each service subclasses :class:`ServiceSettings` with its own ``env_prefix``
 (``REGISTRATION_DATABASE_URL``...). Settings that describe the platform rather
 than one service (the broker, the environment, telemetry) are read without a
 prefix, so one ``KAFKA_BOOTSTRAP_SERVERS`` points every process at real Kafka.
+
+Without ``ENVIRONMENT`` a process runs as production: development (plain identity headers, the published
+development secrets, demo data) has to be asked for by name, as ``make run`` does.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from collections import Counter
+from typing import ClassVar, Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chassis import identity
+
 #: Placeholder secrets that may only ever be used in development.
 DEVELOPMENT_SECRET = "development-only-this-is-not-a-secret"  # noqa: S105 - a marker, refused in production
+#: Outside development every secret setting has at least this many bytes and looks random.
+MIN_SECRET_BYTES = 32
+MIN_SECRET_BITS = 128
+HOW_TO_MAKE_A_SECRET = "make one with `openssl rand -base64 32` (deploy/README.md, section 3)"  # noqa: S105
+HOW_TO_MAKE_A_KEY = "an Ed25519 key pair as deploy/README.md, section 3, shows (base64 of the raw 32-byte keys)"
 
 
 def _unprefixed(name: str) -> AliasChoices:
@@ -22,12 +35,17 @@ def _unprefixed(name: str) -> AliasChoices:
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", env_file=None, populate_by_name=True)
+    # A refused setting names itself; its error must not repeat the input (every setting, secrets included),
+    # since a process that refuses to start prints the error to its log.
+    model_config = SettingsConfigDict(extra="ignore", env_file=None, populate_by_name=True, hide_input_in_errors=True)
 
     service_name: str = "service"
     environment: Literal["development", "test", "production"] = Field(
-        "development", validation_alias=_unprefixed("ENVIRONMENT")
+        "production", validation_alias=_unprefixed("ENVIRONMENT")
     )
+    #: Demo accounts, rosters, directories, courses and figures, for trying the platform out; one switch
+    #: for every process. Refused in production.
+    demo_data: bool = Field(False, validation_alias=_unprefixed("DEMO_DATA"))
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/service.db"
@@ -70,10 +88,18 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_unprefixed("LOG_LEVEL"))
     log_json: bool = Field(True, validation_alias=_unprefixed("LOG_JSON"))
 
-    #: Shared with the gateway to sign the caller identity it forwards.
-    internal_token_secret: SecretStr = Field(
-        SecretStr(DEVELOPMENT_SECRET), validation_alias=_unprefixed("INTERNAL_TOKEN_SECRET")
+    #: The public key the gateway signs callers' identities with (base64 of the raw 32-byte Ed25519 key). The same
+    #: for every service, hence unprefixed: ``INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY``.
+    internal_identity_gateway_public_key: str | None = Field(
+        None, validation_alias=_unprefixed("INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY")
     )
+    #: This process's own Ed25519 private key (base64 of the raw 32 bytes), for a process that signs identities:
+    #: ``GATEWAY_INTERNAL_IDENTITY_SIGNING_KEY``, ``REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY``. Prefixed, so that
+    #: processes started from one shell (``make run``) never share one.
+    internal_identity_signing_key: SecretStr | None = None
+    #: Seals the responses kept for ``Idempotency-Key`` retries (``REGISTRATION_IDEMPOTENCY_SECRET``...): each
+    #: service its own, as each keeps them in its own database.
+    idempotency_secret: SecretStr | None = None
     max_request_bytes: int = 64 * 1024
     #: Refuse /api/ calls that do not carry the gateway's signed identity. Defaults to on in
     #: production; development and tests may call a service directly with plain headers.
@@ -85,13 +111,129 @@ class ServiceSettings(BaseSettings):
             return self.require_internal_identity
         return self.environment == "production"
 
+    #: What this process cannot run without outside development (in development, defaults stand in).
+    NEEDED_OUTSIDE_DEVELOPMENT: ClassVar[tuple[str, ...]] = (
+        "internal_identity_gateway_public_key",
+        "idempotency_secret",
+    )
+    #: The identity keys, with the process whose published development key pair stands in for them in
+    #: development (and is refused elsewhere); ``None`` names this process itself.
+    IDENTITY_KEYS: ClassVar[dict[str, str | None]] = {
+        "internal_identity_gateway_public_key": identity.GATEWAY,
+        "internal_identity_signing_key": None,
+    }
+    #: Other settings that hold an Ed25519 key (base64 of the raw 32 bytes), checked like the identity keys.
+    OTHER_ED25519_KEYS: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable a field is read from (for messages, and to check the manifests set it)."""
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            return alias.choices[0]
+        if isinstance(alias, str):
+            return alias
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+    def identity_signing_key(self) -> Ed25519PrivateKey:
+        """This process's own key; in development, unset, the published development key of its name."""
+        if self.internal_identity_signing_key is not None:
+            return identity.private_key(self.internal_identity_signing_key.get_secret_value())
+        if self.environment != "development":
+            raise RuntimeError(f"{self.env_name('internal_identity_signing_key')} is not set")
+        return identity.development_key(self.service_name)
+
+    def trusted_service_keys(self) -> dict[str, str | None]:
+        """The other services this one serves on its internal routes: name -> the setting of its public key."""
+        return {}
+
+    def identity_trusted_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Issuer -> public key: the gateway, and the services of :meth:`trusted_service_keys`."""
+        wanted = {identity.GATEWAY: self.internal_identity_gateway_public_key, **self.trusted_service_keys()}
+        keys: dict[str, Ed25519PublicKey] = {}
+        for issuer, value in wanted.items():
+            if value is not None:
+                keys[issuer] = identity.public_key(value)
+            elif self.environment == "development":
+                keys[issuer] = identity.development_key(issuer).public_key()
+            else:
+                raise RuntimeError(f"no public key for {issuer}")  # the validator refuses this earlier
+        return keys
+
+    def idempotency_key(self) -> str:
+        if self.idempotency_secret is not None:
+            return self.idempotency_secret.get_secret_value()
+        return DEVELOPMENT_SECRET  # development only: the validator refuses an unset one elsewhere
+
+    @model_validator(mode="after")
+    def _refuse_demo_data_in_production(self) -> ServiceSettings:
+        if self.demo_data and self.environment == "production":
+            raise ValueError(
+                "DEMO_DATA=true is refused with ENVIRONMENT=production: demo accounts and made-up figures "
+                "must not reach a production system; unset DEMO_DATA, or set ENVIRONMENT=development"
+            )
+        return self
+
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> ServiceSettings:
-        if self.environment != "development":
-            for name, value in self.model_dump().items():
-                if isinstance(value, SecretStr) and value.get_secret_value() == DEVELOPMENT_SECRET:
-                    raise ValueError(
-                        f"{name} still has its development default; set it (e.g. from a Kubernetes "
-                        f"Secret) before running with ENVIRONMENT={self.environment}"
-                    )
+        for field in (*self.IDENTITY_KEYS, *self.OTHER_ED25519_KEYS):
+            value = getattr(self, field)
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if text is None or text == DEVELOPMENT_SECRET:  # unset, or a marker refused below outside development
+                continue
+            try:
+                raw = identity.raw_key(text)
+            except ValueError as exc:
+                raise ValueError(f"{self.env_name(field)} {exc}; {HOW_TO_MAKE_A_KEY}") from None
+            if field not in self.IDENTITY_KEYS:
+                continue
+            development = identity.development_key(self.IDENTITY_KEYS[field] or self.service_name)
+            if self.environment != "development" and raw in (
+                development.private_bytes_raw(),
+                development.public_key().public_bytes_raw(),
+            ):
+                raise ValueError(
+                    f"{self.env_name(field)} is a published development key; make a key pair of your own "
+                    f"before running with ENVIRONMENT={self.environment}: {HOW_TO_MAKE_A_KEY}"
+                )
+        if self.environment == "development":
+            return self
+        for field in self.NEEDED_OUTSIDE_DEVELOPMENT:
+            if getattr(self, field) is None:
+                how = HOW_TO_MAKE_A_KEY if field in self.IDENTITY_KEYS else HOW_TO_MAKE_A_SECRET
+                raise ValueError(
+                    f"set {self.env_name(field)} before running with ENVIRONMENT={self.environment}: {how}"
+                )
+        for field in type(self).model_fields:
+            value = getattr(self, field)
+            if not isinstance(value, SecretStr):
+                continue
+            if value.get_secret_value() == DEVELOPMENT_SECRET:
+                raise ValueError(
+                    f"{self.env_name(field)} still has its development default; set it (e.g. from a Kubernetes "
+                    f"Secret) before running with ENVIRONMENT={self.environment}: {HOW_TO_MAKE_A_SECRET}"
+                )
+            weakness = secret_weakness(value.get_secret_value())
+            if weakness:
+                raise ValueError(f"{self.env_name(field)} {weakness}; make a strong one: {HOW_TO_MAKE_A_SECRET}")
         return self
+
+
+def estimated_entropy_bits(value: str) -> float:
+    """The value's length times the Shannon entropy of its characters, with the Miller-Madow correction for a
+    short sample (so that a random 32-character secret is not taken for a weak one): a floor against obvious
+    mistakes (a repeated character, a short pattern), not a proof of randomness."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    plug_in = -sum(n * math.log2(n / len(value)) for n in counts.values())
+    return plug_in + (len(counts) - 1) / (2 * math.log(2))
+
+
+def secret_weakness(value: str) -> str | None:
+    """Why a secret is too weak, or None."""
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    if estimated_entropy_bits(value) < MIN_SECRET_BITS:
+        return f"does not look random (about {estimated_entropy_bits(value):.0f} bits, {MIN_SECRET_BITS} needed)"
+    return None

@@ -50,10 +50,10 @@ def setup_logging(settings: ServiceSettings) -> None:
     root.setLevel(settings.log_level.upper())
     for noisy in ("aiokafka", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    # Drivers that log each statement with its parameters (personal data) at DEBUG stay above it, whatever
-    # LOG_LEVEL says; SQLAlchemy's own echo is off and its errors hide parameters (chassis.db).
+    # Drivers that log each statement (aiosqlite with its parameters: personal data) stay quiet whatever
+    # LOG_LEVEL says; SQLAlchemy's engine logs statements from INFO on, and its errors hide parameters (chassis.db).
     for driver in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
-        logging.getLogger(driver).setLevel(max(logging.INFO, root.level))
+        logging.getLogger(driver).setLevel(max(logging.WARNING, root.level))
 
 
 def _exporter(settings: ServiceSettings) -> SpanExporter | None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis.outbox import Outbox, PublishableEvent
+
+if TYPE_CHECKING:
+    from chassis.idempotency import IdempotencyStore
 
 
 class UnitOfWork:
@@ -16,10 +20,12 @@ class UnitOfWork:
         session_factory: async_sessionmaker[AsyncSession],
         outbox: Outbox,
         on_events_committed: Callable[[], None] = lambda: None,
+        idempotency: IdempotencyStore | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._outbox = outbox
         self._on_events_committed = on_events_committed
+        self._idempotency = idempotency
         self._on_end: list[Callable[[], None]] = []
         self.session: AsyncSession
 
@@ -47,6 +53,13 @@ class UnitOfWork:
     async def publish(self, *events: PublishableEvent) -> None:
         """Record events in the outbox, in this transaction (one statement for all of them)."""
         await self._outbox.add_all(self.session, events)
+
+    async def forget_stored_responses(self, *subjects: str) -> int:
+        """Erasure: delete, in this transaction, the stored answers to idempotent writes about these subjects
+        (:meth:`chassis.idempotency.IdempotencyStore.forget`); the number deleted."""
+        if self._idempotency is None:  # no store, no stored answers (a unit of work outside a service's runtime)
+            return 0
+        return await self._idempotency.forget(await self.session.connection(), subjects)
 
     async def commit(self) -> None:
         dirty = self.session.info.pop("outbox_dirty", False)

@@ -31,10 +31,17 @@ from chassis import identity as internal
 from chassis.errors import install_problem_handlers, problem_response
 from chassis.http import BodySizeLimit, SecurityHeaders, UpstreamTransport
 from chassis.identity import Identity
-from chassis.settings import ServiceSettings
+from chassis.settings import DEVELOPMENT_SECRET, ServiceSettings
 from chassis.telemetry import setup_logging, setup_tracing, traced_transport
 from gateway import policy, ui
-from gateway.auth import ApiKeys, LocalIssuer, TokenVerifier, Unauthenticated, load_or_create_users
+from gateway.auth import (
+    DEFAULT_USERS_FILE,
+    ApiKeys,
+    LocalIssuer,
+    TokenVerifier,
+    Unauthenticated,
+    load_or_create_users,
+)
 from gateway.oidc import RelyingParty
 from gateway.ratelimit import MemoryLimiter, RedisLimiter
 
@@ -60,6 +67,14 @@ WHOLE_REPLY_BYTES = 1024 * 1024
 #: A caller's signed identity is reused for this long: a service then still has at least
 #: internal.TTL_SECONDS - this to accept it (it checks the expiry only).
 SIGNED_IDENTITY_REUSE_SECONDS = 10.0
+#: First path segment after ``/api/v1/`` -> the service that owns it; its name is the audience of the
+#: identity the gateway signs for the call.
+SERVICE_OF_SEGMENT = {
+    "registrations": "registration", "persons": "registration", "info-packs": "registration",
+    "cases": "referral", "referrals": "referral", "routing-rules": "referral", "caseworkers": "referral",
+    "partner": "referral", "courses": "courses", "education-passes": "courses", "learners": "courses",
+    "partners": "partners", "monitoring": "monitoring",
+}  # fmt: skip
 
 
 class GatewaySettings(ServiceSettings):
@@ -93,10 +108,23 @@ class GatewaySettings(ServiceSettings):
     public_url: str | None = None
     #: The embedded sign-in (development default; off when an OIDC issuer is set).
     local_issuer: str = "http://127.0.0.1:8000/auth"
-    local_users_file: Path = Path("var/gateway-users.json")
+    local_users_file: Path = DEFAULT_USERS_FILE
     #: Base64 of a 32-byte Ed25519 key for the embedded sign-in's tokens; in development one is made
     #: per process. Not needed with an OIDC issuer.
     local_signing_key: SecretStr | None = None
+    #: Seals what the web UI keeps in cookies (the OIDC sign-in in progress, the refresh token): random, 32 bytes
+    #: or more, the same on every replica. ``GATEWAY_COOKIE_SECRET``.
+    cookie_secret: SecretStr | None = None
+
+    #: The gateway signs identities (``GATEWAY_INTERNAL_IDENTITY_SIGNING_KEY``) and seals cookies; it keeps no
+    #: idempotent answers and verifies no internal identity.
+    NEEDED_OUTSIDE_DEVELOPMENT = ("internal_identity_signing_key", "cookie_secret")
+    OTHER_ED25519_KEYS = ("local_signing_key",)
+
+    def cookie_key(self) -> str:
+        if self.cookie_secret is not None:
+            return self.cookie_secret.get_secret_value()
+        return DEVELOPMENT_SECRET  # development only: the settings refuse an unset one elsewhere
 
     @model_validator(mode="after")
     def _sign_in_configured(self) -> GatewaySettings:
@@ -117,15 +145,16 @@ class GatewaySettings(ServiceSettings):
     rate_limit_per_minute_anonymous: int = 120
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
 
-    def routes(self) -> dict[str, str]:
-        """First path segment after ``/api/v1/`` → the service that owns it."""
+    def service_urls(self) -> dict[str, str]:
         return {
-            "registrations": self.registration_url, "persons": self.registration_url,
-            "info-packs": self.registration_url, "cases": self.referral_url, "referrals": self.referral_url,
-            "routing-rules": self.referral_url, "caseworkers": self.referral_url, "partner": self.referral_url,
-            "courses": self.courses_url, "education-passes": self.courses_url, "learners": self.courses_url,
+            "registration": self.registration_url, "referral": self.referral_url, "courses": self.courses_url,
             "partners": self.partners_url, "monitoring": self.monitoring_url,
         }  # fmt: skip
+
+    def routes(self) -> dict[str, str]:
+        """First path segment after ``/api/v1/`` → the address of the service that owns it."""
+        urls = self.service_urls()
+        return {segment: urls[service] for segment, service in SERVICE_OF_SEGMENT.items()}
 
 
 class SignIn(BaseModel):
@@ -143,7 +172,12 @@ def _local_key(settings: GatewaySettings) -> Ed25519PrivateKey:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     routes = settings.routes()
-    secret = settings.internal_token_secret.get_secret_value()
+    signer = internal.Signer(settings.identity_signing_key(), internal.GATEWAY, SIGNED_IDENTITY_REUSE_SECONDS)
+
+    def identity_headers(caller: Identity, segment: str) -> list[tuple[str, str]]:
+        """The caller's identity for the service that owns ``segment``: signed for it alone, and as plain headers."""
+        headers = [(internal.HEADER, signer.token(caller, SERVICE_OF_SEGMENT[segment]))]
+        return headers + [(k.decode(), v.decode()) for k, v in internal.plain_headers(caller)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -165,7 +199,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             app.state.api_keys = ApiKeys(client, settings.partners_url)
             issuer = None
             if settings.oidc_issuer is None:
-                users, credentials = await asyncio.to_thread(load_or_create_users, settings.local_users_file)
+                users, credentials = await asyncio.to_thread(
+                    load_or_create_users, settings.local_users_file, demo_data=settings.demo_data
+                )
                 issuer = LocalIssuer(settings.local_issuer, settings.oidc_audience, users, _local_key(settings))
                 app.state.demo_credentials = credentials
             app.state.issuer = issuer
@@ -182,7 +218,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 app.state.oidc = RelyingParty(
                     issuer=settings.oidc_issuer, client_id=settings.oidc_client_id or settings.oidc_audience,
                     client_secret=secret_value, scopes=settings.oidc_scopes, verifier=app.state.verifier,
-                    secret=secret, public_url=settings.public_url, display_name=settings.oidc_display_name,
+                    secret=settings.cookie_key(), public_url=settings.public_url,
+                    display_name=settings.oidc_display_name,
                 )  # fmt: skip
             redis_client = None
             if settings.redis_url:
@@ -333,28 +370,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                     headers={"Retry-After": str(int(retry))})  # fmt: skip
         return await proxy(request, base, path, caller)
 
-    #: The identity headers per caller, with when they were signed: signing is a good part of a forwarded
-    #: request's CPU, and a caller's token stays the same for a few seconds of its minute.
-    signed: dict[Identity, tuple[float, list[tuple[str, str]]]] = {}
-
-    def signed_identity(caller: Identity) -> list[tuple[str, str]]:
-        now = time.time()
-        cached = signed.get(caller)
-        if cached is None or now - cached[0] > SIGNED_IDENTITY_REUSE_SECONDS:
-            if len(signed) >= 10_000:
-                signed.clear()
-            headers = [(internal.HEADER, internal.sign(caller, secret, now))]
-            headers += [(k.decode(), v.decode()) for k, v in internal.plain_headers(caller)]
-            cached = signed[caller] = (now, headers)
-        return cached[1]
-
     async def proxy(request: Request, base: str, path: str, caller: Identity | None) -> Response:
         client: httpx.AsyncClient = request.app.state.client
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED]
         headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"] + [("x-request-id", request_id)]
-        if caller is not None:
-            headers += signed_identity(caller)
+        headers += identity_headers(caller or internal.ANONYMOUS, path.split("/", 1)[0])
         upstream = client.build_request(
             # Re-encoded: a decoded '?', '#' or control character must stay part of the path.
             request.method, f"{base}/api/v1/{quote(path, safe=PATH_SAFE)}", params=request.query_params,
@@ -401,7 +422,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # --- the web UI: server-rendered pages with cookie sessions, over the same policy and forwarding --------
     app.include_router(
         ui.make_router(
-            routes=routes, secret=secret, secure_cookies=settings.environment != "development",
+            routes=routes, identity_headers=identity_headers, secure_cookies=settings.environment != "development",
             rate_limit_per_minute=settings.rate_limit_per_minute_user,
         )
     )  # fmt: skip

@@ -307,7 +307,10 @@ def new_account(username: str, roles: Iterable[str], team: str | None, partner_i
 _DUMMY_HASH = PasswordHasher().hash(secrets.token_urlsafe(16))
 
 
-# --- demo users for the embedded default ---------------------------------------------------
+# --- the embedded sign-in's accounts: demo users, or made by an operator ----------------------
+
+#: Where the embedded sign-in keeps its accounts (GATEWAY_LOCAL_USERS_FILE moves it).
+DEFAULT_USERS_FILE = Path("var/gateway-users.json")
 
 DEMO_USERS = [
     {"username": "registrar", "roles": ["registrar"]},
@@ -321,9 +324,15 @@ DEMO_USERS = [
 ]
 
 
-def load_or_create_users(path: Path) -> tuple[UserFile, dict[str, str]]:
-    """Users with argon2 hashes from ``path``; made once with random passwords, which go to a file
-    beside it (readable by its owner only) so that ``make run`` can print the demo sign-ins."""
+def load_or_create_users(path: Path, *, demo_data: bool) -> tuple[UserFile, dict[str, str]]:
+    """The accounts in ``path`` (argon2 hashes) and the demo sign-ins beside it.
+
+    With ``demo_data`` and no file yet, one demo user per role is made with a random password; the
+    passwords go to a file beside it (readable by its owner only) so that ``make run`` can print them.
+    Without it the accounts are what the file holds, none when there is no file: the first admin is made
+    with ``python -m gateway.auth create-user`` and makes the others in the web UI."""
+    if not demo_data:
+        return UserFile(json.loads(path.read_text()) if path.exists() else {}, path), {}
     credentials_path = path.with_suffix(".credentials.txt")
     if not path.exists():
         hasher = PasswordHasher()
@@ -340,6 +349,21 @@ def load_or_create_users(path: Path) -> tuple[UserFile, dict[str, str]]:
     lines = credentials_path.read_text().splitlines() if credentials_path.exists() else []
     credentials = dict(line.split(" ", 1) for line in lines if " " in line)
     return users, credentials
+
+
+def add_account(path: Path, username: str, roles: Iterable[str], team: str | None = None,
+                partner_id: str | None = None) -> str:  # fmt: skip
+    """A new active account in the users file, made while no gateway has the file open (a running gateway
+    keeps its accounts in memory and writes them back whole); returns its generated password."""
+    users = json.loads(path.read_text()) if path.exists() else {}
+    record = new_account(username, roles, team, partner_id)
+    if username in users:
+        raise AccountRefused("username", "taken")
+    password = secrets.token_urlsafe(12)
+    record["password_hash"] = PasswordHasher().hash(password)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _replace_private(path, json.dumps({**users, username: record}, indent=2))
+    return password
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -423,3 +447,38 @@ class ApiKeys:
             kind="api_key",
             scopes=frozenset(body.get("scopes", [])),
         )
+
+
+# --- the command line: the embedded sign-in's first account ----------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gateway.auth create-user NAME --role admin``: an account for the embedded sign-in.
+
+    Run it before the gateway starts (or restart the gateway after): the gateway reads the file once."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m gateway.auth", description="The embedded sign-in's accounts.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create-user", help="add an account and print its generated password once")
+    create.add_argument("username")
+    create.add_argument("--role", dest="roles", action="append", choices=ROLES, required=True,
+                        help="repeat for several roles")  # fmt: skip
+    create.add_argument("--team", help="a caseworker's team, e.g. integration-nord")
+    create.add_argument("--partner-id", help="a partner user's organisation, e.g. caritas-landsberg")
+    create.add_argument("--users-file", type=Path,
+                        default=Path(os.environ.get("GATEWAY_LOCAL_USERS_FILE", DEFAULT_USERS_FILE)),
+                        help="default: GATEWAY_LOCAL_USERS_FILE, else %(default)s")  # fmt: skip
+    args = parser.parse_args(argv)
+    try:
+        password = add_account(args.users_file, args.username, args.roles, args.team, args.partner_id)
+    except AccountRefused as refused:
+        parser.exit(2, f"not created: {refused}\n")
+    except (OSError, ValueError) as exc:  # an unreadable or unwritable users file
+        parser.exit(1, f"not created: {args.users_file}: {exc}\n")
+    print(f"created {args.username} in {args.users_file}; password (shown once): {password}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

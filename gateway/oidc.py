@@ -2,9 +2,10 @@
 ``state`` and ``nonce``, as a confidential client (with a client secret) or a public one (without).
 
 Nothing of a sign-in in progress lives in server memory: state, nonce and the PKCE verifier travel in a short-lived
-cookie that is encrypted and authenticated under a key derived from the internal token secret, so any gateway
-replica can finish a sign-in that another began. The session afterwards is the provider's access token in the same
-cookie the embedded sign-in sets, checked on every request by the same ``TokenVerifier`` as a bearer token.
+cookie that is encrypted and authenticated under a key derived from the gateway's cookie secret
+(``GATEWAY_COOKIE_SECRET``), so any gateway replica can finish a sign-in that another began. The session
+afterwards is the provider's access token in the same cookie the embedded sign-in sets, checked on every request
+by the same ``TokenVerifier`` as a bearer token.
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ class Session:
 class Sealer:
     """Encrypts and authenticates small JSON values for cookies (Fernet: AES-CBC with HMAC-SHA256).
 
-    The key is derived (HKDF) from the internal token secret with its own purpose label, so every replica shares
-    it without one more secret to manage, and it opens nothing that was sealed for another purpose.
+    The key is derived (HKDF) from the gateway's cookie secret with its own purpose label, so every replica shares
+    it, and it opens nothing that was sealed for another purpose.
     """
 
     def __init__(self, secret: str, purpose: str) -> None:

@@ -34,7 +34,8 @@ RULES: tuple[Rule, ...] = (
     rule(READ, r"openapi\.json"),
     rule(READ, r"info-packs(/[^/]+)?"),
     rule(READ, r"courses(/[^/]+)?"),  # the public catalogue
-    rule("PATCH", r"partners/[^/]+", "partner", "admin"),  # a partner's own directory entry
+    rule("POST", r"partners", "admin"),  # a new partner organisation
+    rule("PATCH", r"partners/[^/]+", "partner", "admin"),  # a partner's own directory entry; an admin's any
     rule(READ, r"partners(/export/hsds|/[^/]+)?"),  # the public directory
     rule(ANY, r"education-passes/(verify(/[^/]+)?|public-key)"),
     rule(READ, r"education-passes/[^/]+/page", "course_admin", "registrar", "admin"),

@@ -39,7 +39,9 @@ def environment() -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = str(ROOT)
+    # The image runs as production; `make run` is development, with demo accounts, directory, courses and figures.
     env.setdefault("ENVIRONMENT", "development")
+    env.setdefault("DEMO_DATA", "true")
     env.setdefault("LOG_JSON", "false")
     # Partners' webhook receivers on this machine are allowed on the embedded default only.
     env.setdefault("PARTNERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "true")
@@ -58,9 +60,12 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
     else:
         print("\n!! The gateway did not become ready within 120 s; see the log lines above.\n", flush=True)
         return
-    credentials = dict(line.split(" ", 1) for line in CREDENTIALS_FILE.read_text().splitlines() if " " in line)
+    lines = CREDENTIALS_FILE.read_text().splitlines() if CREDENTIALS_FILE.exists() else []
+    credentials = dict(line.split(" ", 1) for line in lines if " " in line)
     counts: dict[str, int] = {}
-    if "registrar" not in credentials:
+    if os.environ.get("DEMO_DATA", "true").lower() not in ("1", "on", "t", "true", "y", "yes"):  # as pydantic reads it
+        print("\n!! DEMO_DATA is off: no demo accounts or demo data; see README (the first admin).\n", flush=True)
+    elif "registrar" not in credentials:
         # An admin reset or removed the demo registrar's password: its line left the file.
         print("\n!! No demo registrar password in var/gateway-users.credentials.txt; demo data not loaded.\n")
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -14,13 +15,37 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from chassis import identity as internal
 from chassis.embedded_broker import EmbeddedBroker
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-TEST_SECRET = "secret-for-tests-only-32-bytes-long"
+#: Made afresh for each test session, as an operator makes them (deploy/README.md): the gateway's and the
+#: referral service's identity key pairs, and strong secrets. The same for the whole session, so that a
+#: service restarted in a test still opens what it sealed before.
+GATEWAY_IDENTITY_KEY = Ed25519PrivateKey.generate()
+REFERRAL_IDENTITY_KEY = Ed25519PrivateKey.generate()
+IDEMPOTENCY_SECRET = secrets.token_urlsafe(32)
+#: What every service's settings need outside development (tests run with environment "test").
+SERVICE_SECRETS = {
+    "internal_identity_gateway_public_key": internal.encode_public(GATEWAY_IDENTITY_KEY.public_key()),
+    "idempotency_secret": IDEMPOTENCY_SECRET,
+}
+PARTNERS_SECRETS = {"api_key_pepper": secrets.token_urlsafe(32), "webhook_secret_key": secrets.token_urlsafe(32)}
+GATEWAY_SECRETS = {
+    "internal_identity_signing_key": internal.encode_private(GATEWAY_IDENTITY_KEY),
+    "cookie_secret": secrets.token_urlsafe(32),
+}
+
+
+def signed_by_gateway(identity: internal.Identity, audience: str) -> dict[str, str]:
+    """The identity header the gateway sends with a verified caller's call to the service ``audience``."""
+    return {internal.HEADER: internal.sign(identity, GATEWAY_IDENTITY_KEY, audience=audience)}
+
+
 #: The embedded broker holds a joining member for about half the session timeout.
 FAST_GROUP_JOIN = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
 #: Service consumers in tests: a fresh group that starts at the end of each topic, so that a test
@@ -33,6 +58,19 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     """One embedded broker for the session, on a free port."""
     with EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "tansu.log") as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def openid_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's OpenID provider, shaped like the city's Keycloak realm (tests/oidc_provider.py); each module
+    adds its accounts and client."""
+    from tests import oidc_provider
+
+    provider = oidc_provider.start(tmp_path_factory.mktemp("openid-provider"))
+    try:
+        yield provider
+    finally:
+        provider.stop()
 
 
 def _postgres_server_url() -> str:
@@ -68,18 +106,27 @@ async def database_url(
         return
     if postgres_server is None:
         pytest.skip("no PostgreSQL server reachable here (set TEST_POSTGRES_URL); CI runs these")
+    async with fresh_postgres_database(postgres_server) as (url, _name):
+        yield url
+
+
+@asynccontextmanager
+async def fresh_postgres_database(server: str) -> AsyncIterator[tuple[str, str]]:
+    """A new, empty PostgreSQL database on ``server`` for as long as the block runs: (SQLAlchemy URL, its name)."""
     name = f"itest_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server)
+    admin = await asyncpg.connect(server)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    yield (
-        make_url(postgres_server)
-        .set(drivername="postgresql+asyncpg", database=name)
-        .render_as_string(hide_password=False)
-    )
-    admin = await asyncpg.connect(postgres_server)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    try:
+        yield (
+            make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False),
+            name,
+        )
+    finally:
+        admin = await asyncpg.connect(server)
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')  # a test may have closed it
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 @asynccontextmanager
@@ -130,7 +177,8 @@ def registration_settings(database_url: str, bootstrap: str, **overrides: Any) -
         database_url=database_url,
         kafka_bootstrap_servers=bootstrap,
         environment="test",
-        internal_token_secret=TEST_SECRET,
+        **SERVICE_SECRETS,
+        internal_identity_referral_public_key=internal.encode_public(REFERRAL_IDENTITY_KEY.public_key()),
         log_json=False,
         outbox_poll_seconds=0.2,
         **overrides,
@@ -180,7 +228,8 @@ def referral_settings(database_url: str, bootstrap: str, **overrides: Any) -> An
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap,
         "environment": "test",
-        "internal_token_secret": TEST_SECRET,
+        **SERVICE_SECRETS,
+        "internal_identity_signing_key": internal.encode_private(REFERRAL_IDENTITY_KEY),
         "log_json": False,
         "outbox_poll_seconds": 0.2,
         "kafka_consumer_group": f"referral-{uuid.uuid4().hex[:8]}",
@@ -228,13 +277,14 @@ async def platform(
     database_url: str, broker: Any, tmp_path: Any, platform_clock: ManualClock
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Registration on the parametrized database, referral on its own SQLite database (its own DB, as
-    designed) with ``platform_clock`` as its clock. ``referral.app`` is the referral app."""
+    designed) with ``platform_clock`` as its clock, and its demo roster and directory to route to.
+    ``referral.app`` is the referral app."""
     from services.referral.app import create_app as create_referral
     from services.registration.app import create_app as create_registration
 
     registration_app = create_registration(registration_settings(database_url, broker.bootstrap_servers))
     referral_app = create_referral(
-        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers),
+        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers, demo_data=True),
         clock=platform_clock,
     )
     async with running_app(registration_app) as registration, running_app(referral_app) as referral:
@@ -294,9 +344,8 @@ def courses_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap,
         "environment": "test",
-        "internal_token_secret": TEST_SECRET,
+        **SERVICE_SECRETS,
         "pass_signing_key": base64.b64encode(raw).decode(),
-        "seed_demo_courses": False,
         "log_json": False,
         "outbox_poll_seconds": 0.2,
         "kafka_consumer_group": f"courses-{uuid.uuid4().hex[:8]}",
@@ -337,9 +386,8 @@ def partners_settings(database_url: str, bootstrap: str, **overrides: Any) -> An
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap,
         "environment": "test",
-        "internal_token_secret": TEST_SECRET,
-        "api_key_pepper": "pepper-for-tests-only",
-        "webhook_secret_key": "webhook-key-for-tests-only",
+        **SERVICE_SECRETS,
+        **PARTNERS_SECRETS,
         "log_json": False,
         "outbox_poll_seconds": 0.2,
         "webhook_poll_seconds": 0.2,
@@ -362,7 +410,7 @@ def gateway_settings(tmp_path: Path, **overrides: Any) -> Any:
     raw = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     values: dict[str, Any] = {
         "environment": "test",
-        "internal_token_secret": TEST_SECRET,
+        **GATEWAY_SECRETS,
         "local_signing_key": base64.b64encode(raw).decode(),
         "local_users_file": tmp_path / "gateway-users.json",
         "log_json": False,

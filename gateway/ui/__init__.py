@@ -1,8 +1,8 @@
 """The web UI: server-rendered pages (Jinja2, autoescaped), German by default with an English switch.
 
 One module per audience (``public``, ``staff``, ``learning``, ``portal``, ``statistics``,
-``admin``) and the API reference (``apidocs``), all built on ``kit``; what the pages say lives
-in ``words``.
+``admin``, with ``admin_directory`` for the partner organisations and the caseworker roster) and the
+API reference (``apidocs``), all built on ``kit``; what the pages say lives in ``words``.
 """
 
 from __future__ import annotations
@@ -10,14 +10,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from gateway.ui import admin, apidocs, learning, portal, public, staff, statistics
-from gateway.ui.kit import HERE, Kit
+from gateway.ui import admin, admin_directory, apidocs, learning, portal, public, staff, statistics
+from gateway.ui.kit import HERE, IdentityHeaders, Kit
 
 
-def make_router(*, routes: dict[str, str], secret: str, secure_cookies: bool, rate_limit_per_minute: int) -> APIRouter:
-    ui = Kit(routes=routes, secret=secret, secure_cookies=secure_cookies, rate_limit_per_minute=rate_limit_per_minute)
+def make_router(
+    *, routes: dict[str, str], identity_headers: IdentityHeaders, secure_cookies: bool, rate_limit_per_minute: int
+) -> APIRouter:
+    ui = Kit(routes=routes, identity_headers=identity_headers, secure_cookies=secure_cookies,
+             rate_limit_per_minute=rate_limit_per_minute)  # fmt: skip
     router = APIRouter(prefix="/ui", include_in_schema=False)
-    for pages in (public, staff, portal, statistics, admin, learning, apidocs):
+    for pages in (public, staff, portal, statistics, admin, admin_directory, learning, apidocs):
         pages.add_routes(router, ui)
     return router
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -30,7 +30,8 @@ ACCOUNT_FIELDS = ("username", "roles", "team", "partner_id")
 
 more_words({
     "de": {
-        "admin_intro": "Vermittlungsregeln und Benutzerkonten der Plattform.",
+        "admin_intro": "Partnerorganisationen, Integrationslotsen, Vermittlungsregeln und Benutzerkonten der "
+        "Plattform.",
         "admin_sections": "Bereiche der Verwaltung",
         "admin_rules": "Vermittlungsregeln", "admin_users": "Benutzerkonten",
         "admin_rules_intro": "Die Regeln schlagen aus der Bedarfserhebung Vermittlungen an Partner vor. "
@@ -74,6 +75,7 @@ more_words({
         "(registrar, caseworker, course_admin, partner, analyst, admin), Team und Partner-Kennung Attribute. "
         "Hier gibt es nichts zu ändern.",
         "admin_roster": "Integrationslotsen (Einsatzliste des Vermittlungsdienstes)", "admin_name": "Name",
+        "admin_roster_edit": "Einsatzliste bearbeiten",
         "admin_languages": "Sprachen", "admin_load": "Offene Fälle / Höchstzahl",
         "admin_role_registrar": "Meldebehörde", "admin_role_caseworker": "Integrationslotse",
         "admin_role_course_admin": "Kursverwaltung (VHS)", "admin_role_partner": "Partnerorganisation",
@@ -92,7 +94,7 @@ more_words({
         "admin_err_partner_id_unavailable": "Das Partnerverzeichnis ist gerade nicht erreichbar.",
     },
     "en": {
-        "admin_intro": "The platform's routing rules and user accounts.",
+        "admin_intro": "The platform's partner organisations, caseworkers, routing rules and user accounts.",
         "admin_sections": "Administration sections",
         "admin_rules": "Routing rules", "admin_users": "User accounts",
         "admin_rules_intro": "From a needs assessment the rules propose referrals to partners. Every save "
@@ -135,6 +137,7 @@ more_words({
         "(registrar, caseworker, course_admin, partner, analyst, admin), team and partner id are attributes. "
         "There is nothing to change here.",
         "admin_roster": "Caseworkers (the referral service's roster)", "admin_name": "Name",
+        "admin_roster_edit": "Edit the roster",
         "admin_languages": "Languages", "admin_load": "Open cases / maximum",
         "admin_role_registrar": "Registration office", "admin_role_caseworker": "Caseworker",
         "admin_role_course_admin": "Course administration (VHS)", "admin_role_partner": "Partner organisation",
@@ -264,8 +267,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             errors = {refused.field: words.get(f"admin_err_{refused.field}_{refused.code}", words["failed"])}
             return await users_page(request, user, 422, values=values, errors=errors)
         log.info("admin %s created the local account %s (roles %s)", user.subject, values["username"], values["roles"])
-        return await users_page(request, user, 201, revealed={"username": values["username"], "password": password,
-                                                              "kind": "created"})  # fmt: skip
+        revealed = {"username": values["username"], "password": password, "kind": "created"}
+        if "caseworker" in values["roles"]:  # the next step: a caseworker takes cases once on the roster
+            revealed["roster"] = "/ui/admin/roster?" + urlencode({"username": values["username"],
+                                                                  "team": values["team"]})  # fmt: skip
+        return await users_page(request, user, 201, revealed=revealed)
 
     @router.post("/admin/users/{username}/{action}", response_class=HTMLResponse)
     async def account_action(username: str, action: str, request: Request) -> Response:

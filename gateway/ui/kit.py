@@ -13,7 +13,7 @@ import hmac
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +25,7 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from chassis import identity as internal
-from chassis.identity import Identity
+from chassis.identity import ANONYMOUS, Identity
 from gateway import policy
 from gateway.auth import Unauthenticated
 from gateway.ui.words import CODES, FIELD_ERRORS, WORDS
@@ -38,6 +37,8 @@ SESSION_COOKIE = "lip_session"
 CSRF_COOKIE = "lip_csrf"
 LANG_COOKIE = "lip_lang"
 LANGS = ("de", "en")
+#: The caller's identity headers for a call to the service that owns a path's first segment (the gateway's own).
+IdentityHeaders = Callable[[Identity, str], list[tuple[str, str]]]
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
@@ -62,16 +63,17 @@ class Reply:
 class Upstream:
     """The gateway's forwarding for the UI: the same policy, the same signed identity, the pooled client."""
 
-    def __init__(self, routes: dict[str, str], secret: str) -> None:
+    def __init__(self, routes: dict[str, str], identity_headers: IdentityHeaders) -> None:
         self.routes = routes
-        self.secret = secret
+        self.identity_headers = identity_headers
 
     async def call(self, request: Request, caller: Identity | None, method: str, path: str, *,
                    json: Any = None, params: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> Reply:  # fmt: skip
         if policy.bent(path):  # an id from the URL must not steer the call to another route
             return Reply(404, {"detail": "not found"})
-        base = self.routes.get(path.split("/", 1)[0])
+        segment = path.split("/", 1)[0]
+        base = self.routes.get(segment)
         verdict = policy.decide(method, f"/api/v1/{path}", caller.roles if caller else None)
         if base is None or not verdict:
             return Reply(403 if verdict is False else 401, {"detail": "not allowed"})
@@ -79,9 +81,7 @@ class Upstream:
         sent += list((headers or {}).items())
         if "traceparent" in request.headers:
             sent.append(("traceparent", request.headers["traceparent"]))
-        if caller is not None:
-            sent.append((internal.HEADER, internal.sign(caller, self.secret)))
-            sent += [(k.decode(), v.decode()) for k, v in internal.plain_headers(caller)]
+        sent += self.identity_headers(caller or ANONYMOUS, segment)
         client: httpx.AsyncClient = request.app.state.client
         try:
             reply = await client.request(method, f"{base}/api/v1/{path}", json=json, params=params, headers=sent)
@@ -99,10 +99,11 @@ class Kit:
     """Rendering, sessions and forms, shared by the page modules."""
 
     def __init__(
-        self, *, routes: dict[str, str], secret: str, secure_cookies: bool, rate_limit_per_minute: int
-    ) -> None:
+        self, *, routes: dict[str, str], identity_headers: IdentityHeaders, secure_cookies: bool,
+        rate_limit_per_minute: int,
+    ) -> None:  # fmt: skip
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
-        self.upstream = Upstream(routes, secret)
+        self.upstream = Upstream(routes, identity_headers)
         self.secure_cookies = secure_cookies
         self.rate_limit_per_minute = rate_limit_per_minute
 

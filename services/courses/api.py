@@ -153,8 +153,13 @@ async def schedule_course(body: CourseCreate, w: WorkflowDep) -> CourseRead:
     )  # fmt: skip
     w.session.add(course)
     rows = [
+        # Stored as UTC: SQLite keeps no offset, and a naive time read back is taken as UTC.
         CourseSession(
-            id=str(uuid.uuid4()), course_id=course.id, starts_at=s.starts_at, ends_at=s.ends_at, place=s.place
+            id=str(uuid.uuid4()),
+            course_id=course.id,
+            starts_at=workflow.aware(s.starts_at),
+            ends_at=workflow.aware(s.ends_at),
+            place=s.place,
         )
         for s in sorted(body.sessions, key=lambda s: s.starts_at)
     ]

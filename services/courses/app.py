@@ -48,7 +48,8 @@ class CoursesSettings(ServiceSettings):
     #: once and kept in ``dev_signing_key_file``.
     pass_signing_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     dev_signing_key_file: Path = Path("var/courses-pass-signing.key")
-    seed_demo_courses: bool = True
+
+    OTHER_ED25519_KEYS = ("pass_signing_key",)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ def demo_courses(today: datetime) -> list[dict[str, object]]:
 
 
 async def seed_demo(runtime: ServiceRuntime, now: datetime) -> None:
+    """With DEMO_DATA: the demo courses into an empty catalogue."""
     async with runtime.unit_of_work() as uow:
         if await uow.session.scalar(select(func.count()).select_from(Course)):
             return
@@ -145,7 +147,7 @@ def create_app(settings: CoursesSettings | None = None, clock: Clock = system_cl
     async def on_startup(runtime: ServiceRuntime) -> None:
         runtime.extras["clock"] = clock
         runtime.extras["pass_keys"] = await asyncio.to_thread(load_pass_keys, settings)
-        if settings.seed_demo_courses:
+        if settings.demo_data:
             await seed_demo(runtime, clock())
         checks = run_every(settings.offer_check_interval_seconds, lambda: check_offers(runtime), "seat offer check")
         task = asyncio.create_task(checks, name="courses-offers")

@@ -56,11 +56,12 @@ class MonitoringSettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///var/monitoring.db"
     #: Cells with fewer persons than this are withheld.
     k_anonymity: int = Field(5, ge=2, le=100)
-    #: Load the illustrative district population and the seed's survey figures into an empty database.
-    seed_demo_reference: bool = True
 
 
 async def seed_reference(runtime: ServiceRuntime) -> None:
+    """With DEMO_DATA: the illustrative district population and the seed's survey figures into an empty
+    database. Without it the real figures are entered with PUT /api/v1/monitoring/reference/districts
+    and PUT /api/v1/monitoring/survey."""
     async with runtime.session_factory() as session:
         has_districts = await session.scalar(select(func.count()).select_from(DistrictPopulation))
         has_survey = await session.scalar(select(func.count()).select_from(SurveyFigures))
@@ -82,7 +83,7 @@ def create_app(settings: MonitoringSettings | None = None, clock: Clock = system
             group = await readmodel.stored_consumer_group(session)
         if group is not None:  # a rebuild switched groups: continue with that one
             settings.kafka_consumer_group = group
-        if settings.seed_demo_reference:
+        if settings.demo_data:
             await seed_reference(runtime)
 
     spec = ServiceSpec(

@@ -1,8 +1,11 @@
 """HTTP routes of the partners service: the public directory, a partner's own settings, key checks.
 
-Everything under ``/api/v1/partners/{partner_id}/...`` that writes, and every read of keys,
-webhooks and deliveries, is the partner's own business: ``X-Partner-Id`` (set by the gateway
-from a verified API key) must name that partner. ``/internal/...`` is not routed by the gateway.
+Every read of keys, webhooks and deliveries, and every write to them, is the partner's own
+business: ``X-Partner-Id`` (set by the gateway from a verified sign-in or API key) must name that
+partner. The directory entry and its services are kept by the partner itself or by an admin
+(``X-Role`` names ``admin``); only an admin adds a partner or changes its category. The gateway's
+role policy checks the role first; these are the object-level checks behind it.
+``/internal/...`` is not routed by the gateway.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from chassis.errors import Problem
 from chassis.schemas import Page
@@ -22,7 +26,14 @@ from chassis.uow import UnitOfWork
 from contracts import partners as events
 from contracts.vocabulary import PartnerCategory, ServiceType
 from services.partners import delivery, domain
-from services.partners.models import ApiKey, Partner, PartnerService, WebhookDelivery, WebhookSubscription
+from services.partners.models import (
+    ApiKey,
+    ErasedPerson,
+    Partner,
+    PartnerService,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from services.partners.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -33,6 +44,7 @@ from services.partners.schemas import (
     KeyVerified,
     KeyVerify,
     Location,
+    PartnerCreate,
     PartnerRead,
     PartnerUpdate,
     SecretRotated,
@@ -79,6 +91,38 @@ async def own_partner(
 
 
 OwnPartner = Annotated[str, Depends(own_partner)]
+
+RoleHeader = Annotated[
+    str | None, Header(alias="X-Role", max_length=200, description="The caller's roles; set by the gateway")
+]
+
+
+def is_admin(x_role: str | None) -> bool:
+    return x_role is not None and "admin" in {role.strip() for role in x_role.split(",")}
+
+
+async def admin_only(x_role: RoleHeader = None) -> None:
+    if not x_role:
+        raise Problem(401, "This call needs the caller's identity (X-Role).", kind="unauthenticated")
+    if not is_admin(x_role):
+        raise Problem(403, "Only an admin adds partner organisations.", kind="forbidden")
+
+
+async def keeper(
+    partner_id: PartnerId,
+    x_role: RoleHeader = None,
+    x_partner_id: Annotated[
+        str | None, Header(alias="X-Partner-Id", max_length=64, description="The calling partner; set by the gateway")
+    ] = None,
+) -> str:
+    """Object-level check for the directory entry and its services: an admin keeps every entry, a partner
+    only its own (checked before existence, so ids cannot be probed)."""
+    if is_admin(x_role):
+        return partner_id
+    return await own_partner(partner_id, x_partner_id)
+
+
+EntryKeeper = Annotated[str, Depends(keeper)]
 
 
 async def load_partner(uow: UnitOfWork, partner_id: str) -> Partner:
@@ -249,6 +293,64 @@ async def export_hsds(uow: UowDep) -> dict[str, Any]:
     return {"hsds_version": "3.0", "organizations": organizations}
 
 
+@router.post("", status_code=201, response_model=PartnerRead, dependencies=[Depends(admin_only)])
+async def register_partner(body: PartnerCreate, uow: UowDep, runtime: RuntimeDep) -> PartnerRead:
+    """Add a partner organisation with its services; referral learns it from the events."""
+    if await uow.session.get(Partner, body.partner_id) is not None:
+        raise Problem(409, f"A partner with id {body.partner_id} exists already.", kind="partner-exists")
+    now = now_of(runtime)
+    partner = Partner(
+        id=body.partner_id,
+        name=body.name,
+        alternate_name=body.alternate_name,
+        category=body.category.value,
+        description=body.description,
+        website=body.website,
+        languages=list(body.languages),
+        locations=[loc.model_dump(mode="json") for loc in body.locations],
+        contacts=[c.model_dump(mode="json") for c in body.contacts],
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    uow.session.add(partner)
+    await uow.session.flush()  # the partner row first: the services refer to it
+    services = [
+        PartnerService(
+            partner_id=partner.id, service_type=s.service_type.value, name=s.name, description=s.description,
+            eligibility=s.eligibility, languages=list(s.languages), response_days=s.response_days,
+            free_places=s.free_places, active=True, updated_at=now,
+        )
+        for s in body.services
+    ]  # fmt: skip
+    uow.session.add_all(services)
+    await uow.publish(
+        events.PartnerRegistered(
+            partner_id=partner.id,
+            name=partner.name,
+            category=body.category,
+            languages=partner.languages,
+            service_types=[s.service_type for s in body.services],
+        ),
+        *(
+            events.ServiceOffered(
+                partner_id=partner.id,
+                service_type=s.service_type,
+                name=s.name,
+                languages=list(s.languages),
+                response_days=s.response_days,
+                free_places=s.free_places,
+            )
+            for s in body.services
+        ),
+    )
+    try:
+        await uow.commit()
+    except IntegrityError as exc:  # another request added the same id in the meantime
+        raise Problem(409, f"A partner with id {body.partner_id} exists already.", kind="partner-exists") from exc
+    return partner_read(partner, sorted(services, key=lambda s: s.service_type))
+
+
 @router.get("/{partner_id}", response_model=PartnerRead)
 async def read_partner(partner_id: PartnerId, uow: UowDep) -> PartnerRead:
     partner = await load_partner(uow, partner_id)
@@ -259,12 +361,20 @@ async def read_partner(partner_id: PartnerId, uow: UowDep) -> PartnerRead:
 
 
 @router.patch("/{partner_id}", response_model=PartnerRead)
-async def update_partner(partner_id: OwnPartner, body: PartnerUpdate, uow: UowDep, runtime: RuntimeDep) -> PartnerRead:
-    partner = await load_partner(uow, partner_id)
+async def update_partner(
+    partner_id: EntryKeeper, body: PartnerUpdate, uow: UowDep, runtime: RuntimeDep, x_role: RoleHeader = None
+) -> PartnerRead:
     changes = body.model_dump(exclude_unset=True, mode="json")
+    if "category" in changes and not is_admin(x_role):
+        # Consents name a category of partner: a partner moving itself would change what they cover.
+        raise Problem(403, "Only an admin changes a partner's category.", kind="forbidden")
+    partner = await load_partner(uow, partner_id)
     for field, value in changes.items():
-        if value is None and field in ("name", "languages", "locations", "contacts"):
+        if value is None and field in ("name", "category", "languages", "locations", "contacts"):
             raise Problem(422, f"{field} cannot be emptied with null.", kind="validation")
+    # Only what differs is a change: the same entry sent again (a reference-data load) publishes nothing.
+    changes = {field: value for field, value in changes.items() if getattr(partner, field) != value}
+    for field, value in changes.items():
         setattr(partner, field, value)
     if changes:
         partner.version += 1
@@ -284,11 +394,15 @@ async def update_partner(partner_id: OwnPartner, body: PartnerUpdate, uow: UowDe
 
 @router.put("/{partner_id}/services/{service_type}", response_model=ServiceRead)
 async def offer_service(
-    partner_id: OwnPartner, service_type: ServiceType, body: ServiceOffer, uow: UowDep, runtime: RuntimeDep
+    partner_id: EntryKeeper, service_type: ServiceType, body: ServiceOffer, uow: UowDep, runtime: RuntimeDep
 ) -> ServiceRead:
     await load_partner(uow, partner_id)
     row = await uow.session.get(PartnerService, (partner_id, service_type.value))
     previous_places = row.free_places if row is not None and row.active else 0
+    terms = (body.name, body.description, body.eligibility, list(body.languages), body.response_days, body.free_places)
+    if row is not None and row.active and terms == (row.name, row.description, row.eligibility, row.languages,
+                                                    row.response_days, row.free_places):  # fmt: skip
+        return service_read(row)  # PUT is idempotent: the same offer again publishes nothing
     if row is None:
         row = PartnerService(partner_id=partner_id, service_type=service_type.value)
         uow.session.add(row)
@@ -317,7 +431,7 @@ async def offer_service(
 
 @router.delete("/{partner_id}/services/{service_type}", status_code=204)
 async def withdraw_service(
-    partner_id: OwnPartner, service_type: ServiceType, uow: UowDep, runtime: RuntimeDep
+    partner_id: EntryKeeper, service_type: ServiceType, uow: UowDep, runtime: RuntimeDep
 ) -> Response:
     row = await uow.session.get(PartnerService, (partner_id, service_type.value))
     if row is None or not row.active:
@@ -333,7 +447,7 @@ async def withdraw_service(
 
 @router.put("/{partner_id}/services/{service_type}/capacity", response_model=ServiceRead)
 async def update_capacity(
-    partner_id: OwnPartner, service_type: ServiceType, body: CapacityUpdate, uow: UowDep, runtime: RuntimeDep
+    partner_id: EntryKeeper, service_type: ServiceType, body: CapacityUpdate, uow: UowDep, runtime: RuntimeDep
 ) -> ServiceRead:
     row = await uow.session.get(PartnerService, (partner_id, service_type.value))
     if row is None or not row.active:
@@ -535,6 +649,8 @@ async def replay_delivery(
         raise Problem(404, f"No delivery {delivery_id}.", kind="not-found")
     if row.status == domain.DeliveryStatus.PENDING.value:
         raise Problem(409, "This delivery is still being attempted.", kind="delivery-pending")
+    if row.erased_at is not None:
+        raise Problem(410, "The person this event was about has been erased (GDPR Art. 17).", kind="erased")
     subscription = await uow.session.get(WebhookSubscription, row.subscription_id)
     if subscription is None or not subscription.active:
         raise Problem(409, "The webhook of this delivery was deleted.", kind="webhook-deleted")
@@ -574,6 +690,16 @@ async def delete_webhook(partner_id: OwnPartner, webhook_id: ObjectId, uow: UowD
             WebhookDelivery.status == domain.DeliveryStatus.PENDING.value,
         )
         .values(status=domain.DeliveryStatus.CANCELLED.value, next_attempt_at=None)
+    )
+    # Those about an erased person are over now: their payload goes (delivery.erase_when_over).
+    await uow.session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.subscription_id == row.id,
+            WebhookDelivery.status == domain.DeliveryStatus.CANCELLED.value,
+            WebhookDelivery.person_id.in_(select(ErasedPerson.person_id)),
+        )
+        .values(**delivery.erased_columns(now))
     )
     await uow.commit()
     return Response(status_code=204)

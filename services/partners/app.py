@@ -31,8 +31,6 @@ class PartnersSettings(ServiceSettings):
     service_name: str = "partners"
     port: int = 8004
     database_url: str = "sqlite+aiosqlite:///var/partners.db"
-    #: Seed Landsberg's partner directory into empty tables.
-    seed_reference_data: bool = True
     #: Webhooks to private, loopback and link-local addresses, and over plain http. Off in production
     #: (server-side request forgery); the embedded default and the tests turn it on.
     webhook_allow_private_addresses: bool = False
@@ -62,7 +60,7 @@ class PartnersSettings(ServiceSettings):
 
 
 async def seed_directory(runtime: ServiceRuntime, now: datetime) -> None:
-    """Landsberg's actors into an empty directory, announced like any new partner."""
+    """With DEMO_DATA: Landsberg's actors into an empty directory, announced like any new partner."""
     async with runtime.unit_of_work() as uow:
         if await uow.session.scalar(select(func.count()).select_from(Partner)):
             return
@@ -115,7 +113,7 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
     async def on_startup(runtime: ServiceRuntime) -> None:
         runtime.extras["clock"] = clock
         runtime.extras["secret_box"] = SecretBox(settings.webhook_secret_key.get_secret_value())
-        if settings.seed_reference_data:
+        if settings.demo_data:
             await seed_directory(runtime, clock())
         deliverer = Deliverer(
             session_factory=runtime.session_factory,

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chassis.clock import Clock
 from chassis.clock import as_utc as aware
 from services.partners import domain
-from services.partners.models import WebhookDelivery, WebhookSubscription
+from services.partners.models import ErasedPerson, WebhookDelivery, WebhookSubscription
 
 log = logging.getLogger(__name__)
 
@@ -216,36 +216,64 @@ class Deliverer:
             delivery = await session.get(WebhookDelivery, delivery_id)
             if delivery is None:
                 return
-            if cancelled:
-                delivery.status = domain.DeliveryStatus.CANCELLED.value
-                delivery.next_attempt_at = None
-                return
-            assert attempted_at is not None
-            delivery.last_attempt_at = attempted_at
-            delivery.first_attempt_at = aware(delivery.first_attempt_at) or attempted_at
-            delivery.last_status_code = status_code
-            if error is None:
-                delivery.status = domain.DeliveryStatus.DELIVERED.value
-                delivery.delivered_at = attempted_at
-                delivery.next_attempt_at = None
-                delivery.last_error = None
-                self.delivered_total += 1
-                log.info("webhook %s delivered (HTTP %s)", delivery_id, status_code)
-                return
-            self.failed_attempts_total += 1
-            delivery.last_error = error[:300]
-            next_at = self.policy.next_attempt(
-                attempts=delivery.attempts, first_attempt_at=delivery.first_attempt_at, now=attempted_at
+            self._outcome(
+                delivery, attempted_at=attempted_at, status_code=status_code, error=error, cancelled=cancelled
             )
-            if next_at is None:
-                delivery.status = domain.DeliveryStatus.FAILED.value
-                delivery.next_attempt_at = None
-                log.warning("webhook %s failed for good after %d attempts", delivery_id, delivery.attempts)
-            else:
-                delivery.next_attempt_at = next_at
-                log.info(
-                    "webhook %s attempt %d failed (%s); next at %s", delivery_id, delivery.attempts, error, next_at
-                )
+            await erase_when_over(session, delivery, self.clock())
+
+    def _outcome(
+        self,
+        delivery: WebhookDelivery,
+        *,
+        attempted_at: datetime | None,
+        status_code: int | None,
+        error: str | None,
+        cancelled: bool,
+    ) -> None:
+        delivery_id = delivery.id
+        if cancelled:
+            delivery.status = domain.DeliveryStatus.CANCELLED.value
+            delivery.next_attempt_at = None
+            return
+        assert attempted_at is not None
+        delivery.last_attempt_at = attempted_at
+        delivery.first_attempt_at = aware(delivery.first_attempt_at) or attempted_at
+        delivery.last_status_code = status_code
+        if error is None:
+            delivery.status = domain.DeliveryStatus.DELIVERED.value
+            delivery.delivered_at = attempted_at
+            delivery.next_attempt_at = None
+            delivery.last_error = None
+            self.delivered_total += 1
+            log.info("webhook %s delivered (HTTP %s)", delivery_id, status_code)
+            return
+        self.failed_attempts_total += 1
+        delivery.last_error = error[:300]
+        next_at = self.policy.next_attempt(
+            attempts=delivery.attempts, first_attempt_at=delivery.first_attempt_at, now=attempted_at
+        )
+        if next_at is None:
+            delivery.status = domain.DeliveryStatus.FAILED.value
+            delivery.next_attempt_at = None
+            log.warning("webhook %s failed for good after %d attempts", delivery_id, delivery.attempts)
+        else:
+            delivery.next_attempt_at = next_at
+            log.info("webhook %s attempt %d failed (%s); next at %s", delivery_id, delivery.attempts, error, next_at)
+
+
+def erased_columns(now: datetime) -> dict[str, Any]:
+    """What a finished delivery about an erased person keeps: its log entry, not the payload or the person."""
+    return {"payload": "", "person_id": None, "erased_at": now}
+
+
+async def erase_when_over(session: AsyncSession, delivery: WebhookDelivery, now: datetime) -> None:
+    """Empty a delivery that is over and concerns an erased person (handlers.person_erased empties the others)."""
+    if delivery.person_id is None or delivery.status == domain.DeliveryStatus.PENDING.value:
+        return
+    await session.flush()  # holds the row: an erasure now under way waits, then sees the delivery over
+    if await session.get(ErasedPerson, delivery.person_id) is not None:
+        for column, value in erased_columns(now).items():
+            setattr(delivery, column, value)
 
 
 def replay(delivery: WebhookDelivery, now: datetime) -> None:

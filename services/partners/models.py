@@ -104,8 +104,12 @@ class WebhookDelivery(Base):
     partner_id: Mapped[str] = mapped_column(String(64), index=True)
     event_id: Mapped[str] = mapped_column(String(200))
     event_type: Mapped[str] = mapped_column(String(200))
-    #: The exact body, so that every retry sends (and signs) the same bytes.
+    #: The exact body, so that every retry sends (and signs) the same bytes; emptied once the person it concerns
+    #: was erased and the delivery is over (``erased_at``).
     payload: Mapped[str] = mapped_column(Text)
+    #: The pseudonymous person the event is about (referral events name one), to find the deliveries to erase.
+    person_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(20), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     replays: Mapped[int] = mapped_column(Integer, default=0)
@@ -117,3 +121,13 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class ErasedPerson(Base):
+    """A person registration erased (GDPR Art. 17): a delivery about them that is still under way (the referral's
+    revocation, which the partner must get) is emptied as soon as it is over."""
+
+    __tablename__ = "erased_persons"
+
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from chassis.schemas import Strict
 from contracts import courses as course_events
@@ -31,7 +31,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
-Languages = Annotated[list[LanguageTag], Field(max_length=30)]
+Languages = Annotated[list[LanguageTag], Field(min_length=1, max_length=30)]
 FreePlaces = Annotated[int | None, Field(ge=0, le=100_000, description="None: no limit")]
 
 
@@ -84,10 +84,17 @@ class PartnerRead(BaseModel):
     updated_at: datetime
 
 
+#: A partner's id: lower-case letters, digits and hyphens (the gateway's accounts name partners so).
+NewPartnerId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
+
+
 class PartnerUpdate(Strict):
-    """What a partner changes in its own entry; fields left out stay as they are."""
+    """What a partner (or an admin) changes in an entry; fields left out stay as they are."""
 
     name: Name | None = None
+    category: PartnerCategory | None = Field(
+        None, description="Only an admin changes it: consents are given per category of partner"
+    )
     alternate_name: Name | None = None
     description: LongText | None = None
     website: Url | None = None
@@ -105,6 +112,34 @@ class ServiceOffer(Strict):
     languages: Languages
     response_days: int = Field(5, ge=1, le=365)
     free_places: FreePlaces = None
+
+
+class ServiceEntry(ServiceOffer):
+    """A service as part of a new partner's entry."""
+
+    service_type: ServiceType
+
+
+class PartnerCreate(Strict):
+    """A new partner organisation with the services it offers (an admin's act)."""
+
+    partner_id: NewPartnerId = Field(description="2 to 64 lower-case letters, digits, hyphens; e.g. caritas-kaufering")
+    name: Name
+    alternate_name: Name | None = None
+    category: PartnerCategory
+    description: LongText | None = None
+    website: Url | None = None
+    languages: Languages
+    locations: Annotated[list[Location], Field(max_length=20)] = []
+    contacts: Annotated[list[ContactPoint], Field(max_length=20)] = []
+    services: Annotated[list[ServiceEntry], Field(max_length=len(ServiceType))] = []
+
+    @model_validator(mode="after")
+    def _one_offer_per_service_type(self) -> PartnerCreate:
+        types = [s.service_type for s in self.services]
+        if len(set(types)) != len(types):
+            raise ValueError("each service type at most once")
+        return self
 
 
 class CapacityUpdate(Strict):

@@ -8,10 +8,12 @@ caller's scope answers 404, exactly like what does not exist: the caller learns 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from enum import Enum
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -19,7 +21,8 @@ from fastapi import Path as FastApiPath
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from chassis.errors import Problem, validation_errors
+from chassis.errors import PROBLEM_JSON, Problem, validation_errors
+from chassis.identity import HEADER, Signer
 from chassis.schemas import Page
 from chassis.service import RuntimeDep
 from contracts import referral as events
@@ -45,6 +48,8 @@ from services.referral.schemas import (
     RuleSetRead,
     TimelineRead,
 )
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["referral"])
 partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
@@ -350,17 +355,42 @@ async def keep_caseworker(
         )
     )  # fmt: skip
     return CaseworkerRead(id=row.id, name=row.name, team=row.team, languages=row.languages, max_cases=row.max_cases,
-                          open_cases=open_cases or 0)  # fmt: skip
+                          open_cases=open_cases or 0, active=row.active)  # fmt: skip
 
 
 @router.get("/caseworkers", response_model=list[CaseworkerRead], dependencies=[STAFF_READERS])
-async def caseworkers(w: WorkflowDep) -> list[CaseworkerRead]:
-    names = {r.id: r.name for r in (await w.session.scalars(select(CaseworkerRow))).all()}
-    return [
-        CaseworkerRead(id=c.id, name=names[c.id], team=c.team, languages=sorted(c.languages), max_cases=c.max_cases,
-                       open_cases=c.open_cases)
+async def caseworkers(
+    w: WorkflowDep,
+    include_inactive: Annotated[
+        bool, Query(description="Also the navigators who take no new cases (admin's view)")
+    ] = False,
+) -> list[CaseworkerRead]:
+    rows = {r.id: r for r in (await w.session.scalars(select(CaseworkerRow))).all()}
+    active = [
+        CaseworkerRead(id=c.id, name=rows[c.id].name, team=c.team, languages=sorted(c.languages),
+                       max_cases=c.max_cases, open_cases=c.open_cases)
         for c in await workflow.roster(w.session)
     ]  # fmt: skip
+    if not include_inactive:
+        return active
+    listed = {c.id for c in active}
+    open_cases = dict(
+        (
+            await w.session.execute(
+                select(Case.caseworker_id, func.count())
+                .where(
+                    Case.status == domain.CaseStatus.OPEN.value, Case.caseworker_id.in_(sorted(rows.keys() - listed))
+                )
+                .group_by(Case.caseworker_id)
+            )
+        ).all()
+    )
+    inactive = [
+        CaseworkerRead(id=r.id, name=r.name, team=r.team, languages=sorted(r.languages), max_cases=r.max_cases,
+                       open_cases=int(open_cases.get(r.id, 0)), active=False)
+        for r in rows.values() if r.id not in listed
+    ]  # fmt: skip
+    return sorted(active + inactive, key=lambda c: c.id)
 
 
 # --- referrals (caseworkers' side) -------------------------------------------------------
@@ -524,20 +554,33 @@ async def partner_referral(
     return PartnerReferralRead(referral=referral_read(referral), personal_data=data, personal_data_status=status)
 
 
+#: What registration answers on its contact route (its ``PersonContact``): what a partner needs to reach the person.
 CONTACT_FIELDS = ("given_names", "family_name", "preferred_language", "languages", "phone", "email", "address")
 
 
 async def fetch_contact(request: Request, referral: Referral, partner_id: str) -> tuple[dict[str, Any] | None, str]:
-    """Ask registration for the contact data (it audits the read); degrade clearly when it is down."""
+    """Ask registration for the contact data, signed as the referral service; registration checks the consent
+    again and audits the read. Degrade clearly when it is down."""
     settings = request.app.state.runtime.settings
+    signer: Signer = request.app.state.runtime.extras["identity"]
+    params = {"partner_id": partner_id, "referral_id": referral.id, "consent_id": referral.consent_id or ""}
+    if referral.partner_category:
+        params["partner_category"] = referral.partner_category
     try:
         async with httpx.AsyncClient(base_url=settings.registration_url, timeout=3) as client:
             reply = await client.get(
-                f"/api/v1/persons/{referral.person_id}",
-                headers={"X-Actor": f"partner:{partner_id} via referral {referral.id}"},
+                f"/api/internal/persons/{quote(referral.person_id, safe='')}/contact",
+                params=params,
+                headers={HEADER: signer.as_itself("registration")},
             )
     except httpx.HTTPError:
         return None, "registration service unavailable; try again shortly"
+    problem_type = reply.json().get("type", "") if reply.headers.get("content-type") == PROBLEM_JSON else ""
+    if reply.status_code == 403 and problem_type.endswith("/consent-missing"):
+        return None, "no consent in force"  # registration's own check (e.g. a withdrawal not yet seen here)
+    if reply.status_code in (401, 403):
+        # Not the partner's doing: the identity keys of referral and registration do not match (deploy/README.md).
+        log.warning("registration refused referral's identity (%s %s)", reply.status_code, problem_type)
     if reply.status_code != 200:
         return None, f"not available ({reply.status_code})"
     person = reply.json()

@@ -14,6 +14,7 @@ from pydantic_settings import SettingsConfigDict
 from sqlalchemy import func, select
 
 from chassis.clock import Clock, run_every, system_clock
+from chassis.identity import Signer
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import ServiceSettings
 from contracts import referral as events
@@ -33,12 +34,15 @@ class ReferralSettings(ServiceSettings):
     #: Working days after escalation until an unanswered referral expires.
     referral_expiry_days: int = 10
     clock_interval_seconds: float = 60.0
-    #: Seed Landsberg's partner directory and a demo roster into empty tables.
-    seed_reference_data: bool = True
     registration_url: str = "http://127.0.0.1:8001"
+
+    #: Referral signs as itself when it asks registration for a person's contact data
+    #: (``REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY``).
+    NEEDED_OUTSIDE_DEVELOPMENT = (*ServiceSettings.NEEDED_OUTSIDE_DEVELOPMENT, "internal_identity_signing_key")
 
 
 async def seed_reference_data(runtime: ServiceRuntime) -> None:
+    """With DEMO_DATA: Landsberg's partner directory and a demo roster into empty tables."""
     async with runtime.session_factory() as session, session.begin():
         if not await session.scalar(select(func.count()).select_from(PartnerOfferRow)):
             session.add_all(PartnerOfferRow(**offer) for offer in directory.LANDSBERG_PARTNER_OFFERS)
@@ -60,7 +64,8 @@ def create_app(settings: ReferralSettings | None = None, clock: Clock = system_c
 
     async def on_startup(runtime: ServiceRuntime) -> None:
         runtime.extras["clock"] = clock
-        if settings.seed_reference_data:
+        runtime.extras["identity"] = Signer(settings.identity_signing_key(), "referral")
+        if settings.demo_data:
             await seed_reference_data(runtime)
         checks = run_every(settings.clock_interval_seconds, lambda: check_clocks(runtime), "response clock check")
         task = asyncio.create_task(checks, name="referral-clock")

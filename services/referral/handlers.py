@@ -4,6 +4,17 @@ Registration's events build the pseudonymous picture of a person (profile,
 needs, consents) and drive cases and routing; partner events carry capacity.
 Every handler is idempotent and tolerates events out of order: profile and
 needs keep the newest version, a withdrawal may arrive before its consent.
+
+Erasure (``person_erased``) keeps the non-identifying skeleton that the audit of
+what was done and the statistics need: the person's row as a tombstone (so that a
+late event does not bring the profile back), the case (status, caseworker, dates,
+close reason), each referral (service, partner, rule, status, outcome, dates: not
+the facts that matched), the goals' dimension and status, and the timeline as a
+list of what happened when (event type, source, time and the ids of the platform's
+own records, see :data:`KEPT_AFTER_ERASURE`). It removes the profile and needs,
+consents, notes, goal titles, the household link, the matched facts, every other
+timeline detail (also of events that arrive later) and the stored answers to
+idempotent writes about the person, the case and its referrals.
 """
 
 from __future__ import annotations
@@ -31,10 +42,30 @@ from services.referral.models import (
     KnownPerson,
     PartnerOfferRow,
     Referral,
+    TimelineEntry,
 )
 
 CONSUMED_TOPICS = [registration_events.PERSONS_TOPIC, partner_events.PARTNERS_TOPIC, course_events.ENROLMENTS_TOPIC]
 PROFILE_FIELDS = list(registration_events.PersonProfile.model_fields)
+#: What an erased person's timeline entries keep of their summary: ids of the platform's own records and whom a
+#: referral went to. Profile, needs, consents, course results, reasons and outcomes go.
+KEPT_AFTER_ERASURE = frozenset(
+    {"case_id", "referral_id", "goal_id", "enrolment_id", "course_id", "partner_id", "service_type"}
+)
+
+
+async def _erased(uow: UnitOfWork, person_id: str) -> bool:
+    person = await uow.session.get(KnownPerson, person_id)
+    return person is not None and person.status == "erased"
+
+
+async def _redact_timeline(uow: UnitOfWork, person_id: str) -> None:
+    """Reduce an erased person's timeline to what happened when (the entries of this transaction too)."""
+    entries = (await uow.session.scalars(select(TimelineEntry).where(TimelineEntry.person_id == person_id))).all()
+    for entry in entries:
+        kept = {k: v for k, v in (entry.summary or {}).items() if k in KEPT_AFTER_ERASURE}
+        if kept != entry.summary:
+            entry.summary = kept
 
 
 async def _person(uow: UnitOfWork, person_id: str) -> KnownPerson:
@@ -51,6 +82,9 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
 
     async def timeline(w: workflow.Workflow, model: IntegrationEvent, event: ReceivedEvent) -> None:
         await workflow.record_timeline(w, model, event_id=event.id, source=event.source)
+        person_id = getattr(model, "person_id", None)
+        if person_id is not None and await _erased(w.uow, person_id):
+            await _redact_timeline(w.uow, person_id)  # an event that arrived after the erasure
 
     async def profile_changed(uow: UnitOfWork, event: ReceivedEvent) -> None:
         model = model_for(event.type).model_validate(event.data)
@@ -126,24 +160,34 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         await workflow.close_case(w, model.person_id, domain.CaseCloseReason.MOVED_AWAY)
 
     async def erased(uow: UnitOfWork, event: ReceivedEvent) -> None:
-        """Art. 17: close and anonymise; free text that might identify the person goes."""
+        """Art. 17: close and reduce to the skeleton (the module's description says what stays)."""
         model = registration_events.PersonErased.model_validate(event.data)
         w = flow(uow)
         person = await _person(uow, model.person_id)
         person.status = "erased"
         person.profile = None
         person.needs = None
+        person.household_id = None
         case = await workflow.close_case(w, model.person_id, domain.CaseCloseReason.ERASED)
         session = uow.session
         for consent in (
             await session.scalars(select(KnownConsent).where(KnownConsent.person_id == person.person_id))
         ).all():
             await session.delete(consent)
+        subjects = [person.person_id]
         if case is not None:
+            case.household_id = None
             for note in (await session.scalars(select(CaseNote).where(CaseNote.case_id == case.id))).all():
                 await session.delete(note)
             await session.execute(update(Goal).where(Goal.case_id == case.id).values(title=None))
-        await timeline(w, model, event)
+            subjects.append(case.id)
+            subjects += (await session.scalars(select(Goal.id).where(Goal.case_id == case.id))).all()
+        referrals = (await session.scalars(select(Referral).where(Referral.person_id == person.person_id))).all()
+        for referral in referrals:
+            referral.matched_facts = {}
+        subjects += [r.id for r in referrals]
+        await timeline(w, model, event)  # also reduces the entries the closing of the case has just added
+        await uow.forget_stored_responses(*subjects)
 
     async def partner_described(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """A partner joined the directory or changed its entry: remember what filing its services needs."""

@@ -150,6 +150,8 @@ class CaseworkerRead(BaseModel):
     languages: list[str]
     max_cases: int
     open_cases: int
+    #: An inactive navigator gets no new cases (listed only with ``include_inactive``).
+    active: bool = True
 
 
 class PartnerReferralRead(BaseModel):

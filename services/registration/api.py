@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.clock import as_utc
 from chassis.clock import system_clock as now
 from chassis.errors import Problem
+from chassis.identity import Identity, require_service
 from chassis.schemas import Page
 from chassis.service import UnitOfWorkDep
 from chassis.uow import UnitOfWork
 from contracts import registration as events
-from contracts.vocabulary import ResidenceStatusGroup
+from contracts.vocabulary import PartnerCategory, ResidenceStatusGroup
 from services.registration import domain, infopacks
 from services.registration.models import AccessLog, Consent, Household, NeedsAssessment, Person, as_dict
 from services.registration.schemas import (
@@ -29,6 +30,7 @@ from services.registration.schemas import (
     MoveAway,
     NeedsAssessmentCreate,
     NeedsAssessmentRead,
+    PersonContact,
     PersonFields,
     PersonRead,
     PersonUpdate,
@@ -38,6 +40,9 @@ from services.registration.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["registration"])
+#: For other services, each with its own signed identity; the gateway forwards only /api/v1/, so no client
+#: reaches these, and they are not part of the public API's document.
+internal_router = APIRouter(prefix="/api/internal", tags=["internal"], include_in_schema=False)
 persons_table = cast(Table, Person.__table__)
 
 ActorHeader = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who acts; set by the gateway")]
@@ -386,6 +391,8 @@ async def erase_person(person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = 
             await session.delete(row)
     await uow.publish(events.PersonErased(person_id=person.id, erased_at=at))
     audit(uow, actor, "erase", person.id)
+    # Stored answers to this person's writes (the registration, a change of address) would replay them for a day.
+    await uow.forget_stored_responses(person.id)
     await uow.commit()
     return Response(status_code=204)
 
@@ -583,6 +590,47 @@ async def withdraw_consent(
     audit(uow, actor, "withdraw_consent", person.id)
     await uow.commit()
     return consent_read(row, at)
+
+
+@internal_router.get("/persons/{person_id}/contact", response_model=PersonContact)
+async def contact_for_partner(
+    person_id: str,
+    uow: UnitOfWorkDep,
+    caller: Annotated[Identity, require_service("referral")],
+    partner_id: Annotated[str, Query(min_length=1, max_length=64)],
+    referral_id: Annotated[str, Query(min_length=1, max_length=64)],
+    consent_id: Annotated[str, Query(min_length=1, max_length=64)],
+    partner_category: PartnerCategory | None = None,
+) -> PersonContact:
+    """A person's contact data for a partner the person referred to, asked for by the referral service alone.
+
+    Registration owns the consents and checks for itself that the consent the referral was sent under is this
+    person's, in force, and names this partner (or the partner's category, as the referral service knows it
+    from the partner directory). Only the contact fields leave, and the read is logged as the partner's, via
+    the referral service, for that referral.
+    """
+    person = await load_person(uow.session, person_id)
+    consent = await uow.session.scalar(select(Consent).where(Consent.id == consent_id, Consent.person_id == person.id))
+    at = now()
+    if (
+        consent is None
+        or not domain.consent_in_force(
+            domain.ConsentTerms(as_utc(consent.given_at), consent.expires_on, as_utc(consent.withdrawn_at)), at
+        )
+        or not domain.consent_addresses(
+            consent.partner_id,
+            consent.partner_category,
+            partner_id=partner_id,
+            partner_category=partner_category.value if partner_category else None,
+        )
+    ):
+        raise Problem(403, "No consent of this person for this partner is in force.", kind="consent-missing")
+    audit(uow, f"partner:{partner_id} via {caller.actor} for referral {referral_id}", "read_contact", person.id)
+    await uow.commit()
+    return PersonContact.model_validate(
+        {k: getattr(person, k) for k in PersonContact.model_fields if k != "address"}
+        | {"address": {k: getattr(person, k) for k in ADDRESS_FIELDS}}
+    )
 
 
 # --- information packs ---------------------------------------------------------------------

@@ -46,6 +46,16 @@ class RegistrationSettings(ServiceSettings):
     port: int = 8001
     database_url: str = "sqlite+aiosqlite:///var/registration.db"
     districts: list[str] = LANDSBERG_DISTRICTS
+    #: The referral service's public identity key (base64 of the raw 32-byte Ed25519 key): it alone may ask for
+    #: a person's contact data, for a partner with the person's consent.
+    #: ``REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY``.
+    internal_identity_referral_public_key: str | None = None
+
+    NEEDED_OUTSIDE_DEVELOPMENT = (*ServiceSettings.NEEDED_OUTSIDE_DEVELOPMENT, "internal_identity_referral_public_key")
+    IDENTITY_KEYS = {**ServiceSettings.IDENTITY_KEYS, "internal_identity_referral_public_key": "referral"}
+
+    def trusted_service_keys(self) -> dict[str, str | None]:
+        return {"referral": self.internal_identity_referral_public_key}
 
 
 def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
@@ -59,7 +69,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         tables=messaging,
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.PERSONS_TOPIC],
-        routers=[api.router],
+        routers=[api.router, api.internal_router],
         consumed_topics=CONSUMED_TOPICS,
     )
     return create_service_app(spec, settings)

@@ -165,6 +165,19 @@ def consent_in_force(consent: ConsentTerms, at: datetime) -> bool:
     return consent.given_at <= at
 
 
+def consent_addresses(
+    consent_partner_id: str | None,
+    consent_partner_category: str | None,
+    *,
+    partner_id: str,
+    partner_category: str | None,
+) -> bool:
+    """A consent names one partner, or a category of partners: does it name this one?"""
+    if consent_partner_id is not None:
+        return consent_partner_id == partner_id
+    return consent_partner_category is not None and consent_partner_category == partner_category
+
+
 def withdraw(consent: ConsentTerms, at: datetime) -> ConsentTerms:
     if consent.withdrawn_at is not None:
         raise InvalidTransition("the consent is already withdrawn")

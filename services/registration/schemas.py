@@ -214,6 +214,18 @@ class ConsentCreate(Strict):
         return self
 
 
+class PersonContact(BaseModel):
+    """What a partner may know to reach the person, under the person's consent: nothing more."""
+
+    given_names: str
+    family_name: str
+    preferred_language: str
+    languages: list[str]
+    phone: str | None
+    email: str | None
+    address: Address
+
+
 class ConsentRead(BaseModel):
     consent_id: str
     person_id: str

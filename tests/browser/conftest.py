@@ -65,12 +65,12 @@ async def stack(broker: Any, tmp_path: Path) -> AsyncIterator[Stack]:
 
     apps = {
         "registration": create_registration(registration_settings(db("registration"), bootstrap)),
-        "referral": create_referral(referral_settings(db("referral"), bootstrap)),
-        "courses": create_courses(courses_settings(db("courses"), bootstrap, seed_demo_courses=True)),
-        "partners": create_partners(partners_settings(db("partners"), bootstrap)),
+        "referral": create_referral(referral_settings(db("referral"), bootstrap, demo_data=True)),
+        "courses": create_courses(courses_settings(db("courses"), bootstrap, demo_data=True)),
+        "partners": create_partners(partners_settings(db("partners"), bootstrap, demo_data=True)),
         "monitoring": create_monitoring(monitoring_settings(db("monitoring"), bootstrap)),
     }
-    gateway = create_app(gateway_settings(tmp_path))  # environment "test": Secure cookies
+    gateway = create_app(gateway_settings(tmp_path, demo_data=True))  # environment "test": Secure cookies
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -119,3 +119,92 @@ async def test_admin_edits_the_routing_rules_and_manages_an_account(stack: Stack
         finally:
             await browser.close()
     browsing.report()
+
+
+async def test_admin_adds_a_partner_with_a_service_and_a_navigator(stack: Stack) -> None:
+    """A city sets itself up in the browser: a new partner organisation with a service, its details on its own
+    page, and a new integration navigator on the roster, each chosen from lists by label."""
+    import httpx
+    from playwright.async_api import async_playwright
+
+    browsing = Browsing(stack)
+    shot, accessible, sign_in = browsing.shot, browsing.accessible, browsing.sign_in
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(**launch_args())
+        try:
+            admin = await browser.new_page()
+            await sign_in(admin, "admin")
+            await admin.get_by_role("link", name="Verwaltung").click()
+            await admin.wait_for_load_state()
+            await admin.get_by_role("link", name="Partnerorganisationen").first.click()
+            await admin.wait_for_load_state()
+            assert admin.url.endswith("/ui/admin/partners")
+            await shot(admin, "11-partners")
+            await accessible(admin, "partner organisations")
+
+            # --- a new partner, refused first for a forgotten kind, then added ----------------------
+            await admin.get_by_role("textbox", name="Name", exact=True).fill("Caritas Kaufering")
+            await admin.get_by_role("textbox", name="Kennung").fill("caritas-kaufering")
+            await admin.get_by_role("checkbox", name="Arabisch").check()
+            await admin.get_by_role("checkbox", name="Migrationsberatung (MBE)").check()
+            await admin.get_by_role("button", name="Hinzufügen").click()
+            await admin.wait_for_load_state()
+            assert "Bitte eine Art wählen." in await admin.locator("#error-summary").inner_text()
+            partner_id = admin.get_by_role("textbox", name="Kennung")
+            assert await partner_id.input_value() == "caritas-kaufering", "the form is kept"
+            await shot(admin, "12-partner-refused")
+            await accessible(admin, "partner refused")
+            await admin.get_by_label("Art der Organisation").select_option(label="Wohlfahrtsverband")
+            await admin.get_by_role("button", name="Hinzufügen").click()
+            await admin.wait_for_load_state()
+            assert "/ui/admin/partners/caritas-kaufering?notice=created" in admin.url
+            assert "angelegt" in await admin.get_by_role("status").inner_text()
+
+            # Its service: places and answer time; then a location on the entry.
+            service = admin.locator("#service-migration_counselling")
+            await service.get_by_label("Freie Plätze").fill("6")
+            await service.get_by_label("Antwort binnen Arbeitstagen").fill("3")
+            await service.get_by_role("button", name="Angebot speichern").click()
+            await admin.wait_for_load_state()
+            assert "6 freie Plätze" in await admin.locator("#service-migration_counselling h3").inner_text()
+            location = admin.locator("#loc-0")
+            await location.get_by_label("Bezeichnung").fill("Beratungsstelle Kaufering")
+            await location.get_by_label("Ort").fill("Kaufering")
+            await admin.get_by_role("button", name="Speichern", exact=True).click()
+            await admin.wait_for_load_state()
+            assert "Der Eintrag ist gespeichert." in await admin.get_by_role("status").inner_text()
+            await shot(admin, "13-partner-page")
+            await accessible(admin, "partner page")
+
+            # The public directory shows it at once.
+            async with httpx.AsyncClient(base_url=stack.url) as client:
+                entry = (await client.get("/api/v1/partners/caritas-kaufering")).json()
+            assert entry["category"] == "charity" and entry["locations"][0]["city"] == "Kaufering"
+            assert [(s["service_type"], s["free_places"]) for s in entry["services"]] == [("migration_counselling", 6)]
+
+            # --- a new integration navigator on the roster ------------------------------------------
+            await admin.get_by_role("link", name="Integrationslotsen").first.click()
+            await admin.wait_for_load_state()
+            await admin.get_by_label("Benutzername").fill("n.rahimi")
+            await admin.get_by_label("Angezeigter Name").fill("Nadia Rahimi")
+            await admin.get_by_role("combobox", name="Team", exact=True).fill("integration-nord")
+            await admin.get_by_role("checkbox", name="Persisch").check()
+            await admin.get_by_label("Höchstzahl offener Fälle").fill("30")
+            await admin.get_by_role("button", name="In die Einsatzliste eintragen").click()
+            await admin.wait_for_load_state()
+            row = admin.locator("#caseworker-n\\.rahimi")
+            assert await row.get_attribute("data-active") == "true"
+            assert "Deutsch, Persisch" in await row.inner_text() and "0 / 30" in await row.inner_text()
+            await shot(admin, "14-roster")
+            await accessible(admin, "roster")
+
+            phone = await browser.new_page(viewport={"width": 390, "height": 844})
+            await sign_in(phone, "admin")
+            await phone.goto(f"{stack.url}/ui/admin/partners/caritas-kaufering")
+            await shot(phone, "15-partner-page-phone")
+            await accessible(phone, "partner page (phone)")
+            assert await phone.locator("script").count() == 0, "the pages work without JavaScript"
+        finally:
+            await browser.close()
+    browsing.report()

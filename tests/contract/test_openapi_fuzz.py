@@ -161,11 +161,14 @@ def app_of(create_app: Callable[[Any], FastAPI], make_settings: Callable[[str, s
 
 SERVICES: dict[str, tuple[App, Seed]] = {
     "registration": (app_of(create_registration, registration_settings), registration_objects),
-    "referral": (app_of(create_referral, referral_settings), no_objects),
+    "referral": (app_of(create_referral, lambda *args: referral_settings(*args, demo_data=True)), no_objects),
     "courses": (app_of(create_courses, courses_settings), courses_objects),
     # Webhooks may point at loopback (and are then not looked up in DNS): nothing a test makes calls out.
     "partners": (
-        app_of(create_partners, lambda *args: partners_settings(*args, webhook_allow_private_addresses=True)),
+        app_of(
+            create_partners,
+            lambda *args: partners_settings(*args, demo_data=True, webhook_allow_private_addresses=True),
+        ),
         partners_objects,
     ),
     "monitoring": (app_of(create_monitoring, monitoring_settings), no_objects),
@@ -288,7 +291,7 @@ async def behind_gateway(
     apps = {name: SERVICES[name][0](f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}", broker.bootstrap_servers)
             for name in names}  # fmt: skip
     # Many calls from a few users in a minute: the rate limit is not what these tests are about.
-    gateway = create_gateway(gateway_settings(tmp_path, rate_limit_per_minute_user=1_000_000,
+    gateway = create_gateway(gateway_settings(tmp_path, demo_data=True, rate_limit_per_minute_user=1_000_000,
                                               rate_limit_per_minute_anonymous=1_000_000))  # fmt: skip
     async with AsyncExitStack() as stack:
         for app in apps.values():

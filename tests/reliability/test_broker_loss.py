@@ -27,7 +27,6 @@ from chassis.embedded_broker import EmbeddedBroker
 from chassis.outbox import Outbox, OutboxRelay, define_messaging_tables
 from chassis.settings import ServiceSettings
 from chassis.uow import UnitOfWork
-from tests.conftest import TEST_SECRET
 
 metadata = new_metadata()
 messaging = define_messaging_tables(metadata)
@@ -66,8 +65,7 @@ def settings(database_url: str, bootstrap: str, **overrides: Any) -> ServiceSett
     return ServiceSettings(
         database_url=database_url,
         kafka_bootstrap_servers=bootstrap,
-        environment="test",
-        internal_token_secret=TEST_SECRET,
+        environment="development",  # the chassis alone: no identity keys needed
         outbox_poll_seconds=0.2,
         kafka_broker_check_seconds=1.0,
         **overrides,

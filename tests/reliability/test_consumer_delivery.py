@@ -40,8 +40,9 @@ class Harness:
             database_url=database_url,
             kafka_bootstrap_servers=bootstrap,
             kafka_consumer_max_retries=2,
+            environment="development",  # the default secret is allowed
             **FAST_GROUP_JOIN,
-        )  # development environment: the default secret is allowed
+        )
         self.engine = make_engine(database_url)
         self.session_factory = make_session_factory(self.engine)
         self.calls: dict[str, int] = {}

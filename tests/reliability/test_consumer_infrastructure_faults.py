@@ -17,10 +17,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from chassis.kafka import dlq_topic
-from tests.conftest import consume
+from tests.conftest import consume, fresh_postgres_database
 from tests.reliability.test_consumer_delivery import Harness, metadata, produce
 
 EVENTS = 20
@@ -28,19 +27,10 @@ EVENTS = 20
 
 @pytest.fixture
 async def postgres_database(postgres_server: str | None) -> AsyncIterator[tuple[str, str]]:
-    """A fresh PostgreSQL database: (SQLAlchemy URL, name)."""
     if postgres_server is None:
         pytest.skip("no PostgreSQL server reachable here (set TEST_POSTGRES_URL); CI runs these")
-    name = f"itest_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = make_url(postgres_server).set(drivername="postgresql+asyncpg", database=name)
-    yield url.render_as_string(hide_password=False), name
-    admin = await asyncpg.connect(postgres_server)
-    await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with fresh_postgres_database(postgres_server) as database:
+        yield database
 
 
 async def database_away(server: str, name: str, away: bool) -> None:

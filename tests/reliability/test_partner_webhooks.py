@@ -18,11 +18,14 @@ import httpx
 import pytest
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from chassis.cloudevents import binary_headers, encode_data
-from contracts.referral import ReferralSent
+from contracts.referral import ReferralRevoked, ReferralSent
+from contracts.registration import PersonErased
 from services.partners.app import create_app
+from services.partners.models import WebhookDelivery
 from tests.conftest import ManualClock, eventually, partners_settings, running_app
 from tests.service.test_partners_api import REFERRAL_SENT
 
@@ -160,7 +163,9 @@ async def deliveries(client: httpx.AsyncClient, partner_id: str, event_id: str) 
 async def test_a_referral_reaches_only_its_partners_receiver_signed(
     database_url: str, broker: Any, receivers: dict[str, Receiver]
 ) -> None:
-    settings = partners_settings(database_url, broker.bootstrap_servers, webhook_allow_private_addresses=True)
+    settings = partners_settings(
+        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True
+    )
     app = create_app(settings)
     for receiver in receivers.values():
         await receiver.start()
@@ -201,7 +206,7 @@ async def test_a_receiver_down_then_failing_gets_every_event_once_it_is_back(
 ) -> None:
     receiver = receivers[VHS]  # not started: connection refused
     settings = partners_settings(
-        database_url, broker.bootstrap_servers, webhook_allow_private_addresses=True,
+        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True,
         webhook_backoff_initial_seconds=0.2, webhook_backoff_max_seconds=0.8, webhook_poll_seconds=0.1,
     )  # fmt: skip
     app = create_app(settings)
@@ -248,7 +253,7 @@ async def test_after_24_hours_a_delivery_fails_and_a_replay_sends_it_again(
     receiver = receivers[VHS]  # down
     clock = ManualClock()
     settings = partners_settings(
-        database_url, broker.bootstrap_servers, webhook_allow_private_addresses=True,
+        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True,
         webhook_backoff_initial_seconds=0.2, webhook_backoff_max_seconds=0.5, webhook_poll_seconds=0.1,
     )  # fmt: skip
     app = create_app(settings, clock=clock)
@@ -286,3 +291,94 @@ async def test_after_24_hours_a_delivery_fails_and_a_replay_sends_it_again(
     (request, *others) = receiver.about(set(sent))
     assert len(others) == 1 and {r.headers["webhook-id"] for r in [request, *others]} == {failed["delivery_id"]}
     Webhook(secret).verify(request.body, request.headers)
+
+
+async def produce(bootstrap: str, *events: Any) -> list[str]:
+    """Events straight onto their topics, as their services publish them; returns their ce_ids."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    ids = []
+    try:
+        for event in events:
+            ce_id = str(uuid.uuid4())
+            headers = binary_headers(
+                event_id=ce_id, event_type=event.event_type, source="/services/test", subject=event.subject(),
+                time=datetime.now(UTC),
+            )  # fmt: skip
+            await producer.send_and_wait(
+                event.topic, encode_data(event.model_dump(mode="json")), key=event.partition_key().encode(),
+                headers=headers,
+            )  # fmt: skip
+            ids.append(ce_id)
+    finally:
+        await producer.stop()
+    return ids
+
+
+async def test_an_erased_persons_deliveries_keep_their_log_entry_and_lose_payload_and_person(
+    database_url: str, broker: Any, receivers: dict[str, Receiver]
+) -> None:
+    """Registration's erasure empties the deliveries about the person that are over; the revocation the erasure
+    causes still reaches the partner whole, and is emptied once delivered; an emptied one is not replayed."""
+    receiver = receivers[VHS]
+    await receiver.start()
+    settings = partners_settings(
+        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True,
+        webhook_poll_seconds=0.1,
+    )  # fmt: skip
+    app = create_app(settings)
+    async with running_app(app) as client:
+        reply = await client.post(
+            f"/api/v1/partners/{VHS}/webhooks", headers={"X-Partner-Id": VHS},
+            json={"url": receiver.url, "event_types": [REFERRAL_SENT, ReferralRevoked.event_type]},
+        )  # fmt: skip
+        assert reply.status_code == 201, reply.text
+        person, bystander, now = str(uuid.uuid4()), str(uuid.uuid4()), datetime.now(UTC)
+
+        def referral(person_id: str, kind: type[Any], **extra: Any) -> Any:
+            return kind(
+                referral_id=f"ref-{person_id}", case_id=f"case-{person_id}", person_id=person_id,
+                service_type="integration_course", partner_id=VHS, partner_category="adult_education", at=now, **extra,
+            )  # fmt: skip
+
+        sent = {"purpose": "course_enrolment", "response_due_at": now + timedelta(days=7)}
+        first = await produce(
+            broker.bootstrap_servers, referral(person, ReferralSent, **sent), referral(bystander, ReferralSent, **sent)
+        )
+        runtime = app.state.runtime
+
+        async def rows() -> list[WebhookDelivery]:
+            async with runtime.session_factory() as session:
+                return list((await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.created_at))).all())
+
+        async def all_delivered(count: int) -> bool:
+            found = await rows()
+            return len(found) == count and all(r.status == "delivered" for r in found)
+
+        await eventually(lambda: all_delivered(2))
+        about = {r.event_id: r for r in await rows()}
+        assert about[first[0]].person_id == person and person in about[first[0]].payload
+
+        await produce(broker.bootstrap_servers, PersonErased(person_id=person, erased_at=now))
+
+        async def emptied(event_id: str) -> WebhookDelivery | None:
+            row = next((r for r in await rows() if r.event_id == event_id), None)
+            return row if row is not None and row.erased_at is not None else None
+
+        gone = await eventually(lambda: emptied(first[0]))
+        assert (gone.payload, gone.person_id, gone.status) == ("", None, "delivered")
+        kept = next(r for r in await rows() if r.event_id == first[1])
+        assert kept.erased_at is None and bystander in kept.payload, "another person's delivery stays whole"
+        log = (await client.get(f"/api/v1/partners/{VHS}/webhooks/deliveries", headers={"X-Partner-Id": VHS})).json()
+        assert {d["event_id"] for d in log["items"]} == set(first), "the partner's log keeps the entry"
+        replay = await client.post(
+            f"/api/v1/partners/{VHS}/webhooks/deliveries/{gone.id}/replay", headers={"X-Partner-Id": VHS}
+        )
+        assert replay.status_code == 410 and replay.json()["type"].endswith("/erased")
+
+        # The revocation that the erasure causes comes after it: the partner gets it whole, then it is emptied.
+        [revoked] = await produce(broker.bootstrap_servers, referral(person, ReferralRevoked))
+        await eventually(lambda: emptied(revoked))
+        [request] = [r for r in receiver.requests if json.loads(r.body)["id"] == revoked]
+        assert json.loads(request.body)["data"]["person_id"] == person
+        assert all(person not in r.payload and r.person_id != person for r in await rows())

@@ -88,7 +88,9 @@ async def outcome(client: httpx.AsyncClient, person: str) -> dict[str, Any] | No
 
 
 async def test_out_of_order_and_duplicate_events_end_like_the_ordered_stream(broker: Any, tmp_path: Any) -> None:
-    app = create_app(referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers))
+    app = create_app(
+        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers, demo_data=True)
+    )
     ordered_person, shuffled_person = str(uuid.uuid4()), str(uuid.uuid4())
     registered, needs, consent, updated = stream(shuffled_person)
     async with running_app(app) as client:

@@ -15,7 +15,9 @@ from tests.reliability.test_referral_event_order import produce
 
 
 async def test_a_new_partners_service_takes_referrals_and_a_withdrawn_one_none(broker: Any, tmp_path: Any) -> None:
-    app = create_app(referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers))
+    app = create_app(
+        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers, demo_data=True)
+    )
     newcomer = str(uuid.uuid4())
     directory = [
         (str(uuid.uuid4()), partner_events.PartnerRegistered(

@@ -145,6 +145,17 @@ async def complete_with_certificate(courses: httpx.AsyncClient, clock: ManualClo
 # --- the catalogue ----------------------------------------------------------------------------
 
 
+async def test_demo_courses_only_with_demo_data(database_url: str, broker: EmbeddedBroker) -> None:
+    async def catalogue(**overrides: Any) -> int:
+        app = create_app(courses_settings(database_url, broker.bootstrap_servers, **overrides))
+        async with running_app(app) as client:
+            total: int = (await client.get(COURSES)).json()["total"]
+            return total
+
+    assert await catalogue() == 0
+    assert await catalogue(demo_data=True) >= 5, "the VHS demo courses"
+
+
 async def test_a_scheduled_course_is_in_the_public_catalogue_with_free_seats_and_no_personal_data(
     courses: httpx.AsyncClient,
 ) -> None:

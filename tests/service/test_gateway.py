@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chassis.embedded_broker import free_port
 from gateway.app import create_app
+from gateway.auth import main as auth_main
 from services.partners.app import create_app as create_partners
 from services.registration.app import create_app as create_registration
 from tests.conftest import gateway_settings, newcomer, partners_settings, registration_settings, running_app
@@ -37,9 +38,9 @@ async def gateway(database_url: str, broker: Any, tmp_path: Any) -> AsyncIterato
     """The gateway in front of the real registration and partners apps."""
     registration_app = create_registration(registration_settings(database_url, broker.bootstrap_servers))
     partners_app = create_partners(
-        partners_settings(f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}", broker.bootstrap_servers)
+        partners_settings(f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}", broker.bootstrap_servers, demo_data=True)
     )
-    app = create_app(gateway_settings(tmp_path, rate_limit_per_minute_user=40))
+    app = create_app(gateway_settings(tmp_path, demo_data=True, rate_limit_per_minute_user=40))
     async with running_app(registration_app), running_app(partners_app), running_app(app) as client:
         await app.state.client.aclose()
         app.state.client = httpx.AsyncClient(
@@ -170,6 +171,29 @@ async def test_one_openapi_for_the_public_api(gateway: Platform) -> None:
     assert "X-Actor" not in page.text, "headers only the gateway sets are not part of the public API"
     catalogue = page.text.split('id="op-get-api-v1-partners"')[1].split("</article>")[0]
     assert "Who may: public" in catalogue
+
+
+async def test_without_demo_data_only_an_operators_accounts_sign_in(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = gateway_settings(tmp_path)
+    app = create_app(settings)
+    async with running_app(app) as client:
+        assert app.state.issuer.accounts() == [] and app.state.demo_credentials == {}, "no demo accounts"
+        refused = await client.post("/auth/token", json={"username": "admin", "password": "admin"})
+        assert refused.status_code == 401
+    assert list(tmp_path.iterdir()) == [], "no users file, no demo passwords beside it"
+
+    # The first admin, as the README says: made with the gateway stopped, read when it starts.
+    assert (
+        auth_main(["create-user", "amt.admin", "--role", "admin", "--users-file", str(settings.local_users_file)]) == 0
+    )
+    password = capsys.readouterr().out.rsplit(" ", 1)[1].strip()
+    app = create_app(settings)
+    async with running_app(app) as client:
+        signed_in = await client.post("/auth/token", json={"username": "amt.admin", "password": password})
+        assert signed_in.status_code == 200, signed_in.text
+        assert [a["username"] for a in app.state.issuer.accounts()] == ["amt.admin"]
 
 
 async def test_a_service_that_is_down_gives_503_problem_details_at_once(tmp_path: Any) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, text
 
 from chassis import idempotency
 from chassis import identity as internal
+from chassis.db import make_engine
 from chassis.embedded_broker import EmbeddedBroker
 from contracts.partners import PartnerCapacityChanged
 from contracts.referral import ReferralAccepted, ReferralDeclined
@@ -24,7 +25,7 @@ from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
 from services.registration.models import Person
 from tests.conftest import (
-    TEST_SECRET,
+    IDEMPOTENCY_SECRET,
     ManualClock,
     case_with_referrals,
     eventually,
@@ -35,6 +36,7 @@ from tests.conftest import (
     register_with_needs,
     registration_settings,
     running_app,
+    signed_by_gateway,
 )
 
 PARTNER_REFERRALS = "/api/v1/partner/referrals"
@@ -44,11 +46,6 @@ API_KEYS = f"/api/v1/partners/{VHS}/api-keys"
 CAPACITY = f"/api/v1/partners/{VHS}/services/integration_course/capacity"
 AS_VHS = {"X-Partner-Id": VHS}
 REPLAYED = "idempotent-replayed"
-
-
-def signed(identity: internal.Identity) -> dict[str, str]:
-    """The headers the gateway sends for a verified caller."""
-    return {internal.HEADER: internal.sign(identity, TEST_SECRET)}
 
 
 def new_key() -> dict[str, str]:
@@ -86,7 +83,7 @@ async def referral_platform(
     registration_app = create_registration(
         registration_settings(f"sqlite+aiosqlite:///{tmp_path / 'registration.db'}", broker.bootstrap_servers)
     )
-    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers))
+    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers, demo_data=True))
     async with running_app(registration_app) as registration, running_app(referral_app) as referral:
         referral.app = referral_app  # type: ignore[attr-defined]
         yield registration, referral
@@ -115,7 +112,7 @@ async def test_a_partners_retried_accept_runs_once_and_gets_the_same_answer(
     childcare = by_service["course_with_childcare"]["referral_id"]
     assert by_service["integration_course"]["status"] == by_service["course_with_childcare"]["status"] == "sent"
 
-    vhs_staff = signed(internal.Identity("vhs-partner", frozenset({"partner"}), partner_id=VHS))
+    vhs_staff = signed_by_gateway(internal.Identity("vhs-partner", frozenset({"partner"}), partner_id=VHS), "referral")
     accept = f"{PARTNER_REFERRALS}/{course}/accept"
     key = new_key()
     first = await referral.post(accept, headers=vhs_staff | key)
@@ -134,7 +131,9 @@ async def test_a_partners_retried_accept_runs_once_and_gets_the_same_answer(
     problem(await referral.post(accept, headers=vhs_staff | key, json={"note": "again"}), 422, "idempotency-key-reused")
 
     # Another caller of the same partner (its API key) with the same key on the same path: a key of its own.
-    vhs_crm = signed(internal.Identity("crm-key", frozenset({"partner"}), partner_id=VHS, kind="api_key"))
+    vhs_crm = signed_by_gateway(
+        internal.Identity("crm-key", frozenset({"partner"}), partner_id=VHS, kind="api_key"), "referral"
+    )
     other = await referral.post(accept, headers=vhs_crm | key)
     assert problem(other, 409, "invalid-transition")["status_now"] == "accepted"
     assert await referral_events(referral, course, ReferralAccepted.event_type) == 1
@@ -167,7 +166,9 @@ def partners_clock() -> ManualClock:
 
 @pytest.fixture
 async def partners(database_url: str, broker: Any, partners_clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_partners(partners_settings(database_url, broker.bootstrap_servers), clock=partners_clock)
+    app = create_partners(
+        partners_settings(database_url, broker.bootstrap_servers, demo_data=True), clock=partners_clock
+    )
     async with running_app(app) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
@@ -365,8 +366,8 @@ async def gateway(database_url: str, broker: Any, tmp_path: Any) -> AsyncIterato
     """The gateway in front of the real partners app; yields its client and app."""
     from gateway.app import create_app as create_gateway
 
-    partners_app = create_partners(partners_settings(database_url, broker.bootstrap_servers))
-    app = create_gateway(gateway_settings(tmp_path))
+    partners_app = create_partners(partners_settings(database_url, broker.bootstrap_servers, demo_data=True))
+    app = create_gateway(gateway_settings(tmp_path, demo_data=True))
     async with running_app(partners_app), running_app(app) as client:
         await app.state.client.aclose()
         app.state.client = httpx.AsyncClient(mounts={"http://partners": httpx.ASGITransport(app=partners_app)})
@@ -401,7 +402,7 @@ async def test_the_gateway_forwards_the_key_and_the_replay_mark(gateway: tuple[h
 
 async def test_a_registrars_retried_registration_registers_once(registration: httpx.AsyncClient) -> None:
     body = newcomer()
-    registrar = signed(internal.Identity("registrar", frozenset({"registrar"})))
+    registrar = signed_by_gateway(internal.Identity("registrar", frozenset({"registrar"})), "registration")
     key = new_key()
     first = await registration.post("/api/v1/registrations", headers=registrar | key, json=body)
     assert first.status_code == 201, first.text
@@ -414,3 +415,84 @@ async def test_a_registrars_retried_registration_registers_once(registration: ht
     # The stored answer holds the person's name and address, sealed.
     [row] = [r for r in await stored_rows(registration) if r.idempotency_key == key["Idempotency-Key"]]
     assert body["given_names"].encode() not in row.body and b"Schwaighof" not in row.body
+
+
+# --- erasure: a service forgets what it kept about a subject -------------------------------------------------
+
+
+async def test_forgetting_a_subject_deletes_every_stored_answer_that_names_it(database_url: str) -> None:
+    engine = make_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(idempotency.TABLE.metadata.create_all)
+    store = idempotency.IdempotencyStore(engine, IDEMPOTENCY_SECRET)
+    person, other = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def kept(path: str, body: bytes | None, headers: list[tuple[str, str]] | None = None) -> str:
+        claimed = await store.begin("user:registrar", "POST", path, str(uuid.uuid4()), "fingerprint")
+        assert isinstance(claimed, idempotency.Claimed)
+        await store.finish(claimed, 201, headers or [], body)
+        return claimed.scope
+
+    async def in_flight(path: str) -> str:
+        claimed = await store.begin("user:registrar", "PATCH", path, str(uuid.uuid4()), "fingerprint")
+        assert isinstance(claimed, idempotency.Claimed)
+        return claimed.scope
+
+    try:
+        named = {
+            await kept(f"/api/v1/persons/{person}/consents", b'{"consent_id": "c-1"}'),  # the path names them
+            await kept("/api/v1/registrations", json.dumps({"person_id": person}).encode()),  # the answer does
+            await kept("/api/v1/registrations", b"{}", [("location", f"/api/v1/persons/{person}")]),  # a header
+            await kept(f"/api/v1/persons/{person}/needs-assessments", None),  # ran, answer too large to keep
+            await in_flight(f"/api/v1/persons/{person}"),  # still running: its answer is never stored now
+        }
+        unrelated = {
+            await kept(f"/api/v1/persons/{other}", json.dumps({"person_id": other}).encode()),
+            await kept(f"/api/v1/persons/{person}x/consents", b"{}"),  # a segment is the subject, or it is not
+        }
+        async with engine.connect() as conn:  # a transaction that does not commit forgets nothing
+            assert await store.forget(conn, [person]) == len(named)
+            await conn.rollback()
+        async with engine.begin() as conn:
+            assert await store.forget(conn, [person, "not-in-any-answer"]) == len(named)
+            assert await store.forget(conn, []) == 0
+            with pytest.raises(ValueError, match="match too much"):
+                await store.forget(conn, ["p-1"])
+        async with engine.connect() as conn:
+            left = set((await conn.execute(select(idempotency.TABLE.c.scope))).scalars())
+        assert left == unrelated
+    finally:
+        await engine.dispose()
+
+
+async def test_erasure_forgets_the_answers_about_the_person_and_keeps_the_others(
+    registration: httpx.AsyncClient,
+) -> None:
+    registrar = signed_by_gateway(internal.Identity("registrar", frozenset({"registrar"})), "registration")
+    admin = signed_by_gateway(internal.Identity("admin", frozenset({"admin"})), "registration")
+    erased_key, kept_key, change_key = new_key(), new_key(), new_key()
+    erased = await registration.post("/api/v1/registrations", headers=registrar | erased_key, json=newcomer())
+    other = newcomer()
+    kept = await registration.post("/api/v1/registrations", headers=registrar | kept_key, json=other)
+    person = erased.json()["person_id"]
+    read = await registration.get(f"/api/v1/persons/{person}", headers=registrar)
+    change = {"If-Match": read.headers["etag"]} | change_key
+    changed = await registration.patch(f"/api/v1/persons/{person}", headers=registrar | change, json={"phone": None})
+    assert changed.status_code == 200 and changed.json()["family_name"] == "Haddad"
+    assert len(await stored_rows(registration)) == 3
+
+    reply = await registration.delete(
+        f"/api/v1/persons/{person}", params={"reason": "the person's request"}, headers=admin | new_key()
+    )
+    assert reply.status_code == 204, reply.text
+    # Nothing kept names the person any more: not their registration, not the change, not the erasure itself.
+    bodies = idempotency.SealedBodies(IDEMPOTENCY_SECRET)
+    rows = await stored_rows(registration)
+    assert [row.idempotency_key for row in rows] == [kept_key["Idempotency-Key"]]
+    for row in rows:
+        opened = bodies.open(row.scope, row.body) if row.body is not None else b""
+        assert person not in row.path and opened is not None and person.encode() not in opened, row.path
+    # The change is not replayed with the name and address: it runs again and meets the erased person.
+    problem(await registration.patch(f"/api/v1/persons/{person}", headers=registrar | change, json={"phone": None}),
+            410, "erased")  # fmt: skip
+    replayed(await registration.post("/api/v1/registrations", headers=registrar | kept_key, json=other), kept)

@@ -23,7 +23,7 @@ from contracts import referral as rf
 from contracts import registration as reg
 from contracts.base import IntegrationEvent
 from services.monitoring.app import MonitoringSettings, create_app
-from tests.conftest import ISOLATED_CONSUMER, TEST_SECRET, ManualClock, eventually, running_app
+from tests.conftest import ISOLATED_CONSUMER, SERVICE_SECRETS, ManualClock, eventually, running_app
 
 ANALYST = {"X-Role": "analyst"}
 ADMIN = {"X-Role": "admin"}
@@ -37,9 +37,8 @@ def monitoring_settings(database_url: str, bootstrap: str, **overrides: Any) -> 
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap,
         "environment": "test",
-        "internal_token_secret": TEST_SECRET,
+        **SERVICE_SECRETS,
         "log_json": False,
-        "seed_demo_reference": False,
         "kafka_consumer_group": f"monitoring-{uuid.uuid4().hex[:8]}",
         **ISOLATED_CONSUMER,
     }
@@ -149,6 +148,21 @@ async def monitoring(database_url: str, broker: Any) -> AsyncIterator[httpx.Asyn
     async with running_app(app) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
+
+
+async def test_illustrative_figures_only_with_demo_data(database_url: str, broker: Any) -> None:
+    async def reference(**overrides: Any) -> tuple[dict[str, Any], list[Any]]:
+        app = create_app(
+            monitoring_settings(database_url, broker.bootstrap_servers, **overrides), clock=ManualClock(NOW)
+        )
+        async with running_app(app) as client:
+            districts = (await client.get("/api/v1/monitoring/reference/districts", headers=ANALYST)).json()
+            return districts, (await client.get("/api/v1/monitoring/survey", headers=ANALYST)).json()
+
+    districts, surveys = await reference()
+    assert (districts["districts"], districts["illustrative"], surveys) == ({}, False, []), "nothing made up"
+    districts, surveys = await reference(demo_data=True)
+    assert districts["illustrative"] and districts["total"] == 30_038 and [s["year"] for s in surveys] == [2017]
 
 
 async def seeded(client: httpx.AsyncClient, bootstrap: str) -> dict[str, Any]:

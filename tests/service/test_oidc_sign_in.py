@@ -1,11 +1,7 @@
 """The web UI's sign-in at a real OpenID provider: authorization code flow with PKCE (S256), state and nonce.
 
-The provider is django-oauth-toolkit (on oauthlib), a complete OAuth 2 / OpenID Connect server, run in a thread on a
-free port with its own SQLite database: accounts with passwords, a login form and a consent form, PKCE required,
-RS256 ID tokens with the nonce, JWKS, discovery, refresh tokens, RP-initiated logout. Configured like the city's
-Keycloak realm (deploy/k8s/keycloak/landsberg-realm.json), it issues JWT access tokens for the audience
-``landsberg-gateway`` with the realm roles and the team. (oidc-provider-mock, the first choice, cannot serve here:
-its 0.4 releases need Python 3.12, and no release checks PKCE or issues JWT access tokens.)
+The provider is django-oauth-toolkit, configured like the city's Keycloak realm (tests/oidc_provider.py): it issues
+JWT access tokens for the audience ``landsberg-gateway`` with the realm roles and the team.
 
 httpx plays the browser: one cookie jar for the gateway (an ASGI app at https://gateway.test) and the provider.
 """
@@ -14,35 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import socket
-import threading
-import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.app import create_app
 from gateway.oidc import LOGIN_COOKIE, REFRESH_COOKIE, SignInFailed
 from gateway.ui.kit import CSRF_COOKIE, SESSION_COOKIE
 from tests.conftest import gateway_settings, referral_settings, running_app
+from tests.oidc_provider import OpenIdProvider, only_form
 
 GATEWAY = "https://gateway.test"
 CALLBACK = f"{GATEWAY}/ui/oidc/callback"
 CLIENT_ID = "landsberg-gateway"
-CLIENT_SECRET = "client-secret-made-by-the-provider"
+CLIENT_SECRET = secrets.token_urlsafe(32)  # as a provider makes one
 #: The provider's accounts: what Keycloak keeps as users with realm roles and the attribute "team".
 ACCOUNTS: dict[str, dict[str, Any]] = {
     "lotse.oidc": {"password": "Lotse-Passwort-1", "roles": ["caseworker"], "team": "integration-nord"},
@@ -55,180 +43,24 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
         "padding": "x" * 5000,
     },
 }
-ACCESS_SECONDS = 300  # Keycloak's accessTokenLifespan in the realm
 
 
 # --- the provider ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class OpenIdProvider:
-    issuer: str
-    key_pem: str
-    kid: str
-
-    @property
-    def jwks_url(self) -> str:
-        return f"{self.issuer}/.well-known/jwks.json"
-
-
-_PROVIDER: OpenIdProvider | None = None
-
-
-def jwt_access_token(request: Any) -> str:
-    """Access tokens as Keycloak makes them: a JWT for the gateway's audience with the realm roles and the team
-    (the realm's "realm roles" and audience mappers); oauthlib calls this for every access token it issues."""
-    assert _PROVIDER is not None
-    account = ACCOUNTS[request.user.username]
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": _PROVIDER.issuer, "aud": CLIENT_ID, "azp": request.client_id, "sub": str(request.user.pk),
-        "iat": now, "exp": now + ACCESS_SECONDS, "jti": str(uuid.uuid4()), "scope": " ".join(request.scopes),
-        "typ": "Bearer", "preferred_username": request.user.username, "realm_access": {"roles": account["roles"]},
-    }  # fmt: skip
-    if account["team"]:
-        claims["team"] = account["team"]
-    if "padding" in account:
-        claims["groups"] = [account["padding"]]
-    return jwt.encode(claims, _PROVIDER.key_pem, algorithm="RS256", headers={"kid": _PROVIDER.kid, "typ": "at+jwt"})
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-LOGIN_TEMPLATE = """<!doctype html><title>Landsberg SSO</title>
-<form method="post" action="">{% csrf_token %}{{ form.as_p }}
-<input type="hidden" name="next" value="{{ next }}"><button type="submit">Anmelden</button></form>"""
-
-
 @pytest.fixture(scope="module")
-def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIdProvider]:
-    global _PROVIDER
-    import django
-    from django.conf import settings
-
-    server = make_server("127.0.0.1", 0, _not_yet, server_class=_ThreadingServer, handler_class=_QuietHandler)
-    issuer = f"http://127.0.0.1:{server.server_port}/o"
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()  # fmt: skip
-    if settings.configured:
-        pytest.fail("Django is configured already: the provider needs a process of its own settings")
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY=uuid.uuid4().hex,
-        ALLOWED_HOSTS=["127.0.0.1"],
-        USE_TZ=True,
-        ROOT_URLCONF=_Urls(),
-        INSTALLED_APPS=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.sessions",
-            "oauth2_provider",
-        ],
-        MIDDLEWARE=[
-            "django.contrib.sessions.middleware.SessionMiddleware",
-            "django.middleware.csrf.CsrfViewMiddleware",
-            "django.contrib.auth.middleware.AuthenticationMiddleware",
-        ],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": str(tmp_path_factory.mktemp("provider") / "provider.db"),
-            }
-        },
-        TEMPLATES=[
-            {
-                "BACKEND": "django.template.backends.django.DjangoTemplates",
-                "OPTIONS": {
-                    "context_processors": ["django.template.context_processors.request"],
-                    "loaders": [
-                        ("django.template.loaders.locmem.Loader", {"login.html": LOGIN_TEMPLATE}),
-                        "django.template.loaders.app_directories.Loader",
-                    ],
-                },
-            }
-        ],
-        LOGIN_URL="/accounts/login/",
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # fast; the hash is not under test
-        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
-        OAUTH2_PROVIDER={
-            "OIDC_ENABLED": True,
-            "OIDC_ISS_ENDPOINT": issuer,
-            "OIDC_RSA_PRIVATE_KEY": pem,
-            "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
-            "PKCE_REQUIRED": True,
-            "SCOPES": {"openid": "OpenID Connect", "profile": "Name and user name"},
-            "DEFAULT_SCOPES": ["openid"],
-            "ACCESS_TOKEN_EXPIRE_SECONDS": ACCESS_SECONDS,
-            "ID_TOKEN_EXPIRE_SECONDS": ACCESS_SECONDS,
-            "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
-            "ACCESS_TOKEN_GENERATOR": jwt_access_token,
-            "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
-        },
-    )
-    django.setup()
-    from django.contrib.auth.models import User
-    from django.core.handlers.wsgi import WSGIHandler
-    from django.core.management import call_command
-    from jwcrypto import jwk
-    from oauth2_provider.models import Application
-    from oauth2_provider.oauth2_validators import OAuth2Validator
-
-    class KeycloakLikeClaims(OAuth2Validator):  # type: ignore[misc]
-        """The ID token carries what Keycloak's mappers put there: user name, realm roles (claim "roles"), team."""
-
-        oidc_claim_scope = None  # every claim below, whatever the scopes (as the realm's mappers do)
-
-        def get_additional_claims(self, request: Any) -> dict[str, Any]:
-            account = ACCOUNTS[request.user.username]
-            return {"preferred_username": request.user.username, "roles": account["roles"], "team": account["team"]}
-
-    # Read by the toolkit when it first builds its server, after this; the class needs the models loaded.
-    settings.OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"] = KeycloakLikeClaims
-    call_command("migrate", verbosity=0)
+def provider(openid_provider: OpenIdProvider) -> OpenIdProvider:
+    """The session's provider (tests/oidc_provider.py) with this module's accounts and the gateway's client, which
+    asks for consent here (the refusal test needs the consent page)."""
     for username, account in ACCOUNTS.items():
-        User.objects.create_user(username, password=account["password"])
-    Application.objects.create(
-        name="Landsberg integration platform (gateway)", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-        client_type=Application.CLIENT_CONFIDENTIAL, authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
-        redirect_uris=CALLBACK, post_logout_redirect_uris=f"{GATEWAY}/ui/", algorithm=Application.RS256_ALGORITHM,
-    )  # fmt: skip
-    _PROVIDER = OpenIdProvider(issuer=issuer, key_pem=pem, kid=jwk.JWK.from_pem(pem.encode()).thumbprint())
-    server.set_app(WSGIHandler())
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield _PROVIDER
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def _not_yet(environ: Any, start_response: Any) -> list[bytes]:
-    start_response("503 Service Unavailable", [("content-type", "text/plain")])
-    return [b"starting"]
-
-
-class _Urls:
-    """The provider's URL configuration, built when Django first asks (after ``django.setup()``)."""
-
-    @property
-    def urlpatterns(self) -> list[Any]:
-        from django.contrib.auth.views import LoginView
-        from django.urls import include, path
-
-        return [
-            path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
-            path("accounts/login/", LoginView.as_view(template_name="login.html")),
-        ]
+        openid_provider.add_account(
+            username, account["password"], account["roles"],
+            attributes={"team": account["team"]} if account["team"] else {},
+            extra_claims={"groups": [account["padding"]]} if "padding" in account else {},
+        )  # fmt: skip
+    openid_provider.add_client(CLIENT_ID, CLIENT_SECRET, redirect_uris=[CALLBACK],
+                               post_logout_redirect_uris=[f"{GATEWAY}/ui/"], consent_required=True)  # fmt: skip
+    return openid_provider
 
 
 # --- the gateway and the browser -------------------------------------------------------------------------------
@@ -259,26 +91,6 @@ async def gateway_with_oidc(provider: OpenIdProvider, tmp_path: Path, *, service
 def browser(gateway: Any) -> httpx.AsyncClient:
     """One cookie jar for both sites, as a browser has; redirects are followed by the tests, step by step."""
     return httpx.AsyncClient(mounts={GATEWAY: httpx.ASGITransport(app=gateway)}, timeout=30)
-
-
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append({"action": found.get("action", ""), "fields": {}})
-        elif tag == "input" and self.forms and found.get("name") and found.get("type") != "submit":
-            self.forms[-1]["fields"][found["name"]] = found.get("value", "")
-
-
-def only_form(page: httpx.Response) -> tuple[str, dict[str, str]]:
-    parser = _Forms()
-    parser.feed(page.text)
-    assert len(parser.forms) == 1, page.text
-    return urljoin(str(page.url), parser.forms[0]["action"]), parser.forms[0]["fields"]
 
 
 async def at_the_provider(client: httpx.AsyncClient, authorize_url: str, username: str, *, allow: bool = True) -> str:
@@ -339,7 +151,7 @@ async def test_a_caseworker_signs_in_at_the_provider_and_sees_the_dashboard(
     ):
         authorize = await start(client)
         asked = query(authorize)
-        assert authorize.startswith(f"{provider.issuer}/authorize/")
+        assert authorize.startswith(f"{provider.authorization_endpoint}?")
         assert asked["response_type"] == "code" and asked["client_id"] == CLIENT_ID
         assert asked["redirect_uri"] == CALLBACK and "openid" in asked["scope"].split()
         assert asked["code_challenge_method"] == "S256" and len(asked["code_challenge"]) == 43
@@ -473,8 +285,8 @@ async def test_an_id_token_made_for_another_sign_in_is_refused(provider: OpenIdP
 async def test_an_unreachable_provider_is_said_so(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/o"  # nothing listens there once this is closed
-    nowhere = OpenIdProvider(issuer=closed, key_pem="", kid="")
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there once this is closed
+    nowhere = OpenIdProvider(origin=closed, realm={"realm": "landsberg"}, key_pem="", kid="")
     async with gateway_with_oidc(nowhere, tmp_path) as gw, browser(gw) as client:
         reply = await client.get(f"{GATEWAY}/ui/oidc/login", params={"next": "/ui/courses"})
         assert reply.status_code == 503 and "Der Anmeldedienst ist gerade nicht erreichbar" in reply.text
@@ -484,7 +296,7 @@ async def test_an_unreachable_provider_is_said_so(tmp_path: Path) -> None:
 async def test_a_failed_code_exchange_gives_a_clear_page_and_logs_no_secret(
     provider: OpenIdProvider, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    wrong_secret = "not-the-secret-the-provider-made"
+    wrong_secret = secrets.token_urlsafe(32)  # not the one the provider made
     async with (
         gateway_with_oidc(provider, tmp_path, caplog=caplog, oidc_client_secret=wrong_secret) as gw,
         browser(gw) as client,
@@ -561,5 +373,5 @@ async def test_signing_out_ends_the_session_and_offers_the_providers_sign_out(
         page = await client.get(f"{GATEWAY}/ui/signed-out")
         assert page.status_code == 200 and "Sie sind von der Plattform abgemeldet." in page.text
         assert "An einem gemeinsam genutzten Rechner beenden Sie bitte auch Ihre Sitzung bei Keycloak." in page.text
-        end_session = f'href="{provider.issuer}/logout/?client_id={CLIENT_ID}&amp;post_logout_redirect_uri='
+        end_session = f'href="{provider.end_session_endpoint}?client_id={CLIENT_ID}&amp;post_logout_redirect_uri='
         assert end_session + "https%3A%2F%2Fgateway.test%2Fui%2F" in page.text

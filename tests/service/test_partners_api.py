@@ -39,7 +39,7 @@ def partners_clock() -> ManualClock:
 @pytest.fixture
 async def partners(database_url: str, broker: Any, partners_clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
     """The real partners app (private webhook addresses refused, as in production); ``client.app`` is the app."""
-    app = create_app(partners_settings(database_url, broker.bootstrap_servers), clock=partners_clock)
+    app = create_app(partners_settings(database_url, broker.bootstrap_servers, demo_data=True), clock=partners_clock)
     async with running_app(app) as client:
         client.app = app  # type: ignore[attr-defined]
         yield client
@@ -47,6 +47,11 @@ async def partners(database_url: str, broker: Any, partners_clock: ManualClock) 
 
 def is_problem(reply: httpx.Response, status: int) -> bool:
     return reply.status_code == status and reply.headers["content-type"] == "application/problem+json"
+
+
+async def test_without_demo_data_the_directory_starts_empty(database_url: str, broker: Any) -> None:
+    async with running_app(create_app(partners_settings(database_url, broker.bootstrap_servers))) as partners:
+        assert (await partners.get("/api/v1/partners")).json()["total"] == 0
 
 
 async def test_the_public_directory_and_its_hsds_export_carry_no_personal_data_or_secrets(
@@ -256,3 +261,135 @@ async def test_a_partner_edits_its_entry_and_offers_and_withdraws_services_with_
         "partner_capacity_changed",
     ]
     assert all("+49" not in row.data for row in rows), "contact data stays out of events"
+
+
+ADMIN = {"X-Role": "admin", "X-Actor": "user:admin"}
+
+
+def new_partner(partner_id: str) -> dict[str, Any]:
+    return {
+        "partner_id": partner_id,
+        "name": "Caritas Kaufering",
+        "category": "charity",
+        "languages": ["de", "ar"],
+        "locations": [{"name": "Beratungsstelle", "city": "Kaufering", "postal_code": "86916"}],
+        "services": [
+            {"service_type": "migration_counselling", "name": "Migrationsberatung", "languages": ["de", "ar"],
+             "response_days": 3, "free_places": 5},
+            {"service_type": "asylum_social_counselling", "name": "Asylsozialberatung", "languages": ["de"]},
+        ],
+    }  # fmt: skip
+
+
+async def outbox_events(partners: httpx.AsyncClient, partner_id: str) -> list[tuple[str, str]]:
+    runtime = partners.app.state.runtime  # type: ignore[attr-defined]
+    outbox = runtime.tables.outbox
+    async with runtime.session_factory() as session:
+        rows = (
+            await session.execute(
+                select(outbox.c.event_type, outbox.c.data)
+                .where(outbox.c.partition_key == partner_id)
+                .order_by(outbox.c.id)
+            )
+        ).all()
+    return [(row.event_type.split(".")[-2], row.data) for row in rows]
+
+
+async def test_an_admin_adds_a_partner_with_its_services_announced_through_the_outbox(
+    partners: httpx.AsyncClient,
+) -> None:
+    partner_id = f"caritas-{uuid.uuid4().hex[:8]}"
+    body = new_partner(partner_id)
+    created = await partners.post("/api/v1/partners", headers=ADMIN, json=body)
+    assert created.status_code == 201, created.text
+    entry = created.json()
+    assert (entry["partner_id"], entry["category"], entry["version"]) == (partner_id, "charity", 1)
+    assert {s["service_type"]: (s["free_places"], s["response_days"]) for s in entry["services"]} == {
+        "migration_counselling": (5, 3),
+        "asylum_social_counselling": (None, 5),
+    }
+    assert (await partners.get(f"/api/v1/partners/{partner_id}")).json() == entry, "in the public directory"
+    events = await outbox_events(partners, partner_id)
+    assert [name for name, _ in events] == ["partner_registered", "service_offered", "service_offered"]
+    assert all("86916" not in data for _, data in events), "no address in the events"
+
+    # The same id again: a conflict, nothing changed; refused input: Problem Details naming the field.
+    again = await partners.post("/api/v1/partners", headers=ADMIN, json={**body, "name": "Other"})
+    assert is_problem(again, 409) and partner_id in again.json()["detail"]
+    assert (await partners.get(f"/api/v1/partners/{partner_id}")).json()["name"] == "Caritas Kaufering"
+    for broken, field in (
+        ({**body, "partner_id": "Caritas Kaufering"}, "partner_id"),
+        ({**body, "partner_id": "x"}, "partner_id"),
+        ({**body, "category": "church"}, "category"),
+        ({**body, "services": [body["services"][0], body["services"][0]]}, "body"),
+        ({**body, "services": [{**body["services"][0], "service_type": "palm_reading"}]}, "service_type"),
+        ({k: v for k, v in body.items() if k != "name"}, "name"),
+    ):
+        refused = await partners.post("/api/v1/partners", headers=ADMIN, json={**broken})
+        assert is_problem(refused, 422), (field, refused.text)
+        assert any(field in error["location"] for error in refused.json()["errors"]), (field, refused.json())
+
+    # Only an admin adds one: the service checks it too, not only the gateway.
+    other = new_partner(f"caritas-{uuid.uuid4().hex[:8]}")
+    assert is_problem(await partners.post("/api/v1/partners", json=other), 401)
+    for headers in ({"X-Role": "partner", "X-Partner-Id": partner_id}, {"X-Role": "caseworker"}):
+        assert is_problem(await partners.post("/api/v1/partners", headers=headers, json=other), 403)
+    assert is_problem(await partners.get(f"/api/v1/partners/{other['partner_id']}"), 404)
+
+
+async def test_an_admin_keeps_any_entry_a_partner_only_its_own_and_not_its_category(
+    partners: httpx.AsyncClient,
+) -> None:
+    partner_id = f"caritas-{uuid.uuid4().hex[:8]}"
+    assert (await partners.post("/api/v1/partners", headers=ADMIN, json=new_partner(partner_id))).status_code == 201
+    base = f"/api/v1/partners/{partner_id}"
+    own = {"X-Role": "partner", "X-Partner-Id": partner_id}
+    stranger = {"X-Role": "partner", "X-Partner-Id": "jmd-landsberg"}
+
+    # The admin edits the entry, its category included; sent again unchanged, nothing more happens.
+    change = {
+        "name": "Caritas-Beratungsstelle Kaufering",
+        "category": "volunteer_group",
+        "website": "https://example.org",
+    }
+    edited = await partners.patch(base, headers=ADMIN, json=change)
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["version"], edited.json()["category"]) == (2, "volunteer_group")
+    assert (await partners.patch(base, headers=ADMIN, json=change)).json()["version"] == 2, "no change, no version"
+
+    # The partner edits its own entry, but neither its category nor another's entry.
+    assert (await partners.patch(base, headers=own, json={"description": "Beratung"})).json()["version"] == 3
+    assert is_problem(await partners.patch(base, headers=own, json={"category": "charity"}), 403)
+    assert is_problem(await partners.patch(base, headers=stranger, json={"description": "x"}), 403)
+    assert is_problem(await partners.patch(base, json={"description": "x"}), 401)
+    assert is_problem(await partners.patch(base, headers=ADMIN, json={"category": None}), 422)
+
+    # Services: the admin offers, changes and withdraws them on any entry; a stranger on none.
+    offer = {"name": "Wohnberatung", "languages": ["de"], "response_days": 7, "free_places": 2}
+    service = f"{base}/services/housing_advice"
+    assert is_problem(await partners.put(service, headers=stranger, json=offer), 403)
+    assert (await partners.put(service, headers=ADMIN, json=offer)).status_code == 200
+    assert (await partners.put(service, headers=ADMIN, json=offer)).status_code == 200  # the same again
+    assert (await partners.put(service, headers=own, json={**offer, "free_places": 3})).json()["free_places"] == 3
+    assert is_problem(await partners.delete(service, headers=stranger), 403)
+    assert (await partners.delete(f"{base}/services/asylum_social_counselling", headers=ADMIN)).status_code == 204
+    assert (await partners.put(f"{service}/capacity", headers=ADMIN, json={"free_places": 0})).status_code == 200
+    services = (await partners.get(base)).json()["services"]
+    assert {s["service_type"]: s["free_places"] for s in services} == {"housing_advice": 0,
+                                                                     "migration_counselling": 5}  # fmt: skip
+
+    # Keys and webhooks stay the partner's own business, even for an admin.
+    assert is_problem(await partners.get(f"{base}/api-keys", headers=ADMIN), 401)
+
+    names = [name for name, _ in await outbox_events(partners, partner_id)]
+    assert names[3:] == [
+        "partner_updated",  # the admin's edit (the unchanged repeat published nothing)
+        "partner_updated",  # the partner's description
+        "service_offered",
+        "partner_capacity_changed",  # housing advice: 0 -> 2 places (the same offer again: nothing)
+        "service_offered",
+        "partner_capacity_changed",  # 2 -> 3
+        "service_withdrawn",
+        "partner_capacity_changed",
+        "partner_capacity_changed",  # housing advice: 3 -> 0
+    ]

@@ -10,13 +10,24 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from chassis.embedded_broker import EmbeddedBroker
 from contracts.referral import REFERRALS_TOPIC
 from services.referral import api as referral_api
-from services.referral.app import check_clocks
+from services.referral.app import check_clocks, create_app
 from services.referral.domain import DEFAULT_RULES
-from tests.conftest import ManualClock, case_with_referrals, consume, eventually, register_with_needs
+from services.referral.handlers import KEPT_AFTER_ERASURE
+from services.referral.models import PartnerOfferRow
+from tests.conftest import (
+    ManualClock,
+    case_with_referrals,
+    consume,
+    eventually,
+    referral_settings,
+    register_with_needs,
+    running_app,
+)
 
 PROBLEM_JSON = "application/problem+json"
 PARTNER_REFERRALS = "/api/v1/partner/referrals"
@@ -107,6 +118,23 @@ async def events_of(broker: EmbeddedBroker, referral_id: str, until_type: str) -
         broker.bootstrap_servers, REFERRALS_TOPIC, until=lambda rs: any(t == until_type for t, _ in mine(rs))
     )
     return mine(records)
+
+
+# --- demo data ------------------------------------------------------------------------------
+
+
+async def test_demo_roster_and_directory_only_with_demo_data(database_url: str, broker: EmbeddedBroker) -> None:
+    async def roster_and_offers(**overrides: Any) -> tuple[list[str], int]:
+        app = create_app(referral_settings(database_url, broker.bootstrap_servers, **overrides))
+        async with running_app(app) as referral:
+            roster = ok(await referral.get("/api/v1/caseworkers", headers={"X-Role": "admin"}))
+            async with app.state.runtime.session_factory() as session:
+                offers = await session.scalar(select(func.count()).select_from(PartnerOfferRow))
+        return [c["id"] for c in roster], int(offers or 0)
+
+    assert await roster_and_offers() == ([], 0), "no demo team, no directory of its own"
+    roster, offers = await roster_and_offers(demo_data=True)
+    assert "lotse-a.berger" in roster and offers > 0
 
 
 # --- the partners' side --------------------------------------------------------------------
@@ -254,7 +282,8 @@ async def test_a_partner_gets_contact_data_only_while_the_consent_is_in_force(
     assert view["personal_data"]["family_name"] == "Haddad"
     assert set(view["personal_data"]) == set(referral_api.CONTACT_FIELDS), "contact data only, no birth date etc."
     log = ok(await registration.get(f"/api/v1/persons/{person}/access-log"))
-    assert any(e["actor"] == f"partner:{VHS} via referral {course}" and e["action"] == "read" for e in log)
+    actor = f"partner:{VHS} via service:referral for referral {course}"
+    assert any(e["actor"] == actor and e["action"] == "read_contact" for e in log)
 
     # The consent is withdrawn: the shared referrals are flagged and the data stops.
     consents = ok(await registration.get(f"/api/v1/persons/{person}/consents"))
@@ -397,6 +426,10 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
     assert roster["n.rahimi"]["name"] == "Nadia Rahimi"
     ok(await referral.put("/api/v1/caseworkers/n.rahimi", json={**entry, "active": False}, headers=admin))
     assert "n.rahimi" not in {w["id"] for w in ok(await referral.get("/api/v1/caseworkers", headers=admin))}
+    everyone = ok(await referral.get("/api/v1/caseworkers", params={"include_inactive": "true"}, headers=admin))
+    listed = {w["id"]: (w["active"], w["open_cases"]) for w in everyone}
+    assert listed["n.rahimi"] == (False, 0), "the admin still finds an inactive navigator, to activate again"
+    assert listed["lotse-m.wagner"][0] is True and listed["lotse-m.wagner"][1] >= 1
 
     # Notes carry their author; goals live in Esser's dimensions.
     note = await referral.post(
@@ -446,6 +479,11 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
     assert_problem(await referral.post(goals, json={"dimension": "placement", "title": "late goal"}), 409)
     assert {r["status"] for r in case["referrals"]} <= {"revoked", "completed", "declined", "expired"}
     assert any(r["status"] == "revoked" for r in case["referrals"])
+    # What stays is the skeleton: no household link, no matched facts, a timeline of what happened when.
+    assert case["household_id"] is None and all(r["matched_facts"] == {} for r in case["referrals"])
+    timeline = ok(await referral.get(f"/api/v1/cases/{case_id}/timeline"))
+    assert EVENT.format("case_closed") in {t["event_type"] for t in timeline}
+    assert all(set(t["summary"]) <= KEPT_AFTER_ERASURE for t in timeline), timeline
 
 
 # --- routing rules -------------------------------------------------------------------------

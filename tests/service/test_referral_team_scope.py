@@ -79,7 +79,7 @@ async def services(
     registration_app = create_registration(
         registration_settings(f"sqlite+aiosqlite:///{tmp_path / 'registration.db'}", broker.bootstrap_servers)
     )
-    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers))
+    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers, demo_data=True))
     async with running_app(registration_app) as registration, running_app(referral_app) as referral:
         yield registration, referral
 
@@ -223,9 +223,9 @@ async def gateway(
         registration_settings(f"sqlite+aiosqlite:///{tmp_path / 'registration.db'}", broker.bootstrap_servers)
     )
     referral_app = create_referral(
-        referral_settings(database_url, broker.bootstrap_servers, require_internal_identity=True)
+        referral_settings(database_url, broker.bootstrap_servers, demo_data=True, require_internal_identity=True)
     )
-    app = create_gateway(gateway_settings(tmp_path))
+    app = create_gateway(gateway_settings(tmp_path, demo_data=True))
     async with (
         running_app(registration_app) as registration,
         running_app(referral_app),

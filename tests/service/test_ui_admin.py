@@ -80,11 +80,11 @@ class Stack:
 async def stack(database_url: str, broker: Any, tmp_path: Path) -> AsyncIterator[Stack]:
     """The gateway in front of the real referral app (on the parametrized database: the routing rule
     versions live there) and the real partners app (the directory a partner account must name)."""
-    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers))
+    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers, demo_data=True))
     partners_app = create_partners(
-        partners_settings(f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}", broker.bootstrap_servers)
+        partners_settings(f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}", broker.bootstrap_servers, demo_data=True)
     )
-    settings = gateway_settings(tmp_path)
+    settings = gateway_settings(tmp_path, demo_data=True)
     app = create_app(settings)
     async with running_app(referral_app), running_app(partners_app), running_app(app):
         await app.state.client.aclose()
@@ -101,6 +101,14 @@ async def stack(database_url: str, broker: Any, tmp_path: Path) -> AsyncIterator
             for agent in stack.agents:
                 await agent.client.aclose()
             await app.state.client.aclose()
+
+
+ADMIN_PAGES = ("/ui/admin", "/ui/admin/routing-rules", "/ui/admin/users", "/ui/admin/partners",
+               "/ui/admin/partners/caritas-landsberg", "/ui/admin/roster")  # fmt: skip
+NEW_PARTNER = {"partner_id": "caritas-kaufering", "name": "Caritas Kaufering", "category": "charity",
+               "languages": ["de", "ar"], "services": ["migration_counselling"]}  # fmt: skip
+NEW_NAVIGATOR = {"username": "n.rahimi", "name": "Nadia Rahimi", "team": "integration-nord",
+                 "languages": ["de", "fa"], "max_cases": "30", "active": "yes"}  # fmt: skip
 
 
 def revealed_password(page: httpx.Response) -> str:
@@ -121,14 +129,15 @@ def textarea(page: httpx.Response) -> str:
 
 async def test_the_admin_pages_are_for_admins_only(stack: Stack) -> None:
     anonymous = await stack.agent()
-    for path in ("/ui/admin", "/ui/admin/routing-rules", "/ui/admin/users"):
+    for path in ADMIN_PAGES:
         away = await anonymous.get(path)
         assert away.status_code == 303 and away.headers["location"] == f"/ui/sign-in?next={path}"
 
     rules_before = (await stack.api("GET", "/api/v1/routing-rules/versions", await admin_token(stack))).json()
+    partners_before = (await stack.api("GET", "/api/v1/partners", await admin_token(stack))).json()["total"]
     for username in ("lotse", "registrar", "caritas", "statistik", "vhs"):
         agent = await stack.agent(username)
-        for path in ("/ui/admin", "/ui/admin/routing-rules", "/ui/admin/users"):
+        for path in ADMIN_PAGES:
             refused = await agent.get(path)
             assert refused.status_code == 403, (username, path)
             assert "Dafür fehlt Ihnen die Berechtigung." in refused.text
@@ -138,13 +147,27 @@ async def test_the_admin_pages_are_for_admins_only(stack: Stack) -> None:
         assert created.status_code == 403
         reset = await agent.post("/ui/admin/users/admin/reset-password", {})
         assert reset.status_code == 403
+        partner = await agent.post("/ui/admin/partners", {**NEW_PARTNER, "partner_id": f"by-{username}"})
+        assert partner.status_code == 403
+        edited = await agent.post("/ui/admin/partners/caritas-landsberg", {"name": "x", "category": "charity",
+                                                                          "languages": "de"})  # fmt: skip
+        assert edited.status_code == 403
+        withdrawn = await agent.post("/ui/admin/partners/caritas-landsberg/services/migration_counselling/withdraw", {})
+        assert withdrawn.status_code == 403
+        rostered = await agent.post("/ui/admin/roster", {**NEW_NAVIGATOR, "username": f"by-{username}"})
+        assert rostered.status_code == 403
     assert (await stack.api("GET", "/api/v1/routing-rules/versions", await admin_token(stack))).json() == rules_before
     assert not any(name.startswith("by-") for name in stack.app.state.issuer.users)
+    token = await admin_token(stack)
+    assert (await stack.api("GET", "/api/v1/partners", token)).json()["total"] == partners_before
+    roster = (await stack.api("GET", "/api/v1/caseworkers?include_inactive=true", token)).json()
+    assert not any(c["id"].startswith("by-") for c in roster)
 
     admin = await stack.agent("admin")
     home = await admin.get("/ui/admin")
     assert home.status_code == 200
     assert 'href="/ui/admin/routing-rules"' in home.text and 'href="/ui/admin/users"' in home.text
+    assert 'href="/ui/admin/partners"' in home.text and 'href="/ui/admin/roster"' in home.text
     # A form without the session's CSRF token is refused, even for an admin.
     forged = await admin.client.post("/ui/admin/users", data={"username": "forged", "roles": "admin"})
     assert forged.status_code == 403 and "forged" not in stack.app.state.issuer.users
@@ -295,7 +318,7 @@ async def test_accounts_are_created_disabled_enabled_and_reset(stack: Stack, cap
     assert unknown.status_code == 404
 
     # What was changed is in the file, as a restart reads it; no password ever reached the log.
-    users, _ = load_or_create_users(stack.users_file)
+    users, _ = load_or_create_users(stack.users_file, demo_data=True)
     assert users["neue.lotsin"]["active"] is True and users["caritas2"]["partner_id"] == "caritas-landsberg"
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "neue.lotsin" in logged, "account changes are logged (who did what)"
@@ -313,3 +336,167 @@ async def test_with_the_citys_keycloak_the_page_only_points_there(stack: Stack) 
     assert 'id="roster"' in page.text, "the caseworker roster is shown either way"
     refused = await admin.post("/ui/admin/users", {"username": "neu", "roles": ["admin"]})
     assert refused.status_code == 409 and 'id="keycloak"' in refused.text
+
+
+def field_error(page: httpx.Response, field: str) -> str:
+    found = re.search(rf'<p class="field-error" id="e-{re.escape(field)}">([^<]*)</p>', page.text)
+    assert found, (field, page.text)
+    return unescape(found.group(1))
+
+
+async def test_an_admin_adds_a_partner_and_keeps_its_entry_and_services(stack: Stack) -> None:
+    admin = await stack.agent("admin")
+    token = await admin_token(stack)
+    page = await admin.get("/ui/admin/partners")
+    assert page.status_code == 200
+    # Chosen from lists with their labels, not typed as codes.
+    assert '<option value="charity">Wohlfahrtsverband</option>' in page.text
+    assert re.search(r'value="fa"[^>]*>\s*<label for="f-languages-fa" lang="de">Persisch</label>', page.text)
+    assert re.search(r'value="migration_counselling"[^>]*>\s*<label[^>]*>Migrationsberatung \(MBE\)</label>', page.text)
+    english = await admin.get("/ui/admin/partners?lang=en")
+    assert "Add a partner organisation" in english.text and ">Persian</label>" in english.text
+    assert ">Migration counselling</label>" in english.text and "Kind of organisation" in english.text
+    await admin.get("/ui/admin/partners?lang=de")  # the language is remembered: back to German
+
+    # Refused: each reason next to its field, the form kept, nothing made.
+    refused = await admin.post("/ui/admin/partners", {**NEW_PARTNER, "partner_id": "Caritas Kaufering",
+                                                      "category": ""})  # fmt: skip
+    assert refused.status_code == 422
+    assert "Kleinbuchstaben, Ziffern, Bindestriche" in field_error(refused, "f-partner_id")
+    assert "Bitte eine Art wählen" in field_error(refused, "f-category")
+    assert 'value="Caritas Kaufering"' in refused.text and re.search(r'value="ar" checked', refused.text)
+    no_name = await admin.post("/ui/admin/partners", {**NEW_PARTNER, "name": "", "languages": []})
+    assert no_name.status_code == 422
+    assert field_error(no_name, "f-name") == "Bitte ausfüllen."
+    assert field_error(no_name, "f-languages") == "Bitte mindestens eine Sprache wählen."
+    assert (await stack.api("GET", "/api/v1/partners/caritas-kaufering", token)).status_code == 404
+
+    # Added, with its service; then on its own page.
+    added = await admin.post("/ui/admin/partners", NEW_PARTNER)
+    assert added.status_code == 303, added.text
+    assert added.headers["location"] == "/ui/admin/partners/caritas-kaufering?notice=created#main"
+    entry = (await stack.api("GET", "/api/v1/partners/caritas-kaufering", token)).json()
+    assert (entry["name"], entry["category"], entry["languages"]) == ("Caritas Kaufering", "charity", ["de", "ar"])
+    assert [(s["service_type"], s["languages"], s["free_places"]) for s in entry["services"]] == [
+        ("migration_counselling", ["de", "ar"], None)
+    ]
+    own = await admin.get(added.headers["location"])
+    assert "Die Partnerorganisation ist angelegt." in own.text and 'id="service-migration_counselling"' in own.text
+    listed = await admin.get("/ui/admin/partners")
+    row = re.search(r'<tr id="partner-caritas-kaufering">(.*?)</tr>', listed.text, re.S)
+    assert row and "Wohlfahrtsverband" in row.group(1) and "Deutsch, Arabisch" in row.group(1)
+    taken = await admin.post("/ui/admin/partners", NEW_PARTNER)
+    assert taken.status_code == 409 and field_error(taken, "f-partner_id") == "Diese Kennung ist schon vergeben."
+
+    # The entry: name, kind, a location and a contact point; a wrong postal code is said at its field.
+    base = "/ui/admin/partners/caritas-kaufering"
+    form = {"name": "Caritas-Beratung Kaufering", "category": "volunteer_group", "languages": ["de", "ar", "uk"],
+            "loc-0-name": "Beratungsstelle", "loc-0-city": "Kaufering", "loc-0-postal_code": "8691#",
+            "con-0-title": "Beratungsstelle", "con-0-email": "beratung@example.org"}  # fmt: skip
+    wrong = await admin.post(base, form)
+    assert wrong.status_code == 422 and field_error(wrong, "loc-0-postal_code") == "Das Format stimmt nicht."
+    assert 'value="8691#"' in wrong.text, "what was typed stays"
+    saved = await admin.post(base, {**form, "loc-0-postal_code": "86916"})
+    assert saved.status_code == 303 and saved.headers["location"] == f"{base}?notice=saved#main"
+    entry = (await stack.api("GET", "/api/v1/partners/caritas-kaufering", token)).json()
+    assert (entry["name"], entry["category"], entry["version"]) == ("Caritas-Beratung Kaufering", "volunteer_group", 2)
+    assert entry["locations"] == [{"name": "Beratungsstelle", "address_1": None, "city": "Kaufering",
+                                   "postal_code": "86916", "country": "DE", "opening_hours": None}]  # fmt: skip
+    assert entry["contacts"][0]["email"] == "beratung@example.org"
+    # The location emptied: removed.
+    cleared = await admin.post(base, {**form, "loc-0-name": "", "loc-0-city": "", "loc-0-postal_code": ""})
+    assert cleared.status_code == 303
+    assert (await stack.api("GET", "/api/v1/partners/caritas-kaufering", token)).json()["locations"] == []
+
+    # A service's terms, another service, and one withdrawn.
+    service = f"{base}/services/migration_counselling"
+    terms = {
+        "name": "Migrationsberatung (MBE)",
+        "languages": ["de", "ar"],
+        "response_days": "3",
+        "free_places": "viele",
+    }
+    bad = await admin.post(service, terms)
+    assert bad.status_code == 422
+    assert field_error(bad, "s-migration_counselling-free_places") == "Bitte eine ganze Zahl angeben."
+    changed = await admin.post(service, {**terms, "free_places": "7"})
+    assert changed.status_code == 303
+    assert changed.headers["location"] == f"{base}?saved_service=migration_counselling#service-migration_counselling"
+    box = re.search(r'<article class="card" id="service-migration_counselling".*?</article>',
+                    (await admin.get(changed.headers["location"])).text, re.S)  # fmt: skip
+    assert box and "Das Angebot ist gespeichert." in box.group(0), "said where the page opens"
+    housing = {"service_type": "housing_advice", "name": "Wohnberatung", "languages": ["de"], "response_days": "5",
+               "free_places": ""}  # fmt: skip
+    offered = await admin.post(f"{base}/services", housing)
+    assert offered.status_code == 303 and offered.headers["location"].endswith("#service-housing_advice")
+    services = {s["service_type"]: s for s in
+                (await stack.api("GET", "/api/v1/partners/caritas-kaufering", token)).json()["services"]}  # fmt: skip
+    assert (services["migration_counselling"]["free_places"], services["migration_counselling"]["response_days"]) == (
+        7,
+        3,
+    )
+    assert services["housing_advice"]["free_places"] is None
+    page = await admin.get(base)
+    assert '<option value="housing_advice"' not in page.text, "only services not offered yet to choose from"
+    withdrawn = await admin.post(f"{base}/services/housing_advice/withdraw", {})
+    assert withdrawn.status_code == 303 and withdrawn.headers["location"] == f"{base}?notice=service_withdrawn#main"
+    services = (await stack.api("GET", "/api/v1/partners/caritas-kaufering", token)).json()["services"]
+    assert [s["service_type"] for s in services] == ["migration_counselling"]
+
+    # A form without the session's CSRF token changes nothing.
+    forged = await admin.client.post(f"{base}/services/migration_counselling/withdraw", data={})
+    assert forged.status_code == 403
+    assert (await admin.get("/ui/admin/partners/nobody-here")).status_code == 404
+
+
+async def test_an_admin_puts_caseworkers_on_the_roster_and_takes_them_off(stack: Stack) -> None:
+    admin = await stack.agent("admin")
+    token = await admin_token(stack)
+    page = await admin.get("/ui/admin/roster")
+    assert (
+        page.status_code == 200
+        and 'id="f-username"' in page.text
+        and 'id="f-active" name="active" value="yes" checked' in page.text
+    )
+
+    for form, field, message in (
+        ({**NEW_NAVIGATOR, "username": "N R"}, "f-username", "Bitte 2 bis 64 Zeichen"),
+        ({**NEW_NAVIGATOR, "team": "Team Süd"}, "f-team", "Bitte Kleinbuchstaben"),
+        ({**NEW_NAVIGATOR, "team": ""}, "f-team", "Bitte ausfüllen."),
+        ({**NEW_NAVIGATOR, "max_cases": ""}, "f-max_cases", "Bitte ausfüllen."),
+        ({**NEW_NAVIGATOR, "max_cases": "900"}, "f-max_cases", "zu groß"),
+        ({**NEW_NAVIGATOR, "name": ""}, "f-name", "Bitte ausfüllen."),
+    ):
+        refused = await admin.post("/ui/admin/roster", form)
+        assert refused.status_code == 422, form
+        assert message in field_error(refused, field), (form, field_error(refused, field))
+    roster = (await stack.api("GET", "/api/v1/caseworkers?include_inactive=true", token)).json()
+    assert "n.rahimi" not in {c["id"] for c in roster}
+
+    saved = await admin.post("/ui/admin/roster", NEW_NAVIGATOR)
+    assert saved.status_code == 303 and saved.headers["location"].startswith("/ui/admin/roster?notice=caseworker_saved")
+    entry = {c["id"]: c for c in (await stack.api("GET", "/api/v1/caseworkers", token)).json()}["n.rahimi"]
+    assert (entry["name"], entry["team"], entry["languages"], entry["max_cases"]) == (
+        "Nadia Rahimi", "integration-nord", ["de", "fa"], 30
+    )  # fmt: skip
+    listed = await admin.get("/ui/admin/roster")
+    row = re.search(r'<tr id="caseworker-n.rahimi" data-active="true">(.*?)</tr>', listed.text, re.S)
+    assert row and "Deutsch, Persisch" in row.group(1) and "0 / 30" in row.group(1)
+
+    # Taken off (inactive): still listed for the admin, to be put back; no new cases.
+    editing = await admin.get("/ui/admin/roster?edit=n.rahimi")
+    assert 'value="Nadia Rahimi"' in editing.text and 'name="editing" value="yes"' in editing.text
+    off = await admin.post("/ui/admin/roster", {**NEW_NAVIGATOR, "editing": "yes", "active": ""})
+    assert off.status_code == 303
+    assert "n.rahimi" not in {c["id"] for c in (await stack.api("GET", "/api/v1/caseworkers", token)).json()}
+    listed = await admin.get("/ui/admin/roster")
+    assert '<tr id="caseworker-n.rahimi" data-active="false">' in listed.text
+
+    # A new caseworker account leads straight to the roster, its name and team filled in.
+    created = await admin.post("/ui/admin/users", {"username": "neue.lotsin", "roles": ["caseworker"],
+                                                   "team": "integration-sued"})  # fmt: skip
+    link = re.search(r'<a href="([^"]+)" id="put-on-roster">', created.text)
+    assert link and unescape(link.group(1)) == "/ui/admin/roster?username=neue.lotsin&team=integration-sued"
+    prefilled = await admin.get(unescape(link.group(1)))
+    assert 'value="neue.lotsin"' in prefilled.text and 'value="integration-sued"' in prefilled.text
+    assert '<option value="neue.lotsin">' in prefilled.text, "caseworker accounts not on the roster are offered"

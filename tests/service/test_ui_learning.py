@@ -151,10 +151,10 @@ async def site(broker: Any, tmp_path: Path) -> AsyncIterator[Site]:
 
     apps = {
         "registration": create_registration(registration_settings(db("registration"), bootstrap)),
-        "referral": create_referral(referral_settings(db("referral"), bootstrap)),
+        "referral": create_referral(referral_settings(db("referral"), bootstrap, demo_data=True)),
         "courses": create_courses(courses_settings(db("courses"), bootstrap)),
     }
-    gateway = create_app(gateway_settings(tmp_path))
+    gateway = create_app(gateway_settings(tmp_path, demo_data=True))
     async with AsyncExitStack() as stack:
         for app in apps.values():  # one at a time: Alembic's migration context is process-global
             await stack.enter_async_context(running_app(app))

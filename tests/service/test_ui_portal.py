@@ -78,9 +78,9 @@ class Platform:
 @pytest.fixture
 async def platform(database_url: str, broker: Any, tmp_path: Any) -> AsyncIterator[Platform]:
     partners = create_partners(
-        partners_settings(database_url, broker.bootstrap_servers, webhook_allow_private_addresses=True)
+        partners_settings(database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True)
     )
-    gateway = create_app(gateway_settings(tmp_path))
+    gateway = create_app(gateway_settings(tmp_path, demo_data=True))
     receiver = Receiver()
     await receiver.start()
     try:

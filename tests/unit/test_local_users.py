@@ -18,12 +18,13 @@ from gateway.auth import (
     Unauthenticated,
     UserFile,
     load_or_create_users,
+    main,
     new_account,
 )
 
 
 def issuer_on(path: Path) -> LocalIssuer:
-    users, _ = load_or_create_users(path)
+    users, _ = load_or_create_users(path, demo_data=True)
     return LocalIssuer("http://gateway/auth", "integration-gateway", users, Ed25519PrivateKey.generate())
 
 
@@ -127,7 +128,7 @@ async def test_a_new_password_replaces_the_old_and_its_demo_line(tmp_path: Path)
     path = tmp_path / "users.json"
     issuer = issuer_on(path)
     verifier = verifier_of(issuer)
-    _, credentials = load_or_create_users(path)
+    _, credentials = load_or_create_users(path, demo_data=True)
     old = await issuer.sign_in("registrar", credentials["registrar"])
     new_password = await issuer.reset_password("registrar")
     with pytest.raises(Unauthenticated):
@@ -135,7 +136,7 @@ async def test_a_new_password_replaces_the_old_and_its_demo_line(tmp_path: Path)
     with pytest.raises(Unauthenticated):
         await verifier.verify(old)
     await verifier.verify(await issuer.sign_in("registrar", new_password))
-    _, printed = load_or_create_users(path)
+    _, printed = load_or_create_users(path, demo_data=True)
     assert "registrar" not in printed and printed["lotse"] == credentials["lotse"]
     assert new_password not in (tmp_path / "users.credentials.txt").read_text()
 
@@ -146,3 +147,29 @@ async def test_an_issuer_on_plain_users_keeps_them_in_memory(tmp_path: Path) -> 
     password = await issuer.create_account("anna", ["analyst"])
     await verifier_of(issuer).verify(await issuer.sign_in("anna", password))
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_without_demo_data_there_are_no_accounts_until_an_operator_makes_the_first_admin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "users.json"
+    users, credentials = load_or_create_users(path, demo_data=False)
+    assert (dict(users), credentials) == ({}, {}) and list(tmp_path.iterdir()) == [], "no demo users, no file"
+
+    assert main(["create-user", "amt.admin", "--role", "admin", "--users-file", str(path)]) == 0
+    password = capsys.readouterr().out.rsplit(" ", 1)[1].strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and password not in path.read_text()
+    with pytest.raises(SystemExit) as taken:
+        main(["create-user", "amt.admin", "--role", "analyst", "--users-file", str(path)])
+    assert taken.value.code == 2 and "username: taken" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as unteamed:  # checked as in the web UI: a partner needs its organisation
+        main(["create-user", "p.user", "--role", "partner", "--users-file", str(path)])
+    assert unteamed.value.code == 2 and "partner_id: missing" in capsys.readouterr().err
+
+    users, credentials = load_or_create_users(path, demo_data=False)  # what the gateway reads when it starts
+    assert sorted(users) == ["amt.admin"] and credentials == {}
+    issuer = LocalIssuer("http://gateway/auth", "integration-gateway", users, Ed25519PrivateKey.generate())
+    identity = await verifier_of(issuer).verify(await issuer.sign_in("amt.admin", password))
+    assert identity.roles == {"admin"}
+    made = await issuer.create_account("lotsin", ["caseworker"], team="integration-nord")  # the admin's next step
+    assert sorted(json.loads(path.read_text())) == ["amt.admin", "lotsin"] and made not in path.read_text()

@@ -34,6 +34,20 @@ def test_keys_do_not_manage_keys_or_the_directory_entry() -> None:
     assert decide("PATCH", "/api/v1/partners/vhs-landsberg", PARTNER) is True
 
 
+def test_only_admins_add_partner_organisations() -> None:
+    assert decide("POST", "/api/v1/partners", frozenset({"admin"})) is True
+    for role in ("partner", "caseworker", "registrar", "course_admin", "analyst"):
+        assert decide("POST", "/api/v1/partners", frozenset({role})) is False, role
+    assert decide("POST", "/api/v1/partners", None) is None, "signing in first"
+    every_scope = frozenset({"referrals:read", "referrals:write", "capacity:write", "webhooks:manage"})
+    assert decide("POST", "/api/v1/partners", PARTNER, every_scope) is False
+    # An admin keeps any entry and its services (the service checks the object: a partner only its own).
+    assert decide("PATCH", "/api/v1/partners/vhs-landsberg", frozenset({"admin"})) is True
+    assert decide("PUT", "/api/v1/partners/vhs-landsberg/services/integration_course", frozenset({"admin"})) is True
+    assert decide("DELETE", "/api/v1/partners/vhs-landsberg/services/integration_course", PARTNER) is True
+    assert decide("DELETE", "/api/v1/partners/vhs-landsberg/services/integration_course", PARTNER, every_scope) is False
+
+
 def test_only_admins_keep_the_roster() -> None:
     assert decide("PUT", "/api/v1/caseworkers/n.rahimi", frozenset({"admin"})) is True
     assert decide("PUT", "/api/v1/caseworkers/n.rahimi", frozenset({"caseworker"})) is False

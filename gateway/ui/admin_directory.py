@@ -1,0 +1,505 @@
+"""The admins' pages for setting a city up: the partner organisations and the caseworker roster.
+
+Partners live in the partners service: an admin adds one (``POST /partners``, with the services it
+offers), edits its entry (``PATCH``) and offers, changes or withdraws its services (``PUT`` / ``DELETE``
+``.../services/{type}``); the service announces each change, and referral follows. The roster lives in the
+referral service (``PUT /caseworkers/{user name}``): a navigator takes cases once on it and active.
+Categories, service types and languages are chosen from lists with their labels, never typed as codes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from chassis.identity import Identity
+from contracts.vocabulary import PartnerCategory, ServiceType
+from gateway.auth import SLUG, USERNAME, LocalIssuer
+from gateway.ui.kit import Kit, Reply, problem_text
+from gateway.ui.words import CODES, FIELD_ERRORS, more_words
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = tuple(c.value for c in PartnerCategory)
+SERVICE_TYPES = tuple(s.value for s in ServiceType)
+#: The languages offered as check boxes: the information packs' eight first, then others often spoken by
+#: newcomers. A code an entry already has and this list lacks is shown too, so saving keeps it.
+LANGUAGES = ("de", "en", "ar", "uk", "tr", "fa", "ru", "ro", "fr", "es", "it", "pt", "pl", "bg", "hr", "sr", "sq",
+             "el", "hu", "ku", "ps", "ti", "so")  # fmt: skip
+LOCATION_FIELDS = ("name", "address_1", "postal_code", "city", "opening_hours")
+CONTACT_FIELDS = ("title", "department", "email", "phone")
+ENTRY_FIELDS = ("name", "alternate_name", "category", "description", "website")
+SERVICE_FIELDS = ("name", "description", "eligibility", "response_days", "free_places")
+#: What an action reports back to its page (``?notice=``): only these codes are shown.
+NOTICES = frozenset({"created", "saved", "service_withdrawn", "caseworker_saved"})
+
+more_words({
+    "de": {
+        "dir_partners": "Partnerorganisationen", "dir_roster": "Integrationslotsen",
+        "dir_partners_intro": "Die Organisationen, an die die Plattform vermittelt, mit ihren Angeboten. Jede "
+        "Änderung erfährt der Vermittlungsdienst sofort; die Partner pflegen ihren Eintrag auch selbst.",
+        "dir_partner_id": "Kennung", "dir_partner_id_hint": "Kleinbuchstaben, Ziffern und Bindestriche, z. B. "
+        "caritas-kaufering. Die Kennung bleibt: Benutzerkonten der Partner nennen sie.",
+        "dir_name": "Name", "dir_alternate_name": "Kurzname (optional)", "dir_category": "Art der Organisation",
+        "dir_category_hint": "Einwilligungen gelten je Art: Sie entscheidet, wohin Personendaten gehen dürfen.",
+        "dir_choose": "Bitte wählen", "dir_description": "Beschreibung (optional)",
+        "dir_website": "Webseite (optional)", "dir_languages": "Sprachen",
+        "dir_languages_hint": "Welche Sprachen die Mitarbeitenden sprechen.",
+        "dir_services": "Angebote", "dir_services_hint": "Jedes Angebot startet ohne Platzgrenze mit den Sprachen "
+        "der Organisation; Einzelheiten danach auf der Seite des Partners.",
+        "dir_add_partner": "Partnerorganisation hinzufügen", "dir_add_button": "Hinzufügen",
+        "dir_edit": "Bearbeiten", "dir_edit_entry": "Eintrag bearbeiten", "dir_save": "Speichern",
+        "dir_no_services": "Keine Angebote.", "dir_no_limit": "ohne Platzgrenze", "dir_version": "Version",
+        "dir_locations": "Standorte", "dir_location": "Standort", "dir_new_location": "Neuer Standort (optional)",
+        "dir_loc_name": "Bezeichnung", "dir_loc_address_1": "Straße und Hausnummer", "dir_loc_postal_code":
+        "Postleitzahl", "dir_loc_city": "Ort", "dir_loc_opening_hours": "Öffnungszeiten",
+        "dir_contacts": "Kontaktstellen", "dir_contact": "Kontaktstelle",
+        "dir_new_contact": "Neue Kontaktstelle (optional)", "dir_contacts_hint": "Nur Stellen (Beratungsstelle, "
+        "Hotline), keine Namen von Personen.", "dir_con_title": "Bezeichnung", "dir_con_department": "Abteilung",
+        "dir_con_email": "E-Mail", "dir_con_phone": "Telefon", "dir_remove_hint": "Leeren Sie die Bezeichnung, "
+        "um den Eintrag zu entfernen.",
+        "dir_service_name": "Bezeichnung des Angebots", "dir_eligibility": "Für wen (optional)",
+        "dir_response_days": "Antwort binnen Arbeitstagen", "dir_free_places": "Freie Plätze",
+        "dir_free_places_hint": "Leer lassen: keine Platzgrenze. Der Partner hält die Zahl selbst aktuell.",
+        "dir_save_service": "Angebot speichern", "dir_withdraw": "Angebot zurückziehen",
+        "dir_offer": "Weiteres Angebot", "dir_offer_button": "Angebot hinzufügen", "dir_service_type": "Angebot",
+        "dir_all_offered": "Die Organisation bietet schon alle Arten von Angeboten an.",
+        "dir_back": "Zurück zu den Partnerorganisationen",
+        "dir_on_this_page": "Auf dieser Seite", "dir_change": "ändern",
+        "dir_withdraw_hint": "Zurückziehen: Es werden keine Personen mehr dorthin vermittelt; schon gesendete "
+        "Vermittlungen bleiben. Später wieder anbieten geht unter „Weiteres Angebot“.",
+        "dir_done_created": "Die Partnerorganisation ist angelegt. Hier ergänzen Sie Standorte und Angebote.",
+        "dir_done_saved": "Der Eintrag ist gespeichert.", "dir_done_service_saved": "Das Angebot ist gespeichert.",
+        "dir_done_service_withdrawn": "Das Angebot ist zurückgezogen; es werden keine Personen mehr dorthin "
+        "vermittelt.", "dir_done_caseworker_saved": "Die Einsatzliste ist gespeichert.",
+        "dir_err_taken": "Diese Kennung ist schon vergeben.",
+        "dir_err_partner_id": "Bitte 2 bis 64 Zeichen: Kleinbuchstaben, Ziffern, Bindestriche.",
+        "dir_err_languages": "Bitte mindestens eine Sprache wählen.",
+        "dir_err_category": "Bitte eine Art wählen.", "dir_err_whole": "Bitte eine ganze Zahl angeben.",
+        "roster_intro": "Neue Fälle gehen an aktive Lotsen unter ihrer Höchstzahl: zuerst an jemanden, der die "
+        "bevorzugte Sprache der Person spricht, sonst an die am wenigsten Ausgelasteten. Lotsen sehen die Fälle "
+        "ihres Teams.",
+        "roster_username": "Benutzername", "roster_username_hint": "Der Benutzername der Anmeldung, z. B. "
+        "n.rahimi: So sieht die Person ihre Fälle.", "roster_name": "Angezeigter Name", "roster_team": "Team",
+        "roster_team_hint": "Kleinbuchstaben, Ziffern, Bindestriche, z. B. integration-nord",
+        "roster_max_cases": "Höchstzahl offener Fälle", "roster_active": "Aktiv: übernimmt neue Fälle",
+        "roster_inactive": "inaktiv", "roster_add": "Lotsin oder Lotsen eintragen", "roster_change": "Eintrag ändern",
+        "roster_save": "In die Einsatzliste eintragen", "roster_save_change": "Änderung speichern",
+        "roster_keeps_cases": "Inaktive Lotsen behalten ihre offenen Fälle, bis sie neu zugewiesen werden.",
+        "roster_put_on": "Auf die Einsatzliste setzen",
+        "roster_err_username": "Bitte 2 bis 64 Zeichen: Kleinbuchstaben, Ziffern, Punkt, Bindestrich.",
+        "roster_err_team": "Bitte Kleinbuchstaben, Ziffern und Bindestriche (z. B. integration-nord).",
+        "lang_de": "Deutsch", "lang_en": "Englisch", "lang_ar": "Arabisch", "lang_uk": "Ukrainisch",
+        "lang_tr": "Türkisch", "lang_fa": "Persisch", "lang_ru": "Russisch", "lang_ro": "Rumänisch",
+        "lang_fr": "Französisch", "lang_es": "Spanisch", "lang_it": "Italienisch", "lang_pt": "Portugiesisch",
+        "lang_pl": "Polnisch", "lang_bg": "Bulgarisch", "lang_hr": "Kroatisch", "lang_sr": "Serbisch",
+        "lang_sq": "Albanisch", "lang_el": "Griechisch", "lang_hu": "Ungarisch", "lang_ku": "Kurdisch",
+        "lang_ps": "Paschtu", "lang_ti": "Tigrinya", "lang_so": "Somali",
+    },
+    "en": {
+        "dir_partners": "Partner organisations", "dir_roster": "Caseworkers",
+        "dir_partners_intro": "The organisations the platform refers people to, with what they offer. The referral "
+        "service learns every change at once; partners keep their own entry too.",
+        "dir_partner_id": "Id", "dir_partner_id_hint": "Lower-case letters, digits and hyphens, e.g. "
+        "caritas-kaufering. The id stays: partners' user accounts name it.",
+        "dir_name": "Name", "dir_alternate_name": "Short name (optional)", "dir_category": "Kind of organisation",
+        "dir_category_hint": "Consents are given per kind: it decides where personal data may go.",
+        "dir_choose": "Please choose", "dir_description": "Description (optional)",
+        "dir_website": "Website (optional)", "dir_languages": "Languages",
+        "dir_languages_hint": "The languages its staff speak.",
+        "dir_services": "Services", "dir_services_hint": "Each service starts without a limit of places, in the "
+        "organisation's languages; the details follow on the partner's page.",
+        "dir_add_partner": "Add a partner organisation", "dir_add_button": "Add",
+        "dir_edit": "Edit", "dir_edit_entry": "Edit the entry", "dir_save": "Save",
+        "dir_no_services": "No services.", "dir_no_limit": "no limit of places", "dir_version": "Version",
+        "dir_locations": "Locations", "dir_location": "Location", "dir_new_location": "New location (optional)",
+        "dir_loc_name": "Name", "dir_loc_address_1": "Street and number", "dir_loc_postal_code": "Postal code",
+        "dir_loc_city": "Town", "dir_loc_opening_hours": "Opening hours",
+        "dir_contacts": "Contact points", "dir_contact": "Contact point",
+        "dir_new_contact": "New contact point (optional)", "dir_contacts_hint": "Offices and hotlines only, no "
+        "names of people.", "dir_con_title": "Name", "dir_con_department": "Department",
+        "dir_con_email": "Email", "dir_con_phone": "Phone", "dir_remove_hint": "Empty the name to remove the entry.",
+        "dir_service_name": "Name of the service", "dir_eligibility": "For whom (optional)",
+        "dir_response_days": "Answer within working days", "dir_free_places": "Free places",
+        "dir_free_places_hint": "Leave empty: no limit of places. The partner keeps the number current.",
+        "dir_save_service": "Save the service", "dir_withdraw": "Withdraw the service",
+        "dir_offer": "Another service", "dir_offer_button": "Add the service", "dir_service_type": "Service",
+        "dir_all_offered": "The organisation offers every kind of service already.",
+        "dir_back": "Back to the partner organisations",
+        "dir_on_this_page": "On this page", "dir_change": "change",
+        "dir_withdraw_hint": "Withdrawing: nobody is referred there any more; referrals sent already stay. Offer it "
+        "again later under “Another service”.",
+        "dir_done_created": "The partner organisation is added. Add its locations and services here.",
+        "dir_done_saved": "The entry is saved.", "dir_done_service_saved": "The service is saved.",
+        "dir_done_service_withdrawn": "The service is withdrawn; nobody is referred there any more.",
+        "dir_done_caseworker_saved": "The roster is saved.",
+        "dir_err_taken": "This id is taken already.",
+        "dir_err_partner_id": "Please use 2 to 64 characters: lower-case letters, digits, hyphens.",
+        "dir_err_languages": "Please choose at least one language.",
+        "dir_err_category": "Please choose a kind.", "dir_err_whole": "Please give a whole number.",
+        "roster_intro": "New cases go to active caseworkers below their maximum: first to one who speaks the "
+        "person's preferred language, else to the least loaded. Caseworkers see their team's cases.",
+        "roster_username": "User name", "roster_username_hint": "The user name they sign in with, e.g. n.rahimi: "
+        "so they see their cases.", "roster_name": "Display name", "roster_team": "Team",
+        "roster_team_hint": "Lower-case letters, digits, hyphens, e.g. integration-nord",
+        "roster_max_cases": "Maximum of open cases", "roster_active": "Active: takes new cases",
+        "roster_inactive": "inactive", "roster_add": "Add a caseworker", "roster_change": "Change the entry",
+        "roster_save": "Put on the roster", "roster_save_change": "Save the change",
+        "roster_keeps_cases": "Inactive caseworkers keep their open cases until these are reassigned.",
+        "roster_put_on": "Put on the roster",
+        "roster_err_username": "Please use 2 to 64 characters: lower-case letters, digits, dot, hyphen.",
+        "roster_err_team": "Please use lower-case letters, digits and hyphens (e.g. integration-nord).",
+        "lang_de": "German", "lang_en": "English", "lang_ar": "Arabic", "lang_uk": "Ukrainian",
+        "lang_tr": "Turkish", "lang_fa": "Persian", "lang_ru": "Russian", "lang_ro": "Romanian",
+        "lang_fr": "French", "lang_es": "Spanish", "lang_it": "Italian", "lang_pt": "Portuguese",
+        "lang_pl": "Polish", "lang_bg": "Bulgarian", "lang_hr": "Croatian", "lang_sr": "Serbian",
+        "lang_sq": "Albanian", "lang_el": "Greek", "lang_hu": "Hungarian", "lang_ku": "Kurdish",
+        "lang_ps": "Pashto", "lang_ti": "Tigrinya", "lang_so": "Somali",
+    },
+})  # fmt: skip
+
+
+def text_or_none(form: dict[str, str], name: str) -> str | None:
+    value = form.get(name, "").strip()
+    return value or None
+
+
+def whole_number(text: str | None) -> int | str | None:
+    """A form's number: an int, None for nothing, or the text itself (the API then says what is wrong)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        return text.strip()
+
+
+def rows_of(form: dict[str, str], prefix: str, fields: tuple[str, ...], first: str) -> list[dict[str, Any]]:
+    """Repeated fieldsets (``loc-0-name``, ``loc-1-name``...): each one whose ``first`` field or any other is
+    filled; all of them empty removes the row."""
+    rows = []
+    index = 0
+    while f"{prefix}-{index}-{first}" in form:
+        values = {name: text_or_none(form, f"{prefix}-{index}-{name}") for name in fields}
+        if any(values.values()):
+            if prefix == "loc":
+                values["country"] = text_or_none(form, f"loc-{index}-country") or "DE"
+            rows.append(values)
+        index += 1
+    return rows
+
+
+def entry_errors(reply: Reply, lang: str, words: dict[str, str]) -> dict[str, str]:
+    """The partners service's refusal as one message per form field: ``name``, ``loc-0-city``, ``s-job_placement-
+    free_places``... (each in the page's language); an error on no form field goes to ``form``."""
+    body = reply.body if isinstance(reply.body, dict) else {}
+    messages = FIELD_ERRORS[lang]
+    errors: dict[str, str] = {}
+    for error in body.get("errors") or []:
+        parts = [str(p) for p in error.get("location") or [] if p != "body"]
+        kind = str(error.get("type", ""))
+        message = messages.get(kind) or messages["value_error"]
+        if parts[:1] in (["locations"], ["contacts"]) and len(parts) >= 3:
+            field = f"{'loc' if parts[0] == 'locations' else 'con'}-{parts[1]}-{parts[2]}"
+        elif parts[:1] == ["services"] and len(parts) >= 2:
+            field = "services"
+        elif parts:
+            field = parts[0]
+        else:
+            field = "form"
+        if field == "languages":
+            message = words["dir_err_languages"] if kind in ("too_short", "missing") else message
+        if field == "partner_id" and kind == "string_pattern_mismatch":
+            message = words["dir_err_partner_id"]
+        if field in ("response_days", "free_places", "max_cases") and kind == "int_parsing":
+            message = words["dir_err_whole"]
+        if kind == "int_type":  # a number left empty
+            message = messages["missing"]
+        errors.setdefault(field, message)
+    if not errors:
+        errors["form"] = problem_text(reply) if reply.status in (409, 422) else words["unavailable"]
+    return errors
+
+
+def language_choices(words: dict[str, str], chosen: list[str]) -> list[tuple[str, str]]:
+    """(code, label) for the check boxes: the offered languages and any other the entry has."""
+    codes = list(LANGUAGES) + sorted(set(chosen) - set(LANGUAGES))
+    return [(code, words.get(f"lang_{code}", code)) for code in codes]
+
+
+def add_routes(router: APIRouter, ui: Kit) -> None:
+    async def admin_only(request: Request) -> Identity | Response:
+        user = await ui.signed_in(request)
+        if isinstance(user, Response):
+            return user
+        if "admin" not in user.roles:
+            return ui.refused(request, user, "forbidden", 403)
+        return user
+
+    async def admin_form(request: Request) -> tuple[Identity, dict[str, str]] | Response:
+        user = await admin_only(request)
+        if isinstance(user, Response):
+            return user
+        form = await ui.form_with_csrf(request)
+        if form is None:
+            return ui.refused(request, user, "csrf", 403)
+        return user, form
+
+    def render(request: Request, template: str, user: Identity, status: int = 200, **context: Any) -> HTMLResponse:
+        words = ui.words(request)
+        notice = request.query_params.get("notice", "")
+
+        def languages(chosen: list[str]) -> list[tuple[str, str]]:
+            return language_choices(words, chosen)
+
+        def language_names(codes: list[str]) -> str:
+            return ", ".join(words.get(f"lang_{code}", code) for code in codes)
+
+        return ui.render(
+            request, template, status, user=user, notice=None, error=None, languages=languages,
+            language_names=language_names, categories=CATEGORIES, service_types=SERVICE_TYPES,
+            done=words[f"dir_done_{notice}"] if notice in NOTICES else None, **context,
+        )  # fmt: skip
+
+    # --- partner organisations ----------------------------------------------------------------
+
+    async def partners_page(request: Request, user: Identity, status: int = 200, *,
+                            values: dict[str, Any] | None = None,
+                            errors: dict[str, str] | None = None) -> Response:  # fmt: skip
+        listing = await ui.call(request, user, "GET", "partners", params={"page_size": 200})
+        return render(
+            request, "admin_partners.html", user, status, partners=listing.items(), unavailable=not listing.ok,
+            values=values or {"languages": ["de"], "services": []}, errors=errors or {},
+        )  # fmt: skip
+
+    @router.get("/admin/partners", response_class=HTMLResponse)
+    async def partners(request: Request) -> Response:
+        user = await admin_only(request)
+        if isinstance(user, Response):
+            return user
+        return await partners_page(request, user)
+
+    @router.post("/admin/partners", response_class=HTMLResponse)
+    async def add_partner(request: Request) -> Response:
+        posted = await admin_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        words, lang = ui.words(request), ui.lang_of(request)
+        languages = await ui.form_list(request, "languages")
+        services = [s for s in await ui.form_list(request, "services") if s in SERVICE_TYPES]
+        values: dict[str, Any] = {name: form.get(name, "").strip() for name in ("partner_id", *ENTRY_FIELDS)}
+        values |= {"languages": languages, "services": services}
+        errors: dict[str, str] = {}
+        if not values["category"]:
+            errors["category"] = words["dir_err_category"]
+        if not SLUG.fullmatch(values["partner_id"]):
+            errors["partner_id"] = words["dir_err_partner_id"]
+        if errors:  # said before asking the service, in the form's own words
+            return await partners_page(request, user, 422, values=values, errors=errors)
+        body: dict[str, Any] = {
+            "partner_id": values["partner_id"], "name": values["name"],
+            "alternate_name": text_or_none(form, "alternate_name"), "category": values["category"],
+            "description": text_or_none(form, "description"), "website": text_or_none(form, "website"),
+            "languages": languages,
+            # A service starts with the organisation's languages and no limit; its page refines it.
+            "services": [{"service_type": s, "name": CODES["de"].get(s, s), "languages": languages or ["de"]}
+                         for s in services],
+        }  # fmt: skip
+        reply = await ui.call(request, user, "POST", "partners", json=body)
+        if reply.status == 201:
+            log.info("admin %s added the partner %s", user.subject, values["partner_id"])
+            return RedirectResponse(f"/ui/admin/partners/{quote(values['partner_id'])}?notice=created#main", 303)
+        if reply.status == 409:
+            return await partners_page(request, user, 409, values=values, errors={"partner_id": words["dir_err_taken"]})
+        if reply.status == 422:
+            return await partners_page(request, user, 422, values=values, errors=entry_errors(reply, lang, words))
+        return ui.trouble(request, user, reply)
+
+    async def partner_page(request: Request, user: Identity, partner_id: str, status: int = 200, *,
+                           values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+                           service: dict[str, Any] | None = None) -> Response:  # fmt: skip
+        """One partner's page; ``values``/``errors`` keep a refused entry form, ``service`` a refused service form
+        (its ``service_type``, ``values`` and ``errors``)."""
+        found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}")
+        if not found.ok:
+            return ui.trouble(request, user, found)
+        entry = found.body
+        offered = {s["service_type"] for s in entry["services"]}
+        return render(
+            request, "admin_partner.html", user, status, partner=entry, values=values or entry, errors=errors or {},
+            service=service or {}, not_offered=[s for s in SERVICE_TYPES if s not in offered],
+            saved_service=request.query_params.get("saved_service"),
+        )  # fmt: skip
+
+    @router.get("/admin/partners/{partner_id}", response_class=HTMLResponse)
+    async def partner(partner_id: str, request: Request) -> Response:
+        user = await admin_only(request)
+        if isinstance(user, Response):
+            return user
+        if not SLUG.fullmatch(partner_id):
+            return ui.refused(request, user, "not_found", 404)
+        return await partner_page(request, user, partner_id)
+
+    @router.post("/admin/partners/{partner_id}", response_class=HTMLResponse)
+    async def edit_partner(partner_id: str, request: Request) -> Response:
+        posted = await admin_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        if not SLUG.fullmatch(partner_id):
+            return ui.refused(request, user, "not_found", 404)
+        words, lang = ui.words(request), ui.lang_of(request)
+        body: dict[str, Any] = {
+            "name": form.get("name", "").strip(), "category": form.get("category", ""),
+            **{name: text_or_none(form, name) for name in ("alternate_name", "description", "website")},
+            "languages": await ui.form_list(request, "languages"),
+            "locations": rows_of(form, "loc", LOCATION_FIELDS, "name"),
+            "contacts": rows_of(form, "con", CONTACT_FIELDS, "title"),
+        }  # fmt: skip
+        reply = await ui.call(request, user, "PATCH", f"partners/{quote(partner_id)}", json=body)
+        if reply.ok:
+            log.info("admin %s edited the partner %s", user.subject, partner_id)
+            return RedirectResponse(f"/ui/admin/partners/{quote(partner_id)}?notice=saved#main", 303)
+        if reply.status == 422:
+            # The form as sent, and its empty rows as they were: the admin sees exactly what they typed.
+            kept = {**body, "locations": form_rows(form, "loc", LOCATION_FIELDS),
+                    "contacts": form_rows(form, "con", CONTACT_FIELDS)}  # fmt: skip
+            return await partner_page(request, user, partner_id, 422, values=kept,
+                                      errors=entry_errors(reply, lang, words))  # fmt: skip
+        return ui.trouble(request, user, reply)
+
+    @router.post("/admin/partners/{partner_id}/services", response_class=HTMLResponse)
+    async def offer_service(partner_id: str, request: Request) -> Response:
+        return await save_service(partner_id, None, request)
+
+    @router.post("/admin/partners/{partner_id}/services/{service_type}", response_class=HTMLResponse)
+    async def change_service(partner_id: str, service_type: str, request: Request) -> Response:
+        return await save_service(partner_id, service_type, request)
+
+    async def save_service(partner_id: str, service_type: str | None, request: Request) -> Response:
+        posted = await admin_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        kind = service_type or form.get("service_type", "")
+        if not SLUG.fullmatch(partner_id) or (service_type is not None and service_type not in SERVICE_TYPES):
+            return ui.refused(request, user, "not_found", 404)
+        words, lang = ui.words(request), ui.lang_of(request)
+        form_id = "new" if service_type is None else kind
+        values: dict[str, Any] = {name: form.get(name, "").strip() for name in SERVICE_FIELDS}
+        values["languages"] = await ui.form_list(request, "languages")
+        values["service_type"] = kind
+        if kind not in SERVICE_TYPES:
+            service = {"form": form_id, "values": values, "errors": {"service_type": words["dir_err_category"]}}
+            return await partner_page(request, user, partner_id, 422, service=service)
+        body = {
+            "name": values["name"], "description": values["description"] or None,
+            "eligibility": values["eligibility"] or None, "languages": values["languages"],
+            "response_days": days if (days := whole_number(values["response_days"])) is not None else 5,
+            "free_places": whole_number(values["free_places"]),
+        }  # fmt: skip
+        reply = await ui.call(request, user, "PUT", f"partners/{quote(partner_id)}/services/{kind}", json=body)
+        if reply.ok:
+            log.info("admin %s saved the service %s of %s", user.subject, kind, partner_id)
+            # The notice in the service's own box, where the page opens (the box may be far down).
+            target = f"/ui/admin/partners/{quote(partner_id)}?saved_service={kind}#service-{kind}"
+            return RedirectResponse(target, 303)
+        if reply.status == 422:
+            service = {"form": form_id, "values": values, "errors": entry_errors(reply, lang, words)}
+            return await partner_page(request, user, partner_id, 422, service=service)
+        return ui.trouble(request, user, reply)
+
+    @router.post("/admin/partners/{partner_id}/services/{service_type}/withdraw", response_class=HTMLResponse)
+    async def withdraw_service(partner_id: str, service_type: str, request: Request) -> Response:
+        posted = await admin_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, _ = posted
+        if not SLUG.fullmatch(partner_id) or service_type not in SERVICE_TYPES:
+            return ui.refused(request, user, "not_found", 404)
+        reply = await ui.call(request, user, "DELETE", f"partners/{quote(partner_id)}/services/{service_type}")
+        if reply.ok or reply.status == 404:  # withdrawn already (a second click) is what was asked
+            log.info("admin %s withdrew the service %s of %s", user.subject, service_type, partner_id)
+            return RedirectResponse(f"/ui/admin/partners/{quote(partner_id)}?notice=service_withdrawn#main", 303)
+        return ui.trouble(request, user, reply)
+
+    # --- the caseworker roster ----------------------------------------------------------------
+
+    async def roster_page(request: Request, user: Identity, status: int = 200, *, values: dict[str, Any] | None = None,
+                          errors: dict[str, str] | None = None) -> Response:  # fmt: skip
+        reply = await ui.call(request, user, "GET", "caseworkers", params={"include_inactive": "true"})
+        roster = reply.body if reply.ok and isinstance(reply.body, list) else None
+        editing = request.query_params.get("edit", "")
+        current = next((c for c in roster or [] if c["id"] == editing), None)
+        if values is None:
+            prefill = request.query_params  # from the accounts page: a new caseworker account, put on the roster
+            values = (
+                {"username": current["id"], **current} if current is not None
+                else {"username": prefill.get("username", ""), "team": prefill.get("team", ""), "languages": ["de"],
+                      "max_cases": 40, "active": True}
+            )  # fmt: skip
+        issuer = request.app.state.issuer
+        accounts = issuer.accounts() if isinstance(issuer, LocalIssuer) else []
+        on_roster = {c["id"] for c in roster or []}
+        return render(
+            request, "admin_roster.html", user, status, roster=roster, values=values, errors=errors or {},
+            editing=current is not None or bool(values.get("editing")),
+            candidates=[a["username"] for a in accounts
+                        if "caseworker" in a["roles"] and a["username"] not in on_roster],
+            teams=sorted({c["team"] for c in roster or []} | {a["team"] for a in accounts if a["team"]}),
+        )  # fmt: skip
+
+    @router.get("/admin/roster", response_class=HTMLResponse)
+    async def roster(request: Request) -> Response:
+        user = await admin_only(request)
+        if isinstance(user, Response):
+            return user
+        return await roster_page(request, user)
+
+    @router.post("/admin/roster", response_class=HTMLResponse)
+    async def keep_caseworker(request: Request) -> Response:
+        posted = await admin_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        words, lang = ui.words(request), ui.lang_of(request)
+        values: dict[str, Any] = {name: form.get(name, "").strip() for name in ("username", "name", "team",
+                                                                                "max_cases")}  # fmt: skip
+        values |= {"languages": await ui.form_list(request, "languages"), "active": form.get("active") == "yes",
+                   "editing": form.get("editing") == "yes"}  # fmt: skip
+        errors: dict[str, str] = {}
+        if not USERNAME.fullmatch(values["username"]):
+            errors["username"] = words["roster_err_username"]
+        if values["team"] and not SLUG.fullmatch(values["team"]):
+            errors["team"] = words["roster_err_team"]
+        if errors:
+            return await roster_page(request, user, 422, values=values, errors=errors)
+        body = {"name": values["name"], "team": values["team"], "languages": values["languages"],
+                "max_cases": whole_number(values["max_cases"]), "active": values["active"]}  # fmt: skip
+        reply = await ui.call(request, user, "PUT", f"caseworkers/{quote(values['username'])}", json=body)
+        if reply.ok:
+            log.info("admin %s kept the roster entry of %s", user.subject, values["username"])
+            return RedirectResponse("/ui/admin/roster?notice=caseworker_saved#main", 303)
+        if reply.status == 422:
+            errors = entry_errors(reply, lang, words)
+            if "team" in errors and errors["team"] != FIELD_ERRORS[lang]["string_too_short"]:
+                errors["team"] = words["roster_err_team"]
+            if values["team"] == "":
+                errors["team"] = FIELD_ERRORS[lang]["missing"]
+            return await roster_page(request, user, 422, values=values, errors=errors)
+        return ui.trouble(request, user, reply)
+
+
+def form_rows(form: dict[str, str], prefix: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Every repeated fieldset as it was sent, empty ones too (to show a refused form again)."""
+    rows = []
+    index = 0
+    while f"{prefix}-{index}-{fields[0]}" in form:
+        rows.append({name: form.get(f"{prefix}-{index}-{name}", "") for name in (*fields, "country")})
+        index += 1
+    return [row for row in rows if any(row[name] for name in fields)]
