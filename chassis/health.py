@@ -38,6 +38,8 @@ async def readyz(request: Request) -> JSONResponse:
         runtime._broker_check = cached
     checks["broker"] = "ok" if cached[1] else "unavailable"
     checks["outbox_backlog"] = runtime.relay.backlog
+    # Events published again because the broker had lost them (the embedded broker forgets when it stops).
+    checks["outbox_republished"] = runtime.relay.republished_total
     consumer = runtime.consumer
     if consumer is not None:
         # Waiting is not unready: the process still serves, and the events wait safely in the broker.
@@ -48,6 +50,7 @@ async def readyz(request: Request) -> JSONResponse:
         )
         checks["consumer_infrastructure_failures"] = consumer.infrastructure_failures_total
         checks["consumer_dead_lettered"] = consumer.dead_lettered_total
+        checks["consumer_broker_losses"] = consumer.broker_losses_total
     ready = checks["database"] == "ok" and checks["broker"] == "ok"
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503

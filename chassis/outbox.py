@@ -5,6 +5,15 @@ A state change and the events it causes are written in one transaction
 order, which keeps the order per key, marks them published, and backs off
 while the broker is away. The committing unit of work wakes the relay, so an
 event does not wait for the next poll.
+
+The outbox is the record, the broker the transport: published rows are kept
+(``OUTBOX_RETENTION_HOURS``; by default as long as the database), and the relay
+notes, per topic partition, an offset the broker acknowledged for them.
+When the broker no longer holds that (another cluster id, a topic gone, an end
+offset not beyond what it acknowledged, an acknowledgement below an earlier one:
+the embedded broker forgets everything when it stops), the relay publishes
+every kept row of the topics it lost again, in id order; consumers' inboxes
+make the repetition harmless.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from time import monotonic
 from typing import Any, ClassVar, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -34,18 +44,20 @@ from sqlalchemy import (
     Text,
     any_,
     bindparam,
+    case,
     delete,
     func,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert, Update
 
 from chassis import cloudevents
 from chassis.clock import as_utc, system_clock
-from chassis.kafka import ensure_topics, new_producer
+from chassis.kafka import BrokerWatch, ensure_topics, new_producer
 from chassis.settings import ServiceSettings
 from chassis.telemetry import kafka_instrumented
 
@@ -72,6 +84,8 @@ class PublishableEvent(Protocol):
 class MessagingTables:
     outbox: Table
     inbox: Table
+    #: Per topic partition, the lowest offset of the broker's latest acknowledgements there, and its cluster id.
+    high_water: Table
 
 
 def define_messaging_tables(metadata: MetaData) -> MessagingTables:
@@ -97,7 +111,15 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("event_type", String(200), nullable=False),
         Column("handled_at", DateTime(timezone=True), nullable=False),
     )
-    return MessagingTables(outbox=outbox, inbox=inbox)
+    high_water = Table(
+        "outbox_high_water",
+        metadata,
+        Column("topic", String(200), primary_key=True),
+        Column("kafka_partition", Integer, primary_key=True, autoincrement=False),
+        Column("acknowledged_offset", BigInteger, nullable=False),
+        Column("cluster_id", String(200), nullable=True),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox, high_water=high_water)
 
 
 utcnow = system_clock  # the outbox and inbox stamp rows with the system's time
@@ -158,6 +180,7 @@ class OutboxRelay:
         settings: ServiceSettings,
         session_factory: async_sessionmaker[AsyncSession],
         table: Table,
+        high_water: Table,
         source: str,
         topics: list[str],
         lock_key: int,
@@ -165,15 +188,28 @@ class OutboxRelay:
         self.settings = settings
         self.session_factory = session_factory
         self.table = table
+        self.high_water = high_water
         self.source = source
         self.topics = topics
         self.lock_key = lock_key
         self.backlog = 0
         self.published_total = 0
+        #: How often the broker was found to have lost what it had acknowledged, and how many rows went out again.
+        self.broker_losses_total = 0
+        self.republished_total = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
-        self._retention = timedelta(hours=24)
+        self._watch: BrokerWatch | None = None
+        self._cluster_id: str | None = None
+        #: (topic, partition) -> the lowest offset of the broker's latest acknowledgements there. Not the highest:
+        #: the embedded broker's end offset is the last produce batch's first offset plus one (measured: 7
+        #: records in batches of 4 and 3 end at 5), and the end must be beyond this one while nothing is lost.
+        self._acknowledged: dict[tuple[str, int], int] = {}
+        self._next_check = 0.0
+        self._checked_connections: list[Any] = []
+        hours = settings.outbox_retention_hours
+        self._retention = timedelta(hours=hours) if hours is not None else None
         self._last_purge = utcnow()
         self._mark_sent_pg: Update | None = None
 
@@ -184,7 +220,9 @@ class OutboxRelay:
         delay = 0.2
         while not self._stopping.is_set():
             try:
-                await self._get_producer()  # creates the topics at start, before the first event
+                await self._get_producer()  # checks the broker and creates the topics at start, before the first event
+                if monotonic() >= self._next_check or self._reconnected():
+                    await self.check_broker()
                 published = await self.publish_pending()
                 delay = 0.2
                 if published >= self.settings.outbox_batch_size:
@@ -224,6 +262,8 @@ class OutboxRelay:
 
     async def _get_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
+            # A new producer follows a start or a broker failure: first make sure the broker still has what it had.
+            await self.check_broker(starting=True)
             await ensure_topics(self.settings, self.topics)
             producer = new_producer(self.settings, client_id=f"{self.source}-outbox")
             try:
@@ -239,9 +279,116 @@ class OutboxRelay:
         if producer is not None:
             with contextlib.suppress(Exception):  # a producer that cannot stop is dropped anyway
                 await asyncio.wait_for(producer.stop(), 5)
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            await watch.close()
+
+    async def check_broker(self, *, starting: bool = False) -> dict[str, str]:
+        """Compare what the broker holds with what it acknowledged; publish again the topics it lost.
+
+        Returns the lost topics with the reason. ``starting`` also counts as lost a topic of this service that
+        the broker does not have or holds empty while published rows of it are kept (rows published before
+        the broker's acknowledgements were noted, or before a restart of both).
+        """
+        self._next_check = monotonic() + self.settings.kafka_broker_check_seconds
+        if self._watch is None:
+            self._watch = BrokerWatch(self.settings, client_id=f"{self.source}-outbox-check")
+        state = await self._watch.state()
+        async with self.session_factory() as session:
+            marks = (await session.execute(select(self.high_water))).all()
+            published_topics: set[str] = set()
+            if starting:
+                published_topics = set(
+                    (
+                        await session.scalars(
+                            select(self.table.c.topic).where(self.table.c.published_at.is_not(None)).distinct()
+                        )
+                    ).all()
+                )
+        acknowledged = {(m.topic, m.kafka_partition): int(m.acknowledged_offset) for m in marks}
+        lost: dict[str, str] = {}
+        for mark in marks:
+            if mark.cluster_id and state.cluster_id and mark.cluster_id != state.cluster_id:
+                lost.setdefault(mark.topic, "another cluster id")
+            elif mark.topic not in state.partitions:
+                lost.setdefault(mark.topic, "topic gone")
+            elif mark.kafka_partition >= state.partitions[mark.topic]:
+                lost.setdefault(mark.topic, "partition gone")
+        unmarked = [t for t in published_topics - {t for t, _ in acknowledged} if t not in lost]
+        for topic in unmarked:
+            if topic not in state.partitions:
+                lost[topic] = "topic gone"
+        ask = [key for key in acknowledged if key[0] not in lost]
+        ask += [(t, p) for t in unmarked if t not in lost for p in range(state.partitions[t])]
+        ends = await self._watch.end_offsets(ask)
+        for key, end in ends.items():
+            if key in acknowledged and end <= acknowledged[key]:
+                lost.setdefault(key[0], "end offset not beyond an acknowledged one")
+        for topic in unmarked:
+            if topic not in lost and all(ends.get((topic, p), 0) == 0 for p in range(state.partitions[topic])):
+                lost[topic] = "topic empty"
+        self._cluster_id = state.cluster_id
+        self._acknowledged = acknowledged
+        self._checked_connections = self._connections() or []
+        if lost:
+            await self._republish(lost)
+        return lost
+
+    def _connections(self) -> list[Any] | None:
+        """The producer's open broker connections (aiokafka's own map; None where it has none such)."""
+        connections = getattr(getattr(self._producer, "client", None), "_conns", None)
+        return list(connections.values()) if isinstance(connections, dict) else None
+
+    def _reconnected(self) -> bool:
+        """Whether the producer's connections changed since the last check: the broker may have restarted empty.
+
+        A connection never outlives a broker's process, so while the producer keeps the connections it had at
+        the check it talks to the broker that was checked, and nothing needs asking before a batch. A closed
+        one is enough to ask (the next send would open a new one). Without aiokafka's map, ask every time.
+        """
+        connections = self._connections()
+        if connections is None:
+            return True
+        checked = self._checked_connections
+        return len(connections) != len(checked) or any(all(c is not k for k in checked) for c in connections)
+
+    async def _republish(self, lost: dict[str, str]) -> None:
+        """Make every kept row of the lost topics pending again: the relay publishes them in id order."""
+        async with self.session_factory() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                # Wait for a batch another replica is sending, so that nothing it publishes overtakes the rows again.
+                await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.lock_key})
+            count = await self._reset(session, sorted(lost))
+        await self._after_loss(lost, count)
+
+    async def _reset(self, session: AsyncSession, topics: list[str]) -> int:
+        result: Any = await session.execute(
+            update(self.table)
+            .where(self.table.c.topic.in_(topics), self.table.c.published_at.is_not(None))
+            .values(published_at=None)
+        )
+        await session.execute(delete(self.high_water).where(self.high_water.c.topic.in_(topics)))
+        return int(result.rowcount or 0)
+
+    async def _after_loss(self, lost: dict[str, str], count: int) -> None:
+        self._acknowledged = {key: offset for key, offset in self._acknowledged.items() if key[0] not in lost}
+        self.broker_losses_total += 1
+        self.republished_total += count
+        log.warning(
+            "outbox relay: the broker lost what it had acknowledged (%s); publishing %d kept events again",
+            ", ".join(f"{topic}: {reason}" for topic, reason in sorted(lost.items())),
+            count,
+        )
+        # A topic made again may have other partitions than the producer knows: a new producer asks afresh.
+        await self._drop_producer()
+        await ensure_topics(self.settings, sorted(lost))
+        self.wake()
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows were published."""
+        # Before any transaction: a new producer first checks the broker, which may make rows pending again
+        # under the advisory lock that the transaction below takes as well.
+        producer = await self._get_producer()
         async with self.session_factory() as session:
             if session.get_bind().dialect.name == "postgresql":
                 async with session.begin():
@@ -251,17 +398,21 @@ class OutboxRelay:
                     if not got:
                         return 0
                     rows = await self._pending(session)
-                    sent_ids, failure = await self._send(rows)
+                    sent_ids, acks, failure = await self._send(producer, rows)
                     await self._mark_sent(session, sent_ids)
+                    lost, reset = await self._note_acks(session, acks)
             else:
                 # SQLite has one writer and one relay per process: holding a transaction while the
                 # broker answers would make every request's commit wait for the lock, so read,
                 # send and mark in turn.
                 async with session.begin():
                     rows = await self._pending(session)
-                sent_ids, failure = await self._send(rows)
+                sent_ids, acks, failure = await self._send(producer, rows)
                 async with session.begin():
                     await self._mark_sent(session, sent_ids)
+                    lost, reset = await self._note_acks(session, acks)
+        if lost:
+            await self._after_loss(lost, reset)
         if failure is not None:
             raise failure
         if len(rows) < self.settings.outbox_batch_size:
@@ -280,21 +431,24 @@ class OutboxRelay:
         self.backlog = len(rows)
         return list(rows)
 
-    async def _send(self, rows: list[Any]) -> tuple[list[int], Exception | None]:
+    async def _send(
+        self, producer: AIOKafkaProducer, rows: list[Any]
+    ) -> tuple[list[int], list[tuple[str, int, int]], Exception | None]:
         """Send the rows, one key's after the other, different keys together; stop a key at its first failure.
 
         A later event of a key is only sent once the broker acknowledged the earlier one, so a retry can
         never overtake it: the order per key holds through outages. The rows go in rounds: the first
         pending row of every key, then (once those are acknowledged) the next of each, and so on; most
-        keys have one row, so a batch is mostly one round, with no task per key.
+        keys have one row, so a batch is mostly one round, with no task per key. Returns the ids sent, the
+        acknowledgements (topic, partition, offset) and the first failure.
         """
         if not rows:
-            return [], None
-        producer = await self._get_producer()
+            return [], [], None
         chains: dict[str, list[Any]] = {}
         for row in rows:
             chains.setdefault(row.partition_key, []).append(row)
         sent: list[int] = []
+        acks: list[tuple[str, int, int]] = []
         failure: Exception | None = None
         waiting = list(chains.values())
         depth = 0
@@ -317,11 +471,47 @@ class OutboxRelay:
                     failure = failure or outcome
                     continue
                 sent.append(row.id)
+                acks.append((row.topic, outcome.partition, outcome.offset))
                 if len(chain) > depth + 1:
                     still.append(chain)
             waiting = still
             depth += 1
-        return sent, failure
+        return sent, acks, failure
+
+    async def _note_acks(self, session: AsyncSession, acks: list[tuple[str, int, int]]) -> tuple[dict[str, str], int]:
+        """Note what the broker acknowledged, in the transaction that marks the rows sent.
+
+        An acknowledgement not beyond an earlier one means that the broker started the partition afresh: it
+        lost the topic, whose kept rows are made pending again here. Returns the lost topics and that count.
+        """
+        if not acks:
+            return {}, 0
+        lowest: dict[tuple[str, int], int] = {}
+        for topic, partition, offset in acks:
+            lowest[(topic, partition)] = min(offset, lowest.get((topic, partition), offset))
+        went_back = sorted({key[0] for key, low in lowest.items() if low <= self._acknowledged.get(key, -1)})
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert(self.high_water) if dialect == "postgresql" else sqlite.insert(self.high_water)
+        current, new = self.high_water.c.acknowledged_offset, insert.excluded.acknowledged_offset
+        await session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[self.high_water.c.topic, self.high_water.c.kafka_partition],
+                set_={
+                    "acknowledged_offset": case((new > current, new), else_=current),
+                    "cluster_id": insert.excluded.cluster_id,
+                },
+            ),
+            [
+                {"topic": t, "kafka_partition": p, "acknowledged_offset": offset, "cluster_id": self._cluster_id}
+                for (t, p), offset in lowest.items()
+            ],
+        )
+        for key, offset in lowest.items():
+            self._acknowledged[key] = max(offset, self._acknowledged.get(key, -1))
+        if not went_back:
+            return {}, 0
+        reset = await self._reset(session, went_back)
+        return dict.fromkeys(went_back, "acknowledged offset below an earlier one"), reset
 
     async def _mark_sent(self, session: AsyncSession, sent_ids: list[int]) -> None:
         if not sent_ids:
@@ -379,7 +569,7 @@ class OutboxRelay:
 
     async def _purge_old(self) -> None:
         now = utcnow()
-        if now - self._last_purge < timedelta(minutes=10):
+        if self._retention is None or now - self._last_purge < timedelta(minutes=10):
             return
         self._last_purge = now
         async with self.session_factory() as session, session.begin():

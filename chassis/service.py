@@ -88,6 +88,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             settings=settings,
             session_factory=session_factory,
             table=spec.tables.outbox,
+            high_water=spec.tables.high_water,
             source=f"/services/{spec.name}",
             topics=spec.published_topics,
             lock_key=zlib.crc32(spec.name.encode()),

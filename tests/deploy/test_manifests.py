@@ -669,6 +669,16 @@ def test_dockerfile_runtime_is_non_root_with_a_healthcheck_and_no_compilers() ->
         assert not any(i in ("RUN", "USER") for i, _ in by_name_[name][1:]), name
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_platform_settings_suit_apache_kafka(overlay: str) -> None:
+    """Apache Kafka refuses a session under 6 s (group.min.session.timeout.ms); outbox rows are kept a while."""
+    configs = of_kind(render(overlay), "ConfigMap")
+    data = next(c for c in configs if c["metadata"]["name"].startswith("platform-config"))["data"]
+    assert int(data["KAFKA_SESSION_TIMEOUT_MS"]) >= 6000
+    assert int(data["KAFKA_HEARTBEAT_INTERVAL_MS"]) * 3 <= int(data["KAFKA_SESSION_TIMEOUT_MS"])
+    assert float(data["OUTBOX_RETENTION_HOURS"]) >= 24
+
+
 def test_dockerignore_keeps_the_context_small() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".venv", ".git", "var", "tests"} <= ignored
