@@ -28,7 +28,7 @@ from jwt.algorithms import OKPAlgorithm
 
 from chassis.identity import Identity
 
-ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "admin")
+ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin")
 API_KEY_PREFIX = "lip_"
 #: Local user names: lower case (as Keycloak keeps them), 2 to 64 characters, no spaces.
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -320,6 +320,7 @@ DEMO_USERS = [
     {"username": "jobcenter", "roles": ["partner"], "partner_id": "jobcenter-landsberg"},
     {"username": "vhs-partner", "roles": ["partner"], "partner_id": "vhs-landsberg"},
     {"username": "statistik", "roles": ["analyst"]},
+    {"username": "datenschutz", "roles": ["privacy_officer"]},
     {"username": "admin", "roles": ["admin"]},
 ]
 

@@ -59,7 +59,7 @@ EXAMPLES = 20
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
 #: Tried in this order; the first role the policy lets through is the caller's (admin last: it is the
 #: exception to most object-level checks).
-ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "admin")
+ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin")
 PARTNER = "caritas-landsberg"
 PARTNER_UPDATED = "de.landsberg.integration.partners.partner_updated.v1"
 TEAM = "integration-nord"

@@ -78,3 +78,35 @@ def test_bent_paths_are_recognised(path: str) -> None:
 @pytest.mark.parametrize("path", ["/api/v1/partner/referrals/r-1/accept", "cases/c.1", "persons/..x", "info-packs/de"])
 def test_straight_paths_pass(path: str) -> None:
     assert not bent(path)
+
+
+PERSON = "/api/v1/persons/p-1"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "roles"),
+    [
+        ("POST", "/api/v1/registrations", {"registrar", "admin"}),
+        ("GET", "/api/v1/persons", {"registrar", "caseworker", "privacy_officer", "admin"}),
+        ("GET", PERSON, {"registrar", "caseworker", "privacy_officer", "admin"}),
+        ("PATCH", PERSON, {"registrar", "caseworker", "admin"}),
+        ("GET", f"{PERSON}/consents", {"registrar", "caseworker", "privacy_officer", "admin"}),
+        ("POST", f"{PERSON}/consents", {"registrar", "caseworker", "admin"}),
+        ("POST", f"{PERSON}/consents/c-1/withdrawal", {"registrar", "caseworker", "admin"}),
+        ("GET", f"{PERSON}/needs-assessments", {"caseworker", "privacy_officer", "admin"}),
+        ("POST", f"{PERSON}/needs-assessments", {"caseworker", "admin"}),
+        ("GET", f"{PERSON}/access-log", {"caseworker", "privacy_officer", "admin"}),
+        ("POST", f"{PERSON}/move-away", {"privacy_officer", "admin"}),
+        ("DELETE", PERSON, {"privacy_officer", "admin"}),
+        ("DELETE", f"{PERSON}/consents", set()),
+        ("PUT", PERSON, set()),
+        ("GET", f"{PERSON}/anything-else", set()),
+    ],
+)
+def test_who_reaches_a_persons_data(method: str, path: str, roles: set[str]) -> None:
+    """The role half of issue 12 (the registration service checks the object: a caseworker's team's persons)."""
+    every_role = {"registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin"}
+    allowed = {role for role in every_role if decide(method, path, frozenset({role}))}
+    assert allowed == roles, (method, path)
+    if roles:
+        assert decide(method, path, None) is None, "signing in first"
