@@ -72,7 +72,8 @@ more_words({
         "admin_disabled_done": "Das Konto ist gesperrt; seine Sitzungen enden.",
         "admin_enabled_done": "Das Konto ist wieder aktiv.",
         "admin_keycloak": "Die Benutzerkonten verwaltet der Keycloak der Stadt: Rollen sind dort Realm-Rollen "
-        "(registrar, caseworker, course_admin, partner, analyst, privacy_officer, admin), Team und Partner-Kennung Attribute. "
+        "(registrar, caseworker, course_admin, partner, analyst, privacy_officer, admin), "
+        "Team und Partner-Kennung Attribute. "
         "Hier gibt es nichts zu ändern.",
         "admin_roster": "Integrationslotsen (Einsatzliste des Vermittlungsdienstes)", "admin_name": "Name",
         "admin_roster_edit": "Einsatzliste bearbeiten",
@@ -135,7 +136,8 @@ more_words({
         "admin_disabled_done": "The account is disabled; its sessions end.",
         "admin_enabled_done": "The account is active again.",
         "admin_keycloak": "User accounts are managed in the city's Keycloak: roles are realm roles "
-        "(registrar, caseworker, course_admin, partner, analyst, privacy_officer, admin), team and partner id are attributes. "
+        "(registrar, caseworker, course_admin, partner, analyst, privacy_officer, admin), "
+        "team and partner id are attributes. "
         "There is nothing to change here.",
         "admin_roster": "Caseworkers (the referral service's roster)", "admin_name": "Name",
         "admin_roster_edit": "Edit the roster",
