@@ -63,8 +63,15 @@ ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "priva
 PARTNER = "caritas-landsberg"
 PARTNER_UPDATED = "de.landsberg.integration.partners.partner_updated.v1"
 TEAM = "integration-nord"
-#: The service is stricter than the gateway's role policy here: a rebuild of the read model is the admin's.
-ROLE_OVERRIDES = {("POST", "/api/v1/monitoring/rebuild"): "admin"}
+#: The service is stricter than the gateway's role policy here: a rebuild of the read model is the admin's. A
+#: caseworker reaches a person only through a case of the team, which the registration service alone (no referral
+#: here) never learns of: the person's needs and access log are fuzzed as the roles that reach everyone.
+ROLE_OVERRIDES = {
+    ("POST", "/api/v1/monitoring/rebuild"): "admin",
+    ("GET", "/api/v1/persons/{person_id}/needs-assessments"): "privacy_officer",
+    ("POST", "/api/v1/persons/{person_id}/needs-assessments"): "admin",
+    ("GET", "/api/v1/persons/{person_id}/access-log"): "privacy_officer",
+}
 #: Known objects are fuzzed reads first, then writes, then what ends them (a cancelled course takes no
 #: enrolment, a deleted object is a 404 after).
 ENDINGS = re.compile(r"/(cancel|withdrawal|move-away|revoke)$")
