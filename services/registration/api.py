@@ -187,11 +187,13 @@ async def load_person(
 ) -> Person:
     """The person, if the caller's ``scope`` reaches them (404 otherwise, as for an unknown id; checked before
     "erased", so that the 410 tells nothing either)."""
+    # The scope first: a caller out of reach takes no row lock either.
+    reached = scope is None or await scope.admits(session, person_id)
     query = select(Person).where(Person.id == person_id)
     if for_update:
         query = query.with_for_update()
-    person = await session.scalar(query)
-    if person is None or (scope is not None and not await scope.admits(session, person.id)):
+    person = await session.scalar(query) if reached else None
+    if person is None:
         raise Problem(404, f"No person with id {person_id}.", kind="not-found")
     if person.status == domain.PersonStatus.ERASED and not erased_too:
         raise Problem(410, "This person's data has been erased (GDPR Art. 17).", kind="erased")
