@@ -110,3 +110,12 @@ def test_who_reaches_a_persons_data(method: str, path: str, roles: set[str]) -> 
     assert allowed == roles, (method, path)
     if roles:
         assert decide(method, path, None) is None, "signing in first"
+
+
+def test_the_privacy_officer_role_survives_the_sign_in() -> None:
+    """Realm roles outside ``gateway.auth.ROLES`` are dropped from a token; the new role is not (issue 12)."""
+    from gateway.auth import identity_from_claims
+
+    claims = {"sub": "u-1", "preferred_username": "d.schutz", "realm_access": {"roles": ["privacy_officer", "x"]}}
+    assert identity_from_claims(claims).roles == {"privacy_officer"}
+    assert identity_from_claims({"sub": "u-2", "roles": ["privacy_officer"]}).roles == {"privacy_officer"}
