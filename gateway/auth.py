@@ -29,7 +29,7 @@ from jwt.algorithms import OKPAlgorithm
 
 from chassis.identity import Identity
 
-ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "admin")
+ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin")
 #: The roles whose account names a partner organisation (``partner_id``): partner staff, and course admins, whose
 #: organisation is the course provider.
 PARTNER_ID_ROLES = frozenset({"partner", "course_admin"})
@@ -392,6 +392,7 @@ DEMO_USERS = [
     {"username": "jobcenter", "roles": ["partner"], "partner_id": "jobcenter-landsberg"},
     {"username": "vhs-partner", "roles": ["partner"], "partner_id": "vhs-landsberg"},
     {"username": "statistik", "roles": ["analyst"]},
+    {"username": "datenschutz", "roles": ["privacy_officer"]},
     {"username": "admin", "roles": ["admin"]},
 ]
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 PUBLIC = frozenset({"*"})
-STAFF = frozenset({"registrar", "caseworker", "course_admin", "admin"})
+STAFF = frozenset({"registrar", "caseworker", "course_admin", "privacy_officer", "admin"})
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,16 @@ RULES: tuple[Rule, ...] = (
     rule(READ, r"education-passes/[^/]+/page", "course_admin", "registrar", "admin"),
     rule("POST", r"education-passes/[^/]+/revoke", "course_admin", "admin"),
     rule("POST", r"registrations", "registrar", "admin"),
-    rule(ANY, r"persons(/.*)?", "registrar", "caseworker", "admin"),
+    # A person's data (the registration service checks the object: a caseworker only the persons of the team's
+    # open cases). Needs and the access log are not the registrars'; erasure and move-away are the privacy
+    # officers' and admins' alone.
+    rule("DELETE", r"persons/[^/]+", "privacy_officer", "admin"),
+    rule("POST", r"persons/[^/]+/move-away", "privacy_officer", "admin"),
+    rule(READ, r"persons/[^/]+/(needs-assessments|access-log)", "caseworker", "privacy_officer", "admin"),
+    rule("POST", r"persons/[^/]+/needs-assessments", "caseworker", "admin"),
+    rule(READ, r"persons(/[^/]+(/consents)?)?", "registrar", "caseworker", "privacy_officer", "admin"),
+    rule("PATCH", r"persons/[^/]+", "registrar", "caseworker", "admin"),
+    rule("POST", r"persons/[^/]+/consents(/[^/]+/withdrawal)?", "registrar", "caseworker", "admin"),
     rule(WRITE, r"caseworkers/[^/]+", "admin"),  # the roster
     rule(ANY, r"(cases|caseworkers)(/.*)?", "caseworker", "admin"),
     rule(READ, r"referrals(/.*)?", "caseworker", "admin"),

@@ -173,9 +173,10 @@ def sign_in(base_url: str, username: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {reply.json()['access_token']}"}
 
 
-def load(base_url: str, auth: dict[str, str]) -> dict[str, int]:
-    """Register the demo households as the registration office; returns how many were new and how
-    many were there already."""
+def load(base_url: str, auth: dict[str, str], needs_auth: dict[str, str]) -> dict[str, int]:
+    """Register the demo households as the registration office (``auth``, a registrar's) and record their
+    needs with ``needs_auth`` (an admin's: registrars record no needs, and a caseworker reaches a person only
+    once routing has put the case in the team); returns how many were new and how many were there already."""
     counts = {"registered": 0, "already_there": 0}
     with httpx.Client(base_url=base_url, timeout=10, headers=auth) as client:
         for household in HOUSEHOLDS:
@@ -187,7 +188,9 @@ def load(base_url: str, auth: dict[str, str]) -> dict[str, int]:
                 continue
             reply.raise_for_status()
             person_id = reply.json()["person_id"]
-            client.post(f"/api/v1/persons/{person_id}/needs-assessments", json=household["needs"]).raise_for_status()
+            client.post(
+                f"/api/v1/persons/{person_id}/needs-assessments", json=household["needs"], headers=needs_auth
+            ).raise_for_status()
             for consent in household["consents"]:
                 client.post(f"/api/v1/persons/{person_id}/consents", json=consent).raise_for_status()
             counts["registered"] += 1
@@ -195,5 +198,5 @@ def load(base_url: str, auth: dict[str, str]) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    base, user, password = sys.argv[1:4]
-    print(load(base, sign_in(base, user, password)))
+    base, user, password, needs_user, needs_password = sys.argv[1:6]
+    print(load(base, sign_in(base, user, password), sign_in(base, needs_user, needs_password)))

@@ -65,12 +65,16 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
     counts: dict[str, int] = {}
     if os.environ.get("DEMO_DATA", "true").lower() not in ("1", "on", "t", "true", "y", "yes"):  # as pydantic reads it
         print("\n!! DEMO_DATA is off: no demo accounts or demo data; see README (the first admin).\n", flush=True)
-    elif "registrar" not in credentials:
-        # An admin reset or removed the demo registrar's password: its line left the file.
-        print("\n!! No demo registrar password in var/gateway-users.credentials.txt; demo data not loaded.\n")
+    elif not {"registrar", "admin"} <= credentials.keys():
+        # An admin reset or removed the demo registrar's or admin's password: its line left the file.
+        print("\n!! No demo registrar or admin password in var/gateway-users.credentials.txt; demo data not loaded.\n")
     else:
         try:
-            counts = demo_data.load(gateway, demo_data.sign_in(gateway, "registrar", credentials["registrar"]))
+            counts = demo_data.load(
+                gateway,
+                demo_data.sign_in(gateway, "registrar", credentials["registrar"]),
+                demo_data.sign_in(gateway, "admin", credentials["admin"]),
+            )
         except httpx.HTTPError as exc:
             print(f"\n!! Loading demo data failed: {exc}\n", flush=True)
     registration = f"http://127.0.0.1:{os.environ.get('REGISTRATION_PORT', '8001')}"

@@ -183,7 +183,7 @@ def registration_settings(database_url: str, bootstrap: str, **overrides: Any) -
         internal_identity_courses_public_key=internal.encode_public(COURSES_IDENTITY_KEY.public_key()),
         log_json=False,
         outbox_poll_seconds=0.2,
-        **overrides,
+        **({"kafka_consumer_group": f"registration-{uuid.uuid4().hex[:8]}", **ISOLATED_CONSUMER} | overrides),
     )
 
 

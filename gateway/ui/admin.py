@@ -72,14 +72,16 @@ more_words({
         "admin_disabled_done": "Das Konto ist gesperrt; seine Sitzungen enden.",
         "admin_enabled_done": "Das Konto ist wieder aktiv.",
         "admin_keycloak": "Die Benutzerkonten verwaltet der Keycloak der Stadt: Rollen sind dort Realm-Rollen "
-        "(registrar, caseworker, course_admin, partner, analyst, admin), Team und Partner-Kennung Attribute. "
+        "(registrar, caseworker, course_admin, partner, analyst, privacy_officer, admin), "
+        "Team und Partner-Kennung Attribute. "
         "Hier gibt es nichts zu ändern.",
         "admin_roster": "Integrationslotsen (Einsatzliste des Vermittlungsdienstes)", "admin_name": "Name",
         "admin_roster_edit": "Einsatzliste bearbeiten",
         "admin_languages": "Sprachen", "admin_load": "Offene Fälle / Höchstzahl",
         "admin_role_registrar": "Meldebehörde", "admin_role_caseworker": "Integrationslotse",
         "admin_role_course_admin": "Kursverwaltung (VHS)", "admin_role_partner": "Partnerorganisation",
-        "admin_role_analyst": "Statistik", "admin_role_admin": "Verwaltung",
+        "admin_role_analyst": "Statistik", "admin_role_privacy_officer": "Datenschutz",
+        "admin_role_admin": "Verwaltung",
         "admin_err_username_format": "Bitte 2 bis 64 Zeichen: Kleinbuchstaben, Ziffern, Punkt, Bindestrich.",
         "admin_err_username_taken": "Diesen Benutzernamen gibt es schon.",
         "admin_err_username_unknown": "Dieses Konto gibt es nicht.",
@@ -136,14 +138,16 @@ more_words({
         "admin_disabled_done": "The account is disabled; its sessions end.",
         "admin_enabled_done": "The account is active again.",
         "admin_keycloak": "User accounts are managed in the city's Keycloak: roles are realm roles "
-        "(registrar, caseworker, course_admin, partner, analyst, admin), team and partner id are attributes. "
+        "(registrar, caseworker, course_admin, partner, analyst, privacy_officer, admin), "
+        "team and partner id are attributes. "
         "There is nothing to change here.",
         "admin_roster": "Caseworkers (the referral service's roster)", "admin_name": "Name",
         "admin_roster_edit": "Edit the roster",
         "admin_languages": "Languages", "admin_load": "Open cases / maximum",
         "admin_role_registrar": "Registration office", "admin_role_caseworker": "Caseworker",
         "admin_role_course_admin": "Course administration (VHS)", "admin_role_partner": "Partner organisation",
-        "admin_role_analyst": "Statistics", "admin_role_admin": "Administration",
+        "admin_role_analyst": "Statistics", "admin_role_privacy_officer": "Data protection",
+        "admin_role_admin": "Administration",
         "admin_err_username_format": "Please use 2 to 64 characters: lower-case letters, digits, dot, hyphen.",
         "admin_err_username_taken": "This user name exists already.",
         "admin_err_username_unknown": "There is no such account.",

@@ -1,6 +1,8 @@
-"""The caseworkers' and registrars' pages: dashboard, registering a newcomer, person and case.
+"""The caseworkers', registrars' and privacy officers' pages: dashboard, registering a newcomer, person and case.
 
-The case page carries the integration plan (goals in Esser's four dimensions), the needs assessment
+The person page shows what the caller's role may read (needs not to registrars) and, to privacy officers and
+admins, the forms to record a move away and to erase the person's data, each asking for the reason the access
+log keeps. The case page carries the integration plan (goals in Esser's four dimensions), the needs assessment
 (the latest one, and a form for a new version) and the person's courses (enrol from the catalogue).
 A form the API refuses with 422 comes back with the typed input kept and a German message next to
 each field the Problem names.
@@ -73,6 +75,17 @@ more_words({
         "Anerkennung", "staff_need_counselling": "Beratung", "staff_need_housing": "Wohnen",
         "staff_need_childcare": "Kinderbetreuung", "staff_need_health": "Gesundheit",
         "staff_need_participation": "Teilhabe",
+        "staff_privacy": "Wegzug und Löschung", "staff_privacy_intro":
+        "Nur mit Grund: Er wird im Zugriffsprotokoll der Person festgehalten.",
+        "staff_move_away": "Wegzug erfassen (Abmeldung)", "staff_moved_away_on": "Weggezogen am",
+        "staff_reason": "Grund", "staff_move_away_button": "Wegzug erfassen",
+        "staff_erase": "Daten löschen (Art. 17 DSGVO)", "staff_erase_confirm":
+        "Ich habe geprüft, dass die Daten dieser Person gelöscht werden dürfen; "
+        "das lässt sich nicht rückgängig machen.",
+        "staff_erase_button": "Endgültig löschen", "staff_erased": "Die Daten der Person sind gelöscht.",
+        "staff_reason_missing": "Bitte den Grund angeben (mindestens drei Zeichen).",
+        "staff_confirm_missing": "Bitte bestätigen, dass die Daten gelöscht werden dürfen.",
+        "staff_open_person": "Person öffnen", "staff_person_id": "Personen-Kennung",
     },
     "en": {
         "staff_plan_intro": "Goals in the four dimensions of integration.", "staff_goal_title": "Goal",
@@ -108,6 +121,16 @@ more_words({
         "recognition", "staff_need_counselling": "counselling", "staff_need_housing": "housing",
         "staff_need_childcare": "childcare", "staff_need_health": "health",
         "staff_need_participation": "participation",
+        "staff_privacy": "Moving away and erasure", "staff_privacy_intro":
+        "Only with a reason: it is kept in the person's access log.",
+        "staff_move_away": "Record moving away (Abmeldung)", "staff_moved_away_on": "Moved away on",
+        "staff_reason": "Reason", "staff_move_away_button": "Record moving away",
+        "staff_erase": "Erase the data (GDPR Art. 17)", "staff_erase_confirm":
+        "I have checked that this person's data may be erased; this cannot be undone.",
+        "staff_erase_button": "Erase for good", "staff_erased": "The person's data is erased.",
+        "staff_reason_missing": "Please give the reason (three characters at least).",
+        "staff_confirm_missing": "Please confirm that the data may be erased.",
+        "staff_open_person": "Open a person", "staff_person_id": "Person id",
     },
 })  # fmt: skip
 
@@ -177,6 +200,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                              districts=(reply.body or {}).get("districts"), **_choices())  # fmt: skip
         return ui.trouble(request, user, reply)
 
+    @router.get("/persons", response_class=HTMLResponse)
+    async def open_person(request: Request) -> Response:
+        """The dashboard's "open a person" form: to the person's page."""
+        user = await ui.signed_in(request)
+        if isinstance(user, Response):
+            return user
+        person_id = request.query_params.get("person_id", "").strip()
+        if not person_id:
+            return ui.back("/ui/")
+        return RedirectResponse(f"/ui/persons/{quote(person_id, safe='')}", status_code=303)
+
     @router.get("/persons/{person_id}", response_class=HTMLResponse)
     async def person_page(person_id: str, request: Request) -> Response:
         user = await ui.signed_in(request)
@@ -185,6 +219,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         person = await ui.call(request, user, "GET", f"persons/{quote(person_id)}")
         if not person.ok:
             return ui.trouble(request, user, person)
+        may = _person_rights(user)
         consents, cases, needs = await asyncio.gather(
             ui.call(request, user, "GET", f"persons/{quote(person_id)}/consents"),
             ui.call(request, user, "GET", "cases", params={"person_id": person_id}),
@@ -192,7 +227,43 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         )
         return ui.render(request, "person.html", user=user, person=person.body,
                          consents=consents.body if consents.ok else [], cases=cases.items(),
-                         needs=_latest(needs), purposes=PURPOSES)  # fmt: skip
+                         needs=_latest(needs), purposes=PURPOSES, may=may)  # fmt: skip
+
+    @router.post("/persons/{person_id}/move-away")
+    async def move_away(person_id: str, request: Request) -> Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        body = {"moved_away_on": form.get("moved_away_on", "").strip(), "reason": form.get("reason", "").strip()}
+        reply = await ui.call(request, user, "POST", f"persons/{quote(person_id)}/move-away", json=body)
+        back = f"/ui/persons/{quote(person_id)}"
+        if reply.status == 422:
+            errors = field_errors(reply.body, ui.lang_of(request), ("moved_away_on", "reason"))
+            words = ui.words(request)
+            texts = [f"{words['staff_moved_away_on' if k == 'moved_away_on' else 'staff_reason']}: {v}"
+                     for k, v in errors.items() if k != "form"] or list(errors.values())  # fmt: skip
+            return ui.back(back, error="; ".join(texts))
+        return ui.after(back, reply)
+
+    @router.post("/persons/{person_id}/erase")
+    async def erase(person_id: str, request: Request) -> Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        back = f"/ui/persons/{quote(person_id)}"
+        words = ui.words(request)
+        if form.get("confirm") != "true":
+            return ui.back(back, error=words["staff_confirm_missing"])
+        reason = form.get("reason", "").strip()
+        # The reason goes in the body: a query string may end up in traces.
+        reply = await ui.call(request, user, "DELETE", f"persons/{quote(person_id)}", json={"reason": reason})
+        if reply.ok:
+            return ui.back("/ui/", notice="erased")
+        if reply.status == 422:
+            return ui.back(back, error=words["staff_reason_missing"])
+        return ui.after(back, reply)
 
     @router.post("/persons/{person_id}/consents")
     async def give_consent(person_id: str, request: Request) -> Response:
@@ -342,6 +413,20 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         reply = await ui.call(request, user, "POST", f"referrals/{quote(referral_id)}/{action}")
         case_id = form.get("case_id", "")
         return ui.after(f"/ui/cases/{quote(case_id)}" if case_id else "/ui/", reply)
+
+
+def _person_rights(user: Identity) -> dict[str, bool]:
+    """What the person page offers the user: the role policy's answer (the service checks the person)."""
+
+    def allowed(method: str, path: str) -> bool:
+        return policy.decide(method, f"/api/v1/persons/_{path}", user.roles) is True
+
+    return {
+        "read_needs": allowed("GET", "/needs-assessments"),
+        "record_consents": allowed("POST", "/consents"),
+        "move_away": allowed("POST", "/move-away"),
+        "erase": allowed("DELETE", ""),
+    }
 
 
 def _choices() -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """HTTP routes of the referral service: caseworkers' side and partners' side.
 
 Object-level checks (issue 6), from the identity the gateway forwards signed: a partner sees only the
-referrals addressed to it; a caseworker only the cases of their team (one without a team only the
-cases assigned to them) and the referrals of those cases; an admin every case. What is out of the
-caller's scope answers 404, exactly like what does not exist: the caller learns nothing of it.
+referrals sent to it (issue 12: one proposed, or revoked before it was ever sent, was never shared and does not
+exist for the partner), and of those only what its service needs (``schemas.PartnerReferral``); a caseworker only
+the cases of their team (one without a team only the cases assigned to them) and the referrals of those cases; an
+admin every case. What is out of the caller's scope answers 404, exactly like what does not exist: the caller
+learns nothing of it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from services.referral.schemas import (
     GoalUpdate,
     NoteCreate,
     NoteRead,
+    PartnerReferral,
     PartnerReferralRead,
     ReferralRead,
     RuleSetRead,
@@ -132,6 +135,14 @@ def referral_read(r: Referral) -> ReferralRead:
     )
 
 
+def partner_read(r: Referral) -> PartnerReferral:
+    """The partner's view: what the staff see, less the routing internals and the facts not its service's."""
+    staff = referral_read(r).model_dump(exclude={"rule_id", "rule_set_version", "blocked_reason"})
+    return PartnerReferral.model_validate(
+        staff | {"matched_facts": domain.partner_facts(r.service_type, r.matched_facts)}
+    )
+
+
 def case_read(c: Case) -> dict[str, Any]:
     return {
         "case_id": c.id,
@@ -168,11 +179,12 @@ async def load_referral(
     scope: workflow.CaseScope | None = None,
 ) -> Referral:
     referral = await w.session.get(Referral, referral_id)
-    # A partner learns nothing of referrals addressed to others, not even that they exist; nor does a
-    # caseworker of the referrals of another team's cases.
+    # A partner learns nothing of referrals addressed to others, not even that they exist, nor of one never sent
+    # to it (proposed, or revoked while it waited for a consent); a caseworker nothing of the referrals of another
+    # team's cases.
     if (
         referral is None
-        or (partner_id is not None and referral.partner_id != partner_id)
+        or (partner_id is not None and (referral.partner_id != partner_id or referral.sent_at is None))
         or (scope is not None and not await in_scope(w, referral, scope))
     ):
         raise Problem(404, f"No referral with id {referral_id}.", kind="not-found")
@@ -195,6 +207,13 @@ async def act(w: workflow.Workflow, referral: Referral, action: domain.ReferralA
         raise Problem(409, str(exc), kind="referral-rule", status_now=referral.status) from exc
     await w.uow.commit()
     return referral_read(referral)
+
+
+async def partner_act(
+    w: workflow.Workflow, referral: Referral, action: domain.ReferralAction, **reasons: Any
+) -> PartnerReferral:
+    await act(w, referral, action, **reasons)
+    return partner_read(referral)
 
 
 # --- cases ---------------------------------------------------------------------------------
@@ -519,19 +538,27 @@ async def rule_versions(w: WorkflowDep) -> list[RuleSetRead]:
 # --- the partners' side --------------------------------------------------------------------
 
 
-@partner_router.get("/referrals", response_model=Page[ReferralRead])
+@partner_router.get("/referrals", response_model=Page[PartnerReferral])
 async def partner_referrals(
     w: WorkflowDep,
     partner_id: PartnerHeader,
     status: domain.ReferralStatus | None = None,
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(50, ge=1, le=200),
-) -> Page[ReferralRead]:
-    """The referrals addressed to the calling partner (never a proposed one: nothing was shared yet)."""
-    filters = [Referral.partner_id == partner_id, Referral.status != domain.ReferralStatus.PROPOSED.value]
+) -> Page[PartnerReferral]:
+    """The referrals sent to the calling partner (never one that was not: a proposed one, or one revoked while it
+    waited for a consent, was never shared)."""
+    filters = [Referral.partner_id == partner_id, Referral.sent_at.is_not(None)]
     if status:
         filters.append(Referral.status == status.value)
-    return await page_of(w, filters, page, page_size)
+    total = await w.session.scalar(select(func.count()).select_from(Referral).where(*filters)) or 0
+    rows = (
+        await w.session.scalars(
+            select(Referral).where(*filters).order_by(Referral.created_at.desc(), Referral.id)
+            .offset((page - 1) * page_size).limit(page_size)
+        )
+    ).all()  # fmt: skip
+    return Page(items=[partner_read(r) for r in rows], total=total, page=page, page_size=page_size)
 
 
 @partner_router.get("/referrals/{referral_id}", response_model=PartnerReferralRead)
@@ -540,8 +567,6 @@ async def partner_referral(
 ) -> PartnerReferralRead:
     """One referral; the person's contact data only while a consent for this partner is in force."""
     referral = await load_referral(w, referral_id, partner_id=partner_id)
-    if referral.status == domain.ReferralStatus.PROPOSED.value:
-        raise Problem(404, f"No referral with id {referral_id}.", kind="not-found")
     data, status = None, "no consent in force"
     if not referral.consent_withdrawn and referral.consent_id is not None:
         consents = await workflow.consents_of(w.session, referral.person_id)
@@ -551,7 +576,7 @@ async def partner_referral(
             purpose=in_force[0].purpose, at=w.now,
         ):  # fmt: skip
             data, status = await fetch_contact(request, referral, partner_id)
-    return PartnerReferralRead(referral=referral_read(referral), personal_data=data, personal_data_status=status)
+    return PartnerReferralRead(referral=partner_read(referral), personal_data=data, personal_data_status=status)
 
 
 #: What registration answers on its contact route (its ``PersonContact``): what a partner needs to reach the person.
@@ -587,25 +612,31 @@ async def fetch_contact(request: Request, referral: Referral, partner_id: str) -
     return {k: person.get(k) for k in CONTACT_FIELDS}, "shared under consent"
 
 
-@partner_router.post("/referrals/{referral_id}/accept", response_model=ReferralRead)
-async def partner_accept(referral_id: str, w: WorkflowDep, partner_id: PartnerHeader) -> ReferralRead:
-    return await act(w, await load_referral(w, referral_id, partner_id=partner_id), domain.ReferralAction.ACCEPT)
+@partner_router.post("/referrals/{referral_id}/accept", response_model=PartnerReferral)
+async def partner_accept(referral_id: str, w: WorkflowDep, partner_id: PartnerHeader) -> PartnerReferral:
+    return await partner_act(
+        w, await load_referral(w, referral_id, partner_id=partner_id), domain.ReferralAction.ACCEPT
+    )
 
 
-@partner_router.post("/referrals/{referral_id}/decline", response_model=ReferralRead)
-async def partner_decline(referral_id: str, body: Decline, w: WorkflowDep, partner_id: PartnerHeader) -> ReferralRead:
+@partner_router.post("/referrals/{referral_id}/decline", response_model=PartnerReferral)
+async def partner_decline(
+    referral_id: str, body: Decline, w: WorkflowDep, partner_id: PartnerHeader
+) -> PartnerReferral:
     referral = await load_referral(w, referral_id, partner_id=partner_id)
-    return await act(w, referral, domain.ReferralAction.DECLINE, decline_reason=body.reason)
+    return await partner_act(w, referral, domain.ReferralAction.DECLINE, decline_reason=body.reason)
 
 
-@partner_router.post("/referrals/{referral_id}/start", response_model=ReferralRead)
-async def partner_start(referral_id: str, w: WorkflowDep, partner_id: PartnerHeader) -> ReferralRead:
-    return await act(w, await load_referral(w, referral_id, partner_id=partner_id), domain.ReferralAction.START)
+@partner_router.post("/referrals/{referral_id}/start", response_model=PartnerReferral)
+async def partner_start(referral_id: str, w: WorkflowDep, partner_id: PartnerHeader) -> PartnerReferral:
+    return await partner_act(w, await load_referral(w, referral_id, partner_id=partner_id), domain.ReferralAction.START)
 
 
-@partner_router.post("/referrals/{referral_id}/complete", response_model=ReferralRead)
+@partner_router.post("/referrals/{referral_id}/complete", response_model=PartnerReferral)
 async def partner_complete(
     referral_id: str, body: Completion, w: WorkflowDep, partner_id: PartnerHeader
-) -> ReferralRead:
+) -> PartnerReferral:
     referral = await load_referral(w, referral_id, partner_id=partner_id)
-    return await act(w, referral, domain.ReferralAction.COMPLETE, outcome=body.outcome, unsuccessful_reason=body.reason)
+    return await partner_act(
+        w, referral, domain.ReferralAction.COMPLETE, outcome=body.outcome, unsuccessful_reason=body.reason
+    )

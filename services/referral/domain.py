@@ -356,6 +356,57 @@ DEFAULT_RULES = RuleSet(
 )
 
 
+# --- what a partner learns of why -------------------------------------------------------------
+
+#: The facts (of ``matched_facts``) a partner of each service may read (data minimisation, GDPR Art. 5(1)(c)):
+#: those its service works with. Need categories are kept only where the service works on them
+#: (``PARTNER_NEEDS``): health needs (Art. 9 data) reach a health service alone; gender, residence status and
+#: the like only a service for which they are the point (a course for mothers, asylum social counselling).
+PARTNER_FACTS: dict[ServiceType, frozenset[str]] = {
+    ServiceType.ASYLUM_SOCIAL_COUNSELLING: frozenset({"residence_status_group", "languages", "need_categories"}),
+    ServiceType.MIGRATION_COUNSELLING: frozenset(
+        {"age_band", "residence_status_group", "languages", "need_categories"}
+    ),
+    ServiceType.YOUTH_MIGRATION_SERVICE: frozenset({"age_band", "languages", "need_categories"}),
+    ServiceType.INTEGRATION_COURSE: frozenset({"german_level", "age_band", "languages", "need_categories"}),
+    ServiceType.COURSE_WITH_CHILDCARE: frozenset(
+        {"german_level", "gender", "childcare_needed", "has_children", "languages", "need_categories"}
+    ),
+    ServiceType.JOB_PLACEMENT: frozenset({"german_level", "age_band", "languages", "need_categories"}),
+    ServiceType.QUALIFICATION_RECOGNITION: frozenset({"languages", "need_categories"}),
+    ServiceType.HOUSING_ADVICE: frozenset({"languages", "need_categories"}),
+    ServiceType.HEALTH_ADVICE: frozenset({"languages", "need_categories"}),
+}
+_N = NeedCategory
+PARTNER_NEEDS: dict[ServiceType, frozenset[NeedCategory]] = {
+    ServiceType.ASYLUM_SOCIAL_COUNSELLING: frozenset({_N.COUNSELLING, _N.HOUSING, _N.CHILDCARE, _N.PARTICIPATION}),
+    ServiceType.MIGRATION_COUNSELLING: frozenset(
+        {_N.COUNSELLING, _N.HOUSING, _N.CHILDCARE, _N.PARTICIPATION, _N.RECOGNITION, _N.EMPLOYMENT}
+    ),
+    ServiceType.YOUTH_MIGRATION_SERVICE: frozenset(
+        {_N.COUNSELLING, _N.EDUCATION, _N.LANGUAGE, _N.EMPLOYMENT, _N.PARTICIPATION}
+    ),
+    ServiceType.INTEGRATION_COURSE: frozenset({_N.LANGUAGE, _N.EDUCATION}),
+    ServiceType.COURSE_WITH_CHILDCARE: frozenset({_N.LANGUAGE, _N.CHILDCARE}),
+    ServiceType.JOB_PLACEMENT: frozenset({_N.EMPLOYMENT, _N.RECOGNITION, _N.LANGUAGE}),
+    ServiceType.QUALIFICATION_RECOGNITION: frozenset({_N.RECOGNITION}),
+    ServiceType.HOUSING_ADVICE: frozenset({_N.HOUSING}),
+    ServiceType.HEALTH_ADVICE: frozenset({_N.HEALTH}),
+}
+
+
+def partner_facts(service_type: ServiceType | str, matched: dict[str, Any]) -> dict[str, Any]:
+    """Of the facts that made a routing rule match, those the partner of ``service_type`` may read."""
+    service = ServiceType(service_type)
+    allowed = PARTNER_FACTS.get(service, frozenset())
+    shown = {key: value for key, value in matched.items() if key in allowed and key != "need_categories"}
+    needs = PARTNER_NEEDS.get(service, frozenset())
+    kept = [category for category in matched.get("need_categories") or () if category in needs]
+    if "need_categories" in allowed and kept:
+        shown["need_categories"] = kept
+    return shown
+
+
 # --- partners and caseworkers -----------------------------------------------------------------
 
 

@@ -154,9 +154,33 @@ class CaseworkerRead(BaseModel):
     active: bool = True
 
 
+class PartnerReferral(BaseModel):
+    """A referral as the partner it was sent to sees it: no routing internals (rule, rule set, why one waited),
+    and of the facts that made the rule match only those its service works with (``domain.partner_facts``)."""
+
+    referral_id: str
+    case_id: str
+    person_id: str
+    service_type: ServiceType
+    partner_id: str | None
+    partner_category: str | None
+    status: domain.ReferralStatus
+    matched_facts: dict[str, Any] = Field(description="The pseudonymous facts that concern this service")
+    purpose: str
+    decline_reason: str | None
+    outcome: str | None
+    unsuccessful_reason: str | None
+    consent_withdrawn: bool
+    escalated: bool
+    sent_at: datetime | None
+    response_due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
 class PartnerReferralRead(BaseModel):
     """What a partner sees: the referral, and personal data only while a consent covers it."""
 
-    referral: ReferralRead
+    referral: PartnerReferral
     personal_data: dict[str, Any] | None
     personal_data_status: str

@@ -330,13 +330,17 @@ async def route(w: Workflow, person: KnownPerson) -> list[Referral]:
 
 
 def referral_ids(referral: Referral, at: datetime) -> dict[str, Any]:
+    """The ids every referral event carries. The partner only once the referral was sent to it: the partners
+    service routes an event to the partner it names (webhooks), and a referral revoked while it waited for a
+    consent was never shared, so its events must not reach the partner routing had chosen (issue 12)."""
+    sent = referral.sent_at is not None
     return {
         "referral_id": referral.id,
         "case_id": referral.case_id,
         "person_id": referral.person_id,
         "service_type": referral.service_type,
-        "partner_id": referral.partner_id,
-        "partner_category": referral.partner_category,
+        "partner_id": referral.partner_id if sent else None,
+        "partner_category": referral.partner_category if sent else None,
         "at": at,
     }
 

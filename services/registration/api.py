@@ -1,15 +1,36 @@
-"""HTTP routes of the registration service: parse, ask the domain, persist, add events to the outbox."""
+"""HTTP routes of the registration service: parse, ask the domain, persist, add events to the outbox.
+
+Who may do what (issue 12), from the identity the gateway forwards signed (the plain ``X-Role``, ``X-Team`` and
+``X-Actor`` headers the identity middleware rewrote from the token); the table is ``domain.EVERYONE`` and
+``domain.OWN_CASES``:
+
+- registrars register (with the duplicate check), list, read and correct the person record (Meldedaten) and
+  record and withdraw consents taken at the desk, for anyone; they do not read needs assessments (health,
+  counselling, notes) or the access log (which partners read the contact data);
+- caseworkers read and change a person's record, needs, consents and access log only while the person's case
+  is open in their team (without a team: assigned to them), as the referral service's case events told this
+  service (``handlers``); the persons list shows them those persons only;
+- privacy officers read everything of anyone (to answer a data subject, Art. 15) and, with admins alone, erase
+  (Art. 17) and record a move away, each with a ``reason`` that the access log keeps;
+- admins do everything.
+
+A role that never may do something gets 403. A person out of the caller's reach is answered 404, exactly like an
+id that does not exist: the caller learns nothing of them. No ``X-Role`` header at all means no identity was
+forwarded: development and tests calling the service directly (production refuses such calls before they get
+here), which reach everything, as in the referral service.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import ColumnElement, Table, bindparam, false, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc
@@ -22,11 +43,12 @@ from chassis.uow import UnitOfWork
 from contracts import registration as events
 from contracts.vocabulary import PartnerCategory, ResidenceStatusGroup
 from services.registration import domain, infopacks
-from services.registration.models import AccessLog, Consent, Household, NeedsAssessment, Person, as_dict
+from services.registration.models import AccessLog, CaseTeam, Consent, Household, NeedsAssessment, Person, as_dict
 from services.registration.schemas import (
     AccessLogEntry,
     ConsentCreate,
     ConsentRead,
+    Erasure,
     InfoPackRef,
     MoveAway,
     NeedsAssessmentCreate,
@@ -35,6 +57,7 @@ from services.registration.schemas import (
     PersonFields,
     PersonRead,
     PersonUpdate,
+    Reason,
     RegisteredPerson,
     RegistrationCreate,
     RegistrationRead,
@@ -47,6 +70,62 @@ internal_router = APIRouter(prefix="/api/internal", tags=["internal"], include_i
 persons_table = cast(Table, Person.__table__)
 
 ActorHeader = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who acts; set by the gateway")]
+
+
+# --- who reaches which person -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonScope:
+    """The persons a caller may do one thing with: everyone, or those whose case is open in ``team`` (a
+    caseworker without a team: assigned to ``caseworker_id``; with neither, nobody)."""
+
+    everyone: bool = False
+    team: str | None = None
+    caseworker_id: str | None = None
+
+    def cases(self) -> ColumnElement[bool]:
+        """The caller's open cases, as a condition on ``CaseTeam``."""
+        if self.team is not None:
+            return (CaseTeam.team == self.team) & CaseTeam.open.is_(True)
+        if self.caseworker_id is not None:
+            return (CaseTeam.caseworker_id == self.caseworker_id) & CaseTeam.open.is_(True)
+        return false()
+
+    def persons(self) -> ColumnElement[bool]:
+        """The same rule as a condition on ``Person``."""
+        if self.everyone:
+            return true()
+        return Person.id.in_(select(CaseTeam.person_id).where(self.cases()))
+
+    async def admits(self, session: AsyncSession, person_id: str) -> bool:
+        if self.everyone:
+            return True
+        found = await session.scalar(
+            select(CaseTeam.case_id).where(CaseTeam.person_id == person_id, self.cases()).limit(1)
+        )
+        return found is not None
+
+
+def allowed(act: domain.Act) -> Any:
+    """A route dependency: the caller's scope for ``act``, or 403 when none of their roles may do it."""
+
+    def scope(request: Request) -> PersonScope:
+        headers = request.headers
+        roles = domain.roles_from_header(headers.get("x-role"))
+        reach = domain.reach(roles, act)
+        if reach is domain.Reach.EVERYONE:
+            return PersonScope(everyone=True)
+        if reach is domain.Reach.NOBODY:
+            # The gateway's role policy never lets such a caller through; this is the second line.
+            may = sorted(r for r, acts in {**domain.EVERYONE, **domain.OWN_CASES}.items() if act in acts)
+            raise Problem(403, f"This needs one of the roles {', '.join(may)}.", kind="forbidden")
+        team = headers.get("x-team") or None
+        actor = headers.get("x-actor") or ""
+        subject = actor.removeprefix("user:") if actor.startswith("user:") else None
+        return PersonScope(team=team, caseworker_id=None if team else subject or None)
+
+    return Depends(scope)
 
 
 def etag(person: Person) -> str:
@@ -99,21 +178,32 @@ def info_pack_ref(preferred_language: str) -> InfoPackRef:
 # --- helpers -------------------------------------------------------------------------------
 
 
-async def load_person(session: AsyncSession, person_id: str, *, for_update: bool = False) -> Person:
+async def load_person(
+    session: AsyncSession,
+    person_id: str,
+    scope: PersonScope | None = None,
+    *,
+    for_update: bool = False,
+    erased_too: bool = False,
+) -> Person:
+    """The person, if the caller's ``scope`` reaches them (404 otherwise, as for an unknown id; checked before
+    "erased", so that the 410 tells nothing either)."""
+    # The scope first: a caller out of reach takes no row lock either.
+    reached = scope is None or await scope.admits(session, person_id)
     query = select(Person).where(Person.id == person_id)
     if for_update:
         query = query.with_for_update()
-    person = await session.scalar(query)
+    person = await session.scalar(query) if reached else None
     if person is None:
         raise Problem(404, f"No person with id {person_id}.", kind="not-found")
-    if person.status == domain.PersonStatus.ERASED:
+    if person.status == domain.PersonStatus.ERASED and not erased_too:
         raise Problem(410, "This person's data has been erased (GDPR Art. 17).", kind="erased")
     return person
 
 
-def audit(uow: UnitOfWork, actor: str, action: str, *person_ids: str) -> None:
+def audit(uow: UnitOfWork, actor: str, action: str, *person_ids: str, reason: str | None = None) -> None:
     at = now()
-    uow.session.add_all(AccessLog(person_id=p, actor=actor, action=action, at=at) for p in person_ids)
+    uow.session.add_all(AccessLog(person_id=p, actor=actor, action=action, at=at, reason=reason) for p in person_ids)
 
 
 def check_district(request: Request, district: str) -> None:
@@ -186,6 +276,7 @@ async def register(
     request: Request,
     response: Response,
     uow: UnitOfWorkDep,
+    _: Annotated[PersonScope, allowed(domain.Act.REGISTER)],
     actor: ActorHeader = "unauthenticated",
 ) -> RegistrationRead:
     """Register a newcomer (Anmeldung), and the family members who register with them."""
@@ -248,6 +339,7 @@ async def register(
 @router.get("/persons", response_model=Page[PersonRead])
 async def list_persons(
     uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.READ_PERSON)],
     actor: ActorHeader = "unauthenticated",
     district: str | None = Query(None, max_length=80),
     nationality: str | None = Query(None, min_length=2, max_length=2),
@@ -259,9 +351,11 @@ async def list_persons(
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(50, ge=1, le=200),
 ) -> Page[PersonRead]:
+    """The persons the caller reaches (a caseworker: those of the team's open cases), filtered; the filters
+    narrow the caller's reach, never widen it."""
     if status is domain.PersonStatus.ERASED:
         raise Problem(422, "Erased persons have no data to list.", kind="validation")
-    filters = [Person.status == status.value]
+    filters = [Person.status == status.value, scope.persons()]
     if district:
         filters.append(Person.district == district)
     if nationality:
@@ -292,9 +386,13 @@ async def list_persons(
 
 @router.get("/persons/{person_id}", response_model=PersonRead)
 async def read_person(
-    person_id: str, response: Response, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+    person_id: str,
+    response: Response,
+    uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.READ_PERSON)],
+    actor: ActorHeader = "unauthenticated",
 ) -> PersonRead:
-    person = await load_person(uow.session, person_id)
+    person = await load_person(uow.session, person_id, scope)
     audit(uow, actor, "read", person.id)
     await uow.commit()
     response.headers["ETag"] = etag(person)
@@ -308,13 +406,14 @@ async def update_person(
     request: Request,
     response: Response,
     uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.CHANGE_PERSON)],
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None,
     actor: ActorHeader = "unauthenticated",
 ) -> PersonRead:
     """Change a person; send the ETag of what you read as If-Match, so no one's change is lost."""
     if if_match is None:
         raise Problem(428, "Send the ETag you read as If-Match.", kind="precondition-required")
-    person = await load_person(uow.session, person_id, for_update=True)
+    person = await load_person(uow.session, person_id, scope, for_update=True)
     if if_match.strip() not in (etag(person), f"W/{etag(person)}"):
         raise Problem(
             412, "The person changed since you read it; read it again.", kind="stale", current_etag=etag(person)
@@ -345,10 +444,15 @@ async def update_person(
 
 @router.post("/persons/{person_id}/move-away", response_model=PersonRead)
 async def move_away(
-    person_id: str, body: MoveAway, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+    person_id: str,
+    body: MoveAway,
+    uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.MOVE_AWAY)],
+    actor: ActorHeader = "unauthenticated",
 ) -> PersonRead:
-    """Abmeldung: the person left the city."""
-    person = await load_person(uow.session, person_id, for_update=True)
+    """Abmeldung: the person left the city (privacy officers and admins, with the reason, which the access log
+    keeps)."""
+    person = await load_person(uow.session, person_id, scope, for_update=True)
     person.status = transition(domain.move_away, person.status).value
     person.moved_away_on = body.moved_away_on
     person.version += 1
@@ -356,16 +460,38 @@ async def move_away(
     await uow.publish(
         events.PersonMovedAway(person_id=person.id, household_id=person.household_id, moved_away_on=body.moved_away_on)
     )
-    audit(uow, actor, "move_away", person.id)
+    audit(uow, actor, "move_away", person.id, reason=body.reason)
     await uow.commit()
     return person_read(person)
 
 
 @router.delete("/persons/{person_id}", status_code=204)
-async def erase_person(person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated") -> Response:
-    """Erasure (GDPR Art. 17): personal data, needs and consents are deleted; a tombstone stays."""
+async def erase_person(
+    person_id: str,
+    uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.ERASE)],
+    body: Annotated[Erasure | None, Body()] = None,
+    reason: Annotated[
+        Reason | None,
+        Query(
+            description="The ground of the erasure, when the request has no body (the body is "
+            "better: a query string may reach traces)"
+        ),
+    ] = None,
+    actor: ActorHeader = "unauthenticated",
+) -> Response:
+    """Erasure (GDPR Art. 17): personal data, needs and consents are deleted; a tombstone stays. Privacy officers
+    and admins only, naming the ground in ``reason`` (the body ``{"reason": ...}`` or the query), which the
+    access log keeps."""
+    ground = body.reason if body is not None else reason
+    if ground is None:
+        raise Problem(
+            422, "Say why the data is erased: send {\"reason\": \"...\"} (or ?reason=...).", kind="validation",
+            title="Invalid request",
+            errors=[{"location": ["body", "reason"], "message": "the erasure needs a reason", "type": "missing"}],
+        )  # fmt: skip
     session = uow.session
-    person = await load_person(session, person_id, for_update=True)
+    person = await load_person(session, person_id, scope, for_update=True)
     person.status = transition(domain.erase, person.status).value
     for column in (
         "duplicate_key",
@@ -391,7 +517,7 @@ async def erase_person(person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = 
         for row in (await session.scalars(select(model).where(model.person_id == person.id))).all():
             await session.delete(row)
     await uow.publish(events.PersonErased(person_id=person.id, erased_at=at))
-    audit(uow, actor, "erase", person.id)
+    audit(uow, actor, "erase", person.id, reason=ground)
     # Stored answers to this person's writes (the registration, a change of address) would replay them for a day.
     await uow.forget_stored_responses(person.id)
     await uow.commit()
@@ -400,17 +526,23 @@ async def erase_person(person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = 
 
 @router.get("/persons/{person_id}/access-log", response_model=list[AccessLogEntry])
 async def access_log(
-    person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+    person_id: str,
+    uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.READ_ACCESS_LOG)],
+    actor: ActorHeader = "unauthenticated",
 ) -> list[AccessLogEntry]:
-    """Who read or changed this person's data, newest first (for the data subject's Art. 15 request)."""
+    """Who read or changed this person's data, newest first (for the data subject's Art. 15 request); an erased
+    person's log stays (accountability, Art. 5(2))."""
+    person = await load_person(uow.session, person_id, scope, erased_too=True)
     rows = (
         await uow.session.scalars(
-            select(AccessLog).where(AccessLog.person_id == person_id).order_by(AccessLog.id.desc()).limit(1000)
+            select(AccessLog).where(AccessLog.person_id == person.id).order_by(AccessLog.id.desc()).limit(1000)
         )
     ).all()
-    if not rows:
-        raise Problem(404, f"No person with id {person_id}.", kind="not-found")
-    return [AccessLogEntry(at=as_utc(r.at), actor=r.actor, action=r.action, person_id=r.person_id) for r in rows]
+    return [
+        AccessLogEntry(at=as_utc(r.at), actor=r.actor, action=r.action, person_id=r.person_id, reason=r.reason)
+        for r in rows
+    ]
 
 
 # --- needs assessment ----------------------------------------------------------------------
@@ -427,11 +559,15 @@ def needs_read(row: NeedsAssessment) -> NeedsAssessmentRead:
 
 @router.post("/persons/{person_id}/needs-assessments", status_code=201, response_model=NeedsAssessmentRead)
 async def assess_needs(
-    person_id: str, body: NeedsAssessmentCreate, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+    person_id: str,
+    body: NeedsAssessmentCreate,
+    uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.RECORD_NEEDS)],
+    actor: ActorHeader = "unauthenticated",
 ) -> NeedsAssessmentRead:
     """Record a new version of the person's needs assessment."""
     session = uow.session
-    person = await load_person(session, person_id, for_update=True)
+    person = await load_person(session, person_id, scope, for_update=True)
     transition(lambda s: domain.ensure_changeable(s) or s, person.status)
     assert person.birth_date is not None
     today = date.today()
@@ -486,9 +622,12 @@ async def assess_needs(
 
 @router.get("/persons/{person_id}/needs-assessments", response_model=list[NeedsAssessmentRead])
 async def list_needs(
-    person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+    person_id: str,
+    uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.READ_NEEDS)],
+    actor: ActorHeader = "unauthenticated",
 ) -> list[NeedsAssessmentRead]:
-    person = await load_person(uow.session, person_id)
+    person = await load_person(uow.session, person_id, scope)
     rows = (
         await uow.session.scalars(
             select(NeedsAssessment)
@@ -523,10 +662,14 @@ def consent_read(row: Consent, at: datetime) -> ConsentRead:
 
 @router.post("/persons/{person_id}/consents", status_code=201, response_model=ConsentRead)
 async def give_consent(
-    person_id: str, body: ConsentCreate, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+    person_id: str,
+    body: ConsentCreate,
+    uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.RECORD_CONSENTS)],
+    actor: ActorHeader = "unauthenticated",
 ) -> ConsentRead:
     """Record the person's consent to share data with a partner (or a category of partners) for a purpose."""
-    person = await load_person(uow.session, person_id)
+    person = await load_person(uow.session, person_id, scope)
     transition(lambda s: domain.ensure_changeable(s) or s, person.status)
     at = now()
     given_at = as_utc(body.given_at) if body.given_at else at
@@ -560,9 +703,12 @@ async def give_consent(
 
 @router.get("/persons/{person_id}/consents", response_model=list[ConsentRead])
 async def list_consents(
-    person_id: str, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+    person_id: str,
+    uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.READ_CONSENTS)],
+    actor: ActorHeader = "unauthenticated",
 ) -> list[ConsentRead]:
-    person = await load_person(uow.session, person_id)
+    person = await load_person(uow.session, person_id, scope)
     rows = (
         await uow.session.scalars(select(Consent).where(Consent.person_id == person.id).order_by(Consent.given_at))
     ).all()
@@ -574,10 +720,14 @@ async def list_consents(
 
 @router.post("/persons/{person_id}/consents/{consent_id}/withdrawal", response_model=ConsentRead)
 async def withdraw_consent(
-    person_id: str, consent_id: str, uow: UnitOfWorkDep, actor: ActorHeader = "unauthenticated"
+    person_id: str,
+    consent_id: str,
+    uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.RECORD_CONSENTS)],
+    actor: ActorHeader = "unauthenticated",
 ) -> ConsentRead:
     """Withdraw a consent (GDPR Art. 7(3)); partners learn it by event and stop sharing."""
-    person = await load_person(uow.session, person_id)
+    person = await load_person(uow.session, person_id, scope)
     row = await uow.session.scalar(select(Consent).where(Consent.id == consent_id, Consent.person_id == person.id))
     if row is None:
         raise Problem(404, f"No consent {consent_id} for this person.", kind="not-found")

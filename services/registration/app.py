@@ -14,7 +14,7 @@ from chassis.service import ServiceSpec, create_service_app
 from chassis.settings import ServiceSettings
 from contracts import registration as events
 from services.registration import api
-from services.registration.handlers import CONSUMED_TOPICS
+from services.registration.handlers import CONSUMED_TOPICS, make_handlers
 from services.registration.models import Base, messaging
 
 #: Landsberg am Lech's Ortsteile; another city sets REGISTRATION_DISTRICTS (a JSON list).
@@ -84,6 +84,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.PERSONS_TOPIC],
         routers=[api.router, api.internal_router],
+        handlers=lambda runtime: make_handlers(),
         consumed_topics=CONSUMED_TOPICS,
     )
     return create_service_app(spec, settings)

@@ -4,7 +4,7 @@ The registration office (Einwohnermeldeamt) is where a newcomer first meets the
 city. What is decided here: who is a likely duplicate, which age band someone
 falls in, which needs an assessment reveals, which consent is in force, which
 language the information pack (Grundinformation) is given in, and what may
-happen to a person record in which state.
+happen to a person record in which state, and who may do what with a person's data.
 """
 
 from __future__ import annotations
@@ -50,6 +50,84 @@ def erase(status: PersonStatus) -> PersonStatus:
 def ensure_changeable(status: PersonStatus) -> None:
     if status is not PersonStatus.REGISTERED:
         raise InvalidTransition(f"a person who is {status.value} cannot be changed")
+
+
+# --- who may do what -----------------------------------------------------------------------
+
+
+class Act(StrEnum):
+    """What a caller does with a person's data (the routes of the registration API)."""
+
+    REGISTER = "register"  # a new registration, with its duplicate check
+    READ_PERSON = "read_person"  # the person record, and the persons list
+    CHANGE_PERSON = "change_person"
+    READ_CONSENTS = "read_consents"
+    RECORD_CONSENTS = "record_consents"  # give or withdraw
+    READ_NEEDS = "read_needs"
+    RECORD_NEEDS = "record_needs"
+    READ_ACCESS_LOG = "read_access_log"
+    MOVE_AWAY = "move_away"
+    ERASE = "erase"
+
+
+class Reach(StrEnum):
+    """How far a permission reaches."""
+
+    EVERYONE = "everyone"
+    OWN_CASES = "own_cases"  # the persons whose case is open in the caller's team
+    NOBODY = "nobody"
+
+
+_ALL = frozenset(Act)
+#: Role -> what it may do, for everyone. Registrars keep the register (Melderegister): they register, check for
+#: duplicates, read and correct the record and take consents at the desk; needs (health, counselling, notes)
+#: and the access log (which partners read the contact data) are not theirs. Privacy officers answer data
+#: subjects (Art. 15: they read everything) and alone with admins erase (Art. 17) and record a move away.
+EVERYONE: dict[str, frozenset[Act]] = {
+    "admin": _ALL,
+    "registrar": frozenset({Act.REGISTER, Act.READ_PERSON, Act.CHANGE_PERSON, Act.READ_CONSENTS, Act.RECORD_CONSENTS}),
+    "privacy_officer": frozenset(
+        {Act.READ_PERSON, Act.READ_CONSENTS, Act.READ_NEEDS, Act.READ_ACCESS_LOG, Act.MOVE_AWAY, Act.ERASE}
+    ),
+}
+#: Role -> what it may do for the persons of its own cases only (an open case in the caller's team).
+OWN_CASES: dict[str, frozenset[Act]] = {
+    "caseworker": frozenset(
+        {
+            Act.READ_PERSON,
+            Act.CHANGE_PERSON,
+            Act.READ_CONSENTS,
+            Act.RECORD_CONSENTS,
+            Act.READ_NEEDS,
+            Act.RECORD_NEEDS,
+            Act.READ_ACCESS_LOG,
+        }
+    ),
+}
+#: Acts that say why: an erasure or a move away is recorded with its reason.
+NEEDS_A_REASON = frozenset({Act.MOVE_AWAY, Act.ERASE})
+
+
+def reach(roles: frozenset[str] | None, act: Act) -> Reach:
+    """How far the caller's roles let them ``act``; the widest role wins.
+
+    ``None``: no identity was forwarded at all (development and tests calling the service directly; production
+    refuses such a call before it gets here), which reaches everyone, as before object-level rules existed.
+    """
+    if roles is None:
+        return Reach.EVERYONE
+    if any(act in EVERYONE.get(role, ()) for role in roles):
+        return Reach.EVERYONE
+    if any(act in OWN_CASES.get(role, ()) for role in roles):
+        return Reach.OWN_CASES
+    return Reach.NOBODY
+
+
+def roles_from_header(value: str | None) -> frozenset[str] | None:
+    """The roles of the plain ``X-Role`` header (comma separated); ``None`` when it is absent."""
+    if value is None:
+        return None
+    return frozenset(role.strip() for role in value.split(",") if role.strip())
 
 
 # --- duplicates --------------------------------------------------------------------------

@@ -105,6 +105,22 @@ class AccessLog(Base):
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(40))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Why, where the action needs one: an erasure or a move-away names its ground (GDPR Art. 5(2), 17).
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class CaseTeam(Base):
+    """Who works a person's case, as the referral service's case events tell it: the object-level rule for
+    caseworkers (a caseworker reaches a person only while the person's case is open in the caseworker's team).
+    Pseudonymous ids and a team name only."""
+
+    __tablename__ = "case_teams"
+
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(64), index=True)
+    team: Mapped[str | None] = mapped_column(String(64), index=True)
+    caseworker_id: Mapped[str | None] = mapped_column(String(64))
+    open: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 def as_dict(row: Any) -> dict[str, Any]:

@@ -238,8 +238,19 @@ class ConsentRead(BaseModel):
     in_force: bool
 
 
+#: Why a person's data is erased or the person is recorded as moved away: kept in the access log.
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$")
+]
+
+
 class MoveAway(Strict):
     moved_away_on: PastDate
+    reason: Reason = Field(description="Why (e.g. the Abmeldung of the residents' office); kept in the access log")
+
+
+class Erasure(Strict):
+    reason: Reason = Field(description="The ground of the erasure (e.g. the person's request under GDPR Art. 17)")
 
 
 class AccessLogEntry(BaseModel):
@@ -247,3 +258,4 @@ class AccessLogEntry(BaseModel):
     actor: str
     action: str
     person_id: str
+    reason: str | None = None

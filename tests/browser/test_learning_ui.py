@@ -49,6 +49,11 @@ async def test_caseworker_plans_assesses_enrols_and_sees_the_waiting_list(stack:
             return str(found["items"][0]["case_id"]) if found.get("items") else None
 
         case = await eventually(case_id, timeout_s=30)
+
+        async def reachable() -> bool:  # registration learns the case's team from referral's events (issue 12)
+            return (await api.get(f"/api/v1/persons/{person}", headers=as_lotse)).status_code == 200
+
+        await eventually(reachable, timeout_s=30)
         # A course with one seat, taken by someone else: the next person waits.
         as_vhs = await stack.bearer(api, "vhs")
         body = course_body(capacity=1, title=SMALL_COURSE, category="german_second_language", target_level="A2",

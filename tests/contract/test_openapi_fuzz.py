@@ -58,14 +58,19 @@ EXAMPLES = 20
 CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
 #: Tried in this order; the first role the policy lets through is the caller's (admin last: it is the
 #: exception to most object-level checks).
-ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "admin")
+ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin")
 PARTNER = "caritas-landsberg"
 PROVIDER = "vhs-landsberg"
 PARTNER_UPDATED = "de.landsberg.integration.partners.partner_updated.v1"
 TEAM = "integration-nord"
-#: The service is stricter than the gateway's role policy here: a rebuild of the read model is the admin's.
+#: The service is stricter than the gateway's role policy here: a rebuild of the read model is the admin's. A
+#: caseworker reaches a person only through a case of the team, which the registration service alone (no referral
+#: here) never learns of: the person's needs and access log are fuzzed as the roles that reach everyone.
 ROLE_OVERRIDES = {
     ("POST", "/api/v1/monitoring/rebuild"): "admin",
+    ("GET", "/api/v1/persons/{person_id}/needs-assessments"): "privacy_officer",
+    ("POST", "/api/v1/persons/{person_id}/needs-assessments"): "admin",
+    ("GET", "/api/v1/persons/{person_id}/access-log"): "privacy_officer",
     # A learner's records are for the caseworkers of their case and the course admins of their provider; the
     # seeded learner is enrolled with the course admin's provider (no case reaches courses without referral).
     **{(method, f"/api/v1/learners/{{person_id}}/{rest}"): "course_admin"

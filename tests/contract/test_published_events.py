@@ -39,8 +39,10 @@ async def test_lifecycle_events_are_valid_cloudevents_without_personal_data(
     etag = (await registration.get(base)).headers["etag"]
     patch = await registration.patch(base, json={"residence_status_group": "other"}, headers={"If-Match": etag})
     assert patch.status_code == 200, patch.text
-    assert (await registration.post(f"{base}/move-away", json={"moved_away_on": "2026-11-01"})).status_code == 200
-    assert (await registration.delete(base)).status_code == 204
+    assert (
+        await registration.post(f"{base}/move-away", json={"moved_away_on": "2026-11-01", "reason": "Abmeldung"})
+    ).status_code == 200
+    assert (await registration.delete(base, params={"reason": "Art. 17"})).status_code == 204
 
     def mine(records: list[Any]) -> list[Any]:
         return [r for r in records if r.key == person.encode()]

@@ -48,7 +48,7 @@ CRD_KINDS = {
     ("k8s.keycloak.org/v2alpha1", "Keycloak"),
     ("k8s.keycloak.org/v2alpha1", "KeycloakRealmImport"),
 }
-REALM_ROLES = {"registrar", "caseworker", "course_admin", "partner", "analyst", "admin"}
+REALM_ROLES = {"registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin"}
 GATEWAY_CLIENT = "landsberg-gateway"
 
 

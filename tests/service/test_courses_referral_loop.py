@@ -109,7 +109,7 @@ async def test_recognition_enters_the_pass_and_erasure_revokes_the_pass(
     code = issued.json()["code"]
     assert (await courses.get(f"/api/v1/education-passes/verify/{code}")).json()["valid"] is True
 
-    assert (await registration.delete(f"/api/v1/persons/{person}")).status_code == 204
+    assert (await registration.delete(f"/api/v1/persons/{person}", params={"reason": "Art. 17"})).status_code == 204
 
     async def erased() -> bool:
         verification = (await courses.get(f"/api/v1/education-passes/verify/{code}")).json()

@@ -462,7 +462,7 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
     assert case["caseworker_id"] == "lotse-m.wagner"
 
     # Erasure in registration closes the case here and removes what might identify the person.
-    assert (await registration.delete(f"/api/v1/persons/{person}")).status_code == 204
+    assert (await registration.delete(f"/api/v1/persons/{person}", params={"reason": "Art. 17"})).status_code == 204
 
     async def closed() -> dict[str, Any] | None:
         case = ok(await referral.get(f"/api/v1/cases/{case_id}"))

@@ -428,9 +428,11 @@ async def test_a_consent_given_with_a_utc_offset_keeps_its_moment(registration: 
 async def test_a_person_who_moved_away_cannot_be_changed(registration: httpx.AsyncClient) -> None:
     person_id = (await register(registration))["person_id"]
     url = f"/api/v1/persons/{person_id}"
-    assert_problem(await registration.post(f"{url}/move-away", json={"moved_away_on": "2099-01-01"}), 422)
+    moved = {"moved_away_on": date.today().isoformat(), "reason": "Abmeldung beim Einwohnermeldeamt"}
+    assert_problem(await registration.post(f"{url}/move-away", json=moved | {"moved_away_on": "2099-01-01"}), 422)
+    assert_problem(await registration.post(f"{url}/move-away", json={"moved_away_on": moved["moved_away_on"]}), 422)
 
-    reply = await registration.post(f"{url}/move-away", json={"moved_away_on": date.today().isoformat()})
+    reply = await registration.post(f"{url}/move-away", json=moved)
     assert reply.status_code == 200, reply.text
     assert (reply.json()["status"], reply.json()["moved_away_on"]) == ("moved_away", date.today().isoformat())
     assert reply.json()["version"] == 2
@@ -438,7 +440,7 @@ async def test_a_person_who_moved_away_cannot_be_changed(registration: httpx.Asy
     person, etag = await read(registration, person_id)
     assert (person["status"], etag) == ("moved_away", '"2"')
     assert_problem(await registration.patch(url, json={"phone": "+49 1"}, headers={"If-Match": etag}), 409)
-    assert_problem(await registration.post(f"{url}/move-away", json={"moved_away_on": date.today().isoformat()}), 409)
+    assert_problem(await registration.post(f"{url}/move-away", json=moved), 409)
     assert_problem(await registration.post(f"{url}/needs-assessments", json=NEEDS), 409)
     consent = {"partner_category": "charity", "purpose": "referral"}
     assert_problem(await registration.post(f"{url}/consents", json=consent), 409)
@@ -459,7 +461,9 @@ async def test_erasure_leaves_only_a_tombstone(registration: httpx.AsyncClient) 
     consent = {"partner_category": "charity", "purpose": "referral"}
     assert (await registration.post(f"{url}/consents", json=consent)).status_code == 201
 
-    reply = await registration.delete(url)
+    assert_problem(await registration.delete(url), 422)  # an erasure names its ground
+    ground = {"reason": "Antrag der Person nach Art. 17 DSGVO"}
+    reply = await registration.request("DELETE", url, json=ground)
     assert reply.status_code == 204, reply.text
     assert reply.content == b""
 
@@ -468,7 +472,7 @@ async def test_erasure_leaves_only_a_tombstone(registration: httpx.AsyncClient) 
         await registration.get(f"{url}/needs-assessments"),
         await registration.get(f"{url}/consents"),
         await registration.patch(url, json={"phone": "+49 1"}, headers={"If-Match": '"3"'}),
-        await registration.delete(url),
+        await registration.request("DELETE", url, json=ground),
     ):
         assert_problem(gone, 410)
 

@@ -268,6 +268,11 @@ async def test_the_case_page_keeps_the_plan_the_needs_and_the_courses(site: Site
         return str(found["items"][0]["case_id"]) if found.get("items") else None
 
     case = await eventually(case_of, timeout_s=20)
+
+    async def reachable() -> bool:  # registration learns the case's team from referral's events (issue 12)
+        return (await site.api.get(f"/api/v1/persons/{person}", headers=as_lotse)).status_code == 200
+
+    await eventually(reachable, timeout_s=20)
     await site.known_to_courses(person)
     lotse = await site.visitor("lotse")
     page = (await lotse.get(f"/ui/cases/{case}")).text
@@ -344,7 +349,9 @@ async def test_the_case_page_keeps_the_plan_the_needs_and_the_courses(site: Site
     assert entry["data-person"] == person and entry["data-status"] == "waitlisted"
     assert "Kleiner Kurs" in text(dashboard, "course-waiting") and "Platz 1" in text(dashboard, "course-waiting")
 
-    # The registrar's person page shows the needs, read-only.
+    # The person page shows the caseworker the needs, read-only; the registrar none (needs are not theirs).
+    page = (await lotse.get(f"/ui/persons/{person}")).text
+    assert "A1" in text(page, "latest-needs") and 'id="needs-form"' not in page
     registrar = await site.visitor("registrar")
     page = (await registrar.get(f"/ui/persons/{person}")).text
-    assert "A1" in text(page, "latest-needs") and 'id="needs-form"' not in page
+    assert 'id="needs-h"' not in page and 'id="latest-needs"' not in page

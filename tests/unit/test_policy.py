@@ -99,3 +99,44 @@ def test_only_course_admins_and_admins_revoke_a_pass() -> None:
     for role in ("partner", "caseworker", "registrar", "analyst"):
         assert decide("POST", revoke, frozenset({role})) is False, role
     assert decide("POST", revoke, None) is None, "signing in first"
+
+
+PERSON = "/api/v1/persons/p-1"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "roles"),
+    [
+        ("POST", "/api/v1/registrations", {"registrar", "admin"}),
+        ("GET", "/api/v1/persons", {"registrar", "caseworker", "privacy_officer", "admin"}),
+        ("GET", PERSON, {"registrar", "caseworker", "privacy_officer", "admin"}),
+        ("PATCH", PERSON, {"registrar", "caseworker", "admin"}),
+        ("GET", f"{PERSON}/consents", {"registrar", "caseworker", "privacy_officer", "admin"}),
+        ("POST", f"{PERSON}/consents", {"registrar", "caseworker", "admin"}),
+        ("POST", f"{PERSON}/consents/c-1/withdrawal", {"registrar", "caseworker", "admin"}),
+        ("GET", f"{PERSON}/needs-assessments", {"caseworker", "privacy_officer", "admin"}),
+        ("POST", f"{PERSON}/needs-assessments", {"caseworker", "admin"}),
+        ("GET", f"{PERSON}/access-log", {"caseworker", "privacy_officer", "admin"}),
+        ("POST", f"{PERSON}/move-away", {"privacy_officer", "admin"}),
+        ("DELETE", PERSON, {"privacy_officer", "admin"}),
+        ("DELETE", f"{PERSON}/consents", set()),
+        ("PUT", PERSON, set()),
+        ("GET", f"{PERSON}/anything-else", set()),
+    ],
+)
+def test_who_reaches_a_persons_data(method: str, path: str, roles: set[str]) -> None:
+    """The role half of issue 12 (the registration service checks the object: a caseworker's team's persons)."""
+    every_role = {"registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin"}
+    allowed = {role for role in every_role if decide(method, path, frozenset({role}))}
+    assert allowed == roles, (method, path)
+    if roles:
+        assert decide(method, path, None) is None, "signing in first"
+
+
+def test_the_privacy_officer_role_survives_the_sign_in() -> None:
+    """Realm roles outside ``gateway.auth.ROLES`` are dropped from a token; the new role is not (issue 12)."""
+    from gateway.auth import identity_from_claims
+
+    claims = {"sub": "u-1", "preferred_username": "d.schutz", "realm_access": {"roles": ["privacy_officer", "x"]}}
+    assert identity_from_claims(claims).roles == {"privacy_officer"}
+    assert identity_from_claims({"sub": "u-2", "roles": ["privacy_officer"]}).roles == {"privacy_officer"}

@@ -935,3 +935,37 @@ def test_the_clock_agrees_with_its_deadlines(naive_now: datetime, escalated: boo
         assert got is ClockAction.ESCALATE
     else:
         assert got is None
+
+
+# --- what a partner learns of why (issue 12) ----------------------------------------------------
+
+
+def test_a_partner_reads_only_the_facts_its_service_works_with() -> None:
+    from services.referral.domain import PARTNER_FACTS, PARTNER_NEEDS, partner_facts
+
+    assert set(PARTNER_FACTS) == set(PARTNER_NEEDS) == set(ServiceType), "every service has its rule"
+    matched = {
+        "need_categories": ["employment", "health", "language"],
+        "gender": "female",
+        "residence_status_group": "asylum_seeker",
+        "german_level": "A1",
+        "age_band": "27-44",
+    }
+    assert partner_facts(ServiceType.JOB_PLACEMENT, matched) == {
+        "need_categories": ["employment", "language"],
+        "german_level": "A1",
+        "age_band": "27-44",
+    }
+    assert partner_facts("qualification_recognition", matched) == {}, "no category of its field: nothing"
+    assert partner_facts(ServiceType.HEALTH_ADVICE, matched) == {"need_categories": ["health"]}
+    assert partner_facts(ServiceType.ASYLUM_SOCIAL_COUNSELLING, matched) == {"residence_status_group": "asylum_seeker"}
+    assert partner_facts(ServiceType.COURSE_WITH_CHILDCARE, matched) == {
+        "need_categories": ["language"],
+        "gender": "female",
+        "german_level": "A1",
+    }
+    assert partner_facts(ServiceType.INTEGRATION_COURSE, {}) == {}
+    for service in ServiceType:  # health needs (GDPR Art. 9) reach the health service alone
+        assert ("health" in partner_facts(service, matched).get("need_categories", [])) is (
+            service is ServiceType.HEALTH_ADVICE
+        )

@@ -1,0 +1,263 @@
+"""Object-level authorisation in the registration service (issue 12): a caseworker reaches a person's data only
+while the person's case is open in the caseworker's team, as registration learns from referral's case events;
+another team's person answers 404 as if they did not exist; registrars keep the register but read no needs or
+access log; privacy officers and admins alone erase and record a move away, naming a reason the access log keeps.
+
+Registration (under test) on the parametrized database, referral on its own SQLite file with the demo roster,
+both on the session's broker; the services are called directly with the plain identity headers the identity
+middleware leaves after verifying the gateway's token (the gateway tests check that part).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from chassis.embedded_broker import EmbeddedBroker
+from services.referral.app import create_app as create_referral
+from services.registration.app import create_app as create_registration
+from tests.conftest import (
+    REFERRAL_NEEDS,
+    case_with_referrals,
+    eventually,
+    newcomer,
+    referral_settings,
+    register_with_needs,
+    registration_settings,
+    running_app,
+)
+
+NORD, SUED = "integration-nord", "integration-sued"
+ADMIN = {"X-Role": "admin", "X-Actor": "user:admin"}
+REGISTRAR = {"X-Role": "registrar", "X-Actor": "user:registrar"}
+PRIVACY = {"X-Role": "privacy_officer", "X-Actor": "user:datenschutz"}
+LOTSE_NORD = {"X-Role": "caseworker", "X-Team": NORD, "X-Actor": "user:lotse"}
+LOTSE_SUED = {"X-Role": "caseworker", "X-Team": SUED, "X-Actor": "user:lotse-m.wagner"}
+ALL = {"page_size": 200}
+CONSENT = {"partner_id": "jobcenter-landsberg", "purpose": "job_placement"}
+GROUND = {"reason": "Antrag der Person nach Art. 17 DSGVO, Schreiben vom 1. Dezember"}
+
+
+def ok(reply: httpx.Response, status: int = 200) -> Any:
+    assert reply.status_code == status, reply.text
+    return reply.json() if reply.content else None
+
+
+def problem(reply: httpx.Response, status: int, kind: str) -> None:
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    assert reply.json()["type"].endswith(kind), reply.json()
+
+
+def not_found(reply: httpx.Response) -> None:
+    """404 Problem Details, the same as for an id that does not exist."""
+    problem(reply, 404, "not-found")
+
+
+@pytest.fixture
+async def services(
+    database_url: str, broker: EmbeddedBroker, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    registration_app = create_registration(registration_settings(database_url, broker.bootstrap_servers))
+    referral_app = create_referral(
+        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers, demo_data=True)
+    )
+    async with running_app(registration_app) as registration, running_app(referral_app) as referral:
+        yield registration, referral
+
+
+async def case_in_team(
+    registration: httpx.AsyncClient, referral: httpx.AsyncClient, worker: str, caller: dict[str, str], **person: Any
+) -> tuple[str, dict[str, Any]]:
+    """A newcomer with needs and proposed referrals, whose case an admin hands to ``worker``; returns once
+    registration has the case event, i.e. once ``caller`` (of that team) reads the person."""
+    person_id = await register_with_needs(registration, [], **person)
+    case = await eventually(lambda: case_with_referrals(referral, person_id, 4))
+    moved = ok(
+        await referral.post(
+            f"/api/v1/cases/{case['case_id']}/assignment", json={"caseworker_id": worker}, headers=ADMIN
+        )
+    )
+
+    async def readable() -> bool:
+        return (await registration.get(f"/api/v1/persons/{person_id}", headers=caller)).status_code == 200
+
+    await eventually(readable)
+    return person_id, case | {"team": moved["team"]}
+
+
+async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(services: Any) -> None:
+    registration, referral = services
+    # Routing hands a Russian speaker's case to team Süd (the demo roster): Nord never reaches that person.
+    body = newcomer(languages=["ru"], preferred_language="ru")
+    early = (await registration.post("/api/v1/registrations", json=body)).json()["person_id"]
+
+    async def routed_to_sued() -> bool:
+        return (await registration.get(f"/api/v1/persons/{early}", headers=LOTSE_SUED)).status_code == 200
+
+    await eventually(routed_to_sued)
+    not_found(await registration.get(f"/api/v1/persons/{early}", headers=LOTSE_NORD))
+
+    mine, mine_case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    theirs, _ = await case_in_team(
+        registration, referral, "lotse-m.wagner", LOTSE_SUED, languages=["ru"], preferred_language="ru"
+    )
+    assert mine_case["team"] == NORD
+    ok(await registration.post(f"/api/v1/persons/{theirs}/consents", json=CONSENT, headers=LOTSE_SUED), 201)
+    consent_id = ok(await registration.get(f"/api/v1/persons/{theirs}/consents", headers=ADMIN))[0]["consent_id"]
+
+    # Another team's person: every route answers as for an unknown id, and nothing is changed or logged.
+    url = f"/api/v1/persons/{theirs}"
+    for reply in (
+        await registration.get(url, headers=LOTSE_NORD),
+        await registration.get(f"{url}/needs-assessments", headers=LOTSE_NORD),
+        await registration.get(f"{url}/consents", headers=LOTSE_NORD),
+        await registration.get(f"{url}/access-log", headers=LOTSE_NORD),
+        await registration.patch(url, json={"phone": "+49 1"}, headers=LOTSE_NORD | {"If-Match": '"1"'}),
+        await registration.post(f"{url}/needs-assessments", json=REFERRAL_NEEDS, headers=LOTSE_NORD),
+        await registration.post(f"{url}/consents", json=CONSENT, headers=LOTSE_NORD),
+        await registration.post(f"{url}/consents/{consent_id}/withdrawal", headers=LOTSE_NORD),
+    ):
+        not_found(reply)
+    log = ok(await registration.get(f"{url}/access-log", headers=ADMIN))
+    assert "user:lotse" not in {entry["actor"] for entry in log}
+    assert ok(await registration.get(f"{url}/consents", headers=ADMIN))[0]["in_force"] is True
+    assert len(ok(await registration.get(f"{url}/needs-assessments", headers=ADMIN))) == 1
+
+    # Their own team's person: everything a caseworker does.
+    own = f"/api/v1/persons/{mine}"
+    reply = await registration.get(own, headers=LOTSE_NORD)
+    assert ok(reply)["person_id"] == mine
+    changed = ok(await registration.patch(own, json={"phone": "+49 8191 1"},
+                                          headers=LOTSE_NORD | {"If-Match": reply.headers["etag"]}))  # fmt: skip
+    assert changed["phone"] == "+49 8191 1"
+    assert ok(await registration.post(f"{own}/needs-assessments", json=REFERRAL_NEEDS, headers=LOTSE_NORD), 201)
+    assert [n["version"] for n in ok(await registration.get(f"{own}/needs-assessments", headers=LOTSE_NORD))] == [
+        2,
+        1,
+    ]
+    given = ok(await registration.post(f"{own}/consents", json=CONSENT, headers=LOTSE_NORD), 201)
+    withdrawn = await registration.post(f"{own}/consents/{given['consent_id']}/withdrawal", headers=LOTSE_NORD)
+    assert ok(withdrawn)["in_force"] is False
+    assert "user:lotse" in {
+        entry["actor"] for entry in ok(await registration.get(f"{own}/access-log", headers=LOTSE_NORD))
+    }
+
+    # The list: only the team's persons; filters narrow, never widen; the other team sees its own.
+    listed = {
+        p["person_id"] for p in ok(await registration.get("/api/v1/persons", params=ALL, headers=LOTSE_NORD))["items"]
+    }
+    assert mine in listed and theirs not in listed and early not in listed
+    page = ok(await registration.get("/api/v1/persons", params=ALL, headers=LOTSE_NORD))
+    assert page["total"] == len(page["items"])
+    household = ok(await registration.get(url, headers=ADMIN))["household_id"]
+    narrowed = await registration.get("/api/v1/persons", params={"household_id": household}, headers=LOTSE_NORD)
+    assert ok(narrowed)["total"] == 0
+    sued = {
+        p["person_id"] for p in ok(await registration.get("/api/v1/persons", params=ALL, headers=LOTSE_SUED))["items"]
+    }
+    assert theirs in sued and mine not in sued
+    for everyone in (REGISTRAR, PRIVACY, ADMIN):
+        found = {
+            p["person_id"] for p in ok(await registration.get("/api/v1/persons", params=ALL, headers=everyone))["items"]
+        }
+        assert {mine, theirs, early} <= found
+
+    # A caseworker without a team: the persons of the cases assigned to them.
+    berger = {"X-Role": "caseworker", "X-Actor": "user:lotse-a.berger"}
+    assert ok(await registration.get(own, headers=berger))["person_id"] == mine
+    not_found(await registration.get(url, headers=berger))
+    nobody = {"X-Role": "caseworker", "X-Actor": "api_key:x"}
+    assert ok(await registration.get("/api/v1/persons", headers=nobody))["total"] == 0
+
+    # A case handed to the other team moves the person with it.
+    await referral.post(
+        f"/api/v1/cases/{mine_case['case_id']}/assignment", json={"caseworker_id": "lotse-m.wagner"}, headers=ADMIN
+    )
+
+    async def moved_to_sued() -> bool:
+        return (await registration.get(own, headers=LOTSE_SUED)).status_code == 200
+
+    await eventually(moved_to_sued)
+    not_found(await registration.get(own, headers=LOTSE_NORD))
+
+    # Roles that never see a person here (the gateway refuses them first; this is the second line): 403.
+    for role in ("analyst", "partner", "course_admin", ""):
+        problem(await registration.get(own, headers={"X-Role": role, "X-Actor": "user:x"}), 403, "forbidden")
+
+
+async def test_registrars_keep_the_register_but_read_no_needs_or_access_log(services: Any) -> None:
+    registration, _ = services
+    person = ok(await registration.post("/api/v1/registrations", json=newcomer(), headers=REGISTRAR), 201)["person_id"]
+    url = f"/api/v1/persons/{person}"
+    reply = await registration.get(url, headers=REGISTRAR)
+    assert ok(reply)["person_id"] == person
+    ok(
+        await registration.patch(
+            url, json={"email": "neu@example.org"}, headers=REGISTRAR | {"If-Match": reply.headers["etag"]}
+        )
+    )
+    ok(await registration.post(f"{url}/consents", json=CONSENT, headers=REGISTRAR), 201)
+    assert len(ok(await registration.get(f"{url}/consents", headers=REGISTRAR))) == 1
+    for refused in (
+        await registration.get(f"{url}/needs-assessments", headers=REGISTRAR),
+        await registration.post(f"{url}/needs-assessments", json=REFERRAL_NEEDS, headers=REGISTRAR),
+        await registration.get(f"{url}/access-log", headers=REGISTRAR),
+    ):
+        problem(refused, 403, "forbidden")
+    # Privacy officers read (Art. 15) but do not change; caseworkers do not register.
+    assert ok(await registration.get(f"{url}/needs-assessments", headers=PRIVACY)) == []
+    assert ok(await registration.get(f"{url}/access-log", headers=PRIVACY))
+    problem(await registration.post(f"{url}/consents", json=CONSENT, headers=PRIVACY), 403, "forbidden")
+    problem(
+        await registration.patch(url, json={"phone": "+49 1"}, headers=PRIVACY | {"If-Match": '"2"'}), 403, "forbidden"
+    )
+    problem(await registration.post("/api/v1/registrations", json=newcomer(), headers=LOTSE_NORD), 403, "forbidden")
+
+
+async def test_only_privacy_officers_and_admins_erase_and_record_a_move_with_a_reason(services: Any) -> None:
+    registration, referral = services
+    person, _ = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    other = ok(await registration.post("/api/v1/registrations", json=newcomer()), 201)["person_id"]
+    url, other_url = f"/api/v1/persons/{person}", f"/api/v1/persons/{other}"
+
+    # Not the caseworkers' (not even of the person's own team) nor the registrars': 403, with or without a reason.
+    for caller in (LOTSE_NORD, LOTSE_SUED, REGISTRAR):
+        problem(await registration.request("DELETE", url, json=GROUND, headers=caller), 403, "forbidden")
+        problem(await registration.delete(url, headers=caller), 403, "forbidden")
+        moved = {"moved_away_on": date.today().isoformat(), "reason": "Abmeldung"}
+        problem(await registration.post(f"{url}/move-away", json=moved, headers=caller), 403, "forbidden")
+
+    # A privacy officer names the ground, or is refused with 422 and nothing happens.
+    problem(await registration.delete(url, headers=PRIVACY), 422, "validation")
+    problem(await registration.request("DELETE", url, json={}, headers=PRIVACY), 422, "validation")
+    problem(await registration.request("DELETE", url, json={"reason": " "}, headers=PRIVACY), 422, "validation")
+    problem(await registration.post(f"{url}/move-away", json={"moved_away_on": date.today().isoformat()},
+                                    headers=PRIVACY), 422, "validation")  # fmt: skip
+    assert ok(await registration.get(url, headers=LOTSE_NORD))["status"] == "registered"
+
+    moved = {"moved_away_on": date.today().isoformat(), "reason": "Abmeldung beim Einwohnermeldeamt"}
+    assert ok(await registration.post(f"{url}/move-away", json=moved, headers=PRIVACY))["status"] == "moved_away"
+    assert (await registration.request("DELETE", url, json=GROUND, headers=PRIVACY)).status_code == 204
+    problem(await registration.get(url, headers=REGISTRAR), 410, "erased")
+    # The query form for clients that send no body on a DELETE.
+    assert (await registration.delete(other_url, params=GROUND, headers=ADMIN)).status_code == 204
+
+    log = ok(await registration.get(f"{url}/access-log", headers=PRIVACY))
+    assert [(e["action"], e["actor"], e["reason"]) for e in log[:2]] == [
+        ("erase", "user:datenschutz", GROUND["reason"]),
+        ("move_away", "user:datenschutz", moved["reason"]),
+    ]
+    assert ok(await registration.get(f"{other_url}/access-log", headers=ADMIN))[0]["reason"] == GROUND["reason"]
+
+    # The move closed the case (referral's event): the team's caseworker no longer reaches the person at all.
+    async def out_of_reach() -> bool:
+        return (await registration.get(f"{url}/access-log", headers=LOTSE_NORD)).status_code == 404
+
+    await eventually(out_of_reach)
+    not_found(await registration.get(url, headers=LOTSE_NORD))
