@@ -141,4 +141,6 @@ async def test_ctrl_c_in_the_middle_of_the_load_loses_no_one(tmp_path: Path) -> 
     assert "platform is running" in first_run
     assert per_person == [1] * len(registered), "every person registered has exactly one case"
     assert monitored == persons, "monitoring counts every person once"
-    assert this_month >= len(registered), "the figures count everyone registered this month"
+    # The published figure counts everyone, unless the council report's disclosure control withholds it (a small
+    # count of the demo data's in another period of the year can make this month's total one to protect).
+    assert this_month is None or this_month >= len(registered), "the figures count everyone registered this month"
