@@ -1,0 +1,374 @@
+"""The authorisation matrix (issue 12): every operation of the gateway's public OpenAPI x every caller x the
+caller's own object and another's, sent through the real gateway to the real services, each answer held to
+what it must be.
+
+The expected answer has two halves, kept apart on purpose:
+
+* the role half comes from the gateway's policy itself (``policy.decide``): 401 for an anonymous caller on a
+  route that is not public, 403 for a role (or an API key's scopes) the policy refuses;
+* the object half is the explicit table :data:`OBJECT_RULES` below: which service refuses which caller another
+  team's, partner's or provider's object, and with which status (404 where the object is not to be known of).
+
+"Allowed" means the answer is no 401 or 403, and no 404 where every id in the path is a real object the test
+made: a 200 where a 404 is due is a leak and fails the test. A write is sent with a small valid body where one
+is in :data:`BODIES`, else with ``{}``; a 422 then proves only that the caller got past the authorisation
+checks that come before reading the body, so a 422 never counts where an object denial is expected unless
+the service checks the body first (those are counted apart and printed). Destructive operations run last.
+
+Then the token attacks: alg "none", another Ed25519 key, expired, another audience, an ID token used as a
+bearer token (401 each at the gateway), and a gateway-signed internal token for another service sent straight
+to a service (401 there).
+
+Registration (persons, the object most rules are about) is on the parametrized database; referral, courses,
+partners and monitoring on SQLite files of their own; all on the session's broker, the gateway in front over ASGI.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chassis import identity as internal
+from chassis.embedded_broker import EmbeddedBroker
+from gateway import policy
+from gateway.app import create_app as create_gateway
+from gateway.auth import add_account
+from services.courses.app import create_app as create_courses
+from services.monitoring.app import create_app as create_monitoring
+from services.partners.app import create_app as create_partners
+from services.referral.app import create_app as create_referral
+from services.registration.app import create_app as create_registration
+from tests.conftest import (
+    REFERRAL_NEEDS,
+    course_body,
+    courses_settings,
+    eventually,
+    gateway_settings,
+    partners_settings,
+    referral_settings,
+    register_with_needs,
+    registration_settings,
+    running_app,
+    signed_by_gateway,
+)
+from tests.service.test_monitoring_api import monitoring_settings
+
+TEAM_A, TEAM_B = "integration-nord", "integration-sued"
+PARTNER_X, PARTNER_Y = "jobcenter-landsberg", "ihk-muenchen-oberbayern"
+PROVIDER_P, PROVIDER_Q = "vhs-landsberg", "kolping-landsberg"
+JOBCENTER_CONSENT = {"partner_id": PARTNER_X, "purpose": "job_placement"}
+CHAMBER_CONSENT = {"partner_category": "chamber", "purpose": "qualification_recognition"}
+ADMIN_HEADERS = {"X-Role": "admin", "X-Actor": "user:admin"}
+
+#: The callers: an account per role (caseworker of team A, course admin of provider P, partner X), and a
+#: partner X API key that may read referrals. Their "own" objects are team A's, provider P's, partner X's.
+ACCOUNTS: dict[str, dict[str, Any]] = {
+    "registrar": {"roles": ["registrar"]},
+    "caseworker": {"roles": ["caseworker"], "team": TEAM_A},
+    "course_admin": {"roles": ["course_admin"], "partner_id": PROVIDER_P},
+    "partner": {"roles": ["partner"], "partner_id": PARTNER_X},
+    "analyst": {"roles": ["analyst"]},
+    "privacy_officer": {"roles": ["privacy_officer"]},
+    "admin": {"roles": ["admin"]},
+}
+#: Only to make the "other" objects: the other team's caseworker, the other provider's admin, partner Y.
+HELPERS: dict[str, dict[str, Any]] = {
+    "caseworker-b": {"roles": ["caseworker"], "team": TEAM_B},
+    "course_admin-q": {"roles": ["course_admin"], "partner_id": PROVIDER_Q},
+    "partner-y": {"roles": ["partner"], "partner_id": PARTNER_Y},
+}
+KEY_SCOPES = ["referrals:read"]
+CALLERS = ("anonymous", *ACCOUNTS, "api_key")
+VARIANTS = ("own", "other")
+
+# --- the object half of the expectation: who the services refuse another's object, and how ----------------
+
+#: (caller, path pattern, methods) -> the status the service answers for the "other" object. A caller not named
+#: for a route reaches every object of it (registrar, privacy officer, admin; and anything public). Read top down,
+#: first match wins.
+OBJECT_RULES: tuple[tuple[str, str, str, int], ...] = (
+    # Registration: a caseworker reaches only the persons with an open case in their team.
+    ("caseworker", r"/persons/\{person_id\}(/.*)?", "GET POST PATCH PUT DELETE", 404),
+    # Referral: cases and their referrals are team-scoped.
+    ("caseworker", r"/cases/\{case_id\}(/.*)?", "GET POST PATCH PUT DELETE", 404),
+    ("caseworker", r"/referrals/\{referral_id\}(/.*)?", "GET POST PATCH PUT DELETE", 404),
+    # Partners see only referrals sent to them (the API key is partner X's too).
+    ("partner", r"/partner/referrals/\{referral_id\}(/.*)?", "GET POST PATCH PUT DELETE", 404),
+    ("api_key", r"/partner/referrals/\{referral_id\}(/.*)?", "GET POST PATCH PUT DELETE", 404),
+    # Partners: a partner manages its own entry, keys and webhooks only.
+    ("partner", r"/partners/\{partner_id\}(/.*)?", "POST PATCH PUT DELETE GET", 403),
+    # Courses: a caseworker reaches the learners of the team's cases; a course admin those enrolled with the
+    # provider, and changes only the provider's own courses.
+    ("caseworker", r"/learners/\{person_id\}(/.*)?", "GET POST PATCH PUT DELETE", 404),
+    ("course_admin", r"/learners/\{person_id\}(/.*)?", "GET POST PATCH PUT DELETE", 404),
+    ("course_admin", r"/courses/\{course_id\}(/.*)?", "POST PATCH PUT DELETE", 403),
+    ("course_admin", r"/courses/\{course_id\}/enrolments(/.*)?", "GET", 403),
+)
+
+
+def object_denial(caller: str, method: str, template: str) -> int | None:
+    """The status the service must answer ``caller`` for the other's object on this operation; None: allowed."""
+    route = template.removeprefix("/api/v1")
+    for who, pattern, methods, status in OBJECT_RULES:
+        if who == caller and method in methods.split() and re.fullmatch(pattern, route):
+            return status
+    return None
+
+
+#: Small valid bodies for the writes whose object check comes after body validation, so the check is reached.
+BODIES: dict[tuple[str, str], Any] = {
+    ("PATCH", "/api/v1/persons/{person_id}"): {"phone": "+49 8191 111111"},
+    ("POST", "/api/v1/persons/{person_id}/consents"): JOBCENTER_CONSENT,
+    ("POST", "/api/v1/persons/{person_id}/needs-assessments"): REFERRAL_NEEDS,
+    ("PATCH", "/api/v1/partners/{partner_id}"): {"description": "Matrix test"},
+}
+
+#: Run last, in this order of priority: they end the object they act on.
+DESTRUCTIVE = re.compile(r"(/cancel|/withdrawal|/move-away|/revoke)$")
+
+
+def rank(method: str, template: str) -> int:
+    return 0 if method == "GET" else 3 if method == "DELETE" else 2 if DESTRUCTIVE.search(template) else 1
+
+
+@dataclass
+class World:
+    gateway: Any
+    client: httpx.AsyncClient
+    apps: dict[str, Any]
+    tokens: dict[str, str]
+    api_key: str
+    #: path parameter -> (own id, other id)
+    ids: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def ok(reply: httpx.Response, status: int = 200) -> Any:
+    assert reply.status_code == status, f"{reply.request.method} {reply.request.url}: {reply.text}"
+    return reply.json()
+
+
+@pytest.fixture
+async def world(database_url: str, broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[World]:
+    bootstrap = broker.bootstrap_servers
+
+    def db(name: str) -> str:
+        return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+
+    apps = {
+        "registration": create_registration(registration_settings(database_url, bootstrap)),
+        "referral": create_referral(referral_settings(db("referral"), bootstrap, demo_data=True)),
+        "courses": create_courses(courses_settings(db("courses"), bootstrap)),
+        "partners": create_partners(
+            partners_settings(db("partners"), bootstrap, demo_data=True, webhook_allow_private_addresses=True)
+        ),
+        "monitoring": create_monitoring(monitoring_settings(db("monitoring"), bootstrap)),
+    }
+    settings = gateway_settings(
+        tmp_path, rate_limit_per_minute_user=1_000_000, rate_limit_per_minute_anonymous=1_000_000,
+        rate_limit_per_minute_api_key=1_000_000,
+    )  # fmt: skip
+    passwords = {
+        name: add_account(settings.local_users_file, name, **account) for name, account in (ACCOUNTS | HELPERS).items()
+    }
+    gateway = create_gateway(settings)
+    async with AsyncExitStack() as stack:
+        clients = {}
+        for name, app in apps.items():  # one at a time: Alembic's migration context is process-global
+            clients[name] = await stack.enter_async_context(running_app(app))
+        client = await stack.enter_async_context(running_app(gateway))
+        await gateway.state.client.aclose()
+        gateway.state.client = httpx.AsyncClient(
+            mounts={f"http://{name}": httpx.ASGITransport(app=app) for name, app in apps.items()}, timeout=30
+        )
+        gateway.state.api_keys.client = gateway.state.client
+        stack.push_async_callback(gateway.state.client.aclose)
+        tokens = {}
+        for name, password in passwords.items():
+            tokens[name] = ok(await client.post("/auth/token", json={"username": name, "password": password}))[
+                "access_token"
+            ]
+        world = World(gateway, client, apps, tokens, api_key="")
+        await seed(world, clients)
+        yield world
+
+
+async def seed(world: World, clients: dict[str, httpx.AsyncClient]) -> None:
+    """Own and other objects of every kind, made through the gateway by their owners where the API allows."""
+    c, t = world.client, world.tokens
+    registration, referral = clients["registration"], clients["referral"]
+    # Two newcomers with needs; own: consent for partner X; other: consent for the chamber (partner Y).
+    own_person = await register_with_needs(registration, [JOBCENTER_CONSENT])
+    other_person = await register_with_needs(registration, [CHAMBER_CONSENT], languages=["ru"], preferred_language="ru")
+    cases: dict[str, dict[str, Any]] = {}
+    for variant, person, worker in (("own", own_person, "lotse-a.berger"), ("other", other_person, "lotse-m.wagner")):
+
+        async def found(p: str = person) -> Any:
+            listed = (await referral.get("/api/v1/cases", params={"person_id": p}, headers=ADMIN_HEADERS)).json()
+            return listed["items"][0] if listed["items"] else None
+
+        case = await eventually(found)
+        ok(await referral.post(f"/api/v1/cases/{case['case_id']}/assignment", json={"caseworker_id": worker},
+                               headers=ADMIN_HEADERS))  # fmt: skip
+        cases[variant] = case
+
+    def sent_to(partner: str, case_id: str) -> Any:
+        async def check() -> Any:
+            full = (await referral.get(f"/api/v1/cases/{case_id}", headers=ADMIN_HEADERS)).json()
+            return next((r["referral_id"] for r in full["referrals"]
+                         if r["partner_id"] == partner and r["status"] == "sent"), None)  # fmt: skip
+
+        return check
+
+    own_referral = await eventually(sent_to(PARTNER_X, cases["own"]["case_id"]))
+    other_referral = await eventually(sent_to(PARTNER_Y, cases["other"]["case_id"]))
+    # Registration and courses learn the case's team from referral's events.
+    for token, person in ((t["caseworker"], own_person), (t["caseworker-b"], other_person)):
+
+        async def reachable(tok: str = token, p: str = person) -> bool:
+            return (await c.get(f"/api/v1/persons/{p}", headers=bearer(tok))).status_code == 200
+
+        await eventually(reachable)
+
+    # Courses of providers P and Q; own person enrolled with P, other with Q.
+    courses, enrolments = {}, {}
+    for variant, admin, person in (("own", "course_admin", own_person), ("other", "course_admin-q", other_person)):
+        course = ok(await c.post("/api/v1/courses", json=course_body(5), headers=bearer(t[admin])), 201)
+        courses[variant] = course["course_id"]
+        enrolment = await c.post(f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person},
+                                 headers=bearer(t[admin]))  # fmt: skip
+        enrolments[variant] = ok(enrolment, 201)["enrolment_id"]
+    consents = {}
+    for variant, person in (("own", own_person), ("other", other_person)):
+        listed = ok(await c.get(f"/api/v1/persons/{person}/consents", headers=bearer(t["admin"])))
+        items = listed["items"] if isinstance(listed, dict) else listed
+        consents[variant] = items[0]["consent_id"]
+    # Partner X's and partner Y's API keys and webhooks, made by each partner.
+    keys, hooks = {}, {}
+    for variant, partner, who in (("own", PARTNER_X, "partner"), ("other", PARTNER_Y, "partner-y")):
+        made = ok(await c.post(f"/api/v1/partners/{partner}/api-keys", json={"name": "case system", "scopes": KEY_SCOPES},
+                               headers=bearer(t[who])), 201)  # fmt: skip
+        keys[variant] = made
+        hook = await c.post(f"/api/v1/partners/{partner}/webhooks", headers=bearer(t[who]),
+                            json={"url": "http://127.0.0.1:9/hook",
+                                  "event_types": ["de.landsberg.integration.partners.partner_updated.v1"]})  # fmt: skip
+        hooks[variant] = ok(hook, 201)["webhook_id"]
+    world.api_key = keys["own"]["key"] if "key" in keys["own"] else keys["own"]["api_key"]
+    world.ids = {
+        "person_id": (own_person, other_person),
+        "case_id": (cases["own"]["case_id"], cases["other"]["case_id"]),
+        "referral_id": (own_referral, other_referral),
+        "course_id": (courses["own"], courses["other"]),
+        "enrolment_id": (enrolments["own"], enrolments["other"]),
+        "consent_id": (consents["own"], consents["other"]),
+        "partner_id": (PARTNER_X, PARTNER_Y),
+        "key_id": (keys["own"]["key_id"], keys["other"]["key_id"]),
+        "webhook_id": (hooks["own"], hooks["other"]),
+    }
+
+
+def caller_headers(world: World, caller: str) -> dict[str, str]:
+    if caller == "anonymous":
+        return {}
+    if caller == "api_key":
+        return {"X-API-Key": world.api_key}
+    return bearer(world.tokens[caller])
+
+
+def decided(caller: str, method: str, path: str) -> bool | None:
+    if caller == "anonymous":
+        return policy.decide(method, path, None)
+    if caller == "api_key":
+        return policy.decide(method, path, frozenset({"partner"}), frozenset(KEY_SCOPES))
+    return policy.decide(method, path, frozenset(ACCOUNTS[caller]["roles"]))
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    template: str
+    caller: str
+    variant: str
+
+
+async def test_every_operation_answers_every_caller_as_the_policy_and_the_object_rules_say(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    document = ok(await world.client.get("/api/v1/openapi.json"))
+    operations = sorted(
+        ((method.upper(), template) for template, item in document["paths"].items() for method in item
+         if method in ("get", "post", "put", "patch", "delete")),
+        key=lambda op: (rank(*op), op[1], op[0]),
+    )  # fmt: skip
+    assert len(operations) > 40, "the merged document names every service's operations"
+    cells = [
+        Cell(method, template, caller, variant)
+        for method, template in operations
+        for caller in CALLERS
+        for variant in (VARIANTS if re.search(r"\{[^}]+\}", template) else VARIANTS[:1])
+    ]
+    # Admin last within each operation: it is the caller most likely to end an object.
+    cells.sort(key=lambda cell: (rank(cell.method, cell.template), cell.caller == "admin"))
+    counts: Counter[str] = Counter()
+    failures: list[str] = []
+    for cell in cells:
+        names = re.findall(r"\{([^}]+)\}", cell.template)
+        index = VARIANTS.index(cell.variant)
+        values = {name: world.ids[name][index] if name in world.ids else f"unknown-{name}" for name in names}
+        all_real = all(name in world.ids for name in names)
+        path = cell.template.format(**values)
+        body = BODIES.get((cell.method, cell.template), {}) if cell.method != "GET" else None
+        reply = await world.client.request(
+            cell.method, path, headers=caller_headers(world, cell.caller),
+            **({"json": body} if body is not None and cell.method != "DELETE" else {}),
+        )  # fmt: skip
+        status = reply.status_code
+        counts["requests"] += 1
+        role_half = decided(cell.caller, cell.method, path)
+        label = f"{cell.method} {cell.template} as {cell.caller} on the {cell.variant} object -> {status}"
+        if role_half is None:
+            expected: set[int] | None = {401}
+        elif role_half is False:
+            expected = {403}
+        elif cell.variant == "other" and (denial := object_denial(cell.caller, cell.method, cell.template)):
+            expected = {denial}
+            if status == 422 and (cell.method, cell.template) not in BODIES:
+                counts["object denials behind body validation (422)"] += 1
+                continue
+        else:
+            expected = None
+        if expected is not None:
+            counts[f"denials checked ({'/'.join(map(str, sorted(expected)))})"] += 1
+            if status not in expected:
+                failures.append(f"{label}, expected {sorted(expected)}: {reply.text[:200]}")
+            continue
+        counts["allows checked"] += 1
+        if status in (401, 403) or (status == 404 and all_real) or status >= 500:
+            failures.append(f"{label}, expected an allow: {reply.text[:200]}")
+    elapsed = time.monotonic() - started
+    size = f"{len(operations)} operations x {len(CALLERS)} callers x own/other object"
+    with capsys.disabled():
+        print(f"\nauthorisation matrix: {size} = {len(cells)} cells; {elapsed:.1f}s")
+        for name, count in sorted(counts.items()):
+            print(f"  {name}: {count}")
+    assert not failures, f"{len(failures)} of {len(cells)} answers break the authorisation matrix:\n" + "\n".join(
+        failures
+    )
+    assert counts["requests"] > 300 and counts["allows checked"] > 50
+    assert sum(n for name, n in counts.items() if name.startswith("denials checked")) > 150
