@@ -412,3 +412,68 @@ async def test_every_operation_answers_every_caller_as_the_policy_and_the_object
     )
     assert counts["requests"] > 300 and counts["allows checked"] > 50
     assert sum(n for name, n in counts.items() if name.startswith("denials checked")) > 150
+
+
+# --- token attacks -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def guarded(database_url: str, broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """The gateway with an admin account in front of registration (on the parametrized database); yields the
+    gateway app, a client to it, and a client straight to registration (as another pod in the cluster would)."""
+    registration = create_registration(registration_settings(database_url, broker.bootstrap_servers))
+    settings = gateway_settings(tmp_path)
+    add_account(settings.local_users_file, "admin", ["admin"])
+    gateway = create_gateway(settings)
+    async with running_app(registration) as direct, running_app(gateway) as client:
+        await gateway.state.client.aclose()
+        gateway.state.client = httpx.AsyncClient(mounts={"http://registration": httpx.ASGITransport(app=registration)})
+        try:
+            yield gateway, client, direct
+        finally:
+            await gateway.state.client.aclose()
+
+
+ATTACKS = ("alg_none", "another_key", "expired", "another_audience", "id_token")
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+async def test_a_forged_stale_or_misused_token_is_refused(attack: str, guarded: tuple[Any, Any, Any]) -> None:
+    gateway, client, _ = guarded
+    issuer = gateway.state.issuer
+    now = int(time.time())
+    admin = issuer.users.get("admin")
+    # What the embedded sign-in puts in an admin's access token; each attack changes one thing.
+    claims = {"iss": issuer.issuer, "aud": issuer.audience, "sub": admin["id"], "preferred_username": "admin",
+              "iat": now, "exp": now + 600, "realm_access": {"roles": ["admin"]}, "session_generation": 0}  # fmt: skip
+    key, headers = issuer.key, {"kid": issuer.kid}
+    genuine = jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
+    assert (await client.get("/api/v1/persons", headers=bearer(genuine))).status_code == 200, "the control passes"
+    if attack == "another_key":
+        key = Ed25519PrivateKey.generate()
+    elif attack == "expired":
+        claims |= {"iat": now - 4000, "exp": now - 3600}
+    elif attack == "another_audience":
+        claims["aud"] = "another-client"
+    elif attack == "id_token":
+        # An OpenID provider's ID token: for the client, whose id is by default the gateway's audience
+        # (GATEWAY_OIDC_CLIENT_ID defaults to GATEWAY_OIDC_AUDIENCE), with the realm roles Keycloak maps into it
+        # too; it says what it is in "typ" (Keycloak: "ID"; its access tokens: "Bearer"). The embedded issuer's
+        # key stands in for the provider's: the verifier is the same for both.
+        claims |= {"typ": "ID", "azp": issuer.audience, "nonce": uuid.uuid4().hex, "auth_time": now, "at_hash": "x"}
+    token = (jwt.encode(claims, None, algorithm="none", headers=headers) if attack == "alg_none"
+             else jwt.encode(claims, key, algorithm="EdDSA", headers=headers))  # fmt: skip
+    reply = await client.get("/api/v1/persons", headers=bearer(token))
+    assert reply.status_code == 401, f"{attack}: {reply.status_code} {reply.text}"
+    assert reply.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_internal_token_for_another_service_is_refused_by_the_service(
+    guarded: tuple[Any, Any, Any],
+) -> None:
+    """A gateway-signed identity is for one service: registration refuses one the gateway signed for referral."""
+    _, _, direct = guarded
+    admin = internal.Identity(subject="admin", roles=frozenset({"admin"}))
+    assert (await direct.get("/api/v1/persons", headers=signed_by_gateway(admin, "registration"))).status_code == 200
+    reply = await direct.get("/api/v1/persons", headers=signed_by_gateway(admin, "referral"))
+    assert reply.status_code == 401, reply.text
