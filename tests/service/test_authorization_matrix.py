@@ -408,7 +408,8 @@ async def test_every_operation_answers_every_caller_as_the_policy_and_the_object
     with capsys.disabled():
         print(f"\nauthorisation matrix: {size} = {len(cells)} cells; {elapsed:.1f}s")
         denials = sum(n for name, n in counts.items() if name.startswith("denials checked"))
-        print(f"  requests sent: {counts['requests']}; denials checked: {denials}; allows checked: {counts['allows checked']}")
+        allows = counts["allows checked"]
+        print(f"  requests sent: {counts['requests']}; denials checked: {denials}; allows checked: {allows}")
         for name, count in sorted(counts.items()):
             print(f"  {name}: {count}")
     assert not failures, f"{len(failures)} of {len(cells)} answers break the authorisation matrix:\n" + "\n".join(
