@@ -153,6 +153,10 @@ class TokenVerifier:
                 token, key, algorithms=self.algorithms, audience=self.audience, issuer=self.issuer,
                 options={"require": ["exp", "iat", "iss", "sub"]}, leeway=_LEEWAY,
             )  # fmt: skip
+            # An ID token (Keycloak: "typ" "ID") tells the client who signed in; it is signed by the same keys and,
+            # with the default client id, for the same audience, but it is no bearer token (access tokens: "Bearer").
+            if claims.get("typ", "Bearer") != "Bearer":
+                raise Unauthenticated(f"token refused: typ {str(claims.get('typ'))[:20]!r} is not an access token")
         except jwt.ExpiredSignatureError as exc:  # PyJWT checks the signature before the times
             raise Expired("token refused: ExpiredSignatureError") from exc
         except jwt.PyJWTError as exc:
