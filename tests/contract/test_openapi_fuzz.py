@@ -308,7 +308,7 @@ async def test_service_api_keeps_its_documented_contract_under_fuzzing(
 
 #: A demo user of the gateway's embedded sign-in for each role (gateway.auth.DEMO_USERS).
 DEMO_USER = {"registrar": "registrar", "caseworker": "lotse", "course_admin": "vhs", "partner": "caritas",
-             "analyst": "statistik", "admin": "admin"}  # fmt: skip
+             "analyst": "statistik", "privacy_officer": "datenschutz", "admin": "admin"}  # fmt: skip
 
 
 @asynccontextmanager

@@ -199,7 +199,12 @@ async def test_a_case_moved_to_another_team_moves_the_access_and_a_closed_case_e
     problem(await courses.get(enrolments, headers=as_(internal.Identity("someone", frozenset({"caseworker"})))),
             404, "not-found")  # fmt: skip
 
-    ok(await registration.post(f"/api/v1/persons/{person}/move-away", json={"moved_away_on": date.today().isoformat()}))
+    ok(
+        await registration.post(
+            f"/api/v1/persons/{person}/move-away",
+            json={"moved_away_on": date.today().isoformat(), "reason": "Abmeldung"},
+        )
+    )
 
     async def closed() -> bool:
         return (await courses.get(enrolments, headers=as_(LOTSE_SUED))).status_code == 404
@@ -386,7 +391,7 @@ async def test_erasure_revokes_the_pass_and_verification_and_the_status_list_say
     assert domain.verify(credential, key) and domain.revoked_in(credential, listed, key) is False
     assert len(domain.decode_status_list(listed["credentialSubject"]["encodedList"])) * 8 >= 131_072
 
-    erased = await registration.delete(f"/api/v1/persons/{person}")
+    erased = await registration.request("DELETE", f"/api/v1/persons/{person}", json={"reason": "Art. 17 request"})
     assert erased.status_code == 204, erased.text
 
     async def revoked() -> dict[str, Any] | None:
