@@ -125,9 +125,7 @@ class EmbeddedBroker:
                 self.process.kill()
                 self.process.wait()
             self.process = None
-        deadline = time.monotonic() + 10
-        while port_in_use(self.port) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        self._wait_until_port_free()
 
     def kill(self) -> None:
         """End the broker as a crash would (SIGKILL): no clean shutdown; what it held is gone."""
@@ -135,7 +133,10 @@ class EmbeddedBroker:
             self.process.kill()
             self.process.wait()
             self.process = None
-        deadline = time.monotonic() + 10
+        self._wait_until_port_free()
+
+    def _wait_until_port_free(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
         while port_in_use(self.port) and time.monotonic() < deadline:
             time.sleep(0.05)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -53,6 +53,7 @@ from services.referral.schemas import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 router = APIRouter(prefix="/api/v1", tags=["referral"])
 partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
@@ -439,10 +440,13 @@ async def list_referrals(
         filters.append(Referral.escalated.is_(escalated))
     if blocked is not None:
         filters.append(Referral.blocked_reason.is_not(None) if blocked else Referral.blocked_reason.is_(None))
-    return await page_of(w, filters, page, page_size)
+    return await page_of(w, filters, page, page_size, referral_read)
 
 
-async def page_of(w: workflow.Workflow, filters: list[Any], page: int, page_size: int) -> Page[ReferralRead]:
+async def page_of(
+    w: workflow.Workflow, filters: list[Any], page: int, page_size: int, read: Callable[[Referral], T]
+) -> Page[T]:
+    """One page of referrals, newest first, each as ``read`` shows it (staff and partners see different things)."""
     total = await w.session.scalar(select(func.count()).select_from(Referral).where(*filters)) or 0
     rows = (
         await w.session.scalars(
@@ -450,7 +454,7 @@ async def page_of(w: workflow.Workflow, filters: list[Any], page: int, page_size
             .offset((page - 1) * page_size).limit(page_size)
         )
     ).all()  # fmt: skip
-    return Page(items=[referral_read(r) for r in rows], total=total, page=page, page_size=page_size)
+    return Page(items=[read(r) for r in rows], total=total, page=page, page_size=page_size)
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralRead)
@@ -551,14 +555,7 @@ async def partner_referrals(
     filters = [Referral.partner_id == partner_id, Referral.sent_at.is_not(None)]
     if status:
         filters.append(Referral.status == status.value)
-    total = await w.session.scalar(select(func.count()).select_from(Referral).where(*filters)) or 0
-    rows = (
-        await w.session.scalars(
-            select(Referral).where(*filters).order_by(Referral.created_at.desc(), Referral.id)
-            .offset((page - 1) * page_size).limit(page_size)
-        )
-    ).all()  # fmt: skip
-    return Page(items=[partner_read(r) for r in rows], total=total, page=page, page_size=page_size)
+    return await page_of(w, filters, page, page_size, partner_read)
 
 
 @partner_router.get("/referrals/{referral_id}", response_model=PartnerReferralRead)
