@@ -411,7 +411,7 @@ class EventConsumer:
                 offset=letter.source_offset,
                 key=None if letter.record_key is None else str(letter.record_key).encode(),
                 value=None if letter.payload is None else str(letter.payload).encode(),
-                headers=[(str(k), None if v is None else str(v).encode()) for k, v in letter.headers or []],
+                headers=[(str(k), str(v).encode()) for k, v in letter.headers or [] if v is not None],
             )
         except InvalidEvent as exc:
             failure: Exception = exc

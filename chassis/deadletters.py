@@ -21,6 +21,7 @@ process dead-lettered since it started (a counter: alert on its ``increase``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -164,8 +165,13 @@ async def record(session: AsyncSession, table: Table, failure: Failure) -> str:
         await session.execute(
             update(table)
             .where(table.c.id == found.id)
-            .values(**where, attempts=found.attempts + failure.attempts, resolved_by=None, resolved_at=None,
-                    discard_reason=None)  # fmt: skip
+            .values(
+                **where,
+                attempts=found.attempts + failure.attempts,
+                resolved_by=None,
+                resolved_at=None,
+                discard_reason=None,
+            )
         )
         return str(found.id)
     letter_id = str(uuid.uuid4())
@@ -184,8 +190,12 @@ async def failed_again(session: AsyncSession, table: Table, letter_id: str, erro
     await session.execute(
         update(table)
         .where(table.c.id == letter_id)
-        .values(error_class=error_class, error_message=message, attempts=table.c.attempts + 1,
-                last_failed_at=system_clock())  # fmt: skip
+        .values(
+            error_class=error_class,
+            error_message=message,
+            attempts=table.c.attempts + 1,
+            last_failed_at=system_clock(),
+        )
     )
 
 
@@ -249,10 +259,8 @@ class Discard(BaseModel):
 
 def _read(row: Any) -> DeadLetterRead:
     payload: Any = row.payload
-    try:
+    with contextlib.suppress(ValueError):  # not JSON: shown as the text it is
         payload = json.loads(row.payload) if row.payload is not None else None
-    except ValueError:
-        pass  # shown as the text it is
     return DeadLetterRead(
         id=row.id, event_id=row.event_id, event_type=row.event_type, source_topic=row.source_topic,
         source_partition=row.source_partition, source_offset=row.source_offset, consumer_group=row.consumer_group,

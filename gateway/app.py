@@ -375,7 +375,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         """The readable reference: a server-rendered page of the web UI (no script, same CSP)."""
         return RedirectResponse("/ui/api", status_code=307)
 
-    async def admitted(request: Request) -> Identity | None | Response:
+    async def admitted(request: Request) -> Identity | Response | None:
         """The verified caller whom the policy lets make this request (None: an anonymous one, where that is
         allowed) within the rate limit, or the answer that refuses the request."""
         try:

@@ -116,8 +116,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         form = await ui.form_with_csrf(request)
         if form is None:
             return ui.refused(request, user, "csrf", 403)
-        if (service not in deadletters.SEGMENT_OF_SERVICE or action not in deadletters.ACTIONS
-                or policy.bent(letter_id) or deadletters.SEGMENT_OF_SERVICE[service] not in ui.upstream.routes):
+        if (
+            service not in deadletters.SEGMENT_OF_SERVICE
+            or action not in deadletters.ACTIONS
+            or policy.bent(letter_id)
+            or deadletters.SEGMENT_OF_SERVICE[service] not in ui.upstream.routes
+        ):
             return ui.refused(request, user, "not_found", 404)  # fmt: skip
         path = f"/api/v1/admin/dead-letters/{service}/{letter_id}/{action}"
         if not policy.decide("POST", path, user.roles):

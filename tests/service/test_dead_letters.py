@@ -139,7 +139,8 @@ async def test_a_poison_event_is_kept_shown_replayed_once_and_another_discarded(
     assert (await platform.stack.api("POST", replay_path, lotse)).status_code == 403
     # The service checks the role itself, whatever reaches it.
     caseworker = internal.Identity(subject="lotse", roles=frozenset({"caseworker"}), team="integration-nord")
-    refused = await platform.service.get("/api/v1/admin/dead-letters", headers=signed_by_gateway(caseworker, "referral"))
+    as_caseworker = signed_by_gateway(caseworker, "referral")
+    refused = await platform.service.get("/api/v1/admin/dead-letters", headers=as_caseworker)
     assert refused.status_code == 403
 
     # A replay before the cause is fixed fails again: the letter stays open with the new failure.
