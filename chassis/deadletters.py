@@ -44,6 +44,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    or_,
     select,
     update,
 )
@@ -209,6 +210,43 @@ async def resolve(
         .values(status=status, resolved_by=by[:300], resolved_at=system_clock(), discard_reason=reason)
     )
     return bool(getattr(done, "rowcount", 0))
+
+
+#: Searched for as text: a short subject would match unrelated letters (as in :mod:`chassis.idempotency`).
+MIN_SUBJECT_LENGTH = 8
+ERASED_BY = "erasure"
+ERASED_REASON = "The person was erased (GDPR Art. 17); the event's data is gone."
+
+
+async def forget(session: AsyncSession, table: Table, subjects: Sequence[str]) -> int:
+    """Erasure: in the caller's transaction, empty every dead letter that names one of ``subjects`` (in its
+    payload, key or error) and give it up if open. The row stays, without data, so that the count of what
+    failed still adds up. The number emptied."""
+    wanted = sorted({s for s in subjects if len(s) >= MIN_SUBJECT_LENGTH})
+    if not wanted:
+        return 0
+
+    def like(column: Any, subject: str) -> Any:
+        escaped = subject.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(f"%{escaped}%", escape="\\")
+
+    named = [
+        like(column, subject)
+        for subject in wanted
+        for column in (table.c.payload, table.c.record_key, table.c.error_message)
+    ]
+    rows = (await session.execute(select(table.c.id, table.c.status, table.c.error_message).where(or_(*named)))).all()
+    now = system_clock()
+    for row in rows:
+        message = str(row.error_message)
+        for subject in wanted:
+            message = message.replace(subject, "[erased]")
+        values: dict[str, Any] = {"payload": None, "record_key": None, "headers": [], "error_message": message}
+        if row.status == "open":
+            values |= {"status": "discarded", "resolved_by": ERASED_BY, "resolved_at": now,
+                       "discard_reason": ERASED_REASON}  # fmt: skip
+        await session.execute(update(table).where(table.c.id == row.id).values(**values))
+    return len(rows)
 
 
 async def open_by_topic(session: AsyncSession, table: Table) -> dict[str, int]:

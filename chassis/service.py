@@ -50,7 +50,10 @@ class ServiceRuntime:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, Outbox(self.tables.outbox), self.relay.wake, self.idempotency)
+        return UnitOfWork(
+            self.session_factory, Outbox(self.tables.outbox), self.relay.wake, self.idempotency,
+            self.tables.dead_letters,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

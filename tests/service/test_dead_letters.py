@@ -218,3 +218,43 @@ async def test_a_poison_event_is_kept_shown_replayed_once_and_another_discarded(
     api_discard = f"/api/v1/admin/dead-letters/referral/{second.id}/discard"
     assert (await platform.stack.api("POST", api_discard, token, json={"reason": "again"})).status_code == 409
     assert (await platform.stack.api("POST", api_discard, token, json={})).status_code == 422
+
+
+async def test_erasure_empties_the_dead_letters_that_name_the_person(database_url: str) -> None:
+    """A dead letter about an erased person keeps no data of the event (webhook payloads and stored answers do
+    not either): the row stays, emptied, and if it was open it is given up."""
+    from sqlalchemy import MetaData
+
+    from chassis import deadletters
+    from chassis.db import make_engine, make_session_factory
+
+    metadata = MetaData()
+    table = deadletters.define_dead_letter_table(metadata)
+    engine = make_engine(database_url)
+    person, bystander = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def failure(person_id: str) -> deadletters.Failure:
+        return deadletters.Failure(
+            event_id=str(uuid.uuid4()), event_type="t", topic=TOPIC, partition=0, offset=1, consumer_group="g",
+            key=person_id.encode(), headers=[("ce_id", b"x")], value=f'{{"person_id":"{person_id}"}}'.encode(),
+            error=ValueError(f"person {person_id} unknown"), attempts=4,
+        )  # fmt: skip
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        sessions = make_session_factory(engine)
+        async with sessions() as session, session.begin():
+            erased = await deadletters.record(session, table, failure(person))
+            kept = await deadletters.record(session, table, failure(bystander))
+        async with sessions() as session, session.begin():
+            assert await deadletters.forget(session, table, [person]) == 1
+        async with sessions() as session:
+            rows = {r.id: r for r in (await session.execute(select(table))).all()}
+    finally:
+        await engine.dispose()
+    gone = rows[erased]
+    assert (gone.payload, gone.record_key, gone.headers) == (None, None, [])
+    assert (gone.status, gone.resolved_by) == ("discarded", "erasure")
+    assert person not in gone.error_message and "[erased]" in gone.error_message
+    assert rows[kept].status == "open" and bystander in str(rows[kept].payload)
