@@ -398,7 +398,8 @@ class EventConsumer:
 
         Success marks the letter replayed in the transaction of the effect (an event handled meanwhile, e.g.
         replayed from ``<topic>.dlq``, is not handled twice; the letter is then marked replayed all the same).
-        A failure keeps it open with the new error. True when it was replayed.
+        A failure keeps it open with the new error. True when it was replayed. A failure of the infrastructure
+        (the database away) is raised, the letter left as it was.
         """
         table = self.dead_letters
         if table is None:
@@ -430,6 +431,8 @@ class EventConsumer:
                     return True
                 except Exception as exc:  # noqa: BLE001 - kept as the letter's new error
                     failure = exc
+        if is_transient(failure) or not await self._database_answers():
+            raise failure  # the infrastructure's failure, not the event's: the letter stays as it was
         log.warning("dead letter %s failed again on replay (%s)", letter_id, type(failure).__name__)
         async with self.unit_of_work() as uow:
             await deadletters.failed_again(uow.session, table, letter_id, failure)

@@ -371,7 +371,13 @@ async def replay_dead_letter(request: Request, letter_id: str, by: Admin) -> Dea
     consumer: EventConsumer | None = _runtime(request).consumer
     if consumer is None:
         raise Problem(503, "This service does not consume events now.", kind="consumer-unavailable")
-    await consumer.replay(row, by=by)
+    try:
+        await consumer.replay(row, by=by)
+    except Exception as exc:  # the infrastructure's failure (chassis.consumer.EventConsumer.replay)
+        raise Problem(
+            503, "The service cannot replay now; try again shortly.", kind="upstream-unavailable",
+            headers={"Retry-After": "5"},
+        ) from exc  # fmt: skip
     return _read(await _get(request, letter_id))
 
 
