@@ -2,8 +2,11 @@
 
 For each record: the handler's effect and the handled ``ce_id`` (inbox) are
 committed in one database transaction; offsets are committed per batch, after
-the database. A record whose handler keeps failing goes to ``<topic>.dlq``
-with the error in its headers, so that the partition keeps flowing.
+the database. A record whose handler keeps failing is a dead letter, so that the
+partition keeps flowing: kept in the service's database (:mod:`chassis.deadletters`:
+the durable record, which admins see, replay through :meth:`EventConsumer.replay`
+or discard) and sent to ``<topic>.dlq`` with the error in its headers (for tools
+that watch the topics; the embedded broker forgets it when it stops).
 
 A failure of the infrastructure is not the event's fault: while the database is
 unreachable (or a failure is of a kind that passes: lost connection, pool
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from time import monotonic
 from typing import Any, Literal
@@ -34,6 +38,7 @@ from opentelemetry import propagate, trace
 from sqlalchemy import Table, select, text
 from sqlalchemy import exc as sa_exc
 
+from chassis import deadletters
 from chassis.cloudevents import InvalidEvent, ReceivedEvent, parse_record
 from chassis.kafka import BrokerWatch, dlq_topic, ensure_topics, leave_group_on_stop, new_producer, retry_until_ready
 from chassis.outbox import utcnow
@@ -92,6 +97,7 @@ class EventConsumer:
         handlers: Mapping[str, Handler],
         topics: list[str],
         retry_delay: float = 0.05,
+        dead_letters: Table | None = None,
     ) -> None:
         self.settings = settings
         self.unit_of_work = unit_of_work
@@ -102,6 +108,10 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self.handled_total = 0
         self.dead_lettered_total = 0
+        #: Where dead letters are kept (:mod:`chassis.deadletters`); without it, only in ``<topic>.dlq``.
+        self.dead_letters = dead_letters
+        #: Records dead-lettered by this process, by the topic they came from (the ``dead_letters_total`` metric).
+        self.dead_lettered_by_topic: Counter[str] = Counter()
         #: Handler failures put down to the infrastructure (retried, never dead-lettered).
         self.infrastructure_failures_total = 0
         #: Since when (loop time) the consumer has been waiting for the infrastructure; None while it flows.
@@ -289,7 +299,7 @@ class EventConsumer:
                 headers=list(record.headers),
             )
         except InvalidEvent as exc:
-            await self._dead_letter(record, exc, attempts=0)
+            await self._dead_letter(record, exc, attempts=0, event=None)
             return
         handler = self.handlers.get(event.type)
         if handler is None:
@@ -315,7 +325,7 @@ class EventConsumer:
             attempts += 1
             if attempts > self.settings.kafka_consumer_max_retries:
                 log.error("event %s failed %d times; dead-lettering", event.id, attempts)
-                await self._dead_letter(record, failure, attempts=attempts)
+                await self._dead_letter(record, failure, attempts=attempts, event=event)
                 return
             log.warning("event %s failed (%s); retry %d", event.id, type(failure).__name__, attempts)
             await asyncio.sleep(self.retry_delay * 2 ** (attempts - 1))
@@ -362,27 +372,123 @@ class EventConsumer:
         finally:
             consumer.resume(*(p for p in paused if p in consumer.assignment()))
 
-    async def _handle_once(self, handler: Handler, event: ReceivedEvent) -> None:
+    async def _handle_once(
+        self, handler: Handler, event: ReceivedEvent, then: Callable[[UnitOfWork], Awaitable[None]] | None = None
+    ) -> None:
+        """Handle the event unless the inbox has it; ``then`` runs in the same transaction either way."""
         async with self.unit_of_work() as uow:
             session = uow.session
             seen = await session.scalar(select(self.inbox.c.event_id).where(self.inbox.c.event_id == event.id))
-            if seen is not None:
-                return  # a redelivery: the effect is already there
+            if seen is not None:  # a redelivery: the effect is already there
+                if then is not None:
+                    await then(uow)
+                    await uow.commit()
+                return
             await handler(uow, event)
             await session.execute(
                 self.inbox.insert().values(event_id=event.id, event_type=event.type, handled_at=utcnow())
             )
+            if then is not None:
+                await then(uow)
             await uow.commit()  # the effect, the events it caused and the inbox row together
         self.handled_total += 1
 
-    async def _dead_letter(self, record: ConsumerRecord[Any, Any], error: Exception, *, attempts: int) -> None:
+    async def replay(self, letter: Any, *, by: str) -> bool:
+        """Run the handler again for a kept dead letter (a row of :attr:`dead_letters`), through the inbox.
+
+        Success marks the letter replayed in the transaction of the effect (an event handled meanwhile, e.g.
+        replayed from ``<topic>.dlq``, is not handled twice; the letter is then marked replayed all the same).
+        A failure keeps it open with the new error. True when it was replayed. A failure of the infrastructure
+        (the database away) is raised, the letter left as it was.
+        """
+        table = self.dead_letters
+        if table is None:
+            raise RuntimeError("this consumer keeps no dead letters")
+        letter_id = str(letter.id)
+        try:
+            event = parse_record(
+                topic=letter.source_topic,
+                partition=letter.source_partition,
+                offset=letter.source_offset,
+                key=None if letter.record_key is None else str(letter.record_key).encode(),
+                value=None if letter.payload is None else str(letter.payload).encode(),
+                headers=[(str(k), str(v).encode()) for k, v in letter.headers or [] if v is not None],
+            )
+        except InvalidEvent as exc:
+            failure: Exception = exc
+        else:
+            handler = self.handlers.get(event.type)
+
+            async def mark(uow: UnitOfWork) -> None:
+                await deadletters.resolve(uow.session, table, letter_id, "replayed", by)
+
+            if handler is None:
+                failure = LookupError(f"this service handles no event of type {event.type}")
+            else:
+                try:
+                    await self._handle_once(handler, event, then=mark)
+                    log.info("dead letter %s (event %s) replayed by %s", letter_id, event.id, by)
+                    return True
+                except Exception as exc:  # noqa: BLE001 - kept as the letter's new error
+                    failure = exc
+        if is_transient(failure) or not await self._database_answers():
+            raise failure  # the infrastructure's failure, not the event's: the letter stays as it was
+        log.warning("dead letter %s failed again on replay (%s)", letter_id, type(failure).__name__)
+        async with self.unit_of_work() as uow:
+            await deadletters.failed_again(uow.session, table, letter_id, failure)
+            await uow.commit()
+        return False
+
+    async def _keep_dead_letter(
+        self, record: ConsumerRecord[Any, Any], error: Exception, *, attempts: int, event: ReceivedEvent | None
+    ) -> None:
+        """Write the dead letter to the database, waiting for it while it is away: it is the durable record."""
+        assert self.dead_letters is not None
+        found = {k: v for k, v in record.headers}
+        ce_id, ce_type = found.get("ce_id"), found.get("ce_type")
+        failure = deadletters.Failure(
+            event_id=event.id if event else (ce_id.decode(errors="replace") if ce_id else
+                                             f"record:{record.topic}:{record.partition}:{record.offset}"),
+            event_type=event.type if event else (ce_type.decode(errors="replace") if ce_type else None),
+            topic=record.topic, partition=record.partition, offset=record.offset, consumer_group=self.group_id,
+            key=record.key, headers=list(record.headers), value=record.value, error=error, attempts=attempts,
+        )  # fmt: skip
+        backoff = self.retry_delay
+        while True:
+            try:
+                async with self.unit_of_work() as uow:
+                    await deadletters.record(uow.session, self.dead_letters, failure)
+                    await uow.commit()
+                return
+            except Exception as exc:  # noqa: BLE001 - the database away: wait for it, the record is not lost
+                log.warning("dead letter for %s waits for the database (%s)", failure.event_id, type(exc).__name__)
+                await self._wait_for_infrastructure(type(exc).__name__, backoff)
+                backoff = min(backoff * 2, MAX_INFRASTRUCTURE_BACKOFF_SECONDS)
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], error: Exception, *, attempts: int, event: ReceivedEvent | None
+    ) -> None:
+        if self.dead_letters is not None:
+            await self._keep_dead_letter(record, error, attempts=attempts, event=event)
+        self.dead_lettered_total += 1
+        self.dead_lettered_by_topic[record.topic] += 1
+        try:
+            await self._send_to_dlq_topic(record, error, attempts=attempts)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            if self.dead_letters is None:
+                raise  # the topic is the only record: the record must not be passed over
+            # The database holds it; the topic is a copy for those who watch the topics.
+            log.warning("dead letter of %s not copied to %s (%s)", record.topic, dlq_topic(record.topic), exc)
+
+    async def _send_to_dlq_topic(self, record: ConsumerRecord[Any, Any], error: Exception, *, attempts: int) -> None:
         if self._dlq_producer is None:
             producer = new_producer(self.settings, client_id=f"{self.group_id}-dlq")
             await retry_until_ready(producer.start, what="dlq producer")
             self._dlq_producer = producer
+        error_class, message = deadletters.describe(error)
         headers = [
             *record.headers,
-            ("dlq_error", f"{type(error).__name__}: {error}"[:1000].encode()),
+            ("dlq_error", f"{error_class}: {message}"[:1000].encode()),
             ("dlq_original_topic", record.topic.encode()),
             ("dlq_original_partition", str(record.partition).encode()),
             ("dlq_original_offset", str(record.offset).encode()),
@@ -392,7 +498,6 @@ class EventConsumer:
         await self._dlq_producer.send_and_wait(
             dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
         )
-        self.dead_lettered_total += 1
 
 
 async def replay_dead_letters(

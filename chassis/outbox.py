@@ -57,6 +57,7 @@ from sqlalchemy.sql.dml import Insert, Update
 
 from chassis import cloudevents
 from chassis.clock import as_utc, system_clock
+from chassis.deadletters import define_dead_letter_table
 from chassis.kafka import BrokerWatch, ensure_topics, new_producer
 from chassis.settings import ServiceSettings
 from chassis.telemetry import kafka_instrumented
@@ -86,10 +87,12 @@ class MessagingTables:
     inbox: Table
     #: Per topic partition, the lowest offset of the broker's latest acknowledgements there, and its cluster id.
     high_water: Table
+    #: Records whose handler kept failing, for admins to replay or discard (:mod:`chassis.deadletters`).
+    dead_letters: Table
 
 
 def define_messaging_tables(metadata: MetaData) -> MessagingTables:
-    """Add the ``outbox`` and ``inbox`` tables to a service's own metadata."""
+    """Add the ``outbox``, ``inbox``, high-water and dead-letter tables to a service's own metadata."""
     outbox = Table(
         "outbox",
         metadata,
@@ -119,7 +122,9 @@ def define_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("acknowledged_offset", BigInteger, nullable=False),
         Column("cluster_id", String(200), nullable=True),
     )
-    return MessagingTables(outbox=outbox, inbox=inbox, high_water=high_water)
+    return MessagingTables(
+        outbox=outbox, inbox=inbox, high_water=high_water, dead_letters=define_dead_letter_table(metadata)
+    )
 
 
 utcnow = system_clock  # the outbox and inbox stamp rows with the system's time

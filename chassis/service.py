@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from chassis import idempotency
+from chassis import deadletters, idempotency
 from chassis.clock import run_every, system_clock
 from chassis.consumer import EventConsumer, Handler
 from chassis.db import make_engine, make_session_factory
@@ -50,7 +50,10 @@ class ServiceRuntime:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, Outbox(self.tables.outbox), self.relay.wake, self.idempotency)
+        return UnitOfWork(
+            self.session_factory, Outbox(self.tables.outbox), self.relay.wake, self.idempotency,
+            self.tables.dead_letters,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 group_id=settings.kafka_consumer_group or spec.name,
                 handlers=handlers,
                 topics=spec.consumed_topics,
+                dead_letters=spec.tables.dead_letters,
             )
             runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name=f"{spec.name}-consumer"))
         log.info("%s ready on %s:%s", spec.name, settings.host, settings.port)
@@ -139,6 +143,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app = FastAPI(title=spec.title, version=spec.version, description=spec.description, lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(health_router)
+    app.include_router(deadletters.metrics_router)
+    app.include_router(deadletters.router)
     for router in spec.routers:
         app.include_router(router)
     document_idempotency(app)

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chassis import deadletters
 from chassis.outbox import Outbox, PublishableEvent
 
 if TYPE_CHECKING:
@@ -21,11 +23,13 @@ class UnitOfWork:
         outbox: Outbox,
         on_events_committed: Callable[[], None] = lambda: None,
         idempotency: IdempotencyStore | None = None,
+        dead_letters: Table | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._outbox = outbox
         self._on_events_committed = on_events_committed
         self._idempotency = idempotency
+        self._dead_letters = dead_letters
         self._on_end: list[Callable[[], None]] = []
         self.session: AsyncSession
 
@@ -56,7 +60,10 @@ class UnitOfWork:
 
     async def forget_stored_responses(self, *subjects: str) -> int:
         """Erasure: delete, in this transaction, the stored answers to idempotent writes about these subjects
-        (:meth:`chassis.idempotency.IdempotencyStore.forget`); the number deleted."""
+        (:meth:`chassis.idempotency.IdempotencyStore.forget`), and empty the dead letters that name them
+        (:func:`chassis.deadletters.forget`); the number of answers deleted."""
+        if self._dead_letters is not None:
+            await deadletters.forget(self.session, self._dead_letters, subjects)
         if self._idempotency is None:  # no store, no stored answers (a unit of work outside a service's runtime)
             return 0
         return await self._idempotency.forget(await self.session.connection(), subjects)

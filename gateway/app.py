@@ -33,7 +33,7 @@ from chassis.http import BodySizeLimit, SecurityHeaders, UpstreamTransport
 from chassis.identity import Identity
 from chassis.settings import DEVELOPMENT_SECRET, ServiceSettings
 from chassis.telemetry import setup_logging, setup_tracing, traced_transport
-from gateway import policy, ui
+from gateway import deadletters, policy, ui
 from gateway.auth import (
     DEFAULT_USERS_FILE,
     ApiKeys,
@@ -375,15 +375,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         """The readable reference: a server-rendered page of the web UI (no script, same CSP)."""
         return RedirectResponse("/ui/api", status_code=307)
 
-    @app.api_route("/api/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    async def forward(path: str, request: Request) -> Response:
-        segment = path.split("/", 1)[0]
-        base = routes.get(segment)
-        if policy.bent(request.scope.get("raw_path") or b"") or policy.bent(path):
-            # The policy judges this path; the upstream must get exactly it, not a normalised other one.
-            return problem_response(404, "No such API resource.", kind="not-found")
-        if base is None:
-            return problem_response(404, f"No API resource '/api/v1/{segment}'.", kind="not-found")
+    async def admitted(request: Request) -> Identity | Response | None:
+        """The verified caller whom the policy lets make this request (None: an anonymous one, where that is
+        allowed) within the rate limit, or the answer that refuses the request."""
         try:
             caller = await who(request)
         except Throttled as exc:
@@ -415,6 +409,57 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if retry is not None:
             return problem_response(429, f"More than {limit} requests a minute.", kind="rate-limited",
                                     headers={"Retry-After": str(int(retry))})  # fmt: skip
+        return caller
+
+    # --- dead letters of all services, for admins (the services check the role again) -----------------
+    @app.get("/api/v1/admin/dead-letters", include_in_schema=False)
+    async def dead_letters(request: Request, status: str | None = None) -> Response:
+        caller = await admitted(request)
+        if isinstance(caller, Response):
+            return caller
+        if status is not None and status not in deadletters.STATUSES:
+            return problem_response(422, f"status is one of {', '.join(deadletters.STATUSES)}.",
+                                    kind="validation-error")  # fmt: skip
+        found = await deadletters.merged(
+            request.app.state.client, routes, identity_headers, caller or internal.ANONYMOUS, status=status,
+            request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+        )  # fmt: skip
+        return JSONResponse(found)
+
+    @app.post("/api/v1/admin/dead-letters/{service}/{letter_id}/{action}", include_in_schema=False)
+    async def dead_letter_action(service: str, letter_id: str, action: str, request: Request) -> Response:
+        if policy.bent(request.scope.get("raw_path") or b""):
+            return problem_response(404, "No such API resource.", kind="not-found")
+        caller = await admitted(request)
+        if isinstance(caller, Response):
+            return caller
+        if service not in deadletters.SEGMENT_OF_SERVICE or action not in deadletters.ACTIONS:
+            return problem_response(404, "No such dead letter.", kind="not-found")
+        if deadletters.SEGMENT_OF_SERVICE[service] not in routes:
+            return problem_response(404, f"No {service} service here.", kind="not-found")
+        reply = await deadletters.act(
+            request.app.state.client, routes, identity_headers, caller or internal.ANONYMOUS, service, letter_id,
+            action, content=await request.body() if action == "discard" else None,
+            request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+        )  # fmt: skip
+        if reply is None:
+            return problem_response(503, f"The {service} service is not reachable; try again shortly.",
+                                    kind="upstream-unavailable", headers={"Retry-After": "5"})  # fmt: skip
+        return Response(reply.content, status_code=reply.status_code,
+                        media_type=reply.headers.get("content-type", "application/json"))  # fmt: skip
+
+    @app.api_route("/api/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def forward(path: str, request: Request) -> Response:
+        segment = path.split("/", 1)[0]
+        base = routes.get(segment)
+        if policy.bent(request.scope.get("raw_path") or b"") or policy.bent(path):
+            # The policy judges this path; the upstream must get exactly it, not a normalised other one.
+            return problem_response(404, "No such API resource.", kind="not-found")
+        if base is None:
+            return problem_response(404, f"No API resource '/api/v1/{segment}'.", kind="not-found")
+        caller = await admitted(request)
+        if isinstance(caller, Response):
+            return caller
         return await proxy(request, base, path, caller)
 
     async def proxy(request: Request, base: str, path: str, caller: Identity | None) -> Response:

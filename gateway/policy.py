@@ -64,6 +64,9 @@ RULES: tuple[Rule, ...] = (
     rule(ANY, r"courses(/.*)?", "course_admin", "admin"),
     rule(ANY, r"learners/.*", "course_admin", "caseworker", "admin"),
     rule(ANY, r"monitoring/.*", "analyst", "admin"),
+    # Dead letters of all services (the gateway merges them; each service checks the role again).
+    rule(READ, r"admin/dead-letters", "admin"),
+    rule("POST", r"admin/dead-letters/[^/]+/[^/]+/(replay|discard)", "admin"),
 )
 
 

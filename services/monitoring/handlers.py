@@ -100,6 +100,7 @@ async def erased(uow: UnitOfWork, event: ReceivedEvent) -> None:
     person.moved_away_on = None
     for table in (ReferralFact, EnrolmentFact):
         await uow.session.execute(update(table).where(table.person_id == model.person_id).values(person_id=None))
+    await uow.forget_stored_responses(model.person_id)  # and the dead letters that name the person
 
 
 def _referral_handler(model_type: type[referral_events._ReferralEvent], kind: str) -> Handler:

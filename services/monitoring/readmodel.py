@@ -111,7 +111,7 @@ def start_consumer(runtime: ServiceRuntime, group: str) -> EventConsumer:
     settings = runtime.settings.model_copy(update={"kafka_consumer_offset_reset": "earliest"})
     consumer = EventConsumer(
         settings=settings, unit_of_work=runtime.unit_of_work, inbox=runtime.tables.inbox, group_id=group,
-        handlers=make_handlers(), topics=CONSUMED_TOPICS,
+        handlers=make_handlers(), topics=CONSUMED_TOPICS, dead_letters=runtime.tables.dead_letters,
     )  # fmt: skip
     runtime.consumer = consumer
     # Last in the list: the chassis stops the consumer and waits for the last task at shutdown.

@@ -140,3 +140,24 @@ def test_the_privacy_officer_role_survives_the_sign_in() -> None:
     claims = {"sub": "u-1", "preferred_username": "d.schutz", "realm_access": {"roles": ["privacy_officer", "x"]}}
     assert identity_from_claims(claims).roles == {"privacy_officer"}
     assert identity_from_claims({"sub": "u-2", "roles": ["privacy_officer"]}).roles == {"privacy_officer"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/admin/dead-letters"),
+        ("POST", "/api/v1/admin/dead-letters/referral/d-1/replay"),
+        ("POST", "/api/v1/admin/dead-letters/referral/d-1/discard"),
+    ],
+)
+def test_only_admins_see_and_handle_dead_letters(method: str, path: str) -> None:
+    every_role = {"registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin"}
+    assert {role for role in every_role if decide(method, path, frozenset({role}))} == {"admin"}
+    assert decide(method, path, None) is None, "signing in first"
+
+
+def test_dead_letters_take_no_other_action_or_method() -> None:
+    admin = frozenset({"admin"})
+    assert decide("POST", "/api/v1/admin/dead-letters/referral/d-1/delete", admin) is False
+    assert decide("DELETE", "/api/v1/admin/dead-letters", admin) is False
+    assert decide("POST", "/api/v1/admin/dead-letters", admin) is False

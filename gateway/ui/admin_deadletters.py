@@ -1,0 +1,153 @@
+"""The admins' page of dead letters: events a service could not handle, from all services at once.
+
+Each service keeps its dead letters in its own database (``chassis.deadletters``); the page shows them merged
+(``gateway.deadletters``), with how many are open, why each failed, and two actions: replay (the service runs
+its handler again, through its inbox: an event already handled is not handled twice) and discard with a
+reason. Events carry no personal data, so neither does this page.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from chassis.identity import Identity
+from gateway import deadletters, policy
+from gateway.ui.kit import Kit, api_time
+from gateway.ui.words import more_words
+
+log = logging.getLogger(__name__)
+
+FILTERS = ("open", "replayed", "discarded", "all")
+
+more_words({
+    "de": {
+        "dl_title": "Unzustellbare Ereignisse",
+        "dl_intro": "Ereignisse, die ein Dienst auch nach mehreren Versuchen nicht verarbeiten konnte (etwa weil "
+        "eine Voraussetzung fehlte). Ist die Ursache behoben, verarbeitet „Erneut verarbeiten“ das Ereignis "
+        "noch einmal, höchstens einmal wirksam. „Verwerfen“ gibt es mit Begründung auf.",
+        "dl_open": "Offen", "dl_total": "Insgesamt", "dl_show": "Anzeigen", "dl_all": "alle",
+        "dl_service": "Dienst", "dl_event": "Ereignis", "dl_reason": "Grund", "dl_attempts": "Versuche",
+        "dl_first": "Erster Fehlschlag", "dl_last": "Letzter Fehlschlag", "dl_resolved": "Erledigt",
+        "dl_status_open": "offen", "dl_status_replayed": "erneut verarbeitet", "dl_status_discarded": "verworfen",
+        "dl_replay": "Erneut verarbeiten", "dl_discard": "Verwerfen", "dl_discard_reason": "Grund für das Verwerfen",
+        "dl_replayed_done": "Das Ereignis ist erneut verarbeitet.",
+        "dl_replay_failed": "Die erneute Verarbeitung schlug wieder fehl; das Ereignis bleibt offen. Grund:",
+        "dl_discarded_done": "Das Ereignis ist verworfen.", "dl_reason_missing": "Bitte einen Grund angeben.",
+        "dl_closed": "Dieses Ereignis ist schon erledigt.",
+        "dl_unavailable": "Nicht erreichbar (ihre Einträge fehlen in der Liste):", "dl_none": "Keine.",
+        "dl_from": "aus", "dl_by": "von",
+        "dl_svc_registration": "Meldedienst", "dl_svc_referral": "Vermittlung", "dl_svc_courses": "Kurse",
+        "dl_svc_partners": "Partner", "dl_svc_monitoring": "Statistik",
+    },
+    "en": {
+        "dl_title": "Dead letters",
+        "dl_intro": "Events a service could not handle even after several tries (a missing precondition, say). "
+        "Once the cause is fixed, \u201cReplay\u201d handles the event again, with effect at most once. "
+        "\u201cDiscard\u201d gives it up, with a reason.",
+        "dl_open": "Open", "dl_total": "Total", "dl_show": "Show", "dl_all": "all",
+        "dl_service": "Service", "dl_event": "Event", "dl_reason": "Reason", "dl_attempts": "Attempts",
+        "dl_first": "First failure", "dl_last": "Last failure", "dl_resolved": "Resolved",
+        "dl_status_open": "open", "dl_status_replayed": "replayed", "dl_status_discarded": "discarded",
+        "dl_replay": "Replay", "dl_discard": "Discard", "dl_discard_reason": "Reason for discarding",
+        "dl_replayed_done": "The event has been handled again.",
+        "dl_replay_failed": "The replay failed again; the event stays open. Reason:",
+        "dl_discarded_done": "The event is discarded.", "dl_reason_missing": "Please give a reason.",
+        "dl_closed": "This event is resolved already.",
+        "dl_unavailable": "Not reachable (their entries are missing from the list):", "dl_none": "None.",
+        "dl_from": "from", "dl_by": "by",
+        "dl_svc_registration": "Registration", "dl_svc_referral": "Referral", "dl_svc_courses": "Courses",
+        "dl_svc_partners": "Partners", "dl_svc_monitoring": "Statistics",
+    },
+})  # fmt: skip
+
+
+def event_name(event_type: Any) -> str:
+    """``de.landsberg.integration.partners.service_offered.v1`` -> ``service_offered`` (the label's code)."""
+    parts = str(event_type or "").split(".")
+    return parts[-2] if len(parts) >= 2 else str(event_type or "")
+
+
+def add_routes(router: APIRouter, ui: Kit) -> None:
+    async def admin_only(request: Request) -> Identity | Response:
+        user = await ui.signed_in(request)
+        if isinstance(user, Response):
+            return user
+        if "admin" not in user.roles:
+            return ui.refused(request, user, "forbidden", 403)
+        return user
+
+    async def page(request: Request, user: Identity, status: int = 200, *, done: str | None = None,
+                   failed: str | None = None, shown: str | None = None) -> Response:  # fmt: skip
+        shown = shown or request.query_params.get("status", "open")
+        if shown not in FILTERS:
+            shown = "open"
+        if not policy.decide("GET", "/api/v1/admin/dead-letters", user.roles):
+            return ui.refused(request, user, "forbidden", 403)
+        found = await deadletters.merged(
+            request.app.state.client, ui.upstream.routes, ui.upstream.identity_headers, user,
+            status=None if shown == "all" else shown,
+            request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+        )  # fmt: skip
+        for item in found["items"]:
+            item["event_name"] = event_name(item.get("event_type"))
+            for moment in ("first_failed_at", "last_failed_at", "resolved_at"):
+                at = api_time(item.get(moment))
+                item[moment] = at.strftime("%Y-%m-%d %H:%M UTC") if at else None
+        return ui.render(request, "admin_dead_letters.html", status, user=user, found=found, shown=shown,
+                         filters=FILTERS, done=done, failed=failed)  # fmt: skip
+
+    @router.get("/admin/dead-letters", response_class=HTMLResponse)
+    async def dead_letters(request: Request) -> Response:
+        user = await admin_only(request)
+        if isinstance(user, Response):
+            return user
+        return await page(request, user)
+
+    @router.post("/admin/dead-letters/{service}/{letter_id}/{action}", response_class=HTMLResponse)
+    async def dead_letter_action(service: str, letter_id: str, action: str, request: Request) -> Response:
+        user = await admin_only(request)
+        if isinstance(user, Response):
+            return user
+        form = await ui.form_with_csrf(request)
+        if form is None:
+            return ui.refused(request, user, "csrf", 403)
+        if (
+            service not in deadletters.SEGMENT_OF_SERVICE
+            or action not in deadletters.ACTIONS
+            or policy.bent(letter_id)
+            or deadletters.SEGMENT_OF_SERVICE[service] not in ui.upstream.routes
+        ):
+            return ui.refused(request, user, "not_found", 404)  # fmt: skip
+        path = f"/api/v1/admin/dead-letters/{service}/{letter_id}/{action}"
+        if not policy.decide("POST", path, user.roles):
+            return ui.refused(request, user, "forbidden", 403)
+        words = ui.words(request)
+        shown = form.get("shown", "open")
+        reason = form.get("reason", "").strip()
+        if action == "discard" and not reason:
+            return await page(request, user, 422, failed=words["dl_reason_missing"], shown=shown)
+        reply = await deadletters.act(
+            request.app.state.client, ui.upstream.routes, ui.upstream.identity_headers, user, service, letter_id,
+            action, json={"reason": reason[:500]} if action == "discard" else None,
+            request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+        )  # fmt: skip
+        if reply is None:
+            return ui.refused(request, user, "unavailable", 503)
+        if reply.status_code == 404:
+            return ui.refused(request, user, "not_found", 404)
+        if reply.status_code == 409:
+            return await page(request, user, 409, failed=words["dl_closed"], shown=shown)
+        if reply.status_code != 200:
+            return ui.refused(request, user, "unavailable", 503)
+        letter = reply.json()
+        log.info("admin %s: %s on dead letter %s of %s", user.subject, action, letter_id, service)
+        if action == "replay" and letter.get("status") != "replayed":
+            reason_text = f"{letter.get('error_class', '')}: {letter.get('error_message', '')}"
+            return await page(request, user, failed=f"{words['dl_replay_failed']} {reason_text}", shown=shown)
+        done = words["dl_replayed_done" if action == "replay" else "dl_discarded_done"]
+        return await page(request, user, done=done, shown=shown)

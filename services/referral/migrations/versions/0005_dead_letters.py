@@ -1,0 +1,21 @@
+"""dead letters: records whose handler kept failing, kept for admins to replay or discard
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-07 08:00:00.000000
+"""
+from chassis.migrations import create_dead_letter_table, drop_dead_letter_table
+
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_dead_letter_table()
+
+
+def downgrade() -> None:
+    drop_dead_letter_table()
