@@ -81,7 +81,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         await asyncio.to_thread(
             upgrade_to_head, spec.migrations_dir, settings.database_url, f"alembic_version_{spec.name}"
         )
-        engine = make_engine(settings.database_url, settings.database_pool_size)
+        engine = make_engine(settings.database_url, settings.database_pool_size, settings.database_max_overflow)
         instrument_app(app, engine, settings)
         session_factory = make_session_factory(engine)
         relay = OutboxRelay(

@@ -49,7 +49,11 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/service.db"
+    #: Connections a process keeps open, and how many more it may open under load (unset: as many as the pool).
+    #: Every pod's pool plus overflow, times the pods, must stay under PostgreSQL's max_connections: the manifests
+    #: set both, and tests/deploy adds them up.
     database_pool_size: int = 10
+    database_max_overflow: int | None = None
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_unprefixed("KAFKA_BOOTSTRAP_SERVERS"))
     #: Apache Kafka supports the idempotent producer; the embedded Tansu broker does not.
