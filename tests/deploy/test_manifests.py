@@ -213,7 +213,13 @@ def test_every_service_has_a_migration_job_and_its_own_database(overlay: str) ->
     objects = render(overlay)
     for name in SERVICES:
         prefix = ENV_PREFIX[name]
-        job = by_name(objects, "Job", f"{name}-migrate")
+        (job,) = [
+            j for j in of_kind(objects, "Job") if j["metadata"]["labels"]["app.kubernetes.io/name"] == f"{name}-migrate"
+        ]
+        tag = by_name(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["image"].rpartition(
+            ":"
+        )[2]
+        assert job["metadata"]["name"] == f"{name}-migrate-{tag}", "the Job's name carries the release"
         container = job["spec"]["template"]["spec"]["containers"][0]
         code = container["command"][-1]
         assert container["command"][:2] == ["python", "-c"]
@@ -227,6 +233,17 @@ def test_every_service_has_a_migration_job_and_its_own_database(overlay: str) ->
         deployment = by_name(objects, "Deployment", name)
         env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env[f"{prefix}DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{name}-db-app", "key": "uri"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_do_not_migrate_at_start_but_wait_less_than_the_startup_probe(overlay: str) -> None:
+    objects = render(overlay)
+    platform = next(c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].startswith("platform-config"))
+    assert platform["data"]["MIGRATE_AT_START"] == "false"
+    wait = float(platform["data"]["MIGRATION_WAIT_SECONDS"])
+    for name in SERVICES:
+        probe = by_name(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+        assert wait < probe["periodSeconds"] * probe["failureThreshold"], name
 
 
 def test_every_service_in_the_code_is_deployed() -> None:
