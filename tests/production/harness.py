@@ -486,8 +486,17 @@ def settings_problems(workload: Workload, env: dict[str, str], addresses: Addres
 # --- starting and stopping ---------------------------------------------------------------------------------------
 
 
+def all_up(ready: httpx.Response) -> bool:
+    """Ready (the probe the manifests use), and what the body names up too: a service's broker, the gateway's
+    upstreams. Readiness alone does not wait for them (chassis/health.py); the journey needs them."""
+    if ready.status_code != 200:
+        return False
+    checks = ready.json().get("checks", {})
+    return checks.get("broker", "ok") == "ok" and all(state == "ok" for state in checks.get("upstreams", {}).values())
+
+
 async def wait_ready(processes: list[Process]) -> None:
-    """Every process answers 200 on /readyz (the probe the manifests use), polled with a deadline."""
+    """Every process answers 200 on /readyz with everything it names up, polled with a deadline."""
     deadline = asyncio.get_running_loop().time() + READY_SECONDS
     pending = {p.name: p for p in processes}
     async with httpx.AsyncClient(timeout=3) as client:
@@ -497,7 +506,7 @@ async def wait_ready(processes: list[Process]) -> None:
                 if process.popen.poll() is not None:
                     raise AssertionError(f"{name} exited with {process.popen.returncode}:\n{process.tail()}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{process.port}/readyz")).status_code == 200:
+                    if all_up(await client.get(f"http://127.0.0.1:{process.port}/readyz")):
                         del pending[name]
             if pending and asyncio.get_running_loop().time() > deadline:
                 tails = "\n".join(p.tail() for p in pending.values())
