@@ -580,9 +580,11 @@ def test_default_deny_and_a_network_policy_for_every_process(overlay: str) -> No
             assert all("namespaceSelector" not in peer and "ipBlock" not in peer for peer in sources), name
             egress_to = [peer for p in own for rule in p["spec"].get("egress", []) for peer in rule.get("to", [])]
             databases = {
-                peer.get("podSelector", {}).get("matchLabels", {}).get("cnpg.io/cluster") for peer in egress_to
+                peer.get("podSelector", {}).get("matchLabels", {}).get("landsberg.de/database") for peer in egress_to
             }
-            assert databases - {None} == {f"{name}-db"}, f"{name} reaches databases {databases}"
+            assert databases - {None} == {name}, f"{name} reaches databases {databases}"
+            cluster = by_name(objects, "Cluster", f"{name}-db")
+            assert cluster["spec"]["inheritedMetadata"]["labels"]["landsberg.de/database"] == name
             assert any(
                 peer.get("podSelector", {}).get("matchLabels", {}).get("strimzi.io/cluster") for peer in egress_to
             )

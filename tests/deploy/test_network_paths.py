@@ -150,6 +150,7 @@ def model(overlay: str) -> Cluster:
     for db in of_kind(objects, "Cluster"):  # CloudNativePG's labels on its instances
         name, namespace = db["metadata"]["name"], db["metadata"]["namespace"]
         labels = {"cnpg.io/cluster": name, "cnpg.io/podRole": "instance", "role": "primary"}
+        labels |= db["spec"].get("inheritedMetadata", {}).get("labels", {})
         cluster.pod(name, namespace, labels, (TCP, 5432), (TCP, 8000), (TCP, 9187))
     cluster.pod("edge", EDGE_NAMESPACE, EDGE_LABELS, (TCP, 10080), (TCP, 10443))
     cluster.pod("keycloak", "keycloak", {"app": "keycloak", "app.kubernetes.io/instance": "keycloak"},
