@@ -128,6 +128,7 @@ def run_env(metadata: MetaData) -> None:
     version_table = cfg.attributes.get("version_table") or cfg.get_main_option("version_table")
     url = cfg.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url is not set"
+    assert version_table, "the version table is not set"
 
     def do_run(connection: Connection) -> None:
         context.configure(
