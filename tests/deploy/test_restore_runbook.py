@@ -56,3 +56,14 @@ def test_the_service_reaches_the_restored_cluster_without_new_policies() -> None
     assert allowed(cluster, service, restored["metadata"]["name"], TCP, 5432)
     assert allowed(cluster, f"{service}-migrate", restored["metadata"]["name"], TCP, 5432)
     assert not allowed(cluster, "referral", restored["metadata"]["name"], TCP, 5432)
+
+
+def test_the_restored_cluster_is_valid_for_the_pinned_cloudnative_pg() -> None:
+    import jsonschema
+
+    from tests.deploy.test_crds import schemas
+
+    restored = runbook_cluster()
+    _, schema = schemas()[f"{restored['apiVersion']} {restored['kind']}"]
+    errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(restored)]
+    assert not errors, errors
