@@ -43,7 +43,7 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, pool_size: int = 10, max_overflow: int | None = None) -> AsyncEngine:
     url = async_url(url)
     kwargs: dict[str, Any] = {}
     if is_sqlite(url):
@@ -57,7 +57,7 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         # a third of a registration's. A connection the server closed (restart, failover, idle timeout) is
         # noticed without a round trip instead (_refuse_closed_connection); a half-open one fails its first
         # query, and the pool then replaces all its connections.
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size if max_overflow is None else max_overflow)
     # A database error's message names the statement's parameters (names, birth dates) unless hidden; errors are
     # logged, and logs must hold no personal data.
     engine = create_async_engine(url, hide_parameters=True, **kwargs)

@@ -27,7 +27,7 @@ from chassis.errors import install_problem_handlers
 from chassis.health import router as health_router
 from chassis.http import BodySizeLimit, SecurityHeaders
 from chassis.identity import InternalIdentity
-from chassis.migrations import upgrade_to_head
+from chassis.migrations import upgrade_to_head, wait_for_head
 from chassis.outbox import MessagingTables, Outbox, OutboxRelay
 from chassis.settings import ServiceSettings
 from chassis.telemetry import instrument_app, setup_logging, setup_tracing
@@ -81,10 +81,14 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_logging(settings)
         setup_tracing(settings)
-        await asyncio.to_thread(
-            upgrade_to_head, spec.migrations_dir, settings.database_url, f"alembic_version_{spec.name}"
-        )
-        engine = make_engine(settings.database_url, settings.database_pool_size)
+        version_table = f"alembic_version_{spec.name}"
+        if settings.migrate_at_start:
+            await asyncio.to_thread(upgrade_to_head, spec.migrations_dir, settings.database_url, version_table)
+        else:
+            await wait_for_head(
+                spec.migrations_dir, settings.database_url, version_table, settings.migration_wait_seconds
+            )
+        engine = make_engine(settings.database_url, settings.database_pool_size, settings.database_max_overflow)
         instrument_app(app, engine, settings)
         session_factory = make_session_factory(engine)
         relay = OutboxRelay(

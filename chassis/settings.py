@@ -49,7 +49,16 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/service.db"
+    #: Connections a process keeps open, and how many more it may open under load (unset: as many as the pool).
+    #: Every pod's pool plus overflow, times the pods, must stay under PostgreSQL's max_connections: the manifests
+    #: set both, and tests/deploy adds them up.
     database_pool_size: int = 10
+    database_max_overflow: int | None = None
+    #: Run the migrations when the process starts (development, tests, one process per service). In production
+    #: the release's migration Job runs them once (the manifests set false): a pod then waits for the schema to
+    #: reach its head, at most MIGRATION_WAIT_SECONDS (less than the startup probe allows), and exits if it does not.
+    migrate_at_start: bool = Field(True, validation_alias=_unprefixed("MIGRATE_AT_START"))
+    migration_wait_seconds: float = Field(150.0, validation_alias=_unprefixed("MIGRATION_WAIT_SECONDS"))
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_unprefixed("KAFKA_BOOTSTRAP_SERVERS"))
     #: Apache Kafka supports the idempotent producer; the embedded Tansu broker does not.

@@ -52,7 +52,10 @@ def announce_when_ready(gateway: str, manager: Manager) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{gateway}/readyz", timeout=2).status_code == 200:
+            # The gateway is ready on its own; the platform is when every upstream it names is up too.
+            ready = httpx.get(f"{gateway}/readyz", timeout=2)
+            upstreams = ready.json().get("checks", {}).get("upstreams", {}) if ready.status_code == 200 else {}
+            if upstreams and all(state == "ok" for state in upstreams.values()):
                 break
         except httpx.HTTPError:
             pass

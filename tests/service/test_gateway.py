@@ -207,6 +207,17 @@ async def test_a_service_that_is_down_gives_503_problem_details_at_once(tmp_path
     assert reply.json()["type"].endswith("/upstream-unavailable") and reply.headers["retry-after"] == "5"
 
 
+async def test_ready_with_upstreams_away_and_says_which(gateway: Platform) -> None:
+    """Services away (referral, courses, monitoring are not running here) do not take the gateway out of its
+    Service: /readyz is 200 and its body names each upstream's state."""
+    reply = await gateway.client.get("/readyz")
+    assert reply.status_code == 200, reply.text
+    upstreams = reply.json()["checks"]["upstreams"]
+    assert set(upstreams) == {"registration", "referral", "courses", "partners", "monitoring"}
+    assert upstreams["registration"] == upstreams["partners"] == "ok"
+    assert upstreams["referral"] == upstreams["courses"] == upstreams["monitoring"] == "unavailable"
+
+
 async def test_unknown_resource_is_404_and_oversized_bodies_413(tmp_path: Any) -> None:
     app = create_app(gateway_settings(tmp_path))
     async with running_app(app) as client:
