@@ -236,9 +236,9 @@ async def test_the_printable_export_page_is_linked_for_those_who_may_and_speaks_
     person_id, person = await a_newcomer_of_team_nord(world)
 
     async def page(who: str, path: str, lang: str = "de") -> httpx.Response:
-        return await world.client.get(
-            path, params={"lang": lang}, cookies={SESSION_COOKIE: world.tokens[who]}, follow_redirects=False
-        )
+        world.client.cookies.clear()
+        world.client.cookies.set(SESSION_COOKIE, world.tokens[who])
+        return await world.client.get(path, params={"lang": lang}, follow_redirects=False)
 
     person_page = (await page("datenschutz", f"/ui/persons/{person_id}")).text
     assert f'href="/ui/persons/{person_id}/export"' in person_page
