@@ -38,6 +38,14 @@ more_words({
         "export_at": "Zeitpunkt", "export_service": "Dienst", "export_actor": "Wer", "export_action": "Was",
         "export_purpose": "Wozu", "export_erased": "Die Daten der Person sind gelöscht; es bleibt nur der Nachweis.",
         "export_record": "Meldedaten",
+        "export_kind_household": "Haushalt", "export_kind_needs_assessments": "Bedarfserhebungen",
+        "export_kind_consents": "Einwilligungen", "export_kind_known_person": "Aus der Registrierung bekannt",
+        "export_kind_cases": "Fälle", "export_kind_notes": "Vermerke", "export_kind_goals": "Ziele",
+        "export_kind_referrals": "Vermittlungen", "export_kind_timeline": "Verlauf",
+        "export_kind_learner": "Aus der Registrierung bekannt", "export_kind_enrolments": "Kursanmeldungen",
+        "export_kind_attendance": "Anwesenheit", "export_kind_pass_entries": "Einträge im Bildungspass",
+        "export_kind_issued_passes": "Ausgestellte Bildungspässe",
+        "export_kind_webhook_deliveries": "Webhook-Zustellungen", "export_kind_erasure": "Löschung",
     },
     "en": {
         "export_title": "Access request under Art. 15 GDPR", "export_intro":
@@ -54,6 +62,14 @@ more_words({
         "export_at": "When", "export_service": "Service", "export_actor": "Who", "export_action": "What",
         "export_purpose": "Why", "export_erased": "The person's data has been erased; only the record of it is left.",
         "export_record": "Record",
+        "export_kind_household": "Household", "export_kind_needs_assessments": "Needs assessments",
+        "export_kind_consents": "Consents", "export_kind_known_person": "Known from registration",
+        "export_kind_cases": "Cases", "export_kind_notes": "Notes", "export_kind_goals": "Goals",
+        "export_kind_referrals": "Referrals", "export_kind_timeline": "Timeline",
+        "export_kind_learner": "Known from registration", "export_kind_enrolments": "Course enrolments",
+        "export_kind_attendance": "Attendance", "export_kind_pass_entries": "Education pass entries",
+        "export_kind_issued_passes": "Issued education passes",
+        "export_kind_webhook_deliveries": "Webhook deliveries", "export_kind_erasure": "Erasure",
     },
 })  # fmt: skip
 
