@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from chassis.embedded_broker import EmbeddedBroker
+from contracts.referral import ReferralSent
 from gateway.app import create_app as create_gateway
 from gateway.auth import add_account
 from gateway.ui.kit import SESSION_COOKIE
@@ -51,10 +52,11 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
     "registrar": {"roles": ["registrar"]},
     "vhs": {"roles": ["course_admin"], "partner_id": "vhs-landsberg"},
     "jobcenter": {"roles": ["partner"], "partner_id": "jobcenter-landsberg"},
+    "vhs-partner": {"roles": ["partner"], "partner_id": "vhs-landsberg"},
     "datenschutz": {"roles": ["privacy_officer"]},
     "admin": {"roles": ["admin"]},
 }
-ADMIN_HEADERS = {"X-Role": "admin", "X-Actor": "user:admin"}
+CONSENT = {"partner_category": "adult_education", "purpose": "course_enrolment"}
 SHAPE = {"at", "service", "actor", "action", "person_id", "purpose"}
 NEEDS = {
     "german_level": "A1",
@@ -97,7 +99,9 @@ async def world(database_url: str, broker: EmbeddedBroker, tmp_path: Path) -> As
         "courses": create_courses(
             courses_settings(db("courses"), bootstrap), registration_transport=httpx.ASGITransport(app=registration)
         ),
-        "partners": create_partners(partners_settings(db("partners"), bootstrap, demo_data=True)),
+        "partners": create_partners(
+            partners_settings(db("partners"), bootstrap, demo_data=True, webhook_allow_private_addresses=True)
+        ),
     }
     settings = gateway_settings(tmp_path)
     passwords = {name: add_account(settings.local_users_file, name, **account) for name, account in ACCOUNTS.items()}
@@ -119,11 +123,17 @@ async def world(database_url: str, broker: EmbeddedBroker, tmp_path: Path) -> As
 
 
 async def a_newcomer_of_team_nord(world: World) -> tuple[str, dict[str, Any]]:
-    """Registered, with needs, the case handed to team Nord's navigator, enrolled with the VHS; returns the person
-    id and what was registered."""
+    """Registered, with needs and a consent for adult education (so the VHS gets the integration course referral,
+    and its webhook a delivery), the case handed to team Nord's navigator, enrolled with the VHS; returns the
+    person id and what was registered."""
+    hook = {"url": "http://127.0.0.1:9/hook", "event_types": [ReferralSent.event_type]}  # nobody listens: kept
+    ok(await world.client.post("/api/v1/partners/vhs-landsberg/webhooks", json=hook,
+                               headers=world.as_("vhs-partner")), 201)  # fmt: skip
     body = newcomer()
     person = ok(await world.client.post("/api/v1/registrations", json=body, headers=world.as_("registrar")), 201)
     person_id = person["person_id"]
+    ok(await world.client.post(f"/api/v1/persons/{person_id}/consents", json=CONSENT, headers=world.as_("registrar")),
+       201)  # fmt: skip
     ok(await world.client.post(f"/api/v1/persons/{person_id}/needs-assessments", json=NEEDS,
                                headers=world.as_("admin")), 201)  # fmt: skip
 
@@ -198,7 +208,11 @@ async def test_the_export_holds_every_service_is_logged_and_after_erasure_holds_
     ok(await world.client.post(f"/api/v1/cases/{person['case_id']}/notes", json={"text": "Erstgespräch geführt"},
                                headers=world.as_("lotse")), 201)  # fmt: skip
 
-    export = ok(await world.get("datenschutz", f"persons/{person_id}/export"))
+    async def delivered() -> Any:
+        export = ok(await world.get("datenschutz", f"persons/{person_id}/export"))
+        return export if export["sections"]["partners"]["data"]["webhook_deliveries"] else None
+
+    export = await eventually(delivered)
     sections = export["sections"]
     assert set(sections) == {"registration", "referral", "courses", "partners", "monitoring"}
     assert sections["registration"]["person"]["family_name"] == person["family_name"]
@@ -206,7 +220,10 @@ async def test_the_export_holds_every_service_is_logged_and_after_erasure_holds_
     assert sections["referral"]["data"]["cases"][0]["id"] == person["case_id"]
     assert sections["referral"]["data"]["notes"][0]["text"] == "Erstgespräch geführt"
     assert sections["courses"]["data"]["enrolments"][0]["person_id"] == person_id
-    assert "webhook_deliveries" in sections["partners"]["data"]
+    delivery = sections["partners"]["data"]["webhook_deliveries"][0]
+    assert (delivery["partner_id"], delivery["event_type"]) == ("vhs-landsberg", ReferralSent.event_type)
+    assert person_id in delivery["payload"]
+    assert any(r["partner_id"] == "vhs-landsberg" for r in sections["referral"]["data"]["referrals"])
     assert "anonymous aggregates" in sections["monitoring"]["holds"]
     exported = {e["service"] for e in export["access_log"] if e["action"] == "export"}
     assert exported == {"registration", "referral", "courses", "partners"}, "logged in every service it read"
