@@ -271,3 +271,29 @@ def drop_dead_letter_table() -> None:
 
     op.drop_index(op.f("ix_dead_letters_status"), table_name="dead_letters")
     op.drop_table("dead_letters")
+
+
+def create_access_log_table() -> None:
+    """Who read a person's data (as :func:`chassis.audit.define_access_log_table` describes it), for a service's
+    migration."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    op.create_table(
+        "access_log",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("person_id", sa.String(length=64), nullable=False),
+        sa.Column("actor", sa.String(length=300), nullable=False),
+        sa.Column("action", sa.String(length=40), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("purpose", sa.String(length=500), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_access_log")),
+    )
+    op.create_index(op.f("ix_access_log_person_id"), "access_log", ["person_id"], unique=False)
+
+
+def drop_access_log_table() -> None:
+    from alembic import op
+
+    op.drop_index(op.f("ix_access_log_person_id"), table_name="access_log")
+    op.drop_table("access_log")

@@ -33,7 +33,7 @@ from chassis.http import BodySizeLimit, SecurityHeaders, UpstreamTransport
 from chassis.identity import Identity
 from chassis.settings import DEVELOPMENT_SECRET, ServiceSettings
 from chassis.telemetry import setup_logging, setup_tracing, traced_transport
-from gateway import deadletters, policy, ui
+from gateway import deadletters, policy, privacy, ui
 from gateway.auth import (
     DEFAULT_USERS_FILE,
     ApiKeys,
@@ -463,7 +463,24 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         caller = await admitted(request)
         if isinstance(caller, Response):
             return caller
+        if request.method == "GET" and caller is not None and (person := privacy.MERGED.match(path)):
+            return await merge(request, caller, person["person_id"], person["what"])
         return await proxy(request, base, path, caller)
+
+    async def merge(request: Request, caller: Identity, person_id: str, what: str) -> Response:
+        """A person's access log or export from every service (``gateway.privacy``), not registration's alone."""
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        answer = await privacy.merged(
+            request.app.state.client, routes, identity_headers, caller, person_id, what, request_id
+        )
+        headers = {**answer.headers, "x-request-id": request_id}
+        if answer.unavailable is not None:
+            return problem_response(503, answer.unavailable, kind="upstream-unavailable",
+                                    headers={**headers, "Retry-After": "5"})  # fmt: skip
+        if answer.content is not None:
+            return Response(answer.content, status_code=answer.status, headers=headers,
+                            media_type=answer.headers.get("content-type") or None)  # fmt: skip
+        return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
     async def proxy(request: Request, base: str, path: str, caller: Identity | None) -> Response:
         client: httpx.AsyncClient = request.app.state.client

@@ -47,6 +47,8 @@ RULES: tuple[Rule, ...] = (
     rule("DELETE", r"persons/[^/]+", "privacy_officer", "admin"),
     rule("POST", r"persons/[^/]+/move-away", "privacy_officer", "admin"),
     rule(READ, r"persons/[^/]+/(needs-assessments|access-log)", "caseworker", "privacy_officer", "admin"),
+    # Everything every service holds on the person (Art. 15): the data protection office's answer to them.
+    rule(READ, r"persons/[^/]+/export", "privacy_officer", "admin"),
     rule("POST", r"persons/[^/]+/needs-assessments", "caseworker", "admin"),
     rule(READ, r"persons(/[^/]+(/consents)?)?", "registrar", "caseworker", "privacy_officer", "admin"),
     rule("PATCH", r"persons/[^/]+", "registrar", "caseworker", "admin"),

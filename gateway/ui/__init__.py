@@ -2,8 +2,8 @@
 
 One module per audience (``public``, ``staff``, ``learning``, ``portal``, ``statistics``,
 ``admin``, with ``admin_directory`` for the partner organisations and the caseworker roster and
-``admin_deadletters`` for the events the services could not handle) and the
-API reference (``apidocs``), all built on ``kit``; what the pages say lives in ``words``.
+``admin_deadletters`` for the events the services could not handle), the API reference (``apidocs``)
+and a person's Art. 15 export (``export``), all built on ``kit``; what the pages say lives in ``words``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from gateway.ui import admin, admin_deadletters, admin_directory, apidocs, learning, portal, public, staff, statistics
+from gateway.ui import (
+    admin,
+    admin_deadletters,
+    admin_directory,
+    apidocs,
+    export,
+    learning,
+    portal,
+    public,
+    staff,
+    statistics,
+)
 from gateway.ui.kit import HERE, IdentityHeaders, Kit
 
 
@@ -21,7 +32,8 @@ def make_router(
     ui = Kit(routes=routes, identity_headers=identity_headers, secure_cookies=secure_cookies,
              rate_limit_per_minute=rate_limit_per_minute)  # fmt: skip
     router = APIRouter(prefix="/ui", include_in_schema=False)
-    for pages in (public, staff, portal, statistics, admin, admin_directory, admin_deadletters, learning, apidocs):
+    for pages in (public, staff, portal, statistics, admin, admin_directory, admin_deadletters, learning, apidocs,
+                  export):  # fmt: skip
         pages.add_routes(router, ui)
     return router
 

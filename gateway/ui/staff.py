@@ -426,6 +426,7 @@ def _person_rights(user: Identity) -> dict[str, bool]:
         "record_consents": allowed("POST", "/consents"),
         "move_away": allowed("POST", "/move-away"),
         "erase": allowed("DELETE", ""),
+        "export": allowed("GET", "/export"),
     }
 
 

@@ -26,6 +26,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import func, select
 
+from chassis import audit as access
 from chassis.clock import as_utc
 from chassis.errors import PROBLEM_JSON, Problem
 from chassis.identity import HEADER, Signer
@@ -41,6 +42,7 @@ from services.courses.models import (
     CourseSession,
     Enrolment,
     IssuedPass,
+    Learner,
     PassEntry,
     PassStatus,
 )
@@ -95,6 +97,14 @@ def get_caller(request: Request) -> domain.Caller:
 
 
 CallerDep = Annotated[domain.Caller, Depends(get_caller)]
+
+
+async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
+    """Log the read of these learners' data (``chassis.audit``) as the caller's, and commit it."""
+    headers = request.headers
+    actor = headers.get("x-actor") or "unauthenticated"
+    await access.audit_read(w.session, actor, action, person_ids, access.purpose_of(headers.get("x-role")))
+    await w.uow.commit()
 
 
 def forbidden(detail: str) -> Problem:
@@ -317,7 +327,11 @@ async def enrol(course_id: str, body: EnrolmentCreate, w: WorkflowDep, caller: C
 
 @router.get("/courses/{course_id}/enrolments", response_model=list[EnrolmentRead])
 async def list_enrolments(
-    course_id: str, w: WorkflowDep, caller: CallerDep, status: domain.EnrolmentStatus | None = None
+    course_id: str,
+    request: Request,
+    w: WorkflowDep,
+    caller: CallerDep,
+    status: domain.EnrolmentStatus | None = None,
 ) -> list[EnrolmentRead]:
     """Staff view: enrolled first, then the waiting list in its order (positions count everyone waiting). A
     caseworker sees the people of their team's open cases only."""
@@ -333,7 +347,9 @@ async def list_enrolments(
     rows = (await w.session.scalars(query.order_by(Enrolment.requested_at, Enrolment.id))).all()
     line = {e.id: i for i, e in enumerate(await workflow.waiting_line(w, course_id))}
     rows = sorted(rows, key=lambda e: (e.status == domain.EnrolmentStatus.WAITLISTED.value, line.get(e.id, -1)))
-    return [await enrolment_read(w, e) for e in rows]
+    answer = [await enrolment_read(w, e) for e in rows]
+    await log_read(w, request, "list_enrolments", (e.person_id for e in rows))
+    return answer
 
 
 @router.post("/courses/{course_id}/enrolments/{enrolment_id}/cancel", response_model=EnrolmentRead)
@@ -416,7 +432,7 @@ async def learner_view(w: workflow.Workflow, caller: domain.Caller, person_id: s
 
 
 @router.get("/learners/{person_id}/enrolments", response_model=list[EnrolmentRead])
-async def person_enrolments(person_id: str, w: WorkflowDep, caller: CallerDep) -> list[EnrolmentRead]:
+async def person_enrolments(person_id: str, request: Request, w: WorkflowDep, caller: CallerDep) -> list[EnrolmentRead]:
     """A learner's enrolments: all of them for the caseworkers of their case, a provider's for its course admins."""
     view = await learner_view(w, caller, person_id, domain.COURSE_ADMIN, domain.CASEWORKER)
     query = select(Enrolment).where(Enrolment.person_id == person_id)
@@ -424,7 +440,9 @@ async def person_enrolments(person_id: str, w: WorkflowDep, caller: CallerDep) -
     if view == "provider" and courses is not None:
         query = query.where(Enrolment.course_id.in_(courses))
     rows = (await w.session.scalars(query.order_by(Enrolment.requested_at))).all()
-    return [await enrolment_read(w, e) for e in rows]
+    answer = [await enrolment_read(w, e) for e in rows]
+    await log_read(w, request, "read_enrolments", [person_id])
+    return answer
 
 
 # --- the education pass (Bildungspass) -------------------------------------------------------
@@ -441,8 +459,9 @@ async def public_key(request: Request) -> dict[str, Any]:
 
 
 @router.get("/learners/{person_id}/education-pass/entries", response_model=list[PassEntryRead], tags=["education pass"])
-async def pass_entries(person_id: str, w: WorkflowDep, caller: CallerDep) -> list[PassEntryRead]:
+async def pass_entries(person_id: str, request: Request, w: WorkflowDep, caller: CallerDep) -> list[PassEntryRead]:
     await learner_view(w, caller, person_id, domain.COURSE_ADMIN, domain.CASEWORKER)
+    await log_read(w, request, "read_pass_entries", [person_id])
     rows = (
         await w.session.scalars(
             select(PassEntry).where(PassEntry.person_id == person_id).order_by(PassEntry.at, PassEntry.id)
@@ -528,7 +547,7 @@ async def issue_pass(
     code = domain.verification_code(credential)
     w.session.add(IssuedPass(id=pass_id, person_id=person_id, code=code, credential=credential, issued_at=w.now))
     w.session.add(PassStatus(pass_id=pass_id, status_index=index, code=code, issued_at=w.now))
-    await w.uow.commit()
+    await log_read(w, request, "issue_pass", [person_id])
     return IssuedPassRead(
         pass_id=pass_id, code=code, credential=credential, html_url=f"/api/v1/education-passes/{pass_id}/page"
     )
@@ -565,9 +584,10 @@ async def revoke_pass(pass_id: str, body: PassRevocation, w: WorkflowDep, caller
 
 
 @router.get("/education-passes/{pass_id}/page", response_class=HTMLResponse, tags=["education pass"])
-async def pass_page(pass_id: str, w: WorkflowDep, caller: CallerDep) -> HTMLResponse:
+async def pass_page(pass_id: str, request: Request, w: WorkflowDep, caller: CallerDep) -> HTMLResponse:
     """The printable pass, carrying its verification code."""
     issued = await readable_pass(w, caller, pass_id)
+    await log_read(w, request, "read_pass", [issued.person_id])
     subject = issued.credential["credentialSubject"]
     rows = "".join(
         f"<tr><td>{escape(e['kind'])}</td>"
@@ -650,3 +670,74 @@ async def verify_code(code: str, request: Request, w: WorkflowDep) -> Verificati
     valid = domain.verify(issued.credential, request.app.state.runtime.extras["pass_keys"].public)
     return Verification(valid=valid, reason="issued by this office, not revoked" if valid else "signature invalid",
                         code=code, credential_id=issued.credential["id"])  # fmt: skip
+
+
+# --- a person's access log and export (GDPR Art. 15), for the gateway -----------------------------------------
+# Under /api/v1/persons/, which the gateway forwards to registration: only the gateway's own merge of the log and
+# the export calls these, with the caller's signed identity, after registration answered that the caller reaches
+# the person. Not in the public API document.
+
+
+async def person_in_reach(w: workflow.Workflow, caller: domain.Caller, request: Request, person_id: str,
+                          *, export: bool) -> None:  # fmt: skip
+    """Privacy officers and admins reach anyone; a caseworker (for the log only) the people of the team's open
+    cases (404 otherwise, as for an unknown person); anyone else is refused."""
+    roles = access.roles_of(request.headers.get("x-role"))
+    if roles is None or roles & access.DATA_PROTECTION_ROLES:
+        return
+    if export or domain.CASEWORKER not in roles:
+        raise forbidden("This needs the privacy officer's or the admin's role.")
+    people = workflow.caseworker_people(caller)
+    if people is None or await w.session.scalar(people.where(CaseTeam.person_id == person_id).limit(1)) is None:
+        raise not_a_learner_of(person_id)
+
+
+@router.get("/persons/{person_id}/access-log", response_model=list[access.AccessLogEntry], include_in_schema=False)
+async def person_access_log(
+    person_id: str, request: Request, w: WorkflowDep, caller: CallerDep
+) -> list[access.AccessLogEntry]:
+    """Who read this person's data in this service, newest first (the gateway logs the read at registration)."""
+    await person_in_reach(w, caller, request, person_id, export=False)
+    return await access.entries_for(w.session, "courses", person_id)
+
+
+@router.get("/persons/{person_id}/export", response_model=access.ServiceExport, include_in_schema=False)
+async def person_export(person_id: str, request: Request, w: WorkflowDep, caller: CallerDep) -> access.ServiceExport:
+    """Everything this service holds on the person: what registration's events told it, enrolments with their
+    attendance, pass entries and issued passes (with their revocation state); and its access log."""
+    await person_in_reach(w, caller, request, person_id, export=True)
+    await log_read(w, request, "export", [person_id])
+    session = w.session
+    mine = select(Enrolment).where(Enrolment.person_id == person_id)
+    enrolments = (await session.scalars(mine.order_by(Enrolment.requested_at))).all()
+
+    async def rows(query: Any) -> list[dict[str, Any]]:
+        return [access.row_dict(r) for r in (await session.scalars(query)).all()]
+
+    passes = (await session.scalars(select(IssuedPass).where(IssuedPass.person_id == person_id))).all()
+    statuses = {
+        s.pass_id: s
+        for s in (await session.scalars(select(PassStatus).where(PassStatus.pass_id.in_([p.id for p in passes])))).all()
+    }
+    data = {
+        "learner": await rows(select(Learner).where(Learner.person_id == person_id)),
+        "enrolments": [access.row_dict(e) for e in enrolments],
+        "attendance": await rows(
+            select(Attendance)
+            .where(Attendance.enrolment_id.in_([e.id for e in enrolments]))
+            .order_by(Attendance.recorded_at)
+        ),
+        "pass_entries": await rows(select(PassEntry).where(PassEntry.person_id == person_id).order_by(PassEntry.at)),
+        "issued_passes": [
+            access.row_dict(p)
+            | {
+                "revoked": p.id in statuses and statuses[p.id].revoked_at is not None,
+                "revocation_reason": statuses[p.id].revocation_reason if p.id in statuses else None,
+            }
+            for p in passes
+        ],
+    }
+    return access.ServiceExport(
+        service="courses", person_id=person_id, data=data,
+        access_log=await access.entries_for(session, "courses", person_id),
+    )  # fmt: skip

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from chassis import audit as access
 from chassis.errors import Problem
 from chassis.schemas import Page
 from chassis.service import RuntimeDep
@@ -57,6 +58,8 @@ from services.partners.schemas import (
 
 router = APIRouter(prefix="/api/v1/partners", tags=["partners"])
 internal_router = APIRouter(prefix="/internal", tags=["internal"], include_in_schema=False)
+#: A person's access log and export (GDPR Art. 15), for the gateway's own merge of them (see the end of this module).
+persons_router = APIRouter(prefix="/api/v1/persons", tags=["persons"], include_in_schema=False)
 
 aware = delivery.aware
 PartnerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
@@ -703,3 +706,55 @@ async def delete_webhook(partner_id: OwnPartner, webhook_id: ObjectId, uow: UowD
     )
     await uow.commit()
     return Response(status_code=204)
+
+
+# --- a person's access log and export (GDPR Art. 15), for the gateway -----------------------------------------
+# This service holds no personal data but the webhook deliveries of events about a person (a pseudonymous id and
+# the facts the event carries), and no route of it answers them (the delivery log shows no payload). Under
+# /api/v1/persons/, which the gateway forwards to registration: only the gateway's own merge of the log and the
+# export calls these, with the caller's signed identity, after registration answered that the caller reaches the
+# person. This service knows no caseworker's team, so both are the privacy officers' and the admins'.
+
+
+def data_protection_only(x_role: RoleHeader = None) -> None:
+    roles = access.roles_of(x_role)
+    if roles is not None and not roles & access.DATA_PROTECTION_ROLES:
+        raise Problem(403, "This needs the privacy officer's or the admin's role.", kind="forbidden")
+
+
+@persons_router.get(
+    "/{person_id}/access-log", response_model=list[access.AccessLogEntry], dependencies=[Depends(data_protection_only)]
+)
+async def person_access_log(person_id: str, uow: UowDep) -> list[access.AccessLogEntry]:
+    return await access.entries_for(uow.session, "partners", person_id)
+
+
+@persons_router.get(
+    "/{person_id}/export", response_model=access.ServiceExport, dependencies=[Depends(data_protection_only)]
+)
+async def person_export(
+    person_id: str,
+    uow: UowDep,
+    x_role: RoleHeader = None,
+    actor: Annotated[str, Header(alias="X-Actor", max_length=200)] = "unauthenticated",
+) -> access.ServiceExport:
+    """The webhook deliveries of events about the person (with what they carried), and whether erasure reached
+    this service; and its access log."""
+    session = uow.session
+    await access.audit_read(session, actor, "export", [person_id], access.purpose_of(x_role))
+    await uow.commit()
+    deliveries = (
+        await session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.person_id == person_id).order_by(WebhookDelivery.created_at)
+        )
+    ).all()
+    erased = (await session.scalars(select(ErasedPerson).where(ErasedPerson.person_id == person_id))).all()
+    return access.ServiceExport(
+        service="partners",
+        person_id=person_id,
+        data={
+            "webhook_deliveries": [access.row_dict(d) for d in deliveries],
+            "erasure": [access.row_dict(e) for e in erased],
+        },
+        access_log=await access.entries_for(session, "partners", person_id),
+    )

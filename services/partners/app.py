@@ -138,7 +138,7 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
         tables=messaging,
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.PARTNERS_TOPIC],
-        routers=[api.router, api.internal_router],
+        routers=[api.router, api.internal_router, api.persons_router],
         handlers=lambda runtime: make_handlers(clock, runtime.extras["deliverer"].wake_soon),
         consumed_topics=CONSUMED_TOPICS,
         on_startup=on_startup,

@@ -23,13 +23,24 @@ from fastapi import Path as FastApiPath
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from chassis import audit as access
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
 from chassis.identity import HEADER, Signer
 from chassis.schemas import Page
 from chassis.service import RuntimeDep
 from contracts import referral as events
 from services.referral import domain, workflow
-from services.referral.models import Case, CaseNote, CaseworkerRow, Goal, Referral, RuleSetVersion, TimelineEntry
+from services.referral.models import (
+    Case,
+    CaseNote,
+    CaseworkerRow,
+    Goal,
+    KnownConsent,
+    KnownPerson,
+    Referral,
+    RuleSetVersion,
+    TimelineEntry,
+)
 from services.referral.schemas import (
     Assignment,
     BulkResult,
@@ -105,6 +116,14 @@ def require_role(*allowed: str) -> Any:
 
 
 STAFF_READERS = require_role("caseworker", "admin")
+
+
+async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
+    """Log the read of these persons' data (``chassis.audit``) as the caller's, and commit it."""
+    headers = request.headers
+    actor = headers.get("x-actor") or "unauthenticated"
+    await access.audit_read(w.session, actor, action, person_ids, access.purpose_of(headers.get("x-role")))
+    await w.uow.commit()
 
 
 # --- read models ---------------------------------------------------------------------------
@@ -222,6 +241,7 @@ async def partner_act(
 
 @router.get("/cases", response_model=Page[CaseRead])
 async def list_cases(
+    request: Request,
     w: WorkflowDep,
     scope: ScopeDep,
     status: domain.CaseStatus | None = None,
@@ -252,12 +272,14 @@ async def list_cases(
             .limit(page_size)
         )
     ).all()
+    await log_read(w, request, "list_cases", (c.person_id for c in rows))
     return Page(items=[CaseRead(**case_read(c)) for c in rows], total=total, page=page, page_size=page_size)
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)
-async def read_case(case_id: str, w: WorkflowDep, scope: ScopeDep) -> CaseDetail:
+async def read_case(case_id: str, request: Request, w: WorkflowDep, scope: ScopeDep) -> CaseDetail:
     case = await load_case(w, case_id, scope)
+    await log_read(w, request, "read_case", [case.person_id])
     referrals = (
         await w.session.scalars(select(Referral).where(Referral.case_id == case.id).order_by(Referral.created_at))
     ).all()
@@ -303,9 +325,10 @@ async def add_note(
 
 
 @router.get("/cases/{case_id}/timeline", response_model=list[TimelineRead])
-async def timeline(case_id: str, w: WorkflowDep, scope: ScopeDep) -> list[TimelineRead]:
+async def timeline(case_id: str, request: Request, w: WorkflowDep, scope: ScopeDep) -> list[TimelineRead]:
     """Every event about the person, whichever service published it, oldest first."""
     case = await load_case(w, case_id, scope)
+    await log_read(w, request, "read_timeline", [case.person_id])
     rows = (
         await w.session.scalars(
             select(TimelineEntry)
@@ -418,6 +441,7 @@ async def caseworkers(
 
 @router.get("/referrals", response_model=Page[ReferralRead])
 async def list_referrals(
+    request: Request,
     w: WorkflowDep,
     scope: ScopeDep,
     status: domain.ReferralStatus | None = None,
@@ -440,7 +464,9 @@ async def list_referrals(
         filters.append(Referral.escalated.is_(escalated))
     if blocked is not None:
         filters.append(Referral.blocked_reason.is_not(None) if blocked else Referral.blocked_reason.is_(None))
-    return await page_of(w, filters, page, page_size, referral_read)
+    found = await page_of(w, filters, page, page_size, referral_read)
+    await log_read(w, request, "list_referrals", (r.person_id for r in found.items))
+    return found
 
 
 async def page_of(
@@ -458,8 +484,10 @@ async def page_of(
 
 
 @router.get("/referrals/{referral_id}", response_model=ReferralRead)
-async def read_referral(referral_id: str, w: WorkflowDep, scope: ScopeDep) -> ReferralRead:
-    return referral_read(await load_referral(w, referral_id, scope=scope))
+async def read_referral(referral_id: str, request: Request, w: WorkflowDep, scope: ScopeDep) -> ReferralRead:
+    referral = await load_referral(w, referral_id, scope=scope)
+    await log_read(w, request, "read_referral", [referral.person_id])
+    return referral_read(referral)
 
 
 @router.post("/referrals/{referral_id}/send", response_model=ReferralRead)
@@ -544,6 +572,7 @@ async def rule_versions(w: WorkflowDep) -> list[RuleSetRead]:
 
 @partner_router.get("/referrals", response_model=Page[PartnerReferral])
 async def partner_referrals(
+    request: Request,
     w: WorkflowDep,
     partner_id: PartnerHeader,
     status: domain.ReferralStatus | None = None,
@@ -555,7 +584,9 @@ async def partner_referrals(
     filters = [Referral.partner_id == partner_id, Referral.sent_at.is_not(None)]
     if status:
         filters.append(Referral.status == status.value)
-    return await page_of(w, filters, page, page_size, partner_read)
+    found = await page_of(w, filters, page, page_size, partner_read)
+    await log_read(w, request, "list_referrals", (r.person_id for r in found.items))
+    return found
 
 
 @partner_router.get("/referrals/{referral_id}", response_model=PartnerReferralRead)
@@ -564,6 +595,7 @@ async def partner_referral(
 ) -> PartnerReferralRead:
     """One referral; the person's contact data only while a consent for this partner is in force."""
     referral = await load_referral(w, referral_id, partner_id=partner_id)
+    await log_read(w, request, "read_referral", [referral.person_id])
     data, status = None, "no consent in force"
     if not referral.consent_withdrawn and referral.consent_id is not None:
         consents = await workflow.consents_of(w.session, referral.person_id)
@@ -637,3 +669,59 @@ async def partner_complete(
     return await partner_act(
         w, referral, domain.ReferralAction.COMPLETE, outcome=body.outcome, unsuccessful_reason=body.reason
     )
+
+
+# --- a person's access log and export (GDPR Art. 15), for the gateway -----------------------------------------
+# Under /api/v1/persons/, which the gateway forwards to registration: only the gateway's own merge of the log and
+# the export calls these, with the caller's signed identity, after registration answered that the caller reaches
+# the person. Not in the public API document.
+
+
+async def person_in_reach(w: workflow.Workflow, request: Request, person_id: str, *, export: bool) -> None:
+    """Privacy officers and admins reach anyone; a caseworker (for the log only) a person whose case is the team's
+    (404 otherwise, as for an unknown person); anyone else is refused."""
+    roles = access.roles_of(request.headers.get("x-role"))
+    if roles is None or roles & access.DATA_PROTECTION_ROLES:
+        return
+    if export or "caseworker" not in roles:
+        raise Problem(403, "This needs the privacy officer's or the admin's role.", kind="forbidden")
+    scope = await get_scope(request)
+    if await w.session.scalar(select(Case.id).where(Case.person_id == person_id, scope.cases()).limit(1)) is None:
+        raise Problem(404, f"No person {person_id} among your team's cases.", kind="not-found")
+
+
+@router.get("/persons/{person_id}/access-log", response_model=list[access.AccessLogEntry], include_in_schema=False)
+async def person_access_log(person_id: str, request: Request, w: WorkflowDep) -> list[access.AccessLogEntry]:
+    """Who read this person's data in this service, newest first (the gateway logs the read at registration)."""
+    await person_in_reach(w, request, person_id, export=False)
+    return await access.entries_for(w.session, "referral", person_id)
+
+
+@router.get("/persons/{person_id}/export", response_model=access.ServiceExport, include_in_schema=False)
+async def person_export(person_id: str, request: Request, w: WorkflowDep) -> access.ServiceExport:
+    """Everything this service holds on the person: what registration's events told it, the case with its notes
+    and goals, the referrals with their matched facts, the timeline; and its access log."""
+    await person_in_reach(w, request, person_id, export=True)
+    await log_read(w, request, "export", [person_id])
+    session = w.session
+    cases = (await session.scalars(select(Case).where(Case.person_id == person_id))).all()
+    case_ids = [c.id for c in cases]
+
+    async def rows(query: Any) -> list[dict[str, Any]]:
+        return [access.row_dict(r) for r in (await session.scalars(query)).all()]
+
+    data = {
+        "known_person": await rows(select(KnownPerson).where(KnownPerson.person_id == person_id)),
+        "consents": await rows(select(KnownConsent).where(KnownConsent.person_id == person_id)),
+        "cases": [access.row_dict(c) for c in cases],
+        "notes": await rows(select(CaseNote).where(CaseNote.case_id.in_(case_ids)).order_by(CaseNote.id)),
+        "goals": await rows(select(Goal).where(Goal.case_id.in_(case_ids)).order_by(Goal.created_at)),
+        "referrals": await rows(select(Referral).where(Referral.person_id == person_id).order_by(Referral.created_at)),
+        "timeline": await rows(
+            select(TimelineEntry).where(TimelineEntry.person_id == person_id).order_by(TimelineEntry.at)
+        ),
+    }
+    return access.ServiceExport(
+        service="referral", person_id=person_id, data=data,
+        access_log=await access.entries_for(session, "referral", person_id),
+    )  # fmt: skip

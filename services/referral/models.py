@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from chassis.audit import define_access_log_table
 from chassis.db import new_metadata
 from chassis.outbox import define_messaging_tables
 
@@ -17,6 +18,8 @@ class Base(DeclarativeBase):
 
 
 messaging = define_messaging_tables(Base.metadata)
+#: Who read which person's data, what and why (``chassis.audit``).
+access_log = define_access_log_table(Base.metadata)
 
 
 class KnownPerson(Base):

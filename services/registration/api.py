@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Table, bindparam, false, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chassis import audit as access
 from chassis.clock import as_utc
 from chassis.clock import system_clock as now
 from chassis.errors import Problem
@@ -45,7 +46,6 @@ from contracts.vocabulary import PartnerCategory, ResidenceStatusGroup
 from services.registration import domain, infopacks
 from services.registration.models import AccessLog, CaseTeam, Consent, Household, NeedsAssessment, Person, as_dict
 from services.registration.schemas import (
-    AccessLogEntry,
     ConsentCreate,
     ConsentRead,
     Erasure,
@@ -54,6 +54,7 @@ from services.registration.schemas import (
     NeedsAssessmentCreate,
     NeedsAssessmentRead,
     PersonContact,
+    PersonExport,
     PersonFields,
     PersonRead,
     PersonUpdate,
@@ -83,6 +84,8 @@ class PersonScope:
     everyone: bool = False
     team: str | None = None
     caseworker_id: str | None = None
+    #: Why the caller reads (the access log's purpose), from their role.
+    purpose: str | None = None
 
     def cases(self) -> ColumnElement[bool]:
         """The caller's open cases, as a condition on ``CaseTeam``."""
@@ -114,8 +117,9 @@ def allowed(act: domain.Act) -> Any:
         headers = request.headers
         roles = domain.roles_from_header(headers.get("x-role"))
         reach = domain.reach(roles, act)
+        purpose = access.purpose_of(headers.get("x-role"))
         if reach is domain.Reach.EVERYONE:
-            return PersonScope(everyone=True)
+            return PersonScope(everyone=True, purpose=purpose)
         if reach is domain.Reach.NOBODY:
             # The gateway's role policy never lets such a caller through; this is the second line.
             may = sorted(r for r, acts in {**domain.EVERYONE, **domain.OWN_CASES}.items() if act in acts)
@@ -123,7 +127,7 @@ def allowed(act: domain.Act) -> Any:
         team = headers.get("x-team") or None
         actor = headers.get("x-actor") or ""
         subject = actor.removeprefix("user:") if actor.startswith("user:") else None
-        return PersonScope(team=team, caseworker_id=None if team else subject or None)
+        return PersonScope(team=team, caseworker_id=None if team else subject or None, purpose=purpose)
 
     return Depends(scope)
 
@@ -202,8 +206,10 @@ async def load_person(
 
 
 def audit(uow: UnitOfWork, actor: str, action: str, *person_ids: str, reason: str | None = None) -> None:
+    """Log the act on these persons' data; ``reason`` is the access log's purpose (the ground of an erasure, or
+    what the caller's role reads for: ``PersonScope.purpose``)."""
     at = now()
-    uow.session.add_all(AccessLog(person_id=p, actor=actor, action=action, at=at, reason=reason) for p in person_ids)
+    uow.session.add_all(AccessLog(person_id=p, actor=actor, action=action, at=at, purpose=reason) for p in person_ids)
 
 
 def check_district(request: Request, district: str) -> None:
@@ -379,7 +385,7 @@ async def list_persons(
             .limit(page_size)
         )
     ).all()
-    audit(uow, actor, "list", *(p.id for p in rows))
+    audit(uow, actor, "list", *(p.id for p in rows), reason=scope.purpose)
     await uow.commit()
     return Page(items=[person_read(p) for p in rows], total=total, page=page, page_size=page_size)
 
@@ -393,7 +399,7 @@ async def read_person(
     actor: ActorHeader = "unauthenticated",
 ) -> PersonRead:
     person = await load_person(uow.session, person_id, scope)
-    audit(uow, actor, "read", person.id)
+    audit(uow, actor, "read", person.id, reason=scope.purpose)
     await uow.commit()
     response.headers["ETag"] = etag(person)
     return person_read(person)
@@ -524,25 +530,62 @@ async def erase_person(
     return Response(status_code=204)
 
 
-@router.get("/persons/{person_id}/access-log", response_model=list[AccessLogEntry])
+@router.get("/persons/{person_id}/access-log", response_model=list[access.AccessLogEntry])
 async def access_log(
     person_id: str,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.READ_ACCESS_LOG)],
     actor: ActorHeader = "unauthenticated",
-) -> list[AccessLogEntry]:
+) -> list[access.AccessLogEntry]:
     """Who read or changed this person's data, newest first (for the data subject's Art. 15 request); an erased
-    person's log stays (accountability, Art. 5(2))."""
+    person's log stays (accountability, Art. 5(2)). Through the gateway, the log of every service, merged: the
+    gateway asks this service first, whose answer decides whether the caller reaches the person. Reading the log
+    is logged too."""
     person = await load_person(uow.session, person_id, scope, erased_too=True)
-    rows = (
-        await uow.session.scalars(
-            select(AccessLog).where(AccessLog.person_id == person.id).order_by(AccessLog.id.desc()).limit(1000)
+    audit(uow, actor, "read_access_log", person.id, reason=scope.purpose)
+    await uow.commit()
+    return await access.entries_for(uow.session, "registration", person.id)
+
+
+@router.get("/persons/{person_id}/export", response_model=PersonExport)
+async def export(
+    person_id: str,
+    uow: UnitOfWorkDep,
+    scope: Annotated[PersonScope, allowed(domain.Act.EXPORT)],
+    actor: ActorHeader = "unauthenticated",
+) -> PersonExport:
+    """Everything this service holds on the person (GDPR Art. 15): the record, the household, every needs
+    assessment, every consent, and the access log. Privacy officers and admins. Through the gateway, with every
+    other service's part (``GET /api/v1/persons/{id}/export`` there; this service answers first and decides
+    whether the caller reaches the person). After erasure only the tombstone is left, and the log."""
+    session = uow.session
+    person = await load_person(session, person_id, scope, erased_too=True)
+    audit(uow, actor, "export", person.id, reason=scope.purpose)
+    await uow.commit()
+    household = await session.get(Household, person.household_id)
+    needs = (
+        await session.scalars(
+            select(NeedsAssessment).where(NeedsAssessment.person_id == person.id).order_by(NeedsAssessment.version)
         )
     ).all()
-    return [
-        AccessLogEntry(at=as_utc(r.at), actor=r.actor, action=r.action, person_id=r.person_id, reason=r.reason)
-        for r in rows
-    ]
+    consents = (
+        await session.scalars(select(Consent).where(Consent.person_id == person.id).order_by(Consent.given_at))
+    ).all()
+    at = now()
+    erased = person.status == domain.PersonStatus.ERASED
+    return PersonExport(
+        service="registration",
+        person_id=person.id,
+        status=person.status,
+        person=None if erased else person_read(person),
+        erased_at=as_utc(person.erased_at),
+        moved_away_on=person.moved_away_on,
+        household=None if household is None else {"household_id": household.id,
+                                                  "created_at": as_utc(household.created_at)},
+        needs_assessments=[needs_read(r) for r in needs],
+        consents=[consent_read(r, at) for r in consents],
+        access_log=await access.entries_for(session, "registration", person.id),
+    )  # fmt: skip
 
 
 # --- needs assessment ----------------------------------------------------------------------
@@ -635,7 +678,7 @@ async def list_needs(
             .order_by(NeedsAssessment.version.desc())
         )
     ).all()
-    audit(uow, actor, "read_needs", person.id)
+    audit(uow, actor, "read_needs", person.id, reason=scope.purpose)
     await uow.commit()
     return [needs_read(r) for r in rows]
 
@@ -712,7 +755,7 @@ async def list_consents(
     rows = (
         await uow.session.scalars(select(Consent).where(Consent.person_id == person.id).order_by(Consent.given_at))
     ).all()
-    audit(uow, actor, "read_consents", person.id)
+    audit(uow, actor, "read_consents", person.id, reason=scope.purpose)
     await uow.commit()
     at = now()
     return [consent_read(r, at) for r in rows]

@@ -66,6 +66,7 @@ class Act(StrEnum):
     READ_NEEDS = "read_needs"
     RECORD_NEEDS = "record_needs"
     READ_ACCESS_LOG = "read_access_log"
+    EXPORT = "export"  # everything held on the person, for their Art. 15 request
     MOVE_AWAY = "move_away"
     ERASE = "erase"
 
@@ -87,9 +88,12 @@ EVERYONE: dict[str, frozenset[Act]] = {
     "admin": _ALL,
     "registrar": frozenset({Act.REGISTER, Act.READ_PERSON, Act.CHANGE_PERSON, Act.READ_CONSENTS, Act.RECORD_CONSENTS}),
     "privacy_officer": frozenset(
-        {Act.READ_PERSON, Act.READ_CONSENTS, Act.READ_NEEDS, Act.READ_ACCESS_LOG, Act.MOVE_AWAY, Act.ERASE}
+        {Act.READ_PERSON, Act.READ_CONSENTS, Act.READ_NEEDS, Act.READ_ACCESS_LOG, Act.EXPORT, Act.MOVE_AWAY, Act.ERASE}
     ),
 }
+# The export (Art. 15) is the data protection office's answer to the person, not a caseworker's: it gathers what
+# every service holds, also what is outside a caseworker's purpose (other providers' course records, partners'
+# webhook deliveries), so caseworkers read their team's persons through the ordinary routes only.
 #: Role -> what it may do for the persons of its own cases only (an open case in the caller's team).
 OWN_CASES: dict[str, frozenset[Act]] = {
     "caseworker": frozenset(

@@ -96,7 +96,8 @@ class Consent(Base):
 
 
 class AccessLog(Base):
-    """Every read of and change to personal data: who, what, when (GDPR Art. 5(2) accountability)."""
+    """Every read of and change to personal data: who, what, when, why (GDPR Art. 5(2) accountability); the
+    shape every service's log has (``chassis.audit``), which reads and answers it."""
 
     __tablename__ = "access_log"
 
@@ -105,8 +106,8 @@ class AccessLog(Base):
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(40))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    #: Why, where the action needs one: an erasure or a move-away names its ground (GDPR Art. 5(2), 17).
-    reason: Mapped[str | None] = mapped_column(String(500))
+    #: Why: an erasure or a move-away names its ground (GDPR Art. 5(2), 17); a read, what the role reads for.
+    purpose: Mapped[str | None] = mapped_column(String(500))
 
 
 class CaseTeam(Base):

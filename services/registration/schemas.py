@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import langcodes
 import pycountry
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
+from chassis.audit import AccessLogEntry
 from chassis.schemas import Strict
 from contracts.vocabulary import (
     AgeBand,
@@ -253,9 +254,17 @@ class Erasure(Strict):
     reason: Reason = Field(description="The ground of the erasure (e.g. the person's request under GDPR Art. 17)")
 
 
-class AccessLogEntry(BaseModel):
-    at: datetime
-    actor: str
-    action: str
+class PersonExport(BaseModel):
+    """What registration holds on a person (GDPR Art. 15), its part of the gateway's export."""
+
+    service: str
     person_id: str
-    reason: str | None = None
+    status: str
+    #: The record; none after erasure (only the tombstone's status and date are left).
+    person: PersonRead | None
+    erased_at: datetime | None = None
+    moved_away_on: date | None = None
+    household: dict[str, Any] | None = None
+    needs_assessments: list[NeedsAssessmentRead]
+    consents: list[ConsentRead]
+    access_log: list[AccessLogEntry]

@@ -215,6 +215,7 @@ async def test_read_returns_the_person_with_an_etag_and_is_logged(registration: 
     assert log.status_code == 200, log.text
     entries = [(e["action"], e["actor"], e["person_id"]) for e in log.json()]
     assert entries == [
+        ("read_access_log", "unauthenticated", created["person_id"]),  # reading the log is logged too
         ("read", "caseworker-7", created["person_id"]),
         ("register", "clerk-anna", created["person_id"]),
     ]

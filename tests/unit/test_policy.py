@@ -117,6 +117,7 @@ PERSON = "/api/v1/persons/p-1"
         ("GET", f"{PERSON}/needs-assessments", {"caseworker", "privacy_officer", "admin"}),
         ("POST", f"{PERSON}/needs-assessments", {"caseworker", "admin"}),
         ("GET", f"{PERSON}/access-log", {"caseworker", "privacy_officer", "admin"}),
+        ("GET", f"{PERSON}/export", {"privacy_officer", "admin"}),
         ("POST", f"{PERSON}/move-away", {"privacy_officer", "admin"}),
         ("DELETE", PERSON, {"privacy_officer", "admin"}),
         ("DELETE", f"{PERSON}/consents", set()),
