@@ -1,7 +1,8 @@
 """The web UI: server-rendered pages (Jinja2, autoescaped), German by default with an English switch.
 
 One module per audience (``public``, ``staff``, ``learning``, ``portal``, ``statistics``,
-``admin``, with ``admin_directory`` for the partner organisations and the caseworker roster) and the
+``admin``, with ``admin_directory`` for the partner organisations and the caseworker roster, and
+``portal_entry`` for a partner's own directory entry) and the
 API reference (``apidocs``), all built on ``kit``; what the pages say lives in ``words``.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from gateway.ui import admin, admin_directory, apidocs, learning, portal, public, staff, statistics
+from gateway.ui import admin, admin_directory, apidocs, learning, portal, portal_entry, public, staff, statistics
 from gateway.ui.kit import HERE, IdentityHeaders, Kit
 
 
@@ -20,7 +21,7 @@ def make_router(
     ui = Kit(routes=routes, identity_headers=identity_headers, secure_cookies=secure_cookies,
              rate_limit_per_minute=rate_limit_per_minute)  # fmt: skip
     router = APIRouter(prefix="/ui", include_in_schema=False)
-    for pages in (public, staff, portal, statistics, admin, admin_directory, learning, apidocs):
+    for pages in (public, staff, portal, portal_entry, statistics, admin, admin_directory, learning, apidocs):
         pages.add_routes(router, ui)
     return router
 
