@@ -2,7 +2,8 @@
 
 One module per audience (``public``, ``staff``, ``learning``, ``portal``, ``statistics``,
 ``admin``, with ``admin_directory`` for the partner organisations and the caseworker roster, and
-``portal_entry`` for a partner's own directory entry) and the
+``portal_entry`` for a partner's own directory entry, ``course_admin`` for course admins' forms and the pass
+verification page) and the
 API reference (``apidocs``), all built on ``kit``; what the pages say lives in ``words``.
 """
 
@@ -11,7 +12,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
-from gateway.ui import admin, admin_directory, apidocs, learning, portal, portal_entry, public, staff, statistics
+from gateway.ui import (
+    admin,
+    admin_directory,
+    apidocs,
+    course_admin,
+    learning,
+    portal,
+    portal_entry,
+    public,
+    staff,
+    statistics,
+)
 from gateway.ui.kit import HERE, IdentityHeaders, Kit
 
 
@@ -21,7 +33,18 @@ def make_router(
     ui = Kit(routes=routes, identity_headers=identity_headers, secure_cookies=secure_cookies,
              rate_limit_per_minute=rate_limit_per_minute)  # fmt: skip
     router = APIRouter(prefix="/ui", include_in_schema=False)
-    for pages in (public, staff, portal, portal_entry, statistics, admin, admin_directory, learning, apidocs):
+    for pages in (
+        public,
+        staff,
+        portal,
+        portal_entry,
+        statistics,
+        admin,
+        admin_directory,
+        learning,
+        course_admin,
+        apidocs,
+    ):
         pages.add_routes(router, ui)
     return router
 
