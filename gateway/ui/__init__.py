@@ -1,9 +1,11 @@
 """The web UI: server-rendered pages (Jinja2, autoescaped), German by default with an English switch.
 
 One module per audience (``public``, ``staff``, ``learning``, ``portal``, ``statistics``,
-``admin``, with ``admin_directory`` for the partner organisations and the caseworker roster and
-``admin_deadletters`` for the events the services could not handle), the API reference (``apidocs``)
-and a person's Art. 15 export (``export``), all built on ``kit``; what the pages say lives in ``words``.
+``admin``, with ``admin_directory`` for the partner organisations and the caseworker roster,
+``admin_deadletters`` for the events the services could not handle, ``portal_entry`` for a partner's own
+directory entry, ``course_admin`` for course admins' forms and the pass verification page), the API reference
+(``apidocs``) and a person's Art. 15 export (``export``), all built on ``kit``; what the pages say lives in
+``words``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from gateway.ui import (
     admin_deadletters,
     admin_directory,
     apidocs,
+    course_admin,
     export,
     learning,
     portal,
+    portal_entry,
     public,
     staff,
     statistics,
@@ -32,8 +36,20 @@ def make_router(
     ui = Kit(routes=routes, identity_headers=identity_headers, secure_cookies=secure_cookies,
              rate_limit_per_minute=rate_limit_per_minute)  # fmt: skip
     router = APIRouter(prefix="/ui", include_in_schema=False)
-    for pages in (public, staff, portal, statistics, admin, admin_directory, admin_deadletters, learning, apidocs,
-                  export):  # fmt: skip
+    for pages in (
+        public,
+        staff,
+        portal,
+        portal_entry,
+        statistics,
+        admin,
+        admin_directory,
+        admin_deadletters,
+        learning,
+        course_admin,
+        apidocs,
+        export,
+    ):
         pages.add_routes(router, ui)
     return router
 

@@ -244,7 +244,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 "today": datetime.now(LOCAL_TIME).date().isoformat(),
                 "current_session": _current_session(course.body["sessions"]),
             }
-        return ui.render(request, "course.html", user=user, course=course.body, sessions=sessions, **context)
+            context |= await _for_course_admins(ui, request, user, path)
+        words = ui.words(request)
+        notice = request.query_params.get("notice", "")
+        done = words.get(f"ca_done_{notice}")  # what a course admin's change on this page reports back
+        return ui.render(request, "course.html", user=user, course=course.body, sessions=sessions, done=done,
+                         notice=None if done else notice or None, **context)  # fmt: skip
 
     @router.post("/courses/{course_id}/enrolments/{enrolment_id}/{action}")
     async def enrolment_action(course_id: str, enrolment_id: str, action: str, request: Request) -> Response:
@@ -297,6 +302,24 @@ def _after(ui: Kit, request: Request, user: Identity, target: str, reply: Reply)
     names = {"result": words["learning_result"], "completed_on": words["learning_completed_on"],
              "certificate": words["learning_certificate"], "session_id": words["learning_session"]}  # fmt: skip
     return ui.back(target, error=problem_message(reply, ui.lang_of(request), names))
+
+
+async def _for_course_admins(ui: Kit, request: Request, user: Identity | None, path: str) -> dict[str, Any]:
+    """What the course's own admin also sees: the participants' names (one read the courses service makes of
+    registration, which logs it), their attendance per session, and what they may change."""
+    if not allowed(user, "GET", f"{path}/participants"):
+        return {}
+    found = await ui.call(request, user, "GET", f"{path}/participants")
+    if not found.ok or not isinstance(found.body, dict):
+        return {"edit": False}  # another provider's course: seen as a caseworker would, nothing to change
+    participants = found.body["participants"]
+    return {
+        "edit": allowed(user, "PATCH", path),
+        "names": {p["enrolment_id"]: p["name"] for p in participants if p.get("name")},
+        "names_missing": not found.body.get("names_available", True),
+        "participants": participants,
+        "passes": allowed(user, "POST", "learners/_/education-pass"),
+    }
 
 
 def _current_session(sessions: list[dict[str, Any]]) -> str | None:

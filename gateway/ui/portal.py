@@ -25,6 +25,7 @@ from gateway.ui.kit import Kit, Reply, api_time, field_errors, problem_text
 from gateway.ui.words import FIELD_ERRORS, more_words
 
 DECLINE_REASONS = ("no_capacity", "not_eligible", "not_our_service", "already_supported", "other")
+UNSUCCESSFUL_REASONS = ("client_refused", "no_capacity", "no_longer_needed", "could_not_contact_client", "other")
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 
 #: The scopes the partners service accepts for a key (its ``ApiScope``; a test keeps the two equal).
@@ -123,6 +124,33 @@ more_words({
         "portal_problem_gone": "Nicht gefunden: Das gehört nicht zu Ihrer Organisation oder ist schon entfernt.",
         "portal_problem_pending": "Diese Zustellung wird gerade noch versucht; senden Sie sie danach erneut.",
         "portal_problem_webhook_gone": "Der Webhook dieser Zustellung ist gelöscht.",
+        "portal_open_referral": "Vermittlung öffnen", "portal_referral": "Vermittlung",
+        "portal_contact": "Kontaktdaten der Person",
+        "portal_contact_intro": "Freigegeben durch die Einwilligung der Person, nur für diese Vermittlung. Jeder "
+        "Abruf wird protokolliert; bitte nicht weitergeben.",
+        "portal_consent_withdrawn": "Die Person hat ihre Einwilligung widerrufen. Ihre Kontaktdaten werden nicht "
+        "mehr angezeigt: Nehmen Sie bitte keinen Kontakt mehr auf und schließen Sie die Vermittlung ab.",
+        "portal_no_consent": "Für Ihre Organisation liegt keine gültige Einwilligung vor; die Kontaktdaten werden "
+        "deshalb nicht angezeigt. Die Integrationslotsin oder der Integrationslotse holt sie bei Bedarf ein.",
+        "portal_contact_unavailable": "Die Kontaktdaten sind gerade nicht abrufbar. Bitte laden Sie die Seite "
+        "gleich noch einmal.",
+        "portal_name": "Name", "portal_preferred_language": "Bevorzugte Sprache", "portal_languages": "Sprachen",
+        "portal_facts": "Was für Ihr Angebot zählt", "portal_no_facts": "Keine weiteren Angaben.",
+        "portal_back_referrals": "Zurück zu den Vermittlungen", "portal_answer": "Antworten",
+        "portal_decline_reason": "Grund der Ablehnung", "portal_completion_reason": "Grund (bei Misserfolg)",
+        "portal_declined_because": "Abgelehnt", "portal_outcome_was": "Ergebnis",
+        "portal_state_accepted": "Angenommen: Nehmen Sie Kontakt auf und beginnen Sie, sobald die Person da war.",
+        "portal_state_in_progress": "In Arbeit: Schließen Sie die Vermittlung mit dem Ergebnis ab, wenn sie "
+        "beendet ist.",
+        "portal_fact_german_level": "Deutschkenntnisse", "portal_fact_age_band": "Altersgruppe",
+        "portal_fact_languages": "Sprachen",
+        "portal_fact_need_categories": "Bedarfe", "portal_fact_residence_status_group": "Aufenthaltsstatus",
+        "portal_fact_gender": "Geschlecht", "portal_fact_childcare_needed": "Kinderbetreuung nötig",
+        "portal_fact_has_children": "Hat Kinder",
+        "portal_need_language": "Deutsch lernen", "portal_need_education": "Bildung", "portal_need_employment":
+        "Arbeit", "portal_need_recognition": "Anerkennung eines Abschlusses", "portal_need_counselling": "Beratung",
+        "portal_need_housing": "Wohnen", "portal_need_childcare": "Kinderbetreuung", "portal_need_health": "Gesundheit",
+        "portal_need_participation": "Teilhabe",
     },
     "en": {
         "portal_sections": "Partner portal sections", "portal_keys": "API keys", "portal_webhooks": "Webhooks",
@@ -191,6 +219,30 @@ more_words({
         "portal_problem_gone": "Not found: it does not belong to your organisation or has been removed already.",
         "portal_problem_pending": "This delivery is still being attempted; send it again after that.",
         "portal_problem_webhook_gone": "The webhook of this delivery has been deleted.",
+        "portal_open_referral": "Open referral", "portal_referral": "Referral",
+        "portal_contact": "The person's contact data",
+        "portal_contact_intro": "Shared under the person's consent, for this referral only. Every read is logged; "
+        "please do not pass it on.",
+        "portal_consent_withdrawn": "The person has withdrawn their consent. Their contact data is no longer shown: "
+        "please do not contact them any more and complete the referral.",
+        "portal_no_consent": "There is no consent in force for your organisation, so the contact data is not shown. "
+        "The integration navigator asks for it where needed.",
+        "portal_contact_unavailable": "The contact data cannot be read just now. Please reload the page shortly.",
+        "portal_name": "Name", "portal_preferred_language": "Preferred language", "portal_languages": "Languages",
+        "portal_facts": "What matters for your service", "portal_no_facts": "Nothing more.",
+        "portal_back_referrals": "Back to the referrals", "portal_answer": "Answer",
+        "portal_decline_reason": "Reason for declining", "portal_completion_reason": "Reason (if unsuccessful)",
+        "portal_declined_because": "Declined", "portal_outcome_was": "Outcome",
+        "portal_state_accepted": "Accepted: contact the person and start once they have come.",
+        "portal_state_in_progress": "In progress: complete the referral with its outcome when it has ended.",
+        "portal_fact_german_level": "German", "portal_fact_age_band": "Age group", "portal_fact_languages": "Languages",
+        "portal_fact_need_categories": "Needs", "portal_fact_residence_status_group": "Residence status",
+        "portal_fact_gender": "Gender", "portal_fact_childcare_needed": "Childcare needed",
+        "portal_fact_has_children": "Has children",
+        "portal_need_language": "learning German", "portal_need_education": "education", "portal_need_employment":
+        "work", "portal_need_recognition": "recognition of a qualification", "portal_need_counselling": "counselling",
+        "portal_need_housing": "housing", "portal_need_childcare": "childcare", "portal_need_health": "health",
+        "portal_need_participation": "participation",
     },
 })  # fmt: skip
 
@@ -298,6 +350,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     # --- referrals ---------------------------------------------------------------------------
 
+    async def organisation(request: Request, user: Identity) -> str | None:
+        """The signed-in partner's name from the public directory (its id when the directory cannot say)."""
+        if not user.partner_id:
+            return None
+        found = await ui.call(request, user, "GET", f"partners/{quote(user.partner_id)}")
+        return str(found.body["name"]) if found.ok and isinstance(found.body, dict) else user.partner_id
+
     @router.get("/partner", response_class=HTMLResponse)
     async def portal(request: Request) -> Response:
         user = await ui.signed_in(request)
@@ -306,7 +365,30 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         found = await ui.call(request, user, "GET", "partner/referrals", params={"page_size": 200})
         if not found.ok:
             return ui.trouble(request, user, found)
-        return ui.render(request, "portal.html", user=user, referrals=found.items(), reasons=DECLINE_REASONS)
+        return ui.render(request, "portal.html", user=user, referrals=found.items(), reasons=DECLINE_REASONS,
+                         unsuccessful_reasons=UNSUCCESSFUL_REASONS,
+                         organisation=await organisation(request, user))  # fmt: skip
+
+    @router.get("/partner/referrals/{referral_id}", response_class=HTMLResponse)
+    async def portal_referral(referral_id: str, request: Request) -> Response:
+        """One referral with the contact data the person's consent allows (the referral service asks registration,
+        which checks the consent again and logs the read), or why there is none."""
+        user = await ui.signed_in(request)
+        if isinstance(user, Response):
+            return user
+        found = await ui.call(request, user, "GET", f"partner/referrals/{quote(referral_id, safe='')}")
+        if not found.ok:
+            return ui.trouble(request, user, found)
+        referral, contact = found.body["referral"], found.body.get("personal_data")
+        status = str(found.body.get("personal_data_status", ""))
+        contact_state = (
+            "withdrawn" if referral.get("consent_withdrawn") else "shared" if contact
+            else "unavailable" if "unavailable" in status or status.startswith("not available") else "no_consent"
+        )  # fmt: skip
+        return ui.render(request, "portal_referral.html", user=user, r=referral, contact=contact,
+                         contact_state=contact_state, reasons=DECLINE_REASONS,
+                         unsuccessful_reasons=UNSUCCESSFUL_REASONS,
+                         organisation=await organisation(request, user))  # fmt: skip
 
     @router.post("/partner/referrals/{referral_id}/{action}")
     async def portal_action(referral_id: str, action: str, request: Request) -> Response:
@@ -323,8 +405,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 body["reason"] = form["reason"]
         elif action not in ("accept", "start"):
             return ui.refused(request, user, "not_found", 404)
-        reply = await ui.call(request, user, "POST", f"partner/referrals/{quote(referral_id)}/{action}", json=body)
-        return ui.after("/ui/partner", reply)
+        reply = await ui.call(request, user, "POST", f"partner/referrals/{quote(referral_id, safe='')}/{action}",
+                              json=body)  # fmt: skip
+        # Back to the page the button was on: the list, or the referral's own page.
+        own_page = f"/ui/partner/referrals/{quote(referral_id, safe='')}"
+        target = own_page if form.get("back") == "referral" else "/ui/partner"
+        return ui.after(target, reply)
 
     # --- API keys ----------------------------------------------------------------------------
 

@@ -1,20 +1,194 @@
-"""The analysts' page: choose a period, read the council report or take its figures as CSV."""
+"""The analysts' and the council's pages: charts of the monitoring's indicators, the council report in the page's
+language (German by default) and its figures as CSV.
+
+Everything comes from the monitoring service's API (``/monitoring/indicators`` per period): figures already
+anonymised there, a withheld one (k-anonymity) stays withheld here. The charts are inline SVG drawn on the server
+(``charts``): registrations and the dissimilarity index over the twelve months up to the period, newcomers on a
+schematic map of Landsberg's parts, and referral outcomes per partner.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from chassis.identity import Identity
+from gateway.ui import charts
 from gateway.ui.kit import Kit
+from gateway.ui.words import more_words
 
 #: As the monitoring service takes it: a year 1990-2099, a quarter or a month of it.
 PERIOD = re.compile(r"^(199[0-9]|20[0-9]{2})(-(0[1-9]|1[0-2])|-Q[1-4])?$")
+MONTHS = 12
+FUNNEL = ("sent", "accepted", "declined", "completed")
+
+#: The council report's words: group, indicator, unit and column titles by the monitoring's ids.
+REPORT_DE = {
+    "stat_g_culture_and_language": "Kulturation: Sprache und Kultur",
+    "stat_g_placement": "Platzierung: Bildung und Arbeit", "stat_g_interaction": "Interaktion: soziale Kontakte",
+    "stat_g_identification": "Identifikation: Zugehörigkeit", "stat_g_demography": "Demografie",
+    "stat_g_segregation": "Segregation", "stat_g_network": "Partnernetzwerk",
+    "stat_t_language_course_enrolments": "Anmeldungen zu Sprachkursen nach Kursart",
+    "stat_t_language_course_completions": "Abschlüsse von Sprachkursen nach Kursart",
+    "stat_t_cefr_levels_reached": "Erreichte Deutschniveaus (GER) bei Kursabschluss",
+    "stat_t_placement_referrals": "Vermittlungen an Jobcenter (Arbeit) und IHK (Anerkennung) und ihre Ergebnisse",
+    "stat_t_recognitions": "Anerkannte ausländische Abschlüsse (Einträge im Bildungspass)",
+    "stat_t_course_completions": "Kursabschlüsse nach Kursart",
+    "stat_t_days_to_first_counselling": "Median der Tage von der Anmeldung bis zur ersten Beratungsvermittlung",
+    "stat_t_participation_offers": "Anmeldungen zu Kultur-, Bildungs- und Begegnungsangeboten",
+    "stat_t_citizens_survey": "Bürgerbefragung: Zufriedenheit (Prozent der Antworten)",
+    "stat_t_registrations_by_nationality": "Anmeldungen nach Staatsangehörigkeit",
+    "stat_t_registrations_by_age_band": "Anmeldungen nach Altersgruppe",
+    "stat_t_registrations_by_residence_status": "Anmeldungen nach Aufenthaltsstatus",
+    "stat_t_registrations_by_district_and_gender": "Anmeldungen nach Ortsteil und Geschlecht",
+    "stat_t_households_and_moves": "Angemeldete Haushalte und weggezogene Personen",
+    "stat_t_newcomers_by_district": "Neuzugezogene je Ortsteil am Ende des Zeitraums",
+    "stat_t_dissimilarity_index": "Segregationsindex (Dissimilaritätsindex) gegenüber der Wohnbevölkerung",
+    "stat_t_referral_funnel": "Vermittlungen je Partner", "stat_t_partner_response_hours":
+    "Median der Stunden bis zur Antwort des Partners",
+    "stat_t_waiting_list": "Personen auf Kurs-Wartelisten am Ende des Zeitraums",
+    "stat_t_free_seats": "Freie Plätze in offenen Kursen am Ende des Zeitraums",
+    "stat_t_women_share_in_courses": "Anteil der Frauen an den Kursanmeldungen",
+    "stat_c_count": "Anzahl", "stat_c_total": "Summe", "stat_c_sent": "gesendet", "stat_c_accepted": "angenommen",
+    "stat_c_declined": "abgelehnt", "stat_c_completed": "abgeschlossen", "stat_c_escalated": "eskaliert",
+    "stat_c_completed_successful": "erfolgreich abgeschlossen",
+    "stat_c_completed_unsuccessful": "ohne Erfolg abgeschlossen", "stat_c_median_days": "Median (Tage)",
+    "stat_c_median_hours": "Median (Stunden)", "stat_c_percent": "Prozent", "stat_c_D": "Index D",
+    "stat_c_households_registered": "Haushalte angemeldet", "stat_c_persons_moved_away": "Personen weggezogen",
+    "stat_c_very_satisfied": "sehr zufrieden", "stat_c_satisfied": "zufrieden",
+    "stat_c_less_satisfied": "weniger zufrieden", "stat_c_dissatisfied": "unzufrieden",
+    "stat_u_persons": "Personen", "stat_u_enrolments": "Anmeldungen", "stat_u_learners": "Lernende",
+    "stat_u_referrals": "Vermittlungen", "stat_u_recognitions": "Anerkennungen", "stat_u_days": "Tage",
+    "stat_u_hours": "Stunden", "stat_u_percent": "Prozent", "stat_u_index": "Index", "stat_u_count": "Anzahl",
+    "stat_u_seats": "Plätze", "stat_u_children": "Kinder", "stat_u_households": "Haushalte",
+}  # fmt: skip
+
+more_words({
+    "de": {
+        "stat_charts": "Auf einen Blick", "stat_registrations_over_time": "Anmeldungen je Monat",
+        "stat_district_map": "Neuzugezogene je Ortsteil", "stat_dissimilarity_over_time":
+        "Segregationsindex (Dissimilarität) je Monat", "stat_outcomes_per_partner": "Vermittlungen je Partner",
+        "stat_map_note": "Schematische Karte der Ortsteile, nicht maßstabsgetreu; dunkler heißt mehr. "
+        "\u00d7 bedeutet: zurückgehalten (weniger als fünf Personen).",
+        "stat_withheld_note": "\u00d7 bedeutet: zurückgehalten, weil weniger als fünf Personen dahinter stehen.",
+        "stat_dissimilarity_note": "0 heißt: Neuzugezogene wohnen verteilt wie alle Einwohner; 1 heißt: ganz "
+        "getrennt.", "stat_figures": "Die Zahlen dazu", "stat_month": "Monat", "stat_district": "Ortsteil",
+        "stat_partner": "Partner", "stat_registrations": "Anmeldungen", "stat_index": "Index",
+        "stat_report_title": "Integrations- und Demografiemonitoring", "stat_report_sub": "Große Kreisstadt "
+        "Landsberg am Lech · Bericht an den Stadtrat", "stat_compared": "verglichen mit",
+        "stat_proposals": "Vorschläge", "stat_no_proposal": "In diesem Zeitraum greift keine Regel.",
+        "stat_rules": "Regeln, nach denen die Vorschläge entstehen", "stat_generated": "erstellt am",
+        "stat_previous": "Vorzeitraum", "stat_print": "Zum Drucken oder als PDF: Strg+P.",
+        "stat_to": "bis", "stat_withheld": "zurückgehalten", "stat_note": "Hinweis",
+        **REPORT_DE,
+    },
+    "en": {
+        "stat_charts": "At a glance", "stat_registrations_over_time": "Registrations per month",
+        "stat_district_map": "Newcomers per district", "stat_dissimilarity_over_time":
+        "Segregation (dissimilarity) index per month", "stat_outcomes_per_partner": "Referrals per partner",
+        "stat_map_note": "A schematic map of the districts, not to scale; darker means more. \u00d7 means withheld "
+        "(fewer than five people).",
+        "stat_withheld_note": "\u00d7 means withheld, because fewer than five people are behind it.",
+        "stat_dissimilarity_note": "0 means newcomers live spread like all inhabitants; 1 means fully apart.",
+        "stat_figures": "The figures", "stat_month": "Month", "stat_district": "District",
+        "stat_partner": "Partner", "stat_registrations": "Registrations", "stat_index": "Index",
+        "stat_report_title": "Integration and demographic monitoring", "stat_report_sub": "Große Kreisstadt "
+        "Landsberg am Lech · report to the city council", "stat_compared": "compared with",
+        "stat_proposals": "Proposals", "stat_no_proposal": "No rule applies in this period.",
+        "stat_rules": "The rules the proposals follow", "stat_generated": "generated",
+        "stat_previous": "Previous period", "stat_print": "To print or save as PDF: Ctrl+P.",
+        "stat_to": "to", "stat_withheld": "withheld", "stat_note": "Note",
+        **{key: key.split("_", 2)[2].replace("_", " ") for key in REPORT_DE},
+    },
+})  # fmt: skip
+
+
+def last_months(period: str, count: int = MONTHS) -> list[str]:
+    """The ``count`` months up to the period's last one (a year's December, a quarter's third month)."""
+    year = int(period[:4])
+    month = 12 if len(period) == 4 else 3 * int(period[-1]) if "-Q" in period else int(period[5:7])
+    months = []
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+    return months[::-1]
+
+
+def indicator(document: dict[str, Any] | None, table_id: str) -> dict[str, Any] | None:
+    for group in (document or {}).get("groups", []):
+        for table in group["indicators"]:
+            if table["id"] == table_id:
+                return dict(table)
+    return None
+
+
+def figure(cell: dict[str, Any] | None) -> float | None:
+    """A published figure, or None for withheld or missing."""
+    if cell is None or cell.get("suppressed") or cell.get("value") is None:
+        return None
+    return float(cell["value"])
+
+
+def mark(cell: dict[str, Any] | None) -> str:
+    """How a figure that is not drawn is shown: a cross when withheld, a dash when there is none."""
+    return charts.WITHHELD if cell is not None and cell.get("suppressed") else "\u2013"
+
+
+def whole(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
+    async def documents(request: Request, user: Identity, periods: list[str]) -> dict[str, dict[str, Any] | None]:
+        replies = await asyncio.gather(*(
+            ui.call(request, user, "GET", "monitoring/indicators", params={"period": p}) for p in periods
+        ))  # fmt: skip
+        return {p: r.body if r.ok and isinstance(r.body, dict) else None for p, r in zip(periods, replies, strict=True)}
+
+    async def partner_names(request: Request, user: Identity) -> dict[str, str]:
+        """Partner id -> name, from the public directory: the charts name organisations, not ids."""
+        listed = await ui.call(request, user, "GET", "partners", params={"page_size": 200})
+        return {p["partner_id"]: p["name"] for p in listed.items()}
+
+    def chart_context(request: Request, period: str, found: dict[str, dict[str, Any] | None],
+                      names: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+        words = ui.words(request)
+        lang = ui.lang_of(request)
+        months = last_months(period)
+        month_labels = [f"{m[5:7]}/{m[2:4]}" if lang == "de" else m for m in months]
+        registrations = [figure((indicator(found[m], "registrations_by_nationality") or {}).get("headline"))
+                         for m in months]  # fmt: skip
+        index_cells = [(indicator(found[m], "dissimilarity_index") or {}).get("headline") for m in months]
+        index = [figure(cell) for cell in index_cells]
+        current = found[period]
+        stock = indicator(current, "newcomers_by_district") or {"rows": []}
+        by_district = {row["label"]: whole(figure(row["cells"].get("count"))) for row in stock["rows"]}
+        funnel = indicator(current, "referral_funnel") or {"rows": []}
+        partners = [names.get(row["label"], row["label"]) for row in funnel["rows"]]
+        outcomes = {(names.get(row["label"], row["label"]), stage): whole(figure(row["cells"].get(stage)))
+                    for row in funnel["rows"] for stage in FUNNEL}  # fmt: skip
+        stages = {stage: words[f"stat_c_{stage}"] for stage in FUNNEL}
+        return {
+            "months": list(zip(month_labels, registrations, index, [mark(c) for c in index_cells], strict=True)),
+            "districts": sorted(by_district.items()), "partners": partners, "outcomes": outcomes, "stages": stages,
+            "registrations_chart": charts.line_chart(month_labels, registrations,
+                                                     words["stat_registrations_over_time"], "chart-registrations"),
+            "dissimilarity_chart": charts.line_chart(month_labels, index, words["stat_dissimilarity_over_time"],
+                                                     "chart-dissimilarity", decimals=2, top=1.0,
+                                                     gaps=[mark(c) for c in index_cells]),
+            "district_map": charts.district_map(by_district, words["stat_district_map"], "chart-districts",
+                                                withheld=charts.WITHHELD),
+            "partner_chart": charts.grouped_bars(partners, FUNNEL, outcomes, words["stat_outcomes_per_partner"],
+                                                 "chart-partners", stages) if partners else "",
+        }  # fmt: skip
+
     @router.get("/statistics", response_class=HTMLResponse)
     async def statistics(request: Request) -> Response:
         user = await ui.signed_in(request)
@@ -23,10 +197,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         period = request.query_params.get("period") or datetime.now(UTC).strftime("%Y-%m")
         if not PERIOD.fullmatch(period):
             return ui.render(request, "statistics.html", 422, user=user, period=period, period_error=True)
-        found = await ui.call(request, user, "GET", "monitoring/indicators", params={"period": period})
-        if not found.ok:
-            return ui.trouble(request, user, found)
-        return ui.render(request, "statistics.html", user=user, period=period, period_error=False)
+        first = await ui.call(request, user, "GET", "monitoring/indicators", params={"period": period})
+        if not first.ok:
+            return ui.trouble(request, user, first)
+        found = await documents(request, user, [m for m in last_months(period) if m != period])
+        found[period] = first.body
+        return ui.render(request, "statistics.html", user=user, period=period, period_error=False,
+                         **chart_context(request, period, found, await partner_names(request, user)))  # fmt: skip
 
     @router.get("/statistics/report")
     async def statistics_report(request: Request) -> Response:
@@ -37,7 +214,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         fmt = "csv" if request.query_params.get("format") == "csv" else "html"
         if not PERIOD.fullmatch(period):
             return ui.render(request, "statistics.html", 422, user=user, period=period, period_error=True)
-        found = await ui.call(request, user, "GET", "monitoring/report", params={"period": period, "format": fmt})
-        if not found.ok:
-            return ui.trouble(request, user, found)
-        return Response(found.content, media_type=found.media_type)
+        if fmt == "csv":
+            table = await ui.call(request, user, "GET", "monitoring/report", params={"period": period, "format": fmt})
+            if not table.ok:
+                return ui.trouble(request, user, table)
+            return Response(table.content, media_type=table.media_type)
+        # The council report, drawn here in the page's language from the same figures the monitoring publishes.
+        first = await ui.call(request, user, "GET", "monitoring/indicators", params={"period": period})
+        if not first.ok:
+            return ui.trouble(request, user, first)
+        found = await documents(request, user, [m for m in last_months(period) if m != period])
+        found[period] = first.body
+        return ui.render(request, "statistics_report.html", user=user, period=period, document=first.body,
+                         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                         **chart_context(request, period, found, await partner_names(request, user)))  # fmt: skip

@@ -56,10 +56,13 @@ from services.courses.schemas import (
     EnrolmentCreate,
     EnrolmentRead,
     IssuedPassRead,
+    Participant,
+    ParticipantList,
     PassEntryRead,
     PassIssue,
     PassRevocation,
     PassStatusRead,
+    SessionCreate,
     SessionRead,
     Verification,
 )
@@ -299,6 +302,118 @@ async def cancel_course(course_id: str, w: WorkflowDep, caller: CallerDep) -> Co
         raise rule_broken(exc) from exc
     await w.uow.commit()
     return await course_read(w, course)
+
+
+@router.post("/courses/{course_id}/sessions", status_code=201, response_model=CourseRead)
+async def add_session(course_id: str, body: SessionCreate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
+    """One more session of a scheduled course; it must not overlap the others."""
+    await managed_course(w, caller, course_id)
+    try:
+        async with workflow.seat_lock(w, course_id) as course:
+            if course.status != domain.CourseStatus.SCHEDULED.value:
+                raise domain.InvalidTransition(f"a {course.status} course cannot be changed")
+            rows = await workflow.sessions_of(w.session, course.id)
+            new = domain.Session(body.starts_at, body.ends_at)
+            domain.check_sessions([domain.Session(workflow.aware(r.starts_at), workflow.aware(r.ends_at))  # type: ignore[arg-type]
+                                   for r in rows] + [new])  # fmt: skip
+            w.session.add(CourseSession(id=str(uuid.uuid4()), course_id=course.id, starts_at=workflow.aware(
+                body.starts_at), ends_at=workflow.aware(body.ends_at), place=body.place))  # fmt: skip
+            await session_changed(w, course)
+    except domain.CourseError as exc:
+        raise rule_broken(exc) from exc
+    await w.uow.commit()
+    return await course_read(w, course)
+
+
+@router.delete("/courses/{course_id}/sessions/{session_id}", response_model=CourseRead)
+async def remove_session(course_id: str, session_id: str, w: WorkflowDep, caller: CallerDep) -> CourseRead:
+    """Take a session off a scheduled course: not its last one, and not one with attendance recorded (that
+    attendance is part of the participants' record)."""
+    await managed_course(w, caller, course_id)
+    try:
+        async with workflow.seat_lock(w, course_id) as course:
+            if course.status != domain.CourseStatus.SCHEDULED.value:
+                raise domain.InvalidTransition(f"a {course.status} course cannot be changed")
+            row = await w.session.get(CourseSession, session_id)
+            if row is None or row.course_id != course.id:
+                raise Problem(404, f"No session {session_id} in this course.", kind="not-found")
+            if len(await workflow.sessions_of(w.session, course.id)) == 1:
+                raise domain.CourseError("a course keeps at least one session; cancel the course instead")
+            recorded = await w.session.scalar(select(func.count()).select_from(Attendance)
+                                              .where(Attendance.session_id == row.id))  # fmt: skip
+            if recorded:
+                raise domain.InvalidTransition("attendance is recorded for this session; it cannot be removed")
+            await w.session.delete(row)
+            await session_changed(w, course)
+    except domain.CourseError as exc:
+        raise rule_broken(exc) from exc
+    await w.uow.commit()
+    return await course_read(w, course)
+
+
+async def session_changed(w: workflow.Workflow, course: Course) -> None:
+    """A course's sessions changed: a new version, announced with its dates."""
+    await w.session.flush()
+    course.version += 1
+    course.updated_at = w.now
+    await w.publish(
+        events.CourseUpdated(**workflow.course_facts(course, await workflow.sessions_of(w.session, course.id)))
+    )
+
+
+@router.get("/courses/{course_id}/participants", response_model=ParticipantList)
+async def participants(course_id: str, request: Request, w: WorkflowDep, caller: CallerDep) -> ParticipantList:
+    """The enrolled and completed participants of the caller's own course with their registered names (one read
+    from registration for the whole list, which logs it per person) and their attendance per session."""
+    await managed_course(w, caller, course_id)
+    rows = (
+        await w.session.scalars(
+            select(Enrolment).where(
+                Enrolment.course_id == course_id,
+                Enrolment.status.in_([domain.EnrolmentStatus.ENROLLED.value, domain.EnrolmentStatus.COMPLETED.value]),
+            ).order_by(Enrolment.requested_at, Enrolment.id)
+        )
+    ).all()  # fmt: skip
+    attendance: dict[str, dict[str, bool]] = {row.id: {} for row in rows}
+    if rows:
+        marks = await w.session.scalars(select(Attendance).where(Attendance.enrolment_id.in_(list(attendance))))
+        for mark in marks:
+            attendance[mark.enrolment_id][mark.session_id] = mark.present
+    names = await registered_names(request, course_id, [row.person_id for row in rows],
+                                   request.headers.get("x-actor", "unauthenticated"))  # fmt: skip
+    return ParticipantList(
+        participants=[
+            Participant(enrolment_id=row.id, person_id=row.person_id, name=(names or {}).get(row.person_id),
+                        status=row.status, attendance=attendance[row.id], result=row.result,  # type: ignore[arg-type]
+                        certificate=row.certificate, completed_on=row.completed_on)
+            for row in rows
+        ],
+        names_available=names is not None,
+    )  # fmt: skip
+
+
+async def registered_names(request: Request, course_id: str, person_ids: list[str],
+                           caller_actor: str) -> dict[str, str] | None:  # fmt: skip
+    """Person id -> name as registered, asked of registration in one call in this service's own signed name (it
+    logs the read as the staff member's); None while registration cannot answer, so that the list still shows."""
+    if not person_ids:
+        return {}
+    runtime = request.app.state.runtime
+    signer: Signer = runtime.extras["identity"]
+    url, transport = runtime.settings.registration_url, runtime.extras.get("registration_transport")
+    params: list[tuple[str, str]] = [("person_id", p) for p in sorted(set(person_ids))]
+    params += [("on_behalf_of", caller_actor), ("course_id", course_id)]
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=3, transport=transport) as client:
+            reply = await client.get("/api/internal/persons/participant-names", params=params,
+                                     headers={HEADER: signer.as_itself("registration")})  # fmt: skip
+    except httpx.HTTPError:
+        log.warning("registration unreachable for a participant list")
+        return None
+    if reply.status_code != 200:
+        log.warning("registration answered %s for a participant list", reply.status_code)
+        return None
+    return {str(p["person_id"]): " ".join(str(p[k]).strip() for k in HOLDER_FIELDS if p.get(k)) for p in reply.json()}
 
 
 # --- enrolments ---------------------------------------------------------------------------

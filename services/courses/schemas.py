@@ -120,6 +120,24 @@ class EnrolmentRead(BaseModel):
     completed_on: date | None
 
 
+class Participant(BaseModel):
+    """An enrolled (or completed) participant with the registered name, for the course's own admin."""
+
+    enrolment_id: str
+    person_id: str
+    name: str | None = Field(description="As registered; None when registration could not say (erased, or down)")
+    status: domain.EnrolmentStatus
+    attendance: dict[str, bool] = Field(description="Session id -> present, for the sessions recorded so far")
+    result: str | None
+    certificate: str | None
+    completed_on: date | None
+
+
+class ParticipantList(BaseModel):
+    participants: list[Participant]
+    names_available: bool = Field(description="False while registration, which holds the names, cannot answer")
+
+
 class Cancellation(Strict):
     reason: Annotated[str, StringConstraints(pattern=r"^(by_person|by_staff)$")] = "by_person"
 

@@ -120,7 +120,7 @@ OBJECT_RULES: tuple[tuple[str, str, str, int, str], ...] = (
     ("caseworker", r"/learners/\{person_id\}(/.*)?", "GET POST PATCH PUT DELETE", 404, "other"),
     ("course_admin", r"/learners/\{person_id\}(/.*)?", "GET POST PATCH PUT DELETE", 404, "other"),
     ("course_admin", r"/courses/\{course_id\}(/.*)?", "POST PATCH PUT DELETE", 403, "other"),
-    ("course_admin", r"/courses/\{course_id\}/enrolments(/.*)?", "GET", 403, "other"),
+    ("course_admin", r"/courses/\{course_id\}/(enrolments|participants)(/.*)?", "GET", 403, "other"),
     # A caseworker enrols only the persons of the team's cases (the person named in the body).
     ("caseworker", r"/courses/\{course_id\}/enrolments", "POST", 404, "other"),
     # Monitoring: rebuilding the read model is the admin's alone, stricter than the policy's "monitoring/.*".
@@ -159,6 +159,9 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
         "session_id": ids["session_id"], "present": True},
     ("POST", "/api/v1/courses/{course_id}/enrolments/{enrolment_id}/completion"): lambda ids: {
         "result": "passed", "completed_on": "2027-03-01"},
+    # A session long after the course's own: no overlap, so the object check is what answers.
+    ("POST", "/api/v1/courses/{course_id}/sessions"): lambda ids: {
+        "starts_at": "2031-01-06T09:00:00+00:00", "ends_at": "2031-01-06T11:00:00+00:00"},
     ("POST", "/api/v1/partner/referrals/{referral_id}/complete"): lambda ids: {"outcome": "successful"},
     ("POST", "/api/v1/partner/referrals/{referral_id}/decline"): lambda ids: {"reason": "no_capacity"},
 }  # fmt: skip

@@ -1,0 +1,209 @@
+"""A partner's own entry in the directory, kept by its staff in the portal: free places, the services it offers
+and the entry itself (name, description, languages, locations, contact points).
+
+The same page as the admins' (``admin_partner.html``), posting to ``/ui/partner/entry``, always for the
+signed-in user's ``partner_id``: the partners service checks that the caller keeps the entry (``X-Partner-Id``
+names it), so no id from a URL or form can reach another organisation. The category is shown, not offered:
+consents are given per category, and only an admin changes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from chassis.identity import Identity
+from gateway.ui.admin_directory import (
+    CATEGORIES,
+    CONTACT_FIELDS,
+    LOCATION_FIELDS,
+    NOTICES,
+    SERVICE_FIELDS,
+    SERVICE_TYPES,
+    entry_errors,
+    form_rows,
+    language_choices,
+    rows_of,
+    text_or_none,
+    whole_number,
+)
+from gateway.ui.kit import Kit
+from gateway.ui.words import more_words
+
+log = logging.getLogger(__name__)
+
+HOME = "/ui/partner/entry"
+
+more_words({
+    "de": {
+        "portal_entry": "Unser Eintrag", "portal_capacity": "Freie Plätze",
+        "portal_capacity_intro": "Die Vermittlung sendet nur Personen zu Angeboten mit freien Plätzen. Halten Sie "
+        "die Zahl aktuell; leer heißt: keine Platzgrenze.",
+        "portal_save_capacity": "Speichern", "portal_category_by_admin": "ändert nur die Verwaltung der Stadt",
+        "portal_capacity_saved": "Die freien Plätze sind gespeichert.",
+        "portal_capacity_invalid": "Bitte eine ganze Zahl ab 0 angeben (oder leer lassen: keine Platzgrenze).",
+    },
+    "en": {
+        "portal_entry": "Our entry", "portal_capacity": "Free places",
+        "portal_capacity_intro": "Referrals go only to services with free places. Keep the number current; empty "
+        "means no limit.",
+        "portal_save_capacity": "Save", "portal_category_by_admin": "changed by the city's administration only",
+        "portal_capacity_saved": "The free places are saved.",
+        "portal_capacity_invalid": "Please give a whole number from 0 (or leave it empty: no limit).",
+    },
+})  # fmt: skip
+
+
+def add_routes(router: APIRouter, ui: Kit) -> None:
+    async def keeper(request: Request) -> tuple[Identity, str] | Response:
+        user = await ui.signed_in(request)
+        if isinstance(user, Response):
+            return user
+        if not user.partner_id:
+            return ui.refused(request, user, "portal_no_partner", 403)
+        return user, user.partner_id
+
+    async def keeper_form(request: Request) -> tuple[Identity, str, dict[str, str]] | Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        if not user.partner_id:
+            return ui.refused(request, user, "portal_no_partner", 403)
+        return user, user.partner_id, form
+
+    async def entry_page(request: Request, user: Identity, partner_id: str, status: int = 200, *,
+                         values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+                         service: dict[str, Any] | None = None,
+                         capacity_error: str | None = None) -> Response:  # fmt: skip
+        found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}")
+        if not found.ok:
+            return ui.trouble(request, user, found)
+        entry = found.body
+        words = ui.words(request)
+        notice = request.query_params.get("notice", "")
+        offered = {s["service_type"] for s in entry["services"]}
+        done = (words["portal_capacity_saved"] if notice == "capacity_saved"
+                else words[f"dir_done_{notice}"] if notice in NOTICES else None)  # fmt: skip
+
+        def language_names(codes: list[str]) -> str:
+            return ", ".join(words.get(f"lang_{code}", code) for code in codes)
+
+        return ui.render(
+            request, "admin_partner.html", status, user=user, notice=None, error=None, keeper="partner",
+            form_base=HOME, partner=entry, values=values or entry, errors=errors or {}, service=service or {},
+            not_offered=[s for s in SERVICE_TYPES if s not in offered], done=done, capacity_error=capacity_error,
+            saved_service=request.query_params.get("saved_service"), categories=CATEGORIES,
+            service_types=SERVICE_TYPES, languages=lambda chosen: language_choices(words, chosen),
+            language_names=language_names,
+        )  # fmt: skip
+
+    @router.get("/partner/entry", response_class=HTMLResponse)
+    async def entry(request: Request) -> Response:
+        found = await keeper(request)
+        if isinstance(found, Response):
+            return found
+        return await entry_page(request, *found)
+
+    @router.post("/partner/entry", response_class=HTMLResponse)
+    async def edit_entry(request: Request) -> Response:
+        posted = await keeper_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, partner_id, form = posted
+        body: dict[str, Any] = {
+            "name": form.get("name", "").strip(),
+            **{name: text_or_none(form, name) for name in ("alternate_name", "description", "website")},
+            "languages": await ui.form_list(request, "languages"),
+            "locations": rows_of(form, "loc", LOCATION_FIELDS, "name"),
+            "contacts": rows_of(form, "con", CONTACT_FIELDS, "title"),
+        }  # fmt: skip
+        reply = await ui.call(request, user, "PATCH", f"partners/{quote(partner_id)}", json=body)
+        if reply.ok:
+            log.info("partner user %s edited the entry of %s", user.subject, partner_id)
+            return RedirectResponse(f"{HOME}?notice=saved#main", 303)
+        if reply.status == 422:
+            kept = {**body, "locations": form_rows(form, "loc", LOCATION_FIELDS),
+                    "contacts": form_rows(form, "con", CONTACT_FIELDS)}  # fmt: skip
+            errors = entry_errors(reply, ui.lang_of(request), ui.words(request))
+            return await entry_page(request, user, partner_id, 422, values=kept, errors=errors)
+        return ui.trouble(request, user, reply)
+
+    @router.post("/partner/entry/capacity/{service_type}", response_class=HTMLResponse)
+    async def capacity(service_type: str, request: Request) -> Response:
+        posted = await keeper_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, partner_id, form = posted
+        if service_type not in SERVICE_TYPES:
+            return ui.refused(request, user, "not_found", 404)
+        places = whole_number(form.get("free_places"))
+        if isinstance(places, str) or (isinstance(places, int) and places < 0):
+            return await entry_page(request, user, partner_id, 422,
+                                    capacity_error=ui.words(request)["portal_capacity_invalid"])  # fmt: skip
+        path = f"partners/{quote(partner_id)}/services/{service_type}/capacity"
+        reply = await ui.call(request, user, "PUT", path, json={"free_places": places})
+        if reply.ok:
+            return RedirectResponse(f"{HOME}?notice=capacity_saved#capacity-h", 303)
+        if reply.status == 422:
+            return await entry_page(request, user, partner_id, 422,
+                                    capacity_error=ui.words(request)["portal_capacity_invalid"])  # fmt: skip
+        return ui.trouble(request, user, reply)
+
+    @router.post("/partner/entry/services", response_class=HTMLResponse)
+    async def offer_service(request: Request) -> Response:
+        return await save_service(None, request)
+
+    @router.post("/partner/entry/services/{service_type}", response_class=HTMLResponse)
+    async def change_service(service_type: str, request: Request) -> Response:
+        return await save_service(service_type, request)
+
+    async def save_service(service_type: str | None, request: Request) -> Response:
+        posted = await keeper_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, partner_id, form = posted
+        kind = service_type or form.get("service_type", "")
+        if service_type is not None and service_type not in SERVICE_TYPES:
+            return ui.refused(request, user, "not_found", 404)
+        words = ui.words(request)
+        form_id = "new" if service_type is None else kind
+        values: dict[str, Any] = {name: form.get(name, "").strip() for name in SERVICE_FIELDS}
+        values["languages"] = await ui.form_list(request, "languages")
+        values["service_type"] = kind
+        if kind not in SERVICE_TYPES:
+            service = {"form": form_id, "values": values, "errors": {"service_type": words["dir_err_category"]}}
+            return await entry_page(request, user, partner_id, 422, service=service)
+        body = {
+            "name": values["name"], "description": values["description"] or None,
+            "eligibility": values["eligibility"] or None, "languages": values["languages"],
+            "response_days": days if (days := whole_number(values["response_days"])) is not None else 5,
+            "free_places": whole_number(values["free_places"]),
+        }  # fmt: skip
+        reply = await ui.call(request, user, "PUT", f"partners/{quote(partner_id)}/services/{kind}", json=body)
+        if reply.ok:
+            log.info("partner user %s saved the service %s of %s", user.subject, kind, partner_id)
+            return RedirectResponse(f"{HOME}?saved_service={kind}#service-{kind}", 303)
+        if reply.status == 422:
+            errors = entry_errors(reply, ui.lang_of(request), words)
+            return await entry_page(request, user, partner_id, 422,
+                                    service={"form": form_id, "values": values, "errors": errors})  # fmt: skip
+        return ui.trouble(request, user, reply)
+
+    @router.post("/partner/entry/services/{service_type}/withdraw", response_class=HTMLResponse)
+    async def withdraw_service(service_type: str, request: Request) -> Response:
+        posted = await keeper_form(request)
+        if isinstance(posted, Response):
+            return posted
+        user, partner_id, _ = posted
+        if service_type not in SERVICE_TYPES:
+            return ui.refused(request, user, "not_found", 404)
+        reply = await ui.call(request, user, "DELETE", f"partners/{quote(partner_id)}/services/{service_type}")
+        if reply.ok or reply.status == 404:  # withdrawn already (a second click) is what was asked
+            log.info("partner user %s withdrew the service %s of %s", user.subject, service_type, partner_id)
+            return RedirectResponse(f"{HOME}?notice=service_withdrawn#main", 303)
+        return ui.trouble(request, user, reply)

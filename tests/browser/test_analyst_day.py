@@ -1,0 +1,90 @@
+"""The analyst's and the council's pages in headless Chromium, in front of the real stack.
+
+Five newcomers register and are referred to the Jobcenter under their consent (through the API). The analyst
+opens the statistics: registrations per month, the newcomers on the map of Landsberg's parts, the dissimilarity
+index per month and the referrals per partner, drawn as inline SVG on the server with their figures in tables;
+then the council report in German. axe fails on serious violations; the screenshots go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from tests.browser.conftest import Browsing, Stack, launch_args
+from tests.browser.showcase import document, strictly_accessible
+from tests.browser.test_partner_day import person_referred
+from tests.conftest import eventually
+
+REFERENCE = Path(__file__).resolve().parents[2] / "reference" / "landsberg"
+
+
+async def test_the_analyst_opens_the_charts_and_the_council_report_in_german(stack: Stack) -> None:
+    from playwright.async_api import async_playwright
+
+    browsing = Browsing(stack)
+    async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+        await asyncio.gather(*(person_referred(api, stack, family_name=f"Haddad {i}") for i in range(5)))
+        # The population per part of the city, the reference of the dissimilarity index (an admin uploads it).
+        reference = json.loads((REFERENCE / "districts.json").read_text())
+        uploaded = await api.put(
+            "/api/v1/monitoring/reference/districts",
+            headers=await stack.bearer(api, "admin"),
+            json={key: reference[key] for key in ("source", "illustrative", "districts")},
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        browser = await p.chromium.launch(**launch_args())
+        try:
+            analyst = await browser.new_page(viewport={"width": 1280, "height": 900})
+            await browsing.sign_in(analyst, "statistik")
+            month = datetime.now(UTC).strftime("%Y-%m")
+
+            seen: list[str] = []
+
+            async def counted() -> bool:  # monitoring reads the events on its own time
+                await analyst.goto(f"{stack.url}/ui/statistics")
+                seen.append(await analyst.locator("main").inner_text())
+                row = analyst.locator("#districts-table tr", has_text="Schwaighofsiedlung")
+                return await row.count() == 1 and (await row.locator("td").text_content() or "").strip() == "5"
+
+            try:
+                await eventually(counted, timeout_s=30, interval_s=1)
+            except AssertionError:
+                raise AssertionError(f"the page said: {seen[-1:]}") from None
+            for chart in ("chart-registrations", "chart-districts", "chart-dissimilarity", "chart-partners"):
+                svg = analyst.locator(f"svg#{chart}")
+                assert await svg.count() == 1, chart
+                assert await svg.get_attribute("role") == "img" and await svg.locator("title").count() == 1
+            tile = analyst.locator("svg#chart-districts g[data-district='Schwaighofsiedlung']")
+            assert "5" in (await tile.text_content() or "")
+            assert await analyst.locator("svg#chart-districts g[data-district]").count() == 17, "every part of the city"
+            months = analyst.locator("#months-table tbody tr")
+            assert await months.count() == 12
+            assert (await months.last.locator("td").first.text_content() or "").strip() == "5", "this month's"
+            index = (await months.last.locator("td").last.text_content() or "").strip()
+            assert 0 < float(index) <= 1, f"the dissimilarity index of this month: {index}"
+            partners = await analyst.locator("#partners-table").text_content() or ""
+            assert "Jobcenter Landsberg am Lech" in partners, "organisations by name"
+            assert await analyst.locator("script").count() == 0, "no JavaScript needed"
+            await document(browsing, analyst, "analyst-charts")
+            await strictly_accessible(browsing, analyst, "statistics with charts")
+
+            # --- the council report, in German, with the same charts ------------------------------------------
+            await analyst.get_by_role("link", name="Bericht an den Stadtrat (HTML, druckbar als PDF)").click()
+            await analyst.wait_for_load_state()
+            assert f"Integrations- und Demografiemonitoring, {month}" in await analyst.get_by_role(
+                "heading", level=1).inner_text()  # fmt: skip
+            report = await analyst.locator("#council-report").inner_text()
+            for title in ("Anmeldungen nach Ortsteil und Geschlecht", "Vermittlungen je Partner", "Segregation"):
+                assert title in report, title
+            assert await analyst.locator("#council-report svg.chart").count() >= 3
+            assert "Haddad" not in await analyst.content()
+            await document(browsing, analyst, "analyst-council-report")
+            await strictly_accessible(browsing, analyst, "council report")
+        finally:
+            await browser.close()
+    browsing.report()
