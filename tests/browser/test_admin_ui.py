@@ -23,14 +23,14 @@ async def test_admin_edits_the_routing_rules_and_manages_an_account(stack: Stack
             # --- not for everyone: a caseworker is refused ------------------------------------------
             lotse = await browser.new_page()
             await sign_in(lotse, "lotse")
-            assert await lotse.get_by_role("link", name="Verwaltung").count() == 0
+            assert await lotse.get_by_role("link", name="Verwaltung", exact=True).count() == 0
             refused = await lotse.goto(f"{stack.url}/ui/admin/routing-rules")
             assert refused is not None and refused.status == 403
 
             # --- the admin's overview and the rules in force -----------------------------------------
             admin = await browser.new_page()
             await sign_in(admin, "admin")
-            await admin.get_by_role("link", name="Verwaltung").click()
+            await admin.get_by_role("link", name="Verwaltung", exact=True).click()
             await admin.wait_for_load_state()
             assert await admin.get_by_role("heading", level=1).inner_text() == "Verwaltung"
             await accessible(admin, "admin overview")
@@ -135,7 +135,7 @@ async def test_admin_adds_a_partner_with_a_service_and_a_navigator(stack: Stack)
         try:
             admin = await browser.new_page()
             await sign_in(admin, "admin")
-            await admin.get_by_role("link", name="Verwaltung").click()
+            await admin.get_by_role("link", name="Verwaltung", exact=True).click()
             await admin.wait_for_load_state()
             await admin.get_by_role("link", name="Partnerorganisationen").first.click()
             await admin.wait_for_load_state()

@@ -61,7 +61,7 @@ async def test_the_participant_list_names_the_own_courses_participants_in_one_au
     assert sorted(e["actor"] for e in reads) == [
         f"user:{who.subject} via service:courses for a participant list" for who in (VHS_ADMIN, ADMIN)
     ]
-    assert {e["reason"] for e in reads} == {f"course {course['course_id']}"}
+    assert {e["purpose"] for e in reads} == {f"course {course['course_id']}"}
 
     # Another provider's course admin: refused, and nothing read from registration.
     problem(await courses.get(url, headers=as_(KOLPING_ADMIN)), 403, "forbidden")
