@@ -96,7 +96,11 @@ def line_chart(labels: Sequence[str], values: Sequence[float | None], title: str
 def grouped_bars(groups: Sequence[str], series: Sequence[str], values: Mapping[tuple[str, str], int | None],
                  title: str, chart_id: str, series_labels: Mapping[str, str]) -> str:  # fmt: skip
     """Horizontal bars: per group (a partner) one bar per series (a stage); withheld figures marked with a cross."""
-    bar_h, gap, group_gap, left, plot_w = 12, 2, 14, 190, 360
+    names = {group: group if len(group) <= 40 else group[:39] + "…" for group in groups}
+    # The partners' names stand left of their bars in full: the margin grows with the longest (about 7.5 px a
+    # character at 13 px), so that no name is cut off at the picture's edge.
+    bar_h, gap, group_gap, plot_w = 12, 2, 14, 360
+    left = max(120, int(7.5 * max((len(n) for n in names.values()), default=0)) + 16)
     legend_h = 24
     per_group = len(series) * (bar_h + gap) + group_gap
     height = legend_h + max(1, len(groups)) * per_group + 8
@@ -108,12 +112,12 @@ def grouped_bars(groups: Sequence[str], series: Sequence[str], values: Mapping[t
         text = series_labels.get(name, name)
         body.append(f'<rect x="{x:.0f}" y="4" width="12" height="12" fill="{SERIES[i % len(SERIES)]}"/>')
         body.append(f'<text x="{x + 16:.0f}" y="15" fill="{INK}">{escape(text)}</text>')
-        x += 16 + 7.5 * len(text) + 18
+        x += 16 + 8 * len(text) + 22
     width = max(width, int(x))
     for g, group in enumerate(groups):
         y0 = legend_h + g * per_group
         body.append(f'<text x="{left - 8}" y="{y0 + per_group / 2:.1f}" text-anchor="end" fill="{INK}">'
-                    f"{escape(group[:30])}</text>")  # fmt: skip
+                    f"{escape(names[group])}</text>")  # fmt: skip
         for s, name in enumerate(series):
             y = y0 + s * (bar_h + gap)
             value = values.get((group, name))
