@@ -23,8 +23,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The fault-injection suite with the issue's figures (20 newcomers/s, the broker away 20 s, a partner's webhook
-# receiver down a minute); `make test` runs it with a shorter load (tests/faults/conftest.py).
+# The fault-injection suite at the issue's lengths (600 newcomers per fault, the broker away 20 s, a partner's
+# webhook receiver down a minute); `make test` runs it with a shorter load (tests/faults/conftest.py).
 faults: $(STAMP)
 	FAULTS_PROFILE=long $(PY) -m pytest tests/faults --timeout=900 $(PYTEST_ARGS)
 

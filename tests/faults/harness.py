@@ -245,7 +245,7 @@ class Load:
 
     async def run(self) -> None:
         self.started_at = time.monotonic()
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        limits = httpx.Limits(max_connections=128, max_keepalive_connections=64)
         async with httpx.AsyncClient(base_url=self.gateway, timeout=15, limits=limits) as client:
             tasks = []
             for i in range(self.count):
