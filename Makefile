@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint contracts bench install clean
+.PHONY: run test faults lint contracts bench install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=/path/to/python3.11")'
@@ -22,6 +22,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fault-injection suite at the issue's lengths (600 newcomers per fault, the broker away 20 s, a partner's
+# webhook receiver down a minute); `make test` runs it with a shorter load (tests/faults/conftest.py).
+faults: $(STAMP)
+	FAULTS_PROFILE=long $(PY) -m pytest tests/faults --timeout=900 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

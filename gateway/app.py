@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -113,8 +115,8 @@ class GatewaySettings(ServiceSettings):
     #: The embedded sign-in (development default; off when an OIDC issuer is set).
     local_issuer: str = "http://127.0.0.1:8000/auth"
     local_users_file: Path = DEFAULT_USERS_FILE
-    #: Base64 of a 32-byte Ed25519 key for the embedded sign-in's tokens; in development one is made
-    #: per process. Not needed with an OIDC issuer.
+    #: Base64 of a 32-byte Ed25519 key for the embedded sign-in's tokens; in development one is made once and kept
+    #: next to the users file (``gateway-token-signing.key``). Not needed with an OIDC issuer.
     local_signing_key: SecretStr | None = None
     #: Seals what the web UI keeps in cookies (the OIDC sign-in in progress, the refresh token): random, 32 bytes
     #: or more, the same on every replica. ``GATEWAY_COOKIE_SECRET``.
@@ -192,9 +194,25 @@ class SignIn(BaseModel):
 
 
 def _local_key(settings: GatewaySettings) -> Ed25519PrivateKey:
-    if settings.local_signing_key is None:  # development only: the settings refuse it elsewhere
-        return Ed25519PrivateKey.generate()  # tokens end with the process, which is fine for a demo
-    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(settings.local_signing_key.get_secret_value()))
+    if settings.local_signing_key is not None:
+        return Ed25519PrivateKey.from_private_bytes(base64.b64decode(settings.local_signing_key.get_secret_value()))
+    # Development only (the settings refuse an unset key elsewhere). Kept in a file, not made per process: `make run`
+    # is a small city's production, and a gateway that crashed and came back must not sign every user out (the
+    # fault-injection suite, tests/faults, found every token refused after a restart).
+    path = settings.local_users_file.with_name("gateway-token-signing.key")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        raw = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        draft = path.with_name(f"{path.name}.{os.getpid()}.new")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.b64encode(raw).decode())
+        try:
+            with contextlib.suppress(FileExistsError):  # another gateway made it first: use theirs
+                os.link(draft, path)  # whole or not at all: nobody reads a half-written key
+        finally:
+            draft.unlink()
+    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(path.read_text().strip()))
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

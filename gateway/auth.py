@@ -25,6 +25,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import OKPAlgorithm
 
 from chassis.identity import Identity
@@ -227,7 +228,10 @@ class LocalIssuer:
         self.audience = audience
         self.users = users if isinstance(users, UserFile) else UserFile(users)
         self.key = key
-        self.kid = "local-" + secrets.token_hex(4)
+        # Named by the key itself, so that a gateway restarted with the same key (kept in development, set
+        # elsewhere) still honours the tokens it signed before.
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.kid = "local-" + hashlib.sha256(raw).hexdigest()[:8]
         self.token_minutes = token_minutes
         self.hasher = PasswordHasher()
         self.hashing = hashing or HashingSlots()

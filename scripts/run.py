@@ -48,6 +48,20 @@ def environment() -> dict[str, str]:
     return env
 
 
+def service_ports(env: dict[str, str]) -> dict[str, int]:
+    """Each process's port: its ``<NAME>_PORT`` setting, or the default."""
+    return {name: int(env.get(f"{name.upper()}_PORT", default)) for name, default in SERVICE_PORTS.items()}
+
+
+def connect(env: dict[str, str], ports: dict[str, int]) -> None:
+    """Tell the processes where the others listen (the fault-injection suite starts them the same way)."""
+    for name, port in ports.items():
+        if name != "gateway":
+            env[f"GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
+    env["REFERRAL_REGISTRATION_URL"] = env["GATEWAY_REGISTRATION_URL"]
+    env["COURSES_REGISTRATION_URL"] = env["GATEWAY_REGISTRATION_URL"]
+
+
 def announce_when_ready(gateway: str, manager: Manager) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -150,16 +164,12 @@ def main() -> int:
             return 1
         env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
         broker = EmbeddedBroker(port, log_path=ROOT / "var" / "broker.log", own_session=True)
-    ports = {name: int(env.get(f"{name.upper()}_PORT", default)) for name, default in SERVICE_PORTS.items()}
+    ports = service_ports(env)
     for name, port in ports.items():
         if port_in_use(port):
             print(f"Port {port} for the {name} is in use; stop what listens there first.", file=sys.stderr)
             return 1
-    for name, port in ports.items():
-        if name != "gateway":
-            env[f"GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
-    env["REFERRAL_REGISTRATION_URL"] = env["GATEWAY_REGISTRATION_URL"]
-    env["COURSES_REGISTRATION_URL"] = env["GATEWAY_REGISTRATION_URL"]
+    connect(env, ports)
     gateway_port = ports["gateway"]
     # On Ctrl-C honcho signals every service at once and reports each stopped when its shell ends, while the
     # service itself may still be draining (its consumer's batch, its outbox relay): wait for the processes that
