@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -27,16 +28,19 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from honcho.environ import parse_procfile
 from sqlalchemy.engine import make_url
 
+from chassis.cloudevents import binary_headers, encode_data
 from chassis.embedded_broker import EmbeddedBroker, free_port
 from scripts import run
 from tests.conftest import REFERRAL_NEEDS, newcomer
@@ -586,18 +590,38 @@ async def until(check: Any, timeout_s: float, what: str, interval_s: float = 0.1
 
 
 async def resumed(platform: Platform, name: str, since: float, timeout_s: float = 30.0) -> float:
-    """Seconds from ``since`` until the service's consumer handles an event again (its inbox grows)."""
-    url = make_url(platform.postgres).set(database=platform.databases[name]).render_as_string(hide_password=False)
-    connection = await asyncpg.connect(url)  # one connection, polled often: the measure's grain is the poll's
+    """Seconds from ``since`` until the restarted service's consumer group commits its first offset.
+
+    A probe, a CloudEvent of a type no service handles, is published on a topic the service consumes, so that
+    there is something to read even when the load's next event would reach this service only through the others;
+    the first commit of any partition (a backlog's first batch, or the probe) is the consumer's resumption."""
+    topics = importlib.import_module(f"services.{name}.app").CONSUMED_TOPICS
+    topic = topics[0]
+    bootstrap = platform.broker.bootstrap_servers
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await producer.start()
+    await admin.start()
     try:
-        before = await connection.fetchval("SELECT count(*) FROM inbox")
+        # The broker answers the group's offsets only for partitions named (not "all of them").
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await producer.partitions_for(t))]
+        before = {
+            tp: c.offset for tp, c in (await admin.list_consumer_group_offsets(name, partitions=partitions)).items()
+        }
+        probe_id = f"probe-{uuid.uuid4()}"
+        headers = binary_headers(event_id=probe_id, event_type="landsberg.test.resume-probe.v1",
+                                 source="/tests/faults", subject=probe_id, time=datetime.now(UTC))  # fmt: skip
+        await producer.send_and_wait(topic, encode_data({}), key=probe_id.encode(), headers=headers)
         deadline = time.monotonic() + timeout_s
-        while await connection.fetchval("SELECT count(*) FROM inbox") <= before:
-            assert time.monotonic() < deadline, f"{name} handled nothing within {timeout_s:.0f}s of its restart"
+        while True:
+            committed = await admin.list_consumer_group_offsets(name, partitions=partitions)
+            if any(c.offset > before.get(tp, -1) for tp, c in committed.items()):
+                return time.monotonic() - since
+            assert time.monotonic() < deadline, f"{name} read nothing within {timeout_s:.0f}s of its restart"
             await asyncio.sleep(0.02)
-        return time.monotonic() - since
     finally:
-        await connection.close()
+        await admin.close()
+        await producer.stop()
 
 
 def platform_environment(directory: Path, bootstrap: str, databases: dict[str, str], postgres: str,
