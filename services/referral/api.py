@@ -45,6 +45,7 @@ from services.referral.schemas import (
     Assignment,
     BulkResult,
     BulkSend,
+    CaseClosing,
     CaseDetail,
     CaseRead,
     CaseworkerEntry,
@@ -163,6 +164,22 @@ def partner_read(r: Referral) -> PartnerReferral:
     )
 
 
+async def cases_read(w: workflow.Workflow, cases: list[Case]) -> list[CaseRead]:
+    """The cases with the pseudonymous facts of their persons, read in one query for the page."""
+    persons = (
+        await w.session.scalars(select(KnownPerson).where(KnownPerson.person_id.in_([c.person_id for c in cases])))
+    ).all()
+    profiles = {p.person_id: p.profile or {} for p in persons}
+    return [
+        CaseRead(
+            **case_read(c),
+            age_band=profiles.get(c.person_id, {}).get("age_band"),
+            preferred_language=profiles.get(c.person_id, {}).get("preferred_language"),
+        )
+        for c in cases
+    ]
+
+
 def case_read(c: Case) -> dict[str, Any]:
     return {
         "case_id": c.id,
@@ -181,10 +198,19 @@ def goal_read(g: Goal) -> GoalRead:
     return GoalRead(goal_id=g.id, dimension=g.dimension, title=g.title, status=g.status, due_on=g.due_on)  # type: ignore[arg-type]
 
 
-async def load_case(w: workflow.Workflow, case_id: str, scope: workflow.CaseScope, *, open_only: bool = False) -> Case:
+async def load_case(
+    w: workflow.Workflow,
+    case_id: str,
+    scope: workflow.CaseScope,
+    *,
+    open_only: bool = False,
+    unassigned_too: bool = False,
+) -> Case:
     case = await w.session.get(Case, case_id)
-    # Another team's case is as unknown as one that does not exist (and checked before "closed").
-    if case is None or not scope.admits(case):
+    # Another team's case is as unknown as one that does not exist (and checked before "closed"). A case no team
+    # has (the roster was full) is in every caseworker's queue, to be taken: ``unassigned_too``.
+    unassigned = unassigned_too and case is not None and case.team is None and case.caseworker_id is None
+    if case is None or not (scope.admits(case) or unassigned):
         raise Problem(404, f"No case with id {case_id}.", kind="not-found")
     if open_only and case.status != domain.CaseStatus.OPEN.value:
         raise Problem(409, f"The case is closed ({case.close_reason}); it takes no more changes.", kind="case-closed")
@@ -248,12 +274,21 @@ async def list_cases(
     caseworker_id: str | None = Query(None, max_length=64),
     team: str | None = Query(None, max_length=64),
     person_id: str | None = Query(None, max_length=64),
+    number: Annotated[
+        str | None, Query(min_length=4, max_length=36, pattern=r"^[0-9a-fA-F-]+$", description="A case number's start")
+    ] = None,
+    unassigned: Annotated[
+        bool, Query(description="The queue: open cases no team has (the roster was full), for any caseworker to take")
+    ] = False,
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(50, ge=1, le=200),
 ) -> Page[CaseRead]:
     """The caller's cases, filtered. The filters narrow the caller's scope, never widen it: a caseworker
-    asking for another team's cases gets an empty page (not a 403, which would confirm the team has some)."""
-    filters = [scope.cases()]
+    asking for another team's cases gets an empty page (not a 403, which would confirm the team has some).
+    ``unassigned`` lists the queue instead: cases of no team, which every caseworker may take."""
+    filters = [Case.team.is_(None), Case.caseworker_id.is_(None)] if unassigned else [scope.cases()]
+    if number:
+        filters.append(Case.id.startswith(number.lower(), autoescape=True))
     if status:
         filters.append(Case.status == status.value)
     if caseworker_id:
@@ -272,8 +307,9 @@ async def list_cases(
             .limit(page_size)
         )
     ).all()
+    items = await cases_read(w, list(rows))
     await log_read(w, request, "list_cases", (c.person_id for c in rows))
-    return Page(items=[CaseRead(**case_read(c)) for c in rows], total=total, page=page, page_size=page_size)
+    return Page(items=items, total=total, page=page, page_size=page_size)
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)
@@ -298,8 +334,9 @@ async def reassign(
     case_id: str, body: Assignment, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
 ) -> CaseRead:
     """A caseworker (or team lead: the same role) hands the case to another integration navigator of
-    the same team; only an admin moves a case to another team."""
-    case = await load_case(w, case_id, scope, open_only=True)
+    the same team; only an admin moves a case to another team. A case of no team (the queue) any caseworker
+    takes into their own team."""
+    case = await load_case(w, case_id, scope, open_only=True, unassigned_too=True)
     worker = await w.session.get(CaseworkerRow, body.caseworker_id)
     if worker is None or not worker.active:
         raise Problem(422, f"No active caseworker {body.caseworker_id}.", kind="validation")
@@ -311,6 +348,32 @@ async def reassign(
     await workflow.assign(w, case, worker.id, worker.team, assigned_by=actor)
     await w.uow.commit()
     return CaseRead(**case_read(case))
+
+
+@router.post("/cases/{case_id}/closing", response_model=CaseRead)
+async def close_case(
+    case_id: str, body: CaseClosing, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
+) -> CaseRead:
+    """Close the case with a reason (goals reached, moved away, no contact, other); its open referrals are
+    revoked, and the team no longer reaches the person's data until the case is reopened."""
+    case = await load_case(w, case_id, scope, open_only=True)
+    await workflow.close(w, case, body.reason, by=actor)
+    await w.uow.commit()
+    return (await cases_read(w, [case]))[0]
+
+
+@router.post("/cases/{case_id}/reopening", response_model=CaseRead)
+async def reopen_case(
+    case_id: str, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
+) -> CaseRead:
+    """Open a closed case again, with the team it had (not after an erasure or a move away in the register)."""
+    case = await load_case(w, case_id, scope)
+    try:
+        await workflow.reopen(w, case, by=actor)
+    except domain.CaseError as exc:
+        raise Problem(409, str(exc), kind="case-rule", status_now=case.status) from exc
+    await w.uow.commit()
+    return (await cases_read(w, [case]))[0]
 
 
 @router.post("/cases/{case_id}/notes", status_code=201, response_model=NoteRead)

@@ -79,6 +79,22 @@ class CaseRead(BaseModel):
     opened_at: datetime
     closed_at: datetime | None
     close_reason: str | None
+    #: The pseudonymous facts registration's events told (none before the first one came, or after an erasure):
+    #: enough to pick a case from the queue of unassigned ones without reading anyone's personal data.
+    age_band: str | None = None
+    preferred_language: str | None = None
+
+
+class CaseClosing(Strict):
+    """A caseworker closes a case, saying why; an erasure is registration's to tell, never a caseworker's."""
+
+    reason: domain.CaseCloseReason
+
+    @model_validator(mode="after")
+    def _a_staff_reason(self) -> CaseClosing:
+        if self.reason not in domain.STAFF_CLOSE_REASONS:
+            raise ValueError(f"a caseworker closes a case for one of {', '.join(domain.STAFF_CLOSE_REASONS)}")
+        return self
 
 
 class CaseDetail(CaseRead):

@@ -261,24 +261,59 @@ async def assign(w: Workflow, case: Case, caseworker_id: str | None, team: str |
 
 
 async def close_case(w: Workflow, person_id: str, reason: domain.CaseCloseReason) -> Case | None:
+    """The person's case closed by what registration told (a move away, an erasure)."""
     case = await w.session.scalar(select(Case).where(Case.person_id == person_id))
-    if case is None or case.status == domain.CaseStatus.CLOSED.value:
-        return case
-    case.status = domain.CaseStatus.CLOSED.value
-    case.closed_at = w.now
-    case.close_reason = reason.value
-    await w.publish(events.CaseClosed(case_id=case.id, person_id=person_id, reason=reason.value, closed_at=w.now))
-    # Nobody is to be contacted any more: partners learn it by the revocation event.
-    open_referrals = (
-        await w.session.scalars(
-            select(Referral).where(
-                Referral.case_id == case.id, Referral.status.not_in([s.value for s in domain.TERMINAL])
+    if case is None:
+        return None
+    await close(w, case, reason, by=None)
+    return case
+
+
+def case_state(case: Case) -> domain.CaseState:
+    return domain.CaseState(
+        domain.CaseStatus(case.status), domain.CaseCloseReason(case.close_reason) if case.close_reason else None
+    )
+
+
+async def close(w: Workflow, case: Case, reason: domain.CaseCloseReason, *, by: str | None) -> None:
+    """Close the case (a caseworker's closing names ``by``) and revoke what is still open of its referrals."""
+    state, facts = domain.close_case(case_state(case), reason, at=w.now, by=by)
+    for fact in facts:
+        case.status = state.status.value
+        case.closed_at = fact.at
+        case.close_reason = fact.reason.value
+        await w.publish(
+            events.CaseClosed(
+                case_id=case.id, person_id=case.person_id, reason=fact.reason.value, closed_at=fact.at, closed_by=by
             )
         )
-    ).all()
-    for referral in open_referrals:
-        await act(w, referral, domain.ReferralAction.REVOKE)
-    return case
+        # Nobody is to be contacted any more: partners learn it by the revocation event.
+        open_referrals = (
+            await w.session.scalars(
+                select(Referral).where(
+                    Referral.case_id == case.id, Referral.status.not_in([s.value for s in domain.TERMINAL])
+                )
+            )
+        ).all()
+        for referral in open_referrals:
+            await act(w, referral, domain.ReferralAction.REVOKE)
+
+
+async def reopen(w: Workflow, case: Case, *, by: str) -> None:
+    """Open a closed case again, with the team and caseworker it had (raises ``domain.CaseError``)."""
+    person = await w.session.get(KnownPerson, case.person_id)
+    registered = person is not None and person.status == "registered"
+    state, facts = domain.reopen_case(case_state(case), person_registered=registered, at=w.now, by=by)
+    for fact in facts:
+        case.status = state.status.value
+        case.closed_at = None
+        case.close_reason = None
+        await w.publish(
+            events.CaseReopened(
+                case_id=case.id, person_id=case.person_id, reopened_at=fact.at, reopened_by=fact.by,
+                caseworker_id=case.caseworker_id, team=case.team,
+            )
+        )  # fmt: skip
 
 
 # --- routing and sending -----------------------------------------------------------------------
