@@ -136,6 +136,11 @@ class ReferralRevoked(_ReferralEvent):
 class ReferralReferredElsewhere(_ReferralEvent):
     event_type: ClassVar[str] = event_type(SERVICE, "referral_referred_elsewhere")
 
+    target_partner_id: Identifier | None = Field(
+        None, description="The partner the person goes to instead (a new referral); none: not said"
+    )
+    reason: str | None = Field(None, max_length=40, description="Why, as a code: better_fit, no_capacity, ...")
+
 
 class ReferralEscalated(_ReferralEvent):
     event_type: ClassVar[str] = event_type(SERVICE, "referral_escalated")

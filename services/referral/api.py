@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi import Path as FastApiPath
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -59,6 +59,7 @@ from services.referral.schemas import (
     NoteRead,
     PartnerReferral,
     PartnerReferralRead,
+    ReferElsewhere,
     ReferralRead,
     RuleSetRead,
     TimelineRead,
@@ -565,8 +566,22 @@ async def revoke(referral_id: str, w: WorkflowDep, scope: ScopeDep) -> ReferralR
 
 
 @router.post("/referrals/{referral_id}/refer-elsewhere", response_model=ReferralRead)
-async def refer_elsewhere(referral_id: str, w: WorkflowDep, scope: ScopeDep) -> ReferralRead:
-    return await act(w, await load_referral(w, referral_id, scope=scope), domain.ReferralAction.REFER_ELSEWHERE)
+async def refer_elsewhere(
+    referral_id: str, w: WorkflowDep, scope: ScopeDep, body: Annotated[ReferElsewhere | None, Body()] = None
+) -> ReferralRead:
+    """End an accepted or running referral as referred elsewhere; with a body, the same service is proposed at the
+    partner it names (and sent when a consent covers it), and the event says where to and why."""
+    referral = await load_referral(w, referral_id, scope=scope)
+    if body is None:
+        return await act(w, referral, domain.ReferralAction.REFER_ELSEWHERE)
+    try:
+        await workflow.refer_elsewhere(w, referral, body.partner_id, body.reason)
+    except domain.InvalidTransition as exc:
+        raise Problem(409, str(exc), kind="invalid-transition", status_now=referral.status) from exc
+    except domain.ReferralError as exc:
+        raise Problem(422, str(exc), kind="validation", status_now=referral.status) from exc
+    await w.uow.commit()
+    return referral_read(referral)
 
 
 @router.post("/referrals/bulk-send", response_model=BulkResult)

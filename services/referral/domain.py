@@ -114,6 +114,16 @@ class UnsuccessfulReason(StrEnum):
     OTHER = "other"
 
 
+class ElsewhereReason(StrEnum):
+    """Why a caseworker sends the person to another partner instead."""
+
+    BETTER_FIT = "better_fit"
+    NO_CAPACITY = "no_capacity"
+    LANGUAGE = "language"
+    DISTANCE = "distance"
+    OTHER = "other"
+
+
 @dataclass(frozen=True)
 class ReferralState:
     status: ReferralStatus = ReferralStatus.PROPOSED
@@ -449,6 +459,19 @@ def choose_partner(
     best = min(open_, key=rank)
     why = "speaks the person's language" if best.languages & spoken else "has free places"
     return PartnerChoice(best, why)
+
+
+def elsewhere_target(
+    offers: Iterable[PartnerOffer], service_type: ServiceType | str, current: str | None, target: str
+) -> PartnerOffer:
+    """The offer a referral is referred on to: another partner offering the same service (else ReferralError)."""
+    if target == current:
+        raise ReferralError("the referral is with this partner already")
+    service = ServiceType(service_type)
+    for offer in offers:
+        if offer.partner_id == target and offer.service_type == service:
+            return offer
+    raise ReferralError(f"partner {target} does not offer {service.value}")
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,13 @@ class Completion(Strict):
         return self
 
 
+class ReferElsewhere(Strict):
+    """Send the person to another partner for the same service instead, saying why."""
+
+    partner_id: Identifier
+    reason: domain.ElsewhereReason
+
+
 class BulkSend(Strict):
     referral_ids: list[Identifier] = Field(min_length=1, max_length=100)
 

@@ -480,6 +480,31 @@ def state_of(referral: Referral) -> domain.ReferralState:
     )
 
 
+async def refer_elsewhere(w: Workflow, referral: Referral, target: str, reason: domain.ElsewhereReason) -> Referral:
+    """End the referral as referred elsewhere and propose the same service at ``target``, sent at once when a
+    consent covers it (raises domain errors: no such offer, or the referral is not accepted or in progress)."""
+    offer = domain.elsewhere_target(await partner_offers(w.session), referral.service_type, referral.partner_id, target)
+    where = {"target_partner_id": offer.partner_id, "reason": domain.ElsewhereReason(reason).value}
+    await act(w, referral, domain.ReferralAction.REFER_ELSEWHERE, elsewhere=where)
+    again = Referral(
+        id=str(uuid.uuid4()), case_id=referral.case_id, person_id=referral.person_id,
+        service_type=referral.service_type, partner_id=offer.partner_id, rule_id=referral.rule_id,
+        rule_set_version=referral.rule_set_version, matched_facts=referral.matched_facts, purpose=referral.purpose,
+        shares_personal_data=referral.shares_personal_data, status=domain.ReferralStatus.PROPOSED.value,
+        created_at=w.now, updated_at=w.now,
+    )  # fmt: skip
+    w.session.add(again)
+    await w.session.flush()
+    await w.publish(
+        events.ReferralProposed(
+            **referral_ids(again, w.now), rule_id=again.rule_id, matched_facts=again.matched_facts,
+            purpose=ConsentPurpose(again.purpose),
+        )
+    )  # fmt: skip
+    await try_send(w, again)
+    return again
+
+
 async def act(
     w: Workflow,
     referral: Referral,
@@ -488,6 +513,7 @@ async def act(
     decline_reason: domain.DeclineReason | None = None,
     outcome: domain.Outcome | None = None,
     unsuccessful_reason: domain.UnsuccessfulReason | None = None,
+    elsewhere: dict[str, str] | None = None,
 ) -> None:
     """Apply a lifecycle action (raises domain errors for invalid ones) and publish its event."""
     if action is domain.ReferralAction.SEND:
@@ -511,6 +537,8 @@ async def act(
         extra["reason"] = referral.decline_reason
     if action is domain.ReferralAction.COMPLETE:
         extra.update(outcome=referral.outcome, reason=referral.unsuccessful_reason)
+    if action is domain.ReferralAction.REFER_ELSEWHERE and elsewhere:
+        extra.update(elsewhere)
     await w.publish(_EVENT_FOR_ACTION[action](**referral_ids(referral, w.now), **extra))
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from chassis.embedded_broker import EmbeddedBroker
 from services.referral.app import create_app as create_referral
+from services.referral.models import PartnerOfferRow
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
     case_with_referrals,
@@ -56,6 +57,7 @@ async def services(
         referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers, demo_data=True)
     )
     async with running_app(registration_app) as registration, running_app(referral_app) as referral:
+        referral.app = referral_app  # type: ignore[attr-defined]
         yield registration, referral
 
 
@@ -163,8 +165,8 @@ async def test_closing_with_a_reason_and_reopening_a_case(services: Any) -> None
 
     # Once the register says the person moved away, the case closes and stays closed.
     privacy = {"X-Role": "privacy_officer", "X-Actor": "user:datenschutz"}
-    ok(await registration.post(f"/api/v1/persons/{person}/move-away", headers=privacy,
-                               json={"moved_away_on": "2026-11-30", "reason": "Abmeldung beim Bürgerbüro"}))  # fmt: skip
+    moving = {"moved_away_on": "2026-11-30", "reason": "Abmeldung beim Bürgerbüro"}
+    ok(await registration.post(f"/api/v1/persons/{person}/move-away", json=moving, headers=privacy))
 
     async def closed_by_move() -> bool:
         return bool(ok(await referral.get(url, headers=LOTSE_NORD))["close_reason"] == "moved_away")
@@ -207,3 +209,48 @@ async def test_the_queue_of_cases_no_team_has(services: Any) -> None:
     problem(await referral.post(assignment, json={"caseworker_id": "lotse-a.berger"}, headers=LOTSE_NORD), 404,
             "not-found")  # fmt: skip
     await eventually(lambda: reaches(registration, person, LOTSE_SUED))
+
+
+async def test_referring_elsewhere_names_the_target_and_the_reason(services: Any) -> None:
+    registration, referral = services
+    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    # A second partner for job placement (as the partners service's events would announce one).
+    async with referral.app.state.runtime.unit_of_work() as uow:
+        uow.session.add(PartnerOfferRow(partner_id="kolping-landsberg", service_type="job_placement",
+                                        partner_name="Kolping-Bildungswerk", partner_category="charity",
+                                        free_places=5, languages=["de"], response_days=5))  # fmt: skip
+        await uow.commit()
+    for consent in ({"partner_id": "jobcenter-landsberg", "purpose": "job_placement"},
+                    {"partner_category": "charity", "purpose": "job_placement"}):  # fmt: skip
+        ok(await registration.post(f"/api/v1/persons/{person}/consents", json=consent, headers=LOTSE_NORD), 201)
+    job_id = next(r["referral_id"] for r in case["referrals"] if r["service_type"] == "job_placement")
+    url = f"/api/v1/referrals/{job_id}"
+
+    async def sent() -> bool:
+        return bool(ok(await referral.get(url, headers=LOTSE_NORD))["status"] == "sent")
+
+    await eventually(sent)
+    jobcenter = {"X-Partner-Id": "jobcenter-landsberg"}
+    ok(await referral.post(f"/api/v1/partner/referrals/{job_id}/accept", headers=jobcenter))
+
+    elsewhere = {"partner_id": "kolping-landsberg", "reason": "better_fit"}
+    problem(await referral.post(f"{url}/refer-elsewhere", json=elsewhere, headers=LOTSE_SUED), 404, "not-found")
+    for wrong in ({"partner_id": "ihk-muenchen-oberbayern", "reason": "better_fit"},  # does not place jobs
+                  {"partner_id": "jobcenter-landsberg", "reason": "better_fit"},  # has it already
+                  {"partner_id": "kolping-landsberg", "reason": "whim"}):  # fmt: skip
+        problem(await referral.post(f"{url}/refer-elsewhere", json=wrong, headers=LOTSE_NORD), 422, "validation")
+    assert ok(await referral.get(url, headers=LOTSE_NORD))["status"] == "accepted", "nothing changed"
+
+    moved = ok(await referral.post(f"{url}/refer-elsewhere", json=elsewhere, headers=LOTSE_NORD))
+    assert moved["status"] == "referred_elsewhere"
+    detail = ok(await referral.get(f"/api/v1/cases/{case['case_id']}", headers=LOTSE_NORD))
+    jobs = [r for r in detail["referrals"] if r["service_type"] == "job_placement"]
+    assert [(r["partner_id"], r["status"]) for r in jobs] == [
+        ("jobcenter-landsberg", "referred_elsewhere"),
+        ("kolping-landsberg", "sent"),
+    ], "the same service, sent to the target under the person's consent for its kind of partner"
+    timeline = ok(await referral.get(f"/api/v1/cases/{case['case_id']}/timeline", headers=LOTSE_NORD))
+    entry = next(e for e in timeline if e["event_type"].endswith("referral_referred_elsewhere.v1"))
+    assert entry["summary"]["target_partner_id"] == "kolping-landsberg" and entry["summary"]["reason"] == "better_fit"
+    problem(await referral.post(f"{url}/refer-elsewhere", json=elsewhere, headers=LOTSE_NORD), 409,
+            "invalid-transition")  # fmt: skip

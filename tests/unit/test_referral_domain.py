@@ -1000,3 +1000,19 @@ def test_a_closed_case_reopens_while_the_person_is_registered() -> None:
     erased = domain.CaseState(domain.CaseStatus.CLOSED, domain.CaseCloseReason.ERASED)
     with pytest.raises(domain.CaseError, match="erased"):
         domain.reopen_case(erased, person_registered=True, at=AT, by="user:lotse")
+
+
+def test_a_referral_goes_elsewhere_only_to_another_partner_offering_the_service() -> None:
+    offers = [
+        domain.PartnerOffer("jobcenter-landsberg", PartnerCategory.JOB_CENTRE, ServiceType.JOB_PLACEMENT, None),
+        domain.PartnerOffer("kolping-landsberg", PartnerCategory.CHARITY, ServiceType.JOB_PLACEMENT, 3),
+        domain.PartnerOffer(
+            "ihk-muenchen-oberbayern", PartnerCategory.CHAMBER, ServiceType.QUALIFICATION_RECOGNITION, None
+        ),
+    ]
+    found = domain.elsewhere_target(offers, "job_placement", "jobcenter-landsberg", "kolping-landsberg")
+    assert found.partner_id == "kolping-landsberg"
+    with pytest.raises(domain.ReferralError, match="already"):
+        domain.elsewhere_target(offers, "job_placement", "jobcenter-landsberg", "jobcenter-landsberg")
+    with pytest.raises(domain.ReferralError, match="does not offer job_placement"):
+        domain.elsewhere_target(offers, "job_placement", "jobcenter-landsberg", "ihk-muenchen-oberbayern")
