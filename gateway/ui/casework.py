@@ -17,11 +17,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chassis.identity import Identity
-from gateway.ui.kit import Kit, Reply
-from gateway.ui.words import more_words
+from gateway.ui.kit import Kit, Reply, field_errors
+from gateway.ui.words import WORDS, more_words
 
 CLOSE_REASONS = ("goals_reached", "moved_away", "no_contact", "other")
 ELSEWHERE_REASONS = ("better_fit", "no_capacity", "language", "distance", "other")
+PERSON_FIELDS = ("given_names", "family_name", "phone", "email", "street", "house_number", "postal_code", "district",
+                 "preferred_language", "languages")  # fmt: skip
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _GERMAN_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _CASE_NUMBER = re.compile(r"^(?=.*\d)[0-9a-f-]{4,36}$")
@@ -61,6 +63,10 @@ more_words({
         "cw_elsewhere_language": "Sprache", "cw_elsewhere_distance": "Entfernung",
         "cw_elsewhere_other": "anderer Grund",
         "cw_elsewhere_to_partner": "weitervermittelt an {partner}",
+        "cw_edit_person": "Personendaten ändern", "cw_save_person": "Änderungen speichern",
+        "cw_preferred_language": "Bevorzugte Sprache", "cw_languages_hint":
+        "Sprachcodes, durch Komma getrennt, zum Beispiel: ar, en", "cw_stale":
+        "Die Personendaten wurden inzwischen geändert; bitte die Seite neu laden und erneut eintragen.",
     },
     "en": {
         "cw_name": "Name", "cw_language": "Language", "cw_age_band": "Age group", "cw_years": "{band} years",
@@ -94,6 +100,10 @@ more_words({
         "cw_elsewhere_better_fit": "a better fit there", "cw_elsewhere_no_capacity": "no room here",
         "cw_elsewhere_language": "language", "cw_elsewhere_distance": "distance", "cw_elsewhere_other": "other reason",
         "cw_elsewhere_to_partner": "referred on to {partner}",
+        "cw_edit_person": "Change the personal data", "cw_save_person": "Save the changes",
+        "cw_preferred_language": "Preferred language", "cw_languages_hint":
+        "Language codes, comma separated, for example: ar, en", "cw_stale":
+        "The personal data changed in the meantime; please reload the page and enter it again.",
     },
 })  # fmt: skip
 
@@ -270,6 +280,32 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         body = {"partner_id": form.get("partner_id", ""), "reason": form.get("reason", "")}
         reply = await ui.call(request, user, "POST", f"referrals/{quote(referral_id)}/refer-elsewhere", json=body)
         return _to(ui, f"/ui/cases/{quote(form.get('case_id', ''))}", reply, "ref-h")
+
+    @router.post("/persons/{person_id}/edit")
+    async def edit_person(person_id: str, request: Request) -> Response:
+        """Change the person's names, contact data, address and languages (If-Match: the version read)."""
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        values = {name: form.get(name, "").strip() for name in PERSON_FIELDS}
+        body: dict[str, Any] = {k: values[k] for k in ("given_names", "family_name", "preferred_language")}
+        body |= {"phone": values["phone"] or None, "email": values["email"] or None}
+        body["languages"] = [part.strip() for part in values["languages"].split(",") if part.strip()]
+        body["address"] = {k: values[k] for k in ("street", "house_number", "postal_code", "district")}
+        version = form.get("version", "")
+        reply = await ui.call(request, user, "PATCH", f"persons/{quote(person_id)}", json=body,
+                              headers={"If-Match": f'"{version}"'})  # fmt: skip
+        back = f"/ui/persons/{quote(person_id)}"
+        words = WORDS[ui.lang_of(request)]
+        if reply.status == 412:
+            return ui.back(back, error=words["cw_stale"])
+        if reply.status == 422:
+            names = {name: name for name in PERSON_FIELDS}
+            errors = field_errors(reply.body, ui.lang_of(request), names)
+            texts = [f"{words.get(k, k)}: {v}" for k, v in errors.items()]
+            return ui.back(back, error="; ".join(texts))
+        return _to(ui, back, reply, "pd-h")
 
     @router.post("/persons/{person_id}/consents/{consent_id}/withdrawal")
     async def withdraw(person_id: str, consent_id: str, request: Request) -> Response:

@@ -234,9 +234,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             ui.call(request, None, "GET", "partners", params={"page_size": 100}),
         )
         partners = sorted(directory.items(), key=lambda p: p["name"])
+        workers = await casework.caseworker_names(ui, request, user) if casework.is_caseworker(user) else {}
         return ui.render(request, "person.html", user=user, person=person.body,
                          consents=consents.body if consents.ok else [], cases=cases.items(),
-                         needs=_latest(needs), purposes=PURPOSES, may=may, directory=partners,
+                         needs=_latest(needs), purposes=PURPOSES, may=may, directory=partners, workers=workers,
                          partner_names={p["partner_id"]: p["name"] for p in partners})  # fmt: skip
 
     @router.post("/persons/{person_id}/move-away")
@@ -445,6 +446,7 @@ def _person_rights(user: Identity) -> dict[str, bool]:
         "move_away": allowed("POST", "/move-away"),
         "erase": allowed("DELETE", ""),
         "export": allowed("GET", "/export"),
+        "change": allowed("PATCH", ""),
     }
 
 

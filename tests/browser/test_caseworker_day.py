@@ -1,11 +1,12 @@
 """A caseworker's day in headless Chromium, in front of the real stack (issue 14).
 
-The integration navigator (lotse, team Nord) finds a newcomer on the dashboard by name, searches for her by name,
-birth date and case number, records her needs, reads why routing proposed each referral, records a consent with
-the partner chosen from the directory (the referral goes out), adds a note, hands the case to a colleague, closes
-the case for "no contact" and reopens it; the timeline says who did what. Every page passes axe-core without
-serious or critical violations; the screenshots of the pages are written to docs/screenshots/caseworker-*.png, so
-that they stay current.
+The integration navigator (lotse, team Nord) finds a newcomer on the dashboard by name, searches for her by
+name, birth date and case number, records her needs, reads why routing proposed each referral, records a
+consent with the partner chosen from the directory (the referral goes out), refers her on to another partner,
+adds a note, hands the case to a colleague, corrects her phone number, closes the case for "no contact" and
+reopens it; the timeline says who did what. Every page passes axe-core without serious or critical
+violations; the screenshots of the pages are written to docs/screenshots/caseworker-*.png, so that they stay
+current.
 """
 
 from __future__ import annotations
@@ -150,6 +151,19 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             await lotse.wait_for_load_state()
             assert "Kemal Yildiz" in await lotse.locator("#case-facts").inner_text()
             await look(lotse, "case")
+
+            # --- her new phone number, on the person page: codes as names there too -------------------------------
+            await lotse.get_by_role("link", name="Personendaten").click()
+            await lotse.wait_for_load_state()
+            data = await lotse.locator("dl.facts").first.inner_text()
+            assert "Syrien" in data and "Arabisch" in data and "angemeldet" in data, data
+            await lotse.get_by_text("Personendaten ändern", exact=True).first.click()
+            await lotse.get_by_label("Telefon").fill("+49 8191 123456")
+            await lotse.get_by_role("button", name="Änderungen speichern").click()
+            await lotse.wait_for_load_state()
+            assert "+49 8191 123456" in await lotse.locator("dl.facts").first.inner_text()
+            await look(lotse, "person")
+            await lotse.goto(f"{stack.url}/ui/cases/{case}")
 
             # --- close for "no contact", then reopen -------------------------------------------------------------
             await lotse.get_by_label("Grund des Abschlusses").select_option("no_contact")
