@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -67,6 +68,10 @@ more_words({
         "cw_preferred_language": "Bevorzugte Sprache", "cw_languages_hint":
         "Sprachcodes, durch Komma getrennt, zum Beispiel: ar, en", "cw_stale":
         "Die Personendaten wurden inzwischen geändert; bitte die Seite neu laden und erneut eintragen.",
+        "cw_tasks": "Aufgaben und Wiedervorlagen", "cw_tasks_short": "Aufgaben", "cw_no_tasks": "Keine offenen Aufgaben.",
+        "cw_task_title": "Aufgabe", "cw_task_due": "Fällig am", "cw_add_task": "Aufgabe anlegen",
+        "cw_task_done": "Erledigt", "cw_task_undo": "Wieder öffnen", "cw_tasks_open": "{n} offen",
+        "cw_next_due": "nächste fällig {date}", "cw_overdue": "überfällig", "cw_done_on": "erledigt am",
     },
     "en": {
         "cw_name": "Name", "cw_language": "Language", "cw_age_band": "Age group", "cw_years": "{band} years",
@@ -104,6 +109,10 @@ more_words({
         "cw_preferred_language": "Preferred language", "cw_languages_hint":
         "Language codes, comma separated, for example: ar, en", "cw_stale":
         "The personal data changed in the meantime; please reload the page and enter it again.",
+        "cw_tasks": "Tasks and follow-ups", "cw_tasks_short": "Tasks", "cw_no_tasks": "No open tasks.",
+        "cw_task_title": "Task", "cw_task_due": "Due on", "cw_add_task": "Add the task",
+        "cw_task_done": "Done", "cw_task_undo": "Reopen", "cw_tasks_open": "{n} open",
+        "cw_next_due": "next due {date}", "cw_overdue": "overdue", "cw_done_on": "done on",
     },
 })  # fmt: skip
 
@@ -139,7 +148,8 @@ async def dashboard(ui: Kit, request: Request, user: Identity, cases: list[dict[
         ui.call(request, None, "GET", "partners", params={"page_size": 100}),
     )
     return {"persons": persons, "names_unavailable": unavailable, "queue": queue.items(), "workers": workers,
-            "partner_names": _partner_names(directory), "team_workers": team_of(user, workers, user.team)}  # fmt: skip
+            "partner_names": _partner_names(directory), "team_workers": team_of(user, workers, user.team),
+            "today": date.today().isoformat()}  # fmt: skip
 
 
 def team_of(user: Identity, workers: dict[str, dict[str, Any]], team: str | None) -> list[dict[str, Any]]:
@@ -184,6 +194,7 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
         "team_workers": team_of(user, workers, case.get("team") or user.team),
         "rules": rules,
         "close_reasons": CLOSE_REASONS,
+        "today": date.today().isoformat(),
         "elsewhere_reasons": ELSEWHERE_REASONS,
         "offering": _offering(directory),
     }
@@ -280,6 +291,26 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         body = {"partner_id": form.get("partner_id", ""), "reason": form.get("reason", "")}
         reply = await ui.call(request, user, "POST", f"referrals/{quote(referral_id)}/refer-elsewhere", json=body)
         return _to(ui, f"/ui/cases/{quote(form.get('case_id', ''))}", reply, "ref-h")
+
+    @router.post("/cases/{case_id}/tasks")
+    async def add_task(case_id: str, request: Request) -> Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        body = {"title": form.get("title", ""), "due_on": form.get("due_on", "").strip() or None}
+        reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/tasks", json=body)
+        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "tasks-h")
+
+    @router.post("/cases/{case_id}/tasks/{task_id}")
+    async def mark_task(case_id: str, task_id: str, request: Request) -> Response:
+        posted = await ui.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        user, form = posted
+        path = f"cases/{quote(case_id)}/tasks/{quote(task_id)}"
+        reply = await ui.call(request, user, "PATCH", path, json={"done": form.get("done") == "true"})
+        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "tasks-h")
 
     @router.post("/persons/{person_id}/edit")
     async def edit_person(person_id: str, request: Request) -> Response:

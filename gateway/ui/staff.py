@@ -150,7 +150,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         context: dict[str, Any] = {"cases": [], "waiting": [], "escalated": [], "proposed": [],
                                    "course_waiting": [], "my_courses": [], "persons": {}, "queue": [],
                                    "workers": {}, "names_unavailable": False, "partner_names": {},
-                                   "team_workers": []}  # fmt: skip
+                                   "team_workers": [], "today": ""}  # fmt: skip
         if user.roles & {"caseworker", "admin"}:
             params: dict[str, Any] = {"status": "open", "page_size": 50}
             params |= {"team": user.team} if user.team else {"caseworker_id": user.subject}

@@ -33,6 +33,7 @@ from services.referral import domain, workflow
 from services.referral.models import (
     Case,
     CaseNote,
+    CaseTask,
     CaseworkerRow,
     Goal,
     KnownConsent,
@@ -62,6 +63,9 @@ from services.referral.schemas import (
     ReferElsewhere,
     ReferralRead,
     RuleSetRead,
+    TaskCreate,
+    TaskRead,
+    TaskUpdate,
     TimelineRead,
 )
 
@@ -171,14 +175,33 @@ async def cases_read(w: workflow.Workflow, cases: list[Case]) -> list[CaseRead]:
         await w.session.scalars(select(KnownPerson).where(KnownPerson.person_id.in_([c.person_id for c in cases])))
     ).all()
     profiles = {p.person_id: p.profile or {} for p in persons}
+    tasks = {
+        row.case_id: (row.open, row.next_due)
+        for row in (
+            await w.session.execute(
+                select(CaseTask.case_id, func.count().label("open"), func.min(CaseTask.due_on).label("next_due"))
+                .where(CaseTask.case_id.in_([c.id for c in cases]), CaseTask.done_at.is_(None))
+                .group_by(CaseTask.case_id)
+            )
+        ).all()
+    }
     return [
         CaseRead(
             **case_read(c),
             age_band=profiles.get(c.person_id, {}).get("age_band"),
             preferred_language=profiles.get(c.person_id, {}).get("preferred_language"),
+            open_tasks=tasks.get(c.id, (0, None))[0],
+            next_due_on=tasks.get(c.id, (0, None))[1],
         )
         for c in cases
     ]
+
+
+def task_read(t: CaseTask) -> TaskRead:
+    return TaskRead(
+        task_id=t.id, title=t.title, due_on=t.due_on, done=t.done_at is not None, created_by=t.created_by,
+        created_at=workflow.aware(t.created_at), done_at=workflow.aware(t.done_at), done_by=t.done_by,
+    )  # type: ignore[arg-type]  # fmt: skip
 
 
 def case_read(c: Case) -> dict[str, Any]:
@@ -322,8 +345,16 @@ async def read_case(case_id: str, request: Request, w: WorkflowDep, scope: Scope
     ).all()
     goals = (await w.session.scalars(select(Goal).where(Goal.case_id == case.id).order_by(Goal.created_at))).all()
     notes = (await w.session.scalars(select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id))).all()
+    tasks = (
+        await w.session.scalars(
+            select(CaseTask)
+            .where(CaseTask.case_id == case.id)
+            .order_by(CaseTask.due_on.is_(None), CaseTask.due_on, CaseTask.created_at)
+        )
+    ).all()
     return CaseDetail(
-        **case_read(case),
+        **(await cases_read(w, [case]))[0].model_dump(),
+        tasks=[task_read(t) for t in tasks],
         referrals=[referral_read(r) for r in referrals],
         goals=[goal_read(g) for g in goals],
         notes=[NoteRead(author=n.author, text=n.text, at=workflow.aware(n.at)) for n in notes],  # type: ignore[arg-type]
@@ -386,6 +417,34 @@ async def add_note(
     w.session.add(note)
     await w.uow.commit()
     return NoteRead(author=note.author, text=note.text, at=w.now)
+
+
+@router.post("/cases/{case_id}/tasks", status_code=201, response_model=TaskRead)
+async def add_task(
+    case_id: str, body: TaskCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
+) -> TaskRead:
+    """A follow-up with a due date; the dashboard shows each case's open ones and the next due date."""
+    case = await load_case(w, case_id, scope, open_only=True)
+    task = CaseTask(id=str(uuid.uuid4()), case_id=case.id, title=body.title, due_on=body.due_on, created_by=actor,
+                    created_at=w.now)  # fmt: skip
+    w.session.add(task)
+    await w.uow.commit()
+    return task_read(task)
+
+
+@router.patch("/cases/{case_id}/tasks/{task_id}", response_model=TaskRead)
+async def update_task(
+    case_id: str, task_id: str, body: TaskUpdate, w: WorkflowDep, scope: ScopeDep,
+    actor: ActorHeader = "unauthenticated",
+) -> TaskRead:  # fmt: skip
+    """Mark a follow-up done (or not done after all)."""
+    case = await load_case(w, case_id, scope, open_only=True)
+    task = await w.session.get(CaseTask, task_id)
+    if task is None or task.case_id != case.id:
+        raise Problem(404, f"No task {task_id} in this case.", kind="not-found")
+    task.done_at, task.done_by = (w.now, actor) if body.done else (None, None)
+    await w.uow.commit()
+    return task_read(task)
 
 
 @router.get("/cases/{case_id}/timeline", response_model=list[TimelineRead])

@@ -69,6 +69,26 @@ class NoteRead(BaseModel):
     at: datetime
 
 
+class TaskCreate(Strict):
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    due_on: date | None = None
+
+
+class TaskUpdate(Strict):
+    done: bool
+
+
+class TaskRead(BaseModel):
+    task_id: str
+    title: str
+    due_on: date | None
+    done: bool
+    created_by: str
+    created_at: datetime
+    done_at: datetime | None
+    done_by: str | None
+
+
 class CaseRead(BaseModel):
     case_id: str
     person_id: str
@@ -83,6 +103,9 @@ class CaseRead(BaseModel):
     #: enough to pick a case from the queue of unassigned ones without reading anyone's personal data.
     age_band: str | None = None
     preferred_language: str | None = None
+    #: The caseworker's follow-ups not done yet, and the earliest due date among them (the dashboard's reminders).
+    open_tasks: int = 0
+    next_due_on: date | None = None
 
 
 class CaseClosing(Strict):
@@ -101,6 +124,7 @@ class CaseDetail(CaseRead):
     referrals: list[ReferralRead]
     goals: list[GoalRead]
     notes: list[NoteRead]
+    tasks: list[TaskRead] = []
 
 
 class Assignment(Strict):

@@ -3,10 +3,10 @@
 The integration navigator (lotse, team Nord) finds a newcomer on the dashboard by name, searches for her by
 name, birth date and case number, records her needs, reads why routing proposed each referral, records a
 consent with the partner chosen from the directory (the referral goes out), refers her on to another partner,
-adds a note, hands the case to a colleague, corrects her phone number, closes the case for "no contact" and
-reopens it; the timeline says who did what. Every page passes axe-core without serious or critical
-violations; the screenshots of the pages are written to docs/screenshots/caseworker-*.png, so that they stay
-current.
+adds a note and a follow-up (shown on the dashboard), hands the case to a colleague, corrects her phone
+number, closes the case for "no contact" and reopens it; the timeline says who did what. Every page passes
+axe-core without serious or critical violations; the screenshots of the pages are written to
+docs/screenshots/caseworker-*.png, so that they stay current.
 """
 
 from __future__ import annotations
@@ -64,10 +64,10 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             await sign_in(lotse, "lotse")
             # --- the dashboard: names, languages and age bands, one audited read -------------------------------
             row = lotse.locator(f"#case-{case}")
-            assert await row.get_by_role("link", name=f"Leyla {family}").count() == 1
+            assert await row.get_by_role("link", name=f"Leyla {family}", exact=True).count() == 1
             text = await row.inner_text()
             assert "Arabisch" in text and "27\u201344 Jahre" in text and "offen" in text, text
-            await look(lotse, "dashboard")
+            await browsing.accessible(lotse, "dashboard", serious_too=True)
             log = (await api.get(f"/api/v1/persons/{person}/access-log", headers=as_lotse)).json()
             assert any(e["action"] == "lookup" and e["actor"] == "user:lotse" for e in log), "the read is audited"
 
@@ -76,12 +76,12 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
                 await lotse.get_by_label("Name, Geburtsdatum oder Fallnummer").fill(query)
                 await lotse.get_by_role("button", name="Suchen").click()
                 await lotse.wait_for_load_state()
-                assert await lotse.get_by_role("link", name=f"Leyla {family}").count() == 1, query
+                assert await lotse.get_by_role("link", name=f"Leyla {family}", exact=True).count() == 1, query
             await lotse.get_by_label("Name, Geburtsdatum oder Fallnummer").fill(f"leyla {family.lower()}")
             await lotse.get_by_role("button", name="Suchen").click()
             await lotse.wait_for_load_state()
             await look(lotse, "search")
-            await lotse.get_by_role("link", name=f"Leyla {family}").click()
+            await lotse.get_by_role("link", name=f"Leyla {family}", exact=True).click()
             await lotse.wait_for_load_state()
             assert await lotse.get_by_role("heading", level=1).inner_text() == f"Leyla {family}"
             facts = await lotse.locator("#case-facts").inner_text()
@@ -146,6 +146,19 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             await lotse.get_by_role("button", name="Notiz speichern").click()
             await lotse.wait_for_load_state()
             assert "Termin beim Jobcenter" in await lotse.locator("#notes").inner_text()
+            await lotse.locator("#task-form").get_by_label("Aufgabe").fill("Zeugnisse übersetzen lassen")
+            await lotse.locator("#task-form").get_by_label("Fällig am").fill("2026-12-01")
+            await lotse.get_by_role("button", name="Aufgabe anlegen").click()
+            await lotse.wait_for_load_state()
+            tasks = await lotse.locator("#tasks").inner_text()
+            assert "Zeugnisse übersetzen lassen" in tasks and "überfällig" in tasks, tasks
+            await lotse.get_by_role("link", name="Start").click()
+            await lotse.wait_for_load_state()
+            due = await lotse.locator(f"#case-{case} td.tasks").inner_text()
+            assert "1 offen, nächste fällig 2026-12-01" in due and "überfällig" in due, due
+            await look(lotse, "dashboard")
+            await lotse.get_by_role("link", name=f"Leyla {family}", exact=True).click()
+            await lotse.wait_for_load_state()
             await lotse.get_by_label("Neue Zuständigkeit").select_option("lotse-k.yildiz")
             await lotse.get_by_role("button", name="Übergeben").click()
             await lotse.wait_for_load_state()

@@ -155,6 +155,8 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
     ("POST", "/api/v1/cases/{case_id}/goals"): lambda ids: {"dimension": "placement", "title": "Arbeit finden"},
     ("POST", "/api/v1/cases/{case_id}/notes"): lambda ids: {"text": "Rückruf vereinbart"},
     ("POST", "/api/v1/cases/{case_id}/closing"): lambda ids: {"reason": "no_contact"},
+    ("POST", "/api/v1/cases/{case_id}/tasks"): lambda ids: {"title": "Rückruf", "due_on": "2026-12-14"},
+    ("PATCH", "/api/v1/cases/{case_id}/tasks/{task_id}"): lambda ids: {"done": True},
     ("POST", "/api/v1/referrals/{referral_id}/refer-elsewhere"): lambda ids: {"partner_id": "caritas-landsberg",
                                                                               "reason": "better_fit"},
     ("POST", "/api/v1/courses/{course_id}/enrolments"): lambda ids: {"person_id": ids["person_id"]},

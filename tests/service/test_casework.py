@@ -254,3 +254,29 @@ async def test_referring_elsewhere_names_the_target_and_the_reason(services: Any
     assert entry["summary"]["target_partner_id"] == "kolping-landsberg" and entry["summary"]["reason"] == "better_fit"
     problem(await referral.post(f"{url}/refer-elsewhere", json=elsewhere, headers=LOTSE_NORD), 409,
             "invalid-transition")  # fmt: skip
+
+
+async def test_follow_ups_with_due_dates_show_on_the_case_list(services: Any) -> None:
+    registration, referral = services
+    _, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    url = f"/api/v1/cases/{case['case_id']}"
+    call = ok(await referral.post(f"{url}/tasks", json={"title": "Rückruf", "due_on": "2026-12-14"},
+                                  headers=LOTSE_NORD), 201)  # fmt: skip
+    ok(await referral.post(f"{url}/tasks", json={"title": "Zeugnisse mitbringen", "due_on": "2026-12-09"},
+                           headers=LOTSE_NORD), 201)  # fmt: skip
+    ok(await referral.post(f"{url}/tasks", json={"title": "Irgendwann"}, headers=LOTSE_NORD), 201)
+    assert call["done"] is False and call["created_by"] == "user:lotse"
+    problem(await referral.post(f"{url}/tasks", json={"title": ""}, headers=LOTSE_NORD), 422, "validation")
+    problem(await referral.post(f"{url}/tasks", json={"title": "x"}, headers=LOTSE_SUED), 404, "not-found")
+    task_url = f"{url}/tasks/{call['task_id']}"
+    problem(await referral.patch(task_url, json={"done": True}, headers=LOTSE_SUED), 404, "not-found")
+
+    listed = ok(await referral.get("/api/v1/cases", params={"number": case["case_id"][:8]}, headers=LOTSE_NORD))
+    assert (listed["items"][0]["open_tasks"], listed["items"][0]["next_due_on"]) == (3, "2026-12-09")
+    done = ok(await referral.patch(task_url, json={"done": True}, headers=LOTSE_NORD))
+    assert done["done"] is True and done["done_by"] == "user:lotse"
+    detail = ok(await referral.get(url, headers=LOTSE_NORD))
+    assert (detail["open_tasks"], detail["next_due_on"]) == (2, "2026-12-09")
+    assert [t["title"] for t in detail["tasks"]] == ["Zeugnisse mitbringen", "Rückruf", "Irgendwann"], "by due date"
+    other = ok(await referral.get(f"/api/v1/cases/{case['case_id']}", headers=ADMIN))
+    assert other["open_tasks"] == 2
