@@ -68,7 +68,8 @@ more_words({
         "cw_preferred_language": "Bevorzugte Sprache", "cw_languages_hint":
         "Sprachcodes, durch Komma getrennt, zum Beispiel: ar, en", "cw_stale":
         "Die Personendaten wurden inzwischen geändert; bitte die Seite neu laden und erneut eintragen.",
-        "cw_tasks": "Aufgaben und Wiedervorlagen", "cw_tasks_short": "Aufgaben", "cw_no_tasks": "Keine offenen Aufgaben.",
+        "cw_tasks": "Aufgaben und Wiedervorlagen", "cw_tasks_short": "Aufgaben",
+        "cw_no_tasks": "Keine offenen Aufgaben.",
         "cw_task_title": "Aufgabe", "cw_task_due": "Fällig am", "cw_add_task": "Aufgabe anlegen",
         "cw_task_done": "Erledigt", "cw_task_undo": "Wieder öffnen", "cw_tasks_open": "{n} offen",
         "cw_next_due": "nächste fällig {date}", "cw_overdue": "überfällig", "cw_done_on": "erledigt am",
