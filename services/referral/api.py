@@ -82,11 +82,12 @@ PartnerHeader = Annotated[
 ]
 
 
-async def get_workflow(runtime: RuntimeDep) -> AsyncIterator[workflow.Workflow]:
+async def get_workflow(runtime: RuntimeDep, request: Request) -> AsyncIterator[workflow.Workflow]:
     async with runtime.unit_of_work() as uow:
         yield workflow.Workflow(
-            uow=uow, now=runtime.extras["clock"](), expiry_days=runtime.settings.referral_expiry_days
-        )
+            uow=uow, now=runtime.extras["clock"](), expiry_days=runtime.settings.referral_expiry_days,
+            actor=request.headers.get("x-actor"),  # the timeline says who acted
+        )  # fmt: skip
 
 
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]

@@ -41,6 +41,8 @@ class Workflow:
     now: datetime
     expiry_days: int = 10
     holidays: frozenset[date] = frozenset()
+    #: Who acts, for the timeline ("user:lotse"); none for what events and clocks do.
+    actor: str | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -65,7 +67,8 @@ async def record_timeline(
             event_type=event.event_type,
             source=source,
             at=w.now,
-            summary={k: v for k, v in data.items() if k not in ("person_id", "matched_facts")},
+            summary={k: v for k, v in data.items() if k not in ("person_id", "matched_facts")}
+            | ({"by": w.actor} if w.actor and source == "/services/referral" else {}),
         )
     )
 

@@ -140,6 +140,8 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             assert "Kolping-Bildungswerk Landsberg" in await jobs.nth(1).inner_text()
             timeline = await lotse.locator("#timeline").inner_text()
             assert "weitervermittelt an Kolping-Bildungswerk Landsberg: passt dort besser" in timeline, timeline
+            referred = lotse.locator("#timeline tr", has_text="weitervermittelt an Kolping")
+            assert (await referred.locator("td").last.inner_text()).strip() == "lotse", "who referred her on"
 
             # --- a note, and the case handed to a colleague ------------------------------------------------------
             await lotse.get_by_label("Notiz", exact=True).fill("Termin beim Jobcenter am Donnerstag besprochen.")

@@ -252,6 +252,7 @@ async def test_referring_elsewhere_names_the_target_and_the_reason(services: Any
     timeline = ok(await referral.get(f"/api/v1/cases/{case['case_id']}/timeline", headers=LOTSE_NORD))
     entry = next(e for e in timeline if e["event_type"].endswith("referral_referred_elsewhere.v1"))
     assert entry["summary"]["target_partner_id"] == "kolping-landsberg" and entry["summary"]["reason"] == "better_fit"
+    assert entry["summary"]["by"] == "user:lotse", "the timeline says who acted"
     problem(await referral.post(f"{url}/refer-elsewhere", json=elsewhere, headers=LOTSE_NORD), 409,
             "invalid-transition")  # fmt: skip
 
