@@ -259,7 +259,7 @@ async def test_referring_elsewhere_names_the_target_and_the_reason(services: Any
 
 async def test_follow_ups_with_due_dates_show_on_the_case_list(services: Any) -> None:
     registration, referral = services
-    _, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
     url = f"/api/v1/cases/{case['case_id']}"
     call = ok(await referral.post(f"{url}/tasks", json={"title": "Rückruf", "due_on": "2026-12-14"},
                                   headers=LOTSE_NORD), 201)  # fmt: skip
@@ -281,3 +281,15 @@ async def test_follow_ups_with_due_dates_show_on_the_case_list(services: Any) ->
     assert [t["title"] for t in detail["tasks"]] == ["Zeugnisse mitbringen", "Rückruf", "Irgendwann"], "by due date"
     other = ok(await referral.get(f"/api/v1/cases/{case['case_id']}", headers=ADMIN))
     assert other["open_tasks"] == 2
+
+    # A follow-up's title is free text that may name the person: it goes with an erasure.
+    privacy = {"X-Role": "privacy_officer", "X-Actor": "user:datenschutz"}
+    erasure = {"reason": "Antrag der Person nach Art. 17 DSGVO"}
+    assert (await registration.request("DELETE", f"/api/v1/persons/{person}", json=erasure,
+                                       headers=privacy)).status_code == 204  # fmt: skip
+
+    async def tasks_gone() -> bool:
+        after = ok(await referral.get(url, headers=ADMIN))
+        return after["status"] == "closed" and after["tasks"] == [] and after["open_tasks"] == 0
+
+    await eventually(tasks_gone)
