@@ -423,7 +423,7 @@ async def look_up_persons(
     found = {p.id: p for p in rows}
     today = date.today()
     answered = [found[i] for i in wanted if i in found]
-    audit(uow, actor, "lookup", *(p.id for p in answered), reason="case list")
+    audit(uow, actor, "lookup", *(p.id for p in answered), reason=scope.purpose)
     await uow.commit()
     return [
         PersonSummary(

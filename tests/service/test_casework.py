@@ -97,8 +97,8 @@ async def test_a_case_lists_names_come_in_one_audited_read_of_the_teams_persons_
 
     # Every answered read is in the person's access log, with why; the refused one is not in the other's.
     log = ok(await registration.get(f"/api/v1/persons/{mine}/access-log", headers=ADMIN))
-    assert {"actor": "user:lotse", "action": "lookup", "reason": "case list"} in [
-        {k: e[k] for k in ("actor", "action", "reason")} for e in log
+    assert {"actor": "user:lotse", "action": "lookup", "purpose": "case work (integration counselling)"} in [
+        {k: e[k] for k in ("actor", "action", "purpose")} for e in log
     ]
     theirs_log = ok(await registration.get(f"/api/v1/persons/{theirs}/access-log", headers=ADMIN))
     assert "user:lotse" not in {e["actor"] for e in theirs_log}
