@@ -48,6 +48,20 @@ class CaseClosed(_CaseEvent):
 
     reason: str = Field(max_length=40)
     closed_at: datetime
+    closed_by: str | None = Field(
+        None, max_length=200, description="The staff member who closed it; none when a move away or erasure did"
+    )
+
+
+class CaseReopened(_CaseEvent):
+    """A closed case is worked again (the person came back in touch); the team that had it has it again."""
+
+    event_type: ClassVar[str] = event_type(SERVICE, "case_reopened")
+
+    reopened_at: datetime
+    reopened_by: str = Field(max_length=200, description="The staff member who reopened it")
+    caseworker_id: Identifier | None = None
+    team: str | None = None
 
 
 class _GoalEvent(_CaseEvent):
@@ -122,6 +136,11 @@ class ReferralRevoked(_ReferralEvent):
 class ReferralReferredElsewhere(_ReferralEvent):
     event_type: ClassVar[str] = event_type(SERVICE, "referral_referred_elsewhere")
 
+    target_partner_id: Identifier | None = Field(
+        None, description="The partner the person goes to instead (a new referral); none: not said"
+    )
+    reason: str | None = Field(None, max_length=40, description="Why, as a code: better_fit, no_capacity, ...")
+
 
 class ReferralEscalated(_ReferralEvent):
     event_type: ClassVar[str] = event_type(SERVICE, "referral_escalated")
@@ -137,6 +156,7 @@ EVENTS: list[type[IntegrationEvent]] = [
     CaseOpened,
     CaseAssigned,
     CaseClosed,
+    CaseReopened,
     GoalSet,
     GoalUpdated,
     ReferralProposed,

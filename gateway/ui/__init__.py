@@ -1,8 +1,8 @@
 """The web UI: server-rendered pages (Jinja2, autoescaped), German by default with an English switch.
 
-One module per audience (``public``, ``staff``, ``learning``, ``portal``, ``statistics``,
-``admin``, with ``admin_directory`` for the partner organisations and the caseworker roster,
-``admin_deadletters`` for the events the services could not handle, ``portal_entry`` for a partner's own
+One module per audience (``public``, ``staff`` with ``casework`` for the caseworker's day, ``learning``,
+``portal``, ``statistics``, ``admin``, with ``admin_directory`` for the partner organisations and the caseworker
+roster, ``admin_deadletters`` for the events the services could not handle, ``portal_entry`` for a partner's own
 directory entry, ``course_admin`` for course admins' forms and the pass verification page), the API reference
 (``apidocs``) and a person's Art. 15 export (``export``), all built on ``kit``; what the pages say lives in
 ``words``.
@@ -18,6 +18,7 @@ from gateway.ui import (
     admin_deadletters,
     admin_directory,
     apidocs,
+    casework,
     course_admin,
     export,
     learning,
@@ -38,6 +39,7 @@ def make_router(
     router = APIRouter(prefix="/ui", include_in_schema=False)
     for pages in (
         public,
+        casework,
         staff,
         portal,
         portal_entry,

@@ -29,6 +29,7 @@ from chassis.identity import ANONYMOUS, Identity
 from gateway import policy
 from gateway.auth import Unauthenticated
 from gateway.throttle import Throttled, client_key
+from gateway.ui import names
 from gateway.ui.words import CODES, FIELD_ERRORS, WORDS
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,9 @@ class Kit:
         context.setdefault("error", request.query_params.get("error"))
         html = self.env.get_template(template).render(
             t=words, label=label, lang=lang, user=user, csrf_token=token, path=request.url.path,
-            other_lang="en" if lang == "de" else "de", **context,
+            other_lang="en" if lang == "de" else "de",
+            language_name=lambda code: names.language_name(code, lang),
+            country_name=lambda code: names.country_name(code, lang), **context,
         )  # fmt: skip
         response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
         if request.query_params.get("lang") in LANGS:

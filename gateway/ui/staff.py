@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from chassis.identity import Identity
 from contracts.vocabulary import EmploymentSituation, EsserDimension, GermanLevel, Schooling
 from gateway import policy
-from gateway.ui import learning
+from gateway.ui import casework, learning
 from gateway.ui.kit import Kit, Reply, field_errors
 from gateway.ui.words import FIELD_ERRORS, more_words
 
@@ -48,10 +48,12 @@ more_words({
         "staff_latest_needs": "Letzte Bedarfserhebung", "staff_no_needs": "Noch keine Bedarfserhebung.",
         "staff_version": "Fassung", "staff_assessed_at": "Erhoben am", "staff_need_categories": "Abgeleitete Bedarfe",
         "staff_record_needs": "Neue Bedarfserhebung", "staff_save_needs": "Bedarf speichern",
-        "staff_german_level": "Deutschkenntnisse", "staff_other_languages":
-        "Weitere Sprachen (Codes, durch Komma getrennt, z. B. en, fr)", "staff_schooling": "Schulbildung",
+        "staff_german_level": "Deutschkenntnisse", "staff_other_languages": "Weitere Sprachen",
+        "staff_other_languages_hint": "Sprachcodes, durch Komma getrennt, zum Beispiel: en, fr",
+        "staff_schooling": "Schulbildung",
         "staff_vocational_qualification": "Berufsabschluss", "staff_employment_situation": "Erwerbssituation",
-        "staff_children_ages": "Alter der Kinder (durch Komma getrennt, z. B. 3, 6)", "staff_notes": "Notizen",
+        "staff_children_ages": "Alter der Kinder",
+        "staff_children_ages_hint": "In Jahren, durch Komma getrennt, zum Beispiel: 3, 6", "staff_notes": "Notizen",
         "staff_support": "Unterstützungsbedarf", "staff_recognise_foreign_qualification":
         "Ausländischer Abschluss soll anerkannt werden", "staff_childcare_needed": "Kinderbetreuung nötig",
         "staff_housing_need": "Wohnen", "staff_counselling_need": "Beratung", "staff_health_need": "Gesundheit",
@@ -94,10 +96,12 @@ more_words({
         "staff_latest_needs": "Latest needs assessment", "staff_no_needs": "No needs assessment yet.",
         "staff_version": "Version", "staff_assessed_at": "Assessed at", "staff_need_categories": "Derived needs",
         "staff_record_needs": "New needs assessment", "staff_save_needs": "Save needs",
-        "staff_german_level": "German", "staff_other_languages":
-        "Other languages (codes, comma separated, e.g. en, fr)", "staff_schooling": "Schooling",
+        "staff_german_level": "German", "staff_other_languages": "Other languages",
+        "staff_other_languages_hint": "Language codes, comma separated, for example: en, fr",
+        "staff_schooling": "Schooling",
         "staff_vocational_qualification": "Vocational qualification", "staff_employment_situation": "Employment",
-        "staff_children_ages": "Children's ages (comma separated, e.g. 3, 6)", "staff_notes": "Notes",
+        "staff_children_ages": "Children's ages",
+        "staff_children_ages_hint": "In years, comma separated, for example: 3, 6", "staff_notes": "Notes",
         "staff_support": "Support needed", "staff_recognise_foreign_qualification":
         "A foreign qualification is to be recognised", "staff_childcare_needed": "Needs childcare",
         "staff_housing_need": "Housing", "staff_counselling_need": "Counselling", "staff_health_need": "Health",
@@ -144,7 +148,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if "partner" in user.roles and not user.roles & policy.STAFF:
             return RedirectResponse("/ui/partner", status_code=303)
         context: dict[str, Any] = {"cases": [], "waiting": [], "escalated": [], "proposed": [],
-                                   "course_waiting": [], "my_courses": []}  # fmt: skip
+                                   "course_waiting": [], "my_courses": [], "persons": {}, "queue": [],
+                                   "workers": {}, "names_unavailable": False, "partner_names": {},
+                                   "team_workers": [], "today": ""}  # fmt: skip
         if user.roles & {"caseworker", "admin"}:
             params: dict[str, Any] = {"status": "open", "page_size": 50}
             params |= {"team": user.team} if user.team else {"caseworker_id": user.subject}
@@ -160,6 +166,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             case_of = {c["person_id"]: c["case_id"] for c in context["cases"]}
             entries = await learning.waiting_of(ui, request, user, case_of)
             context["course_waiting"] = [e | {"case_id": case_of[e["person_id"]]} for e in entries]
+            context |= await casework.dashboard(ui, request, user, context["cases"])
         if user.roles & {"course_admin", "admin"}:
             context["my_courses"] = await learning.courses_of(ui, request, user)
         return ui.render(request, "dashboard.html", user=user, **context)
@@ -220,14 +227,18 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not person.ok:
             return ui.trouble(request, user, person)
         may = _person_rights(user)
-        consents, cases, needs = await asyncio.gather(
+        consents, cases, needs, directory = await asyncio.gather(
             ui.call(request, user, "GET", f"persons/{quote(person_id)}/consents"),
             ui.call(request, user, "GET", "cases", params={"person_id": person_id}),
             ui.call(request, user, "GET", f"persons/{quote(person_id)}/needs-assessments"),
+            ui.call(request, None, "GET", "partners", params={"page_size": 100}),
         )
+        partners = sorted(directory.items(), key=lambda p: p["name"])
+        workers = await casework.caseworker_names(ui, request, user) if casework.is_caseworker(user) else {}
         return ui.render(request, "person.html", user=user, person=person.body,
                          consents=consents.body if consents.ok else [], cases=cases.items(),
-                         needs=_latest(needs), purposes=PURPOSES, may=may)  # fmt: skip
+                         needs=_latest(needs), purposes=PURPOSES, may=may, directory=partners, workers=workers,
+                         partner_names={p["partner_id"]: p["name"] for p in partners})  # fmt: skip
 
     @router.post("/persons/{person_id}/move-away")
     async def move_away(person_id: str, request: Request) -> Response:
@@ -271,7 +282,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if isinstance(posted, Response):
             return posted
         user, form = posted
-        body = {"partner_id": form.get("partner_id", "").strip(), "purpose": form.get("purpose", "")}
+        # The directory's select names a partner, or "category:<kind>" for every partner of a kind.
+        chosen = form.get("partner_id", "").strip()
+        body = (
+            {"partner_category": chosen.removeprefix("category:")}
+            if chosen.startswith("category:")
+            else {"partner_id": chosen}
+        )
+        body["purpose"] = form.get("purpose", "")
         reply = await ui.call(request, user, "POST", f"persons/{quote(person_id)}/consents", json=body)
         target = form.get("return_to", "")
         target = target if target.startswith("/ui/") and not target.startswith("//") else f"/ui/persons/{person_id}"
@@ -301,6 +319,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             learning.catalogue(ui, request, user),
         )
         latest = _latest(needs)
+        forms |= await casework.case_extras(ui, request, user, case.body)
         listed = enrolments.body if enrolments.ok and isinstance(enrolments.body, list) else []
         titles = await learning.titles(ui, request, user, (e["course_id"] for e in listed), courses)
         mine = [
@@ -427,6 +446,7 @@ def _person_rights(user: Identity) -> dict[str, bool]:
         "move_away": allowed("POST", "/move-away"),
         "erase": allowed("DELETE", ""),
         "export": allowed("GET", "/export"),
+        "change": allowed("PATCH", ""),
     }
 
 

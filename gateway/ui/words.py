@@ -145,6 +145,8 @@ CODES: dict[str, dict[str, str]] = {
         "person_moved_away": "Weggezogen", "consent_given": "Einwilligung erteilt",
         "consent_withdrawn": "Einwilligung widerrufen", "needs_assessed": "Bedarf erhoben",
         "case_opened": "Fall eröffnet", "case_assigned": "Fall zugewiesen", "case_closed": "Fall geschlossen",
+        "case_reopened": "Fall wieder geöffnet", "referral_referred_elsewhere": "Vermittlung weitervermittelt",
+        "registered": "angemeldet", "moved_away": "weggezogen", "erased": "Daten gelöscht",
         "referral_proposed": "Vermittlung vorgeschlagen",
         "referral_sent": "Vermittlung gesendet", "referral_accepted": "Vermittlung angenommen",
         "referral_declined": "Vermittlung abgelehnt", "referral_started": "Vermittlung begonnen",

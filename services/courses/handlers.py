@@ -106,6 +106,9 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
             case.team, case.caseworker_id = model.team, model.caseworker_id
         elif event.type == referral_events.CaseClosed.event_type:
             case.open = False
+        elif event.type == referral_events.CaseReopened.event_type:
+            model_reopened = referral_events.CaseReopened.model_validate(data)
+            case.open, case.team, case.caseworker_id = True, model_reopened.team, model_reopened.caseworker_id
 
     async def referral_accepted(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """An accepted VHS referral asks for a seat in a fitting course."""
@@ -160,4 +163,5 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         referral_events.CaseOpened.event_type: case_changed,
         referral_events.CaseAssigned.event_type: case_changed,
         referral_events.CaseClosed.event_type: case_changed,
+        referral_events.CaseReopened.event_type: case_changed,
     }

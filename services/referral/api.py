@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi import Path as FastApiPath
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -33,6 +33,7 @@ from services.referral import domain, workflow
 from services.referral.models import (
     Case,
     CaseNote,
+    CaseTask,
     CaseworkerRow,
     Goal,
     KnownConsent,
@@ -45,6 +46,7 @@ from services.referral.schemas import (
     Assignment,
     BulkResult,
     BulkSend,
+    CaseClosing,
     CaseDetail,
     CaseRead,
     CaseworkerEntry,
@@ -58,8 +60,12 @@ from services.referral.schemas import (
     NoteRead,
     PartnerReferral,
     PartnerReferralRead,
+    ReferElsewhere,
     ReferralRead,
     RuleSetRead,
+    TaskCreate,
+    TaskRead,
+    TaskUpdate,
     TimelineRead,
 )
 
@@ -76,11 +82,12 @@ PartnerHeader = Annotated[
 ]
 
 
-async def get_workflow(runtime: RuntimeDep) -> AsyncIterator[workflow.Workflow]:
+async def get_workflow(runtime: RuntimeDep, request: Request) -> AsyncIterator[workflow.Workflow]:
     async with runtime.unit_of_work() as uow:
         yield workflow.Workflow(
-            uow=uow, now=runtime.extras["clock"](), expiry_days=runtime.settings.referral_expiry_days
-        )
+            uow=uow, now=runtime.extras["clock"](), expiry_days=runtime.settings.referral_expiry_days,
+            actor=request.headers.get("x-actor"),  # the timeline says who acted
+        )  # fmt: skip
 
 
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
@@ -163,6 +170,41 @@ def partner_read(r: Referral) -> PartnerReferral:
     )
 
 
+async def cases_read(w: workflow.Workflow, cases: list[Case]) -> list[CaseRead]:
+    """The cases with the pseudonymous facts of their persons, read in one query for the page."""
+    persons = (
+        await w.session.scalars(select(KnownPerson).where(KnownPerson.person_id.in_([c.person_id for c in cases])))
+    ).all()
+    profiles = {p.person_id: p.profile or {} for p in persons}
+    tasks = {
+        row.case_id: (row.open, row.next_due)
+        for row in (
+            await w.session.execute(
+                select(CaseTask.case_id, func.count().label("open"), func.min(CaseTask.due_on).label("next_due"))
+                .where(CaseTask.case_id.in_([c.id for c in cases]), CaseTask.done_at.is_(None))
+                .group_by(CaseTask.case_id)
+            )
+        ).all()
+    }
+    return [
+        CaseRead(
+            **case_read(c),
+            age_band=profiles.get(c.person_id, {}).get("age_band"),
+            preferred_language=profiles.get(c.person_id, {}).get("preferred_language"),
+            open_tasks=tasks.get(c.id, (0, None))[0],
+            next_due_on=tasks.get(c.id, (0, None))[1],
+        )
+        for c in cases
+    ]
+
+
+def task_read(t: CaseTask) -> TaskRead:
+    return TaskRead(
+        task_id=t.id, title=t.title, due_on=t.due_on, done=t.done_at is not None, created_by=t.created_by,
+        created_at=workflow.aware(t.created_at), done_at=workflow.aware(t.done_at), done_by=t.done_by,
+    )  # type: ignore[arg-type]  # fmt: skip
+
+
 def case_read(c: Case) -> dict[str, Any]:
     return {
         "case_id": c.id,
@@ -181,10 +223,19 @@ def goal_read(g: Goal) -> GoalRead:
     return GoalRead(goal_id=g.id, dimension=g.dimension, title=g.title, status=g.status, due_on=g.due_on)  # type: ignore[arg-type]
 
 
-async def load_case(w: workflow.Workflow, case_id: str, scope: workflow.CaseScope, *, open_only: bool = False) -> Case:
+async def load_case(
+    w: workflow.Workflow,
+    case_id: str,
+    scope: workflow.CaseScope,
+    *,
+    open_only: bool = False,
+    unassigned_too: bool = False,
+) -> Case:
     case = await w.session.get(Case, case_id)
-    # Another team's case is as unknown as one that does not exist (and checked before "closed").
-    if case is None or not scope.admits(case):
+    # Another team's case is as unknown as one that does not exist (and checked before "closed"). A case no team
+    # has (the roster was full) is in every caseworker's queue, to be taken: ``unassigned_too``.
+    unassigned = unassigned_too and case is not None and case.team is None and case.caseworker_id is None
+    if case is None or not (scope.admits(case) or unassigned):
         raise Problem(404, f"No case with id {case_id}.", kind="not-found")
     if open_only and case.status != domain.CaseStatus.OPEN.value:
         raise Problem(409, f"The case is closed ({case.close_reason}); it takes no more changes.", kind="case-closed")
@@ -248,12 +299,21 @@ async def list_cases(
     caseworker_id: str | None = Query(None, max_length=64),
     team: str | None = Query(None, max_length=64),
     person_id: str | None = Query(None, max_length=64),
+    number: Annotated[
+        str | None, Query(min_length=4, max_length=36, pattern=r"^[0-9a-fA-F-]+$", description="A case number's start")
+    ] = None,
+    unassigned: Annotated[
+        bool, Query(description="The queue: open cases no team has (the roster was full), for any caseworker to take")
+    ] = False,
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(50, ge=1, le=200),
 ) -> Page[CaseRead]:
     """The caller's cases, filtered. The filters narrow the caller's scope, never widen it: a caseworker
-    asking for another team's cases gets an empty page (not a 403, which would confirm the team has some)."""
-    filters = [scope.cases()]
+    asking for another team's cases gets an empty page (not a 403, which would confirm the team has some).
+    ``unassigned`` lists the queue instead: cases of no team, which every caseworker may take."""
+    filters = [Case.team.is_(None), Case.caseworker_id.is_(None)] if unassigned else [scope.cases()]
+    if number:
+        filters.append(Case.id.startswith(number.lower(), autoescape=True))
     if status:
         filters.append(Case.status == status.value)
     if caseworker_id:
@@ -272,8 +332,9 @@ async def list_cases(
             .limit(page_size)
         )
     ).all()
+    items = await cases_read(w, list(rows))
     await log_read(w, request, "list_cases", (c.person_id for c in rows))
-    return Page(items=[CaseRead(**case_read(c)) for c in rows], total=total, page=page, page_size=page_size)
+    return Page(items=items, total=total, page=page, page_size=page_size)
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)
@@ -285,8 +346,16 @@ async def read_case(case_id: str, request: Request, w: WorkflowDep, scope: Scope
     ).all()
     goals = (await w.session.scalars(select(Goal).where(Goal.case_id == case.id).order_by(Goal.created_at))).all()
     notes = (await w.session.scalars(select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id))).all()
+    tasks = (
+        await w.session.scalars(
+            select(CaseTask)
+            .where(CaseTask.case_id == case.id)
+            .order_by(CaseTask.due_on.is_(None), CaseTask.due_on, CaseTask.created_at)
+        )
+    ).all()
     return CaseDetail(
-        **case_read(case),
+        **(await cases_read(w, [case]))[0].model_dump(),
+        tasks=[task_read(t) for t in tasks],
         referrals=[referral_read(r) for r in referrals],
         goals=[goal_read(g) for g in goals],
         notes=[NoteRead(author=n.author, text=n.text, at=workflow.aware(n.at)) for n in notes],  # type: ignore[arg-type]
@@ -298,8 +367,9 @@ async def reassign(
     case_id: str, body: Assignment, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
 ) -> CaseRead:
     """A caseworker (or team lead: the same role) hands the case to another integration navigator of
-    the same team; only an admin moves a case to another team."""
-    case = await load_case(w, case_id, scope, open_only=True)
+    the same team; only an admin moves a case to another team. A case of no team (the queue) any caseworker
+    takes into their own team."""
+    case = await load_case(w, case_id, scope, open_only=True, unassigned_too=True)
     worker = await w.session.get(CaseworkerRow, body.caseworker_id)
     if worker is None or not worker.active:
         raise Problem(422, f"No active caseworker {body.caseworker_id}.", kind="validation")
@@ -313,6 +383,32 @@ async def reassign(
     return CaseRead(**case_read(case))
 
 
+@router.post("/cases/{case_id}/closing", response_model=CaseRead)
+async def close_case(
+    case_id: str, body: CaseClosing, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
+) -> CaseRead:
+    """Close the case with a reason (goals reached, moved away, no contact, other); its open referrals are
+    revoked, and the team no longer reaches the person's data until the case is reopened."""
+    case = await load_case(w, case_id, scope, open_only=True)
+    await workflow.close(w, case, body.reason, by=actor)
+    await w.uow.commit()
+    return (await cases_read(w, [case]))[0]
+
+
+@router.post("/cases/{case_id}/reopening", response_model=CaseRead)
+async def reopen_case(
+    case_id: str, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
+) -> CaseRead:
+    """Open a closed case again, with the team it had (not after an erasure or a move away in the register)."""
+    case = await load_case(w, case_id, scope)
+    try:
+        await workflow.reopen(w, case, by=actor)
+    except domain.CaseError as exc:
+        raise Problem(409, str(exc), kind="case-rule", status_now=case.status) from exc
+    await w.uow.commit()
+    return (await cases_read(w, [case]))[0]
+
+
 @router.post("/cases/{case_id}/notes", status_code=201, response_model=NoteRead)
 async def add_note(
     case_id: str, body: NoteCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
@@ -322,6 +418,34 @@ async def add_note(
     w.session.add(note)
     await w.uow.commit()
     return NoteRead(author=note.author, text=note.text, at=w.now)
+
+
+@router.post("/cases/{case_id}/tasks", status_code=201, response_model=TaskRead)
+async def add_task(
+    case_id: str, body: TaskCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
+) -> TaskRead:
+    """A follow-up with a due date; the dashboard shows each case's open ones and the next due date."""
+    case = await load_case(w, case_id, scope, open_only=True)
+    task = CaseTask(id=str(uuid.uuid4()), case_id=case.id, title=body.title, due_on=body.due_on, created_by=actor,
+                    created_at=w.now)  # fmt: skip
+    w.session.add(task)
+    await w.uow.commit()
+    return task_read(task)
+
+
+@router.patch("/cases/{case_id}/tasks/{task_id}", response_model=TaskRead)
+async def update_task(
+    case_id: str, task_id: str, body: TaskUpdate, w: WorkflowDep, scope: ScopeDep,
+    actor: ActorHeader = "unauthenticated",
+) -> TaskRead:  # fmt: skip
+    """Mark a follow-up done (or not done after all)."""
+    case = await load_case(w, case_id, scope, open_only=True)
+    task = await w.session.get(CaseTask, task_id)
+    if task is None or task.case_id != case.id:
+        raise Problem(404, f"No task {task_id} in this case.", kind="not-found")
+    task.done_at, task.done_by = (w.now, actor) if body.done else (None, None)
+    await w.uow.commit()
+    return task_read(task)
 
 
 @router.get("/cases/{case_id}/timeline", response_model=list[TimelineRead])
@@ -502,8 +626,22 @@ async def revoke(referral_id: str, w: WorkflowDep, scope: ScopeDep) -> ReferralR
 
 
 @router.post("/referrals/{referral_id}/refer-elsewhere", response_model=ReferralRead)
-async def refer_elsewhere(referral_id: str, w: WorkflowDep, scope: ScopeDep) -> ReferralRead:
-    return await act(w, await load_referral(w, referral_id, scope=scope), domain.ReferralAction.REFER_ELSEWHERE)
+async def refer_elsewhere(
+    referral_id: str, w: WorkflowDep, scope: ScopeDep, body: Annotated[ReferElsewhere | None, Body()] = None
+) -> ReferralRead:
+    """End an accepted or running referral as referred elsewhere; with a body, the same service is proposed at the
+    partner it names (and sent when a consent covers it), and the event says where to and why."""
+    referral = await load_referral(w, referral_id, scope=scope)
+    if body is None:
+        return await act(w, referral, domain.ReferralAction.REFER_ELSEWHERE)
+    try:
+        await workflow.refer_elsewhere(w, referral, body.partner_id, body.reason)
+    except domain.InvalidTransition as exc:
+        raise Problem(409, str(exc), kind="invalid-transition", status_now=referral.status) from exc
+    except domain.ReferralError as exc:
+        raise Problem(422, str(exc), kind="validation", status_now=referral.status) from exc
+    await w.uow.commit()
+    return referral_read(referral)
 
 
 @router.post("/referrals/bulk-send", response_model=BulkResult)

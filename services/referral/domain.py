@@ -114,6 +114,16 @@ class UnsuccessfulReason(StrEnum):
     OTHER = "other"
 
 
+class ElsewhereReason(StrEnum):
+    """Why a caseworker sends the person to another partner instead."""
+
+    BETTER_FIT = "better_fit"
+    NO_CAPACITY = "no_capacity"
+    LANGUAGE = "language"
+    DISTANCE = "distance"
+    OTHER = "other"
+
+
 @dataclass(frozen=True)
 class ReferralState:
     status: ReferralStatus = ReferralStatus.PROPOSED
@@ -451,6 +461,19 @@ def choose_partner(
     return PartnerChoice(best, why)
 
 
+def elsewhere_target(
+    offers: Iterable[PartnerOffer], service_type: ServiceType | str, current: str | None, target: str
+) -> PartnerOffer:
+    """The offer a referral is referred on to: another partner offering the same service (else ReferralError)."""
+    if target == current:
+        raise ReferralError("the referral is with this partner already")
+    service = ServiceType(service_type)
+    for offer in offers:
+        if offer.partner_id == target and offer.service_type == service:
+            return offer
+    raise ReferralError(f"partner {target} does not offer {service.value}")
+
+
 @dataclass(frozen=True)
 class Caseworker:
     """An integration navigator (Integrationslotse) on a team roster."""
@@ -570,7 +593,66 @@ class CaseCloseReason(StrEnum):
     MOVED_AWAY = "moved_away"
     ERASED = "erased"
     GOALS_REACHED = "goals_reached"
+    NO_CONTACT = "no_contact"
     OTHER = "other"
+
+
+#: What a caseworker closes a case for; an erasure is registration's to tell.
+STAFF_CLOSE_REASONS = (
+    CaseCloseReason.GOALS_REACHED,
+    CaseCloseReason.MOVED_AWAY,
+    CaseCloseReason.NO_CONTACT,
+    CaseCloseReason.OTHER,
+)
+
+
+class CaseError(ValueError):
+    """A rule of cases was broken; the message says which."""
+
+
+@dataclass(frozen=True)
+class CaseState:
+    status: CaseStatus = CaseStatus.OPEN
+    close_reason: CaseCloseReason | None = None
+
+
+@dataclass(frozen=True)
+class CaseWasClosed:
+    """The fact a closing produces: the open referrals are to be revoked, nobody is to be contacted."""
+
+    reason: CaseCloseReason
+    at: datetime
+    by: str | None
+
+
+@dataclass(frozen=True)
+class CaseWasReopened:
+    at: datetime
+    by: str
+
+
+def close_case(
+    state: CaseState, reason: CaseCloseReason, *, at: datetime, by: str | None
+) -> tuple[CaseState, list[CaseWasClosed]]:
+    """Close a case; closing a closed one changes nothing and says nothing (a move away after a manual close)."""
+    reason = CaseCloseReason(reason)
+    if state.status is CaseStatus.CLOSED:
+        return state, []
+    return CaseState(CaseStatus.CLOSED, reason), [CaseWasClosed(reason, at, by)]
+
+
+def reopen_case(
+    state: CaseState, *, person_registered: bool, at: datetime, by: str
+) -> tuple[CaseState, list[CaseWasReopened]]:
+    """Reopen a closed case: the person came back in touch. Not once the person's data is erased, nor while
+    the register says the person moved away (a return is a new registration, with a case of its own)."""
+    if state.status is not CaseStatus.CLOSED:
+        raise CaseError("the case is open already")
+    if state.close_reason is CaseCloseReason.ERASED:
+        raise CaseError("the person's data is erased; the case stays closed")
+    if not person_registered:
+        raise CaseError("the person is no longer registered here; the case stays closed")
+    return CaseState(CaseStatus.OPEN, None), [CaseWasReopened(at, by)]
 
 
 class GoalStatus(StrEnum):

@@ -36,6 +36,7 @@ from contracts.registry import model_for
 from services.referral import domain, workflow
 from services.referral.models import (
     CaseNote,
+    CaseTask,
     Goal,
     KnownConsent,
     KnownPartner,
@@ -179,6 +180,9 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
             case.household_id = None
             for note in (await session.scalars(select(CaseNote).where(CaseNote.case_id == case.id))).all():
                 await session.delete(note)
+            # A follow-up's title is the caseworker's free text: it may name the person.
+            for task in (await session.scalars(select(CaseTask).where(CaseTask.case_id == case.id))).all():
+                await session.delete(task)
             await session.execute(update(Goal).where(Goal.case_id == case.id).values(title=None))
             subjects.append(case.id)
             subjects += (await session.scalars(select(Goal.id).where(Goal.case_id == case.id))).all()

@@ -111,6 +111,21 @@ class CaseNote(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class CaseTask(Base):
+    """A follow-up the caseworker set themselves, with a due date (a call back, a document to bring)."""
+
+    __tablename__ = "case_tasks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    due_on: Mapped[date | None] = mapped_column(Date)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_by: Mapped[str | None] = mapped_column(String(200))
+
+
 class TimelineEntry(Base):
     """One event about the person, whichever service published it (no personal data)."""
 

@@ -69,6 +69,26 @@ class NoteRead(BaseModel):
     at: datetime
 
 
+class TaskCreate(Strict):
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    due_on: date | None = None
+
+
+class TaskUpdate(Strict):
+    done: bool
+
+
+class TaskRead(BaseModel):
+    task_id: str
+    title: str
+    due_on: date | None
+    done: bool
+    created_by: str
+    created_at: datetime
+    done_at: datetime | None
+    done_by: str | None
+
+
 class CaseRead(BaseModel):
     case_id: str
     person_id: str
@@ -79,12 +99,32 @@ class CaseRead(BaseModel):
     opened_at: datetime
     closed_at: datetime | None
     close_reason: str | None
+    #: The pseudonymous facts registration's events told (none before the first one came, or after an erasure):
+    #: enough to pick a case from the queue of unassigned ones without reading anyone's personal data.
+    age_band: str | None = None
+    preferred_language: str | None = None
+    #: The caseworker's follow-ups not done yet, and the earliest due date among them (the dashboard's reminders).
+    open_tasks: int = 0
+    next_due_on: date | None = None
+
+
+class CaseClosing(Strict):
+    """A caseworker closes a case, saying why; an erasure is registration's to tell, never a caseworker's."""
+
+    reason: domain.CaseCloseReason
+
+    @model_validator(mode="after")
+    def _a_staff_reason(self) -> CaseClosing:
+        if self.reason not in domain.STAFF_CLOSE_REASONS:
+            raise ValueError(f"a caseworker closes a case for one of {', '.join(domain.STAFF_CLOSE_REASONS)}")
+        return self
 
 
 class CaseDetail(CaseRead):
     referrals: list[ReferralRead]
     goals: list[GoalRead]
     notes: list[NoteRead]
+    tasks: list[TaskRead] = []
 
 
 class Assignment(Strict):
@@ -124,6 +164,13 @@ class Completion(Strict):
         if self.outcome is domain.Outcome.SUCCESSFUL and self.reason is not None:
             raise ValueError("a successful completion takes no reason")
         return self
+
+
+class ReferElsewhere(Strict):
+    """Send the person to another partner for the same service instead, saying why."""
+
+    partner_id: Identifier
+    reason: domain.ElsewhereReason
 
 
 class BulkSend(Strict):

@@ -41,6 +41,8 @@ class Workflow:
     now: datetime
     expiry_days: int = 10
     holidays: frozenset[date] = frozenset()
+    #: Who acts, for the timeline ("user:lotse"); none for what events and clocks do.
+    actor: str | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -65,7 +67,8 @@ async def record_timeline(
             event_type=event.event_type,
             source=source,
             at=w.now,
-            summary={k: v for k, v in data.items() if k not in ("person_id", "matched_facts")},
+            summary={k: v for k, v in data.items() if k not in ("person_id", "matched_facts")}
+            | ({"by": w.actor} if w.actor and source == "/services/referral" else {}),
         )
     )
 
@@ -261,24 +264,59 @@ async def assign(w: Workflow, case: Case, caseworker_id: str | None, team: str |
 
 
 async def close_case(w: Workflow, person_id: str, reason: domain.CaseCloseReason) -> Case | None:
+    """The person's case closed by what registration told (a move away, an erasure)."""
     case = await w.session.scalar(select(Case).where(Case.person_id == person_id))
-    if case is None or case.status == domain.CaseStatus.CLOSED.value:
-        return case
-    case.status = domain.CaseStatus.CLOSED.value
-    case.closed_at = w.now
-    case.close_reason = reason.value
-    await w.publish(events.CaseClosed(case_id=case.id, person_id=person_id, reason=reason.value, closed_at=w.now))
-    # Nobody is to be contacted any more: partners learn it by the revocation event.
-    open_referrals = (
-        await w.session.scalars(
-            select(Referral).where(
-                Referral.case_id == case.id, Referral.status.not_in([s.value for s in domain.TERMINAL])
+    if case is None:
+        return None
+    await close(w, case, reason, by=None)
+    return case
+
+
+def case_state(case: Case) -> domain.CaseState:
+    return domain.CaseState(
+        domain.CaseStatus(case.status), domain.CaseCloseReason(case.close_reason) if case.close_reason else None
+    )
+
+
+async def close(w: Workflow, case: Case, reason: domain.CaseCloseReason, *, by: str | None) -> None:
+    """Close the case (a caseworker's closing names ``by``) and revoke what is still open of its referrals."""
+    state, facts = domain.close_case(case_state(case), reason, at=w.now, by=by)
+    for fact in facts:
+        case.status = state.status.value
+        case.closed_at = fact.at
+        case.close_reason = fact.reason.value
+        await w.publish(
+            events.CaseClosed(
+                case_id=case.id, person_id=case.person_id, reason=fact.reason.value, closed_at=fact.at, closed_by=by
             )
         )
-    ).all()
-    for referral in open_referrals:
-        await act(w, referral, domain.ReferralAction.REVOKE)
-    return case
+        # Nobody is to be contacted any more: partners learn it by the revocation event.
+        open_referrals = (
+            await w.session.scalars(
+                select(Referral).where(
+                    Referral.case_id == case.id, Referral.status.not_in([s.value for s in domain.TERMINAL])
+                )
+            )
+        ).all()
+        for referral in open_referrals:
+            await act(w, referral, domain.ReferralAction.REVOKE)
+
+
+async def reopen(w: Workflow, case: Case, *, by: str) -> None:
+    """Open a closed case again, with the team and caseworker it had (raises ``domain.CaseError``)."""
+    person = await w.session.get(KnownPerson, case.person_id)
+    registered = person is not None and person.status == "registered"
+    state, facts = domain.reopen_case(case_state(case), person_registered=registered, at=w.now, by=by)
+    for fact in facts:
+        case.status = state.status.value
+        case.closed_at = None
+        case.close_reason = None
+        await w.publish(
+            events.CaseReopened(
+                case_id=case.id, person_id=case.person_id, reopened_at=fact.at, reopened_by=fact.by,
+                caseworker_id=case.caseworker_id, team=case.team,
+            )
+        )  # fmt: skip
 
 
 # --- routing and sending -----------------------------------------------------------------------
@@ -445,6 +483,31 @@ def state_of(referral: Referral) -> domain.ReferralState:
     )
 
 
+async def refer_elsewhere(w: Workflow, referral: Referral, target: str, reason: domain.ElsewhereReason) -> Referral:
+    """End the referral as referred elsewhere and propose the same service at ``target``, sent at once when a
+    consent covers it (raises domain errors: no such offer, or the referral is not accepted or in progress)."""
+    offer = domain.elsewhere_target(await partner_offers(w.session), referral.service_type, referral.partner_id, target)
+    where = {"target_partner_id": offer.partner_id, "reason": domain.ElsewhereReason(reason).value}
+    await act(w, referral, domain.ReferralAction.REFER_ELSEWHERE, elsewhere=where)
+    again = Referral(
+        id=str(uuid.uuid4()), case_id=referral.case_id, person_id=referral.person_id,
+        service_type=referral.service_type, partner_id=offer.partner_id, rule_id=referral.rule_id,
+        rule_set_version=referral.rule_set_version, matched_facts=referral.matched_facts, purpose=referral.purpose,
+        shares_personal_data=referral.shares_personal_data, status=domain.ReferralStatus.PROPOSED.value,
+        created_at=w.now, updated_at=w.now,
+    )  # fmt: skip
+    w.session.add(again)
+    await w.session.flush()
+    await w.publish(
+        events.ReferralProposed(
+            **referral_ids(again, w.now), rule_id=again.rule_id, matched_facts=again.matched_facts,
+            purpose=ConsentPurpose(again.purpose),
+        )
+    )  # fmt: skip
+    await try_send(w, again)
+    return again
+
+
 async def act(
     w: Workflow,
     referral: Referral,
@@ -453,6 +516,7 @@ async def act(
     decline_reason: domain.DeclineReason | None = None,
     outcome: domain.Outcome | None = None,
     unsuccessful_reason: domain.UnsuccessfulReason | None = None,
+    elsewhere: dict[str, str] | None = None,
 ) -> None:
     """Apply a lifecycle action (raises domain errors for invalid ones) and publish its event."""
     if action is domain.ReferralAction.SEND:
@@ -476,6 +540,8 @@ async def act(
         extra["reason"] = referral.decline_reason
     if action is domain.ReferralAction.COMPLETE:
         extra.update(outcome=referral.outcome, reason=referral.unsuccessful_reason)
+    if action is domain.ReferralAction.REFER_ELSEWHERE and elsewhere:
+        extra.update(elsewhere)
     await w.publish(_EVENT_FOR_ACTION[action](**referral_ids(referral, w.now), **extra))
 
 

@@ -45,9 +45,17 @@ async def case_closed(uow: UnitOfWork, event: ReceivedEvent) -> None:
     row.open = False
 
 
+async def case_reopened(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    model = referral_events.CaseReopened.model_validate(event.data)
+    row = await _case(uow, model.case_id, model.person_id)
+    row.open = True
+    row.team, row.caseworker_id = model.team, model.caseworker_id
+
+
 def make_handlers() -> Mapping[str, Handler]:
     return {
         referral_events.CaseOpened.event_type: case_opened,
         referral_events.CaseAssigned.event_type: case_assigned,
         referral_events.CaseClosed.event_type: case_closed,
+        referral_events.CaseReopened.event_type: case_reopened,
     }

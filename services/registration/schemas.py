@@ -165,6 +165,26 @@ class PersonRead(BaseModel):
     updated_at: datetime
 
 
+class PersonLookup(Strict):
+    """The persons of one page (a caseworker's case list): read in one call, not one per row."""
+
+    person_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=200
+    )
+
+
+class PersonSummary(BaseModel):
+    """What a case list shows of a person: the name, the languages, the age band (not the birth date)."""
+
+    person_id: str
+    given_names: str
+    family_name: str
+    preferred_language: str
+    languages: list[str]
+    age_band: AgeBand
+    status: domain.PersonStatus
+
+
 class NeedsAssessmentCreate(Strict):
     german_level: GermanLevel
     other_languages: list[LanguageTag] = Field(default_factory=list, max_length=10)

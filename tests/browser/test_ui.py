@@ -114,11 +114,11 @@ async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
             # --- the caseworker: dashboard, the case, send (refused: no consent), consent, revoke --------
             lotse = await browser.new_page()
             await sign_in(lotse, "lotse")
-            await lotse.get_by_role("link", name=f"Fall {case[:8]}").is_visible()
+            assert await lotse.get_by_role("link", name="Amina Haddad", exact=True).is_visible(), "named"
             assert await lotse.locator("#proposed-h").is_visible()
             await shot(lotse, "06-caseworker-dashboard")
             await accessible(lotse, "caseworker dashboard")
-            await lotse.get_by_role("link", name=f"Fall {case[:8]}").click()
+            await lotse.get_by_role("link", name="Amina Haddad", exact=True).click()
             await lotse.wait_for_load_state()
             job = lotse.locator("tr[data-service=job_placement]")
             assert await job.get_attribute("data-status") == "proposed"
@@ -128,7 +128,7 @@ async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
             await job.get_by_role("button", name="Senden").click()
             await lotse.wait_for_load_state()
             assert "Einwilligung fehlt" in await lotse.get_by_role("alert").inner_text()
-            await lotse.get_by_label("Partner (Kennung, z. B. jobcenter-landsberg)").fill("jobcenter-landsberg")
+            await lotse.get_by_label("Partner", exact=True).select_option("jobcenter-landsberg")
             await lotse.get_by_label("Zweck").select_option("job_placement")
             await lotse.get_by_role("button", name="Erfassen").click()
             await lotse.wait_for_load_state()

@@ -154,6 +154,11 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
     ("POST", "/api/v1/cases/{case_id}/assignment"): lambda ids: {"caseworker_id": ids["_worker"]},
     ("POST", "/api/v1/cases/{case_id}/goals"): lambda ids: {"dimension": "placement", "title": "Arbeit finden"},
     ("POST", "/api/v1/cases/{case_id}/notes"): lambda ids: {"text": "Rückruf vereinbart"},
+    ("POST", "/api/v1/cases/{case_id}/closing"): lambda ids: {"reason": "no_contact"},
+    ("POST", "/api/v1/cases/{case_id}/tasks"): lambda ids: {"title": "Rückruf", "due_on": "2026-12-14"},
+    ("PATCH", "/api/v1/cases/{case_id}/tasks/{task_id}"): lambda ids: {"done": True},
+    ("POST", "/api/v1/referrals/{referral_id}/refer-elsewhere"): lambda ids: {"partner_id": "caritas-landsberg",
+                                                                              "reason": "better_fit"},
     ("POST", "/api/v1/courses/{course_id}/enrolments"): lambda ids: {"person_id": ids["person_id"]},
     ("POST", "/api/v1/courses/{course_id}/enrolments/{enrolment_id}/attendance"): lambda ids: {
         "session_id": ids["session_id"], "present": True},
@@ -168,10 +173,14 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
 
 #: Run last, in this order of priority: they end the object they act on.
 DESTRUCTIVE = re.compile(r"(/cancel|/withdrawal|/move-away|/revoke)$")
+#: Closing a case ends the team's reach to the person's data too: after every other write on the person.
+CLOSING = re.compile(r"/cases/\{case_id\}/closing$")
 
 
 def rank(method: str, template: str) -> int:
-    return 0 if method == "GET" else 3 if method == "DELETE" else 2 if DESTRUCTIVE.search(template) else 1
+    if method == "DELETE" or CLOSING.search(template):
+        return 3
+    return 0 if method == "GET" else 2 if DESTRUCTIVE.search(template) else 1
 
 
 @dataclass

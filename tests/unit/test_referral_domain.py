@@ -969,3 +969,50 @@ def test_a_partner_reads_only_the_facts_its_service_works_with() -> None:
         assert ("health" in partner_facts(service, matched).get("need_categories", [])) is (
             service is ServiceType.HEALTH_ADVICE
         )
+
+
+# --- closing and reopening a case (issue 14) ---------------------------------------------------------
+
+AT = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("reason", list(domain.CaseCloseReason))
+def test_an_open_case_closes_with_its_reason_and_says_so_once(reason: domain.CaseCloseReason) -> None:
+    state, facts = domain.close_case(domain.CaseState(), reason, at=AT, by="user:lotse")
+    assert state == domain.CaseState(domain.CaseStatus.CLOSED, reason)
+    assert facts == [domain.CaseWasClosed(reason, AT, "user:lotse")]
+    again, nothing = domain.close_case(state, domain.CaseCloseReason.MOVED_AWAY, at=AT, by=None)
+    assert (again, nothing) == (state, []), "a move away after a manual closing changes nothing"
+
+
+def test_a_caseworker_closes_for_goals_contact_moving_or_other_never_for_an_erasure() -> None:
+    assert set(domain.STAFF_CLOSE_REASONS) == set(domain.CaseCloseReason) - {domain.CaseCloseReason.ERASED}
+
+
+def test_a_closed_case_reopens_while_the_person_is_registered() -> None:
+    closed = domain.CaseState(domain.CaseStatus.CLOSED, domain.CaseCloseReason.NO_CONTACT)
+    state, facts = domain.reopen_case(closed, person_registered=True, at=AT, by="user:lotse")
+    assert state == domain.CaseState() and facts == [domain.CaseWasReopened(AT, "user:lotse")]
+    with pytest.raises(domain.CaseError, match="open already"):
+        domain.reopen_case(state, person_registered=True, at=AT, by="user:lotse")
+    with pytest.raises(domain.CaseError, match="no longer registered"):
+        domain.reopen_case(closed, person_registered=False, at=AT, by="user:lotse")
+    erased = domain.CaseState(domain.CaseStatus.CLOSED, domain.CaseCloseReason.ERASED)
+    with pytest.raises(domain.CaseError, match="erased"):
+        domain.reopen_case(erased, person_registered=True, at=AT, by="user:lotse")
+
+
+def test_a_referral_goes_elsewhere_only_to_another_partner_offering_the_service() -> None:
+    offers = [
+        domain.PartnerOffer("jobcenter-landsberg", PartnerCategory.JOB_CENTRE, ServiceType.JOB_PLACEMENT, None),
+        domain.PartnerOffer("kolping-landsberg", PartnerCategory.CHARITY, ServiceType.JOB_PLACEMENT, 3),
+        domain.PartnerOffer(
+            "ihk-muenchen-oberbayern", PartnerCategory.CHAMBER, ServiceType.QUALIFICATION_RECOGNITION, None
+        ),
+    ]
+    found = domain.elsewhere_target(offers, "job_placement", "jobcenter-landsberg", "kolping-landsberg")
+    assert found.partner_id == "kolping-landsberg"
+    with pytest.raises(domain.ReferralError, match="already"):
+        domain.elsewhere_target(offers, "job_placement", "jobcenter-landsberg", "jobcenter-landsberg")
+    with pytest.raises(domain.ReferralError, match="does not offer job_placement"):
+        domain.elsewhere_target(offers, "job_placement", "jobcenter-landsberg", "ihk-muenchen-oberbayern")
