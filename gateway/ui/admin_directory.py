@@ -231,6 +231,43 @@ def language_choices(words: dict[str, str], chosen: list[str]) -> list[tuple[str
     return [(code, words.get(f"lang_{code}", code)) for code in codes]
 
 
+async def entry_body(ui: Kit, request: Request, form: dict[str, str]) -> dict[str, Any]:
+    """A directory entry's fields as the partners service takes them (the admin's form adds the category)."""
+    return {
+        "name": form.get("name", "").strip(),
+        **{name: text_or_none(form, name) for name in ("alternate_name", "description", "website")},
+        "languages": await ui.form_list(request, "languages"),
+        "locations": rows_of(form, "loc", LOCATION_FIELDS, "name"),
+        "contacts": rows_of(form, "con", CONTACT_FIELDS, "title"),
+    }
+
+
+def entry_as_sent(body: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+    """The form as sent, its empty rows as they were: after a refusal the user sees exactly what they typed."""
+    return {
+        **body,
+        "locations": form_rows(form, "loc", LOCATION_FIELDS),
+        "contacts": form_rows(form, "con", CONTACT_FIELDS),
+    }
+
+
+async def service_values(ui: Kit, request: Request, form: dict[str, str], kind: str) -> dict[str, Any]:
+    values: dict[str, Any] = {name: form.get(name, "").strip() for name in SERVICE_FIELDS}
+    values["languages"] = await ui.form_list(request, "languages")
+    values["service_type"] = kind
+    return values
+
+
+def service_body(values: dict[str, Any]) -> dict[str, Any]:
+    """A service offer as the partners service takes it; five days to answer unless the form says otherwise."""
+    days = whole_number(values["response_days"])
+    return {
+        "name": values["name"], "description": values["description"] or None,
+        "eligibility": values["eligibility"] or None, "languages": values["languages"],
+        "response_days": days if days is not None else 5, "free_places": whole_number(values["free_places"]),
+    }  # fmt: skip
+
+
 def add_routes(router: APIRouter, ui: Kit) -> None:
     async def admin_only(request: Request) -> Identity | Response:
         user = await ui.signed_in(request)
@@ -354,22 +391,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not SLUG.fullmatch(partner_id):
             return ui.refused(request, user, "not_found", 404)
         words, lang = ui.words(request), ui.lang_of(request)
-        body: dict[str, Any] = {
-            "name": form.get("name", "").strip(), "category": form.get("category", ""),
-            **{name: text_or_none(form, name) for name in ("alternate_name", "description", "website")},
-            "languages": await ui.form_list(request, "languages"),
-            "locations": rows_of(form, "loc", LOCATION_FIELDS, "name"),
-            "contacts": rows_of(form, "con", CONTACT_FIELDS, "title"),
-        }  # fmt: skip
+        body = {**await entry_body(ui, request, form), "category": form.get("category", "")}
         reply = await ui.call(request, user, "PATCH", f"partners/{quote(partner_id)}", json=body)
         if reply.ok:
             log.info("admin %s edited the partner %s", user.subject, partner_id)
             return RedirectResponse(f"/ui/admin/partners/{quote(partner_id)}?notice=saved#main", 303)
         if reply.status == 422:
-            # The form as sent, and its empty rows as they were: the admin sees exactly what they typed.
-            kept = {**body, "locations": form_rows(form, "loc", LOCATION_FIELDS),
-                    "contacts": form_rows(form, "con", CONTACT_FIELDS)}  # fmt: skip
-            return await partner_page(request, user, partner_id, 422, values=kept,
+            return await partner_page(request, user, partner_id, 422, values=entry_as_sent(body, form),
                                       errors=entry_errors(reply, lang, words))  # fmt: skip
         return ui.trouble(request, user, reply)
 
@@ -391,18 +419,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.refused(request, user, "not_found", 404)
         words, lang = ui.words(request), ui.lang_of(request)
         form_id = "new" if service_type is None else kind
-        values: dict[str, Any] = {name: form.get(name, "").strip() for name in SERVICE_FIELDS}
-        values["languages"] = await ui.form_list(request, "languages")
-        values["service_type"] = kind
+        values = await service_values(ui, request, form, kind)
         if kind not in SERVICE_TYPES:
             service = {"form": form_id, "values": values, "errors": {"service_type": words["dir_err_category"]}}
             return await partner_page(request, user, partner_id, 422, service=service)
-        body = {
-            "name": values["name"], "description": values["description"] or None,
-            "eligibility": values["eligibility"] or None, "languages": values["languages"],
-            "response_days": days if (days := whole_number(values["response_days"])) is not None else 5,
-            "free_places": whole_number(values["free_places"]),
-        }  # fmt: skip
+        body = service_body(values)
         reply = await ui.call(request, user, "PUT", f"partners/{quote(partner_id)}/services/{kind}", json=body)
         if reply.ok:
             log.info("admin %s saved the service %s of %s", user.subject, kind, partner_id)

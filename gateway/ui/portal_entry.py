@@ -19,16 +19,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from chassis.identity import Identity
 from gateway.ui.admin_directory import (
     CATEGORIES,
-    CONTACT_FIELDS,
-    LOCATION_FIELDS,
     NOTICES,
-    SERVICE_FIELDS,
     SERVICE_TYPES,
+    entry_as_sent,
+    entry_body,
     entry_errors,
-    form_rows,
     language_choices,
-    rows_of,
-    text_or_none,
+    service_body,
+    service_values,
     whole_number,
 )
 from gateway.ui.kit import Kit
@@ -115,22 +113,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if isinstance(posted, Response):
             return posted
         user, partner_id, form = posted
-        body: dict[str, Any] = {
-            "name": form.get("name", "").strip(),
-            **{name: text_or_none(form, name) for name in ("alternate_name", "description", "website")},
-            "languages": await ui.form_list(request, "languages"),
-            "locations": rows_of(form, "loc", LOCATION_FIELDS, "name"),
-            "contacts": rows_of(form, "con", CONTACT_FIELDS, "title"),
-        }  # fmt: skip
+        body = await entry_body(ui, request, form)
         reply = await ui.call(request, user, "PATCH", f"partners/{quote(partner_id)}", json=body)
         if reply.ok:
             log.info("partner user %s edited the entry of %s", user.subject, partner_id)
             return RedirectResponse(f"{HOME}?notice=saved#main", 303)
         if reply.status == 422:
-            kept = {**body, "locations": form_rows(form, "loc", LOCATION_FIELDS),
-                    "contacts": form_rows(form, "con", CONTACT_FIELDS)}  # fmt: skip
             errors = entry_errors(reply, ui.lang_of(request), ui.words(request))
-            return await entry_page(request, user, partner_id, 422, values=kept, errors=errors)
+            return await entry_page(request, user, partner_id, 422, values=entry_as_sent(body, form), errors=errors)
         return ui.trouble(request, user, reply)
 
     @router.post("/partner/entry/capacity/{service_type}", response_class=HTMLResponse)
@@ -172,18 +162,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.refused(request, user, "not_found", 404)
         words = ui.words(request)
         form_id = "new" if service_type is None else kind
-        values: dict[str, Any] = {name: form.get(name, "").strip() for name in SERVICE_FIELDS}
-        values["languages"] = await ui.form_list(request, "languages")
-        values["service_type"] = kind
+        values = await service_values(ui, request, form, kind)
         if kind not in SERVICE_TYPES:
             service = {"form": form_id, "values": values, "errors": {"service_type": words["dir_err_category"]}}
             return await entry_page(request, user, partner_id, 422, service=service)
-        body = {
-            "name": values["name"], "description": values["description"] or None,
-            "eligibility": values["eligibility"] or None, "languages": values["languages"],
-            "response_days": days if (days := whole_number(values["response_days"])) is not None else 5,
-            "free_places": whole_number(values["free_places"]),
-        }  # fmt: skip
+        body = service_body(values)
         reply = await ui.call(request, user, "PUT", f"partners/{quote(partner_id)}/services/{kind}", json=body)
         if reply.ok:
             log.info("partner user %s saved the service %s of %s", user.subject, kind, partner_id)
