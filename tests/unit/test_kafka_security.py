@@ -131,9 +131,9 @@ async def _handshake(pki: dict[str, str], client: ssl.SSLContext, server_hostnam
 
 async def _aiokafka_takes(options: dict[str, object]) -> None:
     """Every kind of client the chassis makes accepts the options as they are (it checks them when made)."""
-    producer = AIOKafkaProducer(**options)  # type: ignore[arg-type]
-    consumer = AIOKafkaConsumer(**options)  # type: ignore[arg-type]
-    admin = AIOKafkaAdminClient(**options)  # type: ignore[arg-type]
+    producer = AIOKafkaProducer(**options)
+    consumer = AIOKafkaConsumer(**options)
+    admin = AIOKafkaAdminClient(**options)
     await producer.stop()
     await consumer.stop()
     await admin.close()
@@ -226,7 +226,7 @@ def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 @pytest.mark.parametrize("servers", ["landsberg-kafka-bootstrap:9092", "127.0.0.1:9092,10.0.0.5:9092"])
 def test_production_refuses_plaintext_to_another_machine(production: pytest.MonkeyPatch, servers: str) -> None:
     production.setenv("KAFKA_BOOTSTRAP_SERVERS", servers)
-    with pytest.raises(ValidationError, match="KAFKA_SECURITY_PROTOCOL=PLAINTEXT to .* is refused"):
+    with pytest.raises(ValidationError, match=r"KAFKA_SECURITY_PROTOCOL=PLAINTEXT to .* is refused"):
         ServiceSettings()
     production.setenv("KAFKA_ALLOW_PLAINTEXT", "true")  # said out loud: accepted
     assert ServiceSettings().kafka_security_protocol == "PLAINTEXT"
