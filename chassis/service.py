@@ -147,6 +147,9 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title=spec.title, version=spec.version, description=spec.description, lifespan=lifespan)
+    # What the service publishes and consumes, for whoever checks the deployment against the code (tests/deploy:
+    # the KafkaUsers' ACLs).
+    app.state.spec = spec
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(deadletters.metrics_router)
