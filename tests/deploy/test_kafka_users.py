@@ -115,7 +115,9 @@ def test_the_broker_speaks_tls_with_client_certificates_and_acls_only(overlay: s
     config = next(c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].startswith("platform-config"))
     data = config["data"]
     assert data["KAFKA_SECURITY_PROTOCOL"] == "SSL"
-    assert data["KAFKA_BOOTSTRAP_SERVERS"] in {f"landsberg-kafka-bootstrap:{listener['port']}" for listener in listeners}
+    assert data["KAFKA_BOOTSTRAP_SERVERS"] in {
+        f"landsberg-kafka-bootstrap:{listener['port']}" for listener in listeners
+    }
     assert "KAFKA_ALLOW_PLAINTEXT" not in data
 
 

@@ -448,7 +448,17 @@ def test_a_private_key_or_secret_reaches_only_the_process_it_belongs_to(overlay:
             assert owners.get(ref, name) == name, f"{name} gets {ref} as {variable}"
 
 
-FORMATS = {"random", "ed25519", "postgres-app", "oidc-client", "tls", "object-store", "operator", "kafka-ca", "kafka-user"}
+FORMATS = {
+    "random",
+    "ed25519",
+    "postgres-app",
+    "oidc-client",
+    "tls",
+    "object-store",
+    "operator",
+    "kafka-ca",
+    "kafka-user",
+}
 
 
 def test_every_required_secret_says_how_its_values_are_made() -> None:
