@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from chassis.settings import ServiceSettings
@@ -123,9 +123,19 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str], *, wit
             if name not in existing
         ]
         if missing:
+            response: Any = None
             with contextlib.suppress(TopicAlreadyExistsError):  # another replica won the race
-                await admin.create_topics(missing)
-            log.info("created topics %s", [t.name for t in missing])
+                response = await admin.create_topics(missing)
+            # The broker answers per topic. With ACLs (the manifests) a service may not create topics: the Topic
+            # Operator makes them from their KafkaTopics, and a refusal here only means it has not yet.
+            refused = {
+                topic: for_code(code).__name__
+                for topic, code, *_ in getattr(response, "topic_errors", [])
+                if code not in (0, TopicAlreadyExistsError.errno)
+            }
+            if refused:
+                log.warning("topics not created %s; they must be made by whoever owns them (a KafkaTopic)", refused)
+            log.info("created topics %s", [t.name for t in missing if t.name not in refused])
     finally:
         await admin.close()
 
