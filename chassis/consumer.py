@@ -40,7 +40,15 @@ from sqlalchemy import exc as sa_exc
 
 from chassis import deadletters
 from chassis.cloudevents import InvalidEvent, ReceivedEvent, parse_record
-from chassis.kafka import BrokerWatch, dlq_topic, ensure_topics, leave_group_on_stop, new_producer, retry_until_ready
+from chassis.kafka import (
+    BrokerWatch,
+    client_options,
+    dlq_topic,
+    ensure_topics,
+    leave_group_on_stop,
+    new_producer,
+    retry_until_ready,
+)
 from chassis.outbox import utcnow
 from chassis.settings import ServiceSettings
 from chassis.uow import UnitOfWork
@@ -180,7 +188,7 @@ class EventConsumer:
     def _new_consumer(self, reset: Literal["earliest", "latest"]) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **client_options(self.settings),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset=reset,
@@ -510,7 +518,7 @@ async def replay_dead_letters(
     """
     consumer = AIOKafkaConsumer(
         dlq_topic(topic),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=f"dlq-replay-{topic}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

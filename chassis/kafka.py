@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import types
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from chassis.settings import ServiceSettings
@@ -26,9 +27,54 @@ def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+def ssl_context(settings: ServiceSettings) -> ssl.SSLContext:
+    """TLS to the brokers: their certificates checked against KAFKA_SSL_CAFILE (or the system's CAs) and their host
+    names verified; this process's certificate shown when one is set.
+
+    Made afresh for each client, so that a client made after Strimzi renewed the mounted certificate uses the new
+    one (the long-lived ones pick it up at the next restart; deploy/README.md, "Rotating secrets").
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.kafka_ssl_cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.kafka_ssl_certfile is not None:
+        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    return context
+
+
+def client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """What every aiokafka client of this process is given: where the brokers are and how to talk to them."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl_context(settings)
+    if settings.kafka_security_protocol == "SASL_SSL":
+        assert settings.kafka_sasl_password is not None  # the settings' validator requires it
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+        }
+    return options
+
+
+def check_client_options(settings: ServiceSettings) -> None:
+    """Fail at start-up, naming the setting, when the certificate files cannot be read (rather than retrying a
+    broker that is not the problem)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return
+    try:
+        ssl_context(settings)
+    except (OSError, ssl.SSLError) as exc:
+        raise RuntimeError(
+            f"the Kafka TLS files (KAFKA_SSL_CAFILE, KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE) cannot be used: {exc}"
+        ) from exc
+
+
 def new_producer(settings: ServiceSettings, *, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         client_id=client_id,
         acks="all",
         # Tansu rejects InitProducerId: the idempotent producer is only for Apache Kafka.
@@ -63,7 +109,7 @@ async def retry_until_ready(
 async def ensure_topics(settings: ServiceSettings, topics: Iterable[str], *, with_dlq: bool = True) -> None:
     """Create the topics (and their dead-letter twins) that do not exist yet."""
     names = sorted({t for topic in topics for t in ((topic, dlq_topic(topic)) if with_dlq else (topic,))})
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -77,17 +123,25 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str], *, wit
             if name not in existing
         ]
         if missing:
+            response: Any = None
             with contextlib.suppress(TopicAlreadyExistsError):  # another replica won the race
-                await admin.create_topics(missing)
-            log.info("created topics %s", [t.name for t in missing])
+                response = await admin.create_topics(missing)
+            # The broker answers per topic. With ACLs (the manifests) a service may not create topics: the Topic
+            # Operator makes them from their KafkaTopics, and a refusal here only means it has not yet.
+            refused = {
+                topic: for_code(code).__name__
+                for topic, code, *_ in getattr(response, "topic_errors", [])
+                if code not in (0, TopicAlreadyExistsError.errno)
+            }
+            if refused:
+                log.warning("topics not created %s; they must be made by whoever owns them (a KafkaTopic)", refused)
+            log.info("created topics %s", [t.name for t in missing if t.name not in refused])
     finally:
         await admin.close()
 
 
 async def broker_reachable(settings: ServiceSettings, timeout_s: float = 2.0) -> bool:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         await asyncio.wait_for(admin.list_topics(), timeout_s)
@@ -123,7 +177,7 @@ class BrokerWatch:
     async def state(self) -> BrokerState:
         if self._admin is None:
             admin = AIOKafkaAdminClient(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                **client_options(self.settings),
                 client_id=self.client_id,
                 request_timeout_ms=10_000,
             )
@@ -149,7 +203,7 @@ class BrokerWatch:
         if self._offsets is None:
             # A consumer outside any group: the one public way of aiokafka to list offsets.
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                **client_options(self.settings),
                 client_id=self.client_id,
                 request_timeout_ms=10_000,
                 enable_auto_commit=False,

@@ -27,6 +27,7 @@ from chassis.errors import install_problem_handlers
 from chassis.health import router as health_router
 from chassis.http import BodySizeLimit, SecurityHeaders
 from chassis.identity import InternalIdentity
+from chassis.kafka import check_client_options
 from chassis.migrations import upgrade_to_head, wait_for_head
 from chassis.outbox import MessagingTables, Outbox, OutboxRelay
 from chassis.settings import ServiceSettings
@@ -81,6 +82,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_logging(settings)
         setup_tracing(settings)
+        check_client_options(settings)  # unreadable Kafka certificates end the start here, by name
         version_table = f"alembic_version_{spec.name}"
         if settings.migrate_at_start:
             await asyncio.to_thread(upgrade_to_head, spec.migrations_dir, settings.database_url, version_table)
@@ -145,6 +147,9 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title=spec.title, version=spec.version, description=spec.description, lifespan=lifespan)
+    # What the service publishes and consumes, for whoever checks the deployment against the code (tests/deploy:
+    # the KafkaUsers' ACLs).
+    app.state.spec = spec
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(deadletters.metrics_router)

@@ -11,6 +11,7 @@ development secrets, demo data) has to be asked for by name, as ``make run`` doe
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import Counter
 from typing import ClassVar, Literal
@@ -61,6 +62,26 @@ class ServiceSettings(BaseSettings):
     migration_wait_seconds: float = Field(150.0, validation_alias=_unprefixed("MIGRATION_WAIT_SECONDS"))
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_unprefixed("KAFKA_BOOTSTRAP_SERVERS"))
+    #: How the clients talk to the broker: PLAINTEXT (the embedded broker of ``make run`` and the tests), SSL (TLS,
+    #: with a client certificate when KAFKA_SSL_CERTFILE is set: the manifests, Strimzi's ``tls`` KafkaUsers) or
+    #: SASL_SSL (TLS with a SCRAM user and password). With ENVIRONMENT=production a plaintext connection to a broker
+    #: not on this machine is refused unless KAFKA_ALLOW_PLAINTEXT=true says it is meant.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=_unprefixed("KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_allow_plaintext: bool = Field(False, validation_alias=_unprefixed("KAFKA_ALLOW_PLAINTEXT"))
+    #: The CA that signed the brokers' certificates (PEM; Strimzi's ``<cluster>-cluster-ca-cert``, key ca.crt);
+    #: unset: the system's trust store. The brokers' host names are verified either way.
+    kafka_ssl_cafile: str | None = Field(None, validation_alias=_unprefixed("KAFKA_SSL_CAFILE"))
+    #: This process's client certificate and its key (PEM; Strimzi's KafkaUser Secret, keys user.crt, user.key).
+    kafka_ssl_certfile: str | None = Field(None, validation_alias=_unprefixed("KAFKA_SSL_CERTFILE"))
+    kafka_ssl_keyfile: str | None = Field(None, validation_alias=_unprefixed("KAFKA_SSL_KEYFILE"))
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = Field(
+        "SCRAM-SHA-512", validation_alias=_unprefixed("KAFKA_SASL_MECHANISM")
+    )
+    kafka_sasl_username: str | None = Field(None, validation_alias=_unprefixed("KAFKA_SASL_USERNAME"))
+    #: Not a secret this platform makes (Strimzi's User Operator does): exempt from the strength check below.
+    kafka_sasl_password: SecretStr | None = Field(None, validation_alias=_unprefixed("KAFKA_SASL_PASSWORD"))
     #: Apache Kafka supports the idempotent producer; the embedded Tansu broker does not.
     kafka_idempotent_producer: bool = Field(False, validation_alias=_unprefixed("KAFKA_IDEMPOTENT_PRODUCER"))
     kafka_topic_partitions: int = Field(3, validation_alias=_unprefixed("KAFKA_TOPIC_PARTITIONS"))
@@ -133,6 +154,8 @@ class ServiceSettings(BaseSettings):
     }
     #: Other settings that hold an Ed25519 key (base64 of the raw 32 bytes), checked like the identity keys.
     OTHER_ED25519_KEYS: ClassVar[tuple[str, ...]] = ()
+    #: Secret settings made by someone else, in their own format (not checked for strength here).
+    NOT_OURS: ClassVar[frozenset[str]] = frozenset({"kafka_sasl_password"})
 
     @classmethod
     def env_name(cls, field: str) -> str:
@@ -184,6 +207,28 @@ class ServiceSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_kafka_security(self) -> ServiceSettings:
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("set both KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE (a client certificate and its key)")
+        if self.kafka_security_protocol == "SASL_SSL" and (
+            self.kafka_sasl_username is None or self.kafka_sasl_password is None
+        ):
+            raise ValueError("KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        if (
+            self.environment == "production"
+            and self.kafka_security_protocol == "PLAINTEXT"
+            and not self.kafka_allow_plaintext
+        ):
+            remote = [host for host in bootstrap_hosts(self.kafka_bootstrap_servers) if not is_local_host(host)]
+            if remote:
+                raise ValueError(
+                    f"KAFKA_SECURITY_PROTOCOL=PLAINTEXT to {', '.join(remote)} is refused with ENVIRONMENT=production: "
+                    "events would cross the network unencrypted and unauthenticated; set KAFKA_SECURITY_PROTOCOL=SSL "
+                    "(deploy/README.md, section 4), or KAFKA_ALLOW_PLAINTEXT=true if that network is trusted"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_development_secrets(self) -> ServiceSettings:
         for field in (*self.IDENTITY_KEYS, *self.OTHER_ED25519_KEYS):
             value = getattr(self, field)
@@ -215,7 +260,7 @@ class ServiceSettings(BaseSettings):
                 )
         for field in type(self).model_fields:
             value = getattr(self, field)
-            if not isinstance(value, SecretStr):
+            if not isinstance(value, SecretStr) or field in self.NOT_OURS:
                 continue
             if value.get_secret_value() == DEVELOPMENT_SECRET:
                 raise ValueError(
@@ -246,3 +291,27 @@ def secret_weakness(value: str) -> str | None:
     if estimated_entropy_bits(value) < MIN_SECRET_BITS:
         return f"does not look random (about {estimated_entropy_bits(value):.0f} bits, {MIN_SECRET_BITS} needed)"
     return None
+
+
+def bootstrap_hosts(servers: str) -> list[str]:
+    """The host names of a broker list (``host:port,host:port``; an IPv6 address in brackets)."""
+    hosts = []
+    for server in servers.split(","):
+        server = server.strip()
+        if not server:
+            continue
+        if server.startswith("["):
+            hosts.append(server[1 : server.index("]")])
+        else:
+            hosts.append(server.rsplit(":", 1)[0] if server.count(":") == 1 else server)
+    return hosts
+
+
+def is_local_host(host: str) -> bool:
+    """This machine: the loopback names and addresses (a plaintext broker here crosses no network)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -37,6 +37,8 @@ from services.monitoring.models import (
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP_KEY = "consumer_group"
+#: A rebuild's consumer group is ``<group>-rebuild-<8 hex digits>``: the KafkaUser's ACLs allow that prefix.
+REBUILD_GROUP_INFIX = "-rebuild-"
 
 
 def _person(p: Person) -> domain.PersonFact | None:
@@ -140,7 +142,7 @@ async def rebuild(runtime: ServiceRuntime) -> str:
     async with lock:
         await stop_consumer(runtime)
         base = runtime.settings.kafka_consumer_group or "monitoring"
-        group = f"{base.split('-rebuild-')[0]}-rebuild-{uuid.uuid4().hex[:8]}"
+        group = f"{base.split(REBUILD_GROUP_INFIX)[0]}{REBUILD_GROUP_INFIX}{uuid.uuid4().hex[:8]}"
         async with runtime.session_factory() as session, session.begin():
             for model in READ_MODEL:
                 await session.execute(delete(model))

@@ -42,6 +42,7 @@ CRD_KINDS = {
     ("kafka.strimzi.io/v1", "Kafka"),
     ("kafka.strimzi.io/v1", "KafkaNodePool"),
     ("kafka.strimzi.io/v1", "KafkaTopic"),
+    ("kafka.strimzi.io/v1", "KafkaUser"),
     ("postgresql.cnpg.io/v1", "Cluster"),
     ("postgresql.cnpg.io/v1", "ScheduledBackup"),
     ("barmancloud.cnpg.io/v1", "ObjectStore"),
@@ -299,7 +300,7 @@ def test_every_contract_topic_and_its_dlq_has_a_kafka_topic(overlay: str) -> Non
         ),
     )
     assert config["data"]["KAFKA_TOPIC_REPLICAS"] == str(replicas)
-    assert config["data"]["KAFKA_BOOTSTRAP_SERVERS"] == f"{cluster}-kafka-bootstrap:9092"
+    assert config["data"]["KAFKA_BOOTSTRAP_SERVERS"] == f"{cluster}-kafka-bootstrap:9093"
 
 
 def test_prod_kafka_is_kraft_with_node_pools() -> None:
@@ -447,7 +448,17 @@ def test_a_private_key_or_secret_reaches_only_the_process_it_belongs_to(overlay:
             assert owners.get(ref, name) == name, f"{name} gets {ref} as {variable}"
 
 
-FORMATS = {"random", "ed25519", "postgres-app", "oidc-client", "tls", "object-store", "operator"}
+FORMATS = {
+    "random",
+    "ed25519",
+    "postgres-app",
+    "oidc-client",
+    "tls",
+    "object-store",
+    "operator",
+    "kafka-ca",
+    "kafka-user",
+}
 
 
 def test_every_required_secret_says_how_its_values_are_made() -> None:
@@ -461,6 +472,8 @@ def test_every_required_secret_says_how_its_values_are_made() -> None:
             assert entry["keys"] == ["tls.crt", "tls.key"], entry["name"]
         if entry["format"] in ("random", "ed25519", "oidc-client"):
             assert entry["createdBy"] == "hand", entry["name"]
+        if entry["format"] in ("kafka-ca", "kafka-user"):
+            assert entry["createdBy"] == "Strimzi" and "ca.crt" in entry["keys"], entry["name"]
 
 
 def container_environment(
@@ -548,9 +561,26 @@ def test_required_secrets_are_documented_in_the_operators_guide() -> None:
     guide = (ROOT / "deploy" / "README.md").read_text()
     for entry in required_secrets():
         assert entry["name"] in guide, f"deploy/README.md does not tell how {entry['name']} is made"
-        assert entry["createdBy"] in ("hand", "CloudNativePG", "Keycloak operator"), entry
+        assert entry["createdBy"] in ("hand", "CloudNativePG", "Keycloak operator", "Strimzi"), entry
         if entry["createdBy"] == "hand" and not entry["name"].endswith("-tls"):
             assert re.search(rf"create secret generic {re.escape(entry['name'])}\b", guide), entry["name"]
+
+
+def test_every_required_secret_has_a_row_in_the_rotation_runbook() -> None:
+    """Section 12 of deploy/README.md says for each Secret (and each key of a Secret whose keys differ in what a new
+    value costs) what it takes to replace it: which restarts, which overlap."""
+    guide = (ROOT / "deploy" / "README.md").read_text()
+    start = guide.index("## 12. Rotating secrets")
+    section = guide[start : guide.index("\n## ", start + 1)]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`([a-z0-9.-]+)`", row.split(" | ")[0])}
+    missing = sorted({entry["name"] for entry in required_secrets()} - named)
+    assert not missing, f"deploy/README.md section 12 does not say how to rotate {missing}"
+    for row in rows:
+        assert len(row.split(" | ")) == 4, f"a row without restart, overlap and how: {row[:80]}"
+    for key in ("pass-signing-key", "api-key-pepper", "webhook-secret-key"):  # one Secret, different costs
+        assert any(key in row.split(" | ")[0] for row in rows), key
+    print(f"{len(rows)} rows in the rotation runbook cover {len(required_secrets())} required Secrets")
 
 
 # --- network ---------------------------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def model(overlay: str) -> Cluster:
     cluster.pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, (UDP, 53), (TCP, 53))
     cluster.pod("tracing-backend", "observability", {"app.kubernetes.io/name": "tempo"}, (TCP, 4317))
     cluster.pod("stranger", "default", {"app": "anything"}, (TCP, 8000))
-    cluster.outside("internet", "93.184.216.34", (TCP, 443), (TCP, 80), (TCP, 9092))
+    cluster.outside("internet", "93.184.216.34", (TCP, 443), (TCP, 80), (TCP, 9092), (TCP, 9093))
     cluster.outside("city-server", "10.20.30.40", (TCP, 443))
     cluster.outside("metadata-service", "169.254.169.254", (TCP, 80), (TCP, 443))
     return cluster
@@ -176,10 +176,11 @@ def needed(overlay: str, cluster: Cluster) -> set[tuple[str, str, str, int]]:
     processes = ["gateway", *SERVICES]
     paths |= {(name, "otel-collector", TCP, 4318) for name in processes}
     pools = [n for n, e in cluster.endpoints.items() if e.label_map.get("strimzi.io/kind") == "Kafka"]
-    brokers = [n for n in pools if (TCP, 9092) in cluster.endpoints[n].ports]
+    # The services reach the brokers on the TLS listener only (there is no plaintext one).
+    brokers = [n for n in pools if (TCP, 9093) in cluster.endpoints[n].ports]
     assert brokers, "no broker pool"
     for name in SERVICES:
-        paths |= {(name, pool, TCP, 9092) for pool in brokers}
+        paths |= {(name, pool, TCP, 9093) for pool in brokers}
         paths |= {(name, f"{name}-db", TCP, 5432), (f"{name}-migrate", f"{name}-db", TCP, 5432)}
     ours = [*processes, *(f"{name}-migrate" for name in SERVICES), "otel-collector"]
     paths |= {(name, "kube-dns", proto, 53) for name in ours for proto in (UDP, TCP)}

@@ -70,6 +70,12 @@ DEVIATIONS: dict[str, tuple[str, str, str]] = {
         "the embedded broker (Tansu) refuses aiokafka's InitProducerId; correctness never depends on it "
         "(outbox and idempotent consumers, DESIGN.md section 3)",
     ),
+    "KAFKA_SECURITY_PROTOCOL": (
+        "ssl", "PLAINTEXT",
+        "the embedded broker speaks plaintext only, so the services' certificates (mounted from Strimzi's Secrets, "
+        "not made here) are not read; TLS with a client certificate is a real handshake in "
+        "tests/unit/test_kafka_security.py, the KafkaUsers' ACLs are checked against the code in tests/deploy",
+    ),
     "GATEWAY_TRUSTED_PROXIES": (
         '["10.244.0.0/16"]', '["127.0.0.1"]',
         "the ingress (the test's client, see Ingress) reaches the gateway from this machine, not from the pod network",
@@ -362,10 +368,13 @@ def cluster_addresses(objects: tuple[dict[str, Any], ...], ports: dict[str, int]
         for listener in kafka["spec"]["kafka"].get("listeners", []):
             bootstrap = f"{kafka['metadata']['name']}-kafka-bootstrap"
             addresses.cluster_hosts.add(bootstrap)
-            if listener.get("type") == "internal" and not listener.get("tls"):
+            if listener.get("type") == "internal":
                 addresses.hosts[f"{bootstrap}:{listener['port']}"] = broker
+                why = "the embedded broker (Tansu), one node"
+                if listener.get("tls"):
+                    why += ", plaintext (see KAFKA_SECURITY_PROTOCOL)"
                 addresses.rows.append(Row(f"Kafka {kafka['metadata']['name']}", f"{bootstrap}:{listener['port']}",
-                                          broker, "the embedded broker (Tansu), one node"))  # fmt: skip
+                                          broker, why))  # fmt: skip
     for keycloak in of_kind(objects, "Keycloak"):
         hostname = keycloak["spec"]["hostname"]["hostname"]
         origin = hostname if "://" in hostname else f"https://{hostname}"

@@ -20,6 +20,7 @@ KINDS = {
     ("kafka.strimzi.io", "v1", "Kafka"),
     ("kafka.strimzi.io", "v1", "KafkaNodePool"),
     ("kafka.strimzi.io", "v1", "KafkaTopic"),
+    ("kafka.strimzi.io", "v1", "KafkaUser"),
     ("postgresql.cnpg.io", "v1", "Cluster"),
     ("postgresql.cnpg.io", "v1", "ScheduledBackup"),
     ("barmancloud.cnpg.io", "v1", "ObjectStore"),
