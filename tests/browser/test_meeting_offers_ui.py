@@ -15,14 +15,15 @@ from services.partners.domain import MeetingAudience, MeetingKind
 from tests.browser.conftest import Browsing, Stack, launch_args
 
 CAFE = {
-    "kind": "language_cafe", "title": "Сніданок українською – Frühstück auf Ukrainisch", "languages": ["uk", "de"],
+    "kind": "language_cafe", "title": "Сніданок українською - Frühstück auf Ukrainisch", "languages": ["uk", "de"],
     "audience": "everyone", "schedule": "jeden Freitag, 9 bis 11 Uhr", "place_name": "Caritas-Zentrum",
     "district": "Weststadt", "description": "Ein Frühstück zum Deutschlernen und Kennenlernen.",
 }  # fmt: skip
 
 
 def test_the_page_offers_exactly_the_partners_services_filters() -> None:
-    assert MEETING_KINDS == tuple(MeetingKind) and MEETING_AUDIENCES == tuple(MeetingAudience)
+    assert tuple(MeetingKind) == MEETING_KINDS
+    assert tuple(MeetingAudience) == MEETING_AUDIENCES
 
 
 async def test_a_newcomer_finds_meeting_offers_by_language_kind_and_audience(stack: Stack) -> None:

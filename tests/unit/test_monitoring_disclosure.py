@@ -269,9 +269,11 @@ def test_a_partner_that_takes_only_routes_of_the_named_needs_is_their_rows() -> 
     health, housing = ("gesundheitsamt", ServiceType.HEALTH_ADVICE), ("stadt", ServiceType.HOUSING_ADVICE)
     meeting, caritas = ("stadt", ServiceType.MEETING_OFFER), ("caritas", ServiceType.MIGRATION_COUNSELLING)
     sent = [(400, "sent", health, "", 2), (401, "sent", housing, "", 6), (402, "sent", meeting, "", 3),
-            (403, "sent", caritas, "", 7), (404, "accepted", meeting, "", 3), (405, "accepted", housing, "", 6)]  # fmt: skip
+            (403, "sent", caritas, "", 7), (404, "accepted", meeting, "", 3),
+            (405, "accepted", housing, "", 6)]  # fmt: skip
     facts = build([], sent, [], [])
-    month = {t.id: t for t in domain.indicators(facts, Period.parse(f"{(DAY0 + timedelta(days=400)):%Y-%m}"), K)}
+    day = DAY0 + timedelta(days=400)
+    month = {t.id: t for t in domain.indicators(facts, Period.parse(f"{day:%Y-%m}"), K)}
     # The city's funnel row (9 accepted) is housing + meetings: with the meetings' 3 withheld, housing's 6 is too.
     assert month["referral_funnel"].cell("stadt", "accepted").value == 9
     assert month["meeting_offer_referrals"].cell("meeting_offer", "accepted").suppressed
