@@ -3,7 +3,8 @@
 Caritas publishes a language café held in Ukrainian through the gateway's API (signed in as its partner
 user); a newcomer, not signed in, finds it on the public page in German and in English, narrows the list by
 language, kind and audience with the form, and gets no error for a hand-edited filter. axe-core checks the
-pages; screenshots go to the test's tmp dir.
+pages; screenshots go to the test's tmp dir. A caseworker suggests a meeting offer on a case's plan: it becomes a
+participation goal (interaction).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import httpx
 from gateway.ui.public import MEETING_AUDIENCES, MEETING_KINDS
 from services.partners.domain import MeetingAudience, MeetingKind
 from tests.browser.conftest import Browsing, Stack, launch_args
+from tests.conftest import eventually, newcomer
 
 CAFE = {
     "kind": "language_cafe", "title": "Сніданок українською - Frühstück auf Ukrainisch", "languages": ["uk", "de"],
@@ -87,5 +89,50 @@ async def test_a_newcomer_finds_meeting_offers_by_language_kind_and_audience(sta
         await page.goto(f"{stack.url}/ui/?lang=de")
         await page.get_by_role("navigation").get_by_role("link", name="Begegnung").click()
         await page.get_by_role("heading", name="Begegnung", level=1).wait_for()
+        await browser.close()
+    browsing.report()
+
+
+async def test_a_caseworker_suggests_a_meeting_offer_as_a_participation_goal(stack: Stack) -> None:
+    from playwright.async_api import async_playwright
+
+    browsing = Browsing(stack)
+    async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+        as_registrar = await stack.bearer(api, "registrar")
+        body = newcomer(languages=["ar"], preferred_language="ar")
+        registered = await api.post("/api/v1/registrations", json=body, headers=as_registrar)
+        assert registered.status_code == 201, registered.text
+        person = registered.json()["person_id"]
+        as_lotse = await stack.bearer(api, "lotse")
+
+        async def case_id() -> str | None:
+            found = (await api.get("/api/v1/cases", params={"person_id": person}, headers=as_lotse)).json()
+            return str(found["items"][0]["case_id"]) if found.get("items") else None
+
+        case = await eventually(case_id, timeout_s=30)
+
+        async def reachable() -> bool:
+            return (await api.get(f"/api/v1/persons/{person}", headers=as_lotse)).status_code == 200
+
+        await eventually(reachable, timeout_s=30)
+        browser = await p.chromium.launch(**launch_args())
+        page = await browser.new_page()
+        await browsing.sign_in(page, "lotse")
+        await page.goto(f"{stack.url}/ui/cases/{case}")
+        offers = page.locator("#meeting-offers > li")
+        # Those held in Arabic, the only language the person gave, come first; the open school (German, English) after.
+        shown = [text.split("\n")[0] for text in await offers.all_inner_texts()]
+        assert shown.index("Frauentreff (Frauentreff, nur für Frauen)") < shown.index(
+            "Offene Schule am Abend (Offene Schule, für Familien)"
+        ), shown
+        await browsing.accessible(page, "case with meeting offers", serious_too=True)
+        await page.get_by_role("button", name="Als Teilhabe-Ziel aufnehmen: Frauentreff").click()
+        await page.wait_for_load_state()
+        goal = page.locator("#goals tbody tr", has_text="Teilhabe: Frauentreff")
+        await goal.wait_for()
+        assert await goal.get_attribute("data-dimension") == "interaction"
+        await browsing.shot(page, "case-participation-goal")
+        plan = (await api.get(f"/api/v1/cases/{case}", headers=as_lotse)).json()["goals"]
+        assert [(g["dimension"], g["title"].split(" (")[0]) for g in plan] == [("interaction", "Teilhabe: Frauentreff")]
         await browser.close()
     browsing.report()
