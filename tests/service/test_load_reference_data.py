@@ -175,7 +175,7 @@ async def test_loading_landsbergs_folder_twice_makes_everything_once(
         assert renamed.status_code == 200, renamed.text
     assert await platform.load("--token-file", str(token_file)) == 0
     third = capsys.readouterr().out
-    assert "partner caritas-landsberg: updated (name)" in third and "6 partner unchanged" in third
+    assert "partner caritas-landsberg: updated (name)" in third and "10 partner unchanged" in third
     async with platform.client() as c:
         caritas = (await c.get("/api/v1/partners/caritas-landsberg")).json()
     assert caritas["name"] == "Caritasverband Landsberg am Lech"
