@@ -134,6 +134,14 @@ class PartnerCreate(Strict):
     contacts: Annotated[list[ContactPoint], Field(max_length=20)] = []
     services: Annotated[list[ServiceEntry], Field(max_length=len(ServiceType))] = []
 
+    @field_validator("partner_id")
+    @classmethod
+    def _not_a_route(cls, value: str) -> str:
+        # /api/v1/partners/meeting-offers is the public list of meeting offers, not a partner's entry.
+        if value == "meeting-offers":
+            raise ValueError("meeting-offers is reserved")
+        return value
+
     @model_validator(mode="after")
     def _one_offer_per_service_type(self) -> PartnerCreate:
         types = [s.service_type for s in self.services]

@@ -94,3 +94,5 @@ async def test_newcomers_find_offers_by_language_kind_and_audience(partners: htt
     own = await partners.get("/api/v1/partners/caritas-landsberg/meeting-offers", headers=CARITAS)
     assert [o["title"] for o in own.json()] == ["Ukrainischer Frauentreff"]
     assert (await partners.get("/api/v1/partners/caritas-landsberg/meeting-offers", headers=CITY)).status_code == 403
+    reserved = {"partner_id": "meeting-offers", "name": "Begegnung", "category": "volunteer_group", "languages": ["de"]}
+    assert (await partners.post("/api/v1/partners", json=reserved, headers=ADMIN)).status_code == 422
