@@ -123,7 +123,12 @@ class ServiceType(StrEnum):
     JOB_PLACEMENT = "job_placement"  # Jobcenter
     QUALIFICATION_RECOGNITION = "qualification_recognition"  # IHK FOSA recognition advice
     HOUSING_ADVICE = "housing_advice"
-    HEALTH_ADVICE = "health_advice"
+    HEALTH_ADVICE = "health_advice"  # health counselling, e.g. the public health office (Gesundheitsamt)
+    RETURN_COUNSELLING = "return_counselling"  # return and perspective counselling, with qualification
+    RECOGNITION_COUNSELLING = "recognition_counselling"  # recognition counselling for every profession (IQ)
+    JOB_SPECIFIC_GERMAN = "job_specific_german"  # job-specific German (Berufssprachkurs)
+    EU_JOB_MOBILITY = "eu_job_mobility"  # the EU's own job and mobility advice (EURES)
+    MEETING_OFFER = "meeting_offer"  # Begegnung: language cafés, open schools, sports, tandems
 
 
 class EsserDimension(StrEnum):

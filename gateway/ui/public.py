@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: The information pack's languages; ar and fa are written right to left.
 INFO_LANGS = ("de", "en", "ar", "fa", "ro", "ru", "tr", "uk")
+#: The meeting offers' filters (the partners service's vocabulary, ``services.partners.domain``).
+MEETING_KINDS = ("language_cafe", "open_school", "sports_club", "womens_group", "volunteer_tandem", "meeting_place")
+MEETING_AUDIENCES = ("everyone", "women", "families", "youth", "children", "seniors")
 
 more_words({
     "de": {
@@ -48,6 +51,19 @@ more_words({
         "bei {provider}.",
         "public_provider_sign_out": "Auch bei {provider} abmelden",
         "public_sign_in_busy": "Gerade melden sich sehr viele an. Bitte versuchen Sie es in einem Moment erneut.",
+        "meet_title": "Begegnung", "meet_intro": "Treffpunkte und regelmäßige Angebote der Stadt und ihrer Partner: "
+        "Sprachcafés, offene Schule, Sport, Frauentreffs und ehrenamtliche Tandems. Kommen Sie einfach vorbei.",
+        "meet_filter": "Angebote filtern", "meet_language": "Sprache", "meet_kind": "Art des Angebots",
+        "meet_audience": "Für wen", "meet_any": "alle", "meet_show": "Anzeigen", "meet_found": "{n} Angebote",
+        "meet_none": "Für diese Auswahl gibt es gerade kein Angebot.", "meet_when": "Wann", "meet_where": "Wo",
+        "meet_by": "Veranstalter", "meet_childcare": "mit Kinderbetreuung", "meet_free": "kostenlos",
+        "meet_k_language_cafe": "Sprachcafé", "meet_k_open_school": "Offene Schule",
+        "meet_k_sports_club": "Sportverein",
+        "meet_k_womens_group": "Frauentreff", "meet_k_volunteer_tandem": "Ehrenamtliches Tandem",
+        "meet_k_meeting_place": "Treffpunkt",
+        "meet_a_everyone": "für alle", "meet_a_women": "nur für Frauen", "meet_a_families": "für Familien",
+        "meet_a_youth": "für Jugendliche",
+        "meet_a_children": "für Kinder", "meet_a_seniors": "für Ältere",
     },
     "en": {
         "public_oidc_intro": "Staff of the city and its partners sign in with their {provider} account.",
@@ -62,6 +78,19 @@ more_words({
         "public_provider_sign_out_hint": "On a shared computer, please end your {provider} session too.",
         "public_provider_sign_out": "Sign out of {provider} too",
         "public_sign_in_busy": "Very many people are signing in right now. Please try again in a moment.",
+        "meet_title": "Meeting people", "meet_intro": "Meeting places and regular offers of the city and its partners: "
+        "language cafés, open school, sports, women's groups and volunteer tandems. Just come along.",
+        "meet_filter": "Filter the offers", "meet_language": "Language", "meet_kind": "Kind of offer",
+        "meet_audience": "For whom", "meet_any": "all", "meet_show": "Show", "meet_found": "{n} offers",
+        "meet_none": "There is no offer for this choice at the moment.", "meet_when": "When", "meet_where": "Where",
+        "meet_by": "Organised by", "meet_childcare": "with childcare", "meet_free": "free of charge",
+        "meet_k_language_cafe": "Language café", "meet_k_open_school": "Open school",
+        "meet_k_sports_club": "Sports club",
+        "meet_k_womens_group": "Women's group", "meet_k_volunteer_tandem": "Volunteer tandem",
+        "meet_k_meeting_place": "Meeting place",
+        "meet_a_everyone": "for everyone", "meet_a_women": "women only", "meet_a_families": "for families",
+        "meet_a_youth": "for young people",
+        "meet_a_children": "for children", "meet_a_seniors": "for older people",
     },
 })  # fmt: skip
 
@@ -225,6 +254,24 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not found.ok:
             return ui.trouble(request, await ui.current(request), found)
         return ui.render(request, "courses.html", user=await ui.current(request), courses=found.items())
+
+    @router.get("/meeting-offers", response_class=HTMLResponse)
+    async def meeting_offers(request: Request) -> Response:
+        """Meeting offers for newcomers, filtered by language, kind and audience (a choice outside the lists
+        is no filter: the page never fails on a hand-edited address)."""
+        query = request.query_params
+        chosen = {
+            "language": query.get("language") if query.get("language") in INFO_LANGS else None,
+            "kind": query.get("kind") if query.get("kind") in MEETING_KINDS else None,
+            "audience": query.get("audience") if query.get("audience") in MEETING_AUDIENCES else None,
+        }
+        params: dict[str, Any] = {"page_size": 200, **{k: v for k, v in chosen.items() if v}}
+        found = await ui.call(request, None, "GET", "partners/meeting-offers", params=params)
+        if not found.ok:
+            return ui.trouble(request, await ui.current(request), found)
+        return ui.render(request, "meeting_offers.html", user=await ui.current(request), offers=found.items(),
+                         chosen=chosen, languages=INFO_LANGS, kinds=MEETING_KINDS,
+                         audiences=MEETING_AUDIENCES)  # fmt: skip
 
     @router.get("/partners", response_class=HTMLResponse)
     async def partners(request: Request) -> Response:

@@ -77,6 +77,9 @@ more_words({
         "Anerkennung", "staff_need_counselling": "Beratung", "staff_need_housing": "Wohnen",
         "staff_need_childcare": "Kinderbetreuung", "staff_need_health": "Gesundheit",
         "staff_need_participation": "Teilhabe",
+        "staff_meet": "Begegnung vorschlagen", "staff_meet_intro": "Treffpunkte und regelmäßige Angebote, zuerst "
+        "die in den Sprachen der Person. Ein Vorschlag wird ein Teilhabe-Ziel im Integrationsplan.",
+        "staff_meet_add": "Als Teilhabe-Ziel aufnehmen", "staff_meet_goal": "Teilhabe: {title}",
         "staff_privacy": "Wegzug und Löschung", "staff_privacy_intro":
         "Nur mit Grund: Er wird im Zugriffsprotokoll der Person festgehalten.",
         "staff_move_away": "Wegzug erfassen (Abmeldung)", "staff_moved_away_on": "Weggezogen am",
@@ -125,6 +128,9 @@ more_words({
         "recognition", "staff_need_counselling": "counselling", "staff_need_housing": "housing",
         "staff_need_childcare": "childcare", "staff_need_health": "health",
         "staff_need_participation": "participation",
+        "staff_meet": "Suggest meeting people", "staff_meet_intro": "Meeting places and regular offers, those in "
+        "the person's languages first. A suggestion becomes a participation goal in the integration plan.",
+        "staff_meet_add": "Add as a participation goal", "staff_meet_goal": "Participation: {title}",
         "staff_privacy": "Moving away and erasure", "staff_privacy_intro":
         "Only with a reason: it is kept in the person's access log.",
         "staff_move_away": "Record moving away (Abmeldung)", "staff_moved_away_on": "Moved away on",
@@ -310,13 +316,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, case)
         person_id = case.body["person_id"]
         person_path = f"persons/{quote(person_id)}"
-        timeline, person, consents, needs, enrolments, courses = await asyncio.gather(
+        timeline, person, consents, needs, enrolments, courses, meeting = await asyncio.gather(
             ui.call(request, user, "GET", f"cases/{quote(case_id)}/timeline"),
             ui.call(request, user, "GET", person_path),
             ui.call(request, user, "GET", f"{person_path}/consents"),
             ui.call(request, user, "GET", f"{person_path}/needs-assessments"),
             ui.call(request, user, "GET", f"learners/{quote(person_id)}/enrolments"),
             learning.catalogue(ui, request, user),
+            ui.call(request, None, "GET", "partners/meeting-offers", params={"page_size": 200}),
         )
         latest = _latest(needs)
         forms |= await casework.case_extras(ui, request, user, case.body)
@@ -339,8 +346,18 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             enrolled_now=next((e for e in mine if e["enrolment_id"] == just), None),
             dimensions=[d.value for d in EsserDimension], goal_statuses=GOAL_STATUSES,
             levels=[g.value for g in GermanLevel], schoolings=[s.value for s in Schooling],
-            employments=[e.value for e in EmploymentSituation], needs_checks=NEEDS_CHECKS, **forms,
+            employments=[e.value for e in EmploymentSituation], needs_checks=NEEDS_CHECKS,
+            meeting_offers=_meeting_offers(meeting.items(), person.body if person.ok else None), **forms,
         )  # fmt: skip
+
+    def _meeting_offers(offers: list[dict[str, Any]], person: Any) -> list[dict[str, Any]]:
+        """Meeting offers to suggest (a participation goal): those held in a language the person speaks first."""
+        spoken = {tag.split("-")[0] for tag in (person or {}).get("languages") or []}
+
+        def theirs(offer: dict[str, Any]) -> bool:
+            return bool(spoken & {tag.split("-")[0] for tag in offer.get("languages") or []})
+
+        return sorted(offers, key=lambda o: not theirs(o))[:8]
 
     @router.post("/cases/{case_id}/goals", response_class=HTMLResponse)
     async def add_goal(case_id: str, request: Request) -> Response:

@@ -54,6 +54,11 @@ REPORT_DE = {
     "stat_t_waiting_list": "Personen auf Kurs-Wartelisten am Ende des Zeitraums",
     "stat_t_free_seats": "Freie Plätze in offenen Kursen am Ende des Zeitraums",
     "stat_t_women_share_in_courses": "Anteil der Frauen an den Kursanmeldungen",
+    "stat_t_need_routes": "Vermittlungen auf den Wegen für die Bedarfe der Stadt (Gesundheit, Wohnen, Rückkehr, "
+    "EU-Fachkräfte)",
+    "stat_t_meeting_offer_referrals": "Vermittlungen zu Begegnungsangeboten (Teilhabe) und ihre Antworten",
+    "stat_t_need_routes_women_share": "Anteil der Frauen an den Vermittelten je Weg",
+    "stat_t_need_routes_eu_share": "Anteil der EU-Bürgerinnen und -Bürger an den Vermittelten je Weg",
     "stat_c_count": "Anzahl", "stat_c_total": "Summe", "stat_c_sent": "gesendet", "stat_c_accepted": "angenommen",
     "stat_c_declined": "abgelehnt", "stat_c_completed": "abgeschlossen", "stat_c_escalated": "eskaliert",
     "stat_c_completed_successful": "erfolgreich abgeschlossen",

@@ -34,6 +34,9 @@ COURSES_FOR_SERVICE = {
         domain.CourseCategory.GERMAN_SECOND_LANGUAGE,
     },
     ServiceType.COURSE_WITH_CHILDCARE: set(domain.LANGUAGE_CATEGORIES) | {domain.CourseCategory.PARENTS_AND_WOMEN},
+    # A course provider taking a job-specific German referral (EU skilled workers) seats the person in a
+    # Berufssprachkurs of its own.
+    ServiceType.JOB_SPECIFIC_GERMAN: {domain.CourseCategory.JOB_GERMAN},
 }
 
 

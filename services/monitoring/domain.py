@@ -89,6 +89,25 @@ COUNSELLING_SERVICES = frozenset(
     {ServiceType.ASYLUM_SOCIAL_COUNSELLING, ServiceType.MIGRATION_COUNSELLING, ServiceType.YOUTH_MIGRATION_SERVICE}
 )
 PLACEMENT_SERVICES = (ServiceType.JOB_PLACEMENT, ServiceType.QUALIFICATION_RECOGNITION)  # Jobcenter, IHK
+#: The routes for the needs the city names (issue 18): health, housing, a perspective without a right to stay,
+#: EU skilled workers; and participation (meeting offers), an indicator of interaction.
+ROUTE_SERVICES = (
+    ServiceType.HEALTH_ADVICE,
+    ServiceType.HOUSING_ADVICE,
+    ServiceType.RETURN_COUNSELLING,
+    ServiceType.RECOGNITION_COUNSELLING,
+    ServiceType.JOB_SPECIFIC_GERMAN,
+    ServiceType.EU_JOB_MOBILITY,
+)
+PARTICIPATION_SERVICES = (ServiceType.MEETING_OFFER,)
+ROUTE_STAGES = ["sent", "accepted", "declined", "completed"]
+#: The count table each route's referrals are in (the identities with the referral funnel name them).
+ROUTE_TABLES = {s: "need_routes" for s in ROUTE_SERVICES} | {
+    s: "meeting_offer_referrals" for s in PARTICIPATION_SERVICES
+}
+#: The referrals whose 'sent' event keeps the (pseudonymous) person: for the days to the first counselling, and
+#: for the shares of women and of EU citizens on each route.
+LINKED_SERVICES = COUNSELLING_SERVICES | frozenset(ROUTE_TABLES)
 CHILD_BANDS = (AgeBand.AGE_0_2, AgeBand.AGE_3_5, AgeBand.AGE_6_9, AgeBand.AGE_10_17)
 SURVEY_ANSWERS = ("very_satisfied", "satisfied", "less_satisfied", "dissatisfied")
 
@@ -595,6 +614,27 @@ def women_share(facts: Facts, period: Period) -> tuple[float | None, int, int]:
     return (round(100 * women / len(known), 1) if known else None), women, len(known)
 
 
+def route_shares(
+    facts: Facts, period: Period, services: Iterable[ServiceType]
+) -> dict[str, dict[str, tuple[float | None, int, int]]]:
+    """Per route: (percent, persons of the group, persons known) of the referrals sent in the period, for the
+    groups the seed names apart: women, and EU citizens (the skilled workers of "Fokus auf EU-Migranten")."""
+    persons = {p.person_id: p for p in facts.persons}
+    found: dict[str, dict[str, tuple[float | None, int, int]]] = {}
+    for service in services:
+        sent = [persons[f.person_id] for f in facts.referrals
+                if f.kind == "sent" and f.service_type is service and _in(period, f.at)
+                and f.person_id in persons]  # fmt: skip
+        groups = {
+            "women": sum(p.gender is Gender.FEMALE for p in sent),
+            "eu_citizens": sum(p.residence_status_group is ResidenceStatusGroup.EU_CITIZEN for p in sent),
+        }
+        found[service.value] = {
+            group: ((round(100 * n / len(sent), 1) if sent else None), n, len(sent)) for group, n in groups.items()
+        }
+    return found
+
+
 def _tables(facts: Facts, period: Period, k: int, *, with_derived: bool = True) -> list[_Counts | Table]:
     """Every indicator of a period before suppression, in the order of the groups: count tables as
     :class:`_Counts`, derived figures (withheld by their own rule) and survey percentages as tables."""
@@ -655,6 +695,15 @@ def _tables(facts: Facts, period: Period, k: int, *, with_derived: bool = True) 
     tables.append(_distribution(
         "participation_offers", "Enrolments in cultural, civic and meeting offers", g, "enrolments",
         Counter(f.category for f in enrolled if f.category in INTERACTION_CATEGORIES), INTERACTION_CATEGORIES,
+    ))  # fmt: skip
+
+    route_counts = Counter(
+        (f.service_type.value, f.kind) for f in referrals if f.service_type in ROUTE_TABLES and f.kind in ROUTE_STAGES
+    )
+    tables.append(_counts(
+        "meeting_offer_referrals", "Referrals to meeting offers (participation) and their answers", g, "referrals",
+        [s.value for s in PARTICIPATION_SERVICES], ROUTE_STAGES, route_counts,
+        note="Stages of one funnel: only column totals are published.",
     ))  # fmt: skip
 
     # Identification: the latest survey up to the period's year (already aggregate percentages).
@@ -730,6 +779,20 @@ def _tables(facts: Facts, period: Period, k: int, *, with_derived: bool = True) 
             "partner_response_hours", "Median hours from sending a referral to the partner's answer", g, "hours",
             {p: (_median(v), len(v)) for p, v in sorted(hours.items())}, k, column="median_hours",
         ))  # fmt: skip
+    tables.append(_counts(
+        "need_routes", "Referrals on the routes for the needs the city names (health, housing, return, EU skilled "
+        "workers)", g, "referrals", [s.value for s in ROUTE_SERVICES], ROUTE_STAGES, route_counts,
+        note="Stages of one funnel: only column totals are published.",
+    ))  # fmt: skip
+    if with_derived:
+        shares = route_shares(facts, period, (*ROUTE_SERVICES, *PARTICIPATION_SERVICES))
+        for group, name, title in (("women", "women", "Share of women"), ("eu_citizens", "eu", "Share of EU citizens")):
+            tables.append(derived(
+                f"need_routes_{name}_share", f"{title} among the persons referred on each route", g, "percent",
+                {s: (v[group][0], v[group][2]) for s, v in shares.items()}, k, column="percent",
+                # Like the share of women in courses: withheld when the group or the rest is a small number.
+                extra_risk={s: 0 < v[group][1] < k or 0 < v[group][2] - v[group][1] < k for s, v in shares.items()},
+            ))  # fmt: skip
     queue = waiting_and_free(facts, period.end)
     categories = sorted(queue)
     tables.append(_distribution(
@@ -794,6 +857,36 @@ def _dedicated_partners(facts: Facts) -> list[tuple[list[str], str, dict[str, li
     return found
 
 
+def _route_partners(facts: Facts) -> list[tuple[list[str], list[tuple[str, str]]]]:
+    """Groups of partners whose referrals are all on the routes' tables and who alone take those routes: their
+    rows of the referral funnel add up to those routes' rows, which anyone who knows the directory can tell (the
+    IQ network, EURES, the Gesundheitsamt). (partners, [(table, service)])."""
+    services_of: dict[str, set[ServiceType]] = defaultdict(set)
+    partners_of: dict[ServiceType, set[str]] = defaultdict(set)
+    for f in facts.referrals:
+        services_of[f.partner].add(f.service_type)
+        partners_of[f.service_type].add(f.partner)
+    found, seen = [], set()
+    for start in sorted(services_of):
+        if start in seen:
+            continue
+        partners: set[str] = set()
+        services: set[ServiceType] = set()
+        todo = [start]
+        while todo:  # the partners and services linked to ``start`` by referrals, in any number of steps
+            partner = todo.pop()
+            if partner in partners:
+                continue
+            partners.add(partner)
+            for service in services_of[partner] - services:
+                services.add(service)
+                todo.extend(partners_of[service] - partners)
+        seen |= partners
+        if services <= set(ROUTE_TABLES):
+            found.append((sorted(partners), sorted((ROUTE_TABLES[s], s.value) for s in services)))
+    return found
+
+
 def _slot(period: Period, spec: _Counts) -> str:
     """Where a table's figures live: a flow table per period, a stock table per end day (a quarter's
     and a year's stock tables are their last month's)."""
@@ -838,6 +931,11 @@ def _family_system(facts: Facts, year: int, k: int) -> disclosure.System:
                 system.equation({key(slot, spec.id, part): c for part, c in line.items()})
         for (table_a, part_a), (table_b, part_b) in SAME_FIGURES:
             system.equation({key(period.label, table_a, part_a): 1, key(period.label, table_b, part_b): -1})
+        for partners, cells in _route_partners(facts):
+            for stage in ROUTE_STAGES:
+                terms = {key(period.label, "referral_funnel", ("cell", p, stage)): 1 for p in partners}
+                terms.update({key(period.label, table, ("cell", service, stage)): -1 for table, service in cells})
+                system.equation(terms)
         for partners, service, stages in _dedicated_partners(facts):
             for stage, columns in stages.items():
                 terms = {key(period.label, "referral_funnel", ("cell", p, stage)): 1 for p in partners}

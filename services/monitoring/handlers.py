@@ -107,7 +107,7 @@ def _referral_handler(model_type: type[referral_events._ReferralEvent], kind: st
     async def handle(uow: UnitOfWork, event: ReceivedEvent) -> None:
         model = model_type.model_validate(event.data)
         person_id = None
-        if kind == "sent" and model.service_type in domain.COUNSELLING_SERVICES:
+        if kind == "sent" and model.service_type in domain.LINKED_SERVICES:
             person_id = await _linkable(uow, model.person_id)
         await _add_once(
             uow, ReferralFact, event.id, referral_id=model.referral_id, kind=kind, at=model.at,

@@ -30,6 +30,7 @@ from services.partners import delivery, domain
 from services.partners.models import (
     ApiKey,
     ErasedPerson,
+    MeetingOffer,
     Partner,
     PartnerService,
     WebhookDelivery,
@@ -45,6 +46,9 @@ from services.partners.schemas import (
     KeyVerified,
     KeyVerify,
     Location,
+    MeetingOfferCreate,
+    MeetingOfferRead,
+    MeetingOfferUpdate,
     PartnerCreate,
     PartnerRead,
     PartnerUpdate,
@@ -208,6 +212,132 @@ async def list_partners(
         page=page,
         page_size=page_size,
     )
+
+
+# --- meeting offers (Begegnung): public to read, kept by their partner or an admin ---------------
+
+
+def meeting_offer_read(offer: MeetingOffer, partner_name: str) -> MeetingOfferRead:
+    return MeetingOfferRead(
+        offer_id=offer.id,
+        partner_id=offer.partner_id,
+        partner_name=partner_name,
+        kind=domain.MeetingKind(offer.kind),
+        title=offer.title,
+        description=offer.description,
+        languages=offer.languages,
+        audience=domain.MeetingAudience(offer.audience),
+        schedule=offer.schedule,
+        place_name=offer.place_name,
+        address=offer.address,
+        district=offer.district,
+        childcare=offer.childcare,
+        free_of_charge=offer.free_of_charge,
+        updated_at=aware(offer.updated_at),
+    )
+
+
+async def meeting_offers_of(uow: UnitOfWork, partner_id: str | None = None) -> list[MeetingOfferRead]:
+    query = (
+        select(MeetingOffer, Partner.name)
+        .join(Partner, Partner.id == MeetingOffer.partner_id)
+        .where(MeetingOffer.active.is_(True))
+        .order_by(MeetingOffer.kind, MeetingOffer.title, MeetingOffer.id)
+    )
+    if partner_id is not None:
+        query = query.where(MeetingOffer.partner_id == partner_id)
+    return [meeting_offer_read(offer, name) for offer, name in (await uow.session.execute(query)).all()]
+
+
+# Declared before ``/{partner_id}``: the public list is not a partner.
+@router.get("/meeting-offers", response_model=Page[MeetingOfferRead])
+async def list_meeting_offers(
+    uow: UowDep,
+    language: str | None = Query(None, min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"),
+    kind: domain.MeetingKind | None = None,
+    audience: domain.MeetingAudience | None = None,
+    district: str | None = Query(None, max_length=100),
+    page: int = Query(1, ge=1, le=10_000),
+    page_size: int = Query(50, ge=1, le=200),
+) -> Page[MeetingOfferRead]:
+    """The meeting places and recurring offers of the city and its partners, for newcomers (no sign-in)."""
+    offers = await meeting_offers_of(uow)
+    matching = [
+        o
+        for o in offers
+        if domain.meeting_offer_matches(
+            o.languages,
+            o.kind.value,
+            o.audience.value,
+            language=language,
+            wanted_kind=kind.value if kind else None,
+            wanted_audience=audience.value if audience else None,
+        )
+        and (district is None or o.district == district)
+    ]
+    window = matching[(page - 1) * page_size : page * page_size]
+    return Page(items=window, total=len(matching), page=page, page_size=page_size)
+
+
+@router.get("/{partner_id}/meeting-offers", response_model=list[MeetingOfferRead])
+async def list_own_meeting_offers(partner_id: EntryKeeper, uow: UowDep) -> list[MeetingOfferRead]:
+    await load_partner(uow, partner_id)
+    return await meeting_offers_of(uow, partner_id)
+
+
+@router.post("/{partner_id}/meeting-offers", status_code=201, response_model=MeetingOfferRead)
+async def publish_meeting_offer(
+    partner_id: EntryKeeper, body: MeetingOfferCreate, uow: UowDep, runtime: RuntimeDep
+) -> MeetingOfferRead:
+    partner = await load_partner(uow, partner_id)
+    now = now_of(runtime)
+    offer = MeetingOffer(
+        id=str(uuid.uuid4()), partner_id=partner_id, **body.model_dump(mode="json"), active=True,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    uow.session.add(offer)
+    await uow.commit()
+    return meeting_offer_read(offer, partner.name)
+
+
+async def load_meeting_offer(uow: UnitOfWork, partner_id: str, offer_id: str) -> MeetingOffer:
+    """The partner's own offer: another partner's offer is "not found" under this partner (no probing)."""
+    offer = await uow.session.get(MeetingOffer, offer_id)
+    if offer is None or offer.partner_id != partner_id or not offer.active:
+        raise Problem(404, f"No meeting offer {offer_id} of partner {partner_id}.", kind="not-found")
+    return offer
+
+
+@router.patch("/{partner_id}/meeting-offers/{offer_id}", response_model=MeetingOfferRead)
+async def update_meeting_offer(
+    partner_id: EntryKeeper, offer_id: ObjectId, body: MeetingOfferUpdate, uow: UowDep, runtime: RuntimeDep
+) -> MeetingOfferRead:
+    partner = await load_partner(uow, partner_id)
+    offer = await load_meeting_offer(uow, partner_id, offer_id)
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    for field, value in changes.items():
+        if value is None and field in ("kind", "title", "languages", "audience", "place_name", "childcare",
+                                       "free_of_charge"):  # fmt: skip
+            raise Problem(422, f"{field} cannot be emptied with null.", kind="validation")
+    changes = {field: value for field, value in changes.items() if getattr(offer, field) != value}
+    if changes:
+        for field, value in changes.items():
+            setattr(offer, field, value)
+        offer.updated_at = now_of(runtime)
+        await uow.commit()
+    return meeting_offer_read(offer, partner.name)
+
+
+@router.delete("/{partner_id}/meeting-offers/{offer_id}", status_code=204)
+async def withdraw_meeting_offer(
+    partner_id: EntryKeeper, offer_id: ObjectId, uow: UowDep, runtime: RuntimeDep
+) -> Response:
+    await load_partner(uow, partner_id)
+    offer = await load_meeting_offer(uow, partner_id, offer_id)
+    offer.active = False
+    offer.updated_at = now_of(runtime)
+    await uow.commit()
+    return Response(status_code=204)
 
 
 def _hsds_id(*parts: str) -> str:

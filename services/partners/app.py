@@ -6,6 +6,7 @@ Run: ``uvicorn --factory services.partners.app:create_app``.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from contracts.vocabulary import PartnerCategory, ServiceType
 from services.partners import api, directory, domain
 from services.partners.delivery import Deliverer, SecretBox
 from services.partners.handlers import CONSUMED_TOPICS, make_handlers
-from services.partners.models import Base, Partner, PartnerService, messaging
+from services.partners.models import Base, MeetingOffer, Partner, PartnerService, messaging
 
 
 class PartnersSettings(ServiceSettings):
@@ -104,6 +105,9 @@ async def seed_directory(runtime: ServiceRuntime, now: datetime) -> None:
                     for s in entry["services"]
                 ),
             )
+        await uow.session.flush()
+        for offer in directory.LANDSBERG_MEETING_OFFERS:
+            uow.session.add(MeetingOffer(id=str(uuid.uuid4()), **offer, active=True, created_at=now, updated_at=now))
         await uow.commit()
 
 

@@ -36,3 +36,30 @@ def seed_entries(partners: list[PartnerCreate]) -> list[dict[str, Any]]:
 
 
 LANDSBERG_PARTNERS: list[dict[str, Any]] = seed_entries(read_partners(LANDSBERG_FILE))
+
+
+#: Meeting offers (Begegnung) for the demo: EXAMPLES of the kinds the city names, kept by the city's integration
+#: office and the VHS; no such dates or places are published, so each says it is an example.
+EXAMPLE = "Beispielangebot (Demodaten): Ort und Zeit bestätigt der Veranstalter."
+LANDSBERG_MEETING_OFFERS: list[dict[str, Any]] = [
+    {"partner_id": "stadt-landsberg-integration", "kind": "language_cafe", "title": "Sprachcafé",
+     "description": f"Deutsch sprechen bei Kaffee und Tee, jedes Niveau ist willkommen. {EXAMPLE}",
+     "languages": ["de", "en", "ar", "uk"], "audience": "everyone", "schedule": "jeden Dienstag, 17 bis 19 Uhr",
+     "place_name": "Rathaus Landsberg am Lech", "address": "Katharinenstraße 1", "district": "Altstadt"},
+    {"partner_id": "stadt-landsberg-integration", "kind": "womens_group", "title": "Frauentreff",
+     "description": f"Austausch unter Frauen, mit Kinderbetreuung. {EXAMPLE}",
+     "languages": ["de", "ar", "fa"], "audience": "women", "schedule": "jeden zweiten Donnerstag, 9 bis 11 Uhr",
+     "place_name": "Beispiel: Familienzentrum", "district": "Weststadt", "childcare": True},
+    {"partner_id": "stadt-landsberg-integration", "kind": "volunteer_tandem", "title": "Ehrenamtliche Tandems",
+     "description": f"Eine Landsbergerin oder ein Landsberger begleitet Sie im Alltag. {EXAMPLE}",
+     "languages": ["de", "en", "ru", "uk"], "audience": "everyone", "schedule": "nach Vereinbarung",
+     "place_name": "Rathaus Landsberg am Lech", "address": "Katharinenstraße 1", "district": "Altstadt"},
+    {"partner_id": "vhs-landsberg", "kind": "open_school", "title": "Offene Schule am Abend",
+     "description": f"Offene Räume zum Lernen und Kennenlernen, Hausaufgabenhilfe für Kinder. {EXAMPLE}",
+     "languages": ["de", "en"], "audience": "families", "schedule": "jeden Mittwoch, 16 bis 18 Uhr",
+     "place_name": "Volkshochschule Landsberg am Lech", "district": "Altstadt"},
+    {"partner_id": "stadt-landsberg-integration", "kind": "sports_club", "title": "Fußball für alle",
+     "description": f"Offenes Training für Jugendliche und Erwachsene. {EXAMPLE}",
+     "languages": ["de", "en", "ar", "tr"], "audience": "youth", "schedule": "jeden Samstag, 10 bis 12 Uhr",
+     "place_name": "Beispiel: Sportplatz", "district": "Schwaighofsiedlung"},
+]  # fmt: skip

@@ -250,3 +250,46 @@ def check_resolved_addresses(host: str, addresses: Iterable[str], *, allow_priva
         address = ip_literal(text.split("%", 1)[0])  # drop an IPv6 zone index
         if address is None or not _is_public(address):
             raise UnsafeWebhookUrl(f"{host} resolves to {text}, a private, loopback or non-public address")
+
+
+# --- meeting offers (Begegnung) -------------------------------------------------------------
+
+
+class MeetingKind(StrEnum):
+    """The kinds of meeting place and recurring offer the city names ("Begegnungsmöglichkeiten schaffen")."""
+
+    LANGUAGE_CAFE = "language_cafe"
+    OPEN_SCHOOL = "open_school"
+    SPORTS_CLUB = "sports_club"
+    WOMENS_GROUP = "womens_group"
+    VOLUNTEER_TANDEM = "volunteer_tandem"
+    MEETING_PLACE = "meeting_place"
+
+
+class MeetingAudience(StrEnum):
+    """Who an offer is for; "women" marks the women-only offers the seed asks for (Zielgruppe Frauen)."""
+
+    EVERYONE = "everyone"
+    WOMEN = "women"
+    FAMILIES = "families"
+    YOUTH = "youth"
+    CHILDREN = "children"
+    SENIORS = "seniors"
+
+
+def meeting_offer_matches(
+    languages: Iterable[str],
+    kind: str,
+    audience: str,
+    *,
+    language: str | None = None,
+    wanted_kind: str | None = None,
+    wanted_audience: str | None = None,
+) -> bool:
+    """A public filter: an offer held in the wanted language (``uk`` finds ``uk-UA``), of the wanted kind and
+    audience; an omitted filter does not restrict."""
+    if language is not None and language.split("-")[0].lower() not in {x.split("-")[0].lower() for x in languages}:
+        return False
+    if wanted_kind is not None and kind != wanted_kind:
+        return False
+    return wanted_audience is None or audience == wanted_audience

@@ -134,3 +134,27 @@ class ErasedPerson(Base):
 
     person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MeetingOffer(Base):
+    """A meeting place or recurring offer (Begegnung) a partner or the city publishes: public, no personal data."""
+
+    __tablename__ = "meeting_offers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    languages: Mapped[list[str]] = mapped_column(JSON)
+    audience: Mapped[str] = mapped_column(String(40))
+    #: When it meets, as said to people ("jeden Dienstag, 18 bis 20 Uhr"): recurring offers have no end.
+    schedule: Mapped[str | None] = mapped_column(String(300))
+    place_name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(200))
+    district: Mapped[str | None] = mapped_column(String(100))
+    childcare: Mapped[bool] = mapped_column(Boolean, default=False)
+    free_of_charge: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -18,7 +18,7 @@ from contracts import partners as partner_events
 from contracts import referral as referral_events
 from contracts.registration import LanguageTag
 from contracts.vocabulary import PartnerCategory, ServiceType
-from services.partners.domain import ApiScope, DeliveryStatus
+from services.partners.domain import ApiScope, DeliveryStatus, MeetingAudience, MeetingKind
 
 #: What a partner can subscribe to: referrals addressed to it and its own directory entry.
 DELIVERABLE_EVENT_TYPES: frozenset[str] = frozenset(
@@ -134,6 +134,14 @@ class PartnerCreate(Strict):
     contacts: Annotated[list[ContactPoint], Field(max_length=20)] = []
     services: Annotated[list[ServiceEntry], Field(max_length=len(ServiceType))] = []
 
+    @field_validator("partner_id")
+    @classmethod
+    def _not_a_route(cls, value: str) -> str:
+        # /api/v1/partners/meeting-offers is the public list of meeting offers, not a partner's entry.
+        if value == "meeting-offers":
+            raise ValueError("meeting-offers is reserved")
+        return value
+
     @model_validator(mode="after")
     def _one_offer_per_service_type(self) -> PartnerCreate:
         types = [s.service_type for s in self.services]
@@ -144,6 +152,63 @@ class PartnerCreate(Strict):
 
 class CapacityUpdate(Strict):
     free_places: FreePlaces
+
+
+# --- meeting offers (Begegnung) -------------------------------------------------------------
+
+District = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Schedule = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+class MeetingOfferCreate(Strict):
+    """A meeting place or recurring offer: where, when, in which languages, for whom. A public notice: an
+    organiser's office may be named, never a person."""
+
+    kind: MeetingKind
+    title: Name
+    description: LongText | None = None
+    languages: Languages
+    audience: MeetingAudience = MeetingAudience.EVERYONE
+    schedule: Schedule | None = Field(None, description="When it meets, e.g. 'jeden Dienstag, 18 bis 20 Uhr'")
+    place_name: Name
+    address: ShortText | None = None
+    district: District | None = Field(None, description="The Ortsteil, e.g. 'Weststadt'")
+    childcare: bool = False
+    free_of_charge: bool = True
+
+
+class MeetingOfferUpdate(Strict):
+    """What changes in an offer; fields left out stay as they are."""
+
+    kind: MeetingKind | None = None
+    title: Name | None = None
+    description: LongText | None = None
+    languages: Languages | None = None
+    audience: MeetingAudience | None = None
+    schedule: Schedule | None = None
+    place_name: Name | None = None
+    address: ShortText | None = None
+    district: District | None = None
+    childcare: bool | None = None
+    free_of_charge: bool | None = None
+
+
+class MeetingOfferRead(BaseModel):
+    offer_id: str
+    partner_id: str
+    partner_name: str
+    kind: MeetingKind
+    title: str
+    description: str | None
+    languages: list[str]
+    audience: MeetingAudience
+    schedule: str | None
+    place_name: str
+    address: str | None
+    district: str | None
+    childcare: bool
+    free_of_charge: bool
+    updated_at: datetime
 
 
 # --- API keys -------------------------------------------------------------------------------

@@ -35,6 +35,25 @@ LANDSBERG_PARTNER_OFFERS: list[dict[str, Any]] = [
     {"partner_id": "stadt-landsberg-integration", "partner_name": "Stadt Landsberg am Lech: Integrationsstelle",
      "partner_category": "city_department", "service_type": "housing_advice", "free_places": None,
      "languages": ["de", "en"], "response_days": 5},
+    {"partner_id": "stadt-landsberg-integration", "partner_name": "Stadt Landsberg am Lech: Begegnung",
+     "partner_category": "city_department", "service_type": "meeting_offer", "free_places": None,
+     "languages": ["de", "en"], "response_days": 5},
+    {"partner_id": "landratsamt-landsberg", "partner_name": "Landratsamt Landsberg am Lech: Gesundheitsamt",
+     "partner_category": "district_office", "service_type": "health_advice", "free_places": None,
+     "languages": ["de"], "response_days": 10},
+    {"partner_id": "iq-netzwerk-bayern", "partner_name": "IQ Netzwerk Bayern (MigraNet): Anerkennungsberatung",
+     "partner_category": "charity", "service_type": "recognition_counselling", "free_places": None,
+     "languages": ["de", "en"], "response_days": 10},
+    {"partner_id": "eures-deutschland", "partner_name": "EURES Deutschland (Bundesagentur für Arbeit)",
+     "partner_category": "job_centre", "service_type": "eu_job_mobility", "free_places": None,
+     "languages": ["de", "en"], "response_days": 10},
+    # Examples (see reference/landsberg/partners.json): the provider in Landsberg is not confirmed.
+    {"partner_id": "beispiel-berufssprachkurs", "partner_name": "Beispiel: Träger der Berufssprachkurse (BAMF)",
+     "partner_category": "adult_education", "service_type": "job_specific_german", "free_places": 15,
+     "languages": ["de"], "response_days": 10},
+    {"partner_id": "beispiel-rueckkehrberatung", "partner_name": "Beispiel: Rückkehr- und Perspektivberatung",
+     "partner_category": "charity", "service_type": "return_counselling", "free_places": 10,
+     "languages": ["de", "en", "ar", "fa"], "response_days": 10},
 ]  # fmt: skip
 
 DEMO_ROSTER: list[dict[str, Any]] = [

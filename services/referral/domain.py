@@ -362,6 +362,61 @@ DEFAULT_RULES = RuleSet(
             service_type=ServiceType.QUALIFICATION_RECOGNITION,
             purpose=ConsentPurpose.QUALIFICATION_RECOGNITION,
         ),
+        # The routes for every need the city names (issue 18): health literacy, housing, a perspective for
+        # people without a right to stay, EU skilled workers, and meeting others (participation).
+        RoutingRule(
+            id="health-counselling",
+            description="A health need: health counselling (the public health office, Gesundheitsamt)",
+            when=Condition(need_any=[NeedCategory.HEALTH]),
+            service_type=ServiceType.HEALTH_ADVICE,
+            purpose=ConsentPurpose.COUNSELLING,
+        ),
+        RoutingRule(
+            id="housing-advice",
+            description="A housing need: the city's housing advice",
+            when=Condition(need_any=[NeedCategory.HOUSING]),
+            service_type=ServiceType.HOUSING_ADVICE,
+            purpose=ConsentPurpose.COUNSELLING,
+        ),
+        RoutingRule(
+            id="return-and-qualification",
+            description="Tolerated persons (no right to stay): return and perspective counselling with qualification",
+            when=Condition(residence_status_in=[ResidenceStatusGroup.TOLERATED]),
+            service_type=ServiceType.RETURN_COUNSELLING,
+            purpose=ConsentPurpose.COUNSELLING,
+        ),
+        RoutingRule(
+            id="eu-skilled-recognition",
+            description="EU citizens with a qualification to recognise: recognition counselling (IQ Netzwerk Bayern)",
+            when=Condition(residence_status_in=[ResidenceStatusGroup.EU_CITIZEN], need_any=[NeedCategory.RECOGNITION]),
+            service_type=ServiceType.RECOGNITION_COUNSELLING,
+            purpose=ConsentPurpose.QUALIFICATION_RECOGNITION,
+        ),
+        RoutingRule(
+            id="eu-skilled-job-german",
+            description="EU citizens seeking skilled work with German below C1: job-specific German (Berufssprachkurs)",
+            when=Condition(
+                residence_status_in=[ResidenceStatusGroup.EU_CITIZEN],
+                need_any=[NeedCategory.EMPLOYMENT, NeedCategory.RECOGNITION],
+                german_below=GermanLevel.C1,
+            ),
+            service_type=ServiceType.JOB_SPECIFIC_GERMAN,
+            purpose=ConsentPurpose.COURSE_ENROLMENT,
+        ),
+        RoutingRule(
+            id="eu-skilled-eures",
+            description="EU citizens seeking work: the EU's job and mobility advice (EURES)",
+            when=Condition(residence_status_in=[ResidenceStatusGroup.EU_CITIZEN], need_any=[NeedCategory.EMPLOYMENT]),
+            service_type=ServiceType.EU_JOB_MOBILITY,
+            purpose=ConsentPurpose.JOB_PLACEMENT,
+        ),
+        RoutingRule(
+            id="participation-meeting",
+            description="Wish to take part and meet people: meeting offers (language café, sports, tandem)",
+            when=Condition(need_any=[NeedCategory.PARTICIPATION]),
+            service_type=ServiceType.MEETING_OFFER,
+            purpose=ConsentPurpose.REFERRAL,
+        ),
     ]
 )
 
@@ -386,6 +441,14 @@ PARTNER_FACTS: dict[ServiceType, frozenset[str]] = {
     ServiceType.QUALIFICATION_RECOGNITION: frozenset({"languages", "need_categories"}),
     ServiceType.HOUSING_ADVICE: frozenset({"languages", "need_categories"}),
     ServiceType.HEALTH_ADVICE: frozenset({"languages", "need_categories"}),
+    # Return counselling is for people without a right to stay: the status is its point.
+    ServiceType.RETURN_COUNSELLING: frozenset({"residence_status_group", "languages", "need_categories"}),
+    ServiceType.RECOGNITION_COUNSELLING: frozenset({"residence_status_group", "languages", "need_categories"}),
+    ServiceType.JOB_SPECIFIC_GERMAN: frozenset(
+        {"german_level", "residence_status_group", "languages", "need_categories"}
+    ),
+    ServiceType.EU_JOB_MOBILITY: frozenset({"residence_status_group", "languages", "need_categories"}),
+    ServiceType.MEETING_OFFER: frozenset({"languages", "need_categories"}),
 }
 _N = NeedCategory
 PARTNER_NEEDS: dict[ServiceType, frozenset[NeedCategory]] = {
@@ -402,6 +465,11 @@ PARTNER_NEEDS: dict[ServiceType, frozenset[NeedCategory]] = {
     ServiceType.QUALIFICATION_RECOGNITION: frozenset({_N.RECOGNITION}),
     ServiceType.HOUSING_ADVICE: frozenset({_N.HOUSING}),
     ServiceType.HEALTH_ADVICE: frozenset({_N.HEALTH}),
+    ServiceType.RETURN_COUNSELLING: frozenset({_N.COUNSELLING, _N.EDUCATION, _N.EMPLOYMENT, _N.LANGUAGE}),
+    ServiceType.RECOGNITION_COUNSELLING: frozenset({_N.RECOGNITION}),
+    ServiceType.JOB_SPECIFIC_GERMAN: frozenset({_N.LANGUAGE, _N.EMPLOYMENT, _N.RECOGNITION}),
+    ServiceType.EU_JOB_MOBILITY: frozenset({_N.EMPLOYMENT, _N.RECOGNITION}),
+    ServiceType.MEETING_OFFER: frozenset({_N.PARTICIPATION, _N.LANGUAGE}),
 }
 
 

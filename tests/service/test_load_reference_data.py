@@ -160,7 +160,7 @@ async def test_loading_landsbergs_folder_twice_makes_everything_once(
     assert await platform.load("--token-file", str(token_file)) == 0
     second = capsys.readouterr().out
     assert " created" not in second and " updated" not in second, second
-    assert "7 partner unchanged" in second and "7 course unchanged" in second and "2 caseworker unchanged" in second
+    assert "11 partner unchanged" in second and "7 course unchanged" in second and "2 caseworker unchanged" in second
     assert await platform.outbox_size() == events_before, "no event: nothing changed"
     async with platform.client() as c:
         again = {p["partner_id"]: p for p in (await c.get("/api/v1/partners?page_size=200")).json()["items"]}
@@ -175,7 +175,7 @@ async def test_loading_landsbergs_folder_twice_makes_everything_once(
         assert renamed.status_code == 200, renamed.text
     assert await platform.load("--token-file", str(token_file)) == 0
     third = capsys.readouterr().out
-    assert "partner caritas-landsberg: updated (name)" in third and "6 partner unchanged" in third
+    assert "partner caritas-landsberg: updated (name)" in third and "10 partner unchanged" in third
     async with platform.client() as c:
         caritas = (await c.get("/api/v1/partners/caritas-landsberg")).json()
     assert caritas["name"] == "Caritasverband Landsberg am Lech"

@@ -41,7 +41,7 @@ FLOWS = {
     "language_course_enrolments", "language_course_completions", "cefr_levels_reached", "placement_referrals",
     "recognitions", "course_completions", "participation_offers", "registrations_by_nationality",
     "registrations_by_age_band", "registrations_by_residence_status", "registrations_by_district_and_gender",
-    "households_and_moves", "referral_funnel",
+    "households_and_moves", "referral_funnel", "need_routes", "meeting_offer_referrals",
 }  # fmt: skip
 #: Distinct households: a household registering over two months counts once in the quarter.
 NOT_ADDITIVE = {("households_and_moves", "households_registered")}
@@ -49,9 +49,16 @@ NOT_ADDITIVE = {("households_and_moves", "households_registered")}
 STOCKS = {"newcomers_by_district", "waiting_list"}
 #: Not counts of persons (derived figures with their own rule, survey percentages, public seats).
 OTHER = {"days_to_first_counselling", "partner_response_hours", "dissimilarity_index", "women_share_in_courses",
-         "citizens_survey", "free_seats"}  # fmt: skip
+         "citizens_survey", "free_seats", "need_routes_women_share", "need_routes_eu_share"}  # fmt: skip
 #: Partners known (from the partner directory) to take one placement service and nothing else.
 DEDICATED = [("jobcenter", "job_placement"), ("ihk", "qualification_recognition")]
+#: Partners known to take the routes of the city's named needs and nothing else: their funnel rows add up to
+#: those routes' rows (the Gesundheitsamt health advice; the city's office housing advice and meeting offers).
+ROUTE_DEDICATED = [
+    (["gesundheitsamt"], [("need_routes", "health_advice")]),
+    (["stadt"], [("need_routes", "housing_advice"), ("meeting_offer_referrals", "meeting_offer")]),
+]
+ROUTE_STAGES = ["sent", "accepted", "declined", "completed"]
 PLACEMENT_STAGES = {"sent": ["sent"], "accepted": ["accepted"], "declined": ["declined"],
                     "completed": ["completed_successful", "completed_unsuccessful"]}  # fmt: skip
 REGISTRATION_TOTALS = [
@@ -134,6 +141,11 @@ def attacker_equations(
         for category in domain.LANGUAGE_CATEGORIES:  # language-course completions, in two tables
             equations.append({(period.label, "language_course_completions", "cell", category, "count"): 1,
                               (period.label, "course_completions", "cell", category, "count"): -1})  # fmt: skip
+        for partners, rows in ROUTE_DEDICATED:  # partners that take only routes of the named needs
+            for stage in ROUTE_STAGES:
+                terms = {(period.label, "referral_funnel", "cell", p, stage): 1 for p in partners}
+                terms.update({(period.label, table, "cell", service, stage): -1 for table, service in rows})
+                equations.append(terms)
         for partner, service in dedicated:  # a partner that takes one placement service only is its row
             for stage, columns in PLACEMENT_STAGES.items():
                 terms = {(period.label, "referral_funnel", "cell", partner, stage): 1}
@@ -251,6 +263,26 @@ def test_the_jobcenter_funnel_is_the_job_placement_row() -> None:
     check_nothing_withheld_can_be_worked_out(build([], sent, [], []), [2026])
 
 
+def test_a_partner_that_takes_only_routes_of_the_named_needs_is_their_rows() -> None:
+    """The city's office takes housing advice and meeting offers only, the Gesundheitsamt health advice only: their
+    funnel rows are those routes' rows, in two tables (issue 18)."""
+    health, housing = ("gesundheitsamt", ServiceType.HEALTH_ADVICE), ("stadt", ServiceType.HOUSING_ADVICE)
+    meeting, caritas = ("stadt", ServiceType.MEETING_OFFER), ("caritas", ServiceType.MIGRATION_COUNSELLING)
+    sent = [(400, "sent", health, "", 2), (401, "sent", housing, "", 6), (402, "sent", meeting, "", 3),
+            (403, "sent", caritas, "", 7), (404, "accepted", meeting, "", 3),
+            (405, "accepted", housing, "", 6)]  # fmt: skip
+    facts = build([], sent, [], [])
+    day = DAY0 + timedelta(days=400)
+    month = {t.id: t for t in domain.indicators(facts, Period.parse(f"{day:%Y-%m}"), K)}
+    # The city's funnel row (9 accepted) is housing + meetings: with the meetings' 3 withheld, housing's 6 is too.
+    assert month["referral_funnel"].cell("stadt", "accepted").value == 9
+    assert month["meeting_offer_referrals"].cell("meeting_offer", "accepted").suppressed
+    assert month["need_routes"].cell("housing_advice", "accepted").suppressed
+    assert month["need_routes"].cell("health_advice", "sent").suppressed
+    assert month["meeting_offer_referrals"].cell("meeting_offer", "sent").suppressed
+    check_nothing_withheld_can_be_worked_out(facts, [2026])
+
+
 def test_the_fixed_scenario_of_the_domain_tests() -> None:
     directory = [("jobcenter-landsberg", "job_placement"), ("ihk-muenchen", "qualification_recognition")]
     for k in (3, 5):
@@ -295,7 +327,9 @@ persons = st.lists(
 referrals = st.lists(
     st.tuples(days, st.sampled_from(["sent", "accepted", "declined", "completed", "escalated"]),
               st.sampled_from([("jobcenter", ServiceType.JOB_PLACEMENT), ("ihk", ServiceType.QUALIFICATION_RECOGNITION),
-                               ("caritas", ServiceType.MIGRATION_COUNSELLING)]),
+                               ("caritas", ServiceType.MIGRATION_COUNSELLING),
+                               ("gesundheitsamt", ServiceType.HEALTH_ADVICE), ("stadt", ServiceType.HOUSING_ADVICE),
+                               ("stadt", ServiceType.MEETING_OFFER)]),
               st.sampled_from(["successful", "unsuccessful"]), times),
     max_size=6,
 )  # fmt: skip

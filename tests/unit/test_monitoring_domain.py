@@ -335,3 +335,28 @@ def test_a_single_small_cell_takes_the_next_smallest_with_it() -> None:
     assert values(table) == {"a": None, "b": 9, "c": None, "total": 18}
     as_json = table.as_dict()
     assert as_json["rows"][0]["cells"]["count"] == {"value": None, "suppressed": True}
+
+
+# --- the routes of the city's named needs (issue 18) --------------------------------------------------
+
+
+def test_routes_show_women_and_eu_skilled_workers_apart_where_the_numbers_allow() -> None:
+    """EURES: 6 EU citizens (3 women, 3 men) and 5 refugees (all women) sent in November. The share of EU
+    citizens (6 of 11) is published; the share of women (8 of 11) is withheld, as the 3 men are fewer than k."""
+    people = [person(f"X{i}", "RO", A27, F if i < 3 else M, EU, "Weststadt", f"HX{i}") for i in range(6)]
+    people += [person(f"Y{i}", "SY", A27, F, REF, "Weststadt", f"HY{i}") for i in range(5)]
+    sent = [referral(f"r{p.person_id}", "sent", at("2026-11-10"), "eures", ServiceType.EU_JOB_MOBILITY,
+                     person_id=p.person_id) for p in people]  # fmt: skip
+    meet = [referral(f"m{p.person_id}", "sent", at("2026-11-12"), "stadt", ServiceType.MEETING_OFFER,
+                     person_id=p.person_id) for p in people[:5]]  # fmt: skip
+    tables = {t.id: t for t in domain.indicators(Facts(persons=people, referrals=sent + meet), NOV, 5)}
+    eu = tables["need_routes_eu_share"]
+    assert eu.cell("eu_job_mobility", "percent").value == round(100 * 6 / 11, 1)
+    assert tables["need_routes_women_share"].cell("eu_job_mobility", "percent").suppressed
+    assert eu.cell("health_advice", "percent") == domain.Cell(None)  # nobody referred: nothing to hide
+    # Meeting offers: 5 persons, 3 women and 2 men: the women's share would tell the 2 men apart.
+    assert tables["need_routes_women_share"].cell("meeting_offer", "percent").suppressed
+    assert tables["meeting_offer_referrals"].group is domain.Group.INTERACTION
+    assert tables["meeting_offer_referrals"].cell("meeting_offer", "sent").value == 5
+    assert tables["need_routes"].cell("eu_job_mobility", "sent").value == 11
+    assert set(tables["need_routes"].rows) == {s.value for s in domain.ROUTE_SERVICES}

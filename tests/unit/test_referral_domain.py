@@ -1016,3 +1016,81 @@ def test_a_referral_goes_elsewhere_only_to_another_partner_offering_the_service(
         domain.elsewhere_target(offers, "job_placement", "jobcenter-landsberg", "jobcenter-landsberg")
     with pytest.raises(domain.ReferralError, match="does not offer job_placement"):
         domain.elsewhere_target(offers, "job_placement", "jobcenter-landsberg", "ihk-muenchen-oberbayern")
+
+
+# --- routes for every need the city names (issue 18) --------------------------------------------
+
+
+def test_a_health_need_gets_health_counselling_and_only_the_health_service_reads_it() -> None:
+    facts = person(need_categories=frozenset({NeedCategory.HEALTH}))
+    proposal = by_service(domain.propose(DEFAULT_RULES, facts))[ServiceType.HEALTH_ADVICE]
+    assert (proposal.rule_id, proposal.purpose) == ("health-counselling", ConsentPurpose.COUNSELLING)
+    assert domain.partner_facts(ServiceType.HEALTH_ADVICE, proposal.matched_facts) == {"need_categories": ["health"]}
+    assert domain.partner_facts(ServiceType.HOUSING_ADVICE, proposal.matched_facts) == {}
+
+
+def test_a_housing_need_gets_the_housing_advice() -> None:
+    facts = person(need_categories=frozenset({NeedCategory.HOUSING}))
+    services = by_service(domain.propose(DEFAULT_RULES, facts))
+    assert services[ServiceType.HOUSING_ADVICE].rule_id == "housing-advice"
+    assert services[ServiceType.MIGRATION_COUNSELLING].rule_id == "migration-counselling"  # still counselled too
+
+
+def test_people_without_a_right_to_stay_get_return_and_qualification_counselling() -> None:
+    tolerated = by_service(domain.propose(DEFAULT_RULES, person(residence_status_group=ResidenceStatusGroup.TOLERATED)))
+    assert tolerated[ServiceType.RETURN_COUNSELLING].matched_facts == {"residence_status_group": "tolerated"}
+    assert ServiceType.ASYLUM_SOCIAL_COUNSELLING in tolerated
+    for status in (ResidenceStatusGroup.ASYLUM_SEEKER, ResidenceStatusGroup.RECOGNISED_REFUGEE):
+        assert ServiceType.RETURN_COUNSELLING not in by_service(
+            domain.propose(DEFAULT_RULES, person(residence_status_group=status))
+        )
+
+
+def test_an_eu_skilled_worker_gets_recognition_job_german_and_eures() -> None:
+    worker = person(
+        residence_status_group=ResidenceStatusGroup.EU_CITIZEN,
+        german_level=GermanLevel.A2,
+        need_categories=frozenset({NeedCategory.EMPLOYMENT, NeedCategory.RECOGNITION}),
+    )
+    services = by_service(domain.propose(DEFAULT_RULES, worker))
+    assert {s: p.rule_id for s, p in services.items() if p.rule_id.startswith("eu-")} == {
+        ServiceType.RECOGNITION_COUNSELLING: "eu-skilled-recognition",
+        ServiceType.JOB_SPECIFIC_GERMAN: "eu-skilled-job-german",
+        ServiceType.EU_JOB_MOBILITY: "eu-skilled-eures",
+    }
+    assert services[ServiceType.JOB_SPECIFIC_GERMAN].matched_facts == {
+        "residence_status_group": "eu_citizen",
+        "need_categories": ["employment", "recognition"],
+        "german_level": "A2",
+    }
+    # Fluent EU citizens need no job-specific German; refugees are routed to the Jobcenter and the IHK as before.
+    fluent = by_service(domain.propose(DEFAULT_RULES, worker.model_copy(update={"german_level": GermanLevel.C1})))
+    assert ServiceType.JOB_SPECIFIC_GERMAN not in fluent and ServiceType.EU_JOB_MOBILITY in fluent
+    refugee = by_service(
+        domain.propose(
+            DEFAULT_RULES, worker.model_copy(update={"residence_status_group": ResidenceStatusGroup.RECOGNISED_REFUGEE})
+        )
+    )
+    assert not {
+        ServiceType.RECOGNITION_COUNSELLING,
+        ServiceType.JOB_SPECIFIC_GERMAN,
+        ServiceType.EU_JOB_MOBILITY,
+    } & set(refugee)
+
+
+def test_a_wish_to_take_part_gets_a_meeting_offer() -> None:
+    facts = person(need_categories=frozenset({NeedCategory.PARTICIPATION}))
+    proposal = by_service(domain.propose(DEFAULT_RULES, facts))[ServiceType.MEETING_OFFER]
+    assert (proposal.rule_id, proposal.purpose) == ("participation-meeting", ConsentPurpose.REFERRAL)
+
+
+def test_every_shipped_route_has_a_partner_in_the_landsberg_directory() -> None:
+    from services.partners.directory import LANDSBERG_PARTNERS
+    from services.referral.directory import LANDSBERG_PARTNER_OFFERS
+
+    directory = {(p["id"], s["service_type"]) for p in LANDSBERG_PARTNERS for s in p["services"]}
+    seeded = {(o["partner_id"], o["service_type"]) for o in LANDSBERG_PARTNER_OFFERS}
+    assert seeded == directory, "referral starts with the directory the partners service starts with"
+    offered = {service for _, service in directory}
+    assert {r.service_type.value for r in DEFAULT_RULES.rules} <= offered
+    assert set(domain.PARTNER_FACTS) == set(ServiceType), "every service has its data-minimisation rule"
