@@ -103,7 +103,6 @@ def instrument_app(app: Any, engine: Any, settings: ServiceSettings) -> None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
     from opentelemetry.metrics import NoOpMeterProvider
 
     # Spans only: requests are measured by chassis.metrics.RequestMetrics (with the service's label), and the
