@@ -120,6 +120,10 @@ class EventConsumer:
         self.dead_letters = dead_letters
         #: Records dead-lettered by this process, by the topic they came from (the ``dead_letters_total`` metric).
         self.dead_lettered_by_topic: Counter[str] = Counter()
+        #: Events handled (effect committed) by this process, by topic; and per partition, the next offset to
+        #: handle, against which the broker's end offset gives the lag (the ``consumer_*`` metrics).
+        self.handled_by_topic: Counter[str] = Counter()
+        self._next_offsets: dict[TopicPartition, int] = {}
         #: Handler failures put down to the infrastructure (retried, never dead-lettered).
         self.infrastructure_failures_total = 0
         #: Since when (loop time) the consumer has been waiting for the infrastructure; None while it flows.
@@ -272,12 +276,24 @@ class EventConsumer:
             await consumer.seek_to_beginning(*consumer.assignment())
         for partition in consumer.assignment():
             position = await consumer.position(partition)
+            self._next_offsets[partition] = position
             if from_beginning or await consumer.committed(partition) is None:
                 start[partition] = position
         if start:
             await self._commit(consumer, start)
 
+    def lag_by_topic(self) -> dict[str, int]:
+        """Records on the broker this consumer has not handled, by topic: the end offsets the last fetches saw
+        (aiokafka keeps them) less the next offsets to handle, over the partitions assigned to it."""
+        consumer, lag = self._consumer, Counter[str]()
+        for partition in consumer.assignment() if consumer is not None else ():
+            end, done = consumer.highwater(partition), self._next_offsets.get(partition)  # type: ignore[union-attr]
+            if end is not None and done is not None:
+                lag[partition.topic] += max(0, end - done)
+        return dict(lag)
+
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        self._next_offsets.update(offsets)
         try:
             await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
         except (TimeoutError, KafkaError) as exc:
@@ -400,6 +416,7 @@ class EventConsumer:
                 await then(uow)
             await uow.commit()  # the effect, the events it caused and the inbox row together
         self.handled_total += 1
+        self.handled_by_topic[event.topic] += 1
 
     async def replay(self, letter: Any, *, by: str) -> bool:
         """Run the handler again for a kept dead letter (a row of :attr:`dead_letters`), through the inbox.

@@ -14,7 +14,7 @@ admin replays it with success (``replayed``) or gives it up with a reason (``dis
 are kept.
 
 Admins reach the rows through :data:`router` (``/api/v1/admin/dead-letters``, not in the public OpenAPI; the
-gateway merges all services' lists). ``/metrics`` shows, in Prometheus' text format, ``dead_letters_open`` by
+gateway merges all services' lists). ``/metrics`` (:mod:`chassis.metrics`) shows ``dead_letters_open`` by
 source topic (from this table: the same for every replica) and ``dead_letters_total``, the records this
 process dead-lettered since it started (a counter: alert on its ``increase``).
 """
@@ -30,7 +30,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import (
     JSON,
@@ -390,35 +389,3 @@ async def discard_dead_letter(request: Request, letter_id: str, body: Discard, b
     if not done:
         raise Problem(409, f"This dead letter is {row.status} already.", kind="dead-letter-closed")
     return _read(row)
-
-
-# --- metrics -----------------------------------------------------------------------------------------
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-metrics_router = APIRouter(tags=["health"])
-
-
-@metrics_router.get("/metrics", include_in_schema=False, response_class=PlainTextResponse)
-async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus' text format (no client library needed for two series)."""
-    runtime = _runtime(request)
-    service = _label(runtime.settings.service_name)
-    consumer: EventConsumer | None = runtime.consumer
-    async with runtime.session_factory() as session:
-        open_now = await open_by_topic(session, runtime.tables.dead_letters)
-    topics = sorted(set(open_now) | set(consumer.topics if consumer else []))
-    lines = [
-        "# HELP dead_letters_open Dead letters not yet replayed or discarded, by the topic they came from.",
-        "# TYPE dead_letters_open gauge",
-        *(f'dead_letters_open{{service="{service}",topic="{_label(t)}"}} {open_now.get(t, 0)}' for t in topics),
-        "# HELP dead_letters_total Records this process dead-lettered since it started, by the topic they came from.",
-        "# TYPE dead_letters_total counter",
-    ]
-    counted = consumer.dead_lettered_by_topic if consumer else {}
-    for topic in sorted(set(counted) | set(consumer.topics if consumer else [])):
-        lines.append(f'dead_letters_total{{service="{service}",topic="{_label(topic)}"}} {counted.get(topic, 0)}')
-    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -20,6 +20,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chassis import deadletters, idempotency
+from chassis import metrics as service_metrics
 from chassis.clock import run_every, system_clock
 from chassis.consumer import EventConsumer, Handler
 from chassis.db import make_engine, make_session_factory
@@ -29,7 +30,7 @@ from chassis.http import BodySizeLimit, SecurityHeaders
 from chassis.identity import InternalIdentity
 from chassis.kafka import check_client_options
 from chassis.migrations import upgrade_to_head, wait_for_head
-from chassis.outbox import MessagingTables, Outbox, OutboxRelay
+from chassis.outbox import MessagingTables, Outbox, OutboxRelay, utcnow
 from chassis.settings import ServiceSettings
 from chassis.telemetry import instrument_app, setup_logging, setup_tracing
 from chassis.uow import UnitOfWork
@@ -47,6 +48,8 @@ class ServiceRuntime:
     consumer: EventConsumer | None = None
     #: Stored responses to writes with an ``Idempotency-Key`` (:mod:`chassis.idempotency`).
     idempotency: idempotency.IdempotencyStore | None = None
+    #: What ``/metrics`` and the OTLP exporter read of this service (:mod:`chassis.metrics`).
+    metrics: service_metrics.ServiceMetrics | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +86,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         setup_logging(settings)
         setup_tracing(settings)
         check_client_options(settings)  # unreadable Kafka certificates end the start here, by name
+        service_metrics.setup_metrics(settings)
         version_table = f"alembic_version_{spec.name}"
         if settings.migrate_at_start:
             await asyncio.to_thread(upgrade_to_head, spec.migrations_dir, settings.database_url, version_table)
@@ -112,6 +116,12 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         runtime.idempotency = store
         app.state.runtime = runtime
         await relay.count_backlog()
+        runtime.metrics = service_metrics.ServiceMetrics(
+            service=spec.name, engine=engine, session_factory=session_factory, tables=spec.tables, relay=relay,
+            consumer=lambda: runtime.consumer, now=utcnow,
+        )  # fmt: skip
+        app.state.metrics = runtime.metrics
+        runtime.tasks.append(asyncio.create_task(runtime.metrics.run(), name=f"{spec.name}-metrics"))
         runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
         sweep = run_every(idempotency.SWEEP_SECONDS, store.purge_expired, "sweep of expired idempotency keys")
         runtime.tasks.append(asyncio.create_task(sweep, name=f"{spec.name}-idempotency-sweep"))
@@ -144,15 +154,21 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             for task in runtime.tasks:
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            service_metrics.forget(spec.name)
             await engine.dispose()
 
-    app = FastAPI(title=spec.title, version=spec.version, description=spec.description, lifespan=lifespan)
+    # FastAPI's own request metrics off: chassis.metrics.RequestMetrics measures the same histogram, with the
+    # service's label (two of one name would double every series).
+    app = FastAPI(
+        title=spec.title, version=spec.version, description=spec.description, lifespan=lifespan,
+        telemetry={"metrics": False},
+    )  # fmt: skip
     # What the service publishes and consumes, for whoever checks the deployment against the code (tests/deploy:
     # the KafkaUsers' ACLs).
     app.state.spec = spec
     install_problem_handlers(app)
     app.include_router(health_router)
-    app.include_router(deadletters.metrics_router)
+    app.include_router(service_metrics.router)
     app.include_router(deadletters.router)
     for router in spec.routers:
         app.include_router(router)
@@ -172,6 +188,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Outermost: a request refused by a limit above is counted too.
+    app.add_middleware(service_metrics.RequestMetrics, service=spec.name)
     return app
 
 

@@ -103,6 +103,9 @@ def instrument_app(app: Any, engine: Any, settings: ServiceSettings) -> None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    # Spans only: requests are measured by chassis.metrics.RequestMetrics (with the service's label), and the
+    # instrumentation's histogram of the same name would double every series.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", meter_provider=NoOpMeterProvider())
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine)

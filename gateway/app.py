@@ -30,6 +30,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from chassis import identity as internal
+from chassis import metrics as process_metrics
 from chassis.errors import install_problem_handlers, problem_response
 from chassis.http import BodySizeLimit, SecurityHeaders, UpstreamTransport
 from chassis.identity import Identity
@@ -229,6 +230,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_logging(settings)
         setup_tracing(settings)
+        process_metrics.setup_metrics(settings)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=2.0),
@@ -290,9 +292,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 if redis_client is not None:
                     await redis_client.aclose()
 
+    # FastAPI's own request metrics off: chassis.metrics.RequestMetrics measures them, with the process's label.
     app = FastAPI(title="Landsberg integration platform: gateway", version="1.0.0", lifespan=lifespan,
-                  openapi_url=None, docs_url=None, redoc_url=None)  # fmt: skip
+                  openapi_url=None, docs_url=None, redoc_url=None, telemetry={"metrics": False})  # fmt: skip
     install_problem_handlers(app)
+    app.include_router(process_metrics.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -562,6 +566,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     # Outermost: everything inside (limits, logs) sees the client the trusted proxy names.
     app.add_middleware(TrustedProxies, trusted=networks(settings.trusted_proxies))
+    app.add_middleware(process_metrics.RequestMetrics, service=settings.service_name)
     return app
 
 

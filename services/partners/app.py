@@ -130,6 +130,8 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
             claim_seconds=settings.webhook_claim_seconds,
         )
         runtime.extras["deliverer"] = deliverer
+        if runtime.metrics is not None:
+            runtime.metrics.extra.append(deliverer.report_metrics)
         task = asyncio.create_task(deliverer.run(), name="partners-webhook-delivery")
         runtime.tasks.insert(0, task)  # the consumer stays last: shutdown waits for it
 

@@ -21,9 +21,10 @@ from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chassis import metrics
 from chassis.clock import Clock
 from chassis.clock import as_utc as aware
 from services.partners import domain
@@ -109,6 +110,25 @@ class Deliverer:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def report_metrics(self) -> None:
+        """Deliveries waiting (pending) and given up (failed, until a partner replays them), and the attempts that
+        failed since this process started: a partner not getting its events is data at risk for it."""
+        metrics.gauge("webhook_deliveries", "Webhook deliveries by status: pending (to send) or failed (given up).")
+        metrics.gauge("webhook_delivery_attempts_failed", "Webhook attempts that failed, since start.", kind="counter")
+        watched = (domain.DeliveryStatus.PENDING.value, domain.DeliveryStatus.FAILED.value)
+        async with self.session_factory() as session:
+            rows = await session.execute(
+                select(WebhookDelivery.status, func.count())
+                .where(WebhookDelivery.status.in_(watched))
+                .group_by(WebhookDelivery.status)
+            )
+            counts = {str(status): int(count) for status, count in rows.all()}
+        by_status: dict[metrics.Labels, float] = {
+            (("status", status),): float(counts.get(status, 0)) for status in watched
+        }
+        metrics.set_values("webhook_deliveries", "partners", by_status)
+        metrics.set_values("webhook_delivery_attempts_failed", "partners", {(): float(self.failed_attempts_total)})
 
     def wake_soon(self, delay: float = 0.05) -> None:
         """For handlers: their transaction commits just after they return, so look a moment later."""

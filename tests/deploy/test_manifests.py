@@ -52,7 +52,11 @@ CRD_KINDS = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
     ("gateway.envoyproxy.io/v1alpha1", "SecurityPolicy"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
+#: The peer that may scrape every process's /metrics: the cluster's Prometheus.
+SCRAPER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
 REALM_ROLES = {"registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin"}
 GATEWAY_CLIENT = "landsberg-gateway"
 
@@ -599,6 +603,9 @@ def test_default_deny_and_a_network_policy_for_every_process(overlay: str) -> No
         own = [p for p in policies if p["spec"]["podSelector"] and selects(p["spec"]["podSelector"], labels)]
         assert any(p["spec"].get("ingress") for p in own), f"{name}: no NetworkPolicy lets anything in"
         sources = [peer for p in own for rule in p["spec"].get("ingress", []) for peer in rule.get("from", [])]
+        # Prometheus (namespace monitoring) scrapes /metrics on every process (components/metrics; the port is
+        # checked in test_network_paths.py)
+        sources = [peer for peer in sources if peer != SCRAPER]
         if name == "gateway":
             assert all("namespaceSelector" in peer for peer in sources), "the gateway is reached from the ingress only"
         else:

@@ -158,6 +158,7 @@ def model(overlay: str) -> Cluster:
     cluster.pod("keycloak-realm-import", "keycloak", {"app": "keycloak-realm-import"})
     cluster.pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, (UDP, 53), (TCP, 53))
     cluster.pod("tracing-backend", "observability", {"app.kubernetes.io/name": "tempo"}, (TCP, 4317))
+    cluster.pod("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"})
     cluster.pod("stranger", "default", {"app": "anything"}, (TCP, 8000))
     cluster.outside("internet", "93.184.216.34", (TCP, 443), (TCP, 80), (TCP, 9092), (TCP, 9093))
     cluster.outside("city-server", "10.20.30.40", (TCP, 443))
@@ -186,6 +187,8 @@ def needed(overlay: str, cluster: Cluster) -> set[tuple[str, str, str, int]]:
     paths |= {(name, "kube-dns", proto, 53) for name in ours for proto in (UDP, TCP)}
     if overlay == "prod":
         paths.add(("otel-collector", "tracing-backend", TCP, 4317))
+        # Prometheus scrapes every process's /metrics (components/metrics), and nothing else of ours.
+        paths |= {("prometheus", name, TCP, 8000) for name in processes}
     # Keycloak: the edge in, its database, its own cluster's caches; the realm import to the database.
     paths |= {("edge", "keycloak", TCP, 8080), ("keycloak", "keycloak-db", TCP, 5432)}
     paths |= {("keycloak", "keycloak", TCP, 7800), ("keycloak", "keycloak", TCP, 57800)}

@@ -26,6 +26,8 @@ from tests.conftest import course_body, eventually, newcomer
 from tests.k8s import env_names, settings_class
 from tests.oidc_provider import sign_in
 from tests.production.harness import Production
+from tests.scrape import Series, parse
+from tests.scrape import value as sample
 
 VHS, JOBCENTER = "vhs-landsberg", "jobcenter-landsberg"
 TEAM = "integration-nord"
@@ -345,3 +347,69 @@ async def test_traces_reach_the_collectors_address(production: Production) -> No
         return {path for path, _, _ in production.otlp.received}
 
     assert "/v1/traces" in await eventually(exported, timeout_s=15)
+
+
+async def test_every_process_serves_metrics_and_lag_and_backlog_move_under_load(
+    production: Production, tokens: dict[str, str], client: httpx.AsyncClient
+) -> None:
+    """Every process's /metrics (where the cluster's Prometheus scrapes it: the pod's port, not the edge); a burst
+    of registrations through the gateway moves the registration service's outbox backlog and the referral service's
+    consumer lag on the persons' topic above 0, and both come back to 0 once the events are through."""
+    ports = {name: process.port for name, process in production.processes.items()}
+    assert sorted(ports) == sorted(["gateway", "registration", "referral", "courses", "partners", "monitoring"])
+    async with httpx.AsyncClient(timeout=10) as direct:
+
+        async def read(name: str) -> Series:
+            reply = await direct.get(f"http://127.0.0.1:{ports[name]}/metrics")
+            assert reply.status_code == 200, f"{name}: {reply.status_code}"
+            return parse(reply.text)
+
+        for name in ports:
+            found = await read(name)
+            assert (
+                sample(found, "http_server_request_duration_seconds_count", service=name, http_route="/metrics") is None
+            )
+            if name != "gateway":
+                assert sample(found, "outbox_backlog", service=name) is not None, name
+                assert sample(found, "db_pool_connections_limit", service=name), name
+        assert (await client.get("/metrics")).status_code == 404, "the public reads no metrics through the edge"
+
+        registrar = Caller(client, tokens["r.meier"], "registrar")
+        seen = {"backlog": 0.0, "lag": 0.0}
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            while not done.is_set():
+                registration, referral = await asyncio.gather(read("registration"), read("referral"))
+                seen["backlog"] = max(
+                    seen["backlog"], sample(registration, "outbox_backlog", service="registration") or 0
+                )
+                lag = sample(referral, "consumer_lag", service="referral", topic="registration.persons.v1") or 0
+                seen["lag"] = max(seen["lag"], lag)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            for _ in range(3):  # a burst of 40 registrations, three times at most until both were seen to move
+                await asyncio.gather(
+                    *(registrar.post("/api/v1/registrations", 201, json=newcomer()) for _ in range(40))
+                )
+                if seen["backlog"] > 0 and seen["lag"] > 0:
+                    break
+        finally:
+            done.set()
+            await watcher
+        assert seen["backlog"] > 0, f"the outbox backlog never moved: {seen}"
+        assert seen["lag"] > 0, f"the consumer lag never moved: {seen}"
+        print(f"\nunder a burst: outbox backlog up to {seen['backlog']:.0f}, consumer lag up to {seen['lag']:.0f}")
+
+        async def drained() -> bool:
+            registration, referral = await asyncio.gather(read("registration"), read("referral"))
+            return (
+                sample(registration, "outbox_backlog", service="registration") == 0
+                and sample(referral, "consumer_lag", service="referral", topic="registration.persons.v1") == 0
+            )
+
+        assert await eventually(drained, timeout_s=30)
+        handled = sample(await read("referral"), "consumer_events_handled_total", service="referral",
+                        topic="registration.persons.v1")  # fmt: skip
+        assert handled is not None and handled >= 40

@@ -30,6 +30,8 @@ KINDS = {
     ("gateway.networking.k8s.io", "v1", "HTTPRoute"),
     ("gateway.networking.k8s.io", "v1beta1", "ReferenceGrant"),
     ("gateway.envoyproxy.io", "v1alpha1", "SecurityPolicy"),
+    ("monitoring.coreos.com", "v1", "PodMonitor"),
+    ("monitoring.coreos.com", "v1", "PrometheusRule"),
 }
 
 
