@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from chassis.identity import Identity
 from contracts.vocabulary import EmploymentSituation, EsserDimension, GermanLevel, Schooling
 from gateway import policy
-from gateway.ui import casework, learning
+from gateway.ui import casework, households, learning
 from gateway.ui.kit import Kit, Reply, field_errors
 from gateway.ui.words import FIELD_ERRORS, more_words
 
@@ -310,16 +310,20 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, case)
         person_id = case.body["person_id"]
         person_path = f"persons/{quote(person_id)}"
+        # A household's case: the needs shown and recorded are one member's (the lead's unless another is chosen).
+        member = households.chosen_member(case.body, forms.pop("member", None) or request.query_params.get("member"))
         timeline, person, consents, needs, enrolments, courses = await asyncio.gather(
             ui.call(request, user, "GET", f"cases/{quote(case_id)}/timeline"),
             ui.call(request, user, "GET", person_path),
             ui.call(request, user, "GET", f"{person_path}/consents"),
-            ui.call(request, user, "GET", f"{person_path}/needs-assessments"),
+            ui.call(request, user, "GET", f"persons/{quote(member)}/needs-assessments"),
             ui.call(request, user, "GET", f"learners/{quote(person_id)}/enrolments"),
             learning.catalogue(ui, request, user),
         )
         latest = _latest(needs)
         forms |= await casework.case_extras(ui, request, user, case.body)
+        forms |= await households.household(ui, request, user, case.body)
+        forms["needs_member"] = member
         listed = enrolments.body if enrolments.ok and isinstance(enrolments.body, list) else []
         titles = await learning.titles(ui, request, user, (e["course_id"] for e in listed), courses)
         mine = [
@@ -348,7 +352,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if isinstance(posted, Response):
             return posted
         user, form = posted
-        values = {name: form.get(name, "").strip() for name in ("dimension", "title", "due_on")}
+        values = {name: form.get(name, "").strip() for name in ("dimension", "title", "due_on", "person_id")}
         body = {k: v for k, v in values.items() if v} | {"due_on": values["due_on"] or None}
         reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/goals", json=body)
         if reply.status == 422:
@@ -384,13 +388,20 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, case)
         values = {name: form.get(name, "").strip() for name in NEEDS_CHOICES + NEEDS_TEXTS}
         values |= {name: "true" if form.get(name) else "" for name in NEEDS_CHECKS}
-        path = f"persons/{quote(case.body['person_id'])}/needs-assessments"
+        member = households.chosen_member(case.body, form.get("person_id"))  # a member of this case, or its lead
+        path = f"persons/{quote(member)}/needs-assessments"
         reply = await ui.call(request, user, "POST", path, json=_needs_body(values))
         if reply.status == 422:
             errors = field_errors(reply.body, ui.lang_of(request), NEEDS_FIELDS)
-            return await show_case(request, user, case_id, 422, case=case,
+            return await show_case(request, user, case_id, 422, case=case, member=member,
                                    needs_form={"values": values, "errors": errors})  # fmt: skip
-        return _to_case(ui, case_id, reply, "needs-h")
+        target = _to_case(ui, case_id, reply, "needs-h")
+        if member != case.body["person_id"]:  # back to the same member's needs
+            location = target.headers["location"]
+            joiner = "&" if "?" in location.split("#")[0] else "?"
+            base, _, anchor = location.partition("#")
+            target.headers["location"] = f"{base}{joiner}member={quote(member)}#{anchor}"
+        return target
 
     @router.post("/cases/{case_id}/enrolments", response_class=HTMLResponse)
     async def enrol(case_id: str, request: Request) -> Response:
