@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from tests.browser.conftest import Browsing, Stack, launch_args
-from tests.conftest import eventually, newcomer
+from tests.conftest import course_body, eventually, newcomer
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -101,3 +101,85 @@ async def test_a_households_case(stack: Stack) -> None:
             await browser.close()
         log = (await api.get(f"/api/v1/persons/{daughter}/access-log", headers=as_lotse)).json()
         assert any(e["action"] == "lookup" and e["actor"] == "user:lotse" for e in log), "the names' read is audited"
+
+
+async def test_the_newcomers_letter(stack: Stack) -> None:
+    """The printable letter from the case page: in Arabic (her language, an information pack exists in it) with the
+    German of each heading, her name and address, her caseworker, her course sessions and the answer a partner
+    owes; for a member whose language has no pack (Tigrinya), German and English. The reads are audited."""
+    from playwright.async_api import async_playwright
+
+    browsing = Browsing(stack)
+    family = f"Haddad-{uuid.uuid4().hex[:4]}"
+    async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+        body = newcomer(given_names="Leyla", family_name=family, household_members=[
+            member(given_names="Yonas", family_name=family, gender="male", birth_date="1985-01-01",
+                   languages=["ti", "ar"], preferred_language="ti"),
+        ])  # fmt: skip
+        registered = await api.post("/api/v1/registrations", json=body, headers=await stack.bearer(api, "registrar"))
+        assert registered.status_code == 201, registered.text
+        leyla = registered.json()["person_id"]
+        yonas = registered.json()["household_members"][0]["person_id"]
+        as_lotse = await stack.bearer(api, "lotse")
+
+        async def case_of_both() -> str | None:
+            cases = (await api.get("/api/v1/cases", params={"person_id": yonas}, headers=as_lotse)).json()
+            reached = await api.get(f"/api/v1/persons/{yonas}", headers=as_lotse)
+            return cases["items"][0]["case_id"] if cases.get("total") == 1 and reached.status_code == 200 else None
+
+        case = await eventually(case_of_both, timeout_s=30)
+        # Her course (enrolled by the VHS) and a referral sent to the Jobcenter that awaits its answer.
+        as_vhs = await stack.bearer(api, "vhs")
+        course = (await api.post("/api/v1/courses", json=course_body(capacity=5, title="Integrationskurs Abend"),
+                                 headers=as_vhs)).json()["course_id"]  # fmt: skip
+        enrolled = await api.post(f"/api/v1/courses/{course}/enrolments", json={"person_id": leyla}, headers=as_vhs)
+        assert enrolled.status_code == 201 and enrolled.json()["status"] == "enrolled", enrolled.text
+        consent = {"partner_id": "jobcenter-landsberg", "purpose": "job_placement"}
+        assert (await api.post(f"/api/v1/persons/{leyla}/consents", json=consent, headers=as_lotse)).status_code == 201
+        needs = {"german_level": "A1", "schooling": "secondary", "employment_situation": "job_seeking"}
+        recorded = await api.post(f"/api/v1/persons/{leyla}/needs-assessments", json=needs, headers=as_lotse)
+        assert recorded.status_code == 201, recorded.text
+
+        async def job_sent() -> bool:
+            detail = (await api.get(f"/api/v1/cases/{case}", headers=as_lotse)).json()
+            return any(r["service_type"] == "job_placement" and r["status"] == "sent" for r in detail["referrals"])
+
+        await eventually(job_sent, timeout_s=30)
+
+        browser = await p.chromium.launch(**launch_args())
+        try:
+            lotse = await browser.new_page(viewport={"width": 1000, "height": 900})
+            await browsing.sign_in(lotse, "lotse")
+            await lotse.goto(f"{stack.url}/ui/cases/{case}")
+            # The facts' link is the lead's letter (whichever adult's event came first); each member's row has theirs.
+            assert await lotse.locator("#letter-link").count() == 1
+            await lotse.get_by_role("link", name=f"Brief für die Person: Leyla {family}").click()
+            await lotse.wait_for_load_state()
+            arabic = lotse.locator("#letter-ar")
+            assert await arabic.get_attribute("dir") == "rtl" and await lotse.locator("#letter-de").count() == 0
+            text = await arabic.inner_text()
+            assert "مواعيدكم" in text and "(Ihre Termine)" in text, text
+            for expected in ("Anna Berger", "Integrationskurs Abend", "VHS Landsberg am Lech"):
+                assert expected in text, (expected, text[:2000])
+            assert "Jobcenter Landsberg am Lech" in text, "the answer the Jobcenter owes is an appointment too"
+            recipient = await lotse.locator("#recipient").inner_text()
+            assert f"Leyla {family}" in recipient and "Schwaighofstraße 12" in recipient, recipient
+            await browsing.accessible(lotse, "letter", serious_too=True)
+            await lotse.screenshot(path=str(SCREENSHOTS / "letter.png"), full_page=True)
+            await lotse.emulate_media(media="print")
+            assert not await lotse.locator("header.top").is_visible(), "the print shows the letter alone"
+            await lotse.emulate_media(media="screen")
+
+            # Yonas speaks Tigrinya, in which there is no pack: German and English, his own appointments (none).
+            await lotse.goto(f"{stack.url}/ui/cases/{case}")
+            await lotse.get_by_role("link", name=f"Brief für die Person: Yonas {family}").click()
+            await lotse.wait_for_load_state()
+            assert await lotse.locator("#letter-de").count() == 1 and await lotse.locator("#letter-en").count() == 1
+            assert await lotse.locator("#letter-ar").count() == 0
+            assert "Zurzeit keine Termine." in await lotse.locator("#letter-de").inner_text()
+            assert f"Yonas {family}" in await lotse.locator("#recipient").inner_text()
+            await browsing.accessible(lotse, "letter (de, en)", serious_too=True)
+        finally:
+            await browser.close()
+        log = (await api.get(f"/api/v1/persons/{leyla}/access-log", headers=as_lotse)).json()
+        assert any(e["action"] == "read" and e["actor"] == "user:lotse" for e in log), "the letter's read is audited"
