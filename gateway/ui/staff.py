@@ -14,13 +14,15 @@ import asyncio
 from typing import Any
 from urllib.parse import quote
 
+import pycountry
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chassis.identity import Identity
 from contracts.vocabulary import EmploymentSituation, EsserDimension, GermanLevel, Schooling
 from gateway import policy
-from gateway.ui import casework, households, learning
+from gateway.ui import casework, households, learning, names
+from gateway.ui.admin_directory import LANGUAGES
 from gateway.ui.kit import Kit, Reply, field_errors
 from gateway.ui.words import FIELD_ERRORS, more_words
 
@@ -178,7 +180,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return user
         if not policy.decide("POST", "/api/v1/registrations", user.roles):
             return ui.refused(request, user, "forbidden", 403)
-        return ui.render(request, "register.html", user=user, values={}, errors={}, **_choices())
+        return ui.render(request, "register.html", user=user, values={}, errors={}, **_choices(),
+                         **_register_choices(ui.lang_of(request)))  # fmt: skip
 
     @router.post("/register", response_class=HTMLResponse)
     async def register(request: Request) -> Response:
@@ -187,8 +190,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return posted
         user, form = posted
         values = {name: form.get(name, "").strip() for name in REGISTRATION_FIELDS}
+        # The languages' check boxes; the duplicate warning's confirmation sends them back as one "ar, en".
+        chosen = [c for v in await ui.form_list(request, "languages") for c in (p.strip() for p in v.split(",")) if c]
+        values["languages"] = ", ".join(chosen)
         body: dict[str, Any] = {k: v for k, v in values.items() if k not in ADDRESS_FIELDS and k != "languages"}
-        body["languages"] = [part.strip() for part in values["languages"].split(",") if part.strip()]
+        body["languages"] = chosen
         body["address"] = {k: values[k] for k in ADDRESS_FIELDS}
         for optional in ("arrival_date", "phone", "email"):
             if not body[optional]:
@@ -200,11 +206,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.back(f"/ui/persons/{reply.body['person_id']}", notice="registered")
         if reply.status == 409 and isinstance(reply.body, dict) and reply.body.get("existing_persons") is not None:
             return ui.render(request, "register.html", 409, user=user, values=values, errors={},
-                             duplicate=reply.body, **_choices())  # fmt: skip
+                             duplicate=reply.body, **_choices(), **_register_choices(ui.lang_of(request)))  # fmt: skip
         if reply.status == 422:
             errors = field_errors(reply.body, ui.lang_of(request), REGISTRATION_FIELDS)
             return ui.render(request, "register.html", 422, user=user, values=values, errors=errors,
-                             districts=(reply.body or {}).get("districts"), **_choices())  # fmt: skip
+                             districts=(reply.body or {}).get("districts"), **_choices(),
+                             **_register_choices(ui.lang_of(request)))  # fmt: skip
         return ui.trouble(request, user, reply)
 
     @router.get("/persons", response_class=HTMLResponse)
@@ -459,6 +466,14 @@ def _person_rights(user: Identity) -> dict[str, bool]:
         "export": allowed("GET", "/export"),
         "change": allowed("PATCH", ""),
     }
+
+
+def _register_choices(lang: str) -> dict[str, Any]:
+    """The register form's countries and languages by name in the page's language (the values stay codes)."""
+    countries = sorted(((c.alpha_2, names.country_name(c.alpha_2, lang)) for c in pycountry.countries),
+                       key=lambda c: c[1].casefold())  # fmt: skip
+    languages = [(code, names.language_name(code, lang)) for code in LANGUAGES]
+    return {"countries": countries, "language_options": languages}
 
 
 def _choices() -> dict[str, Any]:
