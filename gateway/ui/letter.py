@@ -26,29 +26,29 @@ from gateway.ui.words import more_words
 LETTER_WORDS: dict[str, dict[str, str]] = {
     "de": {"caseworker": "Ihre Integrationslotsin oder Ihr Integrationslotse", "appointments": "Ihre Termine",
            "none": "Zurzeit keine Termine.", "answer_due": "Antwort von {partner} bis",
-           "info": "Informationen für Sie", "case_number": "Fallnummer", "team": "Team"},
+           "info": "Informationen für Sie", "case_number": "Fallnummer"},
     "en": {"caseworker": "Your integration navigator", "appointments": "Your appointments",
            "none": "No appointments at the moment.", "answer_due": "Answer from {partner} by",
-           "info": "Information for you", "case_number": "Case number", "team": "Team"},
+           "info": "Information for you", "case_number": "Case number"},
     "ar": {"caseworker": "مرشد الاندماج الخاص بكم", "appointments": "مواعيدكم",
            "none": "لا توجد مواعيد حاليًا.", "answer_due": "الرد من {partner} حتى",
-           "info": "معلومات لكم", "case_number": "رقم الملف", "team": "الفريق"},
+           "info": "معلومات لكم", "case_number": "رقم الملف"},
     "fa": {"caseworker": "راهنمای ادغام شما", "appointments": "قرارهای شما",
            "none": "در حال حاضر قراری وجود ندارد.", "answer_due": "پاسخ از {partner} تا",
-           "info": "اطلاعات برای شما", "case_number": "شماره پرونده", "team": "تیم"},
+           "info": "اطلاعات برای شما", "case_number": "شماره پرونده"},
     "ro": {"caseworker": "Consilierul dumneavoastră de integrare", "appointments": "Programările dumneavoastră",
            "none": "Momentan nu există programări.", "answer_due": "Răspuns de la {partner} până la",
-           "info": "Informații pentru dumneavoastră", "case_number": "Număr dosar", "team": "Echipa"},
+           "info": "Informații pentru dumneavoastră", "case_number": "Număr dosar"},
     "ru": {"caseworker": "Ваш консультант по интеграции", "appointments": "Ваши встречи и занятия",
            "none": "Сейчас встреч нет.", "answer_due": "Ответ от {partner} до",
-           "info": "Информация для вас", "case_number": "Номер дела", "team": "Команда"},
+           "info": "Информация для вас", "case_number": "Номер дела"},
     # Turkish writes the dotless i (U+0131) on purpose.
     "tr": {"caseworker": "Entegrasyon rehberiniz", "appointments": "Randevularınız",  # noqa: RUF001
            "none": "Şu anda randevu yok.", "answer_due": "{partner} kurumunun yanıtı en geç",  # noqa: RUF001
-           "info": "Sizin için bilgiler", "case_number": "Dosya numarası", "team": "Ekip"},  # noqa: RUF001
+           "info": "Sizin için bilgiler", "case_number": "Dosya numarası"},  # noqa: RUF001
     "uk": {"caseworker": "Ваш консультант з інтеграції", "appointments": "Ваші зустрічі та заняття",
            "none": "Зараз зустрічей немає.", "answer_due": "Відповідь від {partner} до",
-           "info": "Інформація для вас", "case_number": "Номер справи", "team": "Команда"},
+           "info": "Інформація для вас", "case_number": "Номер справи"},
 }  # fmt: skip
 
 more_words({
