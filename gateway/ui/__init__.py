@@ -22,6 +22,7 @@ from gateway.ui import (
     course_admin,
     export,
     learning,
+    letter,
     portal,
     portal_entry,
     public,
@@ -49,6 +50,7 @@ def make_router(
         admin_deadletters,
         learning,
         course_admin,
+        letter,
         apidocs,
         export,
     ):

@@ -14,13 +14,15 @@ import asyncio
 from typing import Any
 from urllib.parse import quote
 
+import pycountry
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chassis.identity import Identity
 from contracts.vocabulary import EmploymentSituation, EsserDimension, GermanLevel, Schooling
 from gateway import policy
-from gateway.ui import casework, learning
+from gateway.ui import casework, households, learning, names
+from gateway.ui.admin_directory import LANGUAGES
 from gateway.ui.kit import Kit, Reply, field_errors
 from gateway.ui.words import FIELD_ERRORS, more_words
 
@@ -184,7 +186,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return user
         if not policy.decide("POST", "/api/v1/registrations", user.roles):
             return ui.refused(request, user, "forbidden", 403)
-        return ui.render(request, "register.html", user=user, values={}, errors={}, **_choices())
+        return ui.render(request, "register.html", user=user, values={}, errors={}, **_choices(),
+                         **_register_choices(ui.lang_of(request)))  # fmt: skip
 
     @router.post("/register", response_class=HTMLResponse)
     async def register(request: Request) -> Response:
@@ -193,8 +196,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return posted
         user, form = posted
         values = {name: form.get(name, "").strip() for name in REGISTRATION_FIELDS}
+        # The languages' check boxes; the duplicate warning's confirmation sends them back as one "ar, en".
+        chosen = [c for v in await ui.form_list(request, "languages") for c in (p.strip() for p in v.split(",")) if c]
+        values["languages"] = ", ".join(chosen)
         body: dict[str, Any] = {k: v for k, v in values.items() if k not in ADDRESS_FIELDS and k != "languages"}
-        body["languages"] = [part.strip() for part in values["languages"].split(",") if part.strip()]
+        body["languages"] = chosen
         body["address"] = {k: values[k] for k in ADDRESS_FIELDS}
         for optional in ("arrival_date", "phone", "email"):
             if not body[optional]:
@@ -206,11 +212,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.back(f"/ui/persons/{reply.body['person_id']}", notice="registered")
         if reply.status == 409 and isinstance(reply.body, dict) and reply.body.get("existing_persons") is not None:
             return ui.render(request, "register.html", 409, user=user, values=values, errors={},
-                             duplicate=reply.body, **_choices())  # fmt: skip
+                             duplicate=reply.body, **_choices(), **_register_choices(ui.lang_of(request)))  # fmt: skip
         if reply.status == 422:
             errors = field_errors(reply.body, ui.lang_of(request), REGISTRATION_FIELDS)
             return ui.render(request, "register.html", 422, user=user, values=values, errors=errors,
-                             districts=(reply.body or {}).get("districts"), **_choices())  # fmt: skip
+                             districts=(reply.body or {}).get("districts"), **_choices(),
+                             **_register_choices(ui.lang_of(request)))  # fmt: skip
         return ui.trouble(request, user, reply)
 
     @router.get("/persons", response_class=HTMLResponse)
@@ -316,17 +323,21 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, case)
         person_id = case.body["person_id"]
         person_path = f"persons/{quote(person_id)}"
+        # A household's case: the needs shown and recorded are one member's (the lead's unless another is chosen).
+        member = households.chosen_member(case.body, forms.pop("member", None) or request.query_params.get("member"))
         timeline, person, consents, needs, enrolments, courses, meeting = await asyncio.gather(
             ui.call(request, user, "GET", f"cases/{quote(case_id)}/timeline"),
             ui.call(request, user, "GET", person_path),
             ui.call(request, user, "GET", f"{person_path}/consents"),
-            ui.call(request, user, "GET", f"{person_path}/needs-assessments"),
+            ui.call(request, user, "GET", f"persons/{quote(member)}/needs-assessments"),
             ui.call(request, user, "GET", f"learners/{quote(person_id)}/enrolments"),
             learning.catalogue(ui, request, user),
             ui.call(request, None, "GET", "partners/meeting-offers", params={"page_size": 200}),
         )
         latest = _latest(needs)
         forms |= await casework.case_extras(ui, request, user, case.body)
+        forms |= await households.household(ui, request, user, case.body)
+        forms["needs_member"] = member
         listed = enrolments.body if enrolments.ok and isinstance(enrolments.body, list) else []
         titles = await learning.titles(ui, request, user, (e["course_id"] for e in listed), courses)
         mine = [
@@ -365,7 +376,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if isinstance(posted, Response):
             return posted
         user, form = posted
-        values = {name: form.get(name, "").strip() for name in ("dimension", "title", "due_on")}
+        values = {name: form.get(name, "").strip() for name in ("dimension", "title", "due_on", "person_id")}
         body = {k: v for k, v in values.items() if v} | {"due_on": values["due_on"] or None}
         reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/goals", json=body)
         if reply.status == 422:
@@ -401,13 +412,20 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, case)
         values = {name: form.get(name, "").strip() for name in NEEDS_CHOICES + NEEDS_TEXTS}
         values |= {name: "true" if form.get(name) else "" for name in NEEDS_CHECKS}
-        path = f"persons/{quote(case.body['person_id'])}/needs-assessments"
+        member = households.chosen_member(case.body, form.get("person_id"))  # a member of this case, or its lead
+        path = f"persons/{quote(member)}/needs-assessments"
         reply = await ui.call(request, user, "POST", path, json=_needs_body(values))
         if reply.status == 422:
             errors = field_errors(reply.body, ui.lang_of(request), NEEDS_FIELDS)
-            return await show_case(request, user, case_id, 422, case=case,
+            return await show_case(request, user, case_id, 422, case=case, member=member,
                                    needs_form={"values": values, "errors": errors})  # fmt: skip
-        return _to_case(ui, case_id, reply, "needs-h")
+        target = _to_case(ui, case_id, reply, "needs-h")
+        if member != case.body["person_id"]:  # back to the same member's needs
+            location = target.headers["location"]
+            joiner = "&" if "?" in location.split("#")[0] else "?"
+            base, _, anchor = location.partition("#")
+            target.headers["location"] = f"{base}{joiner}member={quote(member)}#{anchor}"
+        return target
 
     @router.post("/cases/{case_id}/enrolments", response_class=HTMLResponse)
     async def enrol(case_id: str, request: Request) -> Response:
@@ -465,6 +483,14 @@ def _person_rights(user: Identity) -> dict[str, bool]:
         "export": allowed("GET", "/export"),
         "change": allowed("PATCH", ""),
     }
+
+
+def _register_choices(lang: str) -> dict[str, Any]:
+    """The register form's countries and languages by name in the page's language (the values stay codes)."""
+    countries = sorted(((c.alpha_2, names.country_name(c.alpha_2, lang)) for c in pycountry.countries),
+                       key=lambda c: c[1].casefold())  # fmt: skip
+    languages = [(code, names.language_name(code, lang)) for code in LANGUAGES]
+    return {"countries": countries, "language_options": languages}
 
 
 def _choices() -> dict[str, Any]:

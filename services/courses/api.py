@@ -37,7 +37,6 @@ from contracts.vocabulary import GermanLevel
 from services.courses import domain, workflow
 from services.courses.models import (
     Attendance,
-    CaseTeam,
     Course,
     CourseSession,
     Enrolment,
@@ -428,7 +427,7 @@ async def enrol(course_id: str, body: EnrolmentCreate, w: WorkflowDep, caller: C
         people = workflow.caseworker_people(caller)
         if people is None:
             raise forbidden("Course admins enrol in their own provider's courses only.")
-        if await w.session.scalar(people.where(CaseTeam.person_id == body.person_id).limit(1)) is None:
+        if await w.session.scalar(workflow.reaches(people, body.person_id).limit(1)) is None:
             raise Problem(404, f"No person {body.person_id} among your team's open cases.", kind="not-found")
     try:
         enrolment = await workflow.request_enrolment(
@@ -803,7 +802,7 @@ async def person_in_reach(w: workflow.Workflow, caller: domain.Caller, request: 
     if export or domain.CASEWORKER not in roles:
         raise forbidden("This needs the privacy officer's or the admin's role.")
     people = workflow.caseworker_people(caller)
-    if people is None or await w.session.scalar(people.where(CaseTeam.person_id == person_id).limit(1)) is None:
+    if people is None or await w.session.scalar(workflow.reaches(people, person_id).limit(1)) is None:
         raise not_a_learner_of(person_id)
 
 

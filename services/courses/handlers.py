@@ -60,6 +60,7 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         version = int(data.get("version", 1))
         if not learner.erased and version > learner.profile_version:
             learner.gender, learner.age_band, learner.profile_version = data["gender"], data["age_band"], version
+            learner.household_id = data.get("household_id")
 
     async def needs_assessed(uow: UnitOfWork, event: ReceivedEvent) -> None:
         model = registration_events.NeedsAssessed.model_validate(event.data)
@@ -89,7 +90,7 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         person_id = event.data["person_id"]
         learner = await _learner(uow, person_id)  # stays as a tombstone: no new enrolment for an erased person
         learner.erased, learner.gender, learner.age_band, learner.german_level = True, None, None, None
-        learner.childcare_needed = False
+        learner.childcare_needed, learner.household_id = False, None
         w = flow(uow)
         await leave(w, person_id, "person_erased")
         await workflow.erase_person(w, person_id)
@@ -104,6 +105,8 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         if case is None:
             case = CaseTeam(case_id=data["case_id"], person_id=data["person_id"], open=True)
             uow.session.add(case)
+        if event.type == referral_events.CaseOpened.event_type:
+            case.household_id = data.get("household_id") or None
         if event.type == referral_events.CaseAssigned.event_type:
             model = referral_events.CaseAssigned.model_validate(data)
             case.team, case.caseworker_id = model.team, model.caseworker_id

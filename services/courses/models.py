@@ -64,6 +64,8 @@ class Learner(Base):
     __tablename__ = "learners"
 
     person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: The household (one case per household in referral: its team works every member).
+    household_id: Mapped[str | None] = mapped_column(String(64), index=True)
     gender: Mapped[str | None] = mapped_column(String(20))
     age_band: Mapped[str | None] = mapped_column(String(10))
     german_level: Mapped[str | None] = mapped_column(String(4))
@@ -135,6 +137,8 @@ class CaseTeam(Base):
 
     case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     person_id: Mapped[str] = mapped_column(String(64), index=True)
+    #: The household the case works: its team acts on every member's enrolments.
+    household_id: Mapped[str | None] = mapped_column(String(64), index=True)
     team: Mapped[str | None] = mapped_column(String(64))
     caseworker_id: Mapped[str | None] = mapped_column(String(64))
     open: Mapped[bool] = mapped_column(Boolean, default=True)

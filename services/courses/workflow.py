@@ -419,7 +419,7 @@ async def erase_person(w: Workflow, person_id: str) -> None:
 # --- who may act on which learner -------------------------------------------------------------------
 
 
-def caseworker_people(caller: domain.Caller) -> Select[Any] | None:
+def caseworker_people(caller: domain.Caller) -> Any:
     """The persons of the caseworker's team's open cases (without a team: of the open cases assigned to them), as a
     subquery; None when the caller is no caseworker."""
     if caller.roles is None or domain.CASEWORKER not in caller.roles:
@@ -430,7 +430,16 @@ def caseworker_people(caller: domain.Caller) -> Select[Any] | None:
         mine = CaseTeam.caseworker_id == caller.caseworker_id
     else:
         return None
-    return select(CaseTeam.person_id).where(mine, CaseTeam.open.is_(True))
+    # The case's person, and the members of the household whose case it is (referral has one case per household).
+    households = select(CaseTeam.household_id).where(mine, CaseTeam.open.is_(True), CaseTeam.household_id.is_not(None))
+    members = select(Learner.person_id).where(Learner.household_id.in_(households))
+    return select(CaseTeam.person_id).where(mine, CaseTeam.open.is_(True)).union(members)
+
+
+def reaches(people: Any, person_id: str) -> Select[Any]:
+    """Whether ``people`` (``caseworker_people``'s answer) holds the person, as a query of their id."""
+    found = people.subquery()
+    return select(found.c.person_id).where(found.c.person_id == person_id)
 
 
 def provider_courses(caller: domain.Caller) -> Select[Any] | None:
@@ -448,7 +457,7 @@ async def learner_view(w: Workflow, caller: domain.Caller, person_id: str) -> st
         return "all"
     people = caseworker_people(caller)
     if people is not None and await w.session.scalar(
-        people.where(CaseTeam.person_id == person_id).limit(1)
+        reaches(people, person_id).limit(1)
     ) is not None:  # fmt: skip
         return "all"
     courses = provider_courses(caller)

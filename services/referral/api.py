@@ -32,6 +32,7 @@ from contracts import referral as events
 from services.referral import domain, workflow
 from services.referral.models import (
     Case,
+    CaseMember,
     CaseNote,
     CaseTask,
     CaseworkerRow,
@@ -48,6 +49,7 @@ from services.referral.schemas import (
     BulkSend,
     CaseClosing,
     CaseDetail,
+    CaseMemberRead,
     CaseRead,
     CaseworkerEntry,
     CaseworkerRead,
@@ -220,7 +222,16 @@ def case_read(c: Case) -> dict[str, Any]:
 
 
 def goal_read(g: Goal) -> GoalRead:
-    return GoalRead(goal_id=g.id, dimension=g.dimension, title=g.title, status=g.status, due_on=g.due_on)  # type: ignore[arg-type]
+    return GoalRead(goal_id=g.id, person_id=g.person_id, dimension=g.dimension, title=g.title, status=g.status,  # type: ignore[arg-type]
+                    due_on=g.due_on)  # fmt: skip
+
+
+def member_read(case: Case, person_id: str, person: KnownPerson | None) -> CaseMemberRead:
+    profile = (person.profile if person is not None else None) or {}
+    return CaseMemberRead(
+        person_id=person_id, lead=person_id == case.person_id, age_band=profile.get("age_band"),
+        preferred_language=profile.get("preferred_language"), status=person.status if person else "registered",
+    )  # fmt: skip
 
 
 async def load_case(
@@ -320,8 +331,8 @@ async def list_cases(
         filters.append(Case.caseworker_id == caseworker_id)
     if team:
         filters.append(Case.team == team)
-    if person_id:
-        filters.append(Case.person_id == person_id)
+    if person_id:  # the case the person belongs to: their household's
+        filters.append(Case.id.in_(select(CaseMember.case_id).where(CaseMember.person_id == person_id)))
     total = await w.session.scalar(select(func.count()).select_from(Case).where(*filters)) or 0
     rows = (
         await w.session.scalars(
@@ -340,7 +351,9 @@ async def list_cases(
 @router.get("/cases/{case_id}", response_model=CaseDetail)
 async def read_case(case_id: str, request: Request, w: WorkflowDep, scope: ScopeDep) -> CaseDetail:
     case = await load_case(w, case_id, scope)
-    await log_read(w, request, "read_case", [case.person_id])
+    members = await workflow.members_of(w.session, case.id)
+    await log_read(w, request, "read_case", [m.person_id for m in members] or [case.person_id])
+    known = {p.person_id: p for p in await workflow.known_persons(w.session, [m.person_id for m in members])}
     referrals = (
         await w.session.scalars(select(Referral).where(Referral.case_id == case.id).order_by(Referral.created_at))
     ).all()
@@ -355,6 +368,7 @@ async def read_case(case_id: str, request: Request, w: WorkflowDep, scope: Scope
     ).all()
     return CaseDetail(
         **(await cases_read(w, [case]))[0].model_dump(),
+        members=[member_read(case, m.person_id, known.get(m.person_id)) for m in members],
         tasks=[task_read(t) for t in tasks],
         referrals=[referral_read(r) for r in referrals],
         goals=[goal_read(g) for g in goals],
@@ -452,11 +466,12 @@ async def update_task(
 async def timeline(case_id: str, request: Request, w: WorkflowDep, scope: ScopeDep) -> list[TimelineRead]:
     """Every event about the person, whichever service published it, oldest first."""
     case = await load_case(w, case_id, scope)
-    await log_read(w, request, "read_timeline", [case.person_id])
+    members = [m.person_id for m in await workflow.members_of(w.session, case.id)] or [case.person_id]
+    await log_read(w, request, "read_timeline", members)
     rows = (
         await w.session.scalars(
             select(TimelineEntry)
-            .where(TimelineEntry.person_id == case.person_id)
+            .where(TimelineEntry.person_id.in_(members))
             .order_by(TimelineEntry.at, TimelineEntry.id)
         )
     ).all()
@@ -469,9 +484,13 @@ async def timeline(case_id: str, request: Request, w: WorkflowDep, scope: ScopeD
 async def set_goal(case_id: str, body: GoalCreate, w: WorkflowDep, scope: ScopeDep) -> GoalRead:
     """A goal of the integration plan (Befähigung zur Selbstständigkeit), in one of Esser's dimensions."""
     case = await load_case(w, case_id, scope, open_only=True)
+    if body.person_id is not None and body.person_id not in {
+        m.person_id for m in await workflow.members_of(w.session, case.id)
+    }:
+        raise Problem(422, f"{body.person_id} is not a member of this case's household.", kind="validation")
     goal = Goal(
-        id=str(uuid.uuid4()), case_id=case.id, dimension=body.dimension.value, title=body.title,
-        status=domain.GoalStatus.OPEN.value, due_on=body.due_on, created_at=w.now, updated_at=w.now,
+        id=str(uuid.uuid4()), case_id=case.id, person_id=body.person_id, dimension=body.dimension.value,
+        title=body.title, status=domain.GoalStatus.OPEN.value, due_on=body.due_on, created_at=w.now, updated_at=w.now,
     )  # fmt: skip
     w.session.add(goal)
     await w.publish(
@@ -824,7 +843,8 @@ async def person_in_reach(w: workflow.Workflow, request: Request, person_id: str
     if export or "caseworker" not in roles:
         raise Problem(403, "This needs the privacy officer's or the admin's role.", kind="forbidden")
     scope = await get_scope(request)
-    if await w.session.scalar(select(Case.id).where(Case.person_id == person_id, scope.cases()).limit(1)) is None:
+    member_of = select(CaseMember.case_id).where(CaseMember.person_id == person_id)
+    if await w.session.scalar(select(Case.id).where(Case.id.in_(member_of), scope.cases()).limit(1)) is None:
         raise Problem(404, f"No person {person_id} among your team's cases.", kind="not-found")
 
 
@@ -842,7 +862,8 @@ async def person_export(person_id: str, request: Request, w: WorkflowDep) -> acc
     await person_in_reach(w, request, person_id, export=True)
     await log_read(w, request, "export", [person_id])
     session = w.session
-    cases = (await session.scalars(select(Case).where(Case.person_id == person_id))).all()
+    member_of = select(CaseMember.case_id).where(CaseMember.person_id == person_id)
+    cases = (await session.scalars(select(Case).where(Case.id.in_(member_of) | (Case.person_id == person_id)))).all()
     case_ids = [c.id for c in cases]
 
     async def rows(query: Any) -> list[dict[str, Any]]:

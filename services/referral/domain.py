@@ -732,3 +732,35 @@ class GoalStatus(StrEnum):
 
 def german_level_rank(level: GermanLevel) -> int:
     return _GERMAN_ORDER.index(level)
+
+
+# --- households --------------------------------------------------------------------------------
+#
+# One case per household. A family is advised together: one navigator who speaks its language, one address, one
+# plan in which the children's Kita and school places are the parents' appointments; several navigators calling
+# the same family would confuse it. So every member (a child, and an adult too) belongs to the household's case
+# and not to a case of their own, and each keeps their own needs, referrals and goals in it. The case is the
+# household's first adult's (its lead, whose languages chose the navigator): a child's registration that arrives
+# first (registration's events are keyed by person, so a household's arrive in any order) opens the case for the
+# household, which an unaccompanied minor needs anyway, and the first adult who joins takes the lead.
+
+#: Age bands of minors (under 18): members of the household's case, never its lead while an adult is in it.
+MINOR_AGE_BANDS = frozenset({"0-2", "3-5", "6-9", "10-17"})
+
+
+def is_minor(age_band: str | None) -> bool:
+    return age_band in MINOR_AGE_BANDS
+
+
+def takes_the_lead(lead_age_band: str | None, joining_age_band: str | None) -> bool:
+    """Whether a member who joins a household's case becomes its lead: an adult where a minor led it."""
+    return is_minor(lead_age_band) and joining_age_band is not None and not is_minor(joining_age_band)
+
+
+def next_lead(members: list[tuple[str, str | None]]) -> str | None:
+    """Who leads a household's case when its lead leaves (moved away, erased): the first adult of those who stay
+    (in the order they joined), else the first of them; none when nobody stays."""
+    for person_id, band in members:
+        if not is_minor(band):
+            return person_id
+    return members[0][0] if members else None

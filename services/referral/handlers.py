@@ -14,7 +14,9 @@ list of what happened when (event type, source, time and the ids of the platform
 own records, see :data:`KEPT_AFTER_ERASURE`). It removes the profile and needs,
 consents, notes, goal titles, the household link, the matched facts, every other
 timeline detail (also of events that arrive later) and the stored answers to
-idempotent writes about the person, the case and its referrals.
+idempotent writes about the person, the case and its referrals. When the person was one member of a household
+whose case goes on for the others, they leave it: the case, its notes and tasks stay the others', the titles of
+goals that named this member and the matched facts of their referrals go (``domain``'s household rule).
 """
 
 from __future__ import annotations
@@ -169,8 +171,19 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         person.profile = None
         person.needs = None
         person.household_id = None
+        household_case = await workflow.case_of(uow.session, model.person_id)
         case = await workflow.close_case(w, model.person_id, domain.CaseCloseReason.ERASED)
         session = uow.session
+        if case is None and household_case is not None:
+            # The household's case goes on for the others: only what was this member's goes (a goal's title may
+            # name them). The notes are the household's record; they stay with the others' case.
+            goals = select(Goal.id).where(Goal.case_id == household_case.id, Goal.person_id == person.person_id)
+            await session.execute(
+                update(Goal)
+                .where(Goal.case_id == household_case.id, Goal.person_id == person.person_id)
+                .values(title=None)
+            )
+            await uow.forget_stored_responses(*(await session.scalars(goals)).all())
         for consent in (
             await session.scalars(select(KnownConsent).where(KnownConsent.person_id == person.person_id))
         ).all():

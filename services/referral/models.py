@@ -101,6 +101,17 @@ class Case(Base):
     close_reason: Mapped[str | None] = mapped_column(String(40))
 
 
+class CaseMember(Base):
+    """A person whose integration the case works: a household has one case and every member belongs to it (the
+    case's ``person_id`` is its lead, the household's first adult). A person belongs to one case at a time."""
+
+    __tablename__ = "case_members"
+
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class CaseNote(Base):
     __tablename__ = "case_notes"
 
@@ -148,6 +159,8 @@ class Goal(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    #: The member the goal is for (a child's Kita place, a parent's course); none: the whole household's.
+    person_id: Mapped[str | None] = mapped_column(String(64))
     dimension: Mapped[str] = mapped_column(String(40))
     title: Mapped[str | None] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(20))

@@ -43,6 +43,8 @@ class GoalCreate(Strict):
     dimension: EsserDimension
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
     due_on: date | None = None
+    #: The household member the goal is for; none: the whole household's.
+    person_id: Identifier | None = None
 
 
 class GoalUpdate(Strict):
@@ -53,6 +55,7 @@ class GoalUpdate(Strict):
 
 class GoalRead(BaseModel):
     goal_id: str
+    person_id: str | None = None
     dimension: EsserDimension
     title: str | None
     status: domain.GoalStatus
@@ -120,7 +123,18 @@ class CaseClosing(Strict):
         return self
 
 
+class CaseMemberRead(BaseModel):
+    """A member of the household's case: pseudonymous facts only (names come from registration, read audited)."""
+
+    person_id: str
+    lead: bool
+    age_band: str | None = None
+    preferred_language: str | None = None
+    status: str = "registered"
+
+
 class CaseDetail(CaseRead):
+    members: list[CaseMemberRead] = []
     referrals: list[ReferralRead]
     goals: list[GoalRead]
     notes: list[NoteRead]

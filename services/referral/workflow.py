@@ -23,6 +23,7 @@ from contracts.vocabulary import ConsentPurpose, PartnerCategory, ServiceType
 from services.referral import domain
 from services.referral.models import (
     Case,
+    CaseMember,
     CaseworkerRow,
     KnownConsent,
     KnownPerson,
@@ -203,11 +204,45 @@ def case_scope(roles: str | None, team: str | None, actor: str | None) -> CaseSc
 # --- cases -----------------------------------------------------------------------------------
 
 
+async def case_of(session: AsyncSession, person_id: str) -> Case | None:
+    """The case the person belongs to (their household's), if any."""
+    return await session.scalar(
+        select(Case).join(CaseMember, CaseMember.case_id == Case.id).where(CaseMember.person_id == person_id)
+    )
+
+
+async def members_of(session: AsyncSession, case_id: str) -> list[CaseMember]:
+    return list(
+        (
+            await session.scalars(
+                select(CaseMember).where(CaseMember.case_id == case_id).order_by(CaseMember.joined_at)
+            )
+        ).all()
+    )
+
+
+def _band(person: KnownPerson | None) -> str | None:
+    return (person.profile or {}).get("age_band") if person is not None else None
+
+
 async def open_case(w: Workflow, person: KnownPerson) -> Case:
-    """Every registered newcomer gets a case and, if the roster has room, a caseworker."""
-    case = await w.session.scalar(select(Case).where(Case.person_id == person.person_id))
-    if case is not None:
+    """Every registered newcomer belongs to a case: their household's open case if it has one (``domain``'s
+    household rule), else a new one with, if the roster has room, a caseworker."""
+    case = await case_of(w.session, person.person_id)
+    if case is not None and (person.household_id is None or case.household_id in (None, person.household_id)):
         return case
+    if case is not None:  # the person moved into another household: they go with it
+        await leave_case(w, person.person_id)
+    if person.household_id is not None:
+        household_case = await w.session.scalar(
+            select(Case)
+            .where(Case.household_id == person.household_id, Case.status == domain.CaseStatus.OPEN.value)
+            .order_by(Case.opened_at)
+            .limit(1)
+        )
+        if household_case is not None:
+            await join_case(w, household_case, person)
+            return household_case
     case = Case(
         id=str(uuid.uuid4()),
         person_id=person.person_id,
@@ -216,6 +251,7 @@ async def open_case(w: Workflow, person: KnownPerson) -> Case:
         opened_at=w.now,
     )
     w.session.add(case)
+    w.session.add(CaseMember(person_id=person.person_id, case_id=case.id, joined_at=w.now))
     await w.session.flush()
     await w.publish(
         events.CaseOpened(
@@ -228,6 +264,43 @@ async def open_case(w: Workflow, person: KnownPerson) -> Case:
     )
     await assign(w, case, chosen.id if chosen else None, chosen.team if chosen else None, assigned_by="routing")
     return case
+
+
+async def join_case(w: Workflow, case: Case, person: KnownPerson) -> None:
+    """A household member joins the household's case; an adult takes the lead where a child had it. Registration
+    needs no event: it knows the households, and a case's team reaches its household's members."""
+    w.session.add(CaseMember(person_id=person.person_id, case_id=case.id, joined_at=w.now))
+    lead = await w.session.get(KnownPerson, case.person_id)
+    if domain.takes_the_lead(_band(lead), _band(person)):
+        case.person_id = person.person_id
+    await w.session.flush()
+
+
+async def leave_case(w: Workflow, person_id: str) -> Case | None:
+    """The person leaves their case (moved away, erased, into another household). The household's case goes on for
+    the others, led by the first adult who stays; returns the case when nobody stays (the caller closes it)."""
+    case = await case_of(w.session, person_id)
+    if case is None:
+        return None
+    member = await w.session.get(CaseMember, person_id)
+    staying = [m for m in await members_of(w.session, case.id) if m.person_id != person_id]
+    if not staying:
+        return case  # the last member: the case stays theirs, closed by the caller
+    if member is not None:
+        await w.session.delete(member)
+    if case.person_id == person_id:
+        known = {p.person_id: p for p in await known_persons(w.session, [m.person_id for m in staying])}
+        lead = domain.next_lead([(m.person_id, _band(known.get(m.person_id))) for m in staying])
+        if lead is not None:
+            case.person_id = lead
+    await w.session.flush()
+    return None
+
+
+async def known_persons(session: AsyncSession, person_ids: list[str]) -> list[KnownPerson]:
+    if not person_ids:
+        return []
+    return list((await session.scalars(select(KnownPerson).where(KnownPerson.person_id.in_(person_ids)))).all())
 
 
 async def roster(session: AsyncSession) -> list[domain.Caseworker]:
@@ -264,12 +337,25 @@ async def assign(w: Workflow, case: Case, caseworker_id: str | None, team: str |
 
 
 async def close_case(w: Workflow, person_id: str, reason: domain.CaseCloseReason) -> Case | None:
-    """The person's case closed by what registration told (a move away, an erasure)."""
-    case = await w.session.scalar(select(Case).where(Case.person_id == person_id))
+    """What registration told (a move away, an erasure) takes the person out of their household's case; the case
+    closes when they were its last member. Returns the case when it closed."""
+    household_case = await case_of(w.session, person_id)
+    case = await leave_case(w, person_id)
     if case is None:
+        if household_case is not None:  # the others' case goes on; nobody is to contact this person any more
+            for referral in await open_referrals(w.session, household_case.id, person_id=person_id):
+                await act(w, referral, domain.ReferralAction.REVOKE)
         return None
     await close(w, case, reason, by=None)
     return case
+
+
+async def open_referrals(session: AsyncSession, case_id: str, *, person_id: str | None = None) -> list[Referral]:
+    terminal = [s.value for s in domain.TERMINAL]
+    query = select(Referral).where(Referral.case_id == case_id, Referral.status.not_in(terminal))
+    if person_id is not None:
+        query = query.where(Referral.person_id == person_id)
+    return list((await session.scalars(query)).all())
 
 
 def case_state(case: Case) -> domain.CaseState:
@@ -291,14 +377,7 @@ async def close(w: Workflow, case: Case, reason: domain.CaseCloseReason, *, by: 
             )
         )
         # Nobody is to be contacted any more: partners learn it by the revocation event.
-        open_referrals = (
-            await w.session.scalars(
-                select(Referral).where(
-                    Referral.case_id == case.id, Referral.status.not_in([s.value for s in domain.TERMINAL])
-                )
-            )
-        ).all()
-        for referral in open_referrals:
+        for referral in await open_referrals(w.session, case.id):
             await act(w, referral, domain.ReferralAction.REVOKE)
 
 
@@ -331,7 +410,12 @@ async def route(w: Workflow, person: KnownPerson) -> list[Referral]:
     if case.status != domain.CaseStatus.OPEN.value:
         return []
     version, rules = await active_rules(w.session)
-    existing = (await w.session.scalars(select(Referral).where(Referral.case_id == case.id))).all()
+    # Each member's own needs: a household's two adults may both need a language course.
+    existing = (
+        await w.session.scalars(
+            select(Referral).where(Referral.case_id == case.id, Referral.person_id == person.person_id)
+        )
+    ).all()
     covered = {r.service_type for r in existing if domain.ReferralStatus(r.status) not in domain.TERMINAL}
     created = []
     for proposal in domain.propose(rules, facts):

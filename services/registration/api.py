@@ -101,11 +101,18 @@ class PersonScope:
         """The same rule as a condition on ``Person``."""
         if self.everyone:
             return true()
-        return Person.id.in_(select(CaseTeam.person_id).where(self.cases()))
+        # The case's person, or a member of the household whose case it is (one case per household).
+        return Person.id.in_(select(CaseTeam.person_id).where(self.cases())) | Person.household_id.in_(
+            select(CaseTeam.household_id).where(self.cases(), CaseTeam.household_id.is_not(None))
+        )
 
     async def admits(self, session: AsyncSession, person_id: str) -> bool:
         if self.everyone:
             return True
+        found = await session.scalar(select(Person.id).where(Person.id == person_id, self.persons()).limit(1))
+        if found is not None:
+            return True
+        # A person whose row is gone (or not yet here) is reached by the case alone.
         found = await session.scalar(
             select(CaseTeam.case_id).where(CaseTeam.person_id == person_id, self.cases()).limit(1)
         )

@@ -30,7 +30,8 @@ async def _case(uow: UnitOfWork, case_id: str, person_id: str) -> CaseTeam:
 
 async def case_opened(uow: UnitOfWork, event: ReceivedEvent) -> None:
     model = referral_events.CaseOpened.model_validate(event.data)
-    await _case(uow, model.case_id, model.person_id)
+    row = await _case(uow, model.case_id, model.person_id)
+    row.household_id = model.household_id or None
 
 
 async def case_assigned(uow: UnitOfWork, event: ReceivedEvent) -> None:

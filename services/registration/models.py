@@ -112,13 +112,16 @@ class AccessLog(Base):
 
 class CaseTeam(Base):
     """Who works a person's case, as the referral service's case events tell it: the object-level rule for
-    caseworkers (a caseworker reaches a person only while the person's case is open in the caseworker's team).
+    caseworkers (a caseworker reaches a person only while the person's case is open in the caseworker's team). A
+    case is a household's: its team reaches the household's members, whom this service knows.
     Pseudonymous ids and a team name only."""
 
     __tablename__ = "case_teams"
 
     case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     person_id: Mapped[str] = mapped_column(String(64), index=True)
+    #: The household the case works (referral has one case per household): its team reaches every member.
+    household_id: Mapped[str | None] = mapped_column(String(64), index=True)
     team: Mapped[str | None] = mapped_column(String(64), index=True)
     caseworker_id: Mapped[str | None] = mapped_column(String(64))
     open: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -64,23 +64,36 @@ async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
             await shot(registrar, "03-register-errors")
             await accessible(registrar, "register with errors")
             fields = {
-                "given_names": "Amina", "family_name": "Haddad", "birth_date": "1991-03-14", "nationality": "SY",
-                "languages": "ar, en", "preferred_language": "ar", "street": "Schwaighofstraße", "house_number": "12",
+                "given_names": "Amina", "family_name": "Haddad", "birth_date": "1991-03-14",
+                "street": "Schwaighofstraße", "house_number": "12",
                 "postal_code": "86899", "district": "Schwaighofsiedlung", "email": "amina@example.org",
             }  # fmt: skip
+
+            async def named_choices() -> None:
+                """Countries and languages by name, not codes (issue 14)."""
+                await registrar.get_by_label("Staatsangehörigkeit").select_option(label="Syrien")
+                await registrar.get_by_role("checkbox", name="Arabisch").check()
+                await registrar.get_by_role("checkbox", name="Englisch").check()
+                await registrar.get_by_label("Bevorzugte Sprache").select_option(label="Arabisch")
+
             for name, value in fields.items():
                 await registrar.locator(f"#f-{name}").fill(value)
+            await named_choices()
             await registrar.get_by_label("Geschlecht").select_option("female")
             await registrar.get_by_label("Aufenthaltsstatus").select_option("recognised_refugee")
             await registrar.get_by_role("button", name="Anmelden und speichern").click()
             await registrar.wait_for_load_state()
             assert "Die Person ist angemeldet." in await registrar.get_by_role("status").inner_text()
             person = registrar.url.split("/ui/persons/")[1].split("?")[0]
+            kept = (await api.get(f"/api/v1/persons/{person}", headers=await stack.bearer(api, "registrar"))).json()
+            chosen = (sorted(kept["languages"]), kept["preferred_language"], kept["nationality"])
+            assert chosen == (["ar", "en"], "ar", "SY"), kept
             await shot(registrar, "04-registered")
             # The same person again: the duplicate warning with a "different person" confirmation.
             await registrar.goto(f"{stack.url}/ui/register")
             for name, value in fields.items():
                 await registrar.locator(f"#f-{name}").fill(value)
+            await named_choices()
             await registrar.get_by_role("button", name="Anmelden und speichern").click()
             await registrar.wait_for_load_state()
             assert await registrar.locator("#duplicate").is_visible()

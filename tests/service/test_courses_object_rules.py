@@ -453,3 +453,24 @@ async def test_a_course_admin_revokes_a_pass_of_their_learner_once(
     # The revoked pass is still the person's record: its page stays readable for the provider.
     page = await courses.get(f"{PASSES}/{issued['pass_id']}/page", headers=as_(VHS_ADMIN))
     assert page.status_code == 200
+
+
+async def test_a_household_cases_team_enrols_every_member_and_another_team_none(stack: Any) -> None:
+    """One case per household (issue 14): its team reaches the household's child in courses too, not only the
+    person whose events opened the case."""
+    courses, registration, _ = stack
+    family = ok(await registration.post("/api/v1/registrations", json=newcomer(household_members=[
+        {k: v for k, v in newcomer(birth_date="2012-04-04").items() if k not in ("address", "phone", "email")}
+    ])), 201)  # fmt: skip
+    child = family["household_members"][0]["person_id"]
+    # Both reached: only one of them is the person the case was opened with, the other is reached as a member.
+    await known_to(courses, child, LOTSE_NORD)
+    await known_to(courses, family["person_id"], LOTSE_NORD)
+    problem(await courses.get(f"/api/v1/learners/{child}/enrolments", headers=as_(LOTSE_SUED)), 404, "not-found")
+    course = ok(await courses.post("/api/v1/courses", json=course_body(capacity=5), headers=as_(VHS_ADMIN)), 201)
+    path = f"/api/v1/courses/{course['course_id']}/enrolments"
+    problem(await courses.post(path, json={"person_id": child}, headers=as_(LOTSE_SUED)), 404, "not-found")
+    enrolled = ok(await courses.post(path, json={"person_id": child}, headers=as_(LOTSE_NORD)), 201)
+    assert enrolled["person_id"] == child
+    listed = ok(await courses.get(path, headers=as_(LOTSE_NORD)))
+    assert [e["person_id"] for e in listed] == [child]

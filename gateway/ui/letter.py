@@ -1,0 +1,137 @@
+"""The newcomer's letter (issue 14): a printable page from the case page, in the person's language, with their
+information pack, their caseworker and their appointments (the sessions of the courses they are enrolled in, the
+answers partners owe on their referrals).
+
+Language: the person's preferred language where an information pack exists in it; else German and English, both
+in full. The letter's own few words come in every pack's language; with a pack in another language than German,
+each heading also says its German, so that the caseworker handing the letter over reads it too. The person's name
+and address are read from registration by the usual audited read (``GET persons/{id}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from gateway.ui import casework, households, learning
+from gateway.ui.kit import Kit
+from gateway.ui.words import more_words
+
+#: The letter's words in every language an information pack exists in.
+LETTER_WORDS: dict[str, dict[str, str]] = {
+    "de": {"caseworker": "Ihre Integrationslotsin oder Ihr Integrationslotse", "appointments": "Ihre Termine",
+           "none": "Zurzeit keine Termine.", "answer_due": "Antwort von {partner} bis",
+           "info": "Informationen für Sie", "case_number": "Fallnummer"},
+    "en": {"caseworker": "Your integration navigator", "appointments": "Your appointments",
+           "none": "No appointments at the moment.", "answer_due": "Answer from {partner} by",
+           "info": "Information for you", "case_number": "Case number"},
+    "ar": {"caseworker": "مرشد الاندماج الخاص بكم", "appointments": "مواعيدكم",
+           "none": "لا توجد مواعيد حاليًا.", "answer_due": "الرد من {partner} حتى",
+           "info": "معلومات لكم", "case_number": "رقم الملف"},
+    "fa": {"caseworker": "راهنمای ادغام شما", "appointments": "قرارهای شما",
+           "none": "در حال حاضر قراری وجود ندارد.", "answer_due": "پاسخ از {partner} تا",
+           "info": "اطلاعات برای شما", "case_number": "شماره پرونده"},
+    "ro": {"caseworker": "Consilierul dumneavoastră de integrare", "appointments": "Programările dumneavoastră",
+           "none": "Momentan nu există programări.", "answer_due": "Răspuns de la {partner} până la",
+           "info": "Informații pentru dumneavoastră", "case_number": "Număr dosar"},
+    "ru": {"caseworker": "Ваш консультант по интеграции", "appointments": "Ваши встречи и занятия",
+           "none": "Сейчас встреч нет.", "answer_due": "Ответ от {partner} до",
+           "info": "Информация для вас", "case_number": "Номер дела"},
+    # Turkish writes the dotless i (U+0131) on purpose.
+    "tr": {"caseworker": "Entegrasyon rehberiniz", "appointments": "Randevularınız",  # noqa: RUF001
+           "none": "Şu anda randevu yok.", "answer_due": "{partner} kurumunun yanıtı en geç",  # noqa: RUF001
+           "info": "Sizin için bilgiler", "case_number": "Dosya numarası"},  # noqa: RUF001
+    "uk": {"caseworker": "Ваш консультант з інтеграції", "appointments": "Ваші зустрічі та заняття",
+           "none": "Зараз зустрічей немає.", "answer_due": "Відповідь від {partner} до",
+           "info": "Інформація для вас", "case_number": "Номер справи"},
+}  # fmt: skip
+
+more_words({
+    "de": {"lt_letter": "Brief für die Person", "lt_print_hint": "Zum Drucken: Strg+P (Mac: ⌘+P).",
+           "lt_back": "Zurück zum Fall", "lt_languages": "Sprachen des Briefs",
+           "lt_show": "Brief mit Informationen und Terminen (zum Drucken)"},
+    "en": {"lt_letter": "Letter for the person", "lt_print_hint": "To print: Ctrl+P (Mac: ⌘+P).",
+           "lt_back": "Back to the case", "lt_languages": "Languages of the letter",
+           "lt_show": "Letter with information and appointments (to print)"},
+})  # fmt: skip
+
+
+def letter_languages(preferred: str | None, available: set[str]) -> list[str]:
+    """The pack in the person's language where there is one, else German and English."""
+    base = (preferred or "").split("-")[0].lower()
+    return [base] if base in available else ["de", "en"]
+
+
+def appointments(
+    enrolments: list[dict[str, Any]],
+    courses: dict[str, dict[str, Any]],
+    referrals: list[dict[str, Any]],
+    partner_names: dict[str, str],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """What is coming, in time order: each session of an enrolled course from now on, and each answer a partner
+    owes on a sent referral."""
+    found: list[dict[str, Any]] = []
+    for enrolment in enrolments:
+        course = courses.get(enrolment["course_id"])
+        if enrolment["status"] != "enrolled" or course is None:
+            continue
+        for session in course.get("sessions", []):
+            starts = learning.local(session["starts_at"])
+            if starts is None or starts < now:
+                continue
+            ends = learning.local(session["ends_at"])
+            found.append({"at": starts, "kind": "session", "title": course["title"],
+                          "until": ends.strftime("%H:%M") if ends else "",
+                          "place": session.get("place") or course.get("location") or ""})  # fmt: skip
+    for referral in referrals:
+        due = learning.local(referral.get("response_due_at"))
+        if referral["status"] != "sent" or due is None:
+            continue
+        partner = partner_names.get(referral.get("partner_id") or "", referral.get("partner_id") or "")
+        found.append({"at": due, "kind": "answer", "partner": partner, "service_type": referral["service_type"]})
+    return sorted(found, key=lambda a: a["at"])
+
+
+def add_routes(router: APIRouter, ui: Kit) -> None:
+    @router.get("/cases/{case_id}/letter", response_class=HTMLResponse)
+    async def letter(case_id: str, request: Request) -> Response:
+        user = await ui.signed_in(request)
+        if isinstance(user, Response):
+            return user
+        case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
+        if not case.ok:
+            return ui.trouble(request, user, case)
+        member = households.chosen_member(case.body, request.query_params.get("member"))
+        person, packs, enrolments, workers, directory = await asyncio.gather(
+            ui.call(request, user, "GET", f"persons/{quote(member)}"),  # the audited read of name and address
+            ui.call(request, None, "GET", "info-packs"),
+            ui.call(request, user, "GET", f"learners/{quote(member)}/enrolments"),
+            casework.caseworker_names(ui, request, user),
+            ui.call(request, None, "GET", "partners", params={"page_size": 100}),
+        )
+        if not person.ok:
+            return ui.trouble(request, user, person)
+        available = {p["lang"] for p in packs.body} if packs.ok and isinstance(packs.body, list) else {"de", "en"}
+        langs = letter_languages(person.body.get("preferred_language"), available)
+        chosen = await asyncio.gather(*(ui.call(request, None, "GET", f"info-packs/{lang}") for lang in langs))
+        listed = enrolments.body if enrolments.ok and isinstance(enrolments.body, list) else []
+        course_ids = sorted({e["course_id"] for e in listed if e["status"] == "enrolled"})
+        replies = await asyncio.gather(*(ui.call(request, user, "GET", f"courses/{quote(c)}") for c in course_ids))
+        courses = {c: r.body for c, r in zip(course_ids, replies, strict=True) if r.ok and isinstance(r.body, dict)}
+        partner_names = {p["partner_id"]: p["name"] for p in directory.items()}
+        mine = [r for r in case.body.get("referrals", []) if r.get("person_id") == member]
+        now = datetime.now(learning.LOCAL_TIME)
+        worker = workers.get(case.body.get("caseworker_id") or "", {})
+        return ui.render(
+            request, "letter.html", user=user, case=case.body, person=person.body, member=member,
+            packs=[p.body for p in chosen if p.ok and isinstance(p.body, dict)],
+            words={lang: LETTER_WORDS.get(lang, LETTER_WORDS["en"]) for lang in langs}, german=LETTER_WORDS["de"],
+            appointments=appointments(listed, courses, mine, partner_names, now), caseworker=worker,
+            today=now.strftime("%d.%m.%Y"),
+        )  # fmt: skip
