@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test faults lint contracts bench install clean
+.PHONY: run test faults lint contracts bench bench-gateway install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=/path/to/python3.11")'
@@ -36,6 +36,9 @@ lint: $(STAMP)
 	$(PY) -m contracts.schemagen --check
 
 bench: $(STAMP)
+	$(PY) -m bench.pipeline
+
+bench-gateway: $(STAMP)
 	$(PY) bench/run.py
 
 contracts: $(STAMP)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from time import monotonic
 from typing import Any, Literal
 
@@ -114,6 +114,8 @@ class EventConsumer:
         self.handlers = dict(handlers)
         self.topics = topics
         self.retry_delay = retry_delay
+        #: Whether fetched records are handled in batches (PostgreSQL, see _handle_batch); None until first asked.
+        self._batching: bool | None = None
         self.handled_total = 0
         self.dead_lettered_total = 0
         #: Where dead letters are kept (:mod:`chassis.deadletters`); without it, only in ``<topic>.dlq``.
@@ -219,9 +221,8 @@ class EventConsumer:
                 for partition, records in batches.items():
                     done: int | None = None
                     try:
-                        for record in records:
-                            await self._process(record)
-                            done = record.offset + 1
+                        async for offset in self._process_records(records):
+                            done = offset + 1
                     finally:
                         if done is not None:
                             await self._commit(consumer, {partition: done})
@@ -312,7 +313,90 @@ class EventConsumer:
                 except Exception:
                     log.warning("kafka client did not stop cleanly", exc_info=True)
 
-    async def _process(self, record: ConsumerRecord[Any, Any]) -> None:
+    async def _process_records(self, records: list[ConsumerRecord[Any, Any]]) -> AsyncIterator[int]:
+        """Handle a partition's fetched records in order, yielding the offset of each one done.
+
+        Runs of records go through :meth:`_handle_batch` (one transaction each); the record a run stops at (its
+        handler failed, or it is not a valid event) goes the per-record way of :meth:`_process`, with its retries,
+        waits for the infrastructure and dead letter, before the next run: a record never overtakes an earlier one.
+        """
+        index = 0
+        while index < len(records):
+            settled, failed = await self._handle_batch(records[index : index + self.settings.kafka_consumer_batch_size])
+            for record in records[index : index + settled]:
+                yield record.offset
+            index += settled
+            if index < len(records):
+                await self._process(records[index], failed)
+                yield records[index].offset
+                index += 1
+
+    async def _handle_batch(self, records: list[ConsumerRecord[Any, Any]]) -> tuple[int, Exception | None]:
+        """Handle the leading records in one transaction; returns how many of them are settled (handled, seen before
+        or of no interest), their effects and inbox rows committed together, and how the next one's handler failed
+        (None if it was not tried).
+
+        One inbox query for all of them and one insert; each handler in a savepoint, so that a failing one is undone
+        alone and the batch stops before it (it is then handled on its own). On SQLite, or with a batch size of 1,
+        nothing is batched (returns 0, None): one writer at a time anyway, and a handler's in-process lock would be held
+        across the batch (``services/courses/workflow.py``'s seat lock).
+        """
+        if len(records) < 2 or self._batching is False:
+            return 0, None
+        events: list[ReceivedEvent] = []
+        for record in records:
+            try:
+                event = parse_record(topic=record.topic, partition=record.partition, offset=record.offset,
+                                     key=record.key, value=record.value, headers=list(record.headers))  # fmt: skip
+            except InvalidEvent:
+                break  # the dead letter is written by _process
+            events.append(event)
+        if not events:
+            return 0, None
+        inbox = self.inbox
+        rows: list[dict[str, Any]] = []
+        settled = 0
+        failed: Exception | None = None
+        try:
+            async with self.unit_of_work() as uow:
+                session = uow.session
+                if self._batching is None:
+                    self._batching = session.get_bind().dialect.name == "postgresql"
+                if not self._batching:
+                    return 0, None
+                ids = [event.id for event in events]
+                seen = set(await session.scalars(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids))))
+                for event in events:
+                    handler = self.handlers.get(event.type)
+                    if handler is not None and event.id not in seen:
+                        parent = propagate.extract({"traceparent": event.header("traceparent") or ""})
+                        with tracer.start_as_current_span(
+                            f"handle {event.type}", context=parent, kind=trace.SpanKind.CONSUMER
+                        ):
+                            try:
+                                async with session.begin_nested():
+                                    await handler(uow, event)
+                            except Exception as exc:  # noqa: BLE001 - undone to its savepoint; _process sorts it out
+                                failed = exc
+                                break
+                        seen.add(event.id)  # the same event twice in a batch: one effect
+                        rows.append({"event_id": event.id, "event_type": event.type, "handled_at": utcnow()})
+                    settled += 1
+                if rows:
+                    await session.execute(inbox.insert(), rows)
+                await uow.commit()
+        except Exception as exc:  # noqa: BLE001 - e.g. the database went away: nothing committed, _process waits for it
+            # Only the type: a database error's text can hold the statement's parameters (personal data).
+            log.info("batch of %d events not committed (%s); one by one", len(events), type(exc).__name__)
+            return 0, None
+        self.handled_total += len(rows)
+        if rows:
+            self._flowing()
+        return settled, failed
+
+    async def _process(self, record: ConsumerRecord[Any, Any], failed: Exception | None = None) -> None:
+        """Handle one record in a transaction of its own; ``failed`` is how its try in a batch failed (a first
+        attempt, counted as one)."""
         try:
             event = parse_record(
                 topic=record.topic,
@@ -332,13 +416,16 @@ class EventConsumer:
         attempts = 0  # failures with the infrastructure answering: the event's own
         backoff = self.retry_delay
         while True:
-            with tracer.start_as_current_span(f"handle {event.type}", context=parent, kind=trace.SpanKind.CONSUMER):
-                try:
-                    await self._handle_once(handler, event)
-                    self._flowing()
-                    return
-                except Exception as exc:  # noqa: BLE001 - sorted below: infrastructure, or the event's own failure
-                    failure = exc
+            if failed is not None:
+                failure, failed = failed, None
+            else:
+                with tracer.start_as_current_span(f"handle {event.type}", context=parent, kind=trace.SpanKind.CONSUMER):
+                    try:
+                        await self._handle_once(handler, event)
+                        self._flowing()
+                        return
+                    except Exception as exc:  # noqa: BLE001 - sorted below: infrastructure, or the event's own failure
+                        failure = exc
             if is_transient(failure) or not await self._database_answers():
                 # Only the type: a database error's text can hold the statement's parameters (personal data).
                 self.infrastructure_failures_total += 1

@@ -87,6 +87,9 @@ class ServiceSettings(BaseSettings):
     kafka_topic_partitions: int = Field(3, validation_alias=_unprefixed("KAFKA_TOPIC_PARTITIONS"))
     kafka_topic_replicas: int = Field(1, validation_alias=_unprefixed("KAFKA_TOPIC_REPLICAS"))
     kafka_consumer_max_retries: int = 3
+    #: At most this many fetched records of a partition are handled in one transaction (PostgreSQL; a savepoint
+    #: each); 1 handles every record in a transaction of its own, as on SQLite.
+    kafka_consumer_batch_size: int = Field(100, ge=1)
     #: Defaults to the service name; one group per service, however many replicas.
     kafka_consumer_group: str | None = None
     #: A dead consumer's partitions move on after this. The embedded broker holds a joining member for half of
