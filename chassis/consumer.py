@@ -355,6 +355,7 @@ class EventConsumer:
             return 0, None
         inbox = self.inbox
         rows: list[dict[str, Any]] = []
+        topics: list[str] = []
         settled = 0
         failed: Exception | None = None
         try:
@@ -381,6 +382,7 @@ class EventConsumer:
                                 break
                         seen.add(event.id)  # the same event twice in a batch: one effect
                         rows.append({"event_id": event.id, "event_type": event.type, "handled_at": utcnow()})
+                        topics.append(event.topic)
                     settled += 1
                 if rows:
                     await session.execute(inbox.insert(), rows)
@@ -390,6 +392,7 @@ class EventConsumer:
             log.info("batch of %d events not committed (%s); one by one", len(events), type(exc).__name__)
             return 0, None
         self.handled_total += len(rows)
+        self.handled_by_topic.update(topics)
         if rows:
             self._flowing()
         return settled, failed
