@@ -301,6 +301,27 @@ def form_errors(reply: Reply, lang: str, words: dict[str, str], fields: dict[str
     return errors
 
 
+async def signed_in_partner(ui: Kit, request: Request) -> tuple[Identity, str] | Response:
+    """The signed-in user and their partner organisation; 403 for a user of no partner."""
+    user = await ui.signed_in(request)
+    if isinstance(user, Response):
+        return user
+    if not user.partner_id:
+        return ui.refused(request, user, "portal_no_partner", 403)
+    return user, user.partner_id
+
+
+async def posted_by_partner(ui: Kit, request: Request) -> tuple[Identity, str, dict[str, str]] | Response:
+    """A form posted by a partner organisation's user (checked as ``ui.posted`` does), with their partner id."""
+    posted = await ui.posted(request)
+    if isinstance(posted, Response):
+        return posted
+    user, form = posted
+    if not user.partner_id:
+        return ui.refused(request, user, "portal_no_partner", 403)
+    return user, user.partner_id, form
+
+
 def add_routes(router: APIRouter, ui: Kit) -> None:
     def page(request: Request, template: str, user: Identity, status: int = 200, **context: Any) -> HTMLResponse:
         """A portal page; its own notice and error (from the codes an action redirected with) replace base.html's."""
@@ -329,21 +350,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         return response
 
     async def partner_user(request: Request) -> tuple[Identity, str] | Response:
-        user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
-        if not user.partner_id:
-            return ui.refused(request, user, "portal_no_partner", 403)
-        return user, user.partner_id
+        return await signed_in_partner(ui, request)
 
     async def partner_form(request: Request) -> tuple[Identity, str, dict[str, str]] | Response:
-        posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
-        user, form = posted
-        if not user.partner_id:
-            return ui.refused(request, user, "portal_no_partner", 403)
-        return user, user.partner_id, form
+        return await posted_by_partner(ui, request)
 
     def after(target: str, reply: Reply, notice: str) -> RedirectResponse:
         return ui.back(target, notice=notice) if reply.ok else ui.back(target, error=outcome(reply))

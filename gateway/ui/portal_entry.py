@@ -30,6 +30,7 @@ from gateway.ui.admin_directory import (
     whole_number,
 )
 from gateway.ui.kit import Kit
+from gateway.ui.portal import posted_by_partner, signed_in_partner
 from gateway.ui.words import more_words
 
 log = logging.getLogger(__name__)
@@ -58,21 +59,10 @@ more_words({
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
     async def keeper(request: Request) -> tuple[Identity, str] | Response:
-        user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
-        if not user.partner_id:
-            return ui.refused(request, user, "portal_no_partner", 403)
-        return user, user.partner_id
+        return await signed_in_partner(ui, request)
 
     async def keeper_form(request: Request) -> tuple[Identity, str, dict[str, str]] | Response:
-        posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
-        user, form = posted
-        if not user.partner_id:
-            return ui.refused(request, user, "portal_no_partner", 403)
-        return user, user.partner_id, form
+        return await posted_by_partner(ui, request)
 
     async def entry_page(request: Request, user: Identity, partner_id: str, status: int = 200, *,
                          values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
