@@ -4,14 +4,51 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+import certifi
 import httptools
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chassis.errors import problem_response
+
+#: What to do when a server's certificate is not trusted (the message of the log line that says so).
+UNTRUSTED_CERTIFICATE_HINT = (
+    "if the city's own CA issued that certificate, give the CA's certificate (PEM) in HTTP_SSL_CAFILE "
+    "(deploy/README.md, section 14)"
+)
+
+
+@functools.lru_cache(maxsize=4)
+def tls_context(extra_cafile: str | None) -> ssl.SSLContext:
+    """What every outbound HTTPS client of the platform trusts: the public CAs httpx trusts by default (certifi),
+    plus the CA of ``HTTP_SSL_CAFILE`` when set (the city's own, which issued its Keycloak's certificate). Host
+    names are verified either way. Kept per file: loading the public CAs costs milliseconds, too much per call."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if extra_cafile:
+        context.load_verify_locations(cafile=extra_cafile)
+    return context
+
+
+def untrusted_certificate(exc: BaseException) -> bool:
+    """Whether a failed connection (httpx's, urllib's inside PyJWT) failed on the server's certificate."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return True
+        reason = getattr(current, "reason", None)  # urllib's URLError keeps the ssl error here
+        if isinstance(reason, BaseException) and id(reason) not in seen:
+            current = reason
+            continue
+        current = current.__cause__ or current.__context__
+    return False
+
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import ssl
 from collections import Counter
 from typing import ClassVar, Literal
 
@@ -21,6 +22,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chassis import identity
+from chassis.http import tls_context
 
 #: Placeholder secrets that may only ever be used in development.
 DEVELOPMENT_SECRET = "development-only-this-is-not-a-secret"  # noqa: S105 - a marker, refused in production
@@ -116,6 +118,11 @@ class ServiceSettings(BaseSettings):
     #: How long published outbox rows are kept, to publish them again when a broker lost them; none: as long as
     #: the database (the embedded broker keeps nothing across a restart). The manifests set 168 (Apache Kafka).
     outbox_retention_hours: float | None = Field(None, validation_alias=_unprefixed("OUTBOX_RETENTION_HOURS"))
+
+    #: A CA the platform's outbound HTTPS clients trust beside the public ones (PEM, one or more certificates): the
+    #: city's own CA, when it issued the certificate of its Keycloak (the gateway's discovery, keys and token
+    #: exchange) or of a partner's webhook receiver. Named like KAFKA_SSL_CAFILE; unset: the public CAs only.
+    http_ssl_cafile: str | None = Field(None, validation_alias=_unprefixed("HTTP_SSL_CAFILE"))
 
     otel_exporter: Literal["none", "console", "otlp"] = Field("none", validation_alias=_unprefixed("OTEL_EXPORTER"))
     log_level: str = Field("INFO", validation_alias=_unprefixed("LOG_LEVEL"))
@@ -229,6 +236,25 @@ class ServiceSettings(BaseSettings):
                     "events would cross the network unencrypted and unauthenticated; set KAFKA_SECURITY_PROTOCOL=SSL "
                     "(deploy/README.md, section 4), or KAFKA_ALLOW_PLAINTEXT=true if that network is trusted"
                 )
+        return self
+
+    def http_verify(self) -> ssl.SSLContext:
+        """``verify=`` for every httpx client this process builds (and PyJWT's key fetch): see HTTP_SSL_CAFILE."""
+        return tls_context(self.http_ssl_cafile)
+
+    @model_validator(mode="after")
+    def _check_http_cafile(self) -> ServiceSettings:
+        if self.http_ssl_cafile is None:
+            return self
+        try:
+            tls_context(self.http_ssl_cafile)
+        except (OSError, ssl.SSLError) as exc:
+            # Refused at start, not at the first sign-in: a mounted ConfigMap with the wrong key is found at once.
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise ValueError(
+                f"HTTP_SSL_CAFILE={self.http_ssl_cafile} is not a readable file of PEM certificates ({reason}); "
+                "mount the city's CA certificate there (deploy/README.md, section 14) or unset it"
+            ) from None
         return self
 
     @model_validator(mode="after")

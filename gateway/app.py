@@ -235,6 +235,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=2.0),
             limits=limits,
+            verify=settings.http_verify(),  # the identity provider's https: public CAs and HTTP_SSL_CAFILE
             # The services (plain http) through our lean pool: httpcore's cost most of the gateway's CPU per
             # forwarded request under load. https (an identity provider) keeps httpx's own transport.
             mounts={
@@ -260,6 +261,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 audience=settings.oidc_audience,
                 algorithms=settings.oidc_algorithms if settings.oidc_issuer else ["EdDSA"],
                 jwks_url=settings.oidc_jwks_url,
+                ssl_context=settings.http_verify(),
                 local_keys=issuer.verifier_keys() if issuer else None,
             )
             app.state.oidc = None

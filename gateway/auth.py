@@ -11,7 +11,9 @@ import hashlib
 import json
 import os
 import re
+import logging
 import secrets
+import ssl
 import tempfile
 import time
 import uuid
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import OKPAlgorithm
 
+from chassis.http import UNTRUSTED_CERTIFICATE_HINT, untrusted_certificate
 from chassis.identity import Identity
 
 ROLES = ("registrar", "caseworker", "course_admin", "partner", "analyst", "privacy_officer", "admin")
@@ -41,6 +44,7 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Unauthenticated(Exception):
@@ -91,12 +95,15 @@ class TokenVerifier:
     """One check for both paths: signature from the issuer's keys, issuer, audience, expiry, algorithm."""
 
     def __init__(self, *, issuer: str, audience: str, algorithms: list[str], jwks_url: str | None = None,
-                 local_keys: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 local_keys: dict[str, Any] | None = None, ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
         self.issuer = issuer
         self.audience = audience
         self.algorithms = algorithms  # never "none": only what is listed is accepted
         self.local_keys = local_keys or {}
-        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
+        self.jwks_url = jwks_url
+        self.jwks = (
+            jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, ssl_context=ssl_context) if jwks_url else None
+        )
         #: sha256 of a verified token -> its claims, identity, whether the embedded issuer signed it, and until when
         #: the verification stands (at most _VERIFIED_SECONDS; the JWKS above is kept five minutes anyway).
         self._verified: dict[bytes, tuple[dict[str, Any], Identity, bool, float]] = {}
@@ -160,6 +167,14 @@ class TokenVerifier:
                 raise Unauthenticated(f"token refused: typ {str(claims.get('typ'))[:20]!r} is not an access token")
         except jwt.ExpiredSignatureError as exc:  # PyJWT checks the signature before the times
             raise Expired("token refused: ExpiredSignatureError") from exc
+        except jwt.PyJWKClientConnectionError as exc:
+            # Not the caller's fault: every token is refused until the keys can be fetched. Say why, once a fetch.
+            if untrusted_certificate(exc):
+                log.error("JWKS at %s: the server's certificate is not trusted; %s", self.jwks_url,
+                          UNTRUSTED_CERTIFICATE_HINT)  # fmt: skip
+            else:
+                log.warning("JWKS at %s unreachable: %s", self.jwks_url, exc)
+            raise Unauthenticated(f"token refused: {type(exc).__name__}") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"token refused: {type(exc).__name__}") from exc
         local = self.local_keys if isinstance(self.local_keys, LocalKeys) else None

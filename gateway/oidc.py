@@ -28,6 +28,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from chassis.http import UNTRUSTED_CERTIFICATE_HINT, untrusted_certificate
 from chassis.identity import Identity
 from gateway.auth import TokenVerifier, Unauthenticated
 
@@ -50,10 +51,12 @@ DISCOVERY_SECONDS = 3600
 class SignInFailed(Exception):
     """A sign-in that cannot finish. ``reason`` is for the log: it never holds a token, code or secret."""
 
-    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+    def __init__(self, reason: str, *, unreachable: bool = False, untrusted: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.unreachable = unreachable
+        #: The provider cannot be reached; ``untrusted``: it can, but its certificate is not trusted (a setting).
+        self.unreachable = unreachable or untrusted
+        self.untrusted = untrusted
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ class RelyingParty:
         try:
             reply = await client.get(url, timeout=5)
         except httpx.HTTPError as exc:
+            if untrusted_certificate(exc):
+                raise SignInFailed(f"discovery at {url}: the server's certificate is not trusted; "
+                                   f"{UNTRUSTED_CERTIFICATE_HINT}", untrusted=True) from exc  # fmt: skip
             raise SignInFailed(f"discovery at {url} failed: {type(exc).__name__}", unreachable=True) from exc
         try:
             document = reply.json() if reply.status_code == 200 else None
@@ -259,6 +265,9 @@ class RelyingParty:
             reply = await client.post(provider.token_endpoint, data=form, auth=auth or httpx.USE_CLIENT_DEFAULT,
                                       timeout=10, headers={"accept": "application/json"})  # fmt: skip
         except httpx.HTTPError as exc:
+            if untrusted_certificate(exc):
+                raise SignInFailed(f"token endpoint {provider.token_endpoint}: the server's certificate is not "
+                                   f"trusted; {UNTRUSTED_CERTIFICATE_HINT}", untrusted=True) from exc  # fmt: skip
             raise SignInFailed(f"token endpoint unreachable: {type(exc).__name__}", unreachable=True) from exc
         try:
             body = reply.json()

@@ -45,6 +45,9 @@ more_words({
         "bleibt der Fehler, wenden Sie sich an die IT der Stadt.",
         "public_oidc_unreachable": "Der Anmeldedienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich "
         "noch einmal.",
+        "public_oidc_untrusted": "Die Verbindung zum Anmeldedienst ist nicht vertrauenswürdig: sein Zertifikat wird "
+        "nicht anerkannt. Bitte wenden Sie sich an die IT der Stadt; das Protokoll des Gateways nennt die "
+        "nötige Einstellung.",
         "public_signed_out": "Abgemeldet",
         "public_signed_out_text": "Sie sind von der Plattform abgemeldet.",
         "public_provider_sign_out_hint": "An einem gemeinsam genutzten Rechner beenden Sie bitte auch Ihre Sitzung "
@@ -73,6 +76,8 @@ more_words({
         "public_oidc_failed": "Signing in at the identity provider failed. Please try again; if it keeps failing, "
         "contact the city's IT.",
         "public_oidc_unreachable": "The identity provider cannot be reached right now. Please try again shortly.",
+        "public_oidc_untrusted": "The connection to the identity provider is not trusted: its certificate is not "
+        "recognised. Please contact the city's IT; the gateway's log names the setting it needs.",
         "public_signed_out": "Signed out",
         "public_signed_out_text": "You are signed out of the platform.",
         "public_provider_sign_out_hint": "On a shared computer, please end your {provider} session too.",
@@ -171,6 +176,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             url = await oidc.authorization_url(request.app.state.client, attempt)
         except SignInFailed as exc:
             log.warning("UI sign-in: %s", exc.reason)
+            if exc.untrusted:  # not a passing outage: a setting is missing, which the log line names
+                return sign_in_page_for(request, 502, error_key="public_oidc_untrusted")
             return sign_in_page_for(request, 503, error_key="public_oidc_unreachable")
         response = RedirectResponse(url, status_code=303)
         # SameSite=Lax: the provider's redirect back is a top-level GET, which still carries it.
@@ -200,7 +207,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             except SignInFailed as exc:
                 log.warning("UI sign-in failed: %s", exc.reason)
                 key = "public_oidc_unreachable" if exc.unreachable else "public_oidc_failed"
-                response = sign_in_page_for(request, 503 if exc.unreachable else 502, next_path=attempt.next,
+                key = "public_oidc_untrusted" if exc.untrusted else key
+                status = 503 if exc.unreachable and not exc.untrusted else 502
+                response = sign_in_page_for(request, status, next_path=attempt.next,
                                             error_key=key)  # fmt: skip
             else:
                 response = RedirectResponse(safe_next(request, attempt.next), status_code=303)

@@ -128,6 +128,7 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
             timeout_seconds=settings.webhook_timeout_seconds,
             poll_seconds=settings.webhook_poll_seconds,
             claim_seconds=settings.webhook_claim_seconds,
+            verify=settings.http_verify(),
         )
         runtime.extras["deliverer"] = deliverer
         if runtime.metrics is not None:

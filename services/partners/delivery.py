@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import logging
 import socket
+import ssl
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -86,6 +87,7 @@ class Deliverer:
         claim_seconds: float,
         batch_size: int = 50,
         concurrency: int = 20,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.session_factory = session_factory
         self.clock = clock
@@ -104,6 +106,7 @@ class Deliverer:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             headers={"user-agent": "landsberg-integration-webhooks/1"},
+            verify=verify,  # the public CAs, and the city's (HTTP_SSL_CAFILE) for a receiver of its own
         )
         self.delivered_total = 0
         self.failed_attempts_total = 0
