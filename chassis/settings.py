@@ -244,7 +244,8 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_http_cafile(self) -> ServiceSettings:
-        if self.http_ssl_cafile is None:
+        if not self.http_ssl_cafile:
+            self.http_ssl_cafile = None  # set but empty: the public CAs only, as unset
             return self
         try:
             tls_context(self.http_ssl_cafile)

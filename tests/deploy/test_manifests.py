@@ -462,6 +462,7 @@ FORMATS = {
     "operator",
     "kafka-ca",
     "kafka-user",
+    "ca-cert",
 }
 
 
@@ -478,6 +479,8 @@ def test_every_required_secret_says_how_its_values_are_made() -> None:
             assert entry["createdBy"] == "hand", entry["name"]
         if entry["format"] in ("kafka-ca", "kafka-user"):
             assert entry["createdBy"] == "Strimzi" and "ca.crt" in entry["keys"], entry["name"]
+        if entry["format"] == "ca-cert":
+            assert entry["keys"] == ["ca.crt"] and entry["createdBy"] == "hand", entry["name"]
 
 
 def container_environment(

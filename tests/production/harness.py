@@ -80,6 +80,12 @@ DEVIATIONS: dict[str, tuple[str, str, str]] = {
         '["10.244.0.0/16"]', '["127.0.0.1"]',
         "the ingress (the test's client, see Ingress) reaches the gateway from this machine, not from the pod network",
     ),
+    "HTTP_SSL_CAFILE": (
+        "/etc/landsberg/city-ca/ca.crt", "",
+        "the city's CA is the city's own (the Secret city-ca, not made here) and the test's identity provider and "
+        "webhook receiver speak plain http; trusting a private CA is a real TLS handshake in "
+        "tests/service/test_city_ca.py",
+    ),
     "PARTNERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": (
         "false", "true",
         "the partner's webhook receiver in this test listens on 127.0.0.1 over plain http, which production "
