@@ -34,7 +34,7 @@ import binascii
 import hashlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,16 @@ def public_key(value: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw_key(value))
 
 
+def key_values(value: str) -> list[str]:
+    """The keys of a setting that may hold several, comma-separated: the current first, then the previous ones a
+    key rotation still honours (deploy/README.md, section 12). Base64 has no commas."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def public_keys(value: str) -> list[Ed25519PublicKey]:
+    return [public_key(part) for part in key_values(value)]
+
+
 def encode_private(key: Ed25519PrivateKey) -> str:
     return base64.b64encode(key.private_bytes_raw()).decode()
 
@@ -141,8 +151,9 @@ def service_token(key: Ed25519PrivateKey, service: str, audience: str, now: floa
     return sign(service_identity(service), key, audience=audience, issuer=service, now=now)
 
 
-def verify(token: str, *, audience: str, trusted: Mapping[str, Ed25519PublicKey]) -> Identity:
-    """The identity in a token for ``audience`` signed by a trusted issuer.
+def verify(token: str, *, audience: str, trusted: Mapping[str, Sequence[Ed25519PublicKey]]) -> Identity:
+    """The identity in a token for ``audience`` signed by a trusted issuer, with any of that issuer's keys (the
+    current one and, while a rotation is under way, the previous ones).
 
     Raises ``jwt.InvalidTokenError`` for an unknown issuer, another issuer's key, another audience, an
     expired or malformed token, or any algorithm but EdDSA. A token from a service (any issuer but the
@@ -152,10 +163,7 @@ def verify(token: str, *, audience: str, trusted: Mapping[str, Ed25519PublicKey]
     issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
     if not isinstance(issuer, str) or issuer not in trusted:
         raise jwt.InvalidIssuerError("the token's issuer is not trusted here")
-    claims = jwt.decode(
-        token, trusted[issuer], algorithms=[ALGORITHM], audience=audience, issuer=issuer, leeway=LEEWAY_SECONDS,
-        options={"require": ["iss", "aud", "sub", "exp", "iat", "jti"], "verify_aud": True},
-    )  # fmt: skip
+    claims = _decode(token, trusted[issuer], audience=audience, issuer=issuer)
     if issuer != GATEWAY:
         return service_identity(issuer)
     kind = str(claims.get("kind", "user"))
@@ -169,6 +177,27 @@ def verify(token: str, *, audience: str, trusted: Mapping[str, Ed25519PublicKey]
         kind=kind,
         scopes=frozenset(claims.get("scopes") or ()),
     )
+
+
+def _decode(token: str, keys: Sequence[Ed25519PublicKey], *, audience: str, issuer: str) -> dict[str, Any]:
+    """The claims, checked with the first key whose signature matches. The signature is checked before the claims,
+    so a token of another key fails here on it alone and the next key is tried; one key: one check, as before."""
+    if not keys:
+        raise jwt.InvalidSignatureError("no key for this issuer")
+    for key in keys[:-1]:
+        try:
+            return _decode_with(token, key, audience=audience, issuer=issuer)
+        except jwt.InvalidSignatureError:
+            continue
+    return _decode_with(token, keys[-1], audience=audience, issuer=issuer)
+
+
+def _decode_with(token: str, key: Ed25519PublicKey, *, audience: str, issuer: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(
+        token, key, algorithms=[ALGORITHM], audience=audience, issuer=issuer, leeway=LEEWAY_SECONDS,
+        options={"require": ["iss", "aud", "sub", "exp", "iat", "jti"], "verify_aud": True},
+    )  # fmt: skip
+    return claims
 
 
 def plain_headers(identity: Identity) -> list[tuple[bytes, bytes]]:
@@ -212,10 +241,11 @@ class Signer:
 class InternalIdentity:
     """Service middleware: trust the plain identity headers only as the signed token says."""
 
-    def __init__(self, app: ASGIApp, *, audience: str, trusted: Mapping[str, Ed25519PublicKey], required: bool) -> None:
+    def __init__(self, app: ASGIApp, *, audience: str, trusted: Mapping[str, Sequence[Ed25519PublicKey]],
+                 required: bool) -> None:  # fmt: skip
         self.app = app
         self.audience = audience
-        self.trusted = dict(trusted)
+        self.trusted = {issuer: list(keys) for issuer, keys in trusted.items()}
         self.required = required
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -129,7 +129,8 @@ class ServiceSettings(BaseSettings):
     log_json: bool = Field(True, validation_alias=_unprefixed("LOG_JSON"))
 
     #: The public key the gateway signs callers' identities with (base64 of the raw 32-byte Ed25519 key). The same
-    #: for every service, hence unprefixed: ``INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY``.
+    #: for every service, hence unprefixed: ``INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY``. During a rotation it holds the
+    #: new key and the old one, comma-separated: a token signed with either is accepted.
     internal_identity_gateway_public_key: str | None = Field(
         None, validation_alias=_unprefixed("INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY")
     )
@@ -164,6 +165,10 @@ class ServiceSettings(BaseSettings):
     }
     #: Other settings that hold an Ed25519 key (base64 of the raw 32 bytes), checked like the identity keys.
     OTHER_ED25519_KEYS: ClassVar[tuple[str, ...]] = ()
+    #: The key settings that may hold several keys, comma-separated, the current one first: the public keys a
+    #: process verifies with, so that a key pair can be rotated without an outage (deploy/README.md, section 12).
+    #: A signing key is always one.
+    KEY_LISTS: ClassVar[frozenset[str]] = frozenset({"internal_identity_gateway_public_key"})
     #: Secret settings made by someone else, in their own format (not checked for strength here).
     NOT_OURS: ClassVar[frozenset[str]] = frozenset({"kafka_sasl_password"})
 
@@ -189,15 +194,16 @@ class ServiceSettings(BaseSettings):
         """The other services this one serves on its internal routes: name -> the setting of its public key."""
         return {}
 
-    def identity_trusted_keys(self) -> dict[str, Ed25519PublicKey]:
-        """Issuer -> public key: the gateway, and the services of :meth:`trusted_service_keys`."""
+    def identity_trusted_keys(self) -> dict[str, list[Ed25519PublicKey]]:
+        """Issuer -> its public keys (the current one first; during a rotation the previous ones after it): the
+        gateway, and the services of :meth:`trusted_service_keys`."""
         wanted = {identity.GATEWAY: self.internal_identity_gateway_public_key, **self.trusted_service_keys()}
-        keys: dict[str, Ed25519PublicKey] = {}
+        keys: dict[str, list[Ed25519PublicKey]] = {}
         for issuer, value in wanted.items():
             if value is not None:
-                keys[issuer] = identity.public_key(value)
+                keys[issuer] = identity.public_keys(value)
             elif self.environment == "development":
-                keys[issuer] = identity.development_key(issuer).public_key()
+                keys[issuer] = [identity.development_key(issuer).public_key()]
             else:
                 raise RuntimeError(f"no public key for {issuer}")  # the validator refuses this earlier
         return keys
@@ -265,21 +271,28 @@ class ServiceSettings(BaseSettings):
             text = value.get_secret_value() if isinstance(value, SecretStr) else value
             if text is None or text == DEVELOPMENT_SECRET:  # unset, or a marker refused below outside development
                 continue
-            try:
-                raw = identity.raw_key(text)
-            except ValueError as exc:
-                raise ValueError(f"{self.env_name(field)} {exc}; {HOW_TO_MAKE_A_KEY}") from None
-            if field not in self.IDENTITY_KEYS:
-                continue
-            development = identity.development_key(self.IDENTITY_KEYS[field] or self.service_name)
-            if self.environment != "development" and raw in (
-                development.private_bytes_raw(),
-                development.public_key().public_bytes_raw(),
-            ):
-                raise ValueError(
-                    f"{self.env_name(field)} is a published development key; make a key pair of your own "
-                    f"before running with ENVIRONMENT={self.environment}: {HOW_TO_MAKE_A_KEY}"
-                )
+            parts = identity.key_values(text)
+            several = field in self.KEY_LISTS
+            if not parts or (len(parts) > 1 and not several):
+                how = "must hold exactly one key (a process signs with one)" if parts else "holds no key"
+                raise ValueError(f"{self.env_name(field)} {how}; {HOW_TO_MAKE_A_KEY}")
+            for number, part in enumerate(parts, 1):
+                which = f" (key {number} of {len(parts)})" if len(parts) > 1 else ""
+                try:
+                    raw = identity.raw_key(part)
+                except ValueError as exc:
+                    raise ValueError(f"{self.env_name(field)}{which} {exc}; {HOW_TO_MAKE_A_KEY}") from None
+                if field not in self.IDENTITY_KEYS:
+                    continue
+                development = identity.development_key(self.IDENTITY_KEYS[field] or self.service_name)
+                if self.environment != "development" and raw in (
+                    development.private_bytes_raw(),
+                    development.public_key().public_bytes_raw(),
+                ):
+                    raise ValueError(
+                        f"{self.env_name(field)}{which} is a published development key; make a key pair of your own "
+                        f"before running with ENVIRONMENT={self.environment}: {HOW_TO_MAKE_A_KEY}"
+                    )
         if self.environment == "development":
             return self
         for field in self.NEEDED_OUTSIDE_DEVELOPMENT:

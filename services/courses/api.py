@@ -565,10 +565,12 @@ async def person_enrolments(person_id: str, request: Request, w: WorkflowDep, ca
 
 @router.get("/education-passes/public-key", tags=["education pass"])
 async def public_key(request: Request) -> dict[str, Any]:
-    """The key that signs education passes (JWK set): with it anyone can verify a pass offline."""
+    """The keys of education passes (JWK set): with them anyone can verify a pass offline. The first signs new
+    passes; during a key rotation the others verify passes signed before (each proof names its key's ``kid``)."""
     keys = request.app.state.runtime.extras["pass_keys"]
     return {
-        "keys": [domain.public_jwk(keys.public, keys.key_id)],
+        # The signing key's first, then those that still verify (a rotation's previous key) or soon will (the next).
+        "keys": [domain.public_jwk(key, key_id) for key, key_id in keys.verifying],
         "issuer": request.app.state.runtime.settings.pass_issuer,
     }
 
@@ -761,7 +763,7 @@ async def status_list(request: Request, w: WorkflowDep) -> JSONResponse:
 async def verify_pass(credential: dict[str, Any], request: Request, w: WorkflowDep) -> Verification:
     """Check a pass (the credential JSON) against this issuer's key and its revocation status."""
     keys = request.app.state.runtime.extras["pass_keys"]
-    valid = domain.verify(credential, keys.public)
+    valid = domain.verify_with_any(credential, keys.public_keys)
     credential_id = credential.get("id") if isinstance(credential.get("id"), str) else None
     if not valid:
         return Verification(
@@ -783,7 +785,7 @@ async def verify_code(code: str, request: Request, w: WorkflowDep) -> Verificati
     issued = await w.session.scalar(select(IssuedPass).where(IssuedPass.code == code.upper()))
     if issued is None:
         return Verification(valid=False, reason="no pass with this code", code=code)
-    valid = domain.verify(issued.credential, request.app.state.runtime.extras["pass_keys"].public)
+    valid = domain.verify_with_any(issued.credential, request.app.state.runtime.extras["pass_keys"].public_keys)
     return Verification(valid=valid, reason="issued by this office, not revoked" if valid else "signature invalid",
                         code=code, credential_id=issued.credential["id"])  # fmt: skip
 

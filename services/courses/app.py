@@ -24,6 +24,7 @@ from pydantic_settings import SettingsConfigDict
 from sqlalchemy import func, select
 
 from chassis.clock import Clock, run_every, system_clock
+from chassis import identity
 from chassis.identity import Signer
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import DEVELOPMENT_SECRET, ServiceSettings
@@ -50,10 +51,15 @@ class CoursesSettings(ServiceSettings):
     #: once and kept in ``dev_signing_key_file``.
     pass_signing_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     dev_signing_key_file: Path = Path("var/courses-pass-signing.key")
+    #: Public keys that verify passes beside the signing key's own (base64 of the raw 32 bytes, comma-separated):
+    #: the key before a rotation, so that passes it signed stay valid, and the next one announced before the
+    #: switch (deploy/README.md, section 12). Published with the signing key's at /education-passes/public-key.
+    pass_verify_public_keys: str | None = None
     #: Registration holds the pass holder's name (``COURSES_REGISTRATION_URL``).
     registration_url: str = "http://127.0.0.1:8001"
 
-    OTHER_ED25519_KEYS = ("pass_signing_key",)
+    OTHER_ED25519_KEYS = ("pass_signing_key", "pass_verify_public_keys")
+    KEY_LISTS = ServiceSettings.KEY_LISTS | {"pass_verify_public_keys"}
     #: Courses signs as itself when it asks registration for a pass holder's name
     #: (``COURSES_INTERNAL_IDENTITY_SIGNING_KEY``).
     NEEDED_OUTSIDE_DEVELOPMENT = (*ServiceSettings.NEEDED_OUTSIDE_DEVELOPMENT, "internal_identity_signing_key")
@@ -61,9 +67,21 @@ class CoursesSettings(ServiceSettings):
 
 @dataclass(frozen=True)
 class PassKeys:
+    """The key that signs passes now, and every key (its own first) that verifies them: during and after a
+    rotation a pass signed with the previous key stays valid until that key is removed from the settings."""
+
     private: Ed25519PrivateKey
     public: Ed25519PublicKey
     key_id: str
+    verifying: tuple[tuple[Ed25519PublicKey, str], ...] = ()
+
+    @property
+    def public_keys(self) -> list[Ed25519PublicKey]:
+        return [key for key, _ in self.verifying] or [self.public]
+
+
+def pass_key_id(public: Ed25519PublicKey) -> str:
+    return hashlib.sha256(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:16]
 
 
 def load_pass_keys(settings: CoursesSettings) -> PassKeys:
@@ -80,8 +98,11 @@ def load_pass_keys(settings: CoursesSettings) -> PassKeys:
                 handle.write(base64.b64encode(raw).decode())
         private = Ed25519PrivateKey.from_private_bytes(base64.b64decode(path.read_text().strip()))
     public = private.public_key()
-    key_id = hashlib.sha256(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:16]
-    return PassKeys(private, public, key_id)
+    verifying = [(public, pass_key_id(public))]
+    for other in identity.public_keys(settings.pass_verify_public_keys or ""):
+        if pass_key_id(other) not in {kid for _, kid in verifying}:
+            verifying.append((other, pass_key_id(other)))
+    return PassKeys(private, public, pass_key_id(public), tuple(verifying))
 
 
 def demo_courses(today: datetime) -> list[dict[str, object]]:

@@ -346,6 +346,11 @@ def verify(credential: dict[str, Any], public_key: Ed25519PublicKey) -> bool:
     return True
 
 
+def verify_with_any(credential: dict[str, Any], public_keys: Sequence[Ed25519PublicKey]) -> bool:
+    """True when one of the issuer's keys made the proof: the current one, or one a rotation still honours."""
+    return any(verify(credential, key) for key in public_keys)
+
+
 def verification_code(credential: dict[str, Any]) -> str:
     """A short code printed on the pass page; it finds the issued pass for verification."""
     digest = hashlib.sha256(canonical_json(credential)).digest()

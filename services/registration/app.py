@@ -64,6 +64,10 @@ class RegistrationSettings(ServiceSettings):
         "internal_identity_referral_public_key": "referral",
         "internal_identity_courses_public_key": "courses",
     }
+    KEY_LISTS = ServiceSettings.KEY_LISTS | {
+        "internal_identity_referral_public_key",
+        "internal_identity_courses_public_key",
+    }
 
     def trusted_service_keys(self) -> dict[str, str | None]:
         return {

@@ -472,6 +472,54 @@ async def test_an_issued_pass_verifies_online_by_code_on_its_page_and_offline_wi
     assert not domain.verify(credential, domain.key_from_jwk(other))
 
 
+async def test_a_pass_signed_with_the_old_key_verifies_after_a_rotation_until_that_key_is_removed(
+    database_url: str, broker: EmbeddedBroker, clock: ManualClock, tmp_path: Any
+) -> None:
+    """deploy/README.md, section 12: the new key signs, the old one stays in COURSES_PASS_VERIFY_PUBLIC_KEYS while
+    passes it signed are about; once removed, they no longer verify. The same database throughout, as a restart."""
+    from chassis import identity
+
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    registration_app = create_registration(
+        registration_settings(f"sqlite+aiosqlite:///{tmp_path / 'registration.db'}", broker.bootstrap_servers)
+    )
+
+    def courses_with(signing: Ed25519PrivateKey, *verifying: Ed25519PrivateKey) -> Any:
+        others = ",".join(identity.encode_public(k.public_key()) for k in verifying) or None
+        settings = courses_settings(database_url, broker.bootstrap_servers, pass_signing_key=identity.encode_private(
+            signing), pass_verify_public_keys=others)  # fmt: skip
+        return create_app(settings, clock=clock, registration_transport=httpx.ASGITransport(app=registration_app))
+
+    verify = "/api/v1/education-passes/verify"
+    async with running_app(registration_app) as registration:
+        person_id = await register(registration, given_names="Amina", family_name="Haddad")
+        async with running_app(courses_with(old)) as courses:
+            learner, _, _ = await complete_with_certificate(courses, clock, person_id)
+            by_old = ok(await courses.post(f"/api/v1/learners/{learner}/education-pass", json={}), 201)
+            old_kid = ok(await courses.get("/api/v1/education-passes/public-key"))["keys"][0]["kid"]
+
+        async with running_app(courses_with(new, old)) as courses:  # rotated: the new key signs
+            keys = ok(await courses.get("/api/v1/education-passes/public-key"))["keys"]
+            assert len(keys) == 2 and keys[1]["kid"] == old_kid, "the signing key first, the old one still published"
+            by_new = ok(await courses.post(f"/api/v1/learners/{learner}/education-pass", json={}), 201)
+            assert by_new["credential"]["proof"]["verificationMethod"].endswith(f"#{keys[0]['kid']}")
+            for issued in (by_old, by_new):
+                assert ok(await courses.post(verify, json=issued["credential"]))["valid"] is True
+                assert ok(await courses.get(f"{verify}/{issued['code']}"))["valid"] is True
+            tampered = copy.deepcopy(by_old["credential"])
+            tampered["credentialSubject"]["name"] = "Amina Haddae"
+            assert ok(await courses.post(verify, json=tampered))["valid"] is False  # any key, still exactly this
+            # An offline verifier with the published keys can tell the same.
+            assert domain.verify(by_old["credential"], domain.key_from_jwk(keys[1]))
+
+        async with running_app(courses_with(new)) as courses:  # the old key removed
+            keys = ok(await courses.get("/api/v1/education-passes/public-key"))["keys"]
+            assert [k["kid"] for k in keys] != [old_kid] and len(keys) == 1
+            assert ok(await courses.post(verify, json=by_old["credential"]))["valid"] is False
+            assert ok(await courses.get(f"{verify}/{by_old['code']}"))["valid"] is False
+            assert ok(await courses.post(verify, json=by_new["credential"]))["valid"] is True
+
+
 async def test_a_pass_is_issued_only_with_entries_and_always_with_the_registered_name(
     registered: tuple[httpx.AsyncClient, httpx.AsyncClient], clock: ManualClock
 ) -> None:

@@ -31,7 +31,7 @@ from chassis.identity import (
 GATEWAY_KEY = Ed25519PrivateKey.generate()
 REFERRAL_KEY = Ed25519PrivateKey.generate()
 #: What registration trusts: the gateway, and referral for its internal route.
-TRUSTED = {"gateway": GATEWAY_KEY.public_key(), "referral": REFERRAL_KEY.public_key()}
+TRUSTED = {"gateway": [GATEWAY_KEY.public_key()], "referral": [REFERRAL_KEY.public_key()]}
 LOTSE = Identity(subject="lotse", roles=frozenset({"caseworker"}), team="integration-nord")
 ADMIN = Identity(subject="admin", roles=frozenset({"admin"}))
 
@@ -214,3 +214,32 @@ async def test_internal_routes_take_a_service_identity_and_public_routes_never_d
         "an internal route needs a token even where identity is not required"
     )
     assert await seen_headers([referral]) == [(b"status", b"403")], "referral's identity reaches no public route"
+
+
+# --- rotating a key pair without an outage (deploy/README.md, section 12) ----------------------------------------
+
+
+def test_during_a_rotation_tokens_of_the_old_and_the_new_key_are_accepted_and_after_it_only_the_new() -> None:
+    old, new = GATEWAY_KEY, Ed25519PrivateKey.generate()
+    by_old, by_new = sign(LOTSE, old, audience="registration"), sign(LOTSE, new, audience="registration")
+    before = {"gateway": [old.public_key()]}
+    during = {"gateway": [new.public_key(), old.public_key()]}  # step 1: every service trusts both
+    after = {"gateway": [new.public_key()]}  # step 3: the old one removed
+    assert verify(by_old, audience="registration", trusted=before) == LOTSE
+    with pytest.raises(jwt.InvalidSignatureError):
+        verify(by_new, audience="registration", trusted=before)  # why the services come first
+    assert verify(by_old, audience="registration", trusted=during) == LOTSE
+    assert verify(by_new, audience="registration", trusted=during) == LOTSE
+    assert verify(by_new, audience="registration", trusted=after) == LOTSE
+    with pytest.raises(jwt.InvalidSignatureError):
+        verify(by_old, audience="registration", trusted=after)
+    # Every key of the list is checked as strictly as one: another audience or an expired token is refused.
+    with pytest.raises(jwt.InvalidAudienceError):
+        verify(sign(LOTSE, old, audience="referral"), audience="registration", trusted=during)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        verify(sign(LOTSE, old, audience="registration", now=time.time() - 300), audience="registration",
+               trusted=during)  # fmt: skip
+    # A key trusted for one issuer is not trusted for another.
+    forged = service_token(old, "referral", "registration")
+    with pytest.raises(jwt.InvalidSignatureError):
+        verify(forged, audience="registration", trusted=during | {"referral": [REFERRAL_KEY.public_key()]})

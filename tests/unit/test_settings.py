@@ -47,9 +47,9 @@ def test_outside_development_each_missing_key_or_secret_is_named(monkeypatch: py
     settings = RegistrationSettings()
     assert settings.environment == name
     assert (
-        settings.identity_trusted_keys()["referral"].public_bytes_raw() == REFERRAL_KEY.public_key().public_bytes_raw()
+        settings.identity_trusted_keys()["referral"][0].public_bytes_raw() == REFERRAL_KEY.public_key().public_bytes_raw()
     )
-    assert settings.identity_trusted_keys()["courses"].public_bytes_raw() == COURSES_KEY.public_key().public_bytes_raw()
+    assert settings.identity_trusted_keys()["courses"][0].public_bytes_raw() == COURSES_KEY.public_key().public_bytes_raw()
 
 
 def test_referral_courses_and_the_gateway_need_their_own_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,9 +155,9 @@ def test_in_development_the_published_key_pairs_stand_in_and_match_across_proces
     gateway = GatewaySettings().identity_signing_key()
     referral = ReferralSettings().identity_signing_key()
     courses = CoursesSettings().identity_signing_key()
-    assert trusted["gateway"].public_bytes_raw() == gateway.public_key().public_bytes_raw()
-    assert trusted["referral"].public_bytes_raw() == referral.public_key().public_bytes_raw()
-    assert trusted["courses"].public_bytes_raw() == courses.public_key().public_bytes_raw()
+    assert trusted["gateway"][0].public_bytes_raw() == gateway.public_key().public_bytes_raw()
+    assert trusted["referral"][0].public_bytes_raw() == referral.public_key().public_bytes_raw()
+    assert trusted["courses"][0].public_bytes_raw() == courses.public_key().public_bytes_raw()
     assert len({k.private_bytes_raw() for k in (gateway, referral, courses)}) == 3
     assert ServiceSettings().environment == "development"
 
@@ -243,3 +243,33 @@ def test_service_settings_use_their_prefix_and_the_broker_is_platform_wide(monke
     assert settings.kafka_bootstrap_servers == "kafka-0:9092,kafka-1:9092"
     assert settings.districts == ["Mitte", "Nord"]
     assert settings.port == 8001
+
+
+def test_a_public_key_setting_holds_the_new_and_the_old_key_during_a_rotation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/README.md, section 12: first every verifier trusts both keys, then the signer switches, then the old
+    key goes. Signing keys stay one key each: a process signs with exactly one."""
+    new = Ed25519PrivateKey.generate()
+    both = f"{identity.encode_public(new.public_key())},{REGISTRATION_ENV['INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY']}"
+    environment(monkeypatch, "production", **REGISTRATION_ENV)
+    monkeypatch.setenv("INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY", both)
+    monkeypatch.setenv("REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY", f"{both.split(',')[0]}, "
+                       f"{REGISTRATION_ENV['REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY']}")  # fmt: skip
+    trusted = RegistrationSettings().identity_trusted_keys()
+    assert [k.public_bytes_raw() for k in trusted["gateway"]] == [
+        new.public_key().public_bytes_raw(), GATEWAY_KEY.public_key().public_bytes_raw()
+    ]
+    assert len(trusted["referral"]) == 2 and len(trusted["courses"]) == 1
+    # Each key of the list is checked like a single one: a development key among them is refused by its place.
+    development = identity.encode_public(identity.development_key("gateway").public_key())
+    monkeypatch.setenv("INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY", f"{both},{development}")
+    with pytest.raises(ValidationError, match=r"INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY \(key 3 of 3\) is a published"):
+        RegistrationSettings()
+    monkeypatch.setenv("INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY", f"{both},not-a-key")
+    with pytest.raises(ValidationError, match=r"INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY \(key 3 of 3\)"):
+        RegistrationSettings()
+    environment(monkeypatch, "production", INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY=GATEWAY_PUBLIC_KEY,
+                REFERRAL_IDEMPOTENCY_SECRET=secrets.token_urlsafe(32),
+                REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY=f"{identity.encode_private(new)},"
+                                                       f"{identity.encode_private(REFERRAL_KEY)}")  # fmt: skip
+    with pytest.raises(ValidationError, match=r"REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY must hold exactly one key"):
+        ReferralSettings()
