@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
@@ -138,6 +139,15 @@ def _declare_service_instruments() -> None:
     gauge("db_pool_connections_limit", "The most connections this process's pool opens (size + overflow).")
 
 
+def refresh_seconds() -> float:
+    """:data:`REFRESH_SECONDS`, or the OTLP export interval (milliseconds, the SDK's variable) when shorter."""
+    try:
+        export = float(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "")) / 1000
+    except ValueError:
+        return REFRESH_SECONDS
+    return min(REFRESH_SECONDS, max(0.1, export))
+
+
 class ServiceMetrics:
     """Reads a service's runtime into the observed instruments: on each scrape, and every few seconds."""
 
@@ -204,13 +214,14 @@ class ServiceMetrics:
             await extra()
 
     async def run(self) -> None:
-        """Refresh every :data:`REFRESH_SECONDS` (for the OTLP exporter, which reads on its own schedule)."""
+        """Refresh for the OTLP exporter, which reads on its own schedule: every :data:`REFRESH_SECONDS`, or as
+        often as it exports when that is more often (``OTEL_METRIC_EXPORT_INTERVAL``)."""
         while True:
             try:
                 await self.refresh()
             except Exception:  # the database away: the next round tries again
                 log.info("metrics refresh failed; next round tries again", exc_info=True)
-            await asyncio.sleep(REFRESH_SECONDS)
+            await asyncio.sleep(refresh_seconds())
 
 
 # --- requests per route ---------------------------------------------------------------------------------

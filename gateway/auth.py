@@ -9,9 +9,9 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
-import logging
 import secrets
 import ssl
 import tempfile
@@ -95,7 +95,8 @@ class TokenVerifier:
     """One check for both paths: signature from the issuer's keys, issuer, audience, expiry, algorithm."""
 
     def __init__(self, *, issuer: str, audience: str, algorithms: list[str], jwks_url: str | None = None,
-                 local_keys: dict[str, Any] | None = None, ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
+                 local_keys: dict[str, Any] | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
         self.issuer = issuer
         self.audience = audience
         self.algorithms = algorithms  # never "none": only what is listed is accepted

@@ -403,8 +403,9 @@ async def registered_names(request: Request, course_id: str, person_ids: list[st
     params: list[tuple[str, str]] = [("person_id", p) for p in sorted(set(person_ids))]
     params += [("on_behalf_of", caller_actor), ("course_id", course_id)]
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=3, transport=transport,
-                                     verify=runtime.settings.http_verify()) as client:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=3, transport=transport, verify=runtime.settings.http_verify()
+        ) as client:
             reply = await client.get("/api/internal/persons/participant-names", params=params,
                                      headers={HEADER: signer.as_itself("registration")})  # fmt: skip
     except httpx.HTTPError:
@@ -603,8 +604,9 @@ async def registered_holder_name(request: Request, person_id: str, caller_actor:
     )  # fmt: skip
     url, transport = runtime.settings.registration_url, runtime.extras.get("registration_transport")
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=3, transport=transport,
-                                     verify=runtime.settings.http_verify()) as client:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=3, transport=transport, verify=runtime.settings.http_verify()
+        ) as client:
             reply = await client.get(
                 f"/api/internal/persons/{quote(person_id, safe='')}/pass-holder",
                 params={"on_behalf_of": caller_actor},

@@ -23,8 +23,8 @@ from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import func, select
 
-from chassis.clock import Clock, run_every, system_clock
 from chassis import identity
+from chassis.clock import Clock, run_every, system_clock
 from chassis.identity import Signer
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import DEVELOPMENT_SECRET, ServiceSettings

@@ -778,7 +778,9 @@ async def fetch_contact(request: Request, referral: Referral, partner_id: str) -
     if referral.partner_category:
         params["partner_category"] = referral.partner_category
     try:
-        async with httpx.AsyncClient(base_url=settings.registration_url, timeout=3, verify=settings.http_verify()) as client:
+        async with httpx.AsyncClient(
+            base_url=settings.registration_url, timeout=3, verify=settings.http_verify()
+        ) as client:
             reply = await client.get(
                 f"/api/internal/persons/{quote(referral.person_id, safe='')}/contact",
                 params=params,

@@ -92,6 +92,14 @@ DEVIATIONS: dict[str, tuple[str, str, str]] = {
         "refuses (server-side request forgery); signing and delivery are the same",
     ),
 }  # fmt: skip
+#: Settings the manifests leave to their defaults and this machine sets: variable -> (value here, why).
+ADDITIONS: dict[str, tuple[str, str]] = {
+    "OTEL_METRIC_EXPORT_INTERVAL": (
+        "1000",
+        "metrics are exported over OTLP every 60 s in the cluster (the SDK's default); every second here, so that "
+        "the test sees each process's export within seconds",
+    ),
+}
 #: The image's own environment (Dockerfile): its virtual environment on PATH; here the repository is the package.
 IMAGE_ENV = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin", "PYTHONPATH": str(ROOT)}
 READY_SECONDS = 120.0
@@ -471,6 +479,11 @@ def local_environment(workload: Workload, made: dict[tuple[str, str], dict[str, 
             env[variable] = here
             if not any(r.what == variable for r in table):
                 table.append(Row(variable, expected, here, why))
+    for variable, (here, why) in ADDITIONS.items():
+        assert variable not in env, f"{workload.name}: the manifests now set {variable}; drop it from ADDITIONS"
+        env[variable] = here
+        if not any(r.what == variable for r in table):
+            table.append(Row(variable, "(unset)", here, why))
     return env
 
 

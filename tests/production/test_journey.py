@@ -352,6 +352,43 @@ async def test_traces_reach_the_collectors_address(production: Production) -> No
     assert "/v1/traces" in await eventually(exported, timeout_s=15)
 
 
+async def test_metrics_reach_the_collectors_address_from_every_process(production: Production) -> None:
+    """The metrics take the traces' way (OTLP/HTTP to the collector): each process's export, decoded as the collector
+    does, names it and carries its request series; the services' carry the outbox and consumer series too."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    def names_by_process() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for path, _, body in list(production.otlp.received):
+            if path != "/v1/metrics":
+                continue
+            request = ExportMetricsServiceRequest()
+            request.ParseFromString(body)
+            for resource_metrics in request.resource_metrics:
+                attributes = {a.key: a.value.string_value for a in resource_metrics.resource.attributes}
+                names = found.setdefault(attributes.get("service.name", "?"), set())
+                names.update(m.name for s in resource_metrics.scope_metrics for m in s.metrics)
+        return found
+
+    wanted = {name: {"http.server.request.duration"} for name in production.processes}
+    for name in production.processes:
+        if name != "gateway":
+            wanted[name] |= {"outbox_backlog", "outbox_oldest_unpublished_age", "db_pool_connections_in_use"}
+        if name not in ("gateway", "registration"):  # registration consumes nothing
+            wanted[name] |= {"consumer_lag", "consumer_events_handled"}
+
+    async def all_there() -> dict[str, set[str]] | None:
+        found = names_by_process()
+        return found if all(wanted[n] <= found.get(n, set()) for n in wanted) else None
+
+    try:
+        await eventually(all_there, timeout_s=20)
+    except AssertionError:
+        found = names_by_process()
+        missing = {n: sorted(wanted[n] - found.get(n, set())) for n in wanted if wanted[n] - found.get(n, set())}
+        raise AssertionError(f"not exported over OTLP: {missing}") from None
+
+
 async def test_every_process_serves_metrics_and_lag_and_backlog_move_under_load(
     production: Production, tokens: dict[str, str], client: httpx.AsyncClient
 ) -> None:

@@ -234,7 +234,7 @@ def test_a_ca_file_that_is_no_pem_certificate_is_refused_at_start(tmp_path: Path
     not_pem = tmp_path / "ca.crt"
     not_pem.write_text("this is no certificate\n")
     for value in (str(not_pem), str(tmp_path / "missing.crt")):
-        with pytest.raises(ValueError, match="HTTP_SSL_CAFILE=.* is not a readable file of PEM certificates"):
+        with pytest.raises(ValueError, match=r"HTTP_SSL_CAFILE=.* is not a readable file of PEM certificates"):
             gateway_settings(tmp_path, http_ssl_cafile=value)
 
 

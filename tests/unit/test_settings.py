@@ -47,9 +47,12 @@ def test_outside_development_each_missing_key_or_secret_is_named(monkeypatch: py
     settings = RegistrationSettings()
     assert settings.environment == name
     assert (
-        settings.identity_trusted_keys()["referral"][0].public_bytes_raw() == REFERRAL_KEY.public_key().public_bytes_raw()
+        settings.identity_trusted_keys()["referral"][0].public_bytes_raw()
+        == REFERRAL_KEY.public_key().public_bytes_raw()
     )
-    assert settings.identity_trusted_keys()["courses"][0].public_bytes_raw() == COURSES_KEY.public_key().public_bytes_raw()
+    assert (
+        settings.identity_trusted_keys()["courses"][0].public_bytes_raw() == COURSES_KEY.public_key().public_bytes_raw()
+    )
 
 
 def test_referral_courses_and_the_gateway_need_their_own_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -256,7 +259,8 @@ def test_a_public_key_setting_holds_the_new_and_the_old_key_during_a_rotation(mo
                        f"{REGISTRATION_ENV['REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY']}")  # fmt: skip
     trusted = RegistrationSettings().identity_trusted_keys()
     assert [k.public_bytes_raw() for k in trusted["gateway"]] == [
-        new.public_key().public_bytes_raw(), GATEWAY_KEY.public_key().public_bytes_raw()
+        new.public_key().public_bytes_raw(),
+        GATEWAY_KEY.public_key().public_bytes_raw(),
     ]
     assert len(trusted["referral"]) == 2 and len(trusted["courses"]) == 1
     # Each key of the list is checked like a single one: a development key among them is refused by its place.
