@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from chassis import metrics
 from chassis.kafka import broker_reachable
 
 router = APIRouter(tags=["health"])
@@ -59,6 +60,7 @@ async def readyz(request: Request) -> JSONResponse:
         checks["consumer_dead_lettered"] = consumer.dead_lettered_total
         checks["consumer_broker_losses"] = consumer.broker_losses_total
     ready = checks["database"] == "ok"
+    metrics.dependencies_up(runtime.settings.service_name, {"database": ready, "broker": bool(cached[1])})
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
     )

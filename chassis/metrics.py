@@ -119,6 +119,13 @@ def forget(service: str) -> None:
             del current[attrs]
 
 
+def dependencies_up(service: str, states: Mapping[str, bool]) -> None:
+    """What ``/readyz`` found of each dependency (a service's database and broker, the gateway's upstreams): 1 up,
+    0 away. Readiness says only whether the process can serve; this says which dependency is missing."""
+    gauge("dependency_up", "Whether a dependency answered the last readiness check (1) or not (0).")
+    set_values("dependency_up", service, {(("dependency", name),): 1.0 if up else 0.0 for name, up in states.items()})
+
+
 def by_topic(counts: Mapping[str, float], topics: Iterable[str] = ()) -> dict[Labels, float]:
     """Label pairs per topic; every topic in ``topics`` is reported, with 0 if it has no count (a series that
     exists from the start, so that ``increase`` and absence alerts work)."""

@@ -321,6 +321,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         upstreams = {name: url for name, url in sorted(settings.service_urls().items()) if url in used}
         states = await asyncio.gather(*(up(url) for url in upstreams.values()))
         checks = {name: "ok" if ok else "unavailable" for name, ok in zip(upstreams, states, strict=True)}
+        process_metrics.dependencies_up(settings.service_name, dict(zip(upstreams, states, strict=True)))
         return JSONResponse({"status": "ready", "checks": {"upstreams": checks}})
 
     @app.get("/", include_in_schema=False)

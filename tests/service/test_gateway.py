@@ -19,6 +19,7 @@ from gateway.auth import main as auth_main
 from services.partners.app import create_app as create_partners
 from services.registration.app import create_app as create_registration
 from tests.conftest import gateway_settings, newcomer, partners_settings, registration_settings, running_app
+from tests.scrape import parse, value
 
 
 class Platform:
@@ -220,6 +221,10 @@ async def test_ready_with_upstreams_away_and_says_which(gateway: Platform) -> No
     assert set(upstreams) == {"registration", "referral", "courses", "partners", "monitoring"}
     assert upstreams["registration"] == upstreams["partners"] == "ok"
     assert upstreams["referral"] == upstreams["courses"] == upstreams["monitoring"] == "unavailable"
+    # The same in the gateway's metrics, one series per upstream.
+    series = parse((await gateway.client.get("/metrics")).text)
+    for name, state in upstreams.items():
+        assert value(series, "dependency_up", service="gateway", dependency=name) == (state == "ok"), name
 
 
 async def test_unknown_resource_is_404_and_oversized_bodies_413(tmp_path: Any) -> None:

@@ -1,5 +1,6 @@
 """A service's readiness means "this process can serve": its own database. The broker's state is in the body
-(tests/reliability/test_broker_outage.py: ready with the broker away); the database away makes it NotReady."""
+(tests/reliability/test_broker_outage.py: ready with the broker away); the database away makes it NotReady. Both
+states are in the metrics as well (``dependency_up``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from services.registration.app import create_app
 from tests.conftest import fresh_postgres_database, registration_settings, running_app
+from tests.scrape import parse, value
 
 
 async def test_ready_with_its_database_and_not_without(postgres_server: str | None, broker: Any) -> None:
@@ -22,6 +24,9 @@ async def test_ready_with_its_database_and_not_without(postgres_server: str | No
             ready = await client.get("/readyz")
             assert ready.status_code == 200, ready.text
             assert ready.json()["checks"]["database"] == "ok" and ready.json()["checks"]["broker"] == "ok"
+            up = parse((await client.get("/metrics")).text)
+            assert value(up, "dependency_up", service="registration", dependency="database") == 1
+            assert value(up, "dependency_up", service="registration", dependency="broker") == 1
 
             admin = await asyncpg.connect(make_url(postgres_server).render_as_string(hide_password=False))
             try:
@@ -33,3 +38,6 @@ async def test_ready_with_its_database_and_not_without(postgres_server: str | No
             away = await client.get("/readyz")
             assert away.status_code == 503, away.text
             assert away.json()["checks"]["database"].startswith("unavailable")
+            # In the metrics too, which the alerting reads (/metrics still answers: it keeps the last state values).
+            down = parse((await client.get("/metrics")).text)
+            assert value(down, "dependency_up", service="registration", dependency="database") == 0
