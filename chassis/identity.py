@@ -20,6 +20,10 @@ plain headers from the token, so that none a client made up survives next to it.
 (production) a call without a valid token is refused. Services make their object-level checks from these
 headers (a partner's own referral, the cases of a caseworker's team).
 
+A service may trust several keys of one issuer (the settings hold them comma-separated): during a key rotation
+the new and the old, so that the signer can switch without a moment in which its tokens are refused
+(deploy/README.md, section 12). A signer always signs with one key.
+
 A token may be used more than once within its short life (the gateway reuses one per caller and audience for
 a few seconds); ``jti`` names it for traces and logs, it is not a one-time nonce.
 
