@@ -228,7 +228,7 @@ class Production:
 
 def format_table(rows: list[Row]) -> str:
     lines = ["what differs from the cluster (tests/production/harness.py):"]
-    lines += [f"  {r.what}: {r.cluster} -> {r.here}\n      ({r.why})" for r in rows]
+    lines += [f"  {r.what}: {r.cluster} -> {r.here or '(empty)'}\n      ({r.why})" for r in rows]
     return "\n".join(lines)
 
 
