@@ -211,10 +211,9 @@ def forecast(
                 base = registered[(district, kind)]
                 part = share_of[(district, kind)] / trend.arrivals if trend.arrivals else 0.0
                 key = (start.year, district, kind)
-                rows.append(Demand(
-                    start.year, district, kind, *(round(base + part * n) for n in coming),
-                    places=places[key] if key in entered else None,
-                ))  # fmt: skip
+                expected, low, high = (round(base + part * n) for n in coming)
+                rows.append(Demand(start.year, district, kind, expected, low, high,
+                                   places[key] if key in entered else None))  # fmt: skip
     merged = sorted(d for d, to in published.items() if to == OTHER)
     return Forecast(today, k, starts, rows, trend, merged=merged)
 
