@@ -121,5 +121,14 @@ def test_csv_has_one_line_per_year_district_and_need() -> None:
     result = planning.forecast(example(), TODAY, [Capacity(2027, "Altstadt", "school", 30)], k=5)
     lines = list(csv.DictReader(io.StringIO(planning.to_csv(result))))
     assert len(lines) == 5 * 2 * 2
-    assert lines[1] == {"school_year": "2027/28", "starts_on": "2027-09-01", "district": "Altstadt",
-                        "kind": "school", "expected": "28", "low": "22", "high": "34", "places": "30", "gap": "2"}
+    assert lines[1] == {
+        "school_year": "2027/28",
+        "starts_on": "2027-09-01",
+        "district": "Altstadt",
+        "kind": "school",
+        "expected": "28",
+        "low": "22",
+        "high": "34",
+        "places": "30",
+        "gap": "2",
+    }
