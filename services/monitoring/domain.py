@@ -52,7 +52,7 @@ from contracts.vocabulary import (
     ResidenceStatusGroup,
     ServiceType,
 )
-from services.monitoring import disclosure
+from services.monitoring import disclosure, housing
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 CITY = "Landsberg am Lech"
@@ -195,6 +195,8 @@ class PersonFact:
     residence_status_group: ResidenceStatusGroup
     district: str
     moved_away_on: date | None = None
+    #: The day of the latest needs assessment when it names a housing need (else None).
+    housing_need_since: date | None = None
 
     def lives_here_on(self, day: date) -> bool:
         return self.registered_on <= day and (self.moved_away_on is None or self.moved_away_on > day)
@@ -752,6 +754,12 @@ def _tables(facts: Facts, period: Period, k: int, *, with_derived: bool = True) 
     tables.append(_distribution(
         "newcomers_by_district", f"Newcomers living in each district on {period.end.isoformat()}", g, "persons",
         stock, sorted(set(stock) | set(facts.reference.population if facts.reference else {})), kind="stock",
+    ))  # fmt: skip
+    need = housing.housing_need_counts(facts.persons, period.end)
+    tables.append(_counts(
+        "housing_need", f"Newcomers with a housing need on {period.end.isoformat()}, by district and household "
+        "size", g, "persons", sorted({d for d, _ in need}), housing.HOUSEHOLD_SIZES, need, row_totals=True,
+        kind="stock", note="From the latest needs assessment naming housing; household size: its members living here.",
     ))  # fmt: skip
     if with_derived:
         index = dissimilarity(stock, facts.reference.population) if facts.reference else None

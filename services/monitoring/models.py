@@ -45,6 +45,10 @@ class Person(Base):
     profile_version: Mapped[int] = mapped_column(Integer, default=0)
     moved_away_on: Mapped[date | None] = mapped_column(Date)
     erased: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: From the latest needs assessment: its version, its day, and whether it names a housing need.
+    needs_version: Mapped[int | None] = mapped_column(Integer)
+    needs_assessed_on: Mapped[date | None] = mapped_column(Date)
+    housing_need: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class ReferralFact(Base):

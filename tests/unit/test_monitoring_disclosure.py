@@ -46,7 +46,7 @@ FLOWS = {
 #: Distinct households: a household registering over two months counts once in the quarter.
 NOT_ADDITIVE = {("households_and_moves", "households_registered")}
 #: Counts on the period's end day: a quarter's and a year's are their last month's.
-STOCKS = {"newcomers_by_district", "waiting_list"}
+STOCKS = {"newcomers_by_district", "waiting_list", "housing_need"}
 #: Not counts of persons (derived figures with their own rule, survey percentages, public seats).
 OTHER = {"days_to_first_counselling", "partner_response_hours", "dissimilarity_index", "women_share_in_courses",
          "citizens_survey", "free_seats", "need_routes_women_share", "need_routes_eu_share"}  # fmt: skip
@@ -346,8 +346,10 @@ def build(people: list[Any], sent: list[Any], taken: list[Any], recognised: list
     for group, (day, nat, band, gender, status, district, household, stay, n) in enumerate(people):
         registered = DAY0 + timedelta(days=day)
         moved = registered + timedelta(days=stay) if stay is not None else None
+        # Every third member of a group names a housing need ten days after registering.
         found += [PersonFact(f"p{group}-{i}", f"h{household}", registered, nat, band, gender, status, district,
-                             moved if i % 2 == 0 else None) for i in range(n)]  # fmt: skip
+                             moved if i % 2 == 0 else None,
+                             registered + timedelta(days=10) if i % 3 == 0 else None) for i in range(n)]  # fmt: skip
 
     def moment(day: int) -> datetime:
         return datetime.combine(DAY0 + timedelta(days=day), datetime.min.time(), UTC).replace(hour=10)

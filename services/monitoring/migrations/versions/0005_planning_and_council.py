@@ -1,4 +1,4 @@
-"""planning capacities, the integration council's proposals and their history
+"""planning capacities, the integration council's proposals and their history, the housing need per person
 
 Revision ID: 0005
 Revises: 0004
@@ -15,6 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('persons', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('needs_version', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('needs_assessed_on', sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column('housing_need', sa.Boolean(), nullable=True))
     op.create_table('planning_capacities',
     sa.Column('year', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('district', sa.String(length=80), nullable=False),
@@ -62,3 +66,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_council_proposals_status'))
     op.drop_table('council_proposals')
     op.drop_table('planning_capacities')
+    with op.batch_alter_table('persons', schema=None) as batch_op:
+        batch_op.drop_column('housing_need')
+        batch_op.drop_column('needs_assessed_on')
+        batch_op.drop_column('needs_version')
