@@ -1,4 +1,5 @@
-"""HTTP routes of the integration council's view: proposals, their follow-up and history.
+"""HTTP routes of the integration council's view (proposals, their follow-up and history) and of the district
+conference summary.
 
 Analysts and admins make and move proposals (the router's role check, as for every monitoring route); the
 actor of each step is the caller's ``X-Actor`` (a staff user name, never a newcomer's).
@@ -7,21 +8,30 @@ actor of each step is the caller's ``X-Actor`` (a staff user name, never a newco
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc
 from chassis.errors import Problem
 from chassis.service import RuntimeDep
-from services.monitoring import council
+from services.monitoring import conference, council, domain, planning, readmodel, report
 from services.monitoring.api import READERS, require_role
 from services.monitoring.models import CouncilProposal, CouncilProposalEvent
-from services.monitoring.schemas import ProposalAction, ProposalCreate, ProposalList, ProposalRead, ProposalStep
+from services.monitoring.planning_api import current_forecast
+from services.monitoring.schemas import (
+    Document,
+    ProposalAction,
+    ProposalCreate,
+    ProposalList,
+    ProposalRead,
+    ProposalStep,
+)
 
-router = APIRouter(prefix="/api/v1/monitoring/council", tags=["monitoring"], dependencies=[require_role(*READERS)])
+router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[require_role(*READERS)])
 
 ActorHeader = Annotated[str | None, Header(alias="X-Actor", max_length=200)]
 StatusQuery = Annotated[council.Status | None, Query(description="only proposals in this status")]
@@ -55,7 +65,7 @@ async def _proposal(session: AsyncSession, proposal_id: str) -> CouncilProposal:
     return row
 
 
-@router.get("/proposals", response_model=ProposalList)
+@router.get("/council/proposals", response_model=ProposalList)
 async def list_proposals(runtime: RuntimeDep, status: StatusQuery = None) -> ProposalList:
     async with runtime.session_factory() as session:
         query = select(CouncilProposal).order_by(CouncilProposal.created_at.desc(), CouncilProposal.proposal_id)
@@ -69,7 +79,7 @@ async def list_proposals(runtime: RuntimeDep, status: StatusQuery = None) -> Pro
     return ProposalList(items=[_read(r) for r in rows], counts=counts)
 
 
-@router.post("/proposals", response_model=ProposalRead, status_code=201)
+@router.post("/council/proposals", response_model=ProposalRead, status_code=201)
 async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, x_actor: ActorHeader = None) -> ProposalRead:
     """Put a proposal before the integration council (status ``proposed``)."""
     now = runtime.extras["clock"]()
@@ -86,14 +96,14 @@ async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, x_actor: Ac
     return _read(row, [step])
 
 
-@router.get("/proposals/{proposal_id}", response_model=ProposalRead)
+@router.get("/council/proposals/{proposal_id}", response_model=ProposalRead)
 async def get_proposal(runtime: RuntimeDep, proposal_id: str) -> ProposalRead:
     async with runtime.session_factory() as session:
         row = await _proposal(session, proposal_id)
         return _read(row, await _history(session, proposal_id))
 
 
-@router.post("/proposals/{proposal_id}/actions", response_model=ProposalRead)
+@router.post("/council/proposals/{proposal_id}/actions", response_model=ProposalRead)
 async def act_on_proposal(
     runtime: RuntimeDep, proposal_id: str, body: ProposalAction, x_actor: ActorHeader = None
 ) -> ProposalRead:
@@ -119,3 +129,32 @@ async def act_on_proposal(
         ))  # fmt: skip
         await session.flush()
         return _read(row, await _history(session, proposal_id))
+
+
+@router.get(
+    "/conference",
+    response_model=Document,
+    responses={200: {"description": "JSON, or the document as HTML (German) with format=html",
+                     "content": {"text/html": {"schema": {"type": "string"}}}}},
+)  # fmt: skip
+async def conference_summary(
+    runtime: RuntimeDep,
+    year: Annotated[int, Query(ge=1990, le=2099, description="the year summarised")],
+    format: Literal["json", "html"] = "json",
+) -> Response | Document:
+    """The city's contribution to the district's integration conference: the year's published indicators, the
+    council's proposals and the next school year's demand, in German."""
+    async with runtime.session_factory() as session:
+        facts = await readmodel.load_facts(session)
+        rows = (await session.scalars(select(CouncilProposal).order_by(CouncilProposal.created_at))).all()
+    k: int = getattr(runtime.settings, "k_anonymity", 5)
+    indicators = report.indicator_document(facts, domain.Period.parse(f"{year:04d}"), k)
+    proposals = [_read(r).model_dump(mode="json") for r in rows]
+    forecast: planning.Forecast = await current_forecast(runtime)
+    document = conference.summary(indicators, proposals, planning.document(forecast))
+    if format == "html":
+        return HTMLResponse(
+            conference.to_html(document, runtime.extras["clock"]()),
+            headers={"Content-Disposition": f'inline; filename="integrationskonferenz-{year}.html"'},
+        )
+    return document

@@ -34,13 +34,8 @@ async def _capacities(runtime: RuntimeDep) -> list[PlanningCapacity]:
 )
 async def get_forecast(runtime: RuntimeDep, format: Literal["json", "csv"] = "json") -> Response | Document:
     """Kita and school demand per school year and district for the next five years, against the planned places."""
-    async with runtime.session_factory() as session:
-        facts = await readmodel.load_facts(session)
-    rows = await _capacities(runtime)
-    today = domain.local_day(runtime.extras["clock"]())
-    k: int = getattr(runtime.settings, "k_anonymity", 5)
-    result = planning.forecast(facts.persons, today, [planning.Capacity(r.year, r.district, r.kind, r.places)
-                                                      for r in rows], k)  # fmt: skip
+    result = await current_forecast(runtime)
+    today = result.as_of
     if format == "csv":
         return Response(
             planning.to_csv(result),
@@ -48,6 +43,16 @@ async def get_forecast(runtime: RuntimeDep, format: Literal["json", "csv"] = "js
             headers={"Content-Disposition": f'attachment; filename="planning-{today.isoformat()}.csv"'},
         )
     return planning.document(result)
+
+
+async def current_forecast(runtime: RuntimeDep) -> planning.Forecast:
+    async with runtime.session_factory() as session:
+        facts = await readmodel.load_facts(session)
+    rows = await _capacities(runtime)
+    today = domain.local_day(runtime.extras["clock"]())
+    k: int = getattr(runtime.settings, "k_anonymity", 5)
+    return planning.forecast(facts.persons, today, [planning.Capacity(r.year, r.district, r.kind, r.places)
+                                                    for r in rows], k)  # fmt: skip
 
 
 def _read(rows: list[PlanningCapacity]) -> CapacitiesRead:

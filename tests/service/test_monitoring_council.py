@@ -113,3 +113,36 @@ async def test_planned_places_and_the_forecast(monitoring: httpx.AsyncClient, br
     assert table.headers["content-type"].startswith("text/csv")
     lines = list(csv.DictReader(io.StringIO(table.text)))
     assert len(lines) == 10 and lines[0]["district"] == "Weststadt" and lines[0]["expected"] == "27"
+
+
+async def test_the_district_conference_summary(monitoring: httpx.AsyncClient, broker: Any) -> None:
+    """The year 2026 of the indicators' scenario: 19 registrations (not counting the erased person), withheld
+    figures as crosses, the council's proposals with their state in German, the next school year's Kita demand."""
+    made = await monitoring.post(PROPOSALS, json={"title": "Frauenkurse mit Kinderbetreuung", "text": "R3"},
+                                 headers=ANALYST)  # fmt: skip
+    pid = made.json()["proposal_id"]
+    await monitoring.post(f"{PROPOSALS}/{pid}/actions", json={"action": "accept"}, headers=ANALYST)
+    await seeded(monitoring, broker.bootstrap_servers)
+
+    reply = await monitoring.get("/api/v1/monitoring/conference", params={"year": 2026}, headers=ANALYST)
+    assert reply.status_code == 200, reply.text
+    document = reply.json()
+    assert document["title"] == "Integrationskonferenz Landkreis Landsberg am Lech 2026"
+    lines = {line["label"]: line["value"] for s in document["sections"] for line in s["lines"]}
+    assert lines["Anmeldungen von Neuzugewanderten"] == "19"
+    assert lines["Anmeldungen: Sonstige"] == "\u00d7"  # four persons (one of five erased): withheld
+    assert lines["Bedarf an Kita-Plätzen im Schuljahr 2027/28"].startswith("27 (Spanne ")
+    assert document["proposals"] == [{"title": "Frauenkurse mit Kinderbetreuung", "status": "angenommen",
+                                      "assignee": None, "due_on": None}]  # fmt: skip
+
+    html = await monitoring.get("/api/v1/monitoring/conference", params={"year": 2026, "format": "html"},
+                                headers=ADMIN)  # fmt: skip
+    assert html.headers["content-type"].startswith("text/html") and '<html lang="de">' in html.text
+    assert "Vorschläge an den Integrationsrat" in html.text and "angenommen" in html.text
+    assert (
+        await monitoring.get("/api/v1/monitoring/conference", params={"year": 1800}, headers=ANALYST)
+    ).status_code == 422
+    denied = await monitoring.get(
+        "/api/v1/monitoring/conference", params={"year": 2026}, headers={"X-Role": "caseworker"}
+    )
+    assert denied.status_code == 403
