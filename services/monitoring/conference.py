@@ -56,6 +56,11 @@ def show(cell: Mapping[str, Any] | None) -> str:
     return f"{int(value):,}".replace(",", ".")
 
 
+def _has_figure(cell: Mapping[str, Any] | None) -> bool:
+    """Published or withheld: not a share of nobody."""
+    return cell is not None and (cell.get("suppressed") or cell.get("value") is not None)
+
+
 def _row(label: str, cell: Mapping[str, Any] | None) -> dict[str, str]:
     return {"label": label, "value": show(cell)}
 
@@ -102,10 +107,13 @@ def summary(
               for label, cell in _cells(indicators, "need_routes", "sent")]  # fmt: skip
     routes += [_row(f"Vermittlungen: {ROUTES_DE.get(label, label)}", cell)
                for label, cell in _cells(indicators, "meeting_offer_referrals", "sent")]  # fmt: skip
-    routes += [_row(f"Anteil der EU-Bürgerinnen und -Bürger: {ROUTES_DE.get(label, label)} (%)", cell)
-               for label, cell in _cells(indicators, "need_routes_eu_share", "percent")]  # fmt: skip
-    routes += [_row(f"Anteil der Frauen: {ROUTES_DE.get(label, label)} (%)", cell)
-               for label, cell in _cells(indicators, "need_routes_women_share", "percent")]  # fmt: skip
+    # Women and EU citizens apart where a route had anybody: a share without a base says nothing.
+    for table_id, group in (
+        ("need_routes_eu_share", "der EU-Bürgerinnen und -Bürger"),
+        ("need_routes_women_share", "der Frauen"),
+    ):
+        routes += [_row(f"Anteil {group}: {ROUTES_DE.get(label, label)} (%)", cell)
+                   for label, cell in _cells(indicators, table_id, "percent") if _has_figure(cell)]  # fmt: skip
     sections.append({"title": "Beratung, Teilhabe und die Wege für besondere Bedarfe", "lines": [
         _row("Vermittlungen an Partner insgesamt", _column_total(indicators, "referral_funnel", "sent")),
         *routes,

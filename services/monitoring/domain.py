@@ -732,8 +732,14 @@ def _tables(facts: Facts, period: Period, k: int, *, with_derived: bool = True) 
         "registrations_by_residence_status", "Registrations by residence-status group", g, "persons",
         Counter(p.residence_status_group.value for p in registered), [s.value for s in ResidenceStatusGroup],
     ))  # fmt: skip
-    districts = sorted({p.district for p in registered})
     genders = [x.value for x in Gender]
+    # Women and EU citizens (the skilled workers of "Fokus auf EU-Migranten") apart, as far as k allows.
+    tables.append(_counts(
+        "registrations_by_residence_status_and_gender", "Registrations by residence-status group and gender", g,
+        "persons", [s.value for s in ResidenceStatusGroup], genders,
+        Counter((p.residence_status_group.value, p.gender.value) for p in registered), row_totals=True,
+    ))  # fmt: skip
+    districts = sorted({p.district for p in registered})
     tables.append(_counts(
         "registrations_by_district_and_gender", "Registrations by district and gender", g, "persons",
         districts, genders, Counter((p.district, p.gender.value) for p in registered),
@@ -830,6 +836,21 @@ SAME_FIGURES: tuple[tuple[tuple[str, Part], tuple[str, Part]], ...] = (
     (_REGISTERED, ("registrations_by_age_band", ("column_total", "", "count"))),
     (_REGISTERED, ("registrations_by_residence_status", ("column_total", "", "count"))),
     (_REGISTERED, ("registrations_by_district_and_gender", ("total", "", ""))),
+    (_REGISTERED, ("registrations_by_residence_status_and_gender", ("total", "", ""))),
+    *(
+        (
+            ("registrations_by_residence_status", ("cell", s.value, "count")),
+            ("registrations_by_residence_status_and_gender", ("row_total", s.value, "")),
+        )
+        for s in ResidenceStatusGroup
+    ),
+    *(
+        (
+            ("registrations_by_district_and_gender", ("column_total", "", g.value)),
+            ("registrations_by_residence_status_and_gender", ("column_total", "", g.value)),
+        )
+        for g in Gender
+    ),
     *(
         (("language_course_completions", ("cell", c, "count")), ("course_completions", ("cell", c, "count")))
         for c in LANGUAGE_CATEGORIES

@@ -42,6 +42,7 @@ FLOWS = {
     "recognitions", "course_completions", "participation_offers", "registrations_by_nationality",
     "registrations_by_age_band", "registrations_by_residence_status", "registrations_by_district_and_gender",
     "households_and_moves", "referral_funnel", "need_routes", "meeting_offer_referrals",
+    "registrations_by_residence_status_and_gender",
 }  # fmt: skip
 #: Distinct households: a household registering over two months counts once in the quarter.
 NOT_ADDITIVE = {("households_and_moves", "households_registered")}
@@ -66,6 +67,7 @@ REGISTRATION_TOTALS = [
     ("registrations_by_age_band", "column_total", "", "count"),
     ("registrations_by_residence_status", "column_total", "", "count"),
     ("registrations_by_district_and_gender", "total", "", ""),
+    ("registrations_by_residence_status_and_gender", "total", "", ""),
 ]
 
 
@@ -138,6 +140,15 @@ def attacker_equations(
         first, *others = REGISTRATION_TOTALS
         for other in others:  # persons registered in the period, in four tables
             equations.append({(period.label, *first): 1, (period.label, *other): -1})
+        for status in ResidenceStatusGroup:  # persons of a status, registered in the period, in two tables
+            equations.append({(period.label, "registrations_by_residence_status", "cell", status.value, "count"): 1,
+                              (period.label, "registrations_by_residence_status_and_gender", "row_total",
+                               status.value, ""): -1})  # fmt: skip
+        for gender in Gender:  # persons of a gender, registered in the period, in two tables
+            equations.append({(period.label, "registrations_by_district_and_gender", "column_total", "",
+                               gender.value): 1,
+                              (period.label, "registrations_by_residence_status_and_gender", "column_total", "",
+                               gender.value): -1})  # fmt: skip
         for category in domain.LANGUAGE_CATEGORIES:  # language-course completions, in two tables
             equations.append({(period.label, "language_course_completions", "cell", category, "count"): 1,
                               (period.label, "course_completions", "cell", category, "count"): -1})  # fmt: skip
