@@ -56,6 +56,14 @@ def show(cell: Mapping[str, Any] | None) -> str:
     return f"{int(value):,}".replace(",", ".")
 
 
+def de_date(iso: str | None) -> str:
+    """2026-12-31 as 31.12.2026; nothing as a dash."""
+    if not iso:
+        return DASH
+    year, month, day = iso[:10].split("-")
+    return f"{day}.{month}.{year}"
+
+
 def _has_figure(cell: Mapping[str, Any] | None) -> bool:
     """Published or withheld: not a share of nobody."""
     return cell is not None and (cell.get("suppressed") or cell.get("value") is not None)
@@ -87,11 +95,12 @@ def summary(
     year = indicators["period"]
     sections: list[dict[str, Any]] = []
     moves = dict(_cells(indicators, "households_and_moves", "count"))
+    end = de_date(indicators["to"])
     lines = [
         _row("Anmeldungen von Neuzugewanderten", _headline(indicators, "registrations_by_nationality")),
         _row("davon Haushalte", moves.get("households_registered")),
         _row("Weggezogen", moves.get("persons_moved_away")),
-        _row(f"Neuzugewanderte in der Stadt am {indicators['to']}", _headline(indicators, "newcomers_by_district")),
+        _row(f"Neuzugewanderte in der Stadt am {end}", _headline(indicators, "newcomers_by_district")),
     ]
     lines += [_row(f"Anmeldungen: {RESIDENCE_DE.get(label, label)}", cell)
               for label, cell in _cells(indicators, "registrations_by_residence_status", "count")]  # fmt: skip
@@ -119,7 +128,7 @@ def summary(
         *routes,
     ]})  # fmt: skip
     sections.append({"title": "Wohnen und Segregation", "lines": [
-        _row(f"Neuzugewanderte mit Wohnungsbedarf am {indicators['to']}", _headline(indicators, "housing_need")),
+        _row(f"Neuzugewanderte mit Wohnungsbedarf am {end}", _headline(indicators, "housing_need")),
         _row("Segregationsindex (Dissimilarität, 0 bis 1)", _headline(indicators, "dissimilarity_index")),
     ]})  # fmt: skip
     planning_lines: list[dict[str, str]] = []
@@ -142,7 +151,8 @@ def summary(
         "privacy": PRIVACY_DE.format(k=indicators["k"], k_minus=indicators["k"] - 1),
         "sections": sections,
         "proposals": [{"title": p["title"], "status": STATUS_DE.get(p["status"], p["status"]),
-                       "assignee": p.get("assignee"), "due_on": p.get("due_on")} for p in proposals],
+                       "assignee": p.get("assignee"), "due_on": de_date(p["due_on"]) if p.get("due_on") else None}
+                      for p in proposals],
     }  # fmt: skip
 
 
@@ -171,7 +181,8 @@ def to_html(document: Mapping[str, Any], generated_at: datetime) -> str:
     return f"""<!DOCTYPE html>
 <html lang="de"><head><meta charset="utf-8"><title>{escape(document["title"])}</title><style>{STYLE}</style></head>
 <body><header><h1>{escape(document["title"])}</h1>
-<p>Beitrag der {escape(document["contributor"])} · {escape(document["from"])} bis {escape(document["to"])} ·
+<p>Beitrag der {escape(document["contributor"])} · {escape(de_date(document["from"]))} bis
+{escape(de_date(document["to"]))} ·
 erstellt {escape(generated_at.strftime("%d.%m.%Y %H:%M"))}</p>
 <p class="note">{escape(document["privacy"])}</p></header>
 <main>{sections}
