@@ -306,8 +306,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         try:
             entry = {"year": int(form.get("year", "")), "district": form.get("district", "").strip(),
                      "kind": form.get("kind", ""), "places": int(form.get("places", ""))}  # fmt: skip
-        except ValueError:
-            return ui.back("/ui/statistics/planning", error="places")
+        except ValueError:  # the browser checks the number first; this is for a hand-made request
+            return ui.back("/ui/statistics/planning", error=ui.words(request)["pl_places"])
         key = (entry["year"], entry["district"], entry["kind"])
 
         def replace(current: list[dict[str, Any]]) -> list[dict[str, Any]]:
