@@ -162,3 +162,55 @@ def district_map(values: Mapping[str, int | None], title: str, chart_id: str, *,
                     f'</text><text x="{x + cell_w / 2}" y="{y + 44}" text-anchor="middle" fill="{text}" '
                     f'font-weight="700">{escape(shown)}</text></g>')  # fmt: skip
     return _svg(width, height, title, chart_id, body)
+
+
+def demand_chart(labels: Sequence[str], expected: Sequence[int], low: Sequence[int], high: Sequence[int],
+                 places: Sequence[int | None], title: str, chart_id: str,
+                 legend: Mapping[str, str]) -> str:  # fmt: skip
+    """Columns of expected demand per school year, the forecast's band as a whisker from low to high and the
+    planned places as a dark tick across the column (none where no places were entered).
+
+    ``legend`` names the three marks (keys ``expected``, ``band``, ``places``) in the page's language."""
+    width, height, left, right, upper, lower = 660, 300, 52, 20, 44, 40
+    plot_w, plot_h = width - left - right, height - upper - lower
+    ceiling = _nice_top(max([*high, *expected, *(p for p in places if p is not None)], default=0))
+    slot = plot_w / max(1, len(labels))
+    bar_w = min(56.0, slot * 0.5)
+
+    def y(v: float) -> float:
+        return upper + plot_h - plot_h * v / ceiling
+
+    body = []
+    x = float(left)
+    marks = (
+        ("expected", f'<rect x="{{x}}" y="8" width="12" height="12" fill="{SHADES[2]}"/>'),
+        ("band", f'<line x1="{{mid}}" x2="{{mid}}" y1="6" y2="22" stroke="{INK}" stroke-width="2"/>'),
+        ("places", f'<line x1="{{x}}" x2="{{end}}" y1="14" y2="14" stroke="{SERIES[2]}" stroke-width="4"/>'),
+    )
+    for key, shape in marks:
+        body.append(shape.format(x=f"{x:.0f}", mid=f"{x + 6:.0f}", end=f"{x + 12:.0f}"))
+        text = legend.get(key, key)
+        body.append(f'<text x="{x + 18:.0f}" y="19" fill="{INK}">{escape(text)}</text>')
+        x += 18 + 7.5 * len(text) + 22
+    for fraction in (0, 0.5, 1):
+        level = ceiling * fraction
+        body.append(f'<line x1="{left}" x2="{width - right}" y1="{y(level):.1f}" y2="{y(level):.1f}" stroke="{GRID}"/>')
+        body.append(f'<text x="{left - 6}" y="{y(level) + 4:.1f}" text-anchor="end" fill="{MUTED}">{level:g}</text>')
+    for i, label in enumerate(labels):
+        mid = left + slot * (i + 0.5)
+        body.append(f'<text x="{mid:.1f}" y="{height - lower + 18}" text-anchor="middle" fill="{MUTED}">'
+                    f"{escape(label)}</text>")  # fmt: skip
+        body.append(f'<rect x="{mid - bar_w / 2:.1f}" y="{y(expected[i]):.1f}" width="{bar_w:.1f}" '
+                    f'height="{y(0) - y(expected[i]):.1f}" fill="{SHADES[2]}"/>')  # fmt: skip
+        body.append(f'<line x1="{mid:.1f}" x2="{mid:.1f}" y1="{y(high[i]):.1f}" y2="{y(low[i]):.1f}" stroke="{INK}" '
+                    f'stroke-width="2"/>')  # fmt: skip
+        for end in (low[i], high[i]):
+            body.append(f'<line x1="{mid - 6:.1f}" x2="{mid + 6:.1f}" y1="{y(end):.1f}" y2="{y(end):.1f}" '
+                        f'stroke="{INK}" stroke-width="2"/>')  # fmt: skip
+        body.append(f'<text x="{mid + bar_w / 2 + 4:.1f}" y="{y(expected[i]) + 4:.1f}" fill="{INK}" '
+                    f'font-weight="700">{expected[i]}</text>')  # fmt: skip
+        planned = places[i]
+        if planned is not None:
+            body.append(f'<line x1="{mid - bar_w / 2 - 4:.1f}" x2="{mid + bar_w / 2 + 4:.1f}" y1="{y(planned):.1f}" '
+                        f'y2="{y(planned):.1f}" stroke="{SERIES[2]}" stroke-width="4"/>')  # fmt: skip
+    return _svg(width, height, title, chart_id, body)

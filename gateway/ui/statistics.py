@@ -4,7 +4,9 @@ language (German by default) and its figures as CSV.
 Everything comes from the monitoring service's API (``/monitoring/indicators`` per period): figures already
 anonymised there, a withheld one (k-anonymity) stays withheld here. The charts are inline SVG drawn on the server
 (``charts``): registrations and the dissimilarity index over the twelve months up to the period, newcomers on a
-schematic map of Landsberg's parts, and referral outcomes per partner.
+schematic map of Landsberg's parts, and referral outcomes per partner. The council report shows the integration
+council's proposals with their follow-up; the council's, planning and conference pages are in
+:mod:`gateway.ui.statistics_council`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from chassis.identity import Identity
-from gateway.ui import charts
+from gateway.ui import charts, statistics_council
 from gateway.ui.kit import Kit
 from gateway.ui.words import more_words
 
@@ -48,6 +50,10 @@ REPORT_DE = {
     "stat_t_registrations_by_district_and_gender": "Anmeldungen nach Ortsteil und Geschlecht",
     "stat_t_households_and_moves": "Angemeldete Haushalte und weggezogene Personen",
     "stat_t_newcomers_by_district": "Neuzugezogene je Ortsteil am Ende des Zeitraums",
+    "stat_t_housing_need": "Neuzugezogene mit Wohnungsbedarf am Ende des Zeitraums, nach Ortsteil und "
+    "Haushaltsgröße (Personen)",
+    "stat_t_registrations_by_residence_status_and_gender": "Anmeldungen nach Aufenthaltsstatus und Geschlecht "
+    "(Frauen und EU-Bürgerinnen und -Bürger getrennt)",
     "stat_t_dissimilarity_index": "Segregationsindex (Dissimilaritätsindex) gegenüber der Wohnbevölkerung",
     "stat_t_referral_funnel": "Vermittlungen je Partner", "stat_t_partner_response_hours":
     "Median der Stunden bis zur Antwort des Partners",
@@ -230,6 +236,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, first)
         found = await documents(request, user, [m for m in last_months(period) if m != period])
         found[period] = first.body
+        # The integration council's view: every proposal and where its follow-up stands.
+        council = await ui.call(request, user, "GET", "monitoring/council/proposals")
+        lang = ui.lang_of(request)
         return ui.render(request, "statistics_report.html", user=user, period=period, document=first.body,
                          generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                         council=council.body["items"] if council.ok else None,
+                         day=lambda v: statistics_council.day_text(v, lang),
                          **chart_context(request, period, found, await partner_names(request, user)))  # fmt: skip
+
+    statistics_council.add_routes(router, ui)

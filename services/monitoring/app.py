@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from chassis.clock import Clock, system_clock
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import ServiceSettings
-from services.monitoring import api, readmodel
+from services.monitoring import api, council_api, planning_api, readmodel
 from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers
 from services.monitoring.models import Base, DistrictPopulation, SurveyFigures, messaging
 from services.monitoring.schemas import DistrictReferenceUpdate, SurveyQuestion, SurveyUpdate
@@ -95,7 +95,7 @@ def create_app(settings: MonitoringSettings | None = None, clock: Clock = system
         tables=messaging,
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[],
-        routers=[api.router],
+        routers=[api.router, council_api.router, planning_api.router],
         handlers=lambda runtime: make_handlers(),
         consumed_topics=CONSUMED_TOPICS,
         on_startup=on_startup,

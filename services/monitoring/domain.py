@@ -52,7 +52,7 @@ from contracts.vocabulary import (
     ResidenceStatusGroup,
     ServiceType,
 )
-from services.monitoring import disclosure
+from services.monitoring import disclosure, housing
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 CITY = "Landsberg am Lech"
@@ -195,6 +195,8 @@ class PersonFact:
     residence_status_group: ResidenceStatusGroup
     district: str
     moved_away_on: date | None = None
+    #: The day of the latest needs assessment when it names a housing need (else None).
+    housing_need_since: date | None = None
 
     def lives_here_on(self, day: date) -> bool:
         return self.registered_on <= day and (self.moved_away_on is None or self.moved_away_on > day)
@@ -730,8 +732,14 @@ def _tables(facts: Facts, period: Period, k: int, *, with_derived: bool = True) 
         "registrations_by_residence_status", "Registrations by residence-status group", g, "persons",
         Counter(p.residence_status_group.value for p in registered), [s.value for s in ResidenceStatusGroup],
     ))  # fmt: skip
-    districts = sorted({p.district for p in registered})
     genders = [x.value for x in Gender]
+    # Women and EU citizens (the skilled workers of "Fokus auf EU-Migranten") apart, as far as k allows.
+    tables.append(_counts(
+        "registrations_by_residence_status_and_gender", "Registrations by residence-status group and gender", g,
+        "persons", [s.value for s in ResidenceStatusGroup], genders,
+        Counter((p.residence_status_group.value, p.gender.value) for p in registered), row_totals=True,
+    ))  # fmt: skip
+    districts = sorted({p.district for p in registered})
     tables.append(_counts(
         "registrations_by_district_and_gender", "Registrations by district and gender", g, "persons",
         districts, genders, Counter((p.district, p.gender.value) for p in registered),
@@ -752,6 +760,12 @@ def _tables(facts: Facts, period: Period, k: int, *, with_derived: bool = True) 
     tables.append(_distribution(
         "newcomers_by_district", f"Newcomers living in each district on {period.end.isoformat()}", g, "persons",
         stock, sorted(set(stock) | set(facts.reference.population if facts.reference else {})), kind="stock",
+    ))  # fmt: skip
+    need = housing.housing_need_counts(facts.persons, period.end)
+    tables.append(_counts(
+        "housing_need", f"Newcomers with a housing need on {period.end.isoformat()}, by district and household "
+        "size", g, "persons", sorted({d for d, _ in need}), housing.HOUSEHOLD_SIZES, need, row_totals=True,
+        kind="stock", note="From the latest needs assessment naming housing; household size: its members living here.",
     ))  # fmt: skip
     if with_derived:
         index = dissimilarity(stock, facts.reference.population) if facts.reference else None
@@ -822,6 +836,21 @@ SAME_FIGURES: tuple[tuple[tuple[str, Part], tuple[str, Part]], ...] = (
     (_REGISTERED, ("registrations_by_age_band", ("column_total", "", "count"))),
     (_REGISTERED, ("registrations_by_residence_status", ("column_total", "", "count"))),
     (_REGISTERED, ("registrations_by_district_and_gender", ("total", "", ""))),
+    (_REGISTERED, ("registrations_by_residence_status_and_gender", ("total", "", ""))),
+    *(
+        (
+            ("registrations_by_residence_status", ("cell", s.value, "count")),
+            ("registrations_by_residence_status_and_gender", ("row_total", s.value, "")),
+        )
+        for s in ResidenceStatusGroup
+    ),
+    *(
+        (
+            ("registrations_by_district_and_gender", ("column_total", "", g.value)),
+            ("registrations_by_residence_status_and_gender", ("column_total", "", g.value)),
+        )
+        for g in Gender
+    ),
     *(
         (("language_course_completions", ("cell", c, "count")), ("course_completions", ("cell", c, "count")))
         for c in LANGUAGE_CATEGORIES

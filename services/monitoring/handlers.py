@@ -1,6 +1,6 @@
 """Event handlers of the monitoring service: one function per event type an indicator uses.
 
-Every topic is consumed; event types no indicator needs (consents, needs assessments, cases,
+Every topic is consumed; event types no indicator needs (consents, cases,
 goals, proposals, attendance, partner directory changes...) have no handler and are skipped by
 the chassis. Handlers only record facts; figures are computed when asked for, from the final
 state. That makes the read model independent of the order in which *different* topics are
@@ -28,6 +28,7 @@ from contracts import courses as course_events
 from contracts import referral as referral_events
 from contracts import registration as registration_events
 from contracts.registry import TOPICS
+from contracts.vocabulary import NeedCategory
 from services.monitoring import domain
 from services.monitoring.models import CourseFact, EnrolmentFact, PassFact, Person, ReferralFact
 
@@ -91,13 +92,23 @@ async def moved_away(uow: UnitOfWork, event: ReceivedEvent) -> None:
         person.moved_away_on = model.moved_away_on
 
 
+async def needs_assessed(uow: UnitOfWork, event: ReceivedEvent) -> None:
+    """NeedsAssessed: only whether the newest assessment names a housing need, and its day (the housing indicator)."""
+    model = registration_events.NeedsAssessed.model_validate(event.data)
+    person = await _person(uow, model.person_id)
+    if person.erased or model.assessment_version <= (person.needs_version or 0):
+        return
+    person.needs_version, person.needs_assessed_on = model.assessment_version, _event_day(event)
+    person.housing_need = NeedCategory.HOUSING in model.need_categories
+
+
 async def erased(uow: UnitOfWork, event: ReceivedEvent) -> None:
     """Art. 17: the profile goes (a tombstone stays, so late linked facts drop the pseudonym too)."""
     model = registration_events.PersonErased.model_validate(event.data)
     person = await _person(uow, model.person_id)
     person.erased, person.household_id, person.registered_on, person.nationality = True, None, None, None
     person.age_band = person.gender = person.residence_status_group = person.district = None
-    person.moved_away_on = None
+    person.moved_away_on = person.needs_version = person.needs_assessed_on = person.housing_need = None
     for table in (ReferralFact, EnrolmentFact):
         await uow.session.execute(update(table).where(table.person_id == model.person_id).values(person_id=None))
     await uow.forget_stored_responses(model.person_id)  # and the dead letters that name the person
@@ -159,6 +170,7 @@ def make_handlers() -> Mapping[str, Handler]:
         registration_events.PersonUpdated.event_type: profile,
         registration_events.PersonMovedAway.event_type: moved_away,
         registration_events.PersonErased.event_type: erased,
+        registration_events.NeedsAssessed.event_type: needs_assessed,
         r.ReferralSent.event_type: _referral_handler(r.ReferralSent, "sent"),
         r.ReferralAccepted.event_type: _referral_handler(r.ReferralAccepted, "accepted"),
         r.ReferralDeclined.event_type: _referral_handler(r.ReferralDeclined, "declined"),

@@ -6,7 +6,8 @@ demographic groups, household, district) in ``persons``; the counselling referra
 registration to first counselling) in ``referral_facts``; the enrolment (share of women) in
 ``enrolment_facts``. An erased person's row becomes a tombstone without attributes and their
 pseudonym is removed from the linked facts. Analyst input (district population, survey figures)
-is not derived from events and survives a rebuild.
+is not derived from events and survives a rebuild, as do the planned places and the integration council's
+proposals with their history.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Person(Base):
     profile_version: Mapped[int] = mapped_column(Integer, default=0)
     moved_away_on: Mapped[date | None] = mapped_column(Date)
     erased: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: From the latest needs assessment: its version, its day, and whether it names a housing need.
+    needs_version: Mapped[int | None] = mapped_column(Integer)
+    needs_assessed_on: Mapped[date | None] = mapped_column(Date)
+    housing_need: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class ReferralFact(Base):
@@ -122,6 +127,52 @@ class SurveyFigures(Base):
     german_citizens_percent: Mapped[float | None] = mapped_column(Float)
     questions: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PlanningCapacity(Base):
+    """Places the city plans in Kitas or schools of a district for a school year (analyst input)."""
+
+    __tablename__ = "planning_capacities"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    district: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    places: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CouncilProposal(Base):
+    """A proposal before the integration council (Integrationsrat) and where its follow-up stands."""
+
+    __tablename__ = "council_proposals"
+
+    proposal_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(String(4000))
+    #: The report's rule it came from (e.g. R1-waiting-list), if any, and the period it was derived for.
+    rule: Mapped[str | None] = mapped_column(String(40))
+    period: Mapped[str | None] = mapped_column(String(7))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    due_on: Mapped[date | None] = mapped_column(Date)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CouncilProposalEvent(Base):
+    """One step of a proposal's history: who did what, when, with an optional note."""
+
+    __tablename__ = "council_proposal_events"
+
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[str] = mapped_column(String(36), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(2000))
 
 
 class MonitoringState(Base):

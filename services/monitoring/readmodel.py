@@ -54,6 +54,7 @@ def _person(p: Person) -> domain.PersonFact | None:
         residence_status_group=ResidenceStatusGroup(p.residence_status_group),
         district=p.district or "unknown",
         moved_away_on=p.moved_away_on,
+        housing_need_since=p.needs_assessed_on if p.housing_need else None,
     )
 
 

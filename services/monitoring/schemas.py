@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
@@ -56,6 +56,91 @@ class SurveyUpdate(Strict):
 
 class SurveyRead(SurveyUpdate):
     updated_at: datetime
+
+
+Kind = Literal["kita", "school"]
+
+
+class CapacityEntry(Strict):
+    """Places planned in Kitas or schools of a district for the school year starting 1 September of ``year``."""
+
+    year: int = Field(ge=2000, le=2100)
+    district: District
+    kind: Kind
+    places: int = Field(ge=0, le=100_000)
+
+
+class CapacitiesUpdate(Strict):
+    """All planned places, replaced as a whole (as the city's planning office keeps them)."""
+
+    capacities: list[CapacityEntry] = Field(max_length=2000)
+
+    @model_validator(mode="after")
+    def _once_each(self) -> CapacitiesUpdate:
+        keys = [(c.year, c.district, c.kind) for c in self.capacities]
+        if len(keys) != len(set(keys)):
+            raise ValueError("each school year, district and kind may be entered once")
+        return self
+
+
+class CapacitiesRead(BaseModel):
+    capacities: list[CapacityEntry]
+    updated_at: datetime | None
+
+
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class ProposalCreate(Strict):
+    """A proposal to the integration council (Integrationsrat)."""
+
+    title: Line
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+    rule: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,40}$")] | None = None
+    period: Annotated[str, StringConstraints(pattern=r"^(199[0-9]|20[0-9]{2})(-(0[1-9]|1[0-2])|-Q[1-4])?$")] | None = (
+        None
+    )
+    due_on: date | None = None
+
+
+class ProposalAction(Strict):
+    """A step of the follow-up: accept, reject (with a reason), assign (to an office, a person or a role),
+    complete, reopen (with a reason)."""
+
+    action: Literal["accept", "reject", "assign", "complete", "reopen"]
+    assignee: Line | None = None
+    note: Note | None = None
+    due_on: date | None = None
+
+
+class ProposalStep(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    status: str
+    assignee: str | None
+    note: str | None
+
+
+class ProposalRead(BaseModel):
+    proposal_id: str
+    title: str
+    text: str
+    rule: str | None
+    period: str | None
+    status: str
+    assignee: str | None
+    due_on: date | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    history: list[ProposalStep] | None = None
+
+
+class ProposalList(BaseModel):
+    items: list[ProposalRead]
+    counts: dict[str, int]
 
 
 class RebuildStarted(BaseModel):

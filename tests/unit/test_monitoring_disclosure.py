@@ -42,11 +42,12 @@ FLOWS = {
     "recognitions", "course_completions", "participation_offers", "registrations_by_nationality",
     "registrations_by_age_band", "registrations_by_residence_status", "registrations_by_district_and_gender",
     "households_and_moves", "referral_funnel", "need_routes", "meeting_offer_referrals",
+    "registrations_by_residence_status_and_gender",
 }  # fmt: skip
 #: Distinct households: a household registering over two months counts once in the quarter.
 NOT_ADDITIVE = {("households_and_moves", "households_registered")}
 #: Counts on the period's end day: a quarter's and a year's are their last month's.
-STOCKS = {"newcomers_by_district", "waiting_list"}
+STOCKS = {"newcomers_by_district", "waiting_list", "housing_need"}
 #: Not counts of persons (derived figures with their own rule, survey percentages, public seats).
 OTHER = {"days_to_first_counselling", "partner_response_hours", "dissimilarity_index", "women_share_in_courses",
          "citizens_survey", "free_seats", "need_routes_women_share", "need_routes_eu_share"}  # fmt: skip
@@ -66,6 +67,7 @@ REGISTRATION_TOTALS = [
     ("registrations_by_age_band", "column_total", "", "count"),
     ("registrations_by_residence_status", "column_total", "", "count"),
     ("registrations_by_district_and_gender", "total", "", ""),
+    ("registrations_by_residence_status_and_gender", "total", "", ""),
 ]
 
 
@@ -138,6 +140,15 @@ def attacker_equations(
         first, *others = REGISTRATION_TOTALS
         for other in others:  # persons registered in the period, in four tables
             equations.append({(period.label, *first): 1, (period.label, *other): -1})
+        for status in ResidenceStatusGroup:  # persons of a status, registered in the period, in two tables
+            equations.append({(period.label, "registrations_by_residence_status", "cell", status.value, "count"): 1,
+                              (period.label, "registrations_by_residence_status_and_gender", "row_total",
+                               status.value, ""): -1})  # fmt: skip
+        for gender in Gender:  # persons of a gender, registered in the period, in two tables
+            equations.append({(period.label, "registrations_by_district_and_gender", "column_total", "",
+                               gender.value): 1,
+                              (period.label, "registrations_by_residence_status_and_gender", "column_total", "",
+                               gender.value): -1})  # fmt: skip
         for category in domain.LANGUAGE_CATEGORIES:  # language-course completions, in two tables
             equations.append({(period.label, "language_course_completions", "cell", category, "count"): 1,
                               (period.label, "course_completions", "cell", category, "count"): -1})  # fmt: skip
@@ -346,8 +357,10 @@ def build(people: list[Any], sent: list[Any], taken: list[Any], recognised: list
     for group, (day, nat, band, gender, status, district, household, stay, n) in enumerate(people):
         registered = DAY0 + timedelta(days=day)
         moved = registered + timedelta(days=stay) if stay is not None else None
+        # Every third member of a group names a housing need ten days after registering.
         found += [PersonFact(f"p{group}-{i}", f"h{household}", registered, nat, band, gender, status, district,
-                             moved if i % 2 == 0 else None) for i in range(n)]  # fmt: skip
+                             moved if i % 2 == 0 else None,
+                             registered + timedelta(days=10) if i % 3 == 0 else None) for i in range(n)]  # fmt: skip
 
     def moment(day: int) -> datetime:
         return datetime.combine(DAY0 + timedelta(days=day), datetime.min.time(), UTC).replace(hour=10)

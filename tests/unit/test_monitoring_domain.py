@@ -360,3 +360,15 @@ def test_routes_show_women_and_eu_skilled_workers_apart_where_the_numbers_allow(
     assert tables["meeting_offer_referrals"].cell("meeting_offer", "sent").value == 5
     assert tables["need_routes"].cell("eu_job_mobility", "sent").value == 11
     assert set(tables["need_routes"].rows) == {s.value for s in domain.ROUTE_SERVICES}
+
+
+def test_women_and_eu_citizens_are_shown_apart_in_registrations() -> None:
+    """November's registrations by residence-status group and gender: the two Romanian men are the EU citizens;
+    women make up 4 of the 6 recognised refugees registered in November (E1 registered in October)."""
+    table = by_id(domain.indicators(Facts(PERSONS), NOV, k=1))["registrations_by_residence_status_and_gender"]
+    assert table.cell("eu_citizen", "male").value == 2 and table.cell("eu_citizen", "female").value == 0
+    assert table.cell("recognised_refugee", "female").value == 4
+    assert table.row_totals is not None and table.row_totals["recognised_refugee"].value == 6
+    assert table.total == domain.Cell(13)
+    protected = by_id(domain.indicators(Facts(PERSONS), NOV, k=5))["registrations_by_residence_status_and_gender"]
+    assert protected.cell("eu_citizen", "male").suppressed, "two men: withheld"

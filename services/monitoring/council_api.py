@@ -1,0 +1,160 @@
+"""HTTP routes of the integration council's view (proposals, their follow-up and history) and of the district
+conference summary.
+
+Analysts and admins make and move proposals (the router's role check, as for every monitoring route); the
+actor of each step is the caller's ``X-Actor`` (a staff user name, never a newcomer's).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chassis.clock import as_utc
+from chassis.errors import Problem
+from chassis.service import RuntimeDep
+from services.monitoring import conference, council, domain, planning, readmodel, report
+from services.monitoring.api import READERS, require_role
+from services.monitoring.models import CouncilProposal, CouncilProposalEvent
+from services.monitoring.planning_api import current_forecast
+from services.monitoring.schemas import (
+    Document,
+    ProposalAction,
+    ProposalCreate,
+    ProposalList,
+    ProposalRead,
+    ProposalStep,
+)
+
+router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[require_role(*READERS)])
+
+ActorHeader = Annotated[str | None, Header(alias="X-Actor", max_length=200)]
+StatusQuery = Annotated[council.Status | None, Query(description="only proposals in this status")]
+
+
+def _read(row: CouncilProposal, history: list[CouncilProposalEvent] | None = None) -> ProposalRead:
+    return ProposalRead(
+        proposal_id=row.proposal_id, title=row.title, text=row.text, rule=row.rule, period=row.period,
+        status=row.status, assignee=row.assignee, due_on=row.due_on, created_by=row.created_by,
+        created_at=as_utc(row.created_at) or row.created_at, updated_at=as_utc(row.updated_at) or row.updated_at,
+        history=None if history is None else [
+            ProposalStep(at=as_utc(e.at) or e.at, actor=e.actor, action=e.action, status=e.status,
+                         assignee=e.assignee, note=e.note) for e in history
+        ],
+    )  # fmt: skip
+
+
+async def _history(session: AsyncSession, proposal_id: str) -> list[CouncilProposalEvent]:
+    found = await session.scalars(
+        select(CouncilProposalEvent)
+        .where(CouncilProposalEvent.proposal_id == proposal_id)
+        .order_by(CouncilProposalEvent.event_id)
+    )
+    return list(found.all())
+
+
+async def _proposal(session: AsyncSession, proposal_id: str) -> CouncilProposal:
+    row = await session.get(CouncilProposal, proposal_id) if len(proposal_id) <= 36 else None
+    if row is None:
+        raise Problem(404, "No such proposal.", kind="not-found")
+    return row
+
+
+@router.get("/council/proposals", response_model=ProposalList)
+async def list_proposals(runtime: RuntimeDep, status: StatusQuery = None) -> ProposalList:
+    async with runtime.session_factory() as session:
+        query = select(CouncilProposal).order_by(CouncilProposal.created_at.desc(), CouncilProposal.proposal_id)
+        if status is not None:
+            query = query.where(CouncilProposal.status == status.value)
+        rows = (await session.scalars(query)).all()
+        counted = (await session.execute(
+            select(CouncilProposal.status, func.count()).group_by(CouncilProposal.status)
+        )).all()  # fmt: skip
+    counts = {s.value: 0 for s in council.Status} | {str(s): int(n) for s, n in counted}
+    return ProposalList(items=[_read(r) for r in rows], counts=counts)
+
+
+@router.post("/council/proposals", response_model=ProposalRead, status_code=201)
+async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, x_actor: ActorHeader = None) -> ProposalRead:
+    """Put a proposal before the integration council (status ``proposed``)."""
+    now = runtime.extras["clock"]()
+    actor = x_actor or "unknown"
+    row = CouncilProposal(
+        proposal_id=str(uuid.uuid4()), title=body.title, text=body.text, rule=body.rule, period=body.period,
+        status=council.Status.PROPOSED.value, assignee=None, due_on=body.due_on, created_by=actor,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    step = CouncilProposalEvent(proposal_id=row.proposal_id, at=now, actor=actor, action=council.Action.CREATE.value,
+                                status=row.status, assignee=None, note=None)  # fmt: skip
+    async with runtime.session_factory() as session, session.begin():
+        session.add_all([row, step])
+    return _read(row, [step])
+
+
+@router.get("/council/proposals/{proposal_id}", response_model=ProposalRead)
+async def get_proposal(runtime: RuntimeDep, proposal_id: str) -> ProposalRead:
+    async with runtime.session_factory() as session:
+        row = await _proposal(session, proposal_id)
+        return _read(row, await _history(session, proposal_id))
+
+
+@router.post("/council/proposals/{proposal_id}/actions", response_model=ProposalRead)
+async def act_on_proposal(
+    runtime: RuntimeDep, proposal_id: str, body: ProposalAction, x_actor: ActorHeader = None
+) -> ProposalRead:
+    """One step of the follow-up: 409 when it does not fit the status, 422 without an assignee or a reason."""
+    now = runtime.extras["clock"]()
+    async with runtime.session_factory() as session, session.begin():
+        row = await _proposal(session, proposal_id)
+        action = council.Action(body.action)
+        try:
+            after = council.apply(council.Status(row.status), action, assignee=body.assignee, note=body.note)
+        except council.IncompleteAction as exc:
+            raise Problem(422, str(exc), kind="validation") from exc
+        except council.TransitionError as exc:
+            raise Problem(409, str(exc), kind="conflict", status_now=row.status) from exc
+        row.status, row.updated_at = after.value, now
+        if body.assignee is not None:
+            row.assignee = body.assignee
+        if body.due_on is not None:
+            row.due_on = body.due_on
+        session.add(CouncilProposalEvent(
+            proposal_id=row.proposal_id, at=now, actor=x_actor or "unknown", action=action.value, status=after.value,
+            assignee=body.assignee, note=body.note,
+        ))  # fmt: skip
+        await session.flush()
+        return _read(row, await _history(session, proposal_id))
+
+
+@router.get(
+    "/conference",
+    response_model=Document,
+    responses={200: {"description": "JSON, or the document as HTML (German) with format=html",
+                     "content": {"text/html": {"schema": {"type": "string"}}}}},
+)  # fmt: skip
+async def conference_summary(
+    runtime: RuntimeDep,
+    year: Annotated[int, Query(ge=1990, le=2099, description="the year summarised")],
+    format: Literal["json", "html"] = "json",
+) -> Response | Document:
+    """The city's contribution to the district's integration conference: the year's published indicators, the
+    council's proposals and the next school year's demand, in German."""
+    async with runtime.session_factory() as session:
+        facts = await readmodel.load_facts(session)
+        rows = (await session.scalars(select(CouncilProposal).order_by(CouncilProposal.created_at))).all()
+    k: int = getattr(runtime.settings, "k_anonymity", 5)
+    indicators = report.indicator_document(facts, domain.Period.parse(f"{year:04d}"), k)
+    proposals = [_read(r).model_dump(mode="json") for r in rows]
+    forecast: planning.Forecast = await current_forecast(runtime)
+    document = conference.summary(indicators, proposals, planning.document(forecast))
+    if format == "html":
+        return HTMLResponse(
+            conference.to_html(document, runtime.extras["clock"]()),
+            headers={"Content-Disposition": f'inline; filename="integrationskonferenz-{year}.html"'},
+        )
+    return document

@@ -1,0 +1,78 @@
+"""HTTP routes of school and Kita planning: the five-year forecast (JSON or CSV) and the places the city enters."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from sqlalchemy import delete, select
+
+from chassis.clock import as_utc
+from chassis.service import RuntimeDep
+from services.monitoring import domain, planning, readmodel
+from services.monitoring.api import READERS, require_role
+from services.monitoring.models import PlanningCapacity
+from services.monitoring.schemas import CapacitiesRead, CapacitiesUpdate, CapacityEntry, Document
+
+router = APIRouter(prefix="/api/v1/monitoring/planning", tags=["monitoring"], dependencies=[require_role(*READERS)])
+
+
+async def _capacities(runtime: RuntimeDep) -> list[PlanningCapacity]:
+    async with runtime.session_factory() as session:
+        query = select(PlanningCapacity).order_by(PlanningCapacity.year, PlanningCapacity.district,
+                                                  PlanningCapacity.kind)  # fmt: skip
+        return list((await session.scalars(query)).all())
+
+
+@router.get(
+    "/forecast",
+    response_model=Document,
+    responses={
+        200: {"description": "JSON, or CSV with format=csv", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
+async def get_forecast(runtime: RuntimeDep, format: Literal["json", "csv"] = "json") -> Response | Document:
+    """Kita and school demand per school year and district for the next five years, against the planned places."""
+    result = await current_forecast(runtime)
+    today = result.as_of
+    if format == "csv":
+        return Response(
+            planning.to_csv(result),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="planning-{today.isoformat()}.csv"'},
+        )
+    return planning.document(result)
+
+
+async def current_forecast(runtime: RuntimeDep) -> planning.Forecast:
+    async with runtime.session_factory() as session:
+        facts = await readmodel.load_facts(session)
+    rows = await _capacities(runtime)
+    today = domain.local_day(runtime.extras["clock"]())
+    k: int = getattr(runtime.settings, "k_anonymity", 5)
+    return planning.forecast(facts.persons, today, [planning.Capacity(r.year, r.district, r.kind, r.places)
+                                                    for r in rows], k)  # fmt: skip
+
+
+def _read(rows: list[PlanningCapacity]) -> CapacitiesRead:
+    return CapacitiesRead(
+        capacities=[CapacityEntry(year=r.year, district=r.district, kind=r.kind, places=r.places) for r in rows],
+        updated_at=as_utc(max((r.updated_at for r in rows), default=None)),
+    )
+
+
+@router.get("/capacities", response_model=CapacitiesRead)
+async def get_capacities(runtime: RuntimeDep) -> CapacitiesRead:
+    return _read(await _capacities(runtime))
+
+
+@router.put("/capacities", response_model=CapacitiesRead)
+async def put_capacities(runtime: RuntimeDep, body: CapacitiesUpdate) -> CapacitiesRead:
+    """Replace the planned places as a whole."""
+    now = runtime.extras["clock"]()
+    async with runtime.session_factory() as session, session.begin():
+        await session.execute(delete(PlanningCapacity))
+        session.add_all(PlanningCapacity(year=c.year, district=c.district, kind=c.kind, places=c.places, updated_at=now)
+                        for c in body.capacities)  # fmt: skip
+    return _read(await _capacities(runtime))
