@@ -68,6 +68,9 @@ TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 MAX_INFRASTRUCTURE_BACKOFF_SECONDS = 5.0
 #: How long an offset commit may take; aiokafka retries one for a topic the broker lost for ever.
 COMMIT_TIMEOUT_SECONDS = 5.0
+#: Within a fetched batch, offsets are committed at least this often (and after the first records handled), so that
+#: a restarted consumer working through a backlog shows its progress at once and a crash repeats little.
+COMMIT_EVERY_SECONDS = 0.5
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -146,6 +149,10 @@ class EventConsumer:
         #: Partitions per topic as the broker last said (``_prepare``), and whether this consumer takes them itself
         #: instead of joining its group (``KAFKA_CONSUMER_ASSIGNMENT``; decided once the broker's cluster id is known).
         self._partitions: dict[str, int] = {}
+        #: When offsets are committed next in the middle of a fetched batch (0: after the first records handled).
+        self._next_commit = 0.0
+        #: How many records the next transaction handles at most: from 2, doubled up to KAFKA_CONSUMER_BATCH_SIZE.
+        self._batch_size = min(2, settings.kafka_consumer_batch_size)
         self.manual_assignment = False
 
     async def run(self) -> None:
@@ -236,11 +243,15 @@ class EventConsumer:
             try:
                 for partition, records in batches.items():
                     done: int | None = None
+                    committed: int | None = None
                     try:
                         async for offset in self._process_records(records):
                             done = offset + 1
+                            if monotonic() >= self._next_commit:
+                                await self._commit(consumer, {partition: done})
+                                committed = done
                     finally:
-                        if done is not None:
+                        if done is not None and done != committed:
                             await self._commit(consumer, {partition: done})
                     if self._stopping.is_set():
                         break
@@ -324,6 +335,7 @@ class EventConsumer:
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         self._next_offsets.update(offsets)
+        self._next_commit = monotonic() + COMMIT_EVERY_SECONDS
         try:
             await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
         except (TimeoutError, KafkaError) as exc:
@@ -351,7 +363,10 @@ class EventConsumer:
         """
         index = 0
         while index < len(records):
-            settled, failed = await self._handle_batch(records[index : index + self.settings.kafka_consumer_batch_size])
+            settled, failed = await self._handle_batch(records[index : index + self._batch_size])
+            # Slow start: a consumer that just started (a backlog waiting) commits its first few records at once
+            # instead of after a full batch (seconds for the referral service's handlers).
+            self._batch_size = min(self._batch_size * 2, self.settings.kafka_consumer_batch_size)
             for record in records[index : index + settled]:
                 yield record.offset
             index += settled
