@@ -581,7 +581,8 @@ PARAMETER: dict[str, Any] = {
         "Makes a retry of this write safe: a unique value per request (a UUID), 1-255 printable ASCII "
         "characters. A retry with the same key and body gets the first answer again, with "
         f"`{REPLAYED_HEADER}: true`, and nothing runs twice; the same key with another body is 422 "
-        "(`idempotency-key-reused`); a retry while the first still runs is 409 with `Retry-After`. 2xx and "
+        "(`idempotency-key-reused`); a retry while the first still runs is 409 with `Retry-After`, and 409 "
+        "(`idempotency-response-lost`) once the first is known to have run but its answer was lost. 2xx and "
         "4xx answers are kept for 24 hours, except 400, 404, 408, 409, 412, 422, 425, 428 and 429, after which "
         "a retry runs again (as after any 5xx). Keys are per caller, method and path."
     ),
