@@ -96,10 +96,10 @@ class ServiceSettings(BaseSettings):
     kafka_consumer_batch_size: int = Field(100, ge=1)
     #: Defaults to the service name; one group per service, however many replicas.
     kafka_consumer_group: str | None = None
-    #: A dead consumer's partitions move on after this. The embedded broker holds a joining member for half of
-    #: it, rounded up to whole seconds (measured: 10 s -> 5 s, 6 s -> 3 s, 4 s -> 2 s), so 4 s lets a restarted
-    #: consumer resume within 3 s. Apache Kafka refuses less than its group.min.session.timeout.ms (6 s by
-    #: default): the manifests set 10 s.
+    #: A dead consumer's partitions move on after this (``group`` assignment). The embedded broker holds a joining
+    #: member for half of it, rounded up to whole seconds (measured: 10 s -> 5 s, 6 s -> 3 s, 4 s -> 2 s), which is
+    #: why a consumer does not join there (``kafka_consumer_assignment``). Apache Kafka refuses less than its
+    #: group.min.session.timeout.ms (6 s by default): the manifests set 10 s.
     kafka_session_timeout_ms: int = Field(4_000, validation_alias=_unprefixed("KAFKA_SESSION_TIMEOUT_MS"))
     #: How a consumer gets its partitions. ``group``: it joins its group, which shares the partitions among the
     #: replicas (Apache Kafka, the manifests). ``manual``: it takes every partition of its topics itself and commits
