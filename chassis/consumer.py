@@ -68,6 +68,9 @@ TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 MAX_INFRASTRUCTURE_BACKOFF_SECONDS = 5.0
 #: How long an offset commit may take; aiokafka retries one for a topic the broker lost for ever.
 COMMIT_TIMEOUT_SECONDS = 5.0
+#: Within a fetched batch, offsets are committed at least this often (and after the first records handled), so that
+#: a restarted consumer working through a backlog shows its progress at once and a crash repeats little.
+COMMIT_EVERY_SECONDS = 0.5
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -143,6 +146,14 @@ class EventConsumer:
         self._watch: BrokerWatch | None = None
         self._cluster_id: str | None = None
         self._next_check = 0.0
+        #: Partitions per topic as the broker last said (``_prepare``), and whether this consumer takes them itself
+        #: instead of joining its group (``KAFKA_CONSUMER_ASSIGNMENT``; decided once the broker's cluster id is known).
+        self._partitions: dict[str, int] = {}
+        #: When offsets are committed next in the middle of a fetched batch (0: after the first records handled).
+        self._next_commit = 0.0
+        #: How many records the next transaction handles at most: from 2, doubled up to KAFKA_CONSUMER_BATCH_SIZE.
+        self._batch_size = min(2, settings.kafka_consumer_batch_size)
+        self.manual_assignment = False
 
     async def run(self) -> None:
         self._task = asyncio.current_task()
@@ -151,11 +162,15 @@ class EventConsumer:
         try:
             while not self._stopping.is_set():
                 await retry_until_ready(self._prepare, what="consumer topics", stop=self._stopping)
+                self.manual_assignment = self.settings.manual_assignment(self._cluster_id)
                 consumer = self._new_consumer(reset)
                 self._consumer = consumer  # from here on, _close stops it, even while it is still joining
                 try:
                     await retry_until_ready(consumer.start, what="consumer", stop=self._stopping)
-                    leave_group_on_stop(consumer)  # so that a restarted consumer is not held up by this one
+                    if self.manual_assignment:
+                        consumer.assign(self._all_partitions())
+                    else:
+                        leave_group_on_stop(consumer)  # so that a restarted consumer is not held up by this one
                     await self._fix_start(consumer, from_beginning=from_beginning)
                     self.assigned.set()
                     lost = await self._consume(consumer)
@@ -184,16 +199,22 @@ class EventConsumer:
         if self._watch is None:
             self._watch = BrokerWatch(self.settings, client_id=f"{self.group_id}-check")
         try:
-            self._cluster_id = (await self._watch.state()).cluster_id
+            state = await self._watch.state()
+            self._cluster_id, self._partitions = state.cluster_id, state.partitions
         except BaseException:
             await self._watch.close()
             self._watch = None
             raise
         self._next_check = monotonic() + self.settings.kafka_broker_check_seconds
 
+    def _all_partitions(self) -> list[TopicPartition]:
+        """Every partition of the consumed topics, as the broker last said (a topic it did not name: one)."""
+        return [TopicPartition(t, p) for t in self.topics for p in range(self._partitions.get(t) or 1)]
+
     def _new_consumer(self, reset: Literal["earliest", "latest"]) -> AIOKafkaConsumer:
+        # Manually assigned: no subscription, so no JoinGroup; the group id still names where offsets are committed.
         return AIOKafkaConsumer(
-            *self.topics,
+            *(() if self.manual_assignment else self.topics),
             **client_options(self.settings),
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -213,6 +234,8 @@ class EventConsumer:
                 lost = await self._broker_lost()
                 if lost is not None:
                     return lost
+                if self.manual_assignment:
+                    await self._assign_new_partitions(consumer)
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             if not batches:
                 continue
@@ -220,11 +243,15 @@ class EventConsumer:
             try:
                 for partition, records in batches.items():
                     done: int | None = None
+                    committed: int | None = None
                     try:
                         async for offset in self._process_records(records):
                             done = offset + 1
+                            if monotonic() >= self._next_commit:
+                                await self._commit(consumer, {partition: done})
+                                committed = done
                     finally:
-                        if done is not None:
+                        if done is not None and done != committed:
                             await self._commit(consumer, {partition: done})
                     if self._stopping.is_set():
                         break
@@ -246,6 +273,7 @@ class EventConsumer:
             gone = [topic for topic in self.topics if topic not in state.partitions]
             if gone:
                 return f"topic gone: {', '.join(gone)}"
+            self._partitions = state.partitions
             # No comparison of positions with end offsets: the embedded broker's end offset can lie below records
             # it holds (chassis.outbox). A position beyond a partition's end is reset by aiokafka itself.
         except (TimeoutError, KafkaError, OSError) as exc:
@@ -254,6 +282,18 @@ class EventConsumer:
             await self._watch.close()
             self._watch = None
         return None
+
+    async def _assign_new_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        """Manually assigned: take partitions the broker added to the topics since (a group would rebalance).
+
+        Called between batches, whose offsets are committed: assigning afresh resumes the others from their
+        commits, and a new partition starts as a new group would (``_fix_start``)."""
+        wanted = set(self._all_partitions())
+        if wanted <= consumer.assignment():
+            return
+        log.info("consumer %s: new partitions %s", self.group_id, sorted(map(str, wanted - consumer.assignment())))
+        consumer.assign(sorted(wanted | consumer.assignment(), key=lambda tp: (tp.topic, tp.partition)))
+        await self._fix_start(consumer)
 
     async def stop(self) -> None:
         """Stop consuming; the batch in hand finishes and its offsets are committed.
@@ -295,6 +335,7 @@ class EventConsumer:
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         self._next_offsets.update(offsets)
+        self._next_commit = monotonic() + COMMIT_EVERY_SECONDS
         try:
             await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_SECONDS)
         except (TimeoutError, KafkaError) as exc:
@@ -322,7 +363,10 @@ class EventConsumer:
         """
         index = 0
         while index < len(records):
-            settled, failed = await self._handle_batch(records[index : index + self.settings.kafka_consumer_batch_size])
+            settled, failed = await self._handle_batch(records[index : index + self._batch_size])
+            # Slow start: a consumer that just started (a backlog waiting) commits its first few records at once
+            # instead of after a full batch (seconds for the referral service's handlers).
+            self._batch_size = min(self._batch_size * 2, self.settings.kafka_consumer_batch_size)
             for record in records[index : index + settled]:
                 yield record.offset
             index += settled

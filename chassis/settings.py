@@ -33,6 +33,10 @@ HOW_TO_MAKE_A_SECRET = "make one with `openssl rand -base64 32` (deploy/README.m
 HOW_TO_MAKE_A_KEY = "an Ed25519 key pair as deploy/README.md, section 3, shows (base64 of the raw 32-byte keys)"
 
 
+#: The embedded broker's cluster ids begin with this (chassis.embedded_broker): one process per service there.
+EMBEDDED_CLUSTER_PREFIX = "embedded-"
+
+
 def _unprefixed(name: str) -> AliasChoices:
     return AliasChoices(name)
 
@@ -94,11 +98,20 @@ class ServiceSettings(BaseSettings):
     kafka_consumer_batch_size: int = Field(100, ge=1)
     #: Defaults to the service name; one group per service, however many replicas.
     kafka_consumer_group: str | None = None
-    #: A dead consumer's partitions move on after this. The embedded broker holds a joining member for half of
-    #: it, rounded up to whole seconds (measured: 10 s -> 5 s, 6 s -> 3 s, 4 s -> 2 s), so 4 s lets a restarted
-    #: consumer resume within 3 s. Apache Kafka refuses less than its group.min.session.timeout.ms (6 s by
-    #: default): the manifests set 10 s.
+    #: A dead consumer's partitions move on after this (``group`` assignment). The embedded broker holds a joining
+    #: member for half of it, rounded up to whole seconds (measured: 10 s -> 5 s, 6 s -> 3 s, 4 s -> 2 s), which is
+    #: why a consumer does not join there (``kafka_consumer_assignment``). Apache Kafka refuses less than its
+    #: group.min.session.timeout.ms (6 s by default): the manifests set 10 s.
     kafka_session_timeout_ms: int = Field(4_000, validation_alias=_unprefixed("KAFKA_SESSION_TIMEOUT_MS"))
+    #: How a consumer gets its partitions. ``group``: it joins its group, which shares the partitions among the
+    #: replicas (Apache Kafka, the manifests). ``manual``: it takes every partition of its topics itself and commits
+    #: its offsets to the group without joining it, for a service that runs as one process (``make run``): no join
+    #: to wait for (the embedded broker holds each JoinGroup 2 s), but two processes of one group would both read
+    #: everything, so ENVIRONMENT=production refuses it. ``auto`` (the default): ``manual`` against the embedded
+    #: broker (its cluster id says so) outside production, else ``group``.
+    kafka_consumer_assignment: Literal["auto", "group", "manual"] = Field(
+        "auto", validation_alias=_unprefixed("KAFKA_CONSUMER_ASSIGNMENT")
+    )
     #: Where a new consumer group starts: "earliest" replays history (a new service catches up);
     #: tests use "latest" so that each sees only its own events on the shared broker.
     kafka_consumer_offset_reset: Literal["earliest", "latest"] = "earliest"
@@ -219,6 +232,22 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 "DEMO_DATA=true is refused with ENVIRONMENT=production: demo accounts and made-up figures "
                 "must not reach a production system; unset DEMO_DATA, or set ENVIRONMENT=development"
+            )
+        return self
+
+    def manual_assignment(self, cluster_id: str | None) -> bool:
+        """Whether the consumer takes its partitions itself (see ``kafka_consumer_assignment``), given the id of the
+        cluster its broker belongs to."""
+        if self.kafka_consumer_assignment != "auto":
+            return self.kafka_consumer_assignment == "manual"
+        return self.environment != "production" and (cluster_id or "").startswith(EMBEDDED_CLUSTER_PREFIX)
+
+    @model_validator(mode="after")
+    def _refuse_manual_assignment_in_production(self) -> ServiceSettings:
+        if self.kafka_consumer_assignment == "manual" and self.environment == "production":
+            raise ValueError(
+                "KAFKA_CONSUMER_ASSIGNMENT=manual is refused with ENVIRONMENT=production: every replica would read "
+                "every partition; set KAFKA_CONSUMER_ASSIGNMENT=group (the manifests do)"
             )
         return self
 

@@ -70,6 +70,10 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         dirty = self.session.info.pop("outbox_dirty", False)
+        if self._idempotency is not None:
+            # Serving a request with an Idempotency-Key: its key is marked done with the effect, so that a crash
+            # before its answer is kept does not let a retry run it again (chassis.idempotency).
+            await self._idempotency.mark_committed(await self.session.connection())
         await self.session.commit()
         if dirty:
             self._on_events_committed()  # wake the relay: no waiting for its next poll

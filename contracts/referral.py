@@ -6,6 +6,7 @@ them to that partner's webhooks and nobody else's. No personal data.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -18,6 +19,8 @@ from contracts.vocabulary import ConsentPurpose, EsserDimension, PartnerCategory
 SERVICE = "referral"
 CASES_TOPIC = topic(SERVICE, "cases")
 REFERRALS_TOPIC = topic(SERVICE, "referrals")
+#: The namespace of the referral events' fact ids (:meth:`_ReferralEvent.fact_id`).
+FACT_NAMESPACE = uuid.UUID("6f4d1d2e-4a0b-5c59-9a64-3f0d5c1e7a21")
 
 
 class _CaseEvent(IntegrationEvent):
@@ -90,6 +93,14 @@ class _ReferralEvent(IntegrationEvent):
     partner_id: Identifier | None = None
     partner_category: PartnerCategory | None = None
     at: datetime
+
+    def fact_id(self) -> str:
+        """The fact this event tells, whatever CloudEvent carries it: a UUID of its type, its referral and the moment
+        of the change (``at``). A copy published again under a new ce_id has the same one; two different facts never
+        do, since a referral makes a change of one type at most once at one moment (its state machine).
+
+        Consumers whose effect is outside the inbox's reach (a webhook sent, a referral counted) key it by this."""
+        return str(uuid.uuid5(FACT_NAMESPACE, f"{self.event_type} {self.referral_id} {self.at.isoformat()}"))
 
 
 class ReferralProposed(_ReferralEvent):

@@ -6,7 +6,9 @@ the chassis. Handlers only record facts; figures are computed when asked for, fr
 state. That makes the read model independent of the order in which *different* topics are
 read, so a replay from the start (:mod:`services.monitoring.rebuild`) gives the same figures:
 
-* facts are keyed by ``ce_id`` (a redelivery inserts nothing);
+* facts are keyed by ``ce_id`` (a redelivery inserts nothing), referral facts by the fact the event tells
+  (:meth:`contracts.referral._ReferralEvent.fact_id`), so that the same fact published again under a new ce_id
+  is counted once;
 * a profile is replaced only by a newer version;
 * an erasure leaves a tombstone, and a pseudonym linked to a tombstone is never stored, whether
   the linked fact arrives before or after the erasure.
@@ -121,7 +123,7 @@ def _referral_handler(model_type: type[referral_events._ReferralEvent], kind: st
         if kind == "sent" and model.service_type in domain.LINKED_SERVICES:
             person_id = await _linkable(uow, model.person_id)
         await _add_once(
-            uow, ReferralFact, event.id, referral_id=model.referral_id, kind=kind, at=model.at,
+            uow, ReferralFact, model.fact_id(), referral_id=model.referral_id, kind=kind, at=model.at,
             partner=_partner(model), service_type=model.service_type.value,
             outcome=getattr(model, "outcome", None), person_id=person_id,
         )  # fmt: skip

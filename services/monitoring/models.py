@@ -52,7 +52,8 @@ class Person(Base):
 
 
 class ReferralFact(Base):
-    """One referral event (sent, accepted, declined, completed, escalated), keyed by its ce_id."""
+    """One referral event (sent, accepted, declined, completed, escalated), keyed by the fact it tells (``event_id``
+    holds :meth:`contracts.referral._ReferralEvent.fact_id`, not the ce_id: a copy under a new ce_id counts once)."""
 
     __tablename__ = "referral_facts"
 

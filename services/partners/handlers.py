@@ -3,7 +3,9 @@
 An event concerns partner P when its data names P (``partner_id``: a referral addressed to P, a
 change of P's own directory entry) or P runs it (``provider_id``: a course P provides). Each
 subscription of P to that event type gets one delivery row, written in the consumer's unit of
-work: together with the inbox row, a redelivered event writes nothing twice.
+work: together with the inbox row, a redelivered event writes nothing twice. A referral event published again
+under a new ce_id (the same fact: :meth:`contracts.referral._ReferralEvent.fact_id`) is found by its fact and
+delivered once too.
 
 Erasure (registration's ``person_erased``): the deliveries about the person keep their log entry (which
 event went to which webhook, when, with what result: the partner's record) and lose their payload and
@@ -47,6 +49,18 @@ def new_delivery_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
 
+#: Referral event types by name: their fact is the referral's change, not the CloudEvent that carries it.
+REFERRAL_EVENTS: dict[str, type[referral_events._ReferralEvent]] = {
+    model.event_type: model for model in referral_events.EVENTS if issubclass(model, referral_events._ReferralEvent)
+}
+
+
+def fact_of(event: ReceivedEvent) -> str:
+    """The fact an event tells: a referral event's fact id, else its ce_id (one fact per CloudEvent)."""
+    model = REFERRAL_EVENTS.get(event.type)
+    return model.model_validate(event.data).fact_id() if model is not None else event.id
+
+
 def make_handlers(clock: Callable[[], datetime], wake: Callable[[], None]) -> Mapping[str, Handler]:
     async def fan_out(uow: UnitOfWork, event: ReceivedEvent) -> None:
         partner_id = domain.concerned_partner(event.data)
@@ -59,13 +73,21 @@ def make_handlers(clock: Callable[[], datetime], wake: Callable[[], None]) -> Ma
                 )
             )
         ).all()
+        fact_id = fact_of(event)
+        delivered = set(
+            await uow.session.scalars(
+                select(WebhookDelivery.subscription_id).where(
+                    WebhookDelivery.partner_id == partner_id, WebhookDelivery.fact_id == fact_id
+                )
+            )
+        )
         body = domain.webhook_body(event_type=event.type, event_id=event.id, time=event.time, data=event.data)
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         person_id = event.data.get("person_id")
         now = clock()
         created = 0
         for subscription in subscriptions:
-            if event.type not in subscription.event_types:
+            if event.type not in subscription.event_types or subscription.id in delivered:
                 continue
             uow.session.add(
                 WebhookDelivery(
@@ -73,6 +95,7 @@ def make_handlers(clock: Callable[[], datetime], wake: Callable[[], None]) -> Ma
                     subscription_id=subscription.id,
                     partner_id=partner_id,
                     event_id=event.id,
+                    fact_id=fact_id,
                     event_type=event.type,
                     payload=payload,
                     person_id=person_id if isinstance(person_id, str) else None,

@@ -100,12 +100,18 @@ class WebhookDelivery(Base):
     """One event for one subscription; its id is the stable ``webhook-id`` of every attempt."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_event"),)
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_event"),
+        UniqueConstraint("subscription_id", "fact_id", name="uq_webhook_deliveries_fact"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     subscription_id: Mapped[str] = mapped_column(ForeignKey("webhook_subscriptions.id"), index=True)
     partner_id: Mapped[str] = mapped_column(String(64), index=True)
     event_id: Mapped[str] = mapped_column(String(200))
+    #: The fact the event tells, whatever its ce_id (a referral event's ``fact_id``, else the ce_id): one delivery
+    #: per fact and subscription, also when a producer published the fact again under a new ce_id.
+    fact_id: Mapped[str | None] = mapped_column(String(200))
     event_type: Mapped[str] = mapped_column(String(200))
     #: The exact body, so that every retry sends (and signs) the same bytes; emptied once the person it concerns
     #: was erased and the delivery is over (``erased_at``).

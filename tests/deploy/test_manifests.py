@@ -791,6 +791,7 @@ def test_the_platform_settings_suit_apache_kafka(overlay: str) -> None:
     assert int(data["KAFKA_SESSION_TIMEOUT_MS"]) >= 6000
     assert int(data["KAFKA_HEARTBEAT_INTERVAL_MS"]) * 3 <= int(data["KAFKA_SESSION_TIMEOUT_MS"])
     assert float(data["OUTBOX_RETENTION_HOURS"]) >= 24
+    assert data["KAFKA_CONSUMER_ASSIGNMENT"] == "group"  # the replicas share the partitions
 
 
 def test_dockerignore_keeps_the_context_small() -> None:

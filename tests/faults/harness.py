@@ -223,6 +223,8 @@ class Load:
     retries: int = 0
     #: Registrations answered with a duplicate warning for the newcomer's own first try (see ``newcomer``).
     recognised: int = 0
+    #: Calls answered "carried out, answer lost" (their service died between its commit and keeping the answer).
+    lost: int = 0
     started_at: float = 0.0
     _retried: set[str] = field(default_factory=set)
     ended_at: float = 0.0
@@ -269,8 +271,8 @@ class Load:
             person: str = reply.json()["person_id"]
         else:
             # The duplicate warning for our own registration: its first try was done when the service died before
-            # it kept the answer; after the key's lease the retry ran again. The name is unique to this newcomer, so
-            # the person named is ours, as a registrar would recognise them.
+            # it kept the answer ("response lost"), and it was sent again under a new key. The name is unique to this
+            # newcomer, so the person named is ours, as a registrar would recognise them.
             (existing,) = reply.json()["existing_persons"]
             person = existing["person_id"]
             self.recognised += 1
@@ -298,6 +300,16 @@ class Load:
                 if reply.status_code == 409 and "possible-duplicate" in reply.text and self.retried(headers):
                     return reply
                 what = f"{reply.status_code} {reply.text[:200]}"
+                if reply.status_code == 409 and "idempotency-response-lost" in reply.text:
+                    # The first try was carried out, its answer lost with a killed service: nothing was done twice.
+                    # A consent or an assessment is there; a registration's person the registrar finds by sending it
+                    # again, which the duplicate warning answers with the person (recognised above).
+                    self.lost += 1
+                    if path != "/api/v1/registrations":
+                        return reply
+                    headers["Idempotency-Key"] = str(uuid.uuid4())
+                    self._retried.add(headers["Idempotency-Key"])
+                    continue
                 # The first try with this key may still hold it (or have died with a killed service, until its
                 # lease is over): a 409 "in flight" says come again, as 429 and 5xx do.
                 in_flight = reply.status_code == 409 and "idempotency-request-in-flight" in reply.text
@@ -330,6 +342,8 @@ class Observation:
     webhooks: Counter[str]  # referral -> deliveries answered 200 at its partner's receiver
     webhook_ids: Counter[str]  # referral -> distinct webhook-ids that reached the receiver
     monitored: int  # persons in monitoring's read model
+    all_sent: list[str]  # every referral of the load sent to a partner (with a webhook or not)
+    monitored_sent: Counter[str]  # referral -> 'sent' facts in monitoring's read model
     dead_letters: list[dict[str, str]]  # records on the .dlq topics since the baseline
     expected_people: list[str]
     expected_assessed: list[str]
@@ -348,6 +362,8 @@ class Observation:
             left.append(f"{len(undelivered)} webhooks not delivered")
         if self.monitored < len(self.expected_people):
             left.append(f"monitoring {self.monitored}/{len(self.expected_people)}")
+        if uncounted := [r for r in self.all_sent if self.monitored_sent[r] == 0]:
+            left.append(f"monitoring has not counted {len(uncounted)} sent referrals")
         return left
 
     def problems(self, expected_dead_letters: frozenset[str] | set[str] = frozenset()) -> list[str]:
@@ -370,6 +386,8 @@ class Observation:
             found.append(f"{len(unexpected)} dead letters that should not be there, e.g. {unexpected[:3]}")
         if self.monitored != len(self.expected_people):
             found.append(f"monitoring counts {self.monitored} of {len(self.expected_people)} persons")
+        if twice := {r: n for r, n in self.monitored_sent.items() if n > 1}:
+            found.append(f"monitoring counts referrals sent more than once: {len(twice)}, e.g. {list(twice)[:3]}")
         return found
 
 
@@ -544,6 +562,11 @@ class Platform:
                                      people)  # fmt: skip
         sent = {r["id"]: r["partner_id"] for r in referrals if r["sent_at"] is not None and r["partner_id"] in
                 self.receivers}  # fmt: skip
+        all_sent = [r["id"] for r in referrals if r["sent_at"] is not None]
+        monitored_sent = await self.query(
+            "monitoring", "SELECT referral_id, count(*) AS n FROM referral_facts WHERE kind = 'sent' "
+            "AND referral_id = ANY($1) GROUP BY 1", all_sent,
+        )  # fmt: skip
         webhooks: Counter[str] = Counter()
         webhook_ids: dict[str, set[str]] = {}
         for receiver in self.receivers.values():
@@ -560,6 +583,8 @@ class Platform:
             webhooks=webhooks,
             webhook_ids=Counter({r: len(ids) for r, ids in webhook_ids.items()}),
             monitored=int(monitored[0]["n"]),
+            all_sent=all_sent,
+            monitored_sent=Counter({r["referral_id"]: int(r["n"]) for r in monitored_sent}),
             dead_letters=await self.dead_letters() if with_dead_letters else [],
             expected_people=people,
             expected_assessed=assessed,
@@ -589,29 +614,43 @@ async def until(check: Any, timeout_s: float, what: str, interval_s: float = 0.1
         await asyncio.sleep(interval_s)
 
 
-async def resumed(platform: Platform, name: str, since: float, timeout_s: float = 30.0) -> float:
-    """Seconds from ``since`` until the restarted service's consumer group commits its first offset.
+async def group_offsets(platform: Platform, name: str) -> dict[TopicPartition, int]:
+    """The offsets the service's consumer group has committed, over every partition of the topics it consumes."""
+    topics = importlib.import_module(f"services.{name}.app").CONSUMED_TOPICS
+    producer = AIOKafkaProducer(bootstrap_servers=platform.broker.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=platform.broker.bootstrap_servers)
+    await producer.start()
+    await admin.start()
+    try:
+        # The broker answers the group's offsets only for partitions named (not "all of them").
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await producer.partitions_for(t))]
+        committed = await admin.list_consumer_group_offsets(name, partitions=partitions)
+        return {tp: c.offset for tp, c in committed.items()}
+    finally:
+        await admin.close()
+        await producer.stop()
+
+
+async def resumed(platform: Platform, name: str, since: float, before: dict[TopicPartition, int],
+                  timeout_s: float = 30.0) -> float:  # fmt: skip
+    """Seconds from ``since`` until the restarted service's consumer group commits an offset beyond ``before`` (its
+    offsets while it was away).
 
     A probe, a CloudEvent of a type no service handles, is published on a topic the service consumes, so that
     there is something to read even when the load's next event would reach this service only through the others;
-    the first commit of any partition (a backlog's first batch, or the probe) is the consumer's resumption."""
+    the first commit of any partition (a backlog's first records, or the probe) is the consumer's resumption."""
     topics = importlib.import_module(f"services.{name}.app").CONSUMED_TOPICS
-    topic = topics[0]
     bootstrap = platform.broker.bootstrap_servers
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await producer.start()
     await admin.start()
     try:
-        # The broker answers the group's offsets only for partitions named (not "all of them").
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await producer.partitions_for(t))]
-        before = {
-            tp: c.offset for tp, c in (await admin.list_consumer_group_offsets(name, partitions=partitions)).items()
-        }
+        partitions = list(before)
         probe_id = f"probe-{uuid.uuid4()}"
         headers = binary_headers(event_id=probe_id, event_type="landsberg.test.resume-probe.v1",
                                  source="/tests/faults", subject=probe_id, time=datetime.now(UTC))  # fmt: skip
-        await producer.send_and_wait(topic, encode_data({}), key=probe_id.encode(), headers=headers)
+        await producer.send_and_wait(topics[0], encode_data({}), key=probe_id.encode(), headers=headers)
         deadline = time.monotonic() + timeout_s
         while True:
             committed = await admin.list_consumer_group_offsets(name, partitions=partitions)

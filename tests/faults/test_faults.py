@@ -22,13 +22,13 @@ from chassis.cloudevents import binary_headers, encode_data
 from contracts.referral import REFERRALS_TOPIC
 from contracts.registration import PERSONS_TOPIC, PersonRegistered
 from tests.faults.conftest import Config, Row, Table
-from tests.faults.harness import CONSUMERS, PROCESSES, VHS, Load, Observation, Platform, resumed
+from tests.faults.harness import CONSUMERS, PROCESSES, VHS, Load, Observation, Platform, group_offsets, resumed
 
-#: A restarted consumer commits its first offset within this many seconds of answering /readyz. The issue asks for
-#: 3 s from the start; the embedded broker (Tansu 0.6.0) holds every JoinGroup for 2.0 s (measured alone: a fresh
-#: group's first join, nothing else running), so join, fetch and commit take 2.3-3.1 s on this machine's two
-#: shared cores. The bound catches what matters: a member waiting out a killed predecessor's session (4 s and more).
-RESUME_WITHIN_S = 5.0
+#: A restarted consumer commits its first offset within this many seconds of its process's start (spawn), as the
+#: issue asks. Against the embedded broker a consumer takes its partitions without joining its group
+#: (KAFKA_CONSUMER_ASSIGNMENT=auto), so no JoinGroup is held for 2 s; what is left is the process's own start
+#: (imports, migrations check) and the first records of its backlog.
+RESUME_WITHIN_S = 3.0
 
 Fault = Callable[[Load], Awaitable[dict[str, Any]]]
 
@@ -68,7 +68,7 @@ async def exercise(
         "referrals": sum(seen.referrals.values()),
         "webhooks delivered": sum(seen.webhooks.values()),
         "dead letters": len(seen.dead_letters),
-        "retries": load.retries,
+        "retries": f"{load.retries}" + (f" ({load.lost} answers lost)" if load.lost else ""),
         "converged in": f"{max(0.0, time.monotonic() - over):.1f}s",
     }
     problems = seen.problems(expected_dead_letters or set()) + load.failures[:5]
@@ -92,11 +92,12 @@ async def test_kill_9_and_restart(platform: Platform, faults_config: Config, tab
         await load.until_registered(faults_config.people // 3)
         platform.processes[name].kill()
         await asyncio.sleep(faults_config.down_s)  # the fault's length: the process is away this long
+        before = await group_offsets(platform, name) if name in CONSUMERS else {}
         started, ready = await platform.restart(name)
         counts: dict[str, Any] = {"over": ready}
         if name in CONSUMERS:
-            counts["resumed after"] = f"{await resumed(platform, name, ready):.1f}s"
-            counts["resumed after"] += f" (start {ready - started:.1f}s)"
+            counts["resumed after"] = f"{await resumed(platform, name, started, before):.1f}s"
+            counts["resumed after"] += f" (ready {ready - started:.1f}s)"
         return counts
 
     _, counts = await exercise(platform, faults_config, table, f"kill -9 {name}, restart after "
@@ -187,14 +188,13 @@ def with_ce_id(headers: list[tuple[str, bytes]], ce_id: str) -> list[tuple[str, 
 
 async def test_duplicated_and_reordered_deliveries(platform: Platform, faults_config: Config, table: Table) -> None:
     """Copies of the load's real events, all in reverse order, on the topics by a real producer: every registration
-    and referral event again with its own ce_id (a redelivery, an outbox publishing again), and every registration
-    event once more with a new ce_id (a producer that sent the same fact twice): still one case per person, each
-    referral once, each webhook once.
+    and referral event again with its own ce_id (a redelivery, an outbox publishing again), and once more with a new
+    ce_id (a producer that sent the same fact twice): still one case per person, each referral once, each webhook
+    once, each referral counted once.
 
-    Referral events get no new-ce_id copies: an event is its ce_id (DESIGN.md section 3; the outbox publishes again
-    under the same one), and partners and monitoring take a referral event with a new ce_id for a new fact (another
-    webhook, another referral counted). Registration's facts are about a person, and referral makes of them one case
-    and one referral per rule, whatever their ids.
+    Registration's facts are about a person, and referral makes of them one case and one referral per rule, whatever
+    their ids; partners and monitoring know a referral event's fact by its referral, type and moment
+    (``contracts.referral._ReferralEvent.fact_id``), not by its ce_id.
     """
 
     async def nothing(load: Load) -> dict[str, Any]:
@@ -215,8 +215,6 @@ async def test_duplicated_and_reordered_deliveries(platform: Platform, faults_co
                 original = dict(record.headers)["ce_id"].decode()
                 await producer.send_and_wait(record.topic, record.value, key=record.key, headers=list(record.headers))
                 published[0] += 1
-                if record.topic != PERSONS_TOPIC:
-                    continue
                 new = str(uuid.uuid4())
                 copies[new] = original
                 await producer.send_and_wait(record.topic, record.value, key=record.key,

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import Column, Integer, String, Table, select
 
 from chassis.cloudevents import ReceivedEvent, binary_headers
@@ -21,7 +22,7 @@ from chassis.kafka import dlq_topic
 from chassis.outbox import Outbox, define_messaging_tables
 from chassis.settings import ServiceSettings
 from chassis.uow import UnitOfWork
-from tests.conftest import FAST_GROUP_JOIN, consume
+from tests.conftest import FAST_GROUP_JOIN, consume, eventually
 
 metadata = new_metadata()
 messaging = define_messaging_tables(metadata)
@@ -171,3 +172,31 @@ async def test_offsets_are_committed_so_a_restarted_consumer_does_not_handle_aga
     assert harness.calls["once"] == 1
     await harness.consumer.stop()
     await asyncio.wait_for(restarted, 20)
+
+
+async def test_against_the_embedded_broker_a_consumer_commits_to_its_group_without_joining_it(
+    harness: Harness, broker: Any
+) -> None:
+    """Outside production the consumer takes every partition itself (the embedded broker holds a JoinGroup 2 s): the
+    group gets its offsets all the same, so a restarted consumer goes on where it stopped."""
+    await asyncio.wait_for(harness.consumer.assigned.wait(), 20)
+    assert harness.consumer.manual_assignment
+    consumer = harness.consumer._consumer
+    assert consumer is not None and consumer.assignment() == {
+        TopicPartition(harness.topic, p) for p in range(harness.settings.kafka_topic_partitions)
+    }
+    await produce(broker.bootstrap_servers, harness.topic, key="a", data={"person_id": "committed"})
+    await harness.wait_for("committed")
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    await admin.start()
+    try:
+
+        async def group_has_it() -> bool:
+            offsets = await admin.list_consumer_group_offsets(
+                harness.consumer.group_id, partitions=list(consumer.assignment())
+            )
+            return sum(max(0, o.offset) for o in offsets.values()) >= 1
+
+        await eventually(group_has_it, timeout_s=10)
+    finally:
+        await admin.close()

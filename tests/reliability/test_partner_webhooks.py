@@ -382,3 +382,51 @@ async def test_an_erased_persons_deliveries_keep_their_log_entry_and_lose_payloa
         [request] = [r for r in receiver.requests if json.loads(r.body)["id"] == revoked]
         assert json.loads(request.body)["data"]["person_id"] == person
         assert all(person not in r.payload and r.person_id != person for r in await rows())
+
+
+async def test_a_referral_event_published_again_under_a_new_ce_id_is_one_webhook(
+    database_url: str, broker: Any, receivers: dict[str, Receiver]
+) -> None:
+    """The same fact twice, under two ce_ids (a producer that sent it again): the inbox takes both, the partner gets
+    one webhook; a different fact about the same referral (its revocation) is a webhook of its own."""
+    receiver = receivers[VHS]
+    await receiver.start()
+    settings = partners_settings(
+        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True
+    )
+    app = create_app(settings)
+    async with running_app(app) as client:
+        reply = await client.post(f"/api/v1/partners/{VHS}/webhooks", headers={"X-Partner-Id": VHS},
+                                  json={"url": receiver.url, "event_types": [REFERRAL_SENT,
+                                                                             ReferralRevoked.event_type]})  # fmt: skip
+        assert reply.status_code == 201, reply.text
+        now = datetime.now(UTC)
+        ids = {
+            "referral_id": str(uuid.uuid4()),
+            "case_id": str(uuid.uuid4()),
+            "person_id": str(uuid.uuid4()),
+            "service_type": "integration_course",
+            "partner_id": VHS,
+            "partner_category": "adult_education",
+        }
+        sent = ReferralSent(**ids, at=now, purpose="course_enrolment", response_due_at=now + timedelta(days=7))
+        revoked = ReferralRevoked(**ids, at=now + timedelta(seconds=1))
+        first, again, revocation = await produce(broker.bootstrap_servers, sent, sent, revoked)
+
+        runtime = app.state.runtime
+        inbox = runtime.tables.inbox
+
+        async def all_handled() -> bool:
+            async with runtime.session_factory() as session:
+                handled = set(await session.scalars(select(inbox.c.event_id).where(
+                    inbox.c.event_id.in_([first, again, revocation]))))  # fmt: skip
+            return handled == {first, again, revocation}
+
+        await eventually(all_handled, timeout_s=20)
+        assert len(await deliveries(client, VHS, first)) == 1
+        assert await deliveries(client, VHS, again) == []
+        assert len(await deliveries(client, VHS, revocation)) == 1
+        await eventually(lambda: _true(len(receiver.about({ids["referral_id"]})) == 2), timeout_s=20)
+        await asyncio.sleep(1.0)  # time for a stray second webhook to show up
+    types = sorted(json.loads(r.body)["type"] for r in receiver.about({ids["referral_id"]}))
+    assert types == sorted([REFERRAL_SENT, ReferralRevoked.event_type])

@@ -315,6 +315,37 @@ async def test_a_retry_while_the_first_runs_waits_and_a_dead_first_is_taken_over
     assert [k["key_id"] for k in await keys_named(partners, "racing")] == [ran[0].json()["key_id"]]
 
 
+async def test_a_request_whose_answer_was_not_kept_after_its_commit_never_runs_again(
+    partners: httpx.AsyncClient, partners_clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies between the effect's commit and keeping the answer (here: keeping it fails, which leaves the
+    key as a kill -9 would): the commit marked the key done, so a retry is told to wait while the answer might still
+    come, then that the answer is lost; the key is never taken over and the request never runs twice."""
+    store = store_of(partners)
+    body = {"name": "answer lost", "scopes": ["referrals:read"]}
+    key = new_key()
+
+    async def dies_before_keeping(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionResetError("the process ended here")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "finish", dies_before_keeping)
+        first = await partners.post(API_KEYS, headers=AS_VHS | key, json=body)
+    assert first.status_code == 201, first.text
+    (row,) = [r for r in await stored_rows(partners) if r.idempotency_key == key["Idempotency-Key"]]
+    assert row.status == idempotency.EFFECT_COMMITTED and row.body is None
+
+    problem(await partners.post(API_KEYS, headers=AS_VHS | key, json=body), 409, "idempotency-request-in-flight")
+    partners_clock.advance(seconds=idempotency.LEASE.total_seconds() + 1)
+    lost = await partners.post(API_KEYS, headers=AS_VHS | key, json=body)
+    assert "carried out" in problem(lost, 409, "idempotency-response-lost")["detail"]
+    assert "retry-after" not in lost.headers
+    assert [k["key_id"] for k in await keys_named(partners, "answer lost")] == [first.json()["key_id"]]
+    # Another request under the same key is still refused as such.
+    problem(await partners.post(API_KEYS, headers=AS_VHS | key, json=body | {"name": "x"}), 422,
+            "idempotency-key-reused")  # fmt: skip
+
+
 async def test_a_failed_request_releases_its_key_and_a_large_answer_is_not_kept(partners: httpx.AsyncClient) -> None:
     store = store_of(partners)
     body = {"name": "after failure", "scopes": ["referrals:read"]}

@@ -165,9 +165,14 @@ async def test_illustrative_figures_only_with_demo_data(database_url: str, broke
     assert districts["illustrative"] and districts["total"] == 30_038 and [s["year"] for s in surveys] == [2017]
 
 
-async def seeded(client: httpx.AsyncClient, bootstrap: str) -> dict[str, Any]:
+async def seeded(client: httpx.AsyncClient, bootstrap: str, *, referrals_again: bool = False) -> dict[str, Any]:
+    """The scenario's events; ``referrals_again``: each referral event followed by a copy under a new ce_id (the same
+    fact published twice)."""
     assert (await client.put("/api/v1/monitoring/reference/districts", json=REFERENCE, headers=ANALYST)).is_success
     events = scenario()
+    if referrals_again:
+        events = [copy for ce_id, event in events for copy in [(ce_id, event)] + (
+            [(str(uuid.uuid4()), event)] if isinstance(event, rf._ReferralEvent) else [])]  # fmt: skip
     await produce(bootstrap, events)
 
     # Every event has a handler: all are in once the consumer handled as many as were produced.
@@ -228,6 +233,15 @@ async def test_seeded_events_give_exact_indicators(monitoring: httpx.AsyncClient
                                     headers=ANALYST)).json()  # fmt: skip
     assert column(table(quarter, "registrations_by_nationality"))["total"] == 19
     assert quarter["previous_period"] == "2026-Q3"
+
+
+async def test_a_referral_event_published_again_under_a_new_ce_id_counts_once(
+    monitoring: httpx.AsyncClient, broker: Any
+) -> None:
+    document = await seeded(monitoring, broker.bootstrap_servers, referrals_again=True)
+    funnel = table(document, "referral_funnel")
+    assert (column(funnel, "sent")["caritas-landsberg"], column(funnel, "accepted")["caritas-landsberg"]) == (6, 5)
+    assert column(table(document, "days_to_first_counselling"), "median_days") == {"Landsberg am Lech": 6.0}
 
 
 async def test_only_analysts_and_admins_read(monitoring: httpx.AsyncClient) -> None:

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from chassis import identity
-from chassis.settings import ServiceSettings, estimated_entropy_bits, secret_weakness
+from chassis.settings import EMBEDDED_CLUSTER_PREFIX, ServiceSettings, estimated_entropy_bits, secret_weakness
 from gateway.app import GatewaySettings
 from services.courses.app import CoursesSettings
 from services.partners.app import PartnersSettings
@@ -277,3 +277,26 @@ def test_a_public_key_setting_holds_the_new_and_the_old_key_during_a_rotation(mo
                                                        f"{identity.encode_private(REFERRAL_KEY)}")  # fmt: skip
     with pytest.raises(ValidationError, match=r"REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY must hold exactly one key"):
         ReferralSettings()
+
+
+def test_consumers_take_their_partitions_themselves_only_where_they_run_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto``: manual assignment against the embedded broker (`make run`, one process per service) outside
+    production, the group's assignment against any other broker; ``manual`` is refused in production, where the
+    manifests run several replicas of a service."""
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    monkeypatch.delenv("KAFKA_CONSUMER_ASSIGNMENT", raising=False)
+    settings = RegistrationSettings()
+    assert settings.kafka_consumer_assignment == "auto"
+    assert settings.manual_assignment(f"{EMBEDDED_CLUSTER_PREFIX}0f3c")
+    assert not settings.manual_assignment("strimzi-cluster-id") and not settings.manual_assignment(None)
+    monkeypatch.setenv("KAFKA_CONSUMER_ASSIGNMENT", "group")
+    assert not RegistrationSettings().manual_assignment(f"{EMBEDDED_CLUSTER_PREFIX}0f3c")
+    monkeypatch.setenv("KAFKA_CONSUMER_ASSIGNMENT", "manual")
+    assert RegistrationSettings().manual_assignment("strimzi-cluster-id")
+
+    production = ServiceSettings(environment="production", idempotency_secret=secrets.token_urlsafe(32),
+                                 internal_identity_gateway_public_key=GATEWAY_PUBLIC_KEY,
+                                 kafka_consumer_assignment="auto")  # fmt: skip
+    assert not production.manual_assignment(f"{EMBEDDED_CLUSTER_PREFIX}0f3c")
+    with pytest.raises(ValidationError, match="KAFKA_CONSUMER_ASSIGNMENT=manual is refused with ENVIRONMENT=prod"):
+        ServiceSettings(environment="production", kafka_consumer_assignment="manual")
