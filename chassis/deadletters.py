@@ -64,7 +64,7 @@ MAX_REASON = 500
 
 
 def define_dead_letter_table(metadata: MetaData) -> Table:
-    """The dead letters; :func:`chassis.migrations.create_dead_letter_table` creates it."""
+    """The dead letters; each service's own migration creates it (a frozen copy of this shape)."""
     return Table(
         TABLE_NAME,
         metadata,
