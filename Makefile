@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 
 # The floor of `make test`'s line coverage (chassis, contracts, services, gateway; measured in the pytest process,
 # so services a test starts as subprocesses count nothing). Raise it when the figure rises.
-COVERAGE_FLOOR ?= 80
+COVERAGE_FLOOR ?= 83
 
 # Everything installs from the lock with its hashes (pip refuses a file whose hash is not there); the project
 # itself goes in last, without dependencies, built by the locked setuptools.
