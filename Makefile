@@ -72,4 +72,4 @@ contracts: $(STAMP)
 	$(PY) -m contracts.schemagen
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
