@@ -31,13 +31,17 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
+# The dependencies first, exactly as locked and checked against their hashes (a layer that changes only with the
+# lock); then the project alone, built by the locked setuptools without downloading anything else.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
+COPY pyproject.toml README.md ./
 COPY chassis ./chassis
 COPY contracts ./contracts
 COPY services ./services
 COPY gateway ./gateway
 COPY reference ./reference
-RUN pip install -c constraints.txt . \
+RUN pip install --no-deps --no-build-isolation . \
     && python -m compileall -q /opt/venv/lib
 
 # --- runtime: the interpreter, the virtual environment, a non-root user; no compilers, no source tree -----------

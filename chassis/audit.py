@@ -1,8 +1,8 @@
 """Who read a person's data, in one shape in every service (GDPR Art. 5(2) accountability, Art. 15).
 
 Every service that answers a route with personal data of a person writes one row per person into its own
-``access_log`` table (:func:`define_access_log_table`, created by the service's own migration with
-:func:`chassis.migrations.create_access_log_table`), in the transaction of the read: who (the ``X-Actor`` the
+``access_log`` table (:func:`define_access_log_table`, created by the service's own migration from a frozen
+copy of that shape), in the transaction of the read: who (the ``X-Actor`` the
 gateway signed), what (an action such as ``read_case`` or ``export``), which person (the pseudonymous id) and
 why (the purpose: the ground an erasure names, or what the caller's role reads for, :func:`purpose_of`).
 

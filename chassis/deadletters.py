@@ -64,7 +64,7 @@ MAX_REASON = 500
 
 
 def define_dead_letter_table(metadata: MetaData) -> Table:
-    """The dead letters; :func:`chassis.migrations.create_dead_letter_table` creates it."""
+    """The dead letters; each service's own migration creates it (a frozen copy of this shape)."""
     return Table(
         TABLE_NAME,
         metadata,
@@ -177,10 +177,14 @@ async def record(session: AsyncSession, table: Table, failure: Failure) -> str:
     letter_id = str(uuid.uuid4())
     await session.execute(
         table.insert().values(
-            id=letter_id, event_id=failure.event_id, consumer_group=failure.consumer_group,
-            attempts=failure.attempts, first_failed_at=now, **where,
+            id=letter_id,
+            event_id=failure.event_id,
+            consumer_group=failure.consumer_group,
+            attempts=failure.attempts,
+            first_failed_at=now,
+            **where,
         )
-    )  # fmt: skip
+    )
     return letter_id
 
 
@@ -242,8 +246,12 @@ async def forget(session: AsyncSession, table: Table, subjects: Sequence[str]) -
             message = message.replace(subject, "[erased]")
         values: dict[str, Any] = {"payload": None, "record_key": None, "headers": [], "error_message": message}
         if row.status == "open":
-            values |= {"status": "discarded", "resolved_by": ERASED_BY, "resolved_at": now,
-                       "discard_reason": ERASED_REASON}  # fmt: skip
+            values |= {
+                "status": "discarded",
+                "resolved_by": ERASED_BY,
+                "resolved_at": now,
+                "discard_reason": ERASED_REASON,
+            }
         await session.execute(update(table).where(table.c.id == row.id).values(**values))
     return len(rows)
 
@@ -299,12 +307,24 @@ def _read(row: Any) -> DeadLetterRead:
     with contextlib.suppress(ValueError):  # not JSON: shown as the text it is
         payload = json.loads(row.payload) if row.payload is not None else None
     return DeadLetterRead(
-        id=row.id, event_id=row.event_id, event_type=row.event_type, source_topic=row.source_topic,
-        source_partition=row.source_partition, source_offset=row.source_offset, consumer_group=row.consumer_group,
-        payload=payload, error_class=row.error_class, error_message=row.error_message, attempts=row.attempts,
-        first_failed_at=row.first_failed_at, last_failed_at=row.last_failed_at, status=row.status,
-        resolved_by=row.resolved_by, resolved_at=row.resolved_at, discard_reason=row.discard_reason,
-    )  # fmt: skip
+        id=row.id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        source_topic=row.source_topic,
+        source_partition=row.source_partition,
+        source_offset=row.source_offset,
+        consumer_group=row.consumer_group,
+        payload=payload,
+        error_class=row.error_class,
+        error_message=row.error_message,
+        attempts=row.attempts,
+        first_failed_at=row.first_failed_at,
+        last_failed_at=row.last_failed_at,
+        status=row.status,
+        resolved_by=row.resolved_by,
+        resolved_at=row.resolved_at,
+        discard_reason=row.discard_reason,
+    )
 
 
 async def admin(
@@ -374,9 +394,11 @@ async def replay_dead_letter(request: Request, letter_id: str, by: Admin) -> Dea
         await consumer.replay(row, by=by)
     except Exception as exc:  # the infrastructure's failure (chassis.consumer.EventConsumer.replay)
         raise Problem(
-            503, "The service cannot replay now; try again shortly.", kind="upstream-unavailable",
+            503,
+            "The service cannot replay now; try again shortly.",
+            kind="upstream-unavailable",
             headers={"Retry-After": "5"},
-        ) from exc  # fmt: skip
+        ) from exc
     return _read(await _get(request, letter_id))
 
 

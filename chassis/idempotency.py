@@ -110,7 +110,7 @@ _metadata = new_metadata()
 
 
 def define_idempotency_table(metadata: MetaData) -> Table:
-    """The stored responses; :func:`chassis.migrations.create_idempotency_table` creates it."""
+    """The stored responses; each service's own migration creates it (a frozen copy of this shape)."""
     return Table(
         TABLE_NAME,
         metadata,

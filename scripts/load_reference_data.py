@@ -44,16 +44,20 @@ from zoneinfo import ZoneInfo
 import httpx
 
 #: The directory entry's fields the file may name; those it leaves out stay as the partner keeps them.
-PARTNER_FIELDS = ("name", "alternate_name", "category", "description", "website", "languages", "locations",
-                  "contacts")  # fmt: skip
+PARTNER_FIELDS = ("name", "alternate_name", "category", "description", "website", "languages", "locations", "contacts")
 LOCATION_DEFAULTS: dict[str, Any] = {"address_1": None, "postal_code": None, "country": "DE", "opening_hours": None}
 CONTACT_DEFAULTS: dict[str, Any] = {"department": None, "email": None, "phone": None}
 #: A service's terms; its free places are the partner's to keep once it is offered.
 SERVICE_DEFAULTS: dict[str, Any] = {"description": None, "eligibility": None, "response_days": 5}
 #: What ``PATCH /courses/{id}`` changes; the rest of a scheduled course is fixed.
 COURSE_CHANGEABLE = ("description", "capacity", "childcare_offered", "enrolment_closes_on", "location")
-COURSE_DEFAULTS: dict[str, Any] = {"description": None, "childcare_offered": False, "enrolment_closes_on": None,
-                                   "location": "VHS Landsberg am Lech", "provider_id": "vhs-landsberg"}  # fmt: skip
+COURSE_DEFAULTS: dict[str, Any] = {
+    "description": None,
+    "childcare_offered": False,
+    "enrolment_closes_on": None,
+    "location": "VHS Landsberg am Lech",
+    "provider_id": "vhs-landsberg",
+}
 COURSE_STATUSES = ("scheduled", "cancelled", "completed")
 #: Answers worth trying again, with the same Idempotency-Key (the first try may have acted).
 RETRY_STATUSES = frozenset({409, 429, 502, 503, 504})
@@ -171,12 +175,16 @@ class Loader:
             }
             before = offered.get(service.get("service_type"))
             if before is None:  # a new offer starts with the file's free places
-                await self.write("PUT", f"partners/{partner_id}/services/{kind}",
-                                 {**terms, "free_places": service.get("free_places")})  # fmt: skip
+                await self.write(
+                    "PUT",
+                    f"partners/{partner_id}/services/{kind}",
+                    {**terms, "free_places": service.get("free_places")},
+                )
                 services.append(f"+{kind}")
             elif any(before.get(k) != v for k, v in terms.items()):  # new terms; the places stay the partner's
-                await self.write("PUT", f"partners/{partner_id}/services/{kind}",
-                                 {**terms, "free_places": before.get("free_places")})  # fmt: skip
+                await self.write(
+                    "PUT", f"partners/{partner_id}/services/{kind}", {**terms, "free_places": before.get("free_places")}
+                )
                 services.append(kind)
         if not changes and not services:
             return "unchanged", ""
@@ -185,8 +193,11 @@ class Loader:
     # --- districts ----------------------------------------------------------------------------
 
     async def districts(self, document: dict[str, Any]) -> None:
-        body = {"source": document.get("source"), "illustrative": document.get("illustrative"),
-                "districts": document.get("districts")}  # fmt: skip
+        body = {
+            "source": document.get("source"),
+            "illustrative": document.get("illustrative"),
+            "districts": document.get("districts"),
+        }
         try:
             current = await self.get("monitoring/reference/districts")
             if current.status_code != 200:
@@ -208,8 +219,9 @@ class Loader:
         zone = ZoneInfo(str(document.get("time_zone", "Europe/Berlin")))
         known: dict[tuple[str, str, datetime], dict[str, Any]] = {}
         try:
-            for provider in sorted({str(c.get("provider_id", COURSE_DEFAULTS["provider_id"]))
-                                    for c in document.get("courses") or []}):  # fmt: skip
+            for provider in sorted(
+                {str(c.get("provider_id", COURSE_DEFAULTS["provider_id"])) for c in document.get("courses") or []}
+            ):
                 for course in await self.catalogue(provider):
                     first = min((instant(s["starts_at"], zone) for s in course["sessions"]), default=None)
                     if first is not None:
@@ -311,14 +323,18 @@ def course_body(spec: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
         for week in range(int(plan["weeks"])):
             # Weekly in local time: across the change to summer time the course keeps its hour.
             local = (first.astimezone(zone).replace(tzinfo=None) + timedelta(weeks=week)).replace(tzinfo=zone)
-            body["sessions"].append({"starts_at": local.isoformat(), "ends_at": (local + length).isoformat(),
-                                     "place": place})  # fmt: skip
+            body["sessions"].append(
+                {"starts_at": local.isoformat(), "ends_at": (local + length).isoformat(), "place": place}
+            )
     else:
         body["sessions"] = [
-            {**s, "starts_at": instant(s["starts_at"], zone).isoformat(),
-             "ends_at": instant(s["ends_at"], zone).isoformat()}
+            {
+                **s,
+                "starts_at": instant(s["starts_at"], zone).isoformat(),
+                "ends_at": instant(s["ends_at"], zone).isoformat(),
+            }
             for s in spec["sessions"]
-        ]  # fmt: skip
+        ]
     return body
 
 
@@ -329,8 +345,7 @@ def read(path: Path) -> dict[str, Any]:
     return document
 
 
-async def load(client: httpx.AsyncClient, folder: Path, *, dry_run: bool = False,
-               roster: Path | None = None) -> Report:  # fmt: skip
+async def load(client: httpx.AsyncClient, folder: Path, *, dry_run: bool = False, roster: Path | None = None) -> Report:
     """Load what ``folder`` holds (and ``roster`` if given) with ``client`` (the gateway, signed in as an admin)."""
     report = Report()
     loader = Loader(client, report, dry_run=dry_run)

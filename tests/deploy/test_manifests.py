@@ -99,9 +99,7 @@ def test_every_object_validates_against_the_kubernetes_schemas(overlay: str) -> 
     try:
         import kubernetes_validate
     except ImportError:
-        pytest.fail(
-            "kubernetes-validate is missing: it is a pinned dev dependency (pip install -c constraints.txt -e '.[dev]')"
-        )
+        pytest.fail("kubernetes-validate is missing: it is a pinned dev dependency (make install)")
     errors = []
     for o in render(overlay):
         if (o["apiVersion"], o["kind"]) in CRD_KINDS:
@@ -775,7 +773,9 @@ def test_dockerfile_runtime_is_non_root_with_a_healthcheck_and_no_compilers() ->
     for instruction, args in runtime:
         assert not (instruction == "RUN" and re.search(r"apt-get install|build-essential|gcc|pip install", args)), args
     build = by_name_["build"]
-    assert any(i == "RUN" and "pip install -c constraints.txt ." in a for i, a in build)
+    # the image's dependencies come from the lock, hash-checked; the project itself adds none
+    assert any(i == "RUN" and "pip install --require-hashes -r requirements.lock" in a for i, a in build)
+    assert any(i == "RUN" and "pip install --no-deps --no-build-isolation ." in a for i, a in build)
     final = stages()[-1]
     assert final[0][1].split()[0] == "runtime" and not any(i in ("RUN", "USER") for i, _ in final[1:])
     for name in PROCESSES:

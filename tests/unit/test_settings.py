@@ -166,7 +166,10 @@ def test_in_development_the_published_key_pairs_stand_in_and_match_across_proces
 
 
 @pytest.mark.parametrize(
-    "weak", ["a" * 44, "ab" * 22, "short-but-random-" + secrets.token_hex(4), "development-only-this-is-not-a-secret"]
+    "weak",
+    ["a" * 44, "ab" * 22, "short-but-random-" + secrets.token_hex(4), "development-only-this-is-not-a-secret"],
+    # fixed ids: pytest-xdist's workers must collect the same names, and the random one differs per process
+    ids=["one-letter", "two-letters", "short-but-random", "development-only"],
 )
 def test_a_short_or_visibly_not_random_secret_is_refused_outside_development(
     monkeypatch: pytest.MonkeyPatch, weak: str

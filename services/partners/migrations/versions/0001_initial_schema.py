@@ -7,13 +7,45 @@ Create Date: 2026-11-25 08:25:27.595210
 from alembic import op
 import sqlalchemy as sa
 
-from chassis.migrations import create_messaging_tables, drop_messaging_tables
-
 
 revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+# Copied from the chassis when this revision was written (frozen: a later change to the chassis must
+# not change what this revision built).
+def create_messaging_tables() -> None:
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("topic", sa.String(length=200), nullable=False),
+        sa.Column("partition_key", sa.String(length=200), nullable=False),
+        sa.Column("event_type", sa.String(length=200), nullable=False),
+        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("traceparent", sa.String(length=64), nullable=True),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
+    )
+    op.create_index(op.f("ix_outbox_published_at"), "outbox", ["published_at"], unique=False)
+    op.create_table(
+        "inbox",
+        sa.Column("event_id", sa.String(length=200), nullable=False),
+        sa.Column("event_type", sa.String(length=200), nullable=False),
+        sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_inbox")),
+    )
+
+
+def drop_messaging_tables() -> None:
+    op.drop_table("inbox")
+    op.drop_index(op.f("ix_outbox_published_at"), table_name="outbox")
+    op.drop_table("outbox")
 
 
 def upgrade() -> None:
