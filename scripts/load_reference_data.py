@@ -49,7 +49,13 @@ import httpx
 #: The directory entry's fields the file may name; those it leaves out stay as the partner keeps them.
 PARTNER_FIELDS = ("name", "alternate_name", "category", "description", "website", "languages", "locations",
                   "contacts")  # fmt: skip
-LOCATION_DEFAULTS: dict[str, Any] = {"address_1": None, "postal_code": None, "country": "DE", "opening_hours": None}
+LOCATION_DEFAULTS: dict[str, Any] = {
+    "address_1": None,
+    "postal_code": None,
+    "country": "DE",
+    "opening_hours": None,
+    "district": None,
+}
 CONTACT_DEFAULTS: dict[str, Any] = {"department": None, "email": None, "phone": None}
 #: A service's terms; its free places are the partner's to keep once it is offered.
 SERVICE_DEFAULTS: dict[str, Any] = {"description": None, "eligibility": None, "response_days": 5}

@@ -49,7 +49,8 @@ def read_meeting_offers(path: Path) -> list[dict[str, Any]]:
     offers = []
     for entry in document["offers"]:
         body = {k: v for k, v in entry.items() if k != "partner_id"}
-        offers.append({"partner_id": entry["partner_id"], **MeetingOfferCreate.model_validate(body).model_dump(mode="json")})
+        checked = MeetingOfferCreate.model_validate(body).model_dump(mode="json")
+        offers.append({"partner_id": entry["partner_id"], **checked})
     return offers
 
 
