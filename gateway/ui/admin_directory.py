@@ -57,7 +57,7 @@ more_words({
         "dir_locations": "Standorte", "dir_location": "Standort", "dir_new_location": "Neuer Standort (optional)",
         "dir_loc_name": "Bezeichnung", "dir_loc_address_1": "Straße und Hausnummer", "dir_loc_postal_code":
         "Postleitzahl", "dir_loc_city": "Ort", "dir_loc_opening_hours": "Öffnungszeiten",
-        "dir_loc_district": "Ortsteil (für den Filter der Neuzugezogenen)",
+        "dir_loc_district": "Stadtteil (für den Filter der Neuzugezogenen)",
         "dir_contacts": "Kontaktstellen", "dir_contact": "Kontaktstelle",
         "dir_new_contact": "Neue Kontaktstelle (optional)", "dir_contacts_hint": "Nur Stellen (Beratungsstelle, "
         "Hotline), keine Namen von Personen.", "dir_con_title": "Bezeichnung", "dir_con_department": "Abteilung",
@@ -120,7 +120,7 @@ more_words({
         "dir_locations": "Locations", "dir_location": "Location", "dir_new_location": "New location (optional)",
         "dir_loc_name": "Name", "dir_loc_address_1": "Street and number", "dir_loc_postal_code": "Postal code",
         "dir_loc_city": "Town", "dir_loc_opening_hours": "Opening hours",
-        "dir_loc_district": "Part of town (for the newcomers' filter)",
+        "dir_loc_district": "District (for the newcomers' filter)",
         "dir_contacts": "Contact points", "dir_contact": "Contact point",
         "dir_new_contact": "New contact point (optional)", "dir_contacts_hint": "Offices and hotlines only, no "
         "names of people.", "dir_con_title": "Name", "dir_con_department": "Department",
