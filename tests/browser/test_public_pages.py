@@ -11,27 +11,9 @@ from typing import Any
 
 import httpx
 
-from contracts.vocabulary import PartnerCategory, ServiceType
 from gateway.ui import catalogues
-from gateway.ui.public import LABELS
-from services.courses.domain import CourseCategory
-from services.partners.domain import MeetingAudience, MeetingKind
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.browser.showcase import document, strictly_accessible
-
-
-def test_every_code_the_pages_show_has_a_message_in_every_language() -> None:
-    assert set(LABELS["kind"]) == {k.value for k in MeetingKind}
-    assert set(LABELS["audience"]) == {a.value for a in MeetingAudience}
-    assert set(LABELS["course"]) == {c.value for c in CourseCategory}
-    assert set(LABELS["partner"]) == {c.value for c in PartnerCategory}
-    assert set(LABELS["service"]) == {s.value for s in ServiceType}
-    template = set(catalogues.message_ids())
-    labels = {text for group in LABELS.values() for text in group.values()}
-    assert labels <= template, labels - template
-    for lang in catalogues.LANGUAGES:
-        if lang != "en":  # English is the message ids themselves
-            assert set(catalogues.messages(lang)) == template, lang
 
 
 async def layout(page: Any) -> dict[str, Any]:
