@@ -10,6 +10,7 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlencode
 
+from babel import negotiate_locale
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
@@ -269,12 +270,30 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
 
 def page_lang(request: Request) -> str:
-    """The newcomer's language: asked for (``?lang=``), else kept from before (cookie), else German."""
+    """The newcomer's language: asked for (``?lang=``), else kept from before (cookie), else the first of the
+    browser's languages the pages speak (a phone set to Arabic opens them in Arabic), else German."""
     asked = request.query_params.get("lang")
     if asked in INFO_LANGS:
         return asked
     stored = request.cookies.get(LANG_COOKIE)
-    return stored if stored in INFO_LANGS else "de"
+    if stored in INFO_LANGS:
+        return stored
+    return browser_lang(request.headers.get("accept-language", "")) or "de"
+
+
+def browser_lang(header: str) -> str | None:
+    """``Accept-Language: uk-UA,uk;q=0.9,en;q=0.5`` -> ``uk``: the weights decide, a malformed part is skipped."""
+    weighted = []
+    for position, part in enumerate(header.split(",")[:20]):
+        tag, _, weight = part.strip().partition(";q=")
+        try:
+            quality = float(weight) if weight else 1.0
+        except ValueError:
+            continue
+        if tag and tag != "*" and quality > 0:
+            weighted.append((-quality, position, tag))
+    found = negotiate_locale([tag for _, _, tag in sorted(weighted)], list(INFO_LANGS), sep="-")
+    return str(found) if found else None
 
 
 def chosen(request: Request, name: str, allowed: Collection[str]) -> str | None:

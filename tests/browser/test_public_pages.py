@@ -120,6 +120,10 @@ async def test_a_newcomer_reads_and_filters_the_public_pages_in_arabic_and_ukrai
         assert "district=Weststadt" in page.url and await html.get_attribute("dir") == "rtl"
         await page.goto(f"{stack.url}/ui/partners")
         assert await html.get_attribute("lang") == "ar"
+        # A first visit from a phone set to Ukrainian opens in Ukrainian.
+        phone = await (await browser.new_context(locale="uk-UA")).new_page()
+        await phone.goto(f"{stack.url}/ui/meeting-offers")
+        assert await phone.locator("html").get_attribute("lang") == "uk"
         await browser.close()
     browsing.report()
 

@@ -9,7 +9,7 @@ from string import Formatter
 from contracts.vocabulary import PartnerCategory, ServiceType
 from gateway.ui import catalogues
 from gateway.ui.kit import HERE
-from gateway.ui.public import LABELS
+from gateway.ui.public import LABELS, browser_lang
 from services.courses.domain import CourseCategory
 from services.partners.domain import MeetingAudience, MeetingKind
 
@@ -54,3 +54,12 @@ def test_words_fall_back_to_english_and_name_languages_in_the_page_language() ->
     assert catalogues.language_name("xx", "fa") == "xx"
     assert [catalogues.direction(lang) for lang in ("ar", "fa", "uk")] == ["rtl", "rtl", "ltr"]
     assert catalogues.autonym("uk") == "Українська"
+
+
+def test_the_browsers_languages_choose_the_first_page_language() -> None:
+    assert browser_lang("uk-UA,uk;q=0.9,en-US;q=0.8,en;q=0.7") == "uk"
+    assert browser_lang("fr-FR, ar-SY;q=0.8, en;q=0.5") == "ar", "French is not spoken: the next one"
+    assert browser_lang("en;q=0.3, fa;q=0.9") == "fa", "by weight, not by order"
+    assert browser_lang("ku, fr;q=0.5") is None
+    assert browser_lang("de;q=abc, tr;q=0") is None, "malformed and unwanted parts are skipped"
+    assert browser_lang("") is None
