@@ -11,6 +11,9 @@ The folder holds any of (see ``reference/README.md`` for their format):
 - ``districts.json``: the population per district (``PUT /api/v1/monitoring/reference/districts``),
 - ``courses.json``: courses (``POST /api/v1/courses``; a course is known again by provider, title and
   first session, and its changeable terms are brought in line with ``PATCH``),
+- ``meeting_offers.json``: meeting places and recurring offers (Begegnung) of the partners (``POST
+  /api/v1/partners/{id}/meeting-offers``; an offer is known again by its partner and title, and what differs is
+  brought in line with ``PATCH``),
 - ``roster.json``: the caseworker roster (``PUT /api/v1/caseworkers/{user name}``).
 
 Idempotent: everything is read first and only what differs is written, so a second run writes nothing.
@@ -45,23 +48,34 @@ import httpx
 
 #: The directory entry's fields the file may name; those it leaves out stay as the partner keeps them.
 PARTNER_FIELDS = ("name", "alternate_name", "category", "description", "website", "languages", "locations", "contacts")
-LOCATION_DEFAULTS: dict[str, Any] = {"address_1": None, "postal_code": None, "country": "DE", "opening_hours": None}
+LOCATION_DEFAULTS: dict[str, Any] = {
+    "address_1": None,
+    "postal_code": None,
+    "country": "DE",
+    "opening_hours": None,
+    "district": None,
+}
 CONTACT_DEFAULTS: dict[str, Any] = {"department": None, "email": None, "phone": None}
 #: A service's terms; its free places are the partner's to keep once it is offered.
 SERVICE_DEFAULTS: dict[str, Any] = {"description": None, "eligibility": None, "response_days": 5}
 #: What ``PATCH /courses/{id}`` changes; the rest of a scheduled course is fixed.
-COURSE_CHANGEABLE = ("description", "capacity", "childcare_offered", "enrolment_closes_on", "location")
+COURSE_CHANGEABLE = ("description", "capacity", "childcare_offered", "enrolment_closes_on", "location", "district")
 COURSE_DEFAULTS: dict[str, Any] = {
     "description": None,
     "childcare_offered": False,
     "enrolment_closes_on": None,
     "location": "VHS Landsberg am Lech",
     "provider_id": "vhs-landsberg",
+    "district": None,
 }
 COURSE_STATUSES = ("scheduled", "cancelled", "completed")
 #: Answers worth trying again, with the same Idempotency-Key (the first try may have acted).
 RETRY_STATUSES = frozenset({409, 429, 502, 503, 504})
-FILES = ("partners.json", "districts.json", "courses.json", "roster.json")
+#: A meeting offer's fields as the API answers them when the file leaves them out.
+MEETING_OFFER_DEFAULTS: dict[str, Any] = {"description": None, "audience": "everyone", "schedule": None,
+                                          "address": None, "district": None, "childcare": False,
+                                          "free_of_charge": True}  # fmt: skip
+FILES = ("partners.json", "districts.json", "courses.json", "meeting_offers.json", "roster.json")
 
 
 class Refused(Exception):
@@ -268,6 +282,44 @@ class Loader:
                 page += 1
         return found
 
+    # --- meeting offers (Begegnung) --------------------------------------------------------------
+
+    async def meeting_offers(self, document: dict[str, Any]) -> None:
+        published: dict[str, list[dict[str, Any]]] = {}
+        for entry in document.get("offers") or []:
+            name = f"{entry.get('partner_id', '?')} {str(entry.get('title', '?'))!r}"
+            try:
+                outcome, detail = await self.meeting_offer(entry, published)
+            except Refused as refused:
+                self.report.note("meeting offer", name, "refused", str(refused))
+            else:
+                self.report.note("meeting offer", name, outcome, detail)
+
+    async def meeting_offer(self, entry: dict[str, Any], published: dict[str, list[dict[str, Any]]]) -> tuple[str, str]:
+        partner_id = quote(str(entry.get("partner_id", "")), safe="")
+        if not partner_id:
+            raise Refused("the offer names no partner_id")
+        body = {k: v for k, v in entry.items() if k != "partner_id"}
+        if partner_id not in published:
+            reply = await self.get(f"partners/{partner_id}/meeting-offers")
+            if reply.status_code == 404 and self.dry_run:
+                published[partner_id] = []  # the partner itself would be made first in this run
+            elif reply.status_code != 200:
+                raise Refused(problem(reply))
+            else:
+                published[partner_id] = reply.json()
+        current = next((o for o in published[partner_id] if o.get("title") == body.get("title")), None)
+        if current is None:
+            await self.write("POST", f"partners/{partner_id}/meeting-offers", body, expected=201)
+            return "created", ""
+        wanted = {**MEETING_OFFER_DEFAULTS, **body}
+        changes = {k: v for k, v in wanted.items() if current.get(k) != v}
+        if not changes:
+            return "unchanged", ""
+        await self.write("PATCH", f"partners/{partner_id}/meeting-offers/{quote(current['offer_id'], safe='')}",
+                         changes)  # fmt: skip
+        return "updated", ", ".join(changes)
+
     # --- the caseworker roster ----------------------------------------------------------------
 
     async def roster(self, document: dict[str, Any]) -> None:
@@ -355,6 +407,8 @@ async def load(client: httpx.AsyncClient, folder: Path, *, dry_run: bool = False
         await loader.districts(read(folder / "districts.json"))
     if (folder / "courses.json").exists():
         await loader.courses(read(folder / "courses.json"))
+    if (folder / "meeting_offers.json").exists():
+        await loader.meeting_offers(read(folder / "meeting_offers.json"))
     roster = roster or (folder / "roster.json" if (folder / "roster.json").exists() else None)
     if roster is not None:
         await loader.roster(read(roster))

@@ -30,7 +30,7 @@ SERVICE_TYPES = tuple(s.value for s in ServiceType)
 #: newcomers. A code an entry already has and this list lacks is shown too, so saving keeps it.
 LANGUAGES = ("de", "en", "ar", "uk", "tr", "fa", "ru", "ro", "fr", "es", "it", "pt", "pl", "bg", "hr", "sr", "sq",
              "el", "hu", "ku", "ps", "ti", "so")  # fmt: skip
-LOCATION_FIELDS = ("name", "address_1", "postal_code", "city", "opening_hours")
+LOCATION_FIELDS = ("name", "address_1", "postal_code", "city", "district", "opening_hours")
 CONTACT_FIELDS = ("title", "department", "email", "phone")
 ENTRY_FIELDS = ("name", "alternate_name", "category", "description", "website")
 SERVICE_FIELDS = ("name", "description", "eligibility", "response_days", "free_places")
@@ -57,6 +57,7 @@ more_words({
         "dir_locations": "Standorte", "dir_location": "Standort", "dir_new_location": "Neuer Standort (optional)",
         "dir_loc_name": "Bezeichnung", "dir_loc_address_1": "Straße und Hausnummer", "dir_loc_postal_code":
         "Postleitzahl", "dir_loc_city": "Ort", "dir_loc_opening_hours": "Öffnungszeiten",
+        "dir_loc_district": "Stadtteil (für den Filter der Neuzugezogenen)",
         "dir_contacts": "Kontaktstellen", "dir_contact": "Kontaktstelle",
         "dir_new_contact": "Neue Kontaktstelle (optional)", "dir_contacts_hint": "Nur Stellen (Beratungsstelle, "
         "Hotline), keine Namen von Personen.", "dir_con_title": "Bezeichnung", "dir_con_department": "Abteilung",
@@ -119,6 +120,7 @@ more_words({
         "dir_locations": "Locations", "dir_location": "Location", "dir_new_location": "New location (optional)",
         "dir_loc_name": "Name", "dir_loc_address_1": "Street and number", "dir_loc_postal_code": "Postal code",
         "dir_loc_city": "Town", "dir_loc_opening_hours": "Opening hours",
+        "dir_loc_district": "District (for the newcomers' filter)",
         "dir_contacts": "Contact points", "dir_contact": "Contact point",
         "dir_new_contact": "New contact point (optional)", "dir_contacts_hint": "Offices and hotlines only, no "
         "names of people.", "dir_con_title": "Name", "dir_con_department": "Department",

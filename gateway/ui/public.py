@@ -6,8 +6,11 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from collections.abc import Collection
 from typing import Any
+from urllib.parse import urlencode
 
+from babel import negotiate_locale
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
@@ -23,13 +26,42 @@ from gateway.oidc import (
     SignInFailed,
 )
 from gateway.throttle import SignInThrottle, Throttled, client_key
-from gateway.ui.kit import CSRF_COOKIE, SESSION_COOKIE, Kit, safe_next
+from gateway.ui.catalogues import LANGUAGES, Words, autonym, direction, language_name
+from gateway.ui.kit import CSP, CSRF_COOKIE, HERE, LANG_COOKIE, SESSION_COOKIE, Kit, safe_next
 from gateway.ui.words import more_words
 
 log = logging.getLogger(__name__)
 
-#: The information pack's languages; ar and fa are written right to left.
-INFO_LANGS = ("de", "en", "ar", "fa", "ro", "ru", "tr", "uk")
+#: The information pack's languages, which the newcomers' pages speak too; ar and fa are written right to left.
+INFO_LANGS = LANGUAGES
+STATIC = HERE / "static"
+#: The staff pages' policy, and what the newcomers' pages add: their one script (registering the service worker),
+#: the worker itself and the manifest, all from this origin.
+PUBLIC_CSP = f"{CSP}; script-src 'self'; worker-src 'self'; manifest-src 'self'; connect-src 'self'"
+#: Codes as the newcomers' pages name them: English message ids of ``gateway/ui/locale`` (``catalogues``).
+LABELS: dict[str, dict[str, str]] = {
+    "kind": {"language_cafe": "Language café", "open_school": "Open school", "sports_club": "Sports club",
+             "womens_group": "Women's group", "volunteer_tandem": "Volunteer tandem",
+             "meeting_place": "Meeting place"},
+    "audience": {"everyone": "for everyone", "women": "women only", "families": "for families",
+                 "youth": "for young people", "children": "for children", "seniors": "for older people"},
+    "course": {"integration_course": "Integration course", "german_second_language": "German as a second language",
+               "job_german": "German for work", "literacy": "Literacy", "english": "English course",
+               "health": "Health", "cultural_education": "Cultural education", "civic_education": "Civic education",
+               "parents_and_women": "Parents and women", "orientation": "Orientation course"},
+    "partner": {"charity": "Charity", "job_centre": "Job centre", "chamber": "Chamber",
+                "adult_education": "Adult education", "district_office": "District office",
+                "city_department": "City department", "youth_service": "Youth service",
+                "volunteer_group": "Volunteer group"},
+    "service": {"asylum_social_counselling": "Asylum social counselling",
+                "migration_counselling": "Migration counselling", "youth_migration_service": "Youth migration service",
+                "integration_course": "German course", "course_with_childcare": "Course with childcare",
+                "job_placement": "Job placement", "qualification_recognition": "Recognition of qualifications",
+                "housing_advice": "Housing advice", "health_advice": "Health advice",
+                "return_counselling": "Return and perspective counselling",
+                "recognition_counselling": "Recognition counselling", "job_specific_german": "Job-specific German",
+                "eu_job_mobility": "Advice for EU skilled workers", "meeting_offer": "Meeting offer"},
+}  # fmt: skip
 #: The meeting offers' filters (the partners service's vocabulary, ``services.partners.domain``).
 MEETING_KINDS = ("language_cafe", "open_school", "sports_club", "womens_group", "volunteer_tandem", "meeting_place")
 MEETING_AUDIENCES = ("everyone", "women", "families", "youth", "children", "seniors")
@@ -240,51 +272,165 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         return sign_in_page_for(request, next_path="/ui/", user=await ui.current(request), signed_out=True,
                                 end_session=end_session)  # fmt: skip
 
+    add_newcomer_routes(router, ui)
+
+
+# --- the newcomers' own pages: eight languages, filters, an installable information pack ------------------------
+
+
+def page_lang(request: Request) -> str:
+    """The newcomer's language: asked for (``?lang=``), else kept from before (cookie), else the first of the
+    browser's languages the pages speak (a phone set to Arabic opens them in Arabic), else German."""
+    asked = request.query_params.get("lang")
+    if asked in INFO_LANGS:
+        return asked
+    stored = request.cookies.get(LANG_COOKIE)
+    if stored in INFO_LANGS:
+        return stored
+    return browser_lang(request.headers.get("accept-language", "")) or "de"
+
+
+def browser_lang(header: str) -> str | None:
+    """``Accept-Language: uk-UA,uk;q=0.9,en;q=0.5`` -> ``uk``: the weights decide, a malformed part is skipped."""
+    weighted = []
+    for position, part in enumerate(header.split(",")[:20]):
+        tag, _, weight = part.strip().partition(";q=")
+        try:
+            quality = float(weight) if weight else 1.0
+        except ValueError:
+            continue
+        if tag and tag != "*" and quality > 0:
+            weighted.append((-quality, position, tag))
+    found = negotiate_locale([tag for _, _, tag in sorted(weighted)], list(INFO_LANGS), sep="-")
+    return str(found) if found else None
+
+
+def chosen(request: Request, name: str, allowed: Collection[str]) -> str | None:
+    """A filter's value when it is one the form offers; a hand-edited other value is no filter, not an error page
+    (the API itself answers a malformed one with a Problem)."""
+    value = request.query_params.get(name)
+    return value if value in allowed else None
+
+
+def ticked(request: Request, name: str) -> bool:
+    return request.query_params.get(name) == "true"
+
+
+def add_newcomer_routes(router: APIRouter, ui: Kit) -> None:
+    def render(request: Request, template: str, status: int = 200, *, lang: str | None = None,
+               **context: Any) -> HTMLResponse:  # fmt: skip
+        lang = lang or page_lang(request)
+        words = Words(lang)
+
+        def switch(code: str) -> str:
+            """This page in another language, with its filters kept."""
+            if request.url.path.startswith("/ui/info/"):
+                return f"/ui/info/{code}"
+            query = {k: v for k, v in request.query_params.items() if k != "lang"}
+            return f"{request.url.path}?{urlencode({**query, 'lang': code})}"
+
+        html = ui.env.get_template(template).render(
+            _=words, lang=lang, dir=direction(lang), path=request.url.path, languages=INFO_LANGS, switch=switch,
+            autonym=autonym, language_name=lambda code: language_name(code, lang), labels=LABELS,
+            language_options=[(code, language_name(code, lang)) for code in INFO_LANGS], **context,
+        )  # fmt: skip
+        response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": PUBLIC_CSP})
+        if request.query_params.get("lang") in INFO_LANGS:
+            ui.set_cookie(response, LANG_COOKIE, lang, max_age=365 * 24 * 3600)
+        return response
+
+    def trouble(request: Request, status: int, lang: str | None = None) -> HTMLResponse:
+        message = "Not found." if status == 404 else "The page could not be loaded. Please try again in a moment."
+        return render(request, "public_message.html", status, lang=lang, message=message)
+
     @router.get("/info", response_class=HTMLResponse)
     async def info_packs(request: Request) -> Response:
         packs = await ui.call(request, None, "GET", "info-packs")
         if not packs.ok:
-            return ui.trouble(request, await ui.current(request), packs)
-        return ui.render(request, "info_list.html", user=await ui.current(request), packs=packs.body)
+            return trouble(request, 503)
+        return render(request, "public_info_list.html", packs=packs.body)
 
     @router.get("/info/{lang}", response_class=HTMLResponse)
     async def info_pack(lang: str, request: Request) -> Response:
+        """A pack page speaks the pack's language throughout, so that the copy kept offline is whole."""
         if lang not in INFO_LANGS:
-            return ui.refused(request, await ui.current(request), "not_found", 404)
+            return trouble(request, 404)
         pack = await ui.call(request, None, "GET", f"info-packs/{lang}")
         if not pack.ok:
-            return ui.trouble(request, await ui.current(request), pack)
-        return ui.render(request, "info_pack.html", user=await ui.current(request), pack=pack.body,
-                         info_langs=INFO_LANGS)  # fmt: skip
+            return trouble(request, 404 if pack.status == 404 else 503, lang)
+        return render(request, "public_info_pack.html", lang=lang, pack=pack.body)
 
     @router.get("/courses", response_class=HTMLResponse)
     async def courses(request: Request) -> Response:
-        found = await ui.call(request, None, "GET", "courses", params={"page_size": 100})
+        """The course catalogue, filtered by language of instruction, Ortsteil, childcare and women only."""
+        every = await ui.call(request, None, "GET", "courses", params={"page_size": 200})
+        if not every.ok:
+            return trouble(request, 503)
+        districts = sorted({c["district"] for c in every.items() if c.get("district")})
+        filters = {"language": chosen(request, "language", INFO_LANGS),
+                   "district": chosen(request, "district", districts),
+                   "childcare": ticked(request, "childcare"), "women_only": ticked(request, "women_only")}  # fmt: skip
+        params: dict[str, Any] = {"page_size": 200, "language": filters["language"], "district": filters["district"]}
+        if filters["childcare"]:
+            params["childcare_offered"] = "true"
+        if filters["women_only"]:
+            params["women_only"] = "true"
+        found = await ui.call(request, None, "GET", "courses", params={k: v for k, v in params.items() if v})
         if not found.ok:
-            return ui.trouble(request, await ui.current(request), found)
-        return ui.render(request, "courses.html", user=await ui.current(request), courses=found.items())
+            return trouble(request, 503)
+        return render(request, "public_courses.html", courses=found.items(), filters=filters,
+                      district_options=[(d, d) for d in districts])  # fmt: skip
 
     @router.get("/meeting-offers", response_class=HTMLResponse)
     async def meeting_offers(request: Request) -> Response:
-        """Meeting offers for newcomers, filtered by language, kind and audience (a choice outside the lists
-        is no filter: the page never fails on a hand-edited address)."""
-        query = request.query_params
-        chosen = {
-            "language": query.get("language") if query.get("language") in INFO_LANGS else None,
-            "kind": query.get("kind") if query.get("kind") in MEETING_KINDS else None,
-            "audience": query.get("audience") if query.get("audience") in MEETING_AUDIENCES else None,
-        }
-        params: dict[str, Any] = {"page_size": 200, **{k: v for k, v in chosen.items() if v}}
+        """Meeting offers for newcomers, filtered by language, kind, audience (women only among them), Ortsteil
+        and childcare."""
+        every = await ui.call(request, None, "GET", "partners/meeting-offers", params={"page_size": 200})
+        if not every.ok:
+            return trouble(request, 503)
+        districts = sorted({o["district"] for o in every.items() if o.get("district")})
+        filters: dict[str, Any] = {
+            "language": chosen(request, "language", INFO_LANGS), "kind": chosen(request, "kind", MEETING_KINDS),
+            "audience": chosen(request, "audience", MEETING_AUDIENCES),
+            "district": chosen(request, "district", districts), "childcare": ticked(request, "childcare"),
+        }  # fmt: skip
+        params: dict[str, Any] = {"page_size": 200, **{k: v for k, v in filters.items() if v and k != "childcare"}}
+        if filters["childcare"]:
+            params["childcare"] = "true"
         found = await ui.call(request, None, "GET", "partners/meeting-offers", params=params)
         if not found.ok:
-            return ui.trouble(request, await ui.current(request), found)
-        return ui.render(request, "meeting_offers.html", user=await ui.current(request), offers=found.items(),
-                         chosen=chosen, languages=INFO_LANGS, kinds=MEETING_KINDS,
-                         audiences=MEETING_AUDIENCES)  # fmt: skip
+            return trouble(request, 503)
+        words = Words(page_lang(request))
+        return render(request, "public_meeting_offers.html", offers=found.items(), filters=filters,
+                      district_options=[(d, d) for d in districts],
+                      kind_options=[(k, words(LABELS["kind"][k])) for k in MEETING_KINDS],
+                      audience_options=[(a, words(LABELS["audience"][a])) for a in MEETING_AUDIENCES])  # fmt: skip
 
     @router.get("/partners", response_class=HTMLResponse)
     async def partners(request: Request) -> Response:
-        found = await ui.call(request, None, "GET", "partners", params={"page_size": 100})
+        """The partner directory, filtered by a language spoken and the Ortsteil of one of the partner's places."""
+        every = await ui.call(request, None, "GET", "partners", params={"page_size": 200})
+        if not every.ok:
+            return trouble(request, 503)
+        districts = sorted({loc["district"] for p in every.items() for loc in p["locations"] if loc.get("district")})
+        filters = {"language": chosen(request, "language", INFO_LANGS),
+                   "district": chosen(request, "district", districts)}  # fmt: skip
+        params = {"page_size": 200, **{k: v for k, v in filters.items() if v}}
+        found = await ui.call(request, None, "GET", "partners", params=params)
         if not found.ok:
-            return ui.trouble(request, await ui.current(request), found)
-        return ui.render(request, "partners.html", user=await ui.current(request), partners=found.items())
+            return trouble(request, 503)
+        return render(request, "public_partners.html", partners=found.items(), filters=filters,
+                      district_options=[(d, d) for d in districts])  # fmt: skip
+
+    @router.get("/manifest.webmanifest", include_in_schema=False)
+    async def manifest() -> Response:
+        """The web app manifest: the information pack installs as an app that opens at the pack's list."""
+        return Response((STATIC / "manifest.webmanifest").read_bytes(), media_type="application/manifest+json",
+                        headers={"Cache-Control": "no-cache"})  # fmt: skip
+
+    @router.get("/sw.js", include_in_schema=False)
+    async def service_worker() -> Response:
+        """The service worker, served from ``/ui/`` so that it may control ``/ui/info`` (a worker under
+        ``/ui/static/`` could control only that folder); never cached, so that a new version is found at once."""
+        return Response((STATIC / "sw.js").read_bytes(), media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})  # fmt: skip

@@ -52,6 +52,7 @@ from services.courses.schemas import (
     CourseCreate,
     CourseRead,
     CourseUpdate,
+    District,
     EnrolmentCreate,
     EnrolmentRead,
     IssuedPassRead,
@@ -143,7 +144,7 @@ async def course_read(w: workflow.Workflow, course: Course) -> CourseRead:
         childcare_offered=course.childcare_offered, women_only=course.women_only, min_age=course.min_age,
         max_age=course.max_age, funding=course.funding, fee_euro=course.fee_euro,  # type: ignore[arg-type]
         enrolment_opens_on=course.enrolment_opens_on, enrolment_closes_on=course.enrolment_closes_on,
-        location=course.location, status=course.status,  # type: ignore[arg-type]
+        location=course.location, district=course.district, status=course.status,  # type: ignore[arg-type]
         sessions=[
             SessionRead(session_id=s.id, starts_at=workflow.aware(s.starts_at), ends_at=workflow.aware(s.ends_at),  # type: ignore[arg-type]
                         place=s.place)
@@ -189,7 +190,8 @@ async def list_courses(
     target_level: GermanLevel | None = None,
     women_only: bool | None = None,
     childcare_offered: bool | None = None,
-    language: str | None = Query(None, max_length=35),
+    language: str | None = Query(None, max_length=35, pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$"),
+    district: District | None = None,
     status: domain.CourseStatus | None = domain.CourseStatus.SCHEDULED,
     provider_id: str | None = Query(None, max_length=64),
     page: int = Query(1, ge=1, le=10_000),
@@ -200,7 +202,7 @@ async def list_courses(
     for column, value in (
         (Course.category, category), (Course.target_level, target_level), (Course.women_only, women_only),
         (Course.childcare_offered, childcare_offered), (Course.language_of_instruction, language),
-        (Course.status, status), (Course.provider_id, provider_id),
+        (Course.status, status), (Course.provider_id, provider_id), (Course.district, district),
     ):  # fmt: skip
         if value is not None:
             filters.append(column == (value.value if hasattr(value, "value") else value))
@@ -275,7 +277,7 @@ async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep, call
             if changes.get("capacity") is not None and changes["capacity"] < held:
                 raise domain.CourseError(f"{held} seats are taken; the capacity cannot go below that")
             for key, value in changes.items():
-                if value is None and key not in ("description", "enrolment_closes_on"):
+                if value is None and key not in ("description", "enrolment_closes_on", "district"):
                     raise domain.CourseError(f"{key} cannot be removed")
                 setattr(course, key, value)
             course.version += 1

@@ -146,7 +146,7 @@ async def seed_demo(runtime: ServiceRuntime, now: datetime) -> None:
                 id=str(uuid.uuid4()), status="scheduled", version=1, created_at=now, updated_at=now,
                 provider_id="vhs-landsberg", language_of_instruction=spec.pop("language_of_instruction", "de"),
                 childcare_offered=spec.pop("childcare_offered", False), women_only=spec.pop("women_only", False),
-                location="VHS Landsberg am Lech", **spec,
+                location="VHS Landsberg am Lech", district="Altstadt", **spec,
             )  # fmt: skip
             uow.session.add(course)
             rows = [CourseSession(id=str(uuid.uuid4()), course_id=course.id, place=course.location, **s)

@@ -42,6 +42,8 @@ class Course(Base):
     enrolment_opens_on: Mapped[date | None] = mapped_column(Date)
     enrolment_closes_on: Mapped[date | None] = mapped_column(Date)
     location: Mapped[str] = mapped_column(String(200))
+    #: The Ortsteil the course is held in, for the newcomers' filter (None: not given, e.g. online).
+    district: Mapped[str | None] = mapped_column(String(100), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -12,6 +12,9 @@ from contracts.vocabulary import GermanLevel
 from services.courses import domain
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+#: An Ortsteil as people write it ("Weststadt", "Pitzling mit Pöring"): letters, spaces, hyphens, dots.
+District = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
+                                            pattern=r"^[^\W\d_][\w .'()-]*$")]  # fmt: skip
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
@@ -47,6 +50,7 @@ class CourseFields(Strict):
     enrolment_opens_on: date | None = None
     enrolment_closes_on: date | None = None
     location: Title = "VHS Landsberg am Lech"
+    district: District | None = Field(None, description="The Ortsteil it is held in, e.g. 'Altstadt'")
 
     @model_validator(mode="after")
     def _consistent(self) -> CourseFields:
@@ -70,6 +74,7 @@ class CourseUpdate(Strict):
     childcare_offered: bool | None = None
     enrolment_closes_on: date | None = None
     location: Title | None = None
+    district: District | None = None
 
 
 class CourseRead(BaseModel):
@@ -94,6 +99,7 @@ class CourseRead(BaseModel):
     enrolment_opens_on: date | None
     enrolment_closes_on: date | None
     location: str
+    district: str | None
     status: domain.CourseStatus
     sessions: list[SessionRead]
 

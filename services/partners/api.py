@@ -43,6 +43,7 @@ from services.partners.schemas import (
     CapacityUpdate,
     ContactPoint,
     DeliveryRead,
+    District,
     KeyVerified,
     KeyVerify,
     Location,
@@ -183,6 +184,10 @@ def partner_read(p: Partner, services: list[PartnerService]) -> PartnerRead:
     )
 
 
+#: A language filter: a tag such as ``uk`` or ``uk-UA`` (anything else is a 422 Problem, not an empty list).
+LANGUAGE_FILTER = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"
+
+
 # --- the public directory (no personal data, no authentication) -----------------------------
 
 
@@ -191,7 +196,8 @@ async def list_partners(
     uow: UowDep,
     service_type: ServiceType | None = None,
     category: PartnerCategory | None = None,
-    language: str | None = Query(None, max_length=35),
+    language: str | None = Query(None, max_length=35, pattern=LANGUAGE_FILTER),
+    district: District | None = None,
     page: int = Query(1, ge=1, le=10_000),
     page_size: int = Query(50, ge=1, le=200),
 ) -> Page[PartnerRead]:
@@ -203,7 +209,8 @@ async def list_partners(
         for p in partners
         if (category is None or p.category == category.value)
         and (service_type is None or any(s.service_type == service_type.value for s in services.get(p.id, [])))
-        and (language is None or language in p.languages)
+        and (language is None or domain.speaks(p.languages, language))
+        and (district is None or any(loc.get("district") == district for loc in p.locations))
     ]
     window = matching[(page - 1) * page_size : page * page_size]
     return Page(
@@ -253,10 +260,11 @@ async def meeting_offers_of(uow: UnitOfWork, partner_id: str | None = None) -> l
 @router.get("/meeting-offers", response_model=Page[MeetingOfferRead])
 async def list_meeting_offers(
     uow: UowDep,
-    language: str | None = Query(None, min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"),
+    language: str | None = Query(None, min_length=2, max_length=35, pattern=LANGUAGE_FILTER),
     kind: domain.MeetingKind | None = None,
     audience: domain.MeetingAudience | None = None,
-    district: str | None = Query(None, max_length=100),
+    district: District | None = None,
+    childcare: bool | None = Query(None, description="true: only offers with childcare"),
     page: int = Query(1, ge=1, le=10_000),
     page_size: int = Query(50, ge=1, le=200),
 ) -> Page[MeetingOfferRead]:
@@ -274,6 +282,7 @@ async def list_meeting_offers(
             wanted_audience=audience.value if audience else None,
         )
         and (district is None or o.district == district)
+        and (childcare is None or o.childcare == childcare)
     ]
     window = matching[(page - 1) * page_size : page * page_size]
     return Page(items=window, total=len(matching), page=page, page_size=page_size)

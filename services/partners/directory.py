@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reference import HERE as REFERENCE
-from services.partners.schemas import PartnerCreate
+from services.partners.schemas import MeetingOfferCreate, PartnerCreate
 
 LANDSBERG_FILE: Path = REFERENCE / "landsberg" / "partners.json"
 
@@ -38,28 +38,20 @@ def seed_entries(partners: list[PartnerCreate]) -> list[dict[str, Any]]:
 LANDSBERG_PARTNERS: list[dict[str, Any]] = seed_entries(read_partners(LANDSBERG_FILE))
 
 
-#: Meeting offers (Begegnung) for the demo: EXAMPLES of the kinds the city names, kept by the city's integration
-#: office and the VHS; no such dates or places are published, so each says it is an example.
-EXAMPLE = "Beispielangebot (Demodaten): Ort und Zeit bestätigt der Veranstalter."
-LANDSBERG_MEETING_OFFERS: list[dict[str, Any]] = [
-    {"partner_id": "stadt-landsberg-integration", "kind": "language_cafe", "title": "Sprachcafé",
-     "description": f"Deutsch sprechen bei Kaffee und Tee, jedes Niveau ist willkommen. {EXAMPLE}",
-     "languages": ["de", "en", "ar", "uk"], "audience": "everyone", "schedule": "jeden Dienstag, 17 bis 19 Uhr",
-     "place_name": "Rathaus Landsberg am Lech", "address": "Katharinenstraße 1", "district": "Altstadt"},
-    {"partner_id": "stadt-landsberg-integration", "kind": "womens_group", "title": "Frauentreff",
-     "description": f"Austausch unter Frauen, mit Kinderbetreuung. {EXAMPLE}",
-     "languages": ["de", "ar", "fa"], "audience": "women", "schedule": "jeden zweiten Donnerstag, 9 bis 11 Uhr",
-     "place_name": "Beispiel: Familienzentrum", "district": "Weststadt", "childcare": True},
-    {"partner_id": "stadt-landsberg-integration", "kind": "volunteer_tandem", "title": "Ehrenamtliche Tandems",
-     "description": f"Eine Landsbergerin oder ein Landsberger begleitet Sie im Alltag. {EXAMPLE}",
-     "languages": ["de", "en", "ru", "uk"], "audience": "everyone", "schedule": "nach Vereinbarung",
-     "place_name": "Rathaus Landsberg am Lech", "address": "Katharinenstraße 1", "district": "Altstadt"},
-    {"partner_id": "vhs-landsberg", "kind": "open_school", "title": "Offene Schule am Abend",
-     "description": f"Offene Räume zum Lernen und Kennenlernen, Hausaufgabenhilfe für Kinder. {EXAMPLE}",
-     "languages": ["de", "en"], "audience": "families", "schedule": "jeden Mittwoch, 16 bis 18 Uhr",
-     "place_name": "Volkshochschule Landsberg am Lech", "district": "Altstadt"},
-    {"partner_id": "stadt-landsberg-integration", "kind": "sports_club", "title": "Fußball für alle",
-     "description": f"Offenes Training für Jugendliche und Erwachsene. {EXAMPLE}",
-     "languages": ["de", "en", "ar", "tr"], "audience": "youth", "schedule": "jeden Samstag, 10 bis 12 Uhr",
-     "place_name": "Beispiel: Sportplatz", "district": "Schwaighofsiedlung"},
-]  # fmt: skip
+#: Meeting offers (Begegnung) for the demo, from the same reference folder: EXAMPLES of the kinds the city names
+#: (the file says so, and so does each offer's description).
+MEETING_OFFERS_FILE: Path = REFERENCE / "landsberg" / "meeting_offers.json"
+
+
+def read_meeting_offers(path: Path) -> list[dict[str, Any]]:
+    """A reference file's meeting offers, each checked as the API checks a new one, with its organiser's id."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    offers = []
+    for entry in document["offers"]:
+        body = {k: v for k, v in entry.items() if k != "partner_id"}
+        checked = MeetingOfferCreate.model_validate(body).model_dump(mode="json")
+        offers.append({"partner_id": entry["partner_id"], **checked})
+    return offers
+
+
+LANDSBERG_MEETING_OFFERS: list[dict[str, Any]] = read_meeting_offers(MEETING_OFFERS_FILE)

@@ -277,6 +277,11 @@ class MeetingAudience(StrEnum):
     SENIORS = "seniors"
 
 
+def speaks(languages: Iterable[str], language: str) -> bool:
+    """Whether one of ``languages`` is ``language``, by primary subtag (``uk`` finds ``uk-UA``, and the reverse)."""
+    return language.split("-")[0].lower() in {x.split("-")[0].lower() for x in languages}
+
+
 def meeting_offer_matches(
     languages: Iterable[str],
     kind: str,
@@ -288,7 +293,7 @@ def meeting_offer_matches(
 ) -> bool:
     """A public filter: an offer held in the wanted language (``uk`` finds ``uk-UA``), of the wanted kind and
     audience; an omitted filter does not restrict."""
-    if language is not None and language.split("-")[0].lower() not in {x.split("-")[0].lower() for x in languages}:
+    if language is not None and not speaks(languages, language):
         return False
     if wanted_kind is not None and kind != wanted_kind:
         return False

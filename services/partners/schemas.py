@@ -32,6 +32,9 @@ ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
 Languages = Annotated[list[LanguageTag], Field(min_length=1, max_length=30)]
+#: An Ortsteil as people write it ("Weststadt", "Pitzling mit Pöring"): letters first, then letters, spaces, hyphens.
+District = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
+                                            pattern=r"^[^\W\d_][\w .'()-]*$")]  # fmt: skip
 FreePlaces = Annotated[int | None, Field(ge=0, le=100_000, description="None: no limit")]
 
 
@@ -47,6 +50,7 @@ class Location(Strict):
     postal_code: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z -]{3,10}$")] | None = None
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "DE"
     opening_hours: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    district: District | None = Field(None, description="The Ortsteil, e.g. 'Altstadt', for the public filter")
 
 
 class ContactPoint(Strict):
@@ -156,7 +160,7 @@ class CapacityUpdate(Strict):
 
 # --- meeting offers (Begegnung) -------------------------------------------------------------
 
-District = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
 Schedule = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 
 

@@ -59,12 +59,12 @@ async def test_a_newcomer_finds_meeting_offers_by_language_kind_and_audience(sta
         await browsing.shot(page, "meeting-offers-de")
 
         # The form narrows the list: Ukrainian-speaking offers, then language cafés only.
-        await page.get_by_label("Sprache").select_option("uk")
+        await page.get_by_label("Sprache", exact=True).select_option("uk")
         await page.get_by_role("button", name="Anzeigen").click()
         await page.wait_for_url("**language=uk**")
         ukrainian = await page.locator("ul.cards h2").all_inner_texts()
         assert CAFE["title"] in ukrainian and "Frauentreff" not in ukrainian
-        assert await page.get_by_label("Sprache").input_value() == "uk", "the choice stays selected"
+        assert await page.get_by_label("Sprache", exact=True).input_value() == "uk", "the choice stays selected"
         await page.get_by_label("Art des Angebots").select_option("womens_group")
         await page.get_by_role("button", name="Anzeigen").click()
         await page.wait_for_url("**kind=womens_group**")
@@ -77,7 +77,7 @@ async def test_a_newcomer_finds_meeting_offers_by_language_kind_and_audience(sta
         assert reply is not None and reply.status == 200
         await page.get_by_role("heading", name="Meeting people", level=1).wait_for()
         women = await page.locator("ul.cards h2").all_inner_texts()
-        assert women == ["Frauentreff"]
+        assert women == ["Frauen-Schwimmkurs", "Frauentreff"]
         assert "women only" in await page.locator("ul.cards > li").first.inner_text()
         assert "with childcare" in await page.locator("ul.cards > li").first.inner_text()
         await browsing.accessible(page, "meeting offers (en)", serious_too=True)
@@ -120,10 +120,11 @@ async def test_a_caseworker_suggests_a_meeting_offer_as_a_participation_goal(sta
         await browsing.sign_in(page, "lotse")
         await page.goto(f"{stack.url}/ui/cases/{case}")
         offers = page.locator("#meeting-offers > li")
-        # Those held in Arabic, the only language the person gave, come first; the open school (German, English) after.
+        # Those held in Arabic, the only language the person gave, come first; the Ukrainian café (German,
+        # Ukrainian, Russian) after.
         shown = [text.split("\n")[0] for text in await offers.all_inner_texts()]
         assert shown.index("Frauentreff (Frauentreff, nur für Frauen)") < shown.index(
-            "Offene Schule am Abend (Offene Schule, für Familien)"
+            "Sprachcafé Ukrainisch-Deutsch (Sprachcafé, für alle)"
         ), shown
         await browsing.accessible(page, "case with meeting offers", serious_too=True)
         await page.get_by_role("button", name="Als Teilhabe-Ziel aufnehmen: Frauentreff").click()

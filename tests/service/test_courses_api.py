@@ -29,7 +29,7 @@ CODE = re.compile(r"^[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}$")
 COURSE_READ_FIELDS = {
     "course_id", "title", "description", "category", "target_level", "language_of_instruction", "provider_id",
     "capacity", "free_seats", "waiting", "childcare_offered", "women_only", "min_age", "max_age", "funding",
-    "fee_euro", "enrolment_opens_on", "enrolment_closes_on", "location", "status", "sessions",
+    "fee_euro", "enrolment_opens_on", "enrolment_closes_on", "location", "district", "status", "sessions",
 }  # fmt: skip
 
 
@@ -296,6 +296,17 @@ async def test_the_catalogue_filters_by_category_women_only_and_childcare(course
     assert await catalogue(courses, childcare_offered="false") == [english]
     assert await catalogue(courses, childcare_offered="true", women_only="false") == [integration]
     assert_problem(await courses.get(COURSES, params={"category": "astrology"}), 422, "validation")
+    assert_problem(await courses.get(COURSES, params={"childcare_offered": "maybe"}), 422, "validation")
+
+    # The Ortsteil and the language of instruction, for the newcomers' pages; a malformed one is a Problem.
+    ok(await courses.patch(f"{COURSES}/{women}", json={"district": "Weststadt"}))
+    assert await catalogue(courses, district="Weststadt") == [women]
+    assert await catalogue(courses, district="Pitzling") == []
+    assert await catalogue(courses, language="en") == []
+    assert_problem(await courses.get(COURSES, params={"district": "<b>"}), 422, "validation")
+    assert_problem(await courses.get(COURSES, params={"language": "Englisch"}), 422, "validation")
+    assert_problem(await courses.post(COURSES, json=course_body(district="42")), 422, "validation")
+    assert (await courses.patch(f"{COURSES}/{women}", json={"district": None})).json()["district"] is None
 
     ok(await courses.post(f"{COURSES}/{english}/cancel"))
     assert set(await catalogue(courses)) == {integration, women}  # only scheduled courses by default

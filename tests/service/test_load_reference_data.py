@@ -144,6 +144,14 @@ async def test_loading_landsbergs_folder_twice_makes_everything_once(
         roster = {w["id"]: w for w in (await c.get("/api/v1/caseworkers", headers=admin)).json()}
         assert roster["lotsin.beispiel"]["team"] == "integration-nord" and roster["lotse.beispiel"]["max_cases"] == 45
     assert "partner caritas-landsberg: created" in first and "7 course created" in first
+    offers = shipped("meeting_offers.json")["offers"]
+    assert f"{len(offers)} meeting offer created" in first
+    async with platform.client() as c:
+        published = (await c.get("/api/v1/partners/meeting-offers", params={"page_size": 200})).json()["items"]
+    assert sorted((o["partner_id"], o["title"]) for o in published) == sorted(
+        (o["partner_id"], o["title"]) for o in offers
+    )
+    assert all("Beispielangebot" in o["description"] for o in published), "examples say they are examples"
 
     # Referral learns the directory from the partners' events: it routes to the loaded services.
     async def routable() -> bool:
@@ -161,6 +169,7 @@ async def test_loading_landsbergs_folder_twice_makes_everything_once(
     second = capsys.readouterr().out
     assert " created" not in second and " updated" not in second, second
     assert "11 partner unchanged" in second and "7 course unchanged" in second and "2 caseworker unchanged" in second
+    assert f"{len(offers)} meeting offer unchanged" in second
     assert await platform.outbox_size() == events_before, "no event: nothing changed"
     async with platform.client() as c:
         again = {p["partner_id"]: p for p in (await c.get("/api/v1/partners?page_size=200")).json()["items"]}
@@ -173,9 +182,14 @@ async def test_loading_landsbergs_folder_twice_makes_everything_once(
         assert (await c.put(f"{service}/capacity", json={"free_places": 3}, headers=admin)).status_code == 200
         renamed = await c.patch("/api/v1/partners/caritas-landsberg", json={"name": "Caritas"}, headers=admin)
         assert renamed.status_code == 200, renamed.text
+        cafe = next(o for o in published if o["title"] == "Sprachcafé")
+        moved = await c.patch(f"/api/v1/partners/{cafe['partner_id']}/meeting-offers/{cafe['offer_id']}",
+                              json={"schedule": "nie", "childcare": True}, headers=admin)  # fmt: skip
+        assert moved.status_code == 200, moved.text
     assert await platform.load("--token-file", str(token_file)) == 0
     third = capsys.readouterr().out
     assert "partner caritas-landsberg: updated (name)" in third and "10 partner unchanged" in third
+    assert "meeting offer stadt-landsberg-integration 'Sprachcafé': updated (schedule, childcare)" in third, third
     async with platform.client() as c:
         caritas = (await c.get("/api/v1/partners/caritas-landsberg")).json()
     assert caritas["name"] == "Caritasverband Landsberg am Lech"

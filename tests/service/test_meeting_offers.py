@@ -83,16 +83,53 @@ async def test_newcomers_find_offers_by_language_kind_and_audience(partners: htt
     assert "Ukrainischer Frauentreff" in titles(await partners.get("/api/v1/partners/meeting-offers",
                                                                    params={"language": "uk"}))  # fmt: skip
     assert "Frauentreff" not in titles(await partners.get("/api/v1/partners/meeting-offers", params={"language": "uk"}))
-    assert titles(await partners.get("/api/v1/partners/meeting-offers", params={"language": "ro"})) == set()
+    assert titles(await partners.get("/api/v1/partners/meeting-offers", params={"language": "ro"})) == {
+        "Elterncafé in der Grundschule"
+    }
+    assert titles(await partners.get("/api/v1/partners/meeting-offers", params={"language": "ku"})) == set()
     women = titles(await partners.get("/api/v1/partners/meeting-offers", params={"audience": "women"}))
-    assert women == {"Frauentreff", "Ukrainischer Frauentreff"}
+    assert women == {"Frauentreff", "Frauen-Schwimmkurs", "Ukrainischer Frauentreff"}
+    # Childcare and the Ortsteil narrow further; without childcare is a filter too.
+    cared = titles(await partners.get("/api/v1/partners/meeting-offers", params={"audience": "women",
+                                                                                "childcare": "true"}))  # fmt: skip
+    assert cared == {"Frauentreff", "Frauen-Schwimmkurs"}
+    west = titles(await partners.get("/api/v1/partners/meeting-offers", params={"district": "Weststadt",
+                                                                               "childcare": "false"}))  # fmt: skip
+    assert west == {"Ukrainischer Frauentreff", "Jugendtreff international"}
+    for bad in ({"childcare": "vielleicht"}, {"district": "<script>"}, {"language": "deutsch!"}):
+        refused = await partners.get("/api/v1/partners/meeting-offers", params=bad)
+        assert refused.status_code == 422, bad
+        assert refused.headers["content-type"] == "application/problem+json"
     cafes = titles(await partners.get("/api/v1/partners/meeting-offers", params={"kind": "language_cafe",
                                                                                 "language": "ar"}))  # fmt: skip
     assert cafes == {"Sprachcafé"}
     wrong = await partners.get("/api/v1/partners/meeting-offers", params={"kind": "disco"})
     assert wrong.status_code == 422 and wrong.headers["content-type"] == "application/problem+json"
     own = await partners.get("/api/v1/partners/caritas-landsberg/meeting-offers", headers=CARITAS)
-    assert [o["title"] for o in own.json()] == ["Ukrainischer Frauentreff"]
+    assert [o["title"] for o in own.json()] == [  # the seeded examples of Caritas, and its new one
+        "Interkultureller Treffpunkt", "Frauen-Schwimmkurs", "Ukrainischer Frauentreff"
+    ]  # fmt: skip
     assert (await partners.get("/api/v1/partners/caritas-landsberg/meeting-offers", headers=CITY)).status_code == 403
     reserved = {"partner_id": "meeting-offers", "name": "Begegnung", "category": "volunteer_group", "languages": ["de"]}
     assert (await partners.post("/api/v1/partners", json=reserved, headers=ADMIN)).status_code == 422
+
+
+async def test_newcomers_find_partners_by_district_and_language(partners: httpx.AsyncClient) -> None:
+    """The directory's public filters: the Ortsteil of one of the partner's places, a language by its primary
+    subtag; a malformed value is a Problem, not an empty page."""
+    place = {"name": "Beratungsstelle", "city": "Landsberg am Lech", "district": "Weststadt"}
+    moved = await partners.patch("/api/v1/partners/caritas-landsberg", headers=CARITAS, json={"locations": [place]})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["locations"][0]["district"] == "Weststadt"
+    found = await partners.get("/api/v1/partners", params={"district": "Weststadt"})
+    assert [p["partner_id"] for p in found.json()["items"]] == ["caritas-landsberg"]
+    farsi = {
+        p["partner_id"] for p in (await partners.get("/api/v1/partners", params={"language": "fa-IR"})).json()["items"]
+    }
+    assert "caritas-landsberg" in farsi and "vhs-landsberg" not in farsi
+    for bad in ({"district": "1234"}, {"language": "farsi please"}):
+        refused = await partners.get("/api/v1/partners", params=bad)
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json", bad
+    wrong_place = await partners.patch("/api/v1/partners/caritas-landsberg", headers=CARITAS,
+                                       json={"locations": [{**place, "district": "<b>"}]})  # fmt: skip
+    assert wrong_place.status_code == 422

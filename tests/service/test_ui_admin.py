@@ -401,7 +401,8 @@ async def test_an_admin_adds_a_partner_and_keeps_its_entry_and_services(stack: S
     entry = (await stack.api("GET", "/api/v1/partners/caritas-kaufering", token)).json()
     assert (entry["name"], entry["category"], entry["version"]) == ("Caritas-Beratung Kaufering", "volunteer_group", 2)
     assert entry["locations"] == [{"name": "Beratungsstelle", "address_1": None, "city": "Kaufering",
-                                   "postal_code": "86916", "country": "DE", "opening_hours": None}]  # fmt: skip
+                                   "postal_code": "86916", "country": "DE", "opening_hours": None,
+                                   "district": None}]  # fmt: skip
     assert entry["contacts"][0]["email"] == "beratung@example.org"
     # The location emptied: removed.
     cleared = await admin.post(base, {**form, "loc-0-name": "", "loc-0-city": "", "loc-0-postal_code": ""})
