@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
@@ -55,6 +57,7 @@ from services.referral.schemas import (
     CaseworkerRead,
     Completion,
     Decline,
+    DueGoalRead,
     GoalCreate,
     GoalRead,
     GoalUpdate,
@@ -73,6 +76,8 @@ from services.referral.schemas import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: The city's calendar: "due today" and "overdue" are Landsberg's days, not UTC's.
+LOCAL_TIME = ZoneInfo("Europe/Berlin")
 
 router = APIRouter(prefix="/api/v1", tags=["referral"])
 partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
@@ -346,6 +351,41 @@ async def list_cases(
     items = await cases_read(w, list(rows))
     await log_read(w, request, "list_cases", (c.person_id for c in rows))
     return Page(items=items, total=total, page=page, page_size=page_size)
+
+
+@router.get("/cases/goals-due", response_model=list[DueGoalRead])
+async def goals_due(
+    request: Request,
+    w: WorkflowDep,
+    scope: ScopeDep,
+    within_days: Annotated[int, Query(ge=0, le=90, description="Due on or before today plus these days")] = 7,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> list[DueGoalRead]:
+    """Plan goals (open or in progress) of the caller's open cases that are overdue or due within ``within_days``
+    days (Wiedervorlage): the dashboard's reminders, earliest first. Declared before ``/cases/{case_id}``."""
+    today = w.now.astimezone(LOCAL_TIME).date()
+    rows = (
+        await w.session.execute(
+            select(Goal, Case.person_id)
+            .join(Case, Case.id == Goal.case_id)
+            .where(
+                scope.cases(),
+                Case.status == domain.CaseStatus.OPEN.value,
+                Goal.status.in_([domain.GoalStatus.OPEN.value, domain.GoalStatus.IN_PROGRESS.value]),
+                Goal.due_on.is_not(None),
+                Goal.due_on <= today + timedelta(days=within_days),
+            )
+            .order_by(Goal.due_on, Goal.created_at)
+            .limit(limit)
+        )
+    ).all()
+    # Goal titles are about the person: the read is logged like a case's.
+    await log_read(w, request, "read_goals_due", [goal.person_id or lead for goal, lead in rows])
+    return [
+        DueGoalRead(**goal_read(goal).model_dump(), case_id=goal.case_id, case_person_id=lead,
+                    overdue=goal.due_on is not None and goal.due_on < today)
+        for goal, lead in rows
+    ]  # fmt: skip
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)

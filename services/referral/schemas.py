@@ -62,6 +62,15 @@ class GoalRead(BaseModel):
     due_on: date | None
 
 
+class DueGoalRead(GoalRead):
+    """A goal not reached yet whose due date has passed or comes soon: a reminder on the caseworker's dashboard."""
+
+    case_id: str
+    #: The case's lead person (the goal's ``person_id`` names the member it is for, if any).
+    case_person_id: str
+    overdue: bool
+
+
 class NoteCreate(Strict):
     text: Text
 
