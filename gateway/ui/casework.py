@@ -73,6 +73,9 @@ more_words({
         "cw_task_title": "Aufgabe", "cw_task_due": "Fällig am", "cw_add_task": "Aufgabe anlegen",
         "cw_task_done": "Erledigt", "cw_task_undo": "Wieder öffnen", "cw_tasks_open": "{n} offen",
         "cw_next_due": "nächste fällig {date}", "cw_overdue": "überfällig", "cw_done_on": "erledigt am",
+        "cw_goals_due": "Ziele des Integrationsplans, fällig", "cw_goals_due_intro":
+        "Noch nicht erreichte Ziele, die überfällig sind oder in den nächsten sieben Tagen fällig werden.",
+        "cw_due_today": "heute fällig",
     },
     "en": {
         "cw_name": "Name", "cw_language": "Language", "cw_age_band": "Age group", "cw_years": "{band} years",
@@ -114,6 +117,9 @@ more_words({
         "cw_task_title": "Task", "cw_task_due": "Due on", "cw_add_task": "Add the task",
         "cw_task_done": "Done", "cw_task_undo": "Reopen", "cw_tasks_open": "{n} open",
         "cw_next_due": "next due {date}", "cw_overdue": "overdue", "cw_done_on": "done on",
+        "cw_goals_due": "Integration plan goals due", "cw_goals_due_intro":
+        "Goals not reached yet that are overdue or due within the next seven days.",
+        "cw_due_today": "due today",
     },
 })  # fmt: skip
 
@@ -140,10 +146,12 @@ async def caseworker_names(ui: Kit, request: Request, user: Identity) -> dict[st
     return {c["id"]: c for c in reply.body}
 
 
-async def dashboard(ui: Kit, request: Request, user: Identity, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the caseworker's dashboard adds to the team's cases: names, the queue, the caseworkers' names."""
+async def dashboard(ui: Kit, request: Request, user: Identity, cases: list[dict[str, Any]],
+                    members: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """What the caseworker's dashboard adds to the team's cases: names (of ``members`` too, the household members
+    the reminders name), the queue, the caseworkers' names."""
     (persons, unavailable), queue, workers, directory = await asyncio.gather(
-        persons_of(ui, request, user, [c["person_id"] for c in cases]),
+        persons_of(ui, request, user, [c["person_id"] for c in cases] + (members or [])),
         ui.call(request, user, "GET", "cases", params={"unassigned": "true", "status": "open", "page_size": 50}),
         caseworker_names(ui, request, user),
         ui.call(request, None, "GET", "partners", params={"page_size": 100}),

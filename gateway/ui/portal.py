@@ -21,6 +21,7 @@ from chassis.identity import Identity
 from contracts import courses as course_events
 from contracts import partners as partner_events
 from contracts import referral as referral_events
+from gateway.ui import names
 from gateway.ui.kit import Kit, Reply, api_time, field_errors, problem_text
 from gateway.ui.words import FIELD_ERRORS, more_words
 
@@ -330,11 +331,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         notice, problem = request.query_params.get("notice", ""), request.query_params.get("error", "")
 
         def when(value: Any) -> str:
-            moment = api_time(value)
-            if moment is None:
-                return ""
-            local = moment.astimezone(LOCAL_TIME)
-            return local.strftime("%d.%m.%Y %H:%M") if lang == "de" else local.strftime("%Y-%m-%d %H:%M")
+            return names.moment(value, lang) if api_time(value) is not None else ""
 
         return ui.render(
             request, template, status, user=user, notice=None, error=None, when=when, event_name=event_name,

@@ -158,7 +158,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         context: dict[str, Any] = {"cases": [], "waiting": [], "escalated": [], "proposed": [],
                                    "course_waiting": [], "my_courses": [], "persons": {}, "queue": [],
                                    "workers": {}, "names_unavailable": False, "partner_names": {},
-                                   "team_workers": [], "today": ""}  # fmt: skip
+                                   "team_workers": [], "today": "", "goals_due": []}  # fmt: skip
         if user.roles & {"caseworker", "admin"}:
             params: dict[str, Any] = {"status": "open", "page_size": 50}
             params |= {"team": user.team} if user.team else {"caseworker_id": user.subject}
@@ -174,7 +174,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             case_of = {c["person_id"]: c["case_id"] for c in context["cases"]}
             entries = await learning.waiting_of(ui, request, user, case_of)
             context["course_waiting"] = [e | {"case_id": case_of[e["person_id"]]} for e in entries]
-            context |= await casework.dashboard(ui, request, user, context["cases"])
+            # Plan goals overdue or due within the week: reminders, like escalations and expiring seat offers.
+            due = await ui.call(request, user, "GET", "cases/goals-due", params={"within_days": 7})
+            context["goals_due"] = [g for g in (due.body if due.ok and isinstance(due.body, list) else [])
+                                    if g["case_id"] in mine]  # fmt: skip
+            context |= await casework.dashboard(
+                ui, request, user, context["cases"], [g["person_id"] for g in context["goals_due"] if g["person_id"]]
+            )
         if user.roles & {"course_admin", "admin"}:
             context["my_courses"] = await learning.courses_of(ui, request, user)
         return ui.render(request, "dashboard.html", user=user, **context)
@@ -341,9 +347,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         listed = enrolments.body if enrolments.ok and isinstance(enrolments.body, list) else []
         titles = await learning.titles(ui, request, user, (e["course_id"] for e in listed), courses)
         mine = [
-            e | {"course_title": titles.get(e["course_id"], e["course_id"][:8]),
-                 "since": learning.when(e["requested_at"]), "offer_until": learning.when(e["offer_expires_at"])}
-            for e in listed
+            e | {"course_title": titles.get(e["course_id"], e["course_id"][:8])} for e in listed
         ]  # fmt: skip
         just = request.query_params.get("enrolment")
         forms.setdefault("goal_form", {"values": {}, "errors": {}})
