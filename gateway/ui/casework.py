@@ -65,8 +65,7 @@ more_words({
         "cw_elsewhere_other": "anderer Grund",
         "cw_elsewhere_to_partner": "weitervermittelt an {partner}",
         "cw_edit_person": "Personendaten ändern", "cw_save_person": "Änderungen speichern",
-        "cw_preferred_language": "Bevorzugte Sprache", "cw_languages_hint":
-        "Sprachcodes, durch Komma getrennt, zum Beispiel: ar, en", "cw_stale":
+        "cw_preferred_language": "Bevorzugte Sprache", "cw_stale":
         "Die Personendaten wurden inzwischen geändert; bitte die Seite neu laden und erneut eintragen.",
         "cw_tasks": "Aufgaben und Wiedervorlagen", "cw_tasks_short": "Aufgaben",
         "cw_no_tasks": "Keine offenen Aufgaben.",
@@ -110,8 +109,7 @@ more_words({
         "cw_elsewhere_language": "language", "cw_elsewhere_distance": "distance", "cw_elsewhere_other": "other reason",
         "cw_elsewhere_to_partner": "referred on to {partner}",
         "cw_edit_person": "Change the personal data", "cw_save_person": "Save the changes",
-        "cw_preferred_language": "Preferred language", "cw_languages_hint":
-        "Language codes, comma separated, for example: ar, en", "cw_stale":
+        "cw_preferred_language": "Preferred language", "cw_stale":
         "The personal data changed in the meantime; please reload the page and enter it again.",
         "cw_tasks": "Tasks and follow-ups", "cw_tasks_short": "Tasks", "cw_no_tasks": "No open tasks.",
         "cw_task_title": "Task", "cw_task_due": "Due on", "cw_add_task": "Add the task",
@@ -331,7 +329,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         values = {name: form.get(name, "").strip() for name in PERSON_FIELDS}
         body: dict[str, Any] = {k: values[k] for k in ("given_names", "family_name", "preferred_language")}
         body |= {"phone": values["phone"] or None, "email": values["email"] or None}
-        body["languages"] = [part.strip() for part in values["languages"].split(",") if part.strip()]
+        # The check boxes (one value each); a value with commas is split as well, as the register form does.
+        body["languages"] = [c for v in await ui.form_list(request, "languages") for c in (p.strip() for p in
+                                                                                          v.split(",")) if c]
         body["address"] = {k: values[k] for k in ("street", "house_number", "postal_code", "district")}
         version = form.get("version", "")
         reply = await ui.call(request, user, "PATCH", f"persons/{quote(person_id)}", json=body,

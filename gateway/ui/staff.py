@@ -51,7 +51,6 @@ more_words({
         "staff_version": "Fassung", "staff_assessed_at": "Erhoben am", "staff_need_categories": "Abgeleitete Bedarfe",
         "staff_record_needs": "Neue Bedarfserhebung", "staff_save_needs": "Bedarf speichern",
         "staff_german_level": "Deutschkenntnisse", "staff_other_languages": "Weitere Sprachen",
-        "staff_other_languages_hint": "Sprachcodes, durch Komma getrennt, zum Beispiel: en, fr",
         "staff_schooling": "Schulbildung",
         "staff_vocational_qualification": "Berufsabschluss", "staff_employment_situation": "Erwerbssituation",
         "staff_children_ages": "Alter der Kinder",
@@ -102,7 +101,6 @@ more_words({
         "staff_version": "Version", "staff_assessed_at": "Assessed at", "staff_need_categories": "Derived needs",
         "staff_record_needs": "New needs assessment", "staff_save_needs": "Save needs",
         "staff_german_level": "German", "staff_other_languages": "Other languages",
-        "staff_other_languages_hint": "Language codes, comma separated, for example: en, fr",
         "staff_schooling": "Schooling",
         "staff_vocational_qualification": "Vocational qualification", "staff_employment_situation": "Employment",
         "staff_children_ages": "Children's ages",
@@ -257,7 +255,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         return ui.render(request, "person.html", user=user, person=person.body,
                          consents=consents.body if consents.ok else [], cases=cases.items(),
                          needs=_latest(needs), purposes=PURPOSES, may=may, directory=partners, workers=workers,
-                         partner_names={p["partner_id"]: p["name"] for p in partners})  # fmt: skip
+                         partner_names={p["partner_id"]: p["name"] for p in partners},
+                         **_register_choices(ui.lang_of(request)))  # fmt: skip
 
     @router.post("/persons/{person_id}/move-away")
     async def move_away(person_id: str, request: Request) -> Response:
@@ -362,7 +361,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             dimensions=[d.value for d in EsserDimension], goal_statuses=GOAL_STATUSES,
             levels=[g.value for g in GermanLevel], schoolings=[s.value for s in Schooling],
             employments=[e.value for e in EmploymentSituation], needs_checks=NEEDS_CHECKS,
-            meeting_offers=_meeting_offers(meeting.items(), person.body if person.ok else None), **forms,
+            meeting_offers=_meeting_offers(meeting.items(), person.body if person.ok else None),
+            language_options=_register_choices(ui.lang_of(request))["language_options"], **forms,
         )  # fmt: skip
 
     def _meeting_offers(offers: list[dict[str, Any]], person: Any) -> list[dict[str, Any]]:
@@ -415,6 +415,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not case.ok:
             return ui.trouble(request, user, case)
         values = {name: form.get(name, "").strip() for name in NEEDS_CHOICES + NEEDS_TEXTS}
+        # Other languages are check boxes (one value each), kept as the form's "en, fr" text.
+        values["other_languages"] = ", ".join(v.strip() for v in await ui.form_list(request, "other_languages"))
         values |= {name: "true" if form.get(name) else "" for name in NEEDS_CHECKS}
         member = households.chosen_member(case.body, form.get("person_id"))  # a member of this case, or its lead
         path = f"persons/{quote(member)}/needs-assessments"
