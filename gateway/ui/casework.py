@@ -235,13 +235,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             persons, _ = await persons_of(ui, request, user, [c["person_id"] for c in found.items()])
             results = [{"case": c, "person": persons.get(c["person_id"])} for c in found.items()]
         elif terms:
-            found, cases = await asyncio.gather(
-                ui.call(request, user, "GET", "persons", params=terms | {"page_size": 20}),
-                ui.call(request, user, "GET", "cases", params={"page_size": 200}),
-            )
+            found = await ui.call(request, user, "GET", "persons", params=terms | {"page_size": 20})
             if found.status == 503:
                 return ui.trouble(request, user, found)
-            case_of = {c["person_id"]: c for c in cases.items()}
+            # The case each person belongs to, in one call: a household member's is the household's case.
+            ids = [p["person_id"] for p in found.items()]
+            cases = await ui.call(request, user, "GET", "cases", params={"person_id": ids, "page_size": 50}) if ids \
+                else None  # fmt: skip
+            case_of = {m: c for c in (cases.items() if cases else []) for m in c.get("member_ids") or [c["person_id"]]}
             results = [{"case": case_of.get(p["person_id"]), "person": p} for p in found.items()]
         return ui.render(request, "search.html", user=user, query=query, results=results,
                          too_short=bool(query) and terms is None)  # fmt: skip
@@ -330,8 +331,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         body: dict[str, Any] = {k: values[k] for k in ("given_names", "family_name", "preferred_language")}
         body |= {"phone": values["phone"] or None, "email": values["email"] or None}
         # The check boxes (one value each); a value with commas is split as well, as the register form does.
-        body["languages"] = [c for v in await ui.form_list(request, "languages") for c in (p.strip() for p in
-                                                                                          v.split(",")) if c]
+        body["languages"] = [
+            c for v in await ui.form_list(request, "languages") for c in (p.strip() for p in v.split(",")) if c
+        ]
         body["address"] = {k: values[k] for k in ("street", "house_number", "postal_code", "district")}
         version = form.get("version", "")
         reply = await ui.call(request, user, "PATCH", f"persons/{quote(person_id)}", json=body,

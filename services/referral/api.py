@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi import Path as FastApiPath
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
 from sqlalchemy import func, select
 
 from chassis import audit as access
@@ -193,9 +193,17 @@ async def cases_read(w: workflow.Workflow, cases: list[Case]) -> list[CaseRead]:
             )
         ).all()
     }
+    members: dict[str, list[str]] = {}
+    for member in (
+        await w.session.scalars(
+            select(CaseMember).where(CaseMember.case_id.in_([c.id for c in cases])).order_by(CaseMember.joined_at)
+        )
+    ).all():
+        members.setdefault(member.case_id, []).append(member.person_id)
     return [
         CaseRead(
             **case_read(c),
+            member_ids=lead_first(members.get(c.id, [c.person_id]), c.person_id),
             age_band=profiles.get(c.person_id, {}).get("age_band"),
             preferred_language=profiles.get(c.person_id, {}).get("preferred_language"),
             open_tasks=tasks.get(c.id, (0, None))[0],
@@ -203,6 +211,10 @@ async def cases_read(w: workflow.Workflow, cases: list[Case]) -> list[CaseRead]:
         )
         for c in cases
     ]
+
+
+def lead_first(person_ids: list[str], lead: str) -> list[str]:
+    return sorted(person_ids, key=lambda person_id: person_id != lead)
 
 
 def task_read(t: CaseTask) -> TaskRead:
@@ -314,7 +326,10 @@ async def list_cases(
     status: domain.CaseStatus | None = None,
     caseworker_id: str | None = Query(None, max_length=64),
     team: str | None = Query(None, max_length=64),
-    person_id: str | None = Query(None, max_length=64),
+    person_id: Annotated[
+        list[Annotated[str, StringConstraints(max_length=64)]] | None,
+        Query(max_length=50, description="The case each of these persons belongs to (their household's)"),
+    ] = None,
     number: Annotated[
         str | None, Query(min_length=4, max_length=36, pattern=r"^[0-9a-fA-F-]+$", description="A case number's start")
     ] = None,
@@ -336,8 +351,8 @@ async def list_cases(
         filters.append(Case.caseworker_id == caseworker_id)
     if team:
         filters.append(Case.team == team)
-    if person_id:  # the case the person belongs to: their household's
-        filters.append(Case.id.in_(select(CaseMember.case_id).where(CaseMember.person_id == person_id)))
+    if person_id:  # the cases the persons belong to: their households'
+        filters.append(Case.id.in_(select(CaseMember.case_id).where(CaseMember.person_id.in_(person_id))))
     total = await w.session.scalar(select(func.count()).select_from(Case).where(*filters)) or 0
     rows = (
         await w.session.scalars(

@@ -118,6 +118,8 @@ class CaseRead(BaseModel):
     #: The caseworker's follow-ups not done yet, and the earliest due date among them (the dashboard's reminders).
     open_tasks: int = 0
     next_due_on: date | None = None
+    #: Every member of the household's case, the lead first (pseudonymous ids): a search finds a member's case.
+    member_ids: list[str] = []
 
 
 class CaseClosing(Strict):
