@@ -3,7 +3,7 @@
 The integration navigator (lotse, team Nord) finds a newcomer on the dashboard by name, searches for her by
 name, birth date and case number, records her needs, reads why routing proposed each referral, records a
 consent with the partner chosen from the directory (the referral goes out), refers her on to another partner,
-adds a note and a follow-up (shown on the dashboard), hands the case to a colleague, corrects her phone
+adds a note, a follow-up and a plan goal due soon (both shown on the dashboard), hands the case to a colleague, corrects her phone
 number, closes the case for "no contact" and reopens it; the timeline says who did what. Every page passes
 axe-core without serious or critical violations; the screenshots of the pages are written to
 docs/screenshots/caseworker-*.png, so that they stay current.
@@ -12,6 +12,7 @@ docs/screenshots/caseworker-*.png, so that they stay current.
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -154,10 +155,22 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             await lotse.wait_for_load_state()
             tasks = await lotse.locator("#tasks").inner_text()
             assert "Zeugnisse übersetzen lassen" in tasks and "überfällig" in tasks, tasks
+            # A goal of her plan due in three days: the dashboard reminds of it with the follow-ups.
+            await lotse.locator("#goal-dimension").select_option("placement")
+            await lotse.locator("#goal-title").fill("Bewerbungsunterlagen fertig")
+            soon = date.today() + timedelta(days=3)
+            await lotse.locator("#goal-due_on").fill(soon.isoformat())
+            await lotse.get_by_role("button", name="Ziel hinzufügen").click()
+            await lotse.wait_for_load_state()
             await lotse.get_by_role("link", name="Start").click()
             await lotse.wait_for_load_state()
+            reminder = await lotse.locator("#goals-due").inner_text()
+            assert f"Leyla {family}" in reminder and "Bewerbungsunterlagen fertig" in reminder, reminder
+            assert soon.strftime("%d.%m.%Y") in reminder and "Bildung und Arbeit" in reminder, reminder
             due = await lotse.locator(f"#case-{case} td.tasks").inner_text()
-            assert "1 offen, nächste fällig 2026-12-01" in due and "überfällig" in due, due
+            assert "1 offen, nächste fällig 01.12.2026" in due and "überfällig" in due, due
+            opened = await lotse.locator(f"#case-{case} td").nth(4).inner_text()
+            assert opened == date.today().strftime("%d.%m.%Y"), f"dates as written in German, not ISO: {opened}"
             await look(lotse, "dashboard")
             await lotse.get_by_role("link", name=f"Leyla {family}", exact=True).click()
             await lotse.wait_for_load_state()
@@ -174,9 +187,15 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             assert "Syrien" in data and "Arabisch" in data and "angemeldet" in data, data
             await lotse.get_by_text("Personendaten ändern", exact=True).first.click()
             await lotse.get_by_label("Telefon").fill("+49 8191 123456")
+            # Languages by name, as on the register form: she also speaks French.
+            edit = lotse.locator("#edit-person")
+            assert await edit.get_by_label("Arabisch", exact=True).is_checked()
+            await edit.get_by_label("Französisch", exact=True).check()
+            assert "Sprachcodes" not in await edit.inner_text()
             await lotse.get_by_role("button", name="Änderungen speichern").click()
             await lotse.wait_for_load_state()
-            assert "+49 8191 123456" in await lotse.locator("dl.facts").first.inner_text()
+            data = await lotse.locator("dl.facts").first.inner_text()
+            assert "+49 8191 123456" in data and "Französisch" in data and "17.05.1990" in data, data
             await look(lotse, "person")
             await lotse.goto(f"{stack.url}/ui/cases/{case}")
 
