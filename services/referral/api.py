@@ -790,15 +790,57 @@ async def partner_referrals(
     status: domain.ReferralStatus | None = None,
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(50, ge=1, le=200),
+    names: Annotated[
+        bool, Query(description="Each person's name where the consent for this partner is in force (one audited read)")
+    ] = False,
 ) -> Page[PartnerReferral]:
     """The referrals sent to the calling partner (never one that was not: a proposed one, or one revoked while it
     waited for a consent, was never shared)."""
     filters = [Referral.partner_id == partner_id, Referral.sent_at.is_not(None)]
     if status:
         filters.append(Referral.status == status.value)
-    found = await page_of(w, filters, page, page_size, partner_read)
+    rows: list[Referral] = []
+
+    def keep(referral: Referral) -> PartnerReferral:
+        rows.append(referral)
+        return partner_read(referral)
+
+    found = await page_of(w, filters, page, page_size, keep)
     await log_read(w, request, "list_referrals", (r.person_id for r in found.items))
+    if names:
+        named = await fetch_names(request, rows, partner_id)
+        found.items = [item.model_copy(update={"person_name": named.get(item.referral_id)}) for item in found.items]
     return found
+
+
+async def fetch_names(request: Request, referrals: list[Referral], partner_id: str) -> dict[str, str]:
+    """Referral id -> the person's name, for the referrals whose consent may still allow it: one call to
+    registration, signed as the referral service, which checks each consent and logs each read. Nothing when it
+    is down (the list still shows the referrals)."""
+    asked = [
+        {"person_id": r.person_id, "referral_id": r.id, "consent_id": r.consent_id}
+        | ({"partner_category": r.partner_category} if r.partner_category else {})
+        for r in referrals
+        if r.consent_id is not None and not r.consent_withdrawn
+    ]
+    if not asked:
+        return {}
+    settings = request.app.state.runtime.settings
+    signer: Signer = request.app.state.runtime.extras["identity"]
+    try:
+        async with httpx.AsyncClient(base_url=settings.registration_url, timeout=3) as client:
+            reply = await client.post(
+                "/api/internal/persons/contact-names",
+                json={"partner_id": partner_id, "referrals": asked},
+                headers={HEADER: signer.as_itself("registration")},
+            )
+    except httpx.HTTPError:
+        log.warning("registration unreachable: a partner's referral list goes without names")
+        return {}
+    if reply.status_code != 200:
+        log.warning("registration answered %s for a partner's referral names", reply.status_code)
+        return {}
+    return {n["referral_id"]: f"{n['given_names']} {n['family_name']}".strip() for n in reply.json()}
 
 
 @partner_router.get("/referrals/{referral_id}", response_model=PartnerReferralRead)

@@ -248,6 +248,9 @@ class PartnerReferral(BaseModel):
     response_due_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: Asked for with ``names=true`` on the list: the person's registered name while the consent for this partner
+    #: is in force (registration checks it and logs the read), else none.
+    person_name: str | None = None
 
 
 class PartnerReferralRead(BaseModel):

@@ -29,7 +29,7 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Table, bindparam, false, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -878,6 +878,80 @@ async def contact_for_partner(
         {k: getattr(person, k) for k in PersonContact.model_fields if k != "address"}
         | {"address": {k: getattr(person, k) for k in ADDRESS_FIELDS}}
     )
+
+
+# --- names on a partner's referral list (issue 14) --------------------------------------------------------------
+# The list of a partner's referrals names each person whose consent for that partner is in force, in one call for
+# the page: the referral service asks in its own signed name, registration checks every consent itself (as for the
+# contact data) and logs each read as the partner's, via referral, for that referral.
+
+CONTACT_NAMES_LIMIT = 200
+
+
+class ContactNameAsked(BaseModel):
+    person_id: Annotated[str, Field(min_length=1, max_length=64)]
+    referral_id: Annotated[str, Field(min_length=1, max_length=64)]
+    consent_id: Annotated[str, Field(min_length=1, max_length=64)]
+    partner_category: PartnerCategory | None = None
+
+
+class ContactNamesAsked(BaseModel):
+    partner_id: Annotated[str, Field(min_length=1, max_length=64)]
+    referrals: Annotated[list[ContactNameAsked], Field(min_length=1, max_length=CONTACT_NAMES_LIMIT)]
+
+
+class ContactName(BaseModel):
+    """The registered name of a referred person, for the partner the consent names: nothing more."""
+
+    referral_id: str
+    person_id: str
+    given_names: str
+    family_name: str
+
+
+@internal_router.post("/persons/contact-names", response_model=list[ContactName])
+async def contact_names_for_partner(
+    body: ContactNamesAsked, uow: UnitOfWorkDep, caller: Annotated[Identity, require_service("referral")]
+) -> list[ContactName]:
+    """The names of the persons of a partner's referrals, each only while the consent the referral was sent under
+    is in force and names this partner (or its category); the others are left out, which the list shows."""
+    person_ids = {asked.person_id for asked in body.referrals}
+    consent_ids = {asked.consent_id for asked in body.referrals}
+    persons = {
+        row.id: row
+        for row in (
+            await uow.session.scalars(
+                select(Person).where(Person.id.in_(person_ids), Person.status != domain.PersonStatus.ERASED)
+            )
+        ).all()
+    }
+    consents = {row.id: row for row in (await uow.session.scalars(select(Consent).where(Consent.id.in_(consent_ids))))}
+    at = now()
+    named: list[ContactName] = []
+    for asked in body.referrals:
+        person, consent = persons.get(asked.person_id), consents.get(asked.consent_id)
+        if (
+            person is None
+            or consent is None
+            or consent.person_id != person.id
+            or not domain.consent_in_force(
+                domain.ConsentTerms(as_utc(consent.given_at), consent.expires_on, as_utc(consent.withdrawn_at)), at
+            )
+            or not domain.consent_addresses(
+                consent.partner_id,
+                consent.partner_category,
+                partner_id=body.partner_id,
+                partner_category=asked.partner_category.value if asked.partner_category else None,
+            )
+        ):
+            continue
+        audit(uow, f"partner:{body.partner_id} via {caller.actor} for referral {asked.referral_id}",
+              "read_contact_name", person.id)  # fmt: skip
+        given, family = person.given_names or "", person.family_name or ""
+        named.append(ContactName(referral_id=asked.referral_id, person_id=person.id, given_names=given,
+                                 family_name=family))  # fmt: skip
+    await uow.commit()
+    return named
 
 
 # --- the education pass's holder name, for the courses service (issue 12) --------------------------------------
