@@ -214,6 +214,11 @@ async def load_person(
     return person
 
 
+def staff_account(actor: str) -> str | None:
+    """Who acted, for an event (the case's timeline names them): the gateway's signed caller, none without one."""
+    return None if actor == "unauthenticated" else actor
+
+
 def audit(uow: UnitOfWork, actor: str, action: str, *person_ids: str, reason: str | None = None) -> None:
     """Log the act on these persons' data; ``reason`` is the access log's purpose (the ground of an erasure, or
     what the caller's role reads for: ``PersonScope.purpose``)."""
@@ -332,7 +337,8 @@ async def register(
     # was a fifth of a registration's CPU). The Person objects only feed the event and the answer.
     await session.execute(NEW_PERSONS, [as_dict(p) for p in persons])
     today = date.today()
-    await uow.publish(*(events.PersonRegistered(**profile(p, today)) for p in persons))
+    by = staff_account(actor)
+    await uow.publish(*(events.PersonRegistered(**profile(p, today), recorded_by=by) for p in persons))
     seen_at = now()
     await session.execute(
         ACCESS_LOG, [{"person_id": p.id, "actor": actor, "action": "register", "at": seen_at} for p in persons]
@@ -494,7 +500,8 @@ async def update_person(
     person.duplicate_key = domain.duplicate_key(person.given_names or "", person.family_name or "", person.birth_date)
     person.version += 1
     person.updated_at = now()
-    await uow.publish(events.PersonUpdated(**profile(person, date.today()), version=person.version))
+    await uow.publish(events.PersonUpdated(**profile(person, date.today()), version=person.version,
+                                           recorded_by=staff_account(actor)))  # fmt: skip
     audit(uow, actor, "update", person.id)
     await uow.commit()
     response.headers["ETag"] = etag(person)
@@ -517,8 +524,9 @@ async def move_away(
     person.version += 1
     person.updated_at = now()
     await uow.publish(
-        events.PersonMovedAway(person_id=person.id, household_id=person.household_id, moved_away_on=body.moved_away_on)
-    )
+        events.PersonMovedAway(person_id=person.id, household_id=person.household_id, moved_away_on=body.moved_away_on,
+                               recorded_by=staff_account(actor))
+    )  # fmt: skip
     audit(uow, actor, "move_away", person.id, reason=body.reason)
     await uow.commit()
     return person_read(person)
@@ -709,6 +717,7 @@ async def assess_needs(
             gender=person.gender,
             residence_status_group=person.residence_status_group,
             preferred_language=person.preferred_language,
+            recorded_by=staff_account(actor),
         )
     )
     audit(uow, actor, "assess_needs", person.id)
@@ -790,6 +799,7 @@ async def give_consent(
             purpose=body.purpose,
             given_at=given_at,
             expires_on=body.expires_on,
+            recorded_by=staff_account(actor),
         )
     )
     audit(uow, actor, "give_consent", person.id)
@@ -833,7 +843,8 @@ async def withdraw_consent(
     except domain.InvalidTransition as exc:
         raise Problem(409, str(exc), kind="invalid-transition") from exc
     row.withdrawn_at = at
-    await uow.publish(events.ConsentWithdrawn(person_id=person.id, consent_id=row.id, withdrawn_at=at))
+    await uow.publish(events.ConsentWithdrawn(person_id=person.id, consent_id=row.id, withdrawn_at=at,
+                                              recorded_by=staff_account(actor)))  # fmt: skip
     audit(uow, actor, "withdraw_consent", person.id)
     await uow.commit()
     return consent_read(row, at)

@@ -3,8 +3,9 @@
 The integration navigator (lotse, team Nord) finds a newcomer on the dashboard by name, searches for her by
 name, birth date and case number, records her needs, reads why routing proposed each referral, records a
 consent with the partner chosen from the directory (the referral goes out), refers her on to another partner,
-adds a note, a follow-up and a plan goal due soon (both shown on the dashboard), hands the case to a colleague, corrects her phone
-number, closes the case for "no contact" and reopens it; the timeline says who did what. Every page passes
+adds a note, a follow-up and a plan goal due soon (both shown on the dashboard), hands the case to a colleague,
+corrects her phone number and languages (by name), closes the case for "no contact" and reopens it; the timeline
+says who did what, also for what was recorded in registration. Dates are German ("07.12.2026"). Every page passes
 axe-core without serious or critical violations; the screenshots of the pages are written to
 docs/screenshots/caseworker-*.png, so that they stay current.
 """
@@ -143,6 +144,9 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             assert "weitervermittelt an Kolping-Bildungswerk Landsberg: passt dort besser" in timeline, timeline
             referred = lotse.locator("#timeline tr", has_text="weitervermittelt an Kolping")
             assert (await referred.locator("td").last.inner_text()).strip() == "lotse", "who referred her on"
+            for recorded in ("Einwilligung erteilt", "Bedarf erhoben"):  # recorded in registration, by her
+                row = lotse.locator("#timeline tr", has_text=recorded)
+                assert (await row.locator("td").last.inner_text()).strip() == "lotse", f"who acted: {recorded}"
 
             # --- a note, and the case handed to a colleague ------------------------------------------------------
             await lotse.get_by_label("Notiz", exact=True).fill("Termin beim Jobcenter am Donnerstag besprochen.")

@@ -1,10 +1,11 @@
 """A partner's working day in headless Chromium, in front of the real stack.
 
 Two newcomers consent to the Jobcenter and have their needs recorded; their job placement referrals go out.
-The Jobcenter's user sees the organisation's name and the persons' names on the list, opens the first referral and reads the contact data the
-consent allows, accepts, starts and completes it with an outcome; the second person withdraws the consent,
-and its page and the list say so instead of showing contact data or the name. The user then reports free places and changes the
-organisation's directory entry. axe fails on serious violations; the screenshots go to docs/screenshots/.
+The Jobcenter's user sees the organisation's name and the persons' names on the list, opens the first referral
+and reads the contact data the consent allows, accepts, starts and completes it with an outcome; the second person
+withdraws the consent, and its page and the list say so instead of showing contact data or the name. The user then
+reports free places and changes the organisation's directory entry. axe fails on serious violations; the
+screenshots go to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ async def test_a_partner_reads_the_contact_data_completes_the_referral_and_keeps
             await strictly_accessible(browsing, partner, "partner referrals")
 
             # --- the first referral: the contact data under the consent, and the answers -------------------
-            await partner.get_by_role("link", name=f"Vermittlung öffnen: Arbeitsvermittlung, Leyla Demir {first[:8]}").click()
+            opening = f"Vermittlung öffnen: Arbeitsvermittlung, Leyla Demir {first[:8]}"
+            await partner.get_by_role("link", name=opening).click()
             await partner.wait_for_load_state()
             contact = await partner.locator("#contact").inner_text()
             assert "Leyla Demir" in contact and "+49 8191 123456" in contact and "leyla.demir@example.org" in contact

@@ -330,3 +330,24 @@ async def test_plan_goals_due_are_reminders_of_the_teams_open_cases_only(service
     ok(await referral.post(f"/api/v1/cases/{case['case_id']}/closing", json={"reason": "no_contact"},
                            headers=LOTSE_NORD))  # fmt: skip
     assert ok(await referral.get("/api/v1/cases/goals-due", headers=LOTSE_NORD)) == []
+
+
+async def test_the_timeline_names_who_recorded_consents_and_needs_in_registration(services: Any) -> None:
+    """Registration's events carry the signed caller's account (a staff account, never the newcomer's data), so the
+    case's timeline says who recorded a consent, its withdrawal and a needs assessment, not "System"."""
+    registration, referral = services
+    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    jobcenter = {"partner_id": "jobcenter-landsberg", "purpose": "job_placement"}
+    consent = ok(await registration.post(f"/api/v1/persons/{person}/consents", json=jobcenter, headers=LOTSE_NORD), 201)
+    ok(await registration.post(f"/api/v1/persons/{person}/consents/{consent['consent_id']}/withdrawal",
+                               headers=LOTSE_NORD))  # fmt: skip
+    needs = {"german_level": "A2", "schooling": "secondary", "employment_situation": "job_seeking"}
+    ok(await registration.post(f"/api/v1/persons/{person}/needs-assessments", json=needs, headers=LOTSE_NORD), 201)
+
+    async def recorded() -> dict[str, Any] | None:
+        entries = ok(await referral.get(f"/api/v1/cases/{case['case_id']}/timeline", headers=LOTSE_NORD))
+        by = {e["event_type"].split(".")[-2]: e["summary"].get("recorded_by") for e in entries}
+        wanted = ("consent_given", "consent_withdrawn", "needs_assessed")
+        return by if all(by.get(kind) == "user:lotse" for kind in wanted) else None
+
+    assert await eventually(recorded)
