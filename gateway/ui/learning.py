@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 
 from chassis.identity import Identity
 from gateway import policy
+from gateway.ui import casework
 from gateway.ui.kit import Kit, Reply, api_time
 from gateway.ui.words import FIELD_ERRORS, more_words
 
@@ -237,6 +238,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 "current_session": _current_session(course.body["sessions"]),
             }
             context |= await _for_course_admins(ui, request, user, path)
+            if "names" not in context and user is not None and casework.is_caseworker(user):
+                # A caseworker reads the names of their own team's people on the lists: one audited lookup.
+                persons, _ = await casework.persons_of(ui, request, user, [e["person_id"] for e in rows])
+                context["names"] = {e["enrolment_id"]: f"{p['given_names']} {p['family_name']}" for e in rows
+                                    if (p := persons.get(e["person_id"]))}  # fmt: skip
         words = ui.words(request)
         notice = request.query_params.get("notice", "")
         done = words.get(f"ca_done_{notice}")  # what a course admin's change on this page reports back
