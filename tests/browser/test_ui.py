@@ -5,7 +5,7 @@ partners apps are the real apps on SQLite with the session's broker, reached ove
 registrar registers a newcomer in the UI; the caseworker sees the proposed referrals, tries to send
 one without a consent (and is told why), records the consent (the referral goes out), revokes another;
 the Jobcenter's user accepts in the partner portal. Screenshots go to the test's tmp dir; axe-core
-checks the main pages for critical violations.
+checks the main pages for serious or critical violations.
 """
 
 from __future__ import annotations
