@@ -38,6 +38,8 @@ async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
             await accessible(public, "courses")
             await public.goto(f"{stack.url}/ui/partners")  # the language stays English (cookie)
             assert await public.get_by_role("heading", level=1).inner_text() == "Partner directory"
+            directory = await public.locator("main").inner_text()
+            assert "Arabic" in directory and ", ar" not in directory, "languages by name, in English"
             await shot(public, "02-partners-en")
             await accessible(public, "partners")
             await public.goto(f"{stack.url}/api/v1/docs")  # the API reference, readable without script
