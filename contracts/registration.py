@@ -34,6 +34,12 @@ class _PersonEvent(IntegrationEvent):
     person_id: Identifier = Field(description="Pseudonymous person id; no meaning outside the platform.")
 
 
+class _Recorded(IntegrationEvent):
+    #: Who recorded it (``user:<name>`` or ``api_key:<id>``, as the gateway signed the caller): a staff account, never
+    #: the newcomer; the case's timeline names them. None where the call carried no identity (development).
+    recorded_by: str | None = Field(None, max_length=200, description="The staff account that recorded it")
+
+
 class PersonProfile(IntegrationEvent):
     """The attributes other services may know about a person: none identifies them."""
 
@@ -49,16 +55,16 @@ class PersonProfile(IntegrationEvent):
     arrived_on: date | None = None
 
 
-class PersonRegistered(_PersonEvent, PersonProfile):
+class PersonRegistered(_PersonEvent, PersonProfile, _Recorded):
     event_type: ClassVar[str] = event_type(SERVICE, "person_registered")
 
 
-class PersonUpdated(_PersonEvent, PersonProfile):
+class PersonUpdated(_PersonEvent, PersonProfile, _Recorded):
     event_type: ClassVar[str] = event_type(SERVICE, "person_updated")
     version: int = Field(ge=1)
 
 
-class NeedsAssessed(_PersonEvent):
+class NeedsAssessed(_PersonEvent, _Recorded):
     event_type: ClassVar[str] = event_type(SERVICE, "needs_assessed")
 
     assessment_version: int = Field(ge=1)
@@ -74,7 +80,7 @@ class NeedsAssessed(_PersonEvent):
     preferred_language: LanguageTag
 
 
-class ConsentGiven(_PersonEvent):
+class ConsentGiven(_PersonEvent, _Recorded):
     event_type: ClassVar[str] = event_type(SERVICE, "consent_given")
 
     consent_id: Identifier
@@ -91,14 +97,14 @@ class ConsentGiven(_PersonEvent):
         return self
 
 
-class ConsentWithdrawn(_PersonEvent):
+class ConsentWithdrawn(_PersonEvent, _Recorded):
     event_type: ClassVar[str] = event_type(SERVICE, "consent_withdrawn")
 
     consent_id: Identifier
     withdrawn_at: datetime
 
 
-class PersonMovedAway(_PersonEvent):
+class PersonMovedAway(_PersonEvent, _Recorded):
     """Abmeldung: the person left Landsberg am Lech."""
 
     event_type: ClassVar[str] = event_type(SERVICE, "person_moved_away")

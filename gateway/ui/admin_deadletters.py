@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from chassis.identity import Identity
 from gateway import deadletters, policy
+from gateway.ui import names
 from gateway.ui.kit import Kit, api_time
 from gateway.ui.words import more_words
 
@@ -95,9 +96,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         )  # fmt: skip
         for item in found["items"]:
             item["event_name"] = event_name(item.get("event_type"))
-            for moment in ("first_failed_at", "last_failed_at", "resolved_at"):
+            for moment in ("first_failed_at", "last_failed_at", "resolved_at"):  # Landsberg's time, the page's language
                 at = api_time(item.get(moment))
-                item[moment] = at.strftime("%Y-%m-%d %H:%M UTC") if at else None
+                item[moment] = names.moment(at, ui.lang_of(request)) if at else None
         return ui.render(request, "admin_dead_letters.html", status, user=user, found=found, shown=shown,
                          filters=FILTERS, done=done, failed=failed)  # fmt: skip
 

@@ -65,14 +65,16 @@ more_words({
         "cw_elsewhere_other": "anderer Grund",
         "cw_elsewhere_to_partner": "weitervermittelt an {partner}",
         "cw_edit_person": "Personendaten ändern", "cw_save_person": "Änderungen speichern",
-        "cw_preferred_language": "Bevorzugte Sprache", "cw_languages_hint":
-        "Sprachcodes, durch Komma getrennt, zum Beispiel: ar, en", "cw_stale":
+        "cw_preferred_language": "Bevorzugte Sprache", "cw_stale":
         "Die Personendaten wurden inzwischen geändert; bitte die Seite neu laden und erneut eintragen.",
         "cw_tasks": "Aufgaben und Wiedervorlagen", "cw_tasks_short": "Aufgaben",
         "cw_no_tasks": "Keine offenen Aufgaben.",
         "cw_task_title": "Aufgabe", "cw_task_due": "Fällig am", "cw_add_task": "Aufgabe anlegen",
         "cw_task_done": "Erledigt", "cw_task_undo": "Wieder öffnen", "cw_tasks_open": "{n} offen",
         "cw_next_due": "nächste fällig {date}", "cw_overdue": "überfällig", "cw_done_on": "erledigt am",
+        "cw_goals_due": "Ziele des Integrationsplans, fällig", "cw_goals_due_intro":
+        "Noch nicht erreichte Ziele, die überfällig sind oder in den nächsten sieben Tagen fällig werden.",
+        "cw_due_today": "heute fällig",
     },
     "en": {
         "cw_name": "Name", "cw_language": "Language", "cw_age_band": "Age group", "cw_years": "{band} years",
@@ -107,13 +109,15 @@ more_words({
         "cw_elsewhere_language": "language", "cw_elsewhere_distance": "distance", "cw_elsewhere_other": "other reason",
         "cw_elsewhere_to_partner": "referred on to {partner}",
         "cw_edit_person": "Change the personal data", "cw_save_person": "Save the changes",
-        "cw_preferred_language": "Preferred language", "cw_languages_hint":
-        "Language codes, comma separated, for example: ar, en", "cw_stale":
+        "cw_preferred_language": "Preferred language", "cw_stale":
         "The personal data changed in the meantime; please reload the page and enter it again.",
         "cw_tasks": "Tasks and follow-ups", "cw_tasks_short": "Tasks", "cw_no_tasks": "No open tasks.",
         "cw_task_title": "Task", "cw_task_due": "Due on", "cw_add_task": "Add the task",
         "cw_task_done": "Done", "cw_task_undo": "Reopen", "cw_tasks_open": "{n} open",
         "cw_next_due": "next due {date}", "cw_overdue": "overdue", "cw_done_on": "done on",
+        "cw_goals_due": "Integration plan goals due", "cw_goals_due_intro":
+        "Goals not reached yet that are overdue or due within the next seven days.",
+        "cw_due_today": "due today",
     },
 })  # fmt: skip
 
@@ -140,10 +144,12 @@ async def caseworker_names(ui: Kit, request: Request, user: Identity) -> dict[st
     return {c["id"]: c for c in reply.body}
 
 
-async def dashboard(ui: Kit, request: Request, user: Identity, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the caseworker's dashboard adds to the team's cases: names, the queue, the caseworkers' names."""
+async def dashboard(ui: Kit, request: Request, user: Identity, cases: list[dict[str, Any]],
+                    members: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """What the caseworker's dashboard adds to the team's cases: names (of ``members`` too, the household members
+    the reminders name), the queue, the caseworkers' names."""
     (persons, unavailable), queue, workers, directory = await asyncio.gather(
-        persons_of(ui, request, user, [c["person_id"] for c in cases]),
+        persons_of(ui, request, user, [c["person_id"] for c in cases] + (members or [])),
         ui.call(request, user, "GET", "cases", params={"unassigned": "true", "status": "open", "page_size": 50}),
         caseworker_names(ui, request, user),
         ui.call(request, None, "GET", "partners", params={"page_size": 100}),
@@ -229,13 +235,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             persons, _ = await persons_of(ui, request, user, [c["person_id"] for c in found.items()])
             results = [{"case": c, "person": persons.get(c["person_id"])} for c in found.items()]
         elif terms:
-            found, cases = await asyncio.gather(
-                ui.call(request, user, "GET", "persons", params=terms | {"page_size": 20}),
-                ui.call(request, user, "GET", "cases", params={"page_size": 200}),
-            )
+            found = await ui.call(request, user, "GET", "persons", params=terms | {"page_size": 20})
             if found.status == 503:
                 return ui.trouble(request, user, found)
-            case_of = {c["person_id"]: c for c in cases.items()}
+            # The case each person belongs to, in one call: a household member's is the household's case.
+            ids = [p["person_id"] for p in found.items()]
+            cases = await ui.call(request, user, "GET", "cases", params={"person_id": ids, "page_size": 50}) if ids \
+                else None  # fmt: skip
+            case_of = {m: c for c in (cases.items() if cases else []) for m in c.get("member_ids") or [c["person_id"]]}
             results = [{"case": case_of.get(p["person_id"]), "person": p} for p in found.items()]
         return ui.render(request, "search.html", user=user, query=query, results=results,
                          too_short=bool(query) and terms is None)  # fmt: skip
@@ -323,7 +330,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         values = {name: form.get(name, "").strip() for name in PERSON_FIELDS}
         body: dict[str, Any] = {k: values[k] for k in ("given_names", "family_name", "preferred_language")}
         body |= {"phone": values["phone"] or None, "email": values["email"] or None}
-        body["languages"] = [part.strip() for part in values["languages"].split(",") if part.strip()]
+        # The check boxes (one value each); a value with commas is split as well, as the register form does.
+        body["languages"] = [
+            c for v in await ui.form_list(request, "languages") for c in (p.strip() for p in v.split(",")) if c
+        ]
         body["address"] = {k: values[k] for k in ("street", "house_number", "postal_code", "district")}
         version = form.get("version", "")
         reply = await ui.call(request, user, "PATCH", f"persons/{quote(person_id)}", json=body,

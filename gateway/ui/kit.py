@@ -160,7 +160,9 @@ class Kit:
             t=words, label=label, lang=lang, user=user, csrf_token=token, path=request.url.path,
             other_lang="en" if lang == "de" else "de",
             language_name=lambda code: names.language_name(code, lang),
-            country_name=lambda code: names.country_name(code, lang), **context,
+            country_name=lambda code: names.country_name(code, lang),
+            day=lambda value, form="medium": names.day(value, lang, form),
+            moment=lambda value: names.moment(value, lang), **context,
         )  # fmt: skip
         response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
         if request.query_params.get("lang") in LANGS:

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse
 
 from chassis.identity import Identity
 from gateway import policy
+from gateway.ui import casework
 from gateway.ui.kit import Kit, Reply, api_time
 from gateway.ui.words import FIELD_ERRORS, more_words
 
@@ -162,11 +163,6 @@ def local(moment: str | None) -> datetime | None:
     return parsed.astimezone(LOCAL_TIME) if parsed else None
 
 
-def when(moment: str | None) -> str:
-    shown = local(moment)
-    return shown.strftime("%Y-%m-%d %H:%M") if shown else ""
-
-
 def allowed(user: Identity | None, method: str, path: str) -> bool:
     return user is not None and bool(policy.decide(method, f"/api/v1/{path}", user.roles))
 
@@ -198,8 +194,6 @@ async def waiting_of(ui: Kit, request: Request, user: Identity, person_ids: Iter
     titles = {c["course_id"]: c["title"] for c in await catalogue(ui, request, user)}
     for entry in entries:
         entry["course_title"] = titles.get(entry["course_id"], entry["course_id"][:8])
-        entry["since"] = when(entry["requested_at"])
-        entry["offer_until"] = when(entry["offer_expires_at"])
     return sorted(entries, key=lambda e: (e["status"] != "offered", e["course_title"], e["position"] or 0))
 
 
@@ -230,8 +224,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             found = await ui.call(request, user, "GET", f"{path}/enrolments")
             if not found.ok:
                 return ui.trouble(request, user, found)
-            rows = [e | {"since": when(e["requested_at"]), "offer_until": when(e["offer_expires_at"])}
-                    for e in found.body]  # fmt: skip
+            rows = list(found.body)  # their moments are written in the page's language by the template
             context = {
                 "staff": True,
                 "manage": allowed(user, "POST", f"{path}/enrolments/_/cancel"),
@@ -245,6 +238,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 "current_session": _current_session(course.body["sessions"]),
             }
             context |= await _for_course_admins(ui, request, user, path)
+            if "names" not in context and user is not None and casework.is_caseworker(user):
+                # A caseworker reads the names of their own team's people on the lists: one audited lookup.
+                persons, _ = await casework.persons_of(ui, request, user, [e["person_id"] for e in rows])
+                context["names"] = {e["enrolment_id"]: f"{p['given_names']} {p['family_name']}" for e in rows
+                                    if (p := persons.get(e["person_id"]))}  # fmt: skip
         words = ui.words(request)
         notice = request.query_params.get("notice", "")
         done = words.get(f"ca_done_{notice}")  # what a course admin's change on this page reports back

@@ -21,6 +21,7 @@ from chassis.identity import Identity
 from contracts import courses as course_events
 from contracts import partners as partner_events
 from contracts import referral as referral_events
+from gateway.ui import names
 from gateway.ui.kit import Kit, Reply, api_time, field_errors, problem_text
 from gateway.ui.words import FIELD_ERRORS, more_words
 
@@ -135,6 +136,9 @@ more_words({
         "portal_contact_unavailable": "Die Kontaktdaten sind gerade nicht abrufbar. Bitte laden Sie die Seite "
         "gleich noch einmal.",
         "portal_name": "Name", "portal_preferred_language": "Bevorzugte Sprache", "portal_languages": "Sprachen",
+        "portal_list_withdrawn": "Einwilligung widerrufen: bitte keinen Kontakt mehr aufnehmen",
+        "portal_list_no_name": "Name nicht freigegeben", "portal_names_intro": "Namen stehen hier, solange die "
+        "Einwilligung der Person für Ihre Organisation gilt; jeder Abruf wird protokolliert.",
         "portal_facts": "Was für Ihr Angebot zählt", "portal_no_facts": "Keine weiteren Angaben.",
         "portal_back_referrals": "Zurück zu den Vermittlungen", "portal_answer": "Antworten",
         "portal_decline_reason": "Grund der Ablehnung", "portal_completion_reason": "Grund (bei Misserfolg)",
@@ -229,6 +233,9 @@ more_words({
         "The integration navigator asks for it where needed.",
         "portal_contact_unavailable": "The contact data cannot be read just now. Please reload the page shortly.",
         "portal_name": "Name", "portal_preferred_language": "Preferred language", "portal_languages": "Languages",
+        "portal_list_withdrawn": "Consent withdrawn: please do not contact the person any more",
+        "portal_list_no_name": "Name not shared", "portal_names_intro": "Names are shown while the person's "
+        "consent for your organisation is in force; every read is logged.",
         "portal_facts": "What matters for your service", "portal_no_facts": "Nothing more.",
         "portal_back_referrals": "Back to the referrals", "portal_answer": "Answer",
         "portal_decline_reason": "Reason for declining", "portal_completion_reason": "Reason (if unsuccessful)",
@@ -330,11 +337,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         notice, problem = request.query_params.get("notice", ""), request.query_params.get("error", "")
 
         def when(value: Any) -> str:
-            moment = api_time(value)
-            if moment is None:
-                return ""
-            local = moment.astimezone(LOCAL_TIME)
-            return local.strftime("%d.%m.%Y %H:%M") if lang == "de" else local.strftime("%Y-%m-%d %H:%M")
+            return names.moment(value, lang) if api_time(value) is not None else ""
 
         return ui.render(
             request, template, status, user=user, notice=None, error=None, when=when, event_name=event_name,
@@ -372,7 +375,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         user = await ui.signed_in(request)
         if isinstance(user, Response):
             return user
-        found = await ui.call(request, user, "GET", "partner/referrals", params={"page_size": 200})
+        # Names where the consent allows: referral asks registration once for the page (each read logged).
+        found = await ui.call(request, user, "GET", "partner/referrals", params={"page_size": 200, "names": "true"})
         if not found.ok:
             return ui.trouble(request, user, found)
         return ui.render(request, "portal.html", user=user, referrals=found.items(), reasons=DECLINE_REASONS,

@@ -51,7 +51,6 @@ more_words({
         "staff_version": "Fassung", "staff_assessed_at": "Erhoben am", "staff_need_categories": "Abgeleitete Bedarfe",
         "staff_record_needs": "Neue Bedarfserhebung", "staff_save_needs": "Bedarf speichern",
         "staff_german_level": "Deutschkenntnisse", "staff_other_languages": "Weitere Sprachen",
-        "staff_other_languages_hint": "Sprachcodes, durch Komma getrennt, zum Beispiel: en, fr",
         "staff_schooling": "Schulbildung",
         "staff_vocational_qualification": "Berufsabschluss", "staff_employment_situation": "Erwerbssituation",
         "staff_children_ages": "Alter der Kinder",
@@ -102,7 +101,6 @@ more_words({
         "staff_version": "Version", "staff_assessed_at": "Assessed at", "staff_need_categories": "Derived needs",
         "staff_record_needs": "New needs assessment", "staff_save_needs": "Save needs",
         "staff_german_level": "German", "staff_other_languages": "Other languages",
-        "staff_other_languages_hint": "Language codes, comma separated, for example: en, fr",
         "staff_schooling": "Schooling",
         "staff_vocational_qualification": "Vocational qualification", "staff_employment_situation": "Employment",
         "staff_children_ages": "Children's ages",
@@ -158,7 +156,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         context: dict[str, Any] = {"cases": [], "waiting": [], "escalated": [], "proposed": [],
                                    "course_waiting": [], "my_courses": [], "persons": {}, "queue": [],
                                    "workers": {}, "names_unavailable": False, "partner_names": {},
-                                   "team_workers": [], "today": ""}  # fmt: skip
+                                   "team_workers": [], "today": "", "goals_due": []}  # fmt: skip
         if user.roles & {"caseworker", "admin"}:
             params: dict[str, Any] = {"status": "open", "page_size": 50}
             params |= {"team": user.team} if user.team else {"caseworker_id": user.subject}
@@ -174,7 +172,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             case_of = {c["person_id"]: c["case_id"] for c in context["cases"]}
             entries = await learning.waiting_of(ui, request, user, case_of)
             context["course_waiting"] = [e | {"case_id": case_of[e["person_id"]]} for e in entries]
-            context |= await casework.dashboard(ui, request, user, context["cases"])
+            # Plan goals overdue or due within the week: reminders, like escalations and expiring seat offers.
+            due = await ui.call(request, user, "GET", "cases/goals-due", params={"within_days": 7})
+            context["goals_due"] = [g for g in (due.body if due.ok and isinstance(due.body, list) else [])
+                                    if g["case_id"] in mine]  # fmt: skip
+            context |= await casework.dashboard(
+                ui, request, user, context["cases"], [g["person_id"] for g in context["goals_due"] if g["person_id"]]
+            )
         if user.roles & {"course_admin", "admin"}:
             context["my_courses"] = await learning.courses_of(ui, request, user)
         return ui.render(request, "dashboard.html", user=user, **context)
@@ -251,7 +255,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         return ui.render(request, "person.html", user=user, person=person.body,
                          consents=consents.body if consents.ok else [], cases=cases.items(),
                          needs=_latest(needs), purposes=PURPOSES, may=may, directory=partners, workers=workers,
-                         partner_names={p["partner_id"]: p["name"] for p in partners})  # fmt: skip
+                         partner_names={p["partner_id"]: p["name"] for p in partners},
+                         **_register_choices(ui.lang_of(request)))  # fmt: skip
 
     @router.post("/persons/{person_id}/move-away")
     async def move_away(person_id: str, request: Request) -> Response:
@@ -341,9 +346,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         listed = enrolments.body if enrolments.ok and isinstance(enrolments.body, list) else []
         titles = await learning.titles(ui, request, user, (e["course_id"] for e in listed), courses)
         mine = [
-            e | {"course_title": titles.get(e["course_id"], e["course_id"][:8]),
-                 "since": learning.when(e["requested_at"]), "offer_until": learning.when(e["offer_expires_at"])}
-            for e in listed
+            e | {"course_title": titles.get(e["course_id"], e["course_id"][:8])} for e in listed
         ]  # fmt: skip
         just = request.query_params.get("enrolment")
         forms.setdefault("goal_form", {"values": {}, "errors": {}})
@@ -358,7 +361,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             dimensions=[d.value for d in EsserDimension], goal_statuses=GOAL_STATUSES,
             levels=[g.value for g in GermanLevel], schoolings=[s.value for s in Schooling],
             employments=[e.value for e in EmploymentSituation], needs_checks=NEEDS_CHECKS,
-            meeting_offers=_meeting_offers(meeting.items(), person.body if person.ok else None), **forms,
+            meeting_offers=_meeting_offers(meeting.items(), person.body if person.ok else None),
+            language_options=_register_choices(ui.lang_of(request))["language_options"], **forms,
         )  # fmt: skip
 
     def _meeting_offers(offers: list[dict[str, Any]], person: Any) -> list[dict[str, Any]]:
@@ -411,6 +415,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not case.ok:
             return ui.trouble(request, user, case)
         values = {name: form.get(name, "").strip() for name in NEEDS_CHOICES + NEEDS_TEXTS}
+        # Other languages are check boxes (one value each), kept as the form's "en, fr" text.
+        values["other_languages"] = ", ".join(v.strip() for v in await ui.form_list(request, "other_languages"))
         values |= {name: "true" if form.get(name) else "" for name in NEEDS_CHECKS}
         member = households.chosen_member(case.body, form.get("person_id"))  # a member of this case, or its lead
         path = f"persons/{quote(member)}/needs-assessments"

@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi import Path as FastApiPath
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
 from sqlalchemy import func, select
 
 from chassis import audit as access
@@ -55,6 +57,7 @@ from services.referral.schemas import (
     CaseworkerRead,
     Completion,
     Decline,
+    DueGoalRead,
     GoalCreate,
     GoalRead,
     GoalUpdate,
@@ -73,6 +76,8 @@ from services.referral.schemas import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: The city's calendar: "due today" and "overdue" are Landsberg's days, not UTC's.
+LOCAL_TIME = ZoneInfo("Europe/Berlin")
 
 router = APIRouter(prefix="/api/v1", tags=["referral"])
 partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
@@ -188,9 +193,17 @@ async def cases_read(w: workflow.Workflow, cases: list[Case]) -> list[CaseRead]:
             )
         ).all()
     }
+    members: dict[str, list[str]] = {}
+    for member in (
+        await w.session.scalars(
+            select(CaseMember).where(CaseMember.case_id.in_([c.id for c in cases])).order_by(CaseMember.joined_at)
+        )
+    ).all():
+        members.setdefault(member.case_id, []).append(member.person_id)
     return [
         CaseRead(
             **case_read(c),
+            member_ids=lead_first(members.get(c.id, [c.person_id]), c.person_id),
             age_band=profiles.get(c.person_id, {}).get("age_band"),
             preferred_language=profiles.get(c.person_id, {}).get("preferred_language"),
             open_tasks=tasks.get(c.id, (0, None))[0],
@@ -198,6 +211,10 @@ async def cases_read(w: workflow.Workflow, cases: list[Case]) -> list[CaseRead]:
         )
         for c in cases
     ]
+
+
+def lead_first(person_ids: list[str], lead: str) -> list[str]:
+    return sorted(person_ids, key=lambda person_id: person_id != lead)
 
 
 def task_read(t: CaseTask) -> TaskRead:
@@ -309,7 +326,10 @@ async def list_cases(
     status: domain.CaseStatus | None = None,
     caseworker_id: str | None = Query(None, max_length=64),
     team: str | None = Query(None, max_length=64),
-    person_id: str | None = Query(None, max_length=64),
+    person_id: Annotated[
+        list[Annotated[str, StringConstraints(max_length=64)]] | None,
+        Query(max_length=50, description="The case each of these persons belongs to (their household's)"),
+    ] = None,
     number: Annotated[
         str | None, Query(min_length=4, max_length=36, pattern=r"^[0-9a-fA-F-]+$", description="A case number's start")
     ] = None,
@@ -331,8 +351,8 @@ async def list_cases(
         filters.append(Case.caseworker_id == caseworker_id)
     if team:
         filters.append(Case.team == team)
-    if person_id:  # the case the person belongs to: their household's
-        filters.append(Case.id.in_(select(CaseMember.case_id).where(CaseMember.person_id == person_id)))
+    if person_id:  # the cases the persons belong to: their households'
+        filters.append(Case.id.in_(select(CaseMember.case_id).where(CaseMember.person_id.in_(person_id))))
     total = await w.session.scalar(select(func.count()).select_from(Case).where(*filters)) or 0
     rows = (
         await w.session.scalars(
@@ -346,6 +366,41 @@ async def list_cases(
     items = await cases_read(w, list(rows))
     await log_read(w, request, "list_cases", (c.person_id for c in rows))
     return Page(items=items, total=total, page=page, page_size=page_size)
+
+
+@router.get("/cases/goals-due", response_model=list[DueGoalRead])
+async def goals_due(
+    request: Request,
+    w: WorkflowDep,
+    scope: ScopeDep,
+    within_days: Annotated[int, Query(ge=0, le=90, description="Due on or before today plus these days")] = 7,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> list[DueGoalRead]:
+    """Plan goals (open or in progress) of the caller's open cases that are overdue or due within ``within_days``
+    days (Wiedervorlage): the dashboard's reminders, earliest first. Declared before ``/cases/{case_id}``."""
+    today = w.now.astimezone(LOCAL_TIME).date()
+    rows = (
+        await w.session.execute(
+            select(Goal, Case.person_id)
+            .join(Case, Case.id == Goal.case_id)
+            .where(
+                scope.cases(),
+                Case.status == domain.CaseStatus.OPEN.value,
+                Goal.status.in_([domain.GoalStatus.OPEN.value, domain.GoalStatus.IN_PROGRESS.value]),
+                Goal.due_on.is_not(None),
+                Goal.due_on <= today + timedelta(days=within_days),
+            )
+            .order_by(Goal.due_on, Goal.created_at)
+            .limit(limit)
+        )
+    ).all()
+    # Goal titles are about the person: the read is logged like a case's.
+    await log_read(w, request, "read_goals_due", [goal.person_id or lead for goal, lead in rows])
+    return [
+        DueGoalRead(**goal_read(goal).model_dump(), case_id=goal.case_id, case_person_id=lead,
+                    overdue=goal.due_on is not None and goal.due_on < today)
+        for goal, lead in rows
+    ]  # fmt: skip
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)
@@ -735,15 +790,57 @@ async def partner_referrals(
     status: domain.ReferralStatus | None = None,
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(50, ge=1, le=200),
+    names: Annotated[
+        bool, Query(description="Each person's name where the consent for this partner is in force (one audited read)")
+    ] = False,
 ) -> Page[PartnerReferral]:
     """The referrals sent to the calling partner (never one that was not: a proposed one, or one revoked while it
     waited for a consent, was never shared)."""
     filters = [Referral.partner_id == partner_id, Referral.sent_at.is_not(None)]
     if status:
         filters.append(Referral.status == status.value)
-    found = await page_of(w, filters, page, page_size, partner_read)
+    rows: list[Referral] = []
+
+    def keep(referral: Referral) -> PartnerReferral:
+        rows.append(referral)
+        return partner_read(referral)
+
+    found = await page_of(w, filters, page, page_size, keep)
     await log_read(w, request, "list_referrals", (r.person_id for r in found.items))
+    if names:
+        named = await fetch_names(request, rows, partner_id)
+        found.items = [item.model_copy(update={"person_name": named.get(item.referral_id)}) for item in found.items]
     return found
+
+
+async def fetch_names(request: Request, referrals: list[Referral], partner_id: str) -> dict[str, str]:
+    """Referral id -> the person's name, for the referrals whose consent may still allow it: one call to
+    registration, signed as the referral service, which checks each consent and logs each read. Nothing when it
+    is down (the list still shows the referrals)."""
+    asked = [
+        {"person_id": r.person_id, "referral_id": r.id, "consent_id": r.consent_id}
+        | ({"partner_category": r.partner_category} if r.partner_category else {})
+        for r in referrals
+        if r.consent_id is not None and not r.consent_withdrawn
+    ]
+    if not asked:
+        return {}
+    settings = request.app.state.runtime.settings
+    signer: Signer = request.app.state.runtime.extras["identity"]
+    try:
+        async with httpx.AsyncClient(base_url=settings.registration_url, timeout=3) as client:
+            reply = await client.post(
+                "/api/internal/persons/contact-names",
+                json={"partner_id": partner_id, "referrals": asked},
+                headers={HEADER: signer.as_itself("registration")},
+            )
+    except httpx.HTTPError:
+        log.warning("registration unreachable: a partner's referral list goes without names")
+        return {}
+    if reply.status_code != 200:
+        log.warning("registration answered %s for a partner's referral names", reply.status_code)
+        return {}
+    return {n["referral_id"]: f"{n['given_names']} {n['family_name']}".strip() for n in reply.json()}
 
 
 @partner_router.get("/referrals/{referral_id}", response_model=PartnerReferralRead)

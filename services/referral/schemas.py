@@ -62,6 +62,15 @@ class GoalRead(BaseModel):
     due_on: date | None
 
 
+class DueGoalRead(GoalRead):
+    """A goal not reached yet whose due date has passed or comes soon: a reminder on the caseworker's dashboard."""
+
+    case_id: str
+    #: The case's lead person (the goal's ``person_id`` names the member it is for, if any).
+    case_person_id: str
+    overdue: bool
+
+
 class NoteCreate(Strict):
     text: Text
 
@@ -109,6 +118,8 @@ class CaseRead(BaseModel):
     #: The caseworker's follow-ups not done yet, and the earliest due date among them (the dashboard's reminders).
     open_tasks: int = 0
     next_due_on: date | None = None
+    #: Every member of the household's case, the lead first (pseudonymous ids): a search finds a member's case.
+    member_ids: list[str] = []
 
 
 class CaseClosing(Strict):
@@ -237,6 +248,9 @@ class PartnerReferral(BaseModel):
     response_due_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: Asked for with ``names=true`` on the list: the person's registered name while the consent for this partner
+    #: is in force (registration checks it and logs the read), else none.
+    person_name: str | None = None
 
 
 class PartnerReferralRead(BaseModel):

@@ -29,7 +29,7 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Table, bindparam, false, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -214,6 +214,11 @@ async def load_person(
     return person
 
 
+def staff_account(actor: str) -> str | None:
+    """Who acted, for an event (the case's timeline names them): the gateway's signed caller, none without one."""
+    return None if actor == "unauthenticated" else actor
+
+
 def audit(uow: UnitOfWork, actor: str, action: str, *person_ids: str, reason: str | None = None) -> None:
     """Log the act on these persons' data; ``reason`` is the access log's purpose (the ground of an erasure, or
     what the caller's role reads for: ``PersonScope.purpose``)."""
@@ -332,7 +337,8 @@ async def register(
     # was a fifth of a registration's CPU). The Person objects only feed the event and the answer.
     await session.execute(NEW_PERSONS, [as_dict(p) for p in persons])
     today = date.today()
-    await uow.publish(*(events.PersonRegistered(**profile(p, today)) for p in persons))
+    by = staff_account(actor)
+    await uow.publish(*(events.PersonRegistered(**profile(p, today), recorded_by=by) for p in persons))
     seen_at = now()
     await session.execute(
         ACCESS_LOG, [{"person_id": p.id, "actor": actor, "action": "register", "at": seen_at} for p in persons]
@@ -494,7 +500,8 @@ async def update_person(
     person.duplicate_key = domain.duplicate_key(person.given_names or "", person.family_name or "", person.birth_date)
     person.version += 1
     person.updated_at = now()
-    await uow.publish(events.PersonUpdated(**profile(person, date.today()), version=person.version))
+    await uow.publish(events.PersonUpdated(**profile(person, date.today()), version=person.version,
+                                           recorded_by=staff_account(actor)))  # fmt: skip
     audit(uow, actor, "update", person.id)
     await uow.commit()
     response.headers["ETag"] = etag(person)
@@ -517,8 +524,9 @@ async def move_away(
     person.version += 1
     person.updated_at = now()
     await uow.publish(
-        events.PersonMovedAway(person_id=person.id, household_id=person.household_id, moved_away_on=body.moved_away_on)
-    )
+        events.PersonMovedAway(person_id=person.id, household_id=person.household_id, moved_away_on=body.moved_away_on,
+                               recorded_by=staff_account(actor))
+    )  # fmt: skip
     audit(uow, actor, "move_away", person.id, reason=body.reason)
     await uow.commit()
     return person_read(person)
@@ -709,6 +717,7 @@ async def assess_needs(
             gender=person.gender,
             residence_status_group=person.residence_status_group,
             preferred_language=person.preferred_language,
+            recorded_by=staff_account(actor),
         )
     )
     audit(uow, actor, "assess_needs", person.id)
@@ -790,6 +799,7 @@ async def give_consent(
             purpose=body.purpose,
             given_at=given_at,
             expires_on=body.expires_on,
+            recorded_by=staff_account(actor),
         )
     )
     audit(uow, actor, "give_consent", person.id)
@@ -833,7 +843,8 @@ async def withdraw_consent(
     except domain.InvalidTransition as exc:
         raise Problem(409, str(exc), kind="invalid-transition") from exc
     row.withdrawn_at = at
-    await uow.publish(events.ConsentWithdrawn(person_id=person.id, consent_id=row.id, withdrawn_at=at))
+    await uow.publish(events.ConsentWithdrawn(person_id=person.id, consent_id=row.id, withdrawn_at=at,
+                                              recorded_by=staff_account(actor)))  # fmt: skip
     audit(uow, actor, "withdraw_consent", person.id)
     await uow.commit()
     return consent_read(row, at)
@@ -878,6 +889,80 @@ async def contact_for_partner(
         {k: getattr(person, k) for k in PersonContact.model_fields if k != "address"}
         | {"address": {k: getattr(person, k) for k in ADDRESS_FIELDS}}
     )
+
+
+# --- names on a partner's referral list (issue 14) --------------------------------------------------------------
+# The list of a partner's referrals names each person whose consent for that partner is in force, in one call for
+# the page: the referral service asks in its own signed name, registration checks every consent itself (as for the
+# contact data) and logs each read as the partner's, via referral, for that referral.
+
+CONTACT_NAMES_LIMIT = 200
+
+
+class ContactNameAsked(BaseModel):
+    person_id: Annotated[str, Field(min_length=1, max_length=64)]
+    referral_id: Annotated[str, Field(min_length=1, max_length=64)]
+    consent_id: Annotated[str, Field(min_length=1, max_length=64)]
+    partner_category: PartnerCategory | None = None
+
+
+class ContactNamesAsked(BaseModel):
+    partner_id: Annotated[str, Field(min_length=1, max_length=64)]
+    referrals: Annotated[list[ContactNameAsked], Field(min_length=1, max_length=CONTACT_NAMES_LIMIT)]
+
+
+class ContactName(BaseModel):
+    """The registered name of a referred person, for the partner the consent names: nothing more."""
+
+    referral_id: str
+    person_id: str
+    given_names: str
+    family_name: str
+
+
+@internal_router.post("/persons/contact-names", response_model=list[ContactName])
+async def contact_names_for_partner(
+    body: ContactNamesAsked, uow: UnitOfWorkDep, caller: Annotated[Identity, require_service("referral")]
+) -> list[ContactName]:
+    """The names of the persons of a partner's referrals, each only while the consent the referral was sent under
+    is in force and names this partner (or its category); the others are left out, which the list shows."""
+    person_ids = {asked.person_id for asked in body.referrals}
+    consent_ids = {asked.consent_id for asked in body.referrals}
+    persons = {
+        row.id: row
+        for row in (
+            await uow.session.scalars(
+                select(Person).where(Person.id.in_(person_ids), Person.status != domain.PersonStatus.ERASED)
+            )
+        ).all()
+    }
+    consents = {row.id: row for row in (await uow.session.scalars(select(Consent).where(Consent.id.in_(consent_ids))))}
+    at = now()
+    named: list[ContactName] = []
+    for asked in body.referrals:
+        person, consent = persons.get(asked.person_id), consents.get(asked.consent_id)
+        if (
+            person is None
+            or consent is None
+            or consent.person_id != person.id
+            or not domain.consent_in_force(
+                domain.ConsentTerms(as_utc(consent.given_at), consent.expires_on, as_utc(consent.withdrawn_at)), at
+            )
+            or not domain.consent_addresses(
+                consent.partner_id,
+                consent.partner_category,
+                partner_id=body.partner_id,
+                partner_category=asked.partner_category.value if asked.partner_category else None,
+            )
+        ):
+            continue
+        audit(uow, f"partner:{body.partner_id} via {caller.actor} for referral {asked.referral_id}",
+              "read_contact_name", person.id)  # fmt: skip
+        given, family = person.given_names or "", person.family_name or ""
+        named.append(ContactName(referral_id=asked.referral_id, person_id=person.id, given_names=given,
+                                 family_name=family))  # fmt: skip
+    await uow.commit()
+    return named
 
 
 # --- the education pass's holder name, for the courses service (issue 12) --------------------------------------

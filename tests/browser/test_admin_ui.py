@@ -1,7 +1,7 @@
 """The admins' pages in headless Chromium, in front of the real stack: the admin reads the routing rules,
 is told why an invalid rule set is refused, saves a small valid change as a new version, creates an
 account whose one-time password then signs in, and disables it again. axe-core checks every page for
-critical violations; screenshots go to the test's tmp dir.
+serious or critical violations; screenshots go to the test's tmp dir.
 """
 
 from __future__ import annotations

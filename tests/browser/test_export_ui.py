@@ -2,7 +2,7 @@
 
 The privacy officer (datenschutz) opens a newcomer's person page, follows the link to the export, finds the
 person's record, a section per service and the access log in German and English; printed (print media), the
-navigation is gone. axe-core checks the page for critical violations; screenshots go to the test's tmp dir.
+navigation is gone. axe-core checks the page for serious or critical violations; screenshots go to the test's tmp dir.
 """
 
 from __future__ import annotations

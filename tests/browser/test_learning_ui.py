@@ -5,7 +5,7 @@ assessment (first with mistakes: German messages next to the fields, the typed i
 person in a seeded demo course and then in a full course, which puts them on its waiting list; the
 dashboard shows the entry. The course admin (vhs) sees the course's waiting list, cancels the enrolled
 person, and the seat is offered to ours, which the caseworker's dashboard shows. axe-core checks each
-new page for critical violations; screenshots go to the test's tmp dir.
+new page for serious or critical violations; screenshots go to the test's tmp dir.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ async def test_caseworker_plans_assesses_enrols_and_sees_the_waiting_list(stack:
     async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
         # A newcomer registered through the API; the referral service opens the case.
         as_registrar = await stack.bearer(api, "registrar")
-        registered = await api.post("/api/v1/registrations", json=newcomer(), headers=as_registrar)
+        her = newcomer()
+        registered = await api.post("/api/v1/registrations", json=her, headers=as_registrar)
         assert registered.status_code == 201, registered.text
         person = registered.json()["person_id"]
         as_lotse = await stack.bearer(api, "lotse")
@@ -141,6 +142,8 @@ async def test_caseworker_plans_assesses_enrols_and_sees_the_waiting_list(stack:
             await entry.get_by_role("link", name=SMALL_COURSE).click()
             await lotse.wait_for_load_state()
             assert await lotse.locator("#waiting-list tr").nth(1).get_attribute("data-person") == person
+            waiting = await lotse.locator("#waiting-list tr").nth(1).inner_text()
+            assert f"{her['given_names']} {her['family_name']}" in waiting, "her name, not 'Person 1a2b'"
             assert await lotse.get_by_role("button", name="Stornieren").count() == 0, "caseworkers do not cancel"
             await accessible(lotse, "course page (caseworker)")
 

@@ -55,7 +55,7 @@ async def test_a_newcomer_finds_meeting_offers_by_language_kind_and_audience(sta
                       "jeden Freitag, 9 bis 11 Uhr", "Caritas-Zentrum (Weststadt)"):  # fmt: skip
             assert shown in text, (shown, text)
         assert "language_cafe" not in text and "everyone" not in text
-        await browsing.accessible(page, "meeting offers", serious_too=True)
+        await browsing.accessible(page, "meeting offers")
         await browsing.shot(page, "meeting-offers-de")
 
         # The form narrows the list: Ukrainian-speaking offers, then language cafés only.
@@ -70,7 +70,7 @@ async def test_a_newcomer_finds_meeting_offers_by_language_kind_and_audience(sta
         await page.wait_for_url("**kind=womens_group**")
         await page.get_by_text("Für diese Auswahl gibt es gerade kein Angebot.").wait_for()
         assert await page.get_by_role("status").inner_text() == "0 Angebote"
-        await browsing.accessible(page, "meeting offers, nothing found", serious_too=True)
+        await browsing.accessible(page, "meeting offers, nothing found")
 
         # Women only, in English: the women's group of the city; a hand-edited filter is no filter, not an error.
         reply = await page.goto(f"{stack.url}/ui/meeting-offers?lang=en&audience=women")
@@ -80,7 +80,7 @@ async def test_a_newcomer_finds_meeting_offers_by_language_kind_and_audience(sta
         assert women == ["Frauen-Schwimmkurs", "Frauentreff"]
         assert "women only" in await page.locator("ul.cards > li").first.inner_text()
         assert "with childcare" in await page.locator("ul.cards > li").first.inner_text()
-        await browsing.accessible(page, "meeting offers (en)", serious_too=True)
+        await browsing.accessible(page, "meeting offers (en)")
         await browsing.shot(page, "meeting-offers-en-women")
         reply = await page.goto(f"{stack.url}/ui/meeting-offers?lang=en&kind=disco&language=xx")
         assert reply is not None and reply.status == 200
@@ -126,7 +126,7 @@ async def test_a_caseworker_suggests_a_meeting_offer_as_a_participation_goal(sta
         assert shown.index("Frauentreff (Frauentreff, nur für Frauen)") < shown.index(
             "Sprachcafé Ukrainisch-Deutsch (Sprachcafé, für alle)"
         ), shown
-        await browsing.accessible(page, "case with meeting offers", serious_too=True)
+        await browsing.accessible(page, "case with meeting offers")
         await page.get_by_role("button", name="Als Teilhabe-Ziel aufnehmen: Frauentreff").click()
         await page.wait_for_load_state()
         goal = page.locator("#goals tbody tr", has_text="Teilhabe: Frauentreff")

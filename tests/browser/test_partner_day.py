@@ -1,10 +1,11 @@
 """A partner's working day in headless Chromium, in front of the real stack.
 
 Two newcomers consent to the Jobcenter and have their needs recorded; their job placement referrals go out.
-The Jobcenter's user sees the organisation's name, opens the first referral and reads the contact data the
-consent allows, accepts, starts and completes it with an outcome; the second person withdraws the consent,
-and its page says so instead of showing contact data. The user then reports free places and changes the
-organisation's directory entry. axe fails on serious violations; the screenshots go to docs/screenshots/.
+The Jobcenter's user sees the organisation's name and the persons' names on the list, opens the first referral
+and reads the contact data the consent allows, accepts, starts and completes it with an outcome; the second person
+withdraws the consent, and its page and the list say so instead of showing contact data or the name. The user then
+reports free places and changes the organisation's directory entry. axe fails on serious violations; the
+screenshots go to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -67,11 +68,19 @@ async def test_a_partner_reads_the_contact_data_completes_the_referral_and_keeps
             heading = await partner.get_by_role("heading", level=1).inner_text()
             assert "Jobcenter" in heading and JOBCENTER not in heading, "the organisation's name, not its id"
             assert await partner.locator("#partner-referrals tbody tr").count() == 2
+            # The list names each person while the consent for the Jobcenter is in force: one audited read.
+            listed = await partner.locator("#partner-referrals").inner_text()
+            assert "Leyla Demir" in listed and "Karimi" in listed, listed
+            log = await api.get(f"/api/v1/persons/{second_person}/access-log",
+                                headers=await stack.bearer(api, "datenschutz"))  # fmt: skip
+            assert any(e["action"] == "read_contact_name" and "partner:jobcenter-landsberg" in e["actor"]
+                       for e in log.json()), log.text  # fmt: skip
             await document(browsing, partner, "partner-referrals")
             await strictly_accessible(browsing, partner, "partner referrals")
 
             # --- the first referral: the contact data under the consent, and the answers -------------------
-            await partner.get_by_role("link", name=f"Vermittlung öffnen: Arbeitsvermittlung {first[:8]}").click()
+            opening = f"Vermittlung öffnen: Arbeitsvermittlung, Leyla Demir {first[:8]}"
+            await partner.get_by_role("link", name=opening).click()
             await partner.wait_for_load_state()
             contact = await partner.locator("#contact").inner_text()
             assert "Leyla Demir" in contact and "+49 8191 123456" in contact and "leyla.demir@example.org" in contact
@@ -107,6 +116,11 @@ async def test_a_partner_reads_the_contact_data_completes_the_referral_and_keeps
             await eventually(noted, timeout_s=30, interval_s=0.5)
             assert await partner.locator("#contact").count() == 0
             assert "Karimi" not in await partner.content()
+            await partner.goto(f"{stack.url}/ui/partner")
+            row = await partner.locator(f"#referral-{second}").inner_text()
+            assert "Einwilligung widerrufen: bitte keinen Kontakt mehr aufnehmen" in row, row
+            assert "Karimi" not in await partner.content(), "the list no longer names the person"
+            await partner.goto(f"{stack.url}/ui/partner/referrals/{second}")
             await document(browsing, partner, "partner-consent-withdrawn")
             await strictly_accessible(browsing, partner, "partner referral, consent withdrawn")
 

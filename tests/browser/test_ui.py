@@ -5,7 +5,7 @@ partners apps are the real apps on SQLite with the session's broker, reached ove
 registrar registers a newcomer in the UI; the caseworker sees the proposed referrals, tries to send
 one without a consent (and is told why), records the consent (the referral goes out), revokes another;
 the Jobcenter's user accepts in the partner portal. Screenshots go to the test's tmp dir; axe-core
-checks the main pages for critical violations.
+checks the main pages for serious or critical violations.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
             await accessible(public, "courses")
             await public.goto(f"{stack.url}/ui/partners")  # the language stays English (cookie)
             assert await public.get_by_role("heading", level=1).inner_text() == "Partner directory"
+            directory = await public.locator("main").inner_text()
+            assert "Arabic" in directory and ", ar" not in directory, "languages by name, in English"
             await shot(public, "02-partners-en")
             await accessible(public, "partners")
             await public.goto(f"{stack.url}/api/v1/docs")  # the API reference, readable without script

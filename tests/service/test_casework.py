@@ -11,6 +11,7 @@ the gateway's token.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -293,3 +294,60 @@ async def test_follow_ups_with_due_dates_show_on_the_case_list(services: Any) ->
         return after["status"] == "closed" and after["tasks"] == [] and after["open_tasks"] == 0
 
     await eventually(tasks_gone)
+
+
+async def test_plan_goals_due_are_reminders_of_the_teams_open_cases_only(services: Any) -> None:
+    """Goals overdue or due within the days asked for, not reached yet, of the caller's open cases: earliest first."""
+    registration, referral = services
+    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    url = f"/api/v1/cases/{case['case_id']}/goals"
+    today = date.today()
+
+    async def add(title: str, due: date | None) -> dict[str, Any]:
+        body = {"dimension": "placement", "title": title, "due_on": due.isoformat() if due else None}
+        return ok(await referral.post(url, json=body, headers=LOTSE_NORD), 201)
+
+    overdue = await add("Anerkennung beantragen", today - timedelta(days=3))
+    soon = await add("Kita-Platz anmelden", today + timedelta(days=2))
+    await add("Führerschein umschreiben", today + timedelta(days=40))
+    await add("Ohne Datum", None)
+    reached = await add("Schon erreicht", today - timedelta(days=1))
+    ok(await referral.patch(f"{url}/{reached['goal_id']}", json={"status": "achieved"}, headers=LOTSE_NORD))
+
+    due = ok(await referral.get("/api/v1/cases/goals-due", headers=LOTSE_NORD))
+    assert [g["goal_id"] for g in due] == [overdue["goal_id"], soon["goal_id"]], "not reached, within 7 days"
+    assert [g["overdue"] for g in due] == [True, False]
+    assert due[0]["case_id"] == case["case_id"] and due[0]["case_person_id"] == person
+    wider = ok(await referral.get("/api/v1/cases/goals-due", params={"within_days": 60}, headers=LOTSE_NORD))
+    assert len(wider) == 3
+    assert ok(await referral.get("/api/v1/cases/goals-due", headers=LOTSE_SUED)) == [], "another team's: none"
+    problem(await referral.get("/api/v1/cases/goals-due", params={"within_days": 1000}, headers=LOTSE_NORD), 422,
+            "validation")  # fmt: skip
+    log = await referral.get(f"/api/v1/persons/{person}/access-log", headers=ADMIN)
+    assert any(e["action"] == "read_goals_due" and e["actor"] == "user:lotse" for e in ok(log)), "the read is logged"
+
+    # A closed case reminds nobody.
+    ok(await referral.post(f"/api/v1/cases/{case['case_id']}/closing", json={"reason": "no_contact"},
+                           headers=LOTSE_NORD))  # fmt: skip
+    assert ok(await referral.get("/api/v1/cases/goals-due", headers=LOTSE_NORD)) == []
+
+
+async def test_the_timeline_names_who_recorded_consents_and_needs_in_registration(services: Any) -> None:
+    """Registration's events carry the signed caller's account (a staff account, never the newcomer's data), so the
+    case's timeline says who recorded a consent, its withdrawal and a needs assessment, not "System"."""
+    registration, referral = services
+    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    jobcenter = {"partner_id": "jobcenter-landsberg", "purpose": "job_placement"}
+    consent = ok(await registration.post(f"/api/v1/persons/{person}/consents", json=jobcenter, headers=LOTSE_NORD), 201)
+    ok(await registration.post(f"/api/v1/persons/{person}/consents/{consent['consent_id']}/withdrawal",
+                               headers=LOTSE_NORD))  # fmt: skip
+    needs = {"german_level": "A2", "schooling": "secondary", "employment_situation": "job_seeking"}
+    ok(await registration.post(f"/api/v1/persons/{person}/needs-assessments", json=needs, headers=LOTSE_NORD), 201)
+
+    async def recorded() -> dict[str, Any] | None:
+        entries = ok(await referral.get(f"/api/v1/cases/{case['case_id']}/timeline", headers=LOTSE_NORD))
+        by = {e["event_type"].split(".")[-2]: e["summary"].get("recorded_by") for e in entries}
+        wanted = ("consent_given", "consent_withdrawn", "needs_assessed")
+        return by if all(by.get(kind) == "user:lotse" for kind in wanted) else None
+
+    assert await eventually(recorded)

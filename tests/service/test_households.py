@@ -68,6 +68,10 @@ async def test_a_household_has_one_case_with_its_members_and_outlives_a_member(p
         assert found is not None and found["case_id"] == case_id
     households = ok(await referral.get("/api/v1/cases", params={"page_size": 200}))["items"]
     assert [c["case_id"] for c in households if c["household_id"] == family["household_id"]] == [case_id]
+    # Several persons at once (a search's results): the one case, listing its members, the lead first.
+    [listed] = ok(await referral.get("/api/v1/cases", params={"person_id": [daughter, son]}))["items"]
+    assert listed["case_id"] == case_id and set(listed["member_ids"]) == everyone
+    assert listed["member_ids"][0] == listed["person_id"], "the lead first"
     # The lead is an adult, whichever member's event came first.
     lead = next(m for m in case["members"] if m["lead"])
     assert lead["person_id"] in {mother, father} and case["person_id"] == lead["person_id"]

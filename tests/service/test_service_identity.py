@@ -167,3 +167,54 @@ async def test_each_token_opens_only_its_own_door(guarded: tuple[httpx.AsyncClie
     assert after.status_code == 403 and after.json()["type"].endswith("/consent-missing")
     log = (await registration.get(f"/api/v1/persons/{person}/access-log")).json()
     assert [e["action"] for e in log].count("read_contact") == 1, "only the read that was answered"
+
+
+async def test_a_partners_list_names_persons_only_under_a_consent_in_force(
+    guarded: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    """The partner's referral list with ``names=true``: one call from referral to registration's names route,
+    which only referral's own identity opens, which checks each consent itself and logs each name it gives."""
+    registration, referral = guarded
+    given_names = f"Layla {uuid.uuid4().hex[:6]}"
+    person = await register_with_needs(registration, [ADULT_EDUCATION_CONSENT], given_names=given_names)
+    case = await eventually(lambda: case_with_referrals(referral, person, 4))
+    course = next(r for r in case["referrals"] if r["service_type"] == "integration_course")
+    vhs = signed_by_gateway(VHS_STAFF, "referral")
+
+    async def listed(**params: Any) -> dict[str, Any]:
+        reply = await referral.get("/api/v1/partner/referrals", params=params, headers=vhs)
+        assert reply.status_code == 200, reply.text
+        return {r["referral_id"]: r for r in reply.json()["items"]}
+
+    assert (await listed())[course["referral_id"]]["person_name"] is None, "no names unless asked for"
+    rows = await listed(names="true")
+    assert rows[course["referral_id"]]["person_name"].startswith(given_names)
+    theirs = [r for r in rows.values() if r["person_id"] == person]
+    log = (await registration.get(f"/api/v1/persons/{person}/access-log")).json()
+    reads = [e for e in log if e["actor"].startswith(f"partner:{VHS} via service:referral")]
+    assert [e["action"] for e in reads] == ["read_contact_name"] * len(theirs), "each name given is logged"
+    assert {e["actor"].rsplit(" ", 1)[-1] for e in reads} == {r["referral_id"] for r in theirs}, "per referral"
+
+    # The route answers referral's own identity only, and names nobody for a partner the consent does not name.
+    consent_id = (await registration.get(f"/api/v1/persons/{person}/consents")).json()[0]["consent_id"]
+    asked = {"person_id": person, "referral_id": course["referral_id"], "consent_id": consent_id}
+    url = "/api/internal/persons/contact-names"
+    gateway = await registration.post(url, json={"partner_id": VHS, "referrals": [asked]},
+                                      headers=signed_by_gateway(ADMIN, "registration"))  # fmt: skip
+    assert gateway.status_code == 403, gateway.text
+    other = await registration.post(url, json={"partner_id": "ihk-muenchen-oberbayern", "referrals": [
+        asked | {"partner_category": "chamber"}]}, headers=as_referral())  # fmt: skip
+    assert other.status_code == 200 and other.json() == []
+
+    # Withdrawn: the list names nobody, and says why (consent_withdrawn), once referral has heard of it.
+    withdrawal = await registration.post(f"/api/v1/persons/{person}/consents/{consent_id}/withdrawal")
+    assert withdrawal.status_code == 200, withdrawal.text
+
+    async def withdrawn() -> bool:
+        row = (await listed(names="true"))[course["referral_id"]]
+        return bool(row["consent_withdrawn"]) and row["person_name"] is None
+
+    await eventually(withdrawn)
+    direct = await registration.post(url, json={"partner_id": VHS, "referrals": [asked | {
+        "partner_category": "adult_education"}]}, headers=as_referral())  # fmt: skip
+    assert direct.status_code == 200 and direct.json() == [], "registration checks the withdrawal itself"

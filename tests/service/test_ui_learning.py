@@ -233,7 +233,7 @@ async def test_the_course_page_shows_the_waiting_list_in_order_and_course_staff_
     page = (await vhs.get(f"/ui/courses/{course}")).text
     offer = rows(page, "offers")
     assert [r["data-person"] for r in offer] == [obliged]
-    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", text(page, str(offer[0]["id"]))), "the offer shows its expiry"
+    assert re.search(r"\d\d\.\d\d\.\d{4}, \d\d:\d\d", text(page, str(offer[0]["id"]))), "the expiry, German"
     assert [(r["data-person"], r["data-position"]) for r in rows(page, "waiting-list")] == [(late, "1")]
     assert text(page, "ended") == f"Person {first[:8]}: storniert (von der Kursverwaltung)"
 
@@ -298,7 +298,7 @@ async def test_the_case_page_keeps_the_plan_the_needs_and_the_courses(site: Site
     achieved = {"status": "achieved", "due_on": "2027-01-31", "current_due_on": "2027-01-31"}
     assert (await lotse.post(f"/ui/cases/{case}/goals/{goal_id}", achieved)).status_code == 303
     page = (await lotse.get(f"/ui/cases/{case}")).text
-    assert rows(page, "goals")[0]["data-status"] == "achieved" and "2027-01-31" in text(page, "goals")
+    assert rows(page, "goals")[0]["data-status"] == "achieved" and "31.01.2027" in text(page, "goals"), "a German date"
 
     # Needs: the German level missing and an age that is no number; both named, the rest kept.
     needs = {"german_level": "", "schooling": "secondary", "employment_situation": "job_seeking",
@@ -318,6 +318,9 @@ async def test_the_case_page_keeps_the_plan_the_needs_and_the_courses(site: Site
     latest = text(page, "latest-needs")
     assert "A1" in latest and "Sprache" in latest and "Kinderbetreuung" in latest
     assert value(page, "needs-children_ages") == "3, 6", "a new assessment starts from the latest"
+    assert "Englisch" in latest, "other languages by name"
+    assert "checked" in part(page, "needs-other-en").tags[0][1], "the languages are check boxes, by name"
+    assert "Sprachcodes" not in page
 
     # Courses: enrol from the catalogue; again is refused, a closed enrolment window too, in German.
     open_course = await site.course(capacity=5, title="Deutsch kompakt", sessions=sessions_from(20, 7))
