@@ -238,11 +238,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         found[period] = first.body
         # The integration council's view: every proposal and where its follow-up stands.
         council = await ui.call(request, user, "GET", "monitoring/council/proposals")
-        lang = ui.lang_of(request)
         return ui.render(request, "statistics_report.html", user=user, period=period, document=first.body,
                          generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                          council=council.body["items"] if council.ok else None,
-                         day=lambda v: statistics_council.day_text(v, lang),
                          **chart_context(request, period, found, await partner_names(request, user)))  # fmt: skip
 
     statistics_council.add_routes(router, ui)

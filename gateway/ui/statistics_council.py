@@ -132,21 +132,6 @@ more_words({
 })  # fmt: skip
 
 
-def day_text(value: Any, lang: str) -> str:
-    """An ISO date or time as a caseworker reads it: 31.03.2027 (14:05) in German, 2027-03-31 (14:05) in English."""
-    if not isinstance(value, str) or not value:
-        return "\u2013"
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    has_time = "T" in value
-    if has_time and moment.tzinfo is not None:
-        moment = moment.astimezone(BERLIN)
-    shown = moment.strftime("%d.%m.%Y" if lang == "de" else "%Y-%m-%d")
-    return f"{shown} {moment.strftime('%H:%M')}" if has_time else shown
-
-
 def city_series(rows: list[dict[str, Any]], years: list[str], kind: str) -> dict[str, list[Any]]:
     """Per school year the whole city's expected, low and high demand of ``kind`` and the places entered (None
     for a year without any)."""
@@ -188,10 +173,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         derived = await ui.call(request, user, "GET", "monitoring/indicators", params={"period": period})
         from_report = derived.body.get("proposals", []) if derived.ok and isinstance(derived.body, dict) else []
         taken = {(p["rule"], p["period"], p["title"]) for p in listed.body["items"]}
-        lang = ui.lang_of(request)
         return ui.render(request, "statistics_council.html", user=user, found=listed.body, shown=shown,
-                         statuses=STATUSES, period=period, from_report=from_report, taken=taken,
-                         day=lambda v: day_text(v, lang))  # fmt: skip
+                         statuses=STATUSES, period=period, from_report=from_report, taken=taken)  # fmt: skip
 
     @router.post("/statistics/council", response_class=HTMLResponse)
     async def create_proposal(request: Request) -> Response:
@@ -215,9 +198,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not reply.ok:
             return ui.trouble(request, user, reply)
         proposal = reply.body
-        lang = ui.lang_of(request)
         return ui.render(request, "statistics_proposal.html", user=user, p=proposal,
-                         steps=STEPS.get(proposal["status"], ()), day=lambda v: day_text(v, lang))  # fmt: skip
+                         steps=STEPS.get(proposal["status"], ()))  # fmt: skip
 
     @router.get("/statistics/council/{proposal_id}", response_class=HTMLResponse)
     async def proposal(request: Request, proposal_id: str) -> Response:
