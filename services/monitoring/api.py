@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from chassis.clock import as_utc
 from chassis.errors import Problem
 from chassis.service import RuntimeDep
-from services.monitoring import domain, readmodel, report
+from services.monitoring import periods, readmodel, report
 from services.monitoring.models import DistrictPopulation, SurveyFigures
 from services.monitoring.schemas import (
     DistrictReferenceRead,
@@ -54,10 +54,10 @@ PeriodQuery = Annotated[
 ]
 
 
-def parse_period(text: str) -> domain.Period:
+def parse_period(text: str) -> periods.Period:
     try:
-        return domain.Period.parse(text)
-    except domain.PeriodError as exc:
+        return periods.Period.parse(text)
+    except periods.PeriodError as exc:
         raise Problem(422, str(exc), kind="validation", title="Invalid period") from exc
 
 
@@ -66,7 +66,7 @@ def _k(runtime: RuntimeDep) -> int:
     return k
 
 
-async def _document(runtime: RuntimeDep, period: domain.Period) -> Document:
+async def _document(runtime: RuntimeDep, period: periods.Period) -> Document:
     async with runtime.session_factory() as session:
         facts = await readmodel.load_facts(session)
     return report.indicator_document(facts, period, _k(runtime))
@@ -81,7 +81,7 @@ async def indicators(runtime: RuntimeDep, period: PeriodQuery) -> Document:
 async def planning(runtime: RuntimeDep) -> Document:
     async with runtime.session_factory() as session:
         facts = await readmodel.load_facts(session)
-    today = domain.local_day(runtime.extras["clock"]())
+    today = periods.local_day(runtime.extras["clock"]())
     return report.planning_document(facts, today, _k(runtime))
 
 

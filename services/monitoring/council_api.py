@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.clock import as_utc
 from chassis.errors import Problem
 from chassis.service import RuntimeDep
-from services.monitoring import conference, council, domain, planning, readmodel, report
+from services.monitoring import conference, council, periods, planning, readmodel, report
 from services.monitoring.api import READERS, require_role
 from services.monitoring.models import CouncilProposal, CouncilProposalEvent
 from services.monitoring.planning_api import current_forecast
@@ -148,7 +148,7 @@ async def conference_summary(
         facts = await readmodel.load_facts(session)
         rows = (await session.scalars(select(CouncilProposal).order_by(CouncilProposal.created_at))).all()
     k: int = getattr(runtime.settings, "k_anonymity", 5)
-    indicators = report.indicator_document(facts, domain.Period.parse(f"{year:04d}"), k)
+    indicators = report.indicator_document(facts, periods.Period.parse(f"{year:04d}"), k)
     proposals = [_read(r).model_dump(mode="json") for r in rows]
     forecast: planning.Forecast = await current_forecast(runtime)
     document = conference.summary(indicators, proposals, planning.document(forecast))

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 
 from chassis.clock import as_utc
 from chassis.service import RuntimeDep
-from services.monitoring import domain, planning, readmodel
+from services.monitoring import periods, planning, readmodel
 from services.monitoring.api import READERS, require_role
 from services.monitoring.models import PlanningCapacity
 from services.monitoring.schemas import CapacitiesRead, CapacitiesUpdate, CapacityEntry, Document
@@ -49,7 +49,7 @@ async def current_forecast(runtime: RuntimeDep) -> planning.Forecast:
     async with runtime.session_factory() as session:
         facts = await readmodel.load_facts(session)
     rows = await _capacities(runtime)
-    today = domain.local_day(runtime.extras["clock"]())
+    today = periods.local_day(runtime.extras["clock"]())
     k: int = getattr(runtime.settings, "k_anonymity", 5)
     return planning.forecast(facts.persons, today, [planning.Capacity(r.year, r.district, r.kind, r.places)
                                                     for r in rows], k)  # fmt: skip
