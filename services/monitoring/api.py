@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from chassis.clock import as_utc
 from chassis.errors import Problem
 from chassis.service import RuntimeDep
-from services.monitoring import periods, readmodel, report
+from services.monitoring import periods, report, workflow
 from services.monitoring.models import DistrictPopulation, SurveyFigures
 from services.monitoring.schemas import (
     DistrictReferenceRead,
@@ -68,7 +68,7 @@ def _k(runtime: RuntimeDep) -> int:
 
 async def _document(runtime: RuntimeDep, period: periods.Period) -> Document:
     async with runtime.session_factory() as session:
-        facts = await readmodel.load_facts(session)
+        facts = await workflow.load_facts(session)
     return report.indicator_document(facts, period, _k(runtime))
 
 
@@ -80,7 +80,7 @@ async def indicators(runtime: RuntimeDep, period: PeriodQuery) -> Document:
 @router.get("/planning", response_model=Document)
 async def planning(runtime: RuntimeDep) -> Document:
     async with runtime.session_factory() as session:
-        facts = await readmodel.load_facts(session)
+        facts = await workflow.load_facts(session)
     today = periods.local_day(runtime.extras["clock"]())
     return report.planning_document(facts, today, _k(runtime))
 
@@ -178,7 +178,7 @@ async def store_survey(runtime: RuntimeDep, body: SurveyUpdate) -> SurveyRead:
 @router.post("/rebuild", status_code=202, response_model=RebuildStarted, dependencies=[require_role("admin")])
 async def start_rebuild(runtime: RuntimeDep) -> RebuildStarted:
     """Wipe the read model and replay every topic from the start (analyst input stays)."""
-    group = await readmodel.rebuild(runtime)
+    group = await workflow.rebuild(runtime)
     return RebuildStarted(
         consumer_group=group, detail="Replaying all topics; figures are complete once the group has caught up."
     )

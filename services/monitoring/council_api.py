@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.clock import as_utc
 from chassis.errors import Problem
 from chassis.service import RuntimeDep
-from services.monitoring import conference, council, periods, planning, readmodel, report
+from services.monitoring import conference, council, periods, planning, report, workflow
 from services.monitoring.api import READERS, require_role
 from services.monitoring.models import CouncilProposal, CouncilProposalEvent
 from services.monitoring.planning_api import current_forecast
@@ -145,7 +145,7 @@ async def conference_summary(
     """The city's contribution to the district's integration conference: the year's published indicators, the
     council's proposals and the next school year's demand, in German."""
     async with runtime.session_factory() as session:
-        facts = await readmodel.load_facts(session)
+        facts = await workflow.load_facts(session)
         rows = (await session.scalars(select(CouncilProposal).order_by(CouncilProposal.created_at))).all()
     k: int = getattr(runtime.settings, "k_anonymity", 5)
     indicators = report.indicator_document(facts, periods.Period.parse(f"{year:04d}"), k)

@@ -4,7 +4,7 @@ Every topic is consumed; event types no indicator needs (consents, cases,
 goals, proposals, attendance, partner directory changes...) have no handler and are skipped by
 the chassis. Handlers only record facts; figures are computed when asked for, from the final
 state. That makes the read model independent of the order in which *different* topics are
-read, so a replay from the start (:mod:`services.monitoring.rebuild`) gives the same figures:
+read, so a replay from the start (:func:`services.monitoring.workflow.rebuild`) gives the same figures:
 
 * facts are keyed by ``ce_id`` (a redelivery inserts nothing), referral facts by the fact the event tells
   (:meth:`contracts.referral._ReferralEvent.fact_id`), so that the same fact published again under a new ce_id

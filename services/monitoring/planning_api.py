@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 
 from chassis.clock import as_utc
 from chassis.service import RuntimeDep
-from services.monitoring import periods, planning, readmodel
+from services.monitoring import periods, planning, workflow
 from services.monitoring.api import READERS, require_role
 from services.monitoring.models import PlanningCapacity
 from services.monitoring.schemas import CapacitiesRead, CapacitiesUpdate, CapacityEntry, Document
@@ -47,7 +47,7 @@ async def get_forecast(runtime: RuntimeDep, format: Literal["json", "csv"] = "js
 
 async def current_forecast(runtime: RuntimeDep) -> planning.Forecast:
     async with runtime.session_factory() as session:
-        facts = await readmodel.load_facts(session)
+        facts = await workflow.load_facts(session)
     rows = await _capacities(runtime)
     today = periods.local_day(runtime.extras["clock"]())
     k: int = getattr(runtime.settings, "k_anonymity", 5)

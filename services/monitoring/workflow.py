@@ -1,4 +1,5 @@
-"""The read model as the domain sees it, and its rebuild from the topics.
+"""The monitoring service's use cases (its workflow room): the read model as the domain sees it, and its
+rebuild from the topics.
 
 :func:`load_facts` turns the tables into :class:`domain.Facts`; figures are always computed from
 them, never stored. :func:`rebuild` stops the consumer, wipes the facts and the inbox, and
