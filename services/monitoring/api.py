@@ -67,9 +67,12 @@ def _k(runtime: RuntimeDep) -> int:
 
 
 async def _document(runtime: RuntimeDep, period: periods.Period) -> Document:
-    async with runtime.session_factory() as session:
-        facts = await workflow.load_facts(session)
-    return report.indicator_document(facts, period, _k(runtime))
+    async with workflow.unit_of_work(runtime) as uow:
+        return await workflow.indicator_document(_workflow(runtime, uow), period)
+
+
+def _workflow(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
+    return workflow.Workflow(uow, runtime.extras["clock"](), _k(runtime))
 
 
 @router.get("/indicators", response_model=Document)
@@ -79,10 +82,9 @@ async def indicators(runtime: RuntimeDep, period: PeriodQuery) -> Document:
 
 @router.get("/planning", response_model=Document)
 async def planning(runtime: RuntimeDep) -> Document:
-    async with runtime.session_factory() as session:
-        facts = await workflow.load_facts(session)
-    today = periods.local_day(runtime.extras["clock"]())
-    return report.planning_document(facts, today, _k(runtime))
+    async with workflow.unit_of_work(runtime) as uow:
+        w = _workflow(runtime, uow)
+        return await workflow.planning_document(w, periods.local_day(w.now))
 
 
 @router.get(

@@ -46,13 +46,9 @@ async def get_forecast(runtime: RuntimeDep, format: Literal["json", "csv"] = "js
 
 
 async def current_forecast(runtime: RuntimeDep) -> planning.Forecast:
-    async with runtime.session_factory() as session:
-        facts = await workflow.load_facts(session)
-    rows = await _capacities(runtime)
-    today = periods.local_day(runtime.extras["clock"]())
-    k: int = getattr(runtime.settings, "k_anonymity", 5)
-    return planning.forecast(facts.persons, today, [planning.Capacity(r.year, r.district, r.kind, r.places)
-                                                    for r in rows], k)  # fmt: skip
+    async with workflow.unit_of_work(runtime) as uow:
+        w = workflow.Workflow(uow, runtime.extras["clock"](), getattr(runtime.settings, "k_anonymity", 5))
+        return await workflow.forecast(w, periods.local_day(w.now))
 
 
 def _read(rows: list[PlanningCapacity]) -> CapacitiesRead:

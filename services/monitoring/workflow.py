@@ -13,6 +13,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,20 +24,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.clock import as_utc
 from chassis.consumer import EventConsumer
 from chassis.service import ServiceRuntime
+from chassis.uow import UnitOfWork
 from contracts.vocabulary import AgeBand, Gender, GermanLevel, ResidenceStatusGroup, ServiceType
-from services.monitoring import domain
+from services.monitoring import council, domain, planning, report
 from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers
 from services.monitoring.models import (
     READ_MODEL,
+    CouncilProposal,
+    CouncilProposalEvent,
     CourseFact,
     DistrictPopulation,
     EnrolmentFact,
     MonitoringState,
     PassFact,
     Person,
+    PlanningCapacity,
     ReferralFact,
     SurveyFigures,
 )
+from services.monitoring.periods import Period
 
 log = logging.getLogger(__name__)
 
@@ -157,3 +166,180 @@ async def rebuild(runtime: ServiceRuntime) -> str:
         start_consumer(runtime, group)
         log.info("monitoring read model wiped; replaying all topics with consumer group %s", group)
     return group
+
+
+# --- use cases: load, ask the rules, store -----------------------------------------------------
+
+
+class Store(Protocol):
+    """What the use cases read and write: :class:`SqlStore` in the service, an in-memory one in unit tests."""
+
+    async def facts(self) -> domain.Facts: ...
+
+    async def capacities(self) -> list[planning.Capacity]: ...
+
+    async def proposal(self, proposal_id: str) -> CouncilProposal | None: ...
+
+    async def history(self, proposal_id: str) -> list[CouncilProposalEvent]: ...
+
+    def add(self, *rows: CouncilProposal | CouncilProposalEvent) -> None: ...
+
+
+class SqlStore:
+    """The store on a unit of work's session (the monitoring database)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def facts(self) -> domain.Facts:
+        return await load_facts(self.session)
+
+    async def capacities(self) -> list[planning.Capacity]:
+        query = select(PlanningCapacity).order_by(PlanningCapacity.year, PlanningCapacity.district,
+                                                  PlanningCapacity.kind)  # fmt: skip
+        return [planning.Capacity(r.year, r.district, r.kind, r.places) for r in (await self.session.scalars(query))]
+
+    async def proposal(self, proposal_id: str) -> CouncilProposal | None:
+        # Longer than the column: no such proposal (PostgreSQL would refuse the comparison's parameter).
+        return await self.session.get(CouncilProposal, proposal_id) if len(proposal_id) <= 36 else None
+
+    async def history(self, proposal_id: str) -> list[CouncilProposalEvent]:
+        await self.session.flush()  # the step just added is part of the answer
+        found = await self.session.scalars(
+            select(CouncilProposalEvent)
+            .where(CouncilProposalEvent.proposal_id == proposal_id)
+            .order_by(CouncilProposalEvent.event_id)
+        )
+        return list(found.all())
+
+    def add(self, *rows: CouncilProposal | CouncilProposalEvent) -> None:
+        self.session.add_all(rows)
+
+
+class StoreUnitOfWork(Protocol):
+    """The unit of work the use cases need: a store and a commit (duck-typed, so a test hands in a fake)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    async def commit(self) -> None: ...
+
+
+class MonitoringUnitOfWork:
+    """The chassis' unit of work (:class:`chassis.uow.UnitOfWork`) with a :class:`SqlStore` on its session."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self.store: Store
+
+    async def __aenter__(self) -> MonitoringUnitOfWork:
+        await self._uow.__aenter__()
+        self.store = SqlStore(self._uow.session)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._uow.__aexit__(exc_type, exc, tb)
+
+    async def commit(self) -> None:
+        await self._uow.commit()
+
+
+def unit_of_work(runtime: ServiceRuntime) -> MonitoringUnitOfWork:
+    return MonitoringUnitOfWork(runtime.unit_of_work())
+
+
+@dataclass
+class Workflow:
+    """One use case's context: its unit of work, the moment it runs and k of the disclosure control."""
+
+    uow: StoreUnitOfWork
+    now: datetime
+    k: int = 5
+
+    @property
+    def store(self) -> Store:
+        return self.uow.store
+
+
+class NoSuchProposal(LookupError):
+    """No proposal has that id."""
+
+
+class ProposalConflict(council.TransitionError):
+    """The step does not fit the proposal's status (``status_now``, for the answer's Problem Details)."""
+
+    def __init__(self, message: str, status_now: str) -> None:
+        super().__init__(message)
+        self.status_now = status_now
+
+
+async def indicator_document(w: Workflow, period: Period) -> dict[str, Any]:
+    """The published indicators of ``period`` (with the period before, for the trend) and the rules' proposals."""
+    return report.indicator_document(await w.store.facts(), period, w.k)
+
+
+async def planning_document(w: Workflow, today: date) -> dict[str, Any]:
+    """Children of newcomer households by district and age cohort, now and expected."""
+    return report.planning_document(await w.store.facts(), today, w.k)
+
+
+async def forecast(w: Workflow, today: date) -> planning.Forecast:
+    """Kita and school demand for the next five school years against the places the city entered."""
+    facts = await w.store.facts()
+    return planning.forecast(facts.persons, today, await w.store.capacities(), w.k)
+
+
+async def create_proposal(
+    w: Workflow,
+    *,
+    title: str,
+    text: str,
+    rule: str | None,
+    period: str | None,
+    due_on: date | None,
+    actor: str,
+) -> tuple[CouncilProposal, list[CouncilProposalEvent]]:
+    """Put a proposal before the integration council (status ``proposed``), with the first step of its history."""
+    row = CouncilProposal(
+        proposal_id=str(uuid.uuid4()), title=title, text=text, rule=rule, period=period,
+        status=council.Status.PROPOSED.value, assignee=None, due_on=due_on, created_by=actor,
+        created_at=w.now, updated_at=w.now,
+    )  # fmt: skip
+    step = CouncilProposalEvent(proposal_id=row.proposal_id, at=w.now, actor=actor, action=council.Action.CREATE.value,
+                                status=row.status, assignee=None, note=None)  # fmt: skip
+    w.store.add(row, step)
+    await w.uow.commit()
+    return row, [step]
+
+
+async def act_on_proposal(
+    w: Workflow,
+    proposal_id: str,
+    action: council.Action,
+    *,
+    actor: str,
+    assignee: str | None = None,
+    note: str | None = None,
+    due_on: date | None = None,
+) -> tuple[CouncilProposal, list[CouncilProposalEvent]]:
+    """One step of the follow-up (:func:`council.apply` decides); raises :class:`NoSuchProposal`,
+    :class:`ProposalConflict` or :class:`council.IncompleteAction` and then stores nothing."""
+    row = await w.store.proposal(proposal_id)
+    if row is None:
+        raise NoSuchProposal(proposal_id)
+    try:
+        after = council.apply(council.Status(row.status), action, assignee=assignee, note=note)
+    except council.TransitionError as exc:
+        raise ProposalConflict(str(exc), row.status) from exc
+    row.status, row.updated_at = after.value, w.now
+    if assignee is not None:
+        row.assignee = assignee
+    if due_on is not None:
+        row.due_on = due_on
+    w.store.add(CouncilProposalEvent(proposal_id=row.proposal_id, at=w.now, actor=actor, action=action.value,
+                                     status=after.value, assignee=assignee, note=note))  # fmt: skip
+    history = await w.store.history(proposal_id)
+    await w.uow.commit()
+    return row, history
