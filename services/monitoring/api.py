@@ -10,12 +10,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from chassis.clock import as_utc
 from chassis.errors import Problem
 from chassis.service import RuntimeDep
-from services.monitoring import periods, report, workflow
+from services.monitoring import domain, periods, report, workflow
 from services.monitoring.models import DistrictPopulation, SurveyFigures
 from services.monitoring.schemas import (
     DistrictReferenceRead,
@@ -134,14 +134,9 @@ async def put_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> D
 
 
 async def store_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> None:
-    now = runtime.extras["clock"]()
-    async with runtime.session_factory() as session, session.begin():
-        await session.execute(delete(DistrictPopulation))
-        session.add_all(
-            DistrictPopulation(district=d, population=n, source=body.source, illustrative=body.illustrative,
-                               updated_at=now)
-            for d, n in body.districts.items()
-        )  # fmt: skip
+    reference = domain.DistrictReference(dict(body.districts), body.source, body.illustrative)
+    async with workflow.unit_of_work(runtime) as uow:
+        await workflow.replace_districts(_workflow(runtime, uow), reference)
 
 
 def _survey_read(row: SurveyFigures) -> SurveyRead:
@@ -167,13 +162,9 @@ async def put_survey(runtime: RuntimeDep, body: SurveyUpdate) -> SurveyRead:
 
 async def store_survey(runtime: RuntimeDep, body: SurveyUpdate) -> SurveyRead:
     questions = {q.question: q.model_dump(exclude={"question"}) for q in body.questions}
-    async with runtime.session_factory() as session, session.begin():
-        row = await session.get(SurveyFigures, body.year)
-        if row is None:
-            row = SurveyFigures(year=body.year)
-            session.add(row)
-        row.source, row.german_citizens_percent = body.source, body.german_citizens_percent
-        row.questions, row.updated_at = questions, runtime.extras["clock"]()
+    survey = domain.Survey(body.year, body.source, body.german_citizens_percent, questions)
+    async with workflow.unit_of_work(runtime) as uow:
+        row = await workflow.enter_survey(_workflow(runtime, uow), survey)
     return _survey_read(row)
 
 

@@ -5,6 +5,9 @@ rebuild from the topics.
 them, never stored. :func:`rebuild` stops the consumer, wipes the facts and the inbox, and
 replays every topic from the start with a fresh consumer group, which then stays the live one
 (its name is kept in ``monitoring_state`` so that a restart continues with it).
+
+The routes' use cases (indicators, planning, the analysts' input, council proposals) read and write through a
+:class:`Store` on the unit of work, ask the rules and commit; tests run them on an in-memory store.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -184,6 +188,12 @@ class Store(Protocol):
 
     def add(self, *rows: CouncilProposal | CouncilProposalEvent) -> None: ...
 
+    async def replace_districts(self, reference: domain.DistrictReference, at: datetime) -> None: ...
+
+    async def put_survey(self, survey: domain.Survey, at: datetime) -> SurveyFigures: ...
+
+    async def replace_capacities(self, capacities: Sequence[planning.Capacity], at: datetime) -> None: ...
+
 
 class SqlStore:
     """The store on a unit of work's session (the monitoring database)."""
@@ -200,7 +210,7 @@ class SqlStore:
         return [planning.Capacity(r.year, r.district, r.kind, r.places) for r in (await self.session.scalars(query))]
 
     async def proposal(self, proposal_id: str) -> CouncilProposal | None:
-        # Longer than the column: no such proposal (PostgreSQL would refuse the comparison's parameter).
+        # An id longer than the column names no proposal: answered without a query.
         return await self.session.get(CouncilProposal, proposal_id) if len(proposal_id) <= 36 else None
 
     async def history(self, proposal_id: str) -> list[CouncilProposalEvent]:
@@ -214,6 +224,28 @@ class SqlStore:
 
     def add(self, *rows: CouncilProposal | CouncilProposalEvent) -> None:
         self.session.add_all(rows)
+
+    async def replace_districts(self, reference: domain.DistrictReference, at: datetime) -> None:
+        await self.session.execute(delete(DistrictPopulation))
+        self.session.add_all(
+            DistrictPopulation(district=d, population=n, source=reference.source, illustrative=reference.illustrative,
+                               updated_at=at)
+            for d, n in reference.population.items()
+        )  # fmt: skip
+
+    async def put_survey(self, survey: domain.Survey, at: datetime) -> SurveyFigures:
+        row = await self.session.get(SurveyFigures, survey.year)
+        if row is None:
+            row = SurveyFigures(year=survey.year)
+            self.session.add(row)
+        row.source, row.german_citizens_percent = survey.source, survey.german_citizens_percent
+        row.questions, row.updated_at = {q: dict(answers) for q, answers in survey.questions.items()}, at
+        return row
+
+    async def replace_capacities(self, capacities: Sequence[planning.Capacity], at: datetime) -> None:
+        await self.session.execute(delete(PlanningCapacity))
+        self.session.add_all(PlanningCapacity(year=c.year, district=c.district, kind=c.kind, places=c.places,
+                                              updated_at=at) for c in capacities)  # fmt: skip
 
 
 class StoreUnitOfWork(Protocol):
@@ -289,6 +321,25 @@ async def forecast(w: Workflow, today: date) -> planning.Forecast:
     """Kita and school demand for the next five school years against the places the city entered."""
     facts = await w.store.facts()
     return planning.forecast(facts.persons, today, await w.store.capacities(), w.k)
+
+
+async def replace_districts(w: Workflow, reference: domain.DistrictReference) -> None:
+    """Replace the district population (the reference of the dissimilarity index) as a whole."""
+    await w.store.replace_districts(reference, w.now)
+    await w.uow.commit()
+
+
+async def enter_survey(w: Workflow, survey: domain.Survey) -> SurveyFigures:
+    """Enter (or correct) the citizens' survey figures of one year."""
+    row = await w.store.put_survey(survey, w.now)
+    await w.uow.commit()
+    return row
+
+
+async def replace_capacities(w: Workflow, capacities: Sequence[planning.Capacity]) -> None:
+    """Replace the places the city plans in Kitas and schools as a whole."""
+    await w.store.replace_capacities(capacities, w.now)
+    await w.uow.commit()
 
 
 async def create_proposal(

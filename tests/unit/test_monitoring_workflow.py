@@ -6,15 +6,18 @@ commits nothing. The SQL store behind the same interface is covered by tests/ser
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
 from services.monitoring import council, planning, workflow
-from services.monitoring.domain import Facts
-from services.monitoring.models import CouncilProposal, CouncilProposalEvent
+from services.monitoring.domain import DistrictReference, Facts, Survey
+from services.monitoring.models import CouncilProposal, CouncilProposalEvent, SurveyFigures
 from services.monitoring.periods import Period
-from tests.unit.test_monitoring_domain import FACTS
+from tests.unit.test_monitoring_domain import FACTS, REFERENCE
 from tests.unit.test_monitoring_planning import TODAY, example
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
@@ -29,6 +32,8 @@ class InMemoryStore:
         self.proposals: dict[str, CouncilProposal] = {}
         self.events: list[CouncilProposalEvent] = []
         self.pending: list[CouncilProposal | CouncilProposalEvent] = []
+        #: The analysts' input written since the last commit, applied by it.
+        self.writes: list[Callable[[], None]] = []
 
     async def facts(self) -> Facts:
         return self._facts
@@ -47,7 +52,24 @@ class InMemoryStore:
     def add(self, *rows: CouncilProposal | CouncilProposalEvent) -> None:
         self.pending.extend(rows)
 
+    async def replace_districts(self, reference: DistrictReference, at: datetime) -> None:
+        self.writes.append(lambda: self._set(reference=reference))
+
+    async def put_survey(self, survey: Survey, at: datetime) -> SurveyFigures:
+        kept = [s for s in self._facts.surveys if s.year != survey.year]
+        self.writes.append(lambda: self._set(surveys=(*kept, survey)))
+        return SurveyFigures(year=survey.year, source=survey.source, questions=dict(survey.questions),
+                             german_citizens_percent=survey.german_citizens_percent, updated_at=at)  # fmt: skip
+
+    async def replace_capacities(self, capacities: Sequence[planning.Capacity], at: datetime) -> None:
+        self.writes.append(lambda: setattr(self, "_capacities", list(capacities)))
+
+    def _set(self, **changes: Any) -> None:
+        self._facts = replace(self._facts, **changes)
+
     def commit(self) -> None:
+        while self.writes:
+            self.writes.pop(0)()
         for row in self.pending:
             if isinstance(row, CouncilProposal):
                 self.proposals[row.proposal_id] = row
@@ -158,3 +180,39 @@ async def test_an_unknown_proposal_is_named_as_such() -> None:
     with pytest.raises(workflow.NoSuchProposal):
         await workflow.act_on_proposal(w, "no-such-id", council.Action.ACCEPT, actor="admin")
     assert uow.commits == 0
+
+
+def indicator(document: dict[str, Any], table_id: str) -> dict[str, Any]:
+    return next(t for g in document["groups"] for t in g["indicators"] if t["id"] == table_id)
+
+
+async def test_the_district_population_entered_is_what_the_dissimilarity_index_measures_against() -> None:
+    store = InMemoryStore(replace(FACTS, reference=None))
+    w, uow = flow(store, k=3)
+    nov = Period.parse("2026-11")
+    before = indicator(await workflow.indicator_document(w, nov), "dissimilarity_index")
+    assert before["rows"][0]["cells"]["D"]["value"] is None and before["note"] == "No district population uploaded."
+    await workflow.replace_districts(w, REFERENCE)
+    after = indicator(await workflow.indicator_document(w, nov), "dissimilarity_index")
+    assert after["rows"][0]["cells"]["D"]["value"] == 0.138  # the fixed scenario's hand-computed index
+    assert uow.commits == 1
+
+
+async def test_a_survey_entered_is_published_from_its_year_on() -> None:
+    w, uow = flow(InMemoryStore(FACTS), k=3)
+    answers = {"very_satisfied": 20.0, "satisfied": 50.0, "less_satisfied": 20.0, "dissatisfied": 10.0}
+    row = await workflow.enter_survey(w, Survey(2026, "Bürgerbefragung 2026", 81.0, {"Wohnen": answers}))
+    assert (row.year, row.updated_at, uow.commits) == (2026, NOW, 1)
+    survey = indicator(await workflow.indicator_document(w, Period.parse("2026-11")), "citizens_survey")
+    assert survey["rows"][0]["cells"]["satisfied"] == {"value": 50.0, "suppressed": False}
+    earlier = await workflow.indicator_document(w, Period.parse("2025-11"))
+    assert all(t["id"] != "citizens_survey" for g in earlier["groups"] for t in g["indicators"])
+
+
+async def test_places_entered_replace_the_earlier_ones_in_the_forecast() -> None:
+    store = InMemoryStore(Facts(persons=example()), [planning.Capacity(2027, "Weststadt", "school", 99)])
+    w, _ = flow(store, k=5)
+    await workflow.replace_capacities(w, [planning.Capacity(2027, "Altstadt", "school", 20)])
+    result = await workflow.forecast(w, TODAY)
+    placed = {(r.year, r.district, r.kind): (r.places, r.gap) for r in result.rows if r.places is not None}
+    assert placed == {(2027, "Altstadt", "school"): (20, -8)}  # 28 children expected
