@@ -10,12 +10,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from chassis.clock import as_utc
 from chassis.errors import Problem
 from chassis.service import RuntimeDep
-from services.monitoring import domain, readmodel, report
+from services.monitoring import domain, periods, report, workflow
 from services.monitoring.models import DistrictPopulation, SurveyFigures
 from services.monitoring.schemas import (
     DistrictReferenceRead,
@@ -54,10 +54,10 @@ PeriodQuery = Annotated[
 ]
 
 
-def parse_period(text: str) -> domain.Period:
+def parse_period(text: str) -> periods.Period:
     try:
-        return domain.Period.parse(text)
-    except domain.PeriodError as exc:
+        return periods.Period.parse(text)
+    except periods.PeriodError as exc:
         raise Problem(422, str(exc), kind="validation", title="Invalid period") from exc
 
 
@@ -66,10 +66,13 @@ def _k(runtime: RuntimeDep) -> int:
     return k
 
 
-async def _document(runtime: RuntimeDep, period: domain.Period) -> Document:
-    async with runtime.session_factory() as session:
-        facts = await readmodel.load_facts(session)
-    return report.indicator_document(facts, period, _k(runtime))
+async def _document(runtime: RuntimeDep, period: periods.Period) -> Document:
+    async with workflow.unit_of_work(runtime) as uow:
+        return await workflow.indicator_document(_workflow(runtime, uow), period)
+
+
+def _workflow(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
+    return workflow.Workflow(uow, runtime.extras["clock"](), _k(runtime))
 
 
 @router.get("/indicators", response_model=Document)
@@ -79,10 +82,9 @@ async def indicators(runtime: RuntimeDep, period: PeriodQuery) -> Document:
 
 @router.get("/planning", response_model=Document)
 async def planning(runtime: RuntimeDep) -> Document:
-    async with runtime.session_factory() as session:
-        facts = await readmodel.load_facts(session)
-    today = domain.local_day(runtime.extras["clock"]())
-    return report.planning_document(facts, today, _k(runtime))
+    async with workflow.unit_of_work(runtime) as uow:
+        w = _workflow(runtime, uow)
+        return await workflow.planning_document(w, periods.local_day(w.now))
 
 
 @router.get(
@@ -132,14 +134,9 @@ async def put_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> D
 
 
 async def store_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> None:
-    now = runtime.extras["clock"]()
-    async with runtime.session_factory() as session, session.begin():
-        await session.execute(delete(DistrictPopulation))
-        session.add_all(
-            DistrictPopulation(district=d, population=n, source=body.source, illustrative=body.illustrative,
-                               updated_at=now)
-            for d, n in body.districts.items()
-        )  # fmt: skip
+    reference = domain.DistrictReference(dict(body.districts), body.source, body.illustrative)
+    async with workflow.unit_of_work(runtime) as uow:
+        await workflow.replace_districts(_workflow(runtime, uow), reference)
 
 
 def _survey_read(row: SurveyFigures) -> SurveyRead:
@@ -165,20 +162,16 @@ async def put_survey(runtime: RuntimeDep, body: SurveyUpdate) -> SurveyRead:
 
 async def store_survey(runtime: RuntimeDep, body: SurveyUpdate) -> SurveyRead:
     questions = {q.question: q.model_dump(exclude={"question"}) for q in body.questions}
-    async with runtime.session_factory() as session, session.begin():
-        row = await session.get(SurveyFigures, body.year)
-        if row is None:
-            row = SurveyFigures(year=body.year)
-            session.add(row)
-        row.source, row.german_citizens_percent = body.source, body.german_citizens_percent
-        row.questions, row.updated_at = questions, runtime.extras["clock"]()
+    survey = domain.Survey(body.year, body.source, body.german_citizens_percent, questions)
+    async with workflow.unit_of_work(runtime) as uow:
+        row = await workflow.enter_survey(_workflow(runtime, uow), survey)
     return _survey_read(row)
 
 
 @router.post("/rebuild", status_code=202, response_model=RebuildStarted, dependencies=[require_role("admin")])
 async def start_rebuild(runtime: RuntimeDep) -> RebuildStarted:
     """Wipe the read model and replay every topic from the start (analyst input stays)."""
-    group = await readmodel.rebuild(runtime)
+    group = await workflow.rebuild(runtime)
     return RebuildStarted(
         consumer_group=group, detail="Replaying all topics; figures are complete once the group has caught up."
     )

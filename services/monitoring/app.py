@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from chassis.clock import Clock, system_clock
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import ServiceSettings
-from services.monitoring import api, council_api, planning_api, readmodel
+from services.monitoring import api, council_api, planning_api, workflow
 from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers
 from services.monitoring.models import Base, DistrictPopulation, SurveyFigures, messaging
 from services.monitoring.schemas import DistrictReferenceUpdate, SurveyQuestion, SurveyUpdate
@@ -80,7 +80,7 @@ def create_app(settings: MonitoringSettings | None = None, clock: Clock = system
     async def on_startup(runtime: ServiceRuntime) -> None:
         runtime.extras["clock"] = clock
         async with runtime.session_factory() as session:
-            group = await readmodel.stored_consumer_group(session)
+            group = await workflow.stored_consumer_group(session)
         if group is not None:  # a rebuild switched groups: continue with that one
             settings.kafka_consumer_group = group
         if settings.demo_data:

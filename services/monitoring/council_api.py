@@ -7,7 +7,6 @@ actor of each step is the caller's ``X-Actor`` (a staff user name, never a newco
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis.clock import as_utc
 from chassis.errors import Problem
 from chassis.service import RuntimeDep
-from services.monitoring import conference, council, domain, planning, readmodel, report
+from services.monitoring import conference, council, periods, planning, workflow
 from services.monitoring.api import READERS, require_role
 from services.monitoring.models import CouncilProposal, CouncilProposalEvent
 from services.monitoring.planning_api import current_forecast
@@ -82,18 +81,16 @@ async def list_proposals(runtime: RuntimeDep, status: StatusQuery = None) -> Pro
 @router.post("/council/proposals", response_model=ProposalRead, status_code=201)
 async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, x_actor: ActorHeader = None) -> ProposalRead:
     """Put a proposal before the integration council (status ``proposed``)."""
-    now = runtime.extras["clock"]()
-    actor = x_actor or "unknown"
-    row = CouncilProposal(
-        proposal_id=str(uuid.uuid4()), title=body.title, text=body.text, rule=body.rule, period=body.period,
-        status=council.Status.PROPOSED.value, assignee=None, due_on=body.due_on, created_by=actor,
-        created_at=now, updated_at=now,
-    )  # fmt: skip
-    step = CouncilProposalEvent(proposal_id=row.proposal_id, at=now, actor=actor, action=council.Action.CREATE.value,
-                                status=row.status, assignee=None, note=None)  # fmt: skip
-    async with runtime.session_factory() as session, session.begin():
-        session.add_all([row, step])
-    return _read(row, [step])
+    async with workflow.unit_of_work(runtime) as uow:
+        row, history = await workflow.create_proposal(
+            _workflow(runtime, uow), title=body.title, text=body.text, rule=body.rule, period=body.period,
+            due_on=body.due_on, actor=x_actor or "unknown",
+        )  # fmt: skip
+    return _read(row, history)
+
+
+def _workflow(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
+    return workflow.Workflow(uow, runtime.extras["clock"](), getattr(runtime.settings, "k_anonymity", 5))
 
 
 @router.get("/council/proposals/{proposal_id}", response_model=ProposalRead)
@@ -108,27 +105,19 @@ async def act_on_proposal(
     runtime: RuntimeDep, proposal_id: str, body: ProposalAction, x_actor: ActorHeader = None
 ) -> ProposalRead:
     """One step of the follow-up: 409 when it does not fit the status, 422 without an assignee or a reason."""
-    now = runtime.extras["clock"]()
-    async with runtime.session_factory() as session, session.begin():
-        row = await _proposal(session, proposal_id)
-        action = council.Action(body.action)
+    async with workflow.unit_of_work(runtime) as uow:
         try:
-            after = council.apply(council.Status(row.status), action, assignee=body.assignee, note=body.note)
+            row, history = await workflow.act_on_proposal(
+                _workflow(runtime, uow), proposal_id, council.Action(body.action), actor=x_actor or "unknown",
+                assignee=body.assignee, note=body.note, due_on=body.due_on,
+            )  # fmt: skip
+        except workflow.NoSuchProposal as exc:
+            raise Problem(404, "No such proposal.", kind="not-found") from exc
         except council.IncompleteAction as exc:
             raise Problem(422, str(exc), kind="validation") from exc
-        except council.TransitionError as exc:
-            raise Problem(409, str(exc), kind="conflict", status_now=row.status) from exc
-        row.status, row.updated_at = after.value, now
-        if body.assignee is not None:
-            row.assignee = body.assignee
-        if body.due_on is not None:
-            row.due_on = body.due_on
-        session.add(CouncilProposalEvent(
-            proposal_id=row.proposal_id, at=now, actor=x_actor or "unknown", action=action.value, status=after.value,
-            assignee=body.assignee, note=body.note,
-        ))  # fmt: skip
-        await session.flush()
-        return _read(row, await _history(session, proposal_id))
+        except workflow.ProposalConflict as exc:
+            raise Problem(409, str(exc), kind="conflict", status_now=exc.status_now) from exc
+    return _read(row, history)
 
 
 @router.get(
@@ -144,11 +133,10 @@ async def conference_summary(
 ) -> Response | Document:
     """The city's contribution to the district's integration conference: the year's published indicators, the
     council's proposals and the next school year's demand, in German."""
+    async with workflow.unit_of_work(runtime) as uow:
+        indicators = await workflow.indicator_document(_workflow(runtime, uow), periods.Period.parse(f"{year:04d}"))
     async with runtime.session_factory() as session:
-        facts = await readmodel.load_facts(session)
         rows = (await session.scalars(select(CouncilProposal).order_by(CouncilProposal.created_at))).all()
-    k: int = getattr(runtime.settings, "k_anonymity", 5)
-    indicators = report.indicator_document(facts, domain.Period.parse(f"{year:04d}"), k)
     proposals = [_read(r).model_dump(mode="json") for r in rows]
     forecast: planning.Forecast = await current_forecast(runtime)
     document = conference.summary(indicators, proposals, planning.document(forecast))

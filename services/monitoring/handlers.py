@@ -4,7 +4,7 @@ Every topic is consumed; event types no indicator needs (consents, cases,
 goals, proposals, attendance, partner directory changes...) have no handler and are skipped by
 the chassis. Handlers only record facts; figures are computed when asked for, from the final
 state. That makes the read model independent of the order in which *different* topics are
-read, so a replay from the start (:mod:`services.monitoring.rebuild`) gives the same figures:
+read, so a replay from the start (:func:`services.monitoring.workflow.rebuild`) gives the same figures:
 
 * facts are keyed by ``ce_id`` (a redelivery inserts nothing), referral facts by the fact the event tells
   (:meth:`contracts.referral._ReferralEvent.fact_id`), so that the same fact published again under a new ce_id
@@ -31,7 +31,7 @@ from contracts import referral as referral_events
 from contracts import registration as registration_events
 from contracts.registry import TOPICS
 from contracts.vocabulary import NeedCategory
-from services.monitoring import domain
+from services.monitoring import indicators, periods
 from services.monitoring.models import CourseFact, EnrolmentFact, PassFact, Person, ReferralFact
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def _partner(model: referral_events._ReferralEvent) -> str:
 
 
 def _event_day(event: ReceivedEvent) -> Any:
-    return domain.local_day(datetime.fromisoformat(event.time.replace("Z", "+00:00")))
+    return periods.local_day(datetime.fromisoformat(event.time.replace("Z", "+00:00")))
 
 
 async def profile(uow: UnitOfWork, event: ReceivedEvent) -> None:
@@ -120,7 +120,7 @@ def _referral_handler(model_type: type[referral_events._ReferralEvent], kind: st
     async def handle(uow: UnitOfWork, event: ReceivedEvent) -> None:
         model = model_type.model_validate(event.data)
         person_id = None
-        if kind == "sent" and model.service_type in domain.LINKED_SERVICES:
+        if kind == "sent" and model.service_type in indicators.LINKED_SERVICES:
             person_id = await _linkable(uow, model.person_id)
         await _add_once(
             uow, ReferralFact, model.fact_id(), referral_id=model.referral_id, kind=kind, at=model.at,

@@ -17,6 +17,9 @@ The model, simple on purpose so that a planner can follow it by hand:
   registered in the last twelve months) are merged into "other districts"; while that group itself
   is below ``k``, the smallest remaining district joins it. Below ``k`` children in the whole city,
   nothing is published. Monthly arrival counts are never published, only the fitted line.
+
+The indicator report's planning tables (children by district and age cohort, expected on the next 1 Septembers)
+are here too: :func:`children_tables`.
 """
 
 from __future__ import annotations
@@ -31,13 +34,16 @@ from datetime import date
 from typing import Any
 
 from contracts.vocabulary import AGE_BAND_YEARS, AgeBand
-from services.monitoring.domain import CHILD_BANDS, PersonFact
+from services.monitoring.domain import PersonFact
+from services.monitoring.tables import CITY, Group, Table, protect
 
 YEARS = 5
 HISTORY_MONTHS = 12
 OTHER = "other districts"
 #: The need a child's age makes: [first year, year after the last).
 KINDS: dict[str, tuple[int, int]] = {"kita": (0, 6), "school": (6, 18)}
+#: The age bands of children: the children-by-cohort tables count these.
+CHILD_BANDS = (AgeBand.AGE_0_2, AgeBand.AGE_3_5, AgeBand.AGE_6_9, AgeBand.AGE_10_17)
 
 
 @dataclass(frozen=True)
@@ -257,3 +263,65 @@ def to_csv(result: Forecast) -> str:
         writer.writerow([r.school_year, date(r.year, 9, 1).isoformat(), r.district, r.kind, r.expected, r.low,
                          r.high, "" if r.places is None else r.places, "" if r.gap is None else r.gap])  # fmt: skip
     return out.getvalue()
+
+
+# --- children by age cohort: the planning tables of the indicator report ---------------------
+
+
+def band_probabilities(band: AgeBand, registered_on: date, on: date) -> dict[AgeBand, float]:
+    """Where a person of ``band`` on ``registered_on`` is on ``on``: ages uniform within the band."""
+    first, last = AGE_BAND_YEARS[band]
+    years = max(0.0, (on - registered_on).days / 365.25)
+    low, high = first + years, last + 1 + years
+    width = last + 1 - first
+    spread: dict[AgeBand, float] = {}
+    for target in CHILD_BANDS:
+        t_first, t_last = AGE_BAND_YEARS[target]
+        overlap = min(high, t_last + 1) - max(low, t_first)
+        if overlap > 0:
+            spread[target] = overlap / width
+    return spread
+
+
+def planning_dates(today: date, years: int = 3) -> list[date]:
+    """Today, then 1 September (start of the school and kindergarten year) of the next years."""
+    september = date(today.year, 9, 1)
+    first = september if september > today else date(today.year + 1, 9, 1)
+    return [today, *(date(first.year + i, 9, 1) for i in range(years))]
+
+
+def children_tables(persons: Sequence[PersonFact], today: date, k: int) -> list[Table]:
+    """Children of newcomer households by age cohort: now by district, and expected for the next years.
+
+    Bands are known, birth dates are not: each child's age is taken as uniform within its band on
+    the day it registered and aged from there; expected numbers are rounded to whole children.
+    Children who move away leave the figures; newcomers still to come are not projected.
+    """
+    bands = [b.value for b in CHILD_BANDS]
+    children = [p for p in persons if p.age_band in CHILD_BANDS and p.lives_here_on(today)]
+
+    def expected(on: date, key: str | None) -> dict[tuple[str, str], int]:
+        sums: dict[tuple[str, str], float] = defaultdict(float)
+        for p in children:
+            for band, share in band_probabilities(p.age_band, p.registered_on, on).items():
+                sums[(p.district if key is None else key, band.value)] += share
+        return {cell: round(value) for cell, value in sums.items()}
+
+    by_district = expected(today, None)
+    districts = sorted({d for d, _ in by_district})
+    dates = planning_dates(today)
+    projection: dict[tuple[str, str], int] = {}
+    for on in dates:
+        for (_, band), value in expected(on, "all").items():
+            projection[(band, on.isoformat())] = value
+    households = len({p.household_id for p in children if any(band_probabilities(p.age_band, p.registered_on, today))})
+    note = "Expected values: ages are uniform within a band; no further arrivals are projected."
+    g = Group.DEMOGRAPHY
+    return [
+        protect("children_by_district", f"Children of newcomer households by district on {today.isoformat()}", g,
+                "children", districts, bands, by_district, k, row_totals=True, column_totals=True, note=note),
+        protect("children_projection", "Children of newcomer households by age cohort, expected", g, "children",
+                bands, [d.isoformat() for d in dates], projection, k, note=note),
+        protect("households_with_children", "Newcomer households with children", g, "households", [CITY], ["count"],
+                {(CITY, "count"): households}, k, column_totals=False),
+    ]  # fmt: skip

@@ -6,11 +6,11 @@ from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from chassis.clock import as_utc
 from chassis.service import RuntimeDep
-from services.monitoring import domain, planning, readmodel
+from services.monitoring import periods, planning, workflow
 from services.monitoring.api import READERS, require_role
 from services.monitoring.models import PlanningCapacity
 from services.monitoring.schemas import CapacitiesRead, CapacitiesUpdate, CapacityEntry, Document
@@ -46,13 +46,13 @@ async def get_forecast(runtime: RuntimeDep, format: Literal["json", "csv"] = "js
 
 
 async def current_forecast(runtime: RuntimeDep) -> planning.Forecast:
-    async with runtime.session_factory() as session:
-        facts = await readmodel.load_facts(session)
-    rows = await _capacities(runtime)
-    today = domain.local_day(runtime.extras["clock"]())
-    k: int = getattr(runtime.settings, "k_anonymity", 5)
-    return planning.forecast(facts.persons, today, [planning.Capacity(r.year, r.district, r.kind, r.places)
-                                                    for r in rows], k)  # fmt: skip
+    async with workflow.unit_of_work(runtime) as uow:
+        w = _workflow(runtime, uow)
+        return await workflow.forecast(w, periods.local_day(w.now))
+
+
+def _workflow(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
+    return workflow.Workflow(uow, runtime.extras["clock"](), getattr(runtime.settings, "k_anonymity", 5))
 
 
 def _read(rows: list[PlanningCapacity]) -> CapacitiesRead:
@@ -70,9 +70,7 @@ async def get_capacities(runtime: RuntimeDep) -> CapacitiesRead:
 @router.put("/capacities", response_model=CapacitiesRead)
 async def put_capacities(runtime: RuntimeDep, body: CapacitiesUpdate) -> CapacitiesRead:
     """Replace the planned places as a whole."""
-    now = runtime.extras["clock"]()
-    async with runtime.session_factory() as session, session.begin():
-        await session.execute(delete(PlanningCapacity))
-        session.add_all(PlanningCapacity(year=c.year, district=c.district, kind=c.kind, places=c.places, updated_at=now)
-                        for c in body.capacities)  # fmt: skip
+    capacities = [planning.Capacity(c.year, c.district, c.kind, c.places) for c in body.capacities]
+    async with workflow.unit_of_work(runtime) as uow:
+        await workflow.replace_capacities(_workflow(runtime, uow), capacities)
     return _read(await _capacities(runtime))

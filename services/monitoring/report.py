@@ -9,7 +9,10 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from services.monitoring import domain
+from services.monitoring import planning, proposals, protection
+from services.monitoring.domain import Facts
+from services.monitoring.periods import Period
+from services.monitoring.tables import GROUP_TITLES, Cell, Group
 
 PRIVACY_NOTE = (
     "Anonymised aggregates only. Counts between 1 and {k_minus} are withheld (k = {k}), with complementary "
@@ -19,23 +22,23 @@ PRIVACY_NOTE = (
 )
 
 
-def _cell(cell: domain.Cell | None) -> dict[str, Any] | None:
+def _cell(cell: Cell | None) -> dict[str, Any] | None:
     return cell.as_dict() if cell is not None else None
 
 
-def indicator_document(facts: domain.Facts, period: domain.Period, k: int) -> dict[str, Any]:
+def indicator_document(facts: Facts, period: Period, k: int) -> dict[str, Any]:
     previous_period = period.previous()
-    both = domain.indicators_of(facts, [period, previous_period], k)  # one suppression per year
+    both = protection.indicators_of(facts, [period, previous_period], k)  # one suppression per year
     tables = both[period]
     previous = {t.id: t.headline() for t in both[previous_period]}
     groups: list[dict[str, Any]] = []
-    for group in domain.Group:
+    for group in Group:
         members = [t for t in tables if t.group is group]
         if not members:
             continue
         groups.append({
             "group": group.value,
-            "title": domain.GROUP_TITLES[group],
+            "title": GROUP_TITLES[group],
             "indicators": [
                 t.as_dict() | {"headline": _cell(t.headline()), "previous_headline": _cell(previous.get(t.id))}
                 for t in members
@@ -49,13 +52,13 @@ def indicator_document(facts: domain.Facts, period: domain.Period, k: int) -> di
         "k": k,
         "privacy": PRIVACY_NOTE.format(k=k, k_minus=k - 1),
         "groups": groups,
-        "proposals": [p.as_dict() for p in domain.proposals(facts, period, k)],
-        "rules": [{"rule": r.id, "description": r.description} for r in domain.RULES],
+        "proposals": [p.as_dict() for p in proposals.proposals(facts, period, k)],
+        "rules": [{"rule": r.id, "description": r.description} for r in proposals.RULES],
     }
 
 
-def planning_document(facts: domain.Facts, today: Any, k: int) -> dict[str, Any]:
-    tables = domain.planning(facts.persons, today, k)
+def planning_document(facts: Facts, today: Any, k: int) -> dict[str, Any]:
+    tables = planning.children_tables(facts.persons, today, k)
     return {
         "as_of": today.isoformat(),
         "k": k,

@@ -24,13 +24,13 @@ import pytest
 
 from chassis.kafka import dlq_topic
 from chassis.service import ServiceSpec
-from services.monitoring.readmodel import REBUILD_GROUP_INFIX
+from services.monitoring.workflow import REBUILD_GROUP_INFIX
 from tests.k8s import NAMESPACE, by_name, env_names, of_kind, our_workloads, render, settings_class
 
 OVERLAYS = ["dev", "prod"]
 SERVICES = ["registration", "referral", "courses", "partners", "monitoring"]
 #: Consumer groups a service makes besides its own, by prefix: where in the code, and the prefix after the group.
-EXTRA_GROUP_PREFIXES = {"monitoring": REBUILD_GROUP_INFIX}  # services/monitoring/readmodel.py, rebuild()
+EXTRA_GROUP_PREFIXES = {"monitoring": REBUILD_GROUP_INFIX}  # services/monitoring/workflow.py, rebuild()
 
 Acls = dict[tuple[str, str, str], frozenset[str]]
 

@@ -18,17 +18,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.vocabulary import AgeBand, Gender, GermanLevel, ResidenceStatusGroup, ServiceType
-from services.monitoring import domain
 from services.monitoring.domain import (
     CourseFact,
     DistrictReference,
     EnrolmentFact,
     Facts,
     PassFact,
-    Period,
     PersonFact,
     ReferralFact,
 )
+from services.monitoring.indicators import LANGUAGE_CATEGORIES
+from services.monitoring.periods import Period, family
+from services.monitoring.protection import indicators, indicators_of
+from services.monitoring.tables import CITY, Cell, Table
 from tests.unit.test_monitoring_domain import FACTS as SCENARIO
 
 K = 5
@@ -71,7 +73,7 @@ REGISTRATION_TOTALS = [
 ]
 
 
-def figures(label: str, table: domain.Table) -> dict[Key, domain.Cell]:
+def figures(label: str, table: Table) -> dict[Key, Cell]:
     """Every figure of a published table by (period, table, part, row, column)."""
     found = {(label, table.id, "cell", r, c): table.cell(r, c) for r in table.rows for c in table.columns}
     for r, cell in (table.row_totals or {}).items():
@@ -83,7 +85,7 @@ def figures(label: str, table: domain.Table) -> dict[Key, domain.Cell]:
     return found
 
 
-def lines(label: str, table: domain.Table) -> list[dict[Key, int]]:
+def lines(label: str, table: Table) -> list[dict[Key, int]]:
     """What a table shows by itself: each row and column adds up to its total."""
     t, found = table.id, []
     if table.row_totals is not None:
@@ -105,9 +107,7 @@ def parts_of(whole: Period) -> list[Period]:
     return [Period.parse(f"{whole.start.year}-{m:02d}") for m in range(first, first + 3)]
 
 
-def attacker_equations(
-    published: dict[Period, list[domain.Table]], dedicated: list[tuple[str, str]]
-) -> list[dict[Key, int]]:
+def attacker_equations(published: dict[Period, list[Table]], dedicated: list[tuple[str, str]]) -> list[dict[Key, int]]:
     """Every identity between published figures that this test knows of (absent figures are zeros)."""
     equations: list[dict[Key, int]] = []
     shape: dict[tuple[str, str], set[tuple[str, str, str]]] = {}  # (period, table) -> its (part, row, column)s
@@ -149,7 +149,7 @@ def attacker_equations(
                                gender.value): 1,
                               (period.label, "registrations_by_residence_status_and_gender", "column_total", "",
                                gender.value): -1})  # fmt: skip
-        for category in domain.LANGUAGE_CATEGORIES:  # language-course completions, in two tables
+        for category in LANGUAGE_CATEGORIES:  # language-course completions, in two tables
             equations.append({(period.label, "language_course_completions", "cell", category, "count"): 1,
                               (period.label, "course_completions", "cell", category, "count"): -1})  # fmt: skip
         for partners, rows in ROUTE_DEDICATED:  # partners that take only routes of the named needs
@@ -201,16 +201,16 @@ def determined(equations: list[dict[Key, int]], hidden: set[Key]) -> set[Key]:
     return {x for x in hidden if not reduce({x: Fraction(1)})}
 
 
-def value(cells: dict[Key, domain.Cell], key: Key) -> Any:
+def value(cells: dict[Key, Cell], key: Key) -> Any:
     return cells[key].value if key in cells else 0
 
 
 def check_nothing_withheld_can_be_worked_out(
     facts: Facts, years: Iterable[int], k: int = K, dedicated: list[tuple[str, str]] = DEDICATED
 ) -> int:
-    periods = [p for year in years for p in domain.family(year)]
-    published = domain.indicators_of(facts, periods, k)
-    raw = domain.indicators_of(facts, periods, 1)  # k = 1 withholds nothing: the true figures
+    periods = [p for year in years for p in family(year)]
+    published = indicators_of(facts, periods, k)
+    raw = indicators_of(facts, periods, 1)  # k = 1 withholds nothing: the true figures
     cells = {key: cell for p, ts in published.items() for t in ts if t.id not in OTHER
              for key, cell in figures(p.label, t).items()}  # fmt: skip
     truth = {key: cell for p, ts in raw.items() for t in ts if t.id not in OTHER
@@ -239,8 +239,8 @@ def test_a_month_is_not_the_quarter_minus_its_other_months() -> None:
     """Reported: October's 3 came back as Q4 13 - November 10 - December 0."""
     passes = [PassFact("recognition", at("2026-10-05"))] * 3 + [PassFact("recognition", at("2026-11-05"))] * 10
     facts = Facts(passes=passes)
-    shown = {p: next(t for t in domain.indicators(facts, Period.parse(p), K) if t.id == "recognitions")
-             .cell(domain.CITY, "count") for p in ("2026-10", "2026-11", "2026-12", "2026-Q4")}  # fmt: skip
+    shown = {p: next(t for t in indicators(facts, Period.parse(p), K) if t.id == "recognitions")
+             .cell(CITY, "count") for p in ("2026-10", "2026-11", "2026-12", "2026-Q4")}  # fmt: skip
     assert shown["2026-10"].suppressed
     assert any(shown[p].suppressed for p in ("2026-11", "2026-12", "2026-Q4")), shown
     check_nothing_withheld_can_be_worked_out(facts, [2026])
@@ -257,7 +257,7 @@ def test_moves_away_are_not_stock_minus_registrations() -> None:
     persons += [person(20 + i, date(2026, 11, 3)) for i in range(8)]
     persons[0] = person(0, date(2026, 10, 2), moved=date(2026, 11, 20))  # one moved away in November
     facts = Facts(persons=persons)
-    november = domain.indicators(facts, Period.parse("2026-11"), K)
+    november = indicators(facts, Period.parse("2026-11"), K)
     moves = next(t for t in november if t.id == "households_and_moves").cell("persons_moved_away", "count")
     assert moves.suppressed
     check_nothing_withheld_can_be_worked_out(facts, [2026])
@@ -284,7 +284,7 @@ def test_a_partner_that_takes_only_routes_of_the_named_needs_is_their_rows() -> 
             (405, "accepted", housing, "", 6)]  # fmt: skip
     facts = build([], sent, [], [])
     day = DAY0 + timedelta(days=400)
-    month = {t.id: t for t in domain.indicators(facts, Period.parse(f"{day:%Y-%m}"), K)}
+    month = {t.id: t for t in indicators(facts, Period.parse(f"{day:%Y-%m}"), K)}
     # The city's funnel row (9 accepted) is housing + meetings: with the meetings' 3 withheld, housing's 6 is too.
     assert month["referral_funnel"].cell("stadt", "accepted").value == 9
     assert month["meeting_offer_referrals"].cell("meeting_offer", "accepted").suppressed
@@ -306,15 +306,15 @@ def test_a_quarter_shows_its_last_month_stock_with_the_same_pattern() -> None:
                for i in range(14)]  # fmt: skip
     facts = Facts(persons=persons, reference=DistrictReference({"Altstadt": 1, "Weststadt": 1}, "test", True))
     # Asked in either order, alone or together: the same tables.
-    alone = {p: domain.indicators(facts, Period.parse(p), K) for p in ("2026", "2026-Q4", "2026-12")}
-    together = domain.indicators_of(facts, [Period.parse(p) for p in ("2026-12", "2026-Q4", "2026")], K)
+    alone = {p: indicators(facts, Period.parse(p), K) for p in ("2026", "2026-Q4", "2026-12")}
+    together = indicators_of(facts, [Period.parse(p) for p in ("2026-12", "2026-Q4", "2026")], K)
     assert {p.label: ts for p, ts in together.items()} == alone
     stock = {p: next(t for t in ts if t.id == "newcomers_by_district") for p, ts in alone.items()}
     assert stock["2026"] == stock["2026-Q4"] == stock["2026-12"]
 
 
 def test_the_first_year_has_no_year_before() -> None:
-    assert domain.indicators(Facts(), Period.parse("0001-01"), K)
+    assert indicators(Facts(), Period.parse("0001-01"), K)
 
 
 # --- the property ----------------------------------------------------------------------------------

@@ -11,17 +11,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.vocabulary import AgeBand, Gender, GermanLevel, ResidenceStatusGroup, ServiceType
-from services.monitoring import domain
 from services.monitoring.domain import (
     CourseFact,
     DistrictReference,
     EnrolmentFact,
     Facts,
     PassFact,
-    Period,
     PersonFact,
     ReferralFact,
 )
+from services.monitoring.indicators import ROUTE_SERVICES
+from services.monitoring.periods import Period, PeriodError, local_day
+from services.monitoring.planning import band_probabilities, children_tables
+from services.monitoring.proposals import RULES, proposals
+from services.monitoring.protection import indicators
+from services.monitoring.segregation import dissimilarity, newcomers_by_district
+from services.monitoring.tables import Cell, Group, Table, protect
 
 NOV = Period.parse("2026-11")
 F, M = Gender.FEMALE, Gender.MALE
@@ -115,11 +120,11 @@ REFERENCE = DistrictReference({"Weststadt": 6000, "Altstadt": 2000, "Schwaighofs
 FACTS = Facts(PERSONS, REFERRALS, COURSES, ENROLMENTS, PASSES, (), REFERENCE)
 
 
-def by_id(tables: list[domain.Table]) -> dict[str, domain.Table]:
+def by_id(tables: list[Table]) -> dict[str, Table]:
     return {t.id: t for t in tables}
 
 
-def values(table: domain.Table, column: str = "count") -> dict[str, Any]:
+def values(table: Table, column: str = "count") -> dict[str, Any]:
     """row -> value, None where withheld; 'total' -> the column total."""
     found = {r: table.cell(r, column).value for r in table.rows}
     if table.column_totals is not None:
@@ -128,7 +133,7 @@ def values(table: domain.Table, column: str = "count") -> dict[str, Any]:
 
 
 def test_fixed_scenario_gives_exactly_the_expected_indicators() -> None:
-    t = by_id(domain.indicators(FACTS, NOV, k=3))
+    t = by_id(indicators(FACTS, NOV, k=3))
     # Demography: RO (2) is withheld. E1 (SY, 27-44, recognised refugee, male, Weststadt) registered alone
     # in October: the fourth quarter (published) less November would give that one person away, so
     # November's figures that hold E1 in the quarter are withheld: SY, the total (in all four tables), ...
@@ -182,9 +187,9 @@ def test_fixed_scenario_gives_exactly_the_expected_indicators() -> None:
 
 
 def test_fixed_scenario_proposals_name_their_rules() -> None:
-    found = [p.as_dict() for p in domain.proposals(FACTS, NOV, k=3)]
+    found = [p.as_dict() for p in proposals(FACTS, NOV, k=3)]
     assert [(p["rule"], p["subject"]) for p in found] == [("R1-waiting-list", "integration_course")]
-    assert {r.id for r in domain.RULES} >= {"R1-waiting-list", "R2-dissimilarity", "R3-women", "R4-counselling"}
+    assert {r.id for r in RULES} >= {"R1-waiting-list", "R2-dissimilarity", "R3-women", "R4-counselling"}
 
 
 def test_rising_dissimilarity_flags_the_district() -> None:
@@ -193,17 +198,17 @@ def test_rising_dissimilarity_flags_the_district() -> None:
                for i, d in enumerate(["Weststadt"] * 3 + ["Altstadt", "Schwaighofsiedlung"])]  # fmt: skip
     november = [person(f"n{i}", "SY", A27, M, REF, "Weststadt", f"k{i}") for i in range(5)]
     facts = Facts(persons=october + november, reference=REFERENCE)
-    assert domain.dissimilarity(domain.newcomers_by_district(october, NOV.previous().end), REFERENCE.population) == 0
-    found = domain.proposals(facts, NOV, k=5)
+    assert dissimilarity(newcomers_by_district(october, NOV.previous().end), REFERENCE.population) == 0
+    found = proposals(facts, NOV, k=5)
     assert [(p.rule, p.subject) for p in found] == [("R2-dissimilarity", "Weststadt")]
 
 
 def test_dissimilarity_on_a_hand_computed_example() -> None:
     # Newcomers 10 / 30 / 0, population 1000 / 1000 / 2000: shares .25/.75/0 against .25/.25/.5 -> D = 0.5.
-    assert domain.dissimilarity({"A": 10, "B": 30}, {"A": 1000, "B": 1000, "C": 2000}) == 0.5
-    assert domain.dissimilarity({"A": 5, "B": 5}, {"A": 50, "B": 50}) == 0
-    assert domain.dissimilarity({"A": 7}, {"B": 100}) == 1
-    assert domain.dissimilarity({}, {"A": 1}) is None
+    assert dissimilarity({"A": 10, "B": 30}, {"A": 1000, "B": 1000, "C": 2000}) == 0.5
+    assert dissimilarity({"A": 5, "B": 5}, {"A": 50, "B": 50}) == 0
+    assert dissimilarity({"A": 7}, {"B": 100}) == 1
+    assert dissimilarity({}, {"A": 1}) is None
 
 
 def test_periods() -> None:
@@ -218,23 +223,23 @@ def test_periods() -> None:
     for bad in ("2026-13", "2026-Q5", "26-11", "next year", "2026-1"):
         try:
             Period.parse(bad)
-        except domain.PeriodError:
+        except PeriodError:
             continue
         raise AssertionError(bad)
     # Events are counted on the Landsberg calendar day: 23:30 UTC on 30 November is 1 December there.
-    assert domain.local_day(datetime(2026, 11, 30, 23, 30, tzinfo=UTC)) == date(2026, 12, 1)
+    assert local_day(datetime(2026, 11, 30, 23, 30, tzinfo=UTC)) == date(2026, 12, 1)
 
 
 def test_children_age_out_of_their_band_uniformly() -> None:
     registered = date(2022, 1, 1)
     four_years = registered + timedelta(days=1461)
-    spread = domain.band_probabilities(AgeBand.AGE_0_2, registered, four_years)
+    spread = band_probabilities(AgeBand.AGE_0_2, registered, four_years)
     assert spread == {AgeBand.AGE_3_5: 2 / 3, AgeBand.AGE_6_9: 1 / 3}
-    assert domain.band_probabilities(AgeBand.AGE_10_17, registered, registered + timedelta(days=365 * 9)) == {}
+    assert band_probabilities(AgeBand.AGE_10_17, registered, registered + timedelta(days=365 * 9)) == {}
 
 
 def test_planning_tables() -> None:
-    tables = by_id(domain.planning(PERSONS, date(2026, 12, 1), k=1))
+    tables = by_id(children_tables(PERSONS, date(2026, 12, 1), k=1))
     grid = tables["children_by_district"]
     assert [grid.cell("Weststadt", b).value for b in ("0-2", "3-5", "6-9", "10-17")] == [1, 1, 0, 1]
     assert [grid.cell("Altstadt", b).value for b in ("0-2", "3-5", "6-9", "10-17")] == [0, 0, 1, 0]
@@ -243,7 +248,7 @@ def test_planning_tables() -> None:
     assert projection.columns == ["2026-12-01", "2027-09-01", "2028-09-01", "2029-09-01"]
     assert projection.column_totals is not None and projection.column_totals["2026-12-01"].value == 4
     assert tables["households_with_children"].cell("Landsberg am Lech", "count").value == 3  # H1, H2, H3
-    withheld = by_id(domain.planning(PERSONS, date(2026, 12, 1), k=5))["children_by_district"]
+    withheld = by_id(children_tables(PERSONS, date(2026, 12, 1), k=5))["children_by_district"]
     assert withheld.total is not None and withheld.total.suppressed  # four children: below k
 
 
@@ -266,7 +271,7 @@ def rank(matrix: list[list[Fraction]]) -> int:
     return found
 
 
-def published_equations(table: domain.Table) -> tuple[list[list[tuple[str, ...]]], dict[tuple[str, ...], Any]]:
+def published_equations(table: Table) -> tuple[list[list[tuple[str, ...]]], dict[tuple[str, ...], Any]]:
     """The lines an outsider sees (cells + their total) and the published entries (None where withheld)."""
     entries: dict[tuple[str, ...], Any] = {("c", r, c): table.cell(r, c) for r in table.rows for c in table.columns}
     lines: list[list[tuple[str, ...]]] = []
@@ -302,7 +307,7 @@ def test_no_withheld_cell_can_be_recovered_from_the_published_totals(case: Any) 
     matrix, (row_totals, column_totals), k = case
     rows, cols = [f"r{i}" for i in range(len(matrix))], [f"c{j}" for j in range(len(matrix[0]))]
     counts = {(r, c): matrix[i][j] for i, r in enumerate(rows) for j, c in enumerate(cols)}
-    table = domain.protect("t", "t", domain.Group.DEMOGRAPHY, "persons", rows, cols, counts, k,
+    table = protect("t", "t", Group.DEMOGRAPHY, "persons", rows, cols, counts, k,
                            row_totals=row_totals, column_totals=column_totals)  # fmt: skip
     lines, entries = published_equations(table)
     hidden = sorted(key for key, cell in entries.items() if cell.suppressed)
@@ -330,7 +335,7 @@ def test_no_withheld_cell_can_be_recovered_from_the_published_totals(case: Any) 
 
 
 def test_a_single_small_cell_takes_the_next_smallest_with_it() -> None:
-    table = domain.protect("t", "t", domain.Group.DEMOGRAPHY, "persons", ["a", "b", "c"], ["count"],
+    table = protect("t", "t", Group.DEMOGRAPHY, "persons", ["a", "b", "c"], ["count"],
                            {("a", "count"): 2, ("b", "count"): 9, ("c", "count"): 7}, 5)  # fmt: skip
     assert values(table) == {"a": None, "b": 9, "c": None, "total": 18}
     as_json = table.as_dict()
@@ -349,26 +354,26 @@ def test_routes_show_women_and_eu_skilled_workers_apart_where_the_numbers_allow(
                      person_id=p.person_id) for p in people]  # fmt: skip
     meet = [referral(f"m{p.person_id}", "sent", at("2026-11-12"), "stadt", ServiceType.MEETING_OFFER,
                      person_id=p.person_id) for p in people[:5]]  # fmt: skip
-    tables = {t.id: t for t in domain.indicators(Facts(persons=people, referrals=sent + meet), NOV, 5)}
+    tables = {t.id: t for t in indicators(Facts(persons=people, referrals=sent + meet), NOV, 5)}
     eu = tables["need_routes_eu_share"]
     assert eu.cell("eu_job_mobility", "percent").value == round(100 * 6 / 11, 1)
     assert tables["need_routes_women_share"].cell("eu_job_mobility", "percent").suppressed
-    assert eu.cell("health_advice", "percent") == domain.Cell(None)  # nobody referred: nothing to hide
+    assert eu.cell("health_advice", "percent") == Cell(None)  # nobody referred: nothing to hide
     # Meeting offers: 5 persons, 3 women and 2 men: the women's share would tell the 2 men apart.
     assert tables["need_routes_women_share"].cell("meeting_offer", "percent").suppressed
-    assert tables["meeting_offer_referrals"].group is domain.Group.INTERACTION
+    assert tables["meeting_offer_referrals"].group is Group.INTERACTION
     assert tables["meeting_offer_referrals"].cell("meeting_offer", "sent").value == 5
     assert tables["need_routes"].cell("eu_job_mobility", "sent").value == 11
-    assert set(tables["need_routes"].rows) == {s.value for s in domain.ROUTE_SERVICES}
+    assert set(tables["need_routes"].rows) == {s.value for s in ROUTE_SERVICES}
 
 
 def test_women_and_eu_citizens_are_shown_apart_in_registrations() -> None:
     """November's registrations by residence-status group and gender: the two Romanian men are the EU citizens;
     women make up 4 of the 6 recognised refugees registered in November (E1 registered in October)."""
-    table = by_id(domain.indicators(Facts(PERSONS), NOV, k=1))["registrations_by_residence_status_and_gender"]
+    table = by_id(indicators(Facts(PERSONS), NOV, k=1))["registrations_by_residence_status_and_gender"]
     assert table.cell("eu_citizen", "male").value == 2 and table.cell("eu_citizen", "female").value == 0
     assert table.cell("recognised_refugee", "female").value == 4
     assert table.row_totals is not None and table.row_totals["recognised_refugee"].value == 6
-    assert table.total == domain.Cell(13)
-    protected = by_id(domain.indicators(Facts(PERSONS), NOV, k=5))["registrations_by_residence_status_and_gender"]
+    assert table.total == Cell(13)
+    protected = by_id(indicators(Facts(PERSONS), NOV, k=5))["registrations_by_residence_status_and_gender"]
     assert protected.cell("eu_citizen", "male").suppressed, "two men: withheld"

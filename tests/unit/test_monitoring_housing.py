@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import date
 
 from contracts.vocabulary import AgeBand, Gender, ResidenceStatusGroup
-from services.monitoring import domain, housing
-from services.monitoring.domain import Facts, Period, PersonFact
+from services.monitoring import housing
+from services.monitoring.domain import Facts, PersonFact
+from services.monitoring.periods import Period
+from services.monitoring.protection import indicators
+from services.monitoring.tables import Cell, Group, Table
 
 
 def member(pid: str, household: str, district: str, need_since: date | None = None,
@@ -43,15 +46,15 @@ def test_counts_on_a_day() -> None:
 
 
 def test_the_indicator_is_published_and_small_cells_withheld() -> None:
-    def table(k: int) -> domain.Table:
-        tables = domain.indicators(Facts(PERSONS), Period.parse("2026-11"), k)
+    def table(k: int) -> Table:
+        tables = indicators(Facts(PERSONS), Period.parse("2026-11"), k)
         return next(t for t in tables if t.id == "housing_need")
 
     open_table = table(1)
-    assert open_table.group is domain.Group.SEGREGATION
+    assert open_table.group is Group.SEGREGATION
     assert (open_table.rows, open_table.columns) == (["Altstadt", "Weststadt"], ["1", "2", "3-4", "5+"])
-    assert open_table.cell("Weststadt", "5+").value == 2 and open_table.total == domain.Cell(5)
+    assert open_table.cell("Weststadt", "5+").value == 2 and open_table.total == Cell(5)
     protected = table(5)
-    assert protected.total == domain.Cell(5)  # five persons: published
+    assert protected.total == Cell(5)  # five persons: published
     assert all(protected.cell(r, c).suppressed for r, c in [("Weststadt", "5+"), ("Weststadt", "1"), ("Altstadt", "2")])
     assert all(cell.suppressed for cell in (protected.row_totals or {}).values())
