@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,6 +14,7 @@ from chassis import deadletters
 from chassis.outbox import Outbox, PublishableEvent
 
 if TYPE_CHECKING:
+    from chassis.cloudevents import ReceivedEvent
     from chassis.idempotency import IdempotencyStore
 
 
@@ -32,6 +34,15 @@ class UnitOfWork:
         self._dead_letters = dead_letters
         self._on_end: list[Callable[[], None]] = []
         self.session: AsyncSession
+        #: The events a consumer handles in this unit of work, one savepoint each (:meth:`begin_batch`); empty
+        #: otherwise. A handler may look up what all of them need in one query instead of one per event.
+        self.batch: Sequence[ReceivedEvent] = ()
+        #: What handlers remember across the events of a batch (e.g. rows loaded for all of them). Emptied when a
+        #: savepoint is rolled back: nothing cached may outlive the writes it reflects.
+        self.cache: dict[str, Any] = {}
+        #: Outbox rows held back until the commit (in a batch: one insert for all its events, not one per publish).
+        self._held_rows: list[dict[str, Any]] | None = None
+        self._savepoints = True
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._session_factory()
@@ -54,8 +65,36 @@ class UnitOfWork:
         """Run ``callback`` when this unit of work ends, committed or not (e.g. release a lock)."""
         self._on_end.append(callback)
 
+    def begin_batch(self, events: Sequence[ReceivedEvent], *, savepoints: bool = True) -> None:
+        """A consumer handles these events here, each in a :meth:`savepoint`: hold the outbox rows until the
+        commit (one insert for the batch) and let handlers see the batch. Without ``savepoints`` a
+        :meth:`savepoint` is none: the consumer rolls the whole transaction back when a handler fails."""
+        self.batch = events
+        self._held_rows = []
+        self._savepoints = savepoints
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A savepoint (``begin_nested``); on failure its held events and the cache go with what it undid."""
+        held = len(self._held_rows) if self._held_rows is not None else 0
+        try:
+            if self._savepoints:
+                async with self.session.begin_nested():
+                    yield
+            else:
+                yield
+        except BaseException:
+            if self._held_rows is not None:
+                del self._held_rows[held:]
+            self.cache.clear()
+            raise
+
     async def publish(self, *events: PublishableEvent) -> None:
-        """Record events in the outbox, in this transaction (one statement for all of them)."""
+        """Record events in the outbox, in this transaction (one statement for all of them; in a batch, one at
+        the commit for the whole batch)."""
+        if self._held_rows is not None:
+            self._held_rows += self._outbox.rows(events)  # stamped now, with the handler's trace
+            return
         await self._outbox.add_all(self.session, events)
 
     async def forget_stored_responses(self, *subjects: str) -> int:
@@ -69,6 +108,9 @@ class UnitOfWork:
         return await self._idempotency.forget(await self.session.connection(), subjects)
 
     async def commit(self) -> None:
+        if self._held_rows:
+            rows, self._held_rows = self._held_rows, []
+            await self._outbox.insert(self.session, rows)
         dirty = self.session.info.pop("outbox_dirty", False)
         await self.session.commit()
         if dirty:
