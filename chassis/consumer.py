@@ -97,6 +97,11 @@ class _Stopping(Exception):
 class _UndoBatch(Exception):
     """A handler failed in a batch run without savepoints: the whole transaction is to be rolled back."""
 
+    def __init__(self, index: int, failure: Exception) -> None:
+        super().__init__(index)
+        self.index = index  # of the event in the batch whose handler failed
+        self.failure = failure
+
 
 class EventConsumer:
     def __init__(
@@ -345,13 +350,13 @@ class EventConsumer:
 
         One inbox query for all of them and one insert. First without savepoints (a savepoint and its release cost
         two round trips and a flush per event, more than half of a simple handler's time); when a handler fails,
-        all is undone and the batch runs again with each handler in a savepoint (``savepoints``), so that a failing
-        one is undone alone and the batch stops before it (it is then handled on its own). On SQLite, or with a
-        batch size of 1,
+        all is undone and the events before it run again, each handler in a savepoint (``savepoints``), so that a
+        failing one is undone alone and the batch stops before it (it is then handled on its own, the failure
+        counted as its first try). On SQLite, or with a batch size of 1,
         nothing is batched (returns 0, None): one writer at a time anyway, and a handler's in-process lock would be held
         across the batch (``services/courses/workflow.py``'s seat lock).
         """
-        if len(records) < 2 or self._batching is False:
+        if (len(records) < 2 and not savepoints) or self._batching is False:
             return 0, None
         events: list[ReceivedEvent] = []
         for record in records:
@@ -390,7 +395,7 @@ class EventConsumer:
                                     await handler(uow, event)
                             except Exception as exc:  # noqa: BLE001 - undone to its savepoint; _process sorts it out
                                 if not savepoints:
-                                    raise _UndoBatch from exc
+                                    raise _UndoBatch(settled, exc) from exc
                                 failed = exc
                                 break
                         seen.add(event.id)  # the same event twice in a batch: one effect
@@ -400,8 +405,13 @@ class EventConsumer:
                 if rows:
                     await session.execute(inbox.insert(), rows)
                 await uow.commit()
-        except _UndoBatch:  # rolled back, nothing committed: again, each handler in a savepoint
-            return await self._handle_batch(records, savepoints=True)
+        except _UndoBatch as undo:
+            # Rolled back, nothing committed: the events before the failed one again, each in a savepoint; the
+            # failure counts as the failed event's first try (as it would have in a savepoint).
+            if undo.index == 0:
+                return 0, undo.failure
+            done, failed = await self._handle_batch(records[: undo.index], savepoints=True)
+            return (done, undo.failure) if done == undo.index and failed is None else (done, failed)
         except Exception as exc:  # noqa: BLE001 - e.g. the database went away: nothing committed, _process waits for it
             # Only the type: a database error's text can hold the statement's parameters (personal data).
             log.info("batch of %d events not committed (%s); one by one", len(events), type(exc).__name__)
