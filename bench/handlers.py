@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -68,26 +69,26 @@ async def run(service: str, count: int) -> float:
 
 async def measure(service: str, url: str, count: int) -> float:
     settings: Any
-    if service == "referral":
+    referral = service == "referral"
+    if referral:
         from services.referral import app as module
         from services.referral.handlers import CONSUMED_TOPICS, make_handlers
-        from services.referral.models import Base, messaging
+        from services.referral.models import messaging
 
         settings = module.ReferralSettings(database_url=url, demo_data=True, environment="development")
         handlers = make_handlers(lambda: datetime.now(UTC), settings)
     else:
         from services.monitoring import app as module  # type: ignore[no-redef]
         from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers  # type: ignore[no-redef]
-        from services.monitoring.models import Base, messaging  # type: ignore[no-redef]
+        from services.monitoring.models import messaging  # type: ignore[no-redef]
 
         settings = module.MonitoringSettings(database_url=url, environment="development")
         handlers = make_handlers()  # type: ignore[call-arg]
-    await asyncio.to_thread(upgrade_to_head, module.__file__ and __import__("pathlib").Path(module.__file__).parent
-                            / "migrations", url, f"alembic_version_{service}")  # fmt: skip
-    del Base
+    migrations = Path(module.__file__ or "").parent / "migrations"
+    await asyncio.to_thread(upgrade_to_head, migrations, url, f"alembic_version_{service}")
     engine = make_engine(url)
     factory = make_session_factory(engine)
-    if service == "referral":
+    if referral:
         from chassis.service import ServiceRuntime
 
         runtime = ServiceRuntime(settings, engine, factory, messaging, None)  # type: ignore[arg-type]
@@ -107,7 +108,7 @@ async def measure(service: str, url: str, count: int) -> float:
     elapsed = time.monotonic() - started
     assert consumer.handled_total == count, (consumer.handled_total, count)
     async with factory() as session:  # the effects are all there, once
-        tables = ["inbox", "outbox"] + (["cases", "case_members", "timeline", "known_persons"] if service == "referral" else [])
+        tables = ["inbox", "outbox", *(["cases", "case_members", "timeline", "known_persons"] if referral else [])]
         counts = {t: await session.scalar(text(f"SELECT count(*) FROM {t}")) for t in tables}
     await engine.dispose()
     print(json.dumps(counts), file=sys.stderr)

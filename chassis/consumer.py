@@ -393,7 +393,7 @@ class EventConsumer:
                             try:
                                 async with uow.savepoint():
                                     await handler(uow, event)
-                            except Exception as exc:  # noqa: BLE001 - undone to its savepoint; _process sorts it out
+                            except Exception as exc:  # undone (all, or to its savepoint); _process sorts it out
                                 if not savepoints:
                                     raise _UndoBatch(settled, exc) from exc
                                 failed = exc
