@@ -108,7 +108,8 @@ async def measure(service: str, url: str, count: int) -> float:
     elapsed = time.monotonic() - started
     assert consumer.handled_total == count, (consumer.handled_total, count)
     async with factory() as session:  # the effects are all there, once
-        tables = ["inbox", "outbox", *(["cases", "case_members", "timeline", "known_persons"] if referral else [])]
+        own = ["cases", "case_members", "timeline", "known_persons"] if referral else ["persons"]
+        tables = ["inbox", "outbox", *own]
         counts = {t: await session.scalar(text(f"SELECT count(*) FROM {t}")) for t in tables}
     await engine.dispose()
     print(json.dumps(counts), file=sys.stderr)

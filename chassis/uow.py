@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis import deadletters
@@ -16,6 +18,10 @@ from chassis.outbox import Outbox, PublishableEvent
 if TYPE_CHECKING:
     from chassis.cloudevents import ReceivedEvent
     from chassis.idempotency import IdempotencyStore
+
+
+_Row = TypeVar("_Row")
+_ABSENT, _ADDED = "chassis.absent", "chassis.added"  # cache keys of :meth:`UnitOfWork.load` and :meth:`get`
 
 
 class UnitOfWork:
@@ -88,6 +94,43 @@ class UnitOfWork:
                 del self._held_rows[held:]
             self.cache.clear()
             raise
+
+    async def load(self, model: type[_Row], keys: Iterable[Any]) -> list[_Row]:
+        """Load the rows of ``model`` (a single-column primary key) with these keys in one query, into the session:
+        :meth:`get` then finds each of them, or knows it is not there, without a query of its own (a batch's
+        handlers look up what all its events need at once, not one row per event)."""
+        wanted = set(keys)
+        if not wanted:
+            return []
+        mapper = sqlalchemy_inspect(model)
+        (column,) = mapper.primary_key
+        attribute = mapper.get_property_by_column(column).key
+        rows = list((await self.session.scalars(select(model).where(column.in_(wanted)))).all())
+        if _ADDED not in self.cache:
+            self.cache[_ADDED] = {}
+            if not self.session.info.get(_ADDED):  # once per session: rows added to it, by key (see get)
+                self.session.info[_ADDED] = True
+                sqlalchemy_event.listen(self.session.sync_session, "transient_to_pending", self._added)
+        absent: set[Any] = self.cache.setdefault(_ABSENT, {}).setdefault(model, set())
+        absent |= wanted - {getattr(row, attribute) for row in rows}
+        return rows
+
+    def _added(self, _session: Any, row: Any) -> None:
+        added = self.cache.get(_ADDED)
+        if added is not None:
+            mapper = sqlalchemy_inspect(row).mapper
+            added[(mapper.class_, tuple(mapper.primary_key_from_instance(row)))] = row
+
+    async def get(self, model: type[_Row], key: Any) -> _Row | None:
+        """``session.get``, without a query for a key :meth:`load` found missing: then the row added since in
+        this session, if any (pending rows are in no identity map)."""
+        if key in self.cache.get(_ABSENT, {}).get(model, ()):
+            found = self.cache[_ADDED].get((model, (key,)))
+            if found is None:
+                return None
+            state = sqlalchemy_inspect(found)
+            return None if state.deleted or state.detached or found in self.session.deleted else found
+        return await self.session.get(model, key)
 
     async def publish(self, *events: PublishableEvent) -> None:
         """Record events in the outbox, in this transaction (one statement for all of them; in a batch, one at

@@ -58,7 +58,7 @@ KEPT_AFTER_ERASURE = frozenset(
 
 
 async def _erased(uow: UnitOfWork, person_id: str) -> bool:
-    person = await workflow.get_row(uow.session, uow, KnownPerson, person_id)
+    person = await uow.get(KnownPerson, person_id)
     return person is not None and person.status == "erased"
 
 
@@ -72,7 +72,7 @@ async def _redact_timeline(uow: UnitOfWork, person_id: str) -> None:
 
 
 async def _person(uow: UnitOfWork, person_id: str) -> KnownPerson:
-    person = await workflow.get_row(uow.session, uow, KnownPerson, person_id)
+    person = await uow.get(KnownPerson, person_id)
     if person is None:
         person = KnownPerson(person_id=person_id, profile_version=0, needs_version=0, status="registered")
         uow.session.add(person)

@@ -10,11 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import ColumnElement, false, func, select, true
-from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc as aware
@@ -210,68 +208,26 @@ def case_scope(roles: str | None, team: str | None, actor: str | None) -> CaseSc
 # (``UnitOfWork.batch``) loads those rows for all its events in four queries; the lookups below then find them in
 # the session's identity map, or know that they do not exist. Outside a batch they query as before.
 
-_Row = TypeVar("_Row")
-_ABSENT = "absent"  # cache key: per model, the keys that were not in the database when the batch was loaded
-
 
 async def prefetch(uow: UnitOfWork) -> None:
     """Load the people of the batch's events, their case memberships and cases, and their households' open
     cases, once per batch (again after a savepoint was rolled back, which empties the cache)."""
-    if not uow.batch or _ABSENT in uow.cache:
+    if not uow.batch or "household_case" in uow.cache:
         return
     person_ids = {str(e.data["person_id"]) for e in uow.batch if e.data.get("person_id")}
     household_ids = {str(e.data["household_id"]) for e in uow.batch if e.data.get("household_id")}
-    session = uow.session
-    persons = (
-        {p.person_id for p in await session.scalars(select(KnownPerson).where(KnownPerson.person_id.in_(person_ids)))}
-        if person_ids
-        else set()
-    )
-    members = (
-        list((await session.scalars(select(CaseMember).where(CaseMember.person_id.in_(person_ids)))).all())
-        if person_ids
-        else []
-    )
-    case_ids = {m.case_id for m in members}
-    if case_ids:
-        (await session.scalars(select(Case).where(Case.id.in_(case_ids)))).all()
+    await uow.load(KnownPerson, person_ids)
+    members = await uow.load(CaseMember, person_ids)
+    await uow.load(Case, {m.case_id for m in members})
     household_cases: dict[str, Case | None] = dict.fromkeys(household_ids)
     if household_ids:
-        open_cases = await session.scalars(
+        open_cases = await uow.session.scalars(
             select(Case)
             .where(Case.household_id.in_(household_ids), Case.status == domain.CaseStatus.OPEN.value)
             .order_by(Case.opened_at.desc())
         )
         household_cases.update({c.household_id: c for c in open_cases.all() if c.household_id})  # earliest wins
-    uow.cache[_ABSENT] = {
-        KnownPerson: person_ids - persons,
-        CaseMember: person_ids - {m.person_id for m in members},
-    }
     uow.cache["household_case"] = household_cases
-    uow.cache["added"] = {}
-    if not session.info.get("indexes_added_rows"):
-        session.info["indexes_added_rows"] = True
-        sqlalchemy_event.listen(session.sync_session, "transient_to_pending", lambda _s, row: _added(uow, row))
-
-
-def _added(uow: UnitOfWork, row: Any) -> None:
-    """Remember a row added to the session by its key, for :func:`get_row` (pending rows are in no identity map)."""
-    added = uow.cache.get("added")
-    if added is not None:
-        mapper = sqlalchemy_inspect(row).mapper
-        added[(mapper.class_, tuple(mapper.primary_key_from_instance(row)))] = row
-
-
-async def get_row(session: AsyncSession, uow: UnitOfWork | None, model: type[_Row], key: Any) -> _Row | None:
-    """``session.get``, without a query for a row the batch's :func:`prefetch` found missing (unless it was
-    added since, in this session)."""
-    if uow is not None and key in uow.cache.get(_ABSENT, {}).get(model, ()):
-        found = uow.cache["added"].get((model, key if isinstance(key, tuple) else (key,)))
-        if found is None:
-            return None
-        state = sqlalchemy_inspect(found)
-        return None if state.deleted or state.detached or found in session.deleted else found  # type: ignore[no-any-return]
-    return await session.get(model, key)
 
 
 # --- cases -----------------------------------------------------------------------------------
@@ -279,9 +235,9 @@ async def get_row(session: AsyncSession, uow: UnitOfWork | None, model: type[_Ro
 
 async def case_of(session: AsyncSession, person_id: str, uow: UnitOfWork | None = None) -> Case | None:
     """The case the person belongs to (their household's), if any; ``uow`` to use what its batch loaded."""
-    if uow is not None and _ABSENT in uow.cache:
-        member = await get_row(session, uow, CaseMember, person_id)
-        return None if member is None else await session.get(Case, member.case_id)
+    if uow is not None and "household_case" in uow.cache:
+        member = await uow.get(CaseMember, person_id)
+        return None if member is None else await uow.get(Case, member.case_id)
     return await session.scalar(
         select(Case).join(CaseMember, CaseMember.case_id == Case.id).where(CaseMember.person_id == person_id)
     )
