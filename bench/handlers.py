@@ -18,7 +18,6 @@ import time
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -30,8 +29,11 @@ from chassis.consumer import EventConsumer
 from chassis.db import make_engine, make_session_factory
 from chassis.migrations import upgrade_to_head
 from chassis.outbox import Outbox
+from chassis.settings import ServiceSettings
 from chassis.uow import UnitOfWork
 from contracts.registration import PERSONS_TOPIC, PersonRegistered
+from services.referral import directory
+from services.referral.models import CaseworkerRow, PartnerOfferRow
 
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 FETCH = 500
@@ -68,37 +70,41 @@ async def run(service: str, count: int) -> float:
 
 
 async def measure(service: str, url: str, count: int) -> float:
-    settings: Any
+    from services.monitoring import app as monitoring_app
+    from services.monitoring import handlers as monitoring_handlers
+    from services.monitoring import models as monitoring_models
+    from services.referral import app as referral_app
+    from services.referral import handlers as referral_handlers
+    from services.referral import models as referral_models
+
     referral = service == "referral"
+    settings: ServiceSettings
     if referral:
-        from services.referral import app as module
-        from services.referral.handlers import CONSUMED_TOPICS, make_handlers
-        from services.referral.models import messaging
-
-        settings = module.ReferralSettings(database_url=url, demo_data=True, environment="development")
-        handlers = make_handlers(lambda: datetime.now(UTC), settings)
+        settings = referral_app.ReferralSettings(database_url=url, demo_data=True, environment="development")
+        handlers = referral_handlers.make_handlers(lambda: datetime.now(UTC), settings)
+        messaging, topics, module_file = (
+            referral_models.messaging,
+            referral_handlers.CONSUMED_TOPICS,
+            referral_app.__file__,
+        )
     else:
-        from services.monitoring import app as module  # type: ignore[no-redef]
-        from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers  # type: ignore[no-redef]
-        from services.monitoring.models import messaging  # type: ignore[no-redef]
-
-        settings = module.MonitoringSettings(database_url=url, environment="development")
-        handlers = make_handlers()  # type: ignore[call-arg]
-    migrations = Path(module.__file__ or "").parent / "migrations"
-    await asyncio.to_thread(upgrade_to_head, migrations, url, f"alembic_version_{service}")
+        settings = monitoring_app.MonitoringSettings(database_url=url, environment="development")
+        handlers = monitoring_handlers.make_handlers()
+        messaging, topics = monitoring_models.messaging, monitoring_handlers.CONSUMED_TOPICS
+        module_file = monitoring_app.__file__
+    await asyncio.to_thread(upgrade_to_head, Path(module_file).parent / "migrations", url, f"alembic_version_{service}")
     engine = make_engine(url)
     factory = make_session_factory(engine)
-    if referral:
-        from chassis.service import ServiceRuntime
-
-        runtime = ServiceRuntime(settings, engine, factory, messaging, None)  # type: ignore[arg-type]
-        await module.seed_reference_data(runtime)  # type: ignore[attr-defined]
+    if referral:  # DEMO_DATA's roster and partner directory, as `make run` has them
+        async with factory() as session, session.begin():
+            session.add_all(PartnerOfferRow(**offer) for offer in directory.LANDSBERG_PARTNER_OFFERS)
+            session.add_all(CaseworkerRow(**worker, active=True) for worker in directory.DEMO_ROSTER)
 
     def unit_of_work() -> UnitOfWork:
         return UnitOfWork(factory, Outbox(messaging.outbox), dead_letters=messaging.dead_letters)
 
     consumer = EventConsumer(settings=settings, unit_of_work=unit_of_work, inbox=messaging.inbox,
-                             group_id=service, handlers=handlers, topics=CONSUMED_TOPICS,
+                             group_id=service, handlers=handlers, topics=topics,
                              dead_letters=messaging.dead_letters)  # fmt: skip
     fed = records(count)
     started = time.monotonic()
