@@ -49,6 +49,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.engine import make_url
 
 from bench import run as gateway_bench
+from chassis.cloudevents import binary_headers
 from chassis.embedded_broker import free_port, wait_for_port
 from contracts.registration import PERSONS_TOPIC, PersonRegistered
 from tests.conftest import REFERRAL_NEEDS, newcomer
@@ -283,12 +284,14 @@ async def rates(platform: Platform, memory: Memory) -> dict[str, Any]:
 
 
 async def template_event(bootstrap: str) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
-    """A person_registered record of the run, as registration's outbox published it."""
+    """A person_registered record of the run, as registration's outbox published it; when the run registered
+    nobody (``BENCH_PHASES=replay``), one made here the same way."""
     consumer = AIOKafkaConsumer(PERSONS_TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 group_id=None, enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     try:
-        while True:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for record in records:
                     headers = list(record.headers)
@@ -296,6 +299,15 @@ async def template_event(bootstrap: str) -> tuple[dict[str, Any], list[tuple[str
                         return json.loads(record.value), headers
     finally:
         await consumer.stop()
+    person = str(uuid.uuid4())
+    event = PersonRegistered(
+        person_id=person, household_id=person, age_band="27-44", gender="female", nationality="TR",
+        languages=["tr", "de"], preferred_language="tr", residence_status_group="skilled_worker_or_study_visa",
+        district="Altstadt", registered_on=datetime.now(UTC).date(),
+    )  # fmt: skip
+    headers = binary_headers(event_id=str(uuid.uuid4()), event_type=event.event_type,
+                             source="/services/registration", subject=person, time=datetime.now(UTC))  # fmt: skip
+    return event.model_dump(mode="json"), headers
 
 
 async def backlog(

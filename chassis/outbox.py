@@ -141,13 +141,25 @@ class Outbox:
 
     async def add_all(self, session: AsyncSession, events: Sequence[PublishableEvent]) -> list[str]:
         """Add the events in one statement; returns their ids."""
+        rows = self.rows(events)
+        await self.insert(session, rows)
+        return [row["event_id"] for row in rows]
+
+    async def insert(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows made by :meth:`rows` (perhaps of several calls) in one statement."""
+        if rows:
+            await session.execute(_insert_into(self.table), list(rows))
+            session.info["outbox_dirty"] = True
+
+    def rows(self, events: Sequence[PublishableEvent]) -> list[dict[str, Any]]:
+        """The outbox rows of the events, stamped now and with the current trace, not yet inserted."""
         if not events:
             return []
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         at = utcnow()
         ids = [str(uuid.uuid4()) for _ in events]
-        rows = [
+        return [
             {
                 "event_id": event_id,
                 "topic": event.topic,
@@ -160,9 +172,6 @@ class Outbox:
             }
             for event_id, event in zip(ids, events, strict=True)
         ]
-        await session.execute(_insert_into(self.table), rows)
-        session.info["outbox_dirty"] = True
-        return ids
 
 
 _inserts: dict[Table, Insert] = {}

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chassis import deadletters
 from chassis.outbox import Outbox, PublishableEvent
 
 if TYPE_CHECKING:
+    from chassis.cloudevents import ReceivedEvent
     from chassis.idempotency import IdempotencyStore
+
+
+_Row = TypeVar("_Row")
+_ABSENT, _ADDED = "chassis.absent", "chassis.added"  # cache keys of :meth:`UnitOfWork.load` and :meth:`get`
 
 
 class UnitOfWork:
@@ -32,6 +40,15 @@ class UnitOfWork:
         self._dead_letters = dead_letters
         self._on_end: list[Callable[[], None]] = []
         self.session: AsyncSession
+        #: The events a consumer handles in this unit of work, one savepoint each (:meth:`begin_batch`); empty
+        #: otherwise. A handler may look up what all of them need in one query instead of one per event.
+        self.batch: Sequence[ReceivedEvent] = ()
+        #: What handlers remember across the events of a batch (e.g. rows loaded for all of them). Emptied when a
+        #: savepoint is rolled back: nothing cached may outlive the writes it reflects.
+        self.cache: dict[str, Any] = {}
+        #: Outbox rows held back until the commit (in a batch: one insert for all its events, not one per publish).
+        self._held_rows: list[dict[str, Any]] | None = None
+        self._savepoints = True
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._session_factory()
@@ -54,8 +71,73 @@ class UnitOfWork:
         """Run ``callback`` when this unit of work ends, committed or not (e.g. release a lock)."""
         self._on_end.append(callback)
 
+    def begin_batch(self, events: Sequence[ReceivedEvent], *, savepoints: bool = True) -> None:
+        """A consumer handles these events here, each in a :meth:`savepoint`: hold the outbox rows until the
+        commit (one insert for the batch) and let handlers see the batch. Without ``savepoints`` a
+        :meth:`savepoint` is none: the consumer rolls the whole transaction back when a handler fails."""
+        self.batch = events
+        self._held_rows = []
+        self._savepoints = savepoints
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A savepoint (``begin_nested``); on failure its held events and the cache go with what it undid."""
+        held = len(self._held_rows) if self._held_rows is not None else 0
+        try:
+            if self._savepoints:
+                async with self.session.begin_nested():
+                    yield
+            else:
+                yield
+        except BaseException:
+            if self._held_rows is not None:
+                del self._held_rows[held:]
+            self.cache.clear()
+            raise
+
+    async def load(self, model: type[_Row], keys: Iterable[Any]) -> list[_Row]:
+        """Load the rows of ``model`` (a single-column primary key) with these keys in one query, into the session:
+        :meth:`get` then finds each of them, or knows it is not there, without a query of its own (a batch's
+        handlers look up what all its events need at once, not one row per event)."""
+        wanted = set(keys)
+        if not wanted:
+            return []
+        mapper = sqlalchemy_inspect(model)
+        (column,) = mapper.primary_key
+        attribute = mapper.get_property_by_column(column).key
+        rows = list((await self.session.scalars(select(model).where(column.in_(wanted)))).all())
+        if _ADDED not in self.cache:
+            self.cache[_ADDED] = {}
+            if not self.session.info.get(_ADDED):  # once per session: rows added to it, by key (see get)
+                self.session.info[_ADDED] = True
+                sqlalchemy_event.listen(self.session.sync_session, "transient_to_pending", self._added)
+        absent: set[Any] = self.cache.setdefault(_ABSENT, {}).setdefault(model, set())
+        absent |= wanted - {getattr(row, attribute) for row in rows}
+        return rows
+
+    def _added(self, _session: Any, row: Any) -> None:
+        added = self.cache.get(_ADDED)
+        if added is not None:
+            mapper = sqlalchemy_inspect(row).mapper
+            added[(mapper.class_, tuple(mapper.primary_key_from_instance(row)))] = row
+
+    async def get(self, model: type[_Row], key: Any) -> _Row | None:
+        """``session.get``, without a query for a key :meth:`load` found missing: then the row added since in
+        this session, if any (pending rows are in no identity map)."""
+        if key in self.cache.get(_ABSENT, {}).get(model, ()):
+            found = self.cache[_ADDED].get((model, (key,)))
+            if found is None:
+                return None
+            state = sqlalchemy_inspect(found)
+            return None if state.deleted or state.detached or found in self.session.deleted else found
+        return await self.session.get(model, key)
+
     async def publish(self, *events: PublishableEvent) -> None:
-        """Record events in the outbox, in this transaction (one statement for all of them)."""
+        """Record events in the outbox, in this transaction (one statement for all of them; in a batch, one at
+        the commit for the whole batch)."""
+        if self._held_rows is not None:
+            self._held_rows += self._outbox.rows(events)  # stamped now, with the handler's trace
+            return
         await self._outbox.add_all(self.session, events)
 
     async def forget_stored_responses(self, *subjects: str) -> int:
@@ -69,6 +151,9 @@ class UnitOfWork:
         return await self._idempotency.forget(await self.session.connection(), subjects)
 
     async def commit(self) -> None:
+        if self._held_rows:
+            rows, self._held_rows = self._held_rows, []
+            await self._outbox.insert(self.session, rows)
         dirty = self.session.info.pop("outbox_dirty", False)
         if self._idempotency is not None:
             # Serving a request with an Idempotency-Key: its key is marked done with the effect, so that a crash

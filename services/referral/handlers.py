@@ -58,7 +58,7 @@ KEPT_AFTER_ERASURE = frozenset(
 
 
 async def _erased(uow: UnitOfWork, person_id: str) -> bool:
-    person = await uow.session.get(KnownPerson, person_id)
+    person = await uow.get(KnownPerson, person_id)
     return person is not None and person.status == "erased"
 
 
@@ -72,7 +72,7 @@ async def _redact_timeline(uow: UnitOfWork, person_id: str) -> None:
 
 
 async def _person(uow: UnitOfWork, person_id: str) -> KnownPerson:
-    person = await uow.session.get(KnownPerson, person_id)
+    person = await uow.get(KnownPerson, person_id)
     if person is None:
         person = KnownPerson(person_id=person_id, profile_version=0, needs_version=0, status="registered")
         uow.session.add(person)
@@ -101,7 +101,6 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
             person.profile = model.model_dump(mode="json", include=set(PROFILE_FIELDS))
             person.household_id = person.profile["household_id"]
             person.profile_version = version
-        await uow.session.flush()
         if person.status == "registered":
             await workflow.open_case(w, person)
             await workflow.route(w, person)
@@ -283,7 +282,14 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
             if person is not None:
                 await workflow.route(w, person)
 
-    return {
+    def batched(handler: Handler) -> Handler:
+        async def handle(uow: UnitOfWork, event: ReceivedEvent) -> None:
+            await workflow.prefetch(uow)  # the rows all the batch's events need, once (nothing outside a batch)
+            await handler(uow, event)
+
+        return handle
+
+    handlers: dict[str, Handler] = {
         **{
             model.event_type: course_event
             for model in course_events.EVENTS
@@ -302,3 +308,4 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         partner_events.ServiceOffered.event_type: service_offered,
         partner_events.ServiceWithdrawn.event_type: service_withdrawn,
     }
+    return {event_type: batched(handler) for event_type, handler in handlers.items()}

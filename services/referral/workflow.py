@@ -8,7 +8,7 @@ events in the same transaction (cosmicpython's service layer).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -201,13 +201,60 @@ def case_scope(roles: str | None, team: str | None, actor: str | None) -> CaseSc
     return CaseScope(caseworker_id=subject or None)
 
 
+# --- what a consumer's batch of events needs, loaded at once ------------------------------------
+#
+# A backlog of registrations cost about fifteen round trips to the database per event, most of them lookups of one
+# row each (the person, their case, their household's open case, the roster's workload). A consumer handling a batch
+# (``UnitOfWork.batch``) loads those rows for all its events in four queries; the lookups below then find them in
+# the session's identity map, or know that they do not exist. Outside a batch they query as before.
+
+
+async def prefetch(uow: UnitOfWork) -> None:
+    """Load the people of the batch's events, their case memberships and cases, and their households' open
+    cases, once per batch (again after a savepoint was rolled back, which empties the cache)."""
+    if not uow.batch or "household_case" in uow.cache:
+        return
+    person_ids = {str(e.data["person_id"]) for e in uow.batch if e.data.get("person_id")}
+    household_ids = {str(e.data["household_id"]) for e in uow.batch if e.data.get("household_id")}
+    await uow.load(KnownPerson, person_ids)
+    members = await uow.load(CaseMember, person_ids)
+    await uow.load(Case, {m.case_id for m in members})
+    household_cases: dict[str, Case | None] = dict.fromkeys(household_ids)
+    if household_ids:
+        open_cases = await uow.session.scalars(
+            select(Case)
+            .where(Case.household_id.in_(household_ids), Case.status == domain.CaseStatus.OPEN.value)
+            .order_by(Case.opened_at.desc())
+        )
+        household_cases.update({c.household_id: c for c in open_cases.all() if c.household_id})  # earliest wins
+    uow.cache["household_case"] = household_cases
+
+
 # --- cases -----------------------------------------------------------------------------------
 
 
-async def case_of(session: AsyncSession, person_id: str) -> Case | None:
-    """The case the person belongs to (their household's), if any."""
+async def case_of(session: AsyncSession, person_id: str, uow: UnitOfWork | None = None) -> Case | None:
+    """The case the person belongs to (their household's), if any; ``uow`` to use what its batch loaded."""
+    if uow is not None and "household_case" in uow.cache:
+        member = await uow.get(CaseMember, person_id)
+        return None if member is None else await uow.get(Case, member.case_id)
     return await session.scalar(
         select(Case).join(CaseMember, CaseMember.case_id == Case.id).where(CaseMember.person_id == person_id)
+    )
+
+
+async def open_household_case(w: Workflow, household_id: str) -> Case | None:
+    """The household's earliest open case, if any (from what the batch loaded when it can)."""
+    cached: dict[str, Case | None] = w.uow.cache.get("household_case", {})
+    if household_id in cached:
+        case = cached[household_id]
+        if case is None or (case.status == domain.CaseStatus.OPEN.value and case.household_id == household_id):
+            return case
+    return await w.session.scalar(
+        select(Case)
+        .where(Case.household_id == household_id, Case.status == domain.CaseStatus.OPEN.value)
+        .order_by(Case.opened_at)
+        .limit(1)
     )
 
 
@@ -228,18 +275,13 @@ def _band(person: KnownPerson | None) -> str | None:
 async def open_case(w: Workflow, person: KnownPerson) -> Case:
     """Every registered newcomer belongs to a case: their household's open case if it has one (``domain``'s
     household rule), else a new one with, if the roster has room, a caseworker."""
-    case = await case_of(w.session, person.person_id)
+    case = await case_of(w.session, person.person_id, w.uow)
     if case is not None and (person.household_id is None or case.household_id in (None, person.household_id)):
         return case
     if case is not None:  # the person moved into another household: they go with it
         await leave_case(w, person.person_id)
     if person.household_id is not None:
-        household_case = await w.session.scalar(
-            select(Case)
-            .where(Case.household_id == person.household_id, Case.status == domain.CaseStatus.OPEN.value)
-            .order_by(Case.opened_at)
-            .limit(1)
-        )
+        household_case = await open_household_case(w, person.household_id)
         if household_case is not None:
             await join_case(w, household_case, person)
             return household_case
@@ -252,7 +294,8 @@ async def open_case(w: Workflow, person: KnownPerson) -> Case:
     )
     w.session.add(case)
     w.session.add(CaseMember(person_id=person.person_id, case_id=case.id, joined_at=w.now))
-    await w.session.flush()
+    if person.household_id is not None and "household_case" in w.uow.cache:
+        w.uow.cache["household_case"][person.household_id] = case  # the next member in the batch joins it
     await w.publish(
         events.CaseOpened(
             case_id=case.id, person_id=person.person_id, household_id=person.household_id or "", opened_at=w.now
@@ -260,7 +303,7 @@ async def open_case(w: Workflow, person: KnownPerson) -> Case:
     )
     profile = person.profile or {}
     chosen = domain.assign_caseworker(
-        await roster(w.session), profile.get("languages", []), profile.get("preferred_language")
+        await cached_roster(w), profile.get("languages", []), profile.get("preferred_language")
     )
     await assign(w, case, chosen.id if chosen else None, chosen.team if chosen else None, assigned_by="routing")
     return case
@@ -326,7 +369,26 @@ async def roster(session: AsyncSession) -> list[domain.Caseworker]:
     ]
 
 
+async def cached_roster(w: Workflow) -> list[domain.Caseworker]:
+    """The roster with each caseworker's open cases, counted once per unit of work (a count over all open cases,
+    the costliest query of a registration's handling) and kept up to date by :func:`assign` and :func:`close`."""
+    cached: dict[str, domain.Caseworker] | None = w.uow.cache.get("roster")
+    if cached is None:
+        cached = w.uow.cache["roster"] = {c.id: c for c in await roster(w.session)}
+    return list(cached.values())
+
+
+def _count_open_case(w: Workflow, caseworker_id: str | None, change: int) -> None:
+    cached: dict[str, domain.Caseworker] | None = w.uow.cache.get("roster")
+    if cached is not None and caseworker_id in cached:
+        worker = cached[caseworker_id]
+        cached[caseworker_id] = replace(worker, open_cases=worker.open_cases + change)
+
+
 async def assign(w: Workflow, case: Case, caseworker_id: str | None, team: str | None, *, assigned_by: str) -> None:
+    if case.status == domain.CaseStatus.OPEN.value:
+        _count_open_case(w, case.caseworker_id, -1)
+        _count_open_case(w, caseworker_id, +1)
     case.caseworker_id = caseworker_id
     case.team = team
     await w.publish(
@@ -368,6 +430,8 @@ async def close(w: Workflow, case: Case, reason: domain.CaseCloseReason, *, by: 
     """Close the case (a caseworker's closing names ``by``) and revoke what is still open of its referrals."""
     state, facts = domain.close_case(case_state(case), reason, at=w.now, by=by)
     for fact in facts:
+        if case.status == domain.CaseStatus.OPEN.value:
+            _count_open_case(w, case.caseworker_id, -1)
         case.status = state.status.value
         case.closed_at = fact.at
         case.close_reason = fact.reason.value
@@ -387,6 +451,8 @@ async def reopen(w: Workflow, case: Case, *, by: str) -> None:
     registered = person is not None and person.status == "registered"
     state, facts = domain.reopen_case(case_state(case), person_registered=registered, at=w.now, by=by)
     for fact in facts:
+        if case.status != domain.CaseStatus.OPEN.value:
+            _count_open_case(w, case.caseworker_id, +1)
         case.status = state.status.value
         case.closed_at = None
         case.close_reason = None

@@ -1,5 +1,6 @@
 """A fetched batch in one transaction (PostgreSQL): each event still has exactly one effect, in the order of its
-partition, and an event whose handler fails is undone alone; the events before it stay, the ones after it wait."""
+partition, and an event whose handler fails is undone alone; the events before it stay, the ones after it wait.
+The first run of a batch has no savepoints; it is run again with one per event when a handler fails."""
 
 from __future__ import annotations
 
@@ -101,8 +102,11 @@ async def test_a_batch_keeps_one_effect_per_event_in_order_and_undoes_a_failing_
             await asyncio.sleep(0.05)
         expected = [p for p in people if p != "p30"]
         assert await h.sequence() == expected, "one effect per event, in the partition's order"
-        assert h.calls["p5"] == 1, "the redelivered event reaches the handler once"
-        assert h.calls["p10"] == 2, "the flaky event: its try in the batch, then once on its own"
+        # A batch runs first without savepoints; a failure undoes it all and it runs again, each event in a
+        # savepoint: the events before the failure reach their handler twice, their effect is there once.
+        tries = 2 if "postgresql" in h.settings.database_url else 1  # SQLite: no batches, one event at a time
+        assert h.calls["p5"] == h.calls["p4"] == tries, "the redelivered event reaches the handler no more than p4"
+        assert h.calls["p10"] == 2, "the flaky event: its try in the batch (or alone), then once more"
         assert h.calls["p30"] == h.settings.kafka_consumer_max_retries + 1, "the batch's try counts as the first"
         if "postgresql" in h.settings.database_url:
             assert h.commits < COUNT / 3, f"{h.commits} commits for {COUNT} events: not batched"

@@ -1,0 +1,133 @@
+"""A consumer's own cost, without the broker: person_registered records through the referral or monitoring consumer.
+
+``python -m bench.handlers referral 2000`` makes a fresh PostgreSQL database, migrates it, seeds the demo roster
+and partner directory (as ``DEMO_DATA`` does), and feeds the records to :class:`chassis.consumer.EventConsumer`
+in fetches of 500 (what ``getmany`` hands it), as its consume loop does: batches, savepoints, inbox. Prints events
+per second. It isolates the handlers and the database from Kafka and the other processes (``make bench``'s replay
+phase measures it all together), and it is quick to run under ``py-spy record -- python -m bench.handlers ...``.
+``BENCH_POSTGRES_URL`` names the server (default the local one); the database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import asyncpg
+from aiokafka import ConsumerRecord
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from chassis.cloudevents import binary_headers, encode_data
+from chassis.consumer import EventConsumer
+from chassis.db import make_engine, make_session_factory
+from chassis.migrations import upgrade_to_head
+from chassis.outbox import Outbox
+from chassis.settings import ServiceSettings
+from chassis.uow import UnitOfWork
+from contracts.registration import PERSONS_TOPIC, PersonRegistered
+from services.referral import directory
+from services.referral.models import CaseworkerRow, PartnerOfferRow
+
+POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+FETCH = 500
+
+
+def records(count: int) -> list[ConsumerRecord[bytes, bytes]]:
+    """``count`` new people's person_registered records, each its own household (as ``make bench``'s backlog)."""
+    out = []
+    for offset in range(count):
+        person = str(uuid.uuid4())
+        event = PersonRegistered(
+            person_id=person, household_id=person, age_band="27-44", gender="female", nationality="TR",
+            languages=["tr", "de"], preferred_language="tr", residence_status_group="skilled_worker_or_study_visa",
+            district="Altstadt", registered_on=date(2026, 12, 7),
+        )  # fmt: skip
+        headers = binary_headers(event_id=str(uuid.uuid4()), event_type=event.event_type,
+                                 source="/services/registration", subject=person, time=datetime.now(UTC))  # fmt: skip
+        value = encode_data(event.model_dump(mode="json"))
+        out.append(ConsumerRecord(PERSONS_TOPIC, 0, offset, 0, 0, person.encode(), value, None, len(person),
+                                  len(value), headers))  # fmt: skip
+    return out
+
+
+async def run(service: str, count: int) -> float:
+    name = f"bench_handlers_{service}_{os.getpid()}"
+    admin = await asyncpg.connect(POSTGRES)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(POSTGRES).set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
+    try:
+        return await measure(service, url, count)
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def measure(service: str, url: str, count: int) -> float:
+    from services.monitoring import app as monitoring_app
+    from services.monitoring import handlers as monitoring_handlers
+    from services.monitoring import models as monitoring_models
+    from services.referral import app as referral_app
+    from services.referral import handlers as referral_handlers
+    from services.referral import models as referral_models
+
+    referral = service == "referral"
+    settings: ServiceSettings
+    if referral:
+        settings = referral_app.ReferralSettings(database_url=url, demo_data=True, environment="development")
+        handlers = referral_handlers.make_handlers(lambda: datetime.now(UTC), settings)
+        messaging, topics, module_file = (
+            referral_models.messaging,
+            referral_handlers.CONSUMED_TOPICS,
+            referral_app.__file__,
+        )
+    else:
+        settings = monitoring_app.MonitoringSettings(database_url=url, environment="development")
+        handlers = monitoring_handlers.make_handlers()
+        messaging, topics = monitoring_models.messaging, monitoring_handlers.CONSUMED_TOPICS
+        module_file = monitoring_app.__file__
+    await asyncio.to_thread(upgrade_to_head, Path(module_file).parent / "migrations", url, f"alembic_version_{service}")
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    if referral:  # DEMO_DATA's roster and partner directory, as `make run` has them
+        async with factory() as session, session.begin():
+            session.add_all(PartnerOfferRow(**offer) for offer in directory.LANDSBERG_PARTNER_OFFERS)
+            session.add_all(CaseworkerRow(**worker, active=True) for worker in directory.DEMO_ROSTER)
+
+    def unit_of_work() -> UnitOfWork:
+        return UnitOfWork(factory, Outbox(messaging.outbox), dead_letters=messaging.dead_letters)
+
+    consumer = EventConsumer(settings=settings, unit_of_work=unit_of_work, inbox=messaging.inbox,
+                             group_id=service, handlers=handlers, topics=topics,
+                             dead_letters=messaging.dead_letters)  # fmt: skip
+    fed = records(count)
+    started = time.monotonic()
+    for start in range(0, count, FETCH):
+        async for _ in consumer._process_records(fed[start : start + FETCH]):
+            pass
+    elapsed = time.monotonic() - started
+    assert consumer.handled_total == count, (consumer.handled_total, count)
+    async with factory() as session:  # the effects are all there, once
+        own = ["cases", "case_members", "timeline", "known_persons"] if referral else ["persons"]
+        tables = ["inbox", "outbox", *own]
+        counts = {t: await session.scalar(text(f"SELECT count(*) FROM {t}")) for t in tables}
+    await engine.dispose()
+    print(json.dumps(counts), file=sys.stderr)
+    return count / elapsed
+
+
+def main() -> None:
+    service = sys.argv[1] if len(sys.argv) > 1 else "referral"
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+    rate = asyncio.run(run(service, count))
+    print(json.dumps({"service": service, "events": count, "per_second": round(rate, 1)}))
+
+
+if __name__ == "__main__":
+    main()
