@@ -103,9 +103,11 @@ async def test_a_batch_keeps_one_effect_per_event_in_order_and_undoes_a_failing_
         expected = [p for p in people if p != "p30"]
         assert await h.sequence() == expected, "one effect per event, in the partition's order"
         # A batch runs first without savepoints; a failure undoes it all and it runs again, each event in a
-        # savepoint: the events before the failure reach their handler twice, their effect is there once.
+        # savepoint: the events before the failure in its batch reach their handler twice, their effect is there
+        # once. Which batch p4 and p5 share depends on the slow start (2, 4, 8 … events per batch).
         tries = 2 if "postgresql" in h.settings.database_url else 1  # SQLite: no batches, one event at a time
-        assert h.calls["p5"] == h.calls["p4"] == tries, "the redelivered event reaches the handler no more than p4"
+        assert h.calls["p4"] in (1, tries), h.calls["p4"]
+        assert h.calls["p5"] == h.calls["p4"], "the redelivered event reaches the handler no more than p4"
         assert h.calls["p10"] == 2, "the flaky event: its try in the batch (or alone), then once more"
         assert h.calls["p30"] == h.settings.kafka_consumer_max_retries + 1, "the batch's try counts as the first"
         if "postgresql" in h.settings.database_url:
