@@ -28,10 +28,11 @@ from sqlalchemy import func, select
 
 from chassis import audit as access
 from chassis.clock import as_utc
+from chassis.deps import CallerDep as ChassisCallerDep
+from chassis.deps import RuntimeDep
 from chassis.errors import PROBLEM_JSON, Problem
-from chassis.identity import HEADER, Signer
+from chassis.identity import HEADER
 from chassis.schemas import Page
-from chassis.service import RuntimeDep
 from contracts import courses as events
 from contracts.vocabulary import GermanLevel
 from services.courses import domain, workflow
@@ -45,6 +46,7 @@ from services.courses.models import (
     PassEntry,
     PassStatus,
 )
+from services.courses.runtime import courses_of
 from services.courses.schemas import (
     AttendanceCreate,
     Cancellation,
@@ -81,7 +83,7 @@ async def get_workflow(runtime: RuntimeDep) -> AsyncIterator[workflow.Workflow]:
     async with runtime.unit_of_work() as uow:
         yield workflow.Workflow(
             uow=uow,
-            now=runtime.extras["clock"](),
+            now=runtime.clock(),
             offer_hours=runtime.settings.offer_hours,
             priorities=tuple(runtime.settings.waitlist_priorities),
         )
@@ -90,13 +92,10 @@ async def get_workflow(runtime: RuntimeDep) -> AsyncIterator[workflow.Workflow]:
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
 
 
-def get_caller(request: Request) -> domain.Caller:
-    """The caller, from the plain identity headers the identity middleware rewrote from the signed token (read
-    from the request, not declared as parameters: clients cannot set them)."""
-    headers = request.headers
-    return domain.caller_from(
-        headers.get("x-role"), headers.get("x-partner-id"), headers.get("x-team"), headers.get("x-actor")
-    )
+def get_caller(caller: ChassisCallerDep) -> domain.Caller:
+    """The chassis's caller (the signed identity) in the terms of the courses' object rules."""
+    roles = None if caller.roles is None else ",".join(sorted(caller.roles))
+    return domain.caller_from(roles, caller.partner_id, caller.team, caller.actor)
 
 
 CallerDep = Annotated[domain.Caller, Depends(get_caller)]
@@ -400,8 +399,8 @@ async def registered_names(request: Request, course_id: str, person_ids: list[st
     if not person_ids:
         return {}
     runtime = request.app.state.runtime
-    signer: Signer = runtime.extras["identity"]
-    url, transport = runtime.settings.registration_url, runtime.extras.get("registration_transport")
+    signer = courses_of(runtime).identity
+    url, transport = runtime.settings.registration_url, courses_of(runtime).registration_transport
     params: list[tuple[str, str]] = [("person_id", p) for p in sorted(set(person_ids))]
     params += [("on_behalf_of", caller_actor), ("course_id", course_id)]
     try:
@@ -570,7 +569,7 @@ async def person_enrolments(person_id: str, request: Request, w: WorkflowDep, ca
 async def public_key(request: Request) -> dict[str, Any]:
     """The keys of education passes (JWK set): with them anyone can verify a pass offline. The first signs new
     passes; during a key rotation the others verify passes signed before (each proof names its key's ``kid``)."""
-    keys = request.app.state.runtime.extras["pass_keys"]
+    keys = courses_of(request.app.state.runtime).pass_keys
     return {
         # The signing key's first, then those that still verify (a rotation's previous key) or soon will (the next).
         "keys": [domain.public_jwk(key, key_id) for key, key_id in keys.verifying],
@@ -599,12 +598,12 @@ async def registered_holder_name(request: Request, person_id: str, caller_actor:
     logs the read as the staff member's, through this service. Nothing is issued without it: 404 for a person
     registration does not know, 410 for one erased, 503 while registration cannot answer."""
     runtime = request.app.state.runtime
-    signer: Signer = runtime.extras["identity"]
+    signer = courses_of(runtime).identity
     unavailable = Problem(
         503, "The registration service, which holds the holder's name, cannot answer now; nothing was issued. "
         "Try again shortly.", kind="registration-unavailable", headers={"Retry-After": "30"},
     )  # fmt: skip
-    url, transport = runtime.settings.registration_url, runtime.extras.get("registration_transport")
+    url, transport = runtime.settings.registration_url, courses_of(runtime).registration_transport
     try:
         async with httpx.AsyncClient(
             base_url=url, timeout=3, transport=transport, verify=runtime.settings.http_verify()
@@ -654,7 +653,7 @@ async def issue_pass(
     if not rows:
         raise Problem(404, "This person has no entries for an education pass yet.", kind="not-found")
     holder_name = await registered_holder_name(request, person_id, request.headers.get("x-actor", "unauthenticated"))
-    keys = runtime.extras["pass_keys"]
+    keys = courses_of(runtime).pass_keys
     pass_id = str(uuid.uuid4())
     issuer = runtime.settings.pass_issuer
     index = await workflow.place_in_status_list(w)
@@ -742,7 +741,7 @@ async def status_list(request: Request, w: WorkflowDep) -> JSONResponse:
     names its place in it (``credentialStatus.statusListIndex``), and the bit there is 1 once it is revoked. An
     offline verifier checks the pass's proof and this list's with the public key, then the bit."""
     runtime = request.app.state.runtime
-    keys = runtime.extras["pass_keys"]
+    keys = courses_of(runtime).pass_keys
     issuer = runtime.settings.pass_issuer
     highest = await w.session.scalar(select(func.max(PassStatus.status_index)))
     revoked = (
@@ -766,7 +765,7 @@ async def status_list(request: Request, w: WorkflowDep) -> JSONResponse:
 @router.post("/education-passes/verify", response_model=Verification, tags=["education pass"])
 async def verify_pass(credential: dict[str, Any], request: Request, w: WorkflowDep) -> Verification:
     """Check a pass (the credential JSON) against this issuer's key and its revocation status."""
-    keys = request.app.state.runtime.extras["pass_keys"]
+    keys = courses_of(request.app.state.runtime).pass_keys
     valid = domain.verify_with_any(credential, keys.public_keys)
     credential_id = credential.get("id") if isinstance(credential.get("id"), str) else None
     if not valid:
@@ -789,7 +788,7 @@ async def verify_code(code: str, request: Request, w: WorkflowDep) -> Verificati
     issued = await w.session.scalar(select(IssuedPass).where(IssuedPass.code == code.upper()))
     if issued is None:
         return Verification(valid=False, reason="no pass with this code", code=code)
-    valid = domain.verify_with_any(issued.credential, request.app.state.runtime.extras["pass_keys"].public_keys)
+    valid = domain.verify_with_any(issued.credential, courses_of(request.app.state.runtime).pass_keys.public_keys)
     return Verification(valid=valid, reason="issued by this office, not revoked" if valid else "signature invalid",
                         code=code, credential_id=issued.credential["id"])  # fmt: skip
 

@@ -6,15 +6,15 @@ a rebuild of the read model is for ``admin`` only.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import delete, select
 
 from chassis.clock import as_utc
+from chassis.deps import RuntimeDep, require_role
 from chassis.errors import Problem
-from chassis.service import RuntimeDep
 from services.monitoring import domain, readmodel, report
 from services.monitoring.models import DistrictPopulation, SurveyFigures
 from services.monitoring.schemas import (
@@ -28,15 +28,6 @@ from services.monitoring.schemas import (
 )
 
 READERS = frozenset({"analyst", "admin"})
-
-
-def require_role(*allowed: str) -> Any:
-    async def check(x_role: Annotated[str | None, Header()] = None) -> str:
-        if x_role not in allowed:
-            raise Problem(403, f"This needs one of the roles {', '.join(sorted(allowed))}.", kind="forbidden")
-        return x_role
-
-    return Depends(check)
 
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[require_role(*READERS)])
@@ -81,7 +72,7 @@ async def indicators(runtime: RuntimeDep, period: PeriodQuery) -> Document:
 async def planning(runtime: RuntimeDep) -> Document:
     async with runtime.session_factory() as session:
         facts = await readmodel.load_facts(session)
-    today = domain.local_day(runtime.extras["clock"]())
+    today = domain.local_day(runtime.clock())
     return report.planning_document(facts, today, _k(runtime))
 
 
@@ -104,7 +95,7 @@ async def council_report(runtime: RuntimeDep, period: PeriodQuery, format: Liter
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="monitoring-{chosen.label}.csv"'},
         )
-    return HTMLResponse(report.to_html(document, runtime.extras["clock"]()))
+    return HTMLResponse(report.to_html(document, runtime.clock()))
 
 
 async def _reference(runtime: RuntimeDep) -> DistrictReferenceRead:
@@ -132,7 +123,7 @@ async def put_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> D
 
 
 async def store_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> None:
-    now = runtime.extras["clock"]()
+    now = runtime.clock()
     async with runtime.session_factory() as session, session.begin():
         await session.execute(delete(DistrictPopulation))
         session.add_all(
@@ -171,7 +162,7 @@ async def store_survey(runtime: RuntimeDep, body: SurveyUpdate) -> SurveyRead:
             row = SurveyFigures(year=body.year)
             session.add(row)
         row.source, row.german_citizens_percent = body.source, body.german_citizens_percent
-        row.questions, row.updated_at = questions, runtime.extras["clock"]()
+        row.questions, row.updated_at = questions, runtime.clock()
     return _survey_read(row)
 
 

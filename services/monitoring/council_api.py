@@ -10,16 +10,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc
+from chassis.deps import ActorDep, RuntimeDep, require_role
 from chassis.errors import Problem
-from chassis.service import RuntimeDep
 from services.monitoring import conference, council, domain, planning, readmodel, report
-from services.monitoring.api import READERS, require_role
+from services.monitoring.api import READERS
 from services.monitoring.models import CouncilProposal, CouncilProposalEvent
 from services.monitoring.planning_api import current_forecast
 from services.monitoring.schemas import (
@@ -33,7 +33,6 @@ from services.monitoring.schemas import (
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[require_role(*READERS)])
 
-ActorHeader = Annotated[str | None, Header(alias="X-Actor", max_length=200)]
 StatusQuery = Annotated[council.Status | None, Query(description="only proposals in this status")]
 
 
@@ -80,10 +79,9 @@ async def list_proposals(runtime: RuntimeDep, status: StatusQuery = None) -> Pro
 
 
 @router.post("/council/proposals", response_model=ProposalRead, status_code=201)
-async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, x_actor: ActorHeader = None) -> ProposalRead:
+async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, actor: ActorDep) -> ProposalRead:
     """Put a proposal before the integration council (status ``proposed``)."""
-    now = runtime.extras["clock"]()
-    actor = x_actor or "unknown"
+    now = runtime.clock()
     row = CouncilProposal(
         proposal_id=str(uuid.uuid4()), title=body.title, text=body.text, rule=body.rule, period=body.period,
         status=council.Status.PROPOSED.value, assignee=None, due_on=body.due_on, created_by=actor,
@@ -104,11 +102,9 @@ async def get_proposal(runtime: RuntimeDep, proposal_id: str) -> ProposalRead:
 
 
 @router.post("/council/proposals/{proposal_id}/actions", response_model=ProposalRead)
-async def act_on_proposal(
-    runtime: RuntimeDep, proposal_id: str, body: ProposalAction, x_actor: ActorHeader = None
-) -> ProposalRead:
+async def act_on_proposal(runtime: RuntimeDep, proposal_id: str, body: ProposalAction, actor: ActorDep) -> ProposalRead:
     """One step of the follow-up: 409 when it does not fit the status, 422 without an assignee or a reason."""
-    now = runtime.extras["clock"]()
+    now = runtime.clock()
     async with runtime.session_factory() as session, session.begin():
         row = await _proposal(session, proposal_id)
         action = council.Action(body.action)
@@ -124,7 +120,7 @@ async def act_on_proposal(
         if body.due_on is not None:
             row.due_on = body.due_on
         session.add(CouncilProposalEvent(
-            proposal_id=row.proposal_id, at=now, actor=x_actor or "unknown", action=action.value, status=after.value,
+            proposal_id=row.proposal_id, at=now, actor=actor, action=action.value, status=after.value,
             assignee=body.assignee, note=body.note,
         ))  # fmt: skip
         await session.flush()
@@ -154,7 +150,7 @@ async def conference_summary(
     document = conference.summary(indicators, proposals, planning.document(forecast))
     if format == "html":
         return HTMLResponse(
-            conference.to_html(document, runtime.extras["clock"]()),
+            conference.to_html(document, runtime.clock()),
             headers={"Content-Disposition": f'inline; filename="integrationskonferenz-{year}.html"'},
         )
     return document

@@ -9,9 +9,9 @@ from fastapi.responses import Response
 from sqlalchemy import delete, select
 
 from chassis.clock import as_utc
-from chassis.service import RuntimeDep
+from chassis.deps import RuntimeDep, require_role
 from services.monitoring import domain, planning, readmodel
-from services.monitoring.api import READERS, require_role
+from services.monitoring.api import READERS
 from services.monitoring.models import PlanningCapacity
 from services.monitoring.schemas import CapacitiesRead, CapacitiesUpdate, CapacityEntry, Document
 
@@ -49,7 +49,7 @@ async def current_forecast(runtime: RuntimeDep) -> planning.Forecast:
     async with runtime.session_factory() as session:
         facts = await readmodel.load_facts(session)
     rows = await _capacities(runtime)
-    today = domain.local_day(runtime.extras["clock"]())
+    today = domain.local_day(runtime.clock())
     k: int = getattr(runtime.settings, "k_anonymity", 5)
     return planning.forecast(facts.persons, today, [planning.Capacity(r.year, r.district, r.kind, r.places)
                                                     for r in rows], k)  # fmt: skip
@@ -70,7 +70,7 @@ async def get_capacities(runtime: RuntimeDep) -> CapacitiesRead:
 @router.put("/capacities", response_model=CapacitiesRead)
 async def put_capacities(runtime: RuntimeDep, body: CapacitiesUpdate) -> CapacitiesRead:
     """Replace the planned places as a whole."""
-    now = runtime.extras["clock"]()
+    now = runtime.clock()
     async with runtime.session_factory() as session, session.begin():
         await session.execute(delete(PlanningCapacity))
         session.add_all(PlanningCapacity(year=c.year, district=c.district, kind=c.kind, places=c.places, updated_at=now)

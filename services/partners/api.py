@@ -11,7 +11,6 @@ role policy checks the role first; these are the object-level checks behind it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,9 +19,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chassis import audit as access
+from chassis.deps import RuntimeDep
+from chassis.deps import UnitOfWorkDep as UowDep
 from chassis.errors import Problem
 from chassis.schemas import Page
-from chassis.service import RuntimeDep
 from chassis.uow import UnitOfWork
 from contracts import partners as events
 from contracts.vocabulary import PartnerCategory, ServiceType
@@ -36,6 +36,7 @@ from services.partners.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from services.partners.runtime import partners_of
 from services.partners.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -71,16 +72,8 @@ PartnerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9]
 ObjectId = Annotated[str, Path(min_length=1, max_length=40)]
 
 
-async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
-    async with runtime.unit_of_work() as uow:
-        yield uow
-
-
-UowDep = Annotated[UnitOfWork, Depends(get_uow)]
-
-
 def now_of(runtime: Any) -> datetime:
-    moment: datetime = runtime.extras["clock"]()
+    moment: datetime = runtime.clock()
     return moment
 
 
@@ -729,7 +722,7 @@ async def create_webhook(
         url=body.url,
         description=body.description,
         event_types=list(body.event_types),
-        secret_encrypted=runtime.extras["secret_box"].seal(secret),
+        secret_encrypted=partners_of(runtime).secret_box.seal(secret),
         active=True,
         created_at=now_of(runtime),
     )
@@ -798,7 +791,7 @@ async def replay_delivery(
         raise Problem(409, "The webhook of this delivery was deleted.", kind="webhook-deleted")
     delivery.replay(row, now_of(runtime))
     await uow.commit()
-    runtime.extras["deliverer"].wake()
+    partners_of(runtime).deliverer.wake()
     return DeliveryRead(**delivery.delivery_fields(row))
 
 
@@ -808,7 +801,7 @@ async def rotate_secret(
 ) -> SecretRotated:
     """A new secret now; the old one keeps signing alongside for the grace period (two signatures)."""
     row = await load_webhook(uow, partner_id, webhook_id)
-    box = runtime.extras["secret_box"]
+    box = partners_of(runtime).secret_box
     secret = domain.new_webhook_secret()
     valid_until = now_of(runtime) + settings_of(runtime).webhook_secret_grace
     row.previous_secret_encrypted = row.secret_encrypted

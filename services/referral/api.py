@@ -24,10 +24,10 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from chassis import audit as access
+from chassis.deps import ActorDep, RuntimeDep, require_role
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
-from chassis.identity import HEADER, Signer
+from chassis.identity import HEADER
 from chassis.schemas import Page
-from chassis.service import RuntimeDep
 from contracts import referral as events
 from services.referral import domain, workflow
 from services.referral.models import (
@@ -43,6 +43,7 @@ from services.referral.models import (
     RuleSetVersion,
     TimelineEntry,
 )
+from services.referral.runtime import referral_of
 from services.referral.schemas import (
     Assignment,
     BulkResult,
@@ -77,7 +78,6 @@ T = TypeVar("T")
 router = APIRouter(prefix="/api/v1", tags=["referral"])
 partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
 
-ActorHeader = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who acts; set by the gateway")]
 PartnerHeader = Annotated[
     str,
     Header(alias="X-Partner-Id", min_length=1, max_length=64, description="The calling partner; set by the gateway"),
@@ -87,7 +87,7 @@ PartnerHeader = Annotated[
 async def get_workflow(runtime: RuntimeDep, request: Request) -> AsyncIterator[workflow.Workflow]:
     async with runtime.unit_of_work() as uow:
         yield workflow.Workflow(
-            uow=uow, now=runtime.extras["clock"](), expiry_days=runtime.settings.referral_expiry_days,
+            uow=uow, now=runtime.clock(), expiry_days=runtime.settings.referral_expiry_days,
             actor=request.headers.get("x-actor"),  # the timeline says who acted
         )  # fmt: skip
 
@@ -107,21 +107,6 @@ async def get_scope(request: Request) -> workflow.CaseScope:
 
 
 ScopeDep = Annotated[workflow.CaseScope, Depends(get_scope)]
-
-
-def require_role(*allowed: str) -> Any:
-    """The second line behind the gateway's role policy, for routes without a case scope: the roster and
-    the routing rules. No ``X-Role`` at all means no identity was forwarded (development and tests;
-    production refuses such calls before they get here), as in ``workflow.case_scope``."""
-
-    async def check(request: Request) -> None:
-        roles = request.headers.get("x-role")
-        if roles is None:
-            return
-        if not {role.strip() for role in roles.split(",")} & set(allowed):
-            raise Problem(403, f"This needs one of the roles {', '.join(sorted(allowed))}.", kind="forbidden")
-
-    return Depends(check)
 
 
 STAFF_READERS = require_role("caseworker", "admin")
@@ -377,9 +362,7 @@ async def read_case(case_id: str, request: Request, w: WorkflowDep, scope: Scope
 
 
 @router.post("/cases/{case_id}/assignment", response_model=CaseRead)
-async def reassign(
-    case_id: str, body: Assignment, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
-) -> CaseRead:
+async def reassign(case_id: str, body: Assignment, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> CaseRead:
     """A caseworker (or team lead: the same role) hands the case to another integration navigator of
     the same team; only an admin moves a case to another team. A case of no team (the queue) any caseworker
     takes into their own team."""
@@ -398,9 +381,7 @@ async def reassign(
 
 
 @router.post("/cases/{case_id}/closing", response_model=CaseRead)
-async def close_case(
-    case_id: str, body: CaseClosing, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
-) -> CaseRead:
+async def close_case(case_id: str, body: CaseClosing, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> CaseRead:
     """Close the case with a reason (goals reached, moved away, no contact, other); its open referrals are
     revoked, and the team no longer reaches the person's data until the case is reopened."""
     case = await load_case(w, case_id, scope, open_only=True)
@@ -410,9 +391,7 @@ async def close_case(
 
 
 @router.post("/cases/{case_id}/reopening", response_model=CaseRead)
-async def reopen_case(
-    case_id: str, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
-) -> CaseRead:
+async def reopen_case(case_id: str, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> CaseRead:
     """Open a closed case again, with the team it had (not after an erasure or a move away in the register)."""
     case = await load_case(w, case_id, scope)
     try:
@@ -424,9 +403,7 @@ async def reopen_case(
 
 
 @router.post("/cases/{case_id}/notes", status_code=201, response_model=NoteRead)
-async def add_note(
-    case_id: str, body: NoteCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
-) -> NoteRead:
+async def add_note(case_id: str, body: NoteCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> NoteRead:
     case = await load_case(w, case_id, scope, open_only=True)
     note = CaseNote(case_id=case.id, author=actor, text=body.text, at=w.now)
     w.session.add(note)
@@ -435,9 +412,7 @@ async def add_note(
 
 
 @router.post("/cases/{case_id}/tasks", status_code=201, response_model=TaskRead)
-async def add_task(
-    case_id: str, body: TaskCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
-) -> TaskRead:
+async def add_task(case_id: str, body: TaskCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> TaskRead:
     """A follow-up with a due date; the dashboard shows each case's open ones and the next due date."""
     case = await load_case(w, case_id, scope, open_only=True)
     task = CaseTask(id=str(uuid.uuid4()), case_id=case.id, title=body.title, due_on=body.due_on, created_by=actor,
@@ -450,7 +425,7 @@ async def add_task(
 @router.patch("/cases/{case_id}/tasks/{task_id}", response_model=TaskRead)
 async def update_task(
     case_id: str, task_id: str, body: TaskUpdate, w: WorkflowDep, scope: ScopeDep,
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> TaskRead:  # fmt: skip
     """Mark a follow-up done (or not done after all)."""
     case = await load_case(w, case_id, scope, open_only=True)
@@ -700,7 +675,7 @@ def rule_set_read(row: RuleSetVersion) -> RuleSetRead:
 
 
 @router.put("/routing-rules", response_model=RuleSetRead, dependencies=[require_role("admin")])
-async def save_rules(body: list[dict[str, Any]], w: WorkflowDep, actor: ActorHeader = "unauthenticated") -> RuleSetRead:
+async def save_rules(body: list[dict[str, Any]], w: WorkflowDep, actor: ActorDep) -> RuleSetRead:
     """Save a new version of the routing rules; invalid rule sets are refused whole."""
     try:
         rules = domain.RuleSet.model_validate({"rules": body})
@@ -773,7 +748,7 @@ async def fetch_contact(request: Request, referral: Referral, partner_id: str) -
     """Ask registration for the contact data, signed as the referral service; registration checks the consent
     again and audits the read. Degrade clearly when it is down."""
     settings = request.app.state.runtime.settings
-    signer: Signer = request.app.state.runtime.extras["identity"]
+    signer = referral_of(request.app.state.runtime).identity
     params = {"partner_id": partner_id, "referral_id": referral.id, "consent_id": referral.consent_id or ""}
     if referral.partner_category:
         params["partner_category"] = referral.partner_category
