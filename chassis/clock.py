@@ -20,7 +20,7 @@ def system_clock() -> datetime:
 
 
 #: The clock of the request in hand, for what cannot take it as a parameter: a body's validators ("a birth date
-#: not in the future") run before any handler. Set by the chassis per request (:func:`chassis.deps.use_clock`).
+#: not in the future") run before any handler. Set by the chassis per request (:func:`chassis.service.use_clock`).
 current: contextvars.ContextVar[Clock] = contextvars.ContextVar("clock", default=system_clock)
 
 

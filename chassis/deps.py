@@ -72,6 +72,11 @@ class Caller:
     def actor_or_unauthenticated(self) -> str:
         return self.actor or UNAUTHENTICATED
 
+    @property
+    def roles_header(self) -> str | None:
+        """The roles as ``X-Role`` writes them (comma-separated), for rules written against that header."""
+        return None if self.roles is None else ",".join(sorted(self.roles))
+
     def has_any(self, *roles: str) -> bool:
         return self.roles is not None and bool(self.roles & set(roles))
 

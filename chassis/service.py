@@ -168,7 +168,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
 
     # FastAPI's own request metrics off: chassis.metrics.RequestMetrics measures the same histogram, with the
     # service's label (two of one name would double every series).
-    # Every route first puts the service's clock in the request's context (chassis.deps.use_clock): validators of a
+    # Every route first puts the service's clock in the request's context (use_clock, below): validators of a
     # body, which run before the handler, read "today" from it.
     app = FastAPI(
         title=spec.title, version=spec.version, description=spec.description, lifespan=lifespan,

@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from chassis import audit as access
 from chassis.clock import as_utc
 from chassis.deps import CallerDep as ChassisCallerDep
-from chassis.deps import RuntimeDep
+from chassis.deps import ClockDep, RuntimeDep
 from chassis.errors import PROBLEM_JSON, Problem
 from chassis.identity import HEADER
 from chassis.schemas import Page
@@ -79,11 +79,11 @@ DEFAULT_PROVIDER = "vhs-landsberg"
 STATUS_PATH = "/api/v1/education-passes/status"
 
 
-async def get_workflow(runtime: RuntimeDep) -> AsyncIterator[workflow.Workflow]:
+async def get_workflow(runtime: RuntimeDep, clock: ClockDep) -> AsyncIterator[workflow.Workflow]:
     async with runtime.unit_of_work() as uow:
         yield workflow.Workflow(
             uow=uow,
-            now=runtime.clock(),
+            now=clock(),
             offer_hours=runtime.settings.offer_hours,
             priorities=tuple(runtime.settings.waitlist_priorities),
         )
@@ -94,8 +94,7 @@ WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
 
 def get_caller(caller: ChassisCallerDep) -> domain.Caller:
     """The chassis's caller (the signed identity) in the terms of the courses' object rules."""
-    roles = None if caller.roles is None else ",".join(sorted(caller.roles))
-    return domain.caller_from(roles, caller.partner_id, caller.team, caller.actor)
+    return domain.caller_from(caller.roles_header, caller.partner_id, caller.team, caller.actor)
 
 
 CallerDep = Annotated[domain.Caller, Depends(get_caller)]

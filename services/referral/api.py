@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from chassis import audit as access
-from chassis.deps import ActorDep, RuntimeDep, require_role
+from chassis.deps import ActorDep, CallerDep, ClockDep, RuntimeDep, require_role
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
 from chassis.identity import HEADER
 from chassis.schemas import Page
@@ -84,23 +84,21 @@ PartnerHeader = Annotated[
 ]
 
 
-async def get_workflow(runtime: RuntimeDep, request: Request) -> AsyncIterator[workflow.Workflow]:
+async def get_workflow(runtime: RuntimeDep, clock: ClockDep, caller: CallerDep) -> AsyncIterator[workflow.Workflow]:
     async with runtime.unit_of_work() as uow:
         yield workflow.Workflow(
-            uow=uow, now=runtime.clock(), expiry_days=runtime.settings.referral_expiry_days,
-            actor=request.headers.get("x-actor"),  # the timeline says who acted
+            uow=uow, now=clock(), expiry_days=runtime.settings.referral_expiry_days,
+            actor=caller.actor,  # the timeline says who acted
         )  # fmt: skip
 
 
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
 
 
-async def get_scope(request: Request) -> workflow.CaseScope:
-    """The caller's cases, from the plain identity headers the identity middleware rewrote from the
-    signed token (read from the request, not declared as parameters: clients cannot set them)."""
-    headers = request.headers
+async def get_scope(caller: CallerDep) -> workflow.CaseScope:
+    """The caller's cases, as the signed identity says (chassis.deps)."""
     try:
-        return workflow.case_scope(headers.get("x-role"), headers.get("x-team"), headers.get("x-actor"))
+        return workflow.case_scope(caller.roles_header, caller.team, caller.actor)
     except workflow.NotACaseReader as exc:
         # The gateway's role policy never lets such a caller through; this is the second line.
         raise Problem(403, "Cases and referrals are for caseworkers and admins.", kind="forbidden") from exc

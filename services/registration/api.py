@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chassis import audit as access
 from chassis import clock
 from chassis.clock import as_utc, now
-from chassis.deps import ActorDep, UnitOfWorkDep
+from chassis.deps import ActorDep, CallerDep, UnitOfWorkDep
 from chassis.errors import Problem
 from chassis.identity import Identity, require_service
 from chassis.schemas import Page
@@ -119,19 +119,17 @@ class PersonScope:
 def allowed(act: domain.Act) -> Any:
     """A route dependency: the caller's scope for ``act``, or 403 when none of their roles may do it."""
 
-    def scope(request: Request) -> PersonScope:
-        headers = request.headers
-        roles = domain.roles_from_header(headers.get("x-role"))
-        reach = domain.reach(roles, act)
-        purpose = access.purpose_of(headers.get("x-role"))
+    def scope(caller: CallerDep) -> PersonScope:
+        reach = domain.reach(caller.roles, act)
+        purpose = access.purpose_of(caller.roles_header)
         if reach is domain.Reach.EVERYONE:
             return PersonScope(everyone=True, purpose=purpose)
         if reach is domain.Reach.NOBODY:
             # The gateway's role policy never lets such a caller through; this is the second line.
             may = sorted(r for r, acts in {**domain.EVERYONE, **domain.OWN_CASES}.items() if act in acts)
             raise Problem(403, f"This needs one of the roles {', '.join(may)}.", kind="forbidden")
-        team = headers.get("x-team") or None
-        actor = headers.get("x-actor") or ""
+        team = caller.team
+        actor = caller.actor or ""
         subject = actor.removeprefix("user:") if actor.startswith("user:") else None
         return PersonScope(team=team, caseworker_id=None if team else subject or None, purpose=purpose)
 
