@@ -5,6 +5,7 @@
 - :data:`UnitOfWorkDep`: one unit of work (a transaction and its events) per request.
 - :data:`CallerDep`: who calls (der Aufrufer), as the signed identity says (:mod:`chassis.identity`).
 - :data:`ActorDep`: the caller's actor string for audit entries.
+- :data:`PartnerDep`: the calling partner organisation.
 - :func:`require_role`: the second line behind the gateway's role policy.
 """
 
@@ -113,6 +114,17 @@ def get_actor(caller: CallerDep) -> str:
 
 #: Who acts, for an audit entry: the caller's ``kind:subject``, or "unauthenticated" without an identity.
 ActorDep = Annotated[str, Depends(get_actor)]
+
+
+def get_partner(caller: CallerDep) -> str:
+    """The calling partner organisation (a partner's API key or user names one); 401 without one."""
+    if not caller.partner_id:
+        raise Problem(401, "This call needs the calling partner's identity (X-Partner-Id).", kind="unauthenticated")
+    return caller.partner_id
+
+
+#: The calling partner's id, for the partner routes (each then checks the object is that partner's).
+PartnerDep = Annotated[str, Depends(get_partner)]
 
 
 def require_role(*allowed: str) -> Any:

@@ -18,13 +18,13 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi import Path as FastApiPath
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from chassis import audit as access
-from chassis.deps import ActorDep, CallerDep, ClockDep, RuntimeDep, require_role
+from chassis.deps import ActorDep, CallerDep, ClockDep, PartnerDep, RuntimeDep, get_caller, require_role
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
 from chassis.identity import HEADER
 from chassis.schemas import Page
@@ -77,11 +77,6 @@ T = TypeVar("T")
 
 router = APIRouter(prefix="/api/v1", tags=["referral"])
 partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
-
-PartnerHeader = Annotated[
-    str,
-    Header(alias="X-Partner-Id", min_length=1, max_length=64, description="The calling partner; set by the gateway"),
-]
 
 
 async def get_workflow(runtime: RuntimeDep, clock: ClockDep, caller: CallerDep) -> AsyncIterator[workflow.Workflow]:
@@ -704,7 +699,7 @@ async def rule_versions(w: WorkflowDep) -> list[RuleSetRead]:
 async def partner_referrals(
     request: Request,
     w: WorkflowDep,
-    partner_id: PartnerHeader,
+    partner_id: PartnerDep,
     status: domain.ReferralStatus | None = None,
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(50, ge=1, le=200),
@@ -721,7 +716,7 @@ async def partner_referrals(
 
 @partner_router.get("/referrals/{referral_id}", response_model=PartnerReferralRead)
 async def partner_referral(
-    referral_id: str, request: Request, w: WorkflowDep, partner_id: PartnerHeader
+    referral_id: str, request: Request, w: WorkflowDep, partner_id: PartnerDep
 ) -> PartnerReferralRead:
     """One referral; the person's contact data only while a consent for this partner is in force."""
     referral = await load_referral(w, referral_id, partner_id=partner_id)
@@ -774,28 +769,26 @@ async def fetch_contact(request: Request, referral: Referral, partner_id: str) -
 
 
 @partner_router.post("/referrals/{referral_id}/accept", response_model=PartnerReferral)
-async def partner_accept(referral_id: str, w: WorkflowDep, partner_id: PartnerHeader) -> PartnerReferral:
+async def partner_accept(referral_id: str, w: WorkflowDep, partner_id: PartnerDep) -> PartnerReferral:
     return await partner_act(
         w, await load_referral(w, referral_id, partner_id=partner_id), domain.ReferralAction.ACCEPT
     )
 
 
 @partner_router.post("/referrals/{referral_id}/decline", response_model=PartnerReferral)
-async def partner_decline(
-    referral_id: str, body: Decline, w: WorkflowDep, partner_id: PartnerHeader
-) -> PartnerReferral:
+async def partner_decline(referral_id: str, body: Decline, w: WorkflowDep, partner_id: PartnerDep) -> PartnerReferral:
     referral = await load_referral(w, referral_id, partner_id=partner_id)
     return await partner_act(w, referral, domain.ReferralAction.DECLINE, decline_reason=body.reason)
 
 
 @partner_router.post("/referrals/{referral_id}/start", response_model=PartnerReferral)
-async def partner_start(referral_id: str, w: WorkflowDep, partner_id: PartnerHeader) -> PartnerReferral:
+async def partner_start(referral_id: str, w: WorkflowDep, partner_id: PartnerDep) -> PartnerReferral:
     return await partner_act(w, await load_referral(w, referral_id, partner_id=partner_id), domain.ReferralAction.START)
 
 
 @partner_router.post("/referrals/{referral_id}/complete", response_model=PartnerReferral)
 async def partner_complete(
-    referral_id: str, body: Completion, w: WorkflowDep, partner_id: PartnerHeader
+    referral_id: str, body: Completion, w: WorkflowDep, partner_id: PartnerDep
 ) -> PartnerReferral:
     referral = await load_referral(w, referral_id, partner_id=partner_id)
     return await partner_act(
@@ -817,7 +810,7 @@ async def person_in_reach(w: workflow.Workflow, request: Request, person_id: str
         return
     if export or "caseworker" not in roles:
         raise Problem(403, "This needs the privacy officer's or the admin's role.", kind="forbidden")
-    scope = await get_scope(request)
+    scope = await get_scope(get_caller(request))
     member_of = select(CaseMember.case_id).where(CaseMember.person_id == person_id)
     if await w.session.scalar(select(Case.id).where(Case.id.in_(member_of), scope.cases()).limit(1)) is None:
         raise Problem(404, f"No person {person_id} among your team's cases.", kind="not-found")

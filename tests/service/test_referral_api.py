@@ -185,9 +185,9 @@ async def test_partners_see_and_act_on_their_own_sent_referrals_only(platform: A
     assert before["status"] == "sent"
 
     # The partner header is required.
-    assert_problem(await referral.get(PARTNER_REFERRALS), 422)
-    assert_problem(await referral.get(f"{PARTNER_REFERRALS}/{course}"), 422)
-    assert_problem(await referral.post(f"{PARTNER_REFERRALS}/{course}/accept"), 422)
+    assert_problem(await referral.get(PARTNER_REFERRALS), 401)
+    assert_problem(await referral.get(f"{PARTNER_REFERRALS}/{course}"), 401)
+    assert_problem(await referral.post(f"{PARTNER_REFERRALS}/{course}/accept"), 401)
     assert (await staff_view(referral, course))["status"] == "sent"
 
     # The VHS works the course through: accept, start, complete.
