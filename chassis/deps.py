@@ -23,6 +23,8 @@ from chassis.identity import SCOPE_KEY, Identity
 from chassis.service import ServiceRuntime
 from chassis.uow import UnitOfWork
 
+# Every dependency here is async although none awaits: FastAPI runs a plain ``def`` dependency in a worker thread.
+
 #: The actor an audit entry names when no identity was forwarded (development and tests only).
 UNAUTHENTICATED = "unauthenticated"
 #: What the services accepted as a plain X-Actor header before (a header parameter with max_length 200).
@@ -37,7 +39,7 @@ def get_runtime(request: Request) -> ServiceRuntime:
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 
 
-def get_clock(runtime: RuntimeDep) -> Clock:
+async def get_clock(runtime: RuntimeDep) -> Clock:
     return runtime.clock
 
 
@@ -89,7 +91,7 @@ def split_roles(value: str | None) -> frozenset[str] | None:
     return frozenset(role.strip() for role in value.split(",") if role.strip())
 
 
-def get_caller(request: Request) -> Caller:
+def caller_of(request: Request) -> Caller:
     """Read from the request, not declared as header parameters: clients cannot set them past the middleware."""
     identity: Identity | None = request.scope.get(SCOPE_KEY)
     if identity is not None:
@@ -105,10 +107,14 @@ def get_caller(request: Request) -> Caller:
     )
 
 
+async def get_caller(request: Request) -> Caller:
+    return caller_of(request)
+
+
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def get_actor(caller: CallerDep) -> str:
+async def get_actor(caller: CallerDep) -> str:
     return caller.actor_or_unauthenticated
 
 
@@ -116,7 +122,7 @@ def get_actor(caller: CallerDep) -> str:
 ActorDep = Annotated[str, Depends(get_actor)]
 
 
-def get_partner(caller: CallerDep) -> str:
+def partner_of(caller: Caller) -> str:
     """The calling partner organisation (a partner's API key or user names one); 401 without one."""
     if not caller.partner_id:
         raise Problem(401, "This call needs the calling partner's identity (X-Partner-Id).", kind="unauthenticated")
@@ -124,6 +130,10 @@ def get_partner(caller: CallerDep) -> str:
 
 
 #: The calling partner's id, for the partner routes (each then checks the object is that partner's).
+async def get_partner(caller: CallerDep) -> str:
+    return partner_of(caller)
+
+
 PartnerDep = Annotated[str, Depends(get_partner)]
 
 
@@ -133,7 +143,7 @@ def require_role(*allowed: str) -> Any:
     referral let it through, monitoring did not)."""
     wanted = frozenset(allowed)
 
-    def check(caller: CallerDep) -> Caller:
+    async def check(caller: CallerDep) -> Caller:
         if not caller.has_any(*wanted):
             raise Problem(403, f"This needs one of the roles {', '.join(sorted(wanted))}.", kind="forbidden")
         return caller

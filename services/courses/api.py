@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from enum import Enum
 from html import escape
 from typing import Annotated, Any
@@ -29,7 +28,8 @@ from sqlalchemy import func, select
 from chassis import audit as access
 from chassis.clock import as_utc
 from chassis.deps import CallerDep as ChassisCallerDep
-from chassis.deps import ClockDep, RuntimeDep
+from chassis.deps import ClockDep, RuntimeDep, UnitOfWorkDep
+from chassis.deps import caller_of as chassis_caller
 from chassis.errors import PROBLEM_JSON, Problem
 from chassis.identity import HEADER
 from chassis.schemas import Page
@@ -79,20 +79,19 @@ DEFAULT_PROVIDER = "vhs-landsberg"
 STATUS_PATH = "/api/v1/education-passes/status"
 
 
-async def get_workflow(runtime: RuntimeDep, clock: ClockDep) -> AsyncIterator[workflow.Workflow]:
-    async with runtime.unit_of_work() as uow:
-        yield workflow.Workflow(
-            uow=uow,
-            now=clock(),
-            offer_hours=runtime.settings.offer_hours,
-            priorities=tuple(runtime.settings.waitlist_priorities),
-        )
+async def get_workflow(runtime: RuntimeDep, uow: UnitOfWorkDep, clock: ClockDep) -> workflow.Workflow:
+    return workflow.Workflow(
+        uow=uow,
+        now=clock(),
+        offer_hours=runtime.settings.offer_hours,
+        priorities=tuple(runtime.settings.waitlist_priorities),
+    )
 
 
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
 
 
-def get_caller(caller: ChassisCallerDep) -> domain.Caller:
+async def get_caller(caller: ChassisCallerDep) -> domain.Caller:
     """The chassis's caller (the signed identity) in the terms of the courses' object rules."""
     return domain.caller_from(caller.roles_header, caller.partner_id, caller.team, caller.actor)
 
@@ -102,9 +101,9 @@ CallerDep = Annotated[domain.Caller, Depends(get_caller)]
 
 async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
     """Log the read of these learners' data (``chassis.audit``) as the caller's, and commit it."""
-    headers = request.headers
-    actor = headers.get("x-actor") or "unauthenticated"
-    await access.audit_read(w.session, actor, action, person_ids, access.purpose_of(headers.get("x-role")))
+    caller = chassis_caller(request)
+    await access.audit_read(w.session, caller.actor_or_unauthenticated, action, person_ids,
+                            access.purpose_of(caller.roles_header))  # fmt: skip
     await w.uow.commit()
 
 
@@ -379,7 +378,7 @@ async def participants(course_id: str, request: Request, w: WorkflowDep, caller:
         for mark in marks:
             attendance[mark.enrolment_id][mark.session_id] = mark.present
     names = await registered_names(request, course_id, [row.person_id for row in rows],
-                                   request.headers.get("x-actor", "unauthenticated"))  # fmt: skip
+                                   chassis_caller(request).actor_or_unauthenticated)  # fmt: skip
     return ParticipantList(
         participants=[
             Participant(enrolment_id=row.id, person_id=row.person_id, name=(names or {}).get(row.person_id),
@@ -651,7 +650,7 @@ async def issue_pass(
     ).all()
     if not rows:
         raise Problem(404, "This person has no entries for an education pass yet.", kind="not-found")
-    holder_name = await registered_holder_name(request, person_id, request.headers.get("x-actor", "unauthenticated"))
+    holder_name = await registered_holder_name(request, person_id, chassis_caller(request).actor_or_unauthenticated)
     keys = courses_of(runtime).pass_keys
     pass_id = str(uuid.uuid4())
     issuer = runtime.settings.pass_issuer
@@ -802,7 +801,7 @@ async def person_in_reach(w: workflow.Workflow, caller: domain.Caller, request: 
                           *, export: bool) -> None:  # fmt: skip
     """Privacy officers and admins reach anyone; a caseworker (for the log only) the people of the team's open
     cases (404 otherwise, as for an unknown person); anyone else is refused."""
-    roles = access.roles_of(request.headers.get("x-role"))
+    roles = chassis_caller(request).roles
     if roles is None or roles & access.DATA_PROTECTION_ROLES:
         return
     if export or domain.CASEWORKER not in roles:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chassis import audit as access
-from chassis.deps import ActorDep, CallerDep, RuntimeDep, get_partner
+from chassis.deps import ActorDep, CallerDep, RuntimeDep, partner_of
 from chassis.deps import UnitOfWorkDep as UowDep
 from chassis.errors import Problem
 from chassis.schemas import Page
@@ -79,7 +79,7 @@ def now_of(runtime: Any) -> datetime:
 
 async def own_partner(partner_id: PartnerId, caller: CallerDep) -> str:
     """Object-level check: a partner acts only on itself. Checked before existence, so ids cannot be probed."""
-    if get_partner(caller) != partner_id:
+    if partner_of(caller) != partner_id:
         raise Problem(403, "A partner may only act on its own entry.", kind="forbidden")
     return partner_id
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
@@ -24,7 +24,16 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from chassis import audit as access
-from chassis.deps import ActorDep, CallerDep, ClockDep, PartnerDep, RuntimeDep, get_caller, require_role
+from chassis.deps import (
+    ActorDep,
+    CallerDep,
+    ClockDep,
+    PartnerDep,
+    RuntimeDep,
+    UnitOfWorkDep,
+    caller_of,
+    require_role,
+)
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
 from chassis.identity import HEADER
 from chassis.schemas import Page
@@ -79,12 +88,13 @@ router = APIRouter(prefix="/api/v1", tags=["referral"])
 partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
 
 
-async def get_workflow(runtime: RuntimeDep, clock: ClockDep, caller: CallerDep) -> AsyncIterator[workflow.Workflow]:
-    async with runtime.unit_of_work() as uow:
-        yield workflow.Workflow(
-            uow=uow, now=clock(), expiry_days=runtime.settings.referral_expiry_days,
-            actor=caller.actor,  # the timeline says who acted
-        )  # fmt: skip
+async def get_workflow(
+    runtime: RuntimeDep, uow: UnitOfWorkDep, clock: ClockDep, caller: CallerDep
+) -> workflow.Workflow:
+    return workflow.Workflow(
+        uow=uow, now=clock(), expiry_days=runtime.settings.referral_expiry_days,
+        actor=caller.actor,  # the timeline says who acted
+    )  # fmt: skip
 
 
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
@@ -107,9 +117,9 @@ STAFF_READERS = require_role("caseworker", "admin")
 
 async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
     """Log the read of these persons' data (``chassis.audit``) as the caller's, and commit it."""
-    headers = request.headers
-    actor = headers.get("x-actor") or "unauthenticated"
-    await access.audit_read(w.session, actor, action, person_ids, access.purpose_of(headers.get("x-role")))
+    caller = caller_of(request)
+    await access.audit_read(w.session, caller.actor_or_unauthenticated, action, person_ids,
+                            access.purpose_of(caller.roles_header))  # fmt: skip
     await w.uow.commit()
 
 
@@ -805,12 +815,12 @@ async def partner_complete(
 async def person_in_reach(w: workflow.Workflow, request: Request, person_id: str, *, export: bool) -> None:
     """Privacy officers and admins reach anyone; a caseworker (for the log only) a person whose case is the team's
     (404 otherwise, as for an unknown person); anyone else is refused."""
-    roles = access.roles_of(request.headers.get("x-role"))
+    roles = caller_of(request).roles
     if roles is None or roles & access.DATA_PROTECTION_ROLES:
         return
     if export or "caseworker" not in roles:
         raise Problem(403, "This needs the privacy officer's or the admin's role.", kind="forbidden")
-    scope = await get_scope(get_caller(request))
+    scope = await get_scope(caller_of(request))
     member_of = select(CaseMember.case_id).where(CaseMember.person_id == person_id)
     if await w.session.scalar(select(Case.id).where(Case.id.in_(member_of), scope.cases()).limit(1)) is None:
         raise Problem(404, f"No person {person_id} among your team's cases.", kind="not-found")
