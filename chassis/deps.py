@@ -31,7 +31,7 @@ UNAUTHENTICATED = "unauthenticated"
 MAX_ACTOR = 200
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+async def get_runtime(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 
