@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,21 @@ Clock = Callable[[], datetime]
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+#: The clock of the request in hand, for what cannot take it as a parameter: a body's validators ("a birth date
+#: not in the future") run before any handler. Set by the chassis per request (:func:`chassis.service.use_clock`).
+current: contextvars.ContextVar[Clock] = contextvars.ContextVar("clock", default=system_clock)
+
+
+def now() -> datetime:
+    """The request's "now" (:data:`current`): for helpers a request reaches that take no clock parameter."""
+    return current.get()()
+
+
+def today(clock: Clock | None = None) -> date:
+    """The local day of ``clock`` (the request's, by default): what ``date.today()`` would say, but movable."""
+    return (clock or current.get())().astimezone().date()
 
 
 def as_utc(moment: datetime | None) -> datetime | None:

@@ -13,15 +13,15 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from chassis import deadletters, idempotency
+from chassis import clock, deadletters, idempotency
 from chassis import metrics as service_metrics
-from chassis.clock import run_every, system_clock
+from chassis.clock import Clock, run_every, system_clock
 from chassis.consumer import EventConsumer, Handler
 from chassis.db import make_engine, make_session_factory
 from chassis.errors import install_problem_handlers
@@ -36,6 +36,7 @@ from chassis.telemetry import instrument_app, setup_logging, setup_tracing
 from chassis.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+Own = TypeVar("Own")
 
 
 @dataclass
@@ -51,7 +52,17 @@ class ServiceRuntime:
     #: What ``/metrics`` and the OTLP exporter read of this service (:mod:`chassis.metrics`).
     metrics: service_metrics.ServiceMetrics | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: Decides every "now" of the service (expiry, deadlines, "today"); tests pass a fixed one.
+    clock: Clock = system_clock
+    #: What the service itself adds (its signer, keys, deliverer...), one typed object made by its ``on_startup``;
+    #: read it with :meth:`own_as`.
+    own: object | None = None
+
+    def own_as(self, kind: type[Own]) -> Own:
+        """The service's own part, typed; a mismatch is a wiring error, not a request's."""
+        if not isinstance(self.own, kind):
+            raise RuntimeError(f"the runtime holds {type(self.own).__name__}, not {kind.__name__}")
+        return self.own
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(
@@ -76,8 +87,10 @@ class ServiceSpec:
     handlers: Callable[[ServiceRuntime], Mapping[str, Handler]] | None = None
     consumed_topics: list[str] = field(default_factory=list)
     description: str = ""
-    #: Runs after migrations, before the consumer starts (seed reference data, start timers).
+    #: Runs after migrations, before the consumer starts (seed reference data, start timers, set ``runtime.own``).
     on_startup: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    #: The service's clock (``runtime.clock``); tests pass a fixed one.
+    clock: Clock = system_clock
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
@@ -106,13 +119,9 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             topics=spec.published_topics,
             lock_key=zlib.crc32(spec.name.encode()),
         )
-        runtime = ServiceRuntime(settings, engine, session_factory, spec.tables, relay)
-        # The service's own clock (set in on_startup) decides expiry, so that tests can move it.
-        store = idempotency.IdempotencyStore(
-            engine,
-            settings.idempotency_key(),
-            clock=lambda: runtime.extras.get("clock", system_clock)(),
-        )
+        runtime = ServiceRuntime(settings, engine, session_factory, spec.tables, relay, clock=spec.clock)
+        # The service's own clock decides expiry, so that tests can move it.
+        store = idempotency.IdempotencyStore(engine, settings.idempotency_key(), clock=lambda: runtime.clock())
         runtime.idempotency = store
         app.state.runtime = runtime
         await relay.count_backlog()
@@ -159,9 +168,11 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
 
     # FastAPI's own request metrics off: chassis.metrics.RequestMetrics measures the same histogram, with the
     # service's label (two of one name would double every series).
+    # Every route first puts the service's clock in the request's context (use_clock, below): validators of a
+    # body, which run before the handler, read "today" from it.
     app = FastAPI(
         title=spec.title, version=spec.version, description=spec.description, lifespan=lifespan,
-        telemetry={"metrics": False},
+        telemetry={"metrics": False}, dependencies=[Depends(use_clock)],
     )  # fmt: skip
     # What the service publishes and consumes, for whoever checks the deployment against the code (tests/deploy:
     # the KafkaUsers' ACLs).
@@ -205,17 +216,8 @@ def document_idempotency(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
-
-
-async def get_unit_of_work(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
-    async with runtime.unit_of_work() as uow:
-        yield uow
-
-
-UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
+async def use_clock(request: Request) -> None:
+    """Put the service's clock into this request's context (:data:`chassis.clock.current`). Async on purpose: a
+    sync dependency runs in a thread, and what it sets would not reach the validators."""
+    runtime: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
+    clock.current.set(runtime.clock if runtime is not None else system_clock)

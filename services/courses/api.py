@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from enum import Enum
 from html import escape
 from typing import Annotated, Any
@@ -28,10 +27,12 @@ from sqlalchemy import func, select
 
 from chassis import audit as access
 from chassis.clock import as_utc
+from chassis.deps import CallerDep as ChassisCallerDep
+from chassis.deps import ClockDep, RuntimeDep, UnitOfWorkDep
+from chassis.deps import caller_of as chassis_caller
 from chassis.errors import PROBLEM_JSON, Problem
-from chassis.identity import HEADER, Signer
+from chassis.identity import HEADER
 from chassis.schemas import Page
-from chassis.service import RuntimeDep
 from contracts import courses as events
 from contracts.vocabulary import GermanLevel
 from services.courses import domain, workflow
@@ -45,6 +46,7 @@ from services.courses.models import (
     PassEntry,
     PassStatus,
 )
+from services.courses.runtime import courses_of
 from services.courses.schemas import (
     AttendanceCreate,
     Cancellation,
@@ -77,26 +79,21 @@ DEFAULT_PROVIDER = "vhs-landsberg"
 STATUS_PATH = "/api/v1/education-passes/status"
 
 
-async def get_workflow(runtime: RuntimeDep) -> AsyncIterator[workflow.Workflow]:
-    async with runtime.unit_of_work() as uow:
-        yield workflow.Workflow(
-            uow=uow,
-            now=runtime.extras["clock"](),
-            offer_hours=runtime.settings.offer_hours,
-            priorities=tuple(runtime.settings.waitlist_priorities),
-        )
+async def get_workflow(runtime: RuntimeDep, uow: UnitOfWorkDep, clock: ClockDep) -> workflow.Workflow:
+    return workflow.Workflow(
+        uow=uow,
+        now=clock(),
+        offer_hours=runtime.settings.offer_hours,
+        priorities=tuple(runtime.settings.waitlist_priorities),
+    )
 
 
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
 
 
-def get_caller(request: Request) -> domain.Caller:
-    """The caller, from the plain identity headers the identity middleware rewrote from the signed token (read
-    from the request, not declared as parameters: clients cannot set them)."""
-    headers = request.headers
-    return domain.caller_from(
-        headers.get("x-role"), headers.get("x-partner-id"), headers.get("x-team"), headers.get("x-actor")
-    )
+async def get_caller(caller: ChassisCallerDep) -> domain.Caller:
+    """The chassis's caller (the signed identity) in the terms of the courses' object rules."""
+    return domain.caller_from(caller.roles_header, caller.partner_id, caller.team, caller.actor)
 
 
 CallerDep = Annotated[domain.Caller, Depends(get_caller)]
@@ -104,9 +101,9 @@ CallerDep = Annotated[domain.Caller, Depends(get_caller)]
 
 async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
     """Log the read of these learners' data (``chassis.audit``) as the caller's, and commit it."""
-    headers = request.headers
-    actor = headers.get("x-actor") or "unauthenticated"
-    await access.audit_read(w.session, actor, action, person_ids, access.purpose_of(headers.get("x-role")))
+    caller = chassis_caller(request)
+    await access.audit_read(w.session, caller.actor_or_unauthenticated, action, person_ids,
+                            access.purpose_of(caller.roles_header))  # fmt: skip
     await w.uow.commit()
 
 
@@ -381,7 +378,7 @@ async def participants(course_id: str, request: Request, w: WorkflowDep, caller:
         for mark in marks:
             attendance[mark.enrolment_id][mark.session_id] = mark.present
     names = await registered_names(request, course_id, [row.person_id for row in rows],
-                                   request.headers.get("x-actor", "unauthenticated"))  # fmt: skip
+                                   chassis_caller(request).actor_or_unauthenticated)  # fmt: skip
     return ParticipantList(
         participants=[
             Participant(enrolment_id=row.id, person_id=row.person_id, name=(names or {}).get(row.person_id),
@@ -400,8 +397,8 @@ async def registered_names(request: Request, course_id: str, person_ids: list[st
     if not person_ids:
         return {}
     runtime = request.app.state.runtime
-    signer: Signer = runtime.extras["identity"]
-    url, transport = runtime.settings.registration_url, runtime.extras.get("registration_transport")
+    signer = courses_of(runtime).identity
+    url, transport = runtime.settings.registration_url, courses_of(runtime).registration_transport
     params: list[tuple[str, str]] = [("person_id", p) for p in sorted(set(person_ids))]
     params += [("on_behalf_of", caller_actor), ("course_id", course_id)]
     try:
@@ -570,7 +567,7 @@ async def person_enrolments(person_id: str, request: Request, w: WorkflowDep, ca
 async def public_key(request: Request) -> dict[str, Any]:
     """The keys of education passes (JWK set): with them anyone can verify a pass offline. The first signs new
     passes; during a key rotation the others verify passes signed before (each proof names its key's ``kid``)."""
-    keys = request.app.state.runtime.extras["pass_keys"]
+    keys = courses_of(request.app.state.runtime).pass_keys
     return {
         # The signing key's first, then those that still verify (a rotation's previous key) or soon will (the next).
         "keys": [domain.public_jwk(key, key_id) for key, key_id in keys.verifying],
@@ -599,12 +596,12 @@ async def registered_holder_name(request: Request, person_id: str, caller_actor:
     logs the read as the staff member's, through this service. Nothing is issued without it: 404 for a person
     registration does not know, 410 for one erased, 503 while registration cannot answer."""
     runtime = request.app.state.runtime
-    signer: Signer = runtime.extras["identity"]
+    signer = courses_of(runtime).identity
     unavailable = Problem(
         503, "The registration service, which holds the holder's name, cannot answer now; nothing was issued. "
         "Try again shortly.", kind="registration-unavailable", headers={"Retry-After": "30"},
     )  # fmt: skip
-    url, transport = runtime.settings.registration_url, runtime.extras.get("registration_transport")
+    url, transport = runtime.settings.registration_url, courses_of(runtime).registration_transport
     try:
         async with httpx.AsyncClient(
             base_url=url, timeout=3, transport=transport, verify=runtime.settings.http_verify()
@@ -653,8 +650,8 @@ async def issue_pass(
     ).all()
     if not rows:
         raise Problem(404, "This person has no entries for an education pass yet.", kind="not-found")
-    holder_name = await registered_holder_name(request, person_id, request.headers.get("x-actor", "unauthenticated"))
-    keys = runtime.extras["pass_keys"]
+    holder_name = await registered_holder_name(request, person_id, chassis_caller(request).actor_or_unauthenticated)
+    keys = courses_of(runtime).pass_keys
     pass_id = str(uuid.uuid4())
     issuer = runtime.settings.pass_issuer
     index = await workflow.place_in_status_list(w)
@@ -742,7 +739,7 @@ async def status_list(request: Request, w: WorkflowDep) -> JSONResponse:
     names its place in it (``credentialStatus.statusListIndex``), and the bit there is 1 once it is revoked. An
     offline verifier checks the pass's proof and this list's with the public key, then the bit."""
     runtime = request.app.state.runtime
-    keys = runtime.extras["pass_keys"]
+    keys = courses_of(runtime).pass_keys
     issuer = runtime.settings.pass_issuer
     highest = await w.session.scalar(select(func.max(PassStatus.status_index)))
     revoked = (
@@ -766,7 +763,7 @@ async def status_list(request: Request, w: WorkflowDep) -> JSONResponse:
 @router.post("/education-passes/verify", response_model=Verification, tags=["education pass"])
 async def verify_pass(credential: dict[str, Any], request: Request, w: WorkflowDep) -> Verification:
     """Check a pass (the credential JSON) against this issuer's key and its revocation status."""
-    keys = request.app.state.runtime.extras["pass_keys"]
+    keys = courses_of(request.app.state.runtime).pass_keys
     valid = domain.verify_with_any(credential, keys.public_keys)
     credential_id = credential.get("id") if isinstance(credential.get("id"), str) else None
     if not valid:
@@ -789,7 +786,7 @@ async def verify_code(code: str, request: Request, w: WorkflowDep) -> Verificati
     issued = await w.session.scalar(select(IssuedPass).where(IssuedPass.code == code.upper()))
     if issued is None:
         return Verification(valid=False, reason="no pass with this code", code=code)
-    valid = domain.verify_with_any(issued.credential, request.app.state.runtime.extras["pass_keys"].public_keys)
+    valid = domain.verify_with_any(issued.credential, courses_of(request.app.state.runtime).pass_keys.public_keys)
     return Verification(valid=valid, reason="issued by this office, not revoked" if valid else "signature invalid",
                         code=code, credential_id=issued.credential["id"])  # fmt: skip
 
@@ -804,7 +801,7 @@ async def person_in_reach(w: workflow.Workflow, caller: domain.Caller, request: 
                           *, export: bool) -> None:  # fmt: skip
     """Privacy officers and admins reach anyone; a caseworker (for the log only) the people of the team's open
     cases (404 otherwise, as for an unknown person); anyone else is refused."""
-    roles = access.roles_of(request.headers.get("x-role"))
+    roles = chassis_caller(request).roles
     if roles is None or roles & access.DATA_PROTECTION_ROLES:
         return
     if export or domain.CASEWORKER not in roles:

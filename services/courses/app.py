@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from contracts import courses as events
 from services.courses import api, domain, workflow
 from services.courses.handlers import CONSUMED_TOPICS, make_handlers
 from services.courses.models import Base, Course, CourseSession, messaging
+from services.courses.runtime import CoursesRuntime, PassKeys
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +63,6 @@ class CoursesSettings(ServiceSettings):
     #: Courses signs as itself when it asks registration for a pass holder's name
     #: (``COURSES_INTERNAL_IDENTITY_SIGNING_KEY``).
     NEEDED_OUTSIDE_DEVELOPMENT = (*ServiceSettings.NEEDED_OUTSIDE_DEVELOPMENT, "internal_identity_signing_key")
-
-
-@dataclass(frozen=True)
-class PassKeys:
-    """The key that signs passes now, and every key (its own first) that verifies them: during and after a
-    rotation a pass signed with the previous key stays valid until that key is removed from the settings."""
-
-    private: Ed25519PrivateKey
-    public: Ed25519PublicKey
-    key_id: str
-    verifying: tuple[tuple[Ed25519PublicKey, str], ...] = ()
-
-    @property
-    def public_keys(self) -> list[Ed25519PublicKey]:
-        return [key for key, _ in self.verifying] or [self.public]
 
 
 def pass_key_id(public: Ed25519PublicKey) -> str:
@@ -161,7 +146,7 @@ async def check_offers(runtime: ServiceRuntime) -> int:
     settings: CoursesSettings = runtime.settings  # type: ignore[assignment]
     async with runtime.unit_of_work() as uow:
         w = workflow.Workflow(
-            uow=uow, now=runtime.extras["clock"](), offer_hours=settings.offer_hours,
+            uow=uow, now=runtime.clock(), offer_hours=settings.offer_hours,
             priorities=tuple(settings.waitlist_priorities),
         )  # fmt: skip
         expired = await workflow.expire_offers(w)
@@ -179,10 +164,11 @@ def create_app(
     settings = settings or CoursesSettings()
 
     async def on_startup(runtime: ServiceRuntime) -> None:
-        runtime.extras["clock"] = clock
-        runtime.extras["identity"] = Signer(settings.identity_signing_key(), "courses")
-        runtime.extras["registration_transport"] = registration_transport
-        runtime.extras["pass_keys"] = await asyncio.to_thread(load_pass_keys, settings)
+        runtime.own = CoursesRuntime(
+            identity=Signer(settings.identity_signing_key(), "courses"),
+            pass_keys=await asyncio.to_thread(load_pass_keys, settings),
+            registration_transport=registration_transport,
+        )
         if settings.demo_data:
             await seed_demo(runtime, clock())
         checks = run_every(settings.offer_check_interval_seconds, lambda: check_offers(runtime), "seat offer check")
@@ -199,8 +185,9 @@ def create_app(
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.COURSES_TOPIC, events.ENROLMENTS_TOPIC, events.PASSES_TOPIC],
         routers=[api.router],
-        handlers=lambda runtime: make_handlers(runtime.extras["clock"], settings),
+        handlers=lambda runtime: make_handlers(runtime.clock, settings),
         consumed_topics=CONSUMED_TOPICS,
+        clock=clock,
         on_startup=on_startup,
     )
     return create_service_app(spec, settings)

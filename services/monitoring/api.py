@@ -6,15 +6,15 @@ a rebuild of the read model is for ``admin`` only.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from chassis.clock import as_utc
+from chassis.deps import RuntimeDep, require_role
 from chassis.errors import Problem
-from chassis.service import RuntimeDep
 from services.monitoring import domain, periods, report, workflow
 from services.monitoring.models import DistrictPopulation, SurveyFigures
 from services.monitoring.schemas import (
@@ -28,15 +28,6 @@ from services.monitoring.schemas import (
 )
 
 READERS = frozenset({"analyst", "admin"})
-
-
-def require_role(*allowed: str) -> Any:
-    async def check(x_role: Annotated[str | None, Header()] = None) -> str:
-        if x_role not in allowed:
-            raise Problem(403, f"This needs one of the roles {', '.join(sorted(allowed))}.", kind="forbidden")
-        return x_role
-
-    return Depends(check)
 
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[require_role(*READERS)])
@@ -72,7 +63,7 @@ async def _document(runtime: RuntimeDep, period: periods.Period) -> Document:
 
 
 def _workflow(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
-    return workflow.Workflow(uow, runtime.extras["clock"](), _k(runtime))
+    return workflow.Workflow(uow, runtime.clock(), _k(runtime))
 
 
 @router.get("/indicators", response_model=Document)
@@ -106,7 +97,7 @@ async def council_report(runtime: RuntimeDep, period: PeriodQuery, format: Liter
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="monitoring-{chosen.label}.csv"'},
         )
-    return HTMLResponse(report.to_html(document, runtime.extras["clock"]()))
+    return HTMLResponse(report.to_html(document, runtime.clock()))
 
 
 async def _reference(runtime: RuntimeDep) -> DistrictReferenceRead:

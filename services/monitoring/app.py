@@ -19,6 +19,7 @@ from chassis.settings import ServiceSettings
 from services.monitoring import api, council_api, planning_api, workflow
 from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers
 from services.monitoring.models import Base, DistrictPopulation, SurveyFigures, messaging
+from services.monitoring.runtime import MonitoringRuntime
 from services.monitoring.schemas import DistrictReferenceUpdate, SurveyQuestion, SurveyUpdate
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def create_app(settings: MonitoringSettings | None = None, clock: Clock = system
     settings = settings or MonitoringSettings()
 
     async def on_startup(runtime: ServiceRuntime) -> None:
-        runtime.extras["clock"] = clock
+        runtime.own = MonitoringRuntime()
         async with runtime.session_factory() as session:
             group = await workflow.stored_consumer_group(session)
         if group is not None:  # a rebuild switched groups: continue with that one
@@ -98,6 +99,7 @@ def create_app(settings: MonitoringSettings | None = None, clock: Clock = system
         routers=[api.router, council_api.router, planning_api.router],
         handlers=lambda runtime: make_handlers(),
         consumed_topics=CONSUMED_TOPICS,
+        clock=clock,
         on_startup=on_startup,
     )
     return create_service_app(spec, settings)

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc
+from chassis.deps import ActorDep, RuntimeDep, require_role
 from chassis.errors import Problem
-from chassis.service import RuntimeDep
 from services.monitoring import conference, council, periods, planning, workflow
-from services.monitoring.api import READERS, require_role
+from services.monitoring.api import READERS
 from services.monitoring.models import CouncilProposal, CouncilProposalEvent
 from services.monitoring.planning_api import current_forecast
 from services.monitoring.schemas import (
@@ -32,7 +32,6 @@ from services.monitoring.schemas import (
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"], dependencies=[require_role(*READERS)])
 
-ActorHeader = Annotated[str | None, Header(alias="X-Actor", max_length=200)]
 StatusQuery = Annotated[council.Status | None, Query(description="only proposals in this status")]
 
 
@@ -79,18 +78,18 @@ async def list_proposals(runtime: RuntimeDep, status: StatusQuery = None) -> Pro
 
 
 @router.post("/council/proposals", response_model=ProposalRead, status_code=201)
-async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, x_actor: ActorHeader = None) -> ProposalRead:
+async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, actor: ActorDep) -> ProposalRead:
     """Put a proposal before the integration council (status ``proposed``)."""
     async with workflow.unit_of_work(runtime) as uow:
         row, history = await workflow.create_proposal(
             _workflow(runtime, uow), title=body.title, text=body.text, rule=body.rule, period=body.period,
-            due_on=body.due_on, actor=x_actor or "unknown",
+            due_on=body.due_on, actor=actor,
         )  # fmt: skip
     return _read(row, history)
 
 
 def _workflow(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
-    return workflow.Workflow(uow, runtime.extras["clock"](), getattr(runtime.settings, "k_anonymity", 5))
+    return workflow.Workflow(uow, runtime.clock(), getattr(runtime.settings, "k_anonymity", 5))
 
 
 @router.get("/council/proposals/{proposal_id}", response_model=ProposalRead)
@@ -101,14 +100,12 @@ async def get_proposal(runtime: RuntimeDep, proposal_id: str) -> ProposalRead:
 
 
 @router.post("/council/proposals/{proposal_id}/actions", response_model=ProposalRead)
-async def act_on_proposal(
-    runtime: RuntimeDep, proposal_id: str, body: ProposalAction, x_actor: ActorHeader = None
-) -> ProposalRead:
+async def act_on_proposal(runtime: RuntimeDep, proposal_id: str, body: ProposalAction, actor: ActorDep) -> ProposalRead:
     """One step of the follow-up: 409 when it does not fit the status, 422 without an assignee or a reason."""
     async with workflow.unit_of_work(runtime) as uow:
         try:
             row, history = await workflow.act_on_proposal(
-                _workflow(runtime, uow), proposal_id, council.Action(body.action), actor=x_actor or "unknown",
+                _workflow(runtime, uow), proposal_id, council.Action(body.action), actor=actor,
                 assignee=body.assignee, note=body.note, due_on=body.due_on,
             )  # fmt: skip
         except workflow.NoSuchProposal as exc:
@@ -142,7 +139,7 @@ async def conference_summary(
     document = conference.summary(indicators, proposals, planning.document(forecast))
     if format == "html":
         return HTMLResponse(
-            conference.to_html(document, runtime.extras["clock"]()),
+            conference.to_html(document, runtime.clock()),
             headers={"Content-Disposition": f'inline; filename="integrationskonferenz-{year}.html"'},
         )
     return document

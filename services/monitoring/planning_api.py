@@ -9,9 +9,9 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from chassis.clock import as_utc
-from chassis.service import RuntimeDep
+from chassis.deps import RuntimeDep, require_role
 from services.monitoring import periods, planning, workflow
-from services.monitoring.api import READERS, require_role
+from services.monitoring.api import READERS
 from services.monitoring.models import PlanningCapacity
 from services.monitoring.schemas import CapacitiesRead, CapacitiesUpdate, CapacityEntry, Document
 
@@ -52,7 +52,7 @@ async def current_forecast(runtime: RuntimeDep) -> planning.Forecast:
 
 
 def _workflow(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
-    return workflow.Workflow(uow, runtime.extras["clock"](), getattr(runtime.settings, "k_anonymity", 5))
+    return workflow.Workflow(uow, runtime.clock(), getattr(runtime.settings, "k_anonymity", 5))
 
 
 def _read(rows: list[PlanningCapacity]) -> CapacitiesRead:

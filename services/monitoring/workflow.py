@@ -47,6 +47,7 @@ from services.monitoring.models import (
     SurveyFigures,
 )
 from services.monitoring.periods import Period
+from services.monitoring.runtime import monitoring_of
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +154,7 @@ async def rebuild(runtime: ServiceRuntime) -> str:
 
     Returns the new group's name; the figures are complete once it has caught up with the topics.
     """
-    lock: asyncio.Lock = runtime.extras.setdefault("rebuild_lock", asyncio.Lock())
-    async with lock:
+    async with monitoring_of(runtime).rebuild_lock:
         await stop_consumer(runtime)
         base = runtime.settings.kafka_consumer_group or "monitoring"
         group = f"{base.split(REBUILD_GROUP_INFIX)[0]}{REBUILD_GROUP_INFIX}{uuid.uuid4().hex[:8]}"

@@ -11,18 +11,18 @@ role policy checks the role first; these are the object-level checks behind it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chassis import audit as access
+from chassis.deps import ActorDep, CallerDep, RuntimeDep, partner_of
+from chassis.deps import UnitOfWorkDep as UowDep
 from chassis.errors import Problem
 from chassis.schemas import Page
-from chassis.service import RuntimeDep
 from chassis.uow import UnitOfWork
 from contracts import partners as events
 from contracts.vocabulary import PartnerCategory, ServiceType
@@ -36,6 +36,7 @@ from services.partners.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from services.partners.runtime import partners_of
 from services.partners.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -71,63 +72,35 @@ PartnerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9]
 ObjectId = Annotated[str, Path(min_length=1, max_length=40)]
 
 
-async def get_uow(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
-    async with runtime.unit_of_work() as uow:
-        yield uow
-
-
-UowDep = Annotated[UnitOfWork, Depends(get_uow)]
-
-
 def now_of(runtime: Any) -> datetime:
-    moment: datetime = runtime.extras["clock"]()
+    moment: datetime = runtime.clock()
     return moment
 
 
-async def own_partner(
-    partner_id: PartnerId,
-    x_partner_id: Annotated[
-        str | None, Header(alias="X-Partner-Id", max_length=64, description="The calling partner; set by the gateway")
-    ] = None,
-) -> str:
+async def own_partner(partner_id: PartnerId, caller: CallerDep) -> str:
     """Object-level check: a partner acts only on itself. Checked before existence, so ids cannot be probed."""
-    if not x_partner_id:
-        raise Problem(401, "This call needs the calling partner's identity (X-Partner-Id).", kind="unauthenticated")
-    if x_partner_id != partner_id:
+    if partner_of(caller) != partner_id:
         raise Problem(403, "A partner may only act on its own entry.", kind="forbidden")
     return partner_id
 
 
 OwnPartner = Annotated[str, Depends(own_partner)]
 
-RoleHeader = Annotated[
-    str | None, Header(alias="X-Role", max_length=200, description="The caller's roles; set by the gateway")
-]
 
-
-def is_admin(x_role: str | None) -> bool:
-    return x_role is not None and "admin" in {role.strip() for role in x_role.split(",")}
-
-
-async def admin_only(x_role: RoleHeader = None) -> None:
-    if not x_role:
+async def admin_only(caller: CallerDep) -> None:
+    # 401, not require_role's 403: without any role the caller is unknown here (a partner's API key has none).
+    if not caller.roles:
         raise Problem(401, "This call needs the caller's identity (X-Role).", kind="unauthenticated")
-    if not is_admin(x_role):
+    if not caller.has_any("admin"):
         raise Problem(403, "Only an admin adds partner organisations.", kind="forbidden")
 
 
-async def keeper(
-    partner_id: PartnerId,
-    x_role: RoleHeader = None,
-    x_partner_id: Annotated[
-        str | None, Header(alias="X-Partner-Id", max_length=64, description="The calling partner; set by the gateway")
-    ] = None,
-) -> str:
+async def keeper(partner_id: PartnerId, caller: CallerDep) -> str:
     """Object-level check for the directory entry and its services: an admin keeps every entry, a partner
     only its own (checked before existence, so ids cannot be probed)."""
-    if is_admin(x_role):
+    if caller.has_any("admin"):
         return partner_id
-    return await own_partner(partner_id, x_partner_id)
+    return await own_partner(partner_id, caller)
 
 
 EntryKeeper = Annotated[str, Depends(keeper)]
@@ -504,10 +477,10 @@ async def read_partner(partner_id: PartnerId, uow: UowDep) -> PartnerRead:
 
 @router.patch("/{partner_id}", response_model=PartnerRead)
 async def update_partner(
-    partner_id: EntryKeeper, body: PartnerUpdate, uow: UowDep, runtime: RuntimeDep, x_role: RoleHeader = None
+    partner_id: EntryKeeper, body: PartnerUpdate, uow: UowDep, runtime: RuntimeDep, caller: CallerDep
 ) -> PartnerRead:
     changes = body.model_dump(exclude_unset=True, mode="json")
-    if "category" in changes and not is_admin(x_role):
+    if "category" in changes and not caller.has_any("admin"):
         # Consents name a category of partner: a partner moving itself would change what they cover.
         raise Problem(403, "Only an admin changes a partner's category.", kind="forbidden")
     partner = await load_partner(uow, partner_id)
@@ -729,7 +702,7 @@ async def create_webhook(
         url=body.url,
         description=body.description,
         event_types=list(body.event_types),
-        secret_encrypted=runtime.extras["secret_box"].seal(secret),
+        secret_encrypted=partners_of(runtime).secret_box.seal(secret),
         active=True,
         created_at=now_of(runtime),
     )
@@ -798,7 +771,7 @@ async def replay_delivery(
         raise Problem(409, "The webhook of this delivery was deleted.", kind="webhook-deleted")
     delivery.replay(row, now_of(runtime))
     await uow.commit()
-    runtime.extras["deliverer"].wake()
+    partners_of(runtime).deliverer.wake()
     return DeliveryRead(**delivery.delivery_fields(row))
 
 
@@ -808,7 +781,7 @@ async def rotate_secret(
 ) -> SecretRotated:
     """A new secret now; the old one keeps signing alongside for the grace period (two signatures)."""
     row = await load_webhook(uow, partner_id, webhook_id)
-    box = runtime.extras["secret_box"]
+    box = partners_of(runtime).secret_box
     secret = domain.new_webhook_secret()
     valid_until = now_of(runtime) + settings_of(runtime).webhook_secret_grace
     row.previous_secret_encrypted = row.secret_encrypted
@@ -855,8 +828,8 @@ async def delete_webhook(partner_id: OwnPartner, webhook_id: ObjectId, uow: UowD
 # person. This service knows no caseworker's team, so both are the privacy officers' and the admins'.
 
 
-def data_protection_only(x_role: RoleHeader = None) -> None:
-    roles = access.roles_of(x_role)
+def data_protection_only(caller: CallerDep) -> None:
+    roles = caller.roles
     if roles is not None and not roles & access.DATA_PROTECTION_ROLES:
         raise Problem(403, "This needs the privacy officer's or the admin's role.", kind="forbidden")
 
@@ -874,13 +847,13 @@ async def person_access_log(person_id: str, uow: UowDep) -> list[access.AccessLo
 async def person_export(
     person_id: str,
     uow: UowDep,
-    x_role: RoleHeader = None,
-    actor: Annotated[str, Header(alias="X-Actor", max_length=200)] = "unauthenticated",
+    caller: CallerDep,
+    actor: ActorDep,
 ) -> access.ServiceExport:
     """The webhook deliveries of events about the person (with what they carried), and whether erasure reached
     this service; and its access log."""
     session = uow.session
-    await access.audit_read(session, actor, "export", [person_id], access.purpose_of(x_role))
+    await access.audit_read(session, actor, "export", [person_id], access.purpose_of(caller.roles_header))
     await uow.commit()
     deliveries = (
         await session.scalars(

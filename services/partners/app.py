@@ -24,6 +24,7 @@ from services.partners import api, directory, domain
 from services.partners.delivery import Deliverer, SecretBox
 from services.partners.handlers import CONSUMED_TOPICS, make_handlers
 from services.partners.models import Base, MeetingOffer, Partner, PartnerService, messaging
+from services.partners.runtime import PartnersRuntime, partners_of
 
 
 class PartnersSettings(ServiceSettings):
@@ -115,14 +116,13 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
     settings = settings or PartnersSettings()
 
     async def on_startup(runtime: ServiceRuntime) -> None:
-        runtime.extras["clock"] = clock
-        runtime.extras["secret_box"] = SecretBox(settings.webhook_secret_key.get_secret_value())
+        secret_box = SecretBox(settings.webhook_secret_key.get_secret_value())
         if settings.demo_data:
             await seed_directory(runtime, clock())
         deliverer = Deliverer(
             session_factory=runtime.session_factory,
             clock=clock,
-            secret_box=runtime.extras["secret_box"],
+            secret_box=secret_box,
             policy=settings.retry_policy(),
             allow_private=settings.webhook_allow_private_addresses,
             timeout_seconds=settings.webhook_timeout_seconds,
@@ -130,7 +130,7 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
             claim_seconds=settings.webhook_claim_seconds,
             verify=settings.http_verify(),
         )
-        runtime.extras["deliverer"] = deliverer
+        runtime.own = PartnersRuntime(secret_box=secret_box, deliverer=deliverer)
         if runtime.metrics is not None:
             runtime.metrics.extra.append(deliverer.report_metrics)
         task = asyncio.create_task(deliverer.run(), name="partners-webhook-delivery")
@@ -146,8 +146,9 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.PARTNERS_TOPIC],
         routers=[api.router, api.internal_router, api.persons_router],
-        handlers=lambda runtime: make_handlers(clock, runtime.extras["deliverer"].wake_soon),
+        handlers=lambda runtime: make_handlers(clock, partners_of(runtime).deliverer.wake_soon),
         consumed_topics=CONSUMED_TOPICS,
+        clock=clock,
         on_startup=on_startup,
     )
     return create_service_app(spec, settings)

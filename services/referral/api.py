@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from enum import Enum
 from typing import Annotated, Any, TypeVar
@@ -20,16 +20,25 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi import Path as FastApiPath
 from pydantic import StringConstraints, ValidationError
 from sqlalchemy import func, select
 
 from chassis import audit as access
+from chassis.deps import (
+    ActorDep,
+    CallerDep,
+    ClockDep,
+    PartnerDep,
+    RuntimeDep,
+    UnitOfWorkDep,
+    caller_of,
+    require_role,
+)
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
-from chassis.identity import HEADER, Signer
+from chassis.identity import HEADER
 from chassis.schemas import Page
-from chassis.service import RuntimeDep
 from contracts import referral as events
 from services.referral import domain, workflow
 from services.referral.models import (
@@ -45,6 +54,7 @@ from services.referral.models import (
     RuleSetVersion,
     TimelineEntry,
 )
+from services.referral.runtime import referral_of
 from services.referral.schemas import (
     Assignment,
     BulkResult,
@@ -82,30 +92,23 @@ LOCAL_TIME = ZoneInfo("Europe/Berlin")
 router = APIRouter(prefix="/api/v1", tags=["referral"])
 partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
 
-ActorHeader = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who acts; set by the gateway")]
-PartnerHeader = Annotated[
-    str,
-    Header(alias="X-Partner-Id", min_length=1, max_length=64, description="The calling partner; set by the gateway"),
-]
 
-
-async def get_workflow(runtime: RuntimeDep, request: Request) -> AsyncIterator[workflow.Workflow]:
-    async with runtime.unit_of_work() as uow:
-        yield workflow.Workflow(
-            uow=uow, now=runtime.extras["clock"](), expiry_days=runtime.settings.referral_expiry_days,
-            actor=request.headers.get("x-actor"),  # the timeline says who acted
-        )  # fmt: skip
+async def get_workflow(
+    runtime: RuntimeDep, uow: UnitOfWorkDep, clock: ClockDep, caller: CallerDep
+) -> workflow.Workflow:
+    return workflow.Workflow(
+        uow=uow, now=clock(), expiry_days=runtime.settings.referral_expiry_days,
+        actor=caller.actor,  # the timeline says who acted
+    )  # fmt: skip
 
 
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
 
 
-async def get_scope(request: Request) -> workflow.CaseScope:
-    """The caller's cases, from the plain identity headers the identity middleware rewrote from the
-    signed token (read from the request, not declared as parameters: clients cannot set them)."""
-    headers = request.headers
+async def get_scope(caller: CallerDep) -> workflow.CaseScope:
+    """The caller's cases, as the signed identity says (chassis.deps)."""
     try:
-        return workflow.case_scope(headers.get("x-role"), headers.get("x-team"), headers.get("x-actor"))
+        return workflow.case_scope(caller.roles_header, caller.team, caller.actor)
     except workflow.NotACaseReader as exc:
         # The gateway's role policy never lets such a caller through; this is the second line.
         raise Problem(403, "Cases and referrals are for caseworkers and admins.", kind="forbidden") from exc
@@ -114,29 +117,14 @@ async def get_scope(request: Request) -> workflow.CaseScope:
 ScopeDep = Annotated[workflow.CaseScope, Depends(get_scope)]
 
 
-def require_role(*allowed: str) -> Any:
-    """The second line behind the gateway's role policy, for routes without a case scope: the roster and
-    the routing rules. No ``X-Role`` at all means no identity was forwarded (development and tests;
-    production refuses such calls before they get here), as in ``workflow.case_scope``."""
-
-    async def check(request: Request) -> None:
-        roles = request.headers.get("x-role")
-        if roles is None:
-            return
-        if not {role.strip() for role in roles.split(",")} & set(allowed):
-            raise Problem(403, f"This needs one of the roles {', '.join(sorted(allowed))}.", kind="forbidden")
-
-    return Depends(check)
-
-
 STAFF_READERS = require_role("caseworker", "admin")
 
 
 async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
     """Log the read of these persons' data (``chassis.audit``) as the caller's, and commit it."""
-    headers = request.headers
-    actor = headers.get("x-actor") or "unauthenticated"
-    await access.audit_read(w.session, actor, action, person_ids, access.purpose_of(headers.get("x-role")))
+    caller = caller_of(request)
+    await access.audit_read(w.session, caller.actor_or_unauthenticated, action, person_ids,
+                            access.purpose_of(caller.roles_header))  # fmt: skip
     await w.uow.commit()
 
 
@@ -432,9 +420,7 @@ async def read_case(case_id: str, request: Request, w: WorkflowDep, scope: Scope
 
 
 @router.post("/cases/{case_id}/assignment", response_model=CaseRead)
-async def reassign(
-    case_id: str, body: Assignment, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
-) -> CaseRead:
+async def reassign(case_id: str, body: Assignment, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> CaseRead:
     """A caseworker (or team lead: the same role) hands the case to another integration navigator of
     the same team; only an admin moves a case to another team. A case of no team (the queue) any caseworker
     takes into their own team."""
@@ -453,9 +439,7 @@ async def reassign(
 
 
 @router.post("/cases/{case_id}/closing", response_model=CaseRead)
-async def close_case(
-    case_id: str, body: CaseClosing, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
-) -> CaseRead:
+async def close_case(case_id: str, body: CaseClosing, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> CaseRead:
     """Close the case with a reason (goals reached, moved away, no contact, other); its open referrals are
     revoked, and the team no longer reaches the person's data until the case is reopened."""
     case = await load_case(w, case_id, scope, open_only=True)
@@ -465,9 +449,7 @@ async def close_case(
 
 
 @router.post("/cases/{case_id}/reopening", response_model=CaseRead)
-async def reopen_case(
-    case_id: str, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
-) -> CaseRead:
+async def reopen_case(case_id: str, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> CaseRead:
     """Open a closed case again, with the team it had (not after an erasure or a move away in the register)."""
     case = await load_case(w, case_id, scope)
     try:
@@ -479,9 +461,7 @@ async def reopen_case(
 
 
 @router.post("/cases/{case_id}/notes", status_code=201, response_model=NoteRead)
-async def add_note(
-    case_id: str, body: NoteCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
-) -> NoteRead:
+async def add_note(case_id: str, body: NoteCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> NoteRead:
     case = await load_case(w, case_id, scope, open_only=True)
     note = CaseNote(case_id=case.id, author=actor, text=body.text, at=w.now)
     w.session.add(note)
@@ -490,9 +470,7 @@ async def add_note(
 
 
 @router.post("/cases/{case_id}/tasks", status_code=201, response_model=TaskRead)
-async def add_task(
-    case_id: str, body: TaskCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorHeader = "unauthenticated"
-) -> TaskRead:
+async def add_task(case_id: str, body: TaskCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> TaskRead:
     """A follow-up with a due date; the dashboard shows each case's open ones and the next due date."""
     case = await load_case(w, case_id, scope, open_only=True)
     task = CaseTask(id=str(uuid.uuid4()), case_id=case.id, title=body.title, due_on=body.due_on, created_by=actor,
@@ -505,7 +483,7 @@ async def add_task(
 @router.patch("/cases/{case_id}/tasks/{task_id}", response_model=TaskRead)
 async def update_task(
     case_id: str, task_id: str, body: TaskUpdate, w: WorkflowDep, scope: ScopeDep,
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> TaskRead:  # fmt: skip
     """Mark a follow-up done (or not done after all)."""
     case = await load_case(w, case_id, scope, open_only=True)
@@ -755,7 +733,7 @@ def rule_set_read(row: RuleSetVersion) -> RuleSetRead:
 
 
 @router.put("/routing-rules", response_model=RuleSetRead, dependencies=[require_role("admin")])
-async def save_rules(body: list[dict[str, Any]], w: WorkflowDep, actor: ActorHeader = "unauthenticated") -> RuleSetRead:
+async def save_rules(body: list[dict[str, Any]], w: WorkflowDep, actor: ActorDep) -> RuleSetRead:
     """Save a new version of the routing rules; invalid rule sets are refused whole."""
     try:
         rules = domain.RuleSet.model_validate({"rules": body})
@@ -786,7 +764,7 @@ async def rule_versions(w: WorkflowDep) -> list[RuleSetRead]:
 async def partner_referrals(
     request: Request,
     w: WorkflowDep,
-    partner_id: PartnerHeader,
+    partner_id: PartnerDep,
     status: domain.ReferralStatus | None = None,
     page: int = Query(1, ge=1, le=100_000),
     page_size: int = Query(50, ge=1, le=200),
@@ -826,9 +804,11 @@ async def fetch_names(request: Request, referrals: list[Referral], partner_id: s
     if not asked:
         return {}
     settings = request.app.state.runtime.settings
-    signer: Signer = request.app.state.runtime.extras["identity"]
+    signer = referral_of(request.app.state.runtime).identity
     try:
-        async with httpx.AsyncClient(base_url=settings.registration_url, timeout=3) as client:
+        async with httpx.AsyncClient(
+            base_url=settings.registration_url, timeout=3, verify=settings.http_verify()
+        ) as client:
             reply = await client.post(
                 "/api/internal/persons/contact-names",
                 json={"partner_id": partner_id, "referrals": asked},
@@ -845,7 +825,7 @@ async def fetch_names(request: Request, referrals: list[Referral], partner_id: s
 
 @partner_router.get("/referrals/{referral_id}", response_model=PartnerReferralRead)
 async def partner_referral(
-    referral_id: str, request: Request, w: WorkflowDep, partner_id: PartnerHeader
+    referral_id: str, request: Request, w: WorkflowDep, partner_id: PartnerDep
 ) -> PartnerReferralRead:
     """One referral; the person's contact data only while a consent for this partner is in force."""
     referral = await load_referral(w, referral_id, partner_id=partner_id)
@@ -870,7 +850,7 @@ async def fetch_contact(request: Request, referral: Referral, partner_id: str) -
     """Ask registration for the contact data, signed as the referral service; registration checks the consent
     again and audits the read. Degrade clearly when it is down."""
     settings = request.app.state.runtime.settings
-    signer: Signer = request.app.state.runtime.extras["identity"]
+    signer = referral_of(request.app.state.runtime).identity
     params = {"partner_id": partner_id, "referral_id": referral.id, "consent_id": referral.consent_id or ""}
     if referral.partner_category:
         params["partner_category"] = referral.partner_category
@@ -898,28 +878,26 @@ async def fetch_contact(request: Request, referral: Referral, partner_id: str) -
 
 
 @partner_router.post("/referrals/{referral_id}/accept", response_model=PartnerReferral)
-async def partner_accept(referral_id: str, w: WorkflowDep, partner_id: PartnerHeader) -> PartnerReferral:
+async def partner_accept(referral_id: str, w: WorkflowDep, partner_id: PartnerDep) -> PartnerReferral:
     return await partner_act(
         w, await load_referral(w, referral_id, partner_id=partner_id), domain.ReferralAction.ACCEPT
     )
 
 
 @partner_router.post("/referrals/{referral_id}/decline", response_model=PartnerReferral)
-async def partner_decline(
-    referral_id: str, body: Decline, w: WorkflowDep, partner_id: PartnerHeader
-) -> PartnerReferral:
+async def partner_decline(referral_id: str, body: Decline, w: WorkflowDep, partner_id: PartnerDep) -> PartnerReferral:
     referral = await load_referral(w, referral_id, partner_id=partner_id)
     return await partner_act(w, referral, domain.ReferralAction.DECLINE, decline_reason=body.reason)
 
 
 @partner_router.post("/referrals/{referral_id}/start", response_model=PartnerReferral)
-async def partner_start(referral_id: str, w: WorkflowDep, partner_id: PartnerHeader) -> PartnerReferral:
+async def partner_start(referral_id: str, w: WorkflowDep, partner_id: PartnerDep) -> PartnerReferral:
     return await partner_act(w, await load_referral(w, referral_id, partner_id=partner_id), domain.ReferralAction.START)
 
 
 @partner_router.post("/referrals/{referral_id}/complete", response_model=PartnerReferral)
 async def partner_complete(
-    referral_id: str, body: Completion, w: WorkflowDep, partner_id: PartnerHeader
+    referral_id: str, body: Completion, w: WorkflowDep, partner_id: PartnerDep
 ) -> PartnerReferral:
     referral = await load_referral(w, referral_id, partner_id=partner_id)
     return await partner_act(
@@ -936,12 +914,12 @@ async def partner_complete(
 async def person_in_reach(w: workflow.Workflow, request: Request, person_id: str, *, export: bool) -> None:
     """Privacy officers and admins reach anyone; a caseworker (for the log only) a person whose case is the team's
     (404 otherwise, as for an unknown person); anyone else is refused."""
-    roles = access.roles_of(request.headers.get("x-role"))
+    roles = caller_of(request).roles
     if roles is None or roles & access.DATA_PROTECTION_ROLES:
         return
     if export or "caseworker" not in roles:
         raise Problem(403, "This needs the privacy officer's or the admin's role.", kind="forbidden")
-    scope = await get_scope(request)
+    scope = await get_scope(caller_of(request))
     member_of = select(CaseMember.case_id).where(CaseMember.person_id == person_id)
     if await w.session.scalar(select(Case.id).where(Case.id.in_(member_of), scope.cases()).limit(1)) is None:
         raise Problem(404, f"No person {person_id} among your team's cases.", kind="not-found")

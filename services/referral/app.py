@@ -21,6 +21,7 @@ from contracts import referral as events
 from services.referral import api, directory, workflow
 from services.referral.handlers import CONSUMED_TOPICS, make_handlers
 from services.referral.models import Base, CaseworkerRow, PartnerOfferRow, messaging
+from services.referral.runtime import ReferralRuntime
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ async def seed_reference_data(runtime: ServiceRuntime) -> None:
 async def check_clocks(runtime: ServiceRuntime) -> dict[str, int]:
     settings: ReferralSettings = runtime.settings  # type: ignore[assignment]
     async with runtime.unit_of_work() as uow:
-        w = workflow.Workflow(uow=uow, now=runtime.extras["clock"](), expiry_days=settings.referral_expiry_days)
+        w = workflow.Workflow(uow=uow, now=runtime.clock(), expiry_days=settings.referral_expiry_days)
         counts = await workflow.run_clocks(w)
         await uow.commit()
     return counts
@@ -63,8 +64,7 @@ def create_app(settings: ReferralSettings | None = None, clock: Clock = system_c
     settings = settings or ReferralSettings()
 
     async def on_startup(runtime: ServiceRuntime) -> None:
-        runtime.extras["clock"] = clock
-        runtime.extras["identity"] = Signer(settings.identity_signing_key(), "referral")
+        runtime.own = ReferralRuntime(identity=Signer(settings.identity_signing_key(), "referral"))
         if settings.demo_data:
             await seed_reference_data(runtime)
         checks = run_every(settings.clock_interval_seconds, lambda: check_clocks(runtime), "response clock check")
@@ -81,8 +81,9 @@ def create_app(settings: ReferralSettings | None = None, clock: Clock = system_c
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.CASES_TOPIC, events.REFERRALS_TOPIC],
         routers=[api.router, api.partner_router],
-        handlers=lambda runtime: make_handlers(runtime.extras["clock"], settings),
+        handlers=lambda runtime: make_handlers(runtime.clock, settings),
         consumed_topics=CONSUMED_TOPICS,
+        clock=clock,
         on_startup=on_startup,
     )
     return create_service_app(spec, settings)

@@ -34,12 +34,12 @@ from sqlalchemy import ColumnElement, Table, bindparam, false, func, insert, sel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis import audit as access
-from chassis.clock import as_utc
-from chassis.clock import system_clock as now
+from chassis import clock
+from chassis.clock import as_utc, now
+from chassis.deps import ActorDep, CallerDep, UnitOfWorkDep
 from chassis.errors import Problem
 from chassis.identity import Identity, require_service
 from chassis.schemas import Page
-from chassis.service import UnitOfWorkDep
 from chassis.uow import UnitOfWork
 from contracts import registration as events
 from contracts.vocabulary import PartnerCategory, ResidenceStatusGroup
@@ -71,9 +71,6 @@ router = APIRouter(prefix="/api/v1", tags=["registration"])
 #: reaches these, and they are not part of the public API's document.
 internal_router = APIRouter(prefix="/api/internal", tags=["internal"], include_in_schema=False)
 persons_table = cast(Table, Person.__table__)
-
-ActorHeader = Annotated[str, Header(alias="X-Actor", max_length=200, description="Who acts; set by the gateway")]
-
 
 # --- who reaches which person -------------------------------------------------------------------
 
@@ -122,19 +119,17 @@ class PersonScope:
 def allowed(act: domain.Act) -> Any:
     """A route dependency: the caller's scope for ``act``, or 403 when none of their roles may do it."""
 
-    def scope(request: Request) -> PersonScope:
-        headers = request.headers
-        roles = domain.roles_from_header(headers.get("x-role"))
-        reach = domain.reach(roles, act)
-        purpose = access.purpose_of(headers.get("x-role"))
+    def scope(caller: CallerDep) -> PersonScope:
+        reach = domain.reach(caller.roles, act)
+        purpose = access.purpose_of(caller.roles_header)
         if reach is domain.Reach.EVERYONE:
             return PersonScope(everyone=True, purpose=purpose)
         if reach is domain.Reach.NOBODY:
             # The gateway's role policy never lets such a caller through; this is the second line.
             may = sorted(r for r, acts in {**domain.EVERYONE, **domain.OWN_CASES}.items() if act in acts)
             raise Problem(403, f"This needs one of the roles {', '.join(may)}.", kind="forbidden")
-        team = headers.get("x-team") or None
-        actor = headers.get("x-actor") or ""
+        team = caller.team
+        actor = caller.actor or ""
         subject = actor.removeprefix("user:") if actor.startswith("user:") else None
         return PersonScope(team=team, caseworker_id=None if team else subject or None, purpose=purpose)
 
@@ -175,7 +170,7 @@ def person_read(person: Person) -> PersonRead:
         fields
         | {
             "person_id": person.id,
-            "age_band": domain.age_band(person.birth_date, date.today()),
+            "age_band": domain.age_band(person.birth_date, clock.today()),
             "address": {k: getattr(person, k) for k in ADDRESS_FIELDS},
             "created_at": as_utc(person.created_at),
             "updated_at": as_utc(person.updated_at),
@@ -297,7 +292,7 @@ async def register(
     response: Response,
     uow: UnitOfWorkDep,
     _: Annotated[PersonScope, allowed(domain.Act.REGISTER)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> RegistrationRead:
     """Register a newcomer (Anmeldung), and the family members who register with them."""
     check_district(request, body.address.district)
@@ -328,7 +323,7 @@ async def register(
     else:
         household_id = str(uuid.uuid4())
         await session.execute(NEW_HOUSEHOLD, {"id": household_id, "created_at": at})
-    registration_date = body.registration_date or date.today()
+    registration_date = body.registration_date or clock.today()
     persons = [
         new_person(p, household_id=household_id, registration_date=registration_date, address=body.address, at=at)
         for p in registrants
@@ -336,7 +331,7 @@ async def register(
     # New rows that nothing reads back in this request: plain inserts, without the ORM's unit of work (its flush
     # was a fifth of a registration's CPU). The Person objects only feed the event and the answer.
     await session.execute(NEW_PERSONS, [as_dict(p) for p in persons])
-    today = date.today()
+    today = clock.today()
     by = staff_account(actor)
     await uow.publish(*(events.PersonRegistered(**profile(p, today), recorded_by=by) for p in persons))
     seen_at = now()
@@ -361,7 +356,7 @@ async def register(
 async def list_persons(
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.READ_PERSON)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
     district: str | None = Query(None, max_length=80),
     nationality: str | None = Query(None, min_length=2, max_length=2),
     residence_status_group: ResidenceStatusGroup | None = None,
@@ -420,7 +415,7 @@ async def look_up_persons(
     body: PersonLookup,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.READ_PERSON)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> list[PersonSummary]:
     """Names, languages and age bands of several persons in one call (a caseworker's case list: one read for
     the page, not one per row). Only the persons the caller reaches are answered; an id out of reach, unknown
@@ -434,7 +429,7 @@ async def look_up_persons(
         )
     ).all()
     found = {p.id: p for p in rows}
-    today = date.today()
+    today = clock.today()
     answered = [found[i] for i in wanted if i in found]
     audit(uow, actor, "lookup", *(p.id for p in answered), reason=scope.purpose)
     await uow.commit()
@@ -455,7 +450,7 @@ async def read_person(
     response: Response,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.READ_PERSON)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> PersonRead:
     person = await load_person(uow.session, person_id, scope)
     audit(uow, actor, "read", person.id, reason=scope.purpose)
@@ -472,8 +467,8 @@ async def update_person(
     response: Response,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.CHANGE_PERSON)],
+    actor: ActorDep,
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=100)] = None,
-    actor: ActorHeader = "unauthenticated",
 ) -> PersonRead:
     """Change a person; send the ETag of what you read as If-Match, so no one's change is lost."""
     if if_match is None:
@@ -500,7 +495,7 @@ async def update_person(
     person.duplicate_key = domain.duplicate_key(person.given_names or "", person.family_name or "", person.birth_date)
     person.version += 1
     person.updated_at = now()
-    await uow.publish(events.PersonUpdated(**profile(person, date.today()), version=person.version,
+    await uow.publish(events.PersonUpdated(**profile(person, clock.today()), version=person.version,
                                            recorded_by=staff_account(actor)))  # fmt: skip
     audit(uow, actor, "update", person.id)
     await uow.commit()
@@ -514,7 +509,7 @@ async def move_away(
     body: MoveAway,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.MOVE_AWAY)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> PersonRead:
     """Abmeldung: the person left the city (privacy officers and admins, with the reason, which the access log
     keeps)."""
@@ -537,6 +532,7 @@ async def erase_person(
     person_id: str,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.ERASE)],
+    actor: ActorDep,
     body: Annotated[Erasure | None, Body()] = None,
     reason: Annotated[
         Reason | None,
@@ -545,7 +541,6 @@ async def erase_person(
             "better: a query string may reach traces)"
         ),
     ] = None,
-    actor: ActorHeader = "unauthenticated",
 ) -> Response:
     """Erasure (GDPR Art. 17): personal data, needs and consents are deleted; a tombstone stays. Privacy officers
     and admins only, naming the ground in ``reason`` (the body ``{"reason": ...}`` or the query), which the
@@ -596,7 +591,7 @@ async def access_log(
     person_id: str,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.READ_ACCESS_LOG)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> list[access.AccessLogEntry]:
     """Who read or changed this person's data, newest first (for the data subject's Art. 15 request); an erased
     person's log stays (accountability, Art. 5(2)). Through the gateway, the log of every service, merged: the
@@ -613,7 +608,7 @@ async def export(
     person_id: str,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.EXPORT)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> PersonExport:
     """Everything this service holds on the person (GDPR Art. 15): the record, the household, every needs
     assessment, every consent, and the access log. Privacy officers and admins. Through the gateway, with every
@@ -667,14 +662,14 @@ async def assess_needs(
     body: NeedsAssessmentCreate,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.RECORD_NEEDS)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> NeedsAssessmentRead:
     """Record a new version of the person's needs assessment."""
     session = uow.session
     person = await load_person(session, person_id, scope, for_update=True)
     transition(lambda s: domain.ensure_changeable(s) or s, person.status)
     assert person.birth_date is not None
-    today = date.today()
+    today = clock.today()
     band = domain.age_band(person.birth_date, today)
     categories = domain.need_categories(
         domain.NeedsFacts(
@@ -730,7 +725,7 @@ async def list_needs(
     person_id: str,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.READ_NEEDS)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> list[NeedsAssessmentRead]:
     person = await load_person(uow.session, person_id, scope)
     rows = (
@@ -771,7 +766,7 @@ async def give_consent(
     body: ConsentCreate,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.RECORD_CONSENTS)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> ConsentRead:
     """Record the person's consent to share data with a partner (or a category of partners) for a purpose."""
     person = await load_person(uow.session, person_id, scope)
@@ -812,7 +807,7 @@ async def list_consents(
     person_id: str,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.READ_CONSENTS)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> list[ConsentRead]:
     person = await load_person(uow.session, person_id, scope)
     rows = (
@@ -830,7 +825,7 @@ async def withdraw_consent(
     consent_id: str,
     uow: UnitOfWorkDep,
     scope: Annotated[PersonScope, allowed(domain.Act.RECORD_CONSENTS)],
-    actor: ActorHeader = "unauthenticated",
+    actor: ActorDep,
 ) -> ConsentRead:
     """Withdraw a consent (GDPR Art. 7(3)); partners learn it by event and stop sharing."""
     person = await load_person(uow.session, person_id, scope)

@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 
+from chassis.clock import Clock, system_clock
 from chassis.service import ServiceSpec, create_service_app
 from chassis.settings import ServiceSettings
 from contracts import registration as events
@@ -76,7 +77,7 @@ class RegistrationSettings(ServiceSettings):
         }
 
 
-def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
+def create_app(settings: RegistrationSettings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or RegistrationSettings()
     spec = ServiceSpec(
         name="registration",
@@ -90,5 +91,6 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         routers=[api.router, api.internal_router],
         handlers=lambda runtime: make_handlers(),
         consumed_topics=CONSUMED_TOPICS,
+        clock=clock,  # "today" for ages, birth dates, consents' expiry
     )
     return create_service_app(spec, settings)

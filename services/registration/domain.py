@@ -127,13 +127,6 @@ def reach(roles: frozenset[str] | None, act: Act) -> Reach:
     return Reach.NOBODY
 
 
-def roles_from_header(value: str | None) -> frozenset[str] | None:
-    """The roles of the plain ``X-Role`` header (comma separated); ``None`` when it is absent."""
-    if value is None:
-        return None
-    return frozenset(role.strip() for role in value.split(",") if role.strip())
-
-
 # --- duplicates --------------------------------------------------------------------------
 
 _TRANSLITERATIONS = str.maketrans({"ß": "ss", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "\u0131": "i"})

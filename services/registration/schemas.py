@@ -11,6 +11,7 @@ import pycountry
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
 from chassis.audit import AccessLogEntry
+from chassis.clock import today
 from chassis.schemas import Strict
 from contracts.vocabulary import (
     AgeBand,
@@ -47,12 +48,12 @@ def _language(tag: str) -> str:
 
 
 def _birth_date(value: date) -> date:
-    domain.check_birth_date(value, date.today())
+    domain.check_birth_date(value, today())
     return value
 
 
 def _not_in_future(value: date) -> date:
-    if value > date.today():
+    if value > today():
         raise ValueError("the date lies in the future")
     return value
 
@@ -230,7 +231,7 @@ class ConsentCreate(Strict):
     def _one_recipient(self) -> ConsentCreate:
         if (self.partner_id is None) == (self.partner_category is None):
             raise ValueError("name exactly one of partner_id or partner_category")
-        if self.expires_on is not None and self.expires_on < date.today():
+        if self.expires_on is not None and self.expires_on < today():
             raise ValueError("expires_on lies in the past")
         return self
 

@@ -26,6 +26,7 @@ from chassis.embedded_broker import EmbeddedBroker, free_port
 from services.courses import domain
 from services.courses.app import create_app as create_courses
 from services.courses.models import Enrolment, IssuedPass, PassEntry, PassStatus
+from services.courses.runtime import courses_of
 from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
@@ -357,7 +358,7 @@ async def test_no_pass_while_registration_cannot_answer(
         courses.app = app  # type: ignore[attr-defined]
         person = await register(registration)
         await passed_course(courses, person, enrolled_by=VHS_ADMIN)
-        app.state.runtime.extras["identity"] = internal.Signer(Ed25519PrivateKey.generate(), "courses")
+        courses_of(app.state.runtime).identity = internal.Signer(Ed25519PrivateKey.generate(), "courses")
         logging.getLogger().addHandler(caplog.handler)  # the apps' logging set-up replaced the root's handlers
         with caplog.at_level("WARNING", logger="services.courses.api"):
             mismatched = await courses.post(

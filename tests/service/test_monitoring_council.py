@@ -54,7 +54,7 @@ async def test_a_proposal_is_accepted_assigned_and_tracked_to_done(monitoring: h
     read = (await monitoring.get(f"{PROPOSALS}/{pid}", headers=ANALYST)).json()
     steps = [(s["action"], s["status"], s["actor"]) for s in read["history"]]
     assert steps == [("create", "proposed", "statistik"), ("accept", "accepted", "admin"),
-                     ("assign", "in_progress", "statistik"), ("complete", "done", "unknown")]  # fmt: skip
+                     ("assign", "in_progress", "statistik"), ("complete", "done", "unauthenticated")]  # fmt: skip
     assert read["history"][3]["note"] == "Kurs ab Februar geplant"
 
     listed = (await monitoring.get(PROPOSALS, params={"status": "done"}, headers=ANALYST)).json()

@@ -51,6 +51,10 @@ def assert_problem(reply: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+#: The roster and the routing rules need a role (chassis.deps.require_role), also without a signed identity.
+ADMIN = {"X-Role": "admin"}
+
+
 def as_partner(partner_id: str) -> dict[str, str]:
     return {"X-Partner-Id": partner_id}
 
@@ -97,7 +101,7 @@ async def partner_list(referral: httpx.AsyncClient, partner_id: str, **params: s
 async def open_cases_of(referral: httpx.AsyncClient, worker: str, person: str) -> tuple[int, bool] | None:
     """(open_cases on the roster, whether the person's case is among them) once the roster agrees with the
     open cases listed for ``worker``; None while they differ (other persons' events may still be arriving)."""
-    roster = {w["id"]: w for w in ok(await referral.get("/api/v1/caseworkers"))}
+    roster = {w["id"]: w for w in ok(await referral.get("/api/v1/caseworkers", headers=ADMIN))}
     listed = ok(await referral.get("/api/v1/cases", params={"caseworker_id": worker, "status": "open"}))
     if roster[worker]["open_cases"] != listed["total"]:
         return None
@@ -181,9 +185,9 @@ async def test_partners_see_and_act_on_their_own_sent_referrals_only(platform: A
     assert before["status"] == "sent"
 
     # The partner header is required.
-    assert_problem(await referral.get(PARTNER_REFERRALS), 422)
-    assert_problem(await referral.get(f"{PARTNER_REFERRALS}/{course}"), 422)
-    assert_problem(await referral.post(f"{PARTNER_REFERRALS}/{course}/accept"), 422)
+    assert_problem(await referral.get(PARTNER_REFERRALS), 401)
+    assert_problem(await referral.get(f"{PARTNER_REFERRALS}/{course}"), 401)
+    assert_problem(await referral.post(f"{PARTNER_REFERRALS}/{course}/accept"), 401)
     assert (await staff_view(referral, course))["status"] == "sent"
 
     # The VHS works the course through: accept, start, complete.
@@ -409,7 +413,7 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
     wagner_cases, counted = await eventually(lambda: open_cases_of(referral, "lotse-m.wagner", person))
     assert counted and wagner_cases >= 1, "the roster counts the case for its new caseworker"
     assert (await eventually(lambda: open_cases_of(referral, "lotse-a.berger", person)))[1] is False
-    workers = {w["id"]: w for w in ok(await referral.get("/api/v1/caseworkers"))}
+    workers = {w["id"]: w for w in ok(await referral.get("/api/v1/caseworkers", headers=ADMIN))}
     wagner = workers["lotse-m.wagner"]
     assert (wagner["name"], wagner["team"]) == ("Maria Wagner", "integration-sued")
 
@@ -491,10 +495,10 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
 
 async def test_routing_rules_are_versioned_and_invalid_sets_are_refused_whole(platform: Any) -> None:
     registration, referral = platform
-    current = ok(await referral.get("/api/v1/routing-rules"))
+    current = ok(await referral.get("/api/v1/routing-rules", headers=ADMIN))
     assert current["version"] == 0
     assert [r["id"] for r in current["rules"]] == [r.id for r in DEFAULT_RULES.rules]
-    assert ok(await referral.get("/api/v1/routing-rules/versions")) == []
+    assert ok(await referral.get("/api/v1/routing-rules/versions", headers=ADMIN)) == []
 
     housing = {
         "id": "childcare-housing-advice",
@@ -505,7 +509,9 @@ async def test_routing_rules_are_versioned_and_invalid_sets_are_refused_whole(pl
         "shares_personal_data": False,
     }
     saved = ok(
-        await referral.put("/api/v1/routing-rules", json=[*current["rules"], housing], headers={"X-Actor": "lead:x"})
+        await referral.put(
+            "/api/v1/routing-rules", json=[*current["rules"], housing], headers={**ADMIN, "X-Actor": "lead:x"}
+        )
     )
     assert (saved["version"], saved["created_by"]) == (1, "lead:x") and saved["created_at"]
     assert current["created_by"] is None, "version 0 is the shipped default"
@@ -520,12 +526,14 @@ async def test_routing_rules_are_versioned_and_invalid_sets_are_refused_whole(pl
         "not a list": {"rules": [housing]},
     }
     for name, body in invalid.items():
-        problem = assert_problem(await referral.put("/api/v1/routing-rules", json=body), 422)
+        problem = assert_problem(await referral.put("/api/v1/routing-rules", json=body, headers=ADMIN), 422)
         assert problem["errors"], name
-    duplicate = assert_problem(await referral.put("/api/v1/routing-rules", json=invalid["duplicate ids"]), 422)
+    duplicate = assert_problem(
+        await referral.put("/api/v1/routing-rules", json=invalid["duplicate ids"], headers=ADMIN), 422
+    )
     assert "unique" in json.dumps(duplicate["errors"])
-    assert ok(await referral.get("/api/v1/routing-rules"))["version"] == 1
-    versions = ok(await referral.get("/api/v1/routing-rules/versions"))
+    assert ok(await referral.get("/api/v1/routing-rules", headers=ADMIN))["version"] == 1
+    versions = ok(await referral.get("/api/v1/routing-rules/versions", headers=ADMIN))
     assert [(v["version"], v["created_by"]) for v in versions] == [(1, "lead:x")]
     assert versions[0]["rules"][-1]["id"] == housing["id"]
 

@@ -17,6 +17,7 @@ from chassis import identity as internal
 from chassis.embedded_broker import EmbeddedBroker
 from services.referral import api as referral_api
 from services.referral.app import create_app as create_referral
+from services.referral.runtime import referral_of
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
     GATEWAY_IDENTITY_KEY,
@@ -110,7 +111,7 @@ async def test_a_partner_gets_contact_data_through_referrals_own_identity(
 
     # Referral with a key registration does not trust (a mismatched deployment): no data, a clear status, a log line.
     runtime = referral._transport.app.state.runtime  # type: ignore[attr-defined]
-    runtime.extras["identity"] = internal.Signer(Ed25519PrivateKey.generate(), "referral")
+    referral_of(runtime).identity = internal.Signer(Ed25519PrivateKey.generate(), "referral")
     with caplog.at_level("WARNING", logger="services.referral.api"):
         view = await referral.get(
             f"/api/v1/partner/referrals/{course['referral_id']}", headers=signed_by_gateway(VHS_STAFF, "referral")
