@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import MINYEAR, UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from contracts.vocabulary import (
@@ -53,6 +53,9 @@ from contracts.vocabulary import (
     ServiceType,
 )
 from services.monitoring import disclosure, housing
+
+if TYPE_CHECKING:
+    from services.monitoring.blocks import BlockReference
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 CITY = "Landsberg am Lech"
@@ -197,6 +200,8 @@ class PersonFact:
     moved_away_on: date | None = None
     #: The day of the latest needs assessment when it names a housing need (else None).
     housing_need_since: date | None = None
+    #: The residential block (Baublock) registration found for the address, if any.
+    block: str | None = None
 
     def lives_here_on(self, day: date) -> bool:
         return self.registered_on <= day and (self.moved_away_on is None or self.moved_away_on > day)
@@ -277,6 +282,7 @@ class Facts:
     passes: Sequence[PassFact] = ()
     surveys: Sequence[Survey] = ()
     reference: DistrictReference | None = None
+    blocks: BlockReference | None = None
 
 
 # --- published tables and k-anonymity -------------------------------------------------------
@@ -1061,6 +1067,10 @@ def indicators_of(facts: Facts, periods: Iterable[Period], k: int) -> dict[Perio
             _render(item, _withheld(hidden, _slot(period, item), item.id)) if isinstance(item, _Counts) else item
             for item in _tables(facts, period, k)
         ]
+        if facts.blocks is not None:  # segregation per residential block, coarsened from the district table
+            from services.monitoring import blocks  # here: it builds on this module
+
+            found[period] = blocks.block_tables(found[period], facts, period, k)
     return found
 
 
