@@ -4,14 +4,26 @@ uploaded like the districts' (bad uploads are Problem Details), and an erasure t
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import httpx
 
 from contracts import registration as reg
-from tests.conftest import eventually
-from tests.service.test_monitoring_api import ADMIN, ANALYST, REFERENCE, broker, monitoring, produce, table
+from services.monitoring.app import LANDSBERG_BLOCKS, create_app
+from tests.conftest import ManualClock, eventually, running_app
+from tests.service.test_monitoring_api import (
+    ADMIN,
+    ANALYST,
+    NOW,
+    REFERENCE,
+    broker,
+    monitoring,
+    monitoring_settings,
+    produce,
+    table,
+)
 
 __all__ = ["broker", "monitoring"]
 
@@ -85,3 +97,17 @@ async def test_newcomers_per_block_through_the_events(monitoring: httpx.AsyncCli
         person_id=people[7][0], erased_at="2026-11-20T10:00:00Z"))])  # fmt: skip
     second = await eventually(lambda: blocks(17))
     assert second["rows"]["Iglinger Straße (Weststadt)"]["newcomers"]["value"] == 5
+
+
+async def test_the_shipped_blocks_only_with_demo_data(database_url: str, broker: Any) -> None:
+    async def blocks(**overrides: Any) -> dict[str, Any]:
+        settings = monitoring_settings(database_url, broker.bootstrap_servers, **overrides)
+        async with running_app(create_app(settings, clock=ManualClock(NOW))) as client:
+            found: dict[str, Any] = (await client.get("/api/v1/monitoring/reference/blocks", headers=ANALYST)).json()
+            return found
+
+    assert (await blocks())["blocks"] == [], "nothing made up"
+    seeded = await blocks(demo_data=True)
+    shipped = json.loads(LANDSBERG_BLOCKS.read_text(encoding="utf-8"))
+    assert seeded["illustrative"] is True and seeded["source"] == shipped["source"]
+    assert {b["block_id"] for b in seeded["blocks"]} == {b["block_id"] for b in shipped["blocks"]}
