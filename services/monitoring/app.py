@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from chassis.clock import Clock, system_clock
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import ServiceSettings
+from reference import HERE as REFERENCE
 from services.monitoring import api, council_api, planning_api, readmodel
 from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers
 from services.monitoring.models import Base, BlockPopulation, DistrictPopulation, SurveyFigures, messaging
@@ -51,7 +52,7 @@ SEED_SURVEY = SurveyUpdate(
 
 
 #: The city's residential blocks as shipped (illustrative): registration's default block reference too.
-LANDSBERG_BLOCKS = Path(__file__).resolve().parents[2] / "reference" / "landsberg" / "blocks.json"
+LANDSBERG_BLOCKS = REFERENCE / "landsberg" / "blocks.json"
 
 
 def block_reference(document: dict[str, Any]) -> BlockReferenceUpdate:

@@ -17,8 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-#: The shipped Landsberg reference (the default of ``REGISTRATION_BLOCKS_FILE``).
-LANDSBERG_BLOCKS_FILE = Path(__file__).resolve().parents[2] / "reference" / "landsberg" / "blocks.json"
+from reference import HERE as REFERENCE
+
+#: The shipped Landsberg reference (the default of ``REGISTRATION_BLOCKS_FILE``; package data, so in the image too).
+LANDSBERG_BLOCKS_FILE = REFERENCE / "landsberg" / "blocks.json"
 
 
 class BlockReferenceError(ValueError):
