@@ -151,6 +151,10 @@ more_words({
         "stat_blocks_none": "No residential block reference uploaded.",
         "stat_blocks_illustrative": "Illustrative blocks (not official figures).",
         **{key: key.split("_", 2)[2].replace("_", " ") for key in REPORT_DE},
+        "stat_t_newcomers_by_block": "Newcomers and residents per residential block at the end of the period "
+        "(coarsened)", "stat_t_dissimilarity_index_by_block": "Segregation index per residential block (coarsened)",
+        "stat_c_newcomers": "Newcomers", "stat_c_residents": "Residents",
+        "stat_c_newcomers_percent": "Share of newcomers (%)", "stat_c_residents_percent": "Share of residents (%)",
     },
 })  # fmt: skip
 
