@@ -51,6 +51,13 @@ class PersonProfile(IntegrationEvent):
     preferred_language: LanguageTag
     residence_status_group: ResidenceStatusGroup
     district: str = Field(max_length=80, description="Ortsteil of Landsberg am Lech")
+    block_id: str | None = Field(
+        None,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Residential block (Baublock) of the address in the city's block reference, never the street "
+        "or house number; absent when no block covers the address or the city has no block reference.",
+    )
     registered_on: date
     arrived_on: date | None = None
 

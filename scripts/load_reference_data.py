@@ -9,6 +9,9 @@ The folder holds any of (see ``reference/README.md`` for their format):
 - ``partners.json``: partner organisations with their services (``POST /api/v1/partners``; an existing
   partner's entry is brought in line with ``PATCH``, its services with ``PUT .../services/{type}``),
 - ``districts.json``: the population per district (``PUT /api/v1/monitoring/reference/districts``),
+- ``blocks.json``: the residential blocks' id, name, district and residents (``PUT
+  /api/v1/monitoring/reference/blocks``; their streets stay with registration, which reads the file itself:
+  ``REGISTRATION_BLOCKS_FILE``),
 - ``courses.json``: courses (``POST /api/v1/courses``; a course is known again by provider, title and
   first session, and its changeable terms are brought in line with ``PATCH``),
 - ``meeting_offers.json``: meeting places and recurring offers (Begegnung) of the partners (``POST
@@ -75,7 +78,7 @@ RETRY_STATUSES = frozenset({409, 429, 502, 503, 504})
 MEETING_OFFER_DEFAULTS: dict[str, Any] = {"description": None, "audience": "everyone", "schedule": None,
                                           "address": None, "district": None, "childcare": False,
                                           "free_of_charge": True}  # fmt: skip
-FILES = ("partners.json", "districts.json", "courses.json", "meeting_offers.json", "roster.json")
+FILES = ("partners.json", "districts.json", "blocks.json", "courses.json", "meeting_offers.json", "roster.json")
 
 
 class Refused(Exception):
@@ -226,6 +229,31 @@ class Loader:
             return
         marked = "illustrative" if body["illustrative"] else "official"
         self.report.note("districts", "population", "updated", f"{len(body['districts'] or {})} districts, {marked}")
+
+    # --- residential blocks ----------------------------------------------------------------------
+
+    async def blocks(self, document: dict[str, Any]) -> None:
+        """The monitoring's part of the blocks (no streets: those stay with registration)."""
+        fields = ("block_id", "name", "district", "population")
+        body = {
+            "source": document.get("source"),
+            "illustrative": document.get("illustrative"),
+            "blocks": sorted(({k: b.get(k) for k in fields} for b in document.get("blocks") or []),
+                             key=lambda b: str(b["block_id"])),
+        }  # fmt: skip
+        try:
+            current = await self.get("monitoring/reference/blocks")
+            if current.status_code != 200:
+                raise Refused(problem(current))
+            if {k: current.json().get(k) for k in body} == body:
+                self.report.note("blocks", "residents", "unchanged")
+                return
+            await self.write("PUT", "monitoring/reference/blocks", body)
+        except Refused as refused:
+            self.report.note("blocks", "residents", "refused", str(refused))
+            return
+        marked = "illustrative" if body["illustrative"] else "official"
+        self.report.note("blocks", "residents", "updated", f"{len(body['blocks'])} blocks, {marked}")
 
     # --- courses ------------------------------------------------------------------------------
 
@@ -405,6 +433,8 @@ async def load(client: httpx.AsyncClient, folder: Path, *, dry_run: bool = False
         await loader.partners(read(folder / "partners.json").get("partners") or [])
     if (folder / "districts.json").exists():
         await loader.districts(read(folder / "districts.json"))
+    if (folder / "blocks.json").exists():
+        await loader.blocks(read(folder / "blocks.json"))
     if (folder / "courses.json").exists():
         await loader.courses(read(folder / "courses.json"))
     if (folder / "meeting_offers.json").exists():

@@ -28,6 +28,20 @@ from gateway.ui.words import more_words
 PERIOD = re.compile(r"^(199[0-9]|20[0-9]{2})(-(0[1-9]|1[0-2])|-Q[1-4])?$")
 MONTHS = 12
 FUNNEL = ("sent", "accepted", "declined", "completed")
+BLOCK_COLUMNS = ("newcomers", "residents", "newcomers_percent", "residents_percent")
+#: How the monitoring labels the block table's rows (services.monitoring.blocks): "<block> (<district>)", a
+#: district's other addresses, a whole district by its name, and the withheld districts together.
+REST_SUFFIX, WITHHELD_DISTRICTS = ", other addresses", "withheld districts"
+BLOCK_LABEL = re.compile(r"(.*) \(([^()]*)\)")
+
+
+def split_label(label: str) -> tuple[str, str | None]:
+    """(district, block name or None) of a block table's row."""
+    if label.endswith(REST_SUFFIX):
+        return label[: -len(REST_SUFFIX)], None
+    found = BLOCK_LABEL.fullmatch(label)
+    return (found.group(2), found.group(1)) if found else (label, None)
+
 
 #: The council report's words: group, indicator, unit and column titles by the monitoring's ids.
 REPORT_DE = {
@@ -55,6 +69,10 @@ REPORT_DE = {
     "stat_t_registrations_by_residence_status_and_gender": "Anmeldungen nach Aufenthaltsstatus und Geschlecht "
     "(Frauen und EU-Bürgerinnen und -Bürger getrennt)",
     "stat_t_dissimilarity_index": "Segregationsindex (Dissimilaritätsindex) gegenüber der Wohnbevölkerung",
+    "stat_t_newcomers_by_block": "Neuzugezogene und Einwohner je Baublock am Ende des Zeitraums (vergröbert)",
+    "stat_t_dissimilarity_index_by_block": "Segregationsindex je Baublock (vergröbert)",
+    "stat_c_newcomers": "Neuzugezogene", "stat_c_residents": "Einwohner",
+    "stat_c_newcomers_percent": "Anteil Neuzugezogene (%)", "stat_c_residents_percent": "Anteil Einwohner (%)",
     "stat_t_referral_funnel": "Vermittlungen je Partner", "stat_t_partner_response_hours":
     "Median der Stunden bis zur Antwort des Partners",
     "stat_t_waiting_list": "Personen auf Kurs-Wartelisten am Ende des Zeitraums",
@@ -96,6 +114,15 @@ more_words({
         "stat_rules": "Regeln, nach denen die Vorschläge entstehen", "stat_generated": "erstellt am",
         "stat_previous": "Vorzeitraum", "stat_print": "Zum Drucken oder als PDF: Strg+P.",
         "stat_to": "bis", "stat_withheld": "zurückgehalten", "stat_note": "Hinweis",
+        "stat_blocks": "Neuzugezogene je Baublock", "stat_block": "Baublock",
+        "stat_block_rest": "übrige Adressen", "stat_block_whole": "ganzer Ortsteil",
+        "stat_block_withheld": "zurückgehaltene Ortsteile zusammen",
+        "stat_block_index": "Segregationsindex je Baublock", "stat_district_index": "je Ortsteil",
+        "stat_blocks_note": "Ein Baublock steht für sich, wenn mindestens fünf Neuzugezogene und fünf Einwohner "
+        "dort wohnen; kleinere Blöcke und Adressen ohne Block zählen zu den übrigen Adressen ihres Ortsteils, die "
+        "selbst null oder mindestens fünf sind. In einem zurückgehaltenen Ortsteil wird nichts Feineres gezeigt.",
+        "stat_blocks_none": "Kein Baublock-Verzeichnis hochgeladen.",
+        "stat_blocks_illustrative": "Beispielhafte Baublöcke (keine amtlichen Zahlen).",
         **REPORT_DE,
     },
     "en": {
@@ -114,7 +141,20 @@ more_words({
         "stat_rules": "The rules the proposals follow", "stat_generated": "generated",
         "stat_previous": "Previous period", "stat_print": "To print or save as PDF: Ctrl+P.",
         "stat_to": "to", "stat_withheld": "withheld", "stat_note": "Note",
+        "stat_blocks": "Newcomers per residential block", "stat_block": "Block",
+        "stat_block_rest": "other addresses", "stat_block_whole": "whole district",
+        "stat_block_withheld": "withheld districts together",
+        "stat_block_index": "Segregation index per block", "stat_district_index": "per district",
+        "stat_blocks_note": "A block stands alone when at least five newcomers and five residents live there; "
+        "smaller blocks and addresses in no block count with their district's other addresses, which are "
+        "themselves zero or at least five. Nothing finer is shown of a withheld district.",
+        "stat_blocks_none": "No residential block reference uploaded.",
+        "stat_blocks_illustrative": "Illustrative blocks (not official figures).",
         **{key: key.split("_", 2)[2].replace("_", " ") for key in REPORT_DE},
+        "stat_t_newcomers_by_block": "Newcomers and residents per residential block at the end of the period "
+        "(coarsened)", "stat_t_dissimilarity_index_by_block": "Segregation index per residential block (coarsened)",
+        "stat_c_newcomers": "Newcomers", "stat_c_residents": "Residents",
+        "stat_c_newcomers_percent": "Share of newcomers (%)", "stat_c_residents_percent": "Share of residents (%)",
     },
 })  # fmt: skip
 
@@ -156,6 +196,34 @@ def whole(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
+def block_rows(document: dict[str, Any] | None, words: dict[str, str]) -> list[dict[str, Any]]:
+    """The coarsened block table's rows for the page: district and block in words, the figures as published."""
+    found = indicator(document, "newcomers_by_block")
+    rows = []
+    for row in (found or {}).get("rows", []):
+        label, cells = row["label"], row["cells"]
+        if label == WITHHELD_DISTRICTS:
+            district, block = words["stat_block_withheld"], ""
+        else:
+            district, name = split_label(label)
+            block = (
+                name
+                if name is not None
+                else (words["stat_block_rest"] if label.endswith(REST_SUFFIX) else words["stat_block_whole"])
+            )
+        rows.append({"district": district, "block": block, **{c: cells[c] for c in BLOCK_COLUMNS}})
+    return rows
+
+
+def block_label_words(label: str, words: dict[str, str]) -> str:
+    """A row of the block table in the page's language (the council report's generic table)."""
+    if label == WITHHELD_DISTRICTS:
+        return words["stat_block_withheld"]
+    if label.endswith(REST_SUFFIX):
+        return f"{label[: -len(REST_SUFFIX)]}: {words['stat_block_rest']}"
+    return label
+
+
 def add_routes(router: APIRouter, ui: Kit) -> None:
     async def documents(request: Request, user: Identity, periods: list[str]) -> dict[str, dict[str, Any] | None]:
         replies = await asyncio.gather(*(
@@ -186,7 +254,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         outcomes = {(names.get(row["label"], row["label"]), stage): whole(figure(row["cells"].get(stage)))
                     for row in funnel["rows"] for stage in FUNNEL}  # fmt: skip
         stages = {stage: words[f"stat_c_{stage}"] for stage in FUNNEL}
+        block_table = indicator(current, "newcomers_by_block")
         return {
+            "blocks": block_rows(current, words), "has_blocks": block_table is not None,
+            "blocks_illustrative": "ILLUSTRATIVE" in (block_table or {}).get("note", ""),
+            "block_index": (indicator(current, "dissimilarity_index_by_block") or {}).get("rows", [{}])[0]
+            .get("cells", {}).get("D"),
+            "district_index": (indicator(current, "dissimilarity_index") or {}).get("headline"),
+            "block_row": lambda label: block_label_words(label, words),
             "months": list(zip(month_labels, registrations, index, [mark(c) for c in index_cells], strict=True)),
             "districts": sorted(by_district.items()), "partners": partners, "outcomes": outcomes, "stages": stages,
             "registrations_chart": charts.line_chart(month_labels, registrations,

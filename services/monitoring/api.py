@@ -10,14 +10,17 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from chassis.clock import as_utc
 from chassis.deps import RuntimeDep, require_role
 from chassis.errors import Problem
 from services.monitoring import domain, periods, report, workflow
-from services.monitoring.models import DistrictPopulation, SurveyFigures
+from services.monitoring.models import BlockPopulation, DistrictPopulation, SurveyFigures
 from services.monitoring.schemas import (
+    BlockEntry,
+    BlockReferenceRead,
+    BlockReferenceUpdate,
     DistrictReferenceRead,
     DistrictReferenceUpdate,
     Document,
@@ -128,6 +131,42 @@ async def store_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) ->
     reference = domain.DistrictReference(dict(body.districts), body.source, body.illustrative)
     async with workflow.unit_of_work(runtime) as uow:
         await workflow.replace_districts(_workflow(runtime, uow), reference)
+
+
+async def _blocks(runtime: RuntimeDep) -> BlockReferenceRead:
+    async with runtime.session_factory() as session:
+        rows = (await session.scalars(select(BlockPopulation).order_by(BlockPopulation.block_id))).all()
+    return BlockReferenceRead(
+        source=rows[0].source if rows else None,
+        illustrative=any(r.illustrative for r in rows),
+        blocks=[BlockEntry(block_id=r.block_id, name=r.name, district=r.district, population=r.population)
+                for r in rows],
+        updated_at=as_utc(max((r.updated_at for r in rows), default=None)),  # SQLite hands back naive times
+    )  # fmt: skip
+
+
+@router.get("/reference/blocks", response_model=BlockReferenceRead)
+async def get_blocks(runtime: RuntimeDep) -> BlockReferenceRead:
+    return await _blocks(runtime)
+
+
+@router.put("/reference/blocks", response_model=BlockReferenceRead)
+async def put_blocks(runtime: RuntimeDep, body: BlockReferenceUpdate) -> BlockReferenceRead:
+    """Replace the residents per residential block (Baublock; the reference of the block-level index) as a whole.
+    Registration gives each address its block from the same reference (``REGISTRATION_BLOCKS_FILE``)."""
+    await store_blocks(runtime, body)
+    return await _blocks(runtime)
+
+
+async def store_blocks(runtime: RuntimeDep, body: BlockReferenceUpdate) -> None:
+    now = runtime.clock()
+    async with runtime.session_factory() as session, session.begin():
+        await session.execute(delete(BlockPopulation))
+        session.add_all(
+            BlockPopulation(block_id=b.block_id, name=b.name, district=b.district, population=b.population,
+                            source=body.source, illustrative=body.illustrative, updated_at=now)
+            for b in body.blocks
+        )  # fmt: skip
 
 
 def _survey_read(row: SurveyFigures) -> SurveyRead:

@@ -5,8 +5,10 @@ Run: ``uvicorn --factory services.monitoring.app:create_app``.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from pydantic import Field
@@ -16,11 +18,12 @@ from sqlalchemy import func, select
 from chassis.clock import Clock, system_clock
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import ServiceSettings
+from reference import HERE as REFERENCE
 from services.monitoring import api, council_api, planning_api, workflow
 from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers
-from services.monitoring.models import Base, DistrictPopulation, SurveyFigures, messaging
+from services.monitoring.models import Base, BlockPopulation, DistrictPopulation, SurveyFigures, messaging
 from services.monitoring.runtime import MonitoringRuntime
-from services.monitoring.schemas import DistrictReferenceUpdate, SurveyQuestion, SurveyUpdate
+from services.monitoring.schemas import BlockReferenceUpdate, DistrictReferenceUpdate, SurveyQuestion, SurveyUpdate
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,18 @@ SEED_SURVEY = SurveyUpdate(
 )  # fmt: skip
 
 
+#: The city's residential blocks as shipped (illustrative): registration's default block reference too.
+LANDSBERG_BLOCKS = REFERENCE / "landsberg" / "blocks.json"
+
+
+def block_reference(document: dict[str, Any]) -> BlockReferenceUpdate:
+    """The monitoring's part of a block reference file: id, name, district and residents (no streets)."""
+    return BlockReferenceUpdate(
+        source=document["source"], illustrative=bool(document.get("illustrative", False)),
+        blocks=[{k: b[k] for k in ("block_id", "name", "district", "population")} for b in document["blocks"]],
+    )  # fmt: skip
+
+
 class MonitoringSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MONITORING_", extra="ignore")
 
@@ -60,9 +75,9 @@ class MonitoringSettings(ServiceSettings):
 
 
 async def seed_reference(runtime: ServiceRuntime) -> None:
-    """With DEMO_DATA: the illustrative district population and the seed's survey figures into an empty
-    database. Without it the real figures are entered with PUT /api/v1/monitoring/reference/districts
-    and PUT /api/v1/monitoring/survey."""
+    """With DEMO_DATA: the illustrative district population, the shipped blocks and the seed's survey figures into
+    an empty database. Without it the real figures are entered with PUT /api/v1/monitoring/reference/districts,
+    PUT /api/v1/monitoring/reference/blocks and PUT /api/v1/monitoring/survey."""
     async with runtime.session_factory() as session:
         has_districts = await session.scalar(select(func.count()).select_from(DistrictPopulation))
         has_survey = await session.scalar(select(func.count()).select_from(SurveyFigures))
@@ -73,6 +88,10 @@ async def seed_reference(runtime: ServiceRuntime) -> None:
         ))  # fmt: skip
     if not has_survey:
         await api.store_survey(runtime, SEED_SURVEY)
+    async with runtime.session_factory() as session:
+        has_blocks = await session.scalar(select(func.count()).select_from(BlockPopulation))
+    if not has_blocks:  # the shipped (illustrative) Landsberg blocks, the file registration reads by default
+        await api.store_blocks(runtime, block_reference(json.loads(LANDSBERG_BLOCKS.read_text(encoding="utf-8"))))
 
 
 def create_app(settings: MonitoringSettings | None = None, clock: Clock = system_clock) -> FastAPI:

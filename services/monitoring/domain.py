@@ -12,8 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from contracts.vocabulary import AgeBand, Gender, GermanLevel, ResidenceStatusGroup, ServiceType
+
+if TYPE_CHECKING:
+    from services.monitoring.blocks import BlockReference
 
 SURVEY_ANSWERS = ("very_satisfied", "satisfied", "less_satisfied", "dissatisfied")
 
@@ -33,6 +37,8 @@ class PersonFact:
     moved_away_on: date | None = None
     #: The day of the latest needs assessment when it names a housing need (else None).
     housing_need_since: date | None = None
+    #: The residential block (Baublock) registration found for the address, if any.
+    block: str | None = None
 
     def lives_here_on(self, day: date) -> bool:
         return self.registered_on <= day and (self.moved_away_on is None or self.moved_away_on > day)
@@ -113,3 +119,4 @@ class Facts:
     passes: Sequence[PassFact] = ()
     surveys: Sequence[Survey] = ()
     reference: DistrictReference | None = None
+    blocks: BlockReference | None = None

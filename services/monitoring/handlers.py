@@ -84,6 +84,7 @@ async def profile(uow: UnitOfWork, event: ReceivedEvent) -> None:
     person.household_id, person.registered_on = model.household_id, model.registered_on
     person.nationality, person.age_band, person.gender = model.nationality, model.age_band.value, model.gender.value
     person.residence_status_group, person.district = model.residence_status_group.value, model.district
+    person.block = model.block_id
     person.profile_version = version
 
 
@@ -109,7 +110,7 @@ async def erased(uow: UnitOfWork, event: ReceivedEvent) -> None:
     model = registration_events.PersonErased.model_validate(event.data)
     person = await _person(uow, model.person_id)
     person.erased, person.household_id, person.registered_on, person.nationality = True, None, None, None
-    person.age_band = person.gender = person.residence_status_group = person.district = None
+    person.age_band = person.gender = person.residence_status_group = person.district = person.block = None
     person.moved_away_on = person.needs_version = person.needs_assessed_on = person.housing_need = None
     for table in (ReferralFact, EnrolmentFact):
         await uow.session.execute(update(table).where(table.person_id == model.person_id).values(person_id=None))

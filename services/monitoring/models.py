@@ -49,6 +49,8 @@ class Person(Base):
     needs_version: Mapped[int | None] = mapped_column(Integer)
     needs_assessed_on: Mapped[date | None] = mapped_column(Date)
     housing_need: Mapped[bool | None] = mapped_column(Boolean)
+    #: The residential block (Baublock) id registration found for the address: never the address itself.
+    block: Mapped[str | None] = mapped_column(String(64))
 
 
 class ReferralFact(Base):
@@ -112,6 +114,20 @@ class DistrictPopulation(Base):
     __tablename__ = "district_population"
 
     district: Mapped[str] = mapped_column(String(80), primary_key=True)
+    population: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(300))
+    illustrative: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BlockPopulation(Base):
+    """Reference data an admin uploads: residents per residential block (Baublock), with its district."""
+
+    __tablename__ = "block_population"
+
+    block_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    district: Mapped[str] = mapped_column(String(80))
     population: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(300))
     illustrative: Mapped[bool] = mapped_column(Boolean)

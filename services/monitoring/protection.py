@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from datetime import MINYEAR, date
 
 from contracts.vocabulary import Gender, ResidenceStatusGroup, ServiceType
-from services.monitoring import disclosure
+from services.monitoring import blocks, disclosure
 from services.monitoring.domain import Facts
 from services.monitoring.indicators import (
     LANGUAGE_CATEGORIES,
@@ -276,6 +276,8 @@ def indicators_of(facts: Facts, periods: Iterable[Period], k: int) -> dict[Perio
             render(item, _withheld(hidden, _slot(period, item), item.id)) if isinstance(item, Counts) else item
             for item in before_suppression(facts, period, k)
         ]
+        if facts.blocks is not None:  # segregation per residential block, coarsened from the district table
+            found[period] = blocks.block_tables(found[period], facts, period, k)
     return found
 
 

@@ -18,7 +18,9 @@ PRIVACY_NOTE = (
     "Anonymised aggregates only. Counts between 1 and {k_minus} are withheld (k = {k}), with complementary "
     "suppression so that neither totals nor differences between tables or between the reports of any months, "
     "quarters and years reveal them; withheld cells are shown as \u00d7. "
-    "Medians, shares and the index are withheld when they rest on fewer than {k} cases."
+    "Medians, shares and the index are withheld when they rest on fewer than {k} cases. "
+    "Residential blocks with fewer than {k} newcomers or residents count with their district's other addresses, "
+    "which are themselves 0 or at least {k}; within a withheld district no block is shown."
 )
 
 

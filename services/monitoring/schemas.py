@@ -30,6 +30,37 @@ class DistrictReferenceRead(BaseModel):
     updated_at: datetime | None
 
 
+class BlockEntry(Strict):
+    """One residential block (Baublock): the streets stay with registration, the monitoring needs none."""
+
+    block_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    district: District
+    population: int = Field(ge=0, le=10_000_000)
+
+
+class BlockReferenceUpdate(Strict):
+    """Residents per residential block: the reference of the block-level dissimilarity index."""
+
+    source: Source
+    illustrative: bool = Field(description="True for demo figures that must be marked as illustrative")
+    blocks: list[BlockEntry] = Field(min_length=1, max_length=5000)
+
+    @model_validator(mode="after")
+    def _once_each(self) -> BlockReferenceUpdate:
+        ids = [b.block_id for b in self.blocks]
+        if len(set(ids)) < len(ids):
+            raise ValueError("each block_id once")
+        return self
+
+
+class BlockReferenceRead(BaseModel):
+    source: str | None
+    illustrative: bool
+    blocks: list[BlockEntry]
+    updated_at: datetime | None
+
+
 class SurveyQuestion(Strict):
     question: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     very_satisfied: Percent

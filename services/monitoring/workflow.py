@@ -30,10 +30,11 @@ from chassis.consumer import EventConsumer
 from chassis.service import ServiceRuntime
 from chassis.uow import UnitOfWork
 from contracts.vocabulary import AgeBand, Gender, GermanLevel, ResidenceStatusGroup, ServiceType
-from services.monitoring import council, domain, planning, report
+from services.monitoring import blocks, council, domain, planning, report
 from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers
 from services.monitoring.models import (
     READ_MODEL,
+    BlockPopulation,
     CouncilProposal,
     CouncilProposalEvent,
     CourseFact,
@@ -70,6 +71,7 @@ def _person(p: Person) -> domain.PersonFact | None:
         district=p.district or "unknown",
         moved_away_on=p.moved_away_on,
         housing_need_since=p.needs_assessed_on if p.housing_need else None,
+        block=p.block,
     )
 
 
@@ -116,7 +118,14 @@ async def load_facts(session: AsyncSession) -> domain.Facts:
     if rows:
         population = {r.district: r.population for r in rows}
         reference = domain.DistrictReference(population, rows[0].source, any(r.illustrative for r in rows))
-    return domain.Facts(persons, referrals, courses, enrolments, passes, surveys, reference)
+    block_rows = (await session.scalars(select(BlockPopulation))).all()
+    block_reference = None
+    if block_rows:
+        block_reference = blocks.BlockReference(
+            [blocks.Block(b.block_id, b.name, b.district, b.population) for b in block_rows],
+            block_rows[0].source, any(b.illustrative for b in block_rows),
+        )  # fmt: skip
+    return domain.Facts(persons, referrals, courses, enrolments, passes, surveys, reference, block_reference)
 
 
 async def stored_consumer_group(session: AsyncSession) -> str | None:

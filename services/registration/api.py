@@ -43,7 +43,7 @@ from chassis.schemas import Page
 from chassis.uow import UnitOfWork
 from contracts import registration as events
 from contracts.vocabulary import PartnerCategory, ResidenceStatusGroup
-from services.registration import domain, infopacks
+from services.registration import blocks, domain, infopacks
 from services.registration.models import AccessLog, CaseTeam, Consent, Household, NeedsAssessment, Person, as_dict
 from services.registration.schemas import (
     ConsentCreate,
@@ -143,7 +143,13 @@ def etag(person: Person) -> str:
 # --- mapping between rows, read models and events -----------------------------------------
 
 
-def profile(person: Person, today: date) -> dict[str, Any]:
+def block_index(request: Request) -> blocks.BlockIndex:
+    settings = request.app.state.runtime.settings
+    return blocks.load_file(settings.blocks_file, tuple(settings.districts))
+
+
+def profile(person: Person, today: date, index: blocks.BlockIndex) -> dict[str, Any]:
+    """The event's view of a person: the address only as its district and coarse block (Baublock)."""
     assert person.birth_date is not None
     return {
         "person_id": person.id,
@@ -155,6 +161,7 @@ def profile(person: Person, today: date) -> dict[str, Any]:
         "preferred_language": person.preferred_language,
         "residence_status_group": person.residence_status_group,
         "district": person.district,
+        "block_id": blocks.block_of(index, person.street, person.house_number, person.district),
         "registered_on": person.registration_date,
         "arrived_on": person.arrival_date,
     }
@@ -333,7 +340,8 @@ async def register(
     await session.execute(NEW_PERSONS, [as_dict(p) for p in persons])
     today = clock.today()
     by = staff_account(actor)
-    await uow.publish(*(events.PersonRegistered(**profile(p, today), recorded_by=by) for p in persons))
+    index = block_index(request)
+    await uow.publish(*(events.PersonRegistered(**profile(p, today, index), recorded_by=by) for p in persons))
     seen_at = now()
     await session.execute(
         ACCESS_LOG, [{"person_id": p.id, "actor": actor, "action": "register", "at": seen_at} for p in persons]
@@ -495,7 +503,8 @@ async def update_person(
     person.duplicate_key = domain.duplicate_key(person.given_names or "", person.family_name or "", person.birth_date)
     person.version += 1
     person.updated_at = now()
-    await uow.publish(events.PersonUpdated(**profile(person, clock.today()), version=person.version,
+    index = block_index(request)
+    await uow.publish(events.PersonUpdated(**profile(person, clock.today(), index), version=person.version,
                                            recorded_by=staff_account(actor)))  # fmt: skip
     audit(uow, actor, "update", person.id)
     await uow.commit()

@@ -14,7 +14,7 @@ from chassis.clock import Clock, system_clock
 from chassis.service import ServiceSpec, create_service_app
 from chassis.settings import ServiceSettings
 from contracts import registration as events
-from services.registration import api
+from services.registration import api, blocks
 from services.registration.handlers import CONSUMED_TOPICS, make_handlers
 from services.registration.models import Base, messaging
 
@@ -47,6 +47,9 @@ class RegistrationSettings(ServiceSettings):
     port: int = 8001
     database_url: str = "sqlite+aiosqlite:///var/registration.db"
     districts: list[str] = LANDSBERG_DISTRICTS
+    #: The city's residential blocks (``REGISTRATION_BLOCKS_FILE``, a JSON file as ``reference/landsberg/blocks.json``):
+    #: an address's block id goes into the person's events, never the address. Empty: no blocks.
+    blocks_file: str = str(blocks.LANDSBERG_BLOCKS_FILE)
     #: The referral service's public identity key (base64 of the raw 32-byte Ed25519 key): it alone may ask for
     #: a person's contact data, for a partner with the person's consent.
     #: ``REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY``.
@@ -79,6 +82,7 @@ class RegistrationSettings(ServiceSettings):
 
 def create_app(settings: RegistrationSettings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or RegistrationSettings()
+    blocks.load_file(settings.blocks_file, tuple(settings.districts))  # a bad block reference stops the start
     spec = ServiceSpec(
         name="registration",
         title="Registration service",

@@ -2,8 +2,9 @@
 
 Five newcomers register and are referred to the Jobcenter under their consent (through the API). The analyst
 opens the statistics: registrations per month, the newcomers on the map of Landsberg's parts, the dissimilarity
-index per month and the referrals per partner, drawn as inline SVG on the server with their figures in tables;
-then the council report in German. axe fails on serious violations; the screenshots go to docs/screenshots/.
+index per month and the referrals per partner, drawn as inline SVG on the server with their figures in tables,
+and the newcomers per residential block (coarsened); then the council report in German. axe fails on serious
+violations; the screenshots go to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ async def test_the_analyst_opens_the_charts_and_the_council_report_in_german(sta
             json={key: reference[key] for key in ("source", "illustrative", "districts")},
         )
         assert uploaded.status_code == 200, uploaded.text
+        # The residential blocks (registration reads the same file for the streets; the monitoring gets no street).
+        blocks = json.loads((REFERENCE / "blocks.json").read_text())
+        fields = ("block_id", "name", "district", "population")
+        uploaded = await api.put(
+            "/api/v1/monitoring/reference/blocks",
+            headers=await stack.bearer(api, "admin"),
+            json={"source": blocks["source"], "illustrative": blocks["illustrative"],
+                  "blocks": [{k: b[k] for k in fields} for b in blocks["blocks"]]},
+        )  # fmt: skip
+        assert uploaded.status_code == 200, uploaded.text
         browser = await p.chromium.launch(**launch_args())
         try:
             analyst = await browser.new_page(viewport={"width": 1280, "height": 900})
@@ -67,6 +78,14 @@ async def test_the_analyst_opens_the_charts_and_the_council_report_in_german(sta
             assert (await months.last.locator("td").first.text_content() or "").strip() == "5", "this month's"
             index = (await months.last.locator("td").last.text_content() or "").strip()
             assert 0 < float(index) <= 1, f"the dissimilarity index of this month: {index}"
+            # The five live at Schwaighofstraße 12: their block is shown by name, beside its district's other addresses.
+            block = analyst.locator("#blocks-table tbody tr", has_text="Schwaighofsiedlung Ost")
+            assert [c.strip() for c in await block.locator("td").all_text_contents()][:3] == [
+                "Schwaighofsiedlung Ost", "5", "1700"]  # fmt: skip
+            rest = analyst.locator("#blocks-table tbody tr", has_text="übrige Adressen").filter(
+                has_text="Schwaighofsiedlung")  # fmt: skip
+            assert await rest.count() == 1
+            assert "Beispielhafte Baublöcke" in await analyst.locator("#blocks").inner_text()
             partners = await analyst.locator("#partners-table").text_content() or ""
             assert "Jobcenter Landsberg am Lech" in partners, "organisations by name"
             assert await analyst.locator("script").count() == 0, "no JavaScript needed"
@@ -79,7 +98,13 @@ async def test_the_analyst_opens_the_charts_and_the_council_report_in_german(sta
             assert f"Integrations- und Demografiemonitoring, {month}" in await analyst.get_by_role(
                 "heading", level=1).inner_text()  # fmt: skip
             report = await analyst.locator("#council-report").inner_text()
-            for title in ("Anmeldungen nach Ortsteil und Geschlecht", "Vermittlungen je Partner", "Segregation"):
+            for title in (
+                "Anmeldungen nach Ortsteil und Geschlecht",
+                "Vermittlungen je Partner",
+                "Segregation",
+                "Segregationsindex je Baublock (vergröbert)",
+                "Schwaighofsiedlung: übrige Adressen",
+            ):
                 assert title in report, title
             assert await analyst.locator("#council-report svg.chart").count() >= 3
             assert "Haddad" not in await analyst.content()

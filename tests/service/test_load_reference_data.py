@@ -131,6 +131,10 @@ async def test_loading_landsbergs_folder_twice_makes_everything_once(
         reference = (await c.get("/api/v1/monitoring/reference/districts", headers=admin)).json()
         assert reference["districts"] == districts["districts"] and reference["total"] == 30_038
         assert reference["illustrative"] is True and "not published" in reference["source"]
+        blocks = (await c.get("/api/v1/monitoring/reference/blocks", headers=admin)).json()
+        ids = sorted(b["block_id"] for b in shipped("blocks.json")["blocks"])
+        assert [b["block_id"] for b in blocks["blocks"]] == ids
+        assert blocks["illustrative"] is True and "streets" not in blocks["blocks"][0]
 
         catalogue = (await c.get("/api/v1/courses", params={"provider_id": "vhs-landsberg"})).json()
         assert sorted(course["title"] for course in catalogue["items"]) == sorted(

@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.vocabulary import AgeBand, Gender, GermanLevel, ResidenceStatusGroup, ServiceType
+from services.monitoring import blocks
+from services.monitoring.blocks import Block, BlockReference
 from services.monitoring.domain import (
     CourseFact,
     DistrictReference,
@@ -52,7 +54,9 @@ NOT_ADDITIVE = {("households_and_moves", "households_registered")}
 STOCKS = {"newcomers_by_district", "waiting_list", "housing_need"}
 #: Not counts of persons (derived figures with their own rule, survey percentages, public seats).
 OTHER = {"days_to_first_counselling", "partner_response_hours", "dissimilarity_index", "women_share_in_courses",
-         "citizens_survey", "free_seats", "need_routes_women_share", "need_routes_eu_share"}  # fmt: skip
+         "citizens_survey", "free_seats", "need_routes_women_share", "need_routes_eu_share",
+         # Coarsened by their own rule from the published district table: checked by check_blocks below.
+         "newcomers_by_block", "dissimilarity_index_by_block"}  # fmt: skip
 #: Partners known (from the partner directory) to take one placement service and nothing else.
 DEDICATED = [("jobcenter", "job_placement"), ("ihk", "qualification_recognition")]
 #: Partners known to take the routes of the city's named needs and nothing else: their funnel rows add up to
@@ -228,6 +232,82 @@ def check_nothing_withheld_can_be_worked_out(
     return len(hidden)
 
 
+def check_blocks(facts: Facts, years: Iterable[int], k: int = K) -> int:
+    """The block table reveals no small cell: every count shown is the true one and 0 or at least k, a district's
+    rows add up to its published count, nothing finer is shown of a withheld district, and an attacker who
+    adds the block table's identities to every other table's (and who knows which districts' addresses all lie
+    in blocks) pins down no withheld district and no count of blocks that is below k. Returns the blocks shown."""
+    assert facts.blocks is not None
+    periods = [p for year in years for p in family(year)]
+    published = indicators_of(facts, periods, k)
+    district_of = {b.block_id: b.district for b in facts.blocks.blocks}
+    label_of = {blocks.block_label(b): b for b in facts.blocks.blocks}
+    by_id = {b.block_id: b for b in facts.blocks.blocks}
+    equations = attacker_equations(published, DEDICATED)
+    hidden = {key for p, ts in published.items() for t in ts if t.id not in OTHER
+              for key, cell in figures(p.label, t).items() if cell.suppressed}  # fmt: skip
+    truth: dict[Key, int] = {}
+    shown_blocks = 0
+    for period, tables in published.items():
+        found = {t.id: t for t in tables}
+        stock, table = found["newcomers_by_district"], found["newcomers_by_block"]
+        living = [p for p in facts.persons if p.lives_here_on(period.end)]
+        in_block = {b: sum(1 for p in living if p.block == b and p.district == d) for b, d in district_of.items()}
+        outside = {d: sum(1 for p in living if p.district == d and district_of.get(p.block or "") != d)
+                   for d in stock.rows}  # fmt: skip
+        rows_of: dict[str, list[str]] = {}
+        for row in table.rows:
+            cell = table.cell(row, "newcomers")
+            if row == blocks.WITHHELD_DISTRICTS:
+                withheld = [d for d in stock.rows if stock.cell(d, "count").suppressed]
+                total = stock.column_totals["count"] if stock.column_totals else None
+                assert withheld and total is not None
+                known = sum(stock.cell(d, "count").value or 0 for d in stock.rows if d not in withheld)
+                assert cell.suppressed if total.suppressed else cell.value == (total.value or 0) - known
+                continue
+            district, name = blocks.split_label(row)
+            rows_of.setdefault(district, []).append(row)
+            assert not cell.suppressed and isinstance(cell.value, int)
+            assert cell.value == 0 or cell.value >= k, (period.label, row, cell.value)
+            if name is not None:  # a block shown: its true count, and enough residents
+                block = label_of[row]
+                assert cell.value == in_block[block.block_id] and block.population >= k
+                shown_blocks += 1
+        for district, rows in rows_of.items():
+            if district not in stock.rows:  # residents, no newcomer: not in the district table
+                assert all(table.cell(r, "newcomers").value == 0 for r in rows)
+                continue
+            count = stock.cell(district, "count")
+            assert not count.suppressed, f"{district} is withheld, its blocks must be too"
+            assert sum(table.cell(r, "newcomers").value or 0 for r in rows) == count.value
+            # The attacker's unknowns: each block's count, and the addresses in no block (known when none).
+            at_day = period.label
+            terms: dict[Key, int] = {(at_day, "newcomers_by_district", "cell", district, "count"): -1}
+            for block_id, block_district in district_of.items():
+                if block_district == district:
+                    key = (at_day, "block", block_id)
+                    truth[key] = in_block[block_id]
+                    terms[key] = 1
+                    if blocks.block_label(by_id[block_id]) not in rows:
+                        hidden.add(key)
+            key = (at_day, "outside", district)
+            truth[key], terms[key] = outside[district], 1
+            if outside[district]:
+                hidden.add(key)
+            equations.append(terms)  # the district = its blocks + its addresses in no block
+            shown = [(at_day, "block", label_of[r].block_id) for r in rows if r in label_of]
+            rest = next((r for r in rows if r not in label_of), None)
+            rest_terms = {key: 1 for key in terms if key[1] in ("block", "outside") and key not in shown}
+            if rest is not None:  # the other addresses: the blocks not shown and the addresses in no block
+                equations.append({**rest_terms, (at_day, "rest", district): -1})
+                truth[(at_day, "rest", district)] = table.cell(rest, "newcomers").value or 0
+    exposed = determined(equations, hidden)
+    small = {key for key in exposed if key[1] in ("block", "outside") and 0 < truth[key] < k}
+    assert not small, f"worked out from the block table: {sorted(small)[:5]}"
+    assert not {key for key in exposed if key[1] == "newcomers_by_district"}, "a withheld district was worked out"
+    return shown_blocks
+
+
 # --- the reported case ---------------------------------------------------------------------------
 
 
@@ -317,6 +397,27 @@ def test_the_first_year_has_no_year_before() -> None:
     assert indicators(Facts(), Period.parse("0001-01"), K)
 
 
+def test_blocks_below_k_join_their_district_and_reveal_no_small_cell() -> None:
+    """Weststadt: 6 in one block, 4 in the other, none elsewhere: showing the 6 would give the 4 away (everyone
+    lives in a block), so the district is one unit. Altstadt: 9 in a block, 2 in a block of 3 residents and 3
+    in no block: the block of 9 is shown beside the other addresses' 5."""
+
+    def person(i: int, district: str, block: str | None, registered: date = date(2026, 11, 3)) -> PersonFact:
+        return PersonFact(f"p{i}", f"h{i}", registered, "SY", AgeBand.AGE_27_44, Gender.FEMALE,
+                          ResidenceStatusGroup.OTHER, district, block=block)  # fmt: skip
+
+    spread = ["w-1"] * 6 + ["w-2"] * 4
+    persons = [person(i, "Weststadt", b) for i, b in enumerate(spread)]
+    persons += [person(100 + i, "Altstadt", b) for i, b in enumerate(["a-1"] * 9 + ["a-2"] * 2 + [None] * 3)]
+    reference = DistrictReference({"Altstadt": 2000, "Weststadt": 6000, "Spitalfeld": 1000}, "test", True)
+    facts = Facts(persons=persons, reference=reference, blocks=BLOCKS)
+    table = next(t for t in indicators(facts, Period.parse("2026-11"), K) if t.id == "newcomers_by_block")
+    assert "Weststadt" in table.rows and not any("(Weststadt)" in r for r in table.rows)
+    assert table.cell("Hauptplatz (Altstadt)", "newcomers").value == 9
+    assert table.cell("Altstadt, other addresses", "newcomers").value == 5
+    assert check_blocks(facts, [2026]) > 0
+
+
 # --- the property ----------------------------------------------------------------------------------
 
 DAY0 = date(2025, 1, 1)
@@ -352,6 +453,15 @@ enrolments = st.lists(
 passes = st.lists(st.tuples(days, times), max_size=5)
 
 
+BLOCKS = BlockReference(
+    [Block("a-1", "Hauptplatz", "Altstadt", 800), Block("a-2", "Schlossberg", "Altstadt", 3),
+     Block("w-1", "Spöttinger Straße", "Weststadt", 2500), Block("w-2", "Iglinger Straße", "Weststadt", 2500)],
+    "test", True,
+)  # fmt: skip
+#: Each group's members take the blocks in turn (None: an address in no block).
+BLOCK_CHOICE = {"Altstadt": ["a-1", "a-2", None], "Weststadt": ["w-1", "w-2", "w-1"]}
+
+
 def build(people: list[Any], sent: list[Any], taken: list[Any], recognised: list[Any]) -> Facts:
     found = []
     for group, (day, nat, band, gender, status, district, household, stay, n) in enumerate(people):
@@ -360,7 +470,8 @@ def build(people: list[Any], sent: list[Any], taken: list[Any], recognised: list
         # Every third member of a group names a housing need ten days after registering.
         found += [PersonFact(f"p{group}-{i}", f"h{household}", registered, nat, band, gender, status, district,
                              moved if i % 2 == 0 else None,
-                             registered + timedelta(days=10) if i % 3 == 0 else None) for i in range(n)]  # fmt: skip
+                             registered + timedelta(days=10) if i % 3 == 0 else None,
+                             block=BLOCK_CHOICE[district][(group + i) % 3]) for i in range(n)]  # fmt: skip
 
     def moment(day: int) -> datetime:
         return datetime.combine(DAY0 + timedelta(days=day), datetime.min.time(), UTC).replace(hour=10)
@@ -374,7 +485,7 @@ def build(people: list[Any], sent: list[Any], taken: list[Any], recognised: list
                        for day, course, kind, who, level, n in taken for i in range(n)]  # fmt: skip
     reference = DistrictReference({"Altstadt": 2000, "Weststadt": 6000, "Spitalfeld": 1000}, "test", True)
     recognitions = [PassFact("recognition", moment(day)) for day, n in recognised for _ in range(n)]
-    return Facts(found, referral_facts, COURSES, enrolment_facts, recognitions, reference=reference)
+    return Facts(found, referral_facts, COURSES, enrolment_facts, recognitions, reference=reference, blocks=BLOCKS)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -382,4 +493,6 @@ def build(people: list[Any], sent: list[Any], taken: list[Any], recognised: list
 def test_no_withheld_count_can_be_worked_out_from_all_periods_of_two_years(
     people: list[Any], sent: list[Any], taken: list[Any], recognised: list[Any]
 ) -> None:
-    check_nothing_withheld_can_be_worked_out(build(people, sent, taken, recognised), [2025, 2026])
+    facts = build(people, sent, taken, recognised)
+    check_nothing_withheld_can_be_worked_out(facts, [2025, 2026])
+    check_blocks(facts, [2025, 2026])
