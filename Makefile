@@ -60,7 +60,8 @@ pre-commit: $(STAMP)
 # What strict mypy checks; `make lint` and the pre-commit hook both run this.
 MYPY_PATHS = chassis contracts services/*/domain.py services/monitoring/disclosure.py \
 	services/monitoring/periods.py services/monitoring/tables.py services/monitoring/segregation.py \
-	services/monitoring/indicators.py services/monitoring/protection.py services/monitoring/proposals.py
+	services/monitoring/indicators.py services/monitoring/protection.py services/monitoring/proposals.py \
+	services/monitoring/blocks.py services/registration/blocks.py
 mypy: $(STAMP)
 	$(VENV)/bin/mypy $(MYPY_PATHS)
 

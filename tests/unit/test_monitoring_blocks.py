@@ -6,9 +6,11 @@ from datetime import date
 from fractions import Fraction
 
 from contracts.vocabulary import AgeBand, Gender, ResidenceStatusGroup
-from services.monitoring import blocks, domain
+from services.monitoring import blocks, protection
 from services.monitoring.blocks import Block, BlockReference, Unit
-from services.monitoring.domain import DistrictReference, Facts, Period, PersonFact
+from services.monitoring.domain import DistrictReference, Facts, PersonFact
+from services.monitoring.periods import Period
+from services.monitoring.tables import CITY, Table
 
 K = 5
 NOV = Period.parse("2026-11")
@@ -44,8 +46,8 @@ PERSONS = [
 FACTS = Facts(persons=PERSONS, reference=DistrictReference(POPULATION, "test", True), blocks=REFERENCE)
 
 
-def tables(facts: Facts = FACTS, period: Period = NOV) -> dict[str, domain.Table]:
-    return {t.id: t for t in domain.indicators(facts, period, K)}
+def tables(facts: Facts = FACTS, period: Period = NOV) -> dict[str, Table]:
+    return {t.id: t for t in protection.indicators(facts, period, K)}
 
 
 def test_the_units_by_hand() -> None:
@@ -72,9 +74,9 @@ def test_the_coarsened_index_by_hand() -> None:
     d = Fraction(1, 2) * (abs(Fraction(10, 29) - Fraction(1, 10)) + abs(Fraction(9, 29) - Fraction(2, 5))
                           + abs(Fraction(10, 29) - Fraction(1, 2)))  # fmt: skip
     assert d == Fraction(71, 290)
-    assert found["dissimilarity_index_by_block"].cell(domain.CITY, "D").value == round(float(d), 3) == 0.245
+    assert found["dissimilarity_index_by_block"].cell(CITY, "D").value == round(float(d), 3) == 0.245
     # Per district the same newcomers give 9/58: the blocks show what the districts hide.
-    assert found["dissimilarity_index"].cell(domain.CITY, "D").value == round(9 / 58, 3)
+    assert found["dissimilarity_index"].cell(CITY, "D").value == round(9 / 58, 3)
     ids = list(found)
     assert ids.index("newcomers_by_block") == ids.index("dissimilarity_index") + 1
 
@@ -104,7 +106,7 @@ def test_no_reference_no_block_tables() -> None:
 
 def test_few_newcomers_withhold_the_index() -> None:
     found = tables(Facts(persons=people("Altstadt", "a-1", 3), blocks=REFERENCE))
-    assert found["dissimilarity_index_by_block"].cell(domain.CITY, "D").suppressed
+    assert found["dissimilarity_index_by_block"].cell(CITY, "D").suppressed
 
 
 def test_labels_split_into_district_and_block() -> None:
