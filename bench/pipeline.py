@@ -550,6 +550,7 @@ async def main() -> None:
         version = await postgres_version()
     except (OSError, asyncpg.PostgresError) as exc:
         raise SystemExit(f"bench: no PostgreSQL answers at {POSTGRES} (BENCH_POSTGRES_URL): {exc}") from exc
+    (ROOT / "var").mkdir(exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / "var"))
     print(f"bench ({'quick' if QUICK else 'full'} profile): starting the platform in {directory}")
     platform = await start_platform(directory, POSTGRES, webhook_backoff_s=5)
