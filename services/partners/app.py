@@ -6,24 +6,21 @@ Run: ``uvicorn --factory services.partners.app:create_app``.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy import func, select
 
 from chassis.clock import Clock, system_clock
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import DEVELOPMENT_SECRET, ServiceSettings
 from contracts import partners as events
-from contracts.vocabulary import PartnerCategory, ServiceType
-from services.partners import api, directory, domain
+from services.partners import api, directory, domain, workflow
 from services.partners.delivery import Deliverer, SecretBox
 from services.partners.handlers import CONSUMED_TOPICS, make_handlers
-from services.partners.models import Base, MeetingOffer, Partner, PartnerService, messaging
+from services.partners.models import Base, messaging
 from services.partners.runtime import PartnersRuntime, partners_of
 
 
@@ -62,54 +59,11 @@ class PartnersSettings(ServiceSettings):
 
 
 async def seed_directory(runtime: ServiceRuntime, now: datetime) -> None:
-    """With DEMO_DATA: Landsberg's actors into an empty directory, announced like any new partner."""
+    """With DEMO_DATA: Landsberg's actors into an empty directory, announced like any new partner (the demo shows
+    no web addresses: the reference file names none it is sure of)."""
+    partners = [p.model_copy(update={"website": None}) for p in directory.read_partners(directory.LANDSBERG_FILE)]
     async with runtime.unit_of_work() as uow:
-        if await uow.session.scalar(select(func.count()).select_from(Partner)):
-            return
-        for entry in directory.LANDSBERG_PARTNERS:
-            uow.session.add(
-                Partner(
-                    id=entry["id"],
-                    name=entry["name"],
-                    alternate_name=entry.get("alternate_name"),
-                    category=entry["category"],
-                    description=entry.get("description"),
-                    website=None,
-                    languages=entry["languages"],
-                    locations=entry.get("locations", []),
-                    contacts=entry.get("contacts", []),
-                    version=1,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            await uow.session.flush()  # the partner row first: the services refer to it
-            for service in entry["services"]:
-                uow.session.add(PartnerService(partner_id=entry["id"], **service, active=True, updated_at=now))
-            await uow.publish(
-                events.PartnerRegistered(
-                    partner_id=entry["id"],
-                    name=entry["name"],
-                    category=PartnerCategory(entry["category"]),
-                    languages=entry["languages"],
-                    service_types=[ServiceType(s["service_type"]) for s in entry["services"]],
-                ),
-                *(
-                    events.ServiceOffered(
-                        partner_id=entry["id"],
-                        service_type=ServiceType(s["service_type"]),
-                        name=s["name"],
-                        languages=s["languages"],
-                        response_days=s["response_days"],
-                        free_places=s["free_places"],
-                    )
-                    for s in entry["services"]
-                ),
-            )
-        await uow.session.flush()
-        for offer in directory.LANDSBERG_MEETING_OFFERS:
-            uow.session.add(MeetingOffer(id=str(uuid.uuid4()), **offer, active=True, created_at=now, updated_at=now))
-        await uow.commit()
+        await workflow.seed_directory(uow, now, partners, directory.LANDSBERG_MEETING_OFFERS)
 
 
 def create_app(settings: PartnersSettings | None = None, clock: Clock = system_clock) -> FastAPI:
@@ -130,7 +84,13 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
             claim_seconds=settings.webhook_claim_seconds,
             verify=settings.http_verify(),
         )
-        runtime.own = PartnersRuntime(secret_box=secret_box, deliverer=deliverer)
+        runtime.own = PartnersRuntime(
+            secret_box=secret_box,
+            deliverer=deliverer,
+            api_key_pepper=settings.api_key_pepper.get_secret_value().encode(),
+            webhook_allow_private_addresses=settings.webhook_allow_private_addresses,
+            webhook_secret_grace=settings.webhook_secret_grace,
+        )
         if runtime.metrics is not None:
             runtime.metrics.extra.append(deliverer.report_metrics)
         task = asyncio.create_task(deliverer.run(), name="partners-webhook-delivery")

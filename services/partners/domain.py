@@ -1,7 +1,9 @@
-"""Partner network rules: API keys, webhook signatures, retry schedule, webhook URL safety.
+"""Partner network rules: the directory's changes, API keys, webhook signatures, retry schedule, webhook URL safety.
 
 Pure: no I/O, no framework. Randomness comes from :mod:`secrets` (the CSPRNG), time is
 passed in, and name resolution is the caller's job (it hands in the resolved addresses).
+A change of the directory returns the new state and the facts that happened (:data:`Fact`); the workflow stores
+the one and publishes the others as events. A refusal is a :class:`Refusal` (the workflow maps it to an answer).
 """
 
 from __future__ import annotations
@@ -13,11 +15,198 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+class Refusal(Exception):
+    """A rule says no; the message says why (mapped to an answer in one place: ``workflow.problem_of``)."""
+
+
+class NotOffered(Refusal):
+    """The partner does not (or no longer) offer the service."""
+
+
+class AdminOnly(Refusal):
+    """Only an admin may do this (e.g. move a partner to another category)."""
+
+
+class NotEmptied(Refusal):
+    """A required field cannot be set to null."""
+
+
+class NotInFuture(Refusal):
+    """A moment that must lie in the future does not."""
+
+
+# --- the directory: a partner's entry and its services -------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceTerms:
+    """What a partner offers for one service type (the whole offer: PUT replaces it)."""
+
+    name: str
+    description: str | None
+    eligibility: str | None
+    languages: tuple[str, ...]
+    response_days: int
+    free_places: int | None
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service of a partner as the directory holds it; a withdrawn one is kept inactive."""
+
+    partner_id: str
+    service_type: str
+    terms: ServiceTerms
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the directory announces of a partner's entry (its events carry these)."""
+
+    partner_id: str
+    name: str
+    category: str
+    languages: tuple[str, ...]
+    version: int
+
+
+@dataclass(frozen=True)
+class PartnerJoined:
+    entry: Entry
+    service_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EntryChanged:
+    entry: Entry
+
+
+@dataclass(frozen=True)
+class ServiceOffered:
+    service: Service
+
+
+@dataclass(frozen=True)
+class ServiceWithdrawn:
+    partner_id: str
+    service_type: str
+
+
+@dataclass(frozen=True)
+class CapacityChanged:
+    partner_id: str
+    service_type: str
+    free_places: int | None
+
+
+#: What happened in the directory; each becomes one event.
+Fact = PartnerJoined | EntryChanged | ServiceOffered | ServiceWithdrawn | CapacityChanged
+
+#: A partner's entry fields that cannot be emptied with null (they are required on a new entry).
+REQUIRED_ENTRY_FIELDS = frozenset({"name", "category", "languages", "locations", "contacts"})
+
+
+def join(entry: Entry, services: Iterable[Service]) -> list[Fact]:
+    """A new partner with its services: it joined, and it offers each of them."""
+    offered = list(services)
+    return [
+        PartnerJoined(entry=entry, service_types=tuple(s.service_type for s in offered)),
+        *(ServiceOffered(service=s) for s in offered),
+    ]
+
+
+def entry_changes(current: Mapping[str, Any], wanted: Mapping[str, Any], *, by_admin: bool) -> dict[str, Any]:
+    """The fields of a partner's entry that a PATCH changes: only those that differ (the same entry sent again,
+    as a reference-data load does, changes nothing). Refused: a category change by anyone but an admin (consents
+    name a category of partner: a partner moving itself would change what they cover), and emptying a required
+    field."""
+    if "category" in wanted and not by_admin:
+        raise AdminOnly("Only an admin changes a partner's category.")
+    for field, value in wanted.items():
+        if value is None and field in REQUIRED_ENTRY_FIELDS:
+            raise NotEmptied(f"{field} cannot be emptied with null.")
+    return {field: value for field, value in wanted.items() if current.get(field) != value}
+
+
+def change_entry(entry: Entry, changed: bool) -> tuple[Entry, list[Fact]]:
+    """After a change of the entry (``changed``: something differed): the next version, announced."""
+    if not changed:
+        return entry, []
+    new = replace(entry, version=entry.version + 1)
+    return new, [EntryChanged(entry=new)]
+
+
+def offer(
+    current: Service | None, partner_id: str, service_type: str, terms: ServiceTerms
+) -> tuple[Service, list[Fact]]:
+    """Offer a service or change its terms. The same offer again changes nothing (PUT is idempotent). Referral
+    routes on capacity events alone, so a change of the free places is told as that too."""
+    if current is not None and current.active and current.terms == terms:
+        return current, []
+    previous_places = current.terms.free_places if current is not None and current.active else 0
+    new = Service(partner_id=partner_id, service_type=service_type, terms=terms, active=True)
+    facts: list[Fact] = [ServiceOffered(service=new)]
+    if previous_places != terms.free_places:
+        facts.append(CapacityChanged(partner_id, service_type, terms.free_places))
+    return new, facts
+
+
+def _offered(current: Service | None, partner_id: str, service_type: str) -> Service:
+    if current is None or not current.active:
+        raise NotOffered(f"{partner_id} does not offer {service_type}.")
+    return current
+
+
+def withdraw(current: Service | None, partner_id: str, service_type: str) -> tuple[Service, list[Fact]]:
+    """Withdraw an offered service. Referral routes on capacity alone: "no free places" keeps it from sending
+    people to a withdrawn service."""
+    service = _offered(current, partner_id, service_type)
+    return replace(service, active=False), [
+        ServiceWithdrawn(partner_id, service_type),
+        CapacityChanged(partner_id, service_type, 0),
+    ]
+
+
+def change_capacity(
+    current: Service | None, partner_id: str, service_type: str, free_places: int | None
+) -> tuple[Service, list[Fact]]:
+    """Set an offered service's free places; the same value again changes nothing (PUT is idempotent)."""
+    service = _offered(current, partner_id, service_type)
+    if service.terms.free_places == free_places:
+        return service, []
+    new = replace(service, terms=replace(service.terms, free_places=free_places))
+    return new, [CapacityChanged(partner_id, service_type, free_places)]
+
+
+def check_expiry(expires_at: datetime | None, now: datetime) -> None:
+    """A new API key's expiry, if it has one, lies in the future."""
+    if expires_at is not None and expires_at <= now:
+        raise NotInFuture("expires_at must lie in the future.")
+
+
+#: A meeting offer's fields that cannot be emptied with null.
+REQUIRED_MEETING_FIELDS = frozenset(
+    {"kind", "title", "languages", "audience", "place_name", "childcare", "free_of_charge"}
+)
+
+
+def meeting_offer_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a meeting offer a PATCH changes (only those that differ); a required one is not emptied."""
+    for field, value in wanted.items():
+        if value is None and field in REQUIRED_MEETING_FIELDS:
+            raise NotEmptied(f"{field} cannot be emptied with null.")
+    return {field: value for field, value in wanted.items() if current.get(field) != value}
+
 
 # --- API keys -------------------------------------------------------------------------------
 
