@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from chassis import audit as access
-from chassis.deps import ActorDep, CallerDep, ClockDep, RuntimeDep, partner_of
+from chassis.deps import ActorDep, CallerDep, ClockDep, PartnerDep, RuntimeDep, partner_of
 from chassis.deps import UnitOfWorkDep as UowDep
 from chassis.errors import Problem
 from chassis.schemas import Page
@@ -62,9 +62,9 @@ async def get_partners_runtime(runtime: RuntimeDep) -> PartnersRuntime:
 PartnersDep = Annotated[PartnersRuntime, Depends(get_partners_runtime)]
 
 
-async def own_partner(partner_id: PartnerId, caller: CallerDep) -> str:
+async def own_partner(partner_id: PartnerId, calling: PartnerDep) -> str:
     """Object-level check: a partner acts only on itself. Checked before existence, so ids cannot be probed."""
-    if partner_of(caller) != partner_id:
+    if calling != partner_id:
         raise Problem(403, "A partner may only act on its own entry.", kind="forbidden")
     return partner_id
 
@@ -85,7 +85,7 @@ async def keeper(partner_id: PartnerId, caller: CallerDep) -> str:
     only its own (checked before existence, so ids cannot be probed)."""
     if caller.has_any("admin"):
         return partner_id
-    return await own_partner(partner_id, caller)
+    return await own_partner(partner_id, partner_of(caller))
 
 
 EntryKeeper = Annotated[str, Depends(keeper)]
