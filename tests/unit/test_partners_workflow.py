@@ -30,6 +30,7 @@ from services.partners.schemas import (
     ServiceOffer,
     WebhookCreate,
 )
+from services.referral import directory as referral_directory
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 PEPPER = b"pepper"
@@ -245,6 +246,28 @@ async def test_the_demo_directory_is_seeded_once_and_announced(uow: InMemoryUnit
         assert not await workflow.seed_directory(uow, NOW, partners, directory.LANDSBERG_MEETING_OFFERS)
         offers = await workflow.list_meeting_offers(uow, workflow.MeetingFilter(), 1, 200)
     assert offers.total == len(directory.LANDSBERG_MEETING_OFFERS) and uow.commits == 1
+
+
+async def test_referral_starts_with_what_the_seeded_directory_announces(uow: InMemoryUnitOfWork) -> None:
+    """One source: referral's start-up offers (services/referral/directory.py) are exactly what the partners
+    service's seeding tells it in ``service_offered`` events, so the events change nothing when they arrive."""
+    async with uow:
+        await workflow.seed_directory(uow, NOW, directory.read_partners(directory.LANDSBERG_FILE), [])
+    categories = {e.partner_id: e.category.value for e in uow.published if isinstance(e, events.PartnerRegistered)}
+    told = [
+        {
+            "partner_id": e.partner_id,
+            "partner_name": e.name,
+            "partner_category": categories[e.partner_id],
+            "service_type": e.service_type.value,
+            "free_places": e.free_places,
+            "languages": e.languages,
+            "response_days": e.response_days,
+        }
+        for e in uow.published
+        if isinstance(e, events.ServiceOffered)
+    ]
+    assert told == referral_directory.LANDSBERG_PARTNER_OFFERS
 
 
 # --- meeting offers -----------------------------------------------------------------------------------------
