@@ -8,9 +8,10 @@ refusal is a :class:`domain.Refusal`, answered by :func:`problem_of` (the one pl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,6 +76,15 @@ REFUSALS: dict[type[domain.Refusal], tuple[int, str]] = {
 def problem_of(refusal: domain.Refusal) -> Problem:
     status, kind = REFUSALS[type(refusal)]
     return Problem(status, str(refusal), kind=kind)
+
+
+@contextlib.contextmanager
+def answered() -> Iterator[None]:
+    """Within it, a rule's refusal becomes the Problem the API answers with."""
+    try:
+        yield
+    except domain.Refusal as refusal:
+        raise problem_of(refusal) from refusal
 
 
 def event_of(fact: domain.Fact) -> IntegrationEvent:
@@ -311,10 +321,8 @@ async def register_partner(uow: UnitOfWork, now: datetime, body: PartnerCreate) 
 
 def check_category_change(body: PartnerUpdate, *, by_admin: bool) -> None:
     """Before anything is loaded: only an admin moves a partner to another category."""
-    try:
+    with answered():
         domain.entry_changes({}, body.model_dump(exclude_unset=True, include={"category"}), by_admin=by_admin)
-    except domain.Refusal as refusal:
-        raise problem_of(refusal) from refusal
 
 
 async def update_partner(
@@ -323,10 +331,8 @@ async def update_partner(
     check_category_change(body, by_admin=by_admin)
     partner = await load_partner(uow, partner_id)
     wanted = body.model_dump(exclude_unset=True, mode="json")
-    try:
+    with answered():
         changes = domain.entry_changes({f: getattr(partner, f) for f in wanted}, wanted, by_admin=by_admin)
-    except domain.Refusal as refusal:
-        raise problem_of(refusal) from refusal
     for field, value in changes.items():
         setattr(partner, field, value)
     entry, facts = domain.change_entry(entry_of(partner), bool(changes))
@@ -364,10 +370,8 @@ async def _service_row(uow: UnitOfWork, partner_id: str, service_type: ServiceTy
 
 async def withdraw_service(uow: UnitOfWork, now: datetime, partner_id: str, service_type: ServiceType) -> None:
     row = await _service_row(uow, partner_id, service_type)
-    try:
+    with answered():
         service, facts = domain.withdraw(service_of(row), partner_id, service_type.value)
-    except domain.Refusal as refusal:
-        raise problem_of(refusal) from refusal
     store_service(row, service, now)
     await publish(uow, facts)
     await uow.commit()
@@ -377,10 +381,8 @@ async def update_capacity(
     uow: UnitOfWork, now: datetime, partner_id: str, service_type: ServiceType, free_places: int | None
 ) -> ServiceRead:
     row = await _service_row(uow, partner_id, service_type)
-    try:
+    with answered():
         service, facts = domain.change_capacity(service_of(row), partner_id, service_type.value, free_places)
-    except domain.Refusal as refusal:
-        raise problem_of(refusal) from refusal
     if facts:
         store_service(row, service, now)
         await publish(uow, facts)
@@ -492,10 +494,8 @@ async def update_meeting_offer(
     partner = await load_partner(uow, partner_id)
     offer = await load_meeting_offer(uow, partner_id, offer_id)
     wanted = body.model_dump(exclude_unset=True, mode="json")
-    try:
+    with answered():
         changes = domain.meeting_offer_changes({f: getattr(offer, f) for f in wanted}, wanted)
-    except domain.Refusal as refusal:
-        raise problem_of(refusal) from refusal
     if changes:
         for field, value in changes.items():
             setattr(offer, field, value)
@@ -621,10 +621,8 @@ async def create_api_key(
     uow: UnitOfWork, now: datetime, partner_id: str, body: ApiKeyCreate, pepper: bytes
 ) -> ApiKeyCreated:
     await load_partner(uow, partner_id)
-    try:
+    with answered():
         domain.check_expiry(body.expires_at, now)
-    except domain.Refusal as refusal:
-        raise problem_of(refusal) from refusal
     issued = domain.issue_api_key()
     row = ApiKey(
         id=str(uuid.uuid4()),
