@@ -59,11 +59,9 @@ class PartnersSettings(ServiceSettings):
 
 
 async def seed_directory(runtime: ServiceRuntime, now: datetime) -> None:
-    """With DEMO_DATA: Landsberg's actors into an empty directory, announced like any new partner (the demo shows
-    no web addresses: the reference file names none it is sure of)."""
-    partners = [p.model_copy(update={"website": None}) for p in directory.read_partners(directory.LANDSBERG_FILE)]
+    """With DEMO_DATA: Landsberg's actors into an empty directory, announced like any new partner."""
     async with runtime.unit_of_work() as uow:
-        await workflow.seed_directory(uow, now, partners, directory.LANDSBERG_MEETING_OFFERS)
+        await workflow.seed_directory(uow, now, directory.LANDSBERG_DIRECTORY, directory.LANDSBERG_MEETING_OFFERS)
 
 
 def create_app(settings: PartnersSettings | None = None, clock: Clock = system_clock) -> FastAPI:

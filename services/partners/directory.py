@@ -25,7 +25,8 @@ def read_partners(path: Path) -> list[PartnerCreate]:
 
 
 def seed_entries(partners: list[PartnerCreate]) -> list[dict[str, Any]]:
-    """The partners in the shape the demo seeding takes: the partner's columns with ``id``, and its services."""
+    """The partners as the demo directory holds them: the partner's columns with ``id`` (no web address: the file
+    names none it is sure of), and its services."""
     entries = []
     for partner in partners:
         entry = partner.model_dump(mode="json", exclude={"partner_id", "services", "website"})
@@ -35,7 +36,11 @@ def seed_entries(partners: list[PartnerCreate]) -> list[dict[str, Any]]:
     return entries
 
 
-LANDSBERG_PARTNERS: list[dict[str, Any]] = seed_entries(read_partners(LANDSBERG_FILE))
+#: The demo directory, as ``POST /api/v1/partners`` bodies (``workflow.seed_directory`` adds them so).
+LANDSBERG_DIRECTORY: list[PartnerCreate] = [
+    p.model_copy(update={"website": None}) for p in read_partners(LANDSBERG_FILE)
+]
+LANDSBERG_PARTNERS: list[dict[str, Any]] = seed_entries(LANDSBERG_DIRECTORY)
 
 
 #: Meeting offers (Begegnung) for the demo, from the same reference folder: EXAMPLES of the kinds the city names

@@ -235,7 +235,7 @@ async def test_the_directory_filters_and_the_hsds_export(kolping: InMemoryUnitOf
 
 
 async def test_the_demo_directory_is_seeded_once_and_announced(uow: InMemoryUnitOfWork) -> None:
-    partners = directory.read_partners(directory.LANDSBERG_FILE)
+    partners = directory.LANDSBERG_DIRECTORY
     async with uow:
         assert await workflow.seed_directory(uow, NOW, partners, directory.LANDSBERG_MEETING_OFFERS)
     registered = [e for e in uow.published if isinstance(e, events.PartnerRegistered)]
@@ -252,7 +252,7 @@ async def test_referral_starts_with_what_the_seeded_directory_announces(uow: InM
     """One source: referral's start-up offers (services/referral/directory.py) are exactly what the partners
     service's seeding tells it in ``service_offered`` events, so the events change nothing when they arrive."""
     async with uow:
-        await workflow.seed_directory(uow, NOW, directory.read_partners(directory.LANDSBERG_FILE), [])
+        await workflow.seed_directory(uow, NOW, directory.LANDSBERG_DIRECTORY, [])
     categories = {e.partner_id: e.category.value for e in uow.published if isinstance(e, events.PartnerRegistered)}
     told = [
         {
