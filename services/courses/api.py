@@ -13,11 +13,13 @@ The pass holder's name comes from registration, which owns it, asked by this ser
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections.abc import Iterator
 from enum import Enum
 from html import escape
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -33,13 +35,11 @@ from chassis.deps import caller_of as chassis_caller
 from chassis.errors import PROBLEM_JSON, Problem
 from chassis.identity import HEADER
 from chassis.schemas import Page
-from contracts import courses as events
 from contracts.vocabulary import GermanLevel
 from services.courses import domain, workflow
 from services.courses.models import (
     Attendance,
     Course,
-    CourseSession,
     Enrolment,
     IssuedPass,
     Learner,
@@ -69,6 +69,9 @@ from services.courses.schemas import (
     Verification,
 )
 
+if TYPE_CHECKING:
+    from services.courses.app import CoursesSettings
+
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["courses"])
@@ -80,11 +83,9 @@ STATUS_PATH = "/api/v1/education-passes/status"
 
 
 async def get_workflow(runtime: RuntimeDep, uow: UnitOfWorkDep, clock: ClockDep) -> workflow.Workflow:
+    settings = cast("CoursesSettings", runtime.settings)  # the settings this service's app was created with
     return workflow.Workflow(
-        uow=uow,
-        now=clock(),
-        offer_hours=runtime.settings.offer_hours,
-        priorities=tuple(runtime.settings.waitlist_priorities),
+        uow=uow, now=clock(), offer_hours=settings.offer_hours, priorities=tuple(settings.waitlist_priorities)
     )
 
 
@@ -102,8 +103,9 @@ CallerDep = Annotated[domain.Caller, Depends(get_caller)]
 async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
     """Log the read of these learners' data (``chassis.audit``) as the caller's, and commit it."""
     caller = chassis_caller(request)
-    await access.audit_read(w.session, caller.actor_or_unauthenticated, action, person_ids,
-                            access.purpose_of(caller.roles_header))  # fmt: skip
+    await access.audit_read(
+        w.session, caller.actor_or_unauthenticated, action, person_ids, access.purpose_of(caller.roles_header)
+    )
     await w.uow.commit()
 
 
@@ -130,24 +132,47 @@ def rule_broken(exc: domain.CourseError) -> Problem:
     return Problem(422, str(exc), kind="course-rule", title="Not possible for this course")
 
 
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """The use cases' refusals as Problem Details, in one place."""
+    try:
+        yield
+    except domain.CourseError as exc:
+        raise rule_broken(exc) from exc
+    except workflow.NoSuchSession as exc:
+        raise Problem(404, str(exc), kind="not-found") from exc
+
+
 async def course_read(w: workflow.Workflow, course: Course) -> CourseRead:
     sessions = await workflow.sessions_of(w.session, course.id)
     held, waiting = await workflow.counts(w.session, course.id)
     return CourseRead(
-        course_id=course.id, title=course.title, description=course.description,
-        category=course.category, target_level=course.target_level,  # type: ignore[arg-type]
-        language_of_instruction=course.language_of_instruction, provider_id=course.provider_id,
-        capacity=course.capacity, free_seats=max(0, course.capacity - held), waiting=waiting,
-        childcare_offered=course.childcare_offered, women_only=course.women_only, min_age=course.min_age,
-        max_age=course.max_age, funding=course.funding, fee_euro=course.fee_euro,  # type: ignore[arg-type]
-        enrolment_opens_on=course.enrolment_opens_on, enrolment_closes_on=course.enrolment_closes_on,
-        location=course.location, district=course.district, status=course.status,  # type: ignore[arg-type]
+        course_id=course.id,
+        title=course.title,
+        description=course.description,
+        category=course.category,
+        target_level=course.target_level,
+        language_of_instruction=course.language_of_instruction,
+        provider_id=course.provider_id,
+        capacity=course.capacity,
+        free_seats=max(0, course.capacity - held),
+        waiting=waiting,
+        childcare_offered=course.childcare_offered,
+        women_only=course.women_only,
+        min_age=course.min_age,
+        max_age=course.max_age,
+        funding=course.funding,
+        fee_euro=course.fee_euro,
+        enrolment_opens_on=course.enrolment_opens_on,
+        enrolment_closes_on=course.enrolment_closes_on,
+        location=course.location,
+        district=course.district,
+        status=course.status,
         sessions=[
-            SessionRead(session_id=s.id, starts_at=workflow.aware(s.starts_at), ends_at=workflow.aware(s.ends_at),  # type: ignore[arg-type]
-                        place=s.place)
+            SessionRead(session_id=s.id, starts_at=as_utc(s.starts_at), ends_at=as_utc(s.ends_at), place=s.place)
             for s in sessions
         ],
-    )  # fmt: skip
+    )
 
 
 async def load_course(w: workflow.Workflow, course_id: str) -> Course:
@@ -169,12 +194,20 @@ async def enrolment_read(w: workflow.Workflow, e: Enrolment) -> EnrolmentRead:
     if e.status == domain.EnrolmentStatus.WAITLISTED.value:
         position = [x.id for x in await workflow.waiting_line(w, e.course_id)].index(e.id) + 1
     return EnrolmentRead(
-        enrolment_id=e.id, course_id=e.course_id, person_id=e.person_id, status=e.status,  # type: ignore[arg-type]
-        position=position, priority_flags=e.priority_flags, referral_id=e.referral_id,
-        requested_at=workflow.aware(e.requested_at),  # type: ignore[arg-type]
-        offer_expires_at=workflow.aware(e.offer_expires_at), cancel_reason=e.cancel_reason, result=e.result,
-        certificate=e.certificate, completed_on=e.completed_on,
-    )  # fmt: skip
+        enrolment_id=e.id,
+        course_id=e.course_id,
+        person_id=e.person_id,
+        status=e.status,
+        position=position,
+        priority_flags=e.priority_flags,
+        referral_id=e.referral_id,
+        requested_at=as_utc(e.requested_at),
+        offer_expires_at=as_utc(e.offer_expires_at),
+        cancel_reason=e.cancel_reason,
+        result=e.result,
+        certificate=e.certificate,
+        completed_on=e.completed_on,
+    )
 
 
 # --- catalogue ----------------------------------------------------------------------------
@@ -197,19 +230,27 @@ async def list_courses(
     """The public, filterable course catalogue: no personal data, only free seats and waiting counts."""
     filters = []
     for column, value in (
-        (Course.category, category), (Course.target_level, target_level), (Course.women_only, women_only),
-        (Course.childcare_offered, childcare_offered), (Course.language_of_instruction, language),
-        (Course.status, status), (Course.provider_id, provider_id), (Course.district, district),
-    ):  # fmt: skip
+        (Course.category, category),
+        (Course.target_level, target_level),
+        (Course.women_only, women_only),
+        (Course.childcare_offered, childcare_offered),
+        (Course.language_of_instruction, language),
+        (Course.status, status),
+        (Course.provider_id, provider_id),
+        (Course.district, district),
+    ):
         if value is not None:
             filters.append(column == (value.value if hasattr(value, "value") else value))
     total = await w.session.scalar(select(func.count()).select_from(Course).where(*filters)) or 0
     rows = (
         await w.session.scalars(
-            select(Course).where(*filters).order_by(Course.created_at, Course.id)
-            .offset((page - 1) * page_size).limit(page_size)
+            select(Course)
+            .where(*filters)
+            .order_by(Course.created_at, Course.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
         )
-    ).all()  # fmt: skip
+    ).all()
     return Page(items=[await course_read(w, c) for c in rows], total=total, page=page, page_size=page_size)
 
 
@@ -227,34 +268,18 @@ async def schedule_course(body: CourseCreate, w: WorkflowDep, caller: CallerDep)
         raise forbidden("Course admins schedule their own provider's courses only.")
     else:
         provider = caller.provider_id
-    sessions = [domain.Session(s.starts_at, s.ends_at) for s in body.sessions]
-    try:
-        domain.check_sessions(sessions)
-    except domain.CourseError as exc:
-        raise rule_broken(exc) from exc
-    course = Course(
-        id=str(uuid.uuid4()), status=domain.CourseStatus.SCHEDULED.value, version=1, created_at=w.now,
-        updated_at=w.now, provider_id=provider,
-        **{k: v.value if isinstance(v, Enum) else v
-           for k, v in body.model_dump(exclude={"sessions", "provider_id"}).items()},
-    )  # fmt: skip
-    w.session.add(course)
-    rows = [
-        # Stored as UTC: SQLite keeps no offset, and a naive time read back is taken as UTC.
-        CourseSession(
-            id=str(uuid.uuid4()),
-            course_id=course.id,
-            starts_at=workflow.aware(s.starts_at),
-            ends_at=workflow.aware(s.ends_at),
-            place=s.place,
-        )
-        for s in sorted(body.sessions, key=lambda s: s.starts_at)
-    ]
-    w.session.add_all(rows)
-    await w.session.flush()
-    await w.publish(events.CourseScheduled(**workflow.course_facts(course, rows)))
+    fields = {
+        k: v.value if isinstance(v, Enum) else v
+        for k, v in body.model_dump(exclude={"sessions", "provider_id"}).items()
+    }
+    with refusals():
+        course = await workflow.schedule_course(w, provider, fields, [session_plan(s) for s in body.sessions])
     await w.uow.commit()
     return await course_read(w, course)
+
+
+def session_plan(body: SessionCreate) -> workflow.SessionPlan:
+    return workflow.SessionPlan(body.starts_at, body.ends_at, body.place)
 
 
 @router.get("/courses/{course_id}", response_model=CourseRead)
@@ -265,27 +290,8 @@ async def read_course(course_id: str, w: WorkflowDep) -> CourseRead:
 @router.patch("/courses/{course_id}", response_model=CourseRead)
 async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     await managed_course(w, caller, course_id)
-    try:
-        async with workflow.seat_lock(w, course_id) as course:
-            if course.status != domain.CourseStatus.SCHEDULED.value:
-                raise domain.InvalidTransition(f"a {course.status} course cannot be changed")
-            changes = body.model_dump(exclude_unset=True)
-            held, _ = await workflow.counts(w.session, course.id)
-            if changes.get("capacity") is not None and changes["capacity"] < held:
-                raise domain.CourseError(f"{held} seats are taken; the capacity cannot go below that")
-            for key, value in changes.items():
-                if value is None and key not in ("description", "enrolment_closes_on", "district"):
-                    raise domain.CourseError(f"{key} cannot be removed")
-                setattr(course, key, value)
-            course.version += 1
-            course.updated_at = w.now
-            await w.session.flush()
-            await w.publish(
-                events.CourseUpdated(**workflow.course_facts(course, await workflow.sessions_of(w.session, course.id)))
-            )
-            await workflow.offer_free_seats(w, course)  # more capacity frees seats for those waiting
-    except domain.CourseError as exc:
-        raise rule_broken(exc) from exc
+    with refusals():
+        course = await workflow.change_course(w, course_id, body.model_dump(exclude_unset=True))
     await w.uow.commit()
     return await course_read(w, course)
 
@@ -294,10 +300,8 @@ async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep, call
 async def cancel_course(course_id: str, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """Cancel a course; the enrolled and waiting hear of it by event."""
     await managed_course(w, caller, course_id)
-    try:
+    with refusals():
         course = await workflow.cancel_course(w, course_id)
-    except domain.CourseError as exc:
-        raise rule_broken(exc) from exc
     await w.uow.commit()
     return await course_read(w, course)
 
@@ -306,19 +310,8 @@ async def cancel_course(course_id: str, w: WorkflowDep, caller: CallerDep) -> Co
 async def add_session(course_id: str, body: SessionCreate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """One more session of a scheduled course; it must not overlap the others."""
     await managed_course(w, caller, course_id)
-    try:
-        async with workflow.seat_lock(w, course_id) as course:
-            if course.status != domain.CourseStatus.SCHEDULED.value:
-                raise domain.InvalidTransition(f"a {course.status} course cannot be changed")
-            rows = await workflow.sessions_of(w.session, course.id)
-            new = domain.Session(body.starts_at, body.ends_at)
-            domain.check_sessions([domain.Session(workflow.aware(r.starts_at), workflow.aware(r.ends_at))  # type: ignore[arg-type]
-                                   for r in rows] + [new])  # fmt: skip
-            w.session.add(CourseSession(id=str(uuid.uuid4()), course_id=course.id, starts_at=workflow.aware(
-                body.starts_at), ends_at=workflow.aware(body.ends_at), place=body.place))  # fmt: skip
-            await session_changed(w, course)
-    except domain.CourseError as exc:
-        raise rule_broken(exc) from exc
+    with refusals():
+        course = await workflow.add_session(w, course_id, session_plan(body))
     await w.uow.commit()
     return await course_read(w, course)
 
@@ -328,35 +321,10 @@ async def remove_session(course_id: str, session_id: str, w: WorkflowDep, caller
     """Take a session off a scheduled course: not its last one, and not one with attendance recorded (that
     attendance is part of the participants' record)."""
     await managed_course(w, caller, course_id)
-    try:
-        async with workflow.seat_lock(w, course_id) as course:
-            if course.status != domain.CourseStatus.SCHEDULED.value:
-                raise domain.InvalidTransition(f"a {course.status} course cannot be changed")
-            row = await w.session.get(CourseSession, session_id)
-            if row is None or row.course_id != course.id:
-                raise Problem(404, f"No session {session_id} in this course.", kind="not-found")
-            if len(await workflow.sessions_of(w.session, course.id)) == 1:
-                raise domain.CourseError("a course keeps at least one session; cancel the course instead")
-            recorded = await w.session.scalar(select(func.count()).select_from(Attendance)
-                                              .where(Attendance.session_id == row.id))  # fmt: skip
-            if recorded:
-                raise domain.InvalidTransition("attendance is recorded for this session; it cannot be removed")
-            await w.session.delete(row)
-            await session_changed(w, course)
-    except domain.CourseError as exc:
-        raise rule_broken(exc) from exc
+    with refusals():
+        course = await workflow.remove_session(w, course_id, session_id)
     await w.uow.commit()
     return await course_read(w, course)
-
-
-async def session_changed(w: workflow.Workflow, course: Course) -> None:
-    """A course's sessions changed: a new version, announced with its dates."""
-    await w.session.flush()
-    course.version += 1
-    course.updated_at = w.now
-    await w.publish(
-        events.CourseUpdated(**workflow.course_facts(course, await workflow.sessions_of(w.session, course.id)))
-    )
 
 
 @router.get("/courses/{course_id}/participants", response_model=ParticipantList)
@@ -366,32 +334,43 @@ async def participants(course_id: str, request: Request, w: WorkflowDep, caller:
     await managed_course(w, caller, course_id)
     rows = (
         await w.session.scalars(
-            select(Enrolment).where(
+            select(Enrolment)
+            .where(
                 Enrolment.course_id == course_id,
                 Enrolment.status.in_([domain.EnrolmentStatus.ENROLLED.value, domain.EnrolmentStatus.COMPLETED.value]),
-            ).order_by(Enrolment.requested_at, Enrolment.id)
+            )
+            .order_by(Enrolment.requested_at, Enrolment.id)
         )
-    ).all()  # fmt: skip
+    ).all()
     attendance: dict[str, dict[str, bool]] = {row.id: {} for row in rows}
     if rows:
         marks = await w.session.scalars(select(Attendance).where(Attendance.enrolment_id.in_(list(attendance))))
         for mark in marks:
             attendance[mark.enrolment_id][mark.session_id] = mark.present
-    names = await registered_names(request, course_id, [row.person_id for row in rows],
-                                   chassis_caller(request).actor_or_unauthenticated)  # fmt: skip
+    names = await registered_names(
+        request, course_id, [row.person_id for row in rows], chassis_caller(request).actor_or_unauthenticated
+    )
     return ParticipantList(
         participants=[
-            Participant(enrolment_id=row.id, person_id=row.person_id, name=(names or {}).get(row.person_id),
-                        status=row.status, attendance=attendance[row.id], result=row.result,  # type: ignore[arg-type]
-                        certificate=row.certificate, completed_on=row.completed_on)
+            Participant(
+                enrolment_id=row.id,
+                person_id=row.person_id,
+                name=(names or {}).get(row.person_id),
+                status=row.status,
+                attendance=attendance[row.id],
+                result=row.result,
+                certificate=row.certificate,
+                completed_on=row.completed_on,
+            )
             for row in rows
         ],
         names_available=names is not None,
-    )  # fmt: skip
+    )
 
 
-async def registered_names(request: Request, course_id: str, person_ids: list[str],
-                           caller_actor: str) -> dict[str, str] | None:  # fmt: skip
+async def registered_names(
+    request: Request, course_id: str, person_ids: list[str], caller_actor: str
+) -> dict[str, str] | None:
     """Person id -> name as registered, asked of registration in one call in this service's own signed name (it
     logs the read as the staff member's); None while registration cannot answer, so that the list still shows."""
     if not person_ids:
@@ -399,14 +378,17 @@ async def registered_names(request: Request, course_id: str, person_ids: list[st
     runtime = request.app.state.runtime
     signer = courses_of(runtime).identity
     url, transport = runtime.settings.registration_url, courses_of(runtime).registration_transport
-    params: list[tuple[str, str]] = [("person_id", p) for p in sorted(set(person_ids))]
+    params: list[tuple[str, str | int | float | bool | None]] = [("person_id", p) for p in sorted(set(person_ids))]
     params += [("on_behalf_of", caller_actor), ("course_id", course_id)]
     try:
         async with httpx.AsyncClient(
             base_url=url, timeout=3, transport=transport, verify=runtime.settings.http_verify()
         ) as client:
-            reply = await client.get("/api/internal/persons/participant-names", params=params,
-                                     headers={HEADER: signer.as_itself("registration")})  # fmt: skip
+            reply = await client.get(
+                "/api/internal/persons/participant-names",
+                params=params,
+                headers={HEADER: signer.as_itself("registration")},
+            )
     except httpx.HTTPError:
         log.warning("registration unreachable for a participant list")
         return None
@@ -430,12 +412,10 @@ async def enrol(course_id: str, body: EnrolmentCreate, w: WorkflowDep, caller: C
             raise forbidden("Course admins enrol in their own provider's courses only.")
         if await w.session.scalar(workflow.reaches(people, body.person_id).limit(1)) is None:
             raise Problem(404, f"No person {body.person_id} among your team's open cases.", kind="not-found")
-    try:
+    with refusals():
         enrolment = await workflow.request_enrolment(
             w, course_id, body.person_id, obligation=body.integration_course_obligation, referral_id=body.referral_id
         )
-    except domain.CourseError as exc:
-        raise rule_broken(exc) from exc
     await w.uow.commit()
     return await enrolment_read(w, enrolment)
 
@@ -474,10 +454,8 @@ async def cancel(
     """Cancellation by the person or staff; a freed seat is offered to the first in line."""
     await managed_course(w, caller, course_id)
     enrolment = await load_enrolment(w, course_id, enrolment_id)
-    try:
+    with refusals():
         await workflow.cancel_enrolment(w, enrolment, body.reason)
-    except domain.CourseError as exc:
-        raise rule_broken(exc) from exc
     await w.uow.commit()
     return await enrolment_read(w, enrolment)
 
@@ -486,10 +464,8 @@ async def cancel(
 async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep, caller: CallerDep) -> EnrolmentRead:
     await managed_course(w, caller, course_id)
     enrolment = await load_enrolment(w, course_id, enrolment_id)
-    try:
+    with refusals():
         await workflow.accept_offer(w, enrolment)
-    except domain.CourseError as exc:
-        raise rule_broken(exc) from exc
     await w.uow.commit()
     return await enrolment_read(w, enrolment)
 
@@ -500,24 +476,10 @@ async def record_attendance(
 ) -> dict[str, Any]:
     await managed_course(w, caller, course_id)
     enrolment = await load_enrolment(w, course_id, enrolment_id)
-    session_row = await w.session.get(CourseSession, body.session_id)
-    if session_row is None or session_row.course_id != course_id:
-        raise Problem(404, f"No session {body.session_id} in this course.", kind="not-found")
-    if enrolment.status != domain.EnrolmentStatus.ENROLLED.value:
-        raise Problem(409, f"A {enrolment.status} enrolment has no attendance.", kind="invalid-transition")
-    row = await w.session.get(Attendance, (enrolment.id, session_row.id))
-    if row is None:
-        row = Attendance(enrolment_id=enrolment.id, session_id=session_row.id, present=body.present, recorded_at=w.now)
-        w.session.add(row)
-    row.present = body.present
-    row.recorded_at = w.now
-    course = await load_course(w, course_id)
-    await w.publish(
-        events.AttendanceRecorded(**workflow.enrolment_facts(enrolment, course, w.now), session_id=session_row.id,
-                                  present=body.present)
-    )  # fmt: skip
+    with refusals():
+        await workflow.record_attendance(w, enrolment, body.session_id, body.present)
     await w.uow.commit()
-    return {"enrolment_id": enrolment.id, "session_id": session_row.id, "present": body.present}
+    return {"enrolment_id": enrolment.id, "session_id": body.session_id, "present": body.present}
 
 
 @router.post("/courses/{course_id}/enrolments/{enrolment_id}/completion", response_model=EnrolmentRead)
@@ -527,10 +489,8 @@ async def complete(
     """Completion with result and certificate (e.g. "DTZ B1", "Leben in Deutschland"); fills the pass."""
     await managed_course(w, caller, course_id)
     enrolment = await load_enrolment(w, course_id, enrolment_id)
-    try:
+    with refusals():
         await workflow.complete(w, enrolment, body.result, body.certificate, body.completed_on)
-    except domain.CourseError as exc:
-        raise rule_broken(exc) from exc
     await w.uow.commit()
     return await enrolment_read(w, enrolment)
 
@@ -584,7 +544,7 @@ async def pass_entries(person_id: str, request: Request, w: WorkflowDep, caller:
             select(PassEntry).where(PassEntry.person_id == person_id).order_by(PassEntry.at, PassEntry.id)
         )
     ).all()
-    return [PassEntryRead(entry_id=r.id, kind=r.kind, details=r.details, at=workflow.aware(r.at)) for r in rows]  # type: ignore[arg-type]
+    return [PassEntryRead(entry_id=r.id, kind=r.kind, details=r.details, at=as_utc(r.at)) for r in rows]
 
 
 #: What registration answers on its pass-holder route (its ``PassHolder``).
@@ -598,9 +558,12 @@ async def registered_holder_name(request: Request, person_id: str, caller_actor:
     runtime = request.app.state.runtime
     signer = courses_of(runtime).identity
     unavailable = Problem(
-        503, "The registration service, which holds the holder's name, cannot answer now; nothing was issued. "
-        "Try again shortly.", kind="registration-unavailable", headers={"Retry-After": "30"},
-    )  # fmt: skip
+        503,
+        "The registration service, which holds the holder's name, cannot answer now; nothing was issued. "
+        "Try again shortly.",
+        kind="registration-unavailable",
+        headers={"Retry-After": "30"},
+    )
     url, transport = runtime.settings.registration_url, courses_of(runtime).registration_transport
     try:
         async with httpx.AsyncClient(
@@ -628,10 +591,17 @@ async def registered_holder_name(request: Request, person_id: str, caller_actor:
 
 
 @router.post(
-    "/learners/{person_id}/education-pass", status_code=201, response_model=IssuedPassRead, tags=["education pass"],
-    responses={503: {"description": "Registration, which holds the holder's name, cannot answer: nothing issued",
-                     "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}},
-)  # fmt: skip
+    "/learners/{person_id}/education-pass",
+    status_code=201,
+    response_model=IssuedPassRead,
+    tags=["education pass"],
+    responses={
+        503: {
+            "description": "Registration, which holds the holder's name, cannot answer: nothing issued",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    },
+)
 async def issue_pass(
     person_id: str,
     request: Request,
@@ -657,12 +627,18 @@ async def issue_pass(
     index = await workflow.place_in_status_list(w)
     credential = domain.sign(
         domain.education_pass(
-            pass_id=pass_id, issuer=issuer, person_id=person_id, holder_name=holder_name,
-            entries=[{"kind": r.kind, **r.details} for r in rows], issued_at=w.now,
+            pass_id=pass_id,
+            issuer=issuer,
+            person_id=person_id,
+            holder_name=holder_name,
+            entries=[{"kind": r.kind, **r.details} for r in rows],
+            issued_at=w.now,
             status=domain.status_entry(f"{issuer}{STATUS_PATH}", index),
         ),
-        keys.private, f"{issuer}/keys#{keys.key_id}", w.now,
-    )  # fmt: skip
+        keys.private,
+        f"{issuer}/keys#{keys.key_id}",
+        w.now,
+    )
     code = domain.verification_code(credential)
     w.session.add(IssuedPass(id=pass_id, person_id=person_id, code=code, credential=credential, issued_at=w.now))
     w.session.add(PassStatus(pass_id=pass_id, status_index=index, code=code, issued_at=w.now))
@@ -751,11 +727,16 @@ async def status_list(request: Request, w: WorkflowDep) -> JSONResponse:
     ).all()
     document = domain.sign(
         domain.status_list_credential(
-            list_url=f"{issuer}{STATUS_PATH}", issuer=issuer, revoked=[i for i in revoked if i is not None],
-            length_bits=domain.status_list_length(highest), valid_from=w.now,
+            list_url=f"{issuer}{STATUS_PATH}",
+            issuer=issuer,
+            revoked=[i for i in revoked if i is not None],
+            length_bits=domain.status_list_length(highest),
+            valid_from=w.now,
         ),
-        keys.private, f"{issuer}/keys#{keys.key_id}", w.now,
-    )  # fmt: skip
+        keys.private,
+        f"{issuer}/keys#{keys.key_id}",
+        w.now,
+    )
     # Verifiers may keep it a few minutes: a revocation reaches them within that time.
     return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
 
@@ -787,8 +768,12 @@ async def verify_code(code: str, request: Request, w: WorkflowDep) -> Verificati
     if issued is None:
         return Verification(valid=False, reason="no pass with this code", code=code)
     valid = domain.verify_with_any(issued.credential, courses_of(request.app.state.runtime).pass_keys.public_keys)
-    return Verification(valid=valid, reason="issued by this office, not revoked" if valid else "signature invalid",
-                        code=code, credential_id=issued.credential["id"])  # fmt: skip
+    return Verification(
+        valid=valid,
+        reason="issued by this office, not revoked" if valid else "signature invalid",
+        code=code,
+        credential_id=issued.credential["id"],
+    )
 
 
 # --- a person's access log and export (GDPR Art. 15), for the gateway -----------------------------------------
@@ -797,8 +782,9 @@ async def verify_code(code: str, request: Request, w: WorkflowDep) -> Verificati
 # the person. Not in the public API document.
 
 
-async def person_in_reach(w: workflow.Workflow, caller: domain.Caller, request: Request, person_id: str,
-                          *, export: bool) -> None:  # fmt: skip
+async def person_in_reach(
+    w: workflow.Workflow, caller: domain.Caller, request: Request, person_id: str, *, export: bool
+) -> None:
     """Privacy officers and admins reach anyone; a caseworker (for the log only) the people of the team's open
     cases (404 otherwise, as for an unknown person); anyone else is refused."""
     roles = chassis_caller(request).roles
@@ -857,6 +843,8 @@ async def person_export(person_id: str, request: Request, w: WorkflowDep, caller
         ],
     }
     return access.ServiceExport(
-        service="courses", person_id=person_id, data=data,
+        service="courses",
+        person_id=person_id,
+        data=data,
         access_log=await access.entries_for(session, "courses", person_id),
-    )  # fmt: skip
+    )

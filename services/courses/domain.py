@@ -29,7 +29,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from contracts.vocabulary import AGE_BAND_YEARS, AgeBand, Gender, GermanLevel
+from contracts.vocabulary import AGE_BAND_YEARS, AgeBand, Gender, GermanLevel, ServiceType
 
 
 class CourseError(ValueError):
@@ -54,9 +54,13 @@ class CourseCategory(StrEnum):
 
 
 LANGUAGE_CATEGORIES = frozenset(
-    {CourseCategory.INTEGRATION_COURSE, CourseCategory.GERMAN_SECOND_LANGUAGE, CourseCategory.JOB_GERMAN,
-     CourseCategory.LITERACY}
-)  # fmt: skip
+    {
+        CourseCategory.INTEGRATION_COURSE,
+        CourseCategory.GERMAN_SECOND_LANGUAGE,
+        CourseCategory.JOB_GERMAN,
+        CourseCategory.LITERACY,
+    }
+)
 
 
 class Funding(StrEnum):
@@ -69,6 +73,19 @@ class CourseStatus(StrEnum):
     SCHEDULED = "scheduled"
     CANCELLED = "cancelled"
     COMPLETED = "completed"
+
+
+#: Which courses answer which kind of referral.
+COURSES_FOR_SERVICE = {
+    ServiceType.INTEGRATION_COURSE: {
+        CourseCategory.INTEGRATION_COURSE,
+        CourseCategory.GERMAN_SECOND_LANGUAGE,
+    },
+    ServiceType.COURSE_WITH_CHILDCARE: set(LANGUAGE_CATEGORIES) | {CourseCategory.PARENTS_AND_WOMEN},
+    # A course provider taking a job-specific German referral (EU skilled workers) seats the person in a
+    # Berufssprachkurs of its own.
+    ServiceType.JOB_SPECIFIC_GERMAN: {CourseCategory.JOB_GERMAN},
+}
 
 
 # --- eligibility and overlaps ----------------------------------------------------------------
@@ -161,6 +178,15 @@ _MOVES: dict[tuple[EnrolmentStatus, str], EnrolmentStatus] = {
 }
 
 
+@dataclass(frozen=True)
+class EnrolmentMoved:
+    """The fact an enrolment's step produces, which its event reports: ``action`` is the step ("request",
+    "enrol", "waitlist", or one of the moves: "offer", "accept", "expire", "cancel", "complete")."""
+
+    action: str
+    status: EnrolmentStatus
+
+
 def move(status: EnrolmentStatus, action: str) -> EnrolmentStatus:
     target = _MOVES.get((EnrolmentStatus(status), action))
     if target is None:
@@ -168,9 +194,42 @@ def move(status: EnrolmentStatus, action: str) -> EnrolmentStatus:
     return target
 
 
+def step(status: EnrolmentStatus, action: str) -> tuple[EnrolmentStatus, list[EnrolmentMoved]]:
+    """The status after ``action`` and the fact that it happened (:func:`move` with its fact)."""
+    target = move(status, action)
+    return target, [EnrolmentMoved(action, target)]
+
+
 def admit(seats_taken: int, capacity: int) -> EnrolmentStatus:
     """A new request takes a seat while there is one, else it waits in line."""
     return EnrolmentStatus.ENROLLED if seats_taken < capacity else EnrolmentStatus.WAITLISTED
+
+
+def admission(seats_taken: int, capacity: int) -> tuple[EnrolmentStatus, list[EnrolmentMoved]]:
+    """A new request's status (:func:`admit`) and the facts: it was requested, then enrolled or waitlisted."""
+    status = admit(seats_taken, capacity)
+    taken = "enrol" if status is EnrolmentStatus.ENROLLED else "waitlist"
+    return status, [EnrolmentMoved("request", status), EnrolmentMoved(taken, status)]
+
+
+def changeable(status: CourseStatus | str) -> None:
+    """Only a scheduled course takes changes (its data, capacity or sessions)."""
+    if status != CourseStatus.SCHEDULED.value:
+        raise InvalidTransition(f"a {status} course cannot be changed")
+
+
+#: What of a course may be emptied by a change; everything else only replaced.
+REMOVABLE = frozenset({"description", "enrolment_closes_on", "district"})
+
+
+def course_changes(changes: dict[str, Any], seats_held: int) -> dict[str, Any]:
+    """A scheduled course's change, checked: the capacity not below the seats taken, nothing required removed."""
+    if changes.get("capacity") is not None and changes["capacity"] < seats_held:
+        raise CourseError(f"{seats_held} seats are taken; the capacity cannot go below that")
+    for key, value in changes.items():
+        if value is None and key not in REMOVABLE:
+            raise CourseError(f"{key} cannot be removed")
+    return changes
 
 
 # --- the waiting list ----------------------------------------------------------------------------

@@ -12,32 +12,18 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from chassis.cloudevents import ReceivedEvent
 from chassis.consumer import Handler
 from chassis.uow import UnitOfWork
 from contracts import referral as referral_events
 from contracts import registration as registration_events
 from contracts.vocabulary import ServiceType
-from services.courses import domain, workflow
-from services.courses.models import CaseTeam, Course, Enrolment, Learner
+from services.courses import workflow
+from services.courses.models import CaseTeam, Learner
 
 log = logging.getLogger(__name__)
 
 CONSUMED_TOPICS = [registration_events.PERSONS_TOPIC, referral_events.REFERRALS_TOPIC, referral_events.CASES_TOPIC]
-
-#: Which courses answer which kind of referral.
-COURSES_FOR_SERVICE = {
-    ServiceType.INTEGRATION_COURSE: {
-        domain.CourseCategory.INTEGRATION_COURSE,
-        domain.CourseCategory.GERMAN_SECOND_LANGUAGE,
-    },
-    ServiceType.COURSE_WITH_CHILDCARE: set(domain.LANGUAGE_CATEGORIES) | {domain.CourseCategory.PARENTS_AND_WOMEN},
-    # A course provider taking a job-specific German referral (EU skilled workers) seats the person in a
-    # Berufssprachkurs of its own.
-    ServiceType.JOB_SPECIFIC_GERMAN: {domain.CourseCategory.JOB_GERMAN},
-}
 
 
 async def _learner(uow: UnitOfWork, person_id: str) -> Learner:
@@ -71,19 +57,8 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
             learner.gender, learner.age_band = model.gender.value, model.age_band.value
             learner.needs_version = model.assessment_version
 
-    async def leave(w: workflow.Workflow, person_id: str, reason: str) -> None:
-        active = (
-            await w.session.scalars(
-                select(Enrolment).where(
-                    Enrolment.person_id == person_id, Enrolment.status.in_([s.value for s in domain.ACTIVE])
-                )
-            )
-        ).all()
-        for enrolment in active:
-            await workflow.cancel_enrolment(w, enrolment, reason)  # frees the seat for the next in line
-
     async def moved_away(uow: UnitOfWork, event: ReceivedEvent) -> None:
-        await leave(flow(uow), event.data["person_id"], "moved_away")
+        await workflow.leave_courses(flow(uow), event.data["person_id"], "moved_away")
 
     async def erased(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """Art. 17: seats are freed, the passes revoked and gone with their entries, the enrolments unlinked."""
@@ -92,7 +67,7 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         learner.erased, learner.gender, learner.age_band, learner.german_level = True, None, None, None
         learner.childcare_needed, learner.household_id = False, None
         w = flow(uow)
-        await leave(w, person_id, "person_erased")
+        await workflow.leave_courses(w, person_id, "person_erased")
         await workflow.erase_person(w, person_id)
 
     async def case_changed(uow: UnitOfWork, event: ReceivedEvent) -> None:
@@ -119,41 +94,20 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
     async def referral_accepted(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """An accepted VHS referral asks for a seat in a fitting course."""
         model = referral_events.ReferralAccepted.model_validate(event.data)
-        categories = COURSES_FOR_SERVICE.get(model.service_type)
-        if categories is None:
-            return
-        w = flow(uow)
-        learner = workflow.learner_of(await uow.session.get(Learner, model.person_id))
-        query = select(Course).where(
-            Course.status == domain.CourseStatus.SCHEDULED.value,
-            Course.category.in_([c.value for c in categories]),
-            Course.provider_id == model.partner_id,
+        await workflow.enrol_for_referral(
+            flow(uow), model.person_id, model.referral_id, partner_id=model.partner_id, service=model.service_type
         )
-        if model.service_type is ServiceType.COURSE_WITH_CHILDCARE:
-            query = query.where(Course.childcare_offered.is_(True))
-        candidates = []
-        for course in (await uow.session.scalars(query)).all():
-            sessions = await workflow.sessions_of(uow.session, course.id)
-            if domain.eligibility_problems(workflow.rules_of(course, sessions), learner):
-                continue
-            held, _ = await workflow.counts(uow.session, course.id)
-            first = workflow.aware(sessions[0].starts_at) if sessions else w.now
-            candidates.append((held >= course.capacity, first, course.id))
-        for _, _, course_id in sorted(candidates):  # free seats first, then the earliest start
-            try:
-                await workflow.request_enrolment(w, course_id, model.person_id, referral_id=model.referral_id)
-                return
-            except domain.CourseError as exc:
-                log.info("referral %s: course %s not possible (%s)", model.referral_id, course_id, exc)
-        log.info("referral %s: no fitting course for now", model.referral_id)
 
     async def referral_completed(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """A successful IHK recognition advice becomes a line of the education pass."""
         model = referral_events.ReferralCompleted.model_validate(event.data)
         if model.service_type is not ServiceType.QUALIFICATION_RECOGNITION or model.outcome != "successful":
             return
-        details = {"recognition": "foreign qualification recognition advice completed",
-                   "by": model.partner_id, "completed_on": model.at.date().isoformat()}  # fmt: skip
+        details = {
+            "recognition": "foreign qualification recognition advice completed",
+            "by": model.partner_id,
+            "completed_on": model.at.date().isoformat(),
+        }
         await workflow.add_pass_entry(
             flow(uow), model.person_id, "recognition", details, source_id=f"referral:{model.referral_id}"
         )

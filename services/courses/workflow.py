@@ -7,10 +7,11 @@ PostgreSQL across replicas, and an in-process lock for SQLite, which has no row 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,9 +24,10 @@ from chassis.clock import as_utc as aware
 from chassis.uow import UnitOfWork
 from contracts import courses as events
 from contracts.base import IntegrationEvent
-from contracts.vocabulary import AgeBand, Gender, GermanLevel
+from contracts.vocabulary import AgeBand, Gender, GermanLevel, ServiceType
 from services.courses import domain
 from services.courses.models import (
+    Attendance,
     CaseTeam,
     Course,
     CourseSession,
@@ -36,6 +38,7 @@ from services.courses.models import (
     PassStatus,
 )
 
+log = logging.getLogger(__name__)
 _LOCAL_LOCKS: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
@@ -149,6 +152,26 @@ def enrolment_facts(enrolment: Enrolment, course: Course, at: datetime) -> dict[
     }
 
 
+#: The event that reports each step of an enrolment (``domain.EnrolmentMoved.action``).
+_EVENT_FOR_STEP: dict[str, type[IntegrationEvent]] = {
+    "request": events.EnrolmentRequested,
+    "enrol": events.Enrolled,
+    "waitlist": events.Waitlisted,
+    "offer": events.SeatOffered,
+    "accept": events.Enrolled,
+    "expire": events.OfferExpired,
+    "cancel": events.EnrolmentCancelled,
+    "complete": events.CourseCompleted,
+}
+
+
+def enrolment_event(
+    fact: domain.EnrolmentMoved, enrolment: Enrolment, course: Course, at: datetime, **extra: Any
+) -> IntegrationEvent:
+    """The contracts event reporting an enrolment's step; ``extra``: what that event adds (a position, a reason)."""
+    return _EVENT_FOR_STEP[fact.action](**enrolment_facts(enrolment, course, at), **extra)
+
+
 def course_facts(course: Course, sessions: list[CourseSession]) -> dict[str, Any]:
     return {
         "course_id": course.id,
@@ -161,6 +184,145 @@ def course_facts(course: Course, sessions: list[CourseSession]) -> dict[str, Any
         "starts_on": aware(sessions[0].starts_at).date() if sessions else None,  # type: ignore[union-attr]
         "ends_on": aware(sessions[-1].ends_at).date() if sessions else None,  # type: ignore[union-attr]
     }
+
+
+# --- the catalogue ---------------------------------------------------------------------------------
+
+
+class NoSuchSession(LookupError):
+    """The course has no session with that id."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"No session {session_id} in this course.")
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """A session as it is planned: when and where."""
+
+    starts_at: datetime
+    ends_at: datetime
+    place: str
+
+
+async def schedule_course(
+    w: Workflow, provider_id: str, fields: dict[str, Any], sessions: Sequence[SessionPlan]
+) -> Course:
+    """A new scheduled course with its sessions, announced (raises ``domain.CourseError`` for sessions that overlap
+    or end before they start)."""
+    domain.check_sessions([domain.Session(s.starts_at, s.ends_at) for s in sessions])
+    course = Course(
+        id=str(uuid.uuid4()),
+        status=domain.CourseStatus.SCHEDULED.value,
+        version=1,
+        created_at=w.now,
+        updated_at=w.now,
+        provider_id=provider_id,
+        **fields,
+    )
+    w.session.add(course)
+    rows = [
+        # Stored as UTC: SQLite keeps no offset, and a naive time read back is taken as UTC.
+        CourseSession(
+            id=str(uuid.uuid4()),
+            course_id=course.id,
+            starts_at=aware(s.starts_at),
+            ends_at=aware(s.ends_at),
+            place=s.place,
+        )
+        for s in sorted(sessions, key=lambda s: s.starts_at)
+    ]
+    w.session.add_all(rows)
+    await w.session.flush()
+    await w.publish(events.CourseScheduled(**course_facts(course, rows)))
+    return course
+
+
+async def change_course(w: Workflow, course_id: str, changes: dict[str, Any]) -> Course:
+    """Change a scheduled course (a new version, announced); more capacity offers seats to those waiting."""
+    async with seat_lock(w, course_id) as course:
+        domain.changeable(course.status)
+        held, _ = await counts(w.session, course.id)
+        for key, value in domain.course_changes(changes, held).items():
+            setattr(course, key, value)
+        await _new_version(w, course)
+        await offer_free_seats(w, course)
+        return course
+
+
+async def add_session(w: Workflow, course_id: str, plan: SessionPlan) -> Course:
+    """One more session of a scheduled course; it must not overlap the others."""
+    async with seat_lock(w, course_id) as course:
+        domain.changeable(course.status)
+        rows = await sessions_of(w.session, course.id)
+        domain.check_sessions(
+            [
+                domain.Session(aware(r.starts_at), aware(r.ends_at))  # type: ignore[arg-type]
+                for r in rows
+            ]
+            + [domain.Session(plan.starts_at, plan.ends_at)]
+        )
+        w.session.add(
+            CourseSession(
+                id=str(uuid.uuid4()),
+                course_id=course.id,
+                starts_at=aware(plan.starts_at),
+                ends_at=aware(plan.ends_at),
+                place=plan.place,
+            )
+        )
+        await _new_version(w, course)
+        return course
+
+
+async def remove_session(w: Workflow, course_id: str, session_id: str) -> Course:
+    """Take a session off a scheduled course: not its last one, nor one with attendance recorded."""
+    async with seat_lock(w, course_id) as course:
+        domain.changeable(course.status)
+        row = await w.session.get(CourseSession, session_id)
+        if row is None or row.course_id != course.id:
+            raise NoSuchSession(session_id)
+        if len(await sessions_of(w.session, course.id)) == 1:
+            raise domain.CourseError("a course keeps at least one session; cancel the course instead")
+        recorded = await w.session.scalar(
+            select(func.count()).select_from(Attendance).where(Attendance.session_id == row.id)
+        )
+        if recorded:
+            raise domain.InvalidTransition("attendance is recorded for this session; it cannot be removed")
+        await w.session.delete(row)
+        await _new_version(w, course)
+        return course
+
+
+async def _new_version(w: Workflow, course: Course) -> None:
+    """A course changed: a new version, announced with its dates."""
+    await w.session.flush()
+    course.version += 1
+    course.updated_at = w.now
+    await w.publish(events.CourseUpdated(**course_facts(course, await sessions_of(w.session, course.id))))
+
+
+async def record_attendance(w: Workflow, enrolment: Enrolment, session_id: str, present: bool) -> Attendance:
+    """Whether an enrolled learner was at one session of the course (recorded again: the last word counts)."""
+    session_row = await w.session.get(CourseSession, session_id)
+    if session_row is None or session_row.course_id != enrolment.course_id:
+        raise NoSuchSession(session_id)
+    if enrolment.status != domain.EnrolmentStatus.ENROLLED.value:
+        raise domain.InvalidTransition(f"A {enrolment.status} enrolment has no attendance.")
+    row = await w.session.get(Attendance, (enrolment.id, session_row.id))
+    if row is None:
+        row = Attendance(enrolment_id=enrolment.id, session_id=session_row.id, present=present, recorded_at=w.now)
+        w.session.add(row)
+    row.present = present
+    row.recorded_at = w.now
+    course = await w.session.get(Course, enrolment.course_id)
+    assert course is not None  # an enrolment's course is never deleted
+    await w.publish(
+        events.AttendanceRecorded(
+            **enrolment_facts(enrolment, course, w.now), session_id=session_row.id, present=present
+        )
+    )
+    return row
 
 
 # --- enrolment ---------------------------------------------------------------------------------
@@ -209,11 +371,12 @@ async def request_enrolment(
         if referral_id:
             flags.append(domain.PriorityCriterion.REFERRED.value)
         held, _ = await counts(w.session, course.id)
+        status, facts = domain.admission(held, course.capacity)
         enrolment = Enrolment(
             id=str(uuid.uuid4()),
             course_id=course.id,
             person_id=person_id,
-            status=domain.admit(held, course.capacity).value,
+            status=status.value,
             priority_flags=flags,
             referral_id=referral_id,
             requested_at=w.now,
@@ -221,14 +384,60 @@ async def request_enrolment(
         )
         w.session.add(enrolment)
         await w.session.flush()
-        facts = enrolment_facts(enrolment, course, w.now)
-        await w.publish(events.EnrolmentRequested(**facts))
-        if enrolment.status == domain.EnrolmentStatus.ENROLLED.value:
-            await w.publish(events.Enrolled(**facts))
-        else:
-            line = await waiting_line(w, course.id)
-            await w.publish(events.Waitlisted(**facts, position=[e.id for e in line].index(enrolment.id) + 1))
+        for fact in facts:
+            extra: dict[str, Any] = {}
+            if fact.action == "waitlist":
+                extra["position"] = [e.id for e in await waiting_line(w, course.id)].index(enrolment.id) + 1
+            await w.publish(enrolment_event(fact, enrolment, course, w.now, **extra))
         return enrolment
+
+
+async def enrol_for_referral(
+    w: Workflow, person_id: str, referral_id: str, *, partner_id: str | None, service: ServiceType
+) -> Enrolment | None:
+    """An accepted referral to a course provider asks for a seat in a fitting course of that provider: free seats
+    first, then the earliest start; none when no course fits (or the service is no course's)."""
+    categories = domain.COURSES_FOR_SERVICE.get(service)
+    if categories is None:
+        return None
+    learner = learner_of(await w.session.get(Learner, person_id))
+    query = select(Course).where(
+        Course.status == domain.CourseStatus.SCHEDULED.value,
+        Course.category.in_([c.value for c in categories]),
+        Course.provider_id == partner_id,
+    )
+    if service is ServiceType.COURSE_WITH_CHILDCARE:
+        query = query.where(Course.childcare_offered.is_(True))
+    candidates = []
+    for course in (await w.session.scalars(query)).all():
+        sessions = await sessions_of(w.session, course.id)
+        if domain.eligibility_problems(rules_of(course, sessions), learner):
+            continue
+        held, _ = await counts(w.session, course.id)
+        first = aware(sessions[0].starts_at) if sessions else w.now
+        candidates.append((held >= course.capacity, first, course.id))
+    for _, _, course_id in sorted(candidates):  # free seats first, then the earliest start
+        try:
+            return await request_enrolment(w, course_id, person_id, referral_id=referral_id)
+        except domain.CourseError as exc:
+            log.info("referral %s: course %s not possible (%s)", referral_id, course_id, exc)
+    log.info("referral %s: no fitting course for now", referral_id)
+    return None
+
+
+async def leave_courses(w: Workflow, person_id: str, reason: str) -> int:
+    """The person leaves every course they are in or waiting for (moved away, erased); each seat freed goes to the
+    next in line. The number of enrolments cancelled."""
+    active = (
+        await w.session.scalars(
+            select(Enrolment).where(
+                Enrolment.person_id == person_id, Enrolment.status.in_([s.value for s in domain.ACTIVE])
+            )
+        )
+    ).all()
+    for enrolment in active:
+        await cancel_enrolment(w, enrolment, reason)
+    return len(active)
 
 
 async def offer_free_seats(w: Workflow, course: Course) -> list[Enrolment]:
@@ -239,25 +448,27 @@ async def offer_free_seats(w: Workflow, course: Course) -> list[Enrolment]:
     held, _ = await counts(w.session, course.id)
     line = await waiting_line(w, course.id)
     for enrolment in line[: max(0, course.capacity - held)]:
-        enrolment.status = domain.move(domain.EnrolmentStatus(enrolment.status), "offer").value
+        status, facts = domain.step(domain.EnrolmentStatus(enrolment.status), "offer")
+        enrolment.status = status.value
         enrolment.offered_at = w.now
         enrolment.offer_expires_at = domain.offer_expires_at(w.now, w.offer_hours)
         enrolment.updated_at = w.now
         await w.session.flush()
-        await w.publish(
-            events.SeatOffered(**enrolment_facts(enrolment, course, w.now), expires_at=enrolment.offer_expires_at)
-        )
+        for fact in facts:
+            await w.publish(enrolment_event(fact, enrolment, course, w.now, expires_at=enrolment.offer_expires_at))
         offered.append(enrolment)
     return offered
 
 
 async def cancel_enrolment(w: Workflow, enrolment: Enrolment, reason: str) -> None:
     async with seat_lock(w, enrolment.course_id) as course:
-        enrolment.status = domain.move(domain.EnrolmentStatus(enrolment.status), "cancel").value
+        status, facts = domain.step(domain.EnrolmentStatus(enrolment.status), "cancel")
+        enrolment.status = status.value
         enrolment.cancel_reason = reason
         enrolment.updated_at = w.now
         await w.session.flush()
-        await w.publish(events.EnrolmentCancelled(**enrolment_facts(enrolment, course, w.now), reason=reason))
+        for fact in facts:
+            await w.publish(enrolment_event(fact, enrolment, course, w.now, reason=reason))
         await offer_free_seats(w, course)
 
 
@@ -266,9 +477,11 @@ async def accept_offer(w: Workflow, enrolment: Enrolment) -> None:
         expires = aware(enrolment.offer_expires_at)
         if enrolment.status == domain.EnrolmentStatus.OFFERED.value and expires is not None and expires <= w.now:
             raise domain.InvalidTransition("the offer has expired")
-        enrolment.status = domain.move(domain.EnrolmentStatus(enrolment.status), "accept").value
+        status, facts = domain.step(domain.EnrolmentStatus(enrolment.status), "accept")
+        enrolment.status = status.value
         enrolment.updated_at = w.now
-        await w.publish(events.Enrolled(**enrolment_facts(enrolment, course, w.now)))
+        for fact in facts:
+            await w.publish(enrolment_event(fact, enrolment, course, w.now))
 
 
 async def expire_offers(w: Workflow) -> int:
@@ -283,10 +496,12 @@ async def expire_offers(w: Workflow) -> int:
     for course_id in sorted({e.course_id for e in due}):
         async with seat_lock(w, course_id) as course:
             for enrolment in (e for e in due if e.course_id == course_id):
-                enrolment.status = domain.move(domain.EnrolmentStatus(enrolment.status), "expire").value
+                status, facts = domain.step(domain.EnrolmentStatus(enrolment.status), "expire")
+                enrolment.status = status.value
                 enrolment.updated_at = w.now
                 await w.session.flush()
-                await w.publish(events.OfferExpired(**enrolment_facts(enrolment, course, w.now)))
+                for fact in facts:
+                    await w.publish(enrolment_event(fact, enrolment, course, w.now))
             await offer_free_seats(w, course)
     return len(due)
 
@@ -306,12 +521,12 @@ async def cancel_course(w: Workflow, course_id: str) -> Course:
             )
         ).all()
         for enrolment in active:
-            enrolment.status = domain.EnrolmentStatus.CANCELLED.value
+            status, facts = domain.step(domain.EnrolmentStatus(enrolment.status), "cancel")
+            enrolment.status = status.value
             enrolment.cancel_reason = "course_cancelled"
             enrolment.updated_at = w.now
-            await w.publish(
-                events.EnrolmentCancelled(**enrolment_facts(enrolment, course, w.now), reason="course_cancelled")
-            )
+            for fact in facts:
+                await w.publish(enrolment_event(fact, enrolment, course, w.now, reason="course_cancelled"))
         await w.publish(events.CourseCancelled(**course_facts(course, await sessions_of(w.session, course.id))))
         return course
 
@@ -338,37 +553,44 @@ async def complete(
     course = await w.session.get(Course, enrolment.course_id)
     assert course is not None
     domain.completed_on_or_before(completed_on, w.now.date())
-    enrolment.status = domain.move(domain.EnrolmentStatus(enrolment.status), "complete").value
+    status, facts = domain.step(domain.EnrolmentStatus(enrolment.status), "complete")
+    enrolment.status = status.value
     enrolment.result = result.value
     enrolment.certificate = certificate
     enrolment.completed_on = completed_on
     enrolment.updated_at = w.now
     target = GermanLevel(course.target_level) if course.target_level else None
     level = domain.level_reached(result, target, certificate)
-    await w.publish(
-        events.CourseCompleted(
-            **enrolment_facts(enrolment, course, w.now),
-            result=result.value,
-            certificate=certificate,
-            level_reached=level,
+    for fact in facts:
+        await w.publish(
+            enrolment_event(
+                fact, enrolment, course, w.now, result=result.value, certificate=certificate, level_reached=level
+            )
         )
-    )
     details = {
-        "course": course.title, "category": course.category, "provider": course.provider_id,
-        "result": result.value, "completed_on": completed_on.isoformat(),
-    }  # fmt: skip
+        "course": course.title,
+        "category": course.category,
+        "provider": course.provider_id,
+        "result": result.value,
+        "completed_on": completed_on.isoformat(),
+    }
     await add_pass_entry(w, enrolment.person_id, "course", details, source_id=f"course:{enrolment.id}")
     if certificate and result is domain.CompletionResult.PASSED:
         await add_pass_entry(
-            w, enrolment.person_id, "certificate", {"certificate": certificate, "issued_on": completed_on.isoformat()},
+            w,
+            enrolment.person_id,
+            "certificate",
+            {"certificate": certificate, "issued_on": completed_on.isoformat()},
             source_id=f"certificate:{enrolment.id}",
-        )  # fmt: skip
+        )
     if level is not None and course.category in {c.value for c in domain.LANGUAGE_CATEGORIES}:
         await add_pass_entry(
-            w, enrolment.person_id, "language_level", {"language": "de", "level": level.value,
-                                                       "reached_on": completed_on.isoformat()},
+            w,
+            enrolment.person_id,
+            "language_level",
+            {"language": "de", "level": level.value, "reached_on": completed_on.isoformat()},
             source_id=f"level:{enrolment.id}",
-        )  # fmt: skip
+        )
 
 
 async def revoke(w: Workflow, status: PassStatus, reason: str) -> bool:
@@ -456,13 +678,15 @@ async def learner_view(w: Workflow, caller: domain.Caller, person_id: str) -> st
     if caller.unrestricted:
         return "all"
     people = caseworker_people(caller)
-    if people is not None and await w.session.scalar(
-        reaches(people, person_id).limit(1)
-    ) is not None:  # fmt: skip
+    if people is not None and await w.session.scalar(reaches(people, person_id).limit(1)) is not None:
         return "all"
     courses = provider_courses(caller)
-    if courses is not None and await w.session.scalar(
-        select(Enrolment.id).where(Enrolment.person_id == person_id, Enrolment.course_id.in_(courses)).limit(1)
-    ) is not None:  # fmt: skip
+    if (
+        courses is not None
+        and await w.session.scalar(
+            select(Enrolment.id).where(Enrolment.person_id == person_id, Enrolment.course_id.in_(courses)).limit(1)
+        )
+        is not None
+    ):
         return "provider"
     return None

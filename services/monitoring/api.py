@@ -10,13 +10,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from chassis.clock import as_utc
 from chassis.deps import RuntimeDep, require_role
 from chassis.errors import Problem
-from services.monitoring import domain, periods, report, workflow
-from services.monitoring.models import BlockPopulation, DistrictPopulation, SurveyFigures
+from services.monitoring import blocks, domain, periods, report, workflow
+from services.monitoring.models import SurveyFigures
 from services.monitoring.schemas import (
     BlockEntry,
     BlockReferenceRead,
@@ -103,28 +103,29 @@ async def council_report(runtime: RuntimeDep, period: PeriodQuery, format: Liter
     return HTMLResponse(report.to_html(document, runtime.clock()))
 
 
-async def _reference(runtime: RuntimeDep) -> DistrictReferenceRead:
-    async with runtime.session_factory() as session:
-        rows = (await session.scalars(select(DistrictPopulation).order_by(DistrictPopulation.district))).all()
+async def district_reference(runtime: RuntimeDep) -> DistrictReferenceRead:
+    async with workflow.unit_of_work(runtime) as uow:
+        entered = await workflow.districts(_workflow(runtime, uow))
+    population = dict(entered.reference.population) if entered.reference else {}
     return DistrictReferenceRead(
-        source=rows[0].source if rows else None,
-        illustrative=any(r.illustrative for r in rows),
-        districts={r.district: r.population for r in rows},
-        total=sum(r.population for r in rows),
-        updated_at=as_utc(max((r.updated_at for r in rows), default=None)),  # SQLite hands back naive times
+        source=entered.reference.source if entered.reference else None,
+        illustrative=entered.reference.illustrative if entered.reference else False,
+        districts=population,
+        total=sum(population.values()),
+        updated_at=entered.updated_at,
     )
 
 
 @router.get("/reference/districts", response_model=DistrictReferenceRead)
 async def get_districts(runtime: RuntimeDep) -> DistrictReferenceRead:
-    return await _reference(runtime)
+    return await district_reference(runtime)
 
 
 @router.put("/reference/districts", response_model=DistrictReferenceRead)
 async def put_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> DistrictReferenceRead:
     """Replace the district population (the reference of the dissimilarity index) as a whole."""
     await store_districts(runtime, body)
-    return await _reference(runtime)
+    return await district_reference(runtime)
 
 
 async def store_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> None:
@@ -133,21 +134,24 @@ async def store_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) ->
         await workflow.replace_districts(_workflow(runtime, uow), reference)
 
 
-async def _blocks(runtime: RuntimeDep) -> BlockReferenceRead:
-    async with runtime.session_factory() as session:
-        rows = (await session.scalars(select(BlockPopulation).order_by(BlockPopulation.block_id))).all()
+async def block_population(runtime: RuntimeDep) -> BlockReferenceRead:
+    async with workflow.unit_of_work(runtime) as uow:
+        entered = await workflow.block_population(_workflow(runtime, uow))
+    found = entered.reference
     return BlockReferenceRead(
-        source=rows[0].source if rows else None,
-        illustrative=any(r.illustrative for r in rows),
-        blocks=[BlockEntry(block_id=r.block_id, name=r.name, district=r.district, population=r.population)
-                for r in rows],
-        updated_at=as_utc(max((r.updated_at for r in rows), default=None)),  # SQLite hands back naive times
-    )  # fmt: skip
+        source=found.source if found else None,
+        illustrative=found.illustrative if found else False,
+        blocks=[
+            BlockEntry(block_id=b.block_id, name=b.name, district=b.district, population=b.population)
+            for b in (found.blocks if found else ())
+        ],
+        updated_at=entered.updated_at,
+    )
 
 
 @router.get("/reference/blocks", response_model=BlockReferenceRead)
 async def get_blocks(runtime: RuntimeDep) -> BlockReferenceRead:
-    return await _blocks(runtime)
+    return await block_population(runtime)
 
 
 @router.put("/reference/blocks", response_model=BlockReferenceRead)
@@ -155,26 +159,25 @@ async def put_blocks(runtime: RuntimeDep, body: BlockReferenceUpdate) -> BlockRe
     """Replace the residents per residential block (Baublock; the reference of the block-level index) as a whole.
     Registration gives each address its block from the same reference (``REGISTRATION_BLOCKS_FILE``)."""
     await store_blocks(runtime, body)
-    return await _blocks(runtime)
+    return await block_population(runtime)
 
 
 async def store_blocks(runtime: RuntimeDep, body: BlockReferenceUpdate) -> None:
-    now = runtime.clock()
-    async with runtime.session_factory() as session, session.begin():
-        await session.execute(delete(BlockPopulation))
-        session.add_all(
-            BlockPopulation(block_id=b.block_id, name=b.name, district=b.district, population=b.population,
-                            source=body.source, illustrative=body.illustrative, updated_at=now)
-            for b in body.blocks
-        )  # fmt: skip
+    entries = [blocks.Block(b.block_id, b.name, b.district, b.population) for b in body.blocks]
+    async with workflow.unit_of_work(runtime) as uow:
+        await workflow.replace_blocks(
+            _workflow(runtime, uow), blocks.BlockReference(entries, body.source, body.illustrative)
+        )
 
 
 def _survey_read(row: SurveyFigures) -> SurveyRead:
     return SurveyRead(
-        year=row.year, source=row.source, german_citizens_percent=row.german_citizens_percent,
+        year=row.year,
+        source=row.source,
+        german_citizens_percent=row.german_citizens_percent,
         questions=[SurveyQuestion(question=q, **answers) for q, answers in row.questions.items()],
         updated_at=as_utc(row.updated_at),  # SQLite hands back naive times
-    )  # fmt: skip
+    )
 
 
 @router.get("/survey", response_model=list[SurveyRead])

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +49,8 @@ from services.monitoring.models import (
 )
 from services.monitoring.periods import Period
 from services.monitoring.runtime import monitoring_of
+
+_Reference = TypeVar("_Reference")
 
 log = logging.getLogger(__name__)
 
@@ -113,19 +115,40 @@ async def load_facts(session: AsyncSession) -> domain.Facts:
         domain.Survey(s.year, s.source, s.german_citizens_percent, s.questions)
         for s in (await session.scalars(select(SurveyFigures))).all()
     ]
-    rows = (await session.scalars(select(DistrictPopulation))).all()
-    reference = None
-    if rows:
-        population = {r.district: r.population for r in rows}
-        reference = domain.DistrictReference(population, rows[0].source, any(r.illustrative for r in rows))
-    block_rows = (await session.scalars(select(BlockPopulation))).all()
-    block_reference = None
-    if block_rows:
-        block_reference = blocks.BlockReference(
-            [blocks.Block(b.block_id, b.name, b.district, b.population) for b in block_rows],
-            block_rows[0].source, any(b.illustrative for b in block_rows),
-        )  # fmt: skip
+    reference = district_reference((await session.scalars(select(DistrictPopulation))).all())
+    block_reference = block_reference_of((await session.scalars(select(BlockPopulation))).all())
     return domain.Facts(persons, referrals, courses, enrolments, passes, surveys, reference, block_reference)
+
+
+def district_reference(rows: Sequence[DistrictPopulation]) -> domain.DistrictReference | None:
+    """The district population as entered (one row per district), if any was."""
+    if not rows:
+        return None
+    population = {r.district: r.population for r in rows}
+    return domain.DistrictReference(population, rows[0].source, any(r.illustrative for r in rows))
+
+
+def block_reference_of(rows: Sequence[BlockPopulation]) -> blocks.BlockReference | None:
+    """The residents per block as entered (one row per block), if any were."""
+    if not rows:
+        return None
+    return blocks.BlockReference(
+        [blocks.Block(b.block_id, b.name, b.district, b.population) for b in rows],
+        rows[0].source,
+        any(b.illustrative for b in rows),
+    )
+
+
+def _entered_at(rows: Sequence[DistrictPopulation] | Sequence[BlockPopulation]) -> datetime | None:
+    return as_utc(max((r.updated_at for r in rows), default=None))  # SQLite hands back naive times
+
+
+@dataclass(frozen=True)
+class Entered(Generic[_Reference]):
+    """Analyst input as it stands: the reference (None before any was entered) and when it was entered."""
+
+    reference: _Reference | None
+    updated_at: datetime | None
 
 
 async def stored_consumer_group(session: AsyncSession) -> str | None:
@@ -137,9 +160,14 @@ def start_consumer(runtime: ServiceRuntime, group: str) -> EventConsumer:
     """A consumer in ``group`` that starts at the beginning of every topic when the group is new."""
     settings = runtime.settings.model_copy(update={"kafka_consumer_offset_reset": "earliest"})
     consumer = EventConsumer(
-        settings=settings, unit_of_work=runtime.unit_of_work, inbox=runtime.tables.inbox, group_id=group,
-        handlers=make_handlers(), topics=CONSUMED_TOPICS, dead_letters=runtime.tables.dead_letters,
-    )  # fmt: skip
+        settings=settings,
+        unit_of_work=runtime.unit_of_work,
+        inbox=runtime.tables.inbox,
+        group_id=group,
+        handlers=make_handlers(),
+        topics=CONSUMED_TOPICS,
+        dead_letters=runtime.tables.dead_letters,
+    )
     runtime.consumer = consumer
     # Last in the list: the chassis stops the consumer and waits for the last task at shutdown.
     runtime.tasks.append(asyncio.create_task(consumer.run(), name=f"monitoring-consumer-{group}"))
@@ -197,7 +225,13 @@ class Store(Protocol):
 
     def add(self, *rows: CouncilProposal | CouncilProposalEvent) -> None: ...
 
+    async def districts(self) -> Entered[domain.DistrictReference]: ...
+
+    async def block_population(self) -> Entered[blocks.BlockReference]: ...
+
     async def replace_districts(self, reference: domain.DistrictReference, at: datetime) -> None: ...
+
+    async def replace_blocks(self, reference: blocks.BlockReference, at: datetime) -> None: ...
 
     async def put_survey(self, survey: domain.Survey, at: datetime) -> SurveyFigures: ...
 
@@ -214,8 +248,9 @@ class SqlStore:
         return await load_facts(self.session)
 
     async def capacities(self) -> list[planning.Capacity]:
-        query = select(PlanningCapacity).order_by(PlanningCapacity.year, PlanningCapacity.district,
-                                                  PlanningCapacity.kind)  # fmt: skip
+        query = select(PlanningCapacity).order_by(
+            PlanningCapacity.year, PlanningCapacity.district, PlanningCapacity.kind
+        )
         return [planning.Capacity(r.year, r.district, r.kind, r.places) for r in (await self.session.scalars(query))]
 
     async def proposal(self, proposal_id: str) -> CouncilProposal | None:
@@ -234,13 +269,37 @@ class SqlStore:
     def add(self, *rows: CouncilProposal | CouncilProposalEvent) -> None:
         self.session.add_all(rows)
 
+    async def districts(self) -> Entered[domain.DistrictReference]:
+        rows = (await self.session.scalars(select(DistrictPopulation).order_by(DistrictPopulation.district))).all()
+        return Entered(district_reference(rows), _entered_at(rows))
+
+    async def block_population(self) -> Entered[blocks.BlockReference]:
+        rows = (await self.session.scalars(select(BlockPopulation).order_by(BlockPopulation.block_id))).all()
+        return Entered(block_reference_of(rows), _entered_at(rows))
+
+    async def replace_blocks(self, reference: blocks.BlockReference, at: datetime) -> None:
+        await self.session.execute(delete(BlockPopulation))
+        self.session.add_all(
+            BlockPopulation(
+                block_id=b.block_id,
+                name=b.name,
+                district=b.district,
+                population=b.population,
+                source=reference.source,
+                illustrative=reference.illustrative,
+                updated_at=at,
+            )
+            for b in reference.blocks
+        )
+
     async def replace_districts(self, reference: domain.DistrictReference, at: datetime) -> None:
         await self.session.execute(delete(DistrictPopulation))
         self.session.add_all(
-            DistrictPopulation(district=d, population=n, source=reference.source, illustrative=reference.illustrative,
-                               updated_at=at)
+            DistrictPopulation(
+                district=d, population=n, source=reference.source, illustrative=reference.illustrative, updated_at=at
+            )
             for d, n in reference.population.items()
-        )  # fmt: skip
+        )
 
     async def put_survey(self, survey: domain.Survey, at: datetime) -> SurveyFigures:
         row = await self.session.get(SurveyFigures, survey.year)
@@ -253,8 +312,10 @@ class SqlStore:
 
     async def replace_capacities(self, capacities: Sequence[planning.Capacity], at: datetime) -> None:
         await self.session.execute(delete(PlanningCapacity))
-        self.session.add_all(PlanningCapacity(year=c.year, district=c.district, kind=c.kind, places=c.places,
-                                              updated_at=at) for c in capacities)  # fmt: skip
+        self.session.add_all(
+            PlanningCapacity(year=c.year, district=c.district, kind=c.kind, places=c.places, updated_at=at)
+            for c in capacities
+        )
 
 
 class StoreUnitOfWork(Protocol):
@@ -332,6 +393,22 @@ async def forecast(w: Workflow, today: date) -> planning.Forecast:
     return planning.forecast(facts.persons, today, await w.store.capacities(), w.k)
 
 
+async def districts(w: Workflow) -> Entered[domain.DistrictReference]:
+    """The district population as entered, and when."""
+    return await w.store.districts()
+
+
+async def block_population(w: Workflow) -> Entered[blocks.BlockReference]:
+    """The residents per residential block as entered, and when."""
+    return await w.store.block_population()
+
+
+async def replace_blocks(w: Workflow, reference: blocks.BlockReference) -> None:
+    """Replace the residents per residential block (the reference of the block-level index) as a whole."""
+    await w.store.replace_blocks(reference, w.now)
+    await w.uow.commit()
+
+
 async def replace_districts(w: Workflow, reference: domain.DistrictReference) -> None:
     """Replace the district population (the reference of the dissimilarity index) as a whole."""
     await w.store.replace_districts(reference, w.now)
@@ -363,12 +440,27 @@ async def create_proposal(
 ) -> tuple[CouncilProposal, list[CouncilProposalEvent]]:
     """Put a proposal before the integration council (status ``proposed``), with the first step of its history."""
     row = CouncilProposal(
-        proposal_id=str(uuid.uuid4()), title=title, text=text, rule=rule, period=period,
-        status=council.Status.PROPOSED.value, assignee=None, due_on=due_on, created_by=actor,
-        created_at=w.now, updated_at=w.now,
-    )  # fmt: skip
-    step = CouncilProposalEvent(proposal_id=row.proposal_id, at=w.now, actor=actor, action=council.Action.CREATE.value,
-                                status=row.status, assignee=None, note=None)  # fmt: skip
+        proposal_id=str(uuid.uuid4()),
+        title=title,
+        text=text,
+        rule=rule,
+        period=period,
+        status=council.Status.PROPOSED.value,
+        assignee=None,
+        due_on=due_on,
+        created_by=actor,
+        created_at=w.now,
+        updated_at=w.now,
+    )
+    step = CouncilProposalEvent(
+        proposal_id=row.proposal_id,
+        at=w.now,
+        actor=actor,
+        action=council.Action.CREATE.value,
+        status=row.status,
+        assignee=None,
+        note=None,
+    )
     w.store.add(row, step)
     await w.uow.commit()
     return row, [step]
@@ -398,8 +490,17 @@ async def act_on_proposal(
         row.assignee = assignee
     if due_on is not None:
         row.due_on = due_on
-    w.store.add(CouncilProposalEvent(proposal_id=row.proposal_id, at=w.now, actor=actor, action=action.value,
-                                     status=after.value, assignee=assignee, note=note))  # fmt: skip
+    w.store.add(
+        CouncilProposalEvent(
+            proposal_id=row.proposal_id,
+            at=w.now,
+            actor=actor,
+            action=action.value,
+            status=after.value,
+            assignee=assignee,
+            note=note,
+        )
+    )
     history = await w.store.history(proposal_id)
     await w.uow.commit()
     return row, history

@@ -10,12 +10,12 @@ learns nothing of it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
-from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -23,9 +23,10 @@ import httpx
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi import Path as FastApiPath
 from pydantic import StringConstraints, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from chassis import audit as access
+from chassis.clock import as_utc as aware
 from chassis.deps import (
     ActorDep,
     CallerDep,
@@ -39,7 +40,6 @@ from chassis.deps import (
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
 from chassis.identity import HEADER
 from chassis.schemas import Page
-from contracts import referral as events
 from services.referral import domain, workflow
 from services.referral.models import (
     Case,
@@ -84,6 +84,9 @@ from services.referral.schemas import (
     TimelineRead,
 )
 
+if TYPE_CHECKING:
+    from services.referral.app import ReferralSettings
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: The city's calendar: "due today" and "overdue" are Landsberg's days, not UTC's.
@@ -96,10 +99,13 @@ partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
 async def get_workflow(
     runtime: RuntimeDep, uow: UnitOfWorkDep, clock: ClockDep, caller: CallerDep
 ) -> workflow.Workflow:
+    settings = cast("ReferralSettings", runtime.settings)  # the settings this service's app was created with
     return workflow.Workflow(
-        uow=uow, now=clock(), expiry_days=runtime.settings.referral_expiry_days,
-        actor=caller.actor,  # the timeline says who acted
-    )  # fmt: skip
+        uow=uow,
+        now=clock(),
+        expiry_days=settings.referral_expiry_days,
+        actor=caller.actor,  # the timeline: who acted
+    )
 
 
 WorkflowDep = Annotated[workflow.Workflow, Depends(get_workflow)]
@@ -123,8 +129,9 @@ STAFF_READERS = require_role("caseworker", "admin")
 async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
     """Log the read of these persons' data (``chassis.audit``) as the caller's, and commit it."""
     caller = caller_of(request)
-    await access.audit_read(w.session, caller.actor_or_unauthenticated, action, person_ids,
-                            access.purpose_of(caller.roles_header))  # fmt: skip
+    await access.audit_read(
+        w.session, caller.actor_or_unauthenticated, action, person_ids, access.purpose_of(caller.roles_header)
+    )
     await w.uow.commit()
 
 
@@ -136,10 +143,10 @@ def referral_read(r: Referral) -> ReferralRead:
         referral_id=r.id,
         case_id=r.case_id,
         person_id=r.person_id,
-        service_type=r.service_type,  # type: ignore[arg-type]
+        service_type=r.service_type,
         partner_id=r.partner_id,
         partner_category=r.partner_category,
-        status=r.status,  # type: ignore[arg-type]
+        status=r.status,
         rule_id=r.rule_id,
         rule_set_version=r.rule_set_version,
         matched_facts=r.matched_facts,
@@ -150,10 +157,10 @@ def referral_read(r: Referral) -> ReferralRead:
         unsuccessful_reason=r.unsuccessful_reason,
         consent_withdrawn=r.consent_withdrawn,
         escalated=r.escalated,
-        sent_at=workflow.aware(r.sent_at),
-        response_due_at=workflow.aware(r.response_due_at),
-        created_at=workflow.aware(r.created_at),  # type: ignore[arg-type]
-        updated_at=workflow.aware(r.updated_at),  # type: ignore[arg-type]
+        sent_at=aware(r.sent_at),
+        response_due_at=aware(r.response_due_at),
+        created_at=aware(r.created_at),
+        updated_at=aware(r.updated_at),
     )
 
 
@@ -207,9 +214,15 @@ def lead_first(person_ids: list[str], lead: str) -> list[str]:
 
 def task_read(t: CaseTask) -> TaskRead:
     return TaskRead(
-        task_id=t.id, title=t.title, due_on=t.due_on, done=t.done_at is not None, created_by=t.created_by,
-        created_at=workflow.aware(t.created_at), done_at=workflow.aware(t.done_at), done_by=t.done_by,
-    )  # type: ignore[arg-type]  # fmt: skip
+        task_id=t.id,
+        title=t.title,
+        due_on=t.due_on,
+        done=t.done_at is not None,
+        created_by=t.created_by,
+        created_at=aware(t.created_at),
+        done_at=aware(t.done_at),
+        done_by=t.done_by,
+    )
 
 
 def case_read(c: Case) -> dict[str, Any]:
@@ -220,23 +233,27 @@ def case_read(c: Case) -> dict[str, Any]:
         "status": c.status,
         "caseworker_id": c.caseworker_id,
         "team": c.team,
-        "opened_at": workflow.aware(c.opened_at),
-        "closed_at": workflow.aware(c.closed_at),
+        "opened_at": aware(c.opened_at),
+        "closed_at": aware(c.closed_at),
         "close_reason": c.close_reason,
     }
 
 
 def goal_read(g: Goal) -> GoalRead:
-    return GoalRead(goal_id=g.id, person_id=g.person_id, dimension=g.dimension, title=g.title, status=g.status,  # type: ignore[arg-type]
-                    due_on=g.due_on)  # fmt: skip
+    return GoalRead(
+        goal_id=g.id, person_id=g.person_id, dimension=g.dimension, title=g.title, status=g.status, due_on=g.due_on
+    )
 
 
 def member_read(case: Case, person_id: str, person: KnownPerson | None) -> CaseMemberRead:
     profile = (person.profile if person is not None else None) or {}
     return CaseMemberRead(
-        person_id=person_id, lead=person_id == case.person_id, age_band=profile.get("age_band"),
-        preferred_language=profile.get("preferred_language"), status=person.status if person else "registered",
-    )  # fmt: skip
+        person_id=person_id,
+        lead=person_id == case.person_id,
+        age_band=profile.get("age_band"),
+        preferred_language=profile.get("preferred_language"),
+        status=person.status if person else "registered",
+    )
 
 
 async def load_case(
@@ -285,13 +302,27 @@ async def in_scope(w: workflow.Workflow, referral: Referral, scope: workflow.Cas
     return case is not None and scope.admits(case)
 
 
-async def act(w: workflow.Workflow, referral: Referral, action: domain.ReferralAction, **reasons: Any) -> ReferralRead:
+@contextlib.contextmanager
+def refusals(status_now: str | None = None) -> Iterator[None]:
+    """The domain's refusals as Problem Details, in one place; ``status_now``: the referral's or case's status."""
+    now: dict[str, Any] = {"status_now": status_now} if status_now is not None else {}
     try:
-        await workflow.act(w, referral, action, **reasons)
+        yield
     except domain.InvalidTransition as exc:
-        raise Problem(409, str(exc), kind="invalid-transition", status_now=referral.status) from exc
+        raise Problem(409, str(exc), kind="invalid-transition", **now) from exc
+    except domain.ElsewhereRefused as exc:  # the request named a partner that cannot take it
+        raise Problem(422, str(exc), kind="validation", **now) from exc
     except domain.ReferralError as exc:
-        raise Problem(409, str(exc), kind="referral-rule", status_now=referral.status) from exc
+        raise Problem(409, str(exc), kind="referral-rule", **now) from exc
+    except domain.CaseError as exc:
+        raise Problem(409, str(exc), kind="case-rule", **now) from exc
+    except domain.GoalError as exc:
+        raise Problem(422, str(exc), kind="validation", **now) from exc
+
+
+async def act(w: workflow.Workflow, referral: Referral, action: domain.ReferralAction, **reasons: Any) -> ReferralRead:
+    with refusals(referral.status):
+        await workflow.act(w, referral, action, **reasons)
     await w.uow.commit()
     return referral_read(referral)
 
@@ -330,7 +361,9 @@ async def list_cases(
     """The caller's cases, filtered. The filters narrow the caller's scope, never widen it: a caseworker
     asking for another team's cases gets an empty page (not a 403, which would confirm the team has some).
     ``unassigned`` lists the queue instead: cases of no team, which every caseworker may take."""
-    filters = [Case.team.is_(None), Case.caseworker_id.is_(None)] if unassigned else [scope.cases()]
+    filters: list[ColumnElement[bool]] = (
+        [Case.team.is_(None), Case.caseworker_id.is_(None)] if unassigned else [scope.cases()]
+    )
     if number:
         filters.append(Case.id.startswith(number.lower(), autoescape=True))
     if status:
@@ -385,10 +418,14 @@ async def goals_due(
     # Goal titles are about the person: the read is logged like a case's.
     await log_read(w, request, "read_goals_due", [goal.person_id or lead for goal, lead in rows])
     return [
-        DueGoalRead(**goal_read(goal).model_dump(), case_id=goal.case_id, case_person_id=lead,
-                    overdue=goal.due_on is not None and goal.due_on < today)
+        DueGoalRead(
+            **goal_read(goal).model_dump(),
+            case_id=goal.case_id,
+            case_person_id=lead,
+            overdue=goal.due_on is not None and goal.due_on < today,
+        )
         for goal, lead in rows
-    ]  # fmt: skip
+    ]
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)
@@ -415,7 +452,7 @@ async def read_case(case_id: str, request: Request, w: WorkflowDep, scope: Scope
         tasks=[task_read(t) for t in tasks],
         referrals=[referral_read(r) for r in referrals],
         goals=[goal_read(g) for g in goals],
-        notes=[NoteRead(author=n.author, text=n.text, at=workflow.aware(n.at)) for n in notes],  # type: ignore[arg-type]
+        notes=[NoteRead(author=n.author, text=n.text, at=aware(n.at)) for n in notes],
     )
 
 
@@ -452,10 +489,8 @@ async def close_case(case_id: str, body: CaseClosing, w: WorkflowDep, scope: Sco
 async def reopen_case(case_id: str, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> CaseRead:
     """Open a closed case again, with the team it had (not after an erasure or a move away in the register)."""
     case = await load_case(w, case_id, scope)
-    try:
+    with refusals(case.status):
         await workflow.reopen(w, case, by=actor)
-    except domain.CaseError as exc:
-        raise Problem(409, str(exc), kind="case-rule", status_now=case.status) from exc
     await w.uow.commit()
     return (await cases_read(w, [case]))[0]
 
@@ -473,8 +508,9 @@ async def add_note(case_id: str, body: NoteCreate, w: WorkflowDep, scope: ScopeD
 async def add_task(case_id: str, body: TaskCreate, w: WorkflowDep, scope: ScopeDep, actor: ActorDep) -> TaskRead:
     """A follow-up with a due date; the dashboard shows each case's open ones and the next due date."""
     case = await load_case(w, case_id, scope, open_only=True)
-    task = CaseTask(id=str(uuid.uuid4()), case_id=case.id, title=body.title, due_on=body.due_on, created_by=actor,
-                    created_at=w.now)  # fmt: skip
+    task = CaseTask(
+        id=str(uuid.uuid4()), case_id=case.id, title=body.title, due_on=body.due_on, created_by=actor, created_at=w.now
+    )
     w.session.add(task)
     await w.uow.commit()
     return task_read(task)
@@ -482,9 +518,13 @@ async def add_task(case_id: str, body: TaskCreate, w: WorkflowDep, scope: ScopeD
 
 @router.patch("/cases/{case_id}/tasks/{task_id}", response_model=TaskRead)
 async def update_task(
-    case_id: str, task_id: str, body: TaskUpdate, w: WorkflowDep, scope: ScopeDep,
+    case_id: str,
+    task_id: str,
+    body: TaskUpdate,
+    w: WorkflowDep,
+    scope: ScopeDep,
     actor: ActorDep,
-) -> TaskRead:  # fmt: skip
+) -> TaskRead:
     """Mark a follow-up done (or not done after all)."""
     case = await load_case(w, case_id, scope, open_only=True)
     task = await w.session.get(CaseTask, task_id)
@@ -508,28 +548,17 @@ async def timeline(case_id: str, request: Request, w: WorkflowDep, scope: ScopeD
             .order_by(TimelineEntry.at, TimelineEntry.id)
         )
     ).all()
-    return [
-        TimelineRead(at=workflow.aware(r.at), event_type=r.event_type, source=r.source, summary=r.summary) for r in rows
-    ]  # type: ignore[arg-type]
+    return [TimelineRead(at=aware(r.at), event_type=r.event_type, source=r.source, summary=r.summary) for r in rows]
 
 
 @router.post("/cases/{case_id}/goals", status_code=201, response_model=GoalRead)
 async def set_goal(case_id: str, body: GoalCreate, w: WorkflowDep, scope: ScopeDep) -> GoalRead:
     """A goal of the integration plan (Befähigung zur Selbstständigkeit), in one of Esser's dimensions."""
     case = await load_case(w, case_id, scope, open_only=True)
-    if body.person_id is not None and body.person_id not in {
-        m.person_id for m in await workflow.members_of(w.session, case.id)
-    }:
-        raise Problem(422, f"{body.person_id} is not a member of this case's household.", kind="validation")
-    goal = Goal(
-        id=str(uuid.uuid4()), case_id=case.id, person_id=body.person_id, dimension=body.dimension.value,
-        title=body.title, status=domain.GoalStatus.OPEN.value, due_on=body.due_on, created_at=w.now, updated_at=w.now,
-    )  # fmt: skip
-    w.session.add(goal)
-    await w.publish(
-        events.GoalSet(case_id=case.id, person_id=case.person_id, goal_id=goal.id, dimension=body.dimension,
-                       status=goal.status, due_on=goal.due_on)
-    )  # fmt: skip
+    with refusals():
+        goal = await workflow.set_goal(
+            w, case, person_id=body.person_id, dimension=body.dimension, title=body.title, due_on=body.due_on
+        )
     await w.uow.commit()
     return goal_read(goal)
 
@@ -540,15 +569,8 @@ async def update_goal(case_id: str, goal_id: str, body: GoalUpdate, w: WorkflowD
     goal = await w.session.get(Goal, goal_id)
     if goal is None or goal.case_id != case.id:
         raise Problem(404, f"No goal {goal_id} in this case.", kind="not-found")
-    for key, value in body.model_dump(exclude_unset=True).items():
-        if value is None and key != "due_on":
-            raise Problem(422, f"{key} cannot be removed.", kind="validation")
-        setattr(goal, key, value.value if isinstance(value, Enum) else value)  # a date stays a date
-    goal.updated_at = w.now
-    await w.publish(
-        events.GoalUpdated(case_id=case.id, person_id=case.person_id, goal_id=goal.id, dimension=goal.dimension,
-                           status=goal.status, due_on=goal.due_on)  # type: ignore[arg-type]
-    )  # fmt: skip
+    with refusals():
+        await workflow.update_goal(w, case, goal, body.model_dump(exclude_unset=True))
     await w.uow.commit()
     return goal_read(goal)
 
@@ -569,12 +591,19 @@ async def keep_caseworker(
     row.max_cases, row.active = body.max_cases, body.active
     await w.uow.commit()
     open_cases = await w.session.scalar(
-        select(func.count()).select_from(Case).where(
-            Case.caseworker_id == caseworker_id, Case.status == domain.CaseStatus.OPEN.value
-        )
-    )  # fmt: skip
-    return CaseworkerRead(id=row.id, name=row.name, team=row.team, languages=row.languages, max_cases=row.max_cases,
-                          open_cases=open_cases or 0, active=row.active)  # fmt: skip
+        select(func.count())
+        .select_from(Case)
+        .where(Case.caseworker_id == caseworker_id, Case.status == domain.CaseStatus.OPEN.value)
+    )
+    return CaseworkerRead(
+        id=row.id,
+        name=row.name,
+        team=row.team,
+        languages=row.languages,
+        max_cases=row.max_cases,
+        open_cases=open_cases or 0,
+        active=row.active,
+    )
 
 
 @router.get("/caseworkers", response_model=list[CaseworkerRead], dependencies=[STAFF_READERS])
@@ -586,10 +615,16 @@ async def caseworkers(
 ) -> list[CaseworkerRead]:
     rows = {r.id: r for r in (await w.session.scalars(select(CaseworkerRow))).all()}
     active = [
-        CaseworkerRead(id=c.id, name=rows[c.id].name, team=c.team, languages=sorted(c.languages),
-                       max_cases=c.max_cases, open_cases=c.open_cases)
+        CaseworkerRead(
+            id=c.id,
+            name=rows[c.id].name,
+            team=c.team,
+            languages=sorted(c.languages),
+            max_cases=c.max_cases,
+            open_cases=c.open_cases,
+        )
         for c in await workflow.roster(w.session)
-    ]  # fmt: skip
+    ]
     if not include_inactive:
         return active
     listed = {c.id for c in active}
@@ -605,10 +640,18 @@ async def caseworkers(
         ).all()
     )
     inactive = [
-        CaseworkerRead(id=r.id, name=r.name, team=r.team, languages=sorted(r.languages), max_cases=r.max_cases,
-                       open_cases=int(open_cases.get(r.id, 0)), active=False)
-        for r in rows.values() if r.id not in listed
-    ]  # fmt: skip
+        CaseworkerRead(
+            id=r.id,
+            name=r.name,
+            team=r.team,
+            languages=sorted(r.languages),
+            max_cases=r.max_cases,
+            open_cases=int(open_cases.get(r.id, 0)),
+            active=False,
+        )
+        for r in rows.values()
+        if r.id not in listed
+    ]
     return sorted(active + inactive, key=lambda c: c.id)
 
 
@@ -652,10 +695,13 @@ async def page_of(
     total = await w.session.scalar(select(func.count()).select_from(Referral).where(*filters)) or 0
     rows = (
         await w.session.scalars(
-            select(Referral).where(*filters).order_by(Referral.created_at.desc(), Referral.id)
-            .offset((page - 1) * page_size).limit(page_size)
+            select(Referral)
+            .where(*filters)
+            .order_by(Referral.created_at.desc(), Referral.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
         )
-    ).all()  # fmt: skip
+    ).all()
     return Page(items=[read(r) for r in rows], total=total, page=page, page_size=page_size)
 
 
@@ -686,12 +732,8 @@ async def refer_elsewhere(
     referral = await load_referral(w, referral_id, scope=scope)
     if body is None:
         return await act(w, referral, domain.ReferralAction.REFER_ELSEWHERE)
-    try:
+    with refusals(referral.status):
         await workflow.refer_elsewhere(w, referral, body.partner_id, body.reason)
-    except domain.InvalidTransition as exc:
-        raise Problem(409, str(exc), kind="invalid-transition", status_now=referral.status) from exc
-    except domain.ReferralError as exc:
-        raise Problem(422, str(exc), kind="validation", status_now=referral.status) from exc
     await w.uow.commit()
     return referral_read(referral)
 
@@ -727,9 +769,11 @@ async def rules_in_force(w: WorkflowDep) -> RuleSetRead:
 
 def rule_set_read(row: RuleSetVersion) -> RuleSetRead:
     return RuleSetRead(
-        version=row.version, rules=domain.RuleSet.model_validate({"rules": row.rules}).rules,
-        created_at=workflow.aware(row.created_at), created_by=row.created_by,
-    )  # fmt: skip
+        version=row.version,
+        rules=domain.RuleSet.model_validate({"rules": row.rules}).rules,
+        created_at=aware(row.created_at),
+        created_by=row.created_by,
+    )
 
 
 @router.put("/routing-rules", response_model=RuleSetRead, dependencies=[require_role("admin")])
@@ -739,9 +783,12 @@ async def save_rules(body: list[dict[str, Any]], w: WorkflowDep, actor: ActorDep
         rules = domain.RuleSet.model_validate({"rules": body})
     except ValidationError as exc:
         raise Problem(
-            422, "The rule set is not valid; nothing was saved.", kind="validation", title="Invalid request",
+            422,
+            "The rule set is not valid; nothing was saved.",
+            kind="validation",
+            title="Invalid request",
             errors=validation_errors(exc.errors()),
-        ) from exc  # fmt: skip
+        ) from exc
     version, _ = await workflow.active_rules(w.session)
     row = RuleSetVersion(
         version=version + 1, rules=[r.model_dump(mode="json") for r in rules.rules], created_at=w.now, created_by=actor
@@ -835,9 +882,12 @@ async def partner_referral(
         consents = await workflow.consents_of(w.session, referral.person_id)
         in_force = [c for c in consents if c.consent_id == referral.consent_id]
         if in_force and domain.consent_covers(
-            in_force, partner_id=partner_id, partner_category=in_force[0].partner_category or referral.partner_category,  # type: ignore[arg-type]
-            purpose=in_force[0].purpose, at=w.now,
-        ):  # fmt: skip
+            in_force,
+            partner_id=partner_id,
+            partner_category=in_force[0].partner_category or referral.partner_category,  # type: ignore[arg-type]
+            purpose=in_force[0].purpose,
+            at=w.now,
+        ):
             data, status = await fetch_contact(request, referral, partner_id)
     return PartnerReferralRead(referral=partner_read(referral), personal_data=data, personal_data_status=status)
 
@@ -958,6 +1008,8 @@ async def person_export(person_id: str, request: Request, w: WorkflowDep) -> acc
         ),
     }
     return access.ServiceExport(
-        service="referral", person_id=person_id, data=data,
+        service="referral",
+        person_id=person_id,
+        data=data,
         access_log=await access.entries_for(session, "referral", person_id),
-    )  # fmt: skip
+    )

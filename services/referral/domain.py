@@ -9,10 +9,10 @@ escalates and later expires.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -36,6 +36,10 @@ class ReferralError(ValueError):
 
 class InvalidTransition(ReferralError):
     pass
+
+
+class ElsewhereRefused(ReferralError):
+    """The partner named to refer on to cannot take the referral (the same partner, or not offering the service)."""
 
 
 # --- the referral lifecycle ---------------------------------------------------------------
@@ -132,6 +136,47 @@ class ReferralState:
     unsuccessful_reason: UnsuccessfulReason | None = None
 
 
+@dataclass(frozen=True)
+class ReferralMoved:
+    """The fact a lifecycle action produces: the referral moved on by ``action`` (its event says so)."""
+
+    action: ReferralAction
+    status: ReferralStatus
+    decline_reason: DeclineReason | None = None
+    outcome: Outcome | None = None
+    unsuccessful_reason: UnsuccessfulReason | None = None
+
+
+def transition(
+    state: ReferralState,
+    action: ReferralAction,
+    *,
+    decline_reason: DeclineReason | None = None,
+    outcome: Outcome | None = None,
+    unsuccessful_reason: UnsuccessfulReason | None = None,
+) -> tuple[ReferralState, list[ReferralMoved]]:
+    """The state after ``action`` and the fact that it happened, or :class:`InvalidTransition` (or
+    :class:`ReferralError` for a missing reason). Terminal states never change."""
+    action = ReferralAction(action)  # plain strings from the API or events work the same
+    target = TRANSITIONS.get((state.status, action))
+    if target is None:
+        raise InvalidTransition(f"a {state.status.value} referral cannot {action.value.replace('_', ' ')}")
+    after = replace(state, status=target)
+    if action == A.DECLINE:
+        if decline_reason is None:
+            raise ReferralError("a decline needs a reason")
+        after = replace(after, decline_reason=decline_reason)
+    if action == A.COMPLETE:
+        if outcome is None:
+            raise ReferralError("a completion needs an outcome")
+        if outcome == Outcome.UNSUCCESSFUL and unsuccessful_reason is None:
+            raise ReferralError("an unsuccessful completion needs a reason")
+        reason = unsuccessful_reason if outcome == Outcome.UNSUCCESSFUL else None
+        after = replace(after, outcome=outcome, unsuccessful_reason=reason)
+    fact = ReferralMoved(action, target, after.decline_reason, after.outcome, after.unsuccessful_reason)
+    return after, [fact]
+
+
 def apply(
     state: ReferralState,
     action: ReferralAction,
@@ -140,23 +185,11 @@ def apply(
     outcome: Outcome | None = None,
     unsuccessful_reason: UnsuccessfulReason | None = None,
 ) -> ReferralState:
-    """The state after ``action``, or :class:`InvalidTransition`. Terminal states never change."""
-    action = ReferralAction(action)  # plain strings from the API or events work the same
-    target = TRANSITIONS.get((state.status, action))
-    if target is None:
-        raise InvalidTransition(f"a {state.status.value} referral cannot {action.value.replace('_', ' ')}")
-    if action == A.DECLINE:
-        if decline_reason is None:
-            raise ReferralError("a decline needs a reason")
-        return replace(state, status=target, decline_reason=decline_reason)
-    if action == A.COMPLETE:
-        if outcome is None:
-            raise ReferralError("a completion needs an outcome")
-        if outcome == Outcome.UNSUCCESSFUL and unsuccessful_reason is None:
-            raise ReferralError("an unsuccessful completion needs a reason")
-        reason = unsuccessful_reason if outcome == Outcome.UNSUCCESSFUL else None
-        return replace(state, status=target, outcome=outcome, unsuccessful_reason=reason)
-    return replace(state, status=target)
+    """The state after ``action`` alone (:func:`transition` without its fact)."""
+    state, _ = transition(
+        state, action, decline_reason=decline_reason, outcome=outcome, unsuccessful_reason=unsuccessful_reason
+    )
+    return state
 
 
 # --- what is known of a person --------------------------------------------------------------
@@ -534,12 +567,12 @@ def elsewhere_target(
 ) -> PartnerOffer:
     """The offer a referral is referred on to: another partner offering the same service (else ReferralError)."""
     if target == current:
-        raise ReferralError("the referral is with this partner already")
+        raise ElsewhereRefused("the referral is with this partner already")
     service = ServiceType(service_type)
     for offer in offers:
         if offer.partner_id == target and offer.service_type == service:
             return offer
-    raise ReferralError(f"partner {target} does not offer {service.value}")
+    raise ElsewhereRefused(f"partner {target} does not offer {service.value}")
 
 
 @dataclass(frozen=True)
@@ -728,6 +761,24 @@ class GoalStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     ACHIEVED = "achieved"
     DROPPED = "dropped"
+
+
+class GoalError(ValueError):
+    """A goal of the plan cannot be set or changed so; the message says why."""
+
+
+def goal_for(person_id: str | None, members: Iterable[str]) -> None:
+    """A goal is the whole household's (no person) or one member's."""
+    if person_id is not None and person_id not in set(members):
+        raise GoalError(f"{person_id} is not a member of this case's household.")
+
+
+def goal_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """What a goal's update sets: enumerations as their values; of its fields only the due date may be removed."""
+    for key, value in changes.items():
+        if value is None and key != "due_on":
+            raise GoalError(f"{key} cannot be removed.")
+    return {key: value.value if isinstance(value, Enum) else value for key, value in changes.items()}
 
 
 def german_level_rank(level: GermanLevel) -> int:

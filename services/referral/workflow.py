@@ -19,12 +19,13 @@ from chassis.clock import as_utc as aware
 from chassis.uow import UnitOfWork
 from contracts import referral as events
 from contracts.base import IntegrationEvent
-from contracts.vocabulary import ConsentPurpose, PartnerCategory, ServiceType
+from contracts.vocabulary import ConsentPurpose, EsserDimension, PartnerCategory, ServiceType
 from services.referral import domain
 from services.referral.models import (
     Case,
     CaseMember,
     CaseworkerRow,
+    Goal,
     KnownConsent,
     KnownPerson,
     PartnerOfferRow,
@@ -458,10 +459,14 @@ async def reopen(w: Workflow, case: Case, *, by: str) -> None:
         case.close_reason = None
         await w.publish(
             events.CaseReopened(
-                case_id=case.id, person_id=case.person_id, reopened_at=fact.at, reopened_by=fact.by,
-                caseworker_id=case.caseworker_id, team=case.team,
+                case_id=case.id,
+                person_id=case.person_id,
+                reopened_at=fact.at,
+                reopened_by=fact.by,
+                caseworker_id=case.caseworker_id,
+                team=case.team,
             )
-        )  # fmt: skip
+        )
 
 
 # --- routing and sending -----------------------------------------------------------------------
@@ -640,20 +645,30 @@ async def refer_elsewhere(w: Workflow, referral: Referral, target: str, reason: 
     where = {"target_partner_id": offer.partner_id, "reason": domain.ElsewhereReason(reason).value}
     await act(w, referral, domain.ReferralAction.REFER_ELSEWHERE, elsewhere=where)
     again = Referral(
-        id=str(uuid.uuid4()), case_id=referral.case_id, person_id=referral.person_id,
-        service_type=referral.service_type, partner_id=offer.partner_id, rule_id=referral.rule_id,
-        rule_set_version=referral.rule_set_version, matched_facts=referral.matched_facts, purpose=referral.purpose,
-        shares_personal_data=referral.shares_personal_data, status=domain.ReferralStatus.PROPOSED.value,
-        created_at=w.now, updated_at=w.now,
-    )  # fmt: skip
+        id=str(uuid.uuid4()),
+        case_id=referral.case_id,
+        person_id=referral.person_id,
+        service_type=referral.service_type,
+        partner_id=offer.partner_id,
+        rule_id=referral.rule_id,
+        rule_set_version=referral.rule_set_version,
+        matched_facts=referral.matched_facts,
+        purpose=referral.purpose,
+        shares_personal_data=referral.shares_personal_data,
+        status=domain.ReferralStatus.PROPOSED.value,
+        created_at=w.now,
+        updated_at=w.now,
+    )
     w.session.add(again)
     await w.session.flush()
     await w.publish(
         events.ReferralProposed(
-            **referral_ids(again, w.now), rule_id=again.rule_id, matched_facts=again.matched_facts,
+            **referral_ids(again, w.now),
+            rule_id=again.rule_id,
+            matched_facts=again.matched_facts,
             purpose=ConsentPurpose(again.purpose),
         )
-    )  # fmt: skip
+    )
     await try_send(w, again)
     return again
 
@@ -673,7 +688,7 @@ async def act(
         if not await try_send(w, referral):
             raise domain.ReferralError(f"the referral cannot be sent: {referral.blocked_reason}")
         return
-    state = domain.apply(
+    state, facts = domain.transition(
         state_of(referral),
         action,
         decline_reason=decline_reason,
@@ -685,14 +700,25 @@ async def act(
     referral.outcome = state.outcome.value if state.outcome else None
     referral.unsuccessful_reason = state.unsuccessful_reason.value if state.unsuccessful_reason else None
     referral.updated_at = w.now
+    for fact in facts:
+        await w.publish(referral_event(referral, fact, w.now, elsewhere=elsewhere))
+
+
+def referral_event(
+    referral: Referral, fact: domain.ReferralMoved, at: datetime, *, elsewhere: dict[str, str] | None = None
+) -> IntegrationEvent:
+    """The contracts event that reports a lifecycle fact (what a decline, completion or onward referral adds)."""
     extra: dict[str, Any] = {}
-    if action is domain.ReferralAction.DECLINE:
-        extra["reason"] = referral.decline_reason
-    if action is domain.ReferralAction.COMPLETE:
-        extra.update(outcome=referral.outcome, reason=referral.unsuccessful_reason)
-    if action is domain.ReferralAction.REFER_ELSEWHERE and elsewhere:
+    if fact.action is domain.ReferralAction.DECLINE:
+        extra["reason"] = fact.decline_reason.value if fact.decline_reason else None
+    if fact.action is domain.ReferralAction.COMPLETE:
+        extra.update(
+            outcome=fact.outcome.value if fact.outcome else None,
+            reason=fact.unsuccessful_reason.value if fact.unsuccessful_reason else None,
+        )
+    if fact.action is domain.ReferralAction.REFER_ELSEWHERE and elsewhere:
         extra.update(elsewhere)
-    await w.publish(_EVENT_FOR_ACTION[action](**referral_ids(referral, w.now), **extra))
+    return _EVENT_FOR_ACTION[fact.action](**referral_ids(referral, at), **extra)
 
 
 async def run_clocks(w: Workflow) -> dict[str, int]:
@@ -723,3 +749,53 @@ async def run_clocks(w: Workflow) -> dict[str, int]:
             await act(w, referral, domain.ReferralAction.EXPIRE)
             counts["expired"] += 1
     return counts
+
+
+# --- the integration plan ----------------------------------------------------------------------
+
+
+async def set_goal(
+    w: Workflow,
+    case: Case,
+    *,
+    person_id: str | None,
+    dimension: EsserDimension,
+    title: str,
+    due_on: date | None,
+) -> Goal:
+    """A goal of the case's plan, the household's or one member's (raises ``domain.GoalError``)."""
+    domain.goal_for(person_id, [m.person_id for m in await members_of(w.session, case.id)])
+    goal = Goal(
+        id=str(uuid.uuid4()),
+        case_id=case.id,
+        person_id=person_id,
+        dimension=EsserDimension(dimension).value,
+        title=title,
+        status=domain.GoalStatus.OPEN.value,
+        due_on=due_on,
+        created_at=w.now,
+        updated_at=w.now,
+    )
+    w.session.add(goal)
+    await w.publish(goal_event(events.GoalSet, case, goal))
+    return goal
+
+
+async def update_goal(w: Workflow, case: Case, goal: Goal, changes: dict[str, Any]) -> Goal:
+    """Change a goal's title, dimension, status or due date (raises ``domain.GoalError``)."""
+    for key, value in domain.goal_changes(changes).items():
+        setattr(goal, key, value)  # a date stays a date
+    goal.updated_at = w.now
+    await w.publish(goal_event(events.GoalUpdated, case, goal))
+    return goal
+
+
+def goal_event(kind: type[events.GoalSet] | type[events.GoalUpdated], case: Case, goal: Goal) -> IntegrationEvent:
+    return kind(
+        case_id=case.id,
+        person_id=case.person_id,
+        goal_id=goal.id,
+        dimension=EsserDimension(goal.dimension),
+        status=goal.status,
+        due_on=goal.due_on,
+    )

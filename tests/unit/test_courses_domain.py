@@ -793,3 +793,30 @@ def test_the_caller_follows_the_forwarded_roles_provider_team_and_subject() -> N
     assert (lotse.team, lotse.caseworker_id, lotse.provider_id) == ("integration-nord", "lotse", None)
     assert not lotse.manages("vhs-landsberg")
     assert domain.caller_from("caseworker", None, None, "api_key:x").caseworker_id is None
+
+
+def test_a_step_returns_the_status_and_the_fact_its_event_reports() -> None:
+    assert domain.step(E.WAITLISTED, "offer") == (E.OFFERED, [domain.EnrolmentMoved("offer", E.OFFERED)])
+    with pytest.raises(domain.InvalidTransition):
+        domain.step(E.CANCELLED, "offer")
+
+
+@pytest.mark.parametrize(("taken", "status", "second"), [(0, E.ENROLLED, "enrol"), (2, E.WAITLISTED, "waitlist")])
+def test_an_admission_is_a_request_then_a_seat_or_a_place_in_line(
+    taken: int, status: EnrolmentStatus, second: str
+) -> None:
+    assert domain.admission(taken, 2) == (
+        status,
+        [domain.EnrolmentMoved("request", status), domain.EnrolmentMoved(second, status)],
+    )
+
+
+def test_only_a_scheduled_course_changes_and_never_below_its_seats_taken() -> None:
+    domain.changeable("scheduled")
+    with pytest.raises(domain.InvalidTransition, match="a cancelled course cannot be changed"):
+        domain.changeable("cancelled")
+    assert domain.course_changes({"capacity": 3, "district": None}, seats_held=3) == {"capacity": 3, "district": None}
+    with pytest.raises(domain.CourseError, match="3 seats are taken"):
+        domain.course_changes({"capacity": 2}, seats_held=3)
+    with pytest.raises(domain.CourseError, match="title cannot be removed"):
+        domain.course_changes({"title": None}, seats_held=0)

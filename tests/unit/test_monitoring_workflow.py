@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from services.monitoring import council, planning, workflow
+from services.monitoring.blocks import Block, BlockReference
 from services.monitoring.domain import DistrictReference, Facts, Survey
 from services.monitoring.models import CouncilProposal, CouncilProposalEvent, SurveyFigures
 from services.monitoring.periods import Period
@@ -34,6 +35,8 @@ class InMemoryStore:
         self.pending: list[CouncilProposal | CouncilProposalEvent] = []
         #: The analysts' input written since the last commit, applied by it.
         self.writes: list[Callable[[], None]] = []
+        #: When each reference was entered.
+        self.entered_at: dict[str, datetime] = {}
 
     async def facts(self) -> Facts:
         return self._facts
@@ -52,14 +55,30 @@ class InMemoryStore:
     def add(self, *rows: CouncilProposal | CouncilProposalEvent) -> None:
         self.pending.extend(rows)
 
+    async def districts(self) -> workflow.Entered[DistrictReference]:
+        return workflow.Entered(self._facts.reference, self.entered_at.get("districts"))
+
+    async def block_population(self) -> workflow.Entered[BlockReference]:
+        return workflow.Entered(self._facts.blocks, self.entered_at.get("blocks"))
+
     async def replace_districts(self, reference: DistrictReference, at: datetime) -> None:
         self.writes.append(lambda: self._set(reference=reference))
+        self.writes.append(lambda: self.entered_at.update(districts=at))
+
+    async def replace_blocks(self, reference: BlockReference, at: datetime) -> None:
+        self.writes.append(lambda: self._set(blocks=reference))
+        self.writes.append(lambda: self.entered_at.update(blocks=at))
 
     async def put_survey(self, survey: Survey, at: datetime) -> SurveyFigures:
         kept = [s for s in self._facts.surveys if s.year != survey.year]
         self.writes.append(lambda: self._set(surveys=(*kept, survey)))
-        return SurveyFigures(year=survey.year, source=survey.source, questions=dict(survey.questions),
-                             german_citizens_percent=survey.german_citizens_percent, updated_at=at)  # fmt: skip
+        return SurveyFigures(
+            year=survey.year,
+            source=survey.source,
+            questions=dict(survey.questions),
+            german_citizens_percent=survey.german_citizens_percent,
+            updated_at=at,
+        )
 
     async def replace_capacities(self, capacities: Sequence[planning.Capacity], at: datetime) -> None:
         self.writes.append(lambda: setattr(self, "_capacities", list(capacities)))
@@ -137,9 +156,14 @@ async def test_a_proposal_is_created_proposed_with_its_first_step_and_committed(
     store = InMemoryStore()
     w, uow = flow(store)
     row, history = await workflow.create_proposal(
-        w, title="Weiterer Integrationskurs", text="Warteliste länger als freie Plätze", rule="R1-waiting-list",
-        period="2026-11", due_on=date(2027, 3, 1), actor="analyst",
-    )  # fmt: skip
+        w,
+        title="Weiterer Integrationskurs",
+        text="Warteliste länger als freie Plätze",
+        rule="R1-waiting-list",
+        period="2026-11",
+        due_on=date(2027, 3, 1),
+        actor="analyst",
+    )
     assert uow.commits == 1
     assert store.proposals[row.proposal_id] is row
     assert (row.status, row.created_by, row.created_at, row.due_on) == ("proposed", "analyst", NOW, date(2027, 3, 1))
@@ -152,13 +176,20 @@ async def test_accepting_then_assigning_keeps_the_whole_history() -> None:
     await workflow.act_on_proposal(w, row.proposal_id, council.Action.ACCEPT, actor="admin")
     later = workflow.Workflow(uow, datetime(2026, 12, 2, tzinfo=UTC), 3)
     after, history = await workflow.act_on_proposal(
-        later, row.proposal_id, council.Action.ASSIGN, actor="admin", assignee="Amt für Bildung",
+        later,
+        row.proposal_id,
+        council.Action.ASSIGN,
+        actor="admin",
+        assignee="Amt für Bildung",
         due_on=date(2027, 1, 31),
-    )  # fmt: skip
+    )
     assert (after.status, after.assignee, after.due_on) == ("in_progress", "Amt für Bildung", date(2027, 1, 31))
     assert after.updated_at == datetime(2026, 12, 2, tzinfo=UTC)
     assert [(s.action, s.status) for s in history] == [
-        ("create", "proposed"), ("accept", "accepted"), ("assign", "in_progress")]  # fmt: skip
+        ("create", "proposed"),
+        ("accept", "accepted"),
+        ("assign", "in_progress"),
+    ]
     assert uow.commits == 3
 
 
@@ -216,3 +247,29 @@ async def test_places_entered_replace_the_earlier_ones_in_the_forecast() -> None
     result = await workflow.forecast(w, TODAY)
     placed = {(r.year, r.district, r.kind): (r.places, r.gap) for r in result.rows if r.places is not None}
     assert placed == {(2027, "Altstadt", "school"): (20, -8)}  # 28 children expected
+
+
+async def test_the_district_population_reads_back_as_entered_and_when() -> None:
+    w, uow = flow(InMemoryStore(replace(FACTS, reference=None)))
+    assert await workflow.districts(w) == workflow.Entered(None, None)
+    await workflow.replace_districts(w, REFERENCE)
+    assert await workflow.districts(w) == workflow.Entered(REFERENCE, NOW)
+    assert uow.commits == 1
+
+
+async def test_the_blocks_entered_replace_the_earlier_ones_and_read_back_with_their_moment() -> None:
+    w, uow = flow(InMemoryStore(Facts()))
+    assert await workflow.block_population(w) == workflow.Entered(None, None)
+    first = BlockReference([Block("b-1", "Am Anger", "Altstadt", 120)], "Stadt Landsberg", illustrative=True)
+    second = BlockReference([Block("b-2", "Hinterer Anger", "Altstadt", 80)], "Zensus 2022", illustrative=False)
+    await workflow.replace_blocks(w, first)
+    await workflow.replace_blocks(w, second)
+    assert await workflow.block_population(w) == workflow.Entered(second, NOW)
+    assert uow.commits == 2
+    assert (await w.store.facts()).blocks == second  # what the block-level index measures against
+
+
+async def test_blocks_left_without_commit_are_not_entered() -> None:
+    store = InMemoryStore(Facts())
+    await store.replace_blocks(BlockReference([Block("b-1", "Am Anger", "Altstadt", 1)], "x", False), NOW)
+    assert (await store.block_population()).reference is None  # pending until the unit of work commits

@@ -906,7 +906,7 @@ def test_an_unanswered_referral_expires_after_due_plus_expiry_days(escalated: bo
 
 def test_holidays_move_the_clock() -> None:
     sent = datetime(2026, 12, 23, 9, 0, tzinfo=UTC)
-    kw = {"sent_at": sent, "response_days": 2, "holidays": CHRISTMAS}
+    kw: dict[str, Any] = {"sent_at": sent, "response_days": 2, "holidays": CHRISTMAS}
     assert clock(datetime(2026, 12, 28, 9, 0, tzinfo=UTC), **kw) is None
     assert clock(datetime(2026, 12, 29, 9, 0, tzinfo=UTC), **kw) is ClockAction.ESCALATE
     # due Tue 29 Dec; 3 working days on: Wed 30, Thu 31, (Fri 1 Jan a holiday), Mon 4 Jan
@@ -1094,3 +1094,31 @@ def test_every_shipped_route_has_a_partner_in_the_landsberg_directory() -> None:
     offered = {service for _, service in directory}
     assert {r.service_type.value for r in DEFAULT_RULES.rules} <= offered
     assert set(domain.PARTNER_FACTS) == set(ServiceType), "every service has its data-minimisation rule"
+
+
+def test_a_transition_returns_the_new_state_and_the_fact_its_event_reports() -> None:
+    running = ReferralState(ReferralStatus.IN_PROGRESS)
+    after, facts = domain.transition(
+        running, A.COMPLETE, outcome=Outcome.SUCCESSFUL, unsuccessful_reason=UnsuccessfulReason.OTHER
+    )
+    assert after == ReferralState(ReferralStatus.COMPLETED, outcome=Outcome.SUCCESSFUL)  # no reason for a success
+    assert facts == [domain.ReferralMoved(A.COMPLETE, ReferralStatus.COMPLETED, None, Outcome.SUCCESSFUL, None)]
+    assert domain.apply(running, A.REVOKE) == domain.transition(running, A.REVOKE)[0]
+
+
+def test_a_refused_transition_returns_no_fact_but_raises() -> None:
+    with pytest.raises(domain.InvalidTransition):
+        domain.transition(ReferralState(ReferralStatus.COMPLETED), A.ACCEPT)
+
+
+def test_a_goal_is_the_households_or_a_members_and_keeps_its_title() -> None:
+    domain.goal_for(None, [])
+    domain.goal_for("p-1", ["p-1", "p-2"])
+    with pytest.raises(domain.GoalError, match="not a member"):
+        domain.goal_for("p-3", ["p-1"])
+    assert domain.goal_changes({"status": domain.GoalStatus.ACHIEVED, "due_on": None}) == {
+        "status": "achieved",
+        "due_on": None,
+    }
+    with pytest.raises(domain.GoalError, match="title cannot be removed"):
+        domain.goal_changes({"title": None})
