@@ -22,8 +22,8 @@ from services.registration.models import AccessLog, Base, Consent, NeedsAssessme
 from services.registration.schemas import (
     ConsentCreate,
     ContactNamesAsked,
-    PersonFields,
     NeedsAssessmentCreate,
+    PersonFields,
     PersonUpdate,
     RegistrationCreate,
 )
