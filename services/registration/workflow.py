@@ -30,7 +30,7 @@ from chassis.uow import UnitOfWork
 from contracts import registration as events
 from contracts.vocabulary import PartnerCategory, ResidenceStatusGroup
 from services.registration import blocks, domain
-from services.registration.models import AccessLog, CaseTeam, Consent, Household, NeedsAssessment, Person
+from services.registration.models import AccessLog, CaseTeam, Consent, Household, NeedsAssessment, Person, as_dict
 from services.registration.schemas import (
     Address,
     ConsentCreate,
@@ -227,10 +227,6 @@ def profile(w: Workflow, person: Mapping[str, Any]) -> dict[str, Any]:
         "registered_on": person["registration_date"],
         "arrived_on": person["arrival_date"],
     }
-
-
-def values_of(person: Person) -> dict[str, Any]:
-    return {c.key: getattr(person, c.key) for c in persons_table.columns}
 
 
 # --- registration (Anmeldung) ---------------------------------------------------------------
@@ -462,7 +458,7 @@ async def update_person(
     person.duplicate_key = domain.duplicate_key(person.given_names or "", person.family_name or "", person.birth_date)
     person.version = state.version
     person.updated_at = w.now
-    values = values_of(person)
+    values = as_dict(person)
     for fact in facts:
         await w.uow.publish(events.PersonUpdated(**profile(w, values), version=fact.version, recorded_by=w.recorded_by))
     audit(w, "update", person.id)
