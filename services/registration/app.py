@@ -11,12 +11,13 @@ from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 
 from chassis.clock import Clock, system_clock
-from chassis.service import ServiceSpec, create_service_app
+from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from chassis.settings import ServiceSettings
 from contracts import registration as events
 from services.registration import api, blocks
 from services.registration.handlers import CONSUMED_TOPICS, make_handlers
 from services.registration.models import Base, messaging
+from services.registration.runtime import RegistrationRuntime
 
 #: Landsberg am Lech's Ortsteile; another city sets REGISTRATION_DISTRICTS (a JSON list).
 LANDSBERG_DISTRICTS = [
@@ -82,7 +83,12 @@ class RegistrationSettings(ServiceSettings):
 
 def create_app(settings: RegistrationSettings | None = None, clock: Clock = system_clock) -> FastAPI:
     settings = settings or RegistrationSettings()
-    blocks.load_file(settings.blocks_file, tuple(settings.districts))  # a bad block reference stops the start
+    districts = tuple(settings.districts)
+    block_index = blocks.load_file(settings.blocks_file, districts)  # a bad block reference stops the start
+
+    async def on_startup(runtime: ServiceRuntime) -> None:
+        runtime.own = RegistrationRuntime(districts=districts, block_index=block_index)
+
     spec = ServiceSpec(
         name="registration",
         title="Registration service",
@@ -95,6 +101,7 @@ def create_app(settings: RegistrationSettings | None = None, clock: Clock = syst
         routers=[api.router, api.internal_router],
         handlers=lambda runtime: make_handlers(),
         consumed_topics=CONSUMED_TOPICS,
+        on_startup=on_startup,
         clock=clock,  # "today" for ages, birth dates, consents' expiry
     )
     return create_service_app(spec, settings)

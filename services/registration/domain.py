@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -35,21 +35,76 @@ class InvalidTransition(RegistrationError):
     pass
 
 
-def move_away(status: PersonStatus) -> PersonStatus:
-    if status is not PersonStatus.REGISTERED:
-        raise InvalidTransition(f"a person who is {status.value} cannot move away")
-    return PersonStatus.MOVED_AWAY
+class Refused(RegistrationError):
+    """A request the rules refuse as it stands (the caller can correct it), not a transition of the record."""
 
 
-def erase(status: PersonStatus) -> PersonStatus:
-    if status is PersonStatus.ERASED:
-        raise InvalidTransition("the person's data is already erased")
-    return PersonStatus.ERASED
+@dataclass(frozen=True)
+class PersonState:
+    """What the rules need of a person record: its state and its version (the ETag a change must name)."""
+
+    status: PersonStatus
+    version: int = 1
+
+
+# Facts: what happened, as the domain says; the workflow turns each into the event its consumers read.
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A newcomer was registered (one fact per person of a registration, in its order)."""
+
+    duplicate_key: str
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The record changed; ``version`` is the new one."""
+
+    version: int
+
+
+@dataclass(frozen=True)
+class MovedAway:
+    on: date
+
+
+@dataclass(frozen=True)
+class Erased:
+    at: datetime
+
+
+def register(duplicate_keys: list[str]) -> tuple[PersonState, list[Registered]]:
+    """Register the persons of one registration (a newcomer and the household members with them): each new
+    record starts registered, at version 1; nobody may be listed twice."""
+    if len(set(duplicate_keys)) < len(duplicate_keys):
+        raise Refused("The same person is listed twice in this registration.")
+    return PersonState(PersonStatus.REGISTERED, 1), [Registered(key) for key in duplicate_keys]
 
 
 def ensure_changeable(status: PersonStatus) -> None:
     if status is not PersonStatus.REGISTERED:
         raise InvalidTransition(f"a person who is {status.value} cannot be changed")
+
+
+def change(state: PersonState) -> tuple[PersonState, list[Changed]]:
+    """Correct the record of a registered person: a new version."""
+    ensure_changeable(state.status)
+    return PersonState(state.status, state.version + 1), [Changed(state.version + 1)]
+
+
+def move_away(state: PersonState, on: date) -> tuple[PersonState, list[MovedAway]]:
+    """Abmeldung: only a registered person moves away."""
+    if state.status is not PersonStatus.REGISTERED:
+        raise InvalidTransition(f"a person who is {state.status.value} cannot move away")
+    return PersonState(PersonStatus.MOVED_AWAY, state.version + 1), [MovedAway(on)]
+
+
+def erase(state: PersonState, at: datetime) -> tuple[PersonState, list[Erased]]:
+    """GDPR Art. 17: only a tombstone is left; once."""
+    if state.status is PersonStatus.ERASED:
+        raise InvalidTransition("the person's data is already erased")
+    return PersonState(PersonStatus.ERASED, state.version + 1), [Erased(at)]
 
 
 # --- who may do what -----------------------------------------------------------------------
@@ -197,7 +252,8 @@ class NeedsFacts:
     housing_need: bool
     counselling_need: bool
     health_need: bool
-    adult: bool
+    #: Set by :func:`assess_needs` from the birth date.
+    adult: bool = False
 
 
 def need_categories(facts: NeedsFacts) -> list[NeedCategory]:
@@ -220,6 +276,40 @@ def need_categories(facts: NeedsFacts) -> list[NeedCategory]:
     if facts.health_need:
         needs.add(NeedCategory.HEALTH)
     return sorted(needs, key=list(NeedCategory).index)
+
+
+ADULT_AGE = 18
+
+
+@dataclass(frozen=True)
+class NeedsWereAssessed:
+    """A new version of a person's needs assessment, with what it found."""
+
+    version: int
+    need_categories: tuple[NeedCategory, ...]
+    age_band: AgeBand
+    #: The children's ages only as bands: the event carries no exact age.
+    children_age_bands: tuple[AgeBand, ...]
+
+
+def assess_needs(
+    state: PersonState,
+    found: NeedsFacts,
+    *,
+    birth_date: date,
+    children_ages: list[int],
+    latest_version: int,
+    today: date,
+) -> NeedsWereAssessed:
+    """Record what an assessment found about a registered person: the next version, and the need categories."""
+    ensure_changeable(state.status)
+    categories = need_categories(replace(found, adult=age_on(birth_date, today) >= ADULT_AGE))
+    return NeedsWereAssessed(
+        version=latest_version + 1,
+        need_categories=tuple(categories),
+        age_band=age_band(birth_date, today),
+        children_age_bands=tuple(age_band(date(today.year - age, today.month, 1), today) for age in children_ages),
+    )
 
 
 # --- consent -----------------------------------------------------------------------------
@@ -253,10 +343,32 @@ def consent_addresses(
     return consent_partner_category is not None and consent_partner_category == partner_category
 
 
-def withdraw(consent: ConsentTerms, at: datetime) -> ConsentTerms:
+@dataclass(frozen=True)
+class ConsentWasGiven:
+    given_at: datetime
+
+
+@dataclass(frozen=True)
+class ConsentWasWithdrawn:
+    at: datetime
+
+
+def give_consent(
+    state: PersonState, *, given_at: datetime | None, expires_on: date | None, at: datetime
+) -> tuple[ConsentTerms, list[ConsentWasGiven]]:
+    """A registered person's consent, given now or (taken on paper) before, never later than now."""
+    ensure_changeable(state.status)
+    given = given_at or at
+    if given > at:
+        raise Refused("given_at lies in the future.")
+    return ConsentTerms(given, expires_on, None), [ConsentWasGiven(given)]
+
+
+def withdraw(consent: ConsentTerms, at: datetime) -> tuple[ConsentTerms, list[ConsentWasWithdrawn]]:
+    """GDPR Art. 7(3): a consent is withdrawn once, from ``at`` on."""
     if consent.withdrawn_at is not None:
         raise InvalidTransition("the consent is already withdrawn")
-    return ConsentTerms(consent.given_at, consent.expires_on, at)
+    return ConsentTerms(consent.given_at, consent.expires_on, at), [ConsentWasWithdrawn(at)]
 
 
 # --- information pack --------------------------------------------------------------------

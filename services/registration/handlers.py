@@ -2,7 +2,7 @@
 
 Registration is where personal data enters the platform; from the others it learns one thing only: which
 team works a person's case (the referral service's case events), because a caseworker may reach a person's
-data only while the person's case is open in the caseworker's team (``api``'s object-level rule). The events
+data only while the person's case is open in the caseworker's team (``workflow.PersonScope``). The events
 are keyed by case, so a case's events arrive in order; each handler is idempotent all the same (an event
 delivered twice writes the same row).
 """
@@ -15,42 +15,29 @@ from chassis.cloudevents import ReceivedEvent
 from chassis.consumer import Handler
 from chassis.uow import UnitOfWork
 from contracts import referral as referral_events
-from services.registration.models import CaseTeam
+from services.registration import workflow
 
 CONSUMED_TOPICS: list[str] = [referral_events.CASES_TOPIC]
 
 
-async def _case(uow: UnitOfWork, case_id: str, person_id: str) -> CaseTeam:
-    row = await uow.session.get(CaseTeam, case_id)
-    if row is None:
-        row = CaseTeam(case_id=case_id, person_id=person_id, open=True)
-        uow.session.add(row)
-    return row
-
-
 async def case_opened(uow: UnitOfWork, event: ReceivedEvent) -> None:
     model = referral_events.CaseOpened.model_validate(event.data)
-    row = await _case(uow, model.case_id, model.person_id)
-    row.household_id = model.household_id or None
+    await workflow.case_opened(uow, model.case_id, model.person_id, model.household_id)
 
 
 async def case_assigned(uow: UnitOfWork, event: ReceivedEvent) -> None:
     model = referral_events.CaseAssigned.model_validate(event.data)
-    row = await _case(uow, model.case_id, model.person_id)
-    row.team, row.caseworker_id = model.team, model.caseworker_id
+    await workflow.case_assigned(uow, model.case_id, model.person_id, model.team, model.caseworker_id)
 
 
 async def case_closed(uow: UnitOfWork, event: ReceivedEvent) -> None:
     model = referral_events.CaseClosed.model_validate(event.data)
-    row = await _case(uow, model.case_id, model.person_id)
-    row.open = False
+    await workflow.case_closed(uow, model.case_id, model.person_id)
 
 
 async def case_reopened(uow: UnitOfWork, event: ReceivedEvent) -> None:
     model = referral_events.CaseReopened.model_validate(event.data)
-    row = await _case(uow, model.case_id, model.person_id)
-    row.open = True
-    row.team, row.caseworker_id = model.team, model.caseworker_id
+    await workflow.case_reopened(uow, model.case_id, model.person_id, model.team, model.caseworker_id)
 
 
 def make_handlers() -> Mapping[str, Handler]:

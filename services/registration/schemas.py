@@ -289,3 +289,47 @@ class PersonExport(BaseModel):
     needs_assessments: list[NeedsAssessmentRead]
     consents: list[ConsentRead]
     access_log: list[AccessLogEntry]
+
+
+# --- the other services' questions (internal routes, outside the public API's document) ------------------------
+
+#: How many referrals one call for their persons' names may name (a page of a partner's list).
+CONTACT_NAMES_LIMIT = 200
+#: How many participants one call for their names may name (a course's list).
+PARTICIPANT_LIST_LIMIT = 500
+
+
+class ContactNameAsked(BaseModel):
+    person_id: Annotated[str, Field(min_length=1, max_length=64)]
+    referral_id: Annotated[str, Field(min_length=1, max_length=64)]
+    consent_id: Annotated[str, Field(min_length=1, max_length=64)]
+    partner_category: PartnerCategory | None = None
+
+
+class ContactNamesAsked(BaseModel):
+    partner_id: Annotated[str, Field(min_length=1, max_length=64)]
+    referrals: Annotated[list[ContactNameAsked], Field(min_length=1, max_length=CONTACT_NAMES_LIMIT)]
+
+
+class ContactName(BaseModel):
+    """The registered name of a referred person, for the partner the consent names: nothing more."""
+
+    referral_id: str
+    person_id: str
+    given_names: str
+    family_name: str
+
+
+class PassHolder(BaseModel):
+    """The name on an education pass, as registered: nothing more."""
+
+    given_names: str
+    family_name: str
+
+
+class ParticipantName(BaseModel):
+    """A participant's name as registered: nothing more."""
+
+    person_id: str
+    given_names: str
+    family_name: str

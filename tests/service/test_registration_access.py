@@ -98,7 +98,7 @@ async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(ser
     early = (await registration.post("/api/v1/registrations", json=body)).json()["person_id"]
 
     async def routed_to_sued() -> bool:
-        return (await registration.get(f"/api/v1/persons/{early}", headers=LOTSE_SUED)).status_code == 200
+        return bool((await registration.get(f"/api/v1/persons/{early}", headers=LOTSE_SUED)).status_code == 200)
 
     await eventually(routed_to_sued)
     not_found(await registration.get(f"/api/v1/persons/{early}", headers=LOTSE_NORD))
@@ -181,7 +181,7 @@ async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(ser
     )
 
     async def moved_to_sued() -> bool:
-        return (await registration.get(own, headers=LOTSE_SUED)).status_code == 200
+        return bool((await registration.get(own, headers=LOTSE_SUED)).status_code == 200)
 
     await eventually(moved_to_sued)
     not_found(await registration.get(own, headers=LOTSE_NORD))
@@ -260,7 +260,7 @@ async def test_only_privacy_officers_and_admins_erase_and_record_a_move_with_a_r
 
     # The move closed the case (referral's event): the team's caseworker no longer reaches the person at all.
     async def out_of_reach() -> bool:
-        return (await registration.get(f"{url}/access-log", headers=LOTSE_NORD)).status_code == 404
+        return bool((await registration.get(f"{url}/access-log", headers=LOTSE_NORD)).status_code == 404)
 
     await eventually(out_of_reach)
     not_found(await registration.get(url, headers=LOTSE_NORD))

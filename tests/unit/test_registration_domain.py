@@ -16,6 +16,7 @@ from services.registration.domain import (
     ConsentTerms,
     InvalidTransition,
     NeedsFacts,
+    PersonState,
     PersonStatus,
     RegistrationError,
 )
@@ -58,28 +59,56 @@ def nth_birthday(birth: date, n: int) -> date:
 # --- transitions -----------------------------------------------------------------------------
 
 
+ON = date(2026, 6, 1)
+AT = datetime(2026, 6, 1, 9, tzinfo=UTC)
+
+
 def test_a_registered_person_can_move_away() -> None:
-    assert domain.move_away(PersonStatus.REGISTERED) is PersonStatus.MOVED_AWAY
+    state, facts = domain.move_away(PersonState(PersonStatus.REGISTERED, 3), ON)
+    assert state == PersonState(PersonStatus.MOVED_AWAY, 4)
+    assert facts == [domain.MovedAway(ON)]
 
 
 @pytest.mark.parametrize("status", [PersonStatus.MOVED_AWAY, PersonStatus.ERASED])
 def test_only_a_registered_person_can_move_away(status: PersonStatus) -> None:
     with pytest.raises(InvalidTransition, match=status.value):
-        domain.move_away(status)
+        domain.move_away(PersonState(status), ON)
 
 
 @pytest.mark.parametrize("status", [PersonStatus.REGISTERED, PersonStatus.MOVED_AWAY])
 def test_registered_and_moved_away_persons_can_be_erased(status: PersonStatus) -> None:
-    assert domain.erase(status) is PersonStatus.ERASED
+    state, facts = domain.erase(PersonState(status, 2), AT)
+    assert state == PersonState(PersonStatus.ERASED, 3)
+    assert facts == [domain.Erased(AT)]
 
 
 def test_erasing_twice_is_refused() -> None:
     with pytest.raises(InvalidTransition, match="already erased"):
-        domain.erase(PersonStatus.ERASED)
+        domain.erase(PersonState(PersonStatus.ERASED), AT)
+
+
+def test_a_registration_starts_each_person_registered_at_version_one() -> None:
+    state, facts = domain.register(["a", "b"])
+    assert state == PersonState(PersonStatus.REGISTERED, 1)
+    assert facts == [domain.Registered("a"), domain.Registered("b")]
+
+
+def test_a_registration_lists_nobody_twice() -> None:
+    with pytest.raises(domain.Refused, match="listed twice"):
+        domain.register(["a", "b", "a"])
+
+
+def test_a_change_is_a_new_version_of_a_registered_person_only() -> None:
+    assert domain.change(PersonState(PersonStatus.REGISTERED, 1)) == (
+        PersonState(PersonStatus.REGISTERED, 2),
+        [domain.Changed(2)],
+    )
+    with pytest.raises(InvalidTransition, match="cannot be changed"):
+        domain.change(PersonState(PersonStatus.MOVED_AWAY, 2))
 
 
 def test_a_registered_person_is_changeable() -> None:
-    assert domain.ensure_changeable(PersonStatus.REGISTERED) is None
+    domain.ensure_changeable(PersonStatus.REGISTERED)  # no refusal
 
 
 @pytest.mark.parametrize("status", [PersonStatus.MOVED_AWAY, PersonStatus.ERASED])
@@ -387,6 +416,36 @@ def test_need_categories_are_the_union_of_each_fact_alone_in_vocabulary_order(**
     assert result == [c for c in NeedCategory if c in alone]
 
 
+def test_an_assessment_is_the_next_version_with_the_adult_rule_and_bands_only() -> None:
+    child = date(TODAY.year - 15, 1, 1)
+    found = replace(NO_NEEDS, schooling=Schooling.NONE, adult=True)
+    fact = domain.assess_needs(
+        PersonState(PersonStatus.REGISTERED), found, birth_date=child, children_ages=[], latest_version=2, today=TODAY
+    )
+    assert fact.version == 3
+    assert NeedCategory.EDUCATION not in fact.need_categories  # a minor's schooling is the school's, not a need
+    adult = domain.assess_needs(
+        PersonState(PersonStatus.REGISTERED),
+        found,
+        birth_date=date(1990, 1, 1),
+        children_ages=[0, 4],
+        latest_version=0,
+        today=TODAY,
+    )
+    assert adult.version == 1 and NeedCategory.EDUCATION in adult.need_categories
+    assert adult.age_band is domain.age_band(date(1990, 1, 1), TODAY)
+    assert adult.children_age_bands == (AgeBand.AGE_0_2, AgeBand.AGE_3_5)
+    with pytest.raises(InvalidTransition):
+        domain.assess_needs(
+            PersonState(PersonStatus.MOVED_AWAY),
+            found,
+            birth_date=child,
+            children_ages=[],
+            latest_version=0,
+            today=TODAY,
+        )
+
+
 # --- consent ---------------------------------------------------------------------------------
 
 GIVEN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -430,15 +489,30 @@ def test_consent_in_force_iff_given_not_withdrawn_not_expired(
 
 def test_withdraw_records_the_moment_and_keeps_the_terms() -> None:
     at = GIVEN + timedelta(days=2)
-    withdrawn = domain.withdraw(ConsentTerms(GIVEN, date(2027, 1, 1), None), at)
+    withdrawn, facts = domain.withdraw(ConsentTerms(GIVEN, date(2027, 1, 1), None), at)
     assert withdrawn == ConsentTerms(GIVEN, date(2027, 1, 1), at)
+    assert facts == [domain.ConsentWasWithdrawn(at)]
     assert not domain.consent_in_force(withdrawn, at)
 
 
 def test_withdrawing_twice_is_refused() -> None:
-    once = domain.withdraw(ConsentTerms(GIVEN, None, None), GIVEN + timedelta(days=1))
+    once, _ = domain.withdraw(ConsentTerms(GIVEN, None, None), GIVEN + timedelta(days=1))
     with pytest.raises(InvalidTransition, match="already withdrawn"):
         domain.withdraw(once, GIVEN + timedelta(days=2))
+
+
+def test_a_consent_is_given_now_or_before_by_a_registered_person() -> None:
+    at = GIVEN + timedelta(days=1)
+    assert domain.give_consent(PersonState(PersonStatus.REGISTERED), given_at=None, expires_on=None, at=at) == (
+        ConsentTerms(at, None, None),
+        [domain.ConsentWasGiven(at)],
+    )
+    terms, _ = domain.give_consent(PersonState(PersonStatus.REGISTERED), given_at=GIVEN, expires_on=None, at=at)
+    assert terms.given_at == GIVEN
+    with pytest.raises(domain.Refused, match="future"):
+        domain.give_consent(PersonState(PersonStatus.REGISTERED), given_at=at, expires_on=None, at=GIVEN)
+    with pytest.raises(InvalidTransition, match="cannot be changed"):
+        domain.give_consent(PersonState(PersonStatus.MOVED_AWAY), given_at=None, expires_on=None, at=at)
 
 
 # --- information pack language --------------------------------------------------------------
