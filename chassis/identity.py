@@ -163,17 +163,25 @@ def verify(token: str, *, audience: str, trusted: Mapping[str, Sequence[Ed25519P
     expired or malformed token, or any algorithm but EdDSA. A token from a service (any issuer but the
     gateway) is that service's identity only, whatever else it claims.
     """
+    return verify_until(token, audience=audience, trusted=trusted)[0]
+
+
+def verify_until(
+    token: str, *, audience: str, trusted: Mapping[str, Sequence[Ed25519PublicKey]]
+) -> tuple[Identity, float]:
+    """:func:`verify`, and until when (epoch seconds) the token is accepted: its expiry and the leeway."""
     # Only to choose the key: nothing of it is trusted before the signature is checked with that key.
     issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
     if not isinstance(issuer, str) or issuer not in trusted:
         raise jwt.InvalidIssuerError("the token's issuer is not trusted here")
     claims = _decode(token, trusted[issuer], audience=audience, issuer=issuer)
+    until = float(claims["exp"]) + LEEWAY_SECONDS
     if issuer != GATEWAY:
-        return service_identity(issuer)
+        return service_identity(issuer), until
     kind = str(claims.get("kind", "user"))
     if kind == "service":  # the gateway speaks for users and API keys, never for a service
         raise jwt.InvalidTokenError("the gateway does not vouch for services")
-    return Identity(
+    identity = Identity(
         subject=str(claims["sub"]),
         roles=frozenset(claims.get("roles") or ()),
         partner_id=claims.get("partner_id"),
@@ -181,6 +189,7 @@ def verify(token: str, *, audience: str, trusted: Mapping[str, Sequence[Ed25519P
         kind=kind,
         scopes=frozenset(claims.get("scopes") or ()),
     )
+    return identity, until
 
 
 def _decode(token: str, keys: Sequence[Ed25519PublicKey], *, audience: str, issuer: str) -> dict[str, Any]:
@@ -251,6 +260,21 @@ class InternalIdentity:
         self.audience = audience
         self.trusted = {issuer: list(keys) for issuer, keys in trusted.items()}
         self.required = required
+        #: Tokens verified already, with the identity and until when each is accepted: the gateway reuses a token
+        #: per identity and audience for seconds (:class:`Signer`), and checking its signature again was a tenth
+        #: of a service's CPU per request (py-spy, issue 16). The keys are this instance's for good.
+        self._verified: dict[str, tuple[Identity, float]] = {}
+
+    def identity(self, token: str) -> Identity:
+        """The token's identity (raises ``jwt.InvalidTokenError`` as :func:`verify`), once per token and expiry."""
+        known = self._verified.get(token)
+        if known is not None and time.time() <= known[1]:
+            return known[0]
+        identity, until = verify_until(token, audience=self.audience, trusted=self.trusted)
+        if len(self._verified) >= 10_000:  # bounded: a forged flood of valid-looking tokens fails above anyway
+            self._verified.clear()
+        self._verified[token] = (identity, until)
+        return identity
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -272,7 +296,7 @@ class InternalIdentity:
             await self.app(scope, receive, send)  # development and tests: plain headers as sent
             return
         try:
-            identity = verify(token.decode("latin-1"), audience=self.audience, trusted=self.trusted)
+            identity = self.identity(token.decode("latin-1"))
         except jwt.InvalidTokenError:
             await problem_response(401, "The caller's identity token is not valid.", kind="unauthenticated")(
                 scope, receive, send

@@ -130,6 +130,13 @@ class UnitOfWork:
                 return None
             state = sqlalchemy_inspect(found)
             return None if state.deleted or state.detached or found in self.session.deleted else found
+        # A row in the session already, as session.get would find it, without its trip through a greenlet (a
+        # batch's lookups after UnitOfWork.load: a tenth of the referral consumer's CPU, a fifth of monitoring's).
+        mapper = sqlalchemy_inspect(model)
+        identity = mapper.identity_key_from_primary_key(list(key) if isinstance(key, tuple) else [key])
+        known = self.session.identity_map.get(identity)
+        if known is not None and isinstance(known, model) and not sqlalchemy_inspect(known).expired:
+            return known
         return await self.session.get(model, key)
 
     async def publish(self, *events: PublishableEvent) -> None:

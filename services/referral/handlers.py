@@ -219,6 +219,7 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
             .where(PartnerOfferRow.partner_id == model.partner_id)
             .values(partner_category=model.category.value)
         )
+        workflow.forget_offers(uow)
 
     async def service_offered(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """A partner offers a service (or changed its terms): routing may send referrals there."""
@@ -232,6 +233,7 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         if row is None:
             row = PartnerOfferRow(partner_id=model.partner_id, service_type=model.service_type.value)
             session.add(row)
+            workflow.forget_offers(uow)
         row.partner_name, row.partner_category, row.languages = model.name, category, list(model.languages)
         row.free_places, row.response_days = model.free_places, model.response_days
         await session.flush()
@@ -242,6 +244,7 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         row = await uow.session.get(PartnerOfferRow, (model.partner_id, model.service_type.value))
         if row is not None:
             await uow.session.delete(row)  # referrals already sent there stay; new ones go elsewhere
+            workflow.forget_offers(uow)
 
     async def capacity_changed(uow: UnitOfWork, event: ReceivedEvent) -> None:
         model = partner_events.PartnerCapacityChanged.model_validate(event.data)

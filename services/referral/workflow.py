@@ -8,6 +8,7 @@ events in the same transaction (cosmicpython's service layer).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -105,8 +106,38 @@ async def active_rules(session: AsyncSession) -> tuple[int, domain.RuleSet]:
     return row.version, domain.RuleSet.model_validate({"rules": row.rules})
 
 
+#: Keys of :attr:`UnitOfWork.cache` for what routing reads once per unit of work (a batch of events routes many
+#: referrals): the rules in force, and the partner offers' rows. A handler that adds or removes an offer row forgets
+#: the latter (:func:`forget_offers`); the rows are the session's own, so a place taken meanwhile shows.
+RULES_CACHE, OFFERS_CACHE = "referral.rules", "referral.offer_rows"
+
+
+async def routing_rules(w: Workflow) -> tuple[int, domain.RuleSet]:
+    """:func:`active_rules`, read and validated once per unit of work (it was a query and a validation of the whole
+    rule set per routed event)."""
+    cached: tuple[int, domain.RuleSet] | None = w.uow.cache.get(RULES_CACHE)
+    if cached is None:
+        cached = w.uow.cache[RULES_CACHE] = await active_rules(w.session)
+    return cached
+
+
+async def _offer_rows(w: Workflow) -> list[PartnerOfferRow]:
+    rows: list[PartnerOfferRow] | None = w.uow.cache.get(OFFERS_CACHE)
+    if rows is None:
+        rows = w.uow.cache[OFFERS_CACHE] = list((await w.session.scalars(select(PartnerOfferRow))).all())
+    return rows
+
+
+def forget_offers(uow: UnitOfWork) -> None:
+    """An offer row was added, removed or changed by a bulk update: routing reads them again."""
+    uow.cache.pop(OFFERS_CACHE, None)
+
+
 async def partner_offers(session: AsyncSession) -> list[domain.PartnerOffer]:
-    rows = (await session.scalars(select(PartnerOfferRow))).all()
+    return offers_of((await session.scalars(select(PartnerOfferRow))).all())
+
+
+def offers_of(rows: Sequence[PartnerOfferRow]) -> list[domain.PartnerOffer]:
     return [
         domain.PartnerOffer(
             partner_id=r.partner_id,
@@ -480,7 +511,7 @@ async def route(w: Workflow, person: KnownPerson) -> list[Referral]:
     case = await open_case(w, person)
     if case.status != domain.CaseStatus.OPEN.value:
         return []
-    version, rules = await active_rules(w.session)
+    version, rules = await routing_rules(w)
     # Each member's own needs: a household's two adults may both need a language course.
     existing = (
         await w.session.scalars(
@@ -506,8 +537,7 @@ async def route(w: Workflow, person: KnownPerson) -> list[Referral]:
             created_at=w.now,
             updated_at=w.now,
         )
-        w.session.add(referral)
-        await w.session.flush()
+        w.session.add(referral)  # inserted with the others at the next flush: one statement, not one each
         await w.publish(
             events.ReferralProposed(
                 **referral_ids(referral, w.now),
@@ -517,8 +547,11 @@ async def route(w: Workflow, person: KnownPerson) -> list[Referral]:
             )
         )
         created.append(referral)
+    consents: list[domain.ConsentRecord] | None = None  # read once for all the person's new referrals
     for referral in created:
-        await try_send(w, referral, languages=facts.languages)
+        if referral.shares_personal_data and consents is None:
+            consents = await consents_of(w.session, person.person_id)
+        await try_send(w, referral, languages=facts.languages, consents=consents)
     return created
 
 
@@ -538,14 +571,21 @@ def referral_ids(referral: Referral, at: datetime) -> dict[str, Any]:
     }
 
 
-async def try_send(w: Workflow, referral: Referral, *, languages: tuple[str, ...] | None = None) -> bool:
-    """Send a proposed referral when a partner has room and a consent covers it; else say why not."""
+async def try_send(
+    w: Workflow,
+    referral: Referral,
+    *,
+    languages: tuple[str, ...] | None = None,
+    consents: list[domain.ConsentRecord] | None = None,
+) -> bool:
+    """Send a proposed referral when a partner has room and a consent covers it; else say why not. ``consents``: the
+    person's, when the caller read them already."""
     if referral.status != domain.ReferralStatus.PROPOSED.value:
         return False
     if languages is None:
         person = await w.session.get(KnownPerson, referral.person_id)
         languages = tuple(((person.profile if person else None) or {}).get("languages", ()))
-    offers = await partner_offers(w.session)
+    offers = offers_of(await _offer_rows(w))
     if referral.partner_id is None:
         choice = domain.choose_partner(offers, ServiceType(referral.service_type), languages)
         if choice.offer is None:
@@ -564,7 +604,7 @@ async def try_send(w: Workflow, referral: Referral, *, languages: tuple[str, ...
     consent = None
     if referral.shares_personal_data:
         consent = domain.consent_covers(
-            await consents_of(w.session, referral.person_id),
+            consents if consents is not None else await consents_of(w.session, referral.person_id),
             partner_id=offer.partner_id,
             partner_category=offer.partner_category,
             purpose=ConsentPurpose(referral.purpose),
@@ -609,8 +649,11 @@ async def retry_blocked(w: Workflow, person_id: str | None = None, service_type:
     if service_type is not None:
         query = query.where(Referral.service_type == service_type)
     sent = 0
+    consents = None  # one person's: read once for all their waiting referrals
     for referral in (await w.session.scalars(query.order_by(Referral.created_at))).all():
-        sent += await try_send(w, referral)
+        if person_id is not None and referral.shares_personal_data and consents is None:
+            consents = await consents_of(w.session, person_id)
+        sent += await try_send(w, referral, consents=consents)
     return sent
 
 

@@ -243,3 +243,33 @@ def test_during_a_rotation_tokens_of_the_old_and_the_new_key_are_accepted_and_af
     forged = service_token(old, "referral", "registration")
     with pytest.raises(jwt.InvalidSignatureError):
         verify(forged, audience="registration", trusted=during | {"referral": [REFERRAL_KEY.public_key()]})
+
+
+# --- a token verified once per service (issue 16) -------------------------------------------------------------------
+
+
+def test_a_service_checks_a_reused_token_once_and_refuses_it_once_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+    middleware = InternalIdentity(lambda *_: None, audience="registration", trusted=TRUSTED, required=True)
+    checks: list[str] = []
+    real = identity.verify_until
+
+    def counted(token: str, **kwargs: Any) -> tuple[Identity, float]:
+        checks.append(token)
+        return real(token, **kwargs)
+
+    monkeypatch.setattr(identity, "verify_until", counted)
+    # Accepted for two more seconds (its expiry and the leeway), then refused.
+    token = sign(
+        LOTSE,
+        GATEWAY_KEY,
+        audience="registration",
+        now=time.time() - identity.TTL_SECONDS - identity.LEEWAY_SECONDS + 2,
+    )
+    assert middleware.identity(token) == middleware.identity(token) == LOTSE
+    assert len(checks) == 1, "the gateway reuses a token for seconds: its signature is checked once"
+    time.sleep(2.5)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        middleware.identity(token)
+    assert len(checks) == 2, "an expired token is checked again, and refused"
+    with pytest.raises(jwt.InvalidTokenError):
+        middleware.identity(sign(ADMIN, GATEWAY_KEY, audience="referral"))
