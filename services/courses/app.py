@@ -102,22 +102,65 @@ def demo_courses(today: datetime) -> list[dict[str, object]]:
         ]
 
     return [
-        {"title": "Integrationskurs A1 bis B1 (Vormittag)", "category": "integration_course", "target_level": "B1",
-         "funding": "bamf", "capacity": 20, "sessions": weekly(0, time(8, 30), 4, 12)},
-        {"title": "Deutsch A2 mit Kinderbetreuung", "category": "german_second_language", "target_level": "B1",
-         "funding": "city", "capacity": 12, "childcare_offered": True, "sessions": weekly(1, time(9, 0), 3, 10)},
-        {"title": "Frauenkurs: Deutsch im Alltag", "category": "parents_and_women", "target_level": "A2",
-         "funding": "city", "capacity": 10, "childcare_offered": True, "women_only": True,
-         "sessions": weekly(3, time(9, 0), 2, 8)},
-        {"title": "Berufssprachkurs Pflege B2", "category": "job_german", "target_level": "B2", "funding": "bamf",
-         "capacity": 15, "sessions": weekly(2, time(17, 0), 3, 10)},
-        {"title": "English for everyday life", "category": "english", "funding": "fee", "fee_euro": 60,
-         "capacity": 14, "language_of_instruction": "en", "sessions": weekly(4, time(18, 0), 2, 8)},
-        {"title": "Gesund in Landsberg: Gesundheitssystem verstehen", "category": "health", "funding": "city",
-         "capacity": 16, "sessions": weekly(2, time(10, 0), 2, 3)},
-        {"title": "Demokratie und Zusammenleben", "category": "civic_education", "funding": "city", "capacity": 18,
-         "sessions": weekly(3, time(18, 30), 2, 4)},
-    ]  # fmt: skip
+        {
+            "title": "Integrationskurs A1 bis B1 (Vormittag)",
+            "category": "integration_course",
+            "target_level": "B1",
+            "funding": "bamf",
+            "capacity": 20,
+            "sessions": weekly(0, time(8, 30), 4, 12),
+        },
+        {
+            "title": "Deutsch A2 mit Kinderbetreuung",
+            "category": "german_second_language",
+            "target_level": "B1",
+            "funding": "city",
+            "capacity": 12,
+            "childcare_offered": True,
+            "sessions": weekly(1, time(9, 0), 3, 10),
+        },
+        {
+            "title": "Frauenkurs: Deutsch im Alltag",
+            "category": "parents_and_women",
+            "target_level": "A2",
+            "funding": "city",
+            "capacity": 10,
+            "childcare_offered": True,
+            "women_only": True,
+            "sessions": weekly(3, time(9, 0), 2, 8),
+        },
+        {
+            "title": "Berufssprachkurs Pflege B2",
+            "category": "job_german",
+            "target_level": "B2",
+            "funding": "bamf",
+            "capacity": 15,
+            "sessions": weekly(2, time(17, 0), 3, 10),
+        },
+        {
+            "title": "English for everyday life",
+            "category": "english",
+            "funding": "fee",
+            "fee_euro": 60,
+            "capacity": 14,
+            "language_of_instruction": "en",
+            "sessions": weekly(4, time(18, 0), 2, 8),
+        },
+        {
+            "title": "Gesund in Landsberg: Gesundheitssystem verstehen",
+            "category": "health",
+            "funding": "city",
+            "capacity": 16,
+            "sessions": weekly(2, time(10, 0), 2, 3),
+        },
+        {
+            "title": "Demokratie und Zusammenleben",
+            "category": "civic_education",
+            "funding": "city",
+            "capacity": 18,
+            "sessions": weekly(3, time(18, 30), 2, 4),
+        },
+    ]
 
 
 async def seed_demo(runtime: ServiceRuntime, now: datetime) -> None:
@@ -128,14 +171,23 @@ async def seed_demo(runtime: ServiceRuntime, now: datetime) -> None:
         for spec in demo_courses(now):
             sessions = spec.pop("sessions")
             course = Course(
-                id=str(uuid.uuid4()), status="scheduled", version=1, created_at=now, updated_at=now,
-                provider_id="vhs-landsberg", language_of_instruction=spec.pop("language_of_instruction", "de"),
-                childcare_offered=spec.pop("childcare_offered", False), women_only=spec.pop("women_only", False),
-                location="VHS Landsberg am Lech", district="Altstadt", **spec,
-            )  # fmt: skip
+                id=str(uuid.uuid4()),
+                status="scheduled",
+                version=1,
+                created_at=now,
+                updated_at=now,
+                provider_id="vhs-landsberg",
+                language_of_instruction=spec.pop("language_of_instruction", "de"),
+                childcare_offered=spec.pop("childcare_offered", False),
+                women_only=spec.pop("women_only", False),
+                location="VHS Landsberg am Lech",
+                district="Altstadt",
+                **spec,
+            )
             uow.session.add(course)
-            rows = [CourseSession(id=str(uuid.uuid4()), course_id=course.id, place=course.location, **s)
-                    for s in sessions]  # type: ignore[attr-defined]  # fmt: skip
+            rows = [
+                CourseSession(id=str(uuid.uuid4()), course_id=course.id, place=course.location, **s) for s in sessions
+            ]  # type: ignore[attr-defined]
             uow.session.add_all(rows)
             await uow.session.flush()
             await uow.publish(events.CourseScheduled(**workflow.course_facts(course, rows)))
@@ -146,9 +198,11 @@ async def check_offers(runtime: ServiceRuntime) -> int:
     settings: CoursesSettings = runtime.settings  # type: ignore[assignment]
     async with runtime.unit_of_work() as uow:
         w = workflow.Workflow(
-            uow=uow, now=runtime.clock(), offer_hours=settings.offer_hours,
+            uow=uow,
+            now=runtime.clock(),
+            offer_hours=settings.offer_hours,
             priorities=tuple(settings.waitlist_priorities),
-        )  # fmt: skip
+        )
         expired = await workflow.expire_offers(w)
         await uow.commit()
     return expired

@@ -13,8 +13,9 @@ from services.courses import domain
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 #: An Ortsteil as people write it ("Weststadt", "Pitzling mit Pöring"): letters, spaces, hyphens, dots.
-District = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
-                                            pattern=r"^[^\W\d_][\w .'()-]*$")]  # fmt: skip
+District = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\W\d_][\w .'()-]*$")
+]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 

@@ -30,11 +30,24 @@ log = logging.getLogger(__name__)
 #: Population per Ortsteil is not published in the sources found: these demo figures add up to
 #: the city's 30,038 inhabitants (end of 2024) and are marked illustrative wherever they are used.
 ILLUSTRATIVE_DISTRICTS = {
-    "Altstadt": 2600, "Katharinenvorstadt": 3900, "Neuerpfting": 2700, "Weststadt": 7800,
-    "Schwaighofsiedlung": 3400, "Bayervorstadt": 2900, "Sandau": 900, "Pössing": 250, "Ellighofen": 600,
-    "Erpfting": 1500, "Friedheim": 250, "Geratshof": 150, "Mittelstetten": 300, "Pitzling": 1400, "Pöring": 300,
-    "Reisch": 800, "Thalhofen": 288,
-}  # fmt: skip
+    "Altstadt": 2600,
+    "Katharinenvorstadt": 3900,
+    "Neuerpfting": 2700,
+    "Weststadt": 7800,
+    "Schwaighofsiedlung": 3400,
+    "Bayervorstadt": 2900,
+    "Sandau": 900,
+    "Pössing": 250,
+    "Ellighofen": 600,
+    "Erpfting": 1500,
+    "Friedheim": 250,
+    "Geratshof": 150,
+    "Mittelstetten": 300,
+    "Pitzling": 1400,
+    "Pöring": 300,
+    "Reisch": 800,
+    "Thalhofen": 288,
+}
 
 #: The citizens' survey figures quoted in the seed (minutes of 24 July 2017).
 SEED_SURVEY = SurveyUpdate(
@@ -42,14 +55,29 @@ SEED_SURVEY = SurveyUpdate(
     source="Bürgerbefragung Landsberg 2035, as quoted in the dialogue meeting of 24 July 2017",
     german_citizens_percent=98.53,
     questions=[
-        SurveyQuestion(question="Living together of Germans and other nationals", very_satisfied=7.15,
-                       satisfied=55.53, less_satisfied=26.46, dissatisfied=10.86),
-        SurveyQuestion(question="Integration of refugees", very_satisfied=8.15, satisfied=46.57,
-                       less_satisfied=29.50, dissatisfied=15.78),
-        SurveyQuestion(question="Integration of new citizens", very_satisfied=10.37, satisfied=57.86,
-                       less_satisfied=21.84, dissatisfied=9.94),
+        SurveyQuestion(
+            question="Living together of Germans and other nationals",
+            very_satisfied=7.15,
+            satisfied=55.53,
+            less_satisfied=26.46,
+            dissatisfied=10.86,
+        ),
+        SurveyQuestion(
+            question="Integration of refugees",
+            very_satisfied=8.15,
+            satisfied=46.57,
+            less_satisfied=29.50,
+            dissatisfied=15.78,
+        ),
+        SurveyQuestion(
+            question="Integration of new citizens",
+            very_satisfied=10.37,
+            satisfied=57.86,
+            less_satisfied=21.84,
+            dissatisfied=9.94,
+        ),
     ],
-)  # fmt: skip
+)
 
 
 #: The city's residential blocks as shipped (illustrative): registration's default block reference too.
@@ -59,9 +87,10 @@ LANDSBERG_BLOCKS = REFERENCE / "landsberg" / "blocks.json"
 def block_reference(document: dict[str, Any]) -> BlockReferenceUpdate:
     """The monitoring's part of a block reference file: id, name, district and residents (no streets)."""
     return BlockReferenceUpdate(
-        source=document["source"], illustrative=bool(document.get("illustrative", False)),
+        source=document["source"],
+        illustrative=bool(document.get("illustrative", False)),
         blocks=[{k: b[k] for k in ("block_id", "name", "district", "population")} for b in document["blocks"]],
-    )  # fmt: skip
+    )
 
 
 class MonitoringSettings(ServiceSettings):
@@ -82,10 +111,14 @@ async def seed_reference(runtime: ServiceRuntime) -> None:
         has_districts = await session.scalar(select(func.count()).select_from(DistrictPopulation))
         has_survey = await session.scalar(select(func.count()).select_from(SurveyFigures))
     if not has_districts:
-        await api.store_districts(runtime, DistrictReferenceUpdate(
-            source="Illustrative demo figures (population per Ortsteil is not published)", illustrative=True,
-            districts=ILLUSTRATIVE_DISTRICTS,
-        ))  # fmt: skip
+        await api.store_districts(
+            runtime,
+            DistrictReferenceUpdate(
+                source="Illustrative demo figures (population per Ortsteil is not published)",
+                illustrative=True,
+                districts=ILLUSTRATIVE_DISTRICTS,
+            ),
+        )
     if not has_survey:
         await api.store_survey(runtime, SEED_SURVEY)
     async with runtime.session_factory() as session:

@@ -130,8 +130,9 @@ def coarsen(
             units.append(Unit(label, rest, rest_residents))
     if withheld:
         known = sum(c for c in districts.values() if c is not None)
-        units.append(Unit(WITHHELD_DISTRICTS, None if total is None else total - known,
-                          sum(residents(d) for d in withheld)))  # fmt: skip
+        units.append(
+            Unit(WITHHELD_DISTRICTS, None if total is None else total - known, sum(residents(d) for d in withheld))
+        )
     # Districts with residents but no newcomer do not appear in the district table: they are units too.
     for district in sorted(set(by_district) | set(population or {})):
         if district not in districts and residents(district):
@@ -151,8 +152,9 @@ def block_tables(found: list[tables.Table], facts: Facts, period: Period, k: int
     total_cell = (stock.column_totals or {}).get("count")
     total = None if total_cell is None or total_cell.suppressed else int(total_cell.value or 0)
     population = facts.reference.population if facts.reference is not None else None
-    units = coarsen(newcomers_by_block(facts.persons, period.end, reference), districts, total, reference,
-                    population, k)  # fmt: skip
+    units = coarsen(
+        newcomers_by_block(facts.persons, period.end, reference), districts, total, reference, population, k
+    )
     n_total = total if total is not None else 0
     p_total = sum(u.residents for u in units)
 
@@ -169,12 +171,17 @@ def block_tables(found: list[tables.Table], facts: Facts, period: Period, k: int
         cells[(u.label, "residents_percent")] = percent(u.residents, p_total)
     marked = " (ILLUSTRATIVE figures)" if reference.illustrative else ""
     table = tables.Table(
-        TABLE_ID, f"Newcomers and residents per residential block on {period.end.isoformat()}, coarsened",
-        tables.Group.SEGREGATION, "persons", [u.label for u in units], list(COLUMNS), cells,
+        TABLE_ID,
+        f"Newcomers and residents per residential block on {period.end.isoformat()}, coarsened",
+        tables.Group.SEGREGATION,
+        "persons",
+        [u.label for u in units],
+        list(COLUMNS),
+        cells,
         note=f"Blocks with fewer than {k} newcomers or residents, and a district's addresses in no block, are "
         f"counted as the district's other addresses; within a withheld district nothing finer is shown. Reference: "
         f"{reference.source}{marked}",
-    )  # fmt: skip
+    )
     complete = total is not None and all(u.newcomers is not None for u in units)
     index = (
         segregation.dissimilarity({u.label: u.newcomers or 0 for u in units}, {u.label: u.residents for u in units})
@@ -182,10 +189,15 @@ def block_tables(found: list[tables.Table], facts: Facts, period: Period, k: int
         else None
     )
     derived = tables.derived(
-        INDEX_ID, "Index of dissimilarity of newcomers against the residents, per residential block (coarsened)",
-        tables.Group.SEGREGATION, "index", {tables.CITY: (round(index, 3) if index is not None else None, n_total)},
-        k, column="D", note="Over the units of the block table: its figures alone give it.",
+        INDEX_ID,
+        "Index of dissimilarity of newcomers against the residents, per residential block (coarsened)",
+        tables.Group.SEGREGATION,
+        "index",
+        {tables.CITY: (round(index, 3) if index is not None else None, n_total)},
+        k,
+        column="D",
+        note="Over the units of the block table: its figures alone give it.",
         extra_risk={tables.CITY: not complete},
-    )  # fmt: skip
+    )
     at = next((i + 1 for i, t in enumerate(found) if t.id == "dissimilarity_index"), found.index(stock) + 1)
     return [*found[:at], table, derived, *found[at:]]

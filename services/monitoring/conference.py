@@ -21,19 +21,31 @@ PRIVACY_DE = (
     "stehen als \u00d7. Mediane, Anteile und der Index entfallen, wenn weniger als {k} Fälle dahinter stehen."
 )
 
-STATUS_DE = {"proposed": "vorgeschlagen", "accepted": "angenommen", "rejected": "abgelehnt",
-             "in_progress": "in Umsetzung", "done": "erledigt"}  # fmt: skip
+STATUS_DE = {
+    "proposed": "vorgeschlagen",
+    "accepted": "angenommen",
+    "rejected": "abgelehnt",
+    "in_progress": "in Umsetzung",
+    "done": "erledigt",
+}
 RESIDENCE_DE = {
-    "eu_citizen": "EU-Bürgerinnen und -Bürger", "recognised_refugee": "Anerkannte Geflüchtete",
-    "asylum_seeker": "Asylsuchende", "tolerated": "Geduldete", "skilled_worker_or_study_visa":
-    "Fachkräfte und Studierende (Visum)", "family_reunification": "Familiennachzug", "other": "Sonstige",
-}  # fmt: skip
+    "eu_citizen": "EU-Bürgerinnen und -Bürger",
+    "recognised_refugee": "Anerkannte Geflüchtete",
+    "asylum_seeker": "Asylsuchende",
+    "tolerated": "Geduldete",
+    "skilled_worker_or_study_visa": "Fachkräfte und Studierende (Visum)",
+    "family_reunification": "Familiennachzug",
+    "other": "Sonstige",
+}
 ROUTES_DE = {
-    "health_advice": "Gesundheitsberatung", "housing_advice": "Wohnberatung",
-    "return_counselling": "Rückkehr- und Perspektivberatung", "recognition_counselling": "Anerkennungsberatung",
-    "job_specific_german": "Berufssprachkurse", "eu_job_mobility": "EU-Arbeitsmobilität (EURES)",
+    "health_advice": "Gesundheitsberatung",
+    "housing_advice": "Wohnberatung",
+    "return_counselling": "Rückkehr- und Perspektivberatung",
+    "recognition_counselling": "Anerkennungsberatung",
+    "job_specific_german": "Berufssprachkurse",
+    "eu_job_mobility": "EU-Arbeitsmobilität (EURES)",
     "meeting_offer": "Begegnungsangebote",
-}  # fmt: skip
+}
 DASH = "\u2013"
 KIND_DE = {"kita": "Kita-Plätzen", "school": "Schulplätzen"}  # "Bedarf an ..."
 
@@ -102,35 +114,59 @@ def summary(
         _row("Weggezogen", moves.get("persons_moved_away")),
         _row(f"Neuzugewanderte in der Stadt am {end}", _headline(indicators, "newcomers_by_district")),
     ]
-    lines += [_row(f"Anmeldungen: {RESIDENCE_DE.get(label, label)}", cell)
-              for label, cell in _cells(indicators, "registrations_by_residence_status", "count")]  # fmt: skip
+    lines += [
+        _row(f"Anmeldungen: {RESIDENCE_DE.get(label, label)}", cell)
+        for label, cell in _cells(indicators, "registrations_by_residence_status", "count")
+    ]
     sections.append({"title": "Zuzug", "lines": lines})
-    sections.append({"title": "Sprache, Bildung und Arbeit", "lines": [
-        _row("Anmeldungen zu Sprachkursen", _headline(indicators, "language_course_enrolments")),
-        _row("Abschlüsse von Sprachkursen", _headline(indicators, "language_course_completions")),
-        _row("Anerkannte ausländische Abschlüsse", _headline(indicators, "recognitions")),
-        _row("Vermittlungen an Jobcenter und IHK", _column_total(indicators, "placement_referrals", "sent")),
-        _row("Anteil der Frauen an den Kursanmeldungen (%)", _headline(indicators, "women_share_in_courses")),
-    ]})  # fmt: skip
-    routes = [_row(f"Vermittlungen: {ROUTES_DE.get(label, label)}", cell)
-              for label, cell in _cells(indicators, "need_routes", "sent")]  # fmt: skip
-    routes += [_row(f"Vermittlungen: {ROUTES_DE.get(label, label)}", cell)
-               for label, cell in _cells(indicators, "meeting_offer_referrals", "sent")]  # fmt: skip
+    sections.append(
+        {
+            "title": "Sprache, Bildung und Arbeit",
+            "lines": [
+                _row("Anmeldungen zu Sprachkursen", _headline(indicators, "language_course_enrolments")),
+                _row("Abschlüsse von Sprachkursen", _headline(indicators, "language_course_completions")),
+                _row("Anerkannte ausländische Abschlüsse", _headline(indicators, "recognitions")),
+                _row("Vermittlungen an Jobcenter und IHK", _column_total(indicators, "placement_referrals", "sent")),
+                _row("Anteil der Frauen an den Kursanmeldungen (%)", _headline(indicators, "women_share_in_courses")),
+            ],
+        }
+    )
+    routes = [
+        _row(f"Vermittlungen: {ROUTES_DE.get(label, label)}", cell)
+        for label, cell in _cells(indicators, "need_routes", "sent")
+    ]
+    routes += [
+        _row(f"Vermittlungen: {ROUTES_DE.get(label, label)}", cell)
+        for label, cell in _cells(indicators, "meeting_offer_referrals", "sent")
+    ]
     # Women and EU citizens apart where a route had anybody: a share without a base says nothing.
     for table_id, group in (
         ("need_routes_eu_share", "der EU-Bürgerinnen und -Bürger"),
         ("need_routes_women_share", "der Frauen"),
     ):
-        routes += [_row(f"Anteil {group}: {ROUTES_DE.get(label, label)} (%)", cell)
-                   for label, cell in _cells(indicators, table_id, "percent") if _has_figure(cell)]  # fmt: skip
-    sections.append({"title": "Beratung, Teilhabe und die Wege für besondere Bedarfe", "lines": [
-        _row("Vermittlungen an Partner insgesamt", _column_total(indicators, "referral_funnel", "sent")),
-        *routes,
-    ]})  # fmt: skip
-    sections.append({"title": "Wohnen und Segregation", "lines": [
-        _row(f"Neuzugewanderte mit Wohnungsbedarf am {end}", _headline(indicators, "housing_need")),
-        _row("Segregationsindex (Dissimilarität, 0 bis 1)", _headline(indicators, "dissimilarity_index")),
-    ]})  # fmt: skip
+        routes += [
+            _row(f"Anteil {group}: {ROUTES_DE.get(label, label)} (%)", cell)
+            for label, cell in _cells(indicators, table_id, "percent")
+            if _has_figure(cell)
+        ]
+    sections.append(
+        {
+            "title": "Beratung, Teilhabe und die Wege für besondere Bedarfe",
+            "lines": [
+                _row("Vermittlungen an Partner insgesamt", _column_total(indicators, "referral_funnel", "sent")),
+                *routes,
+            ],
+        }
+    )
+    sections.append(
+        {
+            "title": "Wohnen und Segregation",
+            "lines": [
+                _row(f"Neuzugewanderte mit Wohnungsbedarf am {end}", _headline(indicators, "housing_need")),
+                _row("Segregationsindex (Dissimilarität, 0 bis 1)", _headline(indicators, "dissimilarity_index")),
+            ],
+        }
+    )
     planning_lines: list[dict[str, str]] = []
     if forecast is not None and not forecast.get("withheld") and forecast.get("rows"):
         first = forecast["school_years"][0]
@@ -146,14 +182,24 @@ def summary(
         planning_lines.append({"label": "Bedarf an Kita- und Schulplätzen", "value": "\u00d7"})
     sections.append({"title": "Planung", "lines": planning_lines})
     return {
-        "title": f"{TITLE} {year}", "contributor": CONTRIBUTOR, "year": year, "from": indicators["from"],
-        "to": indicators["to"], "k": indicators["k"],
+        "title": f"{TITLE} {year}",
+        "contributor": CONTRIBUTOR,
+        "year": year,
+        "from": indicators["from"],
+        "to": indicators["to"],
+        "k": indicators["k"],
         "privacy": PRIVACY_DE.format(k=indicators["k"], k_minus=indicators["k"] - 1),
         "sections": sections,
-        "proposals": [{"title": p["title"], "status": STATUS_DE.get(p["status"], p["status"]),
-                       "assignee": p.get("assignee"), "due_on": de_date(p["due_on"]) if p.get("due_on") else None}
-                      for p in proposals],
-    }  # fmt: skip
+        "proposals": [
+            {
+                "title": p["title"],
+                "status": STATUS_DE.get(p["status"], p["status"]),
+                "assignee": p.get("assignee"),
+                "due_on": de_date(p["due_on"]) if p.get("due_on") else None,
+            }
+            for p in proposals
+        ],
+    }
 
 
 STYLE = """
@@ -169,15 +215,21 @@ td.figure { text-align: right; white-space: nowrap; } .note { font-size: .85rem;
 def to_html(document: Mapping[str, Any], generated_at: datetime) -> str:
     sections = "".join(
         f"<section><h2>{escape(s['title'])}</h2><table><tbody>"
-        + "".join(f"<tr><th scope='row'>{escape(line['label'])}</th><td class='figure'>{escape(line['value'])}</td>"
-                  "</tr>" for line in s["lines"])
+        + "".join(
+            f"<tr><th scope='row'>{escape(line['label'])}</th><td class='figure'>{escape(line['value'])}</td></tr>"
+            for line in s["lines"]
+        )
         + "</tbody></table></section>"
         for s in document["sections"]
-    )  # fmt: skip
-    proposals = "".join(
-        f"<tr><td>{escape(p['title'])}</td><td>{escape(p['status'])}</td><td>{escape(p['assignee'] or DASH)}</td>"
-        f"<td>{escape(str(p['due_on'] or DASH))}</td></tr>" for p in document["proposals"]
-    ) or "<tr><td colspan='4'>Keine Vorschläge.</td></tr>"  # fmt: skip
+    )
+    proposals = (
+        "".join(
+            f"<tr><td>{escape(p['title'])}</td><td>{escape(p['status'])}</td><td>{escape(p['assignee'] or DASH)}</td>"
+            f"<td>{escape(str(p['due_on'] or DASH))}</td></tr>"
+            for p in document["proposals"]
+        )
+        or "<tr><td colspan='4'>Keine Vorschläge.</td></tr>"
+    )
     return f"""<!DOCTYPE html>
 <html lang="de"><head><meta charset="utf-8"><title>{escape(document["title"])}</title><style>{STYLE}</style></head>
 <body><header><h1>{escape(document["title"])}</h1>

@@ -37,14 +37,31 @@ StatusQuery = Annotated[council.Status | None, Query(description="only proposals
 
 def _read(row: CouncilProposal, history: list[CouncilProposalEvent] | None = None) -> ProposalRead:
     return ProposalRead(
-        proposal_id=row.proposal_id, title=row.title, text=row.text, rule=row.rule, period=row.period,
-        status=row.status, assignee=row.assignee, due_on=row.due_on, created_by=row.created_by,
-        created_at=as_utc(row.created_at) or row.created_at, updated_at=as_utc(row.updated_at) or row.updated_at,
-        history=None if history is None else [
-            ProposalStep(at=as_utc(e.at) or e.at, actor=e.actor, action=e.action, status=e.status,
-                         assignee=e.assignee, note=e.note) for e in history
+        proposal_id=row.proposal_id,
+        title=row.title,
+        text=row.text,
+        rule=row.rule,
+        period=row.period,
+        status=row.status,
+        assignee=row.assignee,
+        due_on=row.due_on,
+        created_by=row.created_by,
+        created_at=as_utc(row.created_at) or row.created_at,
+        updated_at=as_utc(row.updated_at) or row.updated_at,
+        history=None
+        if history is None
+        else [
+            ProposalStep(
+                at=as_utc(e.at) or e.at,
+                actor=e.actor,
+                action=e.action,
+                status=e.status,
+                assignee=e.assignee,
+                note=e.note,
+            )
+            for e in history
         ],
-    )  # fmt: skip
+    )
 
 
 async def _history(session: AsyncSession, proposal_id: str) -> list[CouncilProposalEvent]:
@@ -70,9 +87,9 @@ async def list_proposals(runtime: RuntimeDep, status: StatusQuery = None) -> Pro
         if status is not None:
             query = query.where(CouncilProposal.status == status.value)
         rows = (await session.scalars(query)).all()
-        counted = (await session.execute(
-            select(CouncilProposal.status, func.count()).group_by(CouncilProposal.status)
-        )).all()  # fmt: skip
+        counted = (
+            await session.execute(select(CouncilProposal.status, func.count()).group_by(CouncilProposal.status))
+        ).all()
     counts = {s.value: 0 for s in council.Status} | {str(s): int(n) for s, n in counted}
     return ProposalList(items=[_read(r) for r in rows], counts=counts)
 
@@ -82,9 +99,14 @@ async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, actor: Acto
     """Put a proposal before the integration council (status ``proposed``)."""
     async with workflow.unit_of_work(runtime) as uow:
         row, history = await workflow.create_proposal(
-            _workflow(runtime, uow), title=body.title, text=body.text, rule=body.rule, period=body.period,
-            due_on=body.due_on, actor=actor,
-        )  # fmt: skip
+            _workflow(runtime, uow),
+            title=body.title,
+            text=body.text,
+            rule=body.rule,
+            period=body.period,
+            due_on=body.due_on,
+            actor=actor,
+        )
     return _read(row, history)
 
 
@@ -105,9 +127,14 @@ async def act_on_proposal(runtime: RuntimeDep, proposal_id: str, body: ProposalA
     async with workflow.unit_of_work(runtime) as uow:
         try:
             row, history = await workflow.act_on_proposal(
-                _workflow(runtime, uow), proposal_id, council.Action(body.action), actor=actor,
-                assignee=body.assignee, note=body.note, due_on=body.due_on,
-            )  # fmt: skip
+                _workflow(runtime, uow),
+                proposal_id,
+                council.Action(body.action),
+                actor=actor,
+                assignee=body.assignee,
+                note=body.note,
+                due_on=body.due_on,
+            )
         except workflow.NoSuchProposal as exc:
             raise Problem(404, "No such proposal.", kind="not-found") from exc
         except council.IncompleteAction as exc:
@@ -120,9 +147,13 @@ async def act_on_proposal(runtime: RuntimeDep, proposal_id: str, body: ProposalA
 @router.get(
     "/conference",
     response_model=Document,
-    responses={200: {"description": "JSON, or the document as HTML (German) with format=html",
-                     "content": {"text/html": {"schema": {"type": "string"}}}}},
-)  # fmt: skip
+    responses={
+        200: {
+            "description": "JSON, or the document as HTML (German) with format=html",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def conference_summary(
     runtime: RuntimeDep,
     year: Annotated[int, Query(ge=1990, le=2099, description="the year summarised")],

@@ -124,10 +124,17 @@ def _referral_handler(model_type: type[referral_events._ReferralEvent], kind: st
         if kind == "sent" and model.service_type in indicators.LINKED_SERVICES:
             person_id = await _linkable(uow, model.person_id)
         await _add_once(
-            uow, ReferralFact, model.fact_id(), referral_id=model.referral_id, kind=kind, at=model.at,
-            partner=_partner(model), service_type=model.service_type.value,
-            outcome=getattr(model, "outcome", None), person_id=person_id,
-        )  # fmt: skip
+            uow,
+            ReferralFact,
+            model.fact_id(),
+            referral_id=model.referral_id,
+            kind=kind,
+            at=model.at,
+            partner=_partner(model),
+            service_type=model.service_type.value,
+            outcome=getattr(model, "outcome", None),
+            person_id=person_id,
+        )
 
     handle.__name__ = f"referral_{kind}"
     return handle
@@ -151,11 +158,18 @@ def _enrolment_handler(model_type: type[course_events._EnrolmentEvent], kind: st
         model = model_type.model_validate(event.data)
         level = getattr(model, "level_reached", None)
         await _add_once(
-            uow, EnrolmentFact, event.id, enrolment_id=model.enrolment_id, course_id=model.course_id,
-            category=model.category, kind=kind, at=model.at,
+            uow,
+            EnrolmentFact,
+            event.id,
+            enrolment_id=model.enrolment_id,
+            course_id=model.course_id,
+            category=model.category,
+            kind=kind,
+            at=model.at,
             person_id=await _linkable(uow, model.person_id) if kind == "enrolled" else None,
-            level_reached=level.value if level is not None else None, result=getattr(model, "result", None),
-        )  # fmt: skip
+            level_reached=level.value if level is not None else None,
+            result=getattr(model, "result", None),
+        )
 
     handle.__name__ = f"enrolment_{kind}"
     return handle
@@ -204,13 +218,17 @@ def make_handlers() -> Mapping[str, Handler]:
     }
     # What each event type adds (for _prefetch): referral and enrolment facts, pass entries, courses.
     adds: list[tuple[type[Any], tuple[Any, ...]]] = [
-        (ReferralFact, (r.ReferralSent, r.ReferralAccepted, r.ReferralDeclined, r.ReferralCompleted,
-                        r.ReferralEscalated)),
-        (EnrolmentFact, (c.Waitlisted, c.SeatOffered, c.Enrolled, c.OfferExpired, c.EnrolmentCancelled,
-                         c.CourseCompleted)),
+        (
+            ReferralFact,
+            (r.ReferralSent, r.ReferralAccepted, r.ReferralDeclined, r.ReferralCompleted, r.ReferralEscalated),
+        ),
+        (
+            EnrolmentFact,
+            (c.Waitlisted, c.SeatOffered, c.Enrolled, c.OfferExpired, c.EnrolmentCancelled, c.CourseCompleted),
+        ),
         (PassFact, (c.PassEntryAdded,)),
         (CourseFact, (c.CourseScheduled, c.CourseUpdated, c.CourseCancelled)),
-    ]  # fmt: skip
+    ]
     facts = {event.event_type: model for model, events in adds for event in events}
 
     def batched(handler: Handler) -> Handler:

@@ -203,8 +203,11 @@ def forecast(
     for start in starts:
         # Month t of the line: 13 is the current month, the last one counted is the school year's August.
         months = range(HISTORY_MONTHS + 1, HISTORY_MONTHS + 1 + months_between(this_month, start))
-        coming = (sum(trend.expected(t) for t in months), sum(trend.low(t) for t in months),
-                  sum(trend.high(t) for t in months))  # fmt: skip
+        coming = (
+            sum(trend.expected(t) for t in months),
+            sum(trend.low(t) for t in months),
+            sum(trend.high(t) for t in months),
+        )
         registered: dict[tuple[str, str], float] = defaultdict(float)
         for p in living:
             for kind, share in kind_shares(p.age_band, p.registered_on, start).items():
@@ -218,8 +221,9 @@ def forecast(
                 part = share_of[(district, kind)] / trend.arrivals if trend.arrivals else 0.0
                 key = (start.year, district, kind)
                 expected, low, high = (round(base + part * n) for n in coming)
-                rows.append(Demand(start.year, district, kind, expected, low, high,
-                                   places[key] if key in entered else None))  # fmt: skip
+                rows.append(
+                    Demand(start.year, district, kind, expected, low, high, places[key] if key in entered else None)
+                )
     merged = sorted(d for d, to in published.items() if to == OTHER)
     return Forecast(today, k, starts, rows, trend, merged=merged)
 
@@ -233,14 +237,27 @@ def document(result: Forecast) -> dict[str, Any]:
         "withheld": result.withheld,
         "school_years": [f"{d.year}/{(d.year + 1) % 100:02d}" for d in result.starts],
         "merged_into_other": len(result.merged),
-        "trend": None if trend is None or result.withheld else {
-            "from_month": trend.first_month.isoformat()[:7], "months": HISTORY_MONTHS,
-            "per_month_now": round(trend.expected(HISTORY_MONTHS), 2), "slope_per_month": round(trend.slope, 3),
+        "trend": None
+        if trend is None or result.withheld
+        else {
+            "from_month": trend.first_month.isoformat()[:7],
+            "months": HISTORY_MONTHS,
+            "per_month_now": round(trend.expected(HISTORY_MONTHS), 2),
+            "slope_per_month": round(trend.slope, 3),
             "band_per_month": round(trend.spread, 2),
         },
         "rows": [
-            {"year": r.year, "school_year": r.school_year, "district": r.district, "kind": r.kind,
-             "expected": r.expected, "low": r.low, "high": r.high, "places": r.places, "gap": r.gap}
+            {
+                "year": r.year,
+                "school_year": r.school_year,
+                "district": r.district,
+                "kind": r.kind,
+                "expected": r.expected,
+                "low": r.low,
+                "high": r.high,
+                "places": r.places,
+                "gap": r.gap,
+            }
             for r in result.rows
         ],
         "note": (
@@ -249,7 +266,7 @@ def document(result: Forecast) -> dict[str, Any]:
             "the line minus and plus the residual standard deviation per month). Districts with fewer than k "
             "children behind the figures are merged into 'other districts'."
         ),
-    }  # fmt: skip
+    }
 
 
 CSV_HEADER = ["school_year", "starts_on", "district", "kind", "expected", "low", "high", "places", "gap"]
@@ -260,8 +277,19 @@ def to_csv(result: Forecast) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
     for r in result.rows:
-        writer.writerow([r.school_year, date(r.year, 9, 1).isoformat(), r.district, r.kind, r.expected, r.low,
-                         r.high, "" if r.places is None else r.places, "" if r.gap is None else r.gap])  # fmt: skip
+        writer.writerow(
+            [
+                r.school_year,
+                date(r.year, 9, 1).isoformat(),
+                r.district,
+                r.kind,
+                r.expected,
+                r.low,
+                r.high,
+                "" if r.places is None else r.places,
+                "" if r.gap is None else r.gap,
+            ]
+        )
     return out.getvalue()
 
 
@@ -318,10 +346,39 @@ def children_tables(persons: Sequence[PersonFact], today: date, k: int) -> list[
     note = "Expected values: ages are uniform within a band; no further arrivals are projected."
     g = Group.DEMOGRAPHY
     return [
-        protect("children_by_district", f"Children of newcomer households by district on {today.isoformat()}", g,
-                "children", districts, bands, by_district, k, row_totals=True, column_totals=True, note=note),
-        protect("children_projection", "Children of newcomer households by age cohort, expected", g, "children",
-                bands, [d.isoformat() for d in dates], projection, k, note=note),
-        protect("households_with_children", "Newcomer households with children", g, "households", [CITY], ["count"],
-                {(CITY, "count"): households}, k, column_totals=False),
-    ]  # fmt: skip
+        protect(
+            "children_by_district",
+            f"Children of newcomer households by district on {today.isoformat()}",
+            g,
+            "children",
+            districts,
+            bands,
+            by_district,
+            k,
+            row_totals=True,
+            column_totals=True,
+            note=note,
+        ),
+        protect(
+            "children_projection",
+            "Children of newcomer households by age cohort, expected",
+            g,
+            "children",
+            bands,
+            [d.isoformat() for d in dates],
+            projection,
+            k,
+            note=note,
+        ),
+        protect(
+            "households_with_children",
+            "Newcomer households with children",
+            g,
+            "households",
+            [CITY],
+            ["count"],
+            {(CITY, "count"): households},
+            k,
+            column_totals=False,
+        ),
+    ]

@@ -20,8 +20,9 @@ router = APIRouter(prefix="/api/v1/monitoring/planning", tags=["monitoring"], de
 
 async def _capacities(runtime: RuntimeDep) -> list[PlanningCapacity]:
     async with runtime.session_factory() as session:
-        query = select(PlanningCapacity).order_by(PlanningCapacity.year, PlanningCapacity.district,
-                                                  PlanningCapacity.kind)  # fmt: skip
+        query = select(PlanningCapacity).order_by(
+            PlanningCapacity.year, PlanningCapacity.district, PlanningCapacity.kind
+        )
         return list((await session.scalars(query)).all())
 
 

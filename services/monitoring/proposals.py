@@ -22,16 +22,28 @@ class Rule:
 
 
 RULES = (
-    Rule("R1-waiting-list", "At the end of each of the last two months of the period, more people wait for courses "
-         "of a category than there are free seats in its open courses: propose another course of that category."),
-    Rule("R2-dissimilarity", "The index of dissimilarity rose against the previous period and a district's share of "
-         "newcomers exceeds its share of the population by more than before (with at least k newcomers there): "
-         "flag the district for housing allocation."),
-    Rule("R3-women", "Women make up under 40 % of course enrolments while they are at least 40 % of the period's "
-         "registrations: propose women-only courses with childcare."),
-    Rule("R4-counselling", "The median time from registration to the first counselling referral exceeds 14 days: "
-         "propose more counselling capacity or earlier routing."),
-)  # fmt: skip
+    Rule(
+        "R1-waiting-list",
+        "At the end of each of the last two months of the period, more people wait for courses "
+        "of a category than there are free seats in its open courses: propose another course of that category.",
+    ),
+    Rule(
+        "R2-dissimilarity",
+        "The index of dissimilarity rose against the previous period and a district's share of "
+        "newcomers exceeds its share of the population by more than before (with at least k newcomers there): "
+        "flag the district for housing allocation.",
+    ),
+    Rule(
+        "R3-women",
+        "Women make up under 40 % of course enrolments while they are at least 40 % of the period's "
+        "registrations: propose women-only courses with childcare.",
+    ),
+    Rule(
+        "R4-counselling",
+        "The median time from registration to the first counselling referral exceeds 14 days: "
+        "propose more counselling capacity or earlier routing.",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -52,9 +64,14 @@ def proposals(facts: Facts, period: Period, k: int) -> list[Proposal]:
     now, then = waiting_and_free(facts, last.end), waiting_and_free(facts, before.end)
     for category in sorted(now):
         if all(q.get(category, (0, 0))[0] > q.get(category, (0, 0))[1] for q in (now, then)):
-            found.append(Proposal("R1-waiting-list", category,
-                                  f"Schedule another '{category}' course: its waiting list was longer than the free "
-                                  f"seats at the end of {before.label} and of {last.label}."))  # fmt: skip
+            found.append(
+                Proposal(
+                    "R1-waiting-list",
+                    category,
+                    f"Schedule another '{category}' course: its waiting list was longer than the free "
+                    f"seats at the end of {before.label} and of {last.label}.",
+                )
+            )
     if facts.reference is not None:
         population = facts.reference.population
         stock_now = newcomers_by_district(facts.persons, period.end)
@@ -68,20 +85,35 @@ def proposals(facts: Facts, period: Period, k: int) -> list[Proposal]:
             for district in sorted(over_now):
                 gap = over_now[district]
                 if gap > 0 and gap > over_then.get(district, 0.0) and stock_now[district] >= k:
-                    found.append(Proposal("R2-dissimilarity", district,
-                                          f"Flag {district} for housing allocation: dissimilarity rose from "
-                                          f"{d_then:.3f} to {d_now:.3f} and newcomers are increasingly "
-                                          f"over-represented there."))  # fmt: skip
+                    found.append(
+                        Proposal(
+                            "R2-dissimilarity",
+                            district,
+                            f"Flag {district} for housing allocation: dissimilarity rose from "
+                            f"{d_then:.3f} to {d_now:.3f} and newcomers are increasingly "
+                            f"over-represented there.",
+                        )
+                    )
     share, _, known = women_share(facts, period)
     registered = [p for p in facts.persons if period.contains(p.registered_on)]
     women_registered = sum(p.gender is Gender.FEMALE for p in registered)
     if share is not None and known >= k and share < 40 and registered and women_registered / len(registered) >= 0.4:
-        found.append(Proposal("R3-women", "courses",
-                              "Offer women-only courses with childcare: women are under-represented in course "
-                              "enrolments compared with the registrations."))  # fmt: skip
+        found.append(
+            Proposal(
+                "R3-women",
+                "courses",
+                "Offer women-only courses with childcare: women are under-represented in course "
+                "enrolments compared with the registrations.",
+            )
+        )
     days = first_counselling_days(facts, period)
     if len(days) >= k and statistics.median(days) > 14:
-        found.append(Proposal("R4-counselling", "counselling",
-                              "Add counselling capacity or route earlier: the median time from registration to the "
-                              "first counselling referral exceeds 14 days."))  # fmt: skip
+        found.append(
+            Proposal(
+                "R4-counselling",
+                "counselling",
+                "Add counselling capacity or route earlier: the median time from registration to the "
+                "first counselling referral exceeds 14 days.",
+            )
+        )
     return found

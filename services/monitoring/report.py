@@ -38,14 +38,16 @@ def indicator_document(facts: Facts, period: Period, k: int) -> dict[str, Any]:
         members = [t for t in tables if t.group is group]
         if not members:
             continue
-        groups.append({
-            "group": group.value,
-            "title": GROUP_TITLES[group],
-            "indicators": [
-                t.as_dict() | {"headline": _cell(t.headline()), "previous_headline": _cell(previous.get(t.id))}
-                for t in members
-            ],
-        })  # fmt: skip
+        groups.append(
+            {
+                "group": group.value,
+                "title": GROUP_TITLES[group],
+                "indicators": [
+                    t.as_dict() | {"headline": _cell(t.headline()), "previous_headline": _cell(previous.get(t.id))}
+                    for t in members
+                ],
+            }
+        )
     return {
         "period": period.label,
         "from": period.start.isoformat(),
@@ -93,8 +95,9 @@ def to_csv(document: dict[str, Any]) -> str:
                     cell = row["cells"][column]
                     writer.writerow([*base, row["label"], column, _value(cell), str(cell["suppressed"]).lower()])
                 if row["total"] is not None:
-                    writer.writerow([*base, row["label"], "total", _value(row["total"]),
-                                     str(row["total"]["suppressed"]).lower()])  # fmt: skip
+                    writer.writerow(
+                        [*base, row["label"], "total", _value(row["total"]), str(row["total"]["suppressed"]).lower()]
+                    )
             for column, cell in (t["column_totals"] or {}).items():
                 writer.writerow([*base, "total", column, _value(cell), str(cell["suppressed"]).lower()])
             if t["total"] is not None:
@@ -187,11 +190,15 @@ def to_html(document: dict[str, Any], generated_at: datetime) -> str:
             trend = ""
             now, before = t["headline"], t["previous_headline"]
             if now is not None:
-                trend = (f"<p class='trend'>{escape(document['period'])}: {_show(now)} \u00b7 "
-                         f"{escape(document['previous_period'])}: {_show(before)}</p>")  # fmt: skip
+                trend = (
+                    f"<p class='trend'>{escape(document['period'])}: {_show(now)} \u00b7 "
+                    f"{escape(document['previous_period'])}: {_show(before)}</p>"
+                )
             note = f"<p class='note'>{escape(t['note'])}</p>" if t["note"] else ""
-            items.append(f"<div class='indicator' id='{escape(t['id'])}'><h3>{escape(t['title'])}</h3>"
-                         f"{trend}{_chart(t)}{_table_html(t)}{note}</div>")  # fmt: skip
+            items.append(
+                f"<div class='indicator' id='{escape(t['id'])}'><h3>{escape(t['title'])}</h3>"
+                f"{trend}{_chart(t)}{_table_html(t)}{note}</div>"
+            )
         sections.append(f"<section class='group'><h2>{escape(group['title'])}</h2>{''.join(items)}</section>")
     proposals = (
         "".join(
@@ -200,8 +207,9 @@ def to_html(document: dict[str, Any], generated_at: datetime) -> str:
         )
         or "<li>No rule applies in this period.</li>"
     )
-    rules = "".join(f"<li><strong>{escape(r['rule'])}</strong>: {escape(r['description'])}</li>"
-                    for r in document["rules"])  # fmt: skip
+    rules = "".join(
+        f"<li><strong>{escape(r['rule'])}</strong>: {escape(r['description'])}</li>" for r in document["rules"]
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Integration monitoring {escape(document["period"])}: report to the city council</title>

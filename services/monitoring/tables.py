@@ -200,8 +200,21 @@ def count_table(
     kind: str = "flow",
     distinct_rows: Iterable[str] = (),
 ) -> Counts:
-    return Counts(table_id, title, group, unit, list(rows), list(columns), dict(counts), row_totals, column_totals,
-                   note, suppress, kind, frozenset(distinct_rows))  # fmt: skip
+    return Counts(
+        table_id,
+        title,
+        group,
+        unit,
+        list(rows),
+        list(columns),
+        dict(counts),
+        row_totals,
+        column_totals,
+        note,
+        suppress,
+        kind,
+        frozenset(distinct_rows),
+    )
 
 
 def protect(
@@ -221,8 +234,19 @@ def protect(
 ) -> Table:
     """One count table on its own, k-anonymous with complementary suppression (``suppress=False``
     for public figures). The indicators of a period are protected jointly: see :func:`indicators_of`."""
-    spec = count_table(table_id, title, group, unit, rows, columns, counts, row_totals=row_totals,
-                   column_totals=column_totals, note=note, suppress=suppress)  # fmt: skip
+    spec = count_table(
+        table_id,
+        title,
+        group,
+        unit,
+        rows,
+        columns,
+        counts,
+        row_totals=row_totals,
+        column_totals=column_totals,
+        note=note,
+        suppress=suppress,
+    )
     system = disclosure.System()
     for part, value in spec.figures().items():
         system.add(part, value, (complement_class(part, value), value))
@@ -263,5 +287,6 @@ def distribution(
     kind: str = "flow",
 ) -> Counts:
     rows = list(order) if order is not None else sorted(counts)
-    return count_table(table_id, title, group, unit, rows, ["count"], {(r, "count"): counts.get(r, 0) for r in rows},
-                   kind=kind)  # fmt: skip
+    return count_table(
+        table_id, title, group, unit, rows, ["count"], {(r, "count"): counts.get(r, 0) for r in rows}, kind=kind
+    )

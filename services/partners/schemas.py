@@ -33,8 +33,9 @@ LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
 Languages = Annotated[list[LanguageTag], Field(min_length=1, max_length=30)]
 #: An Ortsteil as people write it ("Weststadt", "Pitzling mit Pöring"): letters first, then letters, spaces, hyphens.
-District = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100,
-                                            pattern=r"^[^\W\d_][\w .'()-]*$")]  # fmt: skip
+District = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\W\d_][\w .'()-]*$")
+]
 FreePlaces = Annotated[int | None, Field(ge=0, le=100_000, description="None: no limit")]
 
 

@@ -270,10 +270,12 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
         elif isinstance(model, course_events.CourseCompleted) and status is domain.ReferralStatus.IN_PROGRESS:
             passed = model.result in ("passed", "attended")
             await workflow.act(
-                w, referral, domain.ReferralAction.COMPLETE,
+                w,
+                referral,
+                domain.ReferralAction.COMPLETE,
                 outcome=domain.Outcome.SUCCESSFUL if passed else domain.Outcome.UNSUCCESSFUL,
                 unsuccessful_reason=None if passed else domain.UnsuccessfulReason.OTHER,
-            )  # fmt: skip
+            )
         elif (
             isinstance(model, course_events.EnrolmentCancelled)
             and model.reason == "course_cancelled"
