@@ -221,8 +221,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.status == 422:
             fields = {name: name for name in body if name != "sessions"} | {"sessions": "first_day"}
             errors = field_errors(reply.body, lang, fields)
-            if "form" in errors:  # a course rule (the service speaks English): in the page's language
-                errors["form"] = learning.refusal(errors["form"], lang)
+            if "form" in errors and isinstance(reply.body, dict) and not reply.body.get("errors"):  # a course rule
+                errors["form"] = learning.refusal(reply.body, lang)
             return await manage_page(request, user, 422, values, errors)
         return ui.trouble(request, user, reply)
 

@@ -9,7 +9,6 @@ The waiting list is shown in the order the courses service documents and returns
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -23,35 +22,13 @@ from chassis.identity import Identity
 from gateway import policy
 from gateway.ui import casework
 from gateway.ui.kit import Kit, Reply, api_time
-from gateway.ui.words import FIELD_ERRORS, more_words
+from gateway.ui.words import FIELD_ERRORS, WORDS, more_words
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 WAITING = ("waitlisted", "offered")
+#: The members of a course rule's Problem its words may name.
+_VALUES = frozenset({"level", "target", "min_age", "max_age", "taken", "field", "status_now", "action"})
 RESULTS = ("passed", "not_passed", "attended")
-
-#: The courses service's rule messages in German; a message not listed here is shown as it is.
-_RULES_DE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), text)
-    for pattern, text in (
-        (r"the course is for women only", "Der Kurs ist nur für Frauen."),
-        (r"German level (\S+) already reaches the course's (\S+)",
-         "Das Deutschniveau {0} erreicht schon das Kursziel {1}."),
-        (r"the course is from age (\d+)", "Der Kurs ist erst ab {0} Jahren."),
-        (r"the course is up to age (\d+)", "Der Kurs ist nur bis {0} Jahre."),
-        (r"the person is already enrolled in or waiting for this course",
-         "Die Person ist in diesem Kurs schon angemeldet oder auf der Warteliste."),
-        (r"the sessions overlap with another course of this person",
-         "Die Termine überschneiden sich mit einem anderen Kurs der Person."),
-        (r"enrolment for this course is not open now", "Die Anmeldung zu diesem Kurs ist zurzeit nicht offen."),
-        (r"the course is cancelled", "Der Kurs ist abgesagt."),
-        (r"the course is completed", "Der Kurs ist schon beendet."),
-        (r"this person's data has been erased", "Die Daten dieser Person sind gelöscht."),
-        (r"a completion date cannot lie in the future", "Das Abschlussdatum darf nicht in der Zukunft liegen."),
-        (r"the offer has expired", "Das Angebot ist abgelaufen."),
-        (r"an? (\S+) enrolment cannot (\S+)", "Das ist bei dieser Anmeldung (Stand: {0}) nicht möglich."),
-        (r"An? (\S+) enrolment has no attendance", "Anwesenheit gibt es nur für angemeldete Teilnehmende."),
-    )
-)  # fmt: skip
 
 more_words({
     "de": {
@@ -87,6 +64,26 @@ more_words({
         "learning_status_scheduled": "geplant", "learning_course_status": "Kursstand",
         "learning_weekdays": "Mo,Di,Mi,Do,Fr,Sa,So", "learning_reason_by_person": "von der Person",
         "learning_reason_by_staff": "von der Kursverwaltung", "learning_reason_course_cancelled": "Kurs abgesagt",
+        "rule_course-women-only": "Der Kurs ist nur für Frauen.",
+        "rule_course-level-reached": "Das Deutschniveau {level} erreicht schon das Kursziel {target}.",
+        "rule_course-min-age": "Der Kurs ist erst ab {min_age} Jahren.",
+        "rule_course-max-age": "Der Kurs ist nur bis {max_age} Jahre.",
+        "rule_course-already-enrolled": "Die Person ist in diesem Kurs schon angemeldet oder auf der Warteliste.",
+        "rule_course-sessions-clash": "Die Termine überschneiden sich mit einem anderen Kurs der Person.",
+        "rule_course-enrolment-closed": "Die Anmeldung zu diesem Kurs ist zurzeit nicht offen.",
+        "rule_course-cancelled": "Der Kurs ist abgesagt.", "rule_course-completed": "Der Kurs ist schon beendet.",
+        "rule_course-unknown": "Diesen Kurs gibt es nicht.",
+        "rule_course-learner-erased": "Die Daten dieser Person sind gelöscht.",
+        "rule_course-completion-in-future": "Das Abschlussdatum darf nicht in der Zukunft liegen.",
+        "rule_course-offer-expired": "Das Angebot ist abgelaufen.",
+        "rule_course-session-order": "Ein Termin muss nach seinem Beginn enden.",
+        "rule_course-sessions-overlap": "Die Termine eines Kurses dürfen sich nicht überschneiden.",
+        "rule_course-capacity-taken": "{taken} Plätze sind vergeben; weniger Plätze gehen nicht.",
+        "rule_course-field-required": "Diese Angabe ({field}) kann nicht entfernt werden.",
+        "rule_course-last-session": "Ein Kurs behält mindestens einen Termin; sonst bitte den Kurs absagen.",
+        "rule_course-session-attended": "Für diesen Termin ist Anwesenheit erfasst; er bleibt.",
+        "rule_invalid-transition": "Das ist bei diesem Stand ({status_now}) nicht möglich.",
+        "rule_unknown": "Das ist so nicht möglich.",
         "learning_reason_moved_away": "weggezogen", "learning_reason_person_erased": "Daten gelöscht",
     },
     "en": {
@@ -122,24 +119,50 @@ more_words({
         "learning_status_scheduled": "scheduled", "learning_course_status": "Course status",
         "learning_weekdays": "Mon,Tue,Wed,Thu,Fri,Sat,Sun", "learning_reason_by_person": "by the person",
         "learning_reason_by_staff": "by course staff", "learning_reason_course_cancelled": "course cancelled",
+        "rule_course-women-only": "The course is for women only.",
+        "rule_course-level-reached": "The German level {level} already reaches the course's target {target}.",
+        "rule_course-min-age": "The course is from age {min_age}.",
+        "rule_course-max-age": "The course is up to age {max_age}.",
+        "rule_course-already-enrolled": "The person is already enrolled in or waiting for this course.",
+        "rule_course-sessions-clash": "The sessions overlap with another course of this person.",
+        "rule_course-enrolment-closed": "Enrolment for this course is not open now.",
+        "rule_course-cancelled": "The course is cancelled.", "rule_course-completed": "The course is completed.",
+        "rule_course-unknown": "There is no such course.",
+        "rule_course-learner-erased": "This person's data has been erased.",
+        "rule_course-completion-in-future": "A completion date cannot lie in the future.",
+        "rule_course-offer-expired": "The offer has expired.",
+        "rule_course-session-order": "A session must end after it starts.",
+        "rule_course-sessions-overlap": "Sessions of one course must not overlap.",
+        "rule_course-capacity-taken": "{taken} seats are taken; the capacity cannot go below that.",
+        "rule_course-field-required": "This entry ({field}) cannot be removed.",
+        "rule_course-last-session": "A course keeps at least one session; cancel the course instead.",
+        "rule_course-session-attended": "Attendance is recorded for this session; it cannot be removed.",
+        "rule_invalid-transition": "This is not possible in this state ({status_now}).",
+        "rule_unknown": "This is not possible.",
         "learning_reason_moved_away": "moved away", "learning_reason_person_erased": "data erased",
     },
 })  # fmt: skip
 
 
-def refusal(detail: str, lang: str) -> str:
-    """A course rule's message in the page's language (the service speaks English)."""
-    if lang != "de":
-        return detail
+#: Problem types the UI words without a course rule of their own (the courses service's are ``rule_<kind>``).
+_GENERAL = {"not-found": "not_found", "forbidden": "forbidden"}
+
+
+def refusal(problem: Any, lang: str) -> str:
+    """The rules a refusal names, by their Problem types, in the page's language; never the service's English."""
+    body = problem if isinstance(problem, dict) else {}
+    words = WORDS[lang]
     said = []
-    for part in (p.strip().rstrip(".") for p in detail.split(";")):
-        for pattern, text in _RULES_DE:
-            found = pattern.fullmatch(part)
-            if found:
-                said.append(text.format(*found.groups()))
-                break
-        else:
-            said.append(part)
+    for rule in [body, *(a for a in body.get("also") or [] if isinstance(a, dict))]:
+        kind = str(rule.get("type") or "").rsplit("/", 1)[-1]
+        key = _GENERAL.get(kind, f"rule_{kind}")
+        values = {k: v for k, v in rule.items() if k in _VALUES}
+        if "status_now" in values:
+            values["status_now"] = words.get(f"learning_status_{values['status_now']}", values["status_now"])
+        try:
+            said.append(words[key].format(**values) if key in words else words["rule_unknown"])
+        except (KeyError, IndexError):  # a value the words ask for is missing: the rule without it
+            said.append(words["rule_unknown"])
     return " ".join(said)
 
 
@@ -154,7 +177,7 @@ def problem_message(reply: Reply, lang: str, names: dict[str, str]) -> str:
     ]
     if fields:
         return " ".join(fields)
-    return refusal(str(body.get("detail") or reply.status), lang)
+    return refusal(body, lang)
 
 
 def local(moment: str | None) -> datetime | None:

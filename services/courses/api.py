@@ -30,7 +30,7 @@ from chassis.clock import as_utc
 from chassis.deps import CallerDep as ChassisCallerDep
 from chassis.deps import ClockDep, RuntimeDep, UnitOfWorkDep
 from chassis.deps import caller_of as chassis_caller
-from chassis.errors import PROBLEM_JSON, Problem
+from chassis.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
 from chassis.identity import HEADER
 from chassis.schemas import Page
 from contracts import courses as events
@@ -124,10 +124,40 @@ async def managed_course(w: workflow.Workflow, caller: domain.Caller, course_id:
     return course
 
 
+def _rule_refusals() -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of the routes that check course rules: each broken rule is its own Problem type."""
+
+    def listed(status: str) -> str:
+        return "; ".join(
+            f"`{kind}` ({text.split(': ', 1)[1]})" for kind, text in domain.RULES.items() if text.startswith(status)
+        )
+
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {
+        409: {
+            "description": f"In conflict with the course's or enrolment's state; the Problem's type says which: "
+            f"{listed('409')}",
+            "content": content,
+        },
+        "4XX": {
+            "description": f"Refused; a broken course rule is a 422 whose Problem type names it (more broken "
+            f"rules in `also`, each with its `type`): {listed('422')}",
+            "content": content,
+        },
+    }
+
+
+RULE_REFUSALS = _rule_refusals()
+
+
 def rule_broken(exc: domain.CourseError) -> Problem:
+    """The broken rule as Problem Details: its own type (``RULES``) and what matters of it as members."""
+    values = dict(exc.values)
+    if "also" in values:  # the other broken rules, each named by its type as the Problem's own is
+        values["also"] = [{"type": PROBLEM_BASE + a.pop("kind"), **a} for a in map(dict, values["also"])]
     if isinstance(exc, domain.InvalidTransition):
-        return Problem(409, str(exc), kind="invalid-transition")
-    return Problem(422, str(exc), kind="course-rule", title="Not possible for this course")
+        return Problem(409, str(exc), kind=exc.kind, **values)
+    return Problem(422, str(exc), kind=exc.kind, title="Not possible for this course", **values)
 
 
 async def course_read(w: workflow.Workflow, course: Course) -> CourseRead:
@@ -213,7 +243,7 @@ async def list_courses(
     return Page(items=[await course_read(w, c) for c in rows], total=total, page=page, page_size=page_size)
 
 
-@router.post("/courses", status_code=201, response_model=CourseRead)
+@router.post("/courses", status_code=201, response_model=CourseRead, responses=RULE_REFUSALS)
 async def schedule_course(body: CourseCreate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """A new course of the course admin's own provider (an admin names any provider)."""
     provider = body.provider_id
@@ -262,20 +292,24 @@ async def read_course(course_id: str, w: WorkflowDep) -> CourseRead:
     return await course_read(w, await load_course(w, course_id))
 
 
-@router.patch("/courses/{course_id}", response_model=CourseRead)
+@router.patch("/courses/{course_id}", response_model=CourseRead, responses=RULE_REFUSALS)
 async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     await managed_course(w, caller, course_id)
     try:
         async with workflow.seat_lock(w, course_id) as course:
             if course.status != domain.CourseStatus.SCHEDULED.value:
-                raise domain.InvalidTransition(f"a {course.status} course cannot be changed")
+                raise domain.InvalidTransition(
+                    f"a {course.status} course cannot be changed", status_now=course.status, action="change"
+                )
             changes = body.model_dump(exclude_unset=True)
             held, _ = await workflow.counts(w.session, course.id)
             if changes.get("capacity") is not None and changes["capacity"] < held:
-                raise domain.CourseError(f"{held} seats are taken; the capacity cannot go below that")
+                raise domain.CourseError(
+                    f"{held} seats are taken; the capacity cannot go below that", "course-capacity-taken", taken=held
+                )
             for key, value in changes.items():
                 if value is None and key not in ("description", "enrolment_closes_on", "district"):
-                    raise domain.CourseError(f"{key} cannot be removed")
+                    raise domain.CourseError(f"{key} cannot be removed", "course-field-required", field=key)
                 setattr(course, key, value)
             course.version += 1
             course.updated_at = w.now
@@ -290,7 +324,7 @@ async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep, call
     return await course_read(w, course)
 
 
-@router.post("/courses/{course_id}/cancel", response_model=CourseRead)
+@router.post("/courses/{course_id}/cancel", response_model=CourseRead, responses=RULE_REFUSALS)
 async def cancel_course(course_id: str, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """Cancel a course; the enrolled and waiting hear of it by event."""
     await managed_course(w, caller, course_id)
@@ -302,14 +336,16 @@ async def cancel_course(course_id: str, w: WorkflowDep, caller: CallerDep) -> Co
     return await course_read(w, course)
 
 
-@router.post("/courses/{course_id}/sessions", status_code=201, response_model=CourseRead)
+@router.post("/courses/{course_id}/sessions", status_code=201, response_model=CourseRead, responses=RULE_REFUSALS)
 async def add_session(course_id: str, body: SessionCreate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """One more session of a scheduled course; it must not overlap the others."""
     await managed_course(w, caller, course_id)
     try:
         async with workflow.seat_lock(w, course_id) as course:
             if course.status != domain.CourseStatus.SCHEDULED.value:
-                raise domain.InvalidTransition(f"a {course.status} course cannot be changed")
+                raise domain.InvalidTransition(
+                    f"a {course.status} course cannot be changed", status_now=course.status, action="change"
+                )
             rows = await workflow.sessions_of(w.session, course.id)
             new = domain.Session(body.starts_at, body.ends_at)
             domain.check_sessions([domain.Session(workflow.aware(r.starts_at), workflow.aware(r.ends_at))  # type: ignore[arg-type]
@@ -323,7 +359,7 @@ async def add_session(course_id: str, body: SessionCreate, w: WorkflowDep, calle
     return await course_read(w, course)
 
 
-@router.delete("/courses/{course_id}/sessions/{session_id}", response_model=CourseRead)
+@router.delete("/courses/{course_id}/sessions/{session_id}", response_model=CourseRead, responses=RULE_REFUSALS)
 async def remove_session(course_id: str, session_id: str, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """Take a session off a scheduled course: not its last one, and not one with attendance recorded (that
     attendance is part of the participants' record)."""
@@ -331,16 +367,22 @@ async def remove_session(course_id: str, session_id: str, w: WorkflowDep, caller
     try:
         async with workflow.seat_lock(w, course_id) as course:
             if course.status != domain.CourseStatus.SCHEDULED.value:
-                raise domain.InvalidTransition(f"a {course.status} course cannot be changed")
+                raise domain.InvalidTransition(
+                    f"a {course.status} course cannot be changed", status_now=course.status, action="change"
+                )
             row = await w.session.get(CourseSession, session_id)
             if row is None or row.course_id != course.id:
                 raise Problem(404, f"No session {session_id} in this course.", kind="not-found")
             if len(await workflow.sessions_of(w.session, course.id)) == 1:
-                raise domain.CourseError("a course keeps at least one session; cancel the course instead")
+                raise domain.CourseError(
+                    "a course keeps at least one session; cancel the course instead", "course-last-session"
+                )
             recorded = await w.session.scalar(select(func.count()).select_from(Attendance)
                                               .where(Attendance.session_id == row.id))  # fmt: skip
             if recorded:
-                raise domain.InvalidTransition("attendance is recorded for this session; it cannot be removed")
+                raise domain.InvalidTransition(
+                    "attendance is recorded for this session; it cannot be removed", "course-session-attended"
+                )
             await w.session.delete(row)
             await session_changed(w, course)
     except domain.CourseError as exc:
@@ -419,7 +461,7 @@ async def registered_names(request: Request, course_id: str, person_ids: list[st
 # --- enrolments ---------------------------------------------------------------------------
 
 
-@router.post("/courses/{course_id}/enrolments", status_code=201, response_model=EnrolmentRead)
+@router.post("/courses/{course_id}/enrolments", status_code=201, response_model=EnrolmentRead, responses=RULE_REFUSALS)
 async def enrol(course_id: str, body: EnrolmentCreate, w: WorkflowDep, caller: CallerDep) -> EnrolmentRead:
     """Enrol a person (the provider's course admin, or a caseworker of the person's case); a full course puts them
     on the waiting list in the documented order."""
@@ -467,7 +509,9 @@ async def list_enrolments(
     return answer
 
 
-@router.post("/courses/{course_id}/enrolments/{enrolment_id}/cancel", response_model=EnrolmentRead)
+@router.post(
+    "/courses/{course_id}/enrolments/{enrolment_id}/cancel", response_model=EnrolmentRead, responses=RULE_REFUSALS
+)
 async def cancel(
     course_id: str, enrolment_id: str, body: Cancellation, w: WorkflowDep, caller: CallerDep
 ) -> EnrolmentRead:
@@ -482,7 +526,9 @@ async def cancel(
     return await enrolment_read(w, enrolment)
 
 
-@router.post("/courses/{course_id}/enrolments/{enrolment_id}/accept-offer", response_model=EnrolmentRead)
+@router.post(
+    "/courses/{course_id}/enrolments/{enrolment_id}/accept-offer", response_model=EnrolmentRead, responses=RULE_REFUSALS
+)
 async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep, caller: CallerDep) -> EnrolmentRead:
     await managed_course(w, caller, course_id)
     enrolment = await load_enrolment(w, course_id, enrolment_id)
@@ -494,7 +540,7 @@ async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep, caller
     return await enrolment_read(w, enrolment)
 
 
-@router.post("/courses/{course_id}/enrolments/{enrolment_id}/attendance", status_code=201)
+@router.post("/courses/{course_id}/enrolments/{enrolment_id}/attendance", status_code=201, responses=RULE_REFUSALS)
 async def record_attendance(
     course_id: str, enrolment_id: str, body: AttendanceCreate, w: WorkflowDep, caller: CallerDep
 ) -> dict[str, Any]:
@@ -504,7 +550,13 @@ async def record_attendance(
     if session_row is None or session_row.course_id != course_id:
         raise Problem(404, f"No session {body.session_id} in this course.", kind="not-found")
     if enrolment.status != domain.EnrolmentStatus.ENROLLED.value:
-        raise Problem(409, f"A {enrolment.status} enrolment has no attendance.", kind="invalid-transition")
+        raise Problem(
+            409,
+            f"A {enrolment.status} enrolment has no attendance.",
+            kind="invalid-transition",
+            status_now=enrolment.status,
+            action="attend",
+        )
     row = await w.session.get(Attendance, (enrolment.id, session_row.id))
     if row is None:
         row = Attendance(enrolment_id=enrolment.id, session_id=session_row.id, present=body.present, recorded_at=w.now)
@@ -520,7 +572,9 @@ async def record_attendance(
     return {"enrolment_id": enrolment.id, "session_id": session_row.id, "present": body.present}
 
 
-@router.post("/courses/{course_id}/enrolments/{enrolment_id}/completion", response_model=EnrolmentRead)
+@router.post(
+    "/courses/{course_id}/enrolments/{enrolment_id}/completion", response_model=EnrolmentRead, responses=RULE_REFUSALS
+)
 async def complete(
     course_id: str, enrolment_id: str, body: CompletionCreate, w: WorkflowDep, caller: CallerDep
 ) -> EnrolmentRead:
