@@ -19,129 +19,17 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from chassis.identity import Identity
+from contracts.vocabulary import CompletionResult
 from gateway import policy
 from gateway.ui import casework
 from gateway.ui.kit import Kit, Reply, api_time
-from gateway.ui.words import FIELD_ERRORS, WORDS, more_words
+from gateway.ui.words import FIELD_ERRORS, WORDS
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 WAITING = ("waitlisted", "offered")
 #: The members of a course rule's Problem its words may name.
 _VALUES = frozenset({"level", "target", "min_age", "max_age", "taken", "field", "status_now", "action"})
-RESULTS = ("passed", "not_passed", "attended")
-
-more_words({
-    "de": {
-        "learning_course": "Kurs", "learning_sessions": "Termine", "learning_day": "Tag", "learning_time": "Uhrzeit",
-        "learning_place": "Ort", "learning_childcare": "Kinderbetreuung", "learning_women_only": "Nur für Frauen",
-        "learning_language": "Unterrichtssprache", "learning_funding": "Finanzierung", "learning_fee": "Gebühr",
-        "learning_age": "Alter", "learning_enrolment_window": "Anmeldung möglich", "learning_capacity": "Plätze",
-        "learning_waiting": "Auf der Warteliste", "learning_enrolments": "Angemeldete Teilnehmende",
-        "learning_waiting_list": "Warteliste (in der Reihenfolge, in der Plätze vergeben werden)",
-        "learning_order": "Reihenfolge: zuerst Vorrang (Integrationskursverpflichtung, dann Frauen mit Bedarf an "
-        "Kinderbetreuung), dann nach Eingang der Anmeldung.",
-        "learning_position": "Platz", "learning_since": "Seit", "learning_priority": "Vorrang",
-        "learning_offer": "Angebot", "learning_offer_until": "Platz angeboten bis",
-        "learning_open_offers": "Offene Platzangebote", "learning_ended": "Beendete Anmeldungen",
-        "learning_cancel": "Stornieren", "learning_accept_offer": "Angebot annehmen",
-        "learning_attendance": "Anwesenheit erfassen", "learning_session": "Termin",
-        "learning_present": "anwesend", "learning_save_attendance": "Anwesenheit speichern",
-        "learning_completion": "Abschluss", "learning_result": "Ergebnis", "learning_certificate": "Zertifikat",
-        "learning_completed_on": "Abschlussdatum", "learning_record_completion": "Abschluss eintragen",
-        "learning_no_enrolled": "Noch niemand angemeldet.", "learning_no_waiting": "Niemand wartet.",
-        "learning_course_lists": "Kurs-Wartelisten", "learning_course_lists_intro":
-        "Personen Ihrer Fälle auf Wartelisten und mit offenen Platzangeboten.",
-        "learning_my_courses": "Kurse: freie Plätze und Wartelisten", "learning_from": "ab", "learning_to": "bis",
-        "learning_any": "beliebig", "learning_person": "Person",
-        "learning_status_enrolled": "angemeldet", "learning_status_waitlisted": "auf der Warteliste",
-        "learning_status_offered": "Platz angeboten", "learning_status_offer_expired": "Angebot abgelaufen",
-        "learning_status_cancelled": "storniert", "learning_status_completed": "abgeschlossen",
-        "learning_priority_integration_course_obligation": "Verpflichtung zum Integrationskurs",
-        "learning_priority_woman_needing_childcare": "Frau mit Bedarf an Kinderbetreuung",
-        "learning_priority_referred": "vermittelt", "learning_result_passed": "bestanden",
-        "learning_result_not_passed": "nicht bestanden", "learning_result_attended": "teilgenommen",
-        "learning_funding_bamf": "BAMF", "learning_funding_city": "Stadt", "learning_funding_fee": "Gebühr",
-        "learning_status_scheduled": "geplant", "learning_course_status": "Kursstand",
-        "learning_weekdays": "Mo,Di,Mi,Do,Fr,Sa,So", "learning_reason_by_person": "von der Person",
-        "learning_reason_by_staff": "von der Kursverwaltung", "learning_reason_course_cancelled": "Kurs abgesagt",
-        "rule_course-women-only": "Der Kurs ist nur für Frauen.",
-        "rule_course-level-reached": "Das Deutschniveau {level} erreicht schon das Kursziel {target}.",
-        "rule_course-min-age": "Der Kurs ist erst ab {min_age} Jahren.",
-        "rule_course-max-age": "Der Kurs ist nur bis {max_age} Jahre.",
-        "rule_course-already-enrolled": "Die Person ist in diesem Kurs schon angemeldet oder auf der Warteliste.",
-        "rule_course-sessions-clash": "Die Termine überschneiden sich mit einem anderen Kurs der Person.",
-        "rule_course-enrolment-closed": "Die Anmeldung zu diesem Kurs ist zurzeit nicht offen.",
-        "rule_course-cancelled": "Der Kurs ist abgesagt.", "rule_course-completed": "Der Kurs ist schon beendet.",
-        "rule_course-unknown": "Diesen Kurs gibt es nicht.",
-        "rule_course-learner-erased": "Die Daten dieser Person sind gelöscht.",
-        "rule_course-completion-in-future": "Das Abschlussdatum darf nicht in der Zukunft liegen.",
-        "rule_course-offer-expired": "Das Angebot ist abgelaufen.",
-        "rule_course-session-order": "Ein Termin muss nach seinem Beginn enden.",
-        "rule_course-sessions-overlap": "Die Termine eines Kurses dürfen sich nicht überschneiden.",
-        "rule_course-capacity-taken": "{taken} Plätze sind vergeben; weniger Plätze gehen nicht.",
-        "rule_course-field-required": "Diese Angabe ({field}) kann nicht entfernt werden.",
-        "rule_course-last-session": "Ein Kurs behält mindestens einen Termin; sonst bitte den Kurs absagen.",
-        "rule_course-session-attended": "Für diesen Termin ist Anwesenheit erfasst; er bleibt.",
-        "rule_invalid-transition": "Das ist bei diesem Stand ({status_now}) nicht möglich.",
-        "rule_unknown": "Das ist so nicht möglich.",
-        "learning_reason_moved_away": "weggezogen", "learning_reason_person_erased": "Daten gelöscht",
-    },
-    "en": {
-        "learning_course": "Course", "learning_sessions": "Sessions", "learning_day": "Day", "learning_time": "Time",
-        "learning_place": "Place", "learning_childcare": "Childcare", "learning_women_only": "Women only",
-        "learning_language": "Language of instruction", "learning_funding": "Funding", "learning_fee": "Fee",
-        "learning_age": "Age", "learning_enrolment_window": "Enrolment open", "learning_capacity": "Seats",
-        "learning_waiting": "On the waiting list", "learning_enrolments": "Enrolled participants",
-        "learning_waiting_list": "Waiting list (in the order seats are given)",
-        "learning_order": "Order: priority first (integration course obligation, then women needing childcare), "
-        "then by the time the request came in.",
-        "learning_position": "Position", "learning_since": "Since", "learning_priority": "Priority",
-        "learning_offer": "Offer", "learning_offer_until": "Seat offered until",
-        "learning_open_offers": "Open seat offers", "learning_ended": "Ended enrolments",
-        "learning_cancel": "Cancel", "learning_accept_offer": "Accept offer",
-        "learning_attendance": "Record attendance", "learning_session": "Session",
-        "learning_present": "present", "learning_save_attendance": "Save attendance",
-        "learning_completion": "Completion", "learning_result": "Result", "learning_certificate": "Certificate",
-        "learning_completed_on": "Completed on", "learning_record_completion": "Record completion",
-        "learning_no_enrolled": "Nobody enrolled yet.", "learning_no_waiting": "Nobody is waiting.",
-        "learning_course_lists": "Course waiting lists", "learning_course_lists_intro":
-        "People of your cases on waiting lists and with open seat offers.",
-        "learning_my_courses": "Courses: free seats and waiting lists", "learning_from": "from", "learning_to": "to",
-        "learning_any": "any", "learning_person": "Person",
-        "learning_status_enrolled": "enrolled", "learning_status_waitlisted": "on the waiting list",
-        "learning_status_offered": "seat offered", "learning_status_offer_expired": "offer expired",
-        "learning_status_cancelled": "cancelled", "learning_status_completed": "completed",
-        "learning_priority_integration_course_obligation": "integration course obligation",
-        "learning_priority_woman_needing_childcare": "woman needing childcare",
-        "learning_priority_referred": "referred", "learning_result_passed": "passed",
-        "learning_result_not_passed": "not passed", "learning_result_attended": "attended",
-        "learning_funding_bamf": "BAMF", "learning_funding_city": "city", "learning_funding_fee": "fee",
-        "learning_status_scheduled": "scheduled", "learning_course_status": "Course status",
-        "learning_weekdays": "Mon,Tue,Wed,Thu,Fri,Sat,Sun", "learning_reason_by_person": "by the person",
-        "learning_reason_by_staff": "by course staff", "learning_reason_course_cancelled": "course cancelled",
-        "rule_course-women-only": "The course is for women only.",
-        "rule_course-level-reached": "The German level {level} already reaches the course's target {target}.",
-        "rule_course-min-age": "The course is from age {min_age}.",
-        "rule_course-max-age": "The course is up to age {max_age}.",
-        "rule_course-already-enrolled": "The person is already enrolled in or waiting for this course.",
-        "rule_course-sessions-clash": "The sessions overlap with another course of this person.",
-        "rule_course-enrolment-closed": "Enrolment for this course is not open now.",
-        "rule_course-cancelled": "The course is cancelled.", "rule_course-completed": "The course is completed.",
-        "rule_course-unknown": "There is no such course.",
-        "rule_course-learner-erased": "This person's data has been erased.",
-        "rule_course-completion-in-future": "A completion date cannot lie in the future.",
-        "rule_course-offer-expired": "The offer has expired.",
-        "rule_course-session-order": "A session must end after it starts.",
-        "rule_course-sessions-overlap": "Sessions of one course must not overlap.",
-        "rule_course-capacity-taken": "{taken} seats are taken; the capacity cannot go below that.",
-        "rule_course-field-required": "This entry ({field}) cannot be removed.",
-        "rule_course-last-session": "A course keeps at least one session; cancel the course instead.",
-        "rule_course-session-attended": "Attendance is recorded for this session; it cannot be removed.",
-        "rule_invalid-transition": "This is not possible in this state ({status_now}).",
-        "rule_unknown": "This is not possible.",
-        "learning_reason_moved_away": "moved away", "learning_reason_person_erased": "data erased",
-    },
-})  # fmt: skip
+RESULTS = tuple(r.value for r in CompletionResult)
 
 
 #: Problem types the UI words without a course rule of their own (the courses service's are ``rule_<kind>``).
