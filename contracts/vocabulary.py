@@ -144,7 +144,7 @@ class EsserDimension(StrEnum):
 
 
 class CourseCategory(StrEnum):
-    """The courses service's course categories (``services.courses.domain.CourseCategory``)."""
+    """What a course is (the courses service's ``CourseCategory``)."""
 
     INTEGRATION_COURSE = "integration_course"  # Integrationskurs (BAMF)
     GERMAN_SECOND_LANGUAGE = "german_second_language"  # Deutsch als Zweitsprache
@@ -158,8 +158,8 @@ class CourseCategory(StrEnum):
     ORIENTATION = "orientation"  # Orientierungskurs
 
 
-class CourseFunding(StrEnum):
-    """Who pays for a course (``services.courses.domain.Funding``)."""
+class Funding(StrEnum):
+    """Who pays for a course."""
 
     BAMF = "bamf"
     CITY = "city"
@@ -167,7 +167,7 @@ class CourseFunding(StrEnum):
 
 
 class CompletionResult(StrEnum):
-    """How a participant completed a course (``services.courses.domain.CompletionResult``)."""
+    """How a participant completed a course."""
 
     PASSED = "passed"
     NOT_PASSED = "not_passed"

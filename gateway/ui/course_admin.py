@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chassis.identity import Identity
-from contracts.vocabulary import CourseCategory, CourseFunding, GermanLevel
+from contracts.vocabulary import CourseCategory, Funding, GermanLevel
 from gateway import policy
 from gateway.ui import learning
 from gateway.ui.kit import Kit, Reply, field_errors
@@ -28,7 +28,7 @@ from gateway.ui.kit import Kit, Reply, field_errors
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 #: The courses service's categories, funding (the city's first) and target levels, as ``contracts`` names them.
 CATEGORIES = tuple(c.value for c in CourseCategory)
-FUNDING = tuple(f.value for f in (CourseFunding.CITY, CourseFunding.BAMF, CourseFunding.FEE))
+FUNDING = tuple(f.value for f in (Funding.CITY, Funding.BAMF, Funding.FEE))
 LEVELS = tuple(level.value for level in GermanLevel if level is not GermanLevel.NONE)
 MAX_SESSIONS = 52
 #: A pass's verification code as the courses service makes it (letters and digits, dashes between groups).

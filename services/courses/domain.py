@@ -31,6 +31,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from contracts.vocabulary import AGE_BAND_YEARS, AgeBand, Gender, GermanLevel
 
+# The course categories, funding and results are the platform's vocabulary (the staff UI offers them).
+from contracts.vocabulary import CompletionResult as CompletionResult
+from contracts.vocabulary import CourseCategory as CourseCategory
+from contracts.vocabulary import Funding as Funding
+
 
 class CourseError(ValueError):
     """A rule of the course catalogue or enrolment was broken: ``kind`` names the rule (the Problem type the API
@@ -75,29 +80,10 @@ RULES: dict[str, str] = {
 }
 
 
-class CourseCategory(StrEnum):
-    INTEGRATION_COURSE = "integration_course"  # Integrationskurs (BAMF)
-    GERMAN_SECOND_LANGUAGE = "german_second_language"  # Deutsch als Zweitsprache
-    JOB_GERMAN = "job_german"  # Berufssprachkurs
-    LITERACY = "literacy"  # Alphabetisierung
-    ENGLISH = "english"
-    HEALTH = "health"
-    CULTURAL_EDUCATION = "cultural_education"
-    CIVIC_EDUCATION = "civic_education"  # politische Bildung
-    PARENTS_AND_WOMEN = "parents_and_women"
-    ORIENTATION = "orientation"  # Orientierungskurs
-
-
 LANGUAGE_CATEGORIES = frozenset(
     {CourseCategory.INTEGRATION_COURSE, CourseCategory.GERMAN_SECOND_LANGUAGE, CourseCategory.JOB_GERMAN,
      CourseCategory.LITERACY}
 )  # fmt: skip
-
-
-class Funding(StrEnum):
-    BAMF = "bamf"
-    CITY = "city"
-    FEE = "fee"
 
 
 class CourseStatus(StrEnum):
@@ -258,12 +244,6 @@ def offer_expires_at(offered_at: datetime, hours: float) -> datetime:
 
 
 # --- completion and the education pass ----------------------------------------------------------
-
-
-class CompletionResult(StrEnum):
-    PASSED = "passed"
-    NOT_PASSED = "not_passed"
-    ATTENDED = "attended"
 
 
 def level_reached(result: CompletionResult, target: GermanLevel | None, certificate: str | None) -> GermanLevel | None:

@@ -18,7 +18,7 @@ from services.referral import domain as referral
     ("contract", "service"),
     [
         (vocabulary.CourseCategory, courses.CourseCategory),
-        (vocabulary.CourseFunding, courses.Funding),
+        (vocabulary.Funding, courses.Funding),
         (vocabulary.CompletionResult, courses.CompletionResult),
         (vocabulary.DeclineReason, referral.DeclineReason),
         (vocabulary.UnsuccessfulReason, referral.UnsuccessfulReason),
@@ -35,7 +35,7 @@ def test_contracts_name_the_services_values(contract: type[StrEnum], service: ty
 
 def test_the_ui_offers_the_contracts_values() -> None:
     assert tuple(vocabulary.CourseCategory) == course_admin.CATEGORIES
-    assert set(course_admin.FUNDING) == set(vocabulary.CourseFunding)
+    assert set(course_admin.FUNDING) == set(vocabulary.Funding)
     assert course_admin.LEVELS == ("A1", "A2", "B1", "B2", "C1", "C2")
     assert tuple(vocabulary.CompletionResult) == learning.RESULTS
     assert casework.CLOSE_REASONS == tuple(referral.STAFF_CLOSE_REASONS) == vocabulary.STAFF_CLOSE_REASONS
