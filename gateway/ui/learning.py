@@ -27,9 +27,9 @@ from gateway.ui.words import FIELD_ERRORS, WORDS
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 WAITING = ("waitlisted", "offered")
+RESULTS = tuple(r.value for r in CompletionResult)
 #: The members of a course rule's Problem its words may name.
 _VALUES = frozenset({"level", "target", "min_age", "max_age", "taken", "field", "status_now", "action"})
-RESULTS = tuple(r.value for r in CompletionResult)
 
 
 #: Problem types the UI words without a course rule of their own (the courses service's are ``rule_<kind>``).
@@ -47,6 +47,8 @@ def refusal(problem: Any, lang: str) -> str:
         values = {k: v for k, v in rule.items() if k in _VALUES}
         if "status_now" in values:
             values["status_now"] = words.get(f"learning_status_{values['status_now']}", values["status_now"])
+        if "field" in values:  # the API's field name, as the form calls it where the words know it
+            values["field"] = words.get(str(values["field"]), values["field"])
         try:
             said.append(words[key].format(**values) if key in words else words["rule_unknown"])
         except (KeyError, IndexError):  # a value the words ask for is missing: the rule without it

@@ -33,6 +33,8 @@ def test_a_rules_values_are_said_and_more_broken_rules_too() -> None:
     assert refusal(reached, "en") == "The German level B1 already reaches the course's target A2."
     both = {**reached, "also": [{"type": PROBLEM_BASE + "course-min-age", "min_age": 18}]}
     assert refusal(both, "de") == "Das Deutschniveau B1 erreicht schon das Kursziel A2. Der Kurs ist erst ab 18 Jahren."
+    required = problem("course-field-required", field="title")
+    assert refusal(required, "de") == "Diese Angabe (Titel) kann nicht entfernt werden."
     moved = problem("invalid-transition", status_now="cancelled", action="accept")
     assert refusal(moved, "de") == "Das ist bei diesem Stand (storniert) nicht möglich."
 
