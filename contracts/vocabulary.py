@@ -138,3 +138,118 @@ class EsserDimension(StrEnum):
     PLACEMENT = "placement"  # Platzierung: education and work
     INTERACTION = "interaction"  # Interaktion
     IDENTIFICATION = "identification"  # Identifikation
+
+
+# --- what the staff UI offers to choose: the services' own values (tests/unit/test_ui_vocabulary.py keeps them) ---
+
+
+class CourseCategory(StrEnum):
+    """What a course is (the courses service's ``CourseCategory``)."""
+
+    INTEGRATION_COURSE = "integration_course"  # Integrationskurs (BAMF)
+    GERMAN_SECOND_LANGUAGE = "german_second_language"  # Deutsch als Zweitsprache
+    JOB_GERMAN = "job_german"  # Berufssprachkurs
+    LITERACY = "literacy"  # Alphabetisierung
+    ENGLISH = "english"
+    HEALTH = "health"
+    CULTURAL_EDUCATION = "cultural_education"
+    CIVIC_EDUCATION = "civic_education"  # politische Bildung
+    PARENTS_AND_WOMEN = "parents_and_women"
+    ORIENTATION = "orientation"  # Orientierungskurs
+
+
+class Funding(StrEnum):
+    """Who pays for a course."""
+
+    BAMF = "bamf"
+    CITY = "city"
+    FEE = "fee"
+
+
+class CompletionResult(StrEnum):
+    """How a participant completed a course."""
+
+    PASSED = "passed"
+    NOT_PASSED = "not_passed"
+    ATTENDED = "attended"
+
+
+class DeclineReason(StrEnum):
+    """Why a partner declines a referral (``services.referral.domain.DeclineReason``)."""
+
+    NO_CAPACITY = "no_capacity"
+    NOT_ELIGIBLE = "not_eligible"
+    NOT_OUR_SERVICE = "not_our_service"
+    ALREADY_SUPPORTED = "already_supported"
+    OTHER = "other"
+
+
+class UnsuccessfulReason(StrEnum):
+    """Why a referral ended without success (``services.referral.domain.UnsuccessfulReason``)."""
+
+    CLIENT_REFUSED = "client_refused"
+    NO_CAPACITY = "no_capacity"
+    NO_LONGER_NEEDED = "no_longer_needed"
+    COULD_NOT_CONTACT_CLIENT = "could_not_contact_client"
+    COULD_NOT_CONTACT_PARTNER = "could_not_contact_partner"
+    OTHER = "other"
+
+
+class ElsewhereReason(StrEnum):
+    """Why a caseworker sends the person to another partner instead (``services.referral.domain``)."""
+
+    BETTER_FIT = "better_fit"
+    NO_CAPACITY = "no_capacity"
+    LANGUAGE = "language"
+    DISTANCE = "distance"
+    OTHER = "other"
+
+
+class CaseCloseReason(StrEnum):
+    """Why a case was closed (``services.referral.domain.CaseCloseReason``)."""
+
+    MOVED_AWAY = "moved_away"
+    ERASED = "erased"
+    GOALS_REACHED = "goals_reached"
+    NO_CONTACT = "no_contact"
+    OTHER = "other"
+
+
+#: What a caseworker closes a case for; an erasure is registration's to tell (``STAFF_CLOSE_REASONS``).
+STAFF_CLOSE_REASONS = (
+    CaseCloseReason.GOALS_REACHED,
+    CaseCloseReason.MOVED_AWAY,
+    CaseCloseReason.NO_CONTACT,
+    CaseCloseReason.OTHER,
+)
+
+
+class GoalStatus(StrEnum):
+    """Where a goal of the integration plan stands (``services.referral.domain.GoalStatus``)."""
+
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    ACHIEVED = "achieved"
+    DROPPED = "dropped"
+
+
+class MeetingKind(StrEnum):
+    """The kinds of meeting offer (``services.partners.domain.MeetingKind``)."""
+
+    LANGUAGE_CAFE = "language_cafe"
+    OPEN_SCHOOL = "open_school"
+    SPORTS_CLUB = "sports_club"
+    WOMENS_GROUP = "womens_group"
+    VOLUNTEER_TANDEM = "volunteer_tandem"
+    MEETING_PLACE = "meeting_place"
+
+
+class MeetingAudience(StrEnum):
+    """Who a meeting offer is for (``services.partners.domain.MeetingAudience``)."""
+
+    EVERYONE = "everyone"
+    WOMEN = "women"
+    FAMILIES = "families"
+    YOUTH = "youth"
+    CHILDREN = "children"
+    SENIORS = "seniors"

@@ -19,52 +19,10 @@ from chassis.identity import Identity
 from gateway import deadletters, policy
 from gateway.ui import names
 from gateway.ui.kit import Kit, api_time
-from gateway.ui.words import more_words
 
 log = logging.getLogger(__name__)
 
 FILTERS = ("open", "replayed", "discarded", "all")
-
-more_words({
-    "de": {
-        "dl_title": "Unzustellbare Ereignisse",
-        "dl_intro": "Ereignisse, die ein Dienst auch nach mehreren Versuchen nicht verarbeiten konnte (etwa weil "
-        "eine Voraussetzung fehlte). Ist die Ursache behoben, verarbeitet „Erneut verarbeiten“ das Ereignis "
-        "noch einmal, höchstens einmal wirksam. „Verwerfen“ gibt es mit Begründung auf.",
-        "dl_open": "Offen", "dl_total": "Insgesamt", "dl_show": "Anzeigen", "dl_all": "alle",
-        "dl_service": "Dienst", "dl_event": "Ereignis", "dl_reason": "Grund", "dl_attempts": "Versuche",
-        "dl_first": "Erster Fehlschlag", "dl_last": "Letzter Fehlschlag", "dl_resolved": "Erledigt",
-        "dl_status_open": "offen", "dl_status_replayed": "erneut verarbeitet", "dl_status_discarded": "verworfen",
-        "dl_replay": "Erneut verarbeiten", "dl_discard": "Verwerfen", "dl_discard_reason": "Grund für das Verwerfen",
-        "dl_replayed_done": "Das Ereignis ist erneut verarbeitet.",
-        "dl_replay_failed": "Die erneute Verarbeitung schlug wieder fehl; das Ereignis bleibt offen. Grund:",
-        "dl_discarded_done": "Das Ereignis ist verworfen.", "dl_reason_missing": "Bitte einen Grund angeben.",
-        "dl_closed": "Dieses Ereignis ist schon erledigt.",
-        "dl_unavailable": "Nicht erreichbar (ihre Einträge fehlen in der Liste):", "dl_none": "Keine.",
-        "dl_from": "aus", "dl_by": "von",
-        "dl_svc_registration": "Meldedienst", "dl_svc_referral": "Vermittlung", "dl_svc_courses": "Kurse",
-        "dl_svc_partners": "Partner", "dl_svc_monitoring": "Statistik",
-    },
-    "en": {
-        "dl_title": "Dead letters",
-        "dl_intro": "Events a service could not handle even after several tries (a missing precondition, say). "
-        "Once the cause is fixed, \u201cReplay\u201d handles the event again, with effect at most once. "
-        "\u201cDiscard\u201d gives it up, with a reason.",
-        "dl_open": "Open", "dl_total": "Total", "dl_show": "Show", "dl_all": "all",
-        "dl_service": "Service", "dl_event": "Event", "dl_reason": "Reason", "dl_attempts": "Attempts",
-        "dl_first": "First failure", "dl_last": "Last failure", "dl_resolved": "Resolved",
-        "dl_status_open": "open", "dl_status_replayed": "replayed", "dl_status_discarded": "discarded",
-        "dl_replay": "Replay", "dl_discard": "Discard", "dl_discard_reason": "Reason for discarding",
-        "dl_replayed_done": "The event has been handled again.",
-        "dl_replay_failed": "The replay failed again; the event stays open. Reason:",
-        "dl_discarded_done": "The event is discarded.", "dl_reason_missing": "Please give a reason.",
-        "dl_closed": "This event is resolved already.",
-        "dl_unavailable": "Not reachable (their entries are missing from the list):", "dl_none": "None.",
-        "dl_from": "from", "dl_by": "by",
-        "dl_svc_registration": "Registration", "dl_svc_referral": "Referral", "dl_svc_courses": "Courses",
-        "dl_svc_partners": "Partners", "dl_svc_monitoring": "Statistics",
-    },
-})  # fmt: skip
 
 
 def event_name(event_type: Any) -> str:

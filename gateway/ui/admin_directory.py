@@ -20,7 +20,7 @@ from chassis.identity import Identity
 from contracts.vocabulary import PartnerCategory, ServiceType
 from gateway.auth import SLUG, USERNAME, LocalIssuer
 from gateway.ui.kit import Kit, Reply, problem_text
-from gateway.ui.words import CODES, FIELD_ERRORS, more_words
+from gateway.ui.words import CODES, FIELD_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -36,133 +36,6 @@ ENTRY_FIELDS = ("name", "alternate_name", "category", "description", "website")
 SERVICE_FIELDS = ("name", "description", "eligibility", "response_days", "free_places")
 #: What an action reports back to its page (``?notice=``): only these codes are shown.
 NOTICES = frozenset({"created", "saved", "service_withdrawn", "caseworker_saved"})
-
-more_words({
-    "de": {
-        "dir_partners": "Partnerorganisationen", "dir_roster": "Integrationslotsen",
-        "dir_partners_intro": "Die Organisationen, an die die Plattform vermittelt, mit ihren Angeboten. Jede "
-        "Änderung erfährt der Vermittlungsdienst sofort; die Partner pflegen ihren Eintrag auch selbst.",
-        "dir_partner_id": "Kennung", "dir_partner_id_hint": "Kleinbuchstaben, Ziffern und Bindestriche, z. B. "
-        "caritas-kaufering. Die Kennung bleibt: Benutzerkonten der Partner nennen sie.",
-        "dir_name": "Name", "dir_alternate_name": "Kurzname (optional)", "dir_category": "Art der Organisation",
-        "dir_category_hint": "Einwilligungen gelten je Art: Sie entscheidet, wohin Personendaten gehen dürfen.",
-        "dir_choose": "Bitte wählen", "dir_description": "Beschreibung (optional)",
-        "dir_website": "Webseite (optional)", "dir_languages": "Sprachen",
-        "dir_languages_hint": "Welche Sprachen die Mitarbeitenden sprechen.",
-        "dir_services": "Angebote", "dir_services_hint": "Jedes Angebot startet ohne Platzgrenze mit den Sprachen "
-        "der Organisation; Einzelheiten danach auf der Seite des Partners.",
-        "dir_add_partner": "Partnerorganisation hinzufügen", "dir_add_button": "Hinzufügen",
-        "dir_edit": "Bearbeiten", "dir_edit_entry": "Eintrag bearbeiten", "dir_save": "Speichern",
-        "dir_no_services": "Keine Angebote.", "dir_no_limit": "ohne Platzgrenze", "dir_version": "Version",
-        "dir_locations": "Standorte", "dir_location": "Standort", "dir_new_location": "Neuer Standort (optional)",
-        "dir_loc_name": "Bezeichnung", "dir_loc_address_1": "Straße und Hausnummer", "dir_loc_postal_code":
-        "Postleitzahl", "dir_loc_city": "Ort", "dir_loc_opening_hours": "Öffnungszeiten",
-        "dir_loc_district": "Stadtteil (für den Filter der Neuzugezogenen)",
-        "dir_contacts": "Kontaktstellen", "dir_contact": "Kontaktstelle",
-        "dir_new_contact": "Neue Kontaktstelle (optional)", "dir_contacts_hint": "Nur Stellen (Beratungsstelle, "
-        "Hotline), keine Namen von Personen.", "dir_con_title": "Bezeichnung", "dir_con_department": "Abteilung",
-        "dir_con_email": "E-Mail", "dir_con_phone": "Telefon", "dir_remove_hint": "Leeren Sie die Bezeichnung, "
-        "um den Eintrag zu entfernen.",
-        "dir_service_name": "Bezeichnung des Angebots", "dir_eligibility": "Für wen (optional)",
-        "dir_response_days": "Antwort binnen Arbeitstagen", "dir_free_places": "Freie Plätze",
-        "dir_free_places_hint": "Leer lassen: keine Platzgrenze. Der Partner hält die Zahl selbst aktuell.",
-        "dir_save_service": "Angebot speichern", "dir_withdraw": "Angebot zurückziehen",
-        "dir_offer": "Weiteres Angebot", "dir_offer_button": "Angebot hinzufügen", "dir_service_type": "Angebot",
-        "dir_all_offered": "Die Organisation bietet schon alle Arten von Angeboten an.",
-        "dir_back": "Zurück zu den Partnerorganisationen",
-        "dir_on_this_page": "Auf dieser Seite", "dir_change": "ändern",
-        "dir_withdraw_hint": "Zurückziehen: Es werden keine Personen mehr dorthin vermittelt; schon gesendete "
-        "Vermittlungen bleiben. Später wieder anbieten geht unter „Weiteres Angebot“.",
-        "dir_done_created": "Die Partnerorganisation ist angelegt. Hier ergänzen Sie Standorte und Angebote.",
-        "dir_done_saved": "Der Eintrag ist gespeichert.", "dir_done_service_saved": "Das Angebot ist gespeichert.",
-        "dir_done_service_withdrawn": "Das Angebot ist zurückgezogen; es werden keine Personen mehr dorthin "
-        "vermittelt.", "dir_done_caseworker_saved": "Die Einsatzliste ist gespeichert.",
-        "dir_err_taken": "Diese Kennung ist schon vergeben.",
-        "dir_err_partner_id": "Bitte 2 bis 64 Zeichen: Kleinbuchstaben, Ziffern, Bindestriche.",
-        "dir_err_languages": "Bitte mindestens eine Sprache wählen.",
-        "dir_err_category": "Bitte eine Art wählen.", "dir_err_whole": "Bitte eine ganze Zahl angeben.",
-        "roster_intro": "Neue Fälle gehen an aktive Lotsen unter ihrer Höchstzahl: zuerst an jemanden, der die "
-        "bevorzugte Sprache der Person spricht, sonst an die am wenigsten Ausgelasteten. Lotsen sehen die Fälle "
-        "ihres Teams.",
-        "roster_username": "Benutzername", "roster_username_hint": "Der Benutzername der Anmeldung, z. B. "
-        "n.rahimi: So sieht die Person ihre Fälle.", "roster_name": "Angezeigter Name", "roster_team": "Team",
-        "roster_team_hint": "Kleinbuchstaben, Ziffern, Bindestriche, z. B. integration-nord",
-        "roster_max_cases": "Höchstzahl offener Fälle", "roster_active": "Aktiv: übernimmt neue Fälle",
-        "roster_inactive": "inaktiv", "roster_add": "Lotsin oder Lotsen eintragen", "roster_change": "Eintrag ändern",
-        "roster_save": "In die Einsatzliste eintragen", "roster_save_change": "Änderung speichern",
-        "roster_keeps_cases": "Inaktive Lotsen behalten ihre offenen Fälle, bis sie neu zugewiesen werden.",
-        "roster_put_on": "Auf die Einsatzliste setzen",
-        "roster_err_username": "Bitte 2 bis 64 Zeichen: Kleinbuchstaben, Ziffern, Punkt, Bindestrich.",
-        "roster_err_team": "Bitte Kleinbuchstaben, Ziffern und Bindestriche (z. B. integration-nord).",
-        "lang_de": "Deutsch", "lang_en": "Englisch", "lang_ar": "Arabisch", "lang_uk": "Ukrainisch",
-        "lang_tr": "Türkisch", "lang_fa": "Persisch", "lang_ru": "Russisch", "lang_ro": "Rumänisch",
-        "lang_fr": "Französisch", "lang_es": "Spanisch", "lang_it": "Italienisch", "lang_pt": "Portugiesisch",
-        "lang_pl": "Polnisch", "lang_bg": "Bulgarisch", "lang_hr": "Kroatisch", "lang_sr": "Serbisch",
-        "lang_sq": "Albanisch", "lang_el": "Griechisch", "lang_hu": "Ungarisch", "lang_ku": "Kurdisch",
-        "lang_ps": "Paschtu", "lang_ti": "Tigrinya", "lang_so": "Somali",
-    },
-    "en": {
-        "dir_partners": "Partner organisations", "dir_roster": "Caseworkers",
-        "dir_partners_intro": "The organisations the platform refers people to, with what they offer. The referral "
-        "service learns every change at once; partners keep their own entry too.",
-        "dir_partner_id": "Id", "dir_partner_id_hint": "Lower-case letters, digits and hyphens, e.g. "
-        "caritas-kaufering. The id stays: partners' user accounts name it.",
-        "dir_name": "Name", "dir_alternate_name": "Short name (optional)", "dir_category": "Kind of organisation",
-        "dir_category_hint": "Consents are given per kind: it decides where personal data may go.",
-        "dir_choose": "Please choose", "dir_description": "Description (optional)",
-        "dir_website": "Website (optional)", "dir_languages": "Languages",
-        "dir_languages_hint": "The languages its staff speak.",
-        "dir_services": "Services", "dir_services_hint": "Each service starts without a limit of places, in the "
-        "organisation's languages; the details follow on the partner's page.",
-        "dir_add_partner": "Add a partner organisation", "dir_add_button": "Add",
-        "dir_edit": "Edit", "dir_edit_entry": "Edit the entry", "dir_save": "Save",
-        "dir_no_services": "No services.", "dir_no_limit": "no limit of places", "dir_version": "Version",
-        "dir_locations": "Locations", "dir_location": "Location", "dir_new_location": "New location (optional)",
-        "dir_loc_name": "Name", "dir_loc_address_1": "Street and number", "dir_loc_postal_code": "Postal code",
-        "dir_loc_city": "Town", "dir_loc_opening_hours": "Opening hours",
-        "dir_loc_district": "District (for the newcomers' filter)",
-        "dir_contacts": "Contact points", "dir_contact": "Contact point",
-        "dir_new_contact": "New contact point (optional)", "dir_contacts_hint": "Offices and hotlines only, no "
-        "names of people.", "dir_con_title": "Name", "dir_con_department": "Department",
-        "dir_con_email": "Email", "dir_con_phone": "Phone", "dir_remove_hint": "Empty the name to remove the entry.",
-        "dir_service_name": "Name of the service", "dir_eligibility": "For whom (optional)",
-        "dir_response_days": "Answer within working days", "dir_free_places": "Free places",
-        "dir_free_places_hint": "Leave empty: no limit of places. The partner keeps the number current.",
-        "dir_save_service": "Save the service", "dir_withdraw": "Withdraw the service",
-        "dir_offer": "Another service", "dir_offer_button": "Add the service", "dir_service_type": "Service",
-        "dir_all_offered": "The organisation offers every kind of service already.",
-        "dir_back": "Back to the partner organisations",
-        "dir_on_this_page": "On this page", "dir_change": "change",
-        "dir_withdraw_hint": "Withdrawing: nobody is referred there any more; referrals sent already stay. Offer it "
-        "again later under “Another service”.",
-        "dir_done_created": "The partner organisation is added. Add its locations and services here.",
-        "dir_done_saved": "The entry is saved.", "dir_done_service_saved": "The service is saved.",
-        "dir_done_service_withdrawn": "The service is withdrawn; nobody is referred there any more.",
-        "dir_done_caseworker_saved": "The roster is saved.",
-        "dir_err_taken": "This id is taken already.",
-        "dir_err_partner_id": "Please use 2 to 64 characters: lower-case letters, digits, hyphens.",
-        "dir_err_languages": "Please choose at least one language.",
-        "dir_err_category": "Please choose a kind.", "dir_err_whole": "Please give a whole number.",
-        "roster_intro": "New cases go to active caseworkers below their maximum: first to one who speaks the "
-        "person's preferred language, else to the least loaded. Caseworkers see their team's cases.",
-        "roster_username": "User name", "roster_username_hint": "The user name they sign in with, e.g. n.rahimi: "
-        "so they see their cases.", "roster_name": "Display name", "roster_team": "Team",
-        "roster_team_hint": "Lower-case letters, digits, hyphens, e.g. integration-nord",
-        "roster_max_cases": "Maximum of open cases", "roster_active": "Active: takes new cases",
-        "roster_inactive": "inactive", "roster_add": "Add a caseworker", "roster_change": "Change the entry",
-        "roster_save": "Put on the roster", "roster_save_change": "Save the change",
-        "roster_keeps_cases": "Inactive caseworkers keep their open cases until these are reassigned.",
-        "roster_put_on": "Put on the roster",
-        "roster_err_username": "Please use 2 to 64 characters: lower-case letters, digits, dot, hyphen.",
-        "roster_err_team": "Please use lower-case letters, digits and hyphens (e.g. integration-nord).",
-        "lang_de": "German", "lang_en": "English", "lang_ar": "Arabic", "lang_uk": "Ukrainian",
-        "lang_tr": "Turkish", "lang_fa": "Persian", "lang_ru": "Russian", "lang_ro": "Romanian",
-        "lang_fr": "French", "lang_es": "Spanish", "lang_it": "Italian", "lang_pt": "Portuguese",
-        "lang_pl": "Polish", "lang_bg": "Bulgarian", "lang_hr": "Croatian", "lang_sr": "Serbian",
-        "lang_sq": "Albanian", "lang_el": "Greek", "lang_hu": "Hungarian", "lang_ku": "Kurdish",
-        "lang_ps": "Pashto", "lang_ti": "Tigrinya", "lang_so": "Somali",
-    },
-})  # fmt: skip
 
 
 def text_or_none(form: dict[str, str], name: str) -> str | None:

@@ -15,28 +15,8 @@ from fastapi.responses import HTMLResponse
 
 from gateway import policy
 from gateway.ui.kit import Kit
-from gateway.ui.words import more_words
 
 METHODS = ("get", "post", "put", "patch", "delete")
-
-more_words({
-    "de": {
-        "api_title": "API-Referenz", "api_intro": "Die öffentliche Schnittstelle der Plattform. Mitarbeitende "
-        "senden ein Bearer-Token, Partner einen API-Schlüssel (Bearer lip_…); Schreibzugriffe nehmen einen "
-        "Idempotency-Key an.", "api_download": "OpenAPI-Dokument (JSON)", "api_who": "Wer darf",
-        "api_public": "öffentlich", "api_params": "Parameter", "api_body": "Anfrage", "api_responses": "Antworten",
-        "api_schemas": "Datenformate", "api_field": "Feld", "api_type": "Typ", "api_required": "Pflicht",
-        "api_where": "Ort", "api_operations": "Operationen", "api_description": "Beschreibung",
-    },
-    "en": {
-        "api_title": "API reference", "api_intro": "The platform's public interface. Staff send a bearer token, "
-        "partners an API key (Bearer lip_…); writes accept an Idempotency-Key.",
-        "api_download": "OpenAPI document (JSON)", "api_who": "Who may", "api_public": "public",
-        "api_params": "Parameters", "api_body": "Request", "api_responses": "Responses", "api_schemas": "Data formats",
-        "api_field": "Field", "api_type": "Type", "api_required": "Required", "api_where": "In",
-        "api_operations": "Operations", "api_description": "Description",
-    },
-})  # fmt: skip
 
 
 @dataclass

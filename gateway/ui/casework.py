@@ -18,108 +18,17 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chassis.identity import Identity
+from contracts.vocabulary import STAFF_CLOSE_REASONS, ElsewhereReason
 from gateway.ui.kit import Kit, Reply, field_errors
-from gateway.ui.words import WORDS, more_words
+from gateway.ui.words import WORDS
 
-CLOSE_REASONS = ("goals_reached", "moved_away", "no_contact", "other")
-ELSEWHERE_REASONS = ("better_fit", "no_capacity", "language", "distance", "other")
+CLOSE_REASONS = tuple(r.value for r in STAFF_CLOSE_REASONS)
+ELSEWHERE_REASONS = tuple(r.value for r in ElsewhereReason)
 PERSON_FIELDS = ("given_names", "family_name", "phone", "email", "street", "house_number", "postal_code", "district",
                  "preferred_language", "languages")  # fmt: skip
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _GERMAN_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _CASE_NUMBER = re.compile(r"^(?=.*\d)[0-9a-f-]{4,36}$")
-
-more_words({
-    "de": {
-        "cw_name": "Name", "cw_language": "Sprache", "cw_age_band": "Altersgruppe", "cw_years": "{band} Jahre",
-        "cw_names_unavailable": "Die Namen sind gerade nicht abrufbar (Meldedaten nicht erreichbar).",
-        "cw_search": "Person oder Fall suchen", "cw_search_label": "Name, Geburtsdatum oder Fallnummer",
-        "cw_search_hint": "Zum Beispiel: Haddad, 14.03.1991 oder die ersten Zeichen der Fallnummer.",
-        "cw_search_button": "Suchen", "cw_search_nav": "Suche", "cw_results": "Suchergebnis",
-        "cw_no_results": "Nichts gefunden.",
-        "cw_search_too_short": "Bitte mindestens zwei Zeichen eingeben.",
-        "cw_queue": "Fälle ohne Team (Warteschlange)", "cw_queue_intro":
-        "Als niemand im Team Platz hatte, blieben diese Fälle ohne Zuständigkeit. Wer einen übernimmt, holt ihn "
-        "in das eigene Team.", "cw_take": "Übernehmen", "cw_case_number": "Fallnummer",
-        "cw_close": "Fall schließen", "cw_close_reason": "Grund des Abschlusses",
-        "cw_close_intro": "Offene Vermittlungen werden zurückgezogen; die Personendaten sind danach für das Team "
-        "nicht mehr abrufbar, bis der Fall wieder geöffnet wird.", "cw_close_button": "Fall schließen",
-        "cw_reopen": "Fall wieder öffnen", "cw_reopen_intro": "Die Person hat sich wieder gemeldet.",
-        "cw_closed_on": "Geschlossen am", "cw_close_goals_reached": "Ziele erreicht",
-        "cw_close_moved_away": "weggezogen", "cw_close_no_contact": "kein Kontakt mehr",
-        "cw_close_other": "anderer Grund", "cw_close_erased": "Daten gelöscht",
-        "cw_notes": "Notizen", "cw_no_notes": "Noch keine Notizen.", "cw_note_text": "Notiz",
-        "cw_add_note": "Notiz speichern", "cw_by": "von", "cw_who": "Wer",
-        "cw_assign": "Zuständigkeit übergeben", "cw_assign_to": "Neue Zuständigkeit",
-        "cw_assign_button": "Übergeben", "cw_why": "Warum vorgeschlagen", "cw_rule": "Regel",
-        "cw_facts": "Ausschlaggebend", "cw_withdraw": "Widerrufen", "cw_given": "erteilt am",
-        "cw_partner_choice": "Partner", "cw_partner_category": "oder alle Partner der Art",
-        "cw_consent_intro": "Die Person willigt ein, dass ihre Kontaktdaten für diesen Zweck an den Partner gehen.",
-        "cw_routing": "automatisch", "cw_also": "auch:", "cw_system": "System", "cw_team_none": "ohne Team",
-        "cw_person_unreachable": "Die Personendaten sind für geschlossene Fälle nicht abrufbar.",
-        "cw_childcare": "Kinderbetreuung nötig", "cw_children": "Kinder",
-        "cw_languages": "Sprachen", "cw_nationality": "Staatsangehörigkeit",
-        "cw_elsewhere": "Weitervermitteln", "cw_elsewhere_to": "An", "cw_elsewhere_reason": "Warum",
-        "cw_elsewhere_better_fit": "passt dort besser", "cw_elsewhere_no_capacity": "hier kein Platz",
-        "cw_elsewhere_language": "Sprache", "cw_elsewhere_distance": "Entfernung",
-        "cw_elsewhere_other": "anderer Grund",
-        "cw_elsewhere_to_partner": "weitervermittelt an {partner}",
-        "cw_edit_person": "Personendaten ändern", "cw_save_person": "Änderungen speichern",
-        "cw_preferred_language": "Bevorzugte Sprache", "cw_stale":
-        "Die Personendaten wurden inzwischen geändert; bitte die Seite neu laden und erneut eintragen.",
-        "cw_tasks": "Aufgaben und Wiedervorlagen", "cw_tasks_short": "Aufgaben",
-        "cw_no_tasks": "Keine offenen Aufgaben.",
-        "cw_task_title": "Aufgabe", "cw_task_due": "Fällig am", "cw_add_task": "Aufgabe anlegen",
-        "cw_task_done": "Erledigt", "cw_task_undo": "Wieder öffnen", "cw_tasks_open": "{n} offen",
-        "cw_next_due": "nächste fällig {date}", "cw_overdue": "überfällig", "cw_done_on": "erledigt am",
-        "cw_goals_due": "Ziele des Integrationsplans, fällig", "cw_goals_due_intro":
-        "Noch nicht erreichte Ziele, die überfällig sind oder in den nächsten sieben Tagen fällig werden.",
-        "cw_due_today": "heute fällig",
-    },
-    "en": {
-        "cw_name": "Name", "cw_language": "Language", "cw_age_band": "Age group", "cw_years": "{band} years",
-        "cw_names_unavailable": "The names cannot be read right now (the register is not reachable).",
-        "cw_search": "Find a person or case", "cw_search_label": "Name, date of birth or case number",
-        "cw_search_hint": "For example: Haddad, 14.03.1991 or the first characters of the case number.",
-        "cw_search_button": "Search", "cw_search_nav": "Search", "cw_results": "Results",
-        "cw_no_results": "Nothing found.",
-        "cw_search_too_short": "Please type two characters at least.",
-        "cw_queue": "Cases without a team (queue)", "cw_queue_intro":
-        "Nobody in a team had room when these cases opened. Whoever takes one brings it into their own team.",
-        "cw_take": "Take", "cw_case_number": "Case number",
-        "cw_close": "Close the case", "cw_close_reason": "Reason for closing",
-        "cw_close_intro": "Open referrals are revoked; the team can no longer read the person's data until the "
-        "case is reopened.", "cw_close_button": "Close the case",
-        "cw_reopen": "Reopen the case", "cw_reopen_intro": "The person is back in touch.",
-        "cw_closed_on": "Closed on", "cw_close_goals_reached": "goals reached", "cw_close_moved_away": "moved away",
-        "cw_close_no_contact": "no contact any more", "cw_close_other": "other reason",
-        "cw_close_erased": "data erased",
-        "cw_notes": "Notes", "cw_no_notes": "No notes yet.", "cw_note_text": "Note", "cw_add_note": "Save the note",
-        "cw_by": "by", "cw_who": "Who",
-        "cw_assign": "Hand the case on", "cw_assign_to": "New caseworker", "cw_assign_button": "Hand on",
-        "cw_why": "Why proposed", "cw_rule": "Rule", "cw_facts": "Decisive", "cw_withdraw": "Withdraw",
-        "cw_given": "given on", "cw_partner_choice": "Partner", "cw_partner_category": "or every partner of the kind",
-        "cw_consent_intro": "The person agrees that their contact data goes to the partner for this purpose.",
-        "cw_routing": "automatically", "cw_also": "also:", "cw_system": "System", "cw_team_none": "no team",
-        "cw_person_unreachable": "The person's data cannot be read for closed cases.",
-        "cw_childcare": "Needs childcare", "cw_children": "Children",
-        "cw_languages": "Languages", "cw_nationality": "Nationality",
-        "cw_elsewhere": "Refer elsewhere", "cw_elsewhere_to": "To", "cw_elsewhere_reason": "Why",
-        "cw_elsewhere_better_fit": "a better fit there", "cw_elsewhere_no_capacity": "no room here",
-        "cw_elsewhere_language": "language", "cw_elsewhere_distance": "distance", "cw_elsewhere_other": "other reason",
-        "cw_elsewhere_to_partner": "referred on to {partner}",
-        "cw_edit_person": "Change the personal data", "cw_save_person": "Save the changes",
-        "cw_preferred_language": "Preferred language", "cw_stale":
-        "The personal data changed in the meantime; please reload the page and enter it again.",
-        "cw_tasks": "Tasks and follow-ups", "cw_tasks_short": "Tasks", "cw_no_tasks": "No open tasks.",
-        "cw_task_title": "Task", "cw_task_due": "Due on", "cw_add_task": "Add the task",
-        "cw_task_done": "Done", "cw_task_undo": "Reopen", "cw_tasks_open": "{n} open",
-        "cw_next_due": "next due {date}", "cw_overdue": "overdue", "cw_done_on": "done on",
-        "cw_goals_due": "Integration plan goals due", "cw_goals_due_intro":
-        "Goals not reached yet that are overdue or due within the next seven days.",
-        "cw_due_today": "due today",
-    },
-})  # fmt: skip
 
 
 def is_caseworker(user: Identity) -> bool:

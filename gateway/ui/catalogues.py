@@ -4,7 +4,8 @@ The English message ids are the source; ``locale/<lang>/LC_MESSAGES/public.po`` 
 translations, read once with Babel's pofile reader (no compile step: a translator's edited ``.po`` is what
 runs). ``locale/public.pot`` lists every message for a new language. Apart from German, the translations are
 machine quality and need a native speaker's check (README). Names of languages come from Babel's CLDR data, so
-a Ukrainian reader sees "арабська", not "ar".
+a Ukrainian reader sees "арабська", not "ar". The staff pages' words (domain ``staff``, ``words``) are read
+the same way.
 """
 
 from __future__ import annotations
@@ -24,21 +25,31 @@ RIGHT_TO_LEFT = frozenset({"ar", "fa"})
 
 
 @cache
-def messages(lang: str) -> dict[str, str]:
-    """A language's translations by message id; English (the ids themselves) and unknown languages have none."""
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+def entries(lang: str, domain: str = DOMAIN) -> dict[tuple[str | None, str], str]:
+    """A language's translations in a domain by (context, message id); none for a language without a catalogue."""
+    path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{domain}.po"
     if not path.exists():
         return {}
     with path.open("rb") as handle:
-        catalog = read_po(handle, locale=lang, domain=DOMAIN)
+        catalog = read_po(handle, locale=lang, domain=domain)
     # A fuzzy entry is a translator's unfinished guess: the English id is shown until it is checked.
-    return {str(m.id): str(m.string) for m in catalog if m.id and m.string and not m.fuzzy}
+    return {(m.context, str(m.id)): str(m.string) for m in catalog if m.id and m.string and not m.fuzzy}
+
+
+def messages(lang: str) -> dict[str, str]:
+    """A language's translations by message id; English (the ids themselves) and unknown languages have none."""
+    return {message: text for (context, message), text in entries(lang).items() if context is None}
+
+
+def template_entries(domain: str = DOMAIN) -> list[tuple[str | None, str]]:
+    """Every message a domain's template (``<domain>.pot``) lists, as (context, message id)."""
+    with (LOCALE_DIR / f"{domain}.pot").open("rb") as handle:
+        return [(m.context, str(m.id)) for m in read_po(handle, domain=domain) if m.id]
 
 
 def message_ids() -> list[str]:
     """Every message the template (``public.pot``) lists."""
-    with (LOCALE_DIR / f"{DOMAIN}.pot").open("rb") as handle:
-        return [str(m.id) for m in read_po(handle, domain=DOMAIN) if m.id]
+    return [message for _, message in template_entries()]
 
 
 class Words:

@@ -20,103 +20,20 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chassis.identity import Identity
+from contracts.vocabulary import CourseCategory, Funding, GermanLevel
 from gateway import policy
 from gateway.ui import learning
 from gateway.ui.kit import Kit, Reply, field_errors
-from gateway.ui.words import more_words
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
-#: The courses service's categories, funding and levels (its ``CourseCategory``, ``Funding``; a test keeps them).
-CATEGORIES = ("integration_course", "german_second_language", "job_german", "literacy", "english", "health",
-              "cultural_education", "civic_education", "parents_and_women", "orientation")  # fmt: skip
-FUNDING = ("city", "bamf", "fee")
-LEVELS = ("A1", "A2", "B1", "B2", "C1", "C2")
+#: The courses service's categories, funding (the city's first) and target levels, as ``contracts`` names them.
+CATEGORIES = tuple(c.value for c in CourseCategory)
+FUNDING = tuple(f.value for f in (Funding.CITY, Funding.BAMF, Funding.FEE))
+LEVELS = tuple(level.value for level in GermanLevel if level is not GermanLevel.NONE)
 MAX_SESSIONS = 52
 #: A pass's verification code as the courses service makes it (letters and digits, dashes between groups).
 CODE = re.compile(r"^[A-Za-z0-9-]{4,64}$")
 NOTICES = frozenset({"created", "saved", "cancelled", "session_added", "session_removed"})
-
-more_words({
-    "de": {
-        "ca_title": "Kursverwaltung", "ca_intro": "Die Kurse Ihres Trägers. Neue Kurse erscheinen sofort im "
-        "öffentlichen Kursangebot; Lotsinnen und Lotsen melden Personen dort an.",
-        "ca_new": "Neuen Kurs anlegen", "ca_create": "Kurs anlegen", "ca_description": "Beschreibung (optional)",
-        "ca_category": "Art des Kurses", "ca_level": "Ziel-Niveau (optional)", "ca_no_level": "ohne",
-        "ca_capacity": "Plätze", "ca_location": "Ort", "ca_funding": "Finanzierung", "ca_fee": "Gebühr in Euro",
-        "ca_fee_hint": "Nur bei Finanzierung „Gebühr“.", "ca_childcare": "Mit Kinderbetreuung",
-        "ca_women_only": "Nur für Frauen", "ca_first_day": "Erster Termin (Datum)", "ca_from": "Beginn (Uhrzeit)",
-        "ca_until": "Ende (Uhrzeit)", "ca_weeks": "Anzahl der Termine (wöchentlich)",
-        "ca_enrolment_closes": "Anmeldeschluss (optional)", "ca_choose": "Bitte wählen",
-        "ca_edit": "Kurs ändern", "ca_save": "Änderungen speichern", "ca_cancel_course": "Kurs absagen",
-        "ca_cancel_hint": "Absagen beendet alle Anmeldungen und Wartelisten; die Personen und ihre Lotsen "
-        "erfahren es. Das lässt sich nicht rückgängig machen.",
-        "ca_cancel_confirm": "Ja, ich will diesen Kurs absagen", "ca_add_session": "Termin hinzufügen",
-        "ca_day": "Datum", "ca_place": "Raum oder Ort", "ca_remove_session": "Termin entfernen",
-        "ca_participants": "Teilnehmende", "ca_names_unavailable": "Die Namen sind gerade nicht abrufbar "
-        "(Meldeamt-Dienst nicht erreichbar); gezeigt werden Kennungen.",
-        "ca_attendance_grid": "Anwesenheit je Termin", "ca_present_mark": "anwesend", "ca_absent_mark": "abwesend",
-        "ca_not_recorded": "nicht erfasst", "ca_issue_pass": "Bildungspass ausstellen",
-        "ca_pass_title": "Bildungspass ausgestellt", "ca_pass_holder": "Inhaber/in",
-        "ca_pass_intro": "Der Pass ist signiert. Der QR-Code öffnet die Prüfseite; dort sieht jede und jeder, "
-        "ob der Pass echt und nicht widerrufen ist.",
-        "ca_pass_code": "Prüfcode", "ca_pass_qr": "QR-Code zur Prüfseite dieses Bildungspasses",
-        "ca_pass_entries": "Einträge", "ca_pass_verify_link": "Prüfseite öffnen", "ca_back_course": "Zurück zum Kurs",
-        "ca_entry_course": "Kurs", "ca_entry_certificate": "Zertifikat",
-        "ca_entry_language_level": "Deutschniveau erreicht", "ca_print": "Zum Drucken: Strg+P.",
-        "ca_my_courses": "Ihre Kurse", "ca_no_courses": "Noch keine Kurse.",
-        "ca_done_created": "Der Kurs ist angelegt.", "ca_done_saved": "Die Änderungen sind gespeichert.",
-        "ca_done_cancelled": "Der Kurs ist abgesagt.", "ca_done_session_added": "Der Termin ist hinzugefügt.",
-        "ca_done_session_removed": "Der Termin ist entfernt.",
-        "ca_err_time": "Bitte Datum und Uhrzeit angeben; das Ende liegt nach dem Beginn.",
-        "ca_err_weeks": f"Bitte 1 bis {MAX_SESSIONS} Termine.",
-        "verify_title": "Bildungspass prüfen", "verify_valid": "Gültig: Dieser Bildungspass wurde von der Stadt "
-        "Landsberg am Lech ausgestellt und ist nicht widerrufen.", "verify_revoked": "Widerrufen: Dieser "
-        "Bildungspass gilt nicht mehr.", "verify_unknown": "Unbekannt: Zu diesem Prüfcode gibt es keinen "
-        "Bildungspass.", "verify_invalid": "Ungültig: Die Signatur dieses Bildungspasses stimmt nicht.",
-        "verify_code": "Prüfcode", "verify_intro": "Diese Seite prüft einen Bildungspass anhand seines Prüfcodes. "
-        "Sie zeigt keine Personendaten.",
-    },
-    "en": {
-        "ca_title": "Course administration", "ca_intro": "Your provider's courses. New courses appear in the public "
-        "catalogue at once; integration navigators enrol people there.",
-        "ca_new": "Create a course", "ca_create": "Create course", "ca_description": "Description (optional)",
-        "ca_category": "Kind of course", "ca_level": "Target level (optional)", "ca_no_level": "none",
-        "ca_capacity": "Seats", "ca_location": "Location", "ca_funding": "Funding", "ca_fee": "Fee in euros",
-        "ca_fee_hint": "Only with funding “fee”.", "ca_childcare": "With childcare",
-        "ca_women_only": "Women only", "ca_first_day": "First session (date)", "ca_from": "Starts (time)",
-        "ca_until": "Ends (time)", "ca_weeks": "Number of sessions (weekly)",
-        "ca_enrolment_closes": "Enrolment closes (optional)", "ca_choose": "Please choose",
-        "ca_edit": "Change the course", "ca_save": "Save changes", "ca_cancel_course": "Cancel the course",
-        "ca_cancel_hint": "Cancelling ends all enrolments and waiting lists; the people and their navigators are "
-        "told. It cannot be undone.",
-        "ca_cancel_confirm": "Yes, I want to cancel this course", "ca_add_session": "Add a session",
-        "ca_day": "Date", "ca_place": "Room or place", "ca_remove_session": "Remove session",
-        "ca_participants": "Participants", "ca_names_unavailable": "The names cannot be read just now (the "
-        "registration service does not answer); ids are shown.",
-        "ca_attendance_grid": "Attendance per session", "ca_present_mark": "present", "ca_absent_mark": "absent",
-        "ca_not_recorded": "not recorded", "ca_issue_pass": "Issue the education pass",
-        "ca_pass_title": "Education pass issued", "ca_pass_holder": "Holder",
-        "ca_pass_intro": "The pass is signed. The QR code opens the verification page, where anyone sees whether "
-        "the pass is genuine and not revoked.",
-        "ca_pass_code": "Verification code", "ca_pass_qr": "QR code to this education pass's verification page",
-        "ca_pass_entries": "Entries", "ca_pass_verify_link": "Open the verification page",
-        "ca_back_course": "Back to the course",
-        "ca_entry_course": "Course", "ca_entry_certificate": "Certificate",
-        "ca_entry_language_level": "German level reached", "ca_print": "To print: Ctrl+P.",
-        "ca_my_courses": "Your courses", "ca_no_courses": "No courses yet.",
-        "ca_done_created": "The course has been created.", "ca_done_saved": "The changes are saved.",
-        "ca_done_cancelled": "The course is cancelled.", "ca_done_session_added": "The session has been added.",
-        "ca_done_session_removed": "The session has been removed.",
-        "ca_err_time": "Please give a date and times; the end comes after the start.",
-        "ca_err_weeks": f"Please 1 to {MAX_SESSIONS} sessions.",
-        "verify_title": "Check an education pass", "verify_valid": "Valid: this education pass was issued by the "
-        "City of Landsberg am Lech and is not revoked.", "verify_revoked": "Revoked: this education pass is no "
-        "longer valid.", "verify_unknown": "Unknown: there is no education pass with this code.",
-        "verify_invalid": "Invalid: the signature of this education pass does not match.",
-        "verify_code": "Verification code", "verify_intro": "This page checks an education pass by its "
-        "verification code. It shows no personal data.",
-    },
-})  # fmt: skip
 
 
 def moment(day: str, clock: str) -> datetime | None:
@@ -202,7 +119,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             errors["first_day"] = words["ca_err_time"]
         weeks = whole(values["weeks"])
         if not isinstance(weeks, int) or not 1 <= weeks <= MAX_SESSIONS:
-            errors["weeks"] = words["ca_err_weeks"]
+            errors["weeks"] = words["ca_err_weeks"].format(most=MAX_SESSIONS)
         if errors or starts is None or ends is None or not isinstance(weeks, int):
             return await manage_page(request, user, 422, values, errors)
         body: dict[str, Any] = {
@@ -221,8 +138,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.status == 422:
             fields = {name: name for name in body if name != "sessions"} | {"sessions": "first_day"}
             errors = field_errors(reply.body, lang, fields)
-            if "form" in errors:  # a course rule (the service speaks English): in the page's language
-                errors["form"] = learning.refusal(errors["form"], lang)
+            if "form" in errors and isinstance(reply.body, dict) and not reply.body.get("errors"):  # a course rule
+                errors["form"] = learning.refusal(reply.body, lang)
             return await manage_page(request, user, 422, values, errors)
         return ui.trouble(request, user, reply)
 

@@ -19,59 +19,6 @@ from fastapi.responses import HTMLResponse
 from chassis.identity import Identity
 from gateway import policy, privacy
 from gateway.ui.kit import Kit, Reply
-from gateway.ui.words import more_words
-
-more_words({
-    "de": {
-        "export_title": "Auskunft nach Art. 15 DSGVO", "export_intro":
-        "Alle Daten, die die Dienste der Plattform über diese Person speichern, und wer sie wann und wozu gelesen "
-        "hat.", "export_json": "Als JSON herunterladen",
-        "export_person_id": "Personenkennung", "export_exported_at": "Erstellt am",
-        "export_exported_by": "Erstellt von",
-        "export_section_registration": "Meldedaten, Haushalt, Bedarf und Einwilligungen (Registrierung)",
-        "export_section_referral": "Fall, Vermerke, Ziele, Vermittlungen und Verlauf (Vermittlung)",
-        "export_section_courses": "Kursanmeldungen, Anwesenheit und Bildungspass (Kurse)",
-        "export_section_partners": "Webhook-Zustellungen an Partner (Partner)",
-        "export_section_monitoring": "Statistik (Monitoring)",
-        "export_monitoring": "Das Monitoring speichert nur anonyme Summen, keine Angaben zu einzelnen Personen.",
-        "export_nothing": "Keine Einträge.", "export_access_log": "Zugriffsprotokoll",
-        "export_at": "Zeitpunkt", "export_service": "Dienst", "export_actor": "Wer", "export_action": "Was",
-        "export_purpose": "Wozu", "export_erased": "Die Daten der Person sind gelöscht; es bleibt nur der Nachweis.",
-        "export_record": "Meldedaten",
-        "export_kind_household": "Haushalt", "export_kind_needs_assessments": "Bedarfserhebungen",
-        "export_kind_consents": "Einwilligungen", "export_kind_known_person": "Aus der Registrierung bekannt",
-        "export_kind_cases": "Fälle", "export_kind_notes": "Vermerke", "export_kind_goals": "Ziele",
-        "export_kind_referrals": "Vermittlungen", "export_kind_timeline": "Verlauf",
-        "export_kind_learner": "Aus der Registrierung bekannt", "export_kind_enrolments": "Kursanmeldungen",
-        "export_kind_attendance": "Anwesenheit", "export_kind_pass_entries": "Einträge im Bildungspass",
-        "export_kind_issued_passes": "Ausgestellte Bildungspässe",
-        "export_kind_webhook_deliveries": "Webhook-Zustellungen", "export_kind_erasure": "Löschung",
-    },
-    "en": {
-        "export_title": "Access request under Art. 15 GDPR", "export_intro":
-        "Everything the platform's services hold on this person, and who read it, when and why.",
-        "export_json": "Download as JSON",
-        "export_person_id": "Person id", "export_exported_at": "Made at", "export_exported_by": "Made by",
-        "export_section_registration": "Record, household, needs and consents (registration)",
-        "export_section_referral": "Case, notes, goals, referrals and timeline (referral)",
-        "export_section_courses": "Course enrolments, attendance and education pass (courses)",
-        "export_section_partners": "Webhook deliveries to partners (partners)",
-        "export_section_monitoring": "Statistics (monitoring)",
-        "export_monitoring": "Monitoring holds anonymous aggregates only, nothing about a single person.",
-        "export_nothing": "No entries.", "export_access_log": "Access log",
-        "export_at": "When", "export_service": "Service", "export_actor": "Who", "export_action": "What",
-        "export_purpose": "Why", "export_erased": "The person's data has been erased; only the record of it is left.",
-        "export_record": "Record",
-        "export_kind_household": "Household", "export_kind_needs_assessments": "Needs assessments",
-        "export_kind_consents": "Consents", "export_kind_known_person": "Known from registration",
-        "export_kind_cases": "Cases", "export_kind_notes": "Notes", "export_kind_goals": "Goals",
-        "export_kind_referrals": "Referrals", "export_kind_timeline": "Timeline",
-        "export_kind_learner": "Known from registration", "export_kind_enrolments": "Course enrolments",
-        "export_kind_attendance": "Attendance", "export_kind_pass_entries": "Education pass entries",
-        "export_kind_issued_passes": "Issued education passes",
-        "export_kind_webhook_deliveries": "Webhook deliveries", "export_kind_erasure": "Erasure",
-    },
-})  # fmt: skip
 
 SECTIONS = ("registration", "referral", "courses", "partners")
 

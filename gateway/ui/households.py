@@ -14,27 +14,6 @@ from fastapi import Request
 from chassis.identity import Identity
 from gateway.ui import casework
 from gateway.ui.kit import Kit
-from gateway.ui.words import more_words
-
-more_words({
-    "de": {
-        "hh_household": "Haushalt", "hh_member": "Mitglied", "hh_lead": "Hauptperson", "hh_role": "Rolle",
-        "hh_intro": "Ein Fall für den ganzen Haushalt: jedes Mitglied mit eigenem Bedarf, eigenen Vermittlungen "
-                    "und Zielen.",
-        "hh_needs_of": "Bedarf von", "hh_show_needs": "Bedarf", "hh_for": "Für",
-        "hh_whole_household": "Ganzer Haushalt",
-        "hh_no_name": "Name nicht verfügbar", "hh_left_erased": "gelöscht", "hh_left_moved_away": "weggezogen",
-        "hh_person_data": "Personendaten",
-    },
-    "en": {
-        "hh_household": "Household", "hh_member": "Member", "hh_lead": "Main person", "hh_role": "Role",
-        "hh_intro": "One case for the whole household: each member with their own needs, referrals and goals.",
-        "hh_needs_of": "Needs of", "hh_show_needs": "Needs", "hh_for": "For",
-        "hh_whole_household": "Whole household",
-        "hh_no_name": "Name not available", "hh_left_erased": "erased", "hh_left_moved_away": "moved away",
-        "hh_person_data": "Personal data",
-    },
-})  # fmt: skip
 
 
 def member_ids(case: dict[str, Any]) -> list[str]:

@@ -9,7 +9,6 @@ The waiting list is shown in the order the courses service documents and returns
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,126 +19,40 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from chassis.identity import Identity
+from contracts.vocabulary import CompletionResult
 from gateway import policy
 from gateway.ui import casework
 from gateway.ui.kit import Kit, Reply, api_time
-from gateway.ui.words import FIELD_ERRORS, more_words
+from gateway.ui.words import FIELD_ERRORS, WORDS
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 WAITING = ("waitlisted", "offered")
-RESULTS = ("passed", "not_passed", "attended")
-
-#: The courses service's rule messages in German; a message not listed here is shown as it is.
-_RULES_DE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), text)
-    for pattern, text in (
-        (r"the course is for women only", "Der Kurs ist nur für Frauen."),
-        (r"German level (\S+) already reaches the course's (\S+)",
-         "Das Deutschniveau {0} erreicht schon das Kursziel {1}."),
-        (r"the course is from age (\d+)", "Der Kurs ist erst ab {0} Jahren."),
-        (r"the course is up to age (\d+)", "Der Kurs ist nur bis {0} Jahre."),
-        (r"the person is already enrolled in or waiting for this course",
-         "Die Person ist in diesem Kurs schon angemeldet oder auf der Warteliste."),
-        (r"the sessions overlap with another course of this person",
-         "Die Termine überschneiden sich mit einem anderen Kurs der Person."),
-        (r"enrolment for this course is not open now", "Die Anmeldung zu diesem Kurs ist zurzeit nicht offen."),
-        (r"the course is cancelled", "Der Kurs ist abgesagt."),
-        (r"the course is completed", "Der Kurs ist schon beendet."),
-        (r"this person's data has been erased", "Die Daten dieser Person sind gelöscht."),
-        (r"a completion date cannot lie in the future", "Das Abschlussdatum darf nicht in der Zukunft liegen."),
-        (r"the offer has expired", "Das Angebot ist abgelaufen."),
-        (r"an? (\S+) enrolment cannot (\S+)", "Das ist bei dieser Anmeldung (Stand: {0}) nicht möglich."),
-        (r"An? (\S+) enrolment has no attendance", "Anwesenheit gibt es nur für angemeldete Teilnehmende."),
-    )
-)  # fmt: skip
-
-more_words({
-    "de": {
-        "learning_course": "Kurs", "learning_sessions": "Termine", "learning_day": "Tag", "learning_time": "Uhrzeit",
-        "learning_place": "Ort", "learning_childcare": "Kinderbetreuung", "learning_women_only": "Nur für Frauen",
-        "learning_language": "Unterrichtssprache", "learning_funding": "Finanzierung", "learning_fee": "Gebühr",
-        "learning_age": "Alter", "learning_enrolment_window": "Anmeldung möglich", "learning_capacity": "Plätze",
-        "learning_waiting": "Auf der Warteliste", "learning_enrolments": "Angemeldete Teilnehmende",
-        "learning_waiting_list": "Warteliste (in der Reihenfolge, in der Plätze vergeben werden)",
-        "learning_order": "Reihenfolge: zuerst Vorrang (Integrationskursverpflichtung, dann Frauen mit Bedarf an "
-        "Kinderbetreuung), dann nach Eingang der Anmeldung.",
-        "learning_position": "Platz", "learning_since": "Seit", "learning_priority": "Vorrang",
-        "learning_offer": "Angebot", "learning_offer_until": "Platz angeboten bis",
-        "learning_open_offers": "Offene Platzangebote", "learning_ended": "Beendete Anmeldungen",
-        "learning_cancel": "Stornieren", "learning_accept_offer": "Angebot annehmen",
-        "learning_attendance": "Anwesenheit erfassen", "learning_session": "Termin",
-        "learning_present": "anwesend", "learning_save_attendance": "Anwesenheit speichern",
-        "learning_completion": "Abschluss", "learning_result": "Ergebnis", "learning_certificate": "Zertifikat",
-        "learning_completed_on": "Abschlussdatum", "learning_record_completion": "Abschluss eintragen",
-        "learning_no_enrolled": "Noch niemand angemeldet.", "learning_no_waiting": "Niemand wartet.",
-        "learning_course_lists": "Kurs-Wartelisten", "learning_course_lists_intro":
-        "Personen Ihrer Fälle auf Wartelisten und mit offenen Platzangeboten.",
-        "learning_my_courses": "Kurse: freie Plätze und Wartelisten", "learning_from": "ab", "learning_to": "bis",
-        "learning_any": "beliebig", "learning_person": "Person",
-        "learning_status_enrolled": "angemeldet", "learning_status_waitlisted": "auf der Warteliste",
-        "learning_status_offered": "Platz angeboten", "learning_status_offer_expired": "Angebot abgelaufen",
-        "learning_status_cancelled": "storniert", "learning_status_completed": "abgeschlossen",
-        "learning_priority_integration_course_obligation": "Verpflichtung zum Integrationskurs",
-        "learning_priority_woman_needing_childcare": "Frau mit Bedarf an Kinderbetreuung",
-        "learning_priority_referred": "vermittelt", "learning_result_passed": "bestanden",
-        "learning_result_not_passed": "nicht bestanden", "learning_result_attended": "teilgenommen",
-        "learning_funding_bamf": "BAMF", "learning_funding_city": "Stadt", "learning_funding_fee": "Gebühr",
-        "learning_status_scheduled": "geplant", "learning_course_status": "Kursstand",
-        "learning_weekdays": "Mo,Di,Mi,Do,Fr,Sa,So", "learning_reason_by_person": "von der Person",
-        "learning_reason_by_staff": "von der Kursverwaltung", "learning_reason_course_cancelled": "Kurs abgesagt",
-        "learning_reason_moved_away": "weggezogen", "learning_reason_person_erased": "Daten gelöscht",
-    },
-    "en": {
-        "learning_course": "Course", "learning_sessions": "Sessions", "learning_day": "Day", "learning_time": "Time",
-        "learning_place": "Place", "learning_childcare": "Childcare", "learning_women_only": "Women only",
-        "learning_language": "Language of instruction", "learning_funding": "Funding", "learning_fee": "Fee",
-        "learning_age": "Age", "learning_enrolment_window": "Enrolment open", "learning_capacity": "Seats",
-        "learning_waiting": "On the waiting list", "learning_enrolments": "Enrolled participants",
-        "learning_waiting_list": "Waiting list (in the order seats are given)",
-        "learning_order": "Order: priority first (integration course obligation, then women needing childcare), "
-        "then by the time the request came in.",
-        "learning_position": "Position", "learning_since": "Since", "learning_priority": "Priority",
-        "learning_offer": "Offer", "learning_offer_until": "Seat offered until",
-        "learning_open_offers": "Open seat offers", "learning_ended": "Ended enrolments",
-        "learning_cancel": "Cancel", "learning_accept_offer": "Accept offer",
-        "learning_attendance": "Record attendance", "learning_session": "Session",
-        "learning_present": "present", "learning_save_attendance": "Save attendance",
-        "learning_completion": "Completion", "learning_result": "Result", "learning_certificate": "Certificate",
-        "learning_completed_on": "Completed on", "learning_record_completion": "Record completion",
-        "learning_no_enrolled": "Nobody enrolled yet.", "learning_no_waiting": "Nobody is waiting.",
-        "learning_course_lists": "Course waiting lists", "learning_course_lists_intro":
-        "People of your cases on waiting lists and with open seat offers.",
-        "learning_my_courses": "Courses: free seats and waiting lists", "learning_from": "from", "learning_to": "to",
-        "learning_any": "any", "learning_person": "Person",
-        "learning_status_enrolled": "enrolled", "learning_status_waitlisted": "on the waiting list",
-        "learning_status_offered": "seat offered", "learning_status_offer_expired": "offer expired",
-        "learning_status_cancelled": "cancelled", "learning_status_completed": "completed",
-        "learning_priority_integration_course_obligation": "integration course obligation",
-        "learning_priority_woman_needing_childcare": "woman needing childcare",
-        "learning_priority_referred": "referred", "learning_result_passed": "passed",
-        "learning_result_not_passed": "not passed", "learning_result_attended": "attended",
-        "learning_funding_bamf": "BAMF", "learning_funding_city": "city", "learning_funding_fee": "fee",
-        "learning_status_scheduled": "scheduled", "learning_course_status": "Course status",
-        "learning_weekdays": "Mon,Tue,Wed,Thu,Fri,Sat,Sun", "learning_reason_by_person": "by the person",
-        "learning_reason_by_staff": "by course staff", "learning_reason_course_cancelled": "course cancelled",
-        "learning_reason_moved_away": "moved away", "learning_reason_person_erased": "data erased",
-    },
-})  # fmt: skip
+RESULTS = tuple(r.value for r in CompletionResult)
+#: The members of a course rule's Problem its words may name.
+_VALUES = frozenset({"level", "target", "min_age", "max_age", "taken", "field", "status_now", "action"})
 
 
-def refusal(detail: str, lang: str) -> str:
-    """A course rule's message in the page's language (the service speaks English)."""
-    if lang != "de":
-        return detail
+#: Problem types the UI words without a course rule of their own (the courses service's are ``rule_<kind>``).
+_GENERAL = {"not-found": "not_found", "forbidden": "forbidden"}
+
+
+def refusal(problem: Any, lang: str) -> str:
+    """The rules a refusal names, by their Problem types, in the page's language; never the service's English."""
+    body = problem if isinstance(problem, dict) else {}
+    words = WORDS[lang]
     said = []
-    for part in (p.strip().rstrip(".") for p in detail.split(";")):
-        for pattern, text in _RULES_DE:
-            found = pattern.fullmatch(part)
-            if found:
-                said.append(text.format(*found.groups()))
-                break
-        else:
-            said.append(part)
+    for rule in [body, *(a for a in body.get("also") or [] if isinstance(a, dict))]:
+        kind = str(rule.get("type") or "").rsplit("/", 1)[-1]
+        key = _GENERAL.get(kind, f"rule_{kind}")
+        values = {k: v for k, v in rule.items() if k in _VALUES}
+        if "status_now" in values:
+            values["status_now"] = words.get(f"learning_status_{values['status_now']}", values["status_now"])
+        if "field" in values:  # the API's field name, as the form calls it where the words know it
+            values["field"] = words.get(str(values["field"]), values["field"])
+        try:
+            said.append(words[key].format(**values) if key in words else words["rule_unknown"])
+        except (KeyError, IndexError):  # a value the words ask for is missing: the rule without it
+            said.append(words["rule_unknown"])
     return " ".join(said)
 
 
@@ -154,7 +67,7 @@ def problem_message(reply: Reply, lang: str, names: dict[str, str]) -> str:
     ]
     if fields:
         return " ".join(fields)
-    return refusal(str(body.get("detail") or reply.status), lang)
+    return refusal(body, lang)
 
 
 def local(moment: str | None) -> datetime | None:

@@ -3,9 +3,10 @@ information pack, their caseworker and their appointments (the sessions of the c
 answers partners owe on their referrals).
 
 Language: the person's preferred language where an information pack exists in it; else German and English, both
-in full. The letter's own few words come in every pack's language; with a pack in another language than German,
-each heading also says its German, so that the caseworker handing the letter over reads it too. The person's name
-and address are read from registration by the usual audited read (``GET persons/{id}``).
+in full. The letter's own few words come in every pack's language (the newcomers' pages' catalogues, ``public``);
+with a pack in another language than German, each heading also says its German, so that the caseworker handing the
+letter over reads it too. The person's name and address are read from registration by the usual audited read
+(``GET persons/{id}``).
 """
 
 from __future__ import annotations
@@ -18,47 +19,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from gateway.ui import casework, households, learning
+from gateway.ui import casework, catalogues, households, learning
 from gateway.ui.kit import Kit
-from gateway.ui.words import more_words
-
-#: The letter's words in every language an information pack exists in.
-LETTER_WORDS: dict[str, dict[str, str]] = {
-    "de": {"caseworker": "Ihre Integrationslotsin oder Ihr Integrationslotse", "appointments": "Ihre Termine",
-           "none": "Zurzeit keine Termine.", "answer_due": "Antwort von {partner} bis",
-           "info": "Informationen für Sie", "case_number": "Fallnummer"},
-    "en": {"caseworker": "Your integration navigator", "appointments": "Your appointments",
-           "none": "No appointments at the moment.", "answer_due": "Answer from {partner} by",
-           "info": "Information for you", "case_number": "Case number"},
-    "ar": {"caseworker": "مرشد الاندماج الخاص بكم", "appointments": "مواعيدكم",
-           "none": "لا توجد مواعيد حاليًا.", "answer_due": "الرد من {partner} حتى",
-           "info": "معلومات لكم", "case_number": "رقم الملف"},
-    "fa": {"caseworker": "راهنمای ادغام شما", "appointments": "قرارهای شما",
-           "none": "در حال حاضر قراری وجود ندارد.", "answer_due": "پاسخ از {partner} تا",
-           "info": "اطلاعات برای شما", "case_number": "شماره پرونده"},
-    "ro": {"caseworker": "Consilierul dumneavoastră de integrare", "appointments": "Programările dumneavoastră",
-           "none": "Momentan nu există programări.", "answer_due": "Răspuns de la {partner} până la",
-           "info": "Informații pentru dumneavoastră", "case_number": "Număr dosar"},
-    "ru": {"caseworker": "Ваш консультант по интеграции", "appointments": "Ваши встречи и занятия",
-           "none": "Сейчас встреч нет.", "answer_due": "Ответ от {partner} до",
-           "info": "Информация для вас", "case_number": "Номер дела"},
-    # Turkish writes the dotless i (U+0131) on purpose.
-    "tr": {"caseworker": "Entegrasyon rehberiniz", "appointments": "Randevularınız",  # noqa: RUF001
-           "none": "Şu anda randevu yok.", "answer_due": "{partner} kurumunun yanıtı en geç",  # noqa: RUF001
-           "info": "Sizin için bilgiler", "case_number": "Dosya numarası"},  # noqa: RUF001
-    "uk": {"caseworker": "Ваш консультант з інтеграції", "appointments": "Ваші зустрічі та заняття",
-           "none": "Зараз зустрічей немає.", "answer_due": "Відповідь від {partner} до",
-           "info": "Інформація для вас", "case_number": "Номер справи"},
-}  # fmt: skip
-
-more_words({
-    "de": {"lt_letter": "Brief für die Person", "lt_print_hint": "Zum Drucken: Strg+P (Mac: ⌘+P).",
-           "lt_back": "Zurück zum Fall", "lt_languages": "Sprachen des Briefs",
-           "lt_show": "Brief mit Informationen und Terminen (zum Drucken)"},
-    "en": {"lt_letter": "Letter for the person", "lt_print_hint": "To print: Ctrl+P (Mac: ⌘+P).",
-           "lt_back": "Back to the case", "lt_languages": "Languages of the letter",
-           "lt_show": "Letter with information and appointments (to print)"},
-})  # fmt: skip
 
 
 def letter_languages(preferred: str | None, available: set[str]) -> list[str]:
@@ -131,7 +93,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         return ui.render(
             request, "letter.html", user=user, case=case.body, person=person.body, member=member,
             packs=[p.body for p in chosen if p.ok and isinstance(p.body, dict)],
-            words={lang: LETTER_WORDS.get(lang, LETTER_WORDS["en"]) for lang in langs}, german=LETTER_WORDS["de"],
+            words={lang: catalogues.Words(lang) for lang in langs}, german=catalogues.Words("de"),
             appointments=appointments(listed, courses, mine, partner_names, now), caseworker=worker,
             today=now.strftime("%d.%m.%Y"),
         )  # fmt: skip

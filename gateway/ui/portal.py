@@ -21,12 +21,16 @@ from chassis.identity import Identity
 from contracts import courses as course_events
 from contracts import partners as partner_events
 from contracts import referral as referral_events
+from contracts.vocabulary import DeclineReason, UnsuccessfulReason
 from gateway.ui import names
 from gateway.ui.kit import Kit, Reply, api_time, field_errors, problem_text
-from gateway.ui.words import FIELD_ERRORS, more_words
+from gateway.ui.words import FIELD_ERRORS
 
-DECLINE_REASONS = ("no_capacity", "not_eligible", "not_our_service", "already_supported", "other")
-UNSUCCESSFUL_REASONS = ("client_refused", "no_capacity", "no_longer_needed", "could_not_contact_client", "other")
+DECLINE_REASONS = tuple(r.value for r in DeclineReason)
+#: A partner's own reasons: not having reached the partner is the caseworker's to say.
+UNSUCCESSFUL_REASONS = tuple(
+    r.value for r in UnsuccessfulReason if r is not UnsuccessfulReason.COULD_NOT_CONTACT_PARTNER
+)
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 
 #: The scopes the partners service accepts for a key (its ``ApiScope``; a test keeps the two equal).
@@ -50,208 +54,6 @@ DELIVERIES_PER_PAGE = 50
 #: so a crafted link cannot put text of its own on the page.
 NOTICES = frozenset({"key_revoked", "webhook_deleted", "replayed"})
 PROBLEMS = frozenset({"gone", "pending", "webhook_gone", "forbidden", "unavailable"})
-
-more_words({
-    "de": {
-        "portal_sections": "Bereiche des Partnerportals", "portal_keys": "API-Schlüssel", "portal_webhooks": "Webhooks",
-        "portal_deliveries": "Zustellprotokoll",
-        "portal_no_partner": "Diese Seiten sind nur für Mitarbeitende einer Partnerorganisation.",
-        "portal_keys_intro": "Mit einem API-Schlüssel ruft das Fachverfahren Ihrer Organisation die Schnittstelle "
-        "der Plattform auf (Kopfzeile „Authorization: Bearer …“). Die Plattform speichert nur einen Hash: Den "
-        "Schlüssel sehen Sie ein einziges Mal, direkt nach dem Anlegen.",
-        "portal_key_name": "Bezeichnung", "portal_prefix": "Kennung", "portal_scopes": "Berechtigungen",
-        "portal_created": "Angelegt", "portal_expires": "Läuft ab", "portal_last_used": "Zuletzt benutzt",
-        "portal_active": "aktiv", "portal_revoked": "widerrufen", "portal_expired": "abgelaufen", "portal_never": "nie",
-        "portal_no_expiry": "unbefristet", "portal_revoke_key": "Widerrufen",
-        "portal_no_keys": "Noch keine API-Schlüssel.",
-        "portal_new_key": "Neuen API-Schlüssel anlegen", "portal_expires_on": "Gültig bis einschließlich (optional)",
-        "portal_create_key": "Schlüssel anlegen",
-        "portal_scope_referrals_read": "Vermittlungen lesen",
-        "portal_scope_referrals_write": "Vermittlungen beantworten (annehmen, ablehnen, abschließen)",
-        "portal_scope_capacity_write": "Freie Plätze melden", "portal_scope_webhooks_manage": "Webhooks verwalten",
-        "portal_key_created": "Der API-Schlüssel ist angelegt", "portal_once_title": "Nur jetzt sichtbar",
-        "portal_key_once": "Kopieren Sie den Schlüssel jetzt und bewahren Sie ihn sicher auf, etwa im "
-        "Passwort-Tresor Ihres Fachverfahrens. Er wird nie wieder angezeigt; die Plattform speichert nur einen Hash. "
-        "Geht er verloren, widerrufen Sie ihn und legen einen neuen an.",
-        "portal_your_key": "Ihr API-Schlüssel", "portal_back_keys": "Zurück zu den API-Schlüsseln",
-        "portal_webhooks_intro": "Die Plattform meldet Ereignisse, die Ihre Organisation betreffen, an Ihre "
-        "Empfangsadresse, signiert nach „Standard Webhooks“. Das Signatur-Geheimnis sehen Sie ein einziges Mal.",
-        "portal_url": "Empfangsadresse (https)", "portal_event_types": "Ereignisse",
-        "portal_description": "Beschreibung (optional)", "portal_new_webhook": "Neuen Webhook anlegen",
-        "portal_create_webhook": "Webhook anlegen", "portal_rotate": "Neues Geheimnis", "portal_delete": "Löschen",
-        "portal_no_webhooks": "Noch keine Webhooks.",
-        "portal_webhook_created": "Der Webhook ist angelegt",
-        "portal_secret_rotated": "Das Signatur-Geheimnis ist erneuert",
-        "portal_secret_once": "Kopieren Sie das Geheimnis jetzt in Ihren Empfänger: Damit prüft er die Signatur "
-        "jeder Zustellung. Es wird nie wieder angezeigt.",
-        "portal_your_secret": "Signatur-Geheimnis",
-        "portal_old_secret_until": "Das bisherige Geheimnis gilt noch bis",
-        "portal_both_signatures": "Bis dahin tragen Zustellungen beide Signaturen.",
-        "portal_back_webhooks": "Zurück zu den Webhooks",
-        "portal_previous_secret": "altes Geheimnis gültig bis",
-        "portal_deliveries_intro": "Jede Zustellung an Ihre Webhooks, die neueste zuerst. Nicht angenommene "
-        "Zustellungen werden bis zu 24 Stunden lang wiederholt; „Erneut senden“ schickt eine Zustellung noch einmal.",
-        "portal_attempts": "Versuche", "portal_replays": "erneut gesendet", "portal_next_attempt": "Nächster Versuch",
-        "portal_last_code": "Letzte Antwort", "portal_replay": "Erneut senden", "portal_all": "alle",
-        "portal_no_deliveries": "Noch keine Zustellungen.", "portal_previous_page": "Vorherige Seite",
-        "portal_next_page": "Nächste Seite", "portal_page": "Seite", "portal_of": "von",
-        "portal_deleted_webhook": "gelöschter Webhook", "portal_webhook": "Webhook",
-        "portal_st_pending": "wird zugestellt", "portal_st_delivered": "zugestellt",
-        "portal_st_failed": "fehlgeschlagen", "portal_st_cancelled": "abgebrochen",
-        "portal_group_referral": "Vermittlungen an Ihre Organisation",
-        "portal_group_partners": "Ihr Eintrag im Partnerverzeichnis", "portal_group_courses": "Ihre Kurse",
-        "portal_ev_referral_proposed": "Vermittlung vorgeschlagen", "portal_ev_referral_sent": "Vermittlung gesendet",
-        "portal_ev_referral_accepted": "Vermittlung angenommen", "portal_ev_referral_declined": "Vermittlung abgelehnt",
-        "portal_ev_referral_started": "Vermittlung begonnen",
-        "portal_ev_referral_completed": "Vermittlung abgeschlossen",
-        "portal_ev_referral_revoked": "Vermittlung zurückgezogen",
-        "portal_ev_referral_escalated": "Vermittlung eskaliert",
-        "portal_ev_referral_expired": "Vermittlung abgelaufen",
-        "portal_ev_referral_referred_elsewhere": "Vermittlung weitervermittelt",
-        "portal_ev_partner_registered": "Partner eingetragen", "portal_ev_partner_updated": "Eintrag geändert",
-        "portal_ev_partner_capacity_changed": "Freie Plätze geändert",
-        "portal_ev_service_offered": "Angebot eingetragen",
-        "portal_ev_service_withdrawn": "Angebot zurückgenommen", "portal_ev_course_scheduled": "Kurs geplant",
-        "portal_ev_course_updated": "Kurs geändert", "portal_ev_course_cancelled": "Kurs abgesagt",
-        "portal_unsafe_url": "Diese Adresse kann keine Webhooks empfangen. Erlaubt sind nur öffentlich erreichbare "
-        "https-Adressen, keine lokalen, privaten oder Loopback-Adressen.",
-        "portal_bad_url": "Bitte eine vollständige Adresse angeben, z. B. https://fachverfahren.example.org/webhooks.",
-        "portal_pick_scope": "Bitte mindestens eine Berechtigung wählen.",
-        "portal_pick_event": "Bitte mindestens ein Ereignis wählen.",
-        "portal_future_date": "Bitte ein Datum ab heute angeben.", "portal_technical": "Technischer Hinweis",
-        "portal_done_key_revoked": "Der API-Schlüssel ist widerrufen; er wirkt in wenigen Sekunden nicht mehr.",
-        "portal_done_webhook_deleted": "Der Webhook ist gelöscht.",
-        "portal_done_replayed": "Die Zustellung wird erneut gesendet.",
-        "portal_problem_gone": "Nicht gefunden: Das gehört nicht zu Ihrer Organisation oder ist schon entfernt.",
-        "portal_problem_pending": "Diese Zustellung wird gerade noch versucht; senden Sie sie danach erneut.",
-        "portal_problem_webhook_gone": "Der Webhook dieser Zustellung ist gelöscht.",
-        "portal_open_referral": "Vermittlung öffnen", "portal_referral": "Vermittlung",
-        "portal_contact": "Kontaktdaten der Person",
-        "portal_contact_intro": "Freigegeben durch die Einwilligung der Person, nur für diese Vermittlung. Jeder "
-        "Abruf wird protokolliert; bitte nicht weitergeben.",
-        "portal_consent_withdrawn": "Die Person hat ihre Einwilligung widerrufen. Ihre Kontaktdaten werden nicht "
-        "mehr angezeigt: Nehmen Sie bitte keinen Kontakt mehr auf und schließen Sie die Vermittlung ab.",
-        "portal_no_consent": "Für Ihre Organisation liegt keine gültige Einwilligung vor; die Kontaktdaten werden "
-        "deshalb nicht angezeigt. Die Integrationslotsin oder der Integrationslotse holt sie bei Bedarf ein.",
-        "portal_contact_unavailable": "Die Kontaktdaten sind gerade nicht abrufbar. Bitte laden Sie die Seite "
-        "gleich noch einmal.",
-        "portal_name": "Name", "portal_preferred_language": "Bevorzugte Sprache", "portal_languages": "Sprachen",
-        "portal_list_withdrawn": "Einwilligung widerrufen: bitte keinen Kontakt mehr aufnehmen",
-        "portal_list_no_name": "Name nicht freigegeben", "portal_names_intro": "Namen stehen hier, solange die "
-        "Einwilligung der Person für Ihre Organisation gilt; jeder Abruf wird protokolliert.",
-        "portal_facts": "Was für Ihr Angebot zählt", "portal_no_facts": "Keine weiteren Angaben.",
-        "portal_back_referrals": "Zurück zu den Vermittlungen", "portal_answer": "Antworten",
-        "portal_decline_reason": "Grund der Ablehnung", "portal_completion_reason": "Grund (bei Misserfolg)",
-        "portal_declined_because": "Abgelehnt", "portal_outcome_was": "Ergebnis",
-        "portal_state_accepted": "Angenommen: Nehmen Sie Kontakt auf und beginnen Sie, sobald die Person da war.",
-        "portal_state_in_progress": "In Arbeit: Schließen Sie die Vermittlung mit dem Ergebnis ab, wenn sie "
-        "beendet ist.",
-        "portal_fact_german_level": "Deutschkenntnisse", "portal_fact_age_band": "Altersgruppe",
-        "portal_fact_languages": "Sprachen",
-        "portal_fact_need_categories": "Bedarfe", "portal_fact_residence_status_group": "Aufenthaltsstatus",
-        "portal_fact_gender": "Geschlecht", "portal_fact_childcare_needed": "Kinderbetreuung nötig",
-        "portal_fact_has_children": "Hat Kinder",
-        "portal_need_language": "Deutsch lernen", "portal_need_education": "Bildung", "portal_need_employment":
-        "Arbeit", "portal_need_recognition": "Anerkennung eines Abschlusses", "portal_need_counselling": "Beratung",
-        "portal_need_housing": "Wohnen", "portal_need_childcare": "Kinderbetreuung", "portal_need_health": "Gesundheit",
-        "portal_need_participation": "Teilhabe",
-    },
-    "en": {
-        "portal_sections": "Partner portal sections", "portal_keys": "API keys", "portal_webhooks": "Webhooks",
-        "portal_deliveries": "Delivery log",
-        "portal_no_partner": "These pages are for staff of a partner organisation only.",
-        "portal_keys_intro": "With an API key your organisation's case system calls the platform's API (header "
-        "\"Authorization: Bearer …\"). The platform keeps only a hash: you see the key once, right after creating it.",
-        "portal_key_name": "Name", "portal_prefix": "Prefix", "portal_scopes": "Scopes",
-        "portal_created": "Created", "portal_expires": "Expires", "portal_last_used": "Last used",
-        "portal_active": "active", "portal_revoked": "revoked", "portal_expired": "expired", "portal_never": "never",
-        "portal_no_expiry": "no expiry", "portal_revoke_key": "Revoke", "portal_no_keys": "No API keys yet.",
-        "portal_new_key": "Create an API key", "portal_expires_on": "Valid through (optional)",
-        "portal_create_key": "Create key",
-        "portal_scope_referrals_read": "Read referrals",
-        "portal_scope_referrals_write": "Answer referrals (accept, decline, complete)",
-        "portal_scope_capacity_write": "Report free places", "portal_scope_webhooks_manage": "Manage webhooks",
-        "portal_key_created": "The API key has been created", "portal_once_title": "Shown only now",
-        "portal_key_once": "Copy the key now and keep it safe, for example in your case system's password vault. "
-        "It is never shown again; the platform keeps only a hash. If it is lost, revoke it and create a new one.",
-        "portal_your_key": "Your API key", "portal_back_keys": "Back to the API keys",
-        "portal_webhooks_intro": "The platform sends the events that concern your organisation to your receiving "
-        "URL, signed as \"Standard Webhooks\". You see the signing secret once.",
-        "portal_url": "Receiving URL (https)", "portal_event_types": "Events",
-        "portal_description": "Description (optional)", "portal_new_webhook": "Create a webhook",
-        "portal_create_webhook": "Create webhook", "portal_rotate": "New secret", "portal_delete": "Delete",
-        "portal_no_webhooks": "No webhooks yet.",
-        "portal_webhook_created": "The webhook has been created",
-        "portal_secret_rotated": "The signing secret has been renewed",
-        "portal_secret_once": "Copy the secret into your receiver now: it checks the signature of every delivery "
-        "with it. It is never shown again.",
-        "portal_your_secret": "Signing secret",
-        "portal_old_secret_until": "The previous secret stays valid until",
-        "portal_both_signatures": "Until then, deliveries carry both signatures.",
-        "portal_back_webhooks": "Back to the webhooks",
-        "portal_previous_secret": "previous secret valid until",
-        "portal_deliveries_intro": "Every delivery to your webhooks, newest first. Deliveries that are not accepted "
-        "are retried for up to 24 hours; \"Send again\" sends a delivery once more.",
-        "portal_attempts": "Attempts", "portal_replays": "sent again", "portal_next_attempt": "Next attempt",
-        "portal_last_code": "Last response", "portal_replay": "Send again", "portal_all": "all",
-        "portal_no_deliveries": "No deliveries yet.", "portal_previous_page": "Previous page",
-        "portal_next_page": "Next page", "portal_page": "Page", "portal_of": "of",
-        "portal_deleted_webhook": "deleted webhook", "portal_webhook": "Webhook",
-        "portal_st_pending": "pending", "portal_st_delivered": "delivered",
-        "portal_st_failed": "failed", "portal_st_cancelled": "cancelled",
-        "portal_group_referral": "Referrals to your organisation",
-        "portal_group_partners": "Your entry in the partner directory", "portal_group_courses": "Your courses",
-        "portal_ev_referral_proposed": "Referral proposed", "portal_ev_referral_sent": "Referral sent",
-        "portal_ev_referral_accepted": "Referral accepted", "portal_ev_referral_declined": "Referral declined",
-        "portal_ev_referral_started": "Referral started", "portal_ev_referral_completed": "Referral completed",
-        "portal_ev_referral_revoked": "Referral revoked", "portal_ev_referral_escalated": "Referral escalated",
-        "portal_ev_referral_expired": "Referral expired",
-        "portal_ev_referral_referred_elsewhere": "Referral referred elsewhere",
-        "portal_ev_partner_registered": "Partner registered", "portal_ev_partner_updated": "Entry changed",
-        "portal_ev_partner_capacity_changed": "Free places changed", "portal_ev_service_offered": "Service offered",
-        "portal_ev_service_withdrawn": "Service withdrawn", "portal_ev_course_scheduled": "Course scheduled",
-        "portal_ev_course_updated": "Course changed", "portal_ev_course_cancelled": "Course cancelled",
-        "portal_unsafe_url": "This URL cannot receive webhooks. Only publicly reachable https URLs are allowed, "
-        "no local, private or loopback addresses.",
-        "portal_bad_url": "Please give a complete URL, e.g. https://case-system.example.org/webhooks.",
-        "portal_pick_scope": "Please choose at least one scope.",
-        "portal_pick_event": "Please choose at least one event.",
-        "portal_future_date": "Please give a date from today on.", "portal_technical": "Technical detail",
-        "portal_done_key_revoked": "The API key is revoked; it stops working within a few seconds.",
-        "portal_done_webhook_deleted": "The webhook is deleted.",
-        "portal_done_replayed": "The delivery is being sent again.",
-        "portal_problem_gone": "Not found: it does not belong to your organisation or has been removed already.",
-        "portal_problem_pending": "This delivery is still being attempted; send it again after that.",
-        "portal_problem_webhook_gone": "The webhook of this delivery has been deleted.",
-        "portal_open_referral": "Open referral", "portal_referral": "Referral",
-        "portal_contact": "The person's contact data",
-        "portal_contact_intro": "Shared under the person's consent, for this referral only. Every read is logged; "
-        "please do not pass it on.",
-        "portal_consent_withdrawn": "The person has withdrawn their consent. Their contact data is no longer shown: "
-        "please do not contact them any more and complete the referral.",
-        "portal_no_consent": "There is no consent in force for your organisation, so the contact data is not shown. "
-        "The integration navigator asks for it where needed.",
-        "portal_contact_unavailable": "The contact data cannot be read just now. Please reload the page shortly.",
-        "portal_name": "Name", "portal_preferred_language": "Preferred language", "portal_languages": "Languages",
-        "portal_list_withdrawn": "Consent withdrawn: please do not contact the person any more",
-        "portal_list_no_name": "Name not shared", "portal_names_intro": "Names are shown while the person's "
-        "consent for your organisation is in force; every read is logged.",
-        "portal_facts": "What matters for your service", "portal_no_facts": "Nothing more.",
-        "portal_back_referrals": "Back to the referrals", "portal_answer": "Answer",
-        "portal_decline_reason": "Reason for declining", "portal_completion_reason": "Reason (if unsuccessful)",
-        "portal_declined_because": "Declined", "portal_outcome_was": "Outcome",
-        "portal_state_accepted": "Accepted: contact the person and start once they have come.",
-        "portal_state_in_progress": "In progress: complete the referral with its outcome when it has ended.",
-        "portal_fact_german_level": "German", "portal_fact_age_band": "Age group", "portal_fact_languages": "Languages",
-        "portal_fact_need_categories": "Needs", "portal_fact_residence_status_group": "Residence status",
-        "portal_fact_gender": "Gender", "portal_fact_childcare_needed": "Childcare needed",
-        "portal_fact_has_children": "Has children",
-        "portal_need_language": "learning German", "portal_need_education": "education", "portal_need_employment":
-        "work", "portal_need_recognition": "recognition of a qualification", "portal_need_counselling": "counselling",
-        "portal_need_housing": "housing", "portal_need_childcare": "childcare", "portal_need_health": "health",
-        "portal_need_participation": "participation",
-    },
-})  # fmt: skip
 
 
 def event_name(event_type: str) -> str:

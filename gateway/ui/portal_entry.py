@@ -31,30 +31,10 @@ from gateway.ui.admin_directory import (
 )
 from gateway.ui.kit import Kit
 from gateway.ui.portal import posted_by_partner, signed_in_partner
-from gateway.ui.words import more_words
 
 log = logging.getLogger(__name__)
 
 HOME = "/ui/partner/entry"
-
-more_words({
-    "de": {
-        "portal_entry": "Unser Eintrag", "portal_capacity": "Freie Plätze",
-        "portal_capacity_intro": "Die Vermittlung sendet nur Personen zu Angeboten mit freien Plätzen. Halten Sie "
-        "die Zahl aktuell; leer heißt: keine Platzgrenze.",
-        "portal_save_capacity": "Speichern", "portal_category_by_admin": "ändert nur die Verwaltung der Stadt",
-        "portal_capacity_saved": "Die freien Plätze sind gespeichert.",
-        "portal_capacity_invalid": "Bitte eine ganze Zahl ab 0 angeben (oder leer lassen: keine Platzgrenze).",
-    },
-    "en": {
-        "portal_entry": "Our entry", "portal_capacity": "Free places",
-        "portal_capacity_intro": "Referrals go only to services with free places. Keep the number current; empty "
-        "means no limit.",
-        "portal_save_capacity": "Save", "portal_category_by_admin": "changed by the city's administration only",
-        "portal_capacity_saved": "The free places are saved.",
-        "portal_capacity_invalid": "Please give a whole number from 0 (or leave it empty: no limit).",
-    },
-})  # fmt: skip
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:

@@ -14,6 +14,7 @@ from babel import negotiate_locale
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from contracts.vocabulary import MeetingAudience, MeetingKind
 from gateway.auth import Busy, Unauthenticated
 from gateway.oidc import (
     LOGIN_COOKIE,
@@ -28,7 +29,6 @@ from gateway.oidc import (
 from gateway.throttle import SignInThrottle, Throttled, client_key
 from gateway.ui.catalogues import LANGUAGES, Words, autonym, direction, language_name
 from gateway.ui.kit import CSP, CSRF_COOKIE, HERE, LANG_COOKIE, SESSION_COOKIE, Kit, safe_next
-from gateway.ui.words import more_words
 
 log = logging.getLogger(__name__)
 
@@ -62,74 +62,9 @@ LABELS: dict[str, dict[str, str]] = {
                 "recognition_counselling": "Recognition counselling", "job_specific_german": "Job-specific German",
                 "eu_job_mobility": "Advice for EU skilled workers", "meeting_offer": "Meeting offer"},
 }  # fmt: skip
-#: The meeting offers' filters (the partners service's vocabulary, ``services.partners.domain``).
-MEETING_KINDS = ("language_cafe", "open_school", "sports_club", "womens_group", "volunteer_tandem", "meeting_place")
-MEETING_AUDIENCES = ("everyone", "women", "families", "youth", "children", "seniors")
-
-more_words({
-    "de": {
-        "public_oidc_intro": "Mitarbeitende der Stadt und der Partner melden sich mit ihrem Konto bei {provider} an.",
-        "public_oidc_button": "Mit {provider} anmelden",
-        "public_oidc_state": "Die Anmeldung ist abgelaufen oder wurde nicht in diesem Browser begonnen. "
-        "Bitte melden Sie sich erneut an.",
-        "public_oidc_refused": "Die Anmeldung wurde abgebrochen oder vom Anmeldedienst abgelehnt.",
-        "public_oidc_failed": "Die Anmeldung beim Anmeldedienst ist fehlgeschlagen. Bitte versuchen Sie es erneut; "
-        "bleibt der Fehler, wenden Sie sich an die IT der Stadt.",
-        "public_oidc_unreachable": "Der Anmeldedienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich "
-        "noch einmal.",
-        "public_oidc_untrusted": "Die Verbindung zum Anmeldedienst ist nicht vertrauenswürdig: sein Zertifikat wird "
-        "nicht anerkannt. Bitte wenden Sie sich an die IT der Stadt; das Protokoll des Gateways nennt die "
-        "nötige Einstellung.",
-        "public_signed_out": "Abgemeldet",
-        "public_signed_out_text": "Sie sind von der Plattform abgemeldet.",
-        "public_provider_sign_out_hint": "An einem gemeinsam genutzten Rechner beenden Sie bitte auch Ihre Sitzung "
-        "bei {provider}.",
-        "public_provider_sign_out": "Auch bei {provider} abmelden",
-        "public_sign_in_busy": "Gerade melden sich sehr viele an. Bitte versuchen Sie es in einem Moment erneut.",
-        "meet_title": "Begegnung", "meet_intro": "Treffpunkte und regelmäßige Angebote der Stadt und ihrer Partner: "
-        "Sprachcafés, offene Schule, Sport, Frauentreffs und ehrenamtliche Tandems. Kommen Sie einfach vorbei.",
-        "meet_filter": "Angebote filtern", "meet_language": "Sprache", "meet_kind": "Art des Angebots",
-        "meet_audience": "Für wen", "meet_any": "alle", "meet_show": "Anzeigen", "meet_found": "{n} Angebote",
-        "meet_none": "Für diese Auswahl gibt es gerade kein Angebot.", "meet_when": "Wann", "meet_where": "Wo",
-        "meet_by": "Veranstalter", "meet_childcare": "mit Kinderbetreuung", "meet_free": "kostenlos",
-        "meet_k_language_cafe": "Sprachcafé", "meet_k_open_school": "Offene Schule",
-        "meet_k_sports_club": "Sportverein",
-        "meet_k_womens_group": "Frauentreff", "meet_k_volunteer_tandem": "Ehrenamtliches Tandem",
-        "meet_k_meeting_place": "Treffpunkt",
-        "meet_a_everyone": "für alle", "meet_a_women": "nur für Frauen", "meet_a_families": "für Familien",
-        "meet_a_youth": "für Jugendliche",
-        "meet_a_children": "für Kinder", "meet_a_seniors": "für Ältere",
-    },
-    "en": {
-        "public_oidc_intro": "Staff of the city and its partners sign in with their {provider} account.",
-        "public_oidc_button": "Sign in with {provider}",
-        "public_oidc_state": "The sign-in has expired or was not started in this browser. Please sign in again.",
-        "public_oidc_refused": "The sign-in was cancelled or refused by the identity provider.",
-        "public_oidc_failed": "Signing in at the identity provider failed. Please try again; if it keeps failing, "
-        "contact the city's IT.",
-        "public_oidc_unreachable": "The identity provider cannot be reached right now. Please try again shortly.",
-        "public_oidc_untrusted": "The connection to the identity provider is not trusted: its certificate is not "
-        "recognised. Please contact the city's IT; the gateway's log names the setting it needs.",
-        "public_signed_out": "Signed out",
-        "public_signed_out_text": "You are signed out of the platform.",
-        "public_provider_sign_out_hint": "On a shared computer, please end your {provider} session too.",
-        "public_provider_sign_out": "Sign out of {provider} too",
-        "public_sign_in_busy": "Very many people are signing in right now. Please try again in a moment.",
-        "meet_title": "Meeting people", "meet_intro": "Meeting places and regular offers of the city and its partners: "
-        "language cafés, open school, sports, women's groups and volunteer tandems. Just come along.",
-        "meet_filter": "Filter the offers", "meet_language": "Language", "meet_kind": "Kind of offer",
-        "meet_audience": "For whom", "meet_any": "all", "meet_show": "Show", "meet_found": "{n} offers",
-        "meet_none": "There is no offer for this choice at the moment.", "meet_when": "When", "meet_where": "Where",
-        "meet_by": "Organised by", "meet_childcare": "with childcare", "meet_free": "free of charge",
-        "meet_k_language_cafe": "Language café", "meet_k_open_school": "Open school",
-        "meet_k_sports_club": "Sports club",
-        "meet_k_womens_group": "Women's group", "meet_k_volunteer_tandem": "Volunteer tandem",
-        "meet_k_meeting_place": "Meeting place",
-        "meet_a_everyone": "for everyone", "meet_a_women": "women only", "meet_a_families": "for families",
-        "meet_a_youth": "for young people",
-        "meet_a_children": "for children", "meet_a_seniors": "for older people",
-    },
-})  # fmt: skip
+#: The meeting offers' filters (the partners service's vocabulary, as ``contracts`` names it).
+MEETING_KINDS = tuple(k.value for k in MeetingKind)
+MEETING_AUDIENCES = tuple(a.value for a in MeetingAudience)
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:

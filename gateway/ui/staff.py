@@ -19,130 +19,45 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chassis.identity import Identity
-from contracts.vocabulary import EmploymentSituation, EsserDimension, GermanLevel, Schooling
+from contracts.vocabulary import (
+    ConsentPurpose,
+    EmploymentSituation,
+    EsserDimension,
+    Gender,
+    GermanLevel,
+    GoalStatus,
+    ResidenceStatusGroup,
+    Schooling,
+)
 from gateway import policy
 from gateway.ui import casework, households, learning, names
 from gateway.ui.admin_directory import LANGUAGES
 from gateway.ui.kit import Kit, Reply, field_errors
-from gateway.ui.words import FIELD_ERRORS, more_words
+from gateway.ui.words import FIELD_ERRORS
 
-GENDERS = ("female", "male", "diverse", "unspecified")
-RESIDENCE_GROUPS = ("recognised_refugee", "asylum_seeker", "tolerated", "eu_citizen", "skilled_worker_or_study_visa",
-                    "family_reunification", "other")  # fmt: skip
-PURPOSES = ("referral", "counselling", "course_enrolment", "job_placement", "qualification_recognition")
+GENDERS = tuple(g.value for g in Gender)
+#: The residence status groups, the refugees' first (the most often chosen).
+RESIDENCE_GROUPS = (
+    ResidenceStatusGroup.RECOGNISED_REFUGEE.value,
+    ResidenceStatusGroup.ASYLUM_SEEKER.value,
+    ResidenceStatusGroup.TOLERATED.value,
+    ResidenceStatusGroup.EU_CITIZEN.value,
+    ResidenceStatusGroup.SKILLED_WORKER_OR_STUDY_VISA.value,
+    ResidenceStatusGroup.FAMILY_REUNIFICATION.value,
+    ResidenceStatusGroup.OTHER.value,
+)
+PURPOSES = tuple(p.value for p in ConsentPurpose)
 REGISTRATION_FIELDS = ("given_names", "family_name", "birth_date", "gender", "nationality", "languages",
                        "preferred_language", "residence_status_group", "arrival_date", "street", "house_number",
                        "postal_code", "district", "phone", "email")  # fmt: skip
 ADDRESS_FIELDS = ("street", "house_number", "postal_code", "district")
-GOAL_STATUSES = ("open", "in_progress", "achieved", "dropped")
+GOAL_STATUSES = tuple(s.value for s in GoalStatus)
 GOAL_FIELDS = ("dimension", "title", "due_on", "status")
 NEEDS_CHOICES = ("german_level", "schooling", "employment_situation")
 NEEDS_TEXTS = ("other_languages", "vocational_qualification", "children_ages", "notes")
 NEEDS_CHECKS = ("recognise_foreign_qualification", "childcare_needed", "housing_need", "counselling_need",
                 "health_need")  # fmt: skip
 NEEDS_FIELDS = NEEDS_CHOICES + NEEDS_TEXTS + NEEDS_CHECKS
-
-more_words({
-    "de": {
-        "staff_plan_intro": "Ziele nach den vier Dimensionen der Integration.", "staff_goal_title": "Ziel",
-        "staff_add_goal": "Ziel hinzufügen", "staff_due_on": "Fällig am", "staff_change": "Ändern",
-        "staff_change_goal": "Ziel ändern", "staff_form_errors": "Bitte die markierten Angaben prüfen.",
-        "staff_latest_needs": "Letzte Bedarfserhebung", "staff_no_needs": "Noch keine Bedarfserhebung.",
-        "staff_version": "Fassung", "staff_assessed_at": "Erhoben am", "staff_need_categories": "Abgeleitete Bedarfe",
-        "staff_record_needs": "Neue Bedarfserhebung", "staff_save_needs": "Bedarf speichern",
-        "staff_german_level": "Deutschkenntnisse", "staff_other_languages": "Weitere Sprachen",
-        "staff_schooling": "Schulbildung",
-        "staff_vocational_qualification": "Berufsabschluss", "staff_employment_situation": "Erwerbssituation",
-        "staff_children_ages": "Alter der Kinder",
-        "staff_children_ages_hint": "In Jahren, durch Komma getrennt, zum Beispiel: 3, 6", "staff_notes": "Notizen",
-        "staff_support": "Unterstützungsbedarf", "staff_recognise_foreign_qualification":
-        "Ausländischer Abschluss soll anerkannt werden", "staff_childcare_needed": "Kinderbetreuung nötig",
-        "staff_housing_need": "Wohnen", "staff_counselling_need": "Beratung", "staff_health_need": "Gesundheit",
-        "staff_choose": "Bitte wählen", "staff_level_none": "keine", "staff_person_courses": "Kurse",
-        "staff_no_enrolments": "Keine Kursanmeldungen.", "staff_enrol": "Zu einem Kurs anmelden",
-        "staff_enrol_button": "Zum Kurs anmelden", "staff_course": "Kurs (freie Plätze)",
-        "staff_seats": "{free} von {capacity} frei, {waiting} wartend", "staff_obligation":
-        "Verpflichtung zum Integrationskurs (Vorrang auf der Warteliste)",
-        "staff_enrolled_in": "Angemeldet: {title}.", "staff_waitlisted_in":
-        "Der Kurs {title} ist voll: auf der Warteliste, Platz {position}.",
-        "staff_offered_in": "Im Kurs {title} ist ein Platz angeboten, bis {until}.",
-        "staff_enrol_refused": "Anmeldung nicht möglich", "staff_no_courses": "Zurzeit keine Kurse im Angebot.",
-        "staff_schooling_none": "keine", "staff_schooling_primary": "Grundschule",
-        "staff_schooling_secondary": "Mittelschule / Realschule", "staff_schooling_upper_secondary":
-        "Abitur / Hochschulreife", "staff_schooling_vocational": "Berufsschule", "staff_schooling_university":
-        "Hochschule", "staff_employment_employed": "angestellt", "staff_employment_self_employed": "selbstständig",
-        "staff_employment_job_seeking": "arbeitsuchend", "staff_employment_in_training": "in Ausbildung",
-        "staff_employment_in_school": "in der Schule", "staff_employment_not_permitted": "keine Arbeitserlaubnis",
-        "staff_employment_not_seeking": "nicht arbeitsuchend", "staff_need_language": "Sprache",
-        "staff_need_education": "Bildung", "staff_need_employment": "Arbeit", "staff_need_recognition":
-        "Anerkennung", "staff_need_counselling": "Beratung", "staff_need_housing": "Wohnen",
-        "staff_need_childcare": "Kinderbetreuung", "staff_need_health": "Gesundheit",
-        "staff_need_participation": "Teilhabe",
-        "staff_meet": "Begegnung vorschlagen", "staff_meet_intro": "Treffpunkte und regelmäßige Angebote, zuerst "
-        "die in den Sprachen der Person. Ein Vorschlag wird ein Teilhabe-Ziel im Integrationsplan.",
-        "staff_meet_add": "Als Teilhabe-Ziel aufnehmen", "staff_meet_goal": "Teilhabe: {title}",
-        "staff_privacy": "Wegzug und Löschung", "staff_privacy_intro":
-        "Nur mit Grund: Er wird im Zugriffsprotokoll der Person festgehalten.",
-        "staff_move_away": "Wegzug erfassen (Abmeldung)", "staff_moved_away_on": "Weggezogen am",
-        "staff_reason": "Grund", "staff_move_away_button": "Wegzug erfassen",
-        "staff_erase": "Daten löschen (Art. 17 DSGVO)", "staff_erase_confirm":
-        "Ich habe geprüft, dass die Daten dieser Person gelöscht werden dürfen; "
-        "das lässt sich nicht rückgängig machen.",
-        "staff_erase_button": "Endgültig löschen", "staff_erased": "Die Daten der Person sind gelöscht.",
-        "staff_reason_missing": "Bitte den Grund angeben (mindestens drei Zeichen).",
-        "staff_confirm_missing": "Bitte bestätigen, dass die Daten gelöscht werden dürfen.",
-        "staff_open_person": "Person öffnen", "staff_person_id": "Personen-Kennung",
-    },
-    "en": {
-        "staff_plan_intro": "Goals in the four dimensions of integration.", "staff_goal_title": "Goal",
-        "staff_add_goal": "Add a goal", "staff_due_on": "Due on", "staff_change": "Change",
-        "staff_change_goal": "Change goal", "staff_form_errors": "Please check the marked fields.",
-        "staff_latest_needs": "Latest needs assessment", "staff_no_needs": "No needs assessment yet.",
-        "staff_version": "Version", "staff_assessed_at": "Assessed at", "staff_need_categories": "Derived needs",
-        "staff_record_needs": "New needs assessment", "staff_save_needs": "Save needs",
-        "staff_german_level": "German", "staff_other_languages": "Other languages",
-        "staff_schooling": "Schooling",
-        "staff_vocational_qualification": "Vocational qualification", "staff_employment_situation": "Employment",
-        "staff_children_ages": "Children's ages",
-        "staff_children_ages_hint": "In years, comma separated, for example: 3, 6", "staff_notes": "Notes",
-        "staff_support": "Support needed", "staff_recognise_foreign_qualification":
-        "A foreign qualification is to be recognised", "staff_childcare_needed": "Needs childcare",
-        "staff_housing_need": "Housing", "staff_counselling_need": "Counselling", "staff_health_need": "Health",
-        "staff_choose": "Please choose", "staff_level_none": "none", "staff_person_courses": "Courses",
-        "staff_no_enrolments": "No course enrolments.", "staff_enrol": "Enrol in a course",
-        "staff_enrol_button": "Enrol in the course", "staff_course": "Course (free seats)",
-        "staff_seats": "{free} of {capacity} free, {waiting} waiting", "staff_obligation":
-        "Obliged to attend an integration course (priority on the waiting list)",
-        "staff_enrolled_in": "Enrolled: {title}.", "staff_waitlisted_in":
-        "The course {title} is full: on the waiting list, position {position}.",
-        "staff_offered_in": "A seat in {title} is offered until {until}.",
-        "staff_enrol_refused": "Enrolment not possible", "staff_no_courses": "No courses on offer right now.",
-        "staff_schooling_none": "none", "staff_schooling_primary": "primary school",
-        "staff_schooling_secondary": "secondary school", "staff_schooling_upper_secondary": "upper secondary school",
-        "staff_schooling_vocational": "vocational school", "staff_schooling_university": "university",
-        "staff_employment_employed": "employed", "staff_employment_self_employed": "self-employed",
-        "staff_employment_job_seeking": "seeking work", "staff_employment_in_training": "in training",
-        "staff_employment_in_school": "in school", "staff_employment_not_permitted": "no work permit",
-        "staff_employment_not_seeking": "not seeking work", "staff_need_language": "language",
-        "staff_need_education": "education", "staff_need_employment": "employment", "staff_need_recognition":
-        "recognition", "staff_need_counselling": "counselling", "staff_need_housing": "housing",
-        "staff_need_childcare": "childcare", "staff_need_health": "health",
-        "staff_need_participation": "participation",
-        "staff_meet": "Suggest meeting people", "staff_meet_intro": "Meeting places and regular offers, those in "
-        "the person's languages first. A suggestion becomes a participation goal in the integration plan.",
-        "staff_meet_add": "Add as a participation goal", "staff_meet_goal": "Participation: {title}",
-        "staff_privacy": "Moving away and erasure", "staff_privacy_intro":
-        "Only with a reason: it is kept in the person's access log.",
-        "staff_move_away": "Record moving away (Abmeldung)", "staff_moved_away_on": "Moved away on",
-        "staff_reason": "Reason", "staff_move_away_button": "Record moving away",
-        "staff_erase": "Erase the data (GDPR Art. 17)", "staff_erase_confirm":
-        "I have checked that this person's data may be erased; this cannot be undone.",
-        "staff_erase_button": "Erase for good", "staff_erased": "The person's data is erased.",
-        "staff_reason_missing": "Please give the reason (three characters at least).",
-        "staff_confirm_missing": "Please confirm that the data may be erased.",
-        "staff_open_person": "Open a person", "staff_person_id": "Person id",
-    },
-})  # fmt: skip
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
@@ -330,14 +245,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         person_path = f"persons/{quote(person_id)}"
         # A household's case: the needs shown and recorded are one member's (the lead's unless another is chosen).
         member = households.chosen_member(case.body, forms.pop("member", None) or request.query_params.get("member"))
-        timeline, person, consents, needs, enrolments, courses, meeting = await asyncio.gather(
+        # Two calls gathered as one: asyncio.gather keeps the types of at most six.
+        timeline, person, consents, needs, enrolments, (courses, meeting) = await asyncio.gather(
             ui.call(request, user, "GET", f"cases/{quote(case_id)}/timeline"),
             ui.call(request, user, "GET", person_path),
             ui.call(request, user, "GET", f"{person_path}/consents"),
             ui.call(request, user, "GET", f"persons/{quote(member)}/needs-assessments"),
             ui.call(request, user, "GET", f"learners/{quote(person_id)}/enrolments"),
-            learning.catalogue(ui, request, user),
-            ui.call(request, None, "GET", "partners/meeting-offers", params={"page_size": 200}),
+            asyncio.gather(
+                learning.catalogue(ui, request, user),
+                ui.call(request, None, "GET", "partners/meeting-offers", params={"page_size": 200}),
+            ),
         )
         latest = _latest(needs)
         forms |= await casework.case_extras(ui, request, user, case.body)

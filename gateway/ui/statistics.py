@@ -22,7 +22,6 @@ from fastapi.responses import HTMLResponse
 from chassis.identity import Identity
 from gateway.ui import charts, statistics_council
 from gateway.ui.kit import Kit
-from gateway.ui.words import more_words
 
 #: As the monitoring service takes it: a year 1990-2099, a quarter or a month of it.
 PERIOD = re.compile(r"^(199[0-9]|20[0-9]{2})(-(0[1-9]|1[0-2])|-Q[1-4])?$")
@@ -41,122 +40,6 @@ def split_label(label: str) -> tuple[str, str | None]:
         return label[: -len(REST_SUFFIX)], None
     found = BLOCK_LABEL.fullmatch(label)
     return (found.group(2), found.group(1)) if found else (label, None)
-
-
-#: The council report's words: group, indicator, unit and column titles by the monitoring's ids.
-REPORT_DE = {
-    "stat_g_culture_and_language": "Kulturation: Sprache und Kultur",
-    "stat_g_placement": "Platzierung: Bildung und Arbeit", "stat_g_interaction": "Interaktion: soziale Kontakte",
-    "stat_g_identification": "Identifikation: Zugehörigkeit", "stat_g_demography": "Demografie",
-    "stat_g_segregation": "Segregation", "stat_g_network": "Partnernetzwerk",
-    "stat_t_language_course_enrolments": "Anmeldungen zu Sprachkursen nach Kursart",
-    "stat_t_language_course_completions": "Abschlüsse von Sprachkursen nach Kursart",
-    "stat_t_cefr_levels_reached": "Erreichte Deutschniveaus (GER) bei Kursabschluss",
-    "stat_t_placement_referrals": "Vermittlungen an Jobcenter (Arbeit) und IHK (Anerkennung) und ihre Ergebnisse",
-    "stat_t_recognitions": "Anerkannte ausländische Abschlüsse (Einträge im Bildungspass)",
-    "stat_t_course_completions": "Kursabschlüsse nach Kursart",
-    "stat_t_days_to_first_counselling": "Median der Tage von der Anmeldung bis zur ersten Beratungsvermittlung",
-    "stat_t_participation_offers": "Anmeldungen zu Kultur-, Bildungs- und Begegnungsangeboten",
-    "stat_t_citizens_survey": "Bürgerbefragung: Zufriedenheit (Prozent der Antworten)",
-    "stat_t_registrations_by_nationality": "Anmeldungen nach Staatsangehörigkeit",
-    "stat_t_registrations_by_age_band": "Anmeldungen nach Altersgruppe",
-    "stat_t_registrations_by_residence_status": "Anmeldungen nach Aufenthaltsstatus",
-    "stat_t_registrations_by_district_and_gender": "Anmeldungen nach Ortsteil und Geschlecht",
-    "stat_t_households_and_moves": "Angemeldete Haushalte und weggezogene Personen",
-    "stat_t_newcomers_by_district": "Neuzugezogene je Ortsteil am Ende des Zeitraums",
-    "stat_t_housing_need": "Neuzugezogene mit Wohnungsbedarf am Ende des Zeitraums, nach Ortsteil und "
-    "Haushaltsgröße (Personen)",
-    "stat_t_registrations_by_residence_status_and_gender": "Anmeldungen nach Aufenthaltsstatus und Geschlecht "
-    "(Frauen und EU-Bürgerinnen und -Bürger getrennt)",
-    "stat_t_dissimilarity_index": "Segregationsindex (Dissimilaritätsindex) gegenüber der Wohnbevölkerung",
-    "stat_t_newcomers_by_block": "Neuzugezogene und Einwohner je Baublock am Ende des Zeitraums (vergröbert)",
-    "stat_t_dissimilarity_index_by_block": "Segregationsindex je Baublock (vergröbert)",
-    "stat_c_newcomers": "Neuzugezogene", "stat_c_residents": "Einwohner",
-    "stat_c_newcomers_percent": "Anteil Neuzugezogene (%)", "stat_c_residents_percent": "Anteil Einwohner (%)",
-    "stat_t_referral_funnel": "Vermittlungen je Partner", "stat_t_partner_response_hours":
-    "Median der Stunden bis zur Antwort des Partners",
-    "stat_t_waiting_list": "Personen auf Kurs-Wartelisten am Ende des Zeitraums",
-    "stat_t_free_seats": "Freie Plätze in offenen Kursen am Ende des Zeitraums",
-    "stat_t_women_share_in_courses": "Anteil der Frauen an den Kursanmeldungen",
-    "stat_t_need_routes": "Vermittlungen auf den Wegen für die Bedarfe der Stadt (Gesundheit, Wohnen, Rückkehr, "
-    "EU-Fachkräfte)",
-    "stat_t_meeting_offer_referrals": "Vermittlungen zu Begegnungsangeboten (Teilhabe) und ihre Antworten",
-    "stat_t_need_routes_women_share": "Anteil der Frauen an den Vermittelten je Weg",
-    "stat_t_need_routes_eu_share": "Anteil der EU-Bürgerinnen und -Bürger an den Vermittelten je Weg",
-    "stat_c_count": "Anzahl", "stat_c_total": "Summe", "stat_c_sent": "gesendet", "stat_c_accepted": "angenommen",
-    "stat_c_declined": "abgelehnt", "stat_c_completed": "abgeschlossen", "stat_c_escalated": "eskaliert",
-    "stat_c_completed_successful": "erfolgreich abgeschlossen",
-    "stat_c_completed_unsuccessful": "ohne Erfolg abgeschlossen", "stat_c_median_days": "Median (Tage)",
-    "stat_c_median_hours": "Median (Stunden)", "stat_c_percent": "Prozent", "stat_c_D": "Index D",
-    "stat_c_households_registered": "Haushalte angemeldet", "stat_c_persons_moved_away": "Personen weggezogen",
-    "stat_c_very_satisfied": "sehr zufrieden", "stat_c_satisfied": "zufrieden",
-    "stat_c_less_satisfied": "weniger zufrieden", "stat_c_dissatisfied": "unzufrieden",
-    "stat_u_persons": "Personen", "stat_u_enrolments": "Anmeldungen", "stat_u_learners": "Lernende",
-    "stat_u_referrals": "Vermittlungen", "stat_u_recognitions": "Anerkennungen", "stat_u_days": "Tage",
-    "stat_u_hours": "Stunden", "stat_u_percent": "Prozent", "stat_u_index": "Index", "stat_u_count": "Anzahl",
-    "stat_u_seats": "Plätze", "stat_u_children": "Kinder", "stat_u_households": "Haushalte",
-}  # fmt: skip
-
-more_words({
-    "de": {
-        "stat_charts": "Auf einen Blick", "stat_registrations_over_time": "Anmeldungen je Monat",
-        "stat_district_map": "Neuzugezogene je Ortsteil", "stat_dissimilarity_over_time":
-        "Segregationsindex (Dissimilarität) je Monat", "stat_outcomes_per_partner": "Vermittlungen je Partner",
-        "stat_map_note": "Schematische Karte der Ortsteile, nicht maßstabsgetreu; dunkler heißt mehr. "
-        "\u00d7 bedeutet: zurückgehalten (weniger als fünf Personen).",
-        "stat_withheld_note": "\u00d7 bedeutet: zurückgehalten, weil weniger als fünf Personen dahinter stehen.",
-        "stat_dissimilarity_note": "0 heißt: Neuzugezogene wohnen verteilt wie alle Einwohner; 1 heißt: ganz "
-        "getrennt.", "stat_figures": "Die Zahlen dazu", "stat_month": "Monat", "stat_district": "Ortsteil",
-        "stat_partner": "Partner", "stat_registrations": "Anmeldungen", "stat_index": "Index",
-        "stat_report_title": "Integrations- und Demografiemonitoring", "stat_report_sub": "Große Kreisstadt "
-        "Landsberg am Lech · Bericht an den Stadtrat", "stat_compared": "verglichen mit",
-        "stat_proposals": "Vorschläge", "stat_no_proposal": "In diesem Zeitraum greift keine Regel.",
-        "stat_rules": "Regeln, nach denen die Vorschläge entstehen", "stat_generated": "erstellt am",
-        "stat_previous": "Vorzeitraum", "stat_print": "Zum Drucken oder als PDF: Strg+P.",
-        "stat_to": "bis", "stat_withheld": "zurückgehalten", "stat_note": "Hinweis",
-        "stat_blocks": "Neuzugezogene je Baublock", "stat_block": "Baublock",
-        "stat_block_rest": "übrige Adressen", "stat_block_whole": "ganzer Ortsteil",
-        "stat_block_withheld": "zurückgehaltene Ortsteile zusammen",
-        "stat_block_index": "Segregationsindex je Baublock", "stat_district_index": "je Ortsteil",
-        "stat_blocks_note": "Ein Baublock steht für sich, wenn mindestens fünf Neuzugezogene und fünf Einwohner "
-        "dort wohnen; kleinere Blöcke und Adressen ohne Block zählen zu den übrigen Adressen ihres Ortsteils, die "
-        "selbst null oder mindestens fünf sind. In einem zurückgehaltenen Ortsteil wird nichts Feineres gezeigt.",
-        "stat_blocks_none": "Kein Baublock-Verzeichnis hochgeladen.",
-        "stat_blocks_illustrative": "Beispielhafte Baublöcke (keine amtlichen Zahlen).",
-        **REPORT_DE,
-    },
-    "en": {
-        "stat_charts": "At a glance", "stat_registrations_over_time": "Registrations per month",
-        "stat_district_map": "Newcomers per district", "stat_dissimilarity_over_time":
-        "Segregation (dissimilarity) index per month", "stat_outcomes_per_partner": "Referrals per partner",
-        "stat_map_note": "A schematic map of the districts, not to scale; darker means more. \u00d7 means withheld "
-        "(fewer than five people).",
-        "stat_withheld_note": "\u00d7 means withheld, because fewer than five people are behind it.",
-        "stat_dissimilarity_note": "0 means newcomers live spread like all inhabitants; 1 means fully apart.",
-        "stat_figures": "The figures", "stat_month": "Month", "stat_district": "District",
-        "stat_partner": "Partner", "stat_registrations": "Registrations", "stat_index": "Index",
-        "stat_report_title": "Integration and demographic monitoring", "stat_report_sub": "Große Kreisstadt "
-        "Landsberg am Lech · report to the city council", "stat_compared": "compared with",
-        "stat_proposals": "Proposals", "stat_no_proposal": "No rule applies in this period.",
-        "stat_rules": "The rules the proposals follow", "stat_generated": "generated",
-        "stat_previous": "Previous period", "stat_print": "To print or save as PDF: Ctrl+P.",
-        "stat_to": "to", "stat_withheld": "withheld", "stat_note": "Note",
-        "stat_blocks": "Newcomers per residential block", "stat_block": "Block",
-        "stat_block_rest": "other addresses", "stat_block_whole": "whole district",
-        "stat_block_withheld": "withheld districts together",
-        "stat_block_index": "Segregation index per block", "stat_district_index": "per district",
-        "stat_blocks_note": "A block stands alone when at least five newcomers and five residents live there; "
-        "smaller blocks and addresses in no block count with their district's other addresses, which are "
-        "themselves zero or at least five. Nothing finer is shown of a withheld district.",
-        "stat_blocks_none": "No residential block reference uploaded.",
-        "stat_blocks_illustrative": "Illustrative blocks (not official figures).",
-        **{key: key.split("_", 2)[2].replace("_", " ") for key in REPORT_DE},
-        "stat_t_newcomers_by_block": "Newcomers and residents per residential block at the end of the period "
-        "(coarsened)", "stat_t_dissimilarity_index_by_block": "Segregation index per residential block (coarsened)",
-        "stat_c_newcomers": "Newcomers", "stat_c_residents": "Residents",
-        "stat_c_newcomers_percent": "Share of newcomers (%)", "stat_c_residents_percent": "Share of residents (%)",
-    },
-})  # fmt: skip
 
 
 def last_months(period: str, count: int = MONTHS) -> list[str]:

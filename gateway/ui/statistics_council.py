@@ -26,7 +26,6 @@ from fastapi.responses import HTMLResponse
 from chassis.identity import Identity
 from gateway.ui import charts
 from gateway.ui.kit import Kit, problem_text
-from gateway.ui.words import more_words
 
 #: Mirrors the monitoring's council rules: which steps a proposal in each status offers.
 STEPS = {
@@ -42,94 +41,6 @@ KINDS = ("kita", "school")
 PROPOSAL_ID = re.compile(r"^[0-9a-f-]{36}$")
 YEAR = re.compile(r"^(199[0-9]|20[0-9]{2})$")
 PERIOD = re.compile(r"^(199[0-9]|20[0-9]{2})(-(0[1-9]|1[0-2])|-Q[1-4])?$")
-
-more_words({
-    "de": {
-        "cr_title": "Integrationsrat", "cr_intro": "Vorschläge an den Integrationsrat und ihre Umsetzung: annehmen "
-        "oder ablehnen, einer Stelle zuweisen und bis zur Erledigung verfolgen. Jeder Schritt bleibt in der "
-        "Geschichte des Vorschlags.", "cr_new": "Neuer Vorschlag", "cr_proposal": "Vorschlag",
-        "cr_text": "Begründung und Inhalt", "cr_due": "Frist", "cr_assignee": "Zuständig",
-        "cr_assignee_hint": "Amt, Person oder Rolle, z. B. „Amt für Soziales“ oder „Integrationsbeauftragte“.",
-        "cr_note": "Bemerkung", "cr_reason": "Begründung (Pflicht)", "cr_create": "Vorschlag anlegen",
-        "cr_all": "alle", "cr_show": "Zeigen", "cr_none": "Keine Vorschläge in dieser Auswahl.",
-        "cr_from_report": "Vorschläge aus dem Bericht", "cr_from_report_intro": "Diese Vorschläge ergeben sich aus "
-        "den Regeln des Berichts für den Zeitraum; übernehmen legt sie dem Integrationsrat vor.",
-        "cr_take_over": "Dem Integrationsrat vorlegen", "cr_history": "Verlauf", "cr_by": "durch",
-        "cr_created_by": "Angelegt von", "cr_updated": "Zuletzt geändert", "cr_rule": "Regel",
-        "cr_status_proposed": "vorgeschlagen", "cr_status_accepted": "angenommen",
-        "cr_status_rejected": "abgelehnt", "cr_status_in_progress": "in Umsetzung", "cr_status_done": "erledigt",
-        "cr_do_accept": "Annehmen", "cr_do_reject": "Ablehnen", "cr_do_assign": "Zuweisen",
-        "cr_do_complete": "Als erledigt markieren", "cr_do_reopen": "Wieder öffnen", "cr_did_create": "angelegt",
-        "cr_did_accept": "angenommen", "cr_did_reject": "abgelehnt", "cr_did_assign": "zugewiesen",
-        "cr_did_complete": "erledigt", "cr_did_reopen": "wieder geöffnet", "cr_back": "Alle Vorschläge",
-        "cr_rule_R1-waiting-list": "Warteliste länger als die freien Plätze: einen weiteren Kurs einplanen",
-        "cr_rule_R2-dissimilarity": "Segregation steigt: den Ortsteil bei der Wohnungsvergabe berücksichtigen",
-        "cr_rule_R3-women": "Frauen in Kursen unterrepräsentiert: Frauenkurse mit Kinderbetreuung anbieten",
-        "cr_rule_R4-counselling": "Zu lange bis zur ersten Beratung: Beratung ausbauen oder früher vermitteln",
-        "pl_title": "Kita- und Schulplanung", "pl_intro": "Erwarteter Bedarf an Kita-Plätzen (0 bis 5 Jahre) und "
-        "Schulplätzen (6 bis 17 Jahre) in neu zugewanderten Familien, je Schuljahr ab 1. September, gegen die "
-        "geplanten Plätze.", "pl_method": "So wird gerechnet: Die angemeldeten Kinder werden Monat für Monat älter "
-        "gerechnet; dazu kommen die Zuzüge, die der Trend der letzten zwölf Monate erwarten lässt (Spanne: der "
-        "Trend plus und minus seine übliche Abweichung). Ortsteile mit weniger als fünf Kindern sind unter "
-        "„übrige Ortsteile“ zusammengefasst.", "pl_kita": "Kita", "pl_school": "Schule",
-        "pl_chart_kita": "Bedarf an Kita-Plätzen, ganze Stadt", "pl_chart_school": "Bedarf an Schulplätzen, "
-        "ganze Stadt", "pl_expected": "erwartet", "pl_band": "Spanne", "pl_places": "geplante Plätze",
-        "pl_gap": "frei (+) oder fehlend (\u2212)", "pl_school_year": "Schuljahr", "pl_csv": "Alle Zahlen als CSV",
-        "pl_enter": "Geplante Plätze eintragen", "pl_enter_hint": "Ein Eintrag je Schuljahr, Ortsteil und Art; "
-        "ein neuer Wert ersetzt den alten.", "pl_kind": "Art", "pl_entered": "Eingetragene Plätze",
-        "pl_remove": "Entfernen", "pl_withheld": "Zu wenige Kinder für eine Veröffentlichung (weniger als fünf).",
-        "pl_trend": "Trend der Zuzüge von Kindern", "pl_per_month": "je Monat zuletzt",
-        "pl_other": "übrige Ortsteile", "pl_city": "ganze Stadt", "pl_places_short": "Plätze",
-        "conf_title": "Integrationskonferenz Landkreis", "conf_intro": "Der Beitrag der Stadt Landsberg am Lech "
-        "zur Integrationskonferenz des Landkreises: nur veröffentlichte, anonymisierte Zahlen eines Jahres, der "
-        "Stand der Vorschläge an den Integrationsrat und der Bedarf des nächsten Schuljahres.",
-        "conf_year": "Jahr", "conf_document": "Als Dokument öffnen (zum Drucken oder Weitergeben)",
-        "conf_proposals": "Vorschläge an den Integrationsrat und ihre Umsetzung",
-        "stat_more": "Weitere Auswertungen", "stat_council_followup": "Integrationsrat: Vorschläge und Umsetzung",
-    },
-    "en": {
-        "cr_title": "Integration council", "cr_intro": "Proposals to the integration council and their follow-up: "
-        "accept or reject, assign to an office and track to done. Every step stays in the proposal's history.",
-        "cr_new": "New proposal", "cr_proposal": "Proposal", "cr_text": "Reasons and content", "cr_due": "Due",
-        "cr_assignee": "Assigned to", "cr_assignee_hint": "An office, a person or a role, e.g. \"Social services "
-        "office\" or \"Integration officer\".", "cr_note": "Note", "cr_reason": "Reason (required)",
-        "cr_create": "Create proposal", "cr_all": "all", "cr_show": "Show",
-        "cr_none": "No proposals in this selection.", "cr_from_report": "Proposals from the report",
-        "cr_from_report_intro": "These proposals follow from the report's rules for the period; taking one over "
-        "puts it before the integration council.", "cr_take_over": "Put before the integration council",
-        "cr_history": "History", "cr_by": "by", "cr_created_by": "Created by", "cr_updated": "Last changed",
-        "cr_rule": "Rule", "cr_status_proposed": "proposed", "cr_status_accepted": "accepted",
-        "cr_status_rejected": "rejected", "cr_status_in_progress": "in progress", "cr_status_done": "done",
-        "cr_do_accept": "Accept", "cr_do_reject": "Reject", "cr_do_assign": "Assign",
-        "cr_do_complete": "Mark as done", "cr_do_reopen": "Reopen", "cr_did_create": "created",
-        "cr_did_accept": "accepted", "cr_did_reject": "rejected", "cr_did_assign": "assigned",
-        "cr_did_complete": "done", "cr_did_reopen": "reopened", "cr_back": "All proposals",
-        "cr_rule_R1-waiting-list": "Waiting list longer than the free seats: schedule another course",
-        "cr_rule_R2-dissimilarity": "Segregation rising: consider the district in housing allocation",
-        "cr_rule_R3-women": "Women under-represented in courses: offer women-only courses with childcare",
-        "cr_rule_R4-counselling": "Too long to the first counselling: add counselling or route earlier",
-        "pl_title": "Kita and school planning", "pl_intro": "Expected demand for Kita places (ages 0 to 5) and "
-        "school places (ages 6 to 17) in newcomer families, per school year from 1 September, against the "
-        "planned places.", "pl_method": "How it is computed: the registered children grow older month by month; "
-        "the arrivals the last twelve months' trend expects are added (band: the trend plus and minus its usual "
-        "deviation). Districts with fewer than five children are merged into \"other districts\".",
-        "pl_kita": "Kita", "pl_school": "School", "pl_chart_kita": "Demand for Kita places, whole city",
-        "pl_chart_school": "Demand for school places, whole city", "pl_expected": "expected", "pl_band": "band",
-        "pl_places": "planned places", "pl_gap": "free (+) or missing (\u2212)", "pl_school_year": "School year",
-        "pl_csv": "All figures as CSV", "pl_enter": "Enter planned places", "pl_enter_hint": "One entry per "
-        "school year, district and kind; a new value replaces the old one.", "pl_kind": "Kind",
-        "pl_entered": "Places entered", "pl_remove": "Remove",
-        "pl_withheld": "Too few children to publish (fewer than five).", "pl_trend": "Trend of children arriving",
-        "pl_per_month": "per month lately", "pl_other": "other districts", "pl_city": "whole city",
-        "pl_places_short": "places",
-        "conf_title": "District integration conference", "conf_intro": "The city of Landsberg am Lech's "
-        "contribution to the district's integration conference: only published, anonymised figures of a year, "
-        "where the proposals to the integration council stand and the next school year's demand. The document "
-        "is in German.", "conf_year": "Year", "conf_document": "Open as a document (to print or pass on)",
-        "conf_proposals": "Proposals to the integration council and their follow-up",
-        "stat_more": "More", "stat_council_followup": "Integration council: proposals and follow-up",
-    },
-})  # fmt: skip
 
 
 def city_series(rows: list[dict[str, Any]], years: list[str], kind: str) -> dict[str, list[Any]]:

@@ -32,7 +32,7 @@ from chassis.clock import as_utc
 from chassis.deps import CallerDep as ChassisCallerDep
 from chassis.deps import ClockDep, RuntimeDep, UnitOfWorkDep
 from chassis.deps import caller_of as chassis_caller
-from chassis.errors import PROBLEM_JSON, Problem
+from chassis.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
 from chassis.identity import HEADER
 from chassis.schemas import Page
 from contracts.vocabulary import GermanLevel
@@ -126,10 +126,40 @@ async def managed_course(w: workflow.Workflow, caller: domain.Caller, course_id:
     return course
 
 
+def _rule_refusals() -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of the routes that check course rules: each broken rule is its own Problem type."""
+
+    def listed(status: str) -> str:
+        return "; ".join(
+            f"`{kind}` ({text.split(': ', 1)[1]})" for kind, text in domain.RULES.items() if text.startswith(status)
+        )
+
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {
+        409: {
+            "description": f"In conflict with the course's or enrolment's state; the Problem's type says which: "
+            f"{listed('409')}",
+            "content": content,
+        },
+        "4XX": {
+            "description": f"Refused; a broken course rule is a 422 whose Problem type names it (more broken "
+            f"rules in `also`, each with its `type`): {listed('422')}",
+            "content": content,
+        },
+    }
+
+
+RULE_REFUSALS = _rule_refusals()
+
+
 def rule_broken(exc: domain.CourseError) -> Problem:
+    """The broken rule as Problem Details: its own type (``RULES``) and what matters of it as members."""
+    values = dict(exc.values)
+    if "also" in values:  # the other broken rules, each named by its type as the Problem's own is
+        values["also"] = [{"type": PROBLEM_BASE + a.pop("kind"), **a} for a in map(dict, values["also"])]
     if isinstance(exc, domain.InvalidTransition):
-        return Problem(409, str(exc), kind="invalid-transition")
-    return Problem(422, str(exc), kind="course-rule", title="Not possible for this course")
+        return Problem(409, str(exc), kind=exc.kind, **values)
+    return Problem(422, str(exc), kind=exc.kind, title="Not possible for this course", **values)
 
 
 @contextlib.contextmanager
@@ -254,7 +284,7 @@ async def list_courses(
     return Page(items=[await course_read(w, c) for c in rows], total=total, page=page, page_size=page_size)
 
 
-@router.post("/courses", status_code=201, response_model=CourseRead)
+@router.post("/courses", status_code=201, response_model=CourseRead, responses=RULE_REFUSALS)
 async def schedule_course(body: CourseCreate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """A new course of the course admin's own provider (an admin names any provider)."""
     provider = body.provider_id
@@ -287,7 +317,7 @@ async def read_course(course_id: str, w: WorkflowDep) -> CourseRead:
     return await course_read(w, await load_course(w, course_id))
 
 
-@router.patch("/courses/{course_id}", response_model=CourseRead)
+@router.patch("/courses/{course_id}", response_model=CourseRead, responses=RULE_REFUSALS)
 async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     await managed_course(w, caller, course_id)
     with refusals():
@@ -296,7 +326,7 @@ async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep, call
     return await course_read(w, course)
 
 
-@router.post("/courses/{course_id}/cancel", response_model=CourseRead)
+@router.post("/courses/{course_id}/cancel", response_model=CourseRead, responses=RULE_REFUSALS)
 async def cancel_course(course_id: str, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """Cancel a course; the enrolled and waiting hear of it by event."""
     await managed_course(w, caller, course_id)
@@ -306,7 +336,7 @@ async def cancel_course(course_id: str, w: WorkflowDep, caller: CallerDep) -> Co
     return await course_read(w, course)
 
 
-@router.post("/courses/{course_id}/sessions", status_code=201, response_model=CourseRead)
+@router.post("/courses/{course_id}/sessions", status_code=201, response_model=CourseRead, responses=RULE_REFUSALS)
 async def add_session(course_id: str, body: SessionCreate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """One more session of a scheduled course; it must not overlap the others."""
     await managed_course(w, caller, course_id)
@@ -316,7 +346,7 @@ async def add_session(course_id: str, body: SessionCreate, w: WorkflowDep, calle
     return await course_read(w, course)
 
 
-@router.delete("/courses/{course_id}/sessions/{session_id}", response_model=CourseRead)
+@router.delete("/courses/{course_id}/sessions/{session_id}", response_model=CourseRead, responses=RULE_REFUSALS)
 async def remove_session(course_id: str, session_id: str, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """Take a session off a scheduled course: not its last one, and not one with attendance recorded (that
     attendance is part of the participants' record)."""
@@ -401,7 +431,7 @@ async def registered_names(
 # --- enrolments ---------------------------------------------------------------------------
 
 
-@router.post("/courses/{course_id}/enrolments", status_code=201, response_model=EnrolmentRead)
+@router.post("/courses/{course_id}/enrolments", status_code=201, response_model=EnrolmentRead, responses=RULE_REFUSALS)
 async def enrol(course_id: str, body: EnrolmentCreate, w: WorkflowDep, caller: CallerDep) -> EnrolmentRead:
     """Enrol a person (the provider's course admin, or a caseworker of the person's case); a full course puts them
     on the waiting list in the documented order."""
@@ -447,7 +477,9 @@ async def list_enrolments(
     return answer
 
 
-@router.post("/courses/{course_id}/enrolments/{enrolment_id}/cancel", response_model=EnrolmentRead)
+@router.post(
+    "/courses/{course_id}/enrolments/{enrolment_id}/cancel", response_model=EnrolmentRead, responses=RULE_REFUSALS
+)
 async def cancel(
     course_id: str, enrolment_id: str, body: Cancellation, w: WorkflowDep, caller: CallerDep
 ) -> EnrolmentRead:
@@ -460,7 +492,9 @@ async def cancel(
     return await enrolment_read(w, enrolment)
 
 
-@router.post("/courses/{course_id}/enrolments/{enrolment_id}/accept-offer", response_model=EnrolmentRead)
+@router.post(
+    "/courses/{course_id}/enrolments/{enrolment_id}/accept-offer", response_model=EnrolmentRead, responses=RULE_REFUSALS
+)
 async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep, caller: CallerDep) -> EnrolmentRead:
     await managed_course(w, caller, course_id)
     enrolment = await load_enrolment(w, course_id, enrolment_id)
@@ -470,7 +504,7 @@ async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep, caller
     return await enrolment_read(w, enrolment)
 
 
-@router.post("/courses/{course_id}/enrolments/{enrolment_id}/attendance", status_code=201)
+@router.post("/courses/{course_id}/enrolments/{enrolment_id}/attendance", status_code=201, responses=RULE_REFUSALS)
 async def record_attendance(
     course_id: str, enrolment_id: str, body: AttendanceCreate, w: WorkflowDep, caller: CallerDep
 ) -> dict[str, Any]:
@@ -482,7 +516,9 @@ async def record_attendance(
     return {"enrolment_id": enrolment.id, "session_id": body.session_id, "present": body.present}
 
 
-@router.post("/courses/{course_id}/enrolments/{enrolment_id}/completion", response_model=EnrolmentRead)
+@router.post(
+    "/courses/{course_id}/enrolments/{enrolment_id}/completion", response_model=EnrolmentRead, responses=RULE_REFUSALS
+)
 async def complete(
     course_id: str, enrolment_id: str, body: CompletionCreate, w: WorkflowDep, caller: CallerDep
 ) -> EnrolmentRead:

@@ -186,8 +186,9 @@ async def seed_demo(runtime: ServiceRuntime, now: datetime) -> None:
             )
             uow.session.add(course)
             rows = [
-                CourseSession(id=str(uuid.uuid4()), course_id=course.id, place=course.location, **s) for s in sessions
-            ]  # type: ignore[attr-defined]
+                CourseSession(id=str(uuid.uuid4()), course_id=course.id, place=course.location, **s)
+                for s in sessions  # type: ignore[attr-defined]
+            ]
             uow.session.add_all(rows)
             await uow.session.flush()
             await uow.publish(events.CourseScheduled(**workflow.course_facts(course, rows)))

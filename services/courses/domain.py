@@ -31,26 +31,53 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from contracts.vocabulary import AGE_BAND_YEARS, AgeBand, Gender, GermanLevel, ServiceType
 
+# The course categories, funding and results are the platform's vocabulary (the staff UI offers them).
+from contracts.vocabulary import CompletionResult as CompletionResult
+from contracts.vocabulary import CourseCategory as CourseCategory
+from contracts.vocabulary import Funding as Funding
+
 
 class CourseError(ValueError):
-    """A rule of the course catalogue or enrolment was broken; the message says which."""
+    """A rule of the course catalogue or enrolment was broken: ``kind`` names the rule (the Problem type the API
+    answers with, so that a client need not read the English message), ``values`` what matters of it."""
+
+    kind = "course-rule"
+
+    def __init__(self, message: str, kind: str | None = None, **values: Any) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+        self.values = values
 
 
 class InvalidTransition(CourseError):
-    pass
+    kind = "invalid-transition"
 
 
-class CourseCategory(StrEnum):
-    INTEGRATION_COURSE = "integration_course"  # Integrationskurs (BAMF)
-    GERMAN_SECOND_LANGUAGE = "german_second_language"  # Deutsch als Zweitsprache
-    JOB_GERMAN = "job_german"  # Berufssprachkurs
-    LITERACY = "literacy"  # Alphabetisierung
-    ENGLISH = "english"
-    HEALTH = "health"
-    CULTURAL_EDUCATION = "cultural_education"
-    CIVIC_EDUCATION = "civic_education"  # politische Bildung
-    PARENTS_AND_WOMEN = "parents_and_women"
-    ORIENTATION = "orientation"  # Orientierungskurs
+#: Every rule a refusal can name, as its Problem type (``https://integration.landsberg.de/problems/<kind>``), with
+#: the members that say what matters of it; the API documents these, and the staff UI words each of them.
+RULES: dict[str, str] = {
+    "course-women-only": "422: the course is for women only",
+    "course-level-reached": "422: the person's German `level` already reaches the course's `target` level",
+    "course-min-age": "422: the course is from age `min_age`",
+    "course-max-age": "422: the course is up to age `max_age`",
+    "course-sessions-clash": "422: the sessions overlap with another course of this person",
+    "course-enrolment-closed": "422: enrolment for this course is not open now",
+    "course-cancelled": "422: the course is cancelled",
+    "course-completed": "422: the course is completed",
+    "course-unknown": "422: there is no such course",
+    "course-learner-erased": "422: this person's data has been erased",
+    "course-completion-in-future": "422: a completion date cannot lie in the future",
+    "course-session-order": "422: a session must end after it starts",
+    "course-sessions-overlap": "422: sessions of one course must not overlap",
+    "course-capacity-taken": "422: `taken` seats are taken; the capacity cannot go below that",
+    "course-field-required": "422: the `field` cannot be removed",
+    "course-last-session": "422: a course keeps at least one session",
+    "course-already-enrolled": "409: the person is already enrolled in or waiting for this course",
+    "course-offer-expired": "409: the seat offer has expired",
+    "course-session-attended": "409: attendance is recorded for this session; it cannot be removed",
+    "invalid-transition": "409: not possible for an enrolment or course in state `status_now` (`action`)",
+}
 
 
 LANGUAGE_CATEGORIES = frozenset(
@@ -61,12 +88,6 @@ LANGUAGE_CATEGORIES = frozenset(
         CourseCategory.LITERACY,
     }
 )
-
-
-class Funding(StrEnum):
-    BAMF = "bamf"
-    CITY = "city"
-    FEE = "fee"
 
 
 class CourseStatus(StrEnum):
@@ -118,24 +139,40 @@ class Learner:
     german_level: GermanLevel | None
 
 
-def eligibility_problems(course: CourseRules, learner: Learner) -> list[str]:
-    """Why this person cannot take this course; empty when they can."""
-    problems = []
+def eligibility_breaches(course: CourseRules, learner: Learner) -> list[CourseError]:
+    """The rules this person breaks for this course; empty when they can take it."""
+    breaches = []
     if course.women_only and learner.gender != Gender.FEMALE:
-        problems.append("the course is for women only")
+        breaches.append(CourseError("the course is for women only", "course-women-only"))
     if (
         course.target_level is not None
         and learner.german_level is not None
         and _LEVELS.index(learner.german_level) >= _LEVELS.index(course.target_level)
     ):
-        problems.append(f"German level {learner.german_level} already reaches the course's {course.target_level}")
+        breaches.append(
+            CourseError(
+                f"German level {learner.german_level} already reaches the course's {course.target_level}",
+                "course-level-reached",
+                level=learner.german_level.value,
+                target=course.target_level.value,
+            )
+        )
     if (course.min_age is not None or course.max_age is not None) and learner.age_band is not None:
         low, high = AGE_BAND_YEARS[learner.age_band]
         if course.min_age is not None and high < course.min_age:
-            problems.append(f"the course is from age {course.min_age}")
+            breaches.append(
+                CourseError(f"the course is from age {course.min_age}", "course-min-age", min_age=course.min_age)
+            )
         if course.max_age is not None and low > course.max_age:
-            problems.append(f"the course is up to age {course.max_age}")
-    return problems
+            breaches.append(
+                CourseError(f"the course is up to age {course.max_age}", "course-max-age", max_age=course.max_age)
+            )
+    return breaches
+
+
+def eligibility_problems(course: CourseRules, learner: Learner) -> list[str]:
+    """Why this person cannot take this course, in English; empty when they can."""
+    return [str(breach) for breach in eligibility_breaches(course, learner)]
 
 
 def sessions_overlap(a: Iterable[Session], b: Iterable[Session]) -> bool:
@@ -146,10 +183,10 @@ def sessions_overlap(a: Iterable[Session], b: Iterable[Session]) -> bool:
 def check_sessions(sessions: Sequence[Session]) -> None:
     for session in sessions:
         if session.ends_at <= session.starts_at:
-            raise CourseError("a session must end after it starts")
+            raise CourseError("a session must end after it starts", "course-session-order")
     ordered = sorted(sessions, key=lambda s: s.starts_at)
     if any(ordered[i].ends_at > ordered[i + 1].starts_at for i in range(len(ordered) - 1)):
-        raise CourseError("sessions of one course must not overlap")
+        raise CourseError("sessions of one course must not overlap", "course-sessions-overlap")
 
 
 # --- enrolment lifecycle -----------------------------------------------------------------------
@@ -190,7 +227,7 @@ class EnrolmentMoved:
 def move(status: EnrolmentStatus, action: str) -> EnrolmentStatus:
     target = _MOVES.get((EnrolmentStatus(status), action))
     if target is None:
-        raise InvalidTransition(f"a {status} enrolment cannot {action}")
+        raise InvalidTransition(f"a {status} enrolment cannot {action}", status_now=str(status), action=action)
     return target
 
 
@@ -215,7 +252,7 @@ def admission(seats_taken: int, capacity: int) -> tuple[EnrolmentStatus, list[En
 def changeable(status: CourseStatus | str) -> None:
     """Only a scheduled course takes changes (its data, capacity or sessions)."""
     if status != CourseStatus.SCHEDULED.value:
-        raise InvalidTransition(f"a {status} course cannot be changed")
+        raise InvalidTransition(f"a {status} course cannot be changed", status_now=status, action="change")
 
 
 #: What of a course may be emptied by a change; everything else only replaced.
@@ -225,10 +262,14 @@ REMOVABLE = frozenset({"description", "enrolment_closes_on", "district"})
 def course_changes(changes: dict[str, Any], seats_held: int) -> dict[str, Any]:
     """A scheduled course's change, checked: the capacity not below the seats taken, nothing required removed."""
     if changes.get("capacity") is not None and changes["capacity"] < seats_held:
-        raise CourseError(f"{seats_held} seats are taken; the capacity cannot go below that")
+        raise CourseError(
+            f"{seats_held} seats are taken; the capacity cannot go below that",
+            "course-capacity-taken",
+            taken=seats_held,
+        )
     for key, value in changes.items():
         if value is None and key not in REMOVABLE:
-            raise CourseError(f"{key} cannot be removed")
+            raise CourseError(f"{key} cannot be removed", "course-field-required", field=key)
     return changes
 
 
@@ -266,12 +307,6 @@ def offer_expires_at(offered_at: datetime, hours: float) -> datetime:
 
 
 # --- completion and the education pass ----------------------------------------------------------
-
-
-class CompletionResult(StrEnum):
-    PASSED = "passed"
-    NOT_PASSED = "not_passed"
-    ATTENDED = "attended"
 
 
 def level_reached(result: CompletionResult, target: GermanLevel | None, certificate: str | None) -> GermanLevel | None:
@@ -602,4 +637,4 @@ def caller_from(roles: str | None, partner_id: str | None, team: str | None, act
 
 def completed_on_or_before(day: date, today: date) -> None:
     if day > today:
-        raise CourseError("a completion date cannot lie in the future")
+        raise CourseError("a completion date cannot lie in the future", "course-completion-in-future")

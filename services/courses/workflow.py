@@ -73,7 +73,7 @@ async def seat_lock(w: Workflow, course_id: str) -> AsyncIterator[Course]:
         w.uow.on_end(lock.release)
     course = await w.session.scalar(select(Course).where(Course.id == course_id).with_for_update())
     if course is None:
-        raise domain.CourseError(f"no course with id {course_id}")
+        raise domain.CourseError(f"no course with id {course_id}", "course-unknown")
     yield course
 
 
@@ -283,12 +283,16 @@ async def remove_session(w: Workflow, course_id: str, session_id: str) -> Course
         if row is None or row.course_id != course.id:
             raise NoSuchSession(session_id)
         if len(await sessions_of(w.session, course.id)) == 1:
-            raise domain.CourseError("a course keeps at least one session; cancel the course instead")
+            raise domain.CourseError(
+                "a course keeps at least one session; cancel the course instead", "course-last-session"
+            )
         recorded = await w.session.scalar(
             select(func.count()).select_from(Attendance).where(Attendance.session_id == row.id)
         )
         if recorded:
-            raise domain.InvalidTransition("attendance is recorded for this session; it cannot be removed")
+            raise domain.InvalidTransition(
+                "attendance is recorded for this session; it cannot be removed", "course-session-attended"
+            )
         await w.session.delete(row)
         await _new_version(w, course)
         return course
@@ -308,7 +312,9 @@ async def record_attendance(w: Workflow, enrolment: Enrolment, session_id: str, 
     if session_row is None or session_row.course_id != enrolment.course_id:
         raise NoSuchSession(session_id)
     if enrolment.status != domain.EnrolmentStatus.ENROLLED.value:
-        raise domain.InvalidTransition(f"A {enrolment.status} enrolment has no attendance.")
+        raise domain.InvalidTransition(
+            f"A {enrolment.status} enrolment has no attendance.", status_now=enrolment.status, action="attend"
+        )
     row = await w.session.get(Attendance, (enrolment.id, session_row.id))
     if row is None:
         row = Attendance(enrolment_id=enrolment.id, session_id=session_row.id, present=present, recorded_at=w.now)
@@ -334,19 +340,24 @@ async def request_enrolment(
     """Enrol the person, or put them on the waiting list in the fair order; refuse what breaks a rule."""
     async with seat_lock(w, course_id) as course:
         if course.status != domain.CourseStatus.SCHEDULED.value:
-            raise domain.CourseError(f"the course is {course.status}")
+            raise domain.CourseError(f"the course is {course.status}", f"course-{course.status}")
         today = w.now.date()
         if (course.enrolment_opens_on and today < course.enrolment_opens_on) or (
             course.enrolment_closes_on and today > course.enrolment_closes_on
         ):
-            raise domain.CourseError("enrolment for this course is not open now")
+            raise domain.CourseError("enrolment for this course is not open now", "course-enrolment-closed")
         learner = await w.session.get(Learner, person_id)
         if learner is not None and learner.erased:
-            raise domain.CourseError("this person's data has been erased")
+            raise domain.CourseError("this person's data has been erased", "course-learner-erased")
         sessions = await sessions_of(w.session, course.id)
-        problems = domain.eligibility_problems(rules_of(course, sessions), learner_of(learner))
-        if problems:
-            raise domain.CourseError("; ".join(problems))
+        breaches = domain.eligibility_breaches(rules_of(course, sessions), learner_of(learner))
+        if breaches:
+            # The first broken rule is the Problem's type; any more are named too, each with its own type.
+            first, *more = breaches
+            also = [{"kind": b.kind, **b.values} for b in more]
+            raise domain.CourseError(
+                "; ".join(map(str, breaches)), first.kind, **first.values, **({"also": also} if also else {})
+            )
         active = (
             await w.session.scalars(
                 select(Enrolment).where(
@@ -356,13 +367,17 @@ async def request_enrolment(
             )
         ).all()
         if any(e.course_id == course.id for e in active):
-            raise domain.InvalidTransition("the person is already enrolled in or waiting for this course")
+            raise domain.InvalidTransition(
+                "the person is already enrolled in or waiting for this course", "course-already-enrolled"
+            )
         for other in active:
             if other.status in {s.value for s in domain.HOLDS_SEAT} and domain.sessions_overlap(
                 rules_of(course, sessions).sessions,
                 rules_of(course, await sessions_of(w.session, other.course_id)).sessions,
             ):
-                raise domain.CourseError("the sessions overlap with another course of this person")
+                raise domain.CourseError(
+                    "the sessions overlap with another course of this person", "course-sessions-clash"
+                )
         flags = []
         if obligation:
             flags.append(domain.PriorityCriterion.INTEGRATION_COURSE_OBLIGATION.value)
@@ -476,7 +491,7 @@ async def accept_offer(w: Workflow, enrolment: Enrolment) -> None:
     async with seat_lock(w, enrolment.course_id) as course:
         expires = aware(enrolment.offer_expires_at)
         if enrolment.status == domain.EnrolmentStatus.OFFERED.value and expires is not None and expires <= w.now:
-            raise domain.InvalidTransition("the offer has expired")
+            raise domain.InvalidTransition("the offer has expired", "course-offer-expired")
         status, facts = domain.step(domain.EnrolmentStatus(enrolment.status), "accept")
         enrolment.status = status.value
         enrolment.updated_at = w.now
@@ -510,7 +525,9 @@ async def cancel_course(w: Workflow, course_id: str) -> Course:
     """Cancel a course; everyone in it hears of it by event, so that referral can route them again."""
     async with seat_lock(w, course_id) as course:
         if course.status != domain.CourseStatus.SCHEDULED.value:
-            raise domain.InvalidTransition(f"a {course.status} course cannot be cancelled")
+            raise domain.InvalidTransition(
+                f"a {course.status} course cannot be cancelled", status_now=course.status, action="cancel"
+            )
         course.status = domain.CourseStatus.CANCELLED.value
         course.updated_at = w.now
         active = (

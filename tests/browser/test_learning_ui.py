@@ -124,7 +124,12 @@ async def test_caseworker_plans_assesses_enrols_and_sees_the_waiting_list(stack:
             await enrol.get_by_label("Kurs (freie Plätze)").select_option(demo)
             await enrol.get_by_role("button", name="Zum Kurs anmelden").click()
             await lotse.wait_for_load_state()
-            assert "schon angemeldet" in await lotse.locator("#enrol-error").inner_text()
+            # Said from the refusal's Problem type (course-already-enrolled), not from the service's English.
+            refused = await lotse.locator("#enrol-error").inner_text()
+            assert refused.endswith(": Die Person ist in diesem Kurs schon angemeldet oder auf der Warteliste."), (
+                refused
+            )
+            await shot(lotse, "21b-case-enrol-refused")
             await enrol.get_by_label("Kurs (freie Plätze)").select_option(small)
             await enrol.get_by_role("button", name="Zum Kurs anmelden").click()
             await lotse.wait_for_load_state()

@@ -223,12 +223,14 @@ INVALID_COURSES: list[tuple[str, dict[str, Any], str]] = [
     ("no sessions", {"sessions": []}, "validation"),
     ("an unknown field", {"unknown_field": 1}, "validation"),
     ("an unknown field in a session", {"sessions": [{**slot(0, 9), "room": "2.14"}]}, "validation"),
-    ("overlapping sessions", {"sessions": [slot(0, 9, hours=3), slot(0, 11)]}, "course-rule"),
-    ("overlapping later sessions", {"sessions": [slot(0, 9), slot(7, 9), slot(7, 10)]}, "course-rule"),
+    ("overlapping sessions", {"sessions": [slot(0, 9, hours=3), slot(0, 11)]}, "course-sessions-overlap"),
+    ("overlapping later sessions", {"sessions": [slot(0, 9), slot(7, 9), slot(7, 10)]}, "course-sessions-overlap"),
     ("a session ending before it starts",
-     {"sessions": [{"starts_at": slot(0, 12)["starts_at"], "ends_at": slot(0, 9)["starts_at"]}]}, "course-rule"),
+     {"sessions": [{"starts_at": slot(0, 12)["starts_at"], "ends_at": slot(0, 9)["starts_at"]}]},
+     "course-session-order"),
     ("a session without length",
-     {"sessions": [{"starts_at": slot(0, 9)["starts_at"], "ends_at": slot(0, 9)["starts_at"]}]}, "course-rule"),
+     {"sessions": [{"starts_at": slot(0, 9)["starts_at"], "ends_at": slot(0, 9)["starts_at"]}]},
+     "course-session-order"),
 ]  # fmt: skip
 
 
@@ -267,9 +269,8 @@ async def test_an_enrolment_window_is_kept_and_enforced(courses: httpx.AsyncClie
     )
     assert ok(await enrol(courses, open_now["course_id"], person()), 201)["status"] == "enrolled"
     later = await schedule(courses, enrolment_opens_on=(today + timedelta(days=1)).isoformat())
-    assert (
-        "not open" in assert_problem(await enrol(courses, later["course_id"], person()), 422, "course-rule")["detail"]
-    )
+    closed = assert_problem(await enrol(courses, later["course_id"], person()), 422, "course-enrolment-closed")
+    assert "not open" in closed["detail"]
     backwards = {"enrolment_opens_on": "2030-02-01", "enrolment_closes_on": "2030-01-01"}
     assert_problem(await courses.post(COURSES, json=course_body(**backwards)), 422, "validation")
 
@@ -317,8 +318,10 @@ async def test_capacity_cannot_go_below_the_seats_taken(courses: httpx.AsyncClie
     course = (await schedule(courses, capacity=2))["course_id"]
     for _ in range(2):
         assert ok(await enrol(courses, course, person()), 201)["status"] == "enrolled"
-    problem = assert_problem(await courses.patch(f"{COURSES}/{course}", json={"capacity": 1}), 422, "course-rule")
-    assert "2 seats are taken" in problem["detail"]
+    problem = assert_problem(
+        await courses.patch(f"{COURSES}/{course}", json={"capacity": 1}), 422, "course-capacity-taken"
+    )
+    assert "2 seats are taken" in problem["detail"] and problem["taken"] == 2
     stored = ok(await courses.get(f"{COURSES}/{course}"))
     assert (stored["capacity"], stored["free_seats"]) == (2, 0)
 
@@ -339,7 +342,7 @@ async def test_a_person_is_enrolled_directly_and_only_once(courses: httpx.AsyncC
     assert (enrolment["status"], enrolment["person_id"], enrolment["course_id"]) == ("enrolled", learner, course)
     assert enrolment["position"] is None and enrolment["priority_flags"] == []
 
-    assert_problem(await enrol(courses, course, learner), 409, "invalid-transition")
+    assert_problem(await enrol(courses, course, learner), 409, "course-already-enrolled")
     listed = ok(await courses.get(f"{COURSES}/{course}/enrolments"))
     assert [e["enrolment_id"] for e in listed] == [enrolment["enrolment_id"]]
     assert ok(await courses.get(f"{COURSES}/{course}"))["free_seats"] == 4
@@ -355,7 +358,7 @@ async def test_a_person_cannot_take_two_courses_whose_sessions_overlap(courses: 
     learner = person()
     assert ok(await enrol(courses, morning, learner), 201)["status"] == "enrolled"
 
-    problem = assert_problem(await enrol(courses, clashing, learner), 422, "course-rule")
+    problem = assert_problem(await enrol(courses, clashing, learner), 422, "course-sessions-clash")
     assert "overlap" in problem["detail"]
     assert ok(await courses.get(f"{COURSES}/{clashing}/enrolments")) == []
     assert ok(await enrol(courses, afternoon, learner), 201)["status"] == "enrolled"  # it starts as the other ends
@@ -368,8 +371,8 @@ async def test_a_women_only_course_refuses_a_man_and_accepts_a_woman(courses: ht
     await know_learner(courses, man, "male")
     await know_learner(courses, woman, "female")
 
-    problem = assert_problem(await enrol(courses, course, man), 422, "course-rule")
-    assert "women only" in problem["detail"]
+    problem = assert_problem(await enrol(courses, course, man), 422, "course-women-only")
+    assert "women only" in problem["detail"] and problem["title"] == "Not possible for this course"
     assert ok(await enrol(courses, course, woman), 201)["status"] == "enrolled"
     listed = ok(await courses.get(f"{COURSES}/{course}/enrolments"))
     assert [e["person_id"] for e in listed] == [woman]
@@ -381,8 +384,15 @@ async def test_a_known_learners_german_level_and_age_are_checked(courses: httpx.
     await know_learner(courses, fluent, "male", german_level="B1", age_band="27-44")
     await know_learner(courses, young, "female", german_level="A1", age_band="10-17")
     await know_learner(courses, fitting, "diverse", german_level="A2", age_band="18-26")
-    assert "B1" in assert_problem(await enrol(courses, course, fluent), 422, "course-rule")["detail"]
-    assert "age 18" in assert_problem(await enrol(courses, course, young), 422, "course-rule")["detail"]
+    reached = assert_problem(await enrol(courses, course, fluent), 422, "course-level-reached")
+    assert "B1" in reached["detail"] and (reached["level"], reached["target"]) == ("B1", "B1")
+    assert "also" not in reached  # one rule broken: its type says it all
+    too_young = assert_problem(await enrol(courses, course, young), 422, "course-min-age")
+    assert "age 18" in too_young["detail"] and too_young["min_age"] == 18
+    await know_learner(courses, both := person(), "female", german_level="C1", age_band="10-17")
+    twice = assert_problem(await enrol(courses, course, both), 422, "course-level-reached")
+    assert (twice["level"], twice["target"]) == ("C1", "B1")
+    assert twice["also"] == [{"type": "https://integration.landsberg.de/problems/course-min-age", "min_age": 18}]
     assert ok(await enrol(courses, course, fitting), 201)["status"] == "enrolled"
 
 
@@ -430,7 +440,9 @@ async def test_a_completion_is_refused_in_the_future_and_twice(courses: httpx.As
     enrolment = ok(await enrol(courses, course["course_id"], person()), 201)["enrolment_id"]
     url = f"{COURSES}/{course['course_id']}/enrolments/{enrolment}/completion"
     tomorrow = (clock().date() + timedelta(days=1)).isoformat()
-    assert_problem(await courses.post(url, json={"result": "passed", "completed_on": tomorrow}), 422, "course-rule")
+    assert_problem(
+        await courses.post(url, json={"result": "passed", "completed_on": tomorrow}), 422, "course-completion-in-future"
+    )
     today = clock().date().isoformat()
     assert ok(await courses.post(url, json={"result": "attended", "completed_on": today}))["status"] == "completed"
     assert_problem(await courses.post(url, json={"result": "passed", "completed_on": today}), 409)
@@ -580,8 +592,9 @@ async def test_cancelling_a_course_cancels_its_active_enrolments_and_happens_onc
     assert {(e["status"], e["cancel_reason"]) for e in listed} == {("cancelled", "course_cancelled")}
     assert ok(await courses.get(f"{COURSES}/{course}"))["status"] == "cancelled"
 
-    assert_problem(await courses.post(f"{COURSES}/{course}/cancel"), 409, "invalid-transition")
-    assert_problem(await enrol(courses, course, person()), 422, "course-rule")  # no new enrolments
+    cancelled_again = assert_problem(await courses.post(f"{COURSES}/{course}/cancel"), 409, "invalid-transition")
+    assert (cancelled_again["status_now"], cancelled_again["action"]) == ("cancelled", "cancel")
+    assert_problem(await enrol(courses, course, person()), 422, "course-cancelled")  # no new enrolments
     assert_problem(await courses.patch(f"{COURSES}/{course}", json={"capacity": 5}), 409, "invalid-transition")
     assert_problem(await courses.post(f"{COURSES}/{uuid.uuid4()}/cancel"), 404, "not-found")
 

@@ -105,7 +105,7 @@ async def test_sessions_are_added_and_removed_on_the_own_scheduled_courses_only(
     added = ok(await courses.post(url, json=extra, headers=as_(VHS_ADMIN)), 201)
     assert len(added["sessions"]) == 11 and added["sessions"][-1]["place"] == "VHS, Raum 2"
     overlapping = {"starts_at": course["sessions"][0]["starts_at"], "ends_at": course["sessions"][0]["ends_at"]}
-    problem(await courses.post(url, json=overlapping, headers=as_(VHS_ADMIN)), 422, "course-rule")
+    problem(await courses.post(url, json=overlapping, headers=as_(VHS_ADMIN)), 422, "course-sessions-overlap")
     problem(await courses.post(url, json=extra, headers=as_(KOLPING_ADMIN)), 403, "forbidden")
 
     new_session = added["sessions"][-1]["session_id"]
@@ -119,7 +119,7 @@ async def test_sessions_are_added_and_removed_on_the_own_scheduled_courses_only(
     enrolment = ok(await courses.get(f"/api/v1/courses/{course['course_id']}/enrolments", headers=as_(VHS_ADMIN)))[0]
     ok(await courses.post(f"/api/v1/courses/{course['course_id']}/enrolments/{enrolment['enrolment_id']}/attendance",
                           json={"session_id": first, "present": False}, headers=as_(VHS_ADMIN)), 201)  # fmt: skip
-    problem(await courses.delete(f"{url}/{first}", headers=as_(VHS_ADMIN)), 409, "invalid-transition")
+    problem(await courses.delete(f"{url}/{first}", headers=as_(VHS_ADMIN)), 409, "course-session-attended")
 
     # A cancelled course's sessions stay as they were.
     ok(await courses.post(f"/api/v1/courses/{course['course_id']}/cancel", headers=as_(VHS_ADMIN)))

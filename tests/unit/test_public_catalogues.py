@@ -1,5 +1,6 @@
-"""The newcomers' pages' message catalogues: every message the templates and codes ask for is in the template
-(``public.pot``) and translated in every language, and every placeholder survives translation."""
+"""The newcomers' pages' message catalogues: every message the templates (and the newcomer's letter) and codes ask
+for is in the template (``public.pot``) and translated in every language, and every placeholder survives
+translation."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def test_every_code_the_pages_show_has_a_label() -> None:
 def test_every_message_asked_for_is_in_the_template_and_translated_everywhere() -> None:
     template = set(catalogues.message_ids())
     asked = {text for group in LABELS.values() for text in group.values()}
-    for page in (HERE / "templates").glob("public_*.html"):
+    for page in [*(HERE / "templates").glob("public_*.html"), HERE / "templates" / "letter.html"]:
         asked |= set(ASKED.findall(page.read_text(encoding="utf-8")))
     public = (HERE / "public.py").read_text(encoding="utf-8")
     asked |= {"Not found.", "The page could not be loaded. Please try again in a moment."}
