@@ -157,7 +157,7 @@ def create_app(
     app.include_router(signin.router)
     app.include_router(openapi.router)
     app.include_router(deadletters.router(forwarder, gate))
-    app.include_router(proxy.router(forwarder, gate))  # after the other /api/v1/ routes: it takes every path
+    app.router.routes.append(proxy.route(forwarder, gate))  # after the other /api/v1/ routes: it takes every path
     # The web UI: server-rendered pages with cookie sessions, over the same policy and forwarding.
     app.include_router(
         ui.make_router(

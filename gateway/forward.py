@@ -173,7 +173,8 @@ class Forwarder:
             # Re-encoded: a decoded '?', '#' or control character must stay part of the path.
             request.method,
             f"{base}/api/v1/{quote(path, safe=PATH_SAFE)}",
-            params=request.query_params,
+            # Without a query string none is parsed and merged: that is a good part of building the request.
+            params=request.query_params if request.scope.get("query_string") else None,
             headers=self.headers(request, caller, segment, rid, passed=passed),
             content=await request.body(),
         )
