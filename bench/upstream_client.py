@@ -7,6 +7,10 @@ posts through each in turn, ``BENCH_ROUNDS`` times, alternating (the machine is 
 noise over both). Reported per variant: requests a second, and the gateway's CPU time per request (user + system,
 from /proc), which is what the transport changes.
 
+``BENCH_OTHER_TREE=/path/to/another/checkout`` adds a third gateway, that checkout's own (``gateway.app:create_app``
+run there, its default transport): the gateway's per-request cost before and after a change, in the same run.
+``BENCH_VARIANTS`` (default ``lean,httpx``, plus ``other`` with a tree) picks and orders them.
+
 Run: ``.venv/bin/python -m bench.upstream_client`` (needs wrk).
 """
 
@@ -31,6 +35,8 @@ from gateway.app import MAX_CONNECTIONS, MAX_KEEPALIVE, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+OTHER_TREE = os.environ.get("BENCH_OTHER_TREE")
+VARIANTS = os.environ.get("BENCH_VARIANTS", "lean,httpx" + (",other" if OTHER_TREE else "")).split(",")
 
 
 def upstream_app() -> FastAPI:
@@ -63,9 +69,17 @@ def gateway_httpx() -> FastAPI:
     return create_app(transport=httpx.AsyncHTTPTransport(limits=limits))
 
 
-def serve(factory: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def serve(factory: str, port: int, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(port), "--no-access-log"]
-    return subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT, env=env)
+    return subprocess.Popen([*command, "--log-level", "warning"], cwd=cwd, env=env)
+
+
+def start(name: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    if name == "other":
+        if OTHER_TREE is None:
+            raise SystemExit("the variant 'other' needs BENCH_OTHER_TREE")
+        return serve("gateway.app:create_app", port, env, Path(OTHER_TREE))
+    return serve(f"bench.upstream_client:gateway_{name}", port, env)
 
 
 def machine() -> str:
@@ -84,7 +98,7 @@ def machine() -> str:
 def main() -> None:
     var = ROOT / "var" / f"bench-upstream-{uuid.uuid4().hex[:6]}"
     var.mkdir(parents=True)
-    ports = {"upstream": free_port(), "lean": free_port(), "httpx": free_port()}
+    ports = {name: free_port() for name in ["upstream", *VARIANTS]}
     env = dict(
         os.environ,
         ENVIRONMENT="development",
@@ -96,22 +110,22 @@ def main() -> None:
     )
     processes = {"upstream": serve("bench.upstream_client:upstream_app", ports["upstream"], env)}
     try:
-        wait_for_port(ports["upstream"], timeout_s=60)
-        for name in ("lean", "httpx"):  # one after the other: the first makes the users file and the signing key
-            processes[name] = serve(f"bench.upstream_client:gateway_{name}", ports[name], env)
-            wait_for_port(ports[name], timeout_s=60)
+        wait_for_port(ports["upstream"], timeout_s=180)
+        for name in VARIANTS:  # one after the other: the first makes the users file and the signing key
+            processes[name] = start(name, ports[name], env)
+            wait_for_port(ports[name], timeout_s=180)
         time.sleep(1)
         password = dict(line.split(" ", 1) for line in (var / "users.credentials.txt").read_text().splitlines())
         sign_in = {"username": "registrar", "password": password["registrar"]}
-        token = httpx.post(f"http://127.0.0.1:{ports['lean']}/auth/token", json=sign_in).json()["access_token"]
+        token = httpx.post(f"http://127.0.0.1:{ports[VARIANTS[0]]}/auth/token", json=sign_in).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
-        for name in ("lean", "httpx"):  # warm up: connections, caches
+        for name in VARIANTS:  # warm up: connections, caches
             for _ in range(50):
                 httpx.post(f"http://127.0.0.1:{ports[name]}/api/v1/registrations", json=body(), headers=auth)
         print(f"\n{machine()}\n{SECONDS:.0f} s each, {CONCURRENCY} connections, {ROUNDS} rounds")
-        results: dict[str, list[tuple[float, float]]] = {"lean": [], "httpx": []}
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
         for _ in range(ROUNDS):
-            for name in ("lean", "httpx"):
+            for name in VARIANTS:
                 pid = processes[name].pid
                 before = cpu_seconds(pid)
                 result = wrk(
@@ -128,15 +142,19 @@ def main() -> None:
             rate, cpu = statistics.median(r for r, _ in rows), statistics.median(c for _, c in rows)
             summary[name] = {"per_second": rate, "cpu_ms_per_request": cpu}
             print(f"  {name:<6} {rate:8.0f}/s   gateway CPU {cpu:.3f} ms per request")
-        lean, other = summary["lean"], summary["httpx"]
-        print(
-            f"  httpx: {other['per_second'] / lean['per_second']:.2f} of the lean pool's rate, "
-            f"{other['cpu_ms_per_request'] / lean['cpu_ms_per_request']:.2f} of its CPU per request"
-        )
+        first = summary[VARIANTS[0]]
+        for name in VARIANTS[1:]:
+            print(
+                f"  {name}: {summary[name]['per_second'] / first['per_second']:.2f} of {VARIANTS[0]}'s rate, "
+                f"{summary[name]['cpu_ms_per_request'] / first['cpu_ms_per_request']:.2f} of its CPU per request"
+            )
     finally:
-        for process in processes.values():
+        for process in reversed(processes.values()):  # the gateways before their upstream
             process.terminate()
-            process.wait(10)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 if __name__ == "__main__":
