@@ -87,9 +87,7 @@ end
 """
 
 
-def wrk(
-    name: str, url: str, *, headers: dict[str, str], body: dict[str, Any] | None, workdir: Path
-) -> dict[str, float]:
+def wrk(name: str, url: str, *, headers: dict[str, str], body: dict[str, Any] | None, workdir: Path) -> dict[str, Any]:
     """Load from wrk (C, one thread): the Python client would be the bottleneck, not the service."""
     script = workdir / f"load-{len(list(workdir.glob('*.lua')))}.lua"
     # A prefix per run: wrk's random numbers repeat from run to run, and a repeated name is a 409 duplicate.
@@ -120,7 +118,7 @@ def summary_line(name: str, result: dict[str, float]) -> None:
     )
 
 
-def summary(name: str, latencies: list[float]) -> dict[str, float]:
+def summary(name: str, latencies: list[float]) -> dict[str, Any]:
     ordered = sorted(latencies)
     result = {
         "per_second": len(ordered) / SECONDS,

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from fastapi import APIRouter, Request, Response
+from starlette.responses import JSONResponse
 
-from chassis.identity import Identity
+from chassis.errors import Problem
+from chassis.identity import ANONYMOUS, Identity
+from gateway import policy
+from gateway.admission import Gate
+from gateway.forward import Forwarder, IdentityHeaders, not_found, request_id, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +37,6 @@ SEGMENT_OF_SERVICE = {
 STATUSES = ("open", "replayed", "discarded")
 ACTIONS = ("replay", "discard")
 PATH = "api/v1/admin/dead-letters"
-
-#: The caller's identity headers for a call to the service that owns a path segment (the gateway's own).
-IdentityHeaders = Callable[[Identity, str], list[tuple[str, str]]]
 
 
 async def merged(
@@ -101,3 +103,54 @@ async def act(
     except httpx.HTTPError:
         log.warning("dead letter %s of %s: service unreachable", action, service)
         return None
+
+
+def router(forwarder: Forwarder, gate: Gate) -> APIRouter:
+    """The admins' API over all services' dead letters (the services check the role again)."""
+    routes = forwarder.routes
+    letters = APIRouter(include_in_schema=False)
+
+    @letters.get("/api/v1/admin/dead-letters")
+    async def dead_letters(request: Request, status: str | None = None) -> Response:
+        caller = await gate.admitted(request)
+        if status is not None and status not in STATUSES:
+            raise Problem(422, f"status is one of {', '.join(STATUSES)}.", kind="validation-error")
+        found = await merged(
+            request.app.state.client,
+            routes,
+            forwarder.identity_headers,
+            caller or ANONYMOUS,
+            status=status,
+            request_id=request_id(request),
+        )
+        return JSONResponse(found)
+
+    @letters.post("/api/v1/admin/dead-letters/{service}/{letter_id}/{action}")
+    async def dead_letter_action(service: str, letter_id: str, action: str, request: Request) -> Response:
+        if policy.bent(request.scope.get("raw_path") or b""):
+            raise not_found()
+        caller = await gate.admitted(request)
+        if service not in SEGMENT_OF_SERVICE or action not in ACTIONS:
+            raise Problem(404, "No such dead letter.", kind="not-found")
+        if SEGMENT_OF_SERVICE[service] not in routes:
+            raise Problem(404, f"No {service} service here.", kind="not-found")
+        reply = await act(
+            request.app.state.client,
+            routes,
+            forwarder.identity_headers,
+            caller or ANONYMOUS,
+            service,
+            letter_id,
+            action,
+            content=await request.body() if action == "discard" else None,
+            request_id=request_id(request),
+        )
+        if reply is None:
+            raise unreachable(service)
+        return Response(
+            reply.content,
+            status_code=reply.status_code,
+            media_type=reply.headers.get("content-type", "application/json"),
+        )
+
+    return letters

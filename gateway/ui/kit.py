@@ -12,22 +12,21 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from chassis.identity import ANONYMOUS, Identity
-from gateway import policy
+from chassis.errors import Problem
+from chassis.identity import Identity
 from gateway.auth import Unauthenticated
+from gateway.forward import Forwarder, IdentityHeaders
 from gateway.throttle import Throttled, client_key
 from gateway.ui import names
 from gateway.ui.words import CODES, FIELD_ERRORS, WORDS
@@ -39,8 +38,6 @@ SESSION_COOKIE = "lip_session"
 CSRF_COOKIE = "lip_csrf"
 LANG_COOKIE = "lip_lang"
 LANGS = ("de", "en")
-#: The caller's identity headers for a call to the service that owns a path's first segment (the gateway's own).
-IdentityHeaders = Callable[[Identity, str], list[tuple[str, str]]]
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
@@ -63,38 +60,32 @@ class Reply:
 
 
 class Upstream:
-    """The gateway's forwarding for the UI: the same policy, the same signed identity, the pooled client."""
+    """The gateway's forwarding for the UI (``gateway.forward``): the same policy, the same signed identity, the
+    pooled client; a refusal is a Reply the page shows, not a Problem."""
 
     def __init__(self, routes: dict[str, str], identity_headers: IdentityHeaders) -> None:
         self.routes = routes
         self.identity_headers = identity_headers
+        self.forwarder = Forwarder(routes, identity_headers)
 
     async def call(self, request: Request, caller: Identity | None, method: str, path: str, *,
                    json: Any = None, params: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> Reply:  # fmt: skip
-        if policy.bent(path):  # an id from the URL must not steer the call to another route
-            return Reply(404, {"detail": "not found"})
-        segment = path.split("/", 1)[0]
-        base = self.routes.get(segment)
-        verdict = policy.decide(method, f"/api/v1/{path}", caller.roles if caller else None)
-        if base is None or not verdict:
-            return Reply(403 if verdict is False else 401, {"detail": "not allowed"})
-        sent = [("x-request-id", request.headers.get("x-request-id") or str(uuid.uuid4()))]
-        sent += list((headers or {}).items())
-        if "traceparent" in request.headers:
-            sent.append(("traceparent", request.headers["traceparent"]))
-        sent += self.identity_headers(caller or ANONYMOUS, segment)
-        client: httpx.AsyncClient = request.app.state.client
         try:
-            reply = await client.request(method, f"{base}/api/v1/{path}", json=json, params=params, headers=sent)
-        except httpx.HTTPError:
-            log.warning("UI: upstream %s unreachable", base)
-            return Reply(503, {"detail": "unavailable"})
+            reply = await self.forwarder.call(
+                request, caller, method, path, json=json, params=params, headers=(headers or {}).items()
+            )
+        except Problem as refusal:
+            return Reply(refusal.status, {"detail": REFUSED.get(refusal.status, "unavailable")})
         try:
             body = reply.json() if reply.content else None
         except ValueError:
             body = None
         return Reply(reply.status_code, body, reply.content, reply.headers.get("content-type", "application/json"))
+
+
+#: What a page learns of a call the gateway refused (the detail of the Reply).
+REFUSED = {404: "not found", 401: "not allowed", 403: "not allowed"}
 
 
 class Kit:
