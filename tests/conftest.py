@@ -31,7 +31,7 @@ REFERRAL_IDENTITY_KEY = Ed25519PrivateKey.generate()
 COURSES_IDENTITY_KEY = Ed25519PrivateKey.generate()
 IDEMPOTENCY_SECRET = secrets.token_urlsafe(32)
 #: What every service's settings need outside development (tests run with environment "test").
-SERVICE_SECRETS = {
+SERVICE_SECRETS: dict[str, Any] = {
     "internal_identity_gateway_public_key": internal.encode_public(GATEWAY_IDENTITY_KEY.public_key()),
     "idempotency_secret": IDEMPOTENCY_SECRET,
 }
@@ -48,10 +48,10 @@ def signed_by_gateway(identity: internal.Identity, audience: str) -> dict[str, s
 
 
 #: The embedded broker holds a joining member for about half the session timeout.
-FAST_GROUP_JOIN = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
+FAST_GROUP_JOIN: dict[str, Any] = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
 #: Service consumers in tests: a fresh group that starts at the end of each topic, so that a test
 #: sees only the events it causes, not the whole session's history on the shared broker.
-ISOLATED_CONSUMER = {**FAST_GROUP_JOIN, "kafka_consumer_offset_reset": "latest"}
+ISOLATED_CONSUMER: dict[str, Any] = {**FAST_GROUP_JOIN, "kafka_consumer_offset_reset": "latest"}
 
 
 @pytest.fixture(scope="session")
@@ -311,13 +311,13 @@ async def register_with_needs(registration: httpx.AsyncClient, consents: list[di
     nursing diploma, two children without childcare; give the consents, then assess the needs."""
     reply = await registration.post("/api/v1/registrations", json=newcomer(**({"gender": "female"} | person)))
     assert reply.status_code == 201, reply.text
-    person = reply.json()["person_id"]
+    person_id: str = reply.json()["person_id"]
     for consent in consents:
-        assert (await registration.post(f"/api/v1/persons/{person}/consents", json=consent)).status_code == 201
+        assert (await registration.post(f"/api/v1/persons/{person_id}/consents", json=consent)).status_code == 201
     assert (
-        await registration.post(f"/api/v1/persons/{person}/needs-assessments", json=REFERRAL_NEEDS)
+        await registration.post(f"/api/v1/persons/{person_id}/needs-assessments", json=REFERRAL_NEEDS)
     ).status_code == 201
-    return person
+    return person_id
 
 
 async def case_with_referrals(referral: httpx.AsyncClient, person: str, count: int) -> dict[str, Any] | None:

@@ -67,7 +67,9 @@ async def test_partners_learn_the_person_of_deliveries_made_before_erasure_exist
                 ), {"id": delivery_id, "event": event_id, "payload": payload, "at": datetime.now(UTC)})  # fmt: skip
         await asyncio.to_thread(command.upgrade, config, "head")
         async with engine.connect() as conn:
-            found = dict((await conn.execute(text("SELECT id, person_id FROM webhook_deliveries"))).all())
+            found: dict[str, str | None] = dict(
+                (await conn.execute(text("SELECT id, person_id FROM webhook_deliveries"))).all()
+            )
     finally:
         await engine.dispose()
     assert found == {"d1": "p-123", "d2": None}

@@ -4,6 +4,7 @@ stream (events produced straight onto the real broker, consumed by the real refe
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,12 +13,13 @@ from aiokafka import AIOKafkaProducer
 
 from chassis.cloudevents import binary_headers, encode_data
 from contracts import registration as reg
+from contracts.base import IntegrationEvent
 from services.referral.app import create_app
 from services.referral.models import KnownPerson
 from tests.conftest import eventually, referral_settings, running_app
 
 
-def stream(person: str) -> list[tuple[str, reg.IntegrationEvent]]:
+def stream(person: str) -> list[tuple[str, IntegrationEvent]]:
     """The ordered history of one newcomer: (ce_id, event)."""
     household = str(uuid.uuid4())
     profile: dict[str, Any] = {
@@ -59,7 +61,7 @@ def stream(person: str) -> list[tuple[str, reg.IntegrationEvent]]:
     ]
 
 
-async def produce(bootstrap: str, items: list[tuple[str, reg.IntegrationEvent]]) -> None:
+async def produce(bootstrap: str, items: Sequence[tuple[str, IntegrationEvent]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:

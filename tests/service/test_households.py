@@ -109,10 +109,10 @@ async def test_a_household_has_one_case_with_its_members_and_outlives_a_member(p
     other = {"X-Role": "caseworker", "X-Team": "integration-elsewhere", "X-Actor": "user:other"}
 
     async def reached(person: str) -> bool:
-        return (await registration.get(f"/api/v1/persons/{person}", headers=lotse)).status_code == 200
+        return bool((await registration.get(f"/api/v1/persons/{person}", headers=lotse)).status_code == 200)
 
     for person in everyone:
-        assert await eventually(lambda person=person: reached(person))  # type: ignore[misc]
+        assert await eventually(lambda person=person: reached(person))
         assert (await registration.get(f"/api/v1/persons/{person}", headers=other)).status_code == 404
 
     # Erasing the lead leaves the household's case to the others: open, the next adult leads, the notes stay.

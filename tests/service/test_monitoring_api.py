@@ -260,7 +260,7 @@ async def test_only_analysts_and_admins_read(monitoring: httpx.AsyncClient) -> N
     assert bad.status_code == 422 and bad.json()["type"].endswith("/validation")
 
 
-SURVEY = {
+SURVEY: dict[str, Any] = {
     "year": 2017, "source": "Bürgerbefragung (seed)", "german_citizens_percent": 98.53,
     "questions": [
         {"question": "Living together", "very_satisfied": 7.15, "satisfied": 55.53, "less_satisfied": 26.46,
@@ -285,7 +285,7 @@ class _Parsed(HTMLParser):
 
 
 async def test_report_renders_html_with_charts_and_csv(monitoring: httpx.AsyncClient, broker: Any) -> None:
-    bad = dict(SURVEY, questions=[dict(SURVEY["questions"][0], dissatisfied=50)])  # type: ignore[arg-type]
+    bad = dict(SURVEY, questions=[dict(SURVEY["questions"][0], dissatisfied=50)])
     assert (await monitoring.put("/api/v1/monitoring/survey", json=bad, headers=ANALYST)).status_code == 422
     reply = await monitoring.put("/api/v1/monitoring/survey", json=SURVEY, headers=ANALYST)
     assert reply.status_code == 200 and reply.json()["questions"][0]["satisfied"] == 55.53

@@ -91,7 +91,9 @@ async def case_in_team(
     return person_id, case | {"team": moved["team"]}
 
 
-async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(services: Any) -> None:
+async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     registration, referral = services
     # Routing hands a Russian speaker's case to team Süd (the demo roster): Nord never reaches that person.
     body = newcomer(languages=["ru"], preferred_language="ru")
@@ -191,7 +193,9 @@ async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(ser
         problem(await registration.get(own, headers={"X-Role": role, "X-Actor": "user:x"}), 403, "forbidden")
 
 
-async def test_registrars_keep_the_register_but_read_no_needs_or_access_log(services: Any) -> None:
+async def test_registrars_keep_the_register_but_read_no_needs_or_access_log(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     registration, _ = services
     person = ok(await registration.post("/api/v1/registrations", json=newcomer(), headers=REGISTRAR), 201)["person_id"]
     url = f"/api/v1/persons/{person}"
@@ -220,7 +224,9 @@ async def test_registrars_keep_the_register_but_read_no_needs_or_access_log(serv
     problem(await registration.post("/api/v1/registrations", json=newcomer(), headers=LOTSE_NORD), 403, "forbidden")
 
 
-async def test_only_privacy_officers_and_admins_erase_and_record_a_move_with_a_reason(services: Any) -> None:
+async def test_only_privacy_officers_and_admins_erase_and_record_a_move_with_a_reason(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     registration, referral = services
     person, _ = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
     other = ok(await registration.post("/api/v1/registrations", json=newcomer()), 201)["person_id"]

@@ -79,7 +79,9 @@ REGISTRATION_TOTALS = [
 
 def figures(label: str, table: Table) -> dict[Key, Cell]:
     """Every figure of a published table by (period, table, part, row, column)."""
-    found = {(label, table.id, "cell", r, c): table.cell(r, c) for r in table.rows for c in table.columns}
+    found: dict[Key, Cell] = {
+        (label, table.id, "cell", r, c): table.cell(r, c) for r in table.rows for c in table.columns
+    }
     for r, cell in (table.row_totals or {}).items():
         found[(label, table.id, "row_total", r, "")] = cell
     for c, cell in (table.column_totals or {}).items():
@@ -91,7 +93,8 @@ def figures(label: str, table: Table) -> dict[Key, Cell]:
 
 def lines(label: str, table: Table) -> list[dict[Key, int]]:
     """What a table shows by itself: each row and column adds up to its total."""
-    t, found = table.id, []
+    t = table.id
+    found: list[dict[Key, int]] = []
     if table.row_totals is not None:
         for r in table.rows:
             found.append({**{(label, t, "cell", r, c): 1 for c in table.columns}, (label, t, "row_total", r, ""): -1})
@@ -131,7 +134,7 @@ def attacker_equations(published: dict[Period, list[Table]], dedicated: list[tup
             for part, row, column in positions:
                 if (table_id, row) in NOT_ADDITIVE:
                     continue
-                terms = {(whole.label, table_id, part, row, column): 1}
+                terms: dict[Key, int] = {(whole.label, table_id, part, row, column): 1}
                 terms.update({(p.label, table_id, part, row, column): -1 for p in parts_of(whole)})
                 equations.append(terms)
         last = whole.last_month().label
@@ -222,7 +225,7 @@ def check_nothing_withheld_can_be_worked_out(
     assert cells.keys() == truth.keys()
     for key, cell in cells.items():  # the primary rule, and published figures are the true ones
         assert cell.suppressed or cell.value == truth[key].value, key
-        assert cell.suppressed or not 0 < truth[key].value < k, key
+        assert cell.suppressed or not 0 < (truth[key].value or 0) < k, key
     equations = attacker_equations(published, dedicated)
     for equation in equations:  # the model assumes nothing that is not true
         assert sum(c * value(truth, key) for key, c in equation.items()) == 0, equation
@@ -246,7 +249,7 @@ def check_blocks(facts: Facts, years: Iterable[int], k: int = K) -> int:
     equations = attacker_equations(published, DEDICATED)
     hidden = {key for p, ts in published.items() for t in ts if t.id not in OTHER
               for key, cell in figures(p.label, t).items() if cell.suppressed}  # fmt: skip
-    truth: dict[Key, int] = {}
+    truth: dict[Key, float] = {}
     shown_blocks = 0
     for period, tables in published.items():
         found = {t.id: t for t in tables}
@@ -459,7 +462,7 @@ BLOCKS = BlockReference(
     "test", True,
 )  # fmt: skip
 #: Each group's members take the blocks in turn (None: an address in no block).
-BLOCK_CHOICE = {"Altstadt": ["a-1", "a-2", None], "Weststadt": ["w-1", "w-2", "w-1"]}
+BLOCK_CHOICE: dict[str, list[str | None]] = {"Altstadt": ["a-1", "a-2", None], "Weststadt": ["w-1", "w-2", "w-1"]}
 
 
 def build(people: list[Any], sent: list[Any], taken: list[Any], recognised: list[Any]) -> Facts:

@@ -906,7 +906,7 @@ def test_an_unanswered_referral_expires_after_due_plus_expiry_days(escalated: bo
 
 def test_holidays_move_the_clock() -> None:
     sent = datetime(2026, 12, 23, 9, 0, tzinfo=UTC)
-    kw = {"sent_at": sent, "response_days": 2, "holidays": CHRISTMAS}
+    kw: dict[str, Any] = {"sent_at": sent, "response_days": 2, "holidays": CHRISTMAS}
     assert clock(datetime(2026, 12, 28, 9, 0, tzinfo=UTC), **kw) is None
     assert clock(datetime(2026, 12, 29, 9, 0, tzinfo=UTC), **kw) is ClockAction.ESCALATE
     # due Tue 29 Dec; 3 working days on: Wed 30, Thu 31, (Fri 1 Jan a holiday), Mon 4 Jan
