@@ -6,21 +6,24 @@ import asyncio
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from chassis import identity as internal
+from chassis.cloudevents import binary_headers, encode_data
 from chassis.embedded_broker import EmbeddedBroker
+from contracts.base import IntegrationEvent
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 #: Made afresh for each test session, as an operator makes them (deploy/README.md): the gateway's, the referral
@@ -40,6 +43,46 @@ GATEWAY_SECRETS = {
     "internal_identity_signing_key": internal.encode_private(GATEWAY_IDENTITY_KEY),
     "cookie_secret": secrets.token_urlsafe(32),
 }
+
+
+def ok(reply: httpx.Response, status: int = 200) -> Any:
+    """The reply's JSON (None for an empty body) once its status is the one expected."""
+    assert reply.status_code == status, f"{reply.request.method} {reply.request.url}: {reply.text}"
+    return reply.json() if reply.content else None
+
+
+def problem(reply: httpx.Response, status: int, kind: str) -> None:
+    """The reply is an RFC 9457 problem of the given status whose type ends in ``kind``."""
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    assert reply.json()["type"].endswith(kind), reply.json()
+
+
+async def produce_events(
+    bootstrap: str, items: Sequence[tuple[str, IntegrationEvent]], *, at: datetime | None = None, source: str = "/tests"
+) -> None:
+    """Events straight onto their topics as their services publish them: (ce_id, event), stamped ``at`` (now)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for ce_id, event in items:
+            headers = binary_headers(
+                event_id=ce_id, event_type=event.event_type, source=source, subject=event.subject(),
+                time=at or datetime.now(UTC),
+            )  # fmt: skip
+            await producer.send_and_wait(
+                event.topic, encode_data(event.model_dump(mode="json")), key=event.partition_key().encode(),
+                headers=headers,
+            )  # fmt: skip
+    finally:
+        await producer.stop()
+
+
+#: Identity headers as a service's identity middleware leaves them after verifying a token (teams Nord and Süd).
+NORD, SUED = "integration-nord", "integration-sued"
+ADMIN = {"X-Role": "admin", "X-Actor": "user:admin"}
+LOTSE_NORD = {"X-Role": "caseworker", "X-Team": NORD, "X-Actor": "user:lotse"}
+LOTSE_SUED = {"X-Role": "caseworker", "X-Team": SUED, "X-Actor": "user:lotse-m.wagner"}
 
 
 def signed_by_gateway(identity: internal.Identity, audience: str) -> dict[str, str]:
@@ -140,6 +183,21 @@ async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
             yield client
+
+
+async def behind_gateway(stack: AsyncExitStack, gateway: FastAPI, apps: Mapping[str, FastAPI]) -> httpx.AsyncClient:
+    """Start the services, then the gateway (their lifespans end with ``stack``), the gateway reaching each service
+    in-process over ASGI; returns a client of the gateway."""
+    for app in apps.values():  # one at a time: Alembic's migration context is process-global
+        await stack.enter_async_context(running_app(app))
+    client = await stack.enter_async_context(running_app(gateway))
+    await gateway.state.client.aclose()
+    gateway.state.client = httpx.AsyncClient(
+        mounts={f"http://{name}": httpx.ASGITransport(app=app) for name, app in apps.items()}, timeout=30
+    )
+    gateway.state.api_keys.client = gateway.state.client
+    stack.push_async_callback(gateway.state.client.aclose)
+    return client
 
 
 async def consume(

@@ -39,6 +39,7 @@ from tests.conftest import (
     eventually,
     gateway_settings,
     newcomer,
+    ok,
     partners_settings,
     referral_settings,
     registration_settings,
@@ -66,11 +67,6 @@ NEEDS = {
     "childcare_needed": False,
     "children_ages": [],
 }
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json() if reply.content else None
 
 
 @dataclass

@@ -56,6 +56,7 @@ from tests.conftest import (
     courses_settings,
     eventually,
     gateway_settings,
+    ok,
     partners_settings,
     referral_settings,
     register_with_needs,
@@ -196,11 +197,6 @@ class World:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, f"{reply.request.method} {reply.request.url}: {reply.text}"
-    return reply.json()
 
 
 @pytest.fixture

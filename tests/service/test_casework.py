@@ -23,30 +23,21 @@ from services.referral.app import create_app as create_referral
 from services.referral.models import PartnerOfferRow
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
+    ADMIN,
+    LOTSE_NORD,
+    LOTSE_SUED,
+    NORD,
+    SUED,
     case_with_referrals,
     eventually,
     newcomer,
+    ok,
+    problem,
     referral_settings,
     register_with_needs,
     registration_settings,
     running_app,
 )
-
-NORD, SUED = "integration-nord", "integration-sued"
-ADMIN = {"X-Role": "admin", "X-Actor": "user:admin"}
-LOTSE_NORD = {"X-Role": "caseworker", "X-Team": NORD, "X-Actor": "user:lotse"}
-LOTSE_SUED = {"X-Role": "caseworker", "X-Team": SUED, "X-Actor": "user:lotse-m.wagner"}
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json() if reply.content else None
-
-
-def problem(reply: httpx.Response, status: int, kind: str) -> None:
-    assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"].startswith("application/problem+json")
-    assert reply.json()["type"].endswith(kind), reply.json()
 
 
 @pytest.fixture

@@ -14,15 +14,10 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import REFERRAL_NEEDS, eventually, newcomer
+from tests.conftest import REFERRAL_NEEDS, eventually, newcomer, ok
 
 GROUND = {"reason": "Antrag der Person nach Art. 17 DSGVO"}
 PRIVACY = {"X-Role": "privacy_officer", "X-Actor": "user:datenschutz"}
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json() if reply.content else None
 
 
 def member(**overrides: Any) -> dict[str, Any]:

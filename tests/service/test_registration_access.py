@@ -22,36 +22,27 @@ from chassis.embedded_broker import EmbeddedBroker
 from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
+    ADMIN,
+    LOTSE_NORD,
+    LOTSE_SUED,
+    NORD,
     REFERRAL_NEEDS,
     case_with_referrals,
     eventually,
     newcomer,
+    ok,
+    problem,
     referral_settings,
     register_with_needs,
     registration_settings,
     running_app,
 )
 
-NORD, SUED = "integration-nord", "integration-sued"
-ADMIN = {"X-Role": "admin", "X-Actor": "user:admin"}
 REGISTRAR = {"X-Role": "registrar", "X-Actor": "user:registrar"}
 PRIVACY = {"X-Role": "privacy_officer", "X-Actor": "user:datenschutz"}
-LOTSE_NORD = {"X-Role": "caseworker", "X-Team": NORD, "X-Actor": "user:lotse"}
-LOTSE_SUED = {"X-Role": "caseworker", "X-Team": SUED, "X-Actor": "user:lotse-m.wagner"}
 ALL = {"page_size": 200}
 CONSENT = {"partner_id": "jobcenter-landsberg", "purpose": "job_placement"}
 GROUND = {"reason": "Antrag der Person nach Art. 17 DSGVO, Schreiben vom 1. Dezember"}
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json() if reply.content else None
-
-
-def problem(reply: httpx.Response, status: int, kind: str) -> None:
-    assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"].startswith("application/problem+json")
-    assert reply.json()["type"].endswith(kind), reply.json()
 
 
 def not_found(reply: httpx.Response) -> None:
