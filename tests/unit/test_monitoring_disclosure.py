@@ -29,10 +29,10 @@ from services.monitoring.domain import (
     PersonFact,
     ReferralFact,
 )
-from services.monitoring.indicators import LANGUAGE_CATEGORIES
+from services.monitoring.indicators import LANGUAGE_CATEGORIES, before_suppression
 from services.monitoring.periods import Period, family
 from services.monitoring.protection import indicators, indicators_of
-from services.monitoring.tables import CITY, Cell, Table
+from services.monitoring.tables import CITY, Cell, Counts, Table, render
 from tests.unit.test_monitoring_domain import FACTS as SCENARIO
 
 K = 5
@@ -217,6 +217,18 @@ def published_of(facts: Facts, years: Iterable[int], k: int = K) -> dict[Period,
     return indicators_of(facts, [p for year in years for p in family(year)], k)
 
 
+def true_figures(facts: Facts, years: Iterable[int]) -> dict[Period, list[Table]]:
+    """Every period's tables with nothing withheld (k = 1): the true figures, without the suppression's search."""
+    return {
+        period: [
+            render(item, lambda part: False) if isinstance(item, Counts) else item
+            for item in before_suppression(facts, period, 1)
+        ]
+        for year in years
+        for period in family(year)
+    }
+
+
 def check_nothing_withheld_can_be_worked_out(
     facts: Facts,
     years: Iterable[int],
@@ -226,7 +238,7 @@ def check_nothing_withheld_can_be_worked_out(
 ) -> int:
     years = list(years)
     published = published if published is not None else published_of(facts, years, k)
-    raw = published_of(facts, years, 1)  # k = 1 withholds nothing: the true figures
+    raw = true_figures(facts, years)
     cells = {key: cell for p, ts in published.items() for t in ts if t.id not in OTHER
              for key, cell in figures(p.label, t).items()}  # fmt: skip
     truth = {key: cell for p, ts in raw.items() for t in ts if t.id not in OTHER
