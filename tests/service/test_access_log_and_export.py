@@ -34,6 +34,7 @@ from services.partners.app import create_app as create_partners
 from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
+    behind_gateway,
     course_body,
     courses_settings,
     eventually,
@@ -43,7 +44,6 @@ from tests.conftest import (
     partners_settings,
     referral_settings,
     registration_settings,
-    running_app,
 )
 
 NORD, SUED = "integration-nord", "integration-sued"
@@ -103,14 +103,7 @@ async def world(database_url: str, broker: EmbeddedBroker, tmp_path: Path) -> As
     passwords = {name: add_account(settings.local_users_file, name, **account) for name, account in ACCOUNTS.items()}
     gateway = create_gateway(settings)
     async with AsyncExitStack() as stack:
-        for app in apps.values():  # one at a time: Alembic's migration context is process-global
-            await stack.enter_async_context(running_app(app))
-        client = await stack.enter_async_context(running_app(gateway))
-        await gateway.state.client.aclose()
-        gateway.state.client = httpx.AsyncClient(
-            mounts={f"http://{name}": httpx.ASGITransport(app=app) for name, app in apps.items()}, timeout=30
-        )
-        stack.push_async_callback(gateway.state.client.aclose)
+        client = await behind_gateway(stack, gateway, apps)
         tokens = {
             name: ok(await client.post("/auth/token", json={"username": name, "password": password}))["access_token"]
             for name, password in passwords.items()
