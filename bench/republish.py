@@ -130,8 +130,8 @@ async def main() -> None:
         database = f"bench_republish_{uuid.uuid4().hex[:8]}"
         if admin is not None:
             await admin.execute(f'CREATE DATABASE "{database}"')
-            url = make_url(POSTGRES).set(drivername="postgresql+asyncpg", database=database)
-            databases["postgresql"] = url.render_as_string(hide_password=False)
+            postgres = make_url(POSTGRES).set(drivername="postgresql+asyncpg", database=database)
+            databases["postgresql"] = postgres.render_as_string(hide_password=False)
         try:
             for kind, url in databases.items():
                 for rows in SIZES:

@@ -235,7 +235,7 @@ class Loader:
     async def blocks(self, document: dict[str, Any]) -> None:
         """The monitoring's part of the blocks (no streets: those stay with registration)."""
         fields = ("block_id", "name", "district", "population")
-        body = {
+        body: dict[str, Any] = {
             "source": document.get("source"),
             "illustrative": document.get("illustrative"),
             "blocks": sorted(({k: b.get(k) for k in fields} for b in document.get("blocks") or []),
@@ -264,10 +264,10 @@ class Loader:
             for provider in sorted(
                 {str(c.get("provider_id", COURSE_DEFAULTS["provider_id"])) for c in document.get("courses") or []}
             ):
-                for course in await self.catalogue(provider):
-                    first = min((instant(s["starts_at"], zone) for s in course["sessions"]), default=None)
+                for listed in await self.catalogue(provider):
+                    first = min((instant(s["starts_at"], zone) for s in listed["sessions"]), default=None)
                     if first is not None:
-                        known[(course["provider_id"], course["title"], first)] = course
+                        known[(listed["provider_id"], listed["title"], first)] = listed
         except Refused as refused:
             self.report.note("courses", "catalogue", "refused", str(refused))
             return

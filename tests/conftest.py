@@ -6,21 +6,24 @@ import asyncio
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from chassis import identity as internal
+from chassis.cloudevents import binary_headers, encode_data
 from chassis.embedded_broker import EmbeddedBroker
+from contracts.base import IntegrationEvent
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 #: Made afresh for each test session, as an operator makes them (deploy/README.md): the gateway's, the referral
@@ -31,7 +34,7 @@ REFERRAL_IDENTITY_KEY = Ed25519PrivateKey.generate()
 COURSES_IDENTITY_KEY = Ed25519PrivateKey.generate()
 IDEMPOTENCY_SECRET = secrets.token_urlsafe(32)
 #: What every service's settings need outside development (tests run with environment "test").
-SERVICE_SECRETS = {
+SERVICE_SECRETS: dict[str, Any] = {
     "internal_identity_gateway_public_key": internal.encode_public(GATEWAY_IDENTITY_KEY.public_key()),
     "idempotency_secret": IDEMPOTENCY_SECRET,
 }
@@ -42,16 +45,56 @@ GATEWAY_SECRETS = {
 }
 
 
+def ok(reply: httpx.Response, status: int = 200) -> Any:
+    """The reply's JSON (None for an empty body) once its status is the one expected."""
+    assert reply.status_code == status, f"{reply.request.method} {reply.request.url}: {reply.text}"
+    return reply.json() if reply.content else None
+
+
+def problem(reply: httpx.Response, status: int, kind: str) -> None:
+    """The reply is an RFC 9457 problem of the given status whose type ends in ``kind``."""
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    assert reply.json()["type"].endswith(kind), reply.json()
+
+
+async def produce_events(
+    bootstrap: str, items: Sequence[tuple[str, IntegrationEvent]], *, at: datetime | None = None, source: str = "/tests"
+) -> None:
+    """Events straight onto their topics as their services publish them: (ce_id, event), stamped ``at`` (now)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for ce_id, event in items:
+            headers = binary_headers(
+                event_id=ce_id, event_type=event.event_type, source=source, subject=event.subject(),
+                time=at or datetime.now(UTC),
+            )  # fmt: skip
+            await producer.send_and_wait(
+                event.topic, encode_data(event.model_dump(mode="json")), key=event.partition_key().encode(),
+                headers=headers,
+            )  # fmt: skip
+    finally:
+        await producer.stop()
+
+
+#: Identity headers as a service's identity middleware leaves them after verifying a token (teams Nord and Süd).
+NORD, SUED = "integration-nord", "integration-sued"
+ADMIN = {"X-Role": "admin", "X-Actor": "user:admin"}
+LOTSE_NORD = {"X-Role": "caseworker", "X-Team": NORD, "X-Actor": "user:lotse"}
+LOTSE_SUED = {"X-Role": "caseworker", "X-Team": SUED, "X-Actor": "user:lotse-m.wagner"}
+
+
 def signed_by_gateway(identity: internal.Identity, audience: str) -> dict[str, str]:
     """The identity header the gateway sends with a verified caller's call to the service ``audience``."""
     return {internal.HEADER: internal.sign(identity, GATEWAY_IDENTITY_KEY, audience=audience)}
 
 
 #: The embedded broker holds a joining member for about half the session timeout.
-FAST_GROUP_JOIN = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
+FAST_GROUP_JOIN: dict[str, Any] = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
 #: Service consumers in tests: a fresh group that starts at the end of each topic, so that a test
 #: sees only the events it causes, not the whole session's history on the shared broker.
-ISOLATED_CONSUMER = {**FAST_GROUP_JOIN, "kafka_consumer_offset_reset": "latest"}
+ISOLATED_CONSUMER: dict[str, Any] = {**FAST_GROUP_JOIN, "kafka_consumer_offset_reset": "latest"}
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +183,21 @@ async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
             yield client
+
+
+async def behind_gateway(stack: AsyncExitStack, gateway: FastAPI, apps: Mapping[str, FastAPI]) -> httpx.AsyncClient:
+    """Start the services, then the gateway (their lifespans end with ``stack``), the gateway reaching each service
+    in-process over ASGI; returns a client of the gateway."""
+    for app in apps.values():  # one at a time: Alembic's migration context is process-global
+        await stack.enter_async_context(running_app(app))
+    client = await stack.enter_async_context(running_app(gateway))
+    await gateway.state.client.aclose()
+    gateway.state.client = httpx.AsyncClient(
+        mounts={f"http://{name}": httpx.ASGITransport(app=app) for name, app in apps.items()}, timeout=30
+    )
+    gateway.state.api_keys.client = gateway.state.client
+    stack.push_async_callback(gateway.state.client.aclose)
+    return client
 
 
 async def consume(
@@ -311,13 +369,13 @@ async def register_with_needs(registration: httpx.AsyncClient, consents: list[di
     nursing diploma, two children without childcare; give the consents, then assess the needs."""
     reply = await registration.post("/api/v1/registrations", json=newcomer(**({"gender": "female"} | person)))
     assert reply.status_code == 201, reply.text
-    person = reply.json()["person_id"]
+    person_id: str = reply.json()["person_id"]
     for consent in consents:
-        assert (await registration.post(f"/api/v1/persons/{person}/consents", json=consent)).status_code == 201
+        assert (await registration.post(f"/api/v1/persons/{person_id}/consents", json=consent)).status_code == 201
     assert (
-        await registration.post(f"/api/v1/persons/{person}/needs-assessments", json=REFERRAL_NEEDS)
+        await registration.post(f"/api/v1/persons/{person_id}/needs-assessments", json=REFERRAL_NEEDS)
     ).status_code == 201
-    return person
+    return person_id
 
 
 async def case_with_referrals(referral: httpx.AsyncClient, person: str, count: int) -> dict[str, Any] | None:

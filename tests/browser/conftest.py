@@ -26,13 +26,13 @@ from services.partners.app import create_app as create_partners
 from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
+    behind_gateway,
     courses_settings,
     eventually,
     gateway_settings,
     partners_settings,
     referral_settings,
     registration_settings,
-    running_app,
 )
 from tests.service.test_monitoring_api import monitoring_settings
 
@@ -75,14 +75,7 @@ async def stack(broker: Any, tmp_path: Path) -> AsyncIterator[Stack]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     async with AsyncExitStack() as stack:
-        for app in apps.values():  # one at a time: Alembic's migration context is process-global
-            await stack.enter_async_context(running_app(app))
-        await stack.enter_async_context(running_app(gateway))
-        await gateway.state.client.aclose()
-        gateway.state.client = httpx.AsyncClient(
-            mounts={f"http://{name}": httpx.ASGITransport(app=app) for name, app in apps.items()}, timeout=30
-        )
-        gateway.state.api_keys.client = gateway.state.client
+        await behind_gateway(stack, gateway, apps)
         server = uvicorn.Server(uvicorn.Config(gateway, lifespan="off", log_level="warning", access_log=False))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         await eventually(lambda: _true(server.started), timeout_s=10)
@@ -93,7 +86,6 @@ async def stack(broker: Any, tmp_path: Path) -> AsyncIterator[Stack]:
         finally:
             server.should_exit = True
             await asyncio.wait_for(task, 10)
-            await gateway.state.client.aclose()
             sock.close()
 
 

@@ -8,8 +8,7 @@ import uuid
 from typing import Any
 
 from tests.browser.conftest import Browsing, Stack, launch_args
-from tests.conftest import eventually
-from tests.reliability.test_referral_event_order import produce
+from tests.conftest import eventually, produce_events
 from tests.service.test_dead_letters import offered, registered
 
 
@@ -20,7 +19,7 @@ async def test_admin_replays_one_dead_letter_and_discards_another(stack: Stack, 
     browsing = Browsing(stack)
     shot, accessible, sign_in = browsing.shot, browsing.accessible, browsing.sign_in
     partner, other = f"caritas-{uuid.uuid4().hex[:8]}", f"caritas-{uuid.uuid4().hex[:8]}"
-    await produce(bootstrap, [(str(uuid.uuid4()), offered(partner))])
+    await produce_events(bootstrap, [(str(uuid.uuid4()), offered(partner))])
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(**launch_args())
@@ -45,7 +44,7 @@ async def test_admin_replays_one_dead_letter_and_discards_another(stack: Stack, 
             await accessible(admin, "dead letters")
 
             # The cause fixed: the partner's directory entry arrives; Replay handles the event.
-            await produce(bootstrap, [(str(uuid.uuid4()), registered(partner))])
+            await produce_events(bootstrap, [(str(uuid.uuid4()), registered(partner))])
 
             async def replayed() -> bool:
                 await row.get_by_role("button", name="Erneut verarbeiten").click()
@@ -60,7 +59,7 @@ async def test_admin_replays_one_dead_letter_and_discards_another(stack: Stack, 
             await accessible(admin, "dead letter replayed")
 
             # Another one, given up with a reason.
-            await produce(bootstrap, [(str(uuid.uuid4()), offered(other))])
+            await produce_events(bootstrap, [(str(uuid.uuid4()), offered(other))])
 
             async def open_again() -> bool:
                 await admin.goto(f"{stack.url}/ui/admin/dead-letters")

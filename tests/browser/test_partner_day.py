@@ -140,8 +140,8 @@ async def test_a_partner_reads_the_contact_data_completes_the_referral_and_keeps
             await partner.get_by_role("button", name="Speichern: Arbeitsvermittlung").click()
             await partner.wait_for_load_state()
             assert "Die freien Plätze sind gespeichert." in await partner.get_by_role("status").inner_text()
-            row = partner.locator("#capacity tr[data-service=job_placement]")
-            assert await row.get_attribute("data-free-places") == "7"
+            capacity = partner.locator("#capacity tr[data-service=job_placement]")
+            assert await capacity.get_attribute("data-free-places") == "7"
             listed = (await api.get(f"/api/v1/partners/{JOBCENTER}")).json()
             assert [s["free_places"] for s in listed["services"] if s["service_type"] == "job_placement"] == [7]
 

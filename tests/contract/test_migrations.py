@@ -4,16 +4,14 @@ such as the stored idempotent responses), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from chassis.db import make_engine
-from chassis.migrations import upgrade_to_head, with_chassis_tables
+from chassis.migrations import upgrade_to_head
+from tests.service.test_migrations_once import schema_differences
 
 SERVICES = ["registration", "referral", "courses", "partners", "monitoring"]
 
@@ -22,17 +20,7 @@ SERVICES = ["registration", "referral", "courses", "partners", "monitoring"]
 async def test_migrations_match_the_models(service: str, database_url: str) -> None:
     root = Path(__file__).resolve().parents[2] / "services" / service
     await asyncio.to_thread(upgrade_to_head, root / "migrations", database_url, f"alembic_version_{service}")
-    metadata = with_chassis_tables(importlib.import_module(f"services.{service}.models").Base.metadata)
-    engine = make_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            differences = await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
-            )
-    finally:
-        await engine.dispose()
-    # The version table is Alembic's own, not a model's.
-    assert [d for d in differences if not (d[0] == "remove_table" and d[1].name.startswith("alembic_version"))] == []
+    assert await schema_differences(database_url, service) == []
 
 
 async def test_partners_learn_the_person_of_deliveries_made_before_erasure_existed(database_url: str) -> None:
@@ -67,7 +55,9 @@ async def test_partners_learn_the_person_of_deliveries_made_before_erasure_exist
                 ), {"id": delivery_id, "event": event_id, "payload": payload, "at": datetime.now(UTC)})  # fmt: skip
         await asyncio.to_thread(command.upgrade, config, "head")
         async with engine.connect() as conn:
-            found = dict((await conn.execute(text("SELECT id, person_id FROM webhook_deliveries"))).all())
+            found: dict[str, str | None] = dict(
+                (await conn.execute(text("SELECT id, person_id FROM webhook_deliveries"))).all()
+            )
     finally:
         await engine.dispose()
     assert found == {"d1": "p-123", "d2": None}

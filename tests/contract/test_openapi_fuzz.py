@@ -261,7 +261,7 @@ def fuzz(
             suppress_health_check=list(HealthCheck),
         )
         @given(case=strategy)
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case[Any]) -> None:
             case.call_and_validate(base_url=base_url, session=session, checks=CHECKS, timeout=30)
 
         label = f"{method} {path} [{', '.join(filter(None, (mode.value, note)))}]"

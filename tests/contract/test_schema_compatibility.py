@@ -10,6 +10,7 @@ import pytest
 
 from contracts import schemagen
 from contracts.registration import PersonRegistered
+from contracts.registry import EVENT_MODELS
 
 
 def committed(event_type: str) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def test_models_are_compatible_with_committed_schemas() -> None:
 def test_every_event_type_has_a_committed_schema_and_an_asyncapi_channel() -> None:
     asyncapi = json.loads(schemagen.ASYNCAPI_FILE.read_text())
     addresses = {c["address"] for c in asyncapi["channels"].values()}
-    for event_type, model in schemagen.EVENT_MODELS.items():
+    for event_type, model in EVENT_MODELS.items():
         assert schemagen.schema_file(event_type).exists()
         assert model.topic in addresses and f"{model.topic}.dlq" in addresses
 

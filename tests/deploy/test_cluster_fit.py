@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from chassis.settings import ServiceSettings
 from tests.k8s import K8S, by_name, env_names, kubectl, of_kind, our_workloads, render, settings_class
 
 OVERLAYS = ["dev", "prod"]
@@ -36,7 +37,7 @@ def database_budget(objects: tuple[dict[str, Any], ...]) -> dict[str, tuple[int,
             continue
         cls = settings_class(workload.app)
 
-        def setting(field: str, cls: type = cls, env: dict[str, Any] = workload.env) -> Any:
+        def setting(field: str, cls: type[ServiceSettings] = cls, env: dict[str, Any] = workload.env) -> Any:
             for name in env_names(cls, field):
                 if name in env and env[name].value is not None:
                     return env[name].value

@@ -72,7 +72,8 @@ def test_the_crd_files_name_their_source_and_cover_every_operator_kind() -> None
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_every_operator_object_validates_against_its_pinned_crd(overlay: str) -> None:
-    errors, counted = [], {}
+    errors: list[str] = []
+    counted: dict[str, int] = {}
     objects = [o for o in render(overlay) if (o["apiVersion"], o["kind"]) in CRD_KINDS]
     for o in objects:
         source, schema = schemas()[f"{o['apiVersion']} {o['kind']}"]
@@ -92,8 +93,12 @@ def test_the_strict_reading_notices_an_unknown_field() -> None:
     assert any("rack" in e.message for e in jsonschema.Draft7Validator(pool).iter_errors(wrong))
     _, route = schemas()["gateway.networking.k8s.io/v1 HTTPRoute"]
     rules = [{"backendRefs": [{"name": "s", "port": 80}]}]
-    good = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "x"},
-            "spec": {"parentRefs": [{"name": "g"}], "rules": rules}}  # fmt: skip
+    good: dict[str, Any] = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "x"},
+        "spec": {"parentRefs": [{"name": "g"}], "rules": rules},
+    }
     assert not list(jsonschema.Draft7Validator(route).iter_errors(good))
     good["spec"]["rules"][0]["backendRefs"][0]["port"] = "eighty"
     assert list(jsonschema.Draft7Validator(route).iter_errors(good))

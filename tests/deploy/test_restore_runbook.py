@@ -18,6 +18,7 @@ def runbook_cluster() -> dict[str, Any]:
     guide = (ROOT / "deploy" / "README.md").read_text()
     section = guide[guide.index("## 7. Backups and restore") : guide.index("## 8. Scaling")]
     blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", section, re.S)]
+    cluster: dict[str, Any]
     (cluster,) = [b for b in blocks if b.get("kind") == "Cluster" and "recovery" in b["spec"].get("bootstrap", {})]
     return cluster
 

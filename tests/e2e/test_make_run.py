@@ -119,7 +119,8 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
             ck.KafkaMessage(headers=dict(mine[0].headers), key=mine[0].key, value=mine[0].value)
         )
         assert event.get_type() == "de.landsberg.integration.registration.person_registered.v1"
-        assert event.get_data()["person_id"] == person
+        data = event.get_data()
+        assert isinstance(data, dict) and data["person_id"] == person
         raw = mine[0].value.decode()
         for personal in ("Samira", "Nouri", "1993-09-17", "Schwaighofstraße", "example.org"):
             assert personal not in raw

@@ -22,7 +22,7 @@ TYPES = [
 
 
 async def no_backlog(relay: Any) -> bool:
-    return await relay.count_backlog() == 0
+    return bool(await relay.count_backlog() == 0)
 
 
 async def test_registrations_survive_a_broker_outage(database_url: str, tmp_path: Any) -> None:

@@ -195,7 +195,7 @@ async def test_against_the_embedded_broker_a_consumer_commits_to_its_group_witho
             offsets = await admin.list_consumer_group_offsets(
                 harness.consumer.group_id, partitions=list(consumer.assignment())
             )
-            return sum(max(0, o.offset) for o in offsets.values()) >= 1
+            return bool(sum(max(0, o.offset) for o in offsets.values()) >= 1)
 
         await eventually(group_has_it, timeout_s=10)
     finally:

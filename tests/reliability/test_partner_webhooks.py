@@ -26,7 +26,7 @@ from contracts.referral import ReferralRevoked, ReferralSent
 from contracts.registration import PersonErased
 from services.partners.app import create_app
 from services.partners.models import WebhookDelivery
-from tests.conftest import ManualClock, eventually, partners_settings, running_app
+from tests.conftest import ManualClock, eventually, partners_settings, produce_events, running_app
 from tests.service.test_partners_api import REFERRAL_SENT
 
 VHS, JOBCENTER = "vhs-landsberg", "jobcenter-landsberg"
@@ -295,24 +295,9 @@ async def test_after_24_hours_a_delivery_fails_and_a_replay_sends_it_again(
 
 async def produce(bootstrap: str, *events: Any) -> list[str]:
     """Events straight onto their topics, as their services publish them; returns their ce_ids."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    ids = []
-    try:
-        for event in events:
-            ce_id = str(uuid.uuid4())
-            headers = binary_headers(
-                event_id=ce_id, event_type=event.event_type, source="/services/test", subject=event.subject(),
-                time=datetime.now(UTC),
-            )  # fmt: skip
-            await producer.send_and_wait(
-                event.topic, encode_data(event.model_dump(mode="json")), key=event.partition_key().encode(),
-                headers=headers,
-            )  # fmt: skip
-            ids.append(ce_id)
-    finally:
-        await producer.stop()
-    return ids
+    items = [(str(uuid.uuid4()), event) for event in events]
+    await produce_events(bootstrap, items, source="/services/test")
+    return [ce_id for ce_id, _ in items]
 
 
 async def test_an_erased_persons_deliveries_keep_their_log_entry_and_lose_payload_and_person(

@@ -8,16 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
-from chassis.cloudevents import binary_headers, encode_data
 from contracts import registration as reg
+from contracts.base import IntegrationEvent
 from services.referral.app import create_app
 from services.referral.models import KnownPerson
-from tests.conftest import eventually, referral_settings, running_app
+from tests.conftest import eventually, produce_events, referral_settings, running_app
 
 
-def stream(person: str) -> list[tuple[str, reg.IntegrationEvent]]:
+def stream(person: str) -> list[tuple[str, IntegrationEvent]]:
     """The ordered history of one newcomer: (ce_id, event)."""
     household = str(uuid.uuid4())
     profile: dict[str, Any] = {
@@ -59,23 +58,6 @@ def stream(person: str) -> list[tuple[str, reg.IntegrationEvent]]:
     ]
 
 
-async def produce(bootstrap: str, items: list[tuple[str, reg.IntegrationEvent]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for ce_id, event in items:
-            headers = binary_headers(
-                event_id=ce_id, event_type=event.event_type, source="/tests", subject=event.subject(),
-                time=datetime.now(UTC),
-            )  # fmt: skip
-            await producer.send_and_wait(
-                event.topic, encode_data(event.model_dump(mode="json")), key=event.partition_key().encode(),
-                headers=headers,
-            )  # fmt: skip
-    finally:
-        await producer.stop()
-
-
 async def outcome(client: httpx.AsyncClient, person: str) -> dict[str, Any] | None:
     cases = (await client.get("/api/v1/cases", params={"person_id": person})).json()["items"]
     if not cases:
@@ -94,9 +76,9 @@ async def test_out_of_order_and_duplicate_events_end_like_the_ordered_stream(bro
     ordered_person, shuffled_person = str(uuid.uuid4()), str(uuid.uuid4())
     registered, needs, consent, updated = stream(shuffled_person)
     async with running_app(app) as client:
-        await produce(broker.bootstrap_servers, stream(ordered_person))
+        await produce_events(broker.bootstrap_servers, stream(ordered_person))
         # The update overtakes the registration; the registration and the needs arrive twice.
-        await produce(broker.bootstrap_servers, [updated, needs, registered, registered, consent, needs])
+        await produce_events(broker.bootstrap_servers, [updated, needs, registered, registered, consent, needs])
 
         async def settled(person: str) -> dict[str, Any] | None:
             result = await outcome(client, person)

@@ -10,8 +10,7 @@ from contracts import partners as partner_events
 from contracts import registration as reg
 from services.referral.app import create_app
 from services.referral.models import PartnerOfferRow
-from tests.conftest import eventually, referral_settings, running_app
-from tests.reliability.test_referral_event_order import produce
+from tests.conftest import eventually, produce_events, referral_settings, running_app
 
 
 async def test_a_new_partners_service_takes_referrals_and_a_withdrawn_one_none(broker: Any, tmp_path: Any) -> None:
@@ -40,7 +39,7 @@ async def test_a_new_partners_service_takes_referrals_and_a_withdrawn_one_none(b
             age_band="27-44", gender="male", residence_status_group="recognised_refugee", preferred_language="ar")),
     ]  # fmt: skip
     async with running_app(app) as client:
-        await produce(broker.bootstrap_servers, directory)
+        await produce_events(broker.bootstrap_servers, directory)
 
         async def directory_applied() -> bool:
             # Partners' and persons' events travel on different partitions: no order between them.
@@ -50,7 +49,7 @@ async def test_a_new_partners_service_takes_referrals_and_a_withdrawn_one_none(b
                 return old is None and new is not None and new.partner_category == "charity"
 
         await eventually(directory_applied)
-        await produce(broker.bootstrap_servers, person)
+        await produce_events(broker.bootstrap_servers, person)
 
         async def referral() -> dict[str, Any] | None:
             cases = (await client.get("/api/v1/cases", params={"person_id": newcomer})).json()["items"]

@@ -34,15 +34,16 @@ from services.partners.app import create_app as create_partners
 from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
+    behind_gateway,
     course_body,
     courses_settings,
     eventually,
     gateway_settings,
     newcomer,
+    ok,
     partners_settings,
     referral_settings,
     registration_settings,
-    running_app,
 )
 
 NORD, SUED = "integration-nord", "integration-sued"
@@ -66,11 +67,6 @@ NEEDS = {
     "childcare_needed": False,
     "children_ages": [],
 }
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json() if reply.content else None
 
 
 @dataclass
@@ -107,14 +103,7 @@ async def world(database_url: str, broker: EmbeddedBroker, tmp_path: Path) -> As
     passwords = {name: add_account(settings.local_users_file, name, **account) for name, account in ACCOUNTS.items()}
     gateway = create_gateway(settings)
     async with AsyncExitStack() as stack:
-        for app in apps.values():  # one at a time: Alembic's migration context is process-global
-            await stack.enter_async_context(running_app(app))
-        client = await stack.enter_async_context(running_app(gateway))
-        await gateway.state.client.aclose()
-        gateway.state.client = httpx.AsyncClient(
-            mounts={f"http://{name}": httpx.ASGITransport(app=app) for name, app in apps.items()}, timeout=30
-        )
-        stack.push_async_callback(gateway.state.client.aclose)
+        client = await behind_gateway(stack, gateway, apps)
         tokens = {
             name: ok(await client.post("/auth/token", json={"username": name, "password": password}))["access_token"]
             for name, password in passwords.items()

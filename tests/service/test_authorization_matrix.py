@@ -56,6 +56,7 @@ from tests.conftest import (
     courses_settings,
     eventually,
     gateway_settings,
+    ok,
     partners_settings,
     referral_settings,
     register_with_needs,
@@ -196,11 +197,6 @@ class World:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, f"{reply.request.method} {reply.request.url}: {reply.text}"
-    return reply.json()
 
 
 @pytest.fixture
@@ -478,7 +474,7 @@ async def test_a_forged_stale_or_misused_token_is_refused(attack: str, guarded: 
         # too; it says what it is in "typ" (Keycloak: "ID"; its access tokens: "Bearer"). The embedded issuer's
         # key stands in for the provider's: the verifier is the same for both.
         claims |= {"typ": "ID", "azp": issuer.audience, "nonce": uuid.uuid4().hex, "auth_time": now, "at_hash": "x"}
-    token = (jwt.encode(claims, None, algorithm="none", headers=headers) if attack == "alg_none"
+    token = (jwt.encode(claims, "", algorithm="none", headers=headers) if attack == "alg_none"
              else jwt.encode(claims, key, algorithm="EdDSA", headers=headers))  # fmt: skip
     reply = await client.get("/api/v1/persons", headers=bearer(token))
     assert reply.status_code == 401, f"{attack}: {reply.status_code} {reply.text}"

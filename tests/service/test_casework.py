@@ -23,30 +23,21 @@ from services.referral.app import create_app as create_referral
 from services.referral.models import PartnerOfferRow
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
+    ADMIN,
+    LOTSE_NORD,
+    LOTSE_SUED,
+    NORD,
+    SUED,
     case_with_referrals,
     eventually,
     newcomer,
+    ok,
+    problem,
     referral_settings,
     register_with_needs,
     registration_settings,
     running_app,
 )
-
-NORD, SUED = "integration-nord", "integration-sued"
-ADMIN = {"X-Role": "admin", "X-Actor": "user:admin"}
-LOTSE_NORD = {"X-Role": "caseworker", "X-Team": NORD, "X-Actor": "user:lotse"}
-LOTSE_SUED = {"X-Role": "caseworker", "X-Team": SUED, "X-Actor": "user:lotse-m.wagner"}
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json() if reply.content else None
-
-
-def problem(reply: httpx.Response, status: int, kind: str) -> None:
-    assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"].startswith("application/problem+json")
-    assert reply.json()["type"].endswith(kind), reply.json()
 
 
 @pytest.fixture
@@ -79,7 +70,9 @@ async def reaches(registration: httpx.AsyncClient, person_id: str, caller: dict[
     return (await registration.get(f"/api/v1/persons/{person_id}", headers=caller)).status_code == 200
 
 
-async def test_a_case_lists_names_come_in_one_audited_read_of_the_teams_persons_only(services: Any) -> None:
+async def test_a_case_lists_names_come_in_one_audited_read_of_the_teams_persons_only(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     registration, referral = services
     mine, _ = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD, given_names="Leyla Nord")
     theirs, _ = await case_in_team(
@@ -119,7 +112,9 @@ async def test_a_case_lists_names_come_in_one_audited_read_of_the_teams_persons_
     assert ok(await registration.get("/api/v1/persons", params={"name": "100%"}, headers=ADMIN))["total"] == 0
 
 
-async def test_closing_with_a_reason_and_reopening_a_case(services: Any) -> None:
+async def test_closing_with_a_reason_and_reopening_a_case(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     registration, referral = services
     person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
     url = f"/api/v1/cases/{case['case_id']}"
@@ -176,7 +171,7 @@ async def test_closing_with_a_reason_and_reopening_a_case(services: Any) -> None
     problem(await referral.post(f"{url}/reopening", headers=LOTSE_NORD), 409, "case-rule")
 
 
-async def test_the_queue_of_cases_no_team_has(services: Any) -> None:
+async def test_the_queue_of_cases_no_team_has(services: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
     registration, referral = services
     # The whole roster is away: new cases get no team and wait in the queue.
     for worker in ok(await referral.get("/api/v1/caseworkers", headers=ADMIN)):
@@ -212,11 +207,13 @@ async def test_the_queue_of_cases_no_team_has(services: Any) -> None:
     await eventually(lambda: reaches(registration, person, LOTSE_SUED))
 
 
-async def test_referring_elsewhere_names_the_target_and_the_reason(services: Any) -> None:
+async def test_referring_elsewhere_names_the_target_and_the_reason(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     registration, referral = services
     person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
     # A second partner for job placement (as the partners service's events would announce one).
-    async with referral.app.state.runtime.unit_of_work() as uow:
+    async with referral.app.state.runtime.unit_of_work() as uow:  # type: ignore[attr-defined]
         uow.session.add(PartnerOfferRow(partner_id="kolping-landsberg", service_type="job_placement",
                                         partner_name="Kolping-Bildungswerk", partner_category="charity",
                                         free_places=5, languages=["de"], response_days=5))  # fmt: skip
@@ -258,7 +255,9 @@ async def test_referring_elsewhere_names_the_target_and_the_reason(services: Any
             "invalid-transition")  # fmt: skip
 
 
-async def test_follow_ups_with_due_dates_show_on_the_case_list(services: Any) -> None:
+async def test_follow_ups_with_due_dates_show_on_the_case_list(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     registration, referral = services
     person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
     url = f"/api/v1/cases/{case['case_id']}"
@@ -291,12 +290,14 @@ async def test_follow_ups_with_due_dates_show_on_the_case_list(services: Any) ->
 
     async def tasks_gone() -> bool:
         after = ok(await referral.get(url, headers=ADMIN))
-        return after["status"] == "closed" and after["tasks"] == [] and after["open_tasks"] == 0
+        return bool(after["status"] == "closed" and after["tasks"] == [] and after["open_tasks"] == 0)
 
     await eventually(tasks_gone)
 
 
-async def test_plan_goals_due_are_reminders_of_the_teams_open_cases_only(services: Any) -> None:
+async def test_plan_goals_due_are_reminders_of_the_teams_open_cases_only(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     """Goals overdue or due within the days asked for, not reached yet, of the caller's open cases: earliest first."""
     registration, referral = services
     person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
@@ -305,7 +306,8 @@ async def test_plan_goals_due_are_reminders_of_the_teams_open_cases_only(service
 
     async def add(title: str, due: date | None) -> dict[str, Any]:
         body = {"dimension": "placement", "title": title, "due_on": due.isoformat() if due else None}
-        return ok(await referral.post(url, json=body, headers=LOTSE_NORD), 201)
+        added: dict[str, Any] = ok(await referral.post(url, json=body, headers=LOTSE_NORD), 201)
+        return added
 
     overdue = await add("Anerkennung beantragen", today - timedelta(days=3))
     soon = await add("Kita-Platz anmelden", today + timedelta(days=2))
@@ -332,7 +334,9 @@ async def test_plan_goals_due_are_reminders_of_the_teams_open_cases_only(service
     assert ok(await referral.get("/api/v1/cases/goals-due", headers=LOTSE_NORD)) == []
 
 
-async def test_the_timeline_names_who_recorded_consents_and_needs_in_registration(services: Any) -> None:
+async def test_the_timeline_names_who_recorded_consents_and_needs_in_registration(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     """Registration's events carry the signed caller's account (a staff account, never the newcomer's data), so the
     case's timeline says who recorded a consent, its withdrawal and a needs assessment, not "System"."""
     registration, referral = services

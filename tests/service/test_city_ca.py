@@ -85,7 +85,10 @@ class TlsProvider:
         access = common | {"aud": CLIENT_ID, "typ": "Bearer", "preferred_username": "lotse.stadt",
                            "realm_access": {"roles": ["caseworker"]}, "team": "integration-nord"}  # fmt: skip
         id_token = common | {"aud": CLIENT_ID, "typ": "ID", "nonce": asked["nonce"]}
-        sign = lambda claims: jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "city"})  # noqa: E731
+
+        def sign(claims: dict[str, Any]) -> str:
+            return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "city"})
+
         return 200, {"access_token": sign(access), "id_token": sign(id_token), "token_type": "Bearer",
                      "expires_in": 300}  # fmt: skip
 
@@ -238,12 +241,18 @@ def test_a_ca_file_that_is_no_pem_certificate_is_refused_at_start(tmp_path: Path
             gateway_settings(tmp_path, http_ssl_cafile=value)
 
 
+def organisation(subject: Any) -> str | None:
+    """The organizationName of a certificate's subject as ``ssl`` gives it: relative names of (name, value) pairs."""
+    names: tuple[tuple[tuple[str, str], ...], ...] = subject
+    return dict(pair for relative in names for pair in relative).get("organizationName")
+
+
 def test_the_city_ca_is_trusted_beside_the_public_cas(ca_file: str) -> None:
     """Partners' webhook receivers are on the internet: adding the city's CA must not drop the public ones."""
     plain = tls_context(None)
     with_city = tls_context(ca_file)
     public = {c["serialNumber"] for c in plain.get_ca_certs()}
     assert public and public <= {c["serialNumber"] for c in with_city.get_ca_certs()}
-    organisations = [dict(part[0] for part in c["subject"]).get("organizationName") for c in with_city.get_ca_certs()]
+    organisations = [organisation(c["subject"]) for c in with_city.get_ca_certs()]
     assert "Stadt Landsberg am Lech" in organisations
     assert with_city.check_hostname and with_city.verify_mode == ssl.CERT_REQUIRED

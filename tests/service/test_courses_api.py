@@ -20,7 +20,7 @@ from services.courses import domain
 from services.courses.app import create_app
 from services.courses.models import Course, CourseSession, IssuedPass, Learner, PassStatus
 from services.registration.app import create_app as create_registration
-from tests.conftest import ManualClock, courses_settings, newcomer, registration_settings, running_app
+from tests.conftest import ManualClock, courses_settings, newcomer, ok, registration_settings, running_app
 
 PROBLEM_JSON = "application/problem+json"
 COURSES = "/api/v1/courses"
@@ -97,11 +97,6 @@ def course_body(**overrides: Any) -> dict[str, Any]:
 
 def person() -> str:
     return f"person-{uuid.uuid4().hex[:12]}"
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
 
 
 def assert_problem(reply: httpx.Response, status: int, kind: str | None = None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from tests.conftest import (
     courses_settings,
     eventually,
     newcomer,
+    ok,
     referral_settings,
     registration_settings,
     running_app,
@@ -57,11 +58,6 @@ PASSES = "/api/v1/education-passes"
 def as_(who: internal.Identity) -> dict[str, str]:
     """The identity the gateway forwards to the courses service for this caller."""
     return signed_by_gateway(who, "courses")
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
 
 
 def problem(reply: httpx.Response, status: int, kind: str) -> dict[str, Any]:

@@ -12,13 +12,12 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chassis import identity as internal
-from tests.conftest import COURSES_IDENTITY_KEY, REFERRAL_IDENTITY_KEY, course_body, signed_by_gateway
+from tests.conftest import COURSES_IDENTITY_KEY, REFERRAL_IDENTITY_KEY, course_body, ok, signed_by_gateway
 from tests.service.test_courses_object_rules import (
     ADMIN,
     KOLPING_ADMIN,
     VHS_ADMIN,
     as_,
-    ok,
     problem,
     register,
     stack,

@@ -79,7 +79,7 @@ async def test_accepted_referral_enrols_and_a_cancelled_course_reroutes(
 
 
 async def _is(value: Any, expected: str) -> bool:
-    return await value == expected
+    return bool(await value == expected)
 
 
 async def test_recognition_enters_the_pass_and_erasure_revokes_the_pass(

@@ -27,8 +27,14 @@ from contracts import partners as partner_events
 from gateway.app import create_app
 from services.referral.app import create_app as create_referral
 from services.referral.models import KnownPartner, PartnerOfferRow
-from tests.conftest import eventually, gateway_settings, referral_settings, running_app, signed_by_gateway
-from tests.reliability.test_referral_event_order import produce
+from tests.conftest import (
+    eventually,
+    gateway_settings,
+    produce_events,
+    referral_settings,
+    running_app,
+    signed_by_gateway,
+)
 from tests.service.test_ui_admin import Stack
 
 TOPIC = partner_events.PARTNERS_TOPIC
@@ -107,7 +113,7 @@ async def test_a_poison_event_is_kept_shown_replayed_once_and_another_discarded(
     partner = f"caritas-{uuid.uuid4().hex[:8]}"
     poison = str(uuid.uuid4())
     assert await platform.metric("dead_letters_open") == 0
-    await produce(broker.bootstrap_servers, [(poison, offered(partner))])
+    await produce_events(broker.bootstrap_servers, [(poison, offered(partner))])
 
     async def one_letter() -> list[Any] | None:
         found = await platform.letters()
@@ -166,7 +172,7 @@ async def test_a_poison_event_is_kept_shown_replayed_once_and_another_discarded(
     assert (await lotse_agent.get("/ui/admin/dead-letters")).status_code == 403
 
     # The cause is fixed (the partner's directory entry arrives); the Replay button applies the effect once.
-    await produce(broker.bootstrap_servers, [(str(uuid.uuid4()), registered(partner))])
+    await produce_events(broker.bootstrap_servers, [(str(uuid.uuid4()), registered(partner))])
 
     async def partner_known() -> bool:
         async with platform.referral.state.runtime.session_factory() as session:
@@ -192,7 +198,7 @@ async def test_a_poison_event_is_kept_shown_replayed_once_and_another_discarded(
 
     # Another poison event, given up with a reason (a reason is needed).
     other = str(uuid.uuid4())
-    await produce(broker.bootstrap_servers, [(other, offered(f"caritas-{uuid.uuid4().hex[:8]}"))])
+    await produce_events(broker.bootstrap_servers, [(other, offered(f"caritas-{uuid.uuid4().hex[:8]}"))])
 
     async def two_letters() -> list[Any] | None:
         found = await platform.letters()

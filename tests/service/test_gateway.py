@@ -105,7 +105,7 @@ async def test_forged_and_stale_tokens_are_refused(gateway: Platform, forgery: s
     elif forgery == "wrong_audience":
         claims["aud"] = "another-client"
     if forgery == "alg_none":
-        token = jwt.encode(claims, None, algorithm="none", headers=headers)
+        token = jwt.encode(claims, "", algorithm="none", headers=headers)
     elif forgery == "garbage":
         token = "not.a.token"
     else:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import jwt
@@ -139,7 +139,7 @@ class CountingHasher(PasswordHasher):
         super().__init__()
         self.verified = 0
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         self.verified += 1
         return super().verify(hash, password)
 
@@ -234,7 +234,7 @@ class GatedHasher(PasswordHasher):
         self.running = 0
         self.most = 0
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)

@@ -14,15 +14,10 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import REFERRAL_NEEDS, eventually, newcomer
+from tests.conftest import REFERRAL_NEEDS, eventually, newcomer, ok
 
 GROUND = {"reason": "Antrag der Person nach Art. 17 DSGVO"}
 PRIVACY = {"X-Role": "privacy_officer", "X-Actor": "user:datenschutz"}
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json() if reply.content else None
 
 
 def member(**overrides: Any) -> dict[str, Any]:
@@ -109,10 +104,10 @@ async def test_a_household_has_one_case_with_its_members_and_outlives_a_member(p
     other = {"X-Role": "caseworker", "X-Team": "integration-elsewhere", "X-Actor": "user:other"}
 
     async def reached(person: str) -> bool:
-        return (await registration.get(f"/api/v1/persons/{person}", headers=lotse)).status_code == 200
+        return bool((await registration.get(f"/api/v1/persons/{person}", headers=lotse)).status_code == 200)
 
     for person in everyone:
-        assert await eventually(lambda person=person: reached(person))  # type: ignore[misc]
+        assert await eventually(lambda person=person: reached(person))
         assert (await registration.get(f"/api/v1/persons/{person}", headers=other)).status_code == 404
 
     # Erasing the lead leaves the household's case to the others: open, the next adult leads, the notes stay.

@@ -29,12 +29,12 @@ from services.partners.app import create_app as create_partners
 from services.referral.app import create_app as create_referral
 from services.referral.models import PartnerOfferRow
 from tests.conftest import (
+    behind_gateway,
     courses_settings,
     eventually,
     gateway_settings,
     partners_settings,
     referral_settings,
-    running_app,
 )
 from tests.service.test_monitoring_api import monitoring_settings
 
@@ -91,15 +91,7 @@ async def platform(database_url: str, broker: Any, tmp_path: Path) -> AsyncItera
     }
     gateway = create_gateway(settings)
     async with AsyncExitStack() as stack:
-        for app in apps.values():  # one at a time: Alembic's migration context is process-global
-            await stack.enter_async_context(running_app(app))
-        await stack.enter_async_context(running_app(gateway))
-        await gateway.state.client.aclose()
-        gateway.state.client = httpx.AsyncClient(
-            mounts={f"http://{name}": httpx.ASGITransport(app=app) for name, app in apps.items()}, timeout=30
-        )
-        gateway.state.api_keys.client = gateway.state.client
-        stack.push_async_callback(gateway.state.client.aclose)
+        await behind_gateway(stack, gateway, apps)
         yield Platform(gateway, apps, tmp_path, passwords)
 
 

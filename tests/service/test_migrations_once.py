@@ -66,8 +66,9 @@ def plain(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def schema_differences(url: str) -> list[object]:
-    metadata = with_chassis_tables(importlib.import_module(f"services.{SERVICE}.models").Base.metadata)
+async def schema_differences(url: str, service: str = SERVICE) -> list[object]:
+    """Where the database at ``url`` differs from the service's models (Alembic's own version table aside)."""
+    metadata = with_chassis_tables(importlib.import_module(f"services.{service}.models").Base.metadata)
     engine = make_engine(url)
     try:
         async with engine.connect() as connection:

@@ -6,24 +6,22 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
-from chassis.cloudevents import binary_headers, encode_data
 from chassis.embedded_broker import EmbeddedBroker
 from contracts import courses as crs
 from contracts import referral as rf
 from contracts import registration as reg
 from contracts.base import IntegrationEvent
 from services.monitoring.app import MonitoringSettings, create_app
-from tests.conftest import ISOLATED_CONSUMER, SERVICE_SECRETS, ManualClock, eventually, running_app
+from tests.conftest import ISOLATED_CONSUMER, SERVICE_SECRETS, ManualClock, eventually, produce_events, running_app
 
 ANALYST = {"X-Role": "analyst"}
 ADMIN = {"X-Role": "admin"}
@@ -101,21 +99,9 @@ def scenario() -> list[tuple[str, IntegrationEvent]]:
     return [(str(uuid.uuid4()), event) for event in out]
 
 
-async def produce(bootstrap: str, items: list[tuple[str, IntegrationEvent]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for ce_id, event in items:
-            headers = binary_headers(
-                event_id=ce_id, event_type=event.event_type, source="/tests", subject=event.subject(),
-                time=NOW - timedelta(days=1),
-            )  # fmt: skip
-            await producer.send_and_wait(
-                event.topic, encode_data(event.model_dump(mode="json")), key=event.partition_key().encode(),
-                headers=headers,
-            )  # fmt: skip
-    finally:
-        await producer.stop()
+async def produce(bootstrap: str, items: Sequence[tuple[str, IntegrationEvent]]) -> None:
+    """Published the day before the scenario's clock."""
+    await produce_events(bootstrap, items, at=NOW - timedelta(days=1))
 
 
 def table(document: dict[str, Any], table_id: str) -> dict[str, Any]:
@@ -260,7 +246,7 @@ async def test_only_analysts_and_admins_read(monitoring: httpx.AsyncClient) -> N
     assert bad.status_code == 422 and bad.json()["type"].endswith("/validation")
 
 
-SURVEY = {
+SURVEY: dict[str, Any] = {
     "year": 2017, "source": "Bürgerbefragung (seed)", "german_citizens_percent": 98.53,
     "questions": [
         {"question": "Living together", "very_satisfied": 7.15, "satisfied": 55.53, "less_satisfied": 26.46,
@@ -285,7 +271,7 @@ class _Parsed(HTMLParser):
 
 
 async def test_report_renders_html_with_charts_and_csv(monitoring: httpx.AsyncClient, broker: Any) -> None:
-    bad = dict(SURVEY, questions=[dict(SURVEY["questions"][0], dissatisfied=50)])  # type: ignore[arg-type]
+    bad = dict(SURVEY, questions=[dict(SURVEY["questions"][0], dissatisfied=50)])
     assert (await monitoring.put("/api/v1/monitoring/survey", json=bad, headers=ANALYST)).status_code == 422
     reply = await monitoring.put("/api/v1/monitoring/survey", json=SURVEY, headers=ANALYST)
     assert reply.status_code == 200 and reply.json()["questions"][0]["satisfied"] == 55.53

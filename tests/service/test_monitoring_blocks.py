@@ -27,7 +27,7 @@ from tests.service.test_monitoring_api import (
 
 __all__ = ["broker", "monitoring"]
 
-BLOCKS = {
+BLOCKS: dict[str, Any] = {
     "source": "test blocks", "illustrative": True,
     "blocks": [
         {"block_id": "w-1", "name": "Spöttinger Straße", "district": "Weststadt", "population": 2000},
@@ -67,7 +67,7 @@ async def test_newcomers_per_block_through_the_events(monitoring: httpx.AsyncCli
     assert (await monitoring.put("/api/v1/monitoring/reference/districts", json=REFERENCE, headers=ADMIN)).is_success
     assert (await monitoring.put("/api/v1/monitoring/reference/blocks", json=BLOCKS, headers=ADMIN)).is_success
     tag = uuid.uuid4().hex[:8]
-    people = [(f"w1-{i}-{tag}", "Weststadt", "w-1") for i in range(7)]
+    people: list[tuple[str, str, str | None]] = [(f"w1-{i}-{tag}", "Weststadt", "w-1") for i in range(7)]
     people += [(f"w2-{i}-{tag}", "Weststadt", "w-2") for i in range(6)]
     people += [(f"wx-{i}-{tag}", "Weststadt", None) for i in range(5)]
     people += [(f"a1-{i}-{tag}", "Altstadt", "a-1") for i in range(6)] + [(f"ax-{i}-{tag}", "Altstadt", None)

@@ -24,6 +24,7 @@ from tests.conftest import (
     case_with_referrals,
     consume,
     eventually,
+    ok,
     referral_settings,
     register_with_needs,
     running_app,
@@ -57,11 +58,6 @@ ADMIN = {"X-Role": "admin"}
 
 def as_partner(partner_id: str) -> dict[str, str]:
     return {"X-Partner-Id": partner_id}
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
 
 
 async def staff_view(referral: httpx.AsyncClient, referral_id: str) -> dict[str, Any]:

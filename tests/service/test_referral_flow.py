@@ -47,7 +47,7 @@ async def test_a_newcomer_gets_a_case_a_caseworker_and_referrals_gated_by_consen
     assert (await registration.post(f"/api/v1/persons/{person}/consents", json=consent)).status_code == 201
 
     async def ihk_sent() -> bool:
-        return (await referral.get(f"/api/v1/referrals/{ihk['referral_id']}")).json()["status"] == "sent"
+        return bool((await referral.get(f"/api/v1/referrals/{ihk['referral_id']}")).json()["status"] == "sent")
 
     await eventually(ihk_sent)
 

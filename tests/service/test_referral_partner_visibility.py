@@ -30,6 +30,7 @@ from services.registration.app import create_app as create_registration
 from tests.conftest import (
     eventually,
     newcomer,
+    ok,
     partners_settings,
     referral_settings,
     register_with_needs,
@@ -39,11 +40,6 @@ from tests.conftest import (
 from tests.service.test_referral_api import IHK, JOBCENTER, JOBCENTER_CONSENT, as_partner, referrals_of
 
 PARTNER_REFERRALS = "/api/v1/partner/referrals"
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
 
 
 def not_found(reply: httpx.Response) -> None:

@@ -20,26 +20,22 @@ from services.referral import workflow
 from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
+    ADMIN,
+    LOTSE_NORD,
+    LOTSE_SUED,
+    NORD,
+    SUED,
     case_with_referrals,
     eventually,
     gateway_settings,
+    ok,
     referral_settings,
     register_with_needs,
     registration_settings,
     running_app,
 )
 
-NORD, SUED = "integration-nord", "integration-sued"
-#: The plain identity headers as the service's identity middleware leaves them after verifying a token.
-ADMIN = {"X-Role": "admin", "X-Actor": "user:admin"}
-LOTSE_NORD = {"X-Role": "caseworker", "X-Team": NORD, "X-Actor": "user:lotse"}
-LOTSE_SUED = {"X-Role": "caseworker", "X-Team": SUED, "X-Actor": "user:lotse-m.wagner"}
 ALL_PAGES = {"page_size": 200}
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
 
 
 def not_found(reply: httpx.Response) -> None:

@@ -22,36 +22,27 @@ from chassis.embedded_broker import EmbeddedBroker
 from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
+    ADMIN,
+    LOTSE_NORD,
+    LOTSE_SUED,
+    NORD,
     REFERRAL_NEEDS,
     case_with_referrals,
     eventually,
     newcomer,
+    ok,
+    problem,
     referral_settings,
     register_with_needs,
     registration_settings,
     running_app,
 )
 
-NORD, SUED = "integration-nord", "integration-sued"
-ADMIN = {"X-Role": "admin", "X-Actor": "user:admin"}
 REGISTRAR = {"X-Role": "registrar", "X-Actor": "user:registrar"}
 PRIVACY = {"X-Role": "privacy_officer", "X-Actor": "user:datenschutz"}
-LOTSE_NORD = {"X-Role": "caseworker", "X-Team": NORD, "X-Actor": "user:lotse"}
-LOTSE_SUED = {"X-Role": "caseworker", "X-Team": SUED, "X-Actor": "user:lotse-m.wagner"}
 ALL = {"page_size": 200}
 CONSENT = {"partner_id": "jobcenter-landsberg", "purpose": "job_placement"}
 GROUND = {"reason": "Antrag der Person nach Art. 17 DSGVO, Schreiben vom 1. Dezember"}
-
-
-def ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json() if reply.content else None
-
-
-def problem(reply: httpx.Response, status: int, kind: str) -> None:
-    assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"].startswith("application/problem+json")
-    assert reply.json()["type"].endswith(kind), reply.json()
 
 
 def not_found(reply: httpx.Response) -> None:
@@ -91,7 +82,9 @@ async def case_in_team(
     return person_id, case | {"team": moved["team"]}
 
 
-async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(services: Any) -> None:
+async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     registration, referral = services
     # Routing hands a Russian speaker's case to team Süd (the demo roster): Nord never reaches that person.
     body = newcomer(languages=["ru"], preferred_language="ru")
@@ -191,7 +184,9 @@ async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(ser
         problem(await registration.get(own, headers={"X-Role": role, "X-Actor": "user:x"}), 403, "forbidden")
 
 
-async def test_registrars_keep_the_register_but_read_no_needs_or_access_log(services: Any) -> None:
+async def test_registrars_keep_the_register_but_read_no_needs_or_access_log(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     registration, _ = services
     person = ok(await registration.post("/api/v1/registrations", json=newcomer(), headers=REGISTRAR), 201)["person_id"]
     url = f"/api/v1/persons/{person}"
@@ -220,7 +215,9 @@ async def test_registrars_keep_the_register_but_read_no_needs_or_access_log(serv
     problem(await registration.post("/api/v1/registrations", json=newcomer(), headers=LOTSE_NORD), 403, "forbidden")
 
 
-async def test_only_privacy_officers_and_admins_erase_and_record_a_move_with_a_reason(services: Any) -> None:
+async def test_only_privacy_officers_and_admins_erase_and_record_a_move_with_a_reason(
+    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
     registration, referral = services
     person, _ = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
     other = ok(await registration.post("/api/v1/registrations", json=newcomer()), 201)["person_id"]

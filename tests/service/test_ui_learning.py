@@ -26,6 +26,7 @@ from services.courses.app import create_app as create_courses
 from services.referral.app import create_app as create_referral
 from services.registration.app import create_app as create_registration
 from tests.conftest import (
+    behind_gateway,
     course_body,
     courses_settings,
     eventually,
@@ -33,7 +34,6 @@ from tests.conftest import (
     newcomer,
     referral_settings,
     registration_settings,
-    running_app,
 )
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -174,15 +174,8 @@ async def site(broker: Any, tmp_path: Path) -> AsyncIterator[Site]:
     }
     gateway = create_app(gateway_settings(tmp_path, demo_data=True))
     async with AsyncExitStack() as stack:
-        for app in apps.values():  # one at a time: Alembic's migration context is process-global
-            await stack.enter_async_context(running_app(app))
-        api = await stack.enter_async_context(running_app(gateway))
-        await gateway.state.client.aclose()
-        gateway.state.client = httpx.AsyncClient(
-            mounts={f"http://{name}": httpx.ASGITransport(app=app) for name, app in apps.items()}, timeout=30
-        )
+        api = await behind_gateway(stack, gateway, apps)
         yield Site(gateway, api)
-        await gateway.state.client.aclose()
 
 
 def sessions_from(days: int, hour: int, count: int = 3) -> list[dict[str, str]]:

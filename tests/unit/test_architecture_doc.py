@@ -16,7 +16,7 @@ TOPIC_NAME = re.compile(r"\b[a-z]+\.[a-z_]+\.v\d+\b")
 
 
 def diagram() -> str:
-    blocks = re.findall(r"```mermaid\n(.*?)```", DOC, re.S)
+    blocks: list[str] = re.findall(r"```mermaid\n(.*?)```", DOC, re.S)
     assert len(blocks) == 1, "one Mermaid diagram of processes and topics"
     return blocks[0]
 

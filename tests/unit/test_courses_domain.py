@@ -703,7 +703,8 @@ def test_the_status_list_is_a_signed_bitstring_status_list_credential(key: Ed255
 @given(revoked=st.sets(st.integers(0, domain.STATUS_LIST_MIN_BITS - 1), max_size=40))
 def test_encoding_and_decoding_keep_exactly_the_revoked_places(revoked: set[int]) -> None:
     bits = domain.decode_status_list(domain.encode_status_list(revoked, domain.STATUS_LIST_MIN_BITS))
-    found = {i for i in range(len(bits) * 8) if bits[i // 8] & (0x80 >> (i % 8))}
+    # Only the bytes with a bit set: a list is 16 KiB of mostly zeros, and every bit in Python took seconds.
+    found = {at * 8 + bit for at, byte in enumerate(bits) if byte for bit in range(8) if byte & (0x80 >> bit)}
     assert found == revoked
 
 

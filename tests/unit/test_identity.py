@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.types import Message
 
 from chassis import identity
 from chassis.identity import (
@@ -172,7 +173,7 @@ async def seen_headers(
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start" and message["status"] != 204:
             seen.append((b"status", str(message["status"]).encode()))
 

@@ -45,9 +45,9 @@ async def test_a_verified_token_is_not_verified_again_until_a_while_has_passed(
         checks += 1
         return decode(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(auth.jwt, "decode", counting_decode)
+    monkeypatch.setattr("gateway.auth.jwt.decode", counting_decode)
     clock = Clock()
-    monkeypatch.setattr(auth.time, "time", clock)
+    monkeypatch.setattr("gateway.auth.time.time", clock)
     first = await verifier.verify(token)
     assert await verifier.verify(token) == first and checks == 1, "the second time from the cache"
     clock.now += auth._VERIFIED_SECONDS + 1
@@ -65,7 +65,7 @@ async def test_an_expired_token_is_refused_though_it_was_verified_before(
     clock.now = jwt.decode(token, options={"verify_signature": False})["exp"] + auth._LEEWAY + 1
     # jwt itself reads the clock through datetime: let it see the same moment.
     monkeypatch.setattr(jwt.api_jwt, "datetime", _frozen_datetime(clock.now - time.time()))
-    monkeypatch.setattr(auth.time, "time", clock)
+    monkeypatch.setattr("gateway.auth.time.time", clock)
     with pytest.raises(Unauthenticated, match="ExpiredSignatureError"):
         await verifier.verify(token)
 
@@ -86,7 +86,7 @@ def _frozen_datetime(offset: float) -> type:
 
     class Shifted(real.datetime):
         @classmethod
-        def now(cls, tz: real.tzinfo | None = None) -> Shifted:  # type: ignore[override]
+        def now(cls, tz: real.tzinfo | None = None) -> Shifted:
             moment = real.datetime.now(tz) + real.timedelta(seconds=offset)
             return cls.fromtimestamp(moment.timestamp(), tz)
 
