@@ -70,7 +70,7 @@ from services.courses.schemas import (
 )
 
 if TYPE_CHECKING:
-    from services.courses.app import CoursesSettings
+    from services.courses.runtime import CoursesSettings
 
 log = logging.getLogger(__name__)
 

@@ -131,7 +131,7 @@ def create_app(settings: MonitoringSettings | None = None, clock: Clock = system
     settings = settings or MonitoringSettings()
 
     async def on_startup(runtime: ServiceRuntime) -> None:
-        runtime.own = MonitoringRuntime()
+        runtime.own = MonitoringRuntime(make_handlers=make_handlers, topics=CONSUMED_TOPICS)
         async with runtime.session_factory() as session:
             group = await workflow.stored_consumer_group(session)
         if group is not None:  # a rebuild switched groups: continue with that one

@@ -31,7 +31,6 @@ from chassis.service import ServiceRuntime
 from chassis.uow import UnitOfWork
 from contracts.vocabulary import AgeBand, Gender, GermanLevel, ResidenceStatusGroup, ServiceType
 from services.monitoring import blocks, council, domain, planning, report
-from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers
 from services.monitoring.models import (
     READ_MODEL,
     BlockPopulation,
@@ -159,13 +158,14 @@ async def stored_consumer_group(session: AsyncSession) -> str | None:
 def start_consumer(runtime: ServiceRuntime, group: str) -> EventConsumer:
     """A consumer in ``group`` that starts at the beginning of every topic when the group is new."""
     settings = runtime.settings.model_copy(update={"kafka_consumer_offset_reset": "earliest"})
+    wiring = monitoring_of(runtime)
     consumer = EventConsumer(
         settings=settings,
         unit_of_work=runtime.unit_of_work,
         inbox=runtime.tables.inbox,
         group_id=group,
-        handlers=make_handlers(),
-        topics=CONSUMED_TOPICS,
+        handlers=wiring.make_handlers(),
+        topics=wiring.topics,
         dead_letters=runtime.tables.dead_letters,
     )
     runtime.consumer = consumer

@@ -85,7 +85,7 @@ from services.referral.schemas import (
 )
 
 if TYPE_CHECKING:
-    from services.referral.app import ReferralSettings
+    from services.referral.runtime import ReferralSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

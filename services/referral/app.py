@@ -10,36 +10,18 @@ import logging
 from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic_settings import SettingsConfigDict
 from sqlalchemy import func, select
 
 from chassis.clock import Clock, run_every, system_clock
 from chassis.identity import Signer
 from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
-from chassis.settings import ServiceSettings
 from contracts import referral as events
 from services.referral import api, directory, workflow
 from services.referral.handlers import CONSUMED_TOPICS, make_handlers
 from services.referral.models import Base, CaseworkerRow, PartnerOfferRow, messaging
-from services.referral.runtime import ReferralRuntime
+from services.referral.runtime import ReferralRuntime, ReferralSettings
 
 log = logging.getLogger(__name__)
-
-
-class ReferralSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="REFERRAL_", extra="ignore")
-
-    service_name: str = "referral"
-    port: int = 8002
-    database_url: str = "sqlite+aiosqlite:///var/referral.db"
-    #: Working days after escalation until an unanswered referral expires.
-    referral_expiry_days: int = 10
-    clock_interval_seconds: float = 60.0
-    registration_url: str = "http://127.0.0.1:8001"
-
-    #: Referral signs as itself when it asks registration for a person's contact data
-    #: (``REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY``).
-    NEEDED_OUTSIDE_DEVELOPMENT = (*ServiceSettings.NEEDED_OUTSIDE_DEVELOPMENT, "internal_identity_signing_key")
 
 
 async def seed_reference_data(runtime: ServiceRuntime) -> None:
