@@ -76,11 +76,12 @@ async def measure(service: str, url: str, count: int) -> float:
     from services.referral import app as referral_app
     from services.referral import handlers as referral_handlers
     from services.referral import models as referral_models
+    from services.referral.runtime import ReferralSettings
 
     referral = service == "referral"
     settings: ServiceSettings
     if referral:
-        settings = referral_app.ReferralSettings(database_url=url, demo_data=True, environment="development")
+        settings = ReferralSettings(database_url=url, demo_data=True, environment="development")
         handlers = referral_handlers.make_handlers(lambda: datetime.now(UTC), settings)
         messaging, topics, module_file = (
             referral_models.messaging,

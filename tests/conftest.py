@@ -282,7 +282,7 @@ def newcomer(**overrides: Any) -> dict[str, Any]:
 
 
 def referral_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any:
-    from services.referral.app import ReferralSettings
+    from services.referral.runtime import ReferralSettings
 
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -398,7 +398,7 @@ def courses_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-    from services.courses.app import CoursesSettings
+    from services.courses.runtime import CoursesSettings
 
     raw = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     values: dict[str, Any] = {

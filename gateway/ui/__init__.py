@@ -13,6 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
+from gateway.forward import IdentityHeaders
 from gateway.ui import (
     admin,
     admin_deadletters,
@@ -29,7 +30,7 @@ from gateway.ui import (
     staff,
     statistics,
 )
-from gateway.ui.kit import HERE, IdentityHeaders, Kit
+from gateway.ui.kit import HERE, Kit
 
 
 def make_router(

@@ -389,10 +389,10 @@ def secret_refs(objects: tuple[dict[str, Any], ...], name: str) -> dict[str, tup
 
 def settings_classes() -> dict[str, Any]:
     from gateway.app import GatewaySettings
-    from services.courses.app import CoursesSettings
+    from services.courses.runtime import CoursesSettings
     from services.monitoring.app import MonitoringSettings
     from services.partners.app import PartnersSettings
-    from services.referral.app import ReferralSettings
+    from services.referral.runtime import ReferralSettings
     from services.registration.app import RegistrationSettings
 
     return {
@@ -546,8 +546,8 @@ def test_the_settings_check_knows_the_gateways_and_referrals_addresses() -> None
     """The check above would see a missing upstream: every ``*_url`` of the gateway, and referral's and courses'
     registration_url, are among what a cluster must set."""
     from gateway.app import GatewaySettings
-    from services.courses.app import CoursesSettings
-    from services.referral.app import ReferralSettings
+    from services.courses.runtime import CoursesSettings
+    from services.referral.runtime import ReferralSettings
     from tests.k8s import NOT_READ, cluster_settings
 
     upstreams = {name for name in GatewaySettings.model_fields if name.endswith("_url")} - set(

@@ -25,9 +25,9 @@ from chassis.outbox import Outbox
 from chassis.uow import UnitOfWork
 from contracts.referral import CaseAssigned, CaseOpened
 from contracts.registration import PERSONS_TOPIC, PersonRegistered
-from services.referral.app import ReferralSettings
 from services.referral.handlers import CONSUMED_TOPICS, make_handlers
 from services.referral.models import Case, CaseMember, CaseworkerRow, messaging
+from services.referral.runtime import ReferralSettings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "referral" / "migrations"
 

@@ -250,7 +250,10 @@ def test_during_a_rotation_tokens_of_the_old_and_the_new_key_are_accepted_and_af
 
 
 def test_a_service_checks_a_reused_token_once_and_refuses_it_once_expired(monkeypatch: pytest.MonkeyPatch) -> None:
-    middleware = InternalIdentity(lambda *_: None, audience="registration", trusted=TRUSTED, required=True)
+    async def app(*_: Any) -> None:
+        pass
+
+    middleware = InternalIdentity(app, audience="registration", trusted=TRUSTED, required=True)
     checks: list[str] = []
     real = identity.verify_until
 

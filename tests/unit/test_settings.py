@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from chassis import identity
 from chassis.settings import EMBEDDED_CLUSTER_PREFIX, ServiceSettings, estimated_entropy_bits, secret_weakness
 from gateway.app import GatewaySettings
-from services.courses.app import CoursesSettings
+from services.courses.runtime import CoursesSettings
 from services.partners.app import PartnersSettings
-from services.referral.app import ReferralSettings
+from services.referral.runtime import ReferralSettings
 from services.registration.app import RegistrationSettings
 
 GATEWAY_KEY = Ed25519PrivateKey.generate()

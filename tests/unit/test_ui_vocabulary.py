@@ -38,7 +38,9 @@ def test_the_ui_offers_the_contracts_values() -> None:
     assert set(course_admin.FUNDING) == set(vocabulary.Funding)
     assert course_admin.LEVELS == ("A1", "A2", "B1", "B2", "C1", "C2")
     assert tuple(vocabulary.CompletionResult) == learning.RESULTS
-    assert casework.CLOSE_REASONS == tuple(referral.STAFF_CLOSE_REASONS) == vocabulary.STAFF_CLOSE_REASONS
+    assert (
+        casework.CLOSE_REASONS == tuple(r.value for r in referral.STAFF_CLOSE_REASONS) == vocabulary.STAFF_CLOSE_REASONS
+    )
     assert tuple(vocabulary.ElsewhereReason) == casework.ELSEWHERE_REASONS
     assert tuple(vocabulary.DeclineReason) == portal.DECLINE_REASONS
     assert set(portal.UNSUCCESSFUL_REASONS) == set(vocabulary.UnsuccessfulReason) - {"could_not_contact_partner"}
