@@ -61,8 +61,12 @@ def create_app() -> FastAPI:
         await pool["db"].execute(
             "INSERT INTO bare_registrations (id, given_names, family_name, birth_date, data) "
             "VALUES ($1, $2, $3, $4, $5)",
-            person, body.given_names, body.family_name, body.birth_date, body.model_dump_json(),
-        )  # fmt: skip
+            person,
+            body.given_names,
+            body.family_name,
+            body.birth_date,
+            body.model_dump_json(),
+        )
         return {"person_id": str(person)}
 
     @app.get("/healthz")

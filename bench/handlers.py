@@ -45,15 +45,30 @@ def records(count: int) -> list[ConsumerRecord[bytes, bytes]]:
     for offset in range(count):
         person = str(uuid.uuid4())
         event = PersonRegistered(
-            person_id=person, household_id=person, age_band="27-44", gender="female", nationality="TR",
-            languages=["tr", "de"], preferred_language="tr", residence_status_group="skilled_worker_or_study_visa",
-            district="Altstadt", registered_on=date(2026, 12, 7),
-        )  # fmt: skip
-        headers = binary_headers(event_id=str(uuid.uuid4()), event_type=event.event_type,
-                                 source="/services/registration", subject=person, time=datetime.now(UTC))  # fmt: skip
+            person_id=person,
+            household_id=person,
+            age_band="27-44",
+            gender="female",
+            nationality="TR",
+            languages=["tr", "de"],
+            preferred_language="tr",
+            residence_status_group="skilled_worker_or_study_visa",
+            district="Altstadt",
+            registered_on=date(2026, 12, 7),
+        )
+        headers = binary_headers(
+            event_id=str(uuid.uuid4()),
+            event_type=event.event_type,
+            source="/services/registration",
+            subject=person,
+            time=datetime.now(UTC),
+        )
         value = encode_data(event.model_dump(mode="json"))
-        out.append(ConsumerRecord(PERSONS_TOPIC, 0, offset, 0, 0, person.encode(), value, None, len(person),
-                                  len(value), headers))  # fmt: skip
+        out.append(
+            ConsumerRecord(
+                PERSONS_TOPIC, 0, offset, 0, 0, person.encode(), value, None, len(person), len(value), headers
+            )
+        )
     return out
 
 
@@ -104,9 +119,15 @@ async def measure(service: str, url: str, count: int) -> float:
     def unit_of_work() -> UnitOfWork:
         return UnitOfWork(factory, Outbox(messaging.outbox), dead_letters=messaging.dead_letters)
 
-    consumer = EventConsumer(settings=settings, unit_of_work=unit_of_work, inbox=messaging.inbox,
-                             group_id=service, handlers=handlers, topics=topics,
-                             dead_letters=messaging.dead_letters)  # fmt: skip
+    consumer = EventConsumer(
+        settings=settings,
+        unit_of_work=unit_of_work,
+        inbox=messaging.inbox,
+        group_id=service,
+        handlers=handlers,
+        topics=topics,
+        dead_letters=messaging.dead_letters,
+    )
     fed = records(count)
     started = time.monotonic()
     for start in range(0, count, FETCH):

@@ -59,8 +59,12 @@ ROOT = Path(__file__).resolve().parent.parent
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 STEP_S = float(os.environ.get("BENCH_STEP_SECONDS", "8" if QUICK else "60"))
-RATES = [float(r) for r in os.environ.get("BENCH_RATES", "5,10,25,50,100,200,500" if QUICK else
-                                          "5,10,20,30,50,75,100,150,200,300,500").split(",")]  # fmt: skip
+RATES = [
+    float(r)
+    for r in os.environ.get(
+        "BENCH_RATES", "5,10,25,50,100,200,500" if QUICK else "5,10,20,30,50,75,100,150,200,300,500"
+    ).split(",")
+]
 LATENCY_RATES = (10.0, 100.0)
 #: How long a latency rate beyond the sustained one runs: long enough for p99, short enough to catch up after.
 LATENCY_S = float(os.environ.get("BENCH_LATENCY_SECONDS", "4" if QUICK else "10"))
@@ -141,8 +145,10 @@ class Watch:
     referrals_seen: dict[str, float] = field(default_factory=dict)
 
     def pending(self) -> tuple[list[str], list[str]]:
-        return ([p for p in self.load.registered_at if p not in self.case_seen],
-                [p for p in self.load.assessed_at if p not in self.referrals_seen])  # fmt: skip
+        return (
+            [p for p in self.load.registered_at if p not in self.case_seen],
+            [p for p in self.load.assessed_at if p not in self.referrals_seen],
+        )
 
     async def poll(self) -> None:
         cases, referrals = self.pending()
@@ -154,8 +160,10 @@ class Watch:
             rows = await self.connection.fetch(
                 "SELECT person_id FROM referrals WHERE person_id = ANY($1) AND service_type = ANY($2) "
                 "GROUP BY person_id HAVING count(DISTINCT service_type) = $3",
-                referrals, sorted(EXPECTED_REFERRALS), len(EXPECTED_REFERRALS),
-            )  # fmt: skip
+                referrals,
+                sorted(EXPECTED_REFERRALS),
+                len(EXPECTED_REFERRALS),
+            )
             now = time.monotonic()
             self.referrals_seen.update((r["person_id"], now) for r in rows)
 
@@ -184,8 +192,11 @@ def percentiles(seconds: list[float]) -> dict[str, float | int]:
     if not seconds:
         return {"n": 0}
     ordered = sorted(seconds)
-    return {"n": len(ordered), "p50_ms": round(1000 * statistics.median(ordered), 1),
-            "p99_ms": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 1)}  # fmt: skip
+    return {
+        "n": len(ordered),
+        "p50_ms": round(1000 * statistics.median(ordered), 1),
+        "p99_ms": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 1),
+    }
 
 
 # --- memory ----------------------------------------------------------------------------------------------------
@@ -249,8 +260,13 @@ async def fresh_tokens(platform: Platform) -> None:
 async def at_rate(platform: Platform, memory: Memory, rate: float, seconds: float) -> dict[str, Any]:
     """Newcomers at ``rate`` for ``seconds``; their latencies and whether the platform held the rate."""
     await fresh_tokens(platform)
-    load = TimedLoad(platform.gateway, platform.tokens["registrar"], platform.tokens["admin"], rate=rate,
-                     count=max(1, int(rate * seconds)))  # fmt: skip
+    load = TimedLoad(
+        platform.gateway,
+        platform.tokens["registrar"],
+        platform.tokens["admin"],
+        rate=rate,
+        count=max(1, int(rate * seconds)),
+    )
     connection = await referral_connection(platform)
     stop = asyncio.Event()
     cpu_before = cpu_now(platform)
@@ -264,17 +280,33 @@ async def at_rate(platform: Platform, memory: Memory, rate: float, seconds: floa
         complete = await watch.until_complete(DRAIN_S)
         cpu = cpu_per_newcomer(platform, cpu_before, load.count)
         latencies = watch.latencies()
-        held = (complete and not load.failures and load_s <= seconds + DRAIN_S
-                and all(latencies[k].get("p99_ms", 0) <= P99_LIMIT_MS for k in latencies))  # fmt: skip
-        result = {"rate": rate, "seconds": seconds, "newcomers": load.count, "load_seconds": round(load_s, 1),
-                  "failures": len(load.failures), "complete_within_drain": complete, "held": held,
-                  "cpu_ms_per_newcomer": cpu, **latencies}  # fmt: skip
-        print(f"  {rate:6.0f}/s for {seconds:.0f} s: case p50 {latencies['case'].get('p50_ms')} "
-              f"p99 {latencies['case'].get('p99_ms')} ms, referrals p50 {latencies['referrals'].get('p50_ms')} "
-              f"p99 {latencies['referrals'].get('p99_ms')} ms, load took {load_s:.1f} s, "
-              f"{len(load.failures)} failures, {'held' if held else 'NOT held'}")  # fmt: skip
-        print(f"    CPU per newcomer (ms, load and drain): {sum(cpu.values()):.0f}: "
-              + ", ".join(f"{name} {ms:.0f}" for name, ms in cpu.items()))  # fmt: skip
+        held = (
+            complete
+            and not load.failures
+            and load_s <= seconds + DRAIN_S
+            and all(latencies[k].get("p99_ms", 0) <= P99_LIMIT_MS for k in latencies)
+        )
+        result = {
+            "rate": rate,
+            "seconds": seconds,
+            "newcomers": load.count,
+            "load_seconds": round(load_s, 1),
+            "failures": len(load.failures),
+            "complete_within_drain": complete,
+            "held": held,
+            "cpu_ms_per_newcomer": cpu,
+            **latencies,
+        }
+        print(
+            f"  {rate:6.0f}/s for {seconds:.0f} s: case p50 {latencies['case'].get('p50_ms')} "
+            f"p99 {latencies['case'].get('p99_ms')} ms, referrals p50 {latencies['referrals'].get('p50_ms')} "
+            f"p99 {latencies['referrals'].get('p99_ms')} ms, load took {load_s:.1f} s, "
+            f"{len(load.failures)} failures, {'held' if held else 'NOT held'}"
+        )
+        print(
+            f"    CPU per newcomer (ms, load and drain): {sum(cpu.values()):.0f}: "
+            + ", ".join(f"{name} {ms:.0f}" for name, ms in cpu.items())
+        )
         if not complete:
             caught_up = await watch.until_complete(CATCH_UP_S)
             print(f"    caught up with the backlog: {caught_up}")
@@ -307,8 +339,13 @@ async def rates(platform: Platform, memory: Memory) -> dict[str, Any]:
 async def template_event(bootstrap: str) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
     """A person_registered record of the run, as registration's outbox published it; when the run registered
     nobody (``BENCH_PHASES=replay``), one made here the same way."""
-    consumer = AIOKafkaConsumer(PERSONS_TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None, enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        PERSONS_TOPIC,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         deadline = time.monotonic() + 5
@@ -322,12 +359,24 @@ async def template_event(bootstrap: str) -> tuple[dict[str, Any], list[tuple[str
         await consumer.stop()
     person = str(uuid.uuid4())
     event = PersonRegistered(
-        person_id=person, household_id=person, age_band="27-44", gender="female", nationality="TR",
-        languages=["tr", "de"], preferred_language="tr", residence_status_group="skilled_worker_or_study_visa",
-        district="Altstadt", registered_on=datetime.now(UTC).date(),
-    )  # fmt: skip
-    headers = binary_headers(event_id=str(uuid.uuid4()), event_type=event.event_type,
-                             source="/services/registration", subject=person, time=datetime.now(UTC))  # fmt: skip
+        person_id=person,
+        household_id=person,
+        age_band="27-44",
+        gender="female",
+        nationality="TR",
+        languages=["tr", "de"],
+        preferred_language="tr",
+        residence_status_group="skilled_worker_or_study_visa",
+        district="Altstadt",
+        registered_on=datetime.now(UTC).date(),
+    )
+    headers = binary_headers(
+        event_id=str(uuid.uuid4()),
+        event_type=event.event_type,
+        source="/services/registration",
+        subject=person,
+        time=datetime.now(UTC),
+    )
     return event.model_dump(mode="json"), headers
 
 
@@ -352,8 +401,10 @@ async def backlog(
         sent = []
         for _ in range(REPLAY_EVENTS):
             person = str(uuid.uuid4())
-            event_headers = [(k, str(uuid.uuid4()).encode() if k == "ce_id" else
-                              person.encode() if k == "ce_subject" else v) for k, v in headers]  # fmt: skip
+            event_headers = [
+                (k, str(uuid.uuid4()).encode() if k == "ce_id" else person.encode() if k == "ce_subject" else v)
+                for k, v in headers
+            ]
             value = json.dumps(data | {"person_id": person, "household_id": person}).encode()
             sent.append(await producer.send(PERSONS_TOPIC, value, key=person.encode(), headers=event_headers))
         await asyncio.gather(*sent)
@@ -421,10 +472,17 @@ async def replay_one(platform: Platform, process: Process, raw_rate: float) -> d
         await asyncio.sleep(0.2)
     handling_s = max(now - first, 1e-3)
     per_second = handled / handling_s
-    print(f"    {process.name:<11} {per_second:8.0f} events/s = {per_second / raw_rate:.4f} of raw "
-          f"({handled} in {handling_s:.1f} s, {first - started:.1f} s from start to first)")  # fmt: skip
-    return {"per_second": round(per_second, 1), "ratio_to_raw": round(per_second / raw_rate, 4), "handled": handled,
-            "seconds": round(handling_s, 1), "start_to_first_s": round(first - started, 1)}  # fmt: skip
+    print(
+        f"    {process.name:<11} {per_second:8.0f} events/s = {per_second / raw_rate:.4f} of raw "
+        f"({handled} in {handling_s:.1f} s, {first - started:.1f} s from start to first)"
+    )
+    return {
+        "per_second": round(per_second, 1),
+        "ratio_to_raw": round(per_second / raw_rate, 4),
+        "handled": handled,
+        "seconds": round(handling_s, 1),
+        "start_to_first_s": round(first - started, 1),
+    }
 
 
 # --- 4: ingest -------------------------------------------------------------------------------------------------
@@ -439,22 +497,50 @@ async def ingest(platform: Platform, workdir: Path) -> dict[str, Any]:
     await fresh_tokens(platform)
     port = free_port()
     env = dict(platform.env, BARE_DATABASE_URL=platform.env["REGISTRATION_DATABASE_URL"])
-    bare = Process("bare", [sys.executable, "-m", "uvicorn", "--factory", "bench.bare:create_app", "--host",
-                            "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
-                   env, port, platform.directory / "logs" / "bare.log")  # fmt: skip
+    bare = Process(
+        "bare",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "bench.bare:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env,
+        port,
+        platform.directory / "logs" / "bare.log",
+    )
     bare.start()
     try:
         wait_for_port(port, timeout_s=60)
         named = gateway_bench.body() | {"given_names": "Bench BENCHNAME"}
         run = gateway_bench.wrk
-        health = await asyncio.to_thread(run, "gateway GET /healthz", f"{platform.gateway}/healthz",
-                                          headers={}, body=None, workdir=workdir)  # fmt: skip
-        baseline = await asyncio.to_thread(run, "bare FastAPI + insert", f"http://127.0.0.1:{port}/registrations",
-                                           headers={}, body=named, workdir=workdir)  # fmt: skip
-        gateway = await asyncio.to_thread(run, "gateway POST registrations",
-                                          f"{platform.gateway}/api/v1/registrations",
-                                          headers=platform.tokens["registrar"], body=named,
-                                          workdir=workdir)  # fmt: skip
+        health = await asyncio.to_thread(
+            run, "gateway GET /healthz", f"{platform.gateway}/healthz", headers={}, body=None, workdir=workdir
+        )
+        baseline = await asyncio.to_thread(
+            run,
+            "bare FastAPI + insert",
+            f"http://127.0.0.1:{port}/registrations",
+            headers={},
+            body=named,
+            workdir=workdir,
+        )
+        gateway = await asyncio.to_thread(
+            run,
+            "gateway POST registrations",
+            f"{platform.gateway}/api/v1/registrations",
+            headers=platform.tokens["registrar"],
+            body=named,
+            workdir=workdir,
+        )
     finally:
         bare.stop()
     for measured in (baseline, gateway):  # only answers that did the work count
@@ -479,16 +565,24 @@ async def outage(platform: Platform, memory: Memory) -> dict[str, Any]:
     print(f"\n5. outbox drain: broker away for {OUTAGE_S:.0f} s, registrations at {OUTAGE_RATE:.0f}/s")
     await fresh_tokens(platform)
     platform.broker.kill()
-    load = TimedLoad(platform.gateway, platform.tokens["registrar"], platform.tokens["admin"], rate=OUTAGE_RATE,
-                     count=int(OUTAGE_RATE * OUTAGE_S), with_referrals=False)  # fmt: skip
+    load = TimedLoad(
+        platform.gateway,
+        platform.tokens["registrar"],
+        platform.tokens["admin"],
+        rate=OUTAGE_RATE,
+        count=int(OUTAGE_RATE * OUTAGE_S),
+        with_referrals=False,
+    )
     stop = asyncio.Event()
     sampler = asyncio.create_task(memory.run(stop))
     await load.start().wait()
     stop.set()
     await sampler
     backlog = await unpublished(platform)
-    print(f"  {len(load.registered)} registered in {load.ended_at - load.started_at:.1f} s "
-          f"({len(load.failures)} failures); unpublished: {backlog}")  # fmt: skip
+    print(
+        f"  {len(load.registered)} registered in {load.ended_at - load.started_at:.1f} s "
+        f"({len(load.failures)} failures); unpublished: {backlog}"
+    )
     platform.broker.start()
     started = time.monotonic()
     drained: dict[str, float] = {}
@@ -498,9 +592,15 @@ async def outage(platform: Platform, memory: Memory) -> dict[str, Any]:
                 drained[service] = round(time.monotonic() - started, 2)
         await asyncio.sleep(0.1)
     print(f"  drained after the broker's return (s): {drained}")
-    return {"outage_s": OUTAGE_S, "rate": OUTAGE_RATE, "registered": len(load.registered),
-            "failures": len(load.failures), "backlog": backlog, "drained_s": drained,
-            "registration_drain_s": drained.get("registration")}  # fmt: skip
+    return {
+        "outage_s": OUTAGE_S,
+        "rate": OUTAGE_RATE,
+        "registered": len(load.registered),
+        "failures": len(load.failures),
+        "backlog": backlog,
+        "drained_s": drained,
+        "registration_drain_s": drained.get("registration"),
+    }
 
 
 # --- the machine and the table ---------------------------------------------------------------------------------
@@ -523,19 +623,29 @@ async def postgres_version() -> str:
 
 def table(result: dict[str, Any]) -> str:
     m = result["machine"]
-    lines = [f"Measured {result['date']} ({'quick' if result['quick'] else 'full'} profile) on {m['cores']} cores "
-             f"({m['cpu']}), PostgreSQL {m['postgresql']}, load from {m['load_generator']}, on the same machine.",
-             "", "| what | measured | target |", "| --- | --- | --- |"]  # fmt: skip
+    lines = [
+        f"Measured {result['date']} ({'quick' if result['quick'] else 'full'} profile) on {m['cores']} cores "
+        f"({m['cpu']}), PostgreSQL {m['postgresql']}, load from {m['load_generator']}, on the same machine.",
+        "",
+        "| what | measured | target |",
+        "| --- | --- | --- |",
+    ]
     if "rates" in result:
         rates = result["rates"]
-        lines.append(f"| sustained end to end (newcomers/s; p99 ≤ 1 s, complete within {DRAIN_S:g} s) | "
-                     f"{rates['sustained_per_second']:g} | ≥ 500 |")  # fmt: skip
+        lines.append(
+            f"| sustained end to end (newcomers/s; p99 ≤ 1 s, complete within {DRAIN_S:g} s) | "
+            f"{rates['sustained_per_second']:g} | ≥ 500 |"
+        )
         for rate, step in rates["latency"].items():
             case, ref = step["case"], step["referrals"]
-            lines.append(f"| latency at {rate}/s: registration → case, p50 / p99 | {case.get('p50_ms')} / "
-                         f"{case.get('p99_ms')} ms | p99 ≤ 250 ms at 100/s |")  # fmt: skip
-            lines.append(f"| latency at {rate}/s: needs assessment → 4 referrals, p50 / p99 | {ref.get('p50_ms')} / "
-                         f"{ref.get('p99_ms')} ms{'' if step['held'] else ' (rate not held)'} | |")  # fmt: skip
+            lines.append(
+                f"| latency at {rate}/s: registration → case, p50 / p99 | {case.get('p50_ms')} / "
+                f"{case.get('p99_ms')} ms | p99 ≤ 250 ms at 100/s |"
+            )
+            lines.append(
+                f"| latency at {rate}/s: needs assessment → 4 referrals, p50 / p99 | {ref.get('p50_ms')} / "
+                f"{ref.get('p99_ms')} ms{'' if step['held'] else ' (rate not held)'} | |"
+            )
     if "replay" in result:
         replayed = result["replay"]
         lines.append(
@@ -544,23 +654,31 @@ def table(result: dict[str, Any]) -> str:
         for service in REPLAY_SERVICES:
             for mode, words in (("one_by_one", "one transaction per event"), ("batched", "batches")):
                 r = replayed[service][mode]
-                lines.append(f"| {service} consumer replaying the backlog, {words} | {r['per_second']}/s = "
-                             f"{r['ratio_to_raw']} x raw | ≥ 0.3 x raw |")  # fmt: skip
+                lines.append(
+                    f"| {service} consumer replaying the backlog, {words} | {r['per_second']}/s = "
+                    f"{r['ratio_to_raw']} x raw | ≥ 0.3 x raw |"
+                )
     if "ingest" in result:
         ing = result["ingest"]
         if "ratio" in ing:
             lines.append(f"| gateway GET /healthz (scale) | {ing['healthz']['per_second']:.0f}/s | |")
-            lines.append(f"| bare FastAPI + insert | {ing['bare_insert']['ok_per_second']:.0f}/s, p99 "
-                         f"{ing['bare_insert']['p99_ms']:.0f} ms | |")  # fmt: skip
+            lines.append(
+                f"| bare FastAPI + insert | {ing['bare_insert']['ok_per_second']:.0f}/s, p99 "
+                f"{ing['bare_insert']['p99_ms']:.0f} ms | |"
+            )
             posted = ing["gateway_registrations"]
-            lines.append(f"| gateway + registration POST | {posted['ok_per_second']:.0f}/s, p99 "
-                         f"{posted['p99_ms']:.0f} ms = {ing['ratio']} x bare | ≥ 0.5 x bare |")  # fmt: skip
+            lines.append(
+                f"| gateway + registration POST | {posted['ok_per_second']:.0f}/s, p99 "
+                f"{posted['p99_ms']:.0f} ms = {ing['ratio']} x bare | ≥ 0.5 x bare |"
+            )
     if "outage" in result:
         out = result["outage"]
-        lines.append(f"| outbox drain after {out['outage_s']:g} s broker outage at {out['rate']:g}/s "
-                     f"({out['backlog'].get('registration')} events) | {out['registration_drain_s']} s "
-                     f"(all services: {max(out['drained_s'].values(), default=None)} s) "
-                     "| ≤ 30 s for 5 min |")  # fmt: skip
+        lines.append(
+            f"| outbox drain after {out['outage_s']:g} s broker outage at {out['rate']:g}/s "
+            f"({out['backlog'].get('registration')} events) | {out['registration_drain_s']} s "
+            f"(all services: {max(out['drained_s'].values(), default=None)} s) "
+            "| ≤ 30 s for 5 min |"
+        )
     memory = ", ".join(f"{n} {mb:.0f}" for n, mb in sorted(result["memory_peak_mb"].items()))
     lines.append(f"| resident memory, peak under load (MB) | {memory} | ≤ 150 each |")
     return "\n".join(lines)
@@ -577,11 +695,17 @@ async def main() -> None:
     platform = await start_platform(directory, POSTGRES, webhook_backoff_s=5)
     memory = Memory(platform)
     result: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "quick": QUICK,
-        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "postgresql": version,
-                    "load_generator": "Python httpx (paced phases), wrk (ingest)" if shutil.which("wrk")
-                    else "Python httpx (wrk is not installed)"},
-    }  # fmt: skip
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": QUICK,
+        "machine": {
+            "cores": os.cpu_count(),
+            "cpu": cpu_model(),
+            "postgresql": version,
+            "load_generator": "Python httpx (paced phases), wrk (ingest)"
+            if shutil.which("wrk")
+            else "Python httpx (wrk is not installed)",
+        },
+    }
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M") + ("-quick" if QUICK else "") + (f"-{LABEL}" if LABEL else "")

@@ -44,11 +44,16 @@ DATABASES = [d for d in os.environ.get("BENCH_DATABASES", "sqlite,postgresql").s
 
 def body() -> dict[str, Any]:
     return {
-        "given_names": f"Bench {uuid.uuid4().hex[:10]}", "family_name": "Test", "birth_date": "1990-01-01",
-        "gender": "female", "nationality": "SY", "languages": ["ar"], "preferred_language": "ar",
+        "given_names": f"Bench {uuid.uuid4().hex[:10]}",
+        "family_name": "Test",
+        "birth_date": "1990-01-01",
+        "gender": "female",
+        "nationality": "SY",
+        "languages": ["ar"],
+        "preferred_language": "ar",
         "residence_status_group": "other",
         "address": {"street": "Katharinenstraße", "house_number": "1", "postal_code": "86899", "district": "Altstadt"},
-    }  # fmt: skip
+    }
 
 
 async def load(
@@ -182,11 +187,15 @@ async def main() -> None:
                 await drop_postgres_database(name)
         else:
             raise SystemExit(f"unknown database {database!r} in BENCH_DATABASES (sqlite, postgresql)")
-    summary_lines = [f"  {db:<11} {r['ratio']:.3f} of the baseline ({r['registrations']['per_second']:.0f}/s, "
-                     f"p99 {r['registrations']['p99_ms']:.0f} ms)" for db, r in results.items()]  # fmt: skip
+    summary_lines = [
+        f"  {db:<11} {r['ratio']:.3f} of the baseline ({r['registrations']['per_second']:.0f}/s, "
+        f"p99 {r['registrations']['p99_ms']:.0f} ms)"
+        for db, r in results.items()
+    ]
     print("\nregistrations through the gateway against the same run's GET /healthz:\n" + "\n".join(summary_lines))
-    (ROOT / "var" / "bench-last.json").write_text(json.dumps(
-        {"seconds": SECONDS, "concurrency": CONCURRENCY, "cores": os.cpu_count(), **results}, indent=2))  # fmt: skip
+    (ROOT / "var" / "bench-last.json").write_text(
+        json.dumps({"seconds": SECONDS, "concurrency": CONCURRENCY, "cores": os.cpu_count(), **results}, indent=2)
+    )
 
 
 async def run(database: str, postgres_name: str | None) -> dict[str, Any]:
@@ -199,12 +208,17 @@ async def run(database: str, postgres_name: str | None) -> dict[str, Any]:
         database_url = f"sqlite:///{var / 'registration.db'}"
     with EmbeddedBroker(log_path=var / "broker.log") as broker:
         # Development with demo data: the gateway makes the demo registrar whose password is read below.
-        env = dict(os.environ, ENVIRONMENT="development", DEMO_DATA="true",
-                   KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, LOG_LEVEL="WARNING",
-                   REGISTRATION_DATABASE_URL=database_url,
-                   GATEWAY_REGISTRATION_URL=f"http://127.0.0.1:{ports['registration']}",
-                   GATEWAY_LOCAL_USERS_FILE=str(var / "users.json"),
-                   GATEWAY_RATE_LIMIT_PER_MINUTE_USER="10000000")  # fmt: skip
+        env = dict(
+            os.environ,
+            ENVIRONMENT="development",
+            DEMO_DATA="true",
+            KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
+            LOG_LEVEL="WARNING",
+            REGISTRATION_DATABASE_URL=database_url,
+            GATEWAY_REGISTRATION_URL=f"http://127.0.0.1:{ports['registration']}",
+            GATEWAY_LOCAL_USERS_FILE=str(var / "users.json"),
+            GATEWAY_RATE_LIMIT_PER_MINUTE_USER="10000000",
+        )
         processes = {
             name: subprocess.Popen(  # noqa: ASYNC220 - started once, before any measuring
                 [
@@ -234,10 +248,12 @@ async def run(database: str, postgres_name: str | None) -> dict[str, Any]:
             await asyncio.sleep(1)
             lines = (var / "users.credentials.txt").read_text().splitlines()
             password = dict(line.split(" ", 1) for line in lines)
-            async with httpx.AsyncClient(base_url=gateway, timeout=30,
-                                         limits=httpx.Limits(max_connections=CONCURRENCY)) as client:  # fmt: skip
-                token = (await client.post("/auth/token", json={"username": "registrar",
-                                                                "password": password["registrar"]})).json()  # fmt: skip
+            async with httpx.AsyncClient(
+                base_url=gateway, timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)
+            ) as client:
+                token = (
+                    await client.post("/auth/token", json={"username": "registrar", "password": password["registrar"]})
+                ).json()
                 auth = {"Authorization": f"Bearer {token['access_token']}"}
                 for _ in range(20):  # warm up: connections, caches, the first events' topics
                     await client.post("/api/v1/registrations", json=body(), headers=auth)
@@ -250,9 +266,13 @@ async def run(database: str, postgres_name: str | None) -> dict[str, Any]:
                     named = body() | {"given_names": "Bench BENCHNAME"}
                     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                     registrations = await asyncio.to_thread(
-                        wrk, "POST /api/v1/registrations", f"{gateway}/api/v1/registrations", headers=auth,
-                        body=named, workdir=var,
-                    )  # fmt: skip
+                        wrk,
+                        "POST /api/v1/registrations",
+                        f"{gateway}/api/v1/registrations",
+                        headers=auth,
+                        body=named,
+                        workdir=var,
+                    )
                 else:
                     print("  ! wrk is not installed (apt-get install wrk): the Python load generator below is")
                     print("    itself the bottleneck, so these figures say little about the services.")
@@ -267,9 +287,13 @@ async def run(database: str, postgres_name: str | None) -> dict[str, Any]:
                 print("    CPU per registration: " + ", ".join(f"{n} {ms:.2f} ms" for n, ms in cpu_ms.items()))
             # Fetching as the services' consumers do (chassis.consumer, kafka_fetch_max_wait_ms by default).
             fetch_max_wait_ms = ServiceSettings.model_fields["kafka_fetch_max_wait_ms"].default
-            consumer = AIOKafkaConsumer("registration.persons.v1", bootstrap_servers=broker.bootstrap_servers,
-                                        auto_offset_reset="earliest", group_id=None,
-                                        fetch_max_wait_ms=fetch_max_wait_ms)  # fmt: skip
+            consumer = AIOKafkaConsumer(
+                "registration.persons.v1",
+                bootstrap_servers=broker.bootstrap_servers,
+                auto_offset_reset="earliest",
+                group_id=None,
+                fetch_max_wait_ms=fetch_max_wait_ms,
+            )
             # Latency from commit (ce_time) to a consumer, for events produced while we listen.
             await consumer.start()
             await consumer.getmany(timeout_ms=2000)

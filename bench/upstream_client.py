@@ -129,9 +129,12 @@ def main() -> None:
                 pid = processes[name].pid
                 before = cpu_seconds(pid)
                 result = wrk(
-                    f"{name} POST", f"http://127.0.0.1:{ports[name]}/api/v1/registrations",
-                    headers=auth, body=body(), workdir=var,
-                )  # fmt: skip
+                    f"{name} POST",
+                    f"http://127.0.0.1:{ports[name]}/api/v1/registrations",
+                    headers=auth,
+                    body=body(),
+                    workdir=var,
+                )
                 count = max(result["per_second"] * SECONDS, 1)
                 cpu_ms = 1000 * (cpu_seconds(pid) - before) / count
                 print(f"    gateway CPU per request {cpu_ms:.3f} ms")

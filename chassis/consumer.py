@@ -405,8 +405,14 @@ class EventConsumer:
         events: list[ReceivedEvent] = []
         for record in records:
             try:
-                event = parse_record(topic=record.topic, partition=record.partition, offset=record.offset,
-                                     key=record.key, value=record.value, headers=list(record.headers))  # fmt: skip
+                event = parse_record(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    value=record.value,
+                    headers=list(record.headers),
+                )
             except InvalidEvent:
                 break  # the dead letter is written by _process
             events.append(event)
@@ -631,12 +637,22 @@ class EventConsumer:
         found = {k: v for k, v in record.headers}
         ce_id, ce_type = found.get("ce_id"), found.get("ce_type")
         failure = deadletters.Failure(
-            event_id=event.id if event else (ce_id.decode(errors="replace") if ce_id else
-                                             f"record:{record.topic}:{record.partition}:{record.offset}"),
+            event_id=event.id
+            if event
+            else (
+                ce_id.decode(errors="replace") if ce_id else f"record:{record.topic}:{record.partition}:{record.offset}"
+            ),
             event_type=event.type if event else (ce_type.decode(errors="replace") if ce_type else None),
-            topic=record.topic, partition=record.partition, offset=record.offset, consumer_group=self.group_id,
-            key=record.key, headers=list(record.headers), value=record.value, error=error, attempts=attempts,
-        )  # fmt: skip
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            consumer_group=self.group_id,
+            key=record.key,
+            headers=list(record.headers),
+            value=record.value,
+            error=error,
+            attempts=attempts,
+        )
         backoff = self.retry_delay
         while True:
             try:

@@ -293,10 +293,17 @@ class IdempotencyStore:
                 async with self._single.connect() as conn:
                     await conn.execute(
                         TABLE.insert().values(
-                            scope=scope, caller=caller, method=method, path=path[:500], idempotency_key=key,
-                            fingerprint=fingerprint, claim=claim, created_at=now, expires_at=now + self.time_to_live,
+                            scope=scope,
+                            caller=caller,
+                            method=method,
+                            path=path[:500],
+                            idempotency_key=key,
+                            fingerprint=fingerprint,
+                            claim=claim,
+                            created_at=now,
+                            expires_at=now + self.time_to_live,
                         )
-                    )  # fmt: skip
+                    )
                 return Claimed(scope, claim)
             except IntegrityError:
                 pass  # the key is taken: see by whom
@@ -511,30 +518,40 @@ ASGIResponse = Callable[[Scope, Receive, Send], Awaitable[None]]
 def _answer_for(outcome: Stored | InFlight | Reused | Lost, path: str) -> ASGIResponse:
     if isinstance(outcome, Reused):
         return problem_response(
-            422, f"This {HEADER} was used for a different request; use a new key for a new request.",
-            kind="idempotency-key-reused", title="Idempotency key reused", instance=path,
-        )  # fmt: skip
+            422,
+            f"This {HEADER} was used for a different request; use a new key for a new request.",
+            kind="idempotency-key-reused",
+            title="Idempotency key reused",
+            instance=path,
+        )
     if isinstance(outcome, InFlight):
         return problem_response(
-            409, f"The first request with this {HEADER} is still being processed; retry shortly.",
-            kind="idempotency-request-in-flight", title="Request in flight", instance=path,
+            409,
+            f"The first request with this {HEADER} is still being processed; retry shortly.",
+            kind="idempotency-request-in-flight",
+            title="Request in flight",
+            instance=path,
             headers={"Retry-After": "1"},
-        )  # fmt: skip
+        )
     if isinstance(outcome, Lost):
         return problem_response(
             409,
             f"The request with this {HEADER} was carried out, but its answer was lost (the service stopped before "
             "keeping it), so it is not run again; read the resource for its current state.",
-            kind="idempotency-response-lost", title="Response lost", instance=path,
-        )  # fmt: skip
+            kind="idempotency-response-lost",
+            title="Response lost",
+            instance=path,
+        )
     if outcome.body is None:
         return problem_response(
             409,
             f"The request with this {HEADER} was processed (status {outcome.status}), but its response was too "
             "large to keep, so it cannot be repeated; read the resource for its current state.",
-            kind="idempotency-response-not-kept", title="Response not kept", instance=path,
+            kind="idempotency-response-not-kept",
+            title="Response not kept",
+            instance=path,
             original_status=outcome.status,
-        )  # fmt: skip
+        )
     return _replayed(outcome.status, outcome.headers, outcome.body)
 
 

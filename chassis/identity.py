@@ -142,11 +142,18 @@ def sign(
     """A token for one audience. Only the gateway's (``issuer`` "gateway") can speak for a user."""
     issued = int(now if now is not None else time.time())
     claims: dict[str, Any] = {
-        "iss": issuer, "aud": audience, "sub": identity.subject, "jti": uuid.uuid4().hex,
-        "iat": issued, "exp": issued + TTL_SECONDS,
-        "kind": identity.kind, "roles": sorted(identity.roles), "partner_id": identity.partner_id,
-        "team": identity.team, "scopes": sorted(identity.scopes),
-    }  # fmt: skip
+        "iss": issuer,
+        "aud": audience,
+        "sub": identity.subject,
+        "jti": uuid.uuid4().hex,
+        "iat": issued,
+        "exp": issued + TTL_SECONDS,
+        "kind": identity.kind,
+        "roles": sorted(identity.roles),
+        "partner_id": identity.partner_id,
+        "team": identity.team,
+        "scopes": sorted(identity.scopes),
+    }
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
@@ -207,9 +214,14 @@ def _decode(token: str, keys: Sequence[Ed25519PublicKey], *, audience: str, issu
 
 def _decode_with(token: str, key: Ed25519PublicKey, *, audience: str, issuer: str) -> dict[str, Any]:
     claims: dict[str, Any] = jwt.decode(
-        token, key, algorithms=[ALGORITHM], audience=audience, issuer=issuer, leeway=LEEWAY_SECONDS,
+        token,
+        key,
+        algorithms=[ALGORITHM],
+        audience=audience,
+        issuer=issuer,
+        leeway=LEEWAY_SECONDS,
         options={"require": ["iss", "aud", "sub", "exp", "iat", "jti"], "verify_aud": True},
-    )  # fmt: skip
+    )
     return claims
 
 
@@ -254,8 +266,9 @@ class Signer:
 class InternalIdentity:
     """Service middleware: trust the plain identity headers only as the signed token says."""
 
-    def __init__(self, app: ASGIApp, *, audience: str, trusted: Mapping[str, Sequence[Ed25519PublicKey]],
-                 required: bool) -> None:  # fmt: skip
+    def __init__(
+        self, app: ASGIApp, *, audience: str, trusted: Mapping[str, Sequence[Ed25519PublicKey]], required: bool
+    ) -> None:
         self.app = app
         self.audience = audience
         self.trusted = {issuer: list(keys) for issuer, keys in trusted.items()}

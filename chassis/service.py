@@ -66,9 +66,12 @@ class ServiceRuntime:
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(
-            self.session_factory, Outbox(self.tables.outbox), self.relay.wake, self.idempotency,
+            self.session_factory,
+            Outbox(self.tables.outbox),
+            self.relay.wake,
+            self.idempotency,
             self.tables.dead_letters,
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,14 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         app.state.runtime = runtime
         await relay.count_backlog()
         runtime.metrics = service_metrics.ServiceMetrics(
-            service=spec.name, engine=engine, session_factory=session_factory, tables=spec.tables, relay=relay,
-            consumer=lambda: runtime.consumer, now=utcnow,
-        )  # fmt: skip
+            service=spec.name,
+            engine=engine,
+            session_factory=session_factory,
+            tables=spec.tables,
+            relay=relay,
+            consumer=lambda: runtime.consumer,
+            now=utcnow,
+        )
         app.state.metrics = runtime.metrics
         runtime.tasks.append(asyncio.create_task(runtime.metrics.run(), name=f"{spec.name}-metrics"))
         runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
@@ -171,9 +179,13 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     # Every route first puts the service's clock in the request's context (use_clock, below): validators of a
     # body, which run before the handler, read "today" from it.
     app = FastAPI(
-        title=spec.title, version=spec.version, description=spec.description, lifespan=lifespan,
-        telemetry={"metrics": False}, dependencies=[Depends(use_clock)],
-    )  # fmt: skip
+        title=spec.title,
+        version=spec.version,
+        description=spec.description,
+        lifespan=lifespan,
+        telemetry={"metrics": False},
+        dependencies=[Depends(use_clock)],
+    )
     # What the service publishes and consumes, for whoever checks the deployment against the code (tests/deploy:
     # the KafkaUsers' ACLs).
     app.state.spec = spec

@@ -108,9 +108,9 @@ def instrument_app(app: Any, engine: Any, settings: ServiceSettings, tracer_prov
 
     # Spans only: requests are measured by chassis.metrics.RequestMetrics (with the service's label), and the
     # instrumentation's histogram of the same name would double every series.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz", meter_provider=NoOpMeterProvider(),
-                                       tracer_provider=tracer_provider)  # fmt: skip
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz", meter_provider=NoOpMeterProvider(), tracer_provider=tracer_provider
+    )
     # The instrumentation declares SQLAlchemy < 2.1 and, without skip_dep_check, instruments nothing on 2.1 (one
     # ERROR line at start, no statement spans); its engine events work on 2.1 (tests/unit/test_telemetry.py).
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=tracer_provider,
-                                        skip_dep_check=True)  # fmt: skip
+    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=tracer_provider, skip_dep_check=True)

@@ -94,9 +94,16 @@ _VERIFIED_TOKENS = 10_000
 class TokenVerifier:
     """One check for both paths: signature from the issuer's keys, issuer, audience, expiry, algorithm."""
 
-    def __init__(self, *, issuer: str, audience: str, algorithms: list[str], jwks_url: str | None = None,
-                 local_keys: dict[str, Any] | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: list[str],
+        jwks_url: str | None = None,
+        local_keys: dict[str, Any] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.algorithms = algorithms  # never "none": only what is listed is accepted
@@ -159,9 +166,14 @@ class TokenVerifier:
             else:
                 raise Unauthenticated("token signed by an unknown key")
             claims = jwt.decode(
-                token, key, algorithms=self.algorithms, audience=self.audience, issuer=self.issuer,
-                options={"require": ["exp", "iat", "iss", "sub"]}, leeway=_LEEWAY,
-            )  # fmt: skip
+                token,
+                key,
+                algorithms=self.algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "iss", "sub"]},
+                leeway=_LEEWAY,
+            )
             # An ID token (Keycloak: "typ" "ID") tells the client who signed in; it is signed by the same keys and,
             # with the default client id, for the same audience, but it is no bearer token (access tokens: "Bearer").
             if claims.get("typ", "Bearer") != "Bearer":
@@ -171,8 +183,9 @@ class TokenVerifier:
         except jwt.PyJWKClientConnectionError as exc:
             # Not the caller's fault: every token is refused until the keys can be fetched. Say why, once a fetch.
             if untrusted_certificate(exc):
-                log.error("JWKS at %s: the server's certificate is not trusted; %s", self.jwks_url,
-                          UNTRUSTED_CERTIFICATE_HINT)  # fmt: skip
+                log.error(
+                    "JWKS at %s: the server's certificate is not trusted; %s", self.jwks_url, UNTRUSTED_CERTIFICATE_HINT
+                )
             else:
                 log.warning("JWKS at %s unreachable: %s", self.jwks_url, exc)
             raise Unauthenticated(f"token refused: {type(exc).__name__}") from exc
@@ -238,8 +251,15 @@ class HashingSlots:
 class LocalIssuer:
     """The embedded default's identity provider: argon2-hashed users, EdDSA tokens of Keycloak's shape."""
 
-    def __init__(self, issuer: str, audience: str, users: dict[str, dict[str, Any]], key: Ed25519PrivateKey,
-                 token_minutes: int = 15, hashing: HashingSlots | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        users: dict[str, dict[str, Any]],
+        key: Ed25519PrivateKey,
+        token_minutes: int = 15,
+        hashing: HashingSlots | None = None,
+    ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.users = users if isinstance(users, UserFile) else UserFile(users)
@@ -274,10 +294,15 @@ class LocalIssuer:
             raise Unauthenticated("this account is disabled")
         now = int(time.time())
         claims = {
-            "iss": self.issuer, "aud": self.audience, "sub": user["id"], "preferred_username": username,
-            "iat": now, "exp": now + self.token_minutes * 60, "realm_access": {"roles": user["roles"]},
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": user["id"],
+            "preferred_username": username,
+            "iat": now,
+            "exp": now + self.token_minutes * 60,
+            "realm_access": {"roles": user["roles"]},
             "session_generation": int(user.get("session_generation", 0)),
-        }  # fmt: skip
+        }
         for optional in ("partner_id", "team"):
             if user.get(optional):
                 claims[optional] = user[optional]
@@ -300,13 +325,19 @@ class LocalIssuer:
     def accounts(self) -> list[dict[str, Any]]:
         """Every local account by user name, without its password hash."""
         return [
-            {"username": name, "roles": [r for r in ROLES if r in user.get("roles", [])], "team": user.get("team"),
-             "partner_id": user.get("partner_id"), "active": bool(user.get("active", True))}
+            {
+                "username": name,
+                "roles": [r for r in ROLES if r in user.get("roles", [])],
+                "team": user.get("team"),
+                "partner_id": user.get("partner_id"),
+                "active": bool(user.get("active", True)),
+            }
             for name, user in sorted(self.users.items())
-        ]  # fmt: skip
+        ]
 
-    async def create_account(self, username: str, roles: Iterable[str], team: str | None = None,
-                             partner_id: str | None = None) -> str:  # fmt: skip
+    async def create_account(
+        self, username: str, roles: Iterable[str], team: str | None = None, partner_id: str | None = None
+    ) -> str:
         """A new active account; returns its generated password, which is stored only as a hash."""
         record = new_account(username, roles, team, partner_id)
         if username in self.users:  # said before the hashing's work; checked again below, under the lock
@@ -391,8 +422,12 @@ def new_account(username: str, roles: Iterable[str], team: str | None, partner_i
         raise AccountRefused("partner_id", "without_partner_role")
     if partner_id and not SLUG.fullmatch(partner_id):
         raise AccountRefused("partner_id", "format")
-    record: dict[str, Any] = {"username": username, "roles": [r for r in ROLES if r in asked],
-                              "id": str(uuid.uuid4()), "active": True}  # fmt: skip
+    record: dict[str, Any] = {
+        "username": username,
+        "roles": [r for r in ROLES if r in asked],
+        "id": str(uuid.uuid4()),
+        "active": True,
+    }
     if team:
         record["team"] = team
     if partner_id:
@@ -448,8 +483,9 @@ def load_or_create_users(path: Path, *, demo_data: bool) -> tuple[UserFile, dict
     return users, credentials
 
 
-def add_account(path: Path, username: str, roles: Iterable[str], team: str | None = None,
-                partner_id: str | None = None) -> str:  # fmt: skip
+def add_account(
+    path: Path, username: str, roles: Iterable[str], team: str | None = None, partner_id: str | None = None
+) -> str:
     """A new active account in the users file, made while no gateway has the file open (a running gateway
     keeps its accounts in memory and writes them back whole); returns its generated password."""
     users = json.loads(path.read_text()) if path.exists() else {}
@@ -517,8 +553,9 @@ class ApiKeys:
     request that asks about the same key meanwhile, so that repeating a wrong key asks the service once. (Random
     keys, each new, are held off by the gateway's failed-authentication limit before they get here.)"""
 
-    def __init__(self, client: httpx.AsyncClient, partners_url: str, ttl: float = 4.0,
-                 refused_ttl: float = 30.0) -> None:  # fmt: skip
+    def __init__(
+        self, client: httpx.AsyncClient, partners_url: str, ttl: float = 4.0, refused_ttl: float = 30.0
+    ) -> None:
         self.client = client
         self.partners_url = partners_url
         self.ttl = ttl
@@ -604,16 +641,20 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create-user", help="add an account and print its generated password once")
     create.add_argument("username")
-    create.add_argument("--role", dest="roles", action="append", choices=ROLES, required=True,
-                        help="repeat for several roles")  # fmt: skip
+    create.add_argument(
+        "--role", dest="roles", action="append", choices=ROLES, required=True, help="repeat for several roles"
+    )
     create.add_argument("--team", help="a caseworker's team, e.g. integration-nord")
     create.add_argument(
         "--partner-id",
         help="a partner user's organisation or a course admin's provider, e.g. caritas-landsberg, vhs-landsberg",
     )
-    create.add_argument("--users-file", type=Path,
-                        default=Path(os.environ.get("GATEWAY_LOCAL_USERS_FILE", DEFAULT_USERS_FILE)),
-                        help="default: GATEWAY_LOCAL_USERS_FILE, else %(default)s")  # fmt: skip
+    create.add_argument(
+        "--users-file",
+        type=Path,
+        default=Path(os.environ.get("GATEWAY_LOCAL_USERS_FILE", DEFAULT_USERS_FILE)),
+        help="default: GATEWAY_LOCAL_USERS_FILE, else %(default)s",
+    )
     args = parser.parse_args(argv)
     try:
         password = add_account(args.users_file, args.username, args.roles, args.team, args.partner_id)

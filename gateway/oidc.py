@@ -127,9 +127,18 @@ class Sealer:
 class RelyingParty:
     """The gateway as an OpenID Connect client of the provider that issues its staff tokens."""
 
-    def __init__(self, *, issuer: str, client_id: str, client_secret: str | None, scopes: str,
-                 verifier: TokenVerifier, secret: str, public_url: str | None,
-                 display_name: str = "Keycloak") -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        client_id: str,
+        client_secret: str | None,
+        scopes: str,
+        verifier: TokenVerifier,
+        secret: str,
+        public_url: str | None,
+        display_name: str = "Keycloak",
+    ) -> None:
         self.issuer = issuer.rstrip("/")
         self.client_id = client_id
         self._client_secret = client_secret
@@ -154,8 +163,10 @@ class RelyingParty:
             reply = await client.get(url, timeout=5)
         except httpx.HTTPError as exc:
             if untrusted_certificate(exc):
-                raise SignInFailed(f"discovery at {url}: the server's certificate is not trusted; "
-                                   f"{UNTRUSTED_CERTIFICATE_HINT}", untrusted=True) from exc  # fmt: skip
+                raise SignInFailed(
+                    f"discovery at {url}: the server's certificate is not trusted; {UNTRUSTED_CERTIFICATE_HINT}",
+                    untrusted=True,
+                ) from exc
             raise SignInFailed(f"discovery at {url} failed: {type(exc).__name__}", unreachable=True) from exc
         try:
             document = reply.json() if reply.status_code == 200 else None
@@ -184,16 +195,28 @@ class RelyingParty:
         return f"{self.public_url or base_url.rstrip('/')}/ui/oidc/callback"
 
     def begin(self, next_path: str, redirect_uri: str) -> Attempt:
-        return Attempt(state=secrets.token_urlsafe(24), nonce=secrets.token_urlsafe(24),
-                       code_verifier=secrets.token_urlsafe(48), next=next_path, redirect_uri=redirect_uri)  # fmt: skip
+        return Attempt(
+            state=secrets.token_urlsafe(24),
+            nonce=secrets.token_urlsafe(24),
+            code_verifier=secrets.token_urlsafe(48),
+            next=next_path,
+            redirect_uri=redirect_uri,
+        )
 
     async def authorization_url(self, client: httpx.AsyncClient, attempt: Attempt) -> str:
         provider = await self.provider(client)
-        query = urlencode({
-            "response_type": "code", "client_id": self.client_id, "redirect_uri": attempt.redirect_uri,
-            "scope": self.scopes, "state": attempt.state, "nonce": attempt.nonce,
-            "code_challenge": attempt.code_challenge, "code_challenge_method": "S256",
-        })  # fmt: skip
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.client_id,
+                "redirect_uri": attempt.redirect_uri,
+                "scope": self.scopes,
+                "state": attempt.state,
+                "nonce": attempt.nonce,
+                "code_challenge": attempt.code_challenge,
+                "code_challenge_method": "S256",
+            }
+        )
         separator = "&" if "?" in provider.authorization_endpoint else "?"
         return f"{provider.authorization_endpoint}{separator}{query}"
 
@@ -209,10 +232,15 @@ class RelyingParty:
 
     async def finish(self, client: httpx.AsyncClient, attempt: Attempt, code: str) -> Session:
         """Exchanges the code (with the PKCE verifier) and checks the ID token and the access token."""
-        tokens = await self._token_request(client, {
-            "grant_type": "authorization_code", "code": code, "redirect_uri": attempt.redirect_uri,
-            "code_verifier": attempt.code_verifier,
-        })  # fmt: skip
+        tokens = await self._token_request(
+            client,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": attempt.redirect_uri,
+                "code_verifier": attempt.code_verifier,
+            },
+        )
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
             raise SignInFailed("the token response has no ID token (is the scope 'openid' granted?)")
@@ -225,10 +253,12 @@ class RelyingParty:
         if not value or not isinstance(value.get("refresh_token"), str):
             return None
         try:
-            tokens = await self._token_request(client, {"grant_type": "refresh_token",
-                                                        "refresh_token": value["refresh_token"]})  # fmt: skip
-            return await self._session(tokens, expected_subject=str(value.get("sub")),
-                                       keep_refresh=value["refresh_token"])  # fmt: skip
+            tokens = await self._token_request(
+                client, {"grant_type": "refresh_token", "refresh_token": value["refresh_token"]}
+            )
+            return await self._session(
+                tokens, expected_subject=str(value.get("sub")), keep_refresh=value["refresh_token"]
+            )
         except SignInFailed as exc:
             log.info("UI: session not renewed: %s", exc.reason)
             return None
@@ -236,8 +266,9 @@ class RelyingParty:
     def seal_refresh(self, session: Session) -> str | None:
         if session.refresh_token is None:
             return None
-        return self._sealer.seal({"refresh_token": session.refresh_token, "sub": session.subject},
-                                 session.refresh_expires_in)  # fmt: skip
+        return self._sealer.seal(
+            {"refresh_token": session.refresh_token, "sub": session.subject}, session.refresh_expires_in
+        )
 
     async def end_session_url(self, client: httpx.AsyncClient, post_logout_redirect_uri: str) -> str | None:
         """RP-initiated logout at the provider, when it offers one."""
@@ -262,12 +293,20 @@ class RelyingParty:
         else:
             form = form | {"client_id": self.client_id}  # a public client names itself; PKCE binds the code
         try:
-            reply = await client.post(provider.token_endpoint, data=form, auth=auth or httpx.USE_CLIENT_DEFAULT,
-                                      timeout=10, headers={"accept": "application/json"})  # fmt: skip
+            reply = await client.post(
+                provider.token_endpoint,
+                data=form,
+                auth=auth or httpx.USE_CLIENT_DEFAULT,
+                timeout=10,
+                headers={"accept": "application/json"},
+            )
         except httpx.HTTPError as exc:
             if untrusted_certificate(exc):
-                raise SignInFailed(f"token endpoint {provider.token_endpoint}: the server's certificate is not "
-                                   f"trusted; {UNTRUSTED_CERTIFICATE_HINT}", untrusted=True) from exc  # fmt: skip
+                raise SignInFailed(
+                    f"token endpoint {provider.token_endpoint}: the server's certificate is not "
+                    f"trusted; {UNTRUSTED_CERTIFICATE_HINT}",
+                    untrusted=True,
+                ) from exc
             raise SignInFailed(f"token endpoint unreachable: {type(exc).__name__}", unreachable=True) from exc
         try:
             body = reply.json()
@@ -298,9 +337,14 @@ class RelyingParty:
             else:
                 raise SignInFailed("ID token signed by an unknown key")
             claims: dict[str, Any] = jwt.decode(
-                id_token, key, algorithms=verifier.algorithms, audience=self.client_id, issuer=verifier.issuer,
-                options={"require": ["exp", "iat", "iss", "sub", "aud"]}, leeway=30,
-            )  # fmt: skip
+                id_token,
+                key,
+                algorithms=verifier.algorithms,
+                audience=self.client_id,
+                issuer=verifier.issuer,
+                options={"require": ["exp", "iat", "iss", "sub", "aud"]},
+                leeway=30,
+            )
         except jwt.PyJWTError as exc:
             raise SignInFailed(f"ID token refused: {type(exc).__name__}") from exc
         if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), nonce.encode()):
@@ -335,6 +379,11 @@ class RelyingParty:
         refresh_expires_in = tokens.get("refresh_expires_in")
         if not isinstance(refresh_expires_in, int) or refresh_expires_in <= 0:
             refresh_expires_in = DEFAULT_REFRESH_SECONDS
-        return Session(identity=identity, subject=expected_subject, access_token=access_token,
-                       expires_in=expires_in, refresh_token=refresh_token,
-                       refresh_expires_in=refresh_expires_in)  # fmt: skip
+        return Session(
+            identity=identity,
+            subject=expected_subject,
+            access_token=access_token,
+            expires_in=expires_in,
+            refresh_token=refresh_token,
+            refresh_expires_in=refresh_expires_in,
+        )

@@ -14,11 +14,20 @@ from gateway.throttle import networks
 #: First path segment after ``/api/v1/`` -> the service that owns it; its name is the audience of the
 #: identity the gateway signs for the call.
 SERVICE_OF_SEGMENT = {
-    "registrations": "registration", "persons": "registration", "info-packs": "registration",
-    "cases": "referral", "referrals": "referral", "routing-rules": "referral", "caseworkers": "referral",
-    "partner": "referral", "courses": "courses", "education-passes": "courses", "learners": "courses",
-    "partners": "partners", "monitoring": "monitoring",
-}  # fmt: skip
+    "registrations": "registration",
+    "persons": "registration",
+    "info-packs": "registration",
+    "cases": "referral",
+    "referrals": "referral",
+    "routing-rules": "referral",
+    "caseworkers": "referral",
+    "partner": "referral",
+    "courses": "courses",
+    "education-passes": "courses",
+    "learners": "courses",
+    "partners": "partners",
+    "monitoring": "monitoring",
+}
 
 
 class GatewaySettings(ServiceSettings):
@@ -115,9 +124,12 @@ class GatewaySettings(ServiceSettings):
 
     def service_urls(self) -> dict[str, str]:
         return {
-            "registration": self.registration_url, "referral": self.referral_url, "courses": self.courses_url,
-            "partners": self.partners_url, "monitoring": self.monitoring_url,
-        }  # fmt: skip
+            "registration": self.registration_url,
+            "referral": self.referral_url,
+            "courses": self.courses_url,
+            "partners": self.partners_url,
+            "monitoring": self.monitoring_url,
+        }
 
     def routes(self) -> dict[str, str]:
         """First path segment after ``/api/v1/`` → the address of the service that owns it."""

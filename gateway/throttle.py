@@ -106,8 +106,10 @@ class TrustedProxies:
         elif scope["type"] == "http" and not self._warned and any(n == b"x-forwarded-for" for n, _ in scope["headers"]):
             # Behind a proxy that is not listed, every client counts as the proxy's address: one budget for all.
             self._warned = True
-            log.warning("X-Forwarded-For from a peer that is not a trusted proxy, ignored; behind a proxy, list it in "
-                        "GATEWAY_TRUSTED_PROXIES")  # fmt: skip
+            log.warning(
+                "X-Forwarded-For from a peer that is not a trusted proxy, ignored; behind a proxy, list it in "
+                "GATEWAY_TRUSTED_PROXIES"
+            )
         await self.app(scope, receive, send)
 
 
@@ -128,8 +130,16 @@ def client_key(request: Request) -> str:
 class SignInThrottle:
     """The embedded sign-in's limits (see the module's description)."""
 
-    def __init__(self, limiter: Limiter, *, per_address: int, per_username: int, per_minute: int,
-                 known_address_days: float, secret: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        limiter: Limiter,
+        *,
+        per_address: int,
+        per_username: int,
+        per_minute: int,
+        known_address_days: float,
+        secret: str,
+    ) -> None:
         self.limiter = limiter
         self.per_address = per_address
         self.per_username = per_username

@@ -75,9 +75,15 @@ COURSE_STATUSES = ("scheduled", "cancelled", "completed")
 #: Answers worth trying again, with the same Idempotency-Key (the first try may have acted).
 RETRY_STATUSES = frozenset({409, 429, 502, 503, 504})
 #: A meeting offer's fields as the API answers them when the file leaves them out.
-MEETING_OFFER_DEFAULTS: dict[str, Any] = {"description": None, "audience": "everyone", "schedule": None,
-                                          "address": None, "district": None, "childcare": False,
-                                          "free_of_charge": True}  # fmt: skip
+MEETING_OFFER_DEFAULTS: dict[str, Any] = {
+    "description": None,
+    "audience": "everyone",
+    "schedule": None,
+    "address": None,
+    "district": None,
+    "childcare": False,
+    "free_of_charge": True,
+}
 FILES = ("partners.json", "districts.json", "blocks.json", "courses.json", "meeting_offers.json", "roster.json")
 
 
@@ -238,9 +244,10 @@ class Loader:
         body: dict[str, Any] = {
             "source": document.get("source"),
             "illustrative": document.get("illustrative"),
-            "blocks": sorted(({k: b.get(k) for k in fields} for b in document.get("blocks") or []),
-                             key=lambda b: str(b["block_id"])),
-        }  # fmt: skip
+            "blocks": sorted(
+                ({k: b.get(k) for k in fields} for b in document.get("blocks") or []), key=lambda b: str(b["block_id"])
+            ),
+        }
         try:
             current = await self.get("monitoring/reference/blocks")
             if current.status_code != 200:
@@ -344,8 +351,9 @@ class Loader:
         changes = {k: v for k, v in wanted.items() if current.get(k) != v}
         if not changes:
             return "unchanged", ""
-        await self.write("PATCH", f"partners/{partner_id}/meeting-offers/{quote(current['offer_id'], safe='')}",
-                         changes)  # fmt: skip
+        await self.write(
+            "PATCH", f"partners/{partner_id}/meeting-offers/{quote(current['offer_id'], safe='')}", changes
+        )
         return "updated", ", ".join(changes)
 
     # --- the caseworker roster ----------------------------------------------------------------

@@ -67,13 +67,18 @@ async def produce_events(
     try:
         for ce_id, event in items:
             headers = binary_headers(
-                event_id=ce_id, event_type=event.event_type, source=source, subject=event.subject(),
+                event_id=ce_id,
+                event_type=event.event_type,
+                source=source,
+                subject=event.subject(),
                 time=at or datetime.now(UTC),
-            )  # fmt: skip
+            )
             await producer.send_and_wait(
-                event.topic, encode_data(event.model_dump(mode="json")), key=event.partition_key().encode(),
+                event.topic,
+                encode_data(event.model_dump(mode="json")),
+                key=event.partition_key().encode(),
                 headers=headers,
-            )  # fmt: skip
+            )
     finally:
         await producer.stop()
 

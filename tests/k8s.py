@@ -100,8 +100,11 @@ def container_env(
     """What Kubernetes puts in the container's environment: ``envFrom`` first, then ``env`` over it. A Secret taken
     whole (``envFrom.secretRef``) gives the keys required-secrets.yaml lists for it."""
     secret_keys = {(e["namespace"], e["name"]): e["keys"] for e in required_secrets()}
-    configmaps = {o["metadata"]["name"]: o.get("data", {}) for o in of_kind(objects, "ConfigMap")
-                  if o["metadata"]["namespace"] == namespace}  # fmt: skip
+    configmaps = {
+        o["metadata"]["name"]: o.get("data", {})
+        for o in of_kind(objects, "ConfigMap")
+        if o["metadata"]["namespace"] == namespace
+    }
     found: dict[str, EnvEntry] = {}
     for source in container.get("envFrom", []):
         prefix = source.get("prefix", "")
@@ -164,8 +167,14 @@ def our_workloads(objects: tuple[dict[str, Any], ...]) -> list[Workload]:
             command = [*container.get("command", []), *container.get("args", [])]
             if "--factory" in command and command[command.index("--factory") + 1].startswith(OUR_PACKAGES):
                 namespace = deployment["metadata"]["namespace"]
-                found.append(Workload(deployment["metadata"]["name"], namespace, container,
-                                      container_env(objects, namespace, container)))  # fmt: skip
+                found.append(
+                    Workload(
+                        deployment["metadata"]["name"],
+                        namespace,
+                        container,
+                        container_env(objects, namespace, container),
+                    )
+                )
     return found
 
 
@@ -176,9 +185,10 @@ def settings_class(app: str) -> type[ServiceSettings]:
     """The settings class of an app (``services.referral.app:create_app`` -> ``ReferralSettings``)."""
     module = importlib.import_module(app.split(":")[0])
     classes = [
-        c for c in vars(module).values()
+        c
+        for c in vars(module).values()
         if isinstance(c, type) and issubclass(c, ServiceSettings) and c.__module__ == module.__name__
-    ]  # fmt: skip
+    ]
     assert len(classes) == 1, f"{app}: expected one settings class in its module, found {classes}"
     return classes[0]
 

@@ -80,8 +80,15 @@ class OpenIdProvider:
     def end_session_endpoint(self) -> str:
         return f"{self.issuer}/protocol/openid-connect/logout"
 
-    def add_account(self, username: str, password: str, roles: list[str], *, attributes: dict[str, str] | None = None,
-                    extra_claims: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def add_account(
+        self,
+        username: str,
+        password: str,
+        roles: list[str],
+        *,
+        attributes: dict[str, str] | None = None,
+        extra_claims: dict[str, Any] | None = None,
+    ) -> None:
         """A user with realm roles and attributes; again for the same name replaces it."""
         from django.contrib.auth.models import User
 
@@ -90,8 +97,15 @@ class OpenIdProvider:
         user.set_password(password)
         user.save()
 
-    def add_client(self, client_id: str, secret: str, *, redirect_uris: list[str],
-                   post_logout_redirect_uris: list[str], consent_required: bool) -> None:  # fmt: skip
+    def add_client(
+        self,
+        client_id: str,
+        secret: str,
+        *,
+        redirect_uris: list[str],
+        post_logout_redirect_uris: list[str],
+        consent_required: bool,
+    ) -> None:
         """A confidential client (authorization code flow); again for the same id replaces its secret and adds the
         addresses. ``consent_required`` as the realm's client says (Keycloak's default: no consent page)."""
         from oauth2_provider.models import Application
@@ -144,10 +158,15 @@ class OpenIdProvider:
         """Access tokens as Keycloak makes them; oauthlib calls this for every access token it issues."""
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": self.issuer, "sub": str(request.user.pk), "azp": request.client_id, "iat": now,
-            "exp": now + int(self.realm.get("accessTokenLifespan", 300)), "jti": str(uuid.uuid4()),
-            "scope": " ".join(request.scopes), "typ": "Bearer",
-        }  # fmt: skip
+            "iss": self.issuer,
+            "sub": str(request.user.pk),
+            "azp": request.client_id,
+            "iat": now,
+            "exp": now + int(self.realm.get("accessTokenLifespan", 300)),
+            "jti": str(uuid.uuid4()),
+            "scope": " ".join(request.scopes),
+            "typ": "Bearer",
+        }
         claims |= self.claims(request.client_id, request.user.username, "access")
         return jwt.encode(claims, self.key_pem, algorithm="RS256", headers={"kid": self.kid, "typ": "at+jwt"})
 
@@ -184,8 +203,9 @@ def start(directory: Path) -> OpenIdProvider:
     server = make_server("127.0.0.1", 0, _not_yet, server_class=_ThreadingServer, handler_class=_QuietHandler)
     realm = json.loads(REALM_FILE.read_text())
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()  # fmt: skip
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     provider = OpenIdProvider(origin=f"http://127.0.0.1:{server.server_port}", realm=realm, key_pem=pem, kid="")
     lifespan = int(realm.get("accessTokenLifespan", 300))
     settings.configure(
@@ -282,8 +302,11 @@ class _Urls:
         protocol = "protocol/openid-connect"
         # The toolkit finds its endpoints by these names (discovery lists them), whatever their paths.
         endpoints = [
-            re_path(r"^\.well-known/openid-configuration/?$", views.ConnectDiscoveryInfoView.as_view(),
-                    name="oidc-connect-discovery-info"),
+            re_path(
+                r"^\.well-known/openid-configuration/?$",
+                views.ConnectDiscoveryInfoView.as_view(),
+                name="oidc-connect-discovery-info",
+            ),
             path(f"{protocol}/auth", views.AuthorizationView.as_view(), name="authorize"),
             path(f"{protocol}/token", views.TokenView.as_view(), name="token"),
             path(f"{protocol}/certs", views.JwksInfoView.as_view(), name="jwks-info"),
@@ -291,7 +314,7 @@ class _Urls:
             path(f"{protocol}/logout", views.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
             path(f"{protocol}/revoke", views.RevokeTokenView.as_view(), name="revoke-token"),
             path(f"{protocol}/token/introspect", views.IntrospectTokenView.as_view(), name="introspect"),
-        ]  # fmt: skip
+        ]
         return [
             path(f"realms/{self.realm}/", include((endpoints, "oauth2_provider"), namespace="oauth2_provider")),
             path("accounts/login/", LoginView.as_view(template_name="login.html")),

@@ -37,8 +37,13 @@ from tests.conftest import (
 from tests.service.test_monitoring_api import monitoring_settings
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 class Stack:
@@ -117,8 +122,11 @@ class Browsing:
         results = await self.axe.run(page)
         violations = results.response["violations"]
         failing = {"critical", "serious"}
-        critical = [f"{v['id']} ({v.get('impact')}): {v['help']} {[n['target'] for n in v['nodes']][:3]}"
-                    for v in violations if v.get("impact") in failing]  # fmt: skip
+        critical = [
+            f"{v['id']} ({v.get('impact')}): {v['help']} {[n['target'] for n in v['nodes']][:3]}"
+            for v in violations
+            if v.get("impact") in failing
+        ]
         assert not critical, f"{name}: {' or '.join(sorted(failing))} accessibility violations {critical}"
         self.checked[name] = [f"{v['id']} ({v.get('impact')})" for v in violations]
 

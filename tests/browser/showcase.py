@@ -29,8 +29,11 @@ async def document(browsing: Browsing, page: Any, name: str) -> None:
 async def strictly_accessible(browsing: Browsing, page: Any, name: str) -> None:
     results = await browsing.axe.run(page)
     violations = results.response["violations"]
-    grave = [f"{v['id']}: {v['help']} ({[n['target'] for n in v['nodes']][:3]})" for v in violations
-             if v.get("impact") in ("serious", "critical")]  # fmt: skip
+    grave = [
+        f"{v['id']}: {v['help']} ({[n['target'] for n in v['nodes']][:3]})"
+        for v in violations
+        if v.get("impact") in ("serious", "critical")
+    ]
     assert not grave, f"{name}: serious or critical accessibility violations {grave}"
     browsing.checked[name] = [f"{v['id']} ({v.get('impact')})" for v in violations]
 
@@ -59,5 +62,6 @@ def registration_reachable(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(browser_conftest, "create_registration", registration)
     monkeypatch.setattr(browser_conftest, "create_courses", courses)
-    monkeypatch.setattr(referral_api, "httpx", types.SimpleNamespace(AsyncClient=to_registration,
-                                                                     HTTPError=httpx.HTTPError))  # fmt: skip
+    monkeypatch.setattr(
+        referral_api, "httpx", types.SimpleNamespace(AsyncClient=to_registration, HTTPError=httpx.HTTPError)
+    )

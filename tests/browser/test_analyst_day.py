@@ -74,9 +74,12 @@ async def test_the_analyst_opens_the_charts_and_the_council_report_in_german(sta
         uploaded = await api.put(
             "/api/v1/monitoring/reference/blocks",
             headers=await stack.bearer(api, "admin"),
-            json={"source": blocks["source"], "illustrative": blocks["illustrative"],
-                  "blocks": [{k: b[k] for k in fields} for b in blocks["blocks"]]},
-        )  # fmt: skip
+            json={
+                "source": blocks["source"],
+                "illustrative": blocks["illustrative"],
+                "blocks": [{k: b[k] for k in fields} for b in blocks["blocks"]],
+            },
+        )
         assert uploaded.status_code == 200, uploaded.text
         browser = await p.chromium.launch(**launch_args())
         try:
@@ -119,7 +122,8 @@ async def test_the_analyst_opens_the_charts_and_the_council_report_in_german(sta
             assert cells[0] == "Schwaighofsiedlung Ost" and cells[2] == "1700", cells  # the block, its residents
             assert after["block"] in grown(before["block"]), f"the block's: {before['block']} before, {after['block']}"
             rest = analyst.locator("#blocks-table tbody tr", has_text="übrige Adressen").filter(
-                has_text="Schwaighofsiedlung")  # fmt: skip
+                has_text="Schwaighofsiedlung"
+            )
             assert await rest.count() == 1
             assert "Beispielhafte Baublöcke" in await analyst.locator("#blocks").inner_text()
             partners = await analyst.locator("#partners-table").text_content() or ""
@@ -131,8 +135,10 @@ async def test_the_analyst_opens_the_charts_and_the_council_report_in_german(sta
             # --- the council report, in German, with the same charts ------------------------------------------
             await analyst.get_by_role("link", name="Bericht an den Stadtrat (HTML, druckbar als PDF)").click()
             await analyst.wait_for_load_state()
-            assert f"Integrations- und Demografiemonitoring, {month}" in await analyst.get_by_role(
-                "heading", level=1).inner_text()  # fmt: skip
+            assert (
+                f"Integrations- und Demografiemonitoring, {month}"
+                in await analyst.get_by_role("heading", level=1).inner_text()
+            )
             report = await analyst.locator("#council-report").inner_text()
             for title in (
                 "Anmeldungen nach Ortsteil und Geschlecht",

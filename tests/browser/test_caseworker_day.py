@@ -52,9 +52,15 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
 
         await eventually(reachable, timeout_s=30)
         # A second partner placing people in jobs: the target of "refer elsewhere" later.
-        kolping = {"partner_id": "kolping-landsberg", "name": "Kolping-Bildungswerk Landsberg", "category": "charity",
-                   "languages": ["de", "ar"], "services": [{"service_type": "job_placement", "name": "Jobcoaching",
-                                                             "languages": ["de", "ar"], "free_places": 8}]}  # fmt: skip
+        kolping = {
+            "partner_id": "kolping-landsberg",
+            "name": "Kolping-Bildungswerk Landsberg",
+            "category": "charity",
+            "languages": ["de", "ar"],
+            "services": [
+                {"service_type": "job_placement", "name": "Jobcoaching", "languages": ["de", "ar"], "free_places": 8}
+            ],
+        }
         added = await api.post("/api/v1/partners", json=kolping, headers=await stack.bearer(api, "admin"))
         assert added.status_code == 201, added.text
         cases = (await api.get("/api/v1/cases", params={"person_id": person}, headers=as_lotse)).json()

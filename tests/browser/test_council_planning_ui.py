@@ -36,11 +36,16 @@ async def test_the_analyst_plans_places_and_follows_a_council_proposal(stack: St
     births = [date(today.year - age, 1, 15).isoformat() for age in (1, 1, 2, 7, 8, 8)]
     async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
         as_registrar = await stack.bearer(api, "registrar")
-        replies = await asyncio.gather(*(
-            api.post("/api/v1/registrations", headers=as_registrar,
-                     json=newcomer(birth_date=born, address=WESTSTADT, family_name=f"Nasser {i}"))
-            for i, born in enumerate(births)
-        ))  # fmt: skip
+        replies = await asyncio.gather(
+            *(
+                api.post(
+                    "/api/v1/registrations",
+                    headers=as_registrar,
+                    json=newcomer(birth_date=born, address=WESTSTADT, family_name=f"Nasser {i}"),
+                )
+                for i, born in enumerate(births)
+            )
+        )
         assert all(r.status_code == 201 for r in replies), [r.text for r in replies]
         reference = json.loads((REFERENCE / "districts.json").read_text())
         body = {key: reference[key] for key in ("source", "illustrative", "districts")}

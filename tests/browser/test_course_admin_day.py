@@ -32,8 +32,9 @@ async def test_a_course_admin_creates_a_course_records_attendance_and_issues_a_p
         as_registrar = await stack.bearer(api, "registrar")
         people = {}
         for given, family in (("Leyla", "Demir"), ("Omar", "Nasser")):
-            reply = await api.post("/api/v1/registrations", headers=as_registrar,
-                                   json=newcomer(given_names=given, family_name=family))  # fmt: skip
+            reply = await api.post(
+                "/api/v1/registrations", headers=as_registrar, json=newcomer(given_names=given, family_name=family)
+            )
             assert reply.status_code == 201, reply.text
             people[f"{given} {family}"] = reply.json()["person_id"]
         browser = await p.chromium.launch(**launch_args())
@@ -71,8 +72,9 @@ async def test_a_course_admin_creates_a_course_records_attendance_and_issues_a_p
             # --- two participants (enrolled as a navigator would), shown by name --------------------------------
             as_vhs = await stack.bearer(api, "vhs")
             for person in people.values():
-                enrolled = await api.post(f"/api/v1/courses/{course}/enrolments", json={"person_id": person},
-                                          headers=as_vhs)  # fmt: skip
+                enrolled = await api.post(
+                    f"/api/v1/courses/{course}/enrolments", json={"person_id": person}, headers=as_vhs
+                )
                 assert enrolled.status_code == 201 and enrolled.json()["status"] == "enrolled", enrolled.text
             await vhs.goto(f"{stack.url}/ui/courses/{course}")
             table = await vhs.locator("#enrolled").inner_text()
@@ -124,8 +126,9 @@ async def test_a_course_admin_creates_a_course_records_attendance_and_issues_a_p
             await document(browsing, vhs, "course-admin-pass")
             await strictly_accessible(browsing, vhs, "course admin: education pass")
 
-            log = await api.get(f"/api/v1/persons/{people['Leyla Demir']}/access-log",
-                                headers=await stack.bearer(api, "datenschutz"))  # fmt: skip
+            log = await api.get(
+                f"/api/v1/persons/{people['Leyla Demir']}/access-log", headers=await stack.bearer(api, "datenschutz")
+            )
             actions = [e["action"] for e in log.json()]
             assert "read_participant_name" in actions and "read_pass_holder" in actions, "every read is logged"
 

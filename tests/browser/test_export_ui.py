@@ -33,8 +33,11 @@ async def test_the_privacy_officer_opens_and_prints_a_persons_export(stack: Stac
             assert page.url.endswith(f"/ui/persons/{person}/export")
             await page.get_by_role("heading", name="Auskunft nach Art. 15 DSGVO", level=1).wait_for()
             assert body["family_name"] in await page.locator("#main").inner_text()
-            for heading in ("Zugriffsprotokoll", "Statistik (Monitoring)",
-                            "Kursanmeldungen, Anwesenheit und Bildungspass (Kurse)"):  # fmt: skip
+            for heading in (
+                "Zugriffsprotokoll",
+                "Statistik (Monitoring)",
+                "Kursanmeldungen, Anwesenheit und Bildungspass (Kurse)",
+            ):
                 assert await page.get_by_role("heading", name=heading).is_visible(), heading
             # The export itself is in the log it shows, from every service that was read.
             log = await page.locator("#sec-log + table").inner_text()

@@ -32,10 +32,15 @@ async def test_a_households_case(stack: Stack) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     family = f"Nasser-{uuid.uuid4().hex[:4]}"
     async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
-        body = newcomer(given_names="Leyla", family_name=family, birth_date="1990-05-17", household_members=[
-            member(given_names="Karim", family_name=family, gender="male", birth_date="1987-03-01"),
-            member(given_names="Mira", family_name=family, birth_date="2018-09-09"),
-        ])  # fmt: skip
+        body = newcomer(
+            given_names="Leyla",
+            family_name=family,
+            birth_date="1990-05-17",
+            household_members=[
+                member(given_names="Karim", family_name=family, gender="male", birth_date="1987-03-01"),
+                member(given_names="Mira", family_name=family, birth_date="2018-09-09"),
+            ],
+        )
         registered = await api.post("/api/v1/registrations", json=body, headers=await stack.bearer(api, "registrar"))
         assert registered.status_code == 201, registered.text
         mother = registered.json()["person_id"]
@@ -128,10 +133,20 @@ async def test_the_newcomers_letter(stack: Stack) -> None:
     browsing = Browsing(stack)
     family = f"Haddad-{uuid.uuid4().hex[:4]}"
     async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
-        body = newcomer(given_names="Leyla", family_name=family, household_members=[
-            member(given_names="Yonas", family_name=family, gender="male", birth_date="1985-01-01",
-                   languages=["ti", "ar"], preferred_language="ti"),
-        ])  # fmt: skip
+        body = newcomer(
+            given_names="Leyla",
+            family_name=family,
+            household_members=[
+                member(
+                    given_names="Yonas",
+                    family_name=family,
+                    gender="male",
+                    birth_date="1985-01-01",
+                    languages=["ti", "ar"],
+                    preferred_language="ti",
+                ),
+            ],
+        )
         registered = await api.post("/api/v1/registrations", json=body, headers=await stack.bearer(api, "registrar"))
         assert registered.status_code == 201, registered.text
         leyla = registered.json()["person_id"]
@@ -146,8 +161,11 @@ async def test_the_newcomers_letter(stack: Stack) -> None:
         case = await eventually(case_of_both, timeout_s=30)
         # Her course (enrolled by the VHS) and a referral sent to the Jobcenter that awaits its answer.
         as_vhs = await stack.bearer(api, "vhs")
-        course = (await api.post("/api/v1/courses", json=course_body(capacity=5, title="Integrationskurs Abend"),
-                                 headers=as_vhs)).json()["course_id"]  # fmt: skip
+        course = (
+            await api.post(
+                "/api/v1/courses", json=course_body(capacity=5, title="Integrationskurs Abend"), headers=as_vhs
+            )
+        ).json()["course_id"]
         enrolled = await api.post(f"/api/v1/courses/{course}/enrolments", json={"person_id": leyla}, headers=as_vhs)
         assert enrolled.status_code == 201 and enrolled.json()["status"] == "enrolled", enrolled.text
         consent = {"partner_id": "jobcenter-landsberg", "purpose": "job_placement"}

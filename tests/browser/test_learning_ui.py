@@ -26,8 +26,13 @@ def sunday_sessions() -> list[dict[str, str]]:
     """Sunday afternoons: no demo course meets then, so nothing overlaps."""
     today = datetime.now(UTC).replace(hour=14, minute=0, second=0, microsecond=0)
     first = today + timedelta(days=(6 - today.weekday()) % 7 + 14)
-    return [{"starts_at": (first + timedelta(weeks=i)).isoformat(),
-             "ends_at": (first + timedelta(weeks=i, hours=2)).isoformat()} for i in range(4)]  # fmt: skip
+    return [
+        {
+            "starts_at": (first + timedelta(weeks=i)).isoformat(),
+            "ends_at": (first + timedelta(weeks=i, hours=2)).isoformat(),
+        }
+        for i in range(4)
+    ]
 
 
 async def test_caseworker_plans_assesses_enrols_and_sees_the_waiting_list(stack: Stack) -> None:
@@ -57,11 +62,18 @@ async def test_caseworker_plans_assesses_enrols_and_sees_the_waiting_list(stack:
         await eventually(reachable, timeout_s=30)
         # A course with one seat, taken by someone else: the next person waits.
         as_vhs = await stack.bearer(api, "vhs")
-        body = course_body(capacity=1, title=SMALL_COURSE, category="german_second_language", target_level="A2",
-                           funding="city", sessions=sunday_sessions())  # fmt: skip
+        body = course_body(
+            capacity=1,
+            title=SMALL_COURSE,
+            category="german_second_language",
+            target_level="A2",
+            funding="city",
+            sessions=sunday_sessions(),
+        )
         small = (await api.post("/api/v1/courses", json=body, headers=as_vhs)).json()["course_id"]
-        taken = await api.post(f"/api/v1/courses/{small}/enrolments", json={"person_id": f"p-{uuid.uuid4().hex[:8]}"},
-                               headers=as_vhs)  # fmt: skip
+        taken = await api.post(
+            f"/api/v1/courses/{small}/enrolments", json={"person_id": f"p-{uuid.uuid4().hex[:8]}"}, headers=as_vhs
+        )
         assert taken.json()["status"] == "enrolled"
         catalogue = (await api.get("/api/v1/courses", params={"page_size": 100})).json()["items"]
         demo = next(c["course_id"] for c in catalogue if c["title"] == DEMO_COURSE)

@@ -17,10 +17,15 @@ from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.conftest import eventually, newcomer
 
 CAFE = {
-    "kind": "language_cafe", "title": "Сніданок українською - Frühstück auf Ukrainisch", "languages": ["uk", "de"],
-    "audience": "everyone", "schedule": "jeden Freitag, 9 bis 11 Uhr", "place_name": "Caritas-Zentrum",
-    "district": "Weststadt", "description": "Ein Frühstück zum Deutschlernen und Kennenlernen.",
-}  # fmt: skip
+    "kind": "language_cafe",
+    "title": "Сніданок українською - Frühstück auf Ukrainisch",
+    "languages": ["uk", "de"],
+    "audience": "everyone",
+    "schedule": "jeden Freitag, 9 bis 11 Uhr",
+    "place_name": "Caritas-Zentrum",
+    "district": "Weststadt",
+    "description": "Ein Frühstück zum Deutschlernen und Kennenlernen.",
+}
 
 
 def test_the_page_offers_exactly_the_partners_services_filters() -> None:
@@ -37,8 +42,9 @@ async def test_a_newcomer_finds_meeting_offers_by_language_kind_and_audience(sta
         made = await api.post("/api/v1/partners/caritas-landsberg/meeting-offers", json=CAFE, headers=as_caritas)
         assert made.status_code == 201, made.text
         # Caritas cannot publish in the city's name.
-        other = await api.post("/api/v1/partners/stadt-landsberg-integration/meeting-offers", json=CAFE,
-                               headers=as_caritas)  # fmt: skip
+        other = await api.post(
+            "/api/v1/partners/stadt-landsberg-integration/meeting-offers", json=CAFE, headers=as_caritas
+        )
         assert other.status_code == 403
 
         browser = await p.chromium.launch(**launch_args())
@@ -51,8 +57,15 @@ async def test_a_newcomer_finds_meeting_offers_by_language_kind_and_audience(sta
         cafe = cards.filter(has_text=CAFE["title"])
         text = await cafe.inner_text()
         # Words, not codes: the kind, the audience, the languages by name, the organiser by name.
-        for shown in ("Sprachcafé", "für alle", "Ukrainisch", "Deutsch", "Caritasverband Landsberg am Lech",
-                      "jeden Freitag, 9 bis 11 Uhr", "Caritas-Zentrum (Weststadt)"):  # fmt: skip
+        for shown in (
+            "Sprachcafé",
+            "für alle",
+            "Ukrainisch",
+            "Deutsch",
+            "Caritasverband Landsberg am Lech",
+            "jeden Freitag, 9 bis 11 Uhr",
+            "Caritas-Zentrum (Weststadt)",
+        ):
             assert shown in text, (shown, text)
         assert "language_cafe" not in text and "everyone" not in text
         await browsing.accessible(page, "meeting offers")

@@ -28,13 +28,17 @@ async def person_referred(api: httpx.AsyncClient, stack: Stack, **person: Any) -
     reply = await api.post("/api/v1/registrations", json=newcomer(**person), headers=as_registrar)
     assert reply.status_code == 201, reply.text
     person_id = reply.json()["person_id"]
-    consent = await api.post(f"/api/v1/persons/{person_id}/consents", headers=as_registrar,
-                             json={"partner_id": JOBCENTER, "purpose": "job_placement"})  # fmt: skip
+    consent = await api.post(
+        f"/api/v1/persons/{person_id}/consents",
+        headers=as_registrar,
+        json={"partner_id": JOBCENTER, "purpose": "job_placement"},
+    )
     assert consent.status_code == 201, consent.text
 
     async def needs_recorded() -> bool:
-        reply = await api.post(f"/api/v1/persons/{person_id}/needs-assessments", json=REFERRAL_NEEDS,
-                               headers=as_caseworker)  # fmt: skip
+        reply = await api.post(
+            f"/api/v1/persons/{person_id}/needs-assessments", json=REFERRAL_NEEDS, headers=as_caseworker
+        )
         return reply.status_code == 201
 
     await eventually(needs_recorded, timeout_s=30)
@@ -57,8 +61,14 @@ async def test_a_partner_reads_the_contact_data_completes_the_referral_and_keeps
 
     browsing = Browsing(stack)
     async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
-        _, _, first = await person_referred(api, stack, given_names="Leyla", family_name="Demir",
-                                            phone="+49 8191 123456", email="leyla.demir@example.org")  # fmt: skip
+        _, _, first = await person_referred(
+            api,
+            stack,
+            given_names="Leyla",
+            family_name="Demir",
+            phone="+49 8191 123456",
+            email="leyla.demir@example.org",
+        )
         second_person, second_consent, second = await person_referred(api, stack, family_name="Karimi")
         browser = await p.chromium.launch(**launch_args())
         try:
@@ -71,10 +81,12 @@ async def test_a_partner_reads_the_contact_data_completes_the_referral_and_keeps
             # The list names each person while the consent for the Jobcenter is in force: one audited read.
             listed = await partner.locator("#partner-referrals").inner_text()
             assert "Leyla Demir" in listed and "Karimi" in listed, listed
-            log = await api.get(f"/api/v1/persons/{second_person}/access-log",
-                                headers=await stack.bearer(api, "datenschutz"))  # fmt: skip
-            assert any(e["action"] == "read_contact_name" and "partner:jobcenter-landsberg" in e["actor"]
-                       for e in log.json()), log.text  # fmt: skip
+            log = await api.get(
+                f"/api/v1/persons/{second_person}/access-log", headers=await stack.bearer(api, "datenschutz")
+            )
+            assert any(
+                e["action"] == "read_contact_name" and "partner:jobcenter-landsberg" in e["actor"] for e in log.json()
+            ), log.text
             await document(browsing, partner, "partner-referrals")
             await strictly_accessible(browsing, partner, "partner referrals")
 
@@ -105,8 +117,9 @@ async def test_a_partner_reads_the_contact_data_completes_the_referral_and_keeps
 
             # --- the second: declined? No: the person withdraws the consent, and the page says so ----------
             as_registrar = await stack.bearer(api, "registrar")
-            withdrawn = await api.post(f"/api/v1/persons/{second_person}/consents/{second_consent}/withdrawal",
-                                       headers=as_registrar)  # fmt: skip
+            withdrawn = await api.post(
+                f"/api/v1/persons/{second_person}/consents/{second_consent}/withdrawal", headers=as_registrar
+            )
             assert withdrawn.status_code == 200, withdrawn.text
 
             async def noted() -> bool:
@@ -132,8 +145,11 @@ async def test_a_partner_reads_the_contact_data_completes_the_referral_and_keeps
             assert "Leyla" not in await caritas.content()
 
             # --- free places and the directory entry ---------------------------------------------------------
-            await partner.get_by_role("navigation", name="Bereiche des Partnerportals").get_by_role(
-                "link", name="Unser Eintrag").click()  # fmt: skip
+            await (
+                partner.get_by_role("navigation", name="Bereiche des Partnerportals")
+                .get_by_role("link", name="Unser Eintrag")
+                .click()
+            )
             await partner.wait_for_load_state()
             await strictly_accessible(browsing, partner, "partner entry")
             await partner.get_by_label("Freie Plätze: Arbeitsvermittlung").fill("7")

@@ -72,8 +72,11 @@ async def test_api_keys_are_shown_once_revoked_and_kept_to_their_own_partner(sta
 
             # --- another partner's key: not listed, and revoking it through the UI fails --------------------
             as_caritas = await stack.bearer(api, "caritas")
-            theirs = await api.post("/api/v1/partners/caritas-landsberg/api-keys", headers=as_caritas,
-                                    json={"name": "Caritas Fachverfahren", "scopes": ["referrals:read"]})  # fmt: skip
+            theirs = await api.post(
+                "/api/v1/partners/caritas-landsberg/api-keys",
+                headers=as_caritas,
+                json={"name": "Caritas Fachverfahren", "scopes": ["referrals:read"]},
+            )
             assert theirs.status_code == 201, theirs.text
             caritas_key = {"Authorization": f"Bearer {theirs.json()['key']}"}
             await partner.goto(f"{stack.url}/ui/partner/api-keys")
@@ -178,8 +181,11 @@ async def test_a_webhook_delivers_shows_in_the_log_is_replayed_and_its_secret_re
             await accessible(partner, "webhooks with one")
 
             # The Jobcenter reports free places (through the API, as its case system would): an event for it.
-            reported = await api.put("/api/v1/partners/jobcenter-landsberg/services/job_placement/capacity",
-                                     headers=await stack.bearer(api, "jobcenter"), json={"free_places": 3})  # fmt: skip
+            reported = await api.put(
+                "/api/v1/partners/jobcenter-landsberg/services/job_placement/capacity",
+                headers=await stack.bearer(api, "jobcenter"),
+                json={"free_places": 3},
+            )
             assert reported.status_code == 200, reported.text
 
             async def delivered() -> bool:

@@ -66,10 +66,15 @@ async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
             await shot(registrar, "03-register-errors")
             await accessible(registrar, "register with errors")
             fields = {
-                "given_names": "Amina", "family_name": "Haddad", "birth_date": "1991-03-14",
-                "street": "Schwaighofstraße", "house_number": "12",
-                "postal_code": "86899", "district": "Schwaighofsiedlung", "email": "amina@example.org",
-            }  # fmt: skip
+                "given_names": "Amina",
+                "family_name": "Haddad",
+                "birth_date": "1991-03-14",
+                "street": "Schwaighofstraße",
+                "house_number": "12",
+                "postal_code": "86899",
+                "district": "Schwaighofsiedlung",
+                "email": "amina@example.org",
+            }
 
             async def named_choices() -> None:
                 """Countries and languages by name, not codes (issue 14)."""
@@ -106,13 +111,15 @@ async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
             # is the team's: issue 12) through the public API.
             as_registrar = await stack.bearer(api, "registrar")
             consent = {"partner_category": "adult_education", "purpose": "course_enrolment"}
-            assert (await api.post(f"/api/v1/persons/{person}/consents", json=consent,
-                                   headers=as_registrar)).status_code == 201  # fmt: skip
+            assert (
+                await api.post(f"/api/v1/persons/{person}/consents", json=consent, headers=as_registrar)
+            ).status_code == 201
             as_caseworker = await stack.bearer(api, "lotse")
 
             async def needs_recorded() -> bool:
-                reply = await api.post(f"/api/v1/persons/{person}/needs-assessments", json=REFERRAL_NEEDS,
-                                       headers=as_caseworker)  # fmt: skip
+                reply = await api.post(
+                    f"/api/v1/persons/{person}/needs-assessments", json=REFERRAL_NEEDS, headers=as_caseworker
+                )
                 return reply.status_code == 201
 
             await eventually(needs_recorded, timeout_s=30)

@@ -39,20 +39,29 @@ async def test_partners_learn_the_person_of_deliveries_made_before_erasure_exist
     directory = '{"type":"t","id":"e2","time":"t","data":{"partner_id":"vhs-landsberg"}}'
     try:
         async with engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO partners (id, name, category, languages, locations, contacts, version, created_at,"
-                " updated_at) VALUES ('vhs-landsberg', 'VHS', 'adult_education', '[]', '[]', '[]', 1, :at, :at)"
-            ), {"at": datetime.now(UTC)})  # fmt: skip
-            await conn.execute(text(
-                "INSERT INTO webhook_subscriptions (id, partner_id, url, event_types, secret_encrypted, active,"
-                " created_at) VALUES ('w1', 'vhs-landsberg', 'https://x.example', '[]', 's', true, :at)"
-            ), {"at": datetime.now(UTC)})  # fmt: skip
+            await conn.execute(
+                text(
+                    "INSERT INTO partners (id, name, category, languages, locations, contacts, version, created_at,"
+                    " updated_at) VALUES ('vhs-landsberg', 'VHS', 'adult_education', '[]', '[]', '[]', 1, :at, :at)"
+                ),
+                {"at": datetime.now(UTC)},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO webhook_subscriptions (id, partner_id, url, event_types, secret_encrypted, active,"
+                    " created_at) VALUES ('w1', 'vhs-landsberg', 'https://x.example', '[]', 's', true, :at)"
+                ),
+                {"at": datetime.now(UTC)},
+            )
             for delivery_id, event_id, payload in (("d1", "e1", referral), ("d2", "e2", directory)):
-                await conn.execute(text(
-                    "INSERT INTO webhook_deliveries (id, subscription_id, partner_id, event_id, event_type, payload,"
-                    " status, attempts, replays, created_at) VALUES (:id, 'w1', 'vhs-landsberg', :event, 't',"
-                    " :payload, 'delivered', 1, 0, :at)"
-                ), {"id": delivery_id, "event": event_id, "payload": payload, "at": datetime.now(UTC)})  # fmt: skip
+                await conn.execute(
+                    text(
+                        "INSERT INTO webhook_deliveries (id, subscription_id, partner_id, event_id, event_type,"
+                        " payload, status, attempts, replays, created_at)"
+                        " VALUES (:id, 'w1', 'vhs-landsberg', :event, 't', :payload, 'delivered', 1, 0, :at)"
+                    ),
+                    {"id": delivery_id, "event": event_id, "payload": payload, "at": datetime.now(UTC)},
+                )
         await asyncio.to_thread(command.upgrade, config, "head")
         async with engine.connect() as conn:
             found: dict[str, str | None] = dict(

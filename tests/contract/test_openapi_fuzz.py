@@ -73,9 +73,11 @@ ROLE_OVERRIDES = {
     ("GET", "/api/v1/persons/{person_id}/access-log"): "privacy_officer",
     # A learner's records are for the caseworkers of their case and the course admins of their provider; the
     # seeded learner is enrolled with the course admin's provider (no case reaches courses without referral).
-    **{(method, f"/api/v1/learners/{{person_id}}/{rest}"): "course_admin"
-       for method, rest in (("GET", "enrolments"), ("GET", "education-pass/entries"), ("POST", "education-pass"))},
-}  # fmt: skip
+    **{
+        (method, f"/api/v1/learners/{{person_id}}/{rest}"): "course_admin"
+        for method, rest in (("GET", "enrolments"), ("GET", "education-pass/entries"), ("POST", "education-pass"))
+    },
+}
 #: Known objects are fuzzed reads first, then writes, then what ends them (a cancelled course takes no
 #: enrolment, a deleted object is a 404 after).
 ENDINGS = re.compile(r"/(cancel|withdrawal|move-away|revoke)$")
@@ -143,23 +145,30 @@ async def courses_objects(client: httpx.AsyncClient, registration: httpx.AsyncCl
     registrar = caller("POST", "/api/v1/registrations")
     person = created(await registration.post("/api/v1/registrations", json=newcomer(), headers=registrar))["person_id"]
     enrolment = created(
-        await client.post(f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person},
-                          headers=admin)
-    )  # fmt: skip
+        await client.post(
+            f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person}, headers=admin
+        )
+    )
     return {"course_id": course["course_id"], "enrolment_id": enrolment["enrolment_id"], "person_id": person}
 
 
 async def partners_objects(client: httpx.AsyncClient) -> dict[str, str]:
     own = caller("POST", f"/api/v1/partners/{PARTNER}/api-keys")
     key = created(
-        await client.post(f"/api/v1/partners/{PARTNER}/api-keys", headers=own,
-                          json={"name": "case system", "scopes": ["referrals:read"]})
-    )  # fmt: skip
+        await client.post(
+            f"/api/v1/partners/{PARTNER}/api-keys",
+            headers=own,
+            json={"name": "case system", "scopes": ["referrals:read"]},
+        )
+    )
     # On loopback, where nothing listens: the fuzzer's changes to the entry are delivered there, and fail.
     hook = created(
-        await client.post(f"/api/v1/partners/{PARTNER}/webhooks", headers=own,
-                          json={"url": f"http://127.0.0.1:{free_port()}/hook", "event_types": [PARTNER_UPDATED]})
-    )  # fmt: skip
+        await client.post(
+            f"/api/v1/partners/{PARTNER}/webhooks",
+            headers=own,
+            json={"url": f"http://127.0.0.1:{free_port()}/hook", "event_types": [PARTNER_UPDATED]},
+        )
+    )
     return {"partner_id": PARTNER, "key_id": key["key_id"], "webhook_id": hook["webhook_id"]}
 
 
@@ -307,8 +316,15 @@ async def test_service_api_keeps_its_documented_contract_under_fuzzing(
 
 
 #: A demo user of the gateway's embedded sign-in for each role (gateway.auth.DEMO_USERS).
-DEMO_USER = {"registrar": "registrar", "caseworker": "lotse", "course_admin": "vhs", "partner": "caritas",
-             "analyst": "statistik", "privacy_officer": "datenschutz", "admin": "admin"}  # fmt: skip
+DEMO_USER = {
+    "registrar": "registrar",
+    "caseworker": "lotse",
+    "course_admin": "vhs",
+    "partner": "caritas",
+    "analyst": "statistik",
+    "privacy_officer": "datenschutz",
+    "admin": "admin",
+}
 
 
 @asynccontextmanager
@@ -316,11 +332,16 @@ async def behind_gateway(
     broker: EmbeddedBroker, tmp_path: Path, names: list[str]
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, dict[str, str]]]:
     """The gateway in front of the named services (over ASGI); yields it, a client and a token per role."""
-    apps = {name: SERVICES[name][0](f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}", broker.bootstrap_servers)
-            for name in names}  # fmt: skip
+    apps = {
+        name: SERVICES[name][0](f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}", broker.bootstrap_servers)
+        for name in names
+    }
     # Many calls from a few users in a minute: the rate limit is not what these tests are about.
-    gateway = create_gateway(gateway_settings(tmp_path, demo_data=True, rate_limit_per_minute_user=1_000_000,
-                                              rate_limit_per_minute_anonymous=1_000_000))  # fmt: skip
+    gateway = create_gateway(
+        gateway_settings(
+            tmp_path, demo_data=True, rate_limit_per_minute_user=1_000_000, rate_limit_per_minute_anonymous=1_000_000
+        )
+    )
     async with AsyncExitStack() as stack:
         for app in apps.values():
             await stack.enter_async_context(running_app(app))
@@ -364,8 +385,9 @@ async def test_the_gateways_merged_document_holds_for_every_read(broker: Embedde
 BENT = "/api/v1/partner/referrals/x%2F..%2F..%2F..%2F"
 
 
-@pytest.mark.parametrize(("method", "target"), [("GET", "caseworkers"), ("GET", "routing-rules"),
-                                                ("PUT", "routing-rules")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "target"), [("GET", "caseworkers"), ("GET", "routing-rules"), ("PUT", "routing-rules")]
+)
 async def test_a_bent_path_does_not_take_a_partner_past_the_role_policy(
     method: str, target: str, broker: EmbeddedBroker, tmp_path: Path
 ) -> None:

@@ -27,8 +27,12 @@ async def test_lifecycle_events_are_valid_cloudevents_without_personal_data(
     assert reply.status_code == 201, reply.text
     person = reply.json()["person_id"]
     base = f"/api/v1/persons/{person}"
-    needs = {"german_level": "A2", "schooling": "secondary", "employment_situation": "job_seeking",
-             "notes": "Worked as a nurse in Aleppo"}  # fmt: skip
+    needs = {
+        "german_level": "A2",
+        "schooling": "secondary",
+        "employment_situation": "job_seeking",
+        "notes": "Worked as a nurse in Aleppo",
+    }
     assert (await registration.post(f"{base}/needs-assessments", json=needs)).status_code == 201
     consent = await registration.post(
         f"{base}/consents", json={"partner_category": "charity", "purpose": "counselling"}
@@ -60,7 +64,7 @@ async def test_lifecycle_events_are_valid_cloudevents_without_personal_data(
             "person_moved_away",
             "person_erased",
         )
-    ]  # fmt: skip  (in the order they happened: one key, one partition)
+    ]  # (in the order they happened: one key, one partition)
     assert len({e.get_id() for e in events}) == 7
     forbidden = ["Zainab", "Mariam", "Al-Khatib", "1987-06-05", "Schwaighofstraße", "8191", "example.org", "nurse"]
     for record, event in zip(records, events, strict=True):

@@ -25,8 +25,10 @@ def mounted_files(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, t
     files: dict[str, tuple[str, str, str]] = {}
     for mount in container.get("volumeMounts", []):
         volume = volumes[mount["name"]]
-        for kind, source, name_field in (("Secret", volume.get("secret"), "secretName"),
-                                          ("ConfigMap", volume.get("configMap"), "name")):  # fmt: skip
+        for kind, source, name_field in (
+            ("Secret", volume.get("secret"), "secretName"),
+            ("ConfigMap", volume.get("configMap"), "name"),
+        ):
             if source is None:
                 continue
             assert mount.get("readOnly") and "subPath" not in mount, f"{mount} (subPath never sees a renewal)"
@@ -38,8 +40,9 @@ def mounted_files(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, t
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_ca_file_a_process_is_told_to_trust_is_mounted_from_the_city_ca(overlay: str) -> None:
     objects = render(overlay)
-    ca_secrets = {e["name"] for e in required_secrets() if e["format"] == "ca-cert"
-                  and overlay in e.get("overlays", OVERLAYS)}  # fmt: skip
+    ca_secrets = {
+        e["name"] for e in required_secrets() if e["format"] == "ca-cert" and overlay in e.get("overlays", OVERLAYS)
+    }
     told = []
     for o in [*of_kind(objects, "Deployment"), *of_kind(objects, "Job")]:
         if o["metadata"]["namespace"] != NAMESPACE:

@@ -88,8 +88,12 @@ def test_every_operator_object_validates_against_its_pinned_crd(overlay: str) ->
 def test_the_strict_reading_notices_an_unknown_field() -> None:
     """The check above can fail: a misspelt field of a Kafka node pool, and an int-or-string given a list."""
     _, pool = schemas()["kafka.strimzi.io/v1 KafkaNodePool"]
-    wrong = {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaNodePool", "metadata": {"name": "x"},
-             "spec": {"replicas": 3, "roles": ["broker"], "storage": {"type": "ephemeral"}, "rack": {}}}  # fmt: skip
+    wrong = {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaNodePool",
+        "metadata": {"name": "x"},
+        "spec": {"replicas": 3, "roles": ["broker"], "storage": {"type": "ephemeral"}, "rack": {}},
+    }
     assert any("rack" in e.message for e in jsonschema.Draft7Validator(pool).iter_errors(wrong))
     _, route = schemas()["gateway.networking.k8s.io/v1 HTTPRoute"]
     rules = [{"backendRefs": [{"name": "s", "port": 80}]}]

@@ -396,9 +396,13 @@ def settings_classes() -> dict[str, Any]:
     from services.registration.app import RegistrationSettings
 
     return {
-        "gateway": GatewaySettings, "registration": RegistrationSettings, "referral": ReferralSettings,
-        "courses": CoursesSettings, "partners": PartnersSettings, "monitoring": MonitoringSettings,
-    }  # fmt: skip
+        "gateway": GatewaySettings,
+        "registration": RegistrationSettings,
+        "referral": ReferralSettings,
+        "courses": CoursesSettings,
+        "partners": PartnersSettings,
+        "monitoring": MonitoringSettings,
+    }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -406,10 +410,12 @@ def test_every_process_gets_its_secrets(overlay: str) -> None:
     objects = render(overlay)
     gateway_public_key = ("internal-identity-gateway", "public-key")
     wanted: dict[str, dict[str, tuple[str, str]]] = {
-        name: {"INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY": gateway_public_key,
-               f"{name.upper()}_IDEMPOTENCY_SECRET": ("idempotency", name)}
+        name: {
+            "INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY": gateway_public_key,
+            f"{name.upper()}_IDEMPOTENCY_SECRET": ("idempotency", name),
+        }
         for name in SERVICES
-    }  # fmt: skip
+    }
     wanted["gateway"] = {
         "GATEWAY_INTERNAL_IDENTITY_SIGNING_KEY": ("internal-identity-gateway", "private-key"),
         "GATEWAY_COOKIE_SECRET": ("gateway-cookie", "secret"),
@@ -417,12 +423,14 @@ def test_every_process_gets_its_secrets(overlay: str) -> None:
     }
     wanted["referral"]["REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY"] = ("internal-identity-referral", "private-key")
     wanted["registration"]["REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY"] = (
-        "internal-identity-referral", "public-key",
-    )  # fmt: skip
+        "internal-identity-referral",
+        "public-key",
+    )
     wanted["courses"]["COURSES_INTERNAL_IDENTITY_SIGNING_KEY"] = ("internal-identity-courses", "private-key")
     wanted["registration"]["REGISTRATION_INTERNAL_IDENTITY_COURSES_PUBLIC_KEY"] = (
-        "internal-identity-courses", "public-key",
-    )  # fmt: skip
+        "internal-identity-courses",
+        "public-key",
+    )
     wanted["courses"]["COURSES_PASS_SIGNING_KEY"] = ("courses-secrets", "pass-signing-key")
     wanted["partners"]["PARTNERS_API_KEY_PEPPER"] = ("partners-secrets", "api-key-pepper")
     wanted["partners"]["PARTNERS_WEBHOOK_SECRET_KEY"] = ("partners-secrets", "webhook-secret-key")
@@ -441,10 +449,12 @@ def test_a_private_key_or_secret_reaches_only_the_process_it_belongs_to(overlay:
     """Each process signs as itself: the gateway's, referral's and courses' private keys, and each service's
     idempotency key, are in no other process's environment."""
     objects = render(overlay)
-    owners = {("internal-identity-gateway", "private-key"): "gateway",
-              ("internal-identity-referral", "private-key"): "referral",
-              ("internal-identity-courses", "private-key"): "courses",
-              ("gateway-cookie", "secret"): "gateway"} | {("idempotency", name): name for name in SERVICES}  # fmt: skip
+    owners = {
+        ("internal-identity-gateway", "private-key"): "gateway",
+        ("internal-identity-referral", "private-key"): "referral",
+        ("internal-identity-courses", "private-key"): "courses",
+        ("gateway-cookie", "secret"): "gateway",
+    } | {("idempotency", name): name for name in SERVICES}
     for name in PROCESSES:
         for variable, ref in secret_refs(objects, name).items():
             assert owners.get(ref, name) == name, f"{name} gets {ref} as {variable}"
@@ -486,8 +496,11 @@ def container_environment(
 ) -> dict[str, str]:
     """The variables a container gets from ConfigMaps and literal values, as the process reads them (a later
     entry wins; ``env`` over ``envFrom``). Values from Secrets are not in the render: they show as ``<secret>``."""
-    configmaps = {o["metadata"]["name"]: o.get("data", {}) for o in of_kind(objects, "ConfigMap")
-                  if o["metadata"].get("namespace") == namespace}  # fmt: skip
+    configmaps = {
+        o["metadata"]["name"]: o.get("data", {})
+        for o in of_kind(objects, "ConfigMap")
+        if o["metadata"].get("namespace") == namespace
+    }
     variables: dict[str, str] = {}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:

@@ -142,8 +142,12 @@ def model(overlay: str) -> Cluster:
     cluster.pod("otel-collector", NAMESPACE, collector, (TCP, 4317), (TCP, 4318))
     kafka = by_name(objects, "Kafka", "landsberg")
     for pool in of_kind(objects, "KafkaNodePool"):  # Strimzi's labels on the node pools' pods
-        labels = {"strimzi.io/cluster": "landsberg", "strimzi.io/kind": "Kafka",
-                  "strimzi.io/pool-name": pool["metadata"]["name"], "strimzi.io/name": "landsberg-kafka"}  # fmt: skip
+        labels = {
+            "strimzi.io/cluster": "landsberg",
+            "strimzi.io/kind": "Kafka",
+            "strimzi.io/pool-name": pool["metadata"]["name"],
+            "strimzi.io/name": "landsberg-kafka",
+        }
         listeners = kafka["spec"]["kafka"]["listeners"] if "broker" in pool["spec"]["roles"] else []
         ports = [(TCP, listener["port"]) for listener in listeners]
         cluster.pod(f"kafka-{pool['metadata']['name']}", NAMESPACE, labels, *ports, (TCP, 9090), (TCP, 9091))
@@ -153,8 +157,16 @@ def model(overlay: str) -> Cluster:
         labels |= db["spec"].get("inheritedMetadata", {}).get("labels", {})
         cluster.pod(name, namespace, labels, (TCP, 5432), (TCP, 8000), (TCP, 9187))
     cluster.pod("edge", EDGE_NAMESPACE, EDGE_LABELS, (TCP, 10080), (TCP, 10443))
-    cluster.pod("keycloak", "keycloak", {"app": "keycloak", "app.kubernetes.io/instance": "keycloak"},
-                (TCP, 8080), (TCP, 8443), (TCP, 9000), (TCP, 7800), (TCP, 57800))  # fmt: skip
+    cluster.pod(
+        "keycloak",
+        "keycloak",
+        {"app": "keycloak", "app.kubernetes.io/instance": "keycloak"},
+        (TCP, 8080),
+        (TCP, 8443),
+        (TCP, 9000),
+        (TCP, 7800),
+        (TCP, 57800),
+    )
     cluster.pod("keycloak-realm-import", "keycloak", {"app": "keycloak-realm-import"})
     cluster.pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, (UDP, 53), (TCP, 53))
     cluster.pod("tracing-backend", "observability", {"app.kubernetes.io/name": "tempo"}, (TCP, 4317))
@@ -235,9 +247,15 @@ def test_the_model_notices_a_missing_and_a_surplus_path() -> None:
     assert not allowed(cluster, "partners", "city-server", TCP, 443)
     assert not allowed(cluster, "stranger", "keycloak-db", TCP, 5432)
     gateway_policy = next(p for p in cluster.policies if p["metadata"]["name"] == "gateway")
-    without_edge = {**gateway_policy, "spec": {**gateway_policy["spec"], "egress": [
-        r for r in gateway_policy["spec"]["egress"] if all(p.get("port") != 10443 for p in r.get("ports", []))
-    ]}}  # fmt: skip
+    without_edge = {
+        **gateway_policy,
+        "spec": {
+            **gateway_policy["spec"],
+            "egress": [
+                r for r in gateway_policy["spec"]["egress"] if all(p.get("port") != 10443 for p in r.get("ports", []))
+            ],
+        },
+    }
     cluster.policies = [without_edge if p is gateway_policy else p for p in cluster.policies]
     assert not allowed(cluster, "gateway", "edge", TCP, 10443)
     cluster.policies.append(

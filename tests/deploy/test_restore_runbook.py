@@ -40,8 +40,11 @@ def test_the_restored_cluster_matches_its_origin_and_archives_elsewhere() -> Non
     assert restored["spec"]["postgresql"] == origin["spec"]["postgresql"]
     assert source["plugin"]["parameters"]["serverName"] == archive_name(origin)
     assert archive_name(restored) != archive_name(origin), "Barman refuses to archive into the origin's path"
-    stores = {o["metadata"]["name"] for o in of_kind(objects, "ObjectStore")
-              if o["metadata"]["namespace"] == origin["metadata"]["namespace"]}  # fmt: skip
+    stores = {
+        o["metadata"]["name"]
+        for o in of_kind(objects, "ObjectStore")
+        if o["metadata"]["namespace"] == origin["metadata"]["namespace"]
+    }
     assert source["plugin"]["parameters"]["barmanObjectName"] in stores
     recovery = restored["spec"]["bootstrap"]["recovery"]
     assert (recovery["database"], recovery["owner"]) == tuple(origin["spec"]["bootstrap"]["initdb"].values())
@@ -52,8 +55,12 @@ def test_the_service_reaches_the_restored_cluster_without_new_policies() -> None
     restored = runbook_cluster()
     service = restored["spec"]["inheritedMetadata"]["labels"]["landsberg.de/database"]
     labels = {"cnpg.io/cluster": restored["metadata"]["name"], "cnpg.io/podRole": "instance"}
-    cluster.pod(restored["metadata"]["name"], restored["metadata"]["namespace"],
-                labels | restored["spec"]["inheritedMetadata"]["labels"], (TCP, 5432))  # fmt: skip
+    cluster.pod(
+        restored["metadata"]["name"],
+        restored["metadata"]["namespace"],
+        labels | restored["spec"]["inheritedMetadata"]["labels"],
+        (TCP, 5432),
+    )
     assert allowed(cluster, service, restored["metadata"]["name"], TCP, 5432)
     assert allowed(cluster, f"{service}-migrate", restored["metadata"]["name"], TCP, 5432)
     assert not allowed(cluster, "referral", restored["metadata"]["name"], TCP, 5432)

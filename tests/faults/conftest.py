@@ -20,13 +20,27 @@ from tests.faults.harness import PLATFORM_DEVIATIONS, Platform, start_platform
 
 PROFILES: dict[str, dict[str, float]] = {
     # CI: 2 cores for the whole suite; the faults keep their shape, the loads are shorter.
-    "ci": {"RATE": 8, "PEOPLE": 60, "DOWN_SECONDS": 5, "BROKER_DOWN_SECONDS": 5, "DATABASE_DOWN_SECONDS": 10,
-           "WEBHOOK_OUTAGE_SECONDS": 15, "CONVERGE_SECONDS": 60},
+    "ci": {
+        "RATE": 8,
+        "PEOPLE": 60,
+        "DOWN_SECONDS": 5,
+        "BROKER_DOWN_SECONDS": 5,
+        "DATABASE_DOWN_SECONDS": 10,
+        "WEBHOOK_OUTAGE_SECONDS": 15,
+        "CONVERGE_SECONDS": 60,
+    },
     # The faults at their length (the broker away 20 s, a receiver down a minute), a longer load. 12 newcomers
     # a second are 48 calls: at 20 (80 calls a second) the shared 2 cores here answered too slowly for the client.
-    "long": {"RATE": 12, "PEOPLE": 600, "DOWN_SECONDS": 5, "BROKER_DOWN_SECONDS": 20, "DATABASE_DOWN_SECONDS": 10,
-             "WEBHOOK_OUTAGE_SECONDS": 60, "CONVERGE_SECONDS": 120},
-}  # fmt: skip
+    "long": {
+        "RATE": 12,
+        "PEOPLE": 600,
+        "DOWN_SECONDS": 5,
+        "BROKER_DOWN_SECONDS": 20,
+        "DATABASE_DOWN_SECONDS": 10,
+        "WEBHOOK_OUTAGE_SECONDS": 60,
+        "CONVERGE_SECONDS": 120,
+    },
+}
 #: A receiver's outage is this many times the webhook back-off's first pause: the schedule doubles, so the number of
 #: failed attempts each delivery makes (and the last pause before it gets through) scales with the outage. A minute
 #: against the default 5 s is 12; the CI profile keeps the 12 with a shorter outage.
@@ -53,10 +67,15 @@ def config() -> Config:
     profile = os.environ.get("FAULTS_PROFILE", "ci")
     values = {k: float(os.environ.get(f"FAULTS_{k}", v)) for k, v in PROFILES[profile].items()}
     return Config(
-        rate=values["RATE"], people=int(values["PEOPLE"]), down_s=values["DOWN_SECONDS"],
-        broker_down_s=values["BROKER_DOWN_SECONDS"], database_down_s=values["DATABASE_DOWN_SECONDS"],
-        webhook_outage_s=values["WEBHOOK_OUTAGE_SECONDS"], converge_s=values["CONVERGE_SECONDS"], profile=profile,
-    )  # fmt: skip
+        rate=values["RATE"],
+        people=int(values["PEOPLE"]),
+        down_s=values["DOWN_SECONDS"],
+        broker_down_s=values["BROKER_DOWN_SECONDS"],
+        database_down_s=values["DATABASE_DOWN_SECONDS"],
+        webhook_outage_s=values["WEBHOOK_OUTAGE_SECONDS"],
+        converge_s=values["CONVERGE_SECONDS"],
+        profile=profile,
+    )
 
 
 @dataclass
@@ -71,8 +90,17 @@ class Table:
     config: Config
     rows: list[Row] = field(default_factory=list)
 
-    COLUMNS = ("registrations 201", "persons", "cases", "referrals", "webhooks delivered", "dead letters",
-               "retries", "resumed after", "converged in")  # fmt: skip
+    COLUMNS = (
+        "registrations 201",
+        "persons",
+        "cases",
+        "referrals",
+        "webhooks delivered",
+        "dead letters",
+        "retries",
+        "resumed after",
+        "converged in",
+    )
 
     def text(self) -> str:
         widths = [max(len("fault"), *(len(r.fault) for r in self.rows))]

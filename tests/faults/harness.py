@@ -58,8 +58,9 @@ CONSENTS = (
 )
 #: What the routing rules propose for a woman with REFERRAL_NEEDS (tests/service/test_referral_flow.py): the first
 #: three are sent (a consent covers them), the IHK's waits with "consent missing".
-EXPECTED_REFERRALS = frozenset({"integration_course", "course_with_childcare", "job_placement",
-                                "qualification_recognition"})  # fmt: skip
+EXPECTED_REFERRALS = frozenset(
+    {"integration_course", "course_with_childcare", "job_placement", "qualification_recognition"}
+)
 #: What differs from `make run`, and why; printed with the summary.
 PLATFORM_DEVIATIONS = {
     "ports": "free ports of this machine instead of 8000-8005 and 9092",
@@ -172,9 +173,12 @@ class Receiver:
                 data = json.loads(body).get("data", {})
                 with receiver.lock:
                     receiver.received.append(
-                        Delivery(self.headers.get("webhook-id", ""), str(json.loads(body).get("id")),
-                                 str(data.get("referral_id")))
-                    )  # fmt: skip
+                        Delivery(
+                            self.headers.get("webhook-id", ""),
+                            str(json.loads(body).get("id")),
+                            str(data.get("referral_id")),
+                        )
+                    )
                 self.send_response(200)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -286,8 +290,9 @@ class Load:
     def retried(self, headers: dict[str, str]) -> bool:
         return headers["Idempotency-Key"] in self._retried
 
-    async def call(self, client: httpx.AsyncClient, path: str, body: dict[str, Any],
-                   auth: dict[str, str]) -> httpx.Response | None:  # fmt: skip
+    async def call(
+        self, client: httpx.AsyncClient, path: str, body: dict[str, Any], auth: dict[str, str]
+    ) -> httpx.Response | None:
         headers = {**auth, "Idempotency-Key": str(uuid.uuid4())}
         deadline = time.monotonic() + self.patience_s
         pause = 0.1
@@ -444,13 +449,17 @@ class Platform:
         async with httpx.AsyncClient(base_url=self.gateway, timeout=30) as client:
             for partner, user in ((VHS, "vhs-partner"), (JOBCENTER, "jobcenter")):
                 reply = await client.post(
-                    f"/api/v1/partners/{partner}/webhooks", headers=self.tokens[user],
+                    f"/api/v1/partners/{partner}/webhooks",
+                    headers=self.tokens[user],
                     json={"url": self.receivers[partner].url, "event_types": [REFERRAL_SENT]},
-                )  # fmt: skip
+                )
                 assert reply.status_code == 201, reply.text
             for service in ("integration_course", "course_with_childcare"):
-                reply = await client.put(f"/api/v1/partners/{VHS}/services/{service}/capacity",
-                                         headers=self.tokens["vhs-partner"], json={"free_places": None})  # fmt: skip
+                reply = await client.put(
+                    f"/api/v1/partners/{VHS}/services/{service}/capacity",
+                    headers=self.tokens["vhs-partner"],
+                    json={"free_places": None},
+                )
                 assert reply.status_code == 200, reply.text
 
         async def referral_knows() -> bool:
@@ -518,8 +527,9 @@ class Platform:
 
     async def dead_letters(self) -> list[dict[str, str]]:
         """The records on every ``.dlq`` topic that were not there at the last baseline."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.broker.bootstrap_servers, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")  # fmt: skip
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.broker.bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         await consumer.start()
         found: list[dict[str, str]] = []
         try:
@@ -536,9 +546,16 @@ class Platform:
                         if (r.topic, r.partition, r.offset) in self.dlq_seen:
                             continue
                         headers = {k: v.decode(errors="replace") for k, v in r.headers}
-                        found.append({"topic": r.topic, "partition": str(r.partition), "offset": str(r.offset),
-                                      "ce_id": headers.get("ce_id", ""), "group": headers.get("dlq_consumer_group", ""),
-                                      "error": headers.get("dlq_error", "")})  # fmt: skip
+                        found.append(
+                            {
+                                "topic": r.topic,
+                                "partition": str(r.partition),
+                                "offset": str(r.offset),
+                                "ce_id": headers.get("ce_id", ""),
+                                "group": headers.get("dlq_consumer_group", ""),
+                                "error": headers.get("dlq_error", ""),
+                            }
+                        )
         finally:
             await consumer.stop()
         return found
@@ -555,18 +572,25 @@ class Platform:
             "referral", "SELECT person_id, count(*) AS n FROM cases WHERE person_id = ANY($1) GROUP BY 1", people
         )
         referrals = await self.query(
-            "referral", "SELECT id, person_id, service_type, partner_id, sent_at FROM referrals "
-            "WHERE person_id = ANY($1)", assessed,
-        )  # fmt: skip
-        monitored = await self.query("monitoring", "SELECT count(*) AS n FROM persons WHERE person_id = ANY($1)",
-                                     people)  # fmt: skip
-        sent = {r["id"]: r["partner_id"] for r in referrals if r["sent_at"] is not None and r["partner_id"] in
-                self.receivers}  # fmt: skip
+            "referral",
+            "SELECT id, person_id, service_type, partner_id, sent_at FROM referrals WHERE person_id = ANY($1)",
+            assessed,
+        )
+        monitored = await self.query(
+            "monitoring", "SELECT count(*) AS n FROM persons WHERE person_id = ANY($1)", people
+        )
+        sent = {
+            r["id"]: r["partner_id"]
+            for r in referrals
+            if r["sent_at"] is not None and r["partner_id"] in self.receivers
+        }
         all_sent = [r["id"] for r in referrals if r["sent_at"] is not None]
         monitored_sent = await self.query(
-            "monitoring", "SELECT referral_id, count(*) AS n FROM referral_facts WHERE kind = 'sent' "
-            "AND referral_id = ANY($1) GROUP BY 1", all_sent,
-        )  # fmt: skip
+            "monitoring",
+            "SELECT referral_id, count(*) AS n FROM referral_facts WHERE kind = 'sent' "
+            "AND referral_id = ANY($1) GROUP BY 1",
+            all_sent,
+        )
         webhooks: Counter[str] = Counter()
         webhook_ids: dict[str, set[str]] = {}
         for receiver in self.receivers.values():
@@ -631,8 +655,9 @@ async def group_offsets(platform: Platform, name: str) -> dict[TopicPartition, i
         await producer.stop()
 
 
-async def resumed(platform: Platform, name: str, since: float, before: dict[TopicPartition, int],
-                  timeout_s: float = 30.0) -> float:  # fmt: skip
+async def resumed(
+    platform: Platform, name: str, since: float, before: dict[TopicPartition, int], timeout_s: float = 30.0
+) -> float:
     """Seconds from ``since`` until the restarted service's consumer group commits an offset beyond ``before`` (its
     offsets while it was away).
 
@@ -648,8 +673,13 @@ async def resumed(platform: Platform, name: str, since: float, before: dict[Topi
     try:
         partitions = list(before)
         probe_id = f"probe-{uuid.uuid4()}"
-        headers = binary_headers(event_id=probe_id, event_type="landsberg.test.resume-probe.v1",
-                                 source="/tests/faults", subject=probe_id, time=datetime.now(UTC))  # fmt: skip
+        headers = binary_headers(
+            event_id=probe_id,
+            event_type="landsberg.test.resume-probe.v1",
+            source="/tests/faults",
+            subject=probe_id,
+            time=datetime.now(UTC),
+        )
         await producer.send_and_wait(topics[0], encode_data({}), key=probe_id.encode(), headers=headers)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -663,8 +693,9 @@ async def resumed(platform: Platform, name: str, since: float, before: dict[Topi
         await producer.stop()
 
 
-def platform_environment(directory: Path, bootstrap: str, databases: dict[str, str], postgres: str,
-                         webhook_backoff_s: float) -> tuple[dict[str, str], dict[str, int]]:  # fmt: skip
+def platform_environment(
+    directory: Path, bootstrap: str, databases: dict[str, str], postgres: str, webhook_backoff_s: float
+) -> tuple[dict[str, str], dict[str, int]]:
     """`make run`'s environment (``scripts.run``), on free ports, PostgreSQL and the test's broker."""
     saved = dict(os.environ)
     try:
@@ -703,8 +734,9 @@ async def start_platform(directory: Path, postgres: str, webhook_backoff_s: floa
     broker = EmbeddedBroker(log_path=logs / "broker.log")
     env, ports = platform_environment(directory, broker.bootstrap_servers, databases, postgres, webhook_backoff_s)
     commands = parse_procfile((ROOT / "Procfile").read_text()).processes
-    processes = {name: Process(name, expand(commands[name], env), env, ports[name], logs / f"{name}.log")
-                 for name in PROCESSES}  # fmt: skip
+    processes = {
+        name: Process(name, expand(commands[name], env), env, ports[name], logs / f"{name}.log") for name in PROCESSES
+    }
     receivers = {VHS: Receiver(VHS), JOBCENTER: Receiver(JOBCENTER)}
     platform = Platform(directory, postgres, broker, processes, databases, receivers, env)
     try:

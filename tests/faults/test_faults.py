@@ -50,8 +50,13 @@ async def exercise(
     back, receiver up); convergence is timed from then or from the load's end, whichever is later.
     """
     await platform.baseline()
-    load = Load(platform.gateway, await platform.sign_in("registrar"), await platform.sign_in("admin"),
-                config.rate, config.people).start()  # fmt: skip
+    load = Load(
+        platform.gateway,
+        await platform.sign_in("registrar"),
+        await platform.sign_in("admin"),
+        config.rate,
+        config.people,
+    ).start()
     try:
         counts = await fault(load)
     finally:
@@ -100,8 +105,9 @@ async def test_kill_9_and_restart(platform: Platform, faults_config: Config, tab
             counts["resumed after"] += f" (ready {ready - started:.1f}s)"
         return counts
 
-    _, counts = await exercise(platform, faults_config, table, f"kill -9 {name}, restart after "
-                               f"{faults_config.down_s:g} s", kill)  # fmt: skip
+    _, counts = await exercise(
+        platform, faults_config, table, f"kill -9 {name}, restart after {faults_config.down_s:g} s", kill
+    )
     if name in CONSUMERS:
         assert float(counts["resumed after"].split("s")[0]) <= RESUME_WITHIN_S, counts["resumed after"]
 
@@ -117,8 +123,13 @@ async def test_broker_killed_and_started_again_empty(platform: Platform, faults_
         platform.dlq_seen.clear()  # and its .dlq topics with them: count from zero
         return {"over": time.monotonic()}
 
-    await exercise(platform, faults_config, table,
-                   f"broker killed, started again empty after {faults_config.broker_down_s:g} s", broker)  # fmt: skip
+    await exercise(
+        platform,
+        faults_config,
+        table,
+        f"broker killed, started again empty after {faults_config.broker_down_s:g} s",
+        broker,
+    )
 
 
 async def test_a_services_database_away(platform: Platform, faults_config: Config, table: Table) -> None:
@@ -131,8 +142,9 @@ async def test_a_services_database_away(platform: Platform, faults_config: Confi
             await platform.database_back("referral")  # the later tests share the platform
         return {"over": time.monotonic()}
 
-    await exercise(platform, faults_config, table,
-                   f"referral's database away {faults_config.database_down_s:g} s", database)  # fmt: skip
+    await exercise(
+        platform, faults_config, table, f"referral's database away {faults_config.database_down_s:g} s", database
+    )
 
 
 async def test_a_partners_webhook_receiver_down(platform: Platform, faults_config: Config, table: Table) -> None:
@@ -148,8 +160,14 @@ async def test_a_partners_webhook_receiver_down(platform: Platform, faults_confi
 
     # The last retry before a delivery gets through comes up to about 2/3 of the outage after it (back-off doubling
     # from outage/12): the bound leaves room for that.
-    await exercise(platform, faults_config, table, f"VHS's webhook receiver down {outage:g} s", receiver_down,
-                   converge_s=faults_config.converge_s + outage)  # fmt: skip
+    await exercise(
+        platform,
+        faults_config,
+        table,
+        f"VHS's webhook receiver down {outage:g} s",
+        receiver_down,
+        converge_s=faults_config.converge_s + outage,
+    )
 
 
 # --- duplicates, reordering, poison ------------------------------------------------------------------------------
@@ -157,8 +175,12 @@ async def test_a_partners_webhook_receiver_down(platform: Platform, faults_confi
 
 async def records_about(platform: Platform, topic: str, people: set[str]) -> list[Any]:
     """The records on ``topic`` whose data names one of ``people``, read from the start without a group."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=platform.broker.bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=platform.broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     found = []
     try:
@@ -206,8 +228,10 @@ async def test_duplicated_and_reordered_deliveries(platform: Platform, faults_co
     async def duplicate(load: Load) -> None:
         await platform.converge(load, faults_config.converge_s)  # every original handled
         people = set(load.registered)
-        originals = [*await records_about(platform, PERSONS_TOPIC, people),
-                     *await records_about(platform, REFERRALS_TOPIC, people)]  # fmt: skip
+        originals = [
+            *await records_about(platform, PERSONS_TOPIC, people),
+            *await records_about(platform, REFERRALS_TOPIC, people),
+        ]
         producer = AIOKafkaProducer(bootstrap_servers=platform.broker.bootstrap_servers, acks="all")
         await producer.start()
         try:
@@ -217,19 +241,25 @@ async def test_duplicated_and_reordered_deliveries(platform: Platform, faults_co
                 published[0] += 1
                 new = str(uuid.uuid4())
                 copies[new] = original
-                await producer.send_and_wait(record.topic, record.value, key=record.key,
-                                             headers=with_ce_id(list(record.headers), new))  # fmt: skip
+                await producer.send_and_wait(
+                    record.topic, record.value, key=record.key, headers=with_ce_id(list(record.headers), new)
+                )
         finally:
             await producer.stop()
         # Handled once each service has the new ce_ids of the events it handled the originals of in its inbox.
         for service in CONSUMERS:
-            handled = {r["event_id"] for r in await platform.query(
-                service, "SELECT event_id FROM inbox WHERE event_id = ANY($1)", list(copies.values()))}  # fmt: skip
+            handled = {
+                r["event_id"]
+                for r in await platform.query(
+                    service, "SELECT event_id FROM inbox WHERE event_id = ANY($1)", list(copies.values())
+                )
+            }
             expected = [new for new, original in copies.items() if original in handled]
 
             async def all_in(service: str = service, expected: list[str] = expected) -> bool:
-                rows = await platform.query(service, "SELECT count(*) AS n FROM inbox WHERE event_id = ANY($1)",
-                                            expected)  # fmt: skip
+                rows = await platform.query(
+                    service, "SELECT count(*) AS n FROM inbox WHERE event_id = ANY($1)", expected
+                )
                 return int(rows[0]["n"]) == len(expected)
 
             deadline = time.monotonic() + faults_config.converge_s
@@ -237,8 +267,14 @@ async def test_duplicated_and_reordered_deliveries(platform: Platform, faults_co
                 assert time.monotonic() < deadline, f"{service} did not handle the copies"
                 await asyncio.sleep(0.2)
 
-    await exercise(platform, faults_config, table, "duplicated and reordered deliveries (same and new ce_id)", nothing,
-                   wait_for=duplicate)  # fmt: skip
+    await exercise(
+        platform,
+        faults_config,
+        table,
+        "duplicated and reordered deliveries (same and new ce_id)",
+        nothing,
+        wait_for=duplicate,
+    )
     assert copies, "copies were published"
     table.rows[-1].fault += f": {published[0]} copies, {len(copies)} of them with a new ce_id"
 
@@ -254,11 +290,16 @@ async def test_a_poison_event(platform: Platform, faults_config: Config, table: 
         await producer.start()
         try:
             person = str(uuid.uuid4())
-            headers = binary_headers(event_id=ce_id, event_type=PersonRegistered.event_type,
-                                     source="/services/registration", subject=f"persons/{person}",
-                                     time=datetime.now(UTC))  # fmt: skip
-            await producer.send_and_wait(PERSONS_TOPIC, encode_data({"person_id": person, "age_band": 7}),
-                                         key=person.encode(), headers=headers)  # fmt: skip
+            headers = binary_headers(
+                event_id=ce_id,
+                event_type=PersonRegistered.event_type,
+                source="/services/registration",
+                subject=f"persons/{person}",
+                time=datetime.now(UTC),
+            )
+            await producer.send_and_wait(
+                PERSONS_TOPIC, encode_data({"person_id": person, "age_band": 7}), key=person.encode(), headers=headers
+            )
         finally:
             await producer.stop()
         return {}
@@ -267,8 +308,9 @@ async def test_a_poison_event(platform: Platform, faults_config: Config, table: 
     groups = {d["group"] for d in seen.dead_letters if d["ce_id"] == ce_id}
     handling = set()
     for service in CONSUMERS:
-        rows = await platform.query(service, "SELECT count(*) AS n FROM inbox WHERE event_type = $1",
-                                    PersonRegistered.event_type)  # fmt: skip
+        rows = await platform.query(
+            service, "SELECT count(*) AS n FROM inbox WHERE event_type = $1", PersonRegistered.event_type
+        )
         if int(rows[0]["n"]):
             handling.add(service)
     assert groups == handling, f"dead-lettered by {groups}, handled by {handling}"

@@ -66,32 +66,37 @@ OVERLAY = "prod"
 #: Settings this machine cannot serve as the manifests say: variable -> (the manifests' value, the value here, why).
 DEVIATIONS: dict[str, tuple[str, str, str]] = {
     "KAFKA_IDEMPOTENT_PRODUCER": (
-        "true", "false",
+        "true",
+        "false",
         "the embedded broker (Tansu) refuses aiokafka's InitProducerId; correctness never depends on it "
         "(outbox and idempotent consumers, DESIGN.md section 3)",
     ),
     "KAFKA_SECURITY_PROTOCOL": (
-        "ssl", "PLAINTEXT",
+        "ssl",
+        "PLAINTEXT",
         "the embedded broker speaks plaintext only, so the services' certificates (mounted from Strimzi's Secrets, "
         "not made here) are not read; TLS with a client certificate is a real handshake in "
         "tests/unit/test_kafka_security.py, the KafkaUsers' ACLs are checked against the code in tests/deploy",
     ),
     "GATEWAY_TRUSTED_PROXIES": (
-        '["10.244.0.0/16"]', '["127.0.0.1"]',
+        '["10.244.0.0/16"]',
+        '["127.0.0.1"]',
         "the ingress (the test's client, see Ingress) reaches the gateway from this machine, not from the pod network",
     ),
     "HTTP_SSL_CAFILE": (
-        "/etc/landsberg/city-ca/ca.crt", "",
+        "/etc/landsberg/city-ca/ca.crt",
+        "",
         "the city's CA is the city's own (the Secret city-ca, not made here) and the test's identity provider and "
         "webhook receiver speak plain http; trusting a private CA is a real TLS handshake in "
         "tests/service/test_city_ca.py",
     ),
     "PARTNERS_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": (
-        "false", "true",
+        "false",
+        "true",
         "the partner's webhook receiver in this test listens on 127.0.0.1 over plain http, which production "
         "refuses (server-side request forgery); signing and delivery are the same",
     ),
-}  # fmt: skip
+}
 #: Settings the manifests leave to their defaults and this machine sets: variable -> (value here, why).
 ADDITIONS: dict[str, tuple[str, str]] = {
     "OTEL_METRIC_EXPORT_INTERVAL": (
@@ -165,8 +170,9 @@ class Ingress(httpx.AsyncBaseTransport):
         headers = request.headers.copy()
         headers["x-forwarded-proto"] = "https"
         headers["x-forwarded-for"] = CLIENT_ADDRESS
-        forwarded = httpx.Request(request.method, url, headers=headers, stream=request.stream,
-                                  extensions=request.extensions)  # fmt: skip
+        forwarded = httpx.Request(
+            request.method, url, headers=headers, stream=request.stream, extensions=request.extensions
+        )
         return await self.inner.handle_async_request(forwarded)
 
     async def aclose(self) -> None:
@@ -216,8 +222,9 @@ class Production:
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An HTTP client that reaches the public address through the ingress, and anything else directly."""
-        return httpx.AsyncClient(base_url=self.public_url, mounts={self.public_url: Ingress(self.gateway_url)},
-                                 timeout=30, **kwargs)  # fmt: skip
+        return httpx.AsyncClient(
+            base_url=self.public_url, mounts={self.public_url: Ingress(self.gateway_url)}, timeout=30, **kwargs
+        )
 
     def tails(self) -> str:
         return "\n".join(p.tail() for p in [*self.migrations.values(), *self.processes.values()])
@@ -271,8 +278,9 @@ class Databases:
             await admin.close()
 
 
-async def make_secrets(objects: tuple[dict[str, Any], ...], wanted: set[tuple[str, str]], databases: Databases,
-                       provider: OpenIdProvider) -> dict[tuple[str, str], dict[str, str]]:  # fmt: skip
+async def make_secrets(
+    objects: tuple[dict[str, Any], ...], wanted: set[tuple[str, str]], databases: Databases, provider: OpenIdProvider
+) -> dict[tuple[str, str], dict[str, str]]:
     """The Secrets the processes and their Jobs read, made by each entry's ``format:``."""
     entries = {(e["namespace"], e["name"]): e for e in required_secrets()}
     made: dict[tuple[str, str], dict[str, str]] = {}
@@ -291,9 +299,13 @@ async def make_secrets(objects: tuple[dict[str, Any], ...], wanted: set[tuple[st
             }
         elif form == "postgres-app":
             cluster = next(
-                (c for c in of_kind(objects, "Cluster")
-                 if (c["metadata"]["namespace"], f"{c['metadata']['name']}-app") == ref), None,
-            )  # fmt: skip
+                (
+                    c
+                    for c in of_kind(objects, "Cluster")
+                    if (c["metadata"]["namespace"], f"{c['metadata']['name']}-app") == ref
+                ),
+                None,
+            )
             assert cluster is not None, f"{ref[1]}: no CloudNativePG Cluster {ref[1].removesuffix('-app')}"
             initdb = cluster["spec"]["bootstrap"]["initdb"]
             values = await databases.create(initdb["database"], initdb["owner"])
@@ -301,16 +313,22 @@ async def make_secrets(objects: tuple[dict[str, Any], ...], wanted: set[tuple[st
             made[ref] = {key: values[key] for key in keys}
         elif form == "oidc-client":
             # The client it belongs to: the one the entry names, or else the realm's only confidential client.
-            clients = [c for c in provider.realm["clients"] if not c.get("publicClient", False)
-                       and c["clientId"] == entry.get("client", c["clientId"])]  # fmt: skip
+            clients = [
+                c
+                for c in provider.realm["clients"]
+                if not c.get("publicClient", False) and c["clientId"] == entry.get("client", c["clientId"])
+            ]
             assert len(clients) == 1, f"{ref[1]}: which client of the realm? found {[c['clientId'] for c in clients]}"
             client = clients[0]
             secret = secrets.token_urlsafe(32)
             await asyncio.to_thread(  # Django's ORM is for threads, not for an event loop
-                provider.add_client, client["clientId"], secret, redirect_uris=client.get("redirectUris", []),
+                provider.add_client,
+                client["clientId"],
+                secret,
+                redirect_uris=client.get("redirectUris", []),
                 post_logout_redirect_uris=client.get("attributes", {}).get("post.logout.redirect.uris", "").split(),
                 consent_required=bool(client.get("consentRequired", False)),
-            )  # fmt: skip
+            )
             made[ref] = dict.fromkeys(keys, secret)
         else:
             raise AssertionError(f"Secret {ref[1]} has format {form!r}: the harness cannot make it for a process")
@@ -364,8 +382,9 @@ class Addresses:
         return None
 
 
-def cluster_addresses(objects: tuple[dict[str, Any], ...], ports: dict[str, int], broker: str, otlp: str,
-                      provider: OpenIdProvider) -> Addresses:  # fmt: skip
+def cluster_addresses(
+    objects: tuple[dict[str, Any], ...], ports: dict[str, int], broker: str, otlp: str, provider: OpenIdProvider
+) -> Addresses:
     addresses = Addresses()
     ours = {(w.namespace, w.name) for w in our_workloads(objects)}
     for svc in of_kind(objects, "Service"):
@@ -373,11 +392,18 @@ def cluster_addresses(objects: tuple[dict[str, Any], ...], ports: dict[str, int]
         addresses.cluster_hosts |= {name, f"{name}.{namespace}", f"{name}.{namespace}.svc"}
         for port in svc["spec"].get("ports", []):
             if (namespace, name) in ours:
-                addresses.service(namespace, name, port["port"], "http", f"http://127.0.0.1:{ports[name]}",
-                                  "its process on a free port of this machine")  # fmt: skip
+                addresses.service(
+                    namespace,
+                    name,
+                    port["port"],
+                    "http",
+                    f"http://127.0.0.1:{ports[name]}",
+                    "its process on a free port of this machine",
+                )
             elif name == "otel-collector" and port.get("name") == "otlp-http":
-                addresses.service(namespace, name, port["port"], "http", otlp,
-                                  "a local OTLP/HTTP sink takes the traces")  # fmt: skip
+                addresses.service(
+                    namespace, name, port["port"], "http", otlp, "a local OTLP/HTTP sink takes the traces"
+                )
     for kafka in of_kind(objects, "Kafka"):
         for listener in kafka["spec"]["kafka"].get("listeners", []):
             bootstrap = f"{kafka['metadata']['name']}-kafka-bootstrap"
@@ -387,8 +413,9 @@ def cluster_addresses(objects: tuple[dict[str, Any], ...], ports: dict[str, int]
                 why = "the embedded broker (Tansu), one node"
                 if listener.get("tls"):
                     why += ", plaintext (see KAFKA_SECURITY_PROTOCOL)"
-                addresses.rows.append(Row(f"Kafka {kafka['metadata']['name']}", f"{bootstrap}:{listener['port']}",
-                                          broker, why))  # fmt: skip
+                addresses.rows.append(
+                    Row(f"Kafka {kafka['metadata']['name']}", f"{bootstrap}:{listener['port']}", broker, why)
+                )
     for keycloak in of_kind(objects, "Keycloak"):
         hostname = keycloak["spec"]["hostname"]["hostname"]
         origin = hostname if "://" in hostname else f"https://{hostname}"
@@ -401,16 +428,18 @@ def cluster_addresses(objects: tuple[dict[str, Any], ...], ports: dict[str, int]
             continue
         for host in route["spec"]["hostnames"]:
             why = "not rewritten: the test's client plays the edge (tests/production)"
-            addresses.rows.append(Row(f"Edge HTTPRoute {route['metadata']['name']}", f"https://{host}",
-                                      "the gateway's port", why))  # fmt: skip
+            addresses.rows.append(
+                Row(f"Edge HTTPRoute {route['metadata']['name']}", f"https://{host}", "the gateway's port", why)
+            )
     return addresses
 
 
 # --- the environment -------------------------------------------------------------------------------------------
 
 
-def environment(workload_env: dict[str, EnvEntry], made: dict[tuple[str, str], dict[str, str]],
-                namespace: str) -> dict[str, str]:  # fmt: skip
+def environment(
+    workload_env: dict[str, EnvEntry], made: dict[tuple[str, str], dict[str, str]], namespace: str
+) -> dict[str, str]:
     env = {}
     for name, entry in workload_env.items():
         if entry.secret is not None:
@@ -453,16 +482,18 @@ def migration_job(objects: tuple[dict[str, Any], ...], workload: Workload) -> di
     deployment = next(d for d in of_kind(objects, "Deployment") if d["metadata"]["name"] == workload.name)
     account = deployment["spec"]["template"]["spec"].get("serviceAccountName")
     jobs = [
-        j for j in of_kind(objects, "Job")
+        j
+        for j in of_kind(objects, "Job")
         if j["metadata"]["namespace"] == workload.namespace
         and j["spec"]["template"]["spec"].get("serviceAccountName") == account
-    ]  # fmt: skip
+    ]
     assert len(jobs) <= 1, f"{workload.name}: several Jobs run as {account}"
     return jobs[0] if jobs else None
 
 
-def local_environment(workload: Workload, made: dict[tuple[str, str], dict[str, str]], addresses: Addresses,
-                      port: int, table: list[Row]) -> dict[str, str]:  # fmt: skip
+def local_environment(
+    workload: Workload, made: dict[tuple[str, str], dict[str, str]], addresses: Addresses, port: int, table: list[Row]
+) -> dict[str, str]:
     """The container's environment with the addresses of this machine, the chosen port and the deviations (each
     added to ``table`` once)."""
     env = {key: addresses.rewrite(value) for key, value in environment(workload.env, made, workload.namespace).items()}
@@ -487,8 +518,9 @@ def local_environment(workload: Workload, made: dict[tuple[str, str], dict[str, 
     return env
 
 
-def settings_problems(workload: Workload, env: dict[str, str], addresses: Addresses,
-                      settings: dict[str, ServiceSettings]) -> list[str]:  # fmt: skip
+def settings_problems(
+    workload: Workload, env: dict[str, str], addresses: Addresses, settings: dict[str, ServiceSettings]
+) -> list[str]:
     """What keeps the process from running as production with ``env``: an in-cluster address left unmapped, a
     settings class that refuses the environment (its validators name the variable), or not production. The settings
     built are put in ``settings``."""
@@ -506,8 +538,10 @@ def settings_problems(workload: Workload, env: dict[str, str], addresses: Addres
             return [*problems, f"{cls.__name__} refuses the environment the manifests give it: {reasons}"]
     settings[workload.name] = built
     if built.environment != "production" or not built.identity_required:
-        problems.append(f"ENVIRONMENT is {built.environment!r}, identity required: {built.identity_required}; "
-                        "the production overlay must run production")  # fmt: skip
+        problems.append(
+            f"ENVIRONMENT is {built.environment!r}, identity required: {built.identity_required}; "
+            "the production overlay must run production"
+        )
     return problems
 
 
@@ -570,8 +604,9 @@ def stop(processes: list[Process]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def production(objects: tuple[dict[str, Any], ...], directory: Path, postgres: str,
-                     provider: OpenIdProvider) -> Any:  # fmt: skip
+async def production(
+    objects: tuple[dict[str, Any], ...], directory: Path, postgres: str, provider: OpenIdProvider
+) -> Any:
     """Start the production configuration; yields :class:`Production`; stops and removes all of it after."""
     workloads = {w.name: w for w in our_workloads(objects)}
     assert "gateway" in workloads, "no gateway Deployment in the rendered overlay"
@@ -592,9 +627,7 @@ async def production(objects: tuple[dict[str, Any], ...], directory: Path, postg
         ports = {name: free_port() for name in workloads}
         addresses = cluster_addresses(objects, ports, broker.bootstrap_servers, otlp.url, provider)
         jobs = {name: migration_job(objects, w) for name, w in workloads.items()}
-        job_envs = {
-            name: container_env_of_job(objects, job) for name, job in jobs.items() if job is not None
-        }  # fmt: skip
+        job_envs = {name: container_env_of_job(objects, job) for name, job in jobs.items() if job is not None}
         wanted = {(w.namespace, e.secret) for w in workloads.values() for e in w.env.values() if e.secret}
         wanted |= {(workloads[n].namespace, e.secret) for n, env in job_envs.items() for e in env.values() if e.secret}
         made = await make_secrets(objects, wanted, databases, provider)
@@ -605,20 +638,33 @@ async def production(objects: tuple[dict[str, Any], ...], directory: Path, postg
         for name, workload in workloads.items():
             env = local_environment(workload, made, addresses, ports[name], table)
             problems += [f"{name}: {problem}" for problem in settings_problems(workload, env, addresses, settings)]
-            processes[name] = Process(name, command(workload.command, "127.0.0.1", ports[name]),
-                                      env | IMAGE_ENV, logs / f"{name}.log", ports[name])  # fmt: skip
+            processes[name] = Process(
+                name,
+                command(workload.command, "127.0.0.1", ports[name]),
+                env | IMAGE_ENV,
+                logs / f"{name}.log",
+                ports[name],
+            )
             job = jobs[name]
             if job is not None:
                 job_container = job["spec"]["template"]["spec"]["containers"][0]
                 job_command = [*job_container.get("command", []), *job_container.get("args", [])]
-                job_env = {k: addresses.rewrite(v) for k, v in environment(job_envs[name], made,
-                                                                           workload.namespace).items()}  # fmt: skip
-                migrations[name] = Process(job["metadata"]["name"], command(job_command), job_env | IMAGE_ENV,
-                                           logs / f"{name}-migrate.log")  # fmt: skip
+                job_env = {
+                    k: addresses.rewrite(v) for k, v in environment(job_envs[name], made, workload.namespace).items()
+                }
+                migrations[name] = Process(
+                    job["metadata"]["name"], command(job_command), job_env | IMAGE_ENV, logs / f"{name}-migrate.log"
+                )
         assert not problems, "the production configuration does not start as rendered:\n" + "\n".join(problems)
         image = ", ".join(f"{k}={v}" for k, v in IMAGE_ENV.items())
-        table.append(Row("the image's environment", "its virtual environment on PATH", image,
-                         "the repository is the installed package"))  # fmt: skip
+        table.append(
+            Row(
+                "the image's environment",
+                "its virtual environment on PATH",
+                image,
+                "the repository is the installed package",
+            )
+        )
 
         await run_to_completion(list(migrations.values()), workdir)
         for process in processes.values():
@@ -626,10 +672,19 @@ async def production(objects: tuple[dict[str, Any], ...], directory: Path, postg
         await wait_ready(list(processes.values()))
         public = next(r for r in table if r.what.startswith("Edge")).cluster
         yield Production(
-            objects=objects, workloads=workloads, processes=processes, settings=settings, table=table,
-            public_url=public, gateway_url=f"http://127.0.0.1:{ports['gateway']}", provider=provider,
-            receiver=receiver, otlp=otlp, workdir=workdir, migrations=migrations,
-        )  # fmt: skip
+            objects=objects,
+            workloads=workloads,
+            processes=processes,
+            settings=settings,
+            table=table,
+            public_url=public,
+            gateway_url=f"http://127.0.0.1:{ports['gateway']}",
+            provider=provider,
+            receiver=receiver,
+            otlp=otlp,
+            workdir=workdir,
+            migrations=migrations,
+        )
     finally:
         # The gateway first, then the services (as a rollout would drain them), then what they used.
         stop([processes[n] for n in ("gateway",) if n in processes])

@@ -169,10 +169,12 @@ async def test_a_newcomers_whole_journey(
 
     with step("each partner offers its service"):
         offer = {"languages": ["de", "en"], "response_days": 5, "free_places": 20}
-        await vhs_staff.put(f"/api/v1/partners/{VHS}/services/integration_course",
-                            json=offer | {"name": "Integrationskurs"})  # fmt: skip
-        await jobcenter_staff.put(f"/api/v1/partners/{JOBCENTER}/services/job_placement",
-                                  json=offer | {"name": "Arbeitsvermittlung"})  # fmt: skip
+        await vhs_staff.put(
+            f"/api/v1/partners/{VHS}/services/integration_course", json=offer | {"name": "Integrationskurs"}
+        )
+        await jobcenter_staff.put(
+            f"/api/v1/partners/{JOBCENTER}/services/job_placement", json=offer | {"name": "Arbeitsvermittlung"}
+        )
         directory = await anyone.get("/api/v1/partners")
         assert {p["partner_id"] for p in directory["items"]} == {VHS, JOBCENTER}
 
@@ -184,9 +186,13 @@ async def test_a_newcomers_whole_journey(
         person_body = newcomer(gender="male", birth_date="1990-05-04", nationality="SY")
         family = [
             {k: v for k, v in newcomer(gender=g, birth_date=b, nationality="SY").items() if k != "address"}
-            for g, b in (("female", "1992-01-20"), ("female", "2015-06-01"), ("male", "2018-09-09"),
-                         ("female", "2021-02-14"))
-        ]  # fmt: skip
+            for g, b in (
+                ("female", "1992-01-20"),
+                ("female", "2015-06-01"),
+                ("male", "2018-09-09"),
+                ("female", "2021-02-14"),
+            )
+        ]
         registered = await registrar.post(
             "/api/v1/registrations", 201, json=person_body | {"household_members": family}
         )
@@ -215,8 +221,10 @@ async def test_a_newcomers_whole_journey(
 
         await eventually(reachable)
         needs = {"german_level": "A1", "schooling": "secondary", "employment_situation": "job_seeking"}
-        assert "language" in (await navigator.post(f"/api/v1/persons/{person}/needs-assessments", 201,
-                                                   json=needs))["need_categories"]  # fmt: skip
+        assert (
+            "language"
+            in (await navigator.post(f"/api/v1/persons/{person}/needs-assessments", 201, json=needs))["need_categories"]
+        )
 
     with step("referrals are proposed; the one a consent covers is sent"):
 
@@ -232,8 +240,9 @@ async def test_a_newcomers_whole_journey(
         assert job_referral["status"] == "proposed" and job_referral["blocked_reason"] == "consent missing"
 
     with step("a consent for the Jobcenter sends its referral"):
-        await registrar.post(f"/api/v1/persons/{person}/consents", 201,
-                             json={"partner_id": JOBCENTER, "purpose": "job_placement"})  # fmt: skip
+        await registrar.post(
+            f"/api/v1/persons/{person}/consents", 201, json={"partner_id": JOBCENTER, "purpose": "job_placement"}
+        )
 
         async def sent() -> bool:
             return bool((await navigator.get(f"/api/v1/referrals/{job_referral['referral_id']}"))["status"] == "sent")
@@ -242,12 +251,14 @@ async def test_a_newcomers_whole_journey(
 
     with step("the VHS creates an API key and subscribes a webhook"):
         scopes = ["referrals:read", "referrals:write"]
-        key = await vhs_staff.post(f"/api/v1/partners/{VHS}/api-keys", 201,
-                                   json={"name": "Kursverwaltung", "scopes": scopes})  # fmt: skip
+        key = await vhs_staff.post(
+            f"/api/v1/partners/{VHS}/api-keys", 201, json={"name": "Kursverwaltung", "scopes": scopes}
+        )
         hook = await vhs_staff.post(
-            f"/api/v1/partners/{VHS}/webhooks", 201,
+            f"/api/v1/partners/{VHS}/webhooks",
+            201,
             json={"url": f"{production.receiver.url}/vhs", "event_types": [ReferralAccepted.event_type]},
-        )  # fmt: skip
+        )
         vhs_key = Caller(client, key["key"], "the VHS's API key")
 
     with step("the VHS accepts the referral with its API key and reads the contact data its consent allows"):
@@ -287,8 +298,9 @@ async def test_a_newcomers_whole_journey(
         base = f"/api/v1/courses/{course['course_id']}/enrolments/{enrolment['enrolment_id']}"
         first_session = course["sessions"][0]["session_id"]
         await course_admin.post(f"{base}/attendance", 201, json={"session_id": first_session, "present": True})
-        done = await course_admin.post(f"{base}/completion", json={
-            "result": "passed", "certificate": "DTZ B1", "completed_on": today.isoformat()})  # fmt: skip
+        done = await course_admin.post(
+            f"{base}/completion", json={"result": "passed", "certificate": "DTZ B1", "completed_on": today.isoformat()}
+        )
         assert done["status"] == "completed"
 
     with step("the education pass is issued with the registered name and verified"):
@@ -320,8 +332,12 @@ async def test_a_newcomers_whole_journey(
             detail = await navigator.get(f"/api/v1/cases/{case['case_id']}")
             members = {m["person_id"]: m for m in detail["members"]}
             # The newcomer led the case; another adult of the household leads it now, nobody has the erased one.
-            return bool(detail["status"] != "closed" and person not in members and len(members) == 4
-                        and sum(m["lead"] for m in members.values()) == 1)  # fmt: skip
+            return bool(
+                detail["status"] != "closed"
+                and person not in members
+                and len(members) == 4
+                and sum(m["lead"] for m in members.values()) == 1
+            )
 
         await eventually(left_the_case)
 
@@ -450,6 +466,7 @@ async def test_every_process_serves_metrics_and_lag_and_backlog_move_under_load(
             )
 
         assert await eventually(drained, timeout_s=30)
-        handled = sample(await read("referral"), "consumer_events_handled_total", service="referral",
-                        topic="registration.persons.v1")  # fmt: skip
+        handled = sample(
+            await read("referral"), "consumer_events_handled_total", service="referral", topic="registration.persons.v1"
+        )
         assert handled is not None and handled >= 40

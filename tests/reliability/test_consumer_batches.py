@@ -75,8 +75,9 @@ async def produce_all(bootstrap: str, topic: str, events: list[tuple[str, dict[s
     try:
         sent = []
         for event_id, data in events:
-            headers = binary_headers(event_id=event_id, event_type=EVENT_TYPE, source="/tests", subject="k",
-                                     time=datetime.now(UTC))  # fmt: skip
+            headers = binary_headers(
+                event_id=event_id, event_type=EVENT_TYPE, source="/tests", subject="k", time=datetime.now(UTC)
+            )
             sent.append(await producer.send(topic, json.dumps(data).encode(), key=b"k", headers=headers))
         await asyncio.gather(*sent)
     finally:

@@ -124,23 +124,39 @@ class Newcomer:
 
     def registration(self) -> dict[str, Any]:
         return {
-            "given_names": self.given_names, "family_name": self.family_name,
-            "birth_date": self.birth_date.isoformat(), "gender": "female", "nationality": "SY",
-            "languages": ["ar", "en"], "preferred_language": "ar", "residence_status_group": "recognised_refugee",
-            "arrival_date": "2026-09-02", "phone": self.phone, "email": self.email,
-            "address": {"street": self.street, "house_number": "12", "postal_code": "86899",
-                        "district": "Schwaighofsiedlung"},
-        }  # fmt: skip
+            "given_names": self.given_names,
+            "family_name": self.family_name,
+            "birth_date": self.birth_date.isoformat(),
+            "gender": "female",
+            "nationality": "SY",
+            "languages": ["ar", "en"],
+            "preferred_language": "ar",
+            "residence_status_group": "recognised_refugee",
+            "arrival_date": "2026-09-02",
+            "phone": self.phone,
+            "email": self.email,
+            "address": {
+                "street": self.street,
+                "house_number": "12",
+                "postal_code": "86899",
+                "district": "Schwaighofsiedlung",
+            },
+        }
 
     def needles(self) -> dict[str, str]:
         """What must not be found, by name; lower case (the search is case-blind), in the forms a service might
         write it (the birth date also as a German date, the phone number also without spaces)."""
         values = {
-            "given names": self.given_names, "given name token": f"Ysolde{self.token}",
-            "family name": self.family_name, "birth date": self.birth_date.isoformat(),
-            "birth date (de)": self.birth_date.strftime("%d.%m.%Y"), "street": self.street,
-            "phone": self.phone, "phone (compact)": self.phone.replace(" ", ""), "email": self.email,
-        }  # fmt: skip
+            "given names": self.given_names,
+            "given name token": f"Ysolde{self.token}",
+            "family name": self.family_name,
+            "birth date": self.birth_date.isoformat(),
+            "birth date (de)": self.birth_date.strftime("%d.%m.%Y"),
+            "street": self.street,
+            "phone": self.phone,
+            "phone (compact)": self.phone.replace(" ", ""),
+            "email": self.email,
+        }
         return {name: value.lower() for name, value in values.items()}
 
 
@@ -334,8 +350,13 @@ def created(reply: httpx.Response, status: int = 201) -> dict[str, Any]:
 async def journey(p: Platform, receiver: Receiver, person: Newcomer) -> tuple[str, dict[str, Any]]:
     """Registration to a partner's referral, a course and an education pass; every write with an Idempotency-Key.
     Returns the person id and the case (with its referrals)."""
-    created(await p.partners.post(f"/api/v1/partners/{VHS}/webhooks", headers={"X-Partner-Id": VHS} | key(),
-                                  json={"url": receiver.url, "event_types": REFERRAL_EVENT_TYPES}))  # fmt: skip
+    created(
+        await p.partners.post(
+            f"/api/v1/partners/{VHS}/webhooks",
+            headers={"X-Partner-Id": VHS} | key(),
+            json={"url": receiver.url, "event_types": REFERRAL_EVENT_TYPES},
+        )
+    )
     course = created(await p.courses.post("/api/v1/courses", headers=key(), json=course_body(capacity=10)))
 
     registering = key()
@@ -345,9 +366,10 @@ async def journey(p: Platform, receiver: Receiver, person: Newcomer) -> tuple[st
     assert again.headers.get("idempotent-replayed") == "true" and again.json() == first.json()
     read = await p.registration.get(f"/api/v1/persons/{person_id}")
     changed = await p.registration.patch(
-        f"/api/v1/persons/{person_id}", headers={"If-Match": read.headers["etag"]} | key(),
+        f"/api/v1/persons/{person_id}",
+        headers={"If-Match": read.headers["etag"]} | key(),
         json={"languages": ["ar", "en", "de"]},
-    )  # fmt: skip
+    )
     assert created(changed, 200)["family_name"] == person.family_name  # the stored answer holds the whole record
     for consent in CONSENTS:
         created(await p.registration.post(f"/api/v1/persons/{person_id}/consents", headers=key(), json=consent))
@@ -379,8 +401,12 @@ async def journey(p: Platform, receiver: Receiver, person: Newcomer) -> tuple[st
         )
     )
     by_partner = {r["partner_id"]: r["referral_id"] for r in case["referrals"] if r["status"] == "sent"}
-    created(await p.referral.post(f"/api/v1/partner/referrals/{by_partner[VHS]}/accept",
-                                  headers={"X-Partner-Id": VHS} | key()), 200)  # fmt: skip
+    created(
+        await p.referral.post(
+            f"/api/v1/partner/referrals/{by_partner[VHS]}/accept", headers={"X-Partner-Id": VHS} | key()
+        ),
+        200,
+    )
     for step, body in (("accept", None), ("start", None), ("complete", {"outcome": "successful"})):
         reply = await p.referral.post(
             f"/api/v1/partner/referrals/{by_partner[IHK]}/{step}", headers={"X-Partner-Id": IHK} | key(), json=body
@@ -402,8 +428,9 @@ async def journey(p: Platform, receiver: Receiver, person: Newcomer) -> tuple[st
 
     async def delivered() -> bool:
         kinds = {json.loads(r.body)["type"].split(".")[-2] for r in receiver.about({by_partner[VHS]})}
-        pending = await p.scalar("partners", select(func.count()).select_from(WebhookDelivery).where(
-            WebhookDelivery.status == "pending"))  # fmt: skip
+        pending = await p.scalar(
+            "partners", select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "pending")
+        )
         return {"referral_sent", "referral_accepted", "referral_started"} <= kinds and pending == 0
 
     await eventually(delivered)
@@ -413,9 +440,10 @@ async def journey(p: Platform, receiver: Receiver, person: Newcomer) -> tuple[st
 async def erase(p: Platform, person_id: str) -> None:
     """As an admin, with the reason the erasure asks for (sent as the query; a body is not needed then)."""
     reply = await p.registration.delete(
-        f"/api/v1/persons/{person_id}", params={"reason": "the data subject's request (GDPR Art. 17)"},
+        f"/api/v1/persons/{person_id}",
+        params={"reason": "the data subject's request (GDPR Art. 17)"},
         headers=ADMIN | key(),
-    )  # fmt: skip
+    )
     assert reply.status_code == 204, reply.text
 
 
@@ -432,8 +460,9 @@ async def settled(p: Platform, receiver: Receiver, person_id: str, case: dict[st
             waiting.append("referral")
         if not await p.scalar("courses", select(Learner.erased).where(Learner.person_id == person_id)):
             waiting.append("courses")
-        if not await p.scalar("monitoring", select(MonitoringPerson.erased).where(
-                MonitoringPerson.person_id == person_id)):  # fmt: skip
+        if not await p.scalar(
+            "monitoring", select(MonitoringPerson.erased).where(MonitoringPerson.person_id == person_id)
+        ):
             waiting.append("monitoring")
         tombstone = select(ErasedPerson.person_id).where(ErasedPerson.person_id == person_id)
         if await p.scalar("partners", tombstone) is None:
@@ -445,8 +474,9 @@ async def settled(p: Platform, receiver: Receiver, person_id: str, case: dict[st
             outbox = app.state.runtime.tables.outbox
             if await p.scalar(service, select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))):
                 waiting.append(f"{service}'s outbox")
-        if await p.scalar("partners", select(func.count()).select_from(WebhookDelivery).where(
-                WebhookDelivery.status == "pending")):  # fmt: skip
+        if await p.scalar(
+            "partners", select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "pending")
+        ):
             waiting.append("webhook deliveries")
         return waiting
 
@@ -471,11 +501,15 @@ async def test_after_erasure_no_service_database_topic_or_log_line_holds_the_per
     before = Search(person.needles())
     await search_databases(p.apps, before)
     expected = {
-        ("database", "registration", "persons"), ("database", "registration", "needs_assessments"),
-        ("database", "registration", "idempotency_keys"), ("database", "referral", "case_notes"),
-        ("database", "referral", "goals"), ("database", "referral", "idempotency_keys"),
-        ("database", "courses", "issued_passes"), ("database", "courses", "idempotency_keys"),
-    }  # fmt: skip
+        ("database", "registration", "persons"),
+        ("database", "registration", "needs_assessments"),
+        ("database", "registration", "idempotency_keys"),
+        ("database", "referral", "case_notes"),
+        ("database", "referral", "goals"),
+        ("database", "referral", "idempotency_keys"),
+        ("database", "courses", "issued_passes"),
+        ("database", "courses", "idempotency_keys"),
+    }
     assert expected <= before.places(3), f"the search missed {sorted(expected - before.places(3))}"
 
     await erase(p, person_id)

@@ -119,19 +119,30 @@ async def produce_referrals_sent(bootstrap: str, partner_id: str, count: int) ->
         for _ in range(count):
             now = datetime.now(UTC)
             event = ReferralSent(
-                referral_id=str(uuid.uuid4()), case_id=str(uuid.uuid4()), person_id=str(uuid.uuid4()),
-                service_type="integration_course", partner_id=partner_id, partner_category="adult_education",
-                at=now, purpose="course_enrolment", response_due_at=now + timedelta(days=7),
-            )  # fmt: skip
+                referral_id=str(uuid.uuid4()),
+                case_id=str(uuid.uuid4()),
+                person_id=str(uuid.uuid4()),
+                service_type="integration_course",
+                partner_id=partner_id,
+                partner_category="adult_education",
+                at=now,
+                purpose="course_enrolment",
+                response_due_at=now + timedelta(days=7),
+            )
             ce_id = str(uuid.uuid4())
             headers = binary_headers(
-                event_id=ce_id, event_type=event.event_type, source="/services/referral", subject=event.subject(),
+                event_id=ce_id,
+                event_type=event.event_type,
+                source="/services/referral",
+                subject=event.subject(),
                 time=now,
-            )  # fmt: skip
+            )
             await producer.send_and_wait(
-                event.topic, encode_data(event.model_dump(mode="json")), key=event.partition_key().encode(),
+                event.topic,
+                encode_data(event.model_dump(mode="json")),
+                key=event.partition_key().encode(),
                 headers=headers,
-            )  # fmt: skip
+            )
             sent[event.referral_id] = ce_id
     finally:
         await producer.stop()
@@ -206,9 +217,14 @@ async def test_a_receiver_down_then_failing_gets_every_event_once_it_is_back(
 ) -> None:
     receiver = receivers[VHS]  # not started: connection refused
     settings = partners_settings(
-        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True,
-        webhook_backoff_initial_seconds=0.2, webhook_backoff_max_seconds=0.8, webhook_poll_seconds=0.1,
-    )  # fmt: skip
+        database_url,
+        broker.bootstrap_servers,
+        demo_data=True,
+        webhook_allow_private_addresses=True,
+        webhook_backoff_initial_seconds=0.2,
+        webhook_backoff_max_seconds=0.8,
+        webhook_poll_seconds=0.1,
+    )
     app = create_app(settings)
     async with running_app(app) as client:
         secret = await subscribe(client, VHS, receiver.url)
@@ -217,9 +233,12 @@ async def test_a_receiver_down_then_failing_gets_every_event_once_it_is_back(
         async def all_tried(min_attempts: int, code: int | None) -> bool:
             rows = [row for ce_id in sent.values() for row in await deliveries(client, VHS, ce_id)]
             return len(rows) == 3 and all(
-                r["status"] == "pending" and r["attempts"] >= min_attempts and r["last_status_code"] == code
-                and r["last_error"] for r in rows
-            )  # fmt: skip
+                r["status"] == "pending"
+                and r["attempts"] >= min_attempts
+                and r["last_status_code"] == code
+                and r["last_error"]
+                for r in rows
+            )
 
         await eventually(lambda: all_tried(2, None), timeout_s=30)  # down: refused connections, retried
         receiver.failing = True
@@ -253,9 +272,14 @@ async def test_after_24_hours_a_delivery_fails_and_a_replay_sends_it_again(
     receiver = receivers[VHS]  # down
     clock = ManualClock()
     settings = partners_settings(
-        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True,
-        webhook_backoff_initial_seconds=0.2, webhook_backoff_max_seconds=0.5, webhook_poll_seconds=0.1,
-    )  # fmt: skip
+        database_url,
+        broker.bootstrap_servers,
+        demo_data=True,
+        webhook_allow_private_addresses=True,
+        webhook_backoff_initial_seconds=0.2,
+        webhook_backoff_max_seconds=0.5,
+        webhook_poll_seconds=0.1,
+    )
     app = create_app(settings, clock=clock)
     async with running_app(app) as client:
         secret = await subscribe(client, VHS, receiver.url)
@@ -308,23 +332,33 @@ async def test_an_erased_persons_deliveries_keep_their_log_entry_and_lose_payloa
     receiver = receivers[VHS]
     await receiver.start()
     settings = partners_settings(
-        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True,
+        database_url,
+        broker.bootstrap_servers,
+        demo_data=True,
+        webhook_allow_private_addresses=True,
         webhook_poll_seconds=0.1,
-    )  # fmt: skip
+    )
     app = create_app(settings)
     async with running_app(app) as client:
         reply = await client.post(
-            f"/api/v1/partners/{VHS}/webhooks", headers={"X-Partner-Id": VHS},
+            f"/api/v1/partners/{VHS}/webhooks",
+            headers={"X-Partner-Id": VHS},
             json={"url": receiver.url, "event_types": [REFERRAL_SENT, ReferralRevoked.event_type]},
-        )  # fmt: skip
+        )
         assert reply.status_code == 201, reply.text
         person, bystander, now = str(uuid.uuid4()), str(uuid.uuid4()), datetime.now(UTC)
 
         def referral(person_id: str, kind: type[Any], **extra: Any) -> Any:
             return kind(
-                referral_id=f"ref-{person_id}", case_id=f"case-{person_id}", person_id=person_id,
-                service_type="integration_course", partner_id=VHS, partner_category="adult_education", at=now, **extra,
-            )  # fmt: skip
+                referral_id=f"ref-{person_id}",
+                case_id=f"case-{person_id}",
+                person_id=person_id,
+                service_type="integration_course",
+                partner_id=VHS,
+                partner_category="adult_education",
+                at=now,
+                **extra,
+            )
 
         sent = {"purpose": "course_enrolment", "response_due_at": now + timedelta(days=7)}
         first = await produce(
@@ -381,9 +415,11 @@ async def test_a_referral_event_published_again_under_a_new_ce_id_is_one_webhook
     )
     app = create_app(settings)
     async with running_app(app) as client:
-        reply = await client.post(f"/api/v1/partners/{VHS}/webhooks", headers={"X-Partner-Id": VHS},
-                                  json={"url": receiver.url, "event_types": [REFERRAL_SENT,
-                                                                             ReferralRevoked.event_type]})  # fmt: skip
+        reply = await client.post(
+            f"/api/v1/partners/{VHS}/webhooks",
+            headers={"X-Partner-Id": VHS},
+            json={"url": receiver.url, "event_types": [REFERRAL_SENT, ReferralRevoked.event_type]},
+        )
         assert reply.status_code == 201, reply.text
         now = datetime.now(UTC)
         ids = {
@@ -403,8 +439,11 @@ async def test_a_referral_event_published_again_under_a_new_ce_id_is_one_webhook
 
         async def all_handled() -> bool:
             async with runtime.session_factory() as session:
-                handled = set(await session.scalars(select(inbox.c.event_id).where(
-                    inbox.c.event_id.in_([first, again, revocation]))))  # fmt: skip
+                handled = set(
+                    await session.scalars(
+                        select(inbox.c.event_id).where(inbox.c.event_id.in_([first, again, revocation]))
+                    )
+                )
             return handled == {first, again, revocation}
 
         await eventually(all_handled, timeout_s=20)

@@ -20,10 +20,17 @@ def stream(person: str) -> list[tuple[str, IntegrationEvent]]:
     """The ordered history of one newcomer: (ce_id, event)."""
     household = str(uuid.uuid4())
     profile: dict[str, Any] = {
-        "person_id": person, "household_id": household, "age_band": "27-44", "gender": "female",
-        "nationality": "SY", "languages": ["ar"], "preferred_language": "ar",
-        "residence_status_group": "other", "district": "Weststadt", "registered_on": "2026-11-02",
-    }  # fmt: skip
+        "person_id": person,
+        "household_id": household,
+        "age_band": "27-44",
+        "gender": "female",
+        "nationality": "SY",
+        "languages": ["ar"],
+        "preferred_language": "ar",
+        "residence_status_group": "other",
+        "district": "Weststadt",
+        "registered_on": "2026-11-02",
+    }
     now = datetime.now(UTC)
     return [
         (str(uuid.uuid4()), reg.PersonRegistered(**profile)),

@@ -19,25 +19,65 @@ async def test_a_new_partners_service_takes_referrals_and_a_withdrawn_one_none(b
     )
     newcomer = str(uuid.uuid4())
     directory = [
-        (str(uuid.uuid4()), partner_events.PartnerRegistered(
-            partner_id="caritas-kaufering", name="Caritas Kaufering", category="charity", languages=["de", "ar"],
-            service_types=["migration_counselling"])),
-        (str(uuid.uuid4()), partner_events.ServiceOffered(
-            partner_id="caritas-kaufering", service_type="migration_counselling", name="Migrationsberatung",
-            languages=["de", "ar"], response_days=3, free_places=5)),
-        (str(uuid.uuid4()), partner_events.ServiceWithdrawn(
-            partner_id="caritas-landsberg", service_type="migration_counselling")),
-    ]  # fmt: skip
+        (
+            str(uuid.uuid4()),
+            partner_events.PartnerRegistered(
+                partner_id="caritas-kaufering",
+                name="Caritas Kaufering",
+                category="charity",
+                languages=["de", "ar"],
+                service_types=["migration_counselling"],
+            ),
+        ),
+        (
+            str(uuid.uuid4()),
+            partner_events.ServiceOffered(
+                partner_id="caritas-kaufering",
+                service_type="migration_counselling",
+                name="Migrationsberatung",
+                languages=["de", "ar"],
+                response_days=3,
+                free_places=5,
+            ),
+        ),
+        (
+            str(uuid.uuid4()),
+            partner_events.ServiceWithdrawn(partner_id="caritas-landsberg", service_type="migration_counselling"),
+        ),
+    ]
     person = [
-        (str(uuid.uuid4()), reg.PersonRegistered(
-            person_id=newcomer, household_id=str(uuid.uuid4()), age_band="27-44", gender="male", nationality="SY",
-            languages=["ar"], preferred_language="ar", residence_status_group="recognised_refugee",
-            district="Weststadt", registered_on="2026-11-02")),
-        (str(uuid.uuid4()), reg.NeedsAssessed(
-            person_id=newcomer, assessment_version=1, german_level="B2", need_categories=["counselling"],
-            employment_situation="employed", foreign_qualification_to_recognise=False, childcare_needed=False,
-            age_band="27-44", gender="male", residence_status_group="recognised_refugee", preferred_language="ar")),
-    ]  # fmt: skip
+        (
+            str(uuid.uuid4()),
+            reg.PersonRegistered(
+                person_id=newcomer,
+                household_id=str(uuid.uuid4()),
+                age_band="27-44",
+                gender="male",
+                nationality="SY",
+                languages=["ar"],
+                preferred_language="ar",
+                residence_status_group="recognised_refugee",
+                district="Weststadt",
+                registered_on="2026-11-02",
+            ),
+        ),
+        (
+            str(uuid.uuid4()),
+            reg.NeedsAssessed(
+                person_id=newcomer,
+                assessment_version=1,
+                german_level="B2",
+                need_categories=["counselling"],
+                employment_situation="employed",
+                foreign_qualification_to_recognise=False,
+                childcare_needed=False,
+                age_band="27-44",
+                gender="male",
+                residence_status_group="recognised_refugee",
+                preferred_language="ar",
+            ),
+        ),
+    ]
     async with running_app(app) as client:
         await produce_events(broker.bootstrap_servers, directory)
 

@@ -116,24 +116,38 @@ async def a_newcomer_of_team_nord(world: World) -> tuple[str, dict[str, Any]]:
     and its webhook a delivery), the case handed to team Nord's navigator, enrolled with the VHS; returns the
     person id and what was registered."""
     hook = {"url": "http://127.0.0.1:9/hook", "event_types": [ReferralSent.event_type]}  # nobody listens: kept
-    ok(await world.client.post("/api/v1/partners/vhs-landsberg/webhooks", json=hook,
-                               headers=world.as_("vhs-partner")), 201)  # fmt: skip
+    ok(
+        await world.client.post("/api/v1/partners/vhs-landsberg/webhooks", json=hook, headers=world.as_("vhs-partner")),
+        201,
+    )
     body = newcomer()
     person = ok(await world.client.post("/api/v1/registrations", json=body, headers=world.as_("registrar")), 201)
     person_id = person["person_id"]
-    ok(await world.client.post(f"/api/v1/persons/{person_id}/consents", json=CONSENT, headers=world.as_("registrar")),
-       201)  # fmt: skip
-    ok(await world.client.post(f"/api/v1/persons/{person_id}/needs-assessments", json=NEEDS,
-                               headers=world.as_("admin")), 201)  # fmt: skip
+    ok(
+        await world.client.post(f"/api/v1/persons/{person_id}/consents", json=CONSENT, headers=world.as_("registrar")),
+        201,
+    )
+    ok(
+        await world.client.post(
+            f"/api/v1/persons/{person_id}/needs-assessments", json=NEEDS, headers=world.as_("admin")
+        ),
+        201,
+    )
 
     async def case() -> Any:
-        items = ok(await world.client.get("/api/v1/cases", params={"person_id": person_id},
-                                          headers=world.as_("admin")))["items"]  # fmt: skip
+        items = ok(
+            await world.client.get("/api/v1/cases", params={"person_id": person_id}, headers=world.as_("admin"))
+        )["items"]
         return items[0] if items else None
 
     found = await eventually(case)
-    ok(await world.client.post(f"/api/v1/cases/{found['case_id']}/assignment",
-                               json={"caseworker_id": "lotse-a.berger"}, headers=world.as_("admin")))  # fmt: skip
+    ok(
+        await world.client.post(
+            f"/api/v1/cases/{found['case_id']}/assignment",
+            json={"caseworker_id": "lotse-a.berger"},
+            headers=world.as_("admin"),
+        )
+    )
 
     async def reached() -> bool:
         # Registration and courses learn the case's team from referral's events.
@@ -143,8 +157,12 @@ async def a_newcomer_of_team_nord(world: World) -> tuple[str, dict[str, Any]]:
 
     await eventually(reached)
     course = ok(await world.client.post("/api/v1/courses", json=course_body(5), headers=world.as_("vhs")), 201)
-    ok(await world.client.post(f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person_id},
-                               headers=world.as_("vhs")), 201)  # fmt: skip
+    ok(
+        await world.client.post(
+            f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person_id}, headers=world.as_("vhs")
+        ),
+        201,
+    )
     return person_id, body | {"case_id": found["case_id"]}
 
 
@@ -161,8 +179,13 @@ async def test_every_read_is_in_the_merged_log_in_one_shape_and_only_for_those_w
     assert all(entry["person_id"] == person_id for entry in log)
     assert [e["at"] for e in log] == sorted((e["at"] for e in log), reverse=True), "newest first"
     lotse = [(e["service"], e["action"]) for e in log if e["actor"].startswith("user:") and "lotse" in e["actor"]]
-    for read in (("registration", "read"), ("referral", "read_case"), ("referral", "read_timeline"),
-                 ("courses", "read_enrolments"), ("registration", "read_access_log")):  # fmt: skip
+    for read in (
+        ("registration", "read"),
+        ("referral", "read_case"),
+        ("referral", "read_timeline"),
+        ("courses", "read_enrolments"),
+        ("registration", "read_access_log"),
+    ):
         assert read in lotse, (read, lotse)
     assert log[0]["action"] == "read_access_log", "reading the log is logged, and is the newest entry"
     assert next(e for e in log if e["action"] == "read_case")["purpose"] == "case work (integration counselling)"
@@ -194,8 +217,14 @@ async def test_the_export_holds_every_service_is_logged_and_after_erasure_holds_
     world: World,
 ) -> None:
     person_id, person = await a_newcomer_of_team_nord(world)
-    ok(await world.client.post(f"/api/v1/cases/{person['case_id']}/notes", json={"text": "Erstgespräch geführt"},
-                               headers=world.as_("lotse")), 201)  # fmt: skip
+    ok(
+        await world.client.post(
+            f"/api/v1/cases/{person['case_id']}/notes",
+            json={"text": "Erstgespräch geführt"},
+            headers=world.as_("lotse"),
+        ),
+        201,
+    )
 
     async def delivered() -> Any:
         export = ok(await world.get("datenschutz", f"persons/{person_id}/export"))
@@ -220,9 +249,11 @@ async def test_the_export_holds_every_service_is_logged_and_after_erasure_holds_
     ok(await world.get("admin", f"persons/{person_id}/export"))
 
     erased = await world.client.request(
-        "DELETE", f"/api/v1/persons/{person_id}", json={"reason": "Antrag nach Art. 17 DSGVO"},
+        "DELETE",
+        f"/api/v1/persons/{person_id}",
+        json={"reason": "Antrag nach Art. 17 DSGVO"},
         headers=world.as_("datenschutz"),
-    )  # fmt: skip
+    )
     assert erased.status_code == 204, erased.text
     personal = (person["given_names"], person["family_name"], person["birth_date"], person["address"]["street"])
 

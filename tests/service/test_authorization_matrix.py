@@ -158,19 +158,27 @@ BODIES: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
     ("POST", "/api/v1/cases/{case_id}/closing"): lambda ids: {"reason": "no_contact"},
     ("POST", "/api/v1/cases/{case_id}/tasks"): lambda ids: {"title": "Rückruf", "due_on": "2026-12-14"},
     ("PATCH", "/api/v1/cases/{case_id}/tasks/{task_id}"): lambda ids: {"done": True},
-    ("POST", "/api/v1/referrals/{referral_id}/refer-elsewhere"): lambda ids: {"partner_id": "caritas-landsberg",
-                                                                              "reason": "better_fit"},
+    ("POST", "/api/v1/referrals/{referral_id}/refer-elsewhere"): lambda ids: {
+        "partner_id": "caritas-landsberg",
+        "reason": "better_fit",
+    },
     ("POST", "/api/v1/courses/{course_id}/enrolments"): lambda ids: {"person_id": ids["person_id"]},
     ("POST", "/api/v1/courses/{course_id}/enrolments/{enrolment_id}/attendance"): lambda ids: {
-        "session_id": ids["session_id"], "present": True},
+        "session_id": ids["session_id"],
+        "present": True,
+    },
     ("POST", "/api/v1/courses/{course_id}/enrolments/{enrolment_id}/completion"): lambda ids: {
-        "result": "passed", "completed_on": "2027-03-01"},
+        "result": "passed",
+        "completed_on": "2027-03-01",
+    },
     # A session long after the course's own: no overlap, so the object check is what answers.
     ("POST", "/api/v1/courses/{course_id}/sessions"): lambda ids: {
-        "starts_at": "2031-01-06T09:00:00+00:00", "ends_at": "2031-01-06T11:00:00+00:00"},
+        "starts_at": "2031-01-06T09:00:00+00:00",
+        "ends_at": "2031-01-06T11:00:00+00:00",
+    },
     ("POST", "/api/v1/partner/referrals/{referral_id}/complete"): lambda ids: {"outcome": "successful"},
     ("POST", "/api/v1/partner/referrals/{referral_id}/decline"): lambda ids: {"reason": "no_capacity"},
-}  # fmt: skip
+}
 
 #: Run last, in this order of priority: they end the object they act on.
 DESTRUCTIVE = re.compile(r"(/cancel|/withdrawal|/move-away|/revoke)$")
@@ -216,9 +224,11 @@ async def world(database_url: str, broker: EmbeddedBroker, tmp_path: Path) -> As
         "monitoring": create_monitoring(monitoring_settings(db("monitoring"), bootstrap)),
     }
     settings = gateway_settings(
-        tmp_path, rate_limit_per_minute_user=1_000_000, rate_limit_per_minute_anonymous=1_000_000,
+        tmp_path,
+        rate_limit_per_minute_user=1_000_000,
+        rate_limit_per_minute_anonymous=1_000_000,
         rate_limit_per_minute_api_key=1_000_000,
-    )  # fmt: skip
+    )
     passwords = {
         name: add_account(settings.local_users_file, name, **account) for name, account in (ACCOUNTS | HELPERS).items()
     }
@@ -259,15 +269,20 @@ async def seed(world: World, clients: dict[str, httpx.AsyncClient]) -> None:
             return listed["items"][0] if listed["items"] else None
 
         case = await eventually(found)
-        ok(await referral.post(f"/api/v1/cases/{case['case_id']}/assignment", json={"caseworker_id": worker},
-                               headers=ADMIN_HEADERS))  # fmt: skip
+        ok(
+            await referral.post(
+                f"/api/v1/cases/{case['case_id']}/assignment", json={"caseworker_id": worker}, headers=ADMIN_HEADERS
+            )
+        )
         cases[variant] = case
 
     def sent_to(partner: str, case_id: str) -> Any:
         async def check() -> Any:
             full = (await referral.get(f"/api/v1/cases/{case_id}", headers=ADMIN_HEADERS)).json()
-            return next((r["referral_id"] for r in full["referrals"]
-                         if r["partner_id"] == partner and r["status"] == "sent"), None)  # fmt: skip
+            return next(
+                (r["referral_id"] for r in full["referrals"] if r["partner_id"] == partner and r["status"] == "sent"),
+                None,
+            )
 
         return check
 
@@ -287,8 +302,9 @@ async def seed(world: World, clients: dict[str, httpx.AsyncClient]) -> None:
         course = ok(await c.post("/api/v1/courses", json=course_body(5), headers=bearer(t[admin])), 201)
         courses[variant] = course["course_id"]
         sessions[variant] = course["sessions"][0]["session_id"]
-        enrolment = await c.post(f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person},
-                                 headers=bearer(t[admin]))  # fmt: skip
+        enrolment = await c.post(
+            f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person}, headers=bearer(t[admin])
+        )
         enrolments[variant] = ok(enrolment, 201)["enrolment_id"]
     consents = {}
     for variant, person in (("own", own_person), ("other", other_person)):
@@ -298,15 +314,32 @@ async def seed(world: World, clients: dict[str, httpx.AsyncClient]) -> None:
     # Partner X's and partner Y's API keys and webhooks, made by each partner.
     keys, hooks = {}, {}
     for variant, partner, who in (("own", PARTNER_X, "partner"), ("other", PARTNER_Y, "partner-y")):
-        keys[variant] = ok(await c.post(f"/api/v1/partners/{partner}/api-keys", headers=bearer(t[who]),
-                                        json={"name": "case system", "scopes": KEY_SCOPES}), 201)  # fmt: skip
-        hook = await c.post(f"/api/v1/partners/{partner}/webhooks", headers=bearer(t[who]),
-                            json={"url": "http://127.0.0.1:9/hook",
-                                  "event_types": ["de.landsberg.integration.partners.partner_updated.v1"]})  # fmt: skip
+        keys[variant] = ok(
+            await c.post(
+                f"/api/v1/partners/{partner}/api-keys",
+                headers=bearer(t[who]),
+                json={"name": "case system", "scopes": KEY_SCOPES},
+            ),
+            201,
+        )
+        hook = await c.post(
+            f"/api/v1/partners/{partner}/webhooks",
+            headers=bearer(t[who]),
+            json={
+                "url": "http://127.0.0.1:9/hook",
+                "event_types": ["de.landsberg.integration.partners.partner_updated.v1"],
+            },
+        )
         hooks[variant] = ok(hook, 201)["webhook_id"]
     # The key the matrix calls with is a third one: the matrix revokes the two above (DELETE .../api-keys/{key_id}).
-    caller_key = ok(await c.post(f"/api/v1/partners/{PARTNER_X}/api-keys", headers=bearer(t["partner"]),
-                                 json={"name": "matrix caller", "scopes": KEY_SCOPES}), 201)  # fmt: skip
+    caller_key = ok(
+        await c.post(
+            f"/api/v1/partners/{PARTNER_X}/api-keys",
+            headers=bearer(t["partner"]),
+            json={"name": "matrix caller", "scopes": KEY_SCOPES},
+        ),
+        201,
+    )
     world.api_key = caller_key["key"] if "key" in caller_key else caller_key["api_key"]
     world.ids = {
         "person_id": (own_person, other_person),
@@ -354,10 +387,14 @@ async def test_every_operation_answers_every_caller_as_the_policy_and_the_object
     started = time.monotonic()
     document = ok(await world.client.get("/api/v1/openapi.json"))
     operations = sorted(
-        ((method.upper(), template) for template, item in document["paths"].items() for method in item
-         if method in ("get", "post", "put", "patch", "delete")),
+        (
+            (method.upper(), template)
+            for template, item in document["paths"].items()
+            for method in item
+            if method in ("get", "post", "put", "patch", "delete")
+        ),
         key=lambda op: (rank(*op), op[1], op[0]),
-    )  # fmt: skip
+    )
     assert len(operations) > 40, "the merged document names every service's operations"
     cells = [
         Cell(method, template, caller, variant)
@@ -384,9 +421,11 @@ async def test_every_operation_answers_every_caller_as_the_policy_and_the_object
             if "etag" in current.headers:
                 headers["If-Match"] = current.headers["etag"]
         reply = await world.client.request(
-            cell.method, path, headers=headers,
+            cell.method,
+            path,
+            headers=headers,
             json=body if cell.method != "DELETE" else None,
-        )  # fmt: skip
+        )
         status = reply.status_code
         counts["requests"] += 1
         role_half = decided(cell.caller, cell.method, path)
@@ -457,8 +496,16 @@ async def test_a_forged_stale_or_misused_token_is_refused(attack: str, guarded: 
     now = int(time.time())
     admin = issuer.users.get("admin")
     # What the embedded sign-in puts in an admin's access token; each attack changes one thing.
-    claims = {"iss": issuer.issuer, "aud": issuer.audience, "sub": admin["id"], "preferred_username": "admin",
-              "iat": now, "exp": now + 600, "realm_access": {"roles": ["admin"]}, "session_generation": 0}  # fmt: skip
+    claims = {
+        "iss": issuer.issuer,
+        "aud": issuer.audience,
+        "sub": admin["id"],
+        "preferred_username": "admin",
+        "iat": now,
+        "exp": now + 600,
+        "realm_access": {"roles": ["admin"]},
+        "session_generation": 0,
+    }
     key, headers = issuer.key, {"kid": issuer.kid}
     genuine = jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
     assert (await client.get("/api/v1/persons", headers=bearer(genuine))).status_code == 200, "the control passes"
@@ -474,8 +521,11 @@ async def test_a_forged_stale_or_misused_token_is_refused(attack: str, guarded: 
         # too; it says what it is in "typ" (Keycloak: "ID"; its access tokens: "Bearer"). The embedded issuer's
         # key stands in for the provider's: the verifier is the same for both.
         claims |= {"typ": "ID", "azp": issuer.audience, "nonce": uuid.uuid4().hex, "auth_time": now, "at_hash": "x"}
-    token = (jwt.encode(claims, "", algorithm="none", headers=headers) if attack == "alg_none"
-             else jwt.encode(claims, key, algorithm="EdDSA", headers=headers))  # fmt: skip
+    token = (
+        jwt.encode(claims, "", algorithm="none", headers=headers)
+        if attack == "alg_none"
+        else jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
+    )
     reply = await client.get("/api/v1/persons", headers=bearer(token))
     assert reply.status_code == 401, f"{attack}: {reply.status_code} {reply.text}"
     assert reply.headers["content-type"].startswith("application/problem+json")

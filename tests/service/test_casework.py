@@ -76,9 +76,14 @@ async def test_a_case_lists_names_come_in_one_audited_read_of_the_teams_persons_
     registration, referral = services
     mine, _ = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD, given_names="Leyla Nord")
     theirs, _ = await case_in_team(
-        registration, referral, "lotse-m.wagner", LOTSE_SUED, given_names="Olga Sued", languages=["ru"],
+        registration,
+        referral,
+        "lotse-m.wagner",
+        LOTSE_SUED,
+        given_names="Olga Sued",
+        languages=["ru"],
         preferred_language="ru",
-    )  # fmt: skip
+    )
 
     body = {"person_ids": [mine, theirs, "no-such-person", mine]}
     found = ok(await registration.post("/api/v1/persons/lookup", json=body, headers=LOTSE_NORD))
@@ -98,8 +103,11 @@ async def test_a_case_lists_names_come_in_one_audited_read_of_the_teams_persons_
     assert "user:lotse" not in {e["actor"] for e in theirs_log}
 
     # Bad input is a Problem: an empty list, or more than a page.
-    problem(await registration.post("/api/v1/persons/lookup", json={"person_ids": []}, headers=LOTSE_NORD), 422,
-            "validation")  # fmt: skip
+    problem(
+        await registration.post("/api/v1/persons/lookup", json={"person_ids": []}, headers=LOTSE_NORD),
+        422,
+        "validation",
+    )
     many = {"person_ids": [f"p-{i}" for i in range(201)]}
     problem(await registration.post("/api/v1/persons/lookup", json=many, headers=LOTSE_NORD), 422, "validation")
 
@@ -202,8 +210,9 @@ async def test_the_queue_of_cases_no_team_has(services: tuple[httpx.AsyncClient,
     taken = ok(await referral.post(assignment, json={"caseworker_id": "lotse-m.wagner"}, headers=LOTSE_SUED))
     assert taken["team"] == SUED and taken["caseworker_id"] == "lotse-m.wagner"
     assert await queued() == []
-    problem(await referral.post(assignment, json={"caseworker_id": "lotse-a.berger"}, headers=LOTSE_NORD), 404,
-            "not-found")  # fmt: skip
+    problem(
+        await referral.post(assignment, json={"caseworker_id": "lotse-a.berger"}, headers=LOTSE_NORD), 404, "not-found"
+    )
     await eventually(lambda: reaches(registration, person, LOTSE_SUED))
 
 
@@ -214,12 +223,22 @@ async def test_referring_elsewhere_names_the_target_and_the_reason(
     person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
     # A second partner for job placement (as the partners service's events would announce one).
     async with referral.app.state.runtime.unit_of_work() as uow:  # type: ignore[attr-defined]
-        uow.session.add(PartnerOfferRow(partner_id="kolping-landsberg", service_type="job_placement",
-                                        partner_name="Kolping-Bildungswerk", partner_category="charity",
-                                        free_places=5, languages=["de"], response_days=5))  # fmt: skip
+        uow.session.add(
+            PartnerOfferRow(
+                partner_id="kolping-landsberg",
+                service_type="job_placement",
+                partner_name="Kolping-Bildungswerk",
+                partner_category="charity",
+                free_places=5,
+                languages=["de"],
+                response_days=5,
+            )
+        )
         await uow.commit()
-    for consent in ({"partner_id": "jobcenter-landsberg", "purpose": "job_placement"},
-                    {"partner_category": "charity", "purpose": "job_placement"}):  # fmt: skip
+    for consent in (
+        {"partner_id": "jobcenter-landsberg", "purpose": "job_placement"},
+        {"partner_category": "charity", "purpose": "job_placement"},
+    ):
         ok(await registration.post(f"/api/v1/persons/{person}/consents", json=consent, headers=LOTSE_NORD), 201)
     job_id = next(r["referral_id"] for r in case["referrals"] if r["service_type"] == "job_placement")
     url = f"/api/v1/referrals/{job_id}"
@@ -233,9 +252,11 @@ async def test_referring_elsewhere_names_the_target_and_the_reason(
 
     elsewhere = {"partner_id": "kolping-landsberg", "reason": "better_fit"}
     problem(await referral.post(f"{url}/refer-elsewhere", json=elsewhere, headers=LOTSE_SUED), 404, "not-found")
-    for wrong in ({"partner_id": "ihk-muenchen-oberbayern", "reason": "better_fit"},  # does not place jobs
-                  {"partner_id": "jobcenter-landsberg", "reason": "better_fit"},  # has it already
-                  {"partner_id": "kolping-landsberg", "reason": "whim"}):  # fmt: skip
+    for wrong in (
+        {"partner_id": "ihk-muenchen-oberbayern", "reason": "better_fit"},  # does not place jobs
+        {"partner_id": "jobcenter-landsberg", "reason": "better_fit"},  # has it already
+        {"partner_id": "kolping-landsberg", "reason": "whim"},
+    ):
         problem(await referral.post(f"{url}/refer-elsewhere", json=wrong, headers=LOTSE_NORD), 422, "validation")
     assert ok(await referral.get(url, headers=LOTSE_NORD))["status"] == "accepted", "nothing changed"
 
@@ -251,8 +272,9 @@ async def test_referring_elsewhere_names_the_target_and_the_reason(
     entry = next(e for e in timeline if e["event_type"].endswith("referral_referred_elsewhere.v1"))
     assert entry["summary"]["target_partner_id"] == "kolping-landsberg" and entry["summary"]["reason"] == "better_fit"
     assert entry["summary"]["by"] == "user:lotse", "the timeline says who acted"
-    problem(await referral.post(f"{url}/refer-elsewhere", json=elsewhere, headers=LOTSE_NORD), 409,
-            "invalid-transition")  # fmt: skip
+    problem(
+        await referral.post(f"{url}/refer-elsewhere", json=elsewhere, headers=LOTSE_NORD), 409, "invalid-transition"
+    )
 
 
 async def test_follow_ups_with_due_dates_show_on_the_case_list(
@@ -261,10 +283,15 @@ async def test_follow_ups_with_due_dates_show_on_the_case_list(
     registration, referral = services
     person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
     url = f"/api/v1/cases/{case['case_id']}"
-    call = ok(await referral.post(f"{url}/tasks", json={"title": "Rückruf", "due_on": "2026-12-14"},
-                                  headers=LOTSE_NORD), 201)  # fmt: skip
-    ok(await referral.post(f"{url}/tasks", json={"title": "Zeugnisse mitbringen", "due_on": "2026-12-09"},
-                           headers=LOTSE_NORD), 201)  # fmt: skip
+    call = ok(
+        await referral.post(f"{url}/tasks", json={"title": "Rückruf", "due_on": "2026-12-14"}, headers=LOTSE_NORD), 201
+    )
+    ok(
+        await referral.post(
+            f"{url}/tasks", json={"title": "Zeugnisse mitbringen", "due_on": "2026-12-09"}, headers=LOTSE_NORD
+        ),
+        201,
+    )
     ok(await referral.post(f"{url}/tasks", json={"title": "Irgendwann"}, headers=LOTSE_NORD), 201)
     assert call["done"] is False and call["created_by"] == "user:lotse"
     problem(await referral.post(f"{url}/tasks", json={"title": ""}, headers=LOTSE_NORD), 422, "validation")
@@ -285,8 +312,9 @@ async def test_follow_ups_with_due_dates_show_on_the_case_list(
     # A follow-up's title is free text that may name the person: it goes with an erasure.
     privacy = {"X-Role": "privacy_officer", "X-Actor": "user:datenschutz"}
     erasure = {"reason": "Antrag der Person nach Art. 17 DSGVO"}
-    assert (await registration.request("DELETE", f"/api/v1/persons/{person}", json=erasure,
-                                       headers=privacy)).status_code == 204  # fmt: skip
+    assert (
+        await registration.request("DELETE", f"/api/v1/persons/{person}", json=erasure, headers=privacy)
+    ).status_code == 204
 
     async def tasks_gone() -> bool:
         after = ok(await referral.get(url, headers=ADMIN))
@@ -323,14 +351,20 @@ async def test_plan_goals_due_are_reminders_of_the_teams_open_cases_only(
     wider = ok(await referral.get("/api/v1/cases/goals-due", params={"within_days": 60}, headers=LOTSE_NORD))
     assert len(wider) == 3
     assert ok(await referral.get("/api/v1/cases/goals-due", headers=LOTSE_SUED)) == [], "another team's: none"
-    problem(await referral.get("/api/v1/cases/goals-due", params={"within_days": 1000}, headers=LOTSE_NORD), 422,
-            "validation")  # fmt: skip
+    problem(
+        await referral.get("/api/v1/cases/goals-due", params={"within_days": 1000}, headers=LOTSE_NORD),
+        422,
+        "validation",
+    )
     log = await referral.get(f"/api/v1/persons/{person}/access-log", headers=ADMIN)
     assert any(e["action"] == "read_goals_due" and e["actor"] == "user:lotse" for e in ok(log)), "the read is logged"
 
     # A closed case reminds nobody.
-    ok(await referral.post(f"/api/v1/cases/{case['case_id']}/closing", json={"reason": "no_contact"},
-                           headers=LOTSE_NORD))  # fmt: skip
+    ok(
+        await referral.post(
+            f"/api/v1/cases/{case['case_id']}/closing", json={"reason": "no_contact"}, headers=LOTSE_NORD
+        )
+    )
     assert ok(await referral.get("/api/v1/cases/goals-due", headers=LOTSE_NORD)) == []
 
 
@@ -343,8 +377,11 @@ async def test_the_timeline_names_who_recorded_consents_and_needs_in_registratio
     person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
     jobcenter = {"partner_id": "jobcenter-landsberg", "purpose": "job_placement"}
     consent = ok(await registration.post(f"/api/v1/persons/{person}/consents", json=jobcenter, headers=LOTSE_NORD), 201)
-    ok(await registration.post(f"/api/v1/persons/{person}/consents/{consent['consent_id']}/withdrawal",
-                               headers=LOTSE_NORD))  # fmt: skip
+    ok(
+        await registration.post(
+            f"/api/v1/persons/{person}/consents/{consent['consent_id']}/withdrawal", headers=LOTSE_NORD
+        )
+    )
     needs = {"german_level": "A2", "schooling": "secondary", "employment_situation": "job_seeking"}
     ok(await registration.post(f"/api/v1/persons/{person}/needs-assessments", json=needs, headers=LOTSE_NORD), 201)
 

@@ -59,8 +59,12 @@ class TlsProvider:
         return f"{self.issuer}/protocol/openid-connect/{name}"
 
     def discovery(self) -> dict[str, Any]:
-        return {"issuer": self.issuer, "authorization_endpoint": self.endpoint("auth"),
-                "token_endpoint": self.endpoint("token"), "jwks_uri": self.endpoint("certs")}  # fmt: skip
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.endpoint("auth"),
+            "token_endpoint": self.endpoint("token"),
+            "jwks_uri": self.endpoint("certs"),
+        }
 
     def jwks(self) -> dict[str, Any]:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -82,15 +86,24 @@ class TlsProvider:
             return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
         now = int(time.time())
         common = {"iss": self.issuer, "sub": "f3a1", "iat": now, "exp": now + 300, "azp": CLIENT_ID}
-        access = common | {"aud": CLIENT_ID, "typ": "Bearer", "preferred_username": "lotse.stadt",
-                           "realm_access": {"roles": ["caseworker"]}, "team": "integration-nord"}  # fmt: skip
+        access = common | {
+            "aud": CLIENT_ID,
+            "typ": "Bearer",
+            "preferred_username": "lotse.stadt",
+            "realm_access": {"roles": ["caseworker"]},
+            "team": "integration-nord",
+        }
         id_token = common | {"aud": CLIENT_ID, "typ": "ID", "nonce": asked["nonce"]}
 
         def sign(claims: dict[str, Any]) -> str:
             return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "city"})
 
-        return 200, {"access_token": sign(access), "id_token": sign(id_token), "token_type": "Bearer",
-                     "expires_in": 300}  # fmt: skip
+        return 200, {
+            "access_token": sign(access),
+            "id_token": sign(id_token),
+            "token_type": "Bearer",
+            "expires_in": 300,
+        }
 
 
 def serve(context: ssl.SSLContext, handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
@@ -163,10 +176,18 @@ def tls_provider(city_ca: trustme.CA) -> Iterator[TlsProvider]:
 
 
 def gateway_at(provider: TlsProvider, tmp_path: Path, **overrides: Any) -> Any:
-    return create_app(gateway_settings(
-        tmp_path, oidc_issuer=provider.issuer, oidc_jwks_url=provider.endpoint("certs"), oidc_audience=CLIENT_ID,
-        oidc_algorithms=["RS256"], oidc_client_secret=CLIENT_SECRET, public_url=GATEWAY, **overrides,
-    ))  # fmt: skip
+    return create_app(
+        gateway_settings(
+            tmp_path,
+            oidc_issuer=provider.issuer,
+            oidc_jwks_url=provider.endpoint("certs"),
+            oidc_audience=CLIENT_ID,
+            oidc_algorithms=["RS256"],
+            oidc_client_secret=CLIENT_SECRET,
+            public_url=GATEWAY,
+            **overrides,
+        )
+    )
 
 
 def browser(gateway: Any, city_ca: trustme.CA) -> httpx.AsyncClient:
@@ -194,8 +215,9 @@ async def test_without_the_city_ca_the_sign_in_fails_and_the_log_says_what_to_se
         # A bearer token from that provider is refused too, and the log names the setting once more.
         _, body = tls_provider.token(*await _code_for(tls_provider))
         caplog.clear()
-        refused = await client.get(f"{GATEWAY}/api/v1/cases",
-                                   headers={"authorization": f"Bearer {body['access_token']}"})  # fmt: skip
+        refused = await client.get(
+            f"{GATEWAY}/api/v1/cases", headers={"authorization": f"Bearer {body['access_token']}"}
+        )
         assert refused.status_code == 401
         assert any("JWKS" in r.getMessage() and "HTTP_SSL_CAFILE" in r.getMessage() for r in caplog.records)
 
@@ -204,8 +226,9 @@ async def _code_for(provider: TlsProvider) -> tuple[dict[str, str], str]:
     """A code the provider issued, and the form and client authentication that redeem it."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    location = provider.authorize({"redirect_uri": f"{GATEWAY}/ui/oidc/callback", "state": "s", "nonce": "n",
-                                   "code_challenge": challenge})  # fmt: skip
+    location = provider.authorize(
+        {"redirect_uri": f"{GATEWAY}/ui/oidc/callback", "state": "s", "nonce": "n", "code_challenge": challenge}
+    )
     code = parse_qs(urlsplit(location).query)["code"][0]
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     return {"code": code, "code_verifier": verifier}, f"Basic {basic}"

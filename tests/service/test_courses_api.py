@@ -27,10 +27,29 @@ COURSES = "/api/v1/courses"
 MONDAY = datetime(2030, 3, 4, tzinfo=UTC)  # far ahead: the course dates never meet the real clock
 CODE = re.compile(r"^[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}$")
 COURSE_READ_FIELDS = {
-    "course_id", "title", "description", "category", "target_level", "language_of_instruction", "provider_id",
-    "capacity", "free_seats", "waiting", "childcare_offered", "women_only", "min_age", "max_age", "funding",
-    "fee_euro", "enrolment_opens_on", "enrolment_closes_on", "location", "district", "status", "sessions",
-}  # fmt: skip
+    "course_id",
+    "title",
+    "description",
+    "category",
+    "target_level",
+    "language_of_instruction",
+    "provider_id",
+    "capacity",
+    "free_seats",
+    "waiting",
+    "childcare_offered",
+    "women_only",
+    "min_age",
+    "max_age",
+    "funding",
+    "fee_euro",
+    "enrolment_opens_on",
+    "enrolment_closes_on",
+    "location",
+    "district",
+    "status",
+    "sessions",
+}
 
 
 # --- fixtures and helpers -------------------------------------------------------------------
@@ -125,11 +144,16 @@ async def know_learner(courses: httpx.AsyncClient, person_id: str, gender: str, 
     async with courses.app.state.runtime.session_factory() as session:  # type: ignore[attr-defined]
         session.add(
             Learner(
-                person_id=person_id, gender=gender, age_band=facts.get("age_band"),
-                german_level=facts.get("german_level"), childcare_needed=False, profile_version=1, needs_version=1,
+                person_id=person_id,
+                gender=gender,
+                age_band=facts.get("age_band"),
+                german_level=facts.get("german_level"),
+                childcare_needed=False,
+                profile_version=1,
+                needs_version=1,
                 erased=False,
             )
-        )  # fmt: skip
+        )
         await session.commit()
 
 
@@ -220,13 +244,17 @@ INVALID_COURSES: list[tuple[str, dict[str, Any], str]] = [
     ("an unknown field in a session", {"sessions": [{**slot(0, 9), "room": "2.14"}]}, "validation"),
     ("overlapping sessions", {"sessions": [slot(0, 9, hours=3), slot(0, 11)]}, "course-sessions-overlap"),
     ("overlapping later sessions", {"sessions": [slot(0, 9), slot(7, 9), slot(7, 10)]}, "course-sessions-overlap"),
-    ("a session ending before it starts",
-     {"sessions": [{"starts_at": slot(0, 12)["starts_at"], "ends_at": slot(0, 9)["starts_at"]}]},
-     "course-session-order"),
-    ("a session without length",
-     {"sessions": [{"starts_at": slot(0, 9)["starts_at"], "ends_at": slot(0, 9)["starts_at"]}]},
-     "course-session-order"),
-]  # fmt: skip
+    (
+        "a session ending before it starts",
+        {"sessions": [{"starts_at": slot(0, 12)["starts_at"], "ends_at": slot(0, 9)["starts_at"]}]},
+        "course-session-order",
+    ),
+    (
+        "a session without length",
+        {"sessions": [{"starts_at": slot(0, 9)["starts_at"], "ends_at": slot(0, 9)["starts_at"]}]},
+        "course-session-order",
+    ),
+]
 
 
 async def test_an_invalid_course_is_refused_with_problem_details_and_nothing_is_written(
@@ -245,9 +273,16 @@ async def test_an_invalid_course_is_refused_with_problem_details_and_nothing_is_
 
 async def test_a_course_with_a_fee_and_age_limits_is_kept_as_given(courses: httpx.AsyncClient) -> None:
     created = await schedule(
-        courses, title="English for everyday life", category="english", target_level=None, funding="fee",
-        fee_euro=60, language_of_instruction="en", min_age=18, max_age=26,
-    )  # fmt: skip
+        courses,
+        title="English for everyday life",
+        category="english",
+        target_level=None,
+        funding="fee",
+        fee_euro=60,
+        language_of_instruction="en",
+        min_age=18,
+        max_age=26,
+    )
     stored = ok(await courses.get(f"{COURSES}/{created['course_id']}"))
     assert (stored["funding"], stored["fee_euro"], stored["language_of_instruction"]) == ("fee", 60, "en")
     assert (stored["min_age"], stored["max_age"], stored["target_level"]) == (18, 26, None)
@@ -255,8 +290,10 @@ async def test_a_course_with_a_fee_and_age_limits_is_kept_as_given(courses: http
 
 async def test_an_enrolment_window_is_kept_and_enforced(courses: httpx.AsyncClient, clock: ManualClock) -> None:
     today = clock().date()
-    window = {"enrolment_opens_on": (today - timedelta(days=1)).isoformat(),
-              "enrolment_closes_on": (today + timedelta(days=10)).isoformat()}  # fmt: skip
+    window = {
+        "enrolment_opens_on": (today - timedelta(days=1)).isoformat(),
+        "enrolment_closes_on": (today + timedelta(days=10)).isoformat(),
+    }
     open_now = ok(await courses.post(COURSES, json=course_body(**window)), 201)
     assert (open_now["enrolment_opens_on"], open_now["enrolment_closes_on"]) == (
         window["enrolment_opens_on"],
@@ -277,10 +314,14 @@ async def test_the_catalogue_filters_by_category_women_only_and_childcare(course
     )["course_id"]
     women = (
         await schedule(
-            courses, title="Frauenkurs", category="parents_and_women", target_level="A2", women_only=True,
+            courses,
+            title="Frauenkurs",
+            category="parents_and_women",
+            target_level="A2",
+            women_only=True,
             childcare_offered=True,
         )
-    )["course_id"]  # fmt: skip
+    )["course_id"]
     everything = {integration, english, women}
     assert set(await catalogue(courses)) == everything
     assert await catalogue(courses, category="english") == [english]
@@ -504,8 +545,12 @@ async def test_a_pass_signed_with_the_old_key_verifies_after_a_rotation_until_th
 
     def courses_with(signing: Ed25519PrivateKey, *verifying: Ed25519PrivateKey) -> Any:
         others = ",".join(identity.encode_public(k.public_key()) for k in verifying) or None
-        settings = courses_settings(database_url, broker.bootstrap_servers, pass_signing_key=identity.encode_private(
-            signing), pass_verify_public_keys=others)  # fmt: skip
+        settings = courses_settings(
+            database_url,
+            broker.bootstrap_servers,
+            pass_signing_key=identity.encode_private(signing),
+            pass_verify_public_keys=others,
+        )
         return create_app(settings, clock=clock, registration_transport=httpx.ASGITransport(app=registration_app))
 
     verify = "/api/v1/education-passes/verify"

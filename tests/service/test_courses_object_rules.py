@@ -111,9 +111,11 @@ async def passed_course(courses: httpx.AsyncClient, person: str, enrolled_by: in
     """A VHS course the person is enrolled in (by ``enrolled_by``) and passed with "DTZ B1"; the course."""
     course = ok(await courses.post("/api/v1/courses", json=course_body(capacity=5), headers=as_(VHS_ADMIN)), 201)
     enrolment = ok(
-        await courses.post(f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person},
-                           headers=as_(enrolled_by)), 201,
-    )  # fmt: skip
+        await courses.post(
+            f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person}, headers=as_(enrolled_by)
+        ),
+        201,
+    )
     done = {"result": "passed", "certificate": "DTZ B1", "completed_on": date.today().isoformat()}
     url = f"/api/v1/courses/{course['course_id']}/enrolments/{enrolment['enrolment_id']}/completion"
     assert ok(await courses.post(url, json=done, headers=as_(VHS_ADMIN)))["status"] == "completed"
@@ -160,8 +162,10 @@ async def test_another_teams_caseworker_gets_404_for_the_learners_enrolments_pas
         problem(await courses.get(f"{PASSES}/{issued['pass_id']}/page", headers=as_(stranger)), 404, "not-found")
     assert await count(courses, IssuedPass) == 1, "nothing issued for a stranger"
     # ... nor may another team enrol the person; the course itself is public: its list shows no one of theirs.
-    other = ok(await courses.post("/api/v1/courses", json=course_body(capacity=5, title="Abendkurs"),
-                                  headers=as_(VHS_ADMIN)), 201)  # fmt: skip
+    other = ok(
+        await courses.post("/api/v1/courses", json=course_body(capacity=5, title="Abendkurs"), headers=as_(VHS_ADMIN)),
+        201,
+    )
     enrol_other = f"/api/v1/courses/{other['course_id']}/enrolments"
     problem(await courses.post(enrol_other, json={"person_id": person}, headers=as_(LOTSE_SUED)), 404, "not-found")
     assert ok(await courses.get(f"/api/v1/courses/{course['course_id']}/enrolments", headers=as_(LOTSE_SUED))) == []
@@ -191,10 +195,15 @@ async def test_a_case_moved_to_another_team_moves_the_access_and_a_closed_case_e
     await known_to(courses, person, LOTSE_SUED)
     problem(await courses.get(enrolments, headers=as_(LOTSE_NORD)), 404, "not-found")
     # Without a team, a caseworker has the cases assigned to them (the rule of the referral service).
-    assert ok(await courses.get(enrolments, headers=as_(internal.Identity("lotse-m.wagner",
-                                                                        frozenset({"caseworker"}))))) == []  # fmt: skip
-    problem(await courses.get(enrolments, headers=as_(internal.Identity("someone", frozenset({"caseworker"})))),
-            404, "not-found")  # fmt: skip
+    assert (
+        ok(await courses.get(enrolments, headers=as_(internal.Identity("lotse-m.wagner", frozenset({"caseworker"})))))
+        == []
+    )
+    problem(
+        await courses.get(enrolments, headers=as_(internal.Identity("someone", frozenset({"caseworker"})))),
+        404,
+        "not-found",
+    )
 
     ok(
         await registration.post(
@@ -242,12 +251,19 @@ async def test_a_course_admin_of_another_provider_cannot_change_the_course(
             refused = problem(reply, 403, "forbidden")
             assert "p-1" not in reply.text, refused
     # A course for another provider is not theirs to schedule; a sign-in without a provider schedules none.
-    problem(await courses.post("/api/v1/courses", json=course_body(capacity=5, provider_id=VHS),
-                               headers=as_(KOLPING_ADMIN)), 403, "forbidden")  # fmt: skip
-    problem(await courses.post("/api/v1/courses", json=course_body(capacity=5), headers=as_(UNTIED_ADMIN)),
-            403, "forbidden")  # fmt: skip
-    problem(await courses.post("/api/v1/courses", json=course_body(capacity=5), headers=as_(LOTSE_NORD)),
-            403, "forbidden")  # fmt: skip
+    problem(
+        await courses.post(
+            "/api/v1/courses", json=course_body(capacity=5, provider_id=VHS), headers=as_(KOLPING_ADMIN)
+        ),
+        403,
+        "forbidden",
+    )
+    problem(
+        await courses.post("/api/v1/courses", json=course_body(capacity=5), headers=as_(UNTIED_ADMIN)), 403, "forbidden"
+    )
+    problem(
+        await courses.post("/api/v1/courses", json=course_body(capacity=5), headers=as_(LOTSE_NORD)), 403, "forbidden"
+    )
 
     unchanged = ok(await courses.get(course, headers=as_(ADMIN)))
     assert (unchanged["title"], unchanged["capacity"], unchanged["status"]) == (created["title"], 5, "scheduled")
@@ -276,8 +292,9 @@ async def test_the_pass_holder_name_is_the_registered_one_whatever_the_request_s
     await passed_course(courses, person, enrolled_by=VHS_ADMIN)
     url = f"/api/v1/learners/{person}/education-pass"
 
-    refused = problem(await courses.post(url, json={"holder_name": "Max Mustermann"}, headers=as_(VHS_ADMIN)),
-                      422, "validation")  # fmt: skip
+    refused = problem(
+        await courses.post(url, json={"holder_name": "Max Mustermann"}, headers=as_(VHS_ADMIN)), 422, "validation"
+    )
     assert refused["errors"][0]["location"] == ["body", "holder_name"]
     assert await count(courses, IssuedPass) == 0
     issued = ok(await courses.post(url, json={}, headers=as_(VHS_ADMIN)), 201)
@@ -291,8 +308,11 @@ async def test_the_pass_holder_name_is_the_registered_one_whatever_the_request_s
     ]
     # A change of name in registration is on the next pass.
     etag = (await registration.get(f"/api/v1/persons/{person}")).headers["etag"]
-    ok(await registration.patch(f"/api/v1/persons/{person}", json={"family_name": "Haddad-Berger"},
-                                headers={"If-Match": etag}))  # fmt: skip
+    ok(
+        await registration.patch(
+            f"/api/v1/persons/{person}", json={"family_name": "Haddad-Berger"}, headers={"If-Match": etag}
+        )
+    )
     again = ok(await courses.post(url, json={}, headers=as_(VHS_ADMIN)), 201)
     assert again["credential"]["credentialSubject"]["name"] == "Layla Haddad-Berger"
 
@@ -414,13 +434,17 @@ async def test_erasure_revokes_the_pass_and_verification_and_the_status_list_say
     [kept] = ok(await courses.get(f"/api/v1/courses/{course['course_id']}/enrolments", headers=as_(VHS_ADMIN)))
     assert kept["person_id"].startswith("erased-") and kept["person_id"] != person
     assert (kept["status"], kept["certificate"], kept["referral_id"], kept["priority_flags"]) == (
-        "completed", None, None, []
-    )  # fmt: skip
+        "completed",
+        None,
+        None,
+        [],
+    )
     async with courses.app.state.runtime.session_factory() as session:  # type: ignore[attr-defined]
         assert await session.scalar(select(func.count()).where(Enrolment.person_id == person)) == 0
     # No new enrolment, and no pass, for an erased person.
-    problem(await courses.post(f"/api/v1/learners/{person}/education-pass", json={}, headers=as_(ADMIN)),
-            404, "not-found")  # fmt: skip
+    problem(
+        await courses.post(f"/api/v1/learners/{person}/education-pass", json={}, headers=as_(ADMIN)), 404, "not-found"
+    )
 
 
 async def test_a_course_admin_revokes_a_pass_of_their_learner_once(
@@ -456,9 +480,21 @@ async def test_a_household_cases_team_enrols_every_member_and_another_team_none(
     """One case per household (issue 14): its team reaches the household's child in courses too, not only the
     person whose events opened the case."""
     courses, registration, _ = stack
-    family = ok(await registration.post("/api/v1/registrations", json=newcomer(household_members=[
-        {k: v for k, v in newcomer(birth_date="2012-04-04").items() if k not in ("address", "phone", "email")}
-    ])), 201)  # fmt: skip
+    family = ok(
+        await registration.post(
+            "/api/v1/registrations",
+            json=newcomer(
+                household_members=[
+                    {
+                        k: v
+                        for k, v in newcomer(birth_date="2012-04-04").items()
+                        if k not in ("address", "phone", "email")
+                    }
+                ]
+            ),
+        ),
+        201,
+    )
     child = family["household_members"][0]["person_id"]
     # Both reached: only one of them is the person the case was opened with, the other is reached as a member.
     await known_to(courses, child, LOTSE_NORD)

@@ -30,8 +30,12 @@ Stack = tuple[httpx.AsyncClient, httpx.AsyncClient, httpx.AsyncClient]
 async def course_with(courses: httpx.AsyncClient, persons: list[str]) -> dict[str, Any]:
     course = ok(await courses.post("/api/v1/courses", json=course_body(capacity=5), headers=as_(VHS_ADMIN)), 201)
     for person in persons:
-        ok(await courses.post(f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person},
-                              headers=as_(VHS_ADMIN)), 201)  # fmt: skip
+        ok(
+            await courses.post(
+                f"/api/v1/courses/{course['course_id']}/enrolments", json={"person_id": person}, headers=as_(VHS_ADMIN)
+            ),
+            201,
+        )
     return dict(course)
 
 
@@ -44,8 +48,14 @@ async def test_the_participant_list_names_the_own_courses_participants_in_one_au
     session = course["sessions"][0]["session_id"]
     enrolments = ok(await courses.get(f"/api/v1/courses/{course['course_id']}/enrolments", headers=as_(VHS_ADMIN)))
     laylas = next(e["enrolment_id"] for e in enrolments if e["person_id"] == layla)
-    ok(await courses.post(f"/api/v1/courses/{course['course_id']}/enrolments/{laylas}/attendance",
-                          json={"session_id": session, "present": True}, headers=as_(VHS_ADMIN)), 201)  # fmt: skip
+    ok(
+        await courses.post(
+            f"/api/v1/courses/{course['course_id']}/enrolments/{laylas}/attendance",
+            json={"session_id": session, "present": True},
+            headers=as_(VHS_ADMIN),
+        ),
+        201,
+    )
 
     listed = ok(await courses.get(url, headers=as_(VHS_ADMIN)))
     assert listed["names_available"] is True
@@ -64,8 +74,9 @@ async def test_the_participant_list_names_the_own_courses_participants_in_one_au
 
     # Another provider's course admin: refused, and nothing read from registration.
     problem(await courses.get(url, headers=as_(KOLPING_ADMIN)), 403, "forbidden")
-    assert problem(await courses.get("/api/v1/courses/no-such-course/participants", headers=as_(VHS_ADMIN)), 404,
-                   "not-found")  # fmt: skip
+    assert problem(
+        await courses.get("/api/v1/courses/no-such-course/participants", headers=as_(VHS_ADMIN)), 404, "not-found"
+    )
     log = ok(await registration.get(f"/api/v1/persons/{layla}/access-log"))
     assert [e["action"] for e in log].count("read_participant_name") == 2, "only the reads that were answered"
 
@@ -89,8 +100,9 @@ async def test_registrations_participant_names_route_answers_the_courses_service
     ):
         assert (await registration.get(url, params=params, headers=headers)).status_code == status
     unsaid = {"person_id": [person], "course_id": "c-1"}
-    assert (await registration.get(url, params=unsaid, headers=as_service("courses", COURSES_IDENTITY_KEY))
-            ).status_code == 422, "who asks must be said"  # fmt: skip
+    assert (
+        await registration.get(url, params=unsaid, headers=as_service("courses", COURSES_IDENTITY_KEY))
+    ).status_code == 422, "who asks must be said"
 
 
 async def test_sessions_are_added_and_removed_on_the_own_scheduled_courses_only(stack: Stack) -> None:
@@ -99,8 +111,11 @@ async def test_sessions_are_added_and_removed_on_the_own_scheduled_courses_only(
     course = await course_with(courses, [person])
     url = f"/api/v1/courses/{course['course_id']}/sessions"
     last = datetime.fromisoformat(course["sessions"][-1]["ends_at"])
-    extra = {"starts_at": (last + timedelta(days=7)).isoformat(),
-             "ends_at": (last + timedelta(days=7, hours=2)).isoformat(), "place": "VHS, Raum 2"}  # fmt: skip
+    extra = {
+        "starts_at": (last + timedelta(days=7)).isoformat(),
+        "ends_at": (last + timedelta(days=7, hours=2)).isoformat(),
+        "place": "VHS, Raum 2",
+    }
     added = ok(await courses.post(url, json=extra, headers=as_(VHS_ADMIN)), 201)
     assert len(added["sessions"]) == 11 and added["sessions"][-1]["place"] == "VHS, Raum 2"
     overlapping = {"starts_at": course["sessions"][0]["starts_at"], "ends_at": course["sessions"][0]["ends_at"]}
@@ -116,8 +131,14 @@ async def test_sessions_are_added_and_removed_on_the_own_scheduled_courses_only(
     # A session with attendance recorded stays: it is part of the participants' record.
     first = course["sessions"][0]["session_id"]
     enrolment = ok(await courses.get(f"/api/v1/courses/{course['course_id']}/enrolments", headers=as_(VHS_ADMIN)))[0]
-    ok(await courses.post(f"/api/v1/courses/{course['course_id']}/enrolments/{enrolment['enrolment_id']}/attendance",
-                          json={"session_id": first, "present": False}, headers=as_(VHS_ADMIN)), 201)  # fmt: skip
+    ok(
+        await courses.post(
+            f"/api/v1/courses/{course['course_id']}/enrolments/{enrolment['enrolment_id']}/attendance",
+            json={"session_id": first, "present": False},
+            headers=as_(VHS_ADMIN),
+        ),
+        201,
+    )
     problem(await courses.delete(f"{url}/{first}", headers=as_(VHS_ADMIN)), 409, "course-session-attended")
 
     # A cancelled course's sessions stay as they were.

@@ -66,9 +66,10 @@ async def test_accepted_referral_enrols_and_a_cancelled_course_reroutes(
     async def rerouted() -> list[dict[str, Any]]:
         detail = (await referral.get(f"/api/v1/cases/{case['case_id']}")).json()
         return [
-            r for r in detail["referrals"]
+            r
+            for r in detail["referrals"]
             if r["service_type"] == "integration_course" and r["referral_id"] != vhs["referral_id"]
-        ]  # fmt: skip
+        ]
 
     again = (await eventually(rerouted))[0]
     assert again["status"] == "sent" and again["partner_id"] == "vhs-landsberg"
@@ -87,9 +88,12 @@ async def test_recognition_enters_the_pass_and_erasure_revokes_the_pass(
 ) -> None:
     registration, referral = platform
     person = await register_with_needs(
-        registration, [{"partner_category": "chamber", "purpose": "qualification_recognition"}], gender="male",
-        given_names="Samir", family_name="Haddad",
-    )  # fmt: skip
+        registration,
+        [{"partner_category": "chamber", "purpose": "qualification_recognition"}],
+        gender="male",
+        given_names="Samir",
+        family_name="Haddad",
+    )
     case = await eventually(lambda: case_with_referrals(referral, person, 3))
     ihk = next(r for r in case["referrals"] if r["service_type"] == "qualification_recognition")
     assert ihk["status"] == "sent"

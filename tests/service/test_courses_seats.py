@@ -99,8 +99,12 @@ async def test_completing_a_course_adds_pass_entries_and_publishes_the_events(
     assert sorted(kinds) == ["certificate", "course", "language_level"]
 
     def completed(records: list[Any]) -> list[Any]:
-        return [r for r in records if json.loads(r.value).get("person_id") == person
-                and dict(r.headers)["ce_type"].endswith(b"course_completed.v1")]  # fmt: skip
+        return [
+            r
+            for r in records
+            if json.loads(r.value).get("person_id") == person
+            and dict(r.headers)["ce_type"].endswith(b"course_completed.v1")
+        ]
 
     completions = completed(await consume(broker.bootstrap_servers, ENROLMENTS_TOPIC, until=lambda rs: completed(rs)))
     assert json.loads(completions[0].value)["level_reached"] == "B1"

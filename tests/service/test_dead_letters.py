@@ -76,10 +76,12 @@ async def platform(database_url: str, broker: Any, tmp_path: Path) -> AsyncItera
         app.state.client = httpx.AsyncClient(
             mounts={
                 "http://referral": httpx.ASGITransport(app=referral),
-                **{f"http://{name}": httpx.MockTransport(away) for name in ("registration", "courses", "partners",
-                                                                            "monitoring")},
+                **{
+                    f"http://{name}": httpx.MockTransport(away)
+                    for name in ("registration", "courses", "partners", "monitoring")
+                },
             }
-        )  # fmt: skip
+        )
         stack = Stack(app, settings.local_users_file)
         try:
             yield Platform(stack, referral, service)
@@ -91,16 +93,23 @@ async def platform(database_url: str, broker: Any, tmp_path: Path) -> AsyncItera
 
 def offered(partner_id: str) -> partner_events.ServiceOffered:
     return partner_events.ServiceOffered(
-        partner_id=partner_id, service_type="migration_counselling", name="Migrationsberatung", languages=["de"],
-        response_days=3, free_places=5,
-    )  # fmt: skip
+        partner_id=partner_id,
+        service_type="migration_counselling",
+        name="Migrationsberatung",
+        languages=["de"],
+        response_days=3,
+        free_places=5,
+    )
 
 
 def registered(partner_id: str) -> partner_events.PartnerRegistered:
     return partner_events.PartnerRegistered(
-        partner_id=partner_id, name="Caritas Kaufering", category="charity", languages=["de"],
+        partner_id=partner_id,
+        name="Caritas Kaufering",
+        category="charity",
+        languages=["de"],
         service_types=["migration_counselling"],
-    )  # fmt: skip
+    )
 
 
 def page_text(page: httpx.Response) -> str:
@@ -241,10 +250,18 @@ async def test_erasure_empties_the_dead_letters_that_name_the_person(database_ur
 
     def failure(person_id: str) -> deadletters.Failure:
         return deadletters.Failure(
-            event_id=str(uuid.uuid4()), event_type="t", topic=TOPIC, partition=0, offset=1, consumer_group="g",
-            key=person_id.encode(), headers=[("ce_id", b"x")], value=f'{{"person_id":"{person_id}"}}'.encode(),
-            error=ValueError(f"person {person_id} unknown"), attempts=4,
-        )  # fmt: skip
+            event_id=str(uuid.uuid4()),
+            event_type="t",
+            topic=TOPIC,
+            partition=0,
+            offset=1,
+            consumer_group="g",
+            key=person_id.encode(),
+            headers=[("ce_id", b"x")],
+            value=f'{{"person_id":"{person_id}"}}'.encode(),
+            error=ValueError(f"person {person_id} unknown"),
+            attempts=4,
+        )
 
     try:
         async with engine.begin() as conn:

@@ -93,8 +93,14 @@ async def test_roles_reach_exactly_their_routes(gateway: Platform) -> None:
 async def test_forged_and_stale_tokens_are_refused(gateway: Platform, forgery: str) -> None:
     issuer = gateway.app.state.issuer
     now = int(time.time())
-    claims = {"iss": issuer.issuer, "aud": issuer.audience, "sub": "admin", "iat": now, "exp": now + 600,
-              "realm_access": {"roles": ["admin"]}}  # fmt: skip
+    claims = {
+        "iss": issuer.issuer,
+        "aud": issuer.audience,
+        "sub": "admin",
+        "iat": now,
+        "exp": now + 600,
+        "realm_access": {"roles": ["admin"]},
+    }
     key, headers = issuer.key, {"kid": issuer.kid}
     if forgery == "expired":
         claims |= {"iat": now - 4000, "exp": now - 3600}
@@ -117,8 +123,11 @@ async def test_forged_and_stale_tokens_are_refused(gateway: Platform, forgery: s
 async def test_partner_api_keys_work_and_a_revoked_key_stops_within_five_seconds(gateway: Platform) -> None:
     c = gateway.client
     caritas = await gateway.token("caritas")
-    created = await c.post("/api/v1/partners/caritas-landsberg/api-keys", headers=caritas,
-                           json={"name": "case system", "scopes": ["capacity:write"]})  # fmt: skip
+    created = await c.post(
+        "/api/v1/partners/caritas-landsberg/api-keys",
+        headers=caritas,
+        json={"name": "case system", "scopes": ["capacity:write"]},
+    )
     assert created.status_code == 201, created.text
     key = {"Authorization": f"Bearer {created.json()['key']}"}
     capacity = "/api/v1/partners/{}/services/{}/capacity"
@@ -130,8 +139,11 @@ async def test_partner_api_keys_work_and_a_revoked_key_stops_within_five_seconds
     unscoped = await c.get("/api/v1/partners/caritas-landsberg/webhooks", headers=key)
     assert unscoped.status_code == 403 and "scopes" in unscoped.json()["detail"]
     assert (await c.get("/api/v1/partners/caritas-landsberg/api-keys", headers=key)).status_code == 403
-    hooks = await c.post("/api/v1/partners/caritas-landsberg/api-keys", headers=caritas,
-                         json={"name": "webhook admin", "scopes": ["webhooks:manage"]})  # fmt: skip
+    hooks = await c.post(
+        "/api/v1/partners/caritas-landsberg/api-keys",
+        headers=caritas,
+        json={"name": "webhook admin", "scopes": ["webhooks:manage"]},
+    )
     hooks_key = {"Authorization": f"Bearer {hooks.json()['key']}"}
     assert (await c.get("/api/v1/partners/caritas-landsberg/webhooks", headers=hooks_key)).status_code == 200
     assert (await c.put(own, json={"free_places": 19}, headers=hooks_key)).status_code == 403
@@ -160,8 +172,14 @@ async def test_one_openapi_for_the_public_api(gateway: Platform) -> None:
     spec = (await gateway.client.get("/api/v1/openapi.json")).json()
     assert "/api/v1/registrations" in spec["paths"] and "/api/v1/partners" in spec["paths"]
     assert not any(p.startswith("/internal") for p in spec["paths"])
-    header_params = {p["name"].lower() for item in spec["paths"].values() for op in item.values()
-                     if isinstance(op, dict) for p in op.get("parameters", []) if p["in"] == "header"}  # fmt: skip
+    header_params = {
+        p["name"].lower()
+        for item in spec["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict)
+        for p in op.get("parameters", [])
+        if p["in"] == "header"
+    }
     assert "idempotency-key" in header_params and not header_params & {"x-actor", "x-partner-id", "x-role"}
 
     # The docs page: every operation of the document, with who may call it, readable without script.
@@ -169,8 +187,9 @@ async def test_one_openapi_for_the_public_api(gateway: Platform) -> None:
     assert docs.status_code == 307 and docs.headers["location"] == "/ui/api"
     page = await gateway.client.get("/ui/api?lang=en")
     assert page.status_code == 200 and "<script" not in page.text
-    operations = sum(1 for item in spec["paths"].values() for method in item if method in ("get", "post", "put",
-                                                                                       "patch", "delete"))  # fmt: skip
+    operations = sum(
+        1 for item in spec["paths"].values() for method in item if method in ("get", "post", "put", "patch", "delete")
+    )
     assert page.text.count('<article class="card" aria-labelledby="op-') == operations
     registering = page.text.split('id="op-post-api-v1-registrations"')[1].split("</article>")[0]
     assert "Who may: admin, registrar" in registering and 'href="#schema-RegistrationRegistrationCreate"' in registering
@@ -231,6 +250,7 @@ async def test_unknown_resource_is_404_and_oversized_bodies_413(tmp_path: Any) -
     app = create_app(gateway_settings(tmp_path))
     async with running_app(app) as client:
         assert (await client.get("/api/v1/nothing-here")).json()["detail"] == "No API resource '/api/v1/nothing-here'."
-        big = await client.post("/api/v1/registrations", content=b"{" + b" " * 70_000 + b"}",
-                                headers={"content-type": "application/json"})  # fmt: skip
+        big = await client.post(
+            "/api/v1/registrations", content=b"{" + b" " * 70_000 + b"}", headers={"content-type": "application/json"}
+        )
         assert big.status_code == 413

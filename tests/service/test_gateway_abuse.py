@@ -66,8 +66,11 @@ class Gateway:
         return str(self.app.state.demo_credentials[username])
 
     async def sign_in(self, username: str, password: str, address: str, **headers: str) -> httpx.Response:
-        return await self.client.post("/auth/token", json={"username": username, "password": password},
-                                      headers={"X-Forwarded-For": address, **headers})  # fmt: skip
+        return await self.client.post(
+            "/auth/token",
+            json={"username": username, "password": password},
+            headers={"X-Forwarded-For": address, **headers},
+        )
 
     async def get(self, path: str, address: str, **headers: str) -> httpx.Response:
         return await self.client.get(path, headers={"X-Forwarded-For": address, **headers})
@@ -95,8 +98,9 @@ def limiter(request: pytest.FixtureRequest, redis_reachable: bool) -> str:
 
 
 @asynccontextmanager
-async def open_gateway(tmp_path: Path, limiter: str, *, services: dict[str, Any] | None = None,
-                       **overrides: Any) -> AsyncIterator[Gateway]:  # fmt: skip
+async def open_gateway(
+    tmp_path: Path, limiter: str, *, services: dict[str, Any] | None = None, **overrides: Any
+) -> AsyncIterator[Gateway]:
     """The gateway with demo accounts and the small budgets; ``services`` are ASGI apps by host name."""
     values = {"demo_data": True, **BUDGETS, **overrides}
     if limiter == "redis":
@@ -179,8 +183,9 @@ async def test_a_flood_on_one_name_does_not_lock_the_user_out_of_their_own_addre
         password = gw.password("admin")
         assert (await gw.sign_in("admin", password, HOME)).status_code == 200
         for minute in range(2):  # the flood goes on, minute after minute, from ever new addresses
-            floods = [(await gw.sign_in("admin", "Passwort1", f"203.0.113.{minute * 10 + i}")).status_code
-                      for i in range(8)]  # fmt: skip
+            floods = [
+                (await gw.sign_in("admin", "Passwort1", f"203.0.113.{minute * 10 + i}")).status_code for i in range(8)
+            ]
             assert floods == [401] * 5 + [429] * 3, "the name's budget ends the guessing"
             assert_throttled(await gw.sign_in("admin", password, "192.0.2.77"))  # not from an unknown address...
             assert (await gw.sign_in("admin", password, HOME)).status_code == 200  # ...but from the admin's own
@@ -209,8 +214,12 @@ async def test_the_web_ui_form_shares_the_sign_in_budget(tmp_path: Path, limiter
             await browser.get("/ui/sign-in", headers=attacker)  # any page hands out the CSRF cookie
 
             async def form_sign_in(username: str, password: str, address: str) -> httpx.Response:
-                form = {"username": username, "password": password, "next": "/ui/",
-                        "csrf_token": browser.cookies["lip_csrf"]}  # fmt: skip
+                form = {
+                    "username": username,
+                    "password": password,
+                    "next": "/ui/",
+                    "csrf_token": browser.cookies["lip_csrf"],
+                }
                 return await browser.post("/ui/sign-in?lang=en", data=form, headers={"X-Forwarded-For": address})
 
             assert [(await form_sign_in(f"user{i}", "wrong", "203.0.113.5")).status_code for i in range(3)] == [401] * 3
@@ -254,15 +263,14 @@ async def until(condition: Any, seconds: float = 10.0) -> None:
 
 
 async def test_concurrent_sign_ins_wait_for_a_bounded_hashing_or_get_503(tmp_path: Path, limiter: str) -> None:
-    async with open_gateway(tmp_path, limiter, password_hashing_concurrency=2, password_hashing_queue=3,
-                            sign_in_failures_per_username=100) as gw:  # fmt: skip
+    async with open_gateway(
+        tmp_path, limiter, password_hashing_concurrency=2, password_hashing_queue=3, sign_in_failures_per_username=100
+    ) as gw:
         hasher = GatedHasher()
         issuer = gw.app.state.issuer
         issuer.hasher = hasher
         password = gw.password("lotse")
-        attempts = [
-            asyncio.create_task(gw.sign_in("lotse", password, f"198.51.100.{50 + i}")) for i in range(8)
-        ]  # fmt: skip
+        attempts = [asyncio.create_task(gw.sign_in("lotse", password, f"198.51.100.{50 + i}")) for i in range(8)]
         # Two hash at once, three wait for them; the other three are told at once to come back.
         await until(
             lambda: hasher.running == 2 and issuer.hashing.waiting == 3 and sum(a.done() for a in attempts) == 3
@@ -296,10 +304,18 @@ async def test_random_bearer_tokens_from_one_address_end_at_its_budget(
         session = {"Authorization": f"Bearer {token}"}
         assert (await gw.get("/api/v1/persons", attacker, **session)).status_code == 200
         now = int(time.time())
-        claims = {"iss": issuer.issuer, "aud": issuer.audience, "sub": "admin", "iat": now, "exp": now + 600,
-                  "realm_access": {"roles": ["admin"]}}  # fmt: skip
-        forged = [jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": issuer.kid})
-                  for _ in range(3)] + [secrets.token_urlsafe(40) for _ in range(5)]  # fmt: skip
+        claims = {
+            "iss": issuer.issuer,
+            "aud": issuer.audience,
+            "sub": "admin",
+            "iat": now,
+            "exp": now + 600,
+            "realm_access": {"roles": ["admin"]},
+        }
+        forged = [
+            jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": issuer.kid})
+            for _ in range(3)
+        ] + [secrets.token_urlsafe(40) for _ in range(5)]
         statuses = [
             (await gw.get("/api/v1/persons", attacker, Authorization=f"Bearer {t}")).status_code for t in forged
         ]
@@ -319,11 +335,20 @@ async def test_expired_sessions_are_not_counted_as_guesses(tmp_path: Path) -> No
         issuer = gw.app.state.issuer
         now = int(time.time())
         user = issuer.users["registrar"]
-        claims = {"iss": issuer.issuer, "aud": issuer.audience, "sub": user["id"], "preferred_username": "registrar",
-                  "iat": now - 4000, "exp": now - 3000, "realm_access": {"roles": ["registrar"]}}  # fmt: skip
+        claims = {
+            "iss": issuer.issuer,
+            "aud": issuer.audience,
+            "sub": user["id"],
+            "preferred_username": "registrar",
+            "iat": now - 4000,
+            "exp": now - 3000,
+            "realm_access": {"roles": ["registrar"]},
+        }
         expired = jwt.encode(claims, issuer.key, algorithm="EdDSA", headers={"kid": issuer.kid})
-        statuses = [(await gw.get("/api/v1/persons", "198.51.100.70", Authorization=f"Bearer {expired}")).status_code
-                    for _ in range(8)]  # fmt: skip
+        statuses = [
+            (await gw.get("/api/v1/persons", "198.51.100.70", Authorization=f"Bearer {expired}")).status_code
+            for _ in range(8)
+        ]
         assert statuses == [401] * 8, "signed by the issuer: a session that ended, not a guess"
 
 
@@ -356,8 +381,11 @@ async def test_random_api_keys_from_one_address_do_not_reach_the_partners_servic
     async with running_app(partners_app), open_gateway(tmp_path, limiter, services={"partners": partners}) as gw:
         signed_in = await gw.sign_in("caritas", gw.password("caritas"), HOME)
         caritas = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
-        created = await gw.client.post("/api/v1/partners/caritas-landsberg/api-keys", headers=caritas,
-                                       json={"name": "case system", "scopes": ["capacity:write"]})  # fmt: skip
+        created = await gw.client.post(
+            "/api/v1/partners/caritas-landsberg/api-keys",
+            headers=caritas,
+            json={"name": "case system", "scopes": ["capacity:write"]},
+        )
         assert created.status_code == 201, created.text
         valid = {"Authorization": f"Bearer {created.json()['key']}"}
         capacity = "/api/v1/partners/caritas-landsberg/services/asylum_social_counselling/capacity"

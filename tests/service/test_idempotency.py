@@ -203,8 +203,10 @@ async def test_a_retried_api_key_creation_makes_one_key_and_answers_with_it_agai
     replayed(again, first)
     assert again.json()["key_id"] == created["key_id"] and again.json()["key"] == created["key"]
     # The draft's quoted form of the same key is the same key.
-    replayed(await partners.post(API_KEYS, headers=AS_VHS | {"Idempotency-Key": f'"{key["Idempotency-Key"]}"'},
-                                 json=body), first)  # fmt: skip
+    replayed(
+        await partners.post(API_KEYS, headers=AS_VHS | {"Idempotency-Key": f'"{key["Idempotency-Key"]}"'}, json=body),
+        first,
+    )
     assert [k["key_id"] for k in await keys_named(partners, "CRM")] == [created["key_id"]]
 
     # The key shown once is not readable from the stored response: it is sealed.
@@ -236,8 +238,9 @@ async def test_capacity_updates_with_a_key_and_what_is_kept_and_what_runs_again(
     replayed(await partners.put(CAPACITY, headers=AS_VHS | key, json={"free_places": 7}), first)
     problem(await partners.put(CAPACITY, headers=AS_VHS | key, json={"free_places": 8}), 422, "idempotency-key-reused")
     # The same key on another path is another key.
-    other_path = await partners.put(CAPACITY.replace("integration_course", "course_with_childcare"),
-                                    headers=AS_VHS | key, json={"free_places": 8})  # fmt: skip
+    other_path = await partners.put(
+        CAPACITY.replace("integration_course", "course_with_childcare"), headers=AS_VHS | key, json={"free_places": 8}
+    )
     assert other_path.status_code == 200 and REPLAYED not in other_path.headers
 
     # Invalid keys are refused before anything runs.
@@ -342,8 +345,9 @@ async def test_a_request_whose_answer_was_not_kept_after_its_commit_never_runs_a
     assert "retry-after" not in lost.headers
     assert [k["key_id"] for k in await keys_named(partners, "answer lost")] == [first.json()["key_id"]]
     # Another request under the same key is still refused as such.
-    problem(await partners.post(API_KEYS, headers=AS_VHS | key, json=body | {"name": "x"}), 422,
-            "idempotency-key-reused")  # fmt: skip
+    problem(
+        await partners.post(API_KEYS, headers=AS_VHS | key, json=body | {"name": "x"}), 422, "idempotency-key-reused"
+    )
 
 
 async def test_a_failed_request_releases_its_key_and_a_large_answer_is_not_kept(partners: httpx.AsyncClient) -> None:
@@ -524,6 +528,9 @@ async def test_erasure_forgets_the_answers_about_the_person_and_keeps_the_others
         opened = bodies.open(row.scope, row.body) if row.body is not None else b""
         assert person not in row.path and opened is not None and person.encode() not in opened, row.path
     # The change is not replayed with the name and address: it runs again and meets the erased person.
-    problem(await registration.patch(f"/api/v1/persons/{person}", headers=registrar | change, json={"phone": None}),
-            410, "erased")  # fmt: skip
+    problem(
+        await registration.patch(f"/api/v1/persons/{person}", headers=registrar | change, json={"phone": None}),
+        410,
+        "erased",
+    )
     replayed(await registration.post("/api/v1/registrations", headers=registrar | kept_key, json=other), kept)

@@ -179,8 +179,11 @@ async def test_loading_landsbergs_folder_twice_makes_everything_once(
         renamed = await c.patch("/api/v1/partners/caritas-landsberg", json={"name": "Caritas"}, headers=admin)
         assert renamed.status_code == 200, renamed.text
         cafe = next(o for o in published if o["title"] == "Sprachcafé")
-        moved = await c.patch(f"/api/v1/partners/{cafe['partner_id']}/meeting-offers/{cafe['offer_id']}",
-                              json={"schedule": "nie", "childcare": True}, headers=admin)  # fmt: skip
+        moved = await c.patch(
+            f"/api/v1/partners/{cafe['partner_id']}/meeting-offers/{cafe['offer_id']}",
+            json={"schedule": "nie", "childcare": True},
+            headers=admin,
+        )
         assert moved.status_code == 200, moved.text
     assert await platform.load("--token-file", str(token_file)) == 0
     third = capsys.readouterr().out
@@ -199,8 +202,13 @@ async def test_refusals_are_reported_and_a_dry_run_writes_nothing(
     token_file.write_text((await platform.admin())["Authorization"].removeprefix("Bearer "))
     folder = tmp_path / "city"
     folder.mkdir()
-    good = {"partner_id": "caritas-kaufering", "name": "Caritas Kaufering", "category": "charity",
-            "languages": ["de"], "services": []}  # fmt: skip
+    good = {
+        "partner_id": "caritas-kaufering",
+        "name": "Caritas Kaufering",
+        "category": "charity",
+        "languages": ["de"],
+        "services": [],
+    }
     bad = {"partner_id": "Caritas Kaufering", "name": "Caritas", "category": "church", "languages": ["de"]}
     (folder / "partners.json").write_text(json.dumps({"partners": [good, bad]}))
 
@@ -223,10 +231,18 @@ async def test_refusals_are_reported_and_a_dry_run_writes_nothing(
     (folder / "partners.json").write_text(json.dumps({"partners": [{**good, "partner_id": "vhs-kaufering"}]}))
     assert await load_reference_data.main(argv, transport=transport) == 1
     assert "refused (403" in capsys.readouterr().out
-    assert await load_reference_data.main([str(tmp_path / "nowhere"), "--gateway", GATEWAY, "--token-file",
-                                           str(token_file)]) == 2  # fmt: skip
+    assert (
+        await load_reference_data.main(
+            [str(tmp_path / "nowhere"), "--gateway", GATEWAY, "--token-file", str(token_file)]
+        )
+        == 2
+    )
     # A gateway that does not answer stops the run at once, saying so (not one refusal per object).
-    assert await load_reference_data.main([str(folder), "--gateway", "http://127.0.0.1:1", "--token-file",
-                                           str(token_file)]) == 1  # fmt: skip
+    assert (
+        await load_reference_data.main(
+            [str(folder), "--gateway", "http://127.0.0.1:1", "--token-file", str(token_file)]
+        )
+        == 1
+    )
     captured = capsys.readouterr()
     assert "does not answer" in captured.err and captured.out == ""

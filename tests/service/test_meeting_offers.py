@@ -17,9 +17,14 @@ CITY = {"X-Partner-Id": "stadt-landsberg-integration"}
 CARITAS = {"X-Partner-Id": "caritas-landsberg"}
 ADMIN = {"X-Role": "admin"}
 CAFE: dict[str, Any] = {
-    "kind": "language_cafe", "title": "Sprachcafé Weststadt", "languages": ["de", "uk-UA"], "audience": "everyone",
-    "schedule": "jeden Montag, 18 bis 20 Uhr", "place_name": "Stadtteiltreff", "district": "Weststadt",
-}  # fmt: skip
+    "kind": "language_cafe",
+    "title": "Sprachcafé Weststadt",
+    "languages": ["de", "uk-UA"],
+    "audience": "everyone",
+    "schedule": "jeden Montag, 18 bis 20 Uhr",
+    "place_name": "Stadtteiltreff",
+    "district": "Weststadt",
+}
 
 
 @pytest.fixture
@@ -42,8 +47,9 @@ async def test_a_partner_publishes_and_keeps_its_own_offers_only(partners: httpx
     own = f"/api/v1/partners/stadt-landsberg-integration/meeting-offers/{offer['offer_id']}"
 
     # Another partner can neither publish in the city's name nor touch the city's offer, under either partner id.
-    assert (await partners.post("/api/v1/partners/stadt-landsberg-integration/meeting-offers", json=CAFE,
-                                headers=CARITAS)).status_code == 403  # fmt: skip
+    assert (
+        await partners.post("/api/v1/partners/stadt-landsberg-integration/meeting-offers", json=CAFE, headers=CARITAS)
+    ).status_code == 403
     assert (await partners.patch(own, json={"title": "Übernommen"}, headers=CARITAS)).status_code == 403
     assert (await partners.delete(own, headers=CARITAS)).status_code == 403
     theirs = f"/api/v1/partners/caritas-landsberg/meeting-offers/{offer['offer_id']}"
@@ -70,9 +76,11 @@ async def test_a_partner_publishes_and_keeps_its_own_offers_only(partners: httpx
 
 
 async def test_newcomers_find_offers_by_language_kind_and_audience(partners: httpx.AsyncClient) -> None:
-    reply = await partners.post("/api/v1/partners/caritas-landsberg/meeting-offers", headers=CARITAS,
-                                json={**CAFE, "title": "Ukrainischer Frauentreff", "kind": "womens_group",
-                                      "audience": "women"})  # fmt: skip
+    reply = await partners.post(
+        "/api/v1/partners/caritas-landsberg/meeting-offers",
+        headers=CARITAS,
+        json={**CAFE, "title": "Ukrainischer Frauentreff", "kind": "womens_group", "audience": "women"},
+    )
     assert reply.status_code == 201, reply.text
     everything = await partners.get("/api/v1/partners/meeting-offers")
     seeded = titles(everything)
@@ -80,8 +88,9 @@ async def test_newcomers_find_offers_by_language_kind_and_audience(partners: htt
     for item in everything.json()["items"]:  # a public notice: places and times, no people
         assert set(item) >= {"partner_name", "place_name", "languages", "schedule"}
     # "uk" finds the offer held in uk-UA; a language nobody offers finds nothing.
-    assert "Ukrainischer Frauentreff" in titles(await partners.get("/api/v1/partners/meeting-offers",
-                                                                   params={"language": "uk"}))  # fmt: skip
+    assert "Ukrainischer Frauentreff" in titles(
+        await partners.get("/api/v1/partners/meeting-offers", params={"language": "uk"})
+    )
     assert "Frauentreff" not in titles(await partners.get("/api/v1/partners/meeting-offers", params={"language": "uk"}))
     assert titles(await partners.get("/api/v1/partners/meeting-offers", params={"language": "ro"})) == {
         "Elterncafé in der Grundschule"
@@ -90,25 +99,30 @@ async def test_newcomers_find_offers_by_language_kind_and_audience(partners: htt
     women = titles(await partners.get("/api/v1/partners/meeting-offers", params={"audience": "women"}))
     assert women == {"Frauentreff", "Frauen-Schwimmkurs", "Ukrainischer Frauentreff"}
     # Childcare and the Ortsteil narrow further; without childcare is a filter too.
-    cared = titles(await partners.get("/api/v1/partners/meeting-offers", params={"audience": "women",
-                                                                                "childcare": "true"}))  # fmt: skip
+    cared = titles(
+        await partners.get("/api/v1/partners/meeting-offers", params={"audience": "women", "childcare": "true"})
+    )
     assert cared == {"Frauentreff", "Frauen-Schwimmkurs"}
-    west = titles(await partners.get("/api/v1/partners/meeting-offers", params={"district": "Weststadt",
-                                                                               "childcare": "false"}))  # fmt: skip
+    west = titles(
+        await partners.get("/api/v1/partners/meeting-offers", params={"district": "Weststadt", "childcare": "false"})
+    )
     assert west == {"Ukrainischer Frauentreff", "Jugendtreff international"}
     for bad in ({"childcare": "vielleicht"}, {"district": "<script>"}, {"language": "deutsch!"}):
         refused = await partners.get("/api/v1/partners/meeting-offers", params=bad)
         assert refused.status_code == 422, bad
         assert refused.headers["content-type"] == "application/problem+json"
-    cafes = titles(await partners.get("/api/v1/partners/meeting-offers", params={"kind": "language_cafe",
-                                                                                "language": "ar"}))  # fmt: skip
+    cafes = titles(
+        await partners.get("/api/v1/partners/meeting-offers", params={"kind": "language_cafe", "language": "ar"})
+    )
     assert cafes == {"Sprachcafé"}
     wrong = await partners.get("/api/v1/partners/meeting-offers", params={"kind": "disco"})
     assert wrong.status_code == 422 and wrong.headers["content-type"] == "application/problem+json"
     own = await partners.get("/api/v1/partners/caritas-landsberg/meeting-offers", headers=CARITAS)
     assert [o["title"] for o in own.json()] == [  # the seeded examples of Caritas, and its new one
-        "Interkultureller Treffpunkt", "Frauen-Schwimmkurs", "Ukrainischer Frauentreff"
-    ]  # fmt: skip
+        "Interkultureller Treffpunkt",
+        "Frauen-Schwimmkurs",
+        "Ukrainischer Frauentreff",
+    ]
     assert (await partners.get("/api/v1/partners/caritas-landsberg/meeting-offers", headers=CITY)).status_code == 403
     reserved = {"partner_id": "meeting-offers", "name": "Begegnung", "category": "volunteer_group", "languages": ["de"]}
     assert (await partners.post("/api/v1/partners", json=reserved, headers=ADMIN)).status_code == 422
@@ -130,6 +144,7 @@ async def test_newcomers_find_partners_by_district_and_language(partners: httpx.
     for bad in ({"district": "1234"}, {"language": "farsi please"}):
         refused = await partners.get("/api/v1/partners", params=bad)
         assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json", bad
-    wrong_place = await partners.patch("/api/v1/partners/caritas-landsberg", headers=CARITAS,
-                                       json={"locations": [{**place, "district": "<b>"}]})  # fmt: skip
+    wrong_place = await partners.patch(
+        "/api/v1/partners/caritas-landsberg", headers=CARITAS, json={"locations": [{**place, "district": "<b>"}]}
+    )
     assert wrong_place.status_code == 422

@@ -50,22 +50,49 @@ async def test_requests_events_and_state_are_measured(
         text = (await registration.get("/metrics")).text
         series = parse(text)
         created = more(
-            series, "http_server_request_duration_seconds_count", service="registration",
-            http_route="/api/v1/registrations", http_request_method="POST", http_response_status_code="201",
-        )  # fmt: skip
+            series,
+            "http_server_request_duration_seconds_count",
+            service="registration",
+            http_route="/api/v1/registrations",
+            http_request_method="POST",
+            http_response_status_code="201",
+        )
         assert created == 1
-        assert more(
-            series, "http_server_request_duration_seconds_count", service="registration",
-            http_route="/api/v1/persons/{person_id}", http_request_method="GET", http_response_status_code="404",
-        ) == 1  # fmt: skip
-        assert more(
-            series, "http_server_request_duration_seconds_count", service="registration", http_route="other",
-            http_request_method="GET", http_response_status_code="404",
-        ) == 1  # fmt: skip
+        assert (
+            more(
+                series,
+                "http_server_request_duration_seconds_count",
+                service="registration",
+                http_route="/api/v1/persons/{person_id}",
+                http_request_method="GET",
+                http_response_status_code="404",
+            )
+            == 1
+        )
+        assert (
+            more(
+                series,
+                "http_server_request_duration_seconds_count",
+                service="registration",
+                http_route="other",
+                http_request_method="GET",
+                http_response_status_code="404",
+            )
+            == 1
+        )
         assert str(unknown) not in text  # the template, never the path
-        assert more(series, "http_server_request_duration_seconds_bucket", service="registration",
-                    http_route="/api/v1/registrations", http_request_method="POST", http_response_status_code="201",
-                    le="10.0") == 1  # fmt: skip
+        assert (
+            more(
+                series,
+                "http_server_request_duration_seconds_bucket",
+                service="registration",
+                http_route="/api/v1/registrations",
+                http_request_method="POST",
+                http_response_status_code="201",
+                le="10.0",
+            )
+            == 1
+        )
         assert value(series, "outbox_backlog", service="registration") is not None
         assert value(series, "outbox_oldest_unpublished_age_seconds", service="registration") is not None
         limit = value(series, "db_pool_connections_limit", service="registration")

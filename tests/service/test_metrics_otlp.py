@@ -71,8 +71,11 @@ class OtlpReceiver:
 
     def latest(self, metric: str, **attributes: Any) -> Point | None:
         with self.lock:
-            matching = [p for p in self.points if p.metric == metric
-                        and all(p.attributes.get(k) == v for k, v in attributes.items())]  # fmt: skip
+            matching = [
+                p
+                for p in self.points
+                if p.metric == metric and all(p.attributes.get(k) == v for k, v in attributes.items())
+            ]
         return matching[-1] if matching else None
 
 
@@ -132,10 +135,23 @@ def referral_process(receiver: OtlpReceiver, broker: Any, tmp_path: Path) -> Ite
     }
     log = (tmp_path / "referral.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "services.referral.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "services.referral.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -191,7 +207,11 @@ async def test_request_consumer_and_outbox_metrics_arrive_over_otlp(
     assert request.attributes["http.request.method"] == "GET" and request.attributes["http.response.status_code"] == 200
     for name in ("consumer_lag", "dead_letters_open", "dead_letters"):
         assert receiver.latest(name, service="referral", topic=PERSONS) is not None, name
-    for name in ("outbox_backlog", "outbox_oldest_unpublished_age", "db_pool_connections_in_use",
-                 "db_pool_connections_limit"):  # fmt: skip
+    for name in (
+        "outbox_backlog",
+        "outbox_oldest_unpublished_age",
+        "db_pool_connections_in_use",
+        "db_pool_connections_limit",
+    ):
         assert receiver.latest(name, service="referral") is not None, name
     assert "/v1/metrics" in receiver.paths

@@ -52,9 +52,16 @@ async def start_upgrade(url: str) -> asyncio.subprocess.Process:
     """An upgrade in its own process, as the migration Job and each pod run it (Alembic's context is global to a
     process, so two upgrades race only between processes)."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-c", JOB, str(MIGRATIONS), url, VERSION_TABLE, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        sys.executable,
+        "-c",
+        JOB,
+        str(MIGRATIONS),
+        url,
+        VERSION_TABLE,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
 
 
 async def finished(process: asyncio.subprocess.Process) -> None:

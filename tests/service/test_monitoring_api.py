@@ -26,8 +26,11 @@ from tests.conftest import ISOLATED_CONSUMER, SERVICE_SECRETS, ManualClock, even
 ANALYST = {"X-Role": "analyst"}
 ADMIN = {"X-Role": "admin"}
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-REFERENCE = {"source": "test figures", "illustrative": True,
-             "districts": {"Weststadt": 6000, "Altstadt": 2000, "Schwaighofsiedlung": 2000}}  # fmt: skip
+REFERENCE = {
+    "source": "test figures",
+    "illustrative": True,
+    "districts": {"Weststadt": 6000, "Altstadt": 2000, "Schwaighofsiedlung": 2000},
+}
 
 
 def monitoring_settings(database_url: str, bootstrap: str, **overrides: Any) -> MonitoringSettings:
@@ -57,14 +60,28 @@ def scenario() -> list[tuple[str, IntegrationEvent]]:
     out: list[IntegrationEvent] = []
 
     def register(name: str, nat: str, band: str, gender: str, status: str, district: str, household: str) -> None:
-        out.append(reg.PersonRegistered(
-            person_id=pid(name), household_id=pid(household), age_band=band, gender=gender, nationality=nat,
-            languages=["ar"], preferred_language="ar", residence_status_group=status, district=district,
-            registered_on="2026-11-03",
-        ))  # fmt: skip
+        out.append(
+            reg.PersonRegistered(
+                person_id=pid(name),
+                household_id=pid(household),
+                age_band=band,
+                gender=gender,
+                nationality=nat,
+                languages=["ar"],
+                preferred_language="ar",
+                residence_status_group=status,
+                district=district,
+                registered_on="2026-11-03",
+            )
+        )
 
-    for name, gender, household in [("S1", "female", "h1"), ("S2", "male", "h1"), ("S3", "female", "h2"),
-                                    ("S4", "female", "h3"), ("S5", "male", "h4")]:  # fmt: skip
+    for name, gender, household in [
+        ("S1", "female", "h1"),
+        ("S2", "male", "h1"),
+        ("S3", "female", "h2"),
+        ("S4", "female", "h3"),
+        ("S5", "male", "h4"),
+    ]:
         register(name, "SY", "27-44", gender, "recognised_refugee", "Weststadt", household)
     for i, household in enumerate(["h1", "h1", "h2", "h2", "h3"]):
         register(f"K{i}", "SY", "0-2", "female" if i % 2 else "male", "recognised_refugee", "Weststadt", household)
@@ -74,10 +91,17 @@ def scenario() -> list[tuple[str, IntegrationEvent]]:
     out.append(reg.PersonMovedAway(person_id=pid("S5"), household_id=pid("h4"), moved_away_on="2026-11-25"))
 
     def referral(kind: type[rf._ReferralEvent], ref: str, name: str, when: datetime, **extra: Any) -> None:
-        out.append(kind(
-            referral_id=pid(ref), case_id=pid(f"case-{name}"), person_id=pid(name),
-            service_type="migration_counselling", partner_id="caritas-landsberg", at=when, **extra,
-        ))  # fmt: skip
+        out.append(
+            kind(
+                referral_id=pid(ref),
+                case_id=pid(f"case-{name}"),
+                person_id=pid(name),
+                service_type="migration_counselling",
+                partner_id="caritas-landsberg",
+                at=when,
+                **extra,
+            )
+        )
 
     # First counselling referral sent 2, 4, 6, 8 and 10 days after registration; answered after 24, 24, 48, 72, 12 h.
     for n, (name, hours) in enumerate([("S1", 24), ("S2", 24), ("S3", 48), ("A1", 72), ("S5", 12)]):
@@ -91,11 +115,26 @@ def scenario() -> list[tuple[str, IntegrationEvent]]:
     course = {"course_id": pid("C1"), "provider_id": "vhs-landsberg", "women_only": False, "childcare_offered": True}
     out.append(crs.CourseScheduled(**course, category="integration_course", capacity=5, ends_on="2027-03-31"))
     for name in ("S1", "S3", "S4", "A1", "A3"):
-        out.append(crs.Enrolled(enrolment_id=pid(f"e{name}"), course_id=pid("C1"), person_id=pid(name),
-                                category="integration_course", at=day(10)))  # fmt: skip
+        out.append(
+            crs.Enrolled(
+                enrolment_id=pid(f"e{name}"),
+                course_id=pid("C1"),
+                person_id=pid(name),
+                category="integration_course",
+                at=day(10),
+            )
+        )
     for i in range(1, 6):
-        out.append(crs.Waitlisted(enrolment_id=pid(f"eB{i}"), course_id=pid("C1"), person_id=pid(f"B{i}"),
-                                  category="integration_course", at=day(11), position=i))  # fmt: skip
+        out.append(
+            crs.Waitlisted(
+                enrolment_id=pid(f"eB{i}"),
+                course_id=pid("C1"),
+                person_id=pid(f"B{i}"),
+                category="integration_course",
+                at=day(11),
+                position=i,
+            )
+        )
     return [(str(uuid.uuid4()), event) for event in out]
 
 
@@ -157,8 +196,12 @@ async def seeded(client: httpx.AsyncClient, bootstrap: str, *, referrals_again: 
     assert (await client.put("/api/v1/monitoring/reference/districts", json=REFERENCE, headers=ANALYST)).is_success
     events = scenario()
     if referrals_again:
-        events = [copy for ce_id, event in events for copy in [(ce_id, event)] + (
-            [(str(uuid.uuid4()), event)] if isinstance(event, rf._ReferralEvent) else [])]  # fmt: skip
+        events = [
+            copy
+            for ce_id, event in events
+            for copy in [(ce_id, event)]
+            + ([(str(uuid.uuid4()), event)] if isinstance(event, rf._ReferralEvent) else [])
+        ]
     await produce(bootstrap, events)
 
     # Every event has a handler: all are in once the consumer handled as many as were produced.
@@ -198,8 +241,11 @@ async def test_seeded_events_give_exact_indicators(monitoring: httpx.AsyncClient
     # Their total (18) is withheld too: nobody lived here before November, so 19 registered - 18 would give
     # away the one who moved away.
     assert column(table(document, "newcomers_by_district")) == {
-        "Altstadt": None, "Schwaighofsiedlung": None, "Weststadt": 9, "total": None,
-    }  # fmt: skip
+        "Altstadt": None,
+        "Schwaighofsiedlung": None,
+        "Weststadt": 9,
+        "total": None,
+    }
     # D = 1/2 (|9/18 - .6| + |4/18 - .2| + |5/18 - .2|) = 0.1
     assert column(table(document, "dissimilarity_index"), "D") == {"Landsberg am Lech": 0.1}
     assert column(table(document, "days_to_first_counselling"), "median_days") == {"Landsberg am Lech": 6.0}
@@ -215,8 +261,9 @@ async def test_seeded_events_give_exact_indicators(monitoring: httpx.AsyncClient
     assert cell == {"value": None, "suppressed": True}
     assert {r["rule"] for r in document["rules"]} >= {"R1-waiting-list", "R2-dissimilarity"}
     # The quarter and the year hold the same events.
-    quarter = (await monitoring.get("/api/v1/monitoring/indicators", params={"period": "2026-Q4"},
-                                    headers=ANALYST)).json()  # fmt: skip
+    quarter = (
+        await monitoring.get("/api/v1/monitoring/indicators", params={"period": "2026-Q4"}, headers=ANALYST)
+    ).json()
     assert column(table(quarter, "registrations_by_nationality"))["total"] == 19
     assert quarter["previous_period"] == "2026-Q3"
 
@@ -247,14 +294,26 @@ async def test_only_analysts_and_admins_read(monitoring: httpx.AsyncClient) -> N
 
 
 SURVEY: dict[str, Any] = {
-    "year": 2017, "source": "Bürgerbefragung (seed)", "german_citizens_percent": 98.53,
+    "year": 2017,
+    "source": "Bürgerbefragung (seed)",
+    "german_citizens_percent": 98.53,
     "questions": [
-        {"question": "Living together", "very_satisfied": 7.15, "satisfied": 55.53, "less_satisfied": 26.46,
-         "dissatisfied": 10.86},
-        {"question": "Integration of refugees", "very_satisfied": 8.15, "satisfied": 46.57, "less_satisfied": 29.50,
-         "dissatisfied": 15.78},
+        {
+            "question": "Living together",
+            "very_satisfied": 7.15,
+            "satisfied": 55.53,
+            "less_satisfied": 26.46,
+            "dissatisfied": 10.86,
+        },
+        {
+            "question": "Integration of refugees",
+            "very_satisfied": 8.15,
+            "satisfied": 46.57,
+            "less_satisfied": 29.50,
+            "dissatisfied": 15.78,
+        },
     ],
-}  # fmt: skip
+}
 
 
 class _Parsed(HTMLParser):
@@ -288,8 +347,9 @@ async def test_report_renders_html_with_charts_and_csv(monitoring: httpx.AsyncCl
     assert "Culture and language" in text and "Identification" in text and "55.53" in text
     assert "R1-waiting-list" in text and "withheld" in text and "ILLUSTRATIVE" in text
 
-    reply = await monitoring.get("/api/v1/monitoring/report", params={"period": "2026-11", "format": "csv"},
-                                 headers=ANALYST)  # fmt: skip
+    reply = await monitoring.get(
+        "/api/v1/monitoring/report", params={"period": "2026-11", "format": "csv"}, headers=ANALYST
+    )
     assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(reply.text)))
     assert rows and set(rows[0]) == {"period", "group", "indicator", "unit", "row", "column", "value", "suppressed"}

@@ -28,21 +28,30 @@ from tests.service.test_monitoring_api import (
 __all__ = ["broker", "monitoring"]
 
 BLOCKS: dict[str, Any] = {
-    "source": "test blocks", "illustrative": True,
+    "source": "test blocks",
+    "illustrative": True,
     "blocks": [
         {"block_id": "w-1", "name": "Spöttinger Straße", "district": "Weststadt", "population": 2000},
         {"block_id": "w-2", "name": "Iglinger Straße", "district": "Weststadt", "population": 1000},
         {"block_id": "a-1", "name": "Hauptplatz", "district": "Altstadt", "population": 1000},
     ],
-}  # fmt: skip
+}
 
 
 def registered(person_id: str, district: str, block: str | None) -> reg.PersonRegistered:
     return reg.PersonRegistered(
-        person_id=person_id, household_id=f"h-{person_id}", age_band="27-44", gender="female", nationality="SY",
-        languages=["ar"], preferred_language="ar", residence_status_group="recognised_refugee", district=district,
-        block_id=block, registered_on="2026-11-03",
-    )  # fmt: skip
+        person_id=person_id,
+        household_id=f"h-{person_id}",
+        age_band="27-44",
+        gender="female",
+        nationality="SY",
+        languages=["ar"],
+        preferred_language="ar",
+        residence_status_group="recognised_refugee",
+        district=district,
+        block_id=block,
+        registered_on="2026-11-03",
+    )
 
 
 async def test_the_block_reference_is_uploaded_and_checked(monitoring: httpx.AsyncClient) -> None:
@@ -70,8 +79,9 @@ async def test_newcomers_per_block_through_the_events(monitoring: httpx.AsyncCli
     people: list[tuple[str, str, str | None]] = [(f"w1-{i}-{tag}", "Weststadt", "w-1") for i in range(7)]
     people += [(f"w2-{i}-{tag}", "Weststadt", "w-2") for i in range(6)]
     people += [(f"wx-{i}-{tag}", "Weststadt", None) for i in range(5)]
-    people += [(f"a1-{i}-{tag}", "Altstadt", "a-1") for i in range(6)] + [(f"ax-{i}-{tag}", "Altstadt", None)
-                                                                          for i in range(2)]  # fmt: skip
+    people += [(f"a1-{i}-{tag}", "Altstadt", "a-1") for i in range(6)] + [
+        (f"ax-{i}-{tag}", "Altstadt", None) for i in range(2)
+    ]
     await produce(broker.bootstrap_servers, [(str(uuid.uuid4()), registered(*p)) for p in people])
 
     async def blocks(expected_weststadt: int) -> dict[str, Any] | None:
@@ -79,22 +89,32 @@ async def test_newcomers_per_block_through_the_events(monitoring: httpx.AsyncCli
         found = table(reply.json(), "newcomers_by_block")
         rows = {row["label"]: row["cells"] for row in found["rows"]}
         shown = sum(c["newcomers"]["value"] or 0 for label, c in rows.items() if "Weststadt" in label)
-        return {"rows": rows, "index": table(reply.json(), "dissimilarity_index_by_block")} if (
-            shown == expected_weststadt) else None  # fmt: skip
+        return (
+            {"rows": rows, "index": table(reply.json(), "dissimilarity_index_by_block")}
+            if (shown == expected_weststadt)
+            else None
+        )
 
     first = await eventually(lambda: blocks(18))
     rows = first["rows"]
     newcomers = {label: cells["newcomers"]["value"] for label, cells in rows.items()}
-    assert newcomers == {"Spöttinger Straße (Weststadt)": 7, "Iglinger Straße (Weststadt)": 6,
-                         "Weststadt, other addresses": 5, "Altstadt": 8, "Schwaighofsiedlung": 0}  # fmt: skip
+    assert newcomers == {
+        "Spöttinger Straße (Weststadt)": 7,
+        "Iglinger Straße (Weststadt)": 6,
+        "Weststadt, other addresses": 5,
+        "Altstadt": 8,
+        "Schwaighofsiedlung": 0,
+    }
     assert rows["Weststadt, other addresses"]["residents"]["value"] == 6000 - 2000 - 1000
     assert rows["Altstadt"]["residents"]["value"] == 2000
     d = first["index"]["rows"][0]["cells"]["D"]
     assert d["suppressed"] is False and 0 <= d["value"] <= 1
 
     # One of w-2's six is erased: five stay, still shown; nobody's block outlives their profile.
-    await produce(broker.bootstrap_servers, [(str(uuid.uuid4()), reg.PersonErased(
-        person_id=people[7][0], erased_at="2026-11-20T10:00:00Z"))])  # fmt: skip
+    await produce(
+        broker.bootstrap_servers,
+        [(str(uuid.uuid4()), reg.PersonErased(person_id=people[7][0], erased_at="2026-11-20T10:00:00Z"))],
+    )
     second = await eventually(lambda: blocks(17))
     assert second["rows"]["Iglinger Straße (Weststadt)"]["newcomers"]["value"] == 5
 

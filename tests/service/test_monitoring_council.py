@@ -22,8 +22,12 @@ def as_user(role: dict[str, str], name: str) -> dict[str, str]:
 
 
 async def test_a_proposal_is_accepted_assigned_and_tracked_to_done(monitoring: httpx.AsyncClient) -> None:
-    body = {"title": "Weiterer Integrationskurs", "text": "Die Warteliste ist länger als die freien Plätze.",
-            "rule": "R1-waiting-list", "period": "2026-Q4"}  # fmt: skip
+    body = {
+        "title": "Weiterer Integrationskurs",
+        "text": "Die Warteliste ist länger als die freien Plätze.",
+        "rule": "R1-waiting-list",
+        "period": "2026-Q4",
+    }
     made = await monitoring.post(PROPOSALS, json=body, headers=as_user(ANALYST, "statistik"))
     assert made.status_code == 201, made.text
     proposal = made.json()
@@ -40,8 +44,9 @@ async def test_a_proposal_is_accepted_assigned_and_tracked_to_done(monitoring: h
     assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
     missing = await act(action="assign")
     assert missing.status_code == 422 and missing.headers["content-type"].startswith("application/problem+json")
-    assigned = await act(as_user(ANALYST, "statistik"), action="assign", assignee="Amt für Soziales",
-                         due_on="2027-03-31")  # fmt: skip
+    assigned = await act(
+        as_user(ANALYST, "statistik"), action="assign", assignee="Amt für Soziales", due_on="2027-03-31"
+    )
     assert (assigned.json()["status"], assigned.json()["assignee"]) == ("in_progress", "Amt für Soziales")
     assert assigned.json()["due_on"] == "2027-03-31"
     done = await act(action="complete", note="Kurs ab Februar geplant")
@@ -53,8 +58,12 @@ async def test_a_proposal_is_accepted_assigned_and_tracked_to_done(monitoring: h
 
     read = (await monitoring.get(f"{PROPOSALS}/{pid}", headers=ANALYST)).json()
     steps = [(s["action"], s["status"], s["actor"]) for s in read["history"]]
-    assert steps == [("create", "proposed", "statistik"), ("accept", "accepted", "admin"),
-                     ("assign", "in_progress", "statistik"), ("complete", "done", "unauthenticated")]  # fmt: skip
+    assert steps == [
+        ("create", "proposed", "statistik"),
+        ("accept", "accepted", "admin"),
+        ("assign", "in_progress", "statistik"),
+        ("complete", "done", "unauthenticated"),
+    ]
     assert read["history"][3]["note"] == "Kurs ab Februar geplant"
 
     listed = (await monitoring.get(PROPOSALS, params={"status": "done"}, headers=ANALYST)).json()
@@ -118,8 +127,9 @@ async def test_planned_places_and_the_forecast(monitoring: httpx.AsyncClient, br
 async def test_the_district_conference_summary(monitoring: httpx.AsyncClient, broker: Any) -> None:
     """The year 2026 of the indicators' scenario: 19 registrations (not counting the erased person), withheld
     figures as crosses, the council's proposals with their state in German, the next school year's Kita demand."""
-    made = await monitoring.post(PROPOSALS, json={"title": "Frauenkurse mit Kinderbetreuung", "text": "R3"},
-                                 headers=ANALYST)  # fmt: skip
+    made = await monitoring.post(
+        PROPOSALS, json={"title": "Frauenkurse mit Kinderbetreuung", "text": "R3"}, headers=ANALYST
+    )
     pid = made.json()["proposal_id"]
     await monitoring.post(f"{PROPOSALS}/{pid}/actions", json={"action": "accept"}, headers=ANALYST)
     await seeded(monitoring, broker.bootstrap_servers)
@@ -132,11 +142,11 @@ async def test_the_district_conference_summary(monitoring: httpx.AsyncClient, br
     assert lines["Anmeldungen von Neuzugewanderten"] == "19"
     assert lines["Anmeldungen: Sonstige"] == "\u00d7"  # four persons (one of five erased): withheld
     assert lines["Bedarf an Kita-Plätzen im Schuljahr 2027/28"].startswith("27 (Spanne ")
-    assert document["proposals"] == [{"title": "Frauenkurse mit Kinderbetreuung", "status": "angenommen",
-                                      "assignee": None, "due_on": None}]  # fmt: skip
+    assert document["proposals"] == [
+        {"title": "Frauenkurse mit Kinderbetreuung", "status": "angenommen", "assignee": None, "due_on": None}
+    ]
 
-    html = await monitoring.get("/api/v1/monitoring/conference", params={"year": 2026, "format": "html"},
-                                headers=ADMIN)  # fmt: skip
+    html = await monitoring.get("/api/v1/monitoring/conference", params={"year": 2026, "format": "html"}, headers=ADMIN)
     assert html.headers["content-type"].startswith("text/html") and '<html lang="de">' in html.text
     assert "Vorschläge an den Integrationsrat" in html.text and "angenommen" in html.text
     assert (

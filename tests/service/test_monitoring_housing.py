@@ -18,10 +18,18 @@ __all__ = ["broker", "monitoring"]
 
 def assessed(person_id: str, version: int, needs: list[str]) -> reg.NeedsAssessed:
     return reg.NeedsAssessed(
-        person_id=person_id, assessment_version=version, german_level="A1", need_categories=needs,
-        employment_situation="job_seeking", foreign_qualification_to_recognise=False, childcare_needed=False,
-        age_band="27-44", gender="female", residence_status_group="recognised_refugee", preferred_language="ar",
-    )  # fmt: skip
+        person_id=person_id,
+        assessment_version=version,
+        german_level="A1",
+        need_categories=needs,
+        employment_situation="job_seeking",
+        foreign_qualification_to_recognise=False,
+        childcare_needed=False,
+        age_band="27-44",
+        gender="female",
+        residence_status_group="recognised_refugee",
+        preferred_language="ar",
+    )
 
 
 async def test_housing_need_from_needs_assessments(monitoring: httpx.AsyncClient, broker: Any) -> None:
@@ -31,11 +39,20 @@ async def test_housing_need_from_needs_assessments(monitoring: httpx.AsyncClient
     household = f"h-{uuid.uuid4().hex[:8]}"
     people = [f"p{i}-{uuid.uuid4().hex[:8]}" for i in range(6)]
     events: list[IntegrationEvent] = [
-        reg.PersonRegistered(person_id=p, household_id=household, age_band="27-44", gender="female",
-                             nationality="SY", languages=["ar"], preferred_language="ar",
-                             residence_status_group="recognised_refugee", district="Weststadt",
-                             registered_on="2026-11-03") for p in people
-    ]  # fmt: skip
+        reg.PersonRegistered(
+            person_id=p,
+            household_id=household,
+            age_band="27-44",
+            gender="female",
+            nationality="SY",
+            languages=["ar"],
+            preferred_language="ar",
+            residence_status_group="recognised_refugee",
+            district="Weststadt",
+            registered_on="2026-11-03",
+        )
+        for p in people
+    ]
     events += [assessed(p, 1, ["housing", "language"]) for p in people[:5]]
     await produce(broker.bootstrap_servers, [(str(uuid.uuid4()), e) for e in events])
 
@@ -48,8 +65,11 @@ async def test_housing_need_from_needs_assessments(monitoring: httpx.AsyncClient
     assert first["rows"][0]["label"] == "Weststadt"
     assert first["rows"][0]["cells"]["5+"] == {"value": 5, "suppressed": False}
 
-    later = [assessed(people[0], 2, ["language"]), assessed(people[0], 1, ["housing"]),
-             reg.PersonErased(person_id=people[1], erased_at="2026-11-20T10:00:00Z")]  # fmt: skip
+    later = [
+        assessed(people[0], 2, ["language"]),
+        assessed(people[0], 1, ["housing"]),
+        reg.PersonErased(person_id=people[1], erased_at="2026-11-20T10:00:00Z"),
+    ]
     await produce(broker.bootstrap_servers, [(str(uuid.uuid4()), e) for e in later])
     second = await eventually(lambda: housing({"value": None, "suppressed": True}))
     assert second["rows"][0]["cells"]["5+"]["suppressed"]  # three persons: withheld

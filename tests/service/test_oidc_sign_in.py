@@ -54,12 +54,19 @@ def provider(openid_provider: OpenIdProvider) -> OpenIdProvider:
     asks for consent here (the refusal test needs the consent page)."""
     for username, account in ACCOUNTS.items():
         openid_provider.add_account(
-            username, account["password"], account["roles"],
+            username,
+            account["password"],
+            account["roles"],
             attributes={"team": account["team"]} if account["team"] else {},
             extra_claims={"groups": [account["padding"]]} if "padding" in account else {},
-        )  # fmt: skip
-    openid_provider.add_client(CLIENT_ID, CLIENT_SECRET, redirect_uris=[CALLBACK],
-                               post_logout_redirect_uris=[f"{GATEWAY}/ui/"], consent_required=True)  # fmt: skip
+        )
+    openid_provider.add_client(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        redirect_uris=[CALLBACK],
+        post_logout_redirect_uris=[f"{GATEWAY}/ui/"],
+        consent_required=True,
+    )
     return openid_provider
 
 
@@ -67,14 +74,23 @@ def provider(openid_provider: OpenIdProvider) -> OpenIdProvider:
 
 
 @asynccontextmanager
-async def gateway_with_oidc(provider: OpenIdProvider, tmp_path: Path, *, services: dict[str, Any] | None = None,
-                            caplog: pytest.LogCaptureFixture | None = None,
-                            **overrides: Any) -> AsyncIterator[Any]:  # fmt: skip
+async def gateway_with_oidc(
+    provider: OpenIdProvider,
+    tmp_path: Path,
+    *,
+    services: dict[str, Any] | None = None,
+    caplog: pytest.LogCaptureFixture | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Any]:
     """The real gateway in OIDC mode (no embedded sign-in); ``services`` are ASGI apps by host name."""
     values: dict[str, Any] = {
-        "oidc_issuer": provider.issuer, "oidc_jwks_url": provider.jwks_url, "oidc_audience": CLIENT_ID,
-        "oidc_algorithms": ["RS256"], "oidc_client_secret": CLIENT_SECRET, "public_url": GATEWAY,
-    }  # fmt: skip
+        "oidc_issuer": provider.issuer,
+        "oidc_jwks_url": provider.jwks_url,
+        "oidc_audience": CLIENT_ID,
+        "oidc_algorithms": ["RS256"],
+        "oidc_client_secret": CLIENT_SECRET,
+        "public_url": GATEWAY,
+    }
     app = create_app(gateway_settings(tmp_path, **(values | overrides)))
     async with running_app(app):
         if caplog is not None:  # the gateway's logging set-up replaced the root logger's handlers
@@ -142,8 +158,9 @@ async def test_a_caseworker_signs_in_at_the_provider_and_sees_the_dashboard(
 ) -> None:
     from services.referral.app import create_app as create_referral
 
-    referral = create_referral(referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}",
-                                                 broker.bootstrap_servers))  # fmt: skip
+    referral = create_referral(
+        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers)
+    )
     async with (
         running_app(referral),
         gateway_with_oidc(provider, tmp_path, services={"referral": referral}) as gw,
@@ -222,8 +239,12 @@ async def test_a_callback_that_does_not_match_this_browsers_sign_in_is_refused(
         else:
             sealed = client.cookies[LOGIN_COOKIE]
             client.cookies.delete(LOGIN_COOKIE)
-            client.cookies.set(LOGIN_COOKIE, sealed[:-6] + ("AAAAAA" if not sealed.endswith("AAAAAA") else "BBBBBB"),
-                               domain="gateway.test", path="/ui/oidc/")  # fmt: skip
+            client.cookies.set(
+                LOGIN_COOKIE,
+                sealed[:-6] + ("AAAAAA" if not sealed.endswith("AAAAAA") else "BBBBBB"),
+                domain="gateway.test",
+                path="/ui/oidc/",
+            )
         reply = await client.get(CALLBACK, params=params)
         assert reply.status_code == 403
         assert "Die Anmeldung ist abgelaufen oder wurde nicht in diesem Browser begonnen" in reply.text
@@ -263,8 +284,9 @@ async def test_the_pkce_verifier_binds_the_code_to_the_browser_that_asked_for_it
     ):
         victims_state = query(await start(victim))["state"]
         attackers_callback = await at_the_provider(attacker, await start(attacker), "statistik.oidc")
-        injected = await victim.get(CALLBACK, params={"code": query(attackers_callback)["code"],
-                                                      "state": victims_state})  # fmt: skip
+        injected = await victim.get(
+            CALLBACK, params={"code": query(attackers_callback)["code"], "state": victims_state}
+        )
         assert injected.status_code == 502 and SESSION_COOKIE not in victim.cookies
         assert "invalid_grant" in caplog.text
         own = await attacker.get(attackers_callback)  # the code itself was good
@@ -328,10 +350,15 @@ async def test_a_token_too_large_for_a_cookie_is_refused_with_a_clear_page(
         assert "more than a cookie holds" in caplog.text
 
 
-@pytest.mark.parametrize(("asked", "landing"), [
-    ("https://evil.example/ui/", "/ui/"), ("//evil.example/ui/", "/ui/"), ("/ui/\\evil.example", "/ui/"),
-    ("/ui/courses", "/ui/courses"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("asked", "landing"),
+    [
+        ("https://evil.example/ui/", "/ui/"),
+        ("//evil.example/ui/", "/ui/"),
+        ("/ui/\\evil.example", "/ui/"),
+        ("/ui/courses", "/ui/courses"),
+    ],
+)
 async def test_next_never_leads_off_site(provider: OpenIdProvider, tmp_path: Path, asked: str, landing: str) -> None:
     async with gateway_with_oidc(provider, tmp_path) as gw, browser(gw) as client:
         reply = await signed_in(client, "lotse.oidc", asked)
@@ -355,8 +382,9 @@ async def test_an_expired_session_is_renewed_with_the_refresh_token(provider: Op
         # A refresh token the provider no longer takes (used: the provider rotates them) leads to the button.
         client.cookies.delete(SESSION_COOKIE)
         client.cookies.delete(REFRESH_COOKIE)
-        client.cookies.set(REFRESH_COOKIE, refresh_cookie.split(";")[0].split("=", 1)[1], domain="gateway.test",
-                           path="/ui/sign-in")  # fmt: skip
+        client.cookies.set(
+            REFRESH_COOKIE, refresh_cookie.split(";")[0].split("=", 1)[1], domain="gateway.test", path="/ui/sign-in"
+        )
         stale = await client.get(f"{GATEWAY}/ui/sign-in")
         assert stale.status_code == 200 and "Mit Keycloak anmelden" in stale.text
         assert "Max-Age=0" in set_cookies(stale)[REFRESH_COOKIE] and SESSION_COOKIE not in client.cookies

@@ -61,8 +61,11 @@ async def test_without_demo_data_the_directory_starts_empty(database_url: str, b
 async def test_the_public_directory_and_its_hsds_export_carry_no_personal_data_or_secrets(
     partners: httpx.AsyncClient,
 ) -> None:
-    key = (await partners.post("/api/v1/partners/vhs-landsberg/api-keys", headers=VHS,
-                               json={"name": "CRM", "scopes": ["referrals:read"]})).json()["key"]  # fmt: skip
+    key = (
+        await partners.post(
+            "/api/v1/partners/vhs-landsberg/api-keys", headers=VHS, json={"name": "CRM", "scopes": ["referrals:read"]}
+        )
+    ).json()["key"]
     hook = await partners.post(
         "/api/v1/partners/vhs-landsberg/webhooks",
         headers=VHS,
@@ -128,8 +131,9 @@ async def test_a_capacity_update_publishes_partner_capacity_changed_and_only_the
     assert (event.partner_id, event.service_type.value) == ("vhs-landsberg", "integration_course")
 
     # Another partner, no identity, a service not offered, bad input: Problem Details, nothing changes.
-    assert is_problem(await partners.put(path, headers={"X-Partner-Id": "jobcenter-landsberg"},
-                                         json={"free_places": 0}), 403)  # fmt: skip
+    assert is_problem(
+        await partners.put(path, headers={"X-Partner-Id": "jobcenter-landsberg"}, json={"free_places": 0}), 403
+    )
     assert is_problem(await partners.put(path, json={"free_places": 0}), 401)
     not_offered = "/api/v1/partners/vhs-landsberg/services/job_placement/capacity"
     assert is_problem(await partners.put(not_offered, headers=VHS, json={"free_places": 3}), 404)
@@ -176,10 +180,13 @@ async def test_api_keys_are_shown_once_stored_only_hashed_and_refused_once_revok
         await partners.post(
             base,
             headers=VHS,
-            json={"name": "short-lived", "scopes": ["capacity:write"],
-                  "expires_at": (partners_clock() + timedelta(hours=1)).isoformat()},
+            json={
+                "name": "short-lived",
+                "scopes": ["capacity:write"],
+                "expires_at": (partners_clock() + timedelta(hours=1)).isoformat(),
+            },
         )
-    ).json()  # fmt: skip
+    ).json()
     assert (await partners.post("/internal/api-keys/verify", json={"key": expiring["key"]})).status_code == 200
     partners_clock.advance(hours=2)
     assert is_problem(await partners.post("/internal/api-keys/verify", json={"key": expiring["key"]}), 401)
@@ -195,8 +202,13 @@ async def test_webhooks_on_loopback_or_plain_http_are_refused_and_secrets_are_sh
     partners: httpx.AsyncClient,
 ) -> None:
     base = "/api/v1/partners/vhs-landsberg/webhooks"
-    for url in ("https://127.0.0.1:9000/hook", "https://[::1]/hook", "https://localhost/hook",
-                "https://169.254.169.254/latest", "http://93.184.215.14/hook"):  # fmt: skip
+    for url in (
+        "https://127.0.0.1:9000/hook",
+        "https://[::1]/hook",
+        "https://localhost/hook",
+        "https://169.254.169.254/latest",
+        "http://93.184.215.14/hook",
+    ):
         reply = await partners.post(base, headers=VHS, json={"url": url, "event_types": [REFERRAL_SENT]})
         assert is_problem(reply, 422), (url, reply.text)
     assert is_problem(
@@ -279,11 +291,16 @@ def new_partner(partner_id: str) -> dict[str, Any]:
         "languages": ["de", "ar"],
         "locations": [{"name": "Beratungsstelle", "city": "Kaufering", "postal_code": "86916"}],
         "services": [
-            {"service_type": "migration_counselling", "name": "Migrationsberatung", "languages": ["de", "ar"],
-             "response_days": 3, "free_places": 5},
+            {
+                "service_type": "migration_counselling",
+                "name": "Migrationsberatung",
+                "languages": ["de", "ar"],
+                "response_days": 3,
+                "free_places": 5,
+            },
             {"service_type": "asylum_social_counselling", "name": "Asylsozialberatung", "languages": ["de"]},
         ],
-    }  # fmt: skip
+    }
 
 
 async def outbox_events(partners: httpx.AsyncClient, partner_id: str) -> list[tuple[str, str]]:
@@ -380,8 +397,7 @@ async def test_an_admin_keeps_any_entry_a_partner_only_its_own_and_not_its_categ
     assert (await partners.delete(f"{base}/services/asylum_social_counselling", headers=ADMIN)).status_code == 204
     assert (await partners.put(f"{service}/capacity", headers=ADMIN, json={"free_places": 0})).status_code == 200
     services = (await partners.get(base)).json()["services"]
-    assert {s["service_type"]: s["free_places"] for s in services} == {"housing_advice": 0,
-                                                                     "migration_counselling": 5}  # fmt: skip
+    assert {s["service_type"]: s["free_places"] for s in services} == {"housing_advice": 0, "migration_counselling": 5}
 
     # Keys and webhooks stay the partner's own business, even for an admin.
     assert is_problem(await partners.get(f"{base}/api-keys", headers=ADMIN), 401)

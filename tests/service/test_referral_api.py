@@ -417,8 +417,9 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
     entry = {"name": "Nadia Rahimi", "team": "integration-nord", "languages": ["fa", "de", "fa"], "max_cases": 30}
     admin, lotse = {"X-Role": "admin", "X-Actor": "user:admin"}, {"X-Role": "caseworker", "X-Team": "integration-nord"}
     assert_problem(await referral.put("/api/v1/caseworkers/n.rahimi", json=entry, headers=lotse), 403)
-    assert_problem(await referral.put("/api/v1/caseworkers/n.rahimi", json={**entry, "max_cases": -1}, headers=admin),
-                   422)  # fmt: skip
+    assert_problem(
+        await referral.put("/api/v1/caseworkers/n.rahimi", json={**entry, "max_cases": -1}, headers=admin), 422
+    )
     assert_problem(await referral.put("/api/v1/caseworkers/N%20R", json=entry, headers=admin), 422)
     kept = ok(await referral.put("/api/v1/caseworkers/n.rahimi", json=entry, headers=admin))
     assert (kept["team"], kept["languages"], kept["open_cases"]) == ("integration-nord", ["de", "fa"], 0)

@@ -34,15 +34,28 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "referral" / "mi
 
 def registered(person: str, household: str, offset: int) -> ConsumerRecord[bytes, bytes]:
     event = PersonRegistered(
-        person_id=person, household_id=household, age_band="27-44", gender="female", nationality="TR",
-        languages=["tr", "de"], preferred_language="tr", residence_status_group="skilled_worker_or_study_visa",
-        district="Altstadt", registered_on=date(2026, 12, 7),
-    )  # fmt: skip
-    headers = binary_headers(event_id=str(uuid.uuid4()), event_type=event.event_type, source="/services/registration",
-                             subject=person, time=datetime.now(UTC))  # fmt: skip
+        person_id=person,
+        household_id=household,
+        age_band="27-44",
+        gender="female",
+        nationality="TR",
+        languages=["tr", "de"],
+        preferred_language="tr",
+        residence_status_group="skilled_worker_or_study_visa",
+        district="Altstadt",
+        registered_on=date(2026, 12, 7),
+    )
+    headers = binary_headers(
+        event_id=str(uuid.uuid4()),
+        event_type=event.event_type,
+        source="/services/registration",
+        subject=person,
+        time=datetime.now(UTC),
+    )
     value = encode_data(event.model_dump(mode="json"))
-    return ConsumerRecord(PERSONS_TOPIC, 0, offset, 0, 0, person.encode(), value, None, len(person), len(value),
-                          headers)  # fmt: skip
+    return ConsumerRecord(
+        PERSONS_TOPIC, 0, offset, 0, 0, person.encode(), value, None, len(person), len(value), headers
+    )
 
 
 async def handle_all(
@@ -72,9 +85,13 @@ async def handle_all(
     consumer = EventConsumer(
         settings=settings,
         unit_of_work=lambda: UnitOfWork(factory, Outbox(messaging.outbox), dead_letters=messaging.dead_letters),
-        inbox=messaging.inbox, group_id="referral", handlers=handlers, topics=CONSUMED_TOPICS,
-        dead_letters=messaging.dead_letters, retry_delay=0.01,
-    )  # fmt: skip
+        inbox=messaging.inbox,
+        group_id="referral",
+        handlers=handlers,
+        topics=CONSUMED_TOPICS,
+        dead_letters=messaging.dead_letters,
+        retry_delay=0.01,
+    )
     done = [offset async for offset in consumer._process_records(records)]
     assert done == [r.offset for r in records], "every record settled, in order"
     assert consumer.dead_lettered_total == 0

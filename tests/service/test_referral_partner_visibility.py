@@ -57,9 +57,13 @@ async def stack(
         referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", bootstrap, demo_data=True)
     )
     partners_app = create_partners(
-        partners_settings(f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}", bootstrap, demo_data=True,
-                          webhook_allow_private_addresses=True)
-    )  # fmt: skip
+        partners_settings(
+            f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}",
+            bootstrap,
+            demo_data=True,
+            webhook_allow_private_addresses=True,
+        )
+    )
     async with (
         running_app(registration_app) as registration,
         running_app(referral_app) as referral,
@@ -185,8 +189,16 @@ async def test_a_partner_sees_only_the_facts_its_service_works_with(stack: Any) 
         if not cases:
             return None
         found = ok(await referral.get("/api/v1/referrals", params={"case_id": cases[0]["case_id"]}))["items"]
-        return next((r for r in found if r["service_type"] == "job_placement" and r["rule_set_version"] == 1 and
-                     "health" in r["matched_facts"].get("need_categories", [])), None)  # fmt: skip
+        return next(
+            (
+                r
+                for r in found
+                if r["service_type"] == "job_placement"
+                and r["rule_set_version"] == 1
+                and "health" in r["matched_facts"].get("need_categories", [])
+            ),
+            None,
+        )
 
     health_job = await eventually(routed)
     assert health_job["matched_facts"] == {"need_categories": ["employment", "health"], "gender": "female"}

@@ -250,9 +250,12 @@ async def caseworker_account(client: httpx.AsyncClient, app: Any, username: str,
     """A second caseworker account in the embedded sign-in (the demo has one caseworker), signed in."""
     password = secrets.token_urlsafe(12)
     app.state.issuer.users[username] = {
-        "id": username, "username": username, "roles": ["caseworker"], "team": team,
+        "id": username,
+        "username": username,
+        "roles": ["caseworker"],
+        "team": team,
         "password_hash": PasswordHasher().hash(password),
-    }  # fmt: skip
+    }
     reply = await client.post("/auth/token", json={"username": username, "password": password})
     assert reply.status_code == 200, reply.text
     return {"Authorization": f"Bearer {reply.json()['access_token']}"}

@@ -126,8 +126,11 @@ async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(
     own = f"/api/v1/persons/{mine}"
     reply = await registration.get(own, headers=LOTSE_NORD)
     assert ok(reply)["person_id"] == mine
-    changed = ok(await registration.patch(own, json={"phone": "+49 8191 1"},
-                                          headers=LOTSE_NORD | {"If-Match": reply.headers["etag"]}))  # fmt: skip
+    changed = ok(
+        await registration.patch(
+            own, json={"phone": "+49 8191 1"}, headers=LOTSE_NORD | {"If-Match": reply.headers["etag"]}
+        )
+    )
     assert changed["phone"] == "+49 8191 1"
     assert ok(await registration.post(f"{own}/needs-assessments", json=REFERRAL_NEEDS, headers=LOTSE_NORD), 201)
     assert [n["version"] for n in ok(await registration.get(f"{own}/needs-assessments", headers=LOTSE_NORD))] == [
@@ -234,8 +237,11 @@ async def test_only_privacy_officers_and_admins_erase_and_record_a_move_with_a_r
     problem(await registration.delete(url, headers=PRIVACY), 422, "validation")
     problem(await registration.request("DELETE", url, json={}, headers=PRIVACY), 422, "validation")
     problem(await registration.request("DELETE", url, json={"reason": " "}, headers=PRIVACY), 422, "validation")
-    problem(await registration.post(f"{url}/move-away", json={"moved_away_on": date.today().isoformat()},
-                                    headers=PRIVACY), 422, "validation")  # fmt: skip
+    problem(
+        await registration.post(f"{url}/move-away", json={"moved_away_on": date.today().isoformat()}, headers=PRIVACY),
+        422,
+        "validation",
+    )
     assert ok(await registration.get(url, headers=LOTSE_NORD))["status"] == "registered"
 
     moved = {"moved_away_on": date.today().isoformat(), "reason": "Abmeldung beim Einwohnermeldeamt"}

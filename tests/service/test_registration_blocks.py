@@ -20,9 +20,13 @@ async def published(client: httpx.AsyncClient, person_id: str) -> list[dict[str,
     """The person's events as the outbox holds them (what goes onto the topic), oldest first."""
     outbox = messaging.outbox
     async with client.app.state.runtime.session_factory() as session:  # type: ignore[attr-defined]
-        rows = (await session.execute(
-            select(outbox.c.event_type, outbox.c.data).where(outbox.c.partition_key == person_id).order_by(outbox.c.id)
-        )).all()  # fmt: skip
+        rows = (
+            await session.execute(
+                select(outbox.c.event_type, outbox.c.data)
+                .where(outbox.c.partition_key == person_id)
+                .order_by(outbox.c.id)
+            )
+        ).all()
     return [{"type": row.event_type, **json.loads(row.data)} for row in rows]
 
 

@@ -126,8 +126,12 @@ async def test_each_token_opens_only_its_own_door(guarded: tuple[httpx.AsyncClie
     case = await eventually(lambda: case_with_referrals(referral, person, 4))
     course = next(r for r in case["referrals"] if r["service_type"] == "integration_course")
     consent_id = (await registration.get(f"/api/v1/persons/{person}/consents")).json()[0]["consent_id"]
-    params = {"partner_id": VHS, "partner_category": "adult_education", "referral_id": course["referral_id"],
-              "consent_id": consent_id}  # fmt: skip
+    params = {
+        "partner_id": VHS,
+        "partner_category": "adult_education",
+        "referral_id": course["referral_id"],
+        "consent_id": consent_id,
+    }
     url = contact_url(person)
 
     # The gateway's token for another service is no good here; nor is a service's token on the public API.
@@ -159,8 +163,11 @@ async def test_each_token_opens_only_its_own_door(guarded: tuple[httpx.AsyncClie
         assert reply.headers["content-type"] == "application/problem+json"
 
     # Registration checks the consent itself: another partner, or once withdrawn, gets nothing.
-    other = await registration.get(url, params={**params, "partner_id": "ihk-muenchen-oberbayern",
-                                                "partner_category": "chamber"}, headers=as_referral())  # fmt: skip
+    other = await registration.get(
+        url,
+        params={**params, "partner_id": "ihk-muenchen-oberbayern", "partner_category": "chamber"},
+        headers=as_referral(),
+    )
     assert other.status_code == 403 and other.json()["type"].endswith("/consent-missing")
     withdrawal = await registration.post(f"/api/v1/persons/{person}/consents/{consent_id}/withdrawal")
     assert withdrawal.status_code == 200, withdrawal.text
@@ -200,11 +207,15 @@ async def test_a_partners_list_names_persons_only_under_a_consent_in_force(
     consent_id = (await registration.get(f"/api/v1/persons/{person}/consents")).json()[0]["consent_id"]
     asked = {"person_id": person, "referral_id": course["referral_id"], "consent_id": consent_id}
     url = "/api/internal/persons/contact-names"
-    gateway = await registration.post(url, json={"partner_id": VHS, "referrals": [asked]},
-                                      headers=signed_by_gateway(ADMIN, "registration"))  # fmt: skip
+    gateway = await registration.post(
+        url, json={"partner_id": VHS, "referrals": [asked]}, headers=signed_by_gateway(ADMIN, "registration")
+    )
     assert gateway.status_code == 403, gateway.text
-    other = await registration.post(url, json={"partner_id": "ihk-muenchen-oberbayern", "referrals": [
-        asked | {"partner_category": "chamber"}]}, headers=as_referral())  # fmt: skip
+    other = await registration.post(
+        url,
+        json={"partner_id": "ihk-muenchen-oberbayern", "referrals": [asked | {"partner_category": "chamber"}]},
+        headers=as_referral(),
+    )
     assert other.status_code == 200 and other.json() == []
 
     # Withdrawn: the list names nobody, and says why (consent_withdrawn), once referral has heard of it.
@@ -216,6 +227,9 @@ async def test_a_partners_list_names_persons_only_under_a_consent_in_force(
         return bool(row["consent_withdrawn"]) and row["person_name"] is None
 
     await eventually(withdrawn)
-    direct = await registration.post(url, json={"partner_id": VHS, "referrals": [asked | {
-        "partner_category": "adult_education"}]}, headers=as_referral())  # fmt: skip
+    direct = await registration.post(
+        url,
+        json={"partner_id": VHS, "referrals": [asked | {"partner_category": "adult_education"}]},
+        headers=as_referral(),
+    )
     assert direct.status_code == 200 and direct.json() == [], "registration checks the withdrawal itself"

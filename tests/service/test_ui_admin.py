@@ -31,8 +31,9 @@ class Agent:
     """One person's browser, without the browser: cookies, forms with the CSRF token, redirects by hand."""
 
     def __init__(self, app: Any) -> None:
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver",
-                                        timeout=30)  # fmt: skip
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="https://testserver", timeout=30
+        )
 
     async def get(self, path: str) -> httpx.Response:
         return await self.client.get(path)
@@ -103,12 +104,29 @@ async def stack(database_url: str, broker: Any, tmp_path: Path) -> AsyncIterator
             await app.state.client.aclose()
 
 
-ADMIN_PAGES = ("/ui/admin", "/ui/admin/routing-rules", "/ui/admin/users", "/ui/admin/partners",
-               "/ui/admin/partners/caritas-landsberg", "/ui/admin/roster")  # fmt: skip
-NEW_PARTNER = {"partner_id": "caritas-kaufering", "name": "Caritas Kaufering", "category": "charity",
-               "languages": ["de", "ar"], "services": ["migration_counselling"]}  # fmt: skip
-NEW_NAVIGATOR = {"username": "n.rahimi", "name": "Nadia Rahimi", "team": "integration-nord",
-                 "languages": ["de", "fa"], "max_cases": "30", "active": "yes"}  # fmt: skip
+ADMIN_PAGES = (
+    "/ui/admin",
+    "/ui/admin/routing-rules",
+    "/ui/admin/users",
+    "/ui/admin/partners",
+    "/ui/admin/partners/caritas-landsberg",
+    "/ui/admin/roster",
+)
+NEW_PARTNER = {
+    "partner_id": "caritas-kaufering",
+    "name": "Caritas Kaufering",
+    "category": "charity",
+    "languages": ["de", "ar"],
+    "services": ["migration_counselling"],
+}
+NEW_NAVIGATOR = {
+    "username": "n.rahimi",
+    "name": "Nadia Rahimi",
+    "team": "integration-nord",
+    "languages": ["de", "fa"],
+    "max_cases": "30",
+    "active": "yes",
+}
 
 
 def revealed_password(page: httpx.Response) -> str:
@@ -149,8 +167,9 @@ async def test_the_admin_pages_are_for_admins_only(stack: Stack) -> None:
         assert reset.status_code == 403
         partner = await agent.post("/ui/admin/partners", {**NEW_PARTNER, "partner_id": f"by-{username}"})
         assert partner.status_code == 403
-        edited = await agent.post("/ui/admin/partners/caritas-landsberg", {"name": "x", "category": "charity",
-                                                                          "languages": "de"})  # fmt: skip
+        edited = await agent.post(
+            "/ui/admin/partners/caritas-landsberg", {"name": "x", "category": "charity", "languages": "de"}
+        )
         assert edited.status_code == 403
         withdrawn = await agent.post("/ui/admin/partners/caritas-landsberg/services/migration_counselling/withdraw", {})
         assert withdrawn.status_code == 403
@@ -259,8 +278,9 @@ async def test_accounts_are_created_disabled_enabled_and_reset(stack: Stack, cap
     assert 'value="p4"' in kept.text and re.search(r'value="caseworker" checked', kept.text), "the form is kept"
 
     # Created: the password is shown once, stored only as an argon2 hash, in a file only its owner reads.
-    created = await admin.post("/ui/admin/users", {"username": "neue.lotsin", "roles": ["caseworker"],
-                                                   "team": "integration-sued"})  # fmt: skip
+    created = await admin.post(
+        "/ui/admin/users", {"username": "neue.lotsin", "roles": ["caseworker"], "team": "integration-sued"}
+    )
     assert created.status_code == 201, created.text
     password = revealed_password(created)
     assert len(password) >= 16 and 'id="account-neue.lotsin"' in created.text
@@ -269,8 +289,9 @@ async def test_accounts_are_created_disabled_enabled_and_reset(stack: Stack, cap
     assert stored["roles"] == ["caseworker"] and stored["team"] == "integration-sued" and stored["active"] is True
     assert stored["password_hash"].startswith("$argon2") and password not in stack.users_file.read_text()
     assert (await admin.get("/ui/admin/users")).text.count(password) == 0, "shown once"
-    partner = await admin.post("/ui/admin/users", {"username": "caritas2", "roles": ["partner"],
-                                                   "partner_id": "caritas-landsberg"})  # fmt: skip
+    partner = await admin.post(
+        "/ui/admin/users", {"username": "caritas2", "roles": ["partner"], "partner_id": "caritas-landsberg"}
+    )
     assert partner.status_code == 201
     assert (await stack.token("caritas2", revealed_password(partner))).status_code == 200
 
@@ -359,8 +380,7 @@ async def test_an_admin_adds_a_partner_and_keeps_its_entry_and_services(stack: S
     await admin.get("/ui/admin/partners?lang=de")  # the language is remembered: back to German
 
     # Refused: each reason next to its field, the form kept, nothing made.
-    refused = await admin.post("/ui/admin/partners", {**NEW_PARTNER, "partner_id": "Caritas Kaufering",
-                                                      "category": ""})  # fmt: skip
+    refused = await admin.post("/ui/admin/partners", {**NEW_PARTNER, "partner_id": "Caritas Kaufering", "category": ""})
     assert refused.status_code == 422
     assert "Kleinbuchstaben, Ziffern, Bindestriche" in field_error(refused, "f-partner_id")
     assert "Bitte eine Art wählen" in field_error(refused, "f-category")
@@ -390,9 +410,16 @@ async def test_an_admin_adds_a_partner_and_keeps_its_entry_and_services(stack: S
 
     # The entry: name, kind, a location and a contact point; a wrong postal code is said at its field.
     base = "/ui/admin/partners/caritas-kaufering"
-    form = {"name": "Caritas-Beratung Kaufering", "category": "volunteer_group", "languages": ["de", "ar", "uk"],
-            "loc-0-name": "Beratungsstelle", "loc-0-city": "Kaufering", "loc-0-postal_code": "8691#",
-            "con-0-title": "Beratungsstelle", "con-0-email": "beratung@example.org"}  # fmt: skip
+    form = {
+        "name": "Caritas-Beratung Kaufering",
+        "category": "volunteer_group",
+        "languages": ["de", "ar", "uk"],
+        "loc-0-name": "Beratungsstelle",
+        "loc-0-city": "Kaufering",
+        "loc-0-postal_code": "8691#",
+        "con-0-title": "Beratungsstelle",
+        "con-0-email": "beratung@example.org",
+    }
     wrong = await admin.post(base, form)
     assert wrong.status_code == 422 and field_error(wrong, "loc-0-postal_code") == "Das Format stimmt nicht."
     assert 'value="8691#"' in wrong.text, "what was typed stays"
@@ -400,9 +427,17 @@ async def test_an_admin_adds_a_partner_and_keeps_its_entry_and_services(stack: S
     assert saved.status_code == 303 and saved.headers["location"] == f"{base}?notice=saved#main"
     entry = (await stack.api("GET", "/api/v1/partners/caritas-kaufering", token)).json()
     assert (entry["name"], entry["category"], entry["version"]) == ("Caritas-Beratung Kaufering", "volunteer_group", 2)
-    assert entry["locations"] == [{"name": "Beratungsstelle", "address_1": None, "city": "Kaufering",
-                                   "postal_code": "86916", "country": "DE", "opening_hours": None,
-                                   "district": None}]  # fmt: skip
+    assert entry["locations"] == [
+        {
+            "name": "Beratungsstelle",
+            "address_1": None,
+            "city": "Kaufering",
+            "postal_code": "86916",
+            "country": "DE",
+            "opening_hours": None,
+            "district": None,
+        }
+    ]
     assert entry["contacts"][0]["email"] == "beratung@example.org"
     # The location emptied: removed.
     cleared = await admin.post(base, {**form, "loc-0-name": "", "loc-0-city": "", "loc-0-postal_code": ""})
@@ -423,15 +458,25 @@ async def test_an_admin_adds_a_partner_and_keeps_its_entry_and_services(stack: S
     changed = await admin.post(service, {**terms, "free_places": "7"})
     assert changed.status_code == 303
     assert changed.headers["location"] == f"{base}?saved_service=migration_counselling#service-migration_counselling"
-    box = re.search(r'<article class="card" id="service-migration_counselling".*?</article>',
-                    (await admin.get(changed.headers["location"])).text, re.S)  # fmt: skip
+    box = re.search(
+        r'<article class="card" id="service-migration_counselling".*?</article>',
+        (await admin.get(changed.headers["location"])).text,
+        re.S,
+    )
     assert box and "Das Angebot ist gespeichert." in box.group(0), "said where the page opens"
-    housing = {"service_type": "housing_advice", "name": "Wohnberatung", "languages": ["de"], "response_days": "5",
-               "free_places": ""}  # fmt: skip
+    housing = {
+        "service_type": "housing_advice",
+        "name": "Wohnberatung",
+        "languages": ["de"],
+        "response_days": "5",
+        "free_places": "",
+    }
     offered = await admin.post(f"{base}/services", housing)
     assert offered.status_code == 303 and offered.headers["location"].endswith("#service-housing_advice")
-    services = {s["service_type"]: s for s in
-                (await stack.api("GET", "/api/v1/partners/caritas-kaufering", token)).json()["services"]}  # fmt: skip
+    services = {
+        s["service_type"]: s
+        for s in (await stack.api("GET", "/api/v1/partners/caritas-kaufering", token)).json()["services"]
+    }
     assert (services["migration_counselling"]["free_places"], services["migration_counselling"]["response_days"]) == (
         7,
         3,
@@ -478,8 +523,11 @@ async def test_an_admin_puts_caseworkers_on_the_roster_and_takes_them_off(stack:
     assert saved.status_code == 303 and saved.headers["location"].startswith("/ui/admin/roster?notice=caseworker_saved")
     entry = {c["id"]: c for c in (await stack.api("GET", "/api/v1/caseworkers", token)).json()}["n.rahimi"]
     assert (entry["name"], entry["team"], entry["languages"], entry["max_cases"]) == (
-        "Nadia Rahimi", "integration-nord", ["de", "fa"], 30
-    )  # fmt: skip
+        "Nadia Rahimi",
+        "integration-nord",
+        ["de", "fa"],
+        30,
+    )
     listed = await admin.get("/ui/admin/roster")
     row = re.search(r'<tr id="caseworker-n.rahimi" data-active="true">(.*?)</tr>', listed.text, re.S)
     assert row and "Deutsch, Persisch" in row.group(1) and "0 / 30" in row.group(1)
@@ -494,8 +542,9 @@ async def test_an_admin_puts_caseworkers_on_the_roster_and_takes_them_off(stack:
     assert '<tr id="caseworker-n.rahimi" data-active="false">' in listed.text
 
     # A new caseworker account leads straight to the roster, its name and team filled in.
-    created = await admin.post("/ui/admin/users", {"username": "neue.lotsin", "roles": ["caseworker"],
-                                                   "team": "integration-sued"})  # fmt: skip
+    created = await admin.post(
+        "/ui/admin/users", {"username": "neue.lotsin", "roles": ["caseworker"], "team": "integration-sued"}
+    )
     link = re.search(r'<a href="([^"]+)" id="put-on-roster">', created.text)
     assert link and unescape(link.group(1)) == "/ui/admin/roster?username=neue.lotsin&team=integration-sued"
     prefilled = await admin.get(unescape(link.group(1)))

@@ -103,8 +103,10 @@ class Visitor:
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert token is not None
         password = self.gateway.state.demo_credentials[username]
-        reply = await self.client.post("/ui/sign-in", data={"csrf_token": token.group(1), "username": username,
-                                                            "password": password, "next": "/ui/"})  # fmt: skip
+        reply = await self.client.post(
+            "/ui/sign-in",
+            data={"csrf_token": token.group(1), "username": username, "password": password, "next": "/ui/"},
+        )
         assert reply.status_code == 303, reply.text
 
     async def get(self, path: str) -> httpx.Response:
@@ -181,8 +183,13 @@ async def site(broker: Any, tmp_path: Path) -> AsyncIterator[Site]:
 def sessions_from(days: int, hour: int, count: int = 3) -> list[dict[str, str]]:
     """Weekly sessions starting ``days`` from now at ``hour`` (UTC): different hours never overlap."""
     first = datetime.now(UTC).replace(hour=hour, minute=0, second=0, microsecond=0) + timedelta(days=days)
-    return [{"starts_at": (first + timedelta(weeks=i)).isoformat(),
-             "ends_at": (first + timedelta(weeks=i, hours=1)).isoformat()} for i in range(count)]  # fmt: skip
+    return [
+        {
+            "starts_at": (first + timedelta(weeks=i)).isoformat(),
+            "ends_at": (first + timedelta(weeks=i, hours=1)).isoformat(),
+        }
+        for i in range(count)
+    ]
 
 
 async def test_the_course_page_shows_the_waiting_list_in_order_and_course_staff_work_it(site: Site) -> None:
@@ -236,8 +243,9 @@ async def test_the_course_page_shows_the_waiting_list_in_order_and_course_staff_
     page = (await vhs.get(f"/ui/courses/{course}")).text
     assert [(r["data-person"], r["data-status"]) for r in rows(page, "enrolled")] == [(obliged, "enrolled")]
     [session] = [attrs["value"] for tag, attrs in part(page, "attendance-session").tags if "selected" in attrs]
-    recorded = await vhs.post(f"/ui/courses/{course}/attendance",
-                              {"session_id": session, "enrolled": [offered], "present": [offered]})  # fmt: skip
+    recorded = await vhs.post(
+        f"/ui/courses/{course}/attendance", {"session_id": session, "enrolled": [offered], "present": [offered]}
+    )
     assert recorded.status_code == 303 and "notice=done" in recorded.headers["location"]
     wrong = await vhs.post(f"/ui/courses/{course}/attendance", {"session_id": "no-such", "enrolled": [offered]})
     assert "error=" in wrong.headers["location"]
@@ -294,9 +302,16 @@ async def test_the_case_page_keeps_the_plan_the_needs_and_the_courses(site: Site
     assert rows(page, "goals")[0]["data-status"] == "achieved" and "31.01.2027" in text(page, "goals"), "a German date"
 
     # Needs: the German level missing and an age that is no number; both named, the rest kept.
-    needs = {"german_level": "", "schooling": "secondary", "employment_situation": "job_seeking",
-             "other_languages": "en", "vocational_qualification": "Pflegediplom", "children_ages": "3, drei",
-             "childcare_needed": "true", "notes": ""}  # fmt: skip
+    needs = {
+        "german_level": "",
+        "schooling": "secondary",
+        "employment_situation": "job_seeking",
+        "other_languages": "en",
+        "vocational_qualification": "Pflegediplom",
+        "children_ages": "3, drei",
+        "childcare_needed": "true",
+        "notes": "",
+    }
     refused = await lotse.post(f"/ui/cases/{case}/needs", needs)
     assert refused.status_code == 422
     assert text(refused.text, "needs-german_level-error") == "Bitte ausfüllen."
@@ -318,8 +333,12 @@ async def test_the_case_page_keeps_the_plan_the_needs_and_the_courses(site: Site
     # Courses: enrol from the catalogue; again is refused, a closed enrolment window too, in German.
     open_course = await site.course(capacity=5, title="Deutsch kompakt", sessions=sessions_from(20, 7))
     full = await site.course(capacity=1, title="Kleiner Kurs", sessions=sessions_from(21, 12))
-    closed = await site.course(capacity=5, title="Geschlossener Kurs", sessions=sessions_from(22, 15),
-                               enrolment_closes_on=(date.today() - timedelta(days=1)).isoformat())  # fmt: skip
+    closed = await site.course(
+        capacity=5,
+        title="Geschlossener Kurs",
+        sessions=sessions_from(22, 15),
+        enrolment_closes_on=(date.today() - timedelta(days=1)).isoformat(),
+    )
     await site.enrol(full, f"someone-{uuid.uuid4().hex[:6]}")
     page = (await lotse.get(f"/ui/cases/{case}")).text
     assert "Deutsch kompakt (5 von 5 frei, 0 wartend)" in text(page, "enrol-course")

@@ -133,8 +133,9 @@ async def test_api_keys_shown_once_revoked_in_seconds_and_never_another_partners
         assert empty.status_code == 200 and "Noch keine API-Schlüssel." in text(empty)
         assert 'aria-current="page">API-Schlüssel</a>' in empty.text, "the sub-navigation marks the page"
 
-        forged = await jobcenter.post("/ui/partner/api-keys", {"name": "forged", "scopes": ["referrals:read"]},
-                                      csrf=False)  # fmt: skip
+        forged = await jobcenter.post(
+            "/ui/partner/api-keys", {"name": "forged", "scopes": ["referrals:read"]}, csrf=False
+        )
         assert forged.status_code == 403
         assert "Noch keine API-Schlüssel." in text(await jobcenter.get("/ui/partner/api-keys")), "nothing was made"
 
@@ -143,12 +144,15 @@ async def test_api_keys_shown_once_revoked_in_seconds_and_never_another_partners
         assert no_scope.status_code == 422
         assert "Bitte mindestens eine Berechtigung wählen." in text(no_scope)
         assert 'value="Fachverfahren OK.JUG"' in no_scope.text
-        past = await jobcenter.post("/ui/partner/api-keys", {
-            "name": "Fachverfahren OK.JUG", "scopes": ["referrals:write"], "expires_on": "2020-01-31"})  # fmt: skip
+        past = await jobcenter.post(
+            "/ui/partner/api-keys",
+            {"name": "Fachverfahren OK.JUG", "scopes": ["referrals:write"], "expires_on": "2020-01-31"},
+        )
         assert past.status_code == 422 and "Bitte ein Datum ab heute angeben." in text(past)
         assert re.search(r'value="referrals:write" checked', past.text) and 'value="2020-01-31"' in past.text
-        garbled = await jobcenter.post("/ui/partner/api-keys", {
-            "name": "Fachverfahren", "scopes": ["referrals:read"], "expires_on": "31.12.2030"})  # fmt: skip
+        garbled = await jobcenter.post(
+            "/ui/partner/api-keys", {"name": "Fachverfahren", "scopes": ["referrals:read"], "expires_on": "31.12.2030"}
+        )
         assert garbled.status_code == 422 and "Bitte ein gültiges Datum angeben." in text(garbled)
         english = await jobcenter.post("/ui/partner/api-keys?lang=en", {"name": " "})
         assert "Please choose at least one scope." in text(english) and "Please fill this in." in text(english)
@@ -156,14 +160,16 @@ async def test_api_keys_shown_once_revoked_in_seconds_and_never_another_partners
 
         # Created: the whole key once, on the answer to the POST, kept by no cache.
         through = (date.today() + timedelta(days=30)).isoformat()
-        created = await jobcenter.post("/ui/partner/api-keys", {
-            "name": "Fachverfahren OK.JUG", "scopes": ["referrals:read", "webhooks:manage"],
-            "expires_on": through})  # fmt: skip
+        created = await jobcenter.post(
+            "/ui/partner/api-keys",
+            {"name": "Fachverfahren OK.JUG", "scopes": ["referrals:read", "webhooks:manage"], "expires_on": through},
+        )
         assert created.status_code == 200, created.text
         assert created.headers["cache-control"] == "no-store"
         assert "Nur jetzt sichtbar" in text(created) and "nie wieder angezeigt" in text(created)
-        found = re.search(r'id="new-key" readonly autocomplete="off" spellcheck="false" value="(lip_[^"]+)"',
-                          created.text)  # fmt: skip
+        found = re.search(
+            r'id="new-key" readonly autocomplete="off" spellcheck="false" value="(lip_[^"]+)"', created.text
+        )
         assert found, created.text
         key = found.group(1)
         assert "location" not in created.headers
@@ -185,8 +191,11 @@ async def test_api_keys_shown_once_revoked_in_seconds_and_never_another_partners
 
         # Another partner's key: not on the page, and revoking it through the UI fails and leaves it working.
         caritas_token = await platform.token("caritas")
-        theirs = await api.post("/api/v1/partners/caritas-landsberg/api-keys", headers=caritas_token,
-                                json={"name": "Caritas", "scopes": ["webhooks:manage"]})  # fmt: skip
+        theirs = await api.post(
+            "/api/v1/partners/caritas-landsberg/api-keys",
+            headers=caritas_token,
+            json={"name": "Caritas", "scopes": ["webhooks:manage"]},
+        )
         assert theirs.status_code == 201
         caritas_key = {"Authorization": f"Bearer {theirs.json()['key']}"}
         assert theirs.json()["prefix"] not in (await jobcenter.get("/ui/partner/api-keys")).text
@@ -209,8 +218,9 @@ async def test_api_keys_shown_once_revoked_in_seconds_and_never_another_partners
         assert f"/ui/partner/api-keys/{mine['key_id']}/revoke" not in revoked.text, "no button for a revoked key"
 
         async def refused_now() -> bool:
-            reply = await api.get("/api/v1/partners/jobcenter-landsberg/api-keys",
-                                  headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+            reply = await api.get(
+                "/api/v1/partners/jobcenter-landsberg/api-keys", headers={"Authorization": f"Bearer {key}"}
+            )
             return reply.status_code == 401
 
         await eventually(refused_now, timeout_s=5, interval_s=0.25)
@@ -228,8 +238,9 @@ async def test_webhooks_secrets_once_and_the_delivery_log_with_replay(platform: 
         assert page.status_code == 200 and "Noch keine Webhooks." in text(page)
 
         # Refusals on the form, in German, with the typed URL and the chosen events kept.
-        unsafe = await jobcenter.post("/ui/partner/webhooks", {"url": "ftp://fachverfahren.example/hook",
-                                                               "event_types": [CAPACITY_CHANGED]})  # fmt: skip
+        unsafe = await jobcenter.post(
+            "/ui/partner/webhooks", {"url": "ftp://fachverfahren.example/hook", "event_types": [CAPACITY_CHANGED]}
+        )
         assert unsafe.status_code == 422
         assert "Diese Adresse kann keine Webhooks empfangen." in text(unsafe)
         assert 'value="ftp://fachverfahren.example/hook"' in unsafe.text
@@ -242,20 +253,25 @@ async def test_webhooks_secrets_once_and_the_delivery_log_with_replay(platform: 
         created = await jobcenter.post("/ui/partner/webhooks", chosen)
         assert created.status_code == 200, created.text
         assert created.headers["cache-control"] == "no-store"
-        secret = re.search(r'id="new-secret" readonly autocomplete="off" spellcheck="false" value="(whsec_[^"]+)"',
-                           created.text)  # fmt: skip
+        secret = re.search(
+            r'id="new-secret" readonly autocomplete="off" spellcheck="false" value="(whsec_[^"]+)"', created.text
+        )
         assert secret, created.text
         assert "Der Webhook ist angelegt" in text(created) and "Freie Plätze geändert" in text(created)
         listed = await jobcenter.get("/ui/partner/webhooks")
         assert secret.group(1) not in listed.text and "whsec_" not in listed.text
-        hook = (await api.get("/api/v1/partners/jobcenter-landsberg/webhooks",
-                              headers=await platform.token("jobcenter"))).json()[0]  # fmt: skip
+        hook = (
+            await api.get("/api/v1/partners/jobcenter-landsberg/webhooks", headers=await platform.token("jobcenter"))
+        ).json()[0]
         row = row_of(listed, f"webhook-{hook['webhook_id']}")
         assert receiver.url in row and "Freie Plätze geändert" in row and "Vermittlung gesendet" in row
 
         # A real event for the Jobcenter (it reports free places through the API) reaches the receiver.
-        change = await api.put("/api/v1/partners/jobcenter-landsberg/services/job_placement/capacity",
-                               headers=await platform.token("jobcenter"), json={"free_places": 7})  # fmt: skip
+        change = await api.put(
+            "/api/v1/partners/jobcenter-landsberg/services/job_placement/capacity",
+            headers=await platform.token("jobcenter"),
+            json={"free_places": 7},
+        )
         assert change.status_code == 200, change.text
         await eventually(lambda: _has(receiver.requests, 1), timeout_s=20)
 
@@ -269,8 +285,9 @@ async def test_webhooks_secrets_once_and_the_delivery_log_with_replay(platform: 
         assert "Freie Plätze geändert" in row and "HTTP 200" in row and receiver.url in row and "zugestellt" in row
 
         # Replay: the same webhook-id goes out once more; the log counts it.
-        replayed = await jobcenter.post(f"/ui/partner/webhooks/deliveries/{delivery_id}/replay",
-                                        {"status": "delivered", "page": "1"})  # fmt: skip
+        replayed = await jobcenter.post(
+            f"/ui/partner/webhooks/deliveries/{delivery_id}/replay", {"status": "delivered", "page": "1"}
+        )
         assert replayed.headers["location"] == "/ui/partner/webhooks/deliveries?notice=replayed&status=delivered&page=1"
         assert "Die Zustellung wird erneut gesendet." in text(await jobcenter.follow(replayed))
         await eventually(lambda: _has(receiver.requests, 2), timeout_s=10)

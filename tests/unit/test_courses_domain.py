@@ -36,9 +36,15 @@ T0 = datetime(2026, 10, 5, 8, 0, tzinfo=UTC)
 GERMAN_ORDER = ["none", "A1", "A2", "B1", "B2", "C1", "C2"]  # CEFR, written out independently of the enum
 # The age bands' edges, written out independently of the domain's table.
 BAND_AGES = {
-    "0-2": (0, 2), "3-5": (3, 5), "6-9": (6, 9), "10-17": (10, 17), "18-26": (18, 26), "27-44": (27, 44),
-    "45-64": (45, 64), "65+": (65, 130),
-}  # fmt: skip
+    "0-2": (0, 2),
+    "3-5": (3, 5),
+    "6-9": (6, 9),
+    "10-17": (10, 17),
+    "18-26": (18, 26),
+    "27-44": (27, 44),
+    "45-64": (45, 64),
+    "65+": (65, 130),
+}
 # The enrolment lifecycle as documented, written out independently of the domain's table.
 MOVES = {
     (E.WAITLISTED, "offer"): E.OFFERED,
@@ -738,9 +744,12 @@ def test_the_list_grows_in_steps_of_the_minimum_and_places_are_drawn_from_a_half
 def test_an_offline_verifier_reads_a_pass_revoked_or_not_from_the_list(key: Ed25519PrivateKey) -> None:
     document = placed(key, 4711)
     assert document["credentialStatus"] == {
-        "id": f"{LIST_URL}#4711", "type": "BitstringStatusListEntry", "statusPurpose": "revocation",
-        "statusListIndex": "4711", "statusListCredential": LIST_URL,
-    }  # fmt: skip
+        "id": f"{LIST_URL}#4711",
+        "type": "BitstringStatusListEntry",
+        "statusPurpose": "revocation",
+        "statusListIndex": "4711",
+        "statusListCredential": LIST_URL,
+    }
     assert domain.verify(document, key.public_key()), "the status entry is signed with the pass"
     assert domain.revoked_in(document, status_list(key, [4710, 4712]), key.public_key()) is False
     assert domain.revoked_in(document, status_list(key, [4711]), key.public_key()) is True

@@ -45,8 +45,13 @@ def make_app(*, required: bool = False) -> FastAPI:
 
     @app.get("/api/caller")
     def caller(who: CallerDep, actor: ActorDep) -> dict[str, object]:
-        return {"actor": who.actor, "as": actor, "roles": sorted(who.roles or ()) if who.roles is not None else None,
-                "team": who.team, "verified": who.verified}  # fmt: skip
+        return {
+            "actor": who.actor,
+            "as": actor,
+            "roles": sorted(who.roles or ()) if who.roles is not None else None,
+            "team": who.team,
+            "verified": who.verified,
+        }
 
     @app.get("/api/analysts", dependencies=[require_role("analyst", "admin")])
     def analysts() -> str:
@@ -80,8 +85,13 @@ async def test_the_caller_is_the_signed_identity_and_a_clients_headers_beside_it
         reply = await svc.get(
             "/api/caller", headers={**token(lotse), "X-Actor": "user:someone-else", "X-Role": "admin"}
         )
-    assert reply.json() == {"actor": "user:lotse", "as": "user:lotse", "roles": ["analyst", "caseworker"],
-                            "team": "nord", "verified": True}  # fmt: skip
+    assert reply.json() == {
+        "actor": "user:lotse",
+        "as": "user:lotse",
+        "roles": ["analyst", "caseworker"],
+        "team": "nord",
+        "verified": True,
+    }
 
 
 async def test_without_a_token_development_reads_the_plain_headers_and_none_is_unauthenticated() -> None:

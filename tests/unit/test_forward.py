@@ -29,9 +29,14 @@ def identity_headers(caller: Identity, segment: str) -> list[tuple[str, str]]:
 def request(client: httpx.AsyncClient, headers: dict[str, str] | None = None, method: str = "GET") -> Request:
     raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     scope: dict[str, Any] = {
-        "type": "http", "method": method, "path": "/ui/x", "raw_path": b"/ui/x", "query_string": b"", "headers": raw,
+        "type": "http",
+        "method": method,
+        "path": "/ui/x",
+        "raw_path": b"/ui/x",
+        "query_string": b"",
+        "headers": raw,
         "app": SimpleNamespace(state=SimpleNamespace(client=client)),
-    }  # fmt: skip
+    }
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b'{"given_names": "A"}', "more_body": False}
@@ -65,9 +70,13 @@ async def test_the_ui_calls_as_the_user_with_the_request_id_trace_and_signed_ide
     client, seen = recording(body={"items": [1]})
     upstream = Upstream(ROUTES, identity_headers)
     reply = await upstream.call(
-        request(client, {"x-request-id": "rid-1", "traceparent": TRACE}), REGISTRAR, "GET", "persons",
-        params={"q": "x"}, headers={"accept-language": "de"},
-    )  # fmt: skip
+        request(client, {"x-request-id": "rid-1", "traceparent": TRACE}),
+        REGISTRAR,
+        "GET",
+        "persons",
+        params={"q": "x"},
+        headers={"accept-language": "de"},
+    )
     assert reply.ok and reply.items() == [1]
     (sent,) = seen
     assert str(sent.url) == "http://registration/api/v1/persons?q=x"
@@ -107,9 +116,14 @@ async def test_an_unreachable_service_is_a_503_problem_and_a_503_reply() -> None
 async def test_the_proxy_passes_the_clients_headers_but_not_its_credentials_or_identity() -> None:
     client, seen = recording(201, {"person_id": "p1"})
     headers = {
-        "x-request-id": "rid-2", "authorization": "Bearer t", "cookie": "a=b", "x-actor": "user:forged",
-        "x-internal-identity": "forged", "content-type": "application/json", "idempotency-key": "k1",
-    }  # fmt: skip
+        "x-request-id": "rid-2",
+        "authorization": "Bearer t",
+        "cookie": "a=b",
+        "x-actor": "user:forged",
+        "x-internal-identity": "forged",
+        "content-type": "application/json",
+        "idempotency-key": "k1",
+    }
     incoming = request(client, headers, method="POST")
     reply = await Forwarder(ROUTES, identity_headers).proxy(incoming, "http://registration", "registrations", None)
     assert reply.status_code == 201 and reply.headers["x-request-id"] == "rid-2"

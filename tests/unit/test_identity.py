@@ -108,8 +108,15 @@ def test_a_service_signs_as_itself_and_cannot_claim_a_user_a_role_or_a_partner()
 
 def test_alg_none_and_hmac_with_the_public_key_as_secret_are_refused() -> None:
     now = int(time.time())
-    claims = {"iss": "gateway", "aud": "registration", "sub": "admin", "roles": ["admin"], "jti": "x",
-              "iat": now, "exp": now + 30}  # fmt: skip
+    claims = {
+        "iss": "gateway",
+        "aud": "registration",
+        "sub": "admin",
+        "roles": ["admin"],
+        "jti": "x",
+        "iat": now,
+        "exp": now + 30,
+    }
     payload = b64url(json.dumps(claims).encode())
     unsigned = f"{b64url(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}.{payload}."
     with pytest.raises(jwt.InvalidAlgorithmError):
@@ -238,8 +245,9 @@ def test_during_a_rotation_tokens_of_the_old_and_the_new_key_are_accepted_and_af
     with pytest.raises(jwt.InvalidAudienceError):
         verify(sign(LOTSE, old, audience="referral"), audience="registration", trusted=during)
     with pytest.raises(jwt.ExpiredSignatureError):
-        verify(sign(LOTSE, old, audience="registration", now=time.time() - 300), audience="registration",
-               trusted=during)  # fmt: skip
+        verify(
+            sign(LOTSE, old, audience="registration", now=time.time() - 300), audience="registration", trusted=during
+        )
     # A key trusted for one issuer is not trusted for another.
     forged = service_token(old, "referral", "registration")
     with pytest.raises(jwt.InvalidSignatureError):

@@ -38,9 +38,13 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _certificate(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    *, ca: bool = False, dns: list[str] | None = None,
-) -> x509.Certificate:  # fmt: skip
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    *,
+    ca: bool = False,
+    dns: list[str] | None = None,
+) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     issuer_name, issuer_key = issuer or (_name(subject), key)
     builder = (
@@ -148,10 +152,15 @@ def test_plaintext_by_default_for_the_embedded_broker() -> None:
 
 
 def test_tls_with_a_client_certificate_is_what_a_strimzi_tls_listener_accepts(pki: dict[str, str]) -> None:
-    options = client_options(settings(
-        kafka_bootstrap_servers="landsberg-kafka-bootstrap:9093", kafka_security_protocol="SSL",
-        kafka_ssl_cafile=pki["ca"], kafka_ssl_certfile=pki["user.crt"], kafka_ssl_keyfile=pki["user.key"],
-    ))  # fmt: skip
+    options = client_options(
+        settings(
+            kafka_bootstrap_servers="landsberg-kafka-bootstrap:9093",
+            kafka_security_protocol="SSL",
+            kafka_ssl_cafile=pki["ca"],
+            kafka_ssl_certfile=pki["user.crt"],
+            kafka_ssl_keyfile=pki["user.key"],
+        )
+    )
     context = options["ssl_context"]
     assert options["security_protocol"] == "SSL"
     assert isinstance(context, ssl.SSLContext)
@@ -162,36 +171,54 @@ def test_tls_with_a_client_certificate_is_what_a_strimzi_tls_listener_accepts(pk
 
 
 def test_the_broker_is_checked_by_its_ca_and_host_name(pki: dict[str, str]) -> None:
-    trusting_nobody = client_options(settings(
-        kafka_security_protocol="SSL", kafka_ssl_certfile=pki["user.crt"], kafka_ssl_keyfile=pki["user.key"],
-    ))["ssl_context"]  # fmt: skip
+    trusting_nobody = client_options(
+        settings(
+            kafka_security_protocol="SSL",
+            kafka_ssl_certfile=pki["user.crt"],
+            kafka_ssl_keyfile=pki["user.key"],
+        )
+    )["ssl_context"]
     assert asyncio.run(_handshake(pki, trusting_nobody, "localhost")) is None  # the system CAs do not know it
-    right_ca = client_options(settings(
-        kafka_security_protocol="SSL", kafka_ssl_cafile=pki["ca"],
-        kafka_ssl_certfile=pki["user.crt"], kafka_ssl_keyfile=pki["user.key"],
-    ))["ssl_context"]  # fmt: skip
+    right_ca = client_options(
+        settings(
+            kafka_security_protocol="SSL",
+            kafka_ssl_cafile=pki["ca"],
+            kafka_ssl_certfile=pki["user.crt"],
+            kafka_ssl_keyfile=pki["user.key"],
+        )
+    )["ssl_context"]
     assert asyncio.run(_handshake(pki, right_ca, "kafka.elsewhere.example")) is None  # not the broker's name
 
 
 def test_the_broker_refuses_a_client_without_its_ca_s_certificate(pki: dict[str, str]) -> None:
     for certificate, key in ((None, None), (pki["stranger.crt"], pki["stranger.key"])):
-        context = client_options(settings(
-            kafka_security_protocol="SSL", kafka_ssl_cafile=pki["ca"],
-            kafka_ssl_certfile=certificate, kafka_ssl_keyfile=key,
-        ))["ssl_context"]  # fmt: skip
+        context = client_options(
+            settings(
+                kafka_security_protocol="SSL",
+                kafka_ssl_cafile=pki["ca"],
+                kafka_ssl_certfile=certificate,
+                kafka_ssl_keyfile=key,
+            )
+        )["ssl_context"]
         # TLS 1.3: the client's handshake completes before the server checks its certificate and hangs up
         assert asyncio.run(_handshake(pki, context, "localhost")) is None
 
 
 def test_scram_over_tls() -> None:
-    options = client_options(settings(
-        kafka_security_protocol="SASL_SSL", kafka_sasl_username="kafka-referral", kafka_sasl_password="s3cret",
-    ))  # fmt: skip
+    options = client_options(
+        settings(
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_username="kafka-referral",
+            kafka_sasl_password="s3cret",
+        )
+    )
     assert options["security_protocol"] == "SASL_SSL"
     assert isinstance(options["ssl_context"], ssl.SSLContext)
     assert (options["sasl_mechanism"], options["sasl_plain_username"], options["sasl_plain_password"]) == (
-        "SCRAM-SHA-512", "kafka-referral", "s3cret",
-    )  # fmt: skip
+        "SCRAM-SHA-512",
+        "kafka-referral",
+        "s3cret",
+    )
     asyncio.run(_aiokafka_takes(options))
     with pytest.raises(ValidationError, match="KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"):
         settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="kafka-referral")
@@ -247,5 +274,9 @@ def test_plaintext_to_this_machine_is_no_network(production: pytest.MonkeyPatch,
 def test_bootstrap_hosts() -> None:
     assert bootstrap_hosts("a:9092, b.c:9093,[::1]:9092,d") == ["a", "b.c", "::1", "d"]
     assert [is_local_host(h) for h in ("127.0.0.5", "::1", "localhost", "10.0.0.1", "kafka")] == [
-        True, True, True, False, False,
-    ]  # fmt: skip
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]

@@ -29,8 +29,9 @@ def issuer_on(path: Path) -> LocalIssuer:
 
 
 def verifier_of(issuer: LocalIssuer) -> TokenVerifier:
-    return TokenVerifier(issuer=issuer.issuer, audience=issuer.audience, algorithms=["EdDSA"],
-                         local_keys=issuer.verifier_keys())  # fmt: skip
+    return TokenVerifier(
+        issuer=issuer.issuer, audience=issuer.audience, algorithms=["EdDSA"], local_keys=issuer.verifier_keys()
+    )
 
 
 @pytest.mark.parametrize(
@@ -78,9 +79,12 @@ async def test_a_new_account_is_written_atomically_for_its_owner_only_and_signs_
     stored = json.loads(path.read_text())["k.yildiz"]
     assert stored["password_hash"].startswith("$argon2id$") and password not in path.read_text()
     assert {a["username"]: a for a in issuer.accounts()}["k.yildiz"] == {
-        "username": "k.yildiz", "roles": ["caseworker"], "team": "integration-nord", "partner_id": None,
+        "username": "k.yildiz",
+        "roles": ["caseworker"],
+        "team": "integration-nord",
+        "partner_id": None,
         "active": True,
-    }  # fmt: skip
+    }
     assert all("password_hash" not in a for a in issuer.accounts())
     identity = await verifier_of(issuer).verify(await issuer.sign_in("k.yildiz", password))
     assert identity.subject == "k.yildiz" and identity.team == "integration-nord"

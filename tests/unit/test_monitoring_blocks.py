@@ -30,19 +30,31 @@ POPULATION = {"Altstadt": 1000, "Weststadt": 1000}
 
 def people(district: str, block: str | None, n: int, start: int = 0) -> list[PersonFact]:
     return [
-        PersonFact(f"{district}-{block}-{i}", f"h-{district}-{block}-{i}", date(2026, 11, 2), "SY",
-                   AgeBand.AGE_27_44, Gender.FEMALE if i % 2 else Gender.MALE, ResidenceStatusGroup.OTHER, district,
-                   block=block)
+        PersonFact(
+            f"{district}-{block}-{i}",
+            f"h-{district}-{block}-{i}",
+            date(2026, 11, 2),
+            "SY",
+            AgeBand.AGE_27_44,
+            Gender.FEMALE if i % 2 else Gender.MALE,
+            ResidenceStatusGroup.OTHER,
+            district,
+            block=block,
+        )
         for i in range(start, start + n)
-    ]  # fmt: skip
+    ]
 
 
 # Altstadt: 10 in a-1, 3 in a-2 (below k), 5 in a-3 (too few residents), 1 in no block = 19.
 # Weststadt: 6 in w-1, 4 in w-2 (below k) = 10: the rest would be 4, so w-1 joins it and the district is one unit.
 PERSONS = [
-    *people("Altstadt", "a-1", 10), *people("Altstadt", "a-2", 3), *people("Altstadt", "a-3", 5),
-    *people("Altstadt", None, 1), *people("Weststadt", "w-1", 6), *people("Weststadt", "w-2", 4),
-]  # fmt: skip
+    *people("Altstadt", "a-1", 10),
+    *people("Altstadt", "a-2", 3),
+    *people("Altstadt", "a-3", 5),
+    *people("Altstadt", None, 1),
+    *people("Weststadt", "w-1", 6),
+    *people("Weststadt", "w-2", 4),
+]
 FACTS = Facts(persons=PERSONS, reference=DistrictReference(POPULATION, "test", True), blocks=REFERENCE)
 
 
@@ -71,8 +83,11 @@ def test_the_coarsened_index_by_hand() -> None:
     assert [table.cell(r, "residents_percent").value for r in table.rows] == [10.0, 40.0, 50.0]
     assert "ILLUSTRATIVE" in table.note
     # D = 1/2 (|10/29 - 1/10| + |9/29 - 2/5| + |10/29 - 1/2|) = 1/2 (71 + 26 + 45)/290 = 71/290
-    d = Fraction(1, 2) * (abs(Fraction(10, 29) - Fraction(1, 10)) + abs(Fraction(9, 29) - Fraction(2, 5))
-                          + abs(Fraction(10, 29) - Fraction(1, 2)))  # fmt: skip
+    d = Fraction(1, 2) * (
+        abs(Fraction(10, 29) - Fraction(1, 10))
+        + abs(Fraction(9, 29) - Fraction(2, 5))
+        + abs(Fraction(10, 29) - Fraction(1, 2))
+    )
     assert d == Fraction(71, 290)
     assert found["dissimilarity_index_by_block"].cell(CITY, "D").value == round(float(d), 3) == 0.245
     # Per district the same newcomers give 9/58: the blocks show what the districts hide.
@@ -84,8 +99,9 @@ def test_the_coarsened_index_by_hand() -> None:
 def test_within_a_withheld_district_nothing_finer_is_shown() -> None:
     # Three in Pitzling: withheld (and one more district with it, so that the total does not give it away).
     persons = [*PERSONS, *people("Pitzling", None, 3)]
-    facts = Facts(persons=persons, reference=DistrictReference(POPULATION | {"Pitzling": 500}, "test", True),
-                  blocks=REFERENCE)  # fmt: skip
+    facts = Facts(
+        persons=persons, reference=DistrictReference(POPULATION | {"Pitzling": 500}, "test", True), blocks=REFERENCE
+    )
     found = tables(facts)
     stock = found["newcomers_by_district"]
     withheld = [r for r in stock.rows if stock.cell(r, "count").suppressed]

@@ -42,21 +42,41 @@ Key = tuple[str, ...]
 
 #: Counts of events in the period: a quarter is the sum of its months, a year of its quarters.
 FLOWS = {
-    "language_course_enrolments", "language_course_completions", "cefr_levels_reached", "placement_referrals",
-    "recognitions", "course_completions", "participation_offers", "registrations_by_nationality",
-    "registrations_by_age_band", "registrations_by_residence_status", "registrations_by_district_and_gender",
-    "households_and_moves", "referral_funnel", "need_routes", "meeting_offer_referrals",
+    "language_course_enrolments",
+    "language_course_completions",
+    "cefr_levels_reached",
+    "placement_referrals",
+    "recognitions",
+    "course_completions",
+    "participation_offers",
+    "registrations_by_nationality",
+    "registrations_by_age_band",
+    "registrations_by_residence_status",
+    "registrations_by_district_and_gender",
+    "households_and_moves",
+    "referral_funnel",
+    "need_routes",
+    "meeting_offer_referrals",
     "registrations_by_residence_status_and_gender",
-}  # fmt: skip
+}
 #: Distinct households: a household registering over two months counts once in the quarter.
 NOT_ADDITIVE = {("households_and_moves", "households_registered")}
 #: Counts on the period's end day: a quarter's and a year's are their last month's.
 STOCKS = {"newcomers_by_district", "waiting_list", "housing_need"}
 #: Not counts of persons (derived figures with their own rule, survey percentages, public seats).
-OTHER = {"days_to_first_counselling", "partner_response_hours", "dissimilarity_index", "women_share_in_courses",
-         "citizens_survey", "free_seats", "need_routes_women_share", "need_routes_eu_share",
-         # Coarsened by their own rule from the published district table: checked by check_blocks below.
-         "newcomers_by_block", "dissimilarity_index_by_block"}  # fmt: skip
+OTHER = {
+    "days_to_first_counselling",
+    "partner_response_hours",
+    "dissimilarity_index",
+    "women_share_in_courses",
+    "citizens_survey",
+    "free_seats",
+    "need_routes_women_share",
+    "need_routes_eu_share",
+    # Coarsened by their own rule from the published district table: checked by check_blocks below.
+    "newcomers_by_block",
+    "dissimilarity_index_by_block",
+}
 #: Partners known (from the partner directory) to take one placement service and nothing else.
 DEDICATED = [("jobcenter", "job_placement"), ("ihk", "qualification_recognition")]
 #: Partners known to take the routes of the city's named needs and nothing else: their funnel rows add up to
@@ -66,8 +86,12 @@ ROUTE_DEDICATED = [
     (["stadt"], [("need_routes", "housing_advice"), ("meeting_offer_referrals", "meeting_offer")]),
 ]
 ROUTE_STAGES = ["sent", "accepted", "declined", "completed"]
-PLACEMENT_STAGES = {"sent": ["sent"], "accepted": ["accepted"], "declined": ["declined"],
-                    "completed": ["completed_successful", "completed_unsuccessful"]}  # fmt: skip
+PLACEMENT_STAGES = {
+    "sent": ["sent"],
+    "accepted": ["accepted"],
+    "declined": ["declined"],
+    "completed": ["completed_successful", "completed_unsuccessful"],
+}
 REGISTRATION_TOTALS = [
     ("registrations_by_nationality", "column_total", "", "count"),
     ("registrations_by_age_band", "column_total", "", "count"),
@@ -148,17 +172,32 @@ def attacker_equations(published: dict[Period, list[Table]], dedicated: list[tup
         for other in others:  # persons registered in the period, in four tables
             equations.append({(period.label, *first): 1, (period.label, *other): -1})
         for status in ResidenceStatusGroup:  # persons of a status, registered in the period, in two tables
-            equations.append({(period.label, "registrations_by_residence_status", "cell", status.value, "count"): 1,
-                              (period.label, "registrations_by_residence_status_and_gender", "row_total",
-                               status.value, ""): -1})  # fmt: skip
+            equations.append(
+                {
+                    (period.label, "registrations_by_residence_status", "cell", status.value, "count"): 1,
+                    (period.label, "registrations_by_residence_status_and_gender", "row_total", status.value, ""): -1,
+                }
+            )
         for gender in Gender:  # persons of a gender, registered in the period, in two tables
-            equations.append({(period.label, "registrations_by_district_and_gender", "column_total", "",
-                               gender.value): 1,
-                              (period.label, "registrations_by_residence_status_and_gender", "column_total", "",
-                               gender.value): -1})  # fmt: skip
+            equations.append(
+                {
+                    (period.label, "registrations_by_district_and_gender", "column_total", "", gender.value): 1,
+                    (
+                        period.label,
+                        "registrations_by_residence_status_and_gender",
+                        "column_total",
+                        "",
+                        gender.value,
+                    ): -1,
+                }
+            )
         for category in LANGUAGE_CATEGORIES:  # language-course completions, in two tables
-            equations.append({(period.label, "language_course_completions", "cell", category, "count"): 1,
-                              (period.label, "course_completions", "cell", category, "count"): -1})  # fmt: skip
+            equations.append(
+                {
+                    (period.label, "language_course_completions", "cell", category, "count"): 1,
+                    (period.label, "course_completions", "cell", category, "count"): -1,
+                }
+            )
         for partners, rows in ROUTE_DEDICATED:  # partners that take only routes of the named needs
             for stage in ROUTE_STAGES:
                 terms = {(period.label, "referral_funnel", "cell", p, stage): 1 for p in partners}
@@ -171,12 +210,14 @@ def attacker_equations(published: dict[Period, list[Table]], dedicated: list[tup
                 equations.append(terms)
         if period.kind == "month":  # living here = living here a month before + registered - moved away
             before = period.previous().label
-            equations.append({
-                (period.label, "newcomers_by_district", "column_total", "", "count"): 1,
-                (before, "newcomers_by_district", "column_total", "", "count"): -1,
-                (period.label, *first): -1,
-                (period.label, "households_and_moves", "cell", "persons_moved_away", "count"): 1,
-            })  # fmt: skip
+            equations.append(
+                {
+                    (period.label, "newcomers_by_district", "column_total", "", "count"): 1,
+                    (before, "newcomers_by_district", "column_total", "", "count"): -1,
+                    (period.label, *first): -1,
+                    (period.label, "households_and_moves", "cell", "persons_moved_away", "count"): 1,
+                }
+            )
     return equations
 
 
@@ -239,10 +280,16 @@ def check_nothing_withheld_can_be_worked_out(
     years = list(years)
     published = published if published is not None else published_of(facts, years, k)
     raw = true_figures(facts, years)
-    cells = {key: cell for p, ts in published.items() for t in ts if t.id not in OTHER
-             for key, cell in figures(p.label, t).items()}  # fmt: skip
-    truth = {key: cell for p, ts in raw.items() for t in ts if t.id not in OTHER
-             for key, cell in figures(p.label, t).items()}  # fmt: skip
+    cells = {
+        key: cell
+        for p, ts in published.items()
+        for t in ts
+        if t.id not in OTHER
+        for key, cell in figures(p.label, t).items()
+    }
+    truth = {
+        key: cell for p, ts in raw.items() for t in ts if t.id not in OTHER for key, cell in figures(p.label, t).items()
+    }
     assert cells.keys() == truth.keys()
     for key, cell in cells.items():  # the primary rule, and published figures are the true ones
         assert cell.suppressed or cell.value == truth[key].value, key
@@ -269,8 +316,14 @@ def check_blocks(
     label_of = {blocks.block_label(b): b for b in facts.blocks.blocks}
     by_id = {b.block_id: b for b in facts.blocks.blocks}
     equations = attacker_equations(published, DEDICATED)
-    hidden = {key for p, ts in published.items() for t in ts if t.id not in OTHER
-              for key, cell in figures(p.label, t).items() if cell.suppressed}  # fmt: skip
+    hidden = {
+        key
+        for p, ts in published.items()
+        for t in ts
+        if t.id not in OTHER
+        for key, cell in figures(p.label, t).items()
+        if cell.suppressed
+    }
     truth: dict[Key, float] = {}
     shown_blocks = 0
     for period, tables in published.items():
@@ -278,8 +331,9 @@ def check_blocks(
         stock, table = found["newcomers_by_district"], found["newcomers_by_block"]
         living = [p for p in facts.persons if p.lives_here_on(period.end)]
         in_block = {b: sum(1 for p in living if p.block == b and p.district == d) for b, d in district_of.items()}
-        outside = {d: sum(1 for p in living if p.district == d and district_of.get(p.block or "") != d)
-                   for d in stock.rows}  # fmt: skip
+        outside = {
+            d: sum(1 for p in living if p.district == d and district_of.get(p.block or "") != d) for d in stock.rows
+        }
         rows_of: dict[str, list[str]] = {}
         for row in table.rows:
             cell = table.cell(row, "newcomers")
@@ -344,8 +398,10 @@ def test_a_month_is_not_the_quarter_minus_its_other_months() -> None:
     """Reported: October's 3 came back as Q4 13 - November 10 - December 0."""
     passes = [PassFact("recognition", at("2026-10-05"))] * 3 + [PassFact("recognition", at("2026-11-05"))] * 10
     facts = Facts(passes=passes)
-    shown = {p: next(t for t in indicators(facts, Period.parse(p), K) if t.id == "recognitions")
-             .cell(CITY, "count") for p in ("2026-10", "2026-11", "2026-12", "2026-Q4")}  # fmt: skip
+    shown = {
+        p: next(t for t in indicators(facts, Period.parse(p), K) if t.id == "recognitions").cell(CITY, "count")
+        for p in ("2026-10", "2026-11", "2026-12", "2026-Q4")
+    }
     assert shown["2026-10"].suppressed
     assert any(shown[p].suppressed for p in ("2026-11", "2026-12", "2026-Q4")), shown
     check_nothing_withheld_can_be_worked_out(facts, [2026])
@@ -355,8 +411,17 @@ def test_moves_away_are_not_stock_minus_registrations() -> None:
     """Newcomers living here at the end of November = at the end of October + registered - moved away."""
 
     def person(i: int, registered: date, moved: date | None = None) -> PersonFact:
-        return PersonFact(f"p{i}", f"h{i}", registered, "SY", AgeBand.AGE_27_44, Gender.FEMALE,
-                          ResidenceStatusGroup.RECOGNISED_REFUGEE, "Weststadt", moved)  # fmt: skip
+        return PersonFact(
+            f"p{i}",
+            f"h{i}",
+            registered,
+            "SY",
+            AgeBand.AGE_27_44,
+            Gender.FEMALE,
+            ResidenceStatusGroup.RECOGNISED_REFUGEE,
+            "Weststadt",
+            moved,
+        )
 
     persons = [person(i, date(2026, 10, 2)) for i in range(20)]
     persons += [person(20 + i, date(2026, 11, 3)) for i in range(8)]
@@ -374,8 +439,13 @@ def test_the_jobcenter_funnel_is_the_job_placement_row() -> None:
     job, ihk = ("jobcenter", ServiceType.JOB_PLACEMENT), ("ihk", ServiceType.QUALIFICATION_RECOGNITION)
     caritas = ("caritas", ServiceType.MIGRATION_COUNSELLING)
     # Accepted in the placement table: Jobcenter 2, IHK 1; sent: Jobcenter 2, IHK 8 (and Caritas 7 in the funnel).
-    sent = [(400, "sent", job, "", 2), (401, "sent", ihk, "", 8), (402, "sent", caritas, "", 7),
-            (403, "accepted", job, "", 2), (404, "accepted", ihk, "", 1)]  # fmt: skip
+    sent = [
+        (400, "sent", job, "", 2),
+        (401, "sent", ihk, "", 8),
+        (402, "sent", caritas, "", 7),
+        (403, "accepted", job, "", 2),
+        (404, "accepted", ihk, "", 1),
+    ]
     check_nothing_withheld_can_be_worked_out(build([], sent, [], []), [2026])
 
 
@@ -384,9 +454,14 @@ def test_a_partner_that_takes_only_routes_of_the_named_needs_is_their_rows() -> 
     funnel rows are those routes' rows, in two tables (issue 18)."""
     health, housing = ("gesundheitsamt", ServiceType.HEALTH_ADVICE), ("stadt", ServiceType.HOUSING_ADVICE)
     meeting, caritas = ("stadt", ServiceType.MEETING_OFFER), ("caritas", ServiceType.MIGRATION_COUNSELLING)
-    sent = [(400, "sent", health, "", 2), (401, "sent", housing, "", 6), (402, "sent", meeting, "", 3),
-            (403, "sent", caritas, "", 7), (404, "accepted", meeting, "", 3),
-            (405, "accepted", housing, "", 6)]  # fmt: skip
+    sent = [
+        (400, "sent", health, "", 2),
+        (401, "sent", housing, "", 6),
+        (402, "sent", meeting, "", 3),
+        (403, "sent", caritas, "", 7),
+        (404, "accepted", meeting, "", 3),
+        (405, "accepted", housing, "", 6),
+    ]
     facts = build([], sent, [], [])
     day = DAY0 + timedelta(days=400)
     month = {t.id: t for t in indicators(facts, Period.parse(f"{day:%Y-%m}"), K)}
@@ -406,9 +481,19 @@ def test_the_fixed_scenario_of_the_domain_tests() -> None:
 
 
 def test_a_quarter_shows_its_last_month_stock_with_the_same_pattern() -> None:
-    persons = [PersonFact(f"p{i}", f"h{i}", date(2026, 10 + i % 3, 3), "SY", AgeBand.AGE_27_44, Gender.MALE,
-                          ResidenceStatusGroup.OTHER, ["Altstadt", "Weststadt", "Weststadt"][i % 3])
-               for i in range(14)]  # fmt: skip
+    persons = [
+        PersonFact(
+            f"p{i}",
+            f"h{i}",
+            date(2026, 10 + i % 3, 3),
+            "SY",
+            AgeBand.AGE_27_44,
+            Gender.MALE,
+            ResidenceStatusGroup.OTHER,
+            ["Altstadt", "Weststadt", "Weststadt"][i % 3],
+        )
+        for i in range(14)
+    ]
     facts = Facts(persons=persons, reference=DistrictReference({"Altstadt": 1, "Weststadt": 1}, "test", True))
     # Asked in either order, alone or together: the same tables.
     alone = {p: indicators(facts, Period.parse(p), K) for p in ("2026", "2026-Q4", "2026-12")}
@@ -428,8 +513,17 @@ def test_blocks_below_k_join_their_district_and_reveal_no_small_cell() -> None:
     in no block: the block of 9 is shown beside the other addresses' 5."""
 
     def person(i: int, district: str, block: str | None, registered: date = date(2026, 11, 3)) -> PersonFact:
-        return PersonFact(f"p{i}", f"h{i}", registered, "SY", AgeBand.AGE_27_44, Gender.FEMALE,
-                          ResidenceStatusGroup.OTHER, district, block=block)  # fmt: skip
+        return PersonFact(
+            f"p{i}",
+            f"h{i}",
+            registered,
+            "SY",
+            AgeBand.AGE_27_44,
+            Gender.FEMALE,
+            ResidenceStatusGroup.OTHER,
+            district,
+            block=block,
+        )
 
     spread = ["w-1"] * 6 + ["w-2"] * 4
     persons = [person(i, "Weststadt", b) for i, b in enumerate(spread)]
@@ -455,34 +549,62 @@ days = st.integers(0, 729)  # 2025 and 2026
 times = st.integers(1, 7)  # events come in groups, so that counts of a period fall on both sides of k
 
 persons = st.lists(
-    st.tuples(days, st.sampled_from(["SY", "UA"]), st.sampled_from([AgeBand.AGE_0_2, AgeBand.AGE_27_44]),
-              st.sampled_from([Gender.FEMALE, Gender.MALE]),
-              st.sampled_from([ResidenceStatusGroup.RECOGNISED_REFUGEE, ResidenceStatusGroup.OTHER]),
-              st.sampled_from(["Altstadt", "Weststadt"]), st.integers(0, 6), st.none() | st.integers(0, 400), times),
+    st.tuples(
+        days,
+        st.sampled_from(["SY", "UA"]),
+        st.sampled_from([AgeBand.AGE_0_2, AgeBand.AGE_27_44]),
+        st.sampled_from([Gender.FEMALE, Gender.MALE]),
+        st.sampled_from([ResidenceStatusGroup.RECOGNISED_REFUGEE, ResidenceStatusGroup.OTHER]),
+        st.sampled_from(["Altstadt", "Weststadt"]),
+        st.integers(0, 6),
+        st.none() | st.integers(0, 400),
+        times,
+    ),
     max_size=10,
-)  # fmt: skip
+)
 referrals = st.lists(
-    st.tuples(days, st.sampled_from(["sent", "accepted", "declined", "completed", "escalated"]),
-              st.sampled_from([("jobcenter", ServiceType.JOB_PLACEMENT), ("ihk", ServiceType.QUALIFICATION_RECOGNITION),
-                               ("caritas", ServiceType.MIGRATION_COUNSELLING),
-                               ("gesundheitsamt", ServiceType.HEALTH_ADVICE), ("stadt", ServiceType.HOUSING_ADVICE),
-                               ("stadt", ServiceType.MEETING_OFFER)]),
-              st.sampled_from(["successful", "unsuccessful"]), times),
+    st.tuples(
+        days,
+        st.sampled_from(["sent", "accepted", "declined", "completed", "escalated"]),
+        st.sampled_from(
+            [
+                ("jobcenter", ServiceType.JOB_PLACEMENT),
+                ("ihk", ServiceType.QUALIFICATION_RECOGNITION),
+                ("caritas", ServiceType.MIGRATION_COUNSELLING),
+                ("gesundheitsamt", ServiceType.HEALTH_ADVICE),
+                ("stadt", ServiceType.HOUSING_ADVICE),
+                ("stadt", ServiceType.MEETING_OFFER),
+            ]
+        ),
+        st.sampled_from(["successful", "unsuccessful"]),
+        times,
+    ),
     max_size=6,
-)  # fmt: skip
+)
 enrolments = st.lists(
-    st.tuples(days, st.sampled_from(COURSES), st.sampled_from(["waitlisted", "enrolled", "completed", "cancelled"]),
-              st.integers(0, 5), st.sampled_from([GermanLevel.A2, GermanLevel.B1, None]), times),
+    st.tuples(
+        days,
+        st.sampled_from(COURSES),
+        st.sampled_from(["waitlisted", "enrolled", "completed", "cancelled"]),
+        st.integers(0, 5),
+        st.sampled_from([GermanLevel.A2, GermanLevel.B1, None]),
+        times,
+    ),
     max_size=6,
-)  # fmt: skip
+)
 passes = st.lists(st.tuples(days, times), max_size=5)
 
 
 BLOCKS = BlockReference(
-    [Block("a-1", "Hauptplatz", "Altstadt", 800), Block("a-2", "Schlossberg", "Altstadt", 3),
-     Block("w-1", "Spöttinger Straße", "Weststadt", 2500), Block("w-2", "Iglinger Straße", "Weststadt", 2500)],
-    "test", True,
-)  # fmt: skip
+    [
+        Block("a-1", "Hauptplatz", "Altstadt", 800),
+        Block("a-2", "Schlossberg", "Altstadt", 3),
+        Block("w-1", "Spöttinger Straße", "Weststadt", 2500),
+        Block("w-2", "Iglinger Straße", "Weststadt", 2500),
+    ],
+    "test",
+    True,
+)
 #: Each group's members take the blocks in turn (None: an address in no block).
 BLOCK_CHOICE: dict[str, list[str | None]] = {"Altstadt": ["a-1", "a-2", None], "Weststadt": ["w-1", "w-2", "w-1"]}
 
@@ -493,21 +615,45 @@ def build(people: list[Any], sent: list[Any], taken: list[Any], recognised: list
         registered = DAY0 + timedelta(days=day)
         moved = registered + timedelta(days=stay) if stay is not None else None
         # Every third member of a group names a housing need ten days after registering.
-        found += [PersonFact(f"p{group}-{i}", f"h{household}", registered, nat, band, gender, status, district,
-                             moved if i % 2 == 0 else None,
-                             registered + timedelta(days=10) if i % 3 == 0 else None,
-                             block=BLOCK_CHOICE[district][(group + i) % 3]) for i in range(n)]  # fmt: skip
+        found += [
+            PersonFact(
+                f"p{group}-{i}",
+                f"h{household}",
+                registered,
+                nat,
+                band,
+                gender,
+                status,
+                district,
+                moved if i % 2 == 0 else None,
+                registered + timedelta(days=10) if i % 3 == 0 else None,
+                block=BLOCK_CHOICE[district][(group + i) % 3],
+            )
+            for i in range(n)
+        ]
 
     def moment(day: int) -> datetime:
         return datetime.combine(DAY0 + timedelta(days=day), datetime.min.time(), UTC).replace(hour=10)
 
-    referral_facts = [ReferralFact(f"r{group}-{i}", kind, moment(day), partner, service,
-                                   outcome=outcome if kind == "completed" else None)
-                      for group, (day, kind, (partner, service), outcome, n) in enumerate(sent)
-                      for i in range(n)]  # fmt: skip
-    enrolment_facts = [EnrolmentFact(f"e{who}-{i}", course.course_id, course.category, kind, moment(day),
-                                     level_reached=level if kind == "completed" else None)
-                       for day, course, kind, who, level, n in taken for i in range(n)]  # fmt: skip
+    referral_facts = [
+        ReferralFact(
+            f"r{group}-{i}", kind, moment(day), partner, service, outcome=outcome if kind == "completed" else None
+        )
+        for group, (day, kind, (partner, service), outcome, n) in enumerate(sent)
+        for i in range(n)
+    ]
+    enrolment_facts = [
+        EnrolmentFact(
+            f"e{who}-{i}",
+            course.course_id,
+            course.category,
+            kind,
+            moment(day),
+            level_reached=level if kind == "completed" else None,
+        )
+        for day, course, kind, who, level, n in taken
+        for i in range(n)
+    ]
     reference = DistrictReference({"Altstadt": 2000, "Weststadt": 6000, "Spitalfeld": 1000}, "test", True)
     recognitions = [PassFact("recognition", moment(day)) for day, n in recognised for _ in range(n)]
     return Facts(found, referral_facts, COURSES, enrolment_facts, recognitions, reference=reference, blocks=BLOCKS)

@@ -38,8 +38,17 @@ def at(day: str, hour: int = 10) -> datetime:
     return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
 
 
-def person(pid: str, nat: str, band: AgeBand, gender: Gender, status: ResidenceStatusGroup, district: str,
-           household: str, registered: date = REG, moved: date | None = None) -> PersonFact:  # fmt: skip
+def person(
+    pid: str,
+    nat: str,
+    band: AgeBand,
+    gender: Gender,
+    status: ResidenceStatusGroup,
+    district: str,
+    household: str,
+    registered: date = REG,
+    moved: date | None = None,
+) -> PersonFact:
     return PersonFact(pid, household, registered, nat, band, gender, status, district, moved)
 
 
@@ -110,11 +119,15 @@ ENROLMENTS = [
     enrolment("x3", "C1", "enrolled", at("2026-11-06")),
     *(enrolment(f"w{p}", "C1", "waitlisted", at("2026-11-11")) for p in ("P5", "U3", "U4")),
     enrolment("x2", "C1", "completed", at("2026-11-28"), level_reached=GermanLevel.B1, result="passed"),
-    *(enrolment(f"v{p}", "C2", "enrolled", at("2026-11-15"), person_id=p)
-      for p in ("P1", "P2", "P5", "P6", "U1", "U2", "U3", "U4", "U5", "R1")),
-    *(enrolment(f"g{i}", "C4", "completed", at("2026-11-29"), level_reached=level, result="passed")
-      for i, level in enumerate([GermanLevel.A2] * 3 + [GermanLevel.B1] * 2)),
-]  # fmt: skip
+    *(
+        enrolment(f"v{p}", "C2", "enrolled", at("2026-11-15"), person_id=p)
+        for p in ("P1", "P2", "P5", "P6", "U1", "U2", "U3", "U4", "U5", "R1")
+    ),
+    *(
+        enrolment(f"g{i}", "C4", "completed", at("2026-11-29"), level_reached=level, result="passed")
+        for i, level in enumerate([GermanLevel.A2] * 3 + [GermanLevel.B1] * 2)
+    ),
+]
 PASSES = [PassFact("recognition", at("2026-11-20")) for _ in range(3)] + [PassFact("course", at("2026-11-28"))]
 REFERENCE = DistrictReference({"Weststadt": 6000, "Altstadt": 2000, "Schwaighofsiedlung": 2000}, "test", True)
 FACTS = Facts(PERSONS, REFERRALS, COURSES, ENROLMENTS, PASSES, (), REFERENCE)
@@ -155,8 +168,12 @@ def test_fixed_scenario_gives_exactly_the_expected_indicators() -> None:
     # One integration-course completion: the total goes with it (the cell for German as a second language
     # is course_completions' too, and withholding it there as well would cost more).
     assert values(t["language_course_completions"]) == {
-        "integration_course": None, "german_second_language": 5, "job_german": 0, "literacy": 0, "total": None,
-    }  # fmt: skip
+        "integration_course": None,
+        "german_second_language": 5,
+        "job_german": 0,
+        "literacy": 0,
+        "total": None,
+    }
     # Placement.
     placement = t["placement_referrals"]
     assert [placement.cell(s, "sent").value for s in ("job_placement", "qualification_recognition")] == [4, 3]
@@ -194,8 +211,10 @@ def test_fixed_scenario_proposals_name_their_rules() -> None:
 
 def test_rising_dissimilarity_flags_the_district() -> None:
     # October: spread like the city; November: five more newcomers, all in Weststadt.
-    october = [person(f"o{i}", "SY", A27, F, REF, d, f"h{i}", date(2026, 10, 5))
-               for i, d in enumerate(["Weststadt"] * 3 + ["Altstadt", "Schwaighofsiedlung"])]  # fmt: skip
+    october = [
+        person(f"o{i}", "SY", A27, F, REF, d, f"h{i}", date(2026, 10, 5))
+        for i, d in enumerate(["Weststadt"] * 3 + ["Altstadt", "Schwaighofsiedlung"])
+    ]
     november = [person(f"n{i}", "SY", A27, M, REF, "Weststadt", f"k{i}") for i in range(5)]
     facts = Facts(persons=october + november, reference=REFERENCE)
     assert dissimilarity(newcomers_by_district(october, NOV.previous().end), REFERENCE.population) == 0
@@ -215,8 +234,11 @@ def test_periods() -> None:
     assert (NOV.start, NOV.end, NOV.previous().label) == (date(2026, 11, 1), date(2026, 11, 30), "2026-10")
     q4 = Period.parse("2026-Q4")
     assert (q4.start, q4.end, q4.previous().label, q4.last_month().label) == (
-        date(2026, 10, 1), date(2026, 12, 31), "2026-Q3", "2026-12",
-    )  # fmt: skip
+        date(2026, 10, 1),
+        date(2026, 12, 31),
+        "2026-Q3",
+        "2026-12",
+    )
     assert Period.parse("2026").previous().label == "2025" and Period.parse("2026-01").previous().label == "2025-12"
     # Years below 1000 keep their four digits (a fuzzer found "0552" failing on its previous year).
     assert [Period.parse(p).previous().label for p in ("0552", "0552-Q1", "0552-01")] == ["0551", "0551-Q4", "0551-12"]
@@ -307,8 +329,9 @@ def test_no_withheld_cell_can_be_recovered_from_the_published_totals(case: Any) 
     matrix, (row_totals, column_totals), k = case
     rows, cols = [f"r{i}" for i in range(len(matrix))], [f"c{j}" for j in range(len(matrix[0]))]
     counts = {(r, c): matrix[i][j] for i, r in enumerate(rows) for j, c in enumerate(cols)}
-    table = protect("t", "t", Group.DEMOGRAPHY, "persons", rows, cols, counts, k,
-                           row_totals=row_totals, column_totals=column_totals)  # fmt: skip
+    table = protect(
+        "t", "t", Group.DEMOGRAPHY, "persons", rows, cols, counts, k, row_totals=row_totals, column_totals=column_totals
+    )
     lines, entries = published_equations(table)
     hidden = sorted(key for key, cell in entries.items() if cell.suppressed)
     # Every count between 1 and k-1 is withheld, and published values are the true ones.
@@ -335,8 +358,16 @@ def test_no_withheld_cell_can_be_recovered_from_the_published_totals(case: Any) 
 
 
 def test_a_single_small_cell_takes_the_next_smallest_with_it() -> None:
-    table = protect("t", "t", Group.DEMOGRAPHY, "persons", ["a", "b", "c"], ["count"],
-                           {("a", "count"): 2, ("b", "count"): 9, ("c", "count"): 7}, 5)  # fmt: skip
+    table = protect(
+        "t",
+        "t",
+        Group.DEMOGRAPHY,
+        "persons",
+        ["a", "b", "c"],
+        ["count"],
+        {("a", "count"): 2, ("b", "count"): 9, ("c", "count"): 7},
+        5,
+    )
     assert values(table) == {"a": None, "b": 9, "c": None, "total": 18}
     as_json = table.as_dict()
     assert as_json["rows"][0]["cells"]["count"] == {"value": None, "suppressed": True}
@@ -350,10 +381,16 @@ def test_routes_show_women_and_eu_skilled_workers_apart_where_the_numbers_allow(
     citizens (6 of 11) is published; the share of women (8 of 11) is withheld, as the 3 men are fewer than k."""
     people = [person(f"X{i}", "RO", A27, F if i < 3 else M, EU, "Weststadt", f"HX{i}") for i in range(6)]
     people += [person(f"Y{i}", "SY", A27, F, REF, "Weststadt", f"HY{i}") for i in range(5)]
-    sent = [referral(f"r{p.person_id}", "sent", at("2026-11-10"), "eures", ServiceType.EU_JOB_MOBILITY,
-                     person_id=p.person_id) for p in people]  # fmt: skip
-    meet = [referral(f"m{p.person_id}", "sent", at("2026-11-12"), "stadt", ServiceType.MEETING_OFFER,
-                     person_id=p.person_id) for p in people[:5]]  # fmt: skip
+    sent = [
+        referral(
+            f"r{p.person_id}", "sent", at("2026-11-10"), "eures", ServiceType.EU_JOB_MOBILITY, person_id=p.person_id
+        )
+        for p in people
+    ]
+    meet = [
+        referral(f"m{p.person_id}", "sent", at("2026-11-12"), "stadt", ServiceType.MEETING_OFFER, person_id=p.person_id)
+        for p in people[:5]
+    ]
     tables = {t.id: t for t in indicators(Facts(persons=people, referrals=sent + meet), NOV, 5)}
     eu = tables["need_routes_eu_share"]
     assert eu.cell("eu_job_mobility", "percent").value == round(100 * 6 / 11, 1)

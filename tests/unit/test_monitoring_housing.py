@@ -13,10 +13,21 @@ from services.monitoring.protection import indicators
 from services.monitoring.tables import Cell, Group, Table
 
 
-def member(pid: str, household: str, district: str, need_since: date | None = None,
-           moved: date | None = None) -> PersonFact:  # fmt: skip
-    return PersonFact(pid, household, date(2026, 10, 1), "SY", AgeBand.AGE_27_44, Gender.FEMALE,
-                      ResidenceStatusGroup.RECOGNISED_REFUGEE, district, moved, need_since)  # fmt: skip
+def member(
+    pid: str, household: str, district: str, need_since: date | None = None, moved: date | None = None
+) -> PersonFact:
+    return PersonFact(
+        pid,
+        household,
+        date(2026, 10, 1),
+        "SY",
+        AgeBand.AGE_27_44,
+        Gender.FEMALE,
+        ResidenceStatusGroup.RECOGNISED_REFUGEE,
+        district,
+        moved,
+        need_since,
+    )
 
 
 #: Household A (Weststadt): five members, two name housing; B (Weststadt): alone, names housing; C (Altstadt): two,
@@ -25,10 +36,12 @@ def member(pid: str, household: str, district: str, need_since: date | None = No
 PERSONS = [
     *(member(f"a{i}", "A", "Weststadt", date(2026, 10, 5) if i < 2 else None) for i in range(5)),
     member("b", "B", "Weststadt", date(2026, 10, 5)),
-    member("c1", "C", "Altstadt", date(2026, 11, 20)), member("c2", "C", "Altstadt"),
-    member("d1", "D", "Altstadt", date(2026, 10, 5)), member("d2", "D", "Altstadt"),
+    member("c1", "C", "Altstadt", date(2026, 11, 20)),
+    member("c2", "C", "Altstadt"),
+    member("d1", "D", "Altstadt", date(2026, 10, 5)),
+    member("d2", "D", "Altstadt"),
     member("d3", "D", "Altstadt", moved=date(2026, 11, 15)),
-]  # fmt: skip
+]
 
 
 def test_household_size_bands() -> None:
@@ -37,12 +50,16 @@ def test_household_size_bands() -> None:
 
 def test_counts_on_a_day() -> None:
     assert housing.housing_need_counts(PERSONS, date(2026, 11, 30)) == {
-        ("Weststadt", "5+"): 2, ("Weststadt", "1"): 1, ("Altstadt", "2"): 2,
-    }  # fmt: skip
+        ("Weststadt", "5+"): 2,
+        ("Weststadt", "1"): 1,
+        ("Altstadt", "2"): 2,
+    }
     # On 31 October: C has named no need yet, D is still three.
     assert housing.housing_need_counts(PERSONS, date(2026, 10, 31)) == {
-        ("Weststadt", "5+"): 2, ("Weststadt", "1"): 1, ("Altstadt", "3-4"): 1,
-    }  # fmt: skip
+        ("Weststadt", "5+"): 2,
+        ("Weststadt", "1"): 1,
+        ("Altstadt", "3-4"): 1,
+    }
 
 
 def test_the_indicator_is_published_and_small_cells_withheld() -> None:

@@ -20,8 +20,9 @@ MONTHLY = [7, 1, 5, 3, 4, 4, 4, 4, 3, 5, 1, 7]
 
 
 def child(pid: str, band: AgeBand, district: str, registered: date, moved: date | None = None) -> PersonFact:
-    return PersonFact(pid, f"h-{pid}", registered, "SY", band, Gender.FEMALE,
-                      ResidenceStatusGroup.RECOGNISED_REFUGEE, district, moved)  # fmt: skip
+    return PersonFact(
+        pid, f"h-{pid}", registered, "SY", band, Gender.FEMALE, ResidenceStatusGroup.RECOGNISED_REFUGEE, district, moved
+    )
 
 
 def example() -> list[PersonFact]:
@@ -33,12 +34,23 @@ def example() -> list[PersonFact]:
     for month, count in enumerate(MONTHLY):
         registered = date(2025 + (11 + month) // 12, (11 + month) % 12 + 1, 15)
         for _ in range(count):
-            persons.append(child(f"s{index}", AgeBand.AGE_6_9, "Altstadt" if index % 3 == 0 else "Weststadt",
-                                 registered))  # fmt: skip
+            persons.append(
+                child(f"s{index}", AgeBand.AGE_6_9, "Altstadt" if index % 3 == 0 else "Weststadt", registered)
+            )
             index += 1
     persons += [child(f"t{i}", AgeBand.AGE_0_2, "Altstadt", date(2025, 9, 1)) for i in range(3)]
-    persons.append(PersonFact("adult", "h-a", date(2026, 5, 1), "SY", AgeBand.AGE_27_44, Gender.MALE,
-                              ResidenceStatusGroup.RECOGNISED_REFUGEE, "Weststadt"))  # fmt: skip
+    persons.append(
+        PersonFact(
+            "adult",
+            "h-a",
+            date(2026, 5, 1),
+            "SY",
+            AgeBand.AGE_27_44,
+            Gender.MALE,
+            ResidenceStatusGroup.RECOGNISED_REFUGEE,
+            "Weststadt",
+        )
+    )
     return persons
 
 
@@ -75,9 +87,19 @@ def test_forecast_against_a_hand_computed_example() -> None:
     assert [d.isoformat() for d in result.starts] == [f"{y}-09-01" for y in range(2027, 2032)]
     got = {(r.year, r.district, r.kind): (r.expected, r.low, r.high) for r in result.rows}
     assert [got[(y, "Altstadt", "school")] for y in range(2027, 2032)] == [
-        (28, 22, 34), (44, 30, 58), (61, 39, 83), (78, 48, 108), (95, 57, 133)]  # fmt: skip
+        (28, 22, 34),
+        (44, 30, 58),
+        (61, 39, 83),
+        (78, 48, 108),
+        (95, 57, 133),
+    ]
     assert [got[(y, "Weststadt", "school")] for y in range(2027, 2032)] == [
-        (56, 44, 68), (88, 60, 116), (120, 76, 164), (152, 92, 212), (184, 108, 260)]  # fmt: skip
+        (56, 44, 68),
+        (88, 60, 116),
+        (120, 76, 164),
+        (152, 92, 212),
+        (184, 108, 260),
+    ]
     assert [got[(y, "Altstadt", "kita")][0] for y in range(2027, 2032)] == [3, 3, 2, 1, 0]
     assert [got[(y, "Weststadt", "kita")][0] for y in range(2027, 2032)] == [0] * 5
     first = next(r for r in result.rows if (r.year, r.district, r.kind) == (2027, "Altstadt", "school"))
@@ -97,10 +119,14 @@ def test_a_rising_trend_is_continued() -> None:
 def test_small_districts_are_merged_and_a_small_city_withheld() -> None:
     """Pössing has 2 children (below k = 5): merged into "other districts"; that group alone is still below 5,
     so the smallest other district (Altstadt, 16 + 3 = 19 children) joins it; Weststadt (32) stays."""
-    persons = [*example(), child("p1", AgeBand.AGE_10_17, "Pössing", date(2025, 1, 5)),
-               child("p2", AgeBand.AGE_3_5, "Pössing", date(2025, 1, 5))]  # fmt: skip
-    result = planning.forecast(persons, TODAY, [Capacity(2027, "Pössing", "school", 4),
-                                                Capacity(2027, "Altstadt", "school", 30)], k=5)  # fmt: skip
+    persons = [
+        *example(),
+        child("p1", AgeBand.AGE_10_17, "Pössing", date(2025, 1, 5)),
+        child("p2", AgeBand.AGE_3_5, "Pössing", date(2025, 1, 5)),
+    ]
+    result = planning.forecast(
+        persons, TODAY, [Capacity(2027, "Pössing", "school", 4), Capacity(2027, "Altstadt", "school", 30)], k=5
+    )
     assert {r.district for r in result.rows} == {"Weststadt", OTHER}
     assert result.merged == ["Altstadt", "Pössing"]
     other = next(r for r in result.rows if (r.year, r.district, r.kind) == (2027, OTHER, "school"))

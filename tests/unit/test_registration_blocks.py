@@ -11,14 +11,20 @@ from services.registration.app import LANDSBERG_DISTRICTS
 
 REFERENCE = {
     "blocks": [
-        {"block_id": "a-1", "district": "Altstadt", "streets": [{"street": "Hauptplatz"},
-                                                                 {"street": "Katharinenstraße", "to": 39}]},
+        {
+            "block_id": "a-1",
+            "district": "Altstadt",
+            "streets": [{"street": "Hauptplatz"}, {"street": "Katharinenstraße", "to": 39}],
+        },
         {"block_id": "k-1", "district": "Katharinenvorstadt", "streets": [{"street": "Katharinenstraße", "from": 40}]},
         {"block_id": "w-even", "district": "Weststadt", "streets": [{"street": "Iglinger Straße", "side": "even"}]},
-        {"block_id": "w-odd", "district": "Weststadt",
-         "streets": [{"street": "Iglinger Straße", "side": "odd", "from": 1, "to": 99}]},
+        {
+            "block_id": "w-odd",
+            "district": "Weststadt",
+            "streets": [{"street": "Iglinger Straße", "side": "odd", "from": 1, "to": 99}],
+        },
     ]
-}  # fmt: skip
+}
 INDEX = blocks.BlockIndex.of(blocks.parse(REFERENCE, LANDSBERG_DISTRICTS))
 
 

@@ -57,9 +57,11 @@ def test_outside_development_each_missing_key_or_secret_is_named(monkeypatch: py
 
 def test_referral_courses_and_the_gateway_need_their_own_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     environment(
-        monkeypatch, "production", INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY=GATEWAY_PUBLIC_KEY,
+        monkeypatch,
+        "production",
+        INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY=GATEWAY_PUBLIC_KEY,
         REFERRAL_IDEMPOTENCY_SECRET=secrets.token_urlsafe(32),
-    )  # fmt: skip
+    )
     with pytest.raises(ValidationError, match="set REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY"):
         ReferralSettings()
     monkeypatch.setenv("REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY", identity.encode_private(REFERRAL_KEY))
@@ -184,10 +186,13 @@ def test_a_short_or_visibly_not_random_secret_is_refused_outside_development(
 
 def test_every_secret_of_every_service_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     environment(
-        monkeypatch, "production", INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY=GATEWAY_PUBLIC_KEY,
-        PARTNERS_IDEMPOTENCY_SECRET=secrets.token_urlsafe(32), PARTNERS_API_KEY_PEPPER=secrets.token_urlsafe(32),
+        monkeypatch,
+        "production",
+        INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY=GATEWAY_PUBLIC_KEY,
+        PARTNERS_IDEMPOTENCY_SECRET=secrets.token_urlsafe(32),
+        PARTNERS_API_KEY_PEPPER=secrets.token_urlsafe(32),
         PARTNERS_WEBHOOK_SECRET_KEY="x" * 40,
-    )  # fmt: skip
+    )
     with pytest.raises(ValidationError, match="PARTNERS_WEBHOOK_SECRET_KEY does not look random"):
         PartnersSettings()
     monkeypatch.setenv("PARTNERS_WEBHOOK_SECRET_KEY", secrets.token_urlsafe(32))
@@ -258,8 +263,10 @@ def test_a_public_key_setting_holds_the_new_and_the_old_key_during_a_rotation(mo
     both = f"{identity.encode_public(new.public_key())},{REGISTRATION_ENV['INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY']}"
     environment(monkeypatch, "production", **REGISTRATION_ENV)
     monkeypatch.setenv("INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY", both)
-    monkeypatch.setenv("REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY", f"{both.split(',')[0]}, "
-                       f"{REGISTRATION_ENV['REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY']}")  # fmt: skip
+    monkeypatch.setenv(
+        "REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY",
+        f"{both.split(',')[0]}, {REGISTRATION_ENV['REGISTRATION_INTERNAL_IDENTITY_REFERRAL_PUBLIC_KEY']}",
+    )
     trusted = RegistrationSettings().identity_trusted_keys()
     assert [k.public_bytes_raw() for k in trusted["gateway"]] == [
         new.public_key().public_bytes_raw(),
@@ -274,10 +281,14 @@ def test_a_public_key_setting_holds_the_new_and_the_old_key_during_a_rotation(mo
     monkeypatch.setenv("INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY", f"{both},not-a-key")
     with pytest.raises(ValidationError, match=r"INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY \(key 3 of 3\)"):
         RegistrationSettings()
-    environment(monkeypatch, "production", INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY=GATEWAY_PUBLIC_KEY,
-                REFERRAL_IDEMPOTENCY_SECRET=secrets.token_urlsafe(32),
-                REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY=f"{identity.encode_private(new)},"
-                                                       f"{identity.encode_private(REFERRAL_KEY)}")  # fmt: skip
+    environment(
+        monkeypatch,
+        "production",
+        INTERNAL_IDENTITY_GATEWAY_PUBLIC_KEY=GATEWAY_PUBLIC_KEY,
+        REFERRAL_IDEMPOTENCY_SECRET=secrets.token_urlsafe(32),
+        REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY=f"{identity.encode_private(new)},"
+        f"{identity.encode_private(REFERRAL_KEY)}",
+    )
     with pytest.raises(ValidationError, match=r"REFERRAL_INTERNAL_IDENTITY_SIGNING_KEY must hold exactly one key"):
         ReferralSettings()
 
@@ -297,9 +308,12 @@ def test_consumers_take_their_partitions_themselves_only_where_they_run_alone(mo
     monkeypatch.setenv("KAFKA_CONSUMER_ASSIGNMENT", "manual")
     assert RegistrationSettings().manual_assignment("strimzi-cluster-id")
 
-    production = ServiceSettings(environment="production", idempotency_secret=secrets.token_urlsafe(32),
-                                 internal_identity_gateway_public_key=GATEWAY_PUBLIC_KEY,
-                                 kafka_consumer_assignment="auto")  # fmt: skip
+    production = ServiceSettings(
+        environment="production",
+        idempotency_secret=secrets.token_urlsafe(32),
+        internal_identity_gateway_public_key=GATEWAY_PUBLIC_KEY,
+        kafka_consumer_assignment="auto",
+    )
     assert not production.manual_assignment(f"{EMBEDDED_CLUSTER_PREFIX}0f3c")
     with pytest.raises(ValidationError, match="KAFKA_CONSUMER_ASSIGNMENT=manual is refused with ENVIRONMENT=prod"):
         ServiceSettings(environment="production", kafka_consumer_assignment="manual")

@@ -24,8 +24,12 @@ async def seen_by_app(trusted: list[str], peer: str, *headers: tuple[str, str]) 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.update(scope)
 
-    scope = {"type": "http", "client": (peer, 4711), "scheme": "http",
-             "headers": [(k.encode(), v.encode()) for k, v in headers]}  # fmt: skip
+    scope = {
+        "type": "http",
+        "client": (peer, 4711),
+        "scheme": "http",
+        "headers": [(k.encode(), v.encode()) for k, v in headers],
+    }
     await TrustedProxies(app, networks(trusted))(scope, None, None)  # type: ignore[arg-type]
     return seen["client"][0], seen["scheme"]
 

@@ -16,10 +16,12 @@ from gateway.auth import LocalIssuer, TokenVerifier, Unauthenticated, load_or_cr
 
 def issuer_and_verifier(path: Path) -> tuple[LocalIssuer, TokenVerifier]:
     users, _ = load_or_create_users(path, demo_data=True)
-    issuer = LocalIssuer("http://gateway/auth", "integration-gateway", users, Ed25519PrivateKey.generate(),
-                         token_minutes=1)  # fmt: skip
-    verifier = TokenVerifier(issuer=issuer.issuer, audience=issuer.audience, algorithms=["EdDSA"],
-                             local_keys=issuer.verifier_keys())  # fmt: skip
+    issuer = LocalIssuer(
+        "http://gateway/auth", "integration-gateway", users, Ed25519PrivateKey.generate(), token_minutes=1
+    )
+    verifier = TokenVerifier(
+        issuer=issuer.issuer, audience=issuer.audience, algorithms=["EdDSA"], local_keys=issuer.verifier_keys()
+    )
     return issuer, verifier
 
 

@@ -52,8 +52,16 @@ def test_the_map_has_every_part_of_landsberg_and_shades_by_count() -> None:
 
 def test_grouped_bars_mark_withheld_figures() -> None:
     values = {("Jobcenter", "sent"): 12, ("Jobcenter", "accepted"): None, ("Caritas", "sent"): 7}
-    root = parsed(charts.grouped_bars(["Jobcenter", "Caritas"], ["sent", "accepted"], values, "Je Partner", "b",
-                                      {"sent": "gesendet", "accepted": "angenommen"}))  # fmt: skip
+    root = parsed(
+        charts.grouped_bars(
+            ["Jobcenter", "Caritas"],
+            ["sent", "accepted"],
+            values,
+            "Je Partner",
+            "b",
+            {"sent": "gesendet", "accepted": "angenommen"},
+        )
+    )
     texts = [t.text for t in root.iter(f"{SVG}text")]
     assert {"gesendet", "angenommen", "Jobcenter", "Caritas", "12", "7", charts.WITHHELD} <= set(texts)
 

@@ -14,15 +14,32 @@ from services.courses.domain import RULES
 
 
 def problem(kind: str, detail: str = "the service's own English", **values: Any) -> dict[str, Any]:
-    return {"type": PROBLEM_BASE + kind, "title": "Not possible for this course", "status": 422, "detail": detail,
-            **values}  # fmt: skip
+    return {
+        "type": PROBLEM_BASE + kind,
+        "title": "Not possible for this course",
+        "status": 422,
+        "detail": detail,
+        **values,
+    }
 
 
 @pytest.mark.parametrize("lang", ["de", "en"])
 def test_every_rule_the_courses_service_names_has_words_in_both_languages(lang: str) -> None:
     for kind in RULES:
-        said = refusal(problem(kind, level="B1", target="A2", min_age=18, max_age=26, taken=3, field="title",
-                               status_now="cancelled", action="cancel"), lang)  # fmt: skip
+        said = refusal(
+            problem(
+                kind,
+                level="B1",
+                target="A2",
+                min_age=18,
+                max_age=26,
+                taken=3,
+                field="title",
+                status_now="cancelled",
+                action="cancel",
+            ),
+            lang,
+        )
         assert said and said != WORDS[lang]["rule_unknown"], (lang, kind)
         assert "the service's own English" not in said and "{" not in said, (lang, kind, said)
 
