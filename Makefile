@@ -29,9 +29,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) $(PYTEST_ARGS)
 
-# The pure tests: no database, broker, browser or network, two workers; seconds, for the edit-test loop.
+# The pure tests: no database, broker, browser or network, two workers; seconds, for the edit-test loop (the few
+# marked slow, a property test of half a minute, run in `make test`).
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 -q -p no:cacheprovider tests/unit tests/contract/test_schema_compatibility.py $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -q -p no:cacheprovider -m "not slow" tests/unit tests/contract/test_schema_compatibility.py $(PYTEST_ARGS)
 
 # The fault-injection suite at the issue's lengths (600 newcomers per fault, the broker away 20 s, a partner's
 # webhook receiver down a minute); `make test` runs it with a shorter load (tests/faults/conftest.py).

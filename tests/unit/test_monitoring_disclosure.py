@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -659,6 +660,7 @@ def build(people: list[Any], sent: list[Any], taken: list[Any], recognised: list
     return Facts(found, referral_facts, COURSES, enrolment_facts, recognitions, reference=reference, blocks=BLOCKS)
 
 
+@pytest.mark.slow  # about 30 s: `make test` runs it, `make test-fast` (the edit loop) leaves it out
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(persons, referrals, enrolments, passes)
 def test_no_withheld_count_can_be_worked_out_from_all_periods_of_two_years(
