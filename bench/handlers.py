@@ -16,7 +16,7 @@ import os
 import sys
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -24,14 +24,12 @@ from aiokafka import ConsumerRecord
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from chassis.cloudevents import binary_headers, encode_data
 from chassis.consumer import EventConsumer
 from chassis.db import make_engine, make_session_factory
 from chassis.migrations import upgrade_to_head
 from chassis.outbox import Outbox
 from chassis.settings import ServiceSettings
 from chassis.uow import UnitOfWork
-from contracts.registration import PERSONS_TOPIC, PersonRegistered
 from services.referral import directory
 from services.referral.models import CaseworkerRow, PartnerOfferRow
 
@@ -41,35 +39,10 @@ FETCH = 500
 
 def records(count: int) -> list[ConsumerRecord[bytes, bytes]]:
     """``count`` new people's person_registered records, each its own household (as ``make bench``'s backlog)."""
-    out = []
-    for offset in range(count):
-        person = str(uuid.uuid4())
-        event = PersonRegistered(
-            person_id=person,
-            household_id=person,
-            age_band="27-44",
-            gender="female",
-            nationality="TR",
-            languages=["tr", "de"],
-            preferred_language="tr",
-            residence_status_group="skilled_worker_or_study_visa",
-            district="Altstadt",
-            registered_on=date(2026, 12, 7),
-        )
-        headers = binary_headers(
-            event_id=str(uuid.uuid4()),
-            event_type=event.event_type,
-            source="/services/registration",
-            subject=person,
-            time=datetime.now(UTC),
-        )
-        value = encode_data(event.model_dump(mode="json"))
-        out.append(
-            ConsumerRecord(
-                PERSONS_TOPIC, 0, offset, 0, 0, person.encode(), value, None, len(person), len(value), headers
-            )
-        )
-    return out
+    from tests.service.test_referral_batches import registered
+
+    people = [str(uuid.uuid4()) for _ in range(count)]
+    return [registered(person, person, offset) for offset, person in enumerate(people)]
 
 
 async def run(service: str, count: int) -> float:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiokafka.structs import ConsumerRecord
+
+    from chassis.outbox import PublishableEvent
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -32,6 +38,25 @@ def binary_headers(*, event_id: str, event_type: str, source: str, subject: str,
 
 def encode_data(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def as_record(
+    event: PublishableEvent, *, source: str, offset: int, partition: int = 0, time: datetime | None = None
+) -> ConsumerRecord[bytes, bytes]:
+    """The record a consumer would fetch for ``event`` as its publisher sends it (key, ``ce_*`` headers, data): for
+    feeding a consumer's batch handling without a broker (tests, ``bench/handlers.py``)."""
+    from aiokafka.structs import ConsumerRecord
+
+    key = event.partition_key().encode()
+    value = encode_data(event.model_dump(mode="json"))
+    headers = binary_headers(
+        event_id=str(uuid.uuid4()),
+        event_type=event.event_type,
+        source=source,
+        subject=event.subject(),
+        time=time or datetime.now(UTC),
+    )
+    return ConsumerRecord(event.topic, partition, offset, 0, 0, key, value, None, len(key), len(value), headers)
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,14 @@ from typing import Any
 from aiokafka import ConsumerRecord
 from sqlalchemy import func, select
 
-from chassis.cloudevents import ReceivedEvent, binary_headers, encode_data
+from chassis.cloudevents import ReceivedEvent, as_record
 from chassis.consumer import EventConsumer
 from chassis.db import make_engine, make_session_factory
 from chassis.migrations import upgrade_to_head
 from chassis.outbox import Outbox
 from chassis.uow import UnitOfWork
 from contracts.referral import CaseAssigned, CaseOpened
-from contracts.registration import PERSONS_TOPIC, PersonRegistered
+from contracts.registration import PersonRegistered
 from services.referral.handlers import CONSUMED_TOPICS, make_handlers
 from services.referral.models import Case, CaseMember, CaseworkerRow, messaging
 from services.referral.runtime import ReferralSettings
@@ -45,17 +45,7 @@ def registered(person: str, household: str, offset: int) -> ConsumerRecord[bytes
         district="Altstadt",
         registered_on=date(2026, 12, 7),
     )
-    headers = binary_headers(
-        event_id=str(uuid.uuid4()),
-        event_type=event.event_type,
-        source="/services/registration",
-        subject=person,
-        time=datetime.now(UTC),
-    )
-    value = encode_data(event.model_dump(mode="json"))
-    return ConsumerRecord(
-        PERSONS_TOPIC, 0, offset, 0, 0, person.encode(), value, None, len(person), len(value), headers
-    )
+    return as_record(event, source="/services/registration", offset=offset)
 
 
 async def handle_all(
