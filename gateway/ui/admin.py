@@ -29,19 +29,15 @@ ACCOUNT_FIELDS = ("username", "roles", "team", "partner_id")
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def admin_only(request: Request) -> Identity | Response:
+    async def admin_only(request: Request) -> Identity:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if "admin" not in user.roles:
-            return ui.refused(request, user, "forbidden", 403)
+            ui.refuse(request, user, "forbidden", 403)
         return user
 
     @router.get("/admin", response_class=HTMLResponse)
     async def admin_home(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return ui.render(request, "admin.html", user=user)
 
     # --- routing rules -------------------------------------------------------------------------
@@ -63,15 +59,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/admin/routing-rules", response_class=HTMLResponse)
     async def rules(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return await rules_page(request, user)
 
     @router.post("/admin/routing-rules", response_class=HTMLResponse)
     async def save_rules(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         form = await ui.form_with_csrf(request)
         if form is None:
             return ui.refused(request, user, "csrf", 403)
@@ -109,15 +101,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/admin/users", response_class=HTMLResponse)
     async def users(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return await users_page(request, user)
 
     @router.post("/admin/users", response_class=HTMLResponse)
     async def create_user(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         form = await ui.form_with_csrf(request)
         if form is None:
             return ui.refused(request, user, "csrf", 403)
@@ -146,8 +134,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/admin/users/{username}/{action}", response_class=HTMLResponse)
     async def account_action(username: str, action: str, request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         form = await ui.form_with_csrf(request)
         if form is None:
             return ui.refused(request, user, "csrf", 403)

@@ -32,12 +32,10 @@ def event_name(event_type: Any) -> str:
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def admin_only(request: Request) -> Identity | Response:
+    async def admin_only(request: Request) -> Identity:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if "admin" not in user.roles:
-            return ui.refused(request, user, "forbidden", 403)
+            ui.refuse(request, user, "forbidden", 403)
         return user
 
     async def page(request: Request, user: Identity, status: int = 200, *, done: str | None = None,
@@ -63,15 +61,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/admin/dead-letters", response_class=HTMLResponse)
     async def dead_letters(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return await page(request, user)
 
     @router.post("/admin/dead-letters/{service}/{letter_id}/{action}", response_class=HTMLResponse)
     async def dead_letter_action(service: str, letter_id: str, action: str, request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         form = await ui.form_with_csrf(request)
         if form is None:
             return ui.refused(request, user, "csrf", 403)

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from chassis.identity import Identity
 from contracts.vocabulary import PartnerCategory, ServiceType
 from gateway.auth import SLUG, USERNAME, LocalIssuer
-from gateway.ui.kit import Kit, Reply, problem_text
+from gateway.ui.kit import Kit, Reply, problem_sentence
 from gateway.ui.words import CODES, FIELD_ERRORS
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def entry_errors(reply: Reply, lang: str, words: dict[str, str]) -> dict[str, st
             message = messages["missing"]
         errors.setdefault(field, message)
     if not errors:
-        errors["form"] = problem_text(reply) if reply.status in (409, 422) else words["unavailable"]
+        errors["form"] = problem_sentence(reply.body, lang) if reply.status in (409, 422) else words["unavailable"]
     return errors
 
 
@@ -144,21 +144,17 @@ def service_body(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def admin_only(request: Request) -> Identity | Response:
+    async def admin_only(request: Request) -> Identity:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if "admin" not in user.roles:
-            return ui.refused(request, user, "forbidden", 403)
+            ui.refuse(request, user, "forbidden", 403)
         return user
 
-    async def admin_form(request: Request) -> tuple[Identity, dict[str, str]] | Response:
+    async def admin_form(request: Request) -> tuple[Identity, dict[str, str]]:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         form = await ui.form_with_csrf(request)
         if form is None:
-            return ui.refused(request, user, "csrf", 403)
+            ui.refuse(request, user, "csrf", 403)
         return user, form
 
     def render(request: Request, template: str, user: Identity, status: int = 200, **context: Any) -> HTMLResponse:
@@ -191,15 +187,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/admin/partners", response_class=HTMLResponse)
     async def partners(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return await partners_page(request, user)
 
     @router.post("/admin/partners", response_class=HTMLResponse)
     async def add_partner(request: Request) -> Response:
         posted = await admin_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         words, lang = ui.words(request), ui.lang_of(request)
         languages = await ui.form_list(request, "languages")
@@ -251,8 +243,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/admin/partners/{partner_id}", response_class=HTMLResponse)
     async def partner(partner_id: str, request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         if not SLUG.fullmatch(partner_id):
             return ui.refused(request, user, "not_found", 404)
         return await partner_page(request, user, partner_id)
@@ -260,8 +250,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/admin/partners/{partner_id}", response_class=HTMLResponse)
     async def edit_partner(partner_id: str, request: Request) -> Response:
         posted = await admin_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         if not SLUG.fullmatch(partner_id):
             return ui.refused(request, user, "not_found", 404)
@@ -286,8 +274,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     async def save_service(partner_id: str, service_type: str | None, request: Request) -> Response:
         posted = await admin_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         kind = service_type or form.get("service_type", "")
         if not SLUG.fullmatch(partner_id) or (service_type is not None and service_type not in SERVICE_TYPES):
@@ -313,8 +299,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/admin/partners/{partner_id}/services/{service_type}/withdraw", response_class=HTMLResponse)
     async def withdraw_service(partner_id: str, service_type: str, request: Request) -> Response:
         posted = await admin_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, _ = posted
         if not SLUG.fullmatch(partner_id) or service_type not in SERVICE_TYPES:
             return ui.refused(request, user, "not_found", 404)
@@ -353,15 +337,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/admin/roster", response_class=HTMLResponse)
     async def roster(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return await roster_page(request, user)
 
     @router.post("/admin/roster", response_class=HTMLResponse)
     async def keep_caseworker(request: Request) -> Response:
         posted = await admin_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         words, lang = ui.words(request), ui.lang_of(request)
         values: dict[str, Any] = {name: form.get(name, "").strip() for name in ("username", "name", "team",

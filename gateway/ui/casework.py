@@ -130,8 +130,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/search", response_class=HTMLResponse)
     async def search(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if not is_caseworker(user):
             return ui.refused(request, user, "forbidden", 403)
         query = request.query_params.get("q", "").strip()[:100]
@@ -159,8 +157,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/closing")
     async def close(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/closing",
                               json={"reason": form.get("reason", "")})  # fmt: skip
@@ -169,8 +165,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/reopening")
     async def reopen(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, _ = posted
         reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/reopening")
         return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "case-h")
@@ -178,8 +172,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/notes")
     async def add_note(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/notes",
                               json={"text": form.get("text", "")})  # fmt: skip
@@ -189,8 +181,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     async def assign(case_id: str, request: Request) -> Response:
         """Hand the case to a colleague, or take one from the queue (into one's own name)."""
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         worker = form.get("caseworker_id", "").strip()
         reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/assignment",
@@ -202,8 +192,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/referrals/{referral_id}/elsewhere")
     async def refer_elsewhere(referral_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body = {"partner_id": form.get("partner_id", ""), "reason": form.get("reason", "")}
         reply = await ui.call(request, user, "POST", f"referrals/{quote(referral_id)}/refer-elsewhere", json=body)
@@ -212,8 +200,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/tasks")
     async def add_task(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body = {"title": form.get("title", ""), "due_on": form.get("due_on", "").strip() or None}
         reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/tasks", json=body)
@@ -222,8 +208,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/tasks/{task_id}")
     async def mark_task(case_id: str, task_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         path = f"cases/{quote(case_id)}/tasks/{quote(task_id)}"
         reply = await ui.call(request, user, "PATCH", path, json={"done": form.get("done") == "true"})
@@ -233,8 +217,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     async def edit_person(person_id: str, request: Request) -> Response:
         """Change the person's names, contact data, address and languages (If-Match: the version read)."""
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         values = {name: form.get(name, "").strip() for name in PERSON_FIELDS}
         body: dict[str, Any] = {k: values[k] for k in ("given_names", "family_name", "preferred_language")}
@@ -261,8 +243,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/persons/{person_id}/consents/{consent_id}/withdrawal")
     async def withdraw(person_id: str, consent_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         path = f"persons/{quote(person_id)}/consents/{quote(consent_id)}/withdrawal"
         reply = await ui.call(request, user, "POST", path)

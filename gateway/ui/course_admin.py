@@ -66,12 +66,10 @@ def public_base(request: Request) -> str:
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def course_staff(request: Request) -> Identity | Response:
+    async def course_staff(request: Request) -> Identity:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if not policy.decide("POST", "/api/v1/courses", user.roles):
-            return ui.refused(request, user, "forbidden", 403)
+            ui.refuse(request, user, "forbidden", 403)
         return user
 
     def render(request: Request, template: str, user: Identity | None, status: int = 200,
@@ -94,15 +92,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/course-admin", response_class=HTMLResponse)
     async def manage(request: Request) -> Response:
         user = await course_staff(request)
-        if isinstance(user, Response):
-            return user
         return await manage_page(request, user)
 
     @router.post("/course-admin", response_class=HTMLResponse)
     async def create(request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         if not policy.decide("POST", "/api/v1/courses", user.roles):
             return ui.refused(request, user, "forbidden", 403)
@@ -158,8 +152,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/courses/{course_id}/edit")
     async def edit(course_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body = {
             "title": form.get("title", "").strip(), "description": form.get("description", "").strip() or None,
@@ -173,8 +165,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/courses/{course_id}/cancel")
     async def cancel(course_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         if form.get("confirm") != "yes":
             return ui.back(f"/ui/courses/{quote(course_id)}", error=ui.words(request)["ca_cancel_confirm"])
@@ -184,8 +174,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/courses/{course_id}/sessions")
     async def add_session(course_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         starts = moment(form.get("day", ""), form.get("from_time", ""))
         ends = moment(form.get("day", ""), form.get("until_time", ""))
@@ -199,8 +187,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/courses/{course_id}/sessions/{session_id}/remove")
     async def remove_session(course_id: str, session_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, _ = posted
         path = f"courses/{quote(course_id, safe='')}/sessions/{quote(session_id, safe='')}"
         reply = await ui.call(request, user, "DELETE", path)
@@ -209,8 +195,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/courses/{course_id}/passes/{person_id}", response_class=HTMLResponse)
     async def issue_pass(course_id: str, person_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, _ = posted
         reply = await ui.call(request, user, "POST", f"learners/{quote(person_id, safe='')}/education-pass", json={})
         if not reply.ok:

@@ -124,9 +124,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     async def course_page(course_id: str, request: Request) -> Response:
         user = await ui.current(request)  # the public part needs no sign-in
         if user is not None:
-            checked = await ui.signed_in(request)  # counted against the user's rate limit
-            if isinstance(checked, Response):
-                return checked
+            await ui.signed_in(request)  # counted against the user's rate limit
         path = f"courses/{quote(course_id)}"
         course = await ui.call(request, user, "GET", path)
         if not course.ok:
@@ -165,8 +163,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/courses/{course_id}/enrolments/{enrolment_id}/{action}")
     async def enrolment_action(course_id: str, enrolment_id: str, action: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         target = f"/ui/courses/{quote(course_id)}"
         path = f"courses/{quote(course_id)}/enrolments/{quote(enrolment_id)}"
@@ -186,8 +182,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/courses/{course_id}/attendance")
     async def attendance(course_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         present = set(await ui.form_list(request, "present"))
         enrolled = await ui.form_list(request, "enrolled")

@@ -64,8 +64,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/cases/{case_id}/letter", response_class=HTMLResponse)
     async def letter(case_id: str, request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
         if not case.ok:
             return ui.trouble(request, user, case)

@@ -38,10 +38,10 @@ HOME = "/ui/partner/entry"
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def keeper(request: Request) -> tuple[Identity, str] | Response:
+    async def keeper(request: Request) -> tuple[Identity, str]:
         return await signed_in_partner(ui, request)
 
-    async def keeper_form(request: Request) -> tuple[Identity, str, dict[str, str]] | Response:
+    async def keeper_form(request: Request) -> tuple[Identity, str, dict[str, str]]:
         return await posted_by_partner(ui, request)
 
     async def entry_page(request: Request, user: Identity, partner_id: str, status: int = 200, *,
@@ -73,15 +73,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/partner/entry", response_class=HTMLResponse)
     async def entry(request: Request) -> Response:
         found = await keeper(request)
-        if isinstance(found, Response):
-            return found
         return await entry_page(request, *found)
 
     @router.post("/partner/entry", response_class=HTMLResponse)
     async def edit_entry(request: Request) -> Response:
         posted = await keeper_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, form = posted
         body = await entry_body(ui, request, form)
         reply = await ui.call(request, user, "PATCH", f"partners/{quote(partner_id)}", json=body)
@@ -96,8 +92,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/partner/entry/capacity/{service_type}", response_class=HTMLResponse)
     async def capacity(service_type: str, request: Request) -> Response:
         posted = await keeper_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, form = posted
         if service_type not in SERVICE_TYPES:
             return ui.refused(request, user, "not_found", 404)
@@ -124,8 +118,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     async def save_service(service_type: str | None, request: Request) -> Response:
         posted = await keeper_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, form = posted
         kind = service_type or form.get("service_type", "")
         if service_type is not None and service_type not in SERVICE_TYPES:
@@ -150,8 +142,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/partner/entry/services/{service_type}/withdraw", response_class=HTMLResponse)
     async def withdraw_service(service_type: str, request: Request) -> Response:
         posted = await keeper_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, _ = posted
         if service_type not in SERVICE_TYPES:
             return ui.refused(request, user, "not_found", 404)

@@ -101,8 +101,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/register", response_class=HTMLResponse)
     async def register_page(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if not policy.decide("POST", "/api/v1/registrations", user.roles):
             return ui.refused(request, user, "forbidden", 403)
         return ui.render(request, "register.html", user=user, values={}, errors={}, **_choices(),
@@ -111,8 +109,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/register", response_class=HTMLResponse)
     async def register(request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         values = {name: form.get(name, "").strip() for name in REGISTRATION_FIELDS}
         # The languages' check boxes; the duplicate warning's confirmation sends them back as one "ar, en".
@@ -142,9 +138,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/persons", response_class=HTMLResponse)
     async def open_person(request: Request) -> Response:
         """The dashboard's "open a person" form: to the person's page."""
-        user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
+        await ui.signed_in(request)
         person_id = request.query_params.get("person_id", "").strip()
         if not person_id:
             return ui.back("/ui/")
@@ -153,8 +147,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/persons/{person_id}", response_class=HTMLResponse)
     async def person_page(person_id: str, request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         person = await ui.call(request, user, "GET", f"persons/{quote(person_id)}")
         if not person.ok:
             return ui.trouble(request, user, person)
@@ -176,8 +168,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/persons/{person_id}/move-away")
     async def move_away(person_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body = {"moved_away_on": form.get("moved_away_on", "").strip(), "reason": form.get("reason", "").strip()}
         reply = await ui.call(request, user, "POST", f"persons/{quote(person_id)}/move-away", json=body)
@@ -193,8 +183,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/persons/{person_id}/erase")
     async def erase(person_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         back = f"/ui/persons/{quote(person_id)}"
         words = ui.words(request)
@@ -212,8 +200,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/persons/{person_id}/consents")
     async def give_consent(person_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         # The directory's select names a partner, or "category:<kind>" for every partner of a kind.
         chosen = form.get("partner_id", "").strip()
@@ -231,8 +217,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/cases/{case_id}", response_class=HTMLResponse)
     async def case_page(case_id: str, request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         return await show_case(request, user, case_id)
 
     async def show_case(request: Request, user: Identity, case_id: str, status: int = 200, *,
@@ -295,8 +279,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/goals", response_class=HTMLResponse)
     async def add_goal(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         values = {name: form.get(name, "").strip() for name in ("dimension", "title", "due_on", "person_id")}
         body = {k: v for k, v in values.items() if v} | {"due_on": values["due_on"] or None}
@@ -309,8 +291,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/goals/{goal_id}", response_class=HTMLResponse)
     async def change_goal(case_id: str, goal_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         values = {name: form.get(name, "").strip() for name in ("status", "due_on")}
         body: dict[str, Any] = {"status": values["status"] or None}
@@ -326,8 +306,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/needs", response_class=HTMLResponse)
     async def record_needs(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
         if not case.ok:
@@ -354,8 +332,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/enrolments", response_class=HTMLResponse)
     async def enrol(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
         if not case.ok:
@@ -383,8 +359,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/referrals/{referral_id}/{action}")
     async def referral_action(referral_id: str, action: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         if action not in ("send", "revoke"):
             return ui.refused(request, user, "not_found", 404)

@@ -161,8 +161,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics", response_class=HTMLResponse)
     async def statistics(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         period = request.query_params.get("period") or datetime.now(UTC).strftime("%Y-%m")
         if not PERIOD.fullmatch(period):
             return ui.render(request, "statistics.html", 422, user=user, period=period, period_error=True)
@@ -177,8 +175,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/report")
     async def statistics_report(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         period = request.query_params.get("period", "")
         fmt = "csv" if request.query_params.get("format") == "csv" else "html"
         if not PERIOD.fullmatch(period):

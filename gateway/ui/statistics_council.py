@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse
 
 from chassis.identity import Identity
 from gateway.ui import charts
-from gateway.ui.kit import Kit, problem_text
+from gateway.ui.kit import Kit, problem_key
 
 #: Mirrors the monitoring's council rules: which steps a proposal in each status offers.
 STEPS = {
@@ -71,8 +71,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/council", response_class=HTMLResponse)
     async def council(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         shown = request.query_params.get("status", "all")
         shown = shown if shown in STATUSES else "all"
         period = request.query_params.get("period") or datetime.now(UTC).strftime("%Y-%m")
@@ -90,8 +88,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/statistics/council", response_class=HTMLResponse)
     async def create_proposal(request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body: dict[str, Any] = {"title": form.get("title", ""), "text": form.get("text", "")}
         for key in ("rule", "period", "due_on"):
@@ -102,7 +98,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.back(f"/ui/statistics/council/{reply.body['proposal_id']}", notice="done")
         if reply.status in (401, 403):
             return ui.trouble(request, user, reply)
-        return ui.back("/ui/statistics/council", error=problem_text(reply))
+        return ui.back("/ui/statistics/council", error=problem_key(reply.body))
 
     async def proposal_page(request: Request, user: Identity, proposal_id: str) -> Response:
         reply = await ui.call(request, user, "GET", f"monitoring/council/proposals/{proposal_id}")
@@ -115,8 +111,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/council/{proposal_id}", response_class=HTMLResponse)
     async def proposal(request: Request, proposal_id: str) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if not PROPOSAL_ID.fullmatch(proposal_id):
             return ui.refused(request, user, "not_found", 404)
         return await proposal_page(request, user, proposal_id)
@@ -124,8 +118,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/statistics/council/{proposal_id}", response_class=HTMLResponse)
     async def act(request: Request, proposal_id: str) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         if not PROPOSAL_ID.fullmatch(proposal_id):
             return ui.refused(request, user, "not_found", 404)
@@ -143,8 +135,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/planning", response_class=HTMLResponse)
     async def planning(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         forecast = await ui.call(request, user, "GET", "monitoring/planning/forecast")
         if not forecast.ok:
             return ui.trouble(request, user, forecast)
@@ -172,8 +162,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/planning.csv")
     async def planning_csv(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         table = await ui.call(request, user, "GET", "monitoring/planning/forecast", params={"format": "csv"})
         if not table.ok:
             return ui.trouble(request, user, table)
@@ -193,8 +181,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/statistics/planning/places", response_class=HTMLResponse)
     async def enter_places(request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         try:
             entry = {"year": int(form.get("year", "")), "district": form.get("district", "").strip(),
@@ -211,8 +197,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/statistics/planning/places/remove", response_class=HTMLResponse)
     async def remove_places(request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         key = (form.get("year", ""), form.get("district", ""), form.get("kind", ""))
 
@@ -226,8 +210,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/conference", response_class=HTMLResponse)
     async def conference(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         year = request.query_params.get("year") or str(datetime.now(UTC).year)
         if not YEAR.fullmatch(year):
             return ui.refused(request, user, "bad_period", 422)
@@ -239,8 +221,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/conference/document")
     async def conference_document(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         year = request.query_params.get("year", "")
         if not YEAR.fullmatch(year):
             return ui.refused(request, user, "bad_period", 422)
