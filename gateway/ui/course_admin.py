@@ -72,22 +72,51 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             ui.refuse(request, user, "forbidden", 403)
         return user
 
-    def render(request: Request, template: str, user: Identity | None, status: int = 200,
-               **context: Any) -> HTMLResponse:  # fmt: skip
+    def render(
+        request: Request, template: str, user: Identity | None, status: int = 200, **context: Any
+    ) -> HTMLResponse:
         words = ui.words(request)
         notice = request.query_params.get("notice", "")
-        return ui.render(request, template, status, user=user, notice=None,
-                         done=words[f"ca_done_{notice}"] if notice in NOTICES else None, **context)  # fmt: skip
+        return ui.render(
+            request,
+            template,
+            status,
+            user=user,
+            notice=None,
+            done=words[f"ca_done_{notice}"] if notice in NOTICES else None,
+            **context,
+        )
 
-    async def manage_page(request: Request, user: Identity, status: int = 200, values: dict[str, Any] | None = None,
-                          errors: dict[str, str] | None = None) -> Response:  # fmt: skip
+    async def manage_page(
+        request: Request,
+        user: Identity,
+        status: int = 200,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+    ) -> Response:
         courses = await learning.courses_of(ui, request, user)
         today = datetime.now(LOCAL_TIME).date()
-        defaults = {"capacity": "15", "location": "VHS Landsberg am Lech", "funding": "city", "from_time": "09:00",
-                    "until_time": "12:00", "weeks": "10",
-                    "first_day": (today + timedelta(days=14)).isoformat()}  # fmt: skip
-        return render(request, "course_admin.html", user, status, courses=courses, values=values or defaults,
-                      errors=errors or {}, categories=CATEGORIES, funding=FUNDING, levels=LEVELS)  # fmt: skip
+        defaults = {
+            "capacity": "15",
+            "location": "VHS Landsberg am Lech",
+            "funding": "city",
+            "from_time": "09:00",
+            "until_time": "12:00",
+            "weeks": "10",
+            "first_day": (today + timedelta(days=14)).isoformat(),
+        }
+        return render(
+            request,
+            "course_admin.html",
+            user,
+            status,
+            courses=courses,
+            values=values or defaults,
+            errors=errors or {},
+            categories=CATEGORIES,
+            funding=FUNDING,
+            levels=LEVELS,
+        )
 
     @router.get("/course-admin", response_class=HTMLResponse)
     async def manage(request: Request) -> Response:
@@ -101,14 +130,33 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not policy.decide("POST", "/api/v1/courses", user.roles):
             return ui.refused(request, user, "forbidden", 403)
         words, lang = ui.words(request), ui.lang_of(request)
-        values: dict[str, Any] = {name: form.get(name, "").strip() for name in (
-            "title", "description", "category", "target_level", "capacity", "location", "funding", "fee_euro",
-            "first_day", "from_time", "until_time", "weeks", "enrolment_closes_on")}  # fmt: skip
-        values |= {"childcare_offered": form.get("childcare_offered") == "yes",
-                   "women_only": form.get("women_only") == "yes"}  # fmt: skip
+        values: dict[str, Any] = {
+            name: form.get(name, "").strip()
+            for name in (
+                "title",
+                "description",
+                "category",
+                "target_level",
+                "capacity",
+                "location",
+                "funding",
+                "fee_euro",
+                "first_day",
+                "from_time",
+                "until_time",
+                "weeks",
+                "enrolment_closes_on",
+            )
+        }
+        values |= {
+            "childcare_offered": form.get("childcare_offered") == "yes",
+            "women_only": form.get("women_only") == "yes",
+        }
         errors: dict[str, str] = {}
-        starts, ends = moment(values["first_day"], values["from_time"]), moment(values["first_day"],
-                                                                                   values["until_time"])  # fmt: skip
+        starts, ends = (
+            moment(values["first_day"], values["from_time"]),
+            moment(values["first_day"], values["until_time"]),
+        )
         if starts is None or ends is None or ends <= starts:
             errors["first_day"] = words["ca_err_time"]
         weeks = whole(values["weeks"])
@@ -117,15 +165,26 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if errors or starts is None or ends is None or not isinstance(weeks, int):
             return await manage_page(request, user, 422, values, errors)
         body: dict[str, Any] = {
-            "title": values["title"], "description": values["description"] or None,
-            "category": values["category"], "target_level": values["target_level"] or None,
-            "capacity": whole(values["capacity"]), "location": values["location"], "funding": values["funding"],
-            "fee_euro": whole(values["fee_euro"]), "childcare_offered": values["childcare_offered"],
-            "women_only": values["women_only"], "enrolment_closes_on": values["enrolment_closes_on"] or None,
-            "sessions": [{"starts_at": (starts + timedelta(weeks=i)).isoformat(),
-                          "ends_at": (ends + timedelta(weeks=i)).isoformat(), "place": values["location"] or
-                          "VHS Landsberg am Lech"} for i in range(weeks)],
-        }  # fmt: skip
+            "title": values["title"],
+            "description": values["description"] or None,
+            "category": values["category"],
+            "target_level": values["target_level"] or None,
+            "capacity": whole(values["capacity"]),
+            "location": values["location"],
+            "funding": values["funding"],
+            "fee_euro": whole(values["fee_euro"]),
+            "childcare_offered": values["childcare_offered"],
+            "women_only": values["women_only"],
+            "enrolment_closes_on": values["enrolment_closes_on"] or None,
+            "sessions": [
+                {
+                    "starts_at": (starts + timedelta(weeks=i)).isoformat(),
+                    "ends_at": (ends + timedelta(weeks=i)).isoformat(),
+                    "place": values["location"] or "VHS Landsberg am Lech",
+                }
+                for i in range(weeks)
+            ],
+        }
         reply = await ui.call(request, user, "POST", "courses", json=body)
         if reply.status == 201:
             return RedirectResponse(f"/ui/courses/{quote(reply.body['course_id'])}?notice=created", 303)
@@ -144,9 +203,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.status in (401, 403, 503):
             return ui.trouble(request, user, reply)
         words = ui.words(request)
-        names = {"title": words["title"], "capacity": words["ca_capacity"], "location": words["ca_location"],
-                 "starts_at": words["ca_from"], "ends_at": words["ca_until"],
-                 "enrolment_closes_on": words["ca_enrolment_closes"]}  # fmt: skip
+        names = {
+            "title": words["title"],
+            "capacity": words["ca_capacity"],
+            "location": words["ca_location"],
+            "starts_at": words["ca_from"],
+            "ends_at": words["ca_until"],
+            "enrolment_closes_on": words["ca_enrolment_closes"],
+        }
         return ui.back(target, error=learning.problem_message(reply, ui.lang_of(request), names))
 
     @router.post("/courses/{course_id}/edit")
@@ -154,11 +218,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         posted = await ui.posted(request)
         user, form = posted
         body = {
-            "title": form.get("title", "").strip(), "description": form.get("description", "").strip() or None,
-            "capacity": whole(form.get("capacity")), "location": form.get("location", "").strip(),
+            "title": form.get("title", "").strip(),
+            "description": form.get("description", "").strip() or None,
+            "capacity": whole(form.get("capacity")),
+            "location": form.get("location", "").strip(),
             "childcare_offered": form.get("childcare_offered") == "yes",
             "enrolment_closes_on": form.get("enrolment_closes_on") or None,
-        }  # fmt: skip
+        }
         reply = await ui.call(request, user, "PATCH", f"courses/{quote(course_id, safe='')}", json=body)
         return back_to_course(request, user, course_id, reply, "saved")
 
@@ -179,8 +245,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         ends = moment(form.get("day", ""), form.get("until_time", ""))
         if starts is None or ends is None or ends <= starts:
             return ui.back(f"/ui/courses/{quote(course_id)}", error=ui.words(request)["ca_err_time"])
-        body = {"starts_at": starts.isoformat(), "ends_at": ends.isoformat(),
-                "place": form.get("place", "").strip() or "VHS Landsberg am Lech"}  # fmt: skip
+        body = {
+            "starts_at": starts.isoformat(),
+            "ends_at": ends.isoformat(),
+            "place": form.get("place", "").strip() or "VHS Landsberg am Lech",
+        }
         reply = await ui.call(request, user, "POST", f"courses/{quote(course_id, safe='')}/sessions", json=body)
         return back_to_course(request, user, course_id, reply, "session_added")
 
@@ -203,9 +272,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         link = f"{public_base(request)}/ui/verify/{quote(issued['code'], safe='')}"
         words = ui.words(request)
         subject = issued["credential"].get("credentialSubject", {})
-        response = render(request, "course_pass.html", user, issued=issued, holder=subject.get("name", ""),
-                          entries=subject.get("entries", []), link=link, course_id=course_id,
-                          qr=qr_svg(link, words["ca_pass_qr"]))  # fmt: skip
+        response = render(
+            request,
+            "course_pass.html",
+            user,
+            issued=issued,
+            holder=subject.get("name", ""),
+            entries=subject.get("entries", []),
+            link=link,
+            course_id=course_id,
+            qr=qr_svg(link, words["ca_pass_qr"]),
+        )
         response.headers["Cache-Control"] = "no-store"  # a holder's name: kept by no cache
         return response
 
@@ -219,6 +296,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not reply.ok or not isinstance(reply.body, dict):
             return ui.trouble(request, user, reply)
         found = reply.body
-        verdict = ("valid" if found.get("valid") else "revoked" if found.get("revoked")
-                   else "unknown" if "no pass" in str(found.get("reason", "")) else "invalid")  # fmt: skip
+        verdict = (
+            "valid"
+            if found.get("valid")
+            else "revoked"
+            if found.get("revoked")
+            else "unknown"
+            if "no pass" in str(found.get("reason", ""))
+            else "invalid"
+        )
         return render(request, "verify.html", user, 200, code=code, verdict=verdict)

@@ -68,9 +68,17 @@ class Upstream:
         self.identity_headers = identity_headers
         self.forwarder = Forwarder(routes, identity_headers)
 
-    async def call(self, request: Request, caller: Identity | None, method: str, path: str, *,
-                   json: Any = None, params: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> Reply:  # fmt: skip
+    async def call(
+        self,
+        request: Request,
+        caller: Identity | None,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         try:
             reply = await self.forwarder.call(
                 request, caller, method, path, json=json, params=params, headers=(headers or {}).items()
@@ -110,9 +118,13 @@ class Kit:
     """Rendering, sessions and forms, shared by the page modules."""
 
     def __init__(
-        self, *, routes: dict[str, str], identity_headers: IdentityHeaders, secure_cookies: bool,
+        self,
+        *,
+        routes: dict[str, str],
+        identity_headers: IdentityHeaders,
+        secure_cookies: bool,
         rate_limit_per_minute: int,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
         self.upstream = Upstream(routes, identity_headers)
         self.secure_cookies = secure_cookies
@@ -133,8 +145,9 @@ class Kit:
         return WORDS[self.lang_of(request)]
 
     def set_cookie(self, response: Response, name: str, value: str, max_age: int | None = None) -> None:
-        response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, samesite="lax",
-                            secure=self.secure_cookies)  # fmt: skip
+        response.set_cookie(
+            name, value, max_age=max_age, path="/", httponly=True, samesite="lax", secure=self.secure_cookies
+        )
 
     def delete_cookie(self, response: Response, name: str) -> None:
         response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=self.secure_cookies)
@@ -153,8 +166,16 @@ class Kit:
             return None
         return user
 
-    def render(self, request: Request, template: str, status: int = 200, *, user: Identity | None = None,
-               csrf: str | None = None, **context: Any) -> HTMLResponse:  # fmt: skip
+    def render(
+        self,
+        request: Request,
+        template: str,
+        status: int = 200,
+        *,
+        user: Identity | None = None,
+        csrf: str | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
         lang = self.lang_of(request)
         words, codes = WORDS[lang], CODES[lang]
         token = csrf or request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
@@ -167,13 +188,19 @@ class Kit:
         error = request.query_params.get("error")
         context.setdefault("error", PROBLEMS[lang].get(error, error) if error else error)
         html = self.env.get_template(template).render(
-            t=words, label=label, lang=lang, user=user, csrf_token=token, path=request.url.path,
+            t=words,
+            label=label,
+            lang=lang,
+            user=user,
+            csrf_token=token,
+            path=request.url.path,
             other_lang="en" if lang == "de" else "de",
             language_name=lambda code: names.language_name(code, lang),
             country_name=lambda code: names.country_name(code, lang),
             day=lambda value, form="medium": names.day(value, lang, form),
-            moment=lambda value: names.moment(value, lang), **context,
-        )  # fmt: skip
+            moment=lambda value: names.moment(value, lang),
+            **context,
+        )
         response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
         if request.query_params.get("lang") in LANGS:
             self.set_cookie(response, LANG_COOKIE, lang, max_age=365 * 24 * 3600)

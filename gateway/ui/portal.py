@@ -104,8 +104,11 @@ def form_errors(
     language."""
     errors = field_errors(reply.body if isinstance(reply.body, dict) else {}, lang, fields, unmatched=None)
     # The portal's own words where the general message would not say what to do.
-    specific = {"scopes": words["portal_pick_scope"], "event_types": words["portal_pick_event"],
-                "expires_on": FIELD_ERRORS[lang]["date_parsing"]}  # fmt: skip
+    specific = {
+        "scopes": words["portal_pick_scope"],
+        "event_types": words["portal_pick_event"],
+        "expires_on": FIELD_ERRORS[lang]["date_parsing"],
+    }
     errors |= {field: specific[field] for field in errors if field in specific}
     if "url" in errors and errors["url"] != FIELD_ERRORS[lang]["missing"]:
         errors["url"] = words["portal_bad_url"]
@@ -146,12 +149,22 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return names.moment(value, lang) if api_time(value) is not None else ""
 
         return ui.render(
-            request, template, status, user=user, notice=None, error=None, when=when, event_name=event_name,
+            request,
+            template,
+            status,
+            user=user,
+            notice=None,
+            error=None,
+            when=when,
+            event_name=event_name,
             portal_notice=words[f"portal_done_{notice}"] if notice in NOTICES else None,
-            portal_error=words[problem] if problem in ("forbidden", "unavailable")
-            else words[f"portal_problem_{problem}"] if problem in PROBLEMS else None,
+            portal_error=words[problem]
+            if problem in ("forbidden", "unavailable")
+            else words[f"portal_problem_{problem}"]
+            if problem in PROBLEMS
+            else None,
             **context,
-        )  # fmt: skip
+        )
 
     def once(response: HTMLResponse) -> HTMLResponse:
         # A page with a secret: kept by no cache, so "back" does not show it again from disk.
@@ -183,9 +196,15 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         found = await ui.call(request, user, "GET", "partner/referrals", params={"page_size": 200, "names": "true"})
         if not found.ok:
             return ui.trouble(request, user, found)
-        return ui.render(request, "portal.html", user=user, referrals=found.items(), reasons=DECLINE_REASONS,
-                         unsuccessful_reasons=UNSUCCESSFUL_REASONS,
-                         organisation=await organisation(request, user))  # fmt: skip
+        return ui.render(
+            request,
+            "portal.html",
+            user=user,
+            referrals=found.items(),
+            reasons=DECLINE_REASONS,
+            unsuccessful_reasons=UNSUCCESSFUL_REASONS,
+            organisation=await organisation(request, user),
+        )
 
     @router.get("/partner/referrals/{referral_id}", response_class=HTMLResponse)
     async def portal_referral(referral_id: str, request: Request) -> Response:
@@ -198,13 +217,25 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         referral, contact = found.body["referral"], found.body.get("personal_data")
         status = str(found.body.get("personal_data_status", ""))
         contact_state = (
-            "withdrawn" if referral.get("consent_withdrawn") else "shared" if contact
-            else "unavailable" if "unavailable" in status or status.startswith("not available") else "no_consent"
-        )  # fmt: skip
-        return ui.render(request, "portal_referral.html", user=user, r=referral, contact=contact,
-                         contact_state=contact_state, reasons=DECLINE_REASONS,
-                         unsuccessful_reasons=UNSUCCESSFUL_REASONS,
-                         organisation=await organisation(request, user))  # fmt: skip
+            "withdrawn"
+            if referral.get("consent_withdrawn")
+            else "shared"
+            if contact
+            else "unavailable"
+            if "unavailable" in status or status.startswith("not available")
+            else "no_consent"
+        )
+        return ui.render(
+            request,
+            "portal_referral.html",
+            user=user,
+            r=referral,
+            contact=contact,
+            contact_state=contact_state,
+            reasons=DECLINE_REASONS,
+            unsuccessful_reasons=UNSUCCESSFUL_REASONS,
+            organisation=await organisation(request, user),
+        )
 
     @router.post("/partner/referrals/{referral_id}/{action}")
     async def portal_action(referral_id: str, action: str, request: Request) -> Response:
@@ -219,8 +250,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 body["reason"] = form["reason"]
         elif action not in ("accept", "start"):
             return ui.refused(request, user, "not_found", 404)
-        reply = await ui.call(request, user, "POST", f"partner/referrals/{quote(referral_id, safe='')}/{action}",
-                              json=body)  # fmt: skip
+        reply = await ui.call(
+            request, user, "POST", f"partner/referrals/{quote(referral_id, safe='')}/{action}", json=body
+        )
         # Back to the page the button was on: the list, or the referral's own page.
         own_page = f"/ui/partner/referrals/{quote(referral_id, safe='')}"
         target = own_page if form.get("back") == "referral" else "/ui/partner"
@@ -228,9 +260,15 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     # --- API keys ----------------------------------------------------------------------------
 
-    async def keys_page(request: Request, user: Identity, partner_id: str, status: int = 200,
-                        values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-                        detail: str | None = None) -> Response:  # fmt: skip
+    async def keys_page(
+        request: Request,
+        user: Identity,
+        partner_id: str,
+        status: int = 200,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        detail: str | None = None,
+    ) -> Response:
         found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/api-keys")
         if not found.ok:
             return ui.trouble(request, user, found)
@@ -240,8 +278,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             expires = api_time(key.get("expires_at"))
             state = "revoked" if key.get("revoked_at") else "expired" if expires and expires <= now else "active"
             keys.append({**key, "state": state})
-        return page(request, "portal_keys.html", user, status, keys=keys, scopes=SCOPES,
-                    values=values or {"scopes": []}, errors=errors or {}, detail=detail)  # fmt: skip
+        return page(
+            request,
+            "portal_keys.html",
+            user,
+            status,
+            keys=keys,
+            scopes=SCOPES,
+            values=values or {"scopes": []},
+            errors=errors or {},
+            detail=detail,
+        )
 
     @router.get("/partner/api-keys", response_class=HTMLResponse)
     async def api_keys(request: Request) -> Response:
@@ -260,8 +307,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         expires_at, is_date = expiry_of(values["expires_on"])
         words, lang = ui.words(request), ui.lang_of(request)
         if not is_date:
-            return await keys_page(request, user, partner_id, 422, values,
-                                   {"expires_on": FIELD_ERRORS[lang]["date_parsing"]})  # fmt: skip
+            return await keys_page(
+                request, user, partner_id, 422, values, {"expires_on": FIELD_ERRORS[lang]["date_parsing"]}
+            )
         body: dict[str, Any] = {"name": values["name"], "scopes": values["scopes"]}
         if expires_at:
             body["expires_at"] = expires_at
@@ -283,14 +331,29 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     # --- webhooks ----------------------------------------------------------------------------
 
-    async def webhooks_page(request: Request, user: Identity, partner_id: str, status: int = 200,
-                            values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-                            detail: str | None = None) -> Response:  # fmt: skip
+    async def webhooks_page(
+        request: Request,
+        user: Identity,
+        partner_id: str,
+        status: int = 200,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        detail: str | None = None,
+    ) -> Response:
         found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/webhooks")
         if not found.ok:
             return ui.trouble(request, user, found)
-        return page(request, "portal_webhooks.html", user, status, webhooks=found.body or [], groups=EVENT_GROUPS,
-                    values=values or {"event_types": []}, errors=errors or {}, detail=detail)  # fmt: skip
+        return page(
+            request,
+            "portal_webhooks.html",
+            user,
+            status,
+            webhooks=found.body or [],
+            groups=EVENT_GROUPS,
+            values=values or {"event_types": []},
+            errors=errors or {},
+            detail=detail,
+        )
 
     @router.get("/partner/webhooks", response_class=HTMLResponse)
     async def webhooks(request: Request) -> Response:
@@ -309,8 +372,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         body = {k: v for k, v in values.items() if v or k != "description"}
         reply = await ui.call(request, user, "POST", f"partners/{quote(partner_id)}/webhooks", json=body)
         if reply.ok:
-            return once(page(request, "portal_secret.html", user, created=True, webhook=reply.body,
-                             secret=reply.body["secret"], valid_until=None))  # fmt: skip
+            return once(
+                page(
+                    request,
+                    "portal_secret.html",
+                    user,
+                    created=True,
+                    webhook=reply.body,
+                    secret=reply.body["secret"],
+                    valid_until=None,
+                )
+            )
         if reply.status != 422:
             return ui.trouble(request, user, reply)
         fields = {"url": "url", "event_types": "event_types", "description": "description"}
@@ -328,8 +400,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         listed = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/webhooks")
         webhook = next((w for w in (listed.body if listed.ok else None) or [] if w["webhook_id"] == webhook_id), None)
         secret, valid_until = reply.body["secret"], reply.body["previous_secret_valid_until"]
-        return once(page(request, "portal_secret.html", user, created=False, webhook=webhook, secret=secret,
-                         valid_until=valid_until))  # fmt: skip
+        return once(
+            page(
+                request,
+                "portal_secret.html",
+                user,
+                created=False,
+                webhook=webhook,
+                secret=secret,
+                valid_until=valid_until,
+            )
+        )
 
     @router.post("/partner/webhooks/{webhook_id}/delete")
     async def delete_webhook(webhook_id: str, request: Request) -> Response:
@@ -359,8 +440,18 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         urls = {w["webhook_id"]: w["url"] for w in (hooks.body if hooks.ok else None) or []}
         total = int(log.body.get("total", 0))
         pages = max(1, -(-total // DELIVERIES_PER_PAGE))
-        return page(request, "portal_deliveries.html", user, deliveries=log.items(), urls=urls, chosen=status,
-                    statuses=DELIVERY_STATUSES, current=current, pages=pages, total=total)  # fmt: skip
+        return page(
+            request,
+            "portal_deliveries.html",
+            user,
+            deliveries=log.items(),
+            urls=urls,
+            chosen=status,
+            statuses=DELIVERY_STATUSES,
+            current=current,
+            pages=pages,
+            total=total,
+        )
 
     @router.post("/partner/webhooks/deliveries/{delivery_id}/replay")
     async def replay_delivery(delivery_id: str, request: Request) -> Response:
@@ -372,11 +463,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         status = form.get("status", "")
         number = form.get("page", "")
         query = "&".join(
-            part for part in (
+            part
+            for part in (
                 f"status={status}" if status in DELIVERY_STATUSES else "",
                 f"page={number}" if number.isdigit() and len(number) <= 6 else "",
-            ) if part
-        )  # fmt: skip
+            )
+            if part
+        )
         target = "/ui/partner/webhooks/deliveries"
         redirect = after(target, reply, "replayed")
         if query:

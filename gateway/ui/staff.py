@@ -47,16 +47,35 @@ RESIDENCE_GROUPS = (
     ResidenceStatusGroup.OTHER.value,
 )
 PURPOSES = tuple(p.value for p in ConsentPurpose)
-REGISTRATION_FIELDS = ("given_names", "family_name", "birth_date", "gender", "nationality", "languages",
-                       "preferred_language", "residence_status_group", "arrival_date", "street", "house_number",
-                       "postal_code", "district", "phone", "email")  # fmt: skip
+REGISTRATION_FIELDS = (
+    "given_names",
+    "family_name",
+    "birth_date",
+    "gender",
+    "nationality",
+    "languages",
+    "preferred_language",
+    "residence_status_group",
+    "arrival_date",
+    "street",
+    "house_number",
+    "postal_code",
+    "district",
+    "phone",
+    "email",
+)
 ADDRESS_FIELDS = ("street", "house_number", "postal_code", "district")
 GOAL_STATUSES = tuple(s.value for s in GoalStatus)
 GOAL_FIELDS = ("dimension", "title", "due_on", "status")
 NEEDS_CHOICES = ("german_level", "schooling", "employment_situation")
 NEEDS_TEXTS = ("other_languages", "vocational_qualification", "children_ages", "notes")
-NEEDS_CHECKS = ("recognise_foreign_qualification", "childcare_needed", "housing_need", "counselling_need",
-                "health_need")  # fmt: skip
+NEEDS_CHECKS = (
+    "recognise_foreign_qualification",
+    "childcare_needed",
+    "housing_need",
+    "counselling_need",
+    "health_need",
+)
 NEEDS_FIELDS = NEEDS_CHOICES + NEEDS_TEXTS + NEEDS_CHECKS
 
 
@@ -68,10 +87,22 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.render(request, "home.html")
         if "partner" in user.roles and not user.roles & policy.STAFF:
             return RedirectResponse("/ui/partner", status_code=303)
-        context: dict[str, Any] = {"cases": [], "waiting": [], "escalated": [], "proposed": [],
-                                   "course_waiting": [], "my_courses": [], "persons": {}, "queue": [],
-                                   "workers": {}, "names_unavailable": False, "partner_names": {},
-                                   "team_workers": [], "today": "", "goals_due": []}  # fmt: skip
+        context: dict[str, Any] = {
+            "cases": [],
+            "waiting": [],
+            "escalated": [],
+            "proposed": [],
+            "course_waiting": [],
+            "my_courses": [],
+            "persons": {},
+            "queue": [],
+            "workers": {},
+            "names_unavailable": False,
+            "partner_names": {},
+            "team_workers": [],
+            "today": "",
+            "goals_due": [],
+        }
         if user.roles & {"caseworker", "admin"}:
             params: dict[str, Any] = {"status": "open", "page_size": 50}
             params |= {"team": user.team} if user.team else {"caseworker_id": user.subject}
@@ -80,8 +111,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 return ui.trouble(request, user, cases)
             context["cases"] = cases.items()
             mine = {c["case_id"] for c in context["cases"]}
-            for key, query in (("waiting", {"status": "sent"}), ("escalated", {"escalated": "true"}),
-                               ("proposed", {"status": "proposed"})):  # fmt: skip
+            for key, query in (
+                ("waiting", {"status": "sent"}),
+                ("escalated", {"escalated": "true"}),
+                ("proposed", {"status": "proposed"}),
+            ):
                 found = await ui.call(request, user, "GET", "referrals", params=query | {"page_size": 200})
                 context[key] = [r for r in found.items() if r["case_id"] in mine or "admin" in user.roles]
             case_of = {c["person_id"]: c["case_id"] for c in context["cases"]}
@@ -89,8 +123,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             context["course_waiting"] = [e | {"case_id": case_of[e["person_id"]]} for e in entries]
             # Plan goals overdue or due within the week: reminders, like escalations and expiring seat offers.
             due = await ui.call(request, user, "GET", "cases/goals-due", params={"within_days": 7})
-            context["goals_due"] = [g for g in (due.body if due.ok and isinstance(due.body, list) else [])
-                                    if g["case_id"] in mine]  # fmt: skip
+            context["goals_due"] = [
+                g for g in (due.body if due.ok and isinstance(due.body, list) else []) if g["case_id"] in mine
+            ]
             context |= await casework.dashboard(
                 ui, request, user, context["cases"], [g["person_id"] for g in context["goals_due"] if g["person_id"]]
             )
@@ -103,8 +138,15 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         user = await ui.signed_in(request)
         if not policy.decide("POST", "/api/v1/registrations", user.roles):
             return ui.refused(request, user, "forbidden", 403)
-        return ui.render(request, "register.html", user=user, values={}, errors={}, **_choices(),
-                         **_register_choices(ui.lang_of(request)))  # fmt: skip
+        return ui.render(
+            request,
+            "register.html",
+            user=user,
+            values={},
+            errors={},
+            **_choices(),
+            **_register_choices(ui.lang_of(request)),
+        )
 
     @router.post("/register", response_class=HTMLResponse)
     async def register(request: Request) -> Response:
@@ -126,13 +168,30 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.ok:
             return ui.back(f"/ui/persons/{reply.body['person_id']}", notice="registered")
         if reply.status == 409 and isinstance(reply.body, dict) and reply.body.get("existing_persons") is not None:
-            return ui.render(request, "register.html", 409, user=user, values=values, errors={},
-                             duplicate=reply.body, **_choices(), **_register_choices(ui.lang_of(request)))  # fmt: skip
+            return ui.render(
+                request,
+                "register.html",
+                409,
+                user=user,
+                values=values,
+                errors={},
+                duplicate=reply.body,
+                **_choices(),
+                **_register_choices(ui.lang_of(request)),
+            )
         if reply.status == 422:
             errors = field_errors(reply.body, ui.lang_of(request), REGISTRATION_FIELDS)
-            return ui.render(request, "register.html", 422, user=user, values=values, errors=errors,
-                             districts=(reply.body or {}).get("districts"), **_choices(),
-                             **_register_choices(ui.lang_of(request)))  # fmt: skip
+            return ui.render(
+                request,
+                "register.html",
+                422,
+                user=user,
+                values=values,
+                errors=errors,
+                districts=(reply.body or {}).get("districts"),
+                **_choices(),
+                **_register_choices(ui.lang_of(request)),
+            )
         return ui.trouble(request, user, reply)
 
     @router.get("/persons", response_class=HTMLResponse)
@@ -159,11 +218,21 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         )
         partners = sorted(directory.items(), key=lambda p: p["name"])
         workers = await casework.caseworker_names(ui, request, user) if casework.is_caseworker(user) else {}
-        return ui.render(request, "person.html", user=user, person=person.body,
-                         consents=consents.body if consents.ok else [], cases=cases.items(),
-                         needs=_latest(needs), purposes=PURPOSES, may=may, directory=partners, workers=workers,
-                         partner_names={p["partner_id"]: p["name"] for p in partners},
-                         **_register_choices(ui.lang_of(request)))  # fmt: skip
+        return ui.render(
+            request,
+            "person.html",
+            user=user,
+            person=person.body,
+            consents=consents.body if consents.ok else [],
+            cases=cases.items(),
+            needs=_latest(needs),
+            purposes=PURPOSES,
+            may=may,
+            directory=partners,
+            workers=workers,
+            partner_names={p["partner_id"]: p["name"] for p in partners},
+            **_register_choices(ui.lang_of(request)),
+        )
 
     @router.post("/persons/{person_id}/move-away")
     async def move_away(person_id: str, request: Request) -> Response:
@@ -175,8 +244,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.status == 422:
             errors = field_errors(reply.body, ui.lang_of(request), ("moved_away_on", "reason"))
             words = ui.words(request)
-            texts = [f"{words['staff_moved_away_on' if k == 'moved_away_on' else 'staff_reason']}: {v}"
-                     for k, v in errors.items() if k != "form"] or list(errors.values())  # fmt: skip
+            texts = [
+                f"{words['staff_moved_away_on' if k == 'moved_away_on' else 'staff_reason']}: {v}"
+                for k, v in errors.items()
+                if k != "form"
+            ] or list(errors.values())
             return ui.back(back, error="; ".join(texts))
         return ui.after(back, reply)
 
@@ -219,8 +291,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         user = await ui.signed_in(request)
         return await show_case(request, user, case_id)
 
-    async def show_case(request: Request, user: Identity, case_id: str, status: int = 200, *,
-                        case: Reply | None = None, **forms: Any) -> Response:  # fmt: skip
+    async def show_case(
+        request: Request, user: Identity, case_id: str, status: int = 200, *, case: Reply | None = None, **forms: Any
+    ) -> Response:
         """The case page; ``forms`` carry a refused form's typed input and errors back into it."""
         case = case or await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
         if not case.ok:
@@ -247,25 +320,36 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         forms["needs_member"] = member
         listed = enrolments.body if enrolments.ok and isinstance(enrolments.body, list) else []
         titles = await learning.titles(ui, request, user, (e["course_id"] for e in listed), courses)
-        mine = [
-            e | {"course_title": titles.get(e["course_id"], e["course_id"][:8])} for e in listed
-        ]  # fmt: skip
+        mine = [e | {"course_title": titles.get(e["course_id"], e["course_id"][:8])} for e in listed]
         just = request.query_params.get("enrolment")
         forms.setdefault("goal_form", {"values": {}, "errors": {}})
         forms.setdefault("goal_edit", {"goal_id": None, "values": {}, "errors": {}})
         forms.setdefault("needs_form", {"values": _needs_values(latest), "errors": {}})
         forms.setdefault("enrol_form", {"values": {}, "error": None})
         return ui.render(
-            request, "case.html", status, user=user, case=case.body, person=person.body if person.ok else None,
-            timeline=timeline.body if timeline.ok else [], consents=consents.body if consents.ok else [],
-            purposes=PURPOSES, needs=latest, enrolments=mine, courses=courses,
+            request,
+            "case.html",
+            status,
+            user=user,
+            case=case.body,
+            person=person.body if person.ok else None,
+            timeline=timeline.body if timeline.ok else [],
+            consents=consents.body if consents.ok else [],
+            purposes=PURPOSES,
+            needs=latest,
+            enrolments=mine,
+            courses=courses,
             enrolled_now=next((e for e in mine if e["enrolment_id"] == just), None),
-            dimensions=[d.value for d in EsserDimension], goal_statuses=GOAL_STATUSES,
-            levels=[g.value for g in GermanLevel], schoolings=[s.value for s in Schooling],
-            employments=[e.value for e in EmploymentSituation], needs_checks=NEEDS_CHECKS,
+            dimensions=[d.value for d in EsserDimension],
+            goal_statuses=GOAL_STATUSES,
+            levels=[g.value for g in GermanLevel],
+            schoolings=[s.value for s in Schooling],
+            employments=[e.value for e in EmploymentSituation],
+            needs_checks=NEEDS_CHECKS,
             meeting_offers=_meeting_offers(meeting.items(), person.body if person.ok else None),
-            language_options=_register_choices(ui.lang_of(request))["language_options"], **forms,
-        )  # fmt: skip
+            language_options=_register_choices(ui.lang_of(request))["language_options"],
+            **forms,
+        )
 
     def _meeting_offers(offers: list[dict[str, Any]], person: Any) -> list[dict[str, Any]]:
         """Meeting offers to suggest (a participation goal): those held in a language the person speaks first."""
@@ -319,8 +403,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         reply = await ui.call(request, user, "POST", path, json=_needs_body(values))
         if reply.status == 422:
             errors = field_errors(reply.body, ui.lang_of(request), NEEDS_FIELDS)
-            return await show_case(request, user, case_id, 422, case=case, member=member,
-                                   needs_form={"values": values, "errors": errors})  # fmt: skip
+            return await show_case(
+                request, user, case_id, 422, case=case, member=member, needs_form={"values": values, "errors": errors}
+            )
         target = _to_case(ui, case_id, reply, "needs-h")
         if member != case.body["person_id"]:  # back to the same member's needs
             location = target.headers["location"]
@@ -350,8 +435,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, reply)
         # A rule of the course (422), already enrolled (409) or no such course (404): said next to the form.
         words = ui.words(request)
-        refused = {"values": values, "error": learning.problem_message(reply, ui.lang_of(request), {
-            "person_id": words["person"], "integration_course_obligation": words["staff_obligation"]})}  # fmt: skip
+        refused = {
+            "values": values,
+            "error": learning.problem_message(
+                reply,
+                ui.lang_of(request),
+                {"person_id": words["person"], "integration_course_obligation": words["staff_obligation"]},
+            ),
+        }
         return await show_case(
             request, user, case_id, reply.status if reply.status == 409 else 422, case=case, enrol_form=refused
         )
@@ -385,8 +476,9 @@ def _person_rights(user: Identity) -> dict[str, bool]:
 
 def _register_choices(lang: str) -> dict[str, Any]:
     """The register form's countries and languages by name in the page's language (the values stay codes)."""
-    countries = sorted(((c.alpha_2, names.country_name(c.alpha_2, lang)) for c in pycountry.countries),
-                       key=lambda c: c[1].casefold())  # fmt: skip
+    countries = sorted(
+        ((c.alpha_2, names.country_name(c.alpha_2, lang)) for c in pycountry.countries), key=lambda c: c[1].casefold()
+    )
     languages = [(code, names.language_name(code, lang)) for code in LANGUAGES]
     return {"countries": countries, "language_options": languages}
 

@@ -82,8 +82,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         derived = await ui.call(request, user, "GET", "monitoring/indicators", params={"period": period})
         from_report = derived.body.get("proposals", []) if derived.ok and isinstance(derived.body, dict) else []
         taken = {(p["rule"], p["period"], p["title"]) for p in listed.body["items"]}
-        return ui.render(request, "statistics_council.html", user=user, found=listed.body, shown=shown,
-                         statuses=STATUSES, period=period, from_report=from_report, taken=taken)  # fmt: skip
+        return ui.render(
+            request,
+            "statistics_council.html",
+            user=user,
+            found=listed.body,
+            shown=shown,
+            statuses=STATUSES,
+            period=period,
+            from_report=from_report,
+            taken=taken,
+        )
 
     @router.post("/statistics/council", response_class=HTMLResponse)
     async def create_proposal(request: Request) -> Response:
@@ -105,8 +114,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not reply.ok:
             return ui.trouble(request, user, reply)
         proposal = reply.body
-        return ui.render(request, "statistics_proposal.html", user=user, p=proposal,
-                         steps=STEPS.get(proposal["status"], ()))  # fmt: skip
+        return ui.render(
+            request, "statistics_proposal.html", user=user, p=proposal, steps=STEPS.get(proposal["status"], ())
+        )
 
     @router.get("/statistics/council/{proposal_id}", response_class=HTMLResponse)
     async def proposal(request: Request, proposal_id: str) -> Response:
@@ -148,16 +158,32 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         for kind in KINDS:
             s = city_series(document["rows"], years, kind)
             charts_by_kind[kind] = (
-                charts.demand_chart(years, s["expected"], s["low"], s["high"], s["places"],
-                                    words[f"pl_chart_{kind}"], f"chart-{kind}", chart_words),
+                charts.demand_chart(
+                    years,
+                    s["expected"],
+                    s["low"],
+                    s["high"],
+                    s["places"],
+                    words[f"pl_chart_{kind}"],
+                    f"chart-{kind}",
+                    chart_words,
+                ),
                 list(zip(years, s["expected"], s["low"], s["high"], s["places"], strict=True)),
-            )  # fmt: skip
+            )
         districts = sorted((reference.body or {}).get("districts", {})) if reference.ok else []
-        return ui.render(request, "statistics_planning.html", user=user, document=document, years=years,
-                         charts_by_kind=charts_by_kind, tables={k: by_district(document["rows"], k) for k in KINDS},
-                         capacities=(entered.body or {}).get("capacities", []) if entered.ok else [],
-                         districts=districts, kinds=KINDS,
-                         first_years=[int(y[:4]) for y in years])  # fmt: skip
+        return ui.render(
+            request,
+            "statistics_planning.html",
+            user=user,
+            document=document,
+            years=years,
+            charts_by_kind=charts_by_kind,
+            tables={k: by_district(document["rows"], k) for k in KINDS},
+            capacities=(entered.body or {}).get("capacities", []) if entered.ok else [],
+            districts=districts,
+            kinds=KINDS,
+            first_years=[int(y[:4]) for y in years],
+        )
 
     @router.get("/statistics/planning.csv")
     async def planning_csv(request: Request) -> Response:
@@ -183,8 +209,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         posted = await ui.posted(request)
         user, form = posted
         try:
-            entry = {"year": int(form.get("year", "")), "district": form.get("district", "").strip(),
-                     "kind": form.get("kind", ""), "places": int(form.get("places", ""))}  # fmt: skip
+            entry = {
+                "year": int(form.get("year", "")),
+                "district": form.get("district", "").strip(),
+                "kind": form.get("kind", ""),
+                "places": int(form.get("places", "")),
+            }
         except ValueError:  # the browser checks the number first; this is for a hand-made request
             return ui.back("/ui/statistics/planning", error=ui.words(request)["pl_places"])
         key = (entry["year"], entry["district"], entry["kind"])
@@ -229,5 +259,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, reply)
         # The monitoring's own document, inline styles only: served with a CSP that allows them and nothing else.
         policy = "default-src 'none'; style-src 'unsafe-inline'"
-        return Response(reply.content, media_type="text/html; charset=utf-8",
-                        headers={"Content-Security-Policy": policy})  # fmt: skip
+        return Response(
+            reply.content, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": policy}
+        )
