@@ -10,7 +10,11 @@ directory entry, ``course_admin`` for course admins' forms and the pass verifica
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from gateway.forward import IdentityHeaders
@@ -30,15 +34,35 @@ from gateway.ui import (
     staff,
     statistics,
 )
-from gateway.ui.kit import HERE, Kit
+from gateway.ui.kit import HERE, Kit, Refused
+
+
+class PageRoute(APIRoute):
+    """A UI page: the one handler of ``Refused`` (sign in first, not allowed, a bad form token), which answers
+    with the response the refusal carries."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except Refused as refusal:
+                return refusal.response
+
+        return page
 
 
 def make_router(
     *, routes: dict[str, str], identity_headers: IdentityHeaders, secure_cookies: bool, rate_limit_per_minute: int
 ) -> APIRouter:
-    ui = Kit(routes=routes, identity_headers=identity_headers, secure_cookies=secure_cookies,
-             rate_limit_per_minute=rate_limit_per_minute)  # fmt: skip
-    router = APIRouter(prefix="/ui", include_in_schema=False)
+    ui = Kit(
+        routes=routes,
+        identity_headers=identity_headers,
+        secure_cookies=secure_cookies,
+        rate_limit_per_minute=rate_limit_per_minute,
+    )
+    router = APIRouter(prefix="/ui", include_in_schema=False, route_class=PageRoute)
     for pages in (
         public,
         casework,

@@ -29,49 +29,53 @@ ACCOUNT_FIELDS = ("username", "roles", "team", "partner_id")
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def admin_only(request: Request) -> Identity | Response:
+    async def admin_only(request: Request) -> Identity:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if "admin" not in user.roles:
-            return ui.refused(request, user, "forbidden", 403)
+            ui.refuse(request, user, "forbidden", 403)
         return user
 
     @router.get("/admin", response_class=HTMLResponse)
     async def admin_home(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return ui.render(request, "admin.html", user=user)
 
     # --- routing rules -------------------------------------------------------------------------
 
-    async def rules_page(request: Request, user: Identity, status: int = 200, *, text: str | None = None,
-                         problems: list[str] | None = None) -> Response:  # fmt: skip
+    async def rules_page(
+        request: Request,
+        user: Identity,
+        status: int = 200,
+        *,
+        text: str | None = None,
+        problems: list[str] | None = None,
+    ) -> Response:
         current = await ui.call(request, user, "GET", "routing-rules")
         if not current.ok:
             return ui.trouble(request, user, current)
         versions = await ui.call(request, user, "GET", "routing-rules/versions")
         saved = request.query_params.get("saved", "")
         return ui.render(
-            request, "admin_rules.html", status, user=user, current=current.body,
+            request,
+            "admin_rules.html",
+            status,
+            user=user,
+            current=current.body,
             text=text if text is not None else rules_text(current.body["rules"]),
-            problems=problems or [], history=history(versions.body if versions.ok else []),
-            history_unavailable=not versions.ok, saved=saved if saved.isdigit() else None,
-        )  # fmt: skip
+            problems=problems or [],
+            history=history(versions.body if versions.ok else []),
+            history_unavailable=not versions.ok,
+            saved=saved if saved.isdigit() else None,
+        )
 
     @router.get("/admin/routing-rules", response_class=HTMLResponse)
     async def rules(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return await rules_page(request, user)
 
     @router.post("/admin/routing-rules", response_class=HTMLResponse)
     async def save_rules(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         form = await ui.form_with_csrf(request)
         if form is None:
             return ui.refused(request, user, "csrf", 403)
@@ -81,8 +85,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             parsed = json.loads(text)
         except json.JSONDecodeError as exc:
             where = f"{words['admin_line']} {exc.lineno}, {words['admin_column']} {exc.colno}"
-            return await rules_page(request, user, 422, text=text,
-                                    problems=[f"{words['admin_not_json']} ({where}): {exc.msg}"])  # fmt: skip
+            return await rules_page(
+                request, user, 422, text=text, problems=[f"{words['admin_not_json']} ({where}): {exc.msg}"]
+            )
         reply = await ui.call(request, user, "PUT", "routing-rules", json=parsed)
         if reply.ok:
             log.info("admin %s saved routing rules version %s", user.subject, reply.body["version"])
@@ -93,31 +98,44 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     # --- user accounts ------------------------------------------------------------------------
 
-    async def users_page(request: Request, user: Identity, status: int = 200, *, values: dict[str, Any] | None = None,
-                         errors: dict[str, str] | None = None, revealed: dict[str, str] | None = None,
-                         done: str | None = None, error: str | None = None) -> Response:  # fmt: skip
+    async def users_page(
+        request: Request,
+        user: Identity,
+        status: int = 200,
+        *,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        revealed: dict[str, str] | None = None,
+        done: str | None = None,
+        error: str | None = None,
+    ) -> Response:
         issuer = request.app.state.issuer
         local = issuer if isinstance(issuer, LocalIssuer) else None
         roster = await ui.call(request, user, "GET", "caseworkers")
         return ui.render(
-            request, "admin_users.html", status, user=user, local=local is not None,
-            accounts=local.accounts() if local else [], roles=ROLES, values=values or {"roles": []},
-            errors=errors or {}, revealed=revealed, done=done, error=error,
+            request,
+            "admin_users.html",
+            status,
+            user=user,
+            local=local is not None,
+            accounts=local.accounts() if local else [],
+            roles=ROLES,
+            values=values or {"roles": []},
+            errors=errors or {},
+            revealed=revealed,
+            done=done,
+            error=error,
             roster=roster.body if roster.ok and isinstance(roster.body, list) else None,
-        )  # fmt: skip
+        )
 
     @router.get("/admin/users", response_class=HTMLResponse)
     async def users(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return await users_page(request, user)
 
     @router.post("/admin/users", response_class=HTMLResponse)
     async def create_user(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         form = await ui.form_with_csrf(request)
         if form is None:
             return ui.refused(request, user, "csrf", 403)
@@ -131,23 +149,23 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             problem = await unknown_partner(request, ui, user, values["partner_id"])
             if problem:
                 raise AccountRefused("partner_id", problem)
-            password = await issuer.create_account(values["username"], values["roles"], values["team"] or None,
-                                                   values["partner_id"] or None)  # fmt: skip
+            password = await issuer.create_account(
+                values["username"], values["roles"], values["team"] or None, values["partner_id"] or None
+            )
         except AccountRefused as refused:
             errors = {refused.field: words.get(f"admin_err_{refused.field}_{refused.code}", words["failed"])}
             return await users_page(request, user, 422, values=values, errors=errors)
         log.info("admin %s created the local account %s (roles %s)", user.subject, values["username"], values["roles"])
         revealed = {"username": values["username"], "password": password, "kind": "created"}
         if "caseworker" in values["roles"]:  # the next step: a caseworker takes cases once on the roster
-            revealed["roster"] = "/ui/admin/roster?" + urlencode({"username": values["username"],
-                                                                  "team": values["team"]})  # fmt: skip
+            revealed["roster"] = "/ui/admin/roster?" + urlencode(
+                {"username": values["username"], "team": values["team"]}
+            )
         return await users_page(request, user, 201, revealed=revealed)
 
     @router.post("/admin/users/{username}/{action}", response_class=HTMLResponse)
     async def account_action(username: str, action: str, request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         form = await ui.form_with_csrf(request)
         if form is None:
             return ui.refused(request, user, "csrf", 403)
@@ -167,10 +185,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return await users_page(request, user, status, error=words[f"admin_err_{refused.field}_{refused.code}"])
         log.info("admin %s: %s on the local account %s", user.subject, action, username)
         if action == "reset-password":
-            return await users_page(request, user, revealed={"username": username, "password": password,
-                                                             "kind": "reset"})  # fmt: skip
-        return await users_page(request, user, done=words["admin_enabled_done" if action == "enable" else
-                                                          "admin_disabled_done"])  # fmt: skip
+            return await users_page(
+                request, user, revealed={"username": username, "password": password, "kind": "reset"}
+            )
+        return await users_page(
+            request, user, done=words["admin_enabled_done" if action == "enable" else "admin_disabled_done"]
+        )
 
 
 async def unknown_partner(request: Request, ui: Kit, user: Identity, partner_id: str) -> str | None:

@@ -32,46 +32,59 @@ def event_name(event_type: Any) -> str:
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def admin_only(request: Request) -> Identity | Response:
+    async def admin_only(request: Request) -> Identity:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if "admin" not in user.roles:
-            return ui.refused(request, user, "forbidden", 403)
+            ui.refuse(request, user, "forbidden", 403)
         return user
 
-    async def page(request: Request, user: Identity, status: int = 200, *, done: str | None = None,
-                   failed: str | None = None, shown: str | None = None) -> Response:  # fmt: skip
+    async def page(
+        request: Request,
+        user: Identity,
+        status: int = 200,
+        *,
+        done: str | None = None,
+        failed: str | None = None,
+        shown: str | None = None,
+    ) -> Response:
         shown = shown or request.query_params.get("status", "open")
         if shown not in FILTERS:
             shown = "open"
         if not policy.decide("GET", "/api/v1/admin/dead-letters", user.roles):
             return ui.refused(request, user, "forbidden", 403)
         found = await deadletters.merged(
-            request.app.state.client, ui.upstream.routes, ui.upstream.identity_headers, user,
+            request.app.state.client,
+            ui.upstream.routes,
+            ui.upstream.identity_headers,
+            user,
             status=None if shown == "all" else shown,
             request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
-        )  # fmt: skip
+        )
         for item in found["items"]:
             item["event_name"] = event_name(item.get("event_type"))
             for moment in ("first_failed_at", "last_failed_at", "resolved_at"):  # Landsberg's time, the page's language
                 at = api_time(item.get(moment))
                 item[moment] = names.moment(at, ui.lang_of(request)) if at else None
-        return ui.render(request, "admin_dead_letters.html", status, user=user, found=found, shown=shown,
-                         filters=FILTERS, done=done, failed=failed)  # fmt: skip
+        return ui.render(
+            request,
+            "admin_dead_letters.html",
+            status,
+            user=user,
+            found=found,
+            shown=shown,
+            filters=FILTERS,
+            done=done,
+            failed=failed,
+        )
 
     @router.get("/admin/dead-letters", response_class=HTMLResponse)
     async def dead_letters(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return await page(request, user)
 
     @router.post("/admin/dead-letters/{service}/{letter_id}/{action}", response_class=HTMLResponse)
     async def dead_letter_action(service: str, letter_id: str, action: str, request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         form = await ui.form_with_csrf(request)
         if form is None:
             return ui.refused(request, user, "csrf", 403)
@@ -81,7 +94,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             or policy.bent(letter_id)
             or deadletters.SEGMENT_OF_SERVICE[service] not in ui.upstream.routes
         ):
-            return ui.refused(request, user, "not_found", 404)  # fmt: skip
+            return ui.refused(request, user, "not_found", 404)
         path = f"/api/v1/admin/dead-letters/{service}/{letter_id}/{action}"
         if not policy.decide("POST", path, user.roles):
             return ui.refused(request, user, "forbidden", 403)
@@ -91,10 +104,16 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if action == "discard" and not reason:
             return await page(request, user, 422, failed=words["dl_reason_missing"], shown=shown)
         reply = await deadletters.act(
-            request.app.state.client, ui.upstream.routes, ui.upstream.identity_headers, user, service, letter_id,
-            action, json={"reason": reason[:500]} if action == "discard" else None,
+            request.app.state.client,
+            ui.upstream.routes,
+            ui.upstream.identity_headers,
+            user,
+            service,
+            letter_id,
+            action,
+            json={"reason": reason[:500]} if action == "discard" else None,
             request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
-        )  # fmt: skip
+        )
         if reply is None:
             return ui.refused(request, user, "unavailable", 503)
         if reply.status_code == 404:

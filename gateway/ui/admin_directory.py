@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from chassis.identity import Identity
 from contracts.vocabulary import PartnerCategory, ServiceType
 from gateway.auth import SLUG, USERNAME, LocalIssuer
-from gateway.ui.kit import Kit, Reply, problem_text
+from gateway.ui.kit import Kit, Reply, problem_sentence
 from gateway.ui.words import CODES, FIELD_ERRORS
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,31 @@ CATEGORIES = tuple(c.value for c in PartnerCategory)
 SERVICE_TYPES = tuple(s.value for s in ServiceType)
 #: The languages offered as check boxes: the information packs' eight first, then others often spoken by
 #: newcomers. A code an entry already has and this list lacks is shown too, so saving keeps it.
-LANGUAGES = ("de", "en", "ar", "uk", "tr", "fa", "ru", "ro", "fr", "es", "it", "pt", "pl", "bg", "hr", "sr", "sq",
-             "el", "hu", "ku", "ps", "ti", "so")  # fmt: skip
+LANGUAGES = (
+    "de",
+    "en",
+    "ar",
+    "uk",
+    "tr",
+    "fa",
+    "ru",
+    "ro",
+    "fr",
+    "es",
+    "it",
+    "pt",
+    "pl",
+    "bg",
+    "hr",
+    "sr",
+    "sq",
+    "el",
+    "hu",
+    "ku",
+    "ps",
+    "ti",
+    "so",
+)
 LOCATION_FIELDS = ("name", "address_1", "postal_code", "city", "district", "opening_hours")
 CONTACT_FIELDS = ("title", "department", "email", "phone")
 ENTRY_FIELDS = ("name", "alternate_name", "category", "description", "website")
@@ -96,7 +119,7 @@ def entry_errors(reply: Reply, lang: str, words: dict[str, str]) -> dict[str, st
             message = messages["missing"]
         errors.setdefault(field, message)
     if not errors:
-        errors["form"] = problem_text(reply) if reply.status in (409, 422) else words["unavailable"]
+        errors["form"] = problem_sentence(reply.body, lang) if reply.status in (409, 422) else words["unavailable"]
     return errors
 
 
@@ -137,28 +160,27 @@ def service_body(values: dict[str, Any]) -> dict[str, Any]:
     """A service offer as the partners service takes it; five days to answer unless the form says otherwise."""
     days = whole_number(values["response_days"])
     return {
-        "name": values["name"], "description": values["description"] or None,
-        "eligibility": values["eligibility"] or None, "languages": values["languages"],
-        "response_days": days if days is not None else 5, "free_places": whole_number(values["free_places"]),
-    }  # fmt: skip
+        "name": values["name"],
+        "description": values["description"] or None,
+        "eligibility": values["eligibility"] or None,
+        "languages": values["languages"],
+        "response_days": days if days is not None else 5,
+        "free_places": whole_number(values["free_places"]),
+    }
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def admin_only(request: Request) -> Identity | Response:
+    async def admin_only(request: Request) -> Identity:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if "admin" not in user.roles:
-            return ui.refused(request, user, "forbidden", 403)
+            ui.refuse(request, user, "forbidden", 403)
         return user
 
-    async def admin_form(request: Request) -> tuple[Identity, dict[str, str]] | Response:
+    async def admin_form(request: Request) -> tuple[Identity, dict[str, str]]:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         form = await ui.form_with_csrf(request)
         if form is None:
-            return ui.refused(request, user, "csrf", 403)
+            ui.refuse(request, user, "csrf", 403)
         return user, form
 
     def render(request: Request, template: str, user: Identity, status: int = 200, **context: Any) -> HTMLResponse:
@@ -172,34 +194,50 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ", ".join(words.get(f"lang_{code}", code) for code in codes)
 
         return ui.render(
-            request, template, status, user=user, notice=None, error=None, languages=languages,
-            language_names=language_names, categories=CATEGORIES, service_types=SERVICE_TYPES,
-            done=words[f"dir_done_{notice}"] if notice in NOTICES else None, **context,
-        )  # fmt: skip
+            request,
+            template,
+            status,
+            user=user,
+            notice=None,
+            error=None,
+            languages=languages,
+            language_names=language_names,
+            categories=CATEGORIES,
+            service_types=SERVICE_TYPES,
+            done=words[f"dir_done_{notice}"] if notice in NOTICES else None,
+            **context,
+        )
 
     # --- partner organisations ----------------------------------------------------------------
 
-    async def partners_page(request: Request, user: Identity, status: int = 200, *,
-                            values: dict[str, Any] | None = None,
-                            errors: dict[str, str] | None = None) -> Response:  # fmt: skip
+    async def partners_page(
+        request: Request,
+        user: Identity,
+        status: int = 200,
+        *,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+    ) -> Response:
         listing = await ui.call(request, user, "GET", "partners", params={"page_size": 200})
         return render(
-            request, "admin_partners.html", user, status, partners=listing.items(), unavailable=not listing.ok,
-            values=values or {"languages": ["de"], "services": []}, errors=errors or {},
-        )  # fmt: skip
+            request,
+            "admin_partners.html",
+            user,
+            status,
+            partners=listing.items(),
+            unavailable=not listing.ok,
+            values=values or {"languages": ["de"], "services": []},
+            errors=errors or {},
+        )
 
     @router.get("/admin/partners", response_class=HTMLResponse)
     async def partners(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return await partners_page(request, user)
 
     @router.post("/admin/partners", response_class=HTMLResponse)
     async def add_partner(request: Request) -> Response:
         posted = await admin_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         words, lang = ui.words(request), ui.lang_of(request)
         languages = await ui.form_list(request, "languages")
@@ -214,14 +252,18 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if errors:  # said before asking the service, in the form's own words
             return await partners_page(request, user, 422, values=values, errors=errors)
         body: dict[str, Any] = {
-            "partner_id": values["partner_id"], "name": values["name"],
-            "alternate_name": text_or_none(form, "alternate_name"), "category": values["category"],
-            "description": text_or_none(form, "description"), "website": text_or_none(form, "website"),
+            "partner_id": values["partner_id"],
+            "name": values["name"],
+            "alternate_name": text_or_none(form, "alternate_name"),
+            "category": values["category"],
+            "description": text_or_none(form, "description"),
+            "website": text_or_none(form, "website"),
             "languages": languages,
             # A service starts with the organisation's languages and no limit; its page refines it.
-            "services": [{"service_type": s, "name": CODES["de"].get(s, s), "languages": languages or ["de"]}
-                         for s in services],
-        }  # fmt: skip
+            "services": [
+                {"service_type": s, "name": CODES["de"].get(s, s), "languages": languages or ["de"]} for s in services
+            ],
+        }
         reply = await ui.call(request, user, "POST", "partners", json=body)
         if reply.status == 201:
             log.info("admin %s added the partner %s", user.subject, values["partner_id"])
@@ -232,9 +274,16 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return await partners_page(request, user, 422, values=values, errors=entry_errors(reply, lang, words))
         return ui.trouble(request, user, reply)
 
-    async def partner_page(request: Request, user: Identity, partner_id: str, status: int = 200, *,
-                           values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-                           service: dict[str, Any] | None = None) -> Response:  # fmt: skip
+    async def partner_page(
+        request: Request,
+        user: Identity,
+        partner_id: str,
+        status: int = 200,
+        *,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        service: dict[str, Any] | None = None,
+    ) -> Response:
         """One partner's page; ``values``/``errors`` keep a refused entry form, ``service`` a refused service form
         (its ``service_type``, ``values`` and ``errors``)."""
         found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}")
@@ -243,16 +292,21 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         entry = found.body
         offered = {s["service_type"] for s in entry["services"]}
         return render(
-            request, "admin_partner.html", user, status, partner=entry, values=values or entry, errors=errors or {},
-            service=service or {}, not_offered=[s for s in SERVICE_TYPES if s not in offered],
+            request,
+            "admin_partner.html",
+            user,
+            status,
+            partner=entry,
+            values=values or entry,
+            errors=errors or {},
+            service=service or {},
+            not_offered=[s for s in SERVICE_TYPES if s not in offered],
             saved_service=request.query_params.get("saved_service"),
-        )  # fmt: skip
+        )
 
     @router.get("/admin/partners/{partner_id}", response_class=HTMLResponse)
     async def partner(partner_id: str, request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         if not SLUG.fullmatch(partner_id):
             return ui.refused(request, user, "not_found", 404)
         return await partner_page(request, user, partner_id)
@@ -260,8 +314,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/admin/partners/{partner_id}", response_class=HTMLResponse)
     async def edit_partner(partner_id: str, request: Request) -> Response:
         posted = await admin_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         if not SLUG.fullmatch(partner_id):
             return ui.refused(request, user, "not_found", 404)
@@ -272,8 +324,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             log.info("admin %s edited the partner %s", user.subject, partner_id)
             return RedirectResponse(f"/ui/admin/partners/{quote(partner_id)}?notice=saved#main", 303)
         if reply.status == 422:
-            return await partner_page(request, user, partner_id, 422, values=entry_as_sent(body, form),
-                                      errors=entry_errors(reply, lang, words))  # fmt: skip
+            return await partner_page(
+                request,
+                user,
+                partner_id,
+                422,
+                values=entry_as_sent(body, form),
+                errors=entry_errors(reply, lang, words),
+            )
         return ui.trouble(request, user, reply)
 
     @router.post("/admin/partners/{partner_id}/services", response_class=HTMLResponse)
@@ -286,8 +344,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     async def save_service(partner_id: str, service_type: str | None, request: Request) -> Response:
         posted = await admin_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         kind = service_type or form.get("service_type", "")
         if not SLUG.fullmatch(partner_id) or (service_type is not None and service_type not in SERVICE_TYPES):
@@ -313,8 +369,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/admin/partners/{partner_id}/services/{service_type}/withdraw", response_class=HTMLResponse)
     async def withdraw_service(partner_id: str, service_type: str, request: Request) -> Response:
         posted = await admin_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, _ = posted
         if not SLUG.fullmatch(partner_id) or service_type not in SERVICE_TYPES:
             return ui.refused(request, user, "not_found", 404)
@@ -326,8 +380,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     # --- the caseworker roster ----------------------------------------------------------------
 
-    async def roster_page(request: Request, user: Identity, status: int = 200, *, values: dict[str, Any] | None = None,
-                          errors: dict[str, str] | None = None) -> Response:  # fmt: skip
+    async def roster_page(
+        request: Request,
+        user: Identity,
+        status: int = 200,
+        *,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+    ) -> Response:
         reply = await ui.call(request, user, "GET", "caseworkers", params={"include_inactive": "true"})
         roster = reply.body if reply.ok and isinstance(reply.body, list) else None
         editing = request.query_params.get("edit", "")
@@ -335,39 +395,52 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if values is None:
             prefill = request.query_params  # from the accounts page: a new caseworker account, put on the roster
             values = (
-                {"username": current["id"], **current} if current is not None
-                else {"username": prefill.get("username", ""), "team": prefill.get("team", ""), "languages": ["de"],
-                      "max_cases": 40, "active": True}
-            )  # fmt: skip
+                {"username": current["id"], **current}
+                if current is not None
+                else {
+                    "username": prefill.get("username", ""),
+                    "team": prefill.get("team", ""),
+                    "languages": ["de"],
+                    "max_cases": 40,
+                    "active": True,
+                }
+            )
         issuer = request.app.state.issuer
         accounts = issuer.accounts() if isinstance(issuer, LocalIssuer) else []
         on_roster = {c["id"] for c in roster or []}
         return render(
-            request, "admin_roster.html", user, status, roster=roster, values=values, errors=errors or {},
+            request,
+            "admin_roster.html",
+            user,
+            status,
+            roster=roster,
+            values=values,
+            errors=errors or {},
             editing=current is not None or bool(values.get("editing")),
-            candidates=[a["username"] for a in accounts
-                        if "caseworker" in a["roles"] and a["username"] not in on_roster],
+            candidates=[
+                a["username"] for a in accounts if "caseworker" in a["roles"] and a["username"] not in on_roster
+            ],
             teams=sorted({c["team"] for c in roster or []} | {a["team"] for a in accounts if a["team"]}),
-        )  # fmt: skip
+        )
 
     @router.get("/admin/roster", response_class=HTMLResponse)
     async def roster(request: Request) -> Response:
         user = await admin_only(request)
-        if isinstance(user, Response):
-            return user
         return await roster_page(request, user)
 
     @router.post("/admin/roster", response_class=HTMLResponse)
     async def keep_caseworker(request: Request) -> Response:
         posted = await admin_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         words, lang = ui.words(request), ui.lang_of(request)
-        values: dict[str, Any] = {name: form.get(name, "").strip() for name in ("username", "name", "team",
-                                                                                "max_cases")}  # fmt: skip
-        values |= {"languages": await ui.form_list(request, "languages"), "active": form.get("active") == "yes",
-                   "editing": form.get("editing") == "yes"}  # fmt: skip
+        values: dict[str, Any] = {
+            name: form.get(name, "").strip() for name in ("username", "name", "team", "max_cases")
+        }
+        values |= {
+            "languages": await ui.form_list(request, "languages"),
+            "active": form.get("active") == "yes",
+            "editing": form.get("editing") == "yes",
+        }
         errors: dict[str, str] = {}
         if not USERNAME.fullmatch(values["username"]):
             errors["username"] = words["roster_err_username"]
@@ -375,8 +448,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             errors["team"] = words["roster_err_team"]
         if errors:
             return await roster_page(request, user, 422, values=values, errors=errors)
-        body = {"name": values["name"], "team": values["team"], "languages": values["languages"],
-                "max_cases": whole_number(values["max_cases"]), "active": values["active"]}  # fmt: skip
+        body = {
+            "name": values["name"],
+            "team": values["team"],
+            "languages": values["languages"],
+            "max_cases": whole_number(values["max_cases"]),
+            "active": values["active"],
+        }
         reply = await ui.call(request, user, "PUT", f"caseworkers/{quote(values['username'])}", json=body)
         if reply.ok:
             log.info("admin %s kept the roster entry of %s", user.subject, values["username"])

@@ -63,17 +63,28 @@ def operations(spec: dict[str, Any]) -> dict[str, list[Operation]]:
             if op is None:
                 continue
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-            groups.setdefault((op.get("tags") or ["other"])[0], []).append(Operation(
-                method=method.upper(), path=path, summary=str(op.get("summary", "")),
-                description=str(op.get("description", "")),
-                anchor="op-" + re.sub(r"[^a-z0-9]+", "-", f"{method}{path}".lower()).strip("-"),
-                who=who_may(method.upper(), path),
-                parameters=[{"name": p.get("name"), "in": p.get("in"), "required": bool(p.get("required")),
-                             "type": type_of(p.get("schema", {})), "description": p.get("description", "")}
-                            for p in op.get("parameters", [])],
-                body=type_of(body) if body else None,
-                responses=[(code, str(r.get("description", ""))) for code, r in sorted(op["responses"].items())],
-            ))  # fmt: skip
+            groups.setdefault((op.get("tags") or ["other"])[0], []).append(
+                Operation(
+                    method=method.upper(),
+                    path=path,
+                    summary=str(op.get("summary", "")),
+                    description=str(op.get("description", "")),
+                    anchor="op-" + re.sub(r"[^a-z0-9]+", "-", f"{method}{path}".lower()).strip("-"),
+                    who=who_may(method.upper(), path),
+                    parameters=[
+                        {
+                            "name": p.get("name"),
+                            "in": p.get("in"),
+                            "required": bool(p.get("required")),
+                            "type": type_of(p.get("schema", {})),
+                            "description": p.get("description", ""),
+                        }
+                        for p in op.get("parameters", [])
+                    ],
+                    body=type_of(body) if body else None,
+                    responses=[(code, str(r.get("description", ""))) for code, r in sorted(op["responses"].items())],
+                )
+            )
     return dict(sorted(groups.items()))
 
 
@@ -82,9 +93,15 @@ def schemas(spec: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]
     found = []
     for name, schema in sorted(spec.get("components", {}).get("schemas", {}).items()):
         required = set(schema.get("required", []))
-        fields = [{"name": key, "type": type_of(value), "required": key in required,
-                   "description": value.get("description", "")}
-                  for key, value in schema.get("properties", {}).items()]  # fmt: skip
+        fields = [
+            {
+                "name": key,
+                "type": type_of(value),
+                "required": key in required,
+                "description": value.get("description", ""),
+            }
+            for key, value in schema.get("properties", {}).items()
+        ]
         found.append((name, str(schema.get("description", "")), fields))
     return found
 
@@ -93,5 +110,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/api", response_class=HTMLResponse)
     async def api_reference(request: Request) -> Response:
         spec: dict[str, Any] = await request.app.state.public_openapi()
-        return ui.render(request, "api.html", user=await ui.current(request), info=spec.get("info", {}),
-                         groups=operations(spec), schemas=schemas(spec))  # fmt: skip
+        return ui.render(
+            request,
+            "api.html",
+            user=await ui.current(request),
+            info=spec.get("info", {}),
+            groups=operations(spec),
+            schemas=schemas(spec),
+        )

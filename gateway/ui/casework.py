@@ -24,8 +24,18 @@ from gateway.ui.words import WORDS
 
 CLOSE_REASONS = tuple(r.value for r in STAFF_CLOSE_REASONS)
 ELSEWHERE_REASONS = tuple(r.value for r in ElsewhereReason)
-PERSON_FIELDS = ("given_names", "family_name", "phone", "email", "street", "house_number", "postal_code", "district",
-                 "preferred_language", "languages")  # fmt: skip
+PERSON_FIELDS = (
+    "given_names",
+    "family_name",
+    "phone",
+    "email",
+    "street",
+    "house_number",
+    "postal_code",
+    "district",
+    "preferred_language",
+    "languages",
+)
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _GERMAN_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _CASE_NUMBER = re.compile(r"^(?=.*\d)[0-9a-f-]{4,36}$")
@@ -53,8 +63,9 @@ async def caseworker_names(ui: Kit, request: Request, user: Identity) -> dict[st
     return {c["id"]: c for c in reply.body}
 
 
-async def dashboard(ui: Kit, request: Request, user: Identity, cases: list[dict[str, Any]],
-                    members: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+async def dashboard(
+    ui: Kit, request: Request, user: Identity, cases: list[dict[str, Any]], members: list[str] | None = None
+) -> dict[str, Any]:
     """What the caseworker's dashboard adds to the team's cases: names (of ``members`` too, the household members
     the reminders name), the queue, the caseworkers' names."""
     (persons, unavailable), queue, workers, directory = await asyncio.gather(
@@ -63,9 +74,15 @@ async def dashboard(ui: Kit, request: Request, user: Identity, cases: list[dict[
         caseworker_names(ui, request, user),
         ui.call(request, None, "GET", "partners", params={"page_size": 100}),
     )
-    return {"persons": persons, "names_unavailable": unavailable, "queue": queue.items(), "workers": workers,
-            "partner_names": _partner_names(directory), "team_workers": team_of(user, workers, user.team),
-            "today": date.today().isoformat()}  # fmt: skip
+    return {
+        "persons": persons,
+        "names_unavailable": unavailable,
+        "queue": queue.items(),
+        "workers": workers,
+        "partner_names": _partner_names(directory),
+        "team_workers": team_of(user, workers, user.team),
+        "today": date.today().isoformat(),
+    }
 
 
 def team_of(user: Identity, workers: dict[str, dict[str, Any]], team: str | None) -> list[dict[str, Any]]:
@@ -99,8 +116,10 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
         ui.call(request, user, "GET", "routing-rules"),
     )
     rules: dict[tuple[int, str], str] = {}
-    for version in [*(versions.body if versions.ok and isinstance(versions.body, list) else []),
-                    *([in_force.body] if in_force.ok and isinstance(in_force.body, dict) else [])]:  # fmt: skip
+    for version in [
+        *(versions.body if versions.ok and isinstance(versions.body, list) else []),
+        *([in_force.body] if in_force.ok and isinstance(in_force.body, dict) else []),
+    ]:
         for rule in version.get("rules", []):
             rules.setdefault((int(version.get("version", 0)), rule["id"]), rule.get("description", ""))
     return {
@@ -121,8 +140,9 @@ def _offering(directory: Reply) -> dict[str, list[dict[str, str]]]:
     found: dict[str, list[dict[str, str]]] = {}
     for partner in sorted(directory.items(), key=lambda p: p["name"]):
         for service in partner.get("services", []):
-            found.setdefault(service["service_type"], []).append({"partner_id": partner["partner_id"],
-                                                                  "name": partner["name"]})  # fmt: skip
+            found.setdefault(service["service_type"], []).append(
+                {"partner_id": partner["partner_id"], "name": partner["name"]}
+            )
     return found
 
 
@@ -130,8 +150,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/search", response_class=HTMLResponse)
     async def search(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if not is_caseworker(user):
             return ui.refused(request, user, "forbidden", 403)
         query = request.query_params.get("q", "").strip()[:100]
@@ -149,28 +167,29 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 return ui.trouble(request, user, found)
             # The case each person belongs to, in one call: a household member's is the household's case.
             ids = [p["person_id"] for p in found.items()]
-            cases = await ui.call(request, user, "GET", "cases", params={"person_id": ids, "page_size": 50}) if ids \
-                else None  # fmt: skip
+            cases = (
+                await ui.call(request, user, "GET", "cases", params={"person_id": ids, "page_size": 50})
+                if ids
+                else None
+            )
             case_of = {m: c for c in (cases.items() if cases else []) for m in c.get("member_ids") or [c["person_id"]]}
             results = [{"case": case_of.get(p["person_id"]), "person": p} for p in found.items()]
-        return ui.render(request, "search.html", user=user, query=query, results=results,
-                         too_short=bool(query) and terms is None)  # fmt: skip
+        return ui.render(
+            request, "search.html", user=user, query=query, results=results, too_short=bool(query) and terms is None
+        )
 
     @router.post("/cases/{case_id}/closing")
     async def close(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
-        reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/closing",
-                              json={"reason": form.get("reason", "")})  # fmt: skip
+        reply = await ui.call(
+            request, user, "POST", f"cases/{quote(case_id)}/closing", json={"reason": form.get("reason", "")}
+        )
         return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "case-h")
 
     @router.post("/cases/{case_id}/reopening")
     async def reopen(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, _ = posted
         reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/reopening")
         return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "case-h")
@@ -178,23 +197,21 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/notes")
     async def add_note(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
-        reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/notes",
-                              json={"text": form.get("text", "")})  # fmt: skip
+        reply = await ui.call(
+            request, user, "POST", f"cases/{quote(case_id)}/notes", json={"text": form.get("text", "")}
+        )
         return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "notes-h")
 
     @router.post("/cases/{case_id}/assignment")
     async def assign(case_id: str, request: Request) -> Response:
         """Hand the case to a colleague, or take one from the queue (into one's own name)."""
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         worker = form.get("caseworker_id", "").strip()
-        reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/assignment",
-                              json={"caseworker_id": worker})  # fmt: skip
+        reply = await ui.call(
+            request, user, "POST", f"cases/{quote(case_id)}/assignment", json={"caseworker_id": worker}
+        )
         if form.get("from") == "queue" and not reply.ok:
             return ui.after("/ui/", reply)
         return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "case-h")
@@ -202,8 +219,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/referrals/{referral_id}/elsewhere")
     async def refer_elsewhere(referral_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body = {"partner_id": form.get("partner_id", ""), "reason": form.get("reason", "")}
         reply = await ui.call(request, user, "POST", f"referrals/{quote(referral_id)}/refer-elsewhere", json=body)
@@ -212,8 +227,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/tasks")
     async def add_task(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body = {"title": form.get("title", ""), "due_on": form.get("due_on", "").strip() or None}
         reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/tasks", json=body)
@@ -222,8 +235,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/tasks/{task_id}")
     async def mark_task(case_id: str, task_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         path = f"cases/{quote(case_id)}/tasks/{quote(task_id)}"
         reply = await ui.call(request, user, "PATCH", path, json={"done": form.get("done") == "true"})
@@ -233,8 +244,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     async def edit_person(person_id: str, request: Request) -> Response:
         """Change the person's names, contact data, address and languages (If-Match: the version read)."""
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         values = {name: form.get(name, "").strip() for name in PERSON_FIELDS}
         body: dict[str, Any] = {k: values[k] for k in ("given_names", "family_name", "preferred_language")}
@@ -245,8 +254,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         ]
         body["address"] = {k: values[k] for k in ("street", "house_number", "postal_code", "district")}
         version = form.get("version", "")
-        reply = await ui.call(request, user, "PATCH", f"persons/{quote(person_id)}", json=body,
-                              headers={"If-Match": f'"{version}"'})  # fmt: skip
+        reply = await ui.call(
+            request, user, "PATCH", f"persons/{quote(person_id)}", json=body, headers={"If-Match": f'"{version}"'}
+        )
         back = f"/ui/persons/{quote(person_id)}"
         words = WORDS[ui.lang_of(request)]
         if reply.status == 412:
@@ -261,8 +271,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/persons/{person_id}/consents/{consent_id}/withdrawal")
     async def withdraw(person_id: str, consent_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         path = f"persons/{quote(person_id)}/consents/{quote(consent_id)}/withdrawal"
         reply = await ui.call(request, user, "POST", path)

@@ -21,13 +21,24 @@ FONT = 'font-family="system-ui, sans-serif" font-size="13"'
 #: A schematic map of Landsberg am Lech's parts (Ortsteile, reference/landsberg/districts.json): (column, row) on a
 #: grid, roughly as they lie; the Lech runs north to south between the third and fourth column. Not to scale.
 LANDSBERG: dict[str, tuple[int, int]] = {
-    "Sandau": (2, 0), "Pössing": (4, 0),
-    "Geratshof": (0, 1), "Weststadt": (1, 1), "Katharinenvorstadt": (2, 1), "Altstadt": (3, 1),
+    "Sandau": (2, 0),
+    "Pössing": (4, 0),
+    "Geratshof": (0, 1),
+    "Weststadt": (1, 1),
+    "Katharinenvorstadt": (2, 1),
+    "Altstadt": (3, 1),
     "Bayervorstadt": (4, 1),
-    "Mittelstetten": (0, 2), "Neuerpfting": (1, 2), "Schwaighofsiedlung": (2, 2), "Reisch": (4, 2),
+    "Mittelstetten": (0, 2),
+    "Neuerpfting": (1, 2),
+    "Schwaighofsiedlung": (2, 2),
+    "Reisch": (4, 2),
     "Thalhofen": (5, 2),
-    "Erpfting": (0, 3), "Friedheim": (1, 3), "Ellighofen": (2, 3), "Pitzling": (3, 3), "Pöring": (4, 3),
-}  # fmt: skip
+    "Erpfting": (0, 3),
+    "Friedheim": (1, 3),
+    "Ellighofen": (2, 3),
+    "Pitzling": (3, 3),
+    "Pöring": (4, 3),
+}
 RIVER_AFTER_COLUMN = 2
 
 
@@ -50,8 +61,16 @@ def _nice_top(value: float) -> float:
     return float(10 * power)
 
 
-def line_chart(labels: Sequence[str], values: Sequence[float | None], title: str, chart_id: str, *,
-               decimals: int = 0, top: float | None = None, gaps: Sequence[str] | None = None) -> str:  # fmt: skip
+def line_chart(
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    title: str,
+    chart_id: str,
+    *,
+    decimals: int = 0,
+    top: float | None = None,
+    gaps: Sequence[str] | None = None,
+) -> str:
     """One series over time; a point without a figure breaks the line and is marked on the axis with its
     ``gaps`` entry (a cross, withheld, by default; a dash for "no figure")."""
     width, height, left, right, upper, lower = 660, 270, 48, 36, 28, 44
@@ -74,12 +93,15 @@ def line_chart(labels: Sequence[str], values: Sequence[float | None], title: str
         body.append(f'<text x="{left - 6}" y="{y(level) + 4:.1f}" text-anchor="end" fill="{MUTED}">{shown}</text>')
     path: list[str] = []
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        body.append(f'<text x="{x(i):.1f}" y="{height - lower + 18}" text-anchor="middle" fill="{MUTED}">'
-                    f"{escape(label)}</text>")  # fmt: skip
+        body.append(
+            f'<text x="{x(i):.1f}" y="{height - lower + 18}" text-anchor="middle" fill="{MUTED}">{escape(label)}</text>'
+        )
         if value is None:
             mark = gaps[i] if gaps is not None else WITHHELD
-            body.append(f'<text x="{x(i):.1f}" y="{upper + plot_h - 4}" text-anchor="middle" fill="{MUTED}">'
-                        f"{escape(mark)}</text>")  # fmt: skip
+            body.append(
+                f'<text x="{x(i):.1f}" y="{upper + plot_h - 4}" text-anchor="middle" fill="{MUTED}">'
+                f"{escape(mark)}</text>"
+            )
             if len(path) > 1:
                 body.append(f'<polyline points="{" ".join(path)}" fill="none" stroke="{BRAND}" stroke-width="2.5"/>')
             path = []
@@ -93,8 +115,14 @@ def line_chart(labels: Sequence[str], values: Sequence[float | None], title: str
     return _svg(width, height, title, chart_id, body)
 
 
-def grouped_bars(groups: Sequence[str], series: Sequence[str], values: Mapping[tuple[str, str], int | None],
-                 title: str, chart_id: str, series_labels: Mapping[str, str]) -> str:  # fmt: skip
+def grouped_bars(
+    groups: Sequence[str],
+    series: Sequence[str],
+    values: Mapping[tuple[str, str], int | None],
+    title: str,
+    chart_id: str,
+    series_labels: Mapping[str, str],
+) -> str:
     """Horizontal bars: per group (a partner) one bar per series (a stage); withheld figures marked with a cross."""
     names = {group: group if len(group) <= 40 else group[:39] + "…" for group in groups}
     # The partners' names stand left of their bars in full: the margin grows with the longest (about 7.5 px a
@@ -116,8 +144,10 @@ def grouped_bars(groups: Sequence[str], series: Sequence[str], values: Mapping[t
     width = max(width, int(x))
     for g, group in enumerate(groups):
         y0 = legend_h + g * per_group
-        body.append(f'<text x="{left - 8}" y="{y0 + per_group / 2:.1f}" text-anchor="end" fill="{INK}">'
-                    f"{escape(names[group])}</text>")  # fmt: skip
+        body.append(
+            f'<text x="{left - 8}" y="{y0 + per_group / 2:.1f}" text-anchor="end" fill="{INK}">'
+            f"{escape(names[group])}</text>"
+        )
         for s, name in enumerate(series):
             y = y0 + s * (bar_h + gap)
             value = values.get((group, name))
@@ -146,27 +176,38 @@ def district_map(values: Mapping[str, int | None], title: str, chart_id: str, *,
         index = min(len(SHADES) - 1, int(len(SHADES) * value / (top + 1)))
         return SHADES[index], ("#ffffff" if index >= 3 else INK)
 
-    body = [f'<rect x="{pad + (RIVER_AFTER_COLUMN + 1) * cell_w + 2}" y="0" width="{river - 4}" height="{height}" '
-            'fill="#9cc3dd"/>',
-            f'<text x="{pad + (RIVER_AFTER_COLUMN + 1) * cell_w + river / 2:.1f}" y="{height - 8}" '
-            f'text-anchor="middle" fill="{INK}" font-size="11" writing-mode="tb">Lech</text>']  # fmt: skip
+    body = [
+        f'<rect x="{pad + (RIVER_AFTER_COLUMN + 1) * cell_w + 2}" y="0" width="{river - 4}" height="{height}" '
+        'fill="#9cc3dd"/>',
+        f'<text x="{pad + (RIVER_AFTER_COLUMN + 1) * cell_w + river / 2:.1f}" y="{height - 8}" '
+        f'text-anchor="middle" fill="{INK}" font-size="11" writing-mode="tb">Lech</text>',
+    ]
     for district, (col, row) in LANDSBERG.items():
         x = pad + col * cell_w + (river if col > RIVER_AFTER_COLUMN else 0)
         y = pad + row * cell_h
         value = values.get(district, 0)
         fill, text = shade(value)
         shown = withheld if value is None else str(value)
-        body.append(f'<g data-district="{escape(district)}"><rect x="{x + 2}" y="{y + 2}" width="{cell_w - 4}" '
-                    f'height="{cell_h - 4}" rx="6" fill="{fill}" stroke="{MUTED}"/>'
-                    f'<text x="{x + cell_w / 2}" y="{y + 24}" text-anchor="middle" fill="{text}">{escape(district)}'
-                    f'</text><text x="{x + cell_w / 2}" y="{y + 44}" text-anchor="middle" fill="{text}" '
-                    f'font-weight="700">{escape(shown)}</text></g>')  # fmt: skip
+        body.append(
+            f'<g data-district="{escape(district)}"><rect x="{x + 2}" y="{y + 2}" width="{cell_w - 4}" '
+            f'height="{cell_h - 4}" rx="6" fill="{fill}" stroke="{MUTED}"/>'
+            f'<text x="{x + cell_w / 2}" y="{y + 24}" text-anchor="middle" fill="{text}">{escape(district)}'
+            f'</text><text x="{x + cell_w / 2}" y="{y + 44}" text-anchor="middle" fill="{text}" '
+            f'font-weight="700">{escape(shown)}</text></g>'
+        )
     return _svg(width, height, title, chart_id, body)
 
 
-def demand_chart(labels: Sequence[str], expected: Sequence[int], low: Sequence[int], high: Sequence[int],
-                 places: Sequence[int | None], title: str, chart_id: str,
-                 legend: Mapping[str, str]) -> str:  # fmt: skip
+def demand_chart(
+    labels: Sequence[str],
+    expected: Sequence[int],
+    low: Sequence[int],
+    high: Sequence[int],
+    places: Sequence[int | None],
+    title: str,
+    chart_id: str,
+    legend: Mapping[str, str],
+) -> str:
     """Columns of expected demand per school year, the forecast's band as a whisker from low to high and the
     planned places as a dark tick across the column (none where no places were entered).
 
@@ -198,19 +239,30 @@ def demand_chart(labels: Sequence[str], expected: Sequence[int], low: Sequence[i
         body.append(f'<text x="{left - 6}" y="{y(level) + 4:.1f}" text-anchor="end" fill="{MUTED}">{level:g}</text>')
     for i, label in enumerate(labels):
         mid = left + slot * (i + 0.5)
-        body.append(f'<text x="{mid:.1f}" y="{height - lower + 18}" text-anchor="middle" fill="{MUTED}">'
-                    f"{escape(label)}</text>")  # fmt: skip
-        body.append(f'<rect x="{mid - bar_w / 2:.1f}" y="{y(expected[i]):.1f}" width="{bar_w:.1f}" '
-                    f'height="{y(0) - y(expected[i]):.1f}" fill="{SHADES[2]}"/>')  # fmt: skip
-        body.append(f'<line x1="{mid:.1f}" x2="{mid:.1f}" y1="{y(high[i]):.1f}" y2="{y(low[i]):.1f}" stroke="{INK}" '
-                    f'stroke-width="2"/>')  # fmt: skip
+        body.append(
+            f'<text x="{mid:.1f}" y="{height - lower + 18}" text-anchor="middle" fill="{MUTED}">{escape(label)}</text>'
+        )
+        body.append(
+            f'<rect x="{mid - bar_w / 2:.1f}" y="{y(expected[i]):.1f}" width="{bar_w:.1f}" '
+            f'height="{y(0) - y(expected[i]):.1f}" fill="{SHADES[2]}"/>'
+        )
+        body.append(
+            f'<line x1="{mid:.1f}" x2="{mid:.1f}" y1="{y(high[i]):.1f}" y2="{y(low[i]):.1f}" stroke="{INK}" '
+            f'stroke-width="2"/>'
+        )
         for end in (low[i], high[i]):
-            body.append(f'<line x1="{mid - 6:.1f}" x2="{mid + 6:.1f}" y1="{y(end):.1f}" y2="{y(end):.1f}" '
-                        f'stroke="{INK}" stroke-width="2"/>')  # fmt: skip
-        body.append(f'<text x="{mid + bar_w / 2 + 4:.1f}" y="{y(expected[i]) + 4:.1f}" fill="{INK}" '
-                    f'font-weight="700">{expected[i]}</text>')  # fmt: skip
+            body.append(
+                f'<line x1="{mid - 6:.1f}" x2="{mid + 6:.1f}" y1="{y(end):.1f}" y2="{y(end):.1f}" '
+                f'stroke="{INK}" stroke-width="2"/>'
+            )
+        body.append(
+            f'<text x="{mid + bar_w / 2 + 4:.1f}" y="{y(expected[i]) + 4:.1f}" fill="{INK}" '
+            f'font-weight="700">{expected[i]}</text>'
+        )
         planned = places[i]
         if planned is not None:
-            body.append(f'<line x1="{mid - bar_w / 2 - 4:.1f}" x2="{mid + bar_w / 2 + 4:.1f}" y1="{y(planned):.1f}" '
-                        f'y2="{y(planned):.1f}" stroke="{SERIES[2]}" stroke-width="4"/>')  # fmt: skip
+            body.append(
+                f'<line x1="{mid - bar_w / 2 - 4:.1f}" x2="{mid + bar_w / 2 + 4:.1f}" y1="{y(planned):.1f}" '
+                f'y2="{y(planned):.1f}" stroke="{SERIES[2]}" stroke-width="4"/>'
+            )
     return _svg(width, height, title, chart_id, body)

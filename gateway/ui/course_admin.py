@@ -66,55 +66,97 @@ def public_base(request: Request) -> str:
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def course_staff(request: Request) -> Identity | Response:
+    async def course_staff(request: Request) -> Identity:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if not policy.decide("POST", "/api/v1/courses", user.roles):
-            return ui.refused(request, user, "forbidden", 403)
+            ui.refuse(request, user, "forbidden", 403)
         return user
 
-    def render(request: Request, template: str, user: Identity | None, status: int = 200,
-               **context: Any) -> HTMLResponse:  # fmt: skip
+    def render(
+        request: Request, template: str, user: Identity | None, status: int = 200, **context: Any
+    ) -> HTMLResponse:
         words = ui.words(request)
         notice = request.query_params.get("notice", "")
-        return ui.render(request, template, status, user=user, notice=None,
-                         done=words[f"ca_done_{notice}"] if notice in NOTICES else None, **context)  # fmt: skip
+        return ui.render(
+            request,
+            template,
+            status,
+            user=user,
+            notice=None,
+            done=words[f"ca_done_{notice}"] if notice in NOTICES else None,
+            **context,
+        )
 
-    async def manage_page(request: Request, user: Identity, status: int = 200, values: dict[str, Any] | None = None,
-                          errors: dict[str, str] | None = None) -> Response:  # fmt: skip
+    async def manage_page(
+        request: Request,
+        user: Identity,
+        status: int = 200,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+    ) -> Response:
         courses = await learning.courses_of(ui, request, user)
         today = datetime.now(LOCAL_TIME).date()
-        defaults = {"capacity": "15", "location": "VHS Landsberg am Lech", "funding": "city", "from_time": "09:00",
-                    "until_time": "12:00", "weeks": "10",
-                    "first_day": (today + timedelta(days=14)).isoformat()}  # fmt: skip
-        return render(request, "course_admin.html", user, status, courses=courses, values=values or defaults,
-                      errors=errors or {}, categories=CATEGORIES, funding=FUNDING, levels=LEVELS)  # fmt: skip
+        defaults = {
+            "capacity": "15",
+            "location": "VHS Landsberg am Lech",
+            "funding": "city",
+            "from_time": "09:00",
+            "until_time": "12:00",
+            "weeks": "10",
+            "first_day": (today + timedelta(days=14)).isoformat(),
+        }
+        return render(
+            request,
+            "course_admin.html",
+            user,
+            status,
+            courses=courses,
+            values=values or defaults,
+            errors=errors or {},
+            categories=CATEGORIES,
+            funding=FUNDING,
+            levels=LEVELS,
+        )
 
     @router.get("/course-admin", response_class=HTMLResponse)
     async def manage(request: Request) -> Response:
         user = await course_staff(request)
-        if isinstance(user, Response):
-            return user
         return await manage_page(request, user)
 
     @router.post("/course-admin", response_class=HTMLResponse)
     async def create(request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         if not policy.decide("POST", "/api/v1/courses", user.roles):
             return ui.refused(request, user, "forbidden", 403)
         words, lang = ui.words(request), ui.lang_of(request)
-        values: dict[str, Any] = {name: form.get(name, "").strip() for name in (
-            "title", "description", "category", "target_level", "capacity", "location", "funding", "fee_euro",
-            "first_day", "from_time", "until_time", "weeks", "enrolment_closes_on")}  # fmt: skip
-        values |= {"childcare_offered": form.get("childcare_offered") == "yes",
-                   "women_only": form.get("women_only") == "yes"}  # fmt: skip
+        values: dict[str, Any] = {
+            name: form.get(name, "").strip()
+            for name in (
+                "title",
+                "description",
+                "category",
+                "target_level",
+                "capacity",
+                "location",
+                "funding",
+                "fee_euro",
+                "first_day",
+                "from_time",
+                "until_time",
+                "weeks",
+                "enrolment_closes_on",
+            )
+        }
+        values |= {
+            "childcare_offered": form.get("childcare_offered") == "yes",
+            "women_only": form.get("women_only") == "yes",
+        }
         errors: dict[str, str] = {}
-        starts, ends = moment(values["first_day"], values["from_time"]), moment(values["first_day"],
-                                                                                   values["until_time"])  # fmt: skip
+        starts, ends = (
+            moment(values["first_day"], values["from_time"]),
+            moment(values["first_day"], values["until_time"]),
+        )
         if starts is None or ends is None or ends <= starts:
             errors["first_day"] = words["ca_err_time"]
         weeks = whole(values["weeks"])
@@ -123,15 +165,26 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if errors or starts is None or ends is None or not isinstance(weeks, int):
             return await manage_page(request, user, 422, values, errors)
         body: dict[str, Any] = {
-            "title": values["title"], "description": values["description"] or None,
-            "category": values["category"], "target_level": values["target_level"] or None,
-            "capacity": whole(values["capacity"]), "location": values["location"], "funding": values["funding"],
-            "fee_euro": whole(values["fee_euro"]), "childcare_offered": values["childcare_offered"],
-            "women_only": values["women_only"], "enrolment_closes_on": values["enrolment_closes_on"] or None,
-            "sessions": [{"starts_at": (starts + timedelta(weeks=i)).isoformat(),
-                          "ends_at": (ends + timedelta(weeks=i)).isoformat(), "place": values["location"] or
-                          "VHS Landsberg am Lech"} for i in range(weeks)],
-        }  # fmt: skip
+            "title": values["title"],
+            "description": values["description"] or None,
+            "category": values["category"],
+            "target_level": values["target_level"] or None,
+            "capacity": whole(values["capacity"]),
+            "location": values["location"],
+            "funding": values["funding"],
+            "fee_euro": whole(values["fee_euro"]),
+            "childcare_offered": values["childcare_offered"],
+            "women_only": values["women_only"],
+            "enrolment_closes_on": values["enrolment_closes_on"] or None,
+            "sessions": [
+                {
+                    "starts_at": (starts + timedelta(weeks=i)).isoformat(),
+                    "ends_at": (ends + timedelta(weeks=i)).isoformat(),
+                    "place": values["location"] or "VHS Landsberg am Lech",
+                }
+                for i in range(weeks)
+            ],
+        }
         reply = await ui.call(request, user, "POST", "courses", json=body)
         if reply.status == 201:
             return RedirectResponse(f"/ui/courses/{quote(reply.body['course_id'])}?notice=created", 303)
@@ -150,31 +203,34 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.status in (401, 403, 503):
             return ui.trouble(request, user, reply)
         words = ui.words(request)
-        names = {"title": words["title"], "capacity": words["ca_capacity"], "location": words["ca_location"],
-                 "starts_at": words["ca_from"], "ends_at": words["ca_until"],
-                 "enrolment_closes_on": words["ca_enrolment_closes"]}  # fmt: skip
+        names = {
+            "title": words["title"],
+            "capacity": words["ca_capacity"],
+            "location": words["ca_location"],
+            "starts_at": words["ca_from"],
+            "ends_at": words["ca_until"],
+            "enrolment_closes_on": words["ca_enrolment_closes"],
+        }
         return ui.back(target, error=learning.problem_message(reply, ui.lang_of(request), names))
 
     @router.post("/courses/{course_id}/edit")
     async def edit(course_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body = {
-            "title": form.get("title", "").strip(), "description": form.get("description", "").strip() or None,
-            "capacity": whole(form.get("capacity")), "location": form.get("location", "").strip(),
+            "title": form.get("title", "").strip(),
+            "description": form.get("description", "").strip() or None,
+            "capacity": whole(form.get("capacity")),
+            "location": form.get("location", "").strip(),
             "childcare_offered": form.get("childcare_offered") == "yes",
             "enrolment_closes_on": form.get("enrolment_closes_on") or None,
-        }  # fmt: skip
+        }
         reply = await ui.call(request, user, "PATCH", f"courses/{quote(course_id, safe='')}", json=body)
         return back_to_course(request, user, course_id, reply, "saved")
 
     @router.post("/courses/{course_id}/cancel")
     async def cancel(course_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         if form.get("confirm") != "yes":
             return ui.back(f"/ui/courses/{quote(course_id)}", error=ui.words(request)["ca_cancel_confirm"])
@@ -184,23 +240,22 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/courses/{course_id}/sessions")
     async def add_session(course_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         starts = moment(form.get("day", ""), form.get("from_time", ""))
         ends = moment(form.get("day", ""), form.get("until_time", ""))
         if starts is None or ends is None or ends <= starts:
             return ui.back(f"/ui/courses/{quote(course_id)}", error=ui.words(request)["ca_err_time"])
-        body = {"starts_at": starts.isoformat(), "ends_at": ends.isoformat(),
-                "place": form.get("place", "").strip() or "VHS Landsberg am Lech"}  # fmt: skip
+        body = {
+            "starts_at": starts.isoformat(),
+            "ends_at": ends.isoformat(),
+            "place": form.get("place", "").strip() or "VHS Landsberg am Lech",
+        }
         reply = await ui.call(request, user, "POST", f"courses/{quote(course_id, safe='')}/sessions", json=body)
         return back_to_course(request, user, course_id, reply, "session_added")
 
     @router.post("/courses/{course_id}/sessions/{session_id}/remove")
     async def remove_session(course_id: str, session_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, _ = posted
         path = f"courses/{quote(course_id, safe='')}/sessions/{quote(session_id, safe='')}"
         reply = await ui.call(request, user, "DELETE", path)
@@ -209,8 +264,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/courses/{course_id}/passes/{person_id}", response_class=HTMLResponse)
     async def issue_pass(course_id: str, person_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, _ = posted
         reply = await ui.call(request, user, "POST", f"learners/{quote(person_id, safe='')}/education-pass", json={})
         if not reply.ok:
@@ -219,9 +272,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         link = f"{public_base(request)}/ui/verify/{quote(issued['code'], safe='')}"
         words = ui.words(request)
         subject = issued["credential"].get("credentialSubject", {})
-        response = render(request, "course_pass.html", user, issued=issued, holder=subject.get("name", ""),
-                          entries=subject.get("entries", []), link=link, course_id=course_id,
-                          qr=qr_svg(link, words["ca_pass_qr"]))  # fmt: skip
+        response = render(
+            request,
+            "course_pass.html",
+            user,
+            issued=issued,
+            holder=subject.get("name", ""),
+            entries=subject.get("entries", []),
+            link=link,
+            course_id=course_id,
+            qr=qr_svg(link, words["ca_pass_qr"]),
+        )
         response.headers["Cache-Control"] = "no-store"  # a holder's name: kept by no cache
         return response
 
@@ -235,6 +296,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not reply.ok or not isinstance(reply.body, dict):
             return ui.trouble(request, user, reply)
         found = reply.body
-        verdict = ("valid" if found.get("valid") else "revoked" if found.get("revoked")
-                   else "unknown" if "no pass" in str(found.get("reason", "")) else "invalid")  # fmt: skip
+        verdict = (
+            "valid"
+            if found.get("valid")
+            else "revoked"
+            if found.get("revoked")
+            else "unknown"
+            if "no pass" in str(found.get("reason", ""))
+            else "invalid"
+        )
         return render(request, "verify.html", user, 200, code=code, verdict=verdict)

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from chassis.identity import Identity
 from gateway import policy, privacy
-from gateway.ui.kit import Kit, Reply
+from gateway.ui.kit import Kit, Refused, Reply
 
 SECTIONS = ("registration", "referral", "courses", "partners")
 
@@ -28,50 +28,56 @@ def may_export(user: Identity) -> bool:
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def exported(request: Request, person_id: str) -> tuple[Identity, dict[str, Any]] | Response:
+    async def exported(request: Request, person_id: str) -> tuple[Identity, dict[str, Any]]:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if not may_export(user) or policy.bent(person_id):
-            return ui.refused(request, user, "forbidden", 403)
+            ui.refuse(request, user, "forbidden", 403)
         answer = await privacy.merged(
-            request.app.state.client, ui.upstream.routes, ui.upstream.identity_headers, user, person_id, "export",
+            request.app.state.client,
+            ui.upstream.routes,
+            ui.upstream.identity_headers,
+            user,
+            person_id,
+            "export",
             request.headers.get("x-request-id") or str(uuid.uuid4()),
-        )  # fmt: skip
+        )
         if answer.status != 200:
-            return ui.trouble(request, user, Reply(answer.status, None))
+            raise Refused(ui.trouble(request, user, Reply(answer.status, None)))
         body: dict[str, Any] = answer.body
         return user, body
 
     @router.get("/persons/{person_id}/export", response_class=HTMLResponse)
     async def export_page(person_id: str, request: Request) -> Response:
         found = await exported(request, person_id)
-        if isinstance(found, Response):
-            return found
         user, body = found
         sections = body["sections"]
         record = sections["registration"]
         return ui.render(
-            request, "export.html", user=user, export=body, record=record, person=record.get("person"),
+            request,
+            "export.html",
+            user=user,
+            export=body,
+            record=record,
+            person=record.get("person"),
             kinds={s: sections[s].get("data", {}) for s in SECTIONS if s != "registration"},
             registration_kinds={
                 "household": [record["household"]] if record.get("household") else [],
                 "needs_assessments": record.get("needs_assessments", []),
                 "consents": record.get("consents", []),
             },
-            shown=shown, json_url=f"/ui/persons/{quote(person_id)}/export.json",
-        )  # fmt: skip
+            shown=shown,
+            json_url=f"/ui/persons/{quote(person_id)}/export.json",
+        )
 
     @router.get("/persons/{person_id}/export.json")
     async def export_json(person_id: str, request: Request) -> Response:
         found = await exported(request, person_id)
-        if isinstance(found, Response):
-            return found
         _, body = found
         return Response(
-            json.dumps(body, ensure_ascii=False, indent=2), media_type="application/json",
+            json.dumps(body, ensure_ascii=False, indent=2),
+            media_type="application/json",
             headers={"Content-Disposition": f'attachment; filename="auskunft-{body["person_id"]}.json"'},
-        )  # fmt: skip
+        )
 
 
 def shown(value: Any) -> str:

@@ -36,10 +36,18 @@ async def household(ui: Kit, request: Request, user: Identity, case: dict[str, A
         person = persons.get(person_id)
         fact = facts.get(person_id, {"lead": True, "status": "registered"})
         name = f"{person['given_names']} {person['family_name']}" if person else None
-        members.append({
-            "person_id": person_id, "name": name, "lead": fact.get("lead", False),
-            "age_band": (person or {}).get("age_band") or fact.get("age_band"), "status": fact.get("status"),
-            "preferred_language": (person or {}).get("preferred_language") or fact.get("preferred_language"),
-        })  # fmt: skip
-    return {"members": members, "member_names": {m["person_id"]: m["name"] for m in members if m["name"]},
-            "member_names_unavailable": unavailable}  # fmt: skip
+        members.append(
+            {
+                "person_id": person_id,
+                "name": name,
+                "lead": fact.get("lead", False),
+                "age_band": (person or {}).get("age_band") or fact.get("age_band"),
+                "status": fact.get("status"),
+                "preferred_language": (person or {}).get("preferred_language") or fact.get("preferred_language"),
+            }
+        )
+    return {
+        "members": members,
+        "member_names": {m["person_id"]: m["name"] for m in members if m["name"]},
+        "member_names_unavailable": unavailable,
+    }

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from fastapi import Request, Response
@@ -29,7 +29,7 @@ from gateway.auth import Unauthenticated
 from gateway.forward import Forwarder, IdentityHeaders
 from gateway.throttle import Throttled, client_key
 from gateway.ui import names
-from gateway.ui.words import CODES, FIELD_ERRORS, WORDS
+from gateway.ui.words import CODES, FIELD_ERRORS, PROBLEMS, WORDS
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +68,46 @@ class Upstream:
         self.identity_headers = identity_headers
         self.forwarder = Forwarder(routes, identity_headers)
 
-    async def call(self, request: Request, caller: Identity | None, method: str, path: str, *,
-                   json: Any = None, params: dict[str, Any] | None = None,
-                   headers: dict[str, str] | None = None) -> Reply:  # fmt: skip
+    async def call(
+        self,
+        request: Request,
+        caller: Identity | None,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         try:
             reply = await self.forwarder.call(
                 request, caller, method, path, json=json, params=params, headers=(headers or {}).items()
             )
         except Problem as refusal:
-            return Reply(refusal.status, {"detail": REFUSED.get(refusal.status, "unavailable")})
+            return Reply(
+                refusal.status, {"type": refusal.kind or "", "detail": REFUSED.get(refusal.status, "unavailable")}
+            )
         try:
             body = reply.json() if reply.content else None
         except ValueError:
             body = None
         return Reply(reply.status_code, body, reply.content, reply.headers.get("content-type", "application/json"))
+
+
+class Refused(Exception):
+    """A page ends early with ``response`` (the refusal page, or a redirect): raised by the helpers pages share,
+    answered by the UI router's one handler (``gateway.ui.PageRoute``), so no page checks what a helper returned."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class SignInNeeded(Refused):
+    """No (valid) session: to the sign-in page, and back to ``path`` afterwards."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(RedirectResponse(f"/ui/sign-in?next={quote(path)}", status_code=303))
 
 
 #: What a page learns of a call the gateway refused (the detail of the Reply).
@@ -92,9 +118,13 @@ class Kit:
     """Rendering, sessions and forms, shared by the page modules."""
 
     def __init__(
-        self, *, routes: dict[str, str], identity_headers: IdentityHeaders, secure_cookies: bool,
+        self,
+        *,
+        routes: dict[str, str],
+        identity_headers: IdentityHeaders,
+        secure_cookies: bool,
         rate_limit_per_minute: int,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
         self.upstream = Upstream(routes, identity_headers)
         self.secure_cookies = secure_cookies
@@ -115,8 +145,9 @@ class Kit:
         return WORDS[self.lang_of(request)]
 
     def set_cookie(self, response: Response, name: str, value: str, max_age: int | None = None) -> None:
-        response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, samesite="lax",
-                            secure=self.secure_cookies)  # fmt: skip
+        response.set_cookie(
+            name, value, max_age=max_age, path="/", httponly=True, samesite="lax", secure=self.secure_cookies
+        )
 
     def delete_cookie(self, response: Response, name: str) -> None:
         response.delete_cookie(name, path="/", httponly=True, samesite="lax", secure=self.secure_cookies)
@@ -135,8 +166,16 @@ class Kit:
             return None
         return user
 
-    def render(self, request: Request, template: str, status: int = 200, *, user: Identity | None = None,
-               csrf: str | None = None, **context: Any) -> HTMLResponse:  # fmt: skip
+    def render(
+        self,
+        request: Request,
+        template: str,
+        status: int = 200,
+        *,
+        user: Identity | None = None,
+        csrf: str | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
         lang = self.lang_of(request)
         words, codes = WORDS[lang], CODES[lang]
         token = csrf or request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
@@ -146,15 +185,22 @@ class Kit:
             return codes.get(text, text.replace("_", " "))
 
         context.setdefault("notice", request.query_params.get("notice"))
-        context.setdefault("error", request.query_params.get("error"))
+        error = request.query_params.get("error")
+        context.setdefault("error", PROBLEMS[lang].get(error, error) if error else error)
         html = self.env.get_template(template).render(
-            t=words, label=label, lang=lang, user=user, csrf_token=token, path=request.url.path,
+            t=words,
+            label=label,
+            lang=lang,
+            user=user,
+            csrf_token=token,
+            path=request.url.path,
             other_lang="en" if lang == "de" else "de",
             language_name=lambda code: names.language_name(code, lang),
             country_name=lambda code: names.country_name(code, lang),
             day=lambda value, form="medium": names.day(value, lang, form),
-            moment=lambda value: names.moment(value, lang), **context,
-        )  # fmt: skip
+            moment=lambda value: names.moment(value, lang),
+            **context,
+        )
         response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
         if request.query_params.get("lang") in LANGS:
             self.set_cookie(response, LANG_COOKIE, lang, max_age=365 * 24 * 3600)
@@ -184,26 +230,28 @@ class Kit:
         key = {401: "forbidden", 403: "forbidden", 404: "not_found"}.get(reply.status, "unavailable")
         return self.refused(request, user, key, reply.status if reply.status in (401, 403, 404) else 503)
 
-    async def signed_in(self, request: Request) -> Identity | Response:
-        """The signed-in user (counted against the per-user rate limit), or a redirect to sign in."""
+    def refuse(self, request: Request, user: Identity | None, key: str, status: int) -> NoReturn:
+        """End the page with the refusal page saying ``words[key]``."""
+        raise Refused(self.refused(request, user, key, status))
+
+    async def signed_in(self, request: Request) -> Identity:
+        """The signed-in user (counted against the per-user rate limit); raises SignInNeeded or Refused (429)."""
         user = await self.current(request)
         if user is None:
-            return RedirectResponse(f"/ui/sign-in?next={quote(request.url.path)}", status_code=303)
+            raise SignInNeeded(request.url.path)
         retry = await request.app.state.limiter.hit(f"user:{user.subject}", self.rate_limit_per_minute)
         if retry is not None:
             response = self.refused(request, user, "too_many", 429)
             response.headers["Retry-After"] = str(int(retry))
-            return response
+            raise Refused(response)
         return user
 
-    async def posted(self, request: Request) -> tuple[Identity, dict[str, str]] | Response:
-        """A signed-in user's form with a valid CSRF token, or the response that refuses it."""
+    async def posted(self, request: Request) -> tuple[Identity, dict[str, str]]:
+        """A signed-in user's form with a valid CSRF token; raises Refused (403) for a token that does not match."""
         user = await self.signed_in(request)
-        if isinstance(user, Response):
-            return user
         form = await self.form_with_csrf(request)
         if form is None:
-            return self.refused(request, user, "csrf", 403)
+            self.refuse(request, user, "csrf", 403)
         return user, form
 
     @staticmethod
@@ -212,13 +260,28 @@ class Kit:
         return RedirectResponse(path + query, status_code=303)
 
     def after(self, target: str, reply: Reply) -> RedirectResponse:
-        """Back to ``target`` with "done" or the Problem's detail."""
-        return self.back(target, notice="done") if reply.ok else self.back(target, error=problem_text(reply))
+        """Back to ``target`` with "done" or the Problem's type (the page shows the catalogue's sentence for it)."""
+        return self.back(target, notice="done") if reply.ok else self.back(target, error=problem_key(reply.body))
+
+    def problem(self, request: Request, reply: Reply) -> str:
+        """The refusal as the catalogue's sentence for its Problem type, in the page's language."""
+        return problem_sentence(reply.body, self.lang_of(request))
 
 
-def problem_text(reply: Reply) -> str:
-    body = reply.body if isinstance(reply.body, dict) else {}
-    return str(body.get("detail") or reply.status)
+def problem_kind(body: Any) -> str:
+    """A Problem's type without the base URL (``.../consent-missing`` -> ``consent-missing``); "" for none."""
+    kind = body.get("type") if isinstance(body, dict) else None
+    return str(kind).rsplit("/", 1)[-1] if kind else ""
+
+
+def problem_key(body: Any) -> str:
+    """The Problem's type if the staff catalogue has a sentence for it, else "other" (never the English detail)."""
+    kind = problem_kind(body)
+    return kind if kind in PROBLEMS["en"] else "other"
+
+
+def problem_sentence(body: Any, lang: str) -> str:
+    return PROBLEMS[lang][problem_key(body)]
 
 
 def api_time(value: Any) -> datetime | None:
@@ -244,7 +307,7 @@ def field_errors(
 
     ``fields`` maps the API's field names to the form's (or names fields called the same in
     both). An error on no named field goes to ``unmatched`` (or is dropped when that is None);
-    with no field errors at all, the Problem's detail does.
+    with no field errors at all, the catalogue's sentence for the Problem's type does.
     """
     names = fields if isinstance(fields, Mapping) else {name: name for name in fields}
     messages = FIELD_ERRORS[lang]
@@ -255,5 +318,5 @@ def field_errors(
         if field is not None:
             errors.setdefault(field, messages.get(str(error.get("type", ""))) or messages["value_error"])
     if not errors and unmatched is not None and isinstance(problem, dict):
-        errors[unmatched] = str(problem.get("detail", ""))
+        errors[unmatched] = problem_sentence(problem, lang)
     return errors

@@ -85,8 +85,9 @@ async def catalogue(ui: Kit, request: Request, user: Identity | None) -> list[di
     return (await ui.call(request, user, "GET", "courses", params={"page_size": 200})).items()
 
 
-async def titles(ui: Kit, request: Request, user: Identity, course_ids: Iterable[str],
-                 known: list[dict[str, Any]]) -> dict[str, str]:  # fmt: skip
+async def titles(
+    ui: Kit, request: Request, user: Identity, course_ids: Iterable[str], known: list[dict[str, Any]]
+) -> dict[str, str]:
     """Course titles: from the catalogue at hand, and for courses no longer in it (ended, cancelled) one by one."""
     found = {c["course_id"]: c["title"] for c in known}
     missing = sorted(set(course_ids) - set(found))
@@ -124,9 +125,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     async def course_page(course_id: str, request: Request) -> Response:
         user = await ui.current(request)  # the public part needs no sign-in
         if user is not None:
-            checked = await ui.signed_in(request)  # counted against the user's rate limit
-            if isinstance(checked, Response):
-                return checked
+            await ui.signed_in(request)  # counted against the user's rate limit
         path = f"courses/{quote(course_id)}"
         course = await ui.call(request, user, "GET", path)
         if not course.ok:
@@ -154,19 +153,28 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             if "names" not in context and user is not None and casework.is_caseworker(user):
                 # A caseworker reads the names of their own team's people on the lists: one audited lookup.
                 persons, _ = await casework.persons_of(ui, request, user, [e["person_id"] for e in rows])
-                context["names"] = {e["enrolment_id"]: f"{p['given_names']} {p['family_name']}" for e in rows
-                                    if (p := persons.get(e["person_id"]))}  # fmt: skip
+                context["names"] = {
+                    e["enrolment_id"]: f"{p['given_names']} {p['family_name']}"
+                    for e in rows
+                    if (p := persons.get(e["person_id"]))
+                }
         words = ui.words(request)
         notice = request.query_params.get("notice", "")
         done = words.get(f"ca_done_{notice}")  # what a course admin's change on this page reports back
-        return ui.render(request, "course.html", user=user, course=course.body, sessions=sessions, done=done,
-                         notice=None if done else notice or None, **context)  # fmt: skip
+        return ui.render(
+            request,
+            "course.html",
+            user=user,
+            course=course.body,
+            sessions=sessions,
+            done=done,
+            notice=None if done else notice or None,
+            **context,
+        )
 
     @router.post("/courses/{course_id}/enrolments/{enrolment_id}/{action}")
     async def enrolment_action(course_id: str, enrolment_id: str, action: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         target = f"/ui/courses/{quote(course_id)}"
         path = f"courses/{quote(course_id)}/enrolments/{quote(enrolment_id)}"
@@ -186,18 +194,23 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/courses/{course_id}/attendance")
     async def attendance(course_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         present = set(await ui.form_list(request, "present"))
         enrolled = await ui.form_list(request, "enrolled")
         session_id = form.get("session_id", "")
         path = f"courses/{quote(course_id)}/enrolments"
-        replies = await asyncio.gather(*(
-            ui.call(request, user, "POST", f"{path}/{quote(e)}/attendance",
-                    json={"session_id": session_id, "present": e in present})
-            for e in enrolled
-        ))  # fmt: skip
+        replies = await asyncio.gather(
+            *(
+                ui.call(
+                    request,
+                    user,
+                    "POST",
+                    f"{path}/{quote(e)}/attendance",
+                    json={"session_id": session_id, "present": e in present},
+                )
+                for e in enrolled
+            )
+        )
         refused = next((r for r in replies if not r.ok), None)
         target = f"/ui/courses/{quote(course_id)}"
         return _after(ui, request, user, target, refused or Reply(201, None))
@@ -210,8 +223,12 @@ def _after(ui: Kit, request: Request, user: Identity, target: str, reply: Reply)
     if reply.status in (401, 403, 503):
         return ui.trouble(request, user, reply)
     words = ui.words(request)
-    names = {"result": words["learning_result"], "completed_on": words["learning_completed_on"],
-             "certificate": words["learning_certificate"], "session_id": words["learning_session"]}  # fmt: skip
+    names = {
+        "result": words["learning_result"],
+        "completed_on": words["learning_completed_on"],
+        "certificate": words["learning_certificate"],
+        "session_id": words["learning_session"],
+    }
     return ui.back(target, error=problem_message(reply, ui.lang_of(request), names))
 
 

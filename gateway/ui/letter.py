@@ -48,9 +48,15 @@ def appointments(
             if starts is None or starts < now:
                 continue
             ends = learning.local(session["ends_at"])
-            found.append({"at": starts, "kind": "session", "title": course["title"],
-                          "until": ends.strftime("%H:%M") if ends else "",
-                          "place": session.get("place") or course.get("location") or ""})  # fmt: skip
+            found.append(
+                {
+                    "at": starts,
+                    "kind": "session",
+                    "title": course["title"],
+                    "until": ends.strftime("%H:%M") if ends else "",
+                    "place": session.get("place") or course.get("location") or "",
+                }
+            )
     for referral in referrals:
         due = learning.local(referral.get("response_due_at"))
         if referral["status"] != "sent" or due is None:
@@ -64,8 +70,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/cases/{case_id}/letter", response_class=HTMLResponse)
     async def letter(case_id: str, request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
         if not case.ok:
             return ui.trouble(request, user, case)
@@ -91,9 +95,16 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         now = datetime.now(learning.LOCAL_TIME)
         worker = workers.get(case.body.get("caseworker_id") or "", {})
         return ui.render(
-            request, "letter.html", user=user, case=case.body, person=person.body, member=member,
+            request,
+            "letter.html",
+            user=user,
+            case=case.body,
+            person=person.body,
+            member=member,
             packs=[p.body for p in chosen if p.ok and isinstance(p.body, dict)],
-            words={lang: catalogues.Words(lang) for lang in langs}, german=catalogues.Words("de"),
-            appointments=appointments(listed, courses, mine, partner_names, now), caseworker=worker,
+            words={lang: catalogues.Words(lang) for lang in langs},
+            german=catalogues.Words("de"),
+            appointments=appointments(listed, courses, mine, partner_names, now),
+            caseworker=worker,
             today=now.strftime("%d.%m.%Y"),
-        )  # fmt: skip
+        )

@@ -23,7 +23,7 @@ from contracts import partners as partner_events
 from contracts import referral as referral_events
 from contracts.vocabulary import DeclineReason, UnsuccessfulReason
 from gateway.ui import names
-from gateway.ui.kit import Kit, Reply, api_time, field_errors, problem_text
+from gateway.ui.kit import Kit, Reply, api_time, field_errors, problem_kind
 from gateway.ui.words import FIELD_ERRORS
 
 DECLINE_REASONS = tuple(r.value for r in DeclineReason)
@@ -62,11 +62,6 @@ def event_name(event_type: str) -> str:
     return parts[-2] if len(parts) >= 2 else event_type
 
 
-def problem_kind(reply: Reply) -> str:
-    body = reply.body if isinstance(reply.body, dict) else {}
-    return str(body.get("type", "")).rsplit("/", 1)[-1]
-
-
 def outcome(reply: Reply) -> str:
     """An action's failure as one of ``PROBLEMS``."""
     if reply.status == 404:
@@ -74,7 +69,7 @@ def outcome(reply: Reply) -> str:
     if reply.status in (401, 403):
         return "forbidden"
     if reply.status == 409:
-        return "pending" if problem_kind(reply) == "delivery-pending" else "webhook_gone"
+        return "pending" if problem_kind(reply.body) == "delivery-pending" else "webhook_gone"
     return "unavailable"
 
 
@@ -92,42 +87,54 @@ def expiry_of(text: str) -> tuple[str | None, bool]:
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=LOCAL_TIME).isoformat(), True
 
 
-def form_errors(reply: Reply, lang: str, words: dict[str, str], fields: dict[str, str]) -> dict[str, str]:
-    """The API's refusal as one message per form field (``fields``: API field -> form field), in the UI's language."""
+def refused_expiry(reply: Reply, sent: dict[str, Any]) -> bool:
+    """Whether the partners service refused the key's expiry: a validation error located at ``expires_at``, or, as
+    its future-date rule answers with no ``errors`` to locate it, a validation Problem for a body that sent one."""
+    body = reply.body if isinstance(reply.body, dict) else {}
+    located = [error.get("location") or [] for error in body.get("errors") or [] if isinstance(error, dict)]
+    if located:
+        return any("expires_at" in location for location in located)
+    return problem_kind(body) == "validation" and "expires_at" in sent
+
+
+def form_errors(
+    reply: Reply, lang: str, words: dict[str, str], fields: dict[str, str], sent: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The API's refusal of ``sent`` as one message per form field (``fields``: API field -> form field), in the UI's
+    language."""
     errors = field_errors(reply.body if isinstance(reply.body, dict) else {}, lang, fields, unmatched=None)
     # The portal's own words where the general message would not say what to do.
-    specific = {"scopes": words["portal_pick_scope"], "event_types": words["portal_pick_event"],
-                "expires_on": FIELD_ERRORS[lang]["date_parsing"]}  # fmt: skip
+    specific = {
+        "scopes": words["portal_pick_scope"],
+        "event_types": words["portal_pick_event"],
+        "expires_on": FIELD_ERRORS[lang]["date_parsing"],
+    }
     errors |= {field: specific[field] for field in errors if field in specific}
     if "url" in errors and errors["url"] != FIELD_ERRORS[lang]["missing"]:
         errors["url"] = words["portal_bad_url"]
-    if problem_kind(reply) == "unsafe-webhook-url":
+    if problem_kind(reply.body) == "unsafe-webhook-url":
         errors["url"] = words["portal_unsafe_url"]
-    if not errors and "expires_at" in problem_text(reply):
+    if not errors and refused_expiry(reply, sent or {}):
         errors["expires_on"] = words["portal_future_date"]
     if not errors:
         errors["form"] = words["failed"] if reply.status == 422 else words["unavailable"]
     return errors
 
 
-async def signed_in_partner(ui: Kit, request: Request) -> tuple[Identity, str] | Response:
+async def signed_in_partner(ui: Kit, request: Request) -> tuple[Identity, str]:
     """The signed-in user and their partner organisation; 403 for a user of no partner."""
     user = await ui.signed_in(request)
-    if isinstance(user, Response):
-        return user
     if not user.partner_id:
-        return ui.refused(request, user, "portal_no_partner", 403)
+        ui.refuse(request, user, "portal_no_partner", 403)
     return user, user.partner_id
 
 
-async def posted_by_partner(ui: Kit, request: Request) -> tuple[Identity, str, dict[str, str]] | Response:
+async def posted_by_partner(ui: Kit, request: Request) -> tuple[Identity, str, dict[str, str]]:
     """A form posted by a partner organisation's user (checked as ``ui.posted`` does), with their partner id."""
     posted = await ui.posted(request)
-    if isinstance(posted, Response):
-        return posted
     user, form = posted
     if not user.partner_id:
-        return ui.refused(request, user, "portal_no_partner", 403)
+        ui.refuse(request, user, "portal_no_partner", 403)
     return user, user.partner_id, form
 
 
@@ -142,22 +149,32 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return names.moment(value, lang) if api_time(value) is not None else ""
 
         return ui.render(
-            request, template, status, user=user, notice=None, error=None, when=when, event_name=event_name,
+            request,
+            template,
+            status,
+            user=user,
+            notice=None,
+            error=None,
+            when=when,
+            event_name=event_name,
             portal_notice=words[f"portal_done_{notice}"] if notice in NOTICES else None,
-            portal_error=words[problem] if problem in ("forbidden", "unavailable")
-            else words[f"portal_problem_{problem}"] if problem in PROBLEMS else None,
+            portal_error=words[problem]
+            if problem in ("forbidden", "unavailable")
+            else words[f"portal_problem_{problem}"]
+            if problem in PROBLEMS
+            else None,
             **context,
-        )  # fmt: skip
+        )
 
     def once(response: HTMLResponse) -> HTMLResponse:
         # A page with a secret: kept by no cache, so "back" does not show it again from disk.
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    async def partner_user(request: Request) -> tuple[Identity, str] | Response:
+    async def partner_user(request: Request) -> tuple[Identity, str]:
         return await signed_in_partner(ui, request)
 
-    async def partner_form(request: Request) -> tuple[Identity, str, dict[str, str]] | Response:
+    async def partner_form(request: Request) -> tuple[Identity, str, dict[str, str]]:
         return await posted_by_partner(ui, request)
 
     def after(target: str, reply: Reply, notice: str) -> RedirectResponse:
@@ -175,42 +192,54 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/partner", response_class=HTMLResponse)
     async def portal(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         # Names where the consent allows: referral asks registration once for the page (each read logged).
         found = await ui.call(request, user, "GET", "partner/referrals", params={"page_size": 200, "names": "true"})
         if not found.ok:
             return ui.trouble(request, user, found)
-        return ui.render(request, "portal.html", user=user, referrals=found.items(), reasons=DECLINE_REASONS,
-                         unsuccessful_reasons=UNSUCCESSFUL_REASONS,
-                         organisation=await organisation(request, user))  # fmt: skip
+        return ui.render(
+            request,
+            "portal.html",
+            user=user,
+            referrals=found.items(),
+            reasons=DECLINE_REASONS,
+            unsuccessful_reasons=UNSUCCESSFUL_REASONS,
+            organisation=await organisation(request, user),
+        )
 
     @router.get("/partner/referrals/{referral_id}", response_class=HTMLResponse)
     async def portal_referral(referral_id: str, request: Request) -> Response:
         """One referral with the contact data the person's consent allows (the referral service asks registration,
         which checks the consent again and logs the read), or why there is none."""
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         found = await ui.call(request, user, "GET", f"partner/referrals/{quote(referral_id, safe='')}")
         if not found.ok:
             return ui.trouble(request, user, found)
         referral, contact = found.body["referral"], found.body.get("personal_data")
         status = str(found.body.get("personal_data_status", ""))
         contact_state = (
-            "withdrawn" if referral.get("consent_withdrawn") else "shared" if contact
-            else "unavailable" if "unavailable" in status or status.startswith("not available") else "no_consent"
-        )  # fmt: skip
-        return ui.render(request, "portal_referral.html", user=user, r=referral, contact=contact,
-                         contact_state=contact_state, reasons=DECLINE_REASONS,
-                         unsuccessful_reasons=UNSUCCESSFUL_REASONS,
-                         organisation=await organisation(request, user))  # fmt: skip
+            "withdrawn"
+            if referral.get("consent_withdrawn")
+            else "shared"
+            if contact
+            else "unavailable"
+            if "unavailable" in status or status.startswith("not available")
+            else "no_consent"
+        )
+        return ui.render(
+            request,
+            "portal_referral.html",
+            user=user,
+            r=referral,
+            contact=contact,
+            contact_state=contact_state,
+            reasons=DECLINE_REASONS,
+            unsuccessful_reasons=UNSUCCESSFUL_REASONS,
+            organisation=await organisation(request, user),
+        )
 
     @router.post("/partner/referrals/{referral_id}/{action}")
     async def portal_action(referral_id: str, action: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body: dict[str, Any] | None = None
         if action == "decline":
@@ -221,8 +250,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 body["reason"] = form["reason"]
         elif action not in ("accept", "start"):
             return ui.refused(request, user, "not_found", 404)
-        reply = await ui.call(request, user, "POST", f"partner/referrals/{quote(referral_id, safe='')}/{action}",
-                              json=body)  # fmt: skip
+        reply = await ui.call(
+            request, user, "POST", f"partner/referrals/{quote(referral_id, safe='')}/{action}", json=body
+        )
         # Back to the page the button was on: the list, or the referral's own page.
         own_page = f"/ui/partner/referrals/{quote(referral_id, safe='')}"
         target = own_page if form.get("back") == "referral" else "/ui/partner"
@@ -230,9 +260,15 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     # --- API keys ----------------------------------------------------------------------------
 
-    async def keys_page(request: Request, user: Identity, partner_id: str, status: int = 200,
-                        values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-                        detail: str | None = None) -> Response:  # fmt: skip
+    async def keys_page(
+        request: Request,
+        user: Identity,
+        partner_id: str,
+        status: int = 200,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        detail: str | None = None,
+    ) -> Response:
         found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/api-keys")
         if not found.ok:
             return ui.trouble(request, user, found)
@@ -242,21 +278,26 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             expires = api_time(key.get("expires_at"))
             state = "revoked" if key.get("revoked_at") else "expired" if expires and expires <= now else "active"
             keys.append({**key, "state": state})
-        return page(request, "portal_keys.html", user, status, keys=keys, scopes=SCOPES,
-                    values=values or {"scopes": []}, errors=errors or {}, detail=detail)  # fmt: skip
+        return page(
+            request,
+            "portal_keys.html",
+            user,
+            status,
+            keys=keys,
+            scopes=SCOPES,
+            values=values or {"scopes": []},
+            errors=errors or {},
+            detail=detail,
+        )
 
     @router.get("/partner/api-keys", response_class=HTMLResponse)
     async def api_keys(request: Request) -> Response:
         found = await partner_user(request)
-        if isinstance(found, Response):
-            return found
         return await keys_page(request, *found)
 
     @router.post("/partner/api-keys", response_class=HTMLResponse)
     async def create_api_key(request: Request) -> Response:
         posted = await partner_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, form = posted
         values: dict[str, Any] = {
             "name": form.get("name", "").strip(),
@@ -266,8 +307,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         expires_at, is_date = expiry_of(values["expires_on"])
         words, lang = ui.words(request), ui.lang_of(request)
         if not is_date:
-            return await keys_page(request, user, partner_id, 422, values,
-                                   {"expires_on": FIELD_ERRORS[lang]["date_parsing"]})  # fmt: skip
+            return await keys_page(
+                request, user, partner_id, 422, values, {"expires_on": FIELD_ERRORS[lang]["date_parsing"]}
+            )
         body: dict[str, Any] = {"name": values["name"], "scopes": values["scopes"]}
         if expires_at:
             body["expires_at"] = expires_at
@@ -276,14 +318,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return once(page(request, "portal_key_created.html", user, key=reply.body))
         if reply.status != 422:
             return ui.trouble(request, user, reply)
-        errors = form_errors(reply, lang, words, {"name": "name", "scopes": "scopes", "expires_at": "expires_on"})
-        return await keys_page(request, user, partner_id, 422, values, errors, problem_text(reply))
+        errors = form_errors(reply, lang, words, {"name": "name", "scopes": "scopes", "expires_at": "expires_on"}, body)
+        return await keys_page(request, user, partner_id, 422, values, errors, ui.problem(request, reply))
 
     @router.post("/partner/api-keys/{key_id}/revoke")
     async def revoke_api_key(key_id: str, request: Request) -> Response:
         posted = await partner_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, _ = posted
         path = f"partners/{quote(partner_id)}/api-keys/{quote(key_id, safe='')}"
         reply = await ui.call(request, user, "DELETE", path)
@@ -291,27 +331,38 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     # --- webhooks ----------------------------------------------------------------------------
 
-    async def webhooks_page(request: Request, user: Identity, partner_id: str, status: int = 200,
-                            values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-                            detail: str | None = None) -> Response:  # fmt: skip
+    async def webhooks_page(
+        request: Request,
+        user: Identity,
+        partner_id: str,
+        status: int = 200,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        detail: str | None = None,
+    ) -> Response:
         found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/webhooks")
         if not found.ok:
             return ui.trouble(request, user, found)
-        return page(request, "portal_webhooks.html", user, status, webhooks=found.body or [], groups=EVENT_GROUPS,
-                    values=values or {"event_types": []}, errors=errors or {}, detail=detail)  # fmt: skip
+        return page(
+            request,
+            "portal_webhooks.html",
+            user,
+            status,
+            webhooks=found.body or [],
+            groups=EVENT_GROUPS,
+            values=values or {"event_types": []},
+            errors=errors or {},
+            detail=detail,
+        )
 
     @router.get("/partner/webhooks", response_class=HTMLResponse)
     async def webhooks(request: Request) -> Response:
         found = await partner_user(request)
-        if isinstance(found, Response):
-            return found
         return await webhooks_page(request, *found)
 
     @router.post("/partner/webhooks", response_class=HTMLResponse)
     async def create_webhook(request: Request) -> Response:
         posted = await partner_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, form = posted
         values: dict[str, Any] = {
             "url": form.get("url", "").strip(),
@@ -321,19 +372,26 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         body = {k: v for k, v in values.items() if v or k != "description"}
         reply = await ui.call(request, user, "POST", f"partners/{quote(partner_id)}/webhooks", json=body)
         if reply.ok:
-            return once(page(request, "portal_secret.html", user, created=True, webhook=reply.body,
-                             secret=reply.body["secret"], valid_until=None))  # fmt: skip
+            return once(
+                page(
+                    request,
+                    "portal_secret.html",
+                    user,
+                    created=True,
+                    webhook=reply.body,
+                    secret=reply.body["secret"],
+                    valid_until=None,
+                )
+            )
         if reply.status != 422:
             return ui.trouble(request, user, reply)
         fields = {"url": "url", "event_types": "event_types", "description": "description"}
         errors = form_errors(reply, ui.lang_of(request), ui.words(request), fields)
-        return await webhooks_page(request, user, partner_id, 422, values, errors, problem_text(reply))
+        return await webhooks_page(request, user, partner_id, 422, values, errors, ui.problem(request, reply))
 
     @router.post("/partner/webhooks/{webhook_id}/rotate-secret", response_class=HTMLResponse)
     async def rotate_secret(webhook_id: str, request: Request) -> Response:
         posted = await partner_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, _ = posted
         path = f"partners/{quote(partner_id)}/webhooks/{quote(webhook_id, safe='')}/rotate-secret"
         reply = await ui.call(request, user, "POST", path)
@@ -342,14 +400,21 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         listed = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/webhooks")
         webhook = next((w for w in (listed.body if listed.ok else None) or [] if w["webhook_id"] == webhook_id), None)
         secret, valid_until = reply.body["secret"], reply.body["previous_secret_valid_until"]
-        return once(page(request, "portal_secret.html", user, created=False, webhook=webhook, secret=secret,
-                         valid_until=valid_until))  # fmt: skip
+        return once(
+            page(
+                request,
+                "portal_secret.html",
+                user,
+                created=False,
+                webhook=webhook,
+                secret=secret,
+                valid_until=valid_until,
+            )
+        )
 
     @router.post("/partner/webhooks/{webhook_id}/delete")
     async def delete_webhook(webhook_id: str, request: Request) -> Response:
         posted = await partner_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, _ = posted
         path = f"partners/{quote(partner_id)}/webhooks/{quote(webhook_id, safe='')}"
         reply = await ui.call(request, user, "DELETE", path)
@@ -360,8 +425,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/partner/webhooks/deliveries", response_class=HTMLResponse)
     async def deliveries(request: Request) -> Response:
         found = await partner_user(request)
-        if isinstance(found, Response):
-            return found
         user, partner_id = found
         status = request.query_params.get("status", "")
         status = status if status in DELIVERY_STATUSES else ""
@@ -377,14 +440,22 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         urls = {w["webhook_id"]: w["url"] for w in (hooks.body if hooks.ok else None) or []}
         total = int(log.body.get("total", 0))
         pages = max(1, -(-total // DELIVERIES_PER_PAGE))
-        return page(request, "portal_deliveries.html", user, deliveries=log.items(), urls=urls, chosen=status,
-                    statuses=DELIVERY_STATUSES, current=current, pages=pages, total=total)  # fmt: skip
+        return page(
+            request,
+            "portal_deliveries.html",
+            user,
+            deliveries=log.items(),
+            urls=urls,
+            chosen=status,
+            statuses=DELIVERY_STATUSES,
+            current=current,
+            pages=pages,
+            total=total,
+        )
 
     @router.post("/partner/webhooks/deliveries/{delivery_id}/replay")
     async def replay_delivery(delivery_id: str, request: Request) -> Response:
         posted = await partner_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, form = posted
         path = f"partners/{quote(partner_id)}/webhooks/deliveries/{quote(delivery_id, safe='')}/replay"
         reply = await ui.call(request, user, "POST", path)
@@ -392,11 +463,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         status = form.get("status", "")
         number = form.get("page", "")
         query = "&".join(
-            part for part in (
+            part
+            for part in (
                 f"status={status}" if status in DELIVERY_STATUSES else "",
                 f"page={number}" if number.isdigit() and len(number) <= 6 else "",
-            ) if part
-        )  # fmt: skip
+            )
+            if part
+        )
         target = "/ui/partner/webhooks/deliveries"
         redirect = after(target, reply, "replayed")
         if query:

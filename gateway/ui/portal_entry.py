@@ -38,16 +38,23 @@ HOME = "/ui/partner/entry"
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def keeper(request: Request) -> tuple[Identity, str] | Response:
+    async def keeper(request: Request) -> tuple[Identity, str]:
         return await signed_in_partner(ui, request)
 
-    async def keeper_form(request: Request) -> tuple[Identity, str, dict[str, str]] | Response:
+    async def keeper_form(request: Request) -> tuple[Identity, str, dict[str, str]]:
         return await posted_by_partner(ui, request)
 
-    async def entry_page(request: Request, user: Identity, partner_id: str, status: int = 200, *,
-                         values: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-                         service: dict[str, Any] | None = None,
-                         capacity_error: str | None = None) -> Response:  # fmt: skip
+    async def entry_page(
+        request: Request,
+        user: Identity,
+        partner_id: str,
+        status: int = 200,
+        *,
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        service: dict[str, Any] | None = None,
+        capacity_error: str | None = None,
+    ) -> Response:
         found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}")
         if not found.ok:
             return ui.trouble(request, user, found)
@@ -55,33 +62,48 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         words = ui.words(request)
         notice = request.query_params.get("notice", "")
         offered = {s["service_type"] for s in entry["services"]}
-        done = (words["portal_capacity_saved"] if notice == "capacity_saved"
-                else words[f"dir_done_{notice}"] if notice in NOTICES else None)  # fmt: skip
+        done = (
+            words["portal_capacity_saved"]
+            if notice == "capacity_saved"
+            else words[f"dir_done_{notice}"]
+            if notice in NOTICES
+            else None
+        )
 
         def language_names(codes: list[str]) -> str:
             return ", ".join(words.get(f"lang_{code}", code) for code in codes)
 
         return ui.render(
-            request, "admin_partner.html", status, user=user, notice=None, error=None, keeper="partner",
-            form_base=HOME, partner=entry, values=values or entry, errors=errors or {}, service=service or {},
-            not_offered=[s for s in SERVICE_TYPES if s not in offered], done=done, capacity_error=capacity_error,
-            saved_service=request.query_params.get("saved_service"), categories=CATEGORIES,
-            service_types=SERVICE_TYPES, languages=lambda chosen: language_choices(words, chosen),
+            request,
+            "admin_partner.html",
+            status,
+            user=user,
+            notice=None,
+            error=None,
+            keeper="partner",
+            form_base=HOME,
+            partner=entry,
+            values=values or entry,
+            errors=errors or {},
+            service=service or {},
+            not_offered=[s for s in SERVICE_TYPES if s not in offered],
+            done=done,
+            capacity_error=capacity_error,
+            saved_service=request.query_params.get("saved_service"),
+            categories=CATEGORIES,
+            service_types=SERVICE_TYPES,
+            languages=lambda chosen: language_choices(words, chosen),
             language_names=language_names,
-        )  # fmt: skip
+        )
 
     @router.get("/partner/entry", response_class=HTMLResponse)
     async def entry(request: Request) -> Response:
         found = await keeper(request)
-        if isinstance(found, Response):
-            return found
         return await entry_page(request, *found)
 
     @router.post("/partner/entry", response_class=HTMLResponse)
     async def edit_entry(request: Request) -> Response:
         posted = await keeper_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, form = posted
         body = await entry_body(ui, request, form)
         reply = await ui.call(request, user, "PATCH", f"partners/{quote(partner_id)}", json=body)
@@ -96,22 +118,22 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/partner/entry/capacity/{service_type}", response_class=HTMLResponse)
     async def capacity(service_type: str, request: Request) -> Response:
         posted = await keeper_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, form = posted
         if service_type not in SERVICE_TYPES:
             return ui.refused(request, user, "not_found", 404)
         places = whole_number(form.get("free_places"))
         if isinstance(places, str) or (isinstance(places, int) and places < 0):
-            return await entry_page(request, user, partner_id, 422,
-                                    capacity_error=ui.words(request)["portal_capacity_invalid"])  # fmt: skip
+            return await entry_page(
+                request, user, partner_id, 422, capacity_error=ui.words(request)["portal_capacity_invalid"]
+            )
         path = f"partners/{quote(partner_id)}/services/{service_type}/capacity"
         reply = await ui.call(request, user, "PUT", path, json={"free_places": places})
         if reply.ok:
             return RedirectResponse(f"{HOME}?notice=capacity_saved#capacity-h", 303)
         if reply.status == 422:
-            return await entry_page(request, user, partner_id, 422,
-                                    capacity_error=ui.words(request)["portal_capacity_invalid"])  # fmt: skip
+            return await entry_page(
+                request, user, partner_id, 422, capacity_error=ui.words(request)["portal_capacity_invalid"]
+            )
         return ui.trouble(request, user, reply)
 
     @router.post("/partner/entry/services", response_class=HTMLResponse)
@@ -124,8 +146,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     async def save_service(service_type: str | None, request: Request) -> Response:
         posted = await keeper_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, form = posted
         kind = service_type or form.get("service_type", "")
         if service_type is not None and service_type not in SERVICE_TYPES:
@@ -143,15 +163,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return RedirectResponse(f"{HOME}?saved_service={kind}#service-{kind}", 303)
         if reply.status == 422:
             errors = entry_errors(reply, ui.lang_of(request), words)
-            return await entry_page(request, user, partner_id, 422,
-                                    service={"form": form_id, "values": values, "errors": errors})  # fmt: skip
+            return await entry_page(
+                request, user, partner_id, 422, service={"form": form_id, "values": values, "errors": errors}
+            )
         return ui.trouble(request, user, reply)
 
     @router.post("/partner/entry/services/{service_type}/withdraw", response_class=HTMLResponse)
     async def withdraw_service(service_type: str, request: Request) -> Response:
         posted = await keeper_form(request)
-        if isinstance(posted, Response):
-            return posted
         user, partner_id, _ = posted
         if service_type not in SERVICE_TYPES:
             return ui.refused(request, user, "not_found", 404)

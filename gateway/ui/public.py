@@ -40,41 +40,87 @@ STATIC = HERE / "static"
 PUBLIC_CSP = f"{CSP}; script-src 'self'; worker-src 'self'; manifest-src 'self'; connect-src 'self'"
 #: Codes as the newcomers' pages name them: English message ids of ``gateway/ui/locale`` (``catalogues``).
 LABELS: dict[str, dict[str, str]] = {
-    "kind": {"language_cafe": "Language café", "open_school": "Open school", "sports_club": "Sports club",
-             "womens_group": "Women's group", "volunteer_tandem": "Volunteer tandem",
-             "meeting_place": "Meeting place"},
-    "audience": {"everyone": "for everyone", "women": "women only", "families": "for families",
-                 "youth": "for young people", "children": "for children", "seniors": "for older people"},
-    "course": {"integration_course": "Integration course", "german_second_language": "German as a second language",
-               "job_german": "German for work", "literacy": "Literacy", "english": "English course",
-               "health": "Health", "cultural_education": "Cultural education", "civic_education": "Civic education",
-               "parents_and_women": "Parents and women", "orientation": "Orientation course"},
-    "partner": {"charity": "Charity", "job_centre": "Job centre", "chamber": "Chamber",
-                "adult_education": "Adult education", "district_office": "District office",
-                "city_department": "City department", "youth_service": "Youth service",
-                "volunteer_group": "Volunteer group"},
-    "service": {"asylum_social_counselling": "Asylum social counselling",
-                "migration_counselling": "Migration counselling", "youth_migration_service": "Youth migration service",
-                "integration_course": "German course", "course_with_childcare": "Course with childcare",
-                "job_placement": "Job placement", "qualification_recognition": "Recognition of qualifications",
-                "housing_advice": "Housing advice", "health_advice": "Health advice",
-                "return_counselling": "Return and perspective counselling",
-                "recognition_counselling": "Recognition counselling", "job_specific_german": "Job-specific German",
-                "eu_job_mobility": "Advice for EU skilled workers", "meeting_offer": "Meeting offer"},
-}  # fmt: skip
+    "kind": {
+        "language_cafe": "Language café",
+        "open_school": "Open school",
+        "sports_club": "Sports club",
+        "womens_group": "Women's group",
+        "volunteer_tandem": "Volunteer tandem",
+        "meeting_place": "Meeting place",
+    },
+    "audience": {
+        "everyone": "for everyone",
+        "women": "women only",
+        "families": "for families",
+        "youth": "for young people",
+        "children": "for children",
+        "seniors": "for older people",
+    },
+    "course": {
+        "integration_course": "Integration course",
+        "german_second_language": "German as a second language",
+        "job_german": "German for work",
+        "literacy": "Literacy",
+        "english": "English course",
+        "health": "Health",
+        "cultural_education": "Cultural education",
+        "civic_education": "Civic education",
+        "parents_and_women": "Parents and women",
+        "orientation": "Orientation course",
+    },
+    "partner": {
+        "charity": "Charity",
+        "job_centre": "Job centre",
+        "chamber": "Chamber",
+        "adult_education": "Adult education",
+        "district_office": "District office",
+        "city_department": "City department",
+        "youth_service": "Youth service",
+        "volunteer_group": "Volunteer group",
+    },
+    "service": {
+        "asylum_social_counselling": "Asylum social counselling",
+        "migration_counselling": "Migration counselling",
+        "youth_migration_service": "Youth migration service",
+        "integration_course": "German course",
+        "course_with_childcare": "Course with childcare",
+        "job_placement": "Job placement",
+        "qualification_recognition": "Recognition of qualifications",
+        "housing_advice": "Housing advice",
+        "health_advice": "Health advice",
+        "return_counselling": "Return and perspective counselling",
+        "recognition_counselling": "Recognition counselling",
+        "job_specific_german": "Job-specific German",
+        "eu_job_mobility": "Advice for EU skilled workers",
+        "meeting_offer": "Meeting offer",
+    },
+}
 #: The meeting offers' filters (the partners service's vocabulary, as ``contracts`` names it).
 MEETING_KINDS = tuple(k.value for k in MeetingKind)
 MEETING_AUDIENCES = tuple(a.value for a in MeetingAudience)
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    def sign_in_page_for(request: Request, status: int = 200, *, next_path: str | None = None,
-                         error_key: str | None = None, **context: Any) -> HTMLResponse:  # fmt: skip
+    def sign_in_page_for(
+        request: Request,
+        status: int = 200,
+        *,
+        next_path: str | None = None,
+        error_key: str | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
         """The sign-in page: the provider's button in OIDC mode, else the embedded sign-in's form."""
         oidc: RelyingParty | None = request.app.state.oidc
         error = ui.words(request)[error_key] if error_key else context.pop("error", None)
-        return ui.render(request, "sign_in.html", status, next=next_path or safe_next(request), error=error,
-                         provider=oidc.display_name if oidc else None, **context)  # fmt: skip
+        return ui.render(
+            request,
+            "sign_in.html",
+            status,
+            next=next_path or safe_next(request),
+            error=error,
+            provider=oidc.display_name if oidc else None,
+            **context,
+        )
 
     def start_session(response: Response, oidc: RelyingParty, session: Session) -> None:
         ui.set_cookie(response, SESSION_COOKIE, session.access_token, max_age=session.expires_in)
@@ -83,8 +129,15 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if sealed is None:
             drop_cookie(response, REFRESH_COOKIE, REFRESH_COOKIE_PATH)
         else:
-            response.set_cookie(REFRESH_COOKIE, sealed, max_age=session.refresh_expires_in, path=REFRESH_COOKIE_PATH,
-                                httponly=True, samesite="lax", secure=ui.secure_cookies)  # fmt: skip
+            response.set_cookie(
+                REFRESH_COOKIE,
+                sealed,
+                max_age=session.refresh_expires_in,
+                path=REFRESH_COOKIE_PATH,
+                httponly=True,
+                samesite="lax",
+                secure=ui.secure_cookies,
+            )
 
     def drop_cookie(response: Response, name: str, path: str) -> None:
         response.delete_cookie(name, path=path, httponly=True, samesite="lax", secure=ui.secure_cookies)
@@ -120,13 +173,15 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             token = await sign_ins.sign_in(issuer, username, form.get("password", "")[:200], client_key(request))
         except (Throttled, Busy) as exc:
             status, key = (429, "too_many") if isinstance(exc, Throttled) else (503, "public_sign_in_busy")
-            page = ui.render(request, "sign_in.html", status, error=ui.words(request)[key], username=username,
-                             next=next_path)  # fmt: skip
+            page = ui.render(
+                request, "sign_in.html", status, error=ui.words(request)[key], username=username, next=next_path
+            )
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         except Unauthenticated:
-            return ui.render(request, "sign_in.html", 401, error=ui.words(request)["bad_sign_in"],
-                             username=username, next=next_path)  # fmt: skip
+            return ui.render(
+                request, "sign_in.html", 401, error=ui.words(request)["bad_sign_in"], username=username, next=next_path
+            )
         response = RedirectResponse(next_path, status_code=303)
         ui.set_cookie(response, SESSION_COOKIE, token, max_age=issuer.token_minutes * 60)
         ui.set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32))  # a fresh token for the new session
@@ -148,8 +203,15 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return sign_in_page_for(request, 503, error_key="public_oidc_unreachable")
         response = RedirectResponse(url, status_code=303)
         # SameSite=Lax: the provider's redirect back is a top-level GET, which still carries it.
-        response.set_cookie(LOGIN_COOKIE, oidc.seal_attempt(attempt), max_age=LOGIN_SECONDS, path=LOGIN_COOKIE_PATH,
-                            httponly=True, samesite="lax", secure=ui.secure_cookies)  # fmt: skip
+        response.set_cookie(
+            LOGIN_COOKIE,
+            oidc.seal_attempt(attempt),
+            max_age=LOGIN_SECONDS,
+            path=LOGIN_COOKIE_PATH,
+            httponly=True,
+            samesite="lax",
+            secure=ui.secure_cookies,
+        )
         return response
 
     @router.get("/oidc/callback")
@@ -176,8 +238,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 key = "public_oidc_unreachable" if exc.unreachable else "public_oidc_failed"
                 key = "public_oidc_untrusted" if exc.untrusted else key
                 status = 503 if exc.unreachable and not exc.untrusted else 502
-                response = sign_in_page_for(request, status, next_path=attempt.next,
-                                            error_key=key)  # fmt: skip
+                response = sign_in_page_for(request, status, next_path=attempt.next, error_key=key)
             else:
                 response = RedirectResponse(safe_next(request, attempt.next), status_code=303)
                 start_session(response, oidc, session)
@@ -204,8 +265,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return RedirectResponse("/ui/", status_code=303)
         home = f"{oidc.public_url or str(request.base_url).rstrip('/')}/ui/"
         end_session = await oidc.end_session_url(request.app.state.client, home)
-        return sign_in_page_for(request, next_path="/ui/", user=await ui.current(request), signed_out=True,
-                                end_session=end_session)  # fmt: skip
+        return sign_in_page_for(
+            request, next_path="/ui/", user=await ui.current(request), signed_out=True, end_session=end_session
+        )
 
     add_newcomer_routes(router, ui)
 
@@ -252,8 +314,9 @@ def ticked(request: Request, name: str) -> bool:
 
 
 def add_newcomer_routes(router: APIRouter, ui: Kit) -> None:
-    def render(request: Request, template: str, status: int = 200, *, lang: str | None = None,
-               **context: Any) -> HTMLResponse:  # fmt: skip
+    def render(
+        request: Request, template: str, status: int = 200, *, lang: str | None = None, **context: Any
+    ) -> HTMLResponse:
         lang = lang or page_lang(request)
         words = Words(lang)
 
@@ -265,10 +328,18 @@ def add_newcomer_routes(router: APIRouter, ui: Kit) -> None:
             return f"{request.url.path}?{urlencode({**query, 'lang': code})}"
 
         html = ui.env.get_template(template).render(
-            _=words, lang=lang, dir=direction(lang), path=request.url.path, languages=INFO_LANGS, switch=switch,
-            autonym=autonym, language_name=lambda code: language_name(code, lang), labels=LABELS,
-            language_options=[(code, language_name(code, lang)) for code in INFO_LANGS], **context,
-        )  # fmt: skip
+            _=words,
+            lang=lang,
+            dir=direction(lang),
+            path=request.url.path,
+            languages=INFO_LANGS,
+            switch=switch,
+            autonym=autonym,
+            language_name=lambda code: language_name(code, lang),
+            labels=LABELS,
+            language_options=[(code, language_name(code, lang)) for code in INFO_LANGS],
+            **context,
+        )
         response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": PUBLIC_CSP})
         if request.query_params.get("lang") in INFO_LANGS:
             ui.set_cookie(response, LANG_COOKIE, lang, max_age=365 * 24 * 3600)
@@ -302,9 +373,12 @@ def add_newcomer_routes(router: APIRouter, ui: Kit) -> None:
         if not every.ok:
             return trouble(request, 503)
         districts = sorted({c["district"] for c in every.items() if c.get("district")})
-        filters = {"language": chosen(request, "language", INFO_LANGS),
-                   "district": chosen(request, "district", districts),
-                   "childcare": ticked(request, "childcare"), "women_only": ticked(request, "women_only")}  # fmt: skip
+        filters = {
+            "language": chosen(request, "language", INFO_LANGS),
+            "district": chosen(request, "district", districts),
+            "childcare": ticked(request, "childcare"),
+            "women_only": ticked(request, "women_only"),
+        }
         params: dict[str, Any] = {"page_size": 200, "language": filters["language"], "district": filters["district"]}
         if filters["childcare"]:
             params["childcare_offered"] = "true"
@@ -313,8 +387,13 @@ def add_newcomer_routes(router: APIRouter, ui: Kit) -> None:
         found = await ui.call(request, None, "GET", "courses", params={k: v for k, v in params.items() if v})
         if not found.ok:
             return trouble(request, 503)
-        return render(request, "public_courses.html", courses=found.items(), filters=filters,
-                      district_options=[(d, d) for d in districts])  # fmt: skip
+        return render(
+            request,
+            "public_courses.html",
+            courses=found.items(),
+            filters=filters,
+            district_options=[(d, d) for d in districts],
+        )
 
     @router.get("/meeting-offers", response_class=HTMLResponse)
     async def meeting_offers(request: Request) -> Response:
@@ -325,10 +404,12 @@ def add_newcomer_routes(router: APIRouter, ui: Kit) -> None:
             return trouble(request, 503)
         districts = sorted({o["district"] for o in every.items() if o.get("district")})
         filters: dict[str, Any] = {
-            "language": chosen(request, "language", INFO_LANGS), "kind": chosen(request, "kind", MEETING_KINDS),
+            "language": chosen(request, "language", INFO_LANGS),
+            "kind": chosen(request, "kind", MEETING_KINDS),
             "audience": chosen(request, "audience", MEETING_AUDIENCES),
-            "district": chosen(request, "district", districts), "childcare": ticked(request, "childcare"),
-        }  # fmt: skip
+            "district": chosen(request, "district", districts),
+            "childcare": ticked(request, "childcare"),
+        }
         params: dict[str, Any] = {"page_size": 200, **{k: v for k, v in filters.items() if v and k != "childcare"}}
         if filters["childcare"]:
             params["childcare"] = "true"
@@ -336,10 +417,15 @@ def add_newcomer_routes(router: APIRouter, ui: Kit) -> None:
         if not found.ok:
             return trouble(request, 503)
         words = Words(page_lang(request))
-        return render(request, "public_meeting_offers.html", offers=found.items(), filters=filters,
-                      district_options=[(d, d) for d in districts],
-                      kind_options=[(k, words(LABELS["kind"][k])) for k in MEETING_KINDS],
-                      audience_options=[(a, words(LABELS["audience"][a])) for a in MEETING_AUDIENCES])  # fmt: skip
+        return render(
+            request,
+            "public_meeting_offers.html",
+            offers=found.items(),
+            filters=filters,
+            district_options=[(d, d) for d in districts],
+            kind_options=[(k, words(LABELS["kind"][k])) for k in MEETING_KINDS],
+            audience_options=[(a, words(LABELS["audience"][a])) for a in MEETING_AUDIENCES],
+        )
 
     @router.get("/partners", response_class=HTMLResponse)
     async def partners(request: Request) -> Response:
@@ -348,24 +434,37 @@ def add_newcomer_routes(router: APIRouter, ui: Kit) -> None:
         if not every.ok:
             return trouble(request, 503)
         districts = sorted({loc["district"] for p in every.items() for loc in p["locations"] if loc.get("district")})
-        filters = {"language": chosen(request, "language", INFO_LANGS),
-                   "district": chosen(request, "district", districts)}  # fmt: skip
+        filters = {
+            "language": chosen(request, "language", INFO_LANGS),
+            "district": chosen(request, "district", districts),
+        }
         params = {"page_size": 200, **{k: v for k, v in filters.items() if v}}
         found = await ui.call(request, None, "GET", "partners", params=params)
         if not found.ok:
             return trouble(request, 503)
-        return render(request, "public_partners.html", partners=found.items(), filters=filters,
-                      district_options=[(d, d) for d in districts])  # fmt: skip
+        return render(
+            request,
+            "public_partners.html",
+            partners=found.items(),
+            filters=filters,
+            district_options=[(d, d) for d in districts],
+        )
 
     @router.get("/manifest.webmanifest", include_in_schema=False)
     async def manifest() -> Response:
         """The web app manifest: the information pack installs as an app that opens at the pack's list."""
-        return Response((STATIC / "manifest.webmanifest").read_bytes(), media_type="application/manifest+json",
-                        headers={"Cache-Control": "no-cache"})  # fmt: skip
+        return Response(
+            (STATIC / "manifest.webmanifest").read_bytes(),
+            media_type="application/manifest+json",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     @router.get("/sw.js", include_in_schema=False)
     async def service_worker() -> Response:
         """The service worker, served from ``/ui/`` so that it may control ``/ui/info`` (a worker under
         ``/ui/static/`` could control only that folder); never cached, so that a new version is found at once."""
-        return Response((STATIC / "sw.js").read_bytes(), media_type="text/javascript",
-                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})  # fmt: skip
+        return Response(
+            (STATIC / "sw.js").read_bytes(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )

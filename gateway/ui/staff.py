@@ -47,16 +47,35 @@ RESIDENCE_GROUPS = (
     ResidenceStatusGroup.OTHER.value,
 )
 PURPOSES = tuple(p.value for p in ConsentPurpose)
-REGISTRATION_FIELDS = ("given_names", "family_name", "birth_date", "gender", "nationality", "languages",
-                       "preferred_language", "residence_status_group", "arrival_date", "street", "house_number",
-                       "postal_code", "district", "phone", "email")  # fmt: skip
+REGISTRATION_FIELDS = (
+    "given_names",
+    "family_name",
+    "birth_date",
+    "gender",
+    "nationality",
+    "languages",
+    "preferred_language",
+    "residence_status_group",
+    "arrival_date",
+    "street",
+    "house_number",
+    "postal_code",
+    "district",
+    "phone",
+    "email",
+)
 ADDRESS_FIELDS = ("street", "house_number", "postal_code", "district")
 GOAL_STATUSES = tuple(s.value for s in GoalStatus)
 GOAL_FIELDS = ("dimension", "title", "due_on", "status")
 NEEDS_CHOICES = ("german_level", "schooling", "employment_situation")
 NEEDS_TEXTS = ("other_languages", "vocational_qualification", "children_ages", "notes")
-NEEDS_CHECKS = ("recognise_foreign_qualification", "childcare_needed", "housing_need", "counselling_need",
-                "health_need")  # fmt: skip
+NEEDS_CHECKS = (
+    "recognise_foreign_qualification",
+    "childcare_needed",
+    "housing_need",
+    "counselling_need",
+    "health_need",
+)
 NEEDS_FIELDS = NEEDS_CHOICES + NEEDS_TEXTS + NEEDS_CHECKS
 
 
@@ -68,10 +87,22 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.render(request, "home.html")
         if "partner" in user.roles and not user.roles & policy.STAFF:
             return RedirectResponse("/ui/partner", status_code=303)
-        context: dict[str, Any] = {"cases": [], "waiting": [], "escalated": [], "proposed": [],
-                                   "course_waiting": [], "my_courses": [], "persons": {}, "queue": [],
-                                   "workers": {}, "names_unavailable": False, "partner_names": {},
-                                   "team_workers": [], "today": "", "goals_due": []}  # fmt: skip
+        context: dict[str, Any] = {
+            "cases": [],
+            "waiting": [],
+            "escalated": [],
+            "proposed": [],
+            "course_waiting": [],
+            "my_courses": [],
+            "persons": {},
+            "queue": [],
+            "workers": {},
+            "names_unavailable": False,
+            "partner_names": {},
+            "team_workers": [],
+            "today": "",
+            "goals_due": [],
+        }
         if user.roles & {"caseworker", "admin"}:
             params: dict[str, Any] = {"status": "open", "page_size": 50}
             params |= {"team": user.team} if user.team else {"caseworker_id": user.subject}
@@ -80,8 +111,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 return ui.trouble(request, user, cases)
             context["cases"] = cases.items()
             mine = {c["case_id"] for c in context["cases"]}
-            for key, query in (("waiting", {"status": "sent"}), ("escalated", {"escalated": "true"}),
-                               ("proposed", {"status": "proposed"})):  # fmt: skip
+            for key, query in (
+                ("waiting", {"status": "sent"}),
+                ("escalated", {"escalated": "true"}),
+                ("proposed", {"status": "proposed"}),
+            ):
                 found = await ui.call(request, user, "GET", "referrals", params=query | {"page_size": 200})
                 context[key] = [r for r in found.items() if r["case_id"] in mine or "admin" in user.roles]
             case_of = {c["person_id"]: c["case_id"] for c in context["cases"]}
@@ -89,8 +123,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             context["course_waiting"] = [e | {"case_id": case_of[e["person_id"]]} for e in entries]
             # Plan goals overdue or due within the week: reminders, like escalations and expiring seat offers.
             due = await ui.call(request, user, "GET", "cases/goals-due", params={"within_days": 7})
-            context["goals_due"] = [g for g in (due.body if due.ok and isinstance(due.body, list) else [])
-                                    if g["case_id"] in mine]  # fmt: skip
+            context["goals_due"] = [
+                g for g in (due.body if due.ok and isinstance(due.body, list) else []) if g["case_id"] in mine
+            ]
             context |= await casework.dashboard(
                 ui, request, user, context["cases"], [g["person_id"] for g in context["goals_due"] if g["person_id"]]
             )
@@ -101,18 +136,21 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/register", response_class=HTMLResponse)
     async def register_page(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if not policy.decide("POST", "/api/v1/registrations", user.roles):
             return ui.refused(request, user, "forbidden", 403)
-        return ui.render(request, "register.html", user=user, values={}, errors={}, **_choices(),
-                         **_register_choices(ui.lang_of(request)))  # fmt: skip
+        return ui.render(
+            request,
+            "register.html",
+            user=user,
+            values={},
+            errors={},
+            **_choices(),
+            **_register_choices(ui.lang_of(request)),
+        )
 
     @router.post("/register", response_class=HTMLResponse)
     async def register(request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         values = {name: form.get(name, "").strip() for name in REGISTRATION_FIELDS}
         # The languages' check boxes; the duplicate warning's confirmation sends them back as one "ar, en".
@@ -130,21 +168,36 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.ok:
             return ui.back(f"/ui/persons/{reply.body['person_id']}", notice="registered")
         if reply.status == 409 and isinstance(reply.body, dict) and reply.body.get("existing_persons") is not None:
-            return ui.render(request, "register.html", 409, user=user, values=values, errors={},
-                             duplicate=reply.body, **_choices(), **_register_choices(ui.lang_of(request)))  # fmt: skip
+            return ui.render(
+                request,
+                "register.html",
+                409,
+                user=user,
+                values=values,
+                errors={},
+                duplicate=reply.body,
+                **_choices(),
+                **_register_choices(ui.lang_of(request)),
+            )
         if reply.status == 422:
             errors = field_errors(reply.body, ui.lang_of(request), REGISTRATION_FIELDS)
-            return ui.render(request, "register.html", 422, user=user, values=values, errors=errors,
-                             districts=(reply.body or {}).get("districts"), **_choices(),
-                             **_register_choices(ui.lang_of(request)))  # fmt: skip
+            return ui.render(
+                request,
+                "register.html",
+                422,
+                user=user,
+                values=values,
+                errors=errors,
+                districts=(reply.body or {}).get("districts"),
+                **_choices(),
+                **_register_choices(ui.lang_of(request)),
+            )
         return ui.trouble(request, user, reply)
 
     @router.get("/persons", response_class=HTMLResponse)
     async def open_person(request: Request) -> Response:
         """The dashboard's "open a person" form: to the person's page."""
-        user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
+        await ui.signed_in(request)
         person_id = request.query_params.get("person_id", "").strip()
         if not person_id:
             return ui.back("/ui/")
@@ -153,8 +206,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/persons/{person_id}", response_class=HTMLResponse)
     async def person_page(person_id: str, request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         person = await ui.call(request, user, "GET", f"persons/{quote(person_id)}")
         if not person.ok:
             return ui.trouble(request, user, person)
@@ -167,17 +218,25 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         )
         partners = sorted(directory.items(), key=lambda p: p["name"])
         workers = await casework.caseworker_names(ui, request, user) if casework.is_caseworker(user) else {}
-        return ui.render(request, "person.html", user=user, person=person.body,
-                         consents=consents.body if consents.ok else [], cases=cases.items(),
-                         needs=_latest(needs), purposes=PURPOSES, may=may, directory=partners, workers=workers,
-                         partner_names={p["partner_id"]: p["name"] for p in partners},
-                         **_register_choices(ui.lang_of(request)))  # fmt: skip
+        return ui.render(
+            request,
+            "person.html",
+            user=user,
+            person=person.body,
+            consents=consents.body if consents.ok else [],
+            cases=cases.items(),
+            needs=_latest(needs),
+            purposes=PURPOSES,
+            may=may,
+            directory=partners,
+            workers=workers,
+            partner_names={p["partner_id"]: p["name"] for p in partners},
+            **_register_choices(ui.lang_of(request)),
+        )
 
     @router.post("/persons/{person_id}/move-away")
     async def move_away(person_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body = {"moved_away_on": form.get("moved_away_on", "").strip(), "reason": form.get("reason", "").strip()}
         reply = await ui.call(request, user, "POST", f"persons/{quote(person_id)}/move-away", json=body)
@@ -185,16 +244,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.status == 422:
             errors = field_errors(reply.body, ui.lang_of(request), ("moved_away_on", "reason"))
             words = ui.words(request)
-            texts = [f"{words['staff_moved_away_on' if k == 'moved_away_on' else 'staff_reason']}: {v}"
-                     for k, v in errors.items() if k != "form"] or list(errors.values())  # fmt: skip
+            texts = [
+                f"{words['staff_moved_away_on' if k == 'moved_away_on' else 'staff_reason']}: {v}"
+                for k, v in errors.items()
+                if k != "form"
+            ] or list(errors.values())
             return ui.back(back, error="; ".join(texts))
         return ui.after(back, reply)
 
     @router.post("/persons/{person_id}/erase")
     async def erase(person_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         back = f"/ui/persons/{quote(person_id)}"
         words = ui.words(request)
@@ -212,8 +272,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/persons/{person_id}/consents")
     async def give_consent(person_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         # The directory's select names a partner, or "category:<kind>" for every partner of a kind.
         chosen = form.get("partner_id", "").strip()
@@ -231,12 +289,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/cases/{case_id}", response_class=HTMLResponse)
     async def case_page(case_id: str, request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         return await show_case(request, user, case_id)
 
-    async def show_case(request: Request, user: Identity, case_id: str, status: int = 200, *,
-                        case: Reply | None = None, **forms: Any) -> Response:  # fmt: skip
+    async def show_case(
+        request: Request, user: Identity, case_id: str, status: int = 200, *, case: Reply | None = None, **forms: Any
+    ) -> Response:
         """The case page; ``forms`` carry a refused form's typed input and errors back into it."""
         case = case or await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
         if not case.ok:
@@ -263,25 +320,36 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         forms["needs_member"] = member
         listed = enrolments.body if enrolments.ok and isinstance(enrolments.body, list) else []
         titles = await learning.titles(ui, request, user, (e["course_id"] for e in listed), courses)
-        mine = [
-            e | {"course_title": titles.get(e["course_id"], e["course_id"][:8])} for e in listed
-        ]  # fmt: skip
+        mine = [e | {"course_title": titles.get(e["course_id"], e["course_id"][:8])} for e in listed]
         just = request.query_params.get("enrolment")
         forms.setdefault("goal_form", {"values": {}, "errors": {}})
         forms.setdefault("goal_edit", {"goal_id": None, "values": {}, "errors": {}})
         forms.setdefault("needs_form", {"values": _needs_values(latest), "errors": {}})
         forms.setdefault("enrol_form", {"values": {}, "error": None})
         return ui.render(
-            request, "case.html", status, user=user, case=case.body, person=person.body if person.ok else None,
-            timeline=timeline.body if timeline.ok else [], consents=consents.body if consents.ok else [],
-            purposes=PURPOSES, needs=latest, enrolments=mine, courses=courses,
+            request,
+            "case.html",
+            status,
+            user=user,
+            case=case.body,
+            person=person.body if person.ok else None,
+            timeline=timeline.body if timeline.ok else [],
+            consents=consents.body if consents.ok else [],
+            purposes=PURPOSES,
+            needs=latest,
+            enrolments=mine,
+            courses=courses,
             enrolled_now=next((e for e in mine if e["enrolment_id"] == just), None),
-            dimensions=[d.value for d in EsserDimension], goal_statuses=GOAL_STATUSES,
-            levels=[g.value for g in GermanLevel], schoolings=[s.value for s in Schooling],
-            employments=[e.value for e in EmploymentSituation], needs_checks=NEEDS_CHECKS,
+            dimensions=[d.value for d in EsserDimension],
+            goal_statuses=GOAL_STATUSES,
+            levels=[g.value for g in GermanLevel],
+            schoolings=[s.value for s in Schooling],
+            employments=[e.value for e in EmploymentSituation],
+            needs_checks=NEEDS_CHECKS,
             meeting_offers=_meeting_offers(meeting.items(), person.body if person.ok else None),
-            language_options=_register_choices(ui.lang_of(request))["language_options"], **forms,
-        )  # fmt: skip
+            language_options=_register_choices(ui.lang_of(request))["language_options"],
+            **forms,
+        )
 
     def _meeting_offers(offers: list[dict[str, Any]], person: Any) -> list[dict[str, Any]]:
         """Meeting offers to suggest (a participation goal): those held in a language the person speaks first."""
@@ -295,8 +363,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/goals", response_class=HTMLResponse)
     async def add_goal(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         values = {name: form.get(name, "").strip() for name in ("dimension", "title", "due_on", "person_id")}
         body = {k: v for k, v in values.items() if v} | {"due_on": values["due_on"] or None}
@@ -309,8 +375,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/goals/{goal_id}", response_class=HTMLResponse)
     async def change_goal(case_id: str, goal_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         values = {name: form.get(name, "").strip() for name in ("status", "due_on")}
         body: dict[str, Any] = {"status": values["status"] or None}
@@ -326,8 +390,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/needs", response_class=HTMLResponse)
     async def record_needs(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
         if not case.ok:
@@ -341,8 +403,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         reply = await ui.call(request, user, "POST", path, json=_needs_body(values))
         if reply.status == 422:
             errors = field_errors(reply.body, ui.lang_of(request), NEEDS_FIELDS)
-            return await show_case(request, user, case_id, 422, case=case, member=member,
-                                   needs_form={"values": values, "errors": errors})  # fmt: skip
+            return await show_case(
+                request, user, case_id, 422, case=case, member=member, needs_form={"values": values, "errors": errors}
+            )
         target = _to_case(ui, case_id, reply, "needs-h")
         if member != case.body["person_id"]:  # back to the same member's needs
             location = target.headers["location"]
@@ -354,8 +417,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/cases/{case_id}/enrolments", response_class=HTMLResponse)
     async def enrol(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
         if not case.ok:
@@ -374,8 +435,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, reply)
         # A rule of the course (422), already enrolled (409) or no such course (404): said next to the form.
         words = ui.words(request)
-        refused = {"values": values, "error": learning.problem_message(reply, ui.lang_of(request), {
-            "person_id": words["person"], "integration_course_obligation": words["staff_obligation"]})}  # fmt: skip
+        refused = {
+            "values": values,
+            "error": learning.problem_message(
+                reply,
+                ui.lang_of(request),
+                {"person_id": words["person"], "integration_course_obligation": words["staff_obligation"]},
+            ),
+        }
         return await show_case(
             request, user, case_id, reply.status if reply.status == 409 else 422, case=case, enrol_form=refused
         )
@@ -383,8 +450,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/referrals/{referral_id}/{action}")
     async def referral_action(referral_id: str, action: str, request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         if action not in ("send", "revoke"):
             return ui.refused(request, user, "not_found", 404)
@@ -411,8 +476,9 @@ def _person_rights(user: Identity) -> dict[str, bool]:
 
 def _register_choices(lang: str) -> dict[str, Any]:
     """The register form's countries and languages by name in the page's language (the values stay codes)."""
-    countries = sorted(((c.alpha_2, names.country_name(c.alpha_2, lang)) for c in pycountry.countries),
-                       key=lambda c: c[1].casefold())  # fmt: skip
+    countries = sorted(
+        ((c.alpha_2, names.country_name(c.alpha_2, lang)) for c in pycountry.countries), key=lambda c: c[1].casefold()
+    )
     languages = [(code, names.language_name(code, lang)) for code in LANGUAGES]
     return {"countries": countries, "language_options": languages}
 

@@ -109,9 +109,9 @@ def block_label_words(label: str, words: dict[str, str]) -> str:
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
     async def documents(request: Request, user: Identity, periods: list[str]) -> dict[str, dict[str, Any] | None]:
-        replies = await asyncio.gather(*(
-            ui.call(request, user, "GET", "monitoring/indicators", params={"period": p}) for p in periods
-        ))  # fmt: skip
+        replies = await asyncio.gather(
+            *(ui.call(request, user, "GET", "monitoring/indicators", params={"period": p}) for p in periods)
+        )
         return {p: r.body if r.ok and isinstance(r.body, dict) else None for p, r in zip(periods, replies, strict=True)}
 
     async def partner_names(request: Request, user: Identity) -> dict[str, str]:
@@ -119,14 +119,16 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         listed = await ui.call(request, user, "GET", "partners", params={"page_size": 200})
         return {p["partner_id"]: p["name"] for p in listed.items()}
 
-    def chart_context(request: Request, period: str, found: dict[str, dict[str, Any] | None],
-                      names: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    def chart_context(
+        request: Request, period: str, found: dict[str, dict[str, Any] | None], names: dict[str, str]
+    ) -> dict[str, Any]:
         words = ui.words(request)
         lang = ui.lang_of(request)
         months = last_months(period)
         month_labels = [f"{m[5:7]}/{m[2:4]}" if lang == "de" else m for m in months]
-        registrations = [figure((indicator(found[m], "registrations_by_nationality") or {}).get("headline"))
-                         for m in months]  # fmt: skip
+        registrations = [
+            figure((indicator(found[m], "registrations_by_nationality") or {}).get("headline")) for m in months
+        ]
         index_cells = [(indicator(found[m], "dissimilarity_index") or {}).get("headline") for m in months]
         index = [figure(cell) for cell in index_cells]
         current = found[period]
@@ -134,35 +136,53 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         by_district = {row["label"]: whole(figure(row["cells"].get("count"))) for row in stock["rows"]}
         funnel = indicator(current, "referral_funnel") or {"rows": []}
         partners = [names.get(row["label"], row["label"]) for row in funnel["rows"]]
-        outcomes = {(names.get(row["label"], row["label"]), stage): whole(figure(row["cells"].get(stage)))
-                    for row in funnel["rows"] for stage in FUNNEL}  # fmt: skip
+        outcomes = {
+            (names.get(row["label"], row["label"]), stage): whole(figure(row["cells"].get(stage)))
+            for row in funnel["rows"]
+            for stage in FUNNEL
+        }
         stages = {stage: words[f"stat_c_{stage}"] for stage in FUNNEL}
         block_table = indicator(current, "newcomers_by_block")
         return {
-            "blocks": block_rows(current, words), "has_blocks": block_table is not None,
+            "blocks": block_rows(current, words),
+            "has_blocks": block_table is not None,
             "blocks_illustrative": "ILLUSTRATIVE" in (block_table or {}).get("note", ""),
-            "block_index": (indicator(current, "dissimilarity_index_by_block") or {}).get("rows", [{}])[0]
-            .get("cells", {}).get("D"),
+            "block_index": (indicator(current, "dissimilarity_index_by_block") or {})
+            .get("rows", [{}])[0]
+            .get("cells", {})
+            .get("D"),
             "district_index": (indicator(current, "dissimilarity_index") or {}).get("headline"),
             "block_row": lambda label: block_label_words(label, words),
             "months": list(zip(month_labels, registrations, index, [mark(c) for c in index_cells], strict=True)),
-            "districts": sorted(by_district.items()), "partners": partners, "outcomes": outcomes, "stages": stages,
-            "registrations_chart": charts.line_chart(month_labels, registrations,
-                                                     words["stat_registrations_over_time"], "chart-registrations"),
-            "dissimilarity_chart": charts.line_chart(month_labels, index, words["stat_dissimilarity_over_time"],
-                                                     "chart-dissimilarity", decimals=2, top=1.0,
-                                                     gaps=[mark(c) for c in index_cells]),
-            "district_map": charts.district_map(by_district, words["stat_district_map"], "chart-districts",
-                                                withheld=charts.WITHHELD),
-            "partner_chart": charts.grouped_bars(partners, FUNNEL, outcomes, words["stat_outcomes_per_partner"],
-                                                 "chart-partners", stages) if partners else "",
-        }  # fmt: skip
+            "districts": sorted(by_district.items()),
+            "partners": partners,
+            "outcomes": outcomes,
+            "stages": stages,
+            "registrations_chart": charts.line_chart(
+                month_labels, registrations, words["stat_registrations_over_time"], "chart-registrations"
+            ),
+            "dissimilarity_chart": charts.line_chart(
+                month_labels,
+                index,
+                words["stat_dissimilarity_over_time"],
+                "chart-dissimilarity",
+                decimals=2,
+                top=1.0,
+                gaps=[mark(c) for c in index_cells],
+            ),
+            "district_map": charts.district_map(
+                by_district, words["stat_district_map"], "chart-districts", withheld=charts.WITHHELD
+            ),
+            "partner_chart": charts.grouped_bars(
+                partners, FUNNEL, outcomes, words["stat_outcomes_per_partner"], "chart-partners", stages
+            )
+            if partners
+            else "",
+        }
 
     @router.get("/statistics", response_class=HTMLResponse)
     async def statistics(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         period = request.query_params.get("period") or datetime.now(UTC).strftime("%Y-%m")
         if not PERIOD.fullmatch(period):
             return ui.render(request, "statistics.html", 422, user=user, period=period, period_error=True)
@@ -171,14 +191,18 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, first)
         found = await documents(request, user, [m for m in last_months(period) if m != period])
         found[period] = first.body
-        return ui.render(request, "statistics.html", user=user, period=period, period_error=False,
-                         **chart_context(request, period, found, await partner_names(request, user)))  # fmt: skip
+        return ui.render(
+            request,
+            "statistics.html",
+            user=user,
+            period=period,
+            period_error=False,
+            **chart_context(request, period, found, await partner_names(request, user)),
+        )
 
     @router.get("/statistics/report")
     async def statistics_report(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         period = request.query_params.get("period", "")
         fmt = "csv" if request.query_params.get("format") == "csv" else "html"
         if not PERIOD.fullmatch(period):
@@ -196,9 +220,15 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         found[period] = first.body
         # The integration council's view: every proposal and where its follow-up stands.
         council = await ui.call(request, user, "GET", "monitoring/council/proposals")
-        return ui.render(request, "statistics_report.html", user=user, period=period, document=first.body,
-                         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                         council=council.body["items"] if council.ok else None,
-                         **chart_context(request, period, found, await partner_names(request, user)))  # fmt: skip
+        return ui.render(
+            request,
+            "statistics_report.html",
+            user=user,
+            period=period,
+            document=first.body,
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            council=council.body["items"] if council.ok else None,
+            **chart_context(request, period, found, await partner_names(request, user)),
+        )
 
     statistics_council.add_routes(router, ui)

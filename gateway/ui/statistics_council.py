@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse
 
 from chassis.identity import Identity
 from gateway.ui import charts
-from gateway.ui.kit import Kit, problem_text
+from gateway.ui.kit import Kit, problem_key
 
 #: Mirrors the monitoring's council rules: which steps a proposal in each status offers.
 STEPS = {
@@ -71,8 +71,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/council", response_class=HTMLResponse)
     async def council(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         shown = request.query_params.get("status", "all")
         shown = shown if shown in STATUSES else "all"
         period = request.query_params.get("period") or datetime.now(UTC).strftime("%Y-%m")
@@ -84,14 +82,21 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         derived = await ui.call(request, user, "GET", "monitoring/indicators", params={"period": period})
         from_report = derived.body.get("proposals", []) if derived.ok and isinstance(derived.body, dict) else []
         taken = {(p["rule"], p["period"], p["title"]) for p in listed.body["items"]}
-        return ui.render(request, "statistics_council.html", user=user, found=listed.body, shown=shown,
-                         statuses=STATUSES, period=period, from_report=from_report, taken=taken)  # fmt: skip
+        return ui.render(
+            request,
+            "statistics_council.html",
+            user=user,
+            found=listed.body,
+            shown=shown,
+            statuses=STATUSES,
+            period=period,
+            from_report=from_report,
+            taken=taken,
+        )
 
     @router.post("/statistics/council", response_class=HTMLResponse)
     async def create_proposal(request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         body: dict[str, Any] = {"title": form.get("title", ""), "text": form.get("text", "")}
         for key in ("rule", "period", "due_on"):
@@ -102,21 +107,20 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.back(f"/ui/statistics/council/{reply.body['proposal_id']}", notice="done")
         if reply.status in (401, 403):
             return ui.trouble(request, user, reply)
-        return ui.back("/ui/statistics/council", error=problem_text(reply))
+        return ui.back("/ui/statistics/council", error=problem_key(reply.body))
 
     async def proposal_page(request: Request, user: Identity, proposal_id: str) -> Response:
         reply = await ui.call(request, user, "GET", f"monitoring/council/proposals/{proposal_id}")
         if not reply.ok:
             return ui.trouble(request, user, reply)
         proposal = reply.body
-        return ui.render(request, "statistics_proposal.html", user=user, p=proposal,
-                         steps=STEPS.get(proposal["status"], ()))  # fmt: skip
+        return ui.render(
+            request, "statistics_proposal.html", user=user, p=proposal, steps=STEPS.get(proposal["status"], ())
+        )
 
     @router.get("/statistics/council/{proposal_id}", response_class=HTMLResponse)
     async def proposal(request: Request, proposal_id: str) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         if not PROPOSAL_ID.fullmatch(proposal_id):
             return ui.refused(request, user, "not_found", 404)
         return await proposal_page(request, user, proposal_id)
@@ -124,8 +128,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/statistics/council/{proposal_id}", response_class=HTMLResponse)
     async def act(request: Request, proposal_id: str) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         if not PROPOSAL_ID.fullmatch(proposal_id):
             return ui.refused(request, user, "not_found", 404)
@@ -143,8 +145,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/planning", response_class=HTMLResponse)
     async def planning(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         forecast = await ui.call(request, user, "GET", "monitoring/planning/forecast")
         if not forecast.ok:
             return ui.trouble(request, user, forecast)
@@ -158,22 +158,36 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         for kind in KINDS:
             s = city_series(document["rows"], years, kind)
             charts_by_kind[kind] = (
-                charts.demand_chart(years, s["expected"], s["low"], s["high"], s["places"],
-                                    words[f"pl_chart_{kind}"], f"chart-{kind}", chart_words),
+                charts.demand_chart(
+                    years,
+                    s["expected"],
+                    s["low"],
+                    s["high"],
+                    s["places"],
+                    words[f"pl_chart_{kind}"],
+                    f"chart-{kind}",
+                    chart_words,
+                ),
                 list(zip(years, s["expected"], s["low"], s["high"], s["places"], strict=True)),
-            )  # fmt: skip
+            )
         districts = sorted((reference.body or {}).get("districts", {})) if reference.ok else []
-        return ui.render(request, "statistics_planning.html", user=user, document=document, years=years,
-                         charts_by_kind=charts_by_kind, tables={k: by_district(document["rows"], k) for k in KINDS},
-                         capacities=(entered.body or {}).get("capacities", []) if entered.ok else [],
-                         districts=districts, kinds=KINDS,
-                         first_years=[int(y[:4]) for y in years])  # fmt: skip
+        return ui.render(
+            request,
+            "statistics_planning.html",
+            user=user,
+            document=document,
+            years=years,
+            charts_by_kind=charts_by_kind,
+            tables={k: by_district(document["rows"], k) for k in KINDS},
+            capacities=(entered.body or {}).get("capacities", []) if entered.ok else [],
+            districts=districts,
+            kinds=KINDS,
+            first_years=[int(y[:4]) for y in years],
+        )
 
     @router.get("/statistics/planning.csv")
     async def planning_csv(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         table = await ui.call(request, user, "GET", "monitoring/planning/forecast", params={"format": "csv"})
         if not table.ok:
             return ui.trouble(request, user, table)
@@ -193,12 +207,14 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/statistics/planning/places", response_class=HTMLResponse)
     async def enter_places(request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         try:
-            entry = {"year": int(form.get("year", "")), "district": form.get("district", "").strip(),
-                     "kind": form.get("kind", ""), "places": int(form.get("places", ""))}  # fmt: skip
+            entry = {
+                "year": int(form.get("year", "")),
+                "district": form.get("district", "").strip(),
+                "kind": form.get("kind", ""),
+                "places": int(form.get("places", "")),
+            }
         except ValueError:  # the browser checks the number first; this is for a hand-made request
             return ui.back("/ui/statistics/planning", error=ui.words(request)["pl_places"])
         key = (entry["year"], entry["district"], entry["kind"])
@@ -211,8 +227,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/statistics/planning/places/remove", response_class=HTMLResponse)
     async def remove_places(request: Request) -> Response:
         posted = await ui.posted(request)
-        if isinstance(posted, Response):
-            return posted
         user, form = posted
         key = (form.get("year", ""), form.get("district", ""), form.get("kind", ""))
 
@@ -226,8 +240,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/conference", response_class=HTMLResponse)
     async def conference(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         year = request.query_params.get("year") or str(datetime.now(UTC).year)
         if not YEAR.fullmatch(year):
             return ui.refused(request, user, "bad_period", 422)
@@ -239,8 +251,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/conference/document")
     async def conference_document(request: Request) -> Response:
         user = await ui.signed_in(request)
-        if isinstance(user, Response):
-            return user
         year = request.query_params.get("year", "")
         if not YEAR.fullmatch(year):
             return ui.refused(request, user, "bad_period", 422)
@@ -249,5 +259,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return ui.trouble(request, user, reply)
         # The monitoring's own document, inline styles only: served with a CSP that allows them and nothing else.
         policy = "default-src 'none'; style-src 'unsafe-inline'"
-        return Response(reply.content, media_type="text/html; charset=utf-8",
-                        headers={"Content-Security-Policy": policy})  # fmt: skip
+        return Response(
+            reply.content, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": policy}
+        )

@@ -3,7 +3,8 @@
 The words live in gettext message catalogues, ``locale/<lang>/LC_MESSAGES/staff.po`` (template ``locale/staff.pot``),
 read as the newcomers' pages' are (``catalogues``: no compile step). The message ids are the keys the pages and
 templates look up (``t.sign_in``); a code's label carries the context ``code``, a validation message (a Pydantic
-error type) the context ``field_error``. Every key is in every language (tests/unit/test_staff_catalogues.py).
+error type) the context ``field_error``, a refusal's sentence (by its Problem type) the context ``problem``. Every key
+is in every language (tests/unit/test_staff_catalogues.py).
 """
 
 from __future__ import annotations
@@ -25,3 +26,5 @@ WORDS = _table(None)
 CODES = _table("code")
 #: Validation messages (Pydantic error types) in the UI's languages.
 FIELD_ERRORS = _table("field_error")
+#: What a refusal means, by its Problem type ("other" for a type without a sentence of its own).
+PROBLEMS = _table("problem")

@@ -313,7 +313,12 @@ def refusals(status_now: str | None = None) -> Iterator[None]:
     except domain.ElsewhereRefused as exc:  # the request named a partner that cannot take it
         raise Problem(422, str(exc), kind="validation", **now) from exc
     except domain.ReferralError as exc:
-        raise Problem(409, str(exc), kind="referral-rule", **now) from exc
+        raise Problem(
+            409,
+            str(exc),
+            kind="consent-missing" if str(exc).endswith(workflow.CONSENT_MISSING) else "referral-rule",
+            **now,
+        ) from exc
     except domain.CaseError as exc:
         raise Problem(409, str(exc), kind="case-rule", **now) from exc
     except domain.GoalError as exc:

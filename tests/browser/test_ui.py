@@ -149,7 +149,11 @@ async def test_register_refer_and_accept_in_the_browser(stack: Stack) -> None:
             await accessible(lotse, "case")
             await job.get_by_role("button", name="Senden").click()
             await lotse.wait_for_load_state()
-            assert "Einwilligung fehlt" in await lotse.get_by_role("alert").inner_text()
+            # The catalogue's sentence for the Problem type consent-missing, not the service's English detail.
+            refusal = await lotse.get_by_role("alert").inner_text()
+            assert "Die Vermittlung kann nicht gesendet werden: Einwilligung fehlt." in refusal
+            assert "cannot be sent" not in refusal
+            await shot(lotse, "07b-send-refused")
             await lotse.get_by_label("Partner", exact=True).select_option("jobcenter-landsberg")
             await lotse.get_by_label("Zweck").select_option("job_placement")
             await lotse.get_by_role("button", name="Erfassen").click()

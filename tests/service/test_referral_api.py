@@ -375,7 +375,7 @@ async def test_caseworkers_send_revoke_reassign_note_and_plan_and_erasure_closes
     }
     assert_problem(await referral.post("/api/v1/referrals/bulk-send", json={"referral_ids": []}), 422)
     refused = assert_problem(await referral.post(f"/api/v1/referrals/{job}/send"), 409)
-    assert "consent missing" in refused["detail"]
+    assert "consent missing" in refused["detail"] and refused["type"].endswith("/consent-missing")
     assert (await staff_view(referral, job))["status"] == "proposed"
 
     # Revoke a proposed referral, once.
