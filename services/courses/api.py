@@ -29,8 +29,9 @@ from sqlalchemy import func, select
 
 from chassis import audit as access
 from chassis.clock import as_utc
+from chassis.db import page_of_rows
 from chassis.deps import CallerDep as ChassisCallerDep
-from chassis.deps import ClockDep, RuntimeDep, UnitOfWorkDep
+from chassis.deps import ClockDep, RuntimeDep, UnitOfWorkDep, log_callers_read
 from chassis.deps import caller_of as chassis_caller
 from chassis.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
 from chassis.identity import HEADER
@@ -102,11 +103,7 @@ CallerDep = Annotated[domain.Caller, Depends(get_caller)]
 
 async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
     """Log the read of these learners' data (``chassis.audit``) as the caller's, and commit it."""
-    caller = chassis_caller(request)
-    await access.audit_read(
-        w.session, caller.actor_or_unauthenticated, action, person_ids, access.purpose_of(caller.roles_header)
-    )
-    await w.uow.commit()
+    await log_callers_read(w.uow, request, action, person_ids)
 
 
 def forbidden(detail: str) -> Problem:
@@ -271,16 +268,7 @@ async def list_courses(
     ):
         if value is not None:
             filters.append(column == (value.value if hasattr(value, "value") else value))
-    total = await w.session.scalar(select(func.count()).select_from(Course).where(*filters)) or 0
-    rows = (
-        await w.session.scalars(
-            select(Course)
-            .where(*filters)
-            .order_by(Course.created_at, Course.id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    ).all()
+    rows, total = await page_of_rows(w.session, Course, filters, (Course.created_at, Course.id), page, page_size)
     return Page(items=[await course_read(w, c) for c in rows], total=total, page=page, page_size=page_size)
 
 
