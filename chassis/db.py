@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import ColumnElement, MetaData, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.util import await_
 
 #: Stable constraint names, so that migrations are the same on SQLite and PostgreSQL.
@@ -159,3 +161,23 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+M = TypeVar("M")
+
+
+async def page_of_rows(
+    session: AsyncSession,
+    model: type[M],
+    filters: Sequence[ColumnElement[bool]],
+    order_by: Sequence[ColumnElement[Any] | InstrumentedAttribute[Any]],
+    page: int,
+    page_size: int,
+) -> tuple[list[M], int]:
+    """One page (counted from 1) of ``model``'s rows that pass every filter, in ``order_by`` order, and how
+    many rows pass them in all: what every paged list of the services reads."""
+    total = await session.scalar(select(func.count()).select_from(model).where(*filters)) or 0
+    rows = await session.scalars(
+        select(model).where(*filters).order_by(*order_by).offset((page - 1) * page_size).limit(page_size)
+    )
+    return list(rows.all()), total

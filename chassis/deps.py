@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from chassis import audit
 from chassis.clock import Clock
 from chassis.errors import Problem
 from chassis.identity import SCOPE_KEY, Identity
@@ -105,6 +106,15 @@ def caller_of(request: Request) -> Caller:
         partner_id=headers.get("x-partner-id") or None,
         team=headers.get("x-team") or None,
     )
+
+
+async def log_callers_read(uow: UnitOfWork, request: Request, action: str, person_ids: Iterable[str]) -> None:
+    """Log the read of these persons' data (:mod:`chassis.audit`) as the caller's, for the purpose the caller's
+    roles name, and commit it."""
+    caller = caller_of(request)
+    purpose = audit.purpose_of(caller.roles_header)
+    await audit.audit_read(uow.session, caller.actor_or_unauthenticated, action, person_ids, purpose)
+    await uow.commit()
 
 
 async def get_caller(request: Request) -> Caller:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +63,11 @@ class ServiceRuntime:
         if not isinstance(self.own, kind):
             raise RuntimeError(f"the runtime holds {type(self.own).__name__}, not {kind.__name__}")
         return self.own
+
+    def start_task(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a service's own background ``work`` (a clock, a deliverer) until shutdown cancels it. It goes first
+        in ``tasks``: the consumer's task stays last, the one shutdown waits for."""
+        self.tasks.insert(0, asyncio.create_task(work, name=name))
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from enum import Enum
 from html import escape
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -29,8 +29,9 @@ from sqlalchemy import func, select
 
 from chassis import audit as access
 from chassis.clock import as_utc
+from chassis.db import page_of_rows
 from chassis.deps import CallerDep as ChassisCallerDep
-from chassis.deps import ClockDep, RuntimeDep, UnitOfWorkDep
+from chassis.deps import ClockDep, RuntimeDep, UnitOfWorkDep, log_callers_read
 from chassis.deps import caller_of as chassis_caller
 from chassis.errors import PROBLEM_BASE, PROBLEM_JSON, Problem
 from chassis.identity import HEADER
@@ -102,11 +103,7 @@ CallerDep = Annotated[domain.Caller, Depends(get_caller)]
 
 async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
     """Log the read of these learners' data (``chassis.audit``) as the caller's, and commit it."""
-    caller = chassis_caller(request)
-    await access.audit_read(
-        w.session, caller.actor_or_unauthenticated, action, person_ids, access.purpose_of(caller.roles_header)
-    )
-    await w.uow.commit()
+    await log_callers_read(w.uow, request, action, person_ids)
 
 
 def forbidden(detail: str) -> Problem:
@@ -171,6 +168,15 @@ def refusals() -> Iterator[None]:
         raise rule_broken(exc) from exc
     except workflow.NoSuchSession as exc:
         raise Problem(404, str(exc), kind="not-found") from exc
+
+
+@contextlib.asynccontextmanager
+async def course_change(w: workflow.Workflow, caller: domain.Caller, course_id: str) -> AsyncIterator[None]:
+    """A change by the course's own staff: checked first, its refusals as Problem Details, committed once done."""
+    await managed_course(w, caller, course_id)
+    with refusals():
+        yield
+    await w.uow.commit()
 
 
 async def course_read(w: workflow.Workflow, course: Course) -> CourseRead:
@@ -271,16 +277,7 @@ async def list_courses(
     ):
         if value is not None:
             filters.append(column == (value.value if hasattr(value, "value") else value))
-    total = await w.session.scalar(select(func.count()).select_from(Course).where(*filters)) or 0
-    rows = (
-        await w.session.scalars(
-            select(Course)
-            .where(*filters)
-            .order_by(Course.created_at, Course.id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    ).all()
+    rows, total = await page_of_rows(w.session, Course, filters, (Course.created_at, Course.id), page, page_size)
     return Page(items=[await course_read(w, c) for c in rows], total=total, page=page, page_size=page_size)
 
 
@@ -319,30 +316,24 @@ async def read_course(course_id: str, w: WorkflowDep) -> CourseRead:
 
 @router.patch("/courses/{course_id}", response_model=CourseRead, responses=RULE_REFUSALS)
 async def update_course(course_id: str, body: CourseUpdate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
-    await managed_course(w, caller, course_id)
-    with refusals():
+    async with course_change(w, caller, course_id):
         course = await workflow.change_course(w, course_id, body.model_dump(exclude_unset=True))
-    await w.uow.commit()
     return await course_read(w, course)
 
 
 @router.post("/courses/{course_id}/cancel", response_model=CourseRead, responses=RULE_REFUSALS)
 async def cancel_course(course_id: str, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """Cancel a course; the enrolled and waiting hear of it by event."""
-    await managed_course(w, caller, course_id)
-    with refusals():
+    async with course_change(w, caller, course_id):
         course = await workflow.cancel_course(w, course_id)
-    await w.uow.commit()
     return await course_read(w, course)
 
 
 @router.post("/courses/{course_id}/sessions", status_code=201, response_model=CourseRead, responses=RULE_REFUSALS)
 async def add_session(course_id: str, body: SessionCreate, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """One more session of a scheduled course; it must not overlap the others."""
-    await managed_course(w, caller, course_id)
-    with refusals():
+    async with course_change(w, caller, course_id):
         course = await workflow.add_session(w, course_id, session_plan(body))
-    await w.uow.commit()
     return await course_read(w, course)
 
 
@@ -350,10 +341,8 @@ async def add_session(course_id: str, body: SessionCreate, w: WorkflowDep, calle
 async def remove_session(course_id: str, session_id: str, w: WorkflowDep, caller: CallerDep) -> CourseRead:
     """Take a session off a scheduled course: not its last one, and not one with attendance recorded (that
     attendance is part of the participants' record)."""
-    await managed_course(w, caller, course_id)
-    with refusals():
+    async with course_change(w, caller, course_id):
         course = await workflow.remove_session(w, course_id, session_id)
-    await w.uow.commit()
     return await course_read(w, course)
 
 
@@ -484,11 +473,9 @@ async def cancel(
     course_id: str, enrolment_id: str, body: Cancellation, w: WorkflowDep, caller: CallerDep
 ) -> EnrolmentRead:
     """Cancellation by the person or staff; a freed seat is offered to the first in line."""
-    await managed_course(w, caller, course_id)
-    enrolment = await load_enrolment(w, course_id, enrolment_id)
-    with refusals():
+    async with course_change(w, caller, course_id):
+        enrolment = await load_enrolment(w, course_id, enrolment_id)
         await workflow.cancel_enrolment(w, enrolment, body.reason)
-    await w.uow.commit()
     return await enrolment_read(w, enrolment)
 
 
@@ -496,11 +483,9 @@ async def cancel(
     "/courses/{course_id}/enrolments/{enrolment_id}/accept-offer", response_model=EnrolmentRead, responses=RULE_REFUSALS
 )
 async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep, caller: CallerDep) -> EnrolmentRead:
-    await managed_course(w, caller, course_id)
-    enrolment = await load_enrolment(w, course_id, enrolment_id)
-    with refusals():
+    async with course_change(w, caller, course_id):
+        enrolment = await load_enrolment(w, course_id, enrolment_id)
         await workflow.accept_offer(w, enrolment)
-    await w.uow.commit()
     return await enrolment_read(w, enrolment)
 
 
@@ -508,11 +493,9 @@ async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep, caller
 async def record_attendance(
     course_id: str, enrolment_id: str, body: AttendanceCreate, w: WorkflowDep, caller: CallerDep
 ) -> dict[str, Any]:
-    await managed_course(w, caller, course_id)
-    enrolment = await load_enrolment(w, course_id, enrolment_id)
-    with refusals():
+    async with course_change(w, caller, course_id):
+        enrolment = await load_enrolment(w, course_id, enrolment_id)
         await workflow.record_attendance(w, enrolment, body.session_id, body.present)
-    await w.uow.commit()
     return {"enrolment_id": enrolment.id, "session_id": body.session_id, "present": body.present}
 
 
@@ -523,11 +506,9 @@ async def complete(
     course_id: str, enrolment_id: str, body: CompletionCreate, w: WorkflowDep, caller: CallerDep
 ) -> EnrolmentRead:
     """Completion with result and certificate (e.g. "DTZ B1", "Leben in Deutschland"); fills the pass."""
-    await managed_course(w, caller, course_id)
-    enrolment = await load_enrolment(w, course_id, enrolment_id)
-    with refusals():
+    async with course_change(w, caller, course_id):
+        enrolment = await load_enrolment(w, course_id, enrolment_id)
         await workflow.complete(w, enrolment, body.result, body.certificate, body.completed_on)
-    await w.uow.commit()
     return await enrolment_read(w, enrolment)
 
 

@@ -196,8 +196,7 @@ def create_app(
         if settings.demo_data:
             await seed_demo(runtime, clock())
         checks = run_every(settings.offer_check_interval_seconds, lambda: check_offers(runtime), "seat offer check")
-        task = asyncio.create_task(checks, name="courses-offers")
-        runtime.tasks.insert(0, task)
+        runtime.start_task(checks, "courses-offers")
 
     spec = ServiceSpec(
         name="courses",

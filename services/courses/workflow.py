@@ -205,6 +205,17 @@ class SessionPlan:
     place: str
 
 
+def session_row(course_id: str, plan: SessionPlan) -> CourseSession:
+    # Stored as UTC: SQLite keeps no offset, and a naive time read back is taken as UTC.
+    return CourseSession(
+        id=str(uuid.uuid4()),
+        course_id=course_id,
+        starts_at=aware(plan.starts_at),
+        ends_at=aware(plan.ends_at),
+        place=plan.place,
+    )
+
+
 async def schedule_course(
     w: Workflow, provider_id: str, fields: dict[str, Any], sessions: Sequence[SessionPlan]
 ) -> Course:
@@ -221,17 +232,7 @@ async def schedule_course(
         **fields,
     )
     w.session.add(course)
-    rows = [
-        # Stored as UTC: SQLite keeps no offset, and a naive time read back is taken as UTC.
-        CourseSession(
-            id=str(uuid.uuid4()),
-            course_id=course.id,
-            starts_at=aware(s.starts_at),
-            ends_at=aware(s.ends_at),
-            place=s.place,
-        )
-        for s in sorted(sessions, key=lambda s: s.starts_at)
-    ]
+    rows = [session_row(course.id, s) for s in sorted(sessions, key=lambda s: s.starts_at)]
     w.session.add_all(rows)
     await w.session.flush()
     await w.publish(events.CourseScheduled(**course_facts(course, rows)))
@@ -262,15 +263,7 @@ async def add_session(w: Workflow, course_id: str, plan: SessionPlan) -> Course:
             ]
             + [domain.Session(plan.starts_at, plan.ends_at)]
         )
-        w.session.add(
-            CourseSession(
-                id=str(uuid.uuid4()),
-                course_id=course.id,
-                starts_at=aware(plan.starts_at),
-                ends_at=aware(plan.ends_at),
-                place=plan.place,
-            )
-        )
+        w.session.add(session_row(course.id, plan))
         await _new_version(w, course)
         return course
 

@@ -5,7 +5,6 @@ Run: ``uvicorn --factory services.partners.app:create_app``.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -91,8 +90,7 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
         )
         if runtime.metrics is not None:
             runtime.metrics.extra.append(deliverer.report_metrics)
-        task = asyncio.create_task(deliverer.run(), name="partners-webhook-delivery")
-        runtime.tasks.insert(0, task)  # the consumer stays last: shutdown waits for it
+        runtime.start_task(deliverer.run(), "partners-webhook-delivery")
 
     spec = ServiceSpec(
         name="partners",

@@ -21,6 +21,10 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+# The meeting offers' kinds and audiences are the platform's vocabulary (the public pages offer them).
+from contracts.vocabulary import MeetingAudience as MeetingAudience
+from contracts.vocabulary import MeetingKind as MeetingKind
+
 # --- refusals ---------------------------------------------------------------------------------
 
 
@@ -442,28 +446,6 @@ def check_resolved_addresses(host: str, addresses: Iterable[str], *, allow_priva
 
 
 # --- meeting offers (Begegnung) -------------------------------------------------------------
-
-
-class MeetingKind(StrEnum):
-    """The kinds of meeting place and recurring offer the city names ("Begegnungsmöglichkeiten schaffen")."""
-
-    LANGUAGE_CAFE = "language_cafe"
-    OPEN_SCHOOL = "open_school"
-    SPORTS_CLUB = "sports_club"
-    WOMENS_GROUP = "womens_group"
-    VOLUNTEER_TANDEM = "volunteer_tandem"
-    MEETING_PLACE = "meeting_place"
-
-
-class MeetingAudience(StrEnum):
-    """Who an offer is for; "women" marks the women-only offers the seed asks for (Zielgruppe Frauen)."""
-
-    EVERYONE = "everyone"
-    WOMEN = "women"
-    FAMILIES = "families"
-    YOUTH = "youth"
-    CHILDREN = "children"
-    SENIORS = "seniors"
 
 
 def speaks(languages: Iterable[str], language: str) -> bool:

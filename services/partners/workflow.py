@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from chassis import audit as access
 from chassis.clock import as_utc as aware
 from chassis.cloudevents import ReceivedEvent
+from chassis.db import page_of_rows
 from chassis.errors import Problem
 from chassis.schemas import Page
 from chassis.uow import UnitOfWork
@@ -480,12 +481,22 @@ async def publish_meeting_offer(
     return meeting_offer_read(offer, partner.name)
 
 
+#: The rows a partner owns and reaches by id under its own path.
+Owned = TypeVar("Owned", ApiKey, WebhookSubscription, WebhookDelivery, MeetingOffer)
+
+
+async def own_row(uow: UnitOfWork, model: type[Owned], row_id: str, partner_id: str, missing: str) -> Owned:
+    """The partner's own row, else 404 ``missing``: another partner's row is "not found" under this partner (no
+    probing), and so is a deleted one (rows with an ``active`` flag are deleted by clearing it)."""
+    row = await uow.session.get(model, row_id)
+    if row is None or row.partner_id != partner_id or not getattr(row, "active", True):
+        raise Problem(404, missing, kind="not-found")
+    return row
+
+
 async def load_meeting_offer(uow: UnitOfWork, partner_id: str, offer_id: str) -> MeetingOffer:
-    """The partner's own offer: another partner's offer is "not found" under this partner (no probing)."""
-    offer = await uow.session.get(MeetingOffer, offer_id)
-    if offer is None or offer.partner_id != partner_id or not offer.active:
-        raise Problem(404, f"No meeting offer {offer_id} of partner {partner_id}.", kind="not-found")
-    return offer
+    missing = f"No meeting offer {offer_id} of partner {partner_id}."
+    return await own_row(uow, MeetingOffer, offer_id, partner_id, missing)
 
 
 async def update_meeting_offer(
@@ -647,9 +658,7 @@ async def list_api_keys(uow: UnitOfWork, partner_id: str) -> list[ApiKeyRead]:
 
 
 async def revoke_api_key(uow: UnitOfWork, now: datetime, partner_id: str, key_id: str) -> None:
-    row = await uow.session.get(ApiKey, key_id)
-    if row is None or row.partner_id != partner_id:
-        raise Problem(404, f"No API key {key_id}.", kind="not-found")
+    row = await own_row(uow, ApiKey, key_id, partner_id, f"No API key {key_id}.")
     if row.revoked_at is None:  # revoking twice keeps the first time
         row.revoked_at = now
         await uow.commit()
@@ -689,10 +698,7 @@ def webhook_read(s: WebhookSubscription) -> dict[str, Any]:
 
 
 async def load_webhook(uow: UnitOfWork, partner_id: str, webhook_id: str) -> WebhookSubscription:
-    row = await uow.session.get(WebhookSubscription, webhook_id)
-    if row is None or row.partner_id != partner_id or not row.active:
-        raise Problem(404, f"No webhook {webhook_id}.", kind="not-found")
-    return row
+    return await own_row(uow, WebhookSubscription, webhook_id, partner_id, f"No webhook {webhook_id}.")
 
 
 async def create_webhook(
@@ -747,16 +753,8 @@ async def list_deliveries(
         filters.append(WebhookDelivery.subscription_id == wanted.webhook_id)
     if wanted.event_id:
         filters.append(WebhookDelivery.event_id == wanted.event_id)
-    total = await uow.session.scalar(select(func.count()).select_from(WebhookDelivery).where(*filters)) or 0
-    rows = (
-        await uow.session.scalars(
-            select(WebhookDelivery)
-            .where(*filters)
-            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    ).all()
+    order = (WebhookDelivery.created_at.desc(), WebhookDelivery.id)
+    rows, total = await page_of_rows(uow.session, WebhookDelivery, filters, order, page, page_size)
     return Page(
         items=[DeliveryRead(**delivery.delivery_fields(d)) for d in rows], total=total, page=page, page_size=page_size
     )
@@ -765,9 +763,7 @@ async def list_deliveries(
 async def replay_delivery(
     uow: UnitOfWork, now: datetime, partner_id: str, delivery_id: str, wake: Callable[[], None]
 ) -> DeliveryRead:
-    row = await uow.session.get(WebhookDelivery, delivery_id)
-    if row is None or row.partner_id != partner_id:
-        raise Problem(404, f"No delivery {delivery_id}.", kind="not-found")
+    row = await own_row(uow, WebhookDelivery, delivery_id, partner_id, f"No delivery {delivery_id}.")
     if row.status == domain.DeliveryStatus.PENDING.value:
         raise Problem(409, "This delivery is still being attempted.", kind="delivery-pending")
     if row.erased_at is not None:

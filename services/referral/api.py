@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, func, select
 
 from chassis import audit as access
 from chassis.clock import as_utc as aware
+from chassis.db import page_of_rows
 from chassis.deps import (
     ActorDep,
     CallerDep,
@@ -35,6 +36,7 @@ from chassis.deps import (
     RuntimeDep,
     UnitOfWorkDep,
     caller_of,
+    log_callers_read,
     require_role,
 )
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
@@ -128,11 +130,7 @@ STAFF_READERS = require_role("caseworker", "admin")
 
 async def log_read(w: workflow.Workflow, request: Request, action: str, person_ids: Any) -> None:
     """Log the read of these persons' data (``chassis.audit``) as the caller's, and commit it."""
-    caller = caller_of(request)
-    await access.audit_read(
-        w.session, caller.actor_or_unauthenticated, action, person_ids, access.purpose_of(caller.roles_header)
-    )
-    await w.uow.commit()
+    await log_callers_read(w.uow, request, action, person_ids)
 
 
 # --- read models ---------------------------------------------------------------------------
@@ -379,17 +377,8 @@ async def list_cases(
         filters.append(Case.team == team)
     if person_id:  # the cases the persons belong to: their households'
         filters.append(Case.id.in_(select(CaseMember.case_id).where(CaseMember.person_id.in_(person_id))))
-    total = await w.session.scalar(select(func.count()).select_from(Case).where(*filters)) or 0
-    rows = (
-        await w.session.scalars(
-            select(Case)
-            .where(*filters)
-            .order_by(Case.opened_at.desc(), Case.id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    ).all()
-    items = await cases_read(w, list(rows))
+    rows, total = await page_of_rows(w.session, Case, filters, (Case.opened_at.desc(), Case.id), page, page_size)
+    items = await cases_read(w, rows)
     await log_read(w, request, "list_cases", (c.person_id for c in rows))
     return Page(items=items, total=total, page=page, page_size=page_size)
 
@@ -697,16 +686,8 @@ async def page_of(
     w: workflow.Workflow, filters: list[Any], page: int, page_size: int, read: Callable[[Referral], T]
 ) -> Page[T]:
     """One page of referrals, newest first, each as ``read`` shows it (staff and partners see different things)."""
-    total = await w.session.scalar(select(func.count()).select_from(Referral).where(*filters)) or 0
-    rows = (
-        await w.session.scalars(
-            select(Referral)
-            .where(*filters)
-            .order_by(Referral.created_at.desc(), Referral.id)
-            .offset((page - 1) * page_size)
-            .limit(page_size)
-        )
-    ).all()
+    order = (Referral.created_at.desc(), Referral.id)
+    rows, total = await page_of_rows(w.session, Referral, filters, order, page, page_size)
     return Page(items=[read(r) for r in rows], total=total, page=page, page_size=page_size)
 
 

@@ -5,7 +5,6 @@ Run: ``uvicorn --factory services.referral.app:create_app``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -50,8 +49,7 @@ def create_app(settings: ReferralSettings | None = None, clock: Clock = system_c
         if settings.demo_data:
             await seed_reference_data(runtime)
         checks = run_every(settings.clock_interval_seconds, lambda: check_clocks(runtime), "response clock check")
-        task = asyncio.create_task(checks, name="referral-clock")
-        runtime.tasks.insert(0, task)  # the consumer stays last: shutdown waits for it
+        runtime.start_task(checks, "referral-clock")
 
     spec = ServiceSpec(
         name="referral",

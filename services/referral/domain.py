@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.vocabulary import STAFF_CLOSE_REASONS as STAFF_CLOSE_REASONS
 from contracts.vocabulary import (
     AgeBand,
     ConsentPurpose,
@@ -28,6 +29,14 @@ from contracts.vocabulary import (
     ResidenceStatusGroup,
     ServiceType,
 )
+
+# The reasons and statuses staff and partners choose from (and STAFF_CLOSE_REASONS above) are the platform's
+# vocabulary, which the UI offers; re-exported under their names here, where the rules use them.
+from contracts.vocabulary import CaseCloseReason as CaseCloseReason
+from contracts.vocabulary import DeclineReason as DeclineReason
+from contracts.vocabulary import ElsewhereReason as ElsewhereReason
+from contracts.vocabulary import GoalStatus as GoalStatus
+from contracts.vocabulary import UnsuccessfulReason as UnsuccessfulReason
 
 
 class ReferralError(ValueError):
@@ -96,36 +105,9 @@ TRANSITIONS: dict[tuple[ReferralStatus, ReferralAction], ReferralStatus] = {
 }
 
 
-class DeclineReason(StrEnum):
-    NO_CAPACITY = "no_capacity"
-    NOT_ELIGIBLE = "not_eligible"
-    NOT_OUR_SERVICE = "not_our_service"
-    ALREADY_SUPPORTED = "already_supported"
-    OTHER = "other"
-
-
 class Outcome(StrEnum):
     SUCCESSFUL = "successful"
     UNSUCCESSFUL = "unsuccessful"
-
-
-class UnsuccessfulReason(StrEnum):
-    CLIENT_REFUSED = "client_refused"
-    NO_CAPACITY = "no_capacity"
-    NO_LONGER_NEEDED = "no_longer_needed"
-    COULD_NOT_CONTACT_CLIENT = "could_not_contact_client"
-    COULD_NOT_CONTACT_PARTNER = "could_not_contact_partner"
-    OTHER = "other"
-
-
-class ElsewhereReason(StrEnum):
-    """Why a caseworker sends the person to another partner instead."""
-
-    BETTER_FIT = "better_fit"
-    NO_CAPACITY = "no_capacity"
-    LANGUAGE = "language"
-    DISTANCE = "distance"
-    OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -690,23 +672,6 @@ class CaseStatus(StrEnum):
     CLOSED = "closed"
 
 
-class CaseCloseReason(StrEnum):
-    MOVED_AWAY = "moved_away"
-    ERASED = "erased"
-    GOALS_REACHED = "goals_reached"
-    NO_CONTACT = "no_contact"
-    OTHER = "other"
-
-
-#: What a caseworker closes a case for; an erasure is registration's to tell.
-STAFF_CLOSE_REASONS = (
-    CaseCloseReason.GOALS_REACHED,
-    CaseCloseReason.MOVED_AWAY,
-    CaseCloseReason.NO_CONTACT,
-    CaseCloseReason.OTHER,
-)
-
-
 class CaseError(ValueError):
     """A rule of cases was broken; the message says which."""
 
@@ -754,13 +719,6 @@ def reopen_case(
     if not person_registered:
         raise CaseError("the person is no longer registered here; the case stays closed")
     return CaseState(CaseStatus.OPEN, None), [CaseWasReopened(at, by)]
-
-
-class GoalStatus(StrEnum):
-    OPEN = "open"
-    IN_PROGRESS = "in_progress"
-    ACHIEVED = "achieved"
-    DROPPED = "dropped"
 
 
 class GoalError(ValueError):

@@ -21,9 +21,11 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, false, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from chassis import audit as access
 from chassis.clock import as_utc
+from chassis.db import page_of_rows
 from chassis.deps import UNAUTHENTICATED
 from chassis.errors import Problem
 from chassis.uow import UnitOfWork
@@ -389,19 +391,11 @@ async def list_persons(w: Workflow, scope: PersonScope, query: PersonQuery) -> t
         filters.extend(full_name.contains(word, autoescape=True) for word in query.name.lower().split())
     if query.birth_date:
         filters.append(Person.birth_date == query.birth_date)
-    total = await w.session.scalar(select(func.count()).select_from(Person).where(*filters)) or 0
-    rows = (
-        await w.session.scalars(
-            select(Person)
-            .where(*filters)
-            .order_by(Person.registration_date.desc(), Person.id)
-            .offset((query.page - 1) * query.page_size)
-            .limit(query.page_size)
-        )
-    ).all()
+    order = (Person.registration_date.desc(), Person.id)
+    rows, total = await page_of_rows(w.session, Person, filters, order, query.page, query.page_size)
     audit(w, "list", *(p.id for p in rows), reason=scope.purpose)
     await w.uow.commit()
-    return list(rows), total
+    return rows, total
 
 
 async def look_up_persons(w: Workflow, scope: PersonScope, person_ids: list[str]) -> list[Person]:
@@ -609,19 +603,31 @@ async def assess_needs(w: Workflow, scope: PersonScope, person_id: str, body: Ne
     return row
 
 
-async def list_needs(w: Workflow, scope: PersonScope, person_id: str) -> list[NeedsAssessment]:
-    """The person's needs assessments, newest first."""
+#: The records a person has many of, each read whole by the person's id.
+_PersonsRecord = TypeVar("_PersonsRecord", NeedsAssessment, Consent)
+
+
+async def read_persons_records(
+    w: Workflow,
+    scope: PersonScope,
+    person_id: str,
+    model: type[_PersonsRecord],
+    order: ColumnElement[Any] | InstrumentedAttribute[Any],
+    action: str,
+) -> list[_PersonsRecord]:
+    """All of one kind of the person's records, in ``order``; the read is logged as ``action`` for the scope's
+    purpose."""
     person = await load_person(w, person_id, scope)
-    rows = (
-        await w.session.scalars(
-            select(NeedsAssessment)
-            .where(NeedsAssessment.person_id == person.id)
-            .order_by(NeedsAssessment.version.desc())
-        )
-    ).all()
-    audit(w, "read_needs", person.id, reason=scope.purpose)
+    rows = (await w.session.scalars(select(model).where(model.person_id == person.id).order_by(order))).all()
+    audit(w, action, person.id, reason=scope.purpose)
     await w.uow.commit()
     return list(rows)
+
+
+async def list_needs(w: Workflow, scope: PersonScope, person_id: str) -> list[NeedsAssessment]:
+    """The person's needs assessments, newest first."""
+    order = NeedsAssessment.version.desc()
+    return await read_persons_records(w, scope, person_id, NeedsAssessment, order, "read_needs")
 
 
 # --- consents ------------------------------------------------------------------------------
@@ -683,13 +689,7 @@ async def give_consent(w: Workflow, scope: PersonScope, person_id: str, body: Co
 
 
 async def list_consents(w: Workflow, scope: PersonScope, person_id: str) -> list[Consent]:
-    person = await load_person(w, person_id, scope)
-    rows = (
-        await w.session.scalars(select(Consent).where(Consent.person_id == person.id).order_by(Consent.given_at))
-    ).all()
-    audit(w, "read_consents", person.id, reason=scope.purpose)
-    await w.uow.commit()
-    return list(rows)
+    return await read_persons_records(w, scope, person_id, Consent, Consent.given_at, "read_consents")
 
 
 @use_case
