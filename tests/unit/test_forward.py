@@ -85,19 +85,19 @@ async def test_the_ui_calls_as_the_user_with_the_request_id_trace_and_signed_ide
 
 
 @pytest.mark.parametrize(
-    ("caller", "path", "status", "detail"),
+    ("caller", "path", "status", "kind", "detail"),
     [
-        (REGISTRAR, "persons/%2e%2e/cases", 404, "not found"),  # bent: must not steer the call elsewhere
-        (None, "persons", 401, "not allowed"),
-        (REGISTRAR, "cases", 403, "not allowed"),
+        (REGISTRAR, "persons/%2e%2e/cases", 404, "not-found", "not found"),  # bent: must not steer the call elsewhere
+        (None, "persons", 401, "unauthenticated", "not allowed"),
+        (REGISTRAR, "cases", 403, "forbidden", "not allowed"),
     ],
 )
 async def test_the_ui_gets_refusals_as_replies_and_nothing_is_sent(
-    caller: Identity | None, path: str, status: int, detail: str
+    caller: Identity | None, path: str, status: int, kind: str, detail: str
 ) -> None:
     client, seen = recording()
     reply = await Upstream(ROUTES, identity_headers).call(request(client), caller, "GET", path)
-    assert (reply.status, reply.body) == (status, {"detail": detail}) and seen == []
+    assert (reply.status, reply.body) == (status, {"type": kind, "detail": detail}) and seen == []
 
 
 async def test_an_unreachable_service_is_a_503_problem_and_a_503_reply() -> None:
@@ -110,7 +110,7 @@ async def test_an_unreachable_service_is_a_503_problem_and_a_503_reply() -> None
     assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "5"}
     assert refused.value.kind == "upstream-unavailable"
     reply = await Upstream(ROUTES, identity_headers).call(request(client), REGISTRAR, "GET", "persons")
-    assert (reply.status, reply.body) == (503, {"detail": "unavailable"})
+    assert (reply.status, reply.body) == (503, {"type": "upstream-unavailable", "detail": "unavailable"})
 
 
 async def test_the_proxy_passes_the_clients_headers_but_not_its_credentials_or_identity() -> None:
