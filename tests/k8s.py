@@ -184,12 +184,13 @@ def our_workloads(objects: tuple[dict[str, Any], ...]) -> list[Workload]:
 def settings_class(app: str) -> type[ServiceSettings]:
     """The settings class of an app (``services.referral.app:create_app`` -> ``ReferralSettings``)."""
     module = importlib.import_module(app.split(":")[0])
+    package = module.__name__.rsplit(".", 1)[0]  # the class may live in the app's module or beside it (runtime.py)
     classes = [
         c
         for c in vars(module).values()
-        if isinstance(c, type) and issubclass(c, ServiceSettings) and c.__module__ == module.__name__
+        if isinstance(c, type) and issubclass(c, ServiceSettings) and c.__module__.startswith(package + ".")
     ]
-    assert len(classes) == 1, f"{app}: expected one settings class in its module, found {classes}"
+    assert len(classes) == 1, f"{app}: expected one settings class in its module or package, found {classes}"
     return classes[0]
 
 
