@@ -85,12 +85,13 @@ class ServiceSpec:
 
     name: str
     title: str
-    version: str
-    metadata: MetaData
+    #: The service's messaging tables, defined in its own metadata (:func:`~chassis.outbox.define_messaging_tables`).
     tables: MessagingTables
     migrations_dir: Path
     published_topics: list[str]
     routers: list[APIRouter]
+    #: The version of the service's HTTP API (its OpenAPI document's).
+    version: str = "1.0.0"
     #: Builds the event handlers once the runtime exists (they may need its clock or settings).
     handlers: Callable[[ServiceRuntime], Mapping[str, Handler]] | None = None
     consumed_topics: list[str] = field(default_factory=list)
@@ -99,6 +100,11 @@ class ServiceSpec:
     on_startup: Callable[[ServiceRuntime], Awaitable[None]] | None = None
     #: The service's clock (``runtime.clock``); tests pass a fixed one.
     clock: Clock = system_clock
+
+    @property
+    def metadata(self) -> MetaData:
+        """All the service's tables: the messaging tables are defined in the same metadata as its own."""
+        return self.tables.outbox.metadata
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:

@@ -14,29 +14,47 @@ import httpx
 
 ADDRESS = {"street": "Katharinenstraße", "house_number": "1", "postal_code": "86899"}
 
-HOUSEHOLDS: list[dict[str, Any]] = [
-    {
-        "given_names": "Amina",
-        "family_name": "Haddad",
-        "birth_date": "1991-03-14",
-        "gender": "female",
-        "nationality": "SY",
-        "languages": ["ar", "en"],
-        "preferred_language": "ar",
-        "residence_status_group": "recognised_refugee",
+
+def person(
+    given_names: str,
+    family_name: str,
+    birth_date: str,
+    gender: str,
+    nationality: str,
+    languages: list[str],
+    residence_status_group: str,
+) -> dict[str, Any]:
+    """A person's fields in a registration body, the newcomer's or a household member's; the language they
+    prefer is the first they speak."""
+    return {
+        "given_names": given_names,
+        "family_name": family_name,
+        "birth_date": birth_date,
+        "gender": gender,
+        "nationality": nationality,
+        "languages": languages,
+        "preferred_language": languages[0],
+        "residence_status_group": residence_status_group,
+    }
+
+
+def registration_body(**overrides: Any) -> dict[str, Any]:
+    """Amina Haddad's registration (the first household's, without members, needs and consents), with
+    ``overrides``: the one newcomer the tests register too, each changing what it needs (unique names, contact
+    data, another address)."""
+    body = {
+        **person("Amina", "Haddad", "1991-03-14", "female", "SY", ["ar", "en"], "recognised_refugee"),
         "arrival_date": "2026-09-02",
         "address": {**ADDRESS, "street": "Schwaighofstraße", "house_number": "12", "district": "Schwaighofsiedlung"},
+    }
+    return body | overrides
+
+
+HOUSEHOLDS: list[dict[str, Any]] = [
+    {
+        **registration_body(),
         "household_members": [
-            {
-                "given_names": "Yusuf",
-                "family_name": "Haddad",
-                "birth_date": "2021-06-30",
-                "gender": "male",
-                "nationality": "SY",
-                "languages": ["ar"],
-                "preferred_language": "ar",
-                "residence_status_group": "recognised_refugee",
-            },
+            person("Yusuf", "Haddad", "2021-06-30", "male", "SY", ["ar"], "recognised_refugee"),
         ],
         "needs": {
             "german_level": "A1",
@@ -50,14 +68,7 @@ HOUSEHOLDS: list[dict[str, Any]] = [
         "consents": [{"partner_category": "adult_education", "purpose": "course_enrolment"}],
     },
     {
-        "given_names": "Olena",
-        "family_name": "Kovalenko",
-        "birth_date": "1985-11-02",
-        "gender": "female",
-        "nationality": "UA",
-        "languages": ["uk", "ru"],
-        "preferred_language": "uk",
-        "residence_status_group": "other",
+        **person("Olena", "Kovalenko", "1985-11-02", "female", "UA", ["uk", "ru"], "other"),
         "arrival_date": "2026-08-15",
         "address": {**ADDRESS, "street": "Hindenburgring", "house_number": "7", "district": "Altstadt"},
         "needs": {
@@ -70,14 +81,7 @@ HOUSEHOLDS: list[dict[str, Any]] = [
         "consents": [{"partner_category": "chamber", "purpose": "qualification_recognition"}],
     },
     {
-        "given_names": "Andrei",
-        "family_name": "Popescu",
-        "birth_date": "1996-05-21",
-        "gender": "male",
-        "nationality": "RO",
-        "languages": ["ro", "en"],
-        "preferred_language": "ro",
-        "residence_status_group": "eu_citizen",
+        **person("Andrei", "Popescu", "1996-05-21", "male", "RO", ["ro", "en"], "eu_citizen"),
         "arrival_date": "2026-10-01",
         "address": {**ADDRESS, "street": "Spöttinger Straße", "house_number": "4", "district": "Weststadt"},
         "needs": {
@@ -89,14 +93,7 @@ HOUSEHOLDS: list[dict[str, Any]] = [
         "consents": [],
     },
     {
-        "given_names": "Mehmet",
-        "family_name": "Y\u0131lmaz",
-        "birth_date": "2005-01-09",
-        "gender": "male",
-        "nationality": "TR",
-        "languages": ["tr"],
-        "preferred_language": "tr",
-        "residence_status_group": "asylum_seeker",
+        **person("Mehmet", "Y\u0131lmaz", "2005-01-09", "male", "TR", ["tr"], "asylum_seeker"),
         "arrival_date": "2026-07-20",
         "address": {**ADDRESS, "street": "Erpftinger Straße", "house_number": "22", "district": "Erpfting"},
         "needs": {
@@ -108,37 +105,12 @@ HOUSEHOLDS: list[dict[str, Any]] = [
         "consents": [{"partner_category": "charity", "purpose": "counselling"}],
     },
     {
-        "given_names": "Zahra",
-        "family_name": "Ahmadi",
-        "birth_date": "1988-08-30",
-        "gender": "female",
-        "nationality": "AF",
-        "languages": ["fa"],
-        "preferred_language": "fa",
-        "residence_status_group": "family_reunification",
+        **person("Zahra", "Ahmadi", "1988-08-30", "female", "AF", ["fa"], "family_reunification"),
         "arrival_date": "2026-10-20",
         "address": {**ADDRESS, "street": "Pössinger Straße", "house_number": "9", "district": "Pössing"},
         "household_members": [
-            {
-                "given_names": "Sara",
-                "family_name": "Ahmadi",
-                "birth_date": "2016-02-11",
-                "gender": "female",
-                "nationality": "AF",
-                "languages": ["fa"],
-                "preferred_language": "fa",
-                "residence_status_group": "family_reunification",
-            },
-            {
-                "given_names": "Ali",
-                "family_name": "Ahmadi",
-                "birth_date": "2023-12-01",
-                "gender": "male",
-                "nationality": "AF",
-                "languages": ["fa"],
-                "preferred_language": "fa",
-                "residence_status_group": "family_reunification",
-            },
+            person("Sara", "Ahmadi", "2016-02-11", "female", "AF", ["fa"], "family_reunification"),
+            person("Ali", "Ahmadi", "2023-12-01", "male", "AF", ["fa"], "family_reunification"),
         ],
         "needs": {
             "german_level": "none",
@@ -151,14 +123,7 @@ HOUSEHOLDS: list[dict[str, Any]] = [
         "consents": [{"partner_category": "charity", "purpose": "counselling"}],
     },
     {
-        "given_names": "Dmitri",
-        "family_name": "Sokolov",
-        "birth_date": "1979-04-04",
-        "gender": "male",
-        "nationality": "KZ",
-        "languages": ["ru", "de"],
-        "preferred_language": "ru",
-        "residence_status_group": "skilled_worker_or_study_visa",
+        **person("Dmitri", "Sokolov", "1979-04-04", "male", "KZ", ["ru", "de"], "skilled_worker_or_study_visa"),
         "arrival_date": "2026-06-01",
         "address": {**ADDRESS, "street": "Augsburger Straße", "house_number": "30", "district": "Katharinenvorstadt"},
         "needs": {"german_level": "B1", "schooling": "university", "employment_situation": "employed"},

@@ -221,20 +221,7 @@ class Loader:
             "illustrative": document.get("illustrative"),
             "districts": document.get("districts"),
         }
-        try:
-            current = await self.get("monitoring/reference/districts")
-            if current.status_code != 200:
-                raise Refused(problem(current))
-            have = current.json()
-            if {k: have.get(k) for k in body} == body:
-                self.report.note("districts", "population", "unchanged")
-                return
-            await self.write("PUT", "monitoring/reference/districts", body)
-        except Refused as refused:
-            self.report.note("districts", "population", "refused", str(refused))
-            return
-        marked = "illustrative" if body["illustrative"] else "official"
-        self.report.note("districts", "population", "updated", f"{len(body['districts'] or {})} districts, {marked}")
+        await self.replace_reference("districts", "population", body)
 
     # --- residential blocks ----------------------------------------------------------------------
 
@@ -248,19 +235,26 @@ class Loader:
                 ({k: b.get(k) for k in fields} for b in document.get("blocks") or []), key=lambda b: str(b["block_id"])
             ),
         }
+        await self.replace_reference("blocks", "residents", body)
+
+    async def replace_reference(self, listed: str, figure: str, body: dict[str, Any]) -> None:
+        """Put monitoring's reference ``listed`` (districts, blocks: each a whole document, with its source and
+        whether it is illustrative) unless it holds the same already; the report names it by ``figure``."""
+        path = f"monitoring/reference/{listed}"
         try:
-            current = await self.get("monitoring/reference/blocks")
+            current = await self.get(path)
             if current.status_code != 200:
                 raise Refused(problem(current))
-            if {k: current.json().get(k) for k in body} == body:
-                self.report.note("blocks", "residents", "unchanged")
+            have = current.json()
+            if {k: have.get(k) for k in body} == body:
+                self.report.note(listed, figure, "unchanged")
                 return
-            await self.write("PUT", "monitoring/reference/blocks", body)
+            await self.write("PUT", path, body)
         except Refused as refused:
-            self.report.note("blocks", "residents", "refused", str(refused))
+            self.report.note(listed, figure, "refused", str(refused))
             return
         marked = "illustrative" if body["illustrative"] else "official"
-        self.report.note("blocks", "residents", "updated", f"{len(body['blocks'])} blocks, {marked}")
+        self.report.note(listed, figure, "updated", f"{len(body[listed] or ())} {listed}, {marked}")
 
     # --- courses ------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from chassis import identity as internal
 from chassis.cloudevents import binary_headers, encode_data
 from chassis.embedded_broker import EmbeddedBroker
 from contracts.base import IntegrationEvent
+from scripts.demo_data import registration_body
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 #: Made afresh for each test session, as an operator makes them (deploy/README.md): the gateway's, the referral
@@ -262,28 +263,10 @@ async def registration(database_url: str, broker: EmbeddedBroker) -> AsyncIterat
 
 
 def newcomer(**overrides: Any) -> dict[str, Any]:
-    """A valid registration body; names are made unique so tests never collide on duplicates."""
-    body: dict[str, Any] = {
-        "given_names": f"Amina {uuid.uuid4().hex[:6]}",
-        "family_name": "Haddad",
-        "birth_date": "1991-03-14",
-        "gender": "female",
-        "nationality": "SY",
-        "languages": ["ar", "en"],
-        "preferred_language": "ar",
-        "residence_status_group": "recognised_refugee",
-        "arrival_date": "2026-09-02",
-        "address": {
-            "street": "Schwaighofstraße",
-            "house_number": "12",
-            "postal_code": "86899",
-            "district": "Schwaighofsiedlung",
-        },
-        "phone": "+49 8191 000000",
-        "email": "amina@example.org",
-    }
-    body.update(overrides)
-    return body
+    """A valid registration body (the demo data's first newcomer with contact data); names are made unique so
+    tests never collide on duplicates."""
+    unique = {"given_names": f"Amina {uuid.uuid4().hex[:6]}", "phone": "+49 8191 000000", "email": "amina@example.org"}
+    return registration_body(**unique) | overrides
 
 
 def referral_settings(database_url: str, bootstrap: str, **overrides: Any) -> Any:

@@ -218,11 +218,16 @@ async def load_course(w: workflow.Workflow, course_id: str) -> Course:
     return course
 
 
-async def load_enrolment(w: workflow.Workflow, course_id: str, enrolment_id: str) -> Enrolment:
-    enrolment = await w.session.get(Enrolment, enrolment_id)
-    if enrolment is None or enrolment.course_id != course_id:
-        raise Problem(404, f"No enrolment {enrolment_id} in this course.", kind="not-found")
-    return enrolment
+@contextlib.asynccontextmanager
+async def enrolment_change(
+    w: workflow.Workflow, caller: domain.Caller, course_id: str, enrolment_id: str
+) -> AsyncIterator[Enrolment]:
+    """A change of one of the course's enrolments (a :func:`course_change`): yields the enrolment."""
+    async with course_change(w, caller, course_id):
+        enrolment = await w.session.get(Enrolment, enrolment_id)
+        if enrolment is None or enrolment.course_id != course_id:
+            raise Problem(404, f"No enrolment {enrolment_id} in this course.", kind="not-found")
+        yield enrolment
 
 
 async def enrolment_read(w: workflow.Workflow, e: Enrolment) -> EnrolmentRead:
@@ -473,8 +478,7 @@ async def cancel(
     course_id: str, enrolment_id: str, body: Cancellation, w: WorkflowDep, caller: CallerDep
 ) -> EnrolmentRead:
     """Cancellation by the person or staff; a freed seat is offered to the first in line."""
-    async with course_change(w, caller, course_id):
-        enrolment = await load_enrolment(w, course_id, enrolment_id)
+    async with enrolment_change(w, caller, course_id, enrolment_id) as enrolment:
         await workflow.cancel_enrolment(w, enrolment, body.reason)
     return await enrolment_read(w, enrolment)
 
@@ -483,8 +487,7 @@ async def cancel(
     "/courses/{course_id}/enrolments/{enrolment_id}/accept-offer", response_model=EnrolmentRead, responses=RULE_REFUSALS
 )
 async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep, caller: CallerDep) -> EnrolmentRead:
-    async with course_change(w, caller, course_id):
-        enrolment = await load_enrolment(w, course_id, enrolment_id)
+    async with enrolment_change(w, caller, course_id, enrolment_id) as enrolment:
         await workflow.accept_offer(w, enrolment)
     return await enrolment_read(w, enrolment)
 
@@ -493,8 +496,7 @@ async def accept_offer(course_id: str, enrolment_id: str, w: WorkflowDep, caller
 async def record_attendance(
     course_id: str, enrolment_id: str, body: AttendanceCreate, w: WorkflowDep, caller: CallerDep
 ) -> dict[str, Any]:
-    async with course_change(w, caller, course_id):
-        enrolment = await load_enrolment(w, course_id, enrolment_id)
+    async with enrolment_change(w, caller, course_id, enrolment_id) as enrolment:
         await workflow.record_attendance(w, enrolment, body.session_id, body.present)
     return {"enrolment_id": enrolment.id, "session_id": body.session_id, "present": body.present}
 
@@ -506,8 +508,7 @@ async def complete(
     course_id: str, enrolment_id: str, body: CompletionCreate, w: WorkflowDep, caller: CallerDep
 ) -> EnrolmentRead:
     """Completion with result and certificate (e.g. "DTZ B1", "Leben in Deutschland"); fills the pass."""
-    async with course_change(w, caller, course_id):
-        enrolment = await load_enrolment(w, course_id, enrolment_id)
+    async with enrolment_change(w, caller, course_id, enrolment_id) as enrolment:
         await workflow.complete(w, enrolment, body.result, body.certificate, body.completed_on)
     return await enrolment_read(w, enrolment)
 

@@ -28,7 +28,7 @@ from chassis.settings import DEVELOPMENT_SECRET
 from contracts import courses as events
 from services.courses import api, workflow
 from services.courses.handlers import CONSUMED_TOPICS, make_handlers
-from services.courses.models import Base, Course, CourseSession, messaging
+from services.courses.models import Course, CourseSession, messaging
 from services.courses.runtime import CoursesRuntime, CoursesSettings, PassKeys
 
 log = logging.getLogger(__name__)
@@ -201,9 +201,7 @@ def create_app(
     spec = ServiceSpec(
         name="courses",
         title="Courses service",
-        version="1.0.0",
         description="VHS course catalogue, fair enrolment and waiting lists, attendance, the education pass.",
-        metadata=Base.metadata,
         tables=messaging,
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.COURSES_TOPIC, events.ENROLMENTS_TOPIC, events.PASSES_TOPIC],

@@ -21,7 +21,7 @@ from chassis.settings import ServiceSettings
 from reference import HERE as REFERENCE
 from services.monitoring import api, council_api, planning_api, workflow
 from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers
-from services.monitoring.models import Base, BlockPopulation, DistrictPopulation, SurveyFigures, messaging
+from services.monitoring.models import BlockPopulation, DistrictPopulation, SurveyFigures, messaging
 from services.monitoring.runtime import MonitoringRuntime
 from services.monitoring.schemas import BlockReferenceUpdate, DistrictReferenceUpdate, SurveyQuestion, SurveyUpdate
 
@@ -142,9 +142,7 @@ def create_app(settings: MonitoringSettings | None = None, clock: Clock = system
     spec = ServiceSpec(
         name="monitoring",
         title="Monitoring service",
-        version="1.0.0",
         description="Anonymised integration and demographic indicators, planning data and the council report.",
-        metadata=Base.metadata,
         tables=messaging,
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[],

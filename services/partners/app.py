@@ -19,7 +19,7 @@ from contracts import partners as events
 from services.partners import api, directory, domain, workflow
 from services.partners.delivery import Deliverer, SecretBox
 from services.partners.handlers import CONSUMED_TOPICS, make_handlers
-from services.partners.models import Base, messaging
+from services.partners.models import messaging
 from services.partners.runtime import PartnersRuntime, partners_of
 
 
@@ -95,9 +95,7 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
     spec = ServiceSpec(
         name="partners",
         title="Partner network service",
-        version="1.0.0",
         description="The partner directory (HSDS), capacity, partners' API keys and signed webhooks.",
-        metadata=Base.metadata,
         tables=messaging,
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.PARTNERS_TOPIC],

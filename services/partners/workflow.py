@@ -143,7 +143,8 @@ def entry_of(partner: Partner) -> domain.Entry:
     )
 
 
-def terms_of(offer: ServiceOffer) -> domain.ServiceTerms:
+def terms_of(offer: ServiceOffer | PartnerService) -> domain.ServiceTerms:
+    """The terms of an offer, as a request states them or as a stored service row holds them (same fields)."""
     return domain.ServiceTerms(
         name=offer.name,
         description=offer.description,
@@ -157,15 +158,9 @@ def terms_of(offer: ServiceOffer) -> domain.ServiceTerms:
 def service_of(row: PartnerService | None) -> domain.Service | None:
     if row is None:
         return None
-    terms = domain.ServiceTerms(
-        name=row.name,
-        description=row.description,
-        eligibility=row.eligibility,
-        languages=tuple(row.languages),
-        response_days=row.response_days,
-        free_places=row.free_places,
+    return domain.Service(
+        partner_id=row.partner_id, service_type=row.service_type, terms=terms_of(row), active=row.active
     )
-    return domain.Service(partner_id=row.partner_id, service_type=row.service_type, terms=terms, active=row.active)
 
 
 def store_service(row: PartnerService, service: domain.Service, now: datetime) -> None:

@@ -17,7 +17,7 @@ from chassis.service import ServiceRuntime, ServiceSpec, create_service_app
 from contracts import referral as events
 from services.referral import api, directory, workflow
 from services.referral.handlers import CONSUMED_TOPICS, make_handlers
-from services.referral.models import Base, CaseworkerRow, PartnerOfferRow, messaging
+from services.referral.models import CaseworkerRow, PartnerOfferRow, messaging
 from services.referral.runtime import ReferralRuntime, ReferralSettings
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,7 @@ def create_app(settings: ReferralSettings | None = None, clock: Clock = system_c
     spec = ServiceSpec(
         name="referral",
         title="Referral service",
-        version="1.0.0",
         description="Cases, the integration navigator, routing rules and closed-loop referrals to partners.",
-        metadata=Base.metadata,
         tables=messaging,
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.CASES_TOPIC, events.REFERRALS_TOPIC],

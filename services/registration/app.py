@@ -16,7 +16,7 @@ from chassis.settings import ServiceSettings
 from contracts import registration as events
 from services.registration import api, blocks
 from services.registration.handlers import CONSUMED_TOPICS, make_handlers
-from services.registration.models import Base, messaging
+from services.registration.models import messaging
 from services.registration.runtime import RegistrationRuntime
 
 #: Landsberg am Lech's Ortsteile; another city sets REGISTRATION_DISTRICTS (a JSON list).
@@ -92,9 +92,7 @@ def create_app(settings: RegistrationSettings | None = None, clock: Clock = syst
     spec = ServiceSpec(
         name="registration",
         title="Registration service",
-        version="1.0.0",
         description="Newcomers' registration (Anmeldung), needs, consents and the multilingual information pack.",
-        metadata=Base.metadata,
         tables=messaging,
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.PERSONS_TOPIC],

@@ -16,6 +16,7 @@ from chassis.errors import Problem
 from chassis.memory import InMemoryUnitOfWork
 from contracts import registration as events
 from contracts.vocabulary import AgeBand, NeedCategory
+from scripts.demo_data import registration_body
 from services.registration import blocks, workflow
 from services.registration.app import LANDSBERG_DISTRICTS
 from services.registration.models import AccessLog, Base, Consent, NeedsAssessment, Person
@@ -37,20 +38,12 @@ INDEX = blocks.BlockIndex.of([blocks.Block("a-1", "Altstadt", (blocks.StreetRang
 
 
 def newcomer(**overrides: Any) -> RegistrationCreate:
-    body: dict[str, Any] = {
-        "given_names": "Amina",
-        "family_name": "Haddad",
-        "birth_date": "1991-03-14",
-        "gender": "female",
-        "nationality": "SY",
-        "languages": ["ar", "en"],
-        "preferred_language": "ar",
-        "residence_status_group": "recognised_refugee",
-        "arrival_date": "2026-09-02",
-        "address": {"street": "Hauptplatz", "house_number": "3", "postal_code": "86899", "district": "Altstadt"},
-        "phone": "+49 8191 000000",
-        "email": "amina@example.org",
-    }
+    """The demo data's first newcomer, living in the block of ``INDEX``, with contact data."""
+    body = registration_body(
+        address={"street": "Hauptplatz", "house_number": "3", "postal_code": "86899", "district": "Altstadt"},
+        phone="+49 8191 000000",
+        email="amina@example.org",
+    )
     return RegistrationCreate.model_validate(body | overrides)
 
 
