@@ -26,8 +26,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) scripts/run.py
 
+# Two rounds: the tests that may share the machine on TEST_WORKERS workers (each with its own broker and databases),
+# then the ones marked serial alone (tests/conftest.py SERIAL_SUITES: they measure time or load every core). Both
+# rounds run even when the first fails (5, no test selected, is no failure); coverage adds up over both.
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(PY) -m pytest --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) $(PYTEST_ARGS)
+	@status=0; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial" --cov --cov-report= $(PYTEST_ARGS) \
+		|| { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	$(PY) -m pytest -m serial --cov --cov-append --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) \
+		$(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	exit $$status
 
 # The pure tests: no database, broker, browser or network, two workers; seconds, for the edit-test loop (the few
 # marked slow, a property test of half a minute, run in `make test`).

@@ -46,6 +46,20 @@ GATEWAY_SECRETS = {
 }
 
 
+#: Suites that measure time or load the whole machine (the fault suite's restart bound, the production stack, `make
+#: run`, broker and webhook outages with their time bounds): `make test` runs them after the others, alone, so that
+#: no other test's load shifts what they measure. Everything else runs on several workers (pytest-xdist).
+SERIAL_SUITES = ("faults", "production", "e2e", "reliability")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        suite = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if suite in SERIAL_SUITES:
+            item.add_marker(pytest.mark.serial)
+
+
 def ok(reply: httpx.Response, status: int = 200) -> Any:
     """The reply's JSON (None for an empty body) once its status is the one expected."""
     assert reply.status_code == status, f"{reply.request.method} {reply.request.url}: {reply.text}"
