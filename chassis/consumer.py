@@ -249,25 +249,26 @@ class EventConsumer:
             if not batches:
                 continue
             self._in_batch = True
+            # The next offsets handled and not yet committed, of every partition of the fetch: one commit request
+            # for them all (at the end, or when COMMIT_EVERY_SECONDS passed), not one per partition.
+            done: dict[TopicPartition, int] = {}
             try:
                 for partition, records in batches.items():
-                    done: int | None = None
-                    committed: int | None = None
-                    try:
-                        async for offset in self._process_records(records):
-                            done = offset + 1
-                            if monotonic() >= self._next_commit:
-                                await self._commit(consumer, {partition: done})
-                                committed = done
-                    finally:
-                        if done is not None and done != committed:
-                            await self._commit(consumer, {partition: done})
+                    async for offset in self._process_records(records):
+                        done[partition] = offset + 1
+                        if monotonic() >= self._next_commit:
+                            await self._commit(consumer, done)
+                            done = {}
                     if self._stopping.is_set():
                         break
             except _Stopping:
                 pass  # what was not handled comes again to whoever consumes next
             finally:
-                self._in_batch = False
+                try:
+                    if done:
+                        await self._commit(consumer, done)
+                finally:
+                    self._in_batch = False
         return None
 
     async def _broker_lost(self) -> str | None:
