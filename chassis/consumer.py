@@ -423,6 +423,11 @@ class EventConsumer:
             events.append(event)
         if not events:
             return 0, None
+        # Only the events this service handles need the inbox and a transaction: a fetch of none such (another
+        # service's events on a shared topic, a frequent case) is settled without a round trip to the database.
+        wanted = [event for event in events if event.type in self.handlers]
+        if not wanted:
+            return len(events), None
         inbox = self.inbox
         rows: list[dict[str, Any]] = []
         topics: list[str] = []
@@ -435,9 +440,9 @@ class EventConsumer:
                     self._batching = session.get_bind().dialect.name == "postgresql"
                 if not self._batching:
                     return 0, None
-                ids = [event.id for event in events]
+                ids = [event.id for event in wanted]
                 seen = set(await session.scalars(select(inbox.c.event_id).where(inbox.c.event_id.in_(ids))))
-                uow.begin_batch([event for event in events if event.id not in seen], savepoints=savepoints)
+                uow.begin_batch([event for event in wanted if event.id not in seen], savepoints=savepoints)
                 for event in events:
                     handler = self.handlers.get(event.type)
                     if handler is not None and event.id not in seen:
