@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 _Row = TypeVar("_Row")
-_ABSENT, _ADDED = "chassis.absent", "chassis.added"  # cache keys of :meth:`UnitOfWork.load` and :meth:`get`
+# Cache keys of :meth:`UnitOfWork.load` and :meth:`get`.
+_ABSENT, _ADDED, _LOADED = "chassis.absent", "chassis.added", "chassis.loaded"
 
 
 class UnitOfWork:
@@ -111,6 +112,9 @@ class UnitOfWork:
             if not self.session.info.get(_ADDED):  # once per session: rows added to it, by key (see get)
                 self.session.info[_ADDED] = True
                 sqlalchemy_event.listen(self.session.sync_session, "transient_to_pending", self._added)
+        # Held for the unit of work: the session's identity map holds unchanged rows only weakly, so rows nobody
+        # kept were gone again by the time a handler asked for them, and each such get was a query after all.
+        self.cache.setdefault(_LOADED, []).extend(rows)
         absent: set[Any] = self.cache.setdefault(_ABSENT, {}).setdefault(model, set())
         absent |= wanted - {getattr(row, attribute) for row in rows}
         return rows

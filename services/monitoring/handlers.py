@@ -29,7 +29,7 @@ from chassis.uow import UnitOfWork
 from contracts import courses as course_events
 from contracts import referral as referral_events
 from contracts import registration as registration_events
-from contracts.registry import TOPICS
+from contracts.registry import TOPICS, model_for
 from contracts.vocabulary import NeedCategory
 from services.monitoring import indicators, periods
 from services.monitoring.models import CourseFact, EnrolmentFact, PassFact, Person, ReferralFact
@@ -180,6 +180,12 @@ async def pass_entry(uow: UnitOfWork, event: ReceivedEvent) -> None:
     await _add_once(uow, PassFact, event.id, kind=model.kind, at=model.at)
 
 
+def _referral_fact_id(event: ReceivedEvent) -> str:
+    model = model_for(event.type).model_validate(event.data)
+    assert isinstance(model, referral_events._ReferralEvent)  # only referral events add referral facts
+    return model.fact_id()
+
+
 async def _prefetch(uow: UnitOfWork, facts: Mapping[str, type[Any]]) -> None:
     """A consumer's batch: the people its events name, and the facts (by ``ce_id``) and courses they would
     add, loaded in one query each instead of one per event (again after a savepoint's rollback emptied the cache)."""
@@ -187,7 +193,9 @@ async def _prefetch(uow: UnitOfWork, facts: Mapping[str, type[Any]]) -> None:
         return
     uow.cache["monitoring.batch"] = True
     await uow.load(Person, {str(e.data["person_id"]) for e in uow.batch if e.data.get("person_id")})
-    for model in (ReferralFact, EnrolmentFact, PassFact):
+    # Referral facts are keyed by the fact the event tells, not by its ce_id (the module's description).
+    await uow.load(ReferralFact, {_referral_fact_id(e) for e in uow.batch if facts.get(e.type) is ReferralFact})
+    for model in (EnrolmentFact, PassFact):
         await uow.load(model, {e.id for e in uow.batch if facts.get(e.type) is model})
     await uow.load(CourseFact, {str(e.data["course_id"]) for e in uow.batch if facts.get(e.type) is CourseFact})
 

@@ -68,7 +68,9 @@ async def batch_harness(database_url: str, broker: Any) -> AsyncIterator[BatchHa
     await h.engine.dispose()
 
 
-async def produce_all(bootstrap: str, topic: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+async def produce_all(
+    bootstrap: str, topic: str, events: list[tuple[str, dict[str, Any]]], event_type: str = EVENT_TYPE
+) -> None:
     """All on one key (one partition), sent together so that the consumer fetches them together."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=50)
     await producer.start()
@@ -76,7 +78,7 @@ async def produce_all(bootstrap: str, topic: str, events: list[tuple[str, dict[s
         sent = []
         for event_id, data in events:
             headers = binary_headers(
-                event_id=event_id, event_type=EVENT_TYPE, source="/tests", subject="k", time=datetime.now(UTC)
+                event_id=event_id, event_type=event_type, source="/tests", subject="k", time=datetime.now(UTC)
             )
             sent.append(await producer.send(topic, json.dumps(data).encode(), key=b"k", headers=headers))
         await asyncio.gather(*sent)
@@ -115,6 +117,28 @@ async def test_a_batch_keeps_one_effect_per_event_in_order_and_undoes_a_failing_
             assert h.commits < COUNT / 3, f"{h.commits} commits for {COUNT} events: not batched"
         else:
             assert h.commits >= COUNT - 1, "SQLite: one transaction per event"
+    finally:
+        await h.consumer.stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_events_the_service_does_not_handle_cost_no_transaction(batch_harness: BatchHarness, broker: Any) -> None:
+    """Another service's events on a shared topic are passed over without the database: only the handled event
+    that follows them makes a transaction (a fetch of one record included)."""
+    h = batch_harness
+    others = [(str(uuid.uuid4()), {"person_id": f"other{i}"}) for i in range(10)]
+    await produce_all(broker.bootstrap_servers, h.topic, others, event_type="org.example.not-ours.v1")
+    await produce_all(broker.bootstrap_servers, h.topic, [(str(uuid.uuid4()), {"person_id": "ours"})])
+    commits_before = h.commits  # the tables' creation
+    task = asyncio.create_task(h.consumer.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while await h.sequence() != ["ours"]:
+            assert asyncio.get_running_loop().time() < deadline, f"handled {await h.sequence()}"
+            await asyncio.sleep(0.05)
+        assert h.calls == {"ours": 1}
+        commits = h.commits - commits_before
+        assert commits == 1, f"{commits} commits: events of no interest made transactions"
     finally:
         await h.consumer.stop()
         await asyncio.wait_for(task, 20)
