@@ -29,7 +29,7 @@ run: $(STAMP)
 # Two rounds: the tests that may share the machine on TEST_WORKERS workers (each with its own broker and databases),
 # then the ones marked serial alone (tests/conftest.py SERIAL_SUITES: they measure time or load every core). Both
 # rounds run even when the first fails (5, no test selected, is no failure); coverage adds up over both.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	@status=0; \
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial" --cov --cov-report= $(PYTEST_ARGS) \
