@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable, Coroutine
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -178,67 +179,24 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             request, "search.html", user=user, query=query, results=results, too_short=bool(query) and terms is None
         )
 
-    @router.post("/cases/{case_id}/closing")
-    async def close(case_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
-        reply = await ui.call(
-            request, user, "POST", f"cases/{quote(case_id)}/closing", json={"reason": form.get("reason", "")}
+    for action, (method, body, section) in CASE_FORMS.items():
+        router.add_api_route(
+            f"/cases/{{case_id}}/{action}", _case_form(ui, action, method, body, section), methods=["POST"]
         )
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "case-h")
-
-    @router.post("/cases/{case_id}/reopening")
-    async def reopen(case_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, _ = posted
-        reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/reopening")
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "case-h")
-
-    @router.post("/cases/{case_id}/notes")
-    async def add_note(case_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
-        reply = await ui.call(
-            request, user, "POST", f"cases/{quote(case_id)}/notes", json={"text": form.get("text", "")}
-        )
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "notes-h")
 
     @router.post("/cases/{case_id}/assignment")
     async def assign(case_id: str, request: Request) -> Response:
         """Hand the case to a colleague, or take one from the queue (into one's own name)."""
-        posted = await ui.posted(request)
-        user, form = posted
-        worker = form.get("caseworker_id", "").strip()
-        reply = await ui.call(
-            request, user, "POST", f"cases/{quote(case_id)}/assignment", json={"caseworker_id": worker}
-        )
+        form, reply = await _posted_call(ui, request, "POST", f"cases/{quote(case_id)}/assignment", _assignment)
         if form.get("from") == "queue" and not reply.ok:
             return ui.after("/ui/", reply)
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "case-h")
+        return _to(ui, _case_page(case_id), reply, "case-h")
 
     @router.post("/referrals/{referral_id}/elsewhere")
     async def refer_elsewhere(referral_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
-        body = {"partner_id": form.get("partner_id", ""), "reason": form.get("reason", "")}
-        reply = await ui.call(request, user, "POST", f"referrals/{quote(referral_id)}/refer-elsewhere", json=body)
-        return _to(ui, f"/ui/cases/{quote(form.get('case_id', ''))}", reply, "ref-h")
-
-    @router.post("/cases/{case_id}/tasks")
-    async def add_task(case_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
-        body = {"title": form.get("title", ""), "due_on": form.get("due_on", "").strip() or None}
-        reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/tasks", json=body)
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "tasks-h")
-
-    @router.post("/cases/{case_id}/tasks/{task_id}")
-    async def mark_task(case_id: str, task_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
-        path = f"cases/{quote(case_id)}/tasks/{quote(task_id)}"
-        reply = await ui.call(request, user, "PATCH", path, json={"done": form.get("done") == "true"})
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "tasks-h")
+        path = f"referrals/{quote(referral_id)}/refer-elsewhere"
+        form, reply = await _posted_call(ui, request, "POST", path, _elsewhere)
+        return _to(ui, _case_page(form.get("case_id", "")), reply, "ref-h")
 
     @router.post("/persons/{person_id}/edit")
     async def edit_person(person_id: str, request: Request) -> Response:
@@ -270,13 +228,64 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.post("/persons/{person_id}/consents/{consent_id}/withdrawal")
     async def withdraw(person_id: str, consent_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
         path = f"persons/{quote(person_id)}/consents/{quote(consent_id)}/withdrawal"
-        reply = await ui.call(request, user, "POST", path)
+        form, reply = await _posted_call(ui, request, "POST", path)
         target = form.get("return_to", "")
         target = target if target.startswith("/ui/") and not target.startswith("//") else f"/ui/persons/{person_id}"
         return _to(ui, target, reply, "consents-h")
+
+
+FormBody = Callable[[dict[str, str]], Any]
+
+#: The case page's forms that go on to the same path of the referral service (below ``cases/{case_id}/``) and back to
+#: a section of the page: the service's method, what the form sends (nothing: None), the section.
+CASE_FORMS: dict[str, tuple[str, FormBody | None, str]] = {
+    "closing": ("POST", lambda form: {"reason": form.get("reason", "")}, "case-h"),
+    "reopening": ("POST", None, "case-h"),
+    "notes": ("POST", lambda form: {"text": form.get("text", "")}, "notes-h"),
+    "tasks": (
+        "POST",
+        lambda form: {"title": form.get("title", ""), "due_on": form.get("due_on", "").strip() or None},
+        "tasks-h",
+    ),
+    "tasks/{task_id}": ("PATCH", lambda form: {"done": form.get("done") == "true"}, "tasks-h"),
+}
+
+
+def _assignment(form: dict[str, str]) -> dict[str, str]:
+    return {"caseworker_id": form.get("caseworker_id", "").strip()}
+
+
+def _elsewhere(form: dict[str, str]) -> dict[str, str]:
+    return {"partner_id": form.get("partner_id", ""), "reason": form.get("reason", "")}
+
+
+def _case_form(
+    ui: Kit, action: str, method: str, body: FormBody | None, section: str
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """The page handler of one of ``CASE_FORMS``."""
+
+    async def handle(request: Request) -> Response:
+        ids = {name: quote(str(value)) for name, value in request.path_params.items()}
+        case_id = ids["case_id"]
+        _, reply = await _posted_call(ui, request, method, f"cases/{case_id}/{action.format(**ids)}", body)
+        return _to(ui, f"/ui/cases/{case_id}", reply, section)
+
+    return handle
+
+
+async def _posted_call(
+    ui: Kit, request: Request, method: str, path: str, body: FormBody | None = None
+) -> tuple[dict[str, str], Reply]:
+    """The one flow of the case page's forms: the signed-in user's form (CSRF checked), the service called as that
+    user with what ``body`` makes of the form; the form and the reply, for the page to say "done" or why not."""
+    user, form = await ui.posted(request)
+    reply = await ui.call(request, user, method, path, json=body(form) if body else None)
+    return form, reply
+
+
+def _case_page(case_id: str) -> str:
+    return f"/ui/cases/{quote(case_id)}"
 
 
 def _to(ui: Kit, target: str, reply: Reply, section: str) -> RedirectResponse:
