@@ -16,7 +16,8 @@ from datetime import date, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from contracts.vocabulary import STAFF_CLOSE_REASONS as STAFF_CLOSE_REASONS
 from contracts.vocabulary import (
@@ -227,7 +228,7 @@ class Condition(BaseModel):
     @model_validator(mode="after")
     def _not_empty(self) -> Condition:
         if not self.model_dump(exclude_none=True):
-            raise ValueError("a rule needs at least one condition")
+            raise PydanticCustomError("rule-without-condition", "a rule needs at least one condition")
         return self
 
 
@@ -249,10 +250,16 @@ class RuleSet(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RuleSet:
-        ids = [r.id for r in self.rules]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"rule ids must be unique: {duplicates}")
+        # Each repeat of an id is an error located at that rule's id, so that the rules editor can point at it.
+        seen: set[str] = set()
+        repeated = []
+        for index, rule in enumerate(self.rules):
+            if rule.id in seen:
+                error = PydanticCustomError("duplicate-rule-id", "rule ids must be unique: {id}", {"id": rule.id})
+                repeated.append(InitErrorDetails(type=error, loc=("rules", index, "id"), input=rule.id))
+            seen.add(rule.id)
+        if repeated:
+            raise ValidationError.from_exception_data(type(self).__name__, repeated)
         return self
 
 

@@ -440,8 +440,8 @@ def test_default_rules_propose_the_first_matching_rule_per_service_type(facts: P
 # --- rule validation and matching ----------------------------------------------------------------
 
 
-def test_duplicate_rule_ids_are_rejected() -> None:
-    with pytest.raises(ValidationError, match=r"rule ids must be unique: \['twice'\]"):
+def test_duplicate_rule_ids_are_rejected_at_the_repeat_with_a_code() -> None:
+    with pytest.raises(ValidationError, match="rule ids must be unique: twice") as raised:
         RuleSet(
             rules=[
                 rule("twice", Condition(childcare_needed=True)),
@@ -449,11 +449,13 @@ def test_duplicate_rule_ids_are_rejected() -> None:
                 rule("twice", Condition(has_children=False)),
             ]
         )
+    assert [(e["type"], e["loc"]) for e in raised.value.errors()] == [("duplicate-rule-id", ("rules", 2, "id"))]
 
 
 def test_an_empty_condition_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="at least one condition"):
+    with pytest.raises(ValidationError, match="at least one condition") as raised:
         Condition()
+    assert [e["type"] for e in raised.value.errors()] == ["rule-without-condition"]
     with pytest.raises(ValidationError, match="at least one condition"):
         RoutingRule.model_validate(
             {"id": "empty", "description": "d", "when": {}, "service_type": "job_placement", "purpose": "referral"}
