@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from chassis.identity import Identity
 from contracts.vocabulary import STAFF_CLOSE_REASONS, ElsewhereReason
 from gateway.ui.kit import Kit, Reply, field_errors
-from gateway.ui.words import WORDS
+from gateway.ui.words import RULES, WORDS
 
 CLOSE_REASONS = tuple(r.value for r in STAFF_CLOSE_REASONS)
 ELSEWHERE_REASONS = tuple(r.value for r in ElsewhereReason)
@@ -116,13 +116,18 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
         ui.call(request, user, "GET", "routing-rules/versions"),
         ui.call(request, user, "GET", "routing-rules"),
     )
+    # A rule of the shipped set (version 0) is explained in the catalogue's words, its English description never
+    # shown; a version an admin saved is explained as the admin wrote it (the city's own words).
+    shipped = RULES[ui.lang_of(request)]
     rules: dict[tuple[int, str], str] = {}
     for version in [
         *(versions.body if versions.ok and isinstance(versions.body, list) else []),
         *([in_force.body] if in_force.ok and isinstance(in_force.body, dict) else []),
     ]:
+        number = int(version.get("version", 0))
         for rule in version.get("rules", []):
-            rules.setdefault((int(version.get("version", 0)), rule["id"]), rule.get("description", ""))
+            own = rule.get("description", "")
+            rules.setdefault((number, rule["id"]), shipped.get(rule["id"], rule["id"]) if number == 0 else own)
     return {
         "partner_names": _partner_names(directory),
         "directory": sorted(directory.items(), key=lambda p: p["name"]),
