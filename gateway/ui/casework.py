@@ -118,7 +118,7 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
     )
     # A rule of the shipped set (version 0) is explained in the catalogue's words, its English description never
     # shown; a version an admin saved is explained as the admin wrote it (the city's own words).
-    shipped = RULES[ui.lang_of(request)]
+    lang = ui.lang_of(request)
     rules: dict[tuple[int, str], str] = {}
     for version in [
         *(versions.body if versions.ok and isinstance(versions.body, list) else []),
@@ -126,10 +126,11 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
     ]:
         number = int(version.get("version", 0))
         for rule in version.get("rules", []):
-            own = rule.get("description", "")
-            rules.setdefault((number, rule["id"]), shipped.get(rule["id"], rule["id"]) if number == 0 else own)
+            rules.setdefault((number, rule["id"]), rule_words(number, rule, lang))
+    names = _partner_names(directory)
     return {
-        "partner_names": _partner_names(directory),
+        "partner_names": names,
+        "waits": lambda blocked: waiting(blocked, lang, names),
         "directory": sorted(directory.items(), key=lambda p: p["name"]),
         "workers": workers,
         "team_workers": team_of(user, workers, case.get("team") or user.team),
@@ -139,6 +140,22 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
         "elsewhere_reasons": ELSEWHERE_REASONS,
         "offering": _offering(directory),
     }
+
+
+def rule_words(version: int, rule: dict[str, Any], lang: str) -> str:
+    """Why a rule proposes: for a rule of the shipped set (version 0) the catalogue's words, never its English
+    description; for a version an admin saved, the description as the admin wrote it (the city's own words)."""
+    if version == 0:
+        return RULES[lang].get(str(rule["id"]), str(rule["id"]))
+    return str(rule.get("description") or rule["id"])
+
+
+def waiting(blocked: dict[str, Any], lang: str, partner_names: dict[str, str]) -> str:
+    """Why a proposed referral waits (the service's code and the partners it concerns) as the catalogue's sentence,
+    naming the partners by name."""
+    words = WORDS[lang]
+    partners = ", ".join(partner_names.get(p, p) for p in blocked.get("partner_ids") or [])
+    return words.get(f"cw_blocked_{blocked.get('code')}", words["cw_blocked_other"]).replace("{partners}", partners)
 
 
 def _offering(directory: Reply) -> dict[str, list[dict[str, str]]]:
