@@ -19,7 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chassis.identity import Identity
 from gateway.auth import ROLES, SLUG, USERNAME, AccountRefused, LocalIssuer
-from gateway.ui.kit import Kit, Reply
+from gateway.ui.casework import rule_words
+from gateway.ui.kit import Kit, Reply, problem_sentence
+from gateway.ui.words import FIELD_ERRORS, WORDS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             status,
             user=user,
             current=current.body,
+            # The shipped set's explanations in the page's language; a saved version's as the admin wrote them.
+            explain=lambda rule: rule_words(int(current.body.get("version", 0)), rule, ui.lang_of(request)),
             text=text if text is not None else rules_text(current.body["rules"]),
             problems=problems or [],
             history=history(versions.body if versions.ok else []),
@@ -84,16 +88,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError as exc:
+            # Where, not the parser's English of what: the place is what an admin needs to find the slip.
             where = f"{words['admin_line']} {exc.lineno}, {words['admin_column']} {exc.colno}"
-            return await rules_page(
-                request, user, 422, text=text, problems=[f"{words['admin_not_json']} ({where}): {exc.msg}"]
-            )
+            return await rules_page(request, user, 422, text=text, problems=[f"{words['admin_not_json']} ({where})"])
         reply = await ui.call(request, user, "PUT", "routing-rules", json=parsed)
         if reply.ok:
             log.info("admin %s saved routing rules version %s", user.subject, reply.body["version"])
             return RedirectResponse(f"/ui/admin/routing-rules?saved={int(reply.body['version'])}", status_code=303)
         if reply.status == 422:
-            return await rules_page(request, user, 422, text=text, problems=rule_problems(reply, parsed, words))
+            return await rules_page(
+                request, user, 422, text=text, problems=rule_problems(reply, parsed, ui.lang_of(request))
+            )
         return ui.trouble(request, user, reply)
 
     # --- user accounts ------------------------------------------------------------------------
@@ -227,9 +232,10 @@ def history(versions: Any) -> list[dict[str, Any]]:
     return out
 
 
-def rule_problems(reply: Reply, sent: Any, words: dict[str, str]) -> list[str]:
-    """A validation Problem's errors as lines a person can act on: which rule (by number and id), where
-    in it, and what is wrong."""
+def rule_problems(reply: Reply, sent: Any, lang: str) -> list[str]:
+    """A validation Problem's errors as lines a person can act on, in the page's language: which rule (by number and
+    id), where in it (the field as the JSON spells it), and what is wrong (by the error's code)."""
+    words, messages = WORDS[lang], FIELD_ERRORS[lang]
     body = reply.body if isinstance(reply.body, dict) else {}
     lines = []
     for error in body.get("errors") or []:
@@ -245,6 +251,7 @@ def rule_problems(reply: Reply, sent: Any, words: dict[str, str]) -> list[str]:
             location = location[1:]
         if location:
             where.append(".".join(location))  # the field inside the rule, as it is spelt in the JSON
-        message = str(error.get("message", ""))
+        # What is wrong in the catalogue's words for the error's code, never the service's English message.
+        message = messages.get(str(error.get("type", ""))) or messages["value_error"]
         lines.append(f"{', '.join(where)}: {message}" if where else message)
-    return lines or [str(body.get("detail") or reply.status)]
+    return lines or [problem_sentence(body, lang)]

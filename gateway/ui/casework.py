@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable, Coroutine
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from chassis.identity import Identity
 from contracts.vocabulary import STAFF_CLOSE_REASONS, ElsewhereReason
 from gateway.ui.kit import Kit, Reply, field_errors
-from gateway.ui.words import WORDS
+from gateway.ui.words import RULES, WORDS
 
 CLOSE_REASONS = tuple(r.value for r in STAFF_CLOSE_REASONS)
 ELSEWHERE_REASONS = tuple(r.value for r in ElsewhereReason)
@@ -115,15 +116,21 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
         ui.call(request, user, "GET", "routing-rules/versions"),
         ui.call(request, user, "GET", "routing-rules"),
     )
+    # A rule of the shipped set (version 0) is explained in the catalogue's words, its English description never
+    # shown; a version an admin saved is explained as the admin wrote it (the city's own words).
+    lang = ui.lang_of(request)
     rules: dict[tuple[int, str], str] = {}
     for version in [
         *(versions.body if versions.ok and isinstance(versions.body, list) else []),
         *([in_force.body] if in_force.ok and isinstance(in_force.body, dict) else []),
     ]:
+        number = int(version.get("version", 0))
         for rule in version.get("rules", []):
-            rules.setdefault((int(version.get("version", 0)), rule["id"]), rule.get("description", ""))
+            rules.setdefault((number, rule["id"]), rule_words(number, rule, lang))
+    names = _partner_names(directory)
     return {
-        "partner_names": _partner_names(directory),
+        "partner_names": names,
+        "waits": lambda blocked: waiting(blocked, lang, names),
         "directory": sorted(directory.items(), key=lambda p: p["name"]),
         "workers": workers,
         "team_workers": team_of(user, workers, case.get("team") or user.team),
@@ -133,6 +140,22 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
         "elsewhere_reasons": ELSEWHERE_REASONS,
         "offering": _offering(directory),
     }
+
+
+def rule_words(version: int, rule: dict[str, Any], lang: str) -> str:
+    """Why a rule proposes: for a rule of the shipped set (version 0) the catalogue's words, never its English
+    description; for a version an admin saved, the description as the admin wrote it (the city's own words)."""
+    if version == 0:
+        return RULES[lang].get(str(rule["id"]), str(rule["id"]))
+    return str(rule.get("description") or rule["id"])
+
+
+def waiting(blocked: dict[str, Any], lang: str, partner_names: dict[str, str]) -> str:
+    """Why a proposed referral waits (the service's code and the partners it concerns) as the catalogue's sentence,
+    naming the partners by name."""
+    words = WORDS[lang]
+    partners = ", ".join(partner_names.get(p, p) for p in blocked.get("partner_ids") or [])
+    return words.get(f"cw_blocked_{blocked.get('code')}", words["cw_blocked_other"]).replace("{partners}", partners)
 
 
 def _offering(directory: Reply) -> dict[str, list[dict[str, str]]]:
@@ -178,67 +201,24 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             request, "search.html", user=user, query=query, results=results, too_short=bool(query) and terms is None
         )
 
-    @router.post("/cases/{case_id}/closing")
-    async def close(case_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
-        reply = await ui.call(
-            request, user, "POST", f"cases/{quote(case_id)}/closing", json={"reason": form.get("reason", "")}
+    for action, (method, body, section) in CASE_FORMS.items():
+        router.add_api_route(
+            f"/cases/{{case_id}}/{action}", _case_form(ui, action, method, body, section), methods=["POST"]
         )
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "case-h")
-
-    @router.post("/cases/{case_id}/reopening")
-    async def reopen(case_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, _ = posted
-        reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/reopening")
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "case-h")
-
-    @router.post("/cases/{case_id}/notes")
-    async def add_note(case_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
-        reply = await ui.call(
-            request, user, "POST", f"cases/{quote(case_id)}/notes", json={"text": form.get("text", "")}
-        )
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "notes-h")
 
     @router.post("/cases/{case_id}/assignment")
     async def assign(case_id: str, request: Request) -> Response:
         """Hand the case to a colleague, or take one from the queue (into one's own name)."""
-        posted = await ui.posted(request)
-        user, form = posted
-        worker = form.get("caseworker_id", "").strip()
-        reply = await ui.call(
-            request, user, "POST", f"cases/{quote(case_id)}/assignment", json={"caseworker_id": worker}
-        )
+        form, reply = await _posted_call(ui, request, "POST", f"cases/{quote(case_id)}/assignment", _assignment)
         if form.get("from") == "queue" and not reply.ok:
             return ui.after("/ui/", reply)
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "case-h")
+        return _to(ui, _case_page(case_id), reply, "case-h")
 
     @router.post("/referrals/{referral_id}/elsewhere")
     async def refer_elsewhere(referral_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
-        body = {"partner_id": form.get("partner_id", ""), "reason": form.get("reason", "")}
-        reply = await ui.call(request, user, "POST", f"referrals/{quote(referral_id)}/refer-elsewhere", json=body)
-        return _to(ui, f"/ui/cases/{quote(form.get('case_id', ''))}", reply, "ref-h")
-
-    @router.post("/cases/{case_id}/tasks")
-    async def add_task(case_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
-        body = {"title": form.get("title", ""), "due_on": form.get("due_on", "").strip() or None}
-        reply = await ui.call(request, user, "POST", f"cases/{quote(case_id)}/tasks", json=body)
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "tasks-h")
-
-    @router.post("/cases/{case_id}/tasks/{task_id}")
-    async def mark_task(case_id: str, task_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
-        path = f"cases/{quote(case_id)}/tasks/{quote(task_id)}"
-        reply = await ui.call(request, user, "PATCH", path, json={"done": form.get("done") == "true"})
-        return _to(ui, f"/ui/cases/{quote(case_id)}", reply, "tasks-h")
+        path = f"referrals/{quote(referral_id)}/refer-elsewhere"
+        form, reply = await _posted_call(ui, request, "POST", path, _elsewhere)
+        return _to(ui, _case_page(form.get("case_id", "")), reply, "ref-h")
 
     @router.post("/persons/{person_id}/edit")
     async def edit_person(person_id: str, request: Request) -> Response:
@@ -270,13 +250,64 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.post("/persons/{person_id}/consents/{consent_id}/withdrawal")
     async def withdraw(person_id: str, consent_id: str, request: Request) -> Response:
-        posted = await ui.posted(request)
-        user, form = posted
         path = f"persons/{quote(person_id)}/consents/{quote(consent_id)}/withdrawal"
-        reply = await ui.call(request, user, "POST", path)
+        form, reply = await _posted_call(ui, request, "POST", path)
         target = form.get("return_to", "")
         target = target if target.startswith("/ui/") and not target.startswith("//") else f"/ui/persons/{person_id}"
         return _to(ui, target, reply, "consents-h")
+
+
+FormBody = Callable[[dict[str, str]], Any]
+
+#: The case page's forms that go on to the same path of the referral service (below ``cases/{case_id}/``) and back to
+#: a section of the page: the service's method, what the form sends (nothing: None), the section.
+CASE_FORMS: dict[str, tuple[str, FormBody | None, str]] = {
+    "closing": ("POST", lambda form: {"reason": form.get("reason", "")}, "case-h"),
+    "reopening": ("POST", None, "case-h"),
+    "notes": ("POST", lambda form: {"text": form.get("text", "")}, "notes-h"),
+    "tasks": (
+        "POST",
+        lambda form: {"title": form.get("title", ""), "due_on": form.get("due_on", "").strip() or None},
+        "tasks-h",
+    ),
+    "tasks/{task_id}": ("PATCH", lambda form: {"done": form.get("done") == "true"}, "tasks-h"),
+}
+
+
+def _assignment(form: dict[str, str]) -> dict[str, str]:
+    return {"caseworker_id": form.get("caseworker_id", "").strip()}
+
+
+def _elsewhere(form: dict[str, str]) -> dict[str, str]:
+    return {"partner_id": form.get("partner_id", ""), "reason": form.get("reason", "")}
+
+
+def _case_form(
+    ui: Kit, action: str, method: str, body: FormBody | None, section: str
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """The page handler of one of ``CASE_FORMS``."""
+
+    async def handle(request: Request) -> Response:
+        ids = {name: quote(str(value)) for name, value in request.path_params.items()}
+        case_id = ids["case_id"]
+        _, reply = await _posted_call(ui, request, method, f"cases/{case_id}/{action.format(**ids)}", body)
+        return _to(ui, f"/ui/cases/{case_id}", reply, section)
+
+    return handle
+
+
+async def _posted_call(
+    ui: Kit, request: Request, method: str, path: str, body: FormBody | None = None
+) -> tuple[dict[str, str], Reply]:
+    """The one flow of the case page's forms: the signed-in user's form (CSRF checked), the service called as that
+    user with what ``body`` makes of the form; the form and the reply, for the page to say "done" or why not."""
+    user, form = await ui.posted(request)
+    reply = await ui.call(request, user, method, path, json=body(form) if body else None)
+    return form, reply
+
+
+def _case_page(case_id: str) -> str:
+    return f"/ui/cases/{quote(case_id)}"
 
 
 def _to(ui: Kit, target: str, reply: Reply, section: str) -> RedirectResponse:

@@ -87,20 +87,20 @@ def expiry_of(text: str) -> tuple[str | None, bool]:
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=LOCAL_TIME).isoformat(), True
 
 
-def refused_expiry(reply: Reply, sent: dict[str, Any]) -> bool:
-    """Whether the partners service refused the key's expiry: a validation error located at ``expires_at``, or, as
-    its future-date rule answers with no ``errors`` to locate it, a validation Problem for a body that sent one."""
+def refused_expiry(reply: Reply) -> bool:
+    """Whether the partners service refused the key's expiry for not lying in the future (its error located at
+    ``expires_at``, with the code ``not-in-future``)."""
     body = reply.body if isinstance(reply.body, dict) else {}
-    located = [error.get("location") or [] for error in body.get("errors") or [] if isinstance(error, dict)]
-    if located:
-        return any("expires_at" in location for location in located)
-    return problem_kind(body) == "validation" and "expires_at" in sent
+    return any(
+        isinstance(error, dict)
+        and "expires_at" in (error.get("location") or [])
+        and error.get("type") == "not-in-future"
+        for error in body.get("errors") or []
+    )
 
 
-def form_errors(
-    reply: Reply, lang: str, words: dict[str, str], fields: dict[str, str], sent: dict[str, Any] | None = None
-) -> dict[str, str]:
-    """The API's refusal of ``sent`` as one message per form field (``fields``: API field -> form field), in the UI's
+def form_errors(reply: Reply, lang: str, words: dict[str, str], fields: dict[str, str]) -> dict[str, str]:
+    """The API's refusal as one message per form field (``fields``: API field -> form field), in the UI's
     language."""
     errors = field_errors(reply.body if isinstance(reply.body, dict) else {}, lang, fields, unmatched=None)
     # The portal's own words where the general message would not say what to do.
@@ -114,7 +114,7 @@ def form_errors(
         errors["url"] = words["portal_bad_url"]
     if problem_kind(reply.body) == "unsafe-webhook-url":
         errors["url"] = words["portal_unsafe_url"]
-    if not errors and refused_expiry(reply, sent or {}):
+    if refused_expiry(reply):
         errors["expires_on"] = words["portal_future_date"]
     if not errors:
         errors["form"] = words["failed"] if reply.status == 422 else words["unavailable"]
@@ -318,7 +318,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return once(page(request, "portal_key_created.html", user, key=reply.body))
         if reply.status != 422:
             return ui.trouble(request, user, reply)
-        errors = form_errors(reply, lang, words, {"name": "name", "scopes": "scopes", "expires_at": "expires_on"}, body)
+        errors = form_errors(reply, lang, words, {"name": "name", "scopes": "scopes", "expires_at": "expires_on"})
         return await keys_page(request, user, partner_id, 422, values, errors, ui.problem(request, reply))
 
     @router.post("/partner/api-keys/{key_id}/revoke")

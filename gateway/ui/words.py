@@ -3,8 +3,9 @@
 The words live in gettext message catalogues, ``locale/<lang>/LC_MESSAGES/staff.po`` (template ``locale/staff.pot``),
 read as the newcomers' pages' are (``catalogues``: no compile step). The message ids are the keys the pages and
 templates look up (``t.sign_in``); a code's label carries the context ``code``, a validation message (a Pydantic
-error type) the context ``field_error``, a refusal's sentence (by its Problem type) the context ``problem``. Every key
-is in every language (tests/unit/test_staff_catalogues.py).
+error type, or a service's own error code) the context ``field_error``, a shipped routing rule's explanation (by its
+id) the context ``rule``, a refusal's sentence (by its Problem type) the context ``problem``. Every key is in every
+language (tests/unit/test_staff_catalogues.py).
 """
 
 from __future__ import annotations
@@ -26,5 +27,7 @@ WORDS = _table(None)
 CODES = _table("code")
 #: Validation messages (Pydantic error types) in the UI's languages.
 FIELD_ERRORS = _table("field_error")
+#: What the shipped routing rules (version 0 of the rule set) are for, by rule id: the case page's "why proposed".
+RULES = _table("rule")
 #: What a refusal means, by its Problem type ("other" for a type without a sentence of its own).
 PROBLEMS = _table("problem")

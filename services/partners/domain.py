@@ -29,7 +29,12 @@ from contracts.vocabulary import MeetingKind as MeetingKind
 
 
 class Refusal(Exception):
-    """A rule says no; the message says why (mapped to an answer in one place: ``workflow.problem_of``)."""
+    """A rule says no; the message says why (mapped to an answer in one place: ``workflow.problem_of``). ``field``:
+    the request's field the rule is about, where there is one (the answer locates its error there)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotOffered(Refusal):
@@ -195,7 +200,7 @@ def change_capacity(
 def check_expiry(expires_at: datetime | None, now: datetime) -> None:
     """A new API key's expiry, if it has one, lies in the future."""
     if expires_at is not None and expires_at <= now:
-        raise NotInFuture("expires_at must lie in the future.")
+        raise NotInFuture("expires_at must lie in the future.", field="expires_at")
 
 
 #: A meeting offer's fields that cannot be emptied with null.

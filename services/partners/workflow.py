@@ -74,9 +74,16 @@ REFUSALS: dict[type[domain.Refusal], tuple[int, str]] = {
 }
 
 
+#: The code of a refusal's error at its field (``errors[].type``), for a form to word it in its own language.
+FIELD_ERROR_TYPES: dict[type[domain.Refusal], str] = {domain.NotInFuture: "not-in-future"}
+
+
 def problem_of(refusal: domain.Refusal) -> Problem:
     status, kind = REFUSALS[type(refusal)]
-    return Problem(status, str(refusal), kind=kind)
+    if refusal.field is None:
+        return Problem(status, str(refusal), kind=kind)
+    error = {"location": ["body", refusal.field], "message": str(refusal), "type": FIELD_ERROR_TYPES[type(refusal)]}
+    return Problem(status, str(refusal), kind=kind, errors=[error])
 
 
 @contextlib.contextmanager

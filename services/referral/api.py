@@ -59,6 +59,7 @@ from services.referral.models import (
 from services.referral.runtime import referral_of
 from services.referral.schemas import (
     Assignment,
+    BlockedRead,
     BulkResult,
     BulkSend,
     CaseClosing,
@@ -137,6 +138,7 @@ async def log_read(w: workflow.Workflow, request: Request, action: str, person_i
 
 
 def referral_read(r: Referral) -> ReferralRead:
+    blocked = workflow.blocked_of(r)
     return ReferralRead(
         referral_id=r.id,
         case_id=r.case_id,
@@ -149,7 +151,8 @@ def referral_read(r: Referral) -> ReferralRead:
         rule_set_version=r.rule_set_version,
         matched_facts=r.matched_facts,
         purpose=r.purpose,
-        blocked_reason=r.blocked_reason,
+        blocked_reason=blocked.english(r.service_type) if blocked else None,
+        blocked=BlockedRead(code=blocked.code, partner_ids=list(blocked.partner_ids)) if blocked else None,
         decline_reason=r.decline_reason,
         outcome=r.outcome,
         unsuccessful_reason=r.unsuccessful_reason,
@@ -164,7 +167,7 @@ def referral_read(r: Referral) -> ReferralRead:
 
 def partner_read(r: Referral) -> PartnerReferral:
     """The partner's view: what the staff see, less the routing internals and the facts not its service's."""
-    staff = referral_read(r).model_dump(exclude={"rule_id", "rule_set_version", "blocked_reason"})
+    staff = referral_read(r).model_dump(exclude={"rule_id", "rule_set_version", "blocked_reason", "blocked"})
     return PartnerReferral.model_validate(
         staff | {"matched_facts": domain.partner_facts(r.service_type, r.matched_facts)}
     )
@@ -310,13 +313,11 @@ def refusals(status_now: str | None = None) -> Iterator[None]:
         raise Problem(409, str(exc), kind="invalid-transition", **now) from exc
     except domain.ElsewhereRefused as exc:  # the request named a partner that cannot take it
         raise Problem(422, str(exc), kind="validation", **now) from exc
+    except domain.CannotSend as exc:
+        missing = exc.blocked.code is domain.Waiting.CONSENT_MISSING
+        raise Problem(409, str(exc), kind="consent-missing" if missing else "referral-rule", **now) from exc
     except domain.ReferralError as exc:
-        raise Problem(
-            409,
-            str(exc),
-            kind="consent-missing" if str(exc).endswith(workflow.CONSENT_MISSING) else "referral-rule",
-            **now,
-        ) from exc
+        raise Problem(409, str(exc), kind="referral-rule", **now) from exc
     except domain.CaseError as exc:
         raise Problem(409, str(exc), kind="case-rule", **now) from exc
     except domain.GoalError as exc:
@@ -737,7 +738,8 @@ async def bulk_send(body: BulkSend, w: WorkflowDep, scope: ScopeDep) -> BulkResu
         elif await workflow.try_send(w, referral):
             sent.append(referral_id)
         else:
-            not_sent[referral_id] = referral.blocked_reason or "not sendable"
+            blocked = workflow.blocked_of(referral)
+            not_sent[referral_id] = blocked.english(referral.service_type) if blocked else "not sendable"
     await w.uow.commit()
     return BulkResult(sent=sent, not_sent=not_sent)
 

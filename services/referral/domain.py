@@ -9,13 +9,15 @@ escalates and later expires.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from contracts.vocabulary import STAFF_CLOSE_REASONS as STAFF_CLOSE_REASONS
 from contracts.vocabulary import (
@@ -45,6 +47,14 @@ class ReferralError(ValueError):
 
 class InvalidTransition(ReferralError):
     pass
+
+
+class CannotSend(ReferralError):
+    """A proposed referral cannot be sent yet; ``blocked`` says why."""
+
+    def __init__(self, blocked: Blocked, service_type: ServiceType | str) -> None:
+        super().__init__(f"the referral cannot be sent: {blocked.english(service_type)}")
+        self.blocked = blocked
 
 
 class ElsewhereRefused(ReferralError):
@@ -218,7 +228,7 @@ class Condition(BaseModel):
     @model_validator(mode="after")
     def _not_empty(self) -> Condition:
         if not self.model_dump(exclude_none=True):
-            raise ValueError("a rule needs at least one condition")
+            raise PydanticCustomError("rule-without-condition", "a rule needs at least one condition")
         return self
 
 
@@ -240,10 +250,16 @@ class RuleSet(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RuleSet:
-        ids = [r.id for r in self.rules]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"rule ids must be unique: {duplicates}")
+        # Each repeat of an id is an error located at that rule's id, so that the rules editor can point at it.
+        seen: set[str] = set()
+        repeated = []
+        for index, rule in enumerate(self.rules):
+            if rule.id in seen:
+                error = PydanticCustomError("duplicate-rule-id", "rule ids must be unique: {id}", {"id": rule.id})
+                repeated.append(InitErrorDetails(type=error, loc=("rules", index, "id"), input=rule.id))
+            seen.add(rule.id)
+        if repeated:
+            raise ValidationError.from_exception_data(type(self).__name__, repeated)
         return self
 
 
@@ -515,10 +531,75 @@ class PartnerOffer:
     response_days: int = 5
 
 
+class Waiting(StrEnum):
+    """Why a proposed referral waits (codes: the pages word them, ``Blocked.english`` says them to API clients)."""
+
+    CONSENT_MISSING = "consent-missing"
+    NO_CAPACITY = "no-capacity"  # every partner offering the service is full (``partner_ids``)
+    NO_PARTNER = "no-partner"  # nobody offers the service
+    PARTNER_NOT_OFFERING = "partner-not-offering"  # the partner named (``partner_ids``) no longer offers it
+
+
+_LEGACY_BLOCKED = (
+    (re.compile(r"^consent missing$"), Waiting.CONSENT_MISSING),
+    (re.compile(r"^no capacity: (.+) full$"), Waiting.NO_CAPACITY),
+    (re.compile(r"^no partner offers .+$"), Waiting.NO_PARTNER),
+    (re.compile(r"^partner (\S+) does not offer .+$"), Waiting.PARTNER_NOT_OFFERING),
+)
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why a proposed referral waits: a code and the partners it concerns, by id."""
+
+    code: Waiting
+    partner_ids: tuple[str, ...] = ()
+
+    def stored(self) -> str:
+        """As the referral keeps it: ``no-capacity:vhs,caritas``."""
+        return f"{self.code.value}:{','.join(self.partner_ids)}" if self.partner_ids else self.code.value
+
+    @classmethod
+    def read(cls, stored: str) -> Blocked:
+        """What ``stored`` keeps; also the English sentences kept before the codes were (``english``)."""
+        code, _, ids = stored.partition(":")
+        try:
+            return cls(Waiting(code), tuple(i for i in ids.split(",") if i))
+        except ValueError:
+            pass
+        for pattern, waiting in _LEGACY_BLOCKED:
+            if (found := pattern.match(stored)) is not None:
+                return cls(waiting, tuple(found.group(1).split(", ")) if found.groups() else ())
+        raise ValueError(f"not a reason a referral waits for: {stored!r}")
+
+    def english(self, service_type: ServiceType | str) -> str:
+        """The English sentence API clients have read in ``blocked_reason`` (the same words as before the codes)."""
+        service = ServiceType(service_type).value
+        match self.code:
+            case Waiting.CONSENT_MISSING:
+                return "consent missing"
+            case Waiting.NO_CAPACITY:
+                return f"no capacity: {', '.join(self.partner_ids)} full"
+            case Waiting.NO_PARTNER:
+                return f"no partner offers {service}"
+            case Waiting.PARTNER_NOT_OFFERING:
+                return f"partner {', '.join(self.partner_ids)} does not offer {service}"
+
+
+class Chosen(StrEnum):
+    """Why routing chose a partner among equivalent ones."""
+
+    SPEAKS_LANGUAGE = "speaks-language"
+    HAS_PLACES = "has-places"
+
+
 @dataclass(frozen=True)
 class PartnerChoice:
+    """The partner chosen and why, or why none could be (``blocked``)."""
+
     offer: PartnerOffer | None
-    reason: str  # why this partner, or why none
+    why: Chosen | None = None
+    blocked: Blocked | None = None
 
 
 def choose_partner(
@@ -528,11 +609,12 @@ def choose_partner(
     service_type = ServiceType(service_type)
     candidates = [o for o in offers if o.service_type == service_type]
     if not candidates:
-        return PartnerChoice(None, f"no partner offers {service_type.value}")
+        return PartnerChoice(None, blocked=Blocked(Waiting.NO_PARTNER))
     open_ = [o for o in candidates if o.free_places is None or o.free_places > 0]
     if not open_:
-        full = ", ".join(sorted(o.partner_id for o in candidates))
-        return PartnerChoice(None, f"no capacity: {full} full")
+        return PartnerChoice(
+            None, blocked=Blocked(Waiting.NO_CAPACITY, tuple(sorted(o.partner_id for o in candidates)))
+        )
     spoken = {lang.split("-")[0] for lang in languages}
 
     def rank(o: PartnerOffer) -> tuple[int, int, str]:
@@ -540,8 +622,7 @@ def choose_partner(
         return (0 if o.languages & spoken else 1, -room, o.partner_id)
 
     best = min(open_, key=rank)
-    why = "speaks the person's language" if best.languages & spoken else "has free places"
-    return PartnerChoice(best, why)
+    return PartnerChoice(best, Chosen.SPEAKS_LANGUAGE if best.languages & spoken else Chosen.HAS_PLACES)
 
 
 def elsewhere_target(

@@ -15,6 +15,14 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+class BlockedRead(BaseModel):
+    """Why a proposed referral waits, as a code the pages word (``blocked_reason`` says it in English)."""
+
+    code: domain.Waiting
+    #: The partners it concerns: those full (no-capacity), the one no longer offering the service.
+    partner_ids: list[str] = []
+
+
 class ReferralRead(BaseModel):
     referral_id: str
     case_id: str
@@ -27,7 +35,9 @@ class ReferralRead(BaseModel):
     rule_set_version: int
     matched_facts: dict[str, Any]
     purpose: str
+    #: Why it waits, in English (e.g. "consent missing", "no capacity: vhs full"); ``blocked`` has it as a code.
     blocked_reason: str | None
+    blocked: BlockedRead | None = None
     decline_reason: str | None
     outcome: str | None
     unsuccessful_reason: str | None

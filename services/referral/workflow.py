@@ -35,7 +35,7 @@ from services.referral.models import (
     TimelineEntry,
 )
 
-CONSENT_MISSING = "consent missing"
+CONSENT_MISSING = domain.Blocked(domain.Waiting.CONSENT_MISSING)
 
 
 @dataclass
@@ -589,15 +589,15 @@ async def try_send(
     if referral.partner_id is None:
         choice = domain.choose_partner(offers, ServiceType(referral.service_type), languages)
         if choice.offer is None:
-            return await block(w, referral, choice.reason)
+            return await block(w, referral, choice.blocked or domain.Blocked(domain.Waiting.NO_PARTNER))
         offer = choice.offer
     else:
         found = [o for o in offers if o.partner_id == referral.partner_id and o.service_type == referral.service_type]
         if not found:
-            return await block(w, referral, f"partner {referral.partner_id} does not offer {referral.service_type}")
+            return await block(w, referral, domain.Blocked(domain.Waiting.PARTNER_NOT_OFFERING, (referral.partner_id,)))
         offer = found[0]
         if offer.free_places is not None and offer.free_places <= 0:
-            return await block(w, referral, f"no capacity: {offer.partner_id} full")
+            return await block(w, referral, domain.Blocked(domain.Waiting.NO_CAPACITY, (offer.partner_id,)))
     referral.partner_id = offer.partner_id
     referral.partner_category = offer.partner_category.value
     referral.response_days = offer.response_days
@@ -632,11 +632,18 @@ async def try_send(
     return True
 
 
-async def block(w: Workflow, referral: Referral, reason: str) -> bool:
+async def block(w: Workflow, referral: Referral, blocked: domain.Blocked) -> bool:
+    """Keep why the referral waits (as its code, ``Blocked.stored``); False: it was not sent."""
+    reason = blocked.stored()
     if referral.blocked_reason != reason:
         referral.blocked_reason = reason
         referral.updated_at = w.now
     return False
+
+
+def blocked_of(referral: Referral) -> domain.Blocked | None:
+    """Why a proposed referral waits, if it does."""
+    return domain.Blocked.read(referral.blocked_reason) if referral.blocked_reason else None
 
 
 async def retry_blocked(w: Workflow, person_id: str | None = None, service_type: str | None = None) -> int:
@@ -729,7 +736,10 @@ async def act(
     """Apply a lifecycle action (raises domain errors for invalid ones) and publish its event."""
     if action is domain.ReferralAction.SEND:
         if not await try_send(w, referral):
-            raise domain.ReferralError(f"the referral cannot be sent: {referral.blocked_reason}")
+            blocked = blocked_of(referral)
+            if blocked is None:
+                raise domain.ReferralError(f"the referral cannot be sent: it is {referral.status}")
+            raise domain.CannotSend(blocked, referral.service_type)
         return
     state, facts = domain.transition(
         state_of(referral),

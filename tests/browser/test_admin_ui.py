@@ -52,6 +52,7 @@ async def test_admin_edits_the_routing_rules_and_manages_an_account(stack: Stack
             await admin.wait_for_load_state()
             errors = await admin.locator("#rules-errors").inner_text()
             assert "nicht gültig" in errors and f"Regel 1 ({rules[0]['id']}), purpose" in errors
+            assert "Bitte einen der angebotenen Werte wählen." in errors and "Input should be" not in errors
             assert await editor.input_value() == invalid
             assert await editor.get_attribute("aria-invalid") == "true"
             assert await admin.locator("#current-version").get_attribute("data-version") == "0"

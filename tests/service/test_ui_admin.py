@@ -216,15 +216,24 @@ async def test_invalid_rules_show_their_errors_and_save_nothing_a_valid_edit_is_
     assert 'id="rules-errors"' in answer.text and "kein gültiges JSON (Zeile 3, Spalte" in answer.text
     assert textarea(answer) == broken and 'aria-invalid="true"' in answer.text
 
-    # JSON, but not a valid rule set: the service's errors next to the textarea, naming the rule.
+    # JSON, but not a valid rule set: the service's errors next to the textarea, naming the rule, worded from the
+    # catalogue by the error's code (never the service's English message).
     invalid = [dict(rule) for rule in rules]
-    invalid[1] = {**invalid[1], "service_type": "palm_reading"}
-    invalid.append({**invalid[0]})  # the same id twice
+    invalid[1] = {**invalid[1], "service_type": "palm_reading", "when": {}}
     text = json.dumps(invalid, indent=2)
     answer = await admin.post("/ui/admin/routing-rules", {"rules": text})
     assert answer.status_code == 422
-    assert f"Regel 2 ({invalid[1]['id']}), service_type: Input should be" in unescape(answer.text)
+    shown = unescape(answer.text)
+    assert f"Regel 2 ({invalid[1]['id']}), service_type: Bitte einen der angebotenen Werte wählen." in shown
+    assert f"Regel 2 ({invalid[1]['id']}), when: Eine Regel braucht mindestens eine Bedingung." in shown
+    assert "Input should be" not in shown and "at least one condition" not in shown
     assert textarea(answer) == text
+    twice = [*rules, {**rules[0]}]  # the same id twice: the repeat is named
+    answer = await admin.post("/ui/admin/routing-rules?lang=en", {"rules": json.dumps(twice)})
+    shown = unescape(answer.text)
+    assert f"Rule {len(twice)} ({rules[0]['id']}), id: A rule further up has this id already." in shown
+    assert "must be unique" not in shown
+    await admin.get("/ui/admin/routing-rules?lang=de")  # the language cookie: back to German
     empty = await admin.post("/ui/admin/routing-rules", {"rules": "[]"})
     assert empty.status_code == 422 and "Regeln sind nicht gültig" in empty.text
     assert (await stack.api("GET", "/api/v1/routing-rules/versions", token)).json() == [], "nothing was saved"

@@ -328,7 +328,13 @@ async def test_an_api_key_verifies_until_it_is_revoked(kolping: InMemoryUnitOfWo
 
 async def test_an_api_key_expires_in_the_future(kolping: InMemoryUnitOfWork) -> None:
     past = ApiKeyCreate.model_validate({"name": "CRM", "scopes": ["referrals:read"], "expires_at": NOW.isoformat()})
-    await refused(kolping, 422, "validation", lambda u: workflow.create_api_key(u, NOW, "kolping", past, PEPPER))
+    problem = await refused(
+        kolping, 422, "validation", lambda u: workflow.create_api_key(u, NOW, "kolping", past, PEPPER)
+    )
+    # Located at the field, with a code: the portal points at its date field without guessing.
+    assert [(e["location"], e["type"]) for e in problem.extensions["errors"]] == [
+        (["body", "expires_at"], "not-in-future")
+    ]
 
 
 # --- webhooks -----------------------------------------------------------------------------------------------

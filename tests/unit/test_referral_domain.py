@@ -440,8 +440,8 @@ def test_default_rules_propose_the_first_matching_rule_per_service_type(facts: P
 # --- rule validation and matching ----------------------------------------------------------------
 
 
-def test_duplicate_rule_ids_are_rejected() -> None:
-    with pytest.raises(ValidationError, match=r"rule ids must be unique: \['twice'\]"):
+def test_duplicate_rule_ids_are_rejected_at_the_repeat_with_a_code() -> None:
+    with pytest.raises(ValidationError, match="rule ids must be unique: twice") as raised:
         RuleSet(
             rules=[
                 rule("twice", Condition(childcare_needed=True)),
@@ -449,11 +449,13 @@ def test_duplicate_rule_ids_are_rejected() -> None:
                 rule("twice", Condition(has_children=False)),
             ]
         )
+    assert [(e["type"], e["loc"]) for e in raised.value.errors()] == [("duplicate-rule-id", ("rules", 2, "id"))]
 
 
 def test_an_empty_condition_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="at least one condition"):
+    with pytest.raises(ValidationError, match="at least one condition") as raised:
         Condition()
+    assert [e["type"] for e in raised.value.errors()] == ["rule-without-condition"]
     with pytest.raises(ValidationError, match="at least one condition"):
         RoutingRule.model_validate(
             {"id": "empty", "description": "d", "when": {}, "service_type": "job_placement", "purpose": "referral"}
@@ -592,7 +594,7 @@ def offer(
 def test_a_partner_with_free_places_beats_a_full_one_that_speaks_the_language() -> None:
     choice = domain.choose_partner([offer("vhs-full", 0, {"ar"}), offer("vhs-open", 2)], COURSE, ["ar"])
     assert choice.offer is not None and choice.offer.partner_id == "vhs-open"
-    assert choice.reason == "has free places"
+    assert choice.why is domain.Chosen.HAS_PLACES and choice.blocked is None
 
 
 def test_no_announced_limit_counts_as_open() -> None:
@@ -603,7 +605,7 @@ def test_no_announced_limit_counts_as_open() -> None:
 def test_language_match_beats_more_room() -> None:
     choice = domain.choose_partner([offer("roomy", 30, {"uk"}), offer("arabic", 1, {"ar"})], COURSE, ["ar-SY"])
     assert choice.offer is not None and choice.offer.partner_id == "arabic"
-    assert choice.reason == "speaks the person's language"
+    assert choice.why is domain.Chosen.SPEAKS_LANGUAGE
 
 
 def test_among_equals_the_one_with_most_room_wins() -> None:
@@ -616,15 +618,38 @@ def test_all_partners_full_gives_no_offer_and_names_them() -> None:
     offers = [offer("vhs-b", 0), offer("vhs-a", -1), offer("jobcentre", 4, service=S_JOB)]
     choice = domain.choose_partner(offers, COURSE, ["ar"])
     assert choice.offer is None
-    assert choice.reason.startswith("no capacity")
-    assert "vhs-a" in choice.reason and "vhs-b" in choice.reason and "jobcentre" not in choice.reason
+    assert choice.blocked == domain.Blocked(domain.Waiting.NO_CAPACITY, ("vhs-a", "vhs-b"))
 
 
 def test_no_partner_for_the_service_type_gives_no_offer_and_says_so() -> None:
     choice = domain.choose_partner([offer("vhs", 5)], S_JOB, ["ar"])
-    assert choice.offer is None
-    assert "job_placement" in choice.reason and not choice.reason.startswith("no capacity")
+    assert choice.offer is None and choice.blocked == domain.Blocked(domain.Waiting.NO_PARTNER)
     assert domain.choose_partner([], COURSE, []).offer is None
+
+
+def test_why_a_referral_waits_is_kept_as_a_code_and_said_in_the_english_of_before() -> None:
+    """The code is what the referral keeps and the pages word; API clients read the same English as before."""
+    cases = [
+        (domain.Blocked(domain.Waiting.CONSENT_MISSING), "consent-missing", "consent missing"),
+        (
+            domain.Blocked(domain.Waiting.NO_CAPACITY, ("vhs-a", "vhs-b")),
+            "no-capacity:vhs-a,vhs-b",
+            "no capacity: vhs-a, vhs-b full",
+        ),
+        (domain.Blocked(domain.Waiting.NO_PARTNER), "no-partner", "no partner offers job_placement"),
+        (
+            domain.Blocked(domain.Waiting.PARTNER_NOT_OFFERING, ("vhs",)),
+            "partner-not-offering:vhs",
+            "partner vhs does not offer job_placement",
+        ),
+    ]
+    for blocked, stored, english in cases:
+        assert blocked.stored() == stored
+        assert blocked.english(S_JOB) == english
+        assert domain.Blocked.read(stored) == blocked
+        assert domain.Blocked.read(english) == blocked, "a referral kept the English sentence before the codes"
+    with pytest.raises(ValueError):
+        domain.Blocked.read("full moon")
 
 
 offers_strategy = st.lists(
@@ -648,8 +673,8 @@ def test_choose_partner_ranks_open_then_language_then_room(offers: list[PartnerO
         assert choice.offer is None
         return
     if not open_:
-        assert choice.offer is None and choice.reason.startswith("no capacity")
-        assert all(o.partner_id in choice.reason for o in candidates)
+        assert choice.blocked is not None and choice.blocked.code is domain.Waiting.NO_CAPACITY
+        assert set(choice.blocked.partner_ids) == {o.partner_id for o in candidates}
         return
     best = choice.offer
     assert best is not None and best in open_

@@ -139,7 +139,7 @@ async def test_routing_opens_the_case_proposes_and_sends_what_a_consent_covers(u
     ]
     course, job = referrals["integration_course"], referrals["job_placement"]
     assert (course.status, course.partner_id, course.consent_id) == ("sent", "vhs-ammersee", "c-1")  # most room: tie
-    assert (job.status, job.blocked_reason) == ("proposed", workflow.CONSENT_MISSING)
+    assert (job.status, workflow.blocked_of(job)) == ("proposed", workflow.CONSENT_MISSING)
     sent = uow.published[-1]
     assert sent.referral_id == course.id and sent.partner_id == course.partner_id  # type: ignore[attr-defined]
     async with uow:
