@@ -26,6 +26,7 @@ from chassis.consumer import EventConsumer, Handler
 from chassis.db import make_engine, make_session_factory
 from chassis.errors import install_problem_handlers
 from chassis.health import router as health_router
+from chassis.heap import startup_objects_frozen
 from chassis.http import BodySizeLimit, SecurityHeaders
 from chassis.identity import InternalIdentity
 from chassis.kafka import check_client_options
@@ -169,7 +170,8 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name=f"{spec.name}-consumer"))
         log.info("%s ready on %s:%s", spec.name, settings.host, settings.port)
         try:
-            yield
+            with startup_objects_frozen():
+                yield
         finally:
             # Graceful: stop consuming, let the handler in hand finish and commit, flush the outbox.
             if runtime.consumer is not None:

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from chassis import identity as internal
 from chassis import metrics as process_metrics
 from chassis.errors import install_problem_handlers
+from chassis.heap import startup_objects_frozen
 from chassis.http import BodySizeLimit, SecurityHeaders, UpstreamTransport
 from chassis.identity import Identity
 from chassis.telemetry import setup_logging, setup_tracing, traced_transport
@@ -134,7 +135,8 @@ def create_app(
             )
             app.state.failed_auth = FailedAuthThrottle(app.state.limiter, settings.auth_failures_per_address)
             try:
-                yield
+                with startup_objects_frozen():
+                    yield
             finally:
                 if redis_client is not None:
                     await redis_client.aclose()
