@@ -13,7 +13,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -36,6 +36,9 @@ from tests.conftest import (
     sqlite_url,
 )
 from tests.service.test_monitoring_api import monitoring_settings
+
+if TYPE_CHECKING:  # imported where a test runs: collecting the other tests needs no Playwright
+    from playwright.async_api import Browser, Page, ViewportSize
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -154,7 +157,7 @@ class Browsing:
         await page.get_by_role("button", name="Anmelden").click()
         await page.wait_for_load_state()
 
-    async def on_a_phone(self, browser: Any, username: str, path: str, shot: str, name: str) -> Any:
+    async def on_a_phone(self, browser: Browser, username: str, path: str, shot: str, name: str) -> Page:
         """``username`` signed in on a phone at ``path``: a screenshot, axe-core's check and no script on the page."""
         phone = await browser.new_page(viewport=PHONE)
         await self.sign_in(phone, username)
@@ -169,11 +172,11 @@ class Browsing:
 
 
 #: A phone's viewport (CSS pixels).
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @asynccontextmanager
-async def chromium(stack: Stack) -> AsyncIterator[tuple[Any, Browsing, httpx.AsyncClient]]:
+async def chromium(stack: Stack) -> AsyncIterator[tuple[Browser, Browsing, httpx.AsyncClient]]:
     """(Chromium, the test's screenshots and checks, an API client of the stack); the browser closes at the end,
     and the screenshots and axe-core's findings are reported once the test passed."""
     from playwright.async_api import async_playwright
