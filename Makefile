@@ -39,9 +39,12 @@ test: $(STAMP)
 	exit $$status
 
 # The pure tests: no database, broker, browser or network, two workers; seconds, for the edit-test loop (the few
-# marked slow, a property test of half a minute, run in `make test`).
+# marked slow, a property test of half a minute, run in `make test`; the property tests run a quarter of their
+# examples, tests/unit/conftest.py). Without schemathesis's plugin, which only the OpenAPI fuzz tests use: each of
+# the three processes spent a second or two importing it.
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 -q -p no:cacheprovider -m "not slow" tests/unit tests/contract/test_schema_compatibility.py $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -q -p no:cacheprovider -p no:schemathesis --hypothesis-profile=edit-loop -m "not slow" \
+		tests/unit tests/contract/test_schema_compatibility.py $(PYTEST_ARGS)
 
 # The fault-injection suite at the issue's lengths (600 newcomers per fault, the broker away 20 s, a partner's
 # webhook receiver down a minute); `make test` runs it with a shorter load (tests/faults/conftest.py).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 from chassis import identity as internal
 from chassis.cloudevents import binary_headers, encode_data
 from chassis.embedded_broker import EmbeddedBroker
+from contracts import registration as reg
 from contracts.base import IntegrationEvent
 from scripts.demo_data import registration_body
 
@@ -98,6 +100,48 @@ async def produce_events(
         await producer.stop()
 
 
+def person_registered(person_id: str, **changes: Any) -> reg.PersonRegistered:
+    """Registration's event for a newcomer: a Syrian woman of 27-44 speaking Arabic, a recognised refugee in
+    Weststadt (the tests' usual newcomer), with ``changes``."""
+    profile: dict[str, Any] = {
+        "person_id": person_id,
+        "household_id": f"h-{person_id}",
+        "age_band": "27-44",
+        "gender": "female",
+        "nationality": "SY",
+        "languages": ["ar"],
+        "preferred_language": "ar",
+        "residence_status_group": "recognised_refugee",
+        "district": "Weststadt",
+        "registered_on": "2026-11-03",
+    }
+    return reg.PersonRegistered(**(profile | changes))
+
+
+def needs_assessed(person_id: str, **changes: Any) -> reg.NeedsAssessed:
+    """Registration's event for the usual newcomer's first needs assessment (German A1, seeking a job, language
+    needs only), with ``changes``."""
+    assessment: dict[str, Any] = {
+        "person_id": person_id,
+        "assessment_version": 1,
+        "german_level": "A1",
+        "need_categories": ["language"],
+        "employment_situation": "job_seeking",
+        "foreign_qualification_to_recognise": False,
+        "childcare_needed": False,
+        "age_band": "27-44",
+        "gender": "female",
+        "residence_status_group": "recognised_refugee",
+        "preferred_language": "ar",
+    }
+    return reg.NeedsAssessed(**(assessment | changes))
+
+
+def sqlite_url(tmp_path: Path, name: str) -> str:
+    """A SQLite database file of the test's own, named for the service it holds."""
+    return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+
+
 #: Identity headers as a service's identity middleware leaves them after verifying a token (teams Nord and Süd).
 NORD, SUED = "integration-nord", "integration-sued"
 ADMIN = {"X-Role": "admin", "X-Actor": "user:admin"}
@@ -108,6 +152,21 @@ LOTSE_SUED = {"X-Role": "caseworker", "X-Team": SUED, "X-Actor": "user:lotse-m.w
 def signed_by_gateway(identity: internal.Identity, audience: str) -> dict[str, str]:
     """The identity header the gateway sends with a verified caller's call to the service ``audience``."""
     return {internal.HEADER: internal.sign(identity, GATEWAY_IDENTITY_KEY, audience=audience)}
+
+
+def token_claims(issuer: Any, subject: str, roles: list[str], *, issued_s_ago: int = 0, **more: Any) -> dict[str, Any]:
+    """The claims of a ten-minute access token of the gateway's own issuer (its ``app.state.issuer``), issued
+    ``issued_s_ago`` seconds ago, with ``more``: what a forger signs with another key, or a test changes one of."""
+    issued = int(time.time()) - issued_s_ago
+    return {
+        "iss": issuer.issuer,
+        "aud": issuer.audience,
+        "sub": subject,
+        "iat": issued,
+        "exp": issued + 600,
+        "realm_access": {"roles": roles},
+        **more,
+    }
 
 
 #: The embedded broker holds a joining member for about half the session timeout.

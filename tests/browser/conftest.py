@@ -11,9 +11,9 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -33,8 +33,12 @@ from tests.conftest import (
     partners_settings,
     referral_settings,
     registration_settings,
+    sqlite_url,
 )
 from tests.service.test_monitoring_api import monitoring_settings
+
+if TYPE_CHECKING:  # imported where a test runs: collecting the other tests needs no Playwright
+    from playwright.async_api import Browser, Page, ViewportSize
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -60,20 +64,36 @@ class Stack:
         assert reply.status_code == 200, reply.text
         return {"Authorization": f"Bearer {reply.json()['access_token']}"}
 
+    async def registered_with_case(self, api: httpx.AsyncClient, body: dict[str, Any]) -> tuple[str, str]:
+        """A newcomer registered through the API by the registrar: (person id, case id), once the referral service
+        has opened the case and registration lets the caseworker (lotse) read the person (issue 12)."""
+        registered = await api.post("/api/v1/registrations", json=body, headers=await self.bearer(api, "registrar"))
+        assert registered.status_code == 201, registered.text
+        person = str(registered.json()["person_id"])
+        as_lotse = await self.bearer(api, "lotse")
+
+        async def case_id() -> str | None:
+            found = (await api.get("/api/v1/cases", params={"person_id": person}, headers=as_lotse)).json()
+            return str(found["items"][0]["case_id"]) if found.get("items") else None
+
+        case = await eventually(case_id, timeout_s=30)
+
+        async def reachable() -> bool:  # registration learns the case's team from referral's events
+            return (await api.get(f"/api/v1/persons/{person}", headers=as_lotse)).status_code == 200
+
+        await eventually(reachable, timeout_s=30)
+        return person, case
+
 
 @pytest.fixture
 async def stack(broker: Any, tmp_path: Path) -> AsyncIterator[Stack]:
     bootstrap = broker.bootstrap_servers
-
-    def db(name: str) -> str:
-        return f"sqlite+aiosqlite:///{tmp_path / name}.db"
-
     apps = {
-        "registration": create_registration(registration_settings(db("registration"), bootstrap)),
-        "referral": create_referral(referral_settings(db("referral"), bootstrap, demo_data=True)),
-        "courses": create_courses(courses_settings(db("courses"), bootstrap, demo_data=True)),
-        "partners": create_partners(partners_settings(db("partners"), bootstrap, demo_data=True)),
-        "monitoring": create_monitoring(monitoring_settings(db("monitoring"), bootstrap)),
+        "registration": create_registration(registration_settings(sqlite_url(tmp_path, "registration"), bootstrap)),
+        "referral": create_referral(referral_settings(sqlite_url(tmp_path, "referral"), bootstrap, demo_data=True)),
+        "courses": create_courses(courses_settings(sqlite_url(tmp_path, "courses"), bootstrap, demo_data=True)),
+        "partners": create_partners(partners_settings(sqlite_url(tmp_path, "partners"), bootstrap, demo_data=True)),
+        "monitoring": create_monitoring(monitoring_settings(sqlite_url(tmp_path, "monitoring"), bootstrap)),
     }
     gateway = create_app(gateway_settings(tmp_path, demo_data=True))  # environment "test": Secure cookies
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -137,5 +157,35 @@ class Browsing:
         await page.get_by_role("button", name="Anmelden").click()
         await page.wait_for_load_state()
 
+    async def on_a_phone(self, browser: Browser, username: str, path: str, shot: str, name: str) -> Page:
+        """``username`` signed in on a phone at ``path``: a screenshot, axe-core's check and no script on the page."""
+        phone = await browser.new_page(viewport=PHONE)
+        await self.sign_in(phone, username)
+        await phone.goto(f"{self.stack.url}{path}")
+        await self.shot(phone, shot)
+        await self.accessible(phone, name)
+        assert await phone.locator("script").count() == 0, "the pages work without JavaScript"
+        return phone
+
     def report(self) -> None:
         print(f"\nscreenshots: {self.stack.shots}\naxe violations (none serious) per page: {self.checked}")
+
+
+#: A phone's viewport (CSS pixels).
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+@asynccontextmanager
+async def chromium(stack: Stack) -> AsyncIterator[tuple[Browser, Browsing, httpx.AsyncClient]]:
+    """(Chromium, the test's screenshots and checks, an API client of the stack); the browser closes at the end,
+    and the screenshots and axe-core's findings are reported once the test passed."""
+    from playwright.async_api import async_playwright
+
+    browsing = Browsing(stack)
+    async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+        browser = await p.chromium.launch(**launch_args())
+        try:
+            yield browser, browsing, api
+        finally:
+            await browser.close()
+    browsing.report()

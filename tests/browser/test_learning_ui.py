@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.browser.conftest import Browsing, Stack, launch_args
-from tests.conftest import course_body, eventually, newcomer
+from tests.browser.conftest import PHONE, Browsing, Stack, launch_args
+from tests.conftest import course_body, newcomer
 
 DEMO_COURSE = "Integrationskurs A1 bis B1 (Vormittag)"
 SMALL_COURSE = "Sonntagscafé Deutsch"
@@ -43,23 +43,8 @@ async def test_caseworker_plans_assesses_enrols_and_sees_the_waiting_list(stack:
 
     async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
         # A newcomer registered through the API; the referral service opens the case.
-        as_registrar = await stack.bearer(api, "registrar")
         her = newcomer()
-        registered = await api.post("/api/v1/registrations", json=her, headers=as_registrar)
-        assert registered.status_code == 201, registered.text
-        person = registered.json()["person_id"]
-        as_lotse = await stack.bearer(api, "lotse")
-
-        async def case_id() -> str | None:
-            found = (await api.get("/api/v1/cases", params={"person_id": person}, headers=as_lotse)).json()
-            return str(found["items"][0]["case_id"]) if found.get("items") else None
-
-        case = await eventually(case_id, timeout_s=30)
-
-        async def reachable() -> bool:  # registration learns the case's team from referral's events (issue 12)
-            return (await api.get(f"/api/v1/persons/{person}", headers=as_lotse)).status_code == 200
-
-        await eventually(reachable, timeout_s=30)
+        person, case = await stack.registered_with_case(api, her)
         # A course with one seat, taken by someone else: the next person waits.
         as_vhs = await stack.bearer(api, "vhs")
         body = course_body(
@@ -165,7 +150,7 @@ async def test_caseworker_plans_assesses_enrols_and_sees_the_waiting_list(stack:
             await accessible(lotse, "course page (caseworker)")
 
             # --- the course admin: their courses, the course page, cancel: the seat is offered ---------
-            vhs = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+            vhs = await browser.new_page(viewport=PHONE)  # a phone
             await sign_in(vhs, "vhs")
             row = vhs.locator(f"#my-courses tr#course-{small}")
             assert (await row.get_attribute("data-waiting"), await row.get_attribute("data-free")) == ("1", "0")

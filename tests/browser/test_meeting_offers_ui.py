@@ -14,7 +14,7 @@ import httpx
 from gateway.ui.public import MEETING_AUDIENCES, MEETING_KINDS
 from services.partners.domain import MeetingAudience, MeetingKind
 from tests.browser.conftest import Browsing, Stack, launch_args
-from tests.conftest import eventually, newcomer
+from tests.conftest import newcomer
 
 CAFE = {
     "kind": "language_cafe",
@@ -111,23 +111,8 @@ async def test_a_caseworker_suggests_a_meeting_offer_as_a_participation_goal(sta
 
     browsing = Browsing(stack)
     async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
-        as_registrar = await stack.bearer(api, "registrar")
-        body = newcomer(languages=["ar"], preferred_language="ar")
-        registered = await api.post("/api/v1/registrations", json=body, headers=as_registrar)
-        assert registered.status_code == 201, registered.text
-        person = registered.json()["person_id"]
+        _, case = await stack.registered_with_case(api, newcomer(languages=["ar"], preferred_language="ar"))
         as_lotse = await stack.bearer(api, "lotse")
-
-        async def case_id() -> str | None:
-            found = (await api.get("/api/v1/cases", params={"person_id": person}, headers=as_lotse)).json()
-            return str(found["items"][0]["case_id"]) if found.get("items") else None
-
-        case = await eventually(case_id, timeout_s=30)
-
-        async def reachable() -> bool:
-            return (await api.get(f"/api/v1/persons/{person}", headers=as_lotse)).status_code == 200
-
-        await eventually(reachable, timeout_s=30)
         browser = await p.chromium.launch(**launch_args())
         page = await browser.new_page()
         await browsing.sign_in(page, "lotse")

@@ -171,13 +171,21 @@ async def deliveries(client: httpx.AsyncClient, partner_id: str, event_id: str) 
     return items
 
 
+def webhook_settings(database_url: str, broker: Any, **overrides: Any) -> Any:
+    """The partners service with the demo directory, delivering to the tests' receivers on 127.0.0.1."""
+    return partners_settings(
+        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True, **overrides
+    )
+
+
+#: Retries within a test's patience: the first after 0.2 s, the due deliveries looked for every 0.1 s.
+QUICK_RETRIES = {"webhook_backoff_initial_seconds": 0.2, "webhook_poll_seconds": 0.1}
+
+
 async def test_a_referral_reaches_only_its_partners_receiver_signed(
     database_url: str, broker: Any, receivers: dict[str, Receiver]
 ) -> None:
-    settings = partners_settings(
-        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True
-    )
-    app = create_app(settings)
+    app = create_app(webhook_settings(database_url, broker))
     for receiver in receivers.values():
         await receiver.start()
     async with running_app(app) as client:
@@ -216,16 +224,7 @@ async def test_a_receiver_down_then_failing_gets_every_event_once_it_is_back(
     database_url: str, broker: Any, receivers: dict[str, Receiver]
 ) -> None:
     receiver = receivers[VHS]  # not started: connection refused
-    settings = partners_settings(
-        database_url,
-        broker.bootstrap_servers,
-        demo_data=True,
-        webhook_allow_private_addresses=True,
-        webhook_backoff_initial_seconds=0.2,
-        webhook_backoff_max_seconds=0.8,
-        webhook_poll_seconds=0.1,
-    )
-    app = create_app(settings)
+    app = create_app(webhook_settings(database_url, broker, webhook_backoff_max_seconds=0.8, **QUICK_RETRIES))
     async with running_app(app) as client:
         secret = await subscribe(client, VHS, receiver.url)
         sent = await produce_referrals_sent(broker.bootstrap_servers, VHS, 3)
@@ -271,16 +270,9 @@ async def test_after_24_hours_a_delivery_fails_and_a_replay_sends_it_again(
 ) -> None:
     receiver = receivers[VHS]  # down
     clock = ManualClock()
-    settings = partners_settings(
-        database_url,
-        broker.bootstrap_servers,
-        demo_data=True,
-        webhook_allow_private_addresses=True,
-        webhook_backoff_initial_seconds=0.2,
-        webhook_backoff_max_seconds=0.5,
-        webhook_poll_seconds=0.1,
+    app = create_app(
+        webhook_settings(database_url, broker, webhook_backoff_max_seconds=0.5, **QUICK_RETRIES), clock=clock
     )
-    app = create_app(settings, clock=clock)
     async with running_app(app) as client:
         secret = await subscribe(client, VHS, receiver.url)
         sent = await produce_referrals_sent(broker.bootstrap_servers, VHS, 1)
@@ -331,14 +323,7 @@ async def test_an_erased_persons_deliveries_keep_their_log_entry_and_lose_payloa
     causes still reaches the partner whole, and is emptied once delivered; an emptied one is not replayed."""
     receiver = receivers[VHS]
     await receiver.start()
-    settings = partners_settings(
-        database_url,
-        broker.bootstrap_servers,
-        demo_data=True,
-        webhook_allow_private_addresses=True,
-        webhook_poll_seconds=0.1,
-    )
-    app = create_app(settings)
+    app = create_app(webhook_settings(database_url, broker, webhook_poll_seconds=0.1))
     async with running_app(app) as client:
         reply = await client.post(
             f"/api/v1/partners/{VHS}/webhooks",
@@ -410,10 +395,7 @@ async def test_a_referral_event_published_again_under_a_new_ce_id_is_one_webhook
     one webhook; a different fact about the same referral (its revocation) is a webhook of its own."""
     receiver = receivers[VHS]
     await receiver.start()
-    settings = partners_settings(
-        database_url, broker.bootstrap_servers, demo_data=True, webhook_allow_private_addresses=True
-    )
-    app = create_app(settings)
+    app = create_app(webhook_settings(database_url, broker))
     async with running_app(app) as client:
         reply = await client.post(
             f"/api/v1/partners/{VHS}/webhooks",

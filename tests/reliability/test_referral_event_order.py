@@ -13,44 +13,23 @@ from contracts import registration as reg
 from contracts.base import IntegrationEvent
 from services.referral.app import create_app
 from services.referral.models import KnownPerson
-from tests.conftest import eventually, produce_events, referral_settings, running_app
+from tests.conftest import eventually, needs_assessed, person_registered, produce_events, referral_settings, running_app
 
 
 def stream(person: str) -> list[tuple[str, IntegrationEvent]]:
     """The ordered history of one newcomer: (ce_id, event)."""
-    household = str(uuid.uuid4())
-    profile: dict[str, Any] = {
-        "person_id": person,
-        "household_id": household,
-        "age_band": "27-44",
-        "gender": "female",
-        "nationality": "SY",
-        "languages": ["ar"],
-        "preferred_language": "ar",
-        "residence_status_group": "other",
-        "district": "Weststadt",
-        "registered_on": "2026-11-02",
-    }
+    registered = person_registered(person, residence_status_group="other", registered_on="2026-11-02")
+    needs = needs_assessed(
+        person,
+        need_categories=["language", "employment"],
+        childcare_needed=True,
+        children_age_bands=["3-5"],
+        residence_status_group="other",
+    )
     now = datetime.now(UTC)
     return [
-        (str(uuid.uuid4()), reg.PersonRegistered(**profile)),
-        (
-            str(uuid.uuid4()),
-            reg.NeedsAssessed(
-                person_id=person,
-                assessment_version=1,
-                german_level="A1",
-                need_categories=["language", "employment"],
-                employment_situation="job_seeking",
-                foreign_qualification_to_recognise=False,
-                childcare_needed=True,
-                children_age_bands=["3-5"],
-                age_band="27-44",
-                gender="female",
-                residence_status_group="other",
-                preferred_language="ar",
-            ),
-        ),
+        (str(uuid.uuid4()), registered),
+        (str(uuid.uuid4()), needs),
         (
             str(uuid.uuid4()),
             reg.ConsentGiven(
@@ -61,7 +40,10 @@ def stream(person: str) -> list[tuple[str, IntegrationEvent]]:
                 given_at=now,
             ),
         ),
-        (str(uuid.uuid4()), reg.PersonUpdated(**(profile | {"residence_status_group": "asylum_seeker"}), version=2)),
+        (
+            str(uuid.uuid4()),
+            reg.PersonUpdated(**(registered.model_dump() | {"residence_status_group": "asylum_seeker"}), version=2),
+        ),
     ]
 
 

@@ -7,10 +7,9 @@ import uuid
 from typing import Any
 
 from contracts import partners as partner_events
-from contracts import registration as reg
 from services.referral.app import create_app
 from services.referral.models import PartnerOfferRow
-from tests.conftest import eventually, produce_events, referral_settings, running_app
+from tests.conftest import eventually, needs_assessed, person_registered, produce_events, referral_settings, running_app
 
 
 async def test_a_new_partners_service_takes_referrals_and_a_withdrawn_one_none(broker: Any, tmp_path: Any) -> None:
@@ -46,35 +45,15 @@ async def test_a_new_partners_service_takes_referrals_and_a_withdrawn_one_none(b
         ),
     ]
     person = [
+        (str(uuid.uuid4()), person_registered(newcomer, gender="male", registered_on="2026-11-02")),
         (
             str(uuid.uuid4()),
-            reg.PersonRegistered(
-                person_id=newcomer,
-                household_id=str(uuid.uuid4()),
-                age_band="27-44",
+            needs_assessed(
+                newcomer,
                 gender="male",
-                nationality="SY",
-                languages=["ar"],
-                preferred_language="ar",
-                residence_status_group="recognised_refugee",
-                district="Weststadt",
-                registered_on="2026-11-02",
-            ),
-        ),
-        (
-            str(uuid.uuid4()),
-            reg.NeedsAssessed(
-                person_id=newcomer,
-                assessment_version=1,
                 german_level="B2",
                 need_categories=["counselling"],
                 employment_situation="employed",
-                foreign_qualification_to_recognise=False,
-                childcare_needed=False,
-                age_band="27-44",
-                gender="male",
-                residence_status_group="recognised_refugee",
-                preferred_language="ar",
             ),
         ),
     ]

@@ -63,6 +63,7 @@ from tests.conftest import (
     registration_settings,
     running_app,
     signed_by_gateway,
+    token_claims,
 )
 from tests.service.test_monitoring_api import monitoring_settings
 
@@ -493,26 +494,16 @@ ATTACKS = ("alg_none", "another_key", "expired", "another_audience", "id_token")
 async def test_a_forged_stale_or_misused_token_is_refused(attack: str, guarded: tuple[Any, Any, Any]) -> None:
     gateway, client, _ = guarded
     issuer = gateway.state.issuer
-    now = int(time.time())
     admin = issuer.users.get("admin")
     # What the embedded sign-in puts in an admin's access token; each attack changes one thing.
-    claims = {
-        "iss": issuer.issuer,
-        "aud": issuer.audience,
-        "sub": admin["id"],
-        "preferred_username": "admin",
-        "iat": now,
-        "exp": now + 600,
-        "realm_access": {"roles": ["admin"]},
-        "session_generation": 0,
-    }
+    claims = token_claims(issuer, admin["id"], ["admin"], preferred_username="admin", session_generation=0)
     key, headers = issuer.key, {"kid": issuer.kid}
     genuine = jwt.encode(claims, key, algorithm="EdDSA", headers=headers)
     assert (await client.get("/api/v1/persons", headers=bearer(genuine))).status_code == 200, "the control passes"
     if attack == "another_key":
         key = Ed25519PrivateKey.generate()
     elif attack == "expired":
-        claims |= {"iat": now - 4000, "exp": now - 3600}
+        claims |= {"iat": claims["iat"] - 4000, "exp": claims["iat"] - 3600}
     elif attack == "another_audience":
         claims["aud"] = "another-client"
     elif attack == "id_token":
@@ -520,7 +511,13 @@ async def test_a_forged_stale_or_misused_token_is_refused(attack: str, guarded: 
         # (GATEWAY_OIDC_CLIENT_ID defaults to GATEWAY_OIDC_AUDIENCE), with the realm roles Keycloak maps into it
         # too; it says what it is in "typ" (Keycloak: "ID"; its access tokens: "Bearer"). The embedded issuer's
         # key stands in for the provider's: the verifier is the same for both.
-        claims |= {"typ": "ID", "azp": issuer.audience, "nonce": uuid.uuid4().hex, "auth_time": now, "at_hash": "x"}
+        claims |= {
+            "typ": "ID",
+            "azp": issuer.audience,
+            "nonce": uuid.uuid4().hex,
+            "auth_time": claims["iat"],
+            "at_hash": "x",
+        }
     token = (
         jwt.encode(claims, "", algorithm="none", headers=headers)
         if attack == "alg_none"

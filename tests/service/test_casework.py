@@ -10,70 +10,42 @@ the gateway's token.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from chassis.embedded_broker import EmbeddedBroker
-from services.referral.app import create_app as create_referral
 from services.referral.models import PartnerOfferRow
-from services.registration.app import create_app as create_registration
 from tests.conftest import (
     ADMIN,
     LOTSE_NORD,
     LOTSE_SUED,
     NORD,
     SUED,
-    case_with_referrals,
     eventually,
     newcomer,
     ok,
     problem,
-    referral_settings,
-    register_with_needs,
-    registration_settings,
-    running_app,
 )
+from tests.service.conftest import Services, case_in_team, reaches
+
+NordCase = tuple[httpx.AsyncClient, httpx.AsyncClient, str, dict[str, Any]]
 
 
 @pytest.fixture
-async def services(
-    database_url: str, broker: EmbeddedBroker, tmp_path: Path
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    registration_app = create_registration(registration_settings(database_url, broker.bootstrap_servers))
-    referral_app = create_referral(
-        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers, demo_data=True)
-    )
-    async with running_app(registration_app) as registration, running_app(referral_app) as referral:
-        referral.app = referral_app  # type: ignore[attr-defined]
-        yield registration, referral
-
-
-async def case_in_team(
-    registration: httpx.AsyncClient, referral: httpx.AsyncClient, worker: str, caller: dict[str, str], **person: Any
-) -> tuple[str, dict[str, Any]]:
-    """A newcomer with needs and proposed referrals whose case an admin hands to ``worker``; returns once
-    registration knows the case is the team's (``caller`` reads the person)."""
-    person_id = await register_with_needs(registration, [], **person)
-    case = await eventually(lambda: case_with_referrals(referral, person_id, 4))
-    url = f"/api/v1/cases/{case['case_id']}/assignment"
-    ok(await referral.post(url, json={"caseworker_id": worker}, headers=ADMIN))
-    await eventually(lambda: reaches(registration, person_id, caller))
-    return person_id, case
-
-
-async def reaches(registration: httpx.AsyncClient, person_id: str, caller: dict[str, str]) -> bool:
-    return (await registration.get(f"/api/v1/persons/{person_id}", headers=caller)).status_code == 200
+async def nord_case(registration_under_test: Services) -> NordCase:
+    """(registration, referral, person id, case): a newcomer's case that an admin handed to team Nord's
+    Anna Berger, once registration lets team Nord read the person."""
+    registration, referral = registration_under_test
+    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    return registration, referral, person, case
 
 
 async def test_a_case_lists_names_come_in_one_audited_read_of_the_teams_persons_only(
-    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    registration_under_test: Services,
 ) -> None:
-    registration, referral = services
+    registration, referral = registration_under_test
     mine, _ = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD, given_names="Leyla Nord")
     theirs, _ = await case_in_team(
         registration,
@@ -121,10 +93,9 @@ async def test_a_case_lists_names_come_in_one_audited_read_of_the_teams_persons_
 
 
 async def test_closing_with_a_reason_and_reopening_a_case(
-    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    nord_case: NordCase,
 ) -> None:
-    registration, referral = services
-    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    registration, referral, person, case = nord_case
     url = f"/api/v1/cases/{case['case_id']}"
 
     # Search by case number, within the team.
@@ -179,8 +150,8 @@ async def test_closing_with_a_reason_and_reopening_a_case(
     problem(await referral.post(f"{url}/reopening", headers=LOTSE_NORD), 409, "case-rule")
 
 
-async def test_the_queue_of_cases_no_team_has(services: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
-    registration, referral = services
+async def test_the_queue_of_cases_no_team_has(registration_under_test: Services) -> None:
+    registration, referral = registration_under_test
     # The whole roster is away: new cases get no team and wait in the queue.
     for worker in ok(await referral.get("/api/v1/caseworkers", headers=ADMIN)):
         entry = {k: worker[k] for k in ("name", "team", "languages", "max_cases")} | {"active": False}
@@ -217,10 +188,9 @@ async def test_the_queue_of_cases_no_team_has(services: tuple[httpx.AsyncClient,
 
 
 async def test_referring_elsewhere_names_the_target_and_the_reason(
-    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    nord_case: NordCase,
 ) -> None:
-    registration, referral = services
-    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    registration, referral, person, case = nord_case
     # A second partner for job placement (as the partners service's events would announce one).
     async with referral.app.state.runtime.unit_of_work() as uow:  # type: ignore[attr-defined]
         uow.session.add(
@@ -278,10 +248,9 @@ async def test_referring_elsewhere_names_the_target_and_the_reason(
 
 
 async def test_follow_ups_with_due_dates_show_on_the_case_list(
-    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    nord_case: NordCase,
 ) -> None:
-    registration, referral = services
-    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    registration, referral, person, case = nord_case
     url = f"/api/v1/cases/{case['case_id']}"
     call = ok(
         await referral.post(f"{url}/tasks", json={"title": "Rückruf", "due_on": "2026-12-14"}, headers=LOTSE_NORD), 201
@@ -324,11 +293,10 @@ async def test_follow_ups_with_due_dates_show_on_the_case_list(
 
 
 async def test_plan_goals_due_are_reminders_of_the_teams_open_cases_only(
-    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    nord_case: NordCase,
 ) -> None:
     """Goals overdue or due within the days asked for, not reached yet, of the caller's open cases: earliest first."""
-    registration, referral = services
-    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    _, referral, person, case = nord_case
     url = f"/api/v1/cases/{case['case_id']}/goals"
     today = date.today()
 
@@ -369,12 +337,11 @@ async def test_plan_goals_due_are_reminders_of_the_teams_open_cases_only(
 
 
 async def test_the_timeline_names_who_recorded_consents_and_needs_in_registration(
-    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    nord_case: NordCase,
 ) -> None:
     """Registration's events carry the signed caller's account (a staff account, never the newcomer's data), so the
     case's timeline says who recorded a consent, its withdrawal and a needs assessment, not "System"."""
-    registration, referral = services
-    person, case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
+    registration, referral, person, case = nord_case
     jobcenter = {"partner_id": "jobcenter-landsberg", "purpose": "job_placement"}
     consent = ok(await registration.post(f"/api/v1/persons/{person}/consents", json=jobcenter, headers=LOTSE_NORD), 201)
     ok(

@@ -18,7 +18,14 @@ from gateway.app import create_app
 from gateway.auth import main as auth_main
 from services.partners.app import create_app as create_partners
 from services.registration.app import create_app as create_registration
-from tests.conftest import gateway_settings, newcomer, partners_settings, registration_settings, running_app
+from tests.conftest import (
+    gateway_settings,
+    newcomer,
+    partners_settings,
+    registration_settings,
+    running_app,
+    token_claims,
+)
 from tests.scrape import parse, value
 
 
@@ -92,19 +99,9 @@ async def test_roles_reach_exactly_their_routes(gateway: Platform) -> None:
 @pytest.mark.parametrize("forgery", ["expired", "foreign_key", "alg_none", "wrong_issuer", "wrong_audience", "garbage"])
 async def test_forged_and_stale_tokens_are_refused(gateway: Platform, forgery: str) -> None:
     issuer = gateway.app.state.issuer
-    now = int(time.time())
-    claims = {
-        "iss": issuer.issuer,
-        "aud": issuer.audience,
-        "sub": "admin",
-        "iat": now,
-        "exp": now + 600,
-        "realm_access": {"roles": ["admin"]},
-    }
+    claims = token_claims(issuer, "admin", ["admin"], issued_s_ago=4000 if forgery == "expired" else 0)
     key, headers = issuer.key, {"kid": issuer.kid}
-    if forgery == "expired":
-        claims |= {"iat": now - 4000, "exp": now - 3600}
-    elif forgery == "foreign_key":
+    if forgery == "foreign_key":
         key = Ed25519PrivateKey.generate()
     elif forgery == "wrong_issuer":
         claims["iss"] = "https://evil.example/realms/landsberg"

@@ -29,7 +29,14 @@ from gateway.app import create_app
 from gateway.ratelimit import MemoryLimiter, RedisLimiter
 from services.partners.app import create_app as create_partners
 from services.registration.app import create_app as create_registration
-from tests.conftest import gateway_settings, partners_settings, registration_settings, running_app
+from tests.conftest import (
+    gateway_settings,
+    partners_settings,
+    registration_settings,
+    running_app,
+    sqlite_url,
+    token_claims,
+)
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: Small budgets, so that a test reaches them quickly.
@@ -292,7 +299,7 @@ async def test_random_bearer_tokens_from_one_address_end_at_its_budget(
     tmp_path: Path, limiter: str, broker: Any
 ) -> None:
     registration = create_registration(
-        registration_settings(f"sqlite+aiosqlite:///{tmp_path / 'registration.db'}", broker.bootstrap_servers)
+        registration_settings(sqlite_url(tmp_path, "registration"), broker.bootstrap_servers)
     )
     async with (
         running_app(registration),
@@ -303,15 +310,7 @@ async def test_random_bearer_tokens_from_one_address_end_at_its_budget(
         token = (await gw.sign_in("registrar", gw.password("registrar"), attacker)).json()["access_token"]
         session = {"Authorization": f"Bearer {token}"}
         assert (await gw.get("/api/v1/persons", attacker, **session)).status_code == 200
-        now = int(time.time())
-        claims = {
-            "iss": issuer.issuer,
-            "aud": issuer.audience,
-            "sub": "admin",
-            "iat": now,
-            "exp": now + 600,
-            "realm_access": {"roles": ["admin"]},
-        }
+        claims = token_claims(issuer, "admin", ["admin"])
         forged = [
             jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": issuer.kid})
             for _ in range(3)
@@ -333,17 +332,8 @@ async def test_random_bearer_tokens_from_one_address_end_at_its_budget(
 async def test_expired_sessions_are_not_counted_as_guesses(tmp_path: Path) -> None:
     async with open_gateway(tmp_path, "memory") as gw:
         issuer = gw.app.state.issuer
-        now = int(time.time())
-        user = issuer.users["registrar"]
-        claims = {
-            "iss": issuer.issuer,
-            "aud": issuer.audience,
-            "sub": user["id"],
-            "preferred_username": "registrar",
-            "iat": now - 4000,
-            "exp": now - 3000,
-            "realm_access": {"roles": ["registrar"]},
-        }
+        registrar = issuer.users["registrar"]["id"]
+        claims = token_claims(issuer, registrar, ["registrar"], issued_s_ago=4000, preferred_username="registrar")
         expired = jwt.encode(claims, issuer.key, algorithm="EdDSA", headers={"kid": issuer.kid})
         statuses = [
             (await gw.get("/api/v1/persons", "198.51.100.70", Authorization=f"Bearer {expired}")).status_code
@@ -375,7 +365,7 @@ async def test_random_api_keys_from_one_address_do_not_reach_the_partners_servic
     tmp_path: Path, limiter: str, broker: Any
 ) -> None:
     partners_app = create_partners(
-        partners_settings(f"sqlite+aiosqlite:///{tmp_path / 'partners.db'}", broker.bootstrap_servers, demo_data=True)
+        partners_settings(sqlite_url(tmp_path, "partners"), broker.bootstrap_servers, demo_data=True)
     )
     partners = CountingApp(partners_app, "/internal/api-keys/verify")
     async with running_app(partners_app), open_gateway(tmp_path, limiter, services={"partners": partners}) as gw:

@@ -17,12 +17,9 @@ from sqlalchemy import func, select, text
 from chassis import idempotency
 from chassis import identity as internal
 from chassis.db import make_engine
-from chassis.embedded_broker import EmbeddedBroker
 from contracts.partners import PartnerCapacityChanged
 from contracts.referral import ReferralAccepted, ReferralDeclined
 from services.partners.app import create_app as create_partners
-from services.referral.app import create_app as create_referral
-from services.registration.app import create_app as create_registration
 from services.registration.models import Person
 from tests.conftest import (
     IDEMPOTENCY_SECRET,
@@ -32,12 +29,11 @@ from tests.conftest import (
     gateway_settings,
     newcomer,
     partners_settings,
-    referral_settings,
     register_with_needs,
-    registration_settings,
     running_app,
     signed_by_gateway,
 )
+from tests.service.conftest import Services
 
 PARTNER_REFERRALS = "/api/v1/partner/referrals"
 VHS = "vhs-landsberg"
@@ -75,20 +71,6 @@ def replayed(reply: httpx.Response, first: httpx.Response) -> None:
 # --- the referral service: a partner works its referrals ---------------------------------------------------
 
 
-@pytest.fixture
-async def referral_platform(
-    database_url: str, broker: EmbeddedBroker, tmp_path: Any
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """Registration on its own SQLite database, referral on the parametrized one; ``referral.app`` is the app."""
-    registration_app = create_registration(
-        registration_settings(f"sqlite+aiosqlite:///{tmp_path / 'registration.db'}", broker.bootstrap_servers)
-    )
-    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers, demo_data=True))
-    async with running_app(registration_app) as registration, running_app(referral_app) as referral:
-        referral.app = referral_app  # type: ignore[attr-defined]
-        yield registration, referral
-
-
 async def referral_events(referral: httpx.AsyncClient, referral_id: str, event_type: str) -> int:
     runtime = referral.app.state.runtime  # type: ignore[attr-defined]
     outbox = runtime.tables.outbox
@@ -102,9 +84,9 @@ async def referral_events(referral: httpx.AsyncClient, referral_id: str, event_t
 
 
 async def test_a_partners_retried_accept_runs_once_and_gets_the_same_answer(
-    referral_platform: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    referral_under_test: Services,
 ) -> None:
-    registration, referral = referral_platform
+    registration, referral = referral_under_test
     person = await register_with_needs(registration, [ADULT_EDUCATION_CONSENT])
     case = await eventually(lambda: case_with_referrals(referral, person, 4))
     by_service = {r["service_type"]: r for r in case["referrals"]}

@@ -10,26 +10,14 @@ import httpx
 
 from contracts import registration as reg
 from contracts.base import IntegrationEvent
-from tests.conftest import eventually
+from tests.conftest import eventually, needs_assessed, person_registered
 from tests.service.test_monitoring_api import ANALYST, broker, monitoring, produce, table
 
 __all__ = ["broker", "monitoring"]
 
 
 def assessed(person_id: str, version: int, needs: list[str]) -> reg.NeedsAssessed:
-    return reg.NeedsAssessed(
-        person_id=person_id,
-        assessment_version=version,
-        german_level="A1",
-        need_categories=needs,
-        employment_situation="job_seeking",
-        foreign_qualification_to_recognise=False,
-        childcare_needed=False,
-        age_band="27-44",
-        gender="female",
-        residence_status_group="recognised_refugee",
-        preferred_language="ar",
-    )
+    return needs_assessed(person_id, assessment_version=version, need_categories=needs)
 
 
 async def test_housing_need_from_needs_assessments(monitoring: httpx.AsyncClient, broker: Any) -> None:
@@ -38,21 +26,7 @@ async def test_housing_need_from_needs_assessments(monitoring: httpx.AsyncClient
     is erased: three remain, below k = 5, so the cell and the totals are withheld."""
     household = f"h-{uuid.uuid4().hex[:8]}"
     people = [f"p{i}-{uuid.uuid4().hex[:8]}" for i in range(6)]
-    events: list[IntegrationEvent] = [
-        reg.PersonRegistered(
-            person_id=p,
-            household_id=household,
-            age_band="27-44",
-            gender="female",
-            nationality="SY",
-            languages=["ar"],
-            preferred_language="ar",
-            residence_status_group="recognised_refugee",
-            district="Weststadt",
-            registered_on="2026-11-03",
-        )
-        for p in people
-    ]
+    events: list[IntegrationEvent] = [person_registered(p, household_id=household) for p in people]
     events += [assessed(p, 1, ["housing", "language"]) for p in people[:5]]
     await produce(broker.bootstrap_servers, [(str(uuid.uuid4()), e) for e in events])
 

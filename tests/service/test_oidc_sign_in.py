@@ -24,7 +24,7 @@ import pytest
 from gateway.app import create_app
 from gateway.oidc import LOGIN_COOKIE, REFRESH_COOKIE, SignInFailed
 from gateway.ui.kit import CSRF_COOKIE, SESSION_COOKIE
-from tests.conftest import gateway_settings, referral_settings, running_app
+from tests.conftest import gateway_settings, referral_settings, running_app, sqlite_url
 from tests.oidc_provider import OpenIdProvider, only_form
 
 GATEWAY = "https://gateway.test"
@@ -158,9 +158,7 @@ async def test_a_caseworker_signs_in_at_the_provider_and_sees_the_dashboard(
 ) -> None:
     from services.referral.app import create_app as create_referral
 
-    referral = create_referral(
-        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers)
-    )
+    referral = create_referral(referral_settings(sqlite_url(tmp_path, "referral"), broker.bootstrap_servers))
     async with (
         running_app(referral),
         gateway_with_oidc(provider, tmp_path, services={"referral": referral}) as gw,

@@ -34,6 +34,7 @@ from tests.conftest import (
     registration_settings,
     running_app,
 )
+from tests.service.conftest import Services
 
 ALL_PAGES = {"page_size": 200}
 
@@ -67,19 +68,6 @@ def test_the_scope_follows_the_forwarded_roles_team_and_subject() -> None:
 # --- through the referral app ------------------------------------------------------------------
 
 
-@pytest.fixture
-async def services(
-    database_url: str, broker: EmbeddedBroker, tmp_path: Path
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """Registration on its own SQLite file, referral (under test) on the parametrized database."""
-    registration_app = create_registration(
-        registration_settings(f"sqlite+aiosqlite:///{tmp_path / 'registration.db'}", broker.bootstrap_servers)
-    )
-    referral_app = create_referral(referral_settings(database_url, broker.bootstrap_servers, demo_data=True))
-    async with running_app(registration_app) as registration, running_app(referral_app) as referral:
-        yield registration, referral
-
-
 async def two_cases(
     registration: httpx.AsyncClient, referral: httpx.AsyncClient
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -102,8 +90,8 @@ def proposed(case: dict[str, Any]) -> str:
     return str(next(r["referral_id"] for r in case["referrals"] if r["status"] == "proposed"))
 
 
-async def test_a_caseworker_reads_and_acts_only_on_the_cases_of_their_team(services: Any) -> None:
-    registration, referral = services
+async def test_a_caseworker_reads_and_acts_only_on_the_cases_of_their_team(referral_under_test: Services) -> None:
+    registration, referral = referral_under_test
     mine, theirs = await two_cases(registration, referral)
     theirs_id, theirs_referral = theirs["case_id"], proposed(theirs)
 
@@ -173,9 +161,9 @@ async def test_a_caseworker_reads_and_acts_only_on_the_cases_of_their_team(servi
 
 
 async def test_reassignment_stays_in_the_team_and_a_caseworker_without_a_team_sees_their_own_cases(
-    services: Any,
+    referral_under_test: Services,
 ) -> None:
-    registration, referral = services
+    registration, referral = referral_under_test
     mine, theirs = await two_cases(registration, referral)
     assignment = f"/api/v1/cases/{mine['case_id']}/assignment"
 

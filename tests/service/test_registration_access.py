@@ -10,33 +10,22 @@ middleware leaves after verifying the gateway's token (the gateway tests check t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
-from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
-from chassis.embedded_broker import EmbeddedBroker
-from services.referral.app import create_app as create_referral
-from services.registration.app import create_app as create_registration
 from tests.conftest import (
     ADMIN,
     LOTSE_NORD,
     LOTSE_SUED,
     NORD,
     REFERRAL_NEEDS,
-    case_with_referrals,
     eventually,
     newcomer,
     ok,
     problem,
-    referral_settings,
-    register_with_needs,
-    registration_settings,
-    running_app,
 )
+from tests.service.conftest import Services, case_in_team, reaches
 
 REGISTRAR = {"X-Role": "registrar", "X-Actor": "user:registrar"}
 PRIVACY = {"X-Role": "privacy_officer", "X-Actor": "user:datenschutz"}
@@ -50,50 +39,14 @@ def not_found(reply: httpx.Response) -> None:
     problem(reply, 404, "not-found")
 
 
-@pytest.fixture
-async def services(
-    database_url: str, broker: EmbeddedBroker, tmp_path: Path
-) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    registration_app = create_registration(registration_settings(database_url, broker.bootstrap_servers))
-    referral_app = create_referral(
-        referral_settings(f"sqlite+aiosqlite:///{tmp_path / 'referral.db'}", broker.bootstrap_servers, demo_data=True)
-    )
-    async with running_app(registration_app) as registration, running_app(referral_app) as referral:
-        yield registration, referral
-
-
-async def case_in_team(
-    registration: httpx.AsyncClient, referral: httpx.AsyncClient, worker: str, caller: dict[str, str], **person: Any
-) -> tuple[str, dict[str, Any]]:
-    """A newcomer with needs and proposed referrals, whose case an admin hands to ``worker``; returns once
-    registration has the case event, i.e. once ``caller`` (of that team) reads the person."""
-    person_id = await register_with_needs(registration, [], **person)
-    case = await eventually(lambda: case_with_referrals(referral, person_id, 4))
-    moved = ok(
-        await referral.post(
-            f"/api/v1/cases/{case['case_id']}/assignment", json={"caseworker_id": worker}, headers=ADMIN
-        )
-    )
-
-    async def readable() -> bool:
-        return (await registration.get(f"/api/v1/persons/{person_id}", headers=caller)).status_code == 200
-
-    await eventually(readable)
-    return person_id, case | {"team": moved["team"]}
-
-
 async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(
-    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    registration_under_test: Services,
 ) -> None:
-    registration, referral = services
+    registration, referral = registration_under_test
     # Routing hands a Russian speaker's case to team Süd (the demo roster): Nord never reaches that person.
     body = newcomer(languages=["ru"], preferred_language="ru")
     early = (await registration.post("/api/v1/registrations", json=body)).json()["person_id"]
-
-    async def routed_to_sued() -> bool:
-        return bool((await registration.get(f"/api/v1/persons/{early}", headers=LOTSE_SUED)).status_code == 200)
-
-    await eventually(routed_to_sued)
+    await eventually(lambda: reaches(registration, early, LOTSE_SUED))
     not_found(await registration.get(f"/api/v1/persons/{early}", headers=LOTSE_NORD))
 
     mine, mine_case = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
@@ -188,9 +141,9 @@ async def test_a_caseworker_reaches_only_the_persons_of_the_teams_open_cases(
 
 
 async def test_registrars_keep_the_register_but_read_no_needs_or_access_log(
-    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    registration_under_test: Services,
 ) -> None:
-    registration, _ = services
+    registration, _ = registration_under_test
     person = ok(await registration.post("/api/v1/registrations", json=newcomer(), headers=REGISTRAR), 201)["person_id"]
     url = f"/api/v1/persons/{person}"
     reply = await registration.get(url, headers=REGISTRAR)
@@ -219,9 +172,9 @@ async def test_registrars_keep_the_register_but_read_no_needs_or_access_log(
 
 
 async def test_only_privacy_officers_and_admins_erase_and_record_a_move_with_a_reason(
-    services: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    registration_under_test: Services,
 ) -> None:
-    registration, referral = services
+    registration, referral = registration_under_test
     person, _ = await case_in_team(registration, referral, "lotse-a.berger", LOTSE_NORD)
     other = ok(await registration.post("/api/v1/registrations", json=newcomer()), 201)["person_id"]
     url, other_url = f"/api/v1/persons/{person}", f"/api/v1/persons/{other}"

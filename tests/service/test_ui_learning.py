@@ -34,6 +34,7 @@ from tests.conftest import (
     newcomer,
     referral_settings,
     registration_settings,
+    sqlite_url,
 )
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -165,14 +166,10 @@ class Site:
 @pytest.fixture
 async def site(broker: Any, tmp_path: Path) -> AsyncIterator[Site]:
     bootstrap = broker.bootstrap_servers
-
-    def db(name: str) -> str:
-        return f"sqlite+aiosqlite:///{tmp_path / name}.db"
-
     apps = {
-        "registration": create_registration(registration_settings(db("registration"), bootstrap)),
-        "referral": create_referral(referral_settings(db("referral"), bootstrap, demo_data=True)),
-        "courses": create_courses(courses_settings(db("courses"), bootstrap)),
+        "registration": create_registration(registration_settings(sqlite_url(tmp_path, "registration"), bootstrap)),
+        "referral": create_referral(referral_settings(sqlite_url(tmp_path, "referral"), bootstrap, demo_data=True)),
+        "courses": create_courses(courses_settings(sqlite_url(tmp_path, "courses"), bootstrap)),
     }
     gateway = create_app(gateway_settings(tmp_path, demo_data=True))
     async with AsyncExitStack() as stack:

@@ -34,7 +34,9 @@ from services.monitoring.indicators import LANGUAGE_CATEGORIES, before_suppressi
 from services.monitoring.periods import Period, family
 from services.monitoring.protection import indicators, indicators_of
 from services.monitoring.tables import CITY, Cell, Counts, Table, render
+from tests.unit.test_monitoring_domain import A27, REF, F
 from tests.unit.test_monitoring_domain import FACTS as SCENARIO
+from tests.unit.test_monitoring_domain import person as person_fact
 
 K = 5
 Key = tuple[str, ...]
@@ -412,17 +414,7 @@ def test_moves_away_are_not_stock_minus_registrations() -> None:
     """Newcomers living here at the end of November = at the end of October + registered - moved away."""
 
     def person(i: int, registered: date, moved: date | None = None) -> PersonFact:
-        return PersonFact(
-            f"p{i}",
-            f"h{i}",
-            registered,
-            "SY",
-            AgeBand.AGE_27_44,
-            Gender.FEMALE,
-            ResidenceStatusGroup.RECOGNISED_REFUGEE,
-            "Weststadt",
-            moved,
-        )
+        return person_fact(f"p{i}", "SY", A27, F, REF, "Weststadt", f"h{i}", registered, moved)
 
     persons = [person(i, date(2026, 10, 2)) for i in range(20)]
     persons += [person(20 + i, date(2026, 11, 3)) for i in range(8)]
@@ -514,17 +506,8 @@ def test_blocks_below_k_join_their_district_and_reveal_no_small_cell() -> None:
     in no block: the block of 9 is shown beside the other addresses' 5."""
 
     def person(i: int, district: str, block: str | None, registered: date = date(2026, 11, 3)) -> PersonFact:
-        return PersonFact(
-            f"p{i}",
-            f"h{i}",
-            registered,
-            "SY",
-            AgeBand.AGE_27_44,
-            Gender.FEMALE,
-            ResidenceStatusGroup.OTHER,
-            district,
-            block=block,
-        )
+        status = ResidenceStatusGroup.OTHER
+        return person_fact(f"p{i}", "SY", A27, F, status, district, f"h{i}", registered, block=block)
 
     spread = ["w-1"] * 6 + ["w-2"] * 4
     persons = [person(i, "Weststadt", b) for i, b in enumerate(spread)]
