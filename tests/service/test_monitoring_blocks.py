@@ -91,7 +91,9 @@ async def test_newcomers_per_block_through_the_events(monitoring: httpx.AsyncCli
         found = table(reply.json(), "newcomers_by_block")
         rows = {row["label"]: row["cells"] for row in found["rows"]}
         shown = sum(c["newcomers"]["value"] or 0 for c in rows.values())
-        return {"rows": rows, "index": table(reply.json(), "dissimilarity_index_by_block")} if shown == expected else None
+        return (
+            {"rows": rows, "index": table(reply.json(), "dissimilarity_index_by_block")} if shown == expected else None
+        )
 
     first = await eventually(lambda: blocks(26))
     rows = first["rows"]
