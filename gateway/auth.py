@@ -271,6 +271,7 @@ class LocalIssuer:
         self.token_minutes = token_minutes
         self.hasher = PasswordHasher()
         self.hashing = hashing or HashingSlots()
+        _dummy_hash()  # made now: the first unknown user's sign-in then costs what every other one does
         self._changing = asyncio.Lock()  # one change to the accounts (and their file) at a time
 
     def public_jwks(self) -> dict[str, Any]:
@@ -283,7 +284,7 @@ class LocalIssuer:
     async def sign_in(self, username: str, password: str) -> str:
         """A token for the account; raises Unauthenticated, or Busy when too many sign-ins wait for the hashing."""
         user = self.users.get(username)
-        stored = user["password_hash"] if user else _DUMMY_HASH  # same work whether the user exists or not
+        stored = user["password_hash"] if user else _dummy_hash()  # same work whether the user exists or not
         try:
             await self.hashing.run(self.hasher.verify, stored, password)
         except VerificationError as exc:
@@ -435,7 +436,11 @@ def new_account(username: str, roles: Iterable[str], team: str | None, partner_i
     return record
 
 
-_DUMMY_HASH = PasswordHasher().hash(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown user's password is checked against; made with the first embedded issuer, not at import (a
+    production-cost hash is a second of CPU in every process that imports the gateway, OpenID Connect or not)."""
+    return PasswordHasher().hash(secrets.token_urlsafe(16))
 
 
 # --- the embedded sign-in's accounts: demo users, or made by an operator ----------------------
