@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from chassis import metrics
 from chassis.clock import Clock
@@ -128,6 +128,9 @@ class Deliverer:
         verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.session_factory = session_factory
+        engine: AsyncEngine = session_factory.kw["bind"]
+        #: For the claim and its reads: single statements in autocommit (the outcomes are one transaction).
+        self._single = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.clock = clock
         self.secret_box = secret_box
         self.policy = policy
@@ -242,30 +245,46 @@ class Deliverer:
             )
             .execution_options(synchronize_session=False)
         )
-        async with self.session_factory() as session, session.begin():
-            claimed = [Claimed(*row) for row in (await session.execute(claim)).all()]
+        webhooks = select(
+            WebhookSubscription.id,
+            WebhookSubscription.url,
+            WebhookSubscription.active,
+            WebhookSubscription.secret_encrypted,
+            WebhookSubscription.previous_secret_encrypted,
+            WebhookSubscription.previous_secret_valid_until,
+        )
+        # Single statements, each atomic: in autocommit one round trip each, without BEGIN and COMMIT around them.
+        async with self._single.connect() as connection:
+            claimed = [Claimed(*row) for row in (await connection.execute(claim)).all()]
             if not claimed:
-                self._next_due = await next_due(session)
+                self._next_due = await next_due(connection)
                 return [], {}
-            subscriptions = await session.scalars(
-                select(WebhookSubscription).where(WebhookSubscription.id.in_({d.subscription_id for d in claimed}))
+            found = await connection.execute(
+                webhooks.where(WebhookSubscription.id.in_({d.subscription_id for d in claimed}))
             )
-            endpoints = {s.id: self._endpoint(s, now) for s in subscriptions}
+            endpoints = {row.id: self._endpoint(*row[1:], now=now) for row in found.all()}
         return claimed, endpoints
 
-    def _endpoint(self, subscription: WebhookSubscription, now: datetime) -> Endpoint:
+    def _endpoint(
+        self,
+        url: str,
+        active: bool,
+        sealed: str,
+        previous_sealed: str | None,
+        previous_valid_until: datetime | None,
+        *,
+        now: datetime,
+    ) -> Endpoint:
         try:
             secrets = domain.signing_secrets(
-                self.secret_box.open(subscription.secret_encrypted),
-                self.secret_box.open(subscription.previous_secret_encrypted)
-                if subscription.previous_secret_encrypted
-                else None,
-                aware(subscription.previous_secret_valid_until),
+                self.secret_box.open(sealed),
+                self.secret_box.open(previous_sealed) if previous_sealed else None,
+                aware(previous_valid_until),
                 now,
             )
         except ValueError as exc:  # the secret cannot be decrypted: retried, and visible to the partner
-            return Endpoint(subscription.url, subscription.active, (), str(exc))
-        return Endpoint(subscription.url, subscription.active, tuple(secrets), None)
+            return Endpoint(url, active, (), str(exc))
+        return Endpoint(url, active, tuple(secrets), None)
 
     async def _attempt(self, delivery: Claimed, endpoint: Endpoint | None) -> Outcome | None:
         if endpoint is None:
@@ -346,10 +365,10 @@ class Deliverer:
         return tried | {"last_error": error[:300], "next_attempt_at": next_at}
 
 
-async def next_due(session: AsyncSession) -> datetime | None:
+async def next_due(connection: AsyncSession | AsyncConnection) -> datetime | None:
     """When the earliest pending delivery is due (None: none is pending)."""
     return aware(
-        await session.scalar(
+        await connection.scalar(
             select(func.min(WebhookDelivery.next_attempt_at)).where(
                 WebhookDelivery.status == domain.DeliveryStatus.PENDING.value
             )
