@@ -26,8 +26,21 @@ log = logging.getLogger(__name__)
 CONSUMED_TOPICS = [registration_events.PERSONS_TOPIC, referral_events.REFERRALS_TOPIC, referral_events.CASES_TOPIC]
 
 
+async def _load_batch(uow: UnitOfWork) -> None:
+    """The learners and case teams all events of a consumer's batch name, in two queries once (the handlers' lookups
+    then need none): a newcomer's registration, needs and case events came with one query each."""
+    if not uow.batch or "courses.batch_loaded" in uow.cache:
+        return
+    uow.cache["courses.batch_loaded"] = True  # emptied with the cache when a savepoint is undone: loaded again then
+    people = {e.data.get("person_id") for e in uow.batch}
+    cases = {e.data.get("case_id") for e in uow.batch if e.topic == referral_events.CASES_TOPIC}
+    await uow.load(Learner, {p for p in people if isinstance(p, str)})
+    await uow.load(CaseTeam, {c for c in cases if isinstance(c, str)})
+
+
 async def _learner(uow: UnitOfWork, person_id: str) -> Learner:
-    learner = await uow.session.get(Learner, person_id)
+    await _load_batch(uow)
+    learner = await uow.get(Learner, person_id)
     if learner is None:
         learner = Learner(person_id=person_id, profile_version=0, needs_version=0, erased=False, childcare_needed=False)
         uow.session.add(learner)
@@ -73,10 +86,11 @@ def make_handlers(clock: Callable[[], datetime], settings: Any) -> Mapping[str, 
     async def case_changed(uow: UnitOfWork, event: ReceivedEvent) -> None:
         """Which team works the person's case, and whether it is open (events of one case come in order)."""
         data = event.data
-        learner = await uow.session.get(Learner, data["person_id"])
+        await _load_batch(uow)
+        learner = await uow.get(Learner, data["person_id"])
         if learner is not None and learner.erased:
             return  # nobody acts on an erased person's records
-        case = await uow.session.get(CaseTeam, data["case_id"])
+        case = await uow.get(CaseTeam, data["case_id"])
         if case is None:
             case = CaseTeam(case_id=data["case_id"], person_id=data["person_id"], open=True)
             uow.session.add(case)

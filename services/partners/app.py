@@ -40,7 +40,9 @@ class PartnersSettings(ServiceSettings):
     webhook_backoff_initial_seconds: float = Field(5.0, gt=0)
     webhook_backoff_max_seconds: float = Field(3600.0, gt=0)
     webhook_give_up_after_hours: float = Field(24.0, gt=0)
-    webhook_poll_seconds: float = Field(1.0, gt=0)
+    #: The longest sleep of the delivery loop: it knows when the next delivery is due and a new one wakes it, so
+    #: this only bounds a wake that never comes (rows of a replica that died before sending them).
+    webhook_poll_seconds: float = Field(30.0, gt=0)
     #: How long an attempt in flight holds its row; then another round (or replica) may try again.
     webhook_claim_seconds: float = Field(60.0, gt=0)
     webhook_secret_grace_hours: float = Field(24.0, ge=0)
@@ -100,7 +102,7 @@ def create_app(settings: PartnersSettings | None = None, clock: Clock = system_c
         migrations_dir=Path(__file__).parent / "migrations",
         published_topics=[events.PARTNERS_TOPIC],
         routers=[api.router, api.internal_router, api.persons_router],
-        handlers=lambda runtime: make_handlers(clock, partners_of(runtime).deliverer.wake_soon),
+        handlers=lambda runtime: make_handlers(clock, partners_of(runtime).deliverer.wake),
         consumed_topics=CONSUMED_TOPICS,
         clock=clock,
         on_startup=on_startup,

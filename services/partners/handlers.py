@@ -42,7 +42,8 @@ CONSUMED_TOPICS = [
 def make_handlers(clock: Callable[[], datetime], wake: Callable[[], None]) -> Mapping[str, Handler]:
     async def fan_out(uow: UnitOfWork, event: ReceivedEvent) -> None:
         if await workflow.fan_out(uow, clock(), event):
-            wake()  # soon after the commit; the loop also polls, so a missed wake only costs one round
+            # Once the rows are committed (the loop sleeps until a delivery is due: it does not poll for new ones).
+            uow.on_end(wake)
 
     async def person_erased(uow: UnitOfWork, event: ReceivedEvent) -> None:
         model = registration_events.PersonErased.model_validate(event.data)

@@ -42,6 +42,7 @@ from services.partners.models import (
     WebhookSubscription,
 )
 from services.partners.schemas import (
+    DELIVERABLE_EVENT_TYPES,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyRead,
@@ -838,33 +839,79 @@ def new_delivery_id() -> str:
     return "msg_" + uuid.uuid4().hex
 
 
+@dataclass
+class Recipients:
+    """For the events of a consumer's batch, loaded at once: the concerned partners' active webhooks and which of them
+    got a delivery of each event's fact already (two queries per batch, not two per event)."""
+
+    session: object
+    #: Event id -> the fact it tells, for the events whose partner is concerned.
+    facts: dict[str, str]
+    webhooks: dict[str, list[WebhookSubscription]]
+    #: (webhook, fact) pairs with a delivery, those this batch adds included.
+    delivered: set[tuple[str, str]]
+
+
+async def recipients(uow: UnitOfWork, event: ReceivedEvent) -> Recipients:
+    """The batch's :class:`Recipients` (kept in the unit of work's cache, which a rolled-back savepoint empties)."""
+    known = uow.cache.get("partners.recipients")
+    if isinstance(known, Recipients) and known.session is uow.session and event.id in known.facts:
+        return known
+    events = uow.batch if any(e.id == event.id for e in uow.batch) else [event]
+    partners: dict[str, str] = {}  # event id -> partner
+    facts: dict[str, str] = {}
+    for each in events:
+        partner_id = domain.concerned_partner(each.data)
+        if partner_id is None or (each.id != event.id and each.type not in DELIVERABLE_EVENT_TYPES):
+            continue
+        try:
+            facts[each.id] = fact_of(each)
+        except ValueError:  # a malformed event fails in its own handler, not in those of the others in its batch
+            if each.id == event.id:
+                raise
+            continue
+        partners[each.id] = partner_id
+    webhooks: dict[str, list[WebhookSubscription]] = {}
+    if partners:
+        found = await uow.session.scalars(
+            select(WebhookSubscription).where(
+                WebhookSubscription.partner_id.in_(set(partners.values())), WebhookSubscription.active.is_(True)
+            )
+        )
+        for subscription in found:
+            webhooks.setdefault(subscription.partner_id, []).append(subscription)
+    delivered: set[tuple[str, str]] = set()
+    if webhooks:
+        rows = await uow.session.execute(
+            select(WebhookDelivery.subscription_id, WebhookDelivery.fact_id).where(
+                WebhookDelivery.subscription_id.in_([s.id for subs in webhooks.values() for s in subs]),
+                WebhookDelivery.fact_id.in_(set(facts.values())),
+            )
+        )
+        delivered = {(str(subscription_id), str(fact_id)) for subscription_id, fact_id in rows.all()}
+    uow.cache["partners.recipients"] = found_now = Recipients(uow.session, facts, webhooks, delivered)
+    return found_now
+
+
 async def fan_out(uow: UnitOfWork, now: datetime, event: ReceivedEvent) -> int:
     """One delivery per subscription of the concerned partner to this event type, once per fact; how many."""
     partner_id = domain.concerned_partner(event.data)
     if partner_id is None:
         return 0  # e.g. a referral to a category rather than a named partner
-    subscriptions = (
-        await uow.session.scalars(
-            select(WebhookSubscription).where(
-                WebhookSubscription.partner_id == partner_id, WebhookSubscription.active.is_(True)
-            )
-        )
-    ).all()
-    fact_id = fact_of(event)
-    delivered = set(
-        await uow.session.scalars(
-            select(WebhookDelivery.subscription_id).where(
-                WebhookDelivery.partner_id == partner_id, WebhookDelivery.fact_id == fact_id
-            )
-        )
-    )
+    known = await recipients(uow, event)
+    fact_id = known.facts[event.id]
+    wanted = [
+        s
+        for s in known.webhooks.get(partner_id, [])
+        if event.type in s.event_types and (s.id, fact_id) not in known.delivered
+    ]
+    if not wanted:
+        return 0
     body = domain.webhook_body(event_type=event.type, event_id=event.id, time=event.time, data=event.data)
     payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     person_id = event.data.get("person_id")
-    created = 0
-    for subscription in subscriptions:
-        if event.type not in subscription.event_types or subscription.id in delivered:
-            continue
+    for subscription in wanted:
+        known.delivered.add((subscription.id, fact_id))
         uow.session.add(
             WebhookDelivery(
                 id=new_delivery_id(),
@@ -882,8 +929,7 @@ async def fan_out(uow: UnitOfWork, now: datetime, event: ReceivedEvent) -> int:
                 next_attempt_at=now,
             )
         )
-        created += 1
-    return created
+    return len(wanted)
 
 
 async def erase_person(uow: UnitOfWork, clock: Callable[[], datetime], person_id: str, erased_at: datetime) -> None:
