@@ -61,6 +61,7 @@ ENTRY_FIELDS = ("name", "alternate_name", "category", "description", "website")
 SERVICE_FIELDS = ("name", "description", "eligibility", "response_days", "free_places")
 #: What an action reports back to its page (``?notice=``): only these codes are shown.
 NOTICES = frozenset({"created", "saved", "service_withdrawn", "caseworker_saved"})
+DONE = {notice: f"dir_done_{notice}" for notice in NOTICES}
 
 
 def text_or_none(form: dict[str, str], name: str) -> str | None:
@@ -190,11 +191,9 @@ def render(
     notices: Mapping[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """A directory page: the languages and categories to choose from, and its own notice (``done``, from the codes an
-    action redirected with: ``NOTICES`` and the page's own ``notices``) instead of base.html's."""
+    """A directory page: the languages and categories to choose from, and its own notice (from ``NOTICES`` and the
+    page's own ``notices``) instead of base.html's notice and error."""
     words = ui.words(request)
-    notice = request.query_params.get("notice", "")
-    done_key = (notices or {}).get(notice) or (f"dir_done_{notice}" if notice in NOTICES else None)
 
     def languages(chosen: list[str]) -> list[tuple[str, str]]:
         return language_choices(words, chosen)
@@ -202,37 +201,27 @@ def render(
     def language_names(codes: list[str]) -> str:
         return ", ".join(words.get(f"lang_{code}", code) for code in codes)
 
-    return ui.render(
+    return ui.page(
         request,
         template,
+        user,
         status,
-        user=user,
-        notice=None,
+        done=DONE | dict(notices or {}),
         error=None,
         languages=languages,
         language_names=language_names,
         categories=CATEGORIES,
         service_types=SERVICE_TYPES,
-        done=words[done_key] if done_key else None,
         **context,
     )
 
 
 async def entry_page(
-    ui: Kit,
-    keeper: Keeper,
-    request: Request,
-    user: Identity,
-    partner_id: str,
-    status: int = 200,
-    *,
-    values: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None,
-    service: dict[str, Any] | None = None,
-    **context: Any,
+    ui: Kit, keeper: Keeper, request: Request, user: Identity, partner_id: str, **again: Any
 ) -> Response:
-    """One partner's entry; ``values``/``errors`` keep a refused entry form, ``service`` a refused service form
-    (its ``form``, ``values`` and ``errors``)."""
+    """One partner's entry; ``again``: a refused form shown again (422), ``values`` and ``errors`` of the entry's
+    form, ``service`` of a service's (its ``form``, ``values`` and ``errors``) or ``capacity_error`` of the free
+    places'."""
     entry = (await ui.read(request, user, f"partners/{quote(partner_id)}")).body
     offered = {s["service_type"] for s in entry["services"]}
     return render(
@@ -240,16 +229,13 @@ async def entry_page(
         request,
         "admin_partner.html",
         user,
-        status,
+        422 if again else 200,
         keeper.notices,
         **keeper.context,
         partner=entry,
-        values=values or entry,
-        errors=errors or {},
-        service=service or {},
         not_offered=[s for s in SERVICE_TYPES if s not in offered],
         saved_service=request.query_params.get("saved_service"),
-        **context,
+        **({"values": entry, "errors": {}, "service": {}} | again),
     )
 
 
@@ -267,7 +253,7 @@ async def edit_entry(
     if reply.status == 422:
         errors = entry_errors(reply, ui.lang_of(request), ui.words(request))
         values = entry_as_sent(body, form)
-        return await entry_page(ui, keeper, request, user, partner_id, 422, values=values, errors=errors)
+        return await entry_page(ui, keeper, request, user, partner_id, values=values, errors=errors)
     return ui.trouble(request, user, reply)
 
 
@@ -287,7 +273,7 @@ async def save_service(
     values = await service_values(ui, request, form, kind)
     if kind not in SERVICE_TYPES:
         service = {"form": form_id, "values": values, "errors": {"service_type": words["dir_err_category"]}}
-        return await entry_page(ui, keeper, request, user, partner_id, 422, service=service)
+        return await entry_page(ui, keeper, request, user, partner_id, service=service)
     reply = await ui.call(
         request, user, "PUT", f"partners/{quote(partner_id)}/services/{kind}", json=service_body(values)
     )
@@ -297,7 +283,7 @@ async def save_service(
         return RedirectResponse(f"{keeper.page_of(partner_id)}?saved_service={kind}#service-{kind}", 303)
     if reply.status == 422:
         service = {"form": form_id, "values": values, "errors": entry_errors(reply, ui.lang_of(request), words)}
-        return await entry_page(ui, keeper, request, user, partner_id, 422, service=service)
+        return await entry_page(ui, keeper, request, user, partner_id, service=service)
     return ui.trouble(request, user, reply)
 
 

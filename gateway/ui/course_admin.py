@@ -34,6 +34,23 @@ MAX_SESSIONS = 52
 #: A pass's verification code as the courses service makes it (letters and digits, dashes between groups).
 CODE = re.compile(r"^[A-Za-z0-9-]{4,64}$")
 NOTICES = frozenset({"created", "saved", "cancelled", "session_added", "session_removed"})
+DONE = {notice: f"ca_done_{notice}" for notice in NOTICES}
+#: The new course form's typed fields (the sessions are its first day, times and number of weeks).
+COURSE_FIELDS = (
+    "title",
+    "description",
+    "category",
+    "target_level",
+    "capacity",
+    "location",
+    "funding",
+    "fee_euro",
+    "first_day",
+    "from_time",
+    "until_time",
+    "weeks",
+    "enrolment_closes_on",
+)
 #: The fields of a course a refusal may name, with the words that name them on its page.
 FIELD_WORDS = {
     "title": "title",
@@ -75,17 +92,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     def render(
         request: Request, template: str, user: Identity | None, status: int = 200, **context: Any
     ) -> HTMLResponse:
-        words = ui.words(request)
-        notice = request.query_params.get("notice", "")
-        return ui.render(
-            request,
-            template,
-            status,
-            user=user,
-            notice=None,
-            done=words[f"ca_done_{notice}"] if notice in NOTICES else None,
-            **context,
-        )
+        return ui.page(request, template, user, status, done=DONE, **context)
 
     async def manage_page(
         request: Request,
@@ -130,24 +137,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not policy.decide("POST", "/api/v1/courses", user.roles):
             return ui.refused(request, user, "forbidden", 403)
         words, lang = ui.words(request), ui.lang_of(request)
-        values: dict[str, Any] = {
-            name: form.get(name, "").strip()
-            for name in (
-                "title",
-                "description",
-                "category",
-                "target_level",
-                "capacity",
-                "location",
-                "funding",
-                "fee_euro",
-                "first_day",
-                "from_time",
-                "until_time",
-                "weeks",
-                "enrolment_closes_on",
-            )
-        }
+        values = await ui.form_values(request, form, COURSE_FIELDS)
         values |= {
             "childcare_offered": form.get("childcare_offered") == "yes",
             "women_only": form.get("women_only") == "yes",

@@ -208,6 +208,24 @@ class Kit:
             self.set_cookie(response, CSRF_COOKIE, token)
         return response
 
+    def page(
+        self,
+        request: Request,
+        template: str,
+        user: Identity | None,
+        status: int = 200,
+        *,
+        done: Mapping[str, str],
+        **context: Any,
+    ) -> HTMLResponse:
+        """A page that words its actions' outcomes itself: ``done`` maps the codes an action redirected with
+        (``?notice=``) to the words for them, and only these are shown (as ``done``; base.html's notice is not)."""
+        key = done.get(request.query_params.get("notice", ""))
+        words = self.words(request)
+        return self.render(
+            request, template, status, user=user, notice=None, done=words[key] if key else None, **context
+        )
+
     @staticmethod
     async def form_with_csrf(request: Request) -> dict[str, str] | None:
         """The posted form, or None when its CSRF token does not match the cookie's."""

@@ -301,20 +301,19 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         user: Identity,
         partner_id: str,
         kept: str,
-        status: int = 200,
         values: dict[str, Any] | None = None,
         errors: dict[str, str] | None = None,
         detail: str | None = None,
     ) -> Response:
         """The page of the partner's API keys or webhooks (``kept``: the API's name for them, a key of ``KEPT``),
-        with the form for a new one: blank, or as it was sent with what the service refused."""
+        with the form for a new one: blank, or (422) as it was sent with what the service refused."""
         template, blank, listed = KEPT[kept]
         found = await ui.read(request, user, f"partners/{quote(partner_id)}/{kept}")
         return page(
             request,
             template,
             user,
-            status,
+            422 if errors else 200,
             **listed(found.body or []),
             values=values or blank,
             errors=errors or {},
@@ -336,7 +335,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.status != 422:
             return ui.trouble(request, user, reply)
         errors = form_errors(reply, ui.lang_of(request), ui.words(request), fields, sent)
-        return await kept_page(request, user, partner_id, kept, 422, values, errors, ui.problem(request, reply))
+        return await kept_page(request, user, partner_id, kept, values, errors, ui.problem(request, reply))
 
     @router.get("/partner/api-keys", response_class=HTMLResponse)
     async def api_keys(request: Request) -> Response:
@@ -350,7 +349,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         expires_at, is_date = expiry_of(values["expires_on"])
         if not is_date:
             errors = {"expires_on": FIELD_ERRORS[ui.lang_of(request)]["date_parsing"]}
-            return await kept_page(request, user, partner_id, "api-keys", 422, values, errors)
+            return await kept_page(request, user, partner_id, "api-keys", values, errors)
         body: dict[str, Any] = {"name": values["name"], "scopes": values["scopes"]}
         if expires_at:
             body["expires_at"] = expires_at

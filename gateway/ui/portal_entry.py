@@ -48,9 +48,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     async def capacity_refused(request: Request, user: Identity, partner_id: str) -> Response:
         words = ui.words(request)
-        return await entry_page(
-            ui, PARTNER, request, user, partner_id, 422, capacity_error=words["portal_capacity_invalid"]
-        )
+        return await entry_page(ui, PARTNER, request, user, partner_id, capacity_error=words["portal_capacity_invalid"])
 
     @router.get("/partner/entry", response_class=HTMLResponse)
     async def entry(request: Request) -> Response:
