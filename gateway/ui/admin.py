@@ -31,15 +31,9 @@ ACCOUNT_FIELDS = ("username", "roles", "team", "partner_id")
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def admin_only(request: Request) -> Identity:
-        user = await ui.signed_in(request)
-        if "admin" not in user.roles:
-            ui.refuse(request, user, "forbidden", 403)
-        return user
-
     @router.get("/admin", response_class=HTMLResponse)
     async def admin_home(request: Request) -> Response:
-        user = await admin_only(request)
+        user = await ui.signed_in_as(request, "admin")
         return ui.render(request, "admin.html", user=user)
 
     # --- routing rules -------------------------------------------------------------------------
@@ -52,9 +46,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         text: str | None = None,
         problems: list[str] | None = None,
     ) -> Response:
-        current = await ui.call(request, user, "GET", "routing-rules")
-        if not current.ok:
-            return ui.trouble(request, user, current)
+        current = await ui.read(request, user, "routing-rules")
         versions = await ui.call(request, user, "GET", "routing-rules/versions")
         saved = request.query_params.get("saved", "")
         return ui.render(
@@ -74,15 +66,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.get("/admin/routing-rules", response_class=HTMLResponse)
     async def rules(request: Request) -> Response:
-        user = await admin_only(request)
+        user = await ui.signed_in_as(request, "admin")
         return await rules_page(request, user)
 
     @router.post("/admin/routing-rules", response_class=HTMLResponse)
     async def save_rules(request: Request) -> Response:
-        user = await admin_only(request)
-        form = await ui.form_with_csrf(request)
-        if form is None:
-            return ui.refused(request, user, "csrf", 403)
+        user, form = await ui.posted(request, "admin")
         text = form.get("rules", "")
         words = ui.words(request)
         try:
@@ -135,20 +124,16 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.get("/admin/users", response_class=HTMLResponse)
     async def users(request: Request) -> Response:
-        user = await admin_only(request)
+        user = await ui.signed_in_as(request, "admin")
         return await users_page(request, user)
 
     @router.post("/admin/users", response_class=HTMLResponse)
     async def create_user(request: Request) -> Response:
-        user = await admin_only(request)
-        form = await ui.form_with_csrf(request)
-        if form is None:
-            return ui.refused(request, user, "csrf", 403)
+        user, form = await ui.posted(request, "admin")
         issuer = request.app.state.issuer
         if not isinstance(issuer, LocalIssuer):
             return await users_page(request, user, 409)
-        values: dict[str, Any] = {name: form.get(name, "").strip() for name in ("username", "team", "partner_id")}
-        values["roles"] = await ui.form_list(request, "roles")
+        values = await ui.form_values(request, form, ("username", "team", "partner_id"), ["roles"])
         words = ui.words(request)
         try:
             problem = await unknown_partner(request, ui, user, values["partner_id"])
@@ -170,10 +155,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.post("/admin/users/{username}/{action}", response_class=HTMLResponse)
     async def account_action(username: str, action: str, request: Request) -> Response:
-        user = await admin_only(request)
-        form = await ui.form_with_csrf(request)
-        if form is None:
-            return ui.refused(request, user, "csrf", 403)
+        user, _ = await ui.posted(request, "admin")
         issuer = request.app.state.issuer
         if action not in ACCOUNT_ACTIONS or not USERNAME.fullmatch(username):
             return ui.refused(request, user, "not_found", 404)

@@ -32,12 +32,6 @@ def event_name(event_type: Any) -> str:
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def admin_only(request: Request) -> Identity:
-        user = await ui.signed_in(request)
-        if "admin" not in user.roles:
-            ui.refuse(request, user, "forbidden", 403)
-        return user
-
     async def page(
         request: Request,
         user: Identity,
@@ -79,15 +73,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.get("/admin/dead-letters", response_class=HTMLResponse)
     async def dead_letters(request: Request) -> Response:
-        user = await admin_only(request)
+        user = await ui.signed_in_as(request, "admin")
         return await page(request, user)
 
     @router.post("/admin/dead-letters/{service}/{letter_id}/{action}", response_class=HTMLResponse)
     async def dead_letter_action(service: str, letter_id: str, action: str, request: Request) -> Response:
-        user = await admin_only(request)
-        form = await ui.form_with_csrf(request)
-        if form is None:
-            return ui.refused(request, user, "csrf", 403)
+        user, form = await ui.posted(request, "admin")
         if (
             service not in deadletters.SEGMENT_OF_SERVICE
             or action not in deadletters.ACTIONS

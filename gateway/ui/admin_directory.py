@@ -10,6 +10,8 @@ Categories, service types and languages are chosen from lists with their labels,
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -19,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from chassis.identity import Identity
 from contracts.vocabulary import PartnerCategory, ServiceType
 from gateway.auth import SLUG, USERNAME, LocalIssuer
-from gateway.ui.kit import Kit, Reply, problem_sentence
+from gateway.ui.kit import Kit, Reply, problem_sentence, whole_number
 from gateway.ui.words import CODES, FIELD_ERRORS
 
 log = logging.getLogger(__name__)
@@ -59,21 +61,12 @@ ENTRY_FIELDS = ("name", "alternate_name", "category", "description", "website")
 SERVICE_FIELDS = ("name", "description", "eligibility", "response_days", "free_places")
 #: What an action reports back to its page (``?notice=``): only these codes are shown.
 NOTICES = frozenset({"created", "saved", "service_withdrawn", "caseworker_saved"})
+DONE = {notice: f"dir_done_{notice}" for notice in NOTICES}
 
 
 def text_or_none(form: dict[str, str], name: str) -> str | None:
     value = form.get(name, "").strip()
     return value or None
-
-
-def whole_number(text: str | None) -> int | str | None:
-    """A form's number: an int, None for nothing, or the text itself (the API then says what is wrong)."""
-    if text is None or not text.strip():
-        return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        return text.strip()
 
 
 def rows_of(form: dict[str, str], prefix: str, fields: tuple[str, ...], first: str) -> list[dict[str, Any]]:
@@ -150,10 +143,7 @@ def entry_as_sent(body: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
 
 
 async def service_values(ui: Kit, request: Request, form: dict[str, str], kind: str) -> dict[str, Any]:
-    values: dict[str, Any] = {name: form.get(name, "").strip() for name in SERVICE_FIELDS}
-    values["languages"] = await ui.form_list(request, "languages")
-    values["service_type"] = kind
-    return values
+    return await ui.form_values(request, form, SERVICE_FIELDS, ["languages"]) | {"service_type": kind}
 
 
 def service_body(values: dict[str, Any]) -> dict[str, Any]:
@@ -169,44 +159,160 @@ def service_body(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Keeper:
+    """Who keeps a directory entry on ``admin_partner.html``: an admin (any partner's, under
+    ``/ui/admin/partners/{id}``) or the partner's own staff (their own, at ``home``)."""
+
+    #: The keeper in log lines ("admin", "partner user") and what their edit of an entry is called there.
+    who: str
+    edited: str
+    #: The entry page's address when it is always the same one (the portal's); else the admin's per partner.
+    home: str | None = None
+    #: Whether the form chooses the category (consents are given per category: only an admin changes it).
+    sets_category: bool = False
+    #: What the page shows for the keeper (the portal's heading, the form's address) and the notices only it has.
+    context: Mapping[str, Any] = field(default_factory=dict)
+    notices: Mapping[str, str] = field(default_factory=dict)
+
+    def page_of(self, partner_id: str) -> str:
+        return self.home or f"/ui/admin/partners/{quote(partner_id)}"
+
+
+ADMIN = Keeper(who="admin", edited="the partner", sets_category=True)
+
+
+def render(
+    ui: Kit,
+    request: Request,
+    template: str,
+    user: Identity,
+    status: int = 200,
+    notices: Mapping[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A directory page: the languages and categories to choose from, and its own notice (from ``NOTICES`` and the
+    page's own ``notices``) instead of base.html's notice and error."""
+    words = ui.words(request)
+
+    def languages(chosen: list[str]) -> list[tuple[str, str]]:
+        return language_choices(words, chosen)
+
+    def language_names(codes: list[str]) -> str:
+        return ", ".join(words.get(f"lang_{code}", code) for code in codes)
+
+    return ui.page(
+        request,
+        template,
+        user,
+        status,
+        done=DONE | dict(notices or {}),
+        error=None,
+        languages=languages,
+        language_names=language_names,
+        categories=CATEGORIES,
+        service_types=SERVICE_TYPES,
+        **context,
+    )
+
+
+async def entry_page(
+    ui: Kit, keeper: Keeper, request: Request, user: Identity, partner_id: str, **again: Any
+) -> Response:
+    """One partner's entry; ``again``: a refused form shown again (422), ``values`` and ``errors`` of the entry's
+    form, ``service`` of a service's (its ``form``, ``values`` and ``errors``) or ``capacity_error`` of the free
+    places'."""
+    entry = (await ui.read(request, user, f"partners/{quote(partner_id)}")).body
+    offered = {s["service_type"] for s in entry["services"]}
+    return render(
+        ui,
+        request,
+        "admin_partner.html",
+        user,
+        422 if again else 200,
+        keeper.notices,
+        **keeper.context,
+        partner=entry,
+        not_offered=[s for s in SERVICE_TYPES if s not in offered],
+        saved_service=request.query_params.get("saved_service"),
+        **({"values": entry, "errors": {}, "service": {}} | again),
+    )
+
+
+async def edit_entry(
+    ui: Kit, keeper: Keeper, request: Request, user: Identity, partner_id: str, form: dict[str, str]
+) -> Response:
+    """Save the entry's form (an admin's adds the category); a refusal shows the form again as it was sent."""
+    body = await entry_body(ui, request, form)
+    if keeper.sets_category:
+        body["category"] = form.get("category", "")
+    reply = await ui.call(request, user, "PATCH", f"partners/{quote(partner_id)}", json=body)
+    if reply.ok:
+        log.info("%s %s edited %s %s", keeper.who, user.subject, keeper.edited, partner_id)
+        return RedirectResponse(f"{keeper.page_of(partner_id)}?notice=saved#main", 303)
+    if reply.status == 422:
+        errors = entry_errors(reply, ui.lang_of(request), ui.words(request))
+        values = entry_as_sent(body, form)
+        return await entry_page(ui, keeper, request, user, partner_id, values=values, errors=errors)
+    return ui.trouble(request, user, reply)
+
+
+async def save_service(
+    ui: Kit,
+    keeper: Keeper,
+    request: Request,
+    user: Identity,
+    partner_id: str,
+    service_type: str | None,
+    form: dict[str, str],
+) -> Response:
+    """Offer a service (``service_type`` None: the form names it) or change one; a refusal shows its form again."""
+    kind = service_type or form.get("service_type", "")
+    words = ui.words(request)
+    form_id = "new" if service_type is None else kind
+    values = await service_values(ui, request, form, kind)
+    if kind not in SERVICE_TYPES:
+        service = {"form": form_id, "values": values, "errors": {"service_type": words["dir_err_category"]}}
+        return await entry_page(ui, keeper, request, user, partner_id, service=service)
+    reply = await ui.call(
+        request, user, "PUT", f"partners/{quote(partner_id)}/services/{kind}", json=service_body(values)
+    )
+    if reply.ok:
+        log.info("%s %s saved the service %s of %s", keeper.who, user.subject, kind, partner_id)
+        # The notice in the service's own box, where the page opens (the box may be far down).
+        return RedirectResponse(f"{keeper.page_of(partner_id)}?saved_service={kind}#service-{kind}", 303)
+    if reply.status == 422:
+        service = {"form": form_id, "values": values, "errors": entry_errors(reply, ui.lang_of(request), words)}
+        return await entry_page(ui, keeper, request, user, partner_id, service=service)
+    return ui.trouble(request, user, reply)
+
+
+async def withdraw_service(
+    ui: Kit, keeper: Keeper, request: Request, user: Identity, partner_id: str, service_type: str
+) -> Response:
+    reply = await ui.call(request, user, "DELETE", f"partners/{quote(partner_id)}/services/{service_type}")
+    if reply.ok or reply.status == 404:  # withdrawn already (a second click) is what was asked
+        log.info("%s %s withdrew the service %s of %s", keeper.who, user.subject, service_type, partner_id)
+        return RedirectResponse(f"{keeper.page_of(partner_id)}?notice=service_withdrawn#main", 303)
+    return ui.trouble(request, user, reply)
+
+
 def add_routes(router: APIRouter, ui: Kit) -> None:
     async def admin_only(request: Request) -> Identity:
-        user = await ui.signed_in(request)
-        if "admin" not in user.roles:
-            ui.refuse(request, user, "forbidden", 403)
-        return user
+        return await ui.signed_in_as(request, "admin")
 
     async def admin_form(request: Request) -> tuple[Identity, dict[str, str]]:
-        user = await admin_only(request)
-        form = await ui.form_with_csrf(request)
-        if form is None:
-            ui.refuse(request, user, "csrf", 403)
+        return await ui.posted(request, "admin")
+
+    async def partner_form(
+        request: Request, partner_id: str, service_type: str | None = None
+    ) -> tuple[Identity, dict[str, str]]:
+        """An admin's form about a partner (and one of its services, when ``service_type`` is given); Refused (404)
+        for a partner id or service type there cannot be."""
+        user, form = await admin_form(request)
+        if not SLUG.fullmatch(partner_id) or (service_type is not None and service_type not in SERVICE_TYPES):
+            ui.refuse(request, user, "not_found", 404)
         return user, form
-
-    def render(request: Request, template: str, user: Identity, status: int = 200, **context: Any) -> HTMLResponse:
-        words = ui.words(request)
-        notice = request.query_params.get("notice", "")
-
-        def languages(chosen: list[str]) -> list[tuple[str, str]]:
-            return language_choices(words, chosen)
-
-        def language_names(codes: list[str]) -> str:
-            return ", ".join(words.get(f"lang_{code}", code) for code in codes)
-
-        return ui.render(
-            request,
-            template,
-            status,
-            user=user,
-            notice=None,
-            error=None,
-            languages=languages,
-            language_names=language_names,
-            categories=CATEGORIES,
-            service_types=SERVICE_TYPES,
-            done=words[f"dir_done_{notice}"] if notice in NOTICES else None,
-            **context,
-        )
 
     # --- partner organisations ----------------------------------------------------------------
 
@@ -220,6 +326,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     ) -> Response:
         listing = await ui.call(request, user, "GET", "partners", params={"page_size": 200})
         return render(
+            ui,
             request,
             "admin_partners.html",
             user,
@@ -237,13 +344,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.post("/admin/partners", response_class=HTMLResponse)
     async def add_partner(request: Request) -> Response:
-        posted = await admin_form(request)
-        user, form = posted
+        user, form = await admin_form(request)
         words, lang = ui.words(request), ui.lang_of(request)
-        languages = await ui.form_list(request, "languages")
-        services = [s for s in await ui.form_list(request, "services") if s in SERVICE_TYPES]
-        values: dict[str, Any] = {name: form.get(name, "").strip() for name in ("partner_id", *ENTRY_FIELDS)}
-        values |= {"languages": languages, "services": services}
+        values = await ui.form_values(request, form, ("partner_id", *ENTRY_FIELDS), ["languages", "services"])
+        languages = values["languages"]
+        services = values["services"] = [s for s in values["services"] if s in SERVICE_TYPES]
         errors: dict[str, str] = {}
         if not values["category"]:
             errors["category"] = words["dir_err_category"]
@@ -274,109 +379,34 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             return await partners_page(request, user, 422, values=values, errors=entry_errors(reply, lang, words))
         return ui.trouble(request, user, reply)
 
-    async def partner_page(
-        request: Request,
-        user: Identity,
-        partner_id: str,
-        status: int = 200,
-        *,
-        values: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        service: dict[str, Any] | None = None,
-    ) -> Response:
-        """One partner's page; ``values``/``errors`` keep a refused entry form, ``service`` a refused service form
-        (its ``service_type``, ``values`` and ``errors``)."""
-        found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}")
-        if not found.ok:
-            return ui.trouble(request, user, found)
-        entry = found.body
-        offered = {s["service_type"] for s in entry["services"]}
-        return render(
-            request,
-            "admin_partner.html",
-            user,
-            status,
-            partner=entry,
-            values=values or entry,
-            errors=errors or {},
-            service=service or {},
-            not_offered=[s for s in SERVICE_TYPES if s not in offered],
-            saved_service=request.query_params.get("saved_service"),
-        )
-
     @router.get("/admin/partners/{partner_id}", response_class=HTMLResponse)
     async def partner(partner_id: str, request: Request) -> Response:
         user = await admin_only(request)
         if not SLUG.fullmatch(partner_id):
             return ui.refused(request, user, "not_found", 404)
-        return await partner_page(request, user, partner_id)
+        return await entry_page(ui, ADMIN, request, user, partner_id)
 
     @router.post("/admin/partners/{partner_id}", response_class=HTMLResponse)
     async def edit_partner(partner_id: str, request: Request) -> Response:
-        posted = await admin_form(request)
-        user, form = posted
-        if not SLUG.fullmatch(partner_id):
-            return ui.refused(request, user, "not_found", 404)
-        words, lang = ui.words(request), ui.lang_of(request)
-        body = {**await entry_body(ui, request, form), "category": form.get("category", "")}
-        reply = await ui.call(request, user, "PATCH", f"partners/{quote(partner_id)}", json=body)
-        if reply.ok:
-            log.info("admin %s edited the partner %s", user.subject, partner_id)
-            return RedirectResponse(f"/ui/admin/partners/{quote(partner_id)}?notice=saved#main", 303)
-        if reply.status == 422:
-            return await partner_page(
-                request,
-                user,
-                partner_id,
-                422,
-                values=entry_as_sent(body, form),
-                errors=entry_errors(reply, lang, words),
-            )
-        return ui.trouble(request, user, reply)
+        user, form = await partner_form(request, partner_id)
+        return await edit_entry(ui, ADMIN, request, user, partner_id, form)
 
     @router.post("/admin/partners/{partner_id}/services", response_class=HTMLResponse)
     async def offer_service(partner_id: str, request: Request) -> Response:
-        return await save_service(partner_id, None, request)
+        return await keep_service(partner_id, None, request)
 
     @router.post("/admin/partners/{partner_id}/services/{service_type}", response_class=HTMLResponse)
     async def change_service(partner_id: str, service_type: str, request: Request) -> Response:
-        return await save_service(partner_id, service_type, request)
+        return await keep_service(partner_id, service_type, request)
 
-    async def save_service(partner_id: str, service_type: str | None, request: Request) -> Response:
-        posted = await admin_form(request)
-        user, form = posted
-        kind = service_type or form.get("service_type", "")
-        if not SLUG.fullmatch(partner_id) or (service_type is not None and service_type not in SERVICE_TYPES):
-            return ui.refused(request, user, "not_found", 404)
-        words, lang = ui.words(request), ui.lang_of(request)
-        form_id = "new" if service_type is None else kind
-        values = await service_values(ui, request, form, kind)
-        if kind not in SERVICE_TYPES:
-            service = {"form": form_id, "values": values, "errors": {"service_type": words["dir_err_category"]}}
-            return await partner_page(request, user, partner_id, 422, service=service)
-        body = service_body(values)
-        reply = await ui.call(request, user, "PUT", f"partners/{quote(partner_id)}/services/{kind}", json=body)
-        if reply.ok:
-            log.info("admin %s saved the service %s of %s", user.subject, kind, partner_id)
-            # The notice in the service's own box, where the page opens (the box may be far down).
-            target = f"/ui/admin/partners/{quote(partner_id)}?saved_service={kind}#service-{kind}"
-            return RedirectResponse(target, 303)
-        if reply.status == 422:
-            service = {"form": form_id, "values": values, "errors": entry_errors(reply, lang, words)}
-            return await partner_page(request, user, partner_id, 422, service=service)
-        return ui.trouble(request, user, reply)
+    async def keep_service(partner_id: str, service_type: str | None, request: Request) -> Response:
+        user, form = await partner_form(request, partner_id, service_type)
+        return await save_service(ui, ADMIN, request, user, partner_id, service_type, form)
 
     @router.post("/admin/partners/{partner_id}/services/{service_type}/withdraw", response_class=HTMLResponse)
-    async def withdraw_service(partner_id: str, service_type: str, request: Request) -> Response:
-        posted = await admin_form(request)
-        user, _ = posted
-        if not SLUG.fullmatch(partner_id) or service_type not in SERVICE_TYPES:
-            return ui.refused(request, user, "not_found", 404)
-        reply = await ui.call(request, user, "DELETE", f"partners/{quote(partner_id)}/services/{service_type}")
-        if reply.ok or reply.status == 404:  # withdrawn already (a second click) is what was asked
-            log.info("admin %s withdrew the service %s of %s", user.subject, service_type, partner_id)
-            return RedirectResponse(f"/ui/admin/partners/{quote(partner_id)}?notice=service_withdrawn#main", 303)
-        return ui.trouble(request, user, reply)
+    async def withdraw(partner_id: str, service_type: str, request: Request) -> Response:
+        user, _ = await partner_form(request, partner_id, service_type)
+        return await withdraw_service(ui, ADMIN, request, user, partner_id, service_type)
 
     # --- the caseworker roster ----------------------------------------------------------------
 
@@ -409,6 +439,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         accounts = issuer.accounts() if isinstance(issuer, LocalIssuer) else []
         on_roster = {c["id"] for c in roster or []}
         return render(
+            ui,
             request,
             "admin_roster.html",
             user,
@@ -430,14 +461,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.post("/admin/roster", response_class=HTMLResponse)
     async def keep_caseworker(request: Request) -> Response:
-        posted = await admin_form(request)
-        user, form = posted
+        user, form = await admin_form(request)
         words, lang = ui.words(request), ui.lang_of(request)
-        values: dict[str, Any] = {
-            name: form.get(name, "").strip() for name in ("username", "name", "team", "max_cases")
-        }
+        values = await ui.form_values(request, form, ("username", "name", "team", "max_cases"), ["languages"])
         values |= {
-            "languages": await ui.form_list(request, "languages"),
             "active": form.get("active") == "yes",
             "editing": form.get("editing") == "yes",
         }

@@ -75,12 +75,15 @@ async def dashboard(
         caseworker_names(ui, request, user),
         ui.call(request, None, "GET", "partners", params={"page_size": 100}),
     )
+    names = _partner_names(directory)
+    lang = ui.lang_of(request)
     return {
         "persons": persons,
         "names_unavailable": unavailable,
         "queue": queue.items(),
         "workers": workers,
-        "partner_names": _partner_names(directory),
+        "partner_names": names,
+        "waits": lambda blocked: waiting(blocked, lang, names),
         "team_workers": team_of(user, workers, user.team),
         "today": date.today().isoformat(),
     }

@@ -23,7 +23,7 @@ from chassis.identity import Identity
 from contracts.vocabulary import CourseCategory, Funding, GermanLevel
 from gateway import policy
 from gateway.ui import learning
-from gateway.ui.kit import Kit, Reply, field_errors
+from gateway.ui.kit import Kit, Reply, field_errors, whole_number
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 #: The courses service's categories, funding (the city's first) and target levels, as ``contracts`` names them.
@@ -34,6 +34,32 @@ MAX_SESSIONS = 52
 #: A pass's verification code as the courses service makes it (letters and digits, dashes between groups).
 CODE = re.compile(r"^[A-Za-z0-9-]{4,64}$")
 NOTICES = frozenset({"created", "saved", "cancelled", "session_added", "session_removed"})
+DONE = {notice: f"ca_done_{notice}" for notice in NOTICES}
+#: The new course form's typed fields (the sessions are its first day, times and number of weeks).
+COURSE_FIELDS = (
+    "title",
+    "description",
+    "category",
+    "target_level",
+    "capacity",
+    "location",
+    "funding",
+    "fee_euro",
+    "first_day",
+    "from_time",
+    "until_time",
+    "weeks",
+    "enrolment_closes_on",
+)
+#: The fields of a course a refusal may name, with the words that name them on its page.
+FIELD_WORDS = {
+    "title": "title",
+    "capacity": "ca_capacity",
+    "location": "ca_location",
+    "starts_at": "ca_from",
+    "ends_at": "ca_until",
+    "enrolment_closes_on": "ca_enrolment_closes",
+}
 
 
 def moment(day: str, clock: str) -> datetime | None:
@@ -42,15 +68,6 @@ def moment(day: str, clock: str) -> datetime | None:
         return datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), tzinfo=LOCAL_TIME)
     except ValueError:
         return None
-
-
-def whole(text: str | None) -> int | str | None:
-    if text is None or not text.strip():
-        return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        return text.strip()
 
 
 def qr_svg(url: str, title: str) -> str:
@@ -75,17 +92,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     def render(
         request: Request, template: str, user: Identity | None, status: int = 200, **context: Any
     ) -> HTMLResponse:
-        words = ui.words(request)
-        notice = request.query_params.get("notice", "")
-        return ui.render(
-            request,
-            template,
-            status,
-            user=user,
-            notice=None,
-            done=words[f"ca_done_{notice}"] if notice in NOTICES else None,
-            **context,
-        )
+        return ui.page(request, template, user, status, done=DONE, **context)
 
     async def manage_page(
         request: Request,
@@ -130,24 +137,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not policy.decide("POST", "/api/v1/courses", user.roles):
             return ui.refused(request, user, "forbidden", 403)
         words, lang = ui.words(request), ui.lang_of(request)
-        values: dict[str, Any] = {
-            name: form.get(name, "").strip()
-            for name in (
-                "title",
-                "description",
-                "category",
-                "target_level",
-                "capacity",
-                "location",
-                "funding",
-                "fee_euro",
-                "first_day",
-                "from_time",
-                "until_time",
-                "weeks",
-                "enrolment_closes_on",
-            )
-        }
+        values = await ui.form_values(request, form, COURSE_FIELDS)
         values |= {
             "childcare_offered": form.get("childcare_offered") == "yes",
             "women_only": form.get("women_only") == "yes",
@@ -159,7 +149,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         )
         if starts is None or ends is None or ends <= starts:
             errors["first_day"] = words["ca_err_time"]
-        weeks = whole(values["weeks"])
+        weeks = whole_number(values["weeks"])
         if not isinstance(weeks, int) or not 1 <= weeks <= MAX_SESSIONS:
             errors["weeks"] = words["ca_err_weeks"].format(most=MAX_SESSIONS)
         if errors or starts is None or ends is None or not isinstance(weeks, int):
@@ -169,10 +159,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             "description": values["description"] or None,
             "category": values["category"],
             "target_level": values["target_level"] or None,
-            "capacity": whole(values["capacity"]),
+            "capacity": whole_number(values["capacity"]),
             "location": values["location"],
             "funding": values["funding"],
-            "fee_euro": whole(values["fee_euro"]),
+            "fee_euro": whole_number(values["fee_euro"]),
             "childcare_offered": values["childcare_offered"],
             "women_only": values["women_only"],
             "enrolment_closes_on": values["enrolment_closes_on"] or None,
@@ -198,20 +188,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     def back_to_course(request: Request, user: Identity, course_id: str, reply: Reply, notice: str) -> Response:
         target = f"/ui/courses/{quote(course_id)}"
-        if reply.ok:
-            return RedirectResponse(f"{target}?notice={notice}", 303)
-        if reply.status in (401, 403, 503):
-            return ui.trouble(request, user, reply)
-        words = ui.words(request)
-        names = {
-            "title": words["title"],
-            "capacity": words["ca_capacity"],
-            "location": words["ca_location"],
-            "starts_at": words["ca_from"],
-            "ends_at": words["ca_until"],
-            "enrolment_closes_on": words["ca_enrolment_closes"],
-        }
-        return ui.back(target, error=learning.problem_message(reply, ui.lang_of(request), names))
+        return learning.back_to(ui, request, user, target, reply, FIELD_WORDS, notice)
 
     @router.post("/courses/{course_id}/edit")
     async def edit(course_id: str, request: Request) -> Response:
@@ -220,7 +197,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         body = {
             "title": form.get("title", "").strip(),
             "description": form.get("description", "").strip() or None,
-            "capacity": whole(form.get("capacity")),
+            "capacity": whole_number(form.get("capacity")),
             "location": form.get("location", "").strip(),
             "childcare_offered": form.get("childcare_offered") == "yes",
             "enrolment_closes_on": form.get("enrolment_closes_on") or None,

@@ -208,6 +208,24 @@ class Kit:
             self.set_cookie(response, CSRF_COOKIE, token)
         return response
 
+    def page(
+        self,
+        request: Request,
+        template: str,
+        user: Identity | None,
+        status: int = 200,
+        *,
+        done: Mapping[str, str],
+        **context: Any,
+    ) -> HTMLResponse:
+        """A page that words its actions' outcomes itself: ``done`` maps the codes an action redirected with
+        (``?notice=``) to the words for them, and only these are shown (as ``done``; base.html's notice is not)."""
+        key = done.get(request.query_params.get("notice", ""))
+        words = self.words(request)
+        return self.render(
+            request, template, status, user=user, notice=None, done=words[key] if key else None, **context
+        )
+
     @staticmethod
     async def form_with_csrf(request: Request) -> dict[str, str] | None:
         """The posted form, or None when its CSRF token does not match the cookie's."""
@@ -222,6 +240,14 @@ class Kit:
         """Every value of a repeated form field (checkboxes); call after ``form_with_csrf``."""
         form = await request.form()
         return [str(v) for v in form.getlist(name) if isinstance(v, str)]
+
+    async def form_values(
+        self, request: Request, form: Mapping[str, str], texts: Iterable[str], lists: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """A form as the page shows it again: its ``texts`` as typed (trimmed, "" for none), its repeated ``lists``
+        (check boxes) as lists; call after ``form_with_csrf``."""
+        values: dict[str, Any] = {name: form.get(name, "").strip() for name in texts}
+        return values | {name: await self.form_list(request, name) for name in lists}
 
     def refused(self, request: Request, user: Identity | None, key: str, status: int) -> HTMLResponse:
         return self.render(request, "message.html", status, user=user, message=self.words(request)[key])
@@ -246,13 +272,29 @@ class Kit:
             raise Refused(response)
         return user
 
-    async def posted(self, request: Request) -> tuple[Identity, dict[str, str]]:
-        """A signed-in user's form with a valid CSRF token; raises Refused (403) for a token that does not match."""
+    async def signed_in_as(self, request: Request, role: str) -> Identity:
+        """The signed-in user holding ``role``; raises as ``signed_in`` does, or Refused (403) for another role."""
         user = await self.signed_in(request)
+        if role not in user.roles:
+            self.refuse(request, user, "forbidden", 403)
+        return user
+
+    async def posted(self, request: Request, role: str | None = None) -> tuple[Identity, dict[str, str]]:
+        """A signed-in user's form with a valid CSRF token (the user holding ``role``, when one is named: checked
+        first); raises Refused (403) for another role or a token that does not match."""
+        user = await (self.signed_in(request) if role is None else self.signed_in_as(request, role))
         form = await self.form_with_csrf(request)
         if form is None:
             self.refuse(request, user, "csrf", 403)
         return user, form
+
+    async def read(self, request: Request, user: Identity | None, path: str, **kwargs: Any) -> Reply:
+        """A GET the page cannot do without: its Reply, or Refused with the refusal page (``trouble``) for one that
+        did not succeed."""
+        found = await self.call(request, user, "GET", path, **kwargs)
+        if not found.ok:
+            raise Refused(self.trouble(request, user, found))
+        return found
 
     @staticmethod
     def back(path: str, notice: str | None = None, error: str | None = None) -> RedirectResponse:
@@ -293,6 +335,16 @@ def api_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def whole_number(text: str | None) -> int | str | None:
+    """A form's number: an int, None for nothing, or the text itself (the API then says what is wrong)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        return text.strip()
 
 
 def safe_next(request: Request, value: str | None = None) -> str:

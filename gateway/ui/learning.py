@@ -9,7 +9,7 @@ The waiting list is shown in the order the courses service documents and returns
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -127,15 +127,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if user is not None:
             await ui.signed_in(request)  # counted against the user's rate limit
         path = f"courses/{quote(course_id)}"
-        course = await ui.call(request, user, "GET", path)
-        if not course.ok:
-            return ui.trouble(request, user, course)
+        course = await ui.read(request, user, path)
         sessions = [{**s, "day": local(s["starts_at"]), "until": local(s["ends_at"])} for s in course.body["sessions"]]
         context: dict[str, Any] = {"staff": False, "manage": False}
         if allowed(user, "GET", f"{path}/enrolments"):
-            found = await ui.call(request, user, "GET", f"{path}/enrolments")
-            if not found.ok:
-                return ui.trouble(request, user, found)
+            found = await ui.read(request, user, f"{path}/enrolments")
             rows = list(found.body)  # their moments are written in the page's language by the template
             context = {
                 "staff": True,
@@ -189,7 +185,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             reply = await ui.call(request, user, "POST", f"{path}/completion", json=body)
         else:
             return ui.refused(request, user, "not_found", 404)
-        return _after(ui, request, user, target, reply)
+        return back_to(ui, request, user, target, reply)
 
     @router.post("/courses/{course_id}/attendance")
     async def attendance(course_id: str, request: Request) -> Response:
@@ -213,22 +209,35 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         )
         refused = next((r for r in replies if not r.ok), None)
         target = f"/ui/courses/{quote(course_id)}"
-        return _after(ui, request, user, target, refused or Reply(201, None))
+        return back_to(ui, request, user, target, refused or Reply(201, None))
 
 
-def _after(ui: Kit, request: Request, user: Identity, target: str, reply: Reply) -> Response:
-    """Back to the course page with "done" or what went wrong, in the page's language."""
+#: The fields of the learning forms a refusal may name, with the words that name them on the page.
+FIELD_WORDS = {
+    "result": "learning_result",
+    "completed_on": "learning_completed_on",
+    "certificate": "learning_certificate",
+    "session_id": "learning_session",
+}
+
+
+def back_to(
+    ui: Kit,
+    request: Request,
+    user: Identity,
+    target: str,
+    reply: Reply,
+    field_words: Mapping[str, str] = FIELD_WORDS,
+    notice: str = "done",
+) -> Response:
+    """Back to ``target`` with ``notice`` or what went wrong, in the page's language (``field_words``: the fields a
+    refusal may name -> the words for them)."""
     if reply.ok:
-        return ui.back(target, notice="done")
+        return ui.back(target, notice=notice)
     if reply.status in (401, 403, 503):
         return ui.trouble(request, user, reply)
     words = ui.words(request)
-    names = {
-        "result": words["learning_result"],
-        "completed_on": words["learning_completed_on"],
-        "certificate": words["learning_certificate"],
-        "session_id": words["learning_session"],
-    }
+    names = {name: words[key] for name, key in field_words.items()}
     return ui.back(target, error=problem_message(reply, ui.lang_of(request), names))
 
 

@@ -70,9 +70,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/cases/{case_id}/letter", response_class=HTMLResponse)
     async def letter(case_id: str, request: Request) -> Response:
         user = await ui.signed_in(request)
-        case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
-        if not case.ok:
-            return ui.trouble(request, user, case)
+        case = await ui.read(request, user, f"cases/{quote(case_id)}")
         member = households.chosen_member(case.body, request.query_params.get("member"))
         person, packs, enrolments, workers, directory = await asyncio.gather(
             ui.call(request, user, "GET", f"persons/{quote(member)}"),  # the audited read of name and address

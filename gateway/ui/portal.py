@@ -9,6 +9,7 @@ answer to the POST that made it (``Cache-Control: no-store``): never in a URL, a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -121,6 +122,29 @@ def form_errors(reply: Reply, lang: str, words: dict[str, str], fields: dict[str
     return errors
 
 
+def key_rows(keys: list[dict[str, Any]]) -> dict[str, Any]:
+    """The API keys page's list, newest first, each with its state, and the scopes a new key may have."""
+    now = datetime.now(UTC)
+    rows = []
+    for key in reversed(keys):
+        expires = api_time(key.get("expires_at"))
+        state = "revoked" if key.get("revoked_at") else "expired" if expires and expires <= now else "active"
+        rows.append({**key, "state": state})
+    return {"keys": rows, "scopes": SCOPES}
+
+
+def webhook_rows(webhooks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"webhooks": webhooks, "groups": EVENT_GROUPS}
+
+
+#: What a partner keeps on a page with a form for a new one, by the API's name for it: the page's template, its
+#: form's blank values, and what the page lists of the service's answer.
+KEPT: dict[str, tuple[str, dict[str, Any], Callable[[list[dict[str, Any]]], dict[str, Any]]]] = {
+    "api-keys": ("portal_keys.html", {"scopes": []}, key_rows),
+    "webhooks": ("portal_webhooks.html", {"event_types": []}, webhook_rows),
+}
+
+
 async def signed_in_partner(ui: Kit, request: Request) -> tuple[Identity, str]:
     """The signed-in user and their partner organisation; 403 for a user of no partner."""
     user = await ui.signed_in(request)
@@ -171,6 +195,22 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def secret_page(
+        request: Request, user: Identity, webhook: Any, secret: str, *, created: bool, valid_until: Any = None
+    ) -> HTMLResponse:
+        """A webhook's secret, shown this once: a new webhook's, or a renewed one (the old valid ``valid_until``)."""
+        return once(
+            page(
+                request,
+                "portal_secret.html",
+                user,
+                created=created,
+                webhook=webhook,
+                secret=secret,
+                valid_until=valid_until,
+            )
+        )
+
     async def partner_user(request: Request) -> tuple[Identity, str]:
         return await signed_in_partner(ui, request)
 
@@ -193,9 +233,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     async def portal(request: Request) -> Response:
         user = await ui.signed_in(request)
         # Names where the consent allows: referral asks registration once for the page (each read logged).
-        found = await ui.call(request, user, "GET", "partner/referrals", params={"page_size": 200, "names": "true"})
-        if not found.ok:
-            return ui.trouble(request, user, found)
+        found = await ui.read(request, user, "partner/referrals", params={"page_size": 200, "names": "true"})
         return ui.render(
             request,
             "portal.html",
@@ -211,9 +249,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         """One referral with the contact data the person's consent allows (the referral service asks registration,
         which checks the consent again and logs the read), or why there is none."""
         user = await ui.signed_in(request)
-        found = await ui.call(request, user, "GET", f"partner/referrals/{quote(referral_id, safe='')}")
-        if not found.ok:
-            return ui.trouble(request, user, found)
+        found = await ui.read(request, user, f"partner/referrals/{quote(referral_id, safe='')}")
         referral, contact = found.body["referral"], found.body.get("personal_data")
         status = str(found.body.get("personal_data_status", ""))
         contact_state = (
@@ -258,164 +294,108 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         target = own_page if form.get("back") == "referral" else "/ui/partner"
         return ui.after(target, reply)
 
-    # --- API keys ----------------------------------------------------------------------------
+    # --- API keys and webhooks: a list with a form for a new one -----------------------------------
 
-    async def keys_page(
+    async def kept_page(
         request: Request,
         user: Identity,
         partner_id: str,
-        status: int = 200,
+        kept: str,
         values: dict[str, Any] | None = None,
         errors: dict[str, str] | None = None,
         detail: str | None = None,
     ) -> Response:
-        found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/api-keys")
-        if not found.ok:
-            return ui.trouble(request, user, found)
-        now = datetime.now(UTC)
-        keys = []
-        for key in reversed(found.body or []):  # newest first
-            expires = api_time(key.get("expires_at"))
-            state = "revoked" if key.get("revoked_at") else "expired" if expires and expires <= now else "active"
-            keys.append({**key, "state": state})
+        """The page of the partner's API keys or webhooks (``kept``: the API's name for them, a key of ``KEPT``),
+        with the form for a new one: blank, or (422) as it was sent with what the service refused."""
+        template, blank, listed = KEPT[kept]
+        found = await ui.read(request, user, f"partners/{quote(partner_id)}/{kept}")
         return page(
             request,
-            "portal_keys.html",
+            template,
             user,
-            status,
-            keys=keys,
-            scopes=SCOPES,
-            values=values or {"scopes": []},
+            422 if errors else 200,
+            **listed(found.body or []),
+            values=values or blank,
             errors=errors or {},
             detail=detail,
         )
 
+    async def form_refused(
+        request: Request,
+        user: Identity,
+        partner_id: str,
+        kept: str,
+        reply: Reply,
+        values: dict[str, Any],
+        fields: dict[str, str],
+    ) -> Response:
+        """A new key or webhook the service did not make: its form again with one message per field (``fields``:
+        API field -> form field) for a validation refusal, the refusal page for any other."""
+        if reply.status != 422:
+            return ui.trouble(request, user, reply)
+        errors = form_errors(reply, ui.lang_of(request), ui.words(request), fields)
+        return await kept_page(request, user, partner_id, kept, values, errors, ui.problem(request, reply))
+
     @router.get("/partner/api-keys", response_class=HTMLResponse)
     async def api_keys(request: Request) -> Response:
-        found = await partner_user(request)
-        return await keys_page(request, *found)
+        user, partner_id = await partner_user(request)
+        return await kept_page(request, user, partner_id, "api-keys")
 
     @router.post("/partner/api-keys", response_class=HTMLResponse)
     async def create_api_key(request: Request) -> Response:
-        posted = await partner_form(request)
-        user, partner_id, form = posted
-        values: dict[str, Any] = {
-            "name": form.get("name", "").strip(),
-            "scopes": await ui.form_list(request, "scopes"),
-            "expires_on": form.get("expires_on", "").strip(),
-        }
+        user, partner_id, form = await partner_form(request)
+        values = await ui.form_values(request, form, ("name", "expires_on"), ["scopes"])
         expires_at, is_date = expiry_of(values["expires_on"])
-        words, lang = ui.words(request), ui.lang_of(request)
         if not is_date:
-            return await keys_page(
-                request, user, partner_id, 422, values, {"expires_on": FIELD_ERRORS[lang]["date_parsing"]}
-            )
+            errors = {"expires_on": FIELD_ERRORS[ui.lang_of(request)]["date_parsing"]}
+            return await kept_page(request, user, partner_id, "api-keys", values, errors)
         body: dict[str, Any] = {"name": values["name"], "scopes": values["scopes"]}
         if expires_at:
             body["expires_at"] = expires_at
         reply = await ui.call(request, user, "POST", f"partners/{quote(partner_id)}/api-keys", json=body)
         if reply.ok:
             return once(page(request, "portal_key_created.html", user, key=reply.body))
-        if reply.status != 422:
-            return ui.trouble(request, user, reply)
-        errors = form_errors(reply, lang, words, {"name": "name", "scopes": "scopes", "expires_at": "expires_on"})
-        return await keys_page(request, user, partner_id, 422, values, errors, ui.problem(request, reply))
+        fields = {"name": "name", "scopes": "scopes", "expires_at": "expires_on"}
+        return await form_refused(request, user, partner_id, "api-keys", reply, values, fields)
 
     @router.post("/partner/api-keys/{key_id}/revoke")
     async def revoke_api_key(key_id: str, request: Request) -> Response:
-        posted = await partner_form(request)
-        user, partner_id, _ = posted
+        user, partner_id, _ = await partner_form(request)
         path = f"partners/{quote(partner_id)}/api-keys/{quote(key_id, safe='')}"
         reply = await ui.call(request, user, "DELETE", path)
         return after("/ui/partner/api-keys", reply, "key_revoked")
 
-    # --- webhooks ----------------------------------------------------------------------------
-
-    async def webhooks_page(
-        request: Request,
-        user: Identity,
-        partner_id: str,
-        status: int = 200,
-        values: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        detail: str | None = None,
-    ) -> Response:
-        found = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/webhooks")
-        if not found.ok:
-            return ui.trouble(request, user, found)
-        return page(
-            request,
-            "portal_webhooks.html",
-            user,
-            status,
-            webhooks=found.body or [],
-            groups=EVENT_GROUPS,
-            values=values or {"event_types": []},
-            errors=errors or {},
-            detail=detail,
-        )
-
     @router.get("/partner/webhooks", response_class=HTMLResponse)
     async def webhooks(request: Request) -> Response:
-        found = await partner_user(request)
-        return await webhooks_page(request, *found)
+        user, partner_id = await partner_user(request)
+        return await kept_page(request, user, partner_id, "webhooks")
 
     @router.post("/partner/webhooks", response_class=HTMLResponse)
     async def create_webhook(request: Request) -> Response:
-        posted = await partner_form(request)
-        user, partner_id, form = posted
-        values: dict[str, Any] = {
-            "url": form.get("url", "").strip(),
-            "event_types": await ui.form_list(request, "event_types"),
-            "description": form.get("description", "").strip(),
-        }
+        user, partner_id, form = await partner_form(request)
+        values = await ui.form_values(request, form, ("url", "description"), ["event_types"])
         body = {k: v for k, v in values.items() if v or k != "description"}
         reply = await ui.call(request, user, "POST", f"partners/{quote(partner_id)}/webhooks", json=body)
         if reply.ok:
-            return once(
-                page(
-                    request,
-                    "portal_secret.html",
-                    user,
-                    created=True,
-                    webhook=reply.body,
-                    secret=reply.body["secret"],
-                    valid_until=None,
-                )
-            )
-        if reply.status != 422:
-            return ui.trouble(request, user, reply)
+            return secret_page(request, user, reply.body, reply.body["secret"], created=True)
         fields = {"url": "url", "event_types": "event_types", "description": "description"}
-        errors = form_errors(reply, ui.lang_of(request), ui.words(request), fields)
-        return await webhooks_page(request, user, partner_id, 422, values, errors, ui.problem(request, reply))
+        return await form_refused(request, user, partner_id, "webhooks", reply, values, fields)
 
     @router.post("/partner/webhooks/{webhook_id}/rotate-secret", response_class=HTMLResponse)
     async def rotate_secret(webhook_id: str, request: Request) -> Response:
-        posted = await partner_form(request)
-        user, partner_id, _ = posted
+        user, partner_id, _ = await partner_form(request)
         path = f"partners/{quote(partner_id)}/webhooks/{quote(webhook_id, safe='')}/rotate-secret"
         reply = await ui.call(request, user, "POST", path)
         if not reply.ok:
             return ui.back("/ui/partner/webhooks", error=outcome(reply))
         listed = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/webhooks")
         webhook = next((w for w in (listed.body if listed.ok else None) or [] if w["webhook_id"] == webhook_id), None)
-        secret, valid_until = reply.body["secret"], reply.body["previous_secret_valid_until"]
-        return once(
-            page(
-                request,
-                "portal_secret.html",
-                user,
-                created=False,
-                webhook=webhook,
-                secret=secret,
-                valid_until=valid_until,
-            )
-        )
+        valid_until = reply.body["previous_secret_valid_until"]
+        return secret_page(request, user, webhook, reply.body["secret"], created=False, valid_until=valid_until)
 
     @router.post("/partner/webhooks/{webhook_id}/delete")
     async def delete_webhook(webhook_id: str, request: Request) -> Response:
-        posted = await partner_form(request)
-        user, partner_id, _ = posted
+        user, partner_id, _ = await partner_form(request)
         path = f"partners/{quote(partner_id)}/webhooks/{quote(webhook_id, safe='')}"
         reply = await ui.call(request, user, "DELETE", path)
         return after("/ui/partner/webhooks", reply, "webhook_deleted")
@@ -424,8 +404,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.get("/partner/webhooks/deliveries", response_class=HTMLResponse)
     async def deliveries(request: Request) -> Response:
-        found = await partner_user(request)
-        user, partner_id = found
+        user, partner_id = await partner_user(request)
         status = request.query_params.get("status", "")
         status = status if status in DELIVERY_STATUSES else ""
         number = request.query_params.get("page", "1")
@@ -433,9 +412,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         params: dict[str, Any] = {"page": current, "page_size": DELIVERIES_PER_PAGE}
         if status:
             params["status"] = status
-        log = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/webhooks/deliveries", params=params)
-        if not log.ok:
-            return ui.trouble(request, user, log)
+        log = await ui.read(request, user, f"partners/{quote(partner_id)}/webhooks/deliveries", params=params)
         hooks = await ui.call(request, user, "GET", f"partners/{quote(partner_id)}/webhooks")
         urls = {w["webhook_id"]: w["url"] for w in (hooks.body if hooks.ok else None) or []}
         total = int(log.body.get("total", 0))
@@ -455,8 +432,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.post("/partner/webhooks/deliveries/{delivery_id}/replay")
     async def replay_delivery(delivery_id: str, request: Request) -> Response:
-        posted = await partner_form(request)
-        user, partner_id, form = posted
+        user, partner_id, form = await partner_form(request)
         path = f"partners/{quote(partner_id)}/webhooks/deliveries/{quote(delivery_id, safe='')}/replay"
         reply = await ui.call(request, user, "POST", path)
         # Back to the page and filter the button was on.

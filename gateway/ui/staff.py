@@ -206,9 +206,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/persons/{person_id}", response_class=HTMLResponse)
     async def person_page(person_id: str, request: Request) -> Response:
         user = await ui.signed_in(request)
-        person = await ui.call(request, user, "GET", f"persons/{quote(person_id)}")
-        if not person.ok:
-            return ui.trouble(request, user, person)
+        person = await ui.read(request, user, f"persons/{quote(person_id)}")
         may = _person_rights(user)
         consents, cases, needs, directory = await asyncio.gather(
             ui.call(request, user, "GET", f"persons/{quote(person_id)}/consents"),
@@ -391,9 +389,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     async def record_needs(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
         user, form = posted
-        case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
-        if not case.ok:
-            return ui.trouble(request, user, case)
+        case = await ui.read(request, user, f"cases/{quote(case_id)}")
         values = {name: form.get(name, "").strip() for name in NEEDS_CHOICES + NEEDS_TEXTS}
         # Other languages are check boxes (one value each), kept as the form's "en, fr" text.
         values["other_languages"] = ", ".join(v.strip() for v in await ui.form_list(request, "other_languages"))
@@ -418,9 +414,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     async def enrol(case_id: str, request: Request) -> Response:
         posted = await ui.posted(request)
         user, form = posted
-        case = await ui.call(request, user, "GET", f"cases/{quote(case_id)}")
-        if not case.ok:
-            return ui.trouble(request, user, case)
+        case = await ui.read(request, user, f"cases/{quote(case_id)}")
         values = {"course_id": form.get("course_id", ""), "obligation": "true" if form.get("obligation") else ""}
         if not values["course_id"]:
             refused = {"values": values, "error": FIELD_ERRORS[ui.lang_of(request)]["missing"]}

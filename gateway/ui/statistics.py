@@ -186,9 +186,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         period = request.query_params.get("period") or datetime.now(UTC).strftime("%Y-%m")
         if not PERIOD.fullmatch(period):
             return ui.render(request, "statistics.html", 422, user=user, period=period, period_error=True)
-        first = await ui.call(request, user, "GET", "monitoring/indicators", params={"period": period})
-        if not first.ok:
-            return ui.trouble(request, user, first)
+        first = await ui.read(request, user, "monitoring/indicators", params={"period": period})
         found = await documents(request, user, [m for m in last_months(period) if m != period])
         found[period] = first.body
         return ui.render(
@@ -208,14 +206,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not PERIOD.fullmatch(period):
             return ui.render(request, "statistics.html", 422, user=user, period=period, period_error=True)
         if fmt == "csv":
-            table = await ui.call(request, user, "GET", "monitoring/report", params={"period": period, "format": fmt})
-            if not table.ok:
-                return ui.trouble(request, user, table)
+            table = await ui.read(request, user, "monitoring/report", params={"period": period, "format": fmt})
             return Response(table.content, media_type=table.media_type)
         # The council report, drawn here in the page's language from the same figures the monitoring publishes.
-        first = await ui.call(request, user, "GET", "monitoring/indicators", params={"period": period})
-        if not first.ok:
-            return ui.trouble(request, user, first)
+        first = await ui.read(request, user, "monitoring/indicators", params={"period": period})
         found = await documents(request, user, [m for m in last_months(period) if m != period])
         found[period] = first.body
         # The integration council's view: every proposal and where its follow-up stands.

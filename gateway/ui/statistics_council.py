@@ -76,9 +76,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         period = request.query_params.get("period") or datetime.now(UTC).strftime("%Y-%m")
         period = period if PERIOD.fullmatch(period) else datetime.now(UTC).strftime("%Y-%m")
         params = {} if shown == "all" else {"status": shown}
-        listed = await ui.call(request, user, "GET", "monitoring/council/proposals", params=params)
-        if not listed.ok:
-            return ui.trouble(request, user, listed)
+        listed = await ui.read(request, user, "monitoring/council/proposals", params=params)
         derived = await ui.call(request, user, "GET", "monitoring/indicators", params={"period": period})
         from_report = derived.body.get("proposals", []) if derived.ok and isinstance(derived.body, dict) else []
         taken = {(p["rule"], p["period"], p["title"]) for p in listed.body["items"]}
@@ -110,9 +108,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         return ui.back("/ui/statistics/council", error=problem_key(reply.body))
 
     async def proposal_page(request: Request, user: Identity, proposal_id: str) -> Response:
-        reply = await ui.call(request, user, "GET", f"monitoring/council/proposals/{proposal_id}")
-        if not reply.ok:
-            return ui.trouble(request, user, reply)
+        reply = await ui.read(request, user, f"monitoring/council/proposals/{proposal_id}")
         proposal = reply.body
         return ui.render(
             request, "statistics_proposal.html", user=user, p=proposal, steps=STEPS.get(proposal["status"], ())
@@ -145,9 +141,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/planning", response_class=HTMLResponse)
     async def planning(request: Request) -> Response:
         user = await ui.signed_in(request)
-        forecast = await ui.call(request, user, "GET", "monitoring/planning/forecast")
-        if not forecast.ok:
-            return ui.trouble(request, user, forecast)
+        forecast = await ui.read(request, user, "monitoring/planning/forecast")
         entered = await ui.call(request, user, "GET", "monitoring/planning/capacities")
         reference = await ui.call(request, user, "GET", "monitoring/reference/districts")
         words = ui.words(request)
@@ -188,16 +182,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.get("/statistics/planning.csv")
     async def planning_csv(request: Request) -> Response:
         user = await ui.signed_in(request)
-        table = await ui.call(request, user, "GET", "monitoring/planning/forecast", params={"format": "csv"})
-        if not table.ok:
-            return ui.trouble(request, user, table)
+        table = await ui.read(request, user, "monitoring/planning/forecast", params={"format": "csv"})
         disposition = 'attachment; filename="kita-und-schulplanung.csv"'
         return Response(table.content, media_type=table.media_type, headers={"Content-Disposition": disposition})
 
     async def store_places(request: Request, user: Identity, change: Any) -> Response:
-        entered = await ui.call(request, user, "GET", "monitoring/planning/capacities")
-        if not entered.ok:
-            return ui.trouble(request, user, entered)
+        entered = await ui.read(request, user, "monitoring/planning/capacities")
         capacities = change([c for c in entered.body["capacities"]])
         reply = await ui.call(request, user, "PUT", "monitoring/planning/capacities", json={"capacities": capacities})
         if reply.status in (401, 403):
@@ -243,9 +233,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         year = request.query_params.get("year") or str(datetime.now(UTC).year)
         if not YEAR.fullmatch(year):
             return ui.refused(request, user, "bad_period", 422)
-        reply = await ui.call(request, user, "GET", "monitoring/conference", params={"year": year})
-        if not reply.ok:
-            return ui.trouble(request, user, reply)
+        reply = await ui.read(request, user, "monitoring/conference", params={"year": year})
         return ui.render(request, "statistics_conference.html", user=user, year=year, document=reply.body)
 
     @router.get("/statistics/conference/document")
@@ -254,9 +242,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         year = request.query_params.get("year", "")
         if not YEAR.fullmatch(year):
             return ui.refused(request, user, "bad_period", 422)
-        reply = await ui.call(request, user, "GET", "monitoring/conference", params={"year": year, "format": "html"})
-        if not reply.ok:
-            return ui.trouble(request, user, reply)
+        reply = await ui.read(request, user, "monitoring/conference", params={"year": year, "format": "html"})
         # The monitoring's own document, inline styles only: served with a CSP that allows them and nothing else.
         policy = "default-src 'none'; style-src 'unsafe-inline'"
         return Response(
