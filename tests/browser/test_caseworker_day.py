@@ -110,7 +110,7 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
 
             await eventually(proposed, timeout_s=30, interval_s=0.5)
             why = await job.locator("td.why").inner_text()
-            assert "Job seeking: Jobcenter" in why and "Bedarfe: Arbeit" in why, why
+            assert "Arbeitssuche: Jobcenter" in why and "Job seeking" not in why and "Bedarfe: Arbeit" in why, why
             assert "Einwilligung fehlt" in await job.inner_text()
 
             # --- the consent, the partner chosen from the directory: the referral goes out ----------------------
