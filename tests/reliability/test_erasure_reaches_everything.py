@@ -38,6 +38,7 @@ from sqlalchemy.engine import make_url
 
 from chassis import idempotency
 from contracts import referral as referral_events
+from contracts.vocabulary import ServiceType
 from services.courses.app import create_app as create_courses
 from services.courses.models import Learner
 from services.monitoring.app import create_app as create_monitoring
@@ -400,7 +401,13 @@ async def journey(p: Platform, receiver: Receiver, person: Newcomer) -> tuple[st
             json={"dimension": "placement", "title": f"{person.family_name}: nursing job"},
         )
     )
-    by_partner = {r["partner_id"]: r["referral_id"] for r in case["referrals"] if r["status"] == "sent"}
+    # The VHS has two of her referrals, the integration course and the course with childcare (in no fixed order on
+    # PostgreSQL): it accepts the integration course's, which the course made above fits (it offers no childcare).
+    by_partner = {
+        r["partner_id"]: r["referral_id"]
+        for r in case["referrals"]
+        if r["status"] == "sent" and (r["partner_id"] != VHS or r["service_type"] == ServiceType.INTEGRATION_COURSE)
+    }
     created(
         await p.referral.post(
             f"/api/v1/partner/referrals/{by_partner[VHS]}/accept", headers={"X-Partner-Id": VHS} | key()
