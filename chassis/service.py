@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chassis import clock, deadletters, idempotency
@@ -101,11 +100,6 @@ class ServiceSpec:
     on_startup: Callable[[ServiceRuntime], Awaitable[None]] | None = None
     #: The service's clock (``runtime.clock``); tests pass a fixed one.
     clock: Clock = system_clock
-
-    @property
-    def metadata(self) -> MetaData:
-        """All the service's tables: the messaging tables are defined in the same metadata as its own."""
-        return self.tables.outbox.metadata
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
