@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -15,6 +18,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from pythonjsonlogger.json import JsonFormatter
 
 from chassis.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 _state = {"kafka": False, "provider": False, "httpx": False}
 
@@ -43,7 +48,8 @@ def setup_logging(settings: ServiceSettings) -> None:
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        # The time of day: which line came before a fault and which after it is most of reading a log.
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(TraceIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -54,6 +60,35 @@ def setup_logging(settings: ServiceSettings) -> None:
     # LOG_LEVEL says; SQLAlchemy's engine logs statements from INFO on, and its errors hide parameters (chassis.db).
     for driver in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
         logging.getLogger(driver).setLevel(max(logging.WARNING, root.level))
+
+
+def dump_tasks_on_signal(signum: int = signal.SIGUSR1) -> None:
+    """Log where every asyncio task of the process waits when the process gets ``signum`` (``kill -USR1 PID``).
+
+    For a process that went quiet: a consumer or relay that stopped moving shows which await holds it.
+    Installed in the lifespan, where the loop runs; a loop that is itself blocked shows nothing here.
+    """
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals there (Windows, a thread's loop)
+        asyncio.get_running_loop().add_signal_handler(signum, _dump_tasks)
+
+
+def _dump_tasks() -> None:
+    lines = [f"{task.get_name()}: {' < '.join(_awaiting(task.get_coro()))}" for task in asyncio.all_tasks()]
+    log.warning("%d tasks, each with the awaits it is in (innermost last):\n%s", len(lines), "\n".join(sorted(lines)))
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """The chain of awaits a suspended coroutine is in: its own frame, then what it awaits, and so on."""
+    chain: list[str] = []
+    while coro is not None and len(chain) < 40:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is None:
+            chain.append(type(coro).__name__)
+            break
+        path = frame.f_code.co_filename
+        chain.append(f"{'/'.join(path.split('/')[-2:])}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or getattr(coro, "ag_await", None)
+    return chain
 
 
 def _exporter(settings: ServiceSettings) -> SpanExporter | None:

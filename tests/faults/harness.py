@@ -113,6 +113,23 @@ class Process:
             self.popen.kill()
             self.popen.wait()
 
+    def where_it_waits(self) -> str:
+        """Whether it runs and, from its own dump (SIGUSR1, chassis.telemetry), where its consumer and relay wait."""
+        if self.popen is None or self.popen.poll() is not None:
+            return f"{self.name}: not running (exit code {self.popen and self.popen.returncode})"
+        before = self.log.stat().st_size
+        self.popen.send_signal(signal.SIGUSR1)
+        deadline, dump = time.monotonic() + 2, ""
+        while "tasks, each with the awaits" not in dump and time.monotonic() < deadline:
+            time.sleep(0.1)  # an error path: the platform is stuck anyway
+            with self.log.open("rb") as log:
+                log.seek(before)
+                dump = log.read().decode(errors="replace")
+        if "tasks, each with the awaits" not in dump:
+            return f"{self.name}: running, but no task dump within 2 s (its event loop is blocked)"
+        waits = [line for line in dump.splitlines() if re.match(r"[\w-]+-(consumer|outbox-relay): ", line)]
+        return "\n".join([f"{self.name}: running", *(f"  {line}" for line in waits)])
+
     def tail(self, lines: int = 30) -> str:
         text = self.log.read_text(errors="replace").splitlines()[-lines:] if self.log.exists() else []
         return f"--- {self.name} ({self.log}):\n" + "\n".join(text)
@@ -415,7 +432,9 @@ class Platform:
         return f"http://127.0.0.1:{self.processes['gateway'].port}"
 
     def tails(self) -> str:
-        return "\n".join(p.tail() for p in self.processes.values())
+        """Where each process waits, then the end of each one's log."""
+        waits = [p.where_it_waits() for p in self.processes.values()]
+        return "\n".join(["--- where each process waits:", *waits, *(p.tail() for p in self.processes.values())])
 
     # --- starting ---
 

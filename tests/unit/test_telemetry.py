@@ -3,7 +3,11 @@ instrumentation does not declare), beside the request spans."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import re
+import signal
 
 import httpx
 import pytest
@@ -15,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chassis.settings import ServiceSettings
-from chassis.telemetry import instrument_app
+from chassis.telemetry import dump_tasks_on_signal, instrument_app
 
 
 async def test_a_request_that_queries_the_database_leaves_a_statement_span(caplog: pytest.LogCaptureFixture) -> None:
@@ -42,3 +46,31 @@ async def test_a_request_that_queries_the_database_leaves_a_statement_span(caplo
     names = [span.name for span in exported.get_finished_spans()]
     assert "SELECT" in names, names
     assert any(name.startswith("GET /one") for name in names), names
+
+
+async def test_a_signal_logs_where_each_task_waits(caplog: pytest.LogCaptureFixture) -> None:
+    """``kill -USR1`` on a service that went quiet names the awaits its tasks are in, down to the innermost."""
+    release = asyncio.Event()
+
+    async def waits_for_the_broker() -> None:
+        await release.wait()
+
+    async def consume() -> None:
+        await waits_for_the_broker()
+
+    task = asyncio.create_task(consume(), name="referral-consumer")
+    await asyncio.sleep(0)
+    dump_tasks_on_signal(signal.SIGUSR2)
+    try:
+        with caplog.at_level(logging.WARNING, logger="chassis.telemetry"):
+            os.kill(os.getpid(), signal.SIGUSR2)
+            for _ in range(100):
+                if caplog.records:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR2)
+        release.set()
+        await task
+    line = next(line for line in caplog.records[0].getMessage().splitlines() if line.startswith("referral-consumer:"))
+    assert re.search(r"\d consume < .*:\d+ waits_for_the_broker < asyncio/locks.py:\d+ wait\b", line), line
