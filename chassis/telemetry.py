@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import signal
 import sys
@@ -65,11 +66,14 @@ def setup_logging(settings: ServiceSettings) -> None:
 def dump_tasks_on_signal(signum: int = signal.SIGUSR1) -> None:
     """Log where every asyncio task of the process waits when the process gets ``signum`` (``kill -USR1 PID``).
 
-    For a process that went quiet: a consumer or relay that stopped moving shows which await holds it.
-    Installed in the lifespan, where the loop runs; a loop that is itself blocked shows nothing here.
+    For a process that went quiet: a consumer or relay that stopped moving shows which await holds it. Installed in
+    the lifespan, where the loop runs. A loop that is itself blocked answers ``kill -USR2 PID`` (threads' stacks).
     """
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals there (Windows, a thread's loop)
         asyncio.get_running_loop().add_signal_handler(signum, _dump_tasks)
+    # A blocked loop runs no handler: SIGUSR2 writes every thread's Python stack to stderr from C, whatever it does.
+    with contextlib.suppress(AttributeError, RuntimeError, ValueError):
+        faulthandler.register(signal.SIGUSR2, all_threads=True)
 
 
 def _dump_tasks() -> None:

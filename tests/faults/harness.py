@@ -126,7 +126,12 @@ class Process:
                 log.seek(before)
                 dump = log.read().decode(errors="replace")
         if "tasks, each with the awaits" not in dump:
-            return f"{self.name}: running, but no task dump within 2 s (its event loop is blocked)"
+            self.popen.send_signal(signal.SIGUSR2)  # the threads' stacks, written by faulthandler from C
+            time.sleep(0.5)
+            with self.log.open("rb") as log:
+                log.seek(before)
+                stacks = log.read().decode(errors="replace").strip()
+            return f"{self.name}: running, no task dump within 2 s (its event loop is blocked):\n{stacks}"
         waits = [line for line in dump.splitlines() if re.match(r"[\w-]+-(consumer|outbox-relay): ", line)]
         return "\n".join([f"{self.name}: running", *(f"  {line}" for line in waits)])
 

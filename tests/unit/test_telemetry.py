@@ -4,10 +4,13 @@ instrumentation does not declare), beside the request spans."""
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import re
 import signal
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -60,17 +63,39 @@ async def test_a_signal_logs_where_each_task_waits(caplog: pytest.LogCaptureFixt
 
     task = asyncio.create_task(consume(), name="referral-consumer")
     await asyncio.sleep(0)
-    dump_tasks_on_signal(signal.SIGUSR2)
+    dump_tasks_on_signal(signal.SIGUSR1)
     try:
         with caplog.at_level(logging.WARNING, logger="chassis.telemetry"):
-            os.kill(os.getpid(), signal.SIGUSR2)
+            os.kill(os.getpid(), signal.SIGUSR1)
             for _ in range(100):
                 if caplog.records:
                     break
                 await asyncio.sleep(0.01)
     finally:
-        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR2)
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+        faulthandler.unregister(signal.SIGUSR2)
         release.set()
         await task
     line = next(line for line in caplog.records[0].getMessage().splitlines() if line.startswith("referral-consumer:"))
     assert re.search(r"\d consume < .*:\d+ waits_for_the_broker < asyncio/locks.py:\d+ wait\b", line), line
+
+
+def test_a_blocked_loop_still_shows_its_stack_on_sigusr2() -> None:
+    """A loop stuck in a synchronous call runs no asyncio handler; faulthandler writes the stack from C instead."""
+    code = (
+        "import asyncio, sys\n"
+        "from chassis.telemetry import dump_tasks_on_signal\n"
+        "async def main():\n"
+        "    dump_tasks_on_signal()\n"
+        "    print('ready', flush=True)\n"
+        "    sys.stdin.read()  # blocks the loop until the test closes stdin\n"
+        "asyncio.run(main())\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    process.send_signal(signal.SIGUSR2)
+    lines = [process.stdout.readline() for _ in range(3)]  # "Current thread …", then the innermost frame first
+    output = process.communicate(timeout=10)[0].decode()
+    assert b'File "<string>", line 6 in main' in b"".join(lines), (lines, output)
