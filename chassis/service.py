@@ -32,7 +32,7 @@ from chassis.kafka import check_client_options
 from chassis.migrations import upgrade_to_head, wait_for_head
 from chassis.outbox import MessagingTables, Outbox, OutboxRelay, utcnow
 from chassis.settings import ServiceSettings
-from chassis.telemetry import dump_tasks_on_signal, instrument_app, setup_logging, setup_tracing
+from chassis.telemetry import install_dumps, instrument_app, setup_logging, setup_tracing
 from chassis.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_logging(settings)
-        dump_tasks_on_signal()
+        install_dumps()
         setup_tracing(settings)
         check_client_options(settings)  # unreadable Kafka certificates end the start here, by name
         service_metrics.setup_metrics(settings)

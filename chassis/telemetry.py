@@ -63,17 +63,21 @@ def setup_logging(settings: ServiceSettings) -> None:
         logging.getLogger(driver).setLevel(max(logging.WARNING, root.level))
 
 
-def dump_tasks_on_signal(signum: int = signal.SIGUSR1) -> None:
-    """Log where every asyncio task of the process waits when the process gets ``signum`` (``kill -USR1 PID``).
+def install_dumps(signum: int = signal.SIGUSR1) -> None:
+    """Let a process that went quiet or died say where it was.
 
-    For a process that went quiet: a consumer or relay that stopped moving shows which await holds it. Installed in
-    the lifespan, where the loop runs. A loop that is itself blocked answers ``kill -USR2 PID`` (threads' stacks).
+    - ``kill -USR1 PID`` (``signum``) logs where every asyncio task waits: a consumer or relay that stopped moving
+      shows which await holds it. Installed in the lifespan, where the loop runs.
+    - ``kill -USR2 PID`` writes every thread's Python stack to stderr, even when the event loop itself is blocked.
+    - A crash in C code (SIGSEGV, SIGABRT, ...) writes the stacks to stderr before the process ends.
     """
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals there (Windows, a thread's loop)
         asyncio.get_running_loop().add_signal_handler(signum, _dump_tasks)
     # A blocked loop runs no handler: SIGUSR2 writes every thread's Python stack to stderr from C, whatever it does.
     with contextlib.suppress(AttributeError, RuntimeError, ValueError):
         faulthandler.register(signal.SIGUSR2, all_threads=True)
+    if not faulthandler.is_enabled():
+        faulthandler.enable(all_threads=True)
 
 
 def _dump_tasks() -> None:

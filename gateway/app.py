@@ -24,7 +24,7 @@ from chassis.errors import install_problem_handlers
 from chassis.heap import startup_objects_frozen
 from chassis.http import BodySizeLimit, SecurityHeaders, UpstreamTransport
 from chassis.identity import Identity
-from chassis.telemetry import dump_tasks_on_signal, setup_logging, setup_tracing, traced_transport
+from chassis.telemetry import install_dumps, setup_logging, setup_tracing, traced_transport
 from gateway import admission, deadletters, health, openapi, proxy, signin, ui
 from gateway.admission import Gate, RateLimits
 from gateway.auth import ApiKeys, HashingSlots, LocalIssuer, TokenVerifier, load_or_create_users
@@ -74,7 +74,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_logging(settings)
-        dump_tasks_on_signal()
+        install_dumps()
         setup_tracing(settings)
         process_metrics.setup_metrics(settings)
         async with httpx.AsyncClient(

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chassis.settings import ServiceSettings
-from chassis.telemetry import dump_tasks_on_signal, instrument_app
+from chassis.telemetry import install_dumps, instrument_app
 
 
 async def test_a_request_that_queries_the_database_leaves_a_statement_span(caplog: pytest.LogCaptureFixture) -> None:
@@ -63,7 +63,7 @@ async def test_a_signal_logs_where_each_task_waits(caplog: pytest.LogCaptureFixt
 
     task = asyncio.create_task(consume(), name="referral-consumer")
     await asyncio.sleep(0)
-    dump_tasks_on_signal(signal.SIGUSR1)
+    install_dumps(signal.SIGUSR1)
     try:
         with caplog.at_level(logging.WARNING, logger="chassis.telemetry"):
             os.kill(os.getpid(), signal.SIGUSR1)
@@ -84,9 +84,9 @@ def test_a_blocked_loop_still_shows_its_stack_on_sigusr2() -> None:
     """A loop stuck in a synchronous call runs no asyncio handler; faulthandler writes the stack from C instead."""
     code = (
         "import asyncio, sys\n"
-        "from chassis.telemetry import dump_tasks_on_signal\n"
+        "from chassis.telemetry import install_dumps\n"
         "async def main():\n"
-        "    dump_tasks_on_signal()\n"
+        "    install_dumps()\n"
         "    print('ready', flush=True)\n"
         "    sys.stdin.read()  # blocks the loop until the test closes stdin\n"
         "asyncio.run(main())\n"
@@ -99,3 +99,18 @@ def test_a_blocked_loop_still_shows_its_stack_on_sigusr2() -> None:
     lines = [process.stdout.readline() for _ in range(3)]  # "Current thread …", then the innermost frame first
     output = process.communicate(timeout=10)[0].decode()
     assert b'File "<string>", line 6 in main' in b"".join(lines), (lines, output)
+
+
+def test_a_crash_in_c_code_leaves_the_stack_in_the_log() -> None:
+    """A process that dies of SIGSEGV (a C extension's bug) says where, instead of vanishing from its log."""
+    code = (
+        "import asyncio, ctypes\n"
+        "from chassis.telemetry import install_dumps\n"
+        "async def main():\n"
+        "    install_dumps()\n"
+        "    ctypes.string_at(0)  # reads address 0\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30, check=False)
+    assert done.returncode == -signal.SIGSEGV
+    assert b"Segmentation fault" in done.stderr and b'File "<string>", line 5 in main' in done.stderr, done.stderr
