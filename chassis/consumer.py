@@ -48,6 +48,7 @@ from chassis.kafka import (
     leave_group_on_stop,
     new_producer,
     retry_until_ready,
+    stop_client,
 )
 from chassis.outbox import utcnow
 from chassis.settings import ServiceSettings
@@ -71,6 +72,9 @@ COMMIT_TIMEOUT_SECONDS = 5.0
 #: Within a fetched batch, offsets are committed at least this often (and after the first records handled), so that
 #: a restarted consumer working through a backlog shows its progress at once and a crash repeats little.
 COMMIT_EVERY_SECONDS = 0.5
+#: The pauses before consuming starts again after an error it did not expect: doubled from the first to the last.
+FAILURE_FIRST_DELAY_SECONDS = 0.5
+FAILURE_MAX_DELAY_SECONDS = 10.0
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -152,6 +156,8 @@ class EventConsumer:
         self.assigned = asyncio.Event()
         #: How often the broker was found to have lost the topics or the group's offsets (the consumer rejoined).
         self.broker_losses_total = 0
+        #: How often consuming failed with an error it does not expect and started again.
+        self.failures_total = 0
         self._watch: BrokerWatch | None = None
         self._cluster_id: str | None = None
         self._next_check = 0.0
@@ -168,25 +174,42 @@ class EventConsumer:
         self._task = asyncio.current_task()
         reset = self.settings.kafka_consumer_offset_reset
         from_beginning = False
+        delay = FAILURE_FIRST_DELAY_SECONDS
         try:
             while not self._stopping.is_set():
+                known = self._cluster_id
                 await retry_until_ready(self._prepare, what="consumer topics", stop=self._stopping)
-                self.manual_assignment = self.settings.manual_assignment(self._cluster_id)
-                consumer = self._new_consumer(reset)
-                self._consumer = consumer  # from here on, _close stops it, even while it is still joining
-                try:
-                    await retry_until_ready(consumer.start, what="consumer", stop=self._stopping)
-                    if self.manual_assignment:
-                        consumer.assign(self._all_partitions())
-                    else:
-                        leave_group_on_stop(consumer)  # so that a restarted consumer is not held up by this one
-                    await self._fix_start(consumer, from_beginning=from_beginning)
-                    self.assigned.set()
-                    lost = await self._consume(consumer)
-                finally:
-                    await self._close()
+                lost: str | None
+                if known and self._cluster_id and self._cluster_id != known:
+                    lost = "another cluster id"  # found on starting again after a failure (below)
+                else:
+                    self.manual_assignment = self.settings.manual_assignment(self._cluster_id)
+                    consumer = self._new_consumer(reset)
+                    self._consumer = consumer  # from here on, _close stops it, even while it is still joining
+                    try:
+                        await retry_until_ready(consumer.start, what="consumer", stop=self._stopping)
+                        if self.manual_assignment:
+                            consumer.assign(self._all_partitions())
+                        else:
+                            leave_group_on_stop(consumer)  # so that a restarted consumer is not held up by this one
+                        await self._fix_start(consumer, from_beginning=from_beginning)
+                        self.assigned.set()
+                        lost = await self._consume(consumer)
+                    except Exception as exc:
+                        # Any error not handled below (one of aiokafka's that is not the broker's absence, say) would
+                        # end the task without a word, and the service would consume nothing until it restarts.
+                        # Start afresh from the committed offsets; the inbox skips what was handled.
+                        log.exception("consumer %s failed (%s); starting again in %.1fs", self.group_id, exc, delay)
+                        self.failures_total += 1
+                        await self._close()
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, FAILURE_MAX_DELAY_SECONDS)
+                        continue
+                    finally:
+                        await self._close()
                 if lost is None:
                     break
+                delay = FAILURE_FIRST_DELAY_SECONDS
                 self.broker_losses_total += 1
                 log.warning("consumer %s: the broker lost what it held (%s); joining afresh", self.group_id, lost)
                 # The group's offsets went with it, and what the group holds now may be commits of this consumer's
@@ -359,10 +382,7 @@ class EventConsumer:
         producer, self._dlq_producer = self._dlq_producer, None
         for client in (consumer, producer):
             if client is not None:
-                try:
-                    await asyncio.wait_for(client.stop(), 10)
-                except Exception:
-                    log.warning("kafka client did not stop cleanly", exc_info=True)
+                await stop_client(client.stop, 10, what=f"consumer {self.group_id}'s client")
 
     async def _process_records(self, records: list[ConsumerRecord[Any, Any]]) -> AsyncIterator[int]:
         """Handle a partition's fetched records in order, yielding the offset of each one done.

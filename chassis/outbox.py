@@ -58,7 +58,7 @@ from sqlalchemy.sql.dml import Insert, Update
 from chassis import cloudevents
 from chassis.clock import as_utc, system_clock
 from chassis.deadletters import define_dead_letter_table
-from chassis.kafka import BrokerWatch, ensure_topics, new_producer
+from chassis.kafka import BrokerWatch, ensure_topics, new_producer, stop_client
 from chassis.settings import ServiceSettings
 from chassis.telemetry import kafka_instrumented
 
@@ -291,8 +291,7 @@ class OutboxRelay:
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            with contextlib.suppress(Exception):  # a producer that cannot stop is dropped anyway
-                await asyncio.wait_for(producer.stop(), 5)
+            await stop_client(producer.stop, 5, what="outbox relay's producer")
         watch, self._watch = self._watch, None
         if watch is not None:
             await watch.close()

@@ -39,6 +39,19 @@ log = logging.getLogger(__name__)
 Own = TypeVar("Own")
 
 
+def background(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    """A task that runs until shutdown. One that ends with an error says so in the log at once: nobody awaits it
+    before shutdown, and asyncio would report it only when the task is garbage (never: ``tasks`` holds it)."""
+    task = asyncio.create_task(work, name=name)
+    task.add_done_callback(_report_error)
+    return task
+
+
+def _report_error(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("background task %s ended with an error; it does not run again", task.get_name(), exc_info=error)
+
+
 @dataclass
 class ServiceRuntime:
     settings: ServiceSettings
@@ -67,7 +80,7 @@ class ServiceRuntime:
     def start_task(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run a service's own background ``work`` (a clock, a deliverer) until shutdown cancels it. It goes first
         in ``tasks``: the consumer's task stays last, the one shutdown waits for."""
-        self.tasks.insert(0, asyncio.create_task(work, name=name))
+        self.tasks.insert(0, background(work, name=name))
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(
@@ -145,10 +158,10 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             now=utcnow,
         )
         app.state.metrics = runtime.metrics
-        runtime.tasks.append(asyncio.create_task(runtime.metrics.run(), name=f"{spec.name}-metrics"))
-        runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
+        runtime.tasks.append(background(runtime.metrics.run(), name=f"{spec.name}-metrics"))
+        runtime.tasks.append(background(relay.run(), name=f"{spec.name}-outbox-relay"))
         sweep = run_every(idempotency.SWEEP_SECONDS, store.purge_expired, "sweep of expired idempotency keys")
-        runtime.tasks.append(asyncio.create_task(sweep, name=f"{spec.name}-idempotency-sweep"))
+        runtime.tasks.append(background(sweep, name=f"{spec.name}-idempotency-sweep"))
         if spec.on_startup is not None:
             await spec.on_startup(runtime)
         handlers = spec.handlers(runtime) if spec.handlers is not None else {}
@@ -162,7 +175,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 topics=spec.consumed_topics,
                 dead_letters=spec.tables.dead_letters,
             )
-            runtime.tasks.append(asyncio.create_task(runtime.consumer.run(), name=f"{spec.name}-consumer"))
+            runtime.tasks.append(background(runtime.consumer.run(), name=f"{spec.name}-consumer"))
         log.info("%s ready on %s:%s", spec.name, settings.host, settings.port)
         try:
             with startup_objects_frozen():

@@ -7,17 +7,20 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from sqlalchemy import Column, Integer, String, Table, select
 
 from chassis.cloudevents import ReceivedEvent, binary_headers
 from chassis.consumer import EventConsumer, replay_dead_letters
 from chassis.db import make_engine, make_session_factory, new_metadata
+from chassis.embedded_broker import EmbeddedBroker
 from chassis.kafka import dlq_topic
 from chassis.outbox import Outbox, define_messaging_tables
 from chassis.settings import ServiceSettings
@@ -50,8 +53,8 @@ class Harness:
         self.poisonous = True
         self.consumer = self.new_consumer()
 
-    def new_consumer(self) -> EventConsumer:
-        return EventConsumer(
+    def new_consumer(self, kind: type[EventConsumer] = EventConsumer) -> EventConsumer:
+        return kind(
             settings=self.settings,
             unit_of_work=lambda: UnitOfWork(self.session_factory, Outbox(messaging.outbox)),
             inbox=messaging.inbox,
@@ -200,3 +203,74 @@ async def test_against_the_embedded_broker_a_consumer_commits_to_its_group_witho
         await eventually(group_has_it, timeout_s=10)
     finally:
         await admin.close()
+
+
+class FailsOnce(EventConsumer):
+    """The real consumer, with aiokafka raising once from the consume loop, as it did while a broker came back empty
+    (the fault suite's broker test: the monitoring consumer's task ended there and consumed nothing after)."""
+
+    failed = False
+
+    async def _consume(self, consumer: Any) -> str | None:
+        if not self.failed:
+            self.failed = True
+            raise KafkaError("Unexpected error during data retrieval")
+        return await super()._consume(consumer)
+
+
+async def test_an_error_the_consumer_does_not_expect_does_not_end_it(
+    database_url: str, broker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness = Harness(database_url, broker.bootstrap_servers, f"test.fails-once-{uuid.uuid4().hex[:8]}.v1")
+    harness.consumer = harness.new_consumer(FailsOnce)
+    async with harness.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    task = asyncio.create_task(harness.consumer.run())
+    try:
+        await asyncio.wait_for(harness.consumer.assigned.wait(), 30)
+        await produce(broker.bootstrap_servers, harness.topic, key="k", data={"person_id": "after-the-error"})
+        await harness.wait_for("after-the-error")
+        assert harness.consumer.failures_total == 1
+        assert not task.done()
+        assert "failed (KafkaError: Unexpected error during data retrieval); starting again in 0.5s" in caplog.text
+    finally:
+        await harness.consumer.stop()
+        await asyncio.wait_for(task, 20)
+        await harness.engine.dispose()
+
+
+async def test_a_consumer_that_failed_while_the_broker_forgot_reads_the_new_broker_from_its_start(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Starting again after an error, the consumer meets another cluster: the group's offsets are gone with the old
+    broker, so it reads from the start (an event published there before it joined is handled) whatever
+    ``KAFKA_CONSUMER_OFFSET_RESET`` says."""
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log").start()
+    topic = f"test.forgot-{uuid.uuid4().hex[:8]}.v1"
+
+    class FailsAsTheBrokerForgets(EventConsumer):
+        failed = False
+
+        async def _consume(self, consumer: Any) -> str | None:
+            if not self.failed:
+                self.failed = True
+                broker.kill()
+                broker.start()  # same port, empty, another cluster id
+                await produce(broker.bootstrap_servers, topic, key="k", data={"person_id": "on-the-new-broker"})
+                raise KafkaError("Unexpected error during data retrieval")
+            return await super()._consume(consumer)
+
+    harness = Harness(database_url, broker.bootstrap_servers, topic)
+    harness.settings = harness.settings.model_copy(update={"kafka_consumer_offset_reset": "latest"})
+    harness.consumer = harness.new_consumer(FailsAsTheBrokerForgets)
+    async with harness.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    task = asyncio.create_task(harness.consumer.run())
+    try:
+        await harness.wait_for("on-the-new-broker", timeout_s=60)
+        assert (harness.consumer.failures_total, harness.consumer.broker_losses_total) == (1, 1)
+    finally:
+        await harness.consumer.stop()
+        await asyncio.wait_for(task, 20)
+        await harness.engine.dispose()
+        broker.stop()
