@@ -42,7 +42,7 @@ from chassis.deps import (
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
 from chassis.identity import HEADER
 from chassis.schemas import Page
-from services.referral import domain, workflow
+from services.referral import directory, domain, workflow
 from services.referral.models import (
     Case,
     CaseMember,
@@ -751,7 +751,7 @@ async def bulk_send(body: BulkSend, w: WorkflowDep, scope: ScopeDep) -> BulkResu
 async def rules_in_force(w: WorkflowDep) -> RuleSetRead:
     row = await w.session.scalar(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()).limit(1))
     if row is None:
-        return RuleSetRead(version=0, rules=domain.DEFAULT_RULES.rules)
+        return RuleSetRead(version=0, rules=directory.DEFAULT_RULES.rules)
     return rule_set_read(row)
 
 

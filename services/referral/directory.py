@@ -8,6 +8,9 @@ response days and free places), so the events replace the start-up rows without 
 service started alone (its tests, the bench) routes to them; with the partners service the events keep them current.
 The roster is a demo team of integration navigators; a city replaces it through its own data (the gateway's staff
 accounts, issue 6).
+The routing rules referral follows until an admin saves a rule set of its own are data too: ``routing_rules.json``
+beside this module (each rule as ``PUT /routing-rules`` takes it), from the seed (Landsberg 2035, HF 1 "Bildung +
+Soziales"), with the routes for every need the city names (issue 18).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reference import HERE as REFERENCE
+from services.referral.domain import RuleSet
 
 LANDSBERG_FILE: Path = REFERENCE / "landsberg" / "partners.json"
 #: What ``POST /api/v1/partners`` takes when a service omits it (services/partners/schemas.py).
@@ -42,6 +46,9 @@ def read_partner_offers(path: Path) -> list[dict[str, Any]]:
 
 
 LANDSBERG_PARTNER_OFFERS: list[dict[str, Any]] = read_partner_offers(LANDSBERG_FILE)
+
+#: The shipped rule set (a broken file stops the start, as a broken rule would).
+DEFAULT_RULES: RuleSet = RuleSet.model_validate_json((Path(__file__).parent / "routing_rules.json").read_bytes())
 
 DEMO_ROSTER: list[dict[str, Any]] = [
     {
