@@ -262,6 +262,12 @@ class RuleSet(BaseModel):
         return self
 
 
+#: The parts of a condition that list the values a fact may have, with that fact (in the order ``matched_facts`` names
+#: them), and the yes-or-no facts a condition may ask for as they are.
+_ONE_OF = (("residence_status_in", "residence_status_group"), ("age_band_in", "age_band"), ("gender_in", "gender"))
+_YES_OR_NO = ("childcare_needed", "has_children")
+
+
 def matched_facts(condition: Condition, facts: PersonFacts) -> dict[str, Any] | None:
     """The facts that made ``condition`` hold, or None when it does not."""
     used: dict[str, Any] = {}
@@ -276,26 +282,19 @@ def matched_facts(condition: Condition, facts: PersonFacts) -> dict[str, Any] | 
         ):
             return None
         used["german_level"] = facts.german_level.value
-    if condition.residence_status_in is not None:
-        if facts.residence_status_group not in condition.residence_status_in:
-            return None
-        used["residence_status_group"] = facts.residence_status_group.value
-    if condition.age_band_in is not None:
-        if facts.age_band not in condition.age_band_in:
-            return None
-        used["age_band"] = facts.age_band.value
-    if condition.gender_in is not None:
-        if facts.gender not in condition.gender_in:
-            return None
-        used["gender"] = facts.gender.value
-    if condition.childcare_needed is not None:
-        if facts.childcare_needed != condition.childcare_needed:
-            return None
-        used["childcare_needed"] = facts.childcare_needed
-    if condition.has_children is not None:
-        if facts.has_children != condition.has_children:
-            return None
-        used["has_children"] = facts.has_children
+    for part, fact in _ONE_OF:
+        allowed = getattr(condition, part)
+        if allowed is not None:
+            value = getattr(facts, fact)
+            if value not in allowed:
+                return None
+            used[fact] = value.value
+    for fact in _YES_OR_NO:
+        wanted = getattr(condition, fact)
+        if wanted is not None:
+            if getattr(facts, fact) != wanted:
+                return None
+            used[fact] = wanted
     if condition.language_any is not None:
         spoken = sorted(set(condition.language_any) & {lang.split("-")[0] for lang in facts.languages})
         if not spoken:
