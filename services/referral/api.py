@@ -11,6 +11,7 @@ learns nothing of it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -981,8 +982,7 @@ async def person_export(person_id: str, request: Request, w: WorkflowDep) -> acc
     cases = (await session.scalars(select(Case).where(Case.id.in_(member_of) | (Case.person_id == person_id)))).all()
     case_ids = [c.id for c in cases]
 
-    async def rows(query: Any) -> list[dict[str, Any]]:
-        return [access.row_dict(r) for r in (await session.scalars(query)).all()]
+    rows = functools.partial(access.rows_of, session)
 
     data = {
         "known_person": await rows(select(KnownPerson).where(KnownPerson.person_id == person_id)),
