@@ -132,3 +132,8 @@ def row_dict(row: Any, *, leave_out: Iterable[str] = ()) -> dict[str, Any]:
     """An ORM row's columns as a dict (for an export: what is stored, as stored)."""
     left_out = set(leave_out)
     return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key not in left_out}
+
+
+async def rows_of(session: AsyncSession, query: Any) -> list[dict[str, Any]]:
+    """The ORM rows ``query`` selects, each as :func:`row_dict` (an export's list of them)."""
+    return [row_dict(r) for r in (await session.scalars(query)).all()]

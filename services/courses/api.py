@@ -14,6 +14,7 @@ The pass holder's name comes from registration, which owns it, asked by this ser
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -834,8 +835,7 @@ async def person_export(person_id: str, request: Request, w: WorkflowDep, caller
     mine = select(Enrolment).where(Enrolment.person_id == person_id)
     enrolments = (await session.scalars(mine.order_by(Enrolment.requested_at))).all()
 
-    async def rows(query: Any) -> list[dict[str, Any]]:
-        return [access.row_dict(r) for r in (await session.scalars(query)).all()]
+    rows = functools.partial(access.rows_of, session)
 
     passes = (await session.scalars(select(IssuedPass).where(IssuedPass.person_id == person_id))).all()
     statuses = {

@@ -55,18 +55,16 @@ def parse_period(text: str) -> periods.Period:
         raise Problem(422, str(exc), kind="validation", title="Invalid period") from exc
 
 
-def _k(runtime: RuntimeDep) -> int:
-    k: int = getattr(runtime.settings, "k_anonymity", 5)
-    return k
-
-
 async def _document(runtime: RuntimeDep, period: periods.Period) -> Document:
     async with workflow.unit_of_work(runtime) as uow:
-        return await workflow.indicator_document(_workflow(runtime, uow), period)
+        return await workflow.indicator_document(workflow_for(runtime, uow), period)
 
 
-def _workflow(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
-    return workflow.Workflow(uow, runtime.clock(), _k(runtime))
+def workflow_for(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
+    """A use case's context: ``uow``, the service's clock now and its k of the disclosure control (for the council's
+    and the planning's routes too)."""
+    k: int = getattr(runtime.settings, "k_anonymity", 5)
+    return workflow.Workflow(uow, runtime.clock(), k)
 
 
 @router.get("/indicators", response_model=Document)
@@ -77,7 +75,7 @@ async def indicators(runtime: RuntimeDep, period: PeriodQuery) -> Document:
 @router.get("/planning", response_model=Document)
 async def planning(runtime: RuntimeDep) -> Document:
     async with workflow.unit_of_work(runtime) as uow:
-        w = _workflow(runtime, uow)
+        w = workflow_for(runtime, uow)
         return await workflow.planning_document(w, periods.local_day(w.now))
 
 
@@ -105,7 +103,7 @@ async def council_report(runtime: RuntimeDep, period: PeriodQuery, format: Liter
 
 async def district_reference(runtime: RuntimeDep) -> DistrictReferenceRead:
     async with workflow.unit_of_work(runtime) as uow:
-        entered = await workflow.districts(_workflow(runtime, uow))
+        entered = await workflow.districts(workflow_for(runtime, uow))
     population = dict(entered.reference.population) if entered.reference else {}
     return DistrictReferenceRead(
         source=entered.reference.source if entered.reference else None,
@@ -131,12 +129,12 @@ async def put_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> D
 async def store_districts(runtime: RuntimeDep, body: DistrictReferenceUpdate) -> None:
     reference = domain.DistrictReference(dict(body.districts), body.source, body.illustrative)
     async with workflow.unit_of_work(runtime) as uow:
-        await workflow.replace_districts(_workflow(runtime, uow), reference)
+        await workflow.replace_districts(workflow_for(runtime, uow), reference)
 
 
 async def block_population(runtime: RuntimeDep) -> BlockReferenceRead:
     async with workflow.unit_of_work(runtime) as uow:
-        entered = await workflow.block_population(_workflow(runtime, uow))
+        entered = await workflow.block_population(workflow_for(runtime, uow))
     found = entered.reference
     return BlockReferenceRead(
         source=found.source if found else None,
@@ -166,7 +164,7 @@ async def store_blocks(runtime: RuntimeDep, body: BlockReferenceUpdate) -> None:
     entries = [blocks.Block(b.block_id, b.name, b.district, b.population) for b in body.blocks]
     async with workflow.unit_of_work(runtime) as uow:
         await workflow.replace_blocks(
-            _workflow(runtime, uow), blocks.BlockReference(entries, body.source, body.illustrative)
+            workflow_for(runtime, uow), blocks.BlockReference(entries, body.source, body.illustrative)
         )
 
 
@@ -197,7 +195,7 @@ async def store_survey(runtime: RuntimeDep, body: SurveyUpdate) -> SurveyRead:
     questions = {q.question: q.model_dump(exclude={"question"}) for q in body.questions}
     survey = domain.Survey(body.year, body.source, body.german_citizens_percent, questions)
     async with workflow.unit_of_work(runtime) as uow:
-        row = await workflow.enter_survey(_workflow(runtime, uow), survey)
+        row = await workflow.enter_survey(workflow_for(runtime, uow), survey)
     return _survey_read(row)
 
 

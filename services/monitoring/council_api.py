@@ -18,7 +18,7 @@ from chassis.clock import as_utc
 from chassis.deps import ActorDep, RuntimeDep, require_role
 from chassis.errors import Problem
 from services.monitoring import conference, council, periods, planning, workflow
-from services.monitoring.api import READERS
+from services.monitoring.api import READERS, workflow_for
 from services.monitoring.models import CouncilProposal, CouncilProposalEvent
 from services.monitoring.planning_api import current_forecast
 from services.monitoring.schemas import (
@@ -99,7 +99,7 @@ async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, actor: Acto
     """Put a proposal before the integration council (status ``proposed``)."""
     async with workflow.unit_of_work(runtime) as uow:
         row, history = await workflow.create_proposal(
-            _workflow(runtime, uow),
+            workflow_for(runtime, uow),
             title=body.title,
             text=body.text,
             rule=body.rule,
@@ -108,10 +108,6 @@ async def create_proposal(runtime: RuntimeDep, body: ProposalCreate, actor: Acto
             actor=actor,
         )
     return _read(row, history)
-
-
-def _workflow(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
-    return workflow.Workflow(uow, runtime.clock(), getattr(runtime.settings, "k_anonymity", 5))
 
 
 @router.get("/council/proposals/{proposal_id}", response_model=ProposalRead)
@@ -127,7 +123,7 @@ async def act_on_proposal(runtime: RuntimeDep, proposal_id: str, body: ProposalA
     async with workflow.unit_of_work(runtime) as uow:
         try:
             row, history = await workflow.act_on_proposal(
-                _workflow(runtime, uow),
+                workflow_for(runtime, uow),
                 proposal_id,
                 council.Action(body.action),
                 actor=actor,
@@ -162,7 +158,7 @@ async def conference_summary(
     """The city's contribution to the district's integration conference: the year's published indicators, the
     council's proposals and the next school year's demand, in German."""
     async with workflow.unit_of_work(runtime) as uow:
-        indicators = await workflow.indicator_document(_workflow(runtime, uow), periods.Period.parse(f"{year:04d}"))
+        indicators = await workflow.indicator_document(workflow_for(runtime, uow), periods.Period.parse(f"{year:04d}"))
     async with runtime.session_factory() as session:
         rows = (await session.scalars(select(CouncilProposal).order_by(CouncilProposal.created_at))).all()
     proposals = [_read(r).model_dump(mode="json") for r in rows]

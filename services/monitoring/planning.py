@@ -35,7 +35,7 @@ from typing import Any
 
 from contracts.vocabulary import AGE_BAND_YEARS, AgeBand
 from services.monitoring.domain import PersonFact
-from services.monitoring.tables import CITY, Group, Table, protect
+from services.monitoring.tables import CITY, Group, Table, count_table, protect
 
 YEARS = 5
 HISTORY_MONTHS = 12
@@ -345,8 +345,8 @@ def children_tables(persons: Sequence[PersonFact], today: date, k: int) -> list[
     households = len({p.household_id for p in children if any(band_probabilities(p.age_band, p.registered_on, today))})
     note = "Expected values: ages are uniform within a band; no further arrivals are projected."
     g = Group.DEMOGRAPHY
-    return [
-        protect(
+    counts = (
+        count_table(
             "children_by_district",
             f"Children of newcomer households by district on {today.isoformat()}",
             g,
@@ -354,12 +354,11 @@ def children_tables(persons: Sequence[PersonFact], today: date, k: int) -> list[
             districts,
             bands,
             by_district,
-            k,
             row_totals=True,
             column_totals=True,
             note=note,
         ),
-        protect(
+        count_table(
             "children_projection",
             "Children of newcomer households by age cohort, expected",
             g,
@@ -367,10 +366,9 @@ def children_tables(persons: Sequence[PersonFact], today: date, k: int) -> list[
             bands,
             [d.isoformat() for d in dates],
             projection,
-            k,
             note=note,
         ),
-        protect(
+        count_table(
             "households_with_children",
             "Newcomer households with children",
             g,
@@ -378,7 +376,7 @@ def children_tables(persons: Sequence[PersonFact], today: date, k: int) -> list[
             [CITY],
             ["count"],
             {(CITY, "count"): households},
-            k,
             column_totals=False,
         ),
-    ]
+    )
+    return [protect(spec, k) for spec in counts]

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from chassis.clock import as_utc
 from chassis.deps import RuntimeDep, require_role
 from services.monitoring import periods, planning, workflow
-from services.monitoring.api import READERS
+from services.monitoring.api import READERS, workflow_for
 from services.monitoring.models import PlanningCapacity
 from services.monitoring.schemas import CapacitiesRead, CapacitiesUpdate, CapacityEntry, Document
 
@@ -48,12 +48,8 @@ async def get_forecast(runtime: RuntimeDep, format: Literal["json", "csv"] = "js
 
 async def current_forecast(runtime: RuntimeDep) -> planning.Forecast:
     async with workflow.unit_of_work(runtime) as uow:
-        w = _workflow(runtime, uow)
+        w = workflow_for(runtime, uow)
         return await workflow.forecast(w, periods.local_day(w.now))
-
-
-def _workflow(runtime: RuntimeDep, uow: workflow.StoreUnitOfWork) -> workflow.Workflow:
-    return workflow.Workflow(uow, runtime.clock(), getattr(runtime.settings, "k_anonymity", 5))
 
 
 def _read(rows: list[PlanningCapacity]) -> CapacitiesRead:
@@ -73,5 +69,5 @@ async def put_capacities(runtime: RuntimeDep, body: CapacitiesUpdate) -> Capacit
     """Replace the planned places as a whole."""
     capacities = [planning.Capacity(c.year, c.district, c.kind, c.places) for c in body.capacities]
     async with workflow.unit_of_work(runtime) as uow:
-        await workflow.replace_capacities(_workflow(runtime, uow), capacities)
+        await workflow.replace_capacities(workflow_for(runtime, uow), capacities)
     return _read(await _capacities(runtime))

@@ -217,42 +217,15 @@ def count_table(
     )
 
 
-def protect(
-    table_id: str,
-    title: str,
-    group: Group,
-    unit: str,
-    rows: Sequence[str],
-    columns: Sequence[str],
-    counts: Mapping[tuple[str, str], int],
-    k: int,
-    *,
-    row_totals: bool = False,
-    column_totals: bool = True,
-    note: str = "",
-    suppress: bool = True,
-) -> Table:
-    """One count table on its own, k-anonymous with complementary suppression (``suppress=False``
-    for public figures). The indicators of a period are protected jointly: see :func:`indicators_of`."""
-    spec = count_table(
-        table_id,
-        title,
-        group,
-        unit,
-        rows,
-        columns,
-        counts,
-        row_totals=row_totals,
-        column_totals=column_totals,
-        note=note,
-        suppress=suppress,
-    )
+def protect(spec: Counts, k: int) -> Table:
+    """One count table on its own, k-anonymous with complementary suppression (none for a table of public figures,
+    ``suppress=False``). The indicators of a period are protected jointly: see :func:`indicators_of`."""
     system = disclosure.System()
     for part, value in spec.figures().items():
         system.add(part, value, (complement_class(part, value), value))
     for line in spec.lines():
         system.equation({tuple(part): c for part, c in line.items()})
-    hidden = disclosure.suppress(system, k) if suppress else set()
+    hidden = disclosure.suppress(system, k) if spec.suppress else set()
     return render(spec, lambda part: part in hidden)
 
 

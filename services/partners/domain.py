@@ -141,8 +141,13 @@ def entry_changes(current: Mapping[str, Any], wanted: Mapping[str, Any], *, by_a
     field."""
     if "category" in wanted and not by_admin:
         raise AdminOnly("Only an admin changes a partner's category.")
+    return _changes(current, wanted, REQUIRED_ENTRY_FIELDS)
+
+
+def _changes(current: Mapping[str, Any], wanted: Mapping[str, Any], required: frozenset[str]) -> dict[str, Any]:
+    """The fields a PATCH changes (only those that differ); a ``required`` one is not emptied."""
     for field, value in wanted.items():
-        if value is None and field in REQUIRED_ENTRY_FIELDS:
+        if value is None and field in required:
             raise NotEmptied(f"{field} cannot be emptied with null.")
     return {field: value for field, value in wanted.items() if current.get(field) != value}
 
@@ -211,10 +216,7 @@ REQUIRED_MEETING_FIELDS = frozenset(
 
 def meeting_offer_changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a meeting offer a PATCH changes (only those that differ); a required one is not emptied."""
-    for field, value in wanted.items():
-        if value is None and field in REQUIRED_MEETING_FIELDS:
-            raise NotEmptied(f"{field} cannot be emptied with null.")
-    return {field: value for field, value in wanted.items() if current.get(field) != value}
+    return _changes(current, wanted, REQUIRED_MEETING_FIELDS)
 
 
 # --- API keys -------------------------------------------------------------------------------

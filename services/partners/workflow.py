@@ -966,18 +966,13 @@ async def person_export(uow: UnitOfWork, person_id: str, actor: str, roles_heade
     session = uow.session
     await access.audit_read(session, actor, "export", [person_id], access.purpose_of(roles_header))
     await uow.commit()
-    deliveries = (
-        await session.scalars(
-            select(WebhookDelivery).where(WebhookDelivery.person_id == person_id).order_by(WebhookDelivery.created_at)
-        )
-    ).all()
-    erased = (await session.scalars(select(ErasedPerson).where(ErasedPerson.person_id == person_id))).all()
+    deliveries = select(WebhookDelivery).where(WebhookDelivery.person_id == person_id)
     return access.ServiceExport(
         service="partners",
         person_id=person_id,
         data={
-            "webhook_deliveries": [access.row_dict(d) for d in deliveries],
-            "erasure": [access.row_dict(e) for e in erased],
+            "webhook_deliveries": await access.rows_of(session, deliveries.order_by(WebhookDelivery.created_at)),
+            "erasure": await access.rows_of(session, select(ErasedPerson).where(ErasedPerson.person_id == person_id)),
         },
         access_log=await access.entries_for(session, "partners", person_id),
     )

@@ -11,6 +11,7 @@ learns nothing of it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -42,7 +43,7 @@ from chassis.deps import (
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
 from chassis.identity import HEADER
 from chassis.schemas import Page
-from services.referral import domain, workflow
+from services.referral import directory, domain, workflow
 from services.referral.models import (
     Case,
     CaseMember,
@@ -751,7 +752,7 @@ async def bulk_send(body: BulkSend, w: WorkflowDep, scope: ScopeDep) -> BulkResu
 async def rules_in_force(w: WorkflowDep) -> RuleSetRead:
     row = await w.session.scalar(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()).limit(1))
     if row is None:
-        return RuleSetRead(version=0, rules=domain.DEFAULT_RULES.rules)
+        return RuleSetRead(version=0, rules=directory.DEFAULT_RULES.rules)
     return rule_set_read(row)
 
 
@@ -981,8 +982,7 @@ async def person_export(person_id: str, request: Request, w: WorkflowDep) -> acc
     cases = (await session.scalars(select(Case).where(Case.id.in_(member_of) | (Case.person_id == person_id)))).all()
     case_ids = [c.id for c in cases]
 
-    async def rows(query: Any) -> list[dict[str, Any]]:
-        return [access.row_dict(r) for r in (await session.scalars(query)).all()]
+    rows = functools.partial(access.rows_of, session)
 
     data = {
         "known_person": await rows(select(KnownPerson).where(KnownPerson.person_id == person_id)),

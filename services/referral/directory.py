@@ -6,8 +6,11 @@ service seeds its directory from, ``reference/landsberg/partners.json``, so ther
 directory. Each offer is what a ``service_offered`` event of that entry tells (the service's name, languages,
 response days and free places), so the events replace the start-up rows without changing them. A referral
 service started alone (its tests, the bench) routes to them; with the partners service the events keep them current.
-The roster is a demo team of integration navigators; a city replaces it through its own data (the gateway's staff
-accounts, issue 6).
+The roster is a demo team of integration navigators, ``demo_roster.json`` beside this module (in the shape of
+``reference/landsberg/roster.example.json``); a city replaces it through its own data (the gateway's staff accounts,
+issue 6). The routing rules referral follows until an admin saves a rule set of its own are data too:
+``routing_rules.json`` (each rule as ``PUT /routing-rules`` takes it), from the seed (Landsberg 2035, HF 1 "Bildung +
+Soziales"), with the routes for every need the city names (issue 18).
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from reference import HERE as REFERENCE
+from services.referral.domain import RuleSet
 
 LANDSBERG_FILE: Path = REFERENCE / "landsberg" / "partners.json"
+#: This module's folder, where the rules and the demo roster lie.
+HERE = Path(__file__).parent
 #: What ``POST /api/v1/partners`` takes when a service omits it (services/partners/schemas.py).
 DEFAULT_RESPONSE_DAYS = 5
 
@@ -43,33 +49,7 @@ def read_partner_offers(path: Path) -> list[dict[str, Any]]:
 
 LANDSBERG_PARTNER_OFFERS: list[dict[str, Any]] = read_partner_offers(LANDSBERG_FILE)
 
-DEMO_ROSTER: list[dict[str, Any]] = [
-    {
-        "id": "lotse-a.berger",
-        "name": "Anna Berger",
-        "team": "integration-nord",
-        "languages": ["de", "en", "ar"],
-        "max_cases": 60,
-    },
-    {
-        "id": "lotse-k.yildiz",
-        "name": "Kemal Yildiz",
-        "team": "integration-nord",
-        "languages": ["de", "tr", "en"],
-        "max_cases": 60,
-    },
-    {
-        "id": "lotse-m.wagner",
-        "name": "Maria Wagner",
-        "team": "integration-sued",
-        "languages": ["de", "ru", "uk"],
-        "max_cases": 60,
-    },
-    {
-        "id": "lotse-s.rahimi",
-        "name": "Sara Rahimi",
-        "team": "integration-sued",
-        "languages": ["de", "fa", "en"],
-        "max_cases": 45,
-    },
-]
+#: The shipped rule set (a broken file stops the start, as a broken rule would).
+DEFAULT_RULES: RuleSet = RuleSet.model_validate_json((HERE / "routing_rules.json").read_bytes())
+
+DEMO_ROSTER: list[dict[str, Any]] = json.loads((HERE / "demo_roster.json").read_text(encoding="utf-8"))["caseworkers"]

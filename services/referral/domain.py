@@ -187,7 +187,6 @@ def apply(
 # --- what is known of a person --------------------------------------------------------------
 
 _GERMAN_ORDER = list(GermanLevel)
-ADULT_BANDS = frozenset({AgeBand.AGE_18_26, AgeBand.AGE_27_44, AgeBand.AGE_45_64, AgeBand.AGE_65_PLUS})
 
 
 class PersonFacts(BaseModel):
@@ -263,6 +262,12 @@ class RuleSet(BaseModel):
         return self
 
 
+#: The parts of a condition that list the values a fact may have, with that fact (in the order ``matched_facts`` names
+#: them), and the yes-or-no facts a condition may ask for as they are.
+_ONE_OF = (("residence_status_in", "residence_status_group"), ("age_band_in", "age_band"), ("gender_in", "gender"))
+_YES_OR_NO = ("childcare_needed", "has_children")
+
+
 def matched_facts(condition: Condition, facts: PersonFacts) -> dict[str, Any] | None:
     """The facts that made ``condition`` hold, or None when it does not."""
     used: dict[str, Any] = {}
@@ -277,26 +282,19 @@ def matched_facts(condition: Condition, facts: PersonFacts) -> dict[str, Any] | 
         ):
             return None
         used["german_level"] = facts.german_level.value
-    if condition.residence_status_in is not None:
-        if facts.residence_status_group not in condition.residence_status_in:
-            return None
-        used["residence_status_group"] = facts.residence_status_group.value
-    if condition.age_band_in is not None:
-        if facts.age_band not in condition.age_band_in:
-            return None
-        used["age_band"] = facts.age_band.value
-    if condition.gender_in is not None:
-        if facts.gender not in condition.gender_in:
-            return None
-        used["gender"] = facts.gender.value
-    if condition.childcare_needed is not None:
-        if facts.childcare_needed != condition.childcare_needed:
-            return None
-        used["childcare_needed"] = facts.childcare_needed
-    if condition.has_children is not None:
-        if facts.has_children != condition.has_children:
-            return None
-        used["has_children"] = facts.has_children
+    for part, fact in _ONE_OF:
+        allowed = getattr(condition, part)
+        if allowed is not None:
+            value = getattr(facts, fact)
+            if value not in allowed:
+                return None
+            used[fact] = value.value
+    for fact in _YES_OR_NO:
+        wanted = getattr(condition, fact)
+        if wanted is not None:
+            if getattr(facts, fact) != wanted:
+                return None
+            used[fact] = wanted
     if condition.language_any is not None:
         spoken = sorted(set(condition.language_any) & {lang.split("-")[0] for lang in facts.languages})
         if not spoken:
@@ -326,130 +324,6 @@ def propose(rules: RuleSet, facts: PersonFacts) -> list[Proposal]:
                 rule.id, rule.service_type, rule.purpose, rule.shares_personal_data, used
             )
     return list(proposals.values())
-
-
-UNDER_27 = [AgeBand.AGE_10_17, AgeBand.AGE_18_26]
-
-#: The shipped rule set, from the seed (Landsberg 2035, HF 1 "Bildung + Soziales").
-DEFAULT_RULES = RuleSet(
-    rules=[
-        RoutingRule(
-            id="asylum-social-counselling",
-            description="Asylum seekers and tolerated persons: Caritas asylum social counselling",
-            when=Condition(residence_status_in=[ResidenceStatusGroup.ASYLUM_SEEKER, ResidenceStatusGroup.TOLERATED]),
-            service_type=ServiceType.ASYLUM_SOCIAL_COUNSELLING,
-            purpose=ConsentPurpose.COUNSELLING,
-        ),
-        RoutingRule(
-            id="youth-migration-service",
-            description="Young people under 27: youth migration service (JMD)",
-            when=Condition(
-                age_band_in=UNDER_27,
-                need_any=[
-                    NeedCategory.COUNSELLING,
-                    NeedCategory.EDUCATION,
-                    NeedCategory.LANGUAGE,
-                    NeedCategory.EMPLOYMENT,
-                ],
-            ),
-            service_type=ServiceType.YOUTH_MIGRATION_SERVICE,
-            purpose=ConsentPurpose.COUNSELLING,
-        ),
-        RoutingRule(
-            id="migration-counselling",
-            description="Adult migrants (27 and over) who need counselling: migration counselling (MBE)",
-            when=Condition(
-                need_any=[NeedCategory.COUNSELLING, NeedCategory.HOUSING],
-                age_band_in=[AgeBand.AGE_27_44, AgeBand.AGE_45_64, AgeBand.AGE_65_PLUS],
-            ),
-            service_type=ServiceType.MIGRATION_COUNSELLING,
-            purpose=ConsentPurpose.COUNSELLING,
-        ),
-        RoutingRule(
-            id="course-with-childcare",
-            description="Women with children and no childcare, German below B1: VHS course with childcare",
-            when=Condition(gender_in=[Gender.FEMALE], childcare_needed=True, german_below=GermanLevel.B1),
-            service_type=ServiceType.COURSE_WITH_CHILDCARE,
-            purpose=ConsentPurpose.COURSE_ENROLMENT,
-        ),
-        RoutingRule(
-            id="german-below-b1",
-            description="Adults with German below B1: VHS integration or language course",
-            when=Condition(german_below=GermanLevel.B1, age_band_in=sorted(ADULT_BANDS, key=list(AgeBand).index)),
-            service_type=ServiceType.INTEGRATION_COURSE,
-            purpose=ConsentPurpose.COURSE_ENROLMENT,
-        ),
-        RoutingRule(
-            id="job-seeking",
-            description="Job seeking: Jobcenter",
-            when=Condition(need_any=[NeedCategory.EMPLOYMENT]),
-            service_type=ServiceType.JOB_PLACEMENT,
-            purpose=ConsentPurpose.JOB_PLACEMENT,
-        ),
-        RoutingRule(
-            id="qualification-recognition",
-            description="A foreign qualification to recognise: IHK recognition advice (IHK FOSA)",
-            when=Condition(need_any=[NeedCategory.RECOGNITION]),
-            service_type=ServiceType.QUALIFICATION_RECOGNITION,
-            purpose=ConsentPurpose.QUALIFICATION_RECOGNITION,
-        ),
-        # The routes for every need the city names (issue 18): health literacy, housing, a perspective for
-        # people without a right to stay, EU skilled workers, and meeting others (participation).
-        RoutingRule(
-            id="health-counselling",
-            description="A health need: health counselling (the public health office, Gesundheitsamt)",
-            when=Condition(need_any=[NeedCategory.HEALTH]),
-            service_type=ServiceType.HEALTH_ADVICE,
-            purpose=ConsentPurpose.COUNSELLING,
-        ),
-        RoutingRule(
-            id="housing-advice",
-            description="A housing need: the city's housing advice",
-            when=Condition(need_any=[NeedCategory.HOUSING]),
-            service_type=ServiceType.HOUSING_ADVICE,
-            purpose=ConsentPurpose.COUNSELLING,
-        ),
-        RoutingRule(
-            id="return-and-qualification",
-            description="Tolerated persons (no right to stay): return and perspective counselling with qualification",
-            when=Condition(residence_status_in=[ResidenceStatusGroup.TOLERATED]),
-            service_type=ServiceType.RETURN_COUNSELLING,
-            purpose=ConsentPurpose.COUNSELLING,
-        ),
-        RoutingRule(
-            id="eu-skilled-recognition",
-            description="EU citizens with a qualification to recognise: recognition counselling (IQ Netzwerk Bayern)",
-            when=Condition(residence_status_in=[ResidenceStatusGroup.EU_CITIZEN], need_any=[NeedCategory.RECOGNITION]),
-            service_type=ServiceType.RECOGNITION_COUNSELLING,
-            purpose=ConsentPurpose.QUALIFICATION_RECOGNITION,
-        ),
-        RoutingRule(
-            id="eu-skilled-job-german",
-            description="EU citizens seeking skilled work with German below C1: job-specific German (Berufssprachkurs)",
-            when=Condition(
-                residence_status_in=[ResidenceStatusGroup.EU_CITIZEN],
-                need_any=[NeedCategory.EMPLOYMENT, NeedCategory.RECOGNITION],
-                german_below=GermanLevel.C1,
-            ),
-            service_type=ServiceType.JOB_SPECIFIC_GERMAN,
-            purpose=ConsentPurpose.COURSE_ENROLMENT,
-        ),
-        RoutingRule(
-            id="eu-skilled-eures",
-            description="EU citizens seeking work: the EU's job and mobility advice (EURES)",
-            when=Condition(residence_status_in=[ResidenceStatusGroup.EU_CITIZEN], need_any=[NeedCategory.EMPLOYMENT]),
-            service_type=ServiceType.EU_JOB_MOBILITY,
-            purpose=ConsentPurpose.JOB_PLACEMENT,
-        ),
-        RoutingRule(
-            id="participation-meeting",
-            description="Wish to take part and meet people: meeting offers (language café, sports, tandem)",
-            when=Condition(need_any=[NeedCategory.PARTICIPATION]),
-            service_type=ServiceType.MEETING_OFFER,
-            purpose=ConsentPurpose.REFERRAL,
-        ),
-    ]
-)
 
 
 # --- what a partner learns of why -------------------------------------------------------------

@@ -21,7 +21,7 @@ from chassis.uow import UnitOfWork
 from contracts import referral as events
 from contracts.base import IntegrationEvent
 from contracts.vocabulary import ConsentPurpose, EsserDimension, PartnerCategory, ServiceType
-from services.referral import domain
+from services.referral import directory, domain
 from services.referral.models import (
     Case,
     CaseMember,
@@ -102,7 +102,7 @@ def person_facts(person: KnownPerson) -> domain.PersonFacts | None:
 async def active_rules(session: AsyncSession) -> tuple[int, domain.RuleSet]:
     row = await session.scalar(select(RuleSetVersion).order_by(RuleSetVersion.version.desc()).limit(1))
     if row is None:
-        return 0, domain.DEFAULT_RULES
+        return 0, directory.DEFAULT_RULES
     return row.version, domain.RuleSet.model_validate({"rules": row.rules})
 
 

@@ -16,7 +16,7 @@ from chassis.embedded_broker import EmbeddedBroker
 from contracts.referral import REFERRALS_TOPIC
 from services.referral import api as referral_api
 from services.referral.app import check_clocks, create_app
-from services.referral.domain import DEFAULT_RULES
+from services.referral.directory import DEFAULT_RULES
 from services.referral.handlers import KEPT_AFTER_ERASURE
 from services.referral.models import PartnerOfferRow
 from tests.conftest import (

@@ -26,7 +26,7 @@ from services.monitoring.planning import band_probabilities, children_tables
 from services.monitoring.proposals import RULES, proposals
 from services.monitoring.protection import indicators
 from services.monitoring.segregation import dissimilarity, newcomers_by_district
-from services.monitoring.tables import Cell, Group, Table, protect
+from services.monitoring.tables import Cell, Group, Table, count_table, protect
 
 NOV = Period.parse("2026-11")
 F, M = Gender.FEMALE, Gender.MALE
@@ -330,9 +330,10 @@ def test_no_withheld_cell_can_be_recovered_from_the_published_totals(case: Any) 
     matrix, (row_totals, column_totals), k = case
     rows, cols = [f"r{i}" for i in range(len(matrix))], [f"c{j}" for j in range(len(matrix[0]))]
     counts = {(r, c): matrix[i][j] for i, r in enumerate(rows) for j, c in enumerate(cols)}
-    table = protect(
-        "t", "t", Group.DEMOGRAPHY, "persons", rows, cols, counts, k, row_totals=row_totals, column_totals=column_totals
+    spec = count_table(
+        "t", "t", Group.DEMOGRAPHY, "persons", rows, cols, counts, row_totals=row_totals, column_totals=column_totals
     )
+    table = protect(spec, k)
     lines, entries = published_equations(table)
     hidden = sorted(key for key, cell in entries.items() if cell.suppressed)
     # Every count between 1 and k-1 is withheld, and published values are the true ones.
@@ -359,16 +360,8 @@ def test_no_withheld_cell_can_be_recovered_from_the_published_totals(case: Any) 
 
 
 def test_a_single_small_cell_takes_the_next_smallest_with_it() -> None:
-    table = protect(
-        "t",
-        "t",
-        Group.DEMOGRAPHY,
-        "persons",
-        ["a", "b", "c"],
-        ["count"],
-        {("a", "count"): 2, ("b", "count"): 9, ("c", "count"): 7},
-        5,
-    )
+    counts = {("a", "count"): 2, ("b", "count"): 9, ("c", "count"): 7}
+    table = protect(count_table("t", "t", Group.DEMOGRAPHY, "persons", ["a", "b", "c"], ["count"], counts), 5)
     assert values(table) == {"a": None, "b": 9, "c": None, "total": 18}
     as_json = table.as_dict()
     assert as_json["rows"][0]["cells"]["count"] == {"value": None, "suppressed": True}

@@ -21,8 +21,8 @@ from contracts.vocabulary import (
     ServiceType,
 )
 from services.referral import domain
+from services.referral.directory import DEFAULT_RULES
 from services.referral.domain import (
-    DEFAULT_RULES,
     TERMINAL,
     TRANSITIONS,
     Caseworker,

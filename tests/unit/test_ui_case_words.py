@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.ui.casework import rule_words, waiting
-from services.referral import domain
+from services.referral import directory, domain
 
 NAMES = {"vhs-landsberg": "Volkshochschule Landsberg", "vhs-kaufering": "VHS Kaufering"}
 
@@ -29,10 +29,10 @@ def test_every_reason_to_wait_has_a_german_sentence_not_the_services_english(cod
 
 
 def test_a_shipped_rule_is_explained_from_the_catalogue_an_admins_rule_in_the_admins_words() -> None:
-    for rule in domain.DEFAULT_RULES.rules:
+    for rule in directory.DEFAULT_RULES.rules:
         german = rule_words(0, rule.model_dump(mode="json"), "de")
         assert german not in (rule.id, rule.description), f"{rule.id}: no German explanation"
-    adult = domain.DEFAULT_RULES.rules[4].model_dump(mode="json")
+    adult = directory.DEFAULT_RULES.rules[4].model_dump(mode="json")
     assert rule_words(0, adult, "de") == "Erwachsene mit Deutsch unter B1: Integrations- oder Sprachkurs der VHS"
     assert rule_words(0, adult, "en") == adult["description"]
     own = adult | {"description": "Erwachsene unter B1: VHS (geprüft)"}
