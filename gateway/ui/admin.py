@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chassis.identity import Identity
 from gateway.auth import ROLES, SLUG, USERNAME, AccountRefused, LocalIssuer
-from gateway.ui.casework import rule_words
+from gateway.ui.casework import condition_words, rule_words
 from gateway.ui.kit import Kit, Reply, problem_sentence
 from gateway.ui.words import FIELD_ERRORS, WORDS
 
@@ -55,8 +55,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             status,
             user=user,
             current=current.body,
-            # The shipped set's explanations in the page's language; a saved version's as the admin wrote them.
+            # The explanations and conditions in the page's language (a saved version's parts from the catalogue,
+            # the admin's description as its note); never the service's codes or English.
             explain=lambda rule: rule_words(int(current.body.get("version", 0)), rule, ui.lang_of(request)),
+            conditions=lambda rule: condition_words(rule.get("when") or {}, ui.lang_of(request)),
             text=text if text is not None else rules_text(current.body["rules"]),
             problems=problems or [],
             history=history(versions.body if versions.ok else []),
