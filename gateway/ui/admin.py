@@ -31,10 +31,12 @@ ACCOUNT_FIELDS = ("username", "roles", "team", "partner_id")
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
+    async def admin(request: Request) -> Identity:
+        return await ui.signed_in_as(request, "admin")
+
     @router.get("/admin", response_class=HTMLResponse)
     async def admin_home(request: Request) -> Response:
-        user = await ui.signed_in_as(request, "admin")
-        return ui.render(request, "admin.html", user=user)
+        return ui.render(request, "admin.html", user=await admin(request))
 
     # --- routing rules -------------------------------------------------------------------------
 
@@ -66,10 +68,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             saved=saved if saved.isdigit() else None,
         )
 
-    @router.get("/admin/routing-rules", response_class=HTMLResponse)
-    async def rules(request: Request) -> Response:
-        user = await ui.signed_in_as(request, "admin")
-        return await rules_page(request, user)
+    ui.form_page(router, "/admin/routing-rules", admin, rules_page)
 
     @router.post("/admin/routing-rules", response_class=HTMLResponse)
     async def save_rules(request: Request) -> Response:
@@ -124,10 +123,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             roster=roster.body if roster.ok and isinstance(roster.body, list) else None,
         )
 
-    @router.get("/admin/users", response_class=HTMLResponse)
-    async def users(request: Request) -> Response:
-        user = await ui.signed_in_as(request, "admin")
-        return await users_page(request, user)
+    ui.form_page(router, "/admin/users", admin, users_page)
 
     @router.post("/admin/users", response_class=HTMLResponse)
     async def create_user(request: Request) -> Response:

@@ -337,10 +337,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             errors=errors or {},
         )
 
-    @router.get("/admin/partners", response_class=HTMLResponse)
-    async def partners(request: Request) -> Response:
-        user = await admin_only(request)
-        return await partners_page(request, user)
+    ui.form_page(router, "/admin/partners", admin_only, partners_page)
 
     @router.post("/admin/partners", response_class=HTMLResponse)
     async def add_partner(request: Request) -> Response:
@@ -454,10 +451,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             teams=sorted({c["team"] for c in roster or []} | {a["team"] for a in accounts if a["team"]}),
         )
 
-    @router.get("/admin/roster", response_class=HTMLResponse)
-    async def roster(request: Request) -> Response:
-        user = await admin_only(request)
-        return await roster_page(request, user)
+    ui.form_page(router, "/admin/roster", admin_only, roster_page)
 
     @router.post("/admin/roster", response_class=HTMLResponse)
     async def keep_caseworker(request: Request) -> Response:

@@ -125,10 +125,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             levels=LEVELS,
         )
 
-    @router.get("/course-admin", response_class=HTMLResponse)
-    async def manage(request: Request) -> Response:
-        user = await course_staff(request)
-        return await manage_page(request, user)
+    ui.form_page(router, "/course-admin", course_staff, manage_page)
 
     @router.post("/course-admin", response_class=HTMLResponse)
     async def create(request: Request) -> Response:
