@@ -175,7 +175,7 @@ def condition_words(when: dict[str, Any], lang: str) -> list[tuple[str, str]]:
         if key == "need_any":
             return words.get(f"staff_need_{value}", str(value))
         if key == "age_band_in":
-            return words["cw_years"].replace("{band}", str(value).replace("-", "–"))
+            return words["cw_years"].replace("{band}", str(value).replace("-", "\N{EN DASH}"))
         if key == "language_any":
             return language_name(str(value), lang)
         return codes.get(str(value), str(value).replace("_", " "))

@@ -35,16 +35,18 @@ def test_a_shipped_rule_is_explained_from_the_catalogue_an_admins_rule_by_its_pa
         german, note = rule_words(0, rule.model_dump(mode="json"), "de")
         assert german not in (rule.id, rule.description) and note is None, f"{rule.id}: no German explanation"
     adult = domain.DEFAULT_RULES.rules[4].model_dump(mode="json")
-    assert rule_words(0, adult, "de") == ("Erwachsene mit Deutsch unter B1: Integrations- oder Sprachkurs der VHS", None)
+    german = "Erwachsene mit Deutsch unter B1: Integrations- oder Sprachkurs der VHS"
+    assert rule_words(0, adult, "de") == (german, None)
     assert rule_words(0, adult, "en") == (adult["description"], None)
     # A saved version: the parts in the catalogue's words; the admin's description kept, as a note.
-    own = adult | {"description": "Erwachsene unter B1: VHS (geprüft)", "when": {"german_below": "B1", "need_any": ["language"]}}
+    own = adult | {"description": "Erwachsene unter B1: VHS (geprüft)"}
+    own["when"] = {"german_below": "B1", "need_any": ["language"]}
     assert rule_words(3, own, "de") == (
         "Deutsch unter Niveau: B1; Bedarf (einer von): Sprache → Integrationskurs",
         "Erwachsene unter B1: VHS (geprüft)",
     )
     # The shipped description an admin left as it was is the catalogue's sentence, not the service's English.
-    assert rule_words(3, adult, "de")[1] == "Erwachsene mit Deutsch unter B1: Integrations- oder Sprachkurs der VHS"
+    assert rule_words(3, adult, "de")[1] == german
     assert rule_words(3, adult, "en")[1] == adult["description"]
 
 
@@ -64,5 +66,6 @@ def test_a_rules_conditions_name_need_categories_ages_and_languages_never_their_
     assert needs == [words.WORDS[lang][f"staff_need_{c.value}"] for c in NeedCategory], "the catalogue's words"
     if lang == "de":  # (the English words are the codes' own)
         assert not set(needs) & {c.value for c in NeedCategory}, f"a need category's code reached the page: {needs}"
-    assert worded[words.WORDS[lang]["admin_cond_age_band_in"]] == ("27–44 Jahre" if lang == "de" else "27–44 years")
+    years = "Jahre" if lang == "de" else "years"
+    assert worded[words.WORDS[lang]["admin_cond_age_band_in"]] == f"27\N{EN DASH}44 {years}"
     assert worded[words.WORDS[lang]["admin_cond_language_any"]] == ("Arabisch" if lang == "de" else "Arabic")
