@@ -212,8 +212,8 @@ async def test_invalid_rules_show_their_errors_and_save_nothing_a_valid_edit_is_
     # The conditions in German: need categories by the catalogue's names, never the service's (English) codes.
     conditions = re.findall(r'<ul class="timeline conditions">(.*?)</ul>', page.text, re.S)
     assert len(conditions) == len(rules) and "Bedarf (einer von): Wohnen" in "".join(conditions)
-    shown = set(re.findall(r"[a-z_]+", re.sub(r"<[^>]*>", " ", "".join(conditions))))
-    assert not shown & {c.value for c in NeedCategory}, f"English category codes on the page: {shown}"
+    words = set(re.findall(r"[a-z_]+", re.sub(r"<[^>]*>", " ", "".join(conditions))))
+    assert not words & {c.value for c in NeedCategory}, f"English category codes on the page: {words}"
 
     # Not JSON at all: said with line and column, the text kept, nothing sent.
     broken = textarea(page).replace('"id"', "id", 1)
