@@ -59,6 +59,16 @@ class Reply:
         return list(self.body["items"]) if self.ok and isinstance(self.body, dict) else []
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A form shown again after its POST was refused: what was typed (``values``), what was refused (``errors``, by
+    field) and the answer's ``status``."""
+
+    values: dict[str, Any]
+    errors: dict[str, str]
+    status: int = 422
+
+
 class Upstream:
     """The gateway's forwarding for the UI (``gateway.forward``): the same policy, the same signed identity, the
     pooled client; a refusal is a Reply the page shows, not a Problem."""
