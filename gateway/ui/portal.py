@@ -9,7 +9,7 @@ answer to the POST that made it (``Cache-Control: no-store``): never in a URL, a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -336,6 +336,17 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         errors = form_errors(reply, ui.lang_of(request), ui.words(request), fields)
         return await kept_page(request, user, partner_id, kept, values, errors, ui.problem(request, reply))
 
+    def kept_list(kept: str) -> Callable[[Request], Awaitable[Response]]:
+        async def shown(request: Request) -> Response:
+            return await kept_page(request, *await partner_user(request), kept)
+
+        return shown
+
+    for kept in KEPT:  # the partner's API keys, its webhooks: each with the form for a new one
+        router.add_api_route(
+            f"/partner/{kept}", kept_list(kept), methods=["GET"], response_class=HTMLResponse, name=kept
+        )
+
     async def kept_form(
         request: Request, texts: tuple[str, ...], lists: list[str]
     ) -> tuple[Identity, str, dict[str, Any]]:
@@ -349,10 +360,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         user, partner_id, _ = await partner_form(request)
         reply = await ui.call(request, user, "DELETE", f"partners/{quote(partner_id)}/{kept}/{quote(item_id, safe='')}")
         return after(f"/ui/partner/{kept}", reply, notice)
-
-    @router.get("/partner/api-keys", response_class=HTMLResponse)
-    async def api_keys(request: Request) -> Response:
-        return await kept_page(request, *await partner_user(request), "api-keys")
 
     @router.post("/partner/api-keys", response_class=HTMLResponse)
     async def create_api_key(request: Request) -> Response:
@@ -373,10 +380,6 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     @router.post("/partner/api-keys/{key_id}/revoke")
     async def revoke_api_key(key_id: str, request: Request) -> Response:
         return await removed(request, "api-keys", key_id, "key_revoked")
-
-    @router.get("/partner/webhooks", response_class=HTMLResponse)
-    async def webhooks(request: Request) -> Response:
-        return await kept_page(request, *await partner_user(request), "webhooks")
 
     @router.post("/partner/webhooks", response_class=HTMLResponse)
     async def create_webhook(request: Request) -> Response:
