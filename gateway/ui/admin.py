@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from chassis.identity import Identity
 from gateway.auth import ROLES, SLUG, USERNAME, AccountRefused, LocalIssuer
-from gateway.ui.casework import rule_words
+from gateway.ui.casework import condition_words, rule_words
 from gateway.ui.kit import Kit, Reply, problem_sentence
 from gateway.ui.words import FIELD_ERRORS, WORDS
 
@@ -31,10 +31,12 @@ ACCOUNT_FIELDS = ("username", "roles", "team", "partner_id")
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
+    async def admin(request: Request) -> Identity:
+        return await ui.signed_in_as(request, "admin")
+
     @router.get("/admin", response_class=HTMLResponse)
     async def admin_home(request: Request) -> Response:
-        user = await ui.signed_in_as(request, "admin")
-        return ui.render(request, "admin.html", user=user)
+        return ui.render(request, "admin.html", user=await admin(request))
 
     # --- routing rules -------------------------------------------------------------------------
 
@@ -55,8 +57,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             status,
             user=user,
             current=current.body,
-            # The shipped set's explanations in the page's language; a saved version's as the admin wrote them.
+            # The explanations and conditions in the page's language (a saved version's parts from the catalogue,
+            # the admin's description as its note); never the service's codes or English.
             explain=lambda rule: rule_words(int(current.body.get("version", 0)), rule, ui.lang_of(request)),
+            conditions=lambda rule: condition_words(rule.get("when") or {}, ui.lang_of(request)),
             text=text if text is not None else rules_text(current.body["rules"]),
             problems=problems or [],
             history=history(versions.body if versions.ok else []),
@@ -64,10 +68,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             saved=saved if saved.isdigit() else None,
         )
 
-    @router.get("/admin/routing-rules", response_class=HTMLResponse)
-    async def rules(request: Request) -> Response:
-        user = await ui.signed_in_as(request, "admin")
-        return await rules_page(request, user)
+    ui.form_page(router, "/admin/routing-rules", admin, rules_page)
 
     @router.post("/admin/routing-rules", response_class=HTMLResponse)
     async def save_rules(request: Request) -> Response:
@@ -122,10 +123,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             roster=roster.body if roster.ok and isinstance(roster.body, list) else None,
         )
 
-    @router.get("/admin/users", response_class=HTMLResponse)
-    async def users(request: Request) -> Response:
-        user = await ui.signed_in_as(request, "admin")
-        return await users_page(request, user)
+    ui.form_page(router, "/admin/users", admin, users_page)
 
     @router.post("/admin/users", response_class=HTMLResponse)
     async def create_user(request: Request) -> Response:

@@ -32,7 +32,7 @@ def event_name(event_type: Any) -> str:
 
 
 def add_routes(router: APIRouter, ui: Kit) -> None:
-    async def page(
+    async def letters_page(
         request: Request,
         user: Identity,
         status: int = 200,
@@ -71,10 +71,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             failed=failed,
         )
 
-    @router.get("/admin/dead-letters", response_class=HTMLResponse)
-    async def dead_letters(request: Request) -> Response:
-        user = await ui.signed_in_as(request, "admin")
-        return await page(request, user)
+    async def admin(request: Request) -> Identity:
+        return await ui.signed_in_as(request, "admin")
+
+    ui.form_page(router, "/admin/dead-letters", admin, letters_page)
 
     @router.post("/admin/dead-letters/{service}/{letter_id}/{action}", response_class=HTMLResponse)
     async def dead_letter_action(service: str, letter_id: str, action: str, request: Request) -> Response:
@@ -93,7 +93,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         shown = form.get("shown", "open")
         reason = form.get("reason", "").strip()
         if action == "discard" and not reason:
-            return await page(request, user, 422, failed=words["dl_reason_missing"], shown=shown)
+            return await letters_page(request, user, 422, failed=words["dl_reason_missing"], shown=shown)
         reply = await deadletters.act(
             request.app.state.client,
             ui.upstream.routes,
@@ -110,13 +110,13 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if reply.status_code == 404:
             return ui.refused(request, user, "not_found", 404)
         if reply.status_code == 409:
-            return await page(request, user, 409, failed=words["dl_closed"], shown=shown)
+            return await letters_page(request, user, 409, failed=words["dl_closed"], shown=shown)
         if reply.status_code != 200:
             return ui.refused(request, user, "unavailable", 503)
         letter = reply.json()
         log.info("admin %s: %s on dead letter %s of %s", user.subject, action, letter_id, service)
         if action == "replay" and letter.get("status") != "replayed":
             reason_text = f"{letter.get('error_class', '')}: {letter.get('error_message', '')}"
-            return await page(request, user, failed=f"{words['dl_replay_failed']} {reason_text}", shown=shown)
+            return await letters_page(request, user, failed=f"{words['dl_replay_failed']} {reason_text}", shown=shown)
         done = words["dl_replayed_done" if action == "replay" else "dl_discarded_done"]
-        return await page(request, user, done=done, shown=shown)
+        return await letters_page(request, user, done=done, shown=shown)

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from chassis.identity import Identity
 from contracts.vocabulary import PartnerCategory, ServiceType
 from gateway.auth import SLUG, USERNAME, LocalIssuer
-from gateway.ui.kit import Kit, Reply, problem_sentence, whole_number
+from gateway.ui.kit import Kit, Reply, Sent, problem_sentence, whole_number
 from gateway.ui.words import CODES, FIELD_ERRORS
 
 log = logging.getLogger(__name__)
@@ -316,31 +316,21 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     # --- partner organisations ----------------------------------------------------------------
 
-    async def partners_page(
-        request: Request,
-        user: Identity,
-        status: int = 200,
-        *,
-        values: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-    ) -> Response:
+    async def partners_page(request: Request, user: Identity, sent: Sent | None = None) -> Response:
         listing = await ui.call(request, user, "GET", "partners", params={"page_size": 200})
         return render(
             ui,
             request,
             "admin_partners.html",
             user,
-            status,
+            sent.status if sent else 200,
             partners=listing.items(),
             unavailable=not listing.ok,
-            values=values or {"languages": ["de"], "services": []},
-            errors=errors or {},
+            values=sent.values if sent else {"languages": ["de"], "services": []},
+            errors=sent.errors if sent else {},
         )
 
-    @router.get("/admin/partners", response_class=HTMLResponse)
-    async def partners(request: Request) -> Response:
-        user = await admin_only(request)
-        return await partners_page(request, user)
+    ui.form_page(router, "/admin/partners", admin_only, partners_page)
 
     @router.post("/admin/partners", response_class=HTMLResponse)
     async def add_partner(request: Request) -> Response:
@@ -355,7 +345,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not SLUG.fullmatch(values["partner_id"]):
             errors["partner_id"] = words["dir_err_partner_id"]
         if errors:  # said before asking the service, in the form's own words
-            return await partners_page(request, user, 422, values=values, errors=errors)
+            return await partners_page(request, user, Sent(values, errors))
         body: dict[str, Any] = {
             "partner_id": values["partner_id"],
             "name": values["name"],
@@ -374,9 +364,9 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             log.info("admin %s added the partner %s", user.subject, values["partner_id"])
             return RedirectResponse(f"/ui/admin/partners/{quote(values['partner_id'])}?notice=created#main", 303)
         if reply.status == 409:
-            return await partners_page(request, user, 409, values=values, errors={"partner_id": words["dir_err_taken"]})
+            return await partners_page(request, user, Sent(values, {"partner_id": words["dir_err_taken"]}, 409))
         if reply.status == 422:
-            return await partners_page(request, user, 422, values=values, errors=entry_errors(reply, lang, words))
+            return await partners_page(request, user, Sent(values, entry_errors(reply, lang, words)))
         return ui.trouble(request, user, reply)
 
     @router.get("/admin/partners/{partner_id}", response_class=HTMLResponse)
@@ -410,18 +400,12 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     # --- the caseworker roster ----------------------------------------------------------------
 
-    async def roster_page(
-        request: Request,
-        user: Identity,
-        status: int = 200,
-        *,
-        values: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-    ) -> Response:
+    async def roster_page(request: Request, user: Identity, sent: Sent | None = None) -> Response:
         reply = await ui.call(request, user, "GET", "caseworkers", params={"include_inactive": "true"})
         roster = reply.body if reply.ok and isinstance(reply.body, list) else None
         editing = request.query_params.get("edit", "")
         current = next((c for c in roster or [] if c["id"] == editing), None)
+        values = sent.values if sent else None
         if values is None:
             prefill = request.query_params  # from the accounts page: a new caseworker account, put on the roster
             values = (
@@ -443,10 +427,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             request,
             "admin_roster.html",
             user,
-            status,
+            sent.status if sent else 200,
             roster=roster,
             values=values,
-            errors=errors or {},
+            errors=sent.errors if sent else {},
             editing=current is not None or bool(values.get("editing")),
             candidates=[
                 a["username"] for a in accounts if "caseworker" in a["roles"] and a["username"] not in on_roster
@@ -454,10 +438,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             teams=sorted({c["team"] for c in roster or []} | {a["team"] for a in accounts if a["team"]}),
         )
 
-    @router.get("/admin/roster", response_class=HTMLResponse)
-    async def roster(request: Request) -> Response:
-        user = await admin_only(request)
-        return await roster_page(request, user)
+    ui.form_page(router, "/admin/roster", admin_only, roster_page)
 
     @router.post("/admin/roster", response_class=HTMLResponse)
     async def keep_caseworker(request: Request) -> Response:
@@ -474,7 +455,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if values["team"] and not SLUG.fullmatch(values["team"]):
             errors["team"] = words["roster_err_team"]
         if errors:
-            return await roster_page(request, user, 422, values=values, errors=errors)
+            return await roster_page(request, user, Sent(values, errors))
         body = {
             "name": values["name"],
             "team": values["team"],
@@ -492,7 +473,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 errors["team"] = words["roster_err_team"]
             if values["team"] == "":
                 errors["team"] = FIELD_ERRORS[lang]["missing"]
-            return await roster_page(request, user, 422, values=values, errors=errors)
+            return await roster_page(request, user, Sent(values, errors))
         return ui.trouble(request, user, reply)
 
 

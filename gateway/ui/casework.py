@@ -21,7 +21,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from chassis.identity import Identity
 from contracts.vocabulary import STAFF_CLOSE_REASONS, ElsewhereReason
 from gateway.ui.kit import Kit, Reply, field_errors
-from gateway.ui.words import RULES, WORDS
+from gateway.ui.names import language_name
+from gateway.ui.words import CODES, RULES, WORDS
 
 CLOSE_REASONS = tuple(r.value for r in STAFF_CLOSE_REASONS)
 ELSEWHERE_REASONS = tuple(r.value for r in ElsewhereReason)
@@ -120,9 +121,9 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
         ui.call(request, user, "GET", "routing-rules"),
     )
     # A rule of the shipped set (version 0) is explained in the catalogue's words, its English description never
-    # shown; a version an admin saved is explained as the admin wrote it (the city's own words).
+    # shown; a version an admin saved by its parts in the catalogue's words, the admin's description as its note.
     lang = ui.lang_of(request)
-    rules: dict[tuple[int, str], str] = {}
+    rules: dict[tuple[int, str], tuple[str, str | None]] = {}
     for version in [
         *(versions.body if versions.ok and isinstance(versions.body, list) else []),
         *([in_force.body] if in_force.ok and isinstance(in_force.body, dict) else []),
@@ -145,12 +146,48 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
     }
 
 
-def rule_words(version: int, rule: dict[str, Any], lang: str) -> str:
-    """Why a rule proposes: for a rule of the shipped set (version 0) the catalogue's words, never its English
-    description; for a version an admin saved, the description as the admin wrote it (the city's own words)."""
+def rule_words(version: int, rule: dict[str, Any], lang: str) -> tuple[str, str | None]:
+    """Why a rule proposes, and the note it carries. A rule of the shipped set (version 0): the catalogue's sentence,
+    never its English description, and no note. A rule of a version an admin saved: its parts in the catalogue's
+    words (the conditions, then the service it proposes), and the admin's description as a note (the shipped rule's
+    description, where the admin left it as it was, in the catalogue's words, not the service's English)."""
+    rule_id = str(rule["id"])
     if version == 0:
-        return RULES[lang].get(str(rule["id"]), str(rule["id"]))
-    return str(rule.get("description") or rule["id"])
+        return RULES[lang].get(rule_id, rule_id), None
+    words, codes = WORDS[lang], CODES[lang]
+    when = "; ".join(f"{name}: {value}" for name, value in condition_words(rule.get("when") or {}, lang))
+    service = str(rule.get("service_type") or "")
+    text = words["admin_rule_reads"].replace("{when}", when).replace("{service}", codes.get(service, service))
+    description = str(rule.get("description") or "")
+    if description and description == RULES["en"].get(rule_id):
+        description = RULES[lang][rule_id]
+    return text, description or None
+
+
+def condition_words(when: dict[str, Any], lang: str) -> list[tuple[str, str]]:
+    """A rule's conditions that are set, each as (what it asks, the values it accepts) in the catalogue's words:
+    need categories, age bands and languages by their names, never the service's codes."""
+    words, codes = WORDS[lang], CODES[lang]
+
+    def value_words(key: str, value: Any) -> str:
+        if value is True or value is False:
+            return words["yes" if value else "no"]
+        if key == "need_any":
+            return words.get(f"staff_need_{value}", str(value))
+        if key == "age_band_in":
+            return words["cw_years"].replace("{band}", str(value).replace("-", "\N{EN DASH}"))
+        if key == "language_any":
+            return language_name(str(value), lang)
+        return codes.get(str(value), str(value).replace("_", " "))
+
+    return [
+        (
+            words.get(f"admin_cond_{key}", key),
+            ", ".join(value_words(key, v) for v in value) if isinstance(value, list) else value_words(key, value),
+        )
+        for key, value in when.items()
+        if value is not None
+    ]
 
 
 def waiting(blocked: dict[str, Any], lang: str, partner_names: dict[str, str]) -> str:

@@ -23,7 +23,7 @@ from chassis.identity import Identity
 from contracts.vocabulary import CourseCategory, Funding, GermanLevel
 from gateway import policy
 from gateway.ui import learning
-from gateway.ui.kit import Kit, Reply, field_errors, whole_number
+from gateway.ui.kit import Kit, Reply, Sent, field_errors, whole_number
 
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 #: The courses service's categories, funding (the city's first) and target levels, as ``contracts`` names them.
@@ -94,13 +94,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     ) -> HTMLResponse:
         return ui.page(request, template, user, status, done=DONE, **context)
 
-    async def manage_page(
-        request: Request,
-        user: Identity,
-        status: int = 200,
-        values: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-    ) -> Response:
+    async def manage_page(request: Request, user: Identity, sent: Sent | None = None) -> Response:
         courses = await learning.courses_of(ui, request, user)
         today = datetime.now(LOCAL_TIME).date()
         defaults = {
@@ -116,19 +110,16 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             request,
             "course_admin.html",
             user,
-            status,
+            sent.status if sent else 200,
             courses=courses,
-            values=values or defaults,
-            errors=errors or {},
+            values=sent.values if sent else defaults,
+            errors=sent.errors if sent else {},
             categories=CATEGORIES,
             funding=FUNDING,
             levels=LEVELS,
         )
 
-    @router.get("/course-admin", response_class=HTMLResponse)
-    async def manage(request: Request) -> Response:
-        user = await course_staff(request)
-        return await manage_page(request, user)
+    ui.form_page(router, "/course-admin", course_staff, manage_page)
 
     @router.post("/course-admin", response_class=HTMLResponse)
     async def create(request: Request) -> Response:
@@ -153,7 +144,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         if not isinstance(weeks, int) or not 1 <= weeks <= MAX_SESSIONS:
             errors["weeks"] = words["ca_err_weeks"].format(most=MAX_SESSIONS)
         if errors or starts is None or ends is None or not isinstance(weeks, int):
-            return await manage_page(request, user, 422, values, errors)
+            return await manage_page(request, user, Sent(values, errors))
         body: dict[str, Any] = {
             "title": values["title"],
             "description": values["description"] or None,
@@ -183,7 +174,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             errors = field_errors(reply.body, lang, fields)
             if "form" in errors and isinstance(reply.body, dict) and not reply.body.get("errors"):  # a course rule
                 errors["form"] = learning.refusal(reply.body, lang)
-            return await manage_page(request, user, 422, values, errors)
+            return await manage_page(request, user, Sent(values, errors))
         return ui.trouble(request, user, reply)
 
     def back_to_course(request: Request, user: Identity, course_id: str, reply: Reply, notice: str) -> Response:

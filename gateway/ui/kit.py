@@ -12,14 +12,14 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -57,6 +57,16 @@ class Reply:
     def items(self) -> list[Any]:
         """A page's items, or nothing when the call did not succeed."""
         return list(self.body["items"]) if self.ok and isinstance(self.body, dict) else []
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A form shown again after its POST was refused: what was typed (``values``), what was refused (``errors``, by
+    field) and the answer's ``status``."""
+
+    values: dict[str, Any]
+    errors: dict[str, str]
+    status: int = 422
 
 
 class Upstream:
@@ -287,6 +297,21 @@ class Kit:
         if form is None:
             self.refuse(request, user, "csrf", 403)
         return user, form
+
+    @staticmethod
+    def form_page(
+        router: APIRouter,
+        path: str,
+        guard: Callable[[Request], Awaitable[Identity]],
+        page: Callable[[Request, Identity], Awaitable[Response]],
+    ) -> None:
+        """The GET route of a page with a form: for the user ``guard`` lets in, ``page`` with the form blank (its
+        POST route shows the page again, with what was typed and what was refused)."""
+
+        async def shown(request: Request) -> Response:
+            return await page(request, await guard(request))
+
+        router.add_api_route(path, shown, methods=["GET"], response_class=HTMLResponse, name=page.__name__)
 
     async def read(self, request: Request, user: Identity | None, path: str, **kwargs: Any) -> Reply:
         """A GET the page cannot do without: its Reply, or Refused with the refusal page (``trouble``) for one that

@@ -9,7 +9,7 @@ answer to the POST that made it (``Cache-Control: no-store``): never in a URL, a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -336,15 +336,34 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         errors = form_errors(reply, ui.lang_of(request), ui.words(request), fields)
         return await kept_page(request, user, partner_id, kept, values, errors, ui.problem(request, reply))
 
-    @router.get("/partner/api-keys", response_class=HTMLResponse)
-    async def api_keys(request: Request) -> Response:
-        user, partner_id = await partner_user(request)
-        return await kept_page(request, user, partner_id, "api-keys")
+    def kept_list(kept: str) -> Callable[[Request], Awaitable[Response]]:
+        async def shown(request: Request) -> Response:
+            return await kept_page(request, *await partner_user(request), kept)
+
+        return shown
+
+    for kept in KEPT:  # the partner's API keys, its webhooks: each with the form for a new one
+        router.add_api_route(
+            f"/partner/{kept}", kept_list(kept), methods=["GET"], response_class=HTMLResponse, name=kept
+        )
+
+    async def kept_form(
+        request: Request, texts: tuple[str, ...], lists: list[str]
+    ) -> tuple[Identity, str, dict[str, Any]]:
+        """The form for a new key or webhook, as the page shows it again (``ui.form_values``)."""
+        user, partner_id, form = await partner_form(request)
+        return user, partner_id, await ui.form_values(request, form, texts, lists)
+
+    async def removed(request: Request, kept: str, item_id: str, notice: str) -> Response:
+        """A key revoked or a webhook deleted (``kept``, a key of ``KEPT``): the service's DELETE, then back to
+        their page with ``notice`` or what the service said."""
+        user, partner_id, _ = await partner_form(request)
+        reply = await ui.call(request, user, "DELETE", f"partners/{quote(partner_id)}/{kept}/{quote(item_id, safe='')}")
+        return after(f"/ui/partner/{kept}", reply, notice)
 
     @router.post("/partner/api-keys", response_class=HTMLResponse)
     async def create_api_key(request: Request) -> Response:
-        user, partner_id, form = await partner_form(request)
-        values = await ui.form_values(request, form, ("name", "expires_on"), ["scopes"])
+        user, partner_id, values = await kept_form(request, ("name", "expires_on"), ["scopes"])
         expires_at, is_date = expiry_of(values["expires_on"])
         if not is_date:
             errors = {"expires_on": FIELD_ERRORS[ui.lang_of(request)]["date_parsing"]}
@@ -360,20 +379,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.post("/partner/api-keys/{key_id}/revoke")
     async def revoke_api_key(key_id: str, request: Request) -> Response:
-        user, partner_id, _ = await partner_form(request)
-        path = f"partners/{quote(partner_id)}/api-keys/{quote(key_id, safe='')}"
-        reply = await ui.call(request, user, "DELETE", path)
-        return after("/ui/partner/api-keys", reply, "key_revoked")
-
-    @router.get("/partner/webhooks", response_class=HTMLResponse)
-    async def webhooks(request: Request) -> Response:
-        user, partner_id = await partner_user(request)
-        return await kept_page(request, user, partner_id, "webhooks")
+        return await removed(request, "api-keys", key_id, "key_revoked")
 
     @router.post("/partner/webhooks", response_class=HTMLResponse)
     async def create_webhook(request: Request) -> Response:
-        user, partner_id, form = await partner_form(request)
-        values = await ui.form_values(request, form, ("url", "description"), ["event_types"])
+        user, partner_id, values = await kept_form(request, ("url", "description"), ["event_types"])
         body = {k: v for k, v in values.items() if v or k != "description"}
         reply = await ui.call(request, user, "POST", f"partners/{quote(partner_id)}/webhooks", json=body)
         if reply.ok:
@@ -395,10 +405,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     @router.post("/partner/webhooks/{webhook_id}/delete")
     async def delete_webhook(webhook_id: str, request: Request) -> Response:
-        user, partner_id, _ = await partner_form(request)
-        path = f"partners/{quote(partner_id)}/webhooks/{quote(webhook_id, safe='')}"
-        reply = await ui.call(request, user, "DELETE", path)
-        return after("/ui/partner/webhooks", reply, "webhook_deleted")
+        return await removed(request, "webhooks", webhook_id, "webhook_deleted")
 
     # --- the delivery log --------------------------------------------------------------------
 

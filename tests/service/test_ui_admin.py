@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.vocabulary import NeedCategory
 from gateway.app import create_app
 from gateway.auth import load_or_create_users
 from services.partners.app import create_app as create_partners
@@ -208,6 +209,11 @@ async def test_invalid_rules_show_their_errors_and_save_nothing_a_valid_edit_is_
     rules = json.loads(textarea(page))
     assert rules == without_nulls((await stack.api("GET", "/api/v1/routing-rules", token)).json()["rules"])
     assert '"need_any": null' not in textarea(page), "conditions that are not set are left out"
+    # The conditions in German: need categories by the catalogue's names, never the service's (English) codes.
+    conditions = re.findall(r'<ul class="timeline conditions">(.*?)</ul>', page.text, re.S)
+    assert len(conditions) == len(rules) and "Bedarf (einer von): Wohnen" in "".join(conditions)
+    words = set(re.findall(r"[a-z_]+", re.sub(r"<[^>]*>", " ", "".join(conditions))))
+    assert not words & {c.value for c in NeedCategory}, f"English category codes on the page: {words}"
 
     # Not JSON at all: said with line and column, the text kept, nothing sent.
     broken = textarea(page).replace('"id"', "id", 1)
@@ -248,6 +254,11 @@ async def test_invalid_rules_show_their_errors_and_save_nothing_a_valid_edit_is_
     page = await admin.get(saved.headers["location"])
     assert "Gespeichert als Version 1." in page.text and 'data-version="1"' in page.text
     assert "Caritas (geprüft)" in page.text and 'id="version-1"' in page.text
+    # A saved rule reads like a shipped one: its parts in the catalogue's words, the admin's text as a note.
+    why = re.search(rf'<tr id="rule-{changed[0]["id"]}">.*?<td class="explanation">(.*?)</td>', page.text, re.S)
+    assert why and "Aufenthaltsstatus (einer von): Asylbewerber/in, Duldung → Asylsozialberatung" in why.group(1)
+    assert "Notiz: Asylsuchende und Geduldete: Asylsozialberatung der Caritas (geprüft)" in why.group(1)
+    assert "Notiz: Junge Menschen unter 27" in page.text, "a shipped description left as it was: in German"
     assert json.loads(textarea(page)) == without_nulls(in_force["rules"])
 
     changed[2] = {**changed[2], "shares_personal_data": False}

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.ui.casework import rule_words, waiting
+from contracts.vocabulary import NeedCategory
+from gateway.ui import words
+from gateway.ui.casework import condition_words, rule_words, waiting
 from services.referral import directory, domain
 
 NAMES = {"vhs-landsberg": "Volkshochschule Landsberg", "vhs-kaufering": "VHS Kaufering"}
@@ -28,12 +30,42 @@ def test_every_reason_to_wait_has_a_german_sentence_not_the_services_english(cod
     assert german != blocked.english("integration_course") and "{" not in german
 
 
-def test_a_shipped_rule_is_explained_from_the_catalogue_an_admins_rule_in_the_admins_words() -> None:
+def test_a_shipped_rule_is_explained_from_the_catalogue_an_admins_rule_by_its_parts_with_the_admins_note() -> None:
     for rule in directory.DEFAULT_RULES.rules:
-        german = rule_words(0, rule.model_dump(mode="json"), "de")
-        assert german not in (rule.id, rule.description), f"{rule.id}: no German explanation"
+        german, note = rule_words(0, rule.model_dump(mode="json"), "de")
+        assert german not in (rule.id, rule.description) and note is None, f"{rule.id}: no German explanation"
     adult = directory.DEFAULT_RULES.rules[4].model_dump(mode="json")
-    assert rule_words(0, adult, "de") == "Erwachsene mit Deutsch unter B1: Integrations- oder Sprachkurs der VHS"
-    assert rule_words(0, adult, "en") == adult["description"]
+    german = "Erwachsene mit Deutsch unter B1: Integrations- oder Sprachkurs der VHS"
+    assert rule_words(0, adult, "de") == (german, None)
+    assert rule_words(0, adult, "en") == (adult["description"], None)
+    # A saved version: the parts in the catalogue's words; the admin's description kept, as a note.
     own = adult | {"description": "Erwachsene unter B1: VHS (geprüft)"}
-    assert rule_words(3, own, "de") == "Erwachsene unter B1: VHS (geprüft)"
+    own["when"] = {"german_below": "B1", "need_any": ["language"]}
+    assert rule_words(3, own, "de") == (
+        "Deutsch unter Niveau: B1; Bedarf (einer von): Sprache → Integrationskurs",
+        "Erwachsene unter B1: VHS (geprüft)",
+    )
+    # The shipped description an admin left as it was is the catalogue's sentence, not the service's English.
+    assert rule_words(3, adult, "de")[1] == german
+    assert rule_words(3, adult, "en")[1] == adult["description"]
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_a_rules_conditions_name_need_categories_ages_and_languages_never_their_codes(lang: str) -> None:
+    when = {
+        "need_any": [c.value for c in NeedCategory],
+        "age_band_in": ["27-44"],
+        "language_any": ["ar"],
+        "childcare_needed": True,
+        "has_children": None,
+    }
+    worded = dict(condition_words(when, lang))
+    assert len(worded) == 4, "a condition that is not set is left out"
+    needs = worded[words.WORDS[lang]["admin_cond_need_any"]].split(", ")
+    assert len(needs) == len(NeedCategory)
+    assert needs == [words.WORDS[lang][f"staff_need_{c.value}"] for c in NeedCategory], "the catalogue's words"
+    if lang == "de":  # (the English words are the codes' own)
+        assert not set(needs) & {c.value for c in NeedCategory}, f"a need category's code reached the page: {needs}"
+    years = "Jahre" if lang == "de" else "years"
+    assert worded[words.WORDS[lang]["admin_cond_age_band_in"]] == f"27\N{EN DASH}44 {years}"
+    assert worded[words.WORDS[lang]["admin_cond_language_any"]] == ("Arabisch" if lang == "de" else "Arabic")
