@@ -98,7 +98,8 @@ def test_a_blocked_loop_still_shows_its_stack_on_sigusr2() -> None:
     process.send_signal(signal.SIGUSR2)
     lines = [process.stdout.readline() for _ in range(3)]  # "Current thread …", then the innermost frame first
     output = process.communicate(timeout=10)[0].decode()
-    assert b'File "<string>", line 6 in main' in b"".join(lines), (lines, output)
+    # Line 6 (blocked in the read), or line 5 when the signal came as "ready" was still being written.
+    assert re.search(rb'File "<string>", line [56] in main', b"".join(lines)), (lines, output)
 
 
 def test_a_crash_in_c_code_leaves_the_stack_in_the_log() -> None:
