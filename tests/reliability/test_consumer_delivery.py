@@ -270,7 +270,9 @@ async def test_a_consumer_that_failed_while_the_broker_forgot_reads_the_new_brok
         await harness.wait_for("on-the-new-broker", timeout_s=60)
         assert (harness.consumer.failures_total, harness.consumer.broker_losses_total) == (1, 1)
     finally:
-        await harness.consumer.stop()
-        await asyncio.wait_for(task, 20)
-        await harness.engine.dispose()
-        broker.stop()
+        try:
+            await harness.consumer.stop()
+            await asyncio.wait_for(task, 20)
+            await harness.engine.dispose()
+        finally:
+            broker.stop()  # whatever the consumer did: no broker outlives the test
