@@ -4,6 +4,7 @@ a poison event goes to the dead-letter topic while later events on its partition
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -76,6 +77,19 @@ class Harness:
         if event.data.get("poison") and self.poisonous:
             raise ValueError("this event cannot be handled")  # rolled back with the effect
 
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[asyncio.Task[None]]:
+        """Its tables made and its consumer running for the block; then stopped and the engine let go."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        task = asyncio.create_task(self.consumer.run())
+        try:
+            yield task
+        finally:
+            await self.consumer.stop()
+            await asyncio.wait_for(task, 20)
+            await self.engine.dispose()
+
     async def times(self, person: str) -> int:
         async with self.session_factory() as session:
             value = await session.scalar(select(effects.c.times).where(effects.c.person_id == person))
@@ -91,13 +105,8 @@ class Harness:
 @pytest.fixture
 async def harness(database_url: str, broker: Any) -> AsyncIterator[Harness]:
     h = Harness(database_url, broker.bootstrap_servers, f"test.things-{uuid.uuid4().hex[:8]}.v1")
-    async with h.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    task = asyncio.create_task(h.consumer.run())
-    yield h
-    await h.consumer.stop()
-    await asyncio.wait_for(task, 20)
-    await h.engine.dispose()
+    async with h.running():
+        yield h
 
 
 async def produce(bootstrap: str, topic: str, *, key: str, data: dict[str, Any], event_id: str | None = None) -> str:
@@ -223,20 +232,13 @@ async def test_an_error_the_consumer_does_not_expect_does_not_end_it(
 ) -> None:
     harness = Harness(database_url, broker.bootstrap_servers, f"test.fails-once-{uuid.uuid4().hex[:8]}.v1")
     harness.consumer = harness.new_consumer(FailsOnce)
-    async with harness.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    task = asyncio.create_task(harness.consumer.run())
-    try:
+    async with harness.running() as task:
         await asyncio.wait_for(harness.consumer.assigned.wait(), 30)
         await produce(broker.bootstrap_servers, harness.topic, key="k", data={"person_id": "after-the-error"})
         await harness.wait_for("after-the-error")
         assert harness.consumer.failures_total == 1
         assert not task.done()
         assert "failed (KafkaError: Unexpected error during data retrieval); starting again in 0.5s" in caplog.text
-    finally:
-        await harness.consumer.stop()
-        await asyncio.wait_for(task, 20)
-        await harness.engine.dispose()
 
 
 async def test_a_consumer_that_failed_while_the_broker_forgot_reads_the_new_broker_from_its_start(
@@ -263,16 +265,9 @@ async def test_a_consumer_that_failed_while_the_broker_forgot_reads_the_new_brok
     harness = Harness(database_url, broker.bootstrap_servers, topic)
     harness.settings = harness.settings.model_copy(update={"kafka_consumer_offset_reset": "latest"})
     harness.consumer = harness.new_consumer(FailsAsTheBrokerForgets)
-    async with harness.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    task = asyncio.create_task(harness.consumer.run())
     try:
-        await harness.wait_for("on-the-new-broker", timeout_s=60)
-        assert (harness.consumer.failures_total, harness.consumer.broker_losses_total) == (1, 1)
+        async with harness.running():
+            await harness.wait_for("on-the-new-broker", timeout_s=60)
+            assert (harness.consumer.failures_total, harness.consumer.broker_losses_total) == (1, 1)
     finally:
-        try:
-            await harness.consumer.stop()
-            await asyncio.wait_for(task, 20)
-            await harness.engine.dispose()
-        finally:
-            broker.stop()  # whatever the consumer did: no broker outlives the test
+        broker.stop()  # whatever the consumer did: no broker outlives the test

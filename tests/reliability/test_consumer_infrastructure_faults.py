@@ -20,7 +20,7 @@ import pytest
 
 from chassis.kafka import dlq_topic
 from tests.conftest import consume, fresh_postgres_database
-from tests.reliability.test_consumer_delivery import Harness, metadata, produce
+from tests.reliability.test_consumer_delivery import Harness, produce
 
 EVENTS = 20
 
@@ -48,10 +48,7 @@ async def test_events_of_a_database_outage_are_handled_once_it_is_back_and_none_
 ) -> None:
     url, name = postgres_database
     harness = Harness(url, broker.bootstrap_servers, f"test.outage-{uuid.uuid4().hex[:8]}.v1")
-    async with harness.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    task = asyncio.create_task(harness.consumer.run())
-    try:
+    async with harness.running():
         await asyncio.wait_for(harness.consumer.assigned.wait(), 30)
         await produce(broker.bootstrap_servers, harness.topic, key="k0", data={"person_id": "before"})
         await harness.wait_for("before")
@@ -82,7 +79,3 @@ async def test_events_of_a_database_outage_are_handled_once_it_is_back_and_none_
         assert harness.consumer.waiting_since is None, "flowing again"
         dead = await consume(broker.bootstrap_servers, dlq_topic(harness.topic), until=lambda rs: False, timeout_s=1)
         assert dead == []
-    finally:
-        await harness.consumer.stop()
-        await asyncio.wait_for(task, 20)
-        await harness.engine.dispose()
