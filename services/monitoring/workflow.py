@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc
 from chassis.consumer import EventConsumer
-from chassis.service import ServiceRuntime
+from chassis.service import ServiceRuntime, background
 from chassis.uow import UnitOfWork
 from contracts.vocabulary import AgeBand, Gender, GermanLevel, ResidenceStatusGroup, ServiceType
 from services.monitoring import blocks, council, domain, planning, report
@@ -170,7 +170,7 @@ def start_consumer(runtime: ServiceRuntime, group: str) -> EventConsumer:
     )
     runtime.consumer = consumer
     # Last in the list: the chassis stops the consumer and waits for the last task at shutdown.
-    runtime.tasks.append(asyncio.create_task(consumer.run(), name=f"monitoring-consumer-{group}"))
+    runtime.tasks.append(background(consumer.run(), name=f"monitoring-consumer-{group}"))
     return consumer
 
 

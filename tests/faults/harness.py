@@ -132,7 +132,7 @@ class Process:
                 log.seek(before)
                 stacks = log.read().decode(errors="replace").strip()
             return f"{self.name}: running, no task dump within 2 s (its event loop is blocked):\n{stacks}"
-        waits = [line for line in dump.splitlines() if re.match(r"[\w-]+-(consumer|outbox-relay): ", line)]
+        waits = [line for line in dump.splitlines() if re.match(r"[\w.-]+-(consumer|outbox-relay)(-[\w.-]+)?: ", line)]
         return "\n".join([f"{self.name}: running", *(f"  {line}" for line in waits)])
 
     def tail(self, lines: int = 30) -> str:
