@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +40,8 @@ from services.courses.models import (
 )
 
 log = logging.getLogger(__name__)
+#: The city's time zone: a course's days are the course admin's (as gateway.ui.course_admin.LOCAL_TIME).
+LOCAL_TIME = ZoneInfo("Europe/Berlin")
 _LOCAL_LOCKS: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
@@ -562,7 +565,9 @@ async def complete(
 ) -> None:
     course = await w.session.get(Course, enrolment.course_id)
     assert course is not None
-    domain.completed_on_or_before(completed_on, w.now.date())
+    # The day as the course admin's calendar says it (the UI's, Europe/Berlin), not the server's: between midnight
+    # in Landsberg and midnight UTC today's completion was refused as lying in the future.
+    domain.completed_on_or_before(completed_on, w.now.astimezone(LOCAL_TIME).date())
     status, facts = domain.step(domain.EnrolmentStatus(enrolment.status), "complete")
     enrolment.status = status.value
     enrolment.result = result.value

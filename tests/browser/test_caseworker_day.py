@@ -13,9 +13,10 @@ docs/screenshots/caseworker-*.png, so that they stay current.
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -180,7 +181,8 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             due = await lotse.locator(f"#case-{case} td.tasks").inner_text()
             assert "1 offen, nächste fällig 01.12.2026" in due and "überfällig" in due, due
             opened = await lotse.locator(f"#case-{case} td").nth(4).inner_text()
-            assert opened == date.today().strftime("%d.%m.%Y"), f"dates as written in German, not ISO: {opened}"
+            berlin_today = datetime.now(ZoneInfo("Europe/Berlin")).date()  # the page's day, not the server's
+            assert opened == berlin_today.strftime("%d.%m.%Y"), f"dates as written in German, not ISO: {opened}"
             await look(lotse, "dashboard")
             await lotse.get_by_role("link", name=f"Leyla {family}", exact=True).click()
             await lotse.wait_for_load_state()

@@ -19,6 +19,7 @@ from chassis.embedded_broker import EmbeddedBroker
 from services.courses import domain
 from services.courses.app import create_app
 from services.courses.models import Course, CourseSession, IssuedPass, Learner, PassStatus
+from services.courses.workflow import LOCAL_TIME
 from services.registration.app import create_app as create_registration
 from tests.conftest import ManualClock, courses_settings, newcomer, ok, registration_settings, running_app
 
@@ -475,11 +476,12 @@ async def test_a_completion_is_refused_in_the_future_and_twice(courses: httpx.As
     course = await schedule(courses)
     enrolment = ok(await enrol(courses, course["course_id"], person()), 201)["enrolment_id"]
     url = f"{COURSES}/{course['course_id']}/enrolments/{enrolment}/completion"
-    tomorrow = (clock().date() + timedelta(days=1)).isoformat()
+    day = clock().astimezone(LOCAL_TIME).date()  # the course admin's day, as the service judges it
+    tomorrow = (day + timedelta(days=1)).isoformat()
     assert_problem(
         await courses.post(url, json={"result": "passed", "completed_on": tomorrow}), 422, "course-completion-in-future"
     )
-    today = clock().date().isoformat()
+    today = day.isoformat()
     assert ok(await courses.post(url, json={"result": "attended", "completed_on": today}))["status"] == "completed"
     assert_problem(await courses.post(url, json={"result": "passed", "completed_on": today}), 409)
 
