@@ -8,8 +8,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 log = logging.getLogger(__name__)
+
+#: The city's time zone (every German city's). Its days (today, a completion date, a due goal) are the people's: the
+#: servers run on UTC, and between midnight in the city and midnight UTC the two days differ. The pure domain modules,
+#: which import no chassis, name it again (``services.monitoring.periods``); a test holds them equal.
+CITY_TIME = ZoneInfo("Europe/Berlin")
 
 #: Tests inject their own; services never call ``datetime.now`` for decisions.
 Clock = Callable[[], datetime]
@@ -29,9 +35,15 @@ def now() -> datetime:
     return current.get()()
 
 
+def local_day(moment: datetime) -> date:
+    """The calendar day in the city at ``moment`` (a naive datetime is UTC, as SQLite hands it back)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(CITY_TIME).date()
+
+
 def today(clock: Clock | None = None) -> date:
-    """The local day of ``clock`` (the request's, by default): what ``date.today()`` would say, but movable."""
-    return (clock or current.get())().astimezone().date()
+    """The city's day now by ``clock`` (the request's, by default): what ``date.today()`` would say in the city,
+    but movable."""
+    return local_day((clock or current.get())())
 
 
 def as_utc(moment: datetime | None) -> datetime | None:

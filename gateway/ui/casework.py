@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Coroutine
-from datetime import date
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from chassis import clock
 from chassis.identity import Identity
 from contracts.vocabulary import STAFF_CLOSE_REASONS, ElsewhereReason
 from gateway.ui.kit import Kit, Reply, field_errors
@@ -86,7 +86,7 @@ async def dashboard(
         "partner_names": names,
         "waits": lambda blocked: waiting(blocked, lang, names),
         "team_workers": team_of(user, workers, user.team),
-        "today": date.today().isoformat(),
+        "today": clock.today().isoformat(),
     }
 
 
@@ -140,7 +140,7 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
         "team_workers": team_of(user, workers, case.get("team") or user.team),
         "rules": rules,
         "close_reasons": CLOSE_REASONS,
-        "today": date.today().isoformat(),
+        "today": clock.today().isoformat(),
         "elsewhere_reasons": ELSEWHERE_REASONS,
         "offering": _offering(directory),
     }

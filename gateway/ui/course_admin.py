@@ -13,19 +13,18 @@ import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import segno
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from chassis.clock import CITY_TIME
 from chassis.identity import Identity
 from contracts.vocabulary import CourseCategory, Funding, GermanLevel
 from gateway import policy
 from gateway.ui import learning
 from gateway.ui.kit import Kit, Reply, Sent, field_errors, whole_number
 
-LOCAL_TIME = ZoneInfo("Europe/Berlin")
 #: The courses service's categories, funding (the city's first) and target levels, as ``contracts`` names them.
 CATEGORIES = tuple(c.value for c in CourseCategory)
 FUNDING = tuple(f.value for f in (Funding.CITY, Funding.BAMF, Funding.FEE))
@@ -65,7 +64,7 @@ FIELD_WORDS = {
 def moment(day: str, clock: str) -> datetime | None:
     """A local date and time from a form, in Landsberg's zone; None for nothing or nonsense."""
     try:
-        return datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), tzinfo=LOCAL_TIME)
+        return datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), tzinfo=CITY_TIME)
     except ValueError:
         return None
 
@@ -96,7 +95,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
 
     async def manage_page(request: Request, user: Identity, sent: Sent | None = None) -> Response:
         courses = await learning.courses_of(ui, request, user)
-        today = datetime.now(LOCAL_TIME).date()
+        today = datetime.now(CITY_TIME).date()
         defaults = {
             "capacity": "15",
             "location": "VHS Landsberg am Lech",

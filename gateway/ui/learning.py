@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from chassis.clock import CITY_TIME
 from chassis.identity import Identity
 from contracts.vocabulary import CompletionResult
 from gateway import policy
@@ -25,7 +25,6 @@ from gateway.ui import casework
 from gateway.ui.kit import Kit, Reply, api_time
 from gateway.ui.words import FIELD_ERRORS, WORDS
 
-LOCAL_TIME = ZoneInfo("Europe/Berlin")
 WAITING = ("waitlisted", "offered")
 RESULTS = tuple(r.value for r in CompletionResult)
 #: The members of a course rule's Problem its words may name.
@@ -73,7 +72,7 @@ def problem_message(reply: Reply, lang: str, names: dict[str, str]) -> str:
 def local(moment: str | None) -> datetime | None:
     """An API timestamp (UTC) in Landsberg's time."""
     parsed = api_time(moment)
-    return parsed.astimezone(LOCAL_TIME) if parsed else None
+    return parsed.astimezone(CITY_TIME) if parsed else None
 
 
 def allowed(user: Identity | None, method: str, path: str) -> bool:
@@ -142,7 +141,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
                 "waiting": sorted((e for e in rows if e["status"] == "waitlisted"), key=lambda e: e["position"]),
                 "ended": [e for e in rows if e["status"] in ("cancelled", "offer_expired")],
                 "results": RESULTS,
-                "today": datetime.now(LOCAL_TIME).date().isoformat(),
+                "today": datetime.now(CITY_TIME).date().isoformat(),
                 "current_session": _current_session(course.body["sessions"]),
             }
             context |= await _for_course_admins(ui, request, user, path)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from chassis.clock import CITY_TIME
 from gateway.ui import casework, catalogues, households, learning
 from gateway.ui.kit import Kit
 
@@ -90,7 +91,7 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
         courses = {c: r.body for c, r in zip(course_ids, replies, strict=True) if r.ok and isinstance(r.body, dict)}
         partner_names = {p["partner_id"]: p["name"] for p in directory.items()}
         mine = [r for r in case.body.get("referrals", []) if r.get("person_id") == member]
-        now = datetime.now(learning.LOCAL_TIME)
+        now = datetime.now(CITY_TIME)
         worker = workers.get(case.body.get("caseworker_id") or "", {})
         return ui.render(
             request,

@@ -8,14 +8,14 @@ from __future__ import annotations
 import gettext
 from datetime import date, datetime
 from functools import cache
-from zoneinfo import ZoneInfo
 
 import pycountry
 from babel.dates import format_date, format_time
 
+from chassis.clock import CITY_TIME
+
 #: The page's language -> the CLDR locale its dates are written in.
 LOCALES = {"de": "de_DE", "en": "en_GB"}
-LOCAL_TIME = ZoneInfo("Europe/Berlin")
 
 
 @cache
@@ -70,7 +70,7 @@ def _parsed(value: object) -> date | datetime | None:
 
 
 def _local(moment: datetime) -> datetime:
-    return moment.astimezone(LOCAL_TIME) if moment.tzinfo else moment
+    return moment.astimezone(CITY_TIME) if moment.tzinfo else moment
 
 
 def day(value: object, lang: str, form: str = "medium") -> str:

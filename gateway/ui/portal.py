@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from chassis.clock import CITY_TIME
 from chassis.identity import Identity
 from contracts import courses as course_events
 from contracts import partners as partner_events
@@ -32,7 +32,6 @@ DECLINE_REASONS = tuple(r.value for r in DeclineReason)
 UNSUCCESSFUL_REASONS = tuple(
     r.value for r in UnsuccessfulReason if r is not UnsuccessfulReason.COULD_NOT_CONTACT_PARTNER
 )
-LOCAL_TIME = ZoneInfo("Europe/Berlin")
 
 #: The scopes the partners service accepts for a key (its ``ApiScope``; a test keeps the two equal).
 SCOPES = ("referrals:read", "referrals:write", "capacity:write", "webhooks:manage")
@@ -85,7 +84,7 @@ def expiry_of(text: str) -> tuple[str | None, bool]:
         day = date.fromisoformat(text)
     except ValueError:
         return None, False
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=LOCAL_TIME).isoformat(), True
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=CITY_TIME).isoformat(), True
 
 
 def refused_expiry(reply: Reply) -> bool:

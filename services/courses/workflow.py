@@ -16,12 +16,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc as aware
+from chassis.clock import local_day
 from chassis.uow import UnitOfWork
 from contracts import courses as events
 from contracts.base import IntegrationEvent
@@ -40,8 +40,6 @@ from services.courses.models import (
 )
 
 log = logging.getLogger(__name__)
-#: The city's time zone: a course's days are the course admin's (as gateway.ui.course_admin.LOCAL_TIME).
-LOCAL_TIME = ZoneInfo("Europe/Berlin")
 _LOCAL_LOCKS: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
@@ -337,7 +335,7 @@ async def request_enrolment(
     async with seat_lock(w, course_id) as course:
         if course.status != domain.CourseStatus.SCHEDULED.value:
             raise domain.CourseError(f"the course is {course.status}", f"course-{course.status}")
-        today = w.now.date()
+        today = local_day(w.now)
         if (course.enrolment_opens_on and today < course.enrolment_opens_on) or (
             course.enrolment_closes_on and today > course.enrolment_closes_on
         ):
@@ -567,7 +565,7 @@ async def complete(
     assert course is not None
     # The day as the course admin's calendar says it (the UI's, Europe/Berlin), not the server's: between midnight
     # in Landsberg and midnight UTC today's completion was refused as lying in the future.
-    domain.completed_on_or_before(completed_on, w.now.astimezone(LOCAL_TIME).date())
+    domain.completed_on_or_before(completed_on, local_day(w.now))
     status, facts = domain.step(domain.EnrolmentStatus(enrolment.status), "complete")
     enrolment.status = status.value
     enrolment.result = result.value

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+#: The city's time zone: ``chassis.clock.CITY_TIME`` (a pure module imports no chassis; a test holds them equal).
 LOCAL_TIME = ZoneInfo("Europe/Berlin")
 
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -28,6 +27,7 @@ from sqlalchemy import ColumnElement, func, select
 
 from chassis import audit as access
 from chassis.clock import as_utc as aware
+from chassis.clock import local_day
 from chassis.db import page_of_rows
 from chassis.deps import (
     ActorDep,
@@ -93,8 +93,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-#: The city's calendar: "due today" and "overdue" are Landsberg's days, not UTC's.
-LOCAL_TIME = ZoneInfo("Europe/Berlin")
 
 router = APIRouter(prefix="/api/v1", tags=["referral"])
 partner_router = APIRouter(prefix="/api/v1/partner", tags=["partner"])
@@ -395,7 +393,7 @@ async def goals_due(
 ) -> list[DueGoalRead]:
     """Plan goals (open or in progress) of the caller's open cases that are overdue or due within ``within_days``
     days (Wiedervorlage): the dashboard's reminders, earliest first. Declared before ``/cases/{case_id}``."""
-    today = w.now.astimezone(LOCAL_TIME).date()
+    today = local_day(w.now)
     rows = (
         await w.session.execute(
             select(Goal, Case.person_id)

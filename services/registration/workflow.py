@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from chassis import audit as access
-from chassis.clock import as_utc
+from chassis.clock import as_utc, local_day
 from chassis.db import page_of_rows
 from chassis.deps import UNAUTHENTICATED
 from chassis.errors import Problem
@@ -83,8 +83,8 @@ class Workflow:
 
     @property
     def today(self) -> date:
-        """The local day of :attr:`now` (ages, registration dates), as ``chassis.clock.today`` says it."""
-        return self.now.astimezone().date()
+        """The city's day at :attr:`now` (ages, registration dates), as ``chassis.clock.today`` says it."""
+        return local_day(self.now)
 
     @property
     def recorded_by(self) -> str | None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from chassis.clock import today as city_today
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.browser.showcase import document, strictly_accessible
 from tests.browser.test_partner_day import person_referred
@@ -85,7 +85,7 @@ async def test_the_analyst_opens_the_charts_and_the_council_report_in_german(sta
         try:
             analyst = await browser.new_page(viewport={"width": 1280, "height": 900})
             await browsing.sign_in(analyst, "statistik")
-            month = datetime.now(UTC).strftime("%Y-%m")
+            month = city_today().strftime("%Y-%m")  # the report's month is the city's
             # The figures before the test's newcomers: the platform and its broker may hold others' (any test order).
             await analyst.goto(f"{stack.url}/ui/statistics")
             before = await counts(analyst)

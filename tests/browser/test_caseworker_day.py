@@ -13,13 +13,13 @@ docs/screenshots/caseworker-*.png, so that they stay current.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
+from chassis.clock import today as city_today
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.conftest import eventually, newcomer
 
@@ -169,7 +169,7 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             # A goal of her plan due in three days: the dashboard reminds of it with the follow-ups.
             await lotse.locator("#goal-dimension").select_option("placement")
             await lotse.locator("#goal-title").fill("Bewerbungsunterlagen fertig")
-            soon = date.today() + timedelta(days=3)
+            soon = city_today() + timedelta(days=3)
             await lotse.locator("#goal-due_on").fill(soon.isoformat())
             await lotse.get_by_role("button", name="Ziel hinzufügen").click()
             await lotse.wait_for_load_state()
@@ -181,7 +181,7 @@ async def test_a_caseworkers_day(stack: Stack) -> None:
             due = await lotse.locator(f"#case-{case} td.tasks").inner_text()
             assert "1 offen, nächste fällig 01.12.2026" in due and "überfällig" in due, due
             opened = await lotse.locator(f"#case-{case} td").nth(4).inner_text()
-            berlin_today = datetime.now(ZoneInfo("Europe/Berlin")).date()  # the page's day, not the server's
+            berlin_today = city_today()  # the page's day, not the server's
             assert opened == berlin_today.strftime("%d.%m.%Y"), f"dates as written in German, not ISO: {opened}"
             await look(lotse, "dashboard")
             await lotse.get_by_role("link", name=f"Leyla {family}", exact=True).click()

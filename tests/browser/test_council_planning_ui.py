@@ -14,11 +14,12 @@ import asyncio
 import csv
 import io
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import httpx
 
+from chassis.clock import today as city_today
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.browser.showcase import document, strictly_accessible
 from tests.conftest import eventually, newcomer
@@ -31,7 +32,7 @@ async def test_the_analyst_plans_places_and_follows_a_council_proposal(stack: St
     from playwright.async_api import async_playwright
 
     browsing = Browsing(stack)
-    today = datetime.now(UTC).date()
+    today = city_today()
     # Three toddlers and three school children (their birth dates make the age bands; no band of their own).
     births = [date(today.year - age, 1, 15).isoformat() for age in (1, 1, 2, 7, 8, 8)]
     async with async_playwright() as p, httpx.AsyncClient(base_url=stack.url, timeout=30) as api:

@@ -10,10 +10,10 @@ screenshots go to docs/screenshots/.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import httpx
 
+from chassis.clock import today as city_today
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.browser.showcase import document, registration_reachable, strictly_accessible
 from tests.conftest import newcomer
@@ -48,7 +48,7 @@ async def test_a_course_admin_creates_a_course_records_attendance_and_issues_a_p
             await strictly_accessible(browsing, vhs, "course admin: courses")
 
             # --- a new course: a mistake first (no title), said next to the field, the input kept --------------
-            first_day = (datetime.now(ZoneInfo("Europe/Berlin")).date() + timedelta(days=21)).isoformat()
+            first_day = (city_today() + timedelta(days=21)).isoformat()
             form = vhs.locator("#new-course")
             await form.get_by_label("Art des Kurses").select_option("german_second_language")
             await form.get_by_label("Ziel-Niveau (optional)").select_option("A2")

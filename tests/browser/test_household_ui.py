@@ -9,12 +9,13 @@ critical violation; the screenshot is docs/screenshots/caseworker-household.png.
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from chassis.clock import today as city_today
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.conftest import course_body, eventually, newcomer
 
@@ -95,7 +96,7 @@ async def test_a_households_case(stack: Stack) -> None:
             await lotse.locator("#goal-dimension").select_option("culture_and_language")
             await lotse.locator("#goal-title").fill("Schulplatz Grundschule")
             await lotse.get_by_label("Für", exact=True).select_option(label=f"Mira {family}")
-            await lotse.locator("#goal-due_on").fill((date.today() - timedelta(days=2)).isoformat())
+            await lotse.locator("#goal-due_on").fill((city_today() - timedelta(days=2)).isoformat())
             await lotse.get_by_role("button", name="Ziel hinzufügen").click()
             await lotse.wait_for_load_state()
             goal = lotse.locator("#goals tbody tr", has_text="Schulplatz Grundschule")
@@ -104,7 +105,7 @@ async def test_a_households_case(stack: Stack) -> None:
             await lotse.wait_for_load_state()
             reminder = lotse.locator("#goals-due tbody tr", has_text="Schulplatz Grundschule")
             text = await reminder.inner_text()
-            shown = (date.today() - timedelta(days=2)).strftime("%d.%m.%Y")
+            shown = (city_today() - timedelta(days=2)).strftime("%d.%m.%Y")
             assert f"Mira {family}" in text and shown in text and "überfällig" in text, text
             await reminder.get_by_role("link").click()
             await lotse.wait_for_load_state()

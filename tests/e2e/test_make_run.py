@@ -9,13 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 from cloudevents.core.bindings import kafka as ck
 
+from chassis.clock import today as city_today
 from chassis.embedded_broker import free_port, port_in_use
 from contracts.registration import PERSONS_TOPIC
 from tests.conftest import consume, eventually, newcomer
@@ -100,7 +100,7 @@ async def test_run_serves_registrations_through_the_gateway_and_stops_on_ctrl_c(
             await eventually(case_opened)  # the referral service learned of the registration by event
             catalogue = await client.get("/api/v1/courses")
             assert catalogue.status_code == 200 and catalogue.json()["total"] >= 5  # VHS demo courses
-            period = date.today().strftime("%Y-%m")
+            period = city_today().strftime("%Y-%m")
             statistics = await client.get(
                 "/api/v1/monitoring/indicators",
                 params={"period": period},

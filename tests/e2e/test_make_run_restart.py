@@ -13,11 +13,11 @@ import os
 import signal
 import sqlite3
 import subprocess
-from datetime import date
 from pathlib import Path
 
 import httpx
 
+from chassis.clock import today as city_today
 from tests.conftest import eventually, newcomer
 from tests.e2e.test_make_run import start_platform, wait_for
 
@@ -118,7 +118,7 @@ async def test_ctrl_c_in_the_middle_of_the_load_loses_no_one(tmp_path: Path) -> 
 
             await eventually(monitoring_caught_up, timeout_s=60, interval_s=0.5)
             reply = await client.get(
-                "/api/v1/monitoring/indicators", params={"period": date.today().strftime("%Y-%m")}, headers=analyst
+                "/api/v1/monitoring/indicators", params={"period": city_today().strftime("%Y-%m")}, headers=analyst
             )
             assert reply.status_code == 200, reply.text
             by_nationality = next(

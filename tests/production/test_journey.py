@@ -12,13 +12,13 @@ import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from datetime import date
 from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from chassis.clock import today as city_today
 from contracts.referral import ReferralAccepted
 from gateway.ui.kit import SESSION_COOKIE
 from services.courses import domain as courses_domain
@@ -153,7 +153,7 @@ async def test_a_newcomers_whole_journey(
     vhs_staff = Caller(client, tokens["vhs.portal"], "VHS staff")
     jobcenter_staff = Caller(client, tokens["jobcenter.portal"], "Jobcenter staff")
     anyone = Caller(client, None, "anyone")
-    today = date.today()
+    today = city_today()
 
     with step("an admin puts the navigator on the roster"):
         entry = {"name": "Anna Berger", "team": TEAM, "languages": ["de", "en", "ar"], "max_cases": 60}

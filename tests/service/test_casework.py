@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chassis.clock import today as city_today
 from services.referral.models import PartnerOfferRow
 from tests.conftest import (
     ADMIN,
@@ -298,7 +299,7 @@ async def test_plan_goals_due_are_reminders_of_the_teams_open_cases_only(
     """Goals overdue or due within the days asked for, not reached yet, of the caller's open cases: earliest first."""
     _, referral, person, case = nord_case
     url = f"/api/v1/cases/{case['case_id']}/goals"
-    today = date.today()
+    today = city_today()
 
     async def add(title: str, due: date | None) -> dict[str, Any]:
         body = {"dimension": "placement", "title": title, "due_on": due.isoformat() if due else None}

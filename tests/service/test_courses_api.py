@@ -15,11 +15,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
+from chassis.clock import local_day
 from chassis.embedded_broker import EmbeddedBroker
 from services.courses import domain
 from services.courses.app import create_app
 from services.courses.models import Course, CourseSession, IssuedPass, Learner, PassStatus
-from services.courses.workflow import LOCAL_TIME
 from services.registration.app import create_app as create_registration
 from tests.conftest import ManualClock, courses_settings, newcomer, ok, registration_settings, running_app
 
@@ -290,7 +290,7 @@ async def test_a_course_with_a_fee_and_age_limits_is_kept_as_given(courses: http
 
 
 async def test_an_enrolment_window_is_kept_and_enforced(courses: httpx.AsyncClient, clock: ManualClock) -> None:
-    today = clock().date()
+    today = local_day(clock())  # the city's day, as the service judges it
     window = {
         "enrolment_opens_on": (today - timedelta(days=1)).isoformat(),
         "enrolment_closes_on": (today + timedelta(days=10)).isoformat(),
@@ -476,7 +476,7 @@ async def test_a_completion_is_refused_in_the_future_and_twice(courses: httpx.As
     course = await schedule(courses)
     enrolment = ok(await enrol(courses, course["course_id"], person()), 201)["enrolment_id"]
     url = f"{COURSES}/{course['course_id']}/enrolments/{enrolment}/completion"
-    day = clock().astimezone(LOCAL_TIME).date()  # the course admin's day, as the service judges it
+    day = local_day(clock())  # the course admin's day, as the service judges it
     tomorrow = (day + timedelta(days=1)).isoformat()
     assert_problem(
         await courses.post(url, json={"result": "passed", "completed_on": tomorrow}), 422, "course-completion-in-future"

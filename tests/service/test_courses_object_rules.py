@@ -12,7 +12,6 @@ import copy
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from chassis import identity as internal
+from chassis.clock import today as city_today
 from chassis.embedded_broker import EmbeddedBroker, free_port
 from services.courses import domain
 from services.courses.app import create_app as create_courses
@@ -116,7 +116,7 @@ async def passed_course(courses: httpx.AsyncClient, person: str, enrolled_by: in
         ),
         201,
     )
-    done = {"result": "passed", "certificate": "DTZ B1", "completed_on": date.today().isoformat()}
+    done = {"result": "passed", "certificate": "DTZ B1", "completed_on": city_today().isoformat()}
     url = f"/api/v1/courses/{course['course_id']}/enrolments/{enrolment['enrolment_id']}/completion"
     assert ok(await courses.post(url, json=done, headers=as_(VHS_ADMIN)))["status"] == "completed"
     return dict(course)
@@ -208,7 +208,7 @@ async def test_a_case_moved_to_another_team_moves_the_access_and_a_closed_case_e
     ok(
         await registration.post(
             f"/api/v1/persons/{person}/move-away",
-            json={"moved_away_on": date.today().isoformat(), "reason": "Abmeldung"},
+            json={"moved_away_on": city_today().isoformat(), "reason": "Abmeldung"},
         )
     )
 
@@ -233,7 +233,7 @@ async def test_a_course_admin_of_another_provider_cannot_change_the_course(
     enrolment = ok(await courses.post(f"{course}/enrolments", json={"person_id": "p-1"}, headers=as_(VHS_ADMIN)), 201)
     one = f"{course}/enrolments/{enrolment['enrolment_id']}"
     session = created["sessions"][0]["session_id"]
-    today = date.today().isoformat()
+    today = city_today().isoformat()
 
     attempts = [
         ("PATCH", course, {"capacity": 50, "title": "Übernommen"}),

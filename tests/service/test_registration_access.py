@@ -10,10 +10,9 @@ middleware leaves after verifying the gateway's token (the gateway tests check t
 
 from __future__ import annotations
 
-from datetime import date
-
 import httpx
 
+from chassis.clock import today as city_today
 from tests.conftest import (
     ADMIN,
     LOTSE_NORD,
@@ -183,7 +182,7 @@ async def test_only_privacy_officers_and_admins_erase_and_record_a_move_with_a_r
     for caller in (LOTSE_NORD, LOTSE_SUED, REGISTRAR):
         problem(await registration.request("DELETE", url, json=GROUND, headers=caller), 403, "forbidden")
         problem(await registration.delete(url, headers=caller), 403, "forbidden")
-        moved = {"moved_away_on": date.today().isoformat(), "reason": "Abmeldung"}
+        moved = {"moved_away_on": city_today().isoformat(), "reason": "Abmeldung"}
         problem(await registration.post(f"{url}/move-away", json=moved, headers=caller), 403, "forbidden")
 
     # A privacy officer names the ground, or is refused with 422 and nothing happens.
@@ -191,13 +190,13 @@ async def test_only_privacy_officers_and_admins_erase_and_record_a_move_with_a_r
     problem(await registration.request("DELETE", url, json={}, headers=PRIVACY), 422, "validation")
     problem(await registration.request("DELETE", url, json={"reason": " "}, headers=PRIVACY), 422, "validation")
     problem(
-        await registration.post(f"{url}/move-away", json={"moved_away_on": date.today().isoformat()}, headers=PRIVACY),
+        await registration.post(f"{url}/move-away", json={"moved_away_on": city_today().isoformat()}, headers=PRIVACY),
         422,
         "validation",
     )
     assert ok(await registration.get(url, headers=LOTSE_NORD))["status"] == "registered"
 
-    moved = {"moved_away_on": date.today().isoformat(), "reason": "Abmeldung beim Einwohnermeldeamt"}
+    moved = {"moved_away_on": city_today().isoformat(), "reason": "Abmeldung beim Einwohnermeldeamt"}
     assert ok(await registration.post(f"{url}/move-away", json=moved, headers=PRIVACY))["status"] == "moved_away"
     assert (await registration.request("DELETE", url, json=GROUND, headers=PRIVACY)).status_code == 204
     problem(await registration.get(url, headers=REGISTRAR), 410, "erased")

@@ -6,12 +6,13 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
+from chassis.clock import today as city_today
 from services.registration.models import Consent, Household, NeedsAssessment, Person, messaging
 from tests.conftest import newcomer
 
@@ -113,7 +114,7 @@ async def test_the_same_person_again_is_a_possible_duplicate_until_confirmed(reg
         problem = assert_problem(reply, 409)
         assert [p["person_id"] for p in problem["existing_persons"]] == [first["person_id"]], (given_names, problem)
         assert problem["existing_persons"][0]["status"] == "registered"
-        assert problem["existing_persons"][0]["registration_date"] == date.today().isoformat()
+        assert problem["existing_persons"][0]["registration_date"] == city_today().isoformat()
     assert await stored_counts(registration) == before
 
     confirmed = await register(
@@ -201,12 +202,12 @@ async def test_read_returns_the_person_with_an_etag_and_is_logged(registration: 
     assert person["preferred_language"] == "ar"
     assert person["residence_status_group"] == "recognised_refugee"
     assert person["arrival_date"] == "2025-09-02"
-    assert person["registration_date"] == date.today().isoformat()
+    assert person["registration_date"] == city_today().isoformat()
     assert person["address"] == {**body["address"], "city": "Landsberg am Lech"}
     assert person["phone"] == body["phone"]
     assert person["email"] == body["email"]
     assert person["moved_away_on"] is None
-    today = date.today()
+    today = city_today()
     age = today.year - 1991 - ((today.month, today.day) < (3, 14))
     low, high = person["age_band"].split("-")
     assert int(low) <= age <= int(high)
@@ -372,7 +373,7 @@ async def test_consents_are_given_listed_and_withdrawn(registration: httpx.Async
     assert by_category.status_code == 201, by_category.text
     assert by_category.json()["in_force"] is True
     assert by_category.json()["partner_id"] is None
-    expires = (date.today() + timedelta(days=365)).isoformat()
+    expires = (city_today() + timedelta(days=365)).isoformat()
     by_partner = await registration.post(
         url, json={"partner_id": "caritas-landsberg", "purpose": "counselling", "expires_on": expires}
     )
@@ -429,13 +430,13 @@ async def test_a_consent_given_with_a_utc_offset_keeps_its_moment(registration: 
 async def test_a_person_who_moved_away_cannot_be_changed(registration: httpx.AsyncClient) -> None:
     person_id = (await register(registration))["person_id"]
     url = f"/api/v1/persons/{person_id}"
-    moved = {"moved_away_on": date.today().isoformat(), "reason": "Abmeldung beim Einwohnermeldeamt"}
+    moved = {"moved_away_on": city_today().isoformat(), "reason": "Abmeldung beim Einwohnermeldeamt"}
     assert_problem(await registration.post(f"{url}/move-away", json=moved | {"moved_away_on": "2099-01-01"}), 422)
     assert_problem(await registration.post(f"{url}/move-away", json={"moved_away_on": moved["moved_away_on"]}), 422)
 
     reply = await registration.post(f"{url}/move-away", json=moved)
     assert reply.status_code == 200, reply.text
-    assert (reply.json()["status"], reply.json()["moved_away_on"]) == ("moved_away", date.today().isoformat())
+    assert (reply.json()["status"], reply.json()["moved_away_on"]) == ("moved_away", city_today().isoformat())
     assert reply.json()["version"] == 2
 
     person, etag = await read(registration, person_id)
@@ -517,8 +518,8 @@ def with_address(**changes: Any) -> Callable[[], dict[str, Any]]:
 
 BAD_REGISTRATIONS: list[tuple[str, Callable[[], dict[str, Any]], int]] = [
     ("birth_date is a word", lambda: newcomer(birth_date="yesterday"), 422),
-    ("birth_date in the future", lambda: newcomer(birth_date=(date.today() + timedelta(days=1)).isoformat()), 422),
-    ("birth_date 131 years ago", lambda: newcomer(birth_date=f"{date.today().year - 131}-01-01"), 422),
+    ("birth_date in the future", lambda: newcomer(birth_date=(city_today() + timedelta(days=1)).isoformat()), 422),
+    ("birth_date 131 years ago", lambda: newcomer(birth_date=f"{city_today().year - 131}-01-01"), 422),
     ("registration_date in the future", lambda: newcomer(registration_date="2099-01-01"), 422),
     ("arrival_date in the future", lambda: newcomer(arrival_date="2099-01-01"), 422),
     ("languages is a string", lambda: newcomer(languages="ar"), 422),

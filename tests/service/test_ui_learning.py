@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chassis.clock import today as city_today
 from gateway.app import create_app
 from services.courses.app import create_app as create_courses
 from services.referral.app import create_app as create_referral
@@ -246,11 +247,11 @@ async def test_the_course_page_shows_the_waiting_list_in_order_and_course_staff_
     assert recorded.status_code == 303 and "notice=done" in recorded.headers["location"]
     wrong = await vhs.post(f"/ui/courses/{course}/attendance", {"session_id": "no-such", "enrolled": [offered]})
     assert "error=" in wrong.headers["location"]
-    tomorrow = (date.today() + timedelta(days=2)).isoformat()
+    tomorrow = (city_today() + timedelta(days=2)).isoformat()
     completion = {"result": "passed", "certificate": "DTZ B1", "completed_on": tomorrow}
     future = await vhs.post(f"/ui/courses/{course}/enrolments/{offered}/completion", completion, follow=True)
     assert "Das Abschlussdatum darf nicht in der Zukunft liegen." in future.text
-    completion["completed_on"] = date.today().isoformat()
+    completion["completed_on"] = city_today().isoformat()
     finished = await vhs.post(f"/ui/courses/{course}/enrolments/{offered}/completion", completion, follow=True)
     assert "bestanden (DTZ B1)" in text(finished.text, f"enrolment-{offered}")
     assert "Erledigt." in finished.text
@@ -334,7 +335,7 @@ async def test_the_case_page_keeps_the_plan_the_needs_and_the_courses(site: Site
         capacity=5,
         title="Geschlossener Kurs",
         sessions=sessions_from(22, 15),
-        enrolment_closes_on=(date.today() - timedelta(days=1)).isoformat(),
+        enrolment_closes_on=(city_today() - timedelta(days=1)).isoformat(),
     )
     await site.enrol(full, f"someone-{uuid.uuid4().hex[:6]}")
     page = (await lotse.get(f"/ui/cases/{case}")).text

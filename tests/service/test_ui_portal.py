@@ -12,12 +12,13 @@ import html
 import logging
 import re
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from chassis.clock import today as city_today
 from gateway.app import create_app
 from gateway.ui.portal import EVENT_TYPES, SCOPES
 from services.partners.app import create_app as create_partners
@@ -159,7 +160,7 @@ async def test_api_keys_shown_once_revoked_in_seconds_and_never_another_partners
         await jobcenter.get("/ui/partner/api-keys?lang=de")  # the language cookie: back to German
 
         # Created: the whole key once, on the answer to the POST, kept by no cache.
-        through = (date.today() + timedelta(days=30)).isoformat()
+        through = (city_today() + timedelta(days=30)).isoformat()
         created = await jobcenter.post(
             "/ui/partner/api-keys",
             {"name": "Fachverfahren OK.JUG", "scopes": ["referrals:read", "webhooks:manage"], "expires_on": through},

@@ -5,9 +5,9 @@ broker, the gateway over ASGI)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
+from chassis.clock import today as city_today
 from tests.conftest import eventually, newcomer
 from tests.service import test_ui_learning
 from tests.service.test_ui_learning import Site, part
@@ -49,7 +49,7 @@ async def test_privacy_officers_record_a_move_away_and_erase_naming_the_reason(s
     assert (await site.api.get(f"/api/v1/persons/{person}", headers=as_lotse)).status_code == 200
 
     # Moving away: the reason is asked for; given, the status changes and the access log keeps it.
-    today = date.today().isoformat()
+    today = city_today().isoformat()
     no_reason = await officer.post(
         f"/ui/persons/{person}/move-away", {"moved_away_on": today, "reason": ""}, follow=True
     )
