@@ -9,6 +9,7 @@ and never logged, put in a URL or kept in plain text.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -106,7 +107,11 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
     ) -> Response:
         issuer = request.app.state.issuer
         local = issuer if isinstance(issuer, LocalIssuer) else None
-        roster = await ui.call(request, user, "GET", "caseworkers")
+        roster, directory = await asyncio.gather(
+            ui.call(request, user, "GET", "caseworkers"),
+            ui.call(request, None, "GET", "partners", params={"page_size": 200}),
+        )
+        caseworkers = roster.body if roster.ok and isinstance(roster.body, list) else None
         return ui.render(
             request,
             "admin_users.html",
@@ -120,7 +125,10 @@ def add_routes(router: APIRouter, ui: Kit) -> None:
             revealed=revealed,
             done=done,
             error=error,
-            roster=roster.body if roster.ok and isinstance(roster.body, list) else None,
+            roster=caseworkers,
+            # Names, not ids: the accounts' partners, and the form's choice of organisation and known teams.
+            partner_names={p["partner_id"]: p["name"] for p in directory.items()},
+            teams=sorted({c["team"] for c in caseworkers or [] if c.get("team")}),
         )
 
     ui.form_page(router, "/admin/users", admin, users_page)

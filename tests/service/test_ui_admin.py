@@ -314,6 +314,14 @@ async def test_accounts_are_created_disabled_enabled_and_reset(stack: Stack, cap
     )
     assert partner.status_code == 201
     assert (await stack.token("caritas2", revealed_password(partner))).status_code == 200
+    # Names, not ids: the account's organisation by its name; the form offers the directory's by name, and the
+    # roster's teams as suggestions.
+    row = re.search(r'<tr id="account-caritas2".*?</tr>', partner.text, re.S)
+    assert row and "Caritasverband" in row.group(0) and "(caritas-landsberg)" in row.group(0), partner.text
+    choice = re.search(r'<select id="f-partner_id" name="partner_id".*?</select>', partner.text, re.S)
+    assert choice and re.search(r'<option value="caritas-landsberg">Caritasverband[^<]*</option>', choice.group(0))
+    assert '<option value="">– keine –</option>' in choice.group(0)
+    assert '<datalist id="known-teams">' in partner.text and '<option value="integration-nord">' in partner.text
 
     # The new account signs in, in the UI and for the API, and works as a caseworker.
     lotsin = await stack.agent()
@@ -570,3 +578,21 @@ async def test_an_admin_puts_caseworkers_on_the_roster_and_takes_them_off(stack:
     prefilled = await admin.get(unescape(link.group(1)))
     assert 'value="neue.lotsin"' in prefilled.text and 'value="integration-sued"' in prefilled.text
     assert '<option value="neue.lotsin">' in prefilled.text, "caseworker accounts not on the roster are offered"
+
+
+async def test_the_account_form_asks_for_a_partners_id_while_the_directory_does_not_answer(stack: Stack) -> None:
+    admin = await stack.agent("admin")
+    client = stack.app.state.client
+    mounts = {pattern.pattern: transport for pattern, transport in client._mounts.items()}
+    # The partners service away: its name resolves to nothing, as while its pods are down.
+    referral_only = httpx.AsyncClient(mounts={**mounts, "http://partners": httpx.AsyncHTTPTransport()})
+    stack.app.state.client = referral_only
+    try:
+        page = await admin.get("/ui/admin/users")
+    finally:
+        stack.app.state.client = client
+        await referral_only.aclose()
+    assert page.status_code == 200, page.text
+    assert '<select id="f-partner_id"' not in page.text
+    assert re.search(r'<label for="f-partner_id">Partner-Kennung</label>', page.text)
+    assert '<input id="f-partner_id" name="partner_id"' in page.text
