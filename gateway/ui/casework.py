@@ -17,8 +17,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from chassis import clock
 from chassis.identity import Identity
+from contracts import calendar
 from contracts.vocabulary import STAFF_CLOSE_REASONS, ElsewhereReason
 from gateway.ui.kit import Kit, Reply, field_errors
 from gateway.ui.names import language_name
@@ -86,7 +86,7 @@ async def dashboard(
         "partner_names": names,
         "waits": lambda blocked: waiting(blocked, lang, names),
         "team_workers": team_of(user, workers, user.team),
-        "today": clock.today().isoformat(),
+        "today": calendar.today().isoformat(),
     }
 
 
@@ -140,7 +140,7 @@ async def case_extras(ui: Kit, request: Request, user: Identity, case: dict[str,
         "team_workers": team_of(user, workers, case.get("team") or user.team),
         "rules": rules,
         "close_reasons": CLOSE_REASONS,
-        "today": clock.today().isoformat(),
+        "today": calendar.today().isoformat(),
         "elsewhere_reasons": ELSEWHERE_REASONS,
         "offering": _offering(directory),
     }

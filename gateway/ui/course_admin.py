@@ -18,8 +18,8 @@ import segno
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from chassis.clock import CITY_TIME
 from chassis.identity import Identity
+from contracts.calendar import CITY_TIME
 from contracts.vocabulary import CourseCategory, Funding, GermanLevel
 from gateway import policy
 from gateway.ui import learning

@@ -17,8 +17,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from chassis.clock import CITY_TIME
 from chassis.identity import Identity
+from contracts.calendar import CITY_TIME
 from contracts.vocabulary import CompletionResult
 from gateway import policy
 from gateway.ui import casework

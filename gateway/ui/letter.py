@@ -19,7 +19,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from chassis.clock import CITY_TIME
+from contracts.calendar import CITY_TIME
 from gateway.ui import casework, catalogues, households, learning
 from gateway.ui.kit import Kit
 

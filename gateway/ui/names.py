@@ -12,7 +12,7 @@ from functools import cache
 import pycountry
 from babel.dates import format_date, format_time
 
-from chassis.clock import CITY_TIME
+from contracts.calendar import CITY_TIME
 
 #: The page's language -> the CLDR locale its dates are written in.
 LOCALES = {"de": "de_DE", "en": "en_GB"}

@@ -17,11 +17,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from chassis.clock import CITY_TIME
 from chassis.identity import Identity
 from contracts import courses as course_events
 from contracts import partners as partner_events
 from contracts import referral as referral_events
+from contracts.calendar import CITY_TIME
 from contracts.vocabulary import DeclineReason, UnsuccessfulReason
 from gateway.ui import names
 from gateway.ui.kit import Kit, Reply, api_time, field_errors, problem_kind

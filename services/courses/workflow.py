@@ -21,10 +21,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis.clock import as_utc as aware
-from chassis.clock import local_day
 from chassis.uow import UnitOfWork
 from contracts import courses as events
 from contracts.base import IntegrationEvent
+from contracts.calendar import local_day
 from contracts.vocabulary import AgeBand, Gender, GermanLevel, ServiceType
 from services.courses import domain
 from services.courses.models import (

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
-#: The city's time zone: ``chassis.clock.CITY_TIME`` (a pure module imports no chassis; a test holds them equal).
-LOCAL_TIME = ZoneInfo("Europe/Berlin")
+from contracts.calendar import local_day
+
+__all__ = ["Period", "PeriodError", "family", "local_day"]
 
 
 class PeriodError(ValueError):
@@ -67,12 +67,6 @@ class Period:
 def _month_end(first: date) -> date:
     following = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
     return following - timedelta(days=1)
-
-
-def local_day(moment: datetime) -> date:
-    """The calendar day in Landsberg (naive datetimes are UTC, as SQLite hands them back)."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(LOCAL_TIME).date()
 
 
 def family(year: int) -> list[Period]:

@@ -27,7 +27,6 @@ from sqlalchemy import ColumnElement, func, select
 
 from chassis import audit as access
 from chassis.clock import as_utc as aware
-from chassis.clock import local_day
 from chassis.db import page_of_rows
 from chassis.deps import (
     ActorDep,
@@ -43,6 +42,7 @@ from chassis.deps import (
 from chassis.errors import PROBLEM_JSON, Problem, validation_errors
 from chassis.identity import HEADER
 from chassis.schemas import Page
+from contracts.calendar import local_day
 from services.referral import directory, domain, workflow
 from services.referral.models import (
     Case,

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from contracts.calendar import CITY_TIME, local_day
 from contracts.vocabulary import STAFF_CLOSE_REASONS as STAFF_CLOSE_REASONS
 from contracts.vocabulary import (
     AgeBand,
@@ -571,7 +572,7 @@ def consent_covers(
         in_force = (
             consent.given_at <= at
             and (consent.withdrawn_at is None or consent.withdrawn_at > at)
-            and (consent.expires_on is None or at.date() <= consent.expires_on)
+            and (consent.expires_on is None or local_day(at) <= consent.expires_on)
         )
         if addressed and in_force and consent.purpose == purpose:
             return consent
@@ -582,14 +583,14 @@ def consent_covers(
 
 
 def add_working_days(start: datetime, days: int, holidays: frozenset[date] = frozenset()) -> datetime:
-    """``start`` moved on by ``days`` working days (Monday to Friday, not a holiday)."""
-    moment = start
+    """``start`` moved on by ``days`` working days (Monday to Friday, not a holiday), counted in the city's days."""
+    moment = start.astimezone(CITY_TIME) if start.tzinfo else start
     remaining = days
     while remaining > 0:
-        moment += timedelta(days=1)
+        moment += timedelta(days=1)  # the same time of day in the city, across a change to or from summer time
         if moment.weekday() < 5 and moment.date() not in holidays:
             remaining -= 1
-    return moment
+    return moment.astimezone(start.tzinfo) if start.tzinfo else moment
 
 
 class ClockAction(StrEnum):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
+from contracts.calendar import local_day
 from contracts.vocabulary import AGE_BAND_YEARS, AgeBand, EmploymentSituation, GermanLevel, NeedCategory, Schooling
 
 OLDEST_PLAUSIBLE_AGE = 130
@@ -325,7 +326,7 @@ class ConsentTerms:
 def consent_in_force(consent: ConsentTerms, at: datetime) -> bool:
     if consent.withdrawn_at is not None and consent.withdrawn_at <= at:
         return False
-    if consent.expires_on is not None and at.date() > consent.expires_on:
+    if consent.expires_on is not None and local_day(at) > consent.expires_on:  # its last day is the city's
         return False
     return consent.given_at <= at
 

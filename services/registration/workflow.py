@@ -24,12 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from chassis import audit as access
-from chassis.clock import as_utc, local_day
+from chassis.clock import as_utc
 from chassis.db import page_of_rows
 from chassis.deps import UNAUTHENTICATED
 from chassis.errors import Problem
 from chassis.uow import UnitOfWork
 from contracts import registration as events
+from contracts.calendar import local_day
 from contracts.vocabulary import PartnerCategory, ResidenceStatusGroup
 from services.registration import blocks, domain
 from services.registration.models import AccessLog, CaseTeam, Consent, Household, NeedsAssessment, Person, as_dict
@@ -83,7 +84,7 @@ class Workflow:
 
     @property
     def today(self) -> date:
-        """The city's day at :attr:`now` (ages, registration dates), as ``chassis.clock.today`` says it."""
+        """The city's day at :attr:`now` (ages, registration dates), in the city (``contracts.calendar``)."""
         return local_day(self.now)
 
     @property

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.browser.showcase import document, strictly_accessible
 from tests.browser.test_partner_day import person_referred

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.conftest import eventually, newcomer
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.browser.showcase import document, strictly_accessible
 from tests.conftest import eventually, newcomer

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.browser.showcase import document, registration_reachable, strictly_accessible
 from tests.conftest import newcomer

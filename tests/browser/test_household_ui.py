@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from tests.browser.conftest import Browsing, Stack, launch_args
 from tests.conftest import course_body, eventually, newcomer
 

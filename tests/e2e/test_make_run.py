@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 from cloudevents.core.bindings import kafka as ck
 
-from chassis.clock import today as city_today
 from chassis.embedded_broker import free_port, port_in_use
+from contracts.calendar import today as city_today
 from contracts.registration import PERSONS_TOPIC
 from tests.conftest import consume, eventually, newcomer
 

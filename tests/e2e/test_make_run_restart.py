@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from tests.conftest import eventually, newcomer
 from tests.e2e.test_make_run import start_platform, wait_for
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from contracts.referral import ReferralAccepted
 from gateway.ui.kit import SESSION_COOKIE
 from services.courses import domain as courses_domain

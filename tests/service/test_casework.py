@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from services.referral.models import PartnerOfferRow
 from tests.conftest import (
     ADMIN,

@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from chassis.clock import local_day
 from chassis.embedded_broker import EmbeddedBroker
+from contracts.calendar import local_day
 from services.courses import domain
 from services.courses.app import create_app
 from services.courses.models import Course, CourseSession, IssuedPass, Learner, PassStatus

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from chassis import identity as internal
-from chassis.clock import today as city_today
 from chassis.embedded_broker import EmbeddedBroker, free_port
+from contracts.calendar import today as city_today
 from services.courses import domain
 from services.courses.app import create_app as create_courses
 from services.courses.models import Enrolment, IssuedPass, PassEntry, PassStatus

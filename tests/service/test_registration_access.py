@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import httpx
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from tests.conftest import (
     ADMIN,
     LOTSE_NORD,

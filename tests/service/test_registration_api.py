@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from services.registration.models import Consent, Household, NeedsAssessment, Person, messaging
 from tests.conftest import newcomer
 

@@ -320,7 +320,7 @@ async def test_accounts_are_created_disabled_enabled_and_reset(stack: Stack, cap
     assert row and "Caritasverband" in row.group(0) and "(caritas-landsberg)" in row.group(0), partner.text
     choice = re.search(r'<select id="f-partner_id" name="partner_id".*?</select>', partner.text, re.S)
     assert choice and re.search(r'<option value="caritas-landsberg">Caritasverband[^<]*</option>', choice.group(0))
-    assert '<option value="">– keine –</option>' in choice.group(0)
+    assert '<option value="">\u2013 keine \u2013</option>' in choice.group(0)
     assert '<datalist id="known-teams">' in partner.text and '<option value="integration-nord">' in partner.text
 
     # The new account signs in, in the UI and for the API, and works as a caseworker.

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from gateway.app import create_app
 from services.courses.app import create_app as create_courses
 from services.referral.app import create_app as create_referral

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from gateway.app import create_app
 from gateway.ui.portal import EVENT_TYPES, SCOPES
 from services.partners.app import create_app as create_partners

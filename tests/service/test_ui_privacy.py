@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chassis.clock import today as city_today
+from contracts.calendar import today as city_today
 from tests.conftest import eventually, newcomer
 from tests.service import test_ui_learning
 from tests.service.test_ui_learning import Site, part

@@ -29,7 +29,7 @@ class Runtime:
 
 
 def not_in_future(value: date) -> date:
-    if value > clock.today():
+    if value > clock.now().date():
         raise ValueError("the date lies in the future")
     return value
 

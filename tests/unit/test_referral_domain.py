@@ -808,7 +808,7 @@ def test_the_purpose_must_match() -> None:
 def test_an_expired_consent_does_not_count() -> None:
     assert covers([consent(expires_on=AT.date())]) is not None, "valid through its last day"
     assert covers([consent(expires_on=AT.date() - timedelta(days=1))]) is None
-    last_moment = datetime(2026, 6, 15, 23, 59, 59, tzinfo=UTC)
+    last_moment = datetime(2026, 6, 15, 21, 59, 59, tzinfo=UTC)  # 23:59:59 in Landsberg (CEST): the city's day
     assert covers([consent(expires_on=date(2026, 6, 15))], at=last_moment) is not None
     assert covers([consent(expires_on=date(2026, 6, 15))], at=last_moment + timedelta(seconds=1)) is None
 
@@ -858,6 +858,16 @@ def test_one_working_day_from_friday_is_monday() -> None:
 def test_a_weekend_start_counts_from_monday() -> None:
     saturday = datetime(2026, 11, 28, 15, 30, tzinfo=UTC)
     assert domain.add_working_days(saturday, 1) == datetime(2026, 11, 30, 15, 30, tzinfo=UTC)
+
+
+def test_working_days_are_the_citys_days() -> None:
+    # Friday 23:30 UTC is Saturday 00:30 in Landsberg: one working day on is Monday 00:30 there (Sunday 23:30 UTC),
+    # not Monday 23:30 UTC (Tuesday there).
+    late_friday = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)
+    assert domain.add_working_days(late_friday, 1) == datetime(2026, 11, 29, 23, 30, tzinfo=UTC)
+    # Across the change to summer time (29 March 2026) the time of day in the city stays, the UTC hour moves.
+    before = datetime(2026, 3, 27, 8, 0, tzinfo=UTC)  # Friday, 09:00 in Landsberg
+    assert domain.add_working_days(before, 1) == datetime(2026, 3, 30, 7, 0, tzinfo=UTC)
 
 
 def test_zero_working_days_is_the_start() -> None:

@@ -458,10 +458,10 @@ def test_consent_is_in_force_from_the_moment_it_is_given() -> None:
     assert not domain.consent_in_force(terms, GIVEN - timedelta(microseconds=1))
 
 
-def test_consent_is_in_force_through_its_expiry_day_and_not_after() -> None:
+def test_consent_is_in_force_through_its_expiry_day_in_the_city_and_not_after() -> None:
     terms = ConsentTerms(GIVEN, date(2026, 4, 30), None)
-    assert domain.consent_in_force(terms, datetime(2026, 4, 30, 23, 59, 59, tzinfo=UTC))
-    assert not domain.consent_in_force(terms, datetime(2026, 5, 1, 0, 0, tzinfo=UTC))
+    assert domain.consent_in_force(terms, datetime(2026, 4, 30, 21, 59, 59, tzinfo=UTC))  # 23:59:59 in Landsberg
+    assert not domain.consent_in_force(terms, datetime(2026, 4, 30, 22, 0, tzinfo=UTC))  # midnight there (CEST)
 
 
 def test_consent_ends_when_withdrawn() -> None:
