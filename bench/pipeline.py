@@ -29,16 +29,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform as host
 import shutil
 import signal
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,7 +146,8 @@ class Watch:
     """Polls the referral service's database for the load's cases and complete sets of referrals."""
 
     load: TimedLoad
-    connection: asyncpg.Connection
+    #: Rows of a query (``$1`` parameters) on the referral service's database.
+    fetch: Callable[..., Awaitable[list[Any]]]
     case_seen: dict[str, float] = field(default_factory=dict)
     referrals_seen: dict[str, float] = field(default_factory=dict)
 
@@ -156,16 +160,18 @@ class Watch:
     async def poll(self) -> None:
         cases, referrals = self.pending()
         if cases:
-            rows = await self.connection.fetch("SELECT DISTINCT person_id FROM cases WHERE person_id = ANY($1)", cases)
+            rows = await self.fetch(f"SELECT DISTINCT person_id FROM cases WHERE person_id IN ({marks(cases)})", *cases)
             now = time.monotonic()  # visible at the latest when the answer came
             self.case_seen.update((r["person_id"], now) for r in rows)
         if referrals:
-            rows = await self.connection.fetch(
-                "SELECT person_id FROM referrals WHERE person_id = ANY($1) AND service_type = ANY($2) "
-                "GROUP BY person_id HAVING count(DISTINCT service_type) = $3",
-                referrals,
-                sorted(EXPECTED_REFERRALS),
-                len(EXPECTED_REFERRALS),
+            services = sorted(EXPECTED_REFERRALS)
+            rows = await self.fetch(
+                f"SELECT person_id FROM referrals WHERE person_id IN ({marks(referrals)}) "
+                f"AND service_type IN ({marks(services, len(referrals))}) "
+                f"GROUP BY person_id HAVING count(DISTINCT service_type) = ${len(referrals) + len(services) + 1}",
+                *referrals,
+                *services,
+                len(services),
             )
             now = time.monotonic()
             self.referrals_seen.update((r["person_id"], now) for r in rows)
@@ -189,6 +195,11 @@ class Watch:
         case = [self.case_seen[p] - t for p, t in self.load.registered_at.items() if p in self.case_seen]
         referrals = [self.referrals_seen[p] - t for p, t in self.load.assessed_at.items() if p in self.referrals_seen]
         return {"case": percentiles(case), "referrals": percentiles(referrals)}
+
+
+def marks(values: list[Any], before: int = 0) -> str:
+    """``$n`` placeholders for ``values`` after ``before`` others: an IN list both databases take."""
+    return ", ".join(f"${before + i}" for i in range(1, len(values) + 1))
 
 
 def percentiles(seconds: list[float]) -> dict[str, float | int]:
@@ -249,9 +260,18 @@ def cpu_per_newcomer(platform: Platform, before: dict[str, float], newcomers: in
 # --- 1, 2: rates ---------------------------------------------------------------------------------------------------
 
 
-async def referral_connection(platform: Platform) -> asyncpg.Connection:
-    url = make_url(POSTGRES).set(database=platform.databases["referral"]).render_as_string(hide_password=False)
-    return await asyncpg.connect(url)
+@contextlib.asynccontextmanager
+async def referral_reader(platform: Platform) -> AsyncIterator[Callable[..., Awaitable[list[Any]]]]:
+    """Queries on the referral service's database: one connection held on PostgreSQL (polled every 20 ms)."""
+    if platform.postgres is None:
+        yield functools.partial(platform.query, "referral")
+        return
+    url = make_url(platform.postgres).set(database=platform.databases["referral"])
+    connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        yield connection.fetch
+    finally:
+        await connection.close()
 
 
 async def fresh_tokens(platform: Platform) -> None:
@@ -270,11 +290,10 @@ async def at_rate(platform: Platform, memory: Memory, rate: float, seconds: floa
         rate=rate,
         count=max(1, int(rate * seconds)),
     )
-    connection = await referral_connection(platform)
     stop = asyncio.Event()
     cpu_before = cpu_now(platform)
-    try:
-        watch = Watch(load, connection)
+    async with referral_reader(platform) as fetch:
+        watch = Watch(load, fetch)
         background = [asyncio.create_task(watch.run(stop)), asyncio.create_task(memory.run(stop))]
         await load.start().wait()
         stop.set()
@@ -314,8 +333,6 @@ async def at_rate(platform: Platform, memory: Memory, rate: float, seconds: floa
             caught_up = await watch.until_complete(CATCH_UP_S)
             print(f"    caught up with the backlog: {caught_up}")
         return result
-    finally:
-        await connection.close()
 
 
 async def rates(platform: Platform, memory: Memory) -> dict[str, Any]:
@@ -494,6 +511,9 @@ async def replay_one(platform: Platform, process: Process, raw_rate: float) -> d
 async def ingest(platform: Platform, workdir: Path) -> dict[str, Any]:
     print(f"\n4. ingest: {WRK_S:.0f} s each, {gateway_bench.CONCURRENCY} connections")
     gateway_bench.SECONDS = WRK_S
+    if platform.postgres is None:
+        print("  ! skipped on SQLite: the bare baseline (bench/bare.py) inserts into PostgreSQL")
+        return {"skipped": "the bare baseline runs on PostgreSQL only"}
     if not shutil.which("wrk"):
         print("  ! wrk is not installed (apt-get install wrk): skipped; the Python load generator would be the limit")
         return {"skipped": "wrk is not installed"}
@@ -654,9 +674,10 @@ async def postgres_version() -> str:
 
 def table(result: dict[str, Any]) -> str:
     m = result["machine"]
+    database = m.get("database") or f"PostgreSQL {m['postgresql']}"  # results written before SQLite was measured
     lines = [
         f"Measured {result['date']} ({'quick' if result['quick'] else 'full'} profile) on {m['cores']} cores "
-        f"({m['cpu']}), PostgreSQL {m['postgresql']}, load from {m['load_generator']}, on the same machine.",
+        f"({m['cpu']}), {database}, load from {m['load_generator']}, on the same machine.",
         "",
         "| what | measured | target |",
         "| --- | --- | --- |",
@@ -724,15 +745,27 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def main() -> None:
+async def database() -> tuple[str | None, str]:
+    """PostgreSQL when it answers at ``BENCH_POSTGRES_URL`` (its URL and version), else SQLite files, as `make run`
+    starts the services without it (``BENCH_DATABASE=sqlite`` asks for SQLite)."""
+    if os.environ.get("BENCH_DATABASE", "").lower() == "sqlite":
+        return None, f"SQLite {sqlite3.sqlite_version}"
     try:
-        version = await postgres_version()
+        return POSTGRES, f"PostgreSQL {await postgres_version()}"
     except (OSError, asyncpg.PostgresError) as exc:
-        raise SystemExit(f"bench: no PostgreSQL answers at {POSTGRES} (BENCH_POSTGRES_URL): {exc}") from exc
+        print(
+            f"bench: no PostgreSQL answers at {POSTGRES} (BENCH_POSTGRES_URL; {exc}): measuring on SQLite files, as "
+            "`make run` runs without it (one writer per service: consumers do not batch, and phase 4 is skipped)"
+        )
+        return None, f"SQLite {sqlite3.sqlite_version}"
+
+
+async def main() -> None:
+    postgres, version = await database()
     (ROOT / "var").mkdir(exist_ok=True)
     directory = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / "var"))
     print(f"bench ({'quick' if QUICK else 'full'} profile): starting the platform in {directory}")
-    platform = await start_platform(directory, POSTGRES, webhook_backoff_s=5)
+    platform = await start_platform(directory, postgres, webhook_backoff_s=5)
     memory = Memory(platform)
     result: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -740,10 +773,10 @@ async def main() -> None:
         "machine": {
             "cores": os.cpu_count(),
             "cpu": cpu_model(),
-            "postgresql": version,
+            "database": version,
             "load_generator": "Python httpx (paced phases), wrk (ingest)"
-            if shutil.which("wrk")
-            else "Python httpx (wrk is not installed)",
+            if shutil.which("wrk") and postgres is not None
+            else "Python httpx",
         },
     }
     results = ROOT / "bench" / "results"

@@ -22,6 +22,7 @@ import os
 import re
 import shlex
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -421,7 +422,7 @@ class Observation:
 @dataclass
 class Platform:
     directory: Path
-    postgres: str
+    postgres: str | None  # None: each service on a SQLite file in the directory, as `make run` without PostgreSQL
     broker: EmbeddedBroker
     processes: dict[str, Process]
     databases: dict[str, str]  # service -> database name
@@ -498,6 +499,8 @@ class Platform:
         self.broker.stop()
         for receiver in self.receivers.values():
             receiver.down()
+        if self.postgres is None:
+            return  # the SQLite files go with the directory
         admin = await asyncpg.connect(self.postgres)
         try:
             for name in self.databases.values():
@@ -537,6 +540,9 @@ class Platform:
     # --- counting ---
 
     async def query(self, service: str, sql: str, *args: Any) -> list[Any]:
+        """Rows of ``sql`` (``$1``-style parameters) on the service's database; on SQLite, rows by column name too."""
+        if self.postgres is None:
+            return await asyncio.to_thread(sqlite_rows, self.databases[service], sql, args)
         url = make_url(self.postgres).set(database=self.databases[service]).render_as_string(hide_password=False)
         connection = await asyncpg.connect(url)
         try:
@@ -717,10 +723,21 @@ async def resumed(
         await producer.stop()
 
 
+def sqlite_rows(path: str, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    """``sql`` with asyncpg's ``$1`` parameters on a SQLite file (``?1``: numbered the same)."""
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        connection.row_factory = sqlite3.Row
+        return connection.execute(re.sub(r"\$(\d+)", r"?\1", sql), args).fetchall()
+    finally:
+        connection.close()
+
+
 def platform_environment(
-    directory: Path, bootstrap: str, databases: dict[str, str], postgres: str, webhook_backoff_s: float
+    directory: Path, bootstrap: str, databases: dict[str, str], postgres: str | None, webhook_backoff_s: float
 ) -> tuple[dict[str, str], dict[str, int]]:
-    """`make run`'s environment (``scripts.run``), on free ports, PostgreSQL and the test's broker."""
+    """`make run`'s environment (``scripts.run``), on free ports, PostgreSQL (or SQLite files: ``postgres`` None)
+    and the test's broker."""
     saved = dict(os.environ)
     try:
         # Settings of the outer test run must not leak into the platform: it is configured here alone.
@@ -735,7 +752,11 @@ def platform_environment(
     run.connect(env, ports)
     env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     for service, database in databases.items():
-        url = make_url(postgres).set(drivername="postgresql", database=database).render_as_string(hide_password=False)
+        if postgres is None:
+            url = f"sqlite+aiosqlite:///{database}"
+        else:
+            on = make_url(postgres).set(drivername="postgresql", database=database)
+            url = on.render_as_string(hide_password=False)
         env[f"{service.upper()}_DATABASE_URL"] = url
     env["GATEWAY_LOCAL_USERS_FILE"] = str(directory / "gateway-users.json")
     env["COURSES_DEV_SIGNING_KEY_FILE"] = str(directory / "pass-signing.key")
@@ -744,17 +765,22 @@ def platform_environment(
     return env, ports
 
 
-async def start_platform(directory: Path, postgres: str, webhook_backoff_s: float) -> Platform:
+async def start_platform(directory: Path, postgres: str | None, webhook_backoff_s: float) -> Platform:
+    """The platform as `make run` starts it: one PostgreSQL database per service on ``postgres``, or with None one
+    SQLite file per service in ``directory`` (`make run`'s default)."""
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    suffix = uuid.uuid4().hex[:8]
-    databases = {name: f"faults_{name}_{suffix}" for name in CONSUMERS}
-    admin = await asyncpg.connect(postgres)
-    try:
-        for name in databases.values():
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    if postgres is None:
+        databases = {name: str(directory / f"{name}.db") for name in CONSUMERS}
+    else:
+        suffix = uuid.uuid4().hex[:8]
+        databases = {name: f"faults_{name}_{suffix}" for name in CONSUMERS}
+        admin = await asyncpg.connect(postgres)
+        try:
+            for name in databases.values():
+                await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
     broker = EmbeddedBroker(log_path=logs / "broker.log")
     env, ports = platform_environment(directory, broker.bootstrap_servers, databases, postgres, webhook_backoff_s)
     commands = parse_procfile((ROOT / "Procfile").read_text()).processes
