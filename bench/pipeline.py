@@ -33,6 +33,7 @@ import functools
 import json
 import os
 import platform as host
+import re
 import shutil
 import signal
 import sqlite3
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -197,6 +199,21 @@ class Watch:
         return {"case": percentiles(case), "referrals": percentiles(referrals)}
 
 
+def failure_kinds(failures: list[str]) -> dict[str, int]:
+    """How many calls failed, by call and answer (``POST /api/v1/registrations: 422``, or the client's error): the
+    load keeps the first words of each failure (``tests.faults.harness.Load``), the bench counts them by kind."""
+    kinds = Counter(
+        re.sub(
+            r"^(POST \S+: (?:still )?\S+).*$",
+            r"\1",
+            re.sub(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", "{id}", f),
+            flags=re.S,
+        )
+        for f in failures
+    )
+    return dict(kinds.most_common())
+
+
 def marks(values: list[Any], before: int = 0) -> str:
     """``$n`` placeholders for ``values`` after ``before`` others: an IN list both databases take."""
     return ", ".join(f"${before + i}" for i in range(1, len(values) + 1))
@@ -314,6 +331,7 @@ async def at_rate(platform: Platform, memory: Memory, rate: float, seconds: floa
             "newcomers": load.count,
             "load_seconds": round(load_s, 1),
             "failures": len(load.failures),
+            "failure_kinds": failure_kinds(load.failures),
             "complete_within_drain": complete,
             "held": held,
             "cpu_ms_per_newcomer": cpu,
@@ -632,7 +650,8 @@ async def outage(platform: Platform, memory: Memory) -> dict[str, Any]:
     backlog = await unpublished(platform)
     print(
         f"  {len(load.registered)} registered in {load.ended_at - load.started_at:.1f} s "
-        f"({len(load.failures)} failures); unpublished: {backlog}"
+        f"({len(load.failures)} failures{': ' if load.failures else ''}{failure_kinds(load.failures) or ''}); "
+        f"unpublished: {backlog}"
     )
     platform.broker.start()
     started = time.monotonic()
@@ -648,6 +667,7 @@ async def outage(platform: Platform, memory: Memory) -> dict[str, Any]:
         "rate": OUTAGE_RATE,
         "registered": len(load.registered),
         "failures": len(load.failures),
+        "failure_kinds": failure_kinds(load.failures),
         "backlog": backlog,
         "drained_s": drained,
         "registration_drain_s": drained.get("registration"),
