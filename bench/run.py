@@ -220,6 +220,32 @@ def backend_cpu_seconds(database: str) -> dict[int, float]:
     return found
 
 
+async def sessions_opened(database: str | None) -> int:
+    """How many connections the server has accepted to ``database`` so far (a pool that closes and opens connections
+    under load costs a backend's start each time)."""
+    if database is None:
+        return 0
+    admin = await asyncpg.connect(POSTGRES, timeout=3)
+    try:
+        return int(await admin.fetchval("SELECT sessions FROM pg_stat_database WHERE datname = $1", database) or 0)
+    finally:
+        await admin.close()
+
+
+def ended_backends_cpu_seconds() -> float:
+    """CPU time of the PostgreSQL server's processes that have ended so far (the postmaster's reaped children: a
+    connection's backend that a pool closed). Every database's, not only the one measured: on a shared machine an
+    upper bound of this benchmark's share."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().split(b"\0")[0].endswith(b"bin/postgres"):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    return 0.0
+
+
 def machine_busy() -> tuple[int, int]:
     """All cores' jiffies so far: (total, idle + iowait)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -235,6 +261,7 @@ class Meter:
         self.database = database
         self.before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         self.backends = backend_cpu_seconds(database) if database else {}
+        self.ended = ended_backends_cpu_seconds()
         self.machine = machine_busy()
 
     def per_request(self, count: float) -> dict[str, float]:
@@ -244,6 +271,7 @@ class Meter:
             after = backend_cpu_seconds(self.database)
             spent = sum(t - self.backends.get(pid, 0.0) for pid, t in after.items())
             cpu_ms["postgres backends"] = 1000 * spent / count
+            cpu_ms["ended backends (any database)"] = 1000 * (ended_backends_cpu_seconds() - self.ended) / count
         total, idle = machine_busy()
         cpu_ms["machine busy %"] = 100 * (1 - (idle - self.machine[1]) / max(total - self.machine[0], 1))
         return cpu_ms
@@ -419,6 +447,7 @@ async def run(database: str, postgres_name: str | None, code: Path = ROOT) -> di
                     if postgres_name is not None and BARE:
                         bare = await bare_insert(database_url, var, postgres_name)
                     named = body() | {"given_names": "Bench BENCHNAME"}
+                    opened = await sessions_opened(postgres_name)
                     meter = Meter(pids, postgres_name)
                     spies = profiled(pids, f"{code.name}-{uuid.uuid4().hex[:4]}")
                     registrations = await asyncio.to_thread(
@@ -436,6 +465,7 @@ async def run(database: str, postgres_name: str | None, code: Path = ROOT) -> di
                     print("  ! wrk is not installed (apt-get install wrk): the Python load generator below is")
                     print("    itself the bottleneck, so these figures say little about the services.")
                     baseline = summary("baseline GET /healthz", await load(client, "GET", "/healthz", None, {}))
+                    opened = await sessions_opened(postgres_name)
                     meter = Meter(pids, postgres_name)
                     registrations = summary(
                         "POST /api/v1/registrations", await load(client, "POST", "/api/v1/registrations", body, auth)
@@ -443,6 +473,9 @@ async def run(database: str, postgres_name: str | None, code: Path = ROOT) -> di
                 cpu_ms = meter.per_request(registrations["per_second"] * SECONDS)
                 cpu_per_request: dict[str, Any] = {"cpu_ms_per_request": cpu_ms}
                 print("    CPU per registration: " + cpu_line(cpu_ms))
+                if postgres_name is not None:
+                    cpu_per_request["connections_opened"] = await sessions_opened(postgres_name) - opened
+                    print(f"    database connections opened meanwhile: {cpu_per_request['connections_opened']}")
             # Fetching as the services' consumers do (chassis.consumer, kafka_fetch_max_wait_ms by default).
             fetch_max_wait_ms = ServiceSettings.model_fields["kafka_fetch_max_wait_ms"].default
             consumer = AIOKafkaConsumer(
