@@ -46,6 +46,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     literal_column,
@@ -190,39 +191,53 @@ def insert_into(table: Table) -> Insert:
 
 #: Rows for tables, in order: what :func:`writes_at_once` inserts.
 Writes = Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
+#: A statement and its parameters.
+Bound = tuple[Any, Mapping[str, Any]]
 _at_once: dict[tuple[Any, ...], Select[Any]] = {}
 
 
 def writes_at_once(
-    writes: Writes, also: tuple[Update, Mapping[str, Any]] | None = None
+    writes: Writes, also: Bound | None = None, unless: Bound | None = None
 ) -> tuple[Select[Any], dict[str, Any]]:
-    """PostgreSQL: the inserts of ``writes`` (and the update ``also``, with its parameters) as one statement, each a
-    data-modifying CTE, and the parameters to run it with. One statement is atomic on its own: in autocommit it is a
-    whole transaction in one round trip (no BEGIN, one per insert, COMMIT). Built once per shape (tables, columns,
+    """PostgreSQL: the inserts of ``writes`` (and the update ``also``) as one statement, each a data-modifying CTE,
+    and the parameters to run it with. One statement is atomic on its own: in autocommit it is a whole transaction
+    in one round trip (no BEGIN, one per insert, COMMIT). ``unless`` is a query (a check that refuses the writes,
+    e.g. for duplicates): when it finds rows, nothing is written and the statement answers them (it answers nothing
+    otherwise); all parts see the database as it was before the statement. Built once per shape (tables, columns,
     numbers of rows); the values come as parameters. The rows of one table have the same columns."""
     writes = [(table, rows) for table, rows in writes if rows]
     tables = tuple((table, tuple(rows[0]), len(rows)) for table, rows in writes)
-    shape = (tables, also[0] if also is not None else None)
+    shape = (tables, also[0] if also is not None else None, unless[0] if unless is not None else None)
     statement = _at_once.get(shape)
     if statement is None:
-        # A CTE per row: an insert of several rows' VALUES is compiled anew on every execution (SQLAlchemy does not
-        # cache it), which cost more CPU than the round trips it saved.
-        ctes = [
-            insert(table)
-            .values({c: bindparam(f"w{i}r{r}_{c}", type_=table.c[c].type) for c in columns})
-            .cte(f"w{i}r{r}")
-            for i, (table, columns, count) in enumerate(tables)
-            for r in range(count)
-        ]
-        if also is not None:
-            ctes.append(also[0].cte("also"))
-        statement = _at_once[shape] = select(literal_column("1")).add_cte(*ctes)
+        statement = _at_once[shape] = _statement_at_once(tables, shape[1], shape[2])
     params = {
         f"w{i}r{r}_{c}": v for i, (_, rows) in enumerate(writes) for r, row in enumerate(rows) for c, v in row.items()
     }
-    if also is not None:
-        params.update(also[1])
+    for bound in (also, unless):
+        if bound is not None:
+            params.update(bound[1])
     return statement, params
+
+
+def _statement_at_once(tables: tuple[tuple[Table, tuple[str, ...], int], ...], also: Any, unless: Any) -> Select[Any]:
+    refusal = unless.cte("refusal") if unless is not None else None
+    allowed = ~exists(select(literal_column("1")).select_from(refusal)) if refusal is not None else None
+    ctes = []
+    for i, (table, columns, count) in enumerate(tables):
+        # A CTE per row: an insert of several rows' VALUES is compiled anew on every execution (SQLAlchemy does not
+        # cache it), which cost more CPU than the round trips it saved.
+        for r in range(count):
+            values = [bindparam(f"w{i}r{r}_{c}", type_=table.c[c].type) for c in columns]
+            if allowed is None:
+                row = insert(table).values(dict(zip(columns, values, strict=True)))
+            else:
+                row = insert(table).from_select(columns, select(*values).where(allowed))
+            ctes.append(row.cte(f"w{i}r{r}"))
+    if also is not None:
+        ctes.append((also if allowed is None else also.where(allowed)).cte("also"))
+    answer = select(refusal) if refusal is not None else select(literal_column("1"))
+    return answer.add_cte(*ctes)
 
 
 class OutboxRelay:

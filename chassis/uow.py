@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Executable, Result, Table, select
+from sqlalchemy import Executable, Row, Table, select
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -161,43 +161,39 @@ class UnitOfWork:
             return 0
         return await self._idempotency.forget(await self.session.connection(), subjects)
 
-    def _alone(self) -> AsyncEngine | None:
-        """The engine to run a statement on in autocommit, standing alone: PostgreSQL, and nothing begun here yet."""
+    async def commit_inserts(
+        self,
+        writes: Writes,
+        events: Sequence[PublishableEvent] = (),
+        *,
+        unless: tuple[Executable, Mapping[str, Any]] | None = None,
+    ) -> list[Row[Any]]:
+        """Insert the rows, publish the events and commit, unless the query ``unless`` (a check that refuses the
+        writes) finds rows: then nothing is written, and they are returned. On PostgreSQL, when nothing has begun
+        a transaction here, it is all one statement in autocommit, the check, the outbox rows and the idempotency
+        key's mark (:meth:`commit`) with it: one round trip instead of a BEGIN, the check, one per insert, the mark
+        and a COMMIT."""
         bind = self.session.bind
-        if self._held_rows is not None or self.session.in_transaction() or not isinstance(bind, AsyncEngine):
-            return None
-        return bind if bind.dialect.name == "postgresql" else None
-
-    async def read_alone(self, statement: Executable, params: Mapping[str, Any]) -> Result[Any]:
-        """A read before this unit of work writes anything (a check that may refuse it): on PostgreSQL in autocommit,
-        one round trip without a BEGIN, so that :meth:`commit_inserts` can still write all at once."""
-        engine = self._alone()
-        if engine is None:
-            return await self.session.execute(statement, params)
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return (await conn.execute(statement, params)).freeze()()
-
-    async def commit_inserts(self, writes: Writes, events: Sequence[PublishableEvent] = ()) -> None:
-        """Insert the rows, publish the events and commit. On PostgreSQL, when nothing has begun a transaction
-        here, it is all one statement in autocommit, the outbox rows and the idempotency key's mark
-        (:meth:`commit`) with it: one round trip instead of a BEGIN, one per insert, the mark and a COMMIT."""
-        engine = self._alone()
-        if engine is None:
+        begun = self._held_rows is not None or self.session.in_transaction()
+        if begun or not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
+            if unless is not None and (refused := list((await self.session.execute(*unless)).all())):
+                return refused
             for table, rows in writes:
                 if rows:
                     await self.session.execute(insert_into(table), list(rows))
             await self.publish(*events)
             await self.commit()
-            return
+            return []
         rows = self._outbox.rows(events)
         mark = self._idempotency.mark_statement() if self._idempotency is not None else None
-        statement, params = writes_at_once([*writes, (self._outbox.table, rows)], mark)
-        async with engine.connect() as conn:
+        statement, params = writes_at_once([*writes, (self._outbox.table, rows)], mark, unless)
+        async with bind.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(statement, params)
-        if rows:
+            answer = await conn.execute(statement, params)
+            refused = list(answer.all()) if unless is not None else []
+        if rows and not refused:
             self._on_events_committed()
+        return refused
 
     async def commit(self) -> None:
         if self._held_rows:

@@ -19,7 +19,10 @@ from services.registration.models import AccessLog, Household, Person
 from services.registration.workflow import ACCESS_LOG_TABLE, HOUSEHOLDS, persons_table
 from tests.conftest import newcomer, person_registered, signed_by_gateway
 
-REGISTRAR = signed_by_gateway(internal.Identity("registrar", frozenset({"registrar"})), "registration")
+
+def registrar() -> dict[str, str]:
+    """Signed now: a signed identity expires (chassis.identity.TTL_SECONDS)."""
+    return signed_by_gateway(internal.Identity("registrar", frozenset({"registrar"})), "registration")
 
 
 def person_row(person_id: str, household_id: str, at: datetime) -> dict[str, Any]:
@@ -97,14 +100,43 @@ async def test_a_registration_whose_answer_was_lost_after_its_commit_never_runs_
 
     with monkeypatch.context() as patch:
         patch.setattr(store, "finish", dies_before_keeping)
-        first = await registration.post("/api/v1/registrations", headers=REGISTRAR | key, json=body)
+        first = await registration.post("/api/v1/registrations", headers=registrar() | key, json=body)
     assert first.status_code == 201, first.text
     async with store.engine.connect() as conn:
         (row,) = (await conn.execute(select(idempotency.TABLE))).all()
     assert row.status == idempotency.EFFECT_COMMITTED
 
-    again = await registration.post("/api/v1/registrations", headers=REGISTRAR | key, json=body)
+    again = await registration.post("/api/v1/registrations", headers=registrar() | key, json=body)
     assert again.status_code == 409 and again.json()["type"].endswith("/idempotency-request-in-flight"), again.text
     async with registration.app.state.runtime.session_factory() as session:  # type: ignore[attr-defined]
         persons = (await session.scalars(select(Person.id).where(Person.given_names == body["given_names"]))).all()
     assert persons == [first.json()["person_id"]]
+
+
+async def test_a_possible_duplicate_is_refused_with_nothing_written(registration: httpx.AsyncClient) -> None:
+    """The duplicate check is part of the writes' statement on PostgreSQL: a refusal must leave no household, person,
+    access log entry or event behind, and name the person already there."""
+    runtime = registration.app.state.runtime  # type: ignore[attr-defined]
+    body = newcomer()
+    first = await registration.post("/api/v1/registrations", headers=registrar(), json=body)
+    assert first.status_code == 201, first.text
+
+    async def written() -> tuple[int, ...]:
+        async with runtime.session_factory() as session:
+            return tuple(
+                [
+                    int(await session.scalar(select(func.count()).select_from(table)) or 0)
+                    for table in (HOUSEHOLDS, persons_table, ACCESS_LOG_TABLE, runtime.tables.outbox)
+                ]
+            )
+
+    before = await written()
+    again = await registration.post("/api/v1/registrations", headers=registrar(), json=body | {"household_members": []})
+    assert again.status_code == 409, again.text
+    assert [p["person_id"] for p in again.json()["existing_persons"]] == [first.json()["person_id"]]
+    assert await written() == before
+    confirmed = await registration.post(
+        "/api/v1/registrations", headers=registrar(), json=body | {"confirm_new_person": True}
+    )
+    assert confirmed.status_code == 201, confirmed.text
+    assert await written() == (before[0] + 1, before[1] + 1, before[2] + 1, before[3] + 1)
