@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ParamSpec, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, false, func, insert, select, true
+from sqlalchemy import ColumnElement, Select, Table, bindparam, false, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -233,11 +233,21 @@ def profile(w: Workflow, person: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- registration (Anmeldung) ---------------------------------------------------------------
 
+
 #: Built once: statements that only take parameters skip the per-request construction and coercion.
-POSSIBLE_DUPLICATES = select(persons_table.c.id, persons_table.c.registration_date, persons_table.c.status).where(
-    persons_table.c.duplicate_key.in_(bindparam("keys", expanding=True)),
-    persons_table.c.status != domain.PersonStatus.ERASED.value,
-)
+@functools.cache
+def possible_duplicates(count: int) -> Select[Any]:
+    """The persons not erased with one of ``count`` duplicate keys (parameters ``key0``, ``key1``...). Not an
+    expanding IN: that renders the whole statement's SQL anew on every execution, and it is part of a
+    registration's one statement."""
+    return select(persons_table.c.id, persons_table.c.registration_date, persons_table.c.status).where(
+        persons_table.c.duplicate_key.in_(
+            [bindparam(f"key{i}", type_=persons_table.c.duplicate_key.type) for i in range(count)]
+        ),
+        persons_table.c.status != domain.PersonStatus.ERASED.value,
+    )
+
+
 HOUSEHOLDS = cast(Table, Household.__table__)
 ACCESS_LOG_TABLE = cast(Table, AccessLog.__table__)
 NEW_CONSENT = insert(cast(Table, Consent.__table__))
@@ -340,7 +350,8 @@ async def register(w: Workflow, body: RegistrationCreate) -> Registration:
     # log (most of a registration's CPU was its seven round trips).
     by = w.recorded_by
     # The duplicate check goes with the writes: on PostgreSQL the same statement, as it is read before them either way.
-    duplicates = None if body.confirm_new_person else (POSSIBLE_DUPLICATES, {"keys": [f.duplicate_key for f in facts]})
+    keys = {f"key{i}": f.duplicate_key for i, f in enumerate(facts)}
+    duplicates = None if body.confirm_new_person else (possible_duplicates(len(keys)), keys)
     existing = await w.uow.commit_inserts(
         [(HOUSEHOLDS, households), (persons_table, persons), (ACCESS_LOG_TABLE, written(w, "register", persons))],
         [events.PersonRegistered(**profile(w, p), recorded_by=by) for p in persons],
