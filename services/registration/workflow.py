@@ -234,7 +234,6 @@ def profile(w: Workflow, person: Mapping[str, Any]) -> dict[str, Any]:
 # --- registration (Anmeldung) ---------------------------------------------------------------
 
 
-#: Built once: statements that only take parameters skip the per-request construction and coercion.
 @functools.cache
 def possible_duplicates(count: int) -> Select[Any]:
     """The persons not erased with one of ``count`` duplicate keys (parameters ``key0``, ``key1``...). Not an
@@ -248,6 +247,7 @@ def possible_duplicates(count: int) -> Select[Any]:
     )
 
 
+#: Built once: statements that only take parameters skip the per-request construction and coercion.
 HOUSEHOLDS = cast(Table, Household.__table__)
 ACCESS_LOG_TABLE = cast(Table, AccessLog.__table__)
 NEW_CONSENT = insert(cast(Table, Consent.__table__))
