@@ -87,6 +87,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Update
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chassis.clock import Clock, as_utc, system_clock
@@ -154,6 +155,8 @@ _TAKE = TABLE.insert()
 _READ = select(TABLE).where(TABLE.c.scope == bindparam("held_scope"))
 _UPDATE_HELD = update(TABLE).where(_HELD)
 _MARK_COMMITTED = update(TABLE).where(_HELD, TABLE.c.status.is_(None))
+#: The same as part of another statement (chassis.uow.UnitOfWork.commit_inserts), where SET names its value.
+_MARK_COMMITTED_IN = _MARK_COMMITTED.values(status=EFFECT_COMMITTED)
 _DELETE_HELD = delete(TABLE).where(_HELD)
 
 
@@ -380,6 +383,14 @@ class IdempotencyStore:
         await conn.execute(
             _MARK_COMMITTED, {"held_scope": claimed.scope, "held_claim": claimed.claim, "status": EFFECT_COMMITTED}
         )
+
+    def mark_statement(self) -> tuple[Update, dict[str, str]] | None:
+        """:meth:`mark_committed` as an update to run within the effect's own statement, with its parameters; None
+        when no request with a key is being served here."""
+        holding = _holding.get()
+        if holding is None or holding[0] is not self:
+            return None
+        return _MARK_COMMITTED_IN, {"held_scope": holding[1].scope, "held_claim": holding[1].claim}
 
     async def release(self, claimed: Claimed) -> None:
         async with self._single.connect() as conn:

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from time import monotonic
@@ -46,13 +46,17 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
+    insert,
+    literal_column,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert, Update
 
 from chassis import cloudevents
@@ -148,7 +152,7 @@ class Outbox:
     async def insert(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
         """Insert rows made by :meth:`rows` (perhaps of several calls) in one statement."""
         if rows:
-            await session.execute(_insert_into(self.table), list(rows))
+            await session.execute(insert_into(self.table), list(rows))
             session.info["outbox_dirty"] = True
 
     def rows(self, events: Sequence[PublishableEvent]) -> list[dict[str, Any]]:
@@ -177,12 +181,63 @@ class Outbox:
 _inserts: dict[Table, Insert] = {}
 
 
-def _insert_into(table: Table) -> Insert:
-    """One insert statement per outbox table, built once: its values come as parameters."""
+def insert_into(table: Table) -> Insert:
+    """One insert statement per table (an outbox, a service's own), built once: its values come as parameters."""
     statement = _inserts.get(table)
     if statement is None:
         statement = _inserts[table] = table.insert()
     return statement
+
+
+#: Rows for tables, in order: what :func:`writes_at_once` inserts.
+Writes = Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
+#: A statement and its parameters.
+Bound = tuple[Any, Mapping[str, Any]]
+_at_once: dict[tuple[Any, ...], Select[Any]] = {}
+
+
+def writes_at_once(
+    writes: Writes, also: Bound | None = None, unless: Bound | None = None
+) -> tuple[Select[Any], dict[str, Any]]:
+    """PostgreSQL: the inserts of ``writes`` (and the update ``also``) as one statement, each a data-modifying CTE,
+    and the parameters to run it with. One statement is atomic on its own: in autocommit it is a whole transaction
+    in one round trip (no BEGIN, one per insert, COMMIT). ``unless`` is a query (a check that refuses the writes,
+    e.g. for duplicates): when it finds rows, nothing is written and the statement answers them (it answers nothing
+    otherwise); all parts see the database as it was before the statement. Built once per shape (tables, columns,
+    numbers of rows); the values come as parameters. The rows of one table have the same columns."""
+    writes = [(table, rows) for table, rows in writes if rows]
+    tables = tuple((table, tuple(rows[0]), len(rows)) for table, rows in writes)
+    shape = (tables, also[0] if also is not None else None, unless[0] if unless is not None else None)
+    statement = _at_once.get(shape)
+    if statement is None:
+        statement = _at_once[shape] = _statement_at_once(tables, shape[1], shape[2])
+    params = {
+        f"w{i}r{r}_{c}": v for i, (_, rows) in enumerate(writes) for r, row in enumerate(rows) for c, v in row.items()
+    }
+    for bound in (also, unless):
+        if bound is not None:
+            params.update(bound[1])
+    return statement, params
+
+
+def _statement_at_once(tables: tuple[tuple[Table, tuple[str, ...], int], ...], also: Any, unless: Any) -> Select[Any]:
+    refusal = unless.cte("refusal") if unless is not None else None
+    allowed = ~exists(select(literal_column("1")).select_from(refusal)) if refusal is not None else None
+    ctes = []
+    for i, (table, columns, count) in enumerate(tables):
+        # A CTE per row: an insert of several rows' VALUES is compiled anew on every execution (SQLAlchemy does not
+        # cache it), which cost more CPU than the round trips it saved.
+        for r in range(count):
+            values = [bindparam(f"w{i}r{r}_{c}", type_=table.c[c].type) for c in columns]
+            if allowed is None:
+                row = insert(table).values(dict(zip(columns, values, strict=True)))
+            else:
+                row = insert(table).from_select(columns, select(*values).where(allowed))
+            ctes.append(row.cte(f"w{i}r{r}"))
+    if also is not None:
+        ctes.append((also if allowed is None else also.where(allowed)).cte("also"))
+    answer = select(refusal) if refusal is not None else select(literal_column("1"))
+    return answer.add_cte(*ctes)
 
 
 class OutboxRelay:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Table, select
+from sqlalchemy import Executable, Row, Table, select
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import inspect as sqlalchemy_inspect
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chassis import deadletters
-from chassis.outbox import Outbox, PublishableEvent
+from chassis.outbox import Outbox, PublishableEvent, Writes, insert_into, writes_at_once
 
 if TYPE_CHECKING:
     from chassis.cloudevents import ReceivedEvent
@@ -160,6 +160,40 @@ class UnitOfWork:
         if self._idempotency is None:  # no store, no stored answers (a unit of work outside a service's runtime)
             return 0
         return await self._idempotency.forget(await self.session.connection(), subjects)
+
+    async def commit_inserts(
+        self,
+        writes: Writes,
+        events: Sequence[PublishableEvent] = (),
+        *,
+        unless: tuple[Executable, Mapping[str, Any]] | None = None,
+    ) -> list[Row[Any]]:
+        """Insert the rows, publish the events and commit, unless the query ``unless`` (a check that refuses the
+        writes) finds rows: then nothing is written, and they are returned. On PostgreSQL, when nothing has begun
+        a transaction here, it is all one statement in autocommit, the check, the outbox rows and the idempotency
+        key's mark (:meth:`commit`) with it: one round trip instead of a BEGIN, the check, one per insert, the mark
+        and a COMMIT."""
+        bind = self.session.bind
+        begun = self._held_rows is not None or self.session.in_transaction()
+        if begun or not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
+            if unless is not None and (refused := list((await self.session.execute(*unless)).all())):
+                return refused
+            for table, rows in writes:
+                if rows:
+                    await self.session.execute(insert_into(table), list(rows))
+            await self.publish(*events)
+            await self.commit()
+            return []
+        rows = self._outbox.rows(events)
+        mark = self._idempotency.mark_statement() if self._idempotency is not None else None
+        statement, params = writes_at_once([*writes, (self._outbox.table, rows)], mark, unless)
+        async with bind.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            answer = await conn.execute(statement, params)
+            refused = list(answer.all()) if unless is not None else []
+        if rows and not refused:
+            self._on_events_committed()
+        return refused
 
     async def commit(self) -> None:
         if self._held_rows:

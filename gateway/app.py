@@ -22,7 +22,7 @@ from chassis import identity as internal
 from chassis import metrics as process_metrics
 from chassis.errors import install_problem_handlers
 from chassis.heap import startup_objects_frozen
-from chassis.http import BodySizeLimit, SecurityHeaders, UpstreamTransport
+from chassis.http import BodySizeLimit, CookielessClient, SecurityHeaders, UpstreamTransport
 from chassis.identity import Identity
 from chassis.telemetry import install_dumps, setup_logging, setup_tracing, traced_transport
 from gateway import admission, deadletters, health, openapi, proxy, signin, ui
@@ -77,7 +77,7 @@ def create_app(
         install_dumps()
         setup_tracing(settings)
         process_metrics.setup_metrics(settings)
-        async with httpx.AsyncClient(
+        async with CookielessClient(
             timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=2.0),
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE),
             verify=settings.http_verify(),  # the identity provider's https: public CAs and HTTP_SSL_CAFILE

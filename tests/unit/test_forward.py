@@ -13,6 +13,7 @@ import pytest
 from starlette.requests import Request
 
 from chassis.errors import Problem
+from chassis.http import CookielessClient
 from chassis.identity import Identity
 from gateway.forward import Forwarder
 from gateway.ui.kit import Upstream
@@ -140,3 +141,18 @@ async def test_a_bent_or_unowned_path_is_a_404_problem() -> None:
         with pytest.raises(Problem) as refused:
             forwarder.base(path, raw)
         assert refused.value.status == 404
+
+
+async def test_the_gateways_client_keeps_no_cookie_an_answer_sets() -> None:
+    """One client serves every caller: a Set-Cookie in one answer must not go along with the next request."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, headers={"set-cookie": "session=secret; Path=/"}, json={})
+
+    async with CookielessClient(transport=httpx.MockTransport(answer)) as client:
+        await client.get("http://registration/api/v1/persons")
+        await client.get("http://registration/api/v1/persons")
+        assert not client.cookies
+    assert [r.headers.get("cookie") for r in seen] == [None, None]
