@@ -56,9 +56,10 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/service.db"
-    #: Connections a process keeps open, and how many more it may open under load (unset: as many as the pool).
-    #: Every pod's pool plus overflow, times the pods, must stay under PostgreSQL's max_connections: the manifests
-    #: set both, and tests/deploy adds them up.
+    #: The connections a process may hold: the pool, and how many more under load (unset: as many as the pool). Once
+    #: opened they stay open (chassis.service: closing an overflow connection cost more than its statements). Every
+    #: pod's pool plus overflow, times the pods, must stay under PostgreSQL's max_connections: the manifests set
+    #: both, and tests/deploy adds them up.
     database_pool_size: int = 10
     database_max_overflow: int | None = None
     #: Run the migrations when the process starts (development, tests, one process per service). In production
