@@ -45,7 +45,7 @@ def records(count: int) -> list[ConsumerRecord[bytes, bytes]]:
     return [registered(person, person, offset) for offset, person in enumerate(people)]
 
 
-async def run(service: str, count: int) -> float:
+async def run(service: str, count: int) -> tuple[float, float, float | None]:
     name = f"bench_handlers_{service}_{os.getpid()}"
     admin = await asyncpg.connect(POSTGRES)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -57,7 +57,31 @@ async def run(service: str, count: int) -> float:
         await admin.close()
 
 
-async def measure(service: str, url: str, count: int) -> float:
+def backend_cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU of these PostgreSQL backends so far, from /proc (None when the server is not local)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+async def database_cpu(admin_url: str, database: str) -> float | None:
+    """The CPU seconds the backends serving ``database`` spent (all of them are this run's: the database is new)."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        pids = [r["pid"] for r in await admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)]
+    finally:
+        await admin.close()
+    return backend_cpu_seconds(pids)
+
+
+async def measure(service: str, url: str, count: int) -> tuple[float, float, float | None]:
+    """Events per second, and CPU milliseconds per event of this process and of the database's backends."""
     from services.monitoring import app as monitoring_app
     from services.monitoring import handlers as monitoring_handlers
     from services.monitoring import models as monitoring_models
@@ -102,11 +126,18 @@ async def measure(service: str, url: str, count: int) -> float:
         dead_letters=messaging.dead_letters,
     )
     fed = records(count)
-    started = time.monotonic()
+    async with factory() as session:  # every pooled connection open before the clock starts (their CPU counted)
+        await session.execute(text("SELECT 1"))
+    database = make_url(url).database or ""
+    db_before = await database_cpu(POSTGRES, database)
+    started, cpu = time.monotonic(), time.process_time()
     for start in range(0, count, FETCH):
         async for _ in consumer._process_records(fed[start : start + FETCH]):
             pass
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
+    db_after = await database_cpu(POSTGRES, database)
+    # Backends opened during the run count whole (their start is small); None when the server is elsewhere.
+    db_ms = None if db_before is None or db_after is None else (db_after - db_before) * 1000 / count
     assert consumer.handled_total == count, (consumer.handled_total, count)
     async with factory() as session:  # the effects are all there, once
         own = ["cases", "case_members", "timeline", "known_persons"] if referral else ["persons"]
@@ -114,14 +145,16 @@ async def measure(service: str, url: str, count: int) -> float:
         counts = {t: await session.scalar(text(f"SELECT count(*) FROM {t}")) for t in tables}
     await engine.dispose()
     print(json.dumps(counts), file=sys.stderr)
-    return count / elapsed
+    return count / elapsed, cpu * 1000 / count, db_ms
 
 
 def main() -> None:
     service = sys.argv[1] if len(sys.argv) > 1 else "referral"
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-    rate = asyncio.run(run(service, count))
-    print(json.dumps({"service": service, "events": count, "per_second": round(rate, 1)}))
+    rate, cpu_ms, db_ms = asyncio.run(run(service, count))
+    result = {"service": service, "events": count, "per_second": round(rate, 1), "cpu_ms_per_event": round(cpu_ms, 3)}
+    result["db_cpu_ms_per_event"] = None if db_ms is None else round(db_ms, 3)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
