@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select
+import pytest
+from sqlalchemy import event, func, select, text
 
-from chassis.cloudevents import as_record
+from chassis.cloudevents import ReceivedEvent, as_record
 from chassis.consumer import EventConsumer
 from chassis.db import make_engine, make_session_factory
 from chassis.migrations import upgrade_to_head
@@ -25,6 +26,7 @@ from contracts.vocabulary import ConsentPurpose, ServiceType
 from services.monitoring.app import MonitoringSettings
 from services.monitoring.handlers import CONSUMED_TOPICS, make_handlers
 from services.monitoring.models import ReferralFact, messaging
+from tests.conftest import fresh_postgres_database
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "monitoring" / "migrations"
 
@@ -77,3 +79,46 @@ async def test_a_batch_of_referral_facts_looks_the_known_ones_up_at_once(databas
             assert len(lookups) <= batches, f"{len(lookups)} lookups of referral facts for {len(records)} events"
     finally:
         await engine.dispose()
+
+
+async def test_a_batch_plans_its_lookups_for_their_keys_in_its_own_transaction_only(
+    postgres_server: str | None,
+) -> None:
+    """Batches run with custom plans (a cached generic plan compared every row of a replayed table with every key
+    of a batch's lookups); the setting ends with the batch's transaction, the pool's connections keep the default."""
+    if postgres_server is None:
+        pytest.skip("batches are PostgreSQL's (set TEST_POSTGRES_URL); CI runs this")
+    async with fresh_postgres_database(postgres_server) as (database_url, _name):
+        await asyncio.to_thread(upgrade_to_head, MIGRATIONS, database_url, "alembic_version_monitoring")
+        engine = make_engine(database_url, pool_size=1, max_overflow=0)  # one connection: the batch's, reused after
+        factory = make_session_factory(engine)
+        settings = MonitoringSettings(
+            database_url=database_url, environment="development", kafka_consumer_batch_size=100
+        )
+        handlers = dict(make_handlers())
+        plain = handlers[ReferralSent.event_type]
+        modes: list[str] = []
+
+        async def noting(uow: UnitOfWork, received: ReceivedEvent) -> None:
+            modes.append(str(await uow.session.scalar(text("SHOW plan_cache_mode"))))
+            await plain(uow, received)
+
+        handlers[ReferralSent.event_type] = noting
+        consumer = EventConsumer(
+            settings=settings,
+            unit_of_work=lambda: UnitOfWork(factory, Outbox(messaging.outbox), dead_letters=messaging.dead_letters),
+            inbox=messaging.inbox,
+            group_id="monitoring",
+            handlers=handlers,
+            topics=CONSUMED_TOPICS,
+            dead_letters=messaging.dead_letters,
+        )
+        at = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+        records = [as_record(sent(str(uuid.uuid4()), at), source="/services/referral", offset=i) for i in range(6)]
+        try:
+            assert [offset async for offset in consumer._process_records(records)] == list(range(6))
+            assert modes == ["force_custom_plan"] * 6
+            async with factory() as session:
+                assert await session.scalar(text("SHOW plan_cache_mode")) == "auto"
+        finally:
+            await engine.dispose()
