@@ -29,6 +29,7 @@ from chassis.db import make_engine, make_session_factory
 from chassis.migrations import upgrade_to_head
 from chassis.outbox import Outbox
 from chassis.settings import ServiceSettings
+from chassis.telemetry import setup_tracing
 from chassis.uow import UnitOfWork
 from services.referral import directory
 from services.referral.models import CaseworkerRow, PartnerOfferRow
@@ -105,6 +106,7 @@ async def measure(service: str, url: str, count: int) -> tuple[float, float, flo
         handlers = monitoring_handlers.make_handlers()
         messaging, topics = monitoring_models.messaging, monitoring_handlers.CONSUMED_TOPICS
         module_file = monitoring_app.__file__
+    setup_tracing(settings)  # the tracer provider a service installs (a span per event is made, not recorded)
     await asyncio.to_thread(upgrade_to_head, Path(module_file).parent / "migrations", url, f"alembic_version_{service}")
     engine = make_engine(url)
     factory = make_session_factory(engine)
