@@ -49,6 +49,10 @@ class UnitOfWork:
         self.cache: dict[str, Any] = {}
         #: Outbox rows held back until the commit (in a batch: one insert for all its events, not one per publish).
         self._held_rows: list[dict[str, Any]] | None = None
+        #: Rows of new records held for one insert per table at the commit (:meth:`insert_at_commit`), by table and
+        #: key; and what was done to them, so that a savepoint's rollback undoes it (see :meth:`savepoint`).
+        self._held_inserts: dict[Table, dict[Any, dict[str, Any]]] = {}
+        self._held_journal: list[tuple[Table, Any, dict[str, Any] | None]] = []
         self._savepoints = True
 
     async def __aenter__(self) -> UnitOfWork:
@@ -84,6 +88,7 @@ class UnitOfWork:
     async def savepoint(self) -> AsyncIterator[None]:
         """A savepoint (``begin_nested``); on failure its held events and the cache go with what it undid."""
         held = len(self._held_rows) if self._held_rows is not None else 0
+        journal = len(self._held_journal)
         try:
             if self._savepoints:
                 async with self.session.begin_nested():
@@ -93,8 +98,40 @@ class UnitOfWork:
         except BaseException:
             if self._held_rows is not None:
                 del self._held_rows[held:]
+            self._undo_held_inserts(journal)
             self.cache.clear()
             raise
+
+    def insert_at_commit(self, table: Table, key: Any, row: dict[str, Any]) -> None:
+        """Insert ``row`` (a new record of ``table``, whose primary key is ``key``) at the commit, with the others
+        held for the same table in one statement: for a batch's many new rows, no ORM object each (its making,
+        tracking and flush were most of a simple handler's CPU). Until then only :meth:`held` and :meth:`take_held`
+        see it, not a query: a handler that may meet the row again in the same unit of work asks them first."""
+        self._held_inserts.setdefault(table, {})[key] = row
+        self._held_journal.append((table, key, None))
+
+    def held(self, table: Table, key: Any) -> dict[str, Any] | None:
+        """The row held for insertion into ``table`` with this key, if any (to read; see :meth:`take_held`)."""
+        rows = self._held_inserts.get(table)
+        return rows.get(key) if rows else None
+
+    def take_held(self, table: Table, key: Any) -> dict[str, Any] | None:
+        """The row held for insertion into ``table`` with this key, no longer held: the caller is to store it its own
+        way (e.g. as an ORM row it then changes)."""
+        rows = self._held_inserts.get(table)
+        row = rows.pop(key, None) if rows else None
+        if row is not None:
+            self._held_journal.append((table, key, row))
+        return row
+
+    def _undo_held_inserts(self, mark: int) -> None:
+        """Undo what was held or taken since ``mark`` (a rolled back savepoint), last first."""
+        while len(self._held_journal) > mark:
+            table, key, taken = self._held_journal.pop()
+            if taken is None:
+                self._held_inserts[table].pop(key, None)
+            else:
+                self._held_inserts[table][key] = taken
 
     async def load(self, model: type[_Row], keys: Iterable[Any]) -> list[_Row]:
         """Load the rows of ``model`` (a single-column primary key) with these keys in one query, into the session:
@@ -162,6 +199,10 @@ class UnitOfWork:
         return await self._idempotency.forget(await self.session.connection(), subjects)
 
     async def commit(self) -> None:
+        for table, held in self._held_inserts.items():
+            if held:
+                await self.session.execute(table.insert(), list(held.values()))
+        self._held_inserts, self._held_journal = {}, []
         if self._held_rows:
             rows, self._held_rows = self._held_rows, []
             await self._outbox.insert(self.session, rows)
