@@ -39,11 +39,15 @@ FETCH = 500
 
 
 def records(count: int) -> list[ConsumerRecord[bytes, bytes]]:
-    """``count`` new people's person_registered records, each its own household (as ``make bench``'s backlog)."""
+    """``count`` new people's person_registered records, each its own household (as ``make bench``'s backlog), with
+    the headers the outbox relay sends."""
     from tests.service.test_referral_batches import registered
 
     people = [str(uuid.uuid4()) for _ in range(count)]
-    return [registered(person, person, offset) for offset, person in enumerate(people)]
+    fed = [registered(person, person, offset) for offset, person in enumerate(people)]
+    for record in fed:  # the relay's traceparent: the registration request's span, not sampled (no exporter)
+        record.headers.append(("traceparent", f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00".encode()))
+    return fed
 
 
 async def run(service: str, count: int) -> tuple[float, float, float | None]:
