@@ -11,6 +11,7 @@ from sqlalchemy import Table, select
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import instance_state
 
 from chassis import deadletters
 from chassis.outbox import Outbox, PublishableEvent
@@ -52,6 +53,7 @@ class UnitOfWork:
         #: Rows of new records held for one insert per table at the commit (:meth:`insert_at_commit`), by table and
         #: key; and what was done to them, so that a savepoint's rollback undoes it (see :meth:`savepoint`).
         self._held_inserts: dict[Table, dict[Any, dict[str, Any]]] = {}
+        #: (table, key, the row held under the key before): what undoes each holding, replacing or taking.
         self._held_journal: list[tuple[Table, Any, dict[str, Any] | None]] = []
         self._savepoints = True
 
@@ -107,8 +109,14 @@ class UnitOfWork:
         held for the same table in one statement: for a batch's many new rows, no ORM object each (its making,
         tracking and flush were most of a simple handler's CPU). Until then only :meth:`held` and :meth:`take_held`
         see it, not a query: a handler that may meet the row again in the same unit of work asks them first."""
-        self._held_inserts.setdefault(table, {})[key] = row
-        self._held_journal.append((table, key, None))
+        rows = self._held_inserts.setdefault(table, {})
+        self._held_journal.append((table, key, rows.get(key)))
+        rows[key] = row  # a row held under this key already is replaced, in its place
+
+    def held_rows(self, table: Table) -> list[tuple[Any, dict[str, Any]]]:
+        """The rows held for insertion into ``table`` with their keys, in the order they were held (to read; change
+        one by holding a changed copy under its key)."""
+        return list(self._held_inserts.get(table, {}).items())
 
     def held(self, table: Table, key: Any) -> dict[str, Any] | None:
         """The row held for insertion into ``table`` with this key, if any (to read; see :meth:`take_held`)."""
@@ -125,13 +133,13 @@ class UnitOfWork:
         return row
 
     def _undo_held_inserts(self, mark: int) -> None:
-        """Undo what was held or taken since ``mark`` (a rolled back savepoint), last first."""
+        """Undo what was held, replaced or taken since ``mark`` (a rolled back savepoint), last first."""
         while len(self._held_journal) > mark:
-            table, key, taken = self._held_journal.pop()
-            if taken is None:
+            table, key, before = self._held_journal.pop()  # the row held under the key before, if any
+            if before is None:
                 self._held_inserts[table].pop(key, None)
             else:
-                self._held_inserts[table][key] = taken
+                self._held_inserts[table][key] = before
 
     async def load(self, model: type[_Row], keys: Iterable[Any]) -> list[_Row]:
         """Load the rows of ``model`` (a single-column primary key) with these keys in one query, into the session:
@@ -158,8 +166,12 @@ class UnitOfWork:
 
     def _added(self, _session: Any, row: Any) -> None:
         added = self.cache.get(_ADDED)
-        if added is not None:
-            mapper = sqlalchemy_inspect(row).mapper
+        # Only rows of the models load() found keys missing of: get() looks no others up here. A row added before
+        # its model's load() is flushed by that load's query (autoflush) and found there.
+        if added is not None and type(row) in self.cache.get(_ABSENT, {}):
+            # The instance's state, not inspect(row): for a declarative class's instance that goes the way of the
+            # class (its registered inspector), a tenth of the referral consumer's CPU.
+            mapper = instance_state(row).mapper
             added[(mapper.class_, tuple(mapper.primary_key_from_instance(row)))] = row
 
     async def get(self, model: type[_Row], key: Any) -> _Row | None:

@@ -1,5 +1,5 @@
 """Rows held for one insert at the commit (``UnitOfWork.insert_at_commit``) keep a savepoint's promise: what a rolled
-back savepoint held is not inserted, what it took from the held rows is held again; the rest goes in at the commit."""
+back savepoint held is not inserted, what it replaced or took is held as before; the rest goes in at the commit."""
 
 from __future__ import annotations
 
@@ -32,10 +32,13 @@ async def test_a_rolled_back_savepoint_gives_back_what_it_held_and_took(database
             with pytest.raises(Refused):
                 async with uow.savepoint():
                     uow.insert_at_commit(things, "undone", {"id": "undone", "size": 3})
+                    uow.insert_at_commit(things, "kept", {"id": "kept", "size": 10})  # replaced in its place
+                    assert uow.held_rows(things)[0] == ("kept", {"id": "kept", "size": 10})
                     assert uow.take_held(things, "taken") == {"id": "taken", "size": 2}
                     assert uow.held(things, "taken") is None
                     raise Refused
             assert uow.held(things, "undone") is None, "held in the rolled back savepoint"
+            assert uow.held(things, "kept") == {"id": "kept", "size": 1}, "replaced in it: as it was"
             assert uow.held(things, "taken") == {"id": "taken", "size": 2}, "taken in it: held again"
             async with uow.savepoint():  # a savepoint that holds: its rows stay
                 uow.insert_at_commit(things, "later", {"id": "later", "size": 4})
