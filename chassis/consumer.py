@@ -100,6 +100,22 @@ def is_transient(exc: BaseException) -> bool:
     return code is not None and (code[:2] in TRANSIENT_SQLSTATE_CLASSES or code in TRANSIENT_SQLSTATES)
 
 
+def _unsampled_parent(traceparent: str) -> trace.SpanContext | None:
+    """The publisher's span context from a W3C ``traceparent`` of version 00 whose trace is not sampled; None for
+    anything else (then the propagators read it). Read here, not by ``propagate.extract`` (the configured
+    propagators, a regular expression, a context each): that was a tenth of a simple handler's CPU in a replay."""
+    parts = traceparent.split("-")
+    if len(parts) != 4 or parts[0] != "00" or len(parts[1]) != 32 or len(parts[2]) != 16 or parts[3] != "00":
+        return None
+    try:
+        trace_id, span_id = int(parts[1], 16), int(parts[2], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(0))
+
+
 class _Stopping(Exception):
     """The consumer was asked to stop while it waited for the infrastructure."""
 
@@ -562,11 +578,12 @@ class EventConsumer:
         A span nobody records (no exporter, and the publisher's trace not sampled: the usual case) is not made: the
         publisher's span context stands in, so that logs and the events the handler publishes carry the same trace
         id as they would have. Making the span was about a sixth of a simple handler's CPU in a replay."""
-        parent = propagate.extract({"traceparent": event.header("traceparent") or ""})
+        traceparent = event.header("traceparent") or ""
         if not self._spans_exported:
-            publisher = trace.get_current_span(parent).get_span_context()
-            if publisher.is_valid and not publisher.trace_flags.sampled:
+            publisher = _unsampled_parent(traceparent)
+            if publisher is not None:
                 return trace.use_span(trace.NonRecordingSpan(publisher))
+        parent = propagate.extract({"traceparent": traceparent})
         return tracer.start_as_current_span(f"handle {event.type}", context=parent, kind=trace.SpanKind.CONSUMER)
 
     async def _database_answers(self) -> bool:
