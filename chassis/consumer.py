@@ -495,7 +495,10 @@ class EventConsumer:
                     if handler is not None and event.id not in seen:
                         with self._handling(event):
                             try:
-                                async with uow.savepoint():
+                                if savepoints:
+                                    async with uow.savepoint():
+                                        await handler(uow, event)
+                                else:  # a failure undoes the whole transaction, and the unit of work goes with it
                                     await handler(uow, event)
                             except Exception as exc:  # undone (all, or to its savepoint); _process sorts it out
                                 if not savepoints:
