@@ -11,6 +11,7 @@ from sqlalchemy import Executable, Row, Table, select
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import inspect as sqlalchemy_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import instance_state
 
 from chassis import deadletters
 from chassis.outbox import Outbox, PublishableEvent, Writes, insert_into, writes_at_once
@@ -49,6 +50,11 @@ class UnitOfWork:
         self.cache: dict[str, Any] = {}
         #: Outbox rows held back until the commit (in a batch: one insert for all its events, not one per publish).
         self._held_rows: list[dict[str, Any]] | None = None
+        #: Rows of new records held for one insert per table at the commit (:meth:`insert_at_commit`), by table and
+        #: key; and what was done to them, so that a savepoint's rollback undoes it (see :meth:`savepoint`).
+        self._held_inserts: dict[Table, dict[Any, dict[str, Any]]] = {}
+        #: (table, key, the row held under the key before): what undoes each holding, replacing or taking.
+        self._held_journal: list[tuple[Table, Any, dict[str, Any] | None]] = []
         self._savepoints = True
 
     async def __aenter__(self) -> UnitOfWork:
@@ -84,6 +90,7 @@ class UnitOfWork:
     async def savepoint(self) -> AsyncIterator[None]:
         """A savepoint (``begin_nested``); on failure its held events and the cache go with what it undid."""
         held = len(self._held_rows) if self._held_rows is not None else 0
+        journal = len(self._held_journal)
         try:
             if self._savepoints:
                 async with self.session.begin_nested():
@@ -93,8 +100,46 @@ class UnitOfWork:
         except BaseException:
             if self._held_rows is not None:
                 del self._held_rows[held:]
+            self._undo_held_inserts(journal)
             self.cache.clear()
             raise
+
+    def insert_at_commit(self, table: Table, key: Any, row: dict[str, Any]) -> None:
+        """Insert ``row`` (a new record of ``table``, whose primary key is ``key``) at the commit, with the others
+        held for the same table in one statement: for a batch's many new rows, no ORM object each (its making,
+        tracking and flush were most of a simple handler's CPU). Until then only :meth:`held` and :meth:`take_held`
+        see it, not a query: a handler that may meet the row again in the same unit of work asks them first."""
+        rows = self._held_inserts.setdefault(table, {})
+        self._held_journal.append((table, key, rows.get(key)))
+        rows[key] = row  # a row held under this key already is replaced, in its place
+
+    def held_rows(self, table: Table) -> list[tuple[Any, dict[str, Any]]]:
+        """The rows held for insertion into ``table`` with their keys, in the order they were held (to read; change
+        one by holding a changed copy under its key)."""
+        return list(self._held_inserts.get(table, {}).items())
+
+    def held(self, table: Table, key: Any) -> dict[str, Any] | None:
+        """The row held for insertion into ``table`` with this key, if any (to read; see :meth:`take_held`)."""
+        rows = self._held_inserts.get(table)
+        return rows.get(key) if rows else None
+
+    def take_held(self, table: Table, key: Any) -> dict[str, Any] | None:
+        """The row held for insertion into ``table`` with this key, no longer held: the caller is to store it its own
+        way (e.g. as an ORM row it then changes)."""
+        rows = self._held_inserts.get(table)
+        row = rows.pop(key, None) if rows else None
+        if row is not None:
+            self._held_journal.append((table, key, row))
+        return row
+
+    def _undo_held_inserts(self, mark: int) -> None:
+        """Undo what was held, replaced or taken since ``mark`` (a rolled back savepoint), last first."""
+        while len(self._held_journal) > mark:
+            table, key, before = self._held_journal.pop()  # the row held under the key before, if any
+            if before is None:
+                self._held_inserts[table].pop(key, None)
+            else:
+                self._held_inserts[table][key] = before
 
     async def load(self, model: type[_Row], keys: Iterable[Any]) -> list[_Row]:
         """Load the rows of ``model`` (a single-column primary key) with these keys in one query, into the session:
@@ -121,8 +166,12 @@ class UnitOfWork:
 
     def _added(self, _session: Any, row: Any) -> None:
         added = self.cache.get(_ADDED)
-        if added is not None:
-            mapper = sqlalchemy_inspect(row).mapper
+        # Only rows of the models load() found keys missing of: get() looks no others up here. A row added before
+        # its model's load() is flushed by that load's query (autoflush) and found there.
+        if added is not None and type(row) in self.cache.get(_ABSENT, {}):
+            # The instance's state, not inspect(row): for a declarative class's instance that goes the way of the
+            # class (its registered inspector), a tenth of the referral consumer's CPU.
+            mapper = instance_state(row).mapper
             added[(mapper.class_, tuple(mapper.primary_key_from_instance(row)))] = row
 
     async def get(self, model: type[_Row], key: Any) -> _Row | None:
@@ -174,7 +223,7 @@ class UnitOfWork:
         key's mark (:meth:`commit`) with it: one round trip instead of a BEGIN, the check, one per insert, the mark
         and a COMMIT."""
         bind = self.session.bind
-        begun = self._held_rows is not None or self.session.in_transaction()
+        begun = self._held_rows is not None or bool(self._held_inserts) or self.session.in_transaction()
         if begun or not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
             if unless is not None and (refused := list((await self.session.execute(*unless)).all())):
                 return refused
@@ -196,6 +245,10 @@ class UnitOfWork:
         return refused
 
     async def commit(self) -> None:
+        for table, held in self._held_inserts.items():
+            if held:
+                await self.session.execute(insert_into(table), list(held.values()))
+        self._held_inserts, self._held_journal = {}, []
         if self._held_rows:
             rows, self._held_rows = self._held_rows, []
             await self._outbox.insert(self.session, rows)

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 
 from chassis.cloudevents import ReceivedEvent
 from chassis.consumer import Handler
@@ -40,7 +40,16 @@ log = logging.getLogger(__name__)
 CONSUMED_TOPICS = sorted(TOPICS)
 
 
+#: Where a registration's new profile is held until the unit of work's commit (``UnitOfWork.insert_at_commit``).
+PERSONS = cast(Table, Person.__table__)
+
+
 async def _person(uow: UnitOfWork, person_id: str) -> Person:
+    held = uow.take_held(PERSONS, person_id)
+    if held is not None:  # registered earlier in this unit of work: the ORM's row from here on, to be changed
+        made = Person(**held)
+        uow.session.add(made)
+        return made
     person = await uow.get(Person, person_id)
     if person is None:
         person = Person(person_id=person_id, profile_version=0, erased=False)
@@ -50,6 +59,8 @@ async def _person(uow: UnitOfWork, person_id: str) -> Person:
 
 async def _linkable(uow: UnitOfWork, person_id: str) -> str | None:
     """The pseudonym, unless the person was erased (then the fact is kept without it)."""
+    if uow.held(PERSONS, person_id) is not None:
+        return person_id  # a new profile, not erased
     person = await uow.get(Person, person_id)
     return None if person is not None and person.erased else person_id
 
@@ -78,6 +89,10 @@ async def profile(uow: UnitOfWork, event: ReceivedEvent) -> None:
     else:
         model = registration_events.PersonRegistered.model_validate(event.data)
         version = 1
+        if uow.held(PERSONS, model.person_id) is None and await uow.get(Person, model.person_id) is None:
+            # Someone new (a replay's usual case): the row goes in with the batch's others at the commit.
+            uow.insert_at_commit(PERSONS, model.person_id, _profile_row(model))
+            return
     person = await _person(uow, model.person_id)
     if person.erased or version <= person.profile_version:
         return
@@ -86,6 +101,27 @@ async def profile(uow: UnitOfWork, event: ReceivedEvent) -> None:
     person.residence_status_group, person.district = model.residence_status_group.value, model.district
     person.block = model.block_id
     person.profile_version = version
+
+
+def _profile_row(model: registration_events.PersonRegistered) -> dict[str, Any]:
+    """A new person's row: what :func:`profile` sets on a row it made, as a profile of version 1."""
+    return {
+        "person_id": model.person_id,
+        "household_id": model.household_id,
+        "registered_on": model.registered_on,
+        "nationality": model.nationality,
+        "age_band": model.age_band.value,
+        "gender": model.gender.value,
+        "residence_status_group": model.residence_status_group.value,
+        "district": model.district,
+        "block": model.block_id,
+        "profile_version": 1,
+        "erased": False,
+        "moved_away_on": None,
+        "needs_version": None,
+        "needs_assessed_on": None,
+        "housing_need": None,
+    }
 
 
 async def moved_away(uow: UnitOfWork, event: ReceivedEvent) -> None:

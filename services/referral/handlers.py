@@ -69,6 +69,11 @@ async def _redact_timeline(uow: UnitOfWork, person_id: str) -> None:
         kept = {k: v for k, v in (entry.summary or {}).items() if k in KEPT_AFTER_ERASURE}
         if kept != entry.summary:
             entry.summary = kept
+    for key, held in uow.held_rows(workflow.TIMELINE):  # this unit of work's entries, inserted at its commit
+        if held["person_id"] == person_id:
+            kept = {k: v for k, v in (held["summary"] or {}).items() if k in KEPT_AFTER_ERASURE}
+            if kept != held["summary"]:
+                uow.insert_at_commit(workflow.TIMELINE, key, held | {"summary": kept})
 
 
 async def _person(uow: UnitOfWork, person_id: str) -> KnownPerson:

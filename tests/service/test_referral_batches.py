@@ -24,9 +24,9 @@ from chassis.migrations import upgrade_to_head
 from chassis.outbox import Outbox
 from chassis.uow import UnitOfWork
 from contracts.referral import CaseAssigned, CaseOpened
-from contracts.registration import PersonRegistered
-from services.referral.handlers import CONSUMED_TOPICS, make_handlers
-from services.referral.models import Case, CaseMember, CaseworkerRow, messaging
+from contracts.registration import PersonErased, PersonRegistered
+from services.referral.handlers import CONSUMED_TOPICS, KEPT_AFTER_ERASURE, make_handlers
+from services.referral.models import Case, CaseMember, CaseworkerRow, TimelineEntry, messaging
 from services.referral.runtime import ReferralSettings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "referral" / "migrations"
@@ -133,5 +133,25 @@ async def test_a_handler_failing_in_a_batch_leaves_no_trace_of_its_tries(databas
             sent = await outbox_types(session)
             assert (sent[CaseOpened.event_type], sent[CaseAssigned.event_type]) == (6, 6), "no event of a failed try"
             assert await session.scalar(select(func.count()).select_from(messaging.inbox)) == 6
+    finally:
+        await engine.dispose()
+
+
+async def test_an_erasure_in_the_batch_of_the_registration_reduces_its_timeline_entries(database_url: str) -> None:
+    """The timeline entries a batch holds for its commit (``UnitOfWork.insert_at_commit``) are reduced by an erasure
+    in the same batch, as those already stored are."""
+    person = str(uuid.uuid4())
+    erasure = as_record(
+        PersonErased(person_id=person, erased_at=datetime(2026, 12, 7, 10, 0, tzinfo=UTC)),
+        source="/services/registration",
+        offset=1,
+    )
+    engine, factory = await handle_all(database_url, [registered(person, person, 0), erasure])
+    try:
+        async with factory() as session:
+            entries = (await session.scalars(select(TimelineEntry).where(TimelineEntry.person_id == person))).all()
+            assert {e.event_type for e in entries} >= {PersonRegistered.event_type, PersonErased.event_type}
+            for entry in entries:
+                assert set(entry.summary) <= KEPT_AFTER_ERASURE, (entry.event_type, sorted(entry.summary))
     finally:
         await engine.dispose()
