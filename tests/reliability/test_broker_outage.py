@@ -1,6 +1,11 @@
-"""With the broker stopped, registrations still succeed; once it is back, every event arrives,
-once per ce_id, in order per person (the transactional outbox on the real broker). The broker comes
-back empty (memory only): the event it had before the outage is published again from the outbox."""
+"""With the broker stopped, registrations still succeed; once it is back, every event arrives, in order per
+person (the transactional outbox on the real broker). The broker comes back empty (memory only): the event it had
+before the outage is published again from the outbox.
+
+Delivery is at least once: a batch the relay sent while the broker was away can reach the restarted broker before
+the relay has asked it whether it is the broker it knew; the relay then publishes that row again with the lost
+ones (seen once in CI, 2026-12-08). A copy keeps its ce_id, so every consumer's inbox skips it; Tansu refuses the
+idempotent producer that would drop it at the broker."""
 
 from __future__ import annotations
 
@@ -19,6 +24,11 @@ TYPES = [
     "de.landsberg.integration.registration.needs_assessed.v1",
     "de.landsberg.integration.registration.consent_given.v1",
 ]
+
+
+def events_in(records: list[Any]) -> set[bytes]:
+    """The events among the records: their ce_ids (a copy has its event's)."""
+    return {dict(r.headers)["ce_id"] for r in records}
 
 
 async def no_backlog(relay: Any) -> bool:
@@ -63,18 +73,29 @@ async def test_registrations_survive_a_broker_outage(database_url: str, tmp_path
             broker.start()  # same port; Tansu starts empty (memory only), the relay re-creates the topics
 
             records = await consume(
-                broker.bootstrap_servers, PERSONS_TOPIC, until=lambda rs: len(rs) >= 3 * PERSONS + 1, timeout_s=90
+                broker.bootstrap_servers,
+                PERSONS_TOPIC,
+                until=lambda rs: len(events_in(rs)) >= 3 * PERSONS + 1,
+                timeout_s=90,
             )
             # The relay marks rows published once the broker acknowledged them: a reader may see them first.
             await eventually(lambda: no_backlog(relay), timeout_s=10, interval_s=0.05)
     finally:
         broker.stop()
 
-    ids = [dict(r.headers)["ce_id"] for r in records]
-    assert len(ids) == 3 * PERSONS + 1 and len(set(ids)) == len(ids), "every event once per ce_id"
+    # Every event, each under its own ce_id; a second record with a ce_id is a copy of the same event (key, type,
+    # data), which the consumers' inboxes skip.
+    first_of: dict[bytes, Any] = {}
     by_person: dict[str, list[str]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        by_person[record.key.decode()].append(dict(record.headers)["ce_type"].decode())
+        headers = dict(record.headers)
+        seen = first_of.setdefault(headers["ce_id"], record)
+        if seen is not record:
+            copy = (record.key, headers["ce_type"], record.value)
+            assert (seen.key, dict(seen.headers)["ce_type"], seen.value) == copy, "a copy of the same event"
+            continue
+        by_person[record.key.decode()].append(headers["ce_type"].decode())
+    assert len(first_of) == 3 * PERSONS + 1, "every event"
     assert set(by_person) == {*people, first.json()["person_id"]}
     assert by_person[first.json()["person_id"]] == TYPES[:1], "the event the broker lost, published again"
     for person in people:
